@@ -1,0 +1,232 @@
+"""One TOML file, one typed Config.
+
+`load_config(path)` reads /etc/stowage/stowage.toml (or --config); `embedded_config(dir)` is the
+`--data DIR` shortcut: metadata under DIR/meta, six directory-backed disks under DIR/disks,
+S3 on 127.0.0.1:9000, the mount at DIR/mnt when FUSE is usable. Validation raises ConfigError
+with one line that names the offending setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/stowage/stowage.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/stowage")
+EMBEDDED_DISKS = 6
+MIB = 1 << 20
+
+
+@dataclass
+class PoolConfig:
+    """A pool of data disks with its erasure-coding geometry (0 = adapt to the disk count)."""
+
+    k: int = 0
+    m: int = 0
+    block_size: int = MIB
+
+
+@dataclass
+class DiskConfig:
+    """A data disk given statically (embedded mode, or directories in a config file)."""
+
+    path: str = ""
+    pool: str = "default"
+
+
+@dataclass
+class S3Config:
+    listen: str = "127.0.0.1:9000"
+    domain: str = ""  # virtual-hosted-style base domain, e.g. "s3.local"
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_connections: int = 512
+    max_header_bytes: int = 64 * 1024
+    request_timeout: float = 300.0  # seconds to receive a request's headers / between body reads
+    idle_timeout: float = 60.0  # keep-alive idle time before the connection is closed
+    enabled: bool = True
+
+
+@dataclass
+class MountConfig:
+    enabled: str = "auto"  # "auto" | "yes" | "no"
+    path: str = ""
+    staging_dir: str = ""  # where open files are staged; default <meta>/staging
+    allow_other: bool = True
+
+
+@dataclass
+class ScrubConfig:
+    rate_bytes_per_sec: int = 64 * MIB
+    interval_hours: float = 24 * 7
+    enabled: bool = True
+
+
+@dataclass
+class GcConfig:
+    grace_seconds: float = 60.0  # readers in flight may still hold a replaced version
+    interval_seconds: float = 5.0
+
+
+@dataclass
+class SnapshotConfig:
+    interval_seconds: float = 3600.0
+    keep: int = 3
+
+
+@dataclass
+class Config:
+    state_dir: str = str(DEFAULT_STATE_DIR)
+    meta_dir: str = ""  # default <state_dir>/meta
+    control_socket: str = ""  # default <state_dir>/control.sock
+    embedded: bool = False
+    credentials_file: str = ""  # embedded mode: generated root key lives here
+    disks: list[DiskConfig] = field(default_factory=list)
+    pools: dict[str, PoolConfig] = field(default_factory=lambda: {"default": PoolConfig()})
+    s3: S3Config = field(default_factory=S3Config)
+    mount: MountConfig = field(default_factory=MountConfig)
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    gc: GcConfig = field(default_factory=GcConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    log_level: str = "info"
+
+    @property
+    def meta_path(self) -> Path:
+        return Path(self.meta_dir or os.path.join(self.state_dir, "meta"))
+
+    @property
+    def control_path(self) -> Path:
+        return Path(self.control_socket or os.path.join(self.state_dir, "control.sock"))
+
+    @property
+    def staging_path(self) -> Path:
+        return Path(self.mount.staging_dir or os.path.join(self.meta_path, "staging"))
+
+    @property
+    def disks_dir(self) -> Path:
+        """Where managed disks are mounted (and embedded disks live)."""
+        return Path(self.state_dir) / "disks"
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass `cls` from a TOML table, type-checking every field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table")
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in known:
+            raise ConfigError(f"{where + '.' if where else ''}{name}: unknown setting")
+        values[name] = _convert(cls, name, value, f"{where + '.' if where else ''}{name}")
+    return cls(**values)
+
+
+def _convert(cls: type, name: str, value: Any, where: str) -> Any:
+    default = cls()
+    current = getattr(default, name)
+    if is_dataclass(current):
+        return _build(type(current), value, where)
+    if name == "pools":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table of pools")
+        return {pname: _build(PoolConfig, p, f"{where}.{pname}") for pname, p in value.items()}
+    if name == "disks":
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected an array of tables")
+        return [_build(DiskConfig, d, f"{where}[{i}]") for i, d in enumerate(value)]
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(current, float):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(current, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise ConfigError(f"s3.listen: expected HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def validate(cfg: Config) -> Config:
+    if not cfg.state_dir:
+        raise ConfigError("state_dir: must not be empty")
+    parse_listen(cfg.s3.listen)
+    if cfg.mount.enabled not in ("auto", "yes", "no"):
+        raise ConfigError(f"mount.enabled: expected auto, yes or no, got {cfg.mount.enabled!r}")
+    if cfg.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
+    if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):
+        raise ConfigError("s3.tls_cert and s3.tls_key must be given together")
+    if bool(cfg.s3.access_key) != bool(cfg.s3.secret_key):
+        raise ConfigError("s3.access_key and s3.secret_key must be given together")
+    for name, pool in cfg.pools.items():
+        if pool.k < 0 or pool.m < 0:
+            raise ConfigError(f"pools.{name}: k and m must not be negative")
+        if pool.k > 0 and pool.k + pool.m > 32:
+            raise ConfigError(f"pools.{name}: k+m must be at most 32")
+        if pool.block_size < 4096 or pool.block_size > 64 * MIB or pool.block_size % 4096:
+            raise ConfigError(f"pools.{name}.block_size: must be a multiple of 4096 between 4 KiB and 64 MiB")
+    for i, disk in enumerate(cfg.disks):
+        if not disk.path:
+            raise ConfigError(f"disks[{i}].path: must not be empty")
+        if disk.pool not in cfg.pools:
+            raise ConfigError(f"disks[{i}].pool: unknown pool {disk.pool!r}")
+    if cfg.scrub.rate_bytes_per_sec <= 0:
+        raise ConfigError("scrub.rate_bytes_per_sec: must be positive")
+    return cfg
+
+
+def load_config(path: Path) -> Config:
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file (give --config FILE or --data DIR)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from exc
+    try:
+        return validate(_build(Config, raw, ""))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from exc
+
+
+def fuse_usable() -> bool:
+    return os.path.exists("/dev/fuse") and os.access("/dev/fuse", os.R_OK | os.W_OK)
+
+
+def embedded_config(data_dir: Path, base: Config | None = None) -> Config:
+    """The `--data DIR` appliance: everything under one directory, six disks, local S3."""
+    cfg = base or Config()
+    root = data_dir.resolve()
+    cfg.state_dir = str(root)
+    cfg.meta_dir = str(root / "meta")
+    cfg.embedded = True
+    cfg.credentials_file = str(root / "credentials.toml")
+    if not cfg.disks:
+        cfg.disks = [DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(EMBEDDED_DISKS)]
+    if not cfg.mount.path:
+        cfg.mount.path = str(root / "mnt")
+    return validate(cfg)

@@ -1,0 +1,172 @@
+"""The core's one error model.
+
+Every failure the engine can report is a subclass of StowageError with a stable `code`.
+The edges translate once: s3gw maps `code` to an S3 error (status + XML), fusefs maps it to
+an errno, the CLI maps it to an exit status. Nothing below the edges knows about HTTP or errno.
+"""
+
+from __future__ import annotations
+
+
+class StowageError(Exception):
+    """Base of every error the core reports on purpose."""
+
+    code = "InternalError"
+
+    def __init__(self, message: str = "", **context: object) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.message = message or (self.__class__.__doc__ or self.code).strip()
+        self.context = context
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(StowageError):
+    """The configuration is invalid."""
+
+    code = "ConfigError"
+
+
+# --- buckets -------------------------------------------------------------------------------
+
+
+class NoSuchBucket(StowageError):
+    """The specified bucket does not exist."""
+
+    code = "NoSuchBucket"
+
+
+class BucketAlreadyOwnedByYou(StowageError):
+    """The bucket you tried to create already exists, and you own it."""
+
+    code = "BucketAlreadyOwnedByYou"
+
+
+class BucketNotEmpty(StowageError):
+    """The bucket you tried to delete is not empty."""
+
+    code = "BucketNotEmpty"
+
+
+class InvalidBucketName(StowageError):
+    """The specified bucket is not valid."""
+
+    code = "InvalidBucketName"
+
+
+# --- objects -------------------------------------------------------------------------------
+
+
+class NoSuchKey(StowageError):
+    """The specified key does not exist."""
+
+    code = "NoSuchKey"
+
+
+class NoSuchVersion(StowageError):
+    """The specified version does not exist."""
+
+    code = "NoSuchVersion"
+
+
+class MethodNotAllowed(StowageError):
+    """The specified method is not allowed against this resource."""
+
+    code = "MethodNotAllowed"
+
+
+class KeyTooLong(StowageError):
+    """Your key is too long."""
+
+    code = "KeyTooLongError"
+
+
+class InvalidKey(StowageError):
+    """The object key is not valid."""
+
+    code = "InvalidArgument"
+
+
+class InvalidArgument(StowageError):
+    """Invalid Argument."""
+
+    code = "InvalidArgument"
+
+
+class PreconditionFailed(StowageError):
+    """At least one of the pre-conditions you specified did not hold."""
+
+    code = "PreconditionFailed"
+
+
+class InvalidRange(StowageError):
+    """The requested range is not satisfiable."""
+
+    code = "InvalidRange"
+
+
+class MetadataTooLarge(StowageError):
+    """Your metadata headers exceed the maximum allowed metadata size."""
+
+    code = "MetadataTooLarge"
+
+
+class BadDigest(StowageError):
+    """The Content-MD5 or checksum you specified did not match what we received."""
+
+    code = "BadDigest"
+
+
+# --- multipart -----------------------------------------------------------------------------
+
+
+class NoSuchUpload(StowageError):
+    """The specified multipart upload does not exist."""
+
+    code = "NoSuchUpload"
+
+
+class InvalidPart(StowageError):
+    """One or more of the specified parts could not be found."""
+
+    code = "InvalidPart"
+
+
+class InvalidPartOrder(StowageError):
+    """The list of parts was not in ascending order."""
+
+    code = "InvalidPartOrder"
+
+
+class EntityTooSmall(StowageError):
+    """Your proposed upload is smaller than the minimum allowed object size."""
+
+    code = "EntityTooSmall"
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+class InsufficientShards(StowageError):
+    """Too many shards of a segment are missing or corrupt to reconstruct its data."""
+
+    code = "InsufficientShards"
+
+
+class InsufficientStorage(StowageError):
+    """The pool cannot hold the data: not enough healthy disks with free space."""
+
+    code = "InsufficientStorage"
+
+
+class DiskError(StowageError):
+    """A disk failed an operation."""
+
+    code = "DiskError"
+
+
+class FormatError(StowageError):
+    """An on-disk format is unknown or damaged."""
+
+    code = "FormatError"

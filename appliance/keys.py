@@ -1,0 +1,157 @@
+"""The LevelDB key schema: the only module that builds or parses metadata keys.
+
+One leading byte names the key space. Bucket names and object keys never contain NUL
+(the facade rejects them), so NUL separates components and byte order of the encoded key
+equals S3's UTF-8 byte order of (bucket, key). Listings are therefore range scans, and a
+delimiter listing seeks past a whole common prefix with `prefix_successor`.
+
+    A<name>                         appliance-wide values (format version, ids, counters)
+    B<bucket>                       BucketRecord
+    L<bucket>\\0<key>                ObjectVersion: the current (non-delete-marker) version
+    V<bucket>\\0<key>\\0<~seq:8>      ObjectVersion: every version, newest first
+    N<bucket>\\0<key>                8-byte seq of the "null" version, if any
+    S<segment id>                   SegmentRecord
+    U<bucket>\\0<key>\\0<upload id>   UploadRecord
+    P<upload id>\\0<part:4>          PartRecord
+    G<queued ns:8><segment id>      GcEntry (time ordered)
+    H<segment id>                   HealEntry
+    D<disk id>                      DiskRecord
+    K<access key>                   CredentialRecord
+    W<user>                         UserRecord
+    X<name>                         service progress (scrub cursor, ...)
+"""
+
+from __future__ import annotations
+
+import struct
+
+SEP = b"\x00"
+MAX_SEQ = (1 << 64) - 1
+
+APPLIANCE = b"A"
+BUCKET = b"B"
+LATEST = b"L"
+VERSION = b"V"
+NULLVER = b"N"
+SEGMENT = b"S"
+UPLOAD = b"U"
+PART = b"P"
+GC = b"G"
+HEAL = b"H"
+DISK = b"D"
+CREDENTIAL = b"K"
+USER = b"W"
+PROGRESS = b"X"
+
+
+def prefix_successor(prefix: bytes) -> bytes | None:
+    """Smallest byte string greater than every string starting with `prefix` (None: no bound)."""
+    p = bytearray(prefix)
+    while p:
+        if p[-1] != 0xFF:
+            p[-1] += 1
+            return bytes(p)
+        p.pop()
+    return None
+
+
+def appliance(name: str) -> bytes:
+    return APPLIANCE + name.encode()
+
+
+def bucket(name: str) -> bytes:
+    return BUCKET + name.encode()
+
+
+def latest_prefix(bucket_name: str) -> bytes:
+    return LATEST + bucket_name.encode() + SEP
+
+
+def latest(bucket_name: str, key: str) -> bytes:
+    return latest_prefix(bucket_name) + key.encode()
+
+
+def latest_key_of(raw: bytes, bucket_name: str) -> str:
+    return raw[len(bucket_name.encode()) + 2 :].decode()
+
+
+def version_bucket_prefix(bucket_name: str) -> bytes:
+    return VERSION + bucket_name.encode() + SEP
+
+
+def version_key_prefix(bucket_name: str, key: str) -> bytes:
+    return version_bucket_prefix(bucket_name) + key.encode() + SEP
+
+
+def version(bucket_name: str, key: str, seq: int) -> bytes:
+    return version_key_prefix(bucket_name, key) + struct.pack(">Q", MAX_SEQ - seq)
+
+
+def split_version(raw: bytes, bucket_name: str) -> tuple[str, int]:
+    """(key, seq) from a V key."""
+    body = raw[len(bucket_name.encode()) + 2 :]
+    key, inv = body[:-9], body[-8:]
+    return key.decode(), MAX_SEQ - struct.unpack(">Q", inv)[0]
+
+
+def nullver(bucket_name: str, key: str) -> bytes:
+    return NULLVER + bucket_name.encode() + SEP + key.encode()
+
+
+def pack_seq(seq: int) -> bytes:
+    return struct.pack(">Q", seq)
+
+
+def unpack_seq(raw: bytes) -> int:
+    return int(struct.unpack(">Q", raw)[0])
+
+
+def segment(segment_id: str) -> bytes:
+    return SEGMENT + segment_id.encode()
+
+
+def upload_bucket_prefix(bucket_name: str) -> bytes:
+    return UPLOAD + bucket_name.encode() + SEP
+
+
+def upload(bucket_name: str, key: str, upload_id: str) -> bytes:
+    return upload_bucket_prefix(bucket_name) + key.encode() + SEP + upload_id.encode()
+
+
+def split_upload(raw: bytes, bucket_name: str) -> tuple[str, str]:
+    """(key, upload id) from a U key; upload ids never contain NUL."""
+    body = raw[len(bucket_name.encode()) + 2 :]
+    key, _, uid = body.rpartition(SEP)
+    return key.decode(), uid.decode()
+
+
+def part_prefix(upload_id: str) -> bytes:
+    return PART + upload_id.encode() + SEP
+
+
+def part(upload_id: str, part_number: int) -> bytes:
+    return part_prefix(upload_id) + struct.pack(">I", part_number)
+
+
+def gc(queued_ns: int, segment_id: str) -> bytes:
+    return GC + struct.pack(">Q", queued_ns) + segment_id.encode()
+
+
+def heal(segment_id: str) -> bytes:
+    return HEAL + segment_id.encode()
+
+
+def disk(disk_id: str) -> bytes:
+    return DISK + disk_id.encode()
+
+
+def credential(access_key: str) -> bytes:
+    return CREDENTIAL + access_key.encode()
+
+
+def user(name: str) -> bytes:
+    return USER + name.encode()
+
+
+def progress(name: str) -> bytes:
+    return PROGRESS + name.encode()
