@@ -1,0 +1,78 @@
+"""Real loop devices for the disk-management tests (root only; skipped elsewhere).
+
+Every device is torn down even when the test fails: whatever is mounted from it is unmounted
+(lazily if busy), an immutable mount-point flag is cleared, and the loop device is detached.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+GIB = 1 << 30
+
+
+def _can_loop() -> bool:
+    return os.geteuid() == 0 and shutil.which("losetup") is not None and os.path.exists("/dev/loop-control")
+
+
+def _mounts_of(dev: str) -> list[str]:
+    st = os.stat(dev)
+    majmin = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if parts[2] == majmin:
+                out.append(parts[4].replace("\\040", " "))
+    return out
+
+
+def _detach(dev: str) -> None:
+    for mp in sorted(_mounts_of(dev), key=len, reverse=True):
+        if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+    # partitions of the loop device (loopNpM) may be mounted too
+    name = os.path.basename(dev)
+    for part in Path("/sys/block", name).glob(f"{name}p*"):
+        pdev = f"/dev/{part.name}"
+        if os.path.exists(pdev):
+            for mp in _mounts_of(pdev):
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+    subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+@pytest.fixture
+def make_loop(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    if not _can_loop():
+        pytest.skip("needs root and loop devices")
+    made: list[str] = []
+
+    def make(size: int = GIB, name: str = "disk.img") -> str:
+        img = tmp_path / f"{len(made)}-{name}"
+        with open(img, "wb") as f:
+            f.truncate(size)  # sparse
+        dev = subprocess.run(["losetup", "-f", "--show", "-P", str(img)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        made.append(dev)
+        return dev
+
+    try:
+        yield make
+    finally:
+        for dev in made:
+            _detach(dev)
+        # mount points prepared by the appliance are made immutable while empty; let pytest clean up
+        for p in tmp_path.rglob("*"):
+            if p.is_dir():
+                subprocess.run(["chattr", "-i", str(p)], capture_output=True)
+
+
+@pytest.fixture
+def loop_device(make_loop: Callable[..., str]) -> str:
+    return make_loop()
