@@ -14,6 +14,7 @@ from diskmgr.health import (
     DiskObservation,
     Health,
     HealthPolicy,
+    Transition,
     TransitionLog,
     assess,
     worse,
@@ -180,7 +181,7 @@ def test_worse_orders_states():
 
 
 def test_transition_log(caplog):
-    seen = []
+    seen: list[Transition] = []
     log = TransitionLog(sink=seen.append, clock_ns=lambda: 42)
     with caplog.at_level(logging.INFO, logger="stowage.disks"):
         t1 = log.update("d1", Health("ok"))
