@@ -41,3 +41,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench.engine
+
+# Install or upgrade Stowage on this (Debian 12) box as a systemd service; see images/install.sh.
+install:
+	bash images/install.sh
