@@ -9,7 +9,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     B<bucket>                       BucketRecord
     L<bucket>\\0<key>                ObjectVersion: the current (non-delete-marker) version
     V<bucket>\\0<key>\\0<~seq:8>      ObjectVersion: every version, newest first
-    N<bucket>\\0<key>                8-byte seq of the "null" version, if any
+    I<bucket>\\0<key>\\0<version id>  8-byte seq of that version (version ids are opaque)
     S<segment id>                   SegmentRecord
     U<bucket>\\0<key>\\0<upload id>   UploadRecord
     P<upload id>\\0<part:4>          PartRecord
@@ -18,6 +18,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     D<disk id>                      DiskRecord
     K<access key>                   CredentialRecord
     W<user>                         UserRecord
+    T<segment id>                   staged segment: written, not yet part of an object
     X<name>                         service progress (scrub cursor, ...)
 """
 
@@ -32,7 +33,7 @@ APPLIANCE = b"A"
 BUCKET = b"B"
 LATEST = b"L"
 VERSION = b"V"
-NULLVER = b"N"
+VID = b"I"
 SEGMENT = b"S"
 UPLOAD = b"U"
 PART = b"P"
@@ -42,6 +43,7 @@ DISK = b"D"
 CREDENTIAL = b"K"
 USER = b"W"
 PROGRESS = b"X"
+STAGED = b"T"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -94,8 +96,12 @@ def split_version(raw: bytes, bucket_name: str) -> tuple[str, int]:
     return key.decode(), MAX_SEQ - struct.unpack(">Q", inv)[0]
 
 
-def nullver(bucket_name: str, key: str) -> bytes:
-    return NULLVER + bucket_name.encode() + SEP + key.encode()
+def vid(bucket_name: str, key: str, version_id: str) -> bytes:
+    return VID + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()
+
+
+def staged(segment_id: str) -> bytes:
+    return STAGED + segment_id.encode()
 
 
 def pack_seq(seq: int) -> bytes:

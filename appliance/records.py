@@ -29,7 +29,7 @@ class Record:
         return bytes([self.FORMAT]) + body.encode()
 
     def _to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload, no-any-return]
+        return asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def decode(cls: type[R], data: bytes) -> R:

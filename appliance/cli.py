@@ -1,0 +1,88 @@
+"""The `stowage` command line: serve, status, and the operator commands of each area."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+
+from . import __version__
+from .cli_common import appliance_options, run_guarded
+from .config import Config
+from .control import ControlError, call
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stowage")
+def main() -> None:
+    """Stowage: an erasure-coded S3 service and POSIX mount for one storage box."""
+
+
+@main.command()
+@appliance_options
+@click.option("--listen", default=None, help="S3 listen address HOST:PORT (port 0: any free port)")
+@click.option("--mount", "mount_dir", type=click.Path(file_okay=False), default=None, help="mount the buckets here")
+@click.option("--no-mount", is_flag=True, help="do not mount the filesystem view")
+def serve(cfg: Config, listen: str | None, mount_dir: str | None, no_mount: bool) -> None:
+    """Run the appliance daemon (S3 gateway, mount, healing) in the foreground."""
+    from .config import validate
+    from .daemon import run
+    from .logsetup import setup_logging
+
+    if listen:
+        cfg.s3.listen = listen
+    if mount_dir and no_mount:
+        raise click.UsageError("--mount and --no-mount exclude each other")
+    if mount_dir:
+        cfg.mount.path, cfg.mount.enabled = str(Path(mount_dir).resolve()), "yes"
+    if no_mount:
+        cfg.mount.enabled = "no"
+    run_guarded(lambda: validate(cfg))
+    setup_logging(cfg.log_level)
+    run_guarded(lambda: trio.run(run, cfg))
+
+
+def control_call(cfg: Config, op: str, args: dict[str, Any] | None = None, **kw: Any) -> Any:
+    return run_guarded(lambda: call(cfg.control_path, op, args, **kw))
+
+
+@main.command()
+@appliance_options
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(cfg: Config, as_json: bool) -> None:
+    """Show the appliance's state: endpoints, pools, disks, healing, counts."""
+    try:
+        st = call(cfg.control_path, "status")
+    except ControlError as exc:
+        if not exc.context.get("unreachable"):
+            raise click.ClickException(exc.message) from exc
+        from .offline import offline_status
+
+        st = run_guarded(lambda: offline_status(cfg))
+    if as_json:
+        click.echo(json.dumps(st, indent=2, sort_keys=True))
+        return
+    from .status_view import render_status
+
+    render_status(st)
+
+
+def _register() -> None:
+    """Attach the command groups of the other areas."""
+    import importlib
+
+    for module, name in (("diskmgr.cli", "disks"), ("appliance.cli_admin", "commands"),
+                         ("appliance.cli_heal", "commands")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        obj = getattr(mod, name)
+        for cmd in obj if isinstance(obj, list) else [obj]:
+            main.add_command(cmd)
+
+
+_register()

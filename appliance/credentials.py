@@ -1,0 +1,97 @@
+"""S3 credentials: the root key (config, environment, or generated in the embedded mode) and
+user keys stored in the metadata DB (`stowage user` / `stowage key`). Secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import keys
+from .config import Config
+from .errors import ConfigError
+from .metadb import MetaDB
+from .records import CredentialRecord
+
+ROOT_USER = "root"
+_AK_ALPHABET = string.ascii_uppercase + string.digits
+
+
+def new_access_key() -> str:
+    return "STW" + "".join(secrets.choice(_AK_ALPHABET) for _ in range(17))
+
+
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(30)[:40]
+
+
+@dataclass
+class RootKey:
+    access_key: str
+    secret_key: str
+    generated: bool = False  # True only on the start that created it (print it once)
+
+
+def resolve_root_key(cfg: Config) -> RootKey:
+    """Environment beats config; the embedded mode generates and keeps a key under the data dir."""
+    env_ak = os.environ.get("STOWAGE_ROOT_ACCESS_KEY", "")
+    env_sk = os.environ.get("STOWAGE_ROOT_SECRET_KEY", "")
+    if env_ak or env_sk:
+        if not (env_ak and env_sk):
+            raise ConfigError("STOWAGE_ROOT_ACCESS_KEY and STOWAGE_ROOT_SECRET_KEY must be set together")
+        return RootKey(env_ak, env_sk)
+    if cfg.s3.access_key:
+        return RootKey(cfg.s3.access_key, cfg.s3.secret_key)
+    if not cfg.credentials_file:
+        raise ConfigError("s3.access_key/s3.secret_key are not set (or set STOWAGE_ROOT_ACCESS_KEY/"
+                          "STOWAGE_ROOT_SECRET_KEY)")
+    path = Path(cfg.credentials_file)
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text())
+            return RootKey(str(raw["access_key"]), str(raw["secret_key"]))
+        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: unreadable credentials file ({exc})") from exc
+    key = RootKey(new_access_key(), new_secret_key(), generated=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# Stowage root S3 credentials (generated on first start)\n")
+        f.write(f'access_key = "{key.access_key}"\nsecret_key = "{key.secret_key}"\n')
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+class Credentials:
+    """Looks up the secret for an access key (root first, then active keys in the DB)."""
+
+    def __init__(self, root: RootKey, db: MetaDB | None = None) -> None:
+        self.root = root
+        self.db = db
+
+    def secret_for(self, access_key: str) -> str | None:
+        if access_key == self.root.access_key:
+            return self.root.secret_key
+        rec = self.record(access_key)
+        return rec.secret_key if rec is not None and rec.active else None
+
+    def owner_for(self, access_key: str) -> str:
+        if access_key == self.root.access_key:
+            return ROOT_USER
+        rec = self.record(access_key)
+        return rec.user if rec is not None else ""
+
+    def record(self, access_key: str) -> CredentialRecord | None:
+        if self.db is None or not access_key:
+            return None
+        return self.db.get_record(CredentialRecord, keys.credential(access_key))
+
+
+def make_key(user: str) -> CredentialRecord:
+    return CredentialRecord(new_access_key(), new_secret_key(), user, time.time_ns())

@@ -1,0 +1,225 @@
+"""`stowage serve`: the composition root. The only place services are wired together.
+
+Start order: metadata DB, disks (labels checked), the object store, start-up sweeps, then each
+service with `await nursery.start(...)` (S3 gateway, FUSE mount, GC, healing, control socket,
+watchdog). READY=1 is sent when all of them are up. SIGTERM/SIGINT: STOPPING=1, then the
+nursery is cancelled; each service cleans up in its own `finally` (the gateway drains, the
+mount is unmounted) and the DB is closed last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from . import __version__
+from .config import Config, fuse_usable
+from .control import ControlServer, Emit
+from .credentials import Credentials, resolve_root_key
+from .diskload import load_disks
+from .disks import DiskSet
+from .gc import run_gc, sweep_orphans
+from .metadb import MetaDB
+from .objectstore import ObjectStore
+from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
+
+log = logging.getLogger("stowage.daemon")
+
+Service = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Daemon:
+    cfg: Config
+    store: ObjectStore
+    credentials: Credentials
+    control: ControlServer
+    notifier: Notifier
+    started: float = field(default_factory=time.time)
+    s3_endpoint: str = ""
+    mount_path: str = ""
+    state: dict[str, Any] = field(default_factory=dict)  # services publish progress here
+
+    @property
+    def disks(self) -> DiskSet:
+        return self.store.disks
+
+    def summary(self) -> str:
+        disks = list(self.disks)
+        ok = sum(1 for d in disks if d.state == "ok")
+        heal = self.state.get("heal", {})
+        healing = f", healing {heal.get('done', 0)}/{heal.get('total', 0)}" if heal.get("running") else ""
+        return f"{ok}/{len(disks)} disks ok, S3 {self.s3_endpoint or 'off'}, mount {self.mount_path or 'off'}{healing}"
+
+    def status(self) -> dict[str, Any]:
+        store = self.store
+        cap = store.capacity()
+        geo = store.geometry()
+        buckets = store.list_buckets()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self.started, 1),
+            "s3_endpoint": self.s3_endpoint,
+            "mount": self.mount_path or None,
+            "pools": [
+                {
+                    "name": pool,
+                    "geometry": {"k": g.k, "m": g.m, "block_size": g.block_size},
+                    "disks": len(store.disks.pool(pool)),
+                    "raw_bytes": cap.raw_total,
+                    "usable_bytes": cap.usable_total,
+                    "used_bytes": cap.raw_total - cap.raw_free,
+                    "free_usable_bytes": cap.usable_free,
+                }
+                for pool, g in ([("default", geo)] + [(p, store.geometry(p)) for p in store.disks.pools()
+                                                     if p != "default"])
+            ],
+            "disks": [{"disk_id": d.disk_id, "path": str(d.path), "pool": d.pool, "state": d.state,
+                       "reasons": d.reasons} for d in self.disks],
+            "buckets": len(buckets),
+            "objects": self.state.get("object_count"),
+            "services": {k: v for k, v in self.state.items() if k != "object_count"},
+        }
+
+
+def _write_runfile(cfg: Config, info: dict[str, Any]) -> Path:
+    run = Path(cfg.state_dir) / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / "daemon.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def _mount_wanted(cfg: Config) -> bool:
+    if cfg.mount.enabled == "no" or not cfg.mount.path:
+        return False
+    if cfg.mount.enabled == "auto":
+        return fuse_usable()
+    return True
+
+
+async def _start_optional(nursery: trio.Nursery, name: str, factory: Callable[[], Service | None],
+                          *args: Any) -> Any:
+    service = factory()
+    if service is None:
+        return None
+    return await nursery.start(service, *args)
+
+
+def _s3_service() -> Service | None:
+    try:
+        from s3gw.service import serve_s3
+    except ImportError:
+        log.warning("S3 gateway not available in this build")
+        return None
+    return serve_s3
+
+
+def _fuse_service() -> Service | None:
+    try:
+        from fusefs.service import serve_fuse
+    except ImportError:
+        log.warning("FUSE mount not available in this build")
+        return None
+    return serve_fuse
+
+
+def _healing_services() -> list[Service]:
+    try:
+        from .healing import services
+    except ImportError:
+        return []
+    return list(services())
+
+
+async def run(cfg: Config, notifier: Notifier | None = None) -> None:
+    notifier = notifier or Notifier.from_environ()
+    db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
+    try:
+        (Path(cfg.state_dir) / "appliance-id").write_text(db.appliance_id + "\n")
+        disks = await trio.to_thread.run_sync(load_disks, cfg, db)
+        store = ObjectStore(cfg, db, disks)
+        await trio.to_thread.run_sync(store.drop_stale_staging)
+        await trio.to_thread.run_sync(sweep_orphans, store)
+        root = resolve_root_key(cfg)
+        if root.generated:
+            print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
+                  f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
+        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier)
+        await _serve(daemon)
+    finally:
+        db.close()
+        log.info("metadata DB closed")
+
+
+async def _serve(d: Daemon) -> None:
+    cfg = d.cfg
+    register_control_ops(d)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_debug_wedge)
+            await nursery.start(run_gc, d.store)
+            for service in _healing_services():
+                await nursery.start(service, d)
+            if cfg.s3.enabled:
+                port = await _start_optional(nursery, "s3", _s3_service, d.store, cfg, d.credentials)
+                if port is not None:
+                    host = cfg.s3.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+                    scheme = "https" if cfg.s3.tls_cert else "http"
+                    d.s3_endpoint = f"{scheme}://{host}:{port}"
+            if _mount_wanted(cfg):
+                mounted = await _start_optional(nursery, "fuse", _fuse_service, d.store, cfg)
+                if mounted is not None:
+                    d.mount_path = cfg.mount.path
+            await nursery.start(d.control.serve)
+            await nursery.start(run_watchdog, d.notifier)
+            _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
+                                 "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
+                                 "state_dir": cfg.state_dir})
+            log.info("ready: %s", d.summary())
+            d.notifier.ready(d.summary())
+            await nursery.start(run_status, d.notifier, d.summary)
+            async for signum in signals:
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                d.notifier.stopping("stopping: draining requests, unmounting")
+                nursery.cancel_scope.cancel()
+                break
+    try:
+        (Path(cfg.state_dir) / "run" / "daemon.json").unlink()
+    except FileNotFoundError:
+        pass
+
+
+def register_control_ops(d: Daemon) -> None:
+    async def status(args: dict[str, Any], emit: Emit) -> Any:
+        return d.status()
+
+    d.control.register("status", status)
+    for extra in _control_extensions():
+        extra(d)
+
+
+def _control_extensions() -> list[Callable[[Daemon], None]]:
+    """Control ops contributed by other modules (disk management, healing, users)."""
+    found: list[Callable[[Daemon], None]] = []
+    for module in ("appliance.admin_ops", "diskmgr.control_ops", "appliance.healing"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        reg = getattr(mod, "register", None)
+        if reg is not None:
+            found.append(reg)
+    return found

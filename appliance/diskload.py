@@ -1,0 +1,91 @@
+"""Bringing data disks online at start-up: labels checked, records kept in the metadata DB.
+
+Two kinds of disks:
+- static directories from the config (the embedded `--data DIR` mode's six disks): created and
+  labelled on first start. If one later comes back without a label (its directory was wiped or
+  replaced by an empty one) it joins as a *new* disk and the old disk id is marked failed, so
+  the healer rebuilds its shards; it is never mistaken for the old disk.
+- managed disks (`stowage disks add`): a filesystem mounted under the state dir. It must be
+  mounted and carry our label, or it stays offline: nothing is ever written into an empty
+  mount point.
+A label naming another appliance is refused outright (ForeignDisk): that protects a populated
+disk from the orphan sweep of a daemon that does not know its segments.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from diskmgr import label as labels
+
+from . import keys
+from .config import Config
+from .disks import Disk, DiskSet
+from .metadb import MetaDB
+from .records import DiskRecord
+
+log = logging.getLogger("stowage.disks")
+
+
+def _known(db: MetaDB) -> dict[str, DiskRecord]:
+    return {rec.disk_id: rec for _, rec in db.scan_records(DiskRecord, keys.DISK)}
+
+
+def _save(db: MetaDB, rec: DiskRecord) -> None:
+    b = db.batch()
+    b.put(keys.disk(rec.disk_id), rec)
+    db.commit_now(b)
+
+
+def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
+    """Open every configured and managed data disk (blocking; start-up)."""
+    appliance_id = db.appliance_id
+    known = _known(db)
+    disks = DiskSet()
+    static_paths = set()
+    for dc in cfg.disks:
+        path = Path(dc.path)
+        static_paths.add(str(path))
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            lab = labels.read_label(path)
+            labels.verify_label(lab, appliance_id)
+        except labels.UnlabelledDisk:
+            lab = labels.new_label(appliance_id, "data", dc.pool)
+            for rec in known.values():
+                if rec.path == str(path) and rec.state not in ("failed", "removed"):
+                    log.warning("disk %s at %s lost its label: marking it failed, joining %s as a new disk",
+                                rec.disk_id, path, lab.disk_id)
+                    rec.state = "failed"
+                    _save(db, rec)
+            labels.write_label(path, lab)
+        disk = Disk(lab.disk_id, path, pool=lab.pool, role="data")
+        if not disk.is_initialised():
+            disk.initialise()
+        disks.add(disk)
+        rec = known.get(lab.disk_id) or DiskRecord(lab.disk_id, str(path), "data", lab.pool, "ok", time.time_ns())
+        if rec.path != str(path) or rec.state in ("failed", "offline"):
+            rec.path, rec.state = str(path), "ok"
+        _save(db, rec)
+        known[rec.disk_id] = rec
+    for rec in known.values():
+        if rec.path in static_paths or rec.role != "data" or rec.state == "removed":
+            continue
+        disk = Disk(rec.disk_id, Path(rec.path), pool=rec.pool, role="data")
+        try:
+            labels.open_disk(rec.path, appliance_id, rec.disk_id, require_mount=True)
+            if not disk.is_initialised():
+                disk.initialise()
+            disk.state = "ok" if rec.state in ("ok", "offline") else rec.state
+        except Exception as exc:  # a missing disk is a state, not a reason to stay down
+            log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, exc)
+            disk.state = "offline"
+            disk.reasons = [str(exc)]
+        disks.add(disk)
+    return disks
+
+
+def failed_disk_ids(db: MetaDB) -> list[str]:
+    return [rec.disk_id for rec in _known(db).values() if rec.state == "failed"]

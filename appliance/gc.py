@@ -1,0 +1,86 @@
+"""Garbage collection of unreferenced segments, and the start-up orphan sweep.
+
+GC: a segment whose refcount reached zero is queued (G keys, time ordered) in the same batch
+that dropped the last reference. After a grace period (readers in flight may still hold the
+old version) its shard files are deleted, then its record. If something took a reference in
+the meantime (a copy racing a delete), the entry is simply dropped.
+
+Orphans: shard files that no committed segment record places on that disk: left by a crash
+between sealing shards and the commit, or by a write that lost its commit race. Swept only at
+start-up, before any write can be in flight, so a file being written is never mistaken for
+one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+
+import trio
+
+from . import keys
+from .objectstore import ObjectStore
+from .records import SegmentRecord
+
+log = logging.getLogger("stowage.gc")
+
+
+async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
+    """Delete the shard files of segments unreferenced for longer than the grace period."""
+    cutoff = time.time_ns() - int(grace_seconds * 1e9)
+    due: list[bytes] = []
+    with store.db.iterator(start=keys.GC, stop=keys.GC + struct.pack(">Q", max(cutoff, 0))) as it:
+        for k, _ in it:
+            due.append(k)
+            if len(due) >= 1000:
+                break
+    done = 0
+    for k in due:
+        seg_id = k[9:].decode()
+        rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
+        if rec is not None and rec.refcount == 0:
+            await store.seg.delete(rec)
+        async with store.lock:
+            b = store.db.batch()
+            b.delete(k)
+            cur = store.db.get_record(SegmentRecord, keys.segment(seg_id))
+            if cur is not None and cur.refcount == 0:
+                b.delete(keys.segment(seg_id))
+                b.delete(keys.heal(seg_id))
+                done += 1
+            await store.db.commit(b)
+    return done
+
+
+async def run_gc(store: ObjectStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
+    while True:
+        try:
+            n = await collect_once(store, store.cfg.gc.grace_seconds)
+            if n:
+                log.info("gc: removed %d unreferenced segments", n)
+        except Exception:
+            log.exception("gc pass failed; retrying later")
+        await trio.sleep(store.cfg.gc.interval_seconds)
+
+
+def sweep_orphans(store: ObjectStore) -> int:
+    """Remove tmp files and shard files with no committed record (blocking; start-up only)."""
+    removed = 0
+    for disk in store.disks:
+        if disk.role != "data" or not disk.readable:
+            continue
+        removed += disk.clear_tmp()
+        for seg_id, idx, path in disk.iter_shard_files():
+            rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
+            if rec is None or idx >= len(rec.shards) or rec.shards[idx] != disk.disk_id:
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+    if removed:
+        log.info("swept %d orphan shard/tmp files", removed)
+    return removed

@@ -1,0 +1,38 @@
+"""Read-only views without a running daemon: open the metadata DB directly (only possible
+while the daemon is stopped, as LevelDB allows one process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__, keys
+from .config import Config
+from .errors import StowageError
+from .metadb import MetaDB
+from .records import BucketRecord, DiskRecord
+
+
+def offline_status(cfg: Config) -> dict[str, Any]:
+    if not cfg.meta_path.exists():
+        raise StowageError(f"no appliance at {cfg.state_dir} (metadata dir {cfg.meta_path} does not exist)")
+    try:
+        db = MetaDB(cfg.meta_path)
+    except StowageError as exc:
+        raise StowageError(f"daemon not reachable and metadata DB busy or unreadable: {exc.message}") from exc
+    try:
+        disks = [rec for _, rec in db.scan_records(DiskRecord, keys.DISK)]
+        buckets = sum(1 for _ in db.scan_records(BucketRecord, keys.BUCKET))
+        return {
+            "version": __version__,
+            "running": False,
+            "s3_endpoint": None,
+            "mount": None,
+            "pools": [],
+            "disks": [{"disk_id": d.disk_id, "path": d.path, "pool": d.pool, "state": d.state, "reasons": []}
+                      for d in disks],
+            "buckets": buckets,
+            "objects": None,
+            "services": {},
+        }
+    finally:
+        db.close()

@@ -1,0 +1,155 @@
+"""The shard file format (version 1): one file per (segment, shard index) on a data disk.
+
+    [0, 8192)        header: b"STWSHARD" | u16 format | u32 json length | JSON | zero padding
+    then per block:  chunk bytes (ceil(block_len / k)) | u32 CRC32C (little endian)
+
+The header is self-describing (segment id, shard index, k, m, block size, data length, and the
+object identity at write time) so the metadata DB can be rebuilt from shard files alone. It is
+written as a placeholder first and rewritten with final values (length, ETag) before the fsync,
+which is why it has a fixed size. Chunk offsets are computable from the header, so a range
+read seeks straight to the blocks it needs. All functions here are blocking: call them from a
+worker thread under the disk's limiter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .codec import Geometry, checksum
+from .errors import FormatError
+
+MAGIC = b"STWSHARD"
+SHARD_FORMAT = 1
+HEADER_SIZE = 8192
+CRC_SIZE = 4
+_PREFIX = struct.Struct("<8sHI")
+
+
+@dataclass(slots=True)
+class ShardHeader:
+    segment_id: str
+    shard: int
+    k: int
+    m: int
+    block_size: int
+    length: int
+    created_ns: int
+    appliance_id: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)  # bucket, key, version, upload, part, etag...
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.k, self.m, self.block_size)
+
+    def encode(self) -> bytes:
+        body = json.dumps(asdict(self), separators=(",", ":")).encode()
+        if _PREFIX.size + len(body) > HEADER_SIZE:
+            # identity carries user metadata; drop it rather than fail the write.
+            slim = asdict(self)
+            slim["identity"] = {k: v for k, v in self.identity.items() if k != "user_meta"}
+            body = json.dumps(slim, separators=(",", ":")).encode()
+        raw = _PREFIX.pack(MAGIC, SHARD_FORMAT, len(body)) + body
+        return raw + bytes(HEADER_SIZE - len(raw))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ShardHeader:
+        if len(raw) < _PREFIX.size:
+            raise FormatError("shard header truncated")
+        magic, version, n = _PREFIX.unpack_from(raw)
+        if magic != MAGIC:
+            raise FormatError("not a stowage shard file")
+        if version != SHARD_FORMAT:
+            raise FormatError(f"shard format {version} is not supported by this version")
+        try:
+            d = json.loads(raw[_PREFIX.size : _PREFIX.size + n])
+            return cls(**d)
+        except (ValueError, TypeError) as exc:
+            raise FormatError(f"damaged shard header: {exc}") from exc
+
+
+def block_count(length: int, block_size: int) -> int:
+    return -(-length // block_size)
+
+
+def block_len(length: int, block_size: int, b: int) -> int:
+    return min(block_size, length - b * block_size)
+
+
+def chunk_offset(geo: Geometry, b: int) -> int:
+    """File offset of block b's chunk (all blocks before the last are full size)."""
+    return HEADER_SIZE + b * (geo.chunk_size(geo.block_size) + CRC_SIZE)
+
+
+def read_header(path: str) -> ShardHeader:
+    with open(path, "rb") as f:
+        return ShardHeader.decode(f.read(HEADER_SIZE))
+
+
+class ShardWriter:
+    """Appends checksummed chunks to a temporary shard file; `seal` makes it durable."""
+
+    def __init__(self, tmp_path: str, header: ShardHeader) -> None:
+        self.tmp_path = tmp_path
+        self.header = header
+        self.f = open(tmp_path, "wb", buffering=0)  # noqa: SIM115 - closed in seal/discard
+        self.f.write(header.encode())
+
+    def append(self, chunk: bytes) -> None:
+        self.f.write(chunk)
+        self.f.write(struct.pack("<I", checksum(chunk)))
+
+    def seal(self, final_path: str, header: ShardHeader) -> None:
+        """Rewrite the header, fsync, rename into place. The caller fsyncs the directory."""
+        self.f.seek(0)
+        self.f.write(header.encode())
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.rename(self.tmp_path, final_path)
+
+    def discard(self) -> None:
+        try:
+            self.f.close()
+        finally:
+            try:
+                os.unlink(self.tmp_path)
+            except FileNotFoundError:
+                pass
+
+
+def read_chunks(path: str, geo: Geometry, length: int, first: int, last: int) -> list[bytes | None]:
+    """Chunks of blocks first..last (inclusive) from one shard file; None where the CRC fails.
+
+    Raises OSError if the file cannot be read at all (missing disk, missing file).
+    """
+    start = chunk_offset(geo, first)
+    sizes = [geo.chunk_size(block_len(length, geo.block_size, b)) for b in range(first, last + 1)]
+    total = sum(sizes) + CRC_SIZE * len(sizes)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        raw = os.pread(fd, total, start)
+    finally:
+        os.close(fd)
+    out: list[bytes | None] = []
+    pos = 0
+    mv = memoryview(raw)
+    for cs in sizes:
+        chunk = mv[pos : pos + cs]
+        crc_raw = mv[pos + cs : pos + cs + CRC_SIZE]
+        pos += cs + CRC_SIZE
+        if len(crc_raw) < CRC_SIZE or struct.unpack("<I", crc_raw)[0] != checksum(chunk):
+            out.append(None)
+        else:
+            out.append(bytes(chunk))
+    return out
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

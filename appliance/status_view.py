@@ -1,0 +1,48 @@
+"""Human rendering of `stowage status` (rich tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    f = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if f < 1024 or unit == "PiB":
+            return f"{f:.1f} {unit}" if unit != "B" else f"{int(f)} B"
+        f /= 1024
+    return str(n)
+
+
+def render_status(st: dict[str, Any]) -> None:
+    con = Console()
+    running = st.get("running", True)
+    state = f"up {st.get('uptime_seconds', 0):.0f}s, pid {st.get('pid')}" if running else "[red]not running[/red]"
+    con.print(f"[bold]Stowage {st.get('version')}[/bold]  {state}")
+    con.print(f"S3 endpoint: {st.get('s3_endpoint') or '-'}    mount: {st.get('mount') or '-'}")
+    objects = st.get("objects")
+    con.print(f"buckets: {st.get('buckets')}    objects: {objects if objects is not None else '-'}")
+    if st.get("pools"):
+        t = Table(title="pools")
+        for col in ("pool", "geometry", "disks", "raw", "usable", "used (raw)", "free (usable)"):
+            t.add_column(col)
+        for p in st["pools"]:
+            g = p["geometry"]
+            t.add_row(p["name"], f"{g['k']}+{g['m']}", str(p["disks"]), _size(p["raw_bytes"]),
+                      _size(p["usable_bytes"]), _size(p["used_bytes"]), _size(p["free_usable_bytes"]))
+        con.print(t)
+    t = Table(title="disks")
+    for col in ("disk", "pool", "state", "path", "reasons"):
+        t.add_column(col)
+    for d in st.get("disks", []):
+        color = {"ok": "green", "warning": "yellow"}.get(d["state"], "red")
+        reasons = "; ".join(d.get("reasons") or [])
+        t.add_row(d["disk_id"], d["pool"], f"[{color}]{d['state']}[/{color}]", d["path"], reasons)
+    con.print(t)
+    for name, svc in (st.get("services") or {}).items():
+        con.print(f"{name}: {svc}")

@@ -1,0 +1,633 @@
+"""The core of the object-store facade: buckets, object versions, commits.
+
+The public class is appliance.objectstore.ObjectStore (this plus multipart); contract in
+docs/engine-api.md. Every mutation is: data first (segments written and sealed
+on the data disks), then one LevelDB WriteBatch with sync=True under the commit lock. The
+lock makes read-check-write sequences (conditional PUT, refcounts, latest pointer) atomic, so
+concurrent writers to one key resolve last-commit-wins and exactly one conditional PUT wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from . import keys, listing
+from .codec import Geometry, auto_geometry
+from .config import Config
+from .disks import DiskSet
+from .errors import (
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    ConfigError,
+    InvalidArgument,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchVersion,
+    PreconditionFailed,
+    StowageError,
+)
+from .metadb import Batch, MetaDB
+from .names import check_bucket_name, check_key
+from .records import BucketRecord, GcEntry, HealEntry, ObjectVersion, SegmentRecord, SegmentRef
+from .segments import BodySummary, SegmentIO
+
+log = logging.getLogger("stowage.store")
+
+Finalize = Callable[[BodySummary], "dict[str, str] | None"]
+Listener = Callable[[str, str], None]
+CONTENT_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control", "expires")
+
+
+@dataclass
+class PutMeta:
+    content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    user_meta: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    storage_class: str = "STANDARD"
+
+    @classmethod
+    def of(cls, v: ObjectVersion) -> PutMeta:
+        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class)
+
+
+@dataclass
+class DeleteResult:
+    version_id: str
+    delete_marker: bool
+
+
+@dataclass
+class Capacity:
+    raw_total: int
+    raw_free: int
+    usable_total: int
+    usable_free: int
+
+
+def new_version_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def unquote_etag(etag: str) -> str:
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return etag.strip('"')
+
+
+class Txn:
+    """One metadata transaction: a batch with read-your-writes and refcount bookkeeping."""
+
+    def __init__(self, store: StoreCore) -> None:
+        self.store = store
+        self.batch: Batch = store.db.batch()
+        self.refs: dict[str, int] = {}
+        self.new_segments: dict[str, SegmentRecord] = {}
+        self.changed: list[tuple[str, str]] = []
+
+    def incref(self, refs: list[SegmentRef]) -> None:
+        for r in refs:
+            self.refs[r.segment_id] = self.refs.get(r.segment_id, 0) + 1
+
+    def decref(self, refs: list[SegmentRef]) -> None:
+        for r in refs:
+            self.refs[r.segment_id] = self.refs.get(r.segment_id, 0) - 1
+
+    def add_segment(self, rec: SegmentRecord) -> None:
+        self.new_segments[rec.segment_id] = rec
+
+    def version_at(self, bucket: str, key: str, version_id: str) -> ObjectVersion | None:
+        raw = self.batch.get(keys.vid(bucket, key, version_id))
+        if raw is None:
+            return None
+        return self.batch.get_record(ObjectVersion, keys.version(bucket, key, keys.unpack_seq(raw)))
+
+    def latest(self, bucket: str, key: str) -> ObjectVersion | None:
+        return self.batch.get_record(ObjectVersion, keys.latest(bucket, key))
+
+    def newest(self, bucket: str, key: str) -> ObjectVersion | None:
+        """Newest version of a key, delete markers included."""
+        items = self.batch.scan(keys.version_key_prefix(bucket, key))
+        return ObjectVersion.decode(items[0][1]) if items else None
+
+    def put_version(self, v: ObjectVersion) -> ObjectVersion:
+        """Add a version (the newest); a "null" version replaces the previous null version."""
+        if v.version_id == "null":
+            old = self.version_at(v.bucket, v.key, "null")
+            if old is not None:
+                self._drop(old)
+        v.seq = self.store.next_seq()
+        self.batch.put(keys.version(v.bucket, v.key, v.seq), v)
+        self.batch.put(keys.vid(v.bucket, v.key, v.version_id), keys.pack_seq(v.seq))
+        if v.delete_marker:
+            self.batch.delete(keys.latest(v.bucket, v.key))
+        else:
+            self.batch.put(keys.latest(v.bucket, v.key), v)
+        self.incref(v.segments)
+        self.changed.append((v.bucket, v.key))
+        return v
+
+    def _drop(self, v: ObjectVersion) -> None:
+        self.batch.delete(keys.version(v.bucket, v.key, v.seq))
+        self.batch.delete(keys.vid(v.bucket, v.key, v.version_id))
+        self.decref(v.segments)
+
+    def remove_version(self, v: ObjectVersion) -> None:
+        """Permanently remove one version; the next newer one becomes latest."""
+        self._drop(v)
+        newest = self.newest(v.bucket, v.key)
+        if newest is None or newest.delete_marker:
+            self.batch.delete(keys.latest(v.bucket, v.key))
+        else:
+            self.batch.put(keys.latest(v.bucket, v.key), newest)
+        self.changed.append((v.bucket, v.key))
+
+    def finish(self) -> None:
+        """Fold refcount changes into segment records; queue unreferenced ones for GC."""
+        now = time.time_ns()
+        for seg_id, rec in self.new_segments.items():
+            self.refs.setdefault(seg_id, 0)
+            self.batch.put(keys.segment(seg_id), rec)
+        for seg_id, delta in self.refs.items():
+            if delta == 0 and seg_id not in self.new_segments:
+                continue
+            found = self.batch.get_record(SegmentRecord, keys.segment(seg_id))
+            if found is None:
+                if delta > 0:
+                    raise NoSuchKey("a segment of the source object no longer exists", segment=seg_id)
+                continue
+            rec = found
+            was = rec.refcount
+            rec.refcount = max(0, rec.refcount + delta)
+            self.batch.put(keys.segment(seg_id), rec)
+            if rec.refcount == 0 and (was > 0 or seg_id in self.new_segments):
+                self.batch.put(keys.gc(now, seg_id), GcEntry(seg_id, now))
+        self.batch.put(keys.appliance("seq"), keys.pack_seq(self.store.last_seq))
+
+
+class StoreCore:
+    def __init__(self, cfg: Config, db: MetaDB, disks: DiskSet) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.disks = disks
+        self.lock = trio.Lock()
+        self.listeners: list[Listener] = []
+        raw = db.get(keys.appliance("seq"))
+        self.last_seq = keys.unpack_seq(raw) if raw else 0
+        self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
+        self.geometries: dict[str, Geometry] = {}
+        self.configure_pools()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def configure_pools(self) -> None:
+        """Resolve each pool's geometry; refuse one its disks cannot hold."""
+        for pool in self.disks.pools() or ["default"]:
+            pc = self.cfg.pools.get(pool)
+            if pc is None:
+                raise ConfigError(f"disks reference unknown pool {pool!r}")
+            n = len(self.disks.pool(pool))
+            k, m = (pc.k, pc.m) if pc.k else auto_geometry(n)
+            if n and k + m > n:
+                raise ConfigError(
+                    f"pools.{pool}: geometry {k}+{m} needs {k + m} disks, the pool has {n}"
+                )
+            self.geometries[pool] = Geometry(k, m, pc.block_size)
+
+    def geometry(self, pool: str = "default") -> Geometry:
+        return self.geometries.get(pool) or Geometry(*auto_geometry(len(self.disks.pool(pool))), 1 << 20)
+
+    def next_seq(self) -> int:
+        self.last_seq = max(time.time_ns(), self.last_seq + 1)
+        return self.last_seq
+
+    def add_listener(self, cb: Listener) -> None:
+        self.listeners.append(cb)
+
+    def _notify(self, changed: list[tuple[str, str]]) -> None:
+        for bucket, key in dict.fromkeys(changed):
+            for cb in self.listeners:
+                try:
+                    cb(bucket, key)
+                except Exception:
+                    log.exception("listener failed for %s/%s", bucket, key)
+
+    @contextlib.asynccontextmanager
+    async def txn(self) -> AsyncIterator[Txn]:
+        """Lock, build, commit durably, then notify listeners."""
+        async with self.lock:
+            t = Txn(self)
+            yield t
+            t.finish()
+            with trio.CancelScope(shield=True):
+                await self.db.commit(t.batch, sync=True)
+        self._notify(t.changed)
+
+    def _record_damage(self, segment_id: str, shards: list[int], reason: str) -> None:
+        raw = self.db.get(keys.heal(segment_id))
+        entry = HealEntry.decode(raw) if raw else HealEntry(segment_id, time.time_ns(), [], reason)
+        entry.shards = sorted(set(entry.shards) | set(shards))
+        self.db.put_hint(keys.heal(segment_id), entry)
+        log.warning("segment %s: damaged shards %s (%s)", segment_id, shards, reason)
+
+    # --- buckets ------------------------------------------------------------------------------
+
+    async def create_bucket(self, name: str, owner: str = "") -> BucketRecord:
+        check_bucket_name(name)
+        async with self.txn() as t:
+            if t.batch.get(keys.bucket(name)) is not None:
+                raise BucketAlreadyOwnedByYou(bucket=name)
+            rec = BucketRecord(name, time.time_ns(), owner=owner)
+            t.batch.put(keys.bucket(name), rec)
+        return rec
+
+    def get_bucket(self, name: str) -> BucketRecord:
+        rec = self.db.get_record(BucketRecord, keys.bucket(name))
+        if rec is None:
+            raise NoSuchBucket(bucket=name)
+        return rec
+
+    def list_buckets(self) -> list[BucketRecord]:
+        return [rec for _, rec in self.db.scan_records(BucketRecord, keys.BUCKET)]
+
+    async def delete_bucket(self, name: str) -> None:
+        async with self.txn() as t:
+            if t.batch.get(keys.bucket(name)) is None:
+                raise NoSuchBucket(bucket=name)
+            for prefix in (keys.version_bucket_prefix(name), keys.upload_bucket_prefix(name)):
+                with self.db.iterator(start=prefix, stop=keys.prefix_successor(prefix)) as it:
+                    for _ in it:
+                        raise BucketNotEmpty(bucket=name)
+            t.batch.delete(keys.bucket(name))
+
+    async def set_versioning(self, name: str, status: str) -> BucketRecord:
+        if status not in ("Enabled", "Suspended"):
+            raise InvalidArgument(f"versioning status must be Enabled or Suspended, not {status!r}")
+        async with self.txn() as t:
+            rec = t.batch.get_record(BucketRecord, keys.bucket(name))
+            if rec is None:
+                raise NoSuchBucket(bucket=name)
+            rec.versioning = status
+            t.batch.put(keys.bucket(name), rec)
+        return rec
+
+    async def put_bucket_record(self, rec: BucketRecord) -> None:
+        """Store bucket-level settings (tags, ...) changed by a frontend."""
+        async with self.txn() as t:
+            if t.batch.get(keys.bucket(rec.name)) is None:
+                raise NoSuchBucket(bucket=rec.name)
+            t.batch.put(keys.bucket(rec.name), rec)
+
+    # --- objects: write -----------------------------------------------------------------------
+
+    def _version_id_for(self, bucket: BucketRecord) -> str:
+        return new_version_id() if bucket.versioning == "Enabled" else "null"
+
+    @staticmethod
+    def _check_conditions(current: ObjectVersion | None, if_match: str | None, if_none_match: str | None) -> None:
+        if if_none_match is not None:
+            if if_none_match.strip() != "*":
+                raise InvalidArgument("If-None-Match on a write only supports '*'")
+            if current is not None:
+                raise PreconditionFailed(condition="If-None-Match")
+        if if_match is not None:
+            if current is None:
+                raise NoSuchKey(condition="If-Match")
+            wanted = [unquote_etag(e) for e in if_match.split(",")]
+            if "*" not in wanted and current.etag not in wanted:
+                raise PreconditionFailed(condition="If-Match")
+
+    def _new_version(self, bucket: BucketRecord, key: str, meta: PutMeta, size: int, etag: str,
+                     segments: list[SegmentRef]) -> ObjectVersion:
+        return ObjectVersion(
+            bucket=bucket.name, key=key, version_id=self._version_id_for(bucket), seq=0,
+            last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
+            headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
+            user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
+            segments=segments, owner=bucket.owner,
+        )
+
+    async def write_body(
+        self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default"
+    ) -> tuple[SegmentRecord | None, BodySummary]:
+        """Store a body as a new, not yet committed segment."""
+        return await self.seg.write(body, self.geometry(pool), self.disks.pool(pool), identity)
+
+    async def discard_segment(self, rec: SegmentRecord | None) -> None:
+        if rec is not None:
+            with trio.CancelScope(shield=True):
+                await self.seg.delete(rec)
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes | AsyncIterable[bytes],
+        meta: PutMeta | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        finalize: Finalize | None = None,
+    ) -> ObjectVersion:
+        check_key(key)
+        b = self.get_bucket(bucket)
+        meta = meta or PutMeta()
+        # Fail fast before storing data; the authoritative check is repeated at commit.
+        self._check_conditions(self.db.get_record(ObjectVersion, keys.latest(bucket, key)), if_match, if_none_match)
+        version_id = self._version_id_for(b)
+        seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id})
+        try:
+            checksums = finalize(summary) if finalize else None
+            v = self._new_version(b, key, meta, summary.size, summary.md5,
+                                  [SegmentRef(seg.segment_id, 0, seg.length)] if seg else [])
+            v.version_id = version_id
+            if checksums:
+                v.checksums = dict(checksums)
+                v.checksum_type = "FULL_OBJECT"
+            async with self.txn() as t:
+                b = self._bucket_in(t, bucket)
+                self._check_conditions(t.latest(bucket, key), if_match, if_none_match)
+                if seg is not None:
+                    t.add_segment(seg)
+                t.put_version(v)
+        except BaseException:
+            await self.discard_segment(seg)
+            raise
+        return v
+
+    def _bucket_in(self, t: Txn, bucket: str) -> BucketRecord:
+        b = t.batch.get_record(BucketRecord, keys.bucket(bucket))
+        if b is None:
+            raise NoSuchBucket(bucket=bucket)
+        return b
+
+    async def put_object_segments(
+        self,
+        bucket: str,
+        key: str,
+        segments: list[SegmentRef],
+        size: int,
+        etag: str,
+        meta: PutMeta | None = None,
+        *,
+        release_staged: list[str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        checksums: dict[str, str] | None = None,
+    ) -> ObjectVersion:
+        """Commit a version made of existing segment ranges (copy, FUSE close)."""
+        check_key(key)
+        async with self.txn() as t:
+            b = self._bucket_in(t, bucket)
+            self._check_conditions(t.latest(bucket, key), if_match, if_none_match)
+            v = self._new_version(b, key, meta or PutMeta(), size, etag, list(segments))
+            if checksums:
+                v.checksums = dict(checksums)
+                v.checksum_type = "FULL_OBJECT"
+            t.put_version(v)
+            self._release_staged_in(t, release_staged or [])
+        return v
+
+    # --- staged segments (FUSE write-back) -----------------------------------------------------
+
+    async def write_segment(
+        self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any] | None = None
+    ) -> tuple[SegmentRef | None, BodySummary]:
+        """Store bytes as a staged segment: durable, held by a staging reference until a version
+        references it (put_object_segments(release_staged=...)) or release_staged drops it.
+        Staging references do not survive a restart, so abandoned segments are collected."""
+        seg, summary = await self.write_body(body, dict(identity or {}, staged=True))
+        if seg is None:
+            return None, summary
+        try:
+            async with self.txn() as t:
+                t.add_segment(seg)
+                t.incref([SegmentRef(seg.segment_id, 0, seg.length)])
+                t.batch.put(keys.staged(seg.segment_id), b"")
+        except BaseException:
+            await self.discard_segment(seg)
+            raise
+        return SegmentRef(seg.segment_id, 0, seg.length), summary
+
+    def _release_staged_in(self, t: Txn, segment_ids: list[str]) -> None:
+        for seg_id in segment_ids:
+            if t.batch.get(keys.staged(seg_id)) is not None:
+                t.batch.delete(keys.staged(seg_id))
+                t.decref([SegmentRef(seg_id, 0, 0)])
+
+    async def release_staged(self, segment_ids: list[str]) -> None:
+        if segment_ids:
+            async with self.txn() as t:
+                self._release_staged_in(t, segment_ids)
+
+    def drop_stale_staging(self) -> int:
+        """At start-up: staging references of a previous run are void (blocking)."""
+        t = Txn(self)
+        n = 0
+        for k, _ in list(self.db.scan(keys.STAGED)):
+            seg_id = k[1:].decode()
+            t.batch.delete(k)
+            t.decref([SegmentRef(seg_id, 0, 0)])
+            n += 1
+        if n:
+            t.finish()
+            self.db.commit_now(t.batch)
+        return n
+
+    # --- objects: read ------------------------------------------------------------------------
+
+    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
+        self.get_bucket(bucket)
+        if version_id is None:
+            v = self.db.get_record(ObjectVersion, keys.latest(bucket, key))
+            if v is None:
+                marker = self._newest(bucket, key)
+                if marker is not None and marker.delete_marker:
+                    raise NoSuchKey(bucket=bucket, key=key, delete_marker=True, version_id=marker.version_id)
+                raise NoSuchKey(bucket=bucket, key=key)
+            return v
+        raw = self.db.get(keys.vid(bucket, key, version_id))
+        v = None if raw is None else self.db.get_record(
+            ObjectVersion, keys.version(bucket, key, keys.unpack_seq(raw)))
+        if v is None:
+            raise NoSuchVersion(bucket=bucket, key=key, version_id=version_id)
+        return v
+
+    def _newest(self, bucket: str, key: str) -> ObjectVersion | None:
+        prefix = keys.version_key_prefix(bucket, key)
+        for _, v in self.db.scan_records(ObjectVersion, prefix):
+            return v
+        return None
+
+    def get_segment(self, segment_id: str) -> SegmentRecord:
+        rec = self.db.get_record(SegmentRecord, keys.segment(segment_id))
+        if rec is None:
+            raise StowageError(f"segment {segment_id} is missing from the metadata DB")
+        return rec
+
+    async def read_object(self, version: ObjectVersion, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of an object version, streamed."""
+        end = version.size if end is None else min(end, version.size)
+        async for piece in self.read_refs(version.segments, start, end):
+            yield piece
+
+    async def read_refs(self, refs: list[SegmentRef], start: int, end: int) -> AsyncIterator[bytes]:
+        pos = 0
+        for ref in refs:
+            lo, hi = max(start, pos), min(end, pos + ref.length)
+            if lo < hi:
+                rec = self.get_segment(ref.segment_id)
+                s = ref.offset + lo - pos
+                async for piece in self.seg.read(rec, s, s + hi - lo):
+                    yield piece
+            pos += ref.length
+            if pos >= end:
+                break
+
+    # --- objects: delete, copy, metadata -------------------------------------------------------
+
+    async def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+        async with self.txn() as t:
+            b = self._bucket_in(t, bucket)
+            if version_id is not None:
+                v = t.version_at(bucket, key, version_id)
+                if v is None:
+                    return DeleteResult(version_id, False)
+                t.remove_version(v)
+                return DeleteResult(version_id, v.delete_marker)
+            if b.versioning == "":
+                old = t.version_at(bucket, key, "null")
+                if old is not None:
+                    t.remove_version(old)
+                return DeleteResult("", False)
+            marker = ObjectVersion(bucket=bucket, key=key, version_id=self._version_id_for(b), seq=0,
+                                   last_modified_ns=time.time_ns(), delete_marker=True, owner=b.owner)
+            t.put_version(marker)
+            return DeleteResult(marker.version_id, True)
+
+    async def copy_object(
+        self,
+        src: ObjectVersion,
+        dst_bucket: str,
+        dst_key: str,
+        meta: PutMeta | None = None,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectVersion:
+        """Copy by reference: the new version shares the source's segments."""
+        keep = meta is None
+        v = await self.put_object_segments(
+            dst_bucket, dst_key, src.segments, src.size, src.etag, PutMeta.of(src) if keep else meta,
+            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums,
+        )
+        if src.parts and keep:
+            v.parts = list(src.parts)
+        return v
+
+    async def update_meta(self, bucket: str, key: str, meta: PutMeta) -> ObjectVersion:
+        """Same data, new metadata (FUSE chmod/chown/utimens/xattr)."""
+        async with self.txn() as t:
+            b = self._bucket_in(t, bucket)
+            cur = t.latest(bucket, key)
+            if cur is None:
+                raise NoSuchKey(bucket=bucket, key=key)
+            v = self._new_version(b, key, meta, cur.size, cur.etag, list(cur.segments))
+            v.checksums, v.checksum_type, v.parts = dict(cur.checksums), cur.checksum_type, list(cur.parts)
+            t.put_version(v)
+        return v
+
+    async def rename_object(self, bucket: str, src_key: str, dst_key: str, *, noreplace: bool = False) -> ObjectVersion:
+        """Atomically move a key: one batch, no data copied."""
+        check_key(dst_key)
+        async with self.txn() as t:
+            b = self._bucket_in(t, bucket)
+            v = self._move_in(t, b, src_key, dst_key, noreplace)
+        return v
+
+    def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool) -> ObjectVersion:
+        cur = t.latest(b.name, src_key)
+        if cur is None:
+            raise NoSuchKey(bucket=b.name, key=src_key)
+        if noreplace and t.latest(b.name, dst_key) is not None:
+            raise PreconditionFailed(condition="noreplace", key=dst_key)
+        moved = self._new_version(b, dst_key, PutMeta.of(cur), cur.size, cur.etag, list(cur.segments))
+        moved.checksums, moved.checksum_type, moved.parts = dict(cur.checksums), cur.checksum_type, list(cur.parts)
+        t.put_version(moved)
+        self._delete_current_in(t, b, src_key)
+        return moved
+
+    def _delete_current_in(self, t: Txn, b: BucketRecord, key: str) -> None:
+        if b.versioning == "":
+            old = t.version_at(b.name, key, "null")
+            if old is not None:
+                t.remove_version(old)
+        else:
+            t.put_version(ObjectVersion(bucket=b.name, key=key, version_id=self._version_id_for(b), seq=0,
+                                        last_modified_ns=time.time_ns(), delete_marker=True, owner=b.owner))
+
+    async def rename_prefix(self, bucket: str, src_prefix: str, dst_prefix: str) -> int:
+        """Move every key under src_prefix to dst_prefix in one atomic batch."""
+        async with self.txn() as t:
+            b = self._bucket_in(t, bucket)
+            base = keys.latest_prefix(bucket)
+            moved = 0
+            for raw, _ in t.batch.scan(base + src_prefix.encode()):
+                key = keys.latest_key_of(raw, bucket)
+                new_key = dst_prefix + key[len(src_prefix):]
+                check_key(new_key)
+                self._move_in(t, b, key, new_key, False)
+                moved += 1
+        return moved
+
+    async def delete_keys(self, bucket: str, keys_: list[str]) -> None:
+        """Delete the current versions of several keys in one batch (FUSE rmdir of markers)."""
+        async with self.txn() as t:
+            b = self._bucket_in(t, bucket)
+            for key in keys_:
+                if t.latest(bucket, key) is not None:
+                    self._delete_current_in(t, b, key)
+
+    # --- listing ------------------------------------------------------------------------------
+
+    def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "",
+                     max_keys: int = 1000) -> listing.ListPage:
+        self.get_bucket(bucket)
+        return listing.list_objects(self.db, bucket, prefix, delimiter, start_after, max_keys)
+
+    def list_versions(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
+                      version_id_marker: str = "", max_keys: int = 1000) -> listing.VersionPage:
+        self.get_bucket(bucket)
+        return listing.list_versions(self.db, bucket, prefix, delimiter, key_marker, version_id_marker, max_keys)
+
+    # --- capacity -----------------------------------------------------------------------------
+
+    def capacity(self) -> Capacity:
+        """Pool capacity; disks sharing one filesystem (embedded mode) count once."""
+        total = free = 0
+        seen: set[int] = set()
+        for d in self.disks:
+            if d.role != "data":
+                continue
+            try:
+                dev = os.stat(d.path).st_dev
+            except OSError:
+                continue
+            if dev in seen:
+                continue
+            seen.add(dev)
+            total += d.total_bytes()
+            free += d.free_bytes() if d.writable else 0
+        geo = self.geometry()
+        ratio = geo.k / geo.n if geo.n else 1.0
+        return Capacity(total, free, int(total * ratio), int(free * ratio))
