@@ -165,13 +165,15 @@ def checks_from_headers(headers: dict[str, str], payload_sha256: str | None) -> 
             raise S3Error("InvalidRequest", f"Value for {header_name(alg)} header is invalid.")
         checks.expected[alg] = value.strip()
     if len(checks.expected) > 1:
-        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header. "
+                      "Multiple checksum Types are not allowed.")
     trailer = headers.get("x-amz-trailer")
     if trailer:
         name = trailer.strip().lower()
         alg = name[len("x-amz-checksum-") :].upper() if name.startswith("x-amz-checksum-") else ""
         if alg not in ALGORITHMS:
-            raise S3Error("InvalidRequest", f"The value specified in the x-amz-trailer header is not supported: {trailer}")
+            raise S3Error("InvalidRequest",
+                          f"The value specified in the x-amz-trailer header is not supported: {trailer}")
         checks.trailer_algorithm = alg
     declared = headers.get("x-amz-sdk-checksum-algorithm") or headers.get("x-amz-checksum-algorithm")
     if declared:

@@ -69,6 +69,7 @@ TABLE: dict[str, ErrorSpec] = {
     "InvalidTag": ErrorSpec(400, "The TagSet is not valid."),
     "InvalidStorageClass": ErrorSpec(400, "The storage class you specified is not valid"),
     "InvalidRange": ErrorSpec(416, "The requested range is not satisfiable"),
+    "InvalidPartNumber": ErrorSpec(416, "The requested partnumber is not satisfiable"),
     "InvalidPart": ErrorSpec(
         400,
         "One or more of the specified parts could not be found. The part may not have been "

@@ -109,8 +109,8 @@ class _Claims:
 def _parse_credential(value: str, error: str) -> tuple[str, str, str, str]:
     parts = value.split("/")
     if len(parts) != 5 or not all(parts):
-        raise S3Error(error, f"Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
-                      f"expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
+        raise S3Error(error, "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
+                      "expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".")
     access_key, date, region, service, terminal = parts
     if terminal != "aws4_request":
         raise S3Error(error, f"The authorization header is malformed; incorrect terminal \"{terminal}\". "
@@ -238,10 +238,12 @@ def authenticate(
         if when - now > MAX_SKEW:
             raise S3Error("AccessDenied", "Request is not valid yet")
         if now > when + timedelta(seconds=claims.expires):
-            raise S3Error("AccessDenied", "Request has expired", **{
+            expired = S3Error("AccessDenied", "Request has expired")
+            expired.fields = {
                 "X-Amz-Expires": str(claims.expires),
                 "Expires": (when + timedelta(seconds=claims.expires)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            raise expired
     elif abs(now - when) > MAX_SKEW:
         raise S3Error("RequestTimeTooSkewed", RequestTime=claims.amz_date,
                       ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"), MaxAllowedSkewMilliseconds="900000")

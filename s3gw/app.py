@@ -1,0 +1,139 @@
+"""The S3 application: one request in, one response out.
+
+Order per request: request id -> route (addressing, InvalidURI) -> SigV4 -> operation handler.
+Every failure, wherever it happens, is translated here once (errors.from_exception) into the
+S3 XML error with x-amz-request-id; nothing raised by a handler escapes to the HTTP shell
+except a vanished client.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from appliance.config import Config
+from appliance.errors import StowageError
+
+from .errors import S3Error, error_xml, from_exception
+from .http import BodyTimeout, ClientGone, Request, Response
+from .routing import Route, route
+from .sigv4 import AuthResult, authenticate
+
+
+class CredentialSource(Protocol):
+    def secret_for(self, access_key: str) -> str | None: ...
+
+
+@dataclass
+class Ctx:
+    """Everything a handler needs about one request."""
+
+    store: Any  # appliance.objectstore.ObjectStore
+    cfg: Config
+    req: Request
+    route: Route
+    auth: AuthResult
+    owner: str
+    request_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bucket(self) -> str:
+        return self.route.bucket
+
+    @property
+    def key(self) -> str:
+        return self.route.key
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self.route.query
+
+
+Op = Callable[[Ctx], Awaitable[Response]]
+log = logging.getLogger("stowage.s3")
+
+
+def _ops() -> dict[str, Op]:
+    from . import ops_bucket, ops_list, ops_multipart, ops_object
+
+    table: dict[str, Op] = {}
+    for mod in (ops_bucket, ops_list, ops_multipart, ops_object):
+        table.update(mod.OPS)
+    return table
+
+
+class S3App:
+    def __init__(self, store: Any, cfg: Config, credentials: CredentialSource) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.credentials = credentials
+        self.ops = _ops()
+
+    def error_response(self, code: str, status: int = 0, resource: str = "", request_id: str = "") -> Response:
+        err = S3Error(code, close=True)
+        return self._error(err, resource, request_id or _request_id())
+
+    def _error(self, err: S3Error, resource: str, request_id: str) -> Response:
+        host_id = base64.b64encode(secrets.token_bytes(24)).decode()
+        headers = [("x-amz-request-id", request_id), ("x-amz-id-2", host_id)]
+        headers += list(err.headers.items())
+        if err.status == 304:
+            return Response(304, headers)
+        headers.append(("Content-Type", "application/xml"))
+        return Response(err.status, headers, error_xml(err, resource, request_id, host_id), close=err.close)
+
+    async def handle(self, req: Request) -> Response:
+        request_id = _request_id()
+        resource = req.target.partition("?")[0]
+        try:
+            resp = await self._dispatch(req, request_id)
+        except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except BodyTimeout:
+            return self._error(S3Error("RequestTimeout", close=True), resource, request_id)
+        except BaseException as exc:
+            if isinstance(exc, trio.Cancelled | KeyboardInterrupt | SystemExit):
+                raise
+            err = from_exception(exc)
+            if isinstance(exc, StowageError):
+                hint = exc.context.get("code_hint")
+                if isinstance(hint, str):
+                    err = S3Error(hint, exc.message)
+                if exc.context.get("delete_marker"):
+                    err.headers["x-amz-delete-marker"] = "true"
+                    vid = exc.context.get("version_id")
+                    if isinstance(vid, str) and vid:
+                        err.headers["x-amz-version-id"] = vid
+            elif not isinstance(exc, S3Error):
+                log.exception("S3 %s %s failed", req.method, resource)
+            return self._error(err, resource, request_id)
+        resp.headers.append(("x-amz-request-id", request_id))
+        resp.headers.append(("x-amz-id-2", base64.b64encode(secrets.token_bytes(24)).decode()))
+        return resp
+
+    async def _dispatch(self, req: Request, request_id: str) -> Response:
+        r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
+                  "x-amz-copy-source" in req.headers)
+        auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers,
+                            self.credentials.secret_for)
+        owner_for = getattr(self.credentials, "owner_for", None)
+        owner = owner_for(auth.access_key) if owner_for else auth.access_key
+        if r.op == "NotImplemented":
+            raise S3Error("NotImplemented")
+        if r.op == "MethodNotAllowed":
+            raise S3Error("MethodNotAllowed")
+        op = self.ops.get(r.op)
+        if op is None:
+            raise S3Error("NotImplemented")
+        return await op(Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
+
+
+def _request_id() -> str:
+    return secrets.token_hex(8).upper()

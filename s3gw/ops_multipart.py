@@ -1,0 +1,197 @@
+"""Multipart uploads: create, upload part (and part copy), complete, abort, list parts/uploads.
+
+Completion is a metadata operation in the engine (the parts' segments become the object's);
+the composite checksum, when the upload asked for one, is the checksum of the parts' checksums
+with a -N suffix, as S3 computes it.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from appliance.records import ObjectVersion, PartRecord, UploadRecord
+
+from .app import Ctx
+from .body import ObjectBody, read_small_body
+from .checksums import ALGORITHMS, checksum_b64, header_name
+from .errors import S3Error
+from .http import Response
+from .objmeta import put_meta
+from .ops_list import encoder, int_param, owner_xml
+from .ops_object import source_version
+from .xmlio import doc, el, iso_time, parse_complete
+
+XML = ("Content-Type", "application/xml")
+
+
+def _part_number(ctx: Ctx) -> int:
+    raw = ctx.query.get("partNumber", "")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                      ArgumentName="partNumber", ArgumentValue=raw)
+    return n
+
+
+def _upload(ctx: Ctx) -> UploadRecord:
+    up: UploadRecord = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.query.get("uploadId", ""))
+    return up
+
+
+async def create_multipart(ctx: Ctx) -> Response:
+    meta = put_meta(ctx.req.headers)
+    alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
+    if alg and alg not in ALGORITHMS:
+        raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+    up = await ctx.store.create_multipart(ctx.bucket, ctx.key, meta, checksum_algorithm=alg)
+    headers = [XML]
+    if alg:
+        headers += [("x-amz-checksum-algorithm", alg), ("x-amz-checksum-type", "COMPOSITE")]
+    parts = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id)]
+    return Response(200, headers, doc("InitiateMultipartUploadResult", parts))
+
+
+async def upload_part(ctx: Ctx) -> Response:
+    n = _part_number(ctx)
+    up = _upload(ctx)
+    body = ObjectBody(ctx)
+    if up.checksum_algorithm and up.checksum_algorithm not in body.checks.expected \
+            and up.checksum_algorithm != body.checks.trailer_algorithm:
+        # the upload promised a composite checksum: compute this part's even if the client sent none
+        body.checks.compute.add(up.checksum_algorithm)
+        body.checks.start()
+    part: PartRecord = await ctx.store.upload_part(ctx.bucket, ctx.key, up.upload_id, n, body.stream(),
+                                                   finalize=body.finalize)
+    headers = [("ETag", f'"{part.etag}"')]
+    headers += [(header_name(alg), value) for alg, value in part.checksums.items()]
+    return Response(200, headers)
+
+
+def _copy_range(ctx: Ctx, size: int) -> tuple[int, int]:
+    raw = ctx.req.headers.get("x-amz-copy-source-range")
+    if raw is None:
+        return 0, size
+    bad = S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last "
+                  "where first and last are the zero-based offsets of the first and last bytes to copy",
+                  ArgumentName="x-amz-copy-source-range", ArgumentValue=raw)
+    spec = raw.strip()
+    if not spec.startswith("bytes="):
+        raise bad
+    first, _, last = spec[6:].partition("-")
+    if not first.isdigit() or not last.isdigit() or int(last) < int(first):
+        raise bad
+    start, end = int(first), int(last) + 1
+    if end > size:
+        raise S3Error("InvalidRange", "The specified copy source range is not satisfiable",
+                      RangeRequested=raw, ActualObjectSize=str(size))
+    return start, end
+
+
+async def upload_part_copy(ctx: Ctx) -> Response:
+    n = _part_number(ctx)
+    up = _upload(ctx)
+    src, _ = source_version(ctx)
+    start, end = _copy_range(ctx, src.size)
+    part: PartRecord = await ctx.store.upload_part_copy(ctx.bucket, ctx.key, up.upload_id, n, src, start, end)
+    headers = [XML]
+    if src.version_id != "null":
+        headers.append(("x-amz-copy-source-version-id", src.version_id))
+    body = doc("CopyPartResult", [el("ETag", f'"{part.etag}"'), el("LastModified", iso_time(part.last_modified_ns))])
+    return Response(200, headers, body)
+
+
+def _composite(alg: str, parts: list[PartRecord]) -> dict[str, str] | None:
+    if not alg or not all(alg in p.checksums for p in parts):
+        return None
+    raw = b"".join(base64.b64decode(p.checksums[alg]) for p in parts)
+    return {alg: f"{checksum_b64(alg, raw)}-{len(parts)}"}
+
+
+async def complete_multipart(ctx: Ctx) -> Response:
+    up = _upload(ctx)
+    parts = parse_complete(await read_small_body(ctx, 4 * 1024 * 1024))
+    h = ctx.req.headers
+    v: ObjectVersion = await ctx.store.complete_multipart(
+        ctx.bucket, ctx.key, up.upload_id, parts, if_match=h.get("if-match"), if_none_match=h.get("if-none-match"),
+        finalize=lambda chosen: _composite(up.checksum_algorithm, chosen))
+    headers = [XML]
+    if v.version_id != "null" or ctx.store.get_bucket(ctx.bucket).versioning:
+        headers.append(("x-amz-version-id", v.version_id))
+    host = h.get("host", "")
+    body = [el("Location", f"http://{host}/{ctx.bucket}/{ctx.key}"), el("Bucket", ctx.bucket), el("Key", ctx.key),
+            el("ETag", f'"{v.etag}"')]
+    body += [el(f"Checksum{alg}", value) for alg, value in v.checksums.items()]
+    return Response(200, headers, doc("CompleteMultipartUploadResult", body))
+
+
+async def abort_multipart(ctx: Ctx) -> Response:
+    await ctx.store.abort_multipart(ctx.bucket, ctx.key, ctx.query.get("uploadId", ""))
+    return Response(204)
+
+
+async def list_parts(ctx: Ctx) -> Response:
+    up = _upload(ctx)
+    marker = int_param(ctx, "part-number-marker", 0, 10000)
+    max_parts = int_param(ctx, "max-parts", 1000, 1000)
+    parts, truncated = ctx.store.list_parts(up.upload_id, marker, max_parts or 1)
+    if max_parts == 0:
+        parts, truncated = [], False
+    out = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id),
+           owner_xml(up.owner or ctx.owner).replace("Owner>", "Initiator>"), owner_xml(up.owner or ctx.owner),
+           el("StorageClass", up.storage_class or "STANDARD"), el("PartNumberMarker", marker),
+           el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
+           el("IsTruncated", truncated)]
+    if up.checksum_algorithm:
+        out.append(el("ChecksumAlgorithm", up.checksum_algorithm))
+    for p in parts:
+        items = [el("PartNumber", p.part_number), el("LastModified", iso_time(p.last_modified_ns)),
+                 el("ETag", f'"{p.etag}"'), el("Size", p.size)]
+        items += [el(f"Checksum{alg}", value) for alg, value in p.checksums.items()]
+        out.append("<Part>" + "".join(items) + "</Part>")
+    return Response(200, [XML], doc("ListPartsResult", out))
+
+
+async def list_uploads(ctx: Ctx) -> Response:
+    q = ctx.query
+    enc = encoder(ctx)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    key_marker, id_marker = q.get("key-marker", ""), q.get("upload-id-marker", "")
+    max_uploads = int_param(ctx, "max-uploads", 1000, 1000)
+    page = ctx.store.list_uploads(ctx.bucket, prefix, delimiter, key_marker, id_marker, max_uploads or 1)
+    if max_uploads == 0:
+        page.uploads, page.common_prefixes, page.is_truncated = [], [], False
+    out = [el("Bucket", ctx.bucket), el("KeyMarker", enc(key_marker)), el("UploadIdMarker", id_marker),
+           el("Prefix", enc(prefix))]
+    if delimiter:
+        out.append(el("Delimiter", enc(delimiter)))
+    if "encoding-type" in q:
+        out.append(el("EncodingType", "url"))
+    out.append(el("MaxUploads", max_uploads))
+    out.append(el("IsTruncated", page.is_truncated))
+    if page.is_truncated:
+        out.append(el("NextKeyMarker", enc(page.next_key_marker)))
+        out.append(el("NextUploadIdMarker", page.next_upload_id_marker))
+    for up in page.uploads:
+        who = up.owner or ctx.owner
+        items = [el("Key", enc(up.key)), el("UploadId", up.upload_id),
+                 owner_xml(who).replace("Owner>", "Initiator>"), owner_xml(who),
+                 el("StorageClass", up.storage_class or "STANDARD"), el("Initiated", iso_time(up.initiated_ns))]
+        if up.checksum_algorithm:
+            items.append(el("ChecksumAlgorithm", up.checksum_algorithm))
+        out.append("<Upload>" + "".join(items) + "</Upload>")
+    out += [f"<CommonPrefixes>{el('Prefix', enc(p))}</CommonPrefixes>" for p in page.common_prefixes]
+    return Response(200, [XML], doc("ListMultipartUploadsResult", out))
+
+
+OPS = {
+    "CreateMultipartUpload": create_multipart,
+    "UploadPart": upload_part,
+    "UploadPartCopy": upload_part_copy,
+    "CompleteMultipartUpload": complete_multipart,
+    "AbortMultipartUpload": abort_multipart,
+    "ListParts": list_parts,
+    "ListMultipartUploads": list_uploads,
+}

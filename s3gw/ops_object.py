@@ -1,0 +1,273 @@
+"""Object operations: Put/Get/Head/Delete/Copy, tagging, and the object ACL stub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from appliance.objectstore import PutMeta
+from appliance.records import ObjectVersion
+
+from .app import Ctx
+from .body import ObjectBody, read_small_body
+from .checksums import header_name
+from .errors import S3Error
+from .http import Response
+from .objmeta import (
+    check_conditions,
+    parse_copy_source,
+    parse_range,
+    put_meta,
+    validate_tags,
+    version_headers,
+)
+from .xmlio import doc, el, esc, iso_time, parse_tagging
+
+XML = ("Content-Type", "application/xml")
+
+
+def _versioned(ctx: Ctx, bucket: str) -> bool:
+    return bool(ctx.store.get_bucket(bucket).versioning)
+
+
+def _version_id(ctx: Ctx) -> str | None:
+    vid = ctx.query.get("versionId")
+    if vid == "":
+        raise S3Error("InvalidArgument", "Version id cannot be the empty string", ArgumentName="versionId",
+                      ArgumentValue="")
+    return vid
+
+
+def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
+    return [(header_name(alg), value) for alg, value in checksums.items()]
+
+
+async def put_object(ctx: Ctx) -> Response:
+    meta = put_meta(ctx.req.headers)
+    body = ObjectBody(ctx)
+    h = ctx.req.headers
+    v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
+                                   if_none_match=h.get("if-none-match"), finalize=body.finalize)
+    headers = [("ETag", f'"{v.etag}"')]
+    if v.version_id != "null" or _versioned(ctx, ctx.bucket):
+        headers.append(("x-amz-version-id", v.version_id))
+    headers += _checksum_headers(v.checksums)
+    return Response(200, headers)
+
+
+async def _primed(gen: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Read the first piece before the status line goes out, so early read failures
+    (missing shards, a vanished segment) still become proper S3 errors."""
+    try:
+        first = await gen.__anext__()
+    except StopAsyncIteration:
+        await gen.aclose()  # type: ignore[attr-defined]
+
+        async def empty() -> AsyncIterator[bytes]:
+            return
+            yield b""
+
+        return empty()
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            async for piece in gen:
+                yield piece
+        finally:
+            await gen.aclose()  # type: ignore[attr-defined]
+
+    return rest()
+
+
+def _lookup(ctx: Ctx) -> ObjectVersion:
+    v: ObjectVersion = ctx.store.head_object(ctx.bucket, ctx.key, _version_id(ctx))
+    if v.delete_marker:
+        raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true",
+                                                   "x-amz-version-id": v.version_id, "Allow": "DELETE"})
+    return v
+
+
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+
+
+def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
+    mode = ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    headers = version_headers(v, versioned=_versioned(ctx, ctx.bucket), checksum_mode=mode)
+    overrides = {RESPONSE_OVERRIDES[k]: val for k, val in ctx.query.items() if k in RESPONSE_OVERRIDES}
+    if overrides:
+        lower = {k.lower() for k in overrides}
+        headers = [(k, val) for k, val in headers if k.lower() not in lower] + list(overrides.items())
+    return headers
+
+
+async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
+    v = _lookup(ctx)
+    check_conditions(ctx.req.headers, v)
+    headers = _object_headers(ctx, v)
+    if "partNumber" in ctx.query:
+        return await _get_part(ctx, v, headers, head)
+    rng = parse_range(ctx.req.headers.get("range"), v.size)
+    if rng is None:
+        start, end, status = 0, v.size, 200
+    else:
+        start, end = rng
+        status = 206
+        headers.append(("Content-Range", f"bytes {start}-{end - 1}/{v.size}"))
+        # a ranged GET returns the whole-object checksum only when the range is the whole object
+        if (start, end) != (0, v.size):
+            headers = [(k, val) for k, val in headers if not k.startswith("x-amz-checksum-")]
+    headers.append(("Content-Length", str(end - start)))
+    if head or end == start:
+        return Response(status, headers)
+    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end)))
+
+
+async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], head: bool) -> Response:
+    try:
+        n = int(ctx.query["partNumber"])
+    except ValueError:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive") from None
+    sizes = v.parts or [v.size]
+    if not 1 <= n <= len(sizes):
+        raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable",
+                      headers={"Content-Range": f"bytes */{v.size}"})
+    start = sum(sizes[: n - 1])
+    end = start + sizes[n - 1]
+    headers = [(k, val) for k, val in headers if not k.startswith("x-amz-checksum-")]
+    headers.append(("x-amz-mp-parts-count", str(len(v.parts))) if v.parts else ("x-amz-mp-parts-count", "1"))
+    headers.append(("Content-Range", f"bytes {start}-{max(end - 1, 0)}/{v.size}"))
+    headers.append(("Content-Length", str(end - start)))
+    status = 206 if v.parts else 200
+    if head or end == start:
+        return Response(status, headers)
+    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end)))
+
+
+async def head_object(ctx: Ctx) -> Response:
+    return await get_object(ctx, head=True)
+
+
+async def delete_object(ctx: Ctx) -> Response:
+    res = await ctx.store.delete_object(ctx.bucket, ctx.key, _version_id(ctx))
+    headers: list[tuple[str, str]] = []
+    if res.version_id:
+        headers.append(("x-amz-version-id", res.version_id))
+    if res.delete_marker:
+        headers.append(("x-amz-delete-marker", "true"))
+    return Response(204, headers)
+
+
+def source_version(ctx: Ctx) -> tuple[ObjectVersion, str | None]:
+    bucket, key, vid = parse_copy_source(ctx.req.headers["x-amz-copy-source"])
+    src: ObjectVersion = ctx.store.head_object(bucket, key, vid)
+    if src.delete_marker:
+        if vid is not None:
+            raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to a delete "
+                          "marker by version id.")
+        raise S3Error("NoSuchKey")
+    check_conditions(ctx.req.headers, src, prefix="x-amz-copy-source-")
+    return src, vid
+
+
+async def copy_object(ctx: Ctx) -> Response:
+    h = ctx.req.headers
+    src, _ = source_version(ctx)
+    directive = h.get("x-amz-metadata-directive", "COPY").upper()
+    tag_directive = h.get("x-amz-tagging-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
+        raise S3Error("InvalidArgument", "Unknown metadata directive.")
+    same = src.bucket == ctx.bucket and src.key == ctx.key
+    if directive == "REPLACE":
+        meta: PutMeta | None = put_meta(h, with_tags=False)
+    else:
+        meta = None
+    if tag_directive == "REPLACE" or "x-amz-storage-class" in h:
+        meta = meta or PutMeta.of(src)
+        if "x-amz-storage-class" in h:
+            meta.storage_class = put_meta(h, with_tags=False).storage_class
+    if meta is not None:
+        if tag_directive == "REPLACE":
+            meta.tags = put_meta(h).tags if "x-amz-tagging" in h else {}
+        else:
+            meta.tags = dict(src.tags)
+    if same and meta is None and "versionId" not in h.get("x-amz-copy-source", ""):
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
+                      "itself without changing the object's metadata, storage class, website redirect location or "
+                      "encryption attributes.")
+    v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, if_match=h.get("if-match"),
+                                    if_none_match=h.get("if-none-match"))
+    headers = [XML]
+    if v.version_id != "null" or _versioned(ctx, ctx.bucket):
+        headers.append(("x-amz-version-id", v.version_id))
+    if src.version_id != "null":
+        headers.append(("x-amz-copy-source-version-id", src.version_id))
+    parts = [el("ETag", f'"{v.etag}"'), el("LastModified", iso_time(v.last_modified_ns))]
+    parts += [el(f"Checksum{alg}", value) for alg, value in v.checksums.items()]
+    return Response(200, headers, doc("CopyObjectResult", parts))
+
+
+def _current_for_tags(ctx: Ctx) -> ObjectVersion:
+    v: ObjectVersion = ctx.store.head_object(ctx.bucket, ctx.key, _version_id(ctx))
+    if v.delete_marker:
+        raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"})
+    return v
+
+
+async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
+    v = _current_for_tags(ctx)
+    latest = ctx.store.head_object(ctx.bucket, ctx.key)
+    if latest.version_id != v.version_id:
+        raise S3Error("NotImplemented", "Tagging a noncurrent version is not supported.")
+    meta = PutMeta.of(v)
+    meta.tags = tags
+    updated: ObjectVersion = await ctx.store.update_meta(ctx.bucket, ctx.key, meta)
+    return updated
+
+
+async def put_object_tagging(ctx: Ctx) -> Response:
+    tags = validate_tags(parse_tagging(await read_small_body(ctx, 64 * 1024)))
+    v = await _set_tags(ctx, tags)
+    return Response(200, [("x-amz-version-id", v.version_id)])
+
+
+async def get_object_tagging(ctx: Ctx) -> Response:
+    v = _current_for_tags(ctx)
+    tags = "".join(f"<Tag>{el('Key', k)}{el('Value', val)}</Tag>" for k, val in v.tags.items())
+    return Response(200, [XML, ("x-amz-version-id", v.version_id)], doc("Tagging", [f"<TagSet>{tags}</TagSet>"]))
+
+
+async def delete_object_tagging(ctx: Ctx) -> Response:
+    v = await _set_tags(ctx, {})
+    return Response(204, [("x-amz-version-id", v.version_id)])
+
+
+def acl_xml(owner: str) -> bytes:
+    o = f"<ID>{esc(owner)}</ID><DisplayName>{esc(owner)}</DisplayName>"
+    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
+             f"{o}</Grantee><Permission>FULL_CONTROL</Permission></Grant>")
+    return doc("AccessControlPolicy", [f"<Owner>{o}</Owner>", f"<AccessControlList>{grant}</AccessControlList>"])
+
+
+async def get_object_acl(ctx: Ctx) -> Response:
+    v = _current_for_tags(ctx)
+    return Response(200, [XML], acl_xml(v.owner or ctx.owner))
+
+
+OPS = {
+    "PutObject": put_object,
+    "GetObject": get_object,
+    "HeadObject": head_object,
+    "DeleteObject": delete_object,
+    "CopyObject": copy_object,
+    "PutObjectTagging": put_object_tagging,
+    "GetObjectTagging": get_object_tagging,
+    "DeleteObjectTagging": delete_object_tagging,
+    "GetObjectAcl": get_object_acl,
+}
