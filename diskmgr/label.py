@@ -15,7 +15,6 @@ API (what the engine calls):
         Atomically (temp file, fsync, rename, fsync of the directory) write the label.
     new_label(appliance_id, role, pool) -> DiskLabel      a fresh disk id, created now
     is_mounted(path) -> bool      `path` is the root of a mounted filesystem (/proc/self/mountinfo)
-    load_appliance_id(state_dir, create=False) -> str     `<state_dir>/appliance-id`
 
 Label file format 1 (JSON object; unknown extra keys are kept out, never an error):
 
@@ -41,7 +40,6 @@ from appliance.errors import DiskError, FormatError
 
 LABEL_NAME = ".stowage-disk.json"
 LABEL_FORMAT = 1
-APPLIANCE_ID_FILE = "appliance-id"
 ROLES = ("data", "meta")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_LABEL_BYTES = 64 * 1024
@@ -255,33 +253,3 @@ def is_mounted(path: str | os.PathLike[str]) -> bool:
     /proc/self/mountinfo. An empty directory left behind when its disk disappeared is not;
     os.path.ismount's device comparison would also miss bind mounts, mountinfo does not."""
     return mount_at(path) is not None
-
-
-# --- the appliance's identity ------------------------------------------------------------------
-
-
-def load_appliance_id(state_dir: str | os.PathLike[str], *, create: bool = False) -> str:
-    """The appliance id in `<state_dir>/appliance-id` (one line). Created on first use when
-    `create` is true (the first `disks add` or the first daemon start)."""
-    file = Path(state_dir) / APPLIANCE_ID_FILE
-    try:
-        value = file.read_text().strip()
-    except FileNotFoundError:
-        if not create:
-            raise
-        file.parent.mkdir(parents=True, exist_ok=True)
-        value = "stw-" + secrets.token_hex(8)
-        fd, tmp = tempfile.mkstemp(prefix=".appliance-id.", dir=file.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(value + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, file)  # never replace an id another process created meanwhile
-        except FileExistsError:
-            value = file.read_text().strip()
-        finally:
-            os.unlink(tmp)
-        _fsync_dir(file.parent)
-    validate_name("appliance id", value)
-    return value

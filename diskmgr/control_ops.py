@@ -1,0 +1,86 @@
+"""Daemon-side control ops of disk management (found by appliance.daemon's extension hook).
+
+    disks.attach {"path", "disk_id", "role", "pool"} -> {"disk_id", "path", "pool", "state"}
+        Take a disk that `stowage disks add` prepared (mounted, labelled for this appliance)
+        into the running daemon: the label is checked exactly as at start-up (mounted, ours,
+        the expected disk id), the shard directories are created, the disk joins its pool and
+        its DiskRecord is committed so it is loaded again after a restart. Idempotent.
+    disks.counters {} -> {"disks": [{"disk_id", "state", "reasons", "io_errors",
+                                     "checksum_failures", "latency_ewma_ms"}]}
+        The daemon's own per-disk observations, for `stowage disks` and the health policy.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from appliance.errors import InvalidArgument
+
+from .label import ROLES, open_disk, validate_name
+
+if TYPE_CHECKING:
+    from appliance.control import Emit
+    from appliance.daemon import Daemon
+
+
+def _arg(args: dict[str, Any], name: str) -> str:
+    v = args.get(name)
+    if not isinstance(v, str) or not v:
+        raise InvalidArgument(f"disks.attach: {name} must be a non-empty string")
+    return v
+
+
+def register(d: Daemon) -> None:
+    from appliance import keys
+    from appliance.disks import Disk
+    from appliance.records import DiskRecord
+
+    async def attach(args: dict[str, Any], emit: Emit) -> Any:
+        path, disk_id, role, pool = (_arg(args, n) for n in ("path", "disk_id", "role", "pool"))
+        if role not in ROLES:
+            raise InvalidArgument(f"disks.attach: role {role!r} is not one of {', '.join(ROLES)}")
+        if role != "data":
+            raise InvalidArgument("disks.attach: only data disks join a running daemon; a metadata disk is "
+                                  "configured with meta_dir and used from the next start")
+        try:
+            validate_name("pool", pool)
+        except ValueError as exc:
+            raise InvalidArgument(f"disks.attach: {exc}") from exc
+        if pool not in d.cfg.pools:
+            raise InvalidArgument(f"disks.attach: pool {pool!r} is not configured")
+        store = d.store
+        existing = store.disks.get(disk_id)
+        if existing is not None and str(existing.path) == path:
+            return {"disk_id": disk_id, "path": path, "pool": existing.pool, "state": existing.state}
+        if existing is not None:
+            raise InvalidArgument(f"disks.attach: disk {disk_id} is already attached at {existing.path}")
+
+        def prepare() -> Disk:
+            label = open_disk(path, store.db.appliance_id, disk_id, require_mount=True)
+            disk = Disk(disk_id, Path(path), pool=label.pool, role="data")
+            if not disk.is_initialised():
+                disk.initialise()
+            return disk
+
+        disk = await trio.to_thread.run_sync(prepare)
+        b = store.db.batch()
+        b.put(keys.disk(disk_id), DiskRecord(disk_id, path, "data", disk.pool, "ok", time.time_ns()))
+        await store.db.commit(b)
+        store.disks.add(disk)
+        return {"disk_id": disk_id, "path": path, "pool": disk.pool, "state": disk.state}
+
+    async def counters(args: dict[str, Any], emit: Emit) -> Any:
+        return {"disks": [
+            {"disk_id": disk.disk_id, "path": str(disk.path), "pool": disk.pool, "state": disk.state,
+             "reasons": list(disk.reasons), "io_errors": disk.counters.io_errors,
+             "checksum_failures": disk.counters.checksum_failures,
+             "latency_ewma_ms": round(disk.counters.latency_ewma_ms, 3)}
+            for disk in d.disks
+        ]}
+
+    d.control.register("disks.attach", attach)
+    d.control.register("disks.counters", counters)
