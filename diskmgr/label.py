@@ -182,6 +182,7 @@ def write_label(path: str | os.PathLike[str], label: DiskLabel) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(label.encode())
             f.flush()
+            os.fchmod(f.fileno(), 0o644)  # read-only views (`stowage disks`) may run unprivileged
             os.fsync(f.fileno())
         os.replace(tmp, directory / LABEL_NAME)
     except BaseException:

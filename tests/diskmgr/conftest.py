@@ -76,3 +76,23 @@ def make_loop(tmp_path: Path) -> Iterator[Callable[..., str]]:
 @pytest.fixture
 def loop_device(make_loop: Callable[..., str]) -> str:
     return make_loop()
+
+
+@pytest.fixture
+def write_mbr() -> Callable[..., None]:
+    return _write_mbr
+
+
+def _write_mbr(dev: str, size: int = GIB) -> None:
+    """A DOS partition table with one Linux partition, written straight to the device."""
+    import struct
+
+    mbr = bytearray(512)
+    mbr[440:444] = b"\x12\x34\x56\x78"
+    mbr[446:462] = struct.pack("<B3sB3sII", 0, b"\x00\x02\x00", 0x83, b"\xff\xff\xff", 2048, size // 512 - 2048)
+    mbr[510:512] = b"\x55\xaa"
+    with open(dev, "r+b") as f:
+        f.write(mbr)
+        f.flush()
+        os.fsync(f.fileno())
+    subprocess.run(["partx", "-a", dev], capture_output=True)
