@@ -228,7 +228,10 @@ def add_disk(
 ) -> AddResult:
     if role not in ROLES:
         raise InvalidArgument(f"role {role!r}: expected one of {', '.join(ROLES)}")
-    validate_name("pool", pool)
+    try:
+        validate_name("pool", pool)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
     if role == "data" and pool not in cfg.pools:
         raise InvalidArgument(f"pool {pool!r} is not configured (known: {', '.join(sorted(cfg.pools))}); "
                               "add [pools.NAME] to the config first")
