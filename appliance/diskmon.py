@@ -1,0 +1,163 @@
+"""The disk monitor: periodic per-disk checks combined into a health state (diskmgr.health).
+
+Every CHECK_SECONDS each data disk is observed in a worker thread (a hung disk cannot stall the
+loop; a check that takes longer than PROBE_TIMEOUT marks the disk offline):
+- the directory (or mount point) is still there, and a managed disk is still mounted;
+- the identity label is readable and names this appliance and this disk;
+- the shard directory skeleton is still there (a wiped directory is not our disk any more);
+- the filesystem is not read-only (a kernel that remounted it after errors) -> failing;
+- the daemon's own I/O-error / checksum-failure counters and latency (disk.counters);
+- SMART (`smartctl --json`) when the disk's DiskRecord names a real block device, every
+  SMART_SECONDS (it is slow and wakes sleeping disks).
+`diskmgr.health.assess` turns that into ok/warning/failing/failed/offline. Placement obeys
+`disk.state` (failing: no new shards); failed/offline wake the healer with a full scan. Every
+transition is logged (TransitionLog) and persisted to the disk's DiskRecord. Administrative
+states (draining, removed) are kept: the monitor only updates their reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from diskmgr import label as labels
+from diskmgr.health import DiskObservation, Health, TransitionLog, assess
+from diskmgr.smart import SmartReport, read_smart
+
+from . import keys
+from .disks import Disk
+from .heal import LOST_STATES, Healer
+from .records import DiskRecord
+from .storecore import StoreCore
+
+log = logging.getLogger("stowage.diskmon")
+
+CHECK_SECONDS = 5.0
+PROBE_TIMEOUT = 20.0
+SMART_SECONDS = 600.0
+ADMIN_STATES = ("draining", "removed")
+
+
+def _probe(disk: Disk, appliance_id: str, managed: bool) -> tuple[DiskObservation, bool]:
+    """Observe one disk (blocking). Returns (observation, read_only)."""
+    c = disk.counters
+    counts = {"io_errors": c.io_errors, "checksum_failures": c.checksum_failures,
+              "latency_p99_ms": c.latency_ewma_ms or None}
+    path = disk.path
+    if not path.is_dir():
+        return DiskObservation(present=False, offline_reason=f"{path} has vanished", **counts), False
+    if managed and not labels.is_mounted(path):
+        return DiskObservation(mounted=False, offline_reason=f"{path} is no longer a mounted filesystem",
+                               **counts), False
+    try:
+        labels.open_disk(path, appliance_id, disk.disk_id, require_mount=False)
+    except Exception as exc:  # any label problem: not (any more) our disk
+        return DiskObservation(label_ok=False, offline_reason=str(exc), **counts), False
+    if not disk.is_initialised():
+        return DiskObservation(label_ok=False, offline_reason=f"{disk.shards_dir} is missing (disk wiped?)",
+                               **counts), False
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError as exc:
+        return DiskObservation(present=False, offline_reason=f"{path}: {exc.strerror}", **counts), False
+    return DiskObservation(**counts), read_only  # type: ignore[arg-type]
+
+
+def _smart_device(rec: DiskRecord | None) -> str | None:
+    dev = rec.device if rec else ""
+    if not dev or not dev.startswith("/dev/") or "/loop" in dev:
+        return None
+    return dev if Path(dev).exists() else None
+
+
+class DiskMonitor:
+    def __init__(self, store: StoreCore, healer: Healer, static_paths: set[str]) -> None:
+        self.store = store
+        self.healer = healer
+        self.static_paths = static_paths
+        self.transitions = TransitionLog(logger=logging.getLogger("stowage.disks"))
+        self.smart: dict[str, tuple[float, SmartReport]] = {}
+        for d in store.disks:
+            self.transitions.last[d.disk_id] = d.state
+
+    def _record(self, disk_id: str) -> DiskRecord | None:
+        return self.store.db.get_record(DiskRecord, keys.disk(disk_id))
+
+    async def _smart_for(self, disk: Disk, rec: DiskRecord | None) -> SmartReport | None:
+        dev = _smart_device(rec)
+        if dev is None:
+            return None
+        cached = self.smart.get(disk.disk_id)
+        if cached and time.monotonic() - cached[0] < SMART_SECONDS:
+            return cached[1]
+        report = await trio.to_thread.run_sync(read_smart, dev, abandon_on_cancel=True)
+        self.smart[disk.disk_id] = (time.monotonic(), report)
+        return report
+
+    async def check(self, disk: Disk) -> Health:
+        rec = self._record(disk.disk_id)
+        managed = str(disk.path) not in self.static_paths
+        read_only = False
+        obs: DiskObservation | None = None
+        with trio.move_on_after(PROBE_TIMEOUT):
+            obs, read_only = await trio.to_thread.run_sync(_probe, disk, self.store.db.appliance_id, managed,
+                                                           abandon_on_cancel=True)
+        if obs is None:
+            obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
+        smart = await self._smart_for(disk, rec) if obs.present and obs.mounted else None
+        health = assess(smart, obs)
+        if read_only and health.state in ("ok", "warning"):
+            health = Health("failing", (*health.reasons, "filesystem is read-only"), health.notes)
+        return health
+
+    async def apply(self, disk: Disk, health: Health) -> None:
+        disk.reasons = list(health.reasons)
+        if disk.state in ADMIN_STATES:
+            return
+        if disk.state == health.state:
+            return
+        old = disk.state
+        disk.state = health.state
+        self.transitions.last.setdefault(disk.disk_id, old)
+        self.transitions.update(disk.disk_id, health)
+        await self.persist_state(disk)
+        if health.state in LOST_STATES:
+            log.warning("disk %s is %s: healing its shards elsewhere", disk.disk_id, health.state)
+            self.healer.request(full_scan=True)
+        elif old in LOST_STATES:
+            self.healer.request(full_scan=True)
+
+    async def persist_state(self, disk: Disk) -> None:
+        rec = self._record(disk.disk_id) or DiskRecord(disk.disk_id, str(disk.path), disk.role, disk.pool,
+                                                       disk.state, time.time_ns())
+        if rec.state == disk.state:
+            return
+        rec.state = disk.state
+        b = self.store.db.batch()
+        b.put(keys.disk(disk.disk_id), rec)
+        await self.store.db.commit(b, sync=True)
+
+    async def check_all(self) -> None:
+        for disk in list(self.store.disks):
+            if disk.role != "data" or disk.state == "removed":
+                continue
+            try:
+                await self.apply(disk, await self.check(disk))
+            except Exception:
+                log.exception("checking disk %s failed", disk.disk_id)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [{"disk_id": d.disk_id, "state": d.state, "reasons": list(d.reasons),
+                 "io_errors": d.counters.io_errors, "checksum_failures": d.counters.checksum_failures}
+                for d in self.store.disks]
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.check_all()
+            await trio.sleep(CHECK_SECONDS)

@@ -1,0 +1,229 @@
+"""Facade semantics: buckets, versions, delete markers, copy, multipart, rename, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import trio
+
+from appliance import keys
+from appliance.errors import (
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    EntityTooSmall,
+    InvalidBucketName,
+    InvalidPart,
+    InvalidPartOrder,
+    KeyTooLong,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    NoSuchVersion,
+    PreconditionFailed,
+)
+from appliance.objectstore import PutMeta
+from appliance.records import SegmentRecord
+
+from .conftest import read_all
+
+
+async def test_buckets(store) -> None:
+    with pytest.raises(BucketAlreadyOwnedByYou):
+        await store.create_bucket("bkt")
+    for bad in ["ab", "UPPER", "a..b", "192.168.1.1", "-abc", "abc-", "x" * 64, "xn--abc"]:
+        with pytest.raises(InvalidBucketName):
+            await store.create_bucket(bad)
+    await store.create_bucket("other.bucket-1")
+    assert [b.name for b in store.list_buckets()] == ["bkt", "other.bucket-1"]
+    await store.put_object("other.bucket-1", "k", b"x")
+    with pytest.raises(BucketNotEmpty):
+        await store.delete_bucket("other.bucket-1")
+    await store.delete_object("other.bucket-1", "k")
+    await store.delete_bucket("other.bucket-1")
+    with pytest.raises(NoSuchBucket):
+        store.get_bucket("other.bucket-1")
+    with pytest.raises(NoSuchBucket):
+        await store.put_object("nope", "k", b"")
+
+
+async def test_metadata_and_overwrite_frees_segments(store) -> None:
+    meta = PutMeta("text/plain", {"cache-control": "no-cache", "x-bogus": "dropped"}, {"color": "blue"}, {"t": "1"})
+    v1 = await store.put_object("bkt", "k", b"hello", meta)
+    got = store.head_object("bkt", "k")
+    assert (got.content_type, got.headers, got.user_meta, got.tags) == (
+        "text/plain", {"cache-control": "no-cache"}, {"color": "blue"}, {"t": "1"})
+    assert got.version_id == "null" and got.etag == hashlib.md5(b"hello").hexdigest()
+    await store.put_object("bkt", "k", b"world")
+    assert await read_all(store, "bkt", "k") == b"world"
+    old = store.db.get_record(SegmentRecord, keys.segment(v1.segments[0].segment_id))
+    assert old is not None and old.refcount == 0
+    assert list(store.db.scan(keys.GC)), "replaced segment queued for GC"
+    with pytest.raises(KeyTooLong):
+        await store.put_object("bkt", "k" * 1025, b"")
+
+
+async def test_versioning_and_delete_markers(store) -> None:
+    await store.put_object("bkt", "k", b"null-version")
+    await store.set_versioning("bkt", "Enabled")
+    v1 = await store.put_object("bkt", "k", b"one")
+    v2 = await store.put_object("bkt", "k", b"two")
+    assert v1.version_id != v2.version_id != "null"
+    assert await read_all(store, "bkt", "k") == b"two"
+    assert await read_all(store, "bkt", "k", v1.version_id) == b"one"
+    assert await read_all(store, "bkt", "k", "null") == b"null-version"
+    d = await store.delete_object("bkt", "k")
+    assert d.delete_marker
+    with pytest.raises(NoSuchKey) as ei:
+        store.head_object("bkt", "k")
+    assert ei.value.context.get("delete_marker") is True
+    assert store.list_objects("bkt").entries == []
+    page = store.list_versions("bkt")
+    assert [(v.version_id, latest) for v, latest in page.entries] == [
+        (d.version_id, True), (v2.version_id, False), (v1.version_id, False), ("null", False)]
+    # Deleting the marker brings v2 back.
+    await store.delete_object("bkt", "k", d.version_id)
+    assert await read_all(store, "bkt", "k") == b"two"
+    await store.delete_object("bkt", "k", v2.version_id)
+    assert await read_all(store, "bkt", "k") == b"one"
+    with pytest.raises(NoSuchVersion):
+        store.head_object("bkt", "k", "no-such-version")
+    # Suspended: writes replace the null version.
+    await store.set_versioning("bkt", "Suspended")
+    await store.put_object("bkt", "k", b"s1")
+    await store.put_object("bkt", "k", b"s2")
+    ids = [v.version_id for v, _ in store.list_versions("bkt").entries]
+    assert ids.count("null") == 1 and v1.version_id in ids
+    assert await read_all(store, "bkt", "k", "null") == b"s2"
+
+
+async def test_list_versions_paging(store) -> None:
+    await store.set_versioning("bkt", "Enabled")
+    expected = []
+    for key in ["a", "b/1", "b/2", "c"]:
+        for i in range(3):
+            v = await store.put_object("bkt", key, f"{key}{i}".encode())
+            expected.append((key, v.version_id))
+    want = sorted(expected, key=lambda kv: (kv[0], -[x[1] for x in expected].index(kv[1])))
+    got = []
+    km = vm = ""
+    while True:
+        page = store.list_versions("bkt", key_marker=km, version_id_marker=vm, max_keys=2)
+        got += [(v.key, v.version_id) for v, _ in page.entries]
+        if not page.is_truncated:
+            break
+        km, vm = page.next_key_marker, page.next_version_id_marker
+    assert got == want
+    page = store.list_versions("bkt", delimiter="/")
+    assert page.common_prefixes == ["b/"]
+
+
+async def test_copy_shares_segments(store) -> None:
+    body = os.urandom(300_000)
+    src = await store.put_object("bkt", "src", body, PutMeta("a/b", user_meta={"x": "1"}))
+    c = await store.copy_object(src, "bkt", "dst", None)
+    assert c.segments == src.segments and c.user_meta == {"x": "1"} and c.etag == src.etag
+    c2 = await store.copy_object(src, "bkt", "dst2", PutMeta("c/d"))
+    assert c2.content_type == "c/d" and c2.user_meta == {}
+    rec = store.get_segment(src.segments[0].segment_id)
+    assert rec.refcount == 3
+    await store.delete_object("bkt", "src")
+    assert await read_all(store, "bkt", "dst") == body
+
+
+async def test_multipart(store) -> None:
+    up = await store.create_multipart("bkt", "mp", PutMeta("video/mp4"))
+    p1 = os.urandom(5 << 20)
+    p2 = os.urandom(5 << 20)
+    p3 = os.urandom(1234)
+    r1 = await store.upload_part("bkt", "mp", up.upload_id, 1, p1)
+    r2 = await store.upload_part("bkt", "mp", up.upload_id, 2, p2)
+    r3 = await store.upload_part("bkt", "mp", up.upload_id, 3, p3)
+    parts, trunc = store.list_parts(up.upload_id)
+    assert [p.part_number for p in parts] == [1, 2, 3] and not trunc
+    assert store.list_parts(up.upload_id, part_number_marker=1, max_parts=1) == ([r2], True)
+    assert [u.upload_id for u in store.list_uploads("bkt").uploads] == [up.upload_id]
+    with pytest.raises(InvalidPartOrder):
+        await store.complete_multipart("bkt", "mp", up.upload_id, [(2, r2.etag), (1, r1.etag)])
+    with pytest.raises(InvalidPart):
+        await store.complete_multipart("bkt", "mp", up.upload_id, [(1, r1.etag), (2, "0" * 32)])
+    with pytest.raises(EntityTooSmall):
+        await store.complete_multipart("bkt", "mp", up.upload_id, [(1, r1.etag), (3, r3.etag)],
+                                       min_part_size=10 << 20)
+    v = await store.complete_multipart("bkt", "mp", up.upload_id, [(1, f'"{r1.etag}"'), (2, r2.etag), (3, r3.etag)])
+    md5s = b"".join(hashlib.md5(p).digest() for p in (p1, p2, p3))
+    assert v.etag == f"{hashlib.md5(md5s).hexdigest()}-3"
+    assert v.segments == r1.segments + r2.segments + r3.segments  # no data copied
+    assert await read_all(store, "bkt", "mp") == p1 + p2 + p3
+    assert await read_all(store, "bkt", "mp", start=(5 << 20) - 10, end=(5 << 20) + 10) == (p1 + p2)[
+        (5 << 20) - 10 : (5 << 20) + 10]
+    with pytest.raises(NoSuchUpload):
+        store.get_upload("bkt", "mp", up.upload_id)
+    # Abort frees parts.
+    up2 = await store.create_multipart("bkt", "mp2")
+    r = await store.upload_part("bkt", "mp2", up2.upload_id, 1, b"abc")
+    await store.abort_multipart("bkt", "mp2", up2.upload_id)
+    assert store.get_segment(r.segments[0].segment_id).refcount == 0
+    # Part copy references a range of another object.
+    up3 = await store.create_multipart("bkt", "mp3")
+    pc = await store.upload_part_copy("bkt", "mp3", up3.upload_id, 1, v, 100, 100 + (6 << 20))
+    assert pc.etag == hashlib.md5((p1 + p2)[100 : 100 + (6 << 20)]).hexdigest()
+    v3 = await store.complete_multipart("bkt", "mp3", up3.upload_id, [(1, pc.etag)])
+    assert await read_all(store, "bkt", "mp3") == (p1 + p2)[100 : 100 + (6 << 20)]
+    assert v3.size == 6 << 20
+
+
+async def test_rename_is_metadata_only(store) -> None:
+    body = os.urandom(100_000)
+    v = await store.put_object("bkt", "dir/a", body)
+    await store.put_object("bkt", "dir/sub/b", b"b")
+    await store.put_object("bkt", "other", b"o")
+    with pytest.raises(PreconditionFailed):
+        await store.rename_object("bkt", "dir/a", "other", noreplace=True)
+    moved = await store.rename_object("bkt", "dir/a", "dir/c")
+    assert moved.segments == v.segments
+    assert await read_all(store, "bkt", "dir/c") == body
+    n = await store.rename_prefix("bkt", "dir/", "new/")
+    assert n == 2
+    assert [e.key for e in store.list_objects("bkt").entries] == ["new/c", "new/sub/b", "other"]
+    assert store.get_segment(v.segments[0].segment_id).refcount == 1
+
+
+async def test_conditional_put_exactly_one_wins(store) -> None:
+    wins, losses = [], []
+
+    async def writer(i: int) -> None:
+        try:
+            await store.put_object("bkt", "cond", f"w{i}".encode() * 1000, if_none_match="*")
+            wins.append(i)
+        except PreconditionFailed:
+            losses.append(i)
+
+    async with trio.open_nursery() as n:
+        for i in range(8):
+            n.start_soon(writer, i)
+    assert len(wins) == 1 and len(losses) == 7
+    assert await read_all(store, "bkt", "cond") == f"w{wins[0]}".encode() * 1000
+    cur = store.head_object("bkt", "cond")
+    with pytest.raises(PreconditionFailed):
+        await store.put_object("bkt", "cond", b"x", if_match='"deadbeef"')
+    await store.put_object("bkt", "cond", b"x", if_match=f'"{cur.etag}"')
+
+
+async def test_concurrent_writers_last_commit_wins(store) -> None:
+    bodies = {i: os.urandom(200_000 + i) for i in range(10)}
+    committed: list[int] = []
+
+    async def writer(i: int) -> None:
+        v = await store.put_object("bkt", "race", bodies[i])
+        committed.append((v.seq, i))  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as n:
+        for i in bodies:
+            n.start_soon(writer, i)
+    last = max(committed)[1]  # type: ignore[type-var]
+    assert await read_all(store, "bkt", "race") == bodies[last]
+    # Every replaced segment is unreferenced: exactly one live reference remains.
+    live = [rec for _, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT) if rec.refcount > 0]
+    assert len(live) == 1
