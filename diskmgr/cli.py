@@ -212,6 +212,8 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
 
 def _apply_health(row: DiskRow, h: Health, smart: SmartReport | None) -> None:
     row.state, row.reasons, row.notes = h.state, list(h.reasons), list(h.notes)
+    if row.kind == "loop":
+        row.notes = ["loop device: no SMART" if n == "SMART not read" else n for n in row.notes]
     if smart is not None:
         row.smart = smart.verdict
         row.temperature_c = smart.temperature_c

@@ -1,0 +1,116 @@
+"""A loop disk added while the real daemon runs (live attach), and the same disk missing at the
+next start: the daemon keeps it offline and writes nothing into its empty mount point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from diskmgr.label import is_mounted
+
+GIB = 1 << 30
+
+
+def cli(*args: str, etc: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, STOWAGE_SYSCONF_ROOT=str(etc))
+    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+class Daemon:
+    def __init__(self, data: Path, log: Path) -> None:
+        self.data, self.log = data, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "serve", "--data", str(self.data), "--no-mount",
+             "--listen", "127.0.0.1:0"], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        sock = self.data / "control.sock"
+        for _ in range(600):  # wait for readiness (the control socket answers), not a timing assertion
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log.read_text()[-2000:]}")
+            if sock.exists():
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect(str(sock))
+                    return
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+            time.sleep(0.1)
+        raise RuntimeError("daemon did not come up")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    data = tmp_path / "appliance"
+    data.mkdir()
+    d = Daemon(data, tmp_path / "daemon.log")
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def rows(data: Path, etc: Path) -> dict:
+    r = cli("disks", "--data", str(data), "--json", "--no-smart", etc=etc)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_live_attach_then_missing_disk_stays_offline(make_loop, daemon: Daemon, tmp_path: Path):
+    etc = tmp_path / "root"
+    etc.mkdir()
+    data = daemon.data
+    daemon.start()
+    dev = make_loop(GIB)
+    r = cli("disks", "add", dev, "--role", "data", "--data", str(data), etc=etc)
+    assert r.returncode == 0, r.stderr
+    assert "attached to the running daemon" in r.stdout
+    disk_id = r.stdout.split()[2].rstrip(":")
+    where = data / "disks" / disk_id
+
+    doc = rows(data, etc)
+    assert doc["daemon"] == "running"
+    row = next(x for x in doc["disks"] if x["disk_id"] == disk_id)
+    # the error counters come from the daemon's own view of the disk: it holds it now
+    assert row["state"] == "ok" and row["errors"]["io"] == 0 and row["errors"]["checksum"] == 0
+    assert (where / "shards").is_dir()  # initialised by the daemon on the mounted filesystem
+
+    # restart: the disk comes back from its record
+    daemon.stop()
+    daemon.start()
+    row = next(x for x in rows(data, etc)["disks"] if x["disk_id"] == disk_id)
+    assert row["state"] == "ok" and row["errors"]["io"] == 0
+
+    # the disk disappears while the daemon is down; at the next start it stays offline and the
+    # empty mount point underneath stays empty
+    daemon.stop()
+    subprocess.run(["umount", str(where)], check=True)
+    daemon.start()
+    assert not is_mounted(where)
+    assert os.listdir(where) == []
+    row = next(x for x in rows(data, etc)["disks"] if x["mount_point"] == str(where))
+    assert row["state"] == "offline"
+    assert "offline" in (data.parent / "daemon.log").read_text()
