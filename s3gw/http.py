@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from http import HTTPStatus
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ log = logging.getLogger("stowage.s3")
 
 RECV_SIZE = 256 * 1024
 DRAIN_LIMIT = 256 * 1024  # an unread body this small is drained to keep the connection
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
 
 
 class ClientGone(Exception):
@@ -141,6 +144,13 @@ class ServerState:
             scope.deadline = min(scope.deadline, deadline)
 
 
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b"Unknown"
+
+
 def _date() -> str:
     return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
 
@@ -154,7 +164,8 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response) -> None:
         headers.append((b"Content-Length", str(len(resp.body)).encode()))
     if resp.close:
         headers.append((b"Connection", b"close"))
-    await conn.send(h11.Response(status_code=resp.status, headers=headers))
+    # a reason phrase matters: botocore's 100-continue handling needs three status-line fields
+    await conn.send(h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status)))
     if req_method == "HEAD" or resp.status in (204, 304):
         if not isinstance(resp.body, bytes | bytearray):
             await resp.body.aclose()  # type: ignore[attr-defined]
@@ -249,12 +260,30 @@ async def serve_connection(
         log.exception("S3 connection from %s failed", remote)
         return
     finally:
-        with trio.move_on_after(1) as cleanup:
-            cleanup.shield = True
-            try:
-                await stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
+        if conn.h11.their_state is h11.SEND_BODY:
+            await _linger_close(stream)
+        else:
+            await trio.aclose_forcefully(stream)
+
+
+async def _linger_close(stream: trio.abc.Stream) -> None:
+    """Close without losing the last response: a close with unread request bytes in the kernel
+    buffer sends RST, and the client may then never see the error we just sent. So: half-close,
+    read and discard for a moment, then close."""
+    with trio.move_on_after(LINGER_SECONDS) as scope:
+        scope.shield = True
+        try:
+            if isinstance(stream, trio.SocketStream):
+                await stream.send_eof()
+                discarded = 0
+                while discarded < LINGER_BYTES:
+                    data = await stream.receive_some(RECV_SIZE)
+                    if not data:
+                        break
+                    discarded += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+    await trio.aclose_forcefully(stream)
 
 
 async def _serve_one(
