@@ -32,9 +32,10 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve", "--data", str(self.data), "--no-mount",
-             "--listen", "127.0.0.1:0"], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "serve", "--data", str(self.data), "--no-mount",
+                 "--listen", "127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT)
         sock = self.data / "control.sock"
         for _ in range(600):  # wait for readiness (the control socket answers), not a timing assertion
             if self.proc.poll() is not None:
