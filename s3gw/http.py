@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from http import HTTPStatus
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import h11
 import trio
