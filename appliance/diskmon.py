@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,26 +47,24 @@ ADMIN_STATES = ("draining", "removed")
 def _probe(disk: Disk, appliance_id: str, managed: bool) -> tuple[DiskObservation, bool]:
     """Observe one disk (blocking). Returns (observation, read_only)."""
     c = disk.counters
-    counts = {"io_errors": c.io_errors, "checksum_failures": c.checksum_failures,
-              "latency_p99_ms": c.latency_ewma_ms or None}
+    base = DiskObservation(io_errors=c.io_errors, checksum_failures=c.checksum_failures,
+                           latency_p99_ms=c.latency_ewma_ms or None)
     path = disk.path
     if not path.is_dir():
-        return DiskObservation(present=False, offline_reason=f"{path} has vanished", **counts), False
+        return replace(base, present=False, offline_reason=f"{path} has vanished"), False
     if managed and not labels.is_mounted(path):
-        return DiskObservation(mounted=False, offline_reason=f"{path} is no longer a mounted filesystem",
-                               **counts), False
+        return replace(base, mounted=False, offline_reason=f"{path} is no longer a mounted filesystem"), False
     try:
         labels.open_disk(path, appliance_id, disk.disk_id, require_mount=False)
     except Exception as exc:  # any label problem: not (any more) our disk
-        return DiskObservation(label_ok=False, offline_reason=str(exc), **counts), False
+        return replace(base, label_ok=False, offline_reason=str(exc)), False
     if not disk.is_initialised():
-        return DiskObservation(label_ok=False, offline_reason=f"{disk.shards_dir} is missing (disk wiped?)",
-                               **counts), False
+        return replace(base, label_ok=False, offline_reason=f"{disk.shards_dir} is missing (disk wiped?)"), False
     try:
         read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError as exc:
-        return DiskObservation(present=False, offline_reason=f"{path}: {exc.strerror}", **counts), False
-    return DiskObservation(**counts), read_only  # type: ignore[arg-type]
+        return replace(base, present=False, offline_reason=f"{path}: {exc.strerror}"), False
+    return base, read_only
 
 
 def _smart_device(rec: DiskRecord | None) -> str | None:

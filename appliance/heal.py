@@ -290,7 +290,11 @@ class Healer:
             out: dict[int, list[bytes]] = {i: [] for i in writers}
             nbytes = 0
             for j in range(b1 - b0 + 1):
-                avail = {i: c[j] for i, c in got.items() if c[j] is not None}
+                avail: dict[int, bytes] = {}
+                for i, c in got.items():
+                    chunk = c[j]
+                    if chunk is not None:
+                        avail[i] = chunk
                 nbytes += sum(len(c) for c in avail.values())
                 if len(avail) < geo.k:
                     return False

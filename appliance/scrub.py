@@ -61,7 +61,7 @@ class ScrubCursor:
     pass_started_ns: int = 0  # 0: no pass in progress
     last_complete_ns: int = 0
     segments: int = 0
-    bytes: int = 0
+    bytes_read: int = 0
     found: int = 0  # segments with damage found in the current/last pass
     repaired: int = 0
     unrecoverable: int = 0
@@ -150,7 +150,7 @@ class Scrubber:
         bucket = TokenBucket(self.cfg.rate_bytes_per_sec)
 
         async def throttle(n: int) -> None:
-            self.cur.bytes += n
+            self.cur.bytes_read += n
             await bucket.take(n)
 
         self._publish(running=True)
@@ -185,7 +185,7 @@ class Scrubber:
         await trio.to_thread.run_sync(self._save, True)
         self._publish(running=False)
         log.info("scrub pass complete: %d segments, %d bytes read, %d damaged, %d repaired, %d unrecoverable",
-                 self.cur.segments, self.cur.bytes, self.cur.found, self.cur.repaired, self.cur.unrecoverable)
+                 self.cur.segments, self.cur.bytes_read, self.cur.found, self.cur.repaired, self.cur.unrecoverable)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

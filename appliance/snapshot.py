@@ -182,7 +182,7 @@ class Snapshotter:
                 async with store.txn() as t:
                     t.add_segment(rec)
                     t.incref([SegmentRef(rec.segment_id, 0, rec.length)])
-                    current = list_snapshots(store) + [info]
+                    current = [*list_snapshots(store), info]
                     for old in current[:-keep]:
                         t.decref([SegmentRef(old.segment_id, 0, 0)])
                     kept = current[-keep:]

@@ -158,6 +158,8 @@ class Txn:
         for seg_id, rec in self.new_segments.items():
             self.refs.setdefault(seg_id, 0)
             self.batch.put(keys.segment(seg_id), rec)
+            if rec.damaged:  # written degraded: queue it for the healer in the same commit
+                self.batch.put(keys.heal(seg_id), HealEntry(seg_id, now, list(rec.damaged), "written degraded"))
         for seg_id, delta in self.refs.items():
             if delta == 0 and seg_id not in self.new_segments:
                 continue

@@ -1,0 +1,166 @@
+"""CLI commands of self-healing: scrub, heal, snapshot-metadata, recover-metadata.
+
+All but recover-metadata talk to the running daemon through the control socket and stream its
+progress; recover-metadata runs with the daemon stopped and writes a new metadata DB.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .cli_common import appliance_options, run_guarded
+from .config import Config
+from .control import call
+
+
+def _size(n: int) -> str:
+    f = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if f < 1024 or unit == "TiB":
+            return f"{f:.1f} {unit}" if unit != "B" else f"{int(f)} B"
+        f /= 1024
+    return str(n)
+
+
+class _Progress:
+    """One self-overwriting progress line on a terminal, plain lines otherwise."""
+
+    def __init__(self, render: Any, quiet: bool) -> None:
+        self.render = render
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, p: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        line = self.render(p)
+        if line == self.last:
+            return
+        self.last = line
+        if self.tty:
+            click.echo(f"\r{line}\033[K", nl=False, err=True)
+        else:
+            click.echo(line, err=True)
+
+    def done(self) -> None:
+        if self.tty and self.last and not self.quiet:
+            click.echo("", err=True)
+
+
+def _op(cfg: Config, op: str, args: dict[str, Any], progress: _Progress | None = None) -> Any:
+    try:
+        return run_guarded(lambda: call(cfg.control_path, op, args, on_progress=progress))
+    finally:
+        if progress is not None:
+            progress.done()
+
+
+def _scrub_line(p: dict[str, Any]) -> str:
+    return (f"scrub: {p.get('segments', 0)} segments, {_size(p.get('bytes_read', 0))} verified, "
+            f"{p.get('found', 0)} damaged, {p.get('repaired', 0)} repaired, "
+            f"{p.get('unrecoverable', 0)} unrecoverable")
+
+
+def _heal_line(p: dict[str, Any]) -> str:
+    return (f"heal: {p.get('done', 0)}/{p.get('total', 0)} segments, {p.get('rebuilt_shards', 0)} shards rebuilt "
+            f"({p.get('moved_shards', 0)} moved)")
+
+
+def _print_lost(lost: list[dict[str, Any]]) -> None:
+    if not lost:
+        return
+    click.echo(f"{len(lost)} unrecoverable segments (fewer than k readable chunks):")
+    from .heal import describe_ref
+
+    for e in lost:
+        objs = ", ".join(describe_ref(r) for r in e.get("objects", [])) or "no object references it"
+        click.echo(f"  segment {e['segment_id']}: {objs}")
+
+
+@click.command()
+@appliance_options
+@click.option("--no-wait", is_flag=True, help="start the pass and return at once")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result")
+@click.option("-q", "--quiet", is_flag=True, help="no progress lines")
+def scrub(cfg: Config, no_wait: bool, as_json: bool, quiet: bool) -> None:
+    """Verify every chunk of every object now, repairing what is damaged."""
+    res = _op(cfg, "scrub.start", {"wait": not no_wait}, _Progress(_scrub_line, quiet or as_json))
+    if as_json:
+        click.echo(json.dumps(res, indent=2, sort_keys=True))
+    elif no_wait:
+        click.echo("scrub pass started; `stowage status` shows its progress")
+    else:
+        click.echo(_scrub_line(res))
+    if res.get("unrecoverable"):
+        sys.exit(2)
+
+
+@click.command()
+@appliance_options
+@click.option("--json", "as_json", is_flag=True, help="machine-readable result")
+@click.option("-q", "--quiet", is_flag=True, help="no progress lines")
+def heal(cfg: Config, as_json: bool, quiet: bool) -> None:
+    """Repair everything known damaged now (degraded segments, shards on failed disks)."""
+    res = _op(cfg, "heal.run", {}, _Progress(_heal_line, quiet or as_json))
+    if as_json:
+        click.echo(json.dumps(res, indent=2, sort_keys=True))
+        return
+    click.echo(_heal_line(res["heal"]))
+    pending = res["heal"].get("pending", 0)
+    if pending:
+        click.echo(f"{pending} segments still wait for a disk to rebuild on")
+    _print_lost(res["unrecoverable"])
+    if res["unrecoverable"]:
+        sys.exit(2)
+
+
+@click.command("snapshot-metadata")
+@appliance_options
+def snapshot_metadata(cfg: Config) -> None:
+    """Store a metadata snapshot on the data disks now."""
+    res = _op(cfg, "meta.snapshot", {})
+    click.echo(f"metadata snapshot {res['segment_id']}: {res['records']} records, {_size(res['length'])}")
+
+
+@click.command("recover-metadata")
+@appliance_options
+@click.option("--json", "as_json", is_flag=True, help="machine-readable report")
+def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
+    """Rebuild a lost metadata DB from the data disks (daemon stopped, empty metadata dir).
+
+    Restores the newest metadata snapshot stored on the data disks, then adds what the shard
+    headers show was written since. See docs/metadata-recovery.md for what cannot come back.
+    """
+    from .recover import recover_metadata
+
+    def say(msg: str) -> None:
+        if not as_json:
+            click.echo(msg, err=True)
+
+    report = run_guarded(lambda: recover_metadata(cfg, say))
+    if as_json:
+        click.echo(json.dumps(vars(report), indent=2, sort_keys=True))
+        return
+    snap = report.snapshot
+    click.echo(f"metadata DB rebuilt in {cfg.meta_path} for appliance {report.appliance_id}")
+    click.echo(f"  snapshot: {snap['segment_id'] if snap else 'none found'} "
+               f"({report.restored_records} records restored)")
+    click.echo(f"  object versions added from shard headers: {len(report.versions_added)}; "
+               f"multipart parts: {report.parts_added}")
+    if report.versions_dropped:
+        click.echo(f"  versions dropped (their data was deleted after the snapshot): {len(report.versions_dropped)}")
+    if report.degraded_segments:
+        click.echo(f"  segments missing shards (queued for healing): {report.degraded_segments}")
+    if report.segments_unreadable:
+        click.echo(f"  segments with too few shards to read: {len(report.segments_unreadable)}")
+    if report.segments_ignored:
+        click.echo(f"  segments without a recoverable identity (FUSE-staged, unknown): {report.segments_ignored}")
+    click.echo("start the daemon (`stowage serve`); the orphan sweep removes unreferenced shard files")
+
+
+commands = [scrub, heal, snapshot_metadata, recover_metadata_cmd]
