@@ -1,0 +1,127 @@
+"""Namespace queries: what a path is, its attributes, and directory pages (all point reads or
+seek-based range scans of the metadata DB, so cheap enough to do on every request)."""
+
+from __future__ import annotations
+
+import stat
+import time
+from dataclasses import dataclass
+
+from appliance.errors import NoSuchBucket, NoSuchKey
+from appliance.objectstore import ObjectStore
+from appliance.records import ObjectVersion
+
+from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Posix, posix_of
+from .inodes import BUCKET, DIR, FILE, LINK, ROOT, Node
+from .paths import dir_prefix, join, marker_key, segment_visible
+
+PAGE = 1000
+
+
+@dataclass
+class Found:
+    kind: str
+    version: ObjectVersion | None  # the file's version, or the directory's marker
+
+
+class Tree:
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self.started_ns = time.time_ns()
+
+    def head(self, bucket: str, key: str) -> ObjectVersion | None:
+        try:
+            return self.store.head_object(bucket, key)
+        except (NoSuchKey, NoSuchBucket):
+            return None
+
+    def bucket_exists(self, name: str) -> bool:
+        try:
+            self.store.get_bucket(name)
+            return True
+        except NoSuchBucket:
+            return False
+
+    def has_children(self, bucket: str, path: str, ignore_marker: bool = False) -> bool:
+        prefix = dir_prefix(path)
+        try:
+            page = self.store.list_objects(bucket, prefix=prefix, max_keys=2)
+        except NoSuchBucket:
+            return False
+        keys = [v.key for v in page.entries]
+        if ignore_marker:
+            keys = [k for k in keys if k != prefix]
+        return bool(keys)
+
+    def lookup(self, bucket: str, path: str) -> Found | None:
+        """What (bucket, path) is; a directory hides a file of the same name."""
+        if not bucket:
+            return Found(ROOT, None)
+        if not path:
+            return Found(BUCKET, None) if self.bucket_exists(bucket) else None
+        marker = self.head(bucket, marker_key(path))
+        if marker is not None or self.has_children(bucket, path):
+            return Found(DIR, marker)
+        v = self.head(bucket, path)
+        if v is None:
+            return None
+        return Found(kind_of_version(v), v)
+
+    def posix(self, node: Node, found: Found | None) -> tuple[Posix, int]:
+        """(attributes, size) of a node as stored."""
+        if node.kind == ROOT:
+            return Posix(DIR_MODE, 0, 0, self.started_ns, self.started_ns, self.started_ns), 0
+        if node.kind == BUCKET:
+            try:
+                created = self.store.get_bucket(node.bucket).created_ns
+            except NoSuchBucket:
+                created = self.started_ns
+            return Posix(DIR_MODE, 0, 0, created, created, created), 0
+        v = found.version if found else None
+        if node.kind == DIR:
+            return posix_of(v, DIR_MODE, self.started_ns), 0
+        p = posix_of(v, LINK_MODE if node.kind == LINK else FILE_MODE, self.started_ns)
+        return p, v.size if v else 0
+
+    def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
+        """One page of a directory: ([(name, kind, version)], next marker, more?)."""
+        if node.kind == ROOT:
+            names = [b.name for b in self.store.list_buckets() if b.name > after]
+            return [(n, BUCKET, None) for n in names], "", False
+        prefix = dir_prefix(node.path)
+        page = self.store.list_objects(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
+        items: list[tuple[str, str, ObjectVersion | None]] = []
+        for cp in page.common_prefixes:
+            items.append((cp, DIR, None))
+        for obj in page.entries:
+            items.append((obj.key, FILE, obj))
+        items.sort(key=lambda t: t[0])
+        cps = set(page.common_prefixes)
+        last = items[-1][0] if items else ""
+        out: list[tuple[str, str, ObjectVersion | None]] = []
+        for key, kind, v in items:
+            name = key[len(prefix):]
+            if kind == DIR:
+                name = name[:-1]
+                if segment_visible(name):
+                    out.append((name, DIR, None))
+                continue
+            if key == prefix or not segment_visible(name):
+                continue  # this directory's own marker, or an unrepresentable key
+            if key + "/" in cps:
+                continue  # the directory of the same name wins
+            if page.is_truncated and last.startswith(key) and self.has_children(node.bucket, key):
+                continue
+            assert v is not None
+            out.append((name, kind_of_version(v), v))
+        return out, page.next_marker, page.is_truncated
+
+    def child_path(self, node: Node, name: str) -> tuple[str, str]:
+        if node.kind == ROOT:
+            return name, ""
+        return node.bucket, join(node.path, name)
+
+
+def kind_of_version(v: ObjectVersion) -> str:
+    p = posix_of(v, FILE_MODE, 0)
+    return LINK if stat.S_ISLNK(p.mode) else FILE
