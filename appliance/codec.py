@@ -55,20 +55,21 @@ def checksum(chunk: bytes | memoryview) -> int:
     return crc32c(chunk)
 
 
-def split_block(geo: Geometry, block: bytes) -> tuple[list[bytes], int]:
-    """Cut a block into k equal chunks (last one zero-padded); returns (chunks, chunk size)."""
+def split_block(geo: Geometry, block: bytes) -> tuple[list[memoryview], int]:
+    """Cut a block into k equal chunks (last one zero-padded), as views: no copies."""
     cs = geo.chunk_size(len(block))
     padded = block if len(block) == cs * geo.k else block + bytes(cs * geo.k - len(block))
-    return [padded[i * cs : (i + 1) * cs] for i in range(geo.k)], cs
+    mv = memoryview(padded)
+    return [mv[i * cs : (i + 1) * cs] for i in range(geo.k)], cs
 
 
-def encode_block(geo: Geometry, block: bytes) -> list[bytes]:
-    """All k+m chunks of a block, in shard order."""
+def encode_block(geo: Geometry, block: bytes) -> list[memoryview]:
+    """All k+m chunks of a block, in shard order (views; valid while the block lives)."""
     data, _ = split_block(geo, block)
     if geo.m == 0:
         return data
     parity = _encoder(geo.k, geo.n).encode(tuple(data), tuple(range(geo.k, geo.n)))
-    return data + [bytes(p) for p in parity]
+    return data + [memoryview(p) for p in parity]
 
 
 def decode_block(geo: Geometry, chunks: dict[int, bytes], block_len: int) -> bytes:
@@ -86,4 +87,4 @@ def rebuild_chunks(geo: Geometry, chunks: dict[int, bytes], block_len: int, want
     """Recompute the chunks `want` of a block from any k of its chunks (for healing)."""
     block = decode_block(geo, chunks, block_len)
     full = encode_block(geo, block)
-    return {i: full[i] for i in want}
+    return {i: bytes(full[i]) for i in want}

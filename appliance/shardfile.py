@@ -27,6 +27,7 @@ SHARD_FORMAT = 1
 HEADER_SIZE = 8192
 CRC_SIZE = 4
 _PREFIX = struct.Struct("<8sHI")
+SYNC_EVERY = 8 << 20
 
 
 @dataclass(slots=True)
@@ -97,10 +98,17 @@ class ShardWriter:
         self.header = header
         self.f = open(tmp_path, "wb", buffering=0)  # noqa: SIM115 - closed in seal/discard
         self.f.write(header.encode())
+        self.unsynced = 0
 
-    def append(self, chunk: bytes) -> None:
+    def append(self, chunk: bytes | memoryview) -> None:
         self.f.write(chunk)
         self.f.write(struct.pack("<I", checksum(chunk)))
+        self.unsynced += len(chunk) + CRC_SIZE
+        if self.unsynced >= SYNC_EVERY:
+            # Flush as we go: the disk writes while later blocks are being encoded, and the
+            # final fsync in seal() has little left to do.
+            os.fdatasync(self.f.fileno())
+            self.unsynced = 0
 
     def seal(self, final_path: str, header: ShardHeader) -> None:
         """Rewrite the header, fsync, rename into place. The caller fsyncs the directory."""

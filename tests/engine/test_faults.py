@@ -127,7 +127,8 @@ def small_fs(tmp_path: Path):
     with open(img, "wb") as f:
         f.truncate(48 << 20)
     subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(img)], check=True)
-    loop = subprocess.run(["losetup", "-f", "--show", str(img)], check=True, capture_output=True, text=True).stdout.strip()
+    loop = subprocess.run(["losetup", "-f", "--show", str(img)], check=True, capture_output=True,
+                          text=True).stdout.strip()
     mnt = tmp_path / "small"
     mnt.mkdir()
     try:
