@@ -93,7 +93,10 @@ class S3App:
         request_id = _request_id()
         resource = req.target.partition("?")[0]
         try:
-            resp = await self._dispatch(req, request_id)
+            try:
+                resp = await self._dispatch(req, request_id)
+            except BaseExceptionGroup as group:
+                raise _leaf(group) from group
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
         except BodyTimeout:
@@ -133,6 +136,25 @@ class S3App:
         if op is None:
             raise S3Error("NotImplemented")
         return await op(Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
+
+
+def _leaf(group: BaseExceptionGroup) -> BaseException:
+    """The engine runs body consumers in nurseries; what matters is the one meaningful failure."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(group)
+    for kind in (ClientGone, BodyTimeout, S3Error, StowageError):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return leaves[0] if leaves else group
 
 
 def _request_id() -> str:
