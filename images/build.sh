@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a Debian 12 (bookworm) appliance root filesystem with Stowage installed and enabled.
 #
-#   images/build.sh [--output DIR] [--s3-listen HOST:PORT] [--cache DIR] [--base-only]
+#   images/build.sh [--output DIR] [--s3-listen HOST:PORT] [--cache DIR] [--base-only | --upgrade]
 #
 # Three layers, the first two cached (default cache: images/cache/, or $STOWAGE_IMAGE_CACHE):
 #   base-KEY       debootstrap --variant=minbase + systemd + images/apt-packages.txt;
@@ -13,6 +13,8 @@
 #                  appliance config: directory-backed disks under /var/lib/stowage, fixed test
 #                  credentials, S3 on --s3-listen (default 127.0.0.1:9000), the mount at /srv/stowage.
 # The output boots with `systemd-nspawn -b -D DIR` (see tests/systemd/test_nspawn_boot.py).
+# --upgrade reinstalls the current checkout into an existing DIR the way an operator upgrades a box
+# (install.sh over the old install), keeping its config and /var/lib/stowage.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +23,7 @@ CACHE=${STOWAGE_IMAGE_CACHE:-$SRC/images/cache}
 OUT=$SRC/images/out/rootfs
 S3_LISTEN=127.0.0.1:9000
 BASE_ONLY=0
+UPGRADE=0
 # Credentials baked into the image config: for tests and first boot only; change them on a real box.
 TEST_ACCESS_KEY=stowagetestkey
 TEST_SECRET_KEY=stowage-test-secret-key-0123456789
@@ -31,7 +34,8 @@ while [ $# -gt 0 ]; do
         --s3-listen) S3_LISTEN=$2; shift 2 ;;
         --cache) CACHE=$2; shift 2 ;;
         --base-only) BASE_ONLY=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --upgrade) UPGRADE=1; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -82,8 +86,17 @@ in_root() {
         mount --bind /dev "$root/dev"
         mount --bind "$cache/pip" "$root/root/.cache/pip"
         cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+        # pip trusts the build host'"'"'s CA bundle (a host behind a TLS-inspecting proxy has its
+        # own CA there); it lives on a tmpfs that vanishes with this namespace, not in the image.
+        mount -t tmpfs tmpfs "$root/tmp"
+        ca=
+        if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+            cp /etc/ssl/certs/ca-certificates.crt "$root/tmp/build-host-ca.crt"
+            ca=/tmp/build-host-ca.crt
+        fi
         exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+            HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 \
+            PIP_DEFAULT_TIMEOUT=180 ${ca:+PIP_CERT=$ca SSL_CERT_FILE=$ca} "$@"
     ' in_root "$root" "$CACHE" "$@"
 }
 
@@ -152,6 +165,15 @@ configure_appliance() {
     } >"$root/etc/stowage/stowage.toml"
     chmod 0640 "$root/etc/stowage/stowage.toml"
 }
+
+if [ "$UPGRADE" = 1 ]; then
+    [ -x "$OUT/opt/stowage/venv/bin/stowage" ] || { echo "build.sh: no Stowage install in $OUT" >&2; exit 1; }
+    log "upgrading Stowage in place in $OUT"
+    sync_source "$OUT"
+    in_root "$OUT" /bin/bash /usr/src/stowage/images/install.sh --no-start --no-apt
+    echo "$OUT"
+    exit 0
+fi
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"

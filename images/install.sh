@@ -59,11 +59,17 @@ fi
 
 # 2. The source copy the package is built from (building in the checkout would litter it with
 # build/ and egg-info owned by root).
-mkdir -p "$PREFIX/src"
-rsync -a --delete --exclude=/.venv --exclude=/.git --exclude=/images/cache --exclude=/images/out \
-    --exclude=/stowage-data --exclude=__pycache__ --exclude='*.egg-info' --exclude=/build \
-    --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache --exclude=.hypothesis \
-    --exclude='.stamp-*' "$SRC/" "$PREFIX/src/"
+# (tar, not rsync: this also runs on a minimal Debian.)
+if [ "$(realpath "$SRC")" != "$(realpath -m "$PREFIX/src")" ]; then
+    rm -rf "$PREFIX/src.new"
+    mkdir -p "$PREFIX/src.new"
+    tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude=./images/cache --exclude=./images/out \
+        --exclude=./stowage-data --exclude=__pycache__ --exclude='*.egg-info' --exclude=./build \
+        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache --exclude=.hypothesis \
+        --exclude='./.stamp-*' -cf - . | tar -C "$PREFIX/src.new" -xf -
+    rm -rf "$PREFIX/src"
+    mv "$PREFIX/src.new" "$PREFIX/src"
+fi
 
 # 3. The venv: (re)created when missing or when its Python no longer runs (a distribution
 # upgrade replaced the interpreter); otherwise upgraded in place.

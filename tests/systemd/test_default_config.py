@@ -1,0 +1,61 @@
+"""The commented default config (systemd/stowage.toml) matches appliance/config.py exactly:
+it loads as the defaults, every setting is documented, and uncommenting every documented
+setting still loads (so no comment shows a misspelt name or a value of the wrong type)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from appliance.config import Config, DiskConfig, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "systemd/stowage.toml"
+
+
+def uncommented(text: str) -> str:
+    text = re.sub(r"(?m)^#(?=[a-z_]+ = )", "", text)
+    return text.replace("#[[disks]]", "[[disks]]")
+
+
+def documented_settings(text: str) -> set[str]:
+    names, table = set(), ""
+    for line in uncommented(text).splitlines():
+        if m := re.match(r"^\[\[?([a-z0-9_.]+)\]\]?", line):
+            table = m.group(1)
+        elif m := re.match(r"^([a-z_]+) = ", line):
+            names.add(f"{table}.{m.group(1)}" if table else m.group(1))
+    return names
+
+
+def config_settings() -> set[str]:
+    names = set()
+    for f in dataclasses.fields(Config):
+        default = getattr(Config(), f.name)
+        if dataclasses.is_dataclass(default):
+            names |= {f"{f.name}.{sub.name}" for sub in dataclasses.fields(default)}
+        elif f.name == "pools":
+            names |= {f"pools.default.{sub}" for sub in ("k", "m", "block_size")}
+        elif f.name == "disks":
+            names |= {f"disks.{sub.name}" for sub in dataclasses.fields(DiskConfig)}
+        else:
+            names.add(f.name)
+    return names
+
+
+def test_shipped_config_is_the_defaults() -> None:
+    assert load_config(SHIPPED) == Config()
+
+
+def test_every_setting_is_documented_and_nothing_else() -> None:
+    assert documented_settings(SHIPPED.read_text()) == config_settings()
+
+
+def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "all.toml"
+    path.write_text(uncommented(SHIPPED.read_text()))
+    cfg = load_config(path)
+    assert cfg.disks == [DiskConfig(path="/srv/disk0", pool="default")]
+    cfg.disks = []
+    assert cfg == Config()
