@@ -13,7 +13,7 @@ Stream format (version 1), all integers little endian:
 
     b"STWMSNAP" | u16 format | u32 json length | JSON {appliance_id, created_ns, seq, db_format}
     records:    u32 key length | u32 value length | key | value          (key length < 2^31)
-    end:        u32 0xFFFFFFFF | u64 record count | u32 CRC32C of every record byte before it
+    end:        u32 0xFFFFFFFF | u32 0 | u64 record count | u32 CRC32C of every record byte before it
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ MANIFEST_DIR = "meta-snapshots"
 PIECE = 1 << 20
 _HDR = struct.Struct("<8sHI")
 _REC = struct.Struct("<II")
-_END = struct.Struct("<IQI")
+_END = struct.Struct("<QI")  # after an end marker record header
 
 
 @dataclass
@@ -71,7 +71,7 @@ def write_stream(items: Iterator[tuple[bytes, bytes]], out: BinaryIO, meta: dict
         crc = crc32c(rec, crc)
         out.write(rec)
         n += 1
-    out.write(_END.pack(END, n, crc))
+    out.write(_REC.pack(END, 0) + _END.pack(n, crc))
     return n
 
 
@@ -99,10 +99,10 @@ def read_stream(f: BinaryIO) -> tuple[dict[str, Any], Iterator[tuple[bytes, byte
                 raise FormatError("metadata snapshot truncated")
             klen, vlen = _REC.unpack(raw)
             if klen == END:
-                rest = f.read(_END.size - _REC.size)
-                if len(rest) < _END.size - _REC.size:
+                rest = f.read(_END.size)
+                if len(rest) < _END.size:
                     raise FormatError("metadata snapshot truncated")
-                total, want = struct.unpack("<QI", rest)
+                total, want = _END.unpack(rest)
                 if total != count or want != crc:
                     raise FormatError("metadata snapshot checksum mismatch")
                 return
