@@ -126,7 +126,8 @@ async def main(directory: Path, quick: bool) -> None:
         print(f"Stowage engine benchmark — {geo.k}+{geo.m}, block {geo.block_size // MIB} MiB, dir {directory}")
         for line in raw.lines():
             print("  " + line)
-        print(f"  ideal object write at {geo.k}+{geo.m} (raw write x k/n): {raw.seq_write_mib_s * geo.k / geo.n:8.1f} MiB/s")
+        ideal = raw.seq_write_mib_s * geo.k / geo.n
+        print(f"  ideal object write at {geo.k}+{geo.m} (raw write x k/n): {ideal:8.1f} MiB/s")
         sizes = [(MIB, 64), (64 * MIB, 4), (1024 * MIB, 1)] if not quick else [(MIB, 16), (64 * MIB, 2)]
         for size, count in sizes:
             put, get = await throughput(store, size, count)
