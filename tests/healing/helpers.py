@@ -20,7 +20,7 @@ def ctl(d: Any, op: str, args: dict[str, Any] | None = None, progress: list[dict
                 on_progress=progress.append if progress is not None else None, timeout=300)
 
 
-def populate(d: Any, n: int = 20, seed: int = 1, max_size: int = 3 << 20) -> dict[str, bytes]:
+def populate(d: Any, n: int = 20, seed: int = 1, max_size: int = 3 << 20, prefix: str = "obj/") -> dict[str, bytes]:
     rnd = random.Random(seed)
     s3 = d.s3()
     try:
@@ -31,7 +31,7 @@ def populate(d: Any, n: int = 20, seed: int = 1, max_size: int = 3 << 20) -> dic
     sizes = [1, 4096, 1 << 20, (1 << 20) + 7] + [rnd.randrange(1, max_size) for _ in range(n - 4)]
     for i, size in enumerate(sizes[:n]):
         body = rnd.randbytes(size)
-        key = f"obj/{i:03d}"
+        key = f"{prefix}{i:03d}"
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         objs[key] = body
     return objs

@@ -1,0 +1,86 @@
+"""On real loop devices (root only): a disk added with `stowage disks add`, drained and removed;
+an embedded disk replaced by a new loop disk; a loop disk yanked (lazy unmount) while the
+daemon runs -> reads keep working and the healer restores full redundancy on its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .helpers import check_all, ctl, full_redundancy, populate, wait_for
+
+GIB = 1 << 30
+BIG = 128 * GIB  # sparse: weighted placement (free space) favours it over the embedded disks
+
+
+def add_disk(d: Any, dev: str, etc: Path) -> str:
+    r = subprocess.run([sys.executable, "-m", "appliance", "disks", "add", dev, "--role", "data", "--data",
+                        str(d.data_dir)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, STOWAGE_SYSCONF_ROOT=str(etc)))
+    assert "attached to the running daemon" in r.stdout, r.stdout + r.stderr
+    return r.stdout.split()[2].rstrip(":")
+
+
+def shards_on(path: Path) -> int:
+    return len(list(path.glob("shards/*/*")))
+
+
+def disk_path(d: Any, disk_id: str) -> Path:
+    return Path(next(x["path"] for x in ctl(d, "status")["disks"] if x["disk_id"] == disk_id))
+
+
+def test_drain_remove_replace_and_yank(daemon: Any, make_loop: Callable[..., str], tmp_path: Path) -> None:
+    etc = tmp_path / "sysroot"
+    etc.mkdir()
+    objs = populate(daemon, n=8, seed=11)
+    new = add_disk(daemon, make_loop(BIG), etc)
+    objs.update(populate(daemon, n=12, seed=12, prefix="more/"))
+    new_path = disk_path(daemon, new)
+    assert shards_on(new_path) > 0  # placement used the new disk
+
+    # remove with drain: every shard moves off, then the disk is released
+    progress: list[dict[str, Any]] = []
+    res = ctl(daemon, "disks.remove", {"disk": new}, progress)
+    assert res["released"] and res["moved_shards"] > 0
+    assert progress and progress[-1]["done"] == progress[-1]["total"]
+    assert shards_on(new_path) == 0
+    assert new not in [x["disk_id"] for x in ctl(daemon, "status")["disks"]]
+    assert full_redundancy(daemon.data_dir)
+    check_all(daemon, objs)
+    subprocess.run(["umount", str(new_path)], check=True)
+
+    # replace an embedded disk by a new loop disk: OLD's shards are rebuilt onto NEW
+    repl = add_disk(daemon, make_loop(BIG), etc)
+    old = next(x["disk_id"] for x in ctl(daemon, "status")["disks"] if x["path"].endswith("disk0"))
+    old_path = disk_path(daemon, old)
+    held = shards_on(old_path)
+    res = ctl(daemon, "disks.replace", {"old": old, "new": repl})
+    assert res["moved_shards"] == held and res["released"]
+    assert shards_on(old_path) == 0
+    assert shards_on(disk_path(daemon, repl)) == held
+    assert full_redundancy(daemon.data_dir)
+    check_all(daemon, objs)
+
+    # yank: a lazily unmounted loop disk while the daemon runs (a 7th disk so 4+2 can heal)
+    yank = add_disk(daemon, make_loop(BIG), etc)
+    objs.update(populate(daemon, n=10, seed=13, prefix="late/"))
+    yank_path = disk_path(daemon, yank)
+    assert shards_on(yank_path) > 0
+    subprocess.run(["umount", "-l", str(yank_path)], check=True)
+    assert os.listdir(yank_path) == []
+    check_all(daemon, objs)  # reads decode around the missing disk
+
+    def healed() -> bool:
+        st = ctl(daemon, "status")
+        state = next(x["state"] for x in st["disks"] if x["disk_id"] == yank)
+        heal = st["services"]["heal"]
+        return state == "offline" and not heal["running"] and heal["pending"] == 0 and \
+            full_redundancy(daemon.data_dir)
+
+    wait_for(healed, timeout=120, what="healing after the yanked disk")
+    assert os.listdir(yank_path) == []  # nothing was written into the empty mount point
+    check_all(daemon, objs)
