@@ -1,0 +1,20 @@
+"""Control-socket operations for users and keys (registered by the daemon)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import users
+from .control import Emit
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+
+def register(d: Daemon) -> None:
+    for op, fn in users.OPS.items():
+
+        async def handler(args: dict[str, Any], emit: Emit, fn: Any = fn) -> Any:
+            return fn(d.store.db, args)
+
+        d.control.register(op, handler)
