@@ -1,0 +1,265 @@
+"""S3 gateway benchmark: the real daemon, driven over HTTP, beside the raw disk and the engine.
+
+    python -m bench.s3 [--dir /var/tmp/stowage-bench] [--quick]
+
+Measures, in one run: raw disk speed (bench.raw: dd-style write+fsync, cold read); the engine
+in-process (bench.engine: 64 MiB put/get, 4 KiB ops at 16 tasks); and through the gateway of a
+`stowage serve` subprocess: 64 MiB PUT/GET MiB/s with 1 and 8 concurrent clients, 4 KiB and
+256 KiB PUT/GET ops/s with p50/p99 at 16 concurrent clients, and a full paginated ListObjectsV2
+of a 100,000-key bucket. The client is deliberately lean (http.client, keep-alive, SigV4 with
+UNSIGNED-PAYLOAD) so the figures show the gateway, not boto3's own hashing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import trio
+
+from bench.raw import MIB, measure
+from s3gw.sigv4 import canonical_headers, canonical_query, sign, signing_key, string_to_sign, uri_encode
+
+KIB = 1024
+
+
+class Client:
+    """One keep-alive connection speaking just enough S3."""
+
+    def __init__(self, endpoint: str, access_key: str, secret: str) -> None:
+        u = urlsplit(endpoint)
+        self.netloc = u.netloc
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+        self.ak, self.sk = access_key, secret
+
+    def _headers(self, method: str, path: str, query: str) -> dict[str, str]:
+        amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        h = {"host": self.netloc, "x-amz-date": amz_date, "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+        names = sorted(h)
+        scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+        creq = (f"{method}\n{uri_encode(path, keep_slash=True)}\n{canonical_query(query, drop_signature=False)}\n"
+                f"{canonical_headers(h, names)}\n{';'.join(names)}\nUNSIGNED-PAYLOAD")
+        sig = sign(signing_key(self.sk, amz_date[:8], "us-east-1", "s3"), string_to_sign(amz_date, scope, creq))
+        h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.ak}/{scope}, SignedHeaders={';'.join(names)}, "
+                              f"Signature={sig}")
+        return h
+
+    def call(self, method: str, path: str, body: bytes | None = None, query: str = "") -> tuple[int, bytes]:
+        target = quote(path) + (f"?{query}" if query else "")
+        self.conn.request(method, target, body=body, headers=self._headers(method, path, query))
+        r = self.conn.getresponse()
+        if method == "GET" and r.status == 200 and "list-type" not in query:
+            n = 0
+            while piece := r.read(4 * MIB):
+                n += len(piece)
+            return r.status, b""
+        data = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {data[:300]!r}")
+        return r.status, data
+
+
+def start_daemon(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    runfile = data / "run" / "daemon.json"
+    if runfile.exists():
+        runfile.unlink()
+    log = open(data.parent / "daemon.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--listen",
+                             "127.0.0.1:0", "--no-mount"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited: see {data.parent / 'daemon.log'}")
+        if runfile.exists():
+            try:
+                info = json.loads(runfile.read_text())
+                if info.get("pid") == proc.pid:
+                    creds = tomllib.loads((data / "credentials.toml").read_text())
+                    return proc, {"endpoint": info["s3_endpoint"], **creds}
+            except ValueError:
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("daemon did not become ready")
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def parallel(n: int, fn) -> float:  # type: ignore[no-untyped-def]
+    """Run fn(i) in n threads; return the wall time."""
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            fn(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - t
+
+
+def throughput(d: dict[str, str], clients: int, per_client: int, body: bytes) -> tuple[float, float]:
+    conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
+    total = clients * per_client * len(body) / MIB
+    put = total / parallel(clients, lambda i: [conns[i].call("PUT", f"/bench/big-{clients}-{i}-{j}", body)
+                                               for j in range(per_client)])
+    get = total / parallel(clients, lambda i: [conns[i].call("GET", f"/bench/big-{clients}-{i}-{j}")
+                                               for j in range(per_client)])
+    for i in range(clients):
+        for j in range(per_client):
+            conns[i].call("DELETE", f"/bench/big-{clients}-{i}-{j}")
+    return put, get
+
+
+def small_ops(d: dict[str, str], size: int, clients: int, per_client: int) -> dict[str, tuple[float, float, float]]:
+    conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
+    body = os.urandom(size)
+    out = {}
+    for method in ("PUT", "GET"):
+        lat: list[list[float]] = [[] for _ in range(clients)]
+
+        def work(i: int, method: str = method, lat: list[list[float]] = lat) -> None:
+            for j in range(per_client):
+                t = time.perf_counter()
+                conns[i].call(method, f"/bench/s{size}/{i}/{j}", body if method == "PUT" else None)
+                lat[i].append(time.perf_counter() - t)
+
+        wall = parallel(clients, work)
+        flat = sorted(x for per in lat for x in per)
+        out[method] = (len(flat) / wall, statistics.median(flat) * 1000, flat[int(len(flat) * 0.99) - 1] * 1000)
+    return out
+
+
+def populate_listing(data: Path, n: int) -> None:
+    """Write n keys straight into the metadata DB while the daemon is stopped (filling a bucket
+    through S3 would take minutes of small PUTs and measure those, not the listing)."""
+    from appliance import keys as K
+    from appliance.records import ObjectVersion
+    from bench.engine import open_store
+
+    store = open_store(data)
+    try:
+        batch = store.db.batch()
+        for i in range(n):
+            name = f"dir{i % 100:02d}/obj{i:07d}"
+            batch.put(K.latest("listing", name), ObjectVersion("listing", name, "null", 1, time.time_ns(), size=1,
+                                                               etag="0" * 32))
+        trio.run(store.create_bucket, "listing")
+        store.db.commit_now(batch)
+    finally:
+        store.db.close()
+
+
+def full_listing(d: dict[str, str]) -> tuple[int, float]:
+    c = Client(d["endpoint"], d["access_key"], d["secret_key"])
+    token, total = "", 0
+    t = time.perf_counter()
+    while True:
+        query = "list-type=2&max-keys=1000" + (f"&continuation-token={quote(token, safe='')}" if token else "")
+        _, body = c.call("GET", "/listing", query=query)
+        total += body.count(b"<Contents>")
+        m = re.search(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>", body)
+        if not m:
+            break
+        token = m.group(1).decode()
+    return total, time.perf_counter() - t
+
+
+def engine_figures(root: Path, quick: bool) -> tuple[float, float, float, float]:
+    from bench.engine import open_store
+    from bench.engine import small_ops as engine_small
+    from bench.engine import throughput as engine_tp
+
+    store = open_store(root)
+
+    async def run() -> tuple[float, float, float, float]:
+        await store.create_bucket("bench")
+        put, get = await engine_tp(store, 64 * MIB, 2 if quick else 4)
+        puts, gets = await engine_small(store, 400 if quick else 1600, 16)
+        return put, get, puts, gets
+
+    try:
+        return trio.run(run)
+    finally:
+        store.db.close()
+
+
+def main(directory: Path, quick: bool, list_keys: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    raw = measure(directory, (256 if quick else 1024) * MIB)
+    work = Path(tempfile.mkdtemp(prefix="s3bench-", dir=directory))
+    try:
+        eng = engine_figures(work / "engine", quick)
+        shutil.rmtree(work / "engine", ignore_errors=True)
+        data = work / "data"
+        proc, d = start_daemon(data)
+        try:
+            Client(d["endpoint"], d["access_key"], d["secret_key"]).call("PUT", "/bench")
+            big = os.urandom(64 * MIB)
+            tp1 = throughput(d, 1, 2 if quick else 4, big)
+            tp8 = throughput(d, 8, 1 if quick else 2, big)
+            del big
+            small4 = small_ops(d, 4 * KIB, 16, 25 if quick else 100)
+            small256 = small_ops(d, 256 * KIB, 16, 10 if quick else 40)
+        finally:
+            stop_daemon(proc)
+        populate_listing(data, list_keys)
+        proc, d = start_daemon(data)
+        try:
+            listed, secs = full_listing(d)
+        finally:
+            stop_daemon(proc)
+        assert listed == list_keys, (listed, list_keys)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"Stowage S3 gateway benchmark — dir {directory}{' (quick)' if quick else ''}")
+    for line in raw.lines():
+        print("  " + line)
+    print(f"  engine in-process: 64 MiB put {eng[0]:8.1f} MiB/s  get {eng[1]:8.1f} MiB/s; "
+          f"4 KiB x16 put {eng[2]:7.1f} ops/s  get {eng[3]:7.1f} ops/s")
+    print(f"  S3 64 MiB objects, 1 client:   PUT {tp1[0]:8.1f} MiB/s   GET {tp1[1]:8.1f} MiB/s")
+    print(f"  S3 64 MiB objects, 8 clients:  PUT {tp8[0]:8.1f} MiB/s   GET {tp8[1]:8.1f} MiB/s")
+    for label, res in (("4 KiB", small4), ("256 KiB", small256)):
+        for method in ("PUT", "GET"):
+            ops, p50, p99 = res[method]
+            print(f"  S3 {label:>7} {method}, 16 clients: {ops:8.1f} ops/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
+    print(f"  S3 full ListObjectsV2 of {listed:,} keys (pages of 1,000): {secs:6.2f} s = {listed / secs:,.0f} keys/s")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="S3 gateway benchmark")
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp/stowage-bench"))
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--list-keys", type=int, default=100_000)
+    args = ap.parse_args()
+    main(args.dir, args.quick, args.list_keys)
