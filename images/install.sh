@@ -80,7 +80,9 @@ if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
 fi
 old=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("stowage"))' 2>/dev/null || true)
-"$VENV/bin/pip" install -q --upgrade "$PREFIX/src"
+# No build isolation: the venv's own setuptools builds the package, so a reinstall whose
+# dependencies are already satisfied needs no network at all.
+"$VENV/bin/pip" install -q --no-build-isolation --upgrade "$PREFIX/src"
 new=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("stowage"))')
 if [ -n "$old" ]; then say "upgraded stowage $old -> $new in $VENV"; else say "installed stowage $new in $VENV"; fi
 ln -sfn "$VENV/bin/stowage" /usr/local/bin/stowage

@@ -252,6 +252,42 @@ def test_upgrade_in_place_keeps_the_data(image: Image) -> None:
     try:
         wait_active(c)
         assert s3_client(image.port).get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == BODY
+        # `make install` on the running box, as an operator would from a checkout: systemd is
+        # PID 1 here, so install.sh reloads units and restarts the service on the new version.
+        pid = c.run("systemctl", "show", "stowage", "-p", "MainPID", "--value").stdout.strip()
+        live = c.run("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                     "HOME=/root", "bash", "/usr/src/stowage/images/install.sh", "--no-apt", timeout=600)
+        assert "restarting stowage.service" in live.stdout, live.stdout + live.stderr
+        assert "stowage.service is running" in live.stdout
+        wait_active(c)
+        assert c.run("systemctl", "show", "stowage", "-p", "MainPID", "--value").stdout.strip() != pid
+        assert s3_client(image.port).get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == BODY
     finally:
         code = poweroff(c)
+    assert code == 0, c.console.read_text()[-3000:]
+
+
+def test_wedged_daemon_is_restarted_by_the_watchdog(image: Image) -> None:
+    """Real systemd, real watchdog: a drop-in shortens WatchdogSec and enables the daemon's
+    debug wedge hook; SIGUSR2 blocks its trio loop, the pings stop, systemd kills it with
+    SIGABRT and restarts it, and the restarted daemon serves the data again."""
+    dropin = image.root / "etc/systemd/system/stowage.service.d/test-watchdog.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text("[Service]\nWatchdogSec=3\nRestartSec=1\nEnvironment=STOWAGE_DEBUG_WEDGE_SECONDS=30\n")
+    c = boot(image.root, image.root.parent / "console-3.log")
+    try:
+        wait_active(c)
+        c.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGUSR2", "stowage")
+        deadline = time.monotonic() + BOOT_DEADLINE
+        while "NRestarts=1" not in c.run("systemctl", "show", "stowage", "-p", "NRestarts").stdout:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no watchdog restart:\n{c.journal()[-4000:]}")
+            time.sleep(0.5)
+        wait_active(c)
+        journal = c.journal()
+        assert "Watchdog timeout" in journal, journal[-4000:]
+        assert s3_client(image.port).get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == BODY
+    finally:
+        code = poweroff(c)
+        dropin.unlink()
     assert code == 0, c.console.read_text()[-3000:]
