@@ -9,7 +9,9 @@ from typing import Any
 import click
 import trio
 
-from . import __version__
+from diskmgr.cli import disks
+
+from . import __version__, cli_admin, cli_heal
 from .cli_common import appliance_options, run_guarded
 from .config import Config
 from .control import ControlError, call
@@ -70,19 +72,5 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-def _register() -> None:
-    """Attach the command groups of the other areas."""
-    import importlib
-
-    for module, name in (("diskmgr.cli", "disks"), ("appliance.cli_admin", "commands"),
-                         ("appliance.cli_heal", "commands")):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        obj = getattr(mod, name)
-        for cmd in obj if isinstance(obj, list) else [obj]:
-            main.add_command(cmd)
-
-
-_register()
+for _cmd in [disks, *cli_admin.commands, *cli_heal.commands]:
+    main.add_command(_cmd)

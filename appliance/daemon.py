@@ -14,14 +14,17 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from . import __version__
+from diskmgr import control_ops as disk_ops
+from fusefs.service import serve_fuse
+from s3gw.service import serve_s3
+
+from . import __version__, admin_ops, healing
 from .config import Config, fuse_usable
 from .control import ControlServer, Emit
 from .credentials import Credentials, resolve_root_key
@@ -33,9 +36,6 @@ from .objectstore import ObjectStore
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
-
-Service = Callable[..., Awaitable[Any]]
-
 
 @dataclass
 class Daemon:
@@ -110,40 +110,6 @@ def _mount_wanted(cfg: Config) -> bool:
     return True
 
 
-async def _start_optional(nursery: trio.Nursery, name: str, factory: Callable[[], Service | None],
-                          *args: Any) -> Any:
-    service = factory()
-    if service is None:
-        return None
-    return await nursery.start(service, *args)
-
-
-def _s3_service() -> Service | None:
-    try:
-        from s3gw.service import serve_s3
-    except ImportError:
-        log.warning("S3 gateway not available in this build")
-        return None
-    return serve_s3
-
-
-def _fuse_service() -> Service | None:
-    try:
-        from fusefs.service import serve_fuse
-    except ImportError:
-        log.warning("FUSE mount not available in this build")
-        return None
-    return serve_fuse
-
-
-def _healing_services() -> list[Service]:
-    try:
-        from .healing import services
-    except ImportError:
-        return []
-    return list(services())
-
-
 async def run(cfg: Config, notifier: Notifier | None = None) -> None:
     notifier = notifier or Notifier.from_environ()
     db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
@@ -171,18 +137,15 @@ async def _serve(d: Daemon) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_debug_wedge)
             await nursery.start(run_gc, d.store)
-            for service in _healing_services():
+            for service in healing.services():
                 await nursery.start(service, d)
             if cfg.s3.enabled:
-                port = await _start_optional(nursery, "s3", _s3_service, d.store, cfg, d.credentials)
-                if port is not None:
-                    host = cfg.s3.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
-                    scheme = "https" if cfg.s3.tls_cert else "http"
-                    d.s3_endpoint = f"{scheme}://{host}:{port}"
+                port = await nursery.start(serve_s3, d.store, cfg, d.credentials)
+                host = cfg.s3.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+                scheme = "https" if cfg.s3.tls_cert else "http"
+                d.s3_endpoint = f"{scheme}://{host}:{port}"
             if _mount_wanted(cfg):
-                mounted = await _start_optional(nursery, "fuse", _fuse_service, d.store, cfg)
-                if mounted is not None:
-                    d.mount_path = cfg.mount.path
+                d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg))
             await nursery.start(d.control.serve)
             await nursery.start(run_watchdog, d.notifier)
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
@@ -207,19 +170,6 @@ def register_control_ops(d: Daemon) -> None:
         return d.status()
 
     d.control.register("status", status)
-    for extra in _control_extensions():
-        extra(d)
-
-
-def _control_extensions() -> list[Callable[[Daemon], None]]:
-    """Control ops contributed by other modules (disk management, healing, users)."""
-    found: list[Callable[[Daemon], None]] = []
-    for module in ("appliance.admin_ops", "diskmgr.control_ops", "appliance.healing"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue
-        reg = getattr(mod, "register", None)
-        if reg is not None:
-            found.append(reg)
-    return found
+    admin_ops.register(d)
+    disk_ops.register(d)
+    healing.register(d)
