@@ -1,0 +1,284 @@
+"""StowageFS handlers called directly (as the kernel would), over a real in-process store."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pyfuse3
+import pytest
+
+from appliance.errors import InsufficientShards, InsufficientStorage, KeyTooLong, NoSuchKey
+from appliance.objectstore import PutMeta
+from fusefs import staging
+from fusefs.errnos import errno_for
+
+from .conftest import CTX, FS, ROOT, Fields, md5
+
+
+async def expect_errno(code: int, coro: object) -> None:
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        await coro  # type: ignore[misc]
+    assert info.value.errno == code, os.strerror(info.value.errno)
+
+
+async def test_buckets_are_top_level_directories(fs: FS) -> None:
+    await fs.mkdir("photos")
+    assert "photos" in await fs.listdir("")
+    assert fs.store.get_bucket("photos")
+    await expect_errno(errno.EINVAL, fs.ops.mkdir(ROOT, b"Bad_Name", 0o755, CTX))
+    await expect_errno(errno.EEXIST, fs.ops.mkdir(ROOT, b"photos", 0o755, CTX))
+    await fs.write_file("photos/a.jpg", b"jpeg")
+    await expect_errno(errno.ENOTEMPTY, fs.ops.rmdir(ROOT, b"photos", CTX))
+    await fs.ops.unlink(await fs.ino("photos"), b"a.jpg", CTX)
+    await fs.ops.rmdir(ROOT, b"photos", CTX)
+    assert "photos" not in await fs.listdir("")
+    await expect_errno(errno.EPERM, fs.ops.create(ROOT, b"file", 0o644, os.O_RDWR, CTX))
+
+
+async def test_file_written_whole_has_md5_etag_and_content_type(fs: FS) -> None:
+    data = os.urandom(3 << 20) + b"tail"
+    await fs.write_file("bkt/docs/report.pdf", data)
+    v = fs.store.head_object("bkt", "docs/report.pdf")
+    assert v.size == len(data)
+    assert v.etag == md5(data)
+    assert v.content_type == "application/pdf"
+    assert int(v.user_meta["mode"]) == stat.S_IFREG | 0o644
+    assert await fs.read_file("bkt/docs/report.pdf") == data
+
+
+async def test_large_file_random_write_stores_only_changed_bytes(fs: FS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(staging, "REWRITE_LIMIT", 1 << 20)
+    data = bytearray(os.urandom(6 << 20))
+    await fs.write_file("bkt/big.bin", bytes(data))
+    before = fs.store.head_object("bkt", "big.bin")
+    assert before.etag == md5(bytes(data))
+    fh = await fs.open("bkt/big.bin")
+    patch = os.urandom(4096)
+    await fs.ops.write(fh, 3_000_000, patch)
+    await fs.ops.fsync(fh, False)
+    data[3_000_000:3_004_096] = patch
+    after = fs.store.head_object("bkt", "big.bin")
+    new_segments = {r.segment_id for r in after.segments} - {r.segment_id for r in before.segments}
+    assert len(new_segments) == 1
+    seg = fs.store.get_segment(new_segments.pop())
+    assert seg.length == 4096  # only the written block was stored
+    assert len(after.segments) == 3
+    assert after.etag.endswith("-3")  # composite: not claimed to be an MD5
+    assert await fs.ops.read(fh, 2_999_000, 6000) == bytes(data[2_999_000:3_005_000])
+    await fs.close(fh)
+    assert await fs.read_file("bkt/big.bin") == bytes(data)
+
+
+async def test_overwrite_append_truncate_and_holes(fs: FS) -> None:
+    await fs.write_file("bkt/f", b"0123456789")
+    fh = await fs.open("bkt/f")
+    await fs.ops.write(fh, 2, b"ab")
+    await fs.ops.write(fh, 10, b"XY")  # append
+    await fs.ops.write(fh, 15, b"Z")  # beyond the end: a hole of zeros
+    ino = await fs.ino("bkt/f")
+    await fs.ops.setattr(ino, _size(14), Fields(update_size=True), fh, CTX)
+    await fs.ops.setattr(ino, _size(17), Fields(update_size=True), fh, CTX)
+    await fs.close(fh)
+    expect = b"01ab456789XY\0\0" + b"\0" * 3
+    assert await fs.read_file("bkt/f") == expect
+    assert fs.store.head_object("bkt", "f").etag == md5(expect)
+    fh = await fs.open("bkt/f", os.O_RDWR | os.O_TRUNC)
+    await fs.close(fh)
+    assert fs.store.head_object("bkt", "f").size == 0
+
+
+def _size(n: int) -> pyfuse3.EntryAttributes:
+    e = pyfuse3.EntryAttributes()
+    e.st_size = n
+    return e
+
+
+async def test_directories_markers_implicit_and_hidden_keys(fs: FS) -> None:
+    s = fs.store
+    await s.put_object("bkt", "a/b/c.txt", b"c")  # implicit a/ and a/b/
+    await s.put_object("bkt", "a/x//y", b"hidden")  # empty segment
+    await s.put_object("bkt", "a/./dot", b"hidden")
+    await s.put_object("bkt", "a/..", b"hidden")
+    await s.put_object("bkt", "m/", b"")  # an s3fs marker for an empty directory
+    assert await fs.listdir("bkt") == [".", "..", "a", "m"]
+    names = await fs.listdir("bkt/a")
+    assert names == [".", "..", "b", "x"]  # x holds only a hidden key; "." and ".." keys hidden
+    assert await fs.listdir("bkt/m") == [".", ".."]
+    await fs.mkdir("bkt/new", 0o700)
+    marker = s.head_object("bkt", "new/")
+    assert int(marker.user_meta["mode"]) == stat.S_IFDIR | 0o700
+    await expect_errno(errno.ENOTEMPTY, fs.ops.rmdir(await fs.ino("bkt/a"), b"b", CTX))
+    await fs.ops.unlink(await fs.ino("bkt/a/b"), b"c.txt", CTX)
+    assert await fs.listdir("bkt/a/b") == [".", ".."]  # emptied through the mount: it stays
+    await fs.ops.rmdir(await fs.ino("bkt/a"), b"b", CTX)
+    await expect_errno(errno.ENOENT, fs.ino("bkt/a/b"))
+
+
+async def test_directory_hides_file_of_same_name(fs: FS) -> None:
+    await fs.store.put_object("bkt", "same", b"file")
+    await fs.store.put_object("bkt", "same/inner", b"x")
+    assert await fs.listdir("bkt") == [".", "..", "same"]
+    attr = await fs.ops.getattr(await fs.ino("bkt/same"), CTX)
+    assert stat.S_ISDIR(attr.st_mode)
+    await expect_errno(errno.EEXIST, fs.ops.mkdir(await fs.ino("bkt"), b"same", 0o755, CTX))
+
+
+async def test_readdir_offsets_stable_while_entries_change(fs: FS) -> None:
+    for i in range(30):
+        await fs.store.put_object("bkt", f"d/f{i:03d}", b"x")
+    fh = await fs.ops.opendir(await fs.ino("bkt/d"), CTX)
+    first = [(off, name) for off, name, *_ in fs.ops.dir_entries(fh, 0)][:12]
+    await fs.store.delete_object("bkt", "d/f000")
+    await fs.store.put_object("bkt", "d/f0005", b"new")  # sorts before the resume point
+    rest = [(off, name) for off, name, *_ in fs.ops.dir_entries(fh, first[-1][0] + 1)]
+    names = [n.decode() for _, n in first + rest]
+    assert names[:2] == [".", ".."]
+    assert sorted(set(names[2:])) == sorted(names[2:])  # nothing twice
+    assert {f"f{i:03d}" for i in range(1, 30)} <= set(names)
+    again = [name for _, name, *_ in fs.ops.dir_entries(fh, first[5][0])]
+    assert again[0] == first[5][1]  # an old offset resumes at the same entry
+    await fs.ops.releasedir(fh)
+
+
+async def test_rename_file_and_directory_without_copying(fs: FS) -> None:
+    await fs.write_file("bkt/src/one", b"1")
+    await fs.write_file("bkt/src/sub/two", b"22")
+    seg = fs.store.head_object("bkt", "src/sub/two").segments
+    bkt = await fs.ino("bkt")
+    await fs.ops.rename(bkt, b"src", bkt, b"dst", 0, CTX)
+    assert await fs.read_file("bkt/dst/sub/two") == b"22"
+    assert fs.store.head_object("bkt", "dst/sub/two").segments == seg
+    await expect_errno(errno.ENOENT, fs.ino("bkt/src"))
+    dst = await fs.ino("bkt/dst")
+    await fs.write_file("bkt/dst/three", b"3")
+    await expect_errno(errno.EEXIST, fs.ops.rename(dst, b"one", dst, b"three", pyfuse3.RENAME_NOREPLACE, CTX))
+    await expect_errno(errno.EINVAL, fs.ops.rename(dst, b"one", dst, b"three", pyfuse3.RENAME_EXCHANGE, CTX))
+    await expect_errno(errno.EISDIR, fs.ops.rename(dst, b"one", dst, b"sub", 0, CTX))
+    await expect_errno(errno.ENOTDIR, fs.ops.rename(dst, b"sub", dst, b"one", 0, CTX))
+    await fs.ops.rename(dst, b"one", dst, b"three", 0, CTX)
+    assert await fs.read_file("bkt/dst/three") == b"1"
+    await fs.mkdir("other")
+    await expect_errno(errno.EXDEV, fs.ops.rename(dst, b"three", await fs.ino("other"), b"x", 0, CTX))
+
+
+async def test_rename_of_open_dirty_file_commits_to_new_name(fs: FS) -> None:
+    fh = await fs.open("bkt/tmp.part", create=True)
+    await fs.ops.write(fh, 0, b"payload")
+    bkt = await fs.ino("bkt")
+    await fs.ops.rename(bkt, b"tmp.part", bkt, b"final.txt", 0, CTX)
+    await fs.ops.write(fh, 7, b"!")
+    await fs.close(fh)
+    assert await fs.read_file("bkt/final.txt") == b"payload!"
+    with pytest.raises(NoSuchKey):
+        fs.store.head_object("bkt", "tmp.part")
+
+
+async def test_unlinked_open_file_keeps_reading_and_is_not_recreated(fs: FS) -> None:
+    await fs.write_file("bkt/gone", b"still here")
+    fh = await fs.open("bkt/gone")
+    await fs.ops.unlink(await fs.ino("bkt"), b"gone", CTX)
+    assert await fs.ops.read(fh, 0, 100) == b"still here"
+    await fs.ops.write(fh, 0, b"S")
+    await fs.close(fh)
+    with pytest.raises(NoSuchKey):
+        fs.store.head_object("bkt", "gone")
+
+
+async def test_attributes_persist_as_s3fs_metadata_and_read_rclone(fs: FS) -> None:
+    await fs.write_file("bkt/f", b"x")
+    ino = await fs.ino("bkt/f")
+    e = pyfuse3.EntryAttributes()
+    e.st_mode, e.st_uid, e.st_gid = 0o600, 1000, 1001
+    e.st_mtime_ns, e.st_atime_ns = 1_600_000_000_123_456_789, 1_500_000_000_000_000_000
+    await fs.ops.setattr(ino, e, Fields(update_mode=True, update_uid=True, update_gid=True, update_mtime=True,
+                                        update_atime=True), None, CTX)
+    um = fs.store.head_object("bkt", "f").user_meta
+    assert um["mode"] == str(stat.S_IFREG | 0o600) and um["uid"] == "1000" and um["gid"] == "1001"
+    assert um["mtime"] == "1600000000.123456789" and um["atime"] == "1500000000"
+    a = await fs.ops.getattr(ino, CTX)
+    assert (a.st_mode, a.st_uid, a.st_mtime_ns) == (stat.S_IFREG | 0o600, 1000, 1_600_000_000_123_456_789)
+    # written by s3fs: decimal mode, integer seconds
+    await fs.store.put_object("bkt", "s3fs", b"x", PutMeta(user_meta={"mode": "33261", "mtime": "1700000000",
+                                                                      "uid": "7"}))
+    a = await fs.ops.getattr(await fs.ino("bkt/s3fs"), CTX)
+    assert (a.st_mode, a.st_mtime_ns, a.st_uid) == (stat.S_IFREG | 0o755, 1_700_000_000 * 10**9, 7)
+    # written by rclone: octal mode, float mtime
+    await fs.store.put_object("bkt", "rc", b"x", PutMeta(user_meta={"mode": "100640", "mtime": "1700000000.5"}))
+    a = await fs.ops.getattr(await fs.ino("bkt/rc"), CTX)
+    assert (a.st_mode, a.st_mtime_ns) == (stat.S_IFREG | 0o640, 1_700_000_000_500_000_000)
+    # no metadata: defaults
+    v = await fs.store.put_object("bkt", "plain", b"x")
+    a = await fs.ops.getattr(await fs.ino("bkt/plain"), CTX)
+    assert (a.st_mode, a.st_uid, a.st_mtime_ns) == (stat.S_IFREG | 0o644, 0, v.last_modified_ns)
+    a = await fs.ops.getattr(await fs.ino("bkt"), CTX)
+    assert a.st_mode == stat.S_IFDIR | 0o755
+
+
+async def test_symlinks_in_s3fs_convention(fs: FS) -> None:
+    bkt = await fs.ino("bkt")
+    e = await fs.ops.symlink(bkt, b"ln", b"../target/file", CTX)
+    assert stat.S_ISLNK(e.st_mode) and e.st_size == len(b"../target/file")
+    assert await fs.ops.readlink(e.st_ino, CTX) == b"../target/file"
+    v = fs.store.head_object("bkt", "ln")
+    assert stat.S_ISLNK(int(v.user_meta["mode"]))
+    await fs.store.put_object("bkt", "s3fslink", b"dest", PutMeta(user_meta={"mode": str(stat.S_IFLNK | 0o777)}))
+    assert await fs.ops.readlink(await fs.ino("bkt/s3fslink"), CTX) == b"dest"
+
+
+async def test_user_xattrs(fs: FS) -> None:
+    await fs.write_file("bkt/f", b"x")
+    ino = await fs.ino("bkt/f")
+    await fs.ops.setxattr(ino, b"user.colour", b"blue\0bin", CTX)
+    assert await fs.ops.getxattr(ino, b"user.colour", CTX) == b"blue\0bin"
+    assert await fs.ops.listxattr(ino, CTX) == [b"user.colour"]
+    assert "xattr" in fs.store.head_object("bkt", "f").user_meta
+    await expect_errno(errno.ENOTSUP, fs.ops.setxattr(ino, b"trusted.x", b"1", CTX))
+    await expect_errno(pyfuse3.ENOATTR, fs.ops.getxattr(ino, b"security.capability", CTX))
+    await fs.ops.removexattr(ino, b"user.colour", CTX)
+    await expect_errno(pyfuse3.ENOATTR, fs.ops.getxattr(ino, b"user.colour", CTX))
+    await fs.mkdir("bkt/d")
+    d = await fs.ino("bkt/d")
+    await fs.ops.setxattr(d, b"user.k", b"v", CTX)
+    assert await fs.ops.getxattr(d, b"user.k", CTX) == b"v"
+
+
+async def test_statfs_reports_usable_capacity(fs: FS) -> None:
+    s = await fs.ops.statfs(CTX)
+    cap = fs.store.capacity()
+    assert s.f_blocks * s.f_frsize == cap.usable_total // 4096 * 4096
+    assert 0 < s.f_bavail <= s.f_blocks
+
+
+async def test_name_errors(fs: FS) -> None:
+    bkt = await fs.ino("bkt")
+    await expect_errno(errno.ENAMETOOLONG, fs.ops.lookup(bkt, b"n" * 256, CTX))
+    await expect_errno(errno.ENOENT, fs.ops.lookup(bkt, b"missing", CTX))
+    deep = await fs.ino("bkt")
+    for i in range(5):
+        e = await fs.ops.mkdir(deep, b"d" * 200 + str(i).encode(), 0o755, CTX)
+        deep = e.st_ino
+    await expect_errno(errno.ENAMETOOLONG, fs.ops.create(deep, b"f" * 100, 0o644, os.O_RDWR, CTX))
+    await fs.write_file("bkt/file", b"x")
+    await expect_errno(errno.ENOTDIR, fs.ops.lookup(await fs.ino("bkt/file"), b"x", CTX))
+    await expect_errno(errno.EISDIR, fs.ops.unlink(bkt, b"d" * 200 + b"0", CTX))
+
+
+def test_errno_table() -> None:
+    assert errno_for(InsufficientStorage()) == errno.ENOSPC
+    assert errno_for(InsufficientShards()) == errno.EIO
+    assert errno_for(KeyTooLong()) == errno.ENAMETOOLONG
+    assert errno_for(NoSuchKey()) == errno.ENOENT
+    assert errno_for(RuntimeError()) == errno.EIO
+
+
+async def test_outside_change_is_queued_for_invalidation(fs: FS) -> None:
+    await fs.write_file("bkt/dir/f", b"old")
+    ino = await fs.ino("bkt/dir/f")
+    assert not fs.ops.pending  # our own commits need no invalidation
+    await fs.store.put_object("bkt", "dir/f", b"new!")
+    assert ("bkt", "dir/f") in fs.ops.pending
+    calls = fs.ops.invalidations("bkt", "dir/f")
+    assert ("inode", ino, b"") in calls and ("entry", await fs.ino("bkt/dir"), b"f") in calls
+    assert await fs.read_file("bkt/dir/f") == b"new!"
