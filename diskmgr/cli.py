@@ -5,8 +5,8 @@ statvfs) and the disks' labels; when the daemon answers on the control socket it
 counters (I/O errors, checksum failures, latency, state) are merged in. `--json` output is
 documented in docs/disks-json.md and versioned by its "format" field.
 
-`remove` and `replace` are not here yet: they need the engine's drain/rebuild, and a command
-that pretends to release a disk without moving its shards would lose data.
+`remove` and `replace` (at the end) call the daemon's drain/rebuild ops (appliance/drain.py):
+a disk is released only after every shard it held lives elsewhere.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def disks(ctx: click.Context, config_path: Path | None, data_dir: Path | None, a
     # options given before the subcommand apply to it too: `stowage disks --data D add ...`
     given = {k: v for k, v in (("config_path", config_path), ("data_dir", data_dir)) if v is not None}
     if given:
-        ctx.default_map = {name: dict(given) for name in ("list", "smart", "add")}
+        ctx.default_map = {name: dict(given) for name in ("list", "smart", "add", "remove", "replace")}
     if ctx.invoked_subcommand is None:
         cfg = run_guarded(lambda: resolve_config(config_path, data_dir))
         _list(cfg, as_json, no_smart)
@@ -422,3 +422,55 @@ def add_cmd(cfg: Config, device: str, role: str, pool: str, force: bool, yes: bo
                f"mounted at {result.mount_point}, role {result.role}, pool {result.pool}")
     click.echo(f"  at boot: {result.boot}")
     click.echo(f"  {result.handed_over.detail}")
+
+
+# --- remove / replace (added by the healing engineer: thin callers of the daemon's drain ops,
+# appliance/drain.py; the host-side release of a managed disk reuses bootmount/prepare) ---------
+
+
+def _drain_progress(p: dict[str, Any]) -> None:
+    click.echo(f"\r{p.get('op', 'drain')} {p.get('disk_id')}: {p.get('done', 0)}/{p.get('total', 0)} segments, "
+               f"{p.get('moved_shards', 0)} shards moved\033[K", nl=False, err=True)
+
+
+def _release_host_side(cfg: Config, res: dict[str, Any]) -> None:
+    """A managed disk (mounted under the state dir) is unmounted and its boot mount removed."""
+    from . import bootmount
+    from .prepare import unmount
+
+    where = Path(res["path"])
+    if where.parent != cfg.disks_dir or not is_mounted(where):
+        return
+    bootmount.uninstall(bootmount.host_boot_config(), res["disk_id"], str(where))
+    unmount(where)
+    click.echo(f"  unmounted {where}; its boot-time mount was removed; the device can be pulled")
+
+
+@disks.command("remove")
+@appliance_options
+@click.argument("disk")
+def remove_cmd(cfg: Config, disk: str) -> None:
+    """Drain DISK (move every shard to other disks, with progress), then release it."""
+    from appliance import control
+
+    res = run_guarded(lambda: control.call(cfg.control_path, "disks.remove", {"disk": disk},
+                                           on_progress=_drain_progress))
+    click.echo("", err=True)
+    click.echo(f"disk {res['disk_id']} drained ({res['moved_shards']} shards of {res['segments']} segments "
+               f"moved) and removed")
+    _release_host_side(cfg, res)
+
+
+@disks.command("replace")
+@appliance_options
+@click.argument("old")
+@click.argument("new")
+def replace_cmd(cfg: Config, old: str, new: str) -> None:
+    """Rebuild OLD's shards onto NEW (a disk already added), then release OLD."""
+    from appliance import control
+
+    res = run_guarded(lambda: control.call(cfg.control_path, "disks.replace", {"old": old, "new": new},
+                                           on_progress=_drain_progress))
+    click.echo("", err=True)
+    click.echo(f"disk {res['disk_id']} replaced by {res['target']}: {res['moved_shards']} shards rebuilt")
+    _release_host_side(cfg, res)

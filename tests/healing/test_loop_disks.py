@@ -11,16 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from diskmgr.label import is_mounted
+
 from .helpers import check_all, ctl, full_redundancy, populate, wait_for
 
 GIB = 1 << 30
 BIG = 128 * GIB  # sparse: weighted placement (free space) favours it over the embedded disks
 
 
+def disks_cli(d: Any, etc: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([sys.executable, "-m", "appliance", "disks", *args, "--data", str(d.data_dir)],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, STOWAGE_SYSCONF_ROOT=str(etc)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
 def add_disk(d: Any, dev: str, etc: Path) -> str:
-    r = subprocess.run([sys.executable, "-m", "appliance", "disks", "add", dev, "--role", "data", "--data",
-                        str(d.data_dir)], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, STOWAGE_SYSCONF_ROOT=str(etc)))
+    r = disks_cli(d, etc, "add", dev, "--role", "data")
     assert "attached to the running daemon" in r.stdout, r.stdout + r.stderr
     return r.stdout.split()[2].rstrip(":")
 
@@ -43,23 +50,23 @@ def test_drain_remove_replace_and_yank(daemon: Any, make_loop: Callable[..., str
     assert shards_on(new_path) > 0  # placement used the new disk
 
     # remove with drain: every shard moves off, then the disk is released
-    progress: list[dict[str, Any]] = []
-    res = ctl(daemon, "disks.remove", {"disk": new}, progress)
-    assert res["released"] and res["moved_shards"] > 0
-    assert progress and progress[-1]["done"] == progress[-1]["total"]
-    assert shards_on(new_path) == 0
+    held = shards_on(new_path)
+    r = disks_cli(daemon, etc, "remove", new)
+    assert f"disk {new} drained ({held} shards" in r.stdout, r.stdout
+    assert "unmounted" in r.stdout and not is_mounted(new_path)
+    assert os.listdir(new_path) == []  # released: the empty mount point is left behind
     assert new not in [x["disk_id"] for x in ctl(daemon, "status")["disks"]]
     assert full_redundancy(daemon.data_dir)
     check_all(daemon, objs)
-    subprocess.run(["umount", str(new_path)], check=True)
 
     # replace an embedded disk by a new loop disk: OLD's shards are rebuilt onto NEW
     repl = add_disk(daemon, make_loop(BIG), etc)
     old = next(x["disk_id"] for x in ctl(daemon, "status")["disks"] if x["path"].endswith("disk0"))
     old_path = disk_path(daemon, old)
     held = shards_on(old_path)
-    res = ctl(daemon, "disks.replace", {"old": old, "new": repl})
-    assert res["moved_shards"] == held and res["released"]
+    r = disks_cli(daemon, etc, "replace", old, repl)
+    assert f"disk {old} replaced by {repl}: {held} shards rebuilt" in r.stdout, r.stdout
+    assert old not in [x["disk_id"] for x in ctl(daemon, "status")["disks"]]
     assert shards_on(old_path) == 0
     assert shards_on(disk_path(daemon, repl)) == held
     assert full_redundancy(daemon.data_dir)
