@@ -43,7 +43,7 @@ class Client:
     def __init__(self, endpoint: str, access_key: str, secret: str) -> None:
         u = urlsplit(endpoint)
         self.netloc = u.netloc
-        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300)
+        self.conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=300)
         self.ak, self.sk = access_key, secret
 
     def _headers(self, method: str, path: str, query: str) -> dict[str, str]:
@@ -106,14 +106,14 @@ def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def parallel(n: int, fn) -> float:  # type: ignore[no-untyped-def]
+def parallel(n: int, fn) -> float:
     """Run fn(i) in n threads; return the wall time."""
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
         try:
             fn(i)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
