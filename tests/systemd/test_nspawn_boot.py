@@ -286,6 +286,9 @@ def test_wedged_daemon_is_restarted_by_the_watchdog(image: Image) -> None:
         wait_active(c)
         journal = c.journal()
         assert "Watchdog timeout" in journal, journal[-4000:]
+        # PYTHONFAULTHANDLER=1 in the unit: the killed daemon left its stacks in the journal,
+        # showing where the loop was stuck.
+        assert "Fatal Python error: Aborted" in journal and "run_debug_wedge" in journal, journal[-4000:]
         assert s3_client(image.port).get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == BODY
     finally:
         code = poweroff(c)
