@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,9 @@ log = logging.getLogger("stowage.store")
 
 Finalize = Callable[[BodySummary], "dict[str, str] | None"]
 Listener = Callable[[str, str], None]
+# Awaited by the committing task after the commit (FUSE: kernel cache invalidation must be done
+# before an S3 write is acknowledged, so the mount shows it "at once").
+CommitHook = Callable[[list[tuple[str, str]]], Awaitable[None]]
 CONTENT_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control", "expires")
 
 
@@ -184,6 +187,7 @@ class StoreCore:
         self.disks = disks
         self.lock = trio.Lock()
         self.listeners: list[Listener] = []
+        self.commit_hooks: list[CommitHook] = []
         raw = db.get(keys.appliance("seq"))
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
@@ -206,6 +210,11 @@ class StoreCore:
                 )
             self.geometries[pool] = Geometry(k, m, pc.block_size)
 
+    def pool_for(self, storage_class: str) -> str:
+        """The pool a storage class is stored in (config `storage_classes`, else "default")."""
+        pool = self.cfg.storage_classes.get(storage_class, "default")
+        return pool if self.disks.pool(pool) else "default"
+
     def geometry(self, pool: str = "default") -> Geometry:
         return self.geometries.get(pool) or Geometry(*auto_geometry(len(self.disks.pool(pool))), 1 << 20)
 
@@ -215,6 +224,16 @@ class StoreCore:
 
     def add_listener(self, cb: Listener) -> None:
         self.listeners.append(cb)
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        self.commit_hooks.append(hook)
+
+    async def _run_commit_hooks(self, changed: list[tuple[str, str]]) -> None:
+        for hook in self.commit_hooks:
+            try:
+                await hook(list(dict.fromkeys(changed)))
+            except Exception:
+                log.exception("commit hook failed")
 
     def _notify(self, changed: list[tuple[str, str]]) -> None:
         for bucket, key in dict.fromkeys(changed):
@@ -234,6 +253,8 @@ class StoreCore:
             with trio.CancelScope(shield=True):
                 await self.db.commit(t.batch, sync=True)
         self._notify(t.changed)
+        if self.commit_hooks and t.changed:
+            await self._run_commit_hooks(t.changed)
 
     def _record_damage(self, segment_id: str, shards: list[int], reason: str) -> None:
         raw = self.db.get(keys.heal(segment_id))
@@ -347,7 +368,8 @@ class StoreCore:
         # Fail fast before storing data; the authoritative check is repeated at commit.
         self._check_conditions(self.db.get_record(ObjectVersion, keys.latest(bucket, key)), if_match, if_none_match)
         version_id = self._version_id_for(b)
-        seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id})
+        seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id},
+                                             self.pool_for(meta.storage_class))
         try:
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.md5,

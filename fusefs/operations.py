@@ -47,6 +47,7 @@ from .tree import Found, Tree
 
 log = logging.getLogger("stowage.fuse")
 DIR_CONTENT_TYPE = "application/x-directory"
+INVALIDATE_TIMEOUT = 2.0
 Mutate = Callable[[Posix, dict[str, str]], None]
 
 
@@ -70,8 +71,11 @@ class StowageFS(pyfuse3.Operations):
         self._next_fh = 1
         self._quiet: list[tuple[str, str, bool]] = []
         self.pending: dict[tuple[str, str], None] = {}
-        self.wake = trio.Event()
+        self.last_invalidations: list[tuple[str, int, bytes]] = []
+        self.mounted = False  # kernel notifications need a live session
+        self.kernel_limiter = trio.CapacityLimiter(1)
         store.add_listener(self._on_change)
+        store.add_commit_hook(self.on_commit)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -97,7 +101,6 @@ class StowageFS(pyfuse3.Operations):
         if node is not None and node.state is not None and not node.state.changed:
             node.state.stale = True
         self.pending[(bucket, key)] = None
-        self.wake.set()
 
     def _dir(self, ino: int) -> Node:
         node = self.inodes.get(ino)
@@ -700,19 +703,24 @@ class StowageFS(pyfuse3.Operations):
                 calls.append(("entry", parent.ino, name.encode()))
         return calls
 
-    async def run_invalidator(self, limiter: trio.CapacityLimiter) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake = trio.Event()
-            batch, self.pending = list(self.pending), {}
-            calls: list[tuple[str, int, bytes]] = []
-            for bucket, key in batch:
-                try:
-                    calls.extend(self.invalidations(bucket, key))
-                except (NoSuchBucket, NoSuchKey):
-                    continue
-            if calls:
-                await trio.to_thread.run_sync(_invalidate, calls, limiter=limiter)
+    async def on_commit(self, changed: list[tuple[str, str]]) -> None:
+        """Store commit hook: drop kernel caches for outside changes before the writer (an S3
+        request) is answered. The kernel calls run in a thread: invalidate_entry waits for
+        related requests in flight, which this loop must stay free to answer."""
+        if not self.pending:
+            return
+        batch, self.pending = list(self.pending), {}
+        calls: list[tuple[str, int, bytes]] = []
+        for bucket, key in batch:
+            try:
+                calls.extend(self.invalidations(bucket, key))
+            except (NoSuchBucket, NoSuchKey):
+                continue
+        self.last_invalidations = calls
+        if calls and self.mounted:
+            with trio.move_on_after(INVALIDATE_TIMEOUT):
+                await trio.to_thread.run_sync(_invalidate, calls, limiter=self.kernel_limiter,
+                                              abandon_on_cancel=True)
 
 
 def _invalidate(calls: list[tuple[str, int, bytes]]) -> None:

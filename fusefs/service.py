@@ -34,7 +34,7 @@ _active = False
 
 def _stale(path: Path) -> bool:
     try:
-        os.stat(path)
+        os.statvfs(path)  # never answered from the kernel's attribute cache, unlike stat
         return False
     except OSError as exc:
         return exc.errno in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO)
@@ -83,11 +83,10 @@ async def serve_fuse(store: ObjectStore, cfg: Config, *,
     await trio.to_thread.run_sync(_clean_staging, cfg.staging_path)
     ops = StowageFS(store, cfg)
     pyfuse3.init(ops, str(path), mount_options(cfg))
-    _active = True
+    _active = ops.mounted = True
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_main_loop, path)
-            nursery.start_soon(ops.run_invalidator, trio.CapacityLimiter(1))
             # the kernel's INIT and our first GETATTR go through the loop we just started
             await trio.to_thread.run_sync(os.stat, path)
             log.info("mounted at %s", path)
@@ -97,6 +96,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, *,
         with trio.CancelScope(shield=True):
             with trio.move_on_after(30):
                 await ops.commit_all()
+            ops.mounted = False
             try:
                 pyfuse3.close(unmount=True)
             except Exception:

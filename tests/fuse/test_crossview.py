@@ -1,0 +1,91 @@
+"""One view: S3 (boto3 against the daemon's gateway) and the mount see the same objects."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .conftest import mounted
+
+
+def test_s3_write_is_visible_in_the_mount_at_once(mount_daemon: Any) -> None:
+    m = mounted(mount_daemon)
+    s3 = mount_daemon.s3()
+    s3.create_bucket(Bucket="shared")
+    s3.put_object(Bucket="shared", Key="dir/a.txt", Body=b"first")
+    assert (m / "shared" / "dir" / "a.txt").read_bytes() == b"first"
+    assert os.stat(m / "shared" / "dir" / "a.txt").st_size == 5  # attributes now cached
+    with open(m / "shared" / "dir" / "a.txt", "rb") as held:
+        s3.put_object(Bucket="shared", Key="dir/a.txt", Body=b"second version")
+        assert os.stat(m / "shared" / "dir" / "a.txt").st_size == 14
+        assert (m / "shared" / "dir" / "a.txt").read_bytes() == b"second version"
+        held.seek(0)
+        assert held.read() == b"second version"
+    s3.delete_object(Bucket="shared", Key="dir/a.txt")
+    assert not (m / "shared" / "dir" / "a.txt").exists()
+    assert not (m / "shared" / "dir").exists()  # it was only implied by the key
+    s3.put_object(Bucket="shared", Key="dir", Body=b"now a file")
+    assert (m / "shared" / "dir").read_bytes() == b"now a file"
+
+
+def test_mount_write_is_visible_over_s3_with_md5_etag(mount_daemon: Any) -> None:
+    m = mounted(mount_daemon)
+    s3 = mount_daemon.s3()
+    os.mkdir(m / "fromfs")
+    data = os.urandom(5 << 20) + b"end"
+    with open(m / "fromfs" / "video.mp4", "wb") as f:
+        f.write(data)
+    head = s3.head_object(Bucket="fromfs", Key="video.mp4")
+    assert head["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+    assert head["ContentLength"] == len(data)
+    assert head["ContentType"] == "video/mp4"
+    assert s3.get_object(Bucket="fromfs", Key="video.mp4")["Body"].read() == data
+    os.makedirs(m / "fromfs" / "empty" / "dir")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fromfs")["Contents"]]
+    assert "empty/dir/" in keys  # s3fs-compatible directory marker
+    os.rename(m / "fromfs" / "video.mp4", m / "fromfs" / "empty" / "moved.mp4")
+    assert s3.get_object(Bucket="fromfs", Key="empty/moved.mp4")["Body"].read() == data
+    os.chmod(m / "fromfs" / "empty" / "moved.mp4", 0o600)
+    meta = s3.head_object(Bucket="fromfs", Key="empty/moved.mp4")["Metadata"]
+    assert int(meta["mode"]) & 0o777 == 0o600
+
+
+def test_both_views_after_daemon_restart(mount_daemon: Any) -> None:
+    m = mounted(mount_daemon)
+    s3 = mount_daemon.s3()
+    os.mkdir(m / "keep")
+    (m / "keep" / "via-fs.txt").write_bytes(b"written in the mount")
+    os.utime(m / "keep" / "via-fs.txt", ns=(1_650_000_000 * 10**9, 1_650_000_000 * 10**9))
+    s3.put_object(Bucket="keep", Key="via-s3.txt", Body=b"written over S3")
+    mount_daemon.restart()
+    m = mounted(mount_daemon)
+    s3 = mount_daemon.s3()
+    assert (m / "keep" / "via-s3.txt").read_bytes() == b"written over S3"
+    assert (m / "keep" / "via-fs.txt").read_bytes() == b"written in the mount"
+    assert os.stat(m / "keep" / "via-fs.txt").st_mtime_ns == 1_650_000_000 * 10**9
+    got = s3.get_object(Bucket="keep", Key="via-fs.txt")
+    assert got["Body"].read() == b"written in the mount"
+    assert got["ETag"].strip('"') == hashlib.md5(b"written in the mount").hexdigest()
+
+
+def test_stale_mount_after_crash_is_cleaned(mount_daemon: Any) -> None:
+    m = mounted(mount_daemon)
+    os.mkdir(m / "crash")
+    (m / "crash" / "f").write_bytes(b"durable")
+    assert mount_daemon.proc is not None
+    mount_daemon.proc.kill()  # SIGKILL: the mount stays behind, disconnected
+    mount_daemon.proc.wait()
+    try:
+        os.statvfs(m)
+        stale = False
+    except OSError:
+        stale = True
+    assert stale, "a killed FUSE daemon should leave a disconnected mount"
+    mount_daemon.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not Path(m / "crash" / "f").exists():
+        time.sleep(0.1)
+    assert (m / "crash" / "f").read_bytes() == b"durable"
