@@ -91,6 +91,8 @@ class Config:
     credentials_file: str = ""  # embedded mode: generated root key lives here
     disks: list[DiskConfig] = field(default_factory=list)
     pools: dict[str, PoolConfig] = field(default_factory=lambda: {"default": PoolConfig()})
+    # storage class (x-amz-storage-class) -> pool; classes not listed go to "default"
+    storage_classes: dict[str, str] = field(default_factory=dict)
     s3: S3Config = field(default_factory=S3Config)
     mount: MountConfig = field(default_factory=MountConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
@@ -138,6 +140,10 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of pools")
         return {pname: _build(PoolConfig, p, f"{where}.{pname}") for pname, p in value.items()}
+    if name == "storage_classes":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: expected a table of CLASS = \"pool\"")
+        return dict(value)
     if name == "disks":
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected an array of tables")
@@ -187,6 +193,9 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"pools.{name}: k+m must be at most 32")
         if pool.block_size < 4096 or pool.block_size > 64 * MIB or pool.block_size % 4096:
             raise ConfigError(f"pools.{name}.block_size: must be a multiple of 4096 between 4 KiB and 64 MiB")
+    for sc, pool_name in cfg.storage_classes.items():
+        if pool_name not in cfg.pools:
+            raise ConfigError(f"storage_classes.{sc}: unknown pool {pool_name!r}")
     for i, disk in enumerate(cfg.disks):
         if not disk.path:
             raise ConfigError(f"disks[{i}].path: must not be empty")

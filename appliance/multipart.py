@@ -96,9 +96,9 @@ class MultipartStore(StoreCore):
         finalize: Callable[[BodySummary], dict[str, str] | None] | None = None,
     ) -> PartRecord:
         self._check_part_number(part_number)
-        self.get_upload(bucket, key, upload_id)
+        up = self.get_upload(bucket, key, upload_id)
         identity = {"bucket": bucket, "key": key, "upload_id": upload_id, "part": part_number}
-        seg, summary = await self.write_body(body, identity)
+        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class))
         try:
             checksums = finalize(summary) if finalize else None
             part = PartRecord(part_number, summary.size, summary.md5, time.time_ns(),

@@ -1,0 +1,65 @@
+"""Pools and storage classes: per-pool geometry, adaptation to the disk count, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import ConfigError, DiskConfig, PoolConfig, embedded_config
+from appliance.diskload import load_disks
+from appliance.metadb import MetaDB
+from appliance.objectstore import ObjectStore, PutMeta
+
+from .conftest import open_store, read_all
+
+
+def _store(root: Path, disks: list[tuple[str, str]], pools: dict[str, PoolConfig],
+           classes: dict[str, str] | None = None) -> ObjectStore:
+    cfg = embedded_config(root)
+    cfg.disks = [DiskConfig(path=str(root / "disks" / name), pool=pool) for name, pool in disks]
+    cfg.pools = pools
+    cfg.storage_classes = classes or {}
+    db = MetaDB(cfg.meta_path)
+    try:
+        return ObjectStore(cfg, db, load_disks(cfg, db))
+    except Exception:
+        db.close()
+        raise
+
+
+async def test_storage_class_selects_pool_and_geometry(tmp_path: Path) -> None:
+    disks = [(f"hdd{i}", "default") for i in range(6)] + [(f"arc{i}", "archive") for i in range(3)]
+    s = _store(tmp_path, disks, {"default": PoolConfig(), "archive": PoolConfig(k=2, m=1)},
+               {"GLACIER": "archive"})
+    try:
+        await s.create_bucket("bkt")
+        body = b"x" * 3_000_000
+        v = await s.put_object("bkt", "cold", body, PutMeta(storage_class="GLACIER"))
+        rec = s.get_segment(v.segments[0].segment_id)
+        archive_ids = {d.disk_id for d in s.disks.pool("archive")}
+        assert (rec.k, rec.m) == (2, 1) and set(rec.shards) == archive_ids
+        v2 = await s.put_object("bkt", "hot", body)
+        rec2 = s.get_segment(v2.segments[0].segment_id)
+        assert (rec2.k, rec2.m) == (4, 2) and not set(rec2.shards) & archive_ids
+        assert await read_all(s, "bkt", "cold") == body
+    finally:
+        s.db.close()
+
+
+@pytest.mark.parametrize("ndisks,expected", [(6, (4, 2)), (5, (3, 2)), (4, (2, 2)), (3, (2, 1)), (8, (4, 2))])
+async def test_geometry_adapts_to_disk_count(tmp_path: Path, ndisks: int, expected: tuple[int, int]) -> None:
+    s = open_store(tmp_path, ndisks=ndisks)
+    try:
+        g = s.geometry()
+        assert (g.k, g.m) == expected
+        await s.create_bucket("bkt")
+        await s.put_object("bkt", "k", b"abc" * 100_000)
+        assert await read_all(s, "bkt", "k") == b"abc" * 100_000
+    finally:
+        s.db.close()
+
+
+def test_geometry_the_disks_cannot_hold_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs 10 disks"):
+        _store(tmp_path, [(f"d{i}", "default") for i in range(6)], {"default": PoolConfig(k=8, m=2)})
