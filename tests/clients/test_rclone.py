@@ -1,0 +1,120 @@
+"""rclone (v1.60.1, apt) with an S3 remote defined only by environment variables, as a user of
+a non-AWS provider sets it up: copy (one file large enough to go multipart), sync, and `check`,
+which compares sizes and MD5s (the ETag for single-part objects, rclone's own X-Amz-Meta-Md5chksum
+for multipart ones). No --size-only or --download: an ETag that is not the MD5 must fail the check.
+Listings are paged small so that rclone's ListObjects marker handling is exercised."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import bucket_contents, clean_env, make_tree, read_tree, require, run
+
+MiB = 1024 * 1024
+
+Rclone = Callable[..., Any]
+
+TREE = {"a.txt": 10, "empty": 0, "d/b.bin": 300_000, "d/e/c.bin": 70_001, "d/big.bin": 12 * MiB,
+        "with space/ünï.txt": 21}
+
+
+@pytest.fixture(scope="module")
+def rclone(cd: Any, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
+    exe = require("rclone")
+    base = tmp_path_factory.mktemp("rclone")
+    (base / "home").mkdir()
+    env = clean_env(base / "home", {
+        "RCLONE_CONFIG": str(base / "rclone.conf"),  # absent: the remote comes from the variables below
+        "RCLONE_CONFIG_STW_TYPE": "s3", "RCLONE_CONFIG_STW_PROVIDER": "Other",
+        "RCLONE_CONFIG_STW_ENDPOINT": cd.endpoint, "RCLONE_CONFIG_STW_REGION": "us-east-1",
+        "RCLONE_CONFIG_STW_ACCESS_KEY_ID": cd.access_key, "RCLONE_CONFIG_STW_SECRET_ACCESS_KEY": cd.secret_key,
+        "RCLONE_CONFIG_STW_FORCE_PATH_STYLE": "true",
+    })
+
+    def call(*args: str, check: bool = True) -> Any:
+        return run([exe, "--s3-list-chunk", "2", *args], env, check=check)
+
+    return call
+
+
+def test_copy_multipart_and_check(rclone: Rclone, s3: Any, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, TREE)
+    rclone("mkdir", "stw:rc-copy")
+    # Cut-off and chunk size of 5 MiB: d/big.bin goes up as three parts.
+    rclone("copy", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", str(src), "stw:rc-copy/t")
+    assert bucket_contents(s3, "rc-copy", "t/") == files
+    head = s3.head_object(Bucket="rc-copy", Key="t/d/big.bin")
+    assert head["ETag"].strip('"').endswith("-3")
+    assert head["Metadata"]["md5chksum"]  # rclone's MD5 for multipart objects, kept as user metadata
+    small = s3.head_object(Bucket="rc-copy", Key="t/d/b.bin")
+    assert small["ETag"].strip('"') == hashlib.md5(files["d/b.bin"]).hexdigest()
+
+    r = rclone("check", str(src), "stw:rc-copy/t")
+    assert f"{len(files)} matching files" in r.stderr and "0 differences found" in r.stderr, r.stderr
+    sums = dict(reversed(line.split("  ", 1)) for line in rclone("md5sum", "stw:rc-copy/t").stdout.splitlines())
+    assert sums == {k: hashlib.md5(v).hexdigest() for k, v in files.items()}
+
+    # Back down into an empty directory.
+    dst = tmp_path / "dst"
+    rclone("copy", "stw:rc-copy/t", str(dst))
+    assert read_tree(dst) == files
+    # Nothing left to do: a second copy transfers nothing.
+    again = rclone("copy", "-v", str(src), "stw:rc-copy/t")
+    assert "Copied" not in again.stderr, again.stderr
+
+    # Server-side copy (CopyObject) keeps the bytes and the hash check still passes.
+    rclone("copyto", "stw:rc-copy/t/d/b.bin", "stw:rc-copy/t2/b.bin")
+    assert s3.get_object(Bucket="rc-copy", Key="t2/b.bin")["Body"].read() == files["d/b.bin"]
+    rclone("check", str(src / "d"), "stw:rc-copy/t2", "--one-way", "--include", "b.bin")
+
+
+def test_check_detects_same_size_change(rclone: Rclone, s3: Any, tmp_path: Path) -> None:
+    """The check is real: a same-size change made behind rclone's back is reported by its MD5."""
+    src = tmp_path / "src"
+    files = make_tree(src, {"x.bin": 4096, "y.bin": 100})
+    s3.create_bucket(Bucket="rc-check")
+    rclone("copy", str(src), "stw:rc-check")
+    rclone("check", str(src), "stw:rc-check")
+    s3.put_object(Bucket="rc-check", Key="x.bin", Body=os.urandom(len(files["x.bin"])))
+    r = rclone("check", str(src), "stw:rc-check", check=False)
+    assert r.returncode != 0
+    assert "1 differences found" in r.stderr and "x.bin" in r.stderr, r.stderr
+
+
+def test_sync_then_modify_and_resync(rclone: Rclone, s3: Any, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, TREE)
+    rclone("mkdir", "stw:rc-sync")
+    args = ("--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M")
+    rclone("sync", *args, str(src), "stw:rc-sync/s")
+    assert bucket_contents(s3, "rc-sync", "s/") == files
+    rclone("check", str(src), "stw:rc-sync/s")
+
+    # Change one file (and its size), replace the big one, delete one, add one: sync mirrors it.
+    (src / "d/b.bin").write_bytes(b"changed")
+    (src / "d/big.bin").write_bytes(big := os.urandom(11 * MiB))
+    (src / "a.txt").unlink()
+    (src / "new/file.txt").parent.mkdir()
+    (src / "new/file.txt").write_bytes(b"new")
+    out = rclone("sync", "-v", *args, str(src), "stw:rc-sync/s").stderr
+    assert "Deleted" in out and out.count(": Copied") == 3, out
+    expect = {k: v for k, v in files.items() if k != "a.txt"} | {"d/b.bin": b"changed", "d/big.bin": big,
+                                                                   "new/file.txt": b"new"}
+    assert bucket_contents(s3, "rc-sync", "s/") == expect
+    r = rclone("check", str(src), "stw:rc-sync/s")
+    assert f"{len(expect)} matching files" in r.stderr, r.stderr
+
+    # And a sync down mirrors the bucket into a directory that holds a stray file.
+    dst = tmp_path / "dst"
+    make_tree(dst, {"stray": 5})
+    rclone("sync", "stw:rc-sync/s", str(dst))
+    assert read_tree(dst) == expect
+    rclone("purge", "stw:rc-sync")
+    assert "rc-sync" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
