@@ -21,12 +21,13 @@ A segment with fewer than k verified chunks in some block is unrecoverable: it i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,9 @@ class Healer:
         self._full_scan = True  # at start-up: look at everything once
         self._last_full = 0.0
         self._locks: dict[str, trio.Lock] = {}
+        # segments that could not be placed, with the writable disks at the time: retried only
+        # when that set changes, so a pool short of disks is not re-read every few seconds
+        self._blocked: dict[str, frozenset[str]] = {}
         self.passes_started = 0
         self.passes_done = 0
         self._pass_done = trio.Event()
@@ -170,11 +174,21 @@ class Healer:
 
     # --- repair ------------------------------------------------------------------------------
 
-    def _lock(self, segment_id: str) -> trio.Lock:
+    @contextlib.asynccontextmanager
+    async def _lock(self, segment_id: str) -> AsyncIterator[None]:
+        """One repair per segment at a time (scrubber, healer and drain may meet on one)."""
         lock = self._locks.get(segment_id)
         if lock is None:
             lock = self._locks[segment_id] = trio.Lock()
-        return lock
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._locks.pop(segment_id, None)  # keep the table small on a full scrub
+
+    def _writable_set(self) -> frozenset[str]:
+        return frozenset(d.disk_id for d in self.store.disks if d.writable)
 
     async def heal_segment(self, segment_id: str, extra: set[int] | None = None,
                            throttle: Throttle | None = None, prefer: Disk | None = None) -> RepairResult | None:
@@ -467,9 +481,16 @@ class Healer:
             if full:
                 self._last_full = time.monotonic()
             self.state.update(running=bool(ids), total=len(ids), done=0)
+            writable = self._writable_set()
             for seg_id in ids:
+                if self._blocked.get(seg_id) == writable and not full:
+                    self.state["done"] += 1
+                    continue
+                self._blocked.pop(seg_id, None)
                 try:
-                    await self.heal_segment(seg_id)
+                    res = await self.heal_segment(seg_id)
+                    if res is not None and res.pending and not res.unrecoverable:
+                        self._blocked[seg_id] = writable
                 except Exception as exc:
                     log.exception("healing segment %s failed; will retry", seg_id)
                     self.state["last_error"] = f"{seg_id}: {exc}"
