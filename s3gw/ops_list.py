@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+import trio
+
 from appliance.records import ObjectVersion
 
 from .app import Ctx
@@ -96,7 +98,8 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
         prefixes: list[str] = []
         truncated, next_marker = False, ""
     else:
-        page = ctx.store.list_objects(ctx.bucket, prefix, delimiter, start, max_keys)
+        # a 1000-key scan plus record decoding is milliseconds of blocking work: off the loop
+        page = await trio.to_thread.run_sync(ctx.store.list_objects, ctx.bucket, prefix, delimiter, start, max_keys)
         entries, prefixes = page.entries, page.common_prefixes
         truncated, next_marker = page.is_truncated, page.next_marker
     fetch_owner = not v2 or q.get("fetch-owner", "").lower() == "true"
@@ -136,7 +139,8 @@ async def list_object_versions(ctx: Ctx) -> Response:
                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     ctx.store.get_bucket(ctx.bucket)
-    page = ctx.store.list_versions(ctx.bucket, prefix, delimiter, key_marker, vid_marker, max_keys or 1)
+    page = await trio.to_thread.run_sync(ctx.store.list_versions, ctx.bucket, prefix, delimiter, key_marker,
+                                         vid_marker, max_keys or 1)
     if max_keys == 0:
         page.entries, page.common_prefixes, page.is_truncated = [], [], False
     parts = [el("Name", ctx.bucket), el("Prefix", enc(prefix)), el("KeyMarker", enc(key_marker)),
