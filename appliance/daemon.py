@@ -60,7 +60,7 @@ class Daemon:
         healing = f", healing {heal.get('done', 0)}/{heal.get('total', 0)}" if heal.get("running") else ""
         return f"{ok}/{len(disks)} disks ok, S3 {self.s3_endpoint or 'off'}, mount {self.mount_path or 'off'}{healing}"
 
-    def status(self) -> dict[str, Any]:
+    def status(self, object_counts: dict[str, int] | None = None) -> dict[str, Any]:
         store = self.store
         cap = store.capacity()
         geo = store.geometry()
@@ -87,8 +87,9 @@ class Daemon:
             "disks": [{"disk_id": d.disk_id, "path": str(d.path), "pool": d.pool, "state": d.state,
                        "reasons": d.reasons} for d in self.disks],
             "buckets": len(buckets),
-            "objects": self.state.get("object_count"),
-            "services": {k: v for k, v in self.state.items() if k != "object_count"},
+            "objects": sum(object_counts.values()) if object_counts is not None else None,
+            "objects_per_bucket": object_counts,
+            "services": dict(self.state),
         }
 
 
@@ -167,7 +168,8 @@ async def _serve(d: Daemon) -> None:
 
 def register_control_ops(d: Daemon) -> None:
     async def status(args: dict[str, Any], emit: Emit) -> Any:
-        return d.status()
+        counts = await trio.to_thread.run_sync(d.store.count_objects)
+        return d.status(counts)
 
     d.control.register("status", status)
     admin_ops.register(d)

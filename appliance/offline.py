@@ -21,7 +21,11 @@ def offline_status(cfg: Config) -> dict[str, Any]:
         raise StowageError(f"daemon not reachable and metadata DB busy or unreadable: {exc.message}") from exc
     try:
         disks = [rec for _, rec in db.scan_records(DiskRecord, keys.DISK)]
-        buckets = sum(1 for _ in db.scan_records(BucketRecord, keys.BUCKET))
+        names = [b.name for _, b in db.scan_records(BucketRecord, keys.BUCKET)]
+        counts = {}
+        for name in names:
+            with db.db.iterator(prefix=keys.latest_prefix(name), include_value=False) as it:
+                counts[name] = sum(1 for _ in it)
         return {
             "version": __version__,
             "running": False,
@@ -30,8 +34,9 @@ def offline_status(cfg: Config) -> dict[str, Any]:
             "pools": [],
             "disks": [{"disk_id": d.disk_id, "path": d.path, "pool": d.pool, "state": d.state, "reasons": []}
                       for d in disks],
-            "buckets": buckets,
-            "objects": None,
+            "buckets": len(names),
+            "objects": sum(counts.values()),
+            "objects_per_bucket": counts,
             "services": {},
         }
     finally:

@@ -634,6 +634,15 @@ class StoreCore:
         self.get_bucket(bucket)
         return listing.list_versions(self.db, bucket, prefix, delimiter, key_marker, version_id_marker, max_keys)
 
+    def count_objects(self) -> dict[str, int]:
+        """Current objects per bucket (a key-only scan; blocking, run it in a thread)."""
+        counts: dict[str, int] = {}
+        for b in self.list_buckets():
+            prefix = keys.latest_prefix(b.name)
+            with self.db.db.iterator(prefix=prefix, include_value=False) as it:
+                counts[b.name] = sum(1 for _ in it)
+        return counts
+
     # --- capacity -----------------------------------------------------------------------------
 
     def capacity(self) -> Capacity:
