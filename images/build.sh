@@ -134,6 +134,7 @@ EOS
     mkdir -p "$tmp/var/log/journal"
     echo stowage >"$tmp/etc/hostname"
     mv "$tmp" "$BASE"
+    prune base- "$BASE"
 }
 
 build_installed() {
@@ -144,6 +145,15 @@ build_installed() {
     sync_source "$tmp"
     in_root "$tmp" /bin/bash /usr/src/stowage/images/install.sh --no-start
     mv "$tmp" "$INSTALLED"
+    prune installed- "$INSTALLED"
+}
+
+# Drop older layers of one kind: each is ~0.5 GB and only the current key is ever used again.
+prune() {
+    local keep=$2 old
+    for old in "$CACHE/$1"*; do
+        [ "$old" = "$keep" ] || [ ! -d "$old" ] || { log "removing stale cache layer $old"; rm -rf "$old"; }
+    done
 }
 
 configure_appliance() {
