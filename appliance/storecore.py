@@ -29,6 +29,7 @@ from .errors import (
     BucketNotEmpty,
     ConfigError,
     InvalidArgument,
+    MethodNotAllowed,
     NoSuchBucket,
     NoSuchKey,
     NoSuchVersion,
@@ -569,6 +570,26 @@ class StoreCore:
             v = self._new_version(b, key, meta, cur.size, cur.etag, list(cur.segments))
             v.checksums, v.checksum_type, v.parts = dict(cur.checksums), cur.checksum_type, list(cur.parts)
             t.put_version(v)
+        return v
+
+    async def set_tags(self, bucket: str, key: str, version_id: str | None, tags: dict[str, str]) -> ObjectVersion:
+        """Replace the tags of an existing version in place: tags are a subresource, so unlike
+        metadata they change neither the version id nor Last-Modified."""
+        async with self.txn() as t:
+            self._bucket_in(t, bucket)
+            v = t.version_at(bucket, key, version_id) if version_id is not None else t.latest(bucket, key)
+            if v is None:
+                if version_id is not None:
+                    raise NoSuchVersion(bucket=bucket, key=key, version_id=version_id)
+                raise NoSuchKey(bucket=bucket, key=key)
+            if v.delete_marker:
+                raise MethodNotAllowed(bucket=bucket, key=key, delete_marker=True)
+            v.tags = dict(tags)
+            t.batch.put(keys.version(bucket, key, v.seq), v)
+            cur = t.latest(bucket, key)
+            if cur is not None and cur.seq == v.seq:
+                t.batch.put(keys.latest(bucket, key), v)
+            t.changed.append((bucket, key))
         return v
 
     async def rename_object(self, bucket: str, src_key: str, dst_key: str, *, noreplace: bool = False) -> ObjectVersion:

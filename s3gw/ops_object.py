@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from appliance.errors import MethodNotAllowed
 from appliance.objectstore import PutMeta
 from appliance.records import ObjectVersion
 
@@ -222,12 +223,10 @@ def _current_for_tags(ctx: Ctx) -> ObjectVersion:
 
 async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
     v = _current_for_tags(ctx)
-    latest = ctx.store.head_object(ctx.bucket, ctx.key)
-    if latest.version_id != v.version_id:
-        raise S3Error("NotImplemented", "Tagging a noncurrent version is not supported.")
-    meta = PutMeta.of(v)
-    meta.tags = tags
-    updated: ObjectVersion = await ctx.store.update_meta(ctx.bucket, ctx.key, meta)
+    try:
+        updated: ObjectVersion = await ctx.store.set_tags(ctx.bucket, ctx.key, v.version_id, tags)
+    except MethodNotAllowed as exc:
+        raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"}) from exc
     return updated
 
 

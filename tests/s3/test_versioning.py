@@ -99,3 +99,22 @@ def test_copy_from_version_and_delete_objects_with_versions(s3: Any, bucket: str
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="s", VersionId=v1)
     assert code(exc) == "NoSuchVersion"
+
+
+def test_tagging_versions_in_place(s3: Any, bucket: str) -> None:
+    """Tags are a subresource: setting them creates no version and keeps Last-Modified."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=bucket, Key="t", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="t", Body=b"two")["VersionId"]
+    before = s3.head_object(Bucket=bucket, Key="t")["LastModified"]
+    r = s3.put_object_tagging(Bucket=bucket, Key="t", VersionId=v1, Tagging={"TagSet": [{"Key": "old", "Value": "1"}]})
+    assert r["VersionId"] == v1
+    s3.put_object_tagging(Bucket=bucket, Key="t", Tagging={"TagSet": [{"Key": "new", "Value": "2"}]})
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="t")["Versions"]
+    assert [v["VersionId"] for v in versions] == [v2, v1]
+    assert s3.head_object(Bucket=bucket, Key="t")["LastModified"] == before
+    assert s3.get_object_tagging(Bucket=bucket, Key="t", VersionId=v1)["TagSet"] == [{"Key": "old", "Value": "1"}]
+    assert s3.get_object_tagging(Bucket=bucket, Key="t")["TagSet"] == [{"Key": "new", "Value": "2"}]
+    s3.delete_object_tagging(Bucket=bucket, Key="t", VersionId=v1)
+    assert s3.get_object_tagging(Bucket=bucket, Key="t", VersionId=v1)["TagSet"] == []
+    assert s3.get_object(Bucket=bucket, Key="t", VersionId=v1)["Body"].read() == b"one"
