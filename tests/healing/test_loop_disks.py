@@ -91,3 +91,31 @@ def test_drain_remove_replace_and_yank(daemon: Any, make_loop: Callable[..., str
     wait_for(healed, timeout=120, what="healing after the yanked disk")
     assert os.listdir(yank_path) == []  # nothing was written into the empty mount point
     check_all(daemon, objs)
+
+
+def test_read_only_disk_gets_no_new_shards(daemon: Any, make_loop: Callable[..., str], tmp_path: Path) -> None:
+    etc = tmp_path / "sysroot"
+    etc.mkdir()
+    ro = add_disk(daemon, make_loop(BIG), etc)
+    objs = populate(daemon, n=8, seed=31)
+    path = disk_path(daemon, ro)
+    held = shards_on(path)
+    assert held > 0
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+    try:
+        def failing() -> bool:
+            disk = next(x for x in ctl(daemon, "status")["disks"] if x["disk_id"] == ro)
+            return disk["state"] == "failing" and "filesystem is read-only" in disk["reasons"]
+
+        wait_for(failing, what="the monitor to see the read-only filesystem")
+        check_all(daemon, objs)  # its shards are still read
+        objs.update(populate(daemon, n=6, seed=32, prefix="after/"))
+        assert shards_on(path) == held  # placement skipped it
+        check_all(daemon, objs)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(path)], check=True)
+
+    def ok_again() -> bool:
+        return next(x for x in ctl(daemon, "status")["disks"] if x["disk_id"] == ro)["state"] == "ok"
+
+    wait_for(ok_again, what="the disk to be writable again")
