@@ -21,7 +21,6 @@ import pyfuse3
 import trio
 
 from appliance.config import Config
-from appliance.errors import NoSuchBucket, NoSuchKey
 from appliance.objectstore import ObjectStore, PutMeta
 from appliance.records import ObjectVersion
 
@@ -29,25 +28,23 @@ from .attrs import (
     DIR_MODE,
     FILE_MODE,
     LINK_MODE,
-    XATTR_MAX_BYTES,
     Posix,
     entry,
     meta_of,
     now_ns,
     posix_of,
-    with_xattrs,
-    xattrs_of,
 )
 from .errnos import fail, fuse_op
 from .handles import DirHandle
 from .inodes import BUCKET, DIR, FILE, LINK, ROOT, InodeTable, Node
+from .invalidation import Invalidation
 from .paths import check_key_length, decode_name, marker_key, split
 from .staging import FileState
 from .tree import Found, Tree
+from .xattr_ops import XattrOps
 
 log = logging.getLogger("stowage.fuse")
 DIR_CONTENT_TYPE = "application/x-directory"
-INVALIDATE_TIMEOUT = 2.0
 Mutate = Callable[[Posix, dict[str, str]], None]
 
 
@@ -55,7 +52,7 @@ def guess_type(path: str) -> str:
     return mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream"
 
 
-class StowageFS(pyfuse3.Operations):
+class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
 
@@ -604,78 +601,7 @@ class StowageFS(pyfuse3.Operations):
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         return None  # namespace changes are committed durably before each call returns
 
-    # --- extended attributes ------------------------------------------------------------------
-
-    def _user_meta(self, node: Node) -> dict[str, str]:
-        if node.kind in (ROOT, BUCKET):
-            return {}
-        if node.kind == DIR:
-            marker = self.tree.head(node.bucket, marker_key(node.path))
-            return dict(marker.user_meta) if marker else {}
-        st = node.state
-        if st is not None and (st.changed or st.meta_changed or node.detached):
-            return st.user_meta
-        v = self.tree.head(node.bucket, node.path)
-        if v is None:
-            raise fail(errno.ENOENT)
-        return dict(v.user_meta)
-
-    @staticmethod
-    def _xname(name: bytes) -> str:
-        if not name.startswith(b"user."):
-            raise fail(pyfuse3.ENOATTR)
-        try:
-            return name.decode("utf-8")
-        except UnicodeDecodeError:
-            raise fail(errno.EINVAL) from None
-
-    @fuse_op
-    async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
-        xname = self._xname(name)
-        value = xattrs_of(self._user_meta(self.inodes.get(inode))).get(xname)
-        if value is None:
-            raise fail(pyfuse3.ENOATTR)
-        return value
-
-    @fuse_op
-    async def listxattr(self, inode: int, ctx: Any = None) -> list[bytes]:
-        return [k.encode() for k in xattrs_of(self._user_meta(self.inodes.get(inode)))]
-
-    @fuse_op
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any = None) -> None:
-        if not name.startswith(b"user."):
-            raise fail(errno.ENOTSUP)
-        xname = self._xname(name)
-        node = self.inodes.get(inode)
-        if node.kind in (ROOT, BUCKET):
-            raise fail(errno.ENOTSUP)
-        xattrs = xattrs_of(self._user_meta(node))
-        xattrs[xname] = bytes(value)
-        if len(with_xattrs({}, xattrs).get("xattr", "")) > XATTR_MAX_BYTES:
-            raise fail(errno.E2BIG)
-
-        def mutate(p: Posix, um: dict[str, str]) -> None:
-            um.update(with_xattrs(um, xattrs))
-            p.ctime_ns = now_ns()
-
-        await self._set_meta(node, mutate)
-
-    @fuse_op
-    async def removexattr(self, inode: int, name: bytes, ctx: Any = None) -> None:
-        xname = self._xname(name)
-        node = self.inodes.get(inode)
-        xattrs = xattrs_of(self._user_meta(node))
-        if xattrs.pop(xname, None) is None:
-            raise fail(pyfuse3.ENOATTR)
-
-        def mutate(p: Posix, um: dict[str, str]) -> None:
-            new = with_xattrs(um, xattrs)
-            um.clear()
-            um.update(new)
-
-        await self._set_meta(node, mutate)
-
-    # --- shutdown and invalidation -------------------------------------------------------------
+    # --- shutdown ---------------------------------------------------------------------------
 
     async def commit_all(self) -> None:
         """Best effort at shutdown: commit what open files still hold."""
@@ -685,50 +611,3 @@ class StowageFS(pyfuse3.Operations):
                     await self.commit(node)
                 except Exception:
                     log.exception("could not commit %s/%s at shutdown", node.bucket, node.path)
-
-    def invalidations(self, bucket: str, key: str) -> list[tuple[str, int, bytes]]:
-        """Kernel cache entries to drop after an outside change of bucket/key."""
-        path = key.rstrip("/")
-        calls: list[tuple[str, int, bytes]] = []
-        node = self.inodes.find(bucket, path)
-        if node is not None and path:
-            calls.append(("inode", node.ino, b""))
-        parts = path.split("/") if path else []
-        for i, name in enumerate(parts):
-            parent = self.inodes.find(bucket, "/".join(parts[:i]))
-            if parent is None:
-                break
-            child = "/".join(parts[: i + 1])
-            if i == len(parts) - 1 or self.tree.lookup(bucket, child) is None:
-                calls.append(("entry", parent.ino, name.encode()))
-        return calls
-
-    async def on_commit(self, changed: list[tuple[str, str]]) -> None:
-        """Store commit hook: drop kernel caches for outside changes before the writer (an S3
-        request) is answered. The kernel calls run in a thread: invalidate_entry waits for
-        related requests in flight, which this loop must stay free to answer."""
-        if not self.pending:
-            return
-        batch, self.pending = list(self.pending), {}
-        calls: list[tuple[str, int, bytes]] = []
-        for bucket, key in batch:
-            try:
-                calls.extend(self.invalidations(bucket, key))
-            except (NoSuchBucket, NoSuchKey):
-                continue
-        self.last_invalidations = calls
-        if calls and self.mounted:
-            with trio.move_on_after(INVALIDATE_TIMEOUT):
-                await trio.to_thread.run_sync(_invalidate, calls, limiter=self.kernel_limiter,
-                                              abandon_on_cancel=True)
-
-
-def _invalidate(calls: list[tuple[str, int, bytes]]) -> None:
-    for kind, ino, name in dict.fromkeys(calls):
-        try:
-            if kind == "inode":
-                pyfuse3.invalidate_inode(ino)
-            else:
-                pyfuse3.invalidate_entry(ino, name)
-        except OSError:
-            pass  # the kernel did not have it cached

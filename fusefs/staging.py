@@ -32,6 +32,7 @@ from appliance.records import ObjectVersion, SegmentRef
 from .attrs import Posix
 
 CHUNK = 1 << 20
+READ_WINDOW = 4 << 20
 REWRITE_LIMIT = 8 << 20
 MAX_REFS = 512
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
@@ -113,6 +114,7 @@ class FileState:
     def set_base(self, base: ObjectVersion | None) -> None:
         self.base = base
         self.refs = list(base.segments) if base else []
+        self._cache: tuple[int, bytes] = (0, b"")
         self.base_limit = self.size = base.size if base else 0
         self.stale = False
 
@@ -156,6 +158,7 @@ class FileState:
         if size < self.size:
             self.dirty.clip(size)
             self.base_limit = min(self.base_limit, size)
+            self._cache = (0, b"")
             if self.fd is not None:
                 await trio.to_thread.run_sync(os.ftruncate, self.fd, size, limiter=IO_LIMIT)
         else:
@@ -180,10 +183,25 @@ class FileState:
                 continue
             hi = min(e, self.base_limit)
             if s < hi:
-                async for piece in self.store.read_refs(self.refs, s, hi):
+                async for piece in self._base(s, hi):
                     yield piece
             if hi < e:  # cannot happen while [base_limit, size) is dirty; zeros to be safe
                 yield bytes(e - max(s, hi))
+
+    async def _base(self, s: int, e: int) -> AsyncIterator[bytes]:
+        """Committed bytes [s, e), through a one-window read-ahead cache: the kernel asks for
+        128 KiB at a time, the store reads whole erasure-coded blocks."""
+        if e - s > READ_WINDOW:
+            async for piece in self.store.read_refs(self.refs, s, e):
+                yield piece
+            return
+        c0, cached = self._cache
+        if not (c0 <= s and e <= c0 + len(cached)):
+            hi = min(self.base_limit, max(e, s + READ_WINDOW))
+            cached = b"".join([p async for p in self.store.read_refs(self.refs, s, hi)])
+            c0 = s
+            self._cache = (c0, cached)
+        yield cached[s - c0 : e - c0]
 
     async def _dirty_bytes(self) -> AsyncIterator[bytes]:
         for dirty, s, e in self.dirty.runs(0, self.size):
