@@ -41,8 +41,8 @@ def exercise(root: Path, seed: int, steps: int) -> dict[str, bytearray]:
     for step in range(steps):
         op = rng.choice(["open", "open", "write", "write", "write", "read", "truncate", "append",
                          "rename", "fsync", "close", "close", "unlink"])
-        if op == "open" or not fds and op in ("write", "read", "truncate", "append", "fsync", "close"):
-            name = rng.choice(names + ["big"])
+        if op == "open" or (not fds and op in ("write", "read", "truncate", "append", "fsync", "close")):
+            name = rng.choice([*names, "big"])
             trunc = rng.random() < 0.15 and name != "big"
             flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if trunc else 0)
             fd = os.open(root / name, flags, 0o644)
@@ -61,7 +61,7 @@ def exercise(root: Path, seed: int, steps: int) -> dict[str, bytearray]:
                 rename_fds(src, "")
                 fds[:] = [(fd, n if n != src else "") for fd, n in fds]
             else:
-                dst = rng.choice(names + ["big"])
+                dst = rng.choice([*names, "big"])
                 os.rename(root / src, root / dst)
                 if src != dst:
                     model[dst] = model.pop(src)

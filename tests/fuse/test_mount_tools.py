@@ -63,7 +63,7 @@ def test_os_level_semantics(mnt: Path) -> None:
     with pytest.raises(FileExistsError):
         os.mkdir(mnt / "c")
     with pytest.raises(IsADirectoryError):
-        open(mnt / "c", "rb")
+        open(mnt / "c", "rb").close()
     with pytest.raises(NotADirectoryError):
         os.listdir(p)
     os.chmod(p, 0o640)
