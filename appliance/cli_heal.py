@@ -71,6 +71,30 @@ def _heal_line(p: dict[str, Any]) -> str:
             f"({p.get('moved_shards', 0)} moved)")
 
 
+def service_lines(name: str, svc: Any) -> str | None:
+    """Human lines of a healing service for `stowage status` (None: not one of ours)."""
+    if not isinstance(svc, dict):
+        return None
+    if name == "heal":
+        state = "running" if svc.get("running") else "idle"
+        out = f"{_heal_line(svc)}, {state}, {svc.get('pending', 0)} queued"
+        lost = svc.get("unrecoverable") or []
+        if lost:
+            out += f"\n  UNRECOVERABLE ({len(lost)}): " + ", ".join(lost[:20]) + (" ..." if len(lost) > 20 else "")
+        return out
+    if name == "scrub":
+        state = "running" if svc.get("running") else "idle"
+        return f"{_scrub_line(svc)}, {state}, rate {_size(svc.get('rate_bytes_per_sec', 0))}/s"
+    if name == "drain":
+        if not svc:
+            return "drain: -"
+        return (f"{svc.get('op', 'drain')} {svc.get('disk_id')}: {svc.get('done', 0)}/{svc.get('total', 0)} segments, "
+                f"{svc.get('moved_shards', 0)} shards moved" + (", running" if svc.get("running") else ""))
+    if name == "snapshot":
+        return f"metadata snapshots: {svc.get('count', 0)} kept, last {svc.get('last_segment', '-')}"
+    return None
+
+
 def _print_lost(lost: list[dict[str, Any]]) -> None:
     if not lost:
         return

@@ -44,5 +44,8 @@ def render_status(st: dict[str, Any]) -> None:
         reasons = "; ".join(d.get("reasons") or [])
         t.add_row(d["disk_id"], d["pool"], f"[{color}]{d['state']}[/{color}]", d["path"], reasons)
     con.print(t)
+    from .cli_heal import service_lines  # healing services render their own progress lines
+
     for name, svc in (st.get("services") or {}).items():
-        con.print(f"{name}: {svc}")
+        line = service_lines(name, svc)
+        con.print(line if line is not None else f"{name}: {svc}", markup=False)
