@@ -221,6 +221,11 @@ def authenticate(
         claims = _parse_header_auth(auth, headers)
     elif is_presigned(query):
         claims = _parse_presigned(query, headers)
+    elif "Signature" in query and "AWSAccessKeyId" in query:
+        # A SigV2 presigned URL (what aws CLI v1 `s3 presign` and s3cmd `signurl` make by default):
+        # answered as a SigV4-only AWS region does, not as an anonymous request.
+        raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. "
+                      "Please use AWS4-HMAC-SHA256.")
     else:
         raise S3Error("AccessDenied")
 
