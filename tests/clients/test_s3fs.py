@@ -36,9 +36,8 @@ class Mount:
 
 
 def _unmount(path: Path) -> None:
-    if os.path.ismount(path):
-        if subprocess.run(["fusermount", "-u", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    if os.path.ismount(path) and subprocess.run(["fusermount", "-u", str(path)], capture_output=True).returncode:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 @pytest.fixture(scope="module")
