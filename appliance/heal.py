@@ -36,9 +36,10 @@ import trio
 from . import keys
 from .codec import Geometry, rebuild_chunks
 from .disks import Disk
+from .durable import fsync_dir
 from .records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
 from .segments import READ_BATCH_BYTES
-from .shardfile import ShardHeader, ShardWriter, block_len, fsync_dir, read_header
+from .shardfile import ShardHeader, ShardWriter, block_len, read_header
 from .storecore import StoreCore
 
 log = logging.getLogger("stowage.heal")

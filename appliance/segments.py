@@ -28,6 +28,7 @@ import trio
 from . import codec
 from .codec import Geometry
 from .disks import Disk, DiskSet
+from .durable import fsync_dir
 from .errors import InsufficientShards, InsufficientStorage
 from .placement import choose
 from .records import SegmentRecord
@@ -36,7 +37,6 @@ from .shardfile import (
     ShardWriter,
     block_count,
     block_len,
-    fsync_dir,
     read_chunks,
 )
 

@@ -153,11 +153,3 @@ def read_chunks(path: str, geo: Geometry, length: int, first: int, last: int) ->
         else:
             out.append(bytes(chunk))
     return out
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

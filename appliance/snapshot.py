@@ -32,10 +32,10 @@ import trio
 from awscrt.checksums import crc32c
 
 from . import keys
+from .durable import fsync_dir
 from .errors import FormatError
 from .metadb import DB_FORMAT
 from .records import SegmentRef
-from .shardfile import fsync_dir
 from .storecore import StoreCore
 
 log = logging.getLogger("stowage.snapshot")

@@ -7,16 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    f = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if f < 1024 or unit == "PiB":
-            return f"{f:.1f} {unit}" if unit != "B" else f"{int(f)} B"
-        f /= 1024
-    return str(n)
+from diskmgr.cli import human_size
 
 
 def render_status(st: dict[str, Any]) -> None:
@@ -33,8 +24,8 @@ def render_status(st: dict[str, Any]) -> None:
             t.add_column(col)
         for p in st["pools"]:
             g = p["geometry"]
-            t.add_row(p["name"], f"{g['k']}+{g['m']}", str(p["disks"]), _size(p["raw_bytes"]),
-                      _size(p["usable_bytes"]), _size(p["used_bytes"]), _size(p["free_usable_bytes"]))
+            t.add_row(p["name"], f"{g['k']}+{g['m']}", str(p["disks"]), human_size(p["raw_bytes"]),
+                      human_size(p["usable_bytes"]), human_size(p["used_bytes"]), human_size(p["free_usable_bytes"]))
         con.print(t)
     t = Table(title="disks")
     for col in ("disk", "pool", "state", "path", "reasons"):

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from appliance.durable import write_atomic
 
 MOUNT_OPTIONS = "noatime"
 MARKER = "# stowage disk "
@@ -100,30 +101,14 @@ def fstab_entry(disk_id: str, uuid: str, where: str, fstype: str, role: str, poo
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Durably replace a system file, keeping its current mode if it exists (fstab is 0644,
+    but an administrator may have tightened it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, text, mode)
 
 
 def _without_disk(lines: list[str], disk_id: str, where: str) -> list[str]:

@@ -31,11 +31,11 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from appliance.durable import write_atomic
 from appliance.errors import DiskError, FormatError
 
 LABEL_NAME = ".stowage-disk.json"
@@ -176,30 +176,8 @@ def open_disk(path: str | os.PathLike[str], appliance_id: str, disk_id: str | No
 
 
 def write_label(path: str | os.PathLike[str], label: DiskLabel) -> None:
-    directory = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".stowage-disk.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(label.encode())
-            f.flush()
-            os.fchmod(f.fileno(), 0o644)  # read-only views (`stowage disks`) may run unprivileged
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / LABEL_NAME)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    # 0644: read-only views (`stowage disks`) may run unprivileged
+    write_atomic(Path(path) / LABEL_NAME, label.encode(), 0o644)
 
 
 # --- mounts ----------------------------------------------------------------------------------
