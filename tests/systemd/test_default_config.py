@@ -14,9 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "systemd/stowage.toml"
 
 
+MAPPINGS = {"storage_classes"}  # tables of free-form NAME = value: the table is the setting
+
+
 def uncommented(text: str) -> str:
-    text = re.sub(r"(?m)^#(?=[a-z_]+ = )", "", text)
-    return text.replace("#[[disks]]", "[[disks]]")
+    text = re.sub(r"(?m)^#(?=[A-Za-z_]+ = )", "", text)
+    for table in ("[[disks]]", *(f"[{m}]" for m in MAPPINGS)):
+        text = text.replace("#" + table, table)
+    return text
 
 
 def documented_settings(text: str) -> set[str]:
@@ -24,7 +29,9 @@ def documented_settings(text: str) -> set[str]:
     for line in uncommented(text).splitlines():
         if m := re.match(r"^\[\[?([a-z0-9_.]+)\]\]?", line):
             table = m.group(1)
-        elif m := re.match(r"^([a-z_]+) = ", line):
+            if table in MAPPINGS:
+                names.add(table)
+        elif (m := re.match(r"^([a-z_]+) = ", line)) and table not in MAPPINGS:
             names.add(f"{table}.{m.group(1)}" if table else m.group(1))
     return names
 
@@ -57,5 +64,6 @@ def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
     path.write_text(uncommented(SHIPPED.read_text()))
     cfg = load_config(path)
     assert cfg.disks == [DiskConfig(path="/srv/disk0", pool="default")]
-    cfg.disks = []
+    assert cfg.storage_classes == {"STANDARD_IA": "default"}
+    cfg.disks, cfg.storage_classes = [], {}
     assert cfg == Config()
