@@ -59,6 +59,11 @@ def run(cmd: Sequence[str], env: Mapping[str, str], timeout: float = 120,
     return r
 
 
+# Names that need care in URLs, signatures and listings (encoding-type=url, XML escaping).
+AWKWARD_NAMES = {"sp ace/ü-nïcode 日本.txt": 33, "plus+sign": 5, "pct%25x": 6, "amp&eq=1;x": 7, "q?mark#hash": 8,
+                 "paren(1)[2]*~'@$,:": 9}
+
+
 def make_tree(root: Path, files: Mapping[str, int]) -> dict[str, bytes]:
     """Random files under root, {relative path: size}; returns {relative path: content}."""
     out: dict[str, bytes] = {}

@@ -16,16 +16,17 @@ import subprocess
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
 from botocore.config import Config
 
 from .conftest import (
+    AWKWARD_NAMES,
     bucket_contents,
     bucket_keys,
     clean_env,
@@ -68,18 +69,17 @@ class Aws:
         return json.loads(out) if out.strip() else {}
 
 
-@pytest.fixture(scope="module", params=["http", "https"])
-def aws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
+def _aws(scheme: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
     exe = require("aws")
-    base = tmp_path_factory.mktemp(f"aws-{request.param}")
+    base = tmp_path_factory.mktemp(f"aws-{scheme}")
     ca: Path | None = None
     extra: list[str] = []
-    if request.param == "https":
+    if scheme == "https":
         ca, key = self_signed_cert(base)
         (base / "stowage.toml").write_text(f'[s3]\ntls_cert = "{ca}"\ntls_key = "{key}"\n')
         extra = ["--config", str(base / "stowage.toml")]
     d = start_daemon(base, extra)
-    assert d.endpoint.startswith(f"{request.param}://")
+    assert d.endpoint.startswith(f"{scheme}://")
     (base / "home").mkdir()
     (base / "aws.cfg").write_text("[default]\ns3 =\n    addressing_style = path\n")
     env = clean_env(base / "home", {
@@ -93,6 +93,37 @@ def aws(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                       config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
     yield Aws(exe, d.endpoint, env, ca, s3)
     stop_daemon(d)
+
+
+@pytest.fixture(scope="module")
+def aws_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
+    yield from _aws("http", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def aws_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
+    yield from _aws("https", tmp_path_factory)
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def http_only(test: F) -> F:
+    test.http_only = True  # type: ignore[attr-defined]
+    return test
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "scheme" in metafunc.fixturenames:
+        http = getattr(metafunc.function, "http_only", False)
+        metafunc.parametrize("scheme", ["http"] if http else ["http", "https"])
+
+
+@pytest.fixture
+def aws(request: pytest.FixtureRequest, scheme: str) -> Aws:
+    """Transfer tests run against both daemons; @http_only tests only over HTTP."""
+    result: Aws = request.getfixturevalue(f"aws_{scheme}")
+    return result
 
 
 _n = iter(range(10**6))
@@ -148,7 +179,7 @@ def test_cp_from_stdin_streams_multipart(aws: Aws, bkt: str) -> None:
 def test_sync_up_down_then_nothing_to_do(aws: Aws, bkt: str, tmp_path: Path) -> None:
     src = tmp_path / "src"
     files = make_tree(src, {"a.txt": 10, "empty": 0, "sub/b.bin": 300_000, "sub/deeper/c.bin": 70_000,
-                            "sub/deeper/big.bin": 9 * MiB, "sp ace/ü-nicode.txt": 33})
+                            "sub/deeper/big.bin": 9 * MiB} | AWKWARD_NAMES)
     up = aws("s3", "sync", str(src), f"s3://{bkt}/tree").stdout
     assert up.count("upload: ") == len(files), up
     assert bucket_contents(aws.s3, bkt, "tree/") == files
@@ -171,7 +202,7 @@ def test_sync_up_down_then_nothing_to_do(aws: Aws, bkt: str, tmp_path: Path) -> 
     assert bucket_contents(aws.s3, bkt, "tree/") == expect
 
 
-@pytest.mark.parametrize("aws", ["http"], indirect=True)
+@http_only
 def test_ls_recursive_and_rm_recursive(aws: Aws, bkt: str) -> None:
     keys = {"x/1": b"1", "x/y/2": b"22", "x/y/z/3": b"333", "other/4": b"4444", "top": b""}
     for k, v in keys.items():
@@ -195,7 +226,7 @@ def test_ls_recursive_and_rm_recursive(aws: Aws, bkt: str) -> None:
     assert bkt not in names
 
 
-@pytest.mark.parametrize("aws", ["http"], indirect=True)
+@http_only
 def test_s3api_object_calls(aws: Aws, bkt: str, tmp_path: Path) -> None:
     body = tmp_path / "body.bin"
     data = os.urandom(100_000)
@@ -231,7 +262,7 @@ def test_s3api_object_calls(aws: Aws, bkt: str, tmp_path: Path) -> None:
     assert bucket_contents(aws.s3, bkt) == {"d/two.bin": data}
 
 
-@pytest.mark.parametrize("aws", ["http"], indirect=True)
+@http_only
 def test_s3api_multipart_flow(aws: Aws, bkt: str, tmp_path: Path) -> None:
     p1, p2 = os.urandom(5 * MiB), os.urandom(1 * MiB + 7)
     (tmp_path / "p1").write_bytes(p1)
@@ -268,7 +299,7 @@ def test_s3api_multipart_flow(aws: Aws, bkt: str, tmp_path: Path) -> None:
     assert err.returncode != 0 and "404" in err.stderr
 
 
-@pytest.mark.parametrize("aws", ["http"], indirect=True)
+@http_only
 def test_presign(aws: Aws, bkt: str, tmp_path: Path) -> None:
     data = os.urandom(50_000)
     aws.s3.put_object(Bucket=bkt, Key="shared.bin", Body=data)

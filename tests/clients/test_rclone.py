@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import bucket_contents, clean_env, make_tree, read_tree, require, run
+from .conftest import AWKWARD_NAMES, bucket_contents, clean_env, make_tree, read_tree, require, run
 
 MiB = 1024 * 1024
 
 Rclone = Callable[..., Any]
 
 TREE = {"a.txt": 10, "empty": 0, "d/b.bin": 300_000, "d/e/c.bin": 70_001, "d/big.bin": 12 * MiB,
-        "with space/ünï.txt": 21}
+        "with space/ünï.txt": 21} | AWKWARD_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,12 @@ def test_copy_multipart_and_check(rclone: Rclone, s3: Any, tmp_path: Path) -> No
     rclone("copyto", "stw:rc-copy/t/d/b.bin", "stw:rc-copy/t2/b.bin")
     assert s3.get_object(Bucket="rc-copy", Key="t2/b.bin")["Body"].read() == files["d/b.bin"]
     rclone("check", str(src / "d"), "stw:rc-copy/t2", "--one-way", "--include", "b.bin")
+    # Above --s3-copy-cutoff rclone copies server-side in parts (UploadPartCopy with source ranges).
+    out = rclone("copyto", "-vv", "--s3-copy-cutoff", "5M", "stw:rc-copy/t/d/big.bin", "stw:rc-copy/t3/big.bin")
+    assert "multipart copy with 3 parts" in out.stderr, out.stderr
+    assert s3.get_object(Bucket="rc-copy", Key="t3/big.bin")["Body"].read() == files["d/big.bin"]
+    assert s3.head_object(Bucket="rc-copy", Key="t3/big.bin")["ETag"].strip('"').endswith("-3")
+    rclone("check", str(src / "d"), "stw:rc-copy/t3", "--one-way", "--include", "big.bin")
 
 
 def test_check_detects_same_size_change(rclone: Rclone, s3: Any, tmp_path: Path) -> None:

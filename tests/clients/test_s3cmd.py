@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import bucket_contents, bucket_keys, clean_env, make_tree, read_tree, require, run
+from .conftest import AWKWARD_NAMES, bucket_contents, bucket_keys, clean_env, make_tree, read_tree, require, run
 
 MiB = 1024 * 1024
 
@@ -91,7 +91,7 @@ def test_sync_up_down_idempotent(s3cmd: S3cmd, s3: Any, tmp_path: Path) -> None:
     s3cmd("mb", "s3://s3cmd-sync")
     src = tmp_path / "src"
     files = make_tree(src, {"a": 1, "empty": 0, "d/b.bin": 250_000, "d/e/c.bin": 3 * MiB, "d/e/f/g.txt": 12,
-                            "spaced name/ü.txt": 9})
+                            "spaced name/ü.txt": 9} | AWKWARD_NAMES)
     up = s3cmd("sync", f"{src}/", "s3://s3cmd-sync/t/")
     assert up.count("upload: ") == len(files), up
     assert bucket_contents(s3, "s3cmd-sync", "t/") == files
