@@ -76,12 +76,15 @@ def corrupt_chunk(path: Path, rnd: random.Random) -> None:
         os.fsync(f.fileno())
 
 
-def full_redundancy(data_dir: Path, n: int = 6) -> bool:
-    """Every data segment has all n shard files, each on a distinct disk."""
+def full_redundancy(data_dir: Path) -> bool:
+    """Every data segment has all k+m shard files (geometry from its header; small objects
+    may use another one than 4+2), each on a distinct disk."""
     for files in data_segments(data_dir).values():
+        hdr = read_header(str(files[0]))
+        n = hdr.k + hdr.m
         idx = {int(p.name.rpartition(".")[2]) for p in files}
         disks = {p.parts[-4] for p in files}
-        if idx != set(range(n)) or len(disks) != n:
+        if idx != set(range(n)) or len(disks) != n or len(files) != n:
             return False
     return True
 
