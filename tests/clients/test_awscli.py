@@ -9,6 +9,7 @@ Content is always checked through boto3 as well."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -163,6 +164,29 @@ def test_cp_multipart_up_and_down(aws: Aws, bkt: str, tmp_path: Path) -> None:
     aws("s3", "mv", f"s3://{bkt}/small.txt", f"s3://{bkt}/moved/small.txt")
     assert aws.s3.get_object(Bucket=bkt, Key="copy/big.bin")["Body"].read() == data
     assert sorted(bucket_keys(aws.s3, bkt)) == ["copy/big.bin", "dir/big.bin", "moved/small.txt"]
+
+
+def _checksum(alg: str, data: bytes) -> str:
+    from awscrt import checksums
+
+    if alg in ("SHA1", "SHA256"):
+        return base64.b64encode(hashlib.new(alg.lower(), data).digest()).decode()
+    if alg == "CRC64NVME":
+        return base64.b64encode(checksums.crc64nvme(data).to_bytes(8, "big")).decode()
+    fn = checksums.crc32 if alg == "CRC32" else checksums.crc32c
+    return base64.b64encode(fn(data).to_bytes(4, "big")).decode()
+
+
+def test_cp_with_each_checksum_algorithm(aws: Aws, bkt: str, tmp_path: Path) -> None:
+    # Over HTTPS each of these goes as an aws-chunked body with the checksum in a trailer.
+    f = tmp_path / "f.bin"
+    data = os.urandom(300_001)
+    f.write_bytes(data)
+    for alg in ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME"):
+        aws("s3", "cp", "--checksum-algorithm", alg, str(f), f"s3://{bkt}/{alg}")
+        head = aws.s3.head_object(Bucket=bkt, Key=alg, ChecksumMode="ENABLED")
+        assert head[f"Checksum{alg}"] == _checksum(alg, data), alg
+        assert aws.s3.get_object(Bucket=bkt, Key=alg)["Body"].read() == data
 
 
 def test_cp_from_stdin_streams_multipart(aws: Aws, bkt: str) -> None:

@@ -124,3 +124,27 @@ def test_sync_then_modify_and_resync(rclone: Rclone, s3: Any, tmp_path: Path) ->
     assert read_tree(dst) == expect
     rclone("purge", "stw:rc-sync")
     assert "rc-sync" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_versions(rclone: Rclone, s3: Any, tmp_path: Path) -> None:
+    """rclone's view of a versioned bucket (ListObjectVersions): old versions appear as name-vTIME
+    entries with --s3-versions and read back exactly; cleanup-hidden removes them."""
+    rclone("mkdir", "stw:rc-versions")
+    assert rclone("backend", "versioning", "stw:rc-versions", "Enabled").stdout.strip() == "Enabled"
+    assert s3.get_bucket_versioning(Bucket="rc-versions")["Status"] == "Enabled"
+    f = tmp_path / "v.txt"
+    for body in (b"first", b"second!", b"third..."):
+        f.write_bytes(body)
+        rclone("copyto", str(f), "stw:rc-versions/v.txt")
+    names = rclone("lsf", "--s3-versions", "stw:rc-versions").stdout.split()
+    assert len(names) == 3 and "v.txt" in names
+    got = {rclone("cat", "--s3-versions", f"stw:rc-versions/{n}").stdout for n in names}
+    assert got == {"first", "second!", "third..."}
+    assert rclone("lsf", "stw:rc-versions").stdout.split() == ["v.txt"]
+    versions = s3.list_object_versions(Bucket="rc-versions")["Versions"]
+    assert sorted(v["Size"] for v in versions) == [5, 7, 8]
+
+    rclone("backend", "cleanup-hidden", "stw:rc-versions")
+    assert rclone("lsf", "--s3-versions", "stw:rc-versions").stdout.split() == ["v.txt"]
+    assert s3.get_object(Bucket="rc-versions", Key="v.txt")["Body"].read() == b"third..."
+    assert len(s3.list_object_versions(Bucket="rc-versions")["Versions"]) == 1

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import bucket_contents, bucket_keys, clean_env, require
+from .conftest import AWKWARD_NAMES, bucket_contents, bucket_keys, clean_env, require
 
 MiB = 1024 * 1024
 
@@ -160,4 +160,16 @@ def test_modify_rename_delete(mnt: Mount, s3: Any) -> None:
     d.rmdir()
     assert bucket_keys(s3, mnt.bucket, "work") == []
     assert not d.exists()
+    assert mnt.http_errors() == []
+
+
+def test_awkward_names(mnt: Mount, s3: Any) -> None:
+    names = {n.replace("/", "_"): size for n, size in AWKWARD_NAMES.items()}
+    (mnt.path / "odd").mkdir()
+    for name, size in names.items():
+        (mnt.path / "odd" / name).write_bytes(name.encode() * size)
+    assert bucket_contents(s3, mnt.bucket, "odd/") == {"": b""} | {n: n.encode() * s for n, s in names.items()}
+    s3.put_object(Bucket=mnt.bucket, Key="odd/from boto3 + ü&=?#.txt", Body=b"boto3")
+    assert sorted(os.listdir(mnt.path / "odd")) == sorted([*names, "from boto3 + ü&=?#.txt"])
+    assert (mnt.path / "odd/from boto3 + ü&=?#.txt").read_bytes() == b"boto3"
     assert mnt.http_errors() == []
