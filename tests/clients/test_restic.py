@@ -1,10 +1,10 @@
 """restic (0.14.0, apt; minio-go underneath) backing up to the gateway over plain HTTP, where
 minio-go signs every upload as STREAMING-AWS4-HMAC-SHA256-PAYLOAD (signed aws-chunked bodies).
 
-init, backup, a second (incremental) backup, check --read-data, restore byte-compared with the
-source, forget --prune (deletes and repacks). The second path: restic names every file under
-data/, index/, snapshots/ and keys/ by the SHA-256 of its content, so reading them back through
-boto3 proves each stored object is exactly what restic sent."""
+init, backup, a second (incremental) backup, a daemon restart, check --read-data, restore
+byte-compared with the source, forget --prune (deletes and repacks). The second path: restic
+names every file under data/, index/, snapshots/ and keys/ by the SHA-256 of its content, so
+reading them back through boto3 proves each stored object is exactly what restic sent."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .conftest import bucket_contents, clean_env, make_tree, read_tree, require,
 MiB = 1024 * 1024
 
 
-def test_backup_check_restore(cd: Any, s3: Any, tmp_path: Path) -> None:
+def test_backup_check_restore(cd: Any, tmp_path: Path) -> None:
     exe = require("restic")
     (tmp_path / "home").mkdir()
     env = clean_env(tmp_path / "home", {
@@ -45,6 +45,9 @@ def test_backup_check_restore(cd: Any, s3: Any, tmp_path: Path) -> None:
     restic("backup", str(src))
     files = read_tree(src)
 
+    # What restic stored survives a daemon restart (the endpoint's port may change: port 0).
+    cd.restart()
+    env["RESTIC_REPOSITORY"] = f"s3:{cd.endpoint}/restic-repo"
     snaps = json.loads(restic("snapshots", "--json"))
     assert len(snaps) == 2
     restic("check", "--read-data")
@@ -56,7 +59,7 @@ def test_backup_check_restore(cd: Any, s3: Any, tmp_path: Path) -> None:
     assert os.readlink(back / "link") == "big.bin"
 
     # The repository as boto3 sees it: every content-addressed file hashes to its own name.
-    stored = bucket_contents(s3, "restic-repo")
+    stored = bucket_contents(cd.s3(), "restic-repo")
     assert "config" in stored
     named = {k: v for k, v in stored.items() if k.split("/")[0] in ("data", "index", "snapshots", "keys")}
     assert {k.split("/")[0] for k in named} == {"data", "index", "snapshots", "keys"}
