@@ -94,11 +94,12 @@ class MultipartStore(StoreCore):
         part_number: int,
         body: bytes | AsyncIterable[bytes],
         finalize: Callable[[BodySummary], dict[str, str] | None] | None = None,
+        size_hint: int | None = None,
     ) -> PartRecord:
         self._check_part_number(part_number)
         up = self.get_upload(bucket, key, upload_id)
         identity = {"bucket": bucket, "key": key, "upload_id": upload_id, "part": part_number}
-        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class))
+        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class), size_hint)
         try:
             checksums = finalize(summary) if finalize else None
             part = PartRecord(part_number, summary.size, summary.md5, time.time_ns(),

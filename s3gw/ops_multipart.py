@@ -64,7 +64,7 @@ async def upload_part(ctx: Ctx) -> Response:
         body.checks.compute.add(up.checksum_algorithm)
         body.checks.start()
     part: PartRecord = await ctx.store.upload_part(ctx.bucket, ctx.key, up.upload_id, n, body.stream(),
-                                                   finalize=body.finalize)
+                                                   finalize=body.finalize, size_hint=body.expected_size)
     headers = [("ETag", f'"{part.etag}"')]
     headers += [(header_name(alg), value) for alg, value in part.checksums.items()]
     return Response(200, headers)

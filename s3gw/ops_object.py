@@ -47,7 +47,8 @@ async def put_object(ctx: Ctx) -> Response:
     body = ObjectBody(ctx)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
-                                   if_none_match=h.get("if-none-match"), finalize=body.finalize)
+                                   if_none_match=h.get("if-none-match"), finalize=body.finalize,
+                                   size_hint=body.expected_size)
     headers = [("ETag", f'"{v.etag}"')]
     if v.version_id != "null" or _versioned(ctx, ctx.bucket):
         headers.append(("x-amz-version-id", v.version_id))

@@ -63,3 +63,23 @@ async def test_geometry_adapts_to_disk_count(tmp_path: Path, ndisks: int, expect
 def test_geometry_the_disks_cannot_hold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs 10 disks"):
         _store(tmp_path, [(f"d{i}", "default") for i in range(6)], {"default": PoolConfig(k=8, m=2)})
+
+
+async def test_small_objects_are_replicated_with_the_pools_m(tmp_path: Path) -> None:
+    """<= 64 KiB with a known size: k=1 (m+1 durable files, same failures survived)."""
+    s = open_store(tmp_path)
+    try:
+        await s.create_bucket("bkt")
+        small = await s.put_object("bkt", "small", b"s" * 65536)
+        big = await s.put_object("bkt", "big", b"b" * 65537)
+
+        async def stream():
+            yield b"u" * 100  # size unknown up front: the pool's geometry
+
+        unknown = await s.put_object("bkt", "unknown", stream())
+        hinted = await s.put_object("bkt", "hinted", stream(), size_hint=100)
+        geo = {v.key: (lambda r: (r.k, r.m, len([d for d in r.shards if d])))(s.get_segment(v.segments[0].segment_id))
+               for v in (small, big, unknown, hinted)}
+        assert geo == {"small": (1, 2, 3), "big": (4, 2, 6), "unknown": (4, 2, 6), "hinted": (1, 2, 3)}
+    finally:
+        s.db.close()
