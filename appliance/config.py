@@ -66,7 +66,7 @@ class MountConfig:
 @dataclass
 class ScrubConfig:
     rate_bytes_per_sec: int = 64 * MIB
-    interval_hours: float = 24 * 7
+    interval_hours: float = 24.0 * 7
     enabled: bool = True
 
 
