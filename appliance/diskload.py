@@ -61,11 +61,17 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
                     rec.state = "failed"
                     _save(db, rec)
             labels.write_label(path, lab)
+        prior = known.get(lab.disk_id)
+        if prior is not None and prior.state == "removed":
+            # drained and released by `stowage disks remove`: it holds nothing we need
+            log.warning("disk %s at %s was removed from the pool; not using it (wipe the directory "
+                        "to add it back as a new disk, or drop it from the configuration)", lab.disk_id, path)
+            continue
         disk = Disk(lab.disk_id, path, pool=lab.pool, role="data")
         if not disk.is_initialised():
             disk.initialise()
         disks.add(disk)
-        rec = known.get(lab.disk_id) or DiskRecord(lab.disk_id, str(path), "data", lab.pool, "ok", time.time_ns())
+        rec = prior or DiskRecord(lab.disk_id, str(path), "data", lab.pool, "ok", time.time_ns())
         if rec.path != str(path) or rec.state in ("failed", "offline"):
             rec.path, rec.state = str(path), "ok"
         _save(db, rec)

@@ -21,8 +21,11 @@ def open_store(root: Path, ndisks: int = 6, k: int = 0, m: int = 0, block_size: 
     cfg.pools = {"default": PoolConfig(k=k, m=m, block_size=block_size)}
     cfg.gc.grace_seconds = grace
     db = MetaDB(cfg.meta_path)
-    disks = load_disks(cfg, db)
-    return ObjectStore(cfg, db, disks)
+    try:
+        return ObjectStore(cfg, db, load_disks(cfg, db))
+    except BaseException:
+        db.close()
+        raise
 
 
 async def read_all(store: ObjectStore, bucket: str, key: str, version_id: str | None = None,

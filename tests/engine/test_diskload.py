@@ -1,0 +1,61 @@
+"""Start-up disk loading: labels, wiped disks, removed disks, foreign disks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from appliance import keys
+from appliance.records import DiskRecord
+from diskmgr.label import LABEL_NAME, ForeignDisk
+
+from .conftest import open_store
+
+
+def _records(store) -> dict[str, DiskRecord]:
+    return {r.path: r for _, r in store.db.scan_records(DiskRecord, keys.DISK)}
+
+
+def test_wiped_disk_joins_as_new_and_old_id_is_failed(tmp_path: Path) -> None:
+    s = open_store(tmp_path)
+    disk0 = tmp_path / "disks" / "disk0"
+    old_id = json.loads((disk0 / LABEL_NAME).read_text())["disk_id"]
+    s.db.close()
+    (disk0 / LABEL_NAME).unlink()
+    s = open_store(tmp_path)
+    try:
+        new_id = json.loads((disk0 / LABEL_NAME).read_text())["disk_id"]
+        assert new_id != old_id and s.disks.get(new_id) is not None and s.disks.get(old_id) is None
+        states = {r.disk_id: r.state for _, r in s.db.scan_records(DiskRecord, keys.DISK)}
+        assert states[old_id] == "failed" and states[new_id] == "ok"
+    finally:
+        s.db.close()
+
+
+def test_removed_disk_is_not_loaded_again(tmp_path: Path) -> None:
+    s = open_store(tmp_path, ndisks=7)
+    rec = _records(s)[str(tmp_path / "disks" / "disk6")]
+    rec.state = "removed"
+    b = s.db.batch()
+    b.put(keys.disk(rec.disk_id), rec)
+    s.db.commit_now(b)
+    s.db.close()
+    s = open_store(tmp_path, ndisks=7)
+    try:
+        assert s.disks.get(rec.disk_id) is None and len(s.disks) == 6
+    finally:
+        s.db.close()
+
+
+def test_foreign_disk_is_refused(tmp_path: Path) -> None:
+    a = open_store(tmp_path / "a")
+    a.db.close()
+    b = open_store(tmp_path / "b")
+    b.db.close()
+    # move one of b's disks into a: it belongs to another appliance
+    label = (tmp_path / "b" / "disks" / "disk0" / LABEL_NAME).read_text()
+    (tmp_path / "a" / "disks" / "disk0" / LABEL_NAME).write_text(label)
+    with pytest.raises(ForeignDisk):
+        open_store(tmp_path / "a")
