@@ -182,6 +182,10 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
         if daemon.get("state") in ("draining", "removed"):
             row.state = str(daemon["state"])
         row.errors = _errors(smart, obs.io_errors if daemon else None, obs.checksum_failures if daemon else None)
+        if isinstance(daemon.get("shards"), int):
+            row.shards = daemon["shards"]
+        if isinstance(daemon.get("heal_progress"), int | float):
+            row.heal_progress = float(daemon["heal_progress"])
         lat = daemon.get("latency_ewma_ms")
         row.latency_ms = float(lat) if isinstance(lat, int | float) else None
         rows.append(row)
@@ -244,8 +248,8 @@ def render_table(doc: dict[str, Any]) -> None:
 
     table = Table(title=f"Stowage disks (appliance {doc.get('appliance_id') or 'unknown'}, "
                         f"daemon {doc.get('daemon')})", title_justify="left")
-    for col in ("DEVICE", "DISK", "ROLE", "POOL", "STATE", "SIZE", "USED/FREE", "TEMP", "ERRORS", "MODEL",
-                "NOTES"):
+    for col in ("DEVICE", "DISK", "ROLE", "POOL", "STATE", "SIZE", "USED/FREE", "SHARDS", "TEMP", "ERRORS",
+                "MODEL", "NOTES"):
         table.add_column(col, overflow="fold")
     for r in doc["disks"]:
         role = r["role"] or (f"({r['suggested_role']}?)" if r["suggested_role"] else "-")
@@ -255,11 +259,14 @@ def render_table(doc: dict[str, Any]) -> None:
                 if r["free_bytes"] is not None else "-")
         errs = [f"{k}={v}" for k, v in r["errors"].items() if v]
         notes = r["reasons"] or ([r["suggestion_reason"]] if not r["managed"] else []) or r["notes"]
+        if r.get("heal_progress") is not None:
+            state += f" {r['heal_progress'] * 100:.0f}%"
         table.add_row(
             r["device"] or r["mount_point"] or "-",
             r["disk_id"] or "-", role, r["pool"] or "-",
             f"[{style}]{state}[/{style}]" if style else state,
             human_size(r["size_bytes"]), used,
+            str(r["shards"]) if r.get("shards") is not None else "-",
             f"{r['temperature_c']} °C" if r["temperature_c"] is not None else "-",
             ", ".join(errs) or "0", f"{r['kind']} {r['model']}".strip() or "-",
             "; ".join(notes),
