@@ -87,6 +87,8 @@ def _aws(scheme: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]
         "AWS_ACCESS_KEY_ID": d.access_key, "AWS_SECRET_ACCESS_KEY": d.secret_key,
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(base / "aws.cfg"),
         "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-credentials"),
+        # No retries: a 5xx the CLI would silently retry must fail the test instead.
+        "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard",
     })
     s3 = boto3.client("s3", endpoint_url=d.endpoint, aws_access_key_id=d.access_key,
                       aws_secret_access_key=d.secret_key, region_name="us-east-1",

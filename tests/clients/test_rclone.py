@@ -38,7 +38,9 @@ def rclone(cd: Any, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
     })
 
     def call(*args: str, check: bool = True) -> Any:
-        return run([exe, "--s3-list-chunk", "2", *args], env, check=check)
+        # No retries: an error rclone would paper over by retrying must fail the test.
+        return run([exe, "--s3-list-chunk", "2", "--retries", "1", "--low-level-retries", "1", *args], env,
+                   check=check)
 
     return call
 

@@ -29,7 +29,9 @@ def test_backup_check_restore(cd: Any, tmp_path: Path) -> None:
     })
 
     def restic(*args: str) -> str:
-        return run([exe, "--quiet", *args], env, timeout=180).stdout
+        r = run([exe, "--quiet", *args], env, timeout=180)
+        assert "retrying" not in r.stderr, r.stderr  # restic retries failed requests by itself
+        return r.stdout
 
     src = tmp_path / "src"
     files = make_tree(src, {f"dir{i}/f{j}.bin": (i + 1) * 150_000 + j for i in range(4) for j in range(3)}

@@ -31,6 +31,7 @@ def s3cmd(cd: Any, tmp_path_factory: pytest.TempPathFactory) -> S3cmd:
         f"access_key = {cd.access_key}\nsecret_key = {cd.secret_key}\n"
         f"host_base = {hostport}\nhost_bucket = {hostport}\n"
         "use_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
+        "max_retries = 0\n"  # a failure s3cmd would retry must fail the test
     )
     (base / "home").mkdir()
     env = clean_env(base / "home")

@@ -54,7 +54,7 @@ def mnt(cd: Any, s3: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     path.mkdir()
     (base / "home").mkdir()
     opts = (f"url={cd.endpoint},use_path_request_style,passwd_file={passwd},sigv4,endpoint=us-east-1,"
-            f"enable_content_md5,dbglevel=info,logfile={log}")
+            f"enable_content_md5,retries=1,dbglevel=info,logfile={log}")
     # -f: s3fs stays our child, so the fixture owns and reaps it.
     proc = subprocess.Popen([exe, "s3fs-bucket", str(path), "-f", "-o", opts], env=clean_env(base / "home"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
