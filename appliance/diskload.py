@@ -53,6 +53,11 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             lab = labels.read_label(path)
             labels.verify_label(lab, appliance_id)
         except labels.UnlabelledDisk:
+            if not cfg.embedded and any(path.iterdir()):
+                # a configured directory with someone else's files in it: never adopt it silently
+                raise labels.UnlabelledDisk(
+                    f"{path} is not empty and carries no Stowage label; refusing to use it as a data disk "
+                    "(give an empty directory, or add a real disk with `stowage disks add`)") from None
             lab = labels.new_label(appliance_id, "data", dc.pool)
             for rec in known.values():
                 if rec.path == str(path) and rec.state not in ("failed", "removed"):

@@ -59,3 +59,23 @@ def test_foreign_disk_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a" / "disks" / "disk0" / LABEL_NAME).write_text(label)
     with pytest.raises(ForeignDisk):
         open_store(tmp_path / "a")
+
+
+def test_configured_non_empty_unlabelled_directory_is_refused(tmp_path: Path) -> None:
+    from appliance.config import DiskConfig, embedded_config
+    from appliance.diskload import load_disks
+    from appliance.metadb import MetaDB
+    from diskmgr.label import UnlabelledDisk
+
+    cfg = embedded_config(tmp_path)
+    cfg.embedded = False  # as if from a config file
+    cfg.disks = [DiskConfig(path=str(tmp_path / "d0")), DiskConfig(path=str(tmp_path / "d1"))]
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d1" / "somebodys-file").write_text("keep me")
+    db = MetaDB(cfg.meta_path)
+    try:
+        with pytest.raises(UnlabelledDisk, match="not empty"):
+            load_disks(cfg, db)
+        assert (tmp_path / "d1" / "somebodys-file").read_text() == "keep me"
+    finally:
+        db.close()
