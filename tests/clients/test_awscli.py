@@ -10,6 +10,7 @@ Content is always checked through boto3 as well."""
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -153,12 +154,16 @@ def test_cp_multipart_up_and_down(aws: Aws, bkt: str, tmp_path: Path) -> None:
     aws("s3", "cp", f"s3://{bkt}/dir/big.bin", str(out))
     assert out.read_bytes() == data
 
+    # A gzip-encoded upload: over HTTPS the CLI sends "Content-Encoding: gzip,aws-chunked", and
+    # only the aws-chunked framing may be removed.
     small = tmp_path / "small.txt"
-    small.write_bytes(b"hello from the aws cli\n")
-    aws("s3", "cp", str(small), f"s3://{bkt}/small.txt", "--content-type", "text/x-test", "--metadata", "k=v")
+    small.write_bytes(gzip.compress(b"hello from the aws cli\n"))
+    aws("s3", "cp", str(small), f"s3://{bkt}/small.txt", "--content-type", "text/x-test", "--metadata", "k=v",
+        "--content-encoding", "gzip")
     got = aws.s3.get_object(Bucket=bkt, Key="small.txt")
     assert got["Body"].read() == small.read_bytes()
     assert got["ContentType"] == "text/x-test" and got["Metadata"] == {"k": "v"}
+    assert got["ContentEncoding"] == "gzip"
     assert got["ETag"].strip('"') == hashlib.md5(small.read_bytes()).hexdigest()
 
     # Server-side copy of a multipart object, then a move.
