@@ -1,0 +1,68 @@
+"""Bad configuration and unreadable on-disk formats: one clear line, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from appliance.config import ConfigError, load_config
+
+BAD_CONFIGS = {
+    "not toml": ("state_dir = [", "stowage.toml"),
+    "unknown key": ('state_dir = "/tmp/x"\nbogus = 1\n', "bogus: unknown setting"),
+    "wrong type": ('[s3]\nlisten = 9000\n', "s3.listen: expected a string"),
+    "bad listen": ('[s3]\nlisten = "localhost"\n', "expected HOST:PORT"),
+    "bad pool": ('[pools.default]\nk = 40\nm = 2\n', "k+m must be at most 32"),
+    "bad block": ('[pools.default]\nblock_size = 1000\n', "block_size"),
+    "unknown pool": ('[[disks]]\npath = "/srv/d0"\npool = "nope"\n', "unknown pool"),
+    "tls half": ('[s3]\ntls_cert = "/c.pem"\n', "tls_cert and s3.tls_key"),
+    "mount": ('[mount]\nenabled = "maybe"\n', "mount.enabled"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_CONFIGS))
+def test_bad_config_is_one_clear_line(tmp_path: Path, name: str) -> None:
+    text, expected = BAD_CONFIGS[name]
+    path = tmp_path / "stowage.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as ei:
+        load_config(path)
+    assert expected in ei.value.message and "\n" not in ei.value.message
+    r = subprocess.run([sys.executable, "-m", "appliance", "serve", "--config", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78
+    assert expected in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_good_config_loads(tmp_path: Path) -> None:
+    path = tmp_path / "stowage.toml"
+    path.write_text('state_dir = "/srv/stowage"\n[s3]\nlisten = "0.0.0.0:9000"\n[scrub]\ninterval_hours = 1.5\n'
+                    '[pools.default]\nk = 4\nm = 2\n[storage_classes]\nGLACIER = "default"\n')
+    cfg = load_config(path)
+    assert cfg.s3.listen == "0.0.0.0:9000" and cfg.scrub.interval_hours == 1.5 and cfg.pools["default"].k == 4
+
+
+def test_newer_metadata_format_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    meta = data / "meta"
+    meta.mkdir(parents=True)
+    db = plyvel.DB(str(meta), create_if_missing=True)
+    db.put(b"Aformat", b"99")
+    db.close()
+    r = subprocess.run([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--no-mount",
+                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78
+    assert "format 99" in r.stderr and "upgrade Stowage" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_cli_arguments(tmp_path: Path) -> None:
+    for args in (["serve", "--data", str(tmp_path), "--listen", "nonsense"],
+                 ["serve", "--data", str(tmp_path), "--mount", str(tmp_path / "m"), "--no-mount"],
+                 ["frobnicate"]):
+        r = subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and r.stderr.strip() and "Traceback" not in r.stderr, args
