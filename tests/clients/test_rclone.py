@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,23 +26,28 @@ TREE = {"a.txt": 10, "empty": 0, "d/b.bin": 300_000, "d/e/c.bin": 70_001, "d/big
         "with space/ünï.txt": 21} | AWKWARD_NAMES
 
 
-@pytest.fixture(scope="module")
-def rclone(cd: Any, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
-    exe = require("rclone")
-    base = tmp_path_factory.mktemp("rclone")
-    (base / "home").mkdir()
-    env = clean_env(base / "home", {
+def rclone_env(d: Any, base: Path) -> dict[str, str]:
+    (base / "home").mkdir(exist_ok=True)
+    return clean_env(base / "home", {
         "RCLONE_CONFIG": str(base / "rclone.conf"),  # absent: the remote comes from the variables below
         "RCLONE_CONFIG_STW_TYPE": "s3", "RCLONE_CONFIG_STW_PROVIDER": "Other",
-        "RCLONE_CONFIG_STW_ENDPOINT": cd.endpoint, "RCLONE_CONFIG_STW_REGION": "us-east-1",
-        "RCLONE_CONFIG_STW_ACCESS_KEY_ID": cd.access_key, "RCLONE_CONFIG_STW_SECRET_ACCESS_KEY": cd.secret_key,
+        "RCLONE_CONFIG_STW_ENDPOINT": d.endpoint, "RCLONE_CONFIG_STW_REGION": "us-east-1",
+        "RCLONE_CONFIG_STW_ACCESS_KEY_ID": d.access_key, "RCLONE_CONFIG_STW_SECRET_ACCESS_KEY": d.secret_key,
         "RCLONE_CONFIG_STW_FORCE_PATH_STYLE": "true",
     })
 
+
+# No retries: an error rclone would paper over by retrying must fail the test.
+NO_RETRIES = ["--retries", "1", "--low-level-retries", "1"]
+
+
+@pytest.fixture(scope="module")
+def rclone(cd: Any, tmp_path_factory: pytest.TempPathFactory) -> Rclone:
+    exe = require("rclone")
+    env = rclone_env(cd, tmp_path_factory.mktemp("rclone"))
+
     def call(*args: str, check: bool = True) -> Any:
-        # No retries: an error rclone would paper over by retrying must fail the test.
-        return run([exe, "--s3-list-chunk", "2", "--retries", "1", "--low-level-retries", "1", *args], env,
-                   check=check)
+        return run([exe, "--s3-list-chunk", "2", *NO_RETRIES, *args], env, check=check)
 
     return call
 
@@ -150,3 +157,51 @@ def test_versions(rclone: Rclone, s3: Any, tmp_path: Path) -> None:
     assert rclone("lsf", "--s3-versions", "stw:rc-versions").stdout.split() == ["v.txt"]
     assert s3.get_object(Bucket="rc-versions", Key="v.txt")["Body"].read() == b"third..."
     assert len(s3.list_object_versions(Bucket="rc-versions")["Versions"]) == 1
+
+
+def test_daemon_killed_mid_copy_then_rerun_converges(daemon_factory: Any, tmp_path: Path) -> None:
+    """kill -9 of the daemon while rclone is in the middle of a multipart upload: afterwards every
+    object the gateway shows is complete (no torn or partial object), the interrupted upload is
+    still listed (as AWS keeps it) until rclone's cleanup aborts it, and re-running the copy
+    converges to a passing check."""
+    exe = require("rclone")
+    d = daemon_factory(["--no-mount"], name="crash")
+    src = tmp_path / "src"
+    files = make_tree(src, {"a-big.bin": 16 * MiB} | {f"f{i:02d}.bin": 100_000 + i for i in range(8)})
+    s3 = d.s3()
+    s3.create_bucket(Bucket="rc-crash")
+    env = rclone_env(d, tmp_path)
+    # Slowed down and one file at a time, so the kill lands between the parts of a-big.bin.
+    proc = subprocess.Popen([exe, "copy", "--bwlimit", "8M", "--transfers", "1", "--s3-upload-cutoff", "5M",
+                             "--s3-chunk-size", "5M", "--s3-upload-concurrency", "1", *NO_RETRIES, str(src),
+                             "stw:rc-crash"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            assert proc.poll() is None, "rclone finished before the daemon could be killed"
+            uploads = s3.list_multipart_uploads(Bucket="rc-crash").get("Uploads", [])
+            if uploads and s3.list_parts(Bucket="rc-crash", Key=uploads[0]["Key"],
+                                         UploadId=uploads[0]["UploadId"]).get("Parts"):
+                break
+            time.sleep(0.05)
+        d.kill()
+    finally:
+        # Like a power cut, rclone goes too (left alone it backs off for ~30 s before giving up).
+        proc.kill()
+        proc.wait()
+    d.start()
+    s3 = d.s3()
+    partial = bucket_contents(s3, "rc-crash")
+    assert "a-big.bin" not in partial
+    assert all(files[k] == v for k, v in partial.items())  # whatever is visible is whole
+    uploads = s3.list_multipart_uploads(Bucket="rc-crash").get("Uploads", [])
+    assert [u["Key"] for u in uploads] == ["a-big.bin"]
+    assert s3.list_parts(Bucket="rc-crash", Key="a-big.bin", UploadId=uploads[0]["UploadId"])["Parts"]
+
+    env = rclone_env(d, tmp_path)  # the restarted daemon listens on a new port
+    run([exe, "copy", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", *NO_RETRIES, str(src), "stw:rc-crash"],
+        env)
+    run([exe, "check", *NO_RETRIES, str(src), "stw:rc-crash"], env)
+    assert bucket_contents(s3, "rc-crash") == files
+    run([exe, "backend", "cleanup", "-o", "max-age=0s", *NO_RETRIES, "stw:rc-crash"], env)
+    assert s3.list_multipart_uploads(Bucket="rc-crash").get("Uploads", []) == []
+    assert bucket_contents(s3, "rc-crash") == files
