@@ -27,6 +27,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.tlscert import self_signed_cert
+
 from .conftest import (
     AWKWARD_NAMES,
     bucket_contents,
@@ -36,7 +38,6 @@ from .conftest import (
     read_tree,
     require,
     run,
-    self_signed_cert,
     start_daemon,
     stop_daemon,
 )

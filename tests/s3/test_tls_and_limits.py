@@ -5,51 +5,27 @@ the object must hold exactly the payload and the checksum must be verified and k
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import http.client
-import ipaddress
 import os
 import socket
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from tests.tlscert import self_signed_cert
+
 from .conftest import DaemonProc, error_code
-
-
-def _self_signed(dirpath: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = dirpath / "cert.pem", dirpath / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")
 def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     base = tmp_path_factory.mktemp("tls")
-    cert, key = _self_signed(base)
+    cert, key = self_signed_cert(base)
     config = base / "stowage.toml"
     config.write_text(f'[s3]\ntls_cert = "{cert}"\ntls_key = "{key}"\ndomain = "s3.local"\nmax_connections = 6\n')
     d = DaemonProc(base / "data", ["--no-mount", "--config", str(config)])
