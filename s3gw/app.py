@@ -130,12 +130,27 @@ class S3App:
         owner = owner_for(auth.access_key) if owner_for else auth.access_key
         if r.op == "NotImplemented":
             raise S3Error("NotImplemented")
+        check_acl_headers(req.headers)
         if r.op == "MethodNotAllowed":
             raise S3Error("MethodNotAllowed")
         op = self.ops.get(r.op)
         if op is None:
             raise S3Error("NotImplemented")
         return await op(Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
+
+
+# Stowage behaves like an AWS bucket with ACLs disabled (Object Ownership "bucket owner
+# enforced", the AWS default since 2023): the bucket owner owns everything, and a request
+# that tries to grant anything else is refused instead of being silently ignored.
+OWNER_ONLY_ACLS = ("private", "bucket-owner-full-control")
+
+
+def check_acl_headers(headers: Any) -> None:
+    acl = headers.get("x-amz-acl")
+    if acl is not None and acl.strip().lower() not in OWNER_ONLY_ACLS:
+        raise S3Error("AccessControlListNotSupported")
+    if any(name.lower().startswith("x-amz-grant-") for name in headers):
+        raise S3Error("AccessControlListNotSupported")
 
 
 def _leaf(group: BaseExceptionGroup) -> BaseException:

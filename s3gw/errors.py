@@ -67,6 +67,7 @@ TABLE: dict[str, ErrorSpec] = {
     "KeyTooLongError": ErrorSpec(400, "Your key is too long"),
     "MetadataTooLarge": ErrorSpec(400, "Your metadata headers exceed the maximum allowed metadata size."),
     "InvalidTag": ErrorSpec(400, "The TagSet is not valid."),
+    "AccessControlListNotSupported": ErrorSpec(400, "The bucket does not allow ACLs"),
     "InvalidStorageClass": ErrorSpec(400, "The storage class you specified is not valid"),
     "InvalidRange": ErrorSpec(416, "The requested range is not satisfiable"),
     "InvalidPartNumber": ErrorSpec(416, "The requested partnumber is not satisfiable"),

@@ -255,6 +255,18 @@ def acl_xml(owner: str) -> bytes:
     return doc("AccessControlPolicy", [f"<Owner>{o}</Owner>", f"<AccessControlList>{grant}</AccessControlList>"])
 
 
+async def put_acl(ctx: Ctx) -> Response:
+    """PutBucketAcl/PutObjectAcl: only an owner-only canned ACL (no grants) is accepted."""
+    if ctx.route.key:
+        _current_for_tags(ctx)
+    else:
+        ctx.store.get_bucket(ctx.bucket)
+    body = await read_small_body(ctx, 64 * 1024)
+    if body.strip() or "x-amz-acl" not in ctx.req.headers:
+        raise S3Error("AccessControlListNotSupported")
+    return Response(200, [])
+
+
 async def get_object_acl(ctx: Ctx) -> Response:
     v = _current_for_tags(ctx)
     return Response(200, [XML], acl_xml(v.owner or ctx.owner))
@@ -270,4 +282,5 @@ OPS = {
     "GetObjectTagging": get_object_tagging,
     "DeleteObjectTagging": delete_object_tagging,
     "GetObjectAcl": get_object_acl,
+    "PutAcl": put_acl,
 }

@@ -91,7 +91,9 @@ def operation(method: str, r: Route, copy_source: bool) -> str:
         if method == "PUT":
             if "versioning" in q:
                 return "PutBucketVersioning"
-            if "acl" in q or "tagging" in q:
+            if "acl" in q:
+                return "PutAcl"
+            if "tagging" in q:
                 return "NotImplemented"
             return "CreateBucket"
         if method == "DELETE":
@@ -111,7 +113,7 @@ def operation(method: str, r: Route, copy_source: bool) -> str:
         if "tagging" in q:
             return "PutObjectTagging"
         if "acl" in q:
-            return "NotImplemented"
+            return "PutAcl"
         if "partNumber" in q or "uploadId" in q:
             return "UploadPartCopy" if copy_source else "UploadPart"
         return "CopyObject" if copy_source else "PutObject"

@@ -321,3 +321,31 @@ def test_large_object_streams(s3: Any, bucket: str) -> None:
         n += len(piece)
     assert n == len(body)
     assert h.digest() == hashlib.sha256(body).digest()
+
+
+def test_acls_are_owner_only(s3: Any, bucket: str) -> None:
+    """Like an AWS bucket with ACLs disabled: owner-only canned ACLs pass, grants are refused."""
+    s3.put_object(Bucket=bucket, Key="a", Body=b"x", ACL="private")
+    s3.put_object(Bucket=bucket, Key="b", Body=b"x", ACL="bucket-owner-full-control")
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="c", Body=b"x", ACL="public-read")
+    assert code(exc) == "AccessControlListNotSupported"
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="c", Body=b"x", GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')
+    assert code(exc) == "AccessControlListNotSupported"
+    assert "c" not in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    s3.put_object_acl(Bucket=bucket, Key="a", ACL="private")
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_acl(Bucket=bucket, Key="a", ACL="public-read")
+    assert code(exc) == "AccessControlListNotSupported"
+    owner = s3.get_object_acl(Bucket=bucket, Key="a")["Owner"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_acl(Bucket=bucket, Key="a", AccessControlPolicy={
+            "Owner": owner, "Grants": [{"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+                                        "Permission": "READ"}]})
+    assert code(exc) == "AccessControlListNotSupported"
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    assert code(exc) == "AccessControlListNotSupported"
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    assert s3.get_object(Bucket=bucket, Key="a")["Body"].read() == b"x"
