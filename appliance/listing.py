@@ -144,11 +144,9 @@ def list_versions(
         db, base, prefix, delimiter, start, key_of, key_marker, max_keys, on_entry
     )
     if page.is_truncated:
+        page.next_key_marker = last
         if page.entries and page.entries[-1][0].key == last:
-            page.next_key_marker = last
             page.next_version_id_marker = page.entries[-1][0].version_id
-        else:
-            page.next_key_marker = last
     return page
 
 

@@ -68,12 +68,16 @@ def id_from_labels(cfg: Config) -> str | None:
     return None
 
 
-def appliance_id(cfg: Config) -> str:
-    # the daemon writes its id here at every start (appliance/daemon.py)
+def _written_id(cfg: Config) -> str:
+    """The id the daemon writes at every start (appliance/daemon.py), or ""."""
     try:
-        written = (Path(cfg.state_dir) / "appliance-id").read_text().strip()
+        return (Path(cfg.state_dir) / "appliance-id").read_text().strip()
     except OSError:
-        written = ""
+        return ""
+
+
+def appliance_id(cfg: Config) -> str:
+    written = _written_id(cfg)
     if written:
         return written
     if not daemon_running(cfg):
@@ -140,10 +144,7 @@ def hand_over(cfg: Config, path: Path, disk_id: str, role: str, pool: str, devic
 
 def appliance_id_readonly(cfg: Config) -> str | None:
     """The appliance id if it exists already; never creates a metadata DB (for read-only views)."""
-    try:
-        written = (Path(cfg.state_dir) / "appliance-id").read_text().strip()
-    except OSError:
-        written = ""
+    written = _written_id(cfg)
     if written:
         return written
     if (cfg.meta_path / "CURRENT").exists():
