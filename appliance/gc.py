@@ -2,7 +2,7 @@
 
 GC: a segment whose refcount reached zero is queued (G keys, time ordered) in the same batch
 that dropped the last reference. After a grace period (readers in flight may still hold the
-old version) its shard files are deleted, then its record. If something took a reference in
+old version) its record is deleted, then its shard files. If something took a reference in
 the meantime (a copy racing a delete), the entry is simply dropped.
 
 Orphans: shard files that no committed segment record places on that disk: left by a crash
@@ -39,18 +39,22 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
     done = 0
     for k in due:
         seg_id = k[9:].decode()
-        rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-        if rec is not None and rec.refcount == 0:
-            await store.seg.delete(rec)
+        # Drop the record first, under the commit lock: from then on a racing copy that tries to
+        # reference the segment fails cleanly (Txn.finish: "no longer exists") instead of
+        # committing a reference to files that are about to go. A crash before the files are
+        # deleted leaves orphans, which the start-up sweep removes.
         async with store.lock:
             b = store.db.batch()
             b.delete(k)
-            cur = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-            if cur is not None and cur.refcount == 0:
+            rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
+            doomed = rec is not None and rec.refcount == 0
+            if doomed:
                 b.delete(keys.segment(seg_id))
                 b.delete(keys.heal(seg_id))
-                done += 1
             await store.db.commit(b)
+        if doomed and rec is not None:
+            await store.seg.delete(rec)
+            done += 1
     return done
 
 
