@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import keys
 from .config import Config
+from .durable import write_atomic
 from .errors import ConfigError
 from .metadb import MetaDB
 from .records import CredentialRecord
@@ -59,12 +60,9 @@ def resolve_root_key(cfg: Config) -> RootKey:
             raise ConfigError(f"{path}: unreadable credentials file ({exc})") from exc
     key = RootKey(new_access_key(), new_secret_key(), generated=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("# Stowage root S3 credentials (generated on first start)\n")
-        f.write(f'access_key = "{key.access_key}"\nsecret_key = "{key.secret_key}"\n')
-        f.flush()
-        os.fsync(f.fileno())
+    # mode 0600 from the start: the temporary file is never readable by others either
+    write_atomic(path, "# Stowage root S3 credentials (generated on first start)\n"
+                       f'access_key = "{key.access_key}"\nsecret_key = "{key.secret_key}"\n', 0o600)
     return key
 
 

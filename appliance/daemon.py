@@ -30,6 +30,7 @@ from .control import ControlServer, Emit
 from .credentials import Credentials, resolve_root_key
 from .diskload import load_disks
 from .disks import DiskSet
+from .durable import write_atomic
 from .gc import run_gc, sweep_orphans
 from .metadb import MetaDB
 from .objectstore import ObjectStore
@@ -97,9 +98,7 @@ def _write_runfile(cfg: Config, info: dict[str, Any]) -> Path:
     run = Path(cfg.state_dir) / "run"
     run.mkdir(parents=True, exist_ok=True)
     path = run / "daemon.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(info, indent=2))
     return path
 
 

@@ -344,9 +344,9 @@ class StoreCore:
                 raise PreconditionFailed(condition="If-Match")
 
     def _new_version(self, bucket: BucketRecord, key: str, meta: PutMeta, size: int, etag: str,
-                     segments: list[SegmentRef]) -> ObjectVersion:
+                     segments: list[SegmentRef], version_id: str | None = None) -> ObjectVersion:
         return ObjectVersion(
-            bucket=bucket.name, key=key, version_id=self._version_id_for(bucket), seq=0,
+            bucket=bucket.name, key=key, version_id=version_id or self._version_id_for(bucket), seq=0,
             last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
@@ -392,8 +392,7 @@ class StoreCore:
         try:
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.md5,
-                                  [SegmentRef(seg.segment_id, 0, seg.length)] if seg else [])
-            v.version_id = version_id
+                                  [SegmentRef(seg.segment_id, 0, seg.length)] if seg else [], version_id)
             if checksums:
                 v.checksums = dict(checksums)
                 v.checksum_type = "FULL_OBJECT"

@@ -6,6 +6,7 @@ import json
 
 
 def test_status_running_and_stopped(daemon) -> None:
+    assert (daemon.data_dir / "credentials.toml").stat().st_mode & 0o777 == 0o600
     s3 = daemon.s3()
     s3.create_bucket(Bucket="one")
     s3.create_bucket(Bucket="two")
