@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -120,6 +121,17 @@ class DaemonProc:
         if check and r.returncode != 0:
             raise AssertionError(f"stowage {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
         return r
+
+
+_bucket_numbers = itertools.count()
+
+
+def create_test_bucket(s3: Any, request: pytest.FixtureRequest, tag: str) -> str:
+    """A fresh, valid bucket named after the test (unique within the run)."""
+    name = f"{tag}{next(_bucket_numbers)}-{request.node.name[:30].lower()}"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")[:60]
+    s3.create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ Versions these tests were written against (Debian 12 apt + the venv):
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import os
 import shutil
 import subprocess
@@ -20,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import create_test_bucket
+
 _spec = importlib.util.spec_from_file_location("stowage_tests_root", Path(__file__).parent.parent / "conftest.py")
 assert _spec and _spec.loader
 _root = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
@@ -27,7 +28,6 @@ if not hasattr(_root, "DaemonProc"):
     _spec.loader.exec_module(_root)
 DaemonProc = _root.DaemonProc
 
-_names = itertools.count()
 
 # Variables of the host that would steer a client somewhere else (a CA bundle makes rclone's
 # AWS SDK refuse its own transport; profiles and config files could carry other credentials).
@@ -124,7 +124,4 @@ def s3(cd: Any) -> Any:
 
 @pytest.fixture
 def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = f"c{next(_names)}-{request.node.name[:30].lower()}"
-    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")[:60]
-    s3.create_bucket(Bucket=name)
-    return name
+    return create_test_bucket(s3, request, "c")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
-import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,8 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.conftest import create_test_bucket
+
 _spec = importlib.util.spec_from_file_location("stowage_tests_root", Path(__file__).parent.parent / "conftest.py")
 assert _spec and _spec.loader
 _root = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
@@ -24,7 +25,6 @@ if not hasattr(_root, "DaemonProc"):
     _spec.loader.exec_module(_root)
 DaemonProc = _root.DaemonProc
 
-_names = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,7 @@ def s3(s3d: Any) -> Any:
 
 @pytest.fixture
 def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = f"t{next(_names)}-{request.node.name[:30].lower().replace('_', '-').strip('-[]')}"
-    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")[:60]
-    s3.create_bucket(Bucket=name)
-    return name
+    return create_test_bucket(s3, request, "t")
 
 
 class Raw:
