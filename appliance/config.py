@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from appliance.engine.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/stowage/stowage.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/stowage")

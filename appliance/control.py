@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from .errors import StowageError
+from appliance.engine.errors import StowageError
 
 PROTOCOL = 1
 MAX_REQUEST = 1 << 20

@@ -20,21 +20,23 @@ from typing import Any
 
 import trio
 
-from diskmgr import control_ops as disk_ops
+from appliance.engine.diskload import load_disks
+from appliance.engine.disks import DiskSet
+from appliance.engine.gc import run_gc, sweep_orphans
+from appliance.engine.metadb import MetaDB
+from appliance.engine.objectstore import ObjectStore
+from appliance.iam.credentials import Credentials, resolve_root_key
+from diskmgr.durable import write_atomic
 from fusefs.service import serve_fuse
 from s3gw.service import serve_s3
 
-from . import __version__, admin_ops, healing
+from . import __version__
 from .config import Config, fuse_usable
 from .control import ControlServer, Emit
-from .credentials import Credentials, resolve_root_key
-from .diskload import load_disks
-from .disks import DiskSet
-from .durable import write_atomic
-from .gc import run_gc, sweep_orphans
-from .metadb import MetaDB
-from .objectstore import ObjectStore
+from .ops import disks as disk_ops
+from .ops import users as admin_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
+from .services import healing
 
 log = logging.getLogger("stowage.daemon")
 

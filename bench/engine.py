@@ -19,9 +19,9 @@ from pathlib import Path
 import trio
 
 from appliance.config import DiskConfig, embedded_config
-from appliance.diskload import load_disks
-from appliance.metadb import MetaDB
-from appliance.objectstore import ObjectStore
+from appliance.engine.diskload import load_disks
+from appliance.engine.metadb import MetaDB
+from appliance.engine.objectstore import ObjectStore
 from bench.raw import MIB, drop_cache, measure
 
 
@@ -90,8 +90,8 @@ async def small_ops(store: ObjectStore, n: int, concurrency: int) -> tuple[float
 
 
 async def listing(store: ObjectStore, keys: int, prefixes: int) -> tuple[float, float]:
-    from appliance import keys as K
-    from appliance.records import ObjectVersion
+    from appliance.engine import keys as K
+    from appliance.engine.records import ObjectVersion
 
     batch = store.db.batch()
     for p in range(prefixes):

@@ -162,8 +162,8 @@ def small_ops(d: dict[str, str], size: int, clients: int, per_client: int) -> di
 def populate_listing(data: Path, n: int) -> None:
     """Write n keys straight into the metadata DB while the daemon is stopped (filling a bucket
     through S3 would take minutes of small PUTs and measure those, not the listing)."""
-    from appliance import keys as K
-    from appliance.records import ObjectVersion
+    from appliance.engine import keys as K
+    from appliance.engine.records import ObjectVersion
     from bench.engine import open_store
 
     store = open_store(data)

@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.durable import write_atomic
+from .durable import write_atomic
 
 MOUNT_OPTIONS = "noatime"
 MARKER = "# stowage disk "

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from appliance.durable import write_atomic
-from appliance.errors import DiskError, FormatError
+from appliance.engine.errors import DiskError, FormatError
+
+from .durable import write_atomic
 
 LABEL_NAME = ".stowage-disk.json"
 LABEL_FORMAT = 1

@@ -30,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.cli import registry
 from appliance.config import Config
-from appliance.errors import DiskError, InvalidArgument
+from appliance.engine.errors import DiskError, InvalidArgument
 
-from . import bootmount, registry
+from . import bootmount
 from .discovery import BlockDevice, discover, find_device
 from .label import ROLES, DiskLabel, is_mounted, mount_at, new_disk_id, validate_name, write_label
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pyfuse3
 
-from appliance.errors import StowageError
+from appliance.engine.errors import StowageError
 
 log = logging.getLogger("stowage.fuse")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pyfuse3
 import trio
 
-from appliance.errors import NoSuchBucket, NoSuchKey
+from appliance.engine.errors import NoSuchBucket, NoSuchKey
 
 from .inodes import InodeTable
 from .tree import Tree

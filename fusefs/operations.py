@@ -21,19 +21,10 @@ import pyfuse3
 import trio
 
 from appliance.config import Config
-from appliance.objectstore import ObjectStore, PutMeta
-from appliance.records import ObjectVersion
+from appliance.engine.objectstore import ObjectStore, PutMeta
+from appliance.engine.records import ObjectVersion
 
-from .attrs import (
-    DIR_MODE,
-    FILE_MODE,
-    LINK_MODE,
-    Posix,
-    entry,
-    meta_of,
-    now_ns,
-    posix_of,
-)
+from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Posix, entry, meta_of, now_ns, posix_of
 from .errnos import fail, fuse_op
 from .handles import DirHandle
 from .inodes import BUCKET, DIR, FILE, LINK, ROOT, InodeTable, Node

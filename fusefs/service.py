@@ -23,8 +23,8 @@ import pyfuse3
 import trio
 
 from appliance.config import Config
-from appliance.errors import ConfigError
-from appliance.objectstore import ObjectStore
+from appliance.engine.errors import ConfigError
+from appliance.engine.objectstore import ObjectStore
 
 from .operations import StowageFS
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import trio
 
-from appliance.objectstore import ObjectStore, PutMeta, slice_refs
-from appliance.records import ObjectVersion, SegmentRef
+from appliance.engine.objectstore import ObjectStore, PutMeta, slice_refs
+from appliance.engine.records import ObjectVersion, SegmentRef
 
 from .attrs import Posix
 

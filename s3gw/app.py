@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import trio
 
 from appliance.config import Config
-from appliance.errors import StowageError
+from appliance.engine.errors import StowageError
 
 from .errors import S3Error, error_xml, from_exception
 from .http import BodyTimeout, ClientGone, Request, Response

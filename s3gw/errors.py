@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from appliance.errors import StowageError
+from appliance.engine.errors import StowageError
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from appliance.errors import MethodNotAllowed
-from appliance.objectstore import PutMeta
-from appliance.records import ObjectVersion
+from appliance.engine.errors import MethodNotAllowed
+from appliance.engine.objectstore import PutMeta
+from appliance.engine.records import ObjectVersion
 
 from .app import Ctx
 from .body import ObjectBody, read_small_body
 from .checksums import header_name
 from .errors import S3Error
 from .http import Response
-from .objmeta import (
-    check_conditions,
-    parse_copy_source,
-    parse_range,
-    put_meta,
-    validate_tags,
-    version_headers,
-)
+from .objmeta import check_conditions, parse_copy_source, parse_range, put_meta, validate_tags, version_headers
 from .xmlio import doc, el, esc, iso_time, parse_tagging
 
 XML = ("Content-Type", "application/xml")

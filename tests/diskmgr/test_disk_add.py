@@ -61,14 +61,14 @@ def test_add_formats_mounts_by_uuid_labels_and_records(make_loop, appliance):
 
     label = read_label(where)
     assert (label.disk_id, label.role, label.pool, label.fs_uuid) == (disk_id, "data", "default", uuid)
+    from appliance.cli.registry import appliance_id
     from appliance.config import embedded_config
-    from diskmgr.registry import appliance_id
 
     assert label.appliance_id == appliance_id(embedded_config(data))
     # the daemon was not running: the disk is recorded for its next start
-    from appliance import keys
-    from appliance.metadb import MetaDB
-    from appliance.records import DiskRecord
+    from appliance.engine import keys
+    from appliance.engine.metadb import MetaDB
+    from appliance.engine.records import DiskRecord
 
     db = MetaDB(data / "meta")
     try:

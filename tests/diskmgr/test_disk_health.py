@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from diskmgr.health import (
-    STATES,
-    DiskObservation,
-    Health,
-    HealthPolicy,
-    Transition,
-    TransitionLog,
-    assess,
-    worse,
-)
+from diskmgr.health import STATES, DiskObservation, Health, HealthPolicy, Transition, TransitionLog, assess, worse
 from diskmgr.smart import SelfTest, SmartReport, parse_smartctl
 
 FIXTURES = Path(__file__).parent / "fixtures"

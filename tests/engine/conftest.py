@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from appliance.config import DiskConfig, PoolConfig, embedded_config
-from appliance.diskload import load_disks
-from appliance.metadb import MetaDB
-from appliance.objectstore import ObjectStore
+from appliance.engine.diskload import load_disks
+from appliance.engine.metadb import MetaDB
+from appliance.engine.objectstore import ObjectStore
 
 
 def open_store(root: Path, ndisks: int = 6, k: int = 0, m: int = 0, block_size: int = 1 << 20,

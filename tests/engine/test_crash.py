@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from appliance import keys
-from appliance.gc import sweep_orphans
-from appliance.records import SegmentRecord
+from appliance.engine import keys
+from appliance.engine.gc import sweep_orphans
+from appliance.engine.records import SegmentRecord
 
 from .conftest import open_store, read_all
 

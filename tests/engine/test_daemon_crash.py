@@ -10,9 +10,9 @@ import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from appliance import keys
-from appliance.metadb import MetaDB
-from appliance.records import SegmentRecord
+from appliance.engine import keys
+from appliance.engine.metadb import MetaDB
+from appliance.engine.records import SegmentRecord
 
 
 def test_kill_9_under_concurrent_s3_puts(daemon) -> None:

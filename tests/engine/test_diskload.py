@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import keys
-from appliance.records import DiskRecord
+from appliance.engine import keys
+from appliance.engine.records import DiskRecord
 from diskmgr.label import LABEL_NAME, ForeignDisk
 
 from .conftest import open_store
@@ -63,8 +63,8 @@ def test_foreign_disk_is_refused(tmp_path: Path) -> None:
 
 def test_configured_non_empty_unlabelled_directory_is_refused(tmp_path: Path) -> None:
     from appliance.config import DiskConfig, embedded_config
-    from appliance.diskload import load_disks
-    from appliance.metadb import MetaDB
+    from appliance.engine.diskload import load_disks
+    from appliance.engine.metadb import MetaDB
     from diskmgr.label import UnlabelledDisk
 
     cfg = embedded_config(tmp_path)

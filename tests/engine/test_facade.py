@@ -8,8 +8,8 @@ import os
 import pytest
 import trio
 
-from appliance import keys
-from appliance.errors import (
+from appliance.engine import keys
+from appliance.engine.errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     EntityTooSmall,
@@ -23,8 +23,8 @@ from appliance.errors import (
     NoSuchVersion,
     PreconditionFailed,
 )
-from appliance.objectstore import PutMeta
-from appliance.records import SegmentRecord
+from appliance.engine.objectstore import PutMeta
+from appliance.engine.records import SegmentRecord
 
 from .conftest import read_all
 

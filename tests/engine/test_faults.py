@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance import keys
-from appliance.errors import InsufficientShards, InsufficientStorage
-from appliance.records import HealEntry
+from appliance.engine import keys
+from appliance.engine.errors import InsufficientShards, InsufficientStorage
+from appliance.engine.records import HealEntry
 
 from .conftest import open_store, read_all
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance import keys
-from appliance.codec import Geometry, decode_block, encode_block
-from appliance.errors import FormatError
-from appliance.records import ObjectVersion, SegmentRecord, SegmentRef
-from appliance.shardfile import ShardHeader, read_chunks, read_header
+from appliance.engine import keys
+from appliance.engine.codec import Geometry, decode_block, encode_block
+from appliance.engine.errors import FormatError
+from appliance.engine.records import ObjectVersion, SegmentRecord, SegmentRef
+from appliance.engine.shardfile import ShardHeader, read_chunks, read_header
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from appliance import keys
-from appliance.errors import NoSuchKey
-from appliance.gc import collect_once
-from appliance.records import SegmentRecord
+from appliance.engine import keys
+from appliance.engine.errors import NoSuchKey
+from appliance.engine.gc import collect_once
+from appliance.engine.records import SegmentRecord
 
 from .conftest import read_all
 

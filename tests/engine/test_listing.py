@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from appliance import keys, listing
-from appliance.records import ObjectVersion
+from appliance.engine import keys, listing
+from appliance.engine.records import ObjectVersion
 
 
 def _fill(store, names: list[str]) -> None:

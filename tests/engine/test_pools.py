@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from appliance.config import ConfigError, DiskConfig, PoolConfig, embedded_config
-from appliance.diskload import load_disks
-from appliance.metadb import MetaDB
-from appliance.objectstore import ObjectStore, PutMeta
+from appliance.engine.diskload import load_disks
+from appliance.engine.metadb import MetaDB
+from appliance.engine.objectstore import ObjectStore, PutMeta
 
 from .conftest import open_store, read_all
 

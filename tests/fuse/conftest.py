@@ -13,9 +13,9 @@ import pyfuse3
 import pytest
 
 from appliance.config import DiskConfig, PoolConfig, embedded_config
-from appliance.diskload import load_disks
-from appliance.metadb import MetaDB
-from appliance.objectstore import ObjectStore
+from appliance.engine.diskload import load_disks
+from appliance.engine.metadb import MetaDB
+from appliance.engine.objectstore import ObjectStore
 from fusefs.operations import StowageFS
 
 

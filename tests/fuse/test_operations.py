@@ -9,8 +9,8 @@ import stat
 import pyfuse3
 import pytest
 
-from appliance.errors import InsufficientShards, InsufficientStorage, KeyTooLong, NoSuchKey
-from appliance.objectstore import PutMeta
+from appliance.engine.errors import InsufficientShards, InsufficientStorage, KeyTooLong, NoSuchKey
+from appliance.engine.objectstore import PutMeta
 from fusefs import staging
 from fusefs.errnos import errno_for
 

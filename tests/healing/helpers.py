@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.control import call
-from appliance.shardfile import HEADER_SIZE, read_header
+from appliance.engine.shardfile import HEADER_SIZE, read_header
 
 BUCKET = "heal"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from appliance.shardfile import read_header
+from appliance.engine.shardfile import read_header
 
 from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, wait_for
 

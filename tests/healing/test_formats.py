@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.errors import FormatError
-from appliance.scrub import ScrubCursor
-from appliance.snapshot import read_stream, write_stream
+from appliance.engine.errors import FormatError
+from appliance.services.scrub import ScrubCursor
+from appliance.services.snapshot import read_stream, write_stream
 
 GOLDEN = Path(__file__).parent / "golden"
 META = {"appliance_id": "a1b2c3d4e5f60718", "created_ns": 1, "seq": 7, "db_format": 1}

@@ -9,13 +9,13 @@ import json
 import shutil
 from pathlib import Path
 
-from appliance import keys
-from appliance.diskmon import DiskMonitor
-from appliance.disks import Disk
-from appliance.gc import collect_once
-from appliance.heal import Healer
-from appliance.records import DiskRecord, SegmentRecord
-from appliance.snapshot import Snapshotter, list_snapshots, read_stream
+from appliance.engine import keys
+from appliance.engine.disks import Disk
+from appliance.engine.gc import collect_once
+from appliance.engine.records import DiskRecord, SegmentRecord
+from appliance.services.diskmon import DiskMonitor
+from appliance.services.heal import Healer
+from appliance.services.snapshot import Snapshotter, list_snapshots, read_stream
 from tests.engine.conftest import open_store, read_all
 
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Config
-from appliance.errors import DiskError, StowageError
-
-from .label import LabelFormatError, read_label
+from appliance.engine.errors import DiskError, StowageError
+from diskmgr.label import LabelFormatError, read_label
 
 ATTACH_OP = "disks.attach"
 
@@ -81,7 +80,7 @@ def appliance_id(cfg: Config) -> str:
     if written:
         return written
     if not daemon_running(cfg):
-        from appliance.metadb import MetaDB  # the daemon's own DB wrapper: one definition of the id
+        from appliance.engine.metadb import MetaDB  # the daemon's own DB wrapper: one definition of the id
 
         try:
             db = MetaDB(cfg.meta_path)
@@ -118,9 +117,9 @@ def attach_live(cfg: Config, path: Path, disk_id: str, role: str, pool: str) -> 
 
 def record_for_next_start(cfg: Config, path: Path, disk_id: str, role: str, pool: str, device: str,
                           fs_uuid: str) -> None:
-    from appliance import keys
-    from appliance.metadb import MetaDB
-    from appliance.records import DiskRecord
+    from appliance.engine import keys
+    from appliance.engine.metadb import MetaDB
+    from appliance.engine.records import DiskRecord
 
     db = MetaDB(cfg.meta_path)
     try:

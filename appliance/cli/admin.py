@@ -10,11 +10,12 @@ from typing import Any
 
 import click
 
-from . import users
-from .cli_common import appliance_options, run_guarded
-from .config import Config
-from .control import ControlError, call
-from .metadb import MetaDB
+from appliance.config import Config
+from appliance.control import ControlError, call
+from appliance.engine.metadb import MetaDB
+from appliance.iam import users
+
+from .common import appliance_options, run_guarded
 
 
 def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:

@@ -9,12 +9,14 @@ from typing import Any
 import click
 import trio
 
-from diskmgr.cli import disks
+from appliance import __version__
+from appliance.config import Config
+from appliance.control import ControlError, call
 
-from . import __version__, cli_admin, cli_heal
-from .cli_common import appliance_options, run_guarded
-from .config import Config
-from .control import ControlError, call
+from . import admin as cli_admin
+from . import heal as cli_heal
+from .common import appliance_options, run_guarded
+from .disks import disks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,9 +32,9 @@ def main() -> None:
 @click.option("--no-mount", is_flag=True, help="do not mount the filesystem view")
 def serve(cfg: Config, listen: str | None, mount_dir: str | None, no_mount: bool) -> None:
     """Run the appliance daemon (S3 gateway, mount, healing) in the foreground."""
-    from .config import validate
-    from .daemon import run
-    from .logsetup import setup_logging
+    from appliance.config import validate
+    from appliance.daemon import run
+    from appliance.logsetup import setup_logging
 
     if listen:
         cfg.s3.listen = listen

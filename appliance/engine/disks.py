@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from .durable import fsync_dir
+from diskmgr.durable import fsync_dir
 
 WRITABLE_STATES = ("ok", "warning")
 READABLE_STATES = ("ok", "warning", "failing", "draining")

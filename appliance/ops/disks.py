@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from appliance.errors import InvalidArgument
-
-from .label import ROLES, open_disk, validate_name
+from appliance.engine.errors import InvalidArgument
+from diskmgr.label import ROLES, open_disk, validate_name
 
 if TYPE_CHECKING:
     from appliance.control import Emit
@@ -35,9 +34,9 @@ def _arg(args: dict[str, Any], name: str) -> str:
 
 
 def register(d: Daemon) -> None:
-    from appliance import keys
-    from appliance.disks import Disk
-    from appliance.records import DiskRecord, SegmentRecord
+    from appliance.engine import keys
+    from appliance.engine.disks import Disk
+    from appliance.engine.records import DiskRecord, SegmentRecord
 
     async def attach(args: dict[str, Any], emit: Emit) -> Any:
         path, disk_id, role, pool = (_arg(args, n) for n in ("path", "disk_id", "role", "pool"))

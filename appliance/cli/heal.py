@@ -12,9 +12,10 @@ from typing import Any
 
 import click
 
-from .cli_common import appliance_options, run_guarded
-from .config import Config
-from .control import call
+from appliance.config import Config
+from appliance.control import call
+
+from .common import appliance_options, run_guarded
 
 
 def _size(n: int) -> str:
@@ -99,7 +100,7 @@ def _print_lost(lost: list[dict[str, Any]]) -> None:
     if not lost:
         return
     click.echo(f"{len(lost)} unrecoverable segments (fewer than k readable chunks):")
-    from .heal import describe_ref
+    from appliance.services.heal import describe_ref
 
     for e in lost:
         objs = ", ".join(describe_ref(r) for r in e.get("objects", [])) or "no object references it"
@@ -160,7 +161,7 @@ def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
     Restores the newest metadata snapshot stored on the data disks, then adds what the shard
     headers show was written since. See docs/metadata-recovery.md for what cannot come back.
     """
-    from .recover import recover_metadata
+    from appliance.engine.recover import recover_metadata
 
     def say(msg: str) -> None:
         if not as_json:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import users
-from .control import Emit
+from appliance.control import Emit
+from appliance.iam import users
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from appliance.daemon import Daemon
 
 
 def register(d: Daemon) -> None:

@@ -12,12 +12,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import keys
-from .config import Config
-from .durable import write_atomic
-from .errors import ConfigError
-from .metadb import MetaDB
-from .records import CredentialRecord
+from appliance.config import Config
+from appliance.engine import keys
+from appliance.engine.errors import ConfigError
+from appliance.engine.metadb import MetaDB
+from appliance.engine.records import CredentialRecord
+from diskmgr.durable import write_atomic
 
 ROOT_USER = "root"
 _AK_ALPHABET = string.ascii_uppercase + string.digits

@@ -20,15 +20,15 @@ from typing import Any
 
 import click
 
-from appliance.cli_common import appliance_options, resolve_config, run_guarded
 from appliance.config import Config
-from appliance.errors import InvalidArgument, StowageError
+from appliance.engine.errors import InvalidArgument, StowageError
+from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
+from diskmgr.health import DiskObservation, Health, assess
+from diskmgr.label import ForeignDisk, is_mounted, mount_at, read_label, verify_label
+from diskmgr.smart import SmartReport, read_smart
 
 from . import registry
-from .discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
-from .health import DiskObservation, Health, assess
-from .label import ForeignDisk, is_mounted, mount_at, read_label, verify_label
-from .smart import SmartReport, read_smart
+from .common import appliance_options, resolve_config, run_guarded
 
 JSON_FORMAT = 1
 
@@ -402,7 +402,7 @@ def _render_smart(r: SmartReport, h: Health) -> None:
 @click.option("--yes", is_flag=True, help="with --force: do not ask (for scripts)")
 def add_cmd(cfg: Config, device: str, role: str, pool: str, force: bool, yes: bool) -> None:
     """Format DEVICE, mount it under the state directory and give it to the appliance."""
-    from .prepare import Preflight, add_disk
+    from diskmgr.prepare import Preflight, add_disk
 
     if yes and not force:
         raise click.UsageError("--yes only confirms --force; give both to erase a device without a prompt")
@@ -442,8 +442,8 @@ def _drain_progress(p: dict[str, Any]) -> None:
 
 def _release_host_side(cfg: Config, res: dict[str, Any]) -> None:
     """A managed disk (mounted under the state dir) is unmounted and its boot mount removed."""
-    from . import bootmount
-    from .prepare import unmount
+    from diskmgr import bootmount
+    from diskmgr.prepare import unmount
 
     where = Path(res["path"])
     if where.parent != cfg.disks_dir or not is_mounted(where):

@@ -21,10 +21,11 @@ from typing import Any
 
 import trio
 
-from . import keys
+from appliance.engine import keys
+from appliance.engine.records import SegmentRecord
+from appliance.engine.storecore import StoreCore
+
 from .heal import Healer
-from .records import SegmentRecord
-from .storecore import StoreCore
 
 log = logging.getLogger("stowage.scrub")
 

@@ -33,10 +33,11 @@ from typing import Any
 
 import trio
 
+from appliance.config import Config
+from appliance.services.snapshot import LIST_KEY, read_stream
 from diskmgr import label as labels
 
 from . import keys
-from .config import Config
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
 from .metadb import Batch, MetaDB
@@ -52,7 +53,6 @@ from .records import (
 )
 from .segments import SegmentIO
 from .shardfile import ShardHeader, read_header
-from .snapshot import LIST_KEY, read_stream
 
 log = logging.getLogger("stowage.recover")
 
@@ -383,7 +383,7 @@ class _Rebuilder:
 
 def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
     """Rebuild the metadata DB in cfg.meta_path (which must be missing or empty)."""
-    from diskmgr.registry import daemon_running
+    from appliance.cli.registry import daemon_running
 
     if daemon_running(cfg):
         raise RecoveryError("the daemon is running; stop it first (systemctl stop stowage)")

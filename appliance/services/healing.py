@@ -35,8 +35,8 @@ from .scrub import Scrubber
 from .snapshot import Snapshotter
 
 if TYPE_CHECKING:
-    from .control import Emit
-    from .daemon import Daemon
+    from appliance.control import Emit
+    from appliance.daemon import Daemon
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from diskmgr.cli import human_size
+from .disks import human_size
 
 
 def render_status(st: dict[str, Any]) -> None:
@@ -35,7 +35,7 @@ def render_status(st: dict[str, Any]) -> None:
         reasons = "; ".join(d.get("reasons") or [])
         t.add_row(d["disk_id"], d["pool"], f"[{color}]{d['state']}[/{color}]", d["path"], reasons)
     con.print(t)
-    from .cli_heal import service_lines  # healing services render their own progress lines
+    from .heal import service_lines  # healing services render their own progress lines
 
     for name, svc in (st.get("services") or {}).items():
         line = service_lines(name, svc)

@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import keys
+from appliance.engine import keys
+from appliance.engine.errors import InvalidArgument, StowageError
+from appliance.engine.metadb import MetaDB
+from appliance.engine.records import CredentialRecord, UserRecord
+
 from .credentials import ROOT_USER, make_key
-from .errors import InvalidArgument, StowageError
-from .metadb import MetaDB
-from .records import CredentialRecord, UserRecord
 
 _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 

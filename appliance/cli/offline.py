@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, keys
-from .config import Config
-from .errors import StowageError
-from .metadb import MetaDB
-from .records import BucketRecord, DiskRecord
+from appliance import __version__
+from appliance.config import Config
+from appliance.engine import keys
+from appliance.engine.errors import StowageError
+from appliance.engine.metadb import MetaDB
+from appliance.engine.records import BucketRecord, DiskRecord
 
 
 def offline_status(cfg: Config) -> dict[str, Any]:

@@ -18,10 +18,10 @@ import logging
 import time
 from pathlib import Path
 
+from appliance.config import Config
 from diskmgr import label as labels
 
 from . import keys
-from .config import Config
 from .disks import Disk, DiskSet
 from .metadb import MetaDB
 from .records import DiskRecord

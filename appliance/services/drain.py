@@ -20,12 +20,13 @@ from typing import Any
 
 import trio
 
-from . import keys
-from .disks import Disk
-from .errors import InsufficientStorage, InvalidArgument
+from appliance.engine import keys
+from appliance.engine.disks import Disk
+from appliance.engine.errors import InsufficientStorage, InvalidArgument
+from appliance.engine.records import DiskRecord, SegmentRecord
+from appliance.engine.storecore import StoreCore
+
 from .heal import LOST_STATES, Healer
-from .records import DiskRecord, SegmentRecord
-from .storecore import StoreCore
 
 log = logging.getLogger("stowage.drain")
 

@@ -31,12 +31,12 @@ from typing import Any, BinaryIO
 import trio
 from awscrt.checksums import crc32c
 
-from . import keys
-from .durable import fsync_dir
-from .errors import FormatError
-from .metadb import DB_FORMAT
-from .records import SegmentRef
-from .storecore import StoreCore
+from appliance.engine import keys
+from appliance.engine.errors import FormatError
+from appliance.engine.metadb import DB_FORMAT
+from appliance.engine.records import SegmentRef
+from appliance.engine.storecore import StoreCore
+from diskmgr.durable import fsync_dir
 
 log = logging.getLogger("stowage.snapshot")
 

@@ -33,14 +33,14 @@ from typing import Any
 
 import trio
 
-from . import keys
-from .codec import Geometry, rebuild_chunks
-from .disks import Disk
-from .durable import fsync_dir
-from .records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
-from .segments import READ_BATCH_BYTES
-from .shardfile import ShardHeader, ShardWriter, block_len, read_header
-from .storecore import StoreCore
+from appliance.engine import keys
+from appliance.engine.codec import Geometry, rebuild_chunks
+from appliance.engine.disks import Disk
+from appliance.engine.records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
+from appliance.engine.segments import READ_BATCH_BYTES
+from appliance.engine.shardfile import ShardHeader, ShardWriter, block_len, read_header
+from appliance.engine.storecore import StoreCore
+from diskmgr.durable import fsync_dir
 
 log = logging.getLogger("stowage.heal")
 

@@ -25,20 +25,15 @@ from typing import Any
 
 import trio
 
+from diskmgr.durable import fsync_dir
+
 from . import codec
 from .codec import Geometry
 from .disks import Disk, DiskSet
-from .durable import fsync_dir
 from .errors import InsufficientShards, InsufficientStorage
 from .placement import choose
 from .records import SegmentRecord
-from .shardfile import (
-    ShardHeader,
-    ShardWriter,
-    block_count,
-    block_len,
-    read_chunks,
-)
+from .shardfile import ShardHeader, ShardWriter, block_count, block_len, read_chunks
 
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer

@@ -26,15 +26,15 @@ from typing import Any
 
 import trio
 
+from appliance.engine import keys
+from appliance.engine.disks import Disk
+from appliance.engine.records import DiskRecord
+from appliance.engine.storecore import StoreCore
 from diskmgr import label as labels
 from diskmgr.health import DiskObservation, Health, TransitionLog, assess
 from diskmgr.smart import SmartReport, read_smart
 
-from . import keys
-from .disks import Disk
 from .heal import LOST_STATES, Healer
-from .records import DiskRecord
-from .storecore import StoreCore
 
 log = logging.getLogger("stowage.diskmon")
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import trio
 
+from appliance.config import Config
+
 from . import keys, listing
 from .codec import Geometry, auto_geometry
-from .config import Config
 from .disks import DiskSet
 from .errors import (
     BucketAlreadyOwnedByYou,

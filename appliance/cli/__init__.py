@@ -1,0 +1,4 @@
+"""TODO"""
+from .main import main
+
+__all__ = ["main"]
