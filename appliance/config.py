@@ -14,12 +14,18 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.engine.errors import ConfigError
+from diskmgr.errors import StowageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/stowage/stowage.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/stowage")
 EMBEDDED_DISKS = 6
 MIB = 1 << 20
+
+
+class ConfigError(StowageError):
+    """The configuration is invalid."""
+
+    code = "ConfigError"
 
 
 @dataclass

@@ -35,9 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from appliance.engine.errors import DiskError, FormatError
-
 from .durable import write_atomic
+from .errors import DiskError, FormatError
 
 LABEL_NAME = ".stowage-disk.json"
 LABEL_FORMAT = 1

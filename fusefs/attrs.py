@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pyfuse3
 
-from appliance.engine.records import ObjectVersion
+from appliance.engine import ObjectVersion
 
 FILE_MODE = stat.S_IFREG | 0o644
 DIR_MODE = stat.S_IFDIR | 0o755

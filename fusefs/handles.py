@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from appliance.engine.records import ObjectVersion
+from appliance.engine import ObjectVersion
 
 from .inodes import Node
 from .tree import Tree

@@ -21,8 +21,7 @@ import pyfuse3
 import trio
 
 from appliance.config import Config
-from appliance.engine.objectstore import ObjectStore, PutMeta
-from appliance.engine.records import ObjectVersion
+from appliance.engine import ObjectStore, ObjectVersion, PutMeta
 
 from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Posix, entry, meta_of, now_ns, posix_of
 from .errnos import fail, fuse_op

@@ -12,7 +12,7 @@ import errno
 
 import pyfuse3
 
-from appliance.engine.names import MAX_KEY_BYTES
+from appliance.engine import MAX_KEY_BYTES
 
 NAME_MAX = 255
 

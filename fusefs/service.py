@@ -22,9 +22,8 @@ from pathlib import Path
 import pyfuse3
 import trio
 
-from appliance.config import Config
-from appliance.engine.errors import ConfigError
-from appliance.engine.objectstore import ObjectStore
+from appliance.config import Config, ConfigError
+from appliance.engine import ObjectStore
 
 from .operations import StowageFS
 

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import trio
 
-from appliance.engine.objectstore import ObjectStore, PutMeta, slice_refs
-from appliance.engine.records import ObjectVersion, SegmentRef
+from appliance.engine import ObjectStore, ObjectVersion, PutMeta, SegmentRef, slice_refs
 
 from .attrs import Posix
 

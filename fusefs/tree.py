@@ -7,9 +7,8 @@ import stat
 import time
 from dataclasses import dataclass
 
+from appliance.engine import ObjectStore, ObjectVersion
 from appliance.engine.errors import NoSuchBucket, NoSuchKey
-from appliance.engine.objectstore import ObjectStore
-from appliance.engine.records import ObjectVersion
 
 from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Posix, posix_of
 from .inodes import BUCKET, DIR, FILE, LINK, ROOT, Node

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
-from appliance.engine.segments import BodySummary
+from appliance.engine import BodySummary
 
 from .app import Ctx
 from .checksums import BodyChecks, checks_from_headers

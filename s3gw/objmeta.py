@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote
 
-from appliance.engine.records import ObjectVersion
-from appliance.engine.storecore import CONTENT_HEADERS, PutMeta, unquote_etag
+from appliance.engine import CONTENT_HEADERS, ObjectVersion, PutMeta, unquote_etag
 
 from .checksums import header_name
 from .errors import S3Error

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from appliance.engine import BucketRecord
 from appliance.engine.errors import StowageError
-from appliance.engine.records import BucketRecord
 
 from .app import Ctx
 from .body import read_small_body

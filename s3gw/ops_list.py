@@ -12,7 +12,7 @@ import binascii
 
 import trio
 
-from appliance.engine.records import ObjectVersion
+from appliance.engine import ObjectVersion
 
 from .app import Ctx
 from .errors import S3Error

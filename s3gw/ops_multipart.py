@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-from appliance.engine.records import ObjectVersion, PartRecord, UploadRecord
+from appliance.engine import ObjectVersion, PartRecord, UploadRecord
 
 from .app import Ctx
 from .body import ObjectBody, read_small_body

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from appliance.engine import ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
-from appliance.engine.objectstore import PutMeta
-from appliance.engine.records import ObjectVersion
 
 from .app import Ctx
 from .body import ObjectBody, read_small_body

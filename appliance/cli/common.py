@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
-from appliance.config import DEFAULT_CONFIG_PATH, Config, embedded_config, load_config
-from appliance.engine.errors import ConfigError, FormatError, StowageError
+from appliance.config import DEFAULT_CONFIG_PATH, Config, ConfigError, embedded_config, load_config
+from appliance.engine.errors import FormatError, StowageError
 
 EX_CONFIG = 78  # sysexits: configuration error; systemd is told not to restart on it
 F = TypeVar("F", bound=Callable[..., Any])

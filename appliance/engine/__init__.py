@@ -1,1 +1,38 @@
-"""TODO"""
+"""The object engine: everything that touches the metadata DB and the shard files.
+
+What lives here: the versioned records and their key schema (records, keys), the LevelDB
+wrapper (metadb), erasure coding and shard files (codec, shardfile), the runtime disk set and
+placement (disks, diskload, placement), the data path (segments), listings and multipart, and the
+object-store facade (objectstore.ObjectStore) that both frontends and the services call. Also
+the engine-side halves of GC, metadata snapshots and `recover-metadata`.
+
+May import: diskmgr (labels, durable writes, the root of the error model) and appliance.config.
+Never imports appliance.services, appliance.iam, the frontends or the daemon: keys it needs
+(for encryption) are handed in by its callers.
+
+This package's namespace *is* the facade: s3gw and fusefs import from `appliance.engine` (and
+`appliance.engine.errors`), never from its modules.
+"""
+
+from __future__ import annotations
+
+from .listing import ListPage, UploadPage, VersionPage
+from .names import MAX_KEY_BYTES
+from .objectstore import (
+    BodySummary,
+    Capacity,
+    DeleteResult,
+    ObjectStore,
+    PutMeta,
+    multipart_etag,
+    slice_refs,
+    unquote_etag,
+)
+from .records import BucketRecord, ObjectVersion, PartRecord, SegmentRef, UploadRecord
+from .storecore import CONTENT_HEADERS
+
+__all__ = [
+    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "DeleteResult", "ListPage",
+    "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "SegmentRef", "UploadPage", "UploadRecord",
+    "VersionPage", "multipart_etag", "slice_refs", "unquote_etag",
+]

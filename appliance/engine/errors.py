@@ -1,4 +1,4 @@
-"""The core's one error model.
+"""The engine's errors: the one error model of the core.
 
 Every failure the engine can report is a subclass of StowageError with a stable `code`.
 The edges translate once: s3gw maps `code` to an S3 error (status + XML), fusefs maps it to
@@ -7,26 +7,7 @@ an errno, the CLI maps it to an exit status. Nothing below the edges knows about
 
 from __future__ import annotations
 
-
-class StowageError(Exception):
-    """Base of every error the core reports on purpose."""
-
-    code = "InternalError"
-
-    def __init__(self, message: str = "", **context: object) -> None:
-        super().__init__(message or self.__class__.__doc__ or self.code)
-        self.message = message or (self.__class__.__doc__ or self.code).strip()
-        self.context = context
-
-
-# --- configuration -------------------------------------------------------------------------
-
-
-class ConfigError(StowageError):
-    """The configuration is invalid."""
-
-    code = "ConfigError"
-
+from diskmgr.errors import DiskError, FormatError, StowageError
 
 # --- buckets -------------------------------------------------------------------------------
 
@@ -160,13 +141,4 @@ class InsufficientStorage(StowageError):
     code = "InsufficientStorage"
 
 
-class DiskError(StowageError):
-    """A disk failed an operation."""
-
-    code = "DiskError"
-
-
-class FormatError(StowageError):
-    """An on-disk format is unknown or damaged."""
-
-    code = "FormatError"
+__all__ = ["DiskError", "FormatError", "StowageError"]  # re-exported: defined in diskmgr.errors

@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from appliance.config import Config
+from appliance.config import Config, ConfigError
 
 from . import keys, listing
 from .codec import Geometry, auto_geometry
@@ -28,7 +28,6 @@ from .disks import DiskSet
 from .errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
-    ConfigError,
     InvalidArgument,
     MethodNotAllowed,
     NoSuchBucket,

@@ -12,9 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import Config
+from appliance.config import Config, ConfigError
 from appliance.engine import keys
-from appliance.engine.errors import ConfigError
 from appliance.engine.metadb import MetaDB
 from appliance.engine.records import CredentialRecord
 from diskmgr.durable import write_atomic
