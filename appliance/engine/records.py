@@ -2,13 +2,18 @@
 
 Encoding: one format-version byte, then compact JSON of the record's fields. JSON is
 explicit, language-neutral and fast enough here (a few microseconds a record); no pickle.
-Each record class decodes every format version it has ever written; `tests/test_records.py`
-holds golden bytes for each so a change to the format cannot slip through unnoticed.
+
+Each record class writes format `FORMAT` and decodes every format it has ever written through
+its decoder table (`decoders()`: format version -> decoder). Changing a record's layout means a
+new FORMAT and a new entry in that table, never an edit of an old decoder. Golden bytes for
+every (class, version) pair live in tests/engine/golden/ and tests/engine/test_formats.py fails
+when one is missing, so a format change cannot slip through unnoticed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -22,7 +27,12 @@ R = TypeVar("R", bound="Record")
 class Record:
     """Mixin: encode/decode with a leading format byte."""
 
-    FORMAT: ClassVar[int] = RECORD_FORMAT
+    FORMAT: ClassVar[int] = RECORD_FORMAT  # the format this version writes
+
+    @classmethod
+    def decoders(cls: type[R]) -> dict[int, Callable[[dict[str, Any]], R]]:
+        """Format version -> decoder of the JSON body. Format 1 is round 1's layout."""
+        return {1: cls._from_json}
 
     def encode(self) -> bytes:
         body = json.dumps(self._to_json(), separators=(",", ":"), ensure_ascii=False)
@@ -36,13 +46,16 @@ class Record:
         if not data:
             raise FormatError(f"empty {cls.__name__} record")
         version = data[0]
-        if version != RECORD_FORMAT:
+        decoder = cls.decoders().get(version)
+        if decoder is None:
             raise FormatError(f"{cls.__name__} record format {version} is not supported by this version")
         try:
             raw = json.loads(data[1:])
-        except ValueError as exc:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return decoder(raw)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise FormatError(f"damaged {cls.__name__} record: {exc}") from exc
-        return cls._from_json(raw)
 
     @classmethod
     def _from_json(cls: type[R], raw: dict[str, Any]) -> R:

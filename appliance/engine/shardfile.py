@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,13 +64,25 @@ class ShardHeader:
         magic, version, n = _PREFIX.unpack_from(raw)
         if magic != MAGIC:
             raise FormatError("not a stowage shard file")
-        if version != SHARD_FORMAT:
+        decoder = _HEADER_DECODERS.get(version)
+        if decoder is None:
             raise FormatError(f"shard format {version} is not supported by this version")
         try:
             d = json.loads(raw[_PREFIX.size : _PREFIX.size + n])
-            return cls(**d)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            return decoder(d)
         except (ValueError, TypeError) as exc:
             raise FormatError(f"damaged shard header: {exc}") from exc
+
+
+def _header_v1(d: dict[str, Any]) -> ShardHeader:
+    return ShardHeader(**d)
+
+
+# Shard format version -> header decoder. A new format adds an entry; old ones are never edited,
+# because shard files written by every earlier version stay on the disks for years.
+_HEADER_DECODERS: dict[int, Callable[[dict[str, Any]], ShardHeader]] = {1: _header_v1}
 
 
 def block_count(length: int, block_size: int) -> int:
