@@ -16,6 +16,7 @@ from appliance.config import Config
 from appliance.control import call
 
 from .common import appliance_options, run_guarded
+from .progress import Describe, op_progress
 
 
 def _size(n: int) -> str:
@@ -27,38 +28,11 @@ def _size(n: int) -> str:
     return str(n)
 
 
-class _Progress:
-    """One self-overwriting progress line on a terminal, plain lines otherwise."""
-
-    def __init__(self, render: Any, quiet: bool) -> None:
-        self.render = render
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self.last = ""
-
-    def __call__(self, p: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        line = self.render(p)
-        if line == self.last:
-            return
-        self.last = line
-        if self.tty:
-            click.echo(f"\r{line}\033[K", nl=False, err=True)
-        else:
-            click.echo(line, err=True)
-
-    def done(self) -> None:
-        if self.tty and self.last and not self.quiet:
-            click.echo("", err=True)
-
-
-def _op(cfg: Config, op: str, args: dict[str, Any], progress: _Progress | None = None) -> Any:
-    try:
+def _op(cfg: Config, op: str, args: dict[str, Any], describe: Describe | None = None, quiet: bool = False) -> Any:
+    if describe is None:
+        return run_guarded(lambda: call(cfg.control_path, op, args))
+    with op_progress(describe, quiet) as progress:
         return run_guarded(lambda: call(cfg.control_path, op, args, on_progress=progress))
-    finally:
-        if progress is not None:
-            progress.done()
 
 
 def _scrub_line(p: dict[str, Any]) -> str:
@@ -114,7 +88,7 @@ def _print_lost(lost: list[dict[str, Any]]) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="no progress lines")
 def scrub(cfg: Config, no_wait: bool, as_json: bool, quiet: bool) -> None:
     """Verify every chunk of every object now, repairing what is damaged."""
-    res = _op(cfg, "scrub.start", {"wait": not no_wait}, _Progress(_scrub_line, quiet or as_json))
+    res = _op(cfg, "scrub.start", {"wait": not no_wait}, _scrub_line, quiet or as_json)
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))
     elif no_wait:
@@ -131,7 +105,7 @@ def scrub(cfg: Config, no_wait: bool, as_json: bool, quiet: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="no progress lines")
 def heal(cfg: Config, as_json: bool, quiet: bool) -> None:
     """Repair everything known damaged now (degraded segments, shards on failed disks)."""
-    res = _op(cfg, "heal.run", {}, _Progress(_heal_line, quiet or as_json))
+    res = _op(cfg, "heal.run", {}, _heal_line, quiet or as_json)
     if as_json:
         click.echo(json.dumps(res, indent=2, sort_keys=True))
         return
