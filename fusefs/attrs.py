@@ -16,6 +16,7 @@ import json
 import stat
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyfuse3
@@ -39,6 +40,10 @@ class Posix:
     mtime_ns: int = 0
     atime_ns: int = 0
     ctime_ns: int = 0
+
+
+# A change of a node's attributes: edits its Posix and user metadata in place (chmod, xattrs, ...).
+Mutate = Callable[[Posix, dict[str, str]], None]
 
 
 def parse_mode(text: str | None) -> int | None:

@@ -13,17 +13,17 @@ import logging
 import mimetypes
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import pyfuse3
 import trio
+from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.config import Config
 from appliance.engine import ObjectStore, ObjectVersion, PutMeta
 
-from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Posix, entry, meta_of, now_ns, posix_of
+from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Mutate, Posix, entry, meta_of, now_ns, posix_of
 from .errnos import fail, fuse_op
 from .handles import DirHandle
 from .inodes import BUCKET, DIR, FILE, LINK, ROOT, InodeTable, Node
@@ -35,7 +35,6 @@ from .xattr_ops import XattrOps
 
 log = logging.getLogger("stowage.fuse")
 DIR_CONTENT_TYPE = "application/x-directory"
-Mutate = Callable[[Posix, dict[str, str]], None]
 
 
 def guess_type(path: str) -> str:
@@ -127,7 +126,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
             raise fail(errno.ENOENT)
         return self.tree.posix(node, Found(node.kind, v))
 
-    def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
+    def _entry(self, node: Node) -> EntryAttributes:
         p, size = self._stat(node)
         return entry(node.ino, p, size, self.timeout)
 
@@ -224,7 +223,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     # --- lookup and attributes ----------------------------------------------------------------
 
     @fuse_op
-    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
+    async def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
         parent = self._dir(parent_inode)
         bucket, path = self._child(parent, name)
         known = self.inodes.find(bucket, path)
@@ -238,12 +237,12 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         return e
 
     @fuse_op
-    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+    async def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
         return self._entry(self.inodes.get(inode))
 
     @fuse_op
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: Any, fh: int | None,
-                      ctx: Any) -> pyfuse3.EntryAttributes:
+    async def setattr(self, inode: int, attr: EntryAttributes, fields: pyfuse3.SetattrFields, fh: int | None,
+                      ctx: RequestContext) -> EntryAttributes:
         node = self.inodes.get(inode)
         now = now_ns()
         if fields.update_size:
@@ -274,7 +273,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         return self._entry(node)
 
     @fuse_op
-    async def readlink(self, inode: int, ctx: Any = None) -> bytes:
+    async def readlink(self, inode: int, ctx: RequestContext) -> bytes:
         node = self.inodes.get(inode)
         if node.kind != LINK:
             raise fail(errno.EINVAL)
@@ -284,7 +283,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         return b"".join([piece async for piece in self.store.read_object(v)])
 
     @fuse_op
-    async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
+    async def statfs(self, ctx: RequestContext) -> pyfuse3.StatvfsData:
         cap = self.store.capacity()
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
@@ -302,7 +301,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     # --- namespace ----------------------------------------------------------------------------
 
     @fuse_op
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
         parent = self._dir(parent_inode)
         bucket, path = self._child(parent, name)
         if parent.kind == ROOT:
@@ -320,7 +319,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         return e
 
     @fuse_op
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         parent = self._dir(parent_inode)
         bucket, path = self._child(parent, name)
         found = self._found(bucket, path)
@@ -339,7 +338,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
             self.inodes.detach(node)
 
     @fuse_op
-    async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+    async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         parent = self._dir(parent_inode)
         if parent.kind == ROOT:
             raise fail(errno.EISDIR)
@@ -355,7 +354,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         await self._keep_dir(bucket, split(path)[0])
 
     @fuse_op
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
         parent = self._dir(parent_inode)
         if parent.kind == ROOT:
             raise fail(errno.EPERM)
@@ -372,11 +371,11 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         return e
 
     @fuse_op
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext) -> EntryAttributes:
         raise fail(errno.EPERM)  # objects have one name (SEMANTICS.md)
 
     @fuse_op
-    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any) -> pyfuse3.EntryAttributes:
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext) -> EntryAttributes:
         if not stat.S_ISREG(mode):
             raise fail(errno.EPERM)
         node = await self._create(parent_inode, name, mode, ctx)
@@ -386,7 +385,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
 
     @fuse_op
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
-                     flags: int, ctx: Any = None) -> None:
+                     flags: int, ctx: RequestContext) -> None:
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise fail(errno.EINVAL)
         old_parent, new_parent = self._dir(parent_inode_old), self._dir(parent_inode_new)
@@ -442,7 +441,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
 
     # --- files ------------------------------------------------------------------------------
 
-    async def _create(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Node:
+    async def _create(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> Node:
         parent = self._dir(parent_inode)
         if parent.kind == ROOT:
             raise fail(errno.EPERM)  # only directories (buckets) live at the top level
@@ -467,7 +466,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
 
     @fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
-                     ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+                     ctx: RequestContext) -> tuple[pyfuse3.FileInfo, EntryAttributes]:
         node = await self._create(parent_inode, name, mode, ctx)
         fh = self._open(node)
         e = self._entry(node)
@@ -475,7 +474,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh), e
 
     @fuse_op
-    async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
+    async def open(self, inode: int, flags: int, ctx: RequestContext) -> pyfuse3.FileInfo:
         node = self.inodes.get(inode)
         st = await self._state(node)
         if flags & os.O_TRUNC and st.size:
@@ -538,14 +537,14 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     # --- directories --------------------------------------------------------------------------
 
     @fuse_op
-    async def opendir(self, inode: int, ctx: Any = None) -> int:
+    async def opendir(self, inode: int, ctx: RequestContext) -> int:
         node = self._dir(inode)
         fh = self._fh()
         self.dirs[fh] = DirHandle(node)
         return fh
 
     @fuse_op
-    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         for off, name, node, e, counted in self.dir_entries(fh, start_id):
             if not pyfuse3.readdir_reply(token, name, e, off + 1):
                 if counted:
@@ -554,7 +553,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
             if counted:
                 node.lookups += 1
 
-    def dir_entries(self, fh: int, start_id: int) -> Iterator[tuple[int, bytes, Node, pyfuse3.EntryAttributes, bool]]:
+    def dir_entries(self, fh: int, start_id: int) -> Iterator[tuple[int, bytes, Node, EntryAttributes, bool]]:
         """(offset, name, node, attributes, counts-as-lookup) from offset start_id on."""
         h = self.dirs.get(fh)
         if h is None:

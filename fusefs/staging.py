@@ -1,24 +1,18 @@
-"""Open-file state: writes staged in a local file, committed as one new segment.
+"""Open-file state: writes staged in a local file, committed through the store's commit_patch.
 
 One FileState per open inode (shared by all its handles, so two descriptors see each other's
 writes). Written bytes go to an unlinked sparse file in the staging directory (bounded memory
 whatever the file size); `dirty` records which byte ranges live there. Everything else below
-`base_limit` is still the committed version's data (its segment refs).
+`base_limit` is still the committed version's data.
 
-Commit (fsync, close): all dirty ranges are concatenated into ONE new staged segment
-(store.write_segment), and the new version's ref list interleaves slices of the old version's
-refs with slices of that segment, so a 4 KiB write into a 1 GiB file stores 4 KiB. Small files
-(<= REWRITE_LIMIT) and badly fragmented ones (> MAX_REFS refs) are rewritten whole instead,
-which keeps their ETag the true MD5 and their ref lists short. ETag: when the new segment holds
-the whole content (file written from scratch, or rewritten whole), it is the MD5 of the content
-(computed by write_segment as the bytes stream past); otherwise a composite "<md5>-<refs>" that
-S3 clients recognise as not-an-MD5 (like a multipart ETag).
+Commit (fsync, close) hands the store the size, the dirty ranges and a reader of the staging
+file; the engine decides how the new version is laid out and what its ETag is
+(appliance/engine/patch.py). The mount deals in bytes and versions only.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -26,15 +20,12 @@ from pathlib import Path
 
 import trio
 
-from appliance.engine import ObjectStore, ObjectVersion, PutMeta, SegmentRef, slice_refs
+from appliance.engine import ObjectStore, ObjectVersion, PutMeta
 
 from .attrs import Posix
 
 CHUNK = 1 << 20
 READ_WINDOW = 4 << 20
-REWRITE_LIMIT = 8 << 20
-MAX_REFS = 512
-EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 IO_LIMIT = trio.CapacityLimiter(8)
 
 
@@ -68,6 +59,9 @@ class Intervals:
         self.starts.clear()
         self.ends.clear()
 
+    def ranges(self) -> list[tuple[int, int]]:
+        return list(zip(self.starts, self.ends, strict=True))
+
     def runs(self, start: int, end: int) -> Iterator[tuple[bool, int, int]]:
         """(dirty?, s, e) pieces covering [start, end)."""
         pos = start
@@ -82,16 +76,6 @@ class Intervals:
                 hi = min(end, self.starts[i]) if i < len(self.starts) else end
                 yield False, pos, hi
                 pos = hi
-
-
-def merge_refs(refs: list[SegmentRef]) -> list[SegmentRef]:
-    out: list[SegmentRef] = []
-    for r in refs:
-        if out and out[-1].segment_id == r.segment_id and out[-1].offset + out[-1].length == r.offset:
-            out[-1] = SegmentRef(r.segment_id, out[-1].offset, out[-1].length + r.length)
-        else:
-            out.append(r)
-    return out
 
 
 class FileState:
@@ -112,7 +96,6 @@ class FileState:
 
     def set_base(self, base: ObjectVersion | None) -> None:
         self.base = base
-        self.refs = list(base.segments) if base else []
         self._cache: tuple[int, bytes] = (0, b"")
         self.base_limit = self.size = base.size if base else 0
         self.stale = False
@@ -181,78 +164,32 @@ class FileState:
                     yield await self._pread(c, min(e, c + CHUNK))
                 continue
             hi = min(e, self.base_limit)
-            if s < hi:
-                async for piece in self._base(s, hi):
+            if s < hi and self.base is not None:  # (base_limit is 0 without a base)
+                async for piece in self._base(self.base, s, hi):
                     yield piece
             if hi < e:  # cannot happen while [base_limit, size) is dirty; zeros to be safe
                 yield bytes(e - max(s, hi))
 
-    async def _base(self, s: int, e: int) -> AsyncIterator[bytes]:
+    async def _base(self, base: ObjectVersion, s: int, e: int) -> AsyncIterator[bytes]:
         """Committed bytes [s, e), through a one-window read-ahead cache: the kernel asks for
         128 KiB at a time, the store reads whole erasure-coded blocks."""
         if e - s > READ_WINDOW:
-            async for piece in self.store.read_refs(self.refs, s, e):
+            async for piece in self.store.read_object(base, s, e):
                 yield piece
             return
         c0, cached = self._cache
         if not (c0 <= s and e <= c0 + len(cached)):
             hi = min(self.base_limit, max(e, s + READ_WINDOW))
-            cached = b"".join([p async for p in self.store.read_refs(self.refs, s, hi)])
+            cached = b"".join([p async for p in self.store.read_object(base, s, hi)])
             c0 = s
             self._cache = (c0, cached)
         yield cached[s - c0 : e - c0]
 
-    async def _dirty_bytes(self) -> AsyncIterator[bytes]:
-        for dirty, s, e in self.dirty.runs(0, self.size):
-            if dirty:
-                for c in range(s, e, CHUNK):
-                    yield await self._pread(c, min(e, c + CHUNK))
-
     # --- commit ---------------------------------------------------------------------------
-
-    def _layout(self) -> list[tuple[bool, int, int]]:
-        return list(self.dirty.runs(0, self.size))
 
     async def commit(self, bucket: str, key: str, meta: PutMeta) -> ObjectVersion:
         """Store the current content as the new version of bucket/key (caller holds the lock)."""
-        layout = self._layout()
-        clean = [r for r in layout if not r[0]]
-        whole = self.size <= REWRITE_LIMIT or not clean
-        identity = {"bucket": bucket, "key": key}
-        if whole:
-            seg, summary = await self.store.write_segment(self._content(0, self.size), identity)
-            refs = [seg] if seg else []
-            etag = summary.md5
-        else:
-            seg, summary = await self.store.write_segment(self._dirty_bytes(), identity)
-            refs, seg_off = [], 0
-            for dirty, s, e in layout:
-                if dirty:
-                    assert seg is not None
-                    refs.append(SegmentRef(seg.segment_id, seg_off, e - s))
-                    seg_off += e - s
-                else:
-                    refs.extend(slice_refs(self.refs, s, e))
-            refs = merge_refs(refs)
-            if len(refs) > MAX_REFS:  # too fragmented: rewrite whole (old refs still readable)
-                if seg is not None:
-                    with trio.CancelScope(shield=True):
-                        await self.store.release_staged([seg.segment_id])
-                seg, summary = await self.store.write_segment(self._content(0, self.size), identity)
-                refs, etag = ([seg] if seg else []), summary.md5
-            else:
-                h = hashlib.md5((self.base.etag if self.base else "").encode())
-                h.update(repr([(r.segment_id, r.offset, r.length) for r in refs]).encode())
-                h.update(summary.md5.encode())
-                etag = f"{h.hexdigest()}-{len(refs)}"
-        staged = [seg.segment_id] if seg else []
-        try:
-            v = await self.store.put_object_segments(bucket, key, refs, self.size, etag if self.size else EMPTY_MD5,
-                                                     meta, release_staged=staged)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self.store.release_staged(staged)
-            raise
+        v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread, meta)
         self.set_base(v)
         self.dirty.clear()
         self.changed = self.meta_changed = False

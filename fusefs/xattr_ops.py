@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 import pyfuse3
+from pyfuse3 import RequestContext
 
-from .attrs import XATTR_MAX_BYTES, Posix, now_ns, with_xattrs, xattrs_of
+from .attrs import XATTR_MAX_BYTES, Mutate, Posix, now_ns, with_xattrs, xattrs_of
 from .errnos import fail, fuse_op
 from .inodes import BUCKET, DIR, ROOT, InodeTable, Node
 from .paths import marker_key
@@ -20,7 +20,7 @@ class XattrOps:
     inodes: InodeTable
     tree: Tree
 
-    async def _set_meta(self, node: Node, mutate: Any) -> None:
+    async def _set_meta(self, node: Node, mutate: Mutate) -> None:
         raise NotImplementedError
 
     def _user_meta(self, node: Node) -> dict[str, str]:
@@ -47,7 +47,7 @@ class XattrOps:
             raise fail(errno.EINVAL) from None
 
     @fuse_op
-    async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
+    async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
         xname = self._xname(name)
         value = xattrs_of(self._user_meta(self.inodes.get(inode))).get(xname)
         if value is None:
@@ -55,11 +55,11 @@ class XattrOps:
         return value
 
     @fuse_op
-    async def listxattr(self, inode: int, ctx: Any = None) -> list[bytes]:
+    async def listxattr(self, inode: int, ctx: RequestContext) -> list[bytes]:
         return [k.encode() for k in xattrs_of(self._user_meta(self.inodes.get(inode)))]
 
     @fuse_op
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any = None) -> None:
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
         if not name.startswith(b"user."):
             raise fail(errno.ENOTSUP)
         xname = self._xname(name)
@@ -78,7 +78,7 @@ class XattrOps:
         await self._set_meta(node, mutate)
 
     @fuse_op
-    async def removexattr(self, inode: int, name: bytes, ctx: Any = None) -> None:
+    async def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
         xname = self._xname(name)
         node = self.inodes.get(inode)
         xattrs = xattrs_of(self._user_meta(node))

@@ -24,8 +24,8 @@ from .objectstore import (
     DeleteResult,
     ObjectStore,
     PutMeta,
+    ReadRange,
     multipart_etag,
-    slice_refs,
     unquote_etag,
 )
 from .records import BucketRecord, ObjectVersion, PartRecord, SegmentRef, UploadRecord
@@ -33,6 +33,6 @@ from .storecore import CONTENT_HEADERS
 
 __all__ = [
     "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "DeleteResult", "ListPage",
-    "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "SegmentRef", "UploadPage", "UploadRecord",
-    "VersionPage", "multipart_etag", "slice_refs", "unquote_etag",
+    "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "ReadRange", "SegmentRef", "UploadPage",
+    "UploadRecord", "VersionPage", "multipart_etag", "unquote_etag",
 ]

@@ -16,25 +16,12 @@ from . import keys, listing
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .names import check_key
 from .records import ObjectVersion, PartRecord, SegmentRef, UploadRecord
+from .refs import slice_refs
 from .segments import BodySummary
 from .storecore import PutMeta, StoreCore, Txn, unquote_etag
 
 MIN_PART_SIZE = 5 << 20
 MAX_PART_NUMBER = 10000
-
-
-def slice_refs(refs: list[SegmentRef], start: int, end: int) -> list[SegmentRef]:
-    """The segment ranges covering bytes [start, end) of an object made of `refs`."""
-    out: list[SegmentRef] = []
-    pos = 0
-    for r in refs:
-        lo, hi = max(start, pos), min(end, pos + r.length)
-        if lo < hi:
-            out.append(SegmentRef(r.segment_id, r.offset + lo - pos, hi - lo))
-        pos += r.length
-        if pos >= end:
-            break
-    return out
 
 
 def multipart_etag(part_etags: list[str]) -> str:

@@ -1,23 +1,24 @@
 """The object-store facade: the one API both frontends (S3, FUSE) and the services use.
 
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
-versions, commits), multipart.py (uploads), listing.py (range-scan listings), segments.py
-(the erasure-coded data path).
+versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
+listing.py (range-scan listings), segments.py (the erasure-coded data path).
 """
 
 from __future__ import annotations
 
 from .listing import ListPage, UploadPage, VersionPage
-from .multipart import MultipartStore, multipart_etag, slice_refs
+from .multipart import MultipartStore, multipart_etag
+from .patch import PatchStore, ReadRange
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
 
 
-class ObjectStore(MultipartStore):
+class ObjectStore(MultipartStore, PatchStore):
     """Everything the frontends call. See docs/engine-api.md."""
 
 
 __all__ = [
-    "BodySummary", "Capacity", "DeleteResult", "ListPage", "ObjectStore", "PutMeta", "Txn", "UploadPage",
-    "VersionPage", "multipart_etag", "new_version_id", "slice_refs", "unquote_etag",
+    "BodySummary", "Capacity", "DeleteResult", "ListPage", "ObjectStore", "PutMeta", "ReadRange", "Txn",
+    "UploadPage", "VersionPage", "multipart_etag", "new_version_id", "unquote_etag",
 ]

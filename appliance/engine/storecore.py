@@ -39,6 +39,7 @@ from .errors import (
 from .metadb import Batch, MetaDB
 from .names import check_bucket_name, check_key
 from .records import BucketRecord, GcEntry, HealEntry, ObjectVersion, SegmentRecord, SegmentRef
+from .refs import slice_refs
 from .segments import BodySummary, SegmentIO
 
 log = logging.getLogger("stowage.store")
@@ -524,17 +525,11 @@ class StoreCore:
             yield piece
 
     async def read_refs(self, refs: list[SegmentRef], start: int, end: int) -> AsyncIterator[bytes]:
-        pos = 0
-        for ref in refs:
-            lo, hi = max(start, pos), min(end, pos + ref.length)
-            if lo < hi:
-                rec = self.get_segment(ref.segment_id)
-                s = ref.offset + lo - pos
-                async for piece in self.seg.read(rec, s, s + hi - lo):
-                    yield piece
-            pos += ref.length
-            if pos >= end:
-                break
+        """Bytes [start, end) of an object made of `refs`, streamed."""
+        for ref in slice_refs(refs, start, end):
+            rec = self.get_segment(ref.segment_id)
+            async for piece in self.seg.read(rec, ref.offset, ref.offset + ref.length):
+                yield piece
 
     # --- objects: delete, copy, metadata -------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Facade semantics: buckets, versions, delete markers, copy, multipart, rename, concurrency."""
+"""Facade semantics: buckets, versions, delete markers, copy, multipart, rename, concurrency,
+the mount's patch commit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import pytest
 import trio
 
-from appliance.engine import keys
+from appliance.engine import keys, patch
 from appliance.engine.errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
@@ -24,7 +25,7 @@ from appliance.engine.errors import (
     PreconditionFailed,
 )
 from appliance.engine.objectstore import PutMeta
-from appliance.engine.records import SegmentRecord
+from appliance.engine.records import SegmentRecord, SegmentRef
 
 from .conftest import read_all
 
@@ -227,3 +228,80 @@ async def test_concurrent_writers_last_commit_wins(store) -> None:
     # Every replaced segment is unreferenced: exactly one live reference remains.
     live = [rec for _, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT) if rec.refcount > 0]
     assert len(live) == 1
+
+
+class Staged:
+    """What the mount hands commit_patch: the file's bytes (only the dirty ranges get read)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytearray(data)
+        self.reads: list[tuple[int, int]] = []
+
+    async def read(self, start: int, end: int) -> bytes:
+        self.reads.append((start, end))
+        return bytes(self.data[start:end].ljust(end - start, b"\0"))
+
+
+def staged_left(store) -> list[bytes]:
+    return [k for k, _ in store.db.scan(keys.STAGED)]
+
+
+async def test_commit_patch_layout_and_etags(store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(patch, "REWRITE_LIMIT", 64 << 10)
+    f = Staged(os.urandom(300_000))
+    # A new file is written whole: one segment, the true MD5.
+    v1 = await store.commit_patch("bkt", "f", None, 300_000, [(0, 300_000)], f.read, PutMeta("a/b"))
+    assert v1.etag == hashlib.md5(f.data).hexdigest() and len(v1.segments) == 1 and v1.content_type == "a/b"
+    # A patch of a large file stores only the dirty bytes and splices them between base slices.
+    f.data[100_000:104_096] = os.urandom(4096)
+    f.reads.clear()
+    v2 = await store.commit_patch("bkt", "f", v1, 300_000, [(100_000, 104_096)], f.read, PutMeta())
+    assert f.reads == [(100_000, 104_096)]
+    base, new = v1.segments[0].segment_id, v2.segments[1].segment_id
+    assert v2.segments == [SegmentRef(base, 0, 100_000), SegmentRef(new, 0, 4096),
+                           SegmentRef(base, 104_096, 195_904)]
+    assert store.get_segment(new).length == 4096 and store.get_segment(new).refcount == 1
+    assert v2.etag == patch.composite_etag(v1.etag, v2.segments, hashlib.md5(f.data[100_000:104_096]).hexdigest())
+    assert v2.etag.endswith("-3")
+    assert await read_all(store, "bkt", "f") == f.data
+    # Shrink and grow with nothing written: base slices, and zeros read from the writer past base.size.
+    v3 = await store.commit_patch("bkt", "f", v2, 200_000, [], f.read, PutMeta())
+    assert v3.segments == [*v2.segments[:2], SegmentRef(base, 104_096, 95_904)]
+    assert v3.etag == patch.composite_etag(v2.etag, v3.segments, hashlib.md5(b"").hexdigest())
+    f.data[200_000:] = bytes(100_000)
+    v4 = await store.commit_patch("bkt", "f", v3, 300_000, [], f.read, PutMeta())
+    assert await read_all(store, "bkt", "f") == f.data and len(v4.segments) == 4
+    # Adjacent and overlapping dirty ranges become one run; contiguous refs are merged.
+    v5 = await store.commit_patch("bkt", "f", v4, 300_000, [(10, 20), (20, 30), (25, 40)], f.read, PutMeta())
+    assert [r.length for r in v5.segments[:3]] == [10, 30, 100_000 - 40]
+    # Too many refs: rewritten whole, the ETag is the MD5 again.
+    monkeypatch.setattr(patch, "MAX_REFS", 4)
+    v6 = await store.commit_patch("bkt", "f", v5, 300_000, [(1, 2), (3, 4)], f.read, PutMeta())
+    assert len(v6.segments) == 1 and v6.etag == hashlib.md5(f.data).hexdigest()
+    # Small files are rewritten whole.
+    monkeypatch.setattr(patch, "REWRITE_LIMIT", 8 << 20)
+    v7 = await store.commit_patch("bkt", "f", v6, 300_000, [(5, 6)], f.read, PutMeta())
+    assert len(v7.segments) == 1 and v7.etag == hashlib.md5(f.data).hexdigest()
+    empty = await store.commit_patch("bkt", "f", v7, 0, [], f.read, PutMeta())
+    assert empty.segments == [] and empty.etag == hashlib.md5(b"").hexdigest()
+    assert staged_left(store) == []
+    assert store.get_segment(new).refcount == 0  # no version uses the patch segment any more
+
+
+async def test_commit_patch_failure_releases_the_staged_segment(store) -> None:
+    f = Staged(os.urandom(1000))
+    with pytest.raises(NoSuchBucket):
+        await store.commit_patch("nope", "f", None, 1000, [(0, 1000)], f.read, PutMeta())
+    assert staged_left(store) == []
+    assert [rec.refcount for _, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT)] == [0]
+
+    async def short(start: int, end: int) -> bytes:
+        return b"x"
+
+    short_reads: list[BaseException] = []
+    try:  # the segment writer may wrap the body's error in an ExceptionGroup
+        await store.commit_patch("bkt", "f", None, 1000, [(0, 1000)], short, PutMeta())
+    except* ValueError as group:
+        short_reads.extend(group.exceptions)
+    assert [str(e) for e in short_reads] == ["read_dirty(0, 1000) returned 1 bytes"]
+    assert staged_left(store) == []

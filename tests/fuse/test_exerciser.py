@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import mounted
 
-BIG = 9 << 20  # above staging.REWRITE_LIMIT: commits store only the changed ranges
+BIG = 9 << 20  # above appliance.engine.patch.REWRITE_LIMIT: commits store only the changed ranges
 
 
 def exercise(root: Path, seed: int, steps: int) -> dict[str, bytearray]:

@@ -9,9 +9,9 @@ import stat
 import pyfuse3
 import pytest
 
+from appliance.engine import patch as engine_patch
 from appliance.engine.errors import InsufficientShards, InsufficientStorage, KeyTooLong, NoSuchKey
 from appliance.engine.objectstore import PutMeta
-from fusefs import staging
 from fusefs.errnos import errno_for
 
 from .conftest import CTX, FS, ROOT, Fields, md5
@@ -49,7 +49,7 @@ async def test_file_written_whole_has_md5_etag_and_content_type(fs: FS) -> None:
 
 
 async def test_large_file_random_write_stores_only_changed_bytes(fs: FS, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(staging, "REWRITE_LIMIT", 1 << 20)
+    monkeypatch.setattr(engine_patch, "REWRITE_LIMIT", 1 << 20)
     data = bytearray(os.urandom(6 << 20))
     await fs.write_file("bkt/big.bin", bytes(data))
     before = fs.store.head_object("bkt", "big.bin")
