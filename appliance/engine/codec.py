@@ -52,7 +52,7 @@ def _decoder(k: int, n: int) -> zfec.Decoder:
 
 
 def checksum(chunk: bytes | memoryview) -> int:
-    return crc32c(chunk)
+    return int(crc32c(chunk))
 
 
 def split_block(geo: Geometry, block: bytes) -> tuple[list[memoryview], int]:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from .errors import FormatError
 
@@ -39,7 +42,7 @@ class Record:
         return bytes([self.FORMAT]) + body.encode()
 
     def _to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(cast("DataclassInstance", self))
 
     @classmethod
     def decode(cls: type[R], data: bytes) -> R:

@@ -122,7 +122,8 @@ class SegmentIO:
             # MD5 and zfec each take ~1.5 ms per MiB; on two threads they overlap.
             _, chunks = await gather(lambda: trio.to_thread.run_sync(md5.update, block),
                                      lambda: trio.to_thread.run_sync(codec.encode_block, geo, block))
-            return chunks
+            encoded: list[memoryview] = chunks
+            return encoded
 
         try:
             async with trio.open_nursery() as nursery:
