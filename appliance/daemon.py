@@ -28,7 +28,7 @@ from appliance.engine.objectstore import ObjectStore
 from appliance.iam.credentials import Credentials, resolve_root_key
 from diskmgr.durable import write_atomic
 from fusefs.service import serve_fuse
-from s3gw.service import serve_s3
+from s3gw.service import Endpoint, serve_s3
 
 from . import __version__
 from .config import Config, fuse_usable
@@ -142,10 +142,8 @@ async def _serve(d: Daemon) -> None:
             for service in healing.services():
                 await nursery.start(service, d)
             if cfg.s3.enabled:
-                port = await nursery.start(serve_s3, d.store, cfg, d.credentials)
-                host = cfg.s3.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
-                scheme = "https" if cfg.s3.tls_cert else "http"
-                d.s3_endpoint = f"{scheme}://{host}:{port}"
+                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.credentials)
+                d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg))
             await nursery.start(d.control.serve)

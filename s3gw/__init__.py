@@ -4,6 +4,9 @@
     http.py      h11 over trio: keep-alive, 100-continue, timeouts, header cap, bounded streaming
     app.py       one request -> route -> SigV4 -> operation; every failure becomes S3 XML here
     routing.py   path- and virtual-hosted-style addressing; method + subresource -> operation
+                 name (Op), and the not-implemented table (REFUSED, UNSUPPORTED_SUBRESOURCES)
+    optable.py   Op -> handler, built and checked against the router's names at import
+    ctx.py       the typed request context (Ctx) a handler receives
     sigv4.py     Signature V4 (Authorization header and presigned query)
     chunked.py   aws-chunked decoding with chunk and trailer signature checks
     checksums.py Content-MD5 and x-amz-checksum-* (header or trailer), verified at finalize
@@ -12,6 +15,11 @@
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
     ops_*.py     operation handlers by area (bucket, object, list, multipart)
+
+To add an operation: name it in routing.Op and return it from routing.operation (taking it out
+of the not-implemented table if it was there), then add `Op.Name: handler` to the OPS of the
+ops_*.py module for its area; handlers reach the store through ctx.store (appliance.engine's
+ObjectStore) and raise S3Error or the engine's errors, which app.py translates.
 
 Compatibility choices, where AWS leaves room: any region in the credential scope is accepted
 (one appliance serves every region name a client picks); header-auth requests with unsigned

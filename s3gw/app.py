@@ -1,6 +1,7 @@
 """The S3 application: one request in, one response out.
 
-Order per request: request id -> route (addressing, InvalidURI) -> SigV4 -> operation handler.
+Order per request: request id -> route (addressing, InvalidURI) -> SigV4 -> the refusal from
+the not-implemented table, or the operation's handler from the operation table (optable).
 Every failure, wherever it happens, is translated here once (errors.from_exception) into the
 S3 XML error with x-amz-request-id; nothing raised by a handler escapes to the HTTP shell
 except a vanished client.
@@ -11,74 +12,43 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 import trio
 
 from appliance.config import Config
+from appliance.engine import ObjectStore
 from appliance.engine.errors import StowageError
 
+from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
 from .http import BodyTimeout, ClientGone, Request, Response
-from .routing import Route, route
-from .sigv4 import AuthResult, authenticate
+from .optable import OPERATIONS
+from .routing import REFUSED, route
+from .sigv4 import authenticate
 
 
 class CredentialSource(Protocol):
+    """Where SigV4 finds the secret for an access key, and whose the key is."""
+
     def secret_for(self, access_key: str) -> str | None: ...
 
-
-@dataclass
-class Ctx:
-    """Everything a handler needs about one request."""
-
-    store: Any  # appliance.objectstore.ObjectStore
-    cfg: Config
-    req: Request
-    route: Route
-    auth: AuthResult
-    owner: str
-    request_id: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def bucket(self) -> str:
-        return self.route.bucket
-
-    @property
-    def key(self) -> str:
-        return self.route.key
-
-    @property
-    def query(self) -> dict[str, str]:
-        return self.route.query
+    def owner_for(self, access_key: str) -> str: ...
 
 
-Op = Callable[[Ctx], Awaitable[Response]]
 log = logging.getLogger("stowage.s3")
 
 
-def _ops() -> dict[str, Op]:
-    from . import ops_bucket, ops_list, ops_multipart, ops_object
-
-    table: dict[str, Op] = {}
-    for mod in (ops_bucket, ops_list, ops_multipart, ops_object):
-        table.update(mod.OPS)
-    return table
-
-
 class S3App:
-    def __init__(self, store: Any, cfg: Config, credentials: CredentialSource) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, credentials: CredentialSource) -> None:
         self.store = store
         self.cfg = cfg
         self.credentials = credentials
-        self.ops = _ops()
 
-    def error_response(self, code: str, status: int = 0, resource: str = "", request_id: str = "") -> Response:
-        err = S3Error(code, close=True)
-        return self._error(err, resource, request_id or _request_id())
+    def error_response(self, code: str) -> Response:
+        """An error the HTTP shell answers on its own (no request was routed); it closes the connection."""
+        return self._error(S3Error(code, close=True), "", _request_id())
 
     def _error(self, err: S3Error, resource: str, request_id: str) -> Response:
         host_id = base64.b64encode(secrets.token_bytes(24)).decode()
@@ -126,17 +96,15 @@ class S3App:
                   "x-amz-copy-source" in req.headers)
         auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers,
                             self.credentials.secret_for)
-        owner_for = getattr(self.credentials, "owner_for", None)
-        owner = owner_for(auth.access_key) if owner_for else auth.access_key
-        if r.op == "NotImplemented":
-            raise S3Error("NotImplemented")
+        refusal = REFUSED.get(r.op)
+        # a request for a feature we lack hears 501 before any complaint about its ACL headers
+        if refusal == "NotImplemented":
+            raise S3Error(refusal)
         check_acl_headers(req.headers)
-        if r.op == "MethodNotAllowed":
-            raise S3Error("MethodNotAllowed")
-        op = self.ops.get(r.op)
-        if op is None:
-            raise S3Error("NotImplemented")
-        return await op(Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
+        if refusal is not None:
+            raise S3Error(refusal)
+        owner = self.credentials.owner_for(auth.access_key)
+        return await OPERATIONS[r.op](Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
 
 
 # Stowage behaves like an AWS bucket with ACLs disabled (Object Ownership "bucket owner
@@ -145,7 +113,7 @@ class S3App:
 OWNER_ONLY_ACLS = ("private", "bucket-owner-full-control")
 
 
-def check_acl_headers(headers: Any) -> None:
+def check_acl_headers(headers: Mapping[str, str]) -> None:
     acl = headers.get("x-amz-acl")
     if acl is not None and acl.strip().lower() not in OWNER_ONLY_ACLS:
         raise S3Error("AccessControlListNotSupported")
@@ -153,7 +121,7 @@ def check_acl_headers(headers: Any) -> None:
         raise S3Error("AccessControlListNotSupported")
 
 
-def _leaf(group: BaseExceptionGroup) -> BaseException:
+def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The engine runs body consumers in nurseries; what matters is the one meaningful failure."""
     leaves: list[BaseException] = []
 

@@ -18,9 +18,9 @@ import trio
 
 from appliance.engine import BodySummary
 
-from .app import Ctx
 from .checksums import BodyChecks, checks_from_headers
 from .chunked import AwsChunkedDecoder
+from .ctx import Ctx
 from .errors import S3Error
 from .sigv4 import STREAMING_MODES, UNSIGNED
 

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from awscrt import checksums as crt
 
@@ -24,6 +25,14 @@ DIGEST_SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 3
 
 def header_name(algorithm: str) -> str:
     return "x-amz-checksum-" + algorithm.lower()
+
+
+class Hasher(Protocol):
+    """What the body checks need of a digest: hashlib's objects and the CRCs below."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
 
 
 class _Crc:
@@ -39,7 +48,7 @@ class _Crc:
         return self._value.to_bytes(self._size, "big")
 
 
-def new_hasher(algorithm: str) -> _Crc | hashlib._Hash:
+def new_hasher(algorithm: str) -> Hasher:
     if algorithm == "CRC32":
         return _Crc(crt.crc32, 4)
     if algorithm == "CRC32C":
@@ -89,8 +98,8 @@ class BodyChecks:
     expected: dict[str, str] = field(default_factory=dict)  # algorithm -> b64 (from headers)
     trailer_algorithm: str | None = None  # announced in x-amz-trailer; value arrives later
     compute: set[str] = field(default_factory=set)  # asked for without a value: compute and store
-    hashers: dict[str, object] = field(default_factory=dict)
-    _sha256: object = None
+    hashers: dict[str, Hasher] = field(default_factory=dict)
+    _sha256: Hasher | None = None  # over the decoded body, when x-amz-content-sha256 is signed
     size: int = 0
 
     def start(self) -> None:
@@ -105,9 +114,9 @@ class BodyChecks:
         """Feed decoded body bytes (may run in a worker thread: hashlib drops the GIL)."""
         self.size += len(data)
         for h in self.hashers.values():
-            h.update(data)  # type: ignore[attr-defined]
+            h.update(data)
         if self._sha256 is not None and self._sha256 is not self.hashers.get("SHA256"):
-            self._sha256.update(data)  # type: ignore[attr-defined]
+            self._sha256.update(data)
 
     def add_trailer(self, trailers: dict[str, str]) -> None:
         """Checksum values that arrived in an aws-chunked trailer."""
@@ -131,7 +140,8 @@ class BodyChecks:
     def verify(self, md5_hex: str) -> dict[str, str]:
         """Compare everything; return {ALGORITHM: b64} to store with the object."""
         if self.payload_sha256_hex is not None:
-            got = self._sha256.hexdigest()  # type: ignore[attr-defined]
+            assert self._sha256 is not None  # start() made it
+            got = self._sha256.digest().hex()
             if got != self.payload_sha256_hex:
                 raise S3Error(
                     "XAmzContentSHA256Mismatch",
@@ -142,14 +152,14 @@ class BodyChecks:
             raise S3Error("BadDigest")
         stored: dict[str, str] = {}
         for alg, want in self.expected.items():
-            got_b64 = base64.b64encode(self.hashers[alg].digest()).decode()  # type: ignore[attr-defined]
+            got_b64 = base64.b64encode(self.hashers[alg].digest()).decode()
             if got_b64 != want:
                 raise S3Error(
                     "BadDigest", f"The {header_name(alg)} you specified did not match the calculated checksum."
                 )
             stored[alg] = got_b64
         for alg in self.compute - stored.keys():
-            stored[alg] = base64.b64encode(self.hashers[alg].digest()).decode()  # type: ignore[attr-defined]
+            stored[alg] = base64.b64encode(self.hashers[alg].digest()).decode()
         return stored
 
 

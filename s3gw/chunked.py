@@ -55,7 +55,7 @@ class AwsChunkedDecoder:
     _remaining: int = 0
     _chunk_sig: str = ""
     _previous: str = ""
-    _hash: object = None
+    _hash: hashlib._Hash | None = None  # over the current chunk's data (signed modes)
     _trailer_lines: list[str] = field(default_factory=list)
     _trailer_bytes: int = 0
 
@@ -85,8 +85,8 @@ class AwsChunkedDecoder:
                 piece = bytes(view[pos : pos + take])
                 pos += take
                 self._remaining -= take
-                if self.signed:
-                    self._hash.update(piece)  # type: ignore[attr-defined]
+                if self._hash is not None:
+                    self._hash.update(piece)
                 out.append(piece)
                 if self._remaining == 0:
                     self._end_chunk_data(last=False)
@@ -148,8 +148,8 @@ class AwsChunkedDecoder:
 
     def _end_chunk_data(self, *, last: bool) -> None:
         if self.signed:
-            assert self.auth is not None
-            digest = self._hash.hexdigest()  # type: ignore[attr-defined]
+            assert self.auth is not None and self._hash is not None
+            digest = self._hash.hexdigest()
             expected = sign(self.auth.signing_key, chunk_string_to_sign(self.auth, self._previous, digest))
             if not hmac.compare_digest(expected, self._chunk_sig):
                 raise S3Error("SignatureDoesNotMatch", "The chunk signature does not match.")

@@ -1,6 +1,6 @@
 """The one table of S3 errors: code -> HTTP status and AWS's message, and the XML error body.
 
-Core errors (appliance.errors) carry a stable `.code`; `from_exception` translates them here,
+Core errors (appliance.engine.errors) carry a stable `.code`; `from_exception` translates them here,
 once, at the HTTP edge. Gateway-only failures (auth, framing, XML) raise S3Error directly.
 """
 

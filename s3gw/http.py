@@ -11,14 +11,17 @@ server gives in-flight requests a short grace deadline while idle connections go
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import h11
 import trio
+
+from .errors import S3Error
 
 log = logging.getLogger("stowage.s3")
 
@@ -50,7 +53,7 @@ class Request:
 class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes | AsyncIterator[bytes] = b""
+    body: bytes | AsyncGenerator[bytes, None] = b""  # a generator is closed once sent
     close: bool = False  # close the connection after this response
 
 
@@ -84,8 +87,6 @@ class Body:
 
     async def read_all(self, limit: int) -> bytes:
         """A small body (XML documents), refused past `limit` bytes."""
-        from .errors import S3Error
-
         out = bytearray()
         async for piece in self.chunks():
             out += piece
@@ -105,7 +106,8 @@ class _Conn:
         if data:
             await self.stream.send_all(data)
 
-    async def next_event(self, timeout: float, *, body: bool = False) -> h11.Event | type[h11.PAUSED]:
+    async def next_event(self, receive_timeout: float, *, body: bool = False) -> h11.Event | type[h11.PAUSED]:
+        """The next h11 event; `receive_timeout` bounds each wait for bytes, not the whole call."""
         while True:
             try:
                 event = self.h11.next_event()
@@ -113,9 +115,11 @@ class _Conn:
                 if body:
                     raise ClientGone(str(exc)) from exc
                 raise
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            with trio.move_on_after(timeout) as scope:
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:
+                return h11.PAUSED
+            with trio.move_on_after(receive_timeout) as scope:
                 try:
                     data = await self.stream.receive_some(RECV_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -168,7 +172,7 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response) -> None:
     await conn.send(h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status)))
     if req_method == "HEAD" or resp.status in (204, 304):
         if not isinstance(resp.body, bytes | bytearray):
-            await resp.body.aclose()  # type: ignore[attr-defined]
+            await resp.body.aclose()
         await conn.send(h11.EndOfMessage())
         return
     if isinstance(resp.body, bytes | bytearray):
@@ -179,7 +183,7 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response) -> None:
             async for piece in resp.body:
                 await conn.send(h11.Data(data=piece))
         finally:
-            await resp.body.aclose()  # type: ignore[attr-defined]
+            await resp.body.aclose()
     await conn.send(h11.EndOfMessage())
 
 
@@ -220,7 +224,7 @@ def _will_reuse(conn: _Conn, body: Body, req: h11.Request) -> bool:
 async def serve_connection(
     stream: trio.abc.Stream,
     handler: Handler,
-    error_response: Callable[[str, int], Response],
+    error_response: Callable[[str], Response],
     state: ServerState,
     *,
     max_header: int,
@@ -241,7 +245,7 @@ async def serve_connection(
                 code = "RequestHeaderSectionTooLarge" if exc.error_status_hint == 431 else "InvalidRequest"
                 if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     with trio.move_on_after(5):
-                        await _send_response(conn, "GET", error_response(code, 400))
+                        await _send_response(conn, "GET", error_response(code))
                 return
             except ClientGone:
                 return
@@ -264,6 +268,19 @@ async def serve_connection(
             await _linger_close(stream)
         else:
             await trio.aclose_forcefully(stream)
+
+
+async def refuse_connection(stream: trio.abc.Stream, resp: Response) -> None:
+    """Answer `resp` on a connection we will not serve, without reading its request, and close.
+    h11 lets a server respond before a request arrives (as for a 408), so even this response is
+    framed by h11 like every other one. The caller bounds the time it may take."""
+    conn = _Conn(stream, max_header=0, request_timeout=0)  # it never reads
+    resp.close = True
+    try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await _send_response(conn, "GET", resp)
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 async def _linger_close(stream: trio.abc.Stream) -> None:

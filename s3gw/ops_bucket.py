@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from appliance.engine import BucketRecord
 from appliance.engine.errors import StowageError
 
-from .app import Ctx
 from .body import read_small_body
+from .ctx import Ctx, OpHandler
 from .errors import S3Error, from_exception
 from .http import Response
 from .ops_object import acl_xml
+from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_delete, parse_location, parse_versioning
 
 XML = ("Content-Type", "application/xml")
@@ -20,7 +20,7 @@ def _owner(owner: str) -> str:
 
 
 async def list_buckets(ctx: Ctx) -> Response:
-    buckets: list[BucketRecord] = ctx.store.list_buckets()
+    buckets = ctx.store.list_buckets()
     items = "".join(f"<Bucket>{el('Name', b.name)}{el('CreationDate', iso_time(b.created_ns))}"
                     f"{el('BucketRegion', ctx.cfg.s3.region)}</Bucket>" for b in buckets)
     return Response(200, [XML], doc("ListAllMyBucketsResult", [_owner(ctx.owner), f"<Buckets>{items}</Buckets>"]))
@@ -93,14 +93,14 @@ async def delete_objects(ctx: Ctx) -> Response:
     return Response(200, [XML], doc("DeleteResult", out))
 
 
-OPS = {
-    "ListBuckets": list_buckets,
-    "CreateBucket": create_bucket,
-    "DeleteBucket": delete_bucket,
-    "HeadBucket": head_bucket,
-    "GetBucketLocation": get_bucket_location,
-    "GetBucketVersioning": get_bucket_versioning,
-    "PutBucketVersioning": put_bucket_versioning,
-    "GetBucketAcl": get_bucket_acl,
-    "DeleteObjects": delete_objects,
+OPS: dict[str, OpHandler] = {
+    Op.ListBuckets: list_buckets,
+    Op.CreateBucket: create_bucket,
+    Op.DeleteBucket: delete_bucket,
+    Op.HeadBucket: head_bucket,
+    Op.GetBucketLocation: get_bucket_location,
+    Op.GetBucketVersioning: get_bucket_versioning,
+    Op.PutBucketVersioning: put_bucket_versioning,
+    Op.GetBucketAcl: get_bucket_acl,
+    Op.DeleteObjects: delete_objects,
 }

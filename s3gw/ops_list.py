@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 import trio
 
 from appliance.engine import ObjectVersion
 
-from .app import Ctx
+from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .routing import Op
 from .xmlio import doc, el, esc, iso_time, url_encode
 
 XML = ("Content-Type", "application/xml")
 MAX_KEYS = 1000
+Encoder = Callable[[str], str]  # a key-like field as it goes into the XML (encoding-type)
 
 
 def int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
@@ -38,7 +41,7 @@ def int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
     return min(value, cap)
 
 
-def encoder(ctx: Ctx):
+def encoder(ctx: Ctx) -> Encoder:
     enc = ctx.query.get("encoding-type")
     if enc is None:
         return lambda s: s
@@ -52,7 +55,7 @@ def owner_xml(owner: str) -> str:
     return f"<Owner><ID>{esc(owner)}</ID><DisplayName>{esc(owner)}</DisplayName></Owner>"
 
 
-def _contents(v: ObjectVersion, enc, fetch_owner: bool) -> str:
+def _contents(v: ObjectVersion, enc: Encoder, fetch_owner: bool) -> str:
     parts = [el("Key", enc(v.key)), el("LastModified", iso_time(v.last_modified_ns)), el("ETag", f'"{v.etag}"')]
     parts += [el("ChecksumAlgorithm", alg) for alg in v.checksums]
     if v.checksum_type:
@@ -63,7 +66,7 @@ def _contents(v: ObjectVersion, enc, fetch_owner: bool) -> str:
     return "<Contents>" + "".join(parts) + "</Contents>"
 
 
-def _prefixes(prefixes: list[str], enc) -> str:
+def _prefixes(prefixes: list[str], enc: Encoder) -> str:
     return "".join(f"<CommonPrefixes>{el('Prefix', enc(p))}</CommonPrefixes>" for p in prefixes)
 
 
@@ -166,8 +169,8 @@ async def list_object_versions(ctx: Ctx) -> Response:
     return Response(200, [XML], doc("ListVersionsResult", parts))
 
 
-OPS = {
-    "ListObjects": list_objects,
-    "ListObjectsV2": list_objects_v2,
-    "ListObjectVersions": list_object_versions,
+OPS: dict[str, OpHandler] = {
+    Op.ListObjects: list_objects,
+    Op.ListObjectsV2: list_objects_v2,
+    Op.ListObjectVersions: list_object_versions,
 }

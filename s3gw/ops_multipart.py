@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import base64
 
-from appliance.engine import ObjectVersion, PartRecord, UploadRecord
+from appliance.engine import PartRecord, UploadRecord
 
-from .app import Ctx
 from .body import ObjectBody, read_small_body
 from .checksums import ALGORITHMS, checksum_b64, header_name
+from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .objmeta import put_meta
 from .ops_list import encoder, int_param, owner_xml
 from .ops_object import source_version
+from .routing import Op
 from .xmlio import doc, el, iso_time, parse_complete
 
 XML = ("Content-Type", "application/xml")
@@ -37,7 +38,7 @@ def _part_number(ctx: Ctx) -> int:
 
 
 def _upload(ctx: Ctx) -> UploadRecord:
-    up: UploadRecord = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.query.get("uploadId", ""))
+    up = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.query.get("uploadId", ""))
     return up
 
 
@@ -63,7 +64,7 @@ async def upload_part(ctx: Ctx) -> Response:
         # the upload promised a composite checksum: compute this part's even if the client sent none
         body.checks.compute.add(up.checksum_algorithm)
         body.checks.start()
-    part: PartRecord = await ctx.store.upload_part(ctx.bucket, ctx.key, up.upload_id, n, body.stream(),
+    part = await ctx.store.upload_part(ctx.bucket, ctx.key, up.upload_id, n, body.stream(),
                                                    finalize=body.finalize, size_hint=body.expected_size)
     headers = [("ETag", f'"{part.etag}"')]
     headers += [(header_name(alg), value) for alg, value in part.checksums.items()]
@@ -95,7 +96,7 @@ async def upload_part_copy(ctx: Ctx) -> Response:
     up = _upload(ctx)
     src, _ = source_version(ctx)
     start, end = _copy_range(ctx, src.size)
-    part: PartRecord = await ctx.store.upload_part_copy(ctx.bucket, ctx.key, up.upload_id, n, src, start, end)
+    part = await ctx.store.upload_part_copy(ctx.bucket, ctx.key, up.upload_id, n, src, start, end)
     headers = [XML]
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
@@ -114,7 +115,7 @@ async def complete_multipart(ctx: Ctx) -> Response:
     up = _upload(ctx)
     parts = parse_complete(await read_small_body(ctx, 4 * 1024 * 1024))
     h = ctx.req.headers
-    v: ObjectVersion = await ctx.store.complete_multipart(
+    v = await ctx.store.complete_multipart(
         ctx.bucket, ctx.key, up.upload_id, parts, if_match=h.get("if-match"), if_none_match=h.get("if-none-match"),
         finalize=lambda chosen: _composite(up.checksum_algorithm, chosen))
     headers = [XML]
@@ -186,12 +187,12 @@ async def list_uploads(ctx: Ctx) -> Response:
     return Response(200, [XML], doc("ListMultipartUploadsResult", out))
 
 
-OPS = {
-    "CreateMultipartUpload": create_multipart,
-    "UploadPart": upload_part,
-    "UploadPartCopy": upload_part_copy,
-    "CompleteMultipartUpload": complete_multipart,
-    "AbortMultipartUpload": abort_multipart,
-    "ListParts": list_parts,
-    "ListMultipartUploads": list_uploads,
+OPS: dict[str, OpHandler] = {
+    Op.CreateMultipartUpload: create_multipart,
+    Op.UploadPart: upload_part,
+    Op.UploadPartCopy: upload_part_copy,
+    Op.CompleteMultipartUpload: complete_multipart,
+    Op.AbortMultipartUpload: abort_multipart,
+    Op.ListParts: list_parts,
+    Op.ListMultipartUploads: list_uploads,
 }

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from appliance.engine import ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from .app import Ctx
 from .body import ObjectBody, read_small_body
 from .checksums import header_name
+from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .objmeta import check_conditions, parse_copy_source, parse_range, put_meta, validate_tags, version_headers
+from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_tagging
 
 XML = ("Content-Type", "application/xml")
@@ -48,33 +49,39 @@ async def put_object(ctx: Ctx) -> Response:
     return Response(200, headers)
 
 
-async def _primed(gen: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _primed(gen: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     """Read the first piece before the status line goes out, so early read failures
     (missing shards, a vanished segment) still become proper S3 errors."""
     try:
         first = await gen.__anext__()
     except StopAsyncIteration:
-        await gen.aclose()  # type: ignore[attr-defined]
+        await _close(gen)
 
-        async def empty() -> AsyncIterator[bytes]:
+        async def empty() -> AsyncGenerator[bytes, None]:
             return
             yield b""
 
         return empty()
 
-    async def rest() -> AsyncIterator[bytes]:
+    async def rest() -> AsyncGenerator[bytes, None]:
         try:
             yield first
             async for piece in gen:
                 yield piece
         finally:
-            await gen.aclose()  # type: ignore[attr-defined]
+            await _close(gen)
 
     return rest()
 
 
+async def _close(stream: AsyncIterator[bytes]) -> None:
+    """End the engine's read now (its shard reads stop) rather than when it is garbage-collected."""
+    if isinstance(stream, AsyncGenerator):
+        await stream.aclose()
+
+
 def _lookup(ctx: Ctx) -> ObjectVersion:
-    v: ObjectVersion = ctx.store.head_object(ctx.bucket, ctx.key, _version_id(ctx))
+    v = ctx.store.head_object(ctx.bucket, ctx.key, _version_id(ctx))
     if v.delete_marker:
         raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true",
                                                    "x-amz-version-id": v.version_id, "Allow": "DELETE"})
@@ -160,7 +167,7 @@ async def delete_object(ctx: Ctx) -> Response:
 
 def source_version(ctx: Ctx) -> tuple[ObjectVersion, str | None]:
     bucket, key, vid = parse_copy_source(ctx.req.headers["x-amz-copy-source"])
-    src: ObjectVersion = ctx.store.head_object(bucket, key, vid)
+    src = ctx.store.head_object(bucket, key, vid)
     if src.delete_marker:
         if vid is not None:
             raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to a delete "
@@ -208,7 +215,7 @@ async def copy_object(ctx: Ctx) -> Response:
 
 
 def _current_for_tags(ctx: Ctx) -> ObjectVersion:
-    v: ObjectVersion = ctx.store.head_object(ctx.bucket, ctx.key, _version_id(ctx))
+    v = ctx.store.head_object(ctx.bucket, ctx.key, _version_id(ctx))
     if v.delete_marker:
         raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"})
     return v
@@ -217,7 +224,7 @@ def _current_for_tags(ctx: Ctx) -> ObjectVersion:
 async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
     v = _current_for_tags(ctx)
     try:
-        updated: ObjectVersion = await ctx.store.set_tags(ctx.bucket, ctx.key, v.version_id, tags)
+        updated = await ctx.store.set_tags(ctx.bucket, ctx.key, v.version_id, tags)
     except MethodNotAllowed as exc:
         raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"}) from exc
     return updated
@@ -264,15 +271,15 @@ async def get_object_acl(ctx: Ctx) -> Response:
     return Response(200, [XML], acl_xml(v.owner or ctx.owner))
 
 
-OPS = {
-    "PutObject": put_object,
-    "GetObject": get_object,
-    "HeadObject": head_object,
-    "DeleteObject": delete_object,
-    "CopyObject": copy_object,
-    "PutObjectTagging": put_object_tagging,
-    "GetObjectTagging": get_object_tagging,
-    "DeleteObjectTagging": delete_object_tagging,
-    "GetObjectAcl": get_object_acl,
-    "PutAcl": put_acl,
+OPS: dict[str, OpHandler] = {
+    Op.PutObject: put_object,
+    Op.GetObject: get_object,
+    Op.HeadObject: head_object,
+    Op.DeleteObject: delete_object,
+    Op.CopyObject: copy_object,
+    Op.PutObjectTagging: put_object_tagging,
+    Op.GetObjectTagging: get_object_tagging,
+    Op.DeleteObjectTagging: delete_object_tagging,
+    Op.GetObjectAcl: get_object_acl,
+    Op.PutAcl: put_acl,
 }

@@ -2,34 +2,104 @@
 
 Path-style (`/bucket/key`) and virtual-hosted-style (`bucket.<domain>/key`, domain from
 cfg.s3.domain) addressing. Keys are percent-decoded to bytes and must be UTF-8 (InvalidURI
-otherwise); key-length and character rules are checked by the engine (appliance.names).
+otherwise); key-length and character rules are checked by the engine.
+
+`Op` is every name `operation` can return. Each has a handler (s3gw/optable.py checks this at
+import) unless it is in REFUSED, the gateway's not-implemented table below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
 from urllib.parse import unquote_plus, unquote_to_bytes
 
 from .errors import S3Error
 
-# Subresources we recognise but do not implement: AWS-shaped 501 rather than a wrong answer.
-UNSUPPORTED = frozenset({
+
+class Op(StrEnum):
+    """The operations the router names: AWS's operation names where AWS has one."""
+
+    # service and buckets
+    ListBuckets = "ListBuckets"
+    CreateBucket = "CreateBucket"
+    DeleteBucket = "DeleteBucket"
+    HeadBucket = "HeadBucket"
+    GetBucketLocation = "GetBucketLocation"
+    GetBucketVersioning = "GetBucketVersioning"
+    PutBucketVersioning = "PutBucketVersioning"
+    GetBucketAcl = "GetBucketAcl"
+    DeleteObjects = "DeleteObjects"
+    # listings
+    ListObjects = "ListObjects"
+    ListObjectsV2 = "ListObjectsV2"
+    ListObjectVersions = "ListObjectVersions"
+    # objects
+    PutObject = "PutObject"
+    GetObject = "GetObject"
+    HeadObject = "HeadObject"
+    DeleteObject = "DeleteObject"
+    CopyObject = "CopyObject"
+    PutObjectTagging = "PutObjectTagging"
+    GetObjectTagging = "GetObjectTagging"
+    DeleteObjectTagging = "DeleteObjectTagging"
+    GetObjectAcl = "GetObjectAcl"
+    PutAcl = "PutAcl"  # PutBucketAcl and PutObjectAcl: one handler, owner-only ACLs either way
+    # multipart uploads
+    CreateMultipartUpload = "CreateMultipartUpload"
+    UploadPart = "UploadPart"
+    UploadPartCopy = "UploadPartCopy"
+    CompleteMultipartUpload = "CompleteMultipartUpload"
+    AbortMultipartUpload = "AbortMultipartUpload"
+    ListParts = "ListParts"
+    ListMultipartUploads = "ListMultipartUploads"
+    # recognised but not implemented (REFUSED)
+    UnsupportedSubresource = "UnsupportedSubresource"
+    GetBucketTagging = "GetBucketTagging"
+    PutBucketTagging = "PutBucketTagging"
+    DeleteBucketTagging = "DeleteBucketTagging"
+    DeleteBucketSubresource = "DeleteBucketSubresource"
+    PostObject = "PostObject"
+    PostToKey = "PostToKey"
+    MethodNotAllowed = "MethodNotAllowed"
+
+
+# The gateway's not-implemented table: every request the router recognises but no handler
+# serves. A feature that lands deletes its entries here and gives its operations a handler.
+
+# Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
+# rather than a wrong answer from the operation the request would otherwise reach.
+UNSUPPORTED_SUBRESOURCES = frozenset({
     "policy", "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
     "ownershipControls", "publicAccessBlock", "object-lock", "accelerate", "requestPayment", "analytics",
     "metrics", "inventory", "intelligent-tiering", "retention", "legal-hold", "restore", "select",
     "torrent", "policyStatus", "attributes",
 })
 
+# Operation -> the S3 error code it is answered with.
+REFUSED: Mapping[Op, str] = MappingProxyType({
+    Op.UnsupportedSubresource: "NotImplemented",
+    Op.GetBucketTagging: "NotImplemented",
+    Op.PutBucketTagging: "NotImplemented",
+    Op.DeleteBucketTagging: "NotImplemented",
+    Op.DeleteBucketSubresource: "NotImplemented",  # DELETE /bucket with any other query
+    Op.PostObject: "NotImplemented",  # POST /bucket without ?delete: the browser-form upload
+    Op.PostToKey: "NotImplemented",  # POST /bucket/key without ?uploads or ?uploadId
+    Op.MethodNotAllowed: "MethodNotAllowed",  # a method the resource does not take
+})
 
-@dataclass
+
+@dataclass(frozen=True)
 class Route:
     bucket: str
     key: str
     raw_path: str
     raw_query: str
-    query: dict[str, str] = field(default_factory=dict)
-    op: str = ""
-    virtual_host: bool = False
+    query: dict[str, str]
+    op: Op
+    virtual_host: bool
 
 
 def parse_query(raw_query: str) -> dict[str, str]:
@@ -58,75 +128,79 @@ def route(method: str, target: str, host: str, domain: str, copy_source: bool) -
     raw_path, _, raw_query = target.partition("?")
     path = _decode_path(raw_path)
     hostname = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
-    bucket = ""
-    virtual = False
     if domain and hostname.endswith("." + domain.lower()):
-        bucket = hostname[: -len(domain) - 1]
-        key = path[1:]
-        virtual = True
+        bucket, key, virtual = hostname[: -len(domain) - 1], path[1:], True
     else:
         bucket, _, key = path[1:].partition("/")
-    r = Route(bucket, key, raw_path, raw_query, parse_query(raw_query), virtual_host=virtual)
-    r.op = operation(method, r, copy_source)
-    return r
+        virtual = False
+    query = parse_query(raw_query)
+    return Route(bucket, key, raw_path, raw_query, query, operation(method, bucket, key, query, copy_source), virtual)
 
 
-def operation(method: str, r: Route, copy_source: bool) -> str:
-    q = r.query
-    for sub in q:
-        if sub in UNSUPPORTED:
-            return "NotImplemented"
-    if not r.bucket:
-        return "ListBuckets" if method == "GET" else "MethodNotAllowed"
-    if not r.key:
-        if method == "GET":
-            for sub, op in (("location", "GetBucketLocation"), ("versioning", "GetBucketVersioning"),
-                            ("versions", "ListObjectVersions"), ("uploads", "ListMultipartUploads"),
-                            ("acl", "GetBucketAcl"), ("tagging", "NotImplemented")):
-                if sub in q:
-                    return op
-            return "ListObjectsV2" if q.get("list-type") == "2" else "ListObjects"
-        if method == "HEAD":
-            return "HeadBucket"
-        if method == "PUT":
-            if "versioning" in q:
-                return "PutBucketVersioning"
-            if "acl" in q:
-                return "PutAcl"
-            if "tagging" in q:
-                return "NotImplemented"
-            return "CreateBucket"
-        if method == "DELETE":
-            return "NotImplemented" if q else "DeleteBucket"
-        if method == "POST":
-            return "DeleteObjects" if "delete" in q else "NotImplemented"
-        return "MethodNotAllowed"
+# GET /bucket?<subresource>, first match wins; a GET without one is a listing
+_BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketVersioning),
+                ("versions", Op.ListObjectVersions), ("uploads", Op.ListMultipartUploads),
+                ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging))
+
+
+def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:
+    if not UNSUPPORTED_SUBRESOURCES.isdisjoint(q):
+        return Op.UnsupportedSubresource
+    if not bucket:
+        return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
+    if not key:
+        return _bucket_operation(method, q)
     if method in ("GET", "HEAD"):
         if "tagging" in q:
-            return "GetObjectTagging" if method == "GET" else "MethodNotAllowed"
+            return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed
         if "uploadId" in q:
-            return "ListParts" if method == "GET" else "MethodNotAllowed"
+            return Op.ListParts if method == "GET" else Op.MethodNotAllowed
         if "acl" in q:
-            return "GetObjectAcl" if method == "GET" else "MethodNotAllowed"
-        return "GetObject" if method == "GET" else "HeadObject"
+            return Op.GetObjectAcl if method == "GET" else Op.MethodNotAllowed
+        return Op.GetObject if method == "GET" else Op.HeadObject
     if method == "PUT":
         if "tagging" in q:
-            return "PutObjectTagging"
+            return Op.PutObjectTagging
         if "acl" in q:
-            return "PutAcl"
+            return Op.PutAcl
         if "partNumber" in q or "uploadId" in q:
-            return "UploadPartCopy" if copy_source else "UploadPart"
-        return "CopyObject" if copy_source else "PutObject"
+            return Op.UploadPartCopy if copy_source else Op.UploadPart
+        return Op.CopyObject if copy_source else Op.PutObject
     if method == "DELETE":
         if "tagging" in q:
-            return "DeleteObjectTagging"
+            return Op.DeleteObjectTagging
         if "uploadId" in q:
-            return "AbortMultipartUpload"
-        return "DeleteObject"
+            return Op.AbortMultipartUpload
+        return Op.DeleteObject
     if method == "POST":
         if "uploads" in q:
-            return "CreateMultipartUpload"
+            return Op.CreateMultipartUpload
         if "uploadId" in q:
-            return "CompleteMultipartUpload"
-        return "NotImplemented"
-    return "MethodNotAllowed"
+            return Op.CompleteMultipartUpload
+        return Op.PostToKey
+    return Op.MethodNotAllowed
+
+
+def _bucket_operation(method: str, q: dict[str, str]) -> Op:
+    if method == "GET":
+        for sub, op in _BUCKET_GETS:
+            if sub in q:
+                return op
+        return Op.ListObjectsV2 if q.get("list-type") == "2" else Op.ListObjects
+    if method == "HEAD":
+        return Op.HeadBucket
+    if method == "PUT":
+        if "versioning" in q:
+            return Op.PutBucketVersioning
+        if "acl" in q:
+            return Op.PutAcl
+        if "tagging" in q:
+            return Op.PutBucketTagging
+        return Op.CreateBucket
+    if method == "DELETE":
+        if not q:
+            return Op.DeleteBucket
+        return Op.DeleteBucketTagging if "tagging" in q else Op.DeleteBucketSubresource
+    if method == "POST":
+        return Op.DeleteObjects if "delete" in q else Op.PostObject
+    return Op.MethodNotAllowed

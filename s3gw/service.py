@@ -1,6 +1,6 @@
 """The S3 service for the daemon: bind cfg.s3.listen, serve until cancelled, drain briefly.
 
-`await nursery.start(serve_s3, store, cfg, credentials)` returns the bound port (port 0 works).
+`await nursery.start(serve_s3, store, cfg, credentials)` returns the bound Endpoint (port 0 works).
 On cancellation the listeners close at once, idle keep-alive connections are dropped, and
 requests in flight get DRAIN_GRACE seconds to finish before they are cut.
 """
@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import logging
 import ssl
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import trio
 
 from appliance.config import Config, parse_listen
+from appliance.engine import ObjectStore
 
 from .app import CredentialSource, S3App
-from .http import ServerState, serve_connection
+from .http import ServerState, refuse_connection, serve_connection
 
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
+REFUSE_TIMEOUT = 2.0  # to answer 503 SlowDown over the connection cap
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the gateway listens, as serve_s3 reports it once bound."""
+
+    scheme: str  # "https" when s3.tls_cert is set
+    host: str  # the host part of s3.listen as configured, not the resolved address
+    port: int  # the bound port: s3.listen may ask for port 0
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
 
 
 def _tls_context(cfg: Config) -> ssl.SSLContext | None:
@@ -34,25 +49,26 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
 
 
 async def serve_s3(
-    store: Any,
+    store: ObjectStore,
     cfg: Config,
     credentials: CredentialSource,
     *,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     host, port = parse_listen(cfg.s3.listen)
     app = S3App(store, cfg, credentials)
     tls = _tls_context(cfg)
     state = ServerState(cfg.s3.max_connections)
     listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[1]
+    bound: int = listeners[0].socket.getsockname()[1]
     s3 = cfg.s3
 
     async def handle(stream: trio.SocketStream) -> None:
         try:
             state.limiter.acquire_on_behalf_of_nowait(stream)
         except trio.WouldBlock:
-            await _refuse(stream, app)
+            with trio.move_on_after(REFUSE_TIMEOUT):
+                await refuse_connection(stream, app.error_response("SlowDown"))
             return
         try:
             try:
@@ -82,7 +98,7 @@ async def serve_s3(
     log.info("S3 gateway listening on %s:%d%s", host, bound, " (TLS)" if tls else "")
     async with trio.open_nursery() as nursery:
         try:
-            task_status.started(bound)
+            task_status.started(Endpoint("https" if tls else "http", host, bound))
             async with trio.open_nursery() as accept:
                 for listener in listeners:
                     accept.start_soon(partial(trio.serve_listeners, handle, [listener], handler_nursery=nursery))
@@ -91,18 +107,3 @@ async def serve_s3(
                 for listener in listeners:
                     await listener.aclose()
                 state.drain(DRAIN_GRACE)
-
-
-async def _refuse(stream: trio.SocketStream, app: S3App) -> None:
-    """Over the connection cap: answer 503 SlowDown without reading the request."""
-    with trio.move_on_after(2):
-        resp = app.error_response("SlowDown")
-        assert isinstance(resp.body, bytes)
-        head = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in resp.headers if k.lower() != "content-type")
-        head += f"Content-Length: {len(resp.body)}\r\n\r\n"
-        try:
-            await stream.send_all(head.encode() + resp.body)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
-    await trio.aclose_forcefully(stream)

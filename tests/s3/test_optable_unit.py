@@ -1,0 +1,74 @@
+"""The operation table is checked at import: every name the router returns has a handler or a
+not-implemented entry, and a misspelt name fails loudly instead of answering NotImplemented."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s3gw import ops_bucket, ops_list, ops_multipart, ops_object
+from s3gw.ctx import Ctx
+from s3gw.http import Response
+from s3gw.optable import OPERATIONS, OperationTableError, build_table
+from s3gw.routing import REFUSED, Op, operation
+
+REPO = Path(__file__).resolve().parents[2]
+GROUPS = (ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, ops_object.OPS)
+
+
+async def _handler(ctx: Ctx) -> Response:
+    return Response(200)
+
+
+def test_every_routed_name_has_a_handler_or_a_refusal() -> None:
+    assert set(OPERATIONS) | set(REFUSED) == set(Op)
+    assert not set(OPERATIONS) & set(REFUSED)
+
+
+def test_a_misspelt_handler_name_is_refused() -> None:
+    with pytest.raises(OperationTableError, match="'GetObjet' is not a name the router returns"):
+        build_table((*GROUPS, {"GetObjet": _handler}), REFUSED)
+
+
+def test_a_routed_name_without_handler_is_refused() -> None:
+    objects = {name: h for name, h in ops_object.OPS.items() if name != Op.GetObject}
+    with pytest.raises(OperationTableError, match="routed name 'GetObject' has no handler"):
+        build_table((ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, objects), REFUSED)
+
+
+def test_a_handler_for_a_refused_name_is_refused() -> None:
+    with pytest.raises(OperationTableError, match="'GetBucketTagging' has a handler and is in the not-implemented"):
+        build_table((*GROUPS, {Op.GetBucketTagging: _handler}), REFUSED)
+
+
+def test_two_handlers_for_one_name_are_refused() -> None:
+    with pytest.raises(OperationTableError, match="'GetObject' has two handlers"):
+        build_table((*GROUPS, {Op.GetObject: _handler}), REFUSED)
+
+
+def test_the_import_itself_fails_on_a_misspelt_name() -> None:
+    code = ("import s3gw.ops_object as o; o.OPS['GetObjet'] = o.OPS.pop('GetObject'); import s3gw.optable")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "OperationTableError" in proc.stderr and "GetObjet" in proc.stderr
+
+
+@pytest.mark.parametrize(("method", "bucket", "key", "query", "op"), [
+    ("GET", "", "", {}, Op.ListBuckets),
+    ("PUT", "", "", {}, Op.MethodNotAllowed),
+    ("GET", "b", "", {"lifecycle": ""}, Op.UnsupportedSubresource),
+    ("PUT", "b", "k", {"retention": ""}, Op.UnsupportedSubresource),
+    ("GET", "b", "", {"tagging": ""}, Op.GetBucketTagging),
+    ("DELETE", "b", "", {"cors-ish": ""}, Op.DeleteBucketSubresource),
+    ("POST", "b", "", {}, Op.PostObject),
+    ("POST", "b", "k", {}, Op.PostToKey),
+    ("HEAD", "b", "k", {"acl": ""}, Op.MethodNotAllowed),
+    ("PATCH", "b", "k", {}, Op.MethodNotAllowed),
+    ("GET", "b", "", {"list-type": "2"}, Op.ListObjectsV2),
+    ("PUT", "b", "k", {"uploadId": "u", "partNumber": "1"}, Op.UploadPart),
+])
+def test_routes_name_operations(method: str, bucket: str, key: str, query: dict[str, str], op: Op) -> None:
+    assert operation(method, bucket, key, query, copy_source=False) is op
