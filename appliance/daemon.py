@@ -27,6 +27,7 @@ from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
 from appliance.iam.credentials import Credentials, resolve_root_key
 from diskmgr.durable import write_atomic
+from diskmgr.state import DiskState
 from fusefs.service import serve_fuse
 from s3gw.service import Endpoint, serve_s3
 
@@ -58,7 +59,7 @@ class Daemon:
 
     def summary(self) -> str:
         disks = list(self.disks)
-        ok = sum(1 for d in disks if d.state == "ok")
+        ok = sum(1 for d in disks if d.state == DiskState.OK)
         heal = self.state.get("heal", {})
         healing = f", healing {heal.get('done', 0)}/{heal.get('total', 0)}" if heal.get("running") else ""
         return f"{ok}/{len(disks)} disks ok, S3 {self.s3_endpoint or 'off'}, mount {self.mount_path or 'off'}{healing}"
@@ -171,6 +172,6 @@ def register_control_ops(d: Daemon) -> None:
         return d.status(counts)
 
     d.control.register("status", status)
-    admin_ops.register(d)
-    disk_ops.register(d)
+    admin_ops.register(d.control, d.store.db)
+    disk_ops.register(d.control, d.store, d.cfg.pools, d.state)
     healing.register(d)

@@ -31,3 +31,15 @@ class FormatError(StowageError):
     """An on-disk format is unknown or damaged."""
 
     code = "FormatError"
+
+
+class InvalidDiskArgument(DiskError):
+    """An argument of a disk operation is not valid (a device, a role, a pool name)."""
+
+    code = "InvalidArgument"
+
+
+class DiskStateError(DiskError):
+    """A disk state change that the state machine (diskmgr.state) does not allow."""
+
+    code = "InvalidDiskState"

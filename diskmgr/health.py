@@ -1,12 +1,9 @@
 """The disk health policy: SMART + the daemon's own error counts and latency -> one state.
 
-States, from best to worst (placement and healing obey them):
-
-    ok       use normally
-    warning  use normally, tell the operator (early signs: a few reallocations, heat, I/O errors)
-    failing  place no new shards here; data on it is still read (and should be moved off)
-    failed   do not use; heal everything it held elsewhere
-    offline  the disk is not there (missing device, unmounted, unreadable label); heal as failed
+The result is one of the health states of diskmgr.state, from best to worst (placement and
+healing obey them): ok, warning (early signs: a few reallocations, heat, I/O errors), failing
+(a read-only filesystem, pending sectors...), failed, offline (missing device, unmounted,
+unreadable label).
 
 `assess()` is a pure function of its inputs, so the whole policy is unit-tested on fixtures.
 Every rule that fires adds one human reason; the state is the worst rule that fired. The
@@ -25,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .smart import SmartReport
+from .state import HEALTH_STATES, DiskState
 
-STATES = ("ok", "warning", "failing", "failed", "offline")
+STATES = HEALTH_STATES
 _RANK = {s: i for i, s in enumerate(STATES)}
 
 
-def worse(a: str, b: str) -> str:
+def worse(a: DiskState, b: DiskState) -> DiskState:
     return a if _RANK[a] >= _RANK[b] else b
 
 
@@ -76,14 +74,15 @@ class DiskObservation:
     label_ok: bool = True  # the identity label is readable and ours
     io_errors: int = 0
     checksum_failures: int = 0
-    latency_p99_ms: float | None = None
+    latency_p99_ms: float | None = None  # over the recent window (diskmgr.latency); None: too few samples
+    read_only: bool = False  # the filesystem is mounted read-only (the kernel remounts it so after errors)
     rotational: bool | None = None  # None: unknown (then the SMART rotation rate decides)
     offline_reason: str = ""  # extra words when present/mounted/label_ok is False
 
 
 @dataclass(frozen=True)
 class Health:
-    state: str
+    state: DiskState
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # facts that do not change the state (e.g. no SMART data)
 
@@ -91,21 +90,21 @@ class Health:
 def assess(smart: SmartReport | None, obs: DiskObservation | None = None,
            policy: HealthPolicy = DEFAULT_POLICY) -> Health:
     obs = obs or DiskObservation()
-    state = "ok"
+    state = DiskState.OK
     reasons: list[str] = []
     notes: list[str] = []
 
-    def rule(s: str, reason: str) -> None:
+    def rule(s: DiskState, reason: str) -> None:
         nonlocal state
         state = worse(state, s)
         reasons.append(reason)
 
     if not obs.present:
-        rule("offline", obs.offline_reason or "the disk is missing")
+        rule(DiskState.OFFLINE, obs.offline_reason or "the disk is missing")
     elif not obs.mounted:
-        rule("offline", obs.offline_reason or "the disk's filesystem is not mounted")
+        rule(DiskState.OFFLINE, obs.offline_reason or "the disk's filesystem is not mounted")
     elif not obs.label_ok:
-        rule("offline", obs.offline_reason or "the disk's identity label is missing or not ours")
+        rule(DiskState.OFFLINE, obs.offline_reason or "the disk's identity label is missing or not ours")
 
     rotational = obs.rotational
     if smart is not None and smart.available and rotational is None and smart.rotation_rate is not None:
@@ -119,83 +118,86 @@ def assess(smart: SmartReport | None, obs: DiskObservation | None = None,
         _smart_rules(smart, policy, rotational, rule)
 
     if obs.io_errors >= policy.io_errors_failed:
-        rule("failed", f"{obs.io_errors} I/O errors")
+        rule(DiskState.FAILED, f"{obs.io_errors} I/O errors")
     elif obs.io_errors >= policy.io_errors_failing:
-        rule("failing", f"{obs.io_errors} I/O errors")
+        rule(DiskState.FAILING, f"{obs.io_errors} I/O errors")
     elif obs.io_errors >= policy.io_errors_warning:
-        rule("warning", f"{obs.io_errors} I/O error{'s' if obs.io_errors != 1 else ''}")
+        rule(DiskState.WARNING, f"{obs.io_errors} I/O error{'s' if obs.io_errors != 1 else ''}")
     if obs.checksum_failures >= policy.checksum_failing:
-        rule("failing", f"{obs.checksum_failures} checksum failures")
+        rule(DiskState.FAILING, f"{obs.checksum_failures} checksum failures")
     elif obs.checksum_failures >= policy.checksum_warning:
         n = obs.checksum_failures
-        rule("warning", f"{n} checksum failure{'s' if n != 1 else ''}")
+        rule(DiskState.WARNING, f"{n} checksum failure{'s' if n != 1 else ''}")
     if obs.latency_p99_ms is not None:
         limit = policy.ssd_latency_warning_ms if rotational is False else policy.hdd_latency_warning_ms
         if obs.latency_p99_ms >= policy.latency_failing_ms:
-            rule("failing", f"very slow: p99 latency {obs.latency_p99_ms:.0f} ms")
+            rule(DiskState.FAILING, f"very slow: p99 latency {obs.latency_p99_ms:.0f} ms")
         elif obs.latency_p99_ms >= limit:
-            rule("warning", f"slow: p99 latency {obs.latency_p99_ms:.0f} ms")
+            rule(DiskState.WARNING, f"slow: p99 latency {obs.latency_p99_ms:.0f} ms")
+    if obs.read_only:
+        # nothing can be written there any more, though what it holds is still read
+        rule(DiskState.FAILING, "filesystem is read-only")
     return Health(state, tuple(reasons), tuple(notes))
 
 
 def _smart_rules(s: SmartReport, p: HealthPolicy, rotational: bool | None,
-                 rule: Callable[[str, str], None]) -> None:
+                 rule: Callable[[DiskState, str], None]) -> None:
     if s.passed is False:
-        rule("failed", "SMART overall health self-assessment: FAILED")
+        rule(DiskState.FAILED, "SMART overall health self-assessment: FAILED")
     for name in s.failing_now:
-        rule("failing", f"SMART attribute at or below threshold: {name}")
+        rule(DiskState.FAILING, f"SMART attribute at or below threshold: {name}")
     for name in s.failed_in_past:
-        rule("warning", f"SMART attribute was below threshold in the past: {name}")
+        rule(DiskState.WARNING, f"SMART attribute was below threshold in the past: {name}")
 
     realloc = s.reallocated_sectors or 0
     what = "grown defects" if s.protocol == "SCSI" else "reallocated sectors"
     if realloc >= p.reallocated_failing:
-        rule("failing", f"{realloc} {what}")
+        rule(DiskState.FAILING, f"{realloc} {what}")
     elif realloc >= p.reallocated_warning:
-        rule("warning", f"{realloc} {what}")
+        rule(DiskState.WARNING, f"{realloc} {what}")
     if (s.pending_sectors or 0) >= p.pending_failing:
-        rule("failing", f"{s.pending_sectors} pending (unreadable) sectors")
+        rule(DiskState.FAILING, f"{s.pending_sectors} pending (unreadable) sectors")
     if (s.offline_uncorrectable or 0) >= p.pending_failing:
-        rule("failing", f"{s.offline_uncorrectable} offline-uncorrectable sectors")
+        rule(DiskState.FAILING, f"{s.offline_uncorrectable} offline-uncorrectable sectors")
     if (s.uncorrected_errors or 0) >= p.uncorrected_failing:
-        rule("failing", f"{s.uncorrected_errors} uncorrected read/write errors")
+        rule(DiskState.FAILING, f"{s.uncorrected_errors} uncorrected read/write errors")
     if (s.media_errors or 0) >= p.uncorrected_failing:
-        rule("failing", f"{s.media_errors} NVMe media errors")
+        rule(DiskState.FAILING, f"{s.media_errors} NVMe media errors")
 
     cw = s.critical_warning or 0
     if cw & 0x01:
-        rule("failing", "NVMe available spare below threshold")
+        rule(DiskState.FAILING, "NVMe available spare below threshold")
     if cw & 0x04:
-        rule("failing", "NVMe reports degraded reliability")
+        rule(DiskState.FAILING, "NVMe reports degraded reliability")
     if cw & 0x08:
-        rule("failed", "NVMe media is read-only")
+        rule(DiskState.FAILED, "NVMe media is read-only")
     if cw & 0x02:
-        rule("warning", "NVMe temperature warning")
+        rule(DiskState.WARNING, "NVMe temperature warning")
     if s.percentage_used is not None:
         if s.percentage_used >= p.wear_failing:
-            rule("failing", f"endurance used {s.percentage_used}%")
+            rule(DiskState.FAILING, f"endurance used {s.percentage_used}%")
         elif s.percentage_used >= p.wear_warning:
-            rule("warning", f"endurance used {s.percentage_used}%")
+            rule(DiskState.WARNING, f"endurance used {s.percentage_used}%")
 
     last = s.last_self_test
     if last is not None and last.passed is False:
         at = f" at {last.hours} h" if last.hours is not None else ""
-        rule("failing", f"last self-test failed: {last.kind}: {last.status}{at}")
+        rule(DiskState.FAILING, f"last self-test failed: {last.kind}: {last.status}{at}")
 
     if s.temperature_c is not None:
         warn, fail = ((p.ssd_temp_warning, p.ssd_temp_failing) if rotational is False
                       else (p.hdd_temp_warning, p.hdd_temp_failing))
         if s.temperature_c >= fail:
-            rule("failing", f"too hot: {s.temperature_c} °C")
+            rule(DiskState.FAILING, f"too hot: {s.temperature_c} °C")
         elif s.temperature_c >= warn:
-            rule("warning", f"hot: {s.temperature_c} °C")
+            rule(DiskState.WARNING, f"hot: {s.temperature_c} °C")
 
 
 @dataclass(frozen=True)
 class Transition:
     disk_id: str
-    old: str | None  # None: first assessment of this disk
-    new: str
+    old: DiskState | None  # None: first assessment of this disk
+    new: DiskState
     reasons: tuple[str, ...]
     at_ns: int
 
@@ -217,7 +219,7 @@ class TransitionLog:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("stowage.disks"))
     sink: Callable[[Transition], None] | None = None
     clock_ns: Callable[[], int] = time.time_ns
-    last: dict[str, str] = field(default_factory=dict)
+    last: dict[str, DiskState] = field(default_factory=dict)
 
     def update(self, disk_id: str, health: Health) -> Transition | None:
         old = self.last.get(disk_id)
@@ -225,7 +227,7 @@ class TransitionLog:
             return None
         self.last[disk_id] = health.state
         t = Transition(disk_id, old, health.state, health.reasons, self.clock_ns())
-        got_worse = _RANK[health.state] > _RANK[old or "ok"]
+        got_worse = _RANK[health.state] > _RANK[old or DiskState.OK]
         self.logger.log(logging.WARNING if got_worse else logging.INFO, "%s", t.describe())
         if self.sink is not None:
             self.sink(t)

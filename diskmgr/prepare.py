@@ -13,10 +13,13 @@ Steps, each checked before the next:
 4. Mount by UUID at `<state_dir>/disks/<disk-id>`. The empty mount point is made immutable
    first (chattr +i, best effort) so nothing can ever write into it while the disk is absent.
 5. Write the identity label (diskmgr.label) and the boot-time mount (diskmgr.bootmount).
-6. Hand the disk to the appliance (diskmgr.registry): live through the control socket, or
-   recorded in the metadata DB for the next start.
+6. Hand the disk to the appliance through the caller's `hand_over` callback (the appliance's
+   CLI attaches it live through the control socket, or records it for the next start).
 A failure after mkfs unmounts and removes the boot entry again; the new (empty) filesystem
 stays — the user already handed the device over.
+
+This module knows nothing of the appliance's configuration or metadata: the caller passes where
+disks are mounted, which pools exist, the appliance's id and what to do with the ready disk.
 """
 
 from __future__ import annotations
@@ -26,16 +29,14 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-
-from appliance.cli import registry
-from appliance.config import Config
-from appliance.engine.errors import DiskError, InvalidArgument
 
 from . import bootmount
 from .discovery import BlockDevice, discover, find_device
+from .errors import DiskError, InvalidDiskArgument
 from .label import ROLES, DiskLabel, is_mounted, mount_at, new_disk_id, validate_name, write_label
 
 MIN_SIZE = 512 << 20  # mkfs.xfs needs 300 MiB; anything this small is not a storage disk anyway
@@ -63,6 +64,23 @@ class Preflight:
 
 
 @dataclass(frozen=True)
+class PreparedDisk:
+    """A disk formatted, mounted and labelled, about to be handed to the appliance."""
+
+    disk_id: str
+    device: str  # its stable name (/dev/disk/by-id/...) when it has one
+    fs_uuid: str
+    mount_point: Path
+    role: str
+    pool: str  # "meta" for a metadata disk
+
+
+# Gives a prepared disk to the appliance; returns what happened, in words for the operator. An
+# exception undoes the preparation (unmounted, boot entry removed).
+HandOver = Callable[[PreparedDisk], str]
+
+
+@dataclass(frozen=True)
 class AddResult:
     disk_id: str
     device: str
@@ -73,7 +91,7 @@ class AddResult:
     role: str
     pool: str
     boot: str
-    handed_over: registry.HandOver
+    handed_over: str  # what hand_over said
 
 
 def _run(argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -114,15 +132,15 @@ def resolve_device(spec: str, devices: list[BlockDevice]) -> BlockDevice:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise InvalidArgument(f"{spec}: no such device") from None
+        raise InvalidDiskArgument(f"{spec}: no such device") from None
     if not stat.S_ISBLK(st.st_mode):
-        raise InvalidArgument(f"{spec}: not a block device")
+        raise InvalidDiskArgument(f"{spec}: not a block device")
     for d in devices:
         for p in d.partitions:
             if p.path == path:
-                raise InvalidArgument(f"{spec} is a partition of {d.path}; give a whole disk "
+                raise InvalidDiskArgument(f"{spec} is a partition of {d.path}; give a whole disk "
                                       "(Stowage uses the whole device)")
-    raise InvalidArgument(f"{spec}: not a disk Stowage can use (only whole disks and loop devices)")
+    raise InvalidDiskArgument(f"{spec}: not a disk Stowage can use (only whole disks and loop devices)")
 
 
 def preflight(dev: BlockDevice) -> Preflight:
@@ -217,25 +235,33 @@ def unmount(where: Path) -> None:
 
 
 def add_disk(
-    cfg: Config,
     spec: str,
     role: str,
     pool: str = "default",
     *,
+    disks_dir: Path,
+    pools: Collection[str],
+    appliance_id: Callable[[], str],
+    hand_over: HandOver,
     force: bool = False,
     confirm: Callable[[Preflight], bool] | None = None,
     boot: bootmount.BootConfig | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> AddResult:
+    """Prepare the device `spec` as a disk of the appliance mounted under `disks_dir`.
+
+    `appliance_id` is called only once the device passed the preflight: finding the id may
+    create the metadata DB of a brand-new appliance, and a refused device must change nothing.
+    """
     if role not in ROLES:
-        raise InvalidArgument(f"role {role!r}: expected one of {', '.join(ROLES)}")
+        raise InvalidDiskArgument(f"role {role!r}: expected one of {', '.join(ROLES)}")
     try:
         validate_name("pool", pool)
     except ValueError as exc:
-        raise InvalidArgument(str(exc)) from None
-    if role == "data" and pool not in cfg.pools:
-        raise InvalidArgument(f"pool {pool!r} is not configured (known: {', '.join(sorted(cfg.pools))}); "
-                              "add [pools.NAME] to the config first")
+        raise InvalidDiskArgument(str(exc)) from None
+    if role == "data" and pool not in pools:
+        raise InvalidDiskArgument(f"pool {pool!r} is not configured (known: {', '.join(sorted(pools))}); "
+                                  "add [pools.NAME] to the config first")
     if os.geteuid() != 0:
         raise DiskError("adding a disk needs root (it formats and mounts a block device)")
     devices = discover(io_counters=False)
@@ -251,11 +277,11 @@ def add_disk(
         if confirm is None or not confirm(pf):
             raise Aborted(f"not confirmed; {dev.path} was not changed")
 
-    appliance_id = registry.appliance_id(cfg)
+    owner = appliance_id()
     boot = boot or bootmount.host_boot_config()
     disk_id = new_disk_id()
     fstype = choose_fstype()
-    where = cfg.disks_dir / disk_id
+    where = disks_dir / disk_id
     if pf.data:
         progress(f"erasing {dev.path}")
         _erase(dev)
@@ -267,17 +293,12 @@ def add_disk(
         progress(f"mounting UUID={uuid} at {where}")
         mount_by_uuid(uuid, where, fstype, dev.majmin)
         mounted = True
-        label = DiskLabel(appliance_id, disk_id, role, pool if role == "data" else "meta",
+        label = DiskLabel(owner, disk_id, role, pool if role == "data" else "meta",
                           _now(), uuid)
         write_label(where, label)
         boot_text = bootmount.install(boot, disk_id, uuid, str(where), fstype, role, label.pool)
         boot_written = True
-        if role == "data":
-            handed = registry.hand_over(cfg, where, disk_id, role, pool, dev.by_id or dev.path, uuid)
-        else:
-            handed = registry.HandOver(False, f"metadata disk ready; to move the metadata DB here stop the "
-                                              f"daemon, copy {cfg.meta_path} to {where}/meta and set "
-                                              f"meta_dir = \"{where}/meta\" in the config")
+        handed = hand_over(PreparedDisk(disk_id, dev.by_id or dev.path, uuid, where, role, label.pool))
     except BaseException:
         if boot_written:
             bootmount.uninstall(boot, disk_id, str(where))
@@ -293,6 +314,4 @@ def add_disk(
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

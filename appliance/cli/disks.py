@@ -5,8 +5,8 @@ statvfs) and the disks' labels; when the daemon answers on the control socket it
 counters (I/O errors, checksum failures, latency, state) are merged in. `--json` output is
 documented in docs/disks-json.md and versioned by its "format" field.
 
-`remove` and `replace` (at the end) call the daemon's drain/rebuild ops (appliance/drain.py):
-a disk is released only after every shard it held lives elsewhere.
+`remove` and `replace` (at the end) call the daemon's drain/rebuild ops
+(appliance/services/drain.py): a disk is released only after every shard it held lives elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
 from appliance.config import Config
 from appliance.engine.errors import InvalidArgument, StowageError
@@ -26,9 +27,12 @@ from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device
 from diskmgr.health import DiskObservation, Health, assess
 from diskmgr.label import ForeignDisk, is_mounted, mount_at, read_label, verify_label
 from diskmgr.smart import SmartReport, read_smart
+from diskmgr.state import ADMINISTRATIVE, DiskState
 
 from . import registry
 from .common import appliance_options, resolve_config, run_guarded
+from .progress import op_progress
+from .sizes import human_size
 
 JSON_FORMAT = 1
 
@@ -50,7 +54,7 @@ class DiskRow:
     suggestion_reason: str = ""
     system: bool = False
     in_use: list[str] = field(default_factory=list)
-    state: str = "ok"
+    state: DiskState = DiskState.OK
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     used_bytes: int | None = None
@@ -179,14 +183,14 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
         _apply_health(row, assess(smart, obs), smart)
         if dev is None:
             row.notes = [n for n in row.notes if n != "SMART not read"]
-        if daemon.get("state") in ("draining", "removed"):
-            row.state = str(daemon["state"])
+        if daemon.get("state") in ADMINISTRATIVE:  # the operator's word beats the host-side view
+            row.state = DiskState(daemon["state"])
         row.errors = _errors(smart, obs.io_errors if daemon else None, obs.checksum_failures if daemon else None)
         if isinstance(daemon.get("shards"), int):
             row.shards = daemon["shards"]
         if isinstance(daemon.get("heal_progress"), int | float):
             row.heal_progress = float(daemon["heal_progress"])
-        lat = daemon.get("latency_ewma_ms")
+        lat = daemon.get("latency_p99_ms")
         row.latency_ms = float(lat) if isinstance(lat, int | float) else None
         rows.append(row)
     for dev in devices:
@@ -228,22 +232,11 @@ def _apply_health(row: DiskRow, h: Health, smart: SmartReport | None) -> None:
             row.serial = smart.serial
 
 
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024 or unit == "PiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-_STATE_STYLE = {"ok": "green", "warning": "yellow", "failing": "red", "failed": "bold red", "offline": "bold red"}
+_STATE_STYLE = {DiskState.OK: "green", DiskState.WARNING: "yellow", DiskState.FAILING: "red",
+                DiskState.FAILED: "bold red", DiskState.OFFLINE: "bold red"}
 
 
 def render_table(doc: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Stowage disks (appliance {doc.get('appliance_id') or 'unknown'}, "
@@ -350,7 +343,6 @@ def _smart_for(cfg: Config, spec: str) -> tuple[SmartReport, Health]:
 
 
 def _render_smart(r: SmartReport, h: Health) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     c = Console()
@@ -402,7 +394,7 @@ def _render_smart(r: SmartReport, h: Health) -> None:
 @click.option("--yes", is_flag=True, help="with --force: do not ask (for scripts)")
 def add_cmd(cfg: Config, device: str, role: str, pool: str, force: bool, yes: bool) -> None:
     """Format DEVICE, mount it under the state directory and give it to the appliance."""
-    from diskmgr.prepare import Preflight, add_disk
+    from diskmgr.prepare import Preflight
 
     if yes and not force:
         raise click.UsageError("--yes only confirms --force; give both to erase a device without a prompt")
@@ -423,21 +415,20 @@ def add_cmd(cfg: Config, device: str, role: str, pool: str, force: bool, yes: bo
                               default="", show_default=False, err=True)
         return bool(answer.strip() == pf.device.path)
 
-    result = run_guarded(lambda: add_disk(cfg, device, role, pool, force=force, confirm=confirm,
-                                          progress=lambda m: click.echo(m, err=True)))
+    result = run_guarded(lambda: registry.add_disk(cfg, device, role, pool, force=force, confirm=confirm,
+                                                   progress=lambda m: click.echo(m, err=True)))
     click.echo(f"added disk {result.disk_id}: {result.device} ({result.fstype}, UUID={result.fs_uuid}) "
                f"mounted at {result.mount_point}, role {result.role}, pool {result.pool}")
     click.echo(f"  at boot: {result.boot}")
-    click.echo(f"  {result.handed_over.detail}")
+    click.echo(f"  {result.handed_over}")
 
 
-# --- remove / replace (added by the healing engineer: thin callers of the daemon's drain ops,
-# appliance/drain.py; the host-side release of a managed disk reuses bootmount/prepare) ---------
+# --- remove / replace: thin callers of the daemon's drain ops (appliance/services/drain.py); the
+# host-side release of a managed disk reuses bootmount/prepare ---------------------------------
 
 
-def _drain_progress(p: dict[str, Any]) -> None:
-    click.echo(f"\r{p.get('op', 'drain')} {p.get('disk_id')}: {p.get('done', 0)}/{p.get('total', 0)} segments, "
-               f"{p.get('moved_shards', 0)} shards moved\033[K", nl=False, err=True)
+def _drain_line(p: dict[str, Any]) -> str:
+    return f"{p.get('op', 'drain')} {p.get('disk_id')}: {p.get('moved_shards', 0)} shards moved"
 
 
 def _release_host_side(cfg: Config, res: dict[str, Any]) -> None:
@@ -460,9 +451,9 @@ def remove_cmd(cfg: Config, disk: str) -> None:
     """Drain DISK (move every shard to other disks, with progress), then release it."""
     from appliance import control
 
-    res = run_guarded(lambda: control.call(cfg.control_path, "disks.remove", {"disk": disk},
-                                           on_progress=_drain_progress))
-    click.echo("", err=True)
+    with op_progress(_drain_line) as progress:
+        res = run_guarded(lambda: control.call(cfg.control_path, "disks.remove", {"disk": disk},
+                                               on_progress=progress))
     click.echo(f"disk {res['disk_id']} drained ({res['moved_shards']} shards of {res['segments']} segments "
                f"moved) and removed")
     _release_host_side(cfg, res)
@@ -476,8 +467,8 @@ def replace_cmd(cfg: Config, old: str, new: str) -> None:
     """Rebuild OLD's shards onto NEW (a disk already added), then release OLD."""
     from appliance import control
 
-    res = run_guarded(lambda: control.call(cfg.control_path, "disks.replace", {"old": old, "new": new},
-                                           on_progress=_drain_progress))
-    click.echo("", err=True)
+    with op_progress(_drain_line) as progress:
+        res = run_guarded(lambda: control.call(cfg.control_path, "disks.replace", {"old": old, "new": new},
+                                               on_progress=progress))
     click.echo(f"disk {res['disk_id']} replaced by {res['target']}: {res['moved_shards']} shards rebuilt")
     _release_host_side(cfg, res)

@@ -17,15 +17,7 @@ from appliance.control import call
 
 from .common import appliance_options, run_guarded
 from .progress import Describe, op_progress
-
-
-def _size(n: int) -> str:
-    f = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if f < 1024 or unit == "TiB":
-            return f"{f:.1f} {unit}" if unit != "B" else f"{int(f)} B"
-        f /= 1024
-    return str(n)
+from .sizes import human_size
 
 
 def _op(cfg: Config, op: str, args: dict[str, Any], describe: Describe | None = None, quiet: bool = False) -> Any:
@@ -36,7 +28,7 @@ def _op(cfg: Config, op: str, args: dict[str, Any], describe: Describe | None = 
 
 
 def _scrub_line(p: dict[str, Any]) -> str:
-    return (f"scrub: {p.get('segments', 0)} segments, {_size(p.get('bytes_read', 0))} verified, "
+    return (f"scrub: {p.get('segments', 0)} segments, {human_size(p.get('bytes_read', 0))} verified, "
             f"{p.get('found', 0)} damaged, {p.get('repaired', 0)} repaired, "
             f"{p.get('unrecoverable', 0)} unrecoverable")
 
@@ -59,7 +51,7 @@ def service_lines(name: str, svc: Any) -> str | None:
         return out
     if name == "scrub":
         state = "running" if svc.get("running") else "idle"
-        return f"{_scrub_line(svc)}, {state}, rate {_size(svc.get('rate_bytes_per_sec', 0))}/s"
+        return f"{_scrub_line(svc)}, {state}, rate {human_size(svc.get('rate_bytes_per_sec', 0))}/s"
     if name == "drain":
         if not svc:
             return "drain: -"
@@ -123,7 +115,7 @@ def heal(cfg: Config, as_json: bool, quiet: bool) -> None:
 def snapshot_metadata(cfg: Config) -> None:
     """Store a metadata snapshot on the data disks now."""
     res = _op(cfg, "meta.snapshot", {})
-    click.echo(f"metadata snapshot {res['segment_id']}: {res['records']} records, {_size(res['length'])}")
+    click.echo(f"metadata snapshot {res['segment_id']}: {res['records']} records, {human_size(res['length'])}")
 
 
 @click.command("recover-metadata")
@@ -135,13 +127,20 @@ def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
     Restores the newest metadata snapshot stored on the data disks, then adds what the shard
     headers show was written since. See docs/metadata-recovery.md for what cannot come back.
     """
-    from appliance.engine.recover import recover_metadata
+    from appliance.engine.recover import RecoveryError, Report, recover_metadata
+
+    from .registry import daemon_running
 
     def say(msg: str) -> None:
         if not as_json:
             click.echo(msg, err=True)
 
-    report = run_guarded(lambda: recover_metadata(cfg, say))
+    def recover() -> Report:
+        if daemon_running(cfg):
+            raise RecoveryError("the daemon is running; stop it first (systemctl stop stowage)")
+        return recover_metadata(cfg, say)
+
+    report = run_guarded(recover)
     if as_json:
         click.echo(json.dumps(vars(report), indent=2, sort_keys=True))
         return

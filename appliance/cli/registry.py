@@ -1,26 +1,32 @@
-"""Where the host-side disk tools meet the appliance: its identity and its list of disks.
+"""Where the host-side disk tools (diskmgr) meet the appliance: its identity, its list of disks.
 
-- `appliance_id(cfg)`: the id lives in the metadata DB (appliance/metadb.py); the daemon copies
-  it to `<state_dir>/appliance-id` at every start, which is read first. Otherwise, when the daemon
-  is stopped the DB is opened briefly (creating it, and so the id, on a brand-new appliance —
-  exactly what the first `stowage serve` would do). When the daemon holds the DB's lock, the
-  id is read from the label of any disk the daemon already labelled.
-- `hand_over(cfg, ...)`: give a freshly prepared disk to the appliance. With the daemon running
+- `appliance_id(cfg)`: the id lives in the metadata DB; the daemon copies it to
+  `<state_dir>/appliance-id` at every start, which is read first. Otherwise, when the daemon is
+  stopped the DB is opened briefly (creating it, and so the id, on a brand-new appliance —
+  exactly what the first `stowage serve` would do). When the daemon holds the DB's lock, the id
+  is read from the label of any disk the daemon already labelled.
+- `hand_over(cfg, disk)`: give a freshly prepared disk to the appliance. With the daemon running
   this is the control-socket op "disks.attach" {"path", "disk_id", "role", "pool"}; with the
   daemon stopped a DiskRecord is written to the metadata DB so the next start loads it (the
   start-up loader only opens managed disks that have a record).
+- `add_disk(cfg, ...)`: `stowage disks add` — diskmgr.prepare.add_disk given this appliance's
+  disks directory, pools, id and hand-over.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.config import Config
+from appliance.engine import diskrecords, offline
 from appliance.engine.errors import DiskError, StowageError
+from diskmgr import bootmount
 from diskmgr.label import LabelFormatError, read_label
+from diskmgr.prepare import AddResult, Preflight, PreparedDisk
+from diskmgr.prepare import add_disk as prepare_disk
 
 ATTACH_OP = "disks.attach"
 
@@ -33,8 +39,6 @@ class ApplianceUnknown(DiskError):
 
 def daemon_running(cfg: Config) -> bool:
     """A daemon answers on the control socket (a stale socket file does not count)."""
-    import socket
-
     path = cfg.control_path
     if not path.exists():
         return False
@@ -80,20 +84,14 @@ def appliance_id(cfg: Config) -> str:
     if written:
         return written
     if not daemon_running(cfg):
-        from appliance.engine.metadb import MetaDB  # the daemon's own DB wrapper: one definition of the id
-
         try:
-            db = MetaDB(cfg.meta_path)
-        except StowageError as exc:
+            return offline.appliance_id(cfg.meta_path)
+        except offline.MetaDBUnavailable as exc:
             found = id_from_labels(cfg)
             if found:
                 return found
             raise ApplianceUnknown(
                 f"cannot read the appliance id from {cfg.meta_path}: {exc.message}") from exc
-        try:
-            return db.appliance_id
-        finally:
-            db.close()
     found = id_from_labels(cfg)
     if found is None:
         raise ApplianceUnknown("the daemon is running but none of its disks carries a readable label; "
@@ -101,44 +99,36 @@ def appliance_id(cfg: Config) -> str:
     return found
 
 
-@dataclass(frozen=True)
-class HandOver:
-    live: bool  # True: the running daemon attached it; False: recorded for the next start
-    detail: str
-
-
-def attach_live(cfg: Config, path: Path, disk_id: str, role: str, pool: str) -> object:
+def attach_live(cfg: Config, disk: PreparedDisk) -> object:
     """The one call into the running daemon (appliance/control.py, JSON lines over the socket)."""
     from appliance import control
 
     return control.call(cfg.control_path, ATTACH_OP,
-                        {"path": str(path), "disk_id": disk_id, "role": role, "pool": pool}, timeout=120.0)
+                        {"path": str(disk.mount_point), "disk_id": disk.disk_id, "role": disk.role,
+                         "pool": disk.pool}, timeout=120.0)
 
 
-def record_for_next_start(cfg: Config, path: Path, disk_id: str, role: str, pool: str, device: str,
-                          fs_uuid: str) -> None:
-    from appliance.engine import keys
-    from appliance.engine.metadb import MetaDB
-    from appliance.engine.records import DiskRecord
-
-    db = MetaDB(cfg.meta_path)
-    try:
-        b = db.batch()
-        b.put(keys.disk(disk_id), DiskRecord(disk_id, str(path), role, pool, "ok", time.time_ns(),
-                                             device, fs_uuid))
-        db.commit_now(b)
-    finally:
-        db.close()
-
-
-def hand_over(cfg: Config, path: Path, disk_id: str, role: str, pool: str, device: str,
-              fs_uuid: str) -> HandOver:
+def hand_over(cfg: Config, disk: PreparedDisk) -> str:
+    """Give a prepared disk to the appliance; returns what happened, for the operator."""
+    if disk.role != "data":
+        return (f"metadata disk ready; to move the metadata DB here stop the daemon, copy {cfg.meta_path} "
+                f"to {disk.mount_point}/meta and set meta_dir = \"{disk.mount_point}/meta\" in the config")
     if daemon_running(cfg):
-        attach_live(cfg, path, disk_id, role, pool)
-        return HandOver(True, "attached to the running daemon")
-    record_for_next_start(cfg, path, disk_id, role, pool, device, fs_uuid)
+        attach_live(cfg, disk)
+        return "attached to the running daemon"
+    offline.record_disk(cfg.meta_path, diskrecords.new(disk.disk_id, str(disk.mount_point), disk.role, disk.pool,
+                                                       device=disk.device, fs_uuid=disk.fs_uuid))
     where = os.fspath(cfg.meta_path)
-    return HandOver(False, f"the daemon is not running; recorded in {where}, it is used from the next start")
+    return f"the daemon is not running; recorded in {where}, it is used from the next start"
+
+
+def add_disk(cfg: Config, spec: str, role: str, pool: str = "default", *, force: bool = False,
+             confirm: Callable[[Preflight], bool] | None = None, boot: bootmount.BootConfig | None = None,
+             progress: Callable[[str], None] = lambda _msg: None) -> AddResult:
+    """Format the device `spec`, mount it under the state directory and give it to this appliance."""
+    return prepare_disk(spec, role, pool, disks_dir=cfg.disks_dir, pools=cfg.pools,
+                        appliance_id=lambda: appliance_id(cfg), hand_over=lambda disk: hand_over(cfg, disk),
+                        force=force, confirm=confirm, boot=boot, progress=progress)
 
 
 def appliance_id_readonly(cfg: Config) -> str | None:

@@ -7,7 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .disks import human_size
+from diskmgr.state import DiskState
+
+from .sizes import human_size
 
 
 def render_status(st: dict[str, Any]) -> None:
@@ -31,7 +33,7 @@ def render_status(st: dict[str, Any]) -> None:
     for col in ("disk", "pool", "state", "path", "reasons"):
         t.add_column(col)
     for d in st.get("disks", []):
-        color = {"ok": "green", "warning": "yellow"}.get(d["state"], "red")
+        color = {DiskState.OK: "green", DiskState.WARNING: "yellow"}.get(d["state"], "red")
         reasons = "; ".join(d.get("reasons") or [])
         t.add_row(d["disk_id"], d["pool"], f"[{color}]{d['state']}[/{color}]", d["path"], reasons)
     con.print(t)

@@ -15,34 +15,23 @@ disk from the orphan sweep of a daemon that does not know its segments.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from appliance.config import Config
 from diskmgr import label as labels
+from diskmgr.state import DiskState
 
-from . import keys
+from . import diskrecords
 from .disks import Disk, DiskSet
 from .metadb import MetaDB
-from .records import DiskRecord
 
 log = logging.getLogger("stowage.disks")
-
-
-def _known(db: MetaDB) -> dict[str, DiskRecord]:
-    return {rec.disk_id: rec for _, rec in db.scan_records(DiskRecord, keys.DISK)}
-
-
-def _save(db: MetaDB, rec: DiskRecord) -> None:
-    b = db.batch()
-    b.put(keys.disk(rec.disk_id), rec)
-    db.commit_now(b)
 
 
 def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
     """Open every configured and managed data disk (blocking; start-up)."""
     appliance_id = db.appliance_id
-    known = _known(db)
+    known = diskrecords.known(db)
     disks = DiskSet()
     static_paths = set()
     for dc in cfg.disks:
@@ -60,14 +49,14 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
                     "(give an empty directory, or add a real disk with `stowage disks add`)") from None
             lab = labels.new_label(appliance_id, "data", dc.pool)
             for rec in known.values():
-                if rec.path == str(path) and rec.state not in ("failed", "removed"):
+                if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED):
                     log.warning("disk %s at %s lost its label: marking it failed, joining %s as a new disk",
                                 rec.disk_id, path, lab.disk_id)
-                    rec.state = "failed"
-                    _save(db, rec)
+                    diskrecords.change_state(rec, DiskState.FAILED)
+                    diskrecords.save_now(db, rec)
             labels.write_label(path, lab)
         prior = known.get(lab.disk_id)
-        if prior is not None and prior.state == "removed":
+        if prior is not None and prior.state == DiskState.REMOVED:
             # drained and released by `stowage disks remove`: it holds nothing we need
             log.warning("disk %s at %s was removed from the pool; not using it (wipe the directory "
                         "to add it back as a new disk, or drop it from the configuration)", lab.disk_id, path)
@@ -76,27 +65,27 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
         if not disk.is_initialised():
             disk.initialise()
         disks.add(disk)
-        rec = prior or DiskRecord(lab.disk_id, str(path), "data", lab.pool, "ok", time.time_ns())
-        if rec.path != str(path) or rec.state in ("failed", "offline"):
-            rec.path, rec.state = str(path), "ok"
-        _save(db, rec)
+        rec = prior or diskrecords.new(lab.disk_id, str(path), "data", lab.pool)
+        if rec.path != str(path) or rec.state in (DiskState.FAILED, DiskState.OFFLINE):
+            rec.path = str(path)
+            diskrecords.change_state(rec, DiskState.OK)
+        diskrecords.save_now(db, rec)
         known[rec.disk_id] = rec
     for rec in known.values():
-        if rec.path in static_paths or rec.role != "data" or rec.state == "removed":
+        if rec.path in static_paths or rec.role != "data" or rec.state == DiskState.REMOVED:
             continue
         disk = Disk(rec.disk_id, Path(rec.path), pool=rec.pool, role="data")
         try:
             labels.open_disk(rec.path, appliance_id, rec.disk_id, require_mount=True)
             if not disk.is_initialised():
                 disk.initialise()
-            disk.state = "ok" if rec.state in ("ok", "offline") else rec.state
+            # offline was only its absence; any other state (failing, draining...) still holds
+            state = diskrecords.state_of(rec)
+            disk.state = DiskState.OK if state == DiskState.OFFLINE else state
         except Exception as exc:  # a missing disk is a state, not a reason to stay down
             log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, exc)
-            disk.state = "offline"
+            disk.state = DiskState.OFFLINE
             disk.reasons = [str(exc)]
         disks.add(disk)
     return disks
 
-
-def failed_disk_ids(db: MetaDB) -> list[str]:
-    return [rec.disk_id for rec in _known(db).values() if rec.state == "failed"]

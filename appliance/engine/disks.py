@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,9 @@ from pathlib import Path
 import trio
 
 from diskmgr.durable import fsync_dir
+from diskmgr.latency import LatencyHistogram
+from diskmgr.state import READABLE, WRITABLE, DiskState
 
-WRITABLE_STATES = ("ok", "warning")
-READABLE_STATES = ("ok", "warning", "failing", "draining")
 FANOUT = [f"{i:02x}" for i in range(256)]
 
 
@@ -32,11 +31,15 @@ class DiskCounters:
     write_bytes: int = 0
     io_errors: int = 0
     checksum_failures: int = 0
-    latency_ewma_ms: float = 0.0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def observe(self, seconds: float) -> None:
-        ms = seconds * 1000.0
-        self.latency_ewma_ms = ms if not self.latency_ewma_ms else 0.9 * self.latency_ewma_ms + 0.1 * ms
+        """One shard read or write took `seconds` (waiting for the disk's limiter included)."""
+        self.latency.observe(seconds)
+
+    def latency_p99_ms(self) -> float | None:
+        """The 99th percentile over the last minute; None while too few operations were seen."""
+        return self.latency.p99_ms()
 
 
 @dataclass
@@ -45,7 +48,7 @@ class Disk:
     path: Path
     pool: str = "default"
     role: str = "data"
-    state: str = "ok"
+    state: DiskState = DiskState.OK
     reasons: list[str] = field(default_factory=list)
     counters: DiskCounters = field(default_factory=DiskCounters)
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
@@ -67,11 +70,11 @@ class Disk:
 
     @property
     def writable(self) -> bool:
-        return self.state in WRITABLE_STATES
+        return self.state in WRITABLE
 
     @property
     def readable(self) -> bool:
-        return self.state in READABLE_STATES
+        return self.state in READABLE
 
     def free_bytes(self) -> int:
         try:
@@ -157,6 +160,3 @@ class DiskSet:
     def __len__(self) -> int:
         return len(self.disks)
 
-
-def timed() -> float:
-    return time.perf_counter()

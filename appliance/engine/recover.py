@@ -36,14 +36,14 @@ import trio
 from appliance.config import Config
 from appliance.services.snapshot import LIST_KEY, read_stream
 from diskmgr import label as labels
+from diskmgr.state import DiskState
 
-from . import keys
+from . import diskrecords, keys
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
 from .metadb import Batch, MetaDB
 from .records import (
     BucketRecord,
-    DiskRecord,
     HealEntry,
     ObjectVersion,
     PartRecord,
@@ -370,23 +370,20 @@ class _Rebuilder:
         self.b.put(keys.appliance("seq"), keys.pack_seq(self.max_seq))
         self.flush()
 
-    def disk_records(self, disks: list[tuple[Disk, labels.DiskLabel]], managed: set[str]) -> None:
+    def disk_records(self, disks: list[tuple[Disk, labels.DiskLabel]]) -> None:
         for d, lab in disks:
-            rec = self.db.get_record(DiskRecord, keys.disk(d.disk_id)) or DiskRecord(
-                d.disk_id, str(d.path), "data", lab.pool, "ok", 0, "", lab.fs_uuid)
+            rec = diskrecords.get(self.db, d.disk_id) or diskrecords.new(
+                d.disk_id, str(d.path), "data", lab.pool, fs_uuid=lab.fs_uuid, added_ns=0)
             rec.path, rec.pool = str(d.path), lab.pool
-            if rec.state in ("failed", "offline") or str(d.path) in managed:
-                rec.state = "ok" if rec.state in ("failed", "offline") else rec.state
-            self.b.put(keys.disk(d.disk_id), rec)
+            if rec.state in (DiskState.FAILED, DiskState.OFFLINE):  # its label was just read: it is here
+                diskrecords.change_state(rec, DiskState.OK)
+            diskrecords.put(self.b, rec)
         self.flush()
 
 
 def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
-    """Rebuild the metadata DB in cfg.meta_path (which must be missing or empty)."""
-    from appliance.cli.registry import daemon_running
-
-    if daemon_running(cfg):
-        raise RecoveryError("the daemon is running; stop it first (systemctl stop stowage)")
+    """Rebuild the metadata DB in cfg.meta_path (which must be missing or empty; the caller has
+    made sure the daemon is stopped)."""
     meta = cfg.meta_path
     if meta.exists() and any(meta.iterdir()):
         raise RecoveryError(f"{meta} is not empty; move the old metadata away first (recovery never overwrites)")
@@ -430,7 +427,7 @@ def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: N
         r.snapshots(max(1, cfg.snapshot.keep))
         r.latest_pointers()
         r.refcounts()
-        r.disk_records(disks, {str(p) for p, m in _disk_dirs(cfg) if m})
+        r.disk_records(disks)
         b = db.batch()
         b.put(keys.progress("recovered"), json.dumps({"report": vars(report)}, default=str).encode())
         db.commit_now(b, sync=True)

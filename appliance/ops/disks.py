@@ -1,29 +1,30 @@
-"""Daemon-side control ops of disk management (found by appliance.daemon's extension hook).
+"""Daemon-side control ops of disk management (registered by appliance.daemon).
 
     disks.attach {"path", "disk_id", "role", "pool"} -> {"disk_id", "path", "pool", "state"}
         Take a disk that `stowage disks add` prepared (mounted, labelled for this appliance)
         into the running daemon: the label is checked exactly as at start-up (mounted, ours,
         the expected disk id), the shard directories are created, the disk joins its pool and
         its DiskRecord is committed so it is loaded again after a restart. Idempotent.
-    disks.counters {} -> {"disks": [{"disk_id", "state", "reasons", "io_errors",
-                                     "checksum_failures", "latency_ewma_ms"}]}
-        The daemon's own per-disk observations, for `stowage disks` and the health policy.
+    disks.counters {} -> {"disks": [{"disk_id", "path", "pool", "state", "reasons", "io_errors",
+                                     "checksum_failures", "latency_p99_ms", "shards", "heal_progress"}]}
+        The daemon's own per-disk observations, for `stowage disks` and the health policy
+        (latency_p99_ms: over the last minute; null while too few operations were seen).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
+from appliance.control import ControlServer, Emit
+from appliance.engine import ObjectStore, diskrecords
+from appliance.engine.disks import Disk
 from appliance.engine.errors import InvalidArgument
 from diskmgr.label import ROLES, open_disk, validate_name
-
-if TYPE_CHECKING:
-    from appliance.control import Emit
-    from appliance.daemon import Daemon
+from diskmgr.state import LOST
 
 
 def _arg(args: dict[str, Any], name: str) -> str:
@@ -33,10 +34,10 @@ def _arg(args: dict[str, Any], name: str) -> str:
     return v
 
 
-def register(d: Daemon) -> None:
-    from appliance.engine import keys
-    from appliance.engine.disks import Disk
-    from appliance.engine.records import DiskRecord, SegmentRecord
+def register(control: ControlServer, store: ObjectStore, pools: Collection[str],
+             services: Mapping[str, Any]) -> None:
+    """`pools`: the configured pool names; `services`: the progress the services publish (the
+    daemon's state), read for the drain/heal progress of each disk."""
 
     async def attach(args: dict[str, Any], emit: Emit) -> Any:
         path, disk_id, role, pool = (_arg(args, n) for n in ("path", "disk_id", "role", "pool"))
@@ -49,9 +50,8 @@ def register(d: Daemon) -> None:
             validate_name("pool", pool)
         except ValueError as exc:
             raise InvalidArgument(f"disks.attach: {exc}") from exc
-        if pool not in d.cfg.pools:
+        if pool not in pools:
             raise InvalidArgument(f"disks.attach: pool {pool!r} is not configured")
-        store = d.store
         existing = store.disks.get(disk_id)
         if existing is not None and str(existing.path) == path:
             return {"disk_id": disk_id, "path": path, "pool": existing.pool, "state": existing.state}
@@ -66,40 +66,31 @@ def register(d: Daemon) -> None:
             return disk
 
         disk = await trio.to_thread.run_sync(prepare)
-        b = store.db.batch()
-        b.put(keys.disk(disk_id), DiskRecord(disk_id, path, "data", disk.pool, "ok", time.time_ns()))
-        await store.db.commit(b)
+        await diskrecords.save(store.db, diskrecords.new(disk_id, path, "data", disk.pool))
         store.disks.add(disk)
         return {"disk_id": disk_id, "path": path, "pool": disk.pool, "state": disk.state}
 
-    def shards_per_disk() -> dict[str, int]:
-        held: dict[str, int] = {}
-        for _, rec in d.store.db.scan_records(SegmentRecord, keys.SEGMENT):
-            for disk_id in rec.shards:
-                if disk_id:
-                    held[disk_id] = held.get(disk_id, 0) + 1
-        return held
-
     def progress(disk: Disk) -> float | None:
         """0..1 of the drain/replace of this disk, or of the heal pass rebuilding a lost one."""
-        drain = d.state.get("drain") or {}
+        drain = services.get("drain") or {}
         if drain.get("running") and drain.get("disk_id") == disk.disk_id:
             return round(drain["done"] / drain["total"], 3) if drain.get("total") else 0.0
-        heal = d.state.get("heal") or {}
-        if disk.state in ("failed", "offline") and heal.get("running"):
+        heal = services.get("heal") or {}
+        if disk.state in LOST and heal.get("running"):
             return round(heal.get("done", 0) / heal["total"], 3) if heal.get("total") else 0.0
         return None
 
     async def counters(args: dict[str, Any], emit: Emit) -> Any:
-        held = await trio.to_thread.run_sync(shards_per_disk)
-        return {"disks": [
-            {"disk_id": disk.disk_id, "path": str(disk.path), "pool": disk.pool, "state": disk.state,
-             "reasons": list(disk.reasons), "io_errors": disk.counters.io_errors,
-             "checksum_failures": disk.counters.checksum_failures,
-             "latency_ewma_ms": round(disk.counters.latency_ewma_ms, 3),
-             "shards": held.get(disk.disk_id, 0), "heal_progress": progress(disk)}
-            for disk in d.disks
-        ]}
+        held = await trio.to_thread.run_sync(diskrecords.shards_per_disk, store.db)
+        out = []
+        for disk in store.disks:
+            p99 = disk.counters.latency_p99_ms()
+            out.append({"disk_id": disk.disk_id, "path": str(disk.path), "pool": disk.pool, "state": disk.state,
+                        "reasons": list(disk.reasons), "io_errors": disk.counters.io_errors,
+                        "checksum_failures": disk.counters.checksum_failures,
+                        "latency_p99_ms": round(p99, 3) if p99 is not None else None,
+                        "shards": held.get(disk.disk_id, 0), "heal_progress": progress(disk)})
+        return {"disks": out}
 
-    d.control.register("disks.attach", attach)
-    d.control.register("disks.counters", counters)
+    control.register("disks.attach", attach)
+    control.register("disks.counters", counters)

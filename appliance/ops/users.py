@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from appliance.control import Emit
+from appliance.control import ControlServer, Emit
+from appliance.engine.metadb import MetaDB
 from appliance.iam import users
 
-if TYPE_CHECKING:
-    from appliance.daemon import Daemon
 
-
-def register(d: Daemon) -> None:
+def register(control: ControlServer, db: MetaDB) -> None:
     for op, fn in users.OPS.items():
 
         async def handler(args: dict[str, Any], emit: Emit, fn: Any = fn) -> Any:
-            return fn(d.store.db, args)
+            return fn(db, args)
 
-        d.control.register(op, handler)
+        control.register(op, handler)

@@ -5,8 +5,8 @@ loop; a check that takes longer than PROBE_TIMEOUT marks the disk offline):
 - the directory (or mount point) is still there, and a managed disk is still mounted;
 - the identity label is readable and names this appliance and this disk;
 - the shard directory skeleton is still there (a wiped directory is not our disk any more);
-- the filesystem is not read-only (a kernel that remounted it after errors) -> failing;
-- the daemon's own I/O-error / checksum-failure counters and latency (disk.counters);
+- whether the filesystem is read-only (a kernel that remounted it after errors);
+- the daemon's own I/O-error / checksum-failure counters and p99 latency (disk.counters);
 - SMART (`smartctl --json`) when the disk's DiskRecord names a real block device, every
   SMART_SECONDS (it is slow and wakes sleeping disks).
 `diskmgr.health.assess` turns that into ok/warning/failing/failed/offline. Placement obeys
@@ -26,13 +26,14 @@ from typing import Any
 
 import trio
 
-from appliance.engine import keys
+from appliance.engine import diskrecords, keys
 from appliance.engine.disks import Disk
 from appliance.engine.records import DiskRecord
 from appliance.engine.storecore import StoreCore
 from diskmgr import label as labels
 from diskmgr.health import DiskObservation, Health, TransitionLog, assess
 from diskmgr.smart import SmartReport, read_smart
+from diskmgr.state import ADMINISTRATIVE, DiskState
 
 from .heal import LOST_STATES, Healer
 
@@ -41,30 +42,30 @@ log = logging.getLogger("stowage.diskmon")
 CHECK_SECONDS = 5.0
 PROBE_TIMEOUT = 20.0
 SMART_SECONDS = 600.0
-ADMIN_STATES = ("draining", "removed")
+ADMIN_STATES = ADMINISTRATIVE
 
 
-def _probe(disk: Disk, appliance_id: str, managed: bool) -> tuple[DiskObservation, bool]:
-    """Observe one disk (blocking). Returns (observation, read_only)."""
+def _probe(disk: Disk, appliance_id: str, managed: bool) -> DiskObservation:
+    """Observe one disk (blocking)."""
     c = disk.counters
     base = DiskObservation(io_errors=c.io_errors, checksum_failures=c.checksum_failures,
-                           latency_p99_ms=c.latency_ewma_ms or None)
+                           latency_p99_ms=c.latency_p99_ms())
     path = disk.path
     if not path.is_dir():
-        return replace(base, present=False, offline_reason=f"{path} has vanished"), False
+        return replace(base, present=False, offline_reason=f"{path} has vanished")
     if managed and not labels.is_mounted(path):
-        return replace(base, mounted=False, offline_reason=f"{path} is no longer a mounted filesystem"), False
+        return replace(base, mounted=False, offline_reason=f"{path} is no longer a mounted filesystem")
     try:
         labels.open_disk(path, appliance_id, disk.disk_id, require_mount=False)
     except Exception as exc:  # any label problem: not (any more) our disk
-        return replace(base, label_ok=False, offline_reason=str(exc)), False
+        return replace(base, label_ok=False, offline_reason=str(exc))
     if not disk.is_initialised():
-        return replace(base, label_ok=False, offline_reason=f"{disk.shards_dir} is missing (disk wiped?)"), False
+        return replace(base, label_ok=False, offline_reason=f"{disk.shards_dir} is missing (disk wiped?)")
     try:
         read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError as exc:
-        return replace(base, present=False, offline_reason=f"{path}: {exc.strerror}"), False
-    return base, read_only
+        return replace(base, present=False, offline_reason=f"{path}: {exc.strerror}")
+    return replace(base, read_only=read_only)
 
 
 def _smart_device(rec: DiskRecord | None) -> str | None:
@@ -101,18 +102,14 @@ class DiskMonitor:
     async def check(self, disk: Disk) -> Health:
         rec = self._record(disk.disk_id)
         managed = str(disk.path) not in self.static_paths
-        read_only = False
         obs: DiskObservation | None = None
         with trio.move_on_after(PROBE_TIMEOUT):
-            obs, read_only = await trio.to_thread.run_sync(_probe, disk, self.store.db.appliance_id, managed,
-                                                           abandon_on_cancel=True)
+            obs = await trio.to_thread.run_sync(_probe, disk, self.store.db.appliance_id, managed,
+                                                abandon_on_cancel=True)
         if obs is None:
             obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
         smart = await self._smart_for(disk, rec) if obs.present and obs.mounted else None
-        health = assess(smart, obs)
-        if read_only and health.state in ("ok", "warning"):
-            health = Health("failing", (*health.reasons, "filesystem is read-only"), health.notes)
-        return health
+        return assess(smart, obs)
 
     async def apply(self, disk: Disk, health: Health) -> None:
         disk.reasons = list(health.reasons)
@@ -121,29 +118,18 @@ class DiskMonitor:
         if disk.state == health.state:
             return
         old = disk.state
-        disk.state = health.state
         self.transitions.last.setdefault(disk.disk_id, old)
         self.transitions.update(disk.disk_id, health)
-        await self.persist_state(disk)
+        await diskrecords.set_state(self.store.db, disk, health.state)
         if health.state in LOST_STATES:
             log.warning("disk %s is %s: healing its shards elsewhere", disk.disk_id, health.state)
             self.healer.request(full_scan=True)
         elif old in LOST_STATES:
             self.healer.request(full_scan=True)
 
-    async def persist_state(self, disk: Disk) -> None:
-        rec = self._record(disk.disk_id) or DiskRecord(disk.disk_id, str(disk.path), disk.role, disk.pool,
-                                                       disk.state, time.time_ns())
-        if rec.state == disk.state:
-            return
-        rec.state = disk.state
-        b = self.store.db.batch()
-        b.put(keys.disk(disk.disk_id), rec)
-        await self.store.db.commit(b, sync=True)
-
     async def check_all(self) -> None:
         for disk in list(self.store.disks):
-            if disk.role != "data" or disk.state == "removed":
+            if disk.role != "data" or disk.state == DiskState.REMOVED:
                 continue
             try:
                 await self.apply(disk, await self.check(disk))

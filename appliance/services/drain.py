@@ -20,11 +20,12 @@ from typing import Any
 
 import trio
 
-from appliance.engine import keys
+from appliance.engine import diskrecords, keys
 from appliance.engine.disks import Disk
 from appliance.engine.errors import InsufficientStorage, InvalidArgument
-from appliance.engine.records import DiskRecord, SegmentRecord
+from appliance.engine.records import SegmentRecord
 from appliance.engine.storecore import StoreCore
+from diskmgr.state import DiskState
 
 from .heal import LOST_STATES, Healer
 
@@ -44,14 +45,8 @@ def segments_on(store: StoreCore, disk_id: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-async def set_state(store: StoreCore, disk: Disk, state: str) -> None:
-    disk.state = state
-    rec = store.db.get_record(DiskRecord, keys.disk(disk.disk_id)) or DiskRecord(
-        disk.disk_id, str(disk.path), disk.role, disk.pool, state, time.time_ns())
-    rec.state = state
-    b = store.db.batch()
-    b.put(keys.disk(disk.disk_id), rec)
-    await store.db.commit(b, sync=True)
+async def set_state(store: StoreCore, disk: Disk, state: DiskState) -> None:
+    await diskrecords.set_state(store.db, disk, state)
     log.warning("disk %s: %s", disk.disk_id, state)
 
 
@@ -88,7 +83,7 @@ class Drainer:
                                       f"{disk.disk_id} in pool {disk.pool}")
         async with self.lock:
             if disk.state not in LOST_STATES:
-                await set_state(self.store, disk, "draining")
+                await set_state(self.store, disk, DiskState.DRAINING)
             work = await trio.to_thread.run_sync(segments_on, self.store, disk.disk_id)
             st = {"op": op, "disk_id": disk.disk_id, "target": target.disk_id if target else None,
                   "total": len(work), "done": 0, "moved_shards": 0, "running": True, "failed": 0}
@@ -118,7 +113,7 @@ class Drainer:
                     f"{op}: {len(left)} segments still have shards on {disk.disk_id} (no other writable disk "
                     f"could take them); the disk stays {disk.state}. Add a disk and retry.")
             if release:
-                await set_state(self.store, disk, "removed")
+                await set_state(self.store, disk, DiskState.REMOVED)
                 self.store.disks.disks.pop(disk.disk_id, None)
             self.state["released"] = release
             if emit is not None:

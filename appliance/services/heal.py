@@ -41,11 +41,12 @@ from appliance.engine.segments import READ_BATCH_BYTES
 from appliance.engine.shardfile import ShardHeader, ShardWriter, block_len, read_header
 from appliance.engine.storecore import StoreCore
 from diskmgr.durable import fsync_dir
+from diskmgr.state import LOST, MOVING
 
 log = logging.getLogger("stowage.heal")
 
-LOST_STATES = ("failed", "offline", "removed")  # the disk's shards must be rebuilt elsewhere
-MOVE_STATES = ("draining",)  # the disk's shards are readable but must move elsewhere
+LOST_STATES = LOST  # the disk's shards must be rebuilt elsewhere
+MOVE_STATES = MOVING  # the disk's shards are readable but must move elsewhere
 QUEUE_POLL_SECONDS = 5.0
 FULL_SCAN_SECONDS = 300.0  # safety net: look at every segment record this often
 LOST_PREFIX = "lost/"

@@ -133,8 +133,9 @@ def test_force_needs_confirmation(make_loop, appliance):
     assert r.returncode == 1 and "not confirmed" in r.stderr and "--force --yes" in r.stderr
     assert blkid(dev)["UUID"] == uuid
     # the library-level confirmation callback decides as well
+    from appliance.cli.registry import add_disk
     from appliance.config import embedded_config
-    from diskmgr.prepare import Aborted, add_disk
+    from diskmgr.prepare import Aborted
 
     with pytest.raises(Aborted):
         add_disk(embedded_config(data), dev, "data", force=True, confirm=lambda pf: False)

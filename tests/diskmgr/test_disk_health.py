@@ -191,3 +191,17 @@ def test_transition_log(caplog):
     ]
     log.forget("d1")
     assert log.update("d1", Health("ok")) is not None
+
+
+@pytest.mark.parametrize(
+    ("obs", "state", "reasons"),
+    [
+        (DiskObservation(read_only=True), "failing", ("filesystem is read-only",)),
+        (DiskObservation(read_only=True, checksum_failures=1), "failing",
+         ("1 checksum failure", "filesystem is read-only")),
+        (DiskObservation(read_only=True, io_errors=100), "failed", ("100 I/O errors", "filesystem is read-only")),
+    ],
+)
+def test_a_read_only_filesystem_is_failing(obs, state, reasons):
+    h = assess(clean(), obs)
+    assert (h.state, h.reasons) == (state, reasons)

@@ -1,0 +1,67 @@
+"""Short sessions on the metadata DB while the daemon is stopped (LevelDB admits one process).
+
+The CLI's views and `stowage disks add` call these rather than opening the DB themselves, so
+nothing outside the engine touches LevelDB. Each opens the DB, does its one thing and closes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import diskrecords, keys
+from .errors import StowageError
+from .metadb import MetaDB
+from .records import BucketRecord, DiskRecord
+
+
+class MetaDBUnavailable(StowageError):
+    """The metadata DB cannot be opened: a running daemon holds it, or it is damaged or newer."""
+
+    code = "MetaDBUnavailable"
+
+
+def _open(meta_path: Path) -> MetaDB:
+    try:
+        return MetaDB(meta_path)
+    except StowageError as exc:
+        raise MetaDBUnavailable(exc.message) from exc
+
+
+def appliance_id(meta_path: Path) -> str:
+    """The appliance's id. On a brand-new appliance this creates the DB, and so the id, exactly
+    as the first `stowage serve` would."""
+    db = _open(meta_path)
+    try:
+        return db.appliance_id
+    finally:
+        db.close()
+
+
+@dataclass(frozen=True)
+class Summary:
+    disks: list[DiskRecord]
+    objects_per_bucket: dict[str, int]  # current (latest, not deleted) keys per bucket
+
+
+def summary(meta_path: Path) -> Summary:
+    """What `stowage status` shows of a stopped appliance."""
+    db = _open(meta_path)
+    try:
+        disks = list(diskrecords.known(db).values())
+        counts: dict[str, int] = {}
+        for _, bucket in db.scan_records(BucketRecord, keys.BUCKET):
+            with db.db.iterator(prefix=keys.latest_prefix(bucket.name), include_value=False) as it:
+                counts[bucket.name] = sum(1 for _ in it)
+        return Summary(disks, counts)
+    finally:
+        db.close()
+
+
+def record_disk(meta_path: Path, rec: DiskRecord) -> None:
+    """Record a disk so that the next start of the daemon loads it."""
+    db = MetaDB(meta_path)
+    try:
+        diskrecords.save_now(db, rec)
+    finally:
+        db.close()
