@@ -2,7 +2,7 @@
 
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), listing.py (range-scan listings), segments.py
-(the erasure-coded data path).
+(the erasure-coded data path), upkeep.py (the narrow queries of the background services).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from .listing import ListPage, UploadPage, VersionPage
 from .multipart import MultipartStore, multipart_etag, slice_refs
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
+from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore):
-    """Everything the frontends call. See docs/engine-api.md."""
+class ObjectStore(MultipartStore, UpkeepStore):
+    """Everything the frontends and the services call. See docs/engine-api.md."""
 
 
 __all__ = [

@@ -36,7 +36,7 @@ def _arg(args: dict[str, Any], name: str) -> str:
 def register(d: Daemon) -> None:
     from appliance.engine import keys
     from appliance.engine.disks import Disk
-    from appliance.engine.records import DiskRecord, SegmentRecord
+    from appliance.engine.records import DiskRecord
 
     async def attach(args: dict[str, Any], emit: Emit) -> Any:
         path, disk_id, role, pool = (_arg(args, n) for n in ("path", "disk_id", "role", "pool"))
@@ -72,26 +72,18 @@ def register(d: Daemon) -> None:
         store.disks.add(disk)
         return {"disk_id": disk_id, "path": path, "pool": disk.pool, "state": disk.state}
 
-    def shards_per_disk() -> dict[str, int]:
-        held: dict[str, int] = {}
-        for _, rec in d.store.db.scan_records(SegmentRecord, keys.SEGMENT):
-            for disk_id in rec.shards:
-                if disk_id:
-                    held[disk_id] = held.get(disk_id, 0) + 1
-        return held
-
     def progress(disk: Disk) -> float | None:
         """0..1 of the drain/replace of this disk, or of the heal pass rebuilding a lost one."""
-        drain = d.state.get("drain") or {}
-        if drain.get("running") and drain.get("disk_id") == disk.disk_id:
-            return round(drain["done"] / drain["total"], 3) if drain.get("total") else 0.0
-        heal = d.state.get("heal") or {}
-        if disk.state in ("failed", "offline") and heal.get("running"):
-            return round(heal.get("done", 0) / heal["total"], 3) if heal.get("total") else 0.0
+        drain = d.healing.drainer.progress
+        if drain is not None and drain.running and drain.disk_id == disk.disk_id:
+            return round(drain.done / drain.total, 3) if drain.total else 0.0
+        heal = d.healing.healer.progress
+        if disk.state in ("failed", "offline") and heal.running:
+            return round(heal.done / heal.total, 3) if heal.total else 0.0
         return None
 
     async def counters(args: dict[str, Any], emit: Emit) -> Any:
-        held = await trio.to_thread.run_sync(shards_per_disk)
+        held = await trio.to_thread.run_sync(d.store.shards_per_disk)
         return {"disks": [
             {"disk_id": disk.disk_id, "path": str(disk.path), "pool": disk.pool, "state": disk.state,
              "reasons": list(disk.reasons), "io_errors": disk.counters.io_errors,

@@ -22,19 +22,20 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import trio
 
 from appliance.engine import keys
 from appliance.engine.disks import Disk
+from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import DiskRecord
-from appliance.engine.storecore import StoreCore
+from appliance.engine.repair import LOST_STATES
 from diskmgr import label as labels
 from diskmgr.health import DiskObservation, Health, TransitionLog, assess
 from diskmgr.smart import SmartReport, read_smart
 
-from .heal import LOST_STATES, Healer
+from .heal import Healer
+from .loop import Json, run_periodically
 
 log = logging.getLogger("stowage.diskmon")
 
@@ -75,7 +76,7 @@ def _smart_device(rec: DiskRecord | None) -> str | None:
 
 
 class DiskMonitor:
-    def __init__(self, store: StoreCore, healer: Healer, static_paths: set[str]) -> None:
+    def __init__(self, store: ObjectStore, healer: Healer, static_paths: set[str]) -> None:
         self.store = store
         self.healer = healer
         self.static_paths = static_paths
@@ -85,7 +86,7 @@ class DiskMonitor:
             self.transitions.last[d.disk_id] = d.state
 
     def _record(self, disk_id: str) -> DiskRecord | None:
-        return self.store.db.get_record(DiskRecord, keys.disk(disk_id))
+        return self.store.disk_record(disk_id)
 
     async def _smart_for(self, disk: Disk, rec: DiskRecord | None) -> SmartReport | None:
         dev = _smart_device(rec)
@@ -104,7 +105,7 @@ class DiskMonitor:
         read_only = False
         obs: DiskObservation | None = None
         with trio.move_on_after(PROBE_TIMEOUT):
-            obs, read_only = await trio.to_thread.run_sync(_probe, disk, self.store.db.appliance_id, managed,
+            obs, read_only = await trio.to_thread.run_sync(_probe, disk, self.store.appliance_id, managed,
                                                            abandon_on_cancel=True)
         if obs is None:
             obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
@@ -150,13 +151,11 @@ class DiskMonitor:
             except Exception:
                 log.exception("checking disk %s failed", disk.disk_id)
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[Json]:
         return [{"disk_id": d.disk_id, "state": d.state, "reasons": list(d.reasons),
                  "io_errors": d.counters.io_errors, "checksum_failures": d.counters.checksum_failures}
                 for d in self.store.disks]
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            await self.check_all()
-            await trio.sleep(CHECK_SECONDS)
+        await run_periodically(self.check_all, lambda: CHECK_SECONDS, log=log, what="disk check",
+                               task_status=task_status)
