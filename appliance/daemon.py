@@ -22,10 +22,12 @@ import trio
 
 from appliance.engine.diskload import load_disks
 from appliance.engine.disks import DiskSet
-from appliance.engine.gc import run_gc, sweep_orphans
+from appliance.engine.gc import sweep_orphans
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
 from appliance.iam.credentials import Credentials, resolve_root_key
+from appliance.services.gc import serve_gc
+from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.service import serve_fuse
@@ -35,9 +37,9 @@ from . import __version__
 from .config import Config, fuse_usable
 from .control import ControlServer, Emit
 from .ops import disks as disk_ops
+from .ops import healing as healing_ops
 from .ops import users as admin_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
-from .services import healing
 
 log = logging.getLogger("stowage.daemon")
 
@@ -48,10 +50,10 @@ class Daemon:
     credentials: Credentials
     control: ControlServer
     notifier: Notifier
+    healing: Healing  # the self-healing services; their progress shows in `status`
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
-    state: dict[str, Any] = field(default_factory=dict)  # services publish progress here
 
     @property
     def disks(self) -> DiskSet:
@@ -60,8 +62,8 @@ class Daemon:
     def summary(self) -> str:
         disks = list(self.disks)
         ok = sum(1 for d in disks if d.state == DiskState.OK)
-        heal = self.state.get("heal", {})
-        healing = f", healing {heal.get('done', 0)}/{heal.get('total', 0)}" if heal.get("running") else ""
+        heal = self.healing.healer.progress
+        healing = f", healing {heal.done}/{heal.total}" if heal.running else ""
         return f"{ok}/{len(disks)} disks ok, S3 {self.s3_endpoint or 'off'}, mount {self.mount_path or 'off'}{healing}"
 
     def status(self, object_counts: dict[str, int] | None = None) -> dict[str, Any]:
@@ -93,7 +95,7 @@ class Daemon:
             "buckets": len(buckets),
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
-            "services": dict(self.state),
+            "services": self.healing.progress_json(),
         }
 
 
@@ -126,7 +128,8 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         if root.generated:
             print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
                   f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
-        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier)
+        healing = Healing.create(store, {dc.path for dc in cfg.disks})
+        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier, healing)
         await _serve(daemon)
     finally:
         db.close()
@@ -139,9 +142,9 @@ async def _serve(d: Daemon) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_debug_wedge)
-            await nursery.start(run_gc, d.store)
-            for service in healing.services():
-                await nursery.start(service, d)
+            await nursery.start(serve_gc, d.store)
+            for worker in d.healing.workers():
+                await nursery.start(worker)
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.credentials)
                 d.s3_endpoint = endpoint.url
@@ -173,5 +176,5 @@ def register_control_ops(d: Daemon) -> None:
 
     d.control.register("status", status)
     admin_ops.register(d.control, d.store.db)
-    disk_ops.register(d.control, d.store, d.cfg.pools, d.state)
-    healing.register(d)
+    disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
+    healing_ops.register(d.control, d.healing)

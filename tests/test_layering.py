@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("appliance", "diskmgr", "s3gw", "fusefs")
 TOP = 5
@@ -133,12 +131,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 in progress: the remaining violations are being removed")
 def test_imports_follow_the_layer_order() -> None:
     assert violations() == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 in progress")
 def test_no_package_level_cycles() -> None:
     assert cycles(package_graph()) == []
 

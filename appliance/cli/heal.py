@@ -66,7 +66,7 @@ def _print_lost(lost: list[dict[str, Any]]) -> None:
     if not lost:
         return
     click.echo(f"{len(lost)} unrecoverable segments (fewer than k readable chunks):")
-    from appliance.services.heal import describe_ref
+    from appliance.engine.progress import describe_ref
 
     for e in lost:
         objs = ", ".join(describe_ref(r) for r in e.get("objects", [])) or "no object references it"
@@ -127,7 +127,8 @@ def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
     Restores the newest metadata snapshot stored on the data disks, then adds what the shard
     headers show was written since. See docs/metadata-recovery.md for what cannot come back.
     """
-    from appliance.engine.recover import RecoveryError, Report, recover_metadata
+    from appliance.engine.progress import RecoveryReport
+    from appliance.engine.recover import RecoveryError, recover_metadata
 
     from .registry import daemon_running
 
@@ -135,7 +136,7 @@ def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
         if not as_json:
             click.echo(msg, err=True)
 
-    def recover() -> Report:
+    def recover() -> RecoveryReport:
         if daemon_running(cfg):
             raise RecoveryError("the daemon is running; stop it first (systemctl stop stowage)")
         return recover_metadata(cfg, say)

@@ -4,7 +4,9 @@ What lives here: the versioned records and their key schema (records, keys), the
 wrapper (metadb), erasure coding and shard files (codec, shardfile), the runtime disk set and
 placement (disks, diskload, placement), the data path (segments), listings and multipart, and the
 object-store facade (objectstore.ObjectStore) that both frontends and the services call. Also
-the engine-side halves of GC, metadata snapshots and `recover-metadata`.
+the engine-side halves of the services: the narrow queries they make (upkeep), segment repair,
+GC, metadata snapshots (metasnap), their versioned progress records (progress), and
+`recover-metadata`.
 
 May import: diskmgr (labels, durable writes, the root of the error model) and appliance.config.
 Never imports appliance.services, appliance.iam, the frontends or the daemon: keys it needs

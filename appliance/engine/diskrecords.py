@@ -22,7 +22,7 @@ from diskmgr.state import DiskState
 from . import keys
 from .disks import Disk
 from .metadb import Batch, MetaDB
-from .records import DiskRecord, SegmentRecord
+from .records import DiskRecord
 
 
 def new(disk_id: str, path: str, role: str, pool: str, *, device: str = "", fs_uuid: str = "",
@@ -83,13 +83,3 @@ async def set_state(db: MetaDB, disk: Disk, state: DiskState) -> None:
         return
     rec.state = state.value
     await save(db, rec)
-
-
-def shards_per_disk(db: MetaDB) -> dict[str, int]:
-    """How many shards each disk holds according to the segment records (blocking)."""
-    held: dict[str, int] = {}
-    for _, rec in db.scan_records(SegmentRecord, keys.SEGMENT):
-        for disk_id in rec.shards:
-            if disk_id:
-                held[disk_id] = held.get(disk_id, 0) + 1
-    return held

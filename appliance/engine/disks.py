@@ -145,6 +145,9 @@ class DiskSet:
     def add(self, disk: Disk) -> None:
         self.disks[disk.disk_id] = disk
 
+    def remove(self, disk_id: str) -> None:
+        self.disks.pop(disk_id, None)
+
     def get(self, disk_id: str | None) -> Disk | None:
         return self.disks.get(disk_id) if disk_id else None
 

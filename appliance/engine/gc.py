@@ -3,7 +3,8 @@
 GC: a segment whose refcount reached zero is queued (G keys, time ordered) in the same batch
 that dropped the last reference. After a grace period (readers in flight may still hold the
 old version) its record is deleted, then its shard files. If something took a reference in
-the meantime (a copy racing a delete), the entry is simply dropped.
+the meantime (a copy racing a delete), the entry is simply dropped. The periodic pass that
+calls `collect_once` is the GC service (services/gc.py).
 
 Orphans: shard files that no committed segment record places on that disk: left by a crash
 between sealing shards and the commit, or by a write that lost its commit race. Swept only at
@@ -17,8 +18,6 @@ import logging
 import os
 import struct
 import time
-
-import trio
 
 from . import keys
 from .objectstore import ObjectStore
@@ -56,18 +55,6 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
             await store.seg.delete(rec)
             done += 1
     return done
-
-
-async def run_gc(store: ObjectStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    task_status.started()
-    while True:
-        try:
-            n = await collect_once(store, store.cfg.gc.grace_seconds)
-            if n:
-                log.info("gc: removed %d unreferenced segments", n)
-        except Exception:
-            log.exception("gc pass failed; retrying later")
-        await trio.sleep(store.cfg.gc.interval_seconds)
 
 
 def sweep_orphans(store: ObjectStore) -> int:

@@ -2,7 +2,8 @@
 
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
-listing.py (range-scan listings), segments.py (the erasure-coded data path).
+listing.py (range-scan listings), segments.py (the erasure-coded data path), upkeep.py (the
+narrow queries of the background services).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
+from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore, PatchStore):
-    """Everything the frontends call. See docs/engine-api.md."""
+class ObjectStore(MultipartStore, PatchStore, UpkeepStore):
+    """Everything the frontends and the services call. See docs/engine-api.md."""
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 1. Find the data disks (configured directories, and managed disks mounted under the state
    dir), check their labels agree on one appliance id, and read the header of every shard file.
-2. Restore the newest metadata snapshot that decodes completely (snapshot.py; segments whose
+2. Restore the newest metadata snapshot that decodes completely (metasnap.py; segments whose
    headers say {"meta_snapshot": 1}), into a new DB in the empty meta dir. Without any, start
    from an empty DB carrying the disks' appliance id.
 3. Reconcile with what the shard headers say happened since:
@@ -20,7 +20,6 @@ What this cannot bring back is written down in docs/metadata-recovery.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -34,7 +33,6 @@ from typing import Any
 import trio
 
 from appliance.config import Config
-from appliance.services.snapshot import LIST_KEY, read_stream
 from diskmgr import label as labels
 from diskmgr.state import DiskState
 
@@ -42,6 +40,8 @@ from . import diskrecords, keys
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
 from .metadb import Batch, MetaDB
+from .metasnap import LIST_KEY, read_stream, stored_snapshots
+from .progress import RECOVERED, SCRUB_CURSOR, RecoveryReport, SnapshotInfo, SnapshotList
 from .records import (
     BucketRecord,
     HealEntry,
@@ -65,21 +65,6 @@ class RecoveryError(StowageError):
 class Found:
     header: ShardHeader
     shards: dict[int, str] = field(default_factory=dict)  # shard index -> disk id
-
-
-@dataclass
-class Report:
-    appliance_id: str = ""
-    disks: list[str] = field(default_factory=list)
-    shard_files: int = 0
-    snapshot: dict[str, Any] | None = None
-    restored_records: int = 0
-    versions_added: list[str] = field(default_factory=list)
-    parts_added: int = 0
-    versions_dropped: list[str] = field(default_factory=list)
-    segments_unreadable: list[str] = field(default_factory=list)
-    segments_ignored: int = 0  # staged / unknown identity: left to the orphan sweep
-    degraded_segments: int = 0
 
 
 def _disk_dirs(cfg: Config) -> list[tuple[Path, bool]]:
@@ -183,7 +168,7 @@ def _restore_snapshot(db: MetaDB, disks: DiskSet, rec: SegmentRecord, appliance_
 class _Rebuilder:
     """The reconciliation of step 3, on an open DB (blocking)."""
 
-    def __init__(self, db: MetaDB, found: dict[str, Found], pools: dict[str, str], report: Report) -> None:
+    def __init__(self, db: MetaDB, found: dict[str, Found], pools: dict[str, str], report: RecoveryReport) -> None:
         self.db = db
         self.found = found
         self.pools = pools  # disk id -> pool
@@ -328,9 +313,9 @@ class _Rebuilder:
             rec = _record_from(seg, f, self._pool_of(f))
             self.b.put(keys.segment(seg), rec)
             ident = f.header.identity
-            listed.append({"segment_id": seg, "created_ns": int(ident.get("created_ns", rec.created_ns)),
-                           "seq": int(ident.get("seq", 0)), "length": rec.length, "records": 0})
-        self.b.put(LIST_KEY, json.dumps({"format": 1, "snapshots": listed}).encode())
+            listed.append(SnapshotInfo(seg, int(ident.get("created_ns", rec.created_ns)), int(ident.get("seq", 0)),
+                                       rec.length, 0))
+        self.b.put(LIST_KEY, SnapshotList(listed).encode())
         self.flush()
 
     def latest_pointers(self) -> None:
@@ -353,9 +338,9 @@ class _Rebuilder:
         for _, raw in self.db.scan(keys.PART):
             for s in PartRecord.decode(raw).segments:
                 refs[s.segment_id] += 1
-        for s in json.loads(self.db.get(LIST_KEY) or b'{"snapshots": []}')["snapshots"]:
-            refs[s["segment_id"]] += 1
-        for prefix in (keys.STAGED, keys.GC, keys.progress("scrub")):
+        for snap in stored_snapshots(self.db):
+            refs[snap.segment_id] += 1
+        for prefix in (keys.STAGED, keys.GC, keys.progress(SCRUB_CURSOR)):
             for k, _ in list(self.db.scan(prefix)):
                 self.b.delete(k)
         for k, raw in list(self.db.scan(keys.SEGMENT)):
@@ -381,13 +366,13 @@ class _Rebuilder:
         self.flush()
 
 
-def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> Report:
-    """Rebuild the metadata DB in cfg.meta_path (which must be missing or empty; the caller has
-    made sure the daemon is stopped)."""
+def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> RecoveryReport:
+    """Rebuild the metadata DB in cfg.meta_path (which must be missing or empty). The caller
+    makes sure the daemon is stopped (a running daemon's DB also fails the emptiness check)."""
     meta = cfg.meta_path
     if meta.exists() and any(meta.iterdir()):
         raise RecoveryError(f"{meta} is not empty; move the old metadata away first (recovery never overwrites)")
-    report = Report()
+    report = RecoveryReport()
     appliance_id, disks = find_disks(cfg)
     report.appliance_id = appliance_id
     report.disks = [f"{d.disk_id} ({d.path})" for d, _ in disks]
@@ -429,7 +414,7 @@ def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: N
         r.refcounts()
         r.disk_records(disks)
         b = db.batch()
-        b.put(keys.progress("recovered"), json.dumps({"report": vars(report)}, default=str).encode())
+        b.put(keys.progress(RECOVERED), report.encode())
         db.commit_now(b, sync=True)
     finally:
         db.close()

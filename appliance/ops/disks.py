@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from appliance.control import ControlServer, Emit
 from appliance.engine import ObjectStore, diskrecords
 from appliance.engine.disks import Disk
 from appliance.engine.errors import InvalidArgument
+from appliance.services.healing import Healing
 from diskmgr.label import ROLES, open_disk, validate_name
 from diskmgr.state import LOST
 
@@ -34,10 +35,8 @@ def _arg(args: dict[str, Any], name: str) -> str:
     return v
 
 
-def register(control: ControlServer, store: ObjectStore, pools: Collection[str],
-             services: Mapping[str, Any]) -> None:
-    """`pools`: the configured pool names; `services`: the progress the services publish (the
-    daemon's state), read for the drain/heal progress of each disk."""
+def register(control: ControlServer, store: ObjectStore, pools: Collection[str], healing: Healing) -> None:
+    """`pools`: the configured pool names; `healing`: the services whose progress each disk shows."""
 
     async def attach(args: dict[str, Any], emit: Emit) -> Any:
         path, disk_id, role, pool = (_arg(args, n) for n in ("path", "disk_id", "role", "pool"))
@@ -72,16 +71,16 @@ def register(control: ControlServer, store: ObjectStore, pools: Collection[str],
 
     def progress(disk: Disk) -> float | None:
         """0..1 of the drain/replace of this disk, or of the heal pass rebuilding a lost one."""
-        drain = services.get("drain") or {}
-        if drain.get("running") and drain.get("disk_id") == disk.disk_id:
-            return round(drain["done"] / drain["total"], 3) if drain.get("total") else 0.0
-        heal = services.get("heal") or {}
-        if disk.state in LOST and heal.get("running"):
-            return round(heal.get("done", 0) / heal["total"], 3) if heal.get("total") else 0.0
+        drain = healing.drainer.progress
+        if drain is not None and drain.running and drain.disk_id == disk.disk_id:
+            return round(drain.done / drain.total, 3) if drain.total else 0.0
+        heal = healing.healer.progress
+        if disk.state in LOST and heal.running:
+            return round(heal.done / heal.total, 3) if heal.total else 0.0
         return None
 
     async def counters(args: dict[str, Any], emit: Emit) -> Any:
-        held = await trio.to_thread.run_sync(diskrecords.shards_per_disk, store.db)
+        held = await trio.to_thread.run_sync(store.shards_per_disk)
         out = []
         for disk in store.disks:
             p99 = disk.counters.latency_p99_ms()

@@ -22,27 +22,25 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import trio
 
-from appliance.engine import diskrecords, keys
 from appliance.engine.disks import Disk
+from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import DiskRecord
-from appliance.engine.storecore import StoreCore
 from diskmgr import label as labels
 from diskmgr.health import DiskObservation, Health, TransitionLog, assess
 from diskmgr.smart import SmartReport, read_smart
-from diskmgr.state import ADMINISTRATIVE, DiskState
+from diskmgr.state import DiskState
 
-from .heal import LOST_STATES, Healer
+from .heal import Healer
+from .loop import Json, run_periodically
 
 log = logging.getLogger("stowage.diskmon")
 
 CHECK_SECONDS = 5.0
 PROBE_TIMEOUT = 20.0
 SMART_SECONDS = 600.0
-ADMIN_STATES = ADMINISTRATIVE
 
 
 def _probe(disk: Disk, appliance_id: str, managed: bool) -> DiskObservation:
@@ -76,7 +74,7 @@ def _smart_device(rec: DiskRecord | None) -> str | None:
 
 
 class DiskMonitor:
-    def __init__(self, store: StoreCore, healer: Healer, static_paths: set[str]) -> None:
+    def __init__(self, store: ObjectStore, healer: Healer, static_paths: set[str]) -> None:
         self.store = store
         self.healer = healer
         self.static_paths = static_paths
@@ -86,7 +84,7 @@ class DiskMonitor:
             self.transitions.last[d.disk_id] = d.state
 
     def _record(self, disk_id: str) -> DiskRecord | None:
-        return self.store.db.get_record(DiskRecord, keys.disk(disk_id))
+        return self.store.disk_record(disk_id)
 
     async def _smart_for(self, disk: Disk, rec: DiskRecord | None) -> SmartReport | None:
         dev = _smart_device(rec)
@@ -104,7 +102,7 @@ class DiskMonitor:
         managed = str(disk.path) not in self.static_paths
         obs: DiskObservation | None = None
         with trio.move_on_after(PROBE_TIMEOUT):
-            obs = await trio.to_thread.run_sync(_probe, disk, self.store.db.appliance_id, managed,
+            obs = await trio.to_thread.run_sync(_probe, disk, self.store.appliance_id, managed,
                                                 abandon_on_cancel=True)
         if obs is None:
             obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
@@ -113,18 +111,18 @@ class DiskMonitor:
 
     async def apply(self, disk: Disk, health: Health) -> None:
         disk.reasons = list(health.reasons)
-        if disk.state in ADMIN_STATES:
+        if disk.state.administrative:
             return
         if disk.state == health.state:
             return
         old = disk.state
         self.transitions.last.setdefault(disk.disk_id, old)
         self.transitions.update(disk.disk_id, health)
-        await diskrecords.set_state(self.store.db, disk, health.state)
-        if health.state in LOST_STATES:
+        await self.store.set_disk_state(disk, health.state)
+        if health.state.lost:
             log.warning("disk %s is %s: healing its shards elsewhere", disk.disk_id, health.state)
             self.healer.request(full_scan=True)
-        elif old in LOST_STATES:
+        elif old.lost:
             self.healer.request(full_scan=True)
 
     async def check_all(self) -> None:
@@ -136,13 +134,11 @@ class DiskMonitor:
             except Exception:
                 log.exception("checking disk %s failed", disk.disk_id)
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[Json]:
         return [{"disk_id": d.disk_id, "state": d.state, "reasons": list(d.reasons),
                  "io_errors": d.counters.io_errors, "checksum_failures": d.counters.checksum_failures}
                 for d in self.store.disks]
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            await self.check_all()
-            await trio.sleep(CHECK_SECONDS)
+        await run_periodically(self.check_all, lambda: CHECK_SECONDS, log=log, what="disk check",
+                               task_status=task_status)

@@ -15,49 +15,53 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import trio
 
-from appliance.engine import diskrecords, keys
 from appliance.engine.disks import Disk
 from appliance.engine.errors import InsufficientStorage, InvalidArgument
-from appliance.engine.records import SegmentRecord
-from appliance.engine.storecore import StoreCore
+from appliance.engine.objectstore import ObjectStore
 from diskmgr.state import DiskState
 
-from .heal import LOST_STATES, Healer
+from .heal import Healer
+from .loop import Emit, Json
 
 log = logging.getLogger("stowage.drain")
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
+@dataclass
+class DrainProgress:
+    """The drain or replace in progress, or the last one."""
 
-def segments_on(store: StoreCore, disk_id: str) -> list[tuple[str, list[int]]]:
-    """(segment id, shard indices) of every live segment with a shard on the disk (blocking)."""
-    out = []
-    for _, raw in store.db.scan(keys.SEGMENT):
-        rec = SegmentRecord.decode(raw)
-        idx = [i for i, d in enumerate(rec.shards) if d == disk_id]
-        if idx and rec.refcount > 0:
-            out.append((rec.segment_id, idx))
-    return out
+    op: str  # drain | replace
+    disk_id: str
+    target: str | None  # replace: the new disk
+    total: int  # segments with a shard on the disk when it started
+    done: int = 0
+    moved_shards: int = 0
+    running: bool = True
+    failed: int = 0  # segments whose shards could not all be moved
+    last_error: str | None = None
+    remaining: int | None = None  # segments left on the disk at the end (the drain failed)
+    released: bool | None = None  # set when the drain succeeded
 
-
-async def set_state(store: StoreCore, disk: Disk, state: DiskState) -> None:
-    await diskrecords.set_state(store.db, disk, state)
-    log.warning("disk %s: %s", disk.disk_id, state)
+    def to_json(self) -> Json:
+        optional = ("last_error", "remaining", "released")
+        return {k: v for k, v in asdict(self).items() if k not in optional or v is not None}
 
 
 class Drainer:
-    def __init__(self, store: StoreCore, healer: Healer, state: dict[str, Any]) -> None:
+    def __init__(self, store: ObjectStore, healer: Healer) -> None:
         self.store = store
         self.healer = healer
-        self.state = state  # daemon.state["drain"]
+        self.progress: DrainProgress | None = None  # None: no drain since the daemon started
         self.lock = trio.Lock()
 
-    def _disk(self, disk_id: Any, what: str) -> Disk:
+    def progress_json(self) -> Json:
+        return self.progress.to_json() if self.progress is not None else {}
+
+    def _disk(self, disk_id: object, what: str) -> Disk:
         if not isinstance(disk_id, str) or not disk_id:
             raise InvalidArgument(f"{what}: a disk id is required")
         disk = self.store.disks.get(disk_id)
@@ -68,8 +72,8 @@ class Drainer:
             raise InvalidArgument(f"{what}: no disk {disk_id!r} in this appliance")
         return disk
 
-    async def drain(self, disk_id: Any, emit: Emit | None = None, target_id: Any = None,
-                    release: bool = True) -> dict[str, Any]:
+    async def drain(self, disk_id: object, emit: Emit | None = None, target_id: object = None,
+                    release: bool = True) -> Json:
         op = "replace" if target_id else "drain"
         disk = self._disk(disk_id, op)
         target = self._disk(target_id, op) if target_id else None
@@ -82,42 +86,41 @@ class Drainer:
                 raise InvalidArgument(f"replace: disk {target.disk_id} is in pool {target.pool}, "
                                       f"{disk.disk_id} in pool {disk.pool}")
         async with self.lock:
-            if disk.state not in LOST_STATES:
-                await set_state(self.store, disk, DiskState.DRAINING)
-            work = await trio.to_thread.run_sync(segments_on, self.store, disk.disk_id)
-            st = {"op": op, "disk_id": disk.disk_id, "target": target.disk_id if target else None,
-                  "total": len(work), "done": 0, "moved_shards": 0, "running": True, "failed": 0}
-            self.state.clear()
-            self.state.update(st)
+            if not disk.state.lost:
+                await self.store.set_disk_state(disk, DiskState.DRAINING)
+                log.warning("disk %s: draining", disk.disk_id)
+            work = await trio.to_thread.run_sync(self.store.segments_on, disk.disk_id)
+            p = self.progress = DrainProgress(op, disk.disk_id, target.disk_id if target else None, len(work))
             last_emit = 0.0
             for seg_id, idx in work:
                 try:
                     res = await self.healer.move_shards(seg_id, set(idx), prefer=target)
                 except Exception as exc:
                     log.exception("%s: moving segment %s failed", op, seg_id)
-                    self.state["last_error"] = f"{seg_id}: {exc}"
+                    p.last_error = f"{seg_id}: {exc}"
                     res = None
                 if res is not None:
-                    self.state["moved_shards"] += len([i for i in res.rebuilt if i in idx])
+                    p.moved_shards += len([i for i in res.rebuilt if i in idx])
                     if res.pending or res.unrecoverable:
-                        self.state["failed"] += 1
-                self.state["done"] += 1
+                        p.failed += 1
+                p.done += 1
                 if emit is not None and time.monotonic() - last_emit > 0.3:
-                    await emit(dict(self.state))
+                    await emit(p.to_json())
                     last_emit = time.monotonic()
-            left = await trio.to_thread.run_sync(segments_on, self.store, disk.disk_id)
-            self.state["running"] = False
+            left = await trio.to_thread.run_sync(self.store.segments_on, disk.disk_id)
+            p.running = False
             if left:
-                self.state["remaining"] = len(left)
+                p.remaining = len(left)
                 raise InsufficientStorage(
                     f"{op}: {len(left)} segments still have shards on {disk.disk_id} (no other writable disk "
                     f"could take them); the disk stays {disk.state}. Add a disk and retry.")
             if release:
-                await set_state(self.store, disk, DiskState.REMOVED)
-                self.store.disks.disks.pop(disk.disk_id, None)
-            self.state["released"] = release
+                await self.store.set_disk_state(disk, DiskState.REMOVED)
+                log.warning("disk %s: removed", disk.disk_id)
+                self.store.disks.remove(disk.disk_id)
+            p.released = release
             if emit is not None:
-                await emit(dict(self.state))
-            return {"disk_id": disk.disk_id, "path": str(disk.path), "moved_shards": self.state["moved_shards"],
+                await emit(p.to_json())
+            return {"disk_id": disk.disk_id, "path": str(disk.path), "moved_shards": p.moved_shards,
                     "segments": len(work), "state": disk.state, "released": release,
                     "target": target.disk_id if target else None}

@@ -3,8 +3,9 @@
 A pass walks the segment records (S keys) in key order. Each segment is verified chunk by chunk
 (CRC32C) through the healer, which repairs whatever is damaged or misplaced. The bytes read are
 charged to a token bucket at `scrub.rate_bytes_per_sec`, so a pass never takes the disks from
-the clients. The cursor (last segment id done) is saved under `X scrub` every few seconds, so a
-restarted daemon resumes the pass where it stopped instead of starting over.
+the clients. The cursor (progress.ScrubCursor: last segment id done, counters) is saved under
+`X scrub` every few seconds, so a restarted daemon resumes the pass where it stopped instead of
+starting over.
 
 Background passes start every `scrub.interval_hours` (when `scrub.enabled`). `request_pass()`
 (`stowage scrub`) cancels a background pass in progress and starts a full pass from the start.
@@ -12,25 +13,20 @@ Background passes start every `scrub.interval_hours` (when `scrub.enabled`). `re
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import trio
 
-from appliance.engine import keys
-from appliance.engine.records import SegmentRecord
-from appliance.engine.storecore import StoreCore
+from appliance.engine.objectstore import ObjectStore
+from appliance.engine.progress import SCRUB_CURSOR, ScrubCursor
 
 from .heal import Healer
+from .loop import Emit, Json, Passes, Wakeup, run_periodically
 
 log = logging.getLogger("stowage.scrub")
 
-CURSOR_KEY = keys.progress("scrub")
-CURSOR_FORMAT = 1
 SAVE_EVERY_SECONDS = 2.0
 IDLE_CHECK_SECONDS = 60.0
 BATCH = 256  # segment ids read from the DB at a time
@@ -55,67 +51,40 @@ class TokenBucket:
 
 
 @dataclass
-class ScrubCursor:
-    """Persisted pass state (format 1)."""
+class ScrubProgress:
+    cursor: ScrubCursor  # a copy, as of the last publication
+    rate_bytes_per_sec: int
+    running: bool = False
 
-    cursor: str = ""  # last segment id verified in the current pass ("" = not started)
-    pass_started_ns: int = 0  # 0: no pass in progress
-    last_complete_ns: int = 0
-    segments: int = 0
-    bytes_read: int = 0
-    found: int = 0  # segments with damage found in the current/last pass
-    repaired: int = 0
-    unrecoverable: int = 0
-
-    def encode(self) -> bytes:
-        return json.dumps({"format": CURSOR_FORMAT, **asdict(self)}).encode()
-
-    @classmethod
-    def decode(cls, raw: bytes | None) -> ScrubCursor:
-        if not raw:
-            return cls()
-        try:
-            d = json.loads(raw)
-        except ValueError:
-            log.warning("scrub cursor damaged; starting a new pass")
-            return cls()
-        if d.get("format") != CURSOR_FORMAT:
-            return cls()
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    def to_json(self) -> Json:
+        return {**self.cursor.to_json(), "rate_bytes_per_sec": self.rate_bytes_per_sec, "running": self.running}
 
 
 class Scrubber:
-    def __init__(self, store: StoreCore, healer: Healer, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: ObjectStore, healer: Healer) -> None:
         self.store = store
         self.healer = healer
         self.cfg = store.cfg.scrub
-        self.state: dict[str, Any] = state if state is not None else {}
-        self.cur = ScrubCursor.decode(store.db.get(CURSOR_KEY))
+        self.cur = store.load_progress(ScrubCursor, SCRUB_CURSOR) or ScrubCursor()
+        self.passes = Passes()
         self._requested = False
-        self._wake = trio.Event()
+        self._wakeup = Wakeup()
         self._scope: trio.CancelScope | None = None
-        self.passes_started = 0
-        self.passes_done = 0
-        self._pass_done = trio.Event()
-        self._publish(running=False)
+        self.progress = ScrubProgress(replace(self.cur), self.cfg.rate_bytes_per_sec)
 
-    def _publish(self, **extra: Any) -> None:
-        self.state.update(asdict(self.cur), rate_bytes_per_sec=self.cfg.rate_bytes_per_sec, **extra)
+    def _publish(self, running: bool) -> None:
+        self.progress = ScrubProgress(replace(self.cur), self.cfg.rate_bytes_per_sec, running)
 
     def request_pass(self) -> int:
         """Start a full pass now (cancelling a background one). Returns the pass number to wait for."""
         self._requested = True
         if self._scope is not None:
             self._scope.cancel()
-        self._wake.set()
-        return self.passes_started + 1
+        self._wakeup.set()
+        return self.passes.started + 1
 
-    async def wait_pass(self, number: int, emit: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
-        while self.passes_done < number:
-            with trio.move_on_after(0.5):
-                await self._pass_done.wait()
-            if emit is not None:
-                await emit(dict(self.state))
+    async def wait_pass(self, number: int, emit: Emit | None = None) -> None:
+        await self.passes.wait_for(number, emit, lambda: self.progress.to_json())
 
     def _due(self) -> bool:
         if self._requested:
@@ -127,19 +96,7 @@ class Scrubber:
         return time.time_ns() - self.cur.last_complete_ns >= self.cfg.interval_hours * 3600e9
 
     def _save(self, sync: bool = False) -> None:
-        b = self.store.db.batch()
-        b.put(CURSOR_KEY, self.cur.encode())
-        self.store.db.commit_now(b, sync=sync)
-
-    def _next_ids(self, after: str) -> list[str]:
-        start = keys.segment(after) + b"\x00" if after else keys.SEGMENT
-        out: list[str] = []
-        with self.store.db.iterator(start=start, stop=keys.prefix_successor(keys.SEGMENT)) as it:
-            for k, _ in it:
-                out.append(k[1:].decode())
-                if len(out) >= BATCH:
-                    break
-        return out
+        self.store.save_progress(SCRUB_CURSOR, self.cur, sync)
 
     async def run_pass(self, fresh: bool) -> None:
         """One pass over all segments (from the saved cursor unless `fresh`)."""
@@ -157,11 +114,11 @@ class Scrubber:
         self._publish(running=True)
         last_save = time.monotonic()
         while True:
-            ids = await trio.to_thread.run_sync(self._next_ids, self.cur.cursor)
+            ids = await trio.to_thread.run_sync(self.store.segment_ids_after, self.cur.cursor, BATCH)
             if not ids:
                 break
             for seg_id in ids:
-                rec = self.store.db.get_record(SegmentRecord, keys.segment(seg_id))
+                rec = self.store.find_segment(seg_id)
                 if rec is not None and rec.refcount > 0:
                     try:
                         res = await self.healer.heal_segment(seg_id, throttle=throttle)
@@ -188,31 +145,27 @@ class Scrubber:
         log.info("scrub pass complete: %d segments, %d bytes read, %d damaged, %d repaired, %d unrecoverable",
                  self.cur.segments, self.cur.bytes_read, self.cur.found, self.cur.repaired, self.cur.unrecoverable)
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+    async def _pass_if_due(self) -> None:
+        if not self._due():
+            return
+        fresh = self._requested
+        self._requested = False
+        self.passes.begin()
+        scope = self._scope = trio.CancelScope()
         try:
-            while True:
-                if self._due():
-                    fresh = self._requested
-                    self._requested = False
-                    self.passes_started += 1
-                    with trio.CancelScope() as scope:
-                        self._scope = scope
-                        try:
-                            await self.run_pass(fresh)
-                        except Exception:
-                            log.exception("scrub pass failed; retrying later")
-                    self._scope = None
-                    if scope.cancelled_caught:
-                        self._save()  # a newer request interrupted this pass
-                    self.passes_done += 1
-                    self._pass_done.set()
-                    self._pass_done = trio.Event()
-                    self._publish(running=False)
-                    continue
-                with trio.move_on_after(IDLE_CHECK_SECONDS):
-                    await self._wake.wait()
-                self._wake = trio.Event()
+            with scope:
+                await self.run_pass(fresh)
+        finally:
+            self._scope = None
+            if scope.cancelled_caught:
+                self._save()  # a newer request interrupted this pass
+            self.passes.end()
+            self._publish(running=False)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await run_periodically(self._pass_if_due, lambda: IDLE_CHECK_SECONDS, log=log, what="scrub pass",
+                                   wakeup=self._wakeup, task_status=task_status)
         finally:
             with trio.CancelScope(shield=True):
                 try:

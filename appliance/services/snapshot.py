@@ -1,228 +1,59 @@
-"""Metadata snapshots: a consistent copy of the LevelDB, erasure-coded on the data disks.
-
-Every `snapshot.interval_seconds` (if anything changed) the daemon iterates a LevelDB snapshot
-(a consistent point-in-time view; writers are not blocked) into a file on the metadata disk,
-then stores that file as an ordinary segment on the data pool (same k+m as the objects), whose
-shard headers carry the identity {"meta_snapshot": 1, "created_ns", "seq"}. The segment is held by
-a reference (refcount 1) and listed under `X snapshots`, so it is scrubbed and healed like any
-data; the oldest beyond `snapshot.keep` are dereferenced and collected by the GC. A small
-manifest, `<disk>/meta-snapshots/manifest.json`, lists the kept snapshots for operators;
-recovery does not need it (it finds snapshot segments by their shard headers).
-
-Stream format (version 1), all integers little endian:
-
-    b"STWMSNAP" | u16 format | u32 json length | JSON {appliance_id, created_ns, seq, db_format}
-    records:    u32 key length | u32 value length | key | value          (key length < 2^31)
-    end:        u32 0xFFFFFFFF | u32 0 | u64 record count | u32 CRC32C of every record byte before it
+"""The metadata snapshot service: every `snapshot.interval_seconds`, if anything was committed
+since the last snapshot, store a new one on the data disks (appliance/engine/metasnap.py, which
+also holds the stream format and the retention of `snapshot.keep` snapshots). `stowage
+snapshot-metadata` takes one at once (`take(force=True)`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import struct
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from dataclasses import asdict, dataclass
 
 import trio
-from awscrt.checksums import crc32c
 
-from appliance.engine import keys
-from appliance.engine.errors import FormatError
-from appliance.engine.metadb import DB_FORMAT
-from appliance.engine.records import SegmentRef
-from appliance.engine.storecore import StoreCore
-from diskmgr.durable import fsync_dir
+from appliance.engine.metasnap import changed_since, list_snapshots, take_snapshot
+from appliance.engine.objectstore import ObjectStore
+from appliance.engine.progress import SnapshotInfo
+
+from .loop import Json, run_periodically
 
 log = logging.getLogger("stowage.snapshot")
 
-MAGIC = b"STWMSNAP"
-SNAP_FORMAT = 1
-END = 0xFFFFFFFF
-LIST_KEY = keys.progress("snapshots")
-MANIFEST_DIR = "meta-snapshots"
-PIECE = 1 << 20
-_HDR = struct.Struct("<8sHI")
-_REC = struct.Struct("<II")
-_END = struct.Struct("<QI")  # after an end marker record header
-
 
 @dataclass
-class SnapshotInfo:
-    segment_id: str
-    created_ns: int
-    seq: int
-    length: int
-    records: int
+class SnapshotProgress:
+    count: int = 0  # snapshots kept
+    last_ns: int = 0
+    # the last snapshot this daemon took (None until it takes one)
+    last_segment: str | None = None
+    last_records: int | None = None
+    last_bytes: int | None = None
 
-
-def write_stream(items: Iterator[tuple[bytes, bytes]], out: BinaryIO, meta: dict[str, Any]) -> int:
-    """Serialise (key, value) pairs; returns the record count (blocking)."""
-    head = json.dumps(meta).encode()
-    out.write(_HDR.pack(MAGIC, SNAP_FORMAT, len(head)) + head)
-    crc = 0
-    n = 0
-    for k, v in items:
-        rec = _REC.pack(len(k), len(v)) + k + v
-        crc = crc32c(rec, crc)
-        out.write(rec)
-        n += 1
-    out.write(_REC.pack(END, 0) + _END.pack(n, crc))
-    return n
-
-
-def read_stream(f: BinaryIO) -> tuple[dict[str, Any], Iterator[tuple[bytes, bytes]]]:
-    """Parse a snapshot stream; the iterator raises FormatError on damage or truncation."""
-    raw = f.read(_HDR.size)
-    if len(raw) < _HDR.size:
-        raise FormatError("metadata snapshot truncated")
-    magic, version, n = _HDR.unpack(raw)
-    if magic != MAGIC:
-        raise FormatError("not a stowage metadata snapshot")
-    if version != SNAP_FORMAT:
-        raise FormatError(f"metadata snapshot format {version} is not supported by this version")
-    try:
-        meta = json.loads(f.read(n))
-    except ValueError as exc:
-        raise FormatError(f"damaged metadata snapshot header: {exc}") from exc
-
-    def records() -> Iterator[tuple[bytes, bytes]]:
-        crc = 0
-        count = 0
-        while True:
-            raw = f.read(_REC.size)
-            if len(raw) < _REC.size:
-                raise FormatError("metadata snapshot truncated")
-            klen, vlen = _REC.unpack(raw)
-            if klen == END:
-                rest = f.read(_END.size)
-                if len(rest) < _END.size:
-                    raise FormatError("metadata snapshot truncated")
-                total, want = _END.unpack(rest)
-                if total != count or want != crc:
-                    raise FormatError("metadata snapshot checksum mismatch")
-                return
-            body = f.read(klen + vlen)
-            if len(body) < klen + vlen:
-                raise FormatError("metadata snapshot truncated")
-            crc = crc32c(raw + body, crc)
-            count += 1
-            yield body[:klen], body[klen:]
-
-    return meta, records()
-
-
-def list_snapshots(store: StoreCore) -> list[SnapshotInfo]:
-    raw = store.db.get(LIST_KEY)
-    if not raw:
-        return []
-    return [SnapshotInfo(**d) for d in json.loads(raw).get("snapshots", [])]
+    def to_json(self) -> Json:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class Snapshotter:
-    def __init__(self, store: StoreCore, state: dict[str, Any]) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self.state = state
-        self.lock = trio.Lock()
+        self.lock = trio.Lock()  # one snapshot at a time (one temporary file)
         snaps = list_snapshots(store)
-        state.update(count=len(snaps), last_ns=snaps[-1].created_ns if snaps else 0)
-
-    def _serialise(self, path: Path, created_ns: int) -> tuple[int, int]:
-        db = self.store.db
-        snap = db.snapshot()
-        seq_raw = snap.get(keys.appliance("seq"))
-        seq = keys.unpack_seq(seq_raw) if seq_raw else 0
-        meta = {"appliance_id": db.appliance_id, "created_ns": created_ns, "seq": seq, "db_format": DB_FORMAT}
-        with open(path, "wb") as f, snap.iterator() as it:
-            n = write_stream(iter(it), f, meta)
-            f.flush()
-            os.fsync(f.fileno())
-        return seq, n
+        self.progress = SnapshotProgress(count=len(snaps), last_ns=snaps[-1].created_ns if snaps else 0)
 
     async def take(self, force: bool = False) -> SnapshotInfo | None:
         """Take one snapshot now (None: nothing changed since the last one and not forced)."""
         async with self.lock:
-            store = self.store
-            snaps = list_snapshots(store)
-            seq_raw = store.db.get(keys.appliance("seq"))
-            if not force and snaps and seq_raw and keys.unpack_seq(seq_raw) <= snaps[-1].seq:
+            snaps = list_snapshots(self.store)
+            if not force and snaps and not changed_since(self.store, snaps[-1]):
                 return None
-            created = time.time_ns()
-            tmp_dir = Path(store.cfg.state_dir) / "run"
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            path = tmp_dir / "meta-snapshot.tmp"
-            try:
-                seq, count = await trio.to_thread.run_sync(self._serialise, path, created)
-
-                async def body() -> AsyncIterator[bytes]:
-                    with open(path, "rb") as f:
-                        while True:
-                            piece = await trio.to_thread.run_sync(f.read, PIECE)
-                            if not piece:
-                                return
-                            yield piece
-
-                pool = store.disks.pools()[0] if "default" not in store.disks.pools() else "default"
-                rec, _ = await store.seg.write(body(), store.geometry(pool), store.disks.pool(pool),
-                                               {"meta_snapshot": 1, "created_ns": created, "seq": seq})
-            finally:
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
-            if rec is None:
+            taken = await take_snapshot(self.store, keep=max(1, self.store.cfg.snapshot.keep))
+            if taken is None:
                 return None
-            info = SnapshotInfo(rec.segment_id, created, seq, rec.length, count)
-            keep = max(1, store.cfg.snapshot.keep)
-            try:
-                async with store.txn() as t:
-                    t.add_segment(rec)
-                    t.incref([SegmentRef(rec.segment_id, 0, rec.length)])
-                    current = [*list_snapshots(store), info]
-                    for old in current[:-keep]:
-                        t.decref([SegmentRef(old.segment_id, 0, 0)])
-                    kept = current[-keep:]
-                    t.batch.put(LIST_KEY, json.dumps({"format": 1, "snapshots": [vars(s) for s in kept]}).encode())
-            except BaseException:
-                await store.discard_segment(rec)
-                raise
-            await self._manifests(kept)
-            self.state.update(count=len(kept), last_ns=created, last_segment=rec.segment_id, last_records=count,
-                              last_bytes=rec.length)
-            log.info("metadata snapshot %s: %d records, %d bytes", rec.segment_id, count, rec.length)
+            info, kept = taken
+            self.progress = SnapshotProgress(count=len(kept), last_ns=info.created_ns, last_segment=info.segment_id,
+                                             last_records=info.records, last_bytes=info.length)
             return info
 
-    async def _manifests(self, kept: list[SnapshotInfo]) -> None:
-        doc = json.dumps({"format": 1, "appliance_id": self.store.db.appliance_id,
-                          "snapshots": [vars(s) for s in kept]}, indent=1).encode()
-        for disk in self.store.disks:
-            if not disk.writable or not disk.is_initialised():
-                continue  # never create directories on a disk that may be an empty mount point
-
-            def work(root: Path = disk.path) -> None:
-                d = root / MANIFEST_DIR
-                d.mkdir(exist_ok=True)
-                tmp = d / "manifest.json.tmp"
-                with open(tmp, "wb") as f:
-                    f.write(doc)
-                    os.fsync(f.fileno())
-                os.replace(tmp, d / "manifest.json")
-                fsync_dir(str(d))
-
-            try:
-                await trio.to_thread.run_sync(work, limiter=disk.limiter)
-            except OSError as exc:
-                log.warning("could not write the snapshot manifest on %s: %s", disk.disk_id, exc)
-
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            await trio.sleep(self.store.cfg.snapshot.interval_seconds)
-            try:
-                await self.take()
-            except Exception:
-                log.exception("metadata snapshot failed; retrying at the next interval")
+        await run_periodically(self.take, lambda: self.store.cfg.snapshot.interval_seconds, log=log,
+                               what="metadata snapshot", wait_first=True, task_status=task_status)

@@ -1,5 +1,7 @@
 """Persisted formats of the healing services: the metadata snapshot stream (golden bytes,
-round trip, damage detection) and the scrub cursor."""
+round trip, damage detection) and the progress records (scrub cursor, snapshot list, lost
+segments, recovery report): the bytes round 1 wrote (`*.v1`, plain JSON) and the bytes this
+version writes (`*.v2`, a format byte then JSON) both decode."""
 
 from __future__ import annotations
 
@@ -11,8 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appliance.engine.errors import FormatError
-from appliance.services.scrub import ScrubCursor
-from appliance.services.snapshot import read_stream, write_stream
+from appliance.engine.metasnap import read_stream, write_stream
+from appliance.engine.progress import (
+    LostSegment,
+    ProgressRecord,
+    RecoveryReport,
+    ScrubCursor,
+    SnapshotInfo,
+    SnapshotList,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 META = {"appliance_id": "a1b2c3d4e5f60718", "created_ns": 1, "seq": 7, "db_format": 1}
@@ -69,3 +78,38 @@ def test_scrub_cursor_format_v1() -> None:
     assert ScrubCursor.decode(cur.encode()) == cur
     assert ScrubCursor.decode(b"not json") == ScrubCursor()  # damaged: a new pass, not a crash
     assert ScrubCursor.decode(b'{"format": 99, "cursor": "x"}') == ScrubCursor()
+
+
+GOLDEN_RECORDS: list[tuple[str, ProgressRecord]] = [
+    ("scrub-cursor", ScrubCursor(cursor="ab" * 16, pass_started_ns=5, last_complete_ns=3, segments=10,
+                                 bytes_read=4096, found=2, repaired=2, unrecoverable=0)),
+    # round 1's bytes are those of the round-1 fixture (tests/fixtures/round1-datadir.tar.xz)
+    ("snapshot-list", SnapshotList([SnapshotInfo("a7840ee454b19117230a56f801166112", 1796199880459106059,
+                                                 1796199879811466334, 17661, 63)])),
+    ("lost-segment", LostSegment("cd" * 16, 1700000000000000001, [0, 4], 4, 2,
+                                 [{"bucket": "photos", "key": "2024/été.jpg", "version_id": "null"},
+                                  {"upload_id": "u-1", "part": 3}])),
+    ("recovery-report", RecoveryReport(
+        appliance_id="8b41785b83ba288d", disks=["d0 (/srv/d0)", "d1 (/srv/d1)"], shard_files=42,
+        snapshot={"segment_id": "ef" * 16, "created_ns": 1700000000000000002}, restored_records=63,
+        versions_added=["b/k", "b/v (vid1)"], parts_added=1, versions_dropped=["b/gone (null)"],
+        segments_unreadable=["01" * 16], segments_ignored=2, degraded_segments=3)),
+]
+
+
+@pytest.mark.parametrize(("name", "record"), GOLDEN_RECORDS, ids=[n for n, _ in GOLDEN_RECORDS])
+def test_progress_record_golden(name: str, record: ProgressRecord) -> None:
+    cls = type(record)
+    current = (GOLDEN / f"{name}.v2").read_bytes()
+    assert record.encode() == current
+    assert cls.decode(current) == record
+    assert cls.decode((GOLDEN / f"{name}.v1").read_bytes()) == record  # written by round 1
+
+
+@pytest.mark.parametrize("cls", [SnapshotList, LostSegment, RecoveryReport])
+def test_progress_record_rejects_unknown_or_damaged(cls: type[ProgressRecord]) -> None:
+    with pytest.raises(FormatError, match="format 9"):
+        cls.decode(bytes([9]) + b"{}")
+    with pytest.raises(FormatError, match="damaged"):
+        cls.decode(bytes([2]) + b"{not json")
+    assert ScrubCursor.decode(bytes([9]) + b"{}") == ScrubCursor()  # the scrubber starts a new pass

@@ -12,10 +12,11 @@ from pathlib import Path
 from appliance.engine import keys
 from appliance.engine.disks import Disk
 from appliance.engine.gc import collect_once
+from appliance.engine.metasnap import list_snapshots, read_stream
 from appliance.engine.records import DiskRecord, SegmentRecord
 from appliance.services.diskmon import DiskMonitor
 from appliance.services.heal import Healer
-from appliance.services.snapshot import Snapshotter, list_snapshots, read_stream
+from appliance.services.snapshot import Snapshotter
 from tests.engine.conftest import open_store, read_all
 
 
@@ -31,16 +32,16 @@ async def test_degraded_writes_are_healed_when_a_disk_is_available(tmp_path: Pat
         queued = [k for k, _ in store.db.scan(keys.HEAL)]
         assert len(queued) == 5  # committed degraded => queued in the same batch
 
-        healer = Healer(store, {})
+        healer = Healer(store)
         await healer.run_pass()
-        assert healer.state["pending"] == 5  # no sixth writable disk: waits, loses nothing
+        assert healer.progress.pending == 5  # no sixth writable disk: waits, loses nothing
 
         new = Disk("new-disk", tmp_path / "new")
         new.path.mkdir()
         new.initialise()
         store.disks.add(new)
         await healer.run_pass()
-        assert healer.state["pending"] == 0
+        assert healer.progress.pending == 0
         for _, raw in store.db.scan(keys.SEGMENT):
             rec = SegmentRecord.decode(raw)
             assert None not in rec.shards and rec.damaged == []
@@ -58,7 +59,7 @@ async def test_snapshots_are_kept_and_collected(tmp_path: Path) -> None:
     store.cfg.snapshot.keep = 2
     try:
         await store.create_bucket("bkt")
-        snap = Snapshotter(store, {})
+        snap = Snapshotter(store)
         taken = []
         for i in range(4):
             await store.put_object("bkt", f"k{i}", b"x" * 1000)
@@ -89,7 +90,7 @@ async def test_snapshots_are_kept_and_collected(tmp_path: Path) -> None:
 async def test_disk_monitor_transitions_are_persisted(tmp_path: Path) -> None:
     store = open_store(tmp_path / "app", ndisks=6)
     try:
-        healer = Healer(store, {})
+        healer = Healer(store)
         mon = DiskMonitor(store, healer, {str(d.path) for d in store.disks})
         await mon.check_all()
         assert {d.state for d in store.disks} == {"ok"}

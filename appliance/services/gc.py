@@ -1,0 +1,25 @@
+"""The GC service: every `gc.interval_seconds`, collect the segments unreferenced for longer
+than `gc.grace_seconds` (the mechanism, and why the grace period, in appliance/engine/gc.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from appliance.engine.gc import collect_once
+from appliance.engine.objectstore import ObjectStore
+
+from .loop import run_periodically
+
+log = logging.getLogger("stowage.gc")
+
+
+async def serve_gc(store: ObjectStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def collect() -> None:
+        n = await collect_once(store, store.cfg.gc.grace_seconds)
+        if n:
+            log.info("gc: removed %d unreferenced segments", n)
+
+    await run_periodically(collect, lambda: store.cfg.gc.interval_seconds, log=log, what="gc pass",
+                           task_status=task_status)
