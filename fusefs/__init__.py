@@ -1,0 +1,15 @@
+"""The FUSE mount (pyfuse3): every bucket a top-level directory, every key a path.
+
+    service.py      serve_fuse(): mount, run the pyfuse3 session inside the daemon's loop, unmount
+    operations.py   pyfuse3.Operations: thin translations to facade calls
+    tree.py         lookups and directory listings over the facade (markers, implicit dirs)
+    inodes.py       the inode table; handles.py open directory handles
+    staging.py      open-file state: writes staged in a local file, committed by commit_patch
+    attrs.py        POSIX attributes <-> object metadata; xattr_ops.py extended attributes
+    paths.py        name rules and key <-> path; errnos.py the one errno table
+    invalidation.py kernel cache invalidation when S3 changes what the mount shows
+
+The rules (what S3 sees of files, directories, symlinks; consistency) are in SEMANTICS.md.
+May import the engine's facade (appliance.engine, appliance.engine.errors), appliance.config
+and diskmgr; never s3gw or the daemon.
+"""
