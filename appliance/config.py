@@ -1,4 +1,4 @@
-"""One TOML file, one typed Config.
+"""One TOML file, one typed, immutable Config.
 
 `load_config(path)` reads /etc/stowage/stowage.toml (or --config); `embedded_config(dir)` is the
 `--data DIR` shortcut: metadata under DIR/meta, six directory-backed disks under DIR/disks,
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ class ConfigError(StowageError):
     code = "ConfigError"
 
 
-@dataclass
+@dataclass(frozen=True)
 class PoolConfig:
     """A pool of data disks with its erasure-coding geometry (0 = adapt to the disk count)."""
 
@@ -37,7 +37,7 @@ class PoolConfig:
     block_size: int = MIB
 
 
-@dataclass
+@dataclass(frozen=True)
 class DiskConfig:
     """A data disk given statically (embedded mode, or directories in a config file)."""
 
@@ -45,7 +45,7 @@ class DiskConfig:
     pool: str = "default"
 
 
-@dataclass
+@dataclass(frozen=True)
 class S3Config:
     listen: str = "127.0.0.1:9000"
     domain: str = ""  # virtual-hosted-style base domain, e.g. "s3.local"
@@ -61,7 +61,7 @@ class S3Config:
     enabled: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class MountConfig:
     enabled: str = "auto"  # "auto" | "yes" | "no"
     path: str = ""
@@ -69,26 +69,26 @@ class MountConfig:
     allow_other: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScrubConfig:
     rate_bytes_per_sec: int = 64 * MIB
     interval_hours: float = 24.0 * 7
     enabled: bool = True
 
 
-@dataclass
+@dataclass(frozen=True)
 class GcConfig:
     grace_seconds: float = 60.0  # readers in flight may still hold a replaced version
     interval_seconds: float = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class SnapshotConfig:
     interval_seconds: float = 3600.0
     keep: int = 3
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -236,12 +236,7 @@ def embedded_config(data_dir: Path, base: Config | None = None) -> Config:
     """The `--data DIR` appliance: everything under one directory, six disks, local S3."""
     cfg = base or Config()
     root = data_dir.resolve()
-    cfg.state_dir = str(root)
-    cfg.meta_dir = str(root / "meta")
-    cfg.embedded = True
-    cfg.credentials_file = str(root / "credentials.toml")
-    if not cfg.disks:
-        cfg.disks = [DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(EMBEDDED_DISKS)]
-    if not cfg.mount.path:
-        cfg.mount.path = str(root / "mnt")
-    return validate(cfg)
+    disks = cfg.disks or [DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(EMBEDDED_DISKS)]
+    mount = cfg.mount if cfg.mount.path else replace(cfg.mount, path=str(root / "mnt"))
+    return validate(replace(cfg, state_dir=str(root), meta_dir=str(root / "meta"), embedded=True,
+                            credentials_file=str(root / "credentials.toml"), disks=disks, mount=mount))

@@ -9,6 +9,7 @@ Services register handlers with `ControlServer.register(op, handler)`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,10 +45,8 @@ class ControlServer:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
@@ -61,10 +60,8 @@ class ControlServer:
                 task_status.started()
                 await trio.serve_listeners(self._handle, [listener], handler_nursery=nursery)
         finally:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-            except FileNotFoundError:
-                pass
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -108,10 +105,8 @@ class ControlServer:
             except Exception as exc:  # the daemon survives a failing command; the CLI sees why
                 log.exception("control op %s failed", op)
                 reply = {"ok": False, "error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
-            try:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._send(stream, reply)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
 
     @staticmethod
     async def _send(stream: trio.SocketStream, obj: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ mount is unmounted) and the DB is closed last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -163,10 +164,8 @@ async def _serve(d: Daemon) -> None:
                 d.notifier.stopping("stopping: draining requests, unmounting")
                 nursery.cancel_scope.cancel()
                 break
-    try:
+    with contextlib.suppress(FileNotFoundError):
         (Path(cfg.state_dir) / "run" / "daemon.json").unlink()
-    except FileNotFoundError:
-        pass
 
 
 def register_control_ops(d: Daemon) -> None:

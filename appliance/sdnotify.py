@@ -133,6 +133,9 @@ class Notifier:
             self._sock.close()
             self._sock = None
 
+    def __del__(self) -> None:  # the socket is ours: a dropped Notifier must not leak it
+        self.close()
+
 
 async def run_watchdog(
     notifier: Notifier, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -192,4 +195,4 @@ async def run_debug_wedge(*, task_status: trio.TaskStatus[None] = trio.TASK_STAT
         task_status.started()
         async for _ in signals:
             log.warning("debug: blocking the event loop for %.1fs (SIGUSR2)", seconds)
-            time.sleep(seconds)  # deliberately blocking: that is the point of the hook
+            time.sleep(seconds)  # noqa: ASYNC251 - blocking the loop is the point of the hook

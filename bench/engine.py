@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -26,8 +27,7 @@ from bench.raw import MIB, drop_cache, measure
 
 
 def open_store(root: Path) -> ObjectStore:
-    cfg = embedded_config(root)
-    cfg.disks = [DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(6)]
+    cfg = replace(embedded_config(root), disks=[DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(6)])
     db = MetaDB(cfg.meta_path)
     return ObjectStore(cfg, db, load_disks(cfg, db))
 

@@ -16,6 +16,7 @@ write into a scratch root instead of the live system.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -104,10 +105,8 @@ def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     """Durably replace a system file, keeping its current mode if it exists (fstab is 0644,
     but an administrator may have tightened it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        pass
     write_atomic(path, text, mode)
 
 

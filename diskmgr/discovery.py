@@ -19,6 +19,7 @@ metadata, blank spinning disks for data; never the system disk or a device with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -355,10 +356,8 @@ def discover(*, probe: bool = True, io_counters: bool = True) -> list[BlockDevic
     )
     for d in devices:
         if d.type == "loop" and not d.backing_file:
-            try:
+            with contextlib.suppress(OSError):
                 d.backing_file = Path(f"/sys/block/{d.name}/loop/backing_file").read_text().strip()
-            except OSError:
-                pass
     return devices
 
 

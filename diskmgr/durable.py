@@ -3,6 +3,7 @@ for every small persisted file (disk labels, boot mount units, credentials, run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,9 +30,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     fsync_dir(target.parent)

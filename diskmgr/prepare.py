@@ -24,6 +24,7 @@ disks are mounted, which pools exist, the appliance's id and what to do with the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -305,10 +306,8 @@ def add_disk(
         if mounted:
             unmount(where)
         _chattr(where, "-i")
-        try:
+        with contextlib.suppress(OSError):
             where.rmdir()
-        except OSError:
-            pass
         raise
     return AddResult(disk_id, dev.path, dev.by_id, fstype, uuid, where, role, label.pool, boot_text, handed)
 

@@ -77,7 +77,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, *,
     global _active
     if _active:
         raise ConfigError("one FUSE mount per process (pyfuse3 has a single session)")
-    path = Path(cfg.mount.path).resolve()
+    path = await trio.to_thread.run_sync(Path(cfg.mount.path).resolve)
     await trio.to_thread.run_sync(prepare_mountpoint, path)
     await trio.to_thread.run_sync(_clean_staging, cfg.staging_path)
     ops = StowageFS(store, cfg)

@@ -152,10 +152,7 @@ class FileState:
         end = min(self.size, off + size)
         if off >= end:
             return b""
-        parts: list[bytes] = []
-        async for piece in self._content(off, end):
-            parts.append(piece)
-        return b"".join(parts)
+        return b"".join([piece async for piece in self._content(off, end)])
 
     async def _content(self, start: int, end: int) -> AsyncIterator[bytes]:
         for dirty, s, e in self.dirty.runs(start, end):

@@ -89,11 +89,8 @@ class Tree:
             return [(n, BUCKET, None) for n in names], "", False
         prefix = dir_prefix(node.path)
         page = self.store.list_objects(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
-        items: list[tuple[str, str, ObjectVersion | None]] = []
-        for cp in page.common_prefixes:
-            items.append((cp, DIR, None))
-        for obj in page.entries:
-            items.append((obj.key, FILE, obj))
+        items: list[tuple[str, str, ObjectVersion | None]] = [(cp, DIR, None) for cp in page.common_prefixes]
+        items += [(obj.key, FILE, obj) for obj in page.entries]
         items.sort(key=lambda t: t[0])
         cps = set(page.common_prefixes)
         last = items[-1][0] if items else ""

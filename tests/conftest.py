@@ -56,12 +56,12 @@ class DaemonProc:
         if runfile.exists():
             runfile.unlink()
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
-        self.proc = subprocess.Popen(
-            [*STOWAGE, "serve", "--data", str(self.data_dir), "--listen", "127.0.0.1:0", *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [*STOWAGE, "serve", "--data", str(self.data_dir), "--listen", "127.0.0.1:0", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

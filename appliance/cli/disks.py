@@ -11,6 +11,7 @@ documented in docs/disks-json.md and versioned by its "format" field.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -99,10 +100,8 @@ def _daemon_counters(cfg: Config) -> dict[str, dict[str, Any]]:
 
 def _managed_dirs(cfg: Config) -> list[Path]:
     dirs = [Path(d.path) for d in cfg.disks]
-    try:
+    with contextlib.suppress(OSError):
         dirs += sorted(p for p in cfg.disks_dir.iterdir() if p.is_dir() and p not in dirs)
-    except OSError:
-        pass
     return dirs
 
 

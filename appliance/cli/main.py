@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,17 @@ def serve(cfg: Config, listen: str | None, mount_dir: str | None, no_mount: bool
     from appliance.daemon import run
     from appliance.logsetup import setup_logging
 
-    if listen:
-        cfg.s3.listen = listen
     if mount_dir and no_mount:
         raise click.UsageError("--mount and --no-mount exclude each other")
+    s3, mount = cfg.s3, cfg.mount
+    if listen:
+        s3 = replace(s3, listen=listen)
     if mount_dir:
-        cfg.mount.path, cfg.mount.enabled = str(Path(mount_dir).resolve()), "yes"
+        mount = replace(mount, path=str(Path(mount_dir).resolve()), enabled="yes")
     if no_mount:
-        cfg.mount.enabled = "no"
-    run_guarded(lambda: validate(cfg))
+        mount = replace(mount, enabled="no")
+    if (s3, mount) != (cfg.s3, cfg.mount):
+        cfg = run_guarded(lambda: validate(replace(cfg, s3=s3, mount=mount)))
     setup_logging(cfg.log_level)
     run_guarded(lambda: trio.run(run, cfg))
 

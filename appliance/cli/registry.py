@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable
@@ -55,10 +56,8 @@ def daemon_running(cfg: Config) -> bool:
 
 def _candidate_disk_dirs(cfg: Config) -> list[Path]:
     out = [Path(d.path) for d in cfg.disks]
-    try:
+    with contextlib.suppress(OSError):
         out += sorted(p for p in cfg.disks_dir.iterdir() if p.is_dir())
-    except OSError:
-        pass
     return out
 
 

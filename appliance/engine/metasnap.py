@@ -19,6 +19,7 @@ Stream format (version 1), all integers little endian:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -158,11 +159,8 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
         seq, count = await trio.to_thread.run_sync(_serialise, store, path, created)
 
         async def body() -> AsyncIterator[bytes]:
-            with open(path, "rb") as f:
-                while True:
-                    piece = await trio.to_thread.run_sync(f.read, PIECE)
-                    if not piece:
-                        return
+            async with await trio.open_file(path, "rb") as f:
+                while piece := await f.read(PIECE):
                     yield piece
 
         pools = store.disks.pools()
@@ -170,10 +168,8 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
         rec, _ = await store.seg.write(body(), store.geometry(pool), store.disks.pool(pool),
                                        {"meta_snapshot": 1, "created_ns": created, "seq": seq})
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
     if rec is None:
         return None
     info = SnapshotInfo(rec.segment_id, created, seq, rec.length, count)

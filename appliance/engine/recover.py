@@ -20,6 +20,7 @@ What this cannot bring back is written down in docs/metadata-recovery.md.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -71,12 +72,8 @@ def _disk_dirs(cfg: Config) -> list[tuple[Path, bool]]:
     """(path, managed) of every place a data disk may be."""
     static = [Path(d.path) for d in cfg.disks]
     out = [(p, False) for p in static]
-    try:
-        for p in sorted(cfg.disks_dir.iterdir()):
-            if p.is_dir() and p not in static:
-                out.append((p, True))
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        out += [(p, True) for p in sorted(cfg.disks_dir.iterdir()) if p.is_dir() and p not in static]
     return out
 
 
@@ -418,9 +415,7 @@ def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: N
         db.commit_now(b, sync=True)
     finally:
         db.close()
-    try:
+    with contextlib.suppress(OSError):
         (Path(cfg.state_dir) / "appliance-id").write_text(appliance_id + "\n")
-    except OSError:
-        pass
     os.sync()
     return report

@@ -391,10 +391,8 @@ class SegmentRepair:
     @staticmethod
     async def _unlink(path: str) -> None:
         def work() -> None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
 
         try:
             with trio.move_on_after(30):

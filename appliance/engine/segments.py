@@ -15,6 +15,7 @@ is reported so the healer can rebuild the missing chunks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -239,10 +240,8 @@ class SegmentIO:
             def work(disk: Disk = disk, writer: ShardWriter | None = writer, i: int = i) -> None:
                 if writer is not None:
                     writer.discard()
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(disk.shard_path(segment_id, i))
-                except OSError:
-                    pass
 
             await trio.to_thread.run_sync(work, limiter=disk.limiter)
 
@@ -255,10 +254,8 @@ class SegmentIO:
             path = disk.shard_path(rec.segment_id, i)
 
             def work(path: str = path) -> None:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-                except FileNotFoundError:
-                    pass
 
             try:
                 await trio.to_thread.run_sync(work, limiter=disk.limiter)

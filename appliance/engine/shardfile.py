@@ -13,6 +13,7 @@ worker thread under the disk's limiter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -135,10 +136,8 @@ class ShardWriter:
         try:
             self.f.close()
         finally:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
 
 
 def read_chunks(path: str, geo: Geometry, length: int, first: int, last: int) -> list[bytes | None]:

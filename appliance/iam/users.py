@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +119,9 @@ def revoke_key(db: MetaDB, access_key: str) -> dict[str, Any]:
     return {"access_key": access_key, "user": rec.user, "active": False}
 
 
-OPS = {
+UserOp = Callable[[MetaDB, dict[str, Any]], Any]
+
+OPS: dict[str, UserOp] = {
     "user.add": lambda db, a: add_user(db, str(a.get("name", ""))),
     "user.list": lambda db, a: list_users(db),
     "user.remove": lambda db, a: remove_user(db, str(a.get("name", ""))),

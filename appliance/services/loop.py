@@ -30,8 +30,8 @@ class Wakeup:
     def set(self) -> None:
         self._event.set()
 
-    async def wait(self, timeout: float) -> None:
-        with trio.move_on_after(timeout):
+    async def wait(self, at_most: float) -> None:
+        with trio.move_on_after(at_most):
             await self._event.wait()
         self._event = trio.Event()
 

@@ -167,8 +167,7 @@ class Scrubber:
             await run_periodically(self._pass_if_due, lambda: IDLE_CHECK_SECONDS, log=log, what="scrub pass",
                                    wakeup=self._wakeup, task_status=task_status)
         finally:
-            with trio.CancelScope(shield=True):
-                try:
-                    self._save(sync=True)
-                except Exception:
-                    log.exception("could not save the scrub cursor")
+            try:  # a blocking call: cancellation cannot interrupt it
+                self._save(sync=True)
+            except Exception:
+                log.exception("could not save the scrub cursor")

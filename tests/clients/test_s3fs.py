@@ -75,6 +75,8 @@ def mnt(cd: Any, s3: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def test_write_through_mount_read_through_boto3(mnt: Mount, s3: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,9 @@ from appliance.engine.objectstore import ObjectStore
 def open_store(root: Path, ndisks: int = 6, k: int = 0, m: int = 0, block_size: int = 1 << 20,
                grace: float = 60.0) -> ObjectStore:
     cfg = embedded_config(root)
-    cfg.disks = [DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(ndisks)]
-    cfg.pools = {"default": PoolConfig(k=k, m=m, block_size=block_size)}
-    cfg.gc.grace_seconds = grace
+    cfg = replace(cfg, disks=[DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(ndisks)],
+                  pools={"default": PoolConfig(k=k, m=m, block_size=block_size)},
+                  gc=replace(cfg.gc, grace_seconds=grace))
     db = MetaDB(cfg.meta_path)
     try:
         return ObjectStore(cfg, db, load_disks(cfg, db))
@@ -45,10 +47,8 @@ async def store_factory(tmp_path: Path) -> AsyncIterator[Callable[..., ObjectSto
 
     yield factory
     for s in opened:
-        try:
+        with contextlib.suppress(Exception):
             s.db.close()
-        except Exception:
-            pass
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -15,10 +16,8 @@ from tests.engine.conftest import open_store
 
 async def main(root: Path) -> None:
     store = open_store(root, block_size=256 * 1024)
-    try:
+    with contextlib.suppress(Exception):
         await store.create_bucket("bkt")
-    except Exception:
-        pass
 
     async def writer(w: int) -> None:
         i = 0

@@ -43,6 +43,7 @@ async def test_kill_9_during_concurrent_writes(tmp_path: Path) -> None:
             if len(parts) == 3:
                 acked[parts[1]] = parts[2]
                 acks[parts[1]] = acks.get(parts[1], 0) + 1
+        proc.stdout.close()
         proc.wait()
         assert len(acked) >= 20, f"round {round_}: the writer made too little progress"
 

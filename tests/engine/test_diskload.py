@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,9 +68,8 @@ def test_configured_non_empty_unlabelled_directory_is_refused(tmp_path: Path) ->
     from appliance.engine.metadb import MetaDB
     from diskmgr.label import UnlabelledDisk
 
-    cfg = embedded_config(tmp_path)
-    cfg.embedded = False  # as if from a config file
-    cfg.disks = [DiskConfig(path=str(tmp_path / "d0")), DiskConfig(path=str(tmp_path / "d1"))]
+    cfg = replace(embedded_config(tmp_path), embedded=False,  # as if from a config file
+                  disks=[DiskConfig(path=str(tmp_path / "d0")), DiskConfig(path=str(tmp_path / "d1"))])
     (tmp_path / "d1").mkdir()
     (tmp_path / "d1" / "somebodys-file").write_text("keep me")
     db = MetaDB(cfg.meta_path)

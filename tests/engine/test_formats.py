@@ -87,12 +87,11 @@ def _record_classes() -> list[type[records.Record]]:
 
 
 def test_every_record_class_has_golden_files_for_every_format() -> None:
-    missing = []
-    for cls in _record_classes():
+    def has_golden(cls: type[records.Record], version: int) -> bool:
         stem = GOLDEN_NAMES.get(cls.__name__)
-        for version in cls.decoders():
-            if stem is None or not (GOLDEN / f"{stem}.v{version}").exists():
-                missing.append(f"{cls.__name__} format {version}")
+        return stem is not None and (GOLDEN / f"{stem}.v{version}").exists()
+
+    missing = [f"{c.__name__} format {v}" for c in _record_classes() for v in c.decoders() if not has_golden(c, v)]
     assert missing == []
 
 

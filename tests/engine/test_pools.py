@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,9 @@ from .conftest import open_store, read_all
 
 def _store(root: Path, disks: list[tuple[str, str]], pools: dict[str, PoolConfig],
            classes: dict[str, str] | None = None) -> ObjectStore:
-    cfg = embedded_config(root)
-    cfg.disks = [DiskConfig(path=str(root / "disks" / name), pool=pool) for name, pool in disks]
-    cfg.pools = pools
-    cfg.storage_classes = classes or {}
+    cfg = replace(embedded_config(root), disks=[DiskConfig(path=str(root / "disks" / name), pool=pool)
+                                                for name, pool in disks],
+                  pools=pools, storage_classes=classes or {})
     db = MetaDB(cfg.meta_path)
     try:
         return ObjectStore(cfg, db, load_disks(cfg, db))

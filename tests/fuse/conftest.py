@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +117,8 @@ class FS:
 
 
 def open_store(root: Path, block_size: int = 1 << 20) -> ObjectStore:
-    cfg = embedded_config(root)
-    cfg.disks = [DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(6)]
-    cfg.pools = {"default": PoolConfig(block_size=block_size)}
+    cfg = replace(embedded_config(root), disks=[DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(6)],
+                  pools={"default": PoolConfig(block_size=block_size)})
     db = MetaDB(cfg.meta_path)
     return ObjectStore(cfg, db, load_disks(cfg, db))
 

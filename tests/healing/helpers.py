@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -23,10 +24,8 @@ def ctl(d: Any, op: str, args: dict[str, Any] | None = None, progress: list[dict
 def populate(d: Any, n: int = 20, seed: int = 1, max_size: int = 3 << 20, prefix: str = "obj/") -> dict[str, bytes]:
     rnd = random.Random(seed)
     s3 = d.s3()
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     objs: dict[str, bytes] = {}
     sizes = [1, 4096, 1 << 20, (1 << 20) + 7] + [rnd.randrange(1, max_size) for _ in range(n - 4)]
     for i, size in enumerate(sizes[:n]):
@@ -56,11 +55,8 @@ def shard_files(data_dir: Path) -> dict[str, list[Path]]:
 
 def data_segments(data_dir: Path) -> dict[str, list[Path]]:
     """Like shard_files, without metadata-snapshot segments."""
-    out = {}
-    for seg, files in shard_files(data_dir).items():
-        if not read_header(str(files[0])).identity.get("meta_snapshot"):
-            out[seg] = files
-    return out
+    return {seg: files for seg, files in shard_files(data_dir).items()
+            if not read_header(str(files[0])).identity.get("meta_snapshot")}
 
 
 def corrupt_chunk(path: Path, rnd: random.Random) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from appliance.engine import keys
@@ -56,7 +57,7 @@ async def test_degraded_writes_are_healed_when_a_disk_is_available(tmp_path: Pat
 
 async def test_snapshots_are_kept_and_collected(tmp_path: Path) -> None:
     store = open_store(tmp_path / "app", ndisks=6, grace=0)
-    store.cfg.snapshot.keep = 2
+    store.cfg = replace(store.cfg, snapshot=replace(store.cfg.snapshot, keep=2))
     try:
         await store.create_bucket("bkt")
         snap = Snapshotter(store)

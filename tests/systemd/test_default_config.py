@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from appliance.config import Config, DiskConfig, load_config
@@ -65,5 +66,4 @@ def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert cfg.disks == [DiskConfig(path="/srv/disk0", pool="default")]
     assert cfg.storage_classes == {"STANDARD_IA": "default"}
-    cfg.disks, cfg.storage_classes = [], {}
-    assert cfg == Config()
+    assert replace(cfg, disks=[], storage_classes={}) == Config()
