@@ -77,16 +77,31 @@ class SegmentRef:
 
 @dataclass(slots=True)
 class BucketRecord(Record):
+    """A bucket and its configuration. Format 2 added the access-control settings."""
+
+    FORMAT: ClassVar[int] = 2
+
     name: str
     created_ns: int
     versioning: str = ""  # "" (never enabled) | "Enabled" | "Suspended"
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    policy: str = ""  # the bucket policy's JSON text; "" = none
+    acl: list[dict[str, str]] | None = None  # grants (see Grant below); None = owner FULL_CONTROL only
+    ownership: str = ""  # "" = the configured default | ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
+    public_access_block: dict[str, bool] | None = None  # the four PublicAccessBlock flags; None = not set
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], BucketRecord]]:
+        return {1: cls._from_json, 2: cls._from_json}  # format 1 lacks the new fields: defaults
 
 
 @dataclass(slots=True)
 class ObjectVersion(Record):
-    """One version of an object (or a delete marker)."""
+    """One version of an object (or a delete marker). Format 2 added `acl` and `posix_trusted`
+    (format-1 versions decode as trusted: round 1 had no such distinction)."""
+
+    FORMAT: ClassVar[int] = 2
 
     bucket: str
     key: str
@@ -106,11 +121,19 @@ class ObjectVersion(Record):
     segments: list[SegmentRef] = field(default_factory=list)
     parts: list[int] = field(default_factory=list)  # part sizes, for multipart objects
     owner: str = ""
+    acl: list[dict[str, str]] | None = None  # object ACL grants; None = owner FULL_CONTROL only
+    # The POSIX attributes in user_meta (mode, uid, gid, ...) were written by the mount or by a
+    # principal allowed stowage:PutPosixAttributes; otherwise the mount shows bucket defaults.
+    posix_trusted: bool = True
 
     def _to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["segments"] = [[s.segment_id, s.offset, s.length] for s in self.segments]
         return d
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], ObjectVersion]]:
+        return {1: cls._from_json, 2: cls._from_json}
 
     @classmethod
     def _from_json(cls, raw: dict[str, Any]) -> ObjectVersion:
@@ -137,7 +160,9 @@ class SegmentRecord(Record):
 
 @dataclass(slots=True)
 class UploadRecord(Record):
-    """An in-progress multipart upload."""
+    """An in-progress multipart upload. Format 2 added `acl` and `posix_trusted`."""
+
+    FORMAT: ClassVar[int] = 2
 
     upload_id: str
     bucket: str
@@ -150,6 +175,12 @@ class UploadRecord(Record):
     storage_class: str = "STANDARD"
     checksum_algorithm: str = ""
     owner: str = ""
+    acl: list[dict[str, str]] | None = None  # given to the completed object
+    posix_trusted: bool = True
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], UploadRecord]]:
+        return {1: cls._from_json, 2: cls._from_json}
 
 
 @dataclass(slots=True)
