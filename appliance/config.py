@@ -55,9 +55,13 @@ class S3Config:
     tls_cert: str = ""
     tls_key: str = ""
     max_connections: int = 512
-    max_header_bytes: int = 64 * 1024
-    request_timeout: float = 300.0  # seconds to receive a request's headers / between body reads
+    # one client address may hold this many of them: a client trickling connections cannot take all
+    max_connections_per_client: int = 128
+    max_header_bytes: int = 64 * 1024  # the request line and all headers together
+    header_timeout: float = 30.0  # seconds for a request's line and headers to arrive, all together
+    request_timeout: float = 300.0  # seconds between two reads of a request body
     idle_timeout: float = 60.0  # keep-alive idle time before the connection is closed
+    max_object_size: int = 5 * 1024**3  # the largest single PUT or part (AWS's 5 GiB)
     enabled: bool = True
 
 
@@ -207,6 +211,10 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"disks[{i}].path: must not be empty")
         if disk.pool not in cfg.pools:
             raise ConfigError(f"disks[{i}].pool: unknown pool {disk.pool!r}")
+    for name in ("max_connections", "max_connections_per_client", "max_header_bytes", "max_object_size",
+                 "header_timeout", "request_timeout", "idle_timeout"):
+        if getattr(cfg.s3, name) <= 0:
+            raise ConfigError(f"s3.{name}: must be positive")
     if cfg.scrub.rate_bytes_per_sec <= 0:
         raise ConfigError("scrub.rate_bytes_per_sec: must be positive")
     return cfg

@@ -104,7 +104,7 @@ def _write_runfile(cfg: Config, info: dict[str, Any]) -> Path:
     run = Path(cfg.state_dir) / "run"
     run.mkdir(parents=True, exist_ok=True)
     path = run / "daemon.json"
-    write_atomic(path, json.dumps(info, indent=2))
+    write_atomic(path, json.dumps(info, indent=2), 0o600)
     return path
 
 
@@ -116,7 +116,23 @@ def _mount_wanted(cfg: Config) -> bool:
     return True
 
 
+PRIVATE_UMASK = 0o077  # the metadata DB holds every secret, the shards every object
+
+
+def _warn_if_open(cfg: Config) -> None:
+    """What the daemon creates is private (umask 077), but an embedded data directory made
+    beforehand by someone else may still let other local users in."""
+    try:
+        mode = Path(cfg.state_dir).stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if cfg.embedded and mode & 0o077:
+        log.warning("data directory %s is open to other users (mode %03o); chmod 700 it", cfg.state_dir, mode)
+
+
 async def run(cfg: Config, notifier: Notifier | None = None) -> None:
+    os.umask(PRIVATE_UMASK)  # in every mode, not only under the systemd unit's UMask=
+    _warn_if_open(cfg)
     notifier = notifier or Notifier.from_environ()
     db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
     try:

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from .durable import write_atomic
 
-MOUNT_OPTIONS = "noatime"
+# A data disk holds shard files only: nothing on it is ever a program, a device or setuid, so
+# a crafted file there (or a disk moved in from elsewhere) can grant nothing.
+MOUNT_OPTIONS = "noatime,nosuid,nodev,noexec"
 MARKER = "# stowage disk "
 
 

@@ -176,8 +176,9 @@ def open_disk(path: str | os.PathLike[str], appliance_id: str, disk_id: str | No
 
 
 def write_label(path: str | os.PathLike[str], label: DiskLabel) -> None:
-    # 0644: read-only views (`stowage disks`) may run unprivileged
-    write_atomic(Path(path) / LABEL_NAME, label.encode(), 0o644)
+    # 0600 like everything of the appliance's (umask 077): the views that read labels need the
+    # metadata DB too, which is private
+    write_atomic(Path(path) / LABEL_NAME, label.encode(), 0o600)
 
 
 # --- mounts ----------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ of the not-implemented table if it was there), then add `Op.Name: handler` to th
 ops_*.py module for its area; handlers reach the store through ctx.store (appliance.engine's
 ObjectStore) and raise S3Error or the engine's errors, which app.py translates.
 
-Compatibility choices, where AWS leaves room: any region in the credential scope is accepted
-(one appliance serves every region name a client picks); header-auth requests with unsigned
-x-amz-* headers are refused, as AWS does; SigV2 is not spoken.
+Compatibility choices, where AWS leaves room: the credential scope must name the configured
+region (s3.region), as AWS checks its own; requests with unsigned x-amz-* headers are refused,
+presigned ones included, as AWS does; SigV2 is not spoken. XML request bodies with a DOCTYPE
+are refused before parsing; see docs/gateway-hardening.md for the other limits.
 """

@@ -95,7 +95,7 @@ class S3App:
         r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
         auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers,
-                            self.credentials.secret_for)
+                            self.credentials.secret_for, region=self.cfg.s3.region)
         refusal = REFUSED.get(r.op)
         # a request for a feature we lack hears 501 before any complaint about its ACL headers
         if refusal == "NotImplemented":

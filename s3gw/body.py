@@ -7,12 +7,17 @@ raw HTTP body (h11 already removed Transfer-Encoding: chunked)
 
 Verification that needs the whole body happens in `finalize`, which the engine calls after the
 data is stored and before the commit, so a failed check leaves nothing visible.
+
+An object body must declare its length (Content-Length, or x-amz-decoded-content-length for
+aws-chunked), as AWS requires, and no body passes s3.max_object_size: a declared size over it is
+refused before reading, and a body that grows past its declared size is cut off there.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import trio
 
@@ -24,7 +29,6 @@ from .ctx import Ctx
 from .errors import S3Error
 from .sigv4 import STREAMING_MODES, UNSIGNED
 
-MAX_PUT_SIZE = 5 * 1024**3  # AWS's single PUT / part limit
 THREAD_MIN = 64 * 1024  # hash pieces at least this big in a worker thread (hashlib drops the GIL)
 
 
@@ -44,8 +48,9 @@ def _int_header(ctx: Ctx, name: str) -> int | None:
 class ObjectBody:
     """One request's decoded body plus the checks to run at finalize time."""
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, *, require_length: bool = True) -> None:
         self.ctx = ctx
+        self.max_size = ctx.cfg.s3.max_object_size
         h = ctx.req.headers
         mode = ctx.auth.payload_hash
         self.streaming = mode in STREAMING_MODES
@@ -56,10 +61,14 @@ class ObjectBody:
                 raise S3Error("MissingContentLength", "You must provide the x-amz-decoded-content-length header.")
             self.decoder: AwsChunkedDecoder | None = AwsChunkedDecoder(mode, ctx.auth, self.expected_size)
         else:
-            self.expected_size = content_length
+            # a body sent with Transfer-Encoding: chunked states its size in the decoded length
+            self.expected_size = content_length if content_length is not None else \
+                _int_header(ctx, "x-amz-decoded-content-length")
             self.decoder = None
-        if self.expected_size is not None and self.expected_size > MAX_PUT_SIZE:
-            raise S3Error("EntityTooLarge", ProposedSize=str(self.expected_size), MaxSizeAllowed=str(MAX_PUT_SIZE))
+        if self.expected_size is None and require_length:
+            raise S3Error("MissingContentLength")
+        if self.expected_size is not None and self.expected_size > self.max_size:
+            raise S3Error("EntityTooLarge", ProposedSize=str(self.expected_size), MaxSizeAllowed=str(self.max_size))
         signed_hash = None if self.streaming or mode == UNSIGNED else mode
         self.checks: BodyChecks = checks_from_headers(h, signed_hash)
         if self.checks.trailer_algorithm and not self.streaming:
@@ -86,8 +95,10 @@ class ObjectBody:
             for p in pieces:
                 if p:
                     yield p
+            if self.checks.size > self.max_size:
+                raise S3Error("EntityTooLarge", MaxSizeAllowed=str(self.max_size), close=True)
             if self.expected_size is not None and self.checks.size > self.expected_size:
-                raise S3Error("InvalidRequest", "The body is longer than its declared length.")
+                raise S3Error("InvalidRequest", "The body is longer than its declared length.", close=True)
         if self.decoder is not None:
             self.checks.add_trailer(self.decoder.finish(self.checks.size))
         elif self.checks.trailer_algorithm:
@@ -106,7 +117,7 @@ class ObjectBody:
 
 async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024) -> bytes:
     """An XML request document: decoded, size-capped, payload hash and Content-MD5 checked."""
-    ob = ObjectBody(ctx)
+    ob = ObjectBody(ctx, require_length=False)
     out = bytearray()
     async for piece in ob.stream():
         out += piece
@@ -114,3 +125,13 @@ async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024) -> bytes:
             raise S3Error("MaxMessageLengthExceeded", close=True)
     ob.finalize(BodySummary(len(out), hashlib.md5(out).hexdigest()))
     return bytes(out)
+
+
+T = TypeVar("T")
+
+
+async def read_xml(ctx: Ctx, parse: Callable[[bytes], T], limit: int) -> T:
+    """Read a request document and parse it in a worker thread: a few MiB of XML take the
+    parser long enough to stall every other connection if it ran on the event loop."""
+    body = await read_small_body(ctx, limit)
+    return await trio.to_thread.run_sync(parse, body)

@@ -2,8 +2,9 @@
 
 Keep-alive, `Expect: 100-continue` (the 100 goes out when a handler first reads the body, so a
 request refused on its headers never uploads), chunked request bodies (h11 de-chunks), an idle
-timeout between requests, a request timeout for headers and for each body read, a header-size
-cap and a connection cap. Bodies stream in both directions in bounded pieces.
+timeout between requests, one deadline for a request's line and headers (slowloris), a timeout
+for each body read, a cap on the size of the whole header block, and connection caps (global
+and per client address). Bodies stream in both directions in bounded pieces.
 
 Each request runs in a shielded cancel scope registered with the server: on shutdown the
 server gives in-flight requests a short grace deadline while idle connections go at once.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,16 @@ RECV_SIZE = 256 * 1024
 DRAIN_LIMIT = 256 * 1024  # an unread body this small is drained to keep the connection
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 8 * 1024 * 1024
+ANSWER_TIMEOUT = 5.0  # to send an error the shell answers on its own
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a header block, as h11 finds it
+
+
+class IdleTimeout(Exception):
+    """No byte of a next request arrived within the keep-alive idle time."""
+
+
+class HeaderTimeout(Exception):
+    """The request line and headers did not all arrive within the header deadline."""
 
 
 class ClientGone(Exception):
@@ -75,7 +87,7 @@ class Body:
         if c.h11.they_are_waiting_for_100_continue:
             await c.send(h11.InformationalResponse(status_code=100, headers=[]))
         while True:
-            event = await c.next_event(c.request_timeout, body=True)
+            event = await c.next_body_event()
             if isinstance(event, h11.Data):
                 self.bytes_read += len(event.data)
                 yield bytes(event.data)
@@ -99,6 +111,7 @@ class _Conn:
     def __init__(self, stream: trio.abc.Stream, max_header: int, request_timeout: float) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header)
+        self.max_header = max_header
         self.request_timeout = request_timeout
 
     async def send(self, event: h11.Event) -> None:
@@ -106,40 +119,105 @@ class _Conn:
         if data:
             await self.stream.send_all(data)
 
-    async def next_event(self, receive_timeout: float, *, body: bool = False) -> h11.Event | type[h11.PAUSED]:
-        """The next h11 event; `receive_timeout` bounds each wait for bytes, not the whole call."""
+    async def _receive(self) -> bytes:
+        try:
+            return bytes(await self.stream.receive_some(RECV_SIZE))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise ClientGone(str(exc)) from exc
+
+    def _check_head_size(self) -> None:
+        """h11's max_incomplete_event_size caps only a head still incomplete: a header block
+        that arrives whole in one read would be parsed at any size. So the cap is applied here
+        to the buffered head, request line included, before h11 parses it."""
+        buffered, _ = self.h11.trailing_data
+        if len(buffered) <= self.max_header:
+            return
+        end = _BLANK_LINE.search(buffered, 0, self.max_header + 3)
+        if end is None or end.end() > self.max_header:
+            raise h11.RemoteProtocolError("request header section too large", error_status_hint=431)
+
+    async def next_request(self, idle_timeout: float, header_timeout: float, *,
+                           first: bool) -> h11.Event | type[h11.PAUSED]:
+        """The next request head (or the end of the connection).
+
+        Waiting for the first byte of a request on a kept-alive connection is bounded by
+        `idle_timeout`. From that byte on (from the accept, for a connection's first request,
+        and at once when part of the next request is already buffered) the request line and
+        all headers must arrive before one deadline, `header_timeout` later: a timeout per read
+        would let a client hold the connection for ever by sending a byte now and then."""
+        deadline: float | None = None
+        if first or self.h11.trailing_data[0]:
+            deadline = trio.current_time() + header_timeout
         while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                if body:
-                    raise ClientGone(str(exc)) from exc
-                raise
+            if self.h11.their_state is h11.IDLE:
+                self._check_head_size()
+            event = self.h11.next_event()
             if isinstance(event, h11.Event):
                 return event
             if event is h11.PAUSED:
                 return h11.PAUSED
-            with trio.move_on_after(receive_timeout) as scope:
-                try:
-                    data = await self.stream.receive_some(RECV_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    raise ClientGone(str(exc)) from exc
+            if deadline is None:
+                with trio.move_on_after(idle_timeout) as scope:
+                    data = await self._receive()
+                if scope.cancelled_caught:
+                    raise IdleTimeout()
+                deadline = trio.current_time() + header_timeout
+            else:
+                with trio.move_on_at(deadline) as scope:
+                    data = await self._receive()
+                if scope.cancelled_caught:
+                    raise HeaderTimeout()
+            self.h11.receive_data(data)
+
+    async def next_body_event(self) -> h11.Event | type[h11.PAUSED]:
+        """The next event of a request body; `request_timeout` bounds each wait for bytes."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ClientGone(str(exc)) from exc
+            if isinstance(event, h11.Event):
+                return event
+            if event is h11.PAUSED:
+                return h11.PAUSED
+            with trio.move_on_after(self.request_timeout) as scope:
+                data = await self._receive()
             if scope.cancelled_caught:
-                if body:
-                    raise BodyTimeout()
-                raise TimeoutError()
-            if not data and body:
+                raise BodyTimeout()
+            if not data:
                 raise ClientGone("connection closed mid-body")
-            self.h11.receive_data(bytes(data))
+            self.h11.receive_data(data)
 
 
 class ServerState:
-    """Live connections and in-flight requests, for the cap and for draining on shutdown."""
+    """Live connections and in-flight requests, for the caps and for draining on shutdown."""
 
-    def __init__(self, max_connections: int) -> None:
-        self.limiter = trio.CapacityLimiter(max_connections)
+    def __init__(self, max_connections: int, max_per_client: int) -> None:
+        self.max_connections = max_connections
+        self.max_per_client = max_per_client
+        self.connections = 0
+        self.per_client: dict[str, int] = {}  # client address -> its open connections
         self.inflight: set[trio.CancelScope] = set()
         self.draining = False
+
+    def admit(self, client: str) -> bool:
+        """Count a new connection in, or say no: over the global cap, or over the cap of its
+        address, which keeps one client that opens (or trickles) many connections from taking
+        the slots every other client needs."""
+        held = self.per_client.get(client, 0)
+        if self.connections >= self.max_connections or held >= self.max_per_client:
+            return False
+        self.connections += 1
+        self.per_client[client] = held + 1
+        return True
+
+    def release(self, client: str) -> None:
+        self.connections -= 1
+        held = self.per_client[client] - 1
+        if held:
+            self.per_client[client] = held
+        else:
+            del self.per_client[client]
 
     def drain(self, grace: float) -> None:
         self.draining = True
@@ -197,7 +275,7 @@ async def _finish_body(conn: _Conn, body: Body, resp: Response) -> bool:
         with trio.move_on_after(conn.request_timeout):
             n = 0
             while True:
-                event = await conn.next_event(conn.request_timeout, body=True)
+                event = await conn.next_body_event()
                 if isinstance(event, h11.EndOfMessage):
                     return True
                 if isinstance(event, h11.Data):
@@ -228,6 +306,7 @@ async def serve_connection(
     state: ServerState,
     *,
     max_header: int,
+    header_timeout: float,
     request_timeout: float,
     idle_timeout: float,
     remote: str = "",
@@ -235,20 +314,28 @@ async def serve_connection(
 ) -> None:
     """Serve HTTP/1.1 requests on one connection until it closes, times out or the server stops."""
     conn = _Conn(stream, max_header, request_timeout)
+    first = True
+    refused = False  # an error answered before a request was parsed: unread bytes may follow
     try:
         while not state.draining:
             try:
-                event = await conn.next_event(idle_timeout)
-            except TimeoutError:
+                event = await conn.next_request(idle_timeout, header_timeout, first=first)
+            except IdleTimeout:
+                return
+            except HeaderTimeout:
+                # a partial head hears why it is dropped; a connection that sent nothing does not
+                if conn.h11.trailing_data[0]:
+                    refused = True
+                    await _answer_and_close(conn, error_response("RequestTimeout"))
                 return
             except h11.RemoteProtocolError as exc:
                 code = "RequestHeaderSectionTooLarge" if exc.error_status_hint == 431 else "InvalidRequest"
-                if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    with trio.move_on_after(5):
-                        await _send_response(conn, "GET", error_response(code))
+                refused = True
+                await _answer_and_close(conn, error_response(code))
                 return
             except ClientGone:
                 return
+            first = False
             if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return
             if not isinstance(event, h11.Request):
@@ -264,10 +351,17 @@ async def serve_connection(
         log.exception("S3 connection from %s failed", remote)
         return
     finally:
-        if conn.h11.their_state is h11.SEND_BODY:
+        if refused or conn.h11.their_state is h11.SEND_BODY:
             await _linger_close(stream)
         else:
             await trio.aclose_forcefully(stream)
+
+
+async def _answer_and_close(conn: _Conn, resp: Response) -> None:
+    """An error the shell answers before any request was routed (the caller then closes)."""
+    if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        with trio.move_on_after(ANSWER_TIMEOUT):
+            await _send_response(conn, "GET", resp)
 
 
 async def refuse_connection(stream: trio.abc.Stream, resp: Response) -> None:

@@ -1,5 +1,6 @@
 """Object metadata at the HTTP edge: request headers -> PutMeta, a version -> response headers,
-tags (x-amz-tagging and the Tagging document), conditional requests and Range.
+the response-* query overrides, tags (x-amz-tagging and the Tagging document), conditional
+requests and Range.
 """
 
 from __future__ import annotations
@@ -101,6 +102,39 @@ def version_headers(v: ObjectVersion, *, versioned: bool, checksum_mode: bool) -
             out.append((header_name(alg), value))
         if v.checksum_type:
             out.append(("x-amz-checksum-type", v.checksum_type))
+    return out
+
+
+RESPONSE_OVERRIDES = {
+    "response-content-type": "Content-Type",
+    "response-content-language": "Content-Language",
+    "response-expires": "Expires",
+    "response-cache-control": "Cache-Control",
+    "response-content-disposition": "Content-Disposition",
+    "response-content-encoding": "Content-Encoding",
+}
+# what a header value may not hold: controls other than tab (CR/LF would split the response)
+_HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def response_overrides(query: dict[str, str]) -> dict[str, str]:
+    """The response-* query parameters of a GET/HEAD as header name -> value. A value that
+    cannot be a header value is refused here, as AWS refuses it, rather than failing (and
+    dropping the connection) when the response is sent."""
+    out: dict[str, str] = {}
+    for param, header in RESPONSE_OVERRIDES.items():
+        value = query.get(param)
+        if value is None:
+            continue
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise S3Error("InvalidArgument", "Header value cannot be represented using ISO-8859-1.",
+                          ArgumentName=param, ArgumentValue=value) from None
+        if _HEADER_UNSAFE.search(value):
+            # not echoed: a control character cannot be written in the XML error either
+            raise S3Error("InvalidArgument", "Header value contains a control character.", ArgumentName=param)
+        out[header] = value
     return out
 
 

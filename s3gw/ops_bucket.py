@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from appliance.engine.errors import StowageError
 
-from .body import read_small_body
+from .body import read_xml
 from .ctx import Ctx, OpHandler
 from .errors import S3Error, from_exception
 from .http import Response
@@ -27,8 +27,7 @@ async def list_buckets(ctx: Ctx) -> Response:
 
 
 async def create_bucket(ctx: Ctx) -> Response:
-    body = await read_small_body(ctx, 64 * 1024)
-    parse_location(body)  # any region is accepted: one appliance serves them all
+    await read_xml(ctx, parse_location, 64 * 1024)  # any region is accepted: one appliance serves them all
     await ctx.store.create_bucket(ctx.bucket, owner=ctx.owner)
     return Response(200, [("Location", f"/{ctx.bucket}")])
 
@@ -58,7 +57,7 @@ async def get_bucket_versioning(ctx: Ctx) -> Response:
 
 
 async def put_bucket_versioning(ctx: Ctx) -> Response:
-    status = parse_versioning(await read_small_body(ctx, 64 * 1024))
+    status = await read_xml(ctx, parse_versioning, 64 * 1024)
     await ctx.store.set_versioning(ctx.bucket, status)
     return Response(200)
 
@@ -69,7 +68,7 @@ async def get_bucket_acl(ctx: Ctx) -> Response:
 
 
 async def delete_objects(ctx: Ctx) -> Response:
-    quiet, objects = parse_delete(await read_small_body(ctx, 2 * 1024 * 1024))
+    quiet, objects = await read_xml(ctx, parse_delete, 2 * 1024 * 1024)
     ctx.store.get_bucket(ctx.bucket)
     out: list[str] = []
     for key, vid in objects:

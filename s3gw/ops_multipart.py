@@ -11,7 +11,7 @@ import base64
 
 from appliance.engine import PartRecord, UploadRecord
 
-from .body import ObjectBody, read_small_body
+from .body import ObjectBody, read_xml
 from .checksums import ALGORITHMS, checksum_b64, header_name
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
@@ -113,7 +113,7 @@ def _composite(alg: str, parts: list[PartRecord]) -> dict[str, str] | None:
 
 async def complete_multipart(ctx: Ctx) -> Response:
     up = _upload(ctx)
-    parts = parse_complete(await read_small_body(ctx, 4 * 1024 * 1024))
+    parts = await read_xml(ctx, parse_complete, 4 * 1024 * 1024)
     h = ctx.req.headers
     v = await ctx.store.complete_multipart(
         ctx.bucket, ctx.key, up.upload_id, parts, if_match=h.get("if-match"), if_none_match=h.get("if-none-match"),

@@ -7,12 +7,20 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from .body import ObjectBody, read_small_body
+from .body import ObjectBody, read_small_body, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
-from .objmeta import check_conditions, parse_copy_source, parse_range, put_meta, validate_tags, version_headers
+from .objmeta import (
+    check_conditions,
+    parse_copy_source,
+    parse_range,
+    put_meta,
+    response_overrides,
+    validate_tags,
+    version_headers,
+)
 from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_tagging
 
@@ -88,20 +96,10 @@ def _lookup(ctx: Ctx) -> ObjectVersion:
     return v
 
 
-RESPONSE_OVERRIDES = {
-    "response-content-type": "Content-Type",
-    "response-content-language": "Content-Language",
-    "response-expires": "Expires",
-    "response-cache-control": "Cache-Control",
-    "response-content-disposition": "Content-Disposition",
-    "response-content-encoding": "Content-Encoding",
-}
-
-
 def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
     mode = ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = version_headers(v, versioned=_versioned(ctx, ctx.bucket), checksum_mode=mode)
-    overrides = {RESPONSE_OVERRIDES[k]: val for k, val in ctx.query.items() if k in RESPONSE_OVERRIDES}
+    overrides = response_overrides(ctx.query)
     if overrides:
         lower = {k.lower() for k in overrides}
         headers = [(k, val) for k, val in headers if k.lower() not in lower] + list(overrides.items())
@@ -231,7 +229,7 @@ async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
 
 
 async def put_object_tagging(ctx: Ctx) -> Response:
-    tags = validate_tags(parse_tagging(await read_small_body(ctx, 64 * 1024)))
+    tags = validate_tags(await read_xml(ctx, parse_tagging, 64 * 1024))
     v = await _set_tags(ctx, tags)
     return Response(200, [("x-amz-version-id", v.version_id)])
 

@@ -7,6 +7,7 @@ requests in flight get DRAIN_GRACE seconds to finish before they are cut.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .http import ServerState, refuse_connection, serve_connection
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
-REFUSE_TIMEOUT = 2.0  # to answer 503 SlowDown over the connection cap
+REFUSE_TIMEOUT = 2.0  # to answer 503 SlowDown over a connection cap
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,24 @@ def _tls_context(cfg: Config) -> ssl.SSLContext | None:
     return ctx
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: assume it is reachable from outside
+
+
+def _peer(stream: trio.SocketStream) -> tuple[str, str]:
+    """(client address, "address:port") of the connection's peer."""
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:
+        return "", ""
+    return str(peer[0]), f"{peer[0]}:{peer[1]}"
+
+
 async def serve_s3(
     store: ObjectStore,
     cfg: Config,
@@ -58,24 +77,18 @@ async def serve_s3(
     host, port = parse_listen(cfg.s3.listen)
     app = S3App(store, cfg, credentials)
     tls = _tls_context(cfg)
-    state = ServerState(cfg.s3.max_connections)
+    state = ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
     s3 = cfg.s3
 
     async def handle(stream: trio.SocketStream) -> None:
-        try:
-            state.limiter.acquire_on_behalf_of_nowait(stream)
-        except trio.WouldBlock:
+        client, remote = _peer(stream)
+        if not state.admit(client):
             with trio.move_on_after(REFUSE_TIMEOUT):
                 await refuse_connection(stream, app.error_response("SlowDown"))
             return
         try:
-            try:
-                peer = stream.socket.getpeername()
-                remote = f"{peer[0]}:{peer[1]}"
-            except OSError:
-                remote = ""
             conn: trio.abc.Stream = stream
             if tls is not None:
                 tls_stream = trio.SSLStream(stream, tls, server_side=True, https_compatible=True)
@@ -90,12 +103,15 @@ async def serve_s3(
                     return
                 conn = tls_stream
             await serve_connection(conn, app.handle, app.error_response, state, max_header=s3.max_header_bytes,
-                                   request_timeout=s3.request_timeout, idle_timeout=s3.idle_timeout,
-                                   remote=remote, tls=tls is not None)
+                                   header_timeout=s3.header_timeout, request_timeout=s3.request_timeout,
+                                   idle_timeout=s3.idle_timeout, remote=remote, tls=tls is not None)
         finally:
-            state.limiter.release_on_behalf_of(stream)
+            state.release(client)
 
     log.info("S3 gateway listening on %s:%d%s", host, bound, " (TLS)" if tls else "")
+    if tls is None and not _loopback(host):
+        log.warning("S3 gateway listens on %s without TLS: requests and object data cross the network "
+                    "unencrypted; set s3.tls_cert and s3.tls_key", host)
     async with trio.open_nursery() as nursery:
         try:
             task_status.started(Endpoint("https" if tls else "http", host, bound))

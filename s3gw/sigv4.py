@@ -210,8 +210,11 @@ def authenticate(
     headers: Mapping[str, str],
     secret_for: Callable[[str], str | None],
     now: datetime | None = None,
+    *,
+    region: str | None = None,
 ) -> AuthResult:
-    """Verify the request's SigV4 signature; headers are lower-case names with joined values."""
+    """Verify the request's SigV4 signature; headers are lower-case names with joined values.
+    `region`: the only region a credential scope may name (None: any)."""
     auth = headers.get("authorization")
     if auth is not None and is_presigned(query):
         raise S3Error("InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
@@ -228,6 +231,13 @@ def authenticate(
                       "Please use AWS4-HMAC-SHA256.")
     else:
         raise S3Error("AccessDenied")
+    if region is not None and claims.region != region:
+        # AWS's wording; botocore reads <Region> to re-sign for the right one
+        if claims.presigned:
+            raise S3Error("AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter; "
+                          f"the region '{claims.region}' is wrong; expecting '{region}'", Region=region)
+        raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed; "
+                      f"the region '{claims.region}' is wrong; expecting '{region}'", Region=region)
 
     secret = secret_for(claims.access_key)
     if secret is None:
@@ -256,12 +266,14 @@ def authenticate(
     if "host" not in claims.signed_headers:
         raise S3Error("AuthorizationHeaderMalformed" if not claims.presigned else "AuthorizationQueryParametersError",
                       "The host header must be signed.")
-    if not claims.presigned:
-        unsigned = sorted(n for n in headers if n.startswith("x-amz-") and n not in claims.signed_headers
-                          and n != "x-amz-content-sha256")
-        if unsigned:
-            raise S3Error("AccessDenied", "There were headers present in the request which were not signed",
-                          HeadersNotSigned=", ".join(unsigned))
+    # Every x-amz-* header must be signed, in a presigned URL too: the URL's holder could
+    # otherwise add x-amz-copy-source (turning a PUT into a copy of anything the signer may
+    # read), x-amz-meta-*, x-amz-tagging, ... to a request the signer never saw.
+    unsigned = sorted(n for n in headers if n.startswith("x-amz-") and n not in claims.signed_headers
+                      and n != "x-amz-content-sha256")
+    if unsigned:
+        raise S3Error("AccessDenied", "There were headers present in the request which were not signed",
+                      HeadersNotSigned=", ".join(unsigned))
 
     scope = f"{claims.date}/{claims.region}/{claims.service}/aws4_request"
     key = signing_key(secret, claims.date, claims.region, claims.service)

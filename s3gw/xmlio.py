@@ -1,9 +1,11 @@
 """S3 XML in and out.
 
 Output: small string builders (listings of 1000 keys are built often; templates are fast and
-the escaping is explicit). Input: xml.etree with the namespace stripped; anything that is not
-the expected document raises MalformedXML. Expat refuses external entities and bounds entity
-expansion; request bodies are size-capped before they get here.
+the escaping is explicit). Input: expat driving an ElementTree builder, with the namespace
+stripped; anything that is not the expected document raises MalformedXML. A document with a
+DOCTYPE is refused where the DOCTYPE starts, so no entity is ever declared, expanded (the
+"billion laughs") or fetched. Request bodies are size-capped before they get here, and parsed
+in a worker thread (body.read_xml).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NoReturn
 from urllib.parse import quote
+from xml.parsers import expat
 from xml.sax.saxutils import escape as _escape
 
 from .errors import S3Error
@@ -63,13 +67,42 @@ def _strip(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+class _Forbidden(Exception):
+    """The document declares a DTD or an entity."""
+
+
+def _refuse(*_: object) -> NoReturn:
+    raise _Forbidden()
+
+
+def _qualified(name: str) -> str:
+    """expat's "uri}local" as ElementTree's "{uri}local"."""
+    return "{" + name if "}" in name else name
+
+
+def _tree(body: bytes) -> ET.Element:
+    """ET.fromstring, minus DTDs: expat calls the DOCTYPE handler as soon as it reads
+    `<!DOCTYPE name`, before any declaration in it is processed, and the parse stops there.
+    Without a DTD an entity reference other than the five predefined ones is a parse error."""
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    parser.StartElementHandler = lambda name, attrs: builder.start(
+        _qualified(name), {_qualified(k): v for k, v in attrs.items()})
+    parser.EndElementHandler = lambda name: builder.end(_qualified(name))
+    parser.CharacterDataHandler = builder.data
+    parser.Parse(body, True)
+    return builder.close()
+
+
 def parse(body: bytes, root: str) -> ET.Element:
     """Parse a request document whose root element must be `root` (namespace ignored)."""
     if not body.strip():
         raise S3Error("MalformedXML")
     try:
-        tree = ET.fromstring(body)
-    except (ET.ParseError, ValueError):
+        tree = _tree(body)
+    except (expat.ExpatError, _Forbidden, ValueError):
         raise S3Error("MalformedXML") from None
     for node in tree.iter():
         if isinstance(node.tag, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from .disks import disks
 @click.version_option(__version__, prog_name="stowage")
 def main() -> None:
     """Stowage: an erasure-coded S3 service and POSIX mount for one storage box."""
+    # Whatever a command creates (the data directory, the metadata DB, shards, keys) is private
+    # to the appliance's user, whether run by systemd (UMask=0077) or by hand.
+    os.umask(0o077)
 
 
 @main.command()

@@ -57,7 +57,11 @@ def test_add_formats_mounts_by_uuid_labels_and_records(make_loop, appliance):
     assert entry is not None and entry.majmin == majmin(dev) and entry.fstype == "xfs"
     assert is_mounted(where)
     fstab = (etc / "etc/fstab").read_text()
-    assert f"UUID={uuid} {where} xfs noatime,nofail" in fstab  # remounted by UUID at boot
+    assert f"UUID={uuid} {where} xfs noatime,nosuid,nodev,noexec,nofail" in fstab  # remounted by UUID at boot
+    # mounted live with the same options: nothing on a data disk runs, is a device or is setuid
+    live = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    options = next(f[3] for f in live if f[1] == str(where)).split(",")
+    assert {"nosuid", "nodev", "noexec", "noatime"} <= set(options)
 
     label = read_label(where)
     assert (label.disk_id, label.role, label.pool, label.fs_uuid) == (disk_id, "data", "default", uuid)

@@ -35,7 +35,8 @@ def test_fstab_install_is_idempotent_and_uninstall_restores(tmp_path: Path):
     text = (tmp_path / "etc/fstab").read_text()
     assert text.startswith(original + "\n")
     assert text.count("UUID=1111-2222") == 1
-    assert (f"UUID=1111-2222 {where} xfs noatime,nofail,x-systemd.device-timeout=30s 0 0\n") in text
+    assert (f"UUID=1111-2222 {where} xfs noatime,nosuid,nodev,noexec,nofail,x-systemd.device-timeout=30s 0 0\n"
+            ) in text
     assert "# stowage disk disk-0a1b2c3d4e5f (data, pool default)" in text
     uninstall(boot, "disk-0a1b2c3d4e5f", where)
     assert (tmp_path / "etc/fstab").read_text() == original + "\n"
@@ -45,8 +46,8 @@ def test_fstab_escapes_spaces_and_ext4_gets_fsck(tmp_path: Path):
     boot = BootConfig("fstab", tmp_path)
     install(boot, "disk-1", "u", "/srv/my disk", "ext4", "data", "p")
     line = (tmp_path / "etc/fstab").read_text().splitlines()[1]
-    assert line.split() == ["UUID=u", "/srv/my\\040disk", "ext4", "noatime,nofail,x-systemd.device-timeout=30s",
-                            "0", "2"]
+    assert line.split() == ["UUID=u", "/srv/my\\040disk", "ext4",
+                            "noatime,nosuid,nodev,noexec,nofail,x-systemd.device-timeout=30s", "0", "2"]
 
 
 def test_systemd_unit_and_enable_link(tmp_path: Path):
@@ -60,6 +61,7 @@ def test_systemd_unit_and_enable_link(tmp_path: Path):
     text = unit.read_text()
     assert "What=/dev/disk/by-uuid/1111-2222\n" in text and f"Where={where}\n" in text
     assert "Type=xfs\n" in text and "WantedBy=local-fs.target\n" in text
+    assert "Options=noatime,nosuid,nodev,noexec\n" in text  # a data disk never runs or grants anything
     link = tmp_path / "etc/systemd/system/local-fs.target.wants" / name
     assert link.is_symlink() and link.resolve() == unit.resolve()
     uninstall(boot, "disk-0a1b2c3d4e5f", where)

@@ -41,7 +41,7 @@ def test_format_1_golden_bytes():
 def test_write_then_read(tmp_path: Path):
     write_label(tmp_path, LABEL)
     assert read_label(tmp_path) == LABEL
-    assert (tmp_path / LABEL_NAME).stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / LABEL_NAME).stat().st_mode & 0o777 == 0o600  # private, like all of the data dir
     assert [p.name for p in tmp_path.iterdir()] == [LABEL_NAME]  # no temp file left behind
     other = new_label("84e02622f5807fbb", "data", "hdd")
     write_label(tmp_path, other)  # atomic replace
