@@ -8,6 +8,7 @@ client library would hide the behaviour (header timing, header size, source addr
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import select
@@ -321,10 +322,9 @@ def _send(d: Any, head: bytes, body: bytes) -> bytes:
     s = socket.create_connection(_addr(d), timeout=30)
     try:
         s.sendall(head)
-        try:
+        # refused before the body was read: the response is what matters
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             s.sendall(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before the body was read: the response is what matters
         return _read_until_closed(s)
     finally:
         s.close()
