@@ -97,7 +97,7 @@ def main() -> None:
         ("PUT implicit deny", alice, "s3:PutObject", s3_arn("elsewhere", "k"), None),
         ("root GET (same policies)", root, "s3:GetObject", s3_arn("shared", "k"), None),
     ]
-    print(f"{'case':32} {'decision':58} {'evals/s':>10} {'us/eval':>8}")
+    print(f"{'case':32} {'decision':72} {'evals/s':>10} {'us/eval':>8}")
     for label, principal, action, resource, acl in cases:
         ctx = context(acl)
         policies = [] if principal.kind == "root" else ident
@@ -107,7 +107,7 @@ def main() -> None:
             return authorize(AuthzRequest(principal, action, resource, ctx), policies, bucket)
 
         per_s, decision = rate(one, seconds)
-        print(f"{label:32} {str(decision)[:58]:58} {per_s:>10,.0f} {1e6 / per_s:>8.1f}")
+        print(f"{label:32} {str(decision)[:72]:72} {per_s:>10,.0f} {1e6 / per_s:>8.1f}")
 
 
 if __name__ == "__main__":
