@@ -20,6 +20,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/stowage/stowage.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/stowage")
 EMBEDDED_DISKS = 6
 MIB = 1 << 20
+OBJECT_OWNERSHIP = ("ObjectWriter", "BucketOwnerPreferred", "BucketOwnerEnforced")
 
 
 class ConfigError(StowageError):
@@ -63,6 +64,11 @@ class S3Config:
     idle_timeout: float = 60.0  # keep-alive idle time before the connection is closed
     max_object_size: int = 5 * 1024**3  # the largest single PUT or part (AWS's 5 GiB)
     enabled: bool = True
+    # What a new bucket starts with (docs/access-control.md). The defaults are what Ceph RGW and
+    # AWS before April 2023 give (ACLs enabled, no public access block); "BucketOwnerEnforced"
+    # and true are AWS's current defaults.
+    default_object_ownership: str = "ObjectWriter"
+    default_public_access_block: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,9 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"s3.{name}: must be positive")
     if cfg.scrub.rate_bytes_per_sec <= 0:
         raise ConfigError("scrub.rate_bytes_per_sec: must be positive")
+    if cfg.s3.default_object_ownership not in OBJECT_OWNERSHIP:
+        raise ConfigError(f"s3.default_object_ownership: expected {', '.join(OBJECT_OWNERSHIP)}, "
+                          f"got {cfg.s3.default_object_ownership!r}")
     return cfg
 
 

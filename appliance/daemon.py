@@ -27,6 +27,7 @@ from appliance.engine.gc import sweep_orphans
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
 from appliance.iam.credentials import Credentials, resolve_root_key
+from appliance.iam.interim import CredentialIdentities
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
@@ -163,7 +164,7 @@ async def _serve(d: Daemon) -> None:
             for worker in d.healing.workers():
                 await nursery.start(worker)
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.credentials)
+                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, CredentialIdentities(d.credentials))
                 d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg))

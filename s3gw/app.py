@@ -1,7 +1,9 @@
 """The S3 application: one request in, one response out.
 
-Order per request: request id -> route (addressing, InvalidURI) -> SigV4 -> the refusal from
-the not-implemented table, or the operation's handler from the operation table (optable).
+Order per request: request id -> route (addressing, InvalidURI) -> SigV4, or the anonymous
+principal when the request carries no authentication at all -> the refusal from the
+not-implemented table -> the bucket's access settings (NoSuchBucket) -> authorization
+(authz.py; AccessDenied) -> the operation's handler from the operation table (optable).
 Every failure, wherever it happens, is translated here once (errors.from_exception) into the
 S3 XML error with x-amz-request-id; nothing raised by a handler escapes to the HTTP shell
 except a vanished client.
@@ -12,39 +14,43 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from collections.abc import Mapping
-from typing import Protocol
 
 import trio
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
-from appliance.engine.errors import StowageError
+from appliance.engine.errors import NoSuchKey, StowageError
+from appliance.iam.policy import Principal
 
+from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
+from .body import read_xml
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
 from .http import BodyTimeout, ClientGone, Request, Response
+from .identity import IdentitySource
+from .objmeta import validate_tags
 from .optable import OPERATIONS
-from .routing import REFUSED, route
-from .sigv4 import authenticate
-
-
-class CredentialSource(Protocol):
-    """Where SigV4 finds the secret for an access key, and whose the key is."""
-
-    def secret_for(self, access_key: str) -> str | None: ...
-
-    def owner_for(self, access_key: str) -> str: ...
-
+from .routing import REFUSED, Op, Route, route
+from .sigv4 import AuthResult, anonymous, authenticate, is_anonymous
+from .xmlio import parse_tagging
 
 log = logging.getLogger("stowage.s3")
 
 
+# Operations with no bucket to look up before authorization.
+_NO_BUCKET = frozenset({Op.ListBuckets, Op.CreateBucket})
+# GET/HEAD of a missing key: AWS answers 403, not 404, to a caller who may not list the bucket.
+_READS = frozenset({Op.GetObject, Op.HeadObject})
+TAGGING_LIMIT = 64 * 1024
+
+
 class S3App:
-    def __init__(self, store: ObjectStore, cfg: Config, credentials: CredentialSource) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource) -> None:
         self.store = store
         self.cfg = cfg
-        self.credentials = credentials
+        self.identities = identities
+        self.authz = Authorizer(store, cfg, identities)
+        self.anonymous = Principal.anonymous(identities.account_id)
 
     def error_response(self, code: str) -> Response:
         """An error the HTTP shell answers on its own (no request was routed); it closes the connection."""
@@ -94,31 +100,47 @@ class S3App:
     async def _dispatch(self, req: Request, request_id: str) -> Response:
         r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
-        auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers,
-                            self.credentials.secret_for, region=self.cfg.s3.region)
+        principal, auth = self._authenticate(req, r)
         refusal = REFUSED.get(r.op)
-        # a request for a feature we lack hears 501 before any complaint about its ACL headers
-        if refusal == "NotImplemented":
-            raise S3Error(refusal)
-        check_acl_headers(req.headers)
         if refusal is not None:
             raise S3Error(refusal)
-        owner = self.credentials.owner_for(auth.access_key)
-        return await OPERATIONS[r.op](Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
+        view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {})
+        body_tags = None
+        if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
+            body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
+        conditions = request_context(req, r, r.op, signed=bool(auth.access_key), presigned=auth.presigned,
+                                     tags=request_tags(r.op, req.headers, body_tags))
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
+                  body_tags)
+        await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
+                                 conditions, view)
+        try:
+            return await OPERATIONS[r.op](ctx)
+        except NoSuchKey:
+            if r.op in _READS and not await self._may_list(ctx, view):
+                raise S3Error("AccessDenied") from None
+            raise
 
+    def _authenticate(self, req: Request, r: Route) -> tuple[Principal, AuthResult]:
+        if is_anonymous(r.query, req.headers):
+            return self.anonymous, anonymous(req.headers)
+        found: list[Principal] = []
 
-# Stowage behaves like an AWS bucket with ACLs disabled (Object Ownership "bucket owner
-# enforced", the AWS default since 2023): the bucket owner owns everything, and a request
-# that tries to grant anything else is refused instead of being silently ignored.
-OWNER_ONLY_ACLS = ("private", "bucket-owner-full-control")
+        def secret_for(access_key: str) -> str | None:
+            hit = self.identities.authenticate(access_key)
+            if hit is None:
+                return None
+            found.append(hit[1])
+            return hit[0]
 
+        auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
+                            region=self.cfg.s3.region)
+        return found[-1], auth
 
-def check_acl_headers(headers: Mapping[str, str]) -> None:
-    acl = headers.get("x-amz-acl")
-    if acl is not None and acl.strip().lower() not in OWNER_ONLY_ACLS:
-        raise S3Error("AccessControlListNotSupported")
-    if any(name.lower().startswith("x-amz-grant-") for name in headers):
-        raise S3Error("AccessControlListNotSupported")
+    async def _may_list(self, ctx: Ctx, view: BucketView | None) -> bool:
+        return ctx.principal.kind == "root" or await self.authz.decide(
+            ctx.principal, Check("s3:ListBucket", ctx.bucket), ctx.conditions, view)
 
 
 def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

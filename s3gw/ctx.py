@@ -11,23 +11,40 @@ from dataclasses import dataclass
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
+from appliance.iam.policy import Principal
 
+from .authz import Authorizer, BucketView, Conditions
 from .http import Request, Response
+from .identity import Directory, canonical_id
 from .routing import Route
 from .sigv4 import AuthResult
 
 
 @dataclass(frozen=True)
 class Ctx:
-    """Everything a handler needs about one request, after routing and authentication."""
+    """Everything a handler needs about one request, after routing, authentication and
+    authorization."""
 
     store: ObjectStore
     cfg: Config
     req: Request
     route: Route
     auth: AuthResult
-    owner: str  # the user the access key belongs to; owns what the request creates
+    principal: Principal  # who sent it (anonymous when unsigned); owns what it creates
     request_id: str
+    authz: Authorizer
+    view: BucketView | None  # the request's bucket and its access settings (None: no bucket, or none yet)
+    conditions: Conditions  # the request's condition keys, for the checks a handler makes itself
+    body_tags: dict[str, str] | None = None  # PutObjectTagging's document, read before authorization
+
+    @property
+    def directory(self) -> Directory:
+        return self.authz.directory
+
+    @property
+    def requester(self) -> str:
+        """The canonical id of the principal."""
+        return canonical_id(self.principal)
 
     @property
     def bucket(self) -> str:

@@ -68,6 +68,17 @@ TABLE: dict[str, ErrorSpec] = {
     "MetadataTooLarge": ErrorSpec(400, "Your metadata headers exceed the maximum allowed metadata size."),
     "InvalidTag": ErrorSpec(400, "The TagSet is not valid."),
     "AccessControlListNotSupported": ErrorSpec(400, "The bucket does not allow ACLs"),
+    "InvalidBucketAclWithObjectOwnership": ErrorSpec(
+        400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+    ),
+    "MalformedACLError": ErrorSpec(
+        400, "The XML you provided was not well-formed or did not validate against our published schema."
+    ),
+    "UnresolvableGrantByEmailAddress": ErrorSpec(
+        400, "The email address you provided does not match any account on record."
+    ),
+    "MissingSecurityHeader": ErrorSpec(400, "Your request was missing a required header."),
+    "MalformedPolicy": ErrorSpec(400, "Policies must be valid JSON and the first byte must be '{'"),
     "InvalidStorageClass": ErrorSpec(400, "The storage class you specified is not valid"),
     "InvalidRange": ErrorSpec(416, "The requested range is not satisfiable"),
     "InvalidPartNumber": ErrorSpec(416, "The requested partnumber is not satisfiable"),
@@ -94,6 +105,9 @@ TABLE: dict[str, ErrorSpec] = {
         "have been aborted or completed.",
     ),
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
+    "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
+    "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
+    "NoSuchPublicAccessBlockConfiguration": ErrorSpec(404, "The public access block configuration was not found"),
     "BucketAlreadyExists": ErrorSpec(
         409, "The requested bucket name is not available. Please select a different name and try again."
     ),

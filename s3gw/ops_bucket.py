@@ -2,33 +2,62 @@
 
 from __future__ import annotations
 
-from appliance.engine.errors import StowageError
+from appliance.engine import BucketRecord
+from appliance.engine.errors import BucketAlreadyOwnedByYou, StowageError
 
+from . import acl as acls
+from .authz import BUCKET_OWNER_ENFORCED, Check, new_bucket_settings, ownership_of_header
 from .body import read_xml
 from .ctx import Ctx, OpHandler
 from .errors import S3Error, from_exception
 from .http import Response
-from .ops_object import acl_xml
 from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_delete, parse_location, parse_versioning
 
 XML = ("Content-Type", "application/xml")
-
-
-def _owner(owner: str) -> str:
-    return f"<Owner><ID>{esc(owner)}</ID><DisplayName>{esc(owner)}</DisplayName></Owner>"
+LEGACY_REGION = "us-east-1"
 
 
 async def list_buckets(ctx: Ctx) -> Response:
-    buckets = ctx.store.list_buckets()
+    buckets = await ctx.authz.visible_buckets(ctx.principal, ctx.conditions)
     items = "".join(f"<Bucket>{el('Name', b.name)}{el('CreationDate', iso_time(b.created_ns))}"
                     f"{el('BucketRegion', ctx.cfg.s3.region)}</Bucket>" for b in buckets)
-    return Response(200, [XML], doc("ListAllMyBucketsResult", [_owner(ctx.owner), f"<Buckets>{items}</Buckets>"]))
+    return Response(200, [XML], doc("ListAllMyBucketsResult", [ctx.directory.owner_xml(ctx.requester),
+                                                              f"<Buckets>{items}</Buckets>"]))
 
 
 async def create_bucket(ctx: Ctx) -> Response:
+    """A new bucket, owned by its creator, with the configured (or requested) Object Ownership
+    and public access block. An existing name: BucketAlreadyExists unless the caller owns it
+    (root owns every bucket of the account); then AWS's us-east-1 legacy answer, 200 with the
+    bucket's ACL reset to private, or BucketAlreadyOwnedByYou in any other region."""
     await read_xml(ctx, parse_location, 64 * 1024)  # any region is accepted: one appliance serves them all
-    await ctx.store.create_bucket(ctx.bucket, owner=ctx.owner)
+    h = ctx.req.headers
+    default_ownership, pab = new_bucket_settings(ctx.cfg)
+    ownership = ownership_of_header(h)
+    stored_ownership = default_ownership if ownership is None else ownership
+    owner = ctx.requester
+    asked = acls.header_acl(h, owner, owner, for_bucket=True, known=ctx.directory.known)
+    if asked is not None:
+        if (stored_ownership or ctx.cfg.s3.default_object_ownership) == BUCKET_OWNER_ENFORCED \
+                and not acls.owner_only(asked, [owner]):
+            raise S3Error("InvalidBucketAclWithObjectOwnership")
+        if pab is not None and pab["BlockPublicAcls"] and acls.is_public(asked):
+            raise S3Error("AccessDenied", "The ACL is public and new buckets block public ACLs")
+    try:
+        await ctx.store.create_bucket(ctx.bucket, owner=owner, acl=acls.normalise(asked, owner) if asked else None,
+                                      ownership=stored_ownership, public_access_block=pab)
+    except BucketAlreadyOwnedByYou:
+        existing = ctx.store.get_bucket(ctx.bucket)
+        if ctx.principal.kind != "root" and ctx.directory.owner_id(existing.owner) != owner:
+            raise S3Error("BucketAlreadyExists", BucketName=ctx.bucket) from None
+        if ctx.cfg.s3.region != LEGACY_REGION:
+            raise
+
+        def reset(rec: BucketRecord) -> None:
+            rec.acl = None
+
+        await ctx.store.update_bucket(ctx.bucket, reset)
     return Response(200, [("Location", f"/{ctx.bucket}")])
 
 
@@ -62,11 +91,6 @@ async def put_bucket_versioning(ctx: Ctx) -> Response:
     return Response(200)
 
 
-async def get_bucket_acl(ctx: Ctx) -> Response:
-    b = ctx.store.get_bucket(ctx.bucket)
-    return Response(200, [XML], acl_xml(b.owner or ctx.owner))
-
-
 async def delete_objects(ctx: Ctx) -> Response:
     quiet, objects = await read_xml(ctx, parse_delete, 2 * 1024 * 1024)
     ctx.store.get_bucket(ctx.bucket)
@@ -75,6 +99,9 @@ async def delete_objects(ctx: Ctx) -> Response:
         try:
             if vid == "":
                 raise S3Error("InvalidArgument", "Version id cannot be the empty string")
+            check = Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid)
+            if not await ctx.authz.decide(ctx.principal, check, ctx.conditions, ctx.view):
+                raise S3Error("AccessDenied")
             res = await ctx.store.delete_object(ctx.bucket, key, vid)
         except (StowageError, S3Error) as exc:
             err = from_exception(exc)
@@ -100,6 +127,5 @@ OPS: dict[str, OpHandler] = {
     Op.GetBucketLocation: get_bucket_location,
     Op.GetBucketVersioning: get_bucket_versioning,
     Op.PutBucketVersioning: put_bucket_versioning,
-    Op.GetBucketAcl: get_bucket_acl,
     Op.DeleteObjects: delete_objects,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable
 
 import trio
@@ -19,7 +20,7 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .routing import Op
-from .xmlio import doc, el, esc, iso_time, url_encode
+from .xmlio import doc, el, iso_time, url_encode
 
 XML = ("Content-Type", "application/xml")
 MAX_KEYS = 1000
@@ -51,17 +52,21 @@ def encoder(ctx: Ctx) -> Encoder:
     return url_encode
 
 
-def owner_xml(owner: str) -> str:
-    return f"<Owner><ID>{esc(owner)}</ID><DisplayName>{esc(owner)}</DisplayName></Owner>"
+OwnerXml = Callable[[str], str]  # an owner field -> its <Owner> element
 
 
-def _contents(v: ObjectVersion, enc: Encoder, fetch_owner: bool) -> str:
+def owner_renderer(ctx: Ctx) -> OwnerXml:
+    """Owner elements for one listing: the objects of a page mostly share a few owners."""
+    return functools.cache(ctx.directory.owner_xml)
+
+
+def _contents(v: ObjectVersion, enc: Encoder, owner_xml: OwnerXml | None) -> str:
     parts = [el("Key", enc(v.key)), el("LastModified", iso_time(v.last_modified_ns)), el("ETag", f'"{v.etag}"')]
     parts += [el("ChecksumAlgorithm", alg) for alg in v.checksums]
     if v.checksum_type:
         parts.append(el("ChecksumType", v.checksum_type))
     parts += [el("Size", v.size), el("StorageClass", v.storage_class or "STANDARD")]
-    if fetch_owner:
+    if owner_xml is not None:
         parts.append(owner_xml(v.owner))
     return "<Contents>" + "".join(parts) + "</Contents>"
 
@@ -123,7 +128,8 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     parts.append(el("IsTruncated", truncated))
     if truncated:
         parts.append(el("NextContinuationToken", _token(next_marker)) if v2 else el("NextMarker", enc(next_marker)))
-    parts += [_contents(v, enc, fetch_owner) for v in entries]
+    owners = owner_renderer(ctx) if fetch_owner else None
+    parts += [_contents(v, enc, owners) for v in entries]
     parts.append(_prefixes(prefixes, enc))
     return Response(200, [XML], doc("ListBucketResult", parts))
 
@@ -156,6 +162,7 @@ async def list_object_versions(ctx: Ctx) -> Response:
     if page.is_truncated:
         parts.append(el("NextKeyMarker", enc(page.next_key_marker)))
         parts.append(el("NextVersionIdMarker", page.next_version_id_marker))
+    owner_xml = owner_renderer(ctx)
     for v, latest in page.entries:
         common = [el("Key", enc(v.key)), el("VersionId", v.version_id), el("IsLatest", latest),
                   el("LastModified", iso_time(v.last_modified_ns))]

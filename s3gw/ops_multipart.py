@@ -17,7 +17,8 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .objmeta import put_meta
-from .ops_list import encoder, int_param, owner_xml
+from .ops_access import new_object_acl
+from .ops_list import encoder, int_param
 from .ops_object import source_version
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_complete
@@ -44,6 +45,7 @@ def _upload(ctx: Ctx) -> UploadRecord:
 
 async def create_multipart(ctx: Ctx) -> Response:
     meta = put_meta(ctx.req.headers)
+    meta.owner, meta.acl = new_object_acl(ctx)
     alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
     if alg and alg not in ALGORITHMS:
         raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
@@ -141,7 +143,7 @@ async def list_parts(ctx: Ctx) -> Response:
     if max_parts == 0:
         parts, truncated = [], False
     out = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id),
-           owner_xml(up.owner or ctx.owner).replace("Owner>", "Initiator>"), owner_xml(up.owner or ctx.owner),
+           ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
            el("StorageClass", up.storage_class or "STANDARD"), el("PartNumberMarker", marker),
            el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
            el("IsTruncated", truncated)]
@@ -176,9 +178,8 @@ async def list_uploads(ctx: Ctx) -> Response:
         out.append(el("NextKeyMarker", enc(page.next_key_marker)))
         out.append(el("NextUploadIdMarker", page.next_upload_id_marker))
     for up in page.uploads:
-        who = up.owner or ctx.owner
         items = [el("Key", enc(up.key)), el("UploadId", up.upload_id),
-                 owner_xml(who).replace("Owner>", "Initiator>"), owner_xml(who),
+                 ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
                  el("StorageClass", up.storage_class or "STANDARD"), el("Initiated", iso_time(up.initiated_ns))]
         if up.checksum_algorithm:
             items.append(el("ChecksumAlgorithm", up.checksum_algorithm))

@@ -1,4 +1,4 @@
-"""Object operations: Put/Get/Head/Delete/Copy, tagging, and the object ACL stub."""
+"""Object operations: Put/Get/Head/Delete/Copy and tagging (ACLs are in ops_access)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from .body import ObjectBody, read_small_body, read_xml
+from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
@@ -21,8 +21,9 @@ from .objmeta import (
     validate_tags,
     version_headers,
 )
+from .ops_access import new_object_acl
 from .routing import Op
-from .xmlio import doc, el, esc, iso_time, parse_tagging
+from .xmlio import doc, el, iso_time, parse_tagging
 
 XML = ("Content-Type", "application/xml")
 
@@ -45,6 +46,7 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 async def put_object(ctx: Ctx) -> Response:
     meta = put_meta(ctx.req.headers)
+    meta.owner, meta.acl = new_object_acl(ctx)
     body = ObjectBody(ctx)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
@@ -200,7 +202,8 @@ async def copy_object(ctx: Ctx) -> Response:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "
                       "encryption attributes.")
-    v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, if_match=h.get("if-match"),
+    owner, acl = new_object_acl(ctx)
+    v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
                                     if_none_match=h.get("if-none-match"))
     headers = [XML]
     if v.version_id != "null" or _versioned(ctx, ctx.bucket):
@@ -229,7 +232,8 @@ async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
 
 
 async def put_object_tagging(ctx: Ctx) -> Response:
-    tags = validate_tags(await read_xml(ctx, parse_tagging, 64 * 1024))
+    # app.py read the document before authorization: its tags are condition keys
+    tags = ctx.body_tags if ctx.body_tags is not None else validate_tags(await read_xml(ctx, parse_tagging, 64 * 1024))
     v = await _set_tags(ctx, tags)
     return Response(200, [("x-amz-version-id", v.version_id)])
 
@@ -245,30 +249,6 @@ async def delete_object_tagging(ctx: Ctx) -> Response:
     return Response(204, [("x-amz-version-id", v.version_id)])
 
 
-def acl_xml(owner: str) -> bytes:
-    o = f"<ID>{esc(owner)}</ID><DisplayName>{esc(owner)}</DisplayName>"
-    grant = ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">'
-             f"{o}</Grantee><Permission>FULL_CONTROL</Permission></Grant>")
-    return doc("AccessControlPolicy", [f"<Owner>{o}</Owner>", f"<AccessControlList>{grant}</AccessControlList>"])
-
-
-async def put_acl(ctx: Ctx) -> Response:
-    """PutBucketAcl/PutObjectAcl: only an owner-only canned ACL (no grants) is accepted."""
-    if ctx.route.key:
-        _current_for_tags(ctx)
-    else:
-        ctx.store.get_bucket(ctx.bucket)
-    body = await read_small_body(ctx, 64 * 1024)
-    if body.strip() or "x-amz-acl" not in ctx.req.headers:
-        raise S3Error("AccessControlListNotSupported")
-    return Response(200, [])
-
-
-async def get_object_acl(ctx: Ctx) -> Response:
-    v = _current_for_tags(ctx)
-    return Response(200, [XML], acl_xml(v.owner or ctx.owner))
-
-
 OPS: dict[str, OpHandler] = {
     Op.PutObject: put_object,
     Op.GetObject: get_object,
@@ -278,6 +258,4 @@ OPS: dict[str, OpHandler] = {
     Op.PutObjectTagging: put_object_tagging,
     Op.GetObjectTagging: get_object_tagging,
     Op.DeleteObjectTagging: delete_object_tagging,
-    Op.GetObjectAcl: get_object_acl,
-    Op.PutAcl: put_acl,
 }

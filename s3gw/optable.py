@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from . import ops_bucket, ops_list, ops_multipart, ops_object
+from . import ops_access, ops_bucket, ops_list, ops_multipart, ops_object
 from .ctx import OpHandler
 from .routing import REFUSED, Op
 
@@ -37,4 +37,4 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
     return {Op(name): handler for name, handler in table.items()}
 
 
-OPERATIONS = build_table((ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, ops_object.OPS), REFUSED)
+OPERATIONS = build_table((ops_access.OPS, ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, ops_object.OPS), REFUSED)

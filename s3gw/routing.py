@@ -31,7 +31,19 @@ class Op(StrEnum):
     GetBucketVersioning = "GetBucketVersioning"
     PutBucketVersioning = "PutBucketVersioning"
     GetBucketAcl = "GetBucketAcl"
+    PutBucketAcl = "PutBucketAcl"
     DeleteObjects = "DeleteObjects"
+    # access control
+    GetBucketPolicy = "GetBucketPolicy"
+    PutBucketPolicy = "PutBucketPolicy"
+    DeleteBucketPolicy = "DeleteBucketPolicy"
+    GetBucketPolicyStatus = "GetBucketPolicyStatus"
+    GetBucketOwnershipControls = "GetBucketOwnershipControls"
+    PutBucketOwnershipControls = "PutBucketOwnershipControls"
+    DeleteBucketOwnershipControls = "DeleteBucketOwnershipControls"
+    GetPublicAccessBlock = "GetPublicAccessBlock"
+    PutPublicAccessBlock = "PutPublicAccessBlock"
+    DeletePublicAccessBlock = "DeletePublicAccessBlock"
     # listings
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
@@ -46,7 +58,7 @@ class Op(StrEnum):
     GetObjectTagging = "GetObjectTagging"
     DeleteObjectTagging = "DeleteObjectTagging"
     GetObjectAcl = "GetObjectAcl"
-    PutAcl = "PutAcl"  # PutBucketAcl and PutObjectAcl: one handler, owner-only ACLs either way
+    PutObjectAcl = "PutObjectAcl"
     # multipart uploads
     CreateMultipartUpload = "CreateMultipartUpload"
     UploadPart = "UploadPart"
@@ -72,11 +84,12 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "policy", "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
-    "ownershipControls", "publicAccessBlock", "object-lock", "accelerate", "requestPayment", "analytics",
-    "metrics", "inventory", "intelligent-tiering", "retention", "legal-hold", "restore", "select",
-    "torrent", "policyStatus", "attributes",
+    "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
+    "object-lock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
+    "retention", "legal-hold", "restore", "select", "torrent", "attributes",
 })
+# Subresources of buckets only: on an object they name nothing we serve.
+BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock"})
 
 # Operation -> the S3 error code it is answered with.
 REFUSED: Mapping[Op, str] = MappingProxyType({
@@ -140,7 +153,16 @@ def route(method: str, target: str, host: str, domain: str, copy_source: bool) -
 # GET /bucket?<subresource>, first match wins; a GET without one is a listing
 _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketVersioning),
                 ("versions", Op.ListObjectVersions), ("uploads", Op.ListMultipartUploads),
-                ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging))
+                ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
+                ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
+                ("publicAccessBlock", Op.GetPublicAccessBlock))
+# PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
+_BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
+                ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
+                ("publicAccessBlock", Op.PutPublicAccessBlock))
+_BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
+                   ("ownershipControls", Op.DeleteBucketOwnershipControls),
+                   ("publicAccessBlock", Op.DeletePublicAccessBlock))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:
@@ -150,6 +172,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
         return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
     if not key:
         return _bucket_operation(method, q)
+    if not BUCKET_SUBRESOURCES.isdisjoint(q):
+        return Op.UnsupportedSubresource
     if method in ("GET", "HEAD"):
         if "tagging" in q:
             return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed
@@ -162,7 +186,7 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
         if "tagging" in q:
             return Op.PutObjectTagging
         if "acl" in q:
-            return Op.PutAcl
+            return Op.PutObjectAcl
         if "partNumber" in q or "uploadId" in q:
             return Op.UploadPartCopy if copy_source else Op.UploadPart
         return Op.CopyObject if copy_source else Op.PutObject
@@ -190,17 +214,17 @@ def _bucket_operation(method: str, q: dict[str, str]) -> Op:
     if method == "HEAD":
         return Op.HeadBucket
     if method == "PUT":
-        if "versioning" in q:
-            return Op.PutBucketVersioning
-        if "acl" in q:
-            return Op.PutAcl
-        if "tagging" in q:
-            return Op.PutBucketTagging
-        return Op.CreateBucket
+        for sub, op in _BUCKET_PUTS:
+            if sub in q:
+                return op
+        return Op.MethodNotAllowed if "policyStatus" in q else Op.CreateBucket
     if method == "DELETE":
         if not q:
             return Op.DeleteBucket
-        return Op.DeleteBucketTagging if "tagging" in q else Op.DeleteBucketSubresource
+        for sub, op in _BUCKET_DELETES:
+            if sub in q:
+                return op
+        return Op.DeleteBucketSubresource
     if method == "POST":
         return Op.DeleteObjects if "delete" in q else Op.PostObject
     return Op.MethodNotAllowed

@@ -18,8 +18,9 @@ import trio
 from appliance.config import Config, parse_listen
 from appliance.engine import ObjectStore
 
-from .app import CredentialSource, S3App
+from .app import S3App
 from .http import ServerState, refuse_connection, serve_connection
+from .identity import IdentitySource
 
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
@@ -70,12 +71,12 @@ def _peer(stream: trio.SocketStream) -> tuple[str, str]:
 async def serve_s3(
     store: ObjectStore,
     cfg: Config,
-    credentials: CredentialSource,
+    identities: IdentitySource,
     *,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, credentials)
+    app = S3App(store, cfg, identities)
     tls = _tls_context(cfg)
     state = ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)

@@ -202,6 +202,25 @@ def is_presigned(query: Mapping[str, str]) -> bool:
     return "X-Amz-Signature" in query or "X-Amz-Credential" in query or "X-Amz-Algorithm" in query
 
 
+def is_anonymous(query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    """No authentication at all: no Authorization header, no presigned (or SigV2) query."""
+    return "authorization" not in headers and not is_presigned(query) and not (
+        "Signature" in query and "AWSAccessKeyId" in query)
+
+
+def anonymous(headers: Mapping[str, str]) -> AuthResult:
+    """The AuthResult of an unsigned request: its body is checked against the payload hash it
+    declares, if any; an aws-chunked body can only be the unsigned kind."""
+    payload = headers.get("x-amz-content-sha256", UNSIGNED).strip()
+    if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER):
+        raise S3Error("AccessDenied", "A signed aws-chunked body needs a signed request")
+    if payload not in (UNSIGNED, STREAMING_UNSIGNED_TRAILER) and not _HEX64.match(payload):
+        raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
+                      "STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.",
+                      ArgumentName="x-amz-content-sha256", ArgumentValue=payload)
+    return AuthResult("", payload, "", "", "", b"", False)
+
+
 def authenticate(
     method: str,
     raw_path: str,

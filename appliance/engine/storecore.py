@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -53,6 +53,13 @@ SMALL_OBJECT_BYTES = 64 * 1024
 CONTENT_HEADERS = ("content-encoding", "content-disposition", "content-language", "cache-control", "expires")
 
 
+Grants = list[dict[str, str]]  # an ACL: records.py describes a grant
+
+
+def copy_grants(acl: Grants | None) -> Grants | None:
+    return None if acl is None else [dict(g) for g in acl]
+
+
 @dataclass
 class PutMeta:
     content_type: str = ""
@@ -60,10 +67,13 @@ class PutMeta:
     user_meta: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     storage_class: str = "STANDARD"
+    owner: str = ""  # the new version's owner; "" = the bucket's owner
+    acl: Grants | None = None  # its ACL; None = its owner FULL_CONTROL only
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
-        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class)
+        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class, v.owner,
+                   copy_grants(v.acl))
 
 
 @dataclass
@@ -279,12 +289,16 @@ class StoreCore:
 
     # --- buckets ------------------------------------------------------------------------------
 
-    async def create_bucket(self, name: str, owner: str = "") -> BucketRecord:
+    async def create_bucket(self, name: str, owner: str = "", *, acl: Grants | None = None, ownership: str = "",
+                            public_access_block: dict[str, bool] | None = None) -> BucketRecord:
+        """A new bucket, its access-control settings committed with it (a bucket must never exist,
+        even for a moment, without the public access block it was created with)."""
         check_bucket_name(name)
         async with self.txn() as t:
             if t.batch.get(keys.bucket(name)) is not None:
                 raise BucketAlreadyOwnedByYou(bucket=name)
-            rec = BucketRecord(name, time.time_ns(), owner=owner)
+            rec = BucketRecord(name, time.time_ns(), owner=owner, acl=copy_grants(acl), ownership=ownership,
+                               public_access_block=dict(public_access_block) if public_access_block else None)
             t.batch.put(keys.bucket(name), rec)
         return rec
 
@@ -315,6 +329,17 @@ class StoreCore:
             if rec is None:
                 raise NoSuchBucket(bucket=name)
             rec.versioning = status
+            t.batch.put(keys.bucket(name), rec)
+        return rec
+
+    async def update_bucket(self, name: str, change: Callable[[BucketRecord], None]) -> BucketRecord:
+        """Change a bucket's settings (policy, ACL, ...) in one transaction: `change` edits the
+        record as committed so far, so concurrent changes to different settings all land."""
+        async with self.txn() as t:
+            rec = t.batch.get_record(BucketRecord, keys.bucket(name))
+            if rec is None:
+                raise NoSuchBucket(bucket=name)
+            change(rec)
             t.batch.put(keys.bucket(name), rec)
         return rec
 
@@ -351,7 +376,7 @@ class StoreCore:
             last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
-            segments=segments, owner=bucket.owner,
+            segments=segments, owner=meta.owner or bucket.owner, acl=copy_grants(meta.acl),
         )
 
     async def write_body(
@@ -559,13 +584,17 @@ class StoreCore:
         dst_key: str,
         meta: PutMeta | None = None,
         *,
+        owner: str = "",
+        acl: Grants | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
     ) -> ObjectVersion:
-        """Copy by reference: the new version shares the source's segments."""
+        """Copy by reference: the new version shares the source's segments. `meta` None keeps the
+        source's metadata; the owner and ACL are never the source's but `owner` and `acl`."""
         keep = meta is None
+        new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl))
         v = await self.put_object_segments(
-            dst_bucket, dst_key, src.segments, src.size, src.etag, PutMeta.of(src) if keep else meta,
+            dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
             if_match=if_match, if_none_match=if_none_match, checksums=src.checksums,
         )
         if src.parts and keep:
@@ -587,6 +616,22 @@ class StoreCore:
     async def set_tags(self, bucket: str, key: str, version_id: str | None, tags: dict[str, str]) -> ObjectVersion:
         """Replace the tags of an existing version in place: tags are a subresource, so unlike
         metadata they change neither the version id nor Last-Modified."""
+
+        def change(v: ObjectVersion) -> None:
+            v.tags = dict(tags)
+
+        return await self._change_in_place(bucket, key, version_id, change)
+
+    async def set_acl(self, bucket: str, key: str, version_id: str | None, acl: Grants | None) -> ObjectVersion:
+        """Replace the ACL of an existing version in place (a subresource, like its tags)."""
+
+        def change(v: ObjectVersion) -> None:
+            v.acl = copy_grants(acl)
+
+        return await self._change_in_place(bucket, key, version_id, change)
+
+    async def _change_in_place(self, bucket: str, key: str, version_id: str | None,
+                               change: Callable[[ObjectVersion], None]) -> ObjectVersion:
         async with self.txn() as t:
             self._bucket_in(t, bucket)
             v = t.version_at(bucket, key, version_id) if version_id is not None else t.latest(bucket, key)
@@ -596,7 +641,7 @@ class StoreCore:
                 raise NoSuchKey(bucket=bucket, key=key)
             if v.delete_marker:
                 raise MethodNotAllowed(bucket=bucket, key=key, delete_marker=True)
-            v.tags = dict(tags)
+            change(v)
             t.batch.put(keys.version(bucket, key, v.seq), v)
             cur = t.latest(bucket, key)
             if cur is not None and cur.seq == v.seq:

@@ -29,12 +29,15 @@ def test_create_list_head_delete(s3: Any) -> None:
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
-def test_create_twice_is_already_owned(s3: Any) -> None:
+def test_create_twice_in_us_east_1_resets_the_acl(s3: Any) -> None:
+    """AWS's us-east-1 legacy: the owner re-creating its bucket gets 200 and a private ACL (in
+    any other region 409 BucketAlreadyOwnedByYou: tests/s3/test_access.py)."""
     s3.create_bucket(Bucket="twice")
-    with pytest.raises(ClientError) as exc:
-        s3.create_bucket(Bucket="twice")
-    assert code(exc) == "BucketAlreadyOwnedByYou"
-    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    s3.put_bucket_acl(Bucket="twice", ACL="public-read")
+    assert len(s3.get_bucket_acl(Bucket="twice")["Grants"]) == 2
+    s3.create_bucket(Bucket="twice")
+    grants = s3.get_bucket_acl(Bucket="twice")["Grants"]
+    assert [g["Permission"] for g in grants] == ["FULL_CONTROL"]
 
 
 def test_create_with_location_constraint(s3: Any) -> None:
@@ -80,6 +83,6 @@ def test_acl_reads_and_unsupported_subresources(s3: Any, bucket: str) -> None:
     acl = s3.get_bucket_acl(Bucket=bucket)
     assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
     with pytest.raises(ClientError) as exc:
-        s3.get_bucket_policy(Bucket=bucket)
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
     assert code(exc) == "NotImplemented"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501

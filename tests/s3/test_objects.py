@@ -323,8 +323,10 @@ def test_large_object_streams(s3: Any, bucket: str) -> None:
     assert h.digest() == hashlib.sha256(body).digest()
 
 
-def test_acls_are_owner_only(s3: Any, bucket: str) -> None:
-    """Like an AWS bucket with ACLs disabled: owner-only canned ACLs pass, grants are refused."""
+def test_acls_are_owner_only_when_disabled(s3: Any, bucket: str) -> None:
+    """A bucket with ACLs disabled (BucketOwnerEnforced): owner-only canned ACLs pass, grants are refused."""
+    s3.put_bucket_ownership_controls(Bucket=bucket,
+                                     OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
     s3.put_object(Bucket=bucket, Key="a", Body=b"x", ACL="private")
     s3.put_object(Bucket=bucket, Key="b", Body=b"x", ACL="bucket-owner-full-control")
     with pytest.raises(ClientError) as exc:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from s3gw import ops_bucket, ops_list, ops_multipart, ops_object
+from s3gw import ops_access, ops_bucket, ops_list, ops_multipart, ops_object
 from s3gw.ctx import Ctx
 from s3gw.http import Response
 from s3gw.optable import OPERATIONS, OperationTableError, build_table
 from s3gw.routing import REFUSED, Op, operation
 
 REPO = Path(__file__).resolve().parents[2]
-GROUPS = (ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, ops_object.OPS)
+GROUPS = (ops_access.OPS, ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, ops_object.OPS)
 
 
 async def _handler(ctx: Ctx) -> Response:
@@ -36,7 +36,7 @@ def test_a_misspelt_handler_name_is_refused() -> None:
 def test_a_routed_name_without_handler_is_refused() -> None:
     objects = {name: h for name, h in ops_object.OPS.items() if name != Op.GetObject}
     with pytest.raises(OperationTableError, match="routed name 'GetObject' has no handler"):
-        build_table((ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, objects), REFUSED)
+        build_table((ops_access.OPS, ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, objects), REFUSED)
 
 
 def test_a_handler_for_a_refused_name_is_refused() -> None:
