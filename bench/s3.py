@@ -8,6 +8,11 @@ in-process (bench.engine: 64 MiB put/get, 4 KiB ops at 16 tasks); and through th
 256 KiB PUT/GET ops/s with p50/p99 at 16 concurrent clients, and a full paginated ListObjectsV2
 of a 100,000-key bucket. The client is deliberately lean (http.client, keep-alive, SigV4 with
 UNSIGNED-PAYLOAD) so the figures show the gateway, not boto3's own hashing.
+
+Authorization's cost: 4 KiB PUT/GET ops/s of the root user beside an IAM user with a realistic
+policy set (3 attached managed policies of 10 statements each, and a bucket policy with
+conditions on the bucket), in alternating rounds of the same run so that drift of the machine
+hits both alike; the figures are the medians of the rounds.
 """
 
 from __future__ import annotations
@@ -140,7 +145,8 @@ def throughput(d: dict[str, str], clients: int, per_client: int, body: bytes) ->
     return put, get
 
 
-def small_ops(d: dict[str, str], size: int, clients: int, per_client: int) -> dict[str, tuple[float, float, float]]:
+def small_ops(d: dict[str, str], size: int, clients: int, per_client: int,
+              prefix: str = "") -> dict[str, tuple[float, float, float]]:
     conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
     body = os.urandom(size)
     out = {}
@@ -150,13 +156,95 @@ def small_ops(d: dict[str, str], size: int, clients: int, per_client: int) -> di
         def work(i: int, method: str = method, lat: list[list[float]] = lat) -> None:
             for j in range(per_client):
                 t = time.perf_counter()
-                conns[i].call(method, f"/bench/s{size}/{i}/{j}", body if method == "PUT" else None)
+                conns[i].call(method, f"/bench/{prefix}s{size}/{i}/{j}", body if method == "PUT" else None)
                 lat[i].append(time.perf_counter() - t)
 
         wall = parallel(clients, work)
         flat = sorted(x for per in lat for x in per)
         out[method] = (len(flat) / wall, statistics.median(flat) * 1000, flat[int(len(flat) * 0.99) - 1] * 1000)
     return out
+
+
+# --- authorization: root beside a user with a realistic policy set ------------------------------
+
+AUTHZ_USER = "bench-user"
+V = "2012-10-17"
+
+
+def user_policies() -> list[dict[str, object]]:
+    """Three managed policies of 10 statements: other teams' buckets, wildcards, a policy
+    variable, conditions, a Deny that does not apply; one statement grants the bench bucket."""
+    docs = []
+    for n in range(3):
+        statements: list[dict[str, object]] = []
+        for i in range(10):
+            bucket = f"team{n}-data{i}"
+            statements.append({
+                "Sid": f"S{n}x{i}",
+                "Effect": "Deny" if i == 9 else "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:List*"] if i % 2 else ["s3:Put*", "s3:Get*"],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*",
+                             f"arn:aws:s3:::home/${{aws:username}}/{bucket}/*"],
+                **({"Condition": {"StringLike": {"s3:prefix": ["home/${aws:username}/*", "shared/*"]}}}
+                   if i % 3 == 0 and i != 9 else {}),
+            })
+        if n == 2:
+            statements[4] = {"Sid": "Bench", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                             "Resource": "arn:aws:s3:::bench/user*",
+                             "Condition": {"IpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}}
+        docs.append({"Version": V, "Statement": statements})
+    return docs
+
+
+def bench_bucket_policy() -> dict[str, object]:
+    return {"Version": V, "Statement": [
+        {"Sid": "SigV4Only", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": ["arn:aws:s3:::bench", "arn:aws:s3:::bench/*"],
+         "Condition": {"StringNotEquals": {"s3:signatureversion": "AWS4-HMAC-SHA256"}}},
+        {"Sid": "LocalDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:Delete*",
+         "Resource": "arn:aws:s3:::bench/*",
+         "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}},
+        {"Sid": "PublicNothing", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::bench/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": ["public-read", "public-read-write"]}}},
+        {"Sid": "Readers", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/reader"},
+         "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::bench", "arn:aws:s3:::bench/*"],
+         "Condition": {"IpAddress": {"aws:SourceIp": "192.0.2.0/24"}}},
+    ]}
+
+
+def stowage(data: Path, *args: str) -> dict[str, object]:
+    r = subprocess.run([sys.executable, "-m", "appliance", *args, "--json", "--data", str(data)], capture_output=True,
+                       text=True, check=True)
+    out: dict[str, object] = json.loads(r.stdout) if r.stdout.strip() else {}
+    return out
+
+
+def setup_authz_user(data: Path, d: dict[str, str]) -> dict[str, str]:
+    """The user with its policies (through the running daemon), and the bench bucket's policy."""
+    created = stowage(data, "user", "add", AUTHZ_USER)
+    for n, doc in enumerate(user_policies()):
+        path = data.parent / f"policy{n}.json"
+        path.write_text(json.dumps(doc))
+        stowage(data, "policy", "create", f"bench{n}", str(path))
+        stowage(data, "policy", "attach", f"bench{n}", "--user", AUTHZ_USER)
+    Client(d["endpoint"], d["access_key"], d["secret_key"]).call(
+        "PUT", "/bench", json.dumps(bench_bucket_policy()).encode(), query="policy")
+    return {"endpoint": d["endpoint"], "access_key": str(created["access_key"]),
+            "secret_key": str(created["secret_key"])}
+
+
+def authz_figures(root: dict[str, str], user: dict[str, str], rounds: int,
+                  per_client: int) -> dict[str, dict[str, float]]:
+    """Median 4 KiB PUT and GET ops/s of root and of the user, over alternating rounds."""
+    runs: dict[str, dict[str, list[float]]] = {"root": {"PUT": [], "GET": []}, "user": {"PUT": [], "GET": []}}
+    for r in range(rounds):
+        order = (("root", root), ("user", user)) if r % 2 == 0 else (("user", user), ("root", root))
+        for who, creds in order:
+            res = small_ops(creds, 4 * KIB, 16, per_client, prefix=f"{who}{r}-")
+            for method in ("PUT", "GET"):
+                runs[who][method].append(res[method][0])
+    return {who: {m: statistics.median(v) for m, v in per.items()} for who, per in runs.items()}
 
 
 def populate_listing(data: Path, n: int) -> None:
@@ -230,6 +318,7 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
             del big
             small4 = small_ops(d, 4 * KIB, 16, 25 if quick else 100)
             small256 = small_ops(d, 256 * KIB, 16, 10 if quick else 40)
+            authz = authz_figures(d, setup_authz_user(data, d), 2 if quick else 6, 25 if quick else 60)
         finally:
             stop_daemon(proc)
         populate_listing(data, list_keys)
@@ -253,6 +342,10 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
         for method in ("PUT", "GET"):
             ops, p50, p99 = res[method]
             print(f"  S3 {label:>7} {method}, 16 clients: {ops:8.1f} ops/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
+    for method in ("PUT", "GET"):
+        r, u = authz["root"][method], authz["user"][method]
+        print(f"  S3   4 KiB {method}, 16 clients, authorization: root {r:8.1f} ops/s   user with 3x10-statement "
+              f"policies + bucket policy {u:8.1f} ops/s   ({(u - r) / r * 100:+.1f}%)")
     print(f"  S3 full ListObjectsV2 of {listed:,} keys (pages of 1,000): {secs:6.2f} s = {listed / secs:,.0f} keys/s")
 
 

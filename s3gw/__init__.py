@@ -2,7 +2,12 @@
 
     service.py   serve_s3(): bind cfg.s3.listen (TLS optional), connection cap, drain on cancel
     http.py      h11 over trio: keep-alive, 100-continue, timeouts, header cap, bounded streaming
-    app.py       one request -> route -> SigV4 -> operation; every failure becomes S3 XML here
+    app.py       one request -> route -> SigV4 (or anonymous) -> authorization -> operation; every
+                 failure becomes S3 XML here
+    identity.py  the identity source the gateway authenticates against; owners and canonical ids
+    authz.py     per operation the S3 action(s), resources and condition keys; the authorizer
+                 (identity policies, bucket policy, ACL) that runs before every handler
+    acl.py       ACLs: canned, x-amz-grant-* headers, AccessControlPolicy, what a grant permits
     routing.py   path- and virtual-hosted-style addressing; method + subresource -> operation
                  name (Op), and the not-implemented table (REFUSED, UNSUPPORTED_SUBRESOURCES)
     optable.py   Op -> handler, built and checked against the router's names at import
@@ -14,15 +19,20 @@
     errors.py    the one table of S3 errors
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
-    ops_*.py     operation handlers by area (bucket, object, list, multipart)
+    ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
+                 ACLs, ownership controls, public access block)
 
 To add an operation: name it in routing.Op and return it from routing.operation (taking it out
 of the not-implemented table if it was there), then add `Op.Name: handler` to the OPS of the
 ops_*.py module for its area; handlers reach the store through ctx.store (appliance.engine's
-ObjectStore) and raise S3Error or the engine's errors, which app.py translates.
+ObjectStore) and raise S3Error or the engine's errors, which app.py translates. Name the
+operation's S3 action(s) in authz.py (BUCKET_ACTIONS, OBJECT_ACTIONS or `required`): the table is
+checked against them at import too, so no operation ever runs without authorization.
 
 Compatibility choices, where AWS leaves room: the credential scope must name the configured
 region (s3.region), as AWS checks its own; requests with unsigned x-amz-* headers are refused,
 presigned ones included, as AWS does; SigV2 is not spoken. XML request bodies with a DOCTYPE
-are refused before parsing; see docs/gateway-hardening.md for the other limits.
+are refused before parsing; see docs/gateway-hardening.md for the other limits. Who may do what
+(policies, ACLs, ownership, the public access block, and where it differs from AWS):
+docs/access-control.md.
 """

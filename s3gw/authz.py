@@ -99,6 +99,8 @@ OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
 OBJECT_WRITES = frozenset({Op.PutObject, Op.CopyObject, Op.CreateMultipartUpload, Op.UploadPartCopy})
 # Checked by their handlers (per key; a filtered listing).
 HANDLER_CHECKED = frozenset({Op.DeleteObjects, Op.ListBuckets})
+# Every operation `required` knows; optable refuses a handler for any other (fail closed).
+AUTHORIZED = frozenset({*BUCKET_ACTIONS, *OBJECT_ACTIONS, *OBJECT_WRITES, *HANDLER_CHECKED, Op.CreateBucket})
 
 # The actions S3 evaluates s3:ExistingObjectTag for (never PutObject or DeleteObject).
 EXISTING_TAG_ACTIONS = frozenset({
@@ -157,7 +159,9 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             if "x-amz-tagging" in headers and tags_replaced:
                 checks.append(Check("s3:PutObjectTagging", b, k))
         return tuple(checks)
-    return ()
+    if op in HANDLER_CHECKED:
+        return ()
+    raise S3Error("AccessDenied")  # an operation nobody named the actions of: never reached (optable)
 
 
 def request_tags(op: Op, headers: Mapping[str, str], body_tags: Mapping[str, str] | None) -> Mapping[str, str] | None:

@@ -2,7 +2,8 @@
 
 Built once, at import, from the handler groups in ops_*.py, and checked then: every routed
 name has exactly one handler or an entry in the not-implemented table (routing.REFUSED), never
-both, and every handler belongs to a routed name. A misspelt or forgotten name
+both, every handler belongs to a routed name, and every handled name has its S3 actions in
+authz.py (so nothing runs unauthorized). A misspelt or forgotten name
 fails the import with OperationTableError instead of answering NotImplemented at run time.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from . import ops_access, ops_bucket, ops_list, ops_multipart, ops_object
+from .authz import AUTHORIZED
 from .ctx import OpHandler
 from .routing import REFUSED, Op
 
@@ -19,7 +21,8 @@ class OperationTableError(Exception):
     """The handler groups, the router's names and the not-implemented table disagree."""
 
 
-def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, str]) -> dict[Op, OpHandler]:
+def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, str],
+                authorized: frozenset[Op] = AUTHORIZED) -> dict[Op, OpHandler]:
     table: dict[str, OpHandler] = {}
     problems: list[str] = []
     for group in groups:
@@ -32,6 +35,8 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
     problems += [f"'{name}' has a handler and is in the not-implemented table" for name in table.keys() & refused]
     problems += [f"routed name '{name}' has no handler and is not in the not-implemented table"
                  for name in names - table.keys() - refused.keys()]
+    problems += [f"'{name}' has a handler but no S3 action in authz.py" for name in table.keys() & names
+                 if Op(name) not in authorized]
     if problems:
         raise OperationTableError("S3 operation table: " + "; ".join(sorted(problems)))
     return {Op(name): handler for name, handler in table.items()}

@@ -72,3 +72,10 @@ def test_the_import_itself_fails_on_a_misspelt_name() -> None:
 ])
 def test_routes_name_operations(method: str, bucket: str, key: str, query: dict[str, str], op: Op) -> None:
     assert operation(method, bucket, key, query, copy_source=False) is op
+
+
+def test_a_handler_without_s3_actions_is_refused() -> None:
+    from s3gw.authz import AUTHORIZED
+
+    with pytest.raises(OperationTableError, match="'GetObject' has a handler but no S3 action"):
+        build_table(GROUPS, REFUSED, AUTHORIZED - {Op.GetObject})
