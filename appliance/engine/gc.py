@@ -57,6 +57,34 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
     return done
 
 
+VID_MARKER_SECONDS = 3600.0  # how long a removed version's id still positions a listing
+
+
+async def expire_version_markers(store: ObjectStore, older_than: float = VID_MARKER_SECONDS) -> int:
+    """Drop the I keys of versions removed more than `older_than` seconds ago (storecore
+    Txn._drop keeps them for listings that resume after a deleted version)."""
+    cutoff = time.time_ns() - int(older_than * 1e9)
+    due: list[bytes] = []
+    with store.db.iterator(start=keys.VID_EXPIRY, stop=keys.VID_EXPIRY + struct.pack(">Q", max(cutoff, 0))) as it:
+        for k, _ in it:
+            due.append(k)
+            if len(due) >= 1000:
+                break
+    if not due:
+        return 0
+    async with store.lock:
+        b = store.db.batch()
+        for k in due:
+            b.delete(k)
+            bucket, key, version_id = keys.split_vid_expiry(k)
+            raw = store.db.get(keys.vid(bucket, key, version_id))
+            # a "null" version id is reused by the next null version: keep a mapping that is live
+            if raw is not None and store.db.get(keys.version(bucket, key, keys.unpack_seq(raw))) is None:
+                b.delete(keys.vid(bucket, key, version_id))
+        await store.db.commit(b, sync=False)
+    return len(due)
+
+
 def sweep_orphans(store: ObjectStore) -> int:
     """Remove tmp files and shard files with no committed record (blocking; start-up only)."""
     removed = 0

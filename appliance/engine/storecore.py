@@ -144,8 +144,13 @@ class Txn:
         return v
 
     def _drop(self, v: ObjectVersion) -> None:
+        # The I key (version id -> seq) stays for a while: a client paging ListObjectVersions
+        # while it deletes what it saw (rclone cleanup-hidden) passes the id of a version that
+        # is already gone as NextVersionIdMarker, and the next page must start right after it.
+        # Lookups by id find no V record behind it, so the version is gone for everything else;
+        # the GC drops the I key after VID_MARKER_SECONDS.
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
-        self.batch.delete(keys.vid(v.bucket, v.key, v.version_id))
+        self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
 
     def remove_version(self, v: ObjectVersion) -> None:
