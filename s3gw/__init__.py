@@ -14,6 +14,7 @@
     errors.py    the one table of S3 errors
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
+    posixtrust.py whether the mount may honour the POSIX attributes a write carries
     ops_*.py     operation handlers by area (bucket, object, list, multipart)
 
 To add an operation: name it in routing.Op and return it from routing.operation (taking it out

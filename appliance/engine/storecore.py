@@ -60,10 +60,14 @@ class PutMeta:
     user_meta: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     storage_class: str = "STANDARD"
+    # The POSIX attributes in user_meta come from the mount or from a principal allowed to set
+    # them (ObjectVersion.posix_trusted). False unless the writer vouches for them.
+    posix_trusted: bool = False
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
-        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class)
+        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class,
+                   v.posix_trusted)
 
 
 @dataclass
@@ -356,7 +360,7 @@ class StoreCore:
             last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
-            segments=segments, owner=bucket.owner,
+            segments=segments, owner=bucket.owner, posix_trusted=meta.posix_trusted,
         )
 
     async def write_body(
