@@ -19,6 +19,7 @@
     errors.py    the one table of S3 errors
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
+    posixtrust.py whether the mount may honour the POSIX attributes a write carries
     ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
                  ACLs, ownership controls, public access block)
 

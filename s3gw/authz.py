@@ -324,7 +324,7 @@ class Authorizer:
 
     # evaluation
 
-    def _identity_policies(self, principal: Principal) -> Sequence[Policy]:
+    def identity_policies(self, principal: Principal) -> Sequence[Policy]:
         if principal.kind != "user":
             return ()
         return self.identities.identity_policies(principal)
@@ -354,7 +354,7 @@ class Authorizer:
         """Whether `principal` may do `check`, given the request's condition keys."""
         if check.bucket_policy and view is None:
             view = await self.bucket_view(check.bucket)
-        identity = self._identity_policies(principal)
+        identity = self.identity_policies(principal)
         policy = view.policy if view is not None else None
         ctx = conditions
         obj: ObjectVersion | None = None
@@ -419,7 +419,7 @@ class Authorizer:
             raise S3Error("AccessDenied")
         buckets = self.store.list_buckets()
         listing = AuthzRequest(principal, "s3:ListAllMyBuckets", s3_arn(""), conditions)
-        decision = authorize(listing, self._identity_policies(principal), None)
+        decision = authorize(listing, self.identity_policies(principal), None)
         if decision.allowed:
             return buckets
         if decision.outcome is Outcome.EXPLICIT_DENY:

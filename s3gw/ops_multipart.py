@@ -20,6 +20,7 @@ from .objmeta import put_meta
 from .ops_access import new_object_acl
 from .ops_list import encoder, int_param
 from .ops_object import source_version
+from .posixtrust import vouch
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_complete
 
@@ -44,7 +45,7 @@ def _upload(ctx: Ctx) -> UploadRecord:
 
 
 async def create_multipart(ctx: Ctx) -> Response:
-    meta = put_meta(ctx.req.headers)
+    meta = vouch(ctx, put_meta(ctx.req.headers))
     meta.owner, meta.acl = new_object_acl(ctx)
     alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
     if alg and alg not in ALGORITHMS:

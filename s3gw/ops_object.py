@@ -22,6 +22,7 @@ from .objmeta import (
     version_headers,
 )
 from .ops_access import new_object_acl
+from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
 
@@ -45,7 +46,7 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
-    meta = put_meta(ctx.req.headers)
+    meta = vouch(ctx, put_meta(ctx.req.headers))
     meta.owner, meta.acl = new_object_acl(ctx)
     body = ObjectBody(ctx)
     h = ctx.req.headers
@@ -202,6 +203,7 @@ async def copy_object(ctx: Ctx) -> Response:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "
                       "encryption attributes.")
+    meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
                                     if_none_match=h.get("if-none-match"))

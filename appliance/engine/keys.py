@@ -19,6 +19,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     K<access key>                   CredentialRecord
     W<user>                         UserRecord
     T<segment id>                   staged segment: written, not yet part of an object
+    E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
 """
 
@@ -44,6 +45,7 @@ CREDENTIAL = b"K"
 USER = b"W"
 PROGRESS = b"X"
 STAGED = b"T"
+VID_EXPIRY = b"E"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -161,3 +163,16 @@ def user(name: str) -> bytes:
 
 def progress(name: str) -> bytes:
     return PROGRESS + name.encode()
+
+
+def vid_expiry(queued_ns: int, bucket_name: str, key: str, version_id: str) -> bytes:
+    return VID_EXPIRY + struct.pack(">Q", queued_ns) + bucket_name.encode() + SEP + key.encode() + SEP + \
+        version_id.encode()
+
+
+def split_vid_expiry(raw: bytes) -> tuple[str, str, str]:
+    """(bucket, key, version id) of an E key; version ids and bucket names never contain NUL."""
+    body = raw[9:]
+    bucket_name, _, rest = body.partition(SEP)
+    key, _, version_id = rest.rpartition(SEP)
+    return bucket_name.decode(), key.decode(), version_id.decode()

@@ -67,13 +67,16 @@ class PutMeta:
     user_meta: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     storage_class: str = "STANDARD"
+    # The POSIX attributes in user_meta come from the mount or from a principal allowed to set
+    # them (ObjectVersion.posix_trusted). False unless the writer vouches for them.
+    posix_trusted: bool = False
     owner: str = ""  # the new version's owner; "" = the bucket's owner
     acl: Grants | None = None  # its ACL; None = its owner FULL_CONTROL only
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
-        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class, v.owner,
-                   copy_grants(v.acl))
+        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class,
+                   v.posix_trusted, v.owner, copy_grants(v.acl))
 
 
 @dataclass
@@ -154,8 +157,13 @@ class Txn:
         return v
 
     def _drop(self, v: ObjectVersion) -> None:
+        # The I key (version id -> seq) stays for a while: a client paging ListObjectVersions
+        # while it deletes what it saw (rclone cleanup-hidden) passes the id of a version that
+        # is already gone as NextVersionIdMarker, and the next page must start right after it.
+        # Lookups by id find no V record behind it, so the version is gone for everything else;
+        # the GC drops the I key after VID_MARKER_SECONDS.
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
-        self.batch.delete(keys.vid(v.bucket, v.key, v.version_id))
+        self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
 
     def remove_version(self, v: ObjectVersion) -> None:
@@ -377,6 +385,7 @@ class StoreCore:
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
             segments=segments, owner=meta.owner or bucket.owner, acl=copy_grants(meta.acl),
+            posix_trusted=meta.posix_trusted,
         )
 
     async def write_body(

@@ -4,6 +4,7 @@
                     access-key lookup the gateway authenticates with
     users.py        users and access keys (`stowage user`/`key`)
     masterkey.py    the appliance master key that wraps every stored secret
+    posixattrs.py   POSIX attributes in S3 user metadata and who may set them (the mount's trust)
 
 May import: appliance.engine (its facade and records, for the identity records it stores),
 appliance.config and diskmgr. Imported by the frontends (authentication, authorization), the
