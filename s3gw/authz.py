@@ -124,6 +124,9 @@ class Check:
     key: str | None = None
     version_id: str | None = None  # the version whose ACL and tags count, and s3:VersionId
     bucket_policy: bool = True  # False: identity policies alone (CreateBucket: the bucket may not exist)
+    # The action whose ACL grant answers for this one, when not itself: the ACL and tags a write
+    # sets are the writer's to set when the write is (it will own what it creates).
+    acl_as: str | None = None
 
     @property
     def resource(self) -> str:
@@ -154,10 +157,10 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             checks.append(Check("s3:GetObjectVersion" if svid is not None else "s3:GetObject", sb, sk, svid))
         if op is not Op.UploadPartCopy:
             if acls.has_acl_headers(headers):
-                checks.append(Check("s3:PutObjectAcl", b, k))
+                checks.append(Check("s3:PutObjectAcl", b, k, acl_as="s3:PutObject"))
             tags_replaced = op is not Op.CopyObject or headers.get("x-amz-tagging-directive", "").upper() == "REPLACE"
             if "x-amz-tagging" in headers and tags_replaced:
-                checks.append(Check("s3:PutObjectTagging", b, k))
+                checks.append(Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject"))
         return tuple(checks)
     if op in HANDLER_CHECKED:
         return ()
@@ -373,11 +376,13 @@ class Authorizer:
                                        restrict_public_policy=view is not None and view.restrict_public)
         if decision.outcome is not Outcome.IMPLICIT_DENY or view is None:
             return decision.allowed
-        if check.key is not None and check.action in acls.OBJECT_ACL_ACTIONS and not fetched:
+        acl_action = check.acl_as or check.action
+        if check.key is not None and acl_action in acls.OBJECT_ACL_ACTIONS and not fetched:
             obj = self._object(check)
-        return self.acl_allows(principal, check, view, obj)
+        return self.acl_allows(principal, acl_action, check.key, view, obj)
 
-    def acl_allows(self, principal: Principal, check: Check, view: BucketView, obj: ObjectVersion | None) -> bool:
+    def acl_allows(self, principal: Principal, action: str, key: str | None, view: BucketView,
+                   obj: ObjectVersion | None) -> bool:
         """Whether the bucket's or object's ACL (or bucket ownership) grants the action.
 
         The bucket owner may do everything to its bucket, as the owning account may on AWS, and
@@ -386,20 +391,20 @@ class Authorizer:
         ACLs are ignored and the bucket owner owns every object."""
         who = canonical_id(principal)
         is_owner = principal.kind != "anonymous" and who == view.owner
-        object_read = check.action in acls.OBJECT_ACL_ACTIONS
-        if is_owner and (check.key is None or not object_read):
+        object_read = action in acls.OBJECT_ACL_ACTIONS
+        if is_owner and (key is None or not object_read):
             return True
         if not view.acls_enabled:
             return is_owner
         ignore_public = view.pab.ignore_public_acls
         if not object_read:
-            permission = acls.BUCKET_ACL_ACTIONS.get(check.action)
+            permission = acls.BUCKET_ACL_ACTIONS.get(action)
             return permission is not None and acls.permits(acls.effective(view.record.acl, view.owner), principal,
                                                            permission, ignore_public=ignore_public)
         if obj is None:
             return False
         owner = self.directory.owner_id(obj.owner)
-        return acls.permits(acls.effective(obj.acl, owner), principal, acls.OBJECT_ACL_ACTIONS[check.action],
+        return acls.permits(acls.effective(obj.acl, owner), principal, acls.OBJECT_ACL_ACTIONS[action],
                             ignore_public=ignore_public)
 
     async def require(self, principal: Principal, checks: Sequence[Check], conditions: Conditions,

@@ -161,6 +161,10 @@ def test_public_read_write_bucket_takes_anonymous_writes(s3: Any, anon: Any, buc
     assert s3.get_object_acl(Bucket=bucket, Key="dropped")["Owner"]["DisplayName"] == "anonymous"
     assert denied(anon.get_object, Bucket=bucket, Key="dropped") == "AccessDenied"
     anon.delete_object(Bucket=bucket, Key="dropped")
+    # the ACL of what a writer creates is the writer's to set (s3:PutObjectAcl comes with WRITE)
+    anon.put_object(Bucket=bucket, Key="shared", Body=b"for all", ACL="public-read")
+    assert anon.get_object(Bucket=bucket, Key="shared")["Body"].read() == b"for all"
+    anon.delete_object(Bucket=bucket, Key="shared")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
 
 
