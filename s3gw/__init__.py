@@ -15,6 +15,9 @@
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
     ops_*.py     operation handlers by area (bucket, object, list, multipart)
+    iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
+                 iamcall.py the call, its authorization and IAM's XML; iamactions.py
+                 the actions
 
 To add an operation: name it in routing.Op and return it from routing.operation (taking it out
 of the not-implemented table if it was there), then add `Op.Name: handler` to the OPS of the

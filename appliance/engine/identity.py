@@ -31,6 +31,7 @@ from typing import TypeVar
 import trio
 
 from . import keys
+from .errors import StowageError
 from .metadb import Batch, MetaDB
 from .metasnap import list_snapshots, take_snapshot
 from .records import AccountRecord, CredentialRecord, GroupRecord, PolicyRecord, Record, UserRecord
@@ -207,7 +208,12 @@ async def replace_plaintext_snapshots(core: StoreCore) -> bool:
         return False
     replaced = False
     if list_snapshots(core):
-        if await take_snapshot(core, keep=1) is None:
+        try:
+            taken = await take_snapshot(core, keep=1)
+        except StowageError as exc:  # the disks cannot take one now: the next start tries again
+            log.warning("could not replace the metadata snapshots that hold plain-text secrets: %s", exc.message)
+            return False
+        if taken is None:
             return False
         replaced = True
         log.info("metadata snapshots taken before the secrets were wrapped were dropped")
