@@ -106,3 +106,28 @@ def test_round1_data_dir_reads_byte_exact(daemon_factory: Any, tmp_path: Path) -
     r = d.cli("scrub", "--json")
     scrub = json.loads(r.stdout)
     assert scrub["unrecoverable"] == 0 and scrub["found"] == 0
+
+
+def test_round1_secrets_wrapped_by_an_offline_command(daemon_factory: Any, tmp_path: Path) -> None:
+    """With the daemon stopped, the first identity command wraps the secrets and compacts them out of
+    meta/; the daemon's next start replaces the snapshots that still hold them."""
+    data = _unpack(tmp_path)
+    expected = json.loads((data / "expected.json").read_text())
+    secret = expected["user"]["secret_key"].encode()
+    d = daemon_factory(name="data", start=False)
+    listed = json.loads(d.cli("user", "list", "--json").stdout)
+    assert [u["user"] for u in listed] == ["alice"] and len(listed[0]["keys"]) == 2
+    assert _files_holding(data, secret) == ["disks"]  # meta/ is clean; the old snapshot is not yet
+    config = tmp_path / "gc.toml"
+    config.write_text("[gc]\ngrace_seconds = 0.5\ninterval_seconds = 0.2\n")
+    d.extra_args = ["--no-mount", "--config", str(config)]
+    d.start()
+    deadline = time.monotonic() + 30
+    while _files_holding(data, secret) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _files_holding(data, secret) == []
+    assert json.loads(d.cli("status", "--json").stdout)["services"]["snapshot"]["count"] == 1
+    user = expected["user"]
+    boto3.client("s3", endpoint_url=d.endpoint, aws_access_key_id=user["access_key"],
+                 aws_secret_access_key=user["secret_key"], region_name="us-east-1",
+                 config=BotoConfig(retries={"max_attempts": 1})).list_buckets()
