@@ -33,6 +33,7 @@ from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
+from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
 from s3gw.service import Endpoint, serve_s3
 
@@ -135,6 +136,8 @@ def _warn_if_open(cfg: Config) -> None:
 async def run(cfg: Config, notifier: Notifier | None = None) -> None:
     os.umask(PRIVATE_UMASK)  # in every mode, not only under the systemd unit's UMask=
     _warn_if_open(cfg)
+    if _mount_wanted(cfg):
+        BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now
     notifier = notifier or Notifier.from_environ()
     db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
     try:

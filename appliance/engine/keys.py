@@ -22,6 +22,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     R<group>                        GroupRecord
     M<policy name>                  PolicyRecord (customer-managed policies)
     T<segment id>                   staged segment: written, not yet part of an object
+    E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
 """
 
@@ -49,6 +50,7 @@ GROUP = b"R"
 POLICY = b"M"
 PROGRESS = b"X"
 STAGED = b"T"
+VID_EXPIRY = b"E"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -180,3 +182,16 @@ SNAPSHOTS_HOLD_PLAINTEXT = appliance("snapshots-hold-plaintext")
 
 def progress(name: str) -> bytes:
     return PROGRESS + name.encode()
+
+
+def vid_expiry(queued_ns: int, bucket_name: str, key: str, version_id: str) -> bytes:
+    return VID_EXPIRY + struct.pack(">Q", queued_ns) + bucket_name.encode() + SEP + key.encode() + SEP + \
+        version_id.encode()
+
+
+def split_vid_expiry(raw: bytes) -> tuple[str, str, str]:
+    """(bucket, key, version id) of an E key; version ids and bucket names never contain NUL."""
+    body = raw[9:]
+    bucket_name, _, rest = body.partition(SEP)
+    key, _, version_id = rest.rpartition(SEP)
+    return bucket_name.decode(), key.decode(), version_id.decode()

@@ -12,6 +12,7 @@
     masterkey.py    the appliance master key that wraps every stored secret
     policy.py       the policy language and AWS's evaluation (with document, patterns,
                     conditions, actions, public, canned)
+    posixattrs.py   POSIX attributes in S3 user metadata and who may set them (the mount's trust)
 
 May import: appliance.engine (its facade, records and the identity store), appliance.config and
 diskmgr. Imported by the frontends (authentication, authorization), the control ops and the

@@ -14,6 +14,7 @@ from pathlib import Path
 from appliance.config import Config, ConfigError
 from diskmgr.durable import write_atomic
 
+ROOT_USER = "root"  # the root key's user: reserved, never an IAM user
 _AK_ALPHABET = string.ascii_uppercase + string.digits
 
 

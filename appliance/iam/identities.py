@@ -22,10 +22,9 @@ from appliance.engine.identity import IdentityState
 from appliance.engine.records import AccountRecord, CredentialRecord, GroupRecord, PolicyRecord, UserRecord
 
 from .canned import CANNED
-from .credentials import RootKey
+from .credentials import ROOT_USER, RootKey
 from .managed import canned_record
 from .masterkey import MasterKey
-from .naming import ROOT_USER
 from .policy import MalformedPolicy, Policy, Principal, parse_policy
 from .sealing import unseal
 

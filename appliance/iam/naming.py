@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from .canned import CANNED
 from .errors import NoSuchEntity, ValidationError
 
-ROOT_USER = "root"  # reserved: the appliance's root key, never an IAM user
 AWS_MANAGED = "aws"  # the account part of the canned policies' ARNs (AWS-managed policies)
 
 _NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from appliance.engine.identity import IdentityView
 from appliance.engine.records import CredentialRecord, GroupRecord, UserRecord
 
-from .credentials import new_access_key, new_secret_key
+from .credentials import ROOT_USER, new_access_key, new_secret_key
 from .errors import DeleteConflict, EntityAlreadyExists, InvalidInput, LimitExceeded, NoSuchEntity
 from .masterkey import MasterKey
 from .naming import (
     MAX_USER_NAME,
-    ROOT_USER,
     check_access_key_id,
     check_name,
     check_path,
