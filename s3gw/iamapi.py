@@ -123,10 +123,18 @@ class IamApi:
         handler = ACTIONS.get(action)
         if handler is None or version != API_VERSION:
             raise IamError("InvalidAction", f"Could not find operation {action[:64]} for version {version[:16]}")
+        refused = sorted({name.split(".", 1)[0] for name in params} & UNSUPPORTED_PARAMETERS)
+        if refused:  # never accept a request and ignore part of its meaning
+            raise IamError("NotImplemented", f"{', '.join(refused)} {'is' if len(refused) == 1 else 'are'} not "
+                           "supported by this IAM API")
         context = {"aws:SourceIp": _client_address(req.remote),
                    "aws:SecureTransport": "true" if req.tls else "false", **time_context(datetime.now(UTC))}
         call = Call(self.admin, found[-1][1], params, context)
         return response_xml(action, await handler(call), request_id)
+
+
+# Parameters of the supported actions that Stowage does not implement: refused, not ignored.
+UNSUPPORTED_PARAMETERS = frozenset({"Tags", "PermissionsBoundary", "TagKeys"})
 
 
 def _parse_params(raw: bytes | str, into: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -46,6 +46,7 @@ IAM_STATUS: dict[str, int] = {
     "InvalidParameterValue": 400,
     "RequestExpired": 400,
     "ServiceFailure": 500,
+    "NotImplemented": 501,
 }
 
 

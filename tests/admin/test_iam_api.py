@@ -396,3 +396,15 @@ def test_secrets_never_in_plain_text_at_rest(d: DaemonProc) -> None:
         d.start()
     # unwrapped again after the restart
     assert "Buckets" in client(d, "s3", key["AccessKeyId"], key["SecretAccessKey"]).list_buckets()
+
+
+def test_unsupported_parameters_are_refused_not_ignored(d: DaemonProc) -> None:
+    """IAM tags and permission boundaries are not implemented: a request carrying them is refused
+    (501 NotImplemented) and changes nothing, instead of succeeding without them."""
+    iam = client(d, "iam")
+    with pytest.raises(ClientError) as exc:
+        iam.create_user(UserName="tagged", Tags=[{"Key": "team", "Value": "a"}])
+    assert error(exc) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as exc:
+        iam.get_user(UserName="tagged")
+    assert error(exc) == ("NoSuchEntity", 404)
