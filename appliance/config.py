@@ -18,6 +18,7 @@ from diskmgr.errors import StowageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/stowage/stowage.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/stowage")
+DEFAULT_MASTER_KEY = Path("/etc/stowage/master.key")
 EMBEDDED_DISKS = 6
 MIB = 1 << 20
 OBJECT_OWNERSHIP = ("ObjectWriter", "BucketOwnerPreferred", "BucketOwnerEnforced")
@@ -117,6 +118,13 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class KmsConfig:
+    # The appliance master key, which wraps every stored secret; kept apart from the data disks.
+    # Default: <state_dir>/keys/master.key in the embedded mode, else /etc/stowage/master.key.
+    master_key_file: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -132,6 +140,7 @@ class Config:
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     gc: GcConfig = field(default_factory=GcConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    kms: KmsConfig = field(default_factory=KmsConfig)
     log_level: str = "info"
 
     @property
@@ -141,6 +150,12 @@ class Config:
     @property
     def control_path(self) -> Path:
         return Path(self.control_socket or os.path.join(self.state_dir, "control.sock"))
+
+    @property
+    def master_key_path(self) -> Path:
+        if self.kms.master_key_file:
+            return Path(self.kms.master_key_file)
+        return Path(self.state_dir) / "keys" / "master.key" if self.embedded else DEFAULT_MASTER_KEY
 
     @property
     def staging_path(self) -> Path:

@@ -24,10 +24,11 @@ import trio
 from appliance.engine.diskload import load_disks
 from appliance.engine.disks import DiskSet
 from appliance.engine.gc import sweep_orphans
+from appliance.engine.identity import replace_plaintext_snapshots
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
-from appliance.iam.credentials import Credentials, resolve_root_key
-from appliance.iam.interim import CredentialIdentities
+from appliance.iam.admin import IdentityAdmin
+from appliance.iam.credentials import resolve_root_key
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
@@ -41,7 +42,7 @@ from .config import Config, fuse_usable
 from .control import ControlServer, Emit
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
-from .ops import users as admin_ops
+from .ops import iam as iam_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -50,7 +51,7 @@ log = logging.getLogger("stowage.daemon")
 class Daemon:
     cfg: Config
     store: ObjectStore
-    credentials: Credentials
+    identities: IdentityAdmin
     control: ControlServer
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
@@ -149,8 +150,12 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         if root.generated:
             print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
                   f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
+        identities = await IdentityAdmin.open(store, root, cfg.master_key_path)
+        # round-1 plain-text secrets were just wrapped (now or offline): the snapshots taken
+        # before still hold them, so they are replaced before the snapshot service starts
+        await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier, healing)
+        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing)
         await _serve(daemon)
     finally:
         db.close()
@@ -167,7 +172,7 @@ async def _serve(d: Daemon) -> None:
             for worker in d.healing.workers():
                 await nursery.start(worker)
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, CredentialIdentities(d.credentials))
+                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities)
                 d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg))
@@ -194,6 +199,6 @@ def register_control_ops(d: Daemon) -> None:
         return d.status(counts)
 
     d.control.register("status", status)
-    admin_ops.register(d.control, d.store.db)
+    iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)

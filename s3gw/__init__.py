@@ -22,6 +22,9 @@
     posixtrust.py whether the mount may honour the POSIX attributes a write carries
     ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
                  ACLs, ownership controls, public access block)
+    iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
+                 iamcall.py the call, its authorization and IAM's XML; iamactions.py
+                 the actions
 
 To add an operation: name it in routing.Op and return it from routing.operation (taking it out
 of the not-implemented table if it was there), then add `Op.Name: handler` to the OPS of the

@@ -1,5 +1,8 @@
 """The S3 application: one request in, one response out.
 
+A request signed for IAM (its credential scope names the service "iam") goes to the IAM query
+API (iamapi.py), which answers in IAM's own XML. Every other request is S3's.
+
 Order per request: request id -> route (addressing, InvalidURI) -> SigV4, or the anonymous
 principal when the request carries no authentication at all -> the refusal from the
 not-implemented table -> the bucket's access settings (NoSuchBucket) -> authorization
@@ -27,6 +30,7 @@ from .body import read_xml
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
 from .http import BodyTimeout, ClientGone, Request, Response
+from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
 from .objmeta import validate_tags
 from .optable import OPERATIONS
@@ -45,10 +49,11 @@ TAGGING_LIMIT = 64 * 1024
 
 
 class S3App:
-    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, iam: IamApi | None = None) -> None:
         self.store = store
         self.cfg = cfg
         self.identities = identities
+        self.iam = iam
         self.authz = Authorizer(store, cfg, identities)
         self.anonymous = Principal.anonymous(identities.account_id)
 
@@ -67,6 +72,8 @@ class S3App:
 
     async def handle(self, req: Request) -> Response:
         request_id = _request_id()
+        if self.iam is not None and is_iam_request(req.headers):
+            return await self.iam.handle(req, request_id)
         resource = req.target.partition("?")[0]
         try:
             try:
@@ -123,16 +130,21 @@ class S3App:
             raise
 
     def _authenticate(self, req: Request, r: Route) -> tuple[Principal, AuthResult]:
+        """Who sent the request: anonymous when it carries no authentication at all, else SigV4
+        with the identities' keys. An active key of a disabled user is AccessDenied; a deleted or
+        inactive key is InvalidAccessKeyId, as AWS answers."""
         if is_anonymous(r.query, req.headers):
             return self.anonymous, anonymous(req.headers)
         found: list[Principal] = []
 
         def secret_for(access_key: str) -> str | None:
             hit = self.identities.authenticate(access_key)
-            if hit is None:
-                return None
-            found.append(hit[1])
-            return hit[0]
+            if hit is not None:
+                found.append(hit[1])
+                return hit[0]
+            if self.identities.refusal(access_key) == "AccessDenied":
+                raise S3Error("AccessDenied", "The user of this access key is disabled.")
+            return None
 
         auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
                             region=self.cfg.s3.region)

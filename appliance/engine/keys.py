@@ -5,7 +5,8 @@ One leading byte names the key space. Bucket names and object keys never contain
 equals S3's UTF-8 byte order of (bucket, key). Listings are therefore range scans, and a
 delimiter listing seeks past a whole common prefix with `prefix_successor`.
 
-    A<name>                         appliance-wide values (format version, ids, counters)
+    A<name>                         appliance-wide values (format version, ids, counters;
+                                    A account: AccountRecord)
     B<bucket>                       BucketRecord
     L<bucket>\\0<key>                ObjectVersion: the current (non-delete-marker) version
     V<bucket>\\0<key>\\0<~seq:8>      ObjectVersion: every version, newest first
@@ -16,8 +17,10 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     G<queued ns:8><segment id>      GcEntry (time ordered)
     H<segment id>                   HealEntry
     D<disk id>                      DiskRecord
-    K<access key>                   CredentialRecord
+    K<access key>                   CredentialRecord (the secret wrapped by the master key)
     W<user>                         UserRecord
+    R<group>                        GroupRecord
+    M<policy name>                  PolicyRecord (customer-managed policies)
     T<segment id>                   staged segment: written, not yet part of an object
     E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
@@ -43,6 +46,8 @@ HEAL = b"H"
 DISK = b"D"
 CREDENTIAL = b"K"
 USER = b"W"
+GROUP = b"R"
+POLICY = b"M"
 PROGRESS = b"X"
 STAGED = b"T"
 VID_EXPIRY = b"E"
@@ -159,6 +164,20 @@ def credential(access_key: str) -> bytes:
 
 def user(name: str) -> bytes:
     return USER + name.encode()
+
+
+def group(name: str) -> bytes:
+    return GROUP + name.encode()
+
+
+def policy(name: str) -> bytes:
+    return POLICY + name.encode()
+
+
+ACCOUNT = appliance("account")
+# Set when plain-text secrets were re-wrapped: the metadata snapshots taken before still hold them,
+# and the daemon replaces them with a fresh one at its next start (identity.py).
+SNAPSHOTS_HOLD_PLAINTEXT = appliance("snapshots-hold-plaintext")
 
 
 def progress(name: str) -> bytes:
