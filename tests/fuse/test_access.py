@@ -66,7 +66,8 @@ def perm(path: Path) -> tuple[int, int, int]:
 @dataclass
 class Shared:
     """A daemon whose mount lies where other local users can reach it, and two S3 clients:
-    root's, and alice's (a `stowage user add` user, who may not set POSIX attributes)."""
+    root's, and alice's (a `stowage user add` user with the canned readwrite policy, who may not
+    set POSIX attributes)."""
 
     daemon: Any
     mnt: Path
@@ -105,7 +106,8 @@ def shared(daemon_factory: Any, tmp_path: Path) -> Iterator[Callable[[str], Shar
         (tmp_path / "stowage.toml").write_text(toml)
         d = daemon_factory(["--config", str(tmp_path / "stowage.toml"), "--mount", str(scratch / "mnt")])
         started.append(d)
-        user = json.loads(d.cli("user", "add", "alice", "--json").stdout)
+        # readwrite: every S3 action, but not stowage:PutPosixAttributes
+        user = json.loads(d.cli("user", "add", "alice", "--policy", "readwrite", "--json").stdout)
         return Shared(d, mounted(d), d.s3(), client(d, user["access_key"], user["secret_key"]), scratch)
 
     try:
