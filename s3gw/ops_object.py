@@ -29,8 +29,11 @@ from .xmlio import doc, el, iso_time, parse_tagging
 XML = ("Content-Type", "application/xml")
 
 
-def _versioned(ctx: Ctx, bucket: str) -> bool:
-    return bool(ctx.store.get_bucket(bucket).versioning)
+def _versioned(ctx: Ctx) -> bool:
+    """Whether the request's bucket has (had) versioning, as read when the request began: its
+    record was looked up for authorization (ctx.view), so the handler need not read it again."""
+    rec = ctx.view.record if ctx.view is not None else ctx.store.get_bucket(ctx.bucket)
+    return bool(rec.versioning)
 
 
 def _version_id(ctx: Ctx) -> str | None:
@@ -54,7 +57,7 @@ async def put_object(ctx: Ctx) -> Response:
                                    if_none_match=h.get("if-none-match"), finalize=body.finalize,
                                    size_hint=body.expected_size)
     headers = [("ETag", f'"{v.etag}"')]
-    if v.version_id != "null" or _versioned(ctx, ctx.bucket):
+    if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
     headers += _checksum_headers(v.checksums)
     return Response(200, headers)
@@ -101,7 +104,7 @@ def _lookup(ctx: Ctx) -> ObjectVersion:
 
 def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
     mode = ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-    headers = version_headers(v, versioned=_versioned(ctx, ctx.bucket), checksum_mode=mode)
+    headers = version_headers(v, versioned=_versioned(ctx), checksum_mode=mode)
     overrides = response_overrides(ctx.query)
     if overrides:
         lower = {k.lower() for k in overrides}
@@ -208,7 +211,7 @@ async def copy_object(ctx: Ctx) -> Response:
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
                                     if_none_match=h.get("if-none-match"))
     headers = [XML]
-    if v.version_id != "null" or _versioned(ctx, ctx.bucket):
+    if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
