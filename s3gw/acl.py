@@ -54,9 +54,6 @@ GRANT_HEADERS = {
 BUCKET_CANNED = ("private", "public-read", "public-read-write", "authenticated-read", "log-delivery-write")
 OBJECT_CANNED = ("private", "public-read", "public-read-write", "authenticated-read", "bucket-owner-read",
                  "bucket-owner-full-control")
-# canned ACLs that grant the owner (and the bucket owner) only: the ones a bucket with ACLs
-# disabled (BucketOwnerEnforced) still accepts
-OWNER_ONLY_CANNED = ("private", "bucket-owner-full-control")
 
 # action -> the permission a grant must give; bucket-scoped ACL, then object-scoped ACL
 BUCKET_ACL_ACTIONS: Mapping[str, str] = {

@@ -17,6 +17,8 @@ docs/access-control.md for ownership and the public access block.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from appliance.engine.errors import NoSuchKey, NoSuchVersion
 from appliance.iam.policy import (
     AuthzRequest,
     Decision,
+    MalformedPolicy,
     Outcome,
     Policy,
     Principal,
@@ -48,6 +51,7 @@ from .objmeta import parse_copy_source, parse_tagging_header
 from .routing import Op, Route
 
 Conditions = dict[str, str | Sequence[str]]
+log = logging.getLogger("stowage.s3")
 
 OBJECT_WRITER = "ObjectWriter"
 BUCKET_OWNER_PREFERRED = "BucketOwnerPreferred"
@@ -283,6 +287,14 @@ def parse_bucket_policy(text: str | bytes, bucket: str) -> ParsedPolicy:
     return ParsedPolicy(source, policy, is_public(policy), tests_object_tags(policy))
 
 
+def _deny_all(bucket: str, text: str) -> ParsedPolicy:
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]})
+    return ParsedPolicy(text, parse_policy(doc, "resource", name="unreadable bucket policy", bucket=bucket),
+                        False, False)
+
+
 # --- the authorizer ------------------------------------------------------------------------------
 
 
@@ -309,10 +321,16 @@ class Authorizer:
         cached = self._policies.get(rec.name)
         if cached is not None and cached.text == rec.policy:
             return cached
-        if len(rec.policy) > _PARSE_INLINE:
-            parsed = await trio.to_thread.run_sync(parse_bucket_policy, rec.policy, rec.name)
-        else:
-            parsed = parse_bucket_policy(rec.policy, rec.name)
+        try:
+            if len(rec.policy) > _PARSE_INLINE:
+                parsed = await trio.to_thread.run_sync(parse_bucket_policy, rec.policy, rec.name)
+            else:
+                parsed = parse_bucket_policy(rec.policy, rec.name)
+        except MalformedPolicy as exc:
+            # Stored policies were valid when put; one this version cannot read fails closed:
+            # nobody but root (who may still get, replace and delete it) gets in.
+            log.error("bucket %s: stored policy unreadable (%s); denying all access but root's", rec.name, exc)
+            parsed = _deny_all(rec.name, rec.policy)
         if len(self._policies) >= _MAX_CACHED_POLICIES:
             self._policies.clear()
         self._policies[rec.name] = parsed

@@ -3,7 +3,10 @@ the condition keys a request supplies, and the ACL grammar and its meaning."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import trio
 
 from appliance.iam.policy import Principal
 from s3gw import acl as acls
@@ -176,3 +179,63 @@ def test_access_control_policy_round_trip() -> None:
         with pytest.raises(S3Error) as exc:
             acls.parse_acp(bad, known)
         assert exc.value.code == "MalformedACLError"
+
+
+# --- the authorizer with stand-ins for the store and the identities -------------------------------
+
+
+class _Store:
+    def __init__(self, rec: Any) -> None:
+        self.rec = rec
+
+    def get_bucket(self, name: str) -> Any:
+        return self.rec
+
+    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> Any:
+        from appliance.engine.errors import NoSuchKey
+
+        raise NoSuchKey(bucket=bucket, key=key)
+
+
+class _Identities:
+    account_id = "000000000000"
+    root = Principal.root(canonical_id="r" * 64)
+
+    def authenticate(self, access_key: str) -> None:
+        return None
+
+    def refusal(self, access_key: str) -> str:
+        return "InvalidAccessKeyId"
+
+    def identity_policies(self, principal: Principal) -> tuple[()]:
+        return ()
+
+    def principal_for_user(self, name: str) -> None:
+        return None
+
+    def principal_by_canonical_id(self, canonical_id: str) -> Principal | None:
+        return self.root if canonical_id == self.root.canonical_id else None
+
+    def display_name(self, canonical_id: str) -> str:
+        return "root" if canonical_id == self.root.canonical_id else ""
+
+
+def test_an_unreadable_stored_policy_fails_closed_but_root_can_replace_it() -> None:
+    from appliance.config import Config
+    from appliance.engine import BucketRecord
+    from s3gw.authz import Authorizer
+
+    rec = BucketRecord("b", 1, owner="r" * 64, policy='{"Statement": "no longer valid"}')
+    authz = Authorizer(_Store(rec), Config(), _Identities())  # type: ignore[arg-type]
+    root = _Identities.root
+
+    async def decide(principal: Principal, action: str, key: str | None = None) -> bool:
+        return await authz.decide(principal, Check(action, "b", key), {})
+
+    async def main() -> None:
+        assert not await decide(root, "s3:GetObject", "k")
+        assert not await decide(ANON, "s3:ListBucket")
+        for action in ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"):
+            assert await decide(root, action)
+
+    trio.run(main)
