@@ -153,6 +153,20 @@ def test_public_read_by_acl(s3: Any, anon: Any, bucket: str) -> None:
          "Permission": "FULL_CONTROL"}]
 
 
+def test_acls_on_copies_and_multipart_uploads(s3: Any, anon: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="src", Body=b"s", ACL="public-read")
+    s3.copy_object(Bucket=bucket, Key="copy-private", CopySource={"Bucket": bucket, "Key": "src"})
+    assert denied(anon.get_object, Bucket=bucket, Key="copy-private") == "AccessDenied"  # never inherited
+    s3.copy_object(Bucket=bucket, Key="copy-public", CopySource={"Bucket": bucket, "Key": "src"}, ACL="public-read")
+    assert anon.get_object(Bucket=bucket, Key="copy-public")["Body"].read() == b"s"
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp", ACL="public-read")["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1, Body=b"m")["ETag"]
+    assert denied(anon.get_object, Bucket=bucket, Key="mp") == "AccessDenied"  # not there yet
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert anon.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"m"
+
+
 def test_public_read_write_bucket_takes_anonymous_writes(s3: Any, anon: Any, bucket: str) -> None:
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
     anon.put_object(Bucket=bucket, Key="dropped", Body=b"from anyone")
