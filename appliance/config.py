@@ -18,6 +18,7 @@ from diskmgr.errors import StowageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/stowage/stowage.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/stowage")
+DEFAULT_MASTER_KEY = Path("/etc/stowage/master.key")
 EMBEDDED_DISKS = 6
 MIB = 1 << 20
 
@@ -93,6 +94,13 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class KmsConfig:
+    # The appliance master key (appliance/iam/masterkey.py): kept apart from the data disks and
+    # the metadata DB. "" = /etc/stowage/master.key on a box, <state_dir>/keys/master.key embedded.
+    master_key_file: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -108,6 +116,7 @@ class Config:
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     gc: GcConfig = field(default_factory=GcConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    kms: KmsConfig = field(default_factory=KmsConfig)
     log_level: str = "info"
 
     @property
@@ -121,6 +130,12 @@ class Config:
     @property
     def staging_path(self) -> Path:
         return Path(self.mount.staging_dir or os.path.join(self.meta_path, "staging"))
+
+    @property
+    def master_key_path(self) -> Path:
+        if self.kms.master_key_file:
+            return Path(self.kms.master_key_file)
+        return Path(self.state_dir) / "keys" / "master.key" if self.embedded else DEFAULT_MASTER_KEY
 
     @property
     def disks_dir(self) -> Path:

@@ -18,6 +18,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     D<disk id>                      DiskRecord
     K<access key>                   CredentialRecord
     W<user>                         UserRecord
+    E<kms key id>                   KmsKeyRecord (built-in KMS keys, material wrapped by the master key)
     T<segment id>                   staged segment: written, not yet part of an object
     X<name>                         service progress (scrub cursor, ...)
 """
@@ -42,6 +43,7 @@ HEAL = b"H"
 DISK = b"D"
 CREDENTIAL = b"K"
 USER = b"W"
+KMS_KEY = b"E"
 PROGRESS = b"X"
 STAGED = b"T"
 
@@ -157,6 +159,10 @@ def credential(access_key: str) -> bytes:
 
 def user(name: str) -> bytes:
     return USER + name.encode()
+
+
+def kms_key(key_id: str) -> bytes:
+    return KMS_KEY + key_id.encode()
 
 
 def progress(name: str) -> bytes:
