@@ -27,6 +27,8 @@ from appliance.engine.gc import sweep_orphans
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
 from appliance.iam.credentials import Credentials, resolve_root_key
+from appliance.iam.kms import Kms
+from appliance.iam.masterkey import open_for
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
@@ -39,6 +41,7 @@ from .config import Config, fuse_usable
 from .control import ControlServer, Emit
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
+from .ops import kms as kms_ops
 from .ops import users as admin_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
@@ -52,6 +55,7 @@ class Daemon:
     control: ControlServer
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
+    kms: Kms  # the built-in KMS and the master key (server-side encryption)
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
@@ -141,12 +145,13 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         store = ObjectStore(cfg, db, disks)
         await trio.to_thread.run_sync(store.drop_stale_staging)
         await trio.to_thread.run_sync(sweep_orphans, store)
+        kms = Kms(db, await trio.to_thread.run_sync(open_for, cfg, db))
         root = resolve_root_key(cfg)
         if root.generated:
             print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
                   f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier, healing)
+        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier, healing, kms)
         await _serve(daemon)
     finally:
         db.close()
@@ -193,3 +198,4 @@ def register_control_ops(d: Daemon) -> None:
     admin_ops.register(d.control, d.store.db)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True))

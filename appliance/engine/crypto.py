@@ -44,9 +44,10 @@ _ETAG_INFO = b"stowage segment etag key v1\x00"
 _AAD_TAIL = struct.Struct(">QB")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SegmentKey:
-    """What a write is encrypted with: a fresh random data key and its envelope.
+    """What a write is encrypted with: a fresh random data key and its envelope. One per write:
+    drop it when the write is done (key managers may track the live ones).
 
     `envelope` is stored as given (JSON-able, never holding the plaintext key). `opaque_etag`:
     the object's ETag is not the plaintext MD5 (S3 does this for SSE-C and SSE-KMS objects)

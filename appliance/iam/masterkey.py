@@ -34,7 +34,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from appliance.config import Config
+from appliance.engine import keystore
 from appliance.engine.errors import FormatError, StowageError
+from appliance.engine.metadb import MetaDB
 from diskmgr.durable import write_atomic
 
 FILE_FORMAT = 1
@@ -89,8 +92,7 @@ class MasterKey:
                 from None
 
     def wrapped_by_current(self, blob: bytes) -> bool:
-        n = blob[1] if len(blob) > 1 else 0
-        return blob[2 : 2 + n].decode(errors="replace") == self.current
+        return wrapping_key(blob) == self.current
 
     # --- rotation --------------------------------------------------------------------------
 
@@ -117,6 +119,12 @@ class MasterKey:
             raise MasterKeyError("the master key came from a systemd credential and cannot be changed here")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(self.path, self.to_json() + "\n", 0o600)
+
+
+def wrapping_key(blob: bytes) -> str:
+    """The id of the master key a wrapped blob needs."""
+    n = blob[1] if len(blob) > 1 else 0
+    return blob[2 : 2 + n].decode(errors="replace")
 
 
 def _new_entry() -> KeyEntry:
@@ -174,3 +182,41 @@ def load_or_create(path: Path, create: bool = True) -> MasterKey:
         raise MasterKeyError(f"{path} is readable by group or others (mode {st.st_mode & 0o777:o}); "
                              "chmod 600 it")
     return parse(path.read_bytes(), path)
+
+
+def open_for(cfg: Config, db: MetaDB) -> MasterKey:
+    """The daemon's master key (`kms.master_key_file`), generated on the first start only: a
+    metadata DB that was used with a master key (its mark) and no key file is refused, because
+    a new key would open nothing and hide the loss."""
+    mark = keystore.master_mark(db)
+    key = load_or_create(cfg.master_key_path, create=not mark)
+    if not mark:
+        keystore.set_master_mark(db, key.current)
+    return key
+
+
+def export_to(key: MasterKey, dest: Path, force: bool = False) -> None:
+    """Write a backup of the key ring (`stowage kms export-master FILE`), mode 0600."""
+    if dest.exists() and not force:
+        raise MasterKeyError(f"{dest} exists; not overwritten")
+    write_atomic(dest, key.to_json() + "\n", 0o600)
+
+
+def import_from(path: Path, backup: Path) -> tuple[MasterKey, list[str]]:
+    """Merge a backup's keys into the key ring at `path` (created if missing; its current key
+    stays current): (the ring, the key ids added). Nothing is ever dropped by an import."""
+    try:
+        restored = parse(backup.read_bytes(), backup)
+    except OSError as exc:
+        raise MasterKeyError(f"{backup}: {exc.strerror or exc}") from exc
+    if not path.exists():
+        key = MasterKey(restored.current, dict(restored.entries), path)
+        key.save()
+        return key, list(restored.entries)
+    key = load_or_create(path, create=False)
+    added = [kid for kid in restored.entries if kid not in key.entries]
+    for kid in added:
+        key.entries[kid] = restored.entries[kid]
+    if added:
+        key.save()
+    return key, added
