@@ -52,6 +52,7 @@ INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 
 DamageCallback = Callable[[str, list[int], str], None]
+Fetched = tuple[list[bytes], dict[int, list[bytes | None]]]  # stored blocks, and the chunks read per shard
 
 
 @dataclass
@@ -321,14 +322,43 @@ class SegmentIO:
         step = geo.block_size - (TAG if cipher is not None else 0)  # content bytes per block
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
-        for b0 in range(first, last + 1, per_batch):
-            b1 = min(last, b0 + per_batch - 1)
-            blocks = await self._read_blocks(rec, geo, b0, b1, cipher)
+        batches = [(b0, min(last, b0 + per_batch - 1)) for b0 in range(first, last + 1, per_batch)]
+        fetched = await self._read_blocks(rec, geo, *batches[0])
+        for n, (b0, b1) in enumerate(batches):
+            blocks = fetched[0]
+            if n + 1 < len(batches):
+                following = batches[n + 1]
+                if cipher is None:
+                    fetched = await self._read_blocks(rec, geo, *following)
+                else:
+                    blocks, fetched = await self._open_and_fetch(rec, geo, b0, fetched, cipher, following)
+            elif cipher is not None:
+                blocks = await self._open_blocks(rec, geo, b0, fetched[0], fetched[1], cipher)
             for b, data in zip(range(b0, b1 + 1), blocks, strict=True):
                 base = b * step
                 lo = max(start - base, 0)
                 hi = min(end - base, len(data))
                 yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+
+    async def _open_and_fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, fetched: Fetched,
+                              cipher: SegmentCipher, following: tuple[int, int]) -> tuple[list[bytes], Fetched]:
+        """Decrypt a batch while the next one is read (the disks and AES-GCM overlap)."""
+        opened: list[bytes] = []
+        nxt: Fetched | None = None
+
+        async def open_batch() -> None:
+            nonlocal opened
+            opened = await self._open_blocks(rec, geo, b0, fetched[0], fetched[1], cipher)
+
+        async def fetch() -> None:
+            nonlocal nxt
+            nxt = await self._read_blocks(rec, geo, *following)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_batch)
+            nursery.start_soon(fetch)
+        assert nxt is not None
+        return opened, nxt
 
     async def _read_shard(self, rec: SegmentRecord, geo: Geometry, i: int, b0: int, b1: int) -> list[bytes | None]:
         disk = self.disks.get(rec.shards[i])
@@ -357,8 +387,8 @@ class SegmentIO:
         results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in extra])
         got.update(zip(extra, results, strict=True))
 
-    async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int,
-                           cipher: SegmentCipher | None = None) -> list[bytes]:
+    async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> Fetched:
+        """Stored blocks b0..b1 (decoded around damage), and the chunks they came from."""
         n = b1 - b0 + 1
         got: dict[int, list[bytes | None]] = {}
         data_idx = list(range(geo.k))
@@ -383,20 +413,20 @@ class SegmentIO:
                     f"readable (k={geo.k}, m={geo.m})"
                 )
             out.append(await trio.to_thread.run_sync(codec.decode_block, geo, avail, blen))
-        if cipher is None:
-            return out
-        return await self._open_blocks(rec, geo, b0, out, got, cipher)
+        return out, got
 
     async def _open_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, blocks: list[bytes],
                            got: dict[int, list[bytes | None]], cipher: SegmentCipher) -> list[bytes]:
         """Decrypt a batch; a block that fails authentication is rebuilt from chunks that do."""
         last = block_count(rec.length, geo.block_size) - 1
 
-        def open_all() -> list[bytes | None]:
-            return [cipher.open(b0 + j, blk, b0 + j == last) for j, blk in enumerate(blocks)]
+        def open_range(lo: int, hi: int) -> list[bytes | None]:
+            return [cipher.open(b0 + j, blocks[j], b0 + j == last) for j in range(lo, hi)]
 
-        small = sum(len(b) for b in blocks) <= INLINE_OPEN_BYTES
-        opened = open_all() if small else await trio.to_thread.run_sync(open_all)
+        if sum(len(b) for b in blocks) <= INLINE_OPEN_BYTES:
+            opened = open_range(0, len(blocks))
+        else:
+            opened = await trio.to_thread.run_sync(open_range, 0, len(blocks))
         if all(p is not None for p in opened):
             return [p for p in opened if p is not None]
         await self._read_parity(rec, geo, b0, b0 + len(blocks) - 1, got)

@@ -309,3 +309,21 @@ async def test_altered_parity_is_caught_when_a_decode_needs_it(estore: ObjectSto
     shard_path(estore, rec, 5).unlink()  # the rebuilt parity is good: decoding with it authenticates
     shard_path(estore, rec, 1).unlink()
     assert await read(estore, v, k.resolve) == body
+
+
+async def test_reads_of_many_batches(estore: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch is decrypted while the next one is read; damage in a later batch is still found."""
+    from appliance.engine import segments
+
+    monkeypatch.setattr(segments, "READ_BATCH_BYTES", 3 * BLOCK)  # three blocks a batch
+    k = Keys()
+    body = random.Random(11).randbytes(10 * PLAIN + 5)
+    v = await estore.put_object("bkt", "obj", body, encrypt_with=k.new())
+    assert await read(estore, v, k.resolve) == body
+    for lo, hi in [(2 * PLAIN + 3, 7 * PLAIN - 3), (PLAIN * 3, PLAIN * 6), (0, len(body))]:
+        assert await read(estore, v, k.resolve, lo, hi) == body[lo:hi]
+    rec = segment_of(estore, v)
+    flip_chunk_byte(shard_path(estore, rec, 2), 7, BLOCK // 4, fix_crc=True)  # in the third batch
+    assert await read(estore, v, k.resolve) == body
+    entry = estore.db.get_record(HealEntry, keys.heal(rec.segment_id))
+    assert entry is not None and entry.shards == [2]
