@@ -35,7 +35,11 @@ def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:
         if not exc.context.get("unreachable"):
             raise
     with offline.session(cfg.meta_path) as db:
-        return iam_kms.OPS[op](iam_kms.Kms(db, masterkey.open_for(cfg, db)), args)
+        result = iam_kms.OPS[op](iam_kms.Kms(db, masterkey.open_for(cfg, db)), args)
+    if op in iam_kms.CHANGES:
+        click.echo("the daemon is not running: once it is, run `stowage snapshot-metadata` so the change "
+                   "is on the data disks too (KMS keys live in the metadata DB)", err=True)
+    return result
 
 
 def _line(k: dict[str, Any]) -> str:
