@@ -2,8 +2,10 @@
 
 What lives here: the versioned records and their key schema (records, keys), the LevelDB
 wrapper (metadb), erasure coding and shard files (codec, shardfile), the runtime disk set and
-placement (disks, diskload, placement), the data path (segments), listings and multipart, and the
-object-store facade (objectstore.ObjectStore) that both frontends and the services call. Also
+placement (disks, diskload, placement), the data path (segments) and its encryption (crypto),
+listings and multipart, and the object-store facade (objectstore.ObjectStore) that both frontends
+and the services call. The stored side of key management (keystore: KMS key records, segment
+envelopes) lives here too; the keys themselves are appliance.iam's. Also
 the engine-side halves of the services: the narrow queries they make (upkeep), segment repair,
 GC, metadata snapshots (metasnap), their versioned progress records (progress), and
 `recover-metadata`.
@@ -18,6 +20,7 @@ This package's namespace *is* the facade: s3gw and fusefs import from `appliance
 
 from __future__ import annotations
 
+from .crypto import KeyResolver, SegmentKey
 from .listing import ListPage, UploadPage, VersionPage
 from .names import MAX_KEY_BYTES
 from .objectstore import (
@@ -34,7 +37,7 @@ from .records import BucketRecord, ObjectVersion, PartRecord, SegmentRef, Upload
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
-    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "DeleteResult", "ListPage",
-    "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "ReadRange", "SegmentRef", "UploadPage",
-    "UploadRecord", "VersionPage", "multipart_etag", "unquote_etag",
+    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "DeleteResult", "KeyResolver",
+    "ListPage", "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "ReadRange", "SegmentKey", "SegmentRef",
+    "UploadPage", "UploadRecord", "VersionPage", "multipart_etag", "unquote_etag",
 ]
