@@ -91,7 +91,7 @@ class SegmentCipher:
     def seal(self, index: int, block: bytes, final: bool) -> bytes:
         return self._aead.encrypt(self._nonce(index), block, self._aad(index, final))
 
-    def open(self, index: int, block: bytes, final: bool) -> bytes | None:
+    def open(self, index: int, block: bytes | memoryview, final: bool) -> bytes | None:
         """The plaintext of a stored block, or None when it fails authentication."""
         try:
             return self._aead.decrypt(self._nonce(index), block, self._aad(index, final))

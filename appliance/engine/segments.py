@@ -29,7 +29,7 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,7 @@ INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 
 DamageCallback = Callable[[str, list[int], str], None]
-Fetched = tuple[list[bytes], dict[int, list[bytes | None]]]  # stored blocks, and the chunks read per shard
+Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
 
 
 @dataclass
@@ -323,36 +323,34 @@ class SegmentIO:
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
         batches = [(b0, min(last, b0 + per_batch - 1)) for b0 in range(first, last + 1, per_batch)]
-        fetched = await self._read_blocks(rec, geo, *batches[0])
-        for n, (b0, b1) in enumerate(batches):
-            blocks = fetched[0]
-            if n + 1 < len(batches):
-                following = batches[n + 1]
-                if cipher is None:
-                    fetched = await self._read_blocks(rec, geo, *following)
-                else:
-                    blocks, fetched = await self._open_and_fetch(rec, geo, b0, fetched, cipher, following)
-            elif cipher is not None:
-                blocks = await self._open_blocks(rec, geo, b0, fetched[0], fetched[1], cipher)
-            for b, data in zip(range(b0, b1 + 1), blocks, strict=True):
-                base = b * step
-                lo = max(start - base, 0)
-                hi = min(end - base, len(data))
-                yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+        if cipher is None:
+            for b0, b1 in batches:
+                blocks = await self._read_blocks(rec, geo, b0, b1)
+                for piece in _pieces(blocks, b0, step, start, end):
+                    yield piece
+            return
+        got = await self._fetch(rec, geo, *batches[0])
+        for n, (b0, _b1) in enumerate(batches):
+            if n + 1 < len(batches):  # decrypt this batch while the next one is read
+                blocks, got = await self._open_and_fetch(rec, geo, b0, got, cipher, batches[n + 1])
+            else:
+                blocks = await self._open_blocks(rec, geo, b0, got, cipher)
+            for piece in _pieces(blocks, b0, step, start, end):
+                yield piece
 
-    async def _open_and_fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, fetched: Fetched,
-                              cipher: SegmentCipher, following: tuple[int, int]) -> tuple[list[bytes], Fetched]:
+    async def _open_and_fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks,
+                              cipher: SegmentCipher, following: tuple[int, int]) -> tuple[list[bytes], Chunks]:
         """Decrypt a batch while the next one is read (the disks and AES-GCM overlap)."""
         opened: list[bytes] = []
-        nxt: Fetched | None = None
+        nxt: Chunks | None = None
 
         async def open_batch() -> None:
             nonlocal opened
-            opened = await self._open_blocks(rec, geo, b0, fetched[0], fetched[1], cipher)
+            opened = await self._open_blocks(rec, geo, b0, got, cipher)
 
         async def fetch() -> None:
             nonlocal nxt
-            nxt = await self._read_blocks(rec, geo, *following)
+            nxt = await self._fetch(rec, geo, *following)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(open_batch)
@@ -381,16 +379,15 @@ class SegmentIO:
             chunks += [None] * (n - len(chunks))
         return chunks
 
-    async def _read_parity(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int,
-                           got: dict[int, list[bytes | None]]) -> None:
+    async def _read_parity(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int, got: Chunks) -> None:
         extra = [i for i in range(geo.k, geo.n) if i not in got]
         results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in extra])
         got.update(zip(extra, results, strict=True))
 
-    async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> Fetched:
-        """Stored blocks b0..b1 (decoded around damage), and the chunks they came from."""
-        n = b1 - b0 + 1
-        got: dict[int, list[bytes | None]] = {}
+    async def _fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> Chunks:
+        """The chunks of blocks b0..b1: the data shards', and the parity shards' too when a data
+        chunk is missing or damaged (the damage is reported)."""
+        got: Chunks = {}
         data_idx = list(range(geo.k))
         results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in data_idx])
         got.update(zip(data_idx, results, strict=True))
@@ -399,37 +396,61 @@ class SegmentIO:
             await self._read_parity(rec, geo, b0, b1, got)
             damaged = sorted(i for i, chunks in got.items() if any(c is None for c in chunks))
             self.on_damage(rec.segment_id, damaged, "read")
+        for j in range(b1 - b0 + 1):
+            avail = sum(1 for chunks in got.values() if chunks[j] is not None)
+            if avail < geo.k:
+                raise InsufficientShards(
+                    f"segment {rec.segment_id} block {b0 + j}: {avail} of {geo.k} needed chunks "
+                    f"readable (k={geo.k}, m={geo.m})"
+                )
+        return got
+
+    async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> list[bytes]:
+        """Stored blocks b0..b1: data chunks concatenated, decoded around damage."""
+        got = await self._fetch(rec, geo, b0, b1)
         out: list[bytes] = []
-        for j in range(n):
+        for j in range(b1 - b0 + 1):
             blen = block_len(rec.length, geo.block_size, b0 + j)
             avail = _available(got, j)
             if all(i in avail for i in range(geo.k)):
                 block = b"".join(avail[i] for i in range(geo.k))
                 out.append(block[:blen] if len(block) != blen else block)
-                continue
-            if len(avail) < geo.k:
-                raise InsufficientShards(
-                    f"segment {rec.segment_id} block {b0 + j}: {len(avail)} of {geo.k} needed chunks "
-                    f"readable (k={geo.k}, m={geo.m})"
-                )
-            out.append(await trio.to_thread.run_sync(codec.decode_block, geo, avail, blen))
-        return out, got
+            else:
+                out.append(await trio.to_thread.run_sync(codec.decode_block, geo, avail, blen))
+        return out
 
-    async def _open_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, blocks: list[bytes],
-                           got: dict[int, list[bytes | None]], cipher: SegmentCipher) -> list[bytes]:
+    async def _open_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks,
+                           cipher: SegmentCipher) -> list[bytes]:
         """Decrypt a batch; a block that fails authentication is rebuilt from chunks that do."""
         last = block_count(rec.length, geo.block_size) - 1
+        n = len(next(iter(got.values())))
 
-        def open_range(lo: int, hi: int) -> list[bytes | None]:
-            return [cipher.open(b0 + j, blocks[j], b0 + j == last) for j in range(lo, hi)]
+        def open_all() -> list[bytes | None]:
+            # Data chunks are assembled in one reused buffer: a fresh one per block would cost
+            # page faults on top of the plaintext's own allocation.
+            buf = bytearray(geo.chunk_size(geo.block_size) * geo.k)  # a full block's chunks, padding included
+            view = memoryview(buf)
+            out: list[bytes | None] = []
+            for j in range(n):
+                index = b0 + j
+                blen = block_len(rec.length, geo.block_size, index)
+                avail = _available(got, j)
+                if all(i in avail for i in range(geo.k)):
+                    pos = 0
+                    for i in range(geo.k):
+                        chunk = avail[i]
+                        view[pos:pos + len(chunk)] = chunk
+                        pos += len(chunk)
+                    out.append(cipher.open(index, view[:blen], index == last))
+                else:
+                    out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
+            return out
 
-        if sum(len(b) for b in blocks) <= INLINE_OPEN_BYTES:
-            opened = open_range(0, len(blocks))
-        else:
-            opened = await trio.to_thread.run_sync(open_range, 0, len(blocks))
+        small = n * geo.block_size <= INLINE_OPEN_BYTES
+        opened = open_all() if small else await trio.to_thread.run_sync(open_all)
         if all(p is not None for p in opened):
             return [p for p in opened if p is not None]
-        await self._read_parity(rec, geo, b0, b0 + len(blocks) - 1, got)
+        await self._read_parity(rec, geo, b0, b0 + n - 1, got)
         out: list[bytes] = []
         tampered: set[int] = set()
         for j, plain in enumerate(opened):
@@ -464,6 +485,15 @@ class SegmentIO:
 def _with_shard(header: ShardHeader, i: int) -> ShardHeader:
     return ShardHeader(header.segment_id, i, header.k, header.m, header.block_size, header.length,
                        header.created_ns, header.appliance_id, dict(header.identity), header.enc)
+
+
+def _pieces(blocks: list[bytes], b0: int, step: int, start: int, end: int) -> Iterator[bytes]:
+    """The parts of consecutive content blocks (from block b0, `step` bytes each) in [start, end)."""
+    for j, data in enumerate(blocks):
+        base = (b0 + j) * step
+        lo = max(start - base, 0)
+        hi = min(end - base, len(data))
+        yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
 
 
 def _available(got: dict[int, list[bytes | None]], j: int) -> dict[int, bytes]:

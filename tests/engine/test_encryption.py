@@ -351,3 +351,22 @@ async def test_scrubber_and_healer_repair_encrypted_segments(estore: ObjectStore
     assert shard_path(estore, recs["o1"], 1).read_bytes() == originals["o1"]
     for name, v in versions.items():
         assert await read(estore, v, k.resolve) == bodies[name]
+
+
+@pytest.mark.parametrize(("k", "m"), [(3, 2), (1, 1), (5, 1)])
+async def test_geometries_whose_chunks_are_padded(tmp_path: Path, k: int, m: int) -> None:
+    """k not dividing the block size: chunks carry padding, which decryption must skip."""
+    s = open_store(tmp_path / "app", ndisks=k + m, k=k, m=m, block_size=BLOCK)
+    try:
+        await s.create_bucket("bkt")
+        keys_ = Keys()
+        body = random.Random(k).randbytes(4 * PLAIN + 333)
+        v = await s.put_object("bkt", "obj", body, encrypt_with=keys_.new(), size_hint=None)
+        assert await read(s, v, keys_.resolve) == body
+        assert await read(s, v, keys_.resolve, PLAIN - 7, 3 * PLAIN + 9) == body[PLAIN - 7:3 * PLAIN + 9]
+        rec = segment_of(s, v)
+        if m:
+            shard_path(s, rec, 0).unlink()  # decoded from parity, then decrypted
+            assert await read(s, v, keys_.resolve) == body
+    finally:
+        s.db.close()
