@@ -24,6 +24,7 @@ bytes are never returned.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import os
@@ -50,6 +51,7 @@ READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
 INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
+CIPHER_CACHE = 1024  # segment ciphers kept for reads
 
 DamageCallback = Callable[[str, list[int], str], None]
 Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
@@ -127,6 +129,9 @@ class SegmentIO:
         self.disks = disks
         self.appliance_id = appliance_id
         self.on_damage = on_damage
+        # (data key, segment id) -> cipher: deriving a block key costs more than opening a small
+        # object, and hot objects are read again and again
+        self._cipher = functools.lru_cache(maxsize=CIPHER_CACHE)(SegmentCipher)
 
     # --- write ------------------------------------------------------------------------------
 
@@ -318,7 +323,7 @@ class SegmentIO:
         if rec.enc is not None:
             if data_key is None:
                 raise EncryptionKeyRequired(f"segment {rec.segment_id} is encrypted and no key was given")
-            cipher = SegmentCipher(data_key, rec.segment_id)
+            cipher = self._cipher(data_key, rec.segment_id)
         step = geo.block_size - (TAG if cipher is not None else 0)  # content bytes per block
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
@@ -423,17 +428,15 @@ class SegmentIO:
                            cipher: SegmentCipher) -> list[bytes]:
         """Decrypt a batch; a block that fails authentication is rebuilt from chunks that do."""
         last = block_count(rec.length, geo.block_size) - 1
-        n = len(next(iter(got.values())))
+        blens = [block_len(rec.length, geo.block_size, b0 + j) for j in range(len(next(iter(got.values()))))]
 
         def open_all() -> list[bytes | None]:
             # Data chunks are assembled in one reused buffer: a fresh one per block would cost
             # page faults on top of the plaintext's own allocation.
-            buf = bytearray(geo.chunk_size(geo.block_size) * geo.k)  # a full block's chunks, padding included
-            view = memoryview(buf)
+            view = memoryview(bytearray(geo.chunk_size(max(blens)) * geo.k))  # chunks with their padding
             out: list[bytes | None] = []
-            for j in range(n):
+            for j, blen in enumerate(blens):
                 index = b0 + j
-                blen = block_len(rec.length, geo.block_size, index)
                 avail = _available(got, j)
                 if all(i in avail for i in range(geo.k)):
                     pos = 0
@@ -446,11 +449,11 @@ class SegmentIO:
                     out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
             return out
 
-        small = n * geo.block_size <= INLINE_OPEN_BYTES
+        small = sum(blens) <= INLINE_OPEN_BYTES
         opened = open_all() if small else await trio.to_thread.run_sync(open_all)
         if all(p is not None for p in opened):
             return [p for p in opened if p is not None]
-        await self._read_parity(rec, geo, b0, b0 + n - 1, got)
+        await self._read_parity(rec, geo, b0, b0 + len(blens) - 1, got)
         out: list[bytes] = []
         tampered: set[int] = set()
         for j, plain in enumerate(opened):

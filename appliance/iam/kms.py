@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -54,6 +55,7 @@ MODE_C = "SSE-C"
 ENVELOPE_VERSION = 1
 DEFAULT_KEY_NAME = "aws/s3"
 NONCE_BYTES = 12
+S3_KEY_CACHE = 4096
 _NAME_RE = re.compile(r"^[A-Za-z0-9/_-]{1,250}$")
 _S3_CONTEXT = b"stowage sse-s3 data key"
 _SSEC_AAD = b"stowage sse-c data key v1"
@@ -220,6 +222,10 @@ class Kms:
         # SSE-S3 keys handed out and not yet dropped: rotate-master waits for those wrapped by an
         # old master key before its last sweep (a write in flight commits its envelope late)
         self._live: weakref.WeakSet[SegmentKey] = weakref.WeakSet()
+        # wrapped SSE-S3 data key -> data key: a GET of a hot object unwraps nothing. (SSE-KMS
+        # keys are not cached: every use checks that their KMS key is still enabled; SSE-C keys
+        # are checked against the request's key every time.)
+        self._s3_keys = functools.lru_cache(maxsize=S3_KEY_CACHE)(self._unwrap_s3)
 
     # --- named keys ---------------------------------------------------------------------------
 
@@ -332,7 +338,7 @@ class Kms:
         CustomerKeyRequired, CustomerKeyMismatch, MasterKeyError when it cannot be opened)."""
         mode = _mode(env)
         if mode == MODE_S3:
-            return self.master.unwrap(_unb64(env, "wrapped"), _S3_CONTEXT)
+            return self._s3_keys(str(env.get("wrapped", "")))
         if mode == MODE_KMS:
             rec = self._usable(str(env.get("key_id", "")))
             version = int(env.get("key_version", 0))
@@ -350,6 +356,9 @@ class Kms:
         if data_key is None:
             raise CustomerKeyMismatch("The provided customer key does not open the object's data key.")
         return data_key
+
+    def _unwrap_s3(self, wrapped: str) -> bytes:
+        return self.master.unwrap(_unb64({"wrapped": wrapped}, "wrapped"), _S3_CONTEXT)
 
     def resolver(self, customer_key: bytes | None = None) -> KeyResolver:
         """For reads: envelope -> data key (SSE-C objects need the request's customer key)."""
