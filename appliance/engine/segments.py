@@ -52,6 +52,8 @@ CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
 INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 CIPHER_CACHE = 1024  # segment ciphers kept for reads
+BUFFER_POOL = 8  # assembly buffers kept for encrypted reads
+MAX_POOLED_BUFFER = 16 << 20
 
 DamageCallback = Callable[[str, list[int], str], None]
 Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
@@ -132,6 +134,8 @@ class SegmentIO:
         # (data key, segment id) -> cipher: deriving a block key costs more than opening a small
         # object, and hot objects are read again and again
         self._cipher = functools.lru_cache(maxsize=CIPHER_CACHE)(SegmentCipher)
+        # buffers encrypted blocks are assembled in (reused: a fresh one costs page faults)
+        self._buffers: list[bytearray] = []
 
     # --- write ------------------------------------------------------------------------------
 
@@ -431,23 +435,29 @@ class SegmentIO:
         blens = [block_len(rec.length, geo.block_size, b0 + j) for j in range(len(next(iter(got.values()))))]
 
         def open_all() -> list[bytes | None]:
-            # Data chunks are assembled in one reused buffer: a fresh one per block would cost
-            # page faults on top of the plaintext's own allocation.
-            view = memoryview(bytearray(geo.chunk_size(max(blens)) * geo.k))  # chunks with their padding
-            out: list[bytes | None] = []
-            for j, blen in enumerate(blens):
-                index = b0 + j
-                avail = _available(got, j)
-                if all(i in avail for i in range(geo.k)):
-                    pos = 0
-                    for i in range(geo.k):
-                        chunk = avail[i]
-                        view[pos:pos + len(chunk)] = chunk
-                        pos += len(chunk)
-                    out.append(cipher.open(index, view[:blen], index == last))
-                else:
-                    out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
-            return out
+            # Data chunks are assembled in a reused buffer: a fresh one per block would cost page
+            # faults on top of the plaintext's own allocation.
+            size = geo.chunk_size(max(blens)) * geo.k  # the chunks with their padding
+            buf = self._take_buffer(size)
+            try:
+                view = memoryview(buf)
+                out: list[bytes | None] = []
+                for j, blen in enumerate(blens):
+                    index = b0 + j
+                    avail = _available(got, j)
+                    if all(i in avail for i in range(geo.k)):
+                        pos = 0
+                        for i in range(geo.k):
+                            chunk = avail[i]
+                            view[pos:pos + len(chunk)] = chunk
+                            pos += len(chunk)
+                        out.append(cipher.open(index, view[:blen], index == last))
+                    else:
+                        out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
+                view.release()
+                return out
+            finally:
+                self._give_back(buf)
 
         small = sum(blens) <= INLINE_OPEN_BYTES
         opened = open_all() if small else await trio.to_thread.run_sync(open_all)
@@ -473,6 +483,17 @@ class SegmentIO:
         if tampered:
             self.on_damage(rec.segment_id, sorted(tampered), "authentication failed")
         return out
+
+    def _take_buffer(self, size: int) -> bytearray:
+        try:
+            buf = self._buffers.pop()  # atomic: reads decrypt in several threads
+        except IndexError:
+            return bytearray(size)
+        return buf if len(buf) >= size else bytearray(size)
+
+    def _give_back(self, buf: bytearray) -> None:
+        if len(self._buffers) < BUFFER_POOL and len(buf) <= MAX_POOLED_BUFFER:
+            self._buffers.append(buf)
 
     async def read_all_chunks(self, rec: SegmentRecord, b0: int, b1: int) -> dict[int, list[bytes | None]]:
         """Every shard's chunks for blocks b0..b1 (for the scrubber/healer)."""
