@@ -12,10 +12,11 @@ exactly `block_size` bytes (ciphertext and its 16-byte tag; the last block is sh
 encrypted segment has the erasure-coding geometry, chunk offsets and healing of an unencrypted
 one of the same stored length, and the shard files hold ciphertext only.
 
-Keys and nonces. The block key is HKDF-SHA256 of the data key with the segment id, so even a
-data key handed in for two segments never encrypts both under one key; the nonce is the block
-index. A (key, nonce) pair is therefore never reused: a segment is written once and never
-modified, and healing and moves copy or recompute ciphertext without the key.
+Keys and nonces. The block key is HMAC-SHA256(data key, label | segment id) (HKDF-Expand of
+one block: the data key is uniformly random, so no Extract step), so even a data key handed in
+for two segments never encrypts both under one key; the nonce is the block index. A (key,
+nonce) pair is therefore never reused: a segment is written once and never modified, and
+healing and moves copy or recompute ciphertext without the key.
 
 Associated data: FORMAT_TAG | segment id | u64 block index | u8 final-block flag. A block moved to
 another index or segment fails authentication, and so does a segment cut short (its new last
@@ -24,7 +25,6 @@ block was sealed as not final) or extended.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
 from collections.abc import Callable
@@ -32,9 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 TAG = 16
 KEY_BYTES = 32
@@ -69,7 +67,8 @@ KeyResolver = Callable[[dict[str, Any]], bytes]
 
 
 def _derive(data_key: bytes, info: bytes, segment_id: str) -> bytes:
-    return HKDF(hashes.SHA256(), KEY_BYTES, salt=None, info=info + segment_id.encode()).derive(data_key)
+    # HKDF-Expand (RFC 5869) for one 32-byte block: HMAC(PRK, info | 0x01)
+    return hmac.digest(data_key, info + segment_id.encode() + b"\x01", "sha256")
 
 
 class SegmentCipher:
@@ -101,7 +100,7 @@ class SegmentCipher:
     def opaque_etag(self, md5_hex: str) -> str:
         """A 32-hex-digit ETag that is not the plaintext MD5 and does not reveal it."""
         key = _derive(self._data_key, _ETAG_INFO, self.segment_id)
-        return hmac.new(key, bytes.fromhex(md5_hex), hashlib.sha256).hexdigest()[:32]
+        return hmac.digest(key, bytes.fromhex(md5_hex), "sha256").hex()[:32]
 
 
 def plain_block_size(block_size: int) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import secrets
@@ -74,7 +75,7 @@ class MasterKey:
         entry = self.entries[self.current]
         nonce = secrets.token_bytes(NONCE_BYTES)
         kid = entry.key_id.encode()
-        return bytes([WRAP_FORMAT, len(kid)]) + kid + nonce + AESGCM(entry.key).encrypt(nonce, secret, context)
+        return bytes([WRAP_FORMAT, len(kid)]) + kid + nonce + _aead(entry.key).encrypt(nonce, secret, context)
 
     def unwrap(self, blob: bytes, context: bytes) -> bytes:
         if len(blob) < 2 or blob[0] != WRAP_FORMAT:
@@ -86,7 +87,7 @@ class MasterKey:
             raise MasterKeyError(f"secret wrapped by master key {kid!r}, which this appliance does not have")
         nonce = blob[2 + n : 2 + n + NONCE_BYTES]
         try:
-            return AESGCM(entry.key).decrypt(nonce, blob[2 + n + NONCE_BYTES :], context)
+            return _aead(entry.key).decrypt(nonce, blob[2 + n + NONCE_BYTES :], context)
         except InvalidTag:
             raise MasterKeyError("a wrapped secret failed authentication (damaged, or moved to another record)") \
                 from None
@@ -119,6 +120,11 @@ class MasterKey:
             raise MasterKeyError("the master key came from a systemd credential and cannot be changed here")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(self.path, self.to_json() + "\n", 0o600)
+
+
+@functools.lru_cache(maxsize=16)
+def _aead(key: bytes) -> AESGCM:
+    return AESGCM(key)  # its key schedule costs more than wrapping a 32-byte secret
 
 
 def wrapping_key(blob: bytes) -> str:
