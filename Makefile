@@ -14,12 +14,14 @@ APT_PACKAGES := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
 
 setup: .stamp-apt $(VENV)/.stamp-pip
 
-# apt-get only runs when a package is missing, so re-running is cheap.
+# apt-get only runs when a package is missing, so re-running is cheap; it waits for another
+# apt/dpkg run holding the lock (up to 10 minutes) instead of failing.
 .stamp-apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing apt packages: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; \
 	fi
 	@touch $@
 

@@ -67,11 +67,29 @@ class S3Config:
 
 
 @dataclass(frozen=True)
+class MountBucketConfig:
+    """[mount.buckets.NAME]: one bucket's defaults; "" = the mount-wide setting."""
+
+    owner: str = ""
+    group: str = ""
+    file_mode: str = ""
+    dir_mode: str = ""
+
+
+@dataclass(frozen=True)
 class MountConfig:
     enabled: str = "auto"  # "auto" | "yes" | "no"
     path: str = ""
     staging_dir: str = ""  # where open files are staged; default <meta>/staging
     allow_other: bool = True
+    # What the mount shows for objects without trusted POSIX attributes, for implicit directories
+    # and for bucket directories (fusefs/SEMANTICS.md): user and group names or numeric ids,
+    # octal permission bits. Private to root unless opened deliberately.
+    owner: str = "0"
+    group: str = "0"
+    file_mode: str = "0600"
+    dir_mode: str = "0700"
+    buckets: dict[str, MountBucketConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,8 +113,8 @@ class SnapshotConfig:
 
 @dataclass(frozen=True)
 class KmsConfig:
-    # The appliance master key (appliance/iam/masterkey.py): kept apart from the data disks and
-    # the metadata DB. "" = /etc/stowage/master.key on a box, <state_dir>/keys/master.key embedded.
+    # The appliance master key, which wraps every stored secret; kept apart from the data disks.
+    # Default: <state_dir>/keys/master.key in the embedded mode, else /etc/stowage/master.key.
     master_key_file: str = ""
 
 
@@ -128,14 +146,14 @@ class Config:
         return Path(self.control_socket or os.path.join(self.state_dir, "control.sock"))
 
     @property
-    def staging_path(self) -> Path:
-        return Path(self.mount.staging_dir or os.path.join(self.meta_path, "staging"))
-
-    @property
     def master_key_path(self) -> Path:
         if self.kms.master_key_file:
             return Path(self.kms.master_key_file)
         return Path(self.state_dir) / "keys" / "master.key" if self.embedded else DEFAULT_MASTER_KEY
+
+    @property
+    def staging_path(self) -> Path:
+        return Path(self.mount.staging_dir or os.path.join(self.meta_path, "staging"))
 
     @property
     def disks_dir(self) -> Path:
@@ -165,6 +183,10 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of pools")
         return {pname: _build(PoolConfig, p, f"{where}.{pname}") for pname, p in value.items()}
+    if cls is MountConfig and name == "buckets":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table of buckets")
+        return {bname: _build(MountBucketConfig, b, f"{where}.{bname}") for bname, b in value.items()}
     if name == "storage_classes":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{where}: expected a table of CLASS = \"pool\"")
@@ -205,6 +227,7 @@ def validate(cfg: Config) -> Config:
     parse_listen(cfg.s3.listen)
     if cfg.mount.enabled not in ("auto", "yes", "no"):
         raise ConfigError(f"mount.enabled: expected auto, yes or no, got {cfg.mount.enabled!r}")
+    _validate_mount_access(cfg.mount)
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
     if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):
@@ -233,6 +256,31 @@ def validate(cfg: Config) -> Config:
     if cfg.scrub.rate_bytes_per_sec <= 0:
         raise ConfigError("scrub.rate_bytes_per_sec: must be positive")
     return cfg
+
+
+def parse_perm(text: str, where: str) -> int:
+    """Octal permission bits ("0640"); setuid and setgid are refused (the mount never shows them
+    on what it did not create)."""
+    try:
+        perm = int(text, 8)
+    except ValueError:
+        raise ConfigError(f"{where}: expected octal permission bits such as \"0640\", got {text!r}") from None
+    if not 0 <= perm <= 0o1777:
+        raise ConfigError(f"{where}: expected permission bits between 0000 and 1777 (no setuid/setgid), "
+                          f"got {text!r}")
+    return perm
+
+
+def _validate_mount_access(mount: MountConfig) -> None:
+    tables: list[tuple[str, MountConfig | MountBucketConfig]] = [("mount", mount)]
+    tables += [(f"mount.buckets.{name}", b) for name, b in mount.buckets.items()]
+    for where, t in tables:
+        for name in ("file_mode", "dir_mode"):
+            if getattr(t, name) or t is mount:
+                parse_perm(getattr(t, name), f"{where}.{name}")
+        for name in ("owner", "group"):
+            if t is mount and not getattr(t, name):
+                raise ConfigError(f"{where}.{name}: must not be empty (a name or a numeric id)")
 
 
 def load_config(path: Path) -> Config:

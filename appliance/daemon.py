@@ -24,15 +24,19 @@ import trio
 from appliance.engine.diskload import load_disks
 from appliance.engine.disks import DiskSet
 from appliance.engine.gc import sweep_orphans
+from appliance.engine.identity import replace_plaintext_snapshots
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
-from appliance.iam.credentials import Credentials, resolve_root_key
+from appliance.iam.admin import IdentityAdmin
+from appliance.iam.credentials import resolve_root_key
 from appliance.iam.kms import Kms
-from appliance.iam.masterkey import open_for
+from appliance.iam.masterkey import MasterKey, mark_master
+from appliance.iam.sealing import rewrap_all
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
+from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
 from s3gw.service import Endpoint, serve_s3
 
@@ -41,8 +45,8 @@ from .config import Config, fuse_usable
 from .control import ControlServer, Emit
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
+from .ops import iam as iam_ops
 from .ops import kms as kms_ops
-from .ops import users as admin_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -51,7 +55,7 @@ log = logging.getLogger("stowage.daemon")
 class Daemon:
     cfg: Config
     store: ObjectStore
-    credentials: Credentials
+    identities: IdentityAdmin
     control: ControlServer
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
@@ -137,6 +141,8 @@ def _warn_if_open(cfg: Config) -> None:
 async def run(cfg: Config, notifier: Notifier | None = None) -> None:
     os.umask(PRIVATE_UMASK)  # in every mode, not only under the systemd unit's UMask=
     _warn_if_open(cfg)
+    if _mount_wanted(cfg):
+        BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now
     notifier = notifier or Notifier.from_environ()
     db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
     try:
@@ -145,13 +151,18 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         store = ObjectStore(cfg, db, disks)
         await trio.to_thread.run_sync(store.drop_stale_staging)
         await trio.to_thread.run_sync(sweep_orphans, store)
-        kms = Kms(db, await trio.to_thread.run_sync(open_for, cfg, db))
         root = resolve_root_key(cfg)
         if root.generated:
             print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
                   f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
+        identities = await IdentityAdmin.open(store, root, cfg.master_key_path)
+        kms = Kms(db, identities.master)  # one key ring: rotate-master changes what both use
+        await trio.to_thread.run_sync(mark_master, db, identities.master)
+        # round-1 plain-text secrets were just wrapped (now or offline): the snapshots taken
+        # before still hold them, so they are replaced before the snapshot service starts
+        await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, Credentials(root, db), ControlServer(cfg.control_path), notifier, healing, kms)
+        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
         await _serve(daemon)
     finally:
         db.close()
@@ -168,7 +179,7 @@ async def _serve(d: Daemon) -> None:
             for worker in d.healing.workers():
                 await nursery.start(worker)
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.credentials)
+                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities)
                 d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg))
@@ -195,7 +206,11 @@ def register_control_ops(d: Daemon) -> None:
         return d.status(counts)
 
     d.control.register("status", status)
-    admin_ops.register(d.control, d.store.db)
+    iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
-    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True))
+
+    async def rewrap_secrets(master: MasterKey) -> int:
+        return await d.identities.write(lambda view: rewrap_all(view, master))
+
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])

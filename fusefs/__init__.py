@@ -6,10 +6,12 @@
     inodes.py       the inode table; handles.py open directory handles
     staging.py      open-file state: writes staged in a local file, committed by commit_patch
     attrs.py        POSIX attributes <-> object metadata; xattr_ops.py extended attributes
+    access.py       the configured owner, group and modes per bucket, for what S3 did not set
     paths.py        name rules and key <-> path; errnos.py the one errno table
     invalidation.py kernel cache invalidation when S3 changes what the mount shows
 
 The rules (what S3 sees of files, directories, symlinks; consistency) are in SEMANTICS.md.
-May import the engine's facade (appliance.engine, appliance.engine.errors), appliance.config
-and diskmgr; never s3gw or the daemon.
+May import the engine's facade (appliance.engine, appliance.engine.errors), appliance.config,
+appliance.iam (the POSIX-attribute rules it shares with the gateway) and diskmgr; never s3gw or
+the daemon.
 """

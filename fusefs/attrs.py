@@ -5,7 +5,9 @@ Read: `mode` (s3fs: decimal st_mode, e.g. "33188"; rclone: octal, e.g. "100644" 
 seconds). Write: mode in decimal with the file-type bits (what s3fs writes), times as
 "sec" or "sec.nnnnnnnnn" (read by both s3fs >= 1.91 and rclone). Extended attributes live in
 one `xattr` entry exactly as s3fs keeps them: URL-encoded JSON {name: base64(value)}.
-Objects without these get defaults: 0644 files, 0755 directories, owner 0:0, mtime = the
+`mode`, `uid` and `gid` count only on versions whose `posix_trusted` is set (written by the
+mount, or over S3 by a principal allowed stowage:PutPosixAttributes); whatever an object lacks
+or may not set comes from the bucket's configured defaults (access.py), mtime from the
 version's last-modified time.
 """
 
@@ -22,14 +24,14 @@ from dataclasses import dataclass
 import pyfuse3
 
 from appliance.engine import ObjectVersion
+from appliance.iam.posixattrs import parse_mode
 
-FILE_MODE = stat.S_IFREG | 0o644
-DIR_MODE = stat.S_IFDIR | 0o755
-LINK_MODE = stat.S_IFLNK | 0o777
-TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+from .access import Defaults
+
 XATTR_KEY = "xattr"
 XATTR_MAX_BYTES = 64 * 1024
 BLOCK = 4096
+MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
 
 
 @dataclass
@@ -46,20 +48,18 @@ class Posix:
 Mutate = Callable[[Posix, dict[str, str]], None]
 
 
-def parse_mode(text: str | None) -> int | None:
-    """s3fs decimal or rclone octal; None when absent or unparseable."""
-    if not text:
-        return None
-    text = text.strip()
-    try:
-        dec = int(text, 10)
-    except ValueError:
-        dec = -1
-    if 0 <= dec <= 0o177777 and stat.S_IFMT(dec) in TYPES and not text.startswith("0"):
-        return dec
-    if text and all(c in "01234567" for c in text):
-        return int(text, 8)
-    return dec & 0o7777 if dec >= 0 else None
+def default_mode(ftype: int, d: Defaults) -> int:
+    """The mode of a node of file type `ftype` that has none of its own."""
+    if ftype == stat.S_IFDIR:
+        return ftype | d.dir_perm
+    if ftype == stat.S_IFLNK:
+        return ftype | 0o777  # a symlink's permission bits are never checked
+    return ftype | d.file_perm
+
+
+def trusted_mode(v: ObjectVersion) -> int | None:
+    """The mode the version's metadata sets, when it may set one."""
+    return parse_mode(v.user_meta.get("mode")) if v.posix_trusted else None
 
 
 def parse_time_ns(text: str | None) -> int | None:
@@ -80,28 +80,28 @@ def format_time(ns: int) -> str:
     return f"{sec}.{nsec:09d}" if nsec else str(sec)
 
 
-def parse_int(text: str | None) -> int | None:
+def parse_id(text: str | None) -> int | None:
     try:
-        return int(text) if text else None
+        n = int(text) if text else None
     except ValueError:
         return None
+    return n if n is not None and 0 <= n <= MAX_ID else None
 
 
-def posix_of(v: ObjectVersion | None, default_mode: int, default_ns: int) -> Posix:
-    """Attributes of an object (file, symlink or directory marker)."""
+def posix_of(v: ObjectVersion | None, ftype: int, d: Defaults, default_ns: int) -> Posix:
+    """Attributes of a node of file type `ftype` (S_IFREG, S_IFDIR, S_IFLNK) whose object (file,
+    symlink or directory marker) is `v`; an implicit directory has none."""
     if v is None:
-        return Posix(default_mode, 0, 0, default_ns, default_ns, default_ns)
+        return Posix(default_mode(ftype, d), d.uid, d.gid, default_ns, default_ns, default_ns)
     um = v.user_meta
-    mode = parse_mode(um.get("mode"))
-    if mode is None:
-        mode = default_mode
-    elif stat.S_IFMT(mode) not in TYPES:
-        mode = stat.S_IFMT(default_mode) | (mode & 0o7777)
+    mode = trusted_mode(v)
+    uid = parse_id(um.get("uid")) if v.posix_trusted else None
+    gid = parse_id(um.get("gid")) if v.posix_trusted else None
     mtime = parse_time_ns(um.get("mtime")) or v.last_modified_ns
     return Posix(
-        mode=mode,
-        uid=parse_int(um.get("uid")) or 0,
-        gid=parse_int(um.get("gid")) or 0,
+        mode=default_mode(ftype, d) if mode is None else ftype | (mode & 0o7777),
+        uid=d.uid if uid is None else uid,
+        gid=d.gid if gid is None else gid,
         mtime_ns=mtime,
         atime_ns=parse_time_ns(um.get("atime")) or mtime,
         ctime_ns=parse_time_ns(um.get("ctime")) or v.last_modified_ns,

@@ -9,6 +9,7 @@ open files keep writing to their new names; an unlinked node that is still open 
 from __future__ import annotations
 
 import errno
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ DIR = "dir"
 FILE = "file"
 LINK = "link"
 DIR_KINDS = (ROOT, BUCKET, DIR)
+FILE_TYPE = {ROOT: stat.S_IFDIR, BUCKET: stat.S_IFDIR, DIR: stat.S_IFDIR, FILE: stat.S_IFREG, LINK: stat.S_IFLNK}
 
 
 @dataclass(eq=False)
@@ -41,6 +43,10 @@ class Node:
     @property
     def is_dir(self) -> bool:
         return self.kind in DIR_KINDS
+
+    @property
+    def ftype(self) -> int:
+        return FILE_TYPE[self.kind]
 
     @property
     def key(self) -> str:

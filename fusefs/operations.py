@@ -23,7 +23,8 @@ from pyfuse3 import EntryAttributes, RequestContext
 from appliance.config import Config
 from appliance.engine import ObjectStore, ObjectVersion, PutMeta
 
-from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Mutate, Posix, entry, meta_of, now_ns, posix_of
+from .access import BucketDefaults
+from .attrs import Mutate, Posix, entry, meta_of, now_ns, posix_of
 from .errnos import fail, fuse_op
 from .handles import DirHandle
 from .inodes import BUCKET, DIR, FILE, LINK, ROOT, InodeTable, Node
@@ -48,7 +49,8 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     def __init__(self, store: ObjectStore, cfg: Config, timeout: float = 5.0) -> None:
         super().__init__()
         self.store = store
-        self.tree = Tree(store)
+        self.defaults = BucketDefaults(cfg.mount)
+        self.tree = Tree(store, self.defaults)
         self.inodes = InodeTable()
         self.staging_dir = cfg.staging_path
         self.timeout = timeout
@@ -130,8 +132,11 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         p, size = self._stat(node)
         return entry(node.ino, p, size, self.timeout)
 
+    def _posix(self, node: Node, v: ObjectVersion | None) -> Posix:
+        return posix_of(v, node.ftype, self.defaults.of(node.bucket), now_ns())
+
     def _new_state(self, node: Node, v: ObjectVersion | None) -> FileState:
-        p = posix_of(v, LINK_MODE if node.kind == LINK else FILE_MODE, now_ns())
+        p = self._posix(node, v)
         st = FileState(self.store, self.staging_dir, v, p, v.content_type if v else guess_type(node.path))
         st.user_meta = dict(v.user_meta) if v else {}
         node.state = st
@@ -144,7 +149,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         v = self.tree.head(node.bucket, node.path)
         if v is not None and (st.base is None or v.seq != st.base.seq):
             st.set_base(v)
-            st.posix = posix_of(v, FILE_MODE, now_ns())
+            st.posix = self._posix(node, v)
             st.user_meta = dict(v.user_meta)
             st.content_type = v.content_type
         st.stale = False
@@ -163,7 +168,9 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     def _commit_meta(self, node: Node, st: FileState) -> PutMeta:
         m = PutMeta.of(st.base) if st.base else PutMeta()
         m.content_type = st.content_type or guess_type(node.path)
+        # the attributes the mount showed (and checked access against), now its own
         m.user_meta = meta_of(st.posix, st.user_meta)
+        m.posix_trusted = True
         return m
 
     async def commit(self, node: Node) -> None:
@@ -182,12 +189,14 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
             return
         if self.tree.has_children(bucket, path):
             return
-        await self._put_marker(bucket, path, Posix(DIR_MODE, 0, 0, now_ns(), now_ns(), now_ns()), {})
+        # no attributes of its own: it keeps showing the bucket's defaults, as it did while implicit
+        with self.quiet(bucket, marker_key(path)):
+            await self.store.put_object(bucket, marker_key(path), b"", PutMeta(DIR_CONTENT_TYPE, posix_trusted=True))
 
     async def _put_marker(self, bucket: str, path: str, p: Posix, um: dict[str, str]) -> ObjectVersion:
         with self.quiet(bucket, marker_key(path)):
-            return await self.store.put_object(bucket, marker_key(path), b"",
-                                               PutMeta(DIR_CONTENT_TYPE, user_meta=meta_of(p, um)))
+            return await self.store.put_object(bucket, marker_key(path), b"", PutMeta(
+                DIR_CONTENT_TYPE, user_meta=meta_of(p, um), posix_trusted=True))
 
     async def _set_meta(self, node: Node, mutate: Mutate) -> None:
         if node.kind in (ROOT, BUCKET):
@@ -207,11 +216,12 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         v = self.tree.head(node.bucket, node.path)
         if v is None:
             raise fail(errno.ENOENT)
-        p = posix_of(v, LINK_MODE if node.kind == LINK else FILE_MODE, now_ns())
+        p = self._posix(node, v)
         um = dict(v.user_meta)
         mutate(p, um)
         m = PutMeta.of(v)
         m.user_meta = meta_of(p, um)
+        m.posix_trusted = True
         with self.quiet(node.bucket, node.path):
             nv = await self.store.update_meta(node.bucket, node.path, m)
         if st is not None:
@@ -362,9 +372,9 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         if self.tree.lookup(bucket, path) is not None:
             raise fail(errno.EEXIST)
         now = now_ns()
-        p = Posix(LINK_MODE, ctx.uid, ctx.gid, now, now, now)
+        p = Posix(stat.S_IFLNK | 0o777, ctx.uid, ctx.gid, now, now, now)
         with self.quiet(bucket, path):
-            await self.store.put_object(bucket, path, bytes(target), PutMeta(user_meta=meta_of(p)))
+            await self.store.put_object(bucket, path, bytes(target), PutMeta(user_meta=meta_of(p), posix_trusted=True))
         node = self.inodes.intern(bucket, path, LINK)
         e = self._entry(node)
         node.lookups += 1
@@ -452,7 +462,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         p = Posix(stat.S_IFREG | (mode & 0o7777), ctx.uid, ctx.gid, now, now, now)
         ctype = guess_type(path)
         with self.quiet(bucket, path):
-            v = await self.store.put_object(bucket, path, b"", PutMeta(ctype, user_meta=meta_of(p)))
+            v = await self.store.put_object(bucket, path, b"", PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True))
         node = self.inodes.intern(bucket, path, FILE)
         if node.state is None:
             self._new_state(node, v)

@@ -66,7 +66,10 @@ def _clean_staging(staging: Path) -> None:
 
 def mount_options(cfg: Config) -> set[str]:
     opts = set(pyfuse3.default_options)
-    opts |= {"fsname=stowage", "subtype=stowage"}
+    # The kernel checks every access against the attributes we report (without it, allow_other
+    # would let any local user do anything); setuid/setgid programs and device nodes are never
+    # honoured from the mount.
+    opts |= {"fsname=stowage", "subtype=stowage", "default_permissions", "nosuid", "nodev"}
     if cfg.mount.allow_other:
         opts.add("allow_other")
     return opts

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from appliance.engine import ObjectStore, ObjectVersion
 from appliance.engine.errors import NoSuchBucket, NoSuchKey
 
-from .attrs import DIR_MODE, FILE_MODE, LINK_MODE, Posix, posix_of
+from .access import BucketDefaults
+from .attrs import Posix, posix_of, trusted_mode
 from .inodes import BUCKET, DIR, FILE, LINK, ROOT, Node
 from .paths import dir_prefix, join, marker_key, segment_visible
 
 PAGE = 1000
+# The mount's root: anyone may pass through to a bucket opened to them; only root lists buckets
+# (bucket names are something S3's ListBuckets may keep from a user).
+ROOT_MODE = stat.S_IFDIR | 0o711
 
 
 @dataclass
@@ -24,8 +28,9 @@ class Found:
 
 
 class Tree:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, defaults: BucketDefaults) -> None:
         self.store = store
+        self.defaults = defaults
         self.started_ns = time.time_ns()
 
     def head(self, bucket: str, key: str) -> ObjectVersion | None:
@@ -69,18 +74,17 @@ class Tree:
     def posix(self, node: Node, found: Found | None) -> tuple[Posix, int]:
         """(attributes, size) of a node as stored."""
         if node.kind == ROOT:
-            return Posix(DIR_MODE, 0, 0, self.started_ns, self.started_ns, self.started_ns), 0
+            return Posix(ROOT_MODE, 0, 0, self.started_ns, self.started_ns, self.started_ns), 0
+        d = self.defaults.of(node.bucket)
         if node.kind == BUCKET:
             try:
                 created = self.store.get_bucket(node.bucket).created_ns
             except NoSuchBucket:
                 created = self.started_ns
-            return Posix(DIR_MODE, 0, 0, created, created, created), 0
+            return posix_of(None, stat.S_IFDIR, d, created), 0
         v = found.version if found else None
-        if node.kind == DIR:
-            return posix_of(v, DIR_MODE, self.started_ns), 0
-        p = posix_of(v, LINK_MODE if node.kind == LINK else FILE_MODE, self.started_ns)
-        return p, v.size if v else 0
+        p = posix_of(v, node.ftype, d, self.started_ns)
+        return p, v.size if v and node.kind != DIR else 0
 
     def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
         """One page of a directory: ([(name, kind, version)], next marker, more?)."""
@@ -119,5 +123,6 @@ class Tree:
 
 
 def kind_of_version(v: ObjectVersion) -> str:
-    p = posix_of(v, FILE_MODE, 0)
-    return LINK if stat.S_ISLNK(p.mode) else FILE
+    """An object is a symlink only when its trusted mode says so (S3 writers may not make one)."""
+    mode = trusted_mode(v)
+    return LINK if mode is not None and stat.S_ISLNK(mode) else FILE

@@ -56,7 +56,8 @@ class XattrOps:
 
     @fuse_op
     async def listxattr(self, inode: int, ctx: RequestContext) -> list[bytes]:
-        return [k.encode() for k in xattrs_of(self._user_meta(self.inodes.get(inode)))]
+        # only the user. namespace: names of others an S3 writer put there are not ours to show
+        return [k.encode() for k in xattrs_of(self._user_meta(self.inodes.get(inode))) if k.startswith("user.")]
 
     @fuse_op
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:

@@ -53,8 +53,8 @@ done < <(grep -vE '^\s*(#|$)' "$SRC/images/apt-packages.txt")
 if [ ${#missing[@]} -gt 0 ]; then
     [ "$APT" = 1 ] || die "missing system packages: ${missing[*]}"
     say "installing system packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # 2. The source copy the package is built from (building in the checkout would litter it with

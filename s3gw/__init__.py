@@ -14,7 +14,11 @@
     errors.py    the one table of S3 errors
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
+    posixtrust.py whether the mount may honour the POSIX attributes a write carries
     ops_*.py     operation handlers by area (bucket, object, list, multipart)
+    iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
+                 iamcall.py the call, its authorization and IAM's XML; iamactions.py
+                 the actions
 
 To add an operation: name it in routing.Op and return it from routing.operation (taking it out
 of the not-implemented table if it was there), then add `Op.Name: handler` to the OPS of the

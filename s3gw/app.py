@@ -1,5 +1,8 @@
 """The S3 application: one request in, one response out.
 
+A request signed for IAM (its credential scope names the service "iam") goes to the IAM query
+API (iamapi.py), which answers in IAM's own XML. Every other request is S3's.
+
 Order per request: request id -> route (addressing, InvalidURI) -> SigV4 -> the refusal from
 the not-implemented table, or the operation's handler from the operation table (optable).
 Every failure, wherever it happens, is translated here once (errors.from_exception) into the
@@ -13,38 +16,32 @@ import base64
 import logging
 import secrets
 from collections.abc import Mapping
-from typing import Protocol
 
 import trio
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
 from appliance.engine.errors import StowageError
+from appliance.iam.identities import Identities
+from appliance.iam.policy import Principal
 
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
 from .http import BodyTimeout, ClientGone, Request, Response
+from .iamapi import IamApi, is_iam_request
 from .optable import OPERATIONS
-from .routing import REFUSED, route
-from .sigv4 import authenticate
-
-
-class CredentialSource(Protocol):
-    """Where SigV4 finds the secret for an access key, and whose the key is."""
-
-    def secret_for(self, access_key: str) -> str | None: ...
-
-    def owner_for(self, access_key: str) -> str: ...
-
+from .routing import REFUSED, Route, route
+from .sigv4 import AuthResult, authenticate
 
 log = logging.getLogger("stowage.s3")
 
 
 class S3App:
-    def __init__(self, store: ObjectStore, cfg: Config, credentials: CredentialSource) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, identities: Identities, iam: IamApi | None = None) -> None:
         self.store = store
         self.cfg = cfg
-        self.credentials = credentials
+        self.identities = identities
+        self.iam = iam
 
     def error_response(self, code: str) -> Response:
         """An error the HTTP shell answers on its own (no request was routed); it closes the connection."""
@@ -61,6 +58,8 @@ class S3App:
 
     async def handle(self, req: Request) -> Response:
         request_id = _request_id()
+        if self.iam is not None and is_iam_request(req.headers):
+            return await self.iam.handle(req, request_id)
         resource = req.target.partition("?")[0]
         try:
             try:
@@ -94,8 +93,7 @@ class S3App:
     async def _dispatch(self, req: Request, request_id: str) -> Response:
         r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
-        auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers,
-                            self.credentials.secret_for, region=self.cfg.s3.region)
+        auth, principal = self._authenticate(req, r)
         refusal = REFUSED.get(r.op)
         # a request for a feature we lack hears 501 before any complaint about its ACL headers
         if refusal == "NotImplemented":
@@ -103,8 +101,26 @@ class S3App:
         check_acl_headers(req.headers)
         if refusal is not None:
             raise S3Error(refusal)
-        owner = self.credentials.owner_for(auth.access_key)
+        owner = "root" if principal.kind == "root" else principal.name
         return await OPERATIONS[r.op](Ctx(self.store, self.cfg, req, r, auth, owner, request_id))
+
+    def _authenticate(self, req: Request, r: Route) -> tuple[AuthResult, Principal]:
+        """SigV4 with the identities' keys: the result and who signed. An active key of a disabled
+        user is AccessDenied; a deleted or inactive key is InvalidAccessKeyId, as AWS answers."""
+        found: list[Principal] = []
+
+        def secret_for(access_key: str) -> str | None:
+            identity = self.identities.authenticate(access_key)
+            if identity is not None:
+                found.append(identity[1])
+                return identity[0]
+            if self.identities.refusal(access_key) == "AccessDenied":
+                raise S3Error("AccessDenied", "The user of this access key is disabled.")
+            return None
+
+        auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
+                            region=self.cfg.s3.region)
+        return auth, found[-1]
 
 
 # Stowage behaves like an AWS bucket with ACLs disabled (Object Ownership "bucket owner

@@ -19,6 +19,7 @@ from .http import Response
 from .objmeta import put_meta
 from .ops_list import encoder, int_param, owner_xml
 from .ops_object import source_version
+from .posixtrust import vouch
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_complete
 
@@ -43,7 +44,7 @@ def _upload(ctx: Ctx) -> UploadRecord:
 
 
 async def create_multipart(ctx: Ctx) -> Response:
-    meta = put_meta(ctx.req.headers)
+    meta = vouch(ctx, put_meta(ctx.req.headers))
     alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
     if alg and alg not in ALGORITHMS:
         raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")

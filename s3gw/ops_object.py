@@ -21,6 +21,7 @@ from .objmeta import (
     validate_tags,
     version_headers,
 )
+from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_tagging
 
@@ -44,7 +45,7 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
-    meta = put_meta(ctx.req.headers)
+    meta = vouch(ctx, put_meta(ctx.req.headers))
     body = ObjectBody(ctx)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
@@ -200,6 +201,7 @@ async def copy_object(ctx: Ctx) -> Response:
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "
                       "encryption attributes.")
+    meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, if_match=h.get("if-match"),
                                     if_none_match=h.get("if-none-match"))
     headers = [XML]

@@ -1,6 +1,6 @@
 """The S3 service for the daemon: bind cfg.s3.listen, serve until cancelled, drain briefly.
 
-`await nursery.start(serve_s3, store, cfg, credentials)` returns the bound Endpoint (port 0 works).
+`await nursery.start(serve_s3, store, cfg, identities)` returns the bound Endpoint (port 0 works).
 On cancellation the listeners close at once, idle keep-alive connections are dropped, and
 requests in flight get DRAIN_GRACE seconds to finish before they are cut.
 """
@@ -17,9 +17,11 @@ import trio
 
 from appliance.config import Config, parse_listen
 from appliance.engine import ObjectStore
+from appliance.iam.admin import IdentityAdmin
 
-from .app import CredentialSource, S3App
+from .app import S3App
 from .http import ServerState, refuse_connection, serve_connection
+from .iamapi import IamApi
 
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
@@ -70,12 +72,12 @@ def _peer(stream: trio.SocketStream) -> tuple[str, str]:
 async def serve_s3(
     store: ObjectStore,
     cfg: Config,
-    credentials: CredentialSource,
+    identities: IdentityAdmin,
     *,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, credentials)
+    app = S3App(store, cfg, identities.identities, IamApi(cfg, identities))
     tls = _tls_context(cfg)
     state = ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)

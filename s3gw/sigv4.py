@@ -106,7 +106,7 @@ class _Claims:
     expires: int = 0
 
 
-def _parse_credential(value: str, error: str) -> tuple[str, str, str, str]:
+def _parse_credential(value: str, error: str, expected_service: str) -> tuple[str, str, str, str]:
     parts = value.split("/")
     if len(parts) != 5 or not all(parts):
         raise S3Error(error, "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
@@ -115,15 +115,15 @@ def _parse_credential(value: str, error: str) -> tuple[str, str, str, str]:
     if terminal != "aws4_request":
         raise S3Error(error, f"The authorization header is malformed; incorrect terminal \"{terminal}\". "
                       "This endpoint uses \"aws4_request\".")
-    if service != "s3":
+    if service != expected_service:
         raise S3Error(error, f"The authorization header is malformed; incorrect service \"{service}\". "
-                      "This endpoint belongs to \"s3\".")
+                      f"This endpoint belongs to \"{expected_service}\".")
     if not re.fullmatch(r"\d{8}", date):
         raise S3Error(error, "The authorization header is malformed; the credential date is invalid.")
     return access_key, date, region, service
 
 
-def _parse_header_auth(auth: str, headers: Mapping[str, str]) -> _Claims:
+def _parse_header_auth(auth: str, headers: Mapping[str, str], service: str, body_sha256: str | None) -> _Claims:
     if not auth.startswith(ALGORITHM + " "):
         if auth.startswith("AWS "):
             raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. "
@@ -140,7 +140,8 @@ def _parse_header_auth(auth: str, headers: Mapping[str, str]) -> _Claims:
         raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed; "
                       "the authorization header requires three components: Credential, SignedHeaders, "
                       "and Signature.")
-    access_key, date, region, service = _parse_credential(fields["Credential"], "AuthorizationHeaderMalformed")
+    access_key, date, region, service = _parse_credential(fields["Credential"], "AuthorizationHeaderMalformed",
+                                                          service)
     amz_date = headers.get("x-amz-date")
     if amz_date is None:
         raw = headers.get("date")
@@ -150,7 +151,8 @@ def _parse_header_auth(auth: str, headers: Mapping[str, str]) -> _Claims:
             amz_date = parsedate_to_datetime(raw).astimezone(UTC).strftime(AMZ_DATE_FORMAT)
         except (TypeError, ValueError):
             raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from None
-    payload = headers.get("x-amz-content-sha256")
+    # S3 signs the payload hash its client states; every other service signs the body's hash
+    payload = headers.get("x-amz-content-sha256") if body_sha256 is None else body_sha256
     if payload is None:
         raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
     payload = payload.strip()
@@ -163,7 +165,7 @@ def _parse_header_auth(auth: str, headers: Mapping[str, str]) -> _Claims:
                    fields["Signature"].lower(), amz_date, payload, presigned=False)
 
 
-def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str]) -> _Claims:
+def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str], service: str) -> _Claims:
     err = "AuthorizationQueryParametersError"
     if query.get("X-Amz-Algorithm") != ALGORITHM:
         raise S3Error(err, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
@@ -173,7 +175,7 @@ def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str]) -> _C
         raise S3Error(err, "Query-string authentication version 4 requires the X-Amz-Algorithm, "
                       "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
                       "X-Amz-Expires parameters.")
-    access_key, date, region, service = _parse_credential(query["X-Amz-Credential"], err)
+    access_key, date, region, service = _parse_credential(query["X-Amz-Credential"], err, service)
     try:
         expires = int(query["X-Amz-Expires"])
     except ValueError:
@@ -212,18 +214,22 @@ def authenticate(
     now: datetime | None = None,
     *,
     region: str | None = None,
+    service: str = "s3",
+    body_sha256: str | None = None,
 ) -> AuthResult:
     """Verify the request's SigV4 signature; headers are lower-case names with joined values.
-    `region`: the only region a credential scope may name (None: any)."""
+    `region`: the only region a credential scope may name (None: any). `service`: the one the
+    scope must name; for a service other than S3 (IAM's query API), `body_sha256` is the hex
+    SHA-256 of the body the caller read, which the signature covers."""
     auth = headers.get("authorization")
     if auth is not None and is_presigned(query):
         raise S3Error("InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
                       "parameter, Signature query string parameter or the Authorization header should be specified",
                       ArgumentName="Authorization", ArgumentValue=auth[:64])
     if auth is not None:
-        claims = _parse_header_auth(auth, headers)
+        claims = _parse_header_auth(auth, headers, service, body_sha256)
     elif is_presigned(query):
-        claims = _parse_presigned(query, headers)
+        claims = _parse_presigned(query, headers, service)
     elif "Signature" in query and "AWSAccessKeyId" in query:
         # A SigV2 presigned URL (what aws CLI v1 `s3 presign` and s3cmd `signurl` make by default):
         # answered as a SigV4-only AWS region does, not as an anonymous request.

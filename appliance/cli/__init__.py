@@ -4,7 +4,7 @@ appliance.engine.recover).
 
     main.py         the group, `serve` and `status`
     common.py       --config/--data, errors -> one line and an exit status (78 for configuration)
-    admin.py        `user`, `key`
+    iam.py          `user`, `key`, `group`, `policy`
     heal.py         `scrub`, `heal`, `snapshot-metadata`, `recover-metadata`
     disks.py        `disks list|smart|add|remove|replace` (the host-side disk tools of diskmgr)
     registry.py     where the disk tools meet the appliance: its id, handing a new disk over

@@ -15,8 +15,8 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.control import ControlError, call
 
-from . import admin as cli_admin
 from . import heal as cli_heal
+from . import iam as cli_iam
 from . import kms as cli_kms
 from .common import appliance_options, run_guarded
 from .disks import disks
@@ -82,5 +82,5 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_admin.commands, *cli_heal.commands, *cli_kms.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands]:
     main.add_command(_cmd)

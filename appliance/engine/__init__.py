@@ -15,12 +15,14 @@ Never imports appliance.services, appliance.iam, the frontends or the daemon: ke
 (for encryption) are handed in by its callers.
 
 This package's namespace *is* the facade: s3gw and fusefs import from `appliance.engine` (and
-`appliance.engine.errors`), never from its modules.
+`appliance.engine.errors`), never from its modules. The identity records and their view are part
+of it, for the gateway's IAM API.
 """
 
 from __future__ import annotations
 
 from .crypto import KeyResolver, SegmentKey
+from .identity import IdentityView
 from .listing import ListPage, UploadPage, VersionPage
 from .names import MAX_KEY_BYTES
 from .objectstore import (
@@ -33,11 +35,23 @@ from .objectstore import (
     multipart_etag,
     unquote_etag,
 )
-from .records import BucketRecord, ObjectVersion, PartRecord, SegmentRef, UploadRecord
+from .records import (
+    BucketRecord,
+    CredentialRecord,
+    GroupRecord,
+    ObjectVersion,
+    PartRecord,
+    PolicyRecord,
+    PolicyVersion,
+    SegmentRef,
+    UploadRecord,
+    UserRecord,
+)
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
-    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "DeleteResult", "KeyResolver",
-    "ListPage", "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "ReadRange", "SegmentKey", "SegmentRef",
-    "UploadPage", "UploadRecord", "VersionPage", "multipart_etag", "unquote_etag",
+    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DeleteResult",
+    "GroupRecord", "IdentityView", "KeyResolver", "ListPage", "ObjectStore", "ObjectVersion", "PartRecord",
+    "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange", "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord",
+    "UserRecord", "VersionPage", "multipart_etag", "unquote_etag",
 ]

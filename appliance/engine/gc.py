@@ -26,15 +26,17 @@ from .records import SegmentRecord
 log = logging.getLogger("stowage.gc")
 
 
+def _due(store: ObjectStore, space: bytes, older_than: float, limit: int = 1000) -> list[bytes]:
+    """Up to `limit` keys of a time-ordered queue (`space` + u64 queued ns + ...) queued more than
+    `older_than` seconds ago."""
+    cutoff = max(time.time_ns() - int(older_than * 1e9), 0)
+    with store.db.iterator(start=space, stop=space + struct.pack(">Q", cutoff)) as it:
+        return [k for (k, _), _n in zip(it, range(limit), strict=False)]
+
+
 async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
     """Delete the shard files of segments unreferenced for longer than the grace period."""
-    cutoff = time.time_ns() - int(grace_seconds * 1e9)
-    due: list[bytes] = []
-    with store.db.iterator(start=keys.GC, stop=keys.GC + struct.pack(">Q", max(cutoff, 0))) as it:
-        for k, _ in it:
-            due.append(k)
-            if len(due) >= 1000:
-                break
+    due = _due(store, keys.GC, grace_seconds)
     done = 0
     for k in due:
         seg_id = k[9:].decode()
@@ -55,6 +57,28 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
             await store.seg.delete(rec)
             done += 1
     return done
+
+
+VID_MARKER_SECONDS = 3600.0  # how long a removed version's id still positions a listing
+
+
+async def expire_version_markers(store: ObjectStore, older_than: float = VID_MARKER_SECONDS) -> int:
+    """Drop the I keys of versions removed more than `older_than` seconds ago (storecore
+    Txn._drop keeps them for listings that resume after a deleted version)."""
+    due = _due(store, keys.VID_EXPIRY, older_than)
+    if not due:
+        return 0
+    async with store.lock:
+        b = store.db.batch()
+        for k in due:
+            b.delete(k)
+            bucket, key, version_id = keys.split_vid_expiry(k)
+            raw = store.db.get(keys.vid(bucket, key, version_id))
+            # a "null" version id is reused by the next null version: keep a mapping that is live
+            if raw is not None and store.db.get(keys.version(bucket, key, keys.unpack_seq(raw))) is None:
+                b.delete(keys.vid(bucket, key, version_id))
+        await store.db.commit(b, sync=False)
+    return len(due)
 
 
 def sweep_orphans(store: ObjectStore) -> int:

@@ -5,7 +5,8 @@ One leading byte names the key space. Bucket names and object keys never contain
 equals S3's UTF-8 byte order of (bucket, key). Listings are therefore range scans, and a
 delimiter listing seeks past a whole common prefix with `prefix_successor`.
 
-    A<name>                         appliance-wide values (format version, ids, counters)
+    A<name>                         appliance-wide values (format version, ids, counters;
+                                    A account: AccountRecord)
     B<bucket>                       BucketRecord
     L<bucket>\\0<key>                ObjectVersion: the current (non-delete-marker) version
     V<bucket>\\0<key>\\0<~seq:8>      ObjectVersion: every version, newest first
@@ -16,10 +17,13 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     G<queued ns:8><segment id>      GcEntry (time ordered)
     H<segment id>                   HealEntry
     D<disk id>                      DiskRecord
-    K<access key>                   CredentialRecord
+    K<access key>                   CredentialRecord (the secret wrapped by the master key)
     W<user>                         UserRecord
-    E<kms key id>                   KmsKeyRecord (built-in KMS keys, material wrapped by the master key)
+    R<group>                        GroupRecord
+    M<policy name>                  PolicyRecord (customer-managed policies)
+    N<kms key id>                   KmsKeyRecord (built-in KMS keys, material wrapped by the master key)
     T<segment id>                   staged segment: written, not yet part of an object
+    E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
 """
 
@@ -43,9 +47,12 @@ HEAL = b"H"
 DISK = b"D"
 CREDENTIAL = b"K"
 USER = b"W"
-KMS_KEY = b"E"
+GROUP = b"R"
+POLICY = b"M"
+KMS_KEY = b"N"
 PROGRESS = b"X"
 STAGED = b"T"
+VID_EXPIRY = b"E"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -161,9 +168,38 @@ def user(name: str) -> bytes:
     return USER + name.encode()
 
 
+def group(name: str) -> bytes:
+    return GROUP + name.encode()
+
+
+def policy(name: str) -> bytes:
+    return POLICY + name.encode()
+
+
 def kms_key(key_id: str) -> bytes:
     return KMS_KEY + key_id.encode()
 
 
+ACCOUNT = appliance("account")
+# Set when plain-text secrets were re-wrapped: the metadata snapshots taken before still hold them,
+# and the daemon replaces them with a fresh one at its next start (identity.py).
+SNAPSHOTS_HOLD_PLAINTEXT = appliance("snapshots-hold-plaintext")
+# The id of the first master key this DB was used with: a DB with it and no key file lost its key.
+MASTER_MARK = appliance("master-key")
+
+
 def progress(name: str) -> bytes:
     return PROGRESS + name.encode()
+
+
+def vid_expiry(queued_ns: int, bucket_name: str, key: str, version_id: str) -> bytes:
+    return VID_EXPIRY + struct.pack(">Q", queued_ns) + bucket_name.encode() + SEP + key.encode() + SEP + \
+        version_id.encode()
+
+
+def split_vid_expiry(raw: bytes) -> tuple[str, str, str]:
+    """(bucket, key, version id) of an E key; version ids and bucket names never contain NUL."""
+    body = raw[9:]
+    bucket_name, _, rest = body.partition(SEP)
+    key, _, version_id = rest.rpartition(SEP)
+    return bucket_name.decode(), key.decode(), version_id.decode()

@@ -18,14 +18,13 @@ import trio
 from . import keys
 from .errors import FormatError
 from .metadb import MetaDB
-from .records import KmsKeyRecord, SegmentRecord
+from .records import CredentialRecord, KmsKeyRecord, SegmentRecord
 from .segments import gather
 from .shardfile import read_header, rewrite_header
 from .storecore import StoreCore
 
 log = logging.getLogger("stowage.keys")
 
-MASTER_MARK = keys.appliance("master-key")  # id of the first master key this DB was used with
 
 # --- the built-in KMS's keys ------------------------------------------------------------------
 
@@ -51,13 +50,19 @@ def save_kms_keys(db: MetaDB, recs: list[KmsKeyRecord]) -> None:
 def master_mark(db: MetaDB) -> str:
     """The id of the master key this DB was first used with ("" = none yet): a DB with a mark
     and no key file means the key was lost, not that it was never made."""
-    return (db.get(MASTER_MARK) or b"").decode()
+    return (db.get(keys.MASTER_MARK) or b"").decode()
 
 
 def set_master_mark(db: MetaDB, key_id: str) -> None:
     b = db.batch()
-    b.put(MASTER_MARK, key_id.encode())
+    b.put(keys.MASTER_MARK, key_id.encode())
     db.commit_now(b, sync=True)
+
+
+def holds_wrapped_secrets(db: MetaDB) -> bool:
+    """Whether an identity record keeps a secret wrapped by a master key (a DB from before the
+    mark existed)."""
+    return any(rec.wrapped_secret for _, rec in db.scan_records(CredentialRecord, keys.CREDENTIAL))
 
 
 # --- segment envelopes ------------------------------------------------------------------------

@@ -127,6 +127,11 @@ class MetaDB:
         """A non-synced single write, for hints that may be lost (heal queue entries)."""
         self.db.put(key, value.encode() if isinstance(value, Record) else value)
 
+    def compact(self, prefix: bytes) -> None:
+        """Compact the files holding the keys under `prefix` (blocking): overwritten and deleted
+        values under it leave the LevelDB files, rather than lingering until LevelDB gets there."""
+        self.db.compact_range(start=prefix, stop=keys.prefix_successor(prefix))
+
     def snapshot(self) -> plyvel.Snapshot:
         return self.db.snapshot()
 

@@ -42,7 +42,7 @@ class MultipartStore(StoreCore):
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
-            owner=b.owner,
+            owner=b.owner, posix_trusted=meta.posix_trusted,
         )
         async with self.txn() as t:
             self._bucket_in(t, bucket)
@@ -185,7 +185,8 @@ class MultipartStore(StoreCore):
             self._check_conditions(t.latest(bucket, key), if_match, if_none_match)
             checksums = finalize(chosen) if finalize else None
             segments = [s for p in chosen for s in p.segments]
-            meta = PutMeta(up.content_type, dict(up.headers), dict(up.user_meta), dict(up.tags), up.storage_class)
+            meta = PutMeta(up.content_type, dict(up.headers), dict(up.user_meta), dict(up.tags), up.storage_class,
+                           up.posix_trusted)
             v = self._new_version(b, key, meta, sum(p.size for p in chosen),
                                   multipart_etag([p.etag for p in chosen]), segments)
             v.parts = [p.size for p in chosen]

@@ -7,14 +7,19 @@ nothing outside the engine touches LevelDB. Each opens the DB, does its one thin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from . import diskrecords, keys
 from .errors import StowageError
+from .identity import IdentityView, compact_credentials
 from .metadb import MetaDB
 from .records import BucketRecord, DiskRecord
+
+T = TypeVar("T")
 
 
 class MetaDBUnavailable(StowageError):
@@ -76,5 +81,26 @@ def record_disk(meta_path: Path, rec: DiskRecord) -> None:
     db = MetaDB(meta_path)
     try:
         diskrecords.save_now(db, rec)
+    finally:
+        db.close()
+
+
+def identity_session(meta_path: Path, fn: Callable[[IdentityView], T]) -> T:
+    """Run fn over the identity records and commit what it wrote in one batch (the daemon's
+    IdentityStore.write, for `stowage user|key|group|policy` while the daemon is stopped)."""
+    db = _open(meta_path)
+    try:
+        batch = db.batch()
+        view = IdentityView(batch)
+        result = fn(view)
+        if view.changed:
+            raw = db.get(keys.appliance("seq"))
+            last = keys.unpack_seq(raw) if raw else 0
+            # the commit sequence moves on, as a commit of the daemon's would: the next snapshot stores it
+            batch.put(keys.appliance("seq"), keys.pack_seq(max(time.time_ns(), last + 1)))
+            db.commit_now(batch)
+        if view.plaintext_replaced:
+            compact_credentials(db)
+        return result
     finally:
         db.close()

@@ -12,6 +12,8 @@ when one is missing, so a format change cannot slip through unnoticed.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -246,6 +248,18 @@ class HealEntry(Record):
     reason: str = ""
 
 
+def derived_id(prefix: str, *parts: object, length: int = 17) -> str:
+    """A stable id computed from what identifies a record: for records of a format that had no id
+    (round 1's users), so the id a decoder gives them is the same on every read."""
+    digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()
+    return prefix + base64.b32encode(digest).decode()[:length]
+
+
+def derived_canonical_id(*parts: object) -> str:
+    """A stable 64-hex-digit canonical user id (the form S3 ACLs use), as derived_id."""
+    return hashlib.sha256(("canonical\x00" + "\x00".join(str(p) for p in parts)).encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class KmsKeyVersion:
     version: int
@@ -280,15 +294,129 @@ class KmsKeyRecord(Record):
 
 @dataclass(slots=True)
 class CredentialRecord(Record):
+    """An access key of an IAM user. Format 2 keeps the secret wrapped by the appliance master key
+    (`wrapped_secret`: base64 of appliance.iam.masterkey's blob, bound to the access key), so the
+    secret is never stored in plain text.
+
+    Format 1 (round 1) stored `secret_key` in plain text. It decodes with the secret in
+    `legacy_secret` (never printed by repr) and cannot be encoded again: the identity layer
+    re-wraps it (appliance/iam/sealing.py) and the engine compacts the key range afterwards so the
+    plain text leaves the LevelDB files (identity.py)."""
+
+    FORMAT: ClassVar[int] = 2
+
     access_key: str
-    secret_key: str
     user: str
     created_ns: int
     active: bool = True
+    wrapped_secret: str = ""
+    legacy_secret: str = field(default="", repr=False, compare=False)
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], CredentialRecord]]:
+        return {1: cls._from_v1, 2: cls._from_json}
+
+    @classmethod
+    def _from_v1(cls, raw: dict[str, Any]) -> CredentialRecord:
+        return cls(str(raw["access_key"]), str(raw["user"]), int(raw["created_ns"]), bool(raw.get("active", True)),
+                   legacy_secret=str(raw["secret_key"]))
+
+    def _to_json(self) -> dict[str, Any]:
+        if self.legacy_secret:
+            raise FormatError(f"access key {self.access_key}: a plain-text secret must be wrapped before it is stored")
+        return {"access_key": self.access_key, "user": self.user, "created_ns": self.created_ns,
+                "active": self.active, "wrapped_secret": self.wrapped_secret}
 
 
 @dataclass(slots=True)
 class UserRecord(Record):
+    """An IAM user. Format 2 added its ids, path, the disabled flag and its policies (the names of
+    attached managed policies, and inline policies by name). A format-1 user (round 1) decodes
+    with ids derived from its name and creation time and no policies, except that round 1's
+    `admin` flag becomes the canned `admin` policy attached."""
+
+    FORMAT: ClassVar[int] = 2
+
     name: str
     created_ns: int
-    admin: bool = False
+    user_id: str = ""  # AWS's unique id (AIDA...), aws:userid
+    canonical_id: str = ""  # the S3 canonical user id ACL grants name
+    path: str = "/"
+    disabled: bool = False
+    policies: list[str] = field(default_factory=list)  # attached managed policies, by name
+    inline: dict[str, str] = field(default_factory=dict)  # inline policy name -> JSON document
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], UserRecord]]:
+        return {1: cls._from_v1, 2: cls._from_json}
+
+    @classmethod
+    def _from_v1(cls, raw: dict[str, Any]) -> UserRecord:
+        name, created = str(raw["name"]), int(raw["created_ns"])
+        return cls(name, created, user_id=derived_id("AIDA", "user", name, created),
+                   canonical_id=derived_canonical_id("user", name, created),
+                   policies=["admin"] if raw.get("admin") else [])
+
+
+@dataclass(slots=True)
+class GroupRecord(Record):
+    """An IAM group: its members (user names) and its policies, as a user's."""
+
+    name: str
+    created_ns: int
+    group_id: str  # AGPA...
+    path: str = "/"
+    members: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    inline: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    version_id: str  # "v1", "v2", ...: never reused within a policy
+    document: str  # the JSON text as given (validated when stored)
+    created_ns: int
+
+
+@dataclass(slots=True)
+class PolicyRecord(Record):
+    """A customer-managed policy: up to five versions, one of them the default (the one enforced)."""
+
+    name: str
+    created_ns: int
+    policy_id: str  # ANPA...
+    path: str = "/"
+    description: str = ""
+    updated_ns: int = 0
+    default_version: str = "v1"
+    versions: list[PolicyVersion] = field(default_factory=list)
+    next_version: int = 2  # the number of the next version created
+
+    def _to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["versions"] = [[v.version_id, v.document, v.created_ns] for v in self.versions]
+        return d
+
+    @classmethod
+    def _from_json(cls, raw: dict[str, Any]) -> PolicyRecord:
+        raw = dict(raw)
+        raw["versions"] = [PolicyVersion(str(v[0]), str(v[1]), int(v[2])) for v in raw.get("versions", [])]
+        return super(PolicyRecord, cls)._from_json(raw)
+
+    def version(self, version_id: str) -> PolicyVersion | None:
+        return next((v for v in self.versions if v.version_id == version_id), None)
+
+    @property
+    def document(self) -> str:
+        """The default version's document."""
+        found = self.version(self.default_version)
+        return found.document if found is not None else ""
+
+
+@dataclass(slots=True)
+class AccountRecord(Record):
+    """The appliance's one account: its 12-digit id (IAM ARNs) and the root user's canonical id."""
+
+    account_id: str
+    root_canonical_id: str
+    created_ns: int

@@ -61,10 +61,14 @@ class PutMeta:
     user_meta: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     storage_class: str = "STANDARD"
+    # The POSIX attributes in user_meta come from the mount or from a principal allowed to set
+    # them (ObjectVersion.posix_trusted). False unless the writer vouches for them.
+    posix_trusted: bool = False
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
-        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class)
+        return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class,
+                   v.posix_trusted)
 
 
 @dataclass
@@ -150,8 +154,13 @@ class Txn:
         return v
 
     def _drop(self, v: ObjectVersion) -> None:
+        # The I key (version id -> seq) stays for a while: a client paging ListObjectVersions
+        # while it deletes what it saw (rclone cleanup-hidden) passes the id of a version that
+        # is already gone as NextVersionIdMarker, and the next page must start right after it.
+        # Lookups by id find no V record behind it, so the version is gone for everything else;
+        # the GC drops the I key after VID_MARKER_SECONDS.
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
-        self.batch.delete(keys.vid(v.bucket, v.key, v.version_id))
+        self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
 
     def remove_version(self, v: ObjectVersion) -> None:
@@ -357,7 +366,7 @@ class StoreCore:
             last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
-            segments=segments, owner=bucket.owner,
+            segments=segments, owner=bucket.owner, posix_trusted=meta.posix_trusted,
         )
 
     async def write_body(

@@ -1,5 +1,5 @@
-"""S3 credentials: the root key (config, environment, or generated in the embedded mode) and
-user keys stored in the metadata DB (`stowage user` / `stowage key`). Secrets are never logged.
+"""The root key (config, environment, or generated in the embedded mode) and how access keys and
+secrets are made. IAM users' keys are in the metadata DB (users.py); secrets are never logged.
 """
 
 from __future__ import annotations
@@ -7,18 +7,14 @@ from __future__ import annotations
 import os
 import secrets
 import string
-import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Config, ConfigError
-from appliance.engine import keys
-from appliance.engine.metadb import MetaDB
-from appliance.engine.records import CredentialRecord
 from diskmgr.durable import write_atomic
 
-ROOT_USER = "root"
+ROOT_USER = "root"  # the root key's user: reserved, never an IAM user
 _AK_ALPHABET = string.ascii_uppercase + string.digits
 
 
@@ -63,32 +59,3 @@ def resolve_root_key(cfg: Config) -> RootKey:
     write_atomic(path, "# Stowage root S3 credentials (generated on first start)\n"
                        f'access_key = "{key.access_key}"\nsecret_key = "{key.secret_key}"\n', 0o600)
     return key
-
-
-class Credentials:
-    """Looks up the secret for an access key (root first, then active keys in the DB)."""
-
-    def __init__(self, root: RootKey, db: MetaDB | None = None) -> None:
-        self.root = root
-        self.db = db
-
-    def secret_for(self, access_key: str) -> str | None:
-        if access_key == self.root.access_key:
-            return self.root.secret_key
-        rec = self.record(access_key)
-        return rec.secret_key if rec is not None and rec.active else None
-
-    def owner_for(self, access_key: str) -> str:
-        if access_key == self.root.access_key:
-            return ROOT_USER
-        rec = self.record(access_key)
-        return rec.user if rec is not None else ""
-
-    def record(self, access_key: str) -> CredentialRecord | None:
-        if self.db is None or not access_key:
-            return None
-        return self.db.get_record(CredentialRecord, keys.credential(access_key))
-
-
-def make_key(user: str) -> CredentialRecord:
-    return CredentialRecord(new_access_key(), new_secret_key(), user, time.time_ns())

@@ -191,14 +191,20 @@ def load_or_create(path: Path, create: bool = True) -> MasterKey:
 
 
 def open_for(cfg: Config, db: MetaDB) -> MasterKey:
-    """The daemon's master key (`kms.master_key_file`), generated on the first start only: a
-    metadata DB that was used with a master key (its mark) and no key file is refused, because
-    a new key would open nothing and hide the loss."""
-    mark = keystore.master_mark(db)
-    key = load_or_create(cfg.master_key_path, create=not mark)
-    if not mark:
-        keystore.set_master_mark(db, key.current)
+    """The master key for a command on a stopped daemon's DB (`stowage kms key ...` offline),
+    generated only on a brand-new appliance: a metadata DB that was used with a master key (its
+    mark, or a secret wrapped by one) and no key file is refused, because a new key would open
+    nothing and hide the loss."""
+    fresh = not keystore.master_mark(db) and not keystore.holds_wrapped_secrets(db)
+    key = load_or_create(cfg.master_key_path, create=fresh)
+    mark_master(db, key)
     return key
+
+
+def mark_master(db: MetaDB, key: MasterKey) -> None:
+    """Record in the DB that it is used with a master key (the daemon does at every start)."""
+    if not keystore.master_mark(db):
+        keystore.set_master_mark(db, key.current)
 
 
 def export_to(key: MasterKey, dest: Path, force: bool = False) -> None:

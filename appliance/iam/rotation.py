@@ -36,9 +36,9 @@ from .masterkey import MasterKey, MasterKeyError
 BATCH = 512  # segment records scanned per step (one header rewrite round and one commit)
 WAIT_POLL = 0.2
 
-# A kind of secret wrapped by the master key: re-wraps every one not wrapped by master.current
-# and returns how many it re-wrapped (blocking, idempotent).
-MasterRewrap = Callable[[MasterKey], int]
+# A kind of secret wrapped by the master key (besides the KMS keys' material): re-wraps every one
+# not wrapped by master.current and returns how many it re-wrapped (idempotent).
+MasterRewrap = Callable[[MasterKey], Awaitable[int]]
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -73,7 +73,7 @@ async def rotate_master(kms: Kms, store: UpkeepStore, *, rewrappers: Sequence[Ma
     total = await trio.to_thread.run_sync(keystore.count_segments, store.db)
 
     if state.phase == "secrets":
-        state.rewrapped += kms.rewrap_material(master) + sum(r(master) for r in rewrappers)
+        state.rewrapped += await _secrets(kms, master, rewrappers)
         state.phase, state.cursor, state.scanned = "segments", "", 0
         store.save_progress(MASTER_ROTATION, state, sync=True)
     if state.phase == "segments":
@@ -85,7 +85,7 @@ async def rotate_master(kms: Kms, store: UpkeepStore, *, rewrappers: Sequence[Ma
         await emit(_progress(state, total, waiting))
         await trio.sleep(WAIT_POLL)
     await _sweep(kms, store, state, total, emit)  # what those writes (and any missed) committed
-    state.rewrapped += kms.rewrap_material(master) + sum(r(master) for r in rewrappers)
+    state.rewrapped += await _secrets(kms, master, rewrappers)
     if snapshot is not None:
         await snapshot()
     for key_id in state.old_keys:
@@ -94,6 +94,13 @@ async def rotate_master(kms: Kms, store: UpkeepStore, *, rewrappers: Sequence[Ma
     keystore.set_master_mark(store.db, master.current)
     await trio.to_thread.run_sync(store.drop_progress, MASTER_ROTATION)
     return dict(_progress(state, total), phase="done", retired=state.old_keys)
+
+
+async def _secrets(kms: Kms, master: MasterKey, rewrappers: Sequence[MasterRewrap]) -> int:
+    n = kms.rewrap_material(master)
+    for rewrap in rewrappers:
+        n += await rewrap(master)
+    return n
 
 
 async def _sweep(kms: Kms, store: UpkeepStore, state: MasterRotation, total: int, emit: Emit) -> None:

@@ -4,7 +4,7 @@ Each module registers its handlers on the ControlServer (appliance/control.py) w
 parts of the daemon it needs (the store, the service bundle, the pools), never the Daemon
 itself, so nothing here forms a cycle with appliance.daemon, which calls every `register`.
 
-    users.py     user.* and key.*
+    iam.py       user.*, key.*, group.*, policy.*
     disks.py     disks.attach, disks.counters
     healing.py   heal.*, scrub.*, disks.drain/remove/replace/check, meta.snapshot
     kms.py       kms.key.*, kms.rotate-master

@@ -1,5 +1,6 @@
 """The GC service: every `gc.interval_seconds`, collect the segments unreferenced for longer
-than `gc.grace_seconds` (the mechanism, and why the grace period, in appliance/engine/gc.py)."""
+than `gc.grace_seconds` (the mechanism, and why the grace period, in appliance/engine/gc.py),
+and forget the ids of versions removed long enough ago that no listing resumes after them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 
 import trio
 
-from appliance.engine.gc import collect_once
+from appliance.engine.gc import collect_once, expire_version_markers
 from appliance.engine.objectstore import ObjectStore
 
 from .loop import run_periodically
@@ -20,6 +21,7 @@ async def serve_gc(store: ObjectStore, *, task_status: trio.TaskStatus[None] = t
         n = await collect_once(store, store.cfg.gc.grace_seconds)
         if n:
             log.info("gc: removed %d unreferenced segments", n)
+        await expire_version_markers(store)
 
     await run_periodically(collect, lambda: store.cfg.gc.interval_seconds, log=log, what="gc pass",
                            task_status=task_status)

@@ -11,7 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import boto3
 import trio
+from botocore.config import Config as BotoConfig
 
 from appliance.engine.metasnap import take_snapshot
 from appliance.engine.objectstore import ObjectStore
@@ -90,10 +92,16 @@ def test_rotate_master_export_and_import(daemon_factory: Any, tmp_path: Path) ->
     assert backup_old.stat().st_mode & 0o777 == 0o600
     assert d.cli("kms", "export-master", str(backup_old), check=False).returncode == 1  # never overwritten
 
+    alice = json.loads(d.cli("user", "add", "alice", "--policy", "readonly", "--json").stdout)
     res = json.loads(d.cli("kms", "rotate-master", "--json").stdout)
-    assert res["phase"] == "done" and res["retired"] == [old] and res["rewrapped"] >= 4
+    assert res["phase"] == "done" and res["retired"] == [old] and res["rewrapped"] >= 5  # 3 SSE-S3, KMS, alice
     ring = load_or_create(key_file, create=False)
     assert list(ring.entries) == [res["new_key"]]
+    d.restart()  # alice's secret opens with the new key alone
+    s3 = boto3.client("s3", endpoint_url=d.endpoint, aws_access_key_id=alice["access_key"],
+                      aws_secret_access_key=alice["secret_key"], region_name="us-east-1",
+                      config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["enc"]
     r = d.cli("kms", "import-master", str(backup_old), check=False)
     assert r.returncode == 1 and "stop it first" in r.stderr
     d.stop()

@@ -1,5 +1,6 @@
 """A data directory written by round 1 (before the package layout changed) starts and reads
-back byte-exact under the current code. The fixture and how it was made:
+back byte-exact under the current code; its plain-text user secret is wrapped at the first start and
+leaves the metadata files and the snapshots. The fixture and how it was made:
 tests/fixtures/make_datadir.py."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import os
 import stat
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,12 @@ def _unpack(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+def _files_holding(data: Path, needle: bytes) -> list[str]:
+    """The top-level directories (meta, disks) with a file containing `needle`."""
+    return sorted({p.relative_to(data).parts[0] for sub in ("meta", "disks") for p in (data / sub).rglob("*")
+                   if p.is_file() and needle in p.read_bytes()})
+
+
 def _get(s3: Any, obj: dict[str, Any]) -> dict[str, Any]:
     kw: dict[str, Any] = {"Bucket": obj["bucket"], "Key": obj["key"]}
     if obj.get("version_id"):
@@ -38,8 +46,20 @@ def test_round1_data_dir_reads_byte_exact(daemon_factory: Any, tmp_path: Path) -
     expected = json.loads((data / "expected.json").read_text())
     d = daemon_factory(name="data", start=False)
     assert d.data_dir == data
+    secret = expected["user"]["secret_key"].encode()
+    assert _files_holding(data, secret) == ["disks", "meta"]  # round 1 kept it in plain text, snapshot included
+    # a short GC grace, so that the snapshots dropped at the upgrade are collected while we wait
+    config = tmp_path / "gc.toml"
+    config.write_text("[gc]\ngrace_seconds = 0.5\ninterval_seconds = 0.2\n")
     d.extra_args = ["--mount", str(tmp_path / "mnt")] if os.path.exists("/dev/fuse") else ["--no-mount"]
+    d.extra_args += ["--config", str(config)]
     d.start()
+    # the secret was wrapped at start, the DB compacted, the snapshot holding it replaced and collected
+    assert "meta" not in _files_holding(data, secret)
+    deadline = time.monotonic() + 30
+    while _files_holding(data, secret) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _files_holding(data, secret) == []
     s3 = d.s3()
     assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == {"plain", "versioned"}
     checked = 0
@@ -82,7 +102,32 @@ def test_round1_data_dir_reads_byte_exact(daemon_factory: Any, tmp_path: Path) -
     alice.list_buckets()
     # the round-1 snapshot and scrub cursor are understood: status and a scrub pass work
     st = json.loads(d.cli("status", "--json").stdout)
-    assert st["services"]["snapshot"]["count"] >= 1
+    assert st["services"]["snapshot"]["count"] == 1  # the fresh one, taken after the secrets were wrapped
     r = d.cli("scrub", "--json")
     scrub = json.loads(r.stdout)
     assert scrub["unrecoverable"] == 0 and scrub["found"] == 0
+
+
+def test_round1_secrets_wrapped_by_an_offline_command(daemon_factory: Any, tmp_path: Path) -> None:
+    """With the daemon stopped, the first identity command wraps the secrets and compacts them out of
+    meta/; the daemon's next start replaces the snapshots that still hold them."""
+    data = _unpack(tmp_path)
+    expected = json.loads((data / "expected.json").read_text())
+    secret = expected["user"]["secret_key"].encode()
+    d = daemon_factory(name="data", start=False)
+    listed = json.loads(d.cli("user", "list", "--json").stdout)
+    assert [u["user"] for u in listed] == ["alice"] and len(listed[0]["keys"]) == 2
+    assert _files_holding(data, secret) == ["disks"]  # meta/ is clean; the old snapshot is not yet
+    config = tmp_path / "gc.toml"
+    config.write_text("[gc]\ngrace_seconds = 0.5\ninterval_seconds = 0.2\n")
+    d.extra_args = ["--no-mount", "--config", str(config)]
+    d.start()
+    deadline = time.monotonic() + 30
+    while _files_holding(data, secret) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _files_holding(data, secret) == []
+    assert json.loads(d.cli("status", "--json").stdout)["services"]["snapshot"]["count"] == 1
+    user = expected["user"]
+    boto3.client("s3", endpoint_url=d.endpoint, aws_access_key_id=user["access_key"],
+                 aws_secret_access_key=user["secret_key"], region_name="us-east-1",
+                 config=BotoConfig(retries={"max_attempts": 1})).list_buckets()

@@ -199,21 +199,27 @@ async def test_attributes_persist_as_s3fs_metadata_and_read_rclone(fs: FS) -> No
     assert um["mtime"] == "1600000000.123456789" and um["atime"] == "1500000000"
     a = await fs.ops.getattr(ino, CTX)
     assert (a.st_mode, a.st_uid, a.st_mtime_ns) == (stat.S_IFREG | 0o600, 1000, 1_600_000_000_123_456_789)
-    # written by s3fs: decimal mode, integer seconds
+    # written by s3fs (with a key allowed to set POSIX attributes): decimal mode, integer seconds
     await fs.store.put_object("bkt", "s3fs", b"x", PutMeta(user_meta={"mode": "33261", "mtime": "1700000000",
-                                                                      "uid": "7"}))
+                                                                      "uid": "7"}, posix_trusted=True))
     a = await fs.ops.getattr(await fs.ino("bkt/s3fs"), CTX)
     assert (a.st_mode, a.st_mtime_ns, a.st_uid) == (stat.S_IFREG | 0o755, 1_700_000_000 * 10**9, 7)
     # written by rclone: octal mode, float mtime
-    await fs.store.put_object("bkt", "rc", b"x", PutMeta(user_meta={"mode": "100640", "mtime": "1700000000.5"}))
+    await fs.store.put_object("bkt", "rc", b"x", PutMeta(user_meta={"mode": "100640", "mtime": "1700000000.5"},
+                                                         posix_trusted=True))
     a = await fs.ops.getattr(await fs.ino("bkt/rc"), CTX)
     assert (a.st_mode, a.st_mtime_ns) == (stat.S_IFREG | 0o640, 1_700_000_000_500_000_000)
-    # no metadata: defaults
+    # no metadata: the bucket's defaults (private to root unless configured)
     v = await fs.store.put_object("bkt", "plain", b"x")
     a = await fs.ops.getattr(await fs.ino("bkt/plain"), CTX)
-    assert (a.st_mode, a.st_uid, a.st_mtime_ns) == (stat.S_IFREG | 0o644, 0, v.last_modified_ns)
+    assert (a.st_mode, a.st_uid, a.st_mtime_ns) == (stat.S_IFREG | 0o600, 0, v.last_modified_ns)
     a = await fs.ops.getattr(await fs.ino("bkt"), CTX)
-    assert a.st_mode == stat.S_IFDIR | 0o755
+    assert a.st_mode == stat.S_IFDIR | 0o700
+    # untrusted (an S3 writer without stowage:PutPosixAttributes): mode/uid/gid ignored, times kept
+    await fs.store.put_object("bkt", "untrusted", b"x", PutMeta(user_meta={"mode": "33279", "uid": "7", "gid": "7",
+                                                                           "mtime": "1700000000"}))
+    a = await fs.ops.getattr(await fs.ino("bkt/untrusted"), CTX)
+    assert (a.st_mode, a.st_uid, a.st_gid, a.st_mtime_ns) == (stat.S_IFREG | 0o600, 0, 0, 1_700_000_000 * 10**9)
 
 
 async def test_symlinks_in_s3fs_convention(fs: FS) -> None:
@@ -223,8 +229,14 @@ async def test_symlinks_in_s3fs_convention(fs: FS) -> None:
     assert await fs.ops.readlink(e.st_ino, CTX) == b"../target/file"
     v = fs.store.head_object("bkt", "ln")
     assert stat.S_ISLNK(int(v.user_meta["mode"]))
-    await fs.store.put_object("bkt", "s3fslink", b"dest", PutMeta(user_meta={"mode": str(stat.S_IFLNK | 0o777)}))
+    await fs.store.put_object("bkt", "s3fslink", b"dest", PutMeta(user_meta={"mode": str(stat.S_IFLNK | 0o777)},
+                                                                   posix_trusted=True))
     assert await fs.ops.readlink(await fs.ino("bkt/s3fslink"), CTX) == b"dest"
+    # only a trusted mode makes a symlink: an untrusted one is a regular file holding the target
+    await fs.store.put_object("bkt", "fakelink", b"/etc/shadow", PutMeta(user_meta={"mode": str(stat.S_IFLNK | 0o777)}))
+    a = await fs.ops.getattr(await fs.ino("bkt/fakelink"), CTX)
+    assert a.st_mode == stat.S_IFREG | 0o600
+    await expect_errno(errno.EINVAL, fs.ops.readlink(a.st_ino, CTX))
 
 
 async def test_user_xattrs(fs: FS) -> None:

@@ -9,18 +9,19 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from appliance.config import Config, DiskConfig, load_config
+from appliance.config import Config, DiskConfig, MountBucketConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "systemd/stowage.toml"
 
 
 MAPPINGS = {"storage_classes"}  # tables of free-form NAME = value: the table is the setting
+EXAMPLES = {"mount.buckets": "mount.buckets.photos"}  # tables of tables, documented by an example
 
 
 def uncommented(text: str) -> str:
     text = re.sub(r"(?m)^#(?=[A-Za-z_]+ = )", "", text)
-    for table in ("[[disks]]", *(f"[{m}]" for m in MAPPINGS)):
+    for table in ("[[disks]]", *(f"[{m}]" for m in (*MAPPINGS, *EXAMPLES.values()))):
         text = text.replace("#" + table, table)
     return text
 
@@ -42,7 +43,9 @@ def config_settings() -> set[str]:
     for f in dataclasses.fields(Config):
         default = getattr(Config(), f.name)
         if dataclasses.is_dataclass(default):
-            names |= {f"{f.name}.{sub.name}" for sub in dataclasses.fields(default)}
+            names |= {f"{f.name}.{sub.name}" for sub in dataclasses.fields(default)} - EXAMPLES.keys()
+            if f.name == "mount":
+                names |= {f"{EXAMPLES['mount.buckets']}.{sub.name}" for sub in dataclasses.fields(MountBucketConfig)}
         elif f.name == "pools":
             names |= {f"pools.default.{sub}" for sub in ("k", "m", "block_size")}
         elif f.name == "disks":
@@ -66,4 +69,6 @@ def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert cfg.disks == [DiskConfig(path="/srv/disk0", pool="default")]
     assert cfg.storage_classes == {"STANDARD_IA": "default"}
-    assert replace(cfg, disks=[], storage_classes={}) == Config()
+    assert cfg.mount.buckets == {"photos": MountBucketConfig(owner="1000", group="1000", file_mode="0640",
+                                                             dir_mode="0750")}
+    assert replace(cfg, disks=[], storage_classes={}, mount=replace(cfg.mount, buckets={})) == Config()
