@@ -5,6 +5,7 @@ that makes real envelopes has its own tests (tests/iam/test_kms.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import struct
@@ -79,7 +80,7 @@ async def test_round_trip_and_ranges_across_blocks(estore: ObjectStore) -> None:
     rec = segment_of(estore, v)
     assert rec.enc is not None and v.size == len(body)
     assert rec.length == len(body) + 6 * TAG and rec.plain_length == len(body)  # six blocks, one tag each
-    assert v.etag == __import__("hashlib").md5(body).hexdigest()  # SSE-S3 style: the plaintext MD5
+    assert v.etag == hashlib.md5(body).hexdigest()  # SSE-S3 style: the plaintext MD5
     assert await read(estore, v, k.resolve) == body
     edges = [(0, 1), (PLAIN - 1, PLAIN + 1), (PLAIN, 2 * PLAIN), (PLAIN - 5, 3 * PLAIN + 7),
              (len(body) - 3, len(body)), (12345, len(body) - 1), (4 * PLAIN + 1, 5 * PLAIN + 100)]
@@ -110,8 +111,6 @@ async def test_several_segments_each_with_its_own_key(estore: ObjectStore) -> No
 
 
 async def test_opaque_etag_is_not_the_md5(estore: ObjectStore) -> None:
-    import hashlib
-
     k = Keys()
     body = b"etag test" * 1000
     v = await estore.put_object("bkt", "o", body, encrypt_with=k.new(opaque=True))
