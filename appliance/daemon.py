@@ -29,6 +29,9 @@ from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.credentials import resolve_root_key
+from appliance.iam.kms import Kms
+from appliance.iam.masterkey import MasterKey, mark_master
+from appliance.iam.sealing import rewrap_all
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from diskmgr.durable import write_atomic
@@ -43,6 +46,7 @@ from .control import ControlServer, Emit
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
 from .ops import iam as iam_ops
+from .ops import kms as kms_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -55,6 +59,7 @@ class Daemon:
     control: ControlServer
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
+    kms: Kms  # the built-in KMS and the master key (server-side encryption)
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
@@ -151,11 +156,13 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
             print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
                   f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
         identities = await IdentityAdmin.open(store, root, cfg.master_key_path)
+        kms = Kms(db, identities.master)  # one key ring: rotate-master changes what both use
+        await trio.to_thread.run_sync(mark_master, db, identities.master)
         # round-1 plain-text secrets were just wrapped (now or offline): the snapshots taken
         # before still hold them, so they are replaced before the snapshot service starts
         await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing)
+        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
         await _serve(daemon)
     finally:
         db.close()
@@ -202,3 +209,8 @@ def register_control_ops(d: Daemon) -> None:
     iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
+
+    async def rewrap_secrets(master: MasterKey) -> int:
+        return await d.identities.write(lambda view: rewrap_all(view, master))
+
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])

@@ -3,8 +3,10 @@
     python -m bench.engine [--dir DIR] [--quick]
 
 Prints put/get throughput for 1 MiB, 64 MiB and 1 GiB objects, 4 KiB puts/gets per second at
-1 and 16 concurrent tasks, and a delimiter listing of a large bucket, beside the raw
-sequential disk speed and memory speed of the same filesystem measured in the same run.
+1 and 16 concurrent tasks, each unencrypted and with SSE-S3 (a fresh data key per object,
+wrapped by the master key; AES-256-GCM per block), and a delimiter listing of a large bucket,
+beside the raw sequential disk speed and memory speed of the same filesystem measured in the
+same run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from appliance.config import DiskConfig, embedded_config
 from appliance.engine.diskload import load_disks
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
+from appliance.iam.kms import Kms
+from appliance.iam.masterkey import load_or_create
 from bench.raw import MIB, drop_cache, measure
 
 
@@ -38,7 +42,7 @@ def drop_store_cache(store: ObjectStore) -> None:
             drop_cache(Path(path))
 
 
-async def throughput(store: ObjectStore, size: int, count: int) -> tuple[float, float]:
+async def throughput(store: ObjectStore, size: int, count: int, kms: Kms | None = None) -> tuple[float, float]:
     piece = os.urandom(min(size, 4 * MIB))
 
     async def body():
@@ -48,13 +52,15 @@ async def throughput(store: ObjectStore, size: int, count: int) -> tuple[float, 
             yield piece[:n]
             left -= n
 
+    resolve = kms.resolver() if kms else None
     t = time.perf_counter()
-    versions = [await store.put_object("bench", f"tp{size}-{i}", body()) for i in range(count)]
+    versions = [await store.put_object("bench", f"tp{size}-{i}", body(),
+                                       encrypt_with=kms.sse_s3_key() if kms else None) for i in range(count)]
     put = size * count / MIB / (time.perf_counter() - t)
     await trio.to_thread.run_sync(drop_store_cache, store)
     t = time.perf_counter()
     for v in versions:
-        async for _ in store.read_object(v):
+        async for _ in store.read_object(v, decrypt_with=resolve):
             pass
     get = size * count / MIB / (time.perf_counter() - t)
     for v in versions:
@@ -62,18 +68,20 @@ async def throughput(store: ObjectStore, size: int, count: int) -> tuple[float, 
     return put, get
 
 
-async def small_ops(store: ObjectStore, n: int, concurrency: int) -> tuple[float, float]:
+async def small_ops(store: ObjectStore, n: int, concurrency: int, kms: Kms | None = None) -> tuple[float, float]:
     body = os.urandom(4096)
     per = n // concurrency
+    resolve = kms.resolver() if kms else None
+    prefix = "small-sse" if kms else "small"
 
     async def putter(w: int) -> None:
         for i in range(per):
-            await store.put_object("bench", f"small/{w}/{i}", body)
+            await store.put_object("bench", f"{prefix}/{w}/{i}", body, encrypt_with=kms.sse_s3_key() if kms else None)
 
     async def getter(w: int) -> None:
         for i in range(per):
-            v = store.head_object("bench", f"small/{w}/{i}")
-            async for _ in store.read_object(v):
+            v = store.head_object("bench", f"{prefix}/{w}/{i}")
+            async for _ in store.read_object(v, decrypt_with=resolve):
                 pass
 
     t = time.perf_counter()
@@ -120,6 +128,7 @@ async def main(directory: Path, quick: bool) -> None:
     raw = await trio.to_thread.run_sync(measure, directory, (256 if quick else 1024) * MIB)
     root = Path(tempfile.mkdtemp(prefix="engine-", dir=directory))
     store = open_store(root)
+    kms = Kms(store.db, load_or_create(root / "keys" / "master.key"))
     try:
         await store.create_bucket("bench")
         geo = store.geometry()
@@ -130,12 +139,14 @@ async def main(directory: Path, quick: bool) -> None:
         print(f"  ideal object write at {geo.k}+{geo.m} (raw write x k/n): {ideal:8.1f} MiB/s")
         sizes = [(MIB, 64), (64 * MIB, 4), (1024 * MIB, 1)] if not quick else [(MIB, 16), (64 * MIB, 2)]
         for size, count in sizes:
-            put, get = await throughput(store, size, count)
             label = f"{size // MIB} MiB" if size < 1024 * MIB else "1 GiB"
-            print(f"  {label:>7} objects x{count:<3} put {put:8.1f} MiB/s   get (cold) {get:8.1f} MiB/s")
+            for name, sse in (("plain ", None), ("SSE-S3", kms)):
+                put, get = await throughput(store, size, count, sse)
+                print(f"  {label:>7} objects x{count:<3} {name} put {put:8.1f} MiB/s   get (cold) {get:8.1f} MiB/s")
         for conc in (1, 16):
-            puts, gets = await small_ops(store, 400 if quick else 2000, conc)
-            print(f"  4 KiB objects, {conc:>2} concurrent: put {puts:8.1f} ops/s   get {gets:8.1f} ops/s")
+            for name, sse in (("plain ", None), ("SSE-S3", kms)):
+                puts, gets = await small_ops(store, 400 if quick else 2000, conc, sse)
+                print(f"  4 KiB objects, {conc:>2} concurrent, {name}: put {puts:8.1f} ops/s   get {gets:8.1f} ops/s")
         n = 100_000 if quick else 1_000_000
         one_page, full = await listing(store, n, 1000)
         print(f"  listing {n:,} keys under 1,000 prefixes: delimiter page of 1,000 in {one_page:.1f} ms; "

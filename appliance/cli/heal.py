@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -121,14 +122,20 @@ def snapshot_metadata(cfg: Config) -> None:
 @click.command("recover-metadata")
 @appliance_options
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
-def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
+@click.option("--master-key", "master_key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="a master key backup (kms export-master), when the key file is lost too")
+def recover_metadata_cmd(cfg: Config, as_json: bool, master_key: Path | None) -> None:
     """Rebuild a lost metadata DB from the data disks (daemon stopped, empty metadata dir).
 
     Restores the newest metadata snapshot stored on the data disks, then adds what the shard
-    headers show was written since. See docs/metadata-recovery.md for what cannot come back.
+    headers show was written since. Encrypted objects need the master key: from its usual place
+    or --master-key FILE (then added to the usual place). See docs/metadata-recovery.md for
+    what cannot come back.
     """
     from appliance.engine.progress import RecoveryReport
     from appliance.engine.recover import RecoveryError, recover_metadata
+    from appliance.iam import masterkey
+    from appliance.iam.kms import envelope_check
 
     from .registry import daemon_running
 
@@ -139,7 +146,17 @@ def recover_metadata_cmd(cfg: Config, as_json: bool) -> None:
     def recover() -> RecoveryReport:
         if daemon_running(cfg):
             raise RecoveryError("the daemon is running; stop it first (systemctl stop stowage)")
-        return recover_metadata(cfg, say)
+        if master_key is not None:
+            key: masterkey.MasterKey | None = masterkey.parse(master_key.read_bytes(), master_key)
+        elif cfg.master_key_path.exists() or masterkey.credential_path() is not None:
+            key = masterkey.load_or_create(cfg.master_key_path, create=False)
+        else:
+            key = None
+        report = recover_metadata(cfg, say, envelope_check(key) if key is not None else None)
+        if master_key is not None:
+            _, added = masterkey.import_from(cfg.master_key_path, master_key)
+            say(f"master key backup {master_key}: {len(added)} key(s) added to {cfg.master_key_path}")
+        return report
 
     report = run_guarded(recover)
     if as_json:

@@ -2,8 +2,10 @@
 
 What lives here: the versioned records and their key schema (records, keys), the LevelDB
 wrapper (metadb), erasure coding and shard files (codec, shardfile), the runtime disk set and
-placement (disks, diskload, placement), the data path (segments), listings and multipart, and the
-object-store facade (objectstore.ObjectStore) that both frontends and the services call. Also
+placement (disks, diskload, placement), the data path (segments) and its encryption (crypto),
+listings and multipart, and the object-store facade (objectstore.ObjectStore) that both frontends
+and the services call. The stored side of key management (keystore: KMS key records, segment
+envelopes) lives here too; the keys themselves are appliance.iam's. Also
 the engine-side halves of the services: the narrow queries they make (upkeep), segment repair,
 GC, metadata snapshots (metasnap), their versioned progress records (progress), and
 `recover-metadata`.
@@ -19,6 +21,7 @@ of it, for the gateway's IAM API.
 
 from __future__ import annotations
 
+from .crypto import KeyResolver, SegmentKey
 from .identity import IdentityView
 from .listing import ListPage, UploadPage, VersionPage
 from .names import MAX_KEY_BYTES
@@ -48,7 +51,7 @@ from .storecore import CONTENT_HEADERS
 
 __all__ = [
     "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DeleteResult",
-    "GroupRecord", "IdentityView", "ListPage", "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord",
-    "PolicyVersion", "PutMeta", "ReadRange", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage",
-    "multipart_etag", "unquote_etag",
+    "GroupRecord", "IdentityView", "KeyResolver", "ListPage", "ObjectStore", "ObjectVersion", "PartRecord",
+    "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange", "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord",
+    "UserRecord", "VersionPage", "multipart_etag", "unquote_etag",
 ]

@@ -141,4 +141,21 @@ class InsufficientStorage(StowageError):
     code = "InsufficientStorage"
 
 
+# --- encryption ----------------------------------------------------------------------------
+
+
+class DataIntegrityError(StowageError):
+    """A block of an encrypted segment fails authentication with every combination of its
+    readable chunks: its data was altered. Never answered with the unauthenticated bytes; the
+    frontends report an internal error (S3 500, EIO)."""
+
+    code = "DataIntegrityError"
+
+
+class EncryptionKeyRequired(StowageError):
+    """An encrypted segment was read without a key resolver (a caller's bug, not a user error)."""
+
+    code = "EncryptionKeyRequired"
+
+
 __all__ = ["DiskError", "FormatError", "StowageError"]  # re-exported: defined in diskmgr.errors

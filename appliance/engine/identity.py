@@ -68,6 +68,10 @@ class IdentityView:
         self._batch.delete(key)
         self.changed = True
 
+    def master_mark(self) -> str:
+        """The id of the first master key the DB was used with ("" = none; keystore.py)."""
+        return (self._batch.get(keys.MASTER_MARK) or b"").decode()
+
     # --- the account ---------------------------------------------------------------------------
 
     def account(self) -> AccountRecord | None:

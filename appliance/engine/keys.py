@@ -21,6 +21,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     W<user>                         UserRecord
     R<group>                        GroupRecord
     M<policy name>                  PolicyRecord (customer-managed policies)
+    N<kms key id>                   KmsKeyRecord (built-in KMS keys, material wrapped by the master key)
     T<segment id>                   staged segment: written, not yet part of an object
     E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
@@ -48,6 +49,7 @@ CREDENTIAL = b"K"
 USER = b"W"
 GROUP = b"R"
 POLICY = b"M"
+KMS_KEY = b"N"
 PROGRESS = b"X"
 STAGED = b"T"
 VID_EXPIRY = b"E"
@@ -174,10 +176,16 @@ def policy(name: str) -> bytes:
     return POLICY + name.encode()
 
 
+def kms_key(key_id: str) -> bytes:
+    return KMS_KEY + key_id.encode()
+
+
 ACCOUNT = appliance("account")
 # Set when plain-text secrets were re-wrapped: the metadata snapshots taken before still hold them,
 # and the daemon replaces them with a fresh one at its next start (identity.py).
 SNAPSHOTS_HOLD_PLAINTEXT = appliance("snapshots-hold-plaintext")
+# The id of the first master key this DB was used with: a DB with it and no key file lost its key.
+MASTER_MARK = appliance("master-key")
 
 
 def progress(name: str) -> bytes:

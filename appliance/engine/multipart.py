@@ -13,12 +13,13 @@ from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 from . import keys, listing
+from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .names import check_key
-from .records import ObjectVersion, PartRecord, SegmentRef, UploadRecord
+from .records import ObjectVersion, PartRecord, UploadRecord
 from .refs import slice_refs
 from .segments import BodySummary
-from .storecore import PutMeta, StoreCore, Txn, copy_grants, unquote_etag
+from .storecore import PutMeta, StoreCore, Txn, copy_grants, unquote_etag, whole_ref
 
 MIN_PART_SIZE = 5 << 20
 MAX_PART_NUMBER = 10000
@@ -82,15 +83,18 @@ class MultipartStore(StoreCore):
         body: bytes | AsyncIterable[bytes],
         finalize: Callable[[BodySummary], dict[str, str] | None] | None = None,
         size_hint: int | None = None,
+        *,
+        encrypt_with: SegmentKey | None = None,
     ) -> PartRecord:
         self._check_part_number(part_number)
         up = self.get_upload(bucket, key, upload_id)
         identity = {"bucket": bucket, "key": key, "upload_id": upload_id, "part": part_number}
-        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class), size_hint)
+        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class), size_hint,
+                                             encrypt_with)
         try:
             checksums = finalize(summary) if finalize else None
-            part = PartRecord(part_number, summary.size, summary.md5, time.time_ns(),
-                              [SegmentRef(seg.segment_id, 0, seg.length)] if seg else [], dict(checksums or {}))
+            part = PartRecord(part_number, summary.size, summary.etag, time.time_ns(), whole_ref(seg),
+                              dict(checksums or {}))
             await self._commit_part(bucket, key, upload_id, part, seg)
         except BaseException:
             await self.discard_segment(seg)
@@ -98,13 +102,23 @@ class MultipartStore(StoreCore):
         return part
 
     async def upload_part_copy(self, bucket: str, key: str, upload_id: str, part_number: int,
-                               src: ObjectVersion, start: int, end: int) -> PartRecord:
+                               src: ObjectVersion, start: int, end: int, *, decrypt_with: KeyResolver | None = None,
+                               rewrite: bool = False, encrypt_with: SegmentKey | None = None) -> PartRecord:
         """A part that references a byte range of another object. The range is read once to
-        compute its MD5 (the part's ETag), but no data is written."""
+        compute its MD5 (the part's ETag), but no data is written.
+
+        rewrite=True streams the range into a new segment encrypted with `encrypt_with` (None:
+        plaintext) instead: the upload's key differs from the source's (see copy_object)."""
+        if rewrite:
+            return await self.upload_part(bucket, key, upload_id, part_number,
+                                          self.read_object(src, start, end, decrypt_with=decrypt_with),
+                                          size_hint=end - start, encrypt_with=encrypt_with)
+        if encrypt_with is not None:
+            raise ValueError("upload_part_copy: encrypt_with needs rewrite=True")
         self._check_part_number(part_number)
         self.get_upload(bucket, key, upload_id)
         md5 = hashlib.md5()
-        async for piece in self.read_object(src, start, end):
+        async for piece in self.read_object(src, start, end, decrypt_with=decrypt_with):
             md5.update(piece)
         part = PartRecord(part_number, end - start, md5.hexdigest(), time.time_ns(),
                           slice_refs(src.segments, start, end))

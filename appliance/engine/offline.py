@@ -6,8 +6,9 @@ nothing outside the engine touches LevelDB. Each opens the DB, does its one thin
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -32,6 +33,17 @@ def _open(meta_path: Path) -> MetaDB:
         return MetaDB(meta_path)
     except StowageError as exc:
         raise MetaDBUnavailable(exc.message) from exc
+
+
+@contextlib.contextmanager
+def session(meta_path: Path) -> Iterator[MetaDB]:
+    """The metadata DB for one command (`stowage kms ...` with the daemon stopped): the
+    functions of appliance.iam that take a MetaDB run on it; closed at the end."""
+    db = _open(meta_path)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def appliance_id(meta_path: Path) -> str:

@@ -13,6 +13,9 @@ lists short. ETag: when the new segment holds the whole content (file written fr
 rewritten whole) it is the MD5 of the content (computed by write_segment as the bytes stream
 past); otherwise a composite "<md5>-<refs>" that S3 clients recognise as not-an-MD5 (like a
 multipart ETag). The staged segment is released by the commit itself, or on failure.
+
+Encryption: the new segment is written with `encrypt_with` and base bytes are read with
+`decrypt_with`; the spliced version mixes base segments (their own keys) with the new one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import trio
 
+from .crypto import KeyResolver, SegmentKey
 from .records import ObjectVersion, SegmentRef
 from .refs import merge_refs, slice_refs
 from .segments import BodySummary
@@ -70,24 +74,30 @@ class PatchStore(StoreCore):
 
     async def commit_patch(self, bucket: str, key: str, base: ObjectVersion | None, size: int,
                            dirty: Iterable[tuple[int, int]], read_dirty: ReadRange,
-                           meta: PutMeta) -> ObjectVersion:
+                           meta: PutMeta, *, encrypt_with: SegmentKey | None = None,
+                           decrypt_with: KeyResolver | None = None) -> ObjectVersion:
         """Commit `size` bytes: base's bytes outside `dirty`, read_dirty's inside (module doc)."""
         runs = layout(size, base.size if base else 0, dirty)
         identity = {"bucket": bucket, "key": key}
+
+        def content() -> AsyncIterator[bytes]:
+            return self._content(runs, base, read_dirty, decrypt_with)
+
         if size <= REWRITE_LIMIT or all(d for d, _, _ in runs):
-            seg, summary = await self.write_segment(self._content(runs, base, read_dirty), identity)
+            seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with)
             refs, etag = self._whole(seg, summary)
         else:
-            seg, summary = await self.write_segment(self._dirty(runs, read_dirty), identity)
+            seg, summary = await self.write_segment(self._dirty(runs, read_dirty), identity,
+                                                    encrypt_with=encrypt_with)
             refs = self._splice(runs, base.segments if base else [], seg)
             if len(refs) > MAX_REFS:  # too fragmented: rewrite whole (base refs still readable)
                 if seg is not None:
                     with trio.CancelScope(shield=True):
                         await self.release_staged([seg.segment_id])
-                seg, summary = await self.write_segment(self._content(runs, base, read_dirty), identity)
+                seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with)
                 refs, etag = self._whole(seg, summary)
             else:
-                etag = composite_etag(base.etag if base else "", refs, summary.md5)
+                etag = composite_etag(base.etag if base else "", refs, summary.etag)
         staged = [seg.segment_id] if seg else []
         try:
             return await self.put_object_segments(bucket, key, refs, size, etag if size else EMPTY_MD5, meta,
@@ -99,7 +109,7 @@ class PatchStore(StoreCore):
 
     @staticmethod
     def _whole(seg: SegmentRef | None, summary: BodySummary) -> tuple[list[SegmentRef], str]:
-        return ([seg] if seg else []), summary.md5
+        return ([seg] if seg else []), summary.etag
 
     @staticmethod
     def _splice(runs: list[Run], base_refs: list[SegmentRef], seg: SegmentRef | None) -> list[SegmentRef]:
@@ -115,8 +125,8 @@ class PatchStore(StoreCore):
                 refs.extend(slice_refs(base_refs, s, e))
         return merge_refs(refs)
 
-    async def _content(self, runs: list[Run], base: ObjectVersion | None,
-                       read_dirty: ReadRange) -> AsyncIterator[bytes]:
+    async def _content(self, runs: list[Run], base: ObjectVersion | None, read_dirty: ReadRange,
+                       decrypt_with: KeyResolver | None) -> AsyncIterator[bytes]:
         """The whole new content, in order."""
         for dirty, s, e in runs:
             if dirty:
@@ -124,7 +134,7 @@ class PatchStore(StoreCore):
                     yield piece
                 continue
             assert base is not None  # clean runs lie below base.size
-            async for piece in self.read_object(base, s, e):
+            async for piece in self.read_object(base, s, e, decrypt_with=decrypt_with):
                 yield piece
 
     @staticmethod

@@ -4,6 +4,7 @@
     X snapshots           SnapshotList    the metadata snapshots kept on the data disks
     X lost/<segment id>   LostSegment     a segment with fewer than k readable chunks
     X recovered           RecoveryReport  what the last `recover-metadata` did
+    X rotate-master       MasterRotation  a `stowage kms rotate-master` in progress
 
 Encoding as in records.py: one format byte, then compact JSON. Round 1 wrote these values as
 plain JSON with no format byte (its scrub cursor and snapshot list carried a "format": 1 field
@@ -28,6 +29,7 @@ PROGRESS_FORMAT = 2
 SCRUB_CURSOR = "scrub"
 SNAPSHOTS = "snapshots"
 RECOVERED = "recovered"
+MASTER_ROTATION = "rotate-master"
 LOST_PREFIX = "lost/"
 
 P = TypeVar("P", bound="ProgressRecord")
@@ -181,3 +183,21 @@ class RecoveryReport(ProgressRecord):
     def decoders(cls) -> dict[int, Decoder[RecoveryReport]]:
         # round 1 wrapped the fields: {"report": {...}}
         return {ROUND1_FORMAT: lambda raw: cls.from_json(raw["report"]), PROGRESS_FORMAT: cls.from_json}
+
+
+@dataclass
+class MasterRotation(ProgressRecord):
+    """A master-key rotation in progress (appliance/iam/rotation.py): kept until it finishes, so
+    an interrupted `rotate-master` resumes with the same new key where it stopped."""
+
+    new_key: str
+    old_keys: list[str] = field(default_factory=list)  # retired when every wrap is the new key's
+    phase: str = "secrets"  # secrets | segments | finish
+    cursor: str = ""  # last segment id whose envelope is done
+    started_ns: int = 0
+    scanned: int = 0  # segment records looked at
+    rewrapped: int = 0  # envelopes and secrets re-wrapped
+
+    @classmethod
+    def decoders(cls) -> dict[int, Decoder[MasterRotation]]:
+        return {PROGRESS_FORMAT: cls.from_json}  # new in this version: no round-1 bytes

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+from .crypto import plain_length
 from .errors import FormatError
 
 RECORD_FORMAT = 1
@@ -146,18 +147,31 @@ class ObjectVersion(Record):
 
 @dataclass(slots=True)
 class SegmentRecord(Record):
-    """Placement and health of one erasure-coded segment."""
+    """Placement and health of one erasure-coded segment. Format 2 added `enc`, the envelope of
+    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted."""
+
+    FORMAT: ClassVar[int] = 2
 
     segment_id: str
     k: int
     m: int
     block_size: int
-    length: int  # data bytes in the segment
+    length: int  # bytes stored in the shards (with an encrypted segment's block tags)
     shards: list[str | None]  # disk id per shard index; None = never written / lost
     refcount: int
     created_ns: int
     pool: str = "default"
     damaged: list[int] = field(default_factory=list)  # shard indices known missing/corrupt
+    enc: dict[str, Any] | None = None  # opaque envelope (wrapped data key, mode, key id); None = plaintext
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], SegmentRecord]]:
+        return {1: cls._from_json, 2: cls._from_json}
+
+    @property
+    def plain_length(self) -> int:
+        """The segment's content bytes: what SegmentRefs address."""
+        return self.length if self.enc is None else plain_length(self.length, self.block_size)
 
 
 @dataclass(slots=True)
@@ -244,6 +258,38 @@ def derived_id(prefix: str, *parts: object, length: int = 17) -> str:
 def derived_canonical_id(*parts: object) -> str:
     """A stable 64-hex-digit canonical user id (the form S3 ACLs use), as derived_id."""
     return hashlib.sha256(("canonical\x00" + "\x00".join(str(p) for p in parts)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KmsKeyVersion:
+    version: int
+    wrapped: str  # base64 of the key material wrapped by the appliance master key
+    created_ns: int
+
+
+@dataclass(slots=True)
+class KmsKeyRecord(Record):
+    """A named key of the built-in KMS (appliance/iam/kms.py). Each rotation adds a version of
+    key material; the newest wraps new data keys, the older ones still unwrap theirs. The
+    material is stored wrapped by the master key only."""
+
+    key_id: str  # AWS-style key id (a UUID)
+    name: str
+    created_ns: int
+    enabled: bool = True
+    description: str = ""
+    versions: list[KmsKeyVersion] = field(default_factory=list)  # oldest first
+
+    def _to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["versions"] = [[v.version, v.wrapped, v.created_ns] for v in self.versions]
+        return d
+
+    @classmethod
+    def _from_json(cls, raw: dict[str, Any]) -> KmsKeyRecord:
+        raw = dict(raw)
+        raw["versions"] = [KmsKeyVersion(int(v[0]), str(v[1]), int(v[2])) for v in raw.get("versions", [])]
+        return super(KmsKeyRecord, cls)._from_json(raw)
 
 
 @dataclass(slots=True)

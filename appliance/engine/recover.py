@@ -15,6 +15,11 @@
      (upload_id/part) is added to its upload if the upload is known;
    - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
    - latest pointers, refcounts, disk records and the sequence counter are recomputed.
+Encrypted segments carry their envelope in every shard header. Recovering them needs the master
+key (from its usual place or a backup): the caller hands in `check_envelope`, which raises when
+the key cannot open an envelope, and without it the recovery refuses before writing anything.
+The envelope a record gets is the headers' (`rotate-master` rewrites headers, so they are newer
+than a snapshot's records), the first one the key opens when shards disagree.
 What this cannot bring back is written down in docs/metadata-recovery.md.
 """
 
@@ -62,10 +67,16 @@ class RecoveryError(StowageError):
     code = "RecoveryError"
 
 
+# envelope -> None; raises (a StowageError) when the master key at hand cannot open it
+EnvelopeCheck = Callable[[dict[str, Any]], None]
+
+
 @dataclass
 class Found:
     header: ShardHeader
     shards: dict[int, str] = field(default_factory=dict)  # shard index -> disk id
+    envelopes: list[dict[str, Any]] = field(default_factory=list)  # distinct ones of its headers
+    enc: dict[str, Any] | None = None  # the one the master key opens (set by _unlock)
 
 
 def _disk_dirs(cfg: Config) -> list[tuple[Path, bool]]:
@@ -124,6 +135,8 @@ def scan_headers(disks: list[Disk]) -> tuple[dict[str, Found], int]:
                 f = found.setdefault(seg, Found(hdr))
                 if idx < hdr.k + hdr.m:
                     f.shards[idx] = disk.disk_id
+                if hdr.enc is not None and hdr.enc not in f.envelopes:
+                    f.envelopes.append(hdr.enc)
     return found, files
 
 
@@ -131,7 +144,33 @@ def _record_from(seg: str, f: Found, pool: str) -> SegmentRecord:
     h = f.header
     shards: list[str | None] = [f.shards.get(i) for i in range(h.k + h.m)]
     return SegmentRecord(seg, h.k, h.m, h.block_size, h.length, shards, 0, h.created_ns, pool,
-                         [i for i, d in enumerate(shards) if d is None])
+                         [i for i, d in enumerate(shards) if d is None], f.enc)
+
+
+def _unlock(cfg: Config, found: dict[str, Found], check: EnvelopeCheck | None) -> int:
+    """Choose each encrypted segment's envelope; refuse unless the master key opens them all."""
+    encrypted = {seg: f for seg, f in found.items() if f.envelopes}
+    if not encrypted:
+        return 0
+    if check is None:
+        raise RecoveryError(
+            f"{len(encrypted)} encrypted segments on the data disks, and no master key to open them: "
+            f"restore {cfg.master_key_path} or give --master-key FILE (a backup made with "
+            "`stowage kms export-master`)")
+    for seg, f in encrypted.items():
+        failures: list[str] = []
+        for env in f.envelopes:
+            try:
+                check(env)
+            except StowageError as exc:
+                failures.append(exc.message)
+                continue
+            f.enc = env
+            break
+        if f.enc is None:
+            raise RecoveryError(f"the master key given does not open the data key of segment {seg} "
+                                f"({'; '.join(failures)}); nothing was written — give the right --master-key FILE")
+    return len(encrypted)
 
 
 async def _read_segment(disks: DiskSet, rec: SegmentRecord, appliance_id: str, out: Any) -> None:
@@ -197,6 +236,8 @@ class _Rebuilder:
                 continue
             rec.shards = [f.shards.get(i) for i in range(rec.k + rec.m)]
             rec.damaged = [i for i, d in enumerate(rec.shards) if d is None]
+            if f.enc is not None:
+                rec.enc = f.enc
             self.b.put(k, rec)
             if len(f.shards) < rec.k:
                 self.report.segments_unreadable.append(rec.segment_id)
@@ -271,9 +312,9 @@ class _Rebuilder:
         cur = self.db.get_record(PartRecord, keys.part(up.upload_id, part))
         if cur is not None and cur.last_modified_ns >= rec.created_ns:
             return False
-        self.b.put(keys.part(up.upload_id, part), PartRecord(part, int(ident.get("size", rec.length)),
+        self.b.put(keys.part(up.upload_id, part), PartRecord(part, int(ident.get("size", rec.plain_length)),
                                                              str(ident.get("etag", "")), rec.created_ns,
-                                                             [SegmentRef(seg, 0, rec.length)]))
+                                                             [SegmentRef(seg, 0, rec.plain_length)]))
         self.report.parts_added += 1
         return True
 
@@ -294,8 +335,8 @@ class _Rebuilder:
                 self.b.delete(keys.version(bucket, key, old.seq))
         seq = self._next_seq(max(rec.created_ns, self._newest_seq(bucket, key) + 1))
         v = ObjectVersion(bucket=bucket, key=key, version_id=version_id, seq=seq, last_modified_ns=rec.created_ns,
-                          size=int(ident.get("size", rec.length)), etag=str(ident["etag"]),
-                          segments=[SegmentRef(seg, 0, rec.length)], owner=brec.owner)
+                          size=int(ident.get("size", rec.plain_length)), etag=str(ident["etag"]),
+                          segments=[SegmentRef(seg, 0, rec.plain_length)], owner=brec.owner)
         self.b.put(keys.version(bucket, key, seq), v)
         self.b.put(keys.vid(bucket, key, version_id), keys.pack_seq(seq))
         self.touched.add((bucket, key))
@@ -363,9 +404,11 @@ class _Rebuilder:
         self.flush()
 
 
-def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: None) -> RecoveryReport:
+def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: None,
+                     check_envelope: EnvelopeCheck | None = None) -> RecoveryReport:
     """Rebuild the metadata DB in cfg.meta_path (which must be missing or empty). The caller
-    makes sure the daemon is stopped (a running daemon's DB also fails the emptiness check)."""
+    makes sure the daemon is stopped (a running daemon's DB also fails the emptiness check).
+    `check_envelope` (from the master key) is needed when encrypted segments are found."""
     meta = cfg.meta_path
     if meta.exists() and any(meta.iterdir()):
         raise RecoveryError(f"{meta} is not empty; move the old metadata away first (recovery never overwrites)")
@@ -376,6 +419,9 @@ def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: N
     progress(f"appliance {appliance_id}: {len(disks)} data disks")
     found, report.shard_files = scan_headers([d for d, _ in disks])
     progress(f"read {report.shard_files} shard headers ({len(found)} segments)")
+    encrypted = _unlock(cfg, found, check_envelope)
+    if encrypted:
+        progress(f"{encrypted} encrypted segments: the master key opens their data keys")
     diskset = DiskSet([d for d, _ in disks])
     pools = {d.disk_id: d.pool for d, _ in disks}
     db = MetaDB(meta)

@@ -13,6 +13,13 @@ still writable is rebuilt in place (rename over the old file); otherwise it goes
 disk of the pool that holds no other shard of the segment, chosen with weight = free space. The
 new file keeps the header identity of the survivors, so `recover-metadata` still sees who wrote it.
 
+Encrypted segments are repaired as ciphertext, without their key. Their chunks can be altered
+on a disk with the CRC recomputed, which only a reader holding the key notices (a block fails
+authentication, segments.py): the shards such a reader reports in the heal queue are rebuilt
+although their CRCs verify, and their chunks are not used as sources while k others remain.
+Rebuilt shard files get the envelope of the current segment record (it changes when
+`rotate-master` re-wraps it).
+
 A segment with fewer than k verified chunks in some block is unrecoverable: it is recorded as a
 progress.LostSegment under `X lost/<segment id>` with the objects (bucket/key/version) that
 reference it, never silently dropped. When to repair what, and how fast, is the healer's
@@ -28,6 +35,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -37,10 +45,11 @@ from diskmgr.state import LOST, MOVING
 from . import keys
 from .codec import Geometry, rebuild_chunks
 from .disks import Disk
+from .errors import FormatError
 from .progress import LOST_PREFIX, LostSegment, ObjectRef, describe_ref
 from .records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
 from .segments import READ_BATCH_BYTES
-from .shardfile import ShardHeader, ShardWriter, block_len, read_header
+from .shardfile import ShardHeader, ShardWriter, block_len, read_header, rewrite_header
 from .storecore import StoreCore
 
 log = logging.getLogger("stowage.heal")
@@ -184,14 +193,22 @@ class SegmentRepair:
                 await self._clear_entry(segment_id)
                 return None
             bad, recoverable = await self.verify(rec, throttle)
-            bad |= set(self.shards_to_replace(rec)) | (extra or set())
+            untrusted = self._reported_altered(rec)
+            bad |= set(self.shards_to_replace(rec)) | (extra or set()) | untrusted
             if not bad:
                 await self._clear_entry(segment_id)
                 self._forget_lost(segment_id)
                 return None
             if not recoverable:
                 return await self._unrecoverable(rec, bad)
-            return await self._repair_locked(rec, bad, throttle, prefer)
+            return await self._repair_locked(rec, bad, throttle, prefer, untrusted)
+
+    def _reported_altered(self, rec: SegmentRecord) -> set[int]:
+        """Shards of an encrypted segment a reader found altered (their CRCs cannot tell)."""
+        if rec.enc is None:
+            return set()
+        entry = self.store.db.get_record(HealEntry, keys.heal(rec.segment_id))
+        return {i for i in entry.shards if i < len(rec.shards)} if entry is not None else set()
 
     async def move(self, segment_id: str, indices: set[int], prefer: Disk | None = None) -> RepairResult | None:
         """Move (copy verified chunks, rebuild the rest) the given shards to other disks."""
@@ -237,7 +254,7 @@ class SegmentRepair:
                            self.store.db.appliance_id, {})
 
     async def _repair_locked(self, rec: SegmentRecord, bad: set[int], throttle: Throttle | None,
-                             prefer: Disk | None) -> RepairResult:
+                             prefer: Disk | None, untrusted: set[int] | None = None) -> RepairResult:
         res = RepairResult(rec.segment_id)
         geo = Geometry(rec.k, rec.m, rec.block_size)
         targets: dict[int, Disk] = {}
@@ -255,7 +272,7 @@ class SegmentRepair:
 
         async def open_writer(i: int, d: Disk) -> None:
             hdr = ShardHeader(rec.segment_id, i, rec.k, rec.m, rec.block_size, rec.length, tmpl.created_ns,
-                              tmpl.appliance_id or self.store.db.appliance_id, dict(tmpl.identity))
+                              tmpl.appliance_id or self.store.db.appliance_id, dict(tmpl.identity), rec.enc)
             try:
                 writers[i] = await trio.to_thread.run_sync(ShardWriter, d.tmp_path(rec.segment_id, i), hdr,
                                                            limiter=d.limiter)
@@ -268,7 +285,7 @@ class SegmentRepair:
             await open_writer(i, d)
         targets = {i: d for i, d in targets.items() if i in writers}
         try:
-            ok = await self._copy_blocks(rec, geo, targets, writers, res, throttle)
+            ok = await self._copy_blocks(rec, geo, targets, writers, res, throttle, untrusted or set())
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._discard(targets, writers)
@@ -281,7 +298,8 @@ class SegmentRepair:
         return res
 
     async def _copy_blocks(self, rec: SegmentRecord, geo: Geometry, targets: dict[int, Disk],
-                           writers: dict[int, ShardWriter], res: RepairResult, throttle: Throttle | None) -> bool:
+                           writers: dict[int, ShardWriter], res: RepairResult, throttle: Throttle | None,
+                           untrusted: set[int]) -> bool:
         nblocks = self.store.seg.block_count(rec)
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
         for b0 in range(0, nblocks, per_batch):
@@ -298,6 +316,9 @@ class SegmentRepair:
                 nbytes += sum(len(c) for c in avail.values())
                 if len(avail) < geo.k:
                     return False
+                trusted = {i: c for i, c in avail.items() if i not in untrusted}
+                if len(trusted) >= geo.k:
+                    avail = trusted
                 # every chunk read passed its CRC: a moved shard's chunks are copied, lost ones recomputed
                 want = [i for i in writers if i not in avail]
                 blen = block_len(rec.length, geo.block_size, b0 + j)
@@ -360,6 +381,8 @@ class SegmentRepair:
                 for i, d in sealed.items():
                     stale.append(d.shard_path(rec.segment_id, i))
             else:
+                if cur.enc != rec.enc:  # rotate-master re-wrapped the data key meanwhile
+                    await self._update_envelope(rec, sealed, cur.enc)
                 for i, d in sealed.items():
                     if cur.shards[i] != rec.shards[i]:  # placement changed under us: ours is surplus
                         if d.disk_id != cur.shards[i]:
@@ -387,6 +410,21 @@ class SegmentRepair:
         if res.rebuilt:
             log.info("healed segment %s: rebuilt shards %s (%d moved)%s", rec.segment_id, res.rebuilt,
                      len(res.moved), f", pending {res.pending}" if res.pending else "")
+
+    @staticmethod
+    async def _update_envelope(rec: SegmentRecord, sealed: dict[int, Disk], enc: dict[str, Any] | None) -> None:
+        for i, d in sealed.items():
+            path = d.shard_path(rec.segment_id, i)
+
+            def work(path: str = path) -> None:
+                hdr = read_header(path)
+                hdr.enc = enc
+                rewrite_header(path, hdr)
+
+            try:
+                await trio.to_thread.run_sync(work, limiter=d.limiter)
+            except (OSError, FormatError) as exc:  # the other shards carry the new envelope
+                log.warning("heal %s: updating the envelope of shard %d failed: %s", rec.segment_id, i, exc)
 
     @staticmethod
     async def _unlink(path: str) -> None:

@@ -1,7 +1,13 @@
-"""The shard file format (version 1): one file per (segment, shard index) on a data disk.
+"""The shard file format: one file per (segment, shard index) on a data disk.
 
     [0, 8192)        header: b"STWSHARD" | u16 format | u32 json length | JSON | zero padding
     then per block:  chunk bytes (ceil(block_len / k)) | u32 CRC32C (little endian)
+
+Format 2 is format 1 plus the header field `enc`: the envelope of an encrypted segment's data
+key (engine/crypto.py), so `recover-metadata` can rebuild encrypted segments. It is written only
+for encrypted segments: unencrypted shards stay format 1, readable by every version, and a
+version that predates encryption refuses an encrypted shard instead of reading ciphertext as
+data. The envelope is the one piece of a header `rotate-master` rewrites in place.
 
 The header is self-describing (segment id, shard index, k, m, block size, data length, and the
 object identity at write time) so the metadata DB can be rebuilt from shard files alone. It is
@@ -25,7 +31,8 @@ from .codec import Geometry, checksum
 from .errors import FormatError
 
 MAGIC = b"STWSHARD"
-SHARD_FORMAT = 1
+SHARD_FORMAT = 1  # unencrypted segments
+ENCRYPTED_FORMAT = 2  # with the `enc` header field
 HEADER_SIZE = 8192
 CRC_SIZE = 4
 _PREFIX = struct.Struct("<8sHI")
@@ -43,19 +50,25 @@ class ShardHeader:
     created_ns: int
     appliance_id: str = ""
     identity: dict[str, Any] = field(default_factory=dict)  # bucket, key, version, upload, part, etag...
+    enc: dict[str, Any] | None = None  # an encrypted segment's envelope (format 2)
 
     @property
     def geometry(self) -> Geometry:
         return Geometry(self.k, self.m, self.block_size)
 
     def encode(self) -> bytes:
-        body = json.dumps(asdict(self), separators=(",", ":")).encode()
+        doc = asdict(self)
+        if self.enc is None:
+            del doc["enc"]
+        body = json.dumps(doc, separators=(",", ":")).encode()
         if _PREFIX.size + len(body) > HEADER_SIZE:
             # identity carries user metadata; drop it rather than fail the write.
-            slim = asdict(self)
-            slim["identity"] = {k: v for k, v in self.identity.items() if k != "user_meta"}
-            body = json.dumps(slim, separators=(",", ":")).encode()
-        raw = _PREFIX.pack(MAGIC, SHARD_FORMAT, len(body)) + body
+            doc["identity"] = {k: v for k, v in self.identity.items() if k != "user_meta"}
+            body = json.dumps(doc, separators=(",", ":")).encode()
+        if _PREFIX.size + len(body) > HEADER_SIZE:
+            raise FormatError(f"shard header of segment {self.segment_id} does not fit in {HEADER_SIZE} bytes")
+        version = SHARD_FORMAT if self.enc is None else ENCRYPTED_FORMAT
+        raw = _PREFIX.pack(MAGIC, version, len(body)) + body
         return raw + bytes(HEADER_SIZE - len(raw))
 
     @classmethod
@@ -81,9 +94,15 @@ def _header_v1(d: dict[str, Any]) -> ShardHeader:
     return ShardHeader(**d)
 
 
+def _header_v2(d: dict[str, Any]) -> ShardHeader:
+    if not isinstance(d.get("enc"), dict):
+        raise ValueError("an encrypted shard header without its envelope")
+    return ShardHeader(**d)
+
+
 # Shard format version -> header decoder. A new format adds an entry; old ones are never edited,
 # because shard files written by every earlier version stay on the disks for years.
-_HEADER_DECODERS: dict[int, Callable[[dict[str, Any]], ShardHeader]] = {1: _header_v1}
+_HEADER_DECODERS: dict[int, Callable[[dict[str, Any]], ShardHeader]] = {1: _header_v1, 2: _header_v2}
 
 
 def block_count(length: int, block_size: int) -> int:
@@ -102,6 +121,18 @@ def chunk_offset(geo: Geometry, b: int) -> int:
 def read_header(path: str) -> ShardHeader:
     with open(path, "rb") as f:
         return ShardHeader.decode(f.read(HEADER_SIZE))
+
+
+def rewrite_header(path: str, header: ShardHeader) -> None:
+    """Replace a sealed shard file's header in place (a new envelope after `rotate-master`).
+    The chunks are untouched; raises FileNotFoundError if the file is gone."""
+    raw = header.encode()
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, raw, 0)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 class ShardWriter:

@@ -24,6 +24,7 @@ from appliance.config import Config, ConfigError
 
 from . import keys, listing
 from .codec import Geometry, auto_geometry
+from .crypto import KeyResolver, SegmentKey
 from .disks import DiskSet
 from .errors import (
     BucketAlreadyOwnedByYou,
@@ -91,6 +92,11 @@ class Capacity:
     raw_free: int
     usable_total: int
     usable_free: int
+
+
+def whole_ref(seg: SegmentRecord | None) -> list[SegmentRef]:
+    """The ref list of an object that is exactly one new segment (none for an empty body)."""
+    return [SegmentRef(seg.segment_id, 0, seg.plain_length)] if seg is not None else []
 
 
 def new_version_id() -> str:
@@ -390,14 +396,14 @@ class StoreCore:
 
     async def write_body(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default",
-        size_hint: int | None = None,
+        size_hint: int | None = None, encrypt_with: SegmentKey | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
-        """Store a body as a new, not yet committed segment. `size_hint`: the body's length when
-        known up front (bytes bodies are measured here)."""
+        """Store a body as a new, not yet committed segment (encrypted with `encrypt_with`).
+        `size_hint`: the body's length when known up front (bytes bodies are measured here)."""
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
         geo = self.geometry_for(pool, size_hint)
-        return await self.seg.write(body, geo, self.disks.pool(pool), identity)
+        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
         if rec is not None:
@@ -415,6 +421,7 @@ class StoreCore:
         if_none_match: str | None = None,
         finalize: Finalize | None = None,
         size_hint: int | None = None,
+        encrypt_with: SegmentKey | None = None,
     ) -> ObjectVersion:
         check_key(key)
         b = self.get_bucket(bucket)
@@ -423,11 +430,10 @@ class StoreCore:
         self._check_conditions(self.db.get_record(ObjectVersion, keys.latest(bucket, key)), if_match, if_none_match)
         version_id = self._version_id_for(b)
         seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id},
-                                             self.pool_for(meta.storage_class), size_hint)
+                                             self.pool_for(meta.storage_class), size_hint, encrypt_with)
         try:
             checksums = finalize(summary) if finalize else None
-            v = self._new_version(b, key, meta, summary.size, summary.md5,
-                                  [SegmentRef(seg.segment_id, 0, seg.length)] if seg else [], version_id)
+            v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
             if checksums:
                 v.checksums = dict(checksums)
                 v.checksum_type = "FULL_OBJECT"
@@ -478,23 +484,25 @@ class StoreCore:
     # --- staged segments (FUSE write-back) -----------------------------------------------------
 
     async def write_segment(
-        self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any] | None = None
+        self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any] | None = None,
+        *, encrypt_with: SegmentKey | None = None,
     ) -> tuple[SegmentRef | None, BodySummary]:
         """Store bytes as a staged segment: durable, held by a staging reference until a version
         references it (put_object_segments(release_staged=...)) or release_staged drops it.
         Staging references do not survive a restart, so abandoned segments are collected."""
-        seg, summary = await self.write_body(body, dict(identity or {}, staged=True))
+        seg, summary = await self.write_body(body, dict(identity or {}, staged=True), encrypt_with=encrypt_with)
         if seg is None:
             return None, summary
+        refs = whole_ref(seg)
         try:
             async with self.txn() as t:
                 t.add_segment(seg)
-                t.incref([SegmentRef(seg.segment_id, 0, seg.length)])
+                t.incref(refs)
                 t.batch.put(keys.staged(seg.segment_id), b"")
         except BaseException:
             await self.discard_segment(seg)
             raise
-        return SegmentRef(seg.segment_id, 0, seg.length), summary
+        return refs[0], summary
 
     def _release_staged_in(self, t: Txn, segment_ids: list[str]) -> None:
         for seg_id in segment_ids:
@@ -552,18 +560,32 @@ class StoreCore:
             raise StowageError(f"segment {segment_id} is missing from the metadata DB")
         return rec
 
-    async def read_object(self, version: ObjectVersion, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of an object version, streamed."""
+    async def read_object(self, version: ObjectVersion, start: int = 0, end: int | None = None,
+                          *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of an object version, streamed (`decrypt_with` opens the data keys
+        of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
-        async for piece in self.read_refs(version.segments, start, end):
+        async for piece in self.read_refs(version.segments, start, end, decrypt_with=decrypt_with):
             yield piece
 
-    async def read_refs(self, refs: list[SegmentRef], start: int, end: int) -> AsyncIterator[bytes]:
+    async def read_refs(self, refs: list[SegmentRef], start: int, end: int,
+                        *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes]:
         """Bytes [start, end) of an object made of `refs`, streamed."""
+        keys_: dict[str, bytes] = {}  # data key per segment: a ref list often slices one segment many times
         for ref in slice_refs(refs, start, end):
             rec = self.get_segment(ref.segment_id)
-            async for piece in self.seg.read(rec, ref.offset, ref.offset + ref.length):
+            data_key = None
+            if rec.enc is not None and decrypt_with is not None:
+                data_key = keys_.get(rec.segment_id)
+                if data_key is None:
+                    data_key = keys_[rec.segment_id] = decrypt_with(rec.enc)
+            async for piece in self.seg.read(rec, ref.offset, ref.offset + ref.length, data_key):
                 yield piece
+
+    def segment_envelopes(self, refs: list[SegmentRef]) -> list[dict[str, Any] | None]:
+        """The envelope of each distinct segment of a ref list, in order (None: unencrypted)."""
+        seen = dict.fromkeys(r.segment_id for r in refs)
+        return [self.get_segment(seg_id).enc for seg_id in seen]
 
     # --- objects: delete, copy, metadata -------------------------------------------------------
 
@@ -597,11 +619,30 @@ class StoreCore:
         acl: Grants | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        rewrite: bool = False,
+        encrypt_with: SegmentKey | None = None,
+        decrypt_with: KeyResolver | None = None,
     ) -> ObjectVersion:
-        """Copy by reference: the new version shares the source's segments. `meta` None keeps the
-        source's metadata; the owner and ACL are never the source's but `owner` and `acl`."""
+        """Copy by reference: the new version shares the source's segments (and so their keys).
+        `meta` None keeps the source's metadata; the owner and ACL are never the source's but
+        `owner` and `acl`.
+
+        rewrite=True streams the content into a new segment instead, encrypted with
+        `encrypt_with` (None: stored in plaintext), reading the source with `decrypt_with`: a
+        copy to another key (another SSE-C or KMS key, plaintext to encrypted and back). Memory
+        stays bounded by a few blocks whatever the size. The copy is a single-part object.
+        """
         keep = meta is None
         new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl))
+        if rewrite:
+            # a FULL_OBJECT checksum is still the content's; a COMPOSITE one was the parts'
+            sums = dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
+            return await self.put_object(dst_bucket, dst_key, self.read_object(src, decrypt_with=decrypt_with),
+                                         new_meta, if_match=if_match, if_none_match=if_none_match,
+                                         finalize=lambda _summary: sums, size_hint=src.size,
+                                         encrypt_with=encrypt_with)
+        if encrypt_with is not None:
+            raise ValueError("copy_object: encrypt_with needs rewrite=True (a shared copy keeps the source's keys)")
         v = await self.put_object_segments(
             dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
             if_match=if_match, if_none_match=if_none_match, checksums=src.checksums,

@@ -77,3 +77,9 @@ class UpkeepStore(StoreCore):
         b = self.db.batch()
         b.put(keys.progress(name), rec.encode())
         self.db.commit_now(b, sync=sync)
+
+    def drop_progress(self, name: str) -> None:
+        """Remove a progress record whose work is done (blocking)."""
+        b = self.db.batch()
+        b.delete(keys.progress(name))
+        self.db.commit_now(b, sync=True)

@@ -13,6 +13,8 @@
     policy.py       the policy language and AWS's evaluation (with document, patterns,
                     conditions, actions, public, canned)
     posixattrs.py   POSIX attributes in S3 user metadata and who may set them (the mount's trust)
+    kms.py          the built-in KMS (named keys) and the data keys of SSE-S3, SSE-KMS, SSE-C
+    rotation.py     `stowage kms rotate-master`: every wrapped key re-wrapped with a new master key
 
 May import: appliance.engine (its facade, records and the identity store), appliance.config and
 diskmgr. Imported by the frontends (authentication, authorization), the control ops and the

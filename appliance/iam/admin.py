@@ -29,8 +29,10 @@ T = TypeVar("T")
 
 
 def load_master_key(path: Path, view: IdentityView) -> MasterKey:
-    """The master key; generated when absent only if no stored secret was wrapped by one."""
-    return load_or_create(path, create=not any(c.wrapped_secret for c in view.credentials()))
+    """The master key; generated when absent only if nothing stored was wrapped by one (no
+    wrapped secret, and no mark of a master key: encrypted objects, KMS keys)."""
+    fresh = not view.master_mark() and not any(c.wrapped_secret for c in view.credentials())
+    return load_or_create(path, create=fresh)
 
 
 class IdentityAdmin:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import secrets
@@ -34,7 +35,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from appliance.config import Config
+from appliance.engine import keystore
 from appliance.engine.errors import FormatError, StowageError
+from appliance.engine.metadb import MetaDB
 from diskmgr.durable import write_atomic
 
 FILE_FORMAT = 1
@@ -71,7 +75,7 @@ class MasterKey:
         entry = self.entries[self.current]
         nonce = secrets.token_bytes(NONCE_BYTES)
         kid = entry.key_id.encode()
-        return bytes([WRAP_FORMAT, len(kid)]) + kid + nonce + AESGCM(entry.key).encrypt(nonce, secret, context)
+        return bytes([WRAP_FORMAT, len(kid)]) + kid + nonce + _aead(entry.key).encrypt(nonce, secret, context)
 
     def unwrap(self, blob: bytes, context: bytes) -> bytes:
         if len(blob) < 2 or blob[0] != WRAP_FORMAT:
@@ -83,14 +87,13 @@ class MasterKey:
             raise MasterKeyError(f"secret wrapped by master key {kid!r}, which this appliance does not have")
         nonce = blob[2 + n : 2 + n + NONCE_BYTES]
         try:
-            return AESGCM(entry.key).decrypt(nonce, blob[2 + n + NONCE_BYTES :], context)
+            return _aead(entry.key).decrypt(nonce, blob[2 + n + NONCE_BYTES :], context)
         except InvalidTag:
             raise MasterKeyError("a wrapped secret failed authentication (damaged, or moved to another record)") \
                 from None
 
     def wrapped_by_current(self, blob: bytes) -> bool:
-        n = blob[1] if len(blob) > 1 else 0
-        return blob[2 : 2 + n].decode(errors="replace") == self.current
+        return wrapping_key(blob) == self.current
 
     # --- rotation --------------------------------------------------------------------------
 
@@ -117,6 +120,17 @@ class MasterKey:
             raise MasterKeyError("the master key came from a systemd credential and cannot be changed here")
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(self.path, self.to_json() + "\n", 0o600)
+
+
+@functools.lru_cache(maxsize=16)
+def _aead(key: bytes) -> AESGCM:
+    return AESGCM(key)  # its key schedule costs more than wrapping a 32-byte secret
+
+
+def wrapping_key(blob: bytes) -> str:
+    """The id of the master key a wrapped blob needs."""
+    n = blob[1] if len(blob) > 1 else 0
+    return blob[2 : 2 + n].decode(errors="replace")
 
 
 def _new_entry() -> KeyEntry:
@@ -174,3 +188,47 @@ def load_or_create(path: Path, create: bool = True) -> MasterKey:
         raise MasterKeyError(f"{path} is readable by group or others (mode {st.st_mode & 0o777:o}); "
                              "chmod 600 it")
     return parse(path.read_bytes(), path)
+
+
+def open_for(cfg: Config, db: MetaDB) -> MasterKey:
+    """The master key for a command on a stopped daemon's DB (`stowage kms key ...` offline),
+    generated only on a brand-new appliance: a metadata DB that was used with a master key (its
+    mark, or a secret wrapped by one) and no key file is refused, because a new key would open
+    nothing and hide the loss."""
+    fresh = not keystore.master_mark(db) and not keystore.holds_wrapped_secrets(db)
+    key = load_or_create(cfg.master_key_path, create=fresh)
+    mark_master(db, key)
+    return key
+
+
+def mark_master(db: MetaDB, key: MasterKey) -> None:
+    """Record in the DB that it is used with a master key (the daemon does at every start)."""
+    if not keystore.master_mark(db):
+        keystore.set_master_mark(db, key.current)
+
+
+def export_to(key: MasterKey, dest: Path, force: bool = False) -> None:
+    """Write a backup of the key ring (`stowage kms export-master FILE`), mode 0600."""
+    if dest.exists() and not force:
+        raise MasterKeyError(f"{dest} exists; not overwritten")
+    write_atomic(dest, key.to_json() + "\n", 0o600)
+
+
+def import_from(path: Path, backup: Path) -> tuple[MasterKey, list[str]]:
+    """Merge a backup's keys into the key ring at `path` (created if missing; its current key
+    stays current): (the ring, the key ids added). Nothing is ever dropped by an import."""
+    try:
+        restored = parse(backup.read_bytes(), backup)
+    except OSError as exc:
+        raise MasterKeyError(f"{backup}: {exc.strerror or exc}") from exc
+    if not path.exists():
+        key = MasterKey(restored.current, dict(restored.entries), path)
+        key.save()
+        return key, list(restored.entries)
+    key = load_or_create(path, create=False)
+    added = [kid for kid in restored.entries if kid not in key.entries]
+    for kid in added:
+        key.entries[kid] = restored.entries[kid]
+    if added:
+        key.save()
+    return key, added

@@ -62,3 +62,15 @@ def prepare(view: IdentityView, master: MasterKey) -> AccountRecord:
     account = ensure_account(view)
     rewrap_plaintext(view, master)
     return account
+
+
+def rewrap_all(view: IdentityView, master: MasterKey) -> int:
+    """Re-wrap every secret not wrapped by the master key's current key (`rotate-master`);
+    returns how many were."""
+    n = 0
+    for rec in view.credentials():
+        if rec.wrapped_secret and not master.wrapped_by_current(base64.b64decode(rec.wrapped_secret)):
+            view.put_credential(CredentialRecord(rec.access_key, rec.user, rec.created_ns, rec.active,
+                                                 seal(master, rec.access_key, unseal(master, rec))))
+            n += 1
+    return n

@@ -7,6 +7,7 @@ itself, so nothing here forms a cycle with appliance.daemon, which calls every `
     iam.py       user.*, key.*, group.*, policy.*
     disks.py     disks.attach, disks.counters
     healing.py   heal.*, scrub.*, disks.drain/remove/replace/check, meta.snapshot
+    kms.py       kms.key.*, kms.rotate-master
 
 To add an operation: a handler `async (args, emit) -> result` registered here, raising the
 engine's errors (the control server turns them into {"ok": false, "error": code}).

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from appliance.engine import keys, records
 from appliance.engine.codec import Geometry, decode_block, encode_block
+from appliance.engine.crypto import SegmentCipher
 from appliance.engine.errors import FormatError
 from appliance.engine.records import ObjectVersion, SegmentRecord, SegmentRef
 from appliance.engine.shardfile import ShardHeader, read_chunks, read_header
@@ -28,12 +30,19 @@ def test_segment_v1() -> None:
     raw = (GOLDEN / "segment.v1").read_bytes()
     s = SegmentRecord.decode(raw)
     assert s.shards == ["d0", "d1", None, "d3", "d4", "d5"] and s.damaged == [2]
-    assert s.encode() == raw
+    assert s.enc is None and s.plain_length == s.length  # format 1 predates encryption
+    assert SegmentRecord.decode(s.encode()) == s
+
+
+def test_segment_v2_encrypted() -> None:
+    s = SegmentRecord.decode((GOLDEN / "segment.v2").read_bytes())
+    assert s.enc == {"v": 1, "mode": "AES256", "wrapped": "AQ5tay0wMTIzNDU2Nzg5YWJjZGVm"}
+    assert (s.length, s.plain_length) == (100032, 100000)  # a 16-byte tag per 64 KiB block
 
 
 def test_unknown_record_version_refused() -> None:
-    raw = b"\x02" + (GOLDEN / "segment.v1").read_bytes()[1:]
-    with pytest.raises(FormatError, match="format 2"):
+    raw = b"\x03" + (GOLDEN / "segment.v1").read_bytes()[1:]
+    with pytest.raises(FormatError, match="format 3"):
         SegmentRecord.decode(raw)
 
 
@@ -53,11 +62,35 @@ def test_shard_file_v1() -> None:
     assert decode_block(geo, {1: chunks[1], 0: full[0], 4: full[4], 5: full[5]}, 100000 - 65536) == data[65536:]
 
 
+def test_shard_file_v2_encrypted() -> None:
+    """Format 2: an encrypted segment's shard carries the envelope; its chunks are ciphertext."""
+    path = GOLDEN / "shard.v2"
+    h = read_header(str(path))
+    assert (h.segment_id, h.shard, h.k, h.m, h.block_size, h.length) == ("cd" * 16, 1, 4, 2, 65536, 100032)
+    assert h.enc == {"v": 1, "mode": "AES256", "wrapped": "AQ5tay0wMTIzNDU2Nzg5YWJjZGVm"}
+    assert h.encode() == path.read_bytes()[:8192]
+    rnd = random.Random(1)
+    data = bytes(rnd.randrange(256) for _ in range(100000))
+    geo = Geometry(4, 2, 65536)
+    cipher = SegmentCipher(bytes(range(32)), h.segment_id)
+    chunks = read_chunks(str(path), geo, h.length, 0, 1)
+    for b, (lo, hi) in enumerate([(0, 65520), (65520, 100000)]):
+        sealed = cipher.seal(b, data[lo:hi], b == 1)
+        full = encode_block(geo, sealed)
+        assert chunks[b] == full[1] and data[lo:lo + 100] not in chunks[b]
+        rebuilt = decode_block(geo, {1: chunks[b], 0: full[0], 4: full[4], 5: full[5]}, len(sealed))
+        assert cipher.open(b, rebuilt, b == 1) == data[lo:hi]
+    # an unencrypted header is still written as format 1
+    assert ShardHeader(**{**asdict(h), "enc": None}).encode()[8:10] == b"\x01\x00"
+
+
 def test_shard_header_rejects_foreign_and_future() -> None:
     raw = (GOLDEN / "shard.v1").read_bytes()[:8192]
     with pytest.raises(FormatError):
         ShardHeader.decode(b"NOTSHARD" + raw[8:])
-    with pytest.raises(FormatError, match="format 2"):
+    with pytest.raises(FormatError, match="format 3"):
+        ShardHeader.decode(raw[:8] + b"\x03" + raw[9:])
+    with pytest.raises(FormatError, match="envelope"):  # format 2 without its envelope
         ShardHeader.decode(raw[:8] + b"\x02" + raw[9:])
 
 
@@ -80,6 +113,7 @@ GOLDEN_NAMES = {
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account",
+    "KmsKeyRecord": "kms_key",
 }
 
 
