@@ -12,7 +12,7 @@ from appliance.engine.errors import NoSuchBucket, NoSuchKey
 
 from .access import BucketDefaults
 from .attrs import Posix, posix_of, trusted_mode
-from .inodes import BUCKET, DIR, FILE, LINK, ROOT, Node
+from .inodes import BUCKET, DIR, FILE, KIND_OF_TYPE, LINK, ROOT, Node
 from .paths import dir_prefix, join, marker_key, segment_visible
 
 PAGE = 1000
@@ -84,7 +84,16 @@ class Tree:
             return posix_of(None, stat.S_IFDIR, d, created), 0
         v = found.version if found else None
         p = posix_of(v, node.ftype, d, self.started_ns)
-        return p, v.size if v and node.kind != DIR else 0
+        return p, v.size if v and node.kind in (FILE, LINK) else 0
+
+    def subdirs(self, node: Node) -> int:
+        """How many subdirectories a directory shows (its nlink is 2 more)."""
+        if node.kind == ROOT:
+            return len(self.store.list_buckets())
+        try:
+            return self.store.count_common_prefixes(node.bucket, dir_prefix(node.path), segment_visible)
+        except NoSuchBucket:
+            return 0
 
     def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
         """One page of a directory: ([(name, kind, version)], next marker, more?)."""
@@ -123,6 +132,7 @@ class Tree:
 
 
 def kind_of_version(v: ObjectVersion) -> str:
-    """An object is a symlink only when its trusted mode says so (S3 writers may not make one)."""
+    """An object is a symlink or a special file only when its trusted mode says so (S3 writers
+    that may not set POSIX attributes cannot make one)."""
     mode = trusted_mode(v)
-    return LINK if mode is not None and stat.S_ISLNK(mode) else FILE
+    return FILE if mode is None else KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE)

@@ -19,7 +19,7 @@ This package's namespace *is* the facade: s3gw and fusefs import from `appliance
 from __future__ import annotations
 
 from .listing import ListPage, UploadPage, VersionPage
-from .names import MAX_KEY_BYTES
+from .names import MAX_KEY_BYTES, S3_MAX_KEY_BYTES
 from .objectstore import (
     BodySummary,
     Capacity,
@@ -30,11 +30,11 @@ from .objectstore import (
     multipart_etag,
     unquote_etag,
 )
-from .records import BucketRecord, ObjectVersion, PartRecord, SegmentRef, UploadRecord
+from .records import BucketRecord, InodeRecord, ObjectVersion, PartRecord, SegmentRef, UploadRecord
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
-    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "DeleteResult", "ListPage",
-    "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "ReadRange", "SegmentRef", "UploadPage",
-    "UploadRecord", "VersionPage", "multipart_etag", "unquote_etag",
+    "CONTENT_HEADERS", "MAX_KEY_BYTES", "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity",
+    "DeleteResult", "InodeRecord", "ListPage", "ObjectStore", "ObjectVersion", "PartRecord", "PutMeta", "ReadRange",
+    "SegmentRef", "UploadPage", "UploadRecord", "VersionPage", "multipart_etag", "unquote_etag",
 ]
