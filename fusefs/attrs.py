@@ -128,15 +128,14 @@ def meta_of(p: Posix, user_meta: dict[str, str] | None = None) -> dict[str, str]
     return um
 
 
-def kill_privileges(p: Posix, *, chown: bool = False, outsider: bool = False) -> None:
+def kill_privileges(p: Posix, *, outsider: bool, chown: bool = False) -> None:
     """What Linux does to a mode on a write or truncate of a regular file by a process without
     CAP_FSETID, and on any chown of a non-directory: setuid goes, and setgid when the group may
-    execute (setgid without group execute marks mandatory locking; a chown drops it too when
-    the caller is an `outsider`: neither root nor in the file's group)."""
+    execute or when the caller is an `outsider` (neither privileged nor in the file's group)."""
     if stat.S_ISDIR(p.mode) or not (chown or stat.S_ISREG(p.mode)):
         return
     p.mode &= ~stat.S_ISUID
-    if p.mode & stat.S_IXGRP or (chown and outsider):
+    if p.mode & stat.S_IXGRP or outsider:
         p.mode &= ~stat.S_ISGID
 
 

@@ -89,19 +89,20 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
         # on a write by an unprivileged process it sends a setattr that sets nothing.
         kill_only = not any((fields.update_mode, chown, fields.update_atime, fields.update_mtime,
                              fields.update_size))
-        groups = caller_groups(ctx) if chown and not privileged else set()
+        groups = set() if privileged else caller_groups(ctx)
 
         def mutate(p: Posix, um: dict[str, str]) -> None:
+            outsider = not privileged and p.gid not in groups
             if fields.update_mode:
                 p.mode = stat.S_IFMT(p.mode) | (attr.st_mode & 0o7777)
             if chown:
-                kill_privileges(p, chown=True, outsider=not privileged and p.gid not in groups)
+                kill_privileges(p, chown=True, outsider=outsider)
                 if fields.update_uid:
                     p.uid = attr.st_uid
                 if fields.update_gid:
                     p.gid = attr.st_gid
             if (fields.update_size and not privileged) or kill_only:
-                kill_privileges(p)
+                kill_privileges(p, outsider=outsider)
             if fields.update_atime:
                 p.atime_ns = attr.st_atime_ns
             if fields.update_mtime:
@@ -174,7 +175,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
                 await st.truncate(0)
                 st.posix.mtime_ns = st.posix.ctime_ns = now_ns()
                 if ctx.uid != 0:
-                    kill_privileges(st.posix)
+                    kill_privileges(st.posix, outsider=st.posix.gid not in caller_groups(ctx))
                 st.meta_changed = True
         return pyfuse3.FileInfo(fh=self._open(node))
 
