@@ -70,6 +70,7 @@ class NodeOps(pyfuse3.Operations):
         self._next_fh = 1
         self._quiet: list[tuple[str, str, bool]] = []
         self.pending: dict[tuple[str, str], None] = {}
+        self.pending_inodes: dict[int, None] = {}
 
     def _fh(self) -> int:
         self._next_fh += 1
@@ -96,6 +97,11 @@ class NodeOps(pyfuse3.Operations):
             if b == bucket and (key == k or (prefix and key.startswith(k))):
                 return
         node = self.inodes.find(bucket, key.rstrip("/"))
+        if node is not None and node.inode_id:
+            rec = self.store.get_inode(bucket, node.inode_id)
+            if rec is None or key not in rec.links:  # replaced or deleted: one name less
+                self.inodes.unname(node, key, list(rec.links) if rec is not None else [])
+                self.pending_inodes[node.ino] = None
         if node is not None and node.state is not None and not node.state.changed:
             node.state.stale = True
         self.pending[(bucket, key)] = None
