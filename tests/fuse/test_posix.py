@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from ..conftest import DaemonProc
 from .conftest import fuse_available
-from .posix_oracle import ALICE, BOB, ROOT, Ext4, Side, compare, scenario_dirs
+from .posix_oracle import ALICE, BOB, PYTHON, ROOT, Ext4, Side, compare, scenario_dirs
 
 A, B = ALICE.uid, BOB.uid
 RW = ["O_RDWR"]
@@ -359,3 +360,24 @@ def test_path_max(sides: tuple[Side, Side]) -> None:
         assert side.call(ROOT, "creat", full + "x", 0o644) == {"err": "ENAMETOOLONG"}, side.name
         assert side.call(ROOT, "mkdir", f"{base}/{rel}/{'e' * (last - 1)}", 0o755) == {"ok": None}, side.name
         assert side.call(ROOT, "rename", full, f"{base}/{rel}/{'g' * last}") == {"ok": None}, side.name
+
+
+def fifo_exchange(side: Side, data: str) -> tuple[str, int, int]:
+    """bob reads, in one process, what alice writes in another through a FIFO alice made."""
+    assert side.call(ALICE, "mkfifo", "p", 0o644) == {"ok": None}
+    path = str(side.base / "p")
+    reader = subprocess.Popen([*BOB.argv(), PYTHON, "-c", "import sys; sys.stdout.write(open(sys.argv[1]).read())",
+                               path], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([*ALICE.argv(), PYTHON, "-c", "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+                               path, data])
+    out, _ = reader.communicate(timeout=60)
+    # bob may not write to it (0644): the kernel says so before the open could block
+    denied = subprocess.run([*BOB.argv(), PYTHON, "-c", "import os, sys; os.open(sys.argv[1], os.O_WRONLY)", path],
+                            capture_output=True, text=True, timeout=60)
+    return out, writer.wait(60), denied.returncode
+
+
+def test_fifo_between_two_processes(sides: tuple[Side, Side]) -> None:
+    data = "through the pipe\n" * 5000  # more than a pipe buffer holds
+    oracle, mount = (fifo_exchange(side, data) for side in sides)
+    assert oracle == mount == (data, 0, 1)
