@@ -83,12 +83,14 @@ class NamespaceOps(NodeOps):
         bucket, path = self._child(parent, name)
         if parent.kind == ROOT:
             await self.store.create_bucket(bucket)
+            self.tree.tree_moved(bucket, "")
             node = self.inodes.intern(bucket, "", BUCKET)
         else:
             check_key_length(path, is_dir=True)
             if self.tree.lookup(bucket, path) is not None:
                 raise fail(errno.EEXIST)
             await self._put_marker(bucket, path, self._new_owner(parent, stat.S_IFDIR | (mode & 0o7777), ctx), {})
+            self.tree.tree_moved(bucket, path)
             node = self.inodes.intern(bucket, path, DIR)
         self._entries_changed(parent)
         return self._looked_up(node)
@@ -103,11 +105,13 @@ class NamespaceOps(NodeOps):
         node = self.inodes.find(bucket, path)
         if parent.kind == ROOT:
             await self.store.delete_bucket(bucket)
+            self.tree.tree_moved(bucket, "")
         else:
             if self.tree.has_children(bucket, path, ignore_marker=True):
                 raise fail(errno.ENOTEMPTY)
             with self.quiet(bucket, marker_key(path)):
                 await self.store.delete_keys(bucket, [marker_key(path)])
+            self.tree.tree_moved(bucket, path)
             self.dirtimes.forget(bucket, path)
             await self._keep_dir(bucket, split(path)[0])
         if node is not None:
@@ -234,6 +238,8 @@ class NamespaceOps(NodeOps):
                     await self.commit(n)
             with self.quiet(bucket, src + "/", prefix=True), self.quiet(bucket, dst + "/", prefix=True):
                 await self.store.rename_prefix(bucket, src + "/", dst + "/")
+            self.tree.tree_moved(bucket, src)
+            self.tree.tree_moved(bucket, dst)
             self.inodes.move(bucket, src, dst)
             self.dirtimes.forget(bucket, dst)
             self.dirtimes.move(bucket, src, dst)

@@ -96,6 +96,7 @@ class NodeOps(pyfuse3.Operations):
         for b, k, prefix in self._quiet:
             if b == bucket and (key == k or (prefix and key.startswith(k))):
                 return
+        self.tree.dirs_changed(bucket, key)
         node = self.inodes.find(bucket, key.rstrip("/"))
         if node is not None and node.inode_id:
             rec = self.store.get_inode(bucket, node.inode_id)

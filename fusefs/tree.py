@@ -32,6 +32,8 @@ class Tree:
         self.store = store
         self.defaults = defaults
         self.started_ns = time.time_ns()
+        # subdirectory counts (a scan of the directory's keys), kept until a change could move them
+        self.counts: dict[tuple[str, str], int] = {}
 
     def head(self, bucket: str, key: str) -> ObjectVersion | None:
         try:
@@ -90,10 +92,29 @@ class Tree:
         """How many subdirectories a directory shows (its nlink is 2 more)."""
         if node.kind == ROOT:
             return len(self.store.list_buckets())
-        try:
-            return self.store.count_common_prefixes(node.bucket, dir_prefix(node.path), segment_visible)
-        except NoSuchBucket:
-            return 0
+        n = self.counts.get((node.bucket, node.path))
+        if n is None:
+            try:
+                n = self.store.count_common_prefixes(node.bucket, dir_prefix(node.path), segment_visible)
+            except NoSuchBucket:
+                return 0
+            self.counts[(node.bucket, node.path)] = n
+        return n
+
+    def dirs_changed(self, bucket: str, key: str) -> None:
+        """A key was added or removed: every directory above it may have gained or lost a
+        subdirectory (an implicit one appears with its first key)."""
+        parts = key.rstrip("/").split("/")
+        for i in range(len(parts)):
+            self.counts.pop((bucket, "/".join(parts[:i])), None)
+
+    def tree_moved(self, bucket: str, path: str) -> None:
+        """A directory was made, removed or renamed: its parents' counts, and its own and those of
+        everything below it, are no longer known."""
+        self.dirs_changed(bucket, path)
+        below = path + "/" if path else ""
+        for k in [k for k in self.counts if k[0] == bucket and (k[1] == path or k[1].startswith(below))]:
+            del self.counts[k]
 
     def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
         """One page of a directory: ([(name, kind, version)], next marker, more?)."""
