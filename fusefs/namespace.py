@@ -13,7 +13,7 @@ import stat
 import pyfuse3
 from pyfuse3 import EntryAttributes, RequestContext
 
-from appliance.engine import ObjectVersion, PutMeta
+from appliance.engine import InodeRecord, ObjectVersion, PutMeta
 
 from .attrs import Posix, is_device, meta_of, now_ns, posix_of
 from .errnos import fail, fuse_op
@@ -21,7 +21,7 @@ from .inodes import BUCKET, DIR, FILE, FILE_TYPE, KIND_OF_TYPE, ROOT, Node
 from .nodes import NodeOps, guess_type
 from .paths import check_key_length, marker_key, split
 from .staging import FileState
-from .tree import Found
+from .tree import Found, kind_of_version
 
 SPECIAL_TYPES = (stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)
 
@@ -264,13 +264,39 @@ class NamespaceOps(NodeOps):
         p.ctime_ns = now  # the renamed file's status changed (on ext4 too)
         meta = self._meta(src, rec.inode_id if rec is not None else "", v, p, um)
         names = list(rec.links) if rec is not None else [src]
+        replaced = self.tree.head(bucket, dst)
+        victim = self.store.inode_of(replaced) if replaced is not None else None
         with self.quiet_keys(bucket, [*names, dst]):
             if st is not None:
                 async with st.lock:  # no commit to the old name can slip in between
                     await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
-                    self.inodes.move(bucket, src, dst)
+                    self._moved(bucket, src, dst, victim)
             else:
                 await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
-                self.inodes.move(bucket, src, dst)
+                self._moved(bucket, src, dst, victim)
+        if node is not None:
+            self._rebase(node, p)
+        if victim is not None and len(victim.links) > 1:  # the replaced file lives on, one name less
+            others = [n for n in victim.links if n != dst]
+            await self._touch_file(bucket, others[0], now)
+
+    def _moved(self, bucket: str, src: str, dst: str, victim: InodeRecord | None) -> None:
+        """The table after a file rename: a replaced file with other names keeps them."""
+        gone = self.inodes.find(bucket, dst)
+        if gone is not None and victim is not None and gone is not self.inodes.find(bucket, src):
+            self.inodes.unname(gone, dst, [n for n in victim.links if n != dst])
+        self.inodes.move(bucket, src, dst)
+
+    async def _touch_file(self, bucket: str, key: str, now: int) -> None:
+        """A file's status changed (its ctime moves) through no call of its own."""
+        v = self.tree.head(bucket, key)
+        rec = self.store.inode_of(v) if v is not None else None
+        if v is None or rec is None:
+            return
+        node = self.inodes.find(bucket, key)
+        p, um = self._file_posix(node, Found(kind_of_version(v), v))
+        p.ctime_ns = now
+        with self.quiet_keys(bucket, rec.links):
+            await self.store.update_meta(bucket, key, self._meta(key, rec.inode_id, v, p, um))
         if node is not None:
             self._rebase(node, p)

@@ -212,3 +212,21 @@ def test_keys_longer_than_s3_allows_are_reachable_over_s3(mount_daemon: Any) -> 
         assert exc.value.response["Error"]["Code"] == "KeyTooLongError"
     s3.delete_object(Bucket="long", Key=key)
     assert not (d / "file").exists()
+
+
+def test_directory_times_are_kept_in_the_marker_and_survive_a_restart(mount_daemon: Any) -> None:
+    m = mounted(mount_daemon) / "times"
+    m.mkdir()
+    (m / "d").mkdir()
+    os.utime(m / "d", ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
+    (m / "d" / "f").write_bytes(b"x")  # a new entry: the directory's mtime and ctime move
+    (m / "d" / "sub").mkdir()
+    os.rename(m / "d" / "f", m / "d" / "sub" / "f")
+    before = os.stat(m / "d")
+    assert before.st_mtime_ns > 1_600_000_000 * 10**9 and before.st_nlink == 3
+    mount_daemon.restart()  # the times were still in memory at the stop: written then
+    m = mounted(mount_daemon) / "times"
+    after = os.stat(m / "d")
+    assert (after.st_mtime_ns, after.st_ctime_ns, after.st_nlink) == (before.st_mtime_ns, before.st_ctime_ns, 3)
+    meta = mount_daemon.s3().head_object(Bucket="times", Key="d/")["Metadata"]
+    assert int(meta["mtime"].split(".")[0]) == before.st_mtime_ns // 10**9

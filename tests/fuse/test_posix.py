@@ -292,7 +292,13 @@ def test_hard_links(sides: tuple[Side, Side]) -> None:
         (ROOT, "symlink", "nowhere", "d/s"),
         (ROOT, "link", "d/s", "d/s2"),
         (ROOT, "readlink", "d/s2"),
-    ], ["d", "e", "d/f", "d/g", "d/g2", "e/h", "d/s", "d/s2"])
+        (ROOT, "creat", "d/x", 0o644),
+        (ROOT, "link", "d/x", "e/x2"),
+        (ROOT, "open", "x", "e/x2", ["O_RDONLY"]),
+        (ROOT, "rename", "d/s", "d/x"),  # replaces one name of a file that has another
+        (ROOT, "fstat", "@x"),
+        (ROOT, "close", "@x"),
+    ], ["d", "e", "d/f", "d/g", "d/g2", "e/h", "d/s", "d/s2", "d/x", "e/x2"])
 
 
 def test_directory_link_counts(sides: tuple[Side, Side]) -> None:
@@ -320,6 +326,43 @@ def test_setgid_directories_pass_on_their_group(sides: tuple[Side, Side]) -> Non
         (ALICE, "mkfifo", "g/p", 0o644),
         (ALICE, "symlink", "f", "g/s"),
     ], ["g", "g/f", "g/f2", "g/sub", "g/p", "g/s"])
+
+
+def test_who_may_create_remove_and_rename(sides: tuple[Side, Side]) -> None:
+    compare(sides, [
+        (ROOT, "mkdir", "ro", 0o755),
+        (ROOT, "mkdir", "rw", 0o777),
+        (ROOT, "creat", "ro/f", 0o666),
+        (ALICE, "creat", "ro/g", 0o644),
+        (ALICE, "unlink", "ro/f"),
+        (ALICE, "rename", "ro/f", "rw/f"),
+        (ALICE, "open", "o", "ro/f", ["O_RDWR", "O_CREAT"], 0o600),  # exists: opened, not created
+        (ALICE, "close", "@o"),
+        (ALICE, "creat", "rw/a", 0o600),
+        (BOB, "unlink", "rw/a"),  # not sticky: write permission on the directory is enough
+        (ALICE, "mkdir", "rw/d", 0o700),
+        (ALICE, "creat", "rw/d/x", 0o644),
+        (BOB, "rmdir", "rw/d"),
+        (BOB, "rename", "rw/d", "rw/e"),  # moving a directory rewrites its "..": needs its write permission
+        (ALICE, "rename", "rw/d", "rw/e"),
+        (ROOT, "rename", "rw/e", "rw/e/sub"),
+        (ROOT, "mkdir", "rw/e2", 0o755),
+        (ROOT, "rename", "rw/e2", "rw/e"),
+        (ROOT, "rename", "ro/f", "rw/e"),
+        (ROOT, "rename", "rw/e", "ro/f"),
+        (ROOT, "open", "x", "rw/e/x", ["O_RDWR", "O_CREAT", "O_EXCL"], 0o644),
+        (ROOT, "rmdir", "rw/e/x"),
+        (ROOT, "unlink", "rw/e"),
+        (ROOT, "mkdir", "rw/e", 0o755),
+        (ROOT, "mkdir", "rw/e/x/y", 0o755),
+        (ROOT, "rename", "rw/e2", "rw/e3"),
+        (ROOT, "rmdir", "rw/e3"),
+        (ROOT, "rmdir", "rw/e3"),
+        (ALICE, "listdir", "rw/e"),
+        (BOB, "listdir", "rw/e"),
+        (ROOT, "chmod", "rw/e", 0o700),
+        (BOB, "stat", "rw/e/x"),
+    ], ["ro", "rw", "ro/f", "rw/a", "rw/d", "rw/e", "rw/e/x", "rw/e2", "rw/e3"])
 
 
 def test_name_max_and_long_names(sides: tuple[Side, Side]) -> None:
