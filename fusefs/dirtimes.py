@@ -55,9 +55,8 @@ class DirTimes:
         for k in [k for k in self.times if k[0] == bucket and (k[1] == old or k[1].startswith(below))]:
             q = (bucket, new + k[1][len(old):])
             self.times[q] = self.times.pop(k)
-            if k in self.dirty:
-                self.dirty.discard(k)
-                self.dirty.add(q)
+            self.dirty.discard(k)
+            self.dirty.add(q)  # a flush in flight may have looked for it under the old name
 
     def _batches(self) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
         by_bucket: dict[str, dict[str, dict[str, str]]] = {}

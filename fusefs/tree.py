@@ -16,6 +16,7 @@ from .inodes import BUCKET, DIR, FILE, KIND_OF_TYPE, LINK, ROOT, Node
 from .paths import dir_prefix, join, marker_key, segment_visible
 
 PAGE = 1000
+MAX_COUNTS = 100_000  # subdirectory counts kept (a few MB)
 # The mount's root: anyone may pass through to a bucket opened to them; only root lists buckets
 # (bucket names are something S3's ListBuckets may keep from a user).
 ROOT_MODE = stat.S_IFDIR | 0o711
@@ -98,6 +99,8 @@ class Tree:
                 n = self.store.count_common_prefixes(node.bucket, dir_prefix(node.path), segment_visible)
             except NoSuchBucket:
                 return 0
+            if len(self.counts) >= MAX_COUNTS:
+                self.counts.clear()
             self.counts[(node.bucket, node.path)] = n
         return n
 

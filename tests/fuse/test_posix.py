@@ -382,7 +382,14 @@ def test_name_max_and_long_names(sides: tuple[Side, Side]) -> None:
         (ROOT, "mkfifo", "p" + n255[1:], 0o644),
         (ROOT, "creat", u255, 0o644),
         (ROOT, "stat", "x" + n256[1:]),
-    ], [n255, "d" + n255[1:], "s" + n255[1:], "r" + n255[1:], "l" + n255[1:], "p" + n255[1:], u255])
+        (ALICE, "mkdir", "a" + n255[1:], 0o777),
+        (ALICE, "creat", f"a{n255[1:]}/{n255}", 0o644),
+        (ALICE, "creat", f"a{n255[1:]}/{n256}", 0o644),
+        (ALICE, "link", f"a{n255[1:]}/{n255}", f"a{n255[1:]}/{'m' * 255}"),
+        (ALICE, "rename", f"a{n255[1:]}/{n255}", f"a{n255[1:]}/{'o' * 256}"),
+        (ALICE, "mkfifo", f"a{n255[1:]}/{'q' * 256}", 0o644),
+    ], [n255, "d" + n255[1:], "s" + n255[1:], "r" + n255[1:], "l" + n255[1:], "p" + n255[1:], u255,
+        f"a{n255[1:]}/{n255}", f"a{n255[1:]}/{'m' * 255}"])
 
 
 def test_path_max(sides: tuple[Side, Side]) -> None:
@@ -395,14 +402,16 @@ def test_path_max(sides: tuple[Side, Side]) -> None:
             parts.append("d" * 200)
             assert side.call(ROOT, "mkdir", "/".join(parts), 0o755) == {"ok": None}
         rel = "/".join(parts)
+        assert side.call(ROOT, "chmod", rel, 0o777) == {"ok": None}
         last = 4095 - len(base) - 1 - len(rel) - 1
         full = f"{base}/{rel}/{'f' * last}"
         assert len(full.encode()) == 4095
-        assert side.call(ROOT, "creat", full, 0o644) == {"ok": None}, side.name
-        assert side.call(ROOT, "stat", full)["ok"]["type"] == stat.S_IFREG
-        assert side.call(ROOT, "creat", full + "x", 0o644) == {"err": "ENAMETOOLONG"}, side.name
-        assert side.call(ROOT, "mkdir", f"{base}/{rel}/{'e' * (last - 1)}", 0o755) == {"ok": None}, side.name
-        assert side.call(ROOT, "rename", full, f"{base}/{rel}/{'g' * last}") == {"ok": None}, side.name
+        assert side.call(ALICE, "creat", full, 0o644) == {"ok": None}, side.name
+        assert side.call(ALICE, "stat", full)["ok"]["type"] == stat.S_IFREG
+        assert side.call(ALICE, "creat", full + "x", 0o644) == {"err": "ENAMETOOLONG"}, side.name
+        assert side.call(ALICE, "mkdir", f"{base}/{rel}/{'e' * (last - 1)}", 0o755) == {"ok": None}, side.name
+        assert side.call(ALICE, "rename", full, f"{base}/{rel}/{'g' * last}") == {"ok": None}, side.name
+        assert side.call(ROOT, "link", f"{base}/{rel}/{'g' * last}", f"{base}/{rel}/{'h' * last}") == {"ok": None}
 
 
 def fifo_exchange(side: Side, data: str) -> tuple[str, int, int]:
