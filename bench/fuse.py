@@ -1,12 +1,14 @@
 """Benchmark: the FUSE mount beside a plain directory on the same disk, in the same run.
 
-    .venv/bin/python bench/fuse.py [--dir /var/tmp] [--size-mib 1024] [--files 10000]
+    .venv/bin/python bench/fuse.py [--dir /var/tmp] [--size-mib 1024] [--files 10000] [--meta-ops 1000]
+                                   [--only data|meta]
 
 Starts `stowage serve --data DIR` (six directory disks, 4+2) with the mount at DIR/mnt and
 measures, for the mount and for DIR/plain: sequential write (1 GiB, 1 MiB writes, fsync, close)
 and read MiB/s, random 4 KiB writes/s into a 256 MiB file (including the final fsync), file
-creates/s (empty and 4 KiB), and `ls -l` of a 10,000-file directory. Page caches are dropped
-before reads when /proc/sys/vm/drop_caches is writable (noted in the output).
+creates/s (empty and 4 KiB), `ls -l` of a 10,000-file directory, and metadata operations per
+second on --meta-ops files each: mkfifo, link, chmod, chown, utimensat, rename. Page caches are
+dropped before reads when /proc/sys/vm/drop_caches is writable (noted in the output).
 """
 
 from __future__ import annotations
@@ -102,8 +104,33 @@ def ls_l(root: Path) -> float:
     return timed(lambda: subprocess.run(["ls", "-l", str(root)], stdout=subprocess.DEVNULL, check=True))
 
 
+def per_second(n: int, fn: Callable[[int], object]) -> float:
+    return n / timed(lambda: [fn(i) for i in range(n)])
+
+
+def metadata_ops(root: Path, n: int) -> dict[str, float]:
+    """Each operation n times, on n distinct files (made beforehand, not timed)."""
+    root.mkdir()
+    files = [root / f"f{i:05d}" for i in range(n)]
+    for f in files:
+        f.touch()
+    when = 1_600_000_000 * 10**9
+    return {
+        "mkfifo_per_s": per_second(n, lambda i: os.mkfifo(root / f"p{i:05d}")),
+        "link_per_s": per_second(n, lambda i: os.link(files[i], root / f"l{i:05d}")),
+        "chmod_per_s": per_second(n, lambda i: os.chmod(files[i], 0o600)),
+        "chown_per_s": per_second(n, lambda i: os.chown(files[i], 65534, 65534)),
+        "utimensat_per_s": per_second(n, lambda i: os.utime(files[i], ns=(when, when + i))),
+        "rename_per_s": per_second(n, lambda i: os.rename(files[i], root / f"r{i:05d}")),
+    }
+
+
 def suite(base: Path, args: argparse.Namespace, dropping: bool) -> dict[str, float]:
     r: dict[str, float] = {}
+    if args.only != "data":
+        r.update(metadata_ops(base / "meta", args.meta_ops))
+    if args.only == "meta":
+        return r
     big = base / "big.bin"
     r["seq_write_MiBps"] = seq_write(big, args.size_mib * MIB)
     if dropping:
@@ -153,6 +180,8 @@ def main() -> None:
     ap.add_argument("--random-writes", type=int, default=20000)
     ap.add_argument("--creates", type=int, default=1000)
     ap.add_argument("--files", type=int, default=10000)
+    ap.add_argument("--meta-ops", type=int, default=1000)
+    ap.add_argument("--only", choices=["data", "meta"], default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-bench-") as tmp:
         root = Path(tmp)

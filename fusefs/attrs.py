@@ -3,7 +3,9 @@
 Read: `mode` (s3fs: decimal st_mode, e.g. "33188"; rclone: octal, e.g. "100644" or "0644"),
 `uid`, `gid`, `mtime`/`atime`/`ctime` (s3fs: integer seconds or "sec.nsec"; rclone: float
 seconds). Write: mode in decimal with the file-type bits (what s3fs writes), times as
-"sec" or "sec.nnnnnnnnn" (read by both s3fs >= 1.91 and rclone). Extended attributes live in
+"sec" or "sec.nnnnnnnnn" (read by both s3fs >= 1.91 and rclone). Special files (FIFOs, sockets,
+devices) are zero-length objects whose `mode` has their type bits, as s3fs makes them; a
+device's number is `rdev` (decimal st_rdev, as s3fs-c and s3backer write it). Extended attributes live in
 one `xattr` entry exactly as s3fs keeps them: URL-encoded JSON {name: base64(value)}.
 `mode`, `uid` and `gid` count only on versions whose `posix_trusted` is set (written by the
 mount, or over S3 by a principal allowed stowage:PutPosixAttributes); whatever an object lacks
@@ -42,6 +44,11 @@ class Posix:
     mtime_ns: int = 0
     atime_ns: int = 0
     ctime_ns: int = 0
+    rdev: int = 0  # character and block devices only
+
+
+def is_device(mode: int) -> bool:
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
 # A change of a node's attributes: edits its Posix and user metadata in place (chmod, xattrs, ...).
@@ -54,7 +61,7 @@ def default_mode(ftype: int, d: Defaults) -> int:
         return ftype | d.dir_perm
     if ftype == stat.S_IFLNK:
         return ftype | 0o777  # a symlink's permission bits are never checked
-    return ftype | d.file_perm
+    return ftype | d.file_perm  # regular files and the special files a trusted mode made
 
 
 def trusted_mode(v: ObjectVersion) -> int | None:
@@ -89,8 +96,8 @@ def parse_id(text: str | None) -> int | None:
 
 
 def posix_of(v: ObjectVersion | None, ftype: int, d: Defaults, default_ns: int) -> Posix:
-    """Attributes of a node of file type `ftype` (S_IFREG, S_IFDIR, S_IFLNK) whose object (file,
-    symlink or directory marker) is `v`; an implicit directory has none."""
+    """Attributes of a node of file type `ftype` whose object (file, symlink, special file or
+    directory marker) is `v`; an implicit directory has none."""
     if v is None:
         return Posix(default_mode(ftype, d), d.uid, d.gid, default_ns, default_ns, default_ns)
     um = v.user_meta
@@ -105,6 +112,7 @@ def posix_of(v: ObjectVersion | None, ftype: int, d: Defaults, default_ns: int) 
         mtime_ns=mtime,
         atime_ns=parse_time_ns(um.get("atime")) or mtime,
         ctime_ns=parse_time_ns(um.get("ctime")) or v.last_modified_ns,
+        rdev=(parse_id(um.get("rdev")) or 0) if is_device(ftype) else 0,
     )
 
 
@@ -113,20 +121,36 @@ def meta_of(p: Posix, user_meta: dict[str, str] | None = None) -> dict[str, str]
     # rclone's octal-mode writes are replaced by s3fs's decimal form on the first change
     um.update(mode=str(p.mode), uid=str(p.uid), gid=str(p.gid), mtime=format_time(p.mtime_ns),
               atime=format_time(p.atime_ns), ctime=format_time(p.ctime_ns))
+    if is_device(p.mode):
+        um["rdev"] = str(p.rdev)
+    else:
+        um.pop("rdev", None)
     return um
 
 
-def entry(ino: int, p: Posix, size: int, timeout: float) -> pyfuse3.EntryAttributes:
+def kill_privileges(p: Posix, *, outsider: bool, chown: bool = False) -> None:
+    """What Linux does to a mode on a write or truncate of a regular file by a process without
+    CAP_FSETID, and on any chown of a non-directory: setuid goes, and setgid when the group may
+    execute or when the caller is an `outsider` (neither privileged nor in the file's group)."""
+    if stat.S_ISDIR(p.mode) or not (chown or stat.S_ISREG(p.mode)):
+        return
+    p.mode &= ~stat.S_ISUID
+    if p.mode & stat.S_IXGRP or outsider:
+        p.mode &= ~stat.S_ISGID
+
+
+def entry(ino: int, p: Posix, size: int, timeout: float, nlink: int = 1,
+          attr_timeout: float | None = None) -> pyfuse3.EntryAttributes:
     e = pyfuse3.EntryAttributes()
     e.st_ino = ino
     e.generation = 0
     e.entry_timeout = timeout
-    e.attr_timeout = timeout
+    e.attr_timeout = timeout if attr_timeout is None else attr_timeout
     e.st_mode = p.mode
-    e.st_nlink = 1
+    e.st_nlink = nlink
     e.st_uid = p.uid
     e.st_gid = p.gid
-    e.st_rdev = 0
+    e.st_rdev = p.rdev
     e.st_size = size
     e.st_blksize = BLOCK
     e.st_blocks = (size + 511) // 512

@@ -28,6 +28,7 @@ class Invalidation:
     inodes: InodeTable
     tree: Tree
     pending: dict[tuple[str, str], None]
+    pending_inodes: dict[int, None]  # files that lost a name to an outside change (nlink moved)
     last_invalidations: list[Call]
     mounted: bool
     kernel_limiter: trio.CapacityLimiter
@@ -53,10 +54,11 @@ class Invalidation:
         """Store commit hook: drop kernel caches for outside changes before the writer (an S3
         request) is answered. The kernel calls run in a thread: invalidate_entry waits for
         related requests in flight, which this loop must stay free to answer."""
-        if not self.pending:
+        if not self.pending and not self.pending_inodes:
             return
         batch, self.pending = list(self.pending), {}
-        calls: list[tuple[str, int, bytes]] = []
+        calls: list[tuple[str, int, bytes]] = [("inode", ino, b"") for ino in self.pending_inodes]
+        self.pending_inodes = {}
         for bucket, key in batch:
             try:
                 calls.extend(self.invalidations(bucket, key))

@@ -1,162 +1,56 @@
 """The pyfuse3 Operations: thin translations of kernel requests to object-store calls.
 
-Mapping rules are in fusefs/SEMANTICS.md; namespace queries in tree.py; open-file staging in
-staging.py; errno translation in errnos.py (every handler is wrapped by `fuse_op`).
-Changes committed by other frontends arrive through the store's listener and are queued for
-the invalidation task (kernel cache invalidation must never run inside a request handler).
+Mapping rules are in fusefs/SEMANTICS.md; the state and helpers shared by all handlers in
+nodes.py; entries made, removed and renamed in namespace.py; namespace queries in tree.py;
+open-file staging in staging.py; errno translation in errnos.py (every handler is wrapped by
+`fuse_op`). Changes committed by other frontends arrive through the store's listener and are
+queued for the invalidation task (kernel cache invalidation must never run inside a request
+handler).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import mimetypes
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
 import pyfuse3
 import trio
 from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.config import Config
-from appliance.engine import ObjectStore, ObjectVersion, PutMeta
+from appliance.engine import ObjectStore
 
-from .access import BucketDefaults
-from .attrs import Mutate, Posix, entry, meta_of, now_ns, posix_of
+from .attrs import Posix, entry, kill_privileges, now_ns
 from .errnos import fail, fuse_op
 from .handles import DirHandle
-from .inodes import BUCKET, DIR, FILE, LINK, ROOT, InodeTable, Node
+from .inodes import BUCKET, DIR, FILE, LINK, ROOT, Node
 from .invalidation import Invalidation
-from .paths import check_key_length, decode_name, marker_key, split
+from .namespace import NamespaceOps
+from .nodes import caller_groups
+from .paths import marker_key
 from .staging import FileState
-from .tree import Found, Tree
+from .tree import Found
 from .xattr_ops import XattrOps
 
 log = logging.getLogger("stowage.fuse")
-DIR_CONTENT_TYPE = "application/x-directory"
+TIMES_FLUSH_SECONDS = 1.0
 
 
-def guess_type(path: str) -> str:
-    return mimetypes.guess_type(path, strict=False)[0] or "application/octet-stream"
-
-
-class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
-    supports_dot_lookup = False
-    enable_writeback_cache = False
-
+class StowageFS(NamespaceOps, XattrOps, Invalidation):
     def __init__(self, store: ObjectStore, cfg: Config, timeout: float = 5.0) -> None:
-        super().__init__()
-        self.store = store
-        self.defaults = BucketDefaults(cfg.mount)
-        self.tree = Tree(store, self.defaults)
-        self.inodes = InodeTable()
-        self.staging_dir = cfg.staging_path
-        self.timeout = timeout
-        self.files: dict[int, Node] = {}
-        self.dirs: dict[int, DirHandle] = {}
-        self._next_fh = 1
-        self._quiet: list[tuple[str, str, bool]] = []
-        self.pending: dict[tuple[str, str], None] = {}
+        super().__init__(store, cfg, timeout)
         self.last_invalidations: list[tuple[str, int, bytes]] = []
         self.mounted = False  # kernel notifications need a live session
         self.kernel_limiter = trio.CapacityLimiter(1)
         store.add_listener(self._on_change)
         store.add_commit_hook(self.on_commit)
 
-    # --- helpers ----------------------------------------------------------------------------
-
-    def _fh(self) -> int:
-        self._next_fh += 1
-        return self._next_fh
-
-    @contextmanager
-    def quiet(self, bucket: str, key: str, prefix: bool = False) -> Iterator[None]:
-        """Our own commits need no kernel invalidation: the kernel already knows."""
-        item = (bucket, key, prefix)
-        self._quiet.append(item)
-        try:
-            yield
-        finally:
-            self._quiet.remove(item)
-
-    def _on_change(self, bucket: str, key: str) -> None:
-        for b, k, prefix in self._quiet:
-            if b == bucket and (key == k or (prefix and key.startswith(k))):
-                return
-        node = self.inodes.find(bucket, key.rstrip("/"))
-        if node is not None and node.state is not None and not node.state.changed:
-            node.state.stale = True
-        self.pending[(bucket, key)] = None
-
-    def _dir(self, ino: int) -> Node:
-        node = self.inodes.get(ino)
-        if not node.is_dir:
-            raise fail(errno.ENOTDIR)
-        return node
-
-    def _child(self, parent: Node, name: bytes) -> tuple[str, str]:
-        bucket, path = self.tree.child_path(parent, decode_name(name))
-        if path:
-            check_key_length(path)
-        return bucket, path
-
-    def _found(self, bucket: str, path: str) -> Found:
-        found = self.tree.lookup(bucket, path)
-        if found is None:
-            raise fail(errno.ENOENT)
-        return found
-
-    def _stat(self, node: Node) -> tuple[Posix, int]:
-        st = node.state
-        if st is not None and (node.detached or st.changed or st.meta_changed):
-            return st.posix, st.size
-        if node.kind in (ROOT, BUCKET):
-            if node.kind == BUCKET and not self.tree.bucket_exists(node.bucket):
-                raise fail(errno.ENOENT)
-            return self.tree.posix(node, None)
-        if node.kind == DIR:
-            marker = self.tree.head(node.bucket, marker_key(node.path))
-            if marker is None and not self.tree.has_children(node.bucket, node.path):
-                raise fail(errno.ENOENT)
-            return self.tree.posix(node, Found(DIR, marker))
-        v = self.tree.head(node.bucket, node.path)
-        if v is None:
-            if st is not None:
-                return st.posix, st.size
-            raise fail(errno.ENOENT)
-        return self.tree.posix(node, Found(node.kind, v))
-
-    def _entry(self, node: Node) -> EntryAttributes:
-        p, size = self._stat(node)
-        return entry(node.ino, p, size, self.timeout)
-
-    def _posix(self, node: Node, v: ObjectVersion | None) -> Posix:
-        return posix_of(v, node.ftype, self.defaults.of(node.bucket), now_ns())
-
-    def _new_state(self, node: Node, v: ObjectVersion | None) -> FileState:
-        p = self._posix(node, v)
-        st = FileState(self.store, self.staging_dir, v, p, v.content_type if v else guess_type(node.path))
-        st.user_meta = dict(v.user_meta) if v else {}
-        node.state = st
-        return st
-
-    def _refresh(self, node: Node, st: FileState) -> None:
-        """Pick up a version committed from outside while nothing is pending here."""
-        if st.changed or st.meta_changed or node.detached:
-            return
-        v = self.tree.head(node.bucket, node.path)
-        if v is not None and (st.base is None or v.seq != st.base.seq):
-            st.set_base(v)
-            st.posix = self._posix(node, v)
-            st.user_meta = dict(v.user_meta)
-            st.content_type = v.content_type
-        st.stale = False
-
     async def _state(self, node: Node) -> FileState:
         if node.kind not in (FILE, LINK):
-            raise fail(errno.EISDIR)
+            raise fail(errno.EISDIR if node.is_dir else errno.EINVAL)
         if node.state is None:
             v = self.tree.head(node.bucket, node.path)
             if v is None:
@@ -164,71 +58,6 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
             return self._new_state(node, v)
         self._refresh(node, node.state)
         return node.state
-
-    def _commit_meta(self, node: Node, st: FileState) -> PutMeta:
-        m = PutMeta.of(st.base) if st.base else PutMeta()
-        m.content_type = st.content_type or guess_type(node.path)
-        # the attributes the mount showed (and checked access against), now its own
-        m.user_meta = meta_of(st.posix, st.user_meta)
-        m.posix_trusted = True
-        return m
-
-    async def commit(self, node: Node) -> None:
-        st = node.state
-        if st is None or node.detached:
-            return
-        async with st.lock:
-            if node.detached or not (st.changed or st.meta_changed):
-                return
-            with self.quiet(node.bucket, node.path):
-                await st.commit(node.bucket, node.path, self._commit_meta(node, st))
-
-    async def _keep_dir(self, bucket: str, path: str) -> None:
-        """A directory emptied through the mount stays (as ext4's would): give it a marker."""
-        if not path or self.tree.head(bucket, marker_key(path)) is not None:
-            return
-        if self.tree.has_children(bucket, path):
-            return
-        # no attributes of its own: it keeps showing the bucket's defaults, as it did while implicit
-        with self.quiet(bucket, marker_key(path)):
-            await self.store.put_object(bucket, marker_key(path), b"", PutMeta(DIR_CONTENT_TYPE, posix_trusted=True))
-
-    async def _put_marker(self, bucket: str, path: str, p: Posix, um: dict[str, str]) -> ObjectVersion:
-        with self.quiet(bucket, marker_key(path)):
-            return await self.store.put_object(bucket, marker_key(path), b"", PutMeta(
-                DIR_CONTENT_TYPE, user_meta=meta_of(p, um), posix_trusted=True))
-
-    async def _set_meta(self, node: Node, mutate: Mutate) -> None:
-        if node.kind in (ROOT, BUCKET):
-            return  # buckets keep no POSIX attributes; accepted and not stored (SEMANTICS.md)
-        if node.kind == DIR:
-            marker = self.tree.head(node.bucket, marker_key(node.path))
-            p, _ = self._stat(node)
-            um = dict(marker.user_meta) if marker else {}
-            mutate(p, um)
-            await self._put_marker(node.bucket, node.path, p, um)
-            return
-        st = node.state
-        if st is not None and (st.changed or st.meta_changed or node.detached):
-            mutate(st.posix, st.user_meta)
-            st.meta_changed = True
-            return
-        v = self.tree.head(node.bucket, node.path)
-        if v is None:
-            raise fail(errno.ENOENT)
-        p = self._posix(node, v)
-        um = dict(v.user_meta)
-        mutate(p, um)
-        m = PutMeta.of(v)
-        m.user_meta = meta_of(p, um)
-        m.posix_trusted = True
-        with self.quiet(node.bucket, node.path):
-            nv = await self.store.update_meta(node.bucket, node.path, m)
-        if st is not None:
-            async with st.lock:
-                if not st.changed:
-                    st.set_base(nv)
-                st.posix, st.user_meta = p, dict(nv.user_meta)
 
     # --- lookup and attributes ----------------------------------------------------------------
 
@@ -240,8 +69,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         if known is not None and known.state is not None and (known.state.changed or known.state.meta_changed):
             node = known
         else:
-            found = self._found(bucket, path)
-            node = self.inodes.intern(bucket, path, found.kind)
+            node = self._intern(bucket, path, self._found(bucket, path))
         e = self._entry(node)
         node.lookups += 1
         return e
@@ -255,30 +83,43 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
                       ctx: RequestContext) -> EntryAttributes:
         node = self.inodes.get(inode)
         now = now_ns()
-        if fields.update_size:
-            st = await self._state(node)
-            async with st.lock:
-                await st.truncate(attr.st_size)
-                st.posix.mtime_ns = st.posix.ctime_ns = now
-            if node.opens == 0:
-                await self.commit(node)
-                self._drop_state(node)
+        privileged = ctx.uid == 0
+        chown = fields.update_uid or fields.update_gid
+        # The kernel leaves killing setuid/setgid to us (FUSE_HANDLE_KILLPRIV, libfuse's default):
+        # on a write by an unprivileged process it sends a setattr that sets nothing.
+        kill_only = not any((fields.update_mode, chown, fields.update_atime, fields.update_mtime,
+                             fields.update_size))
+        groups = set() if privileged else caller_groups(ctx)
 
         def mutate(p: Posix, um: dict[str, str]) -> None:
+            outsider = not privileged and p.gid not in groups
             if fields.update_mode:
                 p.mode = stat.S_IFMT(p.mode) | (attr.st_mode & 0o7777)
-            if fields.update_uid:
-                p.uid = attr.st_uid
-            if fields.update_gid:
-                p.gid = attr.st_gid
+            if chown:
+                kill_privileges(p, chown=True, outsider=outsider)
+                if fields.update_uid:
+                    p.uid = attr.st_uid
+                if fields.update_gid:
+                    p.gid = attr.st_gid
+            if (fields.update_size and not privileged) or kill_only:
+                kill_privileges(p, outsider=outsider)
             if fields.update_atime:
                 p.atime_ns = attr.st_atime_ns
             if fields.update_mtime:
                 p.mtime_ns = attr.st_mtime_ns
             p.ctime_ns = now
 
-        if any((fields.update_mode, fields.update_uid, fields.update_gid, fields.update_atime,
-                fields.update_mtime)):
+        if fields.update_size:
+            st = await self._state(node)
+            async with st.lock:
+                await st.truncate(attr.st_size)
+                st.posix.mtime_ns = now
+                mutate(st.posix, st.user_meta)
+                st.meta_changed = True
+            if node.opens == 0:
+                await self.commit(node)
+                self._drop_state(node)
+        else:
             await self._set_meta(node, mutate)
         return self._entry(node)
 
@@ -308,165 +149,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
         for ino, n in inode_list:
             self.inodes.forget(ino, n)
 
-    # --- namespace ----------------------------------------------------------------------------
-
-    @fuse_op
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
-        parent = self._dir(parent_inode)
-        bucket, path = self._child(parent, name)
-        if parent.kind == ROOT:
-            await self.store.create_bucket(bucket)
-            node = self.inodes.intern(bucket, "", BUCKET)
-        else:
-            if self.tree.lookup(bucket, path) is not None:
-                raise fail(errno.EEXIST)
-            now = now_ns()
-            await self._put_marker(bucket, path, Posix(stat.S_IFDIR | (mode & 0o7777), ctx.uid, ctx.gid,
-                                                       now, now, now), {})
-            node = self.inodes.intern(bucket, path, DIR)
-        e = self._entry(node)
-        node.lookups += 1
-        return e
-
-    @fuse_op
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        parent = self._dir(parent_inode)
-        bucket, path = self._child(parent, name)
-        found = self._found(bucket, path)
-        if found.kind not in (DIR, BUCKET):
-            raise fail(errno.ENOTDIR)
-        node = self.inodes.find(bucket, path)
-        if parent.kind == ROOT:
-            await self.store.delete_bucket(bucket)
-        else:
-            if self.tree.has_children(bucket, path, ignore_marker=True):
-                raise fail(errno.ENOTEMPTY)
-            with self.quiet(bucket, marker_key(path)):
-                await self.store.delete_keys(bucket, [marker_key(path)])
-            await self._keep_dir(bucket, split(path)[0])
-        if node is not None:
-            self.inodes.detach(node)
-
-    @fuse_op
-    async def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        parent = self._dir(parent_inode)
-        if parent.kind == ROOT:
-            raise fail(errno.EISDIR)
-        bucket, path = self._child(parent, name)
-        found = self._found(bucket, path)
-        if found.kind == DIR:
-            raise fail(errno.EISDIR)
-        node = self.inodes.find(bucket, path)
-        with self.quiet(bucket, path):
-            await self.store.delete_object(bucket, path)
-        if node is not None:
-            self.inodes.detach(node)
-        await self._keep_dir(bucket, split(path)[0])
-
-    @fuse_op
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
-        parent = self._dir(parent_inode)
-        if parent.kind == ROOT:
-            raise fail(errno.EPERM)
-        bucket, path = self._child(parent, name)
-        if self.tree.lookup(bucket, path) is not None:
-            raise fail(errno.EEXIST)
-        now = now_ns()
-        p = Posix(stat.S_IFLNK | 0o777, ctx.uid, ctx.gid, now, now, now)
-        with self.quiet(bucket, path):
-            await self.store.put_object(bucket, path, bytes(target), PutMeta(user_meta=meta_of(p), posix_trusted=True))
-        node = self.inodes.intern(bucket, path, LINK)
-        e = self._entry(node)
-        node.lookups += 1
-        return e
-
-    @fuse_op
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext) -> EntryAttributes:
-        raise fail(errno.EPERM)  # objects have one name (SEMANTICS.md)
-
-    @fuse_op
-    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext) -> EntryAttributes:
-        if not stat.S_ISREG(mode):
-            raise fail(errno.EPERM)
-        node = await self._create(parent_inode, name, mode, ctx)
-        e = self._entry(node)
-        node.lookups += 1
-        return e
-
-    @fuse_op
-    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
-                     flags: int, ctx: RequestContext) -> None:
-        if flags & pyfuse3.RENAME_EXCHANGE:
-            raise fail(errno.EINVAL)
-        old_parent, new_parent = self._dir(parent_inode_old), self._dir(parent_inode_new)
-        if ROOT in (old_parent.kind, new_parent.kind):
-            raise fail(errno.EXDEV)  # buckets cannot be renamed
-        bucket, src = self._child(old_parent, name_old)
-        dbucket, dst = self._child(new_parent, name_new)
-        if bucket != dbucket:
-            raise fail(errno.EXDEV)
-        sfound = self._found(bucket, src)
-        dfound = self.tree.lookup(bucket, dst)
-        is_dir = sfound.kind == DIR
-        if src == dst:
-            return
-        if is_dir and dst.startswith(src + "/"):
-            raise fail(errno.EINVAL)
-        if dfound is not None:
-            if flags & pyfuse3.RENAME_NOREPLACE:
-                raise fail(errno.EEXIST)
-            if is_dir and dfound.kind != DIR:
-                raise fail(errno.ENOTDIR)
-            if not is_dir and dfound.kind == DIR:
-                raise fail(errno.EISDIR)
-            if is_dir:
-                if self.tree.has_children(bucket, dst, ignore_marker=True):
-                    raise fail(errno.ENOTEMPTY)
-                with self.quiet(bucket, marker_key(dst)):
-                    await self.store.delete_keys(bucket, [marker_key(dst)])
-        st: FileState | None = None
-        if is_dir:
-            for n in list(self.inodes.by_path.values()):
-                if n.bucket == bucket and n.path.startswith(src + "/") and n.state is not None:
-                    await self.commit(n)
-            with self.quiet(bucket, src + "/", prefix=True), self.quiet(bucket, dst + "/", prefix=True):
-                await self.store.rename_prefix(bucket, src + "/", dst + "/")
-        else:
-            node = self.inodes.find(bucket, src)
-            st = node.state if node is not None else None
-            if st is not None:
-                assert node is not None
-                await self.commit(node)
-            noreplace = bool(flags & pyfuse3.RENAME_NOREPLACE)
-            with self.quiet(bucket, src), self.quiet(bucket, dst):
-                if st is not None:
-                    async with st.lock:  # no commit to the old name can slip in between
-                        await self.store.rename_object(bucket, src, dst, noreplace=noreplace)
-                        self.inodes.move(bucket, src, dst)
-                else:
-                    await self.store.rename_object(bucket, src, dst, noreplace=noreplace)
-        if is_dir or st is None:
-            self.inodes.move(bucket, src, dst)
-        await self._keep_dir(bucket, split(src)[0])
-
     # --- files ------------------------------------------------------------------------------
-
-    async def _create(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> Node:
-        parent = self._dir(parent_inode)
-        if parent.kind == ROOT:
-            raise fail(errno.EPERM)  # only directories (buckets) live at the top level
-        bucket, path = self._child(parent, name)
-        if self.tree.lookup(bucket, path) is not None:
-            raise fail(errno.EEXIST)
-        now = now_ns()
-        p = Posix(stat.S_IFREG | (mode & 0o7777), ctx.uid, ctx.gid, now, now, now)
-        ctype = guess_type(path)
-        with self.quiet(bucket, path):
-            v = await self.store.put_object(bucket, path, b"", PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True))
-        node = self.inodes.intern(bucket, path, FILE)
-        if node.state is None:
-            self._new_state(node, v)
-        return node
 
     def _open(self, node: Node) -> int:
         fh = self._fh()
@@ -487,10 +170,13 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> pyfuse3.FileInfo:
         node = self.inodes.get(inode)
         st = await self._state(node)
-        if flags & os.O_TRUNC and st.size:
+        if flags & os.O_TRUNC:  # the kernel passes it on (atomic O_TRUNC): truncate, as ext4 does
             async with st.lock:
                 await st.truncate(0)
                 st.posix.mtime_ns = st.posix.ctime_ns = now_ns()
+                if ctx.uid != 0:
+                    kill_privileges(st.posix, outsider=st.posix.gid not in caller_groups(ctx))
+                st.meta_changed = True
         return pyfuse3.FileInfo(fh=self._open(node))
 
     def _file(self, fh: int) -> tuple[Node, FileState]:
@@ -564,7 +250,9 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
                 node.lookups += 1
 
     def dir_entries(self, fh: int, start_id: int) -> Iterator[tuple[int, bytes, Node, EntryAttributes, bool]]:
-        """(offset, name, node, attributes, counts-as-lookup) from offset start_id on."""
+        """(offset, name, node, attributes, counts-as-lookup) from offset start_id on. A
+        subdirectory's attributes are not cached (attr_timeout 0): counting its subdirectories
+        for nlink is left to the getattr that a stat makes."""
         h = self.dirs.get(fh)
         if h is None:
             raise fail(errno.EBADF)
@@ -573,7 +261,7 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
             if off < 2:
                 node = h.node if off == 0 else self.inodes.parent_of(h.node)
                 p, size = self._stat(node) if node.kind in (ROOT, BUCKET) else self.tree.posix(node, None)
-                yield off, b"." if off == 0 else b"..", node, entry(node.ino, p, size, self.timeout), False
+                yield off, b"." if off == 0 else b"..", node, entry(node.ino, p, size, self.timeout, 2, 0), False
                 off += 1
                 continue
             item = h.entry(self.tree, off - 2)
@@ -581,15 +269,17 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
                 return
             name, kind, v = item
             bucket, path = self.tree.child_path(h.node, name)
-            node = self.inodes.intern(bucket, path, kind)
+            node = self._intern(bucket, path, Found(kind, v))
             st = node.state
             if st is not None and (st.changed or st.meta_changed):
-                p, size = st.posix, st.size
+                e = entry(node.ino, st.posix, st.size, self.timeout, self._nlink(node))
             elif kind == DIR:
                 p, size = self.tree.posix(node, Found(DIR, self.tree.head(bucket, marker_key(path))))
+                e = entry(node.ino, self.dirtimes.apply(bucket, path, p), size, self.timeout, 2, 0)
             else:
                 p, size = self.tree.posix(node, Found(kind, v))
-            yield off, name.encode(), node, entry(node.ino, p, size, self.timeout), True
+                e = entry(node.ino, p, size, self.timeout, self._nlink(node))
+            yield off, name.encode(), node, e, True
             off += 1
 
     @fuse_op
@@ -598,15 +288,32 @@ class StowageFS(XattrOps, Invalidation, pyfuse3.Operations):
 
     @fuse_op
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        return None  # namespace changes are committed durably before each call returns
+        await self.flush_times()  # entries are committed before each call returns; their times here
 
-    # --- shutdown ---------------------------------------------------------------------------
+    # --- background and shutdown ------------------------------------------------------------
+
+    async def flush_times(self) -> None:
+        """Directory times changed through the mount, into their markers."""
+        await self.dirtimes.flush(self.store, self.quiet_keys)
+
+    async def flush_times_forever(self) -> None:
+        while True:
+            await trio.sleep(TIMES_FLUSH_SECONDS)
+            if self.dirtimes.dirty:
+                try:
+                    await self.flush_times()
+                except Exception:
+                    log.exception("could not store directory times")
 
     async def commit_all(self) -> None:
-        """Best effort at shutdown: commit what open files still hold."""
+        """Best effort at shutdown: commit what open files still hold, and directory times."""
         for node in list(self.inodes.by_ino.values()):
             if node.state is not None and not node.detached:
                 try:
                     await self.commit(node)
                 except Exception:
                     log.exception("could not commit %s/%s at shutdown", node.bucket, node.path)
+        try:
+            await self.flush_times()
+        except Exception:
+            log.exception("could not store directory times at shutdown")

@@ -44,9 +44,10 @@ def marker_key(path: str) -> str:
     return f"{path}/"
 
 
-def check_key_length(key: str) -> None:
-    # a directory marker adds one byte; refuse paths whose marker could not be stored
-    if len(key.encode()) + 1 > MAX_KEY_BYTES:
+def check_key_length(key: str, is_dir: bool = False) -> None:
+    """Keys hold up to MAX_KEY_BYTES (4095: any path shorter than PATH_MAX fits); a directory's
+    marker takes one byte more."""
+    if len(key.encode()) + (1 if is_dir else 0) > MAX_KEY_BYTES:
         raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
 
 

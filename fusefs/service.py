@@ -89,6 +89,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, *,
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_main_loop, path)
+            nursery.start_soon(ops.flush_times_forever)
             # the kernel's INIT and our first GETATTR go through the loop we just started
             await trio.to_thread.run_sync(os.stat, path)
             log.info("mounted at %s", path)

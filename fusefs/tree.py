@@ -12,10 +12,11 @@ from appliance.engine.errors import NoSuchBucket, NoSuchKey
 
 from .access import BucketDefaults
 from .attrs import Posix, posix_of, trusted_mode
-from .inodes import BUCKET, DIR, FILE, LINK, ROOT, Node
+from .inodes import BUCKET, DIR, FILE, KIND_OF_TYPE, LINK, ROOT, Node
 from .paths import dir_prefix, join, marker_key, segment_visible
 
 PAGE = 1000
+MAX_COUNTS = 100_000  # subdirectory counts kept (a few MB)
 # The mount's root: anyone may pass through to a bucket opened to them; only root lists buckets
 # (bucket names are something S3's ListBuckets may keep from a user).
 ROOT_MODE = stat.S_IFDIR | 0o711
@@ -32,6 +33,8 @@ class Tree:
         self.store = store
         self.defaults = defaults
         self.started_ns = time.time_ns()
+        # subdirectory counts (a scan of the directory's keys), kept until a change could move them
+        self.counts: dict[tuple[str, str], int] = {}
 
     def head(self, bucket: str, key: str) -> ObjectVersion | None:
         try:
@@ -84,7 +87,37 @@ class Tree:
             return posix_of(None, stat.S_IFDIR, d, created), 0
         v = found.version if found else None
         p = posix_of(v, node.ftype, d, self.started_ns)
-        return p, v.size if v and node.kind != DIR else 0
+        return p, v.size if v and node.kind in (FILE, LINK) else 0
+
+    def subdirs(self, node: Node) -> int:
+        """How many subdirectories a directory shows (its nlink is 2 more)."""
+        if node.kind == ROOT:
+            return len(self.store.list_buckets())
+        n = self.counts.get((node.bucket, node.path))
+        if n is None:
+            try:
+                n = self.store.count_common_prefixes(node.bucket, dir_prefix(node.path), segment_visible)
+            except NoSuchBucket:
+                return 0
+            if len(self.counts) >= MAX_COUNTS:
+                self.counts.clear()
+            self.counts[(node.bucket, node.path)] = n
+        return n
+
+    def dirs_changed(self, bucket: str, key: str) -> None:
+        """A key was added or removed: every directory above it may have gained or lost a
+        subdirectory (an implicit one appears with its first key)."""
+        parts = key.rstrip("/").split("/")
+        for i in range(len(parts)):
+            self.counts.pop((bucket, "/".join(parts[:i])), None)
+
+    def tree_moved(self, bucket: str, path: str) -> None:
+        """A directory was made, removed or renamed: its parents' counts, and its own and those of
+        everything below it, are no longer known."""
+        self.dirs_changed(bucket, path)
+        below = path + "/" if path else ""
+        for k in [k for k in self.counts if k[0] == bucket and (k[1] == path or k[1].startswith(below))]:
+            del self.counts[k]
 
     def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
         """One page of a directory: ([(name, kind, version)], next marker, more?)."""
@@ -123,6 +156,7 @@ class Tree:
 
 
 def kind_of_version(v: ObjectVersion) -> str:
-    """An object is a symlink only when its trusted mode says so (S3 writers may not make one)."""
+    """An object is a symlink or a special file only when its trusted mode says so (S3 writers
+    that may not set POSIX attributes cannot make one)."""
     mode = trusted_mode(v)
-    return LINK if mode is not None and stat.S_ISLNK(mode) else FILE
+    return FILE if mode is None else KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE)

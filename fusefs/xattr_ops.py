@@ -7,21 +7,15 @@ import errno
 import pyfuse3
 from pyfuse3 import RequestContext
 
-from .attrs import XATTR_MAX_BYTES, Mutate, Posix, now_ns, with_xattrs, xattrs_of
+from .attrs import XATTR_MAX_BYTES, Posix, now_ns, with_xattrs, xattrs_of
 from .errnos import fail, fuse_op
-from .inodes import BUCKET, DIR, ROOT, InodeTable, Node
+from .inodes import BUCKET, DIR, ROOT, Node
+from .nodes import NodeOps
 from .paths import marker_key
-from .tree import Tree
 
 
-class XattrOps:
+class XattrOps(NodeOps):
     """Mixin of StowageFS: the xattr handlers."""
-
-    inodes: InodeTable
-    tree: Tree
-
-    async def _set_meta(self, node: Node, mutate: Mutate) -> None:
-        raise NotImplementedError
 
     def _user_meta(self, node: Node) -> dict[str, str]:
         if node.kind in (ROOT, BUCKET):
@@ -90,6 +84,7 @@ class XattrOps:
             new = with_xattrs(um, xattrs)
             um.clear()
             um.update(new)
+            p.ctime_ns = now_ns()
 
         await self._set_meta(node, mutate)
 

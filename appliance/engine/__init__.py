@@ -24,7 +24,7 @@ from __future__ import annotations
 from .crypto import KeyResolver, SegmentKey
 from .identity import IdentityView
 from .listing import ListPage, UploadPage, VersionPage
-from .names import MAX_KEY_BYTES
+from .names import MAX_KEY_BYTES, S3_MAX_KEY_BYTES
 from .objectstore import (
     BodySummary,
     Capacity,
@@ -39,6 +39,7 @@ from .records import (
     BucketRecord,
     CredentialRecord,
     GroupRecord,
+    InodeRecord,
     ObjectVersion,
     PartRecord,
     PolicyRecord,
@@ -50,8 +51,9 @@ from .records import (
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
-    "CONTENT_HEADERS", "MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DeleteResult",
-    "GroupRecord", "IdentityView", "KeyResolver", "ListPage", "ObjectStore", "ObjectVersion", "PartRecord",
-    "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange", "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord",
-    "UserRecord", "VersionPage", "multipart_etag", "unquote_etag",
+    "CONTENT_HEADERS", "MAX_KEY_BYTES", "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity",
+    "CredentialRecord", "DeleteResult", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListPage",
+    "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
+    "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
+    "unquote_etag",
 ]

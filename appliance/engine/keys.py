@@ -25,6 +25,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     T<segment id>                   staged segment: written, not yet part of an object
     E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
+    N<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ KMS_KEY = b"N"
 PROGRESS = b"X"
 STAGED = b"T"
 VID_EXPIRY = b"E"
+INODE = b"N"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -107,6 +109,14 @@ def split_version(raw: bytes, bucket_name: str) -> tuple[str, int]:
 
 def vid(bucket_name: str, key: str, version_id: str) -> bytes:
     return VID + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()
+
+
+def inode_prefix(bucket_name: str) -> bytes:
+    return INODE + bucket_name.encode() + SEP
+
+
+def inode(bucket_name: str, inode_id: str) -> bytes:
+    return inode_prefix(bucket_name) + inode_id.encode()
 
 
 def staged(segment_id: str) -> bytes:

@@ -182,3 +182,25 @@ def list_uploads(
         if page.uploads and page.uploads[-1].key == last:
             page.next_upload_id_marker = page.uploads[-1].upload_id
     return page
+
+
+def count_prefixes(db: MetaDB, bucket: str, prefix: str, accept: Callable[[str], bool]) -> int:
+    """Common prefixes ("/" delimiter) directly under `prefix` whose name passes `accept`: a
+    key-only walk that seeks past each prefix it finds."""
+    base = keys.latest_prefix(bucket)
+    lo = base + prefix.encode()
+    hi = keys.prefix_successor(lo)
+    n = 0
+    with db.db.iterator(start=lo, stop=hi, include_value=False) as it:
+        for raw in it:
+            key = keys.latest_key_of(raw, bucket)
+            pos = key.find("/", len(prefix))
+            if pos < 0:
+                continue
+            if accept(key[len(prefix):pos]):
+                n += 1
+            nxt = keys.prefix_successor(base + key[: pos + 1].encode())
+            if nxt is None:
+                break
+            it.seek(nxt)
+    return n

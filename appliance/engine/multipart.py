@@ -15,7 +15,7 @@ from typing import Any
 from . import keys, listing
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
-from .names import check_key
+from .names import check_key, check_new_key
 from .records import ObjectVersion, PartRecord, UploadRecord
 from .refs import slice_refs
 from .segments import BodySummary
@@ -37,6 +37,7 @@ class MultipartStore(StoreCore):
                                checksum_algorithm: str = "") -> UploadRecord:
         check_key(key)
         b = self.get_bucket(bucket)
+        check_new_key(key, self.db.get(keys.latest(bucket, key)) is not None, long_key=False)
         meta = meta or PutMeta()
         up = UploadRecord(
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),

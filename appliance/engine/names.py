@@ -1,4 +1,9 @@
-"""Bucket-name and object-key rules (S3's, so every S3 client's names work here)."""
+"""Bucket-name and object-key rules (S3's, so every S3 client's names work here).
+
+Keys: S3 allows 1,024 bytes; the store holds up to 4,095 (PATH_MAX less its NUL), so that every
+path the mount can create is a key. Longer keys than S3's are created only by the mount
+(`long_key=True` on the facade's writes); S3 requests may name, overwrite and delete them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import re
 from .errors import InvalidBucketName, InvalidKey, KeyTooLong
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-MAX_KEY_BYTES = 1024
+MAX_KEY_BYTES = 4095  # what the store holds: a path of PATH_MAX (4096) bytes less its NUL
+S3_MAX_KEY_BYTES = 1024  # what an S3 request may create
 
 
 def check_bucket_name(name: str) -> None:
@@ -33,14 +39,20 @@ def check_bucket_name(name: str) -> None:
         raise InvalidBucketName(f"The specified bucket is not valid: {reason}", bucket=name)
 
 
-def check_key(key: str) -> None:
+def check_key(key: str, limit: int = MAX_KEY_BYTES) -> None:
     if not key:
         raise InvalidKey("object key must not be empty")
     try:
         raw = key.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidKey("object key is not valid UTF-8") from exc
-    if len(raw) > MAX_KEY_BYTES:
-        raise KeyTooLong(f"Your key is too long: {len(raw)} bytes (max {MAX_KEY_BYTES})")
+    if len(raw) > limit:
+        raise KeyTooLong(f"Your key is too long: {len(raw)} bytes (max {limit})")
     if "\x00" in key:
         raise InvalidKey("object key must not contain NUL")
+
+
+def check_new_key(key: str, exists: bool, long_key: bool) -> None:
+    """A write's key: S3's limit for a key it creates, the store's for the mount (`long_key`)
+    and for overwriting a key that exists (one only the mount could have made)."""
+    check_key(key, MAX_KEY_BYTES if long_key or exists else S3_MAX_KEY_BYTES)

@@ -2,12 +2,14 @@
 
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
-listing.py (range-scan listings), segments.py (the erasure-coded data path), upkeep.py (the
-narrow queries of the background services).
+links.py (the mount's hard links and directory times), listing.py (range-scan listings),
+segments.py (the erasure-coded data path), upkeep.py (the narrow queries of the background
+services).
 """
 
 from __future__ import annotations
 
+from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
 from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
@@ -16,7 +18,7 @@ from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unq
 from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore, PatchStore, UpkeepStore):
+class ObjectStore(MultipartStore, PatchStore, LinkStore, UpkeepStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

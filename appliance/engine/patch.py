@@ -101,7 +101,7 @@ class PatchStore(StoreCore):
         staged = [seg.segment_id] if seg else []
         try:
             return await self.put_object_segments(bucket, key, refs, size, etag if size else EMPTY_MD5, meta,
-                                                  release_staged=staged)
+                                                  release_staged=staged, long_key=True)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.release_staged(staged)

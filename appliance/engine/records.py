@@ -102,9 +102,9 @@ class BucketRecord(Record):
 @dataclass(slots=True)
 class ObjectVersion(Record):
     """One version of an object (or a delete marker). Format 2 added `acl` and `posix_trusted`
-    (format-1 versions decode as trusted: round 1 had no such distinction)."""
+    (format-1 versions decode as trusted: round 1 had no such distinction); format 3 `inode`."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     bucket: str
     key: str
@@ -128,6 +128,9 @@ class ObjectVersion(Record):
     # The POSIX attributes in user_meta (mode, uid, gid, ...) were written by the mount or by a
     # principal allowed stowage:PutPosixAttributes; otherwise the mount shows bucket defaults.
     posix_trusted: bool = True
+    # The InodeRecord of the file whose hard link this key is ("" = a file with one name). It
+    # counts only while that record lists this key (Txn keeps the two in step).
+    inode: str = ""
 
     def _to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,13 +139,25 @@ class ObjectVersion(Record):
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], ObjectVersion]]:
-        return {1: cls._from_json, 2: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
 
     @classmethod
     def _from_json(cls, raw: dict[str, Any]) -> ObjectVersion:
         raw = dict(raw)
         raw["segments"] = [SegmentRef(s[0], s[1], s[2]) for s in raw.get("segments", [])]
         return super(ObjectVersion, cls)._from_json(raw)
+
+
+@dataclass(slots=True)
+class InodeRecord(Record):
+    """The identity of a file with hard links: the keys that are its names. Each link is a normal
+    object whose current version carries `inode` = inode_id and the same data and metadata as
+    the others (the mount writes them together, in one commit)."""
+
+    bucket: str
+    inode_id: str
+    links: list[str]  # in the order they were made
+    created_ns: int
 
 
 @dataclass(slots=True)

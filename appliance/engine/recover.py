@@ -14,7 +14,8 @@
      PUT) becomes that object version (bucket created if needed); a multipart part
      (upload_id/part) is added to its upload if the upload is known;
    - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
-   - latest pointers, refcounts, disk records and the sequence counter are recomputed.
+   - latest pointers, refcounts, disk records and the sequence counter are recomputed; a hard
+     link stays one while its key's current version still carries the file's identity.
 Encrypted segments carry their envelope in every shard header. Recovering them needs the master
 key (from its usual place or a backup): the caller hands in `check_envelope`, which raises when
 the key cannot open an envelope, and without it the recovery refuses before writing anything.
@@ -51,6 +52,7 @@ from .progress import RECOVERED, SCRUB_CURSOR, RecoveryReport, SnapshotInfo, Sna
 from .records import (
     BucketRecord,
     HealEntry,
+    InodeRecord,
     ObjectVersion,
     PartRecord,
     SegmentRecord,
@@ -368,6 +370,23 @@ class _Rebuilder:
                 self.b.put(keys.latest(bucket, key), newest)
         self.flush()
 
+    def inodes(self) -> None:
+        """Hard links: a key stays a name of its file while its current version carries the
+        file's identity (a version recovered from a shard header is a file of its own)."""
+        for k, raw in list(self.db.scan(keys.INODE)):
+            rec = InodeRecord.decode(raw)
+            links = []
+            for key in rec.links:
+                v = self.db.get_record(ObjectVersion, keys.latest(rec.bucket, key))
+                if v is not None and v.inode == rec.inode_id:
+                    links.append(key)
+            if not links:
+                self.b.delete(k)
+            elif links != rec.links:
+                rec.links = links
+                self.b.put(k, rec)
+        self.flush()
+
     def refcounts(self) -> None:
         refs: Counter[str] = Counter()
         for _, raw in self.db.scan(keys.VERSION):
@@ -454,6 +473,7 @@ def recover_metadata(cfg: Config, progress: Callable[[str], None] = lambda _m: N
         r.add_new(known)
         r.snapshots(max(1, cfg.snapshot.keep))
         r.latest_pointers()
+        r.inodes()
         r.refcounts()
         r.disk_records(disks)
         b = db.batch()

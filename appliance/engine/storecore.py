@@ -38,8 +38,8 @@ from .errors import (
     StowageError,
 )
 from .metadb import Batch, MetaDB
-from .names import check_bucket_name, check_key
-from .records import BucketRecord, GcEntry, HealEntry, ObjectVersion, SegmentRecord, SegmentRef
+from .names import check_bucket_name, check_key, check_new_key
+from .records import BucketRecord, GcEntry, HealEntry, InodeRecord, ObjectVersion, SegmentRecord, SegmentRef
 from .refs import slice_refs
 from .segments import BodySummary, SegmentIO
 
@@ -73,11 +73,31 @@ class PutMeta:
     posix_trusted: bool = False
     owner: str = ""  # the new version's owner; "" = the bucket's owner
     acl: Grants | None = None  # its ACL; None = its owner FULL_CONTROL only
+    # A write to the file whose hard link the key is (the mount's writes): it goes to every link
+    # of this InodeRecord while the key is one of them. Never taken over by `of`: a copy, or any
+    # S3 write, is a new file with one name.
+    inode: str = ""
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
         return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class,
                    v.posix_trusted, v.owner, copy_grants(v.acl))
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a version holds, shared by reference between versions (copies, renames, links)."""
+
+    size: int
+    etag: str
+    segments: list[SegmentRef]
+    checksums: dict[str, str] = field(default_factory=dict)
+    checksum_type: str = ""
+    parts: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, v: ObjectVersion) -> Content:
+        return cls(v.size, v.etag, list(v.segments), dict(v.checksums), v.checksum_type, list(v.parts))
 
 
 @dataclass
@@ -101,6 +121,10 @@ def whole_ref(seg: SegmentRecord | None) -> list[SegmentRef]:
 
 def new_version_id() -> str:
     return secrets.token_urlsafe(24)
+
+
+def new_inode_id() -> str:
+    return secrets.token_hex(12)
 
 
 def unquote_etag(etag: str) -> str:
@@ -145,8 +169,45 @@ class Txn:
         items = self.batch.scan(keys.version_key_prefix(bucket, key))
         return ObjectVersion.decode(items[0][1]) if items else None
 
+    # --- hard links: InodeRecord.links and each link's `inode` are kept in step here -----------
+
+    def inode(self, bucket: str, inode_id: str) -> InodeRecord | None:
+        return self.batch.get_record(InodeRecord, keys.inode(bucket, inode_id)) if inode_id else None
+
+    def linked(self, v: ObjectVersion | None) -> InodeRecord | None:
+        """The inode whose hard link v's key is (None: a file with one name)."""
+        if v is None or not v.inode:
+            return None
+        rec = self.inode(v.bucket, v.inode)
+        return rec if rec is not None and v.key in rec.links else None
+
+    def _leave(self, bucket: str, key: str, inode_id: str) -> None:
+        rec = self.inode(bucket, inode_id)
+        if rec is None or key not in rec.links:
+            return
+        rec.links.remove(key)
+        if rec.links:
+            self.batch.put(keys.inode(bucket, inode_id), rec)
+        else:
+            self.batch.delete(keys.inode(bucket, inode_id))
+
+    def _join(self, v: ObjectVersion) -> None:
+        rec = self.inode(v.bucket, v.inode)
+        if rec is None:
+            v.inode = ""
+        elif v.key not in rec.links:
+            rec.links.append(v.key)
+            self.batch.put(keys.inode(v.bucket, v.inode), rec)
+
     def put_version(self, v: ObjectVersion) -> ObjectVersion:
-        """Add a version (the newest); a "null" version replaces the previous null version."""
+        """Add a version (the newest); a "null" version replaces the previous null version. A
+        version whose `inode` names an InodeRecord makes its key one of that file's links; any
+        other write to a link (an S3 PUT, copy or delete marker) takes the key out of it."""
+        cur = self.linked(self.latest(v.bucket, v.key))
+        if cur is not None and cur.inode_id != v.inode:
+            self._leave(v.bucket, v.key, cur.inode_id)
+        if v.inode:
+            self._join(v)
         if v.version_id == "null":
             old = self.version_at(v.bucket, v.key, "null")
             if old is not None:
@@ -173,7 +234,11 @@ class Txn:
         self.decref(v.segments)
 
     def remove_version(self, v: ObjectVersion) -> None:
-        """Permanently remove one version; the next newer one becomes latest."""
+        """Permanently remove one version; the next newer one becomes latest (and a key whose
+        current version goes is no longer a hard link)."""
+        cur = self.latest(v.bucket, v.key)
+        if cur is not None and cur.seq == v.seq and v.inode:
+            self._leave(v.bucket, v.key, v.inode)
         self._drop(v)
         newest = self.newest(v.bucket, v.key)
         if newest is None or newest.delete_marker:
@@ -333,6 +398,8 @@ class StoreCore:
                 with self.db.iterator(start=prefix, stop=keys.prefix_successor(prefix)) as it:
                     for _ in it:
                         raise BucketNotEmpty(bucket=name)
+            for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
+                t.batch.delete(k)
             t.batch.delete(keys.bucket(name))
 
     async def set_versioning(self, name: str, status: str) -> BucketRecord:
@@ -422,12 +489,16 @@ class StoreCore:
         finalize: Finalize | None = None,
         size_hint: int | None = None,
         encrypt_with: SegmentKey | None = None,
+        long_key: bool = False,
     ) -> ObjectVersion:
+        """`long_key`: the key may be longer than S3 allows a new key to be (the mount's)."""
         check_key(key)
         b = self.get_bucket(bucket)
         meta = meta or PutMeta()
         # Fail fast before storing data; the authoritative check is repeated at commit.
-        self._check_conditions(self.db.get_record(ObjectVersion, keys.latest(bucket, key)), if_match, if_none_match)
+        current = self.db.get_record(ObjectVersion, keys.latest(bucket, key))
+        check_new_key(key, current is not None, long_key)
+        self._check_conditions(current, if_match, if_none_match)
         version_id = self._version_id_for(b)
         seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id},
                                              self.pool_for(meta.storage_class), size_hint, encrypt_with)
@@ -439,7 +510,9 @@ class StoreCore:
                 v.checksum_type = "FULL_OBJECT"
             async with self.txn() as t:
                 b = self._bucket_in(t, bucket)
-                self._check_conditions(t.latest(bucket, key), if_match, if_none_match)
+                current = t.latest(bucket, key)
+                check_new_key(key, current is not None, long_key)
+                self._check_conditions(current, if_match, if_none_match)
                 if seg is not None:
                     t.add_segment(seg)
                 t.put_version(v)
@@ -467,19 +540,40 @@ class StoreCore:
         if_match: str | None = None,
         if_none_match: str | None = None,
         checksums: dict[str, str] | None = None,
+        long_key: bool = False,
     ) -> ObjectVersion:
-        """Commit a version made of existing segment ranges (copy, FUSE close)."""
+        """Commit a version made of existing segment ranges (copy, FUSE close). With meta.inode,
+        every hard link of that file gets it (see put_file_in)."""
         check_key(key)
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
-            self._check_conditions(t.latest(bucket, key), if_match, if_none_match)
-            v = self._new_version(b, key, meta or PutMeta(), size, etag, list(segments))
-            if checksums:
-                v.checksums = dict(checksums)
-                v.checksum_type = "FULL_OBJECT"
-            t.put_version(v)
+            current = t.latest(bucket, key)
+            check_new_key(key, current is not None, long_key)
+            self._check_conditions(current, if_match, if_none_match)
+            content = Content(size, etag, list(segments), dict(checksums or {}), "FULL_OBJECT" if checksums else "")
+            v = self.put_file_in(t, b, key, meta or PutMeta(), content)
             self._release_staged_in(t, release_staged or [])
         return v
+
+    def put_content_in(self, t: Txn, b: BucketRecord, key: str, meta: PutMeta, c: Content,
+                       inode_id: str = "") -> ObjectVersion:
+        """A new version of `key` holding `c` (a hard link of inode_id when given)."""
+        v = self._new_version(b, key, meta, c.size, c.etag, list(c.segments))
+        v.checksums, v.checksum_type, v.parts = dict(c.checksums), c.checksum_type, list(c.parts)
+        v.inode = inode_id
+        return t.put_version(v)
+
+    def put_file_in(self, t: Txn, b: BucketRecord, key: str, meta: PutMeta, c: Content) -> ObjectVersion:
+        """New versions holding `c`: of every hard link of meta.inode while `key` is one of them (a
+        write through the mount reaches every name of the file), else of `key` alone, as a file
+        with one name. Returns the version of `key`."""
+        rec = t.linked(t.latest(b.name, key)) if meta.inode else None
+        if rec is None or rec.inode_id != meta.inode:
+            return self.put_content_in(t, b, key, meta, c)
+        for k in rec.links:
+            if k != key:
+                self.put_content_in(t, b, k, meta, c, rec.inode_id)
+        return self.put_content_in(t, b, key, meta, c, rec.inode_id)
 
     # --- staged segments (FUSE write-back) -----------------------------------------------------
 
@@ -652,16 +746,14 @@ class StoreCore:
         return v
 
     async def update_meta(self, bucket: str, key: str, meta: PutMeta) -> ObjectVersion:
-        """Same data, new metadata (FUSE chmod/chown/utimens/xattr)."""
+        """Same data, new metadata (FUSE chmod/chown/utimens/xattr; with meta.inode, of every
+        hard link of the file)."""
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
             cur = t.latest(bucket, key)
             if cur is None:
                 raise NoSuchKey(bucket=bucket, key=key)
-            v = self._new_version(b, key, meta, cur.size, cur.etag, list(cur.segments))
-            v.checksums, v.checksum_type, v.parts = dict(cur.checksums), cur.checksum_type, list(cur.parts)
-            t.put_version(v)
-        return v
+            return self.put_file_in(t, b, key, meta, Content.of(cur))
 
     async def set_tags(self, bucket: str, key: str, version_id: str | None, tags: dict[str, str]) -> ObjectVersion:
         """Replace the tags of an existing version in place: tags are a subresource, so unlike
@@ -699,24 +791,32 @@ class StoreCore:
             t.changed.append((bucket, key))
         return v
 
-    async def rename_object(self, bucket: str, src_key: str, dst_key: str, *, noreplace: bool = False) -> ObjectVersion:
-        """Atomically move a key: one batch, no data copied."""
+    async def rename_object(self, bucket: str, src_key: str, dst_key: str, *, noreplace: bool = False,
+                            meta: PutMeta | None = None) -> ObjectVersion:
+        """Atomically move a key: one batch, no data copied. A hard link stays a link of its file.
+        `meta`: the moved file's new metadata (the mount's new ctime), given to all its links."""
         check_key(dst_key)
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
-            v = self._move_in(t, b, src_key, dst_key, noreplace)
+            v = self._move_in(t, b, src_key, dst_key, noreplace, meta)
         return v
 
-    def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool) -> ObjectVersion:
+    def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool,
+                 meta: PutMeta | None = None) -> ObjectVersion:
         cur = t.latest(b.name, src_key)
         if cur is None:
             raise NoSuchKey(bucket=b.name, key=src_key)
         if noreplace and t.latest(b.name, dst_key) is not None:
             raise PreconditionFailed(condition="noreplace", key=dst_key)
-        moved = self._new_version(b, dst_key, PutMeta.of(cur), cur.size, cur.etag, list(cur.segments))
-        moved.checksums, moved.checksum_type, moved.parts = dict(cur.checksums), cur.checksum_type, list(cur.parts)
-        t.put_version(moved)
+        rec = t.linked(cur)
+        inode_id = rec.inode_id if rec is not None else ""
+        moved = self.put_content_in(t, b, dst_key, meta or PutMeta.of(cur), Content.of(cur), inode_id)
         self._delete_current_in(t, b, src_key)
+        after = t.inode(b.name, inode_id)
+        if after is not None and meta is not None:  # the file's other names show its new metadata too
+            for k in after.links:
+                if k != dst_key:
+                    self.put_content_in(t, b, k, meta, Content.of(cur), inode_id)
         return moved
 
     def _delete_current_in(self, t: Txn, b: BucketRecord, key: str) -> None:

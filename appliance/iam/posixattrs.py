@@ -21,7 +21,8 @@ from .policy import AuthzRequest, Policy, Principal, authorize, s3_arn
 PUT_POSIX_ATTRIBUTES = "stowage:PutPosixAttributes"
 # The user-metadata entries that grant local powers (times and xattrs do not).
 POSIX_KEYS = ("mode", "uid", "gid")
-FILE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+# Every st_mode file type: s3fs writes special files (FIFO, socket, device) as decimal st_modes too.
+FILE_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)
 SETID = stat.S_ISUID | stat.S_ISGID
 
 

@@ -26,6 +26,14 @@ def test_object_version_v1() -> None:
     assert ObjectVersion.decode(v.encode()) == v
 
 
+def test_object_version_v3_and_inode_v1() -> None:
+    v = ObjectVersion.decode((GOLDEN / "object_version.v3").read_bytes())
+    assert v.inode == "0123456789abcdef01234567" and v.user_meta["mode"] == "4480"  # a FIFO, hard-linked
+    assert ObjectVersion.decode((GOLDEN / "object_version.v2").read_bytes()).inode == ""  # one name
+    rec = records.InodeRecord.decode((GOLDEN / "inode.v1").read_bytes())
+    assert rec.links == ["dir/ключ", "dir/ссылка"] and rec.inode_id == v.inode
+
+
 def test_segment_v1() -> None:
     raw = (GOLDEN / "segment.v1").read_bytes()
     s = SegmentRecord.decode(raw)
@@ -112,8 +120,7 @@ GOLDEN_NAMES = {
     "BucketRecord": "bucket", "ObjectVersion": "object_version", "SegmentRecord": "segment",
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
-    "PolicyRecord": "policy", "AccountRecord": "account",
-    "KmsKeyRecord": "kms_key",
+    "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
 }
 
 

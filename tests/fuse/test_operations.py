@@ -268,10 +268,18 @@ async def test_name_errors(fs: FS) -> None:
     await expect_errno(errno.ENAMETOOLONG, fs.ops.lookup(bkt, b"n" * 256, CTX))
     await expect_errno(errno.ENOENT, fs.ops.lookup(bkt, b"missing", CTX))
     deep = await fs.ino("bkt")
-    for i in range(5):
-        e = await fs.ops.mkdir(deep, b"d" * 200 + str(i).encode(), 0o755, CTX)
+    for i in range(20):  # keys up to 4095 bytes (PATH_MAX less its NUL); a marker takes one more
+        e = await fs.ops.mkdir(deep, b"d" * 200 + str(i % 10).encode(), 0o755, CTX)
         deep = e.st_ino
-    await expect_errno(errno.ENAMETOOLONG, fs.ops.create(deep, b"f" * 100, 0o644, os.O_RDWR, CTX))
+    key = "/".join(["d" * 200 + str(i % 10) for i in range(20)])  # 4039 bytes
+    await expect_errno(errno.ENAMETOOLONG, fs.ops.create(deep, b"f" * 56, 0o644, os.O_RDWR, CTX))
+    await expect_errno(errno.ENAMETOOLONG, fs.ops.mkdir(deep, b"d" * 55, 0o755, CTX))
+    fi, _ = await fs.ops.create(deep, b"f" * 55, 0o644, os.O_RDWR, CTX)
+    await fs.ops.release(fi.fh)
+    await fs.ops.mkdir(deep, b"d" * 54, 0o755, CTX)
+    assert len(f"{key}/{'f' * 55}") == 4095 and fs.store.head_object("bkt", f"{key}/{'f' * 55}").size == 0
+    assert [o.key for o in fs.store.list_objects("bkt", prefix=key + "/").entries] == [
+        f"{key}/", f"{key}/{'d' * 54}/", f"{key}/{'f' * 55}"]
     await fs.write_file("bkt/file", b"x")
     await expect_errno(errno.ENOTDIR, fs.ops.lookup(await fs.ino("bkt/file"), b"x", CTX))
     await expect_errno(errno.EISDIR, fs.ops.unlink(bkt, b"d" * 200 + b"0", CTX))

@@ -20,6 +20,7 @@ ALICE = Principal.user("alice")
     ("100644", stat.S_IFREG | 0o644),  # rclone: octal with the type
     ("0644", 0o644),  # octal permission bits only
     ("755", 0o755),  # not a valid decimal st_mode: octal
+    ("4516", stat.S_IFIFO | 0o644), ("8630", stat.S_IFCHR | 0o666),  # s3fs's special files: decimal
     ("", None), ("x", None), (None, None),
 ])
 def test_parse_mode(text: str | None, mode: int | None) -> None:
