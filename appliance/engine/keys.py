@@ -25,7 +25,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     T<segment id>                   staged segment: written, not yet part of an object
     E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
-    N<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
+    F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ KMS_KEY = b"N"
 PROGRESS = b"X"
 STAGED = b"T"
 VID_EXPIRY = b"E"
-INODE = b"N"
+INODE = b"F"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:

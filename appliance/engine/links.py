@@ -1,7 +1,7 @@
 """What the mount needs beyond objects: hard links, directory times, subdirectory counts.
 
 Hard links: every name of a file is a normal key; the file's identity is an InodeRecord
-(`N<bucket>\\0<inode id>`) listing them, and each link's current version carries `inode` =
+(`F<bucket>\\0<inode id>`) listing them, and each link's current version carries `inode` =
 that id, the same data and the same metadata. The Txn (storecore.py) keeps the list and the
 versions in step: a version written with `inode` joins its key to the file, any other write to
 the key (an S3 PUT, copy, delete) takes the key out, and a record left with no links is

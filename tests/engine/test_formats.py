@@ -182,3 +182,12 @@ def test_identity_records() -> None:
     assert policy.default_version == "v3" and '"s3:*"' in policy.document and policy.version("v2") is None
     group = records.GroupRecord.decode((GOLDEN / "group.v1").read_bytes())
     assert group.members == ["alice", "bob"] and group.policies == ["readwrite"]
+
+
+def test_key_spaces_are_distinct() -> None:
+    """Every key space has its own leading byte (two features once both took b"N")."""
+    spaces = {name: value for name, value in vars(keys).items()
+              if name.isupper() and isinstance(value, bytes) and len(value) == 1 and name != "SEP"}
+    assert len(set(spaces.values())) == len(spaces), spaces
+    documented = {line.split()[0][0] for line in (keys.__doc__ or "").splitlines()[1:] if line.startswith("    ")}
+    assert {v.decode() for v in spaces.values()} <= documented
