@@ -80,9 +80,10 @@ class SegmentRef:
 
 @dataclass(slots=True)
 class BucketRecord(Record):
-    """A bucket and its configuration. Format 2 added the access-control settings."""
+    """A bucket and its configuration. Format 2 added the access-control settings; format 3
+    default encryption and object lock."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     name: str
     created_ns: int
@@ -93,18 +94,26 @@ class BucketRecord(Record):
     acl: list[dict[str, str]] | None = None  # grants (see Grant below); None = owner FULL_CONTROL only
     ownership: str = ""  # "" = the configured default | ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
     public_access_block: dict[str, bool] | None = None  # the four PublicAccessBlock flags; None = not set
+    # Default encryption of new objects: {"algorithm": "AES256" | "aws:kms", "kms_key_id": id,
+    # "bucket_key": bool}; None = none configured (objects are written as their requests say).
+    encryption: dict[str, Any] | None = None
+    # Object lock: {"enabled": True, "mode": "" | "GOVERNANCE" | "COMPLIANCE", "days": N, "years": N}
+    # (the default retention of new versions); None = object lock not enabled (and never can be
+    # after creation, as on AWS).
+    object_lock: dict[str, Any] | None = None
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], BucketRecord]]:
-        return {1: cls._from_json, 2: cls._from_json}  # format 1 lacks the new fields: defaults
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}  # older formats: defaults
 
 
 @dataclass(slots=True)
 class ObjectVersion(Record):
     """One version of an object (or a delete marker). Format 2 added `acl` and `posix_trusted`
-    (format-1 versions decode as trusted: round 1 had no such distinction); format 3 `inode`."""
+    (format-1 versions decode as trusted: round 1 had no such distinction); format 3 `inode`;
+    format 4 the server-side encryption and object lock of the version."""
 
-    FORMAT: ClassVar[int] = 3
+    FORMAT: ClassVar[int] = 4
 
     bucket: str
     key: str
@@ -131,6 +140,13 @@ class ObjectVersion(Record):
     # The InodeRecord of the file whose hard link this key is ("" = a file with one name). It
     # counts only while that record lists this key (Txn keeps the two in step).
     inode: str = ""
+    # What HEAD/GET report of its server-side encryption: {"mode": "AES256" | "aws:kms" | "SSE-C",
+    # "kms_key_id": ..., "context": ..., "customer_key_md5": ...}; None = stored in plaintext.
+    # The keys themselves are in the segments' envelopes, wrapped.
+    sse: dict[str, str] | None = None
+    lock_mode: str = ""  # object lock retention: "" | "GOVERNANCE" | "COMPLIANCE"
+    retain_until_ns: int = 0  # retention end (server clock); 0 = no retention
+    legal_hold: bool = False
 
     def _to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -139,7 +155,7 @@ class ObjectVersion(Record):
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], ObjectVersion]]:
-        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json, 4: cls._from_json}
 
     @classmethod
     def _from_json(cls, raw: dict[str, Any]) -> ObjectVersion:
@@ -191,9 +207,10 @@ class SegmentRecord(Record):
 
 @dataclass(slots=True)
 class UploadRecord(Record):
-    """An in-progress multipart upload. Format 2 added `acl` and `posix_trusted`."""
+    """An in-progress multipart upload. Format 2 added `acl` and `posix_trusted`; format 3 the
+    encryption and object lock settings the completed object gets."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     upload_id: str
     bucket: str
@@ -208,10 +225,16 @@ class UploadRecord(Record):
     owner: str = ""
     acl: list[dict[str, str]] | None = None  # given to the completed object
     posix_trusted: bool = True
+    # As ObjectVersion.sse, plus for SSE-C a salted HMAC of the customer key ("customer_key_hmac")
+    # so every part can be checked to bring the same key; never the key itself.
+    sse: dict[str, str] | None = None
+    lock_mode: str = ""
+    retain_until_ns: int = 0
+    legal_hold: bool = False
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], UploadRecord]]:
-        return {1: cls._from_json, 2: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
 
 
 @dataclass(slots=True)
