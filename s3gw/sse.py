@@ -32,8 +32,12 @@ CONTEXT = "x-amz-server-side-encryption-context"
 BUCKET_KEY = "x-amz-server-side-encryption-bucket-key-enabled"
 C_ALGORITHM = "x-amz-server-side-encryption-customer-algorithm"
 C_KEY = "x-amz-server-side-encryption-customer-key"
-C_KEY_MD5 = "x-amz-server-side-encryption-customer-key-md5"
-COPY_SOURCE = "x-amz-copy-source-"  # prefix of the copy source's SSE-C headers
+C_KEY_MD5 = "x-amz-server-side-encryption-customer-key-MD5"  # as responses spell it
+# the SSE-C headers are x-amz-server-side-encryption-customer-*, of a copy source
+# x-amz-copy-source-server-side-encryption-customer-*
+OWN, COPY_SOURCE = "x-amz-", "x-amz-copy-source-"
+_C_NAMES = ("server-side-encryption-customer-algorithm", "server-side-encryption-customer-key",
+            "server-side-encryption-customer-key-md5")
 DSSE = "aws:kms:dsse"
 
 _NEEDS_KMS = ("Server Side Encryption with AWS KMS managed key requires HTTP header "
@@ -48,11 +52,11 @@ _NEEDS_TLS = ("Requests specifying Server Side Encryption with Customer provided
               "connection.")
 
 
-def _has_customer_headers(headers: Mapping[str, str], prefix: str = "") -> bool:
-    return any(prefix + name in headers for name in (C_ALGORITHM, C_KEY, C_KEY_MD5))
+def _has_customer_headers(headers: Mapping[str, str], prefix: str = OWN) -> bool:
+    return any(prefix + name in headers for name in _C_NAMES)
 
 
-def _customer_key(ctx: Ctx, prefix: str = "") -> tuple[bytes, str] | None:
+def _customer_key(ctx: Ctx, prefix: str = OWN) -> tuple[bytes, str] | None:
     """(key, base64 MD5) of the SSE-C key a request brings (prefix: of its copy source), checked
     as AWS checks it; None when it brings none."""
     h = ctx.req.headers
@@ -60,19 +64,20 @@ def _customer_key(ctx: Ctx, prefix: str = "") -> tuple[bytes, str] | None:
         return None
     if not ctx.req.tls:
         raise S3Error("InvalidRequest", _NEEDS_TLS)
-    algorithm, raw, md5 = h.get(prefix + C_ALGORITHM), h.get(prefix + C_KEY), h.get(prefix + C_KEY_MD5)
+    alg_name, key_name, md5_name = (prefix + name for name in _C_NAMES)
+    algorithm, raw, md5 = h.get(alg_name), h.get(key_name), h.get(md5_name)
     if algorithm is None:
         raise S3Error("InvalidArgument", "Requests specifying Server Side Encryption with Customer provided keys must "
-                      "provide a valid encryption algorithm.", ArgumentName=prefix + C_ALGORITHM, ArgumentValue="null")
+                      "provide a valid encryption algorithm.", ArgumentName=alg_name, ArgumentValue="null")
     if algorithm != "AES256":
         raise S3Error("InvalidArgument", "The requested encryption algorithm is not valid, must be AES256.",
-                      ArgumentName=prefix + C_ALGORITHM, ArgumentValue=algorithm)
+                      ArgumentName=alg_name, ArgumentValue=algorithm)
     if raw is None:
         raise S3Error("InvalidArgument", "Requests specifying Server Side Encryption with Customer provided keys must "
-                      "provide an appropriate secret key.", ArgumentName=prefix + C_KEY, ArgumentValue="null")
+                      "provide an appropriate secret key.", ArgumentName=key_name, ArgumentValue="null")
     if md5 is None:
         raise S3Error("InvalidArgument", "Requests specifying Server Side Encryption with Customer provided keys must "
-                      "provide the client calculated MD5 of the secret key.", ArgumentName=prefix + C_KEY_MD5,
+                      "provide the client calculated MD5 of the secret key.", ArgumentName=md5_name,
                       ArgumentValue="null")
     try:
         key = base64.b64decode(raw, validate=True)
@@ -80,10 +85,10 @@ def _customer_key(ctx: Ctx, prefix: str = "") -> tuple[bytes, str] | None:
         key = b""
     if len(key) != 32:
         raise S3Error("InvalidArgument", "The secret key was invalid for the specified algorithm.",
-                      ArgumentName=prefix + C_KEY, ArgumentValue="null")
+                      ArgumentName=key_name, ArgumentValue="null")
     if base64.b64encode(hashlib.md5(key).digest()).decode() != md5.strip():
         raise S3Error("InvalidArgument", "The calculated MD5 hash of the key did not match the hash that was provided.",
-                      ArgumentName=prefix + C_KEY_MD5, ArgumentValue=md5)
+                      ArgumentName=md5_name, ArgumentValue=md5)
     return key, md5.strip()
 
 
@@ -155,7 +160,7 @@ def for_read(ctx: Ctx, v: ObjectVersion, *, source: bool = False) -> tuple[Prote
     """(how `v` is encrypted, the resolver that reads it), after AWS's checks of the SSE-C key the
     request brings for it (`source`: the copy source's headers)."""
     p = protection_of(ctx.store, v)
-    customer = _customer_key(ctx, COPY_SOURCE if source else "")
+    customer = _customer_key(ctx, COPY_SOURCE if source else OWN)
     if p.mode == MODE_C:
         if customer is None:
             raise S3Error("InvalidRequest", _STORED_ENCRYPTED)
@@ -192,7 +197,7 @@ def headers(ctx: Ctx, p: Protection, *, customer: bool = True, context: bool = F
     if not p.mode:
         return []
     if p.mode == MODE_C:
-        return [(C_ALGORITHM, "AES256"), ("x-amz-server-side-encryption-customer-key-MD5", p.customer_key_md5)] \
+        return [(C_ALGORITHM, "AES256"), (C_KEY_MD5, p.customer_key_md5)] \
             if customer and p.customer_key_md5 else []
     out = [(SSE, p.mode)]
     if p.mode == MODE_KMS:
