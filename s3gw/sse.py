@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 
 from appliance.engine import KeyResolver, ObjectVersion, UploadRecord
 from appliance.iam.kms import MODE_C, MODE_KMS, MODE_S3, key_arn
@@ -166,7 +167,8 @@ def for_read(ctx: Ctx, v: ObjectVersion, *, source: bool = False) -> tuple[Prote
             raise S3Error("InvalidRequest", _STORED_ENCRYPTED)
         if not p.opened_by(customer[0]):
             raise S3Error("AccessDenied")
-        return p, ctx.keys.resolver(customer[0])
+        # (a version rebuilt by recover-metadata lost the key's MD5 it reports: this is that key)
+        return replace(p, customer_key_md5=customer[1]), ctx.keys.resolver(customer[0])
     if customer is not None:
         raise S3Error("InvalidRequest", _NOT_APPLICABLE)
     return p, ctx.keys.resolver()
