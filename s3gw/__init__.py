@@ -19,9 +19,13 @@
     errors.py    the one table of S3 errors
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
+    sse.py       server-side encryption headers <-> Protection (appliance/iam/objectkeys.py), the
+                 checks AWS makes (TLS for SSE-C, conflicting headers, the customer key), and
+                 the encryption headers each operation reports
     posixtrust.py whether the mount may honour the POSIX attributes a write carries
     ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
-                 ACLs, ownership controls, public access block)
+                 ACLs, ownership controls, public access block; encryption: bucket default
+                 encryption)
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions

@@ -23,6 +23,7 @@ import trio
 from appliance.config import Config
 from appliance.engine import ObjectStore
 from appliance.engine.errors import NoSuchKey, StowageError
+from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
@@ -49,8 +50,10 @@ TAGGING_LIMIT = 64 * 1024
 
 
 class S3App:
-    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, iam: IamApi | None = None) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, keys: ObjectKeys,
+                 iam: IamApi | None = None) -> None:
         self.store = store
+        self.keys = keys
         self.cfg = cfg
         self.identities = identities
         self.iam = iam
@@ -112,14 +115,14 @@ class S3App:
         if refusal is not None:
             raise S3Error(refusal)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
-        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {})
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
             body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
         conditions = request_context(req, r, r.op, signed=bool(auth.access_key), presigned=auth.presigned,
                                      tags=request_tags(r.op, req.headers, body_tags))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
-                  body_tags)
+                  self.keys, body_tags)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
         try:

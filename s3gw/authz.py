@@ -81,6 +81,9 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetPublicAccessBlock: "s3:GetBucketPublicAccessBlock",
     Op.PutPublicAccessBlock: "s3:PutBucketPublicAccessBlock",
     Op.DeletePublicAccessBlock: "s3:PutBucketPublicAccessBlock",
+    Op.GetBucketEncryption: "s3:GetEncryptionConfiguration",
+    Op.PutBucketEncryption: "s3:PutEncryptionConfiguration",
+    Op.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).
@@ -114,7 +117,8 @@ EXISTING_TAG_ACTIONS = frozenset({
 })
 _EXISTING_TAG = "s3:existingobjecttag/"
 _LIST_KEYS = (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys"))
-_HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-copy-source", "x-amz-metadata-directive",
+_HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
+                "x-amz-server-side-encryption-customer-algorithm", "x-amz-copy-source", "x-amz-metadata-directive",
                 "x-amz-storage-class", "x-amz-content-sha256", *acls.GRANT_HEADERS)
 _LISTINGS = frozenset({Op.ListObjects, Op.ListObjectsV2, Op.ListObjectVersions})
 

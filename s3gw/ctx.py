@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
+from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 
 from .authz import Authorizer, BucketView, Conditions
@@ -35,6 +36,7 @@ class Ctx:
     authz: Authorizer
     view: BucketView | None  # the request's bucket and its access settings (None: no bucket, or none yet)
     conditions: Conditions  # the request's condition keys, for the checks a handler makes itself
+    keys: ObjectKeys  # data keys of writes and resolvers of reads (server-side encryption, sse.py)
     body_tags: dict[str, str] | None = None  # PutObjectTagging's document, read before authorization
 
     @property

@@ -118,6 +118,12 @@ TABLE: dict[str, ErrorSpec] = {
     "MethodNotAllowed": ErrorSpec(405, "The specified method is not allowed against this resource."),
     "PreconditionFailed": ErrorSpec(412, "At least one of the pre-conditions you specified did not hold"),
     "NotModified": ErrorSpec(304, "Not Modified"),
+    "ServerSideEncryptionConfigurationNotFoundError": ErrorSpec(
+        404, "The server side encryption configuration was not found"
+    ),
+    # the KMS of server-side encryption (AWS reports KMS's own codes)
+    "KMS.NotFoundException": ErrorSpec(400, "Invalid keyId"),
+    "KMS.DisabledException": ErrorSpec(400, "The KMS key is disabled."),
     # server side
     "NotImplemented": ErrorSpec(501, "A header you provided implies functionality that is not implemented"),
     "InternalError": ErrorSpec(500, "We encountered an internal error. Please try again."),
@@ -132,6 +138,8 @@ CORE_ALIASES: dict[str, str] = {
     "DiskError": "InternalError",
     "FormatError": "InternalError",
     "ConfigError": "InternalError",
+    "SseCustomerKeyRequired": "InvalidRequest",
+    "SseCustomerKeyMismatch": "AccessDenied",
 }
 
 

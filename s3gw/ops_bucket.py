@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from appliance.engine import BucketRecord
 from appliance.engine.errors import BucketAlreadyOwnedByYou, StowageError
+from appliance.iam.objectkeys import default_bucket_encryption
 
 from . import acl as acls
 from .authz import BUCKET_OWNER_ENFORCED, Check, new_bucket_settings, ownership_of_header
@@ -46,7 +47,8 @@ async def create_bucket(ctx: Ctx) -> Response:
             raise S3Error("AccessDenied", "The ACL is public and new buckets block public ACLs")
     try:
         await ctx.store.create_bucket(ctx.bucket, owner=owner, acl=acls.normalise(asked, owner) if asked else None,
-                                      ownership=stored_ownership, public_access_block=pab)
+                                      ownership=stored_ownership, public_access_block=pab,
+                                      encryption=default_bucket_encryption(ctx.cfg))
     except BucketAlreadyOwnedByYou:
         existing = ctx.store.get_bucket(ctx.bucket)
         if ctx.principal.kind != "root" and ctx.directory.owner_id(existing.owner) != owner:

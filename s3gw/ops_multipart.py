@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 
 from appliance.engine import PartRecord, UploadRecord
+from appliance.iam.objectkeys import Protection
 
+from . import sse
 from .body import ObjectBody, read_xml
 from .checksums import ALGORITHMS, checksum_b64, header_name
 from .ctx import Ctx, OpHandler
@@ -50,10 +52,13 @@ async def create_multipart(ctx: Ctx) -> Response:
     alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
     if alg and alg not in ALGORITHMS:
         raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+    protection = await sse.for_write(ctx)
+    meta.sse = protection.report()  # every part is encrypted so (each with its own data key)
     up = await ctx.store.create_multipart(ctx.bucket, ctx.key, meta, checksum_algorithm=alg)
     headers = [XML]
     if alg:
         headers += [("x-amz-checksum-algorithm", alg), ("x-amz-checksum-type", "COMPOSITE")]
+    headers += sse.headers(ctx, protection, context=True)
     parts = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id)]
     return Response(200, headers, doc("InitiateMultipartUploadResult", parts))
 
@@ -61,6 +66,7 @@ async def create_multipart(ctx: Ctx) -> Response:
 async def upload_part(ctx: Ctx) -> Response:
     n = _part_number(ctx)
     up = _upload(ctx)
+    protection = sse.for_part(ctx, up)
     body = ObjectBody(ctx)
     if up.checksum_algorithm and up.checksum_algorithm not in body.checks.expected \
             and up.checksum_algorithm != body.checks.trailer_algorithm:
@@ -68,9 +74,11 @@ async def upload_part(ctx: Ctx) -> Response:
         body.checks.compute.add(up.checksum_algorithm)
         body.checks.start()
     part = await ctx.store.upload_part(ctx.bucket, ctx.key, up.upload_id, n, body.stream(),
-                                                   finalize=body.finalize, size_hint=body.expected_size)
+                                       finalize=body.finalize, size_hint=body.expected_size,
+                                       encrypt_with=ctx.keys.new_key(protection))
     headers = [("ETag", f'"{part.etag}"')]
     headers += [(header_name(alg), value) for alg, value in part.checksums.items()]
+    headers += sse.headers(ctx, protection)
     return Response(200, headers)
 
 
@@ -97,12 +105,19 @@ def _copy_range(ctx: Ctx, size: int) -> tuple[int, int]:
 async def upload_part_copy(ctx: Ctx) -> Response:
     n = _part_number(ctx)
     up = _upload(ctx)
+    protection = sse.for_part(ctx, up)
     src, _ = source_version(ctx)
+    stored, resolver = sse.for_read(ctx, src, source=True)
     start, end = _copy_range(ctx, src.size)
-    part = await ctx.store.upload_part_copy(ctx.bucket, ctx.key, up.upload_id, n, src, start, end)
+    # the upload's keys are the source's: the part shares its segments; else it is re-encrypted
+    shared = protection.shares_keys_with(stored)
+    part = await ctx.store.upload_part_copy(ctx.bucket, ctx.key, up.upload_id, n, src, start, end,
+                                            decrypt_with=resolver, rewrite=not shared,
+                                            encrypt_with=None if shared else ctx.keys.new_key(protection))
     headers = [XML]
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
+    headers += sse.headers(ctx, protection)
     body = doc("CopyPartResult", [el("ETag", f'"{part.etag}"'), el("LastModified", iso_time(part.last_modified_ns))])
     return Response(200, headers, body)
 
@@ -124,6 +139,7 @@ async def complete_multipart(ctx: Ctx) -> Response:
     headers = [XML]
     if v.version_id != "null" or ctx.store.get_bucket(ctx.bucket).versioning:
         headers.append(("x-amz-version-id", v.version_id))
+    headers += sse.headers(ctx, Protection.of_report(v.sse), customer=False)
     host = h.get("host", "")
     body = [el("Location", f"http://{host}/{ctx.bucket}/{ctx.key}"), el("Bucket", ctx.bucket), el("Key", ctx.key),
             el("ETag", f'"{v.etag}"')]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from appliance.engine import ObjectVersion, PutMeta
+from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
+from . import sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -51,15 +52,18 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 async def put_object(ctx: Ctx) -> Response:
     meta = vouch(ctx, put_meta(ctx.req.headers))
     meta.owner, meta.acl = new_object_acl(ctx)
+    protection = await sse.for_write(ctx)
+    meta.sse = protection.report()
     body = ObjectBody(ctx)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
                                    if_none_match=h.get("if-none-match"), finalize=body.finalize,
-                                   size_hint=body.expected_size)
+                                   size_hint=body.expected_size, encrypt_with=ctx.keys.new_key(protection))
     headers = [("ETag", f'"{v.etag}"')]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
     headers += _checksum_headers(v.checksums)
+    headers += sse.headers(ctx, protection, context=True)
     return Response(200, headers)
 
 
@@ -114,10 +118,11 @@ def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
 
 async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     v = _lookup(ctx)
+    protection, resolver = sse.for_read(ctx, v)  # before the conditions: no ETag without the key
     check_conditions(ctx.req.headers, v)
-    headers = _object_headers(ctx, v)
+    headers = _object_headers(ctx, v) + sse.headers(ctx, protection)
     if "partNumber" in ctx.query:
-        return await _get_part(ctx, v, headers, head)
+        return await _get_part(ctx, v, headers, head, resolver)
     rng = parse_range(ctx.req.headers.get("range"), v.size)
     if rng is None:
         start, end, status = 0, v.size, 200
@@ -131,10 +136,11 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     headers.append(("Content-Length", str(end - start)))
     if head or end == start:
         return Response(status, headers)
-    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end)))
+    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end, decrypt_with=resolver)))
 
 
-async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], head: bool) -> Response:
+async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], head: bool,
+                    resolver: KeyResolver) -> Response:
     try:
         n = int(ctx.query["partNumber"])
     except ValueError:
@@ -152,7 +158,7 @@ async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], 
     status = 206 if v.parts else 200
     if head or end == start:
         return Response(status, headers)
-    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end)))
+    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end, decrypt_with=resolver)))
 
 
 async def head_object(ctx: Ctx) -> Response:
@@ -184,6 +190,8 @@ def source_version(ctx: Ctx) -> tuple[ObjectVersion, str | None]:
 async def copy_object(ctx: Ctx) -> Response:
     h = ctx.req.headers
     src, _ = source_version(ctx)
+    stored, resolver = sse.for_read(ctx, src, source=True)
+    protection = await sse.for_write(ctx)
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
     tag_directive = h.get("x-amz-tagging-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
@@ -202,19 +210,30 @@ async def copy_object(ctx: Ctx) -> Response:
             meta.tags = put_meta(h).tags if "x-amz-tagging" in h else {}
         else:
             meta.tags = dict(src.tags)
-    if same and meta is None and "versionId" not in h.get("x-amz-copy-source", ""):
+    if same and meta is None and "versionId" not in h.get("x-amz-copy-source", "") and not sse.changes_encryption(ctx):
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "
                       "encryption attributes.")
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
+    # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
+    shared, protection = sse.copy_plan(protection, stored)
+    if shared:
+        if meta is not None:
+            meta.sse = dict(src.sse) if src.sse else None
+    else:
+        meta = meta or PutMeta.of(src)
+        meta.sse = protection.report()
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
-                                    if_none_match=h.get("if-none-match"))
+                                    if_none_match=h.get("if-none-match"), rewrite=not shared,
+                                    encrypt_with=None if shared else ctx.keys.new_key(protection),
+                                    decrypt_with=resolver)
     headers = [XML]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
+    headers += sse.headers(ctx, protection, context=True)
     parts = [el("ETag", f'"{v.etag}"'), el("LastModified", iso_time(v.last_modified_ns))]
     parts += [el(f"Checksum{alg}", value) for alg, value in v.checksums.items()]
     return Response(200, headers, doc("CopyObjectResult", parts))

@@ -44,6 +44,10 @@ class Op(StrEnum):
     GetPublicAccessBlock = "GetPublicAccessBlock"
     PutPublicAccessBlock = "PutPublicAccessBlock"
     DeletePublicAccessBlock = "DeletePublicAccessBlock"
+    # default encryption
+    GetBucketEncryption = "GetBucketEncryption"
+    PutBucketEncryption = "PutBucketEncryption"
+    DeleteBucketEncryption = "DeleteBucketEncryption"
     # listings
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
@@ -84,12 +88,12 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
+    "cors", "lifecycle", "website", "logging", "notification", "replication",
     "object-lock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "retention", "legal-hold", "restore", "select", "torrent", "attributes",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
-BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock"})
+BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption"})
 
 # Operation -> the S3 error code it is answered with.
 REFUSED: Mapping[Op, str] = MappingProxyType({
@@ -155,14 +159,14 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("versions", Op.ListObjectVersions), ("uploads", Op.ListMultipartUploads),
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
-                ("publicAccessBlock", Op.GetPublicAccessBlock))
+                ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
-                ("publicAccessBlock", Op.PutPublicAccessBlock))
+                ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
-                   ("publicAccessBlock", Op.DeletePublicAccessBlock))
+                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:

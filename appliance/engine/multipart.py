@@ -44,6 +44,7 @@ class MultipartStore(StoreCore):
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
             owner=meta.owner or b.owner, acl=copy_grants(meta.acl), posix_trusted=meta.posix_trusted,
+            sse=dict(meta.sse) if meta.sse else None,
         )
         async with self.txn() as t:
             self._bucket_in(t, bucket)
@@ -187,7 +188,7 @@ class MultipartStore(StoreCore):
             checksums = finalize(chosen) if finalize else None
             segments = [s for p in chosen for s in p.segments]
             meta = PutMeta(up.content_type, dict(up.headers), dict(up.user_meta), dict(up.tags), up.storage_class,
-                           up.posix_trusted, up.owner, copy_grants(up.acl))
+                           up.posix_trusted, up.owner, copy_grants(up.acl), sse=dict(up.sse) if up.sse else None)
             v = self._new_version(b, key, meta, sum(p.size for p in chosen),
                                   multipart_etag([p.etag for p in chosen]), segments)
             v.parts = [p.size for p in chosen]

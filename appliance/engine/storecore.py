@@ -77,11 +77,15 @@ class PutMeta:
     # of this InodeRecord while the key is one of them. Never taken over by `of`: a copy, or any
     # S3 write, is a new file with one name.
     inode: str = ""
+    # What the version reports of its server-side encryption (ObjectVersion.sse): the caller's,
+    # who chose the keys its data is written with. `of` keeps it: a version sharing another's
+    # segments shares their encryption.
+    sse: dict[str, str] | None = None
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
         return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class,
-                   v.posix_trusted, v.owner, copy_grants(v.acl))
+                   v.posix_trusted, v.owner, copy_grants(v.acl), sse=dict(v.sse) if v.sse else None)
 
 
 @dataclass(frozen=True)
@@ -369,15 +373,18 @@ class StoreCore:
     # --- buckets ------------------------------------------------------------------------------
 
     async def create_bucket(self, name: str, owner: str = "", *, acl: Grants | None = None, ownership: str = "",
-                            public_access_block: dict[str, bool] | None = None) -> BucketRecord:
+                            public_access_block: dict[str, bool] | None = None,
+                            encryption: dict[str, Any] | None = None) -> BucketRecord:
         """A new bucket, its access-control settings committed with it (a bucket must never exist,
-        even for a moment, without the public access block it was created with)."""
+        even for a moment, without the public access block it was created with), and its default
+        encryption (BucketRecord.encryption)."""
         check_bucket_name(name)
         async with self.txn() as t:
             if t.batch.get(keys.bucket(name)) is not None:
                 raise BucketAlreadyOwnedByYou(bucket=name)
             rec = BucketRecord(name, time.time_ns(), owner=owner, acl=copy_grants(acl), ownership=ownership,
-                               public_access_block=dict(public_access_block) if public_access_block else None)
+                               public_access_block=dict(public_access_block) if public_access_block else None,
+                               encryption=dict(encryption) if encryption else None)
             t.batch.put(keys.bucket(name), rec)
         return rec
 
@@ -458,7 +465,7 @@ class StoreCore:
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
             segments=segments, owner=meta.owner or bucket.owner, acl=copy_grants(meta.acl),
-            posix_trusted=meta.posix_trusted,
+            posix_trusted=meta.posix_trusted, sse=dict(meta.sse) if meta.sse else None,
         )
 
     async def write_body(
