@@ -35,6 +35,7 @@ ERRNO_BY_CODE: dict[str, int] = {
     "DiskError": errno.EIO,
     "FormatError": errno.EIO,
     "MethodNotAllowed": errno.EPERM,
+    "ObjectLocked": errno.EPERM,  # a version object lock protects (engine/lock.py)
 }
 
 

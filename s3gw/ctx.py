@@ -16,6 +16,7 @@ from appliance.iam.policy import Principal
 from .authz import Authorizer, BucketView, Conditions
 from .http import Request, Response
 from .identity import Directory, canonical_id
+from .objlock import LockRequest
 from .routing import Route
 from .sigv4 import AuthResult
 
@@ -36,6 +37,7 @@ class Ctx:
     view: BucketView | None  # the request's bucket and its access settings (None: no bucket, or none yet)
     conditions: Conditions  # the request's condition keys, for the checks a handler makes itself
     body_tags: dict[str, str] | None = None  # PutObjectTagging's document, read before authorization
+    body_lock: LockRequest | None = None  # PutObjectRetention's or PutObjectLegalHold's, likewise
 
     @property
     def directory(self) -> Directory:

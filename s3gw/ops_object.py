@@ -22,6 +22,7 @@ from .objmeta import (
     version_headers,
 )
 from .ops_access import new_object_acl
+from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
@@ -49,9 +50,10 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
-    meta = vouch(ctx, put_meta(ctx.req.headers))
+    meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
     body = ObjectBody(ctx)
+    check_put_integrity(ctx, meta, body.checks)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
                                    if_none_match=h.get("if-none-match"), finalize=body.finalize,
@@ -115,7 +117,7 @@ def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
 async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     v = _lookup(ctx)
     check_conditions(ctx.req.headers, v)
-    headers = _object_headers(ctx, v)
+    headers = _object_headers(ctx, v) + await lock_headers(ctx, v)
     if "partNumber" in ctx.query:
         return await _get_part(ctx, v, headers, head)
     rng = parse_range(ctx.req.headers.get("range"), v.size)
@@ -160,7 +162,9 @@ async def head_object(ctx: Ctx) -> Response:
 
 
 async def delete_object(ctx: Ctx) -> Response:
-    res = await ctx.store.delete_object(ctx.bucket, ctx.key, _version_id(ctx))
+    vid = _version_id(ctx)
+    bypass = vid is not None and await may_bypass(ctx, ctx.key, vid)
+    res = await ctx.store.delete_object(ctx.bucket, ctx.key, vid, bypass_governance=bypass)
     headers: list[tuple[str, str]] = []
     if res.version_id:
         headers.append(("x-amz-version-id", res.version_id))
@@ -208,8 +212,10 @@ async def copy_object(ctx: Ctx) -> Response:
                       "encryption attributes.")
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
+    lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
-                                    if_none_match=h.get("if-none-match"))
+                                    if_none_match=h.get("if-none-match"), lock_mode=lock.mode,
+                                    retain_until_ns=lock.until_ns, legal_hold=bool(lock.legal_hold))
     headers = [XML]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
