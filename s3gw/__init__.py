@@ -20,8 +20,11 @@
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
     posixtrust.py whether the mount may honour the POSIX attributes a write carries
+    objlock.py   object lock at the edge: x-amz-object-lock-* headers, the lock documents, their
+                 condition keys, what HEAD/GET report (the rules are the engine's: docs/object-lock.md)
     ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
-                 ACLs, ownership controls, public access block)
+                 ACLs, ownership controls, public access block; lock: object lock operations, the
+                 GOVERNANCE bypass)
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions

@@ -3,7 +3,8 @@
 What lives here: the versioned records and their key schema (records, keys), the LevelDB
 wrapper (metadb), erasure coding and shard files (codec, shardfile), the runtime disk set and
 placement (disks, diskload, placement), the data path (segments) and its encryption (crypto),
-listings and multipart, and the object-store facade (objectstore.ObjectStore) that both frontends
+listings and multipart, object lock (lock: the rules, enforced by every removal of a version;
+lockstore: the settings), and the object-store facade (objectstore.ObjectStore) that both frontends
 and the services call. The stored side of key management (keystore: KMS key records, segment
 envelopes) lives here too; the keys themselves are appliance.iam's. Also
 the engine-side halves of the services: the narrow queries they make (upkeep), segment repair,
