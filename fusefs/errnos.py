@@ -40,6 +40,7 @@ ERRNO_BY_CODE: dict[str, int] = {
     "SseCustomerKeyMismatch": errno.EACCES,
     "KMS.DisabledException": errno.EACCES,
     "KMS.NotFoundException": errno.EACCES,
+    "ObjectLocked": errno.EPERM,  # a version object lock protects (engine/lock.py)
 }
 
 

@@ -23,9 +23,11 @@
                  checks AWS makes (TLS for SSE-C, conflicting headers, the customer key), and
                  the encryption headers each operation reports
     posixtrust.py whether the mount may honour the POSIX attributes a write carries
+    objlock.py   object lock at the edge: x-amz-object-lock-* headers, the lock documents, their
+                 condition keys, what HEAD/GET report (the rules are the engine's: docs/object-lock.md)
     ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
                  ACLs, ownership controls, public access block; encryption: bucket default
-                 encryption)
+                 encryption; lock: object lock operations, the GOVERNANCE bypass)
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions

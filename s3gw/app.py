@@ -34,6 +34,7 @@ from .http import BodyTimeout, ClientGone, Request, Response
 from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
 from .objmeta import validate_tags
+from .ops_lock import lock_conditions, read_lock_document
 from .optable import OPERATIONS
 from .routing import REFUSED, Op, Route, route
 from .sigv4 import AuthResult, anonymous, authenticate, is_anonymous
@@ -121,8 +122,10 @@ class S3App:
             body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
         conditions = request_context(req, r, r.op, signed=bool(auth.access_key), presigned=auth.presigned,
                                      tags=request_tags(r.op, req.headers, body_tags))
+        body_lock = await read_lock_document(ctx)  # its settings are condition keys (s3:object-lock-*)
+        conditions.update(lock_conditions(ctx, body_lock))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
-                  self.keys, body_tags)
+                  self.keys, body_tags, body_lock)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
         try:

@@ -44,6 +44,7 @@ from appliance.iam.policy import (
 from appliance.iam.public import is_public
 
 from . import acl as acls
+from . import objlock
 from .errors import S3Error
 from .http import Request
 from .identity import Directory, IdentitySource, canonical_id
@@ -84,6 +85,8 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketEncryption: "s3:GetEncryptionConfiguration",
     Op.PutBucketEncryption: "s3:PutEncryptionConfiguration",
     Op.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
+    Op.GetObjectLockConfiguration: "s3:GetBucketObjectLockConfiguration",
+    Op.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).
@@ -100,6 +103,10 @@ OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.CompleteMultipartUpload: ("s3:PutObject", "s3:PutObject"),
     Op.AbortMultipartUpload: ("s3:AbortMultipartUpload", "s3:AbortMultipartUpload"),
     Op.ListParts: ("s3:ListMultipartUploadParts", "s3:ListMultipartUploadParts"),
+    Op.GetObjectRetention: ("s3:GetObjectRetention", "s3:GetObjectRetention"),
+    Op.PutObjectRetention: ("s3:PutObjectRetention", "s3:PutObjectRetention"),
+    Op.GetObjectLegalHold: ("s3:GetObjectLegalHold", "s3:GetObjectLegalHold"),
+    Op.PutObjectLegalHold: ("s3:PutObjectLegalHold", "s3:PutObjectLegalHold"),
 }
 
 # Operations that create an object: s3:PutObject, plus what their ACL and tag headers imply.
@@ -157,6 +164,9 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             checks.append(Check("s3:PutBucketAcl", b, bucket_policy=False))
         if "x-amz-object-ownership" in headers:
             checks.append(Check("s3:PutBucketOwnershipControls", b, bucket_policy=False))
+        if headers.get(objlock.BUCKET_LOCK_HEADER, "").lower() == "true":  # a versioned bucket with object lock
+            checks += [Check("s3:PutBucketObjectLockConfiguration", b, bucket_policy=False),
+                       Check("s3:PutBucketVersioning", b, bucket_policy=False)]
         return tuple(checks)
     if op in OBJECT_WRITES:
         checks = [Check("s3:PutObject", b, k)]
@@ -169,6 +179,7 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             tags_replaced = op is not Op.CopyObject or headers.get("x-amz-tagging-directive", "").upper() == "REPLACE"
             if "x-amz-tagging" in headers and tags_replaced:
                 checks.append(Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject"))
+            checks += [Check(action, b, k) for action in objlock.write_actions(headers)]
         return tuple(checks)
     if op in HANDLER_CHECKED:
         return ()

@@ -17,6 +17,7 @@ from appliance.iam.policy import Principal
 from .authz import Authorizer, BucketView, Conditions
 from .http import Request, Response
 from .identity import Directory, canonical_id
+from .objlock import LockRequest
 from .routing import Route
 from .sigv4 import AuthResult
 
@@ -38,6 +39,7 @@ class Ctx:
     conditions: Conditions  # the request's condition keys, for the checks a handler makes itself
     keys: ObjectKeys  # data keys of writes and resolvers of reads (server-side encryption, sse.py)
     body_tags: dict[str, str] | None = None  # PutObjectTagging's document, read before authorization
+    body_lock: LockRequest | None = None  # PutObjectRetention's or PutObjectLegalHold's, likewise
 
     @property
     def directory(self) -> Directory:

@@ -108,6 +108,9 @@ TABLE: dict[str, ErrorSpec] = {
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": ErrorSpec(404, "The public access block configuration was not found"),
+    "ObjectLockConfigurationNotFoundError": ErrorSpec(404, "Object Lock configuration does not exist for this bucket"),
+    "NoSuchObjectLockConfiguration": ErrorSpec(404, "The specified object does not have a ObjectLock configuration"),
+    "InvalidBucketState": ErrorSpec(409, "The request is not valid with the current state of the bucket."),
     "BucketAlreadyExists": ErrorSpec(
         409, "The requested bucket name is not available. Please select a different name and try again."
     ),
@@ -135,6 +138,7 @@ TABLE: dict[str, ErrorSpec] = {
 # Core codes whose S3 spelling differs from the core's own name.
 CORE_ALIASES: dict[str, str] = {
     "InsufficientShards": "ServiceUnavailable",
+    "ObjectLocked": "AccessDenied",  # a version object lock protects: AWS's 403, with its message
     "DiskError": "InternalError",
     "FormatError": "InternalError",
     "ConfigError": "InternalError",

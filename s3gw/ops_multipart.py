@@ -21,6 +21,7 @@ from .http import Response
 from .objmeta import put_meta
 from .ops_access import new_object_acl
 from .ops_list import encoder, int_param
+from .ops_lock import check_part_integrity, with_lock
 from .ops_object import source_version
 from .posixtrust import vouch
 from .routing import Op
@@ -47,7 +48,7 @@ def _upload(ctx: Ctx) -> UploadRecord:
 
 
 async def create_multipart(ctx: Ctx) -> Response:
-    meta = vouch(ctx, put_meta(ctx.req.headers))
+    meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
     alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
     if alg and alg not in ALGORITHMS:
@@ -68,6 +69,7 @@ async def upload_part(ctx: Ctx) -> Response:
     up = _upload(ctx)
     protection = sse.for_part(ctx, up)
     body = ObjectBody(ctx)
+    check_part_integrity(ctx, up, body.checks)
     if up.checksum_algorithm and up.checksum_algorithm not in body.checks.expected \
             and up.checksum_algorithm != body.checks.trailer_algorithm:
         # the upload promised a composite checksum: compute this part's even if the client sent none

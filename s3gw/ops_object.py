@@ -23,6 +23,7 @@ from .objmeta import (
     version_headers,
 )
 from .ops_access import new_object_acl
+from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
@@ -50,11 +51,12 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
-    meta = vouch(ctx, put_meta(ctx.req.headers))
+    meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
     protection = await sse.for_write(ctx)
     meta.sse = protection.report()
     body = ObjectBody(ctx)
+    check_put_integrity(ctx, meta, body.checks)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
                                    if_none_match=h.get("if-none-match"), finalize=body.finalize,
@@ -120,7 +122,7 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     v = _lookup(ctx)
     protection, resolver = sse.for_read(ctx, v)  # before the conditions: no ETag without the key
     check_conditions(ctx.req.headers, v)
-    headers = _object_headers(ctx, v) + sse.headers(ctx, protection)
+    headers = _object_headers(ctx, v) + sse.headers(ctx, protection) + await lock_headers(ctx, v)
     if "partNumber" in ctx.query:
         return await _get_part(ctx, v, headers, head, resolver)
     rng = parse_range(ctx.req.headers.get("range"), v.size)
@@ -166,7 +168,9 @@ async def head_object(ctx: Ctx) -> Response:
 
 
 async def delete_object(ctx: Ctx) -> Response:
-    res = await ctx.store.delete_object(ctx.bucket, ctx.key, _version_id(ctx))
+    vid = _version_id(ctx)
+    bypass = vid is not None and await may_bypass(ctx, ctx.key, vid)
+    res = await ctx.store.delete_object(ctx.bucket, ctx.key, vid, bypass_governance=bypass)
     headers: list[tuple[str, str]] = []
     if res.version_id:
         headers.append(("x-amz-version-id", res.version_id))
@@ -216,6 +220,7 @@ async def copy_object(ctx: Ctx) -> Response:
                       "encryption attributes.")
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
+    lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
     # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
     shared, protection = sse.copy_plan(protection, stored)
     if shared:
@@ -227,7 +232,8 @@ async def copy_object(ctx: Ctx) -> Response:
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
                                     if_none_match=h.get("if-none-match"), rewrite=not shared,
                                     encrypt_with=None if shared else ctx.keys.new_key(protection),
-                                    decrypt_with=resolver)
+                                    decrypt_with=resolver, lock_mode=lock.mode, retain_until_ns=lock.until_ns,
+                                    legal_hold=bool(lock.legal_hold))
     headers = [XML]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))

@@ -48,6 +48,13 @@ class Op(StrEnum):
     GetBucketEncryption = "GetBucketEncryption"
     PutBucketEncryption = "PutBucketEncryption"
     DeleteBucketEncryption = "DeleteBucketEncryption"
+    # object lock
+    GetObjectLockConfiguration = "GetObjectLockConfiguration"
+    PutObjectLockConfiguration = "PutObjectLockConfiguration"
+    GetObjectRetention = "GetObjectRetention"
+    PutObjectRetention = "PutObjectRetention"
+    GetObjectLegalHold = "GetObjectLegalHold"
+    PutObjectLegalHold = "PutObjectLegalHold"
     # listings
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
@@ -89,11 +96,17 @@ class Op(StrEnum):
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "cors", "lifecycle", "website", "logging", "notification", "replication",
-    "object-lock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "retention", "legal-hold", "restore", "select", "torrent", "attributes",
+    "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
+    "restore", "select", "torrent", "attributes",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
-BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption"})
+BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
+                                 "object-lock"})
+# Subresources of objects only: on a bucket they name nothing we serve.
+OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold"})
+# Object subresources with a GET and a PUT operation (and no other method).
+_OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
+                    ("legal-hold", Op.GetObjectLegalHold, Op.PutObjectLegalHold))
 
 # Operation -> the S3 error code it is answered with.
 REFUSED: Mapping[Op, str] = MappingProxyType({
@@ -159,11 +172,13 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("versions", Op.ListObjectVersions), ("uploads", Op.ListMultipartUploads),
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
-                ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption))
+                ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
+                ("object-lock", Op.GetObjectLockConfiguration))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
-                ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption))
+                ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
+                ("object-lock", Op.PutObjectLockConfiguration))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
                    ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))
@@ -175,9 +190,12 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
     if not bucket:
         return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
     if not key:
-        return _bucket_operation(method, q)
+        return Op.UnsupportedSubresource if not OBJECT_SUBRESOURCES.isdisjoint(q) else _bucket_operation(method, q)
     if not BUCKET_SUBRESOURCES.isdisjoint(q):
         return Op.UnsupportedSubresource
+    for sub, get, put in _OBJECT_LOCK_OPS:
+        if sub in q:
+            return get if method == "GET" else put if method == "PUT" else Op.MethodNotAllowed
     if method in ("GET", "HEAD"):
         if "tagging" in q:
             return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed
@@ -225,6 +243,8 @@ def _bucket_operation(method: str, q: dict[str, str]) -> Op:
     if method == "DELETE":
         if not q:
             return Op.DeleteBucket
+        if "object-lock" in q:  # object lock cannot be turned off: S3 has no such operation
+            return Op.MethodNotAllowed
         for sub, op in _BUCKET_DELETES:
             if sub in q:
                 return op

@@ -126,6 +126,29 @@ class EntityTooSmall(StowageError):
     code = "EntityTooSmall"
 
 
+# --- object lock ---------------------------------------------------------------------------
+
+
+class ObjectLocked(StowageError):
+    """The object version is protected by object lock (a retention that has not expired, or a
+    legal hold): nobody may delete it or replace it."""
+
+    code = "ObjectLocked"
+
+
+class ObjectLockNotEnabled(StowageError):
+    """Bucket is missing Object Lock Configuration."""
+
+    code = "InvalidRequest"
+
+
+class InvalidBucketState(StowageError):
+    """The request is not valid for the bucket's current state (versioning of a bucket with
+    object lock, object lock on a bucket without versioning)."""
+
+    code = "InvalidBucketState"
+
+
 # --- storage -------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterable, Callable
 from typing import Any
 
-from . import keys, listing
+from . import keys, listing, lock
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .names import check_key, check_new_key
@@ -39,12 +39,14 @@ class MultipartStore(StoreCore):
         b = self.get_bucket(bucket)
         check_new_key(key, self.db.get(keys.latest(bucket, key)) is not None, long_key=False)
         meta = meta or PutMeta()
+        lock.check_settings(b, meta.lock_mode, meta.legal_hold)  # the default retention applies at completion
         up = UploadRecord(
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
             owner=meta.owner or b.owner, acl=copy_grants(meta.acl), posix_trusted=meta.posix_trusted,
             sse=dict(meta.sse) if meta.sse else None,
+            lock_mode=meta.lock_mode, retain_until_ns=meta.retain_until_ns, legal_hold=meta.legal_hold,
         )
         async with self.txn() as t:
             self._bucket_in(t, bucket)
@@ -188,7 +190,8 @@ class MultipartStore(StoreCore):
             checksums = finalize(chosen) if finalize else None
             segments = [s for p in chosen for s in p.segments]
             meta = PutMeta(up.content_type, dict(up.headers), dict(up.user_meta), dict(up.tags), up.storage_class,
-                           up.posix_trusted, up.owner, copy_grants(up.acl), sse=dict(up.sse) if up.sse else None)
+                           up.posix_trusted, up.owner, copy_grants(up.acl), sse=dict(up.sse) if up.sse else None,
+                           lock_mode=up.lock_mode, retain_until_ns=up.retain_until_ns, legal_hold=up.legal_hold)
             v = self._new_version(b, key, meta, sum(p.size for p in chosen),
                                   multipart_etag([p.etag for p in chosen]), segments)
             v.parts = [p.size for p in chosen]

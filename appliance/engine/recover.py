@@ -9,9 +9,12 @@
    - every segment record gets the placement actually found on the disks (healing may have
      moved shards after the snapshot); missing shards become None and are queued for healing;
    - a segment no disk holds any more was collected after the snapshot: the versions and parts
-     that reference it are dropped (they had been deleted);
+     that reference it are dropped (they had been deleted), except a version object lock still
+     protects: it cannot have been deleted, so its data was lost, and it is kept (unreadable,
+     reported);
    - a segment written since with an object identity (bucket/key/version_id/etag/size: a single
-     PUT) becomes that object version (bucket created if needed); a multipart part
+     PUT) becomes that object version, with the object lock the headers record (bucket created
+     if needed, with object lock if the headers say so); a multipart part
      (upload_id/part) is added to its upload if the upload is known;
    - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
    - latest pointers, refcounts, disk records and the sequence counter are recomputed; a hard
@@ -43,7 +46,7 @@ from appliance.config import Config
 from diskmgr import label as labels
 from diskmgr.state import DiskState
 
-from . import diskrecords, keys
+from . import diskrecords, keys, lock
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
 from .metadb import Batch, MetaDB
@@ -253,9 +256,16 @@ class _Rebuilder:
     def drop_gone(self, gone: set[str]) -> None:
         if not gone:
             return
+        now = lock.now_ns()
         for k, raw in list(self.db.scan(keys.VERSION)):
             v = ObjectVersion.decode(raw)
-            if any(s.segment_id in gone for s in v.segments):
+            lost = [s.segment_id for s in v.segments if s.segment_id in gone]
+            if lost and lock.protection(v, now):
+                # never collected (the GC cannot remove a protected version's data): lost with
+                # its disks. The version stays, unreadable, as an object with lost shards does.
+                self.report.segments_unreadable.extend(sorted(set(lost)))
+                continue
+            if lost:
                 self.b.delete(k)
                 self.b.delete(keys.vid(v.bucket, v.key, v.version_id))
                 self.touched.add((v.bucket, v.key))
@@ -326,6 +336,9 @@ class _Rebuilder:
         if brec is None:
             brec = BucketRecord(bucket, rec.created_ns, versioning="Enabled" if version_id != "null" else "")
             self.b.put(keys.bucket(bucket), brec)
+        if ident.get("object_lock") and not lock.enabled(brec):  # enabled after the snapshot
+            brec.versioning, brec.object_lock = "Enabled", lock.LockConfig().to_record()
+            self.b.put(keys.bucket(bucket), brec)
         raw = self.db.get(keys.vid(bucket, key, version_id))
         if raw is not None:
             old = self.db.get_record(ObjectVersion, keys.version(bucket, key, keys.unpack_seq(raw)))
@@ -333,12 +346,17 @@ class _Rebuilder:
                 return
             if old is not None and version_id != "null":
                 return  # an explicit version id is unique: keep the committed record
+            if old is not None and lock.protection(old, lock.now_ns()):
+                return  # a protected version cannot have been replaced: this write lost its commit
             if old is not None:  # a newer PUT replaced the "null" version
                 self.b.delete(keys.version(bucket, key, old.seq))
         seq = self._next_seq(max(rec.created_ns, self._newest_seq(bucket, key) + 1))
         v = ObjectVersion(bucket=bucket, key=key, version_id=version_id, seq=seq, last_modified_ns=rec.created_ns,
                           size=int(ident.get("size", rec.plain_length)), etag=str(ident["etag"]),
-                          segments=[SegmentRef(seg, 0, rec.plain_length)], owner=brec.owner)
+                          segments=[SegmentRef(seg, 0, rec.plain_length)], owner=brec.owner,
+                          lock_mode=str(ident.get("lock_mode", "")),
+                          retain_until_ns=int(ident.get("retain_until_ns", 0)),
+                          legal_hold=bool(ident.get("legal_hold", False)))
         self.b.put(keys.version(bucket, key, seq), v)
         self.b.put(keys.vid(bucket, key, version_id), keys.pack_seq(seq))
         self.touched.add((bucket, key))

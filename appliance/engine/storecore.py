@@ -22,7 +22,7 @@ import trio
 
 from appliance.config import Config, ConfigError
 
-from . import keys, listing
+from . import keys, listing, lock
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
 from .disks import DiskSet
@@ -30,6 +30,7 @@ from .errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     InvalidArgument,
+    InvalidBucketState,
     MethodNotAllowed,
     NoSuchBucket,
     NoSuchKey,
@@ -81,6 +82,12 @@ class PutMeta:
     # who chose the keys its data is written with. `of` keeps it: a version sharing another's
     # segments shares their encryption.
     sse: dict[str, str] | None = None
+    # Object lock of the new version (engine/lock.py): a retention mode ("" = the bucket's default
+    # retention, if any) with its retain-until date, and a legal hold. Never taken over by `of`:
+    # a copy gets the retention its request asks for, or its bucket's default, as on S3.
+    lock_mode: str = ""
+    retain_until_ns: int = 0
+    legal_hold: bool = False
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
@@ -147,6 +154,8 @@ class Txn:
         self.refs: dict[str, int] = {}
         self.new_segments: dict[str, SegmentRecord] = {}
         self.changed: list[tuple[str, str]] = []
+        # The caller may lift GOVERNANCE retention (its frontend checked the permission to).
+        self.bypass_governance = False
 
     def incref(self, refs: list[SegmentRef]) -> None:
         for r in refs:
@@ -233,6 +242,8 @@ class Txn:
         # is already gone as NextVersionIdMarker, and the next page must start right after it.
         # Lookups by id find no V record behind it, so the version is gone for everything else;
         # the GC drops the I key after VID_MARKER_SECONDS.
+        # Object lock: every removal and in-place replacement of a version passes here.
+        lock.check_removable(v, time.time_ns(), bypass_governance=self.bypass_governance)
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
         self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
@@ -374,10 +385,11 @@ class StoreCore:
 
     async def create_bucket(self, name: str, owner: str = "", *, acl: Grants | None = None, ownership: str = "",
                             public_access_block: dict[str, bool] | None = None,
-                            encryption: dict[str, Any] | None = None) -> BucketRecord:
+                            encryption: dict[str, Any] | None = None, object_lock: bool = False) -> BucketRecord:
         """A new bucket, its access-control settings committed with it (a bucket must never exist,
         even for a moment, without the public access block it was created with), and its default
-        encryption (BucketRecord.encryption)."""
+        encryption (BucketRecord.encryption). With `object_lock`, a versioned bucket with object
+        lock enabled (and no default retention)."""
         check_bucket_name(name)
         async with self.txn() as t:
             if t.batch.get(keys.bucket(name)) is not None:
@@ -385,6 +397,8 @@ class StoreCore:
             rec = BucketRecord(name, time.time_ns(), owner=owner, acl=copy_grants(acl), ownership=ownership,
                                public_access_block=dict(public_access_block) if public_access_block else None,
                                encryption=dict(encryption) if encryption else None)
+            if object_lock:
+                rec.versioning, rec.object_lock = "Enabled", lock.LockConfig().to_record()
             t.batch.put(keys.bucket(name), rec)
         return rec
 
@@ -416,6 +430,9 @@ class StoreCore:
             rec = t.batch.get_record(BucketRecord, keys.bucket(name))
             if rec is None:
                 raise NoSuchBucket(bucket=name)
+            if status != "Enabled" and lock.enabled(rec):
+                raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the "
+                                         "versioning state cannot be changed.", bucket=name)
             rec.versioning = status
             t.batch.put(keys.bucket(name), rec)
         return rec
@@ -459,14 +476,25 @@ class StoreCore:
 
     def _new_version(self, bucket: BucketRecord, key: str, meta: PutMeta, size: int, etag: str,
                      segments: list[SegmentRef], version_id: str | None = None) -> ObjectVersion:
+        now = time.time_ns()
+        mode, until, hold = lock.resolve(bucket, meta.lock_mode, meta.retain_until_ns, meta.legal_hold, now)
         return ObjectVersion(
             bucket=bucket.name, key=key, version_id=version_id or self._version_id_for(bucket), seq=0,
-            last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
+            last_modified_ns=now, size=size, etag=etag, content_type=meta.content_type,
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
             segments=segments, owner=meta.owner or bucket.owner, acl=copy_grants(meta.acl),
             posix_trusted=meta.posix_trusted, sse=dict(meta.sse) if meta.sse else None,
+            lock_mode=mode, retain_until_ns=until, legal_hold=hold,
         )
+
+    @staticmethod
+    def _lock_fixed(bucket: BucketRecord, meta: PutMeta) -> PutMeta:
+        """meta with its version's lock settled now (the bucket's default retention counted from
+        the start of the write), so the shard headers can record it."""
+        mode, until, hold = lock.resolve(bucket, meta.lock_mode, meta.retain_until_ns, meta.legal_hold,
+                                         time.time_ns())
+        return replace(meta, lock_mode=mode, retain_until_ns=until, legal_hold=hold)
 
     async def write_body(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default",
@@ -501,14 +529,16 @@ class StoreCore:
         """`long_key`: the key may be longer than S3 allows a new key to be (the mount's)."""
         check_key(key)
         b = self.get_bucket(bucket)
-        meta = meta or PutMeta()
+        meta = self._lock_fixed(b, meta or PutMeta())
         # Fail fast before storing data; the authoritative check is repeated at commit.
         current = self.db.get_record(ObjectVersion, keys.latest(bucket, key))
         check_new_key(key, current is not None, long_key)
         self._check_conditions(current, if_match, if_none_match)
         version_id = self._version_id_for(b)
-        seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id},
-                                             self.pool_for(meta.storage_class), size_hint, encrypt_with)
+        identity = {"bucket": bucket, "key": key, "version_id": version_id,
+                    **lock.identity_fields(b, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)}
+        seg, summary = await self.write_body(body, identity, self.pool_for(meta.storage_class), size_hint,
+                                             encrypt_with)
         try:
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
@@ -690,8 +720,13 @@ class StoreCore:
 
     # --- objects: delete, copy, metadata -------------------------------------------------------
 
-    async def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+    async def delete_object(self, bucket: str, key: str, version_id: str | None = None, *,
+                            bypass_governance: bool = False) -> DeleteResult:
+        """Without a version id: the current version goes (unversioned bucket) or a delete marker is
+        added. With one: that version goes, unless object lock protects it (ObjectLocked;
+        `bypass_governance`: the caller may lift GOVERNANCE retention)."""
         async with self.txn() as t:
+            t.bypass_governance = bypass_governance
             b = self._bucket_in(t, bucket)
             if version_id is not None:
                 v = t.version_at(bucket, key, version_id)
@@ -723,10 +758,14 @@ class StoreCore:
         rewrite: bool = False,
         encrypt_with: SegmentKey | None = None,
         decrypt_with: KeyResolver | None = None,
+        lock_mode: str = "",
+        retain_until_ns: int = 0,
+        legal_hold: bool = False,
     ) -> ObjectVersion:
         """Copy by reference: the new version shares the source's segments (and so their keys).
         `meta` None keeps the source's metadata; the owner and ACL are never the source's but
-        `owner` and `acl`.
+        `owner` and `acl`, and its object lock never the source's but the one given (lock_mode ""
+        = the bucket's default retention), as for PutMeta.
 
         rewrite=True streams the content into a new segment instead, encrypted with
         `encrypt_with` (None: stored in plaintext), reading the source with `decrypt_with`: a
@@ -734,7 +773,8 @@ class StoreCore:
         stays bounded by a few blocks whatever the size. The copy is a single-part object.
         """
         keep = meta is None
-        new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl))
+        new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl),
+                           lock_mode=lock_mode, retain_until_ns=retain_until_ns, legal_hold=legal_hold)
         if rewrite:
             # a FULL_OBJECT checksum is still the content's; a COMPOSITE one was the parts'
             sums = dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
