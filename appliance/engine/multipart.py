@@ -43,7 +43,8 @@ class MultipartStore(StoreCore):
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
-            checksum_type=checksum_type, owner=meta.owner or b.owner, acl=copy_grants(meta.acl), posix_trusted=meta.posix_trusted,
+            checksum_type=checksum_type, owner=meta.owner or b.owner, acl=copy_grants(meta.acl),
+            posix_trusted=meta.posix_trusted,
         )
         async with self.txn() as t:
             self._bucket_in(t, bucket)
