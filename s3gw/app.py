@@ -44,7 +44,7 @@ log = logging.getLogger("stowage.s3")
 # Operations with no bucket to look up before authorization.
 _NO_BUCKET = frozenset({Op.ListBuckets, Op.CreateBucket})
 # GET/HEAD of a missing key: AWS answers 403, not 404, to a caller who may not list the bucket.
-_READS = frozenset({Op.GetObject, Op.HeadObject})
+_READS = frozenset({Op.GetObject, Op.HeadObject, Op.GetObjectAttributes})
 TAGGING_LIMIT = 64 * 1024
 
 

@@ -97,6 +97,12 @@ OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.CompleteMultipartUpload: ("s3:PutObject", "s3:PutObject"),
     Op.AbortMultipartUpload: ("s3:AbortMultipartUpload", "s3:AbortMultipartUpload"),
     Op.ListParts: ("s3:ListMultipartUploadParts", "s3:ListMultipartUploadParts"),
+    Op.GetObjectAttributes: ("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
+}
+# Object operations AWS authorizes with a second action too (GetObjectAttributes needs the read
+# of the object as well), in the same (plain, versionId) form.
+ALSO_REQUIRED: Mapping[Op, tuple[str, str]] = {
+    Op.GetObjectAttributes: ("s3:GetObject", "s3:GetObjectVersion"),
 }
 
 # Operations that create an object: s3:PutObject, plus what their ACL and tag headers imply.
@@ -145,8 +151,8 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
     if op in BUCKET_ACTIONS:
         return (Check(BUCKET_ACTIONS[op], b),)
     if op in OBJECT_ACTIONS:
-        plain, versioned = OBJECT_ACTIONS[op]
-        return (Check(versioned if vid is not None else plain, b, k, vid),)
+        pairs = [OBJECT_ACTIONS[op], *([ALSO_REQUIRED[op]] if op in ALSO_REQUIRED else [])]
+        return tuple(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs)
     if op is Op.CreateBucket:
         checks = [Check("s3:CreateBucket", b, bucket_policy=False)]
         if acls.has_acl_headers(headers):

@@ -59,6 +59,7 @@ class Op(StrEnum):
     DeleteObjectTagging = "DeleteObjectTagging"
     GetObjectAcl = "GetObjectAcl"
     PutObjectAcl = "PutObjectAcl"
+    GetObjectAttributes = "GetObjectAttributes"
     # multipart uploads
     CreateMultipartUpload = "CreateMultipartUpload"
     UploadPart = "UploadPart"
@@ -86,10 +87,12 @@ class Op(StrEnum):
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
     "object-lock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "retention", "legal-hold", "restore", "select", "torrent", "attributes",
+    "retention", "legal-hold", "restore", "select", "torrent",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock"})
+# Subresources of objects only: on a bucket they name nothing we serve.
+OBJECT_SUBRESOURCES = frozenset({"attributes"})
 
 # Operation -> the S3 error code it is answered with.
 REFUSED: Mapping[Op, str] = MappingProxyType({
@@ -171,7 +174,7 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
     if not bucket:
         return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
     if not key:
-        return _bucket_operation(method, q)
+        return Op.UnsupportedSubresource if not OBJECT_SUBRESOURCES.isdisjoint(q) else _bucket_operation(method, q)
     if not BUCKET_SUBRESOURCES.isdisjoint(q):
         return Op.UnsupportedSubresource
     if method in ("GET", "HEAD"):
@@ -181,6 +184,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
             return Op.ListParts if method == "GET" else Op.MethodNotAllowed
         if "acl" in q:
             return Op.GetObjectAcl if method == "GET" else Op.MethodNotAllowed
+        if "attributes" in q:
+            return Op.GetObjectAttributes if method == "GET" else Op.MethodNotAllowed
         return Op.GetObject if method == "GET" else Op.HeadObject
     if method == "PUT":
         if "tagging" in q:
