@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,17 @@ def canonical_query(raw_query: str, *, drop_signature: bool) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
+def as_sent(text: str) -> str:
+    """Header text as the bytes its sender put on the wire. The HTTP shell decodes header bytes
+    as latin-1, so UTF-8 arrives as mojibake: re-decoded here (bytes that are not UTF-8 kept as
+    surrogates), it encodes (utf-8, surrogateescape) back to exactly what was sent and signed."""
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def canonical_headers(headers: Mapping[str, str], signed: list[str]) -> str:
     lines = []
     for name in signed:
@@ -88,7 +100,7 @@ def sign(key: bytes, string_to_sign: str) -> str:
 
 
 def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
-    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    digest = hashlib.sha256(canonical_request.encode("utf-8", "surrogateescape")).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
@@ -304,16 +316,20 @@ def authenticate(
     key = signing_key(secret, claims.date, claims.region, claims.service)
     cquery = canonical_query(raw_query, drop_signature=claims.presigned)
     cheaders = canonical_headers(headers, claims.signed_headers)
-    tail = f"{cquery}\n{cheaders}\n{';'.join(claims.signed_headers)}\n{claims.payload_hash}"
+    # Non-ASCII header values (x-amz-meta-* in UTF-8): AWS signs the bytes as sent, which most
+    # SDKs sign too; botocore signs the UTF-8 of a str it sends as latin-1. Both are accepted.
+    renderings = dict.fromkeys((as_sent(cheaders), cheaders))
     first_sts = ""
     first_cr = ""
-    for cpath in dict.fromkeys((uri_encode(unquote(raw_path), keep_slash=True), raw_path)):
+    for cpath, rendered in itertools.product(dict.fromkeys((uri_encode(unquote(raw_path), keep_slash=True),
+                                                             raw_path)), renderings):
+        tail = f"{cquery}\n{rendered}\n{';'.join(claims.signed_headers)}\n{claims.payload_hash}"
         creq = f"{method}\n{cpath}\n{tail}"
         sts = string_to_sign(claims.amz_date, scope, creq)
         if hmac.compare_digest(sign(key, sts), claims.signature):
             return AuthResult(claims.access_key, claims.payload_hash, claims.signature, claims.amz_date,
                               scope, key, claims.presigned)
-        if not first_sts:
-            first_sts, first_cr = sts, creq
+        if not first_sts:  # shown in the error as text: bytes that were not UTF-8 become U+FFFD
+            first_sts, first_cr = sts, creq.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     raise S3Error("SignatureDoesNotMatch", AWSAccessKeyId=claims.access_key, StringToSign=first_sts,
                   SignatureProvided=claims.signature, CanonicalRequest=first_cr)
