@@ -70,6 +70,10 @@ class S3Config:
     # and true are AWS's current defaults.
     default_object_ownership: str = "ObjectWriter"
     default_public_access_block: bool = False
+    # Signature Version 2 (s3gw/sigv2.py) for the clients that still sign with it (presigned URLs
+    # of boto3 and aws CLI v1, s3cmd signurl, older SDKs); false refuses it as a SigV4-only AWS
+    # region does. SigV4 is what every client that can speak it uses either way.
+    allow_sigv2: bool = True
 
 
 @dataclass(frozen=True)

@@ -200,13 +200,13 @@ def _now_keys() -> dict[str, str]:
 
 
 def request_context(req: Request, route: Route, op: Op, *, signed: bool, presigned: bool,
-                    tags: Mapping[str, str] | None) -> Conditions:
+                    tags: Mapping[str, str] | None, signature_version: str = "AWS4-HMAC-SHA256") -> Conditions:
     """The condition keys the request itself supplies (the principal's are added by the policy
     module, s3:VersionId and s3:ExistingObjectTag per check)."""
     ctx: Conditions = {"aws:SourceIp": req.remote.rpartition(":")[0],
                        "aws:SecureTransport": "true" if req.tls else "false", **_now_keys()}
     if signed:
-        ctx["s3:signatureversion"] = "AWS4-HMAC-SHA256"
+        ctx["s3:signatureversion"] = signature_version  # "AWS" for SigV2
         ctx["s3:authType"] = "REST-QUERY-STRING" if presigned else "REST-HEADER"
     h = req.headers
     for name in _HEADER_KEYS:

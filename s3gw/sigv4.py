@@ -46,6 +46,7 @@ class AuthResult:
     scope: str  # date/region/service/aws4_request
     signing_key: bytes
     presigned: bool
+    algorithm: str = ALGORITHM  # s3:signatureversion: "AWS4-HMAC-SHA256", or "AWS" for SigV2 (sigv2.py)
 
 
 def uri_encode(value: str, *, keep_slash: bool) -> str:
@@ -222,17 +223,23 @@ def is_anonymous(query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
         "Signature" in query and "AWSAccessKeyId" in query)
 
 
-def anonymous(headers: Mapping[str, str]) -> AuthResult:
-    """The AuthResult of an unsigned request: its body is checked against the payload hash it
-    declares, if any; an aws-chunked body can only be the unsigned kind."""
+def declared_payload(headers: Mapping[str, str]) -> str:
+    """The payload mode of a request without a SigV4 signature (anonymous, or SigV2): its body is
+    checked against the payload hash it declares, if any; an aws-chunked body can only be the
+    unsigned kind (the signed kinds chain from a SigV4 signature)."""
     payload = headers.get("x-amz-content-sha256", UNSIGNED).strip()
     if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER):
-        raise S3Error("AccessDenied", "A signed aws-chunked body needs a signed request")
+        raise S3Error("AccessDenied", "A signed aws-chunked body needs a SigV4-signed request")
     if payload not in (UNSIGNED, STREAMING_UNSIGNED_TRAILER) and not _HEX64.match(payload):
         raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
                       "STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.",
                       ArgumentName="x-amz-content-sha256", ArgumentValue=payload)
-    return AuthResult("", payload, "", "", "", b"", False)
+    return payload
+
+
+def anonymous(headers: Mapping[str, str]) -> AuthResult:
+    """The AuthResult of an unsigned request."""
+    return AuthResult("", declared_payload(headers), "", "", "", b"", False, "")
 
 
 def authenticate(
