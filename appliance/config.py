@@ -73,6 +73,10 @@ class S3Config:
     # The default encryption of a new bucket (docs/encryption.md): "AES256" (SSE-S3, what AWS
     # gives every bucket since January 2023) or "none". Also what DeleteBucketEncryption restores.
     default_bucket_encryption: str = "AES256"
+    # Signature Version 2 (s3gw/sigv2.py) for the clients that still sign with it (presigned URLs
+    # of boto3 and aws CLI v1, s3cmd signurl, older SDKs); false refuses it as a SigV4-only AWS
+    # region does. SigV4 is what every client that can speak it uses either way.
+    allow_sigv2: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
     service.py   serve_s3(): bind cfg.s3.listen (TLS optional), connection cap, drain on cancel
     http.py      h11 over trio: keep-alive, 100-continue, timeouts, header cap, bounded streaming
-    app.py       one request -> route -> SigV4 (or anonymous) -> authorization -> operation; every
-                 failure becomes S3 XML here
+    app.py       one request -> route -> SigV4, SigV2 or anonymous -> authorization -> operation;
+                 every failure becomes S3 XML here
     identity.py  the identity source the gateway authenticates against; owners and canonical ids
     authz.py     per operation the S3 action(s), resources and condition keys; the authorizer
                  (identity policies, bucket policy, ACL) that runs before every handler
@@ -13,8 +13,10 @@
     optable.py   Op -> handler, built and checked against the router's names at import
     ctx.py       the typed request context (Ctx) a handler receives
     sigv4.py     Signature V4 (Authorization header and presigned query)
+    sigv2.py     Signature V2 (header and presigned query), for the clients that still use it
     chunked.py   aws-chunked decoding with chunk and trailer signature checks
     checksums.py Content-MD5 and x-amz-checksum-* (header or trailer), verified at finalize
+    mpchecksums.py multipart checksums: COMPOSITE and FULL_OBJECT, made from the parts' checksums
     body.py      the request-body pipeline into the engine
     errors.py    the one table of S3 errors
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
@@ -27,7 +29,8 @@
                  condition keys, what HEAD/GET report (the rules are the engine's: docs/object-lock.md)
     ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
                  ACLs, ownership controls, public access block; encryption: bucket default
-                 encryption; lock: object lock operations, the GOVERNANCE bypass)
+                 encryption; lock: object lock operations, the GOVERNANCE bypass; attributes:
+                 GetObjectAttributes)
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions
@@ -41,8 +44,10 @@ checked against them at import too, so no operation ever runs without authorizat
 
 Compatibility choices, where AWS leaves room: the credential scope must name the configured
 region (s3.region), as AWS checks its own; requests with unsigned x-amz-* headers are refused,
-presigned ones included, as AWS does; SigV2 is not spoken. XML request bodies with a DOCTYPE
-are refused before parsing; see docs/gateway-hardening.md for the other limits. Who may do what
+presigned ones included, as AWS does (SigV4 only: SigV2 signs every x-amz-* header); SigV2 is
+spoken (header and presigned query) unless s3.allow_sigv2 is off, then refused as a SigV4-only
+AWS region refuses it. XML request bodies with a DOCTYPE are refused before parsing; see
+docs/gateway-hardening.md for the other limits. Who may do what
 (policies, ACLs, ownership, the public access block, and where it differs from AWS):
 docs/access-control.md.
 """

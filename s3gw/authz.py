@@ -107,6 +107,12 @@ OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.PutObjectRetention: ("s3:PutObjectRetention", "s3:PutObjectRetention"),
     Op.GetObjectLegalHold: ("s3:GetObjectLegalHold", "s3:GetObjectLegalHold"),
     Op.PutObjectLegalHold: ("s3:PutObjectLegalHold", "s3:PutObjectLegalHold"),
+    Op.GetObjectAttributes: ("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
+}
+# Object operations AWS authorizes with a second action too (GetObjectAttributes needs the read
+# of the object as well), in the same (plain, versionId) form.
+ALSO_REQUIRED: Mapping[Op, tuple[str, str]] = {
+    Op.GetObjectAttributes: ("s3:GetObject", "s3:GetObjectVersion"),
 }
 
 # Operations that create an object: s3:PutObject, plus what their ACL and tag headers imply.
@@ -156,8 +162,8 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
     if op in BUCKET_ACTIONS:
         return (Check(BUCKET_ACTIONS[op], b),)
     if op in OBJECT_ACTIONS:
-        plain, versioned = OBJECT_ACTIONS[op]
-        return (Check(versioned if vid is not None else plain, b, k, vid),)
+        pairs = [OBJECT_ACTIONS[op], *([ALSO_REQUIRED[op]] if op in ALSO_REQUIRED else [])]
+        return tuple(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs)
     if op is Op.CreateBucket:
         checks = [Check("s3:CreateBucket", b, bucket_policy=False)]
         if acls.has_acl_headers(headers):
@@ -209,13 +215,13 @@ def _now_keys() -> dict[str, str]:
 
 
 def request_context(req: Request, route: Route, op: Op, *, signed: bool, presigned: bool,
-                    tags: Mapping[str, str] | None) -> Conditions:
+                    tags: Mapping[str, str] | None, signature_version: str = "AWS4-HMAC-SHA256") -> Conditions:
     """The condition keys the request itself supplies (the principal's are added by the policy
     module, s3:VersionId and s3:ExistingObjectTag per check)."""
     ctx: Conditions = {"aws:SourceIp": req.remote.rpartition(":")[0],
                        "aws:SecureTransport": "true" if req.tls else "false", **_now_keys()}
     if signed:
-        ctx["s3:signatureversion"] = "AWS4-HMAC-SHA256"
+        ctx["s3:signatureversion"] = signature_version  # "AWS" for SigV2
         ctx["s3:authType"] = "REST-QUERY-STRING" if presigned else "REST-HEADER"
     h = req.headers
     for name in _HEADER_KEYS:

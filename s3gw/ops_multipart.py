@@ -1,23 +1,22 @@
 """Multipart uploads: create, upload part (and part copy), complete, abort, list parts/uploads.
 
 Completion is a metadata operation in the engine (the parts' segments become the object's);
-the composite checksum, when the upload asked for one, is the checksum of the parts' checksums
-with a -N suffix, as S3 computes it.
+the object's checksum, when the upload asked for one, is made from the parts' checksums as S3
+makes it, composite or full-object (mpchecksums.py).
 """
 
 from __future__ import annotations
 
-import base64
-
-from appliance.engine import PartRecord, UploadRecord
+from appliance.engine import BodySummary, UploadRecord
 from appliance.iam.objectkeys import Protection
 
 from . import sse
 from .body import ObjectBody, read_xml
-from .checksums import ALGORITHMS, checksum_b64, header_name
+from .checksums import BodyChecks, header_name
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .mpchecksums import Completion, upload_checksum, upload_headers
 from .objmeta import put_meta
 from .ops_access import new_object_acl
 from .ops_list import encoder, int_param
@@ -50,15 +49,11 @@ def _upload(ctx: Ctx) -> UploadRecord:
 async def create_multipart(ctx: Ctx) -> Response:
     meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
-    alg = ctx.req.headers.get("x-amz-checksum-algorithm", "").upper()
-    if alg and alg not in ALGORITHMS:
-        raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+    alg, ctype = upload_checksum(ctx.req.headers)
     protection = await sse.for_write(ctx)
     meta.sse = protection.report()  # every part is encrypted so (each with its own data key)
-    up = await ctx.store.create_multipart(ctx.bucket, ctx.key, meta, checksum_algorithm=alg)
-    headers = [XML]
-    if alg:
-        headers += [("x-amz-checksum-algorithm", alg), ("x-amz-checksum-type", "COMPOSITE")]
+    up = await ctx.store.create_multipart(ctx.bucket, ctx.key, meta, checksum_algorithm=alg, checksum_type=ctype)
+    headers = [XML, *upload_headers(up)]
     headers += sse.headers(ctx, protection, context=True)
     parts = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id)]
     return Response(200, headers, doc("InitiateMultipartUploadResult", parts))
@@ -111,33 +106,37 @@ async def upload_part_copy(ctx: Ctx) -> Response:
     src, _ = source_version(ctx)
     stored, resolver = sse.for_read(ctx, src, source=True)
     start, end = _copy_range(ctx, src.size)
+    # the copied range gets the upload's checksum like any part, computed as it is read
+    checks = BodyChecks(compute={up.checksum_algorithm} if up.checksum_algorithm else set())
+    checks.start()
+
+    def finalize(summary: BodySummary) -> dict[str, str]:
+        return checks.verify(summary.md5)
+
     # the upload's keys are the source's: the part shares its segments; else it is re-encrypted
     shared = protection.shares_keys_with(stored)
     part = await ctx.store.upload_part_copy(ctx.bucket, ctx.key, up.upload_id, n, src, start, end,
                                             decrypt_with=resolver, rewrite=not shared,
-                                            encrypt_with=None if shared else ctx.keys.new_key(protection))
+                                            encrypt_with=None if shared else ctx.keys.new_key(protection),
+                                            observe=checks.update, finalize=finalize)
     headers = [XML]
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
     headers += sse.headers(ctx, protection)
-    body = doc("CopyPartResult", [el("ETag", f'"{part.etag}"'), el("LastModified", iso_time(part.last_modified_ns))])
-    return Response(200, headers, body)
-
-
-def _composite(alg: str, parts: list[PartRecord]) -> dict[str, str] | None:
-    if not alg or not all(alg in p.checksums for p in parts):
-        return None
-    raw = b"".join(base64.b64decode(p.checksums[alg]) for p in parts)
-    return {alg: f"{checksum_b64(alg, raw)}-{len(parts)}"}
+    items = [el("ETag", f'"{part.etag}"'), el("LastModified", iso_time(part.last_modified_ns))]
+    items += [el(f"Checksum{alg}", value) for alg, value in part.checksums.items()]
+    return Response(200, headers, doc("CopyPartResult", items))
 
 
 async def complete_multipart(ctx: Ctx) -> Response:
     up = _upload(ctx)
-    parts = await read_xml(ctx, parse_complete, 4 * 1024 * 1024)
     h = ctx.req.headers
+    # its x-amz-checksum-* headers are the object's checksum, not the XML document's
+    parts = await read_xml(ctx, parse_complete, 4 * 1024 * 1024, checksum_headers=False)
+    completion = Completion(up, parts, h)
     v = await ctx.store.complete_multipart(
-        ctx.bucket, ctx.key, up.upload_id, parts, if_match=h.get("if-match"), if_none_match=h.get("if-none-match"),
-        finalize=lambda chosen: _composite(up.checksum_algorithm, chosen))
+        ctx.bucket, ctx.key, up.upload_id, [(p.number, p.etag) for p in parts], if_match=h.get("if-match"),
+        if_none_match=h.get("if-none-match"), finalize=completion)
     headers = [XML]
     if v.version_id != "null" or ctx.store.get_bucket(ctx.bucket).versioning:
         headers.append(("x-amz-version-id", v.version_id))
@@ -146,6 +145,8 @@ async def complete_multipart(ctx: Ctx) -> Response:
     body = [el("Location", f"http://{host}/{ctx.bucket}/{ctx.key}"), el("Bucket", ctx.bucket), el("Key", ctx.key),
             el("ETag", f'"{v.etag}"')]
     body += [el(f"Checksum{alg}", value) for alg, value in v.checksums.items()]
+    if v.checksums:
+        body.append(el("ChecksumType", v.checksum_type))
     return Response(200, headers, doc("CompleteMultipartUploadResult", body))
 
 
@@ -167,7 +168,7 @@ async def list_parts(ctx: Ctx) -> Response:
            el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
            el("IsTruncated", truncated)]
     if up.checksum_algorithm:
-        out.append(el("ChecksumAlgorithm", up.checksum_algorithm))
+        out += [el("ChecksumAlgorithm", up.checksum_algorithm), el("ChecksumType", up.checksum_type)]
     for p in parts:
         items = [el("PartNumber", p.part_number), el("LastModified", iso_time(p.last_modified_ns)),
                  el("ETag", f'"{p.etag}"'), el("Size", p.size)]
@@ -201,7 +202,7 @@ async def list_uploads(ctx: Ctx) -> Response:
                  ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
                  el("StorageClass", up.storage_class or "STANDARD"), el("Initiated", iso_time(up.initiated_ns))]
         if up.checksum_algorithm:
-            items.append(el("ChecksumAlgorithm", up.checksum_algorithm))
+            items += [el("ChecksumAlgorithm", up.checksum_algorithm), el("ChecksumType", up.checksum_type)]
         out.append("<Upload>" + "".join(items) + "</Upload>")
     out += [f"<CommonPrefixes>{el('Prefix', enc(p))}</CommonPrefixes>" for p in page.common_prefixes]
     return Response(200, [XML], doc("ListMultipartUploadsResult", out))

@@ -13,6 +13,7 @@ from .checksums import header_name
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .mpchecksums import part_checksum_headers
 from .objmeta import (
     check_conditions,
     parse_copy_source,
@@ -66,6 +67,8 @@ async def put_object(ctx: Ctx) -> Response:
         headers.append(("x-amz-version-id", v.version_id))
     headers += _checksum_headers(v.checksums)
     headers += sse.headers(ctx, protection, context=True)
+    if v.checksum_type:
+        headers.append(("x-amz-checksum-type", v.checksum_type))
     return Response(200, headers)
 
 
@@ -154,6 +157,8 @@ async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], 
     start = sum(sizes[: n - 1])
     end = start + sizes[n - 1]
     headers = [(k, val) for k, val in headers if not k.startswith("x-amz-checksum-")]
+    if ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers += part_checksum_headers(v, n)
     headers.append(("x-amz-mp-parts-count", str(len(v.parts))) if v.parts else ("x-amz-mp-parts-count", "1"))
     headers.append(("Content-Range", f"bytes {start}-{max(end - 1, 0)}/{v.size}"))
     headers.append(("Content-Length", str(end - start)))

@@ -70,6 +70,7 @@ class Op(StrEnum):
     DeleteObjectTagging = "DeleteObjectTagging"
     GetObjectAcl = "GetObjectAcl"
     PutObjectAcl = "PutObjectAcl"
+    GetObjectAttributes = "GetObjectAttributes"
     # multipart uploads
     CreateMultipartUpload = "CreateMultipartUpload"
     UploadPart = "UploadPart"
@@ -97,13 +98,13 @@ class Op(StrEnum):
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "cors", "lifecycle", "website", "logging", "notification", "replication",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "restore", "select", "torrent", "attributes",
+    "restore", "select", "torrent",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
                                  "object-lock"})
 # Subresources of objects only: on a bucket they name nothing we serve.
-OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold"})
+OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
 # Object subresources with a GET and a PUT operation (and no other method).
 _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
                     ("legal-hold", Op.GetObjectLegalHold, Op.PutObjectLegalHold))
@@ -203,6 +204,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
             return Op.ListParts if method == "GET" else Op.MethodNotAllowed
         if "acl" in q:
             return Op.GetObjectAcl if method == "GET" else Op.MethodNotAllowed
+        if "attributes" in q:
+            return Op.GetObjectAttributes if method == "GET" else Op.MethodNotAllowed
         return Op.GetObject if method == "GET" else Op.HeadObject
     if method == "PUT":
         if "tagging" in q:

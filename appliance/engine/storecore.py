@@ -105,10 +105,12 @@ class Content:
     checksums: dict[str, str] = field(default_factory=dict)
     checksum_type: str = ""
     parts: list[int] = field(default_factory=list)
+    part_checksums: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, v: ObjectVersion) -> Content:
-        return cls(v.size, v.etag, list(v.segments), dict(v.checksums), v.checksum_type, list(v.parts))
+        return cls(v.size, v.etag, list(v.segments), dict(v.checksums), v.checksum_type, list(v.parts),
+                   [dict(c) for c in v.part_checksums])
 
 
 @dataclass
@@ -597,6 +599,7 @@ class StoreCore:
         """A new version of `key` holding `c` (a hard link of inode_id when given)."""
         v = self._new_version(b, key, meta, c.size, c.etag, list(c.segments))
         v.checksums, v.checksum_type, v.parts = dict(c.checksums), c.checksum_type, list(c.parts)
+        v.part_checksums = [dict(pc) for pc in c.part_checksums]
         v.inode = inode_id
         return t.put_version(v)
 
