@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 
 from appliance.engine import PartRecord, UploadRecord
+from appliance.engine.errors import NoSuchUpload
 
 from .body import ObjectBody, read_xml
 from .checksums import ALGORITHMS, checksum_b64, header_name
@@ -115,12 +116,16 @@ def _composite(alg: str, parts: list[PartRecord]) -> dict[str, str] | None:
 
 
 async def complete_multipart(ctx: Ctx) -> Response:
-    up = _upload(ctx)
+    upload_id = ctx.query.get("uploadId", "")
+    try:
+        algorithm = _upload(ctx).checksum_algorithm
+    except NoSuchUpload:
+        algorithm = ""  # completed already? the engine answers the same completion again, or NoSuchUpload
     parts = await read_xml(ctx, parse_complete, 4 * 1024 * 1024)
     h = ctx.req.headers
     v = await ctx.store.complete_multipart(
-        ctx.bucket, ctx.key, up.upload_id, parts, if_match=h.get("if-match"), if_none_match=h.get("if-none-match"),
-        finalize=lambda chosen: _composite(up.checksum_algorithm, chosen))
+        ctx.bucket, ctx.key, upload_id, parts, if_match=h.get("if-match"), if_none_match=h.get("if-none-match"),
+        finalize=lambda chosen: _composite(algorithm, chosen))
     headers = [XML]
     if v.version_id != "null" or ctx.store.get_bucket(ctx.bucket).versioning:
         headers.append(("x-amz-version-id", v.version_id))
@@ -138,16 +143,19 @@ async def abort_multipart(ctx: Ctx) -> Response:
 
 async def list_parts(ctx: Ctx) -> Response:
     up = _upload(ctx)
+    enc = encoder(ctx)  # encoding-type=url on ListParts too, as MinIO takes it
     marker = int_param(ctx, "part-number-marker", 0, 10000)
     max_parts = int_param(ctx, "max-parts", 1000, 1000)
     parts, truncated = ctx.store.list_parts(up.upload_id, marker, max_parts or 1)
     if max_parts == 0:
         parts, truncated = [], False
-    out = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id),
-           ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
-           el("StorageClass", up.storage_class or "STANDARD"), el("PartNumberMarker", marker),
-           el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
-           el("IsTruncated", truncated)]
+    out = [el("Bucket", ctx.bucket), el("Key", enc(ctx.key)), el("UploadId", up.upload_id)]
+    if "encoding-type" in ctx.query:
+        out.append(el("EncodingType", "url"))
+    out += [ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
+            el("StorageClass", up.storage_class or "STANDARD"), el("PartNumberMarker", marker),
+            el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
+            el("IsTruncated", truncated)]
     if up.checksum_algorithm:
         out.append(el("ChecksumAlgorithm", up.checksum_algorithm))
     for p in parts:

@@ -438,10 +438,13 @@ class StoreCore:
 
     @staticmethod
     def _check_conditions(current: ObjectVersion | None, if_match: str | None, if_none_match: str | None) -> None:
-        if if_none_match is not None:
-            if if_none_match.strip() != "*":
-                raise InvalidArgument("If-None-Match on a write only supports '*'")
-            if current is not None:
+        """A conditional write, evaluated as HTTP does (RFC 9110): If-None-Match fails when a
+        current version exists and the header is "*" or lists its ETag (AWS takes only "*";
+        Ceph and MinIO take ETags too), If-Match fails when none exists (NoSuchKey, as AWS
+        answers) or the header lists neither "*" nor its ETag."""
+        if if_none_match is not None and current is not None:
+            unwanted = [unquote_etag(e) for e in if_none_match.split(",")]
+            if "*" in unwanted or current.etag in unwanted:
                 raise PreconditionFailed(condition="If-None-Match")
         if if_match is not None:
             if current is None:
@@ -716,10 +719,12 @@ class StoreCore:
         rewrite: bool = False,
         encrypt_with: SegmentKey | None = None,
         decrypt_with: KeyResolver | None = None,
+        checksums: dict[str, str] | None = None,
     ) -> ObjectVersion:
         """Copy by reference: the new version shares the source's segments (and so their keys).
         `meta` None keeps the source's metadata; the owner and ACL are never the source's but
-        `owner` and `acl`.
+        `owner` and `acl`. `checksums` (full-object checksums of the content, computed by the
+        caller) replace the source's when given.
 
         rewrite=True streams the content into a new segment instead, encrypted with
         `encrypt_with` (None: stored in plaintext), reading the source with `decrypt_with`: a
@@ -730,7 +735,8 @@ class StoreCore:
         new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl))
         if rewrite:
             # a FULL_OBJECT checksum is still the content's; a COMPOSITE one was the parts'
-            sums = dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
+            sums = dict(checksums) if checksums is not None else \
+                dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
             return await self.put_object(dst_bucket, dst_key, self.read_object(src, decrypt_with=decrypt_with),
                                          new_meta, if_match=if_match, if_none_match=if_none_match,
                                          finalize=lambda _summary: sums, size_hint=src.size,
@@ -739,7 +745,7 @@ class StoreCore:
             raise ValueError("copy_object: encrypt_with needs rewrite=True (a shared copy keeps the source's keys)")
         v = await self.put_object_segments(
             dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
-            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums,
+            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
         )
         if src.parts and keep:
             v.parts = list(src.parts)
