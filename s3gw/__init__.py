@@ -20,8 +20,10 @@
     xmlio.py     XML out (string builders) and in (xml.etree, MalformedXML)
     objmeta.py   headers <-> metadata, tags, conditional requests, Range
     posixtrust.py whether the mount may honour the POSIX attributes a write carries
-    ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
-                 ACLs, ownership controls, public access block)
+    ops_*.py     operation handlers by area (bucket, bucket_tagging, object, list, multipart,
+                 access: policies, ACLs, ownership controls, public access block)
+    bucketpages.py ListBuckets' paging and filters (max-buckets, continuation-token, prefix, region)
+    copychecksum.py CopyObject's x-amz-checksum-algorithm: the copy's checksum, computed once
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions
@@ -33,6 +35,8 @@ ObjectStore) and raise S3Error or the engine's errors, which app.py translates. 
 operation's S3 action(s) in authz.py (BUCKET_ACTIONS, OBJECT_ACTIONS or `required`): the table is
 checked against them at import too, so no operation ever runs without authorization.
 
+What the gateway serves of the S3 API, operation by operation, and where it is wider than AWS:
+docs/s3-compatibility.md (checked against the router by tests/s3/test_compatibility_doc.py).
 Compatibility choices, where AWS leaves room: the credential scope must name the configured
 region (s3.region), as AWS checks its own; requests with unsigned x-amz-* headers are refused,
 presigned ones included, as AWS does; SigV2 is not spoken. XML request bodies with a DOCTYPE

@@ -89,6 +89,11 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
     "object-lock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "retention", "legal-hold", "restore", "select", "torrent", "attributes",
+    # newer operations whose requests would otherwise reach another handler (RenameObject a
+    # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
+    # metadata tables a CreateBucket, CreateSession a listing)
+    "renameObject", "annotation", "abac", "session", "metadataConfiguration", "metadataTable",
+    "metadataAnnotationTable", "metadataInventoryTable", "metadataJournalTable",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock"})

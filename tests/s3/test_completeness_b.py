@@ -99,7 +99,12 @@ def test_if_none_match_with_an_etag_on_put(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"one"
     s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfNoneMatch=f'"{"0" * 32}"')  # another ETag: proceed
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"two"
-    s3.put_object(Bucket=bucket, Key="absent", Body=b"x", IfNoneMatch=etag)  # nothing there: proceed
+    x_etag = s3.put_object(Bucket=bucket, Key="absent", Body=b"x", IfNoneMatch=etag)["ETag"]  # nothing there
+    with pytest.raises(ClientError) as exc:  # a copy onto it is a write like any other
+        s3.copy_object(Bucket=bucket, Key="absent", CopySource={"Bucket": bucket, "Key": "k"}, IfNoneMatch=x_etag)
+    assert status(exc) == 412
+    s3.copy_object(Bucket=bucket, Key="absent", CopySource={"Bucket": bucket, "Key": "k"}, IfNoneMatch=f'"{"0" * 32}"')
+    assert s3.get_object(Bucket=bucket, Key="absent")["Body"].read() == b"two"
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket=bucket, Key="k", Body=b"three", IfNoneMatch="*")
     assert status(exc) == 412
@@ -536,3 +541,17 @@ def test_copy_directive_values_are_checked(s3: Any, bucket: str) -> None:
         with pytest.raises(ClientError) as exc:
             s3.copy_object(Bucket=bucket, Key="k2", CopySource={"Bucket": bucket, "Key": "k"}, **kw)
         assert code(exc) == "InvalidArgument"
+
+
+# --- operations of the API that are not served are refused, not served by another ---------------
+
+
+def test_rename_object_is_refused_and_writes_nothing(s3: Any, bucket: str) -> None:
+    """RenameObject is PUT /bucket/key?renameObject: it must not become a PutObject of an empty body."""
+    s3.put_object(Bucket=bucket, Key="src", Body=b"source")
+    s3.put_object(Bucket=bucket, Key="dst", Body=b"destination")
+    with pytest.raises(ClientError) as exc:
+        s3.rename_object(Bucket=bucket, Key="dst", RenameSource=f"{bucket}/src")
+    assert (status(exc), code(exc)) == (501, "NotImplemented")
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"destination"
+    assert s3.get_object(Bucket=bucket, Key="src")["Body"].read() == b"source"
