@@ -35,7 +35,7 @@ def remember_in(t: Txn, upload_id: str, v: ObjectVersion, parts: list[tuple[int,
     """In the completing commit, after `v` was put (it has its seq)."""
     now = time.time_ns()
     t.batch.put(keys.completion(upload_id),
-                CompletionRecord(upload_id, v.bucket, v.key, v.version_id, v.seq, parts_digest(parts), now))
+                CompletionRecord(upload_id, v.bucket, v.key, v.version_id, v.seq, v.etag, parts_digest(parts), now))
     t.batch.put(keys.completion_expiry(now, upload_id), b"")
 
 
@@ -48,6 +48,6 @@ def repeated_in(t: Txn, bucket: str, key: str, upload_id: str, parts: list[tuple
     if time.time_ns() - rec.completed_ns > COMPLETION_SECONDS * 1e9:
         return None  # expired, not yet swept
     current = t.latest(bucket, key)
-    if current is None or current.seq != rec.seq or current.version_id != rec.version_id:
+    if current is None or (current.seq, current.version_id, current.etag) != (rec.seq, rec.version_id, rec.etag):
         return None
     return current

@@ -268,6 +268,7 @@ class CompletionRecord(Record):
     key: str
     version_id: str
     seq: int  # the version it made (the latest version of the key while it is still current)
+    etag: str  # ... and its ETag
     parts_digest: str  # SHA-256 of the completed part list (part numbers and ETags)
     completed_ns: int
 
