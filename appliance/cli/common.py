@@ -55,3 +55,20 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
         fail(f"error: {exc.message}", 1)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+
+
+T = TypeVar("T")
+
+
+def daemon_or_offline(cfg: Config, op: str, args: dict[str, Any], offline: Callable[[], T]) -> Any:
+    """Ask the running daemon to do `op`; when no daemon answers, do it with `offline()` (which
+    opens the metadata DB itself: only possible while the daemon is stopped). A daemon that
+    answers with an error is not retried offline."""
+    from appliance.control import ControlError, call
+
+    try:
+        return call(cfg.control_path, op, args)
+    except ControlError as exc:
+        if not exc.context.get("unreachable"):
+            raise
+    return offline()

@@ -15,24 +15,18 @@ from typing import Any, TextIO
 import click
 
 from appliance.config import Config
-from appliance.control import ControlError, call
 from appliance.engine import offline
 from appliance.iam.admin import load_master_key
 from appliance.iam.commands import run_offline
 
-from .common import appliance_options, run_guarded
+from .common import appliance_options, daemon_or_offline, run_guarded
 
 json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 
 
 def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:
-    try:
-        return call(cfg.control_path, op, args)
-    except ControlError as exc:
-        if not exc.context.get("unreachable"):
-            raise
-    return offline.identity_session(
-        cfg.meta_path, lambda view: run_offline(view, load_master_key(cfg.master_key_path, view), op, args))
+    return daemon_or_offline(cfg, op, args, lambda: offline.identity_session(
+        cfg.meta_path, lambda view: run_offline(view, load_master_key(cfg.master_key_path, view), op, args)))
 
 
 def _do(cfg: Config, op: str, args: dict[str, Any], as_json: bool, render: Callable[[Any], None]) -> None:

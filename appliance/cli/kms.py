@@ -18,22 +18,21 @@ from typing import Any
 import click
 
 from appliance.config import Config
-from appliance.control import ControlError, call
+from appliance.control import call
 from appliance.engine import offline
 from appliance.iam import kms as iam_kms
 from appliance.iam import masterkey
 
-from .common import appliance_options, run_guarded
+from .common import appliance_options, daemon_or_offline, run_guarded
 from .progress import op_progress
 from .registry import daemon_running
 
 
 def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:
-    try:
-        return call(cfg.control_path, op, args)
-    except ControlError as exc:
-        if not exc.context.get("unreachable"):
-            raise
+    return daemon_or_offline(cfg, op, args, lambda: _run_offline(cfg, op, args))
+
+
+def _run_offline(cfg: Config, op: str, args: dict[str, Any]) -> Any:
     with offline.session(cfg.meta_path) as db:
         result = iam_kms.OPS[op](iam_kms.Kms(db, masterkey.open_for(cfg, db)), args)
     if op in iam_kms.CHANGES:
