@@ -27,10 +27,12 @@
     posixtrust.py whether the mount may honour the POSIX attributes a write carries
     objlock.py   object lock at the edge: x-amz-object-lock-* headers, the lock documents, their
                  condition keys, what HEAD/GET report (the rules are the engine's: docs/object-lock.md)
-    ops_*.py     operation handlers by area (bucket, object, list, multipart, access: policies,
-                 ACLs, ownership controls, public access block; encryption: bucket default
-                 encryption; lock: object lock operations, the GOVERNANCE bypass; attributes:
-                 GetObjectAttributes)
+    ops_*.py     operation handlers by area (bucket, bucket_tagging, object, list, multipart,
+                 access: policies, ACLs, ownership controls, public access block; encryption:
+                 bucket default encryption; lock: object lock operations, the GOVERNANCE bypass;
+                 attributes: GetObjectAttributes)
+    bucketpages.py ListBuckets' paging and filters (max-buckets, continuation-token, prefix, region)
+    copychecksum.py CopyObject's x-amz-checksum-algorithm: the copy's checksum, computed once
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions
@@ -42,6 +44,8 @@ ObjectStore) and raise S3Error or the engine's errors, which app.py translates. 
 operation's S3 action(s) in authz.py (BUCKET_ACTIONS, OBJECT_ACTIONS or `required`): the table is
 checked against them at import too, so no operation ever runs without authorization.
 
+What the gateway serves of the S3 API, operation by operation, and where it is wider than AWS:
+docs/s3-compatibility.md (checked against the router by tests/s3/test_compatibility_doc.py).
 Compatibility choices, where AWS leaves room: the credential scope must name the configured
 region (s3.region), as AWS checks its own; requests with unsigned x-amz-* headers are refused,
 presigned ones included, as AWS does (SigV4 only: SigV2 signs every x-amz-* header); SigV2 is

@@ -68,6 +68,9 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.PutBucketVersioning: "s3:PutBucketVersioning",
     Op.GetBucketAcl: "s3:GetBucketAcl",
     Op.PutBucketAcl: "s3:PutBucketAcl",
+    Op.GetBucketTagging: "s3:GetBucketTagging",
+    Op.PutBucketTagging: "s3:PutBucketTagging",
+    Op.DeleteBucketTagging: "s3:PutBucketTagging",  # AWS has no s3:DeleteBucketTagging
     Op.ListObjects: "s3:ListBucket",
     Op.ListObjectsV2: "s3:ListBucket",
     Op.ListObjectVersions: "s3:ListBucketVersions",

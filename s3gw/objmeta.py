@@ -27,9 +27,12 @@ STORAGE_CLASSES = frozenset({
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
-def validate_tags(tags: dict[str, str]) -> dict[str, str]:
-    if len(tags) > MAX_TAGS:
-        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
+def validate_tags(tags: dict[str, str], *, limit: int = MAX_TAGS, what: str = "Object") -> dict[str, str]:
+    """AWS's rules for a tag set: at most `limit` tags (10 on an object, 50 on a bucket), keys of
+    1-128 and values of 0-256 characters, no key in the reserved aws: namespace. Duplicate keys
+    are refused where the tag set is parsed."""
+    if len(tags) > limit:
+        raise S3Error("InvalidTag", f"{what} tags cannot be greater than {limit}")
     for k, v in tags.items():
         if not 1 <= len(k) <= 128:
             raise S3Error("InvalidTag", "The TagKey you have provided is invalid")

@@ -7,6 +7,7 @@ from appliance.engine.errors import BucketAlreadyOwnedByYou, StowageError
 from appliance.iam.objectkeys import default_bucket_encryption
 
 from . import acl as acls
+from . import bucketpages
 from .authz import BUCKET_OWNER_ENFORCED, Check, new_bucket_settings, ownership_of_header
 from .body import read_xml
 from .ctx import Ctx, OpHandler
@@ -23,10 +24,12 @@ LEGACY_REGION = "us-east-1"
 
 async def list_buckets(ctx: Ctx) -> Response:
     buckets = await ctx.authz.visible_buckets(ctx.principal, ctx.conditions)
+    shown = bucketpages.page(buckets, ctx.query, ctx.cfg.s3.region)
     items = "".join(f"<Bucket>{el('Name', b.name)}{el('CreationDate', iso_time(b.created_ns))}"
-                    f"{el('BucketRegion', ctx.cfg.s3.region)}</Bucket>" for b in buckets)
-    return Response(200, [XML], doc("ListAllMyBucketsResult", [ctx.directory.owner_xml(ctx.requester),
-                                                              f"<Buckets>{items}</Buckets>"]))
+                    f"{el('BucketRegion', ctx.cfg.s3.region)}</Bucket>" for b in shown.buckets)
+    return Response(200, [XML], doc("ListAllMyBucketsResult", [
+        ctx.directory.owner_xml(ctx.requester), f"<Buckets>{items}</Buckets>",
+        el("ContinuationToken", shown.continuation_token), el("Prefix", shown.prefix)]))
 
 
 async def create_bucket(ctx: Ctx) -> Response:

@@ -8,6 +8,7 @@ makes it, composite or full-object (mpchecksums.py).
 from __future__ import annotations
 
 from appliance.engine import BodySummary, UploadRecord
+from appliance.engine.errors import NoSuchUpload
 from appliance.iam.objectkeys import Protection
 
 from . import sse
@@ -129,13 +130,17 @@ async def upload_part_copy(ctx: Ctx) -> Response:
 
 
 async def complete_multipart(ctx: Ctx) -> Response:
-    up = _upload(ctx)
+    upload_id = ctx.query.get("uploadId", "")
+    try:
+        up: UploadRecord | None = _upload(ctx)
+    except NoSuchUpload:
+        up = None  # completed already? the engine answers the same completion again, or NoSuchUpload
     h = ctx.req.headers
     # its x-amz-checksum-* headers are the object's checksum, not the XML document's
     parts = await read_xml(ctx, parse_complete, 4 * 1024 * 1024, checksum_headers=False)
-    completion = Completion(up, parts, h)
+    completion = Completion(up, parts, h) if up is not None else None
     v = await ctx.store.complete_multipart(
-        ctx.bucket, ctx.key, up.upload_id, [(p.number, p.etag) for p in parts], if_match=h.get("if-match"),
+        ctx.bucket, ctx.key, upload_id, [(p.number, p.etag) for p in parts], if_match=h.get("if-match"),
         if_none_match=h.get("if-none-match"), finalize=completion)
     headers = [XML]
     if v.version_id != "null" or ctx.store.get_bucket(ctx.bucket).versioning:
@@ -157,16 +162,19 @@ async def abort_multipart(ctx: Ctx) -> Response:
 
 async def list_parts(ctx: Ctx) -> Response:
     up = _upload(ctx)
+    enc = encoder(ctx)  # encoding-type=url on ListParts too, as MinIO takes it
     marker = int_param(ctx, "part-number-marker", 0, 10000)
     max_parts = int_param(ctx, "max-parts", 1000, 1000)
     parts, truncated = ctx.store.list_parts(up.upload_id, marker, max_parts or 1)
     if max_parts == 0:
         parts, truncated = [], False
-    out = [el("Bucket", ctx.bucket), el("Key", ctx.key), el("UploadId", up.upload_id),
-           ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
-           el("StorageClass", up.storage_class or "STANDARD"), el("PartNumberMarker", marker),
-           el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
-           el("IsTruncated", truncated)]
+    out = [el("Bucket", ctx.bucket), el("Key", enc(ctx.key)), el("UploadId", up.upload_id)]
+    if "encoding-type" in ctx.query:
+        out.append(el("EncodingType", "url"))
+    out += [ctx.directory.owner_xml(up.owner, "Initiator"), ctx.directory.owner_xml(up.owner),
+            el("StorageClass", up.storage_class or "STANDARD"), el("PartNumberMarker", marker),
+            el("NextPartNumberMarker", parts[-1].part_number if parts else marker), el("MaxParts", max_parts),
+            el("IsTruncated", truncated)]
     if up.checksum_algorithm:
         out += [el("ChecksumAlgorithm", up.checksum_algorithm), el("ChecksumType", up.checksum_type)]
     for p in parts:

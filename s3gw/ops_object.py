@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from . import sse
+from . import copychecksum, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -146,23 +146,33 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
 
 async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], head: bool,
                     resolver: KeyResolver) -> Response:
+    """One part of the object, as a ranged read (206). An object uploaded in one piece has one
+    part, the whole object, and no x-amz-mp-parts-count, as on AWS."""
     try:
         n = int(ctx.query["partNumber"])
     except ValueError:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive") from None
+        n = 0
+    if not 1 <= n <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                      ArgumentName="partNumber", ArgumentValue=ctx.query["partNumber"])
+    if "range" in ctx.req.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     sizes = v.parts or [v.size]
-    if not 1 <= n <= len(sizes):
+    if n > len(sizes):
         raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable",
-                      headers={"Content-Range": f"bytes */{v.size}"})
+                      headers={"Content-Range": f"bytes */{v.size}"}, PartNumberRequested=str(n),
+                      ActualPartCount=str(len(sizes)))
     start = sum(sizes[: n - 1])
     end = start + sizes[n - 1]
     headers = [(k, val) for k, val in headers if not k.startswith("x-amz-checksum-")]
     if ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
         headers += part_checksum_headers(v, n)
-    headers.append(("x-amz-mp-parts-count", str(len(v.parts))) if v.parts else ("x-amz-mp-parts-count", "1"))
-    headers.append(("Content-Range", f"bytes {start}-{max(end - 1, 0)}/{v.size}"))
+    if v.parts:
+        headers.append(("x-amz-mp-parts-count", str(len(v.parts))))
+    status = 206 if end > start else 200  # an empty part has no byte range to name
+    if end > start:
+        headers.append(("Content-Range", f"bytes {start}-{end - 1}/{v.size}"))
     headers.append(("Content-Length", str(end - start)))
-    status = 206 if v.parts else 200
     if head or end == start:
         return Response(status, headers)
     return Response(status, headers, await _primed(ctx.store.read_object(v, start, end, decrypt_with=resolver)))
@@ -219,13 +229,17 @@ async def copy_object(ctx: Ctx) -> Response:
             meta.tags = put_meta(h).tags if "x-amz-tagging" in h else {}
         else:
             meta.tags = dict(src.tags)
-    if same and meta is None and "versionId" not in h.get("x-amz-copy-source", "") and not sse.changes_encryption(ctx):
+    algorithm = copychecksum.requested(h)
+    new_checksum = copychecksum.changes(src, algorithm)
+    if (same and meta is None and not new_checksum and "versionId" not in h.get("x-amz-copy-source", "")
+            and not sse.changes_encryption(ctx)):
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "
                       "encryption attributes.")
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
     lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
+    checksums = await copychecksum.checksums_for(ctx.store, src, algorithm) if new_checksum and algorithm else None
     # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
     shared, protection = sse.copy_plan(protection, stored)
     if shared:
@@ -238,7 +252,7 @@ async def copy_object(ctx: Ctx) -> Response:
                                     if_none_match=h.get("if-none-match"), rewrite=not shared,
                                     encrypt_with=None if shared else ctx.keys.new_key(protection),
                                     decrypt_with=resolver, lock_mode=lock.mode, retain_until_ns=lock.until_ns,
-                                    legal_hold=bool(lock.legal_hold))
+                                    legal_hold=bool(lock.legal_hold), checksums=checksums)
     headers = [XML]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
@@ -266,22 +280,28 @@ async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
     return updated
 
 
+def _version_id_header(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
+    """x-amz-version-id, except for the "null" version of a bucket that never had versioning
+    (AWS names no version there)."""
+    return [("x-amz-version-id", v.version_id)] if v.version_id != "null" or _versioned(ctx) else []
+
+
 async def put_object_tagging(ctx: Ctx) -> Response:
     # app.py read the document before authorization: its tags are condition keys
     tags = ctx.body_tags if ctx.body_tags is not None else validate_tags(await read_xml(ctx, parse_tagging, 64 * 1024))
     v = await _set_tags(ctx, tags)
-    return Response(200, [("x-amz-version-id", v.version_id)])
+    return Response(200, _version_id_header(ctx, v))
 
 
 async def get_object_tagging(ctx: Ctx) -> Response:
     v = _current_for_tags(ctx)
     tags = "".join(f"<Tag>{el('Key', k)}{el('Value', val)}</Tag>" for k, val in v.tags.items())
-    return Response(200, [XML, ("x-amz-version-id", v.version_id)], doc("Tagging", [f"<TagSet>{tags}</TagSet>"]))
+    return Response(200, [XML, *_version_id_header(ctx, v)], doc("Tagging", [f"<TagSet>{tags}</TagSet>"]))
 
 
 async def delete_object_tagging(ctx: Ctx) -> Response:
     v = await _set_tags(ctx, {})
-    return Response(204, [("x-amz-version-id", v.version_id)])
+    return Response(204, _version_id_header(ctx, v))
 
 
 OPS: dict[str, OpHandler] = {

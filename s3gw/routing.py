@@ -1,8 +1,9 @@
 """Request target -> (bucket, key, query) and method + subresource -> operation name.
 
 Path-style (`/bucket/key`) and virtual-hosted-style (`bucket.<domain>/key`, domain from
-cfg.s3.domain) addressing. Keys are percent-decoded to bytes and must be UTF-8 (InvalidURI
-otherwise); key-length and character rules are checked by the engine.
+cfg.s3.domain) addressing. Keys are percent-decoded to bytes and must be UTF-8, and every '%'
+must start a valid escape (InvalidURI otherwise, as AWS answers); key-length and character rules
+are checked by the engine.
 
 `Op` is every name `operation` can return. Each has a handler (s3gw/optable.py checks this at
 import) unless it is in REFUSED, the gateway's not-implemented table below.
@@ -10,6 +11,7 @@ import) unless it is in REFUSED, the gateway's not-implemented table below.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +34,9 @@ class Op(StrEnum):
     PutBucketVersioning = "PutBucketVersioning"
     GetBucketAcl = "GetBucketAcl"
     PutBucketAcl = "PutBucketAcl"
+    GetBucketTagging = "GetBucketTagging"
+    PutBucketTagging = "PutBucketTagging"
+    DeleteBucketTagging = "DeleteBucketTagging"
     DeleteObjects = "DeleteObjects"
     # access control
     GetBucketPolicy = "GetBucketPolicy"
@@ -81,9 +86,6 @@ class Op(StrEnum):
     ListMultipartUploads = "ListMultipartUploads"
     # recognised but not implemented (REFUSED)
     UnsupportedSubresource = "UnsupportedSubresource"
-    GetBucketTagging = "GetBucketTagging"
-    PutBucketTagging = "PutBucketTagging"
-    DeleteBucketTagging = "DeleteBucketTagging"
     DeleteBucketSubresource = "DeleteBucketSubresource"
     PostObject = "PostObject"
     PostToKey = "PostToKey"
@@ -99,6 +101,11 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     "cors", "lifecycle", "website", "logging", "notification", "replication",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "restore", "select", "torrent",
+    # newer operations whose requests would otherwise reach another handler (RenameObject a
+    # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
+    # metadata tables a CreateBucket, CreateSession a listing)
+    "renameObject", "annotation", "abac", "session", "metadataConfiguration", "metadataTable",
+    "metadataAnnotationTable", "metadataInventoryTable", "metadataJournalTable",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
@@ -112,9 +119,6 @@ _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
 # Operation -> the S3 error code it is answered with.
 REFUSED: Mapping[Op, str] = MappingProxyType({
     Op.UnsupportedSubresource: "NotImplemented",
-    Op.GetBucketTagging: "NotImplemented",
-    Op.PutBucketTagging: "NotImplemented",
-    Op.DeleteBucketTagging: "NotImplemented",
     Op.DeleteBucketSubresource: "NotImplemented",  # DELETE /bucket with any other query
     Op.PostObject: "NotImplemented",  # POST /bucket without ?delete: the browser-form upload
     Op.PostToKey: "NotImplemented",  # POST /bucket/key without ?uploads or ?uploadId
@@ -146,7 +150,13 @@ def parse_query(raw_query: str) -> dict[str, str]:
     return out
 
 
+# a '%' that does not start a two-hex-digit escape: AWS cannot parse such a URI either
+_BAD_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
+
+
 def _decode_path(raw: str) -> str:
+    if _BAD_ESCAPE.search(raw):
+        raise S3Error("InvalidURI")
     try:
         return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
     except (UnicodeDecodeError, UnicodeEncodeError):

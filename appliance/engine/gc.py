@@ -27,6 +27,7 @@ import time
 import trio
 
 from . import keys
+from .completions import COMPLETION_SECONDS
 from .objectstore import ObjectStore
 from .records import SegmentRecord
 
@@ -103,6 +104,20 @@ async def expire_version_markers(store: ObjectStore, older_than: float = VID_MAR
             # a "null" version id is reused by the next null version: keep a mapping that is live
             if raw is not None and store.db.get(keys.version(bucket, key, keys.unpack_seq(raw))) is None:
                 b.delete(keys.vid(bucket, key, version_id))
+        await store.db.commit(b, sync=False)
+    return len(due)
+
+
+async def expire_completions(store: ObjectStore, older_than: float = COMPLETION_SECONDS) -> int:
+    """Forget completed multipart uploads older than `older_than` seconds (completions.py)."""
+    due = _due(store, keys.COMPLETION_EXPIRY, older_than)
+    if not due:
+        return 0
+    async with store.lock:
+        b = store.db.batch()
+        for k in due:
+            b.delete(k)
+            b.delete(keys.completion(keys.split_completion_expiry(k)))
         await store.db.commit(b, sync=False)
     return len(due)
 

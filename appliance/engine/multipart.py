@@ -1,6 +1,7 @@
 """Multipart uploads: parts are segments; completion concatenates segment lists (no data copied).
 
-The ETag of a completed upload is S3's: hex MD5 of the concatenated binary part MD5s, "-N".
+The ETag of a completed upload is S3's: hex MD5 of the concatenated binary part MD5s, "-N". A
+completion sent again gets the same answer for a while (completions.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
-from . import keys, listing, lock
+from . import completions, keys, listing, lock
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .names import check_key, check_new_key
@@ -190,6 +191,9 @@ class MultipartStore(StoreCore):
             b = self._bucket_in(t, bucket)
             up = t.batch.get_record(UploadRecord, keys.upload(bucket, key, upload_id))
             if up is None:
+                done = completions.repeated_in(t, bucket, key, upload_id, parts)
+                if done is not None:
+                    return done  # the same completion again: its answer again
                 raise NoSuchUpload(upload_id=upload_id)
             chosen: list[PartRecord] = []
             for n, etag in parts:
@@ -214,6 +218,7 @@ class MultipartStore(StoreCore):
                 v.checksum_type = up.checksum_type or "COMPOSITE"
                 v.part_checksums = [{a: p.checksums[a] for a in checksums if a in p.checksums} for p in chosen]
             t.put_version(v)
+            completions.remember_in(t, upload_id, v, parts)
             self._drop_upload_in(t, bucket, key, upload_id)
         return v
 

@@ -274,6 +274,21 @@ class PartRecord(Record):
 
 
 @dataclass(slots=True)
+class CompletionRecord(Record):
+    """A multipart upload that was completed, remembered for a while (engine/completions.py): the
+    same completion sent again gets the same answer while the version it made is current."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    version_id: str
+    seq: int  # the version it made (the latest version of the key while it is still current)
+    etag: str  # ... and its ETag
+    parts_digest: str  # SHA-256 of the completed part list (part numbers and ETags)
+    completed_ns: int
+
+
+@dataclass(slots=True)
 class DiskRecord(Record):
     """A data or metadata disk known to this appliance."""
 

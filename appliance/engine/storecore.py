@@ -464,10 +464,13 @@ class StoreCore:
 
     @staticmethod
     def _check_conditions(current: ObjectVersion | None, if_match: str | None, if_none_match: str | None) -> None:
-        if if_none_match is not None:
-            if if_none_match.strip() != "*":
-                raise InvalidArgument("If-None-Match on a write only supports '*'")
-            if current is not None:
+        """A conditional write, evaluated as HTTP does (RFC 9110): If-None-Match fails when a
+        current version exists and the header is "*" or lists its ETag (AWS takes only "*";
+        Ceph and MinIO take ETags too), If-Match fails when none exists (NoSuchKey, as AWS
+        answers) or the header lists neither "*" nor its ETag."""
+        if if_none_match is not None and current is not None:
+            unwanted = [unquote_etag(e) for e in if_none_match.split(",")]
+            if "*" in unwanted or current.etag in unwanted:
                 raise PreconditionFailed(condition="If-None-Match")
         if if_match is not None:
             if current is None:
@@ -764,11 +767,13 @@ class StoreCore:
         lock_mode: str = "",
         retain_until_ns: int = 0,
         legal_hold: bool = False,
+        checksums: dict[str, str] | None = None,
     ) -> ObjectVersion:
         """Copy by reference: the new version shares the source's segments (and so their keys).
         `meta` None keeps the source's metadata; the owner and ACL are never the source's but
         `owner` and `acl`, and its object lock never the source's but the one given (lock_mode ""
-        = the bucket's default retention), as for PutMeta.
+        = the bucket's default retention), as for PutMeta. `checksums` (full-object checksums of
+        the content, computed by the caller) replace the source's when given.
 
         rewrite=True streams the content into a new segment instead, encrypted with
         `encrypt_with` (None: stored in plaintext), reading the source with `decrypt_with`: a
@@ -780,7 +785,8 @@ class StoreCore:
                            lock_mode=lock_mode, retain_until_ns=retain_until_ns, legal_hold=legal_hold)
         if rewrite:
             # a FULL_OBJECT checksum is still the content's; a COMPOSITE one was the parts'
-            sums = dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
+            sums = dict(checksums) if checksums is not None else \
+                dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
             return await self.put_object(dst_bucket, dst_key, self.read_object(src, decrypt_with=decrypt_with),
                                          new_meta, if_match=if_match, if_none_match=if_none_match,
                                          finalize=lambda _summary: sums, size_hint=src.size,
@@ -789,7 +795,7 @@ class StoreCore:
             raise ValueError("copy_object: encrypt_with needs rewrite=True (a shared copy keeps the source's keys)")
         v = await self.put_object_segments(
             dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
-            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums,
+            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
         )
         if src.parts and keep:
             v.parts = list(src.parts)
