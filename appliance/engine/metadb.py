@@ -49,6 +49,7 @@ from .records import Record
 log = logging.getLogger("stowage.metadb")
 
 DB_FORMAT = 1
+RECOVERY_MARKER = "RECOVERING"  # in the DB's directory while recover-metadata builds it
 HELD_MAX = 10_000  # commits held for a journal not yet open; beyond, a snapshot is due instead
 R = TypeVar("R", bound=Record)
 
@@ -88,8 +89,12 @@ class Batch:
 
 
 class MetaDB:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, recovering: bool = False) -> None:
+        """`recovering`: opened by recover-metadata, which may find its own unfinished DB."""
         path.mkdir(parents=True, exist_ok=True)
+        if (path / RECOVERY_MARKER).exists() and not recovering:
+            raise FormatError(f"{path} holds the metadata DB of an unfinished `stowage recover-metadata`: "
+                              "run it again to finish it")
         try:
             self.db = plyvel.DB(str(path), create_if_missing=True)
         except plyvel.Error as exc:
