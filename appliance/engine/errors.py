@@ -164,6 +164,13 @@ class InsufficientStorage(StowageError):
     code = "InsufficientStorage"
 
 
+class MetadataUnavailable(StowageError):
+    """The metadata cannot take a commit: the metadata DB failed a write, or no data disk accepts
+    the metadata journal (S3: 503; writes are refused, reads go on)."""
+
+    code = "ServiceUnavailable"
+
+
 # --- encryption ----------------------------------------------------------------------------
 
 

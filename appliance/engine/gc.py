@@ -66,7 +66,8 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
             if doomed:
                 b.delete(keys.segment(seg_id))
                 b.delete(keys.heal(seg_id))
-            await store.db.commit(b)
+            lsn = await store.db.apply(b)
+        await store.db.durable(lsn)  # in the journal before the files go (outside the lock)
         if doomed and rec is not None:
             await store.seg.delete(rec)
             done += 1

@@ -200,6 +200,12 @@ ACCOUNT = appliance("account")
 SNAPSHOTS_HOLD_PLAINTEXT = appliance("snapshots-hold-plaintext")
 # The id of the first master key this DB was used with: a DB with it and no key file lost its key.
 MASTER_MARK = appliance("master-key")
+# The journal position (u64) of the last commit written to this DB: every commit sets it in its own
+# batch, so a snapshot of the DB says which journal records it holds (journal.py).
+JOURNAL_LSN = appliance("journal-lsn")
+# Set when the journal on the data disks may lack a commit this DB holds (a power cut, writes made
+# without a journal, a rebuilt DB): the next metadata snapshot is due at once (its presence only).
+CHECKPOINT_DUE = appliance("checkpoint-due")
 
 
 def progress(name: str) -> bytes:

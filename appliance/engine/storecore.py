@@ -38,6 +38,7 @@ from .errors import (
     PreconditionFailed,
     StowageError,
 )
+from .journal import JournalTarget
 from .metadb import Batch, MetaDB
 from .names import check_bucket_name, check_key, check_new_key
 from .records import BucketRecord, GcEntry, HealEntry, InodeRecord, ObjectVersion, SegmentRecord, SegmentRef
@@ -290,7 +291,9 @@ class Txn:
 
 
 class StoreCore:
-    def __init__(self, cfg: Config, db: MetaDB, disks: DiskSet) -> None:
+    def __init__(self, cfg: Config, db: MetaDB, disks: DiskSet, *, journal: bool = True) -> None:
+        """`journal`: open the metadata journal on the data disks (blocking: it reads the
+        journal's newest files; see journal.py). Off only to measure what it costs."""
         self.cfg = cfg
         self.db = db
         self.disks = disks
@@ -302,6 +305,19 @@ class StoreCore:
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
         self.geometries: dict[str, Geometry] = {}
         self.configure_pools()
+        if journal:
+            db.open_journal(self.journal_targets(), self.journal_quorum())
+            raw = db.get(keys.appliance("seq"))  # the journal may have brought newer commits
+            self.last_seq = max(self.last_seq, keys.unpack_seq(raw) if raw else 0)
+
+    def journal_targets(self) -> list[JournalTarget]:
+        """The disks the metadata journal is written to: every data disk that takes writes."""
+        return [JournalTarget(d.disk_id, d.path) for d in self.disks
+                if d.role == "data" and d.writable and d.is_initialised()]
+
+    def journal_quorum(self) -> int:
+        """Disks a commit must be durable on: one more than the disk losses the data survives."""
+        return max((g.m for g in self.geometries.values()), default=0) + 1
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -365,13 +381,17 @@ class StoreCore:
 
     @contextlib.asynccontextmanager
     async def txn(self) -> AsyncIterator[Txn]:
-        """Lock, build, commit durably, then notify listeners."""
+        """Lock, build, write, release the lock, wait until durable, then notify listeners.
+        The lock covers the LevelDB write (so the next transaction reads this one's writes);
+        waiting for the journal's fsyncs outside it lets concurrent commits share them."""
         async with self.lock:
             t = Txn(self)
             yield t
             t.finish()
             with trio.CancelScope(shield=True):
-                await self.db.commit(t.batch, sync=True)
+                lsn = await self.db.apply(t.batch, sync=True)
+        with trio.CancelScope(shield=True):
+            await self.db.durable(lsn)
         self._notify(t.changed)
         if self.commit_hooks and t.changed:
             await self._run_commit_hooks(t.changed)
