@@ -18,6 +18,7 @@ import base64
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import trio
 
@@ -60,6 +61,7 @@ class S3App:
                  observers: Sequence[Observer] = ()) -> None:
         self.store = store
         self.admin = admin or AdminPaths()  # /_stowage/v1/<name>: the appliance's own endpoints
+        self.admin.authorize = self.admin_allowed
         self.observers = tuple(observers)  # metrics and access logs, told of every S3 and IAM request
         self.keys = keys
         self.cfg = cfg
@@ -135,7 +137,10 @@ class S3App:
         if refusal is not None:
             raise S3Error(refusal)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
-        ex.bucket = r.bucket if view is not None else ""
+        if view is not None:
+            ex.bucket = r.bucket
+            if not r.key and r.op.startswith(("Put", "Delete")):  # a bucket setting: the audit log's "before"
+                ex.bucket_before = asdict(view.record)
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
@@ -181,6 +186,21 @@ class S3App:
             auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
                                 region=self.cfg.s3.region)
         return found[-1], auth
+
+    async def admin_allowed(self, req: Request, action: str) -> bool:
+        """Whether a request to /_stowage/v1/ is signed (SigV4, or SigV2 where allowed) by a
+        principal whose identity policies allow `action` (a `stowage:*` action; root may do
+        every one). Unsigned or badly signed requests are not."""
+        try:
+            r = route(req.method, req.target, req.headers.get("host", ""), "", False)
+            if is_anonymous(r.query, req.headers):
+                return False
+            principal, _ = self._authenticate(req, r)
+        except S3Error:
+            return False
+        if principal.kind == "root":
+            return True
+        return await self.authz.decide(principal, Check(action, "", bucket_policy=False), {}, None)
 
     async def _may_list(self, ctx: Ctx, view: BucketView | None) -> bool:
         return ctx.principal.kind == "root" or await self.authz.decide(

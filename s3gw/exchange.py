@@ -39,6 +39,8 @@ class Exchange:
     tls: bool = False
     referrer: str = ""
     host: str = ""
+    # the bucket's settings before a bucket-setting request ran (the audit log's "before")
+    bucket_before: dict[str, object] | None = None
 
 
 class Observer(Protocol):

@@ -25,7 +25,7 @@ from .adminpaths import AdminPaths
 from .app import S3App
 from .exchange import Observer
 from .http import ServerState, refuse_connection, serve_connection
-from .iamapi import IamApi
+from .iamapi import ChangeHook, IamApi
 
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
@@ -82,12 +82,14 @@ async def serve_s3(
     admin: AdminPaths | None = None,
     observers: Sequence[Observer] = (),
     state: ServerState | None = None,
+    iam_changes: ChangeHook | None = None,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`admin`: the /_stowage/v1/ endpoints; `observers`: told of every request (metrics, access
-    logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it."""
+    logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it;
+    `iam_changes`: told of every change made through the IAM API (the audit log)."""
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities), admin, observers)
+    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities, iam_changes), admin, observers)
     tls = _tls_context(cfg)
     state = state or ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)

@@ -1,0 +1,53 @@
+"""Control ops of the operator's side (registered by the daemon):
+
+    metrics.token {}                       a new bearer token for /_stowage/v1/metrics -> {"token"}
+                                           (only its SHA-256 is stored; the old one stops working)
+    access-log.set {"bucket", "enabled"}   the structured access log for one bucket -> its settings
+    access-log.list {}                     the buckets with logging settings
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from appliance.control import ControlServer, Emit
+from appliance.engine.errors import StowageError
+from appliance.engine.objectstore import ObjectStore
+from appliance.opstate import METRICS_TOKEN, OperatorState
+from s3gw.metrics import token_digest
+
+
+class BadArgument(StowageError):
+    code = "InvalidArgument"
+
+
+def new_metrics_token() -> tuple[str, dict[str, Any]]:
+    """A token and what is stored of it."""
+    token = secrets.token_urlsafe(32)
+    return token, {"sha256": token_digest(token)}
+
+
+def register(control: ControlServer, state: OperatorState, store: ObjectStore) -> None:
+    async def metrics_token(args: dict[str, Any], emit: Emit) -> Any:
+        token, stored = new_metrics_token()
+        await state.put(METRICS_TOKEN, stored)
+        return {"token": token}
+
+    async def access_log_set(args: dict[str, Any], emit: Emit) -> Any:
+        bucket, enabled = args.get("bucket"), args.get("enabled")
+        if not isinstance(bucket, str) or not isinstance(enabled, bool):
+            raise BadArgument("access-log.set needs a bucket name and enabled: true or false")
+        store.get_bucket(bucket)  # NoSuchBucket
+        rec = state.logging_or_default(bucket)
+        rec.access_log = enabled
+        await state.put_logging(rec)
+        return {"bucket": bucket, "access_log": enabled, "target_bucket": rec.target_bucket}
+
+    async def access_log_list(args: dict[str, Any], emit: Emit) -> Any:
+        return [{"bucket": r.bucket, "access_log": r.access_log, "target_bucket": r.target_bucket,
+                 "target_prefix": r.target_prefix} for r in state.all_logging()]
+
+    control.register("metrics.token", metrics_token)
+    control.register("access-log.set", access_log_set)
+    control.register("access-log.list", access_log_list)
