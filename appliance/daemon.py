@@ -75,7 +75,7 @@ class Daemon:
     def __post_init__(self) -> None:
         # a KMS key made on first use (aws/s3) exists only in the DB until a snapshot holds it
         self.keys = ObjectKeys(self.kms, lambda: self.healing.snapshotter.take(force=True))
-        self.operator = Operator(self.cfg, self.store, self.healing)
+        self.operator = Operator(self.cfg, self.store, self.healing, self.keys)
 
     @property
     def disks(self) -> DiskSet:

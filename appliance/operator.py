@@ -12,17 +12,20 @@ from prometheus_client import CollectorRegistry
 
 from appliance.config import Config
 from appliance.engine.objectstore import ObjectStore
+from appliance.iam.objectkeys import ObjectKeys
 from appliance.services.healing import Healing
 from s3gw.adminpaths import AdminPaths
 from s3gw.exchange import Observer
 from s3gw.http import Request, ServerState
 from s3gw.metrics import GatewayMetrics, MetricsEndpoint
 
+from .accesslog import AccessLog
 from .audit import AuditLog
 from .auditing import Auditor
 from .health import HealthEndpoint, Readiness
 from .metrics import LoopLag, appliance_registry
 from .opstate import METRICS_TOKEN, OperatorState
+from .s3accesslog import ServerAccessLog
 
 Worker = Callable[..., Awaitable[None]]
 
@@ -32,6 +35,7 @@ class Operator:
     cfg: Config
     store: ObjectStore
     healing: Healing
+    keys: ObjectKeys
     state: OperatorState = field(init=False)
     admin: AdminPaths = field(default_factory=AdminPaths)
     registry: CollectorRegistry = field(init=False)
@@ -40,6 +44,8 @@ class Operator:
     readiness: Readiness = field(init=False)
     lag: LoopLag = field(init=False)
     auditor: Auditor = field(init=False)
+    access_log: AccessLog = field(init=False)
+    server_log: ServerAccessLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = OperatorState(self.store.db)
@@ -50,6 +56,8 @@ class Operator:
         self.lag = LoopLag(self.registry)
         self.readiness = Readiness(self.store)
         self.auditor = Auditor(AuditLog.for_state_dir(self.cfg.state_dir), self.store.db)
+        self.access_log = AccessLog(self.cfg, self.store)
+        self.server_log = ServerAccessLog(self.store, self.keys, self.cfg.access_log.delivery_interval_seconds)
         metrics = MetricsEndpoint(self.registry, self.cfg.admin.metrics_public, self._token_digest, self._authorize)
         self.admin.register("metrics", metrics.handle)
         self.admin.register("health", HealthEndpoint(self.readiness).handle)
@@ -64,7 +72,7 @@ class Operator:
 
     @property
     def observers(self) -> list[Observer]:
-        return [self.gateway, self.auditor]
+        return [self.gateway, self.auditor, self.access_log, self.server_log]
 
     def workers(self) -> list[Worker]:
-        return [self.lag.serve]
+        return [self.lag.serve, self.server_log.serve]

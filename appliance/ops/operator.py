@@ -14,6 +14,7 @@ from typing import Any
 from appliance.control import ControlServer, Emit
 from appliance.engine.errors import StowageError
 from appliance.engine.objectstore import ObjectStore
+from appliance.engine.records import BucketLoggingRecord
 from appliance.opstate import METRICS_TOKEN, OperatorState
 from s3gw.metrics import token_digest
 
@@ -38,15 +39,14 @@ def register(control: ControlServer, state: OperatorState, store: ObjectStore) -
         bucket, enabled = args.get("bucket"), args.get("enabled")
         if not isinstance(bucket, str) or not isinstance(enabled, bool):
             raise BadArgument("access-log.set needs a bucket name and enabled: true or false")
-        store.get_bucket(bucket)  # NoSuchBucket
-        rec = state.logging_or_default(bucket)
-        rec.access_log = enabled
-        await state.put_logging(rec)
+        old = store.bucket_logging(bucket)
+        rec = BucketLoggingRecord(bucket, enabled, old.target_bucket if old else "", old.target_prefix if old else "")
+        await store.set_bucket_logging(rec)
         return {"bucket": bucket, "access_log": enabled, "target_bucket": rec.target_bucket}
 
     async def access_log_list(args: dict[str, Any], emit: Emit) -> Any:
         return [{"bucket": r.bucket, "access_log": r.access_log, "target_bucket": r.target_bucket,
-                 "target_prefix": r.target_prefix} for r in state.all_logging()]
+                 "target_prefix": r.target_prefix} for r in store.all_bucket_logging()]
 
     control.register("metrics.token", metrics_token)
     control.register("access-log.set", access_log_set)
