@@ -75,7 +75,7 @@ class Daemon:
     def __post_init__(self) -> None:
         # a KMS key made on first use (aws/s3) exists only in the DB until a snapshot holds it
         self.keys = ObjectKeys(self.kms, lambda: self.healing.snapshotter.take(force=True))
-        self.operator = Operator(self.cfg, self.store, self.healing, self.keys)
+        self.operator = Operator(self.cfg, self.store, self.healing, self.keys, self.identities.master)
 
     @property
     def disks(self) -> DiskSet:
@@ -233,9 +233,10 @@ def register_control_ops(d: Daemon) -> None:
     iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
-    operator_ops.register(d.control, d.operator.state, d.store)
+    operator_ops.register(d.control, d.operator.state, d.store, d.operator.alerter)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
-    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
+                     [rewrap_secrets, d.operator.alerter.rewrap])

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from appliance.alerts import pool_space
 from appliance.engine import keys
 from appliance.engine.journal import BATCH_BOUNDS
 from appliance.engine.objectstore import ObjectStore
@@ -148,18 +149,7 @@ class ApplianceCollector(Collector):
                                 labels=["pool", "k"])
         for p in pools:
             members = store.disks.pool(p)
-            seen: set[int] = set()
-            t = f = 0
-            for d in members:
-                try:
-                    dev = d.path.stat().st_dev
-                except OSError:
-                    continue
-                if dev in seen:  # disks sharing a filesystem (embedded mode) count once
-                    continue
-                seen.add(dev)
-                t += d.total_bytes()
-                f += d.free_bytes() if d.writable else 0
+            t, f = pool_space(members)
             size.add_metric([p], float(t))
             free.add_metric([p], float(f))
             disks.add_metric([p, "true"], float(sum(1 for d in members if d.writable)))

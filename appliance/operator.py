@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from appliance.config import Config
 from appliance.engine.objectstore import ObjectStore
+from appliance.iam.masterkey import MasterKey
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.services.healing import Healing
 from s3gw.adminpaths import AdminPaths
@@ -20,6 +21,7 @@ from s3gw.http import Request, ServerState
 from s3gw.metrics import GatewayMetrics, MetricsEndpoint
 
 from .accesslog import AccessLog
+from .alerts import Alerter
 from .audit import AuditLog
 from .auditing import Auditor
 from .health import HealthEndpoint, Readiness
@@ -36,6 +38,7 @@ class Operator:
     store: ObjectStore
     healing: Healing
     keys: ObjectKeys
+    master: MasterKey
     state: OperatorState = field(init=False)
     admin: AdminPaths = field(default_factory=AdminPaths)
     registry: CollectorRegistry = field(init=False)
@@ -46,6 +49,7 @@ class Operator:
     auditor: Auditor = field(init=False)
     access_log: AccessLog = field(init=False)
     server_log: ServerAccessLog = field(init=False)
+    alerter: Alerter = field(init=False)
 
     def __post_init__(self) -> None:
         self.state = OperatorState(self.store.db)
@@ -57,6 +61,7 @@ class Operator:
         self.readiness = Readiness(self.store)
         self.auditor = Auditor(AuditLog.for_state_dir(self.cfg.state_dir), self.store.db)
         self.access_log = AccessLog(self.cfg, self.store)
+        self.alerter = Alerter(self.store, self.healing, self.cfg.alerts, self.state, self.master)
         self.server_log = ServerAccessLog(self.store, self.keys, self.cfg.access_log.delivery_interval_seconds)
         metrics = MetricsEndpoint(self.registry, self.cfg.admin.metrics_public, self._token_digest, self._authorize)
         self.admin.register("metrics", metrics.handle)
@@ -75,4 +80,4 @@ class Operator:
         return [self.gateway, self.auditor, self.access_log, self.server_log]
 
     def workers(self) -> list[Worker]:
-        return [self.lag.serve, self.server_log.serve]
+        return [self.lag.serve, self.server_log.serve, self.alerter.serve]

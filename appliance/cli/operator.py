@@ -122,4 +122,51 @@ def access_log_list(cfg: Config, as_json: bool) -> None:
         click.echo(f"{r['bucket']:<40} access log {'on' if r['access_log'] else 'off'}{target}")
 
 
-commands = [credentials, metrics_token, access_log]
+@click.group("alerts")
+def alerts() -> None:
+    """Built-in alerts (webhook and email, [alerts] in the config)."""
+
+
+def _alert_rows(cfg: Config, op: str, as_json: bool) -> None:
+    from appliance.control import call
+
+    rows: list[dict[str, Any]] = run_guarded(lambda: call(cfg.control_path, op, {}))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no alerts")
+    for r in rows:
+        state = "resolved" if r["resolved_at"] else r["severity"]
+        click.echo(f"{state:<9} {r['summary']}" + (f" ({r['detail']})" if r["detail"] else ""))
+
+
+@alerts.command("list")
+@appliance_options
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def alerts_list(cfg: Config, as_json: bool) -> None:
+    """The alerts firing now."""
+    _alert_rows(cfg, "alerts.list", as_json)
+
+
+@alerts.command("check")
+@appliance_options
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def alerts_check(cfg: Config, as_json: bool) -> None:
+    """Evaluate the alert conditions now (and send what changed)."""
+    _alert_rows(cfg, "alerts.check", as_json)
+
+
+@alerts.command("smtp-password")
+@appliance_options
+@click.option("--remove", is_flag=True, help="forget the stored password")
+def alerts_smtp_password(cfg: Config, remove: bool) -> None:
+    """Store the SMTP password (read from the terminal or stdin), wrapped by the master key."""
+    from appliance.control import call
+
+    password = "" if remove else click.prompt("SMTP password", hide_input=True, err=True)
+    r = run_guarded(lambda: call(cfg.control_path, "alerts.smtp-password", {"password": password}))
+    click.echo("SMTP password stored (wrapped)" if r["set"] else "SMTP password removed")
+
+
+commands = [credentials, metrics_token, access_log, alerts]

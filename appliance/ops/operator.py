@@ -4,6 +4,9 @@
                                            (only its SHA-256 is stored; the old one stops working)
     access-log.set {"bucket", "enabled"}   the structured access log for one bucket -> its settings
     access-log.list {}                     the buckets with logging settings
+    alerts.list {}                         the alerts firing (or resolved, not yet announced)
+    alerts.check {}                        evaluate the alert conditions now -> alerts.list
+    alerts.smtp-password {"password"}      store the SMTP password wrapped by the master key
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from appliance.alerts import Alerter
 from appliance.control import ControlServer, Emit
 from appliance.engine.errors import StowageError
 from appliance.engine.objectstore import ObjectStore
@@ -29,7 +33,7 @@ def new_metrics_token() -> tuple[str, dict[str, Any]]:
     return token, {"sha256": token_digest(token)}
 
 
-def register(control: ControlServer, state: OperatorState, store: ObjectStore) -> None:
+def register(control: ControlServer, state: OperatorState, store: ObjectStore, alerter: Alerter) -> None:
     async def metrics_token(args: dict[str, Any], emit: Emit) -> Any:
         token, stored = new_metrics_token()
         await state.put(METRICS_TOKEN, stored)
@@ -48,6 +52,23 @@ def register(control: ControlServer, state: OperatorState, store: ObjectStore) -
         return [{"bucket": r.bucket, "access_log": r.access_log, "target_bucket": r.target_bucket,
                  "target_prefix": r.target_prefix} for r in store.all_bucket_logging()]
 
+    async def alerts_list(args: dict[str, Any], emit: Emit) -> Any:
+        return alerter.to_json()
+
+    async def alerts_check(args: dict[str, Any], emit: Emit) -> Any:
+        await alerter.evaluate()
+        return alerter.to_json()
+
+    async def smtp_password(args: dict[str, Any], emit: Emit) -> Any:
+        password = args.get("password")
+        if not isinstance(password, str):
+            raise BadArgument("alerts.smtp-password needs a password (\"\" removes it)")
+        await alerter.set_password(password)
+        return {"set": bool(password)}
+
+    control.register("alerts.list", alerts_list)
+    control.register("alerts.check", alerts_check)
+    control.register("alerts.smtp-password", smtp_password)
     control.register("metrics.token", metrics_token)
     control.register("access-log.set", access_log_set)
     control.register("access-log.list", access_log_list)
