@@ -6,42 +6,64 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= ./stowage-data
 
-APT_PACKAGES := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
-	xfsprogs e2fsprogs smartmontools util-linux sqlite3 rsync git tar attr \
-	s3cmd rclone restic s3fs fio debootstrap systemd-container
+# What running the appliance needs; `make run` installs only these.
+RUN_APT := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
+	xfsprogs e2fsprogs smartmontools util-linux attr
+# What the test suite drives besides: S3 clients, a FUSE S3 client, fio, and the image tests' tools.
+TEST_APT := sqlite3 rsync git tar s3cmd rclone restic s3fs fio debootstrap systemd-container
+# Where `stowage` is linked so that it is on PATH after set-up.
+BINDIR ?= $(if $(filter 0,$(shell id -u)),/usr/local/bin,$(HOME)/.local/bin)
 
-.PHONY: setup run test lint bench install clean-venv
+.PHONY: setup setup-test run test lint bench install clean-venv
 
-setup: .stamp-apt $(VENV)/.stamp-pip
+setup: .stamp-apt-run $(VENV)/.stamp-pip $(BINDIR)/stowage
+setup-test: setup .stamp-apt-test $(VENV)/.stamp-pip-dev
 
 # apt-get only runs when a package is missing, so re-running is cheap; it waits for another
 # apt/dpkg run holding the lock (up to 10 minutes) instead of failing.
-.stamp-apt: Makefile
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing apt packages: $$missing"; \
 		apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; \
 	fi
 	@touch $@
+endef
 
-$(VENV)/.stamp-pip: pyproject.toml .stamp-apt
+.stamp-apt-run: Makefile
+	$(call apt_install,$(RUN_APT))
+
+.stamp-apt-test: Makefile
+	$(call apt_install,$(TEST_APT))
+
+$(VENV)/.stamp-pip: pyproject.toml .stamp-apt-run
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.stamp-pip-dev: pyproject.toml $(VENV)/.stamp-pip .stamp-apt-test
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-run: setup
-	$(BIN)/stowage serve --data $(DATA)
+# `stowage` on PATH: a link to the virtualenv's entry point (it finds ./stowage-data by itself)
+$(BINDIR)/stowage: $(VENV)/.stamp-pip
+	@mkdir -p $(BINDIR)
+	@ln -sfn $(CURDIR)/$(BIN)/stowage $@
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "note: add $(BINDIR) to PATH to run stowage";; esac
 
-test: setup
+run: setup
+	$(BIN)/stowage serve --data $(DATA) --banner
+
+test: setup-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: setup
+lint: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: setup
+bench: setup-test
 	$(BIN)/python -m bench.engine
 
 # Install or upgrade Stowage on this (Debian 12) box as a systemd service; see images/install.sh.

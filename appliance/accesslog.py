@@ -14,7 +14,6 @@ signature stays out), the access key id only (not a secret).
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import logging.handlers
@@ -27,6 +26,8 @@ from typing import Any
 from appliance.config import Config
 from appliance.engine.objectstore import ObjectStore
 from s3gw.exchange import Exchange
+
+from .journald import Journal
 
 log = logging.getLogger("stowage.access")
 
@@ -60,13 +61,13 @@ def _file_writer(path: Path, max_bytes: int, backups: int) -> Callable[[dict[str
 
 
 def _journal_writer() -> Callable[[dict[str, Any]], None]:
-    # python3-systemd: only needed with access_log.target = "journal"
-    journal = importlib.import_module("systemd.journal")
+    journal = Journal()
 
     def write(doc: dict[str, Any]) -> None:
-        fields = {f"STOWAGE_{k.upper()}": str(v) for k, v in doc.items()}
-        journal.send(f"{doc['operation']} {doc['bucket']}/{doc['key']} {doc['status']}",
-                     SYSLOG_IDENTIFIER="stowage-access", **fields)
+        fields = {"MESSAGE": f"{doc['operation']} {doc['bucket']}/{doc['key']} {doc['status']}",
+                  "SYSLOG_IDENTIFIER": "stowage-access", "PRIORITY": "6"}
+        fields.update({f"STOWAGE_{k.upper()}": str(v) for k, v in doc.items()})
+        journal.send(fields)
 
     return write
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -151,7 +152,9 @@ def _warn_if_open(cfg: Config) -> None:
         log.warning("data directory %s is open to other users (mode %03o); chmod 700 it", cfg.state_dir, mode)
 
 
-async def run(cfg: Config, notifier: Notifier | None = None) -> None:
+async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[[Daemon], None] | None = None
+              ) -> None:
+    """`on_ready`: called once every service is up (`stowage serve --banner` prints where things are)."""
     os.umask(PRIVATE_UMASK)  # in every mode, not only under the systemd unit's UMask=
     _warn_if_open(cfg)
     if _mount_wanted(cfg):
@@ -176,13 +179,13 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
-        await _serve(daemon)
+        await _serve(daemon, on_ready)
     finally:
         db.close()
         log.info("metadata DB closed")
 
 
-async def _serve(d: Daemon) -> None:
+async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) -> None:
     cfg = d.cfg
     register_control_ops(d)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -212,6 +215,8 @@ async def _serve(d: Daemon) -> None:
             op.readiness.phase = "serving"
             log.info("ready: %s", d.summary())
             d.notifier.ready(d.summary())
+            if on_ready is not None:
+                on_ready(d)
             await nursery.start(run_status, d.notifier, d.summary)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ def main() -> None:
 @click.option("--listen", default=None, help="S3 listen address HOST:PORT (port 0: any free port)")
 @click.option("--mount", "mount_dir", type=click.Path(file_okay=False), default=None, help="mount the buckets here")
 @click.option("--no-mount", is_flag=True, help="do not mount the filesystem view")
-def serve(cfg: Config, listen: str | None, mount_dir: str | None, no_mount: bool) -> None:
+@click.option("--banner", is_flag=True, help="print the endpoint, mount and how to get the credentials once up")
+def serve(cfg: Config, listen: str | None, mount_dir: str | None, no_mount: bool, banner: bool) -> None:
     """Run the appliance daemon (S3 gateway, mount, healing) in the foreground."""
     from appliance.config import validate
     from appliance.daemon import run
@@ -56,7 +58,9 @@ def serve(cfg: Config, listen: str | None, mount_dir: str | None, no_mount: bool
     if (s3, mount) != (cfg.s3, cfg.mount):
         cfg = run_guarded(lambda: validate(replace(cfg, s3=s3, mount=mount)))
     setup_logging(cfg.log_level)
-    run_guarded(lambda: trio.run(run, cfg))
+    from .operator import print_banner
+
+    run_guarded(lambda: trio.run(partial(run, cfg, on_ready=print_banner if banner else None)))
 
 
 def control_call(cfg: Config, op: str, args: dict[str, Any] | None = None, **kw: Any) -> Any:

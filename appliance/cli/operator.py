@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from appliance.engine import offline
 from appliance.opstate import METRICS_TOKEN, OperatorState
 
 from .common import appliance_options, daemon_or_offline, fail, run_guarded
+
+if TYPE_CHECKING:
+    from appliance.daemon import Daemon
 
 
 def _endpoint(cfg: Config) -> str:
@@ -28,6 +31,35 @@ def _endpoint(cfg: Config) -> str:
         pass
     host, port = parse_listen(cfg.s3.listen)
     return f"{'https' if cfg.s3.tls_cert else 'http'}://{host}:{port}"
+
+
+def print_banner(d: Daemon) -> None:
+    """What `make run` shows once the appliance is up."""
+    cfg = d.cfg
+    data = f" --data {shlex.quote(cfg.state_dir)}" if cfg.embedded and not _found_by_default(cfg) else ""
+    lines = ["", "Stowage is running.",
+             f"  S3 endpoint:  {d.s3_endpoint or 'off'}   (region {cfg.s3.region})"]
+    if "console" in d.operator.admin.handlers and d.s3_endpoint:
+        lines.append(f"  console:      {d.s3_endpoint}/_stowage/v1/console/")
+    lines += [f"  mount:        {d.mount_path or 'off (FUSE not available or disabled)'}",
+              f"  credentials:  stowage credentials{data}     or in a shell: "
+              f"eval \"$(stowage credentials{data} --env)\""]
+    if d.s3_endpoint:
+        lines.append(f"  health:       {d.s3_endpoint}/_stowage/v1/health/ready")
+    lines += ["It keeps running in the foreground: Ctrl-C stops it (requests drain, the mount is unmounted).", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _found_by_default(cfg: Config) -> bool:
+    """Whether `stowage` run from this directory finds this appliance without --data."""
+    import os
+
+    env = os.environ.get("STOWAGE_DATA")
+    here = Path(env) if env else Path("stowage-data")
+    try:
+        return here.resolve() == Path(cfg.state_dir).resolve()
+    except OSError:
+        return False
 
 
 @click.command("credentials")
