@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,8 +170,10 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
         await trio.to_thread.run_sync(sweep_orphans, store)
         root = resolve_root_key(cfg)
         if root.generated:
-            print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
-                  f"  access key: {root.access_key}\n  secret key: {root.secret_key}", flush=True)
+            # the secret only to a terminal: stdout may be a log (the journal, a file)
+            secret = root.secret_key if sys.stdout.isatty() else "(see `stowage credentials`)"
+            print(f"Stowage root credentials (stored in {cfg.credentials_file}, mode 0600):\n"
+                  f"  access key: {root.access_key}\n  secret key: {secret}", flush=True)
         identities = await IdentityAdmin.open(store, root, cfg.master_key_path)
         kms = Kms(db, identities.master)  # one key ring: rotate-master changes what both use
         await trio.to_thread.run_sync(mark_master, db, identities.master)

@@ -5,11 +5,13 @@ requests made; who may read the metrics; health in each state."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from ..conftest import REPO
 from .helpers import http_get, samples, signed_headers, value
 
 METRICS = "/_stowage/v1/metrics"
@@ -78,6 +80,12 @@ def test_metrics_count_a_mixed_workload(daemon: Any) -> None:
     assert value(m, "stowage_process_open_fds") > 5
     assert value(m, "stowage_heal_backlog_segments") == 0
     assert ("stowage_event_loop_lag_seconds_count", ()) in m
+    # the Grafana dashboard and the Prometheus rules in docs/ use only names the endpoint serves
+    names = {name for name, _ in m} | {"stowage_fuse_operation_duration_seconds_count",
+                                       "stowage_fuse_operation_duration_seconds_bucket"}  # no mount here
+    for doc in ("grafana-dashboard.json", "prometheus-alerts.yml"):
+        used = set(re.findall(r"stowage_[a-z0-9_]+", (REPO / "docs" / doc).read_text()))
+        assert used and used <= names, (doc, used - names)
 
 
 def test_who_may_read_the_metrics(daemon: Any) -> None:

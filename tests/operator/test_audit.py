@@ -1,0 +1,58 @@
+"""The audit log against the real daemon: changes through the CLI, the IAM API and S3 each give
+one line with who, what, when, from where, before and after; reads give none; secrets are
+redacted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+
+def _audit(d: Any) -> list[dict[str, Any]]:
+    path = d.data_dir / "log" / "audit.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_audit_log_of_cli_iam_and_s3_changes(daemon: Any) -> None:
+    created = json.loads(daemon.cli("user", "add", "carol", "--policy", "readonly", "--json").stdout)
+    daemon.cli("user", "list")  # a read: not audited
+    entries = _audit(daemon)
+    assert [e["action"] for e in entries] == ["user.add"]
+    e = entries[0]
+    assert e["source"] == "cli" and e["who"].startswith("uid ") and e["from"].startswith("pid ")
+    assert e["outcome"] == "ok" and "carol" in e["target"]
+    assert e["after"]["result"]["secret_key"] == "[redacted]"
+    assert created["secret_key"] not in (daemon.data_dir / "log" / "audit.log").read_text()
+
+    iam = boto3.client("iam", endpoint_url=daemon.endpoint, aws_access_key_id=daemon.access_key,
+                       aws_secret_access_key=daemon.secret_key, region_name="us-east-1")
+    iam.create_user(UserName="dave")
+    made = iam.create_access_key(UserName="dave")["AccessKey"]
+    iam.list_users()
+    s3 = daemon.s3()
+    s3.create_bucket(Bucket="audited")
+    s3.put_bucket_versioning(Bucket="audited", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="audited", Key="data", Body=b"object writes are not settings")
+    s3.put_bucket_tagging(Bucket="audited", Tagging={"TagSet": [{"Key": "team", "Value": "ops"}]})
+    bad = daemon.cli("user", "remove", "nobody-here", check=False)
+    assert bad.returncode != 0
+
+    entries = _audit(daemon)[1:]
+    assert [(e["source"], e["action"]) for e in entries] == [
+        ("iam", "iam:CreateUser"), ("iam", "iam:CreateAccessKey"), ("s3", "CreateBucket"),
+        ("s3", "PutBucketVersioning"), ("s3", "PutBucketTagging"), ("cli", "user.remove")]
+    create_user, create_key, bucket, versioning, tagging, failed = entries
+    assert create_user["who"].endswith(":root") and create_user["from"].startswith("127.0.0.1:")
+    assert create_user["target"] == "dave" and create_user["after"] == {"UserName": "dave"}
+    assert create_key["target"] == "dave"
+    assert bucket["target"] == "audited" and bucket["before"] is None and bucket["after"]["name"] == "audited"
+    assert versioning["before"] == {"versioning": ""} and versioning["after"] == {"versioning": "Enabled"}
+    assert tagging["before"] == {"tags": {}} and tagging["after"] == {"tags": {"team": "ops"}}
+    assert failed["outcome"] != "ok"
+    text = (daemon.data_dir / "log" / "audit.log").read_text()
+    assert made["SecretAccessKey"] not in text
+    assert (daemon.data_dir / "log" / "audit.log").stat().st_mode & 0o777 == 0o600
+    assert "audit: s3 PutBucketVersioning audited" in Path(daemon.log_path).read_text()
