@@ -136,3 +136,24 @@ def test_health_endpoints(daemon: Any) -> None:
     assert http_get(daemon.endpoint, "/_stowage/v1/health/other")[0] == 404
     assert http_get(daemon.endpoint, "/_stowage/v1/nothing")[0] == 404
     assert http_get(daemon.endpoint, "/_stowage/v1/health/live", method="POST")[0] == 405
+
+
+def test_fuse_operations_are_counted(daemon_factory: Any) -> None:
+    import os
+
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        pytest.skip("no /dev/fuse")
+    d = daemon_factory([])
+    assert d.mount, d.log_tail()
+    token = d.cli("metrics-token").stdout.strip()
+    d.s3().create_bucket(Bucket="mnt")
+    path = os.path.join(d.mount, "mnt", "f.txt")
+    with open(path, "wb") as f:
+        f.write(b"through the mount")
+    with open(path, "rb") as f:
+        assert f.read() == b"through the mount"
+    os.listdir(os.path.join(d.mount, "mnt"))
+    m = _scrape(d, token)
+    for op in ("create", "write", "read", "readdir"):
+        assert value(m, "stowage_fuse_operation_duration_seconds_count", operation=op) >= 1, op
+    assert value(m, "stowage_fuse_errors_total", operation="lookup") >= 0
