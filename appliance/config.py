@@ -284,10 +284,10 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
     return value
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
+def parse_listen(listen: str, where: str = "s3.listen") -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
-        raise ConfigError(f"s3.listen: expected HOST:PORT, got {listen!r}")
+        raise ConfigError(f"{where}: expected HOST:PORT, got {listen!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -337,7 +337,7 @@ def validate(cfg: Config) -> Config:
 
 def _validate_operator(cfg: Config) -> None:
     if cfg.admin.listen:
-        parse_listen(cfg.admin.listen)
+        parse_listen(cfg.admin.listen, "admin.listen")
     if cfg.access_log.target not in ("file", "journal"):
         raise ConfigError(f"access_log.target: expected file or journal, got {cfg.access_log.target!r}")
     if cfg.access_log.max_bytes <= 0 or cfg.access_log.backups < 0:
