@@ -182,6 +182,8 @@ class Alerter:
     master: MasterKey
     senders: list[Sender] = field(default_factory=list)
     active: dict[str, Alert] = field(default_factory=dict)
+    # service -> (its backlog, the length above which it alerts): Operator.register_backlog
+    backlogs: dict[str, tuple[Callable[[], float], int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.senders:
@@ -214,7 +216,13 @@ class Alerter:
 
     async def evaluate(self) -> None:
         now = time.time()
-        current = {c.key: c for c in conditions(self.store, self.healing, self.cfg)}
+        found = conditions(self.store, self.healing, self.cfg)
+        for service, (backlog, limit) in sorted(self.backlogs.items()):
+            n = backlog()
+            if n > limit:
+                found.append(Condition(f"backlog:{service}", "warning",
+                                       f"{n:.0f} items wait in the {service} queue (alert above {limit})"))
+        current = {c.key: c for c in found}
         changed = False
         for key, c in current.items():
             a = self.active.get(key)

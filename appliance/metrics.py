@@ -75,10 +75,16 @@ def _hist(name: str, doc: str, labels: list[str], items: Iterator[tuple[list[str
     return fam
 
 
+# A service's backlog (items waiting: replication, notification or lifecycle queues), read when scraped
+Backlog = Callable[[], float]
+
+
 class ApplianceCollector(Collector):
     def __init__(self, store: ObjectStore, healing: Healing | None) -> None:
         self.store = store
         self.healing = healing
+        # service name -> its backlog; services register here (Operator.register_backlog)
+        self.backlogs: dict[str, Backlog] = {}
         self._shards = _Cached(self._count_shards)
         self._buckets = _Cached(self._bucket_usage)
 
@@ -99,6 +105,7 @@ class ApplianceCollector(Collector):
         yield from self._disks()
         yield from self._pools()
         yield from self._services()
+        yield from self._backlogs()
         yield from self._objects()
         yield from self._fuse()
         yield from self._journal()
@@ -189,6 +196,13 @@ class ApplianceCollector(Collector):
         yield CounterMetricFamily("stowage_drain_moved_shards", "Shards moved by the last drain or replace",
                                   value=float(drain.moved_shards if drain is not None else 0))
 
+    def _backlogs(self) -> Iterator[Metric]:
+        fam = GaugeMetricFamily("stowage_service_backlog", "Items waiting in a service's queue (replication, "
+                                "notifications, lifecycle)", labels=["service"])
+        for name, backlog in sorted(self.backlogs.items()):
+            fam.add_metric([name], float(backlog()))
+        yield fam
+
     def _objects(self) -> Iterator[Metric]:
         usage = self._buckets.get()
         assert isinstance(usage, dict)
@@ -272,8 +286,9 @@ class LoopLag:
             self.hist.observe(max(0.0, trio.current_time() - t0 - LAG_INTERVAL))
 
 
-def appliance_registry(store: ObjectStore, healing: Healing | None) -> CollectorRegistry:
+def appliance_registry(store: ObjectStore, healing: Healing | None) -> tuple[CollectorRegistry, ApplianceCollector]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ApplianceCollector(store, healing))
+    collector = ApplianceCollector(store, healing)
+    registry.register(collector)
     registry.register(ProcessCollector())
-    return registry
+    return registry, collector

@@ -25,7 +25,7 @@ from .alerts import Alerter
 from .audit import AuditLog
 from .auditing import Auditor
 from .health import HealthEndpoint, Readiness
-from .metrics import LoopLag, appliance_registry
+from .metrics import ApplianceCollector, Backlog, LoopLag, appliance_registry
 from .opstate import METRICS_TOKEN, OperatorState
 from .s3accesslog import ServerAccessLog
 
@@ -42,6 +42,7 @@ class Operator:
     state: OperatorState = field(init=False)
     admin: AdminPaths = field(default_factory=AdminPaths)
     registry: CollectorRegistry = field(init=False)
+    collector: ApplianceCollector = field(init=False)
     gateway: GatewayMetrics = field(init=False)
     server: ServerState = field(init=False)
     readiness: Readiness = field(init=False)
@@ -53,7 +54,7 @@ class Operator:
 
     def __post_init__(self) -> None:
         self.state = OperatorState(self.store.db)
-        self.registry = appliance_registry(self.store, self.healing)
+        self.registry, self.collector = appliance_registry(self.store, self.healing)
         self.gateway = GatewayMetrics(self.registry)
         self.server = ServerState(self.cfg.s3.max_connections, self.cfg.s3.max_connections_per_client)
         self.gateway.track_in_flight(lambda: len(self.server.inflight))
@@ -66,6 +67,13 @@ class Operator:
         metrics = MetricsEndpoint(self.registry, self.cfg.admin.metrics_public, self._token_digest, self._authorize)
         self.admin.register("metrics", metrics.handle)
         self.admin.register("health", HealthEndpoint(self.readiness).handle)
+
+    def register_backlog(self, service: str, backlog: Backlog, alert_above: int | None = None) -> None:
+        """A service's queue length for the metrics (stowage_service_backlog{service}) and, with
+        `alert_above`, an alert `backlog:<service>` while it is longer (replication, ...)."""
+        self.collector.backlogs[service] = backlog
+        if alert_above is not None:
+            self.alerter.backlogs[service] = (backlog, alert_above)
 
     def _token_digest(self) -> str | None:
         doc = self.state.get(METRICS_TOKEN)

@@ -188,3 +188,26 @@ def test_a_vanished_disk_is_announced(daemon_factory: Any, tmp_path: Path, smtp:
     assert len([h for h in hooks if h["alert"] == fired[0]["alert"] and h["status"] == "firing"]) == 1
     logs = d.log_path.read_text() + "".join(p.read_text() for p in (d.data_dir / "log").iterdir())
     assert "s3cr3t-smtp-pw" not in logs
+
+
+async def test_a_service_backlog_alerts_and_is_exported(store_factory: Callable[..., ObjectStore],  # noqa: F811
+                                                        tmp_path: Path,
+                                                        webhook: tuple[list[dict[str, Any]], str]) -> None:
+    from prometheus_client import generate_latest
+
+    from appliance.metrics import appliance_registry
+
+    hooks, url = webhook
+    store = store_factory()
+    alerter = Alerter(store, None, AlertsConfig(webhook_url=url, pool_full_percent=100.0), OperatorState(store.db),
+                      load_or_create(tmp_path / "master.key"))
+    queue = [5000]
+    alerter.backlogs["replication"] = (lambda: queue[0], 1000)
+    await alerter.evaluate()
+    assert [(h["alert"], h["status"]) for h in hooks] == [("backlog:replication", "firing")]
+    queue[0] = 3
+    await alerter.evaluate()
+    assert [(h["alert"], h["status"]) for h in hooks][-1] == ("backlog:replication", "resolved")
+    registry, collector = appliance_registry(store, None)
+    collector.backlogs["replication"] = lambda: queue[0]
+    assert b'stowage_service_backlog{service="replication"} 3.0' in generate_latest(registry)
