@@ -51,7 +51,7 @@ class Auditor:
         """S3 requests: only successful bucket-setting changes."""
         if ex.op not in S3_ADMIN_OPS or not 200 <= ex.status < 300:
             return
-        name = ex.bucket or ex.query.partition("?")[0].strip("/").partition("/")[0]
+        name = ex.bucket or ex.named_bucket
         rec = self.db.get_record(BucketRecord, keys.bucket(name))
         after = asdict(rec) if rec is not None else None
         before, after = changed_fields(ex.bucket_before, after)

@@ -131,7 +131,7 @@ class S3App:
     async def _dispatch(self, req: Request, request_id: str, ex: Exchange) -> Response:
         r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
-        ex.op, ex.key = r.op.value, r.key
+        ex.op, ex.key, ex.named_bucket = r.op.value, r.key, r.bucket
         principal, auth = self._authenticate(req, r)
         ex.principal, ex.access_key = principal.arn or "anonymous", auth.access_key
         refusal = REFUSED.get(r.op)

@@ -26,6 +26,7 @@ class Exchange:
     wall: float = field(default_factory=time.time)  # when it arrived, for logs
     op: str = "-"  # the S3 operation (routing.Op), "IAM" for the IAM API, "-" when not routed
     bucket: str = ""  # set once the bucket is known to exist (bounded label cardinality)
+    named_bucket: str = ""  # the bucket the request names, existing or not (CreateBucket's)
     key: str = ""
     principal: str = ""  # the caller's ARN, "anonymous", or "" before authentication
     access_key: str = ""
