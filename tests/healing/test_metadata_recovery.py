@@ -1,6 +1,7 @@
 """Metadata loss: populate a real appliance, delete its metadata DB, `stowage recover-metadata`,
-start it again: every object is readable byte-exact (from the latest snapshot plus the shard
-headers written since; or from shard headers alone when no snapshot exists)."""
+start it again: every object is readable byte-exact (from the latest snapshot plus the metadata
+journal written since; from the journal alone when no snapshot exists; and, when the journal is
+lost too, from the shard headers, which describe every single-part object)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 from .helpers import BUCKET, check_all, ctl, populate
 
 
-@pytest.mark.parametrize("with_snapshot", [True, False], ids=["snapshot+headers", "headers-only"])
-def test_recover_metadata_after_losing_the_db(daemon: Any, with_snapshot: bool) -> None:
+@pytest.mark.parametrize(("with_snapshot", "with_journal"), [(True, True), (False, True), (True, False),
+                                                          (False, False)],
+                         ids=["snapshot+journal", "journal-only", "snapshot+headers", "headers-only"])
+def test_recover_metadata_after_losing_the_db(daemon: Any, with_snapshot: bool, with_journal: bool) -> None:
     objs = populate(daemon, n=12, seed=3)
     s3 = daemon.s3()
     s3.create_bucket(Bucket="second")
@@ -37,10 +40,18 @@ def test_recover_metadata_after_losing_the_db(daemon: Any, with_snapshot: bool) 
 
     daemon.stop()
     shutil.rmtree(daemon.data_dir / "meta")
+    if not with_journal:
+        journals = list(daemon.data_dir.glob("**/journal"))
+        assert journals
+        for j in journals:
+            shutil.rmtree(j)
     r = daemon.cli("recover-metadata", "--json")
     report = json.loads(r.stdout)
     assert (report["snapshot"] is not None) == with_snapshot
-    assert "heal/late/0" in report["versions_added"]
+    if with_journal:  # every commit replayed: nothing had to be rebuilt from the shard headers
+        assert report["journal"]["complete"] and report["versions_added"] == []
+    else:
+        assert "heal/late/0" in report["versions_added"]
     daemon.start()
 
     check_all(daemon, objs)

@@ -20,7 +20,7 @@ EXAMPLES = {"mount.buckets": "mount.buckets.photos"}  # tables of tables, docume
 
 
 def uncommented(text: str) -> str:
-    text = re.sub(r"(?m)^#(?=[A-Za-z_]+ = )", "", text)
+    text = re.sub(r"(?m)^#(?=[A-Za-z0-9_]+ = )", "", text)
     for table in ("[[disks]]", *(f"[{m}]" for m in (*MAPPINGS, *EXAMPLES.values()))):
         text = text.replace("#" + table, table)
     return text
@@ -33,7 +33,7 @@ def documented_settings(text: str) -> set[str]:
             table = m.group(1)
             if table in MAPPINGS:
                 names.add(table)
-        elif (m := re.match(r"^([a-z_]+) = ", line)) and table not in MAPPINGS:
+        elif (m := re.match(r"^([a-z0-9_]+) = ", line)) and table not in MAPPINGS:
             names.add(f"{table}.{m.group(1)}" if table else m.group(1))
     return names
 
