@@ -25,6 +25,8 @@
    - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
    - latest pointers, refcounts, disk records and the sequence counter are recomputed; a hard
      link stays one while its key's current version still carries the file's identity.
+Refused while another process journals to the disks (journal.own_disk: a running daemon, even
+one the CLI cannot reach, or a `stowage` command); the disks stay owned until it ends.
 Resumable: the DB is built in the meta dir behind a marker file (metadb.RECOVERY_MARKER) that the
 daemon refuses to start with; its `X recovered` record names the next step, so running it again
 after a crash goes on from there (a snapshot restore that did not finish starts over).
@@ -60,7 +62,7 @@ from diskmgr.state import DiskState
 from . import diskrecords, keys, lock
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
-from .journal import FileScan, decode_body, list_files, merged_records
+from .journal import DiskOwned, FileScan, decode_body, list_files, merged_records, own_disk, release_disks
 from .metadb import RECOVERY_MARKER, Batch, MetaDB
 from .metasnap import LIST_KEY, read_stream, stored_snapshots
 from .progress import RECOVERED, RECOVERY_DONE, SCRUB_CURSOR, RecoveryReport, SnapshotInfo, SnapshotList
@@ -668,10 +670,25 @@ def recover_metadata(cfg: Config, progress: Progress = _quiet,
     """Rebuild the metadata DB in cfg.meta_path, which must be missing, empty, or hold the DB of
     an unfinished recovery (resumed). The caller makes sure the daemon is stopped (a running
     daemon's DB also fails the emptiness check). `check_envelope` (from the master key) is
-    needed when encrypted segments are found."""
-    meta = cfg.meta_path
-    _resumable(meta)  # refuse a foreign DB before reading anything
+    needed when encrypted segments are found. RecoveryError while another process owns a disk."""
+    _resumable(cfg.meta_path)  # refuse a foreign DB before reading anything
     appliance_id, disks = find_disks(cfg)
+    owned: list[int] = []
+    try:
+        for d, _ in disks:  # held to the end: nothing else may journal to them meanwhile
+            owned.append(own_disk(d.path))
+    except DiskOwned as exc:
+        release_disks(owned)
+        raise RecoveryError(exc.message) from None
+    try:
+        return _recover(cfg, appliance_id, disks, progress, check_envelope)
+    finally:
+        release_disks(owned)
+
+
+def _recover(cfg: Config, appliance_id: str, disks: list[tuple[Disk, labels.DiskLabel]], progress: Progress,
+             check_envelope: EnvelopeCheck | None) -> RecoveryReport:
+    meta = cfg.meta_path
     progress(RecoveryStep("disks", f"appliance {appliance_id}: {len(disks)} data disks", len(disks), len(disks)))
     data_disks = [d for d, _ in disks]
     progress(RecoveryStep("headers", "reading the header of every shard file"))
