@@ -369,14 +369,14 @@ class _Rebuilder:
             ident = f.header.identity
             if ident.get("meta_snapshot"):
                 continue  # handled by snapshots()
-            if len(f.shards) < f.header.k:
-                self.report.segments_unreadable.append(seg)
-                continue
             if ident.get("staged") or "bucket" not in ident or "key" not in ident:
                 self.report.segments_ignored += 1
                 continue
-            if self.complete:  # the journal has every commit: this write was never one
-                self.report.segments_uncommitted += 1
+            if self.complete:  # the journal has every commit: this write was never one (a crash
+                self.report.segments_uncommitted += 1  # may have cut it short: not "unreadable")
+                continue
+            if len(f.shards) < f.header.k:
+                self.report.segments_unreadable.append(seg)
                 continue
             rec = _record_from(seg, f, self._pool_of(f))
             if "upload_id" in ident:
