@@ -40,6 +40,7 @@ def test_refused_while_the_daemon_owns_the_disks_then_progress_and_report(daemon
     s3.put_object(Bucket="bkt", Key="lost", Body=b"x" * 5000)
     meta = daemon.data_dir / "meta"
 
+    assert "metadata journal: on 6 disks" in daemon.cli("status").stdout
     r = daemon.cli("recover-metadata", check=False)
     assert r.returncode != 0 and "daemon is running" in r.stderr
     # a daemon the CLI cannot reach (its control socket gone) still owns its disks
