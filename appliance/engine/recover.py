@@ -325,8 +325,11 @@ class _Rebuilder:
                 self.report.segments_unreadable.append(rec.segment_id)
             if rec.damaged:
                 self.report.degraded_segments += 1
-                self.b.put(keys.heal(rec.segment_id), HealEntry(rec.segment_id, rec.created_ns, rec.damaged,
-                                                                "metadata recovery"))
+                # an entry the journal brought keeps its time and reason; it gains what is missing
+                queued = self.db.get_record(HealEntry, keys.heal(rec.segment_id))
+                entry = queued or HealEntry(rec.segment_id, rec.created_ns, [], "metadata recovery")
+                entry.shards = sorted(set(entry.shards) | set(rec.damaged))
+                self.b.put(keys.heal(rec.segment_id), entry)
         self.flush()
         return gone
 

@@ -13,7 +13,7 @@ import pytest
 import trio
 from botocore.exceptions import ClientError
 
-from appliance.engine import recover
+from appliance.engine import keys, recover
 from appliance.engine.metasnap import take_snapshot
 from appliance.engine.recover import RecoveryError, RecoveryStep, recover_metadata
 from appliance.engine.shardfile import read_header
@@ -81,7 +81,9 @@ async def _populate(root: Path) -> None:
         await take_snapshot(store, 3)
         for i in range(12):
             await store.put_object("bkt", f"late/{i}", b"l" * i)
-        await store.delete_object("bkt", "early/3")
+        damaged = store.head_object("bkt", "late/5").segments[0].segment_id
+        store.seg.on_damage(damaged, [1], "read")  # a heal-queue entry (a hint, journaled unwaited)
+        await store.delete_object("bkt", "early/3")  # durable, and so is everything before it
     finally:
         store.db.close()
 
@@ -118,6 +120,7 @@ def test_an_interrupted_recovery_finishes_when_run_again(tmp_path: Path, monkeyp
     messages = " / ".join(s.message for s in steps)
     assert ("started over" if phase == "snapshot" else f"resuming an unfinished recovery at its {phase}") in messages
     assert report.journal and report.journal["complete"] and report.not_restored == []
+    assert [k for k in lost if k.startswith(keys.HEAL)]  # the heal queue is compared too
     diff = describe_diff(lost, db_dump(cfg.meta_path))
     assert not diff, "\n".join(diff[:20])
     with pytest.raises(RecoveryError, match="not empty"):
