@@ -453,7 +453,7 @@ class _Rebuilder:
             self.b.put(keys.segment(seg), rec)
             ident = f.header.identity
             listed.append(SnapshotInfo(seg, int(ident.get("created_ns", rec.created_ns)), int(ident.get("seq", 0)),
-                                       rec.length, 0))
+                                       rec.length, 0, int(ident.get("journal_lsn", 0))))
         self.b.put(LIST_KEY, SnapshotList(listed).encode())
         self.flush()
 

@@ -14,7 +14,7 @@ import trio
 from botocore.exceptions import ClientError
 
 from appliance.engine import keys, recover
-from appliance.engine.metasnap import take_snapshot
+from appliance.engine.metasnap import stored_snapshots, take_snapshot
 from appliance.engine.recover import RecoveryError, RecoveryStep, recover_metadata
 from appliance.engine.shardfile import read_header
 from tests.engine.conftest import open_store, read_all
@@ -135,3 +135,38 @@ def test_an_interrupted_recovery_finishes_when_run_again(tmp_path: Path, monkeyp
             s.db.close()
 
     trio.run(check)
+
+
+def test_a_damaged_newest_snapshot_falls_back_to_the_previous_with_the_journal_complete(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+
+    async def populate() -> list[str]:
+        store = open_store(root, k=2, m=1)
+        try:
+            await store.create_bucket("bkt")
+            for phase in ("a", "b", "c"):
+                for i in range(5):
+                    await store.put_object("bkt", f"{phase}/{i}", phase.encode() * i)
+                await store.delete_object("bkt", f"{phase}/0")
+                if phase != "c":
+                    await take_snapshot(store, 3)
+            return [s.segment_id for s in stored_snapshots(store.db)]
+        finally:
+            store.db.close()
+
+    older, newest = trio.run(populate)
+    store = open_store(root, k=2, m=1)
+    cfg = store.cfg
+    store.db.close()
+    lost = db_dump(cfg.meta_path)
+    shutil.rmtree(cfg.meta_path)
+    for path in shard_files(root)[newest][:2]:  # more than m shards: it cannot be decoded
+        path.unlink()
+
+    report = recover_metadata(cfg)
+    assert report.snapshot and report.snapshot["segment_id"] == older
+    assert report.journal and report.journal["complete"], report.journal_gaps
+    assert [n for n in report.not_restored if newest in n and "unusable" in n]
+    rebuilt = db_dump(cfg.meta_path)
+    diff = describe_diff({k: v for k, v in lost.items() if newest.encode() not in k}, rebuilt)
+    assert not diff, "\n".join(diff[:20])
