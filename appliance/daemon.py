@@ -67,8 +67,7 @@ class Daemon:
     mount_path: str = ""
 
     def __post_init__(self) -> None:
-        # a KMS key made on first use (aws/s3) exists only in the DB until a snapshot holds it
-        self.keys = ObjectKeys(self.kms, lambda: self.healing.snapshotter.take(force=True))
+        self.keys = ObjectKeys(self.kms)
 
     @property
     def disks(self) -> DiskSet:
