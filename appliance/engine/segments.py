@@ -103,6 +103,27 @@ async def with_last(blocks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes, 
         yield held, True
 
 
+async def _collect(body: AsyncIterable[bytes], limit: int) -> bytes | AsyncIterable[bytes]:
+    """The body as bytes when it is at most `limit` long; else an iterable of it all (what was
+    read so far, then the rest), for the streaming path."""
+    pieces: list[bytes] = []
+    have = 0
+    it = aiter(body)
+    async for piece in it:
+        pieces.append(bytes(piece))
+        have += len(piece)
+        if have > limit:
+            return _chain(pieces, it)
+    return b"".join(pieces)
+
+
+async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in head:
+        yield piece
+    async for piece in rest:
+        yield piece
+
+
 async def iter_blocks(body: bytes | AsyncIterable[bytes], block_size: int) -> AsyncIterator[bytes]:
     """Re-chunk a body into block_size pieces (the last may be shorter)."""
     if isinstance(body, bytes | bytearray | memoryview):
@@ -151,10 +172,15 @@ class SegmentIO:
         pool: list[Disk],
         identity: dict[str, Any],
         key: SegmentKey | None = None,
+        size_hint: int | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as one new segment (None for an empty body), encrypted when given a key.
-        Not yet committed."""
-        if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= geo.block_size - TAG:
+        Not yet committed. `size_hint`: the length the body announced (a streamed body that
+        short is gathered and written whole; one that turns out longer is streamed)."""
+        whole = geo.block_size - TAG  # a body this long fits one block, encrypted or not
+        if not isinstance(body, bytes | bytearray | memoryview) and size_hint is not None and 0 < size_hint <= whole:
+            body = await _collect(body, whole)
+        if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= whole:
             return await self._write_whole(bytes(body), geo, pool, identity, key)
         segment_id = secrets.token_hex(16)
         md5 = hashlib.md5()

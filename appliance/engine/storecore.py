@@ -530,7 +530,7 @@ class StoreCore:
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
         geo = self.geometry_for(pool, size_hint)
-        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with)
+        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with, size_hint)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
         if rec is not None:
