@@ -76,7 +76,7 @@ class Record:
         if decoder is None:
             raise FormatError(f"{cls.__name__} record format {version} is not supported by this version")
         try:
-            raw = json.loads(data[1:])
+            raw = json.loads(data[1:].decode())  # str: json skips guessing the encoding of bytes
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
             return decoder(raw)
