@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from .crypto import KeyResolver, SegmentKey
 from .identity import IdentityView
-from .listing import ListPage, UploadPage, VersionPage
+from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
 from .lock import MODES as LOCK_MODES
@@ -59,7 +59,8 @@ from .storecore import CONTENT_HEADERS
 __all__ = [
     "CONTENT_HEADERS", "LOCK_MODES", "MAX_KEY_BYTES", "MAX_RETENTION_DAYS", "MAX_RETENTION_YEARS",
     "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DefaultRetention",
-    "DeleteResult", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListPage", "LockConfig",
+    "DeleteResult", "EntryPage", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListEntry",
+    "ListPage", "LockConfig",
     "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
     "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
     "remaining_retention_days", "unquote_etag",

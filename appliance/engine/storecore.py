@@ -530,7 +530,7 @@ class StoreCore:
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
         geo = self.geometry_for(pool, size_hint)
-        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with)
+        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with, size_hint)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
         if rec is not None:
@@ -932,6 +932,12 @@ class StoreCore:
                      max_keys: int = 1000) -> listing.ListPage:
         self.get_bucket(bucket)
         return listing.list_objects(self.db, bucket, prefix, delimiter, start_after, max_keys)
+
+    def list_entries(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "",
+                     max_keys: int = 1000) -> listing.EntryPage:
+        """list_objects with only what an S3 listing shows of each object (listing.ListEntry)."""
+        self.get_bucket(bucket)
+        return listing.list_entries(self.db, bucket, prefix, delimiter, start_after, max_keys)
 
     def list_versions(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
                       version_id_marker: str = "", max_keys: int = 1000) -> listing.VersionPage:
