@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,18 @@ from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
+from s3gw.adminserver import serve_admin
 from s3gw.service import Endpoint, serve_s3
 
 from . import __version__
 from .config import Config, fuse_usable
 from .control import ControlServer, Emit
+from .operator import Operator
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
 from .ops import iam as iam_ops
 from .ops import kms as kms_ops
+from .ops import operator as operator_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -62,12 +66,15 @@ class Daemon:
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
+    operator: Operator = field(init=False)  # metrics, health, logs, alerts
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
+    admin_port: int = 0  # the admin listen address's bound port (admin.listen), 0 = none
 
     def __post_init__(self) -> None:
         self.keys = ObjectKeys(self.kms)
+        self.operator = Operator(self.cfg, self.store, self.healing, self.keys, self.identities.master)
 
     @property
     def disks(self) -> DiskSet:
@@ -183,22 +190,32 @@ async def _serve(d: Daemon) -> None:
             await nursery.start(serve_gc, d.store)
             for worker in d.healing.workers():
                 await nursery.start(worker)
+            for worker in d.operator.workers():
+                await nursery.start(worker)
+            op = d.operator
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities, d.keys)
+                endpoint: Endpoint = await nursery.start(partial(
+                    serve_s3, d.store, cfg, d.identities, d.keys, admin=op.admin, observers=op.observers,
+                    state=op.server, iam_changes=op.auditor.iam_change))
                 d.s3_endpoint = endpoint.url
+            if cfg.admin.listen:
+                d.admin_port = await nursery.start(serve_admin, op.admin, cfg)
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg, d.keys))
             await nursery.start(d.control.serve)
             await nursery.start(run_watchdog, d.notifier)
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
                                  "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
+                                 "admin_port": d.admin_port or None,
                                  "state_dir": cfg.state_dir})
+            op.readiness.phase = "serving"
             log.info("ready: %s", d.summary())
             d.notifier.ready(d.summary())
             await nursery.start(run_status, d.notifier, d.summary)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 d.notifier.stopping("stopping: draining requests, unmounting")
+                op.readiness.phase = "stopping"
                 nursery.cancel_scope.cancel()
                 break
     with contextlib.suppress(FileNotFoundError):
@@ -206,6 +223,7 @@ async def _serve(d: Daemon) -> None:
 
 
 def register_control_ops(d: Daemon) -> None:
+    d.control.on_call = d.operator.auditor.control_call
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         counts = await trio.to_thread.run_sync(d.store.count_objects)
         return d.status(counts)
@@ -214,8 +232,10 @@ def register_control_ops(d: Daemon) -> None:
     iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
+    operator_ops.register(d.control, d.operator.state, d.store, d.operator.alerter)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
-    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
+                     [rewrap_secrets, d.operator.alerter.rewrap])

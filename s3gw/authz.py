@@ -71,6 +71,8 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketTagging: "s3:GetBucketTagging",
     Op.PutBucketTagging: "s3:PutBucketTagging",
     Op.DeleteBucketTagging: "s3:PutBucketTagging",  # AWS has no s3:DeleteBucketTagging
+    Op.GetBucketLogging: "s3:GetBucketLogging",
+    Op.PutBucketLogging: "s3:PutBucketLogging",
     Op.ListObjects: "s3:ListBucket",
     Op.ListObjectsV2: "s3:ListBucket",
     Op.ListObjectVersions: "s3:ListBucketVersions",

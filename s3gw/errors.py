@@ -118,6 +118,7 @@ TABLE: dict[str, ErrorSpec] = {
         409, "Your previous request to create the named bucket succeeded and you already own it."
     ),
     "BucketNotEmpty": ErrorSpec(409, "The bucket you tried to delete is not empty"),
+    "InvalidTargetBucketForLogging": ErrorSpec(400, "The target bucket for logging does not exist"),
     "MethodNotAllowed": ErrorSpec(405, "The specified method is not allowed against this resource."),
     "PreconditionFailed": ErrorSpec(412, "At least one of the pre-conditions you specified did not hold"),
     "NotModified": ErrorSpec(304, "Not Modified"),

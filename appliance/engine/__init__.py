@@ -42,6 +42,7 @@ from .objectstore import (
     unquote_etag,
 )
 from .records import (
+    BucketLoggingRecord,
     BucketRecord,
     CredentialRecord,
     GroupRecord,
@@ -58,9 +59,9 @@ from .storecore import CONTENT_HEADERS
 
 __all__ = [
     "CONTENT_HEADERS", "LOCK_MODES", "MAX_KEY_BYTES", "MAX_RETENTION_DAYS", "MAX_RETENTION_YEARS",
-    "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DefaultRetention",
-    "DeleteResult", "EntryPage", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListEntry",
-    "ListPage", "LockConfig",
+    "S3_MAX_KEY_BYTES", "BodySummary", "BucketLoggingRecord", "BucketRecord", "Capacity", "CredentialRecord",
+    "DefaultRetention", "DeleteResult", "EntryPage", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver",
+    "ListEntry", "ListPage", "LockConfig",
     "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
     "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
     "remaining_retention_days", "unquote_etag",

@@ -28,6 +28,10 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
     C<upload id>                    CompletionRecord: a completed multipart upload, for a while
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
+    g<name>                         OperatorRecord: operator settings and state (metrics token digest,
+                                    alert state)
+    l<bucket>                       BucketLoggingRecord: a bucket's access-log switch and S3 server
+                                    access logging target
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ VID_EXPIRY = b"E"
 INODE = b"F"
 COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
+OPERATOR = b"g"
+BUCKET_LOGGING = b"l"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -236,3 +242,11 @@ def completion_expiry(completed_ns: int, upload_id: str) -> bytes:
 def split_completion_expiry(raw: bytes) -> str:
     """The upload id of a Q key."""
     return raw[9:].decode()
+
+
+def operator(name: str) -> bytes:
+    return OPERATOR + name.encode()
+
+
+def bucket_logging(bucket_name: str) -> bytes:
+    return BUCKET_LOGGING + bucket_name.encode()

@@ -512,3 +512,24 @@ class AccountRecord(Record):
     account_id: str
     root_canonical_id: str
     created_ns: int
+
+
+@dataclass(slots=True)
+class OperatorRecord(Record):
+    """An operator setting or piece of state (key g<name>): the metrics bearer token's SHA-256
+    ("metrics-token": {"sha256": hex}), the alerts that are firing ("alerts": {"active": {...}})."""
+
+    name: str
+    value: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BucketLoggingRecord(Record):
+    """A bucket's logging settings (key l<bucket>): whether its requests go to the structured
+    access log, and S3 server access logging (PutBucketLogging): the bucket and key prefix that
+    AWS-format log objects are delivered to ("" = off)."""
+
+    bucket: str
+    access_log: bool = False
+    target_bucket: str = ""
+    target_prefix: str = ""
