@@ -21,13 +21,14 @@ import secrets
 import trio
 
 from appliance.config import Config
-from appliance.engine import ObjectStore
+from appliance.engine import ObjectStore, find_cors
 from appliance.engine.errors import NoSuchKey, StowageError
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
 from .body import read_xml
+from .cors import CorsRule, actual_headers
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
 from .http import BodyTimeout, ClientGone, Request, Response
@@ -104,9 +105,24 @@ class S3App:
                         err.headers["x-amz-version-id"] = vid
             elif not isinstance(exc, S3Error):
                 log.exception("S3 %s %s failed", req.method, resource)
-            return self._error(err, resource, request_id)
+            return self._with_cors(req, self._error(err, resource, request_id))
         resp.headers.append(("x-amz-request-id", request_id))
         resp.headers.append(("x-amz-id-2", base64.b64encode(secrets.token_bytes(24)).decode()))
+        return self._with_cors(req, resp)
+
+    def _with_cors(self, req: Request, resp: Response) -> Response:
+        """An actual cross-origin request (Origin, not a preflight) gets the headers of the
+        bucket's matching CORS rule, on errors too: the page may read why it failed."""
+        origin = req.headers.get("origin")
+        if not origin or req.method == "OPTIONS":
+            return resp
+        try:
+            r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain, False)
+        except S3Error:
+            return resp
+        rec = find_cors(self.store, r.bucket) if r.bucket else None
+        if rec is not None:
+            resp.headers += actual_headers([CorsRule.of(raw) for raw in rec.rules], origin, req.method)
         return resp
 
     async def _dispatch(self, req: Request, request_id: str) -> Response:

@@ -16,6 +16,7 @@ from . import (
     ops_attributes,
     ops_bucket,
     ops_bucket_tagging,
+    ops_cors,
     ops_encryption,
     ops_list,
     ops_lock,
@@ -52,6 +53,6 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
     return {Op(name): handler for name, handler in table.items()}
 
 
-OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS,
+OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS, ops_cors.OPS,
                           ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_multipart.OPS, ops_object.OPS),
                          REFUSED)

@@ -60,6 +60,11 @@ class Op(StrEnum):
     PutObjectRetention = "PutObjectRetention"
     GetObjectLegalHold = "GetObjectLegalHold"
     PutObjectLegalHold = "PutObjectLegalHold"
+    # CORS
+    GetBucketCors = "GetBucketCors"
+    PutBucketCors = "PutBucketCors"
+    DeleteBucketCors = "DeleteBucketCors"
+    PreflightRequest = "PreflightRequest"  # OPTIONS on a bucket or an object: answered from the CORS rules
     # listings
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
@@ -98,7 +103,7 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "cors", "lifecycle", "website", "logging", "notification", "replication",
+    "lifecycle", "website", "logging", "notification", "replication",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "restore", "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
@@ -184,15 +189,16 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
                 ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
-                ("object-lock", Op.GetObjectLockConfiguration))
+                ("object-lock", Op.GetObjectLockConfiguration), ("cors", Op.GetBucketCors))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
                 ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
-                ("object-lock", Op.PutObjectLockConfiguration))
+                ("object-lock", Op.PutObjectLockConfiguration), ("cors", Op.PutBucketCors))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
-                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))
+                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption),
+                   ("cors", Op.DeleteBucketCors))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:
@@ -200,6 +206,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
         return Op.UnsupportedSubresource
     if not bucket:
         return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
+    if method == "OPTIONS":
+        return Op.PreflightRequest
     if not key:
         return Op.UnsupportedSubresource if not OBJECT_SUBRESOURCES.isdisjoint(q) else _bucket_operation(method, q)
     if not BUCKET_SUBRESOURCES.isdisjoint(q):

@@ -28,6 +28,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
     C<upload id>                    CompletionRecord: a completed multipart upload, for a while
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
+    c<bucket>                       CorsRecord: the bucket's CORS rules (PutBucketCors)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ VID_EXPIRY = b"E"
 INODE = b"F"
 COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
+CORS = b"c"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -236,3 +238,7 @@ def completion_expiry(completed_ns: int, upload_id: str) -> bytes:
 def split_completion_expiry(raw: bytes) -> str:
     """The upload id of a Q key."""
     return raw[9:].decode()
+
+
+def cors(bucket_name: str) -> bytes:
+    return CORS + bucket_name.encode()

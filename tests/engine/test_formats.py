@@ -132,7 +132,7 @@ GOLDEN_NAMES = {
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
-    "CompletionRecord": "completion",
+    "CompletionRecord": "completion", "CorsRecord": "cors",
 }
 
 
