@@ -96,6 +96,14 @@ TABLE: dict[str, ErrorSpec] = {
         400, "The versioning configuration specified in the request is invalid."
     ),
     "UnexpectedContent": ErrorSpec(400, "This request does not support content"),
+    # POST Object (browser-form uploads)
+    "MalformedPOSTRequest": ErrorSpec(400, "The body of your POST request is not well-formed multipart/form-data."),
+    "MaxPostPreDataLengthExceeded": ErrorSpec(
+        400, "Your POST request fields preceding the upload file were too large."
+    ),
+    "InvalidPolicyDocument": ErrorSpec(
+        400, "The content of the form does not meet the conditions specified in the policy document."
+    ),
     # resources
     "InvalidBucketName": ErrorSpec(400, "The specified bucket is not valid."),
     "NoSuchBucket": ErrorSpec(404, "The specified bucket does not exist"),

@@ -89,10 +89,11 @@ class Op(StrEnum):
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
     ListMultipartUploads = "ListMultipartUploads"
+    # browser-form upload (POST /bucket without ?delete)
+    PostObject = "PostObject"
     # recognised but not implemented (REFUSED)
     UnsupportedSubresource = "UnsupportedSubresource"
     DeleteBucketSubresource = "DeleteBucketSubresource"
-    PostObject = "PostObject"
     PostToKey = "PostToKey"
     MethodNotAllowed = "MethodNotAllowed"
 
@@ -125,7 +126,6 @@ _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
 REFUSED: Mapping[Op, str] = MappingProxyType({
     Op.UnsupportedSubresource: "NotImplemented",
     Op.DeleteBucketSubresource: "NotImplemented",  # DELETE /bucket with any other query
-    Op.PostObject: "NotImplemented",  # POST /bucket without ?delete: the browser-form upload
     Op.PostToKey: "NotImplemented",  # POST /bucket/key without ?uploads or ?uploadId
     Op.MethodNotAllowed: "MethodNotAllowed",  # a method the resource does not take
 })
@@ -209,6 +209,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
     if method == "OPTIONS":
         return Op.PreflightRequest
     if not key:
+        if bucket == WRITE_GET_OBJECT_RESPONSE:
+            return Op.UnsupportedSubresource
         return Op.UnsupportedSubresource if not OBJECT_SUBRESOURCES.isdisjoint(q) else _bucket_operation(method, q)
     if not BUCKET_SUBRESOURCES.isdisjoint(q):
         return Op.UnsupportedSubresource
@@ -273,3 +275,8 @@ def _bucket_operation(method: str, q: dict[str, str]) -> Op:
     if method == "POST":
         return Op.DeleteObjects if "delete" in q else Op.PostObject
     return Op.MethodNotAllowed
+
+
+# S3 Object Lambda's WriteGetObjectResponse is POST /WriteGetObjectResponse: no bucket can have
+# that name (bucket names are lower case), so it is refused rather than read as a form upload.
+WRITE_GET_OBJECT_RESPONSE = "WriteGetObjectResponse"
