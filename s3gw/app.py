@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+from collections.abc import Sequence
 
 import trio
 
@@ -26,11 +27,13 @@ from appliance.engine.errors import NoSuchKey, StowageError
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 
+from .adminpaths import AdminPaths, is_admin_path
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
 from .body import read_xml
 from .cors import CorsRule, actual_headers
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
+from .exchange import Exchange, Observer, begin, finish
 from .http import BodyTimeout, ClientGone, Request, Response
 from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
@@ -55,8 +58,11 @@ TAGGING_LIMIT = 64 * 1024
 
 class S3App:
     def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, keys: ObjectKeys,
-                 iam: IamApi | None = None) -> None:
+                 iam: IamApi | None = None, admin: AdminPaths | None = None,
+                 observers: Sequence[Observer] = ()) -> None:
         self.store = store
+        self.admin = admin or AdminPaths()  # /_stowage/v1/<name>: the appliance's own endpoints
+        self.observers = tuple(observers)  # metrics and access logs, told of every S3 and IAM request
         self.keys = keys
         self.cfg = cfg
         self.identities = identities
@@ -78,13 +84,22 @@ class S3App:
         return Response(err.status, headers, error_xml(err, resource, request_id, host_id), close=err.close)
 
     async def handle(self, req: Request) -> Response:
+        if is_admin_path(req.target):  # no bucket name has "_": checked before any S3 routing
+            return await self.admin.handle(req)
         request_id = _request_id()
+        ex = begin(req, request_id)
         if self.iam is not None and is_iam_request(req.headers):
-            return await self.iam.handle(req, request_id)
+            ex.op = "IAM"
+            resp = await self.iam.handle(req, request_id)
+            return finish(self.observers, ex, req, resp)
+        resp = await self._handle(req, request_id, ex)
+        return finish(self.observers, ex, req, resp)
+
+    async def _handle(self, req: Request, request_id: str, ex: Exchange) -> Response:
         resource = req.target.partition("?")[0]
         try:
             try:
-                resp = await self._dispatch(req, request_id)
+                resp = await self._dispatch(req, request_id, ex)
             except BaseExceptionGroup as group:
                 raise _leaf(group) from group
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -106,6 +121,7 @@ class S3App:
                         err.headers["x-amz-version-id"] = vid
             elif not isinstance(exc, S3Error):
                 log.exception("S3 %s %s failed", req.method, resource)
+            ex.error_code = err.code
             return self._with_cors(req, self._error(err, resource, request_id))
         resp.headers.append(("x-amz-request-id", request_id))
         resp.headers.append(("x-amz-id-2", base64.b64encode(secrets.token_bytes(24)).decode()))
@@ -126,15 +142,18 @@ class S3App:
             resp.headers += actual_headers([CorsRule.of(raw) for raw in rec.rules], origin, req.method)
         return resp
 
-    async def _dispatch(self, req: Request, request_id: str) -> Response:
+    async def _dispatch(self, req: Request, request_id: str, ex: Exchange) -> Response:
         r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
+        ex.op, ex.key = r.op.value, r.key
         principal, auth = self._authenticate(req, r)
+        ex.principal, ex.access_key = principal.arn or "anonymous", auth.access_key
         refusal = REFUSED.get(r.op)
         if refusal is not None:
             raise S3Error(refusal)
         refuse_unimplemented(r.op, req.headers)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
+        ex.bucket = r.bucket if view is not None else ""
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
