@@ -95,11 +95,21 @@ class S3App:
         resp = await self._handle(req, request_id, ex)
         return finish(self.observers, ex, req, resp)
 
-    async def _handle(self, req: Request, request_id: str, ex: Exchange) -> Response:
+    async def handle_as(self, req: Request, principal: Principal, auth: AuthResult) -> Response:
+        """A request its caller already authenticated (the console, for its session's user):
+        path-style routing, then everything else exactly as for a signed request, authorization
+        included."""
+        request_id = _request_id()
+        ex = begin(req, request_id)
+        resp = await self._handle(req, request_id, ex, (principal, auth))
+        return finish(self.observers, ex, req, resp)
+
+    async def _handle(self, req: Request, request_id: str, ex: Exchange,
+                      caller: tuple[Principal, AuthResult] | None = None) -> Response:
         resource = req.target.partition("?")[0]
         try:
             try:
-                resp = await self._dispatch(req, request_id, ex)
+                resp = await self._dispatch(req, request_id, ex, caller)
             except BaseExceptionGroup as group:
                 raise _leaf(group) from group
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -142,11 +152,12 @@ class S3App:
             resp.headers += actual_headers([CorsRule.of(raw) for raw in rec.rules], origin, req.method)
         return resp
 
-    async def _dispatch(self, req: Request, request_id: str, ex: Exchange) -> Response:
-        r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
+    async def _dispatch(self, req: Request, request_id: str, ex: Exchange,
+                        caller: tuple[Principal, AuthResult] | None = None) -> Response:
+        r = route(req.method, req.target, req.headers.get("host", ""), "" if caller else self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
         ex.op, ex.key = r.op.value, r.key
-        principal, auth = self._authenticate(req, r)
+        principal, auth = caller or self._authenticate(req, r)
         ex.principal, ex.access_key = principal.arn or "anonymous", auth.access_key
         refusal = REFUSED.get(r.op)
         if refusal is not None:

@@ -23,6 +23,7 @@ from appliance.iam.objectkeys import ObjectKeys
 
 from .adminpaths import AdminPaths
 from .app import S3App
+from .console import Console
 from .exchange import Observer
 from .http import ServerState, refuse_connection, serve_connection
 from .iamapi import IamApi
@@ -88,6 +89,8 @@ async def serve_s3(
     logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it."""
     host, port = parse_listen(cfg.s3.listen)
     app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities), admin, observers)
+    if "console" not in app.admin.handlers:  # the web console acts through this application
+        app.admin.register("console", Console(app).handle)
     tls = _tls_context(cfg)
     state = state or ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)
