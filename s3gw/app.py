@@ -191,7 +191,9 @@ class S3App:
         (or SigV2, unless s3.allow_sigv2 is off) with the identities' keys. An active key of a
         disabled user is AccessDenied; a deleted or inactive key is InvalidAccessKeyId, as AWS
         answers."""
-        if is_anonymous(r.query, req.headers):
+        # A CORS preflight is never authenticated: the browser sends it without credentials, for
+        # a presigned URL with that URL's query, whose signature is for the request that follows.
+        if r.op is Op.PreflightRequest or is_anonymous(r.query, req.headers):
             return self.anonymous, anonymous(req.headers)
         found: list[Principal] = []
 

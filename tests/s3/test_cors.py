@@ -144,6 +144,11 @@ def test_preflight(s3d: Any, s3: Any, bucket: str) -> None:
         assert r.status_code == 403 and error_code(r.content) == "AccessForbidden", headers
         assert "Access-Control-Allow-Origin" not in r.headers
 
+    # the preflight of a presigned URL carries the URL's query: it is still answered from the rules
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "page.html"})
+    r = requests.options(url, headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"},
+                         timeout=30)
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     r = _options(s3d, f"/{bucket}/page.html", {"Access-Control-Request-Method": "GET"})
     assert r.status_code == 400 and error_code(r.content) == "BadRequest"
     r = _options(s3d, f"/{bucket}/page.html", {"Origin": "https://app.example.com"})

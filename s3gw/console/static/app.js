@@ -354,8 +354,8 @@ async function download(bucket, key, versionId) {
 
 async function pageBrowse(bucket, prefix) {
   const b = encodeURIComponent(bucket);
-  const list = h("table", { id: "objects" },
-    h("tr", {}, h("th", { text: "Name" }), h("th", { text: "Size" }), h("th", { text: "Last modified" }), h("th")));
+  const heading = h("tr", {}, h("th", { text: "Name" }), h("th", { text: "Size" }), h("th", { text: "Last modified" }), h("th"));
+  const list = h("table", { id: "objects" }, heading);
   let next = "";
   const more = h("button", { class: "secondary", hidden: true }, "More");
 
@@ -400,7 +400,9 @@ async function pageBrowse(bucket, prefix) {
       barText.textContent = `${file.name}: uploaded`;
     }
     flash("Upload complete.", "ok");
-    await render();
+    list.replaceChildren(heading);  // the listing again, the progress left as it ended
+    next = "";
+    await loadPage();
   }) }, fileInput, h("button", { type: "submit", id: "upload-submit" }, "Upload"), bar, barText);
 
   page("Browse " + bucket, crumbs(bucket, prefix),
