@@ -23,6 +23,7 @@ from appliance.iam.objectkeys import ObjectKeys
 
 from .adminpaths import AdminPaths
 from .app import S3App
+from .console import Console
 from .exchange import Observer
 from .http import ServerState, refuse_connection, serve_connection
 from .iamapi import ChangeHook, IamApi
@@ -90,6 +91,8 @@ async def serve_s3(
     `iam_changes`: told of every change made through the IAM API (the audit log)."""
     host, port = parse_listen(cfg.s3.listen)
     app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities, iam_changes), admin, observers)
+    if "console" not in app.admin.handlers:  # the web console acts through this application
+        app.admin.register("console", Console(app).handle)
     tls = _tls_context(cfg)
     state = state or ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)

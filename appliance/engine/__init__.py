@@ -22,6 +22,7 @@ of it, for the gateway's IAM API.
 
 from __future__ import annotations
 
+from .bucketcors import find_cors, get_cors, put_cors
 from .crypto import KeyResolver, SegmentKey
 from .identity import IdentityView
 from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
@@ -44,6 +45,7 @@ from .objectstore import (
 from .records import (
     BucketLoggingRecord,
     BucketRecord,
+    CorsRecord,
     CredentialRecord,
     GroupRecord,
     InodeRecord,
@@ -59,10 +61,10 @@ from .storecore import CONTENT_HEADERS
 
 __all__ = [
     "CONTENT_HEADERS", "LOCK_MODES", "MAX_KEY_BYTES", "MAX_RETENTION_DAYS", "MAX_RETENTION_YEARS",
-    "S3_MAX_KEY_BYTES", "BodySummary", "BucketLoggingRecord", "BucketRecord", "Capacity", "CredentialRecord",
-    "DefaultRetention", "DeleteResult", "EntryPage", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver",
-    "ListEntry", "ListPage", "LockConfig",
+    "S3_MAX_KEY_BYTES", "BodySummary", "BucketLoggingRecord", "BucketRecord", "Capacity", "CorsRecord",
+    "CredentialRecord", "DefaultRetention", "DeleteResult", "EntryPage", "GroupRecord", "IdentityView", "InodeRecord",
+    "KeyResolver", "ListEntry", "ListPage", "LockConfig",
     "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
-    "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
-    "remaining_retention_days", "unquote_etag",
+    "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "find_cors", "get_cors",
+    "multipart_etag", "put_cors", "remaining_retention_days", "unquote_etag",
 ]

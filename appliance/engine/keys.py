@@ -32,6 +32,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
                                     alert state)
     l<bucket>                       BucketLoggingRecord: a bucket's access-log switch and S3 server
                                     access logging target
+    c<bucket>                       CorsRecord: the bucket's CORS rules (PutBucketCors)
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
 OPERATOR = b"g"
 BUCKET_LOGGING = b"l"
+CORS = b"c"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -250,3 +252,7 @@ def operator(name: str) -> bytes:
 
 def bucket_logging(bucket_name: str) -> bytes:
     return BUCKET_LOGGING + bucket_name.encode()
+
+
+def cors(bucket_name: str) -> bytes:
+    return CORS + bucket_name.encode()

@@ -313,6 +313,16 @@ class CompletionRecord(Record):
 
 
 @dataclass(slots=True)
+class CorsRecord(Record):
+    """A bucket's CORS configuration (engine/bucketcors.py): its rules in order, each
+    {"id", "origins", "methods", "headers", "expose", "max_age"} as PutBucketCors gave them
+    (validated by the gateway, s3gw/cors.py); max_age None when the rule sets none."""
+
+    bucket: str
+    rules: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class DiskRecord(Record):
     """A data or metadata disk known to this appliance."""
 

@@ -443,6 +443,7 @@ class StoreCore:
                         raise BucketNotEmpty(bucket=name)
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
+            t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
             t.batch.delete(keys.bucket(name))
 
     async def set_versioning(self, name: str, status: str) -> BucketRecord:

@@ -133,6 +133,7 @@ GOLDEN_NAMES = {
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
     "CompletionRecord": "completion", "OperatorRecord": "operator", "BucketLoggingRecord": "bucket_logging",
+    "CorsRecord": "cors",
 }
 
 
