@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,10 @@ from appliance.iam.kms import Kms
 from appliance.iam.masterkey import MasterKey, mark_master
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.sealing import rewrap_all
+from appliance.services.eventhub import EventHub
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
+from appliance.services.notify import NotifyService
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
@@ -48,6 +51,7 @@ from .ops import disks as disk_ops
 from .ops import healing as healing_ops
 from .ops import iam as iam_ops
 from .ops import kms as kms_ops
+from .ops import notify as notify_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -61,6 +65,7 @@ class Daemon:
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
+    events: EventHub  # bucket notifications (and replication)
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
@@ -111,6 +116,7 @@ class Daemon:
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
             "services": self.healing.progress_json(),
+            "notifications": self.events.notify.status(),
         }
 
 
@@ -168,7 +174,10 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         # before still hold them, so they are replaced before the snapshot service starts
         await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
+        notify = NotifyService(store, cfg, identities.master)
+        await trio.to_thread.run_sync(notify.load)
+        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
+                        EventHub(notify))
         await _serve(daemon)
     finally:
         db.close()
@@ -184,8 +193,10 @@ async def _serve(d: Daemon) -> None:
             await nursery.start(serve_gc, d.store)
             for worker in d.healing.workers():
                 await nursery.start(worker)
+            await nursery.start(d.events.notify.serve)
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities, d.keys)
+                endpoint: Endpoint = await nursery.start(partial(serve_s3, d.store, cfg, d.identities, d.keys,
+                                                                 events=d.events))
                 d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg, d.keys))
@@ -215,6 +226,7 @@ def register_control_ops(d: Daemon) -> None:
     iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
+    notify_ops.register(d.control, d.events.notify)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))

@@ -21,15 +21,17 @@ import secrets
 import trio
 
 from appliance.config import Config
-from appliance.engine import ObjectStore
+from appliance.engine import ObjectStore, caused_by
 from appliance.engine.errors import NoSuchKey, StowageError
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
+from appliance.services.eventhub import EventHub
 
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
 from .body import read_xml
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
+from .eventcause import cause_of
 from .http import BodyTimeout, ClientGone, Request, Response
 from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
@@ -53,8 +55,9 @@ TAGGING_LIMIT = 64 * 1024
 
 class S3App:
     def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, keys: ObjectKeys,
-                 iam: IamApi | None = None) -> None:
+                 iam: IamApi | None = None, events: EventHub | None = None) -> None:
         self.store = store
+        self.events = events
         self.keys = keys
         self.cfg = cfg
         self.identities = identities
@@ -117,7 +120,8 @@ class S3App:
         if refusal is not None:
             raise S3Error(refusal)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
-        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys,
+                  events=self.events)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
             body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
@@ -127,11 +131,12 @@ class S3App:
         body_lock = await read_lock_document(ctx)  # its settings are condition keys (s3:object-lock-*)
         conditions.update(lock_conditions(ctx, body_lock))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
-                  self.keys, body_tags, body_lock)
+                  self.keys, body_tags, body_lock, self.events)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
         try:
-            return await OPERATIONS[r.op](ctx)
+            with caused_by(cause_of(ctx)):  # what the events of its changes say (engine/events.py)
+                return await OPERATIONS[r.op](ctx)
         except NoSuchKey:
             if r.op in _READS and not await self._may_list(ctx, view):
                 raise S3Error("AccessDenied") from None

@@ -90,6 +90,8 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
     Op.GetObjectLockConfiguration: "s3:GetBucketObjectLockConfiguration",
     Op.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
+    Op.GetBucketNotificationConfiguration: "s3:GetBucketNotification",
+    Op.PutBucketNotificationConfiguration: "s3:PutBucketNotification",
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).

@@ -20,6 +20,7 @@ from . import (
     ops_list,
     ops_lock,
     ops_multipart,
+    ops_notification,
     ops_object,
 )
 from .authz import AUTHORIZED
@@ -53,5 +54,6 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
 
 
 OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS,
-                          ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_multipart.OPS, ops_object.OPS),
+                          ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_multipart.OPS, ops_notification.OPS,
+                          ops_object.OPS),
                          REFUSED)

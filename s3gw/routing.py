@@ -84,6 +84,9 @@ class Op(StrEnum):
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
     ListMultipartUploads = "ListMultipartUploads"
+    # notifications
+    GetBucketNotificationConfiguration = "GetBucketNotificationConfiguration"
+    PutBucketNotificationConfiguration = "PutBucketNotificationConfiguration"
     # recognised but not implemented (REFUSED)
     UnsupportedSubresource = "UnsupportedSubresource"
     DeleteBucketSubresource = "DeleteBucketSubresource"
@@ -98,7 +101,7 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "cors", "lifecycle", "website", "logging", "notification", "replication",
+    "cors", "lifecycle", "website", "logging", "replication",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "restore", "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
@@ -109,7 +112,7 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
-                                 "object-lock"})
+                                 "object-lock", "notification"})
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
 # Object subresources with a GET and a PUT operation (and no other method).
@@ -184,12 +187,14 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
                 ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
-                ("object-lock", Op.GetObjectLockConfiguration))
+                ("object-lock", Op.GetObjectLockConfiguration),
+                ("notification", Op.GetBucketNotificationConfiguration))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
                 ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
-                ("object-lock", Op.PutObjectLockConfiguration))
+                ("object-lock", Op.PutObjectLockConfiguration),
+                ("notification", Op.PutBucketNotificationConfiguration))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
                    ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))

@@ -19,6 +19,7 @@ from appliance.config import Config, parse_listen
 from appliance.engine import ObjectStore
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.objectkeys import ObjectKeys
+from appliance.services.eventhub import EventHub
 
 from .app import S3App
 from .http import ServerState, refuse_connection, serve_connection
@@ -76,10 +77,11 @@ async def serve_s3(
     identities: IdentityAdmin,
     keys: ObjectKeys,
     *,
+    events: EventHub | None = None,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities))
+    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities), events)
     tls = _tls_context(cfg)
     state = ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)

@@ -28,6 +28,11 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
     C<upload id>                    CompletionRecord: a completed multipart upload, for a while
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
+    O<kind><name>                   events (events_keys.py): b<bucket> EventConfigRecord, t<name>
+                                    notification target, r<name> replication target, s<name> counters
+    o<target>\\0<seq:8>              QueuedEvent: a notification waiting for delivery to a target
+    J<target>\\0<seq:8>              QueuedEvent: a version waiting for replication to a target
+    j<bucket>\\0<key>\\0<version id>  ReplicationState of a version (PENDING, COMPLETED, FAILED, REPLICA)
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ VID_EXPIRY = b"E"
 INODE = b"F"
 COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
+EVENT_CONFIG = b"O"  # notifications and replication: built in events_keys.py
+NOTIFY_QUEUE = b"o"
+REPLICATION_QUEUE = b"J"
+REPLICATION_STATE = b"j"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:

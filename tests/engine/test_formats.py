@@ -133,6 +133,8 @@ GOLDEN_NAMES = {
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
     "CompletionRecord": "completion",
+    "EventConfigRecord": "event_config", "EventTargetRecord": "event_target", "QueuedEvent": "queued_event",
+    "ReplicationState": "replication_state",
 }
 
 
