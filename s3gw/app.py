@@ -38,6 +38,7 @@ from .identity import IdentitySource
 from .objmeta import validate_tags
 from .ops_lock import lock_conditions, read_lock_document
 from .optable import OPERATIONS
+from .refusedheaders import expected_owner, refuse_unimplemented
 from .routing import REFUSED, Op, Route, route
 from .sigv2 import authenticate_v2, is_sigv2
 from .sigv4 import AuthResult, anonymous, authenticate, is_anonymous
@@ -119,6 +120,7 @@ class S3App:
         refusal = REFUSED.get(r.op)
         if refusal is not None:
             raise S3Error(refusal)
+        refuse_unimplemented(r.op, req.headers)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys,
                   events=self.events)
@@ -134,6 +136,7 @@ class S3App:
                   self.keys, body_tags, body_lock, self.events)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
+        expected_owner(req.headers, self.identities.account_id)
         try:
             with caused_by(cause_of(ctx)):  # what the events of its changes say (engine/events.py)
                 return await OPERATIONS[r.op](ctx)
