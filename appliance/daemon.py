@@ -38,6 +38,7 @@ from appliance.services.eventhub import EventHub
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from appliance.services.notify import NotifyService
+from appliance.services.notifytargets import rewrap_targets
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
@@ -231,4 +232,8 @@ def register_control_ops(d: Daemon) -> None:
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
-    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])
+    async def rewrap_event_targets(master: MasterKey) -> int:
+        return await rewrap_targets(d.store, master)
+
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
+                     [rewrap_secrets, rewrap_event_targets])

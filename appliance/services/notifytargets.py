@@ -21,7 +21,9 @@ import trio
 import urllib3
 
 from appliance.config import NotifyTargetConfig
+from appliance.engine import events_keys
 from appliance.engine.errors import StowageError
+from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import EventTargetRecord
 
 
@@ -31,6 +33,8 @@ class SecretWrapper(Protocol):
     def wrap(self, secret: bytes, context: bytes) -> bytes: ...
 
     def unwrap(self, blob: bytes, context: bytes) -> bytes: ...
+
+    def wrapped_by_current(self, blob: bytes) -> bool: ...
 
 
 class DeliveryFailed(Exception):
@@ -154,3 +158,20 @@ def from_record(rec: EventTargetRecord, master: SecretWrapper, timeout: float) -
     secret = master.unwrap(base64.b64decode(rec.wrapped), secret_context(rec.name)).decode() if rec.wrapped else ""
     return Webhook(rec.name, str(rec.settings["url"]), secret, bool(rec.settings.get("tls_verify", True)),
                    str(rec.settings.get("ca_file", "")), timeout)
+
+
+async def rewrap_targets(store: ObjectStore, master: SecretWrapper) -> int:
+    """Re-wrap the secrets of notification and replication targets not wrapped by the master
+    key's current key (`stowage kms rotate-master`); returns how many were."""
+    n = 0
+    async with store.txn() as t:
+        for prefix in (events_keys.NOTIFY_TARGETS, events_keys.REPLICATION_TARGETS):
+            for k, raw in t.batch.scan(prefix):
+                rec = EventTargetRecord.decode(raw)
+                blob = base64.b64decode(rec.wrapped) if rec.wrapped else b""
+                if blob and not master.wrapped_by_current(blob):
+                    secret = master.unwrap(blob, secret_context(rec.name))
+                    rec.wrapped = base64.b64encode(master.wrap(secret, secret_context(rec.name))).decode()
+                    t.batch.put(k, rec)
+                    n += 1
+    return n

@@ -42,7 +42,8 @@ def test_unknown_target_refused_test_event_and_filters(daemon: DaemonProc, recei
     s3.create_bucket(Bucket="photos")
     with pytest.raises(ClientError) as err:
         s3.put_bucket_notification_configuration(
-            Bucket="photos", NotificationConfiguration=config("arn:stowage:sqs::nosuch:webhook", ["s3:ObjectCreated:*"]))
+            Bucket="photos",
+            NotificationConfiguration=config("arn:stowage:sqs::nosuch:webhook", ["s3:ObjectCreated:*"]))
     assert err.value.response["Error"]["Code"] == "InvalidArgument"
     assert "Unable to validate" in err.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as err:  # not one of the event types
@@ -155,7 +156,8 @@ def test_500_operations_delivered_at_least_once_in_order(daemon_factory: Any, re
             _expect(expected, key, "ObjectRemoved:DeleteMarkerCreated", vid)
         elif op == "tag":
             vid = live[-1]
-            s3.put_object_tagging(Bucket="mix", Key=key, VersionId=vid, Tagging={"TagSet": [{"Key": "n", "Value": str(i)}]})
+            s3.put_object_tagging(Bucket="mix", Key=key, VersionId=vid,
+                                  Tagging={"TagSet": [{"Key": "n", "Value": str(i)}]})
             _expect(expected, key, "ObjectTagging:Put", vid)
         elif op == "delete-version":
             vid = live.pop(0)
