@@ -189,3 +189,36 @@ def test_500_operations_delivered_at_least_once_in_order(daemon_factory: Any, re
     assert receiver.refused > 0
     st = json.loads(d.cli("status", "--json").stdout)["notifications"]
     assert st["overflowed"] == 0
+
+
+@pytest.mark.parametrize("overflow", ["count", "slowdown"])
+def test_a_full_queue_counts_or_slows_down(daemon_factory: Any, receiver: Receiver, tmp_path: Path,
+                                            overflow: str) -> None:
+    conf = tmp_path / "stowage.toml"
+    conf.write_text(f'[notify]\nqueue_limit = 3\noverflow = "{overflow}"\n')
+    d = daemon_factory(["--no-mount", "--config", str(conf)])
+    s3 = d.s3()
+    s3.create_bucket(Bucket="full")
+    arn = add_webhook(d, "hook", receiver.url)
+    receiver.refusing = True
+    s3.put_bucket_notification_configuration(Bucket="full", NotificationConfiguration=config(
+        arn, ["s3:ObjectCreated:*"]))  # its test event is the first of the three
+    for i in range(2):
+        s3.put_object(Bucket="full", Key=f"k{i}", Body=b"x")
+    if overflow == "count":
+        for i in range(2, 5):
+            s3.put_object(Bucket="full", Key=f"k{i}", Body=b"x")  # written; their events do not fit
+        st = json.loads(d.cli("status", "--json").stdout)["notifications"]
+        assert st["overflowed"] == 3 and st["targets"]["hook"]["queued"] == 3
+        assert "OVERFLOWED 3" in d.cli("status").stdout
+    else:
+        with pytest.raises(ClientError) as err:
+            s3.put_object(Bucket="full", Key="k9", Body=b"x")
+        assert err.value.response["Error"]["Code"] == "SlowDown"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket="full", Key="k9")  # not written
+    receiver.refusing = False
+    receiver.wait_for(lambda: len(receiver.records()) == 2)
+    s3.put_object(Bucket="full", Key="after", Body=b"x")  # the queue drained: room again
+    receiver.wait_for(lambda: len(receiver.records()) == 3)
