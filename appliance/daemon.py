@@ -39,6 +39,7 @@ from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from appliance.services.notify import NotifyService
 from appliance.services.notifytargets import rewrap_targets
+from appliance.services.replicate import ReplicationService
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
@@ -53,6 +54,7 @@ from .ops import healing as healing_ops
 from .ops import iam as iam_ops
 from .ops import kms as kms_ops
 from .ops import notify as notify_ops
+from .ops import replication as replication_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -118,6 +120,7 @@ class Daemon:
             "objects_per_bucket": object_counts,
             "services": self.healing.progress_json(),
             "notifications": self.events.notify.status(),
+            "replication": self.events.replication.status() if self.events.replication else None,
         }
 
 
@@ -177,8 +180,10 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
         notify = NotifyService(store, cfg, identities.master)
         await trio.to_thread.run_sync(notify.load)
+        replication = ReplicationService(store, cfg, identities.master, lambda: kms.resolver())
+        await trio.to_thread.run_sync(replication.load)
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
-                        EventHub(notify))
+                        EventHub(notify, replication))
         await _serve(daemon)
     finally:
         db.close()
@@ -195,6 +200,8 @@ async def _serve(d: Daemon) -> None:
             for worker in d.healing.workers():
                 await nursery.start(worker)
             await nursery.start(d.events.notify.serve)
+            if d.events.replication is not None:
+                await nursery.start(d.events.replication.serve)
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(serve_s3, d.store, cfg, d.identities, d.keys,
                                                                  events=d.events))
@@ -228,6 +235,8 @@ def register_control_ops(d: Daemon) -> None:
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
     notify_ops.register(d.control, d.events.notify)
+    if d.events.replication is not None:
+        replication_ops.register(d.control, d.events.replication)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))

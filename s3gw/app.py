@@ -27,6 +27,7 @@ from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 from appliance.services.eventhub import EventHub
 
+from . import replica
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
 from .body import read_xml
 from .ctx import Ctx
@@ -137,8 +138,14 @@ class S3App:
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
         expected_owner(req.headers, self.identities.account_id)
+        replica_vid = await replica.authorize(ctx, self.authz, conditions, view)
+        if replica_vid:
+            done = replica.existing(ctx, replica_vid)
+            if done is not None:
+                return done
         try:
-            with caused_by(cause_of(ctx)):  # what the events of its changes say (engine/events.py)
+            # what the events of its changes say (engine/events.py)
+            with caused_by(replica.cause(cause_of(ctx), replica_vid)):
                 return await OPERATIONS[r.op](ctx)
         except NoSuchKey:
             if r.op in _READS and not await self._may_list(ctx, view):

@@ -92,6 +92,9 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
     Op.GetBucketNotificationConfiguration: "s3:GetBucketNotification",
     Op.PutBucketNotificationConfiguration: "s3:PutBucketNotification",
+    Op.GetBucketReplication: "s3:GetReplicationConfiguration",
+    Op.PutBucketReplication: "s3:PutReplicationConfiguration",
+    Op.DeleteBucketReplication: "s3:PutReplicationConfiguration",  # AWS has no s3:DeleteReplicationConfiguration
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).

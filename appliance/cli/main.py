@@ -19,6 +19,7 @@ from . import heal as cli_heal
 from . import iam as cli_iam
 from . import kms as cli_kms
 from . import notify as cli_notify
+from . import replication as cli_replication
 from .common import appliance_options, run_guarded
 from .disks import disks
 
@@ -83,5 +84,6 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_notify.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_notify.commands,
+             *cli_replication.commands]:
     main.add_command(_cmd)

@@ -96,9 +96,12 @@ class ReplicationRule:
     existing_objects: bool = False  # ExistingObjectReplication Status Enabled
     storage_class: str = ""  # Destination StorageClass ("" = the source's)
     has_filter: bool = True  # V2 rule (Filter) rather than V1 (Prefix)
+    kms_objects: bool = False  # SourceSelectionCriteria SseKmsEncryptedObjects Status Enabled
 
-    def selects(self, key: str, tags: dict[str, str]) -> bool:
-        return self.enabled and key.startswith(self.prefix) and \
+    def selects(self, key: str, tags: dict[str, str], kms: bool = False) -> bool:
+        """Whether the rule replicates a version of `key` with `tags` (`kms`: encrypted with
+        SSE-KMS, replicated only when the rule says so, as on AWS)."""
+        return self.enabled and key.startswith(self.prefix) and (self.kms_objects or not kms) and \
             all(tags.get(k) == v for k, v in self.tags.items())
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +112,8 @@ class ReplicationRule:
         return cls(str(d["id"]), int(d["priority"]), bool(d["enabled"]), str(d["target"]), str(d["dest_bucket"]),
                    str(d.get("prefix", "")), {str(k): str(v) for k, v in d.get("tags", {}).items()},
                    bool(d.get("delete_markers", False)), bool(d.get("existing_objects", False)),
-                   str(d.get("storage_class", "")), bool(d.get("has_filter", True)))
+                   str(d.get("storage_class", "")), bool(d.get("has_filter", True)),
+                   bool(d.get("kms_objects", False)))
 
 
 @dataclass(frozen=True)
@@ -124,11 +128,11 @@ class ReplicationRules:
     def from_dict(cls, d: dict[str, Any]) -> ReplicationRules:
         return cls(str(d.get("role", "")), [ReplicationRule.from_dict(r) for r in d.get("rules", [])])
 
-    def rules_for(self, key: str, tags: dict[str, str]) -> list[ReplicationRule]:
+    def rules_for(self, key: str, tags: dict[str, str], kms: bool = False) -> list[ReplicationRule]:
         """The rule that applies per destination (the highest priority one, as AWS picks)."""
         best: dict[tuple[str, str], ReplicationRule] = {}
         for r in self.rules:
-            if r.selects(key, tags):
+            if r.selects(key, tags, kms):
                 dest = (r.target, r.dest_bucket)
                 if dest not in best or r.priority > best[dest].priority:
                     best[dest] = r

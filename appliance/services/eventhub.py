@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .notify import NotifyService
+from .replicate import ReplicationService
 
 
 @dataclass
 class EventHub:
     notify: NotifyService
+    replication: ReplicationService | None = None
