@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from tests.conftest import DaemonProc
@@ -208,3 +210,61 @@ def test_resync_of_existing_objects(pair: tuple[DaemonProc, DaemonProc]) -> None
     poll(all_there, 240)
     again = json.loads(a.cli("replication", "resync", "old", "--json").stdout)
     assert again["queued"] == 0  # everything COMPLETED: nothing queued twice
+
+
+def _user(d: DaemonProc, name: str, actions: list[str], bucket: str) -> tuple[str, str]:
+    iam = boto3.client("iam", endpoint_url=d.endpoint, aws_access_key_id=d.access_key,
+                       aws_secret_access_key=d.secret_key, region_name="us-east-1")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": [f"arn:aws:s3:::{bucket}/*"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+             "Resource": [f"arn:aws:s3:::{bucket}"]}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def _with_replica_header(s3: Any, vid: str) -> Any:
+    def add(request: Any, **_: Any) -> None:
+        request.headers["x-stowage-replica-version-id"] = vid
+
+    s3.meta.events.register("before-sign.s3", add)
+    return s3
+
+
+def test_only_a_replicating_principal_sets_version_ids(pair: tuple[DaemonProc, DaemonProc]) -> None:
+    a, b = pair
+    sa, sb = a.s3(), b.s3()
+    versioned(sb, "dst")
+    plain = ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"]
+    writer = _user(b, "writer", plain, "dst")
+    replicator = _user(b, "replicator", [*plain, "s3:ReplicateObject", "s3:ReplicateDelete"], "dst")
+
+    def as_user(creds: tuple[str, str], vid: str) -> Any:
+        return _with_replica_header(boto3.client(
+            "s3", endpoint_url=b.endpoint, aws_access_key_id=creds[0], aws_secret_access_key=creds[1],
+            region_name="us-east-1", config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1})),
+            vid)
+
+    with pytest.raises(ClientError) as err:
+        as_user(writer, "ChosenByTheWriter").put_object(Bucket="dst", Key="k", Body=b"x")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as err:
+        as_user(writer, "ChosenByTheWriter").delete_object(Bucket="dst", Key="k")
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    assert "Versions" not in sb.list_object_versions(Bucket="dst")
+    with pytest.raises(ClientError) as err:  # not a version id
+        as_user(replicator, "bad/id").put_object(Bucket="dst", Key="k", Body=b"x")
+    assert err.value.response["Error"]["Code"] == "InvalidArgument"
+
+    # the least-privileged replicator is what a source box replicates with
+    versioned(sa, "src")
+    a.cli("replication", "target", "add", "boxb", "--endpoint", b.endpoint, "--access-key", replicator[0],
+          "--secret-key", replicator[1])
+    sa.put_bucket_replication(Bucket="src", ReplicationConfiguration={"Role": "", "Rules": [rule("boxb", "dst")]})
+    vid = sa.put_object(Bucket="src", Key="k", Body=b"from a")["VersionId"]
+    wait_status(sa, "src", "k", vid, "COMPLETED")
+    assert status_of(sb, "dst", "k", vid) == "REPLICA"
+    marker = sa.delete_object(Bucket="src", Key="k")["VersionId"]
+    poll(lambda: [m["VersionId"] for m in sb.list_object_versions(Bucket="dst").get("DeleteMarkers", [])] == [marker])
