@@ -312,12 +312,18 @@ class ReplicationService:
             return
 
     async def _finish(self, k: bytes, ev: QueuedEvent, outcome: ReplicationState | None) -> None:
-        with trio.CancelScope(shield=True):
+        """Remove the entry and record the outcome, in one commit; a failure is also an
+        s3:Replication:OperationFailedReplication event for the bucket's notifications."""
+        failed = outcome is not None and outcome.status == FAILED
+        cause = events.Cause(event="Replication:OperationFailedReplication", principal="stowage:replication")
+        with trio.CancelScope(shield=True), events.caused_by(cause):
             async with self.store.txn() as t:
                 t.batch.delete(k)
-                if outcome is not None and ev.payload.get("op") == "put" and \
-                        t.version_at(ev.bucket, ev.key, ev.version_id) is not None:
+                v = t.version_at(ev.bucket, ev.key, ev.version_id)
+                if outcome is not None and ev.payload.get("op") == "put" and v is not None:
                     t.batch.put(events_keys.state(ev.bucket, ev.key, ev.version_id), outcome)
+                    if failed:
+                        t.changes.append(events.Change(events.IN_PLACE, v))
 
     async def _replicate(self, target: RemoteTarget, ev: QueuedEvent) -> int:
         """Write one queued version (or delete marker) to the target; returns the bytes sent."""

@@ -118,7 +118,8 @@ def test_one_way_replication_byte_for_byte(pair: tuple[DaemonProc, DaemonProc]) 
 
 
 def test_sse_c_objects_fail_with_the_reason(tmp_path: Path, daemon_factory: Any) -> None:
-    a = tls_daemon(tmp_path)
+    events = tmp_path / "events.jsonl"
+    a = tls_daemon(tmp_path, f'\n[notify.targets.log]\ntype = "file"\npath = "{events}"\n')
     a.start()
     try:
         b = daemon_factory(["--no-mount"], name="b")
@@ -127,6 +128,8 @@ def test_sse_c_objects_fail_with_the_reason(tmp_path: Path, daemon_factory: Any)
         versioned(sb, "dst")
         add_target(a, "boxb", b)
         sa.put_bucket_replication(Bucket="src", ReplicationConfiguration={"Role": "", "Rules": [rule("boxb", "dst")]})
+        sa.put_bucket_notification_configuration(Bucket="src", NotificationConfiguration={"QueueConfigurations": [
+            {"QueueArn": "arn:stowage:sqs::log:file", "Events": ["s3:Replication:*"]}]})
         key_c = os.urandom(32)
         vid = sa.put_object(Bucket="src", Key="ssec", Body=b"c", SSECustomerAlgorithm="AES256",
                             SSECustomerKey=key_c)["VersionId"]
@@ -137,6 +140,12 @@ def test_sse_c_objects_fail_with_the_reason(tmp_path: Path, daemon_factory: Any)
         wait_status(sa, "src", "plain", plain, "COMPLETED")
         st = json.loads(a.cli("replication", "status", "--json").stdout)["targets"]["boxb"]
         assert st["failed"] == 1 and "SSE-C" in st["last_error"]
+
+        def failure_events() -> list[str]:
+            lines = [json.loads(x) for x in events.read_text().splitlines()] if events.exists() else []
+            return [r["eventName"] for m in lines for r in m.get("Records", [])]
+
+        poll(lambda: failure_events() == ["Replication:OperationFailedReplication"])
     finally:
         a.stop()
 
