@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -57,7 +59,10 @@ def moto() -> Iterator[str]:
         proc.wait(30)
 
 
-def test_replication_to_moto(daemon: DaemonProc, moto: str) -> None:
+def test_replication_to_moto(daemon_factory: Any, tmp_path: Path, moto: str) -> None:
+    conf = tmp_path / "stowage.toml"  # small parts: a 20 MiB object goes as a multipart upload of 4
+    conf.write_text("[replication]\nmultipart_threshold = 5242880\npart_size = 5242880\n")
+    daemon: DaemonProc = daemon_factory(["--no-mount", "--config", str(conf)])
     remote = boto3.client("s3", endpoint_url=moto, aws_access_key_id="testing", aws_secret_access_key="testing",
                           region_name="us-east-1", config=BotoConfig(s3={"addressing_style": "path"}))
     remote.create_bucket(Bucket="elsewhere")
@@ -78,6 +83,7 @@ def test_replication_to_moto(daemon: DaemonProc, moto: str) -> None:
     assert got["Body"].read() == b"hi" and got["ContentType"] == "text/plain" and got["Metadata"] == {"m": "1"}
     assert remote.get_object_tagging(Bucket="elsewhere", Key="small")["TagSet"] == [{"Key": "t", "Value": "1"}]
     assert remote.get_object(Bucket="elsewhere", Key="dir/big")["Body"].read() == big
+    assert remote.head_object(Bucket="elsewhere", Key="dir/big")["ETag"].endswith('-4"')
     s3.delete_object(Bucket="src", Key="small")
 
     def marker_there() -> bool:
