@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,27 @@ def test_a_full_queue_counts_or_slows_down(daemon_factory: Any, receiver: Receiv
     receiver.wait_for(lambda: len(receiver.records()) == 2)
     s3.put_object(Bucket="full", Key="after", Body=b"x")  # the queue drained: room again
     receiver.wait_for(lambda: len(receiver.records()) == 3)
+
+
+def test_writes_through_the_mount_are_events(daemon_factory: Any, receiver: Receiver) -> None:
+    if not (os.path.exists("/dev/fuse") and os.access("/dev/fuse", os.R_OK | os.W_OK)):
+        pytest.skip("/dev/fuse is not usable here")
+    d = daemon_factory([])
+    assert d.mount, d.log_tail()
+    s3 = d.s3()
+    s3.create_bucket(Bucket="mounted")
+    arn = add_webhook(d, "hook", receiver.url)
+    s3.put_bucket_notification_configuration(Bucket="mounted", NotificationConfiguration=config(
+        arn, ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"], prefix="docs/"))
+    path = Path(d.mount) / "mounted" / "docs"
+    poll(lambda: (Path(d.mount) / "mounted").is_dir())
+    path.mkdir()
+    (path / "note.txt").write_bytes(b"written through the mount")
+    (path / "note.txt").unlink()
+    receiver.wait_for(lambda: [r["eventName"] for r in receiver.records()
+                               if r["s3"]["object"]["key"] == "docs/note.txt"][-1:] == ["ObjectRemoved:Delete"])
+    names = [r["eventName"] for r in receiver.records() if r["s3"]["object"]["key"] == "docs/note.txt"]
+    assert names[0] == "ObjectCreated:Put" and names[-1] == "ObjectRemoved:Delete"
+    sizes = [r["s3"]["object"].get("size") for r in receiver.records() if r["s3"]["object"]["key"] == "docs/note.txt"
+             and r["eventName"] == "ObjectCreated:Put"]
+    assert sizes[-1] == len(b"written through the mount")  # (the mount's create may be an empty Put first)
