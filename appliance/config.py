@@ -181,6 +181,42 @@ class DurabilityConfig:
 
 
 @dataclass(frozen=True)
+class NotifyTargetConfig:
+    """A bucket-notification target (docs/notifications.md): type "webhook" (POST to `url`, with
+    `auth_header` as its Authorization header when set, TLS verified unless tls_verify is false,
+    against `ca_file` when given) or "file" (JSON lines appended to `path`)."""
+
+    type: str = "webhook"
+    url: str = ""
+    auth_header: str = ""
+    tls_verify: bool = True
+    ca_file: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    # events kept per target while it fails; past it writes still succeed and the events that do
+    # not fit are counted and logged ("count"), or writes fail with 503 SlowDown ("slowdown")
+    queue_limit: int = 100_000
+    overflow: str = "count"
+    retry_max_seconds: float = 60.0  # the longest wait between two delivery attempts
+    timeout_seconds: float = 10.0  # one webhook request
+    targets: dict[str, NotifyTargetConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """Bucket replication (docs/replication.md); targets are added with `stowage replication target add`."""
+
+    workers: int = 4  # versions replicated at once
+    multipart_threshold: int = 64 * MIB  # larger objects are sent as multipart uploads
+    part_size: int = 16 * MIB  # ... of this part size (memory per worker: one part)
+    retry_max_seconds: float = 60.0
+    queue_limit: int = 1_000_000  # versions waiting per target; past it, counted and marked FAILED
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -201,6 +237,8 @@ class Config:
     access_log: AccessLogConfig = field(default_factory=AccessLogConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     durability: DurabilityConfig = field(default_factory=DurabilityConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     log_level: str = "info"
 
     @property
@@ -253,6 +291,10 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of buckets")
         return {bname: _build(MountBucketConfig, b, f"{where}.{bname}") for bname, b in value.items()}
+    if cls is NotifyConfig and name == "targets":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table of targets")
+        return {tname: _build(NotifyTargetConfig, t, f"{where}.{tname}") for tname, t in value.items()}
     if name == "storage_classes":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{where}: expected a table of CLASS = \"pool\"")
@@ -332,6 +374,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"s3.default_bucket_encryption: expected AES256 or none, "
                           f"got {cfg.s3.default_bucket_encryption!r}")
     _validate_operator(cfg)
+    _validate_events(cfg)
     return cfg
 
 
@@ -355,6 +398,27 @@ def _validate_operator(cfg: Config) -> None:
     if not 0 < d.afr_percent < 100 or d.rebuild_bytes_per_sec <= 0 or d.replication_sites < 0:
         raise ConfigError("durability: afr_percent in (0, 100), rebuild_bytes_per_sec positive, "
                           "replication_sites >= 0")
+
+
+def _validate_events(cfg: Config) -> None:
+    if cfg.notify.overflow not in ("count", "slowdown"):
+        raise ConfigError(f"notify.overflow: expected count or slowdown, got {cfg.notify.overflow!r}")
+    if cfg.notify.queue_limit <= 0 or cfg.replication.queue_limit <= 0:
+        raise ConfigError("notify.queue_limit and replication.queue_limit must be positive")
+    for name, t in cfg.notify.targets.items():
+        where = f"notify.targets.{name}"
+        if not name or "\x00" in name or ":" in name:
+            raise ConfigError(f"{where}: a target name must be non-empty, without ':' or NUL")
+        if t.type == "webhook" and not t.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: expected an http:// or https:// URL")
+        if t.type == "file" and not t.path:
+            raise ConfigError(f"{where}.path: must not be empty")
+        if t.type not in ("webhook", "file"):
+            raise ConfigError(f"{where}.type: expected webhook or file, got {t.type!r}")
+    r = cfg.replication
+    if r.workers <= 0 or r.part_size < 5 * MIB or r.multipart_threshold < r.part_size:
+        raise ConfigError("replication: workers must be positive, part_size at least 5 MiB and "
+                          "multipart_threshold at least part_size")
 
 
 def parse_perm(text: str, where: str) -> int:

@@ -34,8 +34,12 @@ from appliance.iam.kms import Kms
 from appliance.iam.masterkey import MasterKey, mark_master
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.sealing import rewrap_all
+from appliance.services.eventhub import EventHub
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
+from appliance.services.notify import NotifyService
+from appliance.services.notifytargets import rewrap_targets
+from appliance.services.replicate import ReplicationService
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
@@ -51,7 +55,9 @@ from .ops import disks as disk_ops
 from .ops import healing as healing_ops
 from .ops import iam as iam_ops
 from .ops import kms as kms_ops
+from .ops import notify as notify_ops
 from .ops import operator as operator_ops
+from .ops import replication as replication_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -65,6 +71,7 @@ class Daemon:
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
+    events: EventHub  # bucket notifications (and replication)
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     operator: Operator = field(init=False)  # metrics, health, logs, alerts
     started: float = field(default_factory=time.time)
@@ -117,6 +124,8 @@ class Daemon:
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
             "services": self.healing.progress_json(),
+            "notifications": self.events.notify.status(),
+            "replication": self.events.replication.status() if self.events.replication else None,
         }
 
 
@@ -174,7 +183,12 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         # before still hold them, so they are replaced before the snapshot service starts
         await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
+        notify = NotifyService(store, cfg, identities.master)
+        await trio.to_thread.run_sync(notify.load)
+        replication = ReplicationService(store, cfg, identities.master, lambda: kms.resolver())
+        await trio.to_thread.run_sync(replication.load)
+        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
+                        EventHub(notify, replication))
         await _serve(daemon)
     finally:
         db.close()
@@ -192,11 +206,14 @@ async def _serve(d: Daemon) -> None:
                 await nursery.start(worker)
             for worker in d.operator.workers():
                 await nursery.start(worker)
+            await nursery.start(d.events.notify.serve)
+            if d.events.replication is not None:
+                await nursery.start(d.events.replication.serve)
             op = d.operator
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(
                     serve_s3, d.store, cfg, d.identities, d.keys, admin=op.admin, observers=op.observers,
-                    state=op.server, iam_changes=op.auditor.iam_change))
+                    state=op.server, iam_changes=op.auditor.iam_change, events=d.events))
                 d.s3_endpoint = endpoint.url
             if cfg.admin.listen:
                 d.admin_port = await nursery.start(serve_admin, op.admin, cfg)
@@ -233,9 +250,15 @@ def register_control_ops(d: Daemon) -> None:
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
     operator_ops.register(d.control, d.operator.state, d.store, d.operator.alerter)
+    notify_ops.register(d.control, d.events.notify)
+    if d.events.replication is not None:
+        replication_ops.register(d.control, d.events.replication)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
+    async def rewrap_event_targets(master: MasterKey) -> int:
+        return await rewrap_targets(d.store, master)
+
     kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
-                     [rewrap_secrets, d.operator.alerter.rewrap])
+                     [rewrap_secrets, d.operator.alerter.rewrap, rewrap_event_targets])

@@ -95,6 +95,11 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketCors: "s3:GetBucketCORS",
     Op.PutBucketCors: "s3:PutBucketCORS",
     Op.DeleteBucketCors: "s3:PutBucketCORS",  # AWS has no s3:DeleteBucketCORS
+    Op.GetBucketNotificationConfiguration: "s3:GetBucketNotification",
+    Op.PutBucketNotificationConfiguration: "s3:PutBucketNotification",
+    Op.GetBucketReplication: "s3:GetReplicationConfiguration",
+    Op.PutBucketReplication: "s3:PutReplicationConfiguration",
+    Op.DeleteBucketReplication: "s3:PutReplicationConfiguration",  # AWS has no s3:DeleteReplicationConfiguration
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).

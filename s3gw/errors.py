@@ -115,6 +115,7 @@ TABLE: dict[str, ErrorSpec] = {
         "have been aborted or completed.",
     ),
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
+    "ReplicationConfigurationNotFoundError": ErrorSpec(404, "The replication configuration was not found"),
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "NoSuchCORSConfiguration": ErrorSpec(404, "The CORS configuration does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),

@@ -22,7 +22,9 @@ from . import (
     ops_lock,
     ops_logging,
     ops_multipart,
+    ops_notification,
     ops_object,
+    ops_replication,
     postobject,
 )
 from .authz import AUTHORIZED
@@ -57,5 +59,5 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
 
 OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS, ops_cors.OPS,
                           ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_logging.OPS, ops_multipart.OPS,
-                          ops_object.OPS, postobject.OPS),
+                          ops_notification.OPS, ops_object.OPS, ops_replication.OPS, postobject.OPS),
                          REFUSED)

@@ -33,6 +33,11 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     l<bucket>                       BucketLoggingRecord: a bucket's access-log switch and S3 server
                                     access logging target
     c<bucket>                       CorsRecord: the bucket's CORS rules (PutBucketCors)
+    O<kind><name>                   events (events_keys.py): b<bucket> EventConfigRecord, t<name>
+                                    notification target, r<name> replication target, s<name> counters
+    o<target>\\0<seq:8>              QueuedEvent: a notification waiting for delivery to a target
+    J<target>\\0<seq:8>              QueuedEvent: a version waiting for replication to a target
+    j<bucket>\\0<key>\\0<version id>  ReplicationState of a version (PENDING, COMPLETED, FAILED, REPLICA)
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ COMPLETION_EXPIRY = b"Q"
 OPERATOR = b"g"
 BUCKET_LOGGING = b"l"
 CORS = b"c"
+EVENT_CONFIG = b"O"  # notifications and replication: built in events_keys.py
+NOTIFY_QUEUE = b"o"
+REPLICATION_QUEUE = b"J"
+REPLICATION_STATE = b"j"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:

@@ -543,3 +543,57 @@ class BucketLoggingRecord(Record):
     access_log: bool = False
     target_bucket: str = ""
     target_prefix: str = ""
+
+
+# --- notifications and replication (events_keys.py) ----------------------------------------------
+
+
+@dataclass(slots=True)
+class EventConfigRecord(Record):
+    """A bucket's notification and replication configuration, as parsed from their documents
+    (engine/eventrules.py reads them): `notifications` is a list of rules {"id", "kind": Queue |
+    Topic | CloudFunction, "arn", "target", "events": [...], "prefix", "suffix"}; `replication`
+    {"role", "rules": [...]} or None (no replication configured)."""
+
+    bucket: str
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    replication: dict[str, Any] | None = None
+    updated_ns: int = 0
+
+
+@dataclass(slots=True)
+class EventTargetRecord(Record):
+    """Where events go: a notification target (kind "webhook" or "file") or a replication target
+    (kind "s3": a remote S3 endpoint). `settings` holds what is not secret (url, path, region,
+    tls_verify, access key, bucket...); `wrapped` holds the secret (the webhook's authorization
+    header, the remote's secret key) wrapped by the master key with the context
+    b"event-target:<name>" — never in plain text."""
+
+    name: str
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    wrapped: str = ""  # base64 of the master-key-wrapped secret; "" = none
+    created_ns: int = 0
+
+
+@dataclass(slots=True)
+class QueuedEvent(Record):
+    """One entry of a delivery queue: a notification (`payload` is the S3 event record) or a
+    version to replicate (`payload` says what: {"op": "put" | "delete", "rule": ID, ...})."""
+
+    target: str
+    bucket: str
+    key: str
+    version_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    queued_ns: int = 0
+
+
+@dataclass(slots=True)
+class ReplicationState(Record):
+    """x-amz-replication-status of one version: PENDING, COMPLETED, FAILED (with the reason) on
+    the source, REPLICA on a target."""
+
+    status: str
+    reason: str = ""
+    updated_ns: int = 0

@@ -133,7 +133,8 @@ GOLDEN_NAMES = {
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
     "CompletionRecord": "completion", "OperatorRecord": "operator", "BucketLoggingRecord": "bucket_logging",
-    "CorsRecord": "cors",
+    "CorsRecord": "cors", "EventConfigRecord": "event_config", "EventTargetRecord": "event_target",
+    "QueuedEvent": "queued_event", "ReplicationState": "replication_state",
 }
 
 
