@@ -99,6 +99,12 @@ class BadDigest(StowageError):
     code = "BadDigest"
 
 
+class InvalidStorageClass(StowageError):
+    """The storage class you specified is not valid (not an AWS class nor one configured)."""
+
+    code = "InvalidStorageClass"
+
+
 # --- multipart -----------------------------------------------------------------------------
 
 

@@ -183,9 +183,12 @@ class InodeRecord(Record):
 @dataclass(slots=True)
 class SegmentRecord(Record):
     """Placement and health of one erasure-coded segment. Format 2 added `enc`, the envelope of
-    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted."""
+    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted.
+    Format 3 added `cipher_id`: a segment re-encoded into another geometry (a storage-class
+    change, transcode.py) holds the blocks of the segment it was copied from as they were
+    sealed, and block keys derive from that segment's id."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     segment_id: str
     k: int
@@ -198,10 +201,11 @@ class SegmentRecord(Record):
     pool: str = "default"
     damaged: list[int] = field(default_factory=list)  # shard indices known missing/corrupt
     enc: dict[str, Any] | None = None  # opaque envelope (wrapped data key, mode, key id); None = plaintext
+    cipher_id: str = ""  # the segment id the blocks were sealed under; "" = segment_id
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], SegmentRecord]]:
-        return {1: cls._from_json, 2: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
 
     @property
     def plain_length(self) -> int:

@@ -22,7 +22,8 @@ import trio
 
 from appliance.config import Config, ConfigError
 
-from . import keys, listing, lock
+from . import classes, keys, listing, lock, transcode
+from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
 from .disks import DiskSet
@@ -335,18 +336,25 @@ class StoreCore:
                 )
             self.geometries[pool] = Geometry(k, m, pc.block_size)
 
-    def pool_for(self, storage_class: str) -> str:
-        """The pool a storage class is stored in (config `storage_classes`, else "default")."""
-        pool = self.cfg.storage_classes.get(storage_class, "default")
-        return pool if self.disks.pool(pool) else "default"
+    def placement(self, storage_class: str) -> Placement:
+        """The pool and geometry new data of a storage class gets (engine/classes.py);
+        InvalidStorageClass for a class neither AWS nor the config names."""
+        pools = self.disks.pools() or ["default"]
+        return classes.resolve(self.cfg, storage_class, {p: len(self.disks.pool(p)) for p in pools},
+                               {p: self.geometry(p) for p in pools})
 
-    def geometry_for(self, pool: str, size_hint: int | None) -> Geometry:
-        """The geometry a new segment is written with. Small bodies (size known and at most
-        SMALL_OBJECT_BYTES) are replicated, k=1 with the pool's m: the same number of lost disks
-        is survived, but a PUT writes m+1 durable files instead of k+m, and each costs about
-        one fsync (~1 ms here) whatever its size. The extra space is negligible at that size.
+    def pool_for(self, storage_class: str) -> str:
+        """The pool a storage class is stored in."""
+        return self.placement(storage_class).pool
+
+    def geometry_for(self, pool: str, size_hint: int | None, geo: Geometry | None = None) -> Geometry:
+        """The geometry a new segment is written with (`geo`, else the pool's). Small bodies (size
+        known and at most SMALL_OBJECT_BYTES) are replicated, k=1 with the same m: the same number
+        of lost disks is survived, but a PUT writes m+1 durable files instead of k+m, and each
+        costs about one fsync (~1 ms here) whatever its size. The extra space is negligible at
+        that size.
         """
-        geo = self.geometry(pool)
+        geo = geo or self.geometry(pool)
         if size_hint is not None and size_hint <= SMALL_OBJECT_BYTES and geo.m > 0:
             return Geometry(1, geo.m, geo.block_size)
         return geo
@@ -523,13 +531,14 @@ class StoreCore:
 
     async def write_body(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default",
-        size_hint: int | None = None, encrypt_with: SegmentKey | None = None,
+        size_hint: int | None = None, encrypt_with: SegmentKey | None = None, *, geometry: Geometry | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as a new, not yet committed segment (encrypted with `encrypt_with`).
-        `size_hint`: the body's length when known up front (bytes bodies are measured here)."""
+        `size_hint`: the body's length when known up front (bytes bodies are measured here);
+        `geometry`: a storage class's (placement()), else the pool's."""
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
-        geo = self.geometry_for(pool, size_hint)
+        geo = self.geometry_for(pool, size_hint, geometry)
         return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
@@ -562,8 +571,9 @@ class StoreCore:
         version_id = self._version_id_for(b)
         identity = {"bucket": bucket, "key": key, "version_id": version_id,
                     **lock.identity_fields(b, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)}
-        seg, summary = await self.write_body(body, identity, self.pool_for(meta.storage_class), size_hint,
-                                             encrypt_with)
+        place = self.placement(meta.storage_class)
+        seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
+                                             geometry=place.geometry)
         try:
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
@@ -603,11 +613,15 @@ class StoreCore:
         if_none_match: str | None = None,
         checksums: dict[str, str] | None = None,
         long_key: bool = False,
+        new_segments: list[SegmentRecord] | None = None,
     ) -> ObjectVersion:
-        """Commit a version made of existing segment ranges (copy, FUSE close). With meta.inode,
-        every hard link of that file gets it (see put_file_in)."""
+        """Commit a version made of existing segment ranges (copy, FUSE close), and of
+        `new_segments` written for it. With meta.inode, every hard link of that file gets it
+        (see put_file_in)."""
         check_key(key)
         async with self.txn() as t:
+            for seg in new_segments or []:
+                t.add_segment(seg)
             b = self._bucket_in(t, bucket)
             current = t.latest(bucket, key)
             check_new_key(key, current is not None, long_key)
@@ -813,10 +827,19 @@ class StoreCore:
                                          encrypt_with=encrypt_with)
         if encrypt_with is not None:
             raise ValueError("copy_object: encrypt_with needs rewrite=True (a shared copy keeps the source's keys)")
-        v = await self.put_object_segments(
-            dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
-            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
-        )
+        # Another storage class: the data the copy shares is re-encoded into the class's pool and
+        # geometry first (as it is stored: the same keys still open it).
+        refs, fresh = await transcode.refs_in_class(self, src.segments, new_meta.storage_class)
+        try:
+            v = await self.put_object_segments(
+                dst_bucket, dst_key, refs, src.size, src.etag, new_meta, if_match=if_match,
+                if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
+                new_segments=fresh,
+            )
+        except BaseException:
+            for seg in fresh:
+                await self.discard_segment(seg)
+            raise
         if src.parts and keep:
             v.parts = list(src.parts)
         return v
