@@ -36,6 +36,7 @@ from .identity import IdentitySource
 from .objmeta import validate_tags
 from .ops_lock import lock_conditions, read_lock_document
 from .optable import OPERATIONS
+from .refusedheaders import expected_owner, refuse_unimplemented
 from .routing import REFUSED, Op, Route, route
 from .sigv2 import authenticate_v2, is_sigv2
 from .sigv4 import AuthResult, anonymous, authenticate, is_anonymous
@@ -116,6 +117,7 @@ class S3App:
         refusal = REFUSED.get(r.op)
         if refusal is not None:
             raise S3Error(refusal)
+        refuse_unimplemented(r.op, req.headers)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
         body_tags = None
@@ -130,6 +132,7 @@ class S3App:
                   self.keys, body_tags, body_lock)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
+        expected_owner(req.headers, self.identities.account_id)
         try:
             return await OPERATIONS[r.op](ctx)
         except NoSuchKey:

@@ -239,7 +239,9 @@ async def copy_object(ctx: Ctx) -> Response:
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
     lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
-    checksums = await copychecksum.checksums_for(ctx.store, src, algorithm) if new_checksum and algorithm else None
+    checksums = None
+    if new_checksum and algorithm:
+        checksums = await copychecksum.checksums_for(ctx.store, src, algorithm, resolver)
     # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
     shared, protection = sse.copy_plan(protection, stored)
     if shared:
