@@ -90,6 +90,9 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
     Op.GetObjectLockConfiguration: "s3:GetBucketObjectLockConfiguration",
     Op.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
+    Op.GetBucketLifecycleConfiguration: "s3:GetLifecycleConfiguration",
+    Op.PutBucketLifecycleConfiguration: "s3:PutLifecycleConfiguration",
+    Op.DeleteBucketLifecycle: "s3:PutLifecycleConfiguration",  # AWS has no s3:DeleteLifecycleConfiguration
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).

@@ -105,6 +105,7 @@ TABLE: dict[str, ErrorSpec] = {
         "have been aborted or completed.",
     ),
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
+    "NoSuchLifecycleConfiguration": ErrorSpec(404, "The lifecycle configuration does not exist"),
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": ErrorSpec(404, "The public access block configuration was not found"),

@@ -24,6 +24,7 @@ from .objmeta import (
     version_headers,
 )
 from .ops_access import new_object_acl
+from .ops_lifecycle import expiration_headers
 from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
@@ -126,6 +127,8 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     protection, resolver = sse.for_read(ctx, v)  # before the conditions: no ETag without the key
     check_conditions(ctx.req.headers, v)
     headers = _object_headers(ctx, v) + sse.headers(ctx, protection) + await lock_headers(ctx, v)
+    if _version_id(ctx) is None:  # the current version: the Expiration a lifecycle rule gives it
+        headers += expiration_headers(ctx, v)
     if "partNumber" in ctx.query:
         return await _get_part(ctx, v, headers, head, resolver)
     rng = parse_range(ctx.req.headers.get("range"), v.size)

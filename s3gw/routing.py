@@ -56,6 +56,10 @@ class Op(StrEnum):
     # object lock
     GetObjectLockConfiguration = "GetObjectLockConfiguration"
     PutObjectLockConfiguration = "PutObjectLockConfiguration"
+    # lifecycle
+    GetBucketLifecycleConfiguration = "GetBucketLifecycleConfiguration"
+    PutBucketLifecycleConfiguration = "PutBucketLifecycleConfiguration"
+    DeleteBucketLifecycle = "DeleteBucketLifecycle"
     GetObjectRetention = "GetObjectRetention"
     PutObjectRetention = "PutObjectRetention"
     GetObjectLegalHold = "GetObjectLegalHold"
@@ -98,7 +102,7 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "cors", "lifecycle", "website", "logging", "notification", "replication",
+    "cors", "website", "logging", "notification", "replication",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "restore", "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
@@ -109,7 +113,7 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
-                                 "object-lock"})
+                                 "object-lock", "lifecycle"})
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
 # Object subresources with a GET and a PUT operation (and no other method).
@@ -184,15 +188,16 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
                 ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
-                ("object-lock", Op.GetObjectLockConfiguration))
+                ("object-lock", Op.GetObjectLockConfiguration), ("lifecycle", Op.GetBucketLifecycleConfiguration))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
                 ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
-                ("object-lock", Op.PutObjectLockConfiguration))
+                ("object-lock", Op.PutObjectLockConfiguration), ("lifecycle", Op.PutBucketLifecycleConfiguration))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
-                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))
+                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption),
+                   ("lifecycle", Op.DeleteBucketLifecycle))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from .crypto import KeyResolver, SegmentKey
 from .identity import IdentityView
+from .lifecycle_rules import NoncurrentTransition, RuleFilter, Transition
+from .lifecycle_rules import Rule as LifecycleRule
 from .listing import ListPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
@@ -57,10 +59,42 @@ from .records import (
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
-    "CONTENT_HEADERS", "LOCK_MODES", "MAX_KEY_BYTES", "MAX_RETENTION_DAYS", "MAX_RETENTION_YEARS",
-    "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DefaultRetention",
-    "DeleteResult", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListPage", "LockConfig",
-    "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
-    "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
-    "remaining_retention_days", "unquote_etag",
+    "CONTENT_HEADERS",
+    "LOCK_MODES",
+    "MAX_KEY_BYTES",
+    "MAX_RETENTION_DAYS",
+    "MAX_RETENTION_YEARS",
+    "S3_MAX_KEY_BYTES",
+    "BodySummary",
+    "BucketRecord",
+    "Capacity",
+    "CredentialRecord",
+    "DefaultRetention",
+    "DeleteResult",
+    "GroupRecord",
+    "IdentityView",
+    "InodeRecord",
+    "KeyResolver",
+    "LifecycleRule",
+    "ListPage",
+    "LockConfig",
+    "NoncurrentTransition",
+    "ObjectStore",
+    "ObjectVersion",
+    "PartRecord",
+    "PolicyRecord",
+    "PolicyVersion",
+    "PutMeta",
+    "ReadRange",
+    "RuleFilter",
+    "SegmentKey",
+    "SegmentRef",
+    "Transition",
+    "UploadPage",
+    "UploadRecord",
+    "UserRecord",
+    "VersionPage",
+    "multipart_etag",
+    "remaining_retention_days",
+    "unquote_etag",
 ]

@@ -28,6 +28,8 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
     C<upload id>                    CompletionRecord: a completed multipart upload, for a while
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
+    Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
+    y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ VID_EXPIRY = b"E"
 INODE = b"F"
 COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
+LIFECYCLE = b"Y"
+LIFECYCLE_STATE = b"y"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -236,3 +240,11 @@ def completion_expiry(completed_ns: int, upload_id: str) -> bytes:
 def split_completion_expiry(raw: bytes) -> str:
     """The upload id of a Q key."""
     return raw[9:].decode()
+
+
+def lifecycle(bucket_name: str) -> bytes:
+    return LIFECYCLE + bucket_name.encode()
+
+
+def lifecycle_state(name: str) -> bytes:
+    return LIFECYCLE_STATE + name.encode()

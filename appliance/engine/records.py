@@ -492,3 +492,32 @@ class AccountRecord(Record):
     account_id: str
     root_canonical_id: str
     created_ns: int
+
+
+@dataclass(slots=True)
+class LifecycleRecord(Record):
+    """A bucket's lifecycle configuration (keys.lifecycle): its rules as
+    engine/lifecycle_rules.Rule.to_json() gives them, in the order they were put."""
+
+    bucket: str
+    rules: list[dict[str, Any]]
+    updated_ns: int
+
+
+@dataclass(slots=True)
+class LifecycleCursor(Record):
+    """Where the lifecycle worker's pass stands (keys.lifecycle_state): saved after every batch,
+    so a restart resumes after the last key it finished instead of starting over."""
+
+    pass_started_ns: int = 0  # 0: no pass in progress
+    bucket: str = ""  # the bucket being walked ("" = not started)
+    phase: str = ""  # "versions" | "uploads"
+    after: str = ""  # the last key (or upload key) done in that bucket and phase
+    last_complete_ns: int = 0
+    # totals since the worker first ran (what `stowage status` shows)
+    expired: int = 0
+    markers_removed: int = 0
+    transitioned: int = 0
+    transitioned_bytes: int = 0
+    aborted: int = 0
+    locked: int = 0  # expirations refused by object lock

@@ -451,6 +451,7 @@ class StoreCore:
                         raise BucketNotEmpty(bucket=name)
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
+            t.batch.delete(keys.lifecycle(name))  # a bucket made again under the name starts without rules
             t.batch.delete(keys.bucket(name))
 
     async def set_versioning(self, name: str, status: str) -> BucketRecord:

@@ -138,7 +138,7 @@ GOLDEN_NAMES = {
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
-    "CompletionRecord": "completion",
+    "CompletionRecord": "completion", "LifecycleRecord": "lifecycle", "LifecycleCursor": "lifecycle_cursor",
 }
 
 

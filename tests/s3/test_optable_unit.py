@@ -70,7 +70,10 @@ def test_the_import_itself_fails_on_a_misspelt_name() -> None:
 @pytest.mark.parametrize(("method", "bucket", "key", "query", "op"), [
     ("GET", "", "", {}, Op.ListBuckets),
     ("PUT", "", "", {}, Op.MethodNotAllowed),
-    ("GET", "b", "", {"lifecycle": ""}, Op.UnsupportedSubresource),
+    ("GET", "b", "", {"accelerate": ""}, Op.UnsupportedSubresource),
+    ("GET", "b", "", {"lifecycle": ""}, Op.GetBucketLifecycleConfiguration),
+    ("DELETE", "b", "", {"lifecycle": ""}, Op.DeleteBucketLifecycle),
+    ("PUT", "b", "k", {"lifecycle": ""}, Op.UnsupportedSubresource),
     ("PUT", "b", "k", {"restore": ""}, Op.UnsupportedSubresource),
     ("PUT", "b", "k", {"retention": ""}, Op.PutObjectRetention),
     ("GET", "b", "k", {"legal-hold": ""}, Op.GetObjectLegalHold),
