@@ -64,7 +64,10 @@ class LifecycleConfig:
     # and passes run every quarter of such a day: for tests and demonstrations only. 0 = off.
     debug_day_seconds: float = 0.0
     max_actions_per_second: float = 500.0  # expirations and aborts, all buckets together
-    transition_bytes_per_second: int = 128 * MIB  # data re-encoded by transitions
+    transition_bytes_per_second: int = 128 * MIB  # data re-encoded by transitions and restores
+    # A restore is never finished sooner than this after it was asked (tests and demonstrations
+    # of the x-amz-restore states; AWS takes minutes to hours).
+    restore_min_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

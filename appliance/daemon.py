@@ -36,6 +36,7 @@ from appliance.iam.sealing import rewrap_all
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
 from appliance.services.lifecycle import LifecycleWorker, serve_lifecycle
+from appliance.services.restore import RestoreWorker, serve_restore
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
@@ -63,6 +64,7 @@ class Daemon:
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
     lifecycle: LifecycleWorker  # applies the buckets' lifecycle rules; its progress shows in `status`
+    restore: RestoreWorker  # makes and expires the copies RestoreObject asks for
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
@@ -112,7 +114,8 @@ class Daemon:
             "buckets": len(buckets),
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
-            "services": {**self.healing.progress_json(), "lifecycle": self.lifecycle.progress_json()},
+            "services": {**self.healing.progress_json(), "lifecycle": self.lifecycle.progress_json(),
+                         "restore": self.restore.progress_json()},
         }
 
 
@@ -171,7 +174,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
-                        LifecycleWorker(store, cfg))
+                        LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
         await _serve(daemon)
     finally:
         db.close()
@@ -186,6 +189,7 @@ async def _serve(d: Daemon) -> None:
             await nursery.start(run_debug_wedge)
             await nursery.start(serve_gc, d.store)
             await nursery.start(serve_lifecycle, d.store, cfg, d.lifecycle)
+            await nursery.start(serve_restore, d.restore)
             for worker in d.healing.workers():
                 await nursery.start(worker)
             if cfg.s3.enabled:

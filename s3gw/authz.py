@@ -98,6 +98,7 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
 # Object-scoped operations: (action, action when the request names a versionId).
 OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.GetObject: ("s3:GetObject", "s3:GetObjectVersion"),
+    Op.RestoreObject: ("s3:RestoreObject", "s3:RestoreObject"),
     Op.HeadObject: ("s3:GetObject", "s3:GetObjectVersion"),
     Op.DeleteObject: ("s3:DeleteObject", "s3:DeleteObjectVersion"),
     Op.GetObjectTagging: ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),

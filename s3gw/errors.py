@@ -106,6 +106,8 @@ TABLE: dict[str, ErrorSpec] = {
     ),
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
     "NoSuchLifecycleConfiguration": ErrorSpec(404, "The lifecycle configuration does not exist"),
+    "InvalidObjectState": ErrorSpec(403, "The operation is not valid for the object's storage class"),
+    "RestoreAlreadyInProgress": ErrorSpec(409, "Object restore is already in progress"),
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": ErrorSpec(404, "The public access block configuration was not found"),

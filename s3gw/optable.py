@@ -22,6 +22,7 @@ from . import (
     ops_lock,
     ops_multipart,
     ops_object,
+    ops_restore,
 )
 from .authz import AUTHORIZED
 from .ctx import OpHandler
@@ -55,5 +56,5 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
 
 OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS,
                           ops_encryption.OPS, ops_lifecycle.OPS, ops_list.OPS, ops_lock.OPS, ops_multipart.OPS,
-                          ops_object.OPS),
+                          ops_object.OPS, ops_restore.OPS),
                          REFUSED)

@@ -60,6 +60,7 @@ class Op(StrEnum):
     GetBucketLifecycleConfiguration = "GetBucketLifecycleConfiguration"
     PutBucketLifecycleConfiguration = "PutBucketLifecycleConfiguration"
     DeleteBucketLifecycle = "DeleteBucketLifecycle"
+    RestoreObject = "RestoreObject"
     GetObjectRetention = "GetObjectRetention"
     PutObjectRetention = "PutObjectRetention"
     GetObjectLegalHold = "GetObjectLegalHold"
@@ -104,7 +105,7 @@ class Op(StrEnum):
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "cors", "website", "logging", "notification", "replication",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "restore", "select", "torrent",
+    "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
     # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
     # metadata tables a CreateBucket, CreateSession a listing)
@@ -115,7 +116,7 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
                                  "object-lock", "lifecycle"})
 # Subresources of objects only: on a bucket they name nothing we serve.
-OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
+OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).
 _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
                     ("legal-hold", Op.GetObjectLegalHold, Op.PutObjectLegalHold))
@@ -212,6 +213,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
     for sub, get, put in _OBJECT_LOCK_OPS:
         if sub in q:
             return get if method == "GET" else put if method == "PUT" else Op.MethodNotAllowed
+    if "restore" in q:
+        return Op.RestoreObject if method == "POST" else Op.MethodNotAllowed
     if method in ("GET", "HEAD"):
         if "tagging" in q:
             return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed

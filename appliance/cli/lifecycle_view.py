@@ -9,8 +9,14 @@ from .sizes import human_size
 
 
 def lifecycle_line(name: str, svc: Any) -> str | None:
-    """None: not the lifecycle service."""
-    if name != "lifecycle" or not isinstance(svc, dict):
+    """None: not the lifecycle or the restore service."""
+    if not isinstance(svc, dict):
+        return None
+    if name == "restore":
+        return (f"restore: {svc.get('queued', 0)} queued, {svc.get('active', 0)} restored copies readable, "
+                f"{svc.get('restored', 0)} restored ({human_size(svc.get('restored_bytes', 0))}) and "
+                f"{svc.get('expired', 0)} expired since start")
+    if name != "lifecycle":
         return None
     if svc.get("running") or svc.get("pass_started_ns"):
         where = f"pass at {svc.get('bucket') or '-'} ({svc.get('phase') or 'starting'}, after {svc.get('after')!r})"

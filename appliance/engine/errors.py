@@ -105,6 +105,18 @@ class InvalidStorageClass(StowageError):
     code = "InvalidStorageClass"
 
 
+class InvalidObjectState(StowageError):
+    """The object is archived (GLACIER, DEEP_ARCHIVE) and not restored: RestoreObject first."""
+
+    code = "InvalidObjectState"
+
+
+class RestoreAlreadyInProgress(StowageError):
+    """Object restore is already in progress."""
+
+    code = "RestoreAlreadyInProgress"
+
+
 # --- multipart -----------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
     Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
     y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
+    Z<bucket>\\0<key>\\0<version id>   RestoreRecord: a RestoreObject of an archived version
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
 LIFECYCLE = b"Y"
 LIFECYCLE_STATE = b"y"
+RESTORE = b"Z"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -248,3 +250,7 @@ def lifecycle(bucket_name: str) -> bytes:
 
 def lifecycle_state(name: str) -> bytes:
     return LIFECYCLE_STATE + name.encode()
+
+
+def restore(bucket_name: str, key: str, version_id: str) -> bytes:
+    return RESTORE + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()

@@ -17,12 +17,14 @@ from .listing import ListPage, UploadPage, VersionPage
 from .lockstore import LockStore
 from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
+from .restorestore import RestoreStore
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
 from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LifecycleStore):
+class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LifecycleStore,
+                  RestoreStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

@@ -521,3 +521,23 @@ class LifecycleCursor(Record):
     transitioned_bytes: int = 0
     aborted: int = 0
     locked: int = 0  # expirations refused by object lock
+
+
+@dataclass(slots=True)
+class RestoreRecord(Record):
+    """A RestoreObject of an archived version (keys.restore): queued while `ongoing`, then a
+    temporary copy of its data in the hot pool (`copy`, holding one reference on each of its
+    segments) until `expiry_ns`, when the restore worker drops it."""
+
+    bucket: str
+    key: str
+    version_id: str
+    seq: int  # the version's: a record outliving its version (or a reused id) is dropped
+    days: int
+    tier: str  # Expedited | Standard | Bulk
+    requested_ns: int
+    ongoing: bool = True
+    completed_ns: int = 0
+    expiry_ns: int = 0
+    copy: list[list[Any]] = field(default_factory=list)  # [segment id, offset, length] of the copy's refs
+    copied_bytes: int = 0

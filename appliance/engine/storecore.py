@@ -22,7 +22,7 @@ import trio
 
 from appliance.config import Config, ConfigError
 
-from . import classes, keys, listing, lock, transcode
+from . import classes, keys, listing, lock, restore, transcode
 from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
@@ -737,7 +737,8 @@ class StoreCore:
         """Bytes [start, end) of an object version, streamed (`decrypt_with` opens the data keys
         of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
-        async for piece in self.read_refs(version.segments, start, end, decrypt_with=decrypt_with):
+        refs = restore.readable_refs(self, version)  # an archived version: its restore copy, or refused
+        async for piece in self.read_refs(refs, start, end, decrypt_with=decrypt_with):
             yield piece
 
     async def read_refs(self, refs: list[SegmentRef], start: int, end: int,
@@ -816,6 +817,7 @@ class StoreCore:
         stays bounded by a few blocks whatever the size. The copy is a single-part object.
         """
         keep = meta is None
+        restore.readable_refs(self, src)  # an archived source must be restored first, as on AWS
         new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl),
                            lock_mode=lock_mode, retain_until_ns=retain_until_ns, legal_hold=legal_hold)
         if rewrite:

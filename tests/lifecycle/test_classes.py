@@ -13,7 +13,7 @@ import pytest
 from appliance.config import ConfigError, DiskConfig, PoolConfig, StorageClassConfig, embedded_config, validate
 from appliance.engine.crypto import SegmentKey
 from appliance.engine.diskload import load_disks
-from appliance.engine.errors import InvalidStorageClass
+from appliance.engine.errors import InvalidObjectState, InvalidStorageClass
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore, PutMeta
 from appliance.engine.records import ObjectVersion
@@ -63,7 +63,11 @@ async def test_each_class_on_six_disks(tmp_path: Path, cls: str, expected: tuple
         await s.create_bucket("bkt")
         v = await s.put_object("bkt", "k", BODY, PutMeta(storage_class=cls))
         assert v.storage_class == cls and on_disk(s, v) == {("default", *expected)}
-        assert await read(s, s.head_object("bkt", "k")) == BODY
+        if cls in ("GLACIER", "DEEP_ARCHIVE"):  # archived: readable only once restored
+            with pytest.raises(InvalidObjectState):
+                await read(s, s.head_object("bkt", "k"))
+        else:
+            assert await read(s, s.head_object("bkt", "k")) == BODY
         small = await s.put_object("bkt", "small", b"x" * 1000, PutMeta(storage_class=cls))
         assert on_disk(s, small) == {("default", 1, expected[1])}  # replicated, with the class's parity
     finally:
@@ -155,6 +159,11 @@ async def test_transition_moves_ciphertext_keeping_identity(tmp_path: Path) -> N
         assert after.storage_class == "GLACIER" and on_disk(s, after) == {("archive", 2, 1)}
         new = s.get_segment(after.segments[0].segment_id)
         assert new.cipher_id == old.segment_id and new.enc == old.enc
+        with pytest.raises(InvalidObjectState):  # archived now: a restore makes it readable
+            await read(s, after, lambda env: key)
+        assert await s.request_restore(after, 2, "Bulk")
+        restored = await s.complete_restore(s.restores()[0])
+        assert restored is not None and restored.segments == 1  # a STANDARD copy, again of the ciphertext
         assert await read(s, after, lambda env: key) == BODY
         assert s.get_segment(old.segment_id).refcount == 0  # queued for GC
         # and again, from the archive back to STANDARD: the cipher id stays the first segment's
