@@ -37,9 +37,11 @@ from appliance.iam.sealing import rewrap_all
 from appliance.services.eventhub import EventHub
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
+from appliance.services.lifecycle import LifecycleWorker, serve_lifecycle
 from appliance.services.notify import NotifyService
 from appliance.services.notifytargets import rewrap_targets
 from appliance.services.replicate import ReplicationService
+from appliance.services.restore import RestoreWorker, serve_restore
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
@@ -72,6 +74,8 @@ class Daemon:
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
     events: EventHub  # bucket notifications (and replication)
+    lifecycle: LifecycleWorker  # applies the buckets' lifecycle rules; its progress shows in `status`
+    restore: RestoreWorker  # makes and expires the copies RestoreObject asks for
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     operator: Operator = field(init=False)  # metrics, health, logs, alerts
     started: float = field(default_factory=time.time)
@@ -123,7 +127,8 @@ class Daemon:
             "buckets": len(buckets),
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
-            "services": self.healing.progress_json(),
+            "services": {**self.healing.progress_json(), "lifecycle": self.lifecycle.progress_json(),
+                         "restore": self.restore.progress_json()},
             "notifications": self.events.notify.status(),
             "replication": self.events.replication.status() if self.events.replication else None,
         }
@@ -188,7 +193,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         replication = ReplicationService(store, cfg, identities.master, lambda: kms.resolver())
         await trio.to_thread.run_sync(replication.load)
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
-                        EventHub(notify, replication))
+                        EventHub(notify, replication), LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
         await _serve(daemon)
     finally:
         db.close()
@@ -202,6 +207,8 @@ async def _serve(d: Daemon) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_debug_wedge)
             await nursery.start(serve_gc, d.store)
+            await nursery.start(serve_lifecycle, d.store, cfg, d.lifecycle)
+            await nursery.start(serve_restore, d.restore)
             for worker in d.healing.workers():
                 await nursery.start(worker)
             for worker in d.operator.workers():

@@ -40,6 +40,7 @@ class MultipartStore(StoreCore):
         b = self.get_bucket(bucket)
         check_new_key(key, self.db.get(keys.latest(bucket, key)) is not None, long_key=False)
         meta = meta or PutMeta()
+        self.placement(meta.storage_class)  # InvalidStorageClass before the upload exists
         lock.check_settings(b, meta.lock_mode, meta.legal_hold)  # the default retention applies at completion
         up = UploadRecord(
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
@@ -94,8 +95,9 @@ class MultipartStore(StoreCore):
         self._check_part_number(part_number)
         up = self.get_upload(bucket, key, upload_id)
         identity = {"bucket": bucket, "key": key, "upload_id": upload_id, "part": part_number}
-        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class), size_hint,
-                                             encrypt_with)
+        place = self.placement(up.storage_class)
+        seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
+                                             geometry=place.geometry)
         try:
             checksums = finalize(summary) if finalize else None
             part = PartRecord(part_number, summary.size, summary.etag, time.time_ns(), whole_ref(seg),
