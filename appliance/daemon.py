@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import signal
+import ssl
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,8 @@ from fusefs.service import serve_fuse
 from s3gw.service import Endpoint, serve_s3
 
 from . import __version__
-from .config import Config, fuse_usable
+from . import tls as tls_setup
+from .config import Config, ConfigError, fuse_usable
 from .control import ControlServer, Emit
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
@@ -65,6 +68,7 @@ class Daemon:
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
+    tls: tls_setup.TlsContexts | None = None  # the gateway's certificate, reloaded on SIGHUP
 
     def __post_init__(self) -> None:
         # a KMS key made on first use (aws/s3) exists only in the DB until a snapshot holds it
@@ -169,6 +173,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         await replace_plaintext_snapshots(store)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
+        daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)
         await _serve(daemon)
     finally:
         db.close()
@@ -184,8 +189,10 @@ async def _serve(d: Daemon) -> None:
             await nursery.start(serve_gc, d.store)
             for worker in d.healing.workers():
                 await nursery.start(worker)
+            await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities, d.keys)
+                endpoint: Endpoint = await nursery.start(partial(
+                    serve_s3, d.store, cfg, d.identities, d.keys, tls_context=d.tls.current if d.tls else None))
                 d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg, d.keys))
@@ -193,7 +200,9 @@ async def _serve(d: Daemon) -> None:
             await nursery.start(run_watchdog, d.notifier)
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
                                  "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
-                                 "state_dir": cfg.state_dir})
+                                 "state_dir": cfg.state_dir,
+                                 "tls_certificate": str(d.tls.files.cert) if d.tls else None,
+                                 "tls_fingerprint": d.tls.fingerprint if d.tls else None})
             log.info("ready: %s", d.summary())
             d.notifier.ready(d.summary())
             await nursery.start(run_status, d.notifier, d.summary)
@@ -204,6 +213,22 @@ async def _serve(d: Daemon) -> None:
                 break
     with contextlib.suppress(FileNotFoundError):
         (Path(cfg.state_dir) / "run" / "daemon.json").unlink()
+
+
+def _prepare_tls(cfg: Config) -> tls_setup.TlsContexts | None:
+    """The gateway's certificate (generated on first start when none is configured); its
+    fingerprint is printed for clients that pin it."""
+    if not cfg.s3.enabled:
+        return None
+    files = tls_setup.prepare(cfg)
+    if files is None:
+        return None
+    try:
+        contexts = tls_setup.TlsContexts(files)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"s3.tls_cert/s3.tls_key: cannot load {files.cert} and {files.key}: {exc}") from exc
+    print(f"Stowage TLS certificate: {files.cert}\n  SHA-256 fingerprint: {contexts.fingerprint}", flush=True)
+    return contexts
 
 
 def register_control_ops(d: Daemon) -> None:

@@ -15,6 +15,7 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.control import ControlError, call
 
+from . import credentials as cli_credentials
 from . import heal as cli_heal
 from . import iam as cli_iam
 from . import kms as cli_kms
@@ -82,5 +83,5 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_credentials.commands]:
     main.add_command(_cmd)
