@@ -16,6 +16,7 @@ from appliance.config import Config
 from appliance.control import ControlError, call
 
 from . import credentials as cli_credentials
+from . import export as cli_export
 from . import heal as cli_heal
 from . import iam as cli_iam
 from . import kms as cli_kms
@@ -83,5 +84,6 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_credentials.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_credentials.commands,
+             *cli_export.commands]:
     main.add_command(_cmd)
