@@ -19,6 +19,7 @@ from . import credentials as cli_credentials
 from . import export as cli_export
 from . import heal as cli_heal
 from . import iam as cli_iam
+from . import import_s3 as cli_import
 from . import kms as cli_kms
 from .common import appliance_options, run_guarded
 from .disks import disks
@@ -85,5 +86,5 @@ def status(cfg: Config, as_json: bool) -> None:
 
 
 for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_credentials.commands,
-             *cli_export.commands]:
+             *cli_export.commands, *cli_import.commands]:
     main.add_command(_cmd)
