@@ -43,7 +43,7 @@ from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
 from s3gw.service import Endpoint, serve_s3
 
-from . import __version__
+from . import __version__, migrate
 from . import tls as tls_setup
 from .config import Config, ConfigError, fuse_usable
 from .control import ControlServer, Emit
@@ -154,6 +154,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
     if _mount_wanted(cfg):
         BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now
     notifier = notifier or Notifier.from_environ()
+    await trio.to_thread.run_sync(migrate.before_open, cfg)  # the pre-upgrade snapshot, when one is due
     db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
     try:
         (Path(cfg.state_dir) / "appliance-id").write_text(db.appliance_id + "\n")
@@ -171,6 +172,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         # round-1 plain-text secrets were just wrapped (now or offline): the snapshots taken
         # before still hold them, so they are replaced before the snapshot service starts
         await replace_plaintext_snapshots(store)
+        await trio.to_thread.run_sync(migrate.stamp_version, db)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
         daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)

@@ -21,6 +21,7 @@ from . import heal as cli_heal
 from . import iam as cli_iam
 from . import import_s3 as cli_import
 from . import kms as cli_kms
+from . import upgrade as cli_upgrade
 from .common import appliance_options, run_guarded
 from .disks import disks
 
@@ -86,5 +87,6 @@ def status(cfg: Config, as_json: bool) -> None:
 
 
 for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_credentials.commands,
-             *cli_export.commands, *cli_import.commands]:
+             *cli_export.commands, *cli_import.commands,
+             *cli_upgrade.commands]:
     main.add_command(_cmd)

@@ -28,6 +28,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
     C<upload id>                    CompletionRecord: a completed multipart upload, for a while
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
+    u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ VID_EXPIRY = b"E"
 INODE = b"F"
 COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
+UPGRADE = b"u"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -206,6 +208,10 @@ JOURNAL_LSN = appliance("journal-lsn")
 # Set when the journal on the data disks may lack a commit this DB holds (a power cut, writes made
 # without a journal, a rebuilt DB): the next metadata snapshot is due at once (its presence only).
 CHECKPOINT_DUE = appliance("checkpoint-due")
+
+
+def upgrade(name: str) -> bytes:
+    return UPGRADE + name.encode()
 
 
 def progress(name: str) -> bytes:
