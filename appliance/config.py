@@ -248,6 +248,18 @@ class ReplicationConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """[tls]: HTTPS for the S3 gateway (appliance/tls.py). The certificate itself is s3.tls_cert
+    and s3.tls_key; without them a self-signed one is generated under <state_dir>/tls."""
+
+    # auto: HTTPS for the installed appliance (a config file that is not embedded) and for any
+    # non-loopback listen address; plain HTTP for the embedded mode on loopback. on | off: always.
+    mode: str = "auto"
+    names: list[str] = field(default_factory=list)  # extra host names/addresses of the generated cert
+    reload_interval: float = 10.0  # seconds between checks of the configured cert files for changes
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -272,6 +284,7 @@ class Config:
     durability: DurabilityConfig = field(default_factory=DurabilityConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     log_level: str = "info"
 
     @property
@@ -341,6 +354,10 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected an array of tables")
         return [_build(DiskConfig, d, f"{where}[{i}]") for i, d in enumerate(value)]
+    if cls is TlsConfig and name == "names":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where}: expected an array of host names or addresses")
+        return list(value)
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -378,6 +395,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
     if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):
         raise ConfigError("s3.tls_cert and s3.tls_key must be given together")
+    if cfg.tls.mode not in ("auto", "on", "off"):
+        raise ConfigError(f"tls.mode: expected auto, on or off, got {cfg.tls.mode!r}")
+    if cfg.tls.reload_interval <= 0:
+        raise ConfigError("tls.reload_interval: must be positive")
     if bool(cfg.s3.access_key) != bool(cfg.s3.secret_key):
         raise ConfigError("s3.access_key and s3.secret_key must be given together")
     for name, pool in cfg.pools.items():

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,8 +50,9 @@ from fusefs.service import serve_fuse
 from s3gw.adminserver import serve_admin
 from s3gw.service import Endpoint, serve_s3
 
-from . import __version__
-from .config import Config, fuse_usable
+from . import __version__, migrate
+from . import tls as tls_setup
+from .config import Config, ConfigError, fuse_usable
 from .control import ControlServer, Emit
 from .operator import Operator
 from .ops import disks as disk_ops
@@ -82,6 +84,7 @@ class Daemon:
     s3_endpoint: str = ""
     mount_path: str = ""
     admin_port: int = 0  # the admin listen address's bound port (admin.listen), 0 = none
+    tls: tls_setup.TlsContexts | None = None  # the gateway's certificate, reloaded on SIGHUP
 
     def __post_init__(self) -> None:
         self.keys = ObjectKeys(self.kms)
@@ -170,6 +173,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
     if _mount_wanted(cfg):
         BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now
     notifier = notifier or Notifier.from_environ()
+    await trio.to_thread.run_sync(migrate.before_open, cfg)  # the pre-upgrade snapshot, when one is due
     db = await trio.to_thread.run_sync(MetaDB, cfg.meta_path)
     try:
         (Path(cfg.state_dir) / "appliance-id").write_text(db.appliance_id + "\n")
@@ -187,6 +191,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         # round-1 plain-text secrets were just wrapped (now or offline): the snapshots taken
         # before still hold them, so they are replaced before the snapshot service starts
         await replace_plaintext_snapshots(store)
+        await trio.to_thread.run_sync(migrate.stamp_version, db)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
         notify = NotifyService(store, cfg, identities.master)
         await trio.to_thread.run_sync(notify.load)
@@ -194,6 +199,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         await trio.to_thread.run_sync(replication.load)
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
                         EventHub(notify, replication), LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
+        daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)
         await _serve(daemon)
     finally:
         db.close()
@@ -216,11 +222,13 @@ async def _serve(d: Daemon) -> None:
             await nursery.start(d.events.notify.serve)
             if d.events.replication is not None:
                 await nursery.start(d.events.replication.serve)
+            await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
             op = d.operator
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(
                     serve_s3, d.store, cfg, d.identities, d.keys, admin=op.admin, observers=op.observers,
-                    state=op.server, iam_changes=op.auditor.iam_change, events=d.events))
+                    state=op.server, iam_changes=op.auditor.iam_change, events=d.events,
+                    tls_context=d.tls.current if d.tls else None))
                 d.s3_endpoint = endpoint.url
             if cfg.admin.listen:
                 d.admin_port = await nursery.start(serve_admin, op.admin, cfg)
@@ -231,7 +239,9 @@ async def _serve(d: Daemon) -> None:
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
                                  "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
                                  "admin_port": d.admin_port or None,
-                                 "state_dir": cfg.state_dir})
+                                 "state_dir": cfg.state_dir,
+                                 "tls_certificate": str(d.tls.files.cert) if d.tls else None,
+                                 "tls_fingerprint": d.tls.fingerprint if d.tls else None})
             op.readiness.phase = "serving"
             log.info("ready: %s", d.summary())
             d.notifier.ready(d.summary())
@@ -244,6 +254,22 @@ async def _serve(d: Daemon) -> None:
                 break
     with contextlib.suppress(FileNotFoundError):
         (Path(cfg.state_dir) / "run" / "daemon.json").unlink()
+
+
+def _prepare_tls(cfg: Config) -> tls_setup.TlsContexts | None:
+    """The gateway's certificate (generated on first start when none is configured); its
+    fingerprint is printed for clients that pin it."""
+    if not cfg.s3.enabled:
+        return None
+    files = tls_setup.prepare(cfg)
+    if files is None:
+        return None
+    try:
+        contexts = tls_setup.TlsContexts(files)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"s3.tls_cert/s3.tls_key: cannot load {files.cert} and {files.key}: {exc}") from exc
+    print(f"Stowage TLS certificate: {files.cert}\n  SHA-256 fingerprint: {contexts.fingerprint}", flush=True)
+    return contexts
 
 
 def register_control_ops(d: Daemon) -> None:

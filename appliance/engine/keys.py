@@ -41,6 +41,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
     y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
     Z<bucket>\\0<key>\\0<version id>   RestoreRecord: a RestoreObject of an archived version
+    u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ REPLICATION_STATE = b"j"
 LIFECYCLE = b"Y"
 LIFECYCLE_STATE = b"y"
 RESTORE = b"Z"
+UPGRADE = b"u"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -229,6 +231,10 @@ JOURNAL_LSN = appliance("journal-lsn")
 # Set when the journal on the data disks may lack a commit this DB holds (a power cut, writes made
 # without a journal, a rebuilt DB): the next metadata snapshot is due at once (its presence only).
 CHECKPOINT_DUE = appliance("checkpoint-due")
+
+
+def upgrade(name: str) -> bytes:
+    return UPGRADE + name.encode()
 
 
 def progress(name: str) -> bytes:
