@@ -70,6 +70,13 @@ class S3Config:
     # and true are AWS's current defaults.
     default_object_ownership: str = "ObjectWriter"
     default_public_access_block: bool = False
+    # The default encryption of a new bucket (docs/encryption.md): "AES256" (SSE-S3, what AWS
+    # gives every bucket since January 2023) or "none". Also what DeleteBucketEncryption restores.
+    default_bucket_encryption: str = "AES256"
+    # Signature Version 2 (s3gw/sigv2.py) for the clients that still sign with it (presigned URLs
+    # of boto3 and aws CLI v1, s3cmd signurl, older SDKs); false refuses it as a SigV4-only AWS
+    # region does. SigV4 is what every client that can speak it uses either way.
+    allow_sigv2: bool = True
 
 
 @dataclass(frozen=True)
@@ -264,6 +271,9 @@ def validate(cfg: Config) -> Config:
     if cfg.s3.default_object_ownership not in OBJECT_OWNERSHIP:
         raise ConfigError(f"s3.default_object_ownership: expected {', '.join(OBJECT_OWNERSHIP)}, "
                           f"got {cfg.s3.default_object_ownership!r}")
+    if cfg.s3.default_bucket_encryption not in ("AES256", "none"):
+        raise ConfigError(f"s3.default_bucket_encryption: expected AES256 or none, "
+                          f"got {cfg.s3.default_bucket_encryption!r}")
     return cfg
 
 

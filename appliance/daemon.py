@@ -31,6 +31,7 @@ from appliance.iam.admin import IdentityAdmin
 from appliance.iam.credentials import resolve_root_key
 from appliance.iam.kms import Kms
 from appliance.iam.masterkey import MasterKey, mark_master
+from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.sealing import rewrap_all
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
@@ -60,9 +61,14 @@ class Daemon:
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
+    keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
+
+    def __post_init__(self) -> None:
+        # a KMS key made on first use (aws/s3) exists only in the DB until a snapshot holds it
+        self.keys = ObjectKeys(self.kms, lambda: self.healing.snapshotter.take(force=True))
 
     @property
     def disks(self) -> DiskSet:
@@ -179,10 +185,10 @@ async def _serve(d: Daemon) -> None:
             for worker in d.healing.workers():
                 await nursery.start(worker)
             if cfg.s3.enabled:
-                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities)
+                endpoint: Endpoint = await nursery.start(serve_s3, d.store, cfg, d.identities, d.keys)
                 d.s3_endpoint = endpoint.url
             if _mount_wanted(cfg):
-                d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg))
+                d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg, d.keys))
             await nursery.start(d.control.serve)
             await nursery.start(run_watchdog, d.notifier)
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,

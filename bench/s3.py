@@ -13,6 +13,11 @@ Authorization's cost: 4 KiB PUT/GET ops/s of the root user beside an IAM user wi
 policy set (3 attached managed policies of 10 statements each, and a bucket policy with
 conditions on the bucket), in back-to-back rounds of the same run, alternating which goes
 first; the difference is the median of the rounds' own ratios, so drift of the machine cancels.
+
+Encryption's cost the same way: 64 MiB PUT/GET MiB/s (1 client) and 4 KiB PUT/GET ops/s (16
+clients) in a bucket without default encryption beside one with SSE-S3. (The daemon runs with
+`default_bucket_encryption = "none"`, so every other figure is of unencrypted objects, as in
+earlier runs.)
 """
 
 from __future__ import annotations
@@ -82,9 +87,11 @@ def start_daemon(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     runfile = data / "run" / "daemon.json"
     if runfile.exists():
         runfile.unlink()
+    config = data.parent / "stowage.toml"
+    config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
     log = open(data.parent / "daemon.log", "ab")  # noqa: SIM115 - owned by the process
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--listen",
-                             "127.0.0.1:0", "--no-mount"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--config", str(config),
+                             "--listen", "127.0.0.1:0", "--no-mount"], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -132,21 +139,22 @@ def parallel(n: int, fn) -> float:
     return time.perf_counter() - t
 
 
-def throughput(d: dict[str, str], clients: int, per_client: int, body: bytes) -> tuple[float, float]:
+def throughput(d: dict[str, str], clients: int, per_client: int, body: bytes,
+               bucket: str = "bench") -> tuple[float, float]:
     conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
     total = clients * per_client * len(body) / MIB
-    put = total / parallel(clients, lambda i: [conns[i].call("PUT", f"/bench/big-{clients}-{i}-{j}", body)
+    put = total / parallel(clients, lambda i: [conns[i].call("PUT", f"/{bucket}/big-{clients}-{i}-{j}", body)
                                                for j in range(per_client)])
-    get = total / parallel(clients, lambda i: [conns[i].call("GET", f"/bench/big-{clients}-{i}-{j}")
+    get = total / parallel(clients, lambda i: [conns[i].call("GET", f"/{bucket}/big-{clients}-{i}-{j}")
                                                for j in range(per_client)])
     for i in range(clients):
         for j in range(per_client):
-            conns[i].call("DELETE", f"/bench/big-{clients}-{i}-{j}")
+            conns[i].call("DELETE", f"/{bucket}/big-{clients}-{i}-{j}")
     return put, get
 
 
 def small_ops(d: dict[str, str], size: int, clients: int, per_client: int,
-              prefix: str = "") -> dict[str, tuple[float, float, float]]:
+              prefix: str = "", bucket: str = "bench") -> dict[str, tuple[float, float, float]]:
     conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
     body = os.urandom(size)
     out = {}
@@ -156,7 +164,7 @@ def small_ops(d: dict[str, str], size: int, clients: int, per_client: int,
         def work(i: int, method: str = method, lat: list[list[float]] = lat) -> None:
             for j in range(per_client):
                 t = time.perf_counter()
-                conns[i].call(method, f"/bench/{prefix}s{size}/{i}/{j}", body if method == "PUT" else None)
+                conns[i].call(method, f"/{bucket}/{prefix}s{size}/{i}/{j}", body if method == "PUT" else None)
                 lat[i].append(time.perf_counter() - t)
 
         wall = parallel(clients, work)
@@ -254,6 +262,39 @@ def authz_figures(root: dict[str, str], user: dict[str, str], rounds: int,
     return out
 
 
+# --- encryption: a plaintext bucket beside an SSE-S3 one ------------------------------------------
+
+SSE_BUCKET = "bench-sse"
+SSE_S3_DEFAULT = (b'<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule>'
+                  b"<ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>"
+                  b"</ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>")
+
+
+def sse_figures(d: dict[str, str], rounds: int, big: bytes, big_per_client: int,
+                small_per_client: int) -> dict[str, tuple[float, float, float]]:
+    """(plaintext, SSE-S3, SSE-S3's difference) for "64 MiB PUT/GET" (MiB/s, 1 client) and
+    "4 KiB PUT/GET" (ops/s, 16 clients): medians over rounds that run both buckets back to back,
+    alternating which goes first; the difference is the median of each round's own ratio."""
+    c = Client(d["endpoint"], d["access_key"], d["secret_key"])
+    c.call("PUT", f"/{SSE_BUCKET}")
+    c.call("PUT", f"/{SSE_BUCKET}", SSE_S3_DEFAULT, query="encryption")
+    runs: dict[str, dict[str, list[float]]] = {}
+    for r in range(rounds):
+        order = ("bench", SSE_BUCKET) if r % 2 == 0 else (SSE_BUCKET, "bench")
+        for bucket in order:
+            put, get = throughput(d, 1, big_per_client, big, bucket=bucket)
+            small = small_ops(d, 4 * KIB, 16, small_per_client, prefix=f"sse{r}-", bucket=bucket)
+            for name, value in (("64 MiB PUT", put), ("64 MiB GET", get), ("4 KiB PUT", small["PUT"][0]),
+                                ("4 KiB GET", small["GET"][0])):
+                runs.setdefault(name, {}).setdefault(bucket, []).append(value)
+    out = {}
+    for name, per in runs.items():
+        plain, enc = per["bench"], per[SSE_BUCKET]
+        ratios = [e / p - 1 for p, e in zip(plain, enc, strict=True)]
+        out[name] = (statistics.median(plain), statistics.median(enc), statistics.median(ratios))
+    return out
+
+
 def populate_listing(data: Path, n: int) -> None:
     """Write n keys straight into the metadata DB while the daemon is stopped (filling a bucket
     through S3 would take minutes of small PUTs and measure those, not the listing)."""
@@ -322,6 +363,7 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
             big = os.urandom(64 * MIB)
             tp1 = throughput(d, 1, 2 if quick else 4, big)
             tp8 = throughput(d, 8, 1 if quick else 2, big)
+            sse = sse_figures(d, 2 if quick else 6, big, 1 if quick else 2, 25 if quick else 60)
             del big
             small4 = small_ops(d, 4 * KIB, 16, 25 if quick else 100)
             small256 = small_ops(d, 256 * KIB, 16, 10 if quick else 40)
@@ -349,6 +391,10 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
         for method in ("PUT", "GET"):
             ops, p50, p99 = res[method]
             print(f"  S3 {label:>7} {method}, 16 clients: {ops:8.1f} ops/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
+    for name, (plain, enc, diff) in sse.items():
+        unit = "MiB/s" if name.startswith("64") else "ops/s"
+        print(f"  S3 {name:>10}, encryption: plaintext {plain:8.1f} {unit}   SSE-S3 {enc:8.1f} {unit}   "
+              f"(SSE-S3 {diff * 100:+.1f}%, median of paired rounds)")
     for method in ("PUT", "GET"):
         r, u, diff = authz[method]
         print(f"  S3   4 KiB {method}, 16 clients, authorization: root {r:8.1f} ops/s   user with 3x10-statement "

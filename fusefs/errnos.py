@@ -35,6 +35,12 @@ ERRNO_BY_CODE: dict[str, int] = {
     "DiskError": errno.EIO,
     "FormatError": errno.EIO,
     "MethodNotAllowed": errno.EPERM,
+    # server-side encryption: data the mount has no key for (SSE-C), or whose KMS key is off
+    "SseCustomerKeyRequired": errno.EACCES,
+    "SseCustomerKeyMismatch": errno.EACCES,
+    "KMS.DisabledException": errno.EACCES,
+    "KMS.NotFoundException": errno.EACCES,
+    "ObjectLocked": errno.EPERM,  # a version object lock protects (engine/lock.py)
 }
 
 

@@ -41,9 +41,11 @@ class NamespaceOps(NodeOps):
         p = self._new_owner(parent, mode, ctx)
         p.rdev = rdev if is_device(mode) else 0
         ctype = "" if stat.S_ISLNK(mode) else guess_type(path)
-        meta = PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True)
+        protection = await self.keys.for_new(bucket, path)
+        meta = PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True, sse=protection.report())
         with self.quiet(bucket, path):
-            v = await self.store.put_object(bucket, path, body, meta, long_key=True)
+            v = await self.store.put_object(bucket, path, body, meta, long_key=True,
+                                            encrypt_with=self.keys.new_key(protection))
         node = self.inodes.intern(bucket, path, KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE))
         self._entries_changed(parent, p.ctime_ns)
         return node, v
@@ -82,7 +84,7 @@ class NamespaceOps(NodeOps):
         parent = self._dir(parent_inode)
         bucket, path = self._child(parent, name)
         if parent.kind == ROOT:
-            await self.store.create_bucket(bucket)
+            await self.store.create_bucket(bucket, encryption=self.bucket_encryption)
             self.tree.tree_moved(bucket, "")
             node = self.inodes.intern(bucket, "", BUCKET)
         else:

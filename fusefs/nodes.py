@@ -19,10 +19,12 @@ from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.config import Config
 from appliance.engine import ObjectStore, ObjectVersion, PutMeta
+from appliance.iam.objectkeys import ObjectKeys, default_bucket_encryption
 
 from .access import BucketDefaults
 from .attrs import Mutate, Posix, entry, meta_of, now_ns, posix_of
 from .dirtimes import DirTimes
+from .encryption import MountKeys
 from .errnos import fail
 from .handles import DirHandle
 from .inodes import BUCKET, DIR, DIR_KINDS, ROOT, InodeTable, Node
@@ -56,10 +58,12 @@ class NodeOps(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
 
-    def __init__(self, store: ObjectStore, cfg: Config, timeout: float = 5.0) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, keys: ObjectKeys, timeout: float = 5.0) -> None:
         super().__init__()
         self.store = store
+        self.keys = MountKeys(store, keys)
         self.defaults = BucketDefaults(cfg.mount)
+        self.bucket_encryption = default_bucket_encryption(cfg)  # of a bucket made by mkdir
         self.tree = Tree(store, self.defaults)
         self.inodes = InodeTable()
         self.dirtimes = DirTimes()
@@ -202,7 +206,8 @@ class NodeOps(pyfuse3.Operations):
 
     def _new_state(self, node: Node, v: ObjectVersion | None) -> FileState:
         p = self._posix(node, v)
-        st = FileState(self.store, self.staging_dir, v, p, v.content_type if v else guess_type(node.path))
+        st = FileState(self.store, self.staging_dir, v, p, v.content_type if v else guess_type(node.path),
+                       self.keys.resolver)
         st.user_meta = dict(v.user_meta) if v else {}
         node.state = st
         return st
@@ -238,9 +243,11 @@ class NodeOps(pyfuse3.Operations):
         async with st.lock:
             if node.detached or not (st.changed or st.meta_changed):
                 return
+            protection = await self.keys.for_write(node.bucket, node.path, st.base)
+            meta = self._meta(node.path, node.inode_id, st.base, st.posix, st.user_meta, st.content_type)
+            meta.sse = protection.report()
             with self.quiet_keys(node.bucket, self._names(node)):
-                v = await st.commit(node.bucket, node.path, self._meta(node.path, node.inode_id, st.base, st.posix,
-                                                                       st.user_meta, st.content_type))
+                v = await st.commit(node.bucket, node.path, meta, self.keys.new_key(protection))
             self.inodes.set_inode(node, v.inode)
 
     # --- directories --------------------------------------------------------------------------
@@ -252,14 +259,16 @@ class NodeOps(pyfuse3.Operations):
         if self.tree.has_children(bucket, path):
             return
         # no attributes of its own: it keeps showing the bucket's defaults, as it did while implicit
+        sse = (await self.keys.for_new(bucket, marker_key(path))).report()
         with self.quiet(bucket, marker_key(path)):
-            await self.store.put_object(bucket, marker_key(path), b"", PutMeta(DIR_CONTENT_TYPE, posix_trusted=True),
-                                        long_key=True)
+            await self.store.put_object(bucket, marker_key(path), b"", PutMeta(DIR_CONTENT_TYPE, posix_trusted=True,
+                                                                                 sse=sse), long_key=True)
 
     async def _put_marker(self, bucket: str, path: str, p: Posix, um: dict[str, str]) -> ObjectVersion:
+        sse = (await self.keys.for_new(bucket, marker_key(path))).report()
         with self.quiet(bucket, marker_key(path)):
             v = await self.store.put_object(bucket, marker_key(path), b"", PutMeta(
-                DIR_CONTENT_TYPE, user_meta=meta_of(p, um), posix_trusted=True), long_key=True)
+                DIR_CONTENT_TYPE, user_meta=meta_of(p, um), posix_trusted=True, sse=sse), long_key=True)
         self.dirtimes.forget(bucket, path)  # the marker holds the times now
         return v
 

@@ -22,6 +22,7 @@ from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
+from appliance.iam.objectkeys import ObjectKeys
 
 from .attrs import Posix, entry, kill_privileges, now_ns
 from .errnos import fail, fuse_op
@@ -40,8 +41,8 @@ TIMES_FLUSH_SECONDS = 1.0
 
 
 class StowageFS(NamespaceOps, XattrOps, Invalidation):
-    def __init__(self, store: ObjectStore, cfg: Config, timeout: float = 5.0) -> None:
-        super().__init__(store, cfg, timeout)
+    def __init__(self, store: ObjectStore, cfg: Config, keys: ObjectKeys, timeout: float = 5.0) -> None:
+        super().__init__(store, cfg, keys, timeout)
         self.last_invalidations: list[tuple[str, int, bytes]] = []
         self.mounted = False  # kernel notifications need a live session
         self.kernel_limiter = trio.CapacityLimiter(1)
@@ -111,6 +112,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
 
         if fields.update_size:
             st = await self._state(node)
+            self.keys.check_writable(st.base)
             async with st.lock:
                 await st.truncate(attr.st_size)
                 st.posix.mtime_ns = now
@@ -131,7 +133,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
         v = self.tree.head(node.bucket, node.path)
         if v is None:
             raise fail(errno.ENOENT)
-        return b"".join([piece async for piece in self.store.read_object(v)])
+        return b"".join([piece async for piece in self.store.read_object(v, decrypt_with=self.keys.resolver)])
 
     @fuse_op
     async def statfs(self, ctx: RequestContext) -> pyfuse3.StatvfsData:
@@ -170,6 +172,8 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> pyfuse3.FileInfo:
         node = self.inodes.get(inode)
         st = await self._state(node)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+            self.keys.check_writable(st.base)
         if flags & os.O_TRUNC:  # the kernel passes it on (atomic O_TRUNC): truncate, as ext4 does
             async with st.lock:
                 await st.truncate(0)

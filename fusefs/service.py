@@ -1,6 +1,6 @@
 """The mount service: pyfuse3 inside the daemon's trio loop.
 
-`serve_fuse(store, cfg)` is started by appliance/daemon.py with `nursery.start`. pyfuse3 has one
+`serve_fuse(store, cfg, keys)` is started by appliance/daemon.py with `nursery.start`. pyfuse3 has one
 global session per process, so there is one mount per daemon. `pyfuse3.main()` is an ordinary
 trio coroutine (it reads /dev/fuse with trio.lowlevel.wait_readable and runs each request as a
 task), so it runs as a task of our own nursery beside the invalidation worker. On cancellation
@@ -24,6 +24,7 @@ import trio
 
 from appliance.config import Config, ConfigError
 from appliance.engine import ObjectStore
+from appliance.iam.objectkeys import ObjectKeys
 
 from .operations import StowageFS
 
@@ -75,7 +76,7 @@ def mount_options(cfg: Config) -> set[str]:
     return opts
 
 
-async def serve_fuse(store: ObjectStore, cfg: Config, *,
+async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
                      task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     global _active
     if _active:
@@ -83,7 +84,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, *,
     path = await trio.to_thread.run_sync(Path(cfg.mount.path).resolve)
     await trio.to_thread.run_sync(prepare_mountpoint, path)
     await trio.to_thread.run_sync(_clean_staging, cfg.staging_path)
-    ops = StowageFS(store, cfg)
+    ops = StowageFS(store, cfg, keys)
     pyfuse3.init(ops, str(path), mount_options(cfg))
     _active = ops.mounted = True
     try:

@@ -7,7 +7,8 @@ whatever the file size); `dirty` records which byte ranges live there. Everythin
 
 Commit (fsync, close) hands the store the size, the dirty ranges and a reader of the staging
 file; the engine decides how the new version is laid out and what its ETag is
-(appliance/engine/patch.py). The mount deals in bytes and versions only.
+(appliance/engine/patch.py). The mount deals in bytes and versions only; committed bytes are
+read with `decrypt_with` and new ones written with the key the commit is given (encryption.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import trio
 
-from appliance.engine import ObjectStore, ObjectVersion, PutMeta
+from appliance.engine import KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey
 
 from .attrs import Posix
 
@@ -80,8 +81,9 @@ class Intervals:
 
 class FileState:
     def __init__(self, store: ObjectStore, staging_dir: Path, base: ObjectVersion | None, posix: Posix,
-                 content_type: str) -> None:
+                 content_type: str, decrypt_with: KeyResolver) -> None:
         self.store = store
+        self.decrypt_with = decrypt_with
         self.staging_dir = staging_dir
         self.lock = trio.Lock()
         self.posix = posix
@@ -171,22 +173,24 @@ class FileState:
         """Committed bytes [s, e), through a one-window read-ahead cache: the kernel asks for
         128 KiB at a time, the store reads whole erasure-coded blocks."""
         if e - s > READ_WINDOW:
-            async for piece in self.store.read_object(base, s, e):
+            async for piece in self.store.read_object(base, s, e, decrypt_with=self.decrypt_with):
                 yield piece
             return
         c0, cached = self._cache
         if not (c0 <= s and e <= c0 + len(cached)):
             hi = min(self.base_limit, max(e, s + READ_WINDOW))
-            cached = b"".join([p async for p in self.store.read_object(base, s, hi)])
+            cached = b"".join([p async for p in self.store.read_object(base, s, hi, decrypt_with=self.decrypt_with)])
             c0 = s
             self._cache = (c0, cached)
         yield cached[s - c0 : e - c0]
 
     # --- commit ---------------------------------------------------------------------------
 
-    async def commit(self, bucket: str, key: str, meta: PutMeta) -> ObjectVersion:
-        """Store the current content as the new version of bucket/key (caller holds the lock)."""
-        v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread, meta)
+    async def commit(self, bucket: str, key: str, meta: PutMeta, encrypt_with: SegmentKey | None) -> ObjectVersion:
+        """Store the current content as the new version of bucket/key, new bytes encrypted with
+        `encrypt_with` (caller holds the lock)."""
+        v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread, meta,
+                                          encrypt_with=encrypt_with, decrypt_with=self.decrypt_with)
         self.set_base(v)
         self.dirty.clear()
         self.changed = self.meta_changed = False

@@ -64,6 +64,7 @@ BUCKET_ACL_ACTIONS: Mapping[str, str] = {
 }
 OBJECT_ACL_ACTIONS: Mapping[str, str] = {
     "s3:GetObject": "READ", "s3:GetObjectVersion": "READ",
+    "s3:GetObjectAttributes": "READ", "s3:GetObjectVersionAttributes": "READ",
     "s3:GetObjectAcl": "READ_ACP", "s3:GetObjectVersionAcl": "READ_ACP",
     "s3:PutObjectAcl": "WRITE_ACP", "s3:PutObjectVersionAcl": "WRITE_ACP",
     **{f"s3:{verb}Object{v}Tagging": "FULL_CONTROL" for verb in ("Get", "Put", "Delete") for v in ("", "Version")},

@@ -3,8 +3,8 @@
 A request signed for IAM (its credential scope names the service "iam") goes to the IAM query
 API (iamapi.py), which answers in IAM's own XML. Every other request is S3's.
 
-Order per request: request id -> route (addressing, InvalidURI) -> SigV4, or the anonymous
-principal when the request carries no authentication at all -> the refusal from the
+Order per request: request id -> route (addressing, InvalidURI) -> SigV4 (or SigV2), or the
+anonymous principal when the request carries no authentication at all -> the refusal from the
 not-implemented table -> the bucket's access settings (NoSuchBucket) -> authorization
 (authz.py; AccessDenied) -> the operation's handler from the operation table (optable).
 Every failure, wherever it happens, is translated here once (errors.from_exception) into the
@@ -23,6 +23,7 @@ import trio
 from appliance.config import Config
 from appliance.engine import ObjectStore
 from appliance.engine.errors import NoSuchKey, StowageError
+from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
@@ -33,8 +34,11 @@ from .http import BodyTimeout, ClientGone, Request, Response
 from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
 from .objmeta import validate_tags
+from .ops_lock import lock_conditions, read_lock_document
 from .optable import OPERATIONS
+from .refusedheaders import expected_owner, refuse_unimplemented
 from .routing import REFUSED, Op, Route, route
+from .sigv2 import authenticate_v2, is_sigv2
 from .sigv4 import AuthResult, anonymous, authenticate, is_anonymous
 from .xmlio import parse_tagging
 
@@ -44,13 +48,15 @@ log = logging.getLogger("stowage.s3")
 # Operations with no bucket to look up before authorization.
 _NO_BUCKET = frozenset({Op.ListBuckets, Op.CreateBucket})
 # GET/HEAD of a missing key: AWS answers 403, not 404, to a caller who may not list the bucket.
-_READS = frozenset({Op.GetObject, Op.HeadObject})
+_READS = frozenset({Op.GetObject, Op.HeadObject, Op.GetObjectAttributes})
 TAGGING_LIMIT = 64 * 1024
 
 
 class S3App:
-    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, iam: IamApi | None = None) -> None:
+    def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, keys: ObjectKeys,
+                 iam: IamApi | None = None) -> None:
         self.store = store
+        self.keys = keys
         self.cfg = cfg
         self.identities = identities
         self.iam = iam
@@ -111,17 +117,22 @@ class S3App:
         refusal = REFUSED.get(r.op)
         if refusal is not None:
             raise S3Error(refusal)
+        refuse_unimplemented(r.op, req.headers)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
-        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {})
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
             body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
         conditions = request_context(req, r, r.op, signed=bool(auth.access_key), presigned=auth.presigned,
-                                     tags=request_tags(r.op, req.headers, body_tags))
+                                     tags=request_tags(r.op, req.headers, body_tags),
+                                     signature_version=auth.algorithm)
+        body_lock = await read_lock_document(ctx)  # its settings are condition keys (s3:object-lock-*)
+        conditions.update(lock_conditions(ctx, body_lock))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
-                  body_tags)
+                  self.keys, body_tags, body_lock)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
+        expected_owner(req.headers, self.identities.account_id)
         try:
             return await OPERATIONS[r.op](ctx)
         except NoSuchKey:
@@ -131,8 +142,9 @@ class S3App:
 
     def _authenticate(self, req: Request, r: Route) -> tuple[Principal, AuthResult]:
         """Who sent the request: anonymous when it carries no authentication at all, else SigV4
-        with the identities' keys. An active key of a disabled user is AccessDenied; a deleted or
-        inactive key is InvalidAccessKeyId, as AWS answers."""
+        (or SigV2, unless s3.allow_sigv2 is off) with the identities' keys. An active key of a
+        disabled user is AccessDenied; a deleted or inactive key is InvalidAccessKeyId, as AWS
+        answers."""
         if is_anonymous(r.query, req.headers):
             return self.anonymous, anonymous(req.headers)
         found: list[Principal] = []
@@ -146,8 +158,12 @@ class S3App:
                 raise S3Error("AccessDenied", "The user of this access key is disabled.")
             return None
 
-        auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
-                            region=self.cfg.s3.region)
+        if self.cfg.s3.allow_sigv2 and is_sigv2(r.query, req.headers):
+            auth = authenticate_v2(req.method, r.raw_path, r.raw_query, r.query, req.headers, r.bucket,
+                                   r.virtual_host, secret_for)
+        else:  # SigV4; a SigV2 request here is refused as a SigV4-only region refuses it
+            auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
+                                region=self.cfg.s3.region)
         return found[-1], auth
 
     async def _may_list(self, ctx: Ctx, view: BucketView | None) -> bool:

@@ -44,6 +44,7 @@ from appliance.iam.policy import (
 from appliance.iam.public import is_public
 
 from . import acl as acls
+from . import objlock
 from .errors import S3Error
 from .http import Request
 from .identity import Directory, IdentitySource, canonical_id
@@ -67,6 +68,9 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.PutBucketVersioning: "s3:PutBucketVersioning",
     Op.GetBucketAcl: "s3:GetBucketAcl",
     Op.PutBucketAcl: "s3:PutBucketAcl",
+    Op.GetBucketTagging: "s3:GetBucketTagging",
+    Op.PutBucketTagging: "s3:PutBucketTagging",
+    Op.DeleteBucketTagging: "s3:PutBucketTagging",  # AWS has no s3:DeleteBucketTagging
     Op.ListObjects: "s3:ListBucket",
     Op.ListObjectsV2: "s3:ListBucket",
     Op.ListObjectVersions: "s3:ListBucketVersions",
@@ -81,6 +85,11 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetPublicAccessBlock: "s3:GetBucketPublicAccessBlock",
     Op.PutPublicAccessBlock: "s3:PutBucketPublicAccessBlock",
     Op.DeletePublicAccessBlock: "s3:PutBucketPublicAccessBlock",
+    Op.GetBucketEncryption: "s3:GetEncryptionConfiguration",
+    Op.PutBucketEncryption: "s3:PutEncryptionConfiguration",
+    Op.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
+    Op.GetObjectLockConfiguration: "s3:GetBucketObjectLockConfiguration",
+    Op.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).
@@ -97,6 +106,16 @@ OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.CompleteMultipartUpload: ("s3:PutObject", "s3:PutObject"),
     Op.AbortMultipartUpload: ("s3:AbortMultipartUpload", "s3:AbortMultipartUpload"),
     Op.ListParts: ("s3:ListMultipartUploadParts", "s3:ListMultipartUploadParts"),
+    Op.GetObjectRetention: ("s3:GetObjectRetention", "s3:GetObjectRetention"),
+    Op.PutObjectRetention: ("s3:PutObjectRetention", "s3:PutObjectRetention"),
+    Op.GetObjectLegalHold: ("s3:GetObjectLegalHold", "s3:GetObjectLegalHold"),
+    Op.PutObjectLegalHold: ("s3:PutObjectLegalHold", "s3:PutObjectLegalHold"),
+    Op.GetObjectAttributes: ("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes"),
+}
+# Object operations AWS authorizes with a second action too (GetObjectAttributes needs the read
+# of the object as well), in the same (plain, versionId) form.
+ALSO_REQUIRED: Mapping[Op, tuple[str, str]] = {
+    Op.GetObjectAttributes: ("s3:GetObject", "s3:GetObjectVersion"),
 }
 
 # Operations that create an object: s3:PutObject, plus what their ACL and tag headers imply.
@@ -114,7 +133,8 @@ EXISTING_TAG_ACTIONS = frozenset({
 })
 _EXISTING_TAG = "s3:existingobjecttag/"
 _LIST_KEYS = (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys"))
-_HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-copy-source", "x-amz-metadata-directive",
+_HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
+                "x-amz-server-side-encryption-customer-algorithm", "x-amz-copy-source", "x-amz-metadata-directive",
                 "x-amz-storage-class", "x-amz-content-sha256", *acls.GRANT_HEADERS)
 _LISTINGS = frozenset({Op.ListObjects, Op.ListObjectsV2, Op.ListObjectVersions})
 
@@ -145,14 +165,17 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
     if op in BUCKET_ACTIONS:
         return (Check(BUCKET_ACTIONS[op], b),)
     if op in OBJECT_ACTIONS:
-        plain, versioned = OBJECT_ACTIONS[op]
-        return (Check(versioned if vid is not None else plain, b, k, vid),)
+        pairs = [OBJECT_ACTIONS[op], *([ALSO_REQUIRED[op]] if op in ALSO_REQUIRED else [])]
+        return tuple(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs)
     if op is Op.CreateBucket:
         checks = [Check("s3:CreateBucket", b, bucket_policy=False)]
         if acls.has_acl_headers(headers):
             checks.append(Check("s3:PutBucketAcl", b, bucket_policy=False))
         if "x-amz-object-ownership" in headers:
             checks.append(Check("s3:PutBucketOwnershipControls", b, bucket_policy=False))
+        if headers.get(objlock.BUCKET_LOCK_HEADER, "").lower() == "true":  # a versioned bucket with object lock
+            checks += [Check("s3:PutBucketObjectLockConfiguration", b, bucket_policy=False),
+                       Check("s3:PutBucketVersioning", b, bucket_policy=False)]
         return tuple(checks)
     if op in OBJECT_WRITES:
         checks = [Check("s3:PutObject", b, k)]
@@ -165,6 +188,7 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             tags_replaced = op is not Op.CopyObject or headers.get("x-amz-tagging-directive", "").upper() == "REPLACE"
             if "x-amz-tagging" in headers and tags_replaced:
                 checks.append(Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject"))
+            checks += [Check(action, b, k) for action in objlock.write_actions(headers)]
         return tuple(checks)
     if op in HANDLER_CHECKED:
         return ()
@@ -194,13 +218,13 @@ def _now_keys() -> dict[str, str]:
 
 
 def request_context(req: Request, route: Route, op: Op, *, signed: bool, presigned: bool,
-                    tags: Mapping[str, str] | None) -> Conditions:
+                    tags: Mapping[str, str] | None, signature_version: str = "AWS4-HMAC-SHA256") -> Conditions:
     """The condition keys the request itself supplies (the principal's are added by the policy
     module, s3:VersionId and s3:ExistingObjectTag per check)."""
     ctx: Conditions = {"aws:SourceIp": req.remote.rpartition(":")[0],
                        "aws:SecureTransport": "true" if req.tls else "false", **_now_keys()}
     if signed:
-        ctx["s3:signatureversion"] = "AWS4-HMAC-SHA256"
+        ctx["s3:signatureversion"] = signature_version  # "AWS" for SigV2
         ctx["s3:authType"] = "REST-QUERY-STRING" if presigned else "REST-HEADER"
     h = req.headers
     for name in _HEADER_KEYS:

@@ -48,7 +48,7 @@ def _int_header(ctx: Ctx, name: str) -> int | None:
 class ObjectBody:
     """One request's decoded body plus the checks to run at finalize time."""
 
-    def __init__(self, ctx: Ctx, *, require_length: bool = True) -> None:
+    def __init__(self, ctx: Ctx, *, require_length: bool = True, checksum_headers: bool = True) -> None:
         self.ctx = ctx
         self.max_size = ctx.cfg.s3.max_object_size
         h = ctx.req.headers
@@ -70,7 +70,7 @@ class ObjectBody:
         if self.expected_size is not None and self.expected_size > self.max_size:
             raise S3Error("EntityTooLarge", ProposedSize=str(self.expected_size), MaxSizeAllowed=str(self.max_size))
         signed_hash = None if self.streaming or mode == UNSIGNED else mode
-        self.checks: BodyChecks = checks_from_headers(h, signed_hash)
+        self.checks: BodyChecks = checks_from_headers(h, signed_hash, checksum_headers=checksum_headers)
         if self.checks.trailer_algorithm and not self.streaming:
             raise S3Error("InvalidRequest", "x-amz-trailer requires an aws-chunked (STREAMING-*) payload.")
 
@@ -115,9 +115,10 @@ class ObjectBody:
         return self.finalize
 
 
-async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024) -> bytes:
-    """An XML request document: decoded, size-capped, payload hash and Content-MD5 checked."""
-    ob = ObjectBody(ctx, require_length=False)
+async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024, *, checksum_headers: bool = True) -> bytes:
+    """An XML request document: decoded, size-capped, payload hash and Content-MD5 checked (and
+    the x-amz-checksum-* headers, unless they describe something else: checksums.checks_from_headers)."""
+    ob = ObjectBody(ctx, require_length=False, checksum_headers=checksum_headers)
     out = bytearray()
     async for piece in ob.stream():
         out += piece
@@ -130,8 +131,8 @@ async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024) -> bytes:
 T = TypeVar("T")
 
 
-async def read_xml(ctx: Ctx, parse: Callable[[bytes], T], limit: int) -> T:
+async def read_xml(ctx: Ctx, parse: Callable[[bytes], T], limit: int, *, checksum_headers: bool = True) -> T:
     """Read a request document and parse it in a worker thread: a few MiB of XML take the
     parser long enough to stall every other connection if it ran on the event loop."""
-    body = await read_small_body(ctx, limit)
+    body = await read_small_body(ctx, limit, checksum_headers=checksum_headers)
     return await trio.to_thread.run_sync(parse, body)

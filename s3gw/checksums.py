@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,10 @@ from .errors import S3Error
 
 ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
 DIGEST_SIZES = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8, "SHA1": 20, "SHA256": 32}
+# CRC(a || b) from CRC(a), CRC(b) and len(b): a whole object's CRC from its parts' without the data
+_COMBINE: dict[str, Callable[[int, int, int], int]] = {
+    "CRC32": crt.combine_crc32, "CRC32C": crt.combine_crc32c, "CRC64NVME": crt.combine_crc64nvme}
+CRC_ALGORITHMS = frozenset(_COMBINE)
 
 
 def header_name(algorithm: str) -> str:
@@ -66,6 +70,20 @@ def checksum_b64(algorithm: str, data: bytes) -> str:
     h = new_hasher(algorithm)
     h.update(data)
     return base64.b64encode(h.digest()).decode()
+
+
+def combined_crc_b64(algorithm: str, pieces: Iterable[tuple[str, int]]) -> str:
+    """The CRC of consecutive pieces' concatenation, from each piece's (base64 CRC, length)."""
+    combine, size = _COMBINE[algorithm], DIGEST_SIZES[algorithm]
+    value = 0  # the CRC of nothing
+    for b64, length in pieces:
+        value = combine(value, int.from_bytes(base64.b64decode(b64), "big"), length)
+    return base64.b64encode(value.to_bytes(size, "big")).decode()
+
+
+def valid_b64(value: str, algorithm: str) -> bool:
+    """Whether `value` is the base64 of a digest of `algorithm`'s size."""
+    return _valid_b64(value, DIGEST_SIZES[algorithm])
 
 
 def _valid_b64(value: str, size: int) -> bool:
@@ -163,10 +181,16 @@ class BodyChecks:
         return stored
 
 
-def checks_from_headers(headers: dict[str, str], payload_sha256: str | None) -> BodyChecks:
-    """Build the checks for a body from request headers (lower-case names)."""
+def checks_from_headers(headers: dict[str, str], payload_sha256: str | None, *,
+                        checksum_headers: bool = True) -> BodyChecks:
+    """Build the checks for a body from request headers (lower-case names). `checksum_headers`
+    False: the x-amz-checksum-* headers are not the body's (CompleteMultipartUpload's describe
+    the object its parts make), so only Content-MD5 and the payload hash apply."""
     checks = BodyChecks(content_md5_hex=parse_content_md5(headers.get("content-md5")))
     checks.payload_sha256_hex = payload_sha256
+    if not checksum_headers:
+        checks.start()
+        return checks
     for alg in ALGORITHMS:
         value = headers.get(header_name(alg))
         if value is None:
@@ -190,7 +214,12 @@ def checks_from_headers(headers: dict[str, str], payload_sha256: str | None) -> 
         alg = declared.strip().upper()
         if alg not in ALGORITHMS:
             raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
-        if not checks.expected and not checks.trailer_algorithm:
+        sent = next(iter(checks.expected), checks.trailer_algorithm)
+        if sent and sent != alg:
+            # the checksum sent is not the one the SDK said it would send: AWS's BadDigest
+            raise S3Error("BadDigest", f"The {header_name(sent)} sent does not match the algorithm {alg} "
+                          "named in x-amz-sdk-checksum-algorithm.")
+        if not sent:
             checks.compute.add(alg)  # asked for without a value: compute and store it
     checks.start()
     return checks

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
+from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 
 from .authz import Authorizer, BucketView, Conditions
 from .http import Request, Response
 from .identity import Directory, canonical_id
+from .objlock import LockRequest
 from .routing import Route
 from .sigv4 import AuthResult
 
@@ -35,7 +37,9 @@ class Ctx:
     authz: Authorizer
     view: BucketView | None  # the request's bucket and its access settings (None: no bucket, or none yet)
     conditions: Conditions  # the request's condition keys, for the checks a handler makes itself
+    keys: ObjectKeys  # data keys of writes and resolvers of reads (server-side encryption, sse.py)
     body_tags: dict[str, str] | None = None  # PutObjectTagging's document, read before authorization
+    body_lock: LockRequest | None = None  # PutObjectRetention's or PutObjectLegalHold's, likewise
 
     @property
     def directory(self) -> Directory:

@@ -108,6 +108,9 @@ TABLE: dict[str, ErrorSpec] = {
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": ErrorSpec(404, "The public access block configuration was not found"),
+    "ObjectLockConfigurationNotFoundError": ErrorSpec(404, "Object Lock configuration does not exist for this bucket"),
+    "NoSuchObjectLockConfiguration": ErrorSpec(404, "The specified object does not have a ObjectLock configuration"),
+    "InvalidBucketState": ErrorSpec(409, "The request is not valid with the current state of the bucket."),
     "BucketAlreadyExists": ErrorSpec(
         409, "The requested bucket name is not available. Please select a different name and try again."
     ),
@@ -118,6 +121,12 @@ TABLE: dict[str, ErrorSpec] = {
     "MethodNotAllowed": ErrorSpec(405, "The specified method is not allowed against this resource."),
     "PreconditionFailed": ErrorSpec(412, "At least one of the pre-conditions you specified did not hold"),
     "NotModified": ErrorSpec(304, "Not Modified"),
+    "ServerSideEncryptionConfigurationNotFoundError": ErrorSpec(
+        404, "The server side encryption configuration was not found"
+    ),
+    # the KMS of server-side encryption (AWS reports KMS's own codes)
+    "KMS.NotFoundException": ErrorSpec(400, "Invalid keyId"),
+    "KMS.DisabledException": ErrorSpec(400, "The KMS key is disabled."),
     # server side
     "NotImplemented": ErrorSpec(501, "A header you provided implies functionality that is not implemented"),
     "InternalError": ErrorSpec(500, "We encountered an internal error. Please try again."),
@@ -129,9 +138,12 @@ TABLE: dict[str, ErrorSpec] = {
 # Core codes whose S3 spelling differs from the core's own name.
 CORE_ALIASES: dict[str, str] = {
     "InsufficientShards": "ServiceUnavailable",
+    "ObjectLocked": "AccessDenied",  # a version object lock protects: AWS's 403, with its message
     "DiskError": "InternalError",
     "FormatError": "InternalError",
     "ConfigError": "InternalError",
+    "SseCustomerKeyRequired": "InvalidRequest",
+    "SseCustomerKeyMismatch": "AccessDenied",
 }
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote_to_bytes
 
 from appliance.engine import CONTENT_HEADERS, ObjectVersion, PutMeta, unquote_etag
 
@@ -25,9 +27,12 @@ STORAGE_CLASSES = frozenset({
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
-def validate_tags(tags: dict[str, str]) -> dict[str, str]:
-    if len(tags) > MAX_TAGS:
-        raise S3Error("InvalidTag", "Object tags cannot be greater than 10")
+def validate_tags(tags: dict[str, str], *, limit: int = MAX_TAGS, what: str = "Object") -> dict[str, str]:
+    """AWS's rules for a tag set: at most `limit` tags (10 on an object, 50 on a bucket), keys of
+    1-128 and values of 0-256 characters, no key in the reserved aws: namespace. Duplicate keys
+    are refused where the tag set is parsed."""
+    if len(tags) > limit:
+        raise S3Error("InvalidTag", f"{what} tags cannot be greater than {limit}")
     for k, v in tags.items():
         if not 1 <= len(k) <= 128:
             raise S3Error("InvalidTag", "The TagKey you have provided is invalid")
@@ -38,18 +43,52 @@ def validate_tags(tags: dict[str, str]) -> dict[str, str]:
     return tags
 
 
-def parse_tagging_header(value: str) -> dict[str, str]:
+def _form_decode(text: str) -> str:
+    """One URL-encoded (form) field of a header as text: the percent-escapes and any raw bytes
+    (the shell hands header bytes over as latin-1) must make UTF-8."""
+    raw = text.replace("+", " ")
     try:
-        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value))
-    except ValueError:
+        data = unquote_to_bytes(raw.encode("latin-1"))
+    except UnicodeEncodeError:  # not from the wire: already text
+        data = unquote_to_bytes(raw)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
         raise S3Error("InvalidArgument", "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded "
                       "URL query parameters without tag name duplicates.") from None
+
+
+def parse_tagging_header(value: str) -> dict[str, str]:
+    """x-amz-tagging: URL-encoded `key=value` fields joined by `&`, read as a query string is: a
+    key without `=` has an empty value and empty fields are skipped (what Go's url.ParseQuery,
+    and so MinIO, do; AWS accepts these headers too)."""
     tags: dict[str, str] = {}
-    for k, v in pairs:
+    for field in value.split("&"):
+        if not field:
+            continue
+        name, _, text = field.partition("=")
+        k, v = _form_decode(name), _form_decode(text)
         if k in tags:
             raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key")
         tags[k] = v
     return validate_tags(tags)
+
+
+def header_text(value: str) -> str:
+    """A header value as the text its sender meant. Header bytes reach the gateway as latin-1:
+    UTF-8 (what most clients send) is re-decoded, other bytes stay latin-1 (botocore sends a str
+    as latin-1). A value that is an RFC 2047 encoded-word (=?UTF-8?B?...?=) is decoded, as AWS
+    decodes x-amz-meta-* values before storing them (and encodes them again when it answers)."""
+    try:
+        text = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        text = value
+    if text.startswith("=?") and text.rstrip().endswith("?="):
+        try:
+            return str(make_header(decode_header(text)))
+        except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+            return text
+    return text
 
 
 def put_meta(headers: dict[str, str], *, with_tags: bool = True) -> PutMeta:
@@ -63,9 +102,9 @@ def put_meta(headers: dict[str, str], *, with_tags: bool = True) -> PutMeta:
                     continue
             meta.headers[name] = value
     size = 0
-    for name, value in headers.items():
+    for name, raw in headers.items():
         if name.startswith("x-amz-meta-"):
-            short = name[len("x-amz-meta-"):]
+            short, value = name[len("x-amz-meta-"):], header_text(raw)
             meta.user_meta[short] = value
             size += len(short.encode()) + len(value.encode())
     if size > MAX_USER_META:

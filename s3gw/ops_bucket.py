@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from appliance.engine import BucketRecord
 from appliance.engine.errors import BucketAlreadyOwnedByYou, StowageError
+from appliance.iam.objectkeys import default_bucket_encryption
 
 from . import acl as acls
+from . import bucketpages
 from .authz import BUCKET_OWNER_ENFORCED, Check, new_bucket_settings, ownership_of_header
 from .body import read_xml
 from .ctx import Ctx, OpHandler
 from .errors import S3Error, from_exception
 from .http import Response
+from .objlock import BUCKET_LOCK_HEADER
+from .ops_lock import may_bypass
 from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_delete, parse_location, parse_versioning
 
@@ -20,10 +24,12 @@ LEGACY_REGION = "us-east-1"
 
 async def list_buckets(ctx: Ctx) -> Response:
     buckets = await ctx.authz.visible_buckets(ctx.principal, ctx.conditions)
+    shown = bucketpages.page(buckets, ctx.query, ctx.cfg.s3.region)
     items = "".join(f"<Bucket>{el('Name', b.name)}{el('CreationDate', iso_time(b.created_ns))}"
-                    f"{el('BucketRegion', ctx.cfg.s3.region)}</Bucket>" for b in buckets)
-    return Response(200, [XML], doc("ListAllMyBucketsResult", [ctx.directory.owner_xml(ctx.requester),
-                                                              f"<Buckets>{items}</Buckets>"]))
+                    f"{el('BucketRegion', ctx.cfg.s3.region)}</Bucket>" for b in shown.buckets)
+    return Response(200, [XML], doc("ListAllMyBucketsResult", [
+        ctx.directory.owner_xml(ctx.requester), f"<Buckets>{items}</Buckets>",
+        el("ContinuationToken", shown.continuation_token), el("Prefix", shown.prefix)]))
 
 
 async def create_bucket(ctx: Ctx) -> Response:
@@ -44,9 +50,11 @@ async def create_bucket(ctx: Ctx) -> Response:
             raise S3Error("InvalidBucketAclWithObjectOwnership")
         if pab is not None and pab["BlockPublicAcls"] and acls.is_public(asked):
             raise S3Error("AccessDenied", "The ACL is public and new buckets block public ACLs")
+    with_lock = _lock_header(h)
     try:
         await ctx.store.create_bucket(ctx.bucket, owner=owner, acl=acls.normalise(asked, owner) if asked else None,
-                                      ownership=stored_ownership, public_access_block=pab)
+                                      ownership=stored_ownership, public_access_block=pab,
+                                      encryption=default_bucket_encryption(ctx.cfg), object_lock=with_lock)
     except BucketAlreadyOwnedByYou:
         existing = ctx.store.get_bucket(ctx.bucket)
         if ctx.principal.kind != "root" and ctx.directory.owner_id(existing.owner) != owner:
@@ -59,6 +67,15 @@ async def create_bucket(ctx: Ctx) -> Response:
 
         await ctx.store.update_bucket(ctx.bucket, reset)
     return Response(200, [("Location", f"/{ctx.bucket}")])
+
+
+def _lock_header(headers: dict[str, str]) -> bool:
+    """x-amz-bucket-object-lock-enabled: a versioned bucket with object lock (docs/object-lock.md)."""
+    value = headers.get(BUCKET_LOCK_HEADER, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise S3Error("InvalidArgument", "Invalid x-amz-bucket-object-lock-enabled header",
+                      ArgumentName=BUCKET_LOCK_HEADER, ArgumentValue=value)
+    return value == "true"
 
 
 async def delete_bucket(ctx: Ctx) -> Response:
@@ -102,7 +119,8 @@ async def delete_objects(ctx: Ctx) -> Response:
             check = Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid)
             if not await ctx.authz.decide(ctx.principal, check, ctx.conditions, ctx.view):
                 raise S3Error("AccessDenied")
-            res = await ctx.store.delete_object(ctx.bucket, key, vid)
+            bypass = vid is not None and await may_bypass(ctx, key, vid)
+            res = await ctx.store.delete_object(ctx.bucket, key, vid, bypass_governance=bypass)
         except (StowageError, S3Error) as exc:
             err = from_exception(exc)
             out.append(f"<Error>{el('Key', key)}{el('VersionId', vid)}{el('Code', err.code)}"

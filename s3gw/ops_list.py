@@ -52,6 +52,22 @@ def encoder(ctx: Ctx) -> Encoder:
     return url_encode
 
 
+# x-amz-optional-object-attributes: what a listing may be asked to add to each object. Nothing
+# is ever archived here, so no object has a RestoreStatus to add (AWS omits it likewise for
+# objects that are not archived); the header is checked and accepted.
+OPTIONAL_ATTRIBUTES = frozenset({"RestoreStatus"})
+
+
+def check_optional_attributes(ctx: Ctx) -> None:
+    raw = ctx.req.headers.get("x-amz-optional-object-attributes")
+    if raw is None:
+        return
+    for name in (a.strip() for a in raw.split(",")):
+        if name not in OPTIONAL_ATTRIBUTES:
+            raise S3Error("InvalidArgument", "Invalid attribute name specified.",
+                          ArgumentName="x-amz-optional-object-attributes", ArgumentValue=raw)
+
+
 OwnerXml = Callable[[str], str]  # an owner field -> its <Owner> element
 
 
@@ -90,6 +106,7 @@ def _untoken(token: str) -> str:
 async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     q = ctx.query
     enc = encoder(ctx)
+    check_optional_attributes(ctx)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     if v2:
@@ -141,6 +158,7 @@ async def list_objects_v2(ctx: Ctx) -> Response:
 async def list_object_versions(ctx: Ctx) -> Response:
     q = ctx.query
     enc = encoder(ctx)
+    check_optional_attributes(ctx)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
     if vid_marker and not key_marker:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from appliance.engine import ObjectVersion, PutMeta
+from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
+from . import copychecksum, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .mpchecksums import part_checksum_headers
 from .objmeta import (
     check_conditions,
     parse_copy_source,
@@ -22,6 +24,7 @@ from .objmeta import (
     version_headers,
 )
 from .ops_access import new_object_acl
+from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
@@ -49,17 +52,23 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
-    meta = vouch(ctx, put_meta(ctx.req.headers))
+    meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
+    protection = await sse.for_write(ctx)
+    meta.sse = protection.report()
     body = ObjectBody(ctx)
+    check_put_integrity(ctx, meta, body.checks)
     h = ctx.req.headers
     v = await ctx.store.put_object(ctx.bucket, ctx.key, body.stream(), meta, if_match=h.get("if-match"),
                                    if_none_match=h.get("if-none-match"), finalize=body.finalize,
-                                   size_hint=body.expected_size)
+                                   size_hint=body.expected_size, encrypt_with=ctx.keys.new_key(protection))
     headers = [("ETag", f'"{v.etag}"')]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
     headers += _checksum_headers(v.checksums)
+    headers += sse.headers(ctx, protection, context=True)
+    if v.checksum_type:
+        headers.append(("x-amz-checksum-type", v.checksum_type))
     return Response(200, headers)
 
 
@@ -114,10 +123,11 @@ def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
 
 async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     v = _lookup(ctx)
+    protection, resolver = sse.for_read(ctx, v)  # before the conditions: no ETag without the key
     check_conditions(ctx.req.headers, v)
-    headers = _object_headers(ctx, v)
+    headers = _object_headers(ctx, v) + sse.headers(ctx, protection) + await lock_headers(ctx, v)
     if "partNumber" in ctx.query:
-        return await _get_part(ctx, v, headers, head)
+        return await _get_part(ctx, v, headers, head, resolver)
     rng = parse_range(ctx.req.headers.get("range"), v.size)
     if rng is None:
         start, end, status = 0, v.size, 200
@@ -131,28 +141,41 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     headers.append(("Content-Length", str(end - start)))
     if head or end == start:
         return Response(status, headers)
-    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end)))
+    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end, decrypt_with=resolver)))
 
 
-async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], head: bool) -> Response:
+async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], head: bool,
+                    resolver: KeyResolver) -> Response:
+    """One part of the object, as a ranged read (206). An object uploaded in one piece has one
+    part, the whole object, and no x-amz-mp-parts-count, as on AWS."""
     try:
         n = int(ctx.query["partNumber"])
     except ValueError:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive") from None
+        n = 0
+    if not 1 <= n <= 10000:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
+                      ArgumentName="partNumber", ArgumentValue=ctx.query["partNumber"])
+    if "range" in ctx.req.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     sizes = v.parts or [v.size]
-    if not 1 <= n <= len(sizes):
+    if n > len(sizes):
         raise S3Error("InvalidPartNumber", "The requested partnumber is not satisfiable",
-                      headers={"Content-Range": f"bytes */{v.size}"})
+                      headers={"Content-Range": f"bytes */{v.size}"}, PartNumberRequested=str(n),
+                      ActualPartCount=str(len(sizes)))
     start = sum(sizes[: n - 1])
     end = start + sizes[n - 1]
     headers = [(k, val) for k, val in headers if not k.startswith("x-amz-checksum-")]
-    headers.append(("x-amz-mp-parts-count", str(len(v.parts))) if v.parts else ("x-amz-mp-parts-count", "1"))
-    headers.append(("Content-Range", f"bytes {start}-{max(end - 1, 0)}/{v.size}"))
+    if ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+        headers += part_checksum_headers(v, n)
+    if v.parts:
+        headers.append(("x-amz-mp-parts-count", str(len(v.parts))))
+    status = 206 if end > start else 200  # an empty part has no byte range to name
+    if end > start:
+        headers.append(("Content-Range", f"bytes {start}-{end - 1}/{v.size}"))
     headers.append(("Content-Length", str(end - start)))
-    status = 206 if v.parts else 200
     if head or end == start:
         return Response(status, headers)
-    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end)))
+    return Response(status, headers, await _primed(ctx.store.read_object(v, start, end, decrypt_with=resolver)))
 
 
 async def head_object(ctx: Ctx) -> Response:
@@ -160,7 +183,9 @@ async def head_object(ctx: Ctx) -> Response:
 
 
 async def delete_object(ctx: Ctx) -> Response:
-    res = await ctx.store.delete_object(ctx.bucket, ctx.key, _version_id(ctx))
+    vid = _version_id(ctx)
+    bypass = vid is not None and await may_bypass(ctx, ctx.key, vid)
+    res = await ctx.store.delete_object(ctx.bucket, ctx.key, vid, bypass_governance=bypass)
     headers: list[tuple[str, str]] = []
     if res.version_id:
         headers.append(("x-amz-version-id", res.version_id))
@@ -184,6 +209,8 @@ def source_version(ctx: Ctx) -> tuple[ObjectVersion, str | None]:
 async def copy_object(ctx: Ctx) -> Response:
     h = ctx.req.headers
     src, _ = source_version(ctx)
+    stored, resolver = sse.for_read(ctx, src, source=True)
+    protection = await sse.for_write(ctx)
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
     tag_directive = h.get("x-amz-tagging-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE") or tag_directive not in ("COPY", "REPLACE"):
@@ -202,19 +229,38 @@ async def copy_object(ctx: Ctx) -> Response:
             meta.tags = put_meta(h).tags if "x-amz-tagging" in h else {}
         else:
             meta.tags = dict(src.tags)
-    if same and meta is None and "versionId" not in h.get("x-amz-copy-source", ""):
+    algorithm = copychecksum.requested(h)
+    new_checksum = copychecksum.changes(src, algorithm)
+    if (same and meta is None and not new_checksum and "versionId" not in h.get("x-amz-copy-source", "")
+            and not sse.changes_encryption(ctx)):
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "
                       "encryption attributes.")
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
+    lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
+    checksums = None
+    if new_checksum and algorithm:
+        checksums = await copychecksum.checksums_for(ctx.store, src, algorithm, resolver)
+    # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
+    shared, protection = sse.copy_plan(protection, stored)
+    if shared:
+        if meta is not None:
+            meta.sse = dict(src.sse) if src.sse else None
+    else:
+        meta = meta or PutMeta.of(src)
+        meta.sse = protection.report()
     v = await ctx.store.copy_object(src, ctx.bucket, ctx.key, meta, owner=owner, acl=acl, if_match=h.get("if-match"),
-                                    if_none_match=h.get("if-none-match"))
+                                    if_none_match=h.get("if-none-match"), rewrite=not shared,
+                                    encrypt_with=None if shared else ctx.keys.new_key(protection),
+                                    decrypt_with=resolver, lock_mode=lock.mode, retain_until_ns=lock.until_ns,
+                                    legal_hold=bool(lock.legal_hold), checksums=checksums)
     headers = [XML]
     if v.version_id != "null" or _versioned(ctx):
         headers.append(("x-amz-version-id", v.version_id))
     if src.version_id != "null":
         headers.append(("x-amz-copy-source-version-id", src.version_id))
+    headers += sse.headers(ctx, protection, context=True)
     parts = [el("ETag", f'"{v.etag}"'), el("LastModified", iso_time(v.last_modified_ns))]
     parts += [el(f"Checksum{alg}", value) for alg, value in v.checksums.items()]
     return Response(200, headers, doc("CopyObjectResult", parts))
@@ -236,22 +282,28 @@ async def _set_tags(ctx: Ctx, tags: dict[str, str]) -> ObjectVersion:
     return updated
 
 
+def _version_id_header(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
+    """x-amz-version-id, except for the "null" version of a bucket that never had versioning
+    (AWS names no version there)."""
+    return [("x-amz-version-id", v.version_id)] if v.version_id != "null" or _versioned(ctx) else []
+
+
 async def put_object_tagging(ctx: Ctx) -> Response:
     # app.py read the document before authorization: its tags are condition keys
     tags = ctx.body_tags if ctx.body_tags is not None else validate_tags(await read_xml(ctx, parse_tagging, 64 * 1024))
     v = await _set_tags(ctx, tags)
-    return Response(200, [("x-amz-version-id", v.version_id)])
+    return Response(200, _version_id_header(ctx, v))
 
 
 async def get_object_tagging(ctx: Ctx) -> Response:
     v = _current_for_tags(ctx)
     tags = "".join(f"<Tag>{el('Key', k)}{el('Value', val)}</Tag>" for k, val in v.tags.items())
-    return Response(200, [XML, ("x-amz-version-id", v.version_id)], doc("Tagging", [f"<TagSet>{tags}</TagSet>"]))
+    return Response(200, [XML, *_version_id_header(ctx, v)], doc("Tagging", [f"<TagSet>{tags}</TagSet>"]))
 
 
 async def delete_object_tagging(ctx: Ctx) -> Response:
     v = await _set_tags(ctx, {})
-    return Response(204, [("x-amz-version-id", v.version_id)])
+    return Response(204, _version_id_header(ctx, v))
 
 
 OPS: dict[str, OpHandler] = {

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from . import ops_access, ops_bucket, ops_list, ops_multipart, ops_object
+from . import (
+    ops_access,
+    ops_attributes,
+    ops_bucket,
+    ops_bucket_tagging,
+    ops_encryption,
+    ops_list,
+    ops_lock,
+    ops_multipart,
+    ops_object,
+)
 from .authz import AUTHORIZED
 from .ctx import OpHandler
 from .routing import REFUSED, Op
@@ -42,4 +52,6 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
     return {Op(name): handler for name, handler in table.items()}
 
 
-OPERATIONS = build_table((ops_access.OPS, ops_bucket.OPS, ops_list.OPS, ops_multipart.OPS, ops_object.OPS), REFUSED)
+OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS,
+                          ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_multipart.OPS, ops_object.OPS),
+                         REFUSED)

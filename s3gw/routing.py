@@ -1,8 +1,9 @@
 """Request target -> (bucket, key, query) and method + subresource -> operation name.
 
 Path-style (`/bucket/key`) and virtual-hosted-style (`bucket.<domain>/key`, domain from
-cfg.s3.domain) addressing. Keys are percent-decoded to bytes and must be UTF-8 (InvalidURI
-otherwise); key-length and character rules are checked by the engine.
+cfg.s3.domain) addressing. Keys are percent-decoded to bytes and must be UTF-8, and every '%'
+must start a valid escape (InvalidURI otherwise, as AWS answers); key-length and character rules
+are checked by the engine.
 
 `Op` is every name `operation` can return. Each has a handler (s3gw/optable.py checks this at
 import) unless it is in REFUSED, the gateway's not-implemented table below.
@@ -10,6 +11,7 @@ import) unless it is in REFUSED, the gateway's not-implemented table below.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +34,9 @@ class Op(StrEnum):
     PutBucketVersioning = "PutBucketVersioning"
     GetBucketAcl = "GetBucketAcl"
     PutBucketAcl = "PutBucketAcl"
+    GetBucketTagging = "GetBucketTagging"
+    PutBucketTagging = "PutBucketTagging"
+    DeleteBucketTagging = "DeleteBucketTagging"
     DeleteObjects = "DeleteObjects"
     # access control
     GetBucketPolicy = "GetBucketPolicy"
@@ -44,6 +49,17 @@ class Op(StrEnum):
     GetPublicAccessBlock = "GetPublicAccessBlock"
     PutPublicAccessBlock = "PutPublicAccessBlock"
     DeletePublicAccessBlock = "DeletePublicAccessBlock"
+    # default encryption
+    GetBucketEncryption = "GetBucketEncryption"
+    PutBucketEncryption = "PutBucketEncryption"
+    DeleteBucketEncryption = "DeleteBucketEncryption"
+    # object lock
+    GetObjectLockConfiguration = "GetObjectLockConfiguration"
+    PutObjectLockConfiguration = "PutObjectLockConfiguration"
+    GetObjectRetention = "GetObjectRetention"
+    PutObjectRetention = "PutObjectRetention"
+    GetObjectLegalHold = "GetObjectLegalHold"
+    PutObjectLegalHold = "PutObjectLegalHold"
     # listings
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
@@ -59,6 +75,7 @@ class Op(StrEnum):
     DeleteObjectTagging = "DeleteObjectTagging"
     GetObjectAcl = "GetObjectAcl"
     PutObjectAcl = "PutObjectAcl"
+    GetObjectAttributes = "GetObjectAttributes"
     # multipart uploads
     CreateMultipartUpload = "CreateMultipartUpload"
     UploadPart = "UploadPart"
@@ -69,9 +86,6 @@ class Op(StrEnum):
     ListMultipartUploads = "ListMultipartUploads"
     # recognised but not implemented (REFUSED)
     UnsupportedSubresource = "UnsupportedSubresource"
-    GetBucketTagging = "GetBucketTagging"
-    PutBucketTagging = "PutBucketTagging"
-    DeleteBucketTagging = "DeleteBucketTagging"
     DeleteBucketSubresource = "DeleteBucketSubresource"
     PostObject = "PostObject"
     PostToKey = "PostToKey"
@@ -84,19 +98,27 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "cors", "lifecycle", "website", "encryption", "logging", "notification", "replication",
-    "object-lock", "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "retention", "legal-hold", "restore", "select", "torrent", "attributes",
+    "cors", "lifecycle", "website", "logging", "notification", "replication",
+    "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
+    "restore", "select", "torrent",
+    # newer operations whose requests would otherwise reach another handler (RenameObject a
+    # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
+    # metadata tables a CreateBucket, CreateSession a listing)
+    "renameObject", "annotation", "abac", "session", "metadataConfiguration", "metadataTable",
+    "metadataAnnotationTable", "metadataInventoryTable", "metadataJournalTable",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
-BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock"})
+BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
+                                 "object-lock"})
+# Subresources of objects only: on a bucket they name nothing we serve.
+OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
+# Object subresources with a GET and a PUT operation (and no other method).
+_OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
+                    ("legal-hold", Op.GetObjectLegalHold, Op.PutObjectLegalHold))
 
 # Operation -> the S3 error code it is answered with.
 REFUSED: Mapping[Op, str] = MappingProxyType({
     Op.UnsupportedSubresource: "NotImplemented",
-    Op.GetBucketTagging: "NotImplemented",
-    Op.PutBucketTagging: "NotImplemented",
-    Op.DeleteBucketTagging: "NotImplemented",
     Op.DeleteBucketSubresource: "NotImplemented",  # DELETE /bucket with any other query
     Op.PostObject: "NotImplemented",  # POST /bucket without ?delete: the browser-form upload
     Op.PostToKey: "NotImplemented",  # POST /bucket/key without ?uploads or ?uploadId
@@ -128,7 +150,13 @@ def parse_query(raw_query: str) -> dict[str, str]:
     return out
 
 
+# a '%' that does not start a two-hex-digit escape: AWS cannot parse such a URI either
+_BAD_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
+
+
 def _decode_path(raw: str) -> str:
+    if _BAD_ESCAPE.search(raw):
+        raise S3Error("InvalidURI")
     try:
         return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
     except (UnicodeDecodeError, UnicodeEncodeError):
@@ -155,14 +183,16 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("versions", Op.ListObjectVersions), ("uploads", Op.ListMultipartUploads),
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
-                ("publicAccessBlock", Op.GetPublicAccessBlock))
+                ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
+                ("object-lock", Op.GetObjectLockConfiguration))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
-                ("publicAccessBlock", Op.PutPublicAccessBlock))
+                ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
+                ("object-lock", Op.PutObjectLockConfiguration))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
-                   ("publicAccessBlock", Op.DeletePublicAccessBlock))
+                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:
@@ -171,9 +201,12 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
     if not bucket:
         return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
     if not key:
-        return _bucket_operation(method, q)
+        return Op.UnsupportedSubresource if not OBJECT_SUBRESOURCES.isdisjoint(q) else _bucket_operation(method, q)
     if not BUCKET_SUBRESOURCES.isdisjoint(q):
         return Op.UnsupportedSubresource
+    for sub, get, put in _OBJECT_LOCK_OPS:
+        if sub in q:
+            return get if method == "GET" else put if method == "PUT" else Op.MethodNotAllowed
     if method in ("GET", "HEAD"):
         if "tagging" in q:
             return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed
@@ -181,6 +214,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
             return Op.ListParts if method == "GET" else Op.MethodNotAllowed
         if "acl" in q:
             return Op.GetObjectAcl if method == "GET" else Op.MethodNotAllowed
+        if "attributes" in q:
+            return Op.GetObjectAttributes if method == "GET" else Op.MethodNotAllowed
         return Op.GetObject if method == "GET" else Op.HeadObject
     if method == "PUT":
         if "tagging" in q:
@@ -221,6 +256,8 @@ def _bucket_operation(method: str, q: dict[str, str]) -> Op:
     if method == "DELETE":
         if not q:
             return Op.DeleteBucket
+        if "object-lock" in q:  # object lock cannot be turned off: S3 has no such operation
+            return Op.MethodNotAllowed
         for sub, op in _BUCKET_DELETES:
             if sub in q:
                 return op

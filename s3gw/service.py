@@ -1,6 +1,6 @@
 """The S3 service for the daemon: bind cfg.s3.listen, serve until cancelled, drain briefly.
 
-`await nursery.start(serve_s3, store, cfg, identities)` returns the bound Endpoint (port 0 works).
+`await nursery.start(serve_s3, store, cfg, identities, keys)` returns the bound Endpoint (port 0 works).
 On cancellation the listeners close at once, idle keep-alive connections are dropped, and
 requests in flight get DRAIN_GRACE seconds to finish before they are cut.
 """
@@ -18,6 +18,7 @@ import trio
 from appliance.config import Config, parse_listen
 from appliance.engine import ObjectStore
 from appliance.iam.admin import IdentityAdmin
+from appliance.iam.objectkeys import ObjectKeys
 
 from .app import S3App
 from .http import ServerState, refuse_connection, serve_connection
@@ -73,11 +74,12 @@ async def serve_s3(
     store: ObjectStore,
     cfg: Config,
     identities: IdentityAdmin,
+    keys: ObjectKeys,
     *,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, identities.identities, IamApi(cfg, identities))
+    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities))
     tls = _tls_context(cfg)
     state = ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)

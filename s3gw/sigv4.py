@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class AuthResult:
     scope: str  # date/region/service/aws4_request
     signing_key: bytes
     presigned: bool
+    algorithm: str = ALGORITHM  # s3:signatureversion: "AWS4-HMAC-SHA256", or "AWS" for SigV2 (sigv2.py)
 
 
 def uri_encode(value: str, *, keep_slash: bool) -> str:
@@ -63,6 +65,17 @@ def canonical_query(raw_query: str, *, drop_signature: bool) -> str:
         pairs.append((uri_encode(name, keep_slash=False), uri_encode(unquote(value), keep_slash=False)))
     pairs.sort()
     return "&".join(f"{k}={v}" for k, v in pairs)
+
+
+def as_sent(text: str) -> str:
+    """Header text as the bytes its sender put on the wire. The HTTP shell decodes header bytes
+    as latin-1, so UTF-8 arrives as mojibake: re-decoded here (bytes that are not UTF-8 kept as
+    surrogates), it encodes (utf-8, surrogateescape) back to exactly what was sent and signed."""
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def canonical_headers(headers: Mapping[str, str], signed: list[str]) -> str:
@@ -88,7 +101,7 @@ def sign(key: bytes, string_to_sign: str) -> str:
 
 
 def string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
-    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    digest = hashlib.sha256(canonical_request.encode("utf-8", "surrogateescape")).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 
@@ -210,17 +223,23 @@ def is_anonymous(query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
         "Signature" in query and "AWSAccessKeyId" in query)
 
 
-def anonymous(headers: Mapping[str, str]) -> AuthResult:
-    """The AuthResult of an unsigned request: its body is checked against the payload hash it
-    declares, if any; an aws-chunked body can only be the unsigned kind."""
+def declared_payload(headers: Mapping[str, str]) -> str:
+    """The payload mode of a request without a SigV4 signature (anonymous, or SigV2): its body is
+    checked against the payload hash it declares, if any; an aws-chunked body can only be the
+    unsigned kind (the signed kinds chain from a SigV4 signature)."""
     payload = headers.get("x-amz-content-sha256", UNSIGNED).strip()
     if payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER):
-        raise S3Error("AccessDenied", "A signed aws-chunked body needs a signed request")
+        raise S3Error("AccessDenied", "A signed aws-chunked body needs a SigV4-signed request")
     if payload not in (UNSIGNED, STREAMING_UNSIGNED_TRAILER) and not _HEX64.match(payload):
         raise S3Error("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
                       "STREAMING-UNSIGNED-PAYLOAD-TRAILER or a valid sha256 value.",
                       ArgumentName="x-amz-content-sha256", ArgumentValue=payload)
-    return AuthResult("", payload, "", "", "", b"", False)
+    return payload
+
+
+def anonymous(headers: Mapping[str, str]) -> AuthResult:
+    """The AuthResult of an unsigned request."""
+    return AuthResult("", declared_payload(headers), "", "", "", b"", False, "")
 
 
 def authenticate(
@@ -304,16 +323,20 @@ def authenticate(
     key = signing_key(secret, claims.date, claims.region, claims.service)
     cquery = canonical_query(raw_query, drop_signature=claims.presigned)
     cheaders = canonical_headers(headers, claims.signed_headers)
-    tail = f"{cquery}\n{cheaders}\n{';'.join(claims.signed_headers)}\n{claims.payload_hash}"
+    # Non-ASCII header values (x-amz-meta-* in UTF-8): AWS signs the bytes as sent, which most
+    # SDKs sign too; botocore signs the UTF-8 of a str it sends as latin-1. Both are accepted.
+    renderings = dict.fromkeys((as_sent(cheaders), cheaders))
     first_sts = ""
     first_cr = ""
-    for cpath in dict.fromkeys((uri_encode(unquote(raw_path), keep_slash=True), raw_path)):
+    for cpath, rendered in itertools.product(dict.fromkeys((uri_encode(unquote(raw_path), keep_slash=True),
+                                                             raw_path)), renderings):
+        tail = f"{cquery}\n{rendered}\n{';'.join(claims.signed_headers)}\n{claims.payload_hash}"
         creq = f"{method}\n{cpath}\n{tail}"
         sts = string_to_sign(claims.amz_date, scope, creq)
         if hmac.compare_digest(sign(key, sts), claims.signature):
             return AuthResult(claims.access_key, claims.payload_hash, claims.signature, claims.amz_date,
                               scope, key, claims.presigned)
-        if not first_sts:
-            first_sts, first_cr = sts, creq
+        if not first_sts:  # shown in the error as text: bytes that were not UTF-8 become U+FFFD
+            first_sts, first_cr = sts, creq.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     raise S3Error("SignatureDoesNotMatch", AWSAccessKeyId=claims.access_key, StringToSign=first_sts,
                   SignatureProvided=claims.signature, CanonicalRequest=first_cr)

@@ -14,6 +14,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NoReturn
 from urllib.parse import quote
@@ -167,9 +168,18 @@ def parse_delete(body: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
     return quiet, objects
 
 
-def parse_complete(body: bytes) -> list[tuple[int, str]]:
+@dataclass(frozen=True, slots=True)
+class CompletedPart:
+    """A <Part> of CompleteMultipartUpload: its number, ETag and the checksums the client lists."""
+
+    number: int
+    etag: str
+    checksums: dict[str, str] = field(default_factory=dict)  # ALGORITHM -> base64
+
+
+def parse_complete(body: bytes) -> list[CompletedPart]:
     root = parse(body, "CompleteMultipartUpload")
-    parts: list[tuple[int, str]] = []
+    parts: list[CompletedPart] = []
     for part in children(root, "Part"):
         num, etag = text(part, "PartNumber"), text(part, "ETag")
         if num is None or etag is None:
@@ -178,7 +188,9 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
             n = int(num)
         except ValueError:
             raise S3Error("MalformedXML") from None
-        parts.append((n, etag.strip().strip('"')))
+        sums = {c.tag[len("Checksum"):].upper(): (c.text or "").strip() for c in part
+                if c.tag.startswith("Checksum")}
+        parts.append(CompletedPart(n, etag.strip().strip('"'), sums))
     if not parts:
         raise S3Error("MalformedXML")
     return parts

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from appliance.config import Config
 from appliance.control import call
 
 from .common import appliance_options, run_guarded
+
+if TYPE_CHECKING:
+    from appliance.engine.progress import RecoveryReport
+    from appliance.engine.recover import RecoveryStep
 from .progress import Describe, op_progress
 from .sizes import human_size
 
@@ -119,6 +127,70 @@ def snapshot_metadata(cfg: Config) -> None:
     click.echo(f"metadata snapshot {res['segment_id']}: {res['records']} records, {human_size(res['length'])}")
 
 
+class _RecoveryView:
+    """Recovery progress: a rich bar per phase on a terminal, plain lines on stderr elsewhere,
+    nothing with --json."""
+
+    def __init__(self, progress: Progress | None, echo: bool) -> None:
+        self.progress = progress
+        self.echo = echo
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, step: RecoveryStep) -> None:
+        if self.progress is None:
+            if self.echo:
+                click.echo(step.message, err=True)
+            return
+        task = self.tasks.get(step.phase)
+        if task is None:
+            task = self.tasks[step.phase] = self.progress.add_task(step.message, total=step.total)
+        self.progress.update(task, description=step.message, total=step.total, completed=step.done)
+
+
+@contextmanager
+def _recovery_view(as_json: bool) -> Iterator[_RecoveryView]:
+    console = Console(stderr=True)
+    if as_json or not console.is_terminal:
+        yield _RecoveryView(None, not as_json)
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console) as progress:
+        yield _RecoveryView(progress, False)
+
+
+def _print_report(cfg: Config, report: RecoveryReport) -> None:
+    snap = report.snapshot
+    click.echo(f"metadata DB rebuilt in {cfg.meta_path} for appliance {report.appliance_id}")
+    click.echo(f"  snapshot: {snap['segment_id'] if snap else 'none found'} "
+               f"({report.restored_records} records restored)")
+    j = report.journal or {}
+    if j.get("files"):
+        state = "complete" if j.get("complete") else "INCOMPLETE"
+        click.echo(f"  journal: {j.get('records', 0)} commits replayed (records {int(j.get('from_lsn', 0)) + 1}.."
+                   f"{j.get('to_lsn', 0)}, {j.get('files')} files): {state}")
+    for torn in report.journal_torn:
+        click.echo(f"  journal file cut short (the other disks' copies stand in): {torn}")
+    if report.restored:
+        click.echo("  restored: " + ", ".join(f"{n} {what}" for what, n in report.restored.items() if n))
+    if report.versions_added or report.parts_added:
+        click.echo(f"  object versions added from shard headers: {len(report.versions_added)}; "
+                   f"multipart parts: {report.parts_added}")
+    if report.segments_uncommitted:
+        click.echo(f"  writes never committed (their shards go with the orphan sweep): {report.segments_uncommitted}")
+    if report.degraded_segments:
+        click.echo(f"  segments missing shards (queued for healing): {report.degraded_segments}")
+    if report.segments_ignored:
+        click.echo(f"  segments without a recoverable identity (FUSE-staged, unknown): {report.segments_ignored}")
+    if report.not_restored:
+        click.echo(f"  NOT RESTORED ({len(report.not_restored)}):")
+        for note in report.not_restored:
+            click.echo(f"    - {note}")
+    else:
+        click.echo("  nothing was left out")
+    click.echo("start the daemon (`stowage serve`): it takes a metadata snapshot first; the orphan sweep removes "
+               "unreferenced shard files")
+
+
 @click.command("recover-metadata")
 @appliance_options
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
@@ -127,23 +199,18 @@ def snapshot_metadata(cfg: Config) -> None:
 def recover_metadata_cmd(cfg: Config, as_json: bool, master_key: Path | None) -> None:
     """Rebuild a lost metadata DB from the data disks (daemon stopped, empty metadata dir).
 
-    Restores the newest metadata snapshot stored on the data disks, then adds what the shard
-    headers show was written since. Encrypted objects need the master key: from its usual place
-    or --master-key FILE (then added to the usual place). See docs/metadata-recovery.md for
-    what cannot come back.
+    Restores the newest metadata snapshot stored on the data disks, replays the metadata journal
+    written since, and reconciles with the shard headers. Encrypted objects need the master key:
+    from its usual place or --master-key FILE (then added to the usual place). Interrupted, it
+    resumes when run again. See docs/metadata-recovery.md for what cannot come back.
     """
-    from appliance.engine.progress import RecoveryReport
     from appliance.engine.recover import RecoveryError, recover_metadata
     from appliance.iam import masterkey
     from appliance.iam.kms import envelope_check
 
     from .registry import daemon_running
 
-    def say(msg: str) -> None:
-        if not as_json:
-            click.echo(msg, err=True)
-
-    def recover() -> RecoveryReport:
+    def recover(view: _RecoveryView) -> RecoveryReport:
         if daemon_running(cfg):
             raise RecoveryError("the daemon is running; stop it first (systemctl stop stowage)")
         if master_key is not None:
@@ -152,31 +219,20 @@ def recover_metadata_cmd(cfg: Config, as_json: bool, master_key: Path | None) ->
             key = masterkey.load_or_create(cfg.master_key_path, create=False)
         else:
             key = None
-        report = recover_metadata(cfg, say, envelope_check(key) if key is not None else None)
+        report = recover_metadata(cfg, view, envelope_check(key) if key is not None else None)
         if master_key is not None:
             _, added = masterkey.import_from(cfg.master_key_path, master_key)
-            say(f"master key backup {master_key}: {len(added)} key(s) added to {cfg.master_key_path}")
+            if not as_json:
+                click.echo(f"master key backup {master_key}: {len(added)} key(s) added to {cfg.master_key_path}",
+                           err=True)
         return report
 
-    report = run_guarded(recover)
+    with _recovery_view(as_json) as view:
+        report = run_guarded(lambda: recover(view))
     if as_json:
         click.echo(json.dumps(vars(report), indent=2, sort_keys=True))
         return
-    snap = report.snapshot
-    click.echo(f"metadata DB rebuilt in {cfg.meta_path} for appliance {report.appliance_id}")
-    click.echo(f"  snapshot: {snap['segment_id'] if snap else 'none found'} "
-               f"({report.restored_records} records restored)")
-    click.echo(f"  object versions added from shard headers: {len(report.versions_added)}; "
-               f"multipart parts: {report.parts_added}")
-    if report.versions_dropped:
-        click.echo(f"  versions dropped (their data was deleted after the snapshot): {len(report.versions_dropped)}")
-    if report.degraded_segments:
-        click.echo(f"  segments missing shards (queued for healing): {report.degraded_segments}")
-    if report.segments_unreadable:
-        click.echo(f"  segments with too few shards to read: {len(report.segments_unreadable)}")
-    if report.segments_ignored:
-        click.echo(f"  segments without a recoverable identity (FUSE-staged, unknown): {report.segments_ignored}")
-    click.echo("start the daemon (`stowage serve`); the orphan sweep removes unreferenced shard files")
+    _print_report(cfg, report)
 
 
 commands = [scrub, heal, snapshot_metadata, recover_metadata_cmd]

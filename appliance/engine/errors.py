@@ -126,6 +126,29 @@ class EntityTooSmall(StowageError):
     code = "EntityTooSmall"
 
 
+# --- object lock ---------------------------------------------------------------------------
+
+
+class ObjectLocked(StowageError):
+    """The object version is protected by object lock (a retention that has not expired, or a
+    legal hold): nobody may delete it or replace it."""
+
+    code = "ObjectLocked"
+
+
+class ObjectLockNotEnabled(StowageError):
+    """Bucket is missing Object Lock Configuration."""
+
+    code = "InvalidRequest"
+
+
+class InvalidBucketState(StowageError):
+    """The request is not valid for the bucket's current state (versioning of a bucket with
+    object lock, object lock on a bucket without versioning)."""
+
+    code = "InvalidBucketState"
+
+
 # --- storage -------------------------------------------------------------------------------
 
 
@@ -139,6 +162,13 @@ class InsufficientStorage(StowageError):
     """The pool cannot hold the data: not enough healthy disks with free space."""
 
     code = "InsufficientStorage"
+
+
+class MetadataUnavailable(StowageError):
+    """The metadata cannot take a commit: the metadata DB failed a write, or no data disk accepts
+    the metadata journal (S3: 503; writes are refused, reads go on)."""
+
+    code = "ServiceUnavailable"
 
 
 # --- encryption ----------------------------------------------------------------------------

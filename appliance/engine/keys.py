@@ -26,6 +26,8 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     E<queued ns:8><bucket>\\0<key>\\0<version id>   expiry of the I key of a removed version
     X<name>                         service progress (scrub cursor, ...)
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
+    C<upload id>                    CompletionRecord: a completed multipart upload, for a while
+    Q<completed ns:8><upload id>    expiry of that C key (time ordered)
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ PROGRESS = b"X"
 STAGED = b"T"
 VID_EXPIRY = b"E"
 INODE = b"F"
+COMPLETION = b"C"
+COMPLETION_EXPIRY = b"Q"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -196,6 +200,12 @@ ACCOUNT = appliance("account")
 SNAPSHOTS_HOLD_PLAINTEXT = appliance("snapshots-hold-plaintext")
 # The id of the first master key this DB was used with: a DB with it and no key file lost its key.
 MASTER_MARK = appliance("master-key")
+# The journal position (u64) of the last commit written to this DB: every commit sets it in its own
+# batch, so a snapshot of the DB says which journal records it holds (journal.py).
+JOURNAL_LSN = appliance("journal-lsn")
+# Set when the journal on the data disks may lack a commit this DB holds (a power cut, writes made
+# without a journal, a rebuilt DB): the next metadata snapshot is due at once (its presence only).
+CHECKPOINT_DUE = appliance("checkpoint-due")
 
 
 def progress(name: str) -> bytes:
@@ -213,3 +223,16 @@ def split_vid_expiry(raw: bytes) -> tuple[str, str, str]:
     bucket_name, _, rest = body.partition(SEP)
     key, _, version_id = rest.rpartition(SEP)
     return bucket_name.decode(), key.decode(), version_id.decode()
+
+
+def completion(upload_id: str) -> bytes:
+    return COMPLETION + upload_id.encode()
+
+
+def completion_expiry(completed_ns: int, upload_id: str) -> bytes:
+    return COMPLETION_EXPIRY + struct.pack(">Q", completed_ns) + upload_id.encode()
+
+
+def split_completion_expiry(raw: bytes) -> str:
+    """The upload id of a Q key."""
+    return raw[9:].decode()

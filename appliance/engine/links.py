@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from . import keys, listing
+from . import keys, listing, lock
 from .errors import InvalidArgument, NoSuchKey, PreconditionFailed
 from .names import check_key
 from .records import InodeRecord, ObjectVersion
@@ -76,13 +76,15 @@ class LinkStore(StoreCore):
     async def touch_markers(self, bucket: str, times: dict[str, dict[str, str]]) -> list[str]:
         """Directory times kept by the mount: merge times[marker key] into the user metadata of
         each marker's current version, in place (like tags: no new version, same Last-Modified).
-        Returns the keys that had no current version (implicit directories)."""
+        Returns the keys that had no current version (implicit directories) or one object lock
+        protects (no version under object lock is changed in place, not even its metadata)."""
         missing = []
+        now = time.time_ns()
         async with self.txn() as t:
             self._bucket_in(t, bucket)
             for key, values in times.items():
                 v = t.latest(bucket, key)
-                if v is None:
+                if v is None or lock.protection(v, now):
                     missing.append(key)
                     continue
                 v.user_meta.update(values)

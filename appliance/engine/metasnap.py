@@ -9,10 +9,13 @@ the oldest beyond `keep` are dereferenced and collected by the GC. A small manif
 `<disk>/meta-snapshots/manifest.json`, lists the kept snapshots for operators; recovery
 (recover.py) does not need it: it finds snapshot segments by their shard headers and reads them
 with `read_stream`. When to take one is the snapshot service's business (services/snapshot.py).
+The DB copy holds keys.JOURNAL_LSN, the last metadata-journal record it includes (also in the
+stream header and the shard identity as "journal_lsn"): once a snapshot is committed the
+journal rolls to new files and deletes the ones holding nothing newer (journal.py).
 
 Stream format (version 1), all integers little endian:
 
-    b"STWMSNAP" | u16 format | u32 json length | JSON {appliance_id, created_ns, seq, db_format}
+    b"STWMSNAP" | u16 format | u32 json length | JSON {appliance_id, created_ns, seq, db_format, journal_lsn}
     records:    u32 key length | u32 value length | key | value          (key length < 2^31)
     end:        u32 0xFFFFFFFF | u32 0 | u64 record count | u32 CRC32C of every record byte before it
 """
@@ -26,7 +29,7 @@ import os
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -134,18 +137,31 @@ def changed_since(store: StoreCore, snap: SnapshotInfo) -> bool:
     return raw is None or keys.unpack_seq(raw) > snap.seq
 
 
-def _serialise(store: StoreCore, path: Path, created_ns: int) -> tuple[int, int]:
-    """Write a consistent view of the DB to `path` (blocking). Returns (seq, record count)."""
+@dataclass(frozen=True)
+class _Serialised:
+    seq: int
+    journal_lsn: int  # the last journal record the snapshot holds
+    records: int
+    checkpoint_due: bool  # the DB asked for this snapshot (keys.CHECKPOINT_DUE)
+
+
+def _serialise(store: StoreCore, path: Path, created_ns: int) -> _Serialised:
+    """Write a consistent view of the DB to `path` (blocking). keys.CHECKPOINT_DUE is left out:
+    the snapshot is the checkpoint it asks for."""
     db = store.db
     snap = db.snapshot()
     seq_raw = snap.get(keys.appliance("seq"))
     seq = keys.unpack_seq(seq_raw) if seq_raw else 0
-    meta = {"appliance_id": db.appliance_id, "created_ns": created_ns, "seq": seq, "db_format": DB_FORMAT}
+    lsn_raw = snap.get(keys.JOURNAL_LSN)
+    lsn = keys.unpack_seq(lsn_raw) if lsn_raw else 0
+    due = snap.get(keys.CHECKPOINT_DUE) is not None
+    meta = {"appliance_id": db.appliance_id, "created_ns": created_ns, "seq": seq, "db_format": DB_FORMAT,
+            "journal_lsn": lsn}
     with open(path, "wb") as f, snap.iterator() as it:
-        n = write_stream(iter(it), f, meta)
+        n = write_stream(((k, v) for k, v in it if k != keys.CHECKPOINT_DUE), f, meta)
         f.flush()
         os.fsync(f.fileno())
-    return seq, n
+    return _Serialised(seq, lsn, n, due)
 
 
 async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list[SnapshotInfo]] | None:
@@ -156,7 +172,8 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
     tmp_dir.mkdir(parents=True, exist_ok=True)
     path = tmp_dir / "meta-snapshot.tmp"
     try:
-        seq, count = await trio.to_thread.run_sync(_serialise, store, path, created)
+        ser = await trio.to_thread.run_sync(_serialise, store, path, created)
+        seq, count = ser.seq, ser.records
 
         async def body() -> AsyncIterator[bytes]:
             async with await trio.open_file(path, "rb") as f:
@@ -166,7 +183,8 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
         pools = store.disks.pools()
         pool = "default" if "default" in pools or not pools else pools[0]
         rec, _ = await store.seg.write(body(), store.geometry(pool), store.disks.pool(pool),
-                                       {"meta_snapshot": 1, "created_ns": created, "seq": seq})
+                                       {"meta_snapshot": 1, "created_ns": created, "seq": seq,
+                                        "journal_lsn": ser.journal_lsn})
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -182,12 +200,27 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
                 t.decref([SegmentRef(old.segment_id, 0, 0)])
             kept = current[-keep:]
             t.batch.put(LIST_KEY, SnapshotList(kept).encode())
+            if ser.checkpoint_due:
+                t.batch.delete(keys.CHECKPOINT_DUE)
     except BaseException:
         await store.discard_segment(rec)
         raise
+    await _compact_journal(store, ser.journal_lsn)
     await _write_manifests(store, kept)
     log.info("metadata snapshot %s: %d records, %d bytes", rec.segment_id, count, rec.length)
     return info, kept
+
+
+async def _compact_journal(store: StoreCore, covered_lsn: int) -> None:
+    """The snapshot is stored and committed: the journal starts new files (on the disks that take
+    writes now) and deletes those holding only records the snapshot has."""
+    journal = store.db.journal
+    if journal is None:
+        return
+    journal.roll(store.journal_targets())
+    removed = await trio.to_thread.run_sync(journal.compact, covered_lsn)
+    if removed:
+        log.info("metadata journal: %d files up to record %d deleted (the snapshot holds them)", removed, covered_lsn)
 
 
 async def _write_manifests(store: StoreCore, kept: list[SnapshotInfo]) -> None:

@@ -1,6 +1,7 @@
 """Multipart uploads: parts are segments; completion concatenates segment lists (no data copied).
 
-The ETag of a completed upload is S3's: hex MD5 of the concatenated binary part MD5s, "-N".
+The ETag of a completed upload is S3's: hex MD5 of the concatenated binary part MD5s, "-N". A
+completion sent again gets the same answer for a while (completions.py).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import hashlib
 import itertools
 import secrets
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
-from . import keys, listing
+from . import completions, keys, listing, lock
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .names import check_key, check_new_key
@@ -34,16 +35,19 @@ class MultipartStore(StoreCore):
     """StoreCore plus multipart uploads."""
 
     async def create_multipart(self, bucket: str, key: str, meta: PutMeta | None = None,
-                               checksum_algorithm: str = "") -> UploadRecord:
+                               checksum_algorithm: str = "", checksum_type: str = "") -> UploadRecord:
         check_key(key)
         b = self.get_bucket(bucket)
         check_new_key(key, self.db.get(keys.latest(bucket, key)) is not None, long_key=False)
         meta = meta or PutMeta()
+        lock.check_settings(b, meta.lock_mode, meta.legal_hold)  # the default retention applies at completion
         up = UploadRecord(
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
-            owner=meta.owner or b.owner, acl=copy_grants(meta.acl), posix_trusted=meta.posix_trusted,
+            checksum_type=checksum_type, owner=meta.owner or b.owner, acl=copy_grants(meta.acl),
+            posix_trusted=meta.posix_trusted, sse=dict(meta.sse) if meta.sse else None,
+            lock_mode=meta.lock_mode, retain_until_ns=meta.retain_until_ns, legal_hold=meta.legal_hold,
         )
         async with self.txn() as t:
             self._bucket_in(t, bucket)
@@ -104,27 +108,41 @@ class MultipartStore(StoreCore):
 
     async def upload_part_copy(self, bucket: str, key: str, upload_id: str, part_number: int,
                                src: ObjectVersion, start: int, end: int, *, decrypt_with: KeyResolver | None = None,
-                               rewrite: bool = False, encrypt_with: SegmentKey | None = None) -> PartRecord:
+                               rewrite: bool = False, encrypt_with: SegmentKey | None = None,
+                               observe: Callable[[bytes], None] | None = None,
+                               finalize: Callable[[BodySummary], dict[str, str] | None] | None = None) -> PartRecord:
         """A part that references a byte range of another object. The range is read once to
-        compute its MD5 (the part's ETag), but no data is written.
+        compute its MD5 (the part's ETag), but no data is written. `observe` sees every byte of
+        the range as it is read (the caller's checksums); `finalize`, as for upload_part, returns
+        the part's checksums before the commit.
 
         rewrite=True streams the range into a new segment encrypted with `encrypt_with` (None:
         plaintext) instead: the upload's key differs from the source's (see copy_object)."""
+        source = self._observed(self.read_object(src, start, end, decrypt_with=decrypt_with), observe)
         if rewrite:
-            return await self.upload_part(bucket, key, upload_id, part_number,
-                                          self.read_object(src, start, end, decrypt_with=decrypt_with),
+            return await self.upload_part(bucket, key, upload_id, part_number, source, finalize,
                                           size_hint=end - start, encrypt_with=encrypt_with)
         if encrypt_with is not None:
             raise ValueError("upload_part_copy: encrypt_with needs rewrite=True")
         self._check_part_number(part_number)
         self.get_upload(bucket, key, upload_id)
         md5 = hashlib.md5()
-        async for piece in self.read_object(src, start, end, decrypt_with=decrypt_with):
+        async for piece in source:
             md5.update(piece)
-        part = PartRecord(part_number, end - start, md5.hexdigest(), time.time_ns(),
-                          slice_refs(src.segments, start, end))
+        summary = BodySummary(end - start, md5.hexdigest())
+        checksums = finalize(summary) if finalize else None
+        part = PartRecord(part_number, end - start, summary.md5, time.time_ns(),
+                          slice_refs(src.segments, start, end), dict(checksums or {}))
         await self._commit_part(bucket, key, upload_id, part)
         return part
+
+    @staticmethod
+    async def _observed(stream: AsyncIterator[bytes], observe: Callable[[bytes], None] | None
+                        ) -> AsyncIterator[bytes]:
+        async for piece in stream:
+            if observe is not None:
+                observe(piece)
+            yield piece
 
     def list_parts(self, upload_id: str, part_number_marker: int = 0,
                    max_parts: int = 1000) -> tuple[list[PartRecord], bool]:
@@ -173,6 +191,9 @@ class MultipartStore(StoreCore):
             b = self._bucket_in(t, bucket)
             up = t.batch.get_record(UploadRecord, keys.upload(bucket, key, upload_id))
             if up is None:
+                done = completions.repeated_in(t, bucket, key, upload_id, parts)
+                if done is not None:
+                    return done  # the same completion again: its answer again
                 raise NoSuchUpload(upload_id=upload_id)
             chosen: list[PartRecord] = []
             for n, etag in parts:
@@ -187,14 +208,17 @@ class MultipartStore(StoreCore):
             checksums = finalize(chosen) if finalize else None
             segments = [s for p in chosen for s in p.segments]
             meta = PutMeta(up.content_type, dict(up.headers), dict(up.user_meta), dict(up.tags), up.storage_class,
-                           up.posix_trusted, up.owner, copy_grants(up.acl))
+                           up.posix_trusted, up.owner, copy_grants(up.acl), sse=dict(up.sse) if up.sse else None,
+                           lock_mode=up.lock_mode, retain_until_ns=up.retain_until_ns, legal_hold=up.legal_hold)
             v = self._new_version(b, key, meta, sum(p.size for p in chosen),
                                   multipart_etag([p.etag for p in chosen]), segments)
             v.parts = [p.size for p in chosen]
             if checksums:
                 v.checksums = dict(checksums)
-                v.checksum_type = "COMPOSITE"
+                v.checksum_type = up.checksum_type or "COMPOSITE"
+                v.part_checksums = [{a: p.checksums[a] for a in checksums if a in p.checksums} for p in chosen]
             t.put_version(v)
+            completions.remember_in(t, upload_id, v, parts)
             self._drop_upload_in(t, bucket, key, upload_id)
         return v
 

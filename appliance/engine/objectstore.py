@@ -2,7 +2,8 @@
 
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
-links.py (the mount's hard links and directory times), listing.py (range-scan listings),
+links.py (the mount's hard links and directory times), lockstore.py (object lock settings;
+the rules are lock.py's), listing.py (range-scan listings),
 segments.py (the erasure-coded data path), upkeep.py (the narrow queries of the background
 services).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
+from .lockstore import LockStore
 from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
 from .segments import BodySummary
@@ -18,7 +20,7 @@ from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unq
 from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore, PatchStore, LinkStore, UpkeepStore):
+class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

@@ -2,6 +2,8 @@
 
 The CLI's views and `stowage disks add` call these rather than opening the DB themselves, so
 nothing outside the engine touches LevelDB. Each opens the DB, does its one thing and closes it.
+Sessions that change something journal it like the daemon (journal.py): to the data disks the
+DB has records of whose labels say they are this appliance's, durable on all of them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from diskmgr import label as labels
+from diskmgr.state import DiskState
+
 from . import diskrecords, keys
 from .errors import StowageError
 from .identity import IdentityView, compact_credentials
+from .journal import JournalTarget
 from .metadb import MetaDB
 from .records import BucketRecord, DiskRecord
 
@@ -28,18 +34,42 @@ class MetaDBUnavailable(StowageError):
     code = "MetaDBUnavailable"
 
 
-def _open(meta_path: Path) -> MetaDB:
+def _open(meta_path: Path, journal: bool = False) -> MetaDB:
     try:
-        return MetaDB(meta_path)
+        db = MetaDB(meta_path)
     except StowageError as exc:
         raise MetaDBUnavailable(exc.message) from exc
+    if journal:
+        try:
+            targets = journal_targets(db)
+            db.open_journal(targets, quorum=len(targets))
+        except BaseException:
+            db.close()
+            raise
+    return db
+
+
+def journal_targets(db: MetaDB) -> list[JournalTarget]:
+    """The data disks the DB has records of that carry this appliance's label (blocking)."""
+    out = []
+    for rec in diskrecords.known(db).values():
+        if rec.role != "data" or rec.state in (DiskState.REMOVED, DiskState.FAILED):
+            continue
+        path = Path(rec.path)
+        try:
+            labels.verify_label(labels.read_label(path), db.appliance_id, rec.disk_id)
+        except (StowageError, OSError):
+            continue
+        if (path / "shards").is_dir():
+            out.append(JournalTarget(rec.disk_id, path))
+    return out
 
 
 @contextlib.contextmanager
 def session(meta_path: Path) -> Iterator[MetaDB]:
     """The metadata DB for one command (`stowage kms ...` with the daemon stopped): the
     functions of appliance.iam that take a MetaDB run on it; closed at the end."""
-    db = _open(meta_path)
+    db = _open(meta_path, journal=True)
     try:
         yield db
     finally:
@@ -78,7 +108,7 @@ def summary(meta_path: Path) -> Summary:
 
 def record_disk(meta_path: Path, rec: DiskRecord) -> None:
     """Record a disk so that the next start of the daemon loads it."""
-    db = MetaDB(meta_path)
+    db = _open(meta_path, journal=True)
     try:
         diskrecords.save_now(db, rec)
     finally:
@@ -88,7 +118,7 @@ def record_disk(meta_path: Path, rec: DiskRecord) -> None:
 def identity_session(meta_path: Path, fn: Callable[[IdentityView], T]) -> T:
     """Run fn over the identity records and commit what it wrote in one batch (the daemon's
     IdentityStore.write, for `stowage user|key|group|policy` while the daemon is stopped)."""
-    db = _open(meta_path)
+    db = _open(meta_path, journal=True)
     try:
         batch = db.batch()
         view = IdentityView(batch)

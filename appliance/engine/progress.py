@@ -3,7 +3,7 @@
     X scrub               ScrubCursor     where the scrubber's pass stands
     X snapshots           SnapshotList    the metadata snapshots kept on the data disks
     X lost/<segment id>   LostSegment     a segment with fewer than k readable chunks
-    X recovered           RecoveryReport  what the last `recover-metadata` did
+    X recovered           RecoveryReport  what the last `recover-metadata` did (or, unfinished, where it is)
     X rotate-master       MasterRotation  a `stowage kms rotate-master` in progress
 
 Encoding as in records.py: one format byte, then compact JSON. Round 1 wrote these values as
@@ -31,6 +31,7 @@ SNAPSHOTS = "snapshots"
 RECOVERED = "recovered"
 MASTER_ROTATION = "rotate-master"
 LOST_PREFIX = "lost/"
+RECOVERY_DONE = "done"
 
 P = TypeVar("P", bound="ProgressRecord")
 Decoder = Callable[[dict[str, Any]], P]
@@ -165,24 +166,36 @@ class LostSegment(ProgressRecord):
 
 @dataclass
 class RecoveryReport(ProgressRecord):
-    """What `recover-metadata` did (printed by the CLI, kept under `X recovered`)."""
+    """What `recover-metadata` did (printed by the CLI, kept under `X recovered`). While a
+    recovery runs it is also its resume point: `phase` says which step is next."""
+
+    FORMAT: ClassVar[int] = 3
 
     appliance_id: str = ""
     disks: list[str] = field(default_factory=list)
     shard_files: int = 0
     snapshot: dict[str, str | int] | None = None  # {"segment_id", "created_ns"} of the snapshot restored
     restored_records: int = 0
-    versions_added: list[str] = field(default_factory=list)
+    versions_added: list[str] = field(default_factory=list)  # from shard headers (no complete journal)
     parts_added: int = 0
     versions_dropped: list[str] = field(default_factory=list)
     segments_unreadable: list[str] = field(default_factory=list)
     segments_ignored: int = 0  # staged / unknown identity: left to the orphan sweep
     degraded_segments: int = 0
+    # format 3: the journal, resuming, and what came back or did not
+    phase: str = RECOVERY_DONE  # snapshot | journal | reconcile | done
+    journal: dict[str, int | bool] | None = None  # files, from_lsn, to_lsn, records, complete
+    journal_gaps: list[str] = field(default_factory=list)  # "records A..B": on no disk
+    journal_torn: list[str] = field(default_factory=list)  # files whose reading stopped early, and why
+    segments_uncommitted: int = 0  # data written but never committed (a complete journal knows)
+    restored: dict[str, int] = field(default_factory=dict)  # what the rebuilt DB holds, by kind
+    not_restored: list[str] = field(default_factory=list)  # "what: why"
 
     @classmethod
     def decoders(cls) -> dict[int, Decoder[RecoveryReport]]:
-        # round 1 wrapped the fields: {"report": {...}}
-        return {ROUND1_FORMAT: lambda raw: cls.from_json(raw["report"]), PROGRESS_FORMAT: cls.from_json}
+        # round 1 wrapped the fields: {"report": {...}}; format 2 had no journal fields
+        return {ROUND1_FORMAT: lambda raw: cls.from_json(raw["report"]), PROGRESS_FORMAT: cls.from_json,
+                3: cls.from_json}
 
 
 @dataclass

@@ -111,9 +111,10 @@ class BucketRecord(Record):
 class ObjectVersion(Record):
     """One version of an object (or a delete marker). Format 2 added `acl` and `posix_trusted`
     (format-1 versions decode as trusted: round 1 had no such distinction); format 3 `inode`;
-    format 4 the server-side encryption and object lock of the version."""
+    format 4 the server-side encryption and object lock of the version; format 5 the checksums
+    of a multipart object's parts."""
 
-    FORMAT: ClassVar[int] = 4
+    FORMAT: ClassVar[int] = 5
 
     bucket: str
     key: str
@@ -132,6 +133,9 @@ class ObjectVersion(Record):
     storage_class: str = "STANDARD"
     segments: list[SegmentRef] = field(default_factory=list)
     parts: list[int] = field(default_factory=list)  # part sizes, for multipart objects
+    # Each part's checksum in the object's algorithm (algorithm -> base64), parallel to `parts`:
+    # what GetObjectAttributes lists and GetObject?partNumber returns. Empty without checksums.
+    part_checksums: list[dict[str, str]] = field(default_factory=list)
     owner: str = ""
     acl: list[dict[str, str]] | None = None  # object ACL grants; None = owner FULL_CONTROL only
     # The POSIX attributes in user_meta (mode, uid, gid, ...) were written by the mount or by a
@@ -155,7 +159,7 @@ class ObjectVersion(Record):
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], ObjectVersion]]:
-        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json, 4: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json, 4: cls._from_json, 5: cls._from_json}
 
     @classmethod
     def _from_json(cls, raw: dict[str, Any]) -> ObjectVersion:
@@ -208,9 +212,9 @@ class SegmentRecord(Record):
 @dataclass(slots=True)
 class UploadRecord(Record):
     """An in-progress multipart upload. Format 2 added `acl` and `posix_trusted`; format 3 the
-    encryption and object lock settings the completed object gets."""
+    encryption and object lock settings the completed object gets; format 4 `checksum_type`."""
 
-    FORMAT: ClassVar[int] = 3
+    FORMAT: ClassVar[int] = 4
 
     upload_id: str
     bucket: str
@@ -222,6 +226,10 @@ class UploadRecord(Record):
     tags: dict[str, str] = field(default_factory=dict)
     storage_class: str = "STANDARD"
     checksum_algorithm: str = ""
+    # How the completed object's checksum is made of the parts' (S3's x-amz-checksum-type):
+    # "COMPOSITE" (the checksum of the parts' checksums, "-N") or "FULL_OBJECT" (the CRC of the
+    # whole content, combined from the parts' CRCs); "" with no checksum algorithm.
+    checksum_type: str = ""
     owner: str = ""
     acl: list[dict[str, str]] | None = None  # given to the completed object
     posix_trusted: bool = True
@@ -234,7 +242,14 @@ class UploadRecord(Record):
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], UploadRecord]]:
-        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
+        # format 3 and older: an algorithm meant a composite checksum (all this version made)
+        return {1: cls._from_v3, 2: cls._from_v3, 3: cls._from_v3, 4: cls._from_json}
+
+    @classmethod
+    def _from_v3(cls, raw: dict[str, Any]) -> UploadRecord:
+        up = cls._from_json(raw)
+        up.checksum_type = "COMPOSITE" if up.checksum_algorithm else ""
+        return up
 
 
 @dataclass(slots=True)
@@ -256,6 +271,21 @@ class PartRecord(Record):
         raw = dict(raw)
         raw["segments"] = [SegmentRef(s[0], s[1], s[2]) for s in raw.get("segments", [])]
         return super(PartRecord, cls)._from_json(raw)
+
+
+@dataclass(slots=True)
+class CompletionRecord(Record):
+    """A multipart upload that was completed, remembered for a while (engine/completions.py): the
+    same completion sent again gets the same answer while the version it made is current."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    version_id: str
+    seq: int  # the version it made (the latest version of the key while it is still current)
+    etag: str  # ... and its ETag
+    parts_digest: str  # SHA-256 of the completed part list (part numbers and ETags)
+    completed_ns: int
 
 
 @dataclass(slots=True)

@@ -142,8 +142,12 @@ class ShardWriter:
         self.tmp_path = tmp_path
         self.header = header
         self.f = open(tmp_path, "wb", buffering=0)  # noqa: SIM115 - closed in seal/discard
-        self.f.write(header.encode())
         self.unsynced = 0
+        try:
+            self.f.write(header.encode())
+        except BaseException:  # a full disk fails the very first write: nothing left behind
+            self.discard()
+            raise
 
     def append(self, chunk: bytes | memoryview) -> None:
         self.f.write(chunk)

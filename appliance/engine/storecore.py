@@ -22,7 +22,7 @@ import trio
 
 from appliance.config import Config, ConfigError
 
-from . import keys, listing
+from . import keys, listing, lock
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
 from .disks import DiskSet
@@ -30,6 +30,7 @@ from .errors import (
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     InvalidArgument,
+    InvalidBucketState,
     MethodNotAllowed,
     NoSuchBucket,
     NoSuchKey,
@@ -37,6 +38,7 @@ from .errors import (
     PreconditionFailed,
     StowageError,
 )
+from .journal import JournalTarget
 from .metadb import Batch, MetaDB
 from .names import check_bucket_name, check_key, check_new_key
 from .records import BucketRecord, GcEntry, HealEntry, InodeRecord, ObjectVersion, SegmentRecord, SegmentRef
@@ -77,11 +79,21 @@ class PutMeta:
     # of this InodeRecord while the key is one of them. Never taken over by `of`: a copy, or any
     # S3 write, is a new file with one name.
     inode: str = ""
+    # What the version reports of its server-side encryption (ObjectVersion.sse): the caller's,
+    # who chose the keys its data is written with. `of` keeps it: a version sharing another's
+    # segments shares their encryption.
+    sse: dict[str, str] | None = None
+    # Object lock of the new version (engine/lock.py): a retention mode ("" = the bucket's default
+    # retention, if any) with its retain-until date, and a legal hold. Never taken over by `of`:
+    # a copy gets the retention its request asks for, or its bucket's default, as on S3.
+    lock_mode: str = ""
+    retain_until_ns: int = 0
+    legal_hold: bool = False
 
     @classmethod
     def of(cls, v: ObjectVersion) -> PutMeta:
         return cls(v.content_type, dict(v.headers), dict(v.user_meta), dict(v.tags), v.storage_class,
-                   v.posix_trusted, v.owner, copy_grants(v.acl))
+                   v.posix_trusted, v.owner, copy_grants(v.acl), sse=dict(v.sse) if v.sse else None)
 
 
 @dataclass(frozen=True)
@@ -94,10 +106,12 @@ class Content:
     checksums: dict[str, str] = field(default_factory=dict)
     checksum_type: str = ""
     parts: list[int] = field(default_factory=list)
+    part_checksums: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, v: ObjectVersion) -> Content:
-        return cls(v.size, v.etag, list(v.segments), dict(v.checksums), v.checksum_type, list(v.parts))
+        return cls(v.size, v.etag, list(v.segments), dict(v.checksums), v.checksum_type, list(v.parts),
+                   [dict(c) for c in v.part_checksums])
 
 
 @dataclass
@@ -143,6 +157,8 @@ class Txn:
         self.refs: dict[str, int] = {}
         self.new_segments: dict[str, SegmentRecord] = {}
         self.changed: list[tuple[str, str]] = []
+        # The caller may lift GOVERNANCE retention (its frontend checked the permission to).
+        self.bypass_governance = False
 
     def incref(self, refs: list[SegmentRef]) -> None:
         for r in refs:
@@ -229,6 +245,8 @@ class Txn:
         # is already gone as NextVersionIdMarker, and the next page must start right after it.
         # Lookups by id find no V record behind it, so the version is gone for everything else;
         # the GC drops the I key after VID_MARKER_SECONDS.
+        # Object lock: every removal and in-place replacement of a version passes here.
+        lock.check_removable(v, time.time_ns(), bypass_governance=self.bypass_governance)
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
         self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
@@ -273,7 +291,9 @@ class Txn:
 
 
 class StoreCore:
-    def __init__(self, cfg: Config, db: MetaDB, disks: DiskSet) -> None:
+    def __init__(self, cfg: Config, db: MetaDB, disks: DiskSet, *, journal: bool = True) -> None:
+        """`journal`: open the metadata journal on the data disks (blocking: it reads the
+        journal's newest files; see journal.py). Off only to measure what it costs."""
         self.cfg = cfg
         self.db = db
         self.disks = disks
@@ -285,6 +305,19 @@ class StoreCore:
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
         self.geometries: dict[str, Geometry] = {}
         self.configure_pools()
+        if journal:
+            db.open_journal(self.journal_targets(), self.journal_quorum())
+            raw = db.get(keys.appliance("seq"))  # the journal may have brought newer commits
+            self.last_seq = max(self.last_seq, keys.unpack_seq(raw) if raw else 0)
+
+    def journal_targets(self) -> list[JournalTarget]:
+        """The disks the metadata journal is written to: every data disk that takes writes."""
+        return [JournalTarget(d.disk_id, d.path) for d in self.disks
+                if d.role == "data" and d.writable and d.is_initialised()]
+
+    def journal_quorum(self) -> int:
+        """Disks a commit must be durable on: one more than the disk losses the data survives."""
+        return max((g.m for g in self.geometries.values()), default=0) + 1
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -348,13 +381,17 @@ class StoreCore:
 
     @contextlib.asynccontextmanager
     async def txn(self) -> AsyncIterator[Txn]:
-        """Lock, build, commit durably, then notify listeners."""
+        """Lock, build, write, release the lock, wait until durable, then notify listeners.
+        The lock covers the LevelDB write (so the next transaction reads this one's writes);
+        waiting for the journal's fsyncs outside it lets concurrent commits share them."""
         async with self.lock:
             t = Txn(self)
             yield t
             t.finish()
             with trio.CancelScope(shield=True):
-                await self.db.commit(t.batch, sync=True)
+                lsn = await self.db.apply(t.batch, sync=True)
+        with trio.CancelScope(shield=True):
+            await self.db.durable(lsn)
         self._notify(t.changed)
         if self.commit_hooks and t.changed:
             await self._run_commit_hooks(t.changed)
@@ -369,15 +406,21 @@ class StoreCore:
     # --- buckets ------------------------------------------------------------------------------
 
     async def create_bucket(self, name: str, owner: str = "", *, acl: Grants | None = None, ownership: str = "",
-                            public_access_block: dict[str, bool] | None = None) -> BucketRecord:
+                            public_access_block: dict[str, bool] | None = None,
+                            encryption: dict[str, Any] | None = None, object_lock: bool = False) -> BucketRecord:
         """A new bucket, its access-control settings committed with it (a bucket must never exist,
-        even for a moment, without the public access block it was created with)."""
+        even for a moment, without the public access block it was created with), and its default
+        encryption (BucketRecord.encryption). With `object_lock`, a versioned bucket with object
+        lock enabled (and no default retention)."""
         check_bucket_name(name)
         async with self.txn() as t:
             if t.batch.get(keys.bucket(name)) is not None:
                 raise BucketAlreadyOwnedByYou(bucket=name)
             rec = BucketRecord(name, time.time_ns(), owner=owner, acl=copy_grants(acl), ownership=ownership,
-                               public_access_block=dict(public_access_block) if public_access_block else None)
+                               public_access_block=dict(public_access_block) if public_access_block else None,
+                               encryption=dict(encryption) if encryption else None)
+            if object_lock:
+                rec.versioning, rec.object_lock = "Enabled", lock.LockConfig().to_record()
             t.batch.put(keys.bucket(name), rec)
         return rec
 
@@ -409,6 +452,9 @@ class StoreCore:
             rec = t.batch.get_record(BucketRecord, keys.bucket(name))
             if rec is None:
                 raise NoSuchBucket(bucket=name)
+            if status != "Enabled" and lock.enabled(rec):
+                raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the "
+                                         "versioning state cannot be changed.", bucket=name)
             rec.versioning = status
             t.batch.put(keys.bucket(name), rec)
         return rec
@@ -438,10 +484,13 @@ class StoreCore:
 
     @staticmethod
     def _check_conditions(current: ObjectVersion | None, if_match: str | None, if_none_match: str | None) -> None:
-        if if_none_match is not None:
-            if if_none_match.strip() != "*":
-                raise InvalidArgument("If-None-Match on a write only supports '*'")
-            if current is not None:
+        """A conditional write, evaluated as HTTP does (RFC 9110): If-None-Match fails when a
+        current version exists and the header is "*" or lists its ETag (AWS takes only "*";
+        Ceph and MinIO take ETags too), If-Match fails when none exists (NoSuchKey, as AWS
+        answers) or the header lists neither "*" nor its ETag."""
+        if if_none_match is not None and current is not None:
+            unwanted = [unquote_etag(e) for e in if_none_match.split(",")]
+            if "*" in unwanted or current.etag in unwanted:
                 raise PreconditionFailed(condition="If-None-Match")
         if if_match is not None:
             if current is None:
@@ -452,14 +501,25 @@ class StoreCore:
 
     def _new_version(self, bucket: BucketRecord, key: str, meta: PutMeta, size: int, etag: str,
                      segments: list[SegmentRef], version_id: str | None = None) -> ObjectVersion:
+        now = time.time_ns()
+        mode, until, hold = lock.resolve(bucket, meta.lock_mode, meta.retain_until_ns, meta.legal_hold, now)
         return ObjectVersion(
             bucket=bucket.name, key=key, version_id=version_id or self._version_id_for(bucket), seq=0,
-            last_modified_ns=time.time_ns(), size=size, etag=etag, content_type=meta.content_type,
+            last_modified_ns=now, size=size, etag=etag, content_type=meta.content_type,
             headers={k: v for k, v in meta.headers.items() if k in CONTENT_HEADERS},
             user_meta=dict(meta.user_meta), tags=dict(meta.tags), storage_class=meta.storage_class,
             segments=segments, owner=meta.owner or bucket.owner, acl=copy_grants(meta.acl),
-            posix_trusted=meta.posix_trusted,
+            posix_trusted=meta.posix_trusted, sse=dict(meta.sse) if meta.sse else None,
+            lock_mode=mode, retain_until_ns=until, legal_hold=hold,
         )
+
+    @staticmethod
+    def _lock_fixed(bucket: BucketRecord, meta: PutMeta) -> PutMeta:
+        """meta with its version's lock settled now (the bucket's default retention counted from
+        the start of the write), so the shard headers can record it."""
+        mode, until, hold = lock.resolve(bucket, meta.lock_mode, meta.retain_until_ns, meta.legal_hold,
+                                         time.time_ns())
+        return replace(meta, lock_mode=mode, retain_until_ns=until, legal_hold=hold)
 
     async def write_body(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default",
@@ -494,14 +554,16 @@ class StoreCore:
         """`long_key`: the key may be longer than S3 allows a new key to be (the mount's)."""
         check_key(key)
         b = self.get_bucket(bucket)
-        meta = meta or PutMeta()
+        meta = self._lock_fixed(b, meta or PutMeta())
         # Fail fast before storing data; the authoritative check is repeated at commit.
         current = self.db.get_record(ObjectVersion, keys.latest(bucket, key))
         check_new_key(key, current is not None, long_key)
         self._check_conditions(current, if_match, if_none_match)
         version_id = self._version_id_for(b)
-        seg, summary = await self.write_body(body, {"bucket": bucket, "key": key, "version_id": version_id},
-                                             self.pool_for(meta.storage_class), size_hint, encrypt_with)
+        identity = {"bucket": bucket, "key": key, "version_id": version_id,
+                    **lock.identity_fields(b, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)}
+        seg, summary = await self.write_body(body, identity, self.pool_for(meta.storage_class), size_hint,
+                                             encrypt_with)
         try:
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
@@ -560,6 +622,7 @@ class StoreCore:
         """A new version of `key` holding `c` (a hard link of inode_id when given)."""
         v = self._new_version(b, key, meta, c.size, c.etag, list(c.segments))
         v.checksums, v.checksum_type, v.parts = dict(c.checksums), c.checksum_type, list(c.parts)
+        v.part_checksums = [dict(pc) for pc in c.part_checksums]
         v.inode = inode_id
         return t.put_version(v)
 
@@ -683,8 +746,13 @@ class StoreCore:
 
     # --- objects: delete, copy, metadata -------------------------------------------------------
 
-    async def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> DeleteResult:
+    async def delete_object(self, bucket: str, key: str, version_id: str | None = None, *,
+                            bypass_governance: bool = False) -> DeleteResult:
+        """Without a version id: the current version goes (unversioned bucket) or a delete marker is
+        added. With one: that version goes, unless object lock protects it (ObjectLocked;
+        `bypass_governance`: the caller may lift GOVERNANCE retention)."""
         async with self.txn() as t:
+            t.bypass_governance = bypass_governance
             b = self._bucket_in(t, bucket)
             if version_id is not None:
                 v = t.version_at(bucket, key, version_id)
@@ -716,10 +784,16 @@ class StoreCore:
         rewrite: bool = False,
         encrypt_with: SegmentKey | None = None,
         decrypt_with: KeyResolver | None = None,
+        lock_mode: str = "",
+        retain_until_ns: int = 0,
+        legal_hold: bool = False,
+        checksums: dict[str, str] | None = None,
     ) -> ObjectVersion:
         """Copy by reference: the new version shares the source's segments (and so their keys).
         `meta` None keeps the source's metadata; the owner and ACL are never the source's but
-        `owner` and `acl`.
+        `owner` and `acl`, and its object lock never the source's but the one given (lock_mode ""
+        = the bucket's default retention), as for PutMeta. `checksums` (full-object checksums of
+        the content, computed by the caller) replace the source's when given.
 
         rewrite=True streams the content into a new segment instead, encrypted with
         `encrypt_with` (None: stored in plaintext), reading the source with `decrypt_with`: a
@@ -727,10 +801,12 @@ class StoreCore:
         stays bounded by a few blocks whatever the size. The copy is a single-part object.
         """
         keep = meta is None
-        new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl))
+        new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl),
+                           lock_mode=lock_mode, retain_until_ns=retain_until_ns, legal_hold=legal_hold)
         if rewrite:
             # a FULL_OBJECT checksum is still the content's; a COMPOSITE one was the parts'
-            sums = dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
+            sums = dict(checksums) if checksums is not None else \
+                dict(src.checksums) if src.checksum_type == "FULL_OBJECT" else None
             return await self.put_object(dst_bucket, dst_key, self.read_object(src, decrypt_with=decrypt_with),
                                          new_meta, if_match=if_match, if_none_match=if_none_match,
                                          finalize=lambda _summary: sums, size_hint=src.size,
@@ -739,7 +815,7 @@ class StoreCore:
             raise ValueError("copy_object: encrypt_with needs rewrite=True (a shared copy keeps the source's keys)")
         v = await self.put_object_segments(
             dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
-            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums,
+            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
         )
         if src.parts and keep:
             v.parts = list(src.parts)

@@ -14,6 +14,8 @@
                     conditions, actions, public, canned)
     posixattrs.py   POSIX attributes in S3 user metadata and who may set them (the mount's trust)
     kms.py          the built-in KMS (named keys) and the data keys of SSE-S3, SSE-KMS, SSE-C
+    objectkeys.py   which keys an object is encrypted with (request or bucket default) and what
+                    S3 reports of it: the rules the gateway and the mount share
     rotation.py     `stowage kms rotate-master`: every wrapped key re-wrapped with a new master key
 
 May import: appliance.engine (its facade, records and the identity store), appliance.config and

@@ -189,14 +189,19 @@ def customer_key_matches(env: Mapping[str, Any], customer_key: bytes) -> bool:
     return hmac.compare_digest(mac, _unb64(env, "hmac"))
 
 
+def customer_key_proof(customer_key: bytes) -> dict[str, str]:
+    """{"salt", "hmac"}: a salted HMAC-SHA256 of an SSE-C customer key, which tells whether a later
+    request brings the same key (customer_key_matches) and reveals nothing of it."""
+    salt = secrets.token_bytes(16)
+    return {"salt": _b64(salt), "hmac": _b64(hmac.new(salt, customer_key, hashlib.sha256).digest())}
+
+
 def sse_c_key(customer_key: bytes) -> SegmentKey:
     """A fresh data key wrapped by an SSE-C customer key (32 bytes, already checked against its MD5)."""
     if len(customer_key) != KEY_BYTES:
         raise InvalidArgument("The secret key was invalid for the specified algorithm.")
     data_key = secrets.token_bytes(KEY_BYTES)
-    salt = secrets.token_bytes(16)
-    env = {"v": ENVELOPE_VERSION, "mode": MODE_C, "salt": _b64(salt),
-           "hmac": _b64(hmac.new(salt, customer_key, hashlib.sha256).digest()),
+    env = {"v": ENVELOPE_VERSION, "mode": MODE_C, **customer_key_proof(customer_key),
            "wrapped": _b64(_seal(customer_key, data_key, _SSEC_AAD))}
     return SegmentKey(data_key, env, opaque_etag=True)
 

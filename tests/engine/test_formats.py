@@ -34,6 +34,17 @@ def test_object_version_v3_and_inode_v1() -> None:
     assert rec.links == ["dir/ключ", "dir/ссылка"] and rec.inode_id == v.inode
 
 
+def test_object_version_v5_and_upload_v4_multipart_checksums() -> None:
+    v = ObjectVersion.decode((GOLDEN / "object_version.v5").read_bytes())
+    assert v.parts == [5242880, 5] and v.part_checksums == [{"CRC32": "AAAAAA=="}, {"CRC32": "NhCmhg=="}]
+    assert ObjectVersion.decode((GOLDEN / "object_version.v4").read_bytes()).part_checksums == []
+    up = records.UploadRecord.decode((GOLDEN / "upload.v4").read_bytes())
+    assert (up.checksum_algorithm, up.checksum_type) == ("CRC64NVME", "FULL_OBJECT")
+    # before format 4 an upload with an algorithm always completed with a composite checksum
+    old = records.UploadRecord.decode((GOLDEN / "upload.v3").read_bytes())
+    assert (old.checksum_algorithm, old.checksum_type) == ("CRC32C", "COMPOSITE")
+
+
 def test_segment_v1() -> None:
     raw = (GOLDEN / "segment.v1").read_bytes()
     s = SegmentRecord.decode(raw)
@@ -121,6 +132,7 @@ GOLDEN_NAMES = {
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
+    "CompletionRecord": "completion",
 }
 
 

@@ -16,6 +16,9 @@ from appliance.config import DiskConfig, PoolConfig, embedded_config
 from appliance.engine.diskload import load_disks
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
+from appliance.iam.kms import Kms
+from appliance.iam.masterkey import load_or_create
+from appliance.iam.objectkeys import ObjectKeys
 from fusefs.operations import StowageFS
 
 
@@ -123,12 +126,21 @@ def open_store(root: Path, block_size: int = 1 << 20) -> ObjectStore:
     return ObjectStore(cfg, db, load_disks(cfg, db))
 
 
+async def _no_snapshot() -> None:
+    return None
+
+
+def object_keys(store: ObjectStore) -> ObjectKeys:
+    """The KMS over the store's DB and the embedded master key."""
+    return ObjectKeys(Kms(store.db, load_or_create(store.cfg.master_key_path)), _no_snapshot)
+
+
 @pytest.fixture
 async def fs(tmp_path: Path) -> AsyncIterator[FS]:
     store = open_store(tmp_path / "app")
     await store.create_bucket("bkt")
     try:
-        yield FS(StowageFS(store, store.cfg), store)
+        yield FS(StowageFS(store, store.cfg, object_keys(store)), store)
     finally:
         store.db.close()
 

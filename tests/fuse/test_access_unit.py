@@ -13,12 +13,12 @@ from appliance.config import ConfigError, MountBucketConfig, load_config
 from appliance.engine import PutMeta
 from fusefs.operations import StowageFS
 
-from .conftest import CTX, FS
+from .conftest import CTX, FS, object_keys
 
 
 def configured(fs: FS, **mount: Any) -> FS:
     cfg = fs.store.cfg
-    return FS(StowageFS(fs.store, replace(cfg, mount=replace(cfg.mount, **mount))), fs.store)
+    return FS(StowageFS(fs.store, replace(cfg, mount=replace(cfg.mount, **mount)), object_keys(fs.store)), fs.store)
 
 
 async def test_mount_wide_and_per_bucket_defaults(fs: FS) -> None:
