@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from appliance.config import Config, ConfigError
+from diskmgr.crashpoints import crash_point
 
 from . import keys, listing, lock
 from .codec import Geometry, auto_geometry
@@ -565,6 +566,7 @@ class StoreCore:
         seg, summary = await self.write_body(body, identity, self.pool_for(meta.storage_class), size_hint,
                                              encrypt_with)
         try:
+            crash_point("write.data_stored")
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
             if checksums:
@@ -581,6 +583,7 @@ class StoreCore:
         except BaseException:
             await self.discard_segment(seg)
             raise
+        crash_point("write.committed")
         return v
 
     def _bucket_in(self, t: Txn, bucket: str) -> BucketRecord:
@@ -875,6 +878,7 @@ class StoreCore:
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
             v = self._move_in(t, b, src_key, dst_key, noreplace, meta)
+        crash_point("rename.committed")
         return v
 
     def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool,
@@ -916,6 +920,7 @@ class StoreCore:
                 check_key(new_key)
                 self._move_in(t, b, key, new_key, False)
                 moved += 1
+        crash_point("rename.committed")
         return moved
 
     async def delete_keys(self, bucket: str, keys_: list[str]) -> None:
