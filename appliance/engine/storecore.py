@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from appliance.config import Config, ConfigError
+from diskmgr.crashpoints import crash_point
 
 from . import classes, events, keys, listing, lock, restore, transcode
 from .classes import Placement
@@ -595,6 +596,7 @@ class StoreCore:
         seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
                                              geometry=place.geometry)
         try:
+            crash_point("write.data_stored")
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
             if checksums:
@@ -611,6 +613,7 @@ class StoreCore:
         except BaseException:
             await self.discard_segment(seg)
             raise
+        crash_point("write.committed")
         return v
 
     def _bucket_in(self, t: Txn, bucket: str) -> BucketRecord:
@@ -921,6 +924,7 @@ class StoreCore:
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
             v = self._move_in(t, b, src_key, dst_key, noreplace, meta)
+        crash_point("rename.committed")
         return v
 
     def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool,
@@ -962,6 +966,7 @@ class StoreCore:
                 check_key(new_key)
                 self._move_in(t, b, key, new_key, False)
                 moved += 1
+        crash_point("rename.committed")
         return moved
 
     async def delete_keys(self, bucket: str, keys_: list[str]) -> None:
