@@ -1,4 +1,4 @@
-"""`stowage credentials [--env]`: how a client on this box reaches the gateway as root: the root
+"""`stowage credentials [--env] [--json]`: how a client on this box reaches the gateway as root: the root
 key (config or the embedded mode's generated file), the endpoint, and AWS_CA_BUNDLE when the
 gateway serves HTTPS with its own certificate (appliance/tls.py), so the aws CLI and boto3 work
 with HTTPS at once: `eval "$(stowage credentials --env)"`.
@@ -6,6 +6,7 @@ with HTTPS at once: `eval "$(stowage credentials --env)"`.
 
 from __future__ import annotations
 
+import json
 import shlex
 import tomllib
 from pathlib import Path
@@ -43,11 +44,17 @@ def credentials_env(cfg: Config) -> dict[str, str]:
 @click.command()
 @appliance_options
 @click.option("--env", "as_env", is_flag=True, help="shell `export` lines (eval them)")
-def credentials(cfg: Config, as_env: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def credentials(cfg: Config, as_env: bool, as_json: bool) -> None:
     """Show the root credentials, the endpoint and the CA bundle clients need."""
     env = credentials_env(cfg)
     if "AWS_ACCESS_KEY_ID" not in env:
         fail("no root key to show: set s3.access_key/s3.secret_key (or start the embedded appliance once)")
+    if as_json:
+        click.echo(json.dumps({"access_key": env["AWS_ACCESS_KEY_ID"], "secret_key": env["AWS_SECRET_ACCESS_KEY"],
+                               "region": env["AWS_DEFAULT_REGION"], "endpoint": env["AWS_ENDPOINT_URL"],
+                               "ca_bundle": env.get("AWS_CA_BUNDLE")}, indent=2))
+        return
     for name, value in env.items():
         click.echo(f"export {name}={shlex.quote(value)}" if as_env else f"{name}={value}")
 

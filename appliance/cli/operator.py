@@ -1,5 +1,5 @@
-"""`stowage credentials`, `stowage metrics-token`, `stowage access-log ...`: the operator's
-commands for reaching the appliance and watching it."""
+"""`stowage metrics-token`, `stowage access-log ...`, `stowage alerts ...`: the operator's
+commands for watching the appliance; and the banner `serve --banner` prints."""
 
 from __future__ import annotations
 
@@ -10,27 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from appliance.config import Config, parse_listen
+from appliance.config import Config
 from appliance.engine import offline
 from appliance.opstate import METRICS_TOKEN, OperatorState
 
-from .common import appliance_options, daemon_or_offline, fail, run_guarded
+from .common import appliance_options, daemon_or_offline, run_guarded
 
 if TYPE_CHECKING:
     from appliance.daemon import Daemon
-
-
-def _endpoint(cfg: Config) -> str:
-    """The running daemon's S3 endpoint (its run file), else the configured one."""
-    run = Path(cfg.state_dir) / "run" / "daemon.json"
-    try:
-        url = json.loads(run.read_text()).get("s3_endpoint")
-        if isinstance(url, str) and url:
-            return url
-    except (OSError, ValueError):
-        pass
-    host, port = parse_listen(cfg.s3.listen)
-    return f"{'https' if cfg.s3.tls_cert else 'http'}://{host}:{port}"
 
 
 def print_banner(d: Daemon) -> None:
@@ -60,31 +47,6 @@ def _found_by_default(cfg: Config) -> bool:
         return here.resolve() == Path(cfg.state_dir).resolve()
     except OSError:
         return False
-
-
-@click.command("credentials")
-@appliance_options
-@click.option("--env", "as_env", is_flag=True, help="print `export AWS_...` lines to eval in a shell")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def credentials(cfg: Config, as_env: bool, as_json: bool) -> None:
-    """Print the root S3 credentials and the endpoint (eval "$(stowage credentials --env)")."""
-    from appliance.iam.credentials import resolve_root_key
-
-    if cfg.credentials_file and not Path(cfg.credentials_file).exists() and not cfg.s3.access_key:
-        fail(f"no credentials yet: start the appliance once (`make run` or `stowage serve --data "
-             f"{cfg.state_dir}`), which creates {cfg.credentials_file}")
-    key = run_guarded(lambda: resolve_root_key(cfg))
-    endpoint = _endpoint(cfg)
-    doc = {"access_key": key.access_key, "secret_key": key.secret_key, "endpoint": endpoint, "region": cfg.s3.region}
-    if as_json:
-        click.echo(json.dumps(doc, indent=2))
-    elif as_env:
-        for name, value in (("AWS_ACCESS_KEY_ID", key.access_key), ("AWS_SECRET_ACCESS_KEY", key.secret_key),
-                            ("AWS_DEFAULT_REGION", cfg.s3.region), ("AWS_ENDPOINT_URL", endpoint)):
-            click.echo(f"export {name}={shlex.quote(value)}")
-    else:
-        click.echo(f"endpoint:   {endpoint}\nregion:     {cfg.s3.region}\naccess key: {key.access_key}\n"
-                   f"secret key: {key.secret_key}")
 
 
 @click.command("metrics-token")
@@ -201,4 +163,4 @@ def alerts_smtp_password(cfg: Config, remove: bool) -> None:
     click.echo("SMTP password stored (wrapped)" if r["set"] else "SMTP password removed")
 
 
-commands = [credentials, metrics_token, access_log, alerts]
+commands = [metrics_token, access_log, alerts]

@@ -67,6 +67,6 @@ def test_readme_quick_start(daemon_factory: Any, tmp_path: Path) -> None:
 def test_errors_are_one_line(tmp_path: Path) -> None:
     r = _stowage(tmp_path, "credentials", "--data", str(tmp_path / "nothing"))
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-    assert "start the appliance once" in r.stderr
+    assert "start the embedded appliance once" in r.stderr
     r = _stowage(tmp_path, "access-log", "list", "--data", str(tmp_path / "nothing"))
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
