@@ -36,6 +36,7 @@ def test_readme_quick_start(daemon_factory: Any, tmp_path: Path) -> None:
     banner = d.log_tail(40)
     assert "Stowage is running." in banner and f"S3 endpoint:  {d.endpoint}" in banner
     assert "stowage credentials" in banner and "foreground" in banner
+    assert f"console:      {d.endpoint}/_stowage/v1/console/" in banner
     # the daemon runs from the repository here, so the hint names the directory (`make run`'s is ./stowage-data)
     assert f"stowage credentials --data {d.data_dir}" in banner
     # from the directory holding ./stowage-data, no --data
