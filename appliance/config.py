@@ -199,6 +199,7 @@ class AlertsConfig:
     interval_seconds: float = 30.0  # how often conditions are evaluated
     pool_full_percent: float = 85.0
     heal_backlog: int = 1000  # segments waiting for repair
+    replication_backlog: int = 10000  # versions waiting to be replicated (all targets)
 
 
 @dataclass(frozen=True)
@@ -448,8 +449,9 @@ def _validate_operator(cfg: Config) -> None:
         raise ConfigError(f"alerts.webhook_url: expected an http:// or https:// URL, got {a.webhook_url!r}")
     if a.smtp_host and (not a.smtp_from or not a.smtp_to):
         raise ConfigError("alerts.smtp_host needs alerts.smtp_from and alerts.smtp_to")
-    if not 0 < a.pool_full_percent <= 100 or a.interval_seconds <= 0 or a.heal_backlog < 0:
-        raise ConfigError("alerts: pool_full_percent in (0, 100], interval_seconds positive, heal_backlog >= 0")
+    if not 0 < a.pool_full_percent <= 100 or a.interval_seconds <= 0 or min(a.heal_backlog, a.replication_backlog) < 0:
+        raise ConfigError("alerts: pool_full_percent in (0, 100], interval_seconds positive, heal_backlog and "
+                          "replication_backlog >= 0")
     d = cfg.durability
     if not 0 < d.afr_percent < 100 or d.rebuild_bytes_per_sec <= 0 or d.replication_sites < 0:
         raise ConfigError("durability: afr_percent in (0, 100), rebuild_bytes_per_sec positive, "

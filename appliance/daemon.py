@@ -280,8 +280,18 @@ def _prepare_tls(cfg: Config) -> tls_setup.TlsContexts | None:
     return contexts
 
 
+def register_backlogs(d: Daemon) -> None:
+    """The queues the operator's metrics export and its alerts watch (alerts.replication_backlog)."""
+    notify, replication = d.events.notify, d.events.replication
+    d.operator.register_backlog("notifications", lambda: float(sum(st.queued for st in notify.stats.values())))
+    if replication is not None:
+        d.operator.register_backlog("replication", lambda: float(sum(st.queued for st in replication.stats.values())),
+                                    alert_above=d.cfg.alerts.replication_backlog)
+
+
 def register_control_ops(d: Daemon) -> None:
     d.control.on_call = d.operator.auditor.control_call
+    register_backlogs(d)
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         counts = await trio.to_thread.run_sync(d.store.count_objects)
         return d.status(counts)

@@ -79,6 +79,7 @@ def test_metrics_count_a_mixed_workload(daemon: Any) -> None:
     assert value(m, "stowage_process_resident_memory_bytes") > 10e6
     assert value(m, "stowage_process_open_fds") > 5
     assert value(m, "stowage_heal_backlog_segments") == 0
+    assert value(m, "stowage_service_backlog", service="notifications") == 0
     assert ("stowage_event_loop_lag_seconds_count", ()) in m
     # the Grafana dashboard and the Prometheus rules in docs/ use only names the endpoint serves
     names = {name for name, _ in m} | {"stowage_fuse_operation_duration_seconds_count",
