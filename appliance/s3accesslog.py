@@ -112,8 +112,12 @@ class ServerAccessLog:
         self.pending: dict[tuple[str, str], _Target] = {}  # (target bucket, prefix) -> records
         self.delivered_objects = 0
         self._kick = trio.Event()
+        self._deleted: list[str] = []  # buckets deleted since the last round: their settings go
 
     def observe(self, ex: Exchange) -> None:
+        if ex.op == "DeleteBucket" and 200 <= ex.status < 300:
+            self._deleted.append(ex.named_bucket)
+            self._kick.set()
         if not ex.bucket:
             return
         rec = self.store.bucket_logging(ex.bucket)
@@ -166,6 +170,9 @@ class ServerAccessLog:
                     await self._kick.wait()
                 self._kick = trio.Event()
                 await self.deliver()
+                deleted, self._deleted = self._deleted, []
+                for bucket in deleted:
+                    await self.store.forget_bucket_logging(bucket)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(10):
                 await self.deliver()

@@ -28,6 +28,17 @@ class LoggingStore(StoreCore):
     def all_bucket_logging(self) -> list[BucketLoggingRecord]:
         return [rec for _, rec in self.db.scan_records(BucketLoggingRecord, keys.BUCKET_LOGGING)]
 
+    async def forget_bucket_logging(self, bucket: str) -> bool:
+        """Drop the settings of a bucket that no longer exists (after DeleteBucket): a new
+        bucket of the same name starts without them, as on AWS."""
+        if self.db.get(keys.bucket(bucket)) is not None or self.bucket_logging(bucket) is None:
+            return False
+        b = self.db.batch()
+        b.delete(keys.bucket_logging(bucket))
+        await self.db.commit(b)
+        self._logging_cache()[bucket] = None
+        return True
+
     async def set_bucket_logging(self, rec: BucketLoggingRecord) -> None:
         """Store the settings (a record with nothing on is deleted)."""
         self.get_bucket(rec.bucket)  # NoSuchBucket

@@ -144,6 +144,15 @@ def test_server_access_logging_delivers_aws_records(daemon_factory: Any, tmp_pat
     # the log bucket's own requests are not logged into it (no target on "logs"); turning it off
     s3.put_bucket_logging(Bucket="source", BucketLoggingStatus={})
     assert s3.get_bucket_logging(Bucket="source").get("LoggingEnabled") is None
+    # a deleted bucket's settings go with it: a new bucket of that name starts without them
+    s3.put_bucket_logging(Bucket="source", BucketLoggingStatus={
+        "LoggingEnabled": {"TargetBucket": "logs", "TargetPrefix": "again/"}})
+    for o in s3.list_objects_v2(Bucket="source").get("Contents", []):
+        s3.delete_object(Bucket="source", Key=o["Key"])
+    s3.delete_bucket(Bucket="source")
+    _poll(lambda: not any(r["bucket"] == "source" for r in json.loads(d.cli("access-log", "list", "--json").stdout)))
+    s3.create_bucket(Bucket="source")
+    assert s3.get_bucket_logging(Bucket="source").get("LoggingEnabled") is None
 
 
 BAD_DOCS = [
