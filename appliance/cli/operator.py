@@ -4,6 +4,7 @@ commands for watching the appliance; and the banner `serve --banner` prints."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +40,6 @@ def print_banner(d: Daemon) -> None:
 
 def _found_by_default(cfg: Config) -> bool:
     """Whether `stowage` run from this directory finds this appliance without --data."""
-    import os
-
     env = os.environ.get("STOWAGE_DATA")
     here = Path(env) if env else Path("stowage-data")
     try:
