@@ -20,6 +20,12 @@ PREFIX = "/_stowage/v1/"
 
 # (request, the path after "/_stowage/v1/<name>", "" or starting with "/") -> response
 AdminHandler = Callable[[Request, str], Awaitable[Response]]
+# (request, a "stowage:*" action) -> whether the request is signed by a principal allowed it
+Authorize = Callable[[Request, str], Awaitable[bool]]
+
+
+async def _nobody(req: Request, action: str) -> bool:
+    return False
 
 
 def is_admin_path(target: str) -> bool:
@@ -37,6 +43,8 @@ class AdminPaths:
     """The dispatch table: <name> -> handler."""
 
     handlers: dict[str, AdminHandler] = field(default_factory=dict)
+    # set by the S3 application (S3App.admin_allowed): SigV4/SigV2 and the identity policies
+    authorize: Authorize = _nobody
 
     def register(self, name: str, handler: AdminHandler) -> None:
         if not name or "/" in name:

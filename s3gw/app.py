@@ -18,21 +18,25 @@ import base64
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import trio
 
 from appliance.config import Config
-from appliance.engine import ObjectStore, find_cors
+from appliance.engine import ObjectStore, caused_by, find_cors
 from appliance.engine.errors import NoSuchKey, StowageError
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
+from appliance.services.eventhub import EventHub
 
+from . import replica
 from .adminpaths import AdminPaths, is_admin_path
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
 from .body import read_xml
 from .cors import CorsRule, actual_headers
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
+from .eventcause import cause_of
 from .exchange import Exchange, Observer, begin, finish
 from .http import BodyTimeout, ClientGone, Request, Response
 from .iamapi import IamApi, is_iam_request
@@ -59,9 +63,11 @@ TAGGING_LIMIT = 64 * 1024
 class S3App:
     def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, keys: ObjectKeys,
                  iam: IamApi | None = None, admin: AdminPaths | None = None,
-                 observers: Sequence[Observer] = ()) -> None:
+                 observers: Sequence[Observer] = (), events: EventHub | None = None) -> None:
         self.store = store
+        self.events = events
         self.admin = admin or AdminPaths()  # /_stowage/v1/<name>: the appliance's own endpoints
+        self.admin.authorize = self.admin_allowed
         self.observers = tuple(observers)  # metrics and access logs, told of every S3 and IAM request
         self.keys = keys
         self.cfg = cfg
@@ -164,8 +170,12 @@ class S3App:
             raise S3Error(refusal)
         refuse_unimplemented(r.op, req.headers)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
-        ex.bucket = r.bucket if view is not None else ""
-        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
+        if view is not None:
+            ex.bucket = r.bucket
+            if not r.key and r.op.startswith(("Put", "Delete")):  # a bucket setting: the audit log's "before"
+                ex.bucket_before = asdict(view.record)
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys,
+                  events=self.events)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
             body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
@@ -175,12 +185,19 @@ class S3App:
         body_lock = await read_lock_document(ctx)  # its settings are condition keys (s3:object-lock-*)
         conditions.update(lock_conditions(ctx, body_lock))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
-                  self.keys, body_tags, body_lock)
+                  self.keys, body_tags, body_lock, self.events)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
         expected_owner(req.headers, self.identities.account_id)
+        replica_vid = await replica.authorize(ctx, self.authz, conditions, view)
+        if replica_vid:
+            done = replica.existing(ctx, replica_vid)
+            if done is not None:
+                return done
         try:
-            return await OPERATIONS[r.op](ctx)
+            # what the events of its changes say (engine/events.py)
+            with caused_by(replica.cause(cause_of(ctx), replica_vid)):
+                return await OPERATIONS[r.op](ctx)
         except NoSuchKey:
             if r.op in _READS and not await self._may_list(ctx, view):
                 raise S3Error("AccessDenied") from None
@@ -213,6 +230,21 @@ class S3App:
             auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
                                 region=self.cfg.s3.region)
         return found[-1], auth
+
+    async def admin_allowed(self, req: Request, action: str) -> bool:
+        """Whether a request to /_stowage/v1/ is signed (SigV4, or SigV2 where allowed) by a
+        principal whose identity policies allow `action` (a `stowage:*` action; root may do
+        every one). Unsigned or badly signed requests are not."""
+        try:
+            r = route(req.method, req.target, req.headers.get("host", ""), "", False)
+            if is_anonymous(r.query, req.headers):
+                return False
+            principal, _ = self._authenticate(req, r)
+        except S3Error:
+            return False
+        if principal.kind == "root":
+            return True
+        return await self.authz.decide(principal, Check(action, "", bucket_policy=False), {}, None)
 
     async def _may_list(self, ctx: Ctx, view: BucketView | None) -> bool:
         return ctx.principal.kind == "root" or await self.authz.decide(

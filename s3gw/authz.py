@@ -71,6 +71,8 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketTagging: "s3:GetBucketTagging",
     Op.PutBucketTagging: "s3:PutBucketTagging",
     Op.DeleteBucketTagging: "s3:PutBucketTagging",  # AWS has no s3:DeleteBucketTagging
+    Op.GetBucketLogging: "s3:GetBucketLogging",
+    Op.PutBucketLogging: "s3:PutBucketLogging",
     Op.ListObjects: "s3:ListBucket",
     Op.ListObjectsV2: "s3:ListBucket",
     Op.ListObjectVersions: "s3:ListBucketVersions",
@@ -93,6 +95,11 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketCors: "s3:GetBucketCORS",
     Op.PutBucketCors: "s3:PutBucketCORS",
     Op.DeleteBucketCors: "s3:PutBucketCORS",  # AWS has no s3:DeleteBucketCORS
+    Op.GetBucketNotificationConfiguration: "s3:GetBucketNotification",
+    Op.PutBucketNotificationConfiguration: "s3:PutBucketNotification",
+    Op.GetBucketReplication: "s3:GetReplicationConfiguration",
+    Op.PutBucketReplication: "s3:PutReplicationConfiguration",
+    Op.DeleteBucketReplication: "s3:PutReplicationConfiguration",  # AWS has no s3:DeleteReplicationConfiguration
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).

@@ -115,6 +115,7 @@ TABLE: dict[str, ErrorSpec] = {
         "have been aborted or completed.",
     ),
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
+    "ReplicationConfigurationNotFoundError": ErrorSpec(404, "The replication configuration was not found"),
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "NoSuchCORSConfiguration": ErrorSpec(404, "The CORS configuration does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
@@ -129,6 +130,7 @@ TABLE: dict[str, ErrorSpec] = {
         409, "Your previous request to create the named bucket succeeded and you already own it."
     ),
     "BucketNotEmpty": ErrorSpec(409, "The bucket you tried to delete is not empty"),
+    "InvalidTargetBucketForLogging": ErrorSpec(400, "The target bucket for logging does not exist"),
     "MethodNotAllowed": ErrorSpec(405, "The specified method is not allowed against this resource."),
     "PreconditionFailed": ErrorSpec(412, "At least one of the pre-conditions you specified did not hold"),
     "NotModified": ErrorSpec(304, "Not Modified"),

@@ -39,6 +39,8 @@ class Exchange:
     tls: bool = False
     referrer: str = ""
     host: str = ""
+    # the bucket's settings before a bucket-setting request ran (the audit log's "before")
+    bucket_before: dict[str, object] | None = None
 
 
 class Observer(Protocol):
@@ -56,6 +58,9 @@ def finish(observers: Sequence[Observer], ex: Exchange, req: Request, resp: Resp
     """Count the response's bytes as they go out and tell the observers when it is done (at once
     for a body in memory, when a streamed body ends or is closed)."""
     ex.status = resp.status
+    if ex.key and req.method in ("GET", "HEAD") and resp.status < 300:
+        size = next((v for k, v in resp.headers if k.lower() == "content-length"), "")
+        ex.object_size = int(size) if size.isdigit() else None
     if isinstance(resp.body, bytes | bytearray):
         ex.bytes_out = len(resp.body) if req.method != "HEAD" else 0
         _done(observers, ex, req)

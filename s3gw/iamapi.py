@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -67,11 +67,16 @@ def is_iam_request(headers: Mapping[str, str]) -> bool:
     return iam_scope_region(headers) is not None
 
 
+# (caller, Action, the call's parameters, "address:port" of the client) after a change succeeded
+ChangeHook = Callable[[Principal, str, dict[str, str], str], None]
+
+
 class IamApi:
-    def __init__(self, cfg: Config, admin: IdentityAdmin) -> None:
+    def __init__(self, cfg: Config, admin: IdentityAdmin, on_change: ChangeHook | None = None) -> None:
         self.cfg = cfg
         self.admin = admin
         self.regions = {IAM_REGION, cfg.s3.region}
+        self.on_change = on_change  # the audit log
 
     async def handle(self, req: Request, request_id: str, caller: Principal | None = None) -> Response:
         """`caller`: the principal when the request was authenticated already (the console's
@@ -135,7 +140,10 @@ class IamApi:
         context = {"aws:SourceIp": _client_address(req.remote),
                    "aws:SecureTransport": "true" if req.tls else "false", **time_context(datetime.now(UTC))}
         call = Call(self.admin, found[-1][1], params, context)
-        return response_xml(action, await handler(call), request_id)
+        result = await handler(call)
+        if self.on_change is not None and not action.startswith(("Get", "List")):
+            self.on_change(call.principal, action, params, req.remote)
+        return response_xml(action, result, request_id)
 
 
 # Parameters of the supported actions that Stowage does not implement: refused, not ignored.

@@ -37,6 +37,8 @@ class Op(StrEnum):
     GetBucketTagging = "GetBucketTagging"
     PutBucketTagging = "PutBucketTagging"
     DeleteBucketTagging = "DeleteBucketTagging"
+    GetBucketLogging = "GetBucketLogging"
+    PutBucketLogging = "PutBucketLogging"
     DeleteObjects = "DeleteObjects"
     # access control
     GetBucketPolicy = "GetBucketPolicy"
@@ -91,6 +93,13 @@ class Op(StrEnum):
     ListMultipartUploads = "ListMultipartUploads"
     # browser-form upload (POST /bucket without ?delete)
     PostObject = "PostObject"
+    # notifications
+    GetBucketNotificationConfiguration = "GetBucketNotificationConfiguration"
+    PutBucketNotificationConfiguration = "PutBucketNotificationConfiguration"
+    # replication
+    GetBucketReplication = "GetBucketReplication"
+    PutBucketReplication = "PutBucketReplication"
+    DeleteBucketReplication = "DeleteBucketReplication"
     # recognised but not implemented (REFUSED)
     UnsupportedSubresource = "UnsupportedSubresource"
     DeleteBucketSubresource = "DeleteBucketSubresource"
@@ -104,7 +113,7 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "lifecycle", "website", "logging", "notification", "replication",
+    "lifecycle", "website",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
     "restore", "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
@@ -115,7 +124,7 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
-                                 "object-lock"})
+                                 "object-lock", "logging", "notification", "replication"})
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
 # Object subresources with a GET and a PUT operation (and no other method).
@@ -189,16 +198,20 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
                 ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
-                ("object-lock", Op.GetObjectLockConfiguration), ("cors", Op.GetBucketCors))
+                ("object-lock", Op.GetObjectLockConfiguration), ("logging", Op.GetBucketLogging),
+                ("cors", Op.GetBucketCors), ("notification", Op.GetBucketNotificationConfiguration),
+                ("replication", Op.GetBucketReplication))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
                 ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
-                ("object-lock", Op.PutObjectLockConfiguration), ("cors", Op.PutBucketCors))
+                ("object-lock", Op.PutObjectLockConfiguration), ("logging", Op.PutBucketLogging),
+                ("cors", Op.PutBucketCors), ("notification", Op.PutBucketNotificationConfiguration),
+                ("replication", Op.PutBucketReplication))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
                    ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption),
-                   ("cors", Op.DeleteBucketCors))
+                   ("cors", Op.DeleteBucketCors), ("replication", Op.DeleteBucketReplication))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:

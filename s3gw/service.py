@@ -20,13 +20,14 @@ from appliance.config import Config, parse_listen
 from appliance.engine import ObjectStore
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.objectkeys import ObjectKeys
+from appliance.services.eventhub import EventHub
 
 from .adminpaths import AdminPaths
 from .app import S3App
 from .console import Console
 from .exchange import Observer
 from .http import ServerState, refuse_connection, serve_connection
-from .iamapi import IamApi
+from .iamapi import ChangeHook, IamApi
 
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
@@ -83,12 +84,16 @@ async def serve_s3(
     admin: AdminPaths | None = None,
     observers: Sequence[Observer] = (),
     state: ServerState | None = None,
+    iam_changes: ChangeHook | None = None,
+    events: EventHub | None = None,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`admin`: the /_stowage/v1/ endpoints; `observers`: told of every request (metrics, access
-    logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it."""
+    logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it;
+    `iam_changes`: told of every change made through the IAM API (the audit log)."""
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities), admin, observers)
+    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities, iam_changes), admin, observers,
+                events)
     if "console" not in app.admin.handlers:  # the web console acts through this application
         app.admin.register("console", Console(app).handle)
     tls = _tls_context(cfg)
