@@ -76,6 +76,8 @@ class World:
         self.iam = client(d, "iam")
         self.mnt = Path(d.mount or "")
         self.rnd = random.Random(14)
+        # completed multipart uploads: (bucket, key, upload id, parts, the completion's ETag)
+        self.completed: list[tuple[str, str, str, list[dict[str, Any]], str]] = []
 
     def body(self, n: int) -> bytes:
         return self.rnd.randbytes(n)
@@ -179,8 +181,9 @@ class World:
         if ctype == "FULL_OBJECT":
             whole = b"".join(data)
             extra = {"ChecksumType": "FULL_OBJECT", f"Checksum{alg}": b64(alg, whole), "MpuObjectSize": len(whole)}
-        self.s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts},
-                                          **extra)
+        done = self.s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                                 MultipartUpload={"Parts": parts}, **extra)
+        self.completed.append((bucket, key, uid, parts, done["ETag"]))
 
     # --- phase B: more of everything, and changes to and removals of phase A's ----------------
 
@@ -249,6 +252,15 @@ class World:
         os.unlink(m / "doomed")
 
     # --- dumps ---------------------------------------------------------------------------------
+
+
+def check_completions_repeat(d: DaemonProc, completed: list[tuple[str, str, str, list[dict[str, Any]], str]]) -> None:
+    """A repeated CompleteMultipartUpload answers as the first did (its completion record)."""
+    s3 = client(d)
+    assert completed
+    for bucket, key, uid, parts, etag in completed:
+        again = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts})
+        assert again["ETag"] == etag, (bucket, key)
 
 
 def _clean(r: dict[str, Any]) -> dict[str, Any]:
