@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from . import copychecksum, sse
+from . import copychecksum, replica, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -114,6 +114,7 @@ def _lookup(ctx: Ctx) -> ObjectVersion:
 def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
     mode = ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = version_headers(v, versioned=_versioned(ctx), checksum_mode=mode)
+    headers += replica.status_headers(ctx, v.bucket, v.key, v.version_id)
     overrides = response_overrides(ctx.query)
     if overrides:
         lower = {k.lower() for k in overrides}
@@ -239,7 +240,9 @@ async def copy_object(ctx: Ctx) -> Response:
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
     lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
-    checksums = await copychecksum.checksums_for(ctx.store, src, algorithm) if new_checksum and algorithm else None
+    checksums = None
+    if new_checksum and algorithm:
+        checksums = await copychecksum.checksums_for(ctx.store, src, algorithm, resolver)
     # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
     shared, protection = sse.copy_plan(protection, stored)
     if shared:

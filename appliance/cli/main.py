@@ -15,9 +15,13 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.control import ControlError, call
 
+from . import durability as cli_durability
 from . import heal as cli_heal
 from . import iam as cli_iam
 from . import kms as cli_kms
+from . import notify as cli_notify
+from . import operator as cli_operator
+from . import replication as cli_replication
 from .common import appliance_options, run_guarded
 from .disks import disks
 
@@ -82,5 +86,6 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_operator.commands,
+             *cli_durability.commands, *cli_notify.commands, *cli_replication.commands]:
     main.add_command(_cmd)

@@ -387,6 +387,7 @@ class _DiskLog:
                     break
                 items, self.items, self.pending_bytes = self.items, [], 0
                 self.busy_since = time.monotonic()
+                self.j.batches.observe(len(items))
             try:
                 last = self._write(items)
             except OSError as exc:
@@ -455,6 +456,25 @@ class _DiskLog:
             self.fd, self.path = -1, None
 
 
+BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass
+class BatchSizes:
+    """How many commit records each journal write (one fdatasync on one disk) carried: the
+    group commit's effect, exported as a histogram by the metrics endpoint."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BOUNDS) + 1))
+    total: int = 0  # records written, over all writes
+
+    def observe(self, n: int) -> None:
+        i = 0
+        while i < len(BATCH_BOUNDS) and n > BATCH_BOUNDS[i]:
+            i += 1
+        self.counts[i] += 1
+        self.total += n
+
+
 @dataclass(frozen=True)
 class JournalStatus:
     disks: list[str]  # disks the journal is written to
@@ -476,6 +496,7 @@ class Journal:
         self.closing = False
         self.last_lsn = 0
         self.bytes_since_roll = 0
+        self.batches = BatchSizes()  # updated under `cond`
         self.logs: dict[str, _DiskLog] = {}
         self.owned: dict[str, int] = {}  # disk id -> descriptor holding its owner lock
         try:

@@ -3,7 +3,7 @@
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
 links.py (the mount's hard links and directory times), lockstore.py (object lock settings;
-the rules are lock.py's), listing.py (range-scan listings),
+the rules are lock.py's), logstore.py (bucket logging settings), listing.py (range-scan listings),
 segments.py (the erasure-coded data path), upkeep.py (the narrow queries of the background
 services).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
 from .lockstore import LockStore
+from .logstore import LoggingStore
 from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
 from .segments import BodySummary
@@ -20,7 +21,7 @@ from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unq
 from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore):
+class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

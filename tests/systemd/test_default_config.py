@@ -9,19 +9,22 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from appliance.config import Config, DiskConfig, MountBucketConfig, load_config
+from appliance.config import Config, DiskConfig, MountBucketConfig, NotifyTargetConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "systemd/stowage.toml"
 
 
 MAPPINGS = {"storage_classes"}  # tables of free-form NAME = value: the table is the setting
-EXAMPLES = {"mount.buckets": "mount.buckets.photos"}  # tables of tables, documented by an example
+# tables of tables, documented by examples (together they show every field of the value type)
+EXAMPLES = {"mount.buckets": ("mount.buckets.photos",),
+            "notify.targets": ("notify.targets.thumbnails", "notify.targets.audit")}
+EXAMPLE_TYPES = {"mount.buckets": MountBucketConfig, "notify.targets": NotifyTargetConfig}
 
 
 def uncommented(text: str) -> str:
-    text = re.sub(r"(?m)^#(?=[A-Za-z_]+ = )", "", text)
-    for table in ("[[disks]]", *(f"[{m}]" for m in (*MAPPINGS, *EXAMPLES.values()))):
+    text = re.sub(r"(?m)^#(?=[A-Za-z0-9_]+ = )", "", text)
+    for table in ("[[disks]]", *(f"[{m}]" for m in (*MAPPINGS, *(e for ex in EXAMPLES.values() for e in ex)))):
         text = text.replace("#" + table, table)
     return text
 
@@ -31,9 +34,10 @@ def documented_settings(text: str) -> set[str]:
     for line in uncommented(text).splitlines():
         if m := re.match(r"^\[\[?([a-z0-9_.]+)\]\]?", line):
             table = m.group(1)
+            table = next((f"{name}.*" for name, ex in EXAMPLES.items() if table in ex), table)
             if table in MAPPINGS:
                 names.add(table)
-        elif (m := re.match(r"^([a-z_]+) = ", line)) and table not in MAPPINGS:
+        elif (m := re.match(r"^([a-z0-9_]+) = ", line)) and table not in MAPPINGS:
             names.add(f"{table}.{m.group(1)}" if table else m.group(1))
     return names
 
@@ -44,8 +48,9 @@ def config_settings() -> set[str]:
         default = getattr(Config(), f.name)
         if dataclasses.is_dataclass(default):
             names |= {f"{f.name}.{sub.name}" for sub in dataclasses.fields(default)} - EXAMPLES.keys()
-            if f.name == "mount":
-                names |= {f"{EXAMPLES['mount.buckets']}.{sub.name}" for sub in dataclasses.fields(MountBucketConfig)}
+            for name, cls in EXAMPLE_TYPES.items():
+                if name.startswith(f"{f.name}."):
+                    names |= {f"{name}.*.{sub.name}" for sub in dataclasses.fields(cls)}
         elif f.name == "pools":
             names |= {f"pools.default.{sub}" for sub in ("k", "m", "block_size")}
         elif f.name == "disks":
@@ -71,4 +76,7 @@ def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
     assert cfg.storage_classes == {"STANDARD_IA": "default"}
     assert cfg.mount.buckets == {"photos": MountBucketConfig(owner="1000", group="1000", file_mode="0640",
                                                              dir_mode="0750")}
-    assert replace(cfg, disks=[], storage_classes={}, mount=replace(cfg.mount, buckets={})) == Config()
+    assert set(cfg.notify.targets) == {"thumbnails", "audit"}
+    assert cfg.notify.targets["audit"] == NotifyTargetConfig(type="file", path="/var/log/stowage/events.jsonl")
+    assert replace(cfg, disks=[], storage_classes={}, mount=replace(cfg.mount, buckets={}),
+                   notify=replace(cfg.notify, targets={})) == Config()
