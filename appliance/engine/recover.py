@@ -181,7 +181,8 @@ def _record_from(seg: str, f: Found, pool: str) -> SegmentRecord:
     h = f.header
     shards: list[str | None] = [f.shards.get(i) for i in range(h.k + h.m)]
     return SegmentRecord(seg, h.k, h.m, h.block_size, h.length, shards, 0, h.created_ns, pool,
-                         [i for i, d in enumerate(shards) if d is None], f.enc)
+                         [i for i, d in enumerate(shards) if d is None], f.enc,
+                         cipher_id=str(h.identity.get("cipher_id", "")))
 
 
 def _unlock(cfg: Config, found: dict[str, Found], check: EnvelopeCheck | None) -> int:
