@@ -4,7 +4,7 @@
 (0-byte ones too) with user metadata, content headers, tags, checksums (single and multipart,
 COMPOSITE and FULL_OBJECT), storage classes, SSE-S3/SSE-KMS/SSE-C, object lock retention and
 legal holds, ACLs; versions, delete markers and version deletions; deleted keys; every bucket
-configuration (CORS and access logging included); users, groups, access keys, policies and a KMS
+configuration (CORS, lifecycle and access logging included); users, groups, access keys, policies and a KMS
 key; incomplete multipart uploads; completed ones (completion records); and through the mount
 chmod, chown, symlinks, hard links, renames and directories. It does it in two phases (so a test
 can take a metadata snapshot in between) and the second one also removes and changes what the
@@ -122,6 +122,8 @@ class World:
         s3.put_bucket_tagging(Bucket="cfg", Tagging={"TagSet": [{"Key": "team", "Value": "storage"}]})
         s3.put_bucket_cors(Bucket="cfg", CORSConfiguration={"CORSRules": [
             {"AllowedOrigins": ["https://example.com"], "AllowedMethods": ["GET"], "MaxAgeSeconds": 60}]})
+        s3.put_bucket_lifecycle_configuration(Bucket="plain", LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 365}}]})
         s3.put_bucket_logging(Bucket="vers", BucketLoggingStatus={
             "LoggingEnabled": {"TargetBucket": "plain", "TargetPrefix": "access/"}})
         s3.create_bucket(Bucket="gone-bucket")
@@ -302,7 +304,8 @@ def dump(d: DaemonProc, mount: bool = True) -> dict[str, Any]:
         for name in ("get_bucket_versioning", "get_bucket_policy", "get_bucket_acl", "get_bucket_ownership_controls",
                      "get_public_access_block", "get_bucket_encryption", "get_bucket_tagging",
                      "get_object_lock_configuration", "get_bucket_location", "get_bucket_cors",
-                     "get_bucket_logging", "get_bucket_replication", "get_bucket_notification_configuration"):
+                     "get_bucket_logging", "get_bucket_replication", "get_bucket_notification_configuration",
+                     "get_bucket_lifecycle_configuration"):
             bd[name] = _try(getattr(s3, name), Bucket=b)
         versions = []
         listing = [(v, False) for v in _pages(s3.list_object_versions, "Versions", Bucket=b)]
@@ -356,6 +359,7 @@ def check_world(state: dict[str, Any]) -> None:
     assert len(empty) == 6 and all(v["listed"]["Size"] == 0 for v in empty)
     assert state["bucket cfg"]["get_bucket_cors"]["CORSRules"][0]["AllowedOrigins"] == ["*"]
     assert state["bucket vers"]["get_bucket_logging"]["LoggingEnabled"]["TargetBucket"] == "plain"
+    assert state["bucket plain"]["get_bucket_lifecycle_configuration"]["Rules"][0]["ID"] == "tmp"
     markers = [v["listed"]["Key"] for v in state["bucket vers"]["versions"] if v["marker"]]
     assert sorted(markers) == ["doc", "marked"]
     assert [u["upload"]["Key"] for u in state["bucket plain"]["uploads"]] == ["mp/incomplete-a"]
