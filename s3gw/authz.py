@@ -100,11 +100,15 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketReplication: "s3:GetReplicationConfiguration",
     Op.PutBucketReplication: "s3:PutReplicationConfiguration",
     Op.DeleteBucketReplication: "s3:PutReplicationConfiguration",  # AWS has no s3:DeleteReplicationConfiguration
+    Op.GetBucketLifecycleConfiguration: "s3:GetLifecycleConfiguration",
+    Op.PutBucketLifecycleConfiguration: "s3:PutLifecycleConfiguration",
+    Op.DeleteBucketLifecycle: "s3:PutLifecycleConfiguration",  # AWS has no s3:DeleteLifecycleConfiguration
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).
 OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.GetObject: ("s3:GetObject", "s3:GetObjectVersion"),
+    Op.RestoreObject: ("s3:RestoreObject", "s3:RestoreObject"),
     Op.HeadObject: ("s3:GetObject", "s3:GetObjectVersion"),
     Op.DeleteObject: ("s3:DeleteObject", "s3:DeleteObjectVersion"),
     Op.GetObjectTagging: ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),

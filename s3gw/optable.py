@@ -18,6 +18,7 @@ from . import (
     ops_bucket_tagging,
     ops_cors,
     ops_encryption,
+    ops_lifecycle,
     ops_list,
     ops_lock,
     ops_logging,
@@ -25,6 +26,7 @@ from . import (
     ops_notification,
     ops_object,
     ops_replication,
+    ops_restore,
     postobject,
 )
 from .authz import AUTHORIZED
@@ -58,6 +60,7 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
 
 
 OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS, ops_cors.OPS,
-                          ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_logging.OPS, ops_multipart.OPS,
-                          ops_notification.OPS, ops_object.OPS, ops_replication.OPS, postobject.OPS),
+                          ops_encryption.OPS, ops_lifecycle.OPS, ops_list.OPS, ops_lock.OPS, ops_logging.OPS,
+                          ops_multipart.OPS, ops_notification.OPS, ops_object.OPS, ops_replication.OPS,
+                          ops_restore.OPS, postobject.OPS),
                          REFUSED)

@@ -58,6 +58,11 @@ class Op(StrEnum):
     # object lock
     GetObjectLockConfiguration = "GetObjectLockConfiguration"
     PutObjectLockConfiguration = "PutObjectLockConfiguration"
+    # lifecycle
+    GetBucketLifecycleConfiguration = "GetBucketLifecycleConfiguration"
+    PutBucketLifecycleConfiguration = "PutBucketLifecycleConfiguration"
+    DeleteBucketLifecycle = "DeleteBucketLifecycle"
+    RestoreObject = "RestoreObject"
     GetObjectRetention = "GetObjectRetention"
     PutObjectRetention = "PutObjectRetention"
     GetObjectLegalHold = "GetObjectLegalHold"
@@ -113,9 +118,9 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "lifecycle", "website",
+    "website",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "restore", "select", "torrent",
+    "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
     # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
     # metadata tables a CreateBucket, CreateSession a listing)
@@ -124,9 +129,9 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
-                                 "object-lock", "logging", "notification", "replication"})
+                                 "object-lock", "logging", "notification", "replication", "lifecycle"})
 # Subresources of objects only: on a bucket they name nothing we serve.
-OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
+OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).
 _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
                     ("legal-hold", Op.GetObjectLegalHold, Op.PutObjectLegalHold))
@@ -200,18 +205,19 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
                 ("object-lock", Op.GetObjectLockConfiguration), ("logging", Op.GetBucketLogging),
                 ("cors", Op.GetBucketCors), ("notification", Op.GetBucketNotificationConfiguration),
-                ("replication", Op.GetBucketReplication))
+                ("replication", Op.GetBucketReplication), ("lifecycle", Op.GetBucketLifecycleConfiguration))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
                 ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
                 ("object-lock", Op.PutObjectLockConfiguration), ("logging", Op.PutBucketLogging),
                 ("cors", Op.PutBucketCors), ("notification", Op.PutBucketNotificationConfiguration),
-                ("replication", Op.PutBucketReplication))
+                ("replication", Op.PutBucketReplication), ("lifecycle", Op.PutBucketLifecycleConfiguration))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
                    ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption),
-                   ("cors", Op.DeleteBucketCors), ("replication", Op.DeleteBucketReplication))
+                   ("cors", Op.DeleteBucketCors), ("replication", Op.DeleteBucketReplication),
+                   ("lifecycle", Op.DeleteBucketLifecycle))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:
@@ -230,6 +236,8 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
     for sub, get, put in _OBJECT_LOCK_OPS:
         if sub in q:
             return get if method == "GET" else put if method == "PUT" else Op.MethodNotAllowed
+    if "restore" in q:
+        return Op.RestoreObject if method == "POST" else Op.MethodNotAllowed
     if method in ("GET", "HEAD"):
         if "tagging" in q:
             return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed

@@ -35,6 +35,8 @@ from .eventrules import (
 )
 from .events import Cause, caused_by
 from .identity import IdentityView
+from .lifecycle_rules import NoncurrentTransition, RuleFilter, Transition
+from .lifecycle_rules import Rule as LifecycleRule
 from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
@@ -93,9 +95,11 @@ __all__ = [
     "IdentityView",
     "InodeRecord",
     "KeyResolver",
+    "LifecycleRule",
     "ListEntry",
     "ListPage",
     "LockConfig",
+    "NoncurrentTransition",
     "NotificationRule",
     "ObjectStore",
     "ObjectVersion",
@@ -106,8 +110,10 @@ __all__ = [
     "ReadRange",
     "ReplicationRule",
     "ReplicationRules",
+    "RuleFilter",
     "SegmentKey",
     "SegmentRef",
+    "Transition",
     "UploadPage",
     "UploadRecord",
     "UserRecord",

@@ -38,6 +38,10 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     o<target>\\0<seq:8>              QueuedEvent: a notification waiting for delivery to a target
     J<target>\\0<seq:8>              QueuedEvent: a version waiting for replication to a target
     j<bucket>\\0<key>\\0<version id>  ReplicationState of a version (PENDING, COMPLETED, FAILED, REPLICA)
+    Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
+    y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
+    Z<bucket>\\0<key>\\0<version id>   RestoreRecord: a RestoreObject of an archived version
+    u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ EVENT_CONFIG = b"O"  # notifications and replication: built in events_keys.py
 NOTIFY_QUEUE = b"o"
 REPLICATION_QUEUE = b"J"
 REPLICATION_STATE = b"j"
+LIFECYCLE = b"Y"
+LIFECYCLE_STATE = b"y"
+RESTORE = b"Z"
+UPGRADE = b"u"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -225,6 +233,10 @@ JOURNAL_LSN = appliance("journal-lsn")
 CHECKPOINT_DUE = appliance("checkpoint-due")
 
 
+def upgrade(name: str) -> bytes:
+    return UPGRADE + name.encode()
+
+
 def progress(name: str) -> bytes:
     return PROGRESS + name.encode()
 
@@ -265,3 +277,15 @@ def bucket_logging(bucket_name: str) -> bytes:
 
 def cors(bucket_name: str) -> bytes:
     return CORS + bucket_name.encode()
+
+
+def lifecycle(bucket_name: str) -> bytes:
+    return LIFECYCLE + bucket_name.encode()
+
+
+def lifecycle_state(name: str) -> bytes:
+    return LIFECYCLE_STATE + name.encode()
+
+
+def restore(bucket_name: str, key: str, version_id: str) -> bytes:
+    return RESTORE + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()

@@ -207,9 +207,12 @@ class InodeRecord(Record):
 @dataclass(slots=True)
 class SegmentRecord(Record):
     """Placement and health of one erasure-coded segment. Format 2 added `enc`, the envelope of
-    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted."""
+    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted.
+    Format 3 added `cipher_id`: a segment re-encoded into another geometry (a storage-class
+    change, transcode.py) holds the blocks of the segment it was copied from as they were
+    sealed, and block keys derive from that segment's id."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     segment_id: str
     k: int
@@ -222,10 +225,11 @@ class SegmentRecord(Record):
     pool: str = "default"
     damaged: list[int] = field(default_factory=list)  # shard indices known missing/corrupt
     enc: dict[str, Any] | None = None  # opaque envelope (wrapped data key, mode, key id); None = plaintext
+    cipher_id: str = ""  # the segment id the blocks were sealed under; "" = segment_id
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], SegmentRecord]]:
-        return {1: cls._from_json, 2: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
 
     @property
     def plain_length(self) -> int:
@@ -597,3 +601,52 @@ class ReplicationState(Record):
     status: str
     reason: str = ""
     updated_ns: int = 0
+
+
+@dataclass(slots=True)
+class LifecycleRecord(Record):
+    """A bucket's lifecycle configuration (keys.lifecycle): its rules as
+    engine/lifecycle_rules.Rule.to_json() gives them, in the order they were put."""
+
+    bucket: str
+    rules: list[dict[str, Any]]
+    updated_ns: int
+
+
+@dataclass(slots=True)
+class LifecycleCursor(Record):
+    """Where the lifecycle worker's pass stands (keys.lifecycle_state): saved after every batch,
+    so a restart resumes after the last key it finished instead of starting over."""
+
+    pass_started_ns: int = 0  # 0: no pass in progress
+    bucket: str = ""  # the bucket being walked ("" = not started)
+    phase: str = ""  # "versions" | "uploads"
+    after: str = ""  # the last key (or upload key) done in that bucket and phase
+    last_complete_ns: int = 0
+    # totals since the worker first ran (what `stowage status` shows)
+    expired: int = 0
+    markers_removed: int = 0
+    transitioned: int = 0
+    transitioned_bytes: int = 0
+    aborted: int = 0
+    locked: int = 0  # expirations refused by object lock
+
+
+@dataclass(slots=True)
+class RestoreRecord(Record):
+    """A RestoreObject of an archived version (keys.restore): queued while `ongoing`, then a
+    temporary copy of its data in the hot pool (`copy`, holding one reference on each of its
+    segments) until `expiry_ns`, when the restore worker drops it."""
+
+    bucket: str
+    key: str
+    version_id: str
+    seq: int  # the version's: a record outliving its version (or a reused id) is dropped
+    days: int
+    tier: str  # Expedited | Standard | Bulk
+    requested_ns: int
+    ongoing: bool = True
+    completed_ns: int = 0
+    expiry_ns: int = 0
+    copy: list[list[Any]] = field(default_factory=list)  # [segment id, offset, length] of the copy's refs
+    copied_bytes: int = 0

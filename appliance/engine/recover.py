@@ -181,7 +181,8 @@ def _record_from(seg: str, f: Found, pool: str) -> SegmentRecord:
     h = f.header
     shards: list[str | None] = [f.shards.get(i) for i in range(h.k + h.m)]
     return SegmentRecord(seg, h.k, h.m, h.block_size, h.length, shards, 0, h.created_ns, pool,
-                         [i for i, d in enumerate(shards) if d is None], f.enc)
+                         [i for i, d in enumerate(shards) if d is None], f.enc,
+                         cipher_id=str(h.identity.get("cipher_id", "")))
 
 
 def _unlock(cfg: Config, found: dict[str, Found], check: EnvelopeCheck | None) -> int:
@@ -679,7 +680,10 @@ def recover_metadata(cfg: Config, progress: Progress = _quiet,
     owned: list[int] = []
     try:
         for d, _ in disks:  # held to the end: nothing else may journal to them meanwhile
-            owned.append(own_disk(d.path))
+            try:
+                owned.append(own_disk(d.path))
+            except OSError as exc:  # a read-only or failing disk: no one journals to it either
+                log.warning("disk %s: cannot take its owner lock (%s); read as it is", d.disk_id, exc)
     except DiskOwned as exc:
         release_disks(owned)
         raise RecoveryError(exc.message) from None

@@ -9,17 +9,19 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from appliance.config import Config, DiskConfig, MountBucketConfig, NotifyTargetConfig, load_config
+from appliance.config import Config, DiskConfig, MountBucketConfig, NotifyTargetConfig, StorageClassConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "systemd/stowage.toml"
 
 
-MAPPINGS = {"storage_classes"}  # tables of free-form NAME = value: the table is the setting
+MAPPINGS: set[str] = set()  # tables of free-form NAME = value: the table is the setting
 # tables of tables, documented by examples (together they show every field of the value type)
 EXAMPLES = {"mount.buckets": ("mount.buckets.photos",),
-            "notify.targets": ("notify.targets.thumbnails", "notify.targets.audit")}
-EXAMPLE_TYPES = {"mount.buckets": MountBucketConfig, "notify.targets": NotifyTargetConfig}
+            "notify.targets": ("notify.targets.thumbnails", "notify.targets.audit"),
+            "storage_classes": ("storage_classes.FAST",)}
+EXAMPLE_TYPES = {"mount.buckets": MountBucketConfig, "notify.targets": NotifyTargetConfig,
+                 "storage_classes": StorageClassConfig}
 
 
 def uncommented(text: str) -> str:
@@ -32,7 +34,7 @@ def uncommented(text: str) -> str:
 def documented_settings(text: str) -> set[str]:
     names, table = set(), ""
     for line in uncommented(text).splitlines():
-        if m := re.match(r"^\[\[?([a-z0-9_.]+)\]\]?", line):
+        if m := re.match(r"^\[\[?([A-Za-z0-9_.]+)\]\]?", line):
             table = m.group(1)
             table = next((f"{name}.*" for name, ex in EXAMPLES.items() if table in ex), table)
             if table in MAPPINGS:
@@ -51,6 +53,8 @@ def config_settings() -> set[str]:
             for name, cls in EXAMPLE_TYPES.items():
                 if name.startswith(f"{f.name}."):
                     names |= {f"{name}.*.{sub.name}" for sub in dataclasses.fields(cls)}
+        elif f.name in EXAMPLE_TYPES:
+            names |= {f"{f.name}.*.{sub.name}" for sub in dataclasses.fields(EXAMPLE_TYPES[f.name])}
         elif f.name == "pools":
             names |= {f"pools.default.{sub}" for sub in ("k", "m", "block_size")}
         elif f.name == "disks":
@@ -73,7 +77,7 @@ def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
     path.write_text(uncommented(SHIPPED.read_text()))
     cfg = load_config(path)
     assert cfg.disks == [DiskConfig(path="/srv/disk0", pool="default")]
-    assert cfg.storage_classes == {"STANDARD_IA": "default"}
+    assert cfg.storage_classes == {"FAST": StorageClassConfig(pool="default", profile="standard")}
     assert cfg.mount.buckets == {"photos": MountBucketConfig(owner="1000", group="1000", file_mode="0640",
                                                              dir_mode="0750")}
     assert set(cfg.notify.targets) == {"thumbnails", "audit"}
