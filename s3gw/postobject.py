@@ -12,7 +12,9 @@ a PostResponse document, or the default 204).
 
 Form fields that become the object's settings, as on AWS: Cache-Control, Content-Type,
 Content-Disposition, Content-Encoding, Expires, x-amz-meta-*, x-amz-storage-class,
-x-amz-server-side-encryption (and its KMS fields), acl, tagging (a Tagging XML document).
+x-amz-server-side-encryption (with its KMS and SSE-C fields), x-amz-object-lock-* (which need
+s3:PutObjectRetention / s3:PutObjectLegalHold too), acl, tagging (a Tagging XML document).
+Content-MD5, x-amz-checksum-* and x-amz-website-redirect-location are refused (501).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from appliance.engine import BodySummary
 
-from . import sse
+from . import objlock, sse
 from .authz import Check, request_context
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
@@ -42,7 +44,14 @@ from .xmlio import doc, el, parse_tagging
 _HEADER_FIELDS = ("cache-control", "content-type", "content-disposition", "content-encoding", "expires",
                   "x-amz-storage-class", "x-amz-server-side-encryption",
                   "x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-context",
-                  "x-amz-server-side-encryption-bucket-key-enabled")
+                  "x-amz-server-side-encryption-bucket-key-enabled",
+                  "x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key",
+                  "x-amz-server-side-encryption-customer-key-md5",
+                  objlock.MODE_HEADER, objlock.UNTIL_HEADER, objlock.HOLD_HEADER)
+# Form fields AWS gives a meaning this gateway does not implement for form uploads: refused,
+# never stored without their effect.
+_REFUSED_FIELDS = ("content-md5", "x-amz-website-redirect-location", "x-amz-checksum-algorithm")
+_REFUSED_PREFIXES = ("x-amz-checksum-",)
 _STATUSES = {"200": 200, "201": 201, "204": 204}
 
 
@@ -105,6 +114,9 @@ async def post_object(ctx: Ctx) -> Response:
     if "key" not in fields:
         raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, "
                       "please check the order of the fields.", ArgumentName="key", ArgumentValue="")
+    refused = sorted(n for n in fields if n in _REFUSED_FIELDS or n.startswith(_REFUSED_PREFIXES))
+    if refused:
+        raise S3Error("NotImplemented", f"The form field {refused[0][:64]} is not supported in POST uploads.")
     key = fields["key"].replace("${filename}", _basename(form.filename))
     if not key:
         raise S3Error("InvalidArgument", "User key must have a length greater than 0.", ArgumentName="key",
@@ -128,6 +140,7 @@ async def post_object(ctx: Ctx) -> Response:
         checks.append(Check("s3:PutObjectAcl", ctx.bucket, key, acl_as="s3:PutObject"))
     if tags is not None:
         checks.append(Check("s3:PutObjectTagging", ctx.bucket, key, acl_as="s3:PutObject"))
+    checks += [Check(action, ctx.bucket, key) for action in objlock.write_actions(headers)]
     await ctx.authz.require(ctx.principal, checks, conditions, ctx.view)
 
     meta = with_lock(ctx, vouch(ctx, put_meta(headers, with_tags=False)))

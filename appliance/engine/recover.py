@@ -680,7 +680,10 @@ def recover_metadata(cfg: Config, progress: Progress = _quiet,
     owned: list[int] = []
     try:
         for d, _ in disks:  # held to the end: nothing else may journal to them meanwhile
-            owned.append(own_disk(d.path))
+            try:
+                owned.append(own_disk(d.path))
+            except OSError as exc:  # a read-only or failing disk: no one journals to it either
+                log.warning("disk %s: cannot take its owner lock (%s); read as it is", d.disk_id, exc)
     except DiskOwned as exc:
         release_disks(owned)
         raise RecoveryError(exc.message) from None

@@ -4,10 +4,11 @@
 (0-byte ones too) with user metadata, content headers, tags, checksums (single and multipart,
 COMPOSITE and FULL_OBJECT), storage classes, SSE-S3/SSE-KMS/SSE-C, object lock retention and
 legal holds, ACLs; versions, delete markers and version deletions; deleted keys; every bucket
-configuration; users, groups, access keys, policies and a KMS key; incomplete multipart uploads;
-completed ones (completion records); and through the mount chmod, chown, symlinks, hard links,
-renames and directories. It does it in two phases (so a test can take a metadata snapshot in
-between) and the second one also removes and changes what the first one made.
+configuration (CORS, lifecycle and access logging included); users, groups, access keys, policies and a KMS
+key; incomplete multipart uploads; completed ones (completion records); and through the mount
+chmod, chown, symlinks, hard links, renames and directories. It does it in two phases (so a test
+can take a metadata snapshot in between) and the second one also removes and changes what the
+first one made.
 
 `dump` reads all of it back through the same interfaces; `db_dump` reads the raw metadata DB.
 Recovery is correct when both dumps are the same before and after it.
@@ -51,7 +52,9 @@ def tls_mount_daemon(base: Path) -> DaemonProc:
     """A daemon with TLS (SSE-C needs it) and the mount (at DATA/mnt)."""
     cert, key = self_signed_cert(base)
     config = base / "stowage.toml"
-    config.write_text(f'[s3]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    # access logs are delivered once a day: no log object appears between two dumps
+    config.write_text(f'[s3]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+                      '[access_log]\ndelivery_interval_seconds = 86400\n')
     d = DaemonProc(base / "data", ["--config", str(config)])
     d.cert = cert  # type: ignore[attr-defined]
     return d
@@ -76,6 +79,8 @@ class World:
         self.iam = client(d, "iam")
         self.mnt = Path(d.mount or "")
         self.rnd = random.Random(14)
+        # completed multipart uploads: (bucket, key, upload id, parts, the completion's ETag)
+        self.completed: list[tuple[str, str, str, list[dict[str, Any]], str]] = []
 
     def body(self, n: int) -> bytes:
         return self.rnd.randbytes(n)
@@ -115,6 +120,12 @@ class World:
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY},
              "BucketKeyEnabled": True}]})
         s3.put_bucket_tagging(Bucket="cfg", Tagging={"TagSet": [{"Key": "team", "Value": "storage"}]})
+        s3.put_bucket_cors(Bucket="cfg", CORSConfiguration={"CORSRules": [
+            {"AllowedOrigins": ["https://example.com"], "AllowedMethods": ["GET"], "MaxAgeSeconds": 60}]})
+        s3.put_bucket_lifecycle_configuration(Bucket="plain", LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 365}}]})
+        s3.put_bucket_logging(Bucket="vers", BucketLoggingStatus={
+            "LoggingEnabled": {"TargetBucket": "plain", "TargetPrefix": "access/"}})
         s3.create_bucket(Bucket="gone-bucket")
 
         for i in range(4):  # empty objects: the shard headers know nothing of them
@@ -179,8 +190,9 @@ class World:
         if ctype == "FULL_OBJECT":
             whole = b"".join(data)
             extra = {"ChecksumType": "FULL_OBJECT", f"Checksum{alg}": b64(alg, whole), "MpuObjectSize": len(whole)}
-        self.s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts},
-                                          **extra)
+        done = self.s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                                 MultipartUpload={"Parts": parts}, **extra)
+        self.completed.append((bucket, key, uid, parts, done["ETag"]))
 
     # --- phase B: more of everything, and changes to and removals of phase A's ----------------
 
@@ -199,6 +211,8 @@ class World:
 
         s3.put_bucket_versioning(Bucket="plain", VersioningConfiguration={"Status": "Suspended"})
         s3.put_bucket_tagging(Bucket="cfg", Tagging={"TagSet": [{"Key": "team", "Value": "s3"}]})
+        s3.put_bucket_cors(Bucket="cfg", CORSConfiguration={"CORSRules": [
+            {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"]}]})
         s3.delete_bucket_policy(Bucket="cfg")
         s3.delete_object(Bucket="gone-bucket", Key="x")
         s3.delete_bucket(Bucket="gone-bucket")
@@ -251,6 +265,15 @@ class World:
     # --- dumps ---------------------------------------------------------------------------------
 
 
+def check_completions_repeat(d: DaemonProc, completed: list[tuple[str, str, str, list[dict[str, Any]], str]]) -> None:
+    """A repeated CompleteMultipartUpload answers as the first did (its completion record)."""
+    s3 = client(d)
+    assert completed
+    for bucket, key, uid, parts, etag in completed:
+        again = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": parts})
+        assert again["ETag"] == etag, (bucket, key)
+
+
 def _clean(r: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in r.items() if k != "ResponseMetadata"}
 
@@ -280,7 +303,9 @@ def dump(d: DaemonProc, mount: bool = True) -> dict[str, Any]:
         bd: dict[str, Any] = {}
         for name in ("get_bucket_versioning", "get_bucket_policy", "get_bucket_acl", "get_bucket_ownership_controls",
                      "get_public_access_block", "get_bucket_encryption", "get_bucket_tagging",
-                     "get_object_lock_configuration", "get_bucket_location"):
+                     "get_object_lock_configuration", "get_bucket_location", "get_bucket_cors",
+                     "get_bucket_logging", "get_bucket_replication", "get_bucket_notification_configuration",
+                     "get_bucket_lifecycle_configuration"):
             bd[name] = _try(getattr(s3, name), Bucket=b)
         versions = []
         listing = [(v, False) for v in _pages(s3.list_object_versions, "Versions", Bucket=b)]
@@ -332,6 +357,9 @@ def check_world(state: dict[str, Any]) -> None:
     assert len(versions) >= 30 and all("error" not in v["get"] for v in versions), versions
     empty = [v for v in versions if v["listed"]["Key"].startswith("empty/")]
     assert len(empty) == 6 and all(v["listed"]["Size"] == 0 for v in empty)
+    assert state["bucket cfg"]["get_bucket_cors"]["CORSRules"][0]["AllowedOrigins"] == ["*"]
+    assert state["bucket vers"]["get_bucket_logging"]["LoggingEnabled"]["TargetBucket"] == "plain"
+    assert state["bucket plain"]["get_bucket_lifecycle_configuration"]["Rules"][0]["ID"] == "tmp"
     markers = [v["listed"]["Key"] for v in state["bucket vers"]["versions"] if v["marker"]]
     assert sorted(markers) == ["doc", "marked"]
     assert [u["upload"]["Key"] for u in state["bucket plain"]["uploads"]] == ["mp/incomplete-a"]

@@ -14,7 +14,15 @@ import pytest
 
 from tests.fuse.conftest import fuse_available
 
-from .recovery_world import World, check_world, db_dump, describe_diff, dump, tls_mount_daemon
+from .recovery_world import (
+    World,
+    check_completions_repeat,
+    check_world,
+    db_dump,
+    describe_diff,
+    dump,
+    tls_mount_daemon,
+)
 
 needs_fuse = pytest.mark.skipif(not fuse_available(), reason="/dev/fuse is not usable here")
 
@@ -48,5 +56,6 @@ def test_everything_acknowledged_survives_losing_the_metadata_db(tmp_path: Path,
         d.start()
         after = dump(d)
         assert after == before
+        check_completions_repeat(d, w.completed)
     finally:
         d.stop(timeout=30) if d.proc and d.proc.poll() is None else d.kill()

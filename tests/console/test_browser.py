@@ -67,7 +67,11 @@ class Page:
         return str(self.el(css).text)
 
     def go(self, hash_: str, ready: str) -> None:
-        self.driver.execute_script("location.hash = arguments[0]", hash_)
+        """Show the page `hash_` afresh (the old one cleared first, so `ready` is the new one's)."""
+        self.driver.execute_script("""
+            document.getElementById("page").replaceChildren();
+            if (location.hash === arguments[0]) window.dispatchEvent(new HashChangeEvent("hashchange"));
+            else location.hash = arguments[0];""", hash_)
         self.el(ready)
 
     def shot(self, name: str) -> None:
@@ -152,6 +156,32 @@ def test_upload_20_mib_through_the_page(page: Page, cd: DaemonProc, tmp_path: Pa
     wait_for(lambda: target.exists() and target.stat().st_size == BIG, 120, "the download")
     assert target.read_bytes() == data
     target.unlink()
+
+
+def test_an_upload_resumes_after_a_page_reload(page: Page, cd: DaemonProc, tmp_path: Path) -> None:
+    """The page keeps a multipart upload's id in localStorage: choosing the same file again
+    after a reload completes that upload, sending only the parts it lacks."""
+    data = os.urandom(2 * 8 * 1024 * 1024 + 1000)
+    src = tmp_path / "resumed.bin"
+    src.write_bytes(data)
+    s3 = s3_of(cd)
+    # what an interrupted page left: an upload with its first part, and its id in localStorage
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="resumed.bin")["UploadId"]
+    s3.upload_part(Bucket=BUCKET, Key="resumed.bin", UploadId=upload_id, PartNumber=1, Body=data[:8 << 20])
+    page.driver.refresh()
+    page.el("#who")
+    wait_for(lambda: page.text("#who"), 30, "the session after the reload")
+    page.go(f"#/browse/{BUCKET}/", "#upload-file")
+    modified = int(src.stat().st_mtime * 1000)
+    page.driver.execute_script("localStorage.setItem(arguments[0], arguments[1])",
+                               f"stowage-upload:{BUCKET}/resumed.bin:resumed.bin:{len(data)}:{modified}", upload_id)
+    page.el("#upload-file").send_keys(str(src))
+    page.el("#upload-submit").click()
+    wait_for(lambda: "uploaded" in page.text("#upload-status"), 120, "the resumed upload")
+    assert s3.get_object(Bucket=BUCKET, Key="resumed.bin")["Body"].read() == data
+    # the upload the page found was the one completed: none is left open
+    assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+    assert page.driver.execute_script("return localStorage.length") == 0
 
 
 def test_names_are_shown_not_run(page: Page, cd: DaemonProc) -> None:

@@ -137,3 +137,18 @@ def test_same_data_through_boto3(cd: DaemonProc, root: ConsoleClient) -> None:
                       aws_secret_access_key=cd.secret_key, region_name="us-east-1",
                       config=Config(s3={"addressing_style": "path"}))
     assert s3.get_object(Bucket="console-boto", Key="k")["Body"].read() == b"\x00\x01" * 1000
+
+
+def test_secure_cookie_under_tls(daemon_factory: Any, tmp_path: Any) -> None:
+    from tests.tlscert import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    config = tmp_path / "stowage.toml"
+    config.write_text(f'[s3]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    d = daemon_factory(["--no-mount", "--config", str(config)])
+    r = requests.post(console_url(d) + "api/login", json={"access_key": d.access_key, "secret_key": d.secret_key},
+                      verify=str(cert), timeout=30)
+    assert r.status_code == 200 and "; Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+    url = requests.post(console_url(d) + "api/presign", json={"bucket": "b", "key": "k"}, cookies=r.cookies,
+                        headers={TOKEN: r.json()["token"]}, verify=str(cert), timeout=30).json()["url"]
+    assert url.startswith("https://")

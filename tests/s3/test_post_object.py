@@ -232,3 +232,33 @@ def test_authorized_as_the_signer(s3d: Any, s3: Any, bucket: str, tmp_path: Any)
     body, headers = multipart([("key", b"h"), ("file", b"x")])
     status, _, answer = Raw(s3d).request("POST", f"/{bucket}", body, headers)
     assert status == 400 and error_code(answer) == "InvalidRequest"
+
+
+def test_fields_it_does_not_implement_are_refused(s3d: Any, s3: Any, bucket: str) -> None:
+    for name, value in (("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg=="), ("x-amz-checksum-crc32", "AAAAAA=="),
+                        ("x-amz-website-redirect-location", "/elsewhere")):
+        form = signed_form(s3d.access_key, s3d.secret_key, [{"key": "nope"}, {name: value}],
+                           {"key": "nope", name: value})
+        _refused(post(s3d, bucket, form), 501, "NotImplemented", name.lower())
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="nope")
+
+
+def test_object_lock_fields(s3d: Any, s3: Any) -> None:
+    s3.create_bucket(Bucket="post-locked", ObjectLockEnabledForBucket=True)
+    until = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    extra = {"x-amz-object-lock-mode": "GOVERNANCE", "x-amz-object-lock-retain-until-date": until,
+             "x-amz-object-lock-legal-hold": "ON"}
+    form = signed_form(s3d.access_key, s3d.secret_key, [{"key": "held"}, *({k: v} for k, v in extra.items())],
+                       {"key": "held", **extra})
+    assert post(s3d, "post-locked", form).status_code == 204
+    head = s3.head_object(Bucket="post-locked", Key="held")
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockLegalHoldStatus"] == "ON"
+    # a user who may write but not lock cannot lock through a form either
+    writer = json.loads(s3d.cli("user", "add", "post-nolock", "--policy", "readwrite", "--json").stdout)
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+            "Action": ["s3:PutObjectRetention", "s3:PutObjectLegalHold"], "Resource": "arn:aws:s3:::post-locked/*"}]}
+    s3.put_bucket_policy(Bucket="post-locked", Policy=json.dumps(deny))
+    conditions = [{"key": "held2"}, *({k: v} for k, v in extra.items())]
+    form = signed_form(writer["access_key"], writer["secret_key"], conditions, {"key": "held2", **extra})
+    _refused(post(s3d, "post-locked", form), 403, "AccessDenied")
