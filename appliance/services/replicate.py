@@ -114,6 +114,7 @@ class ReplicationService:
     stats: dict[str, ReplStats] = field(default_factory=dict)
     seq: int = 0
     durable_seq: int = 0
+    loaded_seq: int = 0  # entries up to here were queued by an earlier run: perhaps sent already
     resyncs: dict[str, ResyncProgress] = field(default_factory=dict)
     _wakes: dict[str, trio.Event] = field(default_factory=dict)
     _workers: dict[str, trio.CancelScope] = field(default_factory=dict)
@@ -135,7 +136,7 @@ class ReplicationService:
             st.queued += 1
             st.queued_bytes += int(QueuedEvent.decode(raw).payload.get("size", 0))
             self.seq = max(self.seq, events_keys.queued_seq(k))
-        self.durable_seq = self.seq
+        self.durable_seq = self.loaded_seq = self.seq
         self.store.add_txn_hook(self.hook)
 
     def _stats(self, name: str) -> ReplStats:
@@ -275,7 +276,8 @@ class ReplicationService:
                 continue
             outcome: ReplicationState | None = ReplicationState(COMPLETED, "", time.time_ns())
             try:
-                sent = await self._replicate(target, ev)
+                maybe_sent = delay > FIRST_RETRY or events_keys.queued_seq(k) <= self.loaded_seq
+                sent = await self._replicate(target, ev, maybe_sent)
                 st.sent(sent)
                 st.completed += 1
             except PushFailed as exc:
@@ -325,8 +327,9 @@ class ReplicationService:
                     if failed:
                         t.changes.append(events.Change(events.IN_PLACE, v))
 
-    async def _replicate(self, target: RemoteTarget, ev: QueuedEvent) -> int:
-        """Write one queued version (or delete marker) to the target; returns the bytes sent."""
+    async def _replicate(self, target: RemoteTarget, ev: QueuedEvent, maybe_sent: bool) -> int:
+        """Write one queued version (or delete marker) to the target; returns the bytes sent.
+        `maybe_sent`: an earlier attempt (of this run or of one that crashed) may have written it."""
         ep, dest = target.endpoint, str(ev.payload["dest"])
         if ev.payload.get("op") == "delete":
             headers = {REPLICA_VERSION_HEADER: ev.version_id} if target.keeps_versions else {}
@@ -338,7 +341,7 @@ class ReplicationService:
         mode = (v.sse or {}).get("mode", "")
         if mode == "SSE-C":
             raise Unreplicable(SSE_C_REASON)
-        if target.keeps_versions and await self._has_version(target, dest, v):
+        if maybe_sent and target.keeps_versions and await self._has_version(target, dest, v):
             return 0
         rc = self.cfg.replication
         headers = replica_headers(v, str(ev.payload.get("storage_class", "")))
