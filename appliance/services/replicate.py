@@ -182,26 +182,30 @@ class ReplicationService:
             if ch.kind == events.REMOVE:
                 t.batch.delete(events_keys.state(v.bucket, v.key, v.version_id))
                 continue
-            if ch.kind != events.PUT:
-                continue
             if cause is not None and cause.replica:
-                if not v.delete_marker:
+                if ch.kind == events.PUT and not v.delete_marker:
                     t.batch.put(events_keys.state(v.bucket, v.key, v.version_id), ReplicationState(REPLICA, "",
                                                                                                    time.time_ns()))
+                continue
+            tagging = ch.kind == events.IN_PLACE and cause is not None and cause.event.startswith("ObjectTagging:")
+            if ch.kind != events.PUT and not tagging:
                 continue
             rules = self.rules(t, v.bucket)
             if rules is None:
                 continue
-            if v.delete_marker:
+            if tagging:  # new tags of a replicated version (Stowage targets: the same version id)
+                chosen = [r for r in rules.rules_for(v.key, v.tags, (v.sse or {}).get("mode") == "aws:kms")
+                          if (tgt := self.targets.get(r.target)) is not None and tgt.keeps_versions]
+            elif v.delete_marker:
                 chosen = [r for r in rules.rules_for(v.key, {}) if r.delete_markers and not r.tags]
             else:
                 chosen = rules.rules_for(v.key, v.tags, (v.sse or {}).get("mode") == "aws:kms")
             for rule in chosen:
-                self.enqueue(t, v, rule)
+                self.enqueue(t, v, rule, "tags" if tagging else "")
 
-    def enqueue(self, t: Txn, v: ObjectVersion, rule: ReplicationRule) -> None:
+    def enqueue(self, t: Txn, v: ObjectVersion, rule: ReplicationRule, op: str = "") -> None:
         st = self._stats(rule.target)
-        op = "delete" if v.delete_marker else "put"
+        op = op or ("delete" if v.delete_marker else "put")
         state_key = events_keys.state(v.bucket, v.key, v.version_id)
         if st.queued >= self.cfg.replication.queue_limit:
             st.overflowed += 1
@@ -336,6 +340,14 @@ class ReplicationService:
             await ep.acall("delete_object", headers, Bucket=dest, Key=ev.key)
             return 0
         v = self.store.head_object(ev.bucket, ev.key, ev.version_id)
+        if ev.payload.get("op") == "tags":
+            replica = {REPLICA_VERSION_HEADER: v.version_id}
+            if v.tags:
+                await ep.acall("put_object_tagging", replica, Bucket=dest, Key=v.key, VersionId=v.version_id,
+                               Tagging={"TagSet": [{"Key": k, "Value": val} for k, val in v.tags.items()]})
+            else:
+                await ep.acall("delete_object_tagging", replica, Bucket=dest, Key=v.key, VersionId=v.version_id)
+            return 0
         if v.delete_marker:
             return 0
         mode = (v.sse or {}).get("mode", "")
