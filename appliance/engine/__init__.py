@@ -22,6 +22,7 @@ of it, for the gateway's IAM API.
 
 from __future__ import annotations
 
+from .bucketcors import find_cors, get_cors, put_cors
 from .crypto import KeyResolver, SegmentKey
 from .eventrules import (
     ARN_SERVICES,
@@ -34,7 +35,9 @@ from .eventrules import (
 )
 from .events import Cause, caused_by
 from .identity import IdentityView
-from .listing import ListPage, UploadPage, VersionPage
+from .lifecycle_rules import NoncurrentTransition, RuleFilter, Transition
+from .lifecycle_rules import Rule as LifecycleRule
+from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
 from .lock import MODES as LOCK_MODES
@@ -52,7 +55,9 @@ from .objectstore import (
     unquote_etag,
 )
 from .records import (
+    BucketLoggingRecord,
     BucketRecord,
+    CorsRecord,
     CredentialRecord,
     GroupRecord,
     InodeRecord,
@@ -76,19 +81,25 @@ __all__ = [
     "MAX_RETENTION_YEARS",
     "S3_MAX_KEY_BYTES",
     "BodySummary",
+    "BucketLoggingRecord",
     "BucketRecord",
     "Capacity",
     "Cause",
+    "CorsRecord",
     "CredentialRecord",
     "DefaultRetention",
     "DeleteResult",
+    "EntryPage",
     "EventConfigError",
     "GroupRecord",
     "IdentityView",
     "InodeRecord",
     "KeyResolver",
+    "LifecycleRule",
+    "ListEntry",
     "ListPage",
     "LockConfig",
+    "NoncurrentTransition",
     "NotificationRule",
     "ObjectStore",
     "ObjectVersion",
@@ -99,15 +110,20 @@ __all__ = [
     "ReadRange",
     "ReplicationRule",
     "ReplicationRules",
+    "RuleFilter",
     "SegmentKey",
     "SegmentRef",
+    "Transition",
     "UploadPage",
     "UploadRecord",
     "UserRecord",
     "VersionPage",
     "caused_by",
+    "find_cors",
+    "get_cors",
     "multipart_etag",
     "parse_target_arn",
+    "put_cors",
     "remaining_retention_days",
     "unquote_etag",
 ]
