@@ -12,7 +12,7 @@ _CREATED = {"PutObject": "Put", "PostObject": "Post", "CopyObject": "Copy",
             "CompleteMultipartUpload": "CompleteMultipartUpload"}
 # operation -> the event of the in-place change it makes
 _CHANGED = {"PutObjectTagging": "ObjectTagging:Put", "DeleteObjectTagging": "ObjectTagging:Delete",
-            "PutObjectAcl": "ObjectAcl:Put"}
+            "PutObjectAcl": "ObjectAcl:Put", "RestoreObject": "ObjectRestore:Post"}
 
 
 def cause_of(ctx: Ctx) -> Cause:

@@ -25,7 +25,9 @@ from .routing import Op
 VERSION_HEADER = "x-stowage-replica-version-id"  # the same name as appliance/services/s3push.py's
 _VERSION_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _ACTIONS = {Op.PutObject: "s3:ReplicateObject", Op.CompleteMultipartUpload: "s3:ReplicateObject",
-            Op.DeleteObject: "s3:ReplicateDelete"}
+            Op.DeleteObject: "s3:ReplicateDelete", Op.PutObjectTagging: "s3:ReplicateTags",
+            Op.DeleteObjectTagging: "s3:ReplicateTags"}
+_NEW_VERSION = frozenset({Op.PutObject, Op.CompleteMultipartUpload, Op.DeleteObject})
 
 
 async def authorize(ctx: Ctx, authz: Authorizer, conditions: Conditions, view: BucketView | None) -> str:
@@ -36,8 +38,8 @@ async def authorize(ctx: Ctx, authz: Authorizer, conditions: Conditions, view: B
         return ""
     action = _ACTIONS.get(ctx.route.op)
     if action is None or (ctx.route.op is Op.DeleteObject and "versionId" in ctx.query):
-        raise S3Error("InvalidRequest", f"{VERSION_HEADER} applies to PutObject, CompleteMultipartUpload and "
-                      "DeleteObject without a version id only.")
+        raise S3Error("InvalidRequest", f"{VERSION_HEADER} applies to PutObject, CompleteMultipartUpload, "
+                      "DeleteObject without a version id and object tagging only.")
     if not _VERSION_ID.match(vid) or vid == "null":
         raise S3Error("InvalidArgument", "Invalid replica version id.", ArgumentName=VERSION_HEADER,
                       ArgumentValue=vid)
@@ -53,7 +55,9 @@ def cause(base: Cause, vid: str) -> Cause:
 
 def existing(ctx: Ctx, vid: str) -> Response | None:
     """The answer to a replica of a version the bucket holds already (the source retried after a
-    crash): the same version again is never written twice."""
+    crash): the same version again is never written twice. (Tagging changes a version in place.)"""
+    if ctx.route.op not in _NEW_VERSION:
+        return None
     try:
         v = ctx.store.head_object(ctx.bucket, ctx.key, vid)
     except (NoSuchKey, NoSuchVersion):  # not here yet

@@ -50,3 +50,10 @@ def render_status(st: dict[str, Any]) -> None:
             err = f"  retrying: {tst['last_error']}" if tst["retrying"] else ""
             con.print(f"notify {name}: queued {tst['queued']}, delivered {tst['delivered']}{warn}{err}",
                       markup=False)
+    repl = st.get("replication")
+    if repl and repl.get("targets"):  # per target: backlog, lag, failures
+        for name, rst in repl["targets"].items():
+            err = f"  retrying: {rst['last_error']}" if rst["retrying"] else ""
+            con.print(f"replication {name}: backlog {rst['queued']} ({human_size(rst['queued_bytes'])}), "
+                      f"lag {rst['lag_seconds']}s, completed {rst['completed']}, failed {rst['failed']}{err}",
+                      markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from . import keys, transcode
+from . import events, keys, transcode
 from .errors import InvalidObjectState, NoSuchBucket, NoSuchKey, NoSuchVersion, RestoreAlreadyInProgress
 from .lifecycle_rules import DAY, due_ns
 from .records import ObjectVersion, RestoreRecord, SegmentRef
@@ -50,6 +50,7 @@ class RestoreStore(StoreCore):
             if rec is not None:  # an expired copy, or one of an earlier version with this id
                 t.decref([SegmentRef(s[0], s[1], s[2]) for s in rec.copy])
             t.batch.put(k, RestoreRecord(v.bucket, v.key, v.version_id, v.seq, days, tier, now))
+            t.changes.append(events.Change(events.IN_PLACE, cur))  # s3:ObjectRestore:Post (its cause)
         return True
 
     def restores(self) -> list[RestoreRecord]:
@@ -79,6 +80,7 @@ class RestoreStore(StoreCore):
                 now_rec.copy = [[r.segment_id, r.offset, r.length] for r in refs]
                 now_rec.copied_bytes = sum(s.length for s in fresh)
                 t.batch.put(k, now_rec)
+                t.changes.append(events.Change(events.IN_PLACE, v))  # s3:ObjectRestore:Completed
         except BaseException as exc:
             for s in fresh:
                 await self.discard_segment(s)

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import keys
+from . import events, keys
 from .classes import Placement
 from .codec import Geometry
 from .errors import StowageError
@@ -105,6 +105,7 @@ async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: 
             if latest is not None and latest.seq == cur.seq:
                 t.batch.put(keys.latest(cur.bucket, cur.key), cur)
             t.changed.append((cur.bucket, cur.key))
+            t.changes.append(events.Change(events.IN_PLACE, cur))  # s3:LifecycleTransition (its cause)
     except BaseException as exc:
         for s in fresh:
             await store.discard_segment(s)

@@ -30,6 +30,7 @@ import trio
 
 from appliance.config import Config
 from appliance.engine.errors import NoSuchBucket, NoSuchUpload, ObjectLocked
+from appliance.engine.events import Cause, caused_by
 from appliance.engine.lifecycle_rules import (
     Rule,
     abort_due,
@@ -44,6 +45,7 @@ from appliance.engine.records import BucketRecord, LifecycleCursor, ObjectVersio
 from .loop import Json, Wakeup, run_periodically
 
 log = logging.getLogger("stowage.lifecycle")
+LIFECYCLE_PRINCIPAL = "stowage:lifecycle"  # the userIdentity of the events lifecycle causes
 
 BATCH = 200  # keys (or uploads) per batch; the cursor is committed after each
 BURST_SECONDS = 1.0  # work a pace lets through at once before it waits
@@ -153,8 +155,10 @@ class LifecycleWorker:
             exp = current_expiration(rules, first.key, first.size, first.tags, first.last_modified_ns, day)
             if exp is not None and exp.at_ns <= now:
                 await self.actions.take(1)
-                if await self.store.expire_current(first):
-                    cur.expired += 1
+                marker = "DeleteMarkerCreated" if b.versioning else "Delete"
+                with caused_by(Cause(event=f"LifecycleExpiration:{marker}", principal=LIFECYCLE_PRINCIPAL)):
+                    if await self.store.expire_current(first):
+                        cur.expired += 1
             else:
                 move = current_transition(rules, first.key, first.size, first.tags, first.last_modified_ns, day, now)
                 if move is not None and move.storage_class != first.storage_class:
@@ -172,14 +176,16 @@ class LifecycleWorker:
 
     async def _remove(self, v: ObjectVersion, cur: LifecycleCursor, *, only_version: bool = False) -> bool:
         try:
-            return await self.store.expire_version(v, only_version=only_version)
+            with caused_by(Cause(event="LifecycleExpiration:Delete", principal=LIFECYCLE_PRINCIPAL)):
+                return await self.store.expire_version(v, only_version=only_version)
         except ObjectLocked:
             cur.locked += 1  # object lock wins over lifecycle, as on AWS
             return False
 
     async def _transition(self, v: ObjectVersion, storage_class: str, cur: LifecycleCursor) -> None:
         await self.bytes.take(max(v.size, 1))
-        res = await self.store.transition(v, storage_class)
+        with caused_by(Cause(event="LifecycleTransition", principal=LIFECYCLE_PRINCIPAL)):
+            res = await self.store.transition(v, storage_class)
         if res is not None:
             cur.transitioned += 1
             cur.transitioned_bytes += res.moved_bytes

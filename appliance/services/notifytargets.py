@@ -91,7 +91,7 @@ class Webhook:
 
     async def send(self, message: dict[str, Any]) -> None:
         body = json.dumps(message, separators=(",", ":")).encode()
-        await trio.to_thread.run_sync(self._post, body)
+        await trio.to_thread.run_sync(self._post, body, abandon_on_cancel=True)  # no local state touched
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "tls_verify": self.tls_verify, "auth_header": bool(self.auth_header)}

@@ -114,6 +114,7 @@ class ReplicationService:
     stats: dict[str, ReplStats] = field(default_factory=dict)
     seq: int = 0
     durable_seq: int = 0
+    loaded_seq: int = 0  # entries up to here were queued by an earlier run: perhaps sent already
     resyncs: dict[str, ResyncProgress] = field(default_factory=dict)
     _wakes: dict[str, trio.Event] = field(default_factory=dict)
     _workers: dict[str, trio.CancelScope] = field(default_factory=dict)
@@ -135,7 +136,7 @@ class ReplicationService:
             st.queued += 1
             st.queued_bytes += int(QueuedEvent.decode(raw).payload.get("size", 0))
             self.seq = max(self.seq, events_keys.queued_seq(k))
-        self.durable_seq = self.seq
+        self.durable_seq = self.loaded_seq = self.seq
         self.store.add_txn_hook(self.hook)
 
     def _stats(self, name: str) -> ReplStats:
@@ -181,26 +182,30 @@ class ReplicationService:
             if ch.kind == events.REMOVE:
                 t.batch.delete(events_keys.state(v.bucket, v.key, v.version_id))
                 continue
-            if ch.kind != events.PUT:
-                continue
             if cause is not None and cause.replica:
-                if not v.delete_marker:
+                if ch.kind == events.PUT and not v.delete_marker:
                     t.batch.put(events_keys.state(v.bucket, v.key, v.version_id), ReplicationState(REPLICA, "",
                                                                                                    time.time_ns()))
+                continue
+            tagging = ch.kind == events.IN_PLACE and cause is not None and cause.event.startswith("ObjectTagging:")
+            if ch.kind != events.PUT and not tagging:
                 continue
             rules = self.rules(t, v.bucket)
             if rules is None:
                 continue
-            if v.delete_marker:
+            if tagging:  # new tags of a replicated version (Stowage targets: the same version id)
+                chosen = [r for r in rules.rules_for(v.key, v.tags, (v.sse or {}).get("mode") == "aws:kms")
+                          if (tgt := self.targets.get(r.target)) is not None and tgt.keeps_versions]
+            elif v.delete_marker:
                 chosen = [r for r in rules.rules_for(v.key, {}) if r.delete_markers and not r.tags]
             else:
                 chosen = rules.rules_for(v.key, v.tags, (v.sse or {}).get("mode") == "aws:kms")
             for rule in chosen:
-                self.enqueue(t, v, rule)
+                self.enqueue(t, v, rule, "tags" if tagging else "")
 
-    def enqueue(self, t: Txn, v: ObjectVersion, rule: ReplicationRule) -> None:
+    def enqueue(self, t: Txn, v: ObjectVersion, rule: ReplicationRule, op: str = "") -> None:
         st = self._stats(rule.target)
-        op = "delete" if v.delete_marker else "put"
+        op = op or ("delete" if v.delete_marker else "put")
         state_key = events_keys.state(v.bucket, v.key, v.version_id)
         if st.queued >= self.cfg.replication.queue_limit:
             st.overflowed += 1
@@ -275,7 +280,8 @@ class ReplicationService:
                 continue
             outcome: ReplicationState | None = ReplicationState(COMPLETED, "", time.time_ns())
             try:
-                sent = await self._replicate(target, ev)
+                maybe_sent = delay > FIRST_RETRY or events_keys.queued_seq(k) <= self.loaded_seq
+                sent = await self._replicate(target, ev, maybe_sent)
                 st.sent(sent)
                 st.completed += 1
             except PushFailed as exc:
@@ -325,20 +331,29 @@ class ReplicationService:
                     if failed:
                         t.changes.append(events.Change(events.IN_PLACE, v))
 
-    async def _replicate(self, target: RemoteTarget, ev: QueuedEvent) -> int:
-        """Write one queued version (or delete marker) to the target; returns the bytes sent."""
+    async def _replicate(self, target: RemoteTarget, ev: QueuedEvent, maybe_sent: bool) -> int:
+        """Write one queued version (or delete marker) to the target; returns the bytes sent.
+        `maybe_sent`: an earlier attempt (of this run or of one that crashed) may have written it."""
         ep, dest = target.endpoint, str(ev.payload["dest"])
         if ev.payload.get("op") == "delete":
             headers = {REPLICA_VERSION_HEADER: ev.version_id} if target.keeps_versions else {}
             await ep.acall("delete_object", headers, Bucket=dest, Key=ev.key)
             return 0
         v = self.store.head_object(ev.bucket, ev.key, ev.version_id)
+        if ev.payload.get("op") == "tags":
+            replica = {REPLICA_VERSION_HEADER: v.version_id}
+            if v.tags:
+                await ep.acall("put_object_tagging", replica, Bucket=dest, Key=v.key, VersionId=v.version_id,
+                               Tagging={"TagSet": [{"Key": k, "Value": val} for k, val in v.tags.items()]})
+            else:
+                await ep.acall("delete_object_tagging", replica, Bucket=dest, Key=v.key, VersionId=v.version_id)
+            return 0
         if v.delete_marker:
             return 0
         mode = (v.sse or {}).get("mode", "")
         if mode == "SSE-C":
             raise Unreplicable(SSE_C_REASON)
-        if target.keeps_versions and await self._has_version(target, dest, v):
+        if maybe_sent and target.keeps_versions and await self._has_version(target, dest, v):
             return 0
         rc = self.cfg.replication
         headers = replica_headers(v, str(ev.payload.get("storage_class", "")))

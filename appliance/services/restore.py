@@ -15,6 +15,7 @@ import time
 import trio
 
 from appliance.config import Config
+from appliance.engine.events import Cause, caused_by
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import RestoreRecord
 from appliance.engine.restore import TIERS
@@ -63,7 +64,8 @@ class RestoreWorker:
         for rec in queue:
             if time.time_ns() < rec.requested_ns + int(self.cfg.restore_min_seconds * NS):
                 continue
-            res = await self.store.complete_restore(rec)
+            with caused_by(Cause(event="ObjectRestore:Completed", principal="stowage:restore")):
+                res = await self.store.complete_restore(rec)
             self.queued -= 1
             if res is not None:
                 await self.bytes.take(max(res.moved_bytes, 1))

@@ -87,7 +87,8 @@ class Endpoint:
             self._local.headers = {}
 
     async def acall(self, op: str, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
-        return await trio.to_thread.run_sync(lambda: self.call(op, headers, **params))
+        # abandoned on cancellation (the daemon stopping): the call touches no local state
+        return await trio.to_thread.run_sync(lambda: self.call(op, headers, **params), abandon_on_cancel=True)
 
 
 async def read_exactly(stream: AsyncIterator[bytes], n: int, pending: bytearray) -> bytes:
