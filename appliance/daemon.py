@@ -27,6 +27,7 @@ from appliance.engine.gc import sweep_orphans
 from appliance.engine.identity import replace_plaintext_snapshots
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
+from appliance.engine.usage import count_all as count_usage
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.credentials import resolve_root_key
 from appliance.iam.kms import Kms
@@ -50,6 +51,7 @@ from .ops import disks as disk_ops
 from .ops import healing as healing_ops
 from .ops import iam as iam_ops
 from .ops import kms as kms_ops
+from .ops import usage as usage_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -162,6 +164,7 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         store = ObjectStore(cfg, db, disks)
         await trio.to_thread.run_sync(store.drop_stale_staging)
         await trio.to_thread.run_sync(sweep_orphans, store)
+        await trio.to_thread.run_sync(count_usage, db)  # once: the counters of an older version's data
         root = resolve_root_key(cfg)
         if root.generated:
             print(f"Stowage root credentials (stored in {cfg.credentials_file}, shown once):\n"
@@ -227,4 +230,5 @@ def register_control_ops(d: Daemon) -> None:
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
+    usage_ops.register(d.control, d.store, d.lifecycle)
     kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])

@@ -18,6 +18,7 @@ from appliance.control import ControlError, call
 from . import heal as cli_heal
 from . import iam as cli_iam
 from . import kms as cli_kms
+from . import usage as cli_usage
 from .common import appliance_options, run_guarded
 from .disks import disks
 
@@ -82,5 +83,5 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_usage.commands]:
     main.add_command(_cmd)

@@ -31,6 +31,9 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
     y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
     Z<bucket>\\0<key>\\0<version id>   RestoreRecord: a RestoreObject of an archived version
+    zb<bucket>                      UsageRecord: the bucket's versions and bytes per storage class
+    zq<bucket> / zu<user>           QuotaRecord: a hard quota of a bucket / of a user's buckets
+    z!ready                         the usage counters are complete (set by their first count)
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ COMPLETION_EXPIRY = b"Q"
 LIFECYCLE = b"Y"
 LIFECYCLE_STATE = b"y"
 RESTORE = b"Z"
+USAGE = b"z"
+USAGE_BUCKET = USAGE + b"b"
+QUOTA_BUCKET = USAGE + b"q"
+QUOTA_USER = USAGE + b"u"
+USAGE_READY = USAGE + b"!ready"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -254,3 +262,15 @@ def lifecycle_state(name: str) -> bytes:
 
 def restore(bucket_name: str, key: str, version_id: str) -> bytes:
     return RESTORE + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()
+
+
+def usage(bucket_name: str) -> bytes:
+    return USAGE_BUCKET + bucket_name.encode()
+
+
+def bucket_quota(bucket_name: str) -> bytes:
+    return QUOTA_BUCKET + bucket_name.encode()
+
+
+def user_quota(user: str) -> bytes:
+    return QUOTA_USER + user.encode()

@@ -22,7 +22,7 @@ import trio
 
 from appliance.config import Config, ConfigError
 
-from . import classes, keys, listing, lock, restore, transcode
+from . import classes, keys, listing, lock, restore, transcode, usage
 from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
@@ -160,6 +160,7 @@ class Txn:
         self.changed: list[tuple[str, str]] = []
         # The caller may lift GOVERNANCE retention (its frontend checked the permission to).
         self.bypass_governance = False
+        self.usage = usage.Deltas()  # versions and bytes added/removed per bucket and class
 
     def incref(self, refs: list[SegmentRef]) -> None:
         for r in refs:
@@ -237,6 +238,7 @@ class Txn:
         else:
             self.batch.put(keys.latest(v.bucket, v.key), v)
         self.incref(v.segments)
+        self.usage.add(v, 1)
         self.changed.append((v.bucket, v.key))
         return v
 
@@ -251,6 +253,7 @@ class Txn:
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
         self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
+        self.usage.add(v, -1)
 
     def remove_version(self, v: ObjectVersion) -> None:
         """Permanently remove one version; the next newer one becomes latest (and a key whose
@@ -267,7 +270,9 @@ class Txn:
         self.changed.append((v.bucket, v.key))
 
     def finish(self) -> None:
-        """Fold refcount changes into segment records; queue unreferenced ones for GC."""
+        """Fold refcount changes into segment records; queue unreferenced ones for GC. Usage
+        counters first: a quota overrun (QuotaExceeded) refuses the commit."""
+        usage.apply(self)
         now = time.time_ns()
         for seg_id, rec in self.new_segments.items():
             self.refs.setdefault(seg_id, 0)
@@ -451,7 +456,8 @@ class StoreCore:
                         raise BucketNotEmpty(bucket=name)
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
-            t.batch.delete(keys.lifecycle(name))  # a bucket made again under the name starts without rules
+            for k in (keys.lifecycle(name), keys.usage(name), keys.bucket_quota(name)):
+                t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))
 
     async def set_versioning(self, name: str, status: str) -> BucketRecord:

@@ -47,6 +47,7 @@ log = logging.getLogger("stowage.lifecycle")
 
 BATCH = 200  # keys (or uploads) per batch; the cursor is committed after each
 BURST_SECONDS = 1.0  # work a pace lets through at once before it waits
+OUTLOOK_DAYS = 30  # `stowage usage` shows what lifecycle will do within this many days
 
 
 class Pace:
@@ -72,6 +73,9 @@ class LifecycleWorker:
         self.bytes = Pace(float(self.cfg.transition_bytes_per_second))
         self.cur = store.lifecycle_cursor()
         self.running = False
+        # bucket -> what the rules will expire and move within 30 days, from the last pass over it
+        self.outlook: dict[str, dict[str, int]] = {}
+        self._looking: dict[str, int] = {}
 
     def interval(self) -> float:
         """Seconds between passes: a quarter of a debug day, so rules act within one."""
@@ -110,6 +114,7 @@ class LifecycleWorker:
 
     async def _bucket(self, b: BucketRecord, rules: list[Rule], cur: LifecycleCursor) -> None:
         if cur.phase == "versions":
+            self._looking = {"expire_bytes": 0, "transition_bytes": 0}
             while True:
                 groups = await trio.to_thread.run_sync(self.store.version_groups, b.name, cur.after, BATCH)
                 if not groups:
@@ -118,6 +123,7 @@ class LifecycleWorker:
                     await self._key(b, rules, versions, cur)
                 cur.after = groups[-1][0].key
                 await self.store.save_lifecycle_cursor(cur)
+            self.outlook[b.name] = self._looking
             cur.phase, cur.after = "uploads", ""
         if not any(r.enabled and r.abort_days is not None for r in rules):
             return
@@ -143,6 +149,7 @@ class LifecycleWorker:
                    cur: LifecycleCursor) -> None:
         """Apply the rules to one key's versions (newest first)."""
         day, now = self.store.lifecycle_day, time.time_ns()
+        self._look_ahead(rules, versions, day, now + int(OUTLOOK_DAYS * day * 1e9))
         first = versions[0]
         if first.delete_marker:
             if len(versions) == 1 and removes_expired_marker(rules, first.key):
@@ -169,6 +176,24 @@ class LifecycleWorker:
                     cur.expired += 1
             elif move is not None and not v.delete_marker and move.storage_class != v.storage_class:
                 await self._transition(v, move.storage_class, cur)
+
+    def _look_ahead(self, rules: list[Rule], versions: list[ObjectVersion], day: float, then: int) -> None:
+        """Count what the rules will have expired or moved by `then` (for `stowage usage`)."""
+        first = versions[0]
+        if not first.delete_marker:
+            exp = current_expiration(rules, first.key, first.size, first.tags, first.last_modified_ns, day)
+            move = current_transition(rules, first.key, first.size, first.tags, first.last_modified_ns, day, then)
+            if exp is not None and exp.at_ns <= then:
+                self._looking["expire_bytes"] += first.size
+            elif move is not None and move.storage_class != first.storage_class:
+                self._looking["transition_bytes"] += first.size
+        for i, v in enumerate(versions[1:], start=1):
+            expire, move = noncurrent_actions(rules, v.key, v.size, v.tags, versions[i - 1].last_modified_ns, i - 1,
+                                              day, then)
+            if expire is not None:
+                self._looking["expire_bytes"] += v.size
+            elif move is not None and move.storage_class != v.storage_class:
+                self._looking["transition_bytes"] += v.size
 
     async def _remove(self, v: ObjectVersion, cur: LifecycleCursor, *, only_version: bool = False) -> bool:
         try:

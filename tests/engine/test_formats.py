@@ -139,7 +139,7 @@ GOLDEN_NAMES = {
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
     "CompletionRecord": "completion", "LifecycleRecord": "lifecycle", "LifecycleCursor": "lifecycle_cursor",
-    "RestoreRecord": "restore",
+    "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
 }
 
 
