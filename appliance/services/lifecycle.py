@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from appliance.config import Config
-from appliance.engine.errors import NoSuchBucket, NoSuchUpload, ObjectLocked
+from appliance.engine.errors import NoSuchBucket, NoSuchUpload
 from appliance.engine.lifecycle_rules import (
     Rule,
     abort_due,
@@ -119,8 +119,10 @@ class LifecycleWorker:
                 groups = await trio.to_thread.run_sync(self.store.version_groups, b.name, cur.after, BATCH)
                 if not groups:
                     break
+                pending: list[tuple[str, ObjectVersion]] = []
                 for versions in groups:
-                    await self._key(b, rules, versions, cur)
+                    await self._key(b, rules, versions, cur, pending)
+                await self._expire(pending, cur)
                 cur.after = groups[-1][0].key
                 await self.store.save_lifecycle_cursor(cur)
             self.outlook[b.name] = self._looking
@@ -146,22 +148,19 @@ class LifecycleWorker:
             await self.store.save_lifecycle_cursor(cur)
 
     async def _key(self, b: BucketRecord, rules: list[Rule], versions: list[ObjectVersion],
-                   cur: LifecycleCursor) -> None:
-        """Apply the rules to one key's versions (newest first)."""
+                   cur: LifecycleCursor, pending: list[tuple[str, ObjectVersion]]) -> None:
+        """Apply the rules to one key's versions (newest first): transitions now, expirations
+        into `pending` (committed together by _expire)."""
         day, now = self.store.lifecycle_day, time.time_ns()
         self._look_ahead(rules, versions, day, now + int(OUTLOOK_DAYS * day * 1e9))
         first = versions[0]
         if first.delete_marker:
             if len(versions) == 1 and removes_expired_marker(rules, first.key):
-                await self.actions.take(1)
-                if await self._remove(first, cur, only_version=True):
-                    cur.markers_removed += 1
+                pending.append(("marker", first))
         else:
             exp = current_expiration(rules, first.key, first.size, first.tags, first.last_modified_ns, day)
             if exp is not None and exp.at_ns <= now:
-                await self.actions.take(1)
-                if await self.store.expire_current(first):
-                    cur.expired += 1
+                pending.append(("current", first))
             else:
                 move = current_transition(rules, first.key, first.size, first.tags, first.last_modified_ns, day, now)
                 if move is not None and move.storage_class != first.storage_class:
@@ -171,9 +170,7 @@ class LifecycleWorker:
             expire, move = noncurrent_actions(rules, v.key, v.size, v.tags, versions[i - 1].last_modified_ns, i - 1,
                                               day, now)
             if expire is not None:
-                await self.actions.take(1)
-                if await self._remove(v, cur):
-                    cur.expired += 1
+                pending.append(("version", v))
             elif move is not None and not v.delete_marker and move.storage_class != v.storage_class:
                 await self._transition(v, move.storage_class, cur)
 
@@ -195,12 +192,16 @@ class LifecycleWorker:
             elif move is not None and move.storage_class != v.storage_class:
                 self._looking["transition_bytes"] += v.size
 
-    async def _remove(self, v: ObjectVersion, cur: LifecycleCursor, *, only_version: bool = False) -> bool:
-        try:
-            return await self.store.expire_version(v, only_version=only_version)
-        except ObjectLocked:
-            cur.locked += 1  # object lock wins over lifecycle, as on AWS
-            return False
+    async def _expire(self, pending: list[tuple[str, ObjectVersion]], cur: LifecycleCursor) -> None:
+        """The expirations of a batch of keys, in one commit: one journal write for all of them.
+        Versions object lock protects are skipped (and counted): object lock wins, as on AWS."""
+        if not pending:
+            return
+        await self.actions.take(len(pending))
+        done = await self.store.expire_many(pending)
+        cur.expired += done.expired
+        cur.markers_removed += done.markers
+        cur.locked += done.locked
 
     async def _transition(self, v: ObjectVersion, storage_class: str, cur: LifecycleCursor) -> None:
         await self.bytes.take(max(v.size, 1))
