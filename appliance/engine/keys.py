@@ -34,6 +34,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     zb<bucket>                      UsageRecord: the bucket's versions and bytes per storage class
     zq<bucket> / zu<user>           QuotaRecord: a hard quota of a bucket / of a user's buckets
     z!ready                         the usage counters are complete (set by their first count)
+    zA<bucket>\\0<key>\\0<version id>  last read of an INTELLIGENT_TIERING version (8-byte ns)
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ USAGE_BUCKET = USAGE + b"b"
 QUOTA_BUCKET = USAGE + b"q"
 QUOTA_USER = USAGE + b"u"
 USAGE_READY = USAGE + b"!ready"
+ACCESS = USAGE + b"A"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -274,3 +276,7 @@ def bucket_quota(bucket_name: str) -> bytes:
 
 def user_quota(user: str) -> bytes:
     return QUOTA_USER + user.encode()
+
+
+def access(bucket_name: str, key: str, version_id: str) -> bytes:
+    return ACCESS + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()

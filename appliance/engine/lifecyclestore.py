@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import keys, lock, transcode
+from . import keys, lock, tiering, transcode, usage
 from .errors import NoSuchBucket
 from .lifecycle_rules import DAY, Due, Rule, current_expiration
 from .records import BucketRecord, LifecycleCursor, LifecycleRecord, ObjectVersion, UploadRecord
@@ -63,12 +63,14 @@ class LifecycleStore(StoreCore):
             t.batch.delete(keys.lifecycle(bucket))
 
     def lifecycle_buckets(self) -> list[tuple[BucketRecord, list[Rule]]]:
-        """Every bucket with lifecycle rules, in name order."""
+        """Every bucket with lifecycle rules or INTELLIGENT_TIERING objects (the usage counters
+        say which), in name order."""
+        rules = {rec.bucket: [Rule.from_json(r) for r in rec.rules]
+                 for _, rec in self.db.scan_records(LifecycleRecord, keys.LIFECYCLE)}
         out = []
-        for _, rec in self.db.scan_records(LifecycleRecord, keys.LIFECYCLE):
-            b = self.db.get_record(BucketRecord, keys.bucket(rec.bucket))
-            if b is not None:
-                out.append((b, [Rule.from_json(r) for r in rec.rules]))
+        for _, b in self.db.scan_records(BucketRecord, keys.BUCKET):
+            if b.name in rules or tiering.CLASS in usage.usage_of(self.db, b.name).classes:
+                out.append((b, rules.get(b.name, [])))
         return out
 
     def expiration_of(self, v: ObjectVersion) -> Due | None:
@@ -153,9 +155,19 @@ class LifecycleStore(StoreCore):
                     out.expired += 1
         return out
 
-    async def transition(self, v: ObjectVersion, storage_class: str) -> TranscodeResult | None:
-        """Re-encode the version's data into `storage_class`, keeping its identity (transcode.py)."""
-        return await transcode.transition_version(self, v, storage_class)
+    async def transition(self, v: ObjectVersion, storage_class: str, *, label: str | None = None
+                         ) -> TranscodeResult | None:
+        """Re-encode the version's data into `storage_class`'s placement, keeping its identity
+        (transcode.py); `label`: the class it is then reported in (intelligent tiering's moves)."""
+        return await transcode.transition_version(self, v, storage_class, label=label)
+
+    async def flush_access(self) -> int:
+        """Write the reads of INTELLIGENT_TIERING versions noted since the last flush."""
+        return await tiering.flush(self)
+
+    def tiering_move(self, v: ObjectVersion, now_ns: int) -> str | None:
+        """The placement an INTELLIGENT_TIERING version moves to now (tiering.py), if any."""
+        return tiering.move_for(self, v, self.lifecycle_day, now_ns)
 
     # --- the worker's cursor --------------------------------------------------------------------
 

@@ -521,6 +521,7 @@ class LifecycleCursor(Record):
     transitioned_bytes: int = 0
     aborted: int = 0
     locked: int = 0  # expirations refused by object lock
+    tiered: int = 0  # intelligent-tiering moves (either way)
 
 
 @dataclass(slots=True)

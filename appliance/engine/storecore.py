@@ -22,7 +22,7 @@ import trio
 
 from appliance.config import Config, ConfigError
 
-from . import classes, keys, listing, lock, restore, transcode, usage
+from . import classes, keys, listing, lock, restore, tiering, transcode, usage
 from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
@@ -310,6 +310,7 @@ class StoreCore:
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
         self.geometries: dict[str, Geometry] = {}
+        self.access = tiering.AccessLog()  # reads of INTELLIGENT_TIERING versions, flushed in batches
         self.configure_pools()
         if journal:
             db.open_journal(self.journal_targets(), self.journal_quorum())
@@ -744,6 +745,8 @@ class StoreCore:
         of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
         refs = restore.readable_refs(self, version)  # an archived version: its restore copy, or refused
+        if version.storage_class == tiering.CLASS:
+            self.access.note(version, time.time_ns())
         async for piece in self.read_refs(refs, start, end, decrypt_with=decrypt_with):
             yield piece
 

@@ -85,10 +85,11 @@ async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class:
     return new_refs, list(fresh.values())
 
 
-async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: str) -> TranscodeResult | None:
-    """Move one version's data into `storage_class` and relabel it, in place: the same
-    version id, ETag, checksums and Last-Modified. None when the version changed or went
-    meanwhile (nothing is changed then)."""
+async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: str, *,
+                             label: str | None = None) -> TranscodeResult | None:
+    """Move one version's data into `storage_class`'s placement and relabel it `label` (default
+    that class), in place: the same version id, ETag, checksums and Last-Modified. None when the
+    version changed or went meanwhile (nothing is changed then)."""
     if v.delete_marker:
         return None
     new_refs, fresh = await refs_in_class(store, v.segments, storage_class)
@@ -102,7 +103,7 @@ async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: 
             t.incref(new_refs)
             t.decref(cur.segments)
             t.usage.add(cur, -1)
-            cur.segments, cur.storage_class = new_refs, storage_class
+            cur.segments, cur.storage_class = new_refs, label or storage_class
             t.usage.add(cur, 1)
             t.batch.put(keys.version(cur.bucket, cur.key, cur.seq), cur)
             latest = t.latest(cur.bucket, cur.key)

@@ -97,6 +97,7 @@ class LifecycleWorker:
             cur = replace(cur, pass_started_ns=time.time_ns(), bucket="", phase="", after="")
         self.cur, self.running = cur, True
         try:
+            await self.store.flush_access()  # the reads intelligent tiering decides on
             for bucket, rules in await trio.to_thread.run_sync(self.store.lifecycle_buckets):
                 if cur.bucket and bucket.name < cur.bucket:
                     continue  # done earlier in this pass (before a restart)
@@ -173,6 +174,12 @@ class LifecycleWorker:
                 pending.append(("version", v))
             elif move is not None and not v.delete_marker and move.storage_class != v.storage_class:
                 await self._transition(v, move.storage_class, cur)
+        for v in versions:
+            tier = self.store.tiering_move(v, now)
+            if tier is not None:
+                await self.bytes.take(max(v.size, 1))
+                if await self.store.transition(v, tier, label=v.storage_class) is not None:
+                    cur.tiered += 1
 
     def _look_ahead(self, rules: list[Rule], versions: list[ObjectVersion], day: float, then: int) -> None:
         """Count what the rules will have expired or moved by `then` (for `stowage usage`)."""
