@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from . import copychecksum, sse
+from . import copychecksum, replica, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -116,6 +116,7 @@ def _lookup(ctx: Ctx) -> ObjectVersion:
 def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
     mode = ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = version_headers(v, versioned=_versioned(ctx), checksum_mode=mode)
+    headers += replica.status_headers(ctx, v.bucket, v.key, v.version_id)
     overrides = response_overrides(ctx.query)
     if overrides:
         lower = {k.lower() for k in overrides}

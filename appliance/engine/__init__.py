@@ -22,11 +22,22 @@ of it, for the gateway's IAM API.
 
 from __future__ import annotations
 
+from .bucketcors import find_cors, get_cors, put_cors
 from .crypto import KeyResolver, SegmentKey
+from .eventrules import (
+    ARN_SERVICES,
+    EVENT_TYPES,
+    EventConfigError,
+    NotificationRule,
+    ReplicationRule,
+    ReplicationRules,
+    parse_target_arn,
+)
+from .events import Cause, caused_by
 from .identity import IdentityView
 from .lifecycle_rules import NoncurrentTransition, RuleFilter, Transition
 from .lifecycle_rules import Rule as LifecycleRule
-from .listing import ListPage, UploadPage, VersionPage
+from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
 from .lock import MODES as LOCK_MODES
@@ -44,7 +55,9 @@ from .objectstore import (
     unquote_etag,
 )
 from .records import (
+    BucketLoggingRecord,
     BucketRecord,
+    CorsRecord,
     CredentialRecord,
     GroupRecord,
     InodeRecord,
@@ -59,26 +72,35 @@ from .records import (
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
+    "ARN_SERVICES",
     "CONTENT_HEADERS",
+    "EVENT_TYPES",
     "LOCK_MODES",
     "MAX_KEY_BYTES",
     "MAX_RETENTION_DAYS",
     "MAX_RETENTION_YEARS",
     "S3_MAX_KEY_BYTES",
     "BodySummary",
+    "BucketLoggingRecord",
     "BucketRecord",
     "Capacity",
+    "Cause",
+    "CorsRecord",
     "CredentialRecord",
     "DefaultRetention",
     "DeleteResult",
+    "EntryPage",
+    "EventConfigError",
     "GroupRecord",
     "IdentityView",
     "InodeRecord",
     "KeyResolver",
     "LifecycleRule",
+    "ListEntry",
     "ListPage",
     "LockConfig",
     "NoncurrentTransition",
+    "NotificationRule",
     "ObjectStore",
     "ObjectVersion",
     "PartRecord",
@@ -86,6 +108,8 @@ __all__ = [
     "PolicyVersion",
     "PutMeta",
     "ReadRange",
+    "ReplicationRule",
+    "ReplicationRules",
     "RuleFilter",
     "SegmentKey",
     "SegmentRef",
@@ -94,7 +118,12 @@ __all__ = [
     "UploadRecord",
     "UserRecord",
     "VersionPage",
+    "caused_by",
+    "find_cors",
+    "get_cors",
     "multipart_etag",
+    "parse_target_arn",
+    "put_cors",
     "remaining_retention_days",
     "unquote_etag",
 ]

@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
+from diskmgr.crashpoints import crash_point
+
 from . import completions, keys, listing, lock
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
@@ -222,6 +224,7 @@ class MultipartStore(StoreCore):
             t.put_version(v)
             completions.remember_in(t, upload_id, v, parts)
             self._drop_upload_in(t, bucket, key, upload_id)
+        crash_point("multipart.completed")
         return v
 
     def list_uploads(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",

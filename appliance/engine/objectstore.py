@@ -3,8 +3,8 @@
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
 links.py (the mount's hard links and directory times), lifecyclestore.py (lifecycle rules and
-the lifecycle worker's conditional actions), lockstore.py (object lock settings;
-the rules are lock.py's), listing.py (range-scan listings),
+the lifecycle worker's conditional actions), lockstore.py (object lock settings; the rules are
+lock.py's), logstore.py (bucket logging settings), listing.py (range-scan listings),
 segments.py (the erasure-coded data path), upkeep.py (the narrow queries of the background
 services).
 """
@@ -15,6 +15,7 @@ from .lifecyclestore import LifecycleStore
 from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
 from .lockstore import LockStore
+from .logstore import LoggingStore
 from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
 from .restorestore import RestoreStore
@@ -24,7 +25,7 @@ from .upkeep import UpkeepStore
 from .usagestore import UsageStore
 
 
-class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LifecycleStore,
+class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore, LifecycleStore,
                   RestoreStore, UsageStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 

@@ -21,8 +21,9 @@ from typing import Any
 import trio
 
 from appliance.config import Config, ConfigError
+from diskmgr.crashpoints import crash_point
 
-from . import classes, keys, listing, lock, restore, tiering, transcode, usage
+from . import classes, events, keys, listing, lock, restore, tiering, transcode, usage
 from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
@@ -158,6 +159,10 @@ class Txn:
         self.refs: dict[str, int] = {}
         self.new_segments: dict[str, SegmentRecord] = {}
         self.changed: list[tuple[str, str]] = []
+        # What this transaction did to versions, for the event hooks (events.py), and what they
+        # want called once the commit is durable.
+        self.changes: list[events.Change] = []
+        self.on_durable: list[Callable[[], None]] = []
         # The caller may lift GOVERNANCE retention (its frontend checked the permission to).
         self.bypass_governance = False
         self.usage = usage.Deltas()  # versions and bytes added/removed per bucket and class
@@ -240,6 +245,7 @@ class Txn:
         self.incref(v.segments)
         self.usage.add(v, 1)
         self.changed.append((v.bucket, v.key))
+        self.changes.append(events.Change(events.PUT, v))
         return v
 
     def _drop(self, v: ObjectVersion) -> None:
@@ -268,6 +274,7 @@ class Txn:
         else:
             self.batch.put(keys.latest(v.bucket, v.key), newest)
         self.changed.append((v.bucket, v.key))
+        self.changes.append(events.Change(events.REMOVE, v))
 
     def finish(self) -> None:
         """Fold refcount changes into segment records; queue unreferenced ones for GC. Usage
@@ -306,6 +313,7 @@ class StoreCore:
         self.lock = trio.Lock()
         self.listeners: list[Listener] = []
         self.commit_hooks: list[CommitHook] = []
+        self.txn_hooks: list[events.TxnHook] = []
         raw = db.get(keys.appliance("seq"))
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
@@ -378,6 +386,11 @@ class StoreCore:
     def add_commit_hook(self, hook: CommitHook) -> None:
         self.commit_hooks.append(hook)
 
+    def add_txn_hook(self, hook: events.TxnHook) -> None:
+        """`hook(txn)` runs in every transaction that changed versions, under the commit lock,
+        before its batch is written: what it adds to the batch commits with it (events.py)."""
+        self.txn_hooks.append(hook)
+
     async def _run_commit_hooks(self, changed: list[tuple[str, str]]) -> None:
         for hook in self.commit_hooks:
             try:
@@ -401,11 +414,16 @@ class StoreCore:
         async with self.lock:
             t = Txn(self)
             yield t
+            if t.changes:
+                for hook in self.txn_hooks:
+                    hook(t)
             t.finish()
             with trio.CancelScope(shield=True):
                 lsn = await self.db.apply(t.batch, sync=True)
         with trio.CancelScope(shield=True):
             await self.db.durable(lsn)
+        for cb in t.on_durable:
+            cb()
         self._notify(t.changed)
         if self.commit_hooks and t.changed:
             await self._run_commit_hooks(t.changed)
@@ -457,6 +475,7 @@ class StoreCore:
                         raise BucketNotEmpty(bucket=name)
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
+            t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
             for k in (keys.lifecycle(name), keys.usage(name), keys.bucket_quota(name)):
                 t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))
@@ -496,7 +515,8 @@ class StoreCore:
     # --- objects: write -----------------------------------------------------------------------
 
     def _version_id_for(self, bucket: BucketRecord) -> str:
-        return new_version_id() if bucket.versioning == "Enabled" else "null"
+        """A new version's id; a replica keeps its source's (events.caused_by, authorized by the frontend)."""
+        return events.replica_version_id() or (new_version_id() if bucket.versioning == "Enabled" else "null")
 
     @staticmethod
     def _check_conditions(current: ObjectVersion | None, if_match: str | None, if_none_match: str | None) -> None:
@@ -547,7 +567,7 @@ class StoreCore:
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
         geo = self.geometry_for(pool, size_hint, geometry)
-        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with)
+        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with, size_hint)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
         if rec is not None:
@@ -583,6 +603,7 @@ class StoreCore:
         seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
                                              geometry=place.geometry)
         try:
+            crash_point("write.data_stored")
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
             if checksums:
@@ -599,6 +620,7 @@ class StoreCore:
         except BaseException:
             await self.discard_segment(seg)
             raise
+        crash_point("write.committed")
         return v
 
     def _bucket_in(self, t: Txn, bucket: str) -> BucketRecord:
@@ -900,6 +922,7 @@ class StoreCore:
             if cur is not None and cur.seq == v.seq:
                 t.batch.put(keys.latest(bucket, key), v)
             t.changed.append((bucket, key))
+            t.changes.append(events.Change(events.IN_PLACE, v))
         return v
 
     async def rename_object(self, bucket: str, src_key: str, dst_key: str, *, noreplace: bool = False,
@@ -910,6 +933,7 @@ class StoreCore:
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
             v = self._move_in(t, b, src_key, dst_key, noreplace, meta)
+        crash_point("rename.committed")
         return v
 
     def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool,
@@ -951,6 +975,7 @@ class StoreCore:
                 check_key(new_key)
                 self._move_in(t, b, key, new_key, False)
                 moved += 1
+        crash_point("rename.committed")
         return moved
 
     async def delete_keys(self, bucket: str, keys_: list[str]) -> None:
@@ -967,6 +992,12 @@ class StoreCore:
                      max_keys: int = 1000) -> listing.ListPage:
         self.get_bucket(bucket)
         return listing.list_objects(self.db, bucket, prefix, delimiter, start_after, max_keys)
+
+    def list_entries(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "",
+                     max_keys: int = 1000) -> listing.EntryPage:
+        """list_objects with only what an S3 listing shows of each object (listing.ListEntry)."""
+        self.get_bucket(bucket)
+        return listing.list_entries(self.db, bucket, prefix, delimiter, start_after, max_keys)
 
     def list_versions(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
                       version_id_marker: str = "", max_keys: int = 1000) -> listing.VersionPage:

@@ -138,8 +138,10 @@ GOLDEN_NAMES = {
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
-    "CompletionRecord": "completion", "LifecycleRecord": "lifecycle", "LifecycleCursor": "lifecycle_cursor",
-    "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
+    "CompletionRecord": "completion", "OperatorRecord": "operator", "BucketLoggingRecord": "bucket_logging",
+    "CorsRecord": "cors", "EventConfigRecord": "event_config", "EventTargetRecord": "event_target",
+    "QueuedEvent": "queued_event", "ReplicationState": "replication_state", "LifecycleRecord": "lifecycle",
+    "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
 }
 
 

@@ -21,6 +21,8 @@ STATUSES = ("supported", "partial", "not implemented")
 _ROW = re.compile(r"^\|\s*`?([A-Za-z0-9]+)`?\s*\|\s*([a-z ]+?)\s*\|")
 # Requests the model describes exactly like a served operation's: answered as that one.
 SAME_REQUEST = {"ListDirectoryBuckets": Op.ListBuckets,
+                "GetBucketNotification": Op.GetBucketNotificationConfiguration,
+                "PutBucketNotification": Op.PutBucketNotificationConfiguration,
                 "GetBucketLifecycle": Op.GetBucketLifecycleConfiguration,
                 "PutBucketLifecycle": Op.PutBucketLifecycleConfiguration}
 
