@@ -31,6 +31,7 @@ from appliance.engine.gc import sweep_orphans
 from appliance.engine.identity import replace_plaintext_snapshots
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
+from appliance.engine.usage import count_all as count_usage
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.credentials import resolve_root_key
 from appliance.iam.kms import Kms
@@ -64,6 +65,7 @@ from .ops import kms as kms_ops
 from .ops import notify as notify_ops
 from .ops import operator as operator_ops
 from .ops import replication as replication_ops
+from .ops import usage as usage_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -185,6 +187,7 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
         store = ObjectStore(cfg, db, disks)
         await trio.to_thread.run_sync(store.drop_stale_staging)
         await trio.to_thread.run_sync(sweep_orphans, store)
+        await trio.to_thread.run_sync(count_usage, db)  # once: the counters of an older version's data
         root = resolve_root_key(cfg)
         if root.generated:
             # the secret only to a terminal: stdout may be a log (the journal, a file)
@@ -308,6 +311,7 @@ def register_control_ops(d: Daemon) -> None:
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
+    usage_ops.register(d.control, d.store, d.lifecycle)
     async def rewrap_event_targets(master: MasterKey) -> int:
         return await rewrap_targets(d.store, master)
 

@@ -45,6 +45,7 @@ ERRNO_BY_CODE: dict[str, int] = {
     # (docs/lifecycle.md). Not EAGAIN: on a regular file, readers such as Python's readall()
     # take EAGAIN for "no data yet" and return what they have, an empty file, without an error.
     "InvalidObjectState": errno.ENODATA,
+    "QuotaExceeded": errno.EDQUOT,  # a hard quota of the bucket or its owner (`stowage quota set`)
 }
 
 

@@ -119,6 +119,7 @@ TABLE: dict[str, ErrorSpec] = {
     "NoSuchLifecycleConfiguration": ErrorSpec(404, "The lifecycle configuration does not exist"),
     "InvalidObjectState": ErrorSpec(403, "The operation is not valid for the object's storage class"),
     "RestoreAlreadyInProgress": ErrorSpec(409, "Object restore is already in progress"),
+    "QuotaExceeded": ErrorSpec(403, "The write would exceed a hard quota of the bucket or its owner."),
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
     "NoSuchCORSConfiguration": ErrorSpec(404, "The CORS configuration does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),

@@ -26,4 +26,5 @@ def lifecycle_line(name: str, svc: Any) -> str | None:
         where = "idle, no pass yet"
     return (f"lifecycle: {where}; {svc.get('expired', 0)} expired, {svc.get('markers_removed', 0)} delete markers "
             f"removed, {svc.get('transitioned', 0)} transitioned ({human_size(svc.get('transitioned_bytes', 0))}), "
-            f"{svc.get('aborted', 0)} uploads aborted, {svc.get('locked', 0)} kept by object lock")
+            f"{svc.get('aborted', 0)} uploads aborted, {svc.get('locked', 0)} kept by object lock, "
+            f"{svc.get('tiered', 0)} intelligent-tiering moves")

@@ -105,6 +105,12 @@ class InvalidStorageClass(StowageError):
     code = "InvalidStorageClass"
 
 
+class QuotaExceeded(StowageError):
+    """The write would take a bucket (or its owner) past a hard quota (`stowage quota set`)."""
+
+    code = "QuotaExceeded"
+
+
 class InvalidObjectState(StowageError):
     """The object is archived (GLACIER, DEEP_ARCHIVE) and not restored: RestoreObject first."""
 

@@ -41,6 +41,10 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
     y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
     Z<bucket>\\0<key>\\0<version id>   RestoreRecord: a RestoreObject of an archived version
+    zb<bucket>                      UsageRecord: the bucket's versions and bytes per storage class
+    zq<bucket> / zu<user>           QuotaRecord: a hard quota of a bucket / of a user's buckets
+    z!ready                         the usage counters are complete (set by their first count)
+    zA<bucket>\\0<key>\\0<version id>  last read of an INTELLIGENT_TIERING version (8-byte ns)
     u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
 """
 
@@ -83,6 +87,12 @@ REPLICATION_STATE = b"j"
 LIFECYCLE = b"Y"
 LIFECYCLE_STATE = b"y"
 RESTORE = b"Z"
+USAGE = b"z"
+USAGE_BUCKET = USAGE + b"b"
+QUOTA_BUCKET = USAGE + b"q"
+QUOTA_USER = USAGE + b"u"
+USAGE_READY = USAGE + b"!ready"
+ACCESS = USAGE + b"A"
 UPGRADE = b"u"
 
 
@@ -289,3 +299,19 @@ def lifecycle_state(name: str) -> bytes:
 
 def restore(bucket_name: str, key: str, version_id: str) -> bytes:
     return RESTORE + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()
+
+
+def usage(bucket_name: str) -> bytes:
+    return USAGE_BUCKET + bucket_name.encode()
+
+
+def bucket_quota(bucket_name: str) -> bytes:
+    return QUOTA_BUCKET + bucket_name.encode()
+
+
+def user_quota(user: str) -> bytes:
+    return QUOTA_USER + user.encode()
+
+
+def access(bucket_name: str, key: str, version_id: str) -> bytes:
+    return ACCESS + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()

@@ -12,8 +12,9 @@ version as AWS does, since it removes nothing.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from . import keys, transcode
+from . import keys, lock, tiering, transcode, usage
 from .errors import NoSuchBucket
 from .lifecycle_rules import DAY, Due, Rule, current_expiration
 from .records import BucketRecord, LifecycleCursor, LifecycleRecord, ObjectVersion, UploadRecord
@@ -21,6 +22,13 @@ from .storecore import StoreCore
 from .transcode import TranscodeResult
 
 CURSOR = "pass"
+
+
+@dataclass
+class ExpireCounts:
+    expired: int = 0
+    markers: int = 0
+    locked: int = 0
 
 
 class LifecycleStore(StoreCore):
@@ -55,12 +63,14 @@ class LifecycleStore(StoreCore):
             t.batch.delete(keys.lifecycle(bucket))
 
     def lifecycle_buckets(self) -> list[tuple[BucketRecord, list[Rule]]]:
-        """Every bucket with lifecycle rules, in name order."""
+        """Every bucket with lifecycle rules or INTELLIGENT_TIERING objects (the usage counters
+        say which), in name order."""
+        rules = {rec.bucket: [Rule.from_json(r) for r in rec.rules]
+                 for _, rec in self.db.scan_records(LifecycleRecord, keys.LIFECYCLE)}
         out = []
-        for _, rec in self.db.scan_records(LifecycleRecord, keys.LIFECYCLE):
-            b = self.db.get_record(BucketRecord, keys.bucket(rec.bucket))
-            if b is not None:
-                out.append((b, [Rule.from_json(r) for r in rec.rules]))
+        for _, b in self.db.scan_records(BucketRecord, keys.BUCKET):
+            if b.name in rules or tiering.CLASS in usage.usage_of(self.db, b.name).classes:
+                out.append((b, rules.get(b.name, [])))
         return out
 
     def expiration_of(self, v: ObjectVersion) -> Due | None:
@@ -104,33 +114,60 @@ class LifecycleStore(StoreCore):
 
     # --- actions ------------------------------------------------------------------------------
 
-    async def expire_current(self, v: ObjectVersion) -> bool:
-        """Expire `v` if it is still the current version: remove it (unversioned bucket) or add
-        a delete marker (versioned or suspended: a "null" one then, as DELETE does)."""
+    async def expire_many(self, items: list[tuple[str, ObjectVersion]]) -> ExpireCounts:
+        """Several expirations in one commit (the worker batches a run of keys), each only if
+        its version is still what the worker read: ("current", v) removes v (unversioned
+        bucket) or hides it behind a delete marker (versioned; suspended: the "null" one, as
+        DELETE does); ("version", v) removes a noncurrent version; ("marker", v) removes a delete
+        marker while it is its key's only version. A version object lock protects is skipped and
+        counted, the others still go."""
+        out = ExpireCounts()
+        now = time.time_ns()
         async with self.txn() as t:
-            b = self._bucket_in(t, v.bucket)
-            cur = t.latest(v.bucket, v.key)
-            if cur is None or cur.seq != v.seq:
-                return False
-            self._delete_current_in(t, b, v.key)
-        return True
+            bucket_recs: dict[str, BucketRecord | None] = {}
+            for kind, v in items:
+                if v.bucket not in bucket_recs:
+                    bucket_recs[v.bucket] = t.batch.get_record(BucketRecord, keys.bucket(v.bucket))
+                b = bucket_recs[v.bucket]
+                if b is None:
+                    continue
+                if kind == "current":
+                    cur = t.latest(v.bucket, v.key)
+                    if cur is None or cur.seq != v.seq:
+                        continue
+                    gone = t.version_at(v.bucket, v.key, "null") if b.versioning != "Enabled" else None
+                else:
+                    gone = cur = t.version_at(v.bucket, v.key, v.version_id)
+                    if cur is None or cur.seq != v.seq:
+                        continue
+                    if kind == "marker" and len(t.batch.scan(keys.version_key_prefix(v.bucket, v.key))) != 1:
+                        continue
+                if gone is not None and lock.protection(gone, now):
+                    out.locked += 1  # checked first: a refusal must not leave half a change in the batch
+                    continue
+                if kind == "current":
+                    self._delete_current_in(t, b, v.key)
+                else:
+                    t.remove_version(cur)
+                if kind == "marker":
+                    out.markers += 1
+                else:
+                    out.expired += 1
+        return out
 
-    async def expire_version(self, v: ObjectVersion, *, only_version: bool = False) -> bool:
-        """Remove the version (noncurrent expiration, or with `only_version` an expired object
-        delete marker, which must still be the key's only version). ObjectLocked when object
-        lock protects it."""
-        async with self.txn() as t:
-            cur = t.version_at(v.bucket, v.key, v.version_id)
-            if cur is None or cur.seq != v.seq:
-                return False
-            if only_version and len(t.batch.scan(keys.version_key_prefix(v.bucket, v.key))) != 1:
-                return False
-            t.remove_version(cur)
-        return True
+    async def transition(self, v: ObjectVersion, storage_class: str, *, label: str | None = None
+                         ) -> TranscodeResult | None:
+        """Re-encode the version's data into `storage_class`'s placement, keeping its identity
+        (transcode.py); `label`: the class it is then reported in (intelligent tiering's moves)."""
+        return await transcode.transition_version(self, v, storage_class, label=label)
 
-    async def transition(self, v: ObjectVersion, storage_class: str) -> TranscodeResult | None:
-        """Re-encode the version's data into `storage_class`, keeping its identity (transcode.py)."""
-        return await transcode.transition_version(self, v, storage_class)
+    async def flush_access(self) -> int:
+        """Write the reads of INTELLIGENT_TIERING versions noted since the last flush."""
+        return await tiering.flush(self)
+
+    def tiering_move(self, v: ObjectVersion, now_ns: int) -> str | None:
+        """The placement an INTELLIGENT_TIERING version moves to now (tiering.py), if any."""
+        return tiering.move_for(self, v, self.lifecycle_day, now_ns)
 
     # --- the worker's cursor --------------------------------------------------------------------
 

@@ -22,10 +22,11 @@ from .restorestore import RestoreStore
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
 from .upkeep import UpkeepStore
+from .usagestore import UsageStore
 
 
 class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore, LifecycleStore,
-                  RestoreStore):
+                  RestoreStore, UsageStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

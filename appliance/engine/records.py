@@ -630,6 +630,7 @@ class LifecycleCursor(Record):
     transitioned_bytes: int = 0
     aborted: int = 0
     locked: int = 0  # expirations refused by object lock
+    tiered: int = 0  # intelligent-tiering moves (either way)
 
 
 @dataclass(slots=True)
@@ -650,3 +651,29 @@ class RestoreRecord(Record):
     expiry_ns: int = 0
     copy: list[list[Any]] = field(default_factory=list)  # [segment id, offset, length] of the copy's refs
     copied_bytes: int = 0
+
+
+@dataclass(slots=True)
+class UsageRecord(Record):
+    """What a bucket holds (keys.usage), kept up to date by every commit (engine/usage.py): per
+    storage class, [versions, bytes] of every version that is not a delete marker."""
+
+    bucket: str
+    classes: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def objects(self) -> int:
+        return sum(c[0] for c in self.classes.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(c[1] for c in self.classes.values())
+
+
+@dataclass(slots=True)
+class QuotaRecord(Record):
+    """A hard quota (keys.bucket_quota, keys.user_quota): 0 = no limit."""
+
+    name: str
+    max_bytes: int = 0
+    max_objects: int = 0

@@ -23,7 +23,7 @@ import trio
 from appliance.config import Config, ConfigError
 from diskmgr.crashpoints import crash_point
 
-from . import classes, events, keys, listing, lock, restore, transcode
+from . import classes, events, keys, listing, lock, restore, tiering, transcode, usage
 from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
@@ -165,6 +165,7 @@ class Txn:
         self.on_durable: list[Callable[[], None]] = []
         # The caller may lift GOVERNANCE retention (its frontend checked the permission to).
         self.bypass_governance = False
+        self.usage = usage.Deltas()  # versions and bytes added/removed per bucket and class
 
     def incref(self, refs: list[SegmentRef]) -> None:
         for r in refs:
@@ -242,6 +243,7 @@ class Txn:
         else:
             self.batch.put(keys.latest(v.bucket, v.key), v)
         self.incref(v.segments)
+        self.usage.add(v, 1)
         self.changed.append((v.bucket, v.key))
         self.changes.append(events.Change(events.PUT, v))
         return v
@@ -257,6 +259,7 @@ class Txn:
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
         self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
+        self.usage.add(v, -1)
 
     def remove_version(self, v: ObjectVersion) -> None:
         """Permanently remove one version; the next newer one becomes latest (and a key whose
@@ -274,7 +277,9 @@ class Txn:
         self.changes.append(events.Change(events.REMOVE, v))
 
     def finish(self) -> None:
-        """Fold refcount changes into segment records; queue unreferenced ones for GC."""
+        """Fold refcount changes into segment records; queue unreferenced ones for GC. Usage
+        counters first: a quota overrun (QuotaExceeded) refuses the commit."""
+        usage.apply(self)
         now = time.time_ns()
         for seg_id, rec in self.new_segments.items():
             self.refs.setdefault(seg_id, 0)
@@ -313,6 +318,7 @@ class StoreCore:
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
         self.geometries: dict[str, Geometry] = {}
+        self.access = tiering.AccessLog()  # reads of INTELLIGENT_TIERING versions, flushed in batches
         self.configure_pools()
         if journal:
             db.open_journal(self.journal_targets(), self.journal_quorum())
@@ -470,7 +476,8 @@ class StoreCore:
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
             t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
-            t.batch.delete(keys.lifecycle(name))  # a bucket made again under the name starts without rules
+            for k in (keys.lifecycle(name), keys.usage(name), keys.bucket_quota(name)):
+                t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))
 
     async def set_versioning(self, name: str, status: str) -> BucketRecord:
@@ -760,6 +767,8 @@ class StoreCore:
         of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
         refs = restore.readable_refs(self, version)  # an archived version: its restore copy, or refused
+        if version.storage_class == tiering.CLASS:
+            self.access.note(version, time.time_ns())
         async for piece in self.read_refs(refs, start, end, decrypt_with=decrypt_with):
             yield piece
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from . import events, keys
 from .classes import Placement
 from .codec import Geometry
-from .errors import StowageError
+from .errors import NoSuchKey, StowageError
 from .records import ObjectVersion, SegmentRecord, SegmentRef
 
 if TYPE_CHECKING:
@@ -71,7 +71,9 @@ async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class:
     fresh: dict[str, SegmentRecord] = {}
     try:
         for seg_id in dict.fromkeys(r.segment_id for r in refs):
-            rec = store.get_segment(seg_id)
+            rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
+            if rec is None:  # a version collected while a copier held it, as Txn.finish reports
+                raise NoSuchKey("a segment of the source object no longer exists", segment=seg_id)
             if not segment_fits(rec, place, store.geometry_for(place.pool, rec.plain_length, place.geometry)):
                 fresh[seg_id] = await transcode_segment(store, rec, place)
     except BaseException:
@@ -83,10 +85,11 @@ async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class:
     return new_refs, list(fresh.values())
 
 
-async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: str) -> TranscodeResult | None:
-    """Move one version's data into `storage_class` and relabel it, in place: the same
-    version id, ETag, checksums and Last-Modified. None when the version changed or went
-    meanwhile (nothing is changed then)."""
+async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: str, *,
+                             label: str | None = None) -> TranscodeResult | None:
+    """Move one version's data into `storage_class`'s placement and relabel it `label` (default
+    that class), in place: the same version id, ETag, checksums and Last-Modified. None when the
+    version changed or went meanwhile (nothing is changed then)."""
     if v.delete_marker:
         return None
     new_refs, fresh = await refs_in_class(store, v.segments, storage_class)
@@ -99,7 +102,9 @@ async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: 
                 t.add_segment(s)
             t.incref(new_refs)
             t.decref(cur.segments)
-            cur.segments, cur.storage_class = new_refs, storage_class
+            t.usage.add(cur, -1)
+            cur.segments, cur.storage_class = new_refs, label or storage_class
+            t.usage.add(cur, 1)
             t.batch.put(keys.version(cur.bucket, cur.key, cur.seq), cur)
             latest = t.latest(cur.bucket, cur.key)
             if latest is not None and latest.seq == cur.seq:

@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from appliance.config import Config
-from appliance.engine.errors import NoSuchBucket, NoSuchUpload, ObjectLocked
+from appliance.engine.errors import NoSuchBucket, NoSuchUpload
 from appliance.engine.events import Cause, caused_by
 from appliance.engine.lifecycle_rules import (
     Rule,
@@ -49,6 +49,7 @@ LIFECYCLE_PRINCIPAL = "stowage:lifecycle"  # the userIdentity of the events life
 
 BATCH = 200  # keys (or uploads) per batch; the cursor is committed after each
 BURST_SECONDS = 1.0  # work a pace lets through at once before it waits
+OUTLOOK_DAYS = 30  # `stowage usage` shows what lifecycle will do within this many days
 
 
 class Pace:
@@ -74,6 +75,9 @@ class LifecycleWorker:
         self.bytes = Pace(float(self.cfg.transition_bytes_per_second))
         self.cur = store.lifecycle_cursor()
         self.running = False
+        # bucket -> what the rules will expire and move within 30 days, from the last pass over it
+        self.outlook: dict[str, dict[str, int]] = {}
+        self._looking: dict[str, int] = {}
 
     def interval(self) -> float:
         """Seconds between passes: a quarter of a debug day, so rules act within one."""
@@ -95,6 +99,7 @@ class LifecycleWorker:
             cur = replace(cur, pass_started_ns=time.time_ns(), bucket="", phase="", after="")
         self.cur, self.running = cur, True
         try:
+            await self.store.flush_access()  # the reads intelligent tiering decides on
             for bucket, rules in await trio.to_thread.run_sync(self.store.lifecycle_buckets):
                 if cur.bucket and bucket.name < cur.bucket:
                     continue  # done earlier in this pass (before a restart)
@@ -112,14 +117,18 @@ class LifecycleWorker:
 
     async def _bucket(self, b: BucketRecord, rules: list[Rule], cur: LifecycleCursor) -> None:
         if cur.phase == "versions":
+            self._looking = {"expire_bytes": 0, "transition_bytes": 0}
             while True:
                 groups = await trio.to_thread.run_sync(self.store.version_groups, b.name, cur.after, BATCH)
                 if not groups:
                     break
+                pending: list[tuple[str, ObjectVersion]] = []
                 for versions in groups:
-                    await self._key(b, rules, versions, cur)
+                    await self._key(b, rules, versions, cur, pending)
+                await self._expire(b, pending, cur)
                 cur.after = groups[-1][0].key
                 await self.store.save_lifecycle_cursor(cur)
+            self.outlook[b.name] = self._looking
             cur.phase, cur.after = "uploads", ""
         if not any(r.enabled and r.abort_days is not None for r in rules):
             return
@@ -142,23 +151,19 @@ class LifecycleWorker:
             await self.store.save_lifecycle_cursor(cur)
 
     async def _key(self, b: BucketRecord, rules: list[Rule], versions: list[ObjectVersion],
-                   cur: LifecycleCursor) -> None:
-        """Apply the rules to one key's versions (newest first)."""
+                   cur: LifecycleCursor, pending: list[tuple[str, ObjectVersion]]) -> None:
+        """Apply the rules to one key's versions (newest first): transitions now, expirations
+        into `pending` (committed together by _expire)."""
         day, now = self.store.lifecycle_day, time.time_ns()
+        self._look_ahead(rules, versions, day, now + int(OUTLOOK_DAYS * day * 1e9))
         first = versions[0]
         if first.delete_marker:
             if len(versions) == 1 and removes_expired_marker(rules, first.key):
-                await self.actions.take(1)
-                if await self._remove(first, cur, only_version=True):
-                    cur.markers_removed += 1
+                pending.append(("marker", first))
         else:
             exp = current_expiration(rules, first.key, first.size, first.tags, first.last_modified_ns, day)
             if exp is not None and exp.at_ns <= now:
-                await self.actions.take(1)
-                marker = "DeleteMarkerCreated" if b.versioning else "Delete"
-                with caused_by(Cause(event=f"LifecycleExpiration:{marker}", principal=LIFECYCLE_PRINCIPAL)):
-                    if await self.store.expire_current(first):
-                        cur.expired += 1
+                pending.append(("current", first))
             else:
                 move = current_transition(rules, first.key, first.size, first.tags, first.last_modified_ns, day, now)
                 if move is not None and move.storage_class != first.storage_class:
@@ -168,19 +173,53 @@ class LifecycleWorker:
             expire, move = noncurrent_actions(rules, v.key, v.size, v.tags, versions[i - 1].last_modified_ns, i - 1,
                                               day, now)
             if expire is not None:
-                await self.actions.take(1)
-                if await self._remove(v, cur):
-                    cur.expired += 1
+                pending.append(("version", v))
             elif move is not None and not v.delete_marker and move.storage_class != v.storage_class:
                 await self._transition(v, move.storage_class, cur)
+        for v in versions:
+            tier = self.store.tiering_move(v, now)
+            if tier is not None:
+                await self.bytes.take(max(v.size, 1))
+                if await self.store.transition(v, tier, label=v.storage_class) is not None:
+                    cur.tiered += 1
 
-    async def _remove(self, v: ObjectVersion, cur: LifecycleCursor, *, only_version: bool = False) -> bool:
-        try:
-            with caused_by(Cause(event="LifecycleExpiration:Delete", principal=LIFECYCLE_PRINCIPAL)):
-                return await self.store.expire_version(v, only_version=only_version)
-        except ObjectLocked:
-            cur.locked += 1  # object lock wins over lifecycle, as on AWS
-            return False
+    def _look_ahead(self, rules: list[Rule], versions: list[ObjectVersion], day: float, then: int) -> None:
+        """Count what the rules will have expired or moved by `then` (for `stowage usage`)."""
+        first = versions[0]
+        if not first.delete_marker:
+            exp = current_expiration(rules, first.key, first.size, first.tags, first.last_modified_ns, day)
+            move = current_transition(rules, first.key, first.size, first.tags, first.last_modified_ns, day, then)
+            if exp is not None and exp.at_ns <= then:
+                self._looking["expire_bytes"] += first.size
+            elif move is not None and move.storage_class != first.storage_class:
+                self._looking["transition_bytes"] += first.size
+        for i, v in enumerate(versions[1:], start=1):
+            expire, move = noncurrent_actions(rules, v.key, v.size, v.tags, versions[i - 1].last_modified_ns, i - 1,
+                                              day, then)
+            if expire is not None:
+                self._looking["expire_bytes"] += v.size
+            elif move is not None and move.storage_class != v.storage_class:
+                self._looking["transition_bytes"] += v.size
+
+    async def _expire(self, b: BucketRecord, pending: list[tuple[str, ObjectVersion]],
+                      cur: LifecycleCursor) -> None:
+        """The expirations of a batch of keys, in one commit per event kind: one journal write for
+        all of them. Versions object lock protects are skipped (and counted): object lock wins, as
+        on AWS. Their events are s3:LifecycleExpiration:DeleteMarkerCreated for a current version
+        hidden behind a marker (a versioned bucket), :Delete for every removal."""
+        if not pending:
+            return
+        await self.actions.take(len(pending))
+        hidden = [p for p in pending if p[0] == "current" and b.versioning]
+        removed = [p for p in pending if not (p[0] == "current" and b.versioning)]
+        for items, event in ((hidden, "DeleteMarkerCreated"), (removed, "Delete")):
+            if not items:
+                continue
+            with caused_by(Cause(event=f"LifecycleExpiration:{event}", principal=LIFECYCLE_PRINCIPAL)):
+                done = await self.store.expire_many(items)
+            cur.expired += done.expired
+            cur.markers_removed += done.markers
+            cur.locked += done.locked
 
     async def _transition(self, v: ObjectVersion, storage_class: str, cur: LifecycleCursor) -> None:
         await self.bytes.take(max(v.size, 1))

@@ -141,7 +141,7 @@ GOLDEN_NAMES = {
     "CompletionRecord": "completion", "OperatorRecord": "operator", "BucketLoggingRecord": "bucket_logging",
     "CorsRecord": "cors", "EventConfigRecord": "event_config", "EventTargetRecord": "event_target",
     "QueuedEvent": "queued_event", "ReplicationState": "replication_state", "LifecycleRecord": "lifecycle",
-    "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore",
+    "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
 }
 
 

@@ -42,6 +42,8 @@ async def test_storage_class_selects_pool_and_geometry(tmp_path: Path) -> None:
         v2 = await s.put_object("bkt", "hot", body)
         rec2 = s.get_segment(v2.segments[0].segment_id)
         assert (rec2.k, rec2.m) == (4, 2) and not set(rec2.shards) & archive_ids
+        await s.request_restore(v, 1, "Expedited")  # GLACIER is archived: read after a restore
+        await s.complete_restore(s.restores()[0])
         assert await read_all(s, "bkt", "cold") == body
     finally:
         s.db.close()
