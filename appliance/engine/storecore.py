@@ -677,12 +677,13 @@ class StoreCore:
 
     async def write_segment(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any] | None = None,
-        *, encrypt_with: SegmentKey | None = None,
+        *, encrypt_with: SegmentKey | None = None, size_hint: int | None = None,
     ) -> tuple[SegmentRef | None, BodySummary]:
         """Store bytes as a staged segment: durable, held by a staging reference until a version
         references it (put_object_segments(release_staged=...)) or release_staged drops it.
         Staging references do not survive a restart, so abandoned segments are collected."""
-        seg, summary = await self.write_body(body, dict(identity or {}, staged=True), encrypt_with=encrypt_with)
+        seg, summary = await self.write_body(body, dict(identity or {}, staged=True), size_hint=size_hint,
+                                             encrypt_with=encrypt_with)
         if seg is None:
             return None, summary
         refs = whole_ref(seg)
