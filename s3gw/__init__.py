@@ -33,6 +33,11 @@
                  attributes: GetObjectAttributes)
     bucketpages.py ListBuckets' paging and filters (max-buckets, continuation-token, prefix, region)
     copychecksum.py CopyObject's x-amz-checksum-algorithm: the copy's checksum, computed once
+    cors.py      CORS rules: PutBucketCors's document, preflight and actual-request matching;
+                 ops_cors.py its operations and the preflight (OPTIONS)
+    postobject.py POST Object (HTML form uploads): postform.py streams the multipart/form-data
+                 body (python-multipart), postpolicy.py the policy document and form signature
+    console/     the web console under /_stowage/v1/console/ (docs/console.md)
     iamapi.py    IAM's query API on the same endpoint (requests signed for service iam);
                  iamcall.py the call, its authorization and IAM's XML; iamactions.py
                  the actions

@@ -175,20 +175,26 @@ class SegmentIO:
         identity: dict[str, Any],
         key: SegmentKey | None = None,
         size_hint: int | None = None,
+        *,
+        sealed: dict[str, Any] | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as one new segment (None for an empty body), encrypted when given a key.
         Not yet committed. `size_hint`: the length the body announced (a streamed body that
-        short is gathered and written whole; one that turns out longer is streamed)."""
+        short is gathered and written whole; one that turns out longer is streamed). `sealed`:
+        the body is another segment's stored blocks, already encrypted under this envelope (a
+        re-encoding: transcode.py); they are stored as they are."""
         whole = geo.block_size - TAG  # a body this long fits one block, encrypted or not
-        if not isinstance(body, bytes | bytearray | memoryview) and size_hint is not None and 0 < size_hint <= whole:
-            body = await _collect(body, whole)
-        if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= whole:
-            return await self._write_whole(bytes(body), geo, pool, identity, key)
+        if sealed is None:
+            if (not isinstance(body, bytes | bytearray | memoryview) and size_hint is not None
+                    and 0 < size_hint <= whole):
+                body = await _collect(body, whole)
+            if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= whole:
+                return await self._write_whole(bytes(body), geo, pool, identity, key)
         segment_id = secrets.token_hex(16)
         md5 = hashlib.md5()
         created = time.time_ns()
         cipher = SegmentCipher(key.data_key, segment_id) if key is not None else None
-        enc = dict(key.envelope) if key is not None else None
+        enc = dict(key.envelope) if key is not None else sealed
         header = ShardHeader(segment_id, 0, geo.k, geo.m, geo.block_size, 0, created, self.appliance_id,
                              dict(identity), enc)
         shards: list[_ShardState] = []
@@ -421,7 +427,7 @@ class SegmentIO:
         if rec.enc is not None:
             if data_key is None:
                 raise EncryptionKeyRequired(f"segment {rec.segment_id} is encrypted and no key was given")
-            cipher = self._cipher(data_key, rec.segment_id)
+            cipher = self._cipher(data_key, rec.cipher_id or rec.segment_id)
         step = geo.block_size - (TAG if cipher is not None else 0)  # content bytes per block
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
@@ -588,6 +594,16 @@ class SegmentIO:
     def _give_back(self, buf: bytearray) -> None:
         if len(self._buffers) < BUFFER_POOL and len(buf) <= MAX_POOLED_BUFFER:
             self._buffers.append(buf)
+
+    async def read_stored(self, rec: SegmentRecord) -> AsyncIterator[bytes]:
+        """The segment's stored blocks in order, CRC-verified and decoded around damage, but
+        never decrypted: what a re-encoding into another geometry copies (transcode.py)."""
+        geo = Geometry(rec.k, rec.m, rec.block_size)
+        count = block_count(rec.length, rec.block_size)
+        per_batch = max(1, READ_BATCH_BYTES // rec.block_size)
+        for b0 in range(0, count, per_batch):
+            for block in await self._read_blocks(rec, geo, b0, min(count - 1, b0 + per_batch - 1)):
+                yield block
 
     async def read_all_chunks(self, rec: SegmentRecord, b0: int, b1: int) -> dict[int, list[bytes | None]]:
         """Every shard's chunks for blocks b0..b1 (for the scrubber/healer)."""

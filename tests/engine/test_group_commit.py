@@ -165,3 +165,22 @@ def test_durability_interval_must_be_positive(tmp_path: Path) -> None:
         load_config(cfg)
     cfg.write_text("[mount]\ndurability_seconds = 0.5\n")
     assert load_config(cfg).mount.durability_seconds == 0.5
+
+
+async def test_deferred_commits_announce_durability_only_at_make_durable(tmp_path: Path) -> None:
+    """Txn.on_durable (notifications, replication) of a deferred commit runs at make_durable,
+    not when the commit returns: they act only on durable versions."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        fired: list[str] = []
+        store.txn_hooks.append(lambda t: t.on_durable.append(lambda: fired.append("durable")))
+        with store.durability_deferred():
+            await store.put_object("bkt", "k", b"x")
+        assert fired == []
+        await store.make_durable()
+        assert fired == ["durable"]
+        await store.put_object("bkt", "k2", b"y")  # not deferred: announced when it returns
+        assert fired == ["durable", "durable"]
+    finally:
+        store.db.close()

@@ -42,7 +42,7 @@ def verify_root(tmp_path: Path, unit_texts: dict[str, str]) -> Path:
     shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
     unit_dir = root / "etc/systemd/system"
     unit_dir.mkdir(parents=True)
-    real = {"stowage": Path(sys.prefix) / "bin/stowage", "python3": Path(sys.executable)}
+    real = {"stowage": Path(sys.prefix) / "bin/stowage", "python3": Path(sys.executable), "kill": Path("/bin/kill")}
     for name, text in unit_texts.items():
         (unit_dir / name).write_text(text)
         for cmd in exec_paths(unit_dir / name):

@@ -1,0 +1,99 @@
+"""Upgrading the round-1 data directory (tests/fixtures/round1-datadir.tar.xz, written by the
+previous release) and rolling back: `stowage upgrade --check` names the migrations, the first
+start snapshots the metadata before migrating, `stowage version` reports the formats,
+`stowage rollback` restores the pre-upgrade metadata and the previous software, and the
+restored data directory upgrades again and reads back byte-exact; a committed upgrade cannot
+be rolled back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.admin.test_round1_datadir import _files_holding, _get, _unpack
+
+MIGRATIONS = {"wrap-secrets", "account-record", "master-key-mark"}
+
+
+def _check_round1_objects(s3: Any, expected: dict[str, Any]) -> None:
+    checked = 0
+    for obj in expected["objects"]:
+        if "delete_marker" in obj or "symlink" in obj:
+            continue
+        assert hashlib.sha256(_get(s3, obj)["Body"].read()).hexdigest() == obj["sha256"], obj["key"]
+        checked += 1
+    assert checked >= 10
+
+
+def test_upgrade_round1_data_dir_and_roll_back(daemon_factory: Any, tmp_path: Path) -> None:
+    data = _unpack(tmp_path)
+    expected = json.loads((data / "expected.json").read_text())
+    secret = expected["user"]["secret_key"].encode()
+    d = daemon_factory(["--no-mount"], name="data", start=False)
+
+    check = json.loads(d.cli("upgrade", "--check", "--json").stdout)
+    assert not check["current"] and {p["name"] for p in check["pending"]} == MIGRATIONS
+    assert check["data_version"] is None and check["upgrade"] is None
+    text = d.cli("upgrade", "--check").stdout
+    assert "will take a metadata snapshot, then migrate" in text and "wrap-secrets" in text
+    assert "NOT current" in d.cli("version").stdout
+
+    d.start()
+    assert "pre-upgrade metadata snapshot" in d.log_tail(200)
+    s3 = d.s3()
+    s3.put_object(Bucket="plain", Key="written-after-the-upgrade", Body=b"new")
+    d.stop()
+    version = json.loads(d.cli("version", "--json").stdout)
+    assert version["current"] and version["data_version"] == version["version"]
+    upgrade = version["upgrade"]
+    assert not upgrade["committed"] and set(upgrade["migrations"]) == MIGRATIONS
+    snapshot = Path(upgrade["snapshot"])
+    assert (snapshot / "meta" / "CURRENT").exists() and snapshot.stat().st_mode & 0o777 == 0o700
+    assert "meta" not in _files_holding(data, secret)  # migrated: wrapped
+    assert "NOT committed" in d.cli("version").stdout
+
+    install = tmp_path / "opt"  # what the package keeps: the new venv and the previous one
+    (install / "venv").mkdir(parents=True)
+    (install / "venv" / "VERSION").write_text("new")
+    (install / "venv.previous").mkdir()
+    (install / "venv.previous" / "VERSION").write_text("previous")
+    r = d.cli("rollback", "--yes", "--install-dir", str(install))
+    assert "restored from the pre-upgrade snapshot" in r.stdout and "journal moved aside" in r.stdout
+    assert (install / "venv" / "VERSION").read_text() == "previous"
+    assert not snapshot.exists()
+    assert "meta" in _files_holding(data, secret)  # the round-1 metadata, exactly as it was
+    again = json.loads(d.cli("upgrade", "--check", "--json").stdout)
+    assert {p["name"] for p in again["pending"]} == MIGRATIONS and again["upgrade"] is None
+    assert d.cli("rollback", "--yes", check=False).returncode == 1  # nothing left to roll back
+
+    d.start()  # upgrades again from the restored state; the post-upgrade write is gone
+    s3 = d.s3()
+    _check_round1_objects(s3, expected)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="plain", Key="written-after-the-upgrade")
+    assert exc.value.response["Error"]["Code"] == "NoSuchKey"
+    d.stop()
+    committed = d.cli("upgrade", "--commit").stdout
+    assert "committed" in committed
+    assert not Path(json.loads(d.cli("version", "--json").stdout)["upgrade"]["snapshot"] or "/nonexistent").exists()
+    r = d.cli("rollback", "--yes", check=False)
+    assert r.returncode == 1 and "no uncommitted upgrade" in r.stderr
+    d.start()
+    _check_round1_objects(d.s3(), expected)
+    d.stop()
+    # a start of the same version migrates nothing and takes no new snapshot
+    assert json.loads(d.cli("version", "--json").stdout)["upgrade"]["committed"]
+
+
+def test_fresh_data_dir_needs_no_snapshot(daemon: Any) -> None:
+    daemon.s3().create_bucket(Bucket="fresh")
+    daemon.stop()
+    v = json.loads(daemon.cli("version", "--json").stdout)
+    assert v["current"] and v["upgrade"] is None and v["pending"] == []
+    assert not (daemon.data_dir / "upgrade").exists()
+    assert "nothing to migrate" in daemon.cli("upgrade", "--check").stdout
