@@ -134,6 +134,9 @@ class MountConfig:
     file_mode: str = "0600"
     dir_mode: str = "0700"
     buckets: dict[str, MountBucketConfig] = field(default_factory=dict)
+    # close(2) makes a file visible at once; it is durable at fsync(2) or within this many
+    # seconds (fusefs/SEMANTICS.md, "Durability")
+    durability_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -516,6 +519,8 @@ def _validate_mount_access(mount: MountConfig) -> None:
         for name in ("owner", "group"):
             if t is mount and not getattr(t, name):
                 raise ConfigError(f"{where}.{name}: must not be empty (a name or a numeric id)")
+    if not 0 < mount.durability_seconds <= 3600:
+        raise ConfigError("mount.durability_seconds: must be more than 0 and at most 3600")
 
 
 def load_config(path: Path) -> Config:

@@ -137,6 +137,9 @@ async def main(directory: Path, quick: bool) -> None:
             print("  " + line)
         ideal = raw.seq_write_mib_s * geo.k / geo.n
         print(f"  ideal object write at {geo.k}+{geo.m} (raw write x k/n): {ideal:8.1f} MiB/s")
+        print(f"  issue 15 targets: 64 MiB put >= {0.9 * ideal:.0f} MiB/s (90% of the ideal), get >= "
+              f"{0.8 * raw.seq_read_mib_s:.0f} MiB/s (80% of the raw cold read); 4 KiB x16 put >= 1,000 ops/s, "
+              f"get >= 2,500 ops/s; a delimiter page stays a seek (its time flat in the key count)")
         sizes = [(MIB, 64), (64 * MIB, 4), (1024 * MIB, 1)] if not quick else [(MIB, 16), (64 * MIB, 2)]
         for size, count in sizes:
             label = f"{size // MIB} MiB" if size < 1024 * MIB else "1 GiB"

@@ -198,9 +198,17 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
     print(f"page caches dropped before reads: {'yes' if dropping else 'no (warm reads)'}")
-    print(f"{'metric':<24}{'stowage mount':>16}{'plain dir':>14}")
+    print(f"{'metric':<24}{'stowage mount':>16}{'plain dir':>14}   issue 15 target")
     for k in plain_r:
-        print(f"{k:<24}{mount_r[k]:>16.1f}{plain_r[k]:>14.1f}")
+        print(f"{k:<24}{mount_r[k]:>16.1f}{plain_r[k]:>14.1f}   {TARGETS.get(k, '')}")
+
+
+# issue 15's targets for the mount, beside the plain directory of the same run
+TARGETS = {
+    "creates_4k_per_s": ">= 2,000 /s",
+    "seq_write_MiBps": ">= 90% of S3 PUT MiB/s of the same size (bench.s3 / bench.compare)",
+    "ls_l_10k_cold_s": "<= 3x the plain directory's",
+}
 
 
 if __name__ == "__main__":

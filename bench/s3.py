@@ -389,10 +389,16 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
           f"4 KiB x16 put {eng[2]:7.1f} ops/s  get {eng[3]:7.1f} ops/s")
     print(f"  S3 64 MiB objects, 1 client:   PUT {tp1[0]:8.1f} MiB/s   GET {tp1[1]:8.1f} MiB/s")
     print(f"  S3 64 MiB objects, 8 clients:  PUT {tp8[0]:8.1f} MiB/s   GET {tp8[1]:8.1f} MiB/s")
+    ceiling = raw.seq_write_mib_s * 4 / 6
+    print(f"  issue 15 targets: 64 MiB PUT >= {0.9 * ceiling:.0f} MiB/s (90% of raw write x 4/6), GET >= "
+          f"{0.8 * raw.seq_read_mib_s:.0f} MiB/s (80% of the raw cold read)")
+    small_targets = {("4 KiB", "PUT"): ">= 1,000 ops/s, p99 <= 50 ms", ("4 KiB", "GET"): ">= 2,500 ops/s, p99 <= 50 ms",
+                     ("256 KiB", "PUT"): ">= 400 ops/s", ("256 KiB", "GET"): ">= 1,200 ops/s"}
     for label, res in (("4 KiB", small4), ("256 KiB", small256)):
         for method in ("PUT", "GET"):
             ops, p50, p99 = res[method]
-            print(f"  S3 {label:>7} {method}, 16 clients: {ops:8.1f} ops/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
+            print(f"  S3 {label:>7} {method}, 16 clients: {ops:8.1f} ops/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
+                  f"   (target {small_targets[label, method]})")
     for name, (plain, enc, diff) in sse.items():
         unit = "MiB/s" if name.startswith("64") else "ops/s"
         print(f"  S3 {name:>10}, encryption: plaintext {plain:8.1f} {unit}   SSE-S3 {enc:8.1f} {unit}   "
@@ -401,7 +407,8 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
         r, u, diff = authz[method]
         print(f"  S3   4 KiB {method}, 16 clients, authorization: root {r:8.1f} ops/s   user with 3x10-statement "
               f"policies + bucket policy {u:8.1f} ops/s   (user {diff * 100:+.1f}%, median of paired rounds)")
-    print(f"  S3 full ListObjectsV2 of {listed:,} keys (pages of 1,000): {secs:6.2f} s = {listed / secs:,.0f} keys/s")
+    print(f"  S3 full ListObjectsV2 of {listed:,} keys (pages of 1,000): {secs:6.2f} s = {listed / secs:,.0f} keys/s"
+          "   (target >= 100,000 keys/s)")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ TIMES_FLUSH_SECONDS = 1.0
 class StowageFS(NamespaceOps, XattrOps, Invalidation):
     def __init__(self, store: ObjectStore, cfg: Config, keys: ObjectKeys, timeout: float = 5.0) -> None:
         super().__init__(store, cfg, keys, timeout)
+        self.durability_seconds = cfg.mount.durability_seconds
         self.last_invalidations: list[tuple[str, int, bytes]] = []
         self.mounted = False  # kernel notifications need a live session
         self.kernel_limiter = trio.CapacityLimiter(1)
@@ -162,7 +163,8 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     @fuse_op
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: RequestContext) -> tuple[pyfuse3.FileInfo, EntryAttributes]:
-        node = await self._create(parent_inode, name, mode, ctx)
+        with self.store.durability_deferred():  # as close: durable at fsync or within the interval
+            node = await self._create(parent_inode, name, mode, ctx)
         fh = self._open(node)
         e = self._entry(node)
         node.lookups += 1
@@ -208,12 +210,14 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     @fuse_op
     async def flush(self, fh: int) -> None:
         node, _ = self._file(fh)
-        await self.commit(node)
+        with self.store.durability_deferred():  # visible now, durable at fsync or within the interval
+            await self.commit(node)
 
     @fuse_op
     async def fsync(self, fh: int, datasync: bool) -> None:
         node, _ = self._file(fh)
         await self.commit(node)
+        await self.store.make_durable()  # the file's earlier (deferred) commits too
 
     @fuse_op
     async def release(self, fh: int) -> None:
@@ -222,7 +226,8 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
             return
         try:
             if node.opens <= 1:
-                await self.commit(node)
+                with self.store.durability_deferred():
+                    await self.commit(node)
         finally:
             self.inodes.closed(node)
             if node.opens == 0:
@@ -293,6 +298,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     @fuse_op
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         await self.flush_times()  # entries are committed before each call returns; their times here
+        await self.store.make_durable()  # and the files closed in it, durable now
 
     # --- background and shutdown ------------------------------------------------------------
 
@@ -308,6 +314,16 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
                     await self.flush_times()
                 except Exception:
                     log.exception("could not store directory times")
+
+    async def durability_forever(self) -> None:
+        """Deferred commits (close) become durable within mount.durability_seconds."""
+        while True:
+            await trio.sleep(self.durability_seconds)
+            if self.store.has_undurable:
+                try:
+                    await self.store.make_durable()
+                except Exception:
+                    log.exception("could not make the mount's latest commits durable")
 
     async def commit_all(self) -> None:
         """Best effort at shutdown: commit what open files still hold, and directory times."""

@@ -93,6 +93,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_main_loop, path)
             nursery.start_soon(ops.flush_times_forever)
+            nursery.start_soon(ops.durability_forever)
             # the kernel's INIT and our first GETATTR go through the loop we just started
             await trio.to_thread.run_sync(os.stat, path)
             log.info("mounted at %s", path)
@@ -102,6 +103,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
         with trio.CancelScope(shield=True):
             with trio.move_on_after(30):
                 await ops.commit_all()
+                await store.make_durable()
             ops.mounted = False
             try:
                 pyfuse3.close(unmount=True)

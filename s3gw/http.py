@@ -114,10 +114,18 @@ class _Conn:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header)
         self.max_header = max_header
         self.request_timeout = request_timeout
+        self.held = b""  # bytes of a held event (send(hold=True)), not yet written
 
-    async def send(self, event: h11.Event) -> None:
+    async def send(self, event: h11.Event, *, hold: bool = False) -> None:
+        """Send an event; `hold`: keep its bytes to go out with the next event's (a response's
+        head and its first body piece in one write)."""
         data = self.h11.send(event)
-        if data:
+        if self.held:
+            data = self.held + (data or b"")
+            self.held = b""
+        if hold:
+            self.held = data or b""
+        elif data:
             await self.stream.send_all(data)
 
     async def _receive(self) -> bytes:
@@ -257,8 +265,11 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response) -> None:
     if resp.close:
         headers.append((b"Connection", b"close"))
     # a reason phrase matters: botocore's 100-continue handling needs three status-line fields
-    await conn.send(h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status)))
-    if req_method == "HEAD" or resp.status in (204, 304):
+    head = h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+    bodyless = req_method == "HEAD" or resp.status in (204, 304)
+    # the head waits for the first body piece: one write for a small response, not two
+    await conn.send(head, hold=not bodyless and (bool(resp.body) or not isinstance(resp.body, bytes | bytearray)))
+    if bodyless:
         if not isinstance(resp.body, bytes | bytearray):
             await resp.body.aclose()
         await conn.send(h11.EndOfMessage())

@@ -57,8 +57,6 @@ log = logging.getLogger("stowage.metadb")
 
 DB_FORMAT = 1
 RECOVERY_MARKER = "RECOVERING"  # in the DB's directory while recover-metadata builds it
-INLINE_WRITES = 32  # a batch this small is written to LevelDB in the loop (unsynced: no I/O wait)
-INLINE_BYTES = 64 << 10
 HELD_MAX = 10_000  # commits held for a journal not yet open; beyond, a snapshot is due instead
 R = TypeVar("R", bound=Record)
 
@@ -210,10 +208,9 @@ class MetaDB:
         kept for callers that say they will not wait for that)."""
         if not batch.writes:
             return 0
-        if len(batch.writes) <= INLINE_WRITES and sum(len(v or b"") for v in batch.writes.values()) <= INLINE_BYTES:
-            # an unsynced write of a few records takes tens of microseconds: less than the hop
-            # to a worker thread, which the store's commit lock would be held across
-            return self._write(batch.writes, False)
+        # in a worker thread even when small: an unsynced write usually takes tens of
+        # microseconds, but waits for the filesystem's journal while other files are fsync'd
+        # (milliseconds on a busy disk), and the loop must not wait for a disk
         return await trio.to_thread.run_sync(self._write, batch.writes, False)
 
     async def durable(self, lsn: int) -> None:

@@ -84,7 +84,7 @@ class PatchStore(StoreCore):
             return self._content(runs, base, read_dirty, decrypt_with)
 
         if size <= REWRITE_LIMIT or all(d for d, _, _ in runs):
-            seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with)
+            seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with, size_hint=size)
             refs, etag = self._whole(seg, summary)
         else:
             seg, summary = await self.write_segment(self._dirty(runs, read_dirty), identity,
@@ -94,7 +94,7 @@ class PatchStore(StoreCore):
                 if seg is not None:
                     with trio.CancelScope(shield=True):
                         await self.release_staged([seg.segment_id])
-                seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with)
+                seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with, size_hint=size)
                 refs, etag = self._whole(seg, summary)
             else:
                 etag = composite_etag(base.etag if base else "", refs, summary.etag)

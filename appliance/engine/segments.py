@@ -81,6 +81,8 @@ class _ShardState:
 
 async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     """Run calls concurrently in a local nursery; results in call order."""
+    if len(calls) == 1:  # a replicated small object reads one shard: no nursery for that
+        return [await calls[0]()]
     results: list[Any] = [None] * len(calls)
 
     async def one(i: int, fn: Callable[[], Awaitable[Any]]) -> None:

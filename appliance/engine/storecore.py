@@ -10,11 +10,12 @@ concurrent writers to one key resolve last-commit-wins and exactly one condition
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +52,8 @@ log = logging.getLogger("stowage.store")
 
 Finalize = Callable[[BodySummary], "dict[str, str] | None"]
 Listener = Callable[[str, str], None]
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("stowage_durability_deferred", default=False)
+
 # Awaited by the committing task after the commit (FUSE: kernel cache invalidation must be done
 # before an S3 write is acknowledged, so the mount shows it "at once").
 CommitHook = Callable[[list[tuple[str, str]]], Awaitable[None]]
@@ -314,6 +317,10 @@ class StoreCore:
         self.listeners: list[Listener] = []
         self.commit_hooks: list[CommitHook] = []
         self.txn_hooks: list[events.TxnHook] = []
+        self.undurable_lsn = 0  # the newest commit made under durability_deferred()
+        self.durable_lsn = 0  # every commit up to this one is durable (as far as make_durable knows)
+        # on_durable callbacks of deferred commits, with their lsn: run by make_durable
+        self._awaiting_durable: list[tuple[int, Callable[[], None]]] = []
         raw = db.get(keys.appliance("seq"))
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
@@ -410,7 +417,8 @@ class StoreCore:
     async def txn(self) -> AsyncIterator[Txn]:
         """Lock, build, write, release the lock, wait until durable, then notify listeners.
         The lock covers the LevelDB write (so the next transaction reads this one's writes);
-        waiting for the journal's fsyncs outside it lets concurrent commits share them."""
+        waiting for the journal's fsyncs outside it lets concurrent commits share them. Inside
+        `durability_deferred()` the wait is left to a later `make_durable()`."""
         async with self.lock:
             t = Txn(self)
             yield t
@@ -420,13 +428,48 @@ class StoreCore:
             t.finish()
             with trio.CancelScope(shield=True):
                 lsn = await self.db.apply(t.batch, sync=True)
-        with trio.CancelScope(shield=True):
-            await self.db.durable(lsn)
-        for cb in t.on_durable:
-            cb()
+        if _DEFERRED.get():
+            # notifications and replication act only on durable versions: theirs wait too
+            self.undurable_lsn = max(self.undurable_lsn, lsn)
+            self._awaiting_durable += [(lsn, cb) for cb in t.on_durable]
+        else:
+            with trio.CancelScope(shield=True):
+                await self.db.durable(lsn)
+            for cb in t.on_durable:
+                cb()
         self._notify(t.changed)
         if self.commit_hooks and t.changed:
             await self._run_commit_hooks(t.changed)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def durability_deferred() -> Iterator[None]:
+        """Commits made inside (by this task) return once written and visible, without waiting
+        until they are durable: the mount's close(2), whose durability follows at fsync(2) or
+        within mount.durability_seconds (fusefs/SEMANTICS.md). Only the metadata commit waits
+        less: the data it points at was made durable before it, so a power cut can lose such a
+        version whole, never leave it torn."""
+        token = _DEFERRED.set(True)
+        try:
+            yield
+        finally:
+            _DEFERRED.reset(token)
+
+    async def make_durable(self) -> None:
+        """Every commit made so far durable, deferred ones included (one shared sync)."""
+        lsn = self.db.written
+        with trio.CancelScope(shield=True):
+            await self.db.durable(lsn)
+        self.durable_lsn = max(self.durable_lsn, lsn)
+        due = [cb for at, cb in self._awaiting_durable if at <= lsn]
+        self._awaiting_durable = [(at, cb) for at, cb in self._awaiting_durable if at > lsn]
+        for cb in due:
+            cb()
+
+    @property
+    def has_undurable(self) -> bool:
+        """A deferred commit may not be durable yet."""
+        return self.undurable_lsn > self.durable_lsn
 
     def _record_damage(self, segment_id: str, shards: list[int], reason: str) -> None:
         raw = self.db.get(keys.heal(segment_id))
@@ -686,12 +729,13 @@ class StoreCore:
 
     async def write_segment(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any] | None = None,
-        *, encrypt_with: SegmentKey | None = None,
+        *, encrypt_with: SegmentKey | None = None, size_hint: int | None = None,
     ) -> tuple[SegmentRef | None, BodySummary]:
         """Store bytes as a staged segment: durable, held by a staging reference until a version
         references it (put_object_segments(release_staged=...)) or release_staged drops it.
         Staging references do not survive a restart, so abandoned segments are collected."""
-        seg, summary = await self.write_body(body, dict(identity or {}, staged=True), encrypt_with=encrypt_with)
+        seg, summary = await self.write_body(body, dict(identity or {}, staged=True), size_hint=size_hint,
+                                             encrypt_with=encrypt_with)
         if seg is None:
             return None, summary
         refs = whole_ref(seg)

@@ -133,3 +133,54 @@ def test_group_sync_failure_reaches_every_writer_it_covered() -> None:
     with pytest.raises(OSError):  # a later writer tries again, and fails again
         group.wait(1)
     assert calls == 2 and group.synced == 0
+
+
+async def test_deferred_commit_is_visible_at_once_and_durable_at_make_durable(tmp_path: Path) -> None:
+    """The mount's close: durability_deferred() commits are readable when they return, counted
+    as not yet durable, and make_durable() syncs them (LevelDB's log sync covers their lsn)."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        assert not store.has_undurable
+        with store.durability_deferred():
+            await store.put_object("bkt", "k", b"x" * 100)
+        assert await read_all(store, "bkt", "k") == b"x" * 100
+        assert store.has_undurable
+        lsn = store.db.written
+        await store.make_durable()
+        assert not store.has_undurable
+        assert store.db.log_sync.synced >= lsn
+        await store.put_object("bkt", "k2", b"y")  # outside: durable on return, nothing deferred
+        assert not store.has_undurable and store.db.log_sync.synced >= store.db.written
+    finally:
+        store.db.close()
+
+
+def test_durability_interval_must_be_positive(tmp_path: Path) -> None:
+    from appliance.config import ConfigError, load_config
+
+    cfg = tmp_path / "stowage.toml"
+    cfg.write_text("[mount]\ndurability_seconds = 0\n")
+    with pytest.raises(ConfigError, match="durability_seconds"):
+        load_config(cfg)
+    cfg.write_text("[mount]\ndurability_seconds = 0.5\n")
+    assert load_config(cfg).mount.durability_seconds == 0.5
+
+
+async def test_deferred_commits_announce_durability_only_at_make_durable(tmp_path: Path) -> None:
+    """Txn.on_durable (notifications, replication) of a deferred commit runs at make_durable,
+    not when the commit returns: they act only on durable versions."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        fired: list[str] = []
+        store.txn_hooks.append(lambda t: t.on_durable.append(lambda: fired.append("durable")))
+        with store.durability_deferred():
+            await store.put_object("bkt", "k", b"x")
+        assert fired == []
+        await store.make_durable()
+        assert fired == ["durable"]
+        await store.put_object("bkt", "k2", b"y")  # not deferred: announced when it returns
+        assert fired == ["durable", "durable"]
+    finally:
+        store.db.close()
