@@ -8,9 +8,10 @@ DATA ?= ./stowage-data
 
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
 	xfsprogs e2fsprogs smartmontools util-linux sqlite3 rsync git tar attr \
-	s3cmd rclone restic s3fs fio debootstrap systemd-container
+	s3cmd rclone restic s3fs fio debootstrap systemd-container \
+	duplicity python3-boto3 dpkg-dev debhelper fakeroot
 
-.PHONY: setup run test lint bench install clean-venv
+.PHONY: setup run test lint bench install clean-venv deb
 
 setup: .stamp-apt $(VENV)/.stamp-pip
 
@@ -47,3 +48,8 @@ bench: setup
 # Install or upgrade Stowage on this (Debian 12) box as a systemd service; see images/install.sh.
 install:
 	bash images/install.sh
+
+# The Debian package (packaging/deb/build.sh): dist/stowage_VERSION_ARCH.deb, installing under
+# /opt/stowage with its own venv, the units, the default config and /usr/bin/stowage.
+deb: .stamp-apt
+	bash packaging/deb/build.sh --output dist

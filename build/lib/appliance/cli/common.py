@@ -1,0 +1,74 @@
+"""What every `stowage` command shares: finding the appliance (--config / --data) and turning
+core errors into one clear line and an exit status."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from appliance.config import DEFAULT_CONFIG_PATH, Config, ConfigError, embedded_config, load_config
+from appliance.engine.errors import FormatError, StowageError
+
+EX_CONFIG = 78  # sysexits: configuration error; systemd is told not to restart on it
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def appliance_options(fn: F) -> F:
+    """Add --config/--data and pass a loaded `cfg: Config` to the command."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="embedded appliance: everything under this directory")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, config_path: Path | None, data_dir: Path | None, **kwargs: Any) -> Any:
+        cfg = run_guarded(lambda: resolve_config(config_path, data_dir))
+        return fn(*args, cfg=cfg, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_config(config_path: Path | None, data_dir: Path | None) -> Config:
+    if data_dir is not None:
+        base = load_config(config_path) if config_path else None
+        return embedded_config(data_dir, base)
+    return load_config(config_path or DEFAULT_CONFIG_PATH)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"stowage: {message}", err=True)
+    sys.exit(code)
+
+
+def run_guarded(fn: Callable[[], Any]) -> Any:
+    """Run fn; a core error becomes one line on stderr and a non-zero exit."""
+    try:
+        return fn()
+    except (ConfigError, FormatError) as exc:
+        fail(f"error: {exc.message}", EX_CONFIG)
+    except StowageError as exc:
+        fail(f"error: {exc.message}", 1)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+T = TypeVar("T")
+
+
+def daemon_or_offline(cfg: Config, op: str, args: dict[str, Any], offline: Callable[[], T]) -> Any:
+    """Ask the running daemon to do `op`; when no daemon answers, do it with `offline()` (which
+    opens the metadata DB itself: only possible while the daemon is stopped). A daemon that
+    answers with an error is not retried offline."""
+    from appliance.control import ControlError, call
+
+    try:
+        return call(cfg.control_path, op, args)
+    except ControlError as exc:
+        if not exc.context.get("unreachable"):
+            raise
+    return offline()

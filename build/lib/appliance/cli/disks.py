@@ -1,0 +1,473 @@
+"""`stowage disks`: list (the default), smart DISK, add DEVICE.
+
+Read-only views work without the daemon: they read the host (lsblk, blkid, mountinfo, smartctl,
+statvfs) and the disks' labels; when the daemon answers on the control socket its own per-disk
+counters (I/O errors, checksum failures, latency, state) are merged in. `--json` output is
+documented in docs/disks-json.md and versioned by its "format" field.
+
+`remove` and `replace` (at the end) call the daemon's drain/rebuild ops
+(appliance/services/drain.py): a disk is released only after every shard it held lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from appliance.config import Config
+from appliance.engine.errors import InvalidArgument, StowageError
+from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
+from diskmgr.health import DiskObservation, Health, assess
+from diskmgr.label import ForeignDisk, is_mounted, mount_at, read_label, verify_label
+from diskmgr.smart import SmartReport, read_smart
+from diskmgr.state import ADMINISTRATIVE, DiskState
+
+from . import registry
+from .common import appliance_options, resolve_config, run_guarded
+from .progress import op_progress
+from .sizes import human_size
+
+JSON_FORMAT = 1
+
+
+@dataclass
+class DiskRow:
+    managed: bool
+    disk_id: str | None = None
+    device: str | None = None
+    by_id: str | None = None
+    mount_point: str | None = None
+    kind: str = ""
+    model: str = ""
+    serial: str = ""
+    size_bytes: int | None = None
+    role: str | None = None
+    pool: str | None = None
+    suggested_role: str | None = None
+    suggestion_reason: str = ""
+    system: bool = False
+    in_use: list[str] = field(default_factory=list)
+    state: DiskState = DiskState.OK
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    used_bytes: int | None = None
+    free_bytes: int | None = None
+    temperature_c: int | None = None
+    smart: str = "not_read"
+    power_on_hours: int | None = None
+    errors: dict[str, int | None] = field(default_factory=dict)
+    latency_ms: float | None = None
+    shards: int | None = None
+    heal_progress: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _errors(smart: SmartReport | None, io: int | None = None, checksum: int | None = None) -> dict[str, int | None]:
+    s = smart if smart is not None and smart.available else None
+    return {
+        "io": io,
+        "checksum": checksum,
+        "reallocated_sectors": s.reallocated_sectors if s else None,
+        "pending_sectors": s.pending_sectors if s else None,
+        "offline_uncorrectable": s.offline_uncorrectable if s else None,
+        "uncorrected": s.uncorrected_errors if s else None,
+        "media_errors": s.media_errors if s else None,
+    }
+
+
+def _daemon_counters(cfg: Config) -> dict[str, dict[str, Any]]:
+    if not registry.daemon_running(cfg):
+        return {}
+    from appliance.control import ControlError, call
+
+    try:
+        result = call(cfg.control_path, "disks.counters", timeout=10.0)
+    except (ControlError, OSError, ValueError):
+        return {}
+    rows = result.get("disks") if isinstance(result, dict) else None
+    return {r["disk_id"]: r for r in rows or [] if isinstance(r, dict) and isinstance(r.get("disk_id"), str)}
+
+
+def _managed_dirs(cfg: Config) -> list[Path]:
+    dirs = [Path(d.path) for d in cfg.disks]
+    with contextlib.suppress(OSError):
+        dirs += sorted(p for p in cfg.disks_dir.iterdir() if p.is_dir() and p not in dirs)
+    return dirs
+
+
+def _device_of(path: Path, devices: list[BlockDevice]) -> BlockDevice | None:
+    entry = mount_at(path)
+    if entry is None:
+        return None
+    for d in devices:
+        if d.majmin == entry.majmin:
+            return d
+    return None
+
+
+def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
+    try:
+        devices = discover()
+        discovery_error = ""
+    except DiscoveryError as exc:
+        devices, discovery_error = [], str(exc)
+    suggestions = {s.path: s for s in suggest_roles(devices)}
+    counters = _daemon_counters(cfg)
+    smart_cache: dict[str, SmartReport] = {}
+
+    def smart_of(dev: BlockDevice | None) -> SmartReport | None:
+        if dev is None or not with_smart or dev.type == "loop":
+            return None
+        if dev.path not in smart_cache:
+            smart_cache[dev.path] = read_smart(dev.path)
+        return smart_cache[dev.path]
+
+    try:
+        appliance_id: str | None = registry.appliance_id_readonly(cfg)
+    except StowageError:
+        appliance_id = None
+    rows: list[DiskRow] = []
+    used_devices: set[str] = set()
+    for path in _managed_dirs(cfg):
+        static = any(Path(d.path) == path for d in cfg.disks)
+        row = DiskRow(managed=True, mount_point=str(path), kind="directory" if static else "")
+        mounted = static or is_mounted(path)
+        label_ok, offline_reason = True, ""
+        try:
+            label = read_label(path) if mounted else None
+            if label is not None:
+                row.disk_id, row.role, row.pool = label.disk_id, label.role, label.pool
+                if appliance_id:
+                    verify_label(label, appliance_id)
+        except ForeignDisk as exc:
+            label_ok, offline_reason = False, exc.message
+        except StowageError as exc:
+            label_ok, offline_reason = False, exc.message
+        if row.disk_id is None:
+            row.disk_id = path.name if not static else None
+        dev = None if static else _device_of(path, devices)
+        if dev is not None:
+            used_devices.add(dev.path)
+            row.device, row.by_id, row.kind = dev.path, dev.by_id or None, dev.kind
+            row.model, row.serial, row.size_bytes = dev.model, dev.serial, dev.size
+        if mounted:
+            try:
+                st = os.statvfs(path)
+                row.size_bytes = row.size_bytes or st.f_blocks * st.f_frsize
+                row.free_bytes = st.f_bavail * st.f_frsize
+                row.used_bytes = (st.f_blocks - st.f_bfree) * st.f_frsize
+            except OSError:
+                pass
+        daemon = counters.get(row.disk_id or "", {})
+        smart = smart_of(dev)
+        if not path.exists():
+            offline_reason = (f"{path} does not exist (the daemon creates it at its first start)" if static
+                              else f"{path} does not exist")
+        obs = DiskObservation(
+            present=path.exists(), mounted=mounted, label_ok=label_ok,
+            io_errors=int(daemon.get("io_errors") or 0), checksum_failures=int(daemon.get("checksum_failures") or 0),
+            rotational=dev.rotational if dev else None,
+            offline_reason=offline_reason or ("" if mounted else f"{path} is not mounted: its disk is missing"),
+        )
+        _apply_health(row, assess(smart, obs), smart)
+        if dev is None:
+            row.notes = [n for n in row.notes if n != "SMART not read"]
+        if daemon.get("state") in ADMINISTRATIVE:  # the operator's word beats the host-side view
+            row.state = DiskState(daemon["state"])
+        row.errors = _errors(smart, obs.io_errors if daemon else None, obs.checksum_failures if daemon else None)
+        if isinstance(daemon.get("shards"), int):
+            row.shards = daemon["shards"]
+        if isinstance(daemon.get("heal_progress"), int | float):
+            row.heal_progress = float(daemon["heal_progress"])
+        lat = daemon.get("latency_p99_ms")
+        row.latency_ms = float(lat) if isinstance(lat, int | float) else None
+        rows.append(row)
+    for dev in devices:
+        if dev.path in used_devices:
+            continue
+        s = suggestions.get(dev.path)
+        smart = smart_of(dev)
+        row = DiskRow(
+            managed=False, device=dev.path, by_id=dev.by_id or None, kind=dev.kind, model=dev.model,
+            serial=dev.serial, size_bytes=dev.size, system=dev.system, in_use=dev.in_use(),
+            suggested_role=(s.role or None) if s else None, suggestion_reason=s.reason if s else "",
+            role="system" if dev.system else None,
+        )
+        _apply_health(row, assess(smart, DiskObservation(rotational=dev.rotational)), smart)
+        row.errors = _errors(smart)
+        rows.append(row)
+    out: dict[str, Any] = {
+        "format": JSON_FORMAT,
+        "appliance_id": appliance_id,
+        "daemon": "running" if registry.daemon_running(cfg) else "stopped",
+        "disks": [r.to_json() for r in rows],
+    }
+    if discovery_error:
+        out["discovery_error"] = discovery_error
+    return out
+
+
+def _apply_health(row: DiskRow, h: Health, smart: SmartReport | None) -> None:
+    row.state, row.reasons, row.notes = h.state, list(h.reasons), list(h.notes)
+    if row.kind == "loop":
+        row.notes = ["loop device: no SMART" if n == "SMART not read" else n for n in row.notes]
+    if smart is not None:
+        row.smart = smart.verdict
+        row.temperature_c = smart.temperature_c
+        row.power_on_hours = smart.power_on_hours
+        if not row.model:
+            row.model = smart.model
+        if not row.serial:
+            row.serial = smart.serial
+
+
+_STATE_STYLE = {DiskState.OK: "green", DiskState.WARNING: "yellow", DiskState.FAILING: "red",
+                DiskState.FAILED: "bold red", DiskState.OFFLINE: "bold red"}
+
+
+def render_table(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Stowage disks (appliance {doc.get('appliance_id') or 'unknown'}, "
+                        f"daemon {doc.get('daemon')})", title_justify="left")
+    for col in ("DEVICE", "DISK", "ROLE", "POOL", "STATE", "SIZE", "USED/FREE", "SHARDS", "TEMP", "ERRORS",
+                "MODEL", "NOTES"):
+        table.add_column(col, overflow="fold")
+    for r in doc["disks"]:
+        role = r["role"] or (f"({r['suggested_role']}?)" if r["suggested_role"] else "-")
+        state = r["state"]
+        style = _STATE_STYLE.get(state, "")
+        used = (f"{human_size(r['used_bytes'])} / {human_size(r['free_bytes'])}"
+                if r["free_bytes"] is not None else "-")
+        errs = [f"{k}={v}" for k, v in r["errors"].items() if v]
+        notes = r["reasons"] or ([r["suggestion_reason"]] if not r["managed"] else []) or r["notes"]
+        if r.get("heal_progress") is not None:
+            state += f" {r['heal_progress'] * 100:.0f}%"
+        table.add_row(
+            r["device"] or r["mount_point"] or "-",
+            r["disk_id"] or "-", role, r["pool"] or "-",
+            f"[{style}]{state}[/{style}]" if style else state,
+            human_size(r["size_bytes"]), used,
+            str(r["shards"]) if r.get("shards") is not None else "-",
+            f"{r['temperature_c']} °C" if r["temperature_c"] is not None else "-",
+            ", ".join(errs) or "0", f"{r['kind']} {r['model']}".strip() or "-",
+            "; ".join(notes),
+        )
+    # a pipe or a log gets the whole table, not one squeezed to 80 columns
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    if doc.get("discovery_error"):
+        click.echo(f"note: block devices not listed: {doc['discovery_error']}", err=True)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@click.group("disks", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="config file (default /etc/stowage/stowage.toml)")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="embedded appliance: everything under this directory")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (docs/disks-json.md)")
+@click.option("--no-smart", is_flag=True, help="do not run smartctl (faster)")
+@click.pass_context
+def disks(ctx: click.Context, config_path: Path | None, data_dir: Path | None, as_json: bool,
+          no_smart: bool) -> None:
+    """Disks of this appliance and of this host: list (default), smart, add."""
+    # options given before the subcommand apply to it too: `stowage disks --data D add ...`
+    given = {k: v for k, v in (("config_path", config_path), ("data_dir", data_dir)) if v is not None}
+    if given:
+        ctx.default_map = {name: dict(given) for name in ("list", "smart", "add", "remove", "replace")}
+    if ctx.invoked_subcommand is None:
+        cfg = run_guarded(lambda: resolve_config(config_path, data_dir))
+        _list(cfg, as_json, no_smart)
+
+
+def _list(cfg: Config, as_json: bool, no_smart: bool) -> None:
+    doc = run_guarded(lambda: collect(cfg, with_smart=not no_smart))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+    else:
+        render_table(doc)
+
+
+@disks.command("list")
+@appliance_options
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (docs/disks-json.md)")
+@click.option("--no-smart", is_flag=True, help="do not run smartctl (faster)")
+def list_cmd(cfg: Config, as_json: bool, no_smart: bool) -> None:
+    """One row per disk: device, role, pool, state and reasons, space, temperature, errors."""
+    _list(cfg, as_json, no_smart)
+
+
+@disks.command("smart")
+@appliance_options
+@click.argument("disk")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def smart_cmd(cfg: Config, disk: str, as_json: bool) -> None:
+    """SMART detail of DISK (a device path or name, a /dev/disk/by-id name, or a disk id)."""
+    report, health = run_guarded(lambda: _smart_for(cfg, disk))
+    if as_json:
+        click.echo(json.dumps({"format": JSON_FORMAT, "smart": report.to_json(), "state": health.state,
+                               "reasons": list(health.reasons), "notes": list(health.notes)},
+                              indent=2, sort_keys=True))
+        return
+    _render_smart(report, health)
+
+
+def _smart_for(cfg: Config, spec: str) -> tuple[SmartReport, Health]:
+    devices = discover(io_counters=False)
+    dev = find_device(devices, spec)
+    if dev is None:
+        for path in _managed_dirs(cfg):
+            if path.name == spec or str(path) == spec:
+                dev = _device_of(path, devices)
+                if dev is None:
+                    raise InvalidArgument(f"disk {spec} is not a mounted block device (a directory disk, or "
+                                          "its device is missing); it has no SMART data")
+                break
+    if dev is None:
+        raise InvalidArgument(f"{spec}: no such disk or device (see `stowage disks`)")
+    report = read_smart(dev.path)
+    return report, assess(report, DiskObservation(rotational=dev.rotational))
+
+
+def _render_smart(r: SmartReport, h: Health) -> None:
+    from rich.table import Table
+
+    c = Console()
+    style = _STATE_STYLE.get(h.state, "")
+    c.print(f"[bold]{r.device}[/bold]  {r.model or ''} {('serial ' + r.serial) if r.serial else ''}".rstrip())
+    c.print(f"health: [{style}]{h.state}[/{style}]" + (f" — {'; '.join(h.reasons)}" if h.reasons else ""))
+    for note in h.notes:
+        c.print(f"note: {note}")
+    if not r.available:
+        c.print(f"SMART: unavailable ({r.unavailable_reason})")
+        return
+    t = Table(show_header=False, box=None)
+    facts: list[tuple[str, Any]] = [
+        ("protocol", r.protocol), ("firmware", r.firmware), ("capacity", human_size(r.capacity_bytes)),
+        ("overall verdict", r.verdict.upper()), ("temperature", f"{r.temperature_c} °C" if r.temperature_c
+                                                    is not None else None),
+        ("power-on hours", r.power_on_hours), ("reallocated sectors", r.reallocated_sectors),
+        ("pending sectors", r.pending_sectors), ("offline uncorrectable", r.offline_uncorrectable),
+        ("reported uncorrectable", r.reported_uncorrect), ("uncorrected errors", r.uncorrected_errors),
+        ("media errors", r.media_errors), ("percentage used", f"{r.percentage_used}%" if r.percentage_used
+                                                           is not None else None),
+        ("available spare", f"{r.available_spare}% (threshold {r.available_spare_threshold}%)"
+         if r.available_spare is not None else None),
+        ("attributes failing now", ", ".join(r.failing_now) or None),
+        ("attributes failed in the past", ", ".join(r.failed_in_past) or None),
+    ]
+    for k, v in facts:
+        if v not in (None, ""):
+            t.add_row(k, str(v))
+    c.print(t)
+    if r.self_tests:
+        st = Table(title="self-test log (newest first)", title_justify="left")
+        for col in ("TEST", "RESULT", "HOURS", "FIRST BAD LBA"):
+            st.add_column(col)
+        for test in r.self_tests[:10]:
+            mark = {True: "green", False: "red", None: "yellow"}[test.passed]
+            st.add_row(test.kind, f"[{mark}]{test.status}[/{mark}]", str(test.hours if test.hours is not None
+                                                                          else "-"),
+                       str(test.lba) if test.lba is not None else "-")
+        c.print(st)
+
+
+@disks.command("add")
+@appliance_options
+@click.argument("device")
+@click.option("--role", type=click.Choice(["data", "meta"]), required=True, help="what the disk is for")
+@click.option("--pool", default="default", show_default=True, help="pool of a data disk")
+@click.option("--force", is_flag=True, help="erase a device that holds data (asks for confirmation)")
+@click.option("--yes", is_flag=True, help="with --force: do not ask (for scripts)")
+def add_cmd(cfg: Config, device: str, role: str, pool: str, force: bool, yes: bool) -> None:
+    """Format DEVICE, mount it under the state directory and give it to the appliance."""
+    from diskmgr.prepare import Preflight
+
+    if yes and not force:
+        raise click.UsageError("--yes only confirms --force; give both to erase a device without a prompt")
+
+    def confirm(pf: Preflight) -> bool:
+        click.echo(f"{pf.device.path} ({pf.device.kind} {pf.device.model} {human_size(pf.device.size)}) is not "
+                   "blank:", err=True)
+        for why in pf.data:
+            click.echo(f"  - {why}", err=True)
+        if yes:
+            click.echo("--force --yes given: erasing it.", err=True)
+            return True
+        if not sys.stdin.isatty():
+            click.echo("refusing to erase without confirmation (not a terminal); scripts pass --force --yes",
+                       err=True)
+            return False
+        answer = click.prompt(f"Everything on it will be destroyed. Type {pf.device.path} to confirm",
+                              default="", show_default=False, err=True)
+        return bool(answer.strip() == pf.device.path)
+
+    result = run_guarded(lambda: registry.add_disk(cfg, device, role, pool, force=force, confirm=confirm,
+                                                   progress=lambda m: click.echo(m, err=True)))
+    click.echo(f"added disk {result.disk_id}: {result.device} ({result.fstype}, UUID={result.fs_uuid}) "
+               f"mounted at {result.mount_point}, role {result.role}, pool {result.pool}")
+    click.echo(f"  at boot: {result.boot}")
+    click.echo(f"  {result.handed_over}")
+
+
+# --- remove / replace: thin callers of the daemon's drain ops (appliance/services/drain.py); the
+# host-side release of a managed disk reuses bootmount/prepare ---------------------------------
+
+
+def _drain_line(p: dict[str, Any]) -> str:
+    return f"{p.get('op', 'drain')} {p.get('disk_id')}: {p.get('moved_shards', 0)} shards moved"
+
+
+def _release_host_side(cfg: Config, res: dict[str, Any]) -> None:
+    """A managed disk (mounted under the state dir) is unmounted and its boot mount removed."""
+    from diskmgr import bootmount
+    from diskmgr.prepare import unmount
+
+    where = Path(res["path"])
+    if where.parent != cfg.disks_dir or not is_mounted(where):
+        return
+    bootmount.uninstall(bootmount.host_boot_config(), res["disk_id"], str(where))
+    unmount(where)
+    click.echo(f"  unmounted {where}; its boot-time mount was removed; the device can be pulled")
+
+
+@disks.command("remove")
+@appliance_options
+@click.argument("disk")
+def remove_cmd(cfg: Config, disk: str) -> None:
+    """Drain DISK (move every shard to other disks, with progress), then release it."""
+    from appliance import control
+
+    with op_progress(_drain_line) as progress:
+        res = run_guarded(lambda: control.call(cfg.control_path, "disks.remove", {"disk": disk},
+                                               on_progress=progress))
+    click.echo(f"disk {res['disk_id']} drained ({res['moved_shards']} shards of {res['segments']} segments "
+               f"moved) and removed")
+    _release_host_side(cfg, res)
+
+
+@disks.command("replace")
+@appliance_options
+@click.argument("old")
+@click.argument("new")
+def replace_cmd(cfg: Config, old: str, new: str) -> None:
+    """Rebuild OLD's shards onto NEW (a disk already added), then release OLD."""
+    from appliance import control
+
+    with op_progress(_drain_line) as progress:
+        res = run_guarded(lambda: control.call(cfg.control_path, "disks.replace", {"old": old, "new": new},
+                                               on_progress=progress))
+    click.echo(f"disk {res['disk_id']} replaced by {res['target']}: {res['moved_shards']} shards rebuilt")
+    _release_host_side(cfg, res)

@@ -1,0 +1,44 @@
+"""Human rendering of `stowage status` (rich tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from diskmgr.state import DiskState
+
+from .sizes import human_size
+
+
+def render_status(st: dict[str, Any]) -> None:
+    con = Console()
+    running = st.get("running", True)
+    state = f"up {st.get('uptime_seconds', 0):.0f}s, pid {st.get('pid')}" if running else "[red]not running[/red]"
+    con.print(f"[bold]Stowage {st.get('version')}[/bold]  {state}")
+    con.print(f"S3 endpoint: {st.get('s3_endpoint') or '-'}    mount: {st.get('mount') or '-'}")
+    objects = st.get("objects")
+    con.print(f"buckets: {st.get('buckets')}    objects: {objects if objects is not None else '-'}")
+    if st.get("pools"):
+        t = Table(title="pools")
+        for col in ("pool", "geometry", "disks", "raw", "usable", "used (raw)", "free (usable)"):
+            t.add_column(col)
+        for p in st["pools"]:
+            g = p["geometry"]
+            t.add_row(p["name"], f"{g['k']}+{g['m']}", str(p["disks"]), human_size(p["raw_bytes"]),
+                      human_size(p["usable_bytes"]), human_size(p["used_bytes"]), human_size(p["free_usable_bytes"]))
+        con.print(t)
+    t = Table(title="disks")
+    for col in ("disk", "pool", "state", "path", "reasons"):
+        t.add_column(col)
+    for d in st.get("disks", []):
+        color = {DiskState.OK: "green", DiskState.WARNING: "yellow"}.get(d["state"], "red")
+        reasons = "; ".join(d.get("reasons") or [])
+        t.add_row(d["disk_id"], d["pool"], f"[{color}]{d['state']}[/{color}]", d["path"], reasons)
+    con.print(t)
+    from .heal import service_lines  # healing services render their own progress lines
+
+    for name, svc in (st.get("services") or {}).items():
+        line = service_lines(name, svc)
+        con.print(line if line is not None else f"{name}: {svc}", markup=False)

@@ -1,0 +1,66 @@
+"""The object engine: everything that touches the metadata DB and the shard files.
+
+What lives here: the versioned records and their key schema (records, keys), the LevelDB
+wrapper (metadb), erasure coding and shard files (codec, shardfile), the runtime disk set and
+placement (disks, diskload, placement), the data path (segments) and its encryption (crypto),
+listings and multipart, object lock (lock: the rules, enforced by every removal of a version;
+lockstore: the settings), and the object-store facade (objectstore.ObjectStore) that both frontends
+and the services call. The stored side of key management (keystore: KMS key records, segment
+envelopes) lives here too; the keys themselves are appliance.iam's. Also
+the engine-side halves of the services: the narrow queries they make (upkeep), segment repair,
+GC, metadata snapshots (metasnap), their versioned progress records (progress), and
+`recover-metadata`.
+
+May import: diskmgr (labels, durable writes, the root of the error model) and appliance.config.
+Never imports appliance.services, appliance.iam, the frontends or the daemon: keys it needs
+(for encryption) are handed in by its callers.
+
+This package's namespace *is* the facade: s3gw and fusefs import from `appliance.engine` (and
+`appliance.engine.errors`), never from its modules. The identity records and their view are part
+of it, for the gateway's IAM API.
+"""
+
+from __future__ import annotations
+
+from .crypto import KeyResolver, SegmentKey
+from .identity import IdentityView
+from .listing import ListPage, UploadPage, VersionPage
+from .lock import MAX_DAYS as MAX_RETENTION_DAYS
+from .lock import MAX_YEARS as MAX_RETENTION_YEARS
+from .lock import MODES as LOCK_MODES
+from .lock import DefaultRetention, LockConfig
+from .lock import remaining_days as remaining_retention_days
+from .names import MAX_KEY_BYTES, S3_MAX_KEY_BYTES
+from .objectstore import (
+    BodySummary,
+    Capacity,
+    DeleteResult,
+    ObjectStore,
+    PutMeta,
+    ReadRange,
+    multipart_etag,
+    unquote_etag,
+)
+from .records import (
+    BucketRecord,
+    CredentialRecord,
+    GroupRecord,
+    InodeRecord,
+    ObjectVersion,
+    PartRecord,
+    PolicyRecord,
+    PolicyVersion,
+    SegmentRef,
+    UploadRecord,
+    UserRecord,
+)
+from .storecore import CONTENT_HEADERS
+
+__all__ = [
+    "CONTENT_HEADERS", "LOCK_MODES", "MAX_KEY_BYTES", "MAX_RETENTION_DAYS", "MAX_RETENTION_YEARS",
+    "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DefaultRetention",
+    "DeleteResult", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListPage", "LockConfig",
+    "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
+    "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
+    "remaining_retention_days", "unquote_etag",
+]

@@ -1,0 +1,91 @@
+"""Bringing data disks online at start-up: labels checked, records kept in the metadata DB.
+
+Two kinds of disks:
+- static directories from the config (the embedded `--data DIR` mode's six disks): created and
+  labelled on first start. If one later comes back without a label (its directory was wiped or
+  replaced by an empty one) it joins as a *new* disk and the old disk id is marked failed, so
+  the healer rebuilds its shards; it is never mistaken for the old disk.
+- managed disks (`stowage disks add`): a filesystem mounted under the state dir. It must be
+  mounted and carry our label, or it stays offline: nothing is ever written into an empty
+  mount point.
+A label naming another appliance is refused outright (ForeignDisk): that protects a populated
+disk from the orphan sweep of a daemon that does not know its segments.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from appliance.config import Config
+from diskmgr import label as labels
+from diskmgr.state import DiskState
+
+from . import diskrecords
+from .disks import Disk, DiskSet
+from .metadb import MetaDB
+
+log = logging.getLogger("stowage.disks")
+
+
+def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
+    """Open every configured and managed data disk (blocking; start-up)."""
+    appliance_id = db.appliance_id
+    known = diskrecords.known(db)
+    disks = DiskSet()
+    static_paths = set()
+    for dc in cfg.disks:
+        path = Path(dc.path)
+        static_paths.add(str(path))
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            lab = labels.read_label(path)
+            labels.verify_label(lab, appliance_id)
+        except labels.UnlabelledDisk:
+            if not cfg.embedded and any(path.iterdir()):
+                # a configured directory with someone else's files in it: never adopt it silently
+                raise labels.UnlabelledDisk(
+                    f"{path} is not empty and carries no Stowage label; refusing to use it as a data disk "
+                    "(give an empty directory, or add a real disk with `stowage disks add`)") from None
+            lab = labels.new_label(appliance_id, "data", dc.pool)
+            for rec in known.values():
+                if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED):
+                    log.warning("disk %s at %s lost its label: marking it failed, joining %s as a new disk",
+                                rec.disk_id, path, lab.disk_id)
+                    diskrecords.change_state(rec, DiskState.FAILED)
+                    diskrecords.save_now(db, rec)
+            labels.write_label(path, lab)
+        prior = known.get(lab.disk_id)
+        if prior is not None and prior.state == DiskState.REMOVED:
+            # drained and released by `stowage disks remove`: it holds nothing we need
+            log.warning("disk %s at %s was removed from the pool; not using it (wipe the directory "
+                        "to add it back as a new disk, or drop it from the configuration)", lab.disk_id, path)
+            continue
+        disk = Disk(lab.disk_id, path, pool=lab.pool, role="data")
+        if not disk.is_initialised():
+            disk.initialise()
+        disks.add(disk)
+        rec = prior or diskrecords.new(lab.disk_id, str(path), "data", lab.pool)
+        if rec.path != str(path) or rec.state in (DiskState.FAILED, DiskState.OFFLINE):
+            rec.path = str(path)
+            diskrecords.change_state(rec, DiskState.OK)
+        diskrecords.save_now(db, rec)
+        known[rec.disk_id] = rec
+    for rec in known.values():
+        if rec.path in static_paths or rec.role != "data" or rec.state == DiskState.REMOVED:
+            continue
+        disk = Disk(rec.disk_id, Path(rec.path), pool=rec.pool, role="data")
+        try:
+            labels.open_disk(rec.path, appliance_id, rec.disk_id, require_mount=True)
+            if not disk.is_initialised():
+                disk.initialise()
+            # offline was only its absence; any other state (failing, draining...) still holds
+            state = diskrecords.state_of(rec)
+            disk.state = DiskState.OK if state == DiskState.OFFLINE else state
+        except Exception as exc:  # a missing disk is a state, not a reason to stay down
+            log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, exc)
+            disk.state = DiskState.OFFLINE
+            disk.reasons = [str(exc)]
+        disks.add(disk)
+    return disks
+

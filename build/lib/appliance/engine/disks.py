@@ -1,0 +1,165 @@
+"""Runtime view of the data disks: where shards live, per-disk limiters and error counters.
+
+A disk is a directory (the root of a mounted filesystem, or a plain directory in the embedded
+mode) holding `shards/<2 hex>/<segment>.<shard>` and `tmp/`. The fan-out directories are
+created once when the disk is initialised and never at write time: if the filesystem goes away
+and leaves an empty mount point, writes fail instead of filling the root filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from diskmgr.durable import fsync_dir
+from diskmgr.latency import LatencyHistogram
+from diskmgr.state import READABLE, WRITABLE, DiskState
+
+FANOUT = [f"{i:02x}" for i in range(256)]
+
+
+@dataclass
+class DiskCounters:
+    reads: int = 0
+    writes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    io_errors: int = 0
+    checksum_failures: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def observe(self, seconds: float) -> None:
+        """One shard read or write took `seconds` (waiting for the disk's limiter included)."""
+        self.latency.observe(seconds)
+
+    def latency_p99_ms(self) -> float | None:
+        """The 99th percentile over the last minute; None while too few operations were seen."""
+        return self.latency.p99_ms()
+
+
+@dataclass
+class Disk:
+    disk_id: str
+    path: Path
+    pool: str = "default"
+    role: str = "data"
+    state: DiskState = DiskState.OK
+    reasons: list[str] = field(default_factory=list)
+    counters: DiskCounters = field(default_factory=DiskCounters)
+    limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
+    reserve_bytes: int = 64 << 20  # keep this much free so the filesystem itself stays healthy
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.path / "shards"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.path / "tmp"
+
+    def shard_path(self, segment_id: str, shard: int) -> str:
+        return f"{self.path}/shards/{segment_id[:2]}/{segment_id}.{shard}"
+
+    def tmp_path(self, segment_id: str, shard: int) -> str:
+        return f"{self.path}/tmp/{segment_id}.{shard}.{secrets.token_hex(4)}"
+
+    @property
+    def writable(self) -> bool:
+        return self.state in WRITABLE
+
+    @property
+    def readable(self) -> bool:
+        return self.state in READABLE
+
+    def free_bytes(self) -> int:
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return 0
+        return max(0, st.f_bavail * st.f_frsize - self.reserve_bytes)
+
+    def total_bytes(self) -> int:
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return 0
+        return st.f_blocks * st.f_frsize
+
+    def initialise(self) -> None:
+        """Create the directory skeleton (blocking; once, when the disk joins)."""
+        for sub in ("shards", "tmp"):
+            (self.path / sub).mkdir(exist_ok=True)
+        for d in FANOUT:
+            (self.shards_dir / d).mkdir(exist_ok=True)
+        fsync_dir(str(self.shards_dir))
+        fsync_dir(str(self.path))
+
+    def is_initialised(self) -> bool:
+        return (self.shards_dir / "ff").is_dir() and self.tmp_dir.is_dir()
+
+    def clear_tmp(self) -> int:
+        """Remove temporary shard files left by a crash (blocking)."""
+        n = 0
+        try:
+            entries = list(os.scandir(self.tmp_dir))
+        except OSError:
+            return 0
+        for e in entries:
+            try:
+                os.unlink(e.path)
+                n += 1
+            except OSError:
+                pass
+        return n
+
+    def iter_shard_files(self) -> Iterator[tuple[str, int, str]]:
+        """(segment id, shard index, path) of every shard file on the disk (blocking)."""
+        for d in FANOUT:
+            try:
+                entries = list(os.scandir(self.shards_dir / d))
+            except OSError:
+                continue
+            for e in entries:
+                seg, _, idx = e.name.rpartition(".")
+                if seg and idx.isdigit():
+                    yield seg, int(idx), e.path
+
+    def record_error(self, checksum: bool = False) -> None:
+        if checksum:
+            self.counters.checksum_failures += 1
+        else:
+            self.counters.io_errors += 1
+
+
+class DiskSet:
+    """All data disks of the appliance, by id, grouped in pools."""
+
+    def __init__(self, disks: list[Disk] | None = None) -> None:
+        self.disks: dict[str, Disk] = {d.disk_id: d for d in disks or []}
+
+    def add(self, disk: Disk) -> None:
+        self.disks[disk.disk_id] = disk
+
+    def remove(self, disk_id: str) -> None:
+        self.disks.pop(disk_id, None)
+
+    def get(self, disk_id: str | None) -> Disk | None:
+        return self.disks.get(disk_id) if disk_id else None
+
+    def pool(self, name: str) -> list[Disk]:
+        return [d for d in self.disks.values() if d.pool == name and d.role == "data"]
+
+    def pools(self) -> list[str]:
+        return sorted({d.pool for d in self.disks.values() if d.role == "data"})
+
+    def __iter__(self) -> Iterator[Disk]:
+        return iter(list(self.disks.values()))
+
+    def __len__(self) -> int:
+        return len(self.disks)
+

@@ -1,0 +1,206 @@
+"""S3 listings as range scans over the key schema.
+
+A delimiter listing never reads the keys under a common prefix: when one key reveals a prefix,
+the iterator seeks to `prefix_successor(prefix)`. One page of a bucket with a million keys
+under a thousand prefixes therefore reads about max_keys index entries, not a million.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import keys
+from .metadb import MetaDB
+from .records import ObjectVersion, UploadRecord
+
+
+@dataclass
+class ListPage:
+    entries: list[ObjectVersion] = field(default_factory=list)
+    common_prefixes: list[str] = field(default_factory=list)
+    is_truncated: bool = False
+    next_marker: str = ""
+
+
+@dataclass
+class VersionPage:
+    entries: list[tuple[ObjectVersion, bool]] = field(default_factory=list)  # (version, is_latest)
+    common_prefixes: list[str] = field(default_factory=list)
+    is_truncated: bool = False
+    next_key_marker: str = ""
+    next_version_id_marker: str = ""
+
+
+@dataclass
+class UploadPage:
+    uploads: list[UploadRecord] = field(default_factory=list)
+    common_prefixes: list[str] = field(default_factory=list)
+    is_truncated: bool = False
+    next_key_marker: str = ""
+    next_upload_id_marker: str = ""
+
+
+def _scan(
+    db: MetaDB,
+    base: bytes,
+    prefix: str,
+    delimiter: str,
+    start: bytes,
+    key_of: Callable[[bytes], str],
+    after: str,
+    max_items: int,
+    on_entry: Callable[[bytes, bytes, str], None],
+) -> tuple[list[str], bool, str]:
+    """Generic prefix/delimiter walk. Returns (common prefixes, truncated, last item name).
+
+    `after`: common prefixes <= after are skipped (they were returned on an earlier page).
+    """
+    lo = base + prefix.encode()
+    hi = keys.prefix_successor(lo) if prefix else keys.prefix_successor(base)
+    start = max(start, lo)
+    prefixes: list[str] = []
+    count = 0
+    last = ""
+    if max_items <= 0:
+        return prefixes, False, last
+    with db.iterator(start=start, stop=hi) as it:
+        for raw, value in it:
+            key = key_of(raw)
+            if delimiter:
+                pos = key.find(delimiter, len(prefix))
+                if pos >= 0:
+                    cp = key[: pos + len(delimiter)]
+                    nxt = keys.prefix_successor(base + cp.encode())
+                    if cp > after or not after:
+                        if count == max_items:
+                            return prefixes, True, last
+                        prefixes.append(cp)
+                        count += 1
+                        last = cp
+                    if nxt is None:
+                        break
+                    it.seek(nxt)
+                    continue
+            if count == max_items:
+                return prefixes, True, last
+            on_entry(raw, value, key)
+            count += 1
+            last = key
+    return prefixes, False, last
+
+
+def list_objects(
+    db: MetaDB, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", max_keys: int = 1000
+) -> ListPage:
+    base = keys.latest_prefix(bucket)
+    start = base + start_after.encode() + b"\x00" if start_after else base
+    page = ListPage()
+
+    def on_entry(raw: bytes, value: bytes, key: str) -> None:
+        page.entries.append(ObjectVersion.decode(value))
+
+    page.common_prefixes, page.is_truncated, last = _scan(
+        db, base, prefix, delimiter, start, lambda raw: keys.latest_key_of(raw, bucket), start_after,
+        max_keys, on_entry,
+    )
+    page.next_marker = last if page.is_truncated else ""
+    return page
+
+
+def list_versions(
+    db: MetaDB,
+    bucket: str,
+    prefix: str = "",
+    delimiter: str = "",
+    key_marker: str = "",
+    version_id_marker: str = "",
+    max_keys: int = 1000,
+) -> VersionPage:
+    base = keys.version_bucket_prefix(bucket)
+    if key_marker and version_id_marker:
+        raw_seq = db.get(keys.vid(bucket, key_marker, version_id_marker))
+        if raw_seq is not None:
+            start = keys.version(bucket, key_marker, keys.unpack_seq(raw_seq)) + b"\x00"
+        else:
+            start = keys.prefix_successor(keys.version_key_prefix(bucket, key_marker)) or base
+    elif key_marker:
+        start = keys.prefix_successor(keys.version_key_prefix(bucket, key_marker)) or base
+    else:
+        start = base
+    page = VersionPage()
+    seen_key: list[str] = [key_marker if version_id_marker else ""]
+
+    def on_entry(raw: bytes, value: bytes, key: str) -> None:
+        v = ObjectVersion.decode(value)
+        is_latest = key != seen_key[0]
+        seen_key[0] = key
+        page.entries.append((v, is_latest))
+
+    def key_of(raw: bytes) -> str:
+        return keys.split_version(raw, bucket)[0]
+
+    page.common_prefixes, page.is_truncated, last = _scan(
+        db, base, prefix, delimiter, start, key_of, key_marker, max_keys, on_entry
+    )
+    if page.is_truncated:
+        page.next_key_marker = last
+        if page.entries and page.entries[-1][0].key == last:
+            page.next_version_id_marker = page.entries[-1][0].version_id
+    return page
+
+
+def list_uploads(
+    db: MetaDB,
+    bucket: str,
+    prefix: str = "",
+    delimiter: str = "",
+    key_marker: str = "",
+    upload_id_marker: str = "",
+    max_uploads: int = 1000,
+) -> UploadPage:
+    base = keys.upload_bucket_prefix(bucket)
+    if key_marker and upload_id_marker:
+        start = keys.upload(bucket, key_marker, upload_id_marker) + b"\x00"
+    elif key_marker:
+        start = keys.prefix_successor(base + key_marker.encode() + keys.SEP) or base
+    else:
+        start = base
+    page = UploadPage()
+
+    def on_entry(raw: bytes, value: bytes, key: str) -> None:
+        page.uploads.append(UploadRecord.decode(value))
+
+    def key_of(raw: bytes) -> str:
+        return keys.split_upload(raw, bucket)[0]
+
+    page.common_prefixes, page.is_truncated, last = _scan(
+        db, base, prefix, delimiter, start, key_of, key_marker, max_uploads, on_entry
+    )
+    if page.is_truncated:
+        page.next_key_marker = last
+        if page.uploads and page.uploads[-1].key == last:
+            page.next_upload_id_marker = page.uploads[-1].upload_id
+    return page
+
+
+def count_prefixes(db: MetaDB, bucket: str, prefix: str, accept: Callable[[str], bool]) -> int:
+    """Common prefixes ("/" delimiter) directly under `prefix` whose name passes `accept`: a
+    key-only walk that seeks past each prefix it finds."""
+    base = keys.latest_prefix(bucket)
+    lo = base + prefix.encode()
+    hi = keys.prefix_successor(lo)
+    n = 0
+    with db.db.iterator(start=lo, stop=hi, include_value=False) as it:
+        for raw in it:
+            key = keys.latest_key_of(raw, bucket)
+            pos = key.find("/", len(prefix))
+            if pos < 0:
+                continue
+            if accept(key[len(prefix):pos]):
+                n += 1
+            nxt = keys.prefix_successor(base + key[: pos + 1].encode())
+            if nxt is None:
+                break
+            it.seek(nxt)
+    return n

@@ -1,0 +1,305 @@
+"""The metadata database: LevelDB through plyvel, with versioned records.
+
+Point reads stay inline in the trio loop (microseconds); the synchronous commit of a
+WriteBatch (an fsync of LevelDB's log) runs in a worker thread so the loop keeps serving.
+The appliance format version is stored in the DB itself; a DB written by a newer format is
+refused with a clear message instead of being misread.
+
+Every commit is numbered (its lsn, stored in the batch under keys.JOURNAL_LSN) and, once a
+journal is open (`open_journal`, by the store at start-up or by an offline session), also
+appended to the metadata journal on the data disks (journal.py) in the same order, under one
+lock. A durable commit returns when LevelDB has synced it and the journal has it on its quorum
+of disks; `apply` + `durable` split the two so that the store's commit lock is held only for
+the first (concurrent commits then share the journal's fsyncs). Commits made before a journal
+is open (the disk records written at start-up) are held in memory and appended when it opens.
+A LevelDB write that fails leaves the DB refusing commits (LevelDB itself refuses every write
+after one failed): the daemon stops accepting writes and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import plyvel
+import trio
+
+from . import keys
+from .errors import FormatError, MetadataUnavailable
+from .journal import (
+    Journal,
+    JournalStart,
+    JournalStatus,
+    JournalTarget,
+    Writes,
+    decode_body,
+    decode_record,
+    encode,
+    old_files_of,
+    records_after,
+    scan_targets,
+)
+from .records import Record
+
+log = logging.getLogger("stowage.metadb")
+
+DB_FORMAT = 1
+RECOVERY_MARKER = "RECOVERING"  # in the DB's directory while recover-metadata builds it
+HELD_MAX = 10_000  # commits held for a journal not yet open; beyond, a snapshot is due instead
+R = TypeVar("R", bound=Record)
+
+
+class Batch:
+    """A WriteBatch plus an overlay, so a transaction reads its own writes."""
+
+    def __init__(self, db: MetaDB) -> None:
+        self.db = db
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def put(self, key: bytes, value: bytes | Record) -> None:
+        self.writes[key] = value.encode() if isinstance(value, Record) else value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self.db.get(key)
+
+    def get_record(self, cls: type[R], key: bytes) -> R | None:
+        raw = self.get(key)
+        return cls.decode(raw) if raw is not None else None
+
+    def scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """All (key, value) under prefix, merged with this batch's writes, in key order."""
+        merged = dict(self.db.scan(prefix))
+        for k, v in self.writes.items():
+            if k.startswith(prefix):
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = v
+        return sorted(merged.items())
+
+
+class MetaDB:
+    def __init__(self, path: Path, *, recovering: bool = False) -> None:
+        """`recovering`: opened by recover-metadata, which may find its own unfinished DB."""
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / RECOVERY_MARKER).exists() and not recovering:
+            raise FormatError(f"{path} holds the metadata DB of an unfinished `stowage recover-metadata`: "
+                              "run it again to finish it")
+        try:
+            self.db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.Error as exc:
+            raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
+        self.path = path
+        self._check_format()
+        raw = self.db.get(keys.JOURNAL_LSN)
+        self.lsn = keys.unpack_seq(raw) if raw else 0
+        self.opened_lsn = self.lsn
+        # a DB from before the journal holds changes no journal record has: not so an empty one
+        self.lsn_known = raw is not None or not self._holds_data()
+        self._order = threading.Lock()  # commit order: lsn, journal queue and LevelDB write agree
+        self.journal: Journal | None = None
+        self._held: list[tuple[int, bytes]] | None = []
+        self.failed = ""
+
+    def _check_format(self) -> None:
+        raw = self.db.get(keys.appliance("format"))
+        if raw is None:
+            self.db.put(keys.appliance("format"), str(DB_FORMAT).encode(), sync=True)
+            self.db.put(keys.appliance("id"), secrets.token_hex(8).encode(), sync=True)
+        elif int(raw) > DB_FORMAT:
+            raise FormatError(
+                f"metadata DB at {self.path} has format {int(raw)}; this Stowage reads format "
+                f"{DB_FORMAT} — upgrade Stowage, do not downgrade"
+            )
+
+    def _holds_data(self) -> bool:
+        with self.db.iterator(start=keys.BUCKET, include_value=False) as it:
+            return next(it, None) is not None
+
+    @property
+    def appliance_id(self) -> str:
+        return (self.db.get(keys.appliance("id")) or b"").decode()
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.db.get(key)
+        return value
+
+    def get_record(self, cls: type[R], key: bytes) -> R | None:
+        raw = self.db.get(key)
+        return cls.decode(raw) if raw is not None else None
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        with self.db.iterator(prefix=prefix) as it:
+            yield from it
+
+    def scan_records(self, cls: type[R], prefix: bytes) -> Iterator[tuple[bytes, R]]:
+        for k, v in self.scan(prefix):
+            yield k, cls.decode(v)
+
+    def iterator(self, start: bytes, stop: bytes | None) -> plyvel.Iterator:
+        return self.db.iterator(start=start, stop=stop)
+
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    # --- commits -----------------------------------------------------------------------------
+
+    def _leveldb_write(self, writes: Iterable[tuple[bytes, bytes | None]], sync: bool) -> None:
+        try:
+            with self.db.write_batch(sync=sync) as wb:
+                for k, v in writes:
+                    if v is None:
+                        wb.delete(k)
+                    else:
+                        wb.put(k, v)
+        except plyvel.Error as exc:
+            self.failed = str(exc)
+            log.error("the metadata DB failed a write: %s; commits are refused from now on", exc)
+            raise MetadataUnavailable(f"the metadata DB failed a write: {exc}") from exc
+
+    def _write_locked(self, writes: Writes, sync: bool) -> int:
+        if self.failed:
+            raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
+                                      "commits are refused until the daemon is restarted")
+        lsn = self.lsn + 1
+        writes[keys.JOURNAL_LSN] = keys.pack_seq(lsn)
+        record = encode(lsn, writes, time.time_ns())
+        self.lsn = lsn
+        # queued first, so the disks' fsyncs overlap LevelDB's; a record whose LevelDB write
+        # then fails is a complete commit that was not acknowledged (open_journal applies it)
+        if self.journal is not None:
+            self.journal.append(lsn, record)
+        elif self._held is not None:
+            self._held.append((lsn, record))
+            if len(self._held) > HELD_MAX:
+                self._held = None
+        self._leveldb_write(writes.items(), sync)
+        return lsn
+
+    def _write(self, writes: Writes, sync: bool) -> int:
+        if not writes:
+            return 0
+        with self._order:
+            return self._write_locked(writes, sync)
+
+    async def apply(self, batch: Batch, sync: bool = True) -> int:
+        """Write the batch atomically to LevelDB (synced when `sync`) and queue it for the
+        journal; returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns."""
+        if not batch.writes:
+            return 0
+        return await trio.to_thread.run_sync(self._write, batch.writes, sync)
+
+    async def durable(self, lsn: int) -> None:
+        """Until commit `lsn` is on the journal's quorum of disks (MetadataUnavailable if no
+        disk takes the journal)."""
+        j = self.journal
+        if lsn and j is not None:
+            await trio.to_thread.run_sync(j.wait, lsn)
+
+    async def commit(self, batch: Batch, sync: bool = True) -> None:
+        """Write the batch atomically; with sync=True this is the durability point (LevelDB
+        synced and the journal on its quorum of disks)."""
+        lsn = await self.apply(batch, sync)
+        if sync:
+            await self.durable(lsn)
+
+    def commit_now(self, batch: Batch, sync: bool = True) -> None:
+        """Blocking commit, for start-up and tools outside the loop."""
+        lsn = self._write(batch.writes, sync)
+        if sync and lsn and self.journal is not None:
+            self.journal.wait(lsn)
+
+    def put_hint(self, key: bytes, value: bytes | Record) -> None:
+        """A non-synced single write, for hints that may be lost (heal queue entries)."""
+        self._write({key: value.encode() if isinstance(value, Record) else value}, sync=False)
+
+    def load(self, writes: Iterable[tuple[bytes, bytes | None]], sync: bool = False) -> None:
+        """Write exactly these writes: no lsn of their own, not journaled (recovery rebuilding
+        a DB from a snapshot and the journal, whose records carry their lsn)."""
+        pairs = list(writes)
+        with self._order:
+            self._leveldb_write(pairs, sync)
+            for k, v in pairs:
+                if k == keys.JOURNAL_LSN and v is not None:
+                    self.lsn = keys.unpack_seq(v)
+
+    # --- the journal ----------------------------------------------------------------------------
+
+    def open_journal(self, targets: list[JournalTarget], quorum: int) -> JournalStart:
+        """Start journaling to `targets` (blocking; once, before serving). Records after this
+        DB's lsn are applied to it first (a crash came between the journal write and LevelDB's);
+        when the journal may lack commits this DB holds, keys.CHECKPOINT_DUE is set so that a
+        snapshot is taken before the store serves (services/snapshot.py)."""
+        start = JournalStart()
+        if self.journal is not None:
+            return start
+        if not targets:
+            self._held = None
+            return start
+        found = scan_targets(targets, self.opened_lsn)
+        redo, highest = records_after(found, self.opened_lsn)
+        top = self.opened_lsn + len(redo)
+        covering = sum(1 for dj in found if dj.newest_last >= top)
+        reasons = []
+        if not self.lsn_known:
+            reasons.append("the DB was written without a journal")
+        if highest > top:
+            reasons.append(f"journal records after {top} follow a gap")
+        if covering < min(quorum, len(targets)):
+            reasons.append(f"only {covering} disks hold the journal up to record {top}")
+        journal = Journal(self.appliance_id, targets, quorum, old_files_of(found))
+        with self._order:
+            held, self._held = self._held, None
+            if held is None:
+                reasons.append("too many commits were made before the journal opened")
+            for body in redo:
+                self._leveldb_write(decode_body(body).writes, sync=False)
+            self.journal = journal
+            if highest > self.opened_lsn:  # the held commits' numbers are taken: commit them again
+                self.lsn = highest
+                for _lsn, rec in held or []:
+                    writes: Writes = dict(decode_record(rec).writes)
+                    self._write_locked(writes, sync=False)
+            else:
+                for lsn, rec in held or []:
+                    journal.append(lsn, rec)
+            due = self.db.get(keys.CHECKPOINT_DUE) is not None
+            if reasons and not due:
+                self._write_locked({keys.CHECKPOINT_DUE: b"1"}, sync=True)
+        start.redone = len(redo)
+        start.checkpoint_due = due or bool(reasons)
+        start.reason = "; ".join(reasons) or ("a snapshot was due already" if due else "")
+        if start.redone:
+            log.warning("metadata journal: %d committed records the DB lacked were applied to it", start.redone)
+        if reasons:
+            log.warning("metadata journal: a snapshot is due before serving (%s)", start.reason)
+        return start
+
+    def journal_status(self) -> JournalStatus | None:
+        return self.journal.status() if self.journal is not None else None
+
+    def checkpoint_due(self) -> bool:
+        return self.db.get(keys.CHECKPOINT_DUE) is not None
+
+    def compact(self, prefix: bytes) -> None:
+        """Compact the files holding the keys under `prefix` (blocking): overwritten and deleted
+        values under it leave the LevelDB files, rather than lingering until LevelDB gets there."""
+        self.db.compact_range(start=prefix, stop=keys.prefix_successor(prefix))
+
+    def snapshot(self) -> plyvel.Snapshot:
+        return self.db.snapshot()
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+        self.db.close()

@@ -1,0 +1,155 @@
+"""Patch commits: a new version made of a base version plus the byte ranges a writer changed.
+
+The mount (fusefs) stages writes locally and commits on fsync/close with
+`commit_patch(bucket, key, base, size, dirty, read_dirty, meta)`: `dirty` lists the [start, end)
+ranges it wrote and `read_dirty(start, end)` returns those bytes. Every other byte below
+base.size is the base version's; everything at or beyond base.size counts as dirty.
+
+All dirty ranges are concatenated into ONE new staged segment (write_segment), and the new
+version's ref list interleaves slices of the base's refs with slices of that segment, so a 4 KiB
+write into a 1 GiB file stores 4 KiB. Small files (<= REWRITE_LIMIT) and badly fragmented ones
+(> MAX_REFS refs) are rewritten whole instead, which keeps their ETag the true MD5 and their ref
+lists short. ETag: when the new segment holds the whole content (file written from scratch, or
+rewritten whole) it is the MD5 of the content (computed by write_segment as the bytes stream
+past); otherwise a composite "<md5>-<refs>" that S3 clients recognise as not-an-MD5 (like a
+multipart ETag). The staged segment is released by the commit itself, or on failure.
+
+Encryption: the new segment is written with `encrypt_with` and base bytes are read with
+`decrypt_with`; the spliced version mixes base segments (their own keys) with the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+import trio
+
+from .crypto import KeyResolver, SegmentKey
+from .records import ObjectVersion, SegmentRef
+from .refs import merge_refs, slice_refs
+from .segments import BodySummary
+from .storecore import PutMeta, StoreCore
+
+CHUNK = 1 << 20  # dirty bytes are read from the writer this much at a time
+REWRITE_LIMIT = 8 << 20
+MAX_REFS = 512
+EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+
+ReadRange = Callable[[int, int], Awaitable[bytes]]
+Run = tuple[bool, int, int]  # (dirty?, start, end)
+
+
+def layout(size: int, base_size: int, dirty: Iterable[tuple[int, int]]) -> list[Run]:
+    """Dirty and base pieces covering [0, size), in order; bytes from base_size on are dirty."""
+    spans = sorted([(s, min(e, size)) for s, e in dirty if s < min(e, size)]
+                   + ([(base_size, size)] if base_size < size else []))
+    runs: list[Run] = []
+    pos = 0
+    for s, e in spans:
+        if runs and s <= pos:  # overlaps or touches the dirty run before: extend it
+            if e > pos:
+                runs[-1], pos = (True, runs[-1][1], e), e
+            continue
+        if pos < s:
+            runs.append((False, pos, s))
+        runs.append((True, s, e))
+        pos = e
+    if pos < size:
+        runs.append((False, pos, size))
+    return runs
+
+
+def composite_etag(base_etag: str, refs: list[SegmentRef], new_md5: str) -> str:
+    """Not an MD5 of the content (which nobody read whole): a digest of what the version is made
+    of, "-<number of refs>" like a multipart ETag."""
+    h = hashlib.md5(base_etag.encode())
+    h.update(repr([(r.segment_id, r.offset, r.length) for r in refs]).encode())
+    h.update(new_md5.encode())
+    return f"{h.hexdigest()}-{len(refs)}"
+
+
+class PatchStore(StoreCore):
+    """StoreCore plus the mount's commit."""
+
+    async def commit_patch(self, bucket: str, key: str, base: ObjectVersion | None, size: int,
+                           dirty: Iterable[tuple[int, int]], read_dirty: ReadRange,
+                           meta: PutMeta, *, encrypt_with: SegmentKey | None = None,
+                           decrypt_with: KeyResolver | None = None) -> ObjectVersion:
+        """Commit `size` bytes: base's bytes outside `dirty`, read_dirty's inside (module doc)."""
+        runs = layout(size, base.size if base else 0, dirty)
+        identity = {"bucket": bucket, "key": key}
+
+        def content() -> AsyncIterator[bytes]:
+            return self._content(runs, base, read_dirty, decrypt_with)
+
+        if size <= REWRITE_LIMIT or all(d for d, _, _ in runs):
+            seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with)
+            refs, etag = self._whole(seg, summary)
+        else:
+            seg, summary = await self.write_segment(self._dirty(runs, read_dirty), identity,
+                                                    encrypt_with=encrypt_with)
+            refs = self._splice(runs, base.segments if base else [], seg)
+            if len(refs) > MAX_REFS:  # too fragmented: rewrite whole (base refs still readable)
+                if seg is not None:
+                    with trio.CancelScope(shield=True):
+                        await self.release_staged([seg.segment_id])
+                seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with)
+                refs, etag = self._whole(seg, summary)
+            else:
+                etag = composite_etag(base.etag if base else "", refs, summary.etag)
+        staged = [seg.segment_id] if seg else []
+        try:
+            return await self.put_object_segments(bucket, key, refs, size, etag if size else EMPTY_MD5, meta,
+                                                  release_staged=staged, long_key=True)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.release_staged(staged)
+            raise
+
+    @staticmethod
+    def _whole(seg: SegmentRef | None, summary: BodySummary) -> tuple[list[SegmentRef], str]:
+        return ([seg] if seg else []), summary.etag
+
+    @staticmethod
+    def _splice(runs: list[Run], base_refs: list[SegmentRef], seg: SegmentRef | None) -> list[SegmentRef]:
+        """The new ref list: base slices for clean runs, consecutive ranges of seg for dirty ones."""
+        refs: list[SegmentRef] = []
+        seg_off = 0
+        for dirty, s, e in runs:
+            if dirty:
+                assert seg is not None  # the dirty runs are what seg holds
+                refs.append(SegmentRef(seg.segment_id, seg_off, e - s))
+                seg_off += e - s
+            else:
+                refs.extend(slice_refs(base_refs, s, e))
+        return merge_refs(refs)
+
+    async def _content(self, runs: list[Run], base: ObjectVersion | None, read_dirty: ReadRange,
+                       decrypt_with: KeyResolver | None) -> AsyncIterator[bytes]:
+        """The whole new content, in order."""
+        for dirty, s, e in runs:
+            if dirty:
+                async for piece in _read_range(read_dirty, s, e):
+                    yield piece
+                continue
+            assert base is not None  # clean runs lie below base.size
+            async for piece in self.read_object(base, s, e, decrypt_with=decrypt_with):
+                yield piece
+
+    @staticmethod
+    async def _dirty(runs: list[Run], read_dirty: ReadRange) -> AsyncIterator[bytes]:
+        """The dirty runs' bytes, concatenated (the new segment)."""
+        for dirty, s, e in runs:
+            if dirty:
+                async for piece in _read_range(read_dirty, s, e):
+                    yield piece
+
+
+async def _read_range(read_dirty: ReadRange, start: int, end: int) -> AsyncIterator[bytes]:
+    for c in range(start, end, CHUNK):
+        hi = min(end, c + CHUNK)
+        data = await read_dirty(c, hi)
+        if len(data) != hi - c:  # a short read would shift every later ref of the new version
+            raise ValueError(f"read_dirty({c}, {hi}) returned {len(data)} bytes")
+        yield data

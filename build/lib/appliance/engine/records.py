@@ -1,0 +1,490 @@
+"""Versioned metadata records stored as LevelDB values.
+
+Encoding: one format-version byte, then compact JSON of the record's fields. JSON is
+explicit, language-neutral and fast enough here (a few microseconds a record); no pickle.
+
+Each record class writes format `FORMAT` and decodes every format it has ever written through
+its decoder table (`decoders()`: format version -> decoder). Changing a record's layout means a
+new FORMAT and a new entry in that table, never an edit of an old decoder. Golden bytes for
+every (class, version) pair live in tests/engine/golden/ and tests/engine/test_formats.py fails
+when one is missing, so a format change cannot slip through unnoticed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+from .crypto import plain_length
+from .errors import FormatError
+
+RECORD_FORMAT = 1
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """Mixin: encode/decode with a leading format byte."""
+
+    FORMAT: ClassVar[int] = RECORD_FORMAT  # the format this version writes
+
+    @classmethod
+    def decoders(cls: type[R]) -> dict[int, Callable[[dict[str, Any]], R]]:
+        """Format version -> decoder of the JSON body. Format 1 is round 1's layout."""
+        return {1: cls._from_json}
+
+    def encode(self) -> bytes:
+        body = json.dumps(self._to_json(), separators=(",", ":"), ensure_ascii=False)
+        return bytes([self.FORMAT]) + body.encode()
+
+    def _to_json(self) -> dict[str, Any]:
+        return asdict(cast("DataclassInstance", self))
+
+    @classmethod
+    def decode(cls: type[R], data: bytes) -> R:
+        if not data:
+            raise FormatError(f"empty {cls.__name__} record")
+        version = data[0]
+        decoder = cls.decoders().get(version)
+        if decoder is None:
+            raise FormatError(f"{cls.__name__} record format {version} is not supported by this version")
+        try:
+            raw = json.loads(data[1:])
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return decoder(raw)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise FormatError(f"damaged {cls.__name__} record: {exc}") from exc
+
+    @classmethod
+    def _from_json(cls: type[R], raw: dict[str, Any]) -> R:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    """A byte range [offset, offset+length) of one immutable segment."""
+
+    segment_id: str
+    offset: int
+    length: int
+
+
+@dataclass(slots=True)
+class BucketRecord(Record):
+    """A bucket and its configuration. Format 2 added the access-control settings; format 3
+    default encryption and object lock."""
+
+    FORMAT: ClassVar[int] = 3
+
+    name: str
+    created_ns: int
+    versioning: str = ""  # "" (never enabled) | "Enabled" | "Suspended"
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    policy: str = ""  # the bucket policy's JSON text; "" = none
+    acl: list[dict[str, str]] | None = None  # grants (see Grant below); None = owner FULL_CONTROL only
+    ownership: str = ""  # "" = the configured default | ObjectWriter | BucketOwnerPreferred | BucketOwnerEnforced
+    public_access_block: dict[str, bool] | None = None  # the four PublicAccessBlock flags; None = not set
+    # Default encryption of new objects: {"algorithm": "AES256" | "aws:kms", "kms_key_id": id,
+    # "bucket_key": bool}; None = none configured (objects are written as their requests say).
+    encryption: dict[str, Any] | None = None
+    # Object lock: {"enabled": True, "mode": "" | "GOVERNANCE" | "COMPLIANCE", "days": N, "years": N}
+    # (the default retention of new versions); None = object lock not enabled (and never can be
+    # after creation, as on AWS).
+    object_lock: dict[str, Any] | None = None
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], BucketRecord]]:
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}  # older formats: defaults
+
+
+@dataclass(slots=True)
+class ObjectVersion(Record):
+    """One version of an object (or a delete marker). Format 2 added `acl` and `posix_trusted`
+    (format-1 versions decode as trusted: round 1 had no such distinction); format 3 `inode`;
+    format 4 the server-side encryption and object lock of the version; format 5 the checksums
+    of a multipart object's parts."""
+
+    FORMAT: ClassVar[int] = 5
+
+    bucket: str
+    key: str
+    version_id: str  # "null" for unversioned / suspended writes
+    seq: int  # monotonic commit order; newer versions have larger seq
+    last_modified_ns: int
+    delete_marker: bool = False
+    size: int = 0
+    etag: str = ""  # without quotes
+    content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # content-encoding, cache-control, ...
+    user_meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
+    tags: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)  # algorithm (upper) -> base64 value
+    checksum_type: str = ""  # "" | "FULL_OBJECT" | "COMPOSITE"
+    storage_class: str = "STANDARD"
+    segments: list[SegmentRef] = field(default_factory=list)
+    parts: list[int] = field(default_factory=list)  # part sizes, for multipart objects
+    # Each part's checksum in the object's algorithm (algorithm -> base64), parallel to `parts`:
+    # what GetObjectAttributes lists and GetObject?partNumber returns. Empty without checksums.
+    part_checksums: list[dict[str, str]] = field(default_factory=list)
+    owner: str = ""
+    acl: list[dict[str, str]] | None = None  # object ACL grants; None = owner FULL_CONTROL only
+    # The POSIX attributes in user_meta (mode, uid, gid, ...) were written by the mount or by a
+    # principal allowed stowage:PutPosixAttributes; otherwise the mount shows bucket defaults.
+    posix_trusted: bool = True
+    # The InodeRecord of the file whose hard link this key is ("" = a file with one name). It
+    # counts only while that record lists this key (Txn keeps the two in step).
+    inode: str = ""
+    # What HEAD/GET report of its server-side encryption: {"mode": "AES256" | "aws:kms" | "SSE-C",
+    # "kms_key_id": ..., "context": ..., "customer_key_md5": ...}; None = stored in plaintext.
+    # The keys themselves are in the segments' envelopes, wrapped.
+    sse: dict[str, str] | None = None
+    lock_mode: str = ""  # object lock retention: "" | "GOVERNANCE" | "COMPLIANCE"
+    retain_until_ns: int = 0  # retention end (server clock); 0 = no retention
+    legal_hold: bool = False
+
+    def _to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["segments"] = [[s.segment_id, s.offset, s.length] for s in self.segments]
+        return d
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], ObjectVersion]]:
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json, 4: cls._from_json, 5: cls._from_json}
+
+    @classmethod
+    def _from_json(cls, raw: dict[str, Any]) -> ObjectVersion:
+        raw = dict(raw)
+        raw["segments"] = [SegmentRef(s[0], s[1], s[2]) for s in raw.get("segments", [])]
+        return super(ObjectVersion, cls)._from_json(raw)
+
+
+@dataclass(slots=True)
+class InodeRecord(Record):
+    """The identity of a file with hard links: the keys that are its names. Each link is a normal
+    object whose current version carries `inode` = inode_id and the same data and metadata as
+    the others (the mount writes them together, in one commit)."""
+
+    bucket: str
+    inode_id: str
+    links: list[str]  # in the order they were made
+    created_ns: int
+
+
+@dataclass(slots=True)
+class SegmentRecord(Record):
+    """Placement and health of one erasure-coded segment. Format 2 added `enc`, the envelope of
+    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted."""
+
+    FORMAT: ClassVar[int] = 2
+
+    segment_id: str
+    k: int
+    m: int
+    block_size: int
+    length: int  # bytes stored in the shards (with an encrypted segment's block tags)
+    shards: list[str | None]  # disk id per shard index; None = never written / lost
+    refcount: int
+    created_ns: int
+    pool: str = "default"
+    damaged: list[int] = field(default_factory=list)  # shard indices known missing/corrupt
+    enc: dict[str, Any] | None = None  # opaque envelope (wrapped data key, mode, key id); None = plaintext
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], SegmentRecord]]:
+        return {1: cls._from_json, 2: cls._from_json}
+
+    @property
+    def plain_length(self) -> int:
+        """The segment's content bytes: what SegmentRefs address."""
+        return self.length if self.enc is None else plain_length(self.length, self.block_size)
+
+
+@dataclass(slots=True)
+class UploadRecord(Record):
+    """An in-progress multipart upload. Format 2 added `acl` and `posix_trusted`; format 3 the
+    encryption and object lock settings the completed object gets; format 4 `checksum_type`."""
+
+    FORMAT: ClassVar[int] = 4
+
+    upload_id: str
+    bucket: str
+    key: str
+    initiated_ns: int
+    content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    user_meta: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    storage_class: str = "STANDARD"
+    checksum_algorithm: str = ""
+    # How the completed object's checksum is made of the parts' (S3's x-amz-checksum-type):
+    # "COMPOSITE" (the checksum of the parts' checksums, "-N") or "FULL_OBJECT" (the CRC of the
+    # whole content, combined from the parts' CRCs); "" with no checksum algorithm.
+    checksum_type: str = ""
+    owner: str = ""
+    acl: list[dict[str, str]] | None = None  # given to the completed object
+    posix_trusted: bool = True
+    # As ObjectVersion.sse, plus for SSE-C a salted HMAC of the customer key ("customer_key_hmac")
+    # so every part can be checked to bring the same key; never the key itself.
+    sse: dict[str, str] | None = None
+    lock_mode: str = ""
+    retain_until_ns: int = 0
+    legal_hold: bool = False
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], UploadRecord]]:
+        # format 3 and older: an algorithm meant a composite checksum (all this version made)
+        return {1: cls._from_v3, 2: cls._from_v3, 3: cls._from_v3, 4: cls._from_json}
+
+    @classmethod
+    def _from_v3(cls, raw: dict[str, Any]) -> UploadRecord:
+        up = cls._from_json(raw)
+        up.checksum_type = "COMPOSITE" if up.checksum_algorithm else ""
+        return up
+
+
+@dataclass(slots=True)
+class PartRecord(Record):
+    part_number: int
+    size: int
+    etag: str
+    last_modified_ns: int
+    segments: list[SegmentRef] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def _to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["segments"] = [[s.segment_id, s.offset, s.length] for s in self.segments]
+        return d
+
+    @classmethod
+    def _from_json(cls, raw: dict[str, Any]) -> PartRecord:
+        raw = dict(raw)
+        raw["segments"] = [SegmentRef(s[0], s[1], s[2]) for s in raw.get("segments", [])]
+        return super(PartRecord, cls)._from_json(raw)
+
+
+@dataclass(slots=True)
+class CompletionRecord(Record):
+    """A multipart upload that was completed, remembered for a while (engine/completions.py): the
+    same completion sent again gets the same answer while the version it made is current."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    version_id: str
+    seq: int  # the version it made (the latest version of the key while it is still current)
+    etag: str  # ... and its ETag
+    parts_digest: str  # SHA-256 of the completed part list (part numbers and ETags)
+    completed_ns: int
+
+
+@dataclass(slots=True)
+class DiskRecord(Record):
+    """A data or metadata disk known to this appliance."""
+
+    disk_id: str
+    path: str
+    role: str = "data"  # data | meta
+    pool: str = "default"
+    state: str = "ok"  # ok | warning | failing | failed | offline | draining | removed
+    added_ns: int = 0
+    device: str = ""
+    uuid: str = ""
+
+
+@dataclass(slots=True)
+class GcEntry(Record):
+    segment_id: str
+    queued_ns: int
+
+
+@dataclass(slots=True)
+class HealEntry(Record):
+    segment_id: str
+    queued_ns: int
+    shards: list[int] = field(default_factory=list)
+    reason: str = ""
+
+
+def derived_id(prefix: str, *parts: object, length: int = 17) -> str:
+    """A stable id computed from what identifies a record: for records of a format that had no id
+    (round 1's users), so the id a decoder gives them is the same on every read."""
+    digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()
+    return prefix + base64.b32encode(digest).decode()[:length]
+
+
+def derived_canonical_id(*parts: object) -> str:
+    """A stable 64-hex-digit canonical user id (the form S3 ACLs use), as derived_id."""
+    return hashlib.sha256(("canonical\x00" + "\x00".join(str(p) for p in parts)).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KmsKeyVersion:
+    version: int
+    wrapped: str  # base64 of the key material wrapped by the appliance master key
+    created_ns: int
+
+
+@dataclass(slots=True)
+class KmsKeyRecord(Record):
+    """A named key of the built-in KMS (appliance/iam/kms.py). Each rotation adds a version of
+    key material; the newest wraps new data keys, the older ones still unwrap theirs. The
+    material is stored wrapped by the master key only."""
+
+    key_id: str  # AWS-style key id (a UUID)
+    name: str
+    created_ns: int
+    enabled: bool = True
+    description: str = ""
+    versions: list[KmsKeyVersion] = field(default_factory=list)  # oldest first
+
+    def _to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["versions"] = [[v.version, v.wrapped, v.created_ns] for v in self.versions]
+        return d
+
+    @classmethod
+    def _from_json(cls, raw: dict[str, Any]) -> KmsKeyRecord:
+        raw = dict(raw)
+        raw["versions"] = [KmsKeyVersion(int(v[0]), str(v[1]), int(v[2])) for v in raw.get("versions", [])]
+        return super(KmsKeyRecord, cls)._from_json(raw)
+
+
+@dataclass(slots=True)
+class CredentialRecord(Record):
+    """An access key of an IAM user. Format 2 keeps the secret wrapped by the appliance master key
+    (`wrapped_secret`: base64 of appliance.iam.masterkey's blob, bound to the access key), so the
+    secret is never stored in plain text.
+
+    Format 1 (round 1) stored `secret_key` in plain text. It decodes with the secret in
+    `legacy_secret` (never printed by repr) and cannot be encoded again: the identity layer
+    re-wraps it (appliance/iam/sealing.py) and the engine compacts the key range afterwards so the
+    plain text leaves the LevelDB files (identity.py)."""
+
+    FORMAT: ClassVar[int] = 2
+
+    access_key: str
+    user: str
+    created_ns: int
+    active: bool = True
+    wrapped_secret: str = ""
+    legacy_secret: str = field(default="", repr=False, compare=False)
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], CredentialRecord]]:
+        return {1: cls._from_v1, 2: cls._from_json}
+
+    @classmethod
+    def _from_v1(cls, raw: dict[str, Any]) -> CredentialRecord:
+        return cls(str(raw["access_key"]), str(raw["user"]), int(raw["created_ns"]), bool(raw.get("active", True)),
+                   legacy_secret=str(raw["secret_key"]))
+
+    def _to_json(self) -> dict[str, Any]:
+        if self.legacy_secret:
+            raise FormatError(f"access key {self.access_key}: a plain-text secret must be wrapped before it is stored")
+        return {"access_key": self.access_key, "user": self.user, "created_ns": self.created_ns,
+                "active": self.active, "wrapped_secret": self.wrapped_secret}
+
+
+@dataclass(slots=True)
+class UserRecord(Record):
+    """An IAM user. Format 2 added its ids, path, the disabled flag and its policies (the names of
+    attached managed policies, and inline policies by name). A format-1 user (round 1) decodes
+    with ids derived from its name and creation time and no policies, except that round 1's
+    `admin` flag becomes the canned `admin` policy attached."""
+
+    FORMAT: ClassVar[int] = 2
+
+    name: str
+    created_ns: int
+    user_id: str = ""  # AWS's unique id (AIDA...), aws:userid
+    canonical_id: str = ""  # the S3 canonical user id ACL grants name
+    path: str = "/"
+    disabled: bool = False
+    policies: list[str] = field(default_factory=list)  # attached managed policies, by name
+    inline: dict[str, str] = field(default_factory=dict)  # inline policy name -> JSON document
+
+    @classmethod
+    def decoders(cls) -> dict[int, Callable[[dict[str, Any]], UserRecord]]:
+        return {1: cls._from_v1, 2: cls._from_json}
+
+    @classmethod
+    def _from_v1(cls, raw: dict[str, Any]) -> UserRecord:
+        name, created = str(raw["name"]), int(raw["created_ns"])
+        return cls(name, created, user_id=derived_id("AIDA", "user", name, created),
+                   canonical_id=derived_canonical_id("user", name, created),
+                   policies=["admin"] if raw.get("admin") else [])
+
+
+@dataclass(slots=True)
+class GroupRecord(Record):
+    """An IAM group: its members (user names) and its policies, as a user's."""
+
+    name: str
+    created_ns: int
+    group_id: str  # AGPA...
+    path: str = "/"
+    members: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    inline: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    version_id: str  # "v1", "v2", ...: never reused within a policy
+    document: str  # the JSON text as given (validated when stored)
+    created_ns: int
+
+
+@dataclass(slots=True)
+class PolicyRecord(Record):
+    """A customer-managed policy: up to five versions, one of them the default (the one enforced)."""
+
+    name: str
+    created_ns: int
+    policy_id: str  # ANPA...
+    path: str = "/"
+    description: str = ""
+    updated_ns: int = 0
+    default_version: str = "v1"
+    versions: list[PolicyVersion] = field(default_factory=list)
+    next_version: int = 2  # the number of the next version created
+
+    def _to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["versions"] = [[v.version_id, v.document, v.created_ns] for v in self.versions]
+        return d
+
+    @classmethod
+    def _from_json(cls, raw: dict[str, Any]) -> PolicyRecord:
+        raw = dict(raw)
+        raw["versions"] = [PolicyVersion(str(v[0]), str(v[1]), int(v[2])) for v in raw.get("versions", [])]
+        return super(PolicyRecord, cls)._from_json(raw)
+
+    def version(self, version_id: str) -> PolicyVersion | None:
+        return next((v for v in self.versions if v.version_id == version_id), None)
+
+    @property
+    def document(self) -> str:
+        """The default version's document."""
+        found = self.version(self.default_version)
+        return found.document if found is not None else ""
+
+
+@dataclass(slots=True)
+class AccountRecord(Record):
+    """The appliance's one account: its 12-digit id (IAM ARNs) and the root user's canonical id."""
+
+    account_id: str
+    root_canonical_id: str
+    created_ns: int

@@ -1,0 +1,557 @@
+"""The data path: streaming a body into an erasure-coded segment, and range reads back.
+
+Write: the body is cut into blocks; each block is hashed and encoded in a worker thread and
+its k+m chunks are handed to one writer task per shard, each appending to a temporary file on
+its own disk under that disk's limiter. Bounded channels keep memory to a few blocks whatever
+the object size. A shard whose disk fails mid-write is dropped; the segment survives if at
+least `quorum` shards were written. Sealing fsyncs, renames and fsyncs directories; the
+caller's metadata commit comes after.
+
+Read: blocks are fetched in batches, one contiguous pread per shard file per batch, and every
+chunk's CRC32C is verified. With all needed data chunks healthy the bytes are concatenated;
+otherwise the remaining shards of the batch are read and the block is decoded, and the damage
+is reported so the healer can rebuild the missing chunks.
+
+Encryption (crypto.py): a write given a SegmentKey seals each block (block_size - 16 plaintext
+bytes) before it is erasure-coded; a read given the data key opens the blocks it touches. A
+block that fails authentication although its chunks passed their CRCs was altered on a disk:
+the other shards are read and combinations of k chunks are decoded until one authenticates, and
+the chunks that differ from it are reported as damage like a CRC failure (the healer rebuilds
+them). If no combination authenticates the read fails (DataIntegrityError): unauthenticated
+bytes are never returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import itertools
+import os
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from diskmgr.durable import fsync_dir
+
+from . import codec
+from .codec import Geometry
+from .crypto import TAG, SegmentCipher, SegmentKey
+from .disks import Disk, DiskSet
+from .errors import DataIntegrityError, EncryptionKeyRequired, InsufficientShards, InsufficientStorage
+from .placement import choose
+from .records import SegmentRecord
+from .shardfile import ShardHeader, ShardWriter, block_count, block_len, read_chunks
+
+READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
+CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
+INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
+MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
+CIPHER_CACHE = 1024  # segment ciphers kept for reads
+BUFFER_POOL = 8  # assembly buffers kept for encrypted reads
+MAX_POOLED_BUFFER = 16 << 20
+
+DamageCallback = Callable[[str, list[int], str], None]
+Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
+
+
+@dataclass
+class BodySummary:
+    size: int = 0
+    md5: str = hashlib.md5(b"").hexdigest()  # of the plaintext: for Content-MD5 checks
+    etag: str = ""  # what the version's ETag becomes: the MD5, or a keyed digest (crypto.py)
+
+    def __post_init__(self) -> None:
+        self.etag = self.etag or self.md5
+
+
+@dataclass
+class _ShardState:
+    disk: Disk | None
+    writer: ShardWriter | None = None
+    failed: bool = False
+    error: str = ""
+    sent: list[int] = field(default_factory=list)
+
+
+async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Run calls concurrently in a local nursery; results in call order."""
+    results: list[Any] = [None] * len(calls)
+
+    async def one(i: int, fn: Callable[[], Awaitable[Any]]) -> None:
+        results[i] = await fn()
+
+    async with trio.open_nursery() as nursery:
+        for i, fn in enumerate(calls):
+            nursery.start_soon(one, i, fn)
+    return results
+
+
+async def with_last(blocks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes, bool]]:
+    """(block, is it the last one): the final-block flag an encrypted block is sealed with."""
+    held: bytes | None = None
+    async for block in blocks:
+        if held is not None:
+            yield held, False
+        held = block
+    if held is not None:
+        yield held, True
+
+
+async def iter_blocks(body: bytes | AsyncIterable[bytes], block_size: int) -> AsyncIterator[bytes]:
+    """Re-chunk a body into block_size pieces (the last may be shorter)."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body)
+        for off in range(0, len(data), block_size):
+            yield data[off : off + block_size]
+        return
+    pieces: list[bytes] = []
+    have = 0
+    async for piece in body:
+        if not piece:
+            continue
+        pieces.append(bytes(piece))
+        have += len(piece)
+        while have >= block_size:
+            joined = b"".join(pieces)
+            yield joined[:block_size]
+            rest = joined[block_size:]
+            pieces = [rest] if rest else []
+            have = len(rest)
+    if have:
+        yield b"".join(pieces)
+
+
+class SegmentIO:
+    def __init__(self, disks: DiskSet, appliance_id: str, on_damage: DamageCallback) -> None:
+        self.disks = disks
+        self.appliance_id = appliance_id
+        self.on_damage = on_damage
+        # (data key, segment id) -> cipher: deriving a block key costs more than opening a small
+        # object, and hot objects are read again and again
+        self._cipher = functools.lru_cache(maxsize=CIPHER_CACHE)(SegmentCipher)
+        # buffers encrypted blocks are assembled in (reused: a fresh one costs page faults)
+        self._buffers: list[bytearray] = []
+
+    # --- write ------------------------------------------------------------------------------
+
+    async def write(
+        self,
+        body: bytes | AsyncIterable[bytes],
+        geo: Geometry,
+        pool: list[Disk],
+        identity: dict[str, Any],
+        key: SegmentKey | None = None,
+    ) -> tuple[SegmentRecord | None, BodySummary]:
+        """Store a body as one new segment (None for an empty body), encrypted when given a key.
+        Not yet committed."""
+        segment_id = secrets.token_hex(16)
+        md5 = hashlib.md5()
+        created = time.time_ns()
+        cipher = SegmentCipher(key.data_key, segment_id) if key is not None else None
+        enc = dict(key.envelope) if key is not None else None
+        header = ShardHeader(segment_id, 0, geo.k, geo.m, geo.block_size, 0, created, self.appliance_id,
+                             dict(identity), enc)
+        shards: list[_ShardState] = []
+        sends: list[trio.MemorySendChannel[memoryview]] = []
+        length = stored = 0
+
+        def seal_and_encode(index: int, block: bytes, final: bool) -> list[memoryview]:
+            sealed = cipher.seal(index, block, final) if cipher is not None else block
+            return codec.encode_block(geo, sealed)
+
+        async def encode(index: int, block: bytes, final: bool) -> list[memoryview]:
+            # MD5 and zfec (after AES-GCM, ~10x faster) each take ~1.5 ms per MiB; on two
+            # threads they overlap.
+            _, chunks = await gather(lambda: trio.to_thread.run_sync(md5.update, block),
+                                     lambda: trio.to_thread.run_sync(seal_and_encode, index, block, final))
+            encoded: list[memoryview] = chunks
+            return encoded
+
+        plain_block = geo.block_size - (TAG if cipher is not None else 0)
+        try:
+            async with trio.open_nursery() as nursery:
+                index = 0
+                async for block, final in with_last(iter_blocks(body, plain_block)):
+                    if not shards:
+                        placement = choose(pool, geo)
+                        shards = [_ShardState(d) for d in placement]
+                        for i, st in enumerate(shards):
+                            send, recv = trio.open_memory_channel[memoryview](CHANNEL_DEPTH)
+                            sends.append(send)
+                            nursery.start_soon(self._shard_writer, i, st, header, recv)
+                    chunks = await encode(index, block, final)
+                    index += 1
+                    length += len(block)
+                    stored += len(block) + (TAG if cipher is not None else 0)
+                    for i, send in enumerate(sends):
+                        await send.send(chunks[i])
+                    self._check_quorum(shards, geo)
+                for send in sends:
+                    await send.aclose()
+            digest = md5.hexdigest()
+            etag = cipher.opaque_etag(digest) if cipher is not None and key is not None and key.opaque_etag else digest
+            summary = BodySummary(length, digest, etag)
+            if not shards:
+                return None, summary
+            self._check_quorum(shards, geo)
+            identity = dict(identity, etag=summary.etag, size=length)
+            await self._seal(segment_id, shards, header, stored, identity)
+            self._check_quorum(shards, geo)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._discard(segment_id, shards)
+            raise
+        disk_ids = [st.disk.disk_id if st.disk and not st.failed else None for st in shards]
+        rec = SegmentRecord(segment_id, geo.k, geo.m, geo.block_size, stored, disk_ids, refcount=0,
+                            created_ns=created, pool=pool[0].pool if pool else "default",
+                            damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc)
+        return rec, summary
+
+    @staticmethod
+    def _check_quorum(shards: list[_ShardState], geo: Geometry) -> None:
+        healthy = sum(1 for st in shards if st.disk and not st.failed)
+        if healthy < geo.quorum:
+            errors = "; ".join(sorted({st.error for st in shards if st.error})) or "no disks"
+            raise InsufficientStorage(
+                f"only {healthy} of {geo.n} shards could be written (need {geo.quorum}): {errors}"
+            )
+
+    async def _shard_writer(
+        self, i: int, st: _ShardState, header: ShardHeader, recv: trio.MemoryReceiveChannel[memoryview]
+    ) -> None:
+        disk = st.disk
+        async with recv:
+            if disk is None:
+                async for _ in recv:
+                    pass
+                return
+            hdr = _with_shard(header, i)
+            try:
+                st.writer = await trio.to_thread.run_sync(
+                    ShardWriter, disk.tmp_path(header.segment_id, i), hdr, limiter=disk.limiter
+                )
+            except OSError as exc:
+                self._fail(st, disk, exc)
+            async for chunk in recv:
+                if st.failed or st.writer is None:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    await trio.to_thread.run_sync(st.writer.append, chunk, limiter=disk.limiter)
+                except OSError as exc:
+                    self._fail(st, disk, exc)
+                    await trio.to_thread.run_sync(st.writer.discard)
+                    continue
+                disk.counters.observe(time.perf_counter() - t0)
+                disk.counters.writes += 1
+                disk.counters.write_bytes += len(chunk)
+
+    @staticmethod
+    def _fail(st: _ShardState, disk: Disk, exc: OSError) -> None:
+        st.failed = True
+        st.error = f"{disk.disk_id}: {exc.strerror or exc}"
+        disk.record_error()
+
+    async def _seal(
+        self, segment_id: str, shards: list[_ShardState], header: ShardHeader, length: int,
+        identity: dict[str, Any],
+    ) -> None:
+        async def seal_one(i: int, st: _ShardState) -> None:
+            if st.failed or st.writer is None or st.disk is None:
+                return
+            disk, writer = st.disk, st.writer
+            final = _with_shard(header, i)
+            final.length = length
+            final.identity = identity
+            path = disk.shard_path(segment_id, i)
+
+            def work() -> None:
+                writer.seal(path, final)
+                fsync_dir(path.rsplit("/", 1)[0])
+
+            try:
+                await trio.to_thread.run_sync(work, limiter=disk.limiter)
+            except OSError as exc:
+                self._fail(st, disk, exc)
+                await trio.to_thread.run_sync(writer.discard)
+
+        await gather(*[(lambda i=i, st=st: seal_one(i, st)) for i, st in enumerate(shards)])
+
+    async def _discard(self, segment_id: str, shards: list[_ShardState]) -> None:
+        """Remove every file of an uncommitted segment (temporary or sealed)."""
+        for i, st in enumerate(shards):
+            if st.disk is None:
+                continue
+            disk, writer = st.disk, st.writer
+
+            def work(disk: Disk = disk, writer: ShardWriter | None = writer, i: int = i) -> None:
+                if writer is not None:
+                    writer.discard()
+                with contextlib.suppress(OSError):
+                    os.unlink(disk.shard_path(segment_id, i))
+
+            await trio.to_thread.run_sync(work, limiter=disk.limiter)
+
+    async def delete(self, rec: SegmentRecord) -> None:
+        """Remove the shard files of a segment (GC of an unreferenced segment)."""
+        for i, disk_id in enumerate(rec.shards):
+            disk = self.disks.get(disk_id)
+            if disk is None:
+                continue
+            path = disk.shard_path(rec.segment_id, i)
+
+            def work(path: str = path) -> None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+            try:
+                await trio.to_thread.run_sync(work, limiter=disk.limiter)
+            except OSError:
+                disk.record_error()
+
+    # --- read -------------------------------------------------------------------------------
+
+    async def read(self, rec: SegmentRecord, start: int, end: int,
+                   data_key: bytes | None = None) -> AsyncIterator[bytes]:
+        """Content bytes [start, end) of the segment, verified (and decrypted: an encrypted
+        segment needs its data key); decodes around damaged chunks."""
+        if start >= end:
+            return
+        geo = Geometry(rec.k, rec.m, rec.block_size)
+        cipher: SegmentCipher | None = None
+        if rec.enc is not None:
+            if data_key is None:
+                raise EncryptionKeyRequired(f"segment {rec.segment_id} is encrypted and no key was given")
+            cipher = self._cipher(data_key, rec.segment_id)
+        step = geo.block_size - (TAG if cipher is not None else 0)  # content bytes per block
+        first, last = start // step, (end - 1) // step
+        per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
+        batches = [(b0, min(last, b0 + per_batch - 1)) for b0 in range(first, last + 1, per_batch)]
+        if cipher is None:
+            for b0, b1 in batches:
+                blocks = await self._read_blocks(rec, geo, b0, b1)
+                for piece in _pieces(blocks, b0, step, start, end):
+                    yield piece
+            return
+        got = await self._fetch(rec, geo, *batches[0])
+        for n, (b0, _b1) in enumerate(batches):
+            if n + 1 < len(batches):  # decrypt this batch while the next one is read
+                blocks, got = await self._open_and_fetch(rec, geo, b0, got, cipher, batches[n + 1])
+            else:
+                blocks = await self._open_blocks(rec, geo, b0, got, cipher)
+            for piece in _pieces(blocks, b0, step, start, end):
+                yield piece
+
+    async def _open_and_fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks,
+                              cipher: SegmentCipher, following: tuple[int, int]) -> tuple[list[bytes], Chunks]:
+        """Decrypt a batch while the next one is read (the disks and AES-GCM overlap)."""
+        opened: list[bytes] = []
+        nxt: Chunks | None = None
+
+        async def open_batch() -> None:
+            nonlocal opened
+            opened = await self._open_blocks(rec, geo, b0, got, cipher)
+
+        async def fetch() -> None:
+            nonlocal nxt
+            nxt = await self._fetch(rec, geo, *following)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_batch)
+            nursery.start_soon(fetch)
+        assert nxt is not None
+        return opened, nxt
+
+    async def _read_shard(self, rec: SegmentRecord, geo: Geometry, i: int, b0: int, b1: int) -> list[bytes | None]:
+        disk = self.disks.get(rec.shards[i])
+        n = b1 - b0 + 1
+        if disk is None or not disk.readable:
+            return [None] * n
+        path = disk.shard_path(rec.segment_id, i)
+        t0 = time.perf_counter()
+        try:
+            chunks = await trio.to_thread.run_sync(read_chunks, path, geo, rec.length, b0, b1, limiter=disk.limiter)
+        except OSError:
+            disk.record_error()
+            return [None] * n
+        disk.counters.observe(time.perf_counter() - t0)
+        disk.counters.reads += 1
+        bad = sum(1 for c in chunks if c is None)
+        if bad:
+            disk.counters.checksum_failures += bad
+        if len(chunks) < n:  # truncated file: the missing tail is damage too
+            chunks += [None] * (n - len(chunks))
+        return chunks
+
+    async def _read_parity(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int, got: Chunks) -> None:
+        extra = [i for i in range(geo.k, geo.n) if i not in got]
+        results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in extra])
+        got.update(zip(extra, results, strict=True))
+
+    async def _fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> Chunks:
+        """The chunks of blocks b0..b1: the data shards', and the parity shards' too when a data
+        chunk is missing or damaged (the damage is reported)."""
+        got: Chunks = {}
+        data_idx = list(range(geo.k))
+        results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in data_idx])
+        got.update(zip(data_idx, results, strict=True))
+        damaged = sorted(i for i, chunks in got.items() if any(c is None for c in chunks))
+        if damaged:
+            await self._read_parity(rec, geo, b0, b1, got)
+            damaged = sorted(i for i, chunks in got.items() if any(c is None for c in chunks))
+            self.on_damage(rec.segment_id, damaged, "read")
+        for j in range(b1 - b0 + 1):
+            avail = sum(1 for chunks in got.values() if chunks[j] is not None)
+            if avail < geo.k:
+                raise InsufficientShards(
+                    f"segment {rec.segment_id} block {b0 + j}: {avail} of {geo.k} needed chunks "
+                    f"readable (k={geo.k}, m={geo.m})"
+                )
+        return got
+
+    async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> list[bytes]:
+        """Stored blocks b0..b1: data chunks concatenated, decoded around damage."""
+        got = await self._fetch(rec, geo, b0, b1)
+        out: list[bytes] = []
+        for j in range(b1 - b0 + 1):
+            blen = block_len(rec.length, geo.block_size, b0 + j)
+            avail = _available(got, j)
+            if all(i in avail for i in range(geo.k)):
+                block = b"".join(avail[i] for i in range(geo.k))
+                out.append(block[:blen] if len(block) != blen else block)
+            else:
+                out.append(await trio.to_thread.run_sync(codec.decode_block, geo, avail, blen))
+        return out
+
+    async def _open_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks,
+                           cipher: SegmentCipher) -> list[bytes]:
+        """Decrypt a batch; a block that fails authentication is rebuilt from chunks that do."""
+        last = block_count(rec.length, geo.block_size) - 1
+        blens = [block_len(rec.length, geo.block_size, b0 + j) for j in range(len(next(iter(got.values()))))]
+
+        def open_all() -> list[bytes | None]:
+            # Data chunks are assembled in a reused buffer: a fresh one per block would cost page
+            # faults on top of the plaintext's own allocation.
+            size = geo.chunk_size(max(blens)) * geo.k  # the chunks with their padding
+            buf = self._take_buffer(size)
+            try:
+                view = memoryview(buf)
+                out: list[bytes | None] = []
+                for j, blen in enumerate(blens):
+                    index = b0 + j
+                    avail = _available(got, j)
+                    if all(i in avail for i in range(geo.k)):
+                        pos = 0
+                        for i in range(geo.k):
+                            chunk = avail[i]
+                            view[pos:pos + len(chunk)] = chunk
+                            pos += len(chunk)
+                        out.append(cipher.open(index, view[:blen], index == last))
+                    else:
+                        out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
+                view.release()
+                return out
+            finally:
+                self._give_back(buf)
+
+        small = sum(blens) <= INLINE_OPEN_BYTES
+        opened = open_all() if small else await trio.to_thread.run_sync(open_all)
+        if all(p is not None for p in opened):
+            return [p for p in opened if p is not None]
+        await self._read_parity(rec, geo, b0, b0 + len(blens) - 1, got)
+        out: list[bytes] = []
+        tampered: set[int] = set()
+        for j, plain in enumerate(opened):
+            if plain is not None:
+                out.append(plain)
+                continue
+            index = b0 + j
+            rebuilt, bad = await trio.to_thread.run_sync(
+                authentic_block, geo, _available(got, j), block_len(rec.length, geo.block_size, index),
+                cipher, index, index == last)
+            out.append(rebuilt)
+            tampered |= bad
+        for i in tampered:
+            disk = self.disks.get(rec.shards[i])
+            if disk is not None:
+                disk.counters.checksum_failures += 1
+        if tampered:
+            self.on_damage(rec.segment_id, sorted(tampered), "authentication failed")
+        return out
+
+    def _take_buffer(self, size: int) -> bytearray:
+        try:
+            buf = self._buffers.pop()  # atomic: reads decrypt in several threads
+        except IndexError:
+            return bytearray(size)
+        return buf if len(buf) >= size else bytearray(size)
+
+    def _give_back(self, buf: bytearray) -> None:
+        if len(self._buffers) < BUFFER_POOL and len(buf) <= MAX_POOLED_BUFFER:
+            self._buffers.append(buf)
+
+    async def read_all_chunks(self, rec: SegmentRecord, b0: int, b1: int) -> dict[int, list[bytes | None]]:
+        """Every shard's chunks for blocks b0..b1 (for the scrubber/healer)."""
+        geo = Geometry(rec.k, rec.m, rec.block_size)
+        idx = list(range(geo.n))
+        results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in idx])
+        return dict(zip(idx, results, strict=True))
+
+    def block_count(self, rec: SegmentRecord) -> int:
+        return block_count(rec.length, rec.block_size)
+
+
+def _with_shard(header: ShardHeader, i: int) -> ShardHeader:
+    return ShardHeader(header.segment_id, i, header.k, header.m, header.block_size, header.length,
+                       header.created_ns, header.appliance_id, dict(header.identity), header.enc)
+
+
+def _pieces(blocks: list[bytes], b0: int, step: int, start: int, end: int) -> Iterator[bytes]:
+    """The parts of consecutive content blocks (from block b0, `step` bytes each) in [start, end)."""
+    for j, data in enumerate(blocks):
+        base = (b0 + j) * step
+        lo = max(start - base, 0)
+        hi = min(end - base, len(data))
+        yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+
+
+def _available(got: dict[int, list[bytes | None]], j: int) -> dict[int, bytes]:
+    """The chunks of the batch's j-th block that passed their CRC, by shard index."""
+    avail: dict[int, bytes] = {}
+    for i, chunks in got.items():
+        chunk = chunks[j]
+        if chunk is not None:
+            avail[i] = chunk
+    return avail
+
+
+def authentic_block(geo: Geometry, chunks: dict[int, bytes], blen: int, cipher: SegmentCipher, index: int,
+                    final: bool) -> tuple[bytes, set[int]]:
+    """Find k chunks whose block authenticates: (its plaintext, the shards whose chunks differ).
+
+    Every chunk given passed its CRC, so some were altered together with their CRCs. The first k
+    (what the read tried) failed; other combinations are tried dropping as few chunks as
+    possible first, so one altered chunk costs at most n decodes. Blocking: run it in a thread.
+    """
+    idx = sorted(chunks)
+    tried = {tuple(idx[: geo.k])}
+    candidates = (tuple(i for i in idx if i not in dropped)[: geo.k]
+                  for drop in range(1, len(idx) - geo.k + 1) for dropped in itertools.combinations(idx, drop))
+    for use in candidates:
+        if use in tried:
+            continue
+        if len(tried) > MAX_COMBINATIONS:
+            break
+        tried.add(use)
+        block = codec.decode_block(geo, {i: chunks[i] for i in use}, blen)
+        plain = cipher.open(index, block, final)
+        if plain is not None:
+            full = codec.encode_block(geo, block)
+            return plain, {i for i in idx if chunks[i] != full[i]}
+    raise DataIntegrityError(f"segment {cipher.segment_id} block {index}: no combination of its {len(idx)} "
+                             f"readable chunks authenticates (k={geo.k}, m={geo.m}); the stored data was altered")

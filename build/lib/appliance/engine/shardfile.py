@@ -1,0 +1,202 @@
+"""The shard file format: one file per (segment, shard index) on a data disk.
+
+    [0, 8192)        header: b"STWSHARD" | u16 format | u32 json length | JSON | zero padding
+    then per block:  chunk bytes (ceil(block_len / k)) | u32 CRC32C (little endian)
+
+Format 2 is format 1 plus the header field `enc`: the envelope of an encrypted segment's data
+key (engine/crypto.py), so `recover-metadata` can rebuild encrypted segments. It is written only
+for encrypted segments: unencrypted shards stay format 1, readable by every version, and a
+version that predates encryption refuses an encrypted shard instead of reading ciphertext as
+data. The envelope is the one piece of a header `rotate-master` rewrites in place.
+
+The header is self-describing (segment id, shard index, k, m, block size, data length, and the
+object identity at write time) so the metadata DB can be rebuilt from shard files alone. It is
+written as a placeholder first and rewritten with final values (length, ETag) before the fsync,
+which is why it has a fixed size. Chunk offsets are computable from the header, so a range
+read seeks straight to the blocks it needs. All functions here are blocking: call them from a
+worker thread under the disk's limiter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .codec import Geometry, checksum
+from .errors import FormatError
+
+MAGIC = b"STWSHARD"
+SHARD_FORMAT = 1  # unencrypted segments
+ENCRYPTED_FORMAT = 2  # with the `enc` header field
+HEADER_SIZE = 8192
+CRC_SIZE = 4
+_PREFIX = struct.Struct("<8sHI")
+SYNC_EVERY = 8 << 20
+
+
+@dataclass(slots=True)
+class ShardHeader:
+    segment_id: str
+    shard: int
+    k: int
+    m: int
+    block_size: int
+    length: int
+    created_ns: int
+    appliance_id: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)  # bucket, key, version, upload, part, etag...
+    enc: dict[str, Any] | None = None  # an encrypted segment's envelope (format 2)
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.k, self.m, self.block_size)
+
+    def encode(self) -> bytes:
+        doc = asdict(self)
+        if self.enc is None:
+            del doc["enc"]
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        if _PREFIX.size + len(body) > HEADER_SIZE:
+            # identity carries user metadata; drop it rather than fail the write.
+            doc["identity"] = {k: v for k, v in self.identity.items() if k != "user_meta"}
+            body = json.dumps(doc, separators=(",", ":")).encode()
+        if _PREFIX.size + len(body) > HEADER_SIZE:
+            raise FormatError(f"shard header of segment {self.segment_id} does not fit in {HEADER_SIZE} bytes")
+        version = SHARD_FORMAT if self.enc is None else ENCRYPTED_FORMAT
+        raw = _PREFIX.pack(MAGIC, version, len(body)) + body
+        return raw + bytes(HEADER_SIZE - len(raw))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ShardHeader:
+        if len(raw) < _PREFIX.size:
+            raise FormatError("shard header truncated")
+        magic, version, n = _PREFIX.unpack_from(raw)
+        if magic != MAGIC:
+            raise FormatError("not a stowage shard file")
+        decoder = _HEADER_DECODERS.get(version)
+        if decoder is None:
+            raise FormatError(f"shard format {version} is not supported by this version")
+        try:
+            d = json.loads(raw[_PREFIX.size : _PREFIX.size + n])
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            return decoder(d)
+        except (ValueError, TypeError) as exc:
+            raise FormatError(f"damaged shard header: {exc}") from exc
+
+
+def _header_v1(d: dict[str, Any]) -> ShardHeader:
+    return ShardHeader(**d)
+
+
+def _header_v2(d: dict[str, Any]) -> ShardHeader:
+    if not isinstance(d.get("enc"), dict):
+        raise ValueError("an encrypted shard header without its envelope")
+    return ShardHeader(**d)
+
+
+# Shard format version -> header decoder. A new format adds an entry; old ones are never edited,
+# because shard files written by every earlier version stay on the disks for years.
+_HEADER_DECODERS: dict[int, Callable[[dict[str, Any]], ShardHeader]] = {1: _header_v1, 2: _header_v2}
+
+
+def block_count(length: int, block_size: int) -> int:
+    return -(-length // block_size)
+
+
+def block_len(length: int, block_size: int, b: int) -> int:
+    return min(block_size, length - b * block_size)
+
+
+def chunk_offset(geo: Geometry, b: int) -> int:
+    """File offset of block b's chunk (all blocks before the last are full size)."""
+    return HEADER_SIZE + b * (geo.chunk_size(geo.block_size) + CRC_SIZE)
+
+
+def read_header(path: str) -> ShardHeader:
+    with open(path, "rb") as f:
+        return ShardHeader.decode(f.read(HEADER_SIZE))
+
+
+def rewrite_header(path: str, header: ShardHeader) -> None:
+    """Replace a sealed shard file's header in place (a new envelope after `rotate-master`).
+    The chunks are untouched; raises FileNotFoundError if the file is gone."""
+    raw = header.encode()
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, raw, 0)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+class ShardWriter:
+    """Appends checksummed chunks to a temporary shard file; `seal` makes it durable."""
+
+    def __init__(self, tmp_path: str, header: ShardHeader) -> None:
+        self.tmp_path = tmp_path
+        self.header = header
+        self.f = open(tmp_path, "wb", buffering=0)  # noqa: SIM115 - closed in seal/discard
+        self.unsynced = 0
+        try:
+            self.f.write(header.encode())
+        except BaseException:  # a full disk fails the very first write: nothing left behind
+            self.discard()
+            raise
+
+    def append(self, chunk: bytes | memoryview) -> None:
+        self.f.write(chunk)
+        self.f.write(struct.pack("<I", checksum(chunk)))
+        self.unsynced += len(chunk) + CRC_SIZE
+        if self.unsynced >= SYNC_EVERY:
+            # Flush as we go: the disk writes while later blocks are being encoded, and the
+            # final fsync in seal() has little left to do.
+            os.fdatasync(self.f.fileno())
+            self.unsynced = 0
+
+    def seal(self, final_path: str, header: ShardHeader) -> None:
+        """Rewrite the header, fsync, rename into place. The caller fsyncs the directory."""
+        self.f.seek(0)
+        self.f.write(header.encode())
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.rename(self.tmp_path, final_path)
+
+    def discard(self) -> None:
+        try:
+            self.f.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp_path)
+
+
+def read_chunks(path: str, geo: Geometry, length: int, first: int, last: int) -> list[bytes | None]:
+    """Chunks of blocks first..last (inclusive) from one shard file; None where the CRC fails.
+
+    Raises OSError if the file cannot be read at all (missing disk, missing file).
+    """
+    start = chunk_offset(geo, first)
+    sizes = [geo.chunk_size(block_len(length, geo.block_size, b)) for b in range(first, last + 1)]
+    total = sum(sizes) + CRC_SIZE * len(sizes)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        raw = os.pread(fd, total, start)
+    finally:
+        os.close(fd)
+    out: list[bytes | None] = []
+    pos = 0
+    mv = memoryview(raw)
+    for cs in sizes:
+        chunk = mv[pos : pos + cs]
+        crc_raw = mv[pos + cs : pos + cs + CRC_SIZE]
+        pos += cs + CRC_SIZE
+        if len(crc_raw) < CRC_SIZE or struct.unpack("<I", crc_raw)[0] != checksum(chunk):
+            out.append(None)
+        else:
+            out.append(bytes(chunk))
+    return out

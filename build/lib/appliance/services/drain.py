@@ -1,0 +1,126 @@
+"""Draining a disk (move every shard off it, then release it) and replacing one disk by another.
+
+drain(disk): the disk becomes `draining` (still read, never written), every segment with a
+shard on it has that shard moved (verified chunks copied, damaged ones rebuilt from the other
+shards) to another writable disk of the pool, then the disk is `removed`: its DiskRecord says so
+(a managed disk is not loaded again) and it leaves the running DiskSet. If some shard cannot be
+moved (the pool has no other disk for it) the drain stops with an error and the disk stays
+`draining`; nothing is lost.
+
+replace(old, new): the same, with `new` (already attached) as the preferred target of every
+shard; it works whether `old` is still readable (copy) or dead (rebuild from the survivors).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import trio
+
+from appliance.engine.disks import Disk
+from appliance.engine.errors import InsufficientStorage, InvalidArgument
+from appliance.engine.objectstore import ObjectStore
+from diskmgr.state import DiskState
+
+from .heal import Healer
+from .loop import Emit, Json
+
+log = logging.getLogger("stowage.drain")
+
+
+@dataclass
+class DrainProgress:
+    """The drain or replace in progress, or the last one."""
+
+    op: str  # drain | replace
+    disk_id: str
+    target: str | None  # replace: the new disk
+    total: int  # segments with a shard on the disk when it started
+    done: int = 0
+    moved_shards: int = 0
+    running: bool = True
+    failed: int = 0  # segments whose shards could not all be moved
+    last_error: str | None = None
+    remaining: int | None = None  # segments left on the disk at the end (the drain failed)
+    released: bool | None = None  # set when the drain succeeded
+
+    def to_json(self) -> Json:
+        optional = ("last_error", "remaining", "released")
+        return {k: v for k, v in asdict(self).items() if k not in optional or v is not None}
+
+
+class Drainer:
+    def __init__(self, store: ObjectStore, healer: Healer) -> None:
+        self.store = store
+        self.healer = healer
+        self.progress: DrainProgress | None = None  # None: no drain since the daemon started
+        self.lock = trio.Lock()
+
+    def progress_json(self) -> Json:
+        return self.progress.to_json() if self.progress is not None else {}
+
+    def _disk(self, disk_id: object, what: str) -> Disk:
+        if not isinstance(disk_id, str) or not disk_id:
+            raise InvalidArgument(f"{what}: a disk id is required")
+        disk = self.store.disks.get(disk_id)
+        if disk is None:
+            for d in self.store.disks:  # accept the mount path too
+                if str(d.path) == disk_id:
+                    return d
+            raise InvalidArgument(f"{what}: no disk {disk_id!r} in this appliance")
+        return disk
+
+    async def drain(self, disk_id: object, emit: Emit | None = None, target_id: object = None,
+                    release: bool = True) -> Json:
+        op = "replace" if target_id else "drain"
+        disk = self._disk(disk_id, op)
+        target = self._disk(target_id, op) if target_id else None
+        if target is not None:
+            if target.disk_id == disk.disk_id:
+                raise InvalidArgument("replace: OLD and NEW are the same disk")
+            if not target.writable:
+                raise InvalidArgument(f"replace: disk {target.disk_id} is {target.state}, not writable")
+            if target.pool != disk.pool:
+                raise InvalidArgument(f"replace: disk {target.disk_id} is in pool {target.pool}, "
+                                      f"{disk.disk_id} in pool {disk.pool}")
+        async with self.lock:
+            if not disk.state.lost:
+                await self.store.set_disk_state(disk, DiskState.DRAINING)
+                log.warning("disk %s: draining", disk.disk_id)
+            work = await trio.to_thread.run_sync(self.store.segments_on, disk.disk_id)
+            p = self.progress = DrainProgress(op, disk.disk_id, target.disk_id if target else None, len(work))
+            last_emit = 0.0
+            for seg_id, idx in work:
+                try:
+                    res = await self.healer.move_shards(seg_id, set(idx), prefer=target)
+                except Exception as exc:
+                    log.exception("%s: moving segment %s failed", op, seg_id)
+                    p.last_error = f"{seg_id}: {exc}"
+                    res = None
+                if res is not None:
+                    p.moved_shards += len([i for i in res.rebuilt if i in idx])
+                    if res.pending or res.unrecoverable:
+                        p.failed += 1
+                p.done += 1
+                if emit is not None and time.monotonic() - last_emit > 0.3:
+                    await emit(p.to_json())
+                    last_emit = time.monotonic()
+            left = await trio.to_thread.run_sync(self.store.segments_on, disk.disk_id)
+            p.running = False
+            if left:
+                p.remaining = len(left)
+                raise InsufficientStorage(
+                    f"{op}: {len(left)} segments still have shards on {disk.disk_id} (no other writable disk "
+                    f"could take them); the disk stays {disk.state}. Add a disk and retry.")
+            if release:
+                await self.store.set_disk_state(disk, DiskState.REMOVED)
+                log.warning("disk %s: removed", disk.disk_id)
+                self.store.disks.remove(disk.disk_id)
+            p.released = release
+            if emit is not None:
+                await emit(p.to_json())
+            return {"disk_id": disk.disk_id, "path": str(disk.path), "moved_shards": p.moved_shards,
+                    "segments": len(work), "state": disk.state, "released": release,
+                    "target": target.disk_id if target else None}

@@ -1,0 +1,199 @@
+"""Open-file state: writes staged in a local file, committed through the store's commit_patch.
+
+One FileState per open inode (shared by all its handles, so two descriptors see each other's
+writes). Written bytes go to an unlinked sparse file in the staging directory (bounded memory
+whatever the file size); `dirty` records which byte ranges live there. Everything else below
+`base_limit` is still the committed version's data.
+
+Commit (fsync, close) hands the store the size, the dirty ranges and a reader of the staging
+file; the engine decides how the new version is laid out and what its ETag is
+(appliance/engine/patch.py). The mount deals in bytes and versions only; committed bytes are
+read with `decrypt_with` and new ones written with the key the commit is given (encryption.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import trio
+
+from appliance.engine import KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey
+
+from .attrs import Posix
+
+CHUNK = 1 << 20
+READ_WINDOW = 4 << 20
+IO_LIMIT = trio.CapacityLimiter(8)
+
+
+class Intervals:
+    """Disjoint, sorted, non-adjacent [start, end) ranges."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def add(self, s: int, e: int) -> None:
+        if s >= e:
+            return
+        i = bisect.bisect_left(self.ends, s)
+        j = bisect.bisect_right(self.starts, e)
+        if i < j:
+            s, e = min(s, self.starts[i]), max(e, self.ends[j - 1])
+        self.starts[i:j] = [s]
+        self.ends[i:j] = [e]
+
+    def clip(self, size: int) -> None:
+        j = bisect.bisect_left(self.starts, size)
+        del self.starts[j:], self.ends[j:]
+        if self.ends and self.ends[-1] > size:
+            self.ends[-1] = size
+
+    def clear(self) -> None:
+        self.starts.clear()
+        self.ends.clear()
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return list(zip(self.starts, self.ends, strict=True))
+
+    def runs(self, start: int, end: int) -> Iterator[tuple[bool, int, int]]:
+        """(dirty?, s, e) pieces covering [start, end)."""
+        pos = start
+        i = max(0, bisect.bisect_right(self.ends, start))
+        while pos < end:
+            if i < len(self.starts) and self.starts[i] <= pos:
+                hi = min(end, self.ends[i])
+                yield True, pos, hi
+                pos = hi
+                i += 1
+            else:
+                hi = min(end, self.starts[i]) if i < len(self.starts) else end
+                yield False, pos, hi
+                pos = hi
+
+
+class FileState:
+    def __init__(self, store: ObjectStore, staging_dir: Path, base: ObjectVersion | None, posix: Posix,
+                 content_type: str, decrypt_with: KeyResolver) -> None:
+        self.store = store
+        self.decrypt_with = decrypt_with
+        self.staging_dir = staging_dir
+        self.lock = trio.Lock()
+        self.posix = posix
+        self.content_type = content_type
+        self.fd: int | None = None
+        self.dirty = Intervals()
+        self.changed = False  # data or size differs from the committed version
+        self.meta_changed = False  # attributes to commit with the data
+        self.stale = False  # the committed version was replaced from outside
+        self.user_meta: dict[str, str] = dict(base.user_meta) if base else {}
+        self.set_base(base)
+
+    def set_base(self, base: ObjectVersion | None) -> None:
+        self.base = base
+        self._cache: tuple[int, bytes] = (0, b"")
+        self.base_limit = self.size = base.size if base else 0
+        self.stale = False
+
+    # --- staging file -------------------------------------------------------------------
+
+    def _open_staging(self) -> int:
+        if self.fd is None:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            path = self.staging_dir / f"open-{secrets.token_hex(8)}"
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            os.unlink(path)  # the descriptor keeps it; a crash leaves nothing behind
+        return self.fd
+
+    def close_staging(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    async def _pread(self, s: int, e: int) -> bytes:
+        fd = self.fd
+        if fd is None:
+            return bytes(e - s)
+        data = await trio.to_thread.run_sync(os.pread, fd, e - s, s, limiter=IO_LIMIT)
+        return data + bytes(e - s - len(data)) if len(data) < e - s else data
+
+    # --- data ops -------------------------------------------------------------------------
+
+    async def write(self, off: int, data: bytes) -> int:
+        fd = self._open_staging()
+        await trio.to_thread.run_sync(os.pwrite, fd, data, off, limiter=IO_LIMIT)
+        if off > self.size:
+            self.dirty.add(self.size, off)  # the hole reads as zeros from the sparse file
+        self.dirty.add(off, off + len(data))
+        self.size = max(self.size, off + len(data))
+        self.changed = True
+        return len(data)
+
+    async def truncate(self, size: int) -> None:
+        if size == self.size:
+            return
+        if size < self.size:
+            self.dirty.clip(size)
+            self.base_limit = min(self.base_limit, size)
+            self._cache = (0, b"")
+            if self.fd is not None:
+                await trio.to_thread.run_sync(os.ftruncate, self.fd, size, limiter=IO_LIMIT)
+        else:
+            self.dirty.add(self.size, size)
+        self.size = size
+        self.changed = True
+
+    async def read(self, off: int, size: int) -> bytes:
+        end = min(self.size, off + size)
+        if off >= end:
+            return b""
+        return b"".join([piece async for piece in self._content(off, end)])
+
+    async def _content(self, start: int, end: int) -> AsyncIterator[bytes]:
+        for dirty, s, e in self.dirty.runs(start, end):
+            if dirty:
+                for c in range(s, e, CHUNK):
+                    yield await self._pread(c, min(e, c + CHUNK))
+                continue
+            hi = min(e, self.base_limit)
+            if s < hi and self.base is not None:  # (base_limit is 0 without a base)
+                async for piece in self._base(self.base, s, hi):
+                    yield piece
+            if hi < e:  # cannot happen while [base_limit, size) is dirty; zeros to be safe
+                yield bytes(e - max(s, hi))
+
+    async def _base(self, base: ObjectVersion, s: int, e: int) -> AsyncIterator[bytes]:
+        """Committed bytes [s, e), through a one-window read-ahead cache: the kernel asks for
+        128 KiB at a time, the store reads whole erasure-coded blocks."""
+        if e - s > READ_WINDOW:
+            async for piece in self.store.read_object(base, s, e, decrypt_with=self.decrypt_with):
+                yield piece
+            return
+        c0, cached = self._cache
+        if not (c0 <= s and e <= c0 + len(cached)):
+            hi = min(self.base_limit, max(e, s + READ_WINDOW))
+            cached = b"".join([p async for p in self.store.read_object(base, s, hi, decrypt_with=self.decrypt_with)])
+            c0 = s
+            self._cache = (c0, cached)
+        yield cached[s - c0 : e - c0]
+
+    # --- commit ---------------------------------------------------------------------------
+
+    async def commit(self, bucket: str, key: str, meta: PutMeta, encrypt_with: SegmentKey | None) -> ObjectVersion:
+        """Store the current content as the new version of bucket/key, new bytes encrypted with
+        `encrypt_with` (caller holds the lock)."""
+        v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread, meta,
+                                          encrypt_with=encrypt_with, decrypt_with=self.decrypt_with)
+        self.set_base(v)
+        self.dirty.clear()
+        self.changed = self.meta_changed = False
+        if self.fd is not None:
+            await trio.to_thread.run_sync(os.ftruncate, self.fd, 0, limiter=IO_LIMIT)
+        return v

@@ -1,0 +1,162 @@
+"""Namespace queries: what a path is, its attributes, and directory pages (all point reads or
+seek-based range scans of the metadata DB, so cheap enough to do on every request)."""
+
+from __future__ import annotations
+
+import stat
+import time
+from dataclasses import dataclass
+
+from appliance.engine import ObjectStore, ObjectVersion
+from appliance.engine.errors import NoSuchBucket, NoSuchKey
+
+from .access import BucketDefaults
+from .attrs import Posix, posix_of, trusted_mode
+from .inodes import BUCKET, DIR, FILE, KIND_OF_TYPE, LINK, ROOT, Node
+from .paths import dir_prefix, join, marker_key, segment_visible
+
+PAGE = 1000
+MAX_COUNTS = 100_000  # subdirectory counts kept (a few MB)
+# The mount's root: anyone may pass through to a bucket opened to them; only root lists buckets
+# (bucket names are something S3's ListBuckets may keep from a user).
+ROOT_MODE = stat.S_IFDIR | 0o711
+
+
+@dataclass
+class Found:
+    kind: str
+    version: ObjectVersion | None  # the file's version, or the directory's marker
+
+
+class Tree:
+    def __init__(self, store: ObjectStore, defaults: BucketDefaults) -> None:
+        self.store = store
+        self.defaults = defaults
+        self.started_ns = time.time_ns()
+        # subdirectory counts (a scan of the directory's keys), kept until a change could move them
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def head(self, bucket: str, key: str) -> ObjectVersion | None:
+        try:
+            return self.store.head_object(bucket, key)
+        except (NoSuchKey, NoSuchBucket):
+            return None
+
+    def bucket_exists(self, name: str) -> bool:
+        try:
+            self.store.get_bucket(name)
+            return True
+        except NoSuchBucket:
+            return False
+
+    def has_children(self, bucket: str, path: str, ignore_marker: bool = False) -> bool:
+        prefix = dir_prefix(path)
+        try:
+            page = self.store.list_objects(bucket, prefix=prefix, max_keys=2)
+        except NoSuchBucket:
+            return False
+        keys = [v.key for v in page.entries]
+        if ignore_marker:
+            keys = [k for k in keys if k != prefix]
+        return bool(keys)
+
+    def lookup(self, bucket: str, path: str) -> Found | None:
+        """What (bucket, path) is; a directory hides a file of the same name."""
+        if not bucket:
+            return Found(ROOT, None)
+        if not path:
+            return Found(BUCKET, None) if self.bucket_exists(bucket) else None
+        marker = self.head(bucket, marker_key(path))
+        if marker is not None or self.has_children(bucket, path):
+            return Found(DIR, marker)
+        v = self.head(bucket, path)
+        if v is None:
+            return None
+        return Found(kind_of_version(v), v)
+
+    def posix(self, node: Node, found: Found | None) -> tuple[Posix, int]:
+        """(attributes, size) of a node as stored."""
+        if node.kind == ROOT:
+            return Posix(ROOT_MODE, 0, 0, self.started_ns, self.started_ns, self.started_ns), 0
+        d = self.defaults.of(node.bucket)
+        if node.kind == BUCKET:
+            try:
+                created = self.store.get_bucket(node.bucket).created_ns
+            except NoSuchBucket:
+                created = self.started_ns
+            return posix_of(None, stat.S_IFDIR, d, created), 0
+        v = found.version if found else None
+        p = posix_of(v, node.ftype, d, self.started_ns)
+        return p, v.size if v and node.kind in (FILE, LINK) else 0
+
+    def subdirs(self, node: Node) -> int:
+        """How many subdirectories a directory shows (its nlink is 2 more)."""
+        if node.kind == ROOT:
+            return len(self.store.list_buckets())
+        n = self.counts.get((node.bucket, node.path))
+        if n is None:
+            try:
+                n = self.store.count_common_prefixes(node.bucket, dir_prefix(node.path), segment_visible)
+            except NoSuchBucket:
+                return 0
+            if len(self.counts) >= MAX_COUNTS:
+                self.counts.clear()
+            self.counts[(node.bucket, node.path)] = n
+        return n
+
+    def dirs_changed(self, bucket: str, key: str) -> None:
+        """A key was added or removed: every directory above it may have gained or lost a
+        subdirectory (an implicit one appears with its first key)."""
+        parts = key.rstrip("/").split("/")
+        for i in range(len(parts)):
+            self.counts.pop((bucket, "/".join(parts[:i])), None)
+
+    def tree_moved(self, bucket: str, path: str) -> None:
+        """A directory was made, removed or renamed: its parents' counts, and its own and those of
+        everything below it, are no longer known."""
+        self.dirs_changed(bucket, path)
+        below = path + "/" if path else ""
+        for k in [k for k in self.counts if k[0] == bucket and (k[1] == path or k[1].startswith(below))]:
+            del self.counts[k]
+
+    def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
+        """One page of a directory: ([(name, kind, version)], next marker, more?)."""
+        if node.kind == ROOT:
+            names = [b.name for b in self.store.list_buckets() if b.name > after]
+            return [(n, BUCKET, None) for n in names], "", False
+        prefix = dir_prefix(node.path)
+        page = self.store.list_objects(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
+        items: list[tuple[str, str, ObjectVersion | None]] = [(cp, DIR, None) for cp in page.common_prefixes]
+        items += [(obj.key, FILE, obj) for obj in page.entries]
+        items.sort(key=lambda t: t[0])
+        cps = set(page.common_prefixes)
+        last = items[-1][0] if items else ""
+        out: list[tuple[str, str, ObjectVersion | None]] = []
+        for key, kind, v in items:
+            name = key[len(prefix):]
+            if kind == DIR:
+                name = name[:-1]
+                if segment_visible(name):
+                    out.append((name, DIR, None))
+                continue
+            if key == prefix or not segment_visible(name):
+                continue  # this directory's own marker, or an unrepresentable key
+            if key + "/" in cps:
+                continue  # the directory of the same name wins
+            if page.is_truncated and last.startswith(key) and self.has_children(node.bucket, key):
+                continue
+            assert v is not None
+            out.append((name, kind_of_version(v), v))
+        return out, page.next_marker, page.is_truncated
+
+    def child_path(self, node: Node, name: str) -> tuple[str, str]:
+        if node.kind == ROOT:
+            return name, ""
+        return node.bucket, join(node.path, name)
+
+
+def kind_of_version(v: ObjectVersion) -> str:
+    """An object is a symlink or a special file only when its trusted mode says so (S3 writers
+    that may not set POSIX attributes cannot make one)."""
+    mode = trusted_mode(v)
+    return FILE if mode is None else KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE)

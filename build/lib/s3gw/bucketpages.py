@@ -1,0 +1,66 @@
+"""ListBuckets' paging and filtering: prefix, bucket-region, max-buckets, continuation-token.
+
+Applied to the buckets the caller may see (authz.visible_buckets), in name order. Every bucket
+is in the one configured region (s3.region), so bucket-region keeps all of them or none. A
+continuation token is the last name of the page before, base64url-encoded: opaque to clients,
+as on AWS, and a listing resumes after that name even when the bucket has gone since.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from appliance.engine import BucketRecord
+
+from .errors import S3Error
+
+MAX_BUCKETS = 10000  # AWS's largest page (and its default quota of buckets per account)
+
+
+@dataclass(frozen=True)
+class BucketPage:
+    buckets: list[BucketRecord]
+    continuation_token: str | None  # None: this is the last page
+    prefix: str | None  # echoed when the request filtered by prefix
+
+
+def _max_buckets(raw: str | None) -> int:
+    if raw is None:
+        return MAX_BUCKETS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_BUCKETS:
+        raise S3Error("InvalidArgument", f"max-buckets must be an integer between 1 and {MAX_BUCKETS}",
+                      ArgumentName="max-buckets", ArgumentValue=raw)
+    return value
+
+
+def _after(token: str) -> str:
+    try:
+        name = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (binascii.Error, ValueError, UnicodeError):
+        name = ""
+    if not name:
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      ArgumentName="continuation-token", ArgumentValue=token)
+    return name
+
+
+def page(buckets: Sequence[BucketRecord], query: Mapping[str, str], region: str) -> BucketPage:
+    """The page of `buckets` (sorted by name) the ListBuckets query asks for."""
+    limit = _max_buckets(query.get("max-buckets"))
+    prefix = query.get("prefix")
+    after = _after(query["continuation-token"]) if "continuation-token" in query else ""
+    wanted_region = query.get("bucket-region")
+    chosen = [b for b in buckets if b.name.startswith(prefix or "") and b.name > after]
+    if wanted_region is not None and wanted_region != region:
+        chosen = []
+    if len(chosen) <= limit:
+        return BucketPage(chosen, None, prefix)
+    shown = chosen[:limit]
+    return BucketPage(shown, base64.urlsafe_b64encode(shown[-1].name.encode()).decode(), prefix)

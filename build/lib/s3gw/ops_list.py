@@ -1,0 +1,201 @@
+"""Listings: ListObjects (v1), ListObjectsV2, ListObjectVersions.
+
+Pages come from the engine's range scans; a continuation token is the engine's next_marker,
+base64url-encoded (opaque to clients, as on AWS). With encoding-type=url every key-like field
+is URL-encoded so keys with any character survive XML.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from collections.abc import Callable
+
+import trio
+
+from appliance.engine import ObjectVersion
+
+from .ctx import Ctx, OpHandler
+from .errors import S3Error
+from .http import Response
+from .routing import Op
+from .xmlio import doc, el, iso_time, url_encode
+
+XML = ("Content-Type", "application/xml")
+MAX_KEYS = 1000
+Encoder = Callable[[str], str]  # a key-like field as it goes into the XML (encoding-type)
+
+
+def int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
+    raw = ctx.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
+                      ArgumentName=name, ArgumentValue=raw) from None
+    if value < 0:
+        raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647",
+                      ArgumentName=name, ArgumentValue=raw)
+    return min(value, cap)
+
+
+def encoder(ctx: Ctx) -> Encoder:
+    enc = ctx.query.get("encoding-type")
+    if enc is None:
+        return lambda s: s
+    if enc != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request", ArgumentName="encoding-type",
+                      ArgumentValue=enc)
+    return url_encode
+
+
+# x-amz-optional-object-attributes: what a listing may be asked to add to each object. Nothing
+# is ever archived here, so no object has a RestoreStatus to add (AWS omits it likewise for
+# objects that are not archived); the header is checked and accepted.
+OPTIONAL_ATTRIBUTES = frozenset({"RestoreStatus"})
+
+
+def check_optional_attributes(ctx: Ctx) -> None:
+    raw = ctx.req.headers.get("x-amz-optional-object-attributes")
+    if raw is None:
+        return
+    for name in (a.strip() for a in raw.split(",")):
+        if name not in OPTIONAL_ATTRIBUTES:
+            raise S3Error("InvalidArgument", "Invalid attribute name specified.",
+                          ArgumentName="x-amz-optional-object-attributes", ArgumentValue=raw)
+
+
+OwnerXml = Callable[[str], str]  # an owner field -> its <Owner> element
+
+
+def owner_renderer(ctx: Ctx) -> OwnerXml:
+    """Owner elements for one listing: the objects of a page mostly share a few owners."""
+    return functools.cache(ctx.directory.owner_xml)
+
+
+def _contents(v: ObjectVersion, enc: Encoder, owner_xml: OwnerXml | None) -> str:
+    parts = [el("Key", enc(v.key)), el("LastModified", iso_time(v.last_modified_ns)), el("ETag", f'"{v.etag}"')]
+    parts += [el("ChecksumAlgorithm", alg) for alg in v.checksums]
+    if v.checksum_type:
+        parts.append(el("ChecksumType", v.checksum_type))
+    parts += [el("Size", v.size), el("StorageClass", v.storage_class or "STANDARD")]
+    if owner_xml is not None:
+        parts.append(owner_xml(v.owner))
+    return "<Contents>" + "".join(parts) + "</Contents>"
+
+
+def _prefixes(prefixes: list[str], enc: Encoder) -> str:
+    return "".join(f"<CommonPrefixes>{el('Prefix', enc(p))}</CommonPrefixes>" for p in prefixes)
+
+
+def _token(marker: str) -> str:
+    return base64.urlsafe_b64encode(marker.encode()).decode()
+
+
+def _untoken(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      ArgumentName="continuation-token", ArgumentValue=token) from None
+
+
+async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
+    q = ctx.query
+    enc = encoder(ctx)
+    check_optional_attributes(ctx)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
+    if v2:
+        token = q.get("continuation-token")
+        if token is not None and token == "":
+            raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                          ArgumentName="continuation-token", ArgumentValue="")
+        start = _untoken(token) if token else q.get("start-after", "")
+    else:
+        start = q.get("marker", "")
+    ctx.store.get_bucket(ctx.bucket)
+    if max_keys == 0:
+        entries: list[ObjectVersion] = []
+        prefixes: list[str] = []
+        truncated, next_marker = False, ""
+    else:
+        # a 1000-key scan plus record decoding is milliseconds of blocking work: off the loop
+        page = await trio.to_thread.run_sync(ctx.store.list_objects, ctx.bucket, prefix, delimiter, start, max_keys)
+        entries, prefixes = page.entries, page.common_prefixes
+        truncated, next_marker = page.is_truncated, page.next_marker
+    fetch_owner = not v2 or q.get("fetch-owner", "").lower() == "true"
+    parts = [el("Name", ctx.bucket), el("Prefix", enc(prefix))]
+    if v2:
+        if "continuation-token" in q:
+            parts.append(el("ContinuationToken", q["continuation-token"]))
+        if "start-after" in q:
+            parts.append(el("StartAfter", enc(q["start-after"])))
+        parts.append(el("KeyCount", len(entries) + len(prefixes)))
+    else:
+        parts.append(el("Marker", enc(start)))
+    parts.append(el("MaxKeys", max_keys))
+    if delimiter:
+        parts.append(el("Delimiter", enc(delimiter)))
+    if "encoding-type" in q:
+        parts.append(el("EncodingType", "url"))
+    parts.append(el("IsTruncated", truncated))
+    if truncated:
+        parts.append(el("NextContinuationToken", _token(next_marker)) if v2 else el("NextMarker", enc(next_marker)))
+    owners = owner_renderer(ctx) if fetch_owner else None
+    parts += [_contents(v, enc, owners) for v in entries]
+    parts.append(_prefixes(prefixes, enc))
+    return Response(200, [XML], doc("ListBucketResult", parts))
+
+
+async def list_objects_v2(ctx: Ctx) -> Response:
+    return await list_objects(ctx, v2=True)
+
+
+async def list_object_versions(ctx: Ctx) -> Response:
+    q = ctx.query
+    enc = encoder(ctx)
+    check_optional_attributes(ctx)
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
+    if vid_marker and not key_marker:
+        raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
+                      ArgumentName="version-id-marker", ArgumentValue=vid_marker)
+    max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
+    ctx.store.get_bucket(ctx.bucket)
+    page = await trio.to_thread.run_sync(ctx.store.list_versions, ctx.bucket, prefix, delimiter, key_marker,
+                                         vid_marker, max_keys or 1)
+    if max_keys == 0:
+        page.entries, page.common_prefixes, page.is_truncated = [], [], False
+    parts = [el("Name", ctx.bucket), el("Prefix", enc(prefix)), el("KeyMarker", enc(key_marker)),
+             el("VersionIdMarker", vid_marker), el("MaxKeys", max_keys)]
+    if delimiter:
+        parts.append(el("Delimiter", enc(delimiter)))
+    if "encoding-type" in q:
+        parts.append(el("EncodingType", "url"))
+    parts.append(el("IsTruncated", page.is_truncated))
+    if page.is_truncated:
+        parts.append(el("NextKeyMarker", enc(page.next_key_marker)))
+        parts.append(el("NextVersionIdMarker", page.next_version_id_marker))
+    owner_xml = owner_renderer(ctx)
+    for v, latest in page.entries:
+        common = [el("Key", enc(v.key)), el("VersionId", v.version_id), el("IsLatest", latest),
+                  el("LastModified", iso_time(v.last_modified_ns))]
+        if v.delete_marker:
+            parts.append("<DeleteMarker>" + "".join(common) + owner_xml(v.owner) + "</DeleteMarker>")
+        else:
+            extra = [el("ETag", f'"{v.etag}"'), el("Size", v.size),
+                     el("StorageClass", v.storage_class or "STANDARD"), owner_xml(v.owner)]
+            parts.append("<Version>" + "".join(common + extra) + "</Version>")
+    parts.append(_prefixes(page.common_prefixes, enc))
+    return Response(200, [XML], doc("ListVersionsResult", parts))
+
+
+OPS: dict[str, OpHandler] = {
+    Op.ListObjects: list_objects,
+    Op.ListObjectsV2: list_objects_v2,
+    Op.ListObjectVersions: list_object_versions,
+}
