@@ -9,7 +9,7 @@ DATA ?= ./stowage-data
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
 	xfsprogs e2fsprogs smartmontools util-linux sqlite3 rsync git tar attr \
 	s3cmd rclone restic s3fs fio debootstrap systemd-container \
-	duplicity python3-boto3 dpkg-dev debhelper fakeroot
+	chromium chromium-driver duplicity python3-boto3 dpkg-dev debhelper fakeroot
 
 .PHONY: setup run test lint bench install clean-venv deb
 

@@ -40,6 +40,37 @@ class PoolConfig:
 
 
 @dataclass(frozen=True)
+class StorageClassConfig:
+    """[storage_classes.NAME]: where a storage class is stored (docs/storage-classes.md).
+    "" / 0 = the built-in default of an AWS class name (standard profile in "default" for others);
+    k > 0 gives the geometry outright, else `profile` derives it from the pool's disk count."""
+
+    pool: str = ""
+    profile: str = ""  # "standard" | "dense" | "densest" | "reduced"
+    k: int = 0
+    m: int = 0
+
+
+CLASS_PROFILES = ("standard", "dense", "densest", "reduced")
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """The lifecycle worker (docs/lifecycle.md)."""
+
+    enabled: bool = True
+    interval_seconds: float = 3600.0  # between passes over the buckets with lifecycle rules
+    # One lifecycle "day" lasts this many seconds instead of 86400 (Ceph's rgw_lc_debug_interval),
+    # and passes run every quarter of such a day: for tests and demonstrations only. 0 = off.
+    debug_day_seconds: float = 0.0
+    max_actions_per_second: float = 500.0  # expirations and aborts, all buckets together
+    transition_bytes_per_second: int = 128 * MIB  # data re-encoded by transitions and restores
+    # A restore is never finished sooner than this after it was asked (tests and demonstrations
+    # of the x-amz-restore states; AWS takes minutes to hours).
+    restore_min_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class DiskConfig:
     """A data disk given statically (embedded mode, or directories in a config file)."""
 
@@ -132,6 +163,91 @@ class KmsConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """The appliance's own endpoints (/_stowage/v1/...): metrics and health."""
+
+    # A second listen address (HOST:PORT) serving only /_stowage/v1/ paths; "" = the S3 port only.
+    listen: str = ""
+    # /_stowage/v1/metrics without a bearer token (`stowage metrics-token`) or a signed request.
+    metrics_public: bool = False
+
+
+@dataclass(frozen=True)
+class AccessLogConfig:
+    """The structured access log (JSON lines, one per S3 or IAM request)."""
+
+    enabled: bool = False  # for every bucket; `stowage access-log enable BUCKET` turns it on per bucket
+    target: str = "file"  # "file" (path, rotated) or "journal"
+    path: str = ""  # default <state_dir>/log/access.log
+    max_bytes: int = 64 * MIB  # rotate past this size
+    backups: int = 5  # rotated files kept
+    # S3 server access logging (PutBucketLogging): how often log objects are delivered
+    delivery_interval_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alerts to a webhook and by email, each once when it fires and once when it clears."""
+
+    webhook_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str = ""  # its password is set with `stowage alerts smtp-password` (kept wrapped)
+    smtp_from: str = ""
+    smtp_to: list[str] = field(default_factory=list)
+    interval_seconds: float = 30.0  # how often conditions are evaluated
+    pool_full_percent: float = 85.0
+    heal_backlog: int = 1000  # segments waiting for repair
+
+
+@dataclass(frozen=True)
+class DurabilityConfig:
+    """The inputs of `stowage durability` (docs/durability.md) that the box cannot measure."""
+
+    afr_percent: float = 1.5  # annual failure rate of a healthy disk
+    # rebuild speed when no heal history exists yet, bytes per second
+    rebuild_bytes_per_sec: int = 100 * MIB
+    replication_sites: int = 0  # independent copies elsewhere (a replication target)
+
+
+@dataclass(frozen=True)
+class NotifyTargetConfig:
+    """A bucket-notification target (docs/notifications.md): type "webhook" (POST to `url`, with
+    `auth_header` as its Authorization header when set, TLS verified unless tls_verify is false,
+    against `ca_file` when given) or "file" (JSON lines appended to `path`)."""
+
+    type: str = "webhook"
+    url: str = ""
+    auth_header: str = ""
+    tls_verify: bool = True
+    ca_file: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    # events kept per target while it fails; past it writes still succeed and the events that do
+    # not fit are counted and logged ("count"), or writes fail with 503 SlowDown ("slowdown")
+    queue_limit: int = 100_000
+    overflow: str = "count"
+    retry_max_seconds: float = 60.0  # the longest wait between two delivery attempts
+    timeout_seconds: float = 10.0  # one webhook request
+    targets: dict[str, NotifyTargetConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """Bucket replication (docs/replication.md); targets are added with `stowage replication target add`."""
+
+    workers: int = 4  # versions replicated at once
+    multipart_threshold: int = 64 * MIB  # larger objects are sent as multipart uploads
+    part_size: int = 16 * MIB  # ... of this part size (memory per worker: one part)
+    retry_max_seconds: float = 60.0
+    queue_limit: int = 1_000_000  # versions waiting per target; past it, counted and marked FAILED
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     """[tls]: HTTPS for the S3 gateway (appliance/tls.py). The certificate itself is s3.tls_cert
     and s3.tls_key; without them a self-signed one is generated under <state_dir>/tls."""
@@ -152,14 +268,22 @@ class Config:
     credentials_file: str = ""  # embedded mode: generated root key lives here
     disks: list[DiskConfig] = field(default_factory=list)
     pools: dict[str, PoolConfig] = field(default_factory=lambda: {"default": PoolConfig()})
-    # storage class (x-amz-storage-class) -> pool; classes not listed go to "default"
-    storage_classes: dict[str, str] = field(default_factory=dict)
+    # storage class (x-amz-storage-class) -> pool name, or its full placement (engine/classes.py
+    # has the built-in defaults of AWS's class names)
+    storage_classes: dict[str, str | StorageClassConfig] = field(default_factory=dict)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     s3: S3Config = field(default_factory=S3Config)
     mount: MountConfig = field(default_factory=MountConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     gc: GcConfig = field(default_factory=GcConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    access_log: AccessLogConfig = field(default_factory=AccessLogConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    durability: DurabilityConfig = field(default_factory=DurabilityConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     log_level: str = "info"
 
@@ -213,10 +337,19 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of buckets")
         return {bname: _build(MountBucketConfig, b, f"{where}.{bname}") for bname, b in value.items()}
+    if cls is NotifyConfig and name == "targets":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table of targets")
+        return {tname: _build(NotifyTargetConfig, t, f"{where}.{tname}") for tname, t in value.items()}
     if name == "storage_classes":
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(f"{where}: expected a table of CLASS = \"pool\"")
-        return dict(value)
+        if not isinstance(value, dict) or not all(isinstance(v, str | dict) for v in value.values()):
+            raise ConfigError(f"{where}: expected a table of CLASS = \"pool\" or [storage_classes.CLASS] tables")
+        return {sc: v if isinstance(v, str) else _build(StorageClassConfig, v, f"{where}.{sc}")
+                for sc, v in value.items()}
+    if cls is AlertsConfig and name == "smtp_to":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected an array of addresses")
+        return list(value)
     if name == "disks":
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected an array of tables")
@@ -275,9 +408,10 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"pools.{name}: k+m must be at most 32")
         if pool.block_size < 4096 or pool.block_size > 64 * MIB or pool.block_size % 4096:
             raise ConfigError(f"pools.{name}.block_size: must be a multiple of 4096 between 4 KiB and 64 MiB")
-    for sc, pool_name in cfg.storage_classes.items():
-        if pool_name not in cfg.pools:
-            raise ConfigError(f"storage_classes.{sc}: unknown pool {pool_name!r}")
+    _validate_classes(cfg)
+    if cfg.lifecycle.debug_day_seconds < 0 or cfg.lifecycle.interval_seconds <= 0 \
+            or cfg.lifecycle.max_actions_per_second <= 0 or cfg.lifecycle.transition_bytes_per_second <= 0:
+        raise ConfigError("lifecycle: rates and intervals must be positive (debug_day_seconds 0 = off)")
     for i, disk in enumerate(cfg.disks):
         if not disk.path:
             raise ConfigError(f"disks[{i}].path: must not be empty")
@@ -295,7 +429,66 @@ def validate(cfg: Config) -> Config:
     if cfg.s3.default_bucket_encryption not in ("AES256", "none"):
         raise ConfigError(f"s3.default_bucket_encryption: expected AES256 or none, "
                           f"got {cfg.s3.default_bucket_encryption!r}")
+    _validate_operator(cfg)
+    _validate_events(cfg)
     return cfg
+
+
+def _validate_operator(cfg: Config) -> None:
+    if cfg.admin.listen:
+        parse_listen(cfg.admin.listen)
+    if cfg.access_log.target not in ("file", "journal"):
+        raise ConfigError(f"access_log.target: expected file or journal, got {cfg.access_log.target!r}")
+    if cfg.access_log.max_bytes <= 0 or cfg.access_log.backups < 0:
+        raise ConfigError("access_log.max_bytes must be positive and access_log.backups not negative")
+    if cfg.access_log.delivery_interval_seconds <= 0:
+        raise ConfigError("access_log.delivery_interval_seconds: must be positive")
+    a = cfg.alerts
+    if a.webhook_url and not a.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(f"alerts.webhook_url: expected an http:// or https:// URL, got {a.webhook_url!r}")
+    if a.smtp_host and (not a.smtp_from or not a.smtp_to):
+        raise ConfigError("alerts.smtp_host needs alerts.smtp_from and alerts.smtp_to")
+    if not 0 < a.pool_full_percent <= 100 or a.interval_seconds <= 0 or a.heal_backlog < 0:
+        raise ConfigError("alerts: pool_full_percent in (0, 100], interval_seconds positive, heal_backlog >= 0")
+    d = cfg.durability
+    if not 0 < d.afr_percent < 100 or d.rebuild_bytes_per_sec <= 0 or d.replication_sites < 0:
+        raise ConfigError("durability: afr_percent in (0, 100), rebuild_bytes_per_sec positive, "
+                          "replication_sites >= 0")
+
+
+def _validate_events(cfg: Config) -> None:
+    if cfg.notify.overflow not in ("count", "slowdown"):
+        raise ConfigError(f"notify.overflow: expected count or slowdown, got {cfg.notify.overflow!r}")
+    if cfg.notify.queue_limit <= 0 or cfg.replication.queue_limit <= 0:
+        raise ConfigError("notify.queue_limit and replication.queue_limit must be positive")
+    for name, t in cfg.notify.targets.items():
+        where = f"notify.targets.{name}"
+        if not name or "\x00" in name or ":" in name:
+            raise ConfigError(f"{where}: a target name must be non-empty, without ':' or NUL")
+        if t.type == "webhook" and not t.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url: expected an http:// or https:// URL")
+        if t.type == "file" and not t.path:
+            raise ConfigError(f"{where}.path: must not be empty")
+        if t.type not in ("webhook", "file"):
+            raise ConfigError(f"{where}.type: expected webhook or file, got {t.type!r}")
+    r = cfg.replication
+    if r.workers <= 0 or r.part_size < 5 * MIB or r.multipart_threshold < r.part_size:
+        raise ConfigError("replication: workers must be positive, part_size at least 5 MiB and "
+                          "multipart_threshold at least part_size")
+
+
+def _validate_classes(cfg: Config) -> None:
+    for sc, spec in cfg.storage_classes.items():
+        where = f"storage_classes.{sc}"
+        if not sc or len(sc) > 64 or not all(c.isascii() and (c.isupper() or c.isdigit() or c == "_") for c in sc):
+            raise ConfigError(f"{where}: a class name is 1-64 of A-Z, 0-9 and _")
+        c = StorageClassConfig(pool=spec) if isinstance(spec, str) else spec
+        if c.pool and c.pool not in cfg.pools:
+            raise ConfigError(f"{where}: unknown pool {c.pool!r}")
+        if c.profile and c.profile not in CLASS_PROFILES:
+            raise ConfigError(f"{where}.profile: expected one of {', '.join(CLASS_PROFILES)}, got {c.profile!r}")
+        if c.k < 0 or c.m < 0 or (c.k == 0 and c.m) or c.k + c.m > 32:
+            raise ConfigError(f"{where}: k and m must be given together, k+m at most 32")
 
 
 def parse_perm(text: str, where: str) -> int:

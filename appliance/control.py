@@ -29,6 +29,8 @@ log = logging.getLogger("stowage.control")
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
+# (op, args, caller's uid, caller's pid, result or None, error code or "") after each request
+CallHook = Callable[[str, dict[str, Any], int, int, Any, str], None]
 
 
 class ControlError(StowageError):
@@ -39,6 +41,7 @@ class ControlServer:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.handlers: dict[str, Handler] = {}
+        self.on_call: CallHook | None = None  # the audit log of administrative changes
 
     def register(self, op: str, handler: Handler) -> None:
         self.handlers[op] = handler
@@ -66,7 +69,7 @@ class ControlServer:
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
             creds = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            _pid, uid, _gid = struct.unpack("3i", creds)
+            pid, uid, _gid = struct.unpack("3i", creds)
             if uid not in (0, os.getuid()):
                 await self._send(stream, {"ok": False, "error": "AccessDenied", "message": "root only"})
                 return
@@ -105,6 +108,8 @@ class ControlServer:
             except Exception as exc:  # the daemon survives a failing command; the CLI sees why
                 log.exception("control op %s failed", op)
                 reply = {"ok": False, "error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+            if self.on_call is not None:
+                self.on_call(op, args, uid, pid, reply.get("result"), "" if reply["ok"] else str(reply["error"]))
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._send(stream, reply)
 

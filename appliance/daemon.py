@@ -35,22 +35,33 @@ from appliance.iam.kms import Kms
 from appliance.iam.masterkey import MasterKey, mark_master
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.sealing import rewrap_all
+from appliance.services.eventhub import EventHub
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
+from appliance.services.lifecycle import LifecycleWorker, serve_lifecycle
+from appliance.services.notify import NotifyService
+from appliance.services.notifytargets import rewrap_targets
+from appliance.services.replicate import ReplicationService
+from appliance.services.restore import RestoreWorker, serve_restore
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
+from s3gw.adminserver import serve_admin
 from s3gw.service import Endpoint, serve_s3
 
 from . import __version__, migrate
 from . import tls as tls_setup
 from .config import Config, ConfigError, fuse_usable
 from .control import ControlServer, Emit
+from .operator import Operator
 from .ops import disks as disk_ops
 from .ops import healing as healing_ops
 from .ops import iam as iam_ops
 from .ops import kms as kms_ops
+from .ops import notify as notify_ops
+from .ops import operator as operator_ops
+from .ops import replication as replication_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
 log = logging.getLogger("stowage.daemon")
@@ -64,15 +75,20 @@ class Daemon:
     notifier: Notifier
     healing: Healing  # the self-healing services; their progress shows in `status`
     kms: Kms  # the built-in KMS and the master key (server-side encryption)
+    events: EventHub  # bucket notifications (and replication)
+    lifecycle: LifecycleWorker  # applies the buckets' lifecycle rules; its progress shows in `status`
+    restore: RestoreWorker  # makes and expires the copies RestoreObject asks for
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
+    operator: Operator = field(init=False)  # metrics, health, logs, alerts
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
+    admin_port: int = 0  # the admin listen address's bound port (admin.listen), 0 = none
     tls: tls_setup.TlsContexts | None = None  # the gateway's certificate, reloaded on SIGHUP
 
     def __post_init__(self) -> None:
-        # a KMS key made on first use (aws/s3) exists only in the DB until a snapshot holds it
-        self.keys = ObjectKeys(self.kms, lambda: self.healing.snapshotter.take(force=True))
+        self.keys = ObjectKeys(self.kms)
+        self.operator = Operator(self.cfg, self.store, self.healing, self.keys, self.identities.master)
 
     @property
     def disks(self) -> DiskSet:
@@ -114,7 +130,10 @@ class Daemon:
             "buckets": len(buckets),
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
-            "services": self.healing.progress_json(),
+            "services": {**self.healing.progress_json(), "lifecycle": self.lifecycle.progress_json(),
+                         "restore": self.restore.progress_json()},
+            "notifications": self.events.notify.status(),
+            "replication": self.events.replication.status() if self.events.replication else None,
         }
 
 
@@ -174,7 +193,12 @@ async def run(cfg: Config, notifier: Notifier | None = None) -> None:
         await replace_plaintext_snapshots(store)
         await trio.to_thread.run_sync(migrate.stamp_version, db)
         healing = Healing.create(store, {dc.path for dc in cfg.disks})
-        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms)
+        notify = NotifyService(store, cfg, identities.master)
+        await trio.to_thread.run_sync(notify.load)
+        replication = ReplicationService(store, cfg, identities.master, lambda: kms.resolver())
+        await trio.to_thread.run_sync(replication.load)
+        daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
+                        EventHub(notify, replication), LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
         daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)
         await _serve(daemon)
     finally:
@@ -189,28 +213,43 @@ async def _serve(d: Daemon) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_debug_wedge)
             await nursery.start(serve_gc, d.store)
+            await nursery.start(serve_lifecycle, d.store, cfg, d.lifecycle)
+            await nursery.start(serve_restore, d.restore)
             for worker in d.healing.workers():
                 await nursery.start(worker)
+            for worker in d.operator.workers():
+                await nursery.start(worker)
+            await nursery.start(d.events.notify.serve)
+            if d.events.replication is not None:
+                await nursery.start(d.events.replication.serve)
             await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
+            op = d.operator
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(
-                    serve_s3, d.store, cfg, d.identities, d.keys, tls_context=d.tls.current if d.tls else None))
+                    serve_s3, d.store, cfg, d.identities, d.keys, admin=op.admin, observers=op.observers,
+                    state=op.server, iam_changes=op.auditor.iam_change, events=d.events,
+                    tls_context=d.tls.current if d.tls else None))
                 d.s3_endpoint = endpoint.url
+            if cfg.admin.listen:
+                d.admin_port = await nursery.start(serve_admin, op.admin, cfg)
             if _mount_wanted(cfg):
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg, d.keys))
             await nursery.start(d.control.serve)
             await nursery.start(run_watchdog, d.notifier)
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
                                  "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
+                                 "admin_port": d.admin_port or None,
                                  "state_dir": cfg.state_dir,
                                  "tls_certificate": str(d.tls.files.cert) if d.tls else None,
                                  "tls_fingerprint": d.tls.fingerprint if d.tls else None})
+            op.readiness.phase = "serving"
             log.info("ready: %s", d.summary())
             d.notifier.ready(d.summary())
             await nursery.start(run_status, d.notifier, d.summary)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
                 d.notifier.stopping("stopping: draining requests, unmounting")
+                op.readiness.phase = "stopping"
                 nursery.cancel_scope.cancel()
                 break
     with contextlib.suppress(FileNotFoundError):
@@ -234,6 +273,7 @@ def _prepare_tls(cfg: Config) -> tls_setup.TlsContexts | None:
 
 
 def register_control_ops(d: Daemon) -> None:
+    d.control.on_call = d.operator.auditor.control_call
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         counts = await trio.to_thread.run_sync(d.store.count_objects)
         return d.status(counts)
@@ -242,8 +282,16 @@ def register_control_ops(d: Daemon) -> None:
     iam_ops.register(d.control, d.identities)
     disk_ops.register(d.control, d.store, d.cfg.pools, d.healing)
     healing_ops.register(d.control, d.healing)
+    operator_ops.register(d.control, d.operator.state, d.store, d.operator.alerter)
+    notify_ops.register(d.control, d.events.notify)
+    if d.events.replication is not None:
+        replication_ops.register(d.control, d.events.replication)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
-    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True), [rewrap_secrets])
+    async def rewrap_event_targets(master: MasterKey) -> int:
+        return await rewrap_targets(d.store, master)
+
+    kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
+                     [rewrap_secrets, d.operator.alerter.rewrap, rewrap_event_targets])

@@ -83,7 +83,8 @@ class Client:
         return r.status, data
 
 
-def start_daemon(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def start_daemon(data: Path, code: Path | None = None) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """`code`: the source tree to run the daemon from (bench.compare's "before"); default this one."""
     runfile = data / "run" / "daemon.json"
     if runfile.exists():
         runfile.unlink()
@@ -91,7 +92,8 @@ def start_daemon(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
     log = open(data.parent / "daemon.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--config", str(config),
-                             "--listen", "127.0.0.1:0", "--no-mount"], stdout=log, stderr=subprocess.STDOUT)
+                             "--listen", "127.0.0.1:0", "--no-mount"], stdout=log, stderr=subprocess.STDOUT,
+                            cwd=code)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

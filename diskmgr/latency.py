@@ -41,10 +41,14 @@ class LatencyHistogram:
     clock: Callable[[], float] = time.monotonic
     _counts: list[list[int]] = field(init=False, repr=False)
     _slice_of: list[int] = field(init=False, repr=False)  # which slice number each ring slot holds
+    # since start, never cleared: what a Prometheus histogram exports (its rate() is the window)
+    lifetime: list[int] = field(init=False, repr=False)
+    lifetime_sum: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self._counts = [[0] * (len(BOUNDS_MS) + 1) for _ in range(self.slices)]
         self._slice_of = [-1] * self.slices
+        self.lifetime = [0] * (len(BOUNDS_MS) + 1)
 
     def _now_slice(self) -> int:
         return int(self.clock() // (self.window_seconds / self.slices))
@@ -55,7 +59,10 @@ class LatencyHistogram:
         if self._slice_of[slot] != n:
             self._counts[slot] = [0] * (len(BOUNDS_MS) + 1)
             self._slice_of[slot] = n
-        self._counts[slot][bucket_of(seconds * 1000.0)] += 1
+        b = bucket_of(seconds * 1000.0)
+        self._counts[slot][b] += 1
+        self.lifetime[b] += 1
+        self.lifetime_sum += seconds
 
     def counts(self) -> list[int]:
         """Observations per bucket within the window."""

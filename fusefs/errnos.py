@@ -41,6 +41,10 @@ ERRNO_BY_CODE: dict[str, int] = {
     "KMS.DisabledException": errno.EACCES,
     "KMS.NotFoundException": errno.EACCES,
     "ObjectLocked": errno.EPERM,  # a version object lock protects (engine/lock.py)
+    # an archived file (GLACIER, DEEP_ARCHIVE) not restored, until RestoreObject has made its copy
+    # (docs/lifecycle.md). Not EAGAIN: on a regular file, readers such as Python's readall()
+    # take EAGAIN for "no data yet" and return what they have, an empty file, without an error.
+    "InvalidObjectState": errno.ENODATA,
 }
 
 

@@ -27,6 +27,7 @@ from appliance.engine import ObjectStore
 from appliance.iam.objectkeys import ObjectKeys
 
 from .operations import StowageFS
+from .opstats import instrument
 
 log = logging.getLogger("stowage.fuse")
 _active = False
@@ -85,6 +86,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
     await trio.to_thread.run_sync(prepare_mountpoint, path)
     await trio.to_thread.run_sync(_clean_staging, cfg.staging_path)
     ops = StowageFS(store, cfg, keys)
+    instrument(ops)  # per-operation counts and latencies for the metrics endpoint
     pyfuse3.init(ops, str(path), mount_options(cfg))
     _active = ops.mounted = True
     try:

@@ -17,25 +17,34 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+from collections.abc import Sequence
+from dataclasses import asdict
 
 import trio
 
 from appliance.config import Config
-from appliance.engine import ObjectStore
+from appliance.engine import ObjectStore, caused_by, find_cors
 from appliance.engine.errors import NoSuchKey, StowageError
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
+from appliance.services.eventhub import EventHub
 
+from . import replica
+from .adminpaths import AdminPaths, is_admin_path
 from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
 from .body import read_xml
+from .cors import CorsRule, actual_headers
 from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
+from .eventcause import cause_of
+from .exchange import Exchange, Observer, begin, finish
 from .http import BodyTimeout, ClientGone, Request, Response
 from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
 from .objmeta import validate_tags
 from .ops_lock import lock_conditions, read_lock_document
 from .optable import OPERATIONS
+from .refusedheaders import expected_owner, refuse_unimplemented
 from .routing import REFUSED, Op, Route, route
 from .sigv2 import authenticate_v2, is_sigv2
 from .sigv4 import AuthResult, anonymous, authenticate, is_anonymous
@@ -53,8 +62,13 @@ TAGGING_LIMIT = 64 * 1024
 
 class S3App:
     def __init__(self, store: ObjectStore, cfg: Config, identities: IdentitySource, keys: ObjectKeys,
-                 iam: IamApi | None = None) -> None:
+                 iam: IamApi | None = None, admin: AdminPaths | None = None,
+                 observers: Sequence[Observer] = (), events: EventHub | None = None) -> None:
         self.store = store
+        self.events = events
+        self.admin = admin or AdminPaths()  # /_stowage/v1/<name>: the appliance's own endpoints
+        self.admin.authorize = self.admin_allowed
+        self.observers = tuple(observers)  # metrics and access logs, told of every S3 and IAM request
         self.keys = keys
         self.cfg = cfg
         self.identities = identities
@@ -76,13 +90,32 @@ class S3App:
         return Response(err.status, headers, error_xml(err, resource, request_id, host_id), close=err.close)
 
     async def handle(self, req: Request) -> Response:
+        if is_admin_path(req.target):  # no bucket name has "_": checked before any S3 routing
+            return await self.admin.handle(req)
         request_id = _request_id()
+        ex = begin(req, request_id)
         if self.iam is not None and is_iam_request(req.headers):
-            return await self.iam.handle(req, request_id)
+            ex.op = "IAM"
+            resp = await self.iam.handle(req, request_id)
+            return finish(self.observers, ex, req, resp)
+        resp = await self._handle(req, request_id, ex)
+        return finish(self.observers, ex, req, resp)
+
+    async def handle_as(self, req: Request, principal: Principal, auth: AuthResult) -> Response:
+        """A request its caller already authenticated (the console, for its session's user):
+        path-style routing, then everything else exactly as for a signed request, authorization
+        included."""
+        request_id = _request_id()
+        ex = begin(req, request_id)
+        resp = await self._handle(req, request_id, ex, (principal, auth))
+        return finish(self.observers, ex, req, resp)
+
+    async def _handle(self, req: Request, request_id: str, ex: Exchange,
+                      caller: tuple[Principal, AuthResult] | None = None) -> Response:
         resource = req.target.partition("?")[0]
         try:
             try:
-                resp = await self._dispatch(req, request_id)
+                resp = await self._dispatch(req, request_id, ex, caller)
             except BaseExceptionGroup as group:
                 raise _leaf(group) from group
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -104,20 +137,45 @@ class S3App:
                         err.headers["x-amz-version-id"] = vid
             elif not isinstance(exc, S3Error):
                 log.exception("S3 %s %s failed", req.method, resource)
-            return self._error(err, resource, request_id)
+            ex.error_code = err.code
+            return self._with_cors(req, self._error(err, resource, request_id))
         resp.headers.append(("x-amz-request-id", request_id))
         resp.headers.append(("x-amz-id-2", base64.b64encode(secrets.token_bytes(24)).decode()))
+        return self._with_cors(req, resp)
+
+    def _with_cors(self, req: Request, resp: Response) -> Response:
+        """An actual cross-origin request (Origin, not a preflight) gets the headers of the
+        bucket's matching CORS rule, on errors too: the page may read why it failed."""
+        origin = req.headers.get("origin")
+        if not origin or req.method == "OPTIONS":
+            return resp
+        try:
+            r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain, False)
+        except S3Error:
+            return resp
+        rec = find_cors(self.store, r.bucket) if r.bucket else None
+        if rec is not None:
+            resp.headers += actual_headers([CorsRule.of(raw) for raw in rec.rules], origin, req.method)
         return resp
 
-    async def _dispatch(self, req: Request, request_id: str) -> Response:
-        r = route(req.method, req.target, req.headers.get("host", ""), self.cfg.s3.domain,
+    async def _dispatch(self, req: Request, request_id: str, ex: Exchange,
+                        caller: tuple[Principal, AuthResult] | None = None) -> Response:
+        r = route(req.method, req.target, req.headers.get("host", ""), "" if caller else self.cfg.s3.domain,
                   "x-amz-copy-source" in req.headers)
-        principal, auth = self._authenticate(req, r)
+        ex.op, ex.key = r.op.value, r.key
+        principal, auth = caller or self._authenticate(req, r)
+        ex.principal, ex.access_key = principal.arn or "anonymous", auth.access_key
         refusal = REFUSED.get(r.op)
         if refusal is not None:
             raise S3Error(refusal)
+        refuse_unimplemented(r.op, req.headers)
         view = None if r.op in _NO_BUCKET else await self.authz.bucket_view(r.bucket)
-        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys)
+        if view is not None:
+            ex.bucket = r.bucket
+            if not r.key and r.op.startswith(("Put", "Delete")):  # a bucket setting: the audit log's "before"
+                ex.bucket_before = asdict(view.record)
+        ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, {}, self.keys,
+                  events=self.events)
         body_tags = None
         if r.op is Op.PutObjectTagging:  # its tags are condition keys (s3:RequestObjectTag/<key>)
             body_tags = validate_tags(await read_xml(ctx, parse_tagging, TAGGING_LIMIT))
@@ -127,11 +185,19 @@ class S3App:
         body_lock = await read_lock_document(ctx)  # its settings are condition keys (s3:object-lock-*)
         conditions.update(lock_conditions(ctx, body_lock))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,
-                  self.keys, body_tags, body_lock)
+                  self.keys, body_tags, body_lock, self.events)
         await self.authz.require(principal, required(r.op, r, req.headers, copy_source_of(r.op, req.headers)),
                                  conditions, view)
+        expected_owner(req.headers, self.identities.account_id)
+        replica_vid = await replica.authorize(ctx, self.authz, conditions, view)
+        if replica_vid:
+            done = replica.existing(ctx, replica_vid)
+            if done is not None:
+                return done
         try:
-            return await OPERATIONS[r.op](ctx)
+            # what the events of its changes say (engine/events.py)
+            with caused_by(replica.cause(cause_of(ctx), replica_vid)):
+                return await OPERATIONS[r.op](ctx)
         except NoSuchKey:
             if r.op in _READS and not await self._may_list(ctx, view):
                 raise S3Error("AccessDenied") from None
@@ -142,7 +208,9 @@ class S3App:
         (or SigV2, unless s3.allow_sigv2 is off) with the identities' keys. An active key of a
         disabled user is AccessDenied; a deleted or inactive key is InvalidAccessKeyId, as AWS
         answers."""
-        if is_anonymous(r.query, req.headers):
+        # A CORS preflight is never authenticated: the browser sends it without credentials, for
+        # a presigned URL with that URL's query, whose signature is for the request that follows.
+        if r.op is Op.PreflightRequest or is_anonymous(r.query, req.headers):
             return self.anonymous, anonymous(req.headers)
         found: list[Principal] = []
 
@@ -162,6 +230,21 @@ class S3App:
             auth = authenticate(req.method, r.raw_path, r.raw_query, r.query, req.headers, secret_for,
                                 region=self.cfg.s3.region)
         return found[-1], auth
+
+    async def admin_allowed(self, req: Request, action: str) -> bool:
+        """Whether a request to /_stowage/v1/ is signed (SigV4, or SigV2 where allowed) by a
+        principal whose identity policies allow `action` (a `stowage:*` action; root may do
+        every one). Unsigned or badly signed requests are not."""
+        try:
+            r = route(req.method, req.target, req.headers.get("host", ""), "", False)
+            if is_anonymous(r.query, req.headers):
+                return False
+            principal, _ = self._authenticate(req, r)
+        except S3Error:
+            return False
+        if principal.kind == "root":
+            return True
+        return await self.authz.decide(principal, Check(action, "", bucket_policy=False), {}, None)
 
     async def _may_list(self, ctx: Ctx, view: BucketView | None) -> bool:
         return ctx.principal.kind == "root" or await self.authz.decide(

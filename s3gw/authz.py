@@ -71,6 +71,8 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketTagging: "s3:GetBucketTagging",
     Op.PutBucketTagging: "s3:PutBucketTagging",
     Op.DeleteBucketTagging: "s3:PutBucketTagging",  # AWS has no s3:DeleteBucketTagging
+    Op.GetBucketLogging: "s3:GetBucketLogging",
+    Op.PutBucketLogging: "s3:PutBucketLogging",
     Op.ListObjects: "s3:ListBucket",
     Op.ListObjectsV2: "s3:ListBucket",
     Op.ListObjectVersions: "s3:ListBucketVersions",
@@ -90,11 +92,23 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.DeleteBucketEncryption: "s3:PutEncryptionConfiguration",
     Op.GetObjectLockConfiguration: "s3:GetBucketObjectLockConfiguration",
     Op.PutObjectLockConfiguration: "s3:PutBucketObjectLockConfiguration",
+    Op.GetBucketCors: "s3:GetBucketCORS",
+    Op.PutBucketCors: "s3:PutBucketCORS",
+    Op.DeleteBucketCors: "s3:PutBucketCORS",  # AWS has no s3:DeleteBucketCORS
+    Op.GetBucketNotificationConfiguration: "s3:GetBucketNotification",
+    Op.PutBucketNotificationConfiguration: "s3:PutBucketNotification",
+    Op.GetBucketReplication: "s3:GetReplicationConfiguration",
+    Op.PutBucketReplication: "s3:PutReplicationConfiguration",
+    Op.DeleteBucketReplication: "s3:PutReplicationConfiguration",  # AWS has no s3:DeleteReplicationConfiguration
+    Op.GetBucketLifecycleConfiguration: "s3:GetLifecycleConfiguration",
+    Op.PutBucketLifecycleConfiguration: "s3:PutLifecycleConfiguration",
+    Op.DeleteBucketLifecycle: "s3:PutLifecycleConfiguration",  # AWS has no s3:DeleteLifecycleConfiguration
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).
 OBJECT_ACTIONS: Mapping[Op, tuple[str, str]] = {
     Op.GetObject: ("s3:GetObject", "s3:GetObjectVersion"),
+    Op.RestoreObject: ("s3:RestoreObject", "s3:RestoreObject"),
     Op.HeadObject: ("s3:GetObject", "s3:GetObjectVersion"),
     Op.DeleteObject: ("s3:DeleteObject", "s3:DeleteObjectVersion"),
     Op.GetObjectTagging: ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
@@ -120,8 +134,10 @@ ALSO_REQUIRED: Mapping[Op, tuple[str, str]] = {
 
 # Operations that create an object: s3:PutObject, plus what their ACL and tag headers imply.
 OBJECT_WRITES = frozenset({Op.PutObject, Op.CopyObject, Op.CreateMultipartUpload, Op.UploadPartCopy})
-# Checked by their handlers (per key; a filtered listing).
-HANDLER_CHECKED = frozenset({Op.DeleteObjects, Op.ListBuckets})
+# Checked by their handlers (per key; a filtered listing; POST Object as the signer of its form,
+# known only once the form is read), or by nobody: a CORS preflight carries no credentials and
+# is answered from the rules the bucket's owner published, as on AWS.
+HANDLER_CHECKED = frozenset({Op.DeleteObjects, Op.ListBuckets, Op.PreflightRequest, Op.PostObject})
 # Every operation `required` knows; optable refuses a handler for any other (fail closed).
 AUTHORIZED = frozenset({*BUCKET_ACTIONS, *OBJECT_ACTIONS, *OBJECT_WRITES, *HANDLER_CHECKED, Op.CreateBucket})
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import trio
 
-from appliance.engine import ObjectStore, ObjectVersion
+from appliance.engine import KeyResolver, ObjectStore, ObjectVersion
 
 from .body import THREAD_MIN
 from .checksums import ALGORITHMS, new_hasher
@@ -37,12 +37,14 @@ def changes(src: ObjectVersion, algorithm: str | None) -> bool:
     return algorithm is not None and (src.checksum_type != "FULL_OBJECT" or set(src.checksums) != {algorithm})
 
 
-async def checksums_for(store: ObjectStore, src: ObjectVersion, algorithm: str) -> dict[str, str]:
-    """{algorithm: base64 checksum} of the source's content."""
+async def checksums_for(store: ObjectStore, src: ObjectVersion, algorithm: str,
+                        decrypt_with: KeyResolver | None = None) -> dict[str, str]:
+    """{algorithm: base64 checksum} of the source's content (read with `decrypt_with`, the
+    source's keys, when it is encrypted)."""
     if src.checksum_type == "FULL_OBJECT" and algorithm in src.checksums:
         return {algorithm: src.checksums[algorithm]}
     h = new_hasher(algorithm)
-    async for piece in store.read_object(src):
+    async for piece in store.read_object(src, decrypt_with=decrypt_with):
         if len(piece) >= THREAD_MIN:
             await trio.to_thread.run_sync(h.update, piece)
         else:

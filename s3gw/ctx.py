@@ -13,6 +13,7 @@ from appliance.config import Config
 from appliance.engine import ObjectStore
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
+from appliance.services.eventhub import EventHub
 
 from .authz import Authorizer, BucketView, Conditions
 from .http import Request, Response
@@ -40,6 +41,7 @@ class Ctx:
     keys: ObjectKeys  # data keys of writes and resolvers of reads (server-side encryption, sse.py)
     body_tags: dict[str, str] | None = None  # PutObjectTagging's document, read before authorization
     body_lock: LockRequest | None = None  # PutObjectRetention's or PutObjectLegalHold's, likewise
+    events: EventHub | None = None  # notifications and replication (None: not running here)
 
     @property
     def directory(self) -> Directory:

@@ -21,6 +21,7 @@ class ErrorSpec:
 TABLE: dict[str, ErrorSpec] = {
     # authentication
     "AccessDenied": ErrorSpec(403, "Access Denied"),
+    "AccessForbidden": ErrorSpec(403, "CORSResponse: This CORS request is not allowed."),  # a refused preflight
     "InvalidAccessKeyId": ErrorSpec(
         403, "The AWS Access Key Id you provided does not exist in our records."
     ),
@@ -41,6 +42,7 @@ TABLE: dict[str, ErrorSpec] = {
     ),
     # request shape
     "InvalidRequest": ErrorSpec(400, "Invalid Request"),
+    "BadRequest": ErrorSpec(400, "Bad Request"),  # a CORS preflight without Origin or method
     "InvalidArgument": ErrorSpec(400, "Invalid Argument"),
     "InvalidURI": ErrorSpec(400, "Couldn't parse the specified URI."),
     "MalformedXML": ErrorSpec(
@@ -94,6 +96,14 @@ TABLE: dict[str, ErrorSpec] = {
         400, "The versioning configuration specified in the request is invalid."
     ),
     "UnexpectedContent": ErrorSpec(400, "This request does not support content"),
+    # POST Object (browser-form uploads)
+    "MalformedPOSTRequest": ErrorSpec(400, "The body of your POST request is not well-formed multipart/form-data."),
+    "MaxPostPreDataLengthExceeded": ErrorSpec(
+        400, "Your POST request fields preceding the upload file were too large."
+    ),
+    "InvalidPolicyDocument": ErrorSpec(
+        400, "The content of the form does not meet the conditions specified in the policy document."
+    ),
     # resources
     "InvalidBucketName": ErrorSpec(400, "The specified bucket is not valid."),
     "NoSuchBucket": ErrorSpec(404, "The specified bucket does not exist"),
@@ -105,7 +115,12 @@ TABLE: dict[str, ErrorSpec] = {
         "have been aborted or completed.",
     ),
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
+    "ReplicationConfigurationNotFoundError": ErrorSpec(404, "The replication configuration was not found"),
+    "NoSuchLifecycleConfiguration": ErrorSpec(404, "The lifecycle configuration does not exist"),
+    "InvalidObjectState": ErrorSpec(403, "The operation is not valid for the object's storage class"),
+    "RestoreAlreadyInProgress": ErrorSpec(409, "Object restore is already in progress"),
     "NoSuchBucketPolicy": ErrorSpec(404, "The bucket policy does not exist"),
+    "NoSuchCORSConfiguration": ErrorSpec(404, "The CORS configuration does not exist"),
     "OwnershipControlsNotFoundError": ErrorSpec(404, "The bucket ownership controls were not found"),
     "NoSuchPublicAccessBlockConfiguration": ErrorSpec(404, "The public access block configuration was not found"),
     "ObjectLockConfigurationNotFoundError": ErrorSpec(404, "Object Lock configuration does not exist for this bucket"),
@@ -118,6 +133,7 @@ TABLE: dict[str, ErrorSpec] = {
         409, "Your previous request to create the named bucket succeeded and you already own it."
     ),
     "BucketNotEmpty": ErrorSpec(409, "The bucket you tried to delete is not empty"),
+    "InvalidTargetBucketForLogging": ErrorSpec(400, "The target bucket for logging does not exist"),
     "MethodNotAllowed": ErrorSpec(405, "The specified method is not allowed against this resource."),
     "PreconditionFailed": ErrorSpec(412, "At least one of the pre-conditions you specified did not hold"),
     "NotModified": ErrorSpec(304, "Not Modified"),

@@ -13,6 +13,7 @@ server gives in-flight requests a short grace deadline while idle connections go
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -228,6 +229,7 @@ class ServerState:
             scope.deadline = min(scope.deadline, deadline)
 
 
+@functools.lru_cache(maxsize=128)
 def _reason(status: int) -> bytes:
     try:
         return HTTPStatus(status).phrase.encode()
@@ -235,14 +237,22 @@ def _reason(status: int) -> bytes:
         return b"Unknown"
 
 
-def _date() -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _date() -> bytes:
+    """The Date header's value, formatted once a second rather than once a response."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode())
+    return _date_cache[1]
 
 
 async def _send_response(conn: _Conn, req_method: str, resp: Response) -> None:
     headers = [(k.encode(), v.encode("latin-1", "replace")) for k, v in resp.headers]
     names = {k.lower() for k, _ in resp.headers}
-    headers.append((b"Date", _date().encode()))
+    headers.append((b"Date", _date()))
     headers.append((b"Server", b"Stowage"))
     if isinstance(resp.body, bytes | bytearray) and "content-length" not in names:
         headers.append((b"Content-Length", str(len(resp.body)).encode()))
@@ -295,8 +305,13 @@ def _will_reuse(conn: _Conn, body: Body, req: h11.Request) -> bool:
         return True
     if conn.h11.they_are_waiting_for_100_continue:
         return False
-    length = dict(req.headers).get(b"content-length")
-    if length is None or not length.isdigit():
+    framing = dict(req.headers)
+    length = framing.get(b"content-length")
+    if length is None:
+        # neither header: the request has no body (RFC 9112 6.3), which h11 reports only once
+        # read; a GET must not cost its connection
+        return b"transfer-encoding" not in framing
+    if not length.isdigit():
         return False
     return int(length) - body.bytes_read <= DRAIN_LIMIT
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -67,16 +67,23 @@ def is_iam_request(headers: Mapping[str, str]) -> bool:
     return iam_scope_region(headers) is not None
 
 
+# (caller, Action, the call's parameters, "address:port" of the client) after a change succeeded
+ChangeHook = Callable[[Principal, str, dict[str, str], str], None]
+
+
 class IamApi:
-    def __init__(self, cfg: Config, admin: IdentityAdmin) -> None:
+    def __init__(self, cfg: Config, admin: IdentityAdmin, on_change: ChangeHook | None = None) -> None:
         self.cfg = cfg
         self.admin = admin
         self.regions = {IAM_REGION, cfg.s3.region}
+        self.on_change = on_change  # the audit log
 
-    async def handle(self, req: Request, request_id: str) -> Response:
+    async def handle(self, req: Request, request_id: str, caller: Principal | None = None) -> Response:
+        """`caller`: the principal when the request was authenticated already (the console's
+        session); else it must be signed for IAM."""
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
         try:
-            body = await self._dispatch(req, request_id)
+            body = await self._dispatch(req, request_id, caller)
             return Response(200, headers, body)
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
@@ -94,7 +101,7 @@ class IamApi:
                 err.message = "The request processing has failed because of an unknown error."
         return Response(err.status, headers, err.xml(request_id), close=close)
 
-    async def _dispatch(self, req: Request, request_id: str) -> bytes:
+    async def _dispatch(self, req: Request, request_id: str, caller: Principal | None) -> bytes:
         if req.method not in ("POST", "GET"):
             raise IamError("InvalidAction", f"The IAM API does not answer {req.method[:16]} requests.")
         raw_path, _, raw_query = req.target.partition("?")
@@ -112,9 +119,12 @@ class IamApi:
             return identity[0]
 
         query = _parse_params(raw_query)
-        authenticate(req.method, raw_path, raw_query, query, req.headers, secret_for,
-                     region=scope_region if scope_region in self.regions else IAM_REGION, service="iam",
-                     body_sha256=hashlib.sha256(body).hexdigest())
+        if caller is not None:
+            found.append(("", caller))
+        else:
+            authenticate(req.method, raw_path, raw_query, query, req.headers, secret_for,
+                         region=scope_region if scope_region in self.regions else IAM_REGION, service="iam",
+                         body_sha256=hashlib.sha256(body).hexdigest())
         params = _parse_params(body, query)
         action = params.get("Action")
         if not action:
@@ -130,7 +140,10 @@ class IamApi:
         context = {"aws:SourceIp": _client_address(req.remote),
                    "aws:SecureTransport": "true" if req.tls else "false", **time_context(datetime.now(UTC))}
         call = Call(self.admin, found[-1][1], params, context)
-        return response_xml(action, await handler(call), request_id)
+        result = await handler(call)
+        if self.on_change is not None and not action.startswith(("Get", "List")):
+            self.on_change(call.principal, action, params, req.remote)
+        return response_xml(action, result, request_id)
 
 
 # Parameters of the supported actions that Stowage does not implement: refused, not ignored.

@@ -20,10 +20,9 @@ from .xmlio import http_date
 
 MAX_USER_META = 2048
 MAX_TAGS = 10
-STORAGE_CLASSES = frozenset({
-    "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
-    "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE",
-})
+# What a storage class name may look like; which names exist is the engine's to say (AWS's and
+# the configured ones: appliance/engine/classes.py), and it answers InvalidStorageClass.
+STORAGE_CLASS_NAME = re.compile("[A-Z0-9_]{1,64}")
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 
 
@@ -111,7 +110,7 @@ def put_meta(headers: dict[str, str], *, with_tags: bool = True) -> PutMeta:
         raise S3Error("MetadataTooLarge", Size=str(size), MaxSizeAllowed=str(MAX_USER_META))
     sc = headers.get("x-amz-storage-class")
     if sc is not None:
-        if sc not in STORAGE_CLASSES:
+        if not STORAGE_CLASS_NAME.fullmatch(sc):
             raise S3Error("InvalidStorageClass", StorageClassRequested=sc)
         meta.storage_class = sc
     if with_tags and "x-amz-tagging" in headers:

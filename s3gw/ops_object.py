@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from . import copychecksum, sse
+from . import copychecksum, replica, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -24,7 +24,9 @@ from .objmeta import (
     version_headers,
 )
 from .ops_access import new_object_acl
+from .ops_lifecycle import expiration_headers
 from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
+from .ops_restore import restore_headers
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
@@ -114,6 +116,7 @@ def _lookup(ctx: Ctx) -> ObjectVersion:
 def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
     mode = ctx.req.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = version_headers(v, versioned=_versioned(ctx), checksum_mode=mode)
+    headers += replica.status_headers(ctx, v.bucket, v.key, v.version_id)
     overrides = response_overrides(ctx.query)
     if overrides:
         lower = {k.lower() for k in overrides}
@@ -126,6 +129,11 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     protection, resolver = sse.for_read(ctx, v)  # before the conditions: no ETag without the key
     check_conditions(ctx.req.headers, v)
     headers = _object_headers(ctx, v) + sse.headers(ctx, protection) + await lock_headers(ctx, v)
+    if _version_id(ctx) is None:  # the current version: the Expiration a lifecycle rule gives it
+        headers += expiration_headers(ctx, v)
+    headers += restore_headers(ctx, v)
+    if not head:
+        ctx.store.readable_refs(v)  # an archived version not restored: 403 InvalidObjectState
     if "partNumber" in ctx.query:
         return await _get_part(ctx, v, headers, head, resolver)
     rng = parse_range(ctx.req.headers.get("range"), v.size)
@@ -239,7 +247,9 @@ async def copy_object(ctx: Ctx) -> Response:
     meta = vouch(ctx, meta) if directive == "REPLACE" and meta is not None else vouch_copy(ctx, src, meta)
     owner, acl = new_object_acl(ctx)
     lock = asked_lock(ctx)  # the source's lock is never copied: the request's, or the bucket's default
-    checksums = await copychecksum.checksums_for(ctx.store, src, algorithm) if new_checksum and algorithm else None
+    checksums = None
+    if new_checksum and algorithm:
+        checksums = await copychecksum.checksums_for(ctx.store, src, algorithm, resolver)
     # the same keys: the copy shares the source's segments; other keys: its data is re-encrypted
     shared, protection = sse.copy_plan(protection, stored)
     if shared:

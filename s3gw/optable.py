@@ -16,11 +16,18 @@ from . import (
     ops_attributes,
     ops_bucket,
     ops_bucket_tagging,
+    ops_cors,
     ops_encryption,
+    ops_lifecycle,
     ops_list,
     ops_lock,
+    ops_logging,
     ops_multipart,
+    ops_notification,
     ops_object,
+    ops_replication,
+    ops_restore,
+    postobject,
 )
 from .authz import AUTHORIZED
 from .ctx import OpHandler
@@ -52,6 +59,8 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
     return {Op(name): handler for name, handler in table.items()}
 
 
-OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS,
-                          ops_encryption.OPS, ops_list.OPS, ops_lock.OPS, ops_multipart.OPS, ops_object.OPS),
+OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS, ops_cors.OPS,
+                          ops_encryption.OPS, ops_lifecycle.OPS, ops_list.OPS, ops_lock.OPS, ops_logging.OPS,
+                          ops_multipart.OPS, ops_notification.OPS, ops_object.OPS, ops_replication.OPS,
+                          ops_restore.OPS, postobject.OPS),
                          REFUSED)

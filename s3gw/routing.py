@@ -37,6 +37,8 @@ class Op(StrEnum):
     GetBucketTagging = "GetBucketTagging"
     PutBucketTagging = "PutBucketTagging"
     DeleteBucketTagging = "DeleteBucketTagging"
+    GetBucketLogging = "GetBucketLogging"
+    PutBucketLogging = "PutBucketLogging"
     DeleteObjects = "DeleteObjects"
     # access control
     GetBucketPolicy = "GetBucketPolicy"
@@ -56,10 +58,20 @@ class Op(StrEnum):
     # object lock
     GetObjectLockConfiguration = "GetObjectLockConfiguration"
     PutObjectLockConfiguration = "PutObjectLockConfiguration"
+    # lifecycle
+    GetBucketLifecycleConfiguration = "GetBucketLifecycleConfiguration"
+    PutBucketLifecycleConfiguration = "PutBucketLifecycleConfiguration"
+    DeleteBucketLifecycle = "DeleteBucketLifecycle"
+    RestoreObject = "RestoreObject"
     GetObjectRetention = "GetObjectRetention"
     PutObjectRetention = "PutObjectRetention"
     GetObjectLegalHold = "GetObjectLegalHold"
     PutObjectLegalHold = "PutObjectLegalHold"
+    # CORS
+    GetBucketCors = "GetBucketCors"
+    PutBucketCors = "PutBucketCors"
+    DeleteBucketCors = "DeleteBucketCors"
+    PreflightRequest = "PreflightRequest"  # OPTIONS on a bucket or an object: answered from the CORS rules
     # listings
     ListObjects = "ListObjects"
     ListObjectsV2 = "ListObjectsV2"
@@ -84,10 +96,18 @@ class Op(StrEnum):
     AbortMultipartUpload = "AbortMultipartUpload"
     ListParts = "ListParts"
     ListMultipartUploads = "ListMultipartUploads"
+    # browser-form upload (POST /bucket without ?delete)
+    PostObject = "PostObject"
+    # notifications
+    GetBucketNotificationConfiguration = "GetBucketNotificationConfiguration"
+    PutBucketNotificationConfiguration = "PutBucketNotificationConfiguration"
+    # replication
+    GetBucketReplication = "GetBucketReplication"
+    PutBucketReplication = "PutBucketReplication"
+    DeleteBucketReplication = "DeleteBucketReplication"
     # recognised but not implemented (REFUSED)
     UnsupportedSubresource = "UnsupportedSubresource"
     DeleteBucketSubresource = "DeleteBucketSubresource"
-    PostObject = "PostObject"
     PostToKey = "PostToKey"
     MethodNotAllowed = "MethodNotAllowed"
 
@@ -98,9 +118,9 @@ class Op(StrEnum):
 # Subresources answered 501 NotImplemented whatever the method (Op.UnsupportedSubresource),
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
-    "cors", "lifecycle", "website", "logging", "notification", "replication",
+    "website",
     "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
-    "restore", "select", "torrent",
+    "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
     # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
     # metadata tables a CreateBucket, CreateSession a listing)
@@ -109,9 +129,9 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
-                                 "object-lock"})
+                                 "object-lock", "logging", "notification", "replication", "lifecycle"})
 # Subresources of objects only: on a bucket they name nothing we serve.
-OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes"})
+OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).
 _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
                     ("legal-hold", Op.GetObjectLegalHold, Op.PutObjectLegalHold))
@@ -120,7 +140,6 @@ _OBJECT_LOCK_OPS = (("retention", Op.GetObjectRetention, Op.PutObjectRetention),
 REFUSED: Mapping[Op, str] = MappingProxyType({
     Op.UnsupportedSubresource: "NotImplemented",
     Op.DeleteBucketSubresource: "NotImplemented",  # DELETE /bucket with any other query
-    Op.PostObject: "NotImplemented",  # POST /bucket without ?delete: the browser-form upload
     Op.PostToKey: "NotImplemented",  # POST /bucket/key without ?uploads or ?uploadId
     Op.MethodNotAllowed: "MethodNotAllowed",  # a method the resource does not take
 })
@@ -184,15 +203,21 @@ _BUCKET_GETS = (("location", Op.GetBucketLocation), ("versioning", Op.GetBucketV
                 ("acl", Op.GetBucketAcl), ("tagging", Op.GetBucketTagging), ("policy", Op.GetBucketPolicy),
                 ("policyStatus", Op.GetBucketPolicyStatus), ("ownershipControls", Op.GetBucketOwnershipControls),
                 ("publicAccessBlock", Op.GetPublicAccessBlock), ("encryption", Op.GetBucketEncryption),
-                ("object-lock", Op.GetObjectLockConfiguration))
+                ("object-lock", Op.GetObjectLockConfiguration), ("logging", Op.GetBucketLogging),
+                ("cors", Op.GetBucketCors), ("notification", Op.GetBucketNotificationConfiguration),
+                ("replication", Op.GetBucketReplication), ("lifecycle", Op.GetBucketLifecycleConfiguration))
 # PUT and DELETE /bucket?<subresource>; a PUT without one creates the bucket
 _BUCKET_PUTS = (("versioning", Op.PutBucketVersioning), ("acl", Op.PutBucketAcl), ("tagging", Op.PutBucketTagging),
                 ("policy", Op.PutBucketPolicy), ("ownershipControls", Op.PutBucketOwnershipControls),
                 ("publicAccessBlock", Op.PutPublicAccessBlock), ("encryption", Op.PutBucketEncryption),
-                ("object-lock", Op.PutObjectLockConfiguration))
+                ("object-lock", Op.PutObjectLockConfiguration), ("logging", Op.PutBucketLogging),
+                ("cors", Op.PutBucketCors), ("notification", Op.PutBucketNotificationConfiguration),
+                ("replication", Op.PutBucketReplication), ("lifecycle", Op.PutBucketLifecycleConfiguration))
 _BUCKET_DELETES = (("tagging", Op.DeleteBucketTagging), ("policy", Op.DeleteBucketPolicy),
                    ("ownershipControls", Op.DeleteBucketOwnershipControls),
-                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption))
+                   ("publicAccessBlock", Op.DeletePublicAccessBlock), ("encryption", Op.DeleteBucketEncryption),
+                   ("cors", Op.DeleteBucketCors), ("replication", Op.DeleteBucketReplication),
+                   ("lifecycle", Op.DeleteBucketLifecycle))
 
 
 def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source: bool) -> Op:
@@ -200,13 +225,19 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
         return Op.UnsupportedSubresource
     if not bucket:
         return Op.ListBuckets if method == "GET" else Op.MethodNotAllowed
+    if method == "OPTIONS":
+        return Op.PreflightRequest
     if not key:
+        if bucket == WRITE_GET_OBJECT_RESPONSE:
+            return Op.UnsupportedSubresource
         return Op.UnsupportedSubresource if not OBJECT_SUBRESOURCES.isdisjoint(q) else _bucket_operation(method, q)
     if not BUCKET_SUBRESOURCES.isdisjoint(q):
         return Op.UnsupportedSubresource
     for sub, get, put in _OBJECT_LOCK_OPS:
         if sub in q:
             return get if method == "GET" else put if method == "PUT" else Op.MethodNotAllowed
+    if "restore" in q:
+        return Op.RestoreObject if method == "POST" else Op.MethodNotAllowed
     if method in ("GET", "HEAD"):
         if "tagging" in q:
             return Op.GetObjectTagging if method == "GET" else Op.MethodNotAllowed
@@ -265,3 +296,8 @@ def _bucket_operation(method: str, q: dict[str, str]) -> Op:
     if method == "POST":
         return Op.DeleteObjects if "delete" in q else Op.PostObject
     return Op.MethodNotAllowed
+
+
+# S3 Object Lambda's WriteGetObjectResponse is POST /WriteGetObjectResponse: no bucket can have
+# that name (bucket names are lower case), so it is refused rather than read as a form upload.
+WRITE_GET_OBJECT_RESPONSE = "WriteGetObjectResponse"

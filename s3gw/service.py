@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -20,10 +20,14 @@ from appliance.config import Config, parse_listen
 from appliance.engine import ObjectStore
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.objectkeys import ObjectKeys
+from appliance.services.eventhub import EventHub
 
+from .adminpaths import AdminPaths
 from .app import S3App
+from .console import Console
+from .exchange import Observer
 from .http import ServerState, refuse_connection, serve_connection
-from .iamapi import IamApi
+from .iamapi import ChangeHook, IamApi
 
 log = logging.getLogger("stowage.s3")
 DRAIN_GRACE = 5.0
@@ -77,18 +81,29 @@ async def serve_s3(
     identities: IdentityAdmin,
     keys: ObjectKeys,
     *,
+    admin: AdminPaths | None = None,
+    observers: Sequence[Observer] = (),
+    state: ServerState | None = None,
+    iam_changes: ChangeHook | None = None,
+    events: EventHub | None = None,
     tls_context: Callable[[], ssl.SSLContext] | None = None,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """tls_context: the daemon's current server context (appliance/tls.py), asked per connection
-    so a reloaded certificate serves new connections while those in flight keep theirs."""
+    """`admin`: the /_stowage/v1/ endpoints; `observers`: told of every request (metrics, access
+    logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it;
+    `iam_changes`: told of every change made through the IAM API (the audit log); `tls_context`:
+    the daemon's current server context (appliance/tls.py), asked per connection so a reloaded
+    certificate serves new connections while those in flight keep theirs."""
     host, port = parse_listen(cfg.s3.listen)
-    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities))
+    app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities, iam_changes), admin, observers,
+                events)
+    if "console" not in app.admin.handlers:  # the web console acts through this application
+        app.admin.register("console", Console(app).handle)
     if tls_context is None:
         fixed = _tls_context(cfg)
         tls_context = None if fixed is None else (lambda: fixed)
     tls = tls_context
-    state = ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
+    state = state or ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
     s3 = cfg.s3

@@ -4,6 +4,7 @@ core errors into one clear line and an exit status."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,8 @@ def appliance_options(fn: F) -> F:
     @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help=f"config file (default {DEFAULT_CONFIG_PATH})")
     @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="embedded appliance: everything under this directory")
+                  help="embedded appliance: everything under this directory (default $STOWAGE_DATA, "
+                       "or ./stowage-data when it exists)")
     @functools.wraps(fn)
     def wrapper(*args: Any, config_path: Path | None, data_dir: Path | None, **kwargs: Any) -> Any:
         cfg = run_guarded(lambda: resolve_config(config_path, data_dir))
@@ -33,7 +35,18 @@ def appliance_options(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+EMBEDDED_DIR = "stowage-data"  # what `make run` creates beside the Makefile
+
+
 def resolve_config(config_path: Path | None, data_dir: Path | None) -> Config:
+    """--data DIR, else $STOWAGE_DATA, else ./stowage-data when it exists and no --config is
+    given (the embedded appliance of `make run`), else the config file."""
+    if data_dir is None and config_path is None:
+        env = os.environ.get("STOWAGE_DATA", "")
+        if env:
+            data_dir = Path(env)
+        elif Path(EMBEDDED_DIR).is_dir() and not DEFAULT_CONFIG_PATH.exists():
+            data_dir = Path(EMBEDDED_DIR)
     if data_dir is not None:
         base = load_config(config_path) if config_path else None
         return embedded_config(data_dir, base)

@@ -67,7 +67,15 @@ def service_lines(name: str, svc: Any) -> str | None:
         return (f"{svc.get('op', 'drain')} {svc.get('disk_id')}: {svc.get('done', 0)}/{svc.get('total', 0)} segments, "
                 f"{svc.get('moved_shards', 0)} shards moved" + (", running" if svc.get("running") else ""))
     if name == "snapshot":
-        return f"metadata snapshots: {svc.get('count', 0)} kept, last {svc.get('last_segment', '-')}"
+        out = f"metadata snapshots: {svc.get('count', 0)} kept, last {svc.get('last_segment', '-')}"
+        j = svc.get("journal") or {}
+        if j:
+            out += (f"\nmetadata journal: on {len(j.get('disks', []))} disks (each commit on {j.get('quorum')}), "
+                    f"record {j.get('last_record', 0)}, {human_size(j.get('bytes_since_snapshot', 0))} since the "
+                    "last snapshot")
+            for disk_id, why in sorted((j.get("stopped") or {}).items()):
+                out += f"\n  JOURNAL STOPPED on {disk_id}: {why}"
+        return out
     return None
 
 

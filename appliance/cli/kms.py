@@ -33,12 +33,8 @@ def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:
 
 
 def _run_offline(cfg: Config, op: str, args: dict[str, Any]) -> Any:
-    with offline.session(cfg.meta_path) as db:
-        result = iam_kms.OPS[op](iam_kms.Kms(db, masterkey.open_for(cfg, db)), args)
-    if op in iam_kms.CHANGES:
-        click.echo("the daemon is not running: once it is, run `stowage snapshot-metadata` so the change "
-                   "is on the data disks too (KMS keys live in the metadata DB)", err=True)
-    return result
+    with offline.session(cfg.meta_path) as db:  # journaled to the data disks, as the daemon's commits
+        return iam_kms.OPS[op](iam_kms.Kms(db, masterkey.open_for(cfg, db)), args)
 
 
 def _line(k: dict[str, Any]) -> str:

@@ -16,11 +16,15 @@ from appliance.config import Config
 from appliance.control import ControlError, call
 
 from . import credentials as cli_credentials
+from . import durability as cli_durability
 from . import export as cli_export
 from . import heal as cli_heal
 from . import iam as cli_iam
 from . import import_s3 as cli_import
 from . import kms as cli_kms
+from . import notify as cli_notify
+from . import operator as cli_operator
+from . import replication as cli_replication
 from . import upgrade as cli_upgrade
 from .common import appliance_options, run_guarded
 from .disks import disks
@@ -86,7 +90,7 @@ def status(cfg: Config, as_json: bool) -> None:
     render_status(st)
 
 
-for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_credentials.commands,
-             *cli_export.commands, *cli_import.commands,
-             *cli_upgrade.commands]:
+for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_operator.commands,
+             *cli_durability.commands, *cli_notify.commands, *cli_replication.commands, *cli_credentials.commands,
+             *cli_export.commands, *cli_import.commands, *cli_upgrade.commands]:
     main.add_command(_cmd)

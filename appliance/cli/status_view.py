@@ -38,7 +38,15 @@ def render_status(st: dict[str, Any]) -> None:
         t.add_row(d["disk_id"], d["pool"], f"[{color}]{d['state']}[/{color}]", d["path"], reasons)
     con.print(t)
     from .heal import service_lines  # healing services render their own progress lines
+    from .lifecycle_view import lifecycle_line
 
     for name, svc in (st.get("services") or {}).items():
-        line = service_lines(name, svc)
+        line = service_lines(name, svc) or lifecycle_line(name, svc)
         con.print(line if line is not None else f"{name}: {svc}", markup=False)
+    notes = st.get("notifications")
+    if notes and notes.get("targets"):  # per target: backlog, deliveries, events that did not fit
+        for name, tst in notes["targets"].items():
+            warn = f"  OVERFLOWED {tst['overflowed']}" if tst["overflowed"] else ""
+            err = f"  retrying: {tst['last_error']}" if tst["retrying"] else ""
+            con.print(f"notify {name}: queued {tst['queued']}, delivered {tst['delivered']}{warn}{err}",
+                      markup=False)

@@ -22,9 +22,22 @@ of it, for the gateway's IAM API.
 
 from __future__ import annotations
 
+from .bucketcors import find_cors, get_cors, put_cors
 from .crypto import KeyResolver, SegmentKey
+from .eventrules import (
+    ARN_SERVICES,
+    EVENT_TYPES,
+    EventConfigError,
+    NotificationRule,
+    ReplicationRule,
+    ReplicationRules,
+    parse_target_arn,
+)
+from .events import Cause, caused_by
 from .identity import IdentityView
-from .listing import ListPage, UploadPage, VersionPage
+from .lifecycle_rules import NoncurrentTransition, RuleFilter, Transition
+from .lifecycle_rules import Rule as LifecycleRule
+from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
 from .lock import MODES as LOCK_MODES
@@ -42,7 +55,9 @@ from .objectstore import (
     unquote_etag,
 )
 from .records import (
+    BucketLoggingRecord,
     BucketRecord,
+    CorsRecord,
     CredentialRecord,
     GroupRecord,
     InodeRecord,
@@ -57,10 +72,58 @@ from .records import (
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
-    "CONTENT_HEADERS", "LOCK_MODES", "MAX_KEY_BYTES", "MAX_RETENTION_DAYS", "MAX_RETENTION_YEARS",
-    "S3_MAX_KEY_BYTES", "BodySummary", "BucketRecord", "Capacity", "CredentialRecord", "DefaultRetention",
-    "DeleteResult", "GroupRecord", "IdentityView", "InodeRecord", "KeyResolver", "ListPage", "LockConfig",
-    "ObjectStore", "ObjectVersion", "PartRecord", "PolicyRecord", "PolicyVersion", "PutMeta", "ReadRange",
-    "SegmentKey", "SegmentRef", "UploadPage", "UploadRecord", "UserRecord", "VersionPage", "multipart_etag",
-    "remaining_retention_days", "unquote_etag",
+    "ARN_SERVICES",
+    "CONTENT_HEADERS",
+    "EVENT_TYPES",
+    "LOCK_MODES",
+    "MAX_KEY_BYTES",
+    "MAX_RETENTION_DAYS",
+    "MAX_RETENTION_YEARS",
+    "S3_MAX_KEY_BYTES",
+    "BodySummary",
+    "BucketLoggingRecord",
+    "BucketRecord",
+    "Capacity",
+    "Cause",
+    "CorsRecord",
+    "CredentialRecord",
+    "DefaultRetention",
+    "DeleteResult",
+    "EntryPage",
+    "EventConfigError",
+    "GroupRecord",
+    "IdentityView",
+    "InodeRecord",
+    "KeyResolver",
+    "LifecycleRule",
+    "ListEntry",
+    "ListPage",
+    "LockConfig",
+    "NoncurrentTransition",
+    "NotificationRule",
+    "ObjectStore",
+    "ObjectVersion",
+    "PartRecord",
+    "PolicyRecord",
+    "PolicyVersion",
+    "PutMeta",
+    "ReadRange",
+    "ReplicationRule",
+    "ReplicationRules",
+    "RuleFilter",
+    "SegmentKey",
+    "SegmentRef",
+    "Transition",
+    "UploadPage",
+    "UploadRecord",
+    "UserRecord",
+    "VersionPage",
+    "caused_by",
+    "find_cors",
+    "get_cors",
+    "multipart_etag",
+    "parse_target_arn",
+    "put_cors",
+    "remaining_retention_days",
+    "unquote_etag",
 ]

@@ -8,6 +8,7 @@ and leaves an empty mount point, writes fail instead of filling the root filesys
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Iterator
@@ -67,6 +68,12 @@ class Disk:
 
     def tmp_path(self, segment_id: str, shard: int) -> str:
         return f"{self.path}/tmp/{segment_id}.{shard}.{secrets.token_hex(4)}"
+
+    @functools.cached_property
+    def own_filesystem(self) -> bool:
+        """The disk is the root of a filesystem of its own (a mounted data disk), not a
+        directory of a filesystem shared with other software (the embedded mode)."""
+        return os.path.ismount(self.path)
 
     @property
     def writable(self) -> bool:

@@ -99,6 +99,24 @@ class BadDigest(StowageError):
     code = "BadDigest"
 
 
+class InvalidStorageClass(StowageError):
+    """The storage class you specified is not valid (not an AWS class nor one configured)."""
+
+    code = "InvalidStorageClass"
+
+
+class InvalidObjectState(StowageError):
+    """The object is archived (GLACIER, DEEP_ARCHIVE) and not restored: RestoreObject first."""
+
+    code = "InvalidObjectState"
+
+
+class RestoreAlreadyInProgress(StowageError):
+    """Object restore is already in progress."""
+
+    code = "RestoreAlreadyInProgress"
+
+
 # --- multipart -----------------------------------------------------------------------------
 
 

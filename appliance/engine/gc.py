@@ -26,6 +26,8 @@ import time
 
 import trio
 
+from diskmgr.crashpoints import crash_point
+
 from . import keys
 from .completions import COMPLETION_SECONDS
 from .objectstore import ObjectStore
@@ -69,7 +71,9 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
             lsn = await store.db.apply(b)
         await store.db.durable(lsn)  # in the journal before the files go (outside the lock)
         if doomed and rec is not None:
+            crash_point("gc.record_dropped")
             await store.seg.delete(rec)
+            crash_point("gc.files_deleted")
             done += 1
     return done
 

@@ -30,11 +30,17 @@ Lsns within a file are consecutive, from first_lsn. A reader stops at the first 
 cut short, fails its checksum or is out of sequence (a torn tail: written but not yet synced when
 the power went); the records before it stand. The values are the DB's bytes: a secret is in the
 journal exactly as in LevelDB, wrapped by the master key.
+
+Whoever journals to a disk owns it: the journal holds an exclusive flock on
+`<disk>/journal/owner.lock` (holding the owner's pid) from open to close, so `stowage
+recover-metadata` can tell that a daemon or a `stowage` command still writes to the disks, even
+one it cannot reach over the control socket (the kernel drops the lock when the process dies).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import heapq
 import json
 import logging
@@ -52,7 +58,7 @@ from awscrt.checksums import crc32c
 
 from diskmgr.durable import fsync_dir
 
-from .errors import FormatError, MetadataUnavailable
+from .errors import FormatError, MetadataUnavailable, StowageError
 
 log = logging.getLogger("stowage.journal")
 
@@ -60,6 +66,7 @@ MAGIC = b"STWJRNL\x00"
 JOURNAL_FORMAT = 1
 JOURNAL_DIR = "journal"
 SUFFIX = ".jnl"
+OWNER_LOCK = "owner.lock"
 STALL_SECONDS = 10.0  # a disk whose write or fsync takes longer leaves the journal
 LAG_BYTES = 64 << 20  # ... and so does one that falls this far behind the others
 MAX_BODY = 1 << 30
@@ -290,6 +297,44 @@ def merged_records(roots: dict[str, Path], after: int,
             yield lsn, body
 
 
+# --- ownership ----------------------------------------------------------------------------------
+
+
+class DiskOwned(StowageError):
+    """Another process journals to the disk (a running daemon, or a `stowage` command)."""
+
+    code = "DiskOwned"
+
+
+def own_disk(root: Path) -> int:
+    """Take the disk's owner lock (module doc): the open descriptor, to be closed to release it.
+    DiskOwned if another process holds it."""
+    d = root / JOURNAL_DIR
+    if not d.is_dir():
+        d.mkdir(mode=0o700)
+        fsync_dir(root)
+    fd = os.open(d / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DiskOwned(f"the disk at {root} is in use by another process (pid {holder}: the daemon, or a "
+                        "`stowage` command); stop it first") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def release_disks(fds: Iterable[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 # --- the writer -------------------------------------------------------------------------------
 
 
@@ -342,6 +387,7 @@ class _DiskLog:
                     break
                 items, self.items, self.pending_bytes = self.items, [], 0
                 self.busy_since = time.monotonic()
+                self.j.batches.observe(len(items))
             try:
                 last = self._write(items)
             except OSError as exc:
@@ -410,6 +456,25 @@ class _DiskLog:
             self.fd, self.path = -1, None
 
 
+BATCH_BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass
+class BatchSizes:
+    """How many commit records each journal write (one fdatasync on one disk) carried: the
+    group commit's effect, exported as a histogram by the metrics endpoint."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BATCH_BOUNDS) + 1))
+    total: int = 0  # records written, over all writes
+
+    def observe(self, n: int) -> None:
+        i = 0
+        while i < len(BATCH_BOUNDS) and n > BATCH_BOUNDS[i]:
+            i += 1
+        self.counts[i] += 1
+        self.total += n
+
+
 @dataclass(frozen=True)
 class JournalStatus:
     disks: list[str]  # disks the journal is written to
@@ -431,11 +496,25 @@ class Journal:
         self.closing = False
         self.last_lsn = 0
         self.bytes_since_roll = 0
+        self.batches = BatchSizes()  # updated under `cond`
         self.logs: dict[str, _DiskLog] = {}
-        for t in targets:
-            self._add(t, (old_files or {}).get(t.disk_id, []))
+        self.owned: dict[str, int] = {}  # disk id -> descriptor holding its owner lock
+        try:
+            for t in targets:
+                self._add(t, (old_files or {}).get(t.disk_id, []))
+        except BaseException:
+            self.close()
+            raise
 
     def _add(self, target: JournalTarget, old: list[tuple[Path, int]]) -> None:
+        """Journal to one more disk; DiskOwned if another process does (a disk that fails here
+        is left out, as one that fails a write later)."""
+        if target.disk_id not in self.owned:
+            try:
+                self.owned[target.disk_id] = own_disk(target.path)
+            except OSError as exc:
+                log.warning("metadata journal: disk %s left out: %s", target.disk_id, exc)
+                return
         dl = _DiskLog(self, target, old)
         self.logs[target.disk_id] = dl
         dl.thread.start()
@@ -488,7 +567,10 @@ class Journal:
                 for t in targets:
                     old = self.logs.get(t.disk_id)
                     if old is None or old.failed:
-                        self._add(t, old.closed if old is not None else [])
+                        try:
+                            self._add(t, old.closed if old is not None else [])
+                        except DiskOwned as exc:
+                            log.warning("metadata journal: disk %s left out: %s", t.disk_id, exc)
             self.cond.notify_all()
 
     def compact(self, covered_lsn: int) -> int:
@@ -529,6 +611,8 @@ class Journal:
         deadline = time.monotonic() + timeout
         for dl in list(self.logs.values()):
             dl.thread.join(max(0.0, deadline - time.monotonic()))
+        release_disks(self.owned.values())
+        self.owned.clear()
 
 
 # --- start-up ---------------------------------------------------------------------------------

@@ -28,6 +28,19 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     F<bucket>\\0<inode id>           InodeRecord: the keys that are hard links of one file
     C<upload id>                    CompletionRecord: a completed multipart upload, for a while
     Q<completed ns:8><upload id>    expiry of that C key (time ordered)
+    g<name>                         OperatorRecord: operator settings and state (metrics token digest,
+                                    alert state)
+    l<bucket>                       BucketLoggingRecord: a bucket's access-log switch and S3 server
+                                    access logging target
+    c<bucket>                       CorsRecord: the bucket's CORS rules (PutBucketCors)
+    O<kind><name>                   events (events_keys.py): b<bucket> EventConfigRecord, t<name>
+                                    notification target, r<name> replication target, s<name> counters
+    o<target>\\0<seq:8>              QueuedEvent: a notification waiting for delivery to a target
+    J<target>\\0<seq:8>              QueuedEvent: a version waiting for replication to a target
+    j<bucket>\\0<key>\\0<version id>  ReplicationState of a version (PENDING, COMPLETED, FAILED, REPLICA)
+    Y<bucket>                       LifecycleRecord: the bucket's lifecycle rules
+    y<name>                         LifecycleCursor: where the lifecycle worker's pass stands
+    Z<bucket>\\0<key>\\0<version id>   RestoreRecord: a RestoreObject of an archived version
     u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
 """
 
@@ -60,6 +73,16 @@ VID_EXPIRY = b"E"
 INODE = b"F"
 COMPLETION = b"C"
 COMPLETION_EXPIRY = b"Q"
+OPERATOR = b"g"
+BUCKET_LOGGING = b"l"
+CORS = b"c"
+EVENT_CONFIG = b"O"  # notifications and replication: built in events_keys.py
+NOTIFY_QUEUE = b"o"
+REPLICATION_QUEUE = b"J"
+REPLICATION_STATE = b"j"
+LIFECYCLE = b"Y"
+LIFECYCLE_STATE = b"y"
+RESTORE = b"Z"
 UPGRADE = b"u"
 
 
@@ -242,3 +265,27 @@ def completion_expiry(completed_ns: int, upload_id: str) -> bytes:
 def split_completion_expiry(raw: bytes) -> str:
     """The upload id of a Q key."""
     return raw[9:].decode()
+
+
+def operator(name: str) -> bytes:
+    return OPERATOR + name.encode()
+
+
+def bucket_logging(bucket_name: str) -> bytes:
+    return BUCKET_LOGGING + bucket_name.encode()
+
+
+def cors(bucket_name: str) -> bytes:
+    return CORS + bucket_name.encode()
+
+
+def lifecycle(bucket_name: str) -> bytes:
+    return LIFECYCLE + bucket_name.encode()
+
+
+def lifecycle_state(name: str) -> bytes:
+    return LIFECYCLE_STATE + name.encode()
+
+
+def restore(bucket_name: str, key: str, version_id: str) -> bytes:
+    return RESTORE + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()

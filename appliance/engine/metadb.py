@@ -10,7 +10,12 @@ journal is open (`open_journal`, by the store at start-up or by an offline sessi
 appended to the metadata journal on the data disks (journal.py) in the same order, under one
 lock. A durable commit returns when LevelDB has synced it and the journal has it on its quorum
 of disks; `apply` + `durable` split the two so that the store's commit lock is held only for
-the first (concurrent commits then share the journal's fsyncs). Commits made before a journal
+the first: `apply` writes the batch to LevelDB unsynced (visible at once to the next
+transaction; after a kill -9 it is in the page cache, like a synced one), and `durable` waits
+for a group sync (groupsync.py) of LevelDB's log files, shared by every commit written before
+it began, and for the journal's quorum, whose fsyncs concurrent commits share as well. Every
+log file is synced, not only the current one: a commit written just before LevelDB switched to
+a new log is still in the old one until its memtable is flushed to a (synced) table. Commits made before a journal
 is open (the disk records written at start-up) are held in memory and appended when it opens.
 A LevelDB write that fails leaves the DB refusing commits (LevelDB itself refuses every write
 after one failed): the daemon stops accepting writes and says why.
@@ -19,6 +24,7 @@ after one failed): the daemon stops accepting writes and says why.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
@@ -31,6 +37,7 @@ import trio
 
 from . import keys
 from .errors import FormatError, MetadataUnavailable
+from .groupsync import GroupSync
 from .journal import (
     Journal,
     JournalStart,
@@ -50,6 +57,8 @@ log = logging.getLogger("stowage.metadb")
 
 DB_FORMAT = 1
 RECOVERY_MARKER = "RECOVERING"  # in the DB's directory while recover-metadata builds it
+INLINE_WRITES = 32  # a batch this small is written to LevelDB in the loop (unsynced: no I/O wait)
+INLINE_BYTES = 64 << 10
 HELD_MAX = 10_000  # commits held for a journal not yet open; beyond, a snapshot is due instead
 R = TypeVar("R", bound=Record)
 
@@ -107,6 +116,8 @@ class MetaDB:
         # a DB from before the journal holds changes no journal record has: not so an empty one
         self.lsn_known = raw is not None or not self._holds_data()
         self._order = threading.Lock()  # commit order: lsn, journal queue and LevelDB write agree
+        self.written = self.lsn  # the highest lsn whose LevelDB write has completed
+        self.log_sync = GroupSync(self._sync_logs, lambda: self.written)
         self.journal: Journal | None = None
         self._held: list[tuple[int, bytes]] | None = []
         self.failed = ""
@@ -184,6 +195,7 @@ class MetaDB:
             if len(self._held) > HELD_MAX:
                 self._held = None
         self._leveldb_write(writes.items(), sync)
+        self.written = lsn
         return lsn
 
     def _write(self, writes: Writes, sync: bool) -> int:
@@ -193,18 +205,48 @@ class MetaDB:
             return self._write_locked(writes, sync)
 
     async def apply(self, batch: Batch, sync: bool = True) -> int:
-        """Write the batch atomically to LevelDB (synced when `sync`) and queue it for the
-        journal; returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns."""
+        """Write the batch atomically to LevelDB, unsynced, and queue it for the journal;
+        returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns (`sync` is
+        kept for callers that say they will not wait for that)."""
         if not batch.writes:
             return 0
-        return await trio.to_thread.run_sync(self._write, batch.writes, sync)
+        if len(batch.writes) <= INLINE_WRITES and sum(len(v or b"") for v in batch.writes.values()) <= INLINE_BYTES:
+            # an unsynced write of a few records takes tens of microseconds: less than the hop
+            # to a worker thread, which the store's commit lock would be held across
+            return self._write(batch.writes, False)
+        return await trio.to_thread.run_sync(self._write, batch.writes, False)
 
     async def durable(self, lsn: int) -> None:
-        """Until commit `lsn` is on the journal's quorum of disks (MetadataUnavailable if no
-        disk takes the journal)."""
+        """Until commit `lsn` is synced in LevelDB and on the journal's quorum of disks
+        (MetadataUnavailable if LevelDB's sync fails or no disk takes the journal)."""
+        if lsn:
+            await trio.to_thread.run_sync(self._wait_durable, lsn)
+
+    def _wait_durable(self, lsn: int) -> None:
+        self.log_sync.wait(lsn)
         j = self.journal
-        if lsn and j is not None:
-            await trio.to_thread.run_sync(j.wait, lsn)
+        if j is not None:
+            j.wait(lsn)
+
+    def _sync_logs(self) -> None:
+        """fdatasync every LevelDB log file (the group sync; see the module doc). A log file
+        deleted meanwhile was flushed to a synced table first."""
+        try:
+            for name in os.listdir(self.path):
+                if not name.endswith(".log"):
+                    continue
+                try:
+                    fd = os.open(self.path / name, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            self.failed = f"syncing its log: {exc}"
+            log.error("the metadata DB failed to sync its log: %s; commits are refused from now on", exc)
+            raise MetadataUnavailable(f"the metadata DB failed to sync its log: {exc}") from exc
 
     async def commit(self, batch: Batch, sync: bool = True) -> None:
         """Write the batch atomically; with sync=True this is the durability point (LevelDB
@@ -215,9 +257,9 @@ class MetaDB:
 
     def commit_now(self, batch: Batch, sync: bool = True) -> None:
         """Blocking commit, for start-up and tools outside the loop."""
-        lsn = self._write(batch.writes, sync)
-        if sync and lsn and self.journal is not None:
-            self.journal.wait(lsn)
+        lsn = self._write(batch.writes, False)
+        if sync and lsn:
+            self._wait_durable(lsn)
 
     def put_hint(self, key: bytes, value: bytes | Record) -> None:
         """A non-synced single write, for hints that may be lost (heal queue entries)."""
@@ -231,7 +273,7 @@ class MetaDB:
             self._leveldb_write(pairs, sync)
             for k, v in pairs:
                 if k == keys.JOURNAL_LSN and v is not None:
-                    self.lsn = keys.unpack_seq(v)
+                    self.lsn = self.written = keys.unpack_seq(v)
 
     # --- the journal ----------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ the oldest beyond `keep` are dereferenced and collected by the GC. A small manif
 with `read_stream`. When to take one is the snapshot service's business (services/snapshot.py).
 The DB copy holds keys.JOURNAL_LSN, the last metadata-journal record it includes (also in the
 stream header and the shard identity as "journal_lsn"): once a snapshot is committed the
-journal rolls to new files and deletes the ones holding nothing newer (journal.py).
+journal rolls to new files and deletes the ones holding nothing newer than the previous
+snapshot (journal.py), so either of the two newest snapshots plus the journal is complete.
 
 Stream format (version 1), all integers little endian:
 
@@ -190,7 +191,7 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
             path.unlink()
     if rec is None:
         return None
-    info = SnapshotInfo(rec.segment_id, created, seq, rec.length, count)
+    info = SnapshotInfo(rec.segment_id, created, seq, rec.length, count, ser.journal_lsn)
     try:
         async with store.txn() as t:
             t.add_segment(rec)
@@ -205,7 +206,9 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
     except BaseException:
         await store.discard_segment(rec)
         raise
-    await _compact_journal(store, ser.journal_lsn)
+    # the journal is kept back to the previous snapshot, so that recovery falling back to it (the
+    # newest one damaged beyond repair) still replays every commit since
+    await _compact_journal(store, kept[-2].journal_lsn if len(kept) > 1 else ser.journal_lsn)
     await _write_manifests(store, kept)
     log.info("metadata snapshot %s: %d records, %d bytes", rec.segment_id, count, rec.length)
     return info, kept

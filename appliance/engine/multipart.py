@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
+from diskmgr.crashpoints import crash_point
+
 from . import completions, keys, listing, lock
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
@@ -40,6 +42,7 @@ class MultipartStore(StoreCore):
         b = self.get_bucket(bucket)
         check_new_key(key, self.db.get(keys.latest(bucket, key)) is not None, long_key=False)
         meta = meta or PutMeta()
+        self.placement(meta.storage_class)  # InvalidStorageClass before the upload exists
         lock.check_settings(b, meta.lock_mode, meta.legal_hold)  # the default retention applies at completion
         up = UploadRecord(
             upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
@@ -94,8 +97,9 @@ class MultipartStore(StoreCore):
         self._check_part_number(part_number)
         up = self.get_upload(bucket, key, upload_id)
         identity = {"bucket": bucket, "key": key, "upload_id": upload_id, "part": part_number}
-        seg, summary = await self.write_body(body, identity, self.pool_for(up.storage_class), size_hint,
-                                             encrypt_with)
+        place = self.placement(up.storage_class)
+        seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
+                                             geometry=place.geometry)
         try:
             checksums = finalize(summary) if finalize else None
             part = PartRecord(part_number, summary.size, summary.etag, time.time_ns(), whole_ref(seg),
@@ -220,6 +224,7 @@ class MultipartStore(StoreCore):
             t.put_version(v)
             completions.remember_in(t, upload_id, v, parts)
             self._drop_upload_in(t, bucket, key, upload_id)
+        crash_point("multipart.completed")
         return v
 
     def list_uploads(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",

@@ -2,25 +2,30 @@
 
 Contract in docs/engine-api.md. The implementation is split by job: storecore.py (buckets,
 versions, commits), multipart.py (uploads), patch.py (the mount's partial-rewrite commit),
-links.py (the mount's hard links and directory times), lockstore.py (object lock settings;
-the rules are lock.py's), listing.py (range-scan listings),
+links.py (the mount's hard links and directory times), lifecyclestore.py (lifecycle rules and
+the lifecycle worker's conditional actions), lockstore.py (object lock settings; the rules are
+lock.py's), logstore.py (bucket logging settings), listing.py (range-scan listings),
 segments.py (the erasure-coded data path), upkeep.py (the narrow queries of the background
 services).
 """
 
 from __future__ import annotations
 
+from .lifecyclestore import LifecycleStore
 from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
 from .lockstore import LockStore
+from .logstore import LoggingStore
 from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
+from .restorestore import RestoreStore
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
 from .upkeep import UpkeepStore
 
 
-class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore):
+class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore, LifecycleStore,
+                  RestoreStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

@@ -119,11 +119,14 @@ class SnapshotInfo:
     seq: int  # the commit sequence number the snapshot includes
     length: int
     records: int
+    journal_lsn: int = 0  # the last metadata-journal record it holds (0: unknown, an older snapshot)
 
 
 @dataclass
 class SnapshotList(ProgressRecord):
     """The metadata snapshots kept (oldest first); each holds one reference on its segment."""
+
+    FORMAT: ClassVar[int] = 3  # format 3: each snapshot's journal_lsn
 
     snapshots: list[SnapshotInfo] = field(default_factory=list)
 
@@ -133,7 +136,8 @@ class SnapshotList(ProgressRecord):
 
     @classmethod
     def decoders(cls) -> dict[int, Decoder[SnapshotList]]:
-        return {ROUND1_FORMAT: lambda raw: _round1_with_format_field(cls, raw), PROGRESS_FORMAT: cls.from_json}
+        return {ROUND1_FORMAT: lambda raw: _round1_with_format_field(cls, raw), PROGRESS_FORMAT: cls.from_json,
+                3: cls.from_json}
 
 
 # What references a segment: {"bucket", "key", "version_id"} for an object version,

@@ -16,16 +16,36 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar, TypeVar
 
 from .crypto import plain_length
 from .errors import FormatError
 
 RECORD_FORMAT = 1
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_SETS: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def fields_dict(obj: object) -> dict[str, Any]:
+    """A dataclass's fields as a dict, in field order, values as they are: what asdict gives
+    to json.dumps without its deep copy, which made it most of a record's encoding time (nested
+    dataclasses are converted by `_json_default` as json meets them: the same JSON)."""
+    return {n: getattr(obj, n) for n in _field_names(type(obj))}
+
+
+def _json_default(o: object) -> dict[str, Any]:
+    if is_dataclass(o) and not isinstance(o, type):
+        return fields_dict(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 R = TypeVar("R", bound="Record")
 
@@ -41,11 +61,11 @@ class Record:
         return {1: cls._from_json}
 
     def encode(self) -> bytes:
-        body = json.dumps(self._to_json(), separators=(",", ":"), ensure_ascii=False)
+        body = json.dumps(self._to_json(), separators=(",", ":"), ensure_ascii=False, default=_json_default)
         return bytes([self.FORMAT]) + body.encode()
 
     def _to_json(self) -> dict[str, Any]:
-        return asdict(cast("DataclassInstance", self))
+        return fields_dict(self)
 
     @classmethod
     def decode(cls: type[R], data: bytes) -> R:
@@ -56,7 +76,7 @@ class Record:
         if decoder is None:
             raise FormatError(f"{cls.__name__} record format {version} is not supported by this version")
         try:
-            raw = json.loads(data[1:])
+            raw = json.loads(data[1:].decode())  # str: json skips guessing the encoding of bytes
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
             return decoder(raw)
@@ -65,7 +85,11 @@ class Record:
 
     @classmethod
     def _from_json(cls: type[R], raw: dict[str, Any]) -> R:
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _FIELD_SETS.get(cls)
+        if names is None:
+            names = _FIELD_SETS[cls] = frozenset(_field_names(cls))
+        if names.issuperset(raw):
+            return cls(**raw)
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
@@ -153,7 +177,7 @@ class ObjectVersion(Record):
     legal_hold: bool = False
 
     def _to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = fields_dict(self)
         d["segments"] = [[s.segment_id, s.offset, s.length] for s in self.segments]
         return d
 
@@ -183,9 +207,12 @@ class InodeRecord(Record):
 @dataclass(slots=True)
 class SegmentRecord(Record):
     """Placement and health of one erasure-coded segment. Format 2 added `enc`, the envelope of
-    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted."""
+    an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted.
+    Format 3 added `cipher_id`: a segment re-encoded into another geometry (a storage-class
+    change, transcode.py) holds the blocks of the segment it was copied from as they were
+    sealed, and block keys derive from that segment's id."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     segment_id: str
     k: int
@@ -198,10 +225,11 @@ class SegmentRecord(Record):
     pool: str = "default"
     damaged: list[int] = field(default_factory=list)  # shard indices known missing/corrupt
     enc: dict[str, Any] | None = None  # opaque envelope (wrapped data key, mode, key id); None = plaintext
+    cipher_id: str = ""  # the segment id the blocks were sealed under; "" = segment_id
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], SegmentRecord]]:
-        return {1: cls._from_json, 2: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
 
     @property
     def plain_length(self) -> int:
@@ -262,7 +290,7 @@ class PartRecord(Record):
     checksums: dict[str, str] = field(default_factory=dict)
 
     def _to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = fields_dict(self)
         d["segments"] = [[s.segment_id, s.offset, s.length] for s in self.segments]
         return d
 
@@ -286,6 +314,16 @@ class CompletionRecord(Record):
     etag: str  # ... and its ETag
     parts_digest: str  # SHA-256 of the completed part list (part numbers and ETags)
     completed_ns: int
+
+
+@dataclass(slots=True)
+class CorsRecord(Record):
+    """A bucket's CORS configuration (engine/bucketcors.py): its rules in order, each
+    {"id", "origins", "methods", "headers", "expose", "max_age"} as PutBucketCors gave them
+    (validated by the gateway, s3gw/cors.py); max_age None when the rule sets none."""
+
+    bucket: str
+    rules: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -349,7 +387,7 @@ class KmsKeyRecord(Record):
     versions: list[KmsKeyVersion] = field(default_factory=list)  # oldest first
 
     def _to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = fields_dict(self)
         d["versions"] = [[v.version, v.wrapped, v.created_ns] for v in self.versions]
         return d
 
@@ -461,7 +499,7 @@ class PolicyRecord(Record):
     next_version: int = 2  # the number of the next version created
 
     def _to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = fields_dict(self)
         d["versions"] = [[v.version_id, v.document, v.created_ns] for v in self.versions]
         return d
 
@@ -488,3 +526,127 @@ class AccountRecord(Record):
     account_id: str
     root_canonical_id: str
     created_ns: int
+
+
+@dataclass(slots=True)
+class OperatorRecord(Record):
+    """An operator setting or piece of state (key g<name>): the metrics bearer token's SHA-256
+    ("metrics-token": {"sha256": hex}), the alerts that are firing ("alerts": {"active": {...}})."""
+
+    name: str
+    value: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BucketLoggingRecord(Record):
+    """A bucket's logging settings (key l<bucket>): whether its requests go to the structured
+    access log, and S3 server access logging (PutBucketLogging): the bucket and key prefix that
+    AWS-format log objects are delivered to ("" = off)."""
+
+    bucket: str
+    access_log: bool = False
+    target_bucket: str = ""
+    target_prefix: str = ""
+
+
+# --- notifications and replication (events_keys.py) ----------------------------------------------
+
+
+@dataclass(slots=True)
+class EventConfigRecord(Record):
+    """A bucket's notification and replication configuration, as parsed from their documents
+    (engine/eventrules.py reads them): `notifications` is a list of rules {"id", "kind": Queue |
+    Topic | CloudFunction, "arn", "target", "events": [...], "prefix", "suffix"}; `replication`
+    {"role", "rules": [...]} or None (no replication configured)."""
+
+    bucket: str
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    replication: dict[str, Any] | None = None
+    updated_ns: int = 0
+
+
+@dataclass(slots=True)
+class EventTargetRecord(Record):
+    """Where events go: a notification target (kind "webhook" or "file") or a replication target
+    (kind "s3": a remote S3 endpoint). `settings` holds what is not secret (url, path, region,
+    tls_verify, access key, bucket...); `wrapped` holds the secret (the webhook's authorization
+    header, the remote's secret key) wrapped by the master key with the context
+    b"event-target:<name>" — never in plain text."""
+
+    name: str
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    wrapped: str = ""  # base64 of the master-key-wrapped secret; "" = none
+    created_ns: int = 0
+
+
+@dataclass(slots=True)
+class QueuedEvent(Record):
+    """One entry of a delivery queue: a notification (`payload` is the S3 event record) or a
+    version to replicate (`payload` says what: {"op": "put" | "delete", "rule": ID, ...})."""
+
+    target: str
+    bucket: str
+    key: str
+    version_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    queued_ns: int = 0
+
+
+@dataclass(slots=True)
+class ReplicationState(Record):
+    """x-amz-replication-status of one version: PENDING, COMPLETED, FAILED (with the reason) on
+    the source, REPLICA on a target."""
+
+    status: str
+    reason: str = ""
+    updated_ns: int = 0
+
+
+@dataclass(slots=True)
+class LifecycleRecord(Record):
+    """A bucket's lifecycle configuration (keys.lifecycle): its rules as
+    engine/lifecycle_rules.Rule.to_json() gives them, in the order they were put."""
+
+    bucket: str
+    rules: list[dict[str, Any]]
+    updated_ns: int
+
+
+@dataclass(slots=True)
+class LifecycleCursor(Record):
+    """Where the lifecycle worker's pass stands (keys.lifecycle_state): saved after every batch,
+    so a restart resumes after the last key it finished instead of starting over."""
+
+    pass_started_ns: int = 0  # 0: no pass in progress
+    bucket: str = ""  # the bucket being walked ("" = not started)
+    phase: str = ""  # "versions" | "uploads"
+    after: str = ""  # the last key (or upload key) done in that bucket and phase
+    last_complete_ns: int = 0
+    # totals since the worker first ran (what `stowage status` shows)
+    expired: int = 0
+    markers_removed: int = 0
+    transitioned: int = 0
+    transitioned_bytes: int = 0
+    aborted: int = 0
+    locked: int = 0  # expirations refused by object lock
+
+
+@dataclass(slots=True)
+class RestoreRecord(Record):
+    """A RestoreObject of an archived version (keys.restore): queued while `ongoing`, then a
+    temporary copy of its data in the hot pool (`copy`, holding one reference on each of its
+    segments) until `expiry_ns`, when the restore worker drops it."""
+
+    bucket: str
+    key: str
+    version_id: str
+    seq: int  # the version's: a record outliving its version (or a reused id) is dropped
+    days: int
+    tier: str  # Expedited | Standard | Bulk
+    requested_ns: int
+    ongoing: bool = True
+    completed_ns: int = 0
+    expiry_ns: int = 0
+    copy: list[list[Any]] = field(default_factory=list)  # [segment id, offset, length] of the copy's refs
+    copied_bytes: int = 0

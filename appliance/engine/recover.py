@@ -25,6 +25,8 @@
    - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
    - latest pointers, refcounts, disk records and the sequence counter are recomputed; a hard
      link stays one while its key's current version still carries the file's identity.
+Refused while another process journals to the disks (journal.own_disk: a running daemon, even
+one the CLI cannot reach, or a `stowage` command); the disks stay owned until it ends.
 Resumable: the DB is built in the meta dir behind a marker file (metadb.RECOVERY_MARKER) that the
 daemon refuses to start with; its `X recovered` record names the next step, so running it again
 after a crash goes on from there (a snapshot restore that did not finish starts over).
@@ -60,7 +62,7 @@ from diskmgr.state import DiskState
 from . import diskrecords, keys, lock
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
-from .journal import FileScan, decode_body, list_files, merged_records
+from .journal import DiskOwned, FileScan, decode_body, list_files, merged_records, own_disk, release_disks
 from .metadb import RECOVERY_MARKER, Batch, MetaDB
 from .metasnap import LIST_KEY, read_stream, stored_snapshots
 from .progress import RECOVERED, RECOVERY_DONE, SCRUB_CURSOR, RecoveryReport, SnapshotInfo, SnapshotList
@@ -179,7 +181,8 @@ def _record_from(seg: str, f: Found, pool: str) -> SegmentRecord:
     h = f.header
     shards: list[str | None] = [f.shards.get(i) for i in range(h.k + h.m)]
     return SegmentRecord(seg, h.k, h.m, h.block_size, h.length, shards, 0, h.created_ns, pool,
-                         [i for i, d in enumerate(shards) if d is None], f.enc)
+                         [i for i, d in enumerate(shards) if d is None], f.enc,
+                         cipher_id=str(h.identity.get("cipher_id", "")))
 
 
 def _unlock(cfg: Config, found: dict[str, Found], check: EnvelopeCheck | None) -> int:
@@ -323,8 +326,11 @@ class _Rebuilder:
                 self.report.segments_unreadable.append(rec.segment_id)
             if rec.damaged:
                 self.report.degraded_segments += 1
-                self.b.put(keys.heal(rec.segment_id), HealEntry(rec.segment_id, rec.created_ns, rec.damaged,
-                                                                "metadata recovery"))
+                # an entry the journal brought keeps its time and reason; it gains what is missing
+                queued = self.db.get_record(HealEntry, keys.heal(rec.segment_id))
+                entry = queued or HealEntry(rec.segment_id, rec.created_ns, [], "metadata recovery")
+                entry.shards = sorted(set(entry.shards) | set(rec.damaged))
+                self.b.put(keys.heal(rec.segment_id), entry)
         self.flush()
         return gone
 
@@ -367,14 +373,14 @@ class _Rebuilder:
             ident = f.header.identity
             if ident.get("meta_snapshot"):
                 continue  # handled by snapshots()
-            if len(f.shards) < f.header.k:
-                self.report.segments_unreadable.append(seg)
-                continue
             if ident.get("staged") or "bucket" not in ident or "key" not in ident:
                 self.report.segments_ignored += 1
                 continue
-            if self.complete:  # the journal has every commit: this write was never one
-                self.report.segments_uncommitted += 1
+            if self.complete:  # the journal has every commit: this write was never one (a crash
+                self.report.segments_uncommitted += 1  # may have cut it short: not "unreadable")
+                continue
+            if len(f.shards) < f.header.k:
+                self.report.segments_unreadable.append(seg)
                 continue
             rec = _record_from(seg, f, self._pool_of(f))
             if "upload_id" in ident:
@@ -448,7 +454,7 @@ class _Rebuilder:
             self.b.put(keys.segment(seg), rec)
             ident = f.header.identity
             listed.append(SnapshotInfo(seg, int(ident.get("created_ns", rec.created_ns)), int(ident.get("seq", 0)),
-                                       rec.length, 0))
+                                       rec.length, 0, int(ident.get("journal_lsn", 0))))
         self.b.put(LIST_KEY, SnapshotList(listed).encode())
         self.flush()
 
@@ -668,10 +674,25 @@ def recover_metadata(cfg: Config, progress: Progress = _quiet,
     """Rebuild the metadata DB in cfg.meta_path, which must be missing, empty, or hold the DB of
     an unfinished recovery (resumed). The caller makes sure the daemon is stopped (a running
     daemon's DB also fails the emptiness check). `check_envelope` (from the master key) is
-    needed when encrypted segments are found."""
-    meta = cfg.meta_path
-    _resumable(meta)  # refuse a foreign DB before reading anything
+    needed when encrypted segments are found. RecoveryError while another process owns a disk."""
+    _resumable(cfg.meta_path)  # refuse a foreign DB before reading anything
     appliance_id, disks = find_disks(cfg)
+    owned: list[int] = []
+    try:
+        for d, _ in disks:  # held to the end: nothing else may journal to them meanwhile
+            owned.append(own_disk(d.path))
+    except DiskOwned as exc:
+        release_disks(owned)
+        raise RecoveryError(exc.message) from None
+    try:
+        return _recover(cfg, appliance_id, disks, progress, check_envelope)
+    finally:
+        release_disks(owned)
+
+
+def _recover(cfg: Config, appliance_id: str, disks: list[tuple[Disk, labels.DiskLabel]], progress: Progress,
+             check_envelope: EnvelopeCheck | None) -> RecoveryReport:
+    meta = cfg.meta_path
     progress(RecoveryStep("disks", f"appliance {appliance_id}: {len(disks)} data disks", len(disks), len(disks)))
     data_disks = [d for d, _ in disks]
     progress(RecoveryStep("headers", "reading the header of every shard file"))

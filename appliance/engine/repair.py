@@ -39,6 +39,7 @@ from typing import Any
 
 import trio
 
+from diskmgr.crashpoints import crash_point
 from diskmgr.durable import fsync_dir
 from diskmgr.state import LOST, MOVING
 
@@ -294,6 +295,7 @@ class SegmentRepair:
             await self._discard(targets, writers)
             return await self._unrecoverable(rec, bad)
         sealed = await self._seal(rec, targets, writers, res)
+        crash_point("heal.shards_sealed")
         await self._commit(rec, sealed, res)
         return res
 
@@ -404,6 +406,7 @@ class SegmentRepair:
                     b.delete(keys.heal(rec.segment_id))
                 b.delete(LostSegment.key(rec.segment_id))
             await store.db.commit(b, sync=True)
+        crash_point("heal.committed")
         self._forget_lost(rec.segment_id)
         for path in stale:
             await self._unlink(path)

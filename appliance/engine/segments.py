@@ -38,17 +38,18 @@ import trio
 
 from diskmgr.durable import fsync_dir
 
-from . import codec
+from . import codec, fssync
 from .codec import Geometry
 from .crypto import TAG, SegmentCipher, SegmentKey
 from .disks import Disk, DiskSet
 from .errors import DataIntegrityError, EncryptionKeyRequired, InsufficientShards, InsufficientStorage
 from .placement import choose
 from .records import SegmentRecord
-from .shardfile import ShardHeader, ShardWriter, block_count, block_len, read_chunks
+from .shardfile import ShardHeader, ShardWriter, block_count, block_len, read_chunks, write_whole
 
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
+INLINE_WHOLE_BYTES = 64 << 10  # a one-block body this small is hashed and encoded in the loop
 INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 CIPHER_CACHE = 1024  # segment ciphers kept for reads
@@ -102,6 +103,27 @@ async def with_last(blocks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes, 
         yield held, True
 
 
+async def _collect(body: AsyncIterable[bytes], limit: int) -> bytes | AsyncIterable[bytes]:
+    """The body as bytes when it is at most `limit` long; else an iterable of it all (what was
+    read so far, then the rest), for the streaming path."""
+    pieces: list[bytes] = []
+    have = 0
+    it = aiter(body)
+    async for piece in it:
+        pieces.append(bytes(piece))
+        have += len(piece)
+        if have > limit:
+            return _chain(pieces, it)
+    return b"".join(pieces)
+
+
+async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in head:
+        yield piece
+    async for piece in rest:
+        yield piece
+
+
 async def iter_blocks(body: bytes | AsyncIterable[bytes], block_size: int) -> AsyncIterator[bytes]:
     """Re-chunk a body into block_size pieces (the last may be shorter)."""
     if isinstance(body, bytes | bytearray | memoryview):
@@ -131,6 +153,10 @@ class SegmentIO:
         self.disks = disks
         self.appliance_id = appliance_id
         self.on_damage = on_damage
+        # small shard files made durable by a shared syncfs (fssync.py): True, False, or None
+        # for disks that are filesystems of their own (a syncfs of a filesystem shared with
+        # other software would flush its data too: there, each file is fsync'd)
+        self.group_sync: bool | None = None
         # (data key, segment id) -> cipher: deriving a block key costs more than opening a small
         # object, and hot objects are read again and again
         self._cipher = functools.lru_cache(maxsize=CIPHER_CACHE)(SegmentCipher)
@@ -146,14 +172,27 @@ class SegmentIO:
         pool: list[Disk],
         identity: dict[str, Any],
         key: SegmentKey | None = None,
+        size_hint: int | None = None,
+        *,
+        sealed: dict[str, Any] | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as one new segment (None for an empty body), encrypted when given a key.
-        Not yet committed."""
+        Not yet committed. `size_hint`: the length the body announced (a streamed body that
+        short is gathered and written whole; one that turns out longer is streamed). `sealed`:
+        the body is another segment's stored blocks, already encrypted under this envelope (a
+        re-encoding: transcode.py); they are stored as they are."""
+        whole = geo.block_size - TAG  # a body this long fits one block, encrypted or not
+        if sealed is None:
+            if (not isinstance(body, bytes | bytearray | memoryview) and size_hint is not None
+                    and 0 < size_hint <= whole):
+                body = await _collect(body, whole)
+            if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= whole:
+                return await self._write_whole(bytes(body), geo, pool, identity, key)
         segment_id = secrets.token_hex(16)
         md5 = hashlib.md5()
         created = time.time_ns()
         cipher = SegmentCipher(key.data_key, segment_id) if key is not None else None
-        enc = dict(key.envelope) if key is not None else None
+        enc = dict(key.envelope) if key is not None else sealed
         header = ShardHeader(segment_id, 0, geo.k, geo.m, geo.block_size, 0, created, self.appliance_id,
                              dict(identity), enc)
         shards: list[_ShardState] = []
@@ -201,6 +240,65 @@ class SegmentIO:
             self._check_quorum(shards, geo)
             identity = dict(identity, etag=summary.etag, size=length)
             await self._seal(segment_id, shards, header, stored, identity)
+            self._check_quorum(shards, geo)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._discard(segment_id, shards)
+            raise
+        disk_ids = [st.disk.disk_id if st.disk and not st.failed else None for st in shards]
+        rec = SegmentRecord(segment_id, geo.k, geo.m, geo.block_size, stored, disk_ids, refcount=0,
+                            created_ns=created, pool=pool[0].pool if pool else "default",
+                            damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc)
+        return rec, summary
+
+    async def _write_whole(self, data: bytes, geo: Geometry, pool: list[Disk], identity: dict[str, Any],
+                           key: SegmentKey | None) -> tuple[SegmentRecord, BodySummary]:
+        """A body of one block, at hand in memory (small PUTs): hashed and encoded at once, and
+        each shard file written complete in one worker-thread call (shardfile.write_whole)
+        rather than streamed through the writer tasks, whose thread hops cost more than the
+        write itself. The same files, checks and failure handling as the streaming path."""
+        segment_id = secrets.token_hex(16)
+        created = time.time_ns()
+        cipher = SegmentCipher(key.data_key, segment_id) if key is not None else None
+        enc = dict(key.envelope) if key is not None else None
+
+        def hash_and_encode() -> tuple[str, list[memoryview]]:
+            sealed = cipher.seal(0, data, True) if cipher is not None else data
+            return hashlib.md5(data).hexdigest(), codec.encode_block(geo, sealed)
+
+        if len(data) <= INLINE_WHOLE_BYTES:
+            digest, chunks = hash_and_encode()
+        else:
+            digest, chunks = await trio.to_thread.run_sync(hash_and_encode)
+        etag = cipher.opaque_etag(digest) if cipher is not None and key is not None and key.opaque_etag else digest
+        summary = BodySummary(len(data), digest, etag)
+        stored = len(data) + (TAG if cipher is not None else 0)
+        header = ShardHeader(segment_id, 0, geo.k, geo.m, geo.block_size, stored, created, self.appliance_id,
+                             dict(identity, etag=etag, size=len(data)), enc)
+        shards = [_ShardState(d) for d in choose(pool, geo)]
+
+        async def write_one(i: int, st: _ShardState) -> None:
+            disk = st.disk
+            if disk is None:
+                return
+            t0 = time.perf_counter()
+            grouped = self.group_sync if self.group_sync is not None else disk.own_filesystem
+            group = fssync.for_path(str(disk.path)).sync_after if grouped else None
+            try:
+                # not under the disk's limiter: a few KiB, and the thread mostly waits for the
+                # group sync, which the more writers join the better
+                await trio.to_thread.run_sync(write_whole, disk.tmp_path(segment_id, i),
+                                              disk.shard_path(segment_id, i), _with_shard(header, i),
+                                              [chunks[i]], group)
+            except OSError as exc:
+                self._fail(st, disk, exc)
+                return
+            disk.counters.observe(time.perf_counter() - t0)
+            disk.counters.writes += 1
+            disk.counters.write_bytes += len(chunks[i])
+
+        try:
+            await gather(*[(lambda i=i, st=st: write_one(i, st)) for i, st in enumerate(shards)])
             self._check_quorum(shards, geo)
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -327,7 +425,7 @@ class SegmentIO:
         if rec.enc is not None:
             if data_key is None:
                 raise EncryptionKeyRequired(f"segment {rec.segment_id} is encrypted and no key was given")
-            cipher = self._cipher(data_key, rec.segment_id)
+            cipher = self._cipher(data_key, rec.cipher_id or rec.segment_id)
         step = geo.block_size - (TAG if cipher is not None else 0)  # content bytes per block
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
@@ -494,6 +592,16 @@ class SegmentIO:
     def _give_back(self, buf: bytearray) -> None:
         if len(self._buffers) < BUFFER_POOL and len(buf) <= MAX_POOLED_BUFFER:
             self._buffers.append(buf)
+
+    async def read_stored(self, rec: SegmentRecord) -> AsyncIterator[bytes]:
+        """The segment's stored blocks in order, CRC-verified and decoded around damage, but
+        never decrypted: what a re-encoding into another geometry copies (transcode.py)."""
+        geo = Geometry(rec.k, rec.m, rec.block_size)
+        count = block_count(rec.length, rec.block_size)
+        per_batch = max(1, READ_BATCH_BYTES // rec.block_size)
+        for b0 in range(0, count, per_batch):
+            for block in await self._read_blocks(rec, geo, b0, min(count - 1, b0 + per_batch - 1)):
+                yield block
 
     async def read_all_chunks(self, rec: SegmentRecord, b0: int, b1: int) -> dict[int, list[bytes | None]]:
         """Every shard's chunks for blocks b0..b1 (for the scrubber/healer)."""

@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -173,6 +173,45 @@ class ShardWriter:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp_path)
+
+
+def write_whole(tmp_path: str, final_path: str, header: ShardHeader, chunks: Sequence[bytes | memoryview],
+                group_sync: Callable[[str], None] | None = None) -> None:
+    """A complete shard file in one go, for a segment whose every chunk is at hand (a small
+    body): header and checksummed chunks in one write, renamed into place, durable on return.
+    The same bytes as ShardWriter + seal, in one worker-thread call instead of three (a thread
+    hop costs more than writing 4 KiB). Durable either by fsync of the file and its directory,
+    or, given `group_sync` (fssync.py), by the group sync of its filesystem, waited for with
+    the file's directory, then an fdatasync of the file (no journal commit left to do; it
+    reports a writeback error of the file's pages)."""
+    parts: list[bytes | memoryview] = [header.encode()]
+    for chunk in chunks:
+        parts += [chunk, struct.pack("<I", checksum(chunk))]
+    data = memoryview(b"".join(parts))
+    directory = final_path.rsplit("/", 1)[0]
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            if group_sync is None:
+                os.fsync(fd)
+            os.rename(tmp_path, final_path)
+            if group_sync is not None:
+                group_sync(directory)
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_path)
+        raise
+    if group_sync is None:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def read_chunks(path: str, geo: Geometry, length: int, first: int, last: int) -> list[bytes | None]:

@@ -21,8 +21,10 @@ from typing import Any
 import trio
 
 from appliance.config import Config, ConfigError
+from diskmgr.crashpoints import crash_point
 
-from . import keys, listing, lock
+from . import classes, events, keys, listing, lock, restore, transcode
+from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
 from .disks import DiskSet
@@ -157,6 +159,10 @@ class Txn:
         self.refs: dict[str, int] = {}
         self.new_segments: dict[str, SegmentRecord] = {}
         self.changed: list[tuple[str, str]] = []
+        # What this transaction did to versions, for the event hooks (events.py), and what they
+        # want called once the commit is durable.
+        self.changes: list[events.Change] = []
+        self.on_durable: list[Callable[[], None]] = []
         # The caller may lift GOVERNANCE retention (its frontend checked the permission to).
         self.bypass_governance = False
 
@@ -237,6 +243,7 @@ class Txn:
             self.batch.put(keys.latest(v.bucket, v.key), v)
         self.incref(v.segments)
         self.changed.append((v.bucket, v.key))
+        self.changes.append(events.Change(events.PUT, v))
         return v
 
     def _drop(self, v: ObjectVersion) -> None:
@@ -264,6 +271,7 @@ class Txn:
         else:
             self.batch.put(keys.latest(v.bucket, v.key), newest)
         self.changed.append((v.bucket, v.key))
+        self.changes.append(events.Change(events.REMOVE, v))
 
     def finish(self) -> None:
         """Fold refcount changes into segment records; queue unreferenced ones for GC."""
@@ -300,6 +308,7 @@ class StoreCore:
         self.lock = trio.Lock()
         self.listeners: list[Listener] = []
         self.commit_hooks: list[CommitHook] = []
+        self.txn_hooks: list[events.TxnHook] = []
         raw = db.get(keys.appliance("seq"))
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
@@ -335,18 +344,25 @@ class StoreCore:
                 )
             self.geometries[pool] = Geometry(k, m, pc.block_size)
 
-    def pool_for(self, storage_class: str) -> str:
-        """The pool a storage class is stored in (config `storage_classes`, else "default")."""
-        pool = self.cfg.storage_classes.get(storage_class, "default")
-        return pool if self.disks.pool(pool) else "default"
+    def placement(self, storage_class: str) -> Placement:
+        """The pool and geometry new data of a storage class gets (engine/classes.py);
+        InvalidStorageClass for a class neither AWS nor the config names."""
+        pools = self.disks.pools() or ["default"]
+        return classes.resolve(self.cfg, storage_class, {p: len(self.disks.pool(p)) for p in pools},
+                               {p: self.geometry(p) for p in pools})
 
-    def geometry_for(self, pool: str, size_hint: int | None) -> Geometry:
-        """The geometry a new segment is written with. Small bodies (size known and at most
-        SMALL_OBJECT_BYTES) are replicated, k=1 with the pool's m: the same number of lost disks
-        is survived, but a PUT writes m+1 durable files instead of k+m, and each costs about
-        one fsync (~1 ms here) whatever its size. The extra space is negligible at that size.
+    def pool_for(self, storage_class: str) -> str:
+        """The pool a storage class is stored in."""
+        return self.placement(storage_class).pool
+
+    def geometry_for(self, pool: str, size_hint: int | None, geo: Geometry | None = None) -> Geometry:
+        """The geometry a new segment is written with (`geo`, else the pool's). Small bodies (size
+        known and at most SMALL_OBJECT_BYTES) are replicated, k=1 with the same m: the same number
+        of lost disks is survived, but a PUT writes m+1 durable files instead of k+m, and each
+        costs about one fsync (~1 ms here) whatever its size. The extra space is negligible at
+        that size.
         """
-        geo = self.geometry(pool)
+        geo = geo or self.geometry(pool)
         if size_hint is not None and size_hint <= SMALL_OBJECT_BYTES and geo.m > 0:
             return Geometry(1, geo.m, geo.block_size)
         return geo
@@ -363,6 +379,11 @@ class StoreCore:
 
     def add_commit_hook(self, hook: CommitHook) -> None:
         self.commit_hooks.append(hook)
+
+    def add_txn_hook(self, hook: events.TxnHook) -> None:
+        """`hook(txn)` runs in every transaction that changed versions, under the commit lock,
+        before its batch is written: what it adds to the batch commits with it (events.py)."""
+        self.txn_hooks.append(hook)
 
     async def _run_commit_hooks(self, changed: list[tuple[str, str]]) -> None:
         for hook in self.commit_hooks:
@@ -387,11 +408,16 @@ class StoreCore:
         async with self.lock:
             t = Txn(self)
             yield t
+            if t.changes:
+                for hook in self.txn_hooks:
+                    hook(t)
             t.finish()
             with trio.CancelScope(shield=True):
                 lsn = await self.db.apply(t.batch, sync=True)
         with trio.CancelScope(shield=True):
             await self.db.durable(lsn)
+        for cb in t.on_durable:
+            cb()
         self._notify(t.changed)
         if self.commit_hooks and t.changed:
             await self._run_commit_hooks(t.changed)
@@ -443,6 +469,8 @@ class StoreCore:
                         raise BucketNotEmpty(bucket=name)
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
+            t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
+            t.batch.delete(keys.lifecycle(name))  # a bucket made again under the name starts without rules
             t.batch.delete(keys.bucket(name))
 
     async def set_versioning(self, name: str, status: str) -> BucketRecord:
@@ -480,7 +508,8 @@ class StoreCore:
     # --- objects: write -----------------------------------------------------------------------
 
     def _version_id_for(self, bucket: BucketRecord) -> str:
-        return new_version_id() if bucket.versioning == "Enabled" else "null"
+        """A new version's id; a replica keeps its source's (events.caused_by, authorized by the frontend)."""
+        return events.replica_version_id() or (new_version_id() if bucket.versioning == "Enabled" else "null")
 
     @staticmethod
     def _check_conditions(current: ObjectVersion | None, if_match: str | None, if_none_match: str | None) -> None:
@@ -523,14 +552,15 @@ class StoreCore:
 
     async def write_body(
         self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default",
-        size_hint: int | None = None, encrypt_with: SegmentKey | None = None,
+        size_hint: int | None = None, encrypt_with: SegmentKey | None = None, *, geometry: Geometry | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as a new, not yet committed segment (encrypted with `encrypt_with`).
-        `size_hint`: the body's length when known up front (bytes bodies are measured here)."""
+        `size_hint`: the body's length when known up front (bytes bodies are measured here);
+        `geometry`: a storage class's (placement()), else the pool's."""
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
-        geo = self.geometry_for(pool, size_hint)
-        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with)
+        geo = self.geometry_for(pool, size_hint, geometry)
+        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with, size_hint)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
         if rec is not None:
@@ -562,9 +592,11 @@ class StoreCore:
         version_id = self._version_id_for(b)
         identity = {"bucket": bucket, "key": key, "version_id": version_id,
                     **lock.identity_fields(b, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)}
-        seg, summary = await self.write_body(body, identity, self.pool_for(meta.storage_class), size_hint,
-                                             encrypt_with)
+        place = self.placement(meta.storage_class)
+        seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
+                                             geometry=place.geometry)
         try:
+            crash_point("write.data_stored")
             checksums = finalize(summary) if finalize else None
             v = self._new_version(b, key, meta, summary.size, summary.etag, whole_ref(seg), version_id)
             if checksums:
@@ -581,6 +613,7 @@ class StoreCore:
         except BaseException:
             await self.discard_segment(seg)
             raise
+        crash_point("write.committed")
         return v
 
     def _bucket_in(self, t: Txn, bucket: str) -> BucketRecord:
@@ -603,11 +636,15 @@ class StoreCore:
         if_none_match: str | None = None,
         checksums: dict[str, str] | None = None,
         long_key: bool = False,
+        new_segments: list[SegmentRecord] | None = None,
     ) -> ObjectVersion:
-        """Commit a version made of existing segment ranges (copy, FUSE close). With meta.inode,
-        every hard link of that file gets it (see put_file_in)."""
+        """Commit a version made of existing segment ranges (copy, FUSE close), and of
+        `new_segments` written for it. With meta.inode, every hard link of that file gets it
+        (see put_file_in)."""
         check_key(key)
         async with self.txn() as t:
+            for seg in new_segments or []:
+                t.add_segment(seg)
             b = self._bucket_in(t, bucket)
             current = t.latest(bucket, key)
             check_new_key(key, current is not None, long_key)
@@ -722,7 +759,8 @@ class StoreCore:
         """Bytes [start, end) of an object version, streamed (`decrypt_with` opens the data keys
         of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
-        async for piece in self.read_refs(version.segments, start, end, decrypt_with=decrypt_with):
+        refs = restore.readable_refs(self, version)  # an archived version: its restore copy, or refused
+        async for piece in self.read_refs(refs, start, end, decrypt_with=decrypt_with):
             yield piece
 
     async def read_refs(self, refs: list[SegmentRef], start: int, end: int,
@@ -801,6 +839,7 @@ class StoreCore:
         stays bounded by a few blocks whatever the size. The copy is a single-part object.
         """
         keep = meta is None
+        restore.readable_refs(self, src)  # an archived source must be restored first, as on AWS
         new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl),
                            lock_mode=lock_mode, retain_until_ns=retain_until_ns, legal_hold=legal_hold)
         if rewrite:
@@ -813,10 +852,19 @@ class StoreCore:
                                          encrypt_with=encrypt_with)
         if encrypt_with is not None:
             raise ValueError("copy_object: encrypt_with needs rewrite=True (a shared copy keeps the source's keys)")
-        v = await self.put_object_segments(
-            dst_bucket, dst_key, src.segments, src.size, src.etag, new_meta,
-            if_match=if_match, if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
-        )
+        # Another storage class: the data the copy shares is re-encoded into the class's pool and
+        # geometry first (as it is stored: the same keys still open it).
+        refs, fresh = await transcode.refs_in_class(self, src.segments, new_meta.storage_class)
+        try:
+            v = await self.put_object_segments(
+                dst_bucket, dst_key, refs, src.size, src.etag, new_meta, if_match=if_match,
+                if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
+                new_segments=fresh,
+            )
+        except BaseException:
+            for seg in fresh:
+                await self.discard_segment(seg)
+            raise
         if src.parts and keep:
             v.parts = list(src.parts)
         return v
@@ -865,6 +913,7 @@ class StoreCore:
             if cur is not None and cur.seq == v.seq:
                 t.batch.put(keys.latest(bucket, key), v)
             t.changed.append((bucket, key))
+            t.changes.append(events.Change(events.IN_PLACE, v))
         return v
 
     async def rename_object(self, bucket: str, src_key: str, dst_key: str, *, noreplace: bool = False,
@@ -875,6 +924,7 @@ class StoreCore:
         async with self.txn() as t:
             b = self._bucket_in(t, bucket)
             v = self._move_in(t, b, src_key, dst_key, noreplace, meta)
+        crash_point("rename.committed")
         return v
 
     def _move_in(self, t: Txn, b: BucketRecord, src_key: str, dst_key: str, noreplace: bool,
@@ -916,6 +966,7 @@ class StoreCore:
                 check_key(new_key)
                 self._move_in(t, b, key, new_key, False)
                 moved += 1
+        crash_point("rename.committed")
         return moved
 
     async def delete_keys(self, bucket: str, keys_: list[str]) -> None:
@@ -932,6 +983,12 @@ class StoreCore:
                      max_keys: int = 1000) -> listing.ListPage:
         self.get_bucket(bucket)
         return listing.list_objects(self.db, bucket, prefix, delimiter, start_after, max_keys)
+
+    def list_entries(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "",
+                     max_keys: int = 1000) -> listing.EntryPage:
+        """list_objects with only what an S3 listing shows of each object (listing.ListEntry)."""
+        self.get_bucket(bucket)
+        return listing.list_entries(self.db, bucket, prefix, delimiter, start_after, max_keys)
 
     def list_versions(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
                       version_id_marker: str = "", max_keys: int = 1000) -> listing.VersionPage:

@@ -50,6 +50,10 @@ class UpkeepStore(StoreCore):
                 out.append((rec.segment_id, idx))
         return out
 
+    def heal_backlog(self) -> int:
+        """Segments queued for healing (H keys): the console's and the metrics' backlog figure."""
+        return sum(1 for _ in self.db.scan(keys.HEAL))
+
     def shards_per_disk(self) -> dict[str, int]:
         """Disk id -> number of shards the segment records place on it."""
         held: dict[str, int] = {}

@@ -423,4 +423,3 @@ OPS: dict[str, KmsOp] = {
     "kms.key.enable": lambda k, a: k.set_enabled(_name(a), True).to_json(),
     "kms.key.rotate": lambda k, a: k.rotate_key(_name(a)).to_json(),
 }
-CHANGES = frozenset({"kms.key.create", "kms.key.disable", "kms.key.enable", "kms.key.rotate"})

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from appliance.config import Config
@@ -156,13 +156,11 @@ def default_bucket_encryption(cfg: Config) -> dict[str, str] | None:
 
 
 class ObjectKeys:
-    """Data keys for writes and resolvers for reads, over the KMS. `on_key_created` is awaited
-    after the KMS made the default key `aws/s3` on first use: key material lives only in the
-    metadata DB, so the daemon takes a metadata snapshot then."""
+    """Data keys for writes and resolvers for reads, over the KMS (the default key `aws/s3` is
+    made on first use, a commit like any other: the metadata journal keeps it)."""
 
-    def __init__(self, kms: Kms, on_key_created: Callable[[], Awaitable[object]]) -> None:
+    def __init__(self, kms: Kms) -> None:
         self.kms = kms
-        self.on_key_created = on_key_created
 
     async def resolved(self, p: Protection) -> Protection:
         """`p` with its KMS key named by id, checked to exist and be enabled (KmsNotFound,
@@ -176,7 +174,6 @@ class ObjectKeys:
                 rec = self.kms.find("alias/aws/s3")
             except KmsNotFound:
                 rec = self.kms.find(self.kms.default_key().key_id)
-                await self.on_key_created()
         if not rec.enabled:
             raise KmsDisabled(f"{rec.key_id} is disabled.")
         return Protection(p.mode, rec.key_id, dict(p.context), p.bucket_key)

@@ -5,9 +5,9 @@
     kms.rotate-master {}                     re-wrap everything with a new master key; streams
                                              progress -> {"phase": "done", "retired": [...], ...}
 
-A KMS key's material exists only in the metadata DB (wrapped by the master key): every change
-to the keys is followed by a metadata snapshot, so `recover-metadata` can bring the key back
-with the objects it protects.
+A KMS key's material exists only in the metadata DB (wrapped by the master key); like every
+commit, a change to the keys is in the metadata journal on the data disks before it is
+acknowledged, so `recover-metadata` brings the key back with the objects it protects.
 
 The same key operations run offline (daemon stopped) from the CLI on an engine session.
 """
@@ -22,7 +22,7 @@ import trio
 from appliance.control import ControlServer, Emit
 from appliance.engine.errors import StowageError
 from appliance.engine.objectstore import ObjectStore
-from appliance.iam.kms import CHANGES, OPS, Kms, KmsOp
+from appliance.iam.kms import OPS, Kms, KmsOp
 from appliance.iam.rotation import MasterRewrap, rotate_master
 
 
@@ -36,11 +36,8 @@ def register(control: ControlServer, kms: Kms, store: ObjectStore, snapshot: Cal
              rewrappers: Sequence[MasterRewrap] = ()) -> None:
     for op, fn in OPS.items():
 
-        async def handler(args: dict[str, Any], emit: Emit, fn: KmsOp = fn, op: str = op) -> Any:
-            result = fn(kms, args)
-            if op in CHANGES:  # KMS keys exist only in the DB: put them on the data disks at once
-                await snapshot()
-            return result
+        async def handler(args: dict[str, Any], emit: Emit, fn: KmsOp = fn) -> Any:
+            return fn(kms, args)
 
         control.register(op, handler)
 

@@ -59,9 +59,15 @@ def test_segment_v2_encrypted() -> None:
     assert (s.length, s.plain_length) == (100032, 100000)  # a 16-byte tag per 64 KiB block
 
 
+def test_segment_v3_transcoded() -> None:
+    s = SegmentRecord.decode((GOLDEN / "segment.v3").read_bytes())
+    assert (s.k, s.m, s.cipher_id) == (5, 1, "cd" * 16)  # re-encoded from segment.v2's blocks
+    assert SegmentRecord.decode((GOLDEN / "segment.v2").read_bytes()).cipher_id == ""
+
+
 def test_unknown_record_version_refused() -> None:
-    raw = b"\x03" + (GOLDEN / "segment.v1").read_bytes()[1:]
-    with pytest.raises(FormatError, match="format 3"):
+    raw = b"\x09" + (GOLDEN / "segment.v1").read_bytes()[1:]
+    with pytest.raises(FormatError, match="format 9"):
         SegmentRecord.decode(raw)
 
 
@@ -132,7 +138,10 @@ GOLDEN_NAMES = {
     "UploadRecord": "upload", "PartRecord": "part", "DiskRecord": "disk", "GcEntry": "gc",
     "HealEntry": "heal", "CredentialRecord": "credential", "UserRecord": "user", "GroupRecord": "group",
     "PolicyRecord": "policy", "AccountRecord": "account", "KmsKeyRecord": "kms_key", "InodeRecord": "inode",
-    "CompletionRecord": "completion",
+    "CompletionRecord": "completion", "OperatorRecord": "operator", "BucketLoggingRecord": "bucket_logging",
+    "CorsRecord": "cors", "EventConfigRecord": "event_config", "EventTargetRecord": "event_target",
+    "QueuedEvent": "queued_event", "ReplicationState": "replication_state", "LifecycleRecord": "lifecycle",
+    "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore",
 }
 
 

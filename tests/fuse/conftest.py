@@ -126,13 +126,9 @@ def open_store(root: Path, block_size: int = 1 << 20) -> ObjectStore:
     return ObjectStore(cfg, db, load_disks(cfg, db))
 
 
-async def _no_snapshot() -> None:
-    return None
-
-
 def object_keys(store: ObjectStore) -> ObjectKeys:
     """The KMS over the store's DB and the embedded master key."""
-    return ObjectKeys(Kms(store.db, load_or_create(store.cfg.master_key_path)), _no_snapshot)
+    return ObjectKeys(Kms(store.db, load_or_create(store.cfg.master_key_path)))
 
 
 @pytest.fixture

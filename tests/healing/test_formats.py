@@ -1,7 +1,7 @@
 """Persisted formats of the healing services: the metadata snapshot stream (golden bytes,
 round trip, damage detection) and the progress records (scrub cursor, snapshot list, lost
-segments, recovery report): the bytes round 1 wrote (`*.v1`, plain JSON) and the bytes this
-version writes (`*.v2`, a format byte then JSON) both decode."""
+segments, recovery report): the bytes round 1 wrote (`*.v1`, plain JSON), those of later formats
+(`*.v2`, `*.v3`: a format byte then JSON) and the bytes this version writes all decode."""
 
 from __future__ import annotations
 
@@ -100,10 +100,11 @@ GOLDEN_RECORDS: list[tuple[str, ProgressRecord]] = [
 @pytest.mark.parametrize(("name", "record"), GOLDEN_RECORDS, ids=[n for n, _ in GOLDEN_RECORDS])
 def test_progress_record_golden(name: str, record: ProgressRecord) -> None:
     cls = type(record)
-    current = (GOLDEN / f"{name}.v2").read_bytes()
+    current = (GOLDEN / f"{name}.v{record.FORMAT}").read_bytes()
     assert record.encode() == current
     assert cls.decode(current) == record
-    assert cls.decode((GOLDEN / f"{name}.v1").read_bytes()) == record  # written by round 1
+    for version in range(1, record.FORMAT):  # 1: written by round 1; the fields added since default
+        assert cls.decode((GOLDEN / f"{name}.v{version}").read_bytes()) == record
 
 
 @pytest.mark.parametrize("cls", [SnapshotList, LostSegment, RecoveryReport])

@@ -1,6 +1,8 @@
 """Metadata loss: populate a real appliance, delete its metadata DB, `stowage recover-metadata`,
-start it again: every object is readable byte-exact (from the latest snapshot plus the shard
-headers written since; or from shard headers alone when no snapshot exists)."""
+start it again: every object is readable byte-exact (from the latest snapshot plus the metadata
+journal written since; with the journal lost too, from the snapshot plus the shard headers
+written since, or from shard headers alone when no snapshot exists either). Every other kind of
+metadata: tests/admin/test_recover_everything.py."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import pytest
 from .helpers import BUCKET, check_all, ctl, populate
 
 
-@pytest.mark.parametrize("with_snapshot", [True, False], ids=["snapshot+headers", "headers-only"])
-def test_recover_metadata_after_losing_the_db(daemon: Any, with_snapshot: bool) -> None:
+@pytest.mark.parametrize(("with_snapshot", "with_journal"), [(True, True), (True, False), (False, False)],
+                         ids=["snapshot+journal", "snapshot+headers", "headers-only"])
+def test_recover_metadata_after_losing_the_db(daemon: Any, with_snapshot: bool, with_journal: bool) -> None:
     objs = populate(daemon, n=12, seed=3)
     s3 = daemon.s3()
     s3.create_bucket(Bucket="second")
@@ -37,10 +40,17 @@ def test_recover_metadata_after_losing_the_db(daemon: Any, with_snapshot: bool) 
 
     daemon.stop()
     shutil.rmtree(daemon.data_dir / "meta")
+    if not with_journal:
+        for journal in daemon.data_dir.glob("disks/*/journal"):
+            shutil.rmtree(journal)
     r = daemon.cli("recover-metadata", "--json")
     report = json.loads(r.stdout)
     assert (report["snapshot"] is not None) == with_snapshot
-    assert "heal/late/0" in report["versions_added"]
+    if with_journal:
+        assert report["journal"]["complete"] and report["versions_added"] == []
+    else:
+        assert "heal/late/0" in report["versions_added"]
+        assert any("no metadata journal" in note for note in report["not_restored"])
     daemon.start()
 
     check_all(daemon, objs)

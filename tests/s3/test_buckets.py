@@ -83,6 +83,6 @@ def test_acl_reads_and_unsupported_subresources(s3: Any, bucket: str) -> None:
     acl = s3.get_bucket_acl(Bucket=bucket)
     assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
     with pytest.raises(ClientError) as exc:
-        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+        s3.get_bucket_accelerate_configuration(Bucket=bucket)
     assert code(exc) == "NotImplemented"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501

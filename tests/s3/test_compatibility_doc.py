@@ -20,7 +20,11 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "s3-compatibility.md"
 STATUSES = ("supported", "partial", "not implemented")
 _ROW = re.compile(r"^\|\s*`?([A-Za-z0-9]+)`?\s*\|\s*([a-z ]+?)\s*\|")
 # Requests the model describes exactly like a served operation's: answered as that one.
-SAME_REQUEST = {"ListDirectoryBuckets": Op.ListBuckets}
+SAME_REQUEST = {"ListDirectoryBuckets": Op.ListBuckets,
+                "GetBucketNotification": Op.GetBucketNotificationConfiguration,
+                "PutBucketNotification": Op.PutBucketNotificationConfiguration,
+                "GetBucketLifecycle": Op.GetBucketLifecycleConfiguration,
+                "PutBucketLifecycle": Op.PutBucketLifecycleConfiguration}
 
 MODEL = botocore.session.get_session().get_service_model("s3")
 

@@ -255,5 +255,5 @@ def test_keep_alive_and_http_chunked_body(raw: Any, s3: Any, bucket: str) -> Non
 def test_unknown_method_and_subresources(raw: Any, bucket: str) -> None:
     status, _, resp = raw.request("PATCH", f"/{bucket}/k")
     assert (status, error_code(resp)) == (405, "MethodNotAllowed")
-    status, _, resp = raw.request("GET", f"/{bucket}?lifecycle")
+    status, _, resp = raw.request("GET", f"/{bucket}?accelerate")
     assert (status, error_code(resp)) == (501, "NotImplemented")

@@ -9,19 +9,24 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from appliance.config import Config, DiskConfig, MountBucketConfig, load_config
+from appliance.config import Config, DiskConfig, MountBucketConfig, NotifyTargetConfig, StorageClassConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "systemd/stowage.toml"
 
 
-MAPPINGS = {"storage_classes"}  # tables of free-form NAME = value: the table is the setting
-EXAMPLES = {"mount.buckets": "mount.buckets.photos"}  # tables of tables, documented by an example
+MAPPINGS: set[str] = set()  # tables of free-form NAME = value: the table is the setting
+# tables of tables, documented by examples (together they show every field of the value type)
+EXAMPLES = {"mount.buckets": ("mount.buckets.photos",),
+            "notify.targets": ("notify.targets.thumbnails", "notify.targets.audit"),
+            "storage_classes": ("storage_classes.FAST",)}
+EXAMPLE_TYPES = {"mount.buckets": MountBucketConfig, "notify.targets": NotifyTargetConfig,
+                 "storage_classes": StorageClassConfig}
 
 
 def uncommented(text: str) -> str:
-    text = re.sub(r"(?m)^#(?=[A-Za-z_]+ = )", "", text)
-    for table in ("[[disks]]", *(f"[{m}]" for m in (*MAPPINGS, *EXAMPLES.values()))):
+    text = re.sub(r"(?m)^#(?=[A-Za-z0-9_]+ = )", "", text)
+    for table in ("[[disks]]", *(f"[{m}]" for m in (*MAPPINGS, *(e for ex in EXAMPLES.values() for e in ex)))):
         text = text.replace("#" + table, table)
     return text
 
@@ -29,11 +34,12 @@ def uncommented(text: str) -> str:
 def documented_settings(text: str) -> set[str]:
     names, table = set(), ""
     for line in uncommented(text).splitlines():
-        if m := re.match(r"^\[\[?([a-z0-9_.]+)\]\]?", line):
+        if m := re.match(r"^\[\[?([A-Za-z0-9_.]+)\]\]?", line):
             table = m.group(1)
+            table = next((f"{name}.*" for name, ex in EXAMPLES.items() if table in ex), table)
             if table in MAPPINGS:
                 names.add(table)
-        elif (m := re.match(r"^([a-z_]+) = ", line)) and table not in MAPPINGS:
+        elif (m := re.match(r"^([a-z0-9_]+) = ", line)) and table not in MAPPINGS:
             names.add(f"{table}.{m.group(1)}" if table else m.group(1))
     return names
 
@@ -44,8 +50,11 @@ def config_settings() -> set[str]:
         default = getattr(Config(), f.name)
         if dataclasses.is_dataclass(default):
             names |= {f"{f.name}.{sub.name}" for sub in dataclasses.fields(default)} - EXAMPLES.keys()
-            if f.name == "mount":
-                names |= {f"{EXAMPLES['mount.buckets']}.{sub.name}" for sub in dataclasses.fields(MountBucketConfig)}
+            for name, cls in EXAMPLE_TYPES.items():
+                if name.startswith(f"{f.name}."):
+                    names |= {f"{name}.*.{sub.name}" for sub in dataclasses.fields(cls)}
+        elif f.name in EXAMPLE_TYPES:
+            names |= {f"{f.name}.*.{sub.name}" for sub in dataclasses.fields(EXAMPLE_TYPES[f.name])}
         elif f.name == "pools":
             names |= {f"pools.default.{sub}" for sub in ("k", "m", "block_size")}
         elif f.name == "disks":
@@ -68,7 +77,10 @@ def test_uncommented_values_load_and_equal_the_defaults(tmp_path: Path) -> None:
     path.write_text(uncommented(SHIPPED.read_text()))
     cfg = load_config(path)
     assert cfg.disks == [DiskConfig(path="/srv/disk0", pool="default")]
-    assert cfg.storage_classes == {"STANDARD_IA": "default"}
+    assert cfg.storage_classes == {"FAST": StorageClassConfig(pool="default", profile="standard")}
     assert cfg.mount.buckets == {"photos": MountBucketConfig(owner="1000", group="1000", file_mode="0640",
                                                              dir_mode="0750")}
-    assert replace(cfg, disks=[], storage_classes={}, mount=replace(cfg.mount, buckets={})) == Config()
+    assert set(cfg.notify.targets) == {"thumbnails", "audit"}
+    assert cfg.notify.targets["audit"] == NotifyTargetConfig(type="file", path="/var/log/stowage/events.jsonl")
+    assert replace(cfg, disks=[], storage_classes={}, mount=replace(cfg.mount, buckets={}),
+                   notify=replace(cfg.notify, targets={})) == Config()

@@ -1,0 +1,29 @@
+"""The lifecycle worker's line in `stowage status`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .sizes import human_size
+
+
+def lifecycle_line(name: str, svc: Any) -> str | None:
+    """None: not the lifecycle or the restore service."""
+    if not isinstance(svc, dict):
+        return None
+    if name == "restore":
+        return (f"restore: {svc.get('queued', 0)} queued, {svc.get('active', 0)} restored copies readable, "
+                f"{svc.get('restored', 0)} restored ({human_size(svc.get('restored_bytes', 0))}) and "
+                f"{svc.get('expired', 0)} expired since start")
+    if name != "lifecycle":
+        return None
+    if svc.get("running") or svc.get("pass_started_ns"):
+        where = f"pass at {svc.get('bucket') or '-'} ({svc.get('phase') or 'starting'}, after {svc.get('after')!r})"
+    elif svc.get("last_complete_ns"):
+        where = f"idle, last pass {round(time.time() - svc['last_complete_ns'] / 1e9)} s ago"
+    else:
+        where = "idle, no pass yet"
+    return (f"lifecycle: {where}; {svc.get('expired', 0)} expired, {svc.get('markers_removed', 0)} delete markers "
+            f"removed, {svc.get('transitioned', 0)} transitioned ({human_size(svc.get('transitioned_bytes', 0))}), "
+            f"{svc.get('aborted', 0)} uploads aborted, {svc.get('locked', 0)} kept by object lock")

@@ -1,0 +1,115 @@
+"""Re-encoding data into another storage class's pool and geometry (transitions, class changes).
+
+A segment is copied block by block as it is stored: the stored blocks are read (CRC-verified,
+decoded around damage) and erasure-coded again with the new k+m into a new segment on the
+target pool's disks. Encrypted blocks are never opened: the ciphertext moves as it is, and the
+new segment keeps the old one's envelope and records in `cipher_id` the segment id its block
+keys derive from. So a transition needs no key and changes no byte of the content: ETag,
+checksums, version id and Last-Modified stay what they were.
+
+The version's segment references are swapped in one commit that re-checks the version is still
+the one that was read; a crash before it leaves only an uncommitted segment, which the start-up
+orphan sweep removes, and the version still in its old class (the next lifecycle pass does it
+again): nothing is lost and nothing is held twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import keys
+from .classes import Placement
+from .codec import Geometry
+from .errors import StowageError
+from .records import ObjectVersion, SegmentRecord, SegmentRef
+
+if TYPE_CHECKING:
+    from .storecore import StoreCore
+
+log = logging.getLogger("stowage.transcode")
+
+
+class _Changed(Exception):
+    """The version changed while its data was re-encoded: the new segments are not used."""
+
+
+@dataclass
+class TranscodeResult:
+    moved_bytes: int  # stored bytes written into the target geometry
+    segments: int
+
+
+def segment_fits(rec: SegmentRecord, place: Placement, small: Geometry) -> bool:
+    """Is the segment already where the class puts data of its size (`small`: that geometry)?"""
+    return rec.pool == place.pool and (rec.k, rec.m) == (small.k, small.m)
+
+
+async def transcode_segment(store: StoreCore, rec: SegmentRecord, place: Placement) -> SegmentRecord:
+    """A new, uncommitted segment holding `rec`'s stored blocks in `place`'s geometry (the
+    block size stays: an encrypted block is sealed whole)."""
+    geo = store.geometry_for(place.pool, rec.plain_length, place.geometry)
+    geo = Geometry(geo.k, geo.m, rec.block_size)
+    cipher_id = (rec.cipher_id or rec.segment_id) if rec.enc is not None else ""
+    identity = {"transcode_of": rec.segment_id, **({"cipher_id": cipher_id} if cipher_id else {})}
+    new, _ = await store.seg.write(store.seg.read_stored(rec), geo, store.disks.pool(place.pool), identity,
+                                 sealed=dict(rec.enc) if rec.enc is not None else None)
+    if new is None or new.length != rec.length:
+        await store.discard_segment(new)
+        raise StowageError(f"re-encoding segment {rec.segment_id} produced {new.length if new else 0} "
+                           f"bytes, expected {rec.length}")
+    new.cipher_id = cipher_id
+    return new
+
+
+async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class: str
+                        ) -> tuple[list[SegmentRef], list[SegmentRecord]]:
+    """`refs` with every segment not yet in the class's placement re-encoded into it: (the
+    new refs, the new uncommitted segments: the caller commits or discards them)."""
+    place = store.placement(storage_class)
+    fresh: dict[str, SegmentRecord] = {}
+    try:
+        for seg_id in dict.fromkeys(r.segment_id for r in refs):
+            rec = store.get_segment(seg_id)
+            if not segment_fits(rec, place, store.geometry_for(place.pool, rec.plain_length, place.geometry)):
+                fresh[seg_id] = await transcode_segment(store, rec, place)
+    except BaseException:
+        for s in fresh.values():
+            await store.discard_segment(s)
+        raise
+    new_refs = [SegmentRef(fresh[r.segment_id].segment_id, r.offset, r.length) if r.segment_id in fresh else r
+                for r in refs]
+    return new_refs, list(fresh.values())
+
+
+async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: str) -> TranscodeResult | None:
+    """Move one version's data into `storage_class` and relabel it, in place: the same
+    version id, ETag, checksums and Last-Modified. None when the version changed or went
+    meanwhile (nothing is changed then)."""
+    if v.delete_marker:
+        return None
+    new_refs, fresh = await refs_in_class(store, v.segments, storage_class)
+    try:
+        async with store.txn() as t:
+            cur = t.version_at(v.bucket, v.key, v.version_id)
+            if cur is None or cur.seq != v.seq or cur.segments != v.segments:
+                raise _Changed()
+            for s in fresh:
+                t.add_segment(s)
+            t.incref(new_refs)
+            t.decref(cur.segments)
+            cur.segments, cur.storage_class = new_refs, storage_class
+            t.batch.put(keys.version(cur.bucket, cur.key, cur.seq), cur)
+            latest = t.latest(cur.bucket, cur.key)
+            if latest is not None and latest.seq == cur.seq:
+                t.batch.put(keys.latest(cur.bucket, cur.key), cur)
+            t.changed.append((cur.bucket, cur.key))
+    except BaseException as exc:
+        for s in fresh:
+            await store.discard_segment(s)
+        if isinstance(exc, _Changed):
+            log.info("transition of %s/%s %s skipped: the version changed", v.bucket, v.key, v.version_id)
+            return None
+        raise
+    return TranscodeResult(sum(s.length for s in fresh), len(fresh))

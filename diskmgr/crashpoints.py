@@ -1,0 +1,53 @@
+"""Crash points: named steps of the write, GC, heal and rename paths where the daemon kills itself,
+so that tests can check recovery from a crash at exactly that step.
+
+`STOWAGE_CRASH_AT=<point>[@<n>]` in the environment at start arms one point: the n-th time
+(default the first) the daemon reaches it, it writes "crash point <name>" to stderr and sends
+itself SIGKILL (no cleanup, no atexit, no buffered output: as a power cut or an OOM kill leaves
+it). Unset, `crash_point` is one failed dict lookup. Here in diskmgr, the lowest layer, so that
+the engine and the services can both call it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "STOWAGE_CRASH_AT"
+
+# name -> where it is (the test suite crashes the daemon at every one of them)
+POINTS = {
+    "write.data_stored": "PUT: the shards are sealed on the disks, the version is not committed",
+    "write.committed": "PUT: the version is committed and durable, the client has no answer yet",
+    "multipart.completed": "CompleteMultipartUpload: committed, the client has no answer yet",
+    "rename.committed": "mount rename: the move is committed, the file system call has not returned",
+    "gc.record_dropped": "GC: the segment record is gone (durably), its shard files are not deleted yet",
+    "gc.files_deleted": "GC: one segment's shard files are deleted, the next is not started",
+    "heal.shards_sealed": "heal: rebuilt shards are sealed, the new placement is not committed",
+    "heal.committed": "heal: the new placement is committed, the replaced shard files are not deleted",
+}
+
+
+def _armed() -> dict[str, int]:
+    raw = os.environ.get(ENV, "").strip()
+    if not raw:
+        return {}
+    name, _, nth = raw.partition("@")
+    if name not in POINTS:
+        raise ValueError(f"{ENV}={raw}: no crash point {name!r} (known: {', '.join(sorted(POINTS))})")
+    return {name: int(nth) if nth else 1}
+
+
+_ARMED = _armed()
+
+
+def crash_point(name: str) -> None:
+    """Die here if this point is armed (and reached its count)."""
+    left = _ARMED.get(name)
+    if left is None:
+        return
+    if left > 1:
+        _ARMED[name] = left - 1
+        return
+    os.write(2, f"crash point {name}\n".encode())
+    os.kill(os.getpid(), signal.SIGKILL)

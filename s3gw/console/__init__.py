@@ -1,0 +1,16 @@
+"""The web console: static pages served by the daemon under /_stowage/v1/console/ on the S3 port.
+
+    handler.py   the HTTP side: the page, login and sessions, and the API the page calls (S3 and
+                 IAM requests performed as the logged-in user, presigned links, disk status)
+    sessions.py  sessions (in memory, digests only) and their request tokens
+    presign.py   presigned GET URLs for downloads and share links
+    static/      the page: plain HTML, CSS and JavaScript, no build step and no CDN
+
+docs/console.md says what it offers and how it keeps a user to what their policies allow.
+"""
+
+from __future__ import annotations
+
+from .handler import Console
+
+__all__ = ["Console"]

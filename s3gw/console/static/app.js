@@ -1,0 +1,737 @@
+// The Stowage console: plain JavaScript, no framework, no build step.
+//
+// Every action is an S3 or IAM request sent to this daemon's console API (api/s3/..., api/iam),
+// which performs it as the logged-in user through the same authorization as any signed request.
+// Names and values from the server are only ever put into the page as text (textContent, never
+// innerHTML), so an object named <script> is shown, not run; the Content-Security-Policy forbids
+// inline script besides.
+"use strict";
+
+const TOKEN_KEY = "stowage-console-token";
+const PART_SIZE = 8 * 1024 * 1024;
+const IAM_VERSION = "2010-05-08";
+let token = sessionStorage.getItem(TOKEN_KEY);
+let me = null;
+let refreshTimer = null;
+
+// --- small helpers ---------------------------------------------------------------------------
+
+const $ = (id) => document.getElementById(id);
+
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "text") el.textContent = v;
+    else if (k in el && typeof v !== "string") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid === undefined || kid === null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : String(kid));
+  }
+  return el;
+}
+
+function flash(message, kind = "error") {
+  const f = $("flash");
+  f.textContent = message;
+  f.className = kind;
+  f.hidden = false;
+  if (kind === "ok") setTimeout(() => { if (f.textContent === message) f.hidden = true; }, 4000);
+}
+
+function clearFlash() { $("flash").hidden = true; }
+
+function size(n) {
+  if (n === null || n === undefined || n === "") return "";
+  n = Number(n);
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+}
+
+function encodeKey(key) { return key.split("/").map(encodeURIComponent).join("/"); }
+
+function xmlDoc(text) { return new DOMParser().parseFromString(text, "application/xml"); }
+
+function all(node, name) { return Array.from(node.getElementsByTagNameNS("*", name)); }
+
+function first(node, name) {
+  const found = node.getElementsByTagNameNS("*", name);
+  return found.length ? found[0].textContent : "";
+}
+
+function esc(text) {  // for XML we send: the server parses it, the page never renders it
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(code ? `${code}: ${message}` : message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function errorOf(status, text, type) {
+  if (type && type.includes("json")) {
+    try {
+      const doc = JSON.parse(text);
+      return new ApiError(status, doc.error, doc.message);
+    } catch (e) { /* fall through */ }
+  }
+  if (text && text.trim().startsWith("<")) {
+    const doc = xmlDoc(text);
+    return new ApiError(status, first(doc, "Code"), first(doc, "Message") || "request failed");
+  }
+  return new ApiError(status, "", `HTTP ${status}`);
+}
+
+async function call(method, path, { body, headers, allow404 } = {}) {
+  const resp = await fetch("api/" + path, {
+    method, body, credentials: "same-origin",
+    headers: Object.assign({ "X-Stowage-Console-Token": token || "" }, headers || {}),
+  });
+  if (resp.status === 401 && path !== "login") {
+    showLogin("Your session ended; log in again.");
+    throw new ApiError(401, "NotLoggedIn", "log in again");
+  }
+  if (!resp.ok) {
+    if (allow404 && resp.status === 404) return null;
+    throw await errorOf(resp.status, await resp.text(), resp.headers.get("Content-Type"));
+  }
+  return resp;
+}
+
+const s3 = (method, path, opts) => call(method, "s3/" + path, opts);
+
+async function s3xml(method, path, opts) {
+  const resp = await s3(method, path, opts);
+  return resp === null ? null : xmlDoc(await resp.text());
+}
+
+async function iam(action, params = {}) {
+  const body = new URLSearchParams(Object.assign({ Action: action, Version: IAM_VERSION }, params));
+  const resp = await call("POST", "iam", {
+    body, headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  return xmlDoc(await resp.text());
+}
+
+async function jsonCall(method, path, doc) {
+  const resp = await call(method, path, doc === undefined ? {} : {
+    body: JSON.stringify(doc), headers: { "Content-Type": "application/json" },
+  });
+  return resp.json();
+}
+
+function guarded(fn) {  // an event handler whose failure is shown, not lost
+  return async (ev) => {
+    if (ev && ev.preventDefault) ev.preventDefault();
+    try { clearFlash(); await fn(ev); } catch (e) { if (!(e instanceof ApiError && e.status === 401)) flash(e.message); }
+  };
+}
+
+// --- login -------------------------------------------------------------------------------------
+
+function showLogin(message) {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
+  $("login").hidden = false;
+  $("page").hidden = true;
+  $("nav").hidden = true;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  if (message) flash(message);
+}
+
+function showApp() {
+  $("login").hidden = true;
+  $("page").hidden = false;
+  $("nav").hidden = false;
+  $("logout").hidden = false;
+  $("who").textContent = `${me.user} (${me.arn || me.kind})`;
+  if (!location.hash || location.hash === "#") location.hash = "#/buckets";
+  else render();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  clearFlash();
+  try {
+    const resp = await call("POST", "login", {
+      body: JSON.stringify({ access_key: $("login-access").value, secret_key: $("login-secret").value }),
+      headers: { "Content-Type": "application/json" },
+    });
+    me = await resp.json();
+    token = me.token;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("login-secret").value = "";
+    showApp();
+  } catch (e) {
+    flash(e.message);
+  }
+}
+
+async function logout() {
+  try { await call("POST", "logout"); } catch (e) { /* gone already */ }
+  showLogin();
+}
+
+// --- routing -----------------------------------------------------------------------------------
+
+function page(title, ...content) {
+  const p = $("page");
+  p.replaceChildren(h("h1", { text: title }), ...content);
+  return p;
+}
+
+async function render() {
+  if (!me) return;
+  if (refreshTimer) { clearInterval(refreshTimer); refreshTimer = null; }
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const what = parts[0];
+  const rest = parts.slice(1).map(decodeURIComponent);
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("active", a.id === "nav-" + (what === "browse" || what === "object" || what === "bucket" ? "buckets" : what));
+  }
+  try {
+    if (what === "buckets") await pageBuckets();
+    else if (what === "bucket") await pageBucket(rest[0]);
+    else if (what === "browse") await pageBrowse(rest[0], rest.slice(1).join("/"));
+    else if (what === "object") await pageObject(rest[0], rest.slice(1).join("/"));
+    else if (what === "iam") await pageIam();
+    else if (what === "disks") await pageDisks();
+    else page("Not found", h("p", { text: "No such page." }));
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) {
+      page("Error", h("p", { class: "error", id: "page-error", text: e.message }));
+      flash(e.message);
+    }
+  }
+}
+
+const link = (hash, text, attrs = {}) => h("a", Object.assign({ href: hash }, attrs), text);
+const browseHash = (bucket, prefix) => "#/browse/" + [bucket, ...prefix.split("/")].map(encodeURIComponent).join("/");
+const objectHash = (bucket, key) => "#/object/" + [bucket, ...key.split("/")].map(encodeURIComponent).join("/");
+
+// --- buckets -----------------------------------------------------------------------------------
+
+async function pageBuckets() {
+  const doc = await s3xml("GET", "");
+  const rows = all(doc, "Bucket").map((b) => {
+    const name = first(b, "Name");
+    return h("tr", {},
+      h("td", {}, link(browseHash(name, ""), name, { class: "bucket-link" })),
+      h("td", { text: first(b, "CreationDate") }),
+      h("td", {},
+        link("#/bucket/" + encodeURIComponent(name), "Settings"), " ",
+        h("button", { class: "danger", onclick: guarded(async () => {
+          if (!confirm(`Delete bucket ${name}? It must be empty.`)) return;
+          await s3("DELETE", encodeURIComponent(name));
+          flash(`Bucket ${name} deleted.`, "ok");
+          await render();
+        }) }, "Delete")));
+  });
+  const nameInput = h("input", { id: "new-bucket", placeholder: "new-bucket-name", required: true });
+  const lockBox = h("input", { type: "checkbox", id: "new-bucket-lock" });
+  const form = h("form", { class: "inline", id: "create-bucket", onsubmit: guarded(async () => {
+    const headers = lockBox.checked ? { "x-amz-bucket-object-lock-enabled": "true" } : {};
+    await s3("PUT", encodeURIComponent(nameInput.value.trim()), { headers });
+    flash(`Bucket ${nameInput.value.trim()} created.`, "ok");
+    await render();
+  }) }, nameInput, h("label", {}, lockBox, "object lock"), h("button", { type: "submit" }, "Create bucket"));
+  page("Buckets", form,
+    h("table", { id: "buckets" }, h("tr", {}, h("th", { text: "Name" }), h("th", { text: "Created" }), h("th")), rows),
+    rows.length ? null : h("p", { class: "muted", text: "No buckets you may see yet." }));
+}
+
+async function pageBucket(bucket) {
+  const b = encodeURIComponent(bucket);
+  const versioning = await s3xml("GET", b + "?versioning");
+  const status = first(versioning, "Status") || "Never enabled";
+  const lock = await s3xml("GET", b + "?object-lock", { allow404: true });
+  const enc = await s3xml("GET", b + "?encryption", { allow404: true });
+  const cors = await s3xml("GET", b + "?cors", { allow404: true });
+
+  const vSelect = h("select", { id: "versioning" }, h("option", { value: "Enabled" }, "Enabled"),
+    h("option", { value: "Suspended" }, "Suspended"));
+  vSelect.value = status === "Suspended" ? "Suspended" : "Enabled";
+  const vForm = h("form", { class: "inline", onsubmit: guarded(async () => {
+    const body = `<VersioningConfiguration><Status>${vSelect.value}</Status></VersioningConfiguration>`;
+    await s3("PUT", b + "?versioning", { body, headers: { "Content-Type": "application/xml" } });
+    flash("Versioning updated.", "ok");
+    await render();
+  }) }, h("span", { id: "versioning-status", text: "Versioning: " + status }), vSelect, h("button", {}, "Set"));
+
+  let lockPanel;
+  if (lock) {
+    const mode = first(lock, "Mode");
+    const days = first(lock, "Days");
+    const years = first(lock, "Years");
+    const modeSel = h("select", {}, h("option", { value: "" }, "no default retention"),
+      h("option", { value: "GOVERNANCE" }, "GOVERNANCE"), h("option", { value: "COMPLIANCE" }, "COMPLIANCE"));
+    modeSel.value = mode;
+    const daysIn = h("input", { type: "number", min: "1", value: days || "", placeholder: "days" });
+    lockPanel = h("div", {}, h("p", { id: "lock-status", text: "Object lock: enabled" +
+        (mode ? `, default ${mode} for ${days ? days + " days" : years + " years"}` : "") }),
+      h("form", { class: "inline", onsubmit: guarded(async () => {
+        const rule = modeSel.value ? `<Rule><DefaultRetention><Mode>${modeSel.value}</Mode><Days>${Number(daysIn.value) || 1}</Days></DefaultRetention></Rule>` : "";
+        const body = `<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>${rule}</ObjectLockConfiguration>`;
+        await s3("PUT", b + "?object-lock", { body, headers: { "Content-Type": "application/xml" } });
+        flash("Object lock settings saved.", "ok");
+        await render();
+      }) }, modeSel, daysIn, h("button", {}, "Save default retention")));
+  } else {
+    lockPanel = h("div", {}, h("p", { id: "lock-status", text: "Object lock: not enabled (needs versioning; cannot be turned off again)" }),
+      h("button", { class: "secondary", onclick: guarded(async () => {
+        if (!confirm("Enable object lock on " + bucket + "? This cannot be undone.")) return;
+        const body = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>";
+        await s3("PUT", b + "?object-lock", { body, headers: { "Content-Type": "application/xml" } });
+        await render();
+      }) }, "Enable object lock"));
+  }
+
+  const algorithm = enc ? first(enc, "SSEAlgorithm") : "";
+  const encSel = h("select", { id: "encryption" }, h("option", { value: "AES256" }, "SSE-S3 (AES256)"),
+    h("option", { value: "" }, "configured default"));
+  encSel.value = algorithm === "AES256" ? "AES256" : "";
+  const encForm = h("form", { class: "inline", onsubmit: guarded(async () => {
+    if (encSel.value) {
+      const body = `<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>${encSel.value}</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>`;
+      await s3("PUT", b + "?encryption", { body, headers: { "Content-Type": "application/xml" } });
+    } else {
+      await s3("DELETE", b + "?encryption");
+    }
+    flash("Default encryption updated.", "ok");
+    await render();
+  }) }, h("span", { text: "Default encryption: " + (algorithm || "none") }), encSel, h("button", {}, "Set"));
+
+  const corsText = h("textarea", { id: "cors-xml", spellcheck: false });
+  corsText.value = cors ? new XMLSerializer().serializeToString(cors) : "";
+  const corsForm = h("form", { onsubmit: guarded(async () => {
+    if (corsText.value.trim()) {
+      await s3("PUT", b + "?cors", { body: corsText.value, headers: { "Content-Type": "application/xml" } });
+    } else {
+      await s3("DELETE", b + "?cors");
+    }
+    flash("CORS rules saved.", "ok");
+    await render();
+  }) }, corsText, h("button", {}, "Save CORS rules (empty: delete)"));
+
+  page("Bucket " + bucket,
+    h("p", {}, link(browseHash(bucket, ""), "Browse objects")),
+    h("div", { class: "panel" }, h("h2", { text: "Versioning" }), vForm),
+    h("div", { class: "panel" }, h("h2", { text: "Object lock" }), lockPanel),
+    h("div", { class: "panel" }, h("h2", { text: "Encryption" }), encForm),
+    h("div", { class: "panel" }, h("h2", { text: "CORS" }), corsForm));
+}
+
+// --- the object browser --------------------------------------------------------------------------
+
+function crumbs(bucket, prefix) {
+  const out = [link("#/buckets", "Buckets"), " / ", link(browseHash(bucket, ""), bucket)];
+  let acc = "";
+  for (const part of prefix.split("/").filter(Boolean)) {
+    acc += part + "/";
+    out.push(" / ", link(browseHash(bucket, acc), part));
+  }
+  return h("p", { class: "crumbs" }, out);
+}
+
+async function download(bucket, key, versionId) {
+  const { url } = await jsonCall("POST", "presign", { bucket, key, version_id: versionId || undefined, download: true, expires: 300 });
+  const a = h("a", { href: url, download: key.split("/").pop(), rel: "noopener" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function pageBrowse(bucket, prefix) {
+  const b = encodeURIComponent(bucket);
+  const heading = h("tr", {}, h("th", { text: "Name" }), h("th", { text: "Size" }), h("th", { text: "Last modified" }), h("th"));
+  const list = h("table", { id: "objects" }, heading);
+  let next = "";
+  const more = h("button", { class: "secondary", hidden: true }, "More");
+
+  async function loadPage() {
+    const q = new URLSearchParams({ "list-type": "2", delimiter: "/", prefix, "max-keys": "500" });
+    if (next) q.set("continuation-token", next);
+    const doc = await s3xml("GET", b + "?" + q.toString());
+    for (const p of all(doc, "CommonPrefixes")) {
+      const full = first(p, "Prefix");
+      list.append(h("tr", {}, h("td", {}, link(browseHash(bucket, full), full.slice(prefix.length), { class: "folder" })),
+        h("td"), h("td"), h("td")));
+    }
+    for (const c of all(doc, "Contents")) {
+      const key = first(c, "Key");
+      if (key === prefix) continue;
+      list.append(h("tr", { class: "object-row" },
+        h("td", {}, link(objectHash(bucket, key), key.slice(prefix.length), { class: "object-link" })),
+        h("td", { class: "num", text: size(first(c, "Size")) }),
+        h("td", { text: first(c, "LastModified") }),
+        h("td", {},
+          h("button", { class: "secondary", onclick: guarded(() => download(bucket, key)) }, "Download"), " ",
+          h("button", { class: "danger", onclick: guarded(async () => {
+            if (!confirm("Delete " + key + "?")) return;
+            await s3("DELETE", b + "/" + encodeKey(key));
+            await render();
+          }) }, "Delete"))));
+    }
+    next = first(doc, "NextContinuationToken");
+    more.hidden = first(doc, "IsTruncated") !== "true";
+  }
+  more.addEventListener("click", guarded(loadPage));
+
+  const fileInput = h("input", { type: "file", id: "upload-file", multiple: true });
+  const bar = h("progress", { id: "upload-progress", max: 1, value: 0 });
+  const barText = h("span", { id: "upload-status", class: "muted" });
+  const form = h("form", { class: "inline", id: "upload-form", onsubmit: guarded(async () => {
+    for (const file of fileInput.files) {
+      await uploadFile(bucket, prefix + file.name, file, (done) => {
+        bar.value = file.size ? done / file.size : 1;
+        barText.textContent = `${file.name}: ${size(done)} of ${size(file.size)}`;
+      });
+      barText.textContent = `${file.name}: uploaded`;
+    }
+    flash("Upload complete.", "ok");
+    list.replaceChildren(heading);  // the listing again, the progress left as it ended
+    next = "";
+    await loadPage();
+  }) }, fileInput, h("button", { type: "submit", id: "upload-submit" }, "Upload"), bar, barText);
+
+  page("Browse " + bucket, crumbs(bucket, prefix),
+    h("p", {}, link("#/bucket/" + b, "Bucket settings")), form, list, more);
+  await loadPage();
+}
+
+function xhr(method, url, body, headers, onProgress) {
+  return new Promise((resolve, reject) => {
+    const r = new XMLHttpRequest();
+    r.open(method, "api/" + url);
+    r.setRequestHeader("X-Stowage-Console-Token", token || "");
+    for (const [k, v] of Object.entries(headers || {})) r.setRequestHeader(k, v);
+    r.upload.onprogress = (ev) => { if (onProgress) onProgress(ev.loaded); };
+    r.onload = async () => {
+      if (r.status >= 200 && r.status < 300) resolve(r);
+      else reject(await errorOf(r.status, r.responseText, r.getResponseHeader("Content-Type")));
+    };
+    r.onerror = () => reject(new ApiError(0, "NetworkError", "the upload was interrupted"));
+    r.send(body);
+  });
+}
+
+// Large files go up as a multipart upload of 8 MiB parts. Its upload id is kept in
+// localStorage, so choosing the same file again after a page reload goes on where it stopped.
+async function uploadFile(bucket, key, file, onProgress) {
+  const path = encodeURIComponent(bucket) + "/" + encodeKey(key);
+  const type = { "Content-Type": file.type || "application/octet-stream" };
+  if (file.size <= PART_SIZE) {
+    await xhr("PUT", "s3/" + path, file, type, onProgress);
+    onProgress(file.size);
+    return;
+  }
+  const resumeKey = `stowage-upload:${bucket}/${key}:${file.name}:${file.size}:${file.lastModified}`;
+  let uploadId = localStorage.getItem(resumeKey);
+  const done = new Map();
+  if (uploadId) {
+    try {
+      const parts = await s3xml("GET", `${path}?uploadId=${encodeURIComponent(uploadId)}&max-parts=10000`);
+      for (const p of all(parts, "Part")) done.set(Number(first(p, "PartNumber")), { etag: first(p, "ETag"), size: Number(first(p, "Size")) });
+    } catch (e) {
+      uploadId = null;
+      done.clear();
+    }
+  }
+  if (!uploadId) {
+    const started = await s3xml("POST", path + "?uploads", { headers: type });
+    uploadId = first(started, "UploadId");
+    localStorage.setItem(resumeKey, uploadId);
+  }
+  const count = Math.ceil(file.size / PART_SIZE);
+  let sent = 0;
+  const etags = [];
+  for (let n = 1; n <= count; n++) {
+    const blob = file.slice((n - 1) * PART_SIZE, Math.min(n * PART_SIZE, file.size));
+    const have = done.get(n);
+    if (have && have.size === blob.size) {
+      etags.push(have.etag);
+    } else {
+      const r = await xhr("PUT", `s3/${path}?partNumber=${n}&uploadId=${encodeURIComponent(uploadId)}`, blob, {},
+        (loaded) => onProgress(sent + loaded));
+      etags.push(r.getResponseHeader("ETag"));
+    }
+    sent += blob.size;
+    onProgress(sent);
+  }
+  const body = "<CompleteMultipartUpload>" +
+    etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${esc(e)}</ETag></Part>`).join("") +
+    "</CompleteMultipartUpload>";
+  await s3("POST", `${path}?uploadId=${encodeURIComponent(uploadId)}`, { body, headers: { "Content-Type": "application/xml" } });
+  localStorage.removeItem(resumeKey);
+}
+
+async function pageObject(bucket, key) {
+  const path = encodeURIComponent(bucket) + "/" + encodeKey(key);
+  const head = await s3("HEAD", path);
+  const meta = h("table", { id: "object-meta" });
+  for (const name of ["Content-Type", "Content-Length", "ETag", "Last-Modified", "x-amz-version-id",
+    "x-amz-server-side-encryption", "x-amz-storage-class", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date"]) {
+    const v = head.headers.get(name);
+    if (v !== null) meta.append(h("tr", {}, h("th", { text: name }), h("td", { text: name === "Content-Length" ? `${v} (${size(v)})` : v })));
+  }
+  for (const [name, v] of head.headers.entries()) {
+    if (name.startsWith("x-amz-meta-")) meta.append(h("tr", {}, h("th", { text: name }), h("td", { text: v })));
+  }
+
+  const tagsDoc = await s3xml("GET", path + "?tagging");
+  const tagRows = h("div", { id: "tags" });
+  const addTagRow = (k = "", v = "") => tagRows.append(h("div", { class: "inline tag-row" },
+    h("input", { class: "tag-key", value: k, placeholder: "key" }), h("input", { class: "tag-value", value: v, placeholder: "value" })));
+  for (const t of all(tagsDoc, "Tag")) addTagRow(first(t, "Key"), first(t, "Value"));
+  addTagRow();
+  const tagForm = h("form", { onsubmit: guarded(async () => {
+    const tags = Array.from(tagRows.querySelectorAll(".tag-row")).map((row) => [row.querySelector(".tag-key").value, row.querySelector(".tag-value").value])
+      .filter(([k]) => k);
+    const body = "<Tagging><TagSet>" + tags.map(([k, v]) => `<Tag><Key>${esc(k)}</Key><Value>${esc(v)}</Value></Tag>`).join("") + "</TagSet></Tagging>";
+    await s3("PUT", path + "?tagging", { body, headers: { "Content-Type": "application/xml" } });
+    flash("Tags saved.", "ok");
+    await render();
+  }) }, tagRows, h("button", { type: "button", class: "secondary", onclick: () => addTagRow() }, "Add tag"), " ", h("button", {}, "Save tags"));
+
+  const versions = h("table", { id: "versions" }, h("tr", {}, h("th", { text: "Version" }), h("th", { text: "Size" }),
+    h("th", { text: "Last modified" }), h("th")));
+  const vdoc = await s3xml("GET", encodeURIComponent(bucket) + "?versions&prefix=" + encodeURIComponent(key), { allow404: true });
+  if (vdoc) {
+    for (const v of [...all(vdoc, "Version"), ...all(vdoc, "DeleteMarker")]) {
+      if (first(v, "Key") !== key) continue;
+      const vid = first(v, "VersionId");
+      const marker = v.localName === "DeleteMarker";
+      versions.append(h("tr", {},
+        h("td", { text: vid + (first(v, "IsLatest") === "true" ? " (latest)" : "") + (marker ? " (delete marker)" : "") }),
+        h("td", { class: "num", text: marker ? "" : size(first(v, "Size")) }),
+        h("td", { text: first(v, "LastModified") }),
+        h("td", {}, marker ? null : h("button", { class: "secondary", onclick: guarded(() => download(bucket, key, vid)) }, "Download"), " ",
+          h("button", { class: "danger", onclick: guarded(async () => {
+            if (!confirm(`Delete version ${vid} for good?`)) return;
+            await s3("DELETE", `${path}?versionId=${encodeURIComponent(vid)}`);
+            await render();
+          }) }, "Delete version"))));
+    }
+  }
+
+  const expiry = h("select", { id: "share-expiry" }, h("option", { value: "3600" }, "1 hour"),
+    h("option", { value: "86400" }, "1 day"), h("option", { value: "604800" }, "7 days"));
+  const shareOut = h("input", { id: "share-url", class: "wide", readOnly: true });
+  const share = h("form", { class: "inline", onsubmit: guarded(async () => {
+    const { url } = await jsonCall("POST", "presign", { bucket, key, expires: Number(expiry.value) });
+    shareOut.value = url;
+    shareOut.select();
+  }) }, "Link valid for", expiry, h("button", { id: "share-make" }, "Make share link"));
+
+  page(key.split("/").pop() || key, crumbs(bucket, key.split("/").slice(0, -1).join("/") + (key.includes("/") ? "/" : "")),
+    h("p", {}, h("button", { id: "object-download", onclick: guarded(() => download(bucket, key)) }, "Download"), " ",
+      h("button", { class: "danger", onclick: guarded(async () => {
+        if (!confirm("Delete " + key + "?")) return;
+        await s3("DELETE", path);
+        location.hash = browseHash(bucket, key.includes("/") ? key.slice(0, key.lastIndexOf("/") + 1) : "");
+      }) }, "Delete")),
+    h("div", { class: "panel" }, h("h2", { text: "Metadata" }), meta),
+    h("div", { class: "panel" }, h("h2", { text: "Tags" }), tagForm),
+    h("div", { class: "panel" }, h("h2", { text: "Share" }), share, shareOut),
+    h("div", { class: "panel" }, h("h2", { text: "Versions" }), versions));
+}
+
+// --- users, groups, keys and policies -------------------------------------------------------------
+
+function validatePolicy(text) {
+  let doc;
+  try { doc = JSON.parse(text); } catch (e) { return "not JSON: " + e.message; }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return "a policy is a JSON object";
+  if (doc.Version !== "2012-10-17" && doc.Version !== "2008-10-17") return 'Version must be "2012-10-17"';
+  const statements = Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];
+  if (!doc.Statement || !statements.length) return "Statement is missing";
+  for (const [i, st] of statements.entries()) {
+    if (typeof st !== "object" || st === null) return `Statement ${i + 1} is not an object`;
+    if (st.Effect !== "Allow" && st.Effect !== "Deny") return `Statement ${i + 1}: Effect must be Allow or Deny`;
+    if (!st.Action && !st.NotAction) return `Statement ${i + 1}: Action is missing`;
+    if (!st.Resource && !st.NotResource) return `Statement ${i + 1}: Resource is missing`;
+  }
+  return "";
+}
+
+function policyEditor(id, initial) {
+  const area = h("textarea", { id, spellcheck: false });
+  area.value = initial;
+  const status = h("span", { id: id + "-status" });
+  const check = () => {
+    const problem = validatePolicy(area.value);
+    status.textContent = problem ? "✗ " + problem : "✓ valid policy";
+    status.className = problem ? "json-bad" : "json-ok";
+    return !problem;
+  };
+  area.addEventListener("input", check);
+  check();
+  return { area, status, check };
+}
+
+async function pageIam() {
+  const users = all(await iam("ListUsers"), "member").map((m) => ({ name: first(m, "UserName"), created: first(m, "CreateDate") }));
+  const groups = all(await iam("ListGroups"), "member").map((m) => first(m, "GroupName"));
+  const policies = all(await iam("ListPolicies"), "member").map((m) => ({ name: first(m, "PolicyName"), arn: first(m, "Arn") }));
+
+  const detail = h("div", { id: "user-detail" });
+  async function showUser(name) {
+    const keys = all(await iam("ListAccessKeys", { UserName: name }), "member");
+    const attached = all(await iam("ListAttachedUserPolicies", { UserName: name }), "member");
+    const inGroups = all(await iam("ListGroupsForUser", { UserName: name }), "member").map((m) => first(m, "GroupName"));
+    const keyTable = h("table", { id: "keys" }, h("tr", {}, h("th", { text: "Access key" }), h("th", { text: "Status" }), h("th")),
+      keys.map((k) => {
+        const id = first(k, "AccessKeyId");
+        const st = first(k, "Status");
+        return h("tr", {}, h("td", { text: id }), h("td", { text: st }), h("td", {},
+          h("button", { class: "secondary", onclick: guarded(async () => {
+            await iam("UpdateAccessKey", { UserName: name, AccessKeyId: id, Status: st === "Active" ? "Inactive" : "Active" });
+            await showUser(name);
+          }) }, st === "Active" ? "Deactivate" : "Activate"), " ",
+          h("button", { class: "danger", onclick: guarded(async () => {
+            if (!confirm("Delete key " + id + "?")) return;
+            await iam("DeleteAccessKey", { UserName: name, AccessKeyId: id });
+            await showUser(name);
+          }) }, "Delete")));
+      }));
+    const newKey = h("p", { id: "new-key" });
+    const policySel = h("select", { id: "attach-policy" }, policies.map((p) => h("option", { value: p.arn }, p.name)));
+    const groupSel = h("select", { id: "join-group" }, groups.map((g) => h("option", { value: g }, g)));
+    detail.replaceChildren(h("div", { class: "panel" }, h("h2", { text: "User " + name }),
+      h("h2", { text: "Access keys" }), keyTable,
+      h("button", { id: "create-key", onclick: guarded(async () => {
+        const doc = await iam("CreateAccessKey", { UserName: name });
+        await showUser(name);
+        $("new-key").textContent = `New key ${first(doc, "AccessKeyId")} with secret ${first(doc, "SecretAccessKey")} (shown once: copy it now)`;
+      }) }, "Create access key"), newKey,
+      h("h2", { text: "Policies" }),
+      h("ul", {}, attached.map((p) => h("li", {}, first(p, "PolicyName"), " ",
+        h("button", { class: "secondary", onclick: guarded(async () => {
+          await iam("DetachUserPolicy", { UserName: name, PolicyArn: first(p, "PolicyArn") });
+          await showUser(name);
+        }) }, "Detach")))),
+      h("form", { class: "inline", onsubmit: guarded(async () => {
+        await iam("AttachUserPolicy", { UserName: name, PolicyArn: policySel.value });
+        await showUser(name);
+      }) }, policySel, h("button", {}, "Attach policy")),
+      h("h2", { text: "Groups" }), h("p", { text: inGroups.join(", ") || "none" }),
+      h("form", { class: "inline", onsubmit: guarded(async () => {
+        await iam("AddUserToGroup", { UserName: name, GroupName: groupSel.value });
+        await showUser(name);
+      }) }, groupSel, h("button", {}, "Add to group"))));
+  }
+
+  const userName = h("input", { id: "new-user", placeholder: "user name", required: true });
+  const groupName = h("input", { id: "new-group", placeholder: "group name", required: true });
+  const polName = h("input", { id: "new-policy-name", placeholder: "policy name", required: true });
+  const editor = policyEditor("policy-json", JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Action: ["s3:GetObject", "s3:ListBucket"], Resource: ["arn:aws:s3:::example", "arn:aws:s3:::example/*"] }],
+  }, null, 2));
+  const viewed = h("div", { id: "policy-view" });
+
+  async function viewPolicy(p) {
+    const got = await iam("GetPolicy", { PolicyArn: p.arn });
+    const version = first(got, "DefaultVersionId");
+    const doc = await iam("GetPolicyVersion", { PolicyArn: p.arn, VersionId: version });
+    const ed = policyEditor("policy-edit", JSON.stringify(JSON.parse(decodeURIComponent(first(doc, "Document"))), null, 2));
+    viewed.replaceChildren(h("div", { class: "panel" }, h("h2", { text: `Policy ${p.name} (${version})` }), ed.area, ed.status,
+      h("p", {}, h("button", { onclick: guarded(async () => {
+        if (!ed.check()) throw new Error("Fix the policy first: " + ed.status.textContent);
+        await iam("CreatePolicyVersion", { PolicyArn: p.arn, PolicyDocument: ed.area.value, SetAsDefault: "true" });
+        flash("New policy version saved.", "ok");
+        await viewPolicy(p);
+      }) }, "Save as new default version"))));
+  }
+
+  page("Users & policies",
+    h("div", { class: "panel" }, h("h2", { text: "Users" }),
+      h("form", { class: "inline", id: "create-user", onsubmit: guarded(async () => {
+        await iam("CreateUser", { UserName: userName.value.trim() });
+        flash("User created.", "ok");
+        await render();
+      }) }, userName, h("button", {}, "Create user")),
+      h("table", { id: "users" }, h("tr", {}, h("th", { text: "User" }), h("th", { text: "Created" }), h("th")),
+        users.map((u) => h("tr", {}, h("td", { text: u.name }), h("td", { text: u.created }), h("td", {},
+          h("button", { class: "secondary", onclick: guarded(() => showUser(u.name)) }, "Keys & policies"), " ",
+          h("button", { class: "danger", onclick: guarded(async () => {
+            if (!confirm("Delete user " + u.name + "?")) return;
+            await iam("DeleteUser", { UserName: u.name });
+            await render();
+          }) }, "Delete")))))),
+    detail,
+    h("div", { class: "panel" }, h("h2", { text: "Groups" }),
+      h("form", { class: "inline", onsubmit: guarded(async () => {
+        await iam("CreateGroup", { GroupName: groupName.value.trim() });
+        await render();
+      }) }, groupName, h("button", {}, "Create group")),
+      h("ul", { id: "groups" }, groups.map((g) => h("li", { text: g })))),
+    h("div", { class: "panel" }, h("h2", { text: "Policies" }),
+      h("table", { id: "policies" }, policies.map((p) => h("tr", {}, h("td", { text: p.name }), h("td", { class: "muted", text: p.arn }),
+        h("td", {}, h("button", { class: "secondary", onclick: guarded(() => viewPolicy(p)) }, "View / edit"))))),
+      viewed,
+      h("h2", { text: "New policy" }),
+      h("form", { id: "create-policy", onsubmit: guarded(async () => {
+        if (!editor.check()) throw new Error("Fix the policy first: " + editor.status.textContent);
+        await iam("CreatePolicy", { PolicyName: polName.value.trim(), PolicyDocument: editor.area.value });
+        flash("Policy created.", "ok");
+        await render();
+      }) }, h("p", {}, polName), editor.area, editor.status, h("p", {}, h("button", {}, "Create policy")))));
+}
+
+// --- disks ---------------------------------------------------------------------------------------
+
+function usageBar(used, total) {
+  const fill = h("span");
+  fill.style.width = (total ? Math.round((100 * used) / total) : 0) + "%";
+  return h("span", { class: "bar" }, fill);
+}
+
+async function pageDisks() {
+  const show = async () => {
+    const d = await jsonCall("GET", "disks");
+    const c = d.capacity;
+    const rows = d.disks.map((x) => h("tr", {},
+      h("td", { text: x.disk_id }), h("td", { text: x.pool + " / " + x.role }),
+      h("td", { class: "state-" + x.state, text: x.state + (x.reasons.length ? ": " + x.reasons.join("; ") : "") }),
+      h("td", {}, usageBar(x.total_bytes - x.free_bytes, x.total_bytes), " ", size(x.total_bytes - x.free_bytes) + " of " + size(x.total_bytes)),
+      h("td", { class: "num", text: String(x.io_errors) }), h("td", { class: "num", text: String(x.checksum_failures) }),
+      h("td", { class: "num", text: x.latency_p99_ms === null ? "–" : x.latency_p99_ms.toFixed(1) + " ms" }),
+      h("td", { class: "muted", text: x.path })));
+    page("Disks",
+      h("div", { class: "panel", id: "capacity" },
+        h("p", {}, "Usable capacity: ", usageBar(c.usable_total - c.usable_free, c.usable_total), " ",
+          `${size(c.usable_total - c.usable_free)} used of ${size(c.usable_total)} (raw ${size(c.raw_total)})`),
+        h("p", { id: "heal-backlog", text: d.heal_backlog ? `Healing: ${d.heal_backlog} segments queued for repair` : "Healing: nothing queued" })),
+      h("table", { id: "disks" }, h("tr", {}, ["Disk", "Pool / role", "Health", "Usage", "I/O errors", "Checksum failures", "p99 latency", "Path"].map((t) => h("th", { text: t }))), rows));
+  };
+  await show();
+  refreshTimer = setInterval(() => { show().catch((e) => flash(e.message)); }, 5000);
+}
+
+// --- start ---------------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", async () => {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  window.addEventListener("hashchange", render);
+  if (token) {
+    try {
+      me = await (await call("GET", "session")).json();
+      showApp();
+      return;
+    } catch (e) { /* log in again */ }
+  }
+  showLogin();
+});

@@ -1,0 +1,53 @@
+"""Request headers that change what a request means and that the gateway does not implement.
+
+The other half of the not-implemented table (routing.py holds the subresources and request
+shapes): a request carrying one of these headers is answered `501 NotImplemented` before its
+handler runs, never served as if the header were absent. A feature that lands removes its
+header here in the same change. tests/s3/test_refused_headers.py walks the table.
+
+Headers that ask for a check the appliance can make are checked instead (expected_owner): one
+appliance is one account, so `x-amz-expected-bucket-owner` either names it or is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from .errors import S3Error
+from .routing import Op
+
+
+def _ops(*ops: Op) -> frozenset[Op]:
+    return frozenset(ops)
+
+
+_WRITES = _ops(Op.PutObject, Op.CopyObject, Op.CreateMultipartUpload)
+
+# header -> (the operations it is refused on, why). Headers are lower case.
+REFUSED_HEADERS: Mapping[str, tuple[frozenset[Op], str]] = MappingProxyType({
+    "x-amz-website-redirect-location": (_WRITES, "Website redirects (x-amz-website-redirect-location) are not "
+                                                 "implemented."),
+    "x-amz-write-offset-bytes": (_ops(Op.PutObject), "Appends (x-amz-write-offset-bytes) are not implemented."),
+    # conditional deletes: answered as if unconditional would delete what the client meant to keep
+    "if-match": (_ops(Op.DeleteObject), "Conditional deletes (If-Match on DeleteObject) are not implemented."),
+    "x-amz-if-match-last-modified-time": (_ops(Op.DeleteObject), "Conditional deletes are not implemented."),
+    "x-amz-if-match-size": (_ops(Op.DeleteObject), "Conditional deletes are not implemented."),
+})
+
+
+def refuse_unimplemented(op: Op, headers: Mapping[str, str]) -> None:
+    """NotImplemented when the request carries a header of the table on an operation it applies to."""
+    for name, (ops, why) in REFUSED_HEADERS.items():
+        if op in ops and name in headers:
+            raise S3Error("NotImplemented", why)
+
+
+def expected_owner(headers: Mapping[str, str], account_id: str) -> None:
+    """x-amz-expected-bucket-owner and x-amz-source-expected-bucket-owner name the account that
+    must own the bucket (the copy source's): every bucket here is the appliance account's, so a
+    request naming another account is refused as AWS refuses a wrong owner (403 AccessDenied)."""
+    for name in ("x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"):
+        value = headers.get(name)
+        if value is not None and value.strip() != account_id:
+            raise S3Error("AccessDenied", f"The bucket is not owned by the account named in {name}.")

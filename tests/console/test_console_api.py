@@ -1,0 +1,139 @@
+"""The console's HTTP side against the real daemon, with `requests`: the page and its headers,
+login and sessions (cookie flags, the request token, expiry by revocation, logout), S3 and IAM
+calls performed as the logged-in user through the same authorization as signed requests,
+presigned links, the disks view, and hostile input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from tests.conftest import DaemonProc
+
+from .conftest import TOKEN, ConsoleClient, add_user, console_url
+
+
+def test_the_page_and_its_security_headers(cd: DaemonProc) -> None:
+    r = requests.get(cd.endpoint + "/_stowage/v1/console", allow_redirects=False, timeout=30)
+    assert r.status_code == 308 and r.headers["Location"] == "/_stowage/v1/console/"
+    r = requests.get(console_url(cd), timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script" in r.text and "static/app.js" in r.text and "http" not in r.text.split("<body>")[0]  # no CDN
+    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        r = requests.get(console_url(cd) + "static/" + name, timeout=30)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith(kind)
+    for bad in ("static/../handler.py", "static/%2e%2e/handler.py", "static/nope.js", "nothing"):
+        assert requests.get(console_url(cd) + bad, timeout=30).status_code == 404
+    assert requests.get(cd.endpoint + "/_stowage/v1/nothing", timeout=30).status_code == 404
+
+
+def test_login_and_session(cd: DaemonProc) -> None:
+    c = ConsoleClient(cd, cd.access_key, cd.secret_key)
+    cookie = c.login.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/_stowage/v1/console/" in cookie
+    assert "Max-Age=" in cookie and "Secure" not in cookie  # Secure only under TLS
+    assert c.login.json()["arn"].endswith(":root") and c.token
+    assert c("GET", "session").json()["kind"] == "root"
+    # the cookie alone is not enough (CSRF, other pages of this origin), nor the token alone
+    assert c.http.get(c.base + "session", timeout=30).status_code == 401
+    assert c.http.get(c.base + "s3/", timeout=30).status_code == 401
+    assert c.http.put(c.base + "s3/csrf-bucket", timeout=30).status_code == 401
+    assert requests.get(c.base + "session", headers={TOKEN: c.token}, timeout=30).status_code == 401
+    assert c("GET", "session", headers={TOKEN: c.token + "x"}).status_code == 401
+    # logout ends it
+    r = c("POST", "logout")
+    assert r.status_code == 200 and "Max-Age=0" in r.headers["Set-Cookie"]
+    assert c("GET", "session").status_code == 401
+
+
+@pytest.mark.parametrize("body", [
+    {"access_key": "AKIDNOPE", "secret_key": "x"}, {"access_key": "", "secret_key": ""}, {"access_key": 5},
+    [], "null", "{" * 5000, "not json", "x" * 20_000,
+])
+def test_bad_logins(cd: DaemonProc, body: Any) -> None:
+    url = console_url(cd) + "api/login"
+    data = body if isinstance(body, str) else json.dumps(body)
+    r = requests.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code in (400, 401) and "Set-Cookie" not in r.headers, r.text
+    if r.status_code == 401:
+        assert r.json()["error"] == "InvalidCredentials"
+
+
+def test_wrong_secret(cd: DaemonProc) -> None:
+    r = requests.post(console_url(cd) + "api/login", json={"access_key": cd.access_key, "secret_key": "wrong"},
+                      timeout=30)
+    assert r.status_code == 401 and "Set-Cookie" not in r.headers
+    assert requests.get(console_url(cd) + "api/login", timeout=30).status_code == 405
+
+
+def test_s3_and_iam_as_the_logged_in_user(cd: DaemonProc, root: ConsoleClient) -> None:
+    assert root("PUT", "s3/console-api").status_code == 200
+    r = root("PUT", "s3/console-api/dir/hello.txt", data=b"hello", headers={"Content-Type": "text/plain",
+                                                                            "x-amz-meta-colour": "red"})
+    assert r.status_code == 200 and r.headers["ETag"]
+    r = root("GET", "s3/console-api?list-type=2&delimiter=/")
+    assert r.status_code == 200 and "<Prefix>dir/</Prefix>" in r.text
+    assert root("GET", "s3/console-api/dir/hello.txt").content == b"hello"
+    assert root("HEAD", "s3/console-api/dir/hello.txt").headers["x-amz-meta-colour"] == "red"
+    assert root("GET", "s3/").status_code == 200  # ListBuckets
+
+    # a user who may only read one bucket: reads it, and is refused everything else, by the authorizer
+    ak, sk = add_user(cd, "console-reader")
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                         "Action": ["s3:GetObject", "s3:ListBucket"],
+                         "Resource": ["arn:aws:s3:::console-api", "arn:aws:s3:::console-api/*"]}]})
+    r = root.iam("CreatePolicy", PolicyName="console-read", PolicyDocument=policy)
+    assert r.status_code == 200, r.text
+    arn = r.text.split("<Arn>")[1].split("</Arn>")[0]
+    assert root.iam("AttachUserPolicy", UserName="console-reader", PolicyArn=arn).status_code == 200
+    reader = ConsoleClient(cd, ak, sk)
+    assert reader("GET", "s3/console-api/dir/hello.txt").content == b"hello"
+    for method, path in (("PUT", "s3/console-api/x"), ("DELETE", "s3/console-api/dir/hello.txt"),
+                         ("PUT", "s3/reader-bucket"), ("GET", "s3/console-api?versioning")):
+        r = reader(method, path, data=b"x" if method == "PUT" else None)
+        assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text, (method, path, r.text)
+    assert reader.iam("ListUsers").status_code == 403
+    assert reader("GET", "disks").status_code == 403
+    # revoking the key ends its console sessions at once
+    cd.cli("key", "revoke", ak)
+    assert reader("GET", "session").status_code == 401
+    assert reader("GET", "s3/console-api/dir/hello.txt").status_code == 401
+
+
+def test_presigned_links(cd: DaemonProc, root: ConsoleClient) -> None:
+    root("PUT", "s3/console-links")
+    root("PUT", "s3/console-links/a b/ü.txt", data=b"shared")
+    r = root("POST", "presign", json={"bucket": "console-links", "key": "a b/ü.txt", "expires": 600})
+    url = r.json()["url"]
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=600" in url
+    got = requests.get(url, timeout=30)  # no cookie, no token: the link alone
+    assert got.status_code == 200 and got.content == b"shared"
+    r = root("POST", "presign", json={"bucket": "console-links", "key": "a b/ü.txt", "download": True})
+    got = requests.get(r.json()["url"], timeout=30)
+    assert got.content == b"shared" and got.headers["Content-Disposition"].startswith("attachment")
+    for bad in ({"bucket": "console-links"}, {"bucket": 1, "key": "k"}, {"bucket": "b", "key": "k", "expires": -1}):
+        assert root("POST", "presign", json=bad).status_code == 400
+
+
+def test_disks(cd: DaemonProc, root: ConsoleClient) -> None:
+    d = root("GET", "disks").json()
+    assert d["disks"] and all(x["state"] == "ok" for x in d["disks"])
+    assert d["capacity"]["usable_total"] > 0 and d["heal_backlog"] == 0
+    assert {"disk_id", "pool", "free_bytes", "total_bytes", "io_errors", "latency_p99_ms"} <= d["disks"][0].keys()
+
+
+def test_same_data_through_boto3(cd: DaemonProc, root: ConsoleClient) -> None:
+    root("PUT", "s3/console-boto")
+    root("PUT", "s3/console-boto/k", data=b"\x00\x01" * 1000)
+    s3 = boto3.client("s3", endpoint_url=cd.endpoint, aws_access_key_id=cd.access_key,
+                      aws_secret_access_key=cd.secret_key, region_name="us-east-1",
+                      config=Config(s3={"addressing_style": "path"}))
+    assert s3.get_object(Bucket="console-boto", Key="k")["Body"].read() == b"\x00\x01" * 1000

@@ -1,0 +1,130 @@
+"""/_stowage/v1/metrics and /_stowage/v1/health/* against the real daemon: a mixed S3 workload,
+then the exposition parsed with prometheus_client's parser and its counters compared with the
+requests made; who may read the metrics; health in each state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from .helpers import http_get, samples, signed_headers, value
+
+METRICS = "/_stowage/v1/metrics"
+
+
+def _scrape(d: Any, token: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, headers, body = http_get(d.endpoint, METRICS, {"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    assert headers["content-type"].startswith("text/plain; version=")
+    return samples(body.decode())
+
+
+def test_metrics_count_a_mixed_workload(daemon: Any) -> None:
+    token = daemon.cli("metrics-token").stdout.strip()
+    s3 = daemon.s3()
+    s3.create_bucket(Bucket="mixed")
+    sizes = [1000, 20000, 5]
+    for i, n in enumerate(sizes):
+        s3.put_object(Bucket="mixed", Key=f"k{i}", Body=b"x" * n)
+    for i in range(2):
+        assert len(s3.get_object(Bucket="mixed", Key=f"k{i}")["Body"].read()) == sizes[i]
+    s3.head_object(Bucket="mixed", Key="k2")
+    s3.delete_object(Bucket="mixed", Key="k2")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="mixed", Key="missing")
+    s3.list_objects_v2(Bucket="mixed")
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket="no-such-bucket-here")
+    bad = daemon.s3()
+    bad._request_signer._credentials.secret_key = "wrong"  # a wrong secret on purpose
+    with pytest.raises(ClientError):
+        bad.list_buckets()
+
+    m = _scrape(daemon, token)
+    req = "stowage_s3_requests_total"
+    assert value(m, req, operation="CreateBucket", status_class="2xx", bucket="") == 1
+    assert value(m, req, operation="PutObject", status_class="2xx", bucket="mixed") == 3
+    assert value(m, req, operation="GetObject", status_class="2xx", bucket="mixed") == 2
+    assert value(m, req, operation="GetObject", status_class="4xx", bucket="mixed") == 1
+    assert value(m, req, operation="HeadObject", status_class="2xx", bucket="mixed") == 1
+    assert value(m, req, operation="DeleteObject", status_class="2xx", bucket="mixed") == 1
+    assert value(m, req, operation="ListObjectsV2", status_class="2xx", bucket="mixed") == 1
+    # a bucket that does not exist gets no label of its own
+    assert value(m, req, operation="HeadBucket", status_class="4xx", bucket="") == 1
+    assert value(m, req, operation="ListBuckets", status_class="4xx", bucket="") == 1
+    assert value(m, "stowage_s3_auth_failures_total", code="SignatureDoesNotMatch") == 1
+    assert value(m, "stowage_s3_request_duration_seconds_count", operation="PutObject") == 3
+    assert value(m, "stowage_s3_request_duration_seconds_bucket", operation="PutObject", le="+Inf") == 3
+    assert value(m, "stowage_s3_received_bytes_total", operation="PutObject") == sum(sizes)
+    assert value(m, "stowage_s3_sent_bytes_total", operation="GetObject") >= sizes[0] + sizes[1]
+    assert value(m, "stowage_s3_requests_in_flight") == 1  # the scrape itself
+    # the appliance's own families
+    assert value(m, "stowage_bucket_objects", bucket="mixed", storage_class="STANDARD") == 2
+    assert value(m, "stowage_bucket_bytes", bucket="mixed", storage_class="STANDARD") == sizes[0] + sizes[1]
+    disks = {dict(labels)["disk"] for (name, labels) in m if name == "stowage_disk_state"}
+    assert len(disks) == 6
+    for disk in disks:
+        assert value(m, "stowage_disk_state", disk=disk, pool="default", state="ok") == 1
+    writes = sum(v for (name, _), v in m.items() if name == "stowage_disk_writes_total")
+    assert writes > 0
+    lat = sum(v for (name, labels), v in m.items()
+              if name == "stowage_disk_io_latency_seconds_bucket" and dict(labels)["le"] == "+Inf")
+    assert lat > 0
+    assert value(m, "stowage_journal_write_batch_records_count") > 0
+    assert value(m, "stowage_process_resident_memory_bytes") > 10e6
+    assert value(m, "stowage_process_open_fds") > 5
+    assert value(m, "stowage_heal_backlog_segments") == 0
+    assert ("stowage_event_loop_lag_seconds_count", ()) in m
+
+
+def test_who_may_read_the_metrics(daemon: Any) -> None:
+    assert http_get(daemon.endpoint, METRICS)[0] == 401
+    assert http_get(daemon.endpoint, METRICS, {"Authorization": "Bearer not-the-token"})[0] == 401
+    first = daemon.cli("metrics-token").stdout.strip()
+    assert http_get(daemon.endpoint, METRICS, {"Authorization": f"Bearer {first}"})[0] == 200
+    second = daemon.cli("metrics-token").stdout.strip()
+    assert http_get(daemon.endpoint, METRICS, {"Authorization": f"Bearer {first}"})[0] == 401
+    assert http_get(daemon.endpoint, METRICS, {"Authorization": f"Bearer {second}"})[0] == 200
+    # a signed request: root may; a user only with stowage:GetMetrics in a policy
+    root = signed_headers(daemon.endpoint, METRICS, daemon.access_key, daemon.secret_key)
+    assert http_get(daemon.endpoint, METRICS, root)[0] == 200
+    wrong = signed_headers(daemon.endpoint, METRICS, daemon.access_key, "wrong-secret")
+    assert http_get(daemon.endpoint, METRICS, wrong)[0] == 401
+    daemon.cli("user", "add", "watcher")
+    key = json.loads(daemon.cli("key", "create", "watcher", "--json").stdout)
+    user = signed_headers(daemon.endpoint, METRICS, key["access_key"], key["secret_key"])
+    assert http_get(daemon.endpoint, METRICS, user)[0] == 401
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "stowage:GetMetrics", "Resource": "*"}]})
+    daemon.cli("policy", "create", "metrics-reader", "-", input=doc)
+    daemon.cli("policy", "attach", "metrics-reader", "--user", "watcher")
+    user = signed_headers(daemon.endpoint, METRICS, key["access_key"], key["secret_key"])
+    assert http_get(daemon.endpoint, METRICS, user)[0] == 200
+    # no token in the daemon's log, nor in the audit log
+    log = daemon.log_path.read_text() + (daemon.data_dir / "log" / "audit.log").read_text()
+    assert first not in log and second not in log and key["secret_key"] not in log
+
+
+def test_public_metrics_and_an_admin_address(daemon_factory: Any, tmp_path: Any) -> None:
+    cfg = tmp_path / "stowage.toml"
+    cfg.write_text('[admin]\nmetrics_public = true\nlisten = "127.0.0.1:0"\n')
+    d = daemon_factory(["--no-mount", "--config", str(cfg)])
+    assert http_get(d.endpoint, METRICS)[0] == 200
+    admin = f"http://127.0.0.1:{d.info['admin_port']}"
+    status, _, body = http_get(admin, METRICS)
+    assert status == 200 and b"stowage_disk_state" in body
+    assert http_get(admin, "/_stowage/v1/health/ready")[0] == 200
+    assert http_get(admin, "/mixed/key")[0] == 404  # S3 is not served there
+
+
+def test_health_endpoints(daemon: Any) -> None:
+    status, _, body = http_get(daemon.endpoint, "/_stowage/v1/health/live")
+    assert status == 200 and json.loads(body) == {"status": "live"}
+    status, _, body = http_get(daemon.endpoint, "/_stowage/v1/health/ready")
+    assert status == 200 and json.loads(body) == {"status": "ready"}
+    assert http_get(daemon.endpoint, "/_stowage/v1/health/other")[0] == 404
+    assert http_get(daemon.endpoint, "/_stowage/v1/nothing")[0] == 404
+    assert http_get(daemon.endpoint, "/_stowage/v1/health/live", method="POST")[0] == 405
