@@ -15,7 +15,6 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.control import ControlError, call
 
-from . import credentials as cli_credentials
 from . import durability as cli_durability
 from . import export as cli_export
 from . import heal as cli_heal
@@ -91,6 +90,6 @@ def status(cfg: Config, as_json: bool) -> None:
 
 
 for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_operator.commands,
-             *cli_durability.commands, *cli_notify.commands, *cli_replication.commands, *cli_credentials.commands,
+             *cli_durability.commands, *cli_notify.commands, *cli_replication.commands,
              *cli_export.commands, *cli_import.commands, *cli_upgrade.commands]:
     main.add_command(_cmd)

@@ -10,24 +10,12 @@ from typing import Any
 
 import click
 
-from appliance.config import Config, parse_listen
+from appliance.config import Config
 from appliance.engine import offline
 from appliance.opstate import METRICS_TOKEN, OperatorState
+from appliance.tls import client_env
 
 from .common import appliance_options, daemon_or_offline, fail, run_guarded
-
-
-def _endpoint(cfg: Config) -> str:
-    """The running daemon's S3 endpoint (its run file), else the configured one."""
-    run = Path(cfg.state_dir) / "run" / "daemon.json"
-    try:
-        url = json.loads(run.read_text()).get("s3_endpoint")
-        if isinstance(url, str) and url:
-            return url
-    except (OSError, ValueError):
-        pass
-    host, port = parse_listen(cfg.s3.listen)
-    return f"{'https' if cfg.s3.tls_cert else 'http'}://{host}:{port}"
 
 
 @click.command("credentials")
@@ -42,17 +30,21 @@ def credentials(cfg: Config, as_env: bool, as_json: bool) -> None:
         fail(f"no credentials yet: start the appliance once (`make run` or `stowage serve --data "
              f"{cfg.state_dir}`), which creates {cfg.credentials_file}")
     key = run_guarded(lambda: resolve_root_key(cfg))
-    endpoint = _endpoint(cfg)
-    doc = {"access_key": key.access_key, "secret_key": key.secret_key, "endpoint": endpoint, "region": cfg.s3.region}
+    where = client_env(cfg)  # the endpoint, and AWS_CA_BUNDLE for a certificate of the appliance's own
+    endpoint, ca_bundle = where["AWS_ENDPOINT_URL"], where.get("AWS_CA_BUNDLE")
+    doc = {"access_key": key.access_key, "secret_key": key.secret_key, "endpoint": endpoint, "region": cfg.s3.region,
+           "ca_bundle": ca_bundle}
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     elif as_env:
         for name, value in (("AWS_ACCESS_KEY_ID", key.access_key), ("AWS_SECRET_ACCESS_KEY", key.secret_key),
-                            ("AWS_DEFAULT_REGION", cfg.s3.region), ("AWS_ENDPOINT_URL", endpoint)):
-            click.echo(f"export {name}={shlex.quote(value)}")
+                            ("AWS_DEFAULT_REGION", cfg.s3.region), ("AWS_ENDPOINT_URL", endpoint),
+                            ("AWS_CA_BUNDLE", ca_bundle)):
+            if value:
+                click.echo(f"export {name}={shlex.quote(value)}")
     else:
         click.echo(f"endpoint:   {endpoint}\nregion:     {cfg.s3.region}\naccess key: {key.access_key}\n"
-                   f"secret key: {key.secret_key}")
+                   f"secret key: {key.secret_key}" + (f"\nCA bundle:  {ca_bundle}" if ca_bundle else ""))
 
 
 @click.command("metrics-token")
