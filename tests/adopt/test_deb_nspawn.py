@@ -7,7 +7,8 @@ key kept).
 Slow: building the package takes a few minutes (pip installs every dependency into the venv),
 so this runs only where the Debian base root of images/build.sh is cached already
 ($STOWAGE_IMAGE_CACHE/base-*, made by tests/systemd/test_nspawn_boot.py or `images/build.sh
---base-only`); bench/deb-nspawn.sh runs the whole path, base included, for CI.
+--base-only`); bench/deb-nspawn.sh runs the whole path, base included, for CI. STOWAGE_DEB=FILE
+tests a package built already instead of building one.
 """
 
 from __future__ import annotations
@@ -75,11 +76,15 @@ def _rebuild_with_version(deb: Path, version: str, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     work = tmp_path_factory.mktemp("deb")
-    built = subprocess.run(["bash", str(REPO / "packaging/deb/build.sh"), "--output", str(work)],
-                           capture_output=True, text=True, timeout=1800, check=False,
-                           env=dict(os.environ, PIP_CACHE_DIR=str(CACHE / "pip")))
-    assert built.returncode == 0, built.stderr[-4000:]
-    deb1 = Path(built.stdout.strip().splitlines()[-1])
+    prebuilt = os.environ.get("STOWAGE_DEB")  # a package `make deb` built already
+    if prebuilt:
+        deb1 = Path(prebuilt)
+    else:
+        built = subprocess.run(["bash", str(REPO / "packaging/deb/build.sh"), "--output", str(work)],
+                               capture_output=True, text=True, timeout=1800, check=False,
+                               env=dict(os.environ, PIP_CACHE_DIR=str(CACHE / "pip")))
+        assert built.returncode == 0, built.stderr[-4000:]
+        deb1 = Path(built.stdout.strip().splitlines()[-1])
     deb2 = _rebuild_with_version(deb1, VERSION2, work)
     root = work / "rootfs"
     base = _base_root()
@@ -113,8 +118,8 @@ def _client(rig: Rig) -> object:
 
 
 def test_install_upgrade_remove_purge(rig: Rig) -> None:
-    shutil.copy(rig.deb1, rig.root / "tmp/stowage1.deb")
-    r = _chroot(rig.root, "dpkg", "-i", "/tmp/stowage1.deb")
+    shutil.copy(rig.deb1, rig.root / "var/tmp/stowage1.deb")  # /tmp is a tmpfs once booted
+    r = _chroot(rig.root, "dpkg", "-i", "/var/tmp/stowage1.deb")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (rig.root / "etc/systemd/system/multi-user.target.wants/stowage.service").is_symlink()
     assert os.readlink(rig.root / "usr/bin/stowage") == "/opt/stowage/venv/bin/stowage"
@@ -130,8 +135,8 @@ def test_install_upgrade_remove_purge(rig: Rig) -> None:
         s3.create_bucket(Bucket="kept")  # type: ignore[attr-defined]
         s3.put_object(Bucket="kept", Key="before-upgrade", Body=b"v1 data" * 1000)  # type: ignore[attr-defined]
 
-        shutil.copy(rig.deb2, rig.root / "tmp/stowage2.deb")
-        up = c.run("dpkg", "-i", "--force-confold", "/tmp/stowage2.deb", timeout=600)
+        shutil.copy(rig.deb2, rig.root / "var/tmp/stowage2.deb")
+        up = c.run("dpkg", "-i", "--force-confold", "/var/tmp/stowage2.deb", timeout=600)
         assert "0.1.0+upgrade1" in c.run("dpkg-query", "-W", "-f", "${Version}", "stowage").stdout, up.stdout
         assert (rig.root / "opt/stowage/venv.previous/STOWAGE_VERSION").read_text().strip() == "0.1.0"
         wait_active(c)
