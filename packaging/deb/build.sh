@@ -46,9 +46,14 @@ mkdir -p "$ROOT/DEBIAN" "$ROOT/usr/bin" "$ROOT/lib/systemd/system" "$ROOT/etc/st
 
 # The venv is built at its staging path, then every reference to that path is pointed at
 # /opt/stowage/venv (shebangs, activate scripts): nothing in it may name the build directory.
+# built from a copy, so the checkout gets no build/ or egg-info
+mkdir -p "$WORK/src"
+tar -C "$SRC" --exclude=./.venv --exclude=./.git --exclude=./dist --exclude=./images/cache --exclude=./build \
+    --exclude=./stowage-data --exclude=__pycache__ --exclude='*.egg-info' --exclude=.mypy_cache \
+    --exclude=.ruff_cache -cf - . | tar -C "$WORK/src" -xf -
 $PY -m venv "$STAGE"
 "$STAGE/bin/pip" install -q --upgrade pip setuptools wheel
-"$STAGE/bin/pip" install -q "$SRC"
+"$STAGE/bin/pip" install -q "$WORK/src"
 "$STAGE/bin/pip" uninstall -q -y pip setuptools wheel 2>/dev/null || true
 find "$STAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
 grep -rlI --null "$STAGE" "$STAGE" | xargs -0 -r sed -i "s|$STAGE|/opt/stowage/venv|g"
