@@ -56,6 +56,7 @@ $PY -m venv "$STAGE"
 "$STAGE/bin/pip" install -q "$WORK/src"
 "$STAGE/bin/pip" uninstall -q -y pip setuptools wheel 2>/dev/null || true
 find "$STAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
+find "$STAGE" -name direct_url.json -path '*stowage-*' -delete  # it names the build copy
 grep -rlI --null "$STAGE" "$STAGE" | xargs -0 -r sed -i "s|$STAGE|/opt/stowage/venv|g"
 if grep -rqI "$WORK" "$STAGE"; then echo "build.sh: the venv still names $WORK" >&2; exit 1; fi
 ln -s /opt/stowage/venv/bin/stowage "$ROOT/usr/bin/stowage"
