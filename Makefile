@@ -11,11 +11,11 @@ RUN_APT := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
 	xfsprogs e2fsprogs smartmontools util-linux attr
 # What the test suite drives besides: S3 clients, a FUSE S3 client, fio, and the image tests' tools.
 TEST_APT := sqlite3 rsync git tar s3cmd rclone restic s3fs fio debootstrap systemd-container \
-	chromium chromium-driver
+	chromium chromium-driver duplicity python3-boto3 dpkg-dev debhelper fakeroot
 # Where `stowage` is linked so that it is on PATH after set-up.
 BINDIR ?= $(if $(filter 0,$(shell id -u)),/usr/local/bin,$(HOME)/.local/bin)
 
-.PHONY: setup setup-test run test lint bench install clean-venv
+.PHONY: setup setup-test run test lint bench install clean-venv deb
 
 setup: .stamp-apt-run $(VENV)/.stamp-pip $(BINDIR)/stowage
 setup-test: setup .stamp-apt-test $(VENV)/.stamp-pip-dev
@@ -70,3 +70,8 @@ bench: setup-test
 # Install or upgrade Stowage on this (Debian 12) box as a systemd service; see images/install.sh.
 install:
 	bash images/install.sh
+
+# The Debian package (packaging/deb/build.sh): dist/stowage_VERSION_ARCH.deb, installing under
+# /opt/stowage with its own venv, the units, the default config and /usr/bin/stowage.
+deb: .stamp-apt
+	bash packaging/deb/build.sh --output dist

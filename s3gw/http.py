@@ -86,7 +86,9 @@ class Body:
         if self.done:
             return
         if c.h11.they_are_waiting_for_100_continue:
-            await c.send(h11.InformationalResponse(status_code=100, headers=[]))
+            # with its reason phrase: botocore before 1.31 (Debian 12's, under duplicity) takes a
+            # two-field "HTTP/1.1 100" for the final response and the upload never starts
+            await c.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
         while True:
             event = await c.next_body_event()
             if isinstance(event, h11.Data):

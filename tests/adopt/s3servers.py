@@ -23,7 +23,19 @@ from botocore.config import Config as BotoConfig
 
 from tests.conftest import REPO
 
-RGW_SCRIPT = Path(os.environ.get("STOWAGE_RGW_UP", REPO.parent / "shared" / "tools" / "rgw-up.sh"))
+
+def _rgw_script() -> Path:
+    """$STOWAGE_RGW_UP, else shared/tools/rgw-up.sh beside the checkout (or beside a directory
+    above it: a git worktree lives deeper than the clone)."""
+    if os.environ.get("STOWAGE_RGW_UP"):
+        return Path(os.environ["STOWAGE_RGW_UP"])
+    for parent in REPO.parents:
+        if (parent / "shared" / "tools" / "rgw-up.sh").exists():
+            return parent / "shared" / "tools" / "rgw-up.sh"
+    return REPO.parent / "shared" / "tools" / "rgw-up.sh"
+
+
+RGW_SCRIPT = _rgw_script()
 RGW_ENDPOINT = "http://127.0.0.1:18090"
 RGW_KEYS = ("rgwbenchaccess", "rgwbenchsecret")  # made by rgw-up.sh
 
@@ -82,9 +94,33 @@ def moto_server(log: Path) -> Iterator[S3Server]:
         proc.wait(30)
 
 
+CEPH_ROOT = Path(os.environ.get("CEPH_ROOT", "/var/tmp/rgw-ref"))
+
+
+def stop_rgw() -> None:
+    """Stop what rgw-up.sh started (its own pid files), RGW first: what the script says to do."""
+    for name in ("rgw", "osd", "mon"):
+        pidfile = CEPH_ROOT / "run" / f"{name}.mypid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 15)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+
+
 def rgw_server() -> tuple[S3Server | None, str]:
-    """RGW when it answers or the script can start it (root, apt packages, a few minutes the
-    first time); else (None, why)."""
+    """RGW when it answers, or when the script can start it (root, apt packages, about a minute
+    the first time: then the reason is "started", and the caller stops it); else (None, why)."""
     server = S3Server(RGW_ENDPOINT, *RGW_KEYS)
     if _answers(RGW_ENDPOINT):
         return server, ""
@@ -98,4 +134,4 @@ def rgw_server() -> tuple[S3Server | None, str]:
         return None, f"{RGW_SCRIPT} did not bring RGW up within 20 minutes"
     if r.returncode != 0 or not _answers(RGW_ENDPOINT):
         return None, f"{RGW_SCRIPT} failed ({r.returncode}): {(r.stderr or r.stdout)[-500:]}"
-    return server, ""
+    return server, "started"

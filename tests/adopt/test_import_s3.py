@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from appliance.importer.source import versions_by_key
 from tests.conftest import REPO, DaemonProc
 
-from .s3servers import S3Server, moto_command, moto_server, rgw_server
+from .s3servers import S3Server, moto_command, moto_server, rgw_server, stop_rgw
 
 POLICY = {"Version": "2012-10-17", "Statement": [{"Sid": "read", "Effect": "Allow", "Principal": {"AWS": ["*"]},
                                                    "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::*"]}]}
@@ -200,6 +200,8 @@ def rgw() -> Iterator[S3Server]:
     if server is None:
         pytest.skip(why)
     yield server
+    if why == "started":  # this run started it: leave the machine as it was
+        stop_rgw()
 
 
 def test_import_from_ceph_rgw(rgw: S3Server, daemon: DaemonProc) -> None:
