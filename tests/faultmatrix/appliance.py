@@ -221,19 +221,19 @@ class Workload:
             t.join(timeout)
             assert not t.is_alive(), "a workload thread hangs"
 
-    def check(self, s3: Any) -> None:
-        """Every acknowledged write reads back byte-exact; every other key in the bucket holds
-        exactly one body written to it (or is absent): nothing half-written is visible."""
-        assert not self.wrong_reads, f"reads during the run returned wrong bytes: {self.wrong_reads}"
+    def problems(self, s3: Any) -> list[str]:
+        """What `check` finds wrong: acknowledged writes lost or altered, half-visible objects."""
+        out = [f"{key}: a read during the run returned wrong bytes" for key in self.wrong_reads]
         for key, body in self.acked.items():
             try:
                 got = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
             except ClientError as exc:
                 if key in self.maybe and b"<deleted>" in self.maybe[key]:
                     continue  # an unacknowledged delete may have landed
-                raise AssertionError(f"{key}: acknowledged, now {exc.response['Error']['Code']}") from exc
-            assert got == body or got in self.maybe.get(key, []), \
-                f"{key}: {len(got)} bytes read back, {len(body)} acknowledged (content differs)"
+                out.append(f"{key}: acknowledged, now {exc.response['Error']['Code']}")
+                continue
+            if got != body and got not in self.maybe.get(key, []):
+                out.append(f"{key}: {len(got)} bytes read back, {len(body)} acknowledged (content differs)")
         pages = [page for prefix in (f"s3/{self.seed}/", f"fs/{self.seed}/")
                  for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)]
         for page in pages:
@@ -242,6 +242,12 @@ class Workload:
                 if key.endswith("/"):
                     continue  # a directory the mount made
                 got = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-                assert len(got) == obj["Size"], key
-                assert got == self.acked.get(key) or got in self.maybe.get(key, []), \
-                    f"{key}: {len(got)} bytes, none of the bodies written to it"
+                if len(got) != obj["Size"] or (got != self.acked.get(key) and got not in self.maybe.get(key, [])):
+                    out.append(f"{key}: {len(got)} bytes, none of the bodies written to it")
+        return out
+
+    def check(self, s3: Any) -> None:
+        """Every acknowledged write reads back byte-exact; every other key in the bucket holds
+        exactly one body written to it (or is absent): nothing half-written is visible."""
+        problems = self.problems(s3)
+        assert not problems, "\n".join(problems)
