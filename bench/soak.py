@@ -93,6 +93,8 @@ def soak(seconds: float, work: Path, seed: int) -> int:
         print(f"operations done:         {sum(wl.ops for wl in workloads):8d}"
               f"  (failed under faults: {sum(wl.failures for wl in workloads)},"
               f" reads checked during the run: {sum(wl.reads for wl in workloads)})")
+        why = sum((wl.why_failed for wl in workloads), Counter[str]())
+        print(f"failures by error:       {', '.join(f'{k} {n}' for k, n in why.most_common()) or '-'}")
         kinds_done = ", ".join(f"{k} {n}" for k, n in sorted(faults.items()))
         print(f"faults injected:         {sum(faults.values()):8d}  ({kinds_done})")
         print(f"acknowledged writes:     {acked:8d}  (every one read back at the end)")

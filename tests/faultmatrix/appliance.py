@@ -5,10 +5,12 @@ mount from threads, recording what was acknowledged."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,16 +110,18 @@ class Workload:
     ops: int = 0
     failures: int = 0
     reads: int = 0
+    why_failed: Counter[str] = field(default_factory=Counter)  # error code or errno -> failures
     wrong_reads: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     threads: list[threading.Thread] = field(default_factory=list)
 
-    def _record(self, key: str, body: bytes | None, ok: bool) -> None:
+    def _record(self, key: str, body: bytes | None, ok: bool, why: str = "") -> None:
         with self.lock:
             self.ops += 1
             if not ok:
                 self.failures += 1
+                self.why_failed[why] += 1
                 if body is not None:
                     self.maybe.setdefault(key, []).append(body)
                 return
@@ -175,8 +179,10 @@ class Workload:
                             self.reads += 1
                             if got != want and got not in self.maybe.get(key, []):
                                 self.wrong_reads.append(key)
-            except (BotoCoreError, ClientError):
-                self._record(key, None, False)
+            except ClientError as exc:
+                self._record(key, None, False, str(exc.response["Error"]["Code"]))
+            except BotoCoreError as exc:
+                self._record(key, None, False, type(exc).__name__)
 
     def _pending(self, key: str, body: bytes | None) -> None:
         """A write in flight: until it is acknowledged, the key may hold either value."""
@@ -204,8 +210,8 @@ class Workload:
                     os.fsync(f.fileno())
                 os.rename(root / tmp, root / key)
                 self._record(key, body, True)
-            except OSError:
-                self._record(key, None, False)
+            except OSError as exc:
+                self._record(key, None, False, f"mount {errno.errorcode.get(exc.errno or 0, exc.errno)}")
 
     def start(self, s3_writers: int = 2) -> Workload:
         self.threads = [threading.Thread(target=self._s3_writer, args=(w,), daemon=True) for w in range(s3_writers)]
