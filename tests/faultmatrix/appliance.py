@@ -68,10 +68,12 @@ def fault_appliance(tmp: Path, *, mount: bool = False, config: str = "",
     daemon = DaemonProc(data_dir, [] if mount else ["--no-mount"], dict(env or {}))
     try:
         for i in range(DATA_DISKS):
-            # one by one: those started are stopped if a later one fails
-            disks.append(FaultDisk.start(tmp / "fault" / f"disk{i}", data_dir / "disks" / f"disk{i}"))  # noqa: PERF401
-        meta = FaultDisk.start(tmp / "fault" / "meta", data_dir / "meta")
+            # one by one: those spawned are stopped if a later one fails
+            disks.append(FaultDisk.spawn(tmp / "fault" / f"disk{i}", data_dir / "disks" / f"disk{i}"))  # noqa: PERF401
+        meta = FaultDisk.spawn(tmp / "fault" / "meta", data_dir / "meta")
         disks.append(meta)
+        for disk in disks:  # the seven processes start side by side
+            disk.wait_ready()
         # LevelDB needs a journaling filesystem's ordered metadata: under the strict POSIX model
         # a power cut corrupts it ("no meta-nextfile entry in descriptor"; it never syncs the
         # directory after a rename of CURRENT or a new log). The data disks stay strict POSIX.
