@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 
 import trio
@@ -28,3 +30,12 @@ async def await_for(pred: Callable[[], object], seconds: float = 60.0, what: str
             await trio.sleep(interval)
         return
     raise AssertionError(f"timed out after {seconds:g}s waiting for {what}")
+
+
+def url_refused(url: str, code: int = 403) -> bool:
+    """Whether a GET of `url` is now answered with `code` (a presigned URL that expired)."""
+    try:
+        with urllib.request.urlopen(url):
+            return False
+    except urllib.error.HTTPError as exc:
+        return exc.code == code

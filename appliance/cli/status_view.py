@@ -20,6 +20,10 @@ def render_status(st: dict[str, Any]) -> None:
     con.print(f"S3 endpoint: {st.get('s3_endpoint') or '-'}    mount: {st.get('mount') or '-'}")
     objects = st.get("objects")
     con.print(f"buckets: {st.get('buckets')}    objects: {objects if objects is not None else '-'}")
+    meta = st.get("metadata") or {}
+    if meta.get("writable") is False:
+        con.print(f"[red]metadata: writes refused[/red] ({meta.get('error')}): restart the daemon once the "
+                  "metadata disk is healthy", markup=True)
     if st.get("pools"):
         t = Table(title="pools")
         for col in ("pool", "geometry", "disks", "raw", "usable", "used (raw)", "free (usable)"):

@@ -55,6 +55,10 @@ MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails auth
 CIPHER_CACHE = 1024  # segment ciphers kept for reads
 BUFFER_POOL = 8  # assembly buffers kept for encrypted reads
 MAX_POOLED_BUFFER = 16 << 20
+# A data shard not read after this long is read around (hedged): the parity shards are read too
+# and the block is decoded from the first k chunks in. A disk whose read was read around counts
+# as slow until one of its reads completes: its shards are read around at once meanwhile.
+HEDGE_SECONDS = 1.0
 
 DamageCallback = Callable[[str, list[int], str], None]
 Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
@@ -164,6 +168,7 @@ class SegmentIO:
         self._cipher = functools.lru_cache(maxsize=CIPHER_CACHE)(SegmentCipher)
         # buffers encrypted blocks are assembled in (reused: a fresh one costs page faults)
         self._buffers: list[bytearray] = []
+        self.slow_disks: set[str] = set()  # disks with a read outstanding past HEDGE_SECONDS
 
     # --- write ------------------------------------------------------------------------------
 
@@ -475,10 +480,14 @@ class SegmentIO:
         path = disk.shard_path(rec.segment_id, i)
         t0 = time.perf_counter()
         try:
-            chunks = await trio.to_thread.run_sync(read_chunks, path, geo, rec.length, b0, b1, limiter=disk.limiter)
+            # abandoned when a hedged read no longer needs it (a stalled disk may hold it for long)
+            chunks = await trio.to_thread.run_sync(read_chunks, path, geo, rec.length, b0, b1, limiter=disk.limiter,
+                                                   abandon_on_cancel=True)
         except OSError:
+            self.slow_disks.discard(disk.disk_id)
             disk.record_error()
             return [None] * n
+        self.slow_disks.discard(disk.disk_id)
         disk.counters.observe(time.perf_counter() - t0)
         disk.counters.reads += 1
         bad = sum(1 for c in chunks if c is None)
@@ -495,15 +504,44 @@ class SegmentIO:
 
     async def _fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> Chunks:
         """The chunks of blocks b0..b1: the data shards', and the parity shards' too when a data
-        chunk is missing or damaged (the damage is reported)."""
+        chunk is missing or damaged (the damage is reported) or a data shard is slow to come
+        (hedged: then the first k chunks of each block do, and the slow reads are abandoned)."""
         got: Chunks = {}
-        data_idx = list(range(geo.k))
-        results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in data_idx])
-        got.update(zip(data_idx, results, strict=True))
+        send, recv = trio.open_memory_channel[tuple[int, list[bytes | None]]](geo.n)
+        launched: set[int] = set()
+
+        async def one(i: int) -> None:
+            send.send_nowait((i, await self._read_shard(rec, geo, i, b0, b1)))
+
+        async with trio.open_nursery() as nursery:
+
+            def launch(indices: range) -> None:
+                for i in indices:
+                    if i not in launched:
+                        launched.add(i)
+                        nursery.start_soon(one, i)
+
+            launch(range(geo.k))
+            slow = any(rec.shards[i] in self.slow_disks for i in range(geo.k))
+            if slow:
+                launch(range(geo.k, geo.n))
+            deadline = trio.current_time() + HEDGE_SECONDS
+            while len(got) < len(launched):
+                if slow and _enough(got, geo.k, b1 - b0 + 1):
+                    break
+                with trio.move_on_at(deadline if not slow else float("inf")) as waited:
+                    i, chunks = await recv.receive()
+                if waited.cancelled_caught:  # a data shard is slow: read around it
+                    slow = True
+                    self.slow_disks.update(d for j in launched - set(got) if (d := rec.shards[j]) is not None)
+                    launch(range(geo.k, geo.n))
+                    continue
+                got[i] = chunks
+                if any(c is None for c in chunks):
+                    launch(range(geo.k, geo.n))
+            nursery.cancel_scope.cancel()
         damaged = sorted(i for i, chunks in got.items() if any(c is None for c in chunks))
         if damaged:
-            await self._read_parity(rec, geo, b0, b1, got)
-            damaged = sorted(i for i, chunks in got.items() if any(c is None for c in chunks))
             self.on_damage(rec.segment_id, damaged, "read")
         for j in range(b1 - b0 + 1):
             avail = sum(1 for chunks in got.values() if chunks[j] is not None)
@@ -628,6 +666,11 @@ def _pieces(blocks: list[bytes], b0: int, step: int, start: int, end: int) -> It
         lo = max(start - base, 0)
         hi = min(end - base, len(data))
         yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
+
+
+def _enough(got: dict[int, list[bytes | None]], k: int, blocks: int) -> bool:
+    """Whether every block has k chunks among those read."""
+    return all(sum(1 for chunks in got.values() if chunks[j] is not None) >= k for j in range(blocks))
 
 
 def _available(got: dict[int, list[bytes | None]], j: int) -> dict[int, bytes]:

@@ -101,9 +101,13 @@ class DiskMonitor:
         rec = self._record(disk.disk_id)
         managed = str(disk.path) not in self.static_paths
         obs: DiskObservation | None = None
-        with trio.move_on_after(PROBE_TIMEOUT):
-            obs = await trio.to_thread.run_sync(_probe, disk, self.store.appliance_id, managed,
-                                                abandon_on_cancel=True)
+        try:
+            with trio.move_on_after(PROBE_TIMEOUT):
+                obs = await trio.to_thread.run_sync(_probe, disk, self.store.appliance_id, managed,
+                                                    abandon_on_cancel=True)
+        except OSError as exc:  # EIO on the disk's own directory: it is not usable
+            obs = DiskObservation(io_errors=disk.counters.io_errors, present=False,
+                                  offline_reason=f"{disk.path}: {exc.strerror or exc}")
         if obs is None:
             obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
         smart = await self._smart_for(disk, rec) if obs.present and obs.mounted else None

@@ -10,7 +10,6 @@ import json
 import os
 import stat
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+
+from tests.polling import wait_for
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "round1-datadir.tar.xz"
 
@@ -56,10 +57,7 @@ def test_round1_data_dir_reads_byte_exact(daemon_factory: Any, tmp_path: Path) -
     d.start()
     # the secret was wrapped at start, the DB compacted, the snapshot holding it replaced and collected
     assert "meta" not in _files_holding(data, secret)
-    deadline = time.monotonic() + 30
-    while _files_holding(data, secret) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _files_holding(data, secret) == []
+    wait_for(lambda: not _files_holding(data, secret), timeout=30, what="the old snapshot to be collected")
     s3 = d.s3()
     assert {b["Name"] for b in s3.list_buckets()["Buckets"]} == {"plain", "versioned"}
     checked = 0
@@ -122,10 +120,7 @@ def test_round1_secrets_wrapped_by_an_offline_command(daemon_factory: Any, tmp_p
     config.write_text("[gc]\ngrace_seconds = 0.5\ninterval_seconds = 0.2\n")
     d.extra_args = ["--no-mount", "--config", str(config)]
     d.start()
-    deadline = time.monotonic() + 30
-    while _files_holding(data, secret) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _files_holding(data, secret) == []
+    wait_for(lambda: not _files_holding(data, secret), timeout=30, what="the old snapshot to be collected")
     assert json.loads(d.cli("status", "--json").stdout)["services"]["snapshot"]["count"] == 1
     user = expected["user"]
     boto3.client("s3", endpoint_url=d.endpoint, aws_access_key_id=user["access_key"],

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -28,6 +27,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.polling import url_refused, wait_for
 from tests.tlscert import self_signed_cert
 
 from .conftest import (
@@ -354,7 +354,7 @@ def test_presign(aws: Aws, bkt: str, tmp_path: Path) -> None:
     with urllib.request.urlopen(url) as r:
         assert r.read() == data
     url = aws("s3", "presign", f"s3://{bkt}/shared.bin", "--expires-in", "1").stdout.strip()
-    time.sleep(2)
+    wait_for(lambda: url_refused(url), timeout=30, what="the presigned URL to expire")
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(url)
     assert e.value.code == 403

@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-import trio
 
 from appliance.engine import keys, lock
 from appliance.engine.errors import InvalidArgument, InvalidBucketState, ObjectLocked, ObjectLockNotEnabled
@@ -18,6 +17,7 @@ from appliance.engine.gc import collect_once
 from appliance.engine.lock import COMPLIANCE, GOVERNANCE, DefaultRetention, LockConfig
 from appliance.engine.records import BucketRecord, GcEntry, ObjectVersion, SegmentRecord
 from appliance.engine.storecore import PutMeta
+from tests.polling import await_for
 
 from .conftest import read_all
 
@@ -166,10 +166,11 @@ async def test_a_protected_null_version_is_never_replaced_in_place(store) -> Non
 async def test_retention_ends_by_the_clock(store) -> None:
     await _lock_bucket(store)
     v = await store.put_object("lkb", "t", b"x")
-    await store.set_retention("lkb", "t", None, COMPLIANCE, time.time_ns() + 300_000_000)
+    until = time.time_ns() + 300_000_000
+    await store.set_retention("lkb", "t", None, COMPLIANCE, until)
     with pytest.raises(ObjectLocked):
         await store.delete_object("lkb", "t", v.version_id)
-    await trio.sleep(0.4)
+    await await_for(lambda: time.time_ns() > until, what="the retention date to pass")
     await store.delete_object("lkb", "t", v.version_id)
 
 

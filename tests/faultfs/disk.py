@@ -56,26 +56,37 @@ class FaultDisk:
 
     @classmethod
     def start(cls, base: Path, mountpoint: Path, timeout: float = 30.0) -> FaultDisk:
+        disk = cls.spawn(base, mountpoint)
+        disk.wait_ready(timeout)
+        return disk
+
+    @classmethod
+    def spawn(cls, base: Path, mountpoint: Path) -> FaultDisk:
+        """Start the process; `wait_ready` then waits for the mount (several start at once)."""
         base.mkdir(parents=True, exist_ok=True)
         mountpoint.mkdir(parents=True, exist_ok=True)
         sock = base / "control.sock"
+        sock.unlink(missing_ok=True)
         log_path = base / "faultfs.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "tests.faultfs", str(base), str(mountpoint), str(sock)],
                                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        disk = cls(base, mountpoint, FaultControl(sock), proc, log_path)
+        return cls(base, mountpoint, FaultControl(sock), proc, log_path)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        sock = self.control.path
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"faultfs exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            if sock.exists() and _mounted(mountpoint):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"faultfs exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            if sock.exists() and _mounted(self.mountpoint):
                 with contextlib.suppress(OSError):
-                    disk.control.ping()
-                    os.stat(mountpoint)  # the kernel's INIT went through
-                    return disk
+                    self.control.ping()
+                    os.stat(self.mountpoint)  # the kernel's INIT went through
+                    return
             time.sleep(0.02)
-        disk.stop()
-        raise RuntimeError(f"faultfs at {mountpoint} not up after {timeout}s")
+        self.stop()
+        raise RuntimeError(f"faultfs at {self.mountpoint} not up after {timeout}s")
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc.poll() is None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 from typing import Any
+
+from tests.polling import wait_for
 
 from .conftest import mounted
 
@@ -85,7 +86,5 @@ def test_stale_mount_after_crash_is_cleaned(mount_daemon: Any) -> None:
         stale = True
     assert stale, "a killed FUSE daemon should leave a disconnected mount"
     mount_daemon.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not Path(m / "crash" / "f").exists():
-        time.sleep(0.1)
+    wait_for(lambda: Path(m / "crash" / "f").exists(), timeout=30, what="the file in the new mount")
     assert (m / "crash" / "f").read_bytes() == b"durable"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
 from appliance.control import call
 from appliance.engine.shardfile import HEADER_SIZE, read_header
+from tests import polling
 
 BUCKET = "heal"
 
@@ -86,9 +86,4 @@ def full_redundancy(data_dir: Path) -> bool:
 
 
 def wait_for(pred: Any, timeout: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    polling.wait_for(pred, timeout, what, interval=0.2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 import pytest
 import trio
 from botocore.exceptions import ClientError
+
+from tests.polling import url_refused, wait_for
 
 
 def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -284,7 +285,7 @@ def test_presigned_get_and_put(s3d: Any, bucket: str) -> None:
         assert resp.status == 200
     assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
     expired = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "up"}, ExpiresIn=1)
-    time.sleep(2.1)
+    wait_for(lambda: url_refused(expired), timeout=30, what="the presigned URL to expire")
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(expired)
     assert exc.value.code == 403

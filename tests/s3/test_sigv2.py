@@ -18,6 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from tests.polling import wait_for
 from tests.s3.conftest import DaemonProc, error_code
 
 KEY = "dir/ünï code+&=x.txt"
@@ -71,7 +72,7 @@ def test_sigv2_refusals(s3d: Any, s3: Any, bucket: str) -> None:
     status, _, resp = fetch(with_query(url, AWSAccessKeyId="NOSUCHKEY0000000"))
     assert (status, error_code(resp)) == (403, "InvalidAccessKeyId")
     expired = s3d.s3().generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=1)
-    time.sleep(2)
+    wait_for(lambda: fetch(expired)[0] == 403, timeout=30, what="the presigned URL to expire")
     status, _, resp = fetch(expired)
     assert (status, error_code(resp)) == (403, "AccessDenied") and b"Request has expired" in resp
     status, _, resp = fetch(with_query(url, Expires="soon"))
