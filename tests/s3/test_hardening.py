@@ -426,8 +426,11 @@ def test_response_override_with_control_characters_is_refused(raw: Any, s3: Any,
 # --- 9. a plain-HTTP gateway on the network says so ---------------------------------------------
 
 
-def test_plain_http_on_a_network_address_warns_once(daemon_factory: Any, s3d: Any) -> None:
-    d = daemon_factory(["--no-mount", "--listen", "0.0.0.0:0"], name="public")
+def test_plain_http_on_a_network_address_warns_once(daemon_factory: Any, s3d: Any, tmp_path: Path) -> None:
+    # a network address serves HTTPS by default (appliance/tls.py); plain HTTP there must be asked for
+    conf = tmp_path / "plain.toml"
+    conf.write_text('[tls]\nmode = "off"\n')
+    d = daemon_factory(["--no-mount", "--listen", "0.0.0.0:0", "--config", str(conf)], name="public")
     d.s3().list_buckets()
     d.stop()
     assert d.log_path is not None
