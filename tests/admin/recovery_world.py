@@ -261,6 +261,17 @@ class World:
         os.utime(m / "late-file", ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))
         (m / "doomed").write_bytes(b"doomed")
         os.unlink(m / "doomed")
+        self.sync_mount()
+
+    def sync_mount(self) -> None:
+        """The mount's acknowledgement: fsync of the directories (fsyncdir makes every earlier
+        commit of the mount durable, directory times included: fusefs/SEMANTICS.md)."""
+        for d in (self.mnt / "plain" / "fs" / "sub", self.mnt / "plain" / "fs", self.mnt / "plain"):
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     # --- dumps ---------------------------------------------------------------------------------
 

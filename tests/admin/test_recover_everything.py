@@ -55,7 +55,19 @@ def test_everything_acknowledged_survives_losing_the_metadata_db(tmp_path: Path,
 
         d.start()
         after = dump(d)
-        assert after == before
+        assert after == before, "\n".join(_differences(before, after)[:40])
         check_completions_repeat(d, w.completed)
     finally:
         d.stop(timeout=30) if d.proc and d.proc.poll() is None else d.kill()
+
+
+def _differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two dumps differ, as paths (the assertion's message: a dump is too big to print)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}/{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
