@@ -73,5 +73,5 @@ install:
 
 # The Debian package (packaging/deb/build.sh): dist/stowage_VERSION_ARCH.deb, installing under
 # /opt/stowage with its own venv, the units, the default config and /usr/bin/stowage.
-deb: .stamp-apt
+deb: .stamp-apt-test
 	bash packaging/deb/build.sh --output dist
