@@ -252,11 +252,7 @@ class SegmentIO:
             with trio.CancelScope(shield=True):
                 await self._discard(segment_id, shards)
             raise
-        disk_ids = [st.disk.disk_id if st.disk and not st.failed else None for st in shards]
-        rec = SegmentRecord(segment_id, geo.k, geo.m, geo.block_size, stored, disk_ids, refcount=0,
-                            created_ns=created, pool=pool[0].pool if pool else "default",
-                            damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc)
-        return rec, summary
+        return _record(segment_id, geo, stored, shards, created, pool, enc), summary
 
     async def _write_whole(self, data: bytes, geo: Geometry, pool: list[Disk], identity: dict[str, Any],
                            key: SegmentKey | None) -> tuple[SegmentRecord, BodySummary]:
@@ -311,11 +307,7 @@ class SegmentIO:
             with trio.CancelScope(shield=True):
                 await self._discard(segment_id, shards)
             raise
-        disk_ids = [st.disk.disk_id if st.disk and not st.failed else None for st in shards]
-        rec = SegmentRecord(segment_id, geo.k, geo.m, geo.block_size, stored, disk_ids, refcount=0,
-                            created_ns=created, pool=pool[0].pool if pool else "default",
-                            damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc)
-        return rec, summary
+        return _record(segment_id, geo, stored, shards, created, pool, enc), summary
 
     @staticmethod
     def _check_quorum(shards: list[_ShardState], geo: Geometry) -> None:
@@ -708,3 +700,13 @@ def authentic_block(geo: Geometry, chunks: dict[int, bytes], blen: int, cipher: 
             return plain, {i for i in idx if chunks[i] != full[i]}
     raise DataIntegrityError(f"segment {cipher.segment_id} block {index}: no combination of its {len(idx)} "
                              f"readable chunks authenticates (k={geo.k}, m={geo.m}); the stored data was altered")
+
+
+def _record(segment_id: str, geo: Geometry, stored: int, shards: list[_ShardState], created: int, pool: list[Disk],
+            enc: dict[str, Any] | None) -> SegmentRecord:
+    """The uncommitted record of a segment just written: where each shard landed (None where its
+    disk failed, and then listed as damaged for the healer)."""
+    disk_ids = [st.disk.disk_id if st.disk and not st.failed else None for st in shards]
+    return SegmentRecord(segment_id, geo.k, geo.m, geo.block_size, stored, disk_ids, refcount=0,
+                         created_ns=created, pool=pool[0].pool if pool else "default",
+                         damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc)
