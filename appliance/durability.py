@@ -23,8 +23,10 @@ pool's data back at the rebuild speed (the remote assumed as durable as the pool
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 HOURS_PER_YEAR = 8760.0
@@ -77,6 +79,25 @@ class PoolEstimate:
     annual_loss_one_more_parity: float
     nines_one_more_parity: float
     disk_rates: list[DiskRate]
+
+
+def shard_bytes(path: Path) -> int:
+    """The bytes of the shard files on a disk: what rebuilding it rewrites."""
+    total = 0
+    try:
+        fans = list(os.scandir(path / "shards"))
+    except OSError:
+        return 0
+    for fan in fans:
+        try:
+            for e in os.scandir(fan.path):
+                try:
+                    total += e.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return total
 
 
 def wear_afr(base: float, disk: DiskInput) -> DiskRate:
