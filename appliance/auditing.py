@@ -127,8 +127,8 @@ class IamAudit:
             params.get("PolicyName") or ""
         state = self.auditor.identities_of(_iam_refs(action, params))
         before_state = before if isinstance(before, dict) else None
-        old, new = changed_fields(before_state, state) if before_state is not None and state is not None \
-            else (before_state, state)
+        old, new = changed_fields(before_state, state) if outcome == "ok" and before_state is not None and \
+            state is not None else (before_state, state)
         self.auditor.log.record(source="console" if console else "iam", who=principal.arn or "anonymous",
                                 where=remote, action=f"iam:{action}", target=target, outcome=outcome,
                                 before=old, after={"args": args, "state": new})
@@ -202,7 +202,7 @@ class Auditor:
         except Exception:
             log.exception("audit: reading the state after %s failed", op)
             state = None
-        if isinstance(before, dict) and isinstance(state, dict) and not op.startswith("disks."):
+        if not error and isinstance(before, dict) and isinstance(state, dict) and not op.startswith("disks."):
             before, state = changed_fields(before, state)
         after: dict[str, Any] = {"args": args, "result": result}
         if state is not None:

@@ -150,7 +150,8 @@ class ConsoleAdmin:
         handler = self.control.handlers[spec.op]
         disks = [d for d in self.store.disks if ids is None or d.disk_id in ids]
         if ids is not None and len(disks) != len(set(ids)):
-            raise InvalidArgument(f"{action}: no such disk (there are {', '.join(d.disk_id for d in self.store.disks)})")
+            known = ", ".join(d.disk_id for d in self.store.disks)
+            raise InvalidArgument(f"{action}: no such disk (there are {known})")
         before = disk_states(disks)
 
         async def emit(progress: Json) -> None:
