@@ -191,7 +191,11 @@ class Estimate:
 
 
 def _combine(ps: Sequence[float]) -> float:
-    return 1.0 - math.prod(1.0 - p for p in ps)
+    """P(at least one of independent events): 1 - prod(1 - p), in logs so that probabilities
+    far below the float epsilon are not rounded to 0."""
+    if any(p >= 1.0 for p in ps):
+        return 1.0
+    return -math.expm1(sum(math.log1p(-p) for p in ps))
 
 
 def estimate(pools: Sequence[tuple[str, int, int, Sequence[DiskInput]]], base_afr: float, rate: float,
