@@ -12,8 +12,9 @@ and notification targets, access-log settings).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from appliance.control import ControlServer
@@ -24,8 +25,10 @@ from appliance.engine.identity import IdentityView
 from appliance.engine.metadb import MetaDB
 from appliance.engine.records import BucketRecord
 from appliance.iam.admin import IdentityAdmin
-from appliance.iam.commands import COMMANDS, Env
+from appliance.iam.commands import COMMANDS, Env, run_offline
+from appliance.iam.masterkey import MasterKey
 from appliance.iam.policy import Principal
+from appliance.iam.sealing import prepare
 from s3gw.exchange import Exchange
 
 from .audit import AuditLog, changed_fields, describe_uid, is_change
@@ -109,6 +112,42 @@ def identity_state(view: IdentityView, env: Env, refs: Iterable[Ref]) -> dict[st
             desc = None
         out[f"{kind}/{name}"] = desc
     return out
+
+
+@dataclass(frozen=True)
+class Audited:
+    """A change made with the daemon stopped (the CLI's offline path), with the state it acted on."""
+
+    result: Json
+    before: Json
+    after: Json
+
+
+def offline_identity_change(view: IdentityView, master: MasterKey, op: str, args: Mapping[str, Any]) -> Audited:
+    """`stowage user|key|group|policy` with the daemon stopped: the command (run_offline) with the
+    identities it names read before and after, in the same session."""
+    env = Env(master, prepare(view, master).account_id)
+    refs = _cli_refs(op, args) if is_change(op) else []
+    before = identity_state(view, env, refs)
+    result = run_offline(view, master, op, dict(args))
+    return Audited(result, before, identity_state(view, env, refs))
+
+
+def record_offline(state_dir: str, op: str, args: dict[str, Any], outcome: str, change: Audited | None) -> None:
+    """The audit entry of a CLI change made with the daemon stopped (none for a data directory
+    that does not exist: the change failed, and no directory is made for its entry)."""
+    if not is_change(op) or not os.path.isdir(state_dir):
+        return
+    before, after = (change.before, change.after) if change is not None else (None, None)
+    if outcome == "ok" and isinstance(before, dict) and isinstance(after, dict):
+        before, after = changed_fields(before, after)
+    log = AuditLog.for_state_dir(state_dir)
+    try:
+        log.record(source="cli-offline", who=describe_uid(os.getuid()), where=f"pid {os.getpid()}", action=op,
+                   target=_target(args), outcome=outcome, before=before,
+                   after={"args": args, "result": change.result if change else None, "state": after})
+    finally:
+        log.close()
 
 
 class IamAudit:

@@ -63,6 +63,28 @@ def test_audit_log_of_cli_iam_and_s3_changes(daemon: Any) -> None:
     assert (daemon.data_dir / "log" / "audit.log").stat().st_mode & 0o777 == 0o600
     assert "audit: s3 PutBucketVersioning audited" in Path(daemon.log_path).read_text()
     before_and_after_of_identity_changes(daemon)  # on the same daemon: one start saved
+    offline_changes(daemon)
+
+
+def offline_changes(daemon: Any) -> None:
+    """With the daemon stopped the CLI changes the metadata DB itself, and writes the audit entry."""
+    daemon.stop()
+    seen = len(_audit(daemon))
+    made = json.loads(daemon.cli("user", "add", "frank", "--json").stdout)
+    daemon.cli("key", "revoke", made["access_key"])
+    daemon.cli("user", "list")  # a read: not audited
+    assert daemon.cli("user", "remove", "nobody-here", check=False).returncode != 0
+    add, revoke, failed = _audit(daemon)[seen:]
+    assert (add["source"], add["action"], add["outcome"]) == ("cli-offline", "user.add", "ok")
+    assert add["who"].startswith("uid ") and add["from"].startswith("pid ")
+    assert add["before"] == {"user/frank": None} and add["after"]["state"]["user/frank"]["user"] == "frank"
+    assert add["after"]["result"]["secret_key"] == "[redacted]"
+    assert revoke["before"] == {"key/" + made["access_key"]: {
+        "access_key": made["access_key"], "user": "frank", "active": True,
+        "created_ns": revoke["before"]["key/" + made["access_key"]]["created_ns"]}}
+    assert revoke["after"]["state"]["key/" + made["access_key"]]["active"] is False
+    assert failed["action"] == "user.remove" and failed["outcome"] == "NoSuchEntity"
+    assert made["secret_key"] not in (daemon.data_dir / "log" / "audit.log").read_text()
 
 
 def before_and_after_of_identity_changes(daemon: Any) -> None:
