@@ -158,6 +158,17 @@ def test_upload_20_mib_through_the_page(page: Page, cd: DaemonProc, tmp_path: Pa
     target.unlink()
 
 
+def test_object_tags_and_versions(page: Page, cd: DaemonProc) -> None:
+    page.go(f"#/object/{BUCKET}/big-upload.bin", "#tags")
+    assert "(latest)" in page.text("#versions")
+    page.el("#tags .tag-key").send_keys("team")
+    page.el("#tags .tag-value").send_keys("<ops>")
+    page.el("#tags ~ button:not(.secondary)").click()
+    wait_for(lambda: "Tags saved" in page.text("#flash"), 30, "the tags saved")
+    assert s3_of(cd).get_object_tagging(Bucket=BUCKET, Key="big-upload.bin")["TagSet"] == [
+        {"Key": "team", "Value": "<ops>"}]
+
+
 def test_an_upload_resumes_after_a_page_reload(page: Page, cd: DaemonProc, tmp_path: Path) -> None:
     """The page keeps a multipart upload's id in localStorage: choosing the same file again
     after a reload completes that upload, sending only the parts it lacks."""
@@ -245,6 +256,8 @@ def test_bucket_lifecycle_replication_and_notification_settings(page: Page, cd: 
     assert "prefix logs/" in page.text("#lifecycle-rules")
     rules = s3_of(cd).get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert [(r["ID"], r["Expiration"]["Days"]) for r in rules] == [("old-logs", 30)]
+    entry = json.loads((cd.data_dir / "log" / "audit.log").read_text().splitlines()[-1])
+    assert (entry["source"], entry["action"], entry["target"]) == ("console", "PutBucketLifecycleConfiguration", BUCKET)
     page.shot("08-bucket-lifecycle")
 
 

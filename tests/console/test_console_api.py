@@ -172,6 +172,11 @@ def test_appliance_pages(cd: DaemonProc, root: ConsoleClient) -> None:
         "stowage:GetDiskStatus"], "Resource": "*"}]})
     arn = root.iam("CreatePolicy", PolicyName="disk-looker", PolicyDocument=policy).text.split("<Arn>")[1].split("<")[0]
     assert root.iam("AttachUserPolicy", UserName="console-looker", PolicyArn=arn).status_code == 200
+    created, attached = [e for e in _audit(cd) if e["action"] in ("iam:CreatePolicy", "iam:AttachUserPolicy")][-2:]
+    assert created["source"] == attached["source"] == "console" and created["who"].endswith(":root")
+    assert created["before"] == {"policy/disk-looker": None} and created["after"]["state"]["policy/disk-looker"]
+    assert attached["before"]["user/console-looker"]["policies"] == []
+    assert attached["after"]["state"]["user/console-looker"]["policies"] == ["disk-looker"]
     looker = ConsoleClient(cd, ak, sk)
     assert looker("GET", "disks").status_code == 200 and looker("GET", "version").status_code == 200
     r = looker("POST", "disks/action", json={"action": "check"})
