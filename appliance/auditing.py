@@ -39,7 +39,7 @@ Json = Any
 Ref = tuple[str, str]  # ("user" | "group" | "policy" | "key", name)
 # CLI changes whose state is what a read-only op lists: op prefix -> the read op
 _READ_OF = {"kms.key.": "kms.key.list", "replication.target.": "replication.target.list",
-            "notify.target.": "notify.target.list", "access-log.set": "access-log.list"}
+            "notify.target.": "notify.target.list", "access-log.set": "access-log.list", "site.": "site.list"}
 
 # S3 operations that change configuration (the object-level ones change data, not settings)
 S3_ADMIN_OPS = frozenset({"CreateBucket", "DeleteBucket", "PutBucketLogging"}) | frozenset(
