@@ -6,7 +6,8 @@ console's S3 and IAM calls come through the same two, marked "console").
 group, policy or key the change names, as `stowage user|group|policy show` describes it (None
 when it does not exist); for disks their state; for bucket settings the bucket record's fields
 that changed; for the other CLI changes the listing of what they change (kms keys, replication
-and notification targets, access-log settings).
+and notification targets, sites, access-log settings). The CLI's changes with the daemon stopped
+are recorded by the CLI itself (record_offline, source "cli-offline").
 """
 
 from __future__ import annotations
@@ -141,13 +142,13 @@ def record_offline(state_dir: str, op: str, args: dict[str, Any], outcome: str, 
     before, after = (change.before, change.after) if change is not None else (None, None)
     if outcome == "ok" and isinstance(before, dict) and isinstance(after, dict):
         before, after = changed_fields(before, after)
-    log = AuditLog.for_state_dir(state_dir)
+    audit = AuditLog.for_state_dir(state_dir)
     try:
-        log.record(source="cli-offline", who=describe_uid(os.getuid()), where=f"pid {os.getpid()}", action=op,
-                   target=_target(args), outcome=outcome, before=before,
-                   after={"args": args, "result": change.result if change else None, "state": after})
+        audit.record(source="cli-offline", who=describe_uid(os.getuid()), where=f"pid {os.getpid()}", action=op,
+                     target=_target(args), outcome=outcome, before=before,
+                     after={"args": args, "result": change.result if change else None, "state": after})
     finally:
-        log.close()
+        audit.close()
 
 
 class IamAudit:

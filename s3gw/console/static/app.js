@@ -326,9 +326,16 @@ async function pageBucket(bucket) {
     await render();
   }) }, corsText, h("button", {}, "Save CORS rules (empty: delete)"));
 
-  const lifecycle = await s3xml("GET", b + "?lifecycle", { allow404: true });
-  const replication = await s3xml("GET", b + "?replication", { allow404: true });
-  const notification = await s3xml("GET", b + "?notification", { allow404: true });
+  // a setting the user may not read shows the refusal in its own panel; the others still show
+  const readable = async (sub) => {
+    try { return await s3xml("GET", `${b}?${sub}`, { allow404: true }); } catch (e) {
+      if (e instanceof ApiError && e.status === 403) return e;
+      throw e;
+    }
+  };
+  const lifecycle = await readable("lifecycle");
+  const replication = await readable("replication");
+  const notification = await readable("notification");
 
   page("Bucket " + bucket,
     h("p", {}, link(browseHash(bucket, ""), "Browse objects")),
@@ -384,6 +391,9 @@ function notificationRows(doc) {
 }
 
 function xmlSetting(b, sub, title, doc, summarize, example, deletable) {
+  if (doc instanceof ApiError) {
+    return h("div", { class: "panel", id: sub + "-panel" }, h("h2", { text: title }), h("p", { class: "error", id: sub + "-rules", text: doc.message }));
+  }
   const rows = doc ? summarize(doc) : [];
   const area = h("textarea", { id: sub + "-xml", spellcheck: false });
   area.value = doc && rows.length ? new XMLSerializer().serializeToString(doc) : "";
