@@ -24,7 +24,7 @@ from appliance.engine.disks import Disk
 from appliance.engine.errors import StowageError
 from appliance.engine.identity import IdentityView
 from appliance.engine.metadb import MetaDB
-from appliance.engine.records import BucketRecord
+from appliance.engine.records import BucketRecord, QuotaRecord
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.commands import COMMANDS, Env, run_offline
 from appliance.iam.masterkey import MasterKey
@@ -214,10 +214,16 @@ class Auditor:
         return None
 
     def _state(self, op: str, args: Mapping[str, Any]) -> Json:
-        """The state a CLI change acts on, read synchronously (identities, disks)."""
+        """The state a CLI change acts on, read synchronously (identities, quotas, disks)."""
         kind = op.partition(".")[0]
         if kind in ("user", "key", "group", "policy"):
             return self.identities_of(_cli_refs(op, args))
+        if op == "quota.set":
+            qkind, name = str(args.get("kind", "")), str(args.get("name", ""))
+            key = keys.bucket_quota(name) if qkind == "bucket" else keys.user_quota(name)
+            rec = self.db.get_record(QuotaRecord, key) if qkind in ("bucket", "user") else None
+            return {f"quota/{qkind}/{name}": None if rec is None else {"bytes": rec.max_bytes,
+                                                                       "objects": rec.max_objects}}
         if kind == "disks" and self.store is not None:
             ids = self._disk_ids(args)
             return {"disks": disk_states(d for d in self.store.disks if ids is None or d.disk_id in ids)}

@@ -63,6 +63,12 @@ def test_audit_log_of_cli_iam_and_s3_changes(daemon: Any) -> None:
     assert (daemon.data_dir / "log" / "audit.log").stat().st_mode & 0o777 == 0o600
     assert "audit: s3 PutBucketVersioning audited" in Path(daemon.log_path).read_text()
     before_and_after_of_identity_changes(daemon)  # on the same daemon: one start saved
+    daemon.cli("quota", "set", "--bucket", "audited", "--objects", "5")
+    daemon.cli("quota", "set", "--bucket", "audited", "--objects", "7")
+    first, second = _audit(daemon)[-2:]
+    assert first["before"] == {"quota/bucket/audited": None}
+    assert first["after"]["state"] == {"quota/bucket/audited": {"bytes": 0, "objects": 5}}
+    assert second["before"] == {"quota/bucket/audited": {"bytes": 0, "objects": 5}}
     offline_changes(daemon)
 
 
