@@ -86,7 +86,7 @@ def minio_iam(cfg: Config, export_file: str | None, endpoint: str | None, access
     verify: bool | str = False if no_verify_ssl else (ca_bundle or True)
     files, ignored = _read(export_file, endpoint, access_key, secret_key, region, verify)
     plan = plan_import(files, ignored)
-    report = ImportReport(dry_run=dry_run)
+    report = ImportReport(dry_run=dry_run, identities=list(plan.mapped))
     for s in plan.skipped:
         report.skip(s["item"], s["reason"])
     if dry_run:

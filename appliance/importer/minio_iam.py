@@ -67,6 +67,7 @@ class Plan:
     """What to import, in order (policies, users, groups, keys), and what is skipped already."""
 
     items: list[Item] = field(default_factory=list)
+    mapped: list[str] = field(default_factory=list)  # MinIO built-ins that are Stowage's canned policies
     skipped: list[dict[str, str]] = field(default_factory=list)
     ignored_members: list[str] = field(default_factory=list)
 
@@ -226,8 +227,7 @@ class _Planner:
             target = _map_policy(name, doc)
             if target in CANNED:
                 self.policy_map[name] = target
-                if target != name:
-                    self.plan.skip(label, f"MinIO's built-in policy: Stowage's canned {target!r} is used instead")
+                self.plan.mapped.append(f"{label}: MinIO's built-in, Stowage's canned {target!r}")
                 continue
             try:
                 check_name(target, "policyName")

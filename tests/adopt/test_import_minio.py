@@ -117,7 +117,8 @@ def test_plan_maps_minio_identities(tmp_path: Path) -> None:
     assert ("policy", "readwrite") not in items and ("policy", "writeonly") not in items
     assert json.loads(items[("policy", "minio-readonly")]["document"]) == BUILTIN["readonly"]
     assert json.loads(items[("policy", "team-rw")]["document"]) == TEAM_POLICY
-    assert "canned 'admin'" in why["policy consoleAdmin"]
+    assert "policy consoleAdmin: MinIO's built-in, Stowage's canned 'admin'" in plan.mapped
+    assert "policy readwrite: MinIO's built-in, Stowage's canned 'readwrite'" in plan.mapped
     assert why["policy diagnostics"].startswith("refused by Stowage") and "arn:minio:admin" in why["policy diagnostics"]
     assert why["policy bad-resource"].startswith("refused by Stowage")
     # users, their secrets, status and policies
