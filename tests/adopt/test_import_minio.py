@@ -259,6 +259,7 @@ def test_import_into_the_daemon(daemon: DaemonProc, tmp_path: Path) -> None:
     again = _import(daemon, str(export_zip(tmp_path / "again.zip", files)))
     assert "user alice (existed: updated)" in again["identities"]
     assert "policy team-rw (updated: a new default version)" in again["identities"]
+    _notification_rules_where_targets_exist(daemon, tmp_path)
     bob2 = _client(daemon, "bob", "bob-new-secret-1")
     assert bob2.get_object(Bucket="team", Key="hello")["Body"].read() == b"hi"
     assert _code(lambda: bob2.put_object(Bucket="team", Key="y", Body=b"y")) == "AccessDenied"
@@ -304,3 +305,29 @@ def test_export_fetched_from_the_admin_api(admin_api: str) -> None:
     assert "alice" in files["users.json"]
     with pytest.raises(MinioExportError, match="HTTP 403"):
         fetch_export(admin_api, "someone", "else", "us-east-1", True, io.BytesIO())
+
+
+def _notification_rules_where_targets_exist(daemon: DaemonProc, tmp_path: Path) -> None:
+    """`import s3` of a MinIO bucket's notification rules: the one whose target exists here is
+    kept, the one whose target does not is reported with the gateway's refusal. (Shares this
+    module's daemon: a daemon start costs more than the check.)"""
+    from appliance.importer.copier import BucketCopier, Clients
+    from appliance.importer.cursor import Cursor
+    from appliance.importer.ratelimit import RateLimit
+    from appliance.importer.report import ImportReport
+    from appliance.importer.source import BucketConfig
+
+    daemon.cli("notify", "target", "add", "events", "--type", "file", "--path", str(tmp_path / "events.jsonl"))
+    dst = daemon.s3()
+    dst.create_bucket(Bucket="notified")
+    config = BucketConfig(notification={"QueueConfigurations": [
+        {"Id": "here", "QueueArn": "arn:minio:sqs::events:file", "Events": ["s3:ObjectCreated:*"]},
+        {"Id": "missing", "QueueArn": "arn:minio:sqs::primary:webhook", "Events": ["s3:ObjectCreated:*"]}]})
+    report = ImportReport()
+    copier = BucketCopier(Clients(None, dst), "notified", config, Cursor(tmp_path / "cursor.jsonl"), report,
+                          RateLimit(0))
+    copier.configure()
+    got = dst.get_bucket_notification_configuration(Bucket="notified")["QueueConfigurations"]
+    assert [(r["Id"], r["QueueArn"]) for r in got] == [("here", "arn:stowage:sqs::events:file")]
+    assert report.configuration[-1] == "notified: notification rules (1)"
+    assert "notified: notification rule missing" in reasons(report.skipped)
