@@ -156,3 +156,49 @@ def test_due_and_the_config(tmp_path: Path) -> None:
                 AcmeConfig(names=names, http_listen="nowhere"), AcmeConfig(names=names, renew_days=0)):
         with pytest.raises(ConfigError):
             validate(replace(emb, tls=TlsConfig(mode="acme"), acme=bad))
+
+
+async def _exchange(port: int, request: bytes) -> bytes:
+    import trio
+
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    out = b""
+    async with stream:
+        try:  # the responder may close before reading all of a hostile request
+            with trio.move_on_after(5):
+                await stream.send_all(request)
+            with trio.move_on_after(15):
+                while chunk := await stream.receive_some(65536):
+                    out += chunk
+        except trio.BrokenResourceError:
+            pass
+    return out
+
+
+async def test_challenge_responder_takes_hostile_requests() -> None:
+    import trio
+
+    challenges = acmecert.Challenges()
+    challenges.set("tok-1", "tok-1.thumbprint")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(acmecert.serve_challenges, "127.0.0.1:0", challenges)
+        ok = await _exchange(port, b"GET /.well-known/acme-challenge/tok-1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert ok.startswith(b"HTTP/1.1 200") and ok.endswith(b"\r\n\r\ntok-1.thumbprint")
+        for request in [
+            b"GET /.well-known/acme-challenge/tok-2 HTTP/1.1\r\nHost: x\r\n\r\n",  # unknown token
+            b"GET /.well-known/acme-challenge/../tok-1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /.well-known/acme-challenge/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /.well-known/acme-challenge/tok-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            b"GET /etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]:
+            assert (await _exchange(port, request)).startswith(b"HTTP/1.1 404"), request
+        for request in [
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64),  # a TLS hello on the HTTP port
+            b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",  # a head past the limit
+            b"NONSENSE\r\n\r\n",
+        ]:
+            assert b"tok-1.thumbprint" not in await _exchange(port, request)
+        # still answering after all that
+        ok = await _exchange(port, b"GET /.well-known/acme-challenge/tok-1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert ok.startswith(b"HTTP/1.1 200")
+        nursery.cancel_scope.cancel()
