@@ -26,6 +26,7 @@ from botocore.config import Config as BotoConfig
 from cryptography import x509
 
 from appliance import acmecert, tls
+from appliance.cli.tls_cmd import describe
 from appliance.config import AcmeConfig, ConfigError, TlsConfig, embedded_config, validate
 from tests.conftest import DaemonProc
 
@@ -132,6 +133,10 @@ def test_certificate_from_pebble_by_http01(tmp_path: Path, pebble: Pebble) -> No
         assert b"PRIVATE KEY" not in files.account_key.read_bytes()
         assert json.loads(files.account.read_text())["uri"].startswith("https://127.0.0.1:")
 
+        shown = json.loads(d.cli("tls", "show", "--json", "--config", str(config)).stdout)
+        assert shown["source"] == "acme" and not shown["self_signed"] and shown["names"] == ["localhost"]
+        assert "ends in" in shown["acme"]["due"]  # renew_days is beyond its life
+
         # renewal: every check finds the certificate due and a new one replaces it
         _wait("the certificate was not renewed", lambda: _served(port).serial_number != first.serial_number, d)
         assert d.proc is not None and d.proc.poll() is None
@@ -152,6 +157,9 @@ def test_due_and_the_config(tmp_path: Path) -> None:
     files = tls.prepare(acme)
     assert files is not None and files.cert == tmp_path / "d" / "tls" / "acme" / "cert.pem"
     assert tls.ca_bundle(acme) == files.cert  # the placeholder needs a bundle; the CA's certificate will not
+    shown = describe(acme)
+    assert shown["self_signed"] and shown["acme"]["due"] == "the self-signed placeholder is in use"
+    assert describe(emb) == {"mode": "auto", "https": False}  # the quick start
     for bad in (AcmeConfig(), AcmeConfig(names=names, directory="http://ca.example/dir"),
                 AcmeConfig(names=names, http_listen="nowhere"), AcmeConfig(names=names, renew_days=0)):
         with pytest.raises(ConfigError):
