@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy.jwk import JWKRSA
 
-from .config import Config, parse_listen
+from .config import Config, ConfigError, parse_listen
 from .iam.masterkey import MasterKey
 from .tls import TlsContexts, acme_dir, write_private
 
@@ -226,7 +226,11 @@ async def serve_challenges(listen: str, challenges: Challenges, *,
         finally:
             await stream.aclose()
 
-    listeners = await trio.open_tcp_listeners(port, host=host or None)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host or None)
+    except OSError as exc:  # port 80 taken (another web server) or not allowed
+        raise ConfigError(f"acme.http_listen {listen}: cannot answer HTTP-01 challenges there: "
+                          f"{exc.strerror or exc}") from exc
     bound = listeners[0].socket.getsockname()[1]
     log.info("ACME: answering HTTP-01 challenges on %s:%d", host, bound)
     task_status.started(bound)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,7 +218,7 @@ class _Planner:
         self.refused: dict[str, str] = {}  # MinIO name -> why it is not imported
         self.users: set[str] = set()
 
-    def policies(self) -> None:
+    def plan_policies(self) -> None:
         for name, doc in sorted(self.files.get("policies.json", {}).items()):
             label = f"policy {_shown(name)}"
             if not isinstance(doc, dict):
@@ -255,7 +255,7 @@ class _Planner:
                 self.plan.skip(f"{label}: policy {_shown(p)}", "not attached: no such policy in the export")
         return sorted(set(out))
 
-    def users_(self) -> None:
+    def plan_users(self) -> None:
         mapped = _mappings(self.files, "user_mappings.json", self.plan)
         for ak, u in sorted(self.files.get("users.json", {}).items()):
             label = f"user {_shown(ak)}"
@@ -277,21 +277,21 @@ class _Planner:
             self.plan.items.append({"kind": "user", "name": ak, "secret_key": secret,
                                     "enabled": status == "enabled", "policies": self.attachable(label, names)})
 
-    def groups(self) -> None:
+    def plan_groups(self) -> None:
         mapped = _mappings(self.files, "group_mappings.json", self.plan)
         for name, g in sorted(self.files.get("groups.json", {}).items()):
             label = f"group {_shown(name)}"
-            members = g.get("members") if isinstance(g, dict) else None
-            if not isinstance(g, dict) or not isinstance(members if members is not None else [], list):
+            if not isinstance(g, dict) or not isinstance(g.get("members") or [], list):
                 self.plan.skip(label, "not a group object")
                 continue
+            members = g.get("members") or []
             try:
                 check_name(name, "groupName")
             except StowageError as exc:
                 self.plan.skip(label, f"refused by Stowage: {exc.message}")
                 continue
             kept = []
-            for m in members or []:
+            for m in members:
                 if isinstance(m, str) and m in self.users:
                     kept.append(m)
                 else:
@@ -305,7 +305,7 @@ class _Planner:
             self.plan.items.append({"kind": "group", "name": name, "members": sorted(set(kept)),
                                     "policies": policies})
 
-    def service_accounts(self) -> None:
+    def plan_service_accounts(self) -> None:
         for ak, sa in sorted(self.files.get("svcaccts.json", {}).items()):
             label = f"service account {_shown(ak)}"
             reason = self._service_account_problem(ak, sa)
@@ -337,7 +337,7 @@ class _Planner:
             return f"it expires ({_shown(str(sa.get('expiration')))}); Stowage access keys do not"
         return None
 
-    def sts(self) -> None:
+    def plan_sts(self) -> None:
         for who in sorted(self.files.get("stsuser_mappings.json", {})):
             self.plan.skip(f"STS identity {_shown(who)}", "an LDAP/OIDC identity's policy mapping: Stowage has no "
                            "external identity provider")
@@ -364,11 +364,11 @@ def plan_import(files: Mapping[str, Any], ignored: list[str] | None = None) -> P
     for name in plan.ignored_members:
         plan.skip(f"zip member {name}", "not a file of a MinIO IAM export: ignored (never extracted)")
     p = _Planner(files, plan)
-    p.policies()
-    p.users_()
-    p.groups()
-    p.service_accounts()
-    p.sts()
+    p.plan_policies()
+    p.plan_users()
+    p.plan_groups()
+    p.plan_service_accounts()
+    p.plan_sts()
     return plan
 
 
@@ -394,7 +394,7 @@ EXPORT_PATH = "/minio/admin/v3/export-iam"
 
 
 def fetch_export(endpoint: str, access_key: str, secret_key: str, region: str, verify: bool | str,
-                 dest: BinaryIO, opener: Callable[..., Any] | None = None) -> int:
+                 dest: BinaryIO) -> int:
     """GET the export zip from MinIO's admin API (what `mc admin cluster iam export` does: the zip
     comes unencrypted, the request signed with SigV4 by an admin's key) into `dest`; returns its
     size. Raises MinioExportError on an HTTP error or a body over MAX_ZIP_BYTES."""
@@ -413,7 +413,7 @@ def fetch_export(endpoint: str, access_key: str, secret_key: str, region: str, v
         pool = urllib3.PoolManager(ca_certs=verify)
     else:
         pool = urllib3.PoolManager()
-    resp = (opener or pool.request)("GET", url, headers=headers, preload_content=False, timeout=60.0)
+    resp = pool.request("GET", url, headers=headers, preload_content=False, timeout=60.0)
     try:
         if resp.status != 200:
             body = resp.read(2000).decode("utf-8", "replace")

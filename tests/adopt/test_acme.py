@@ -209,4 +209,6 @@ async def test_challenge_responder_takes_hostile_requests() -> None:
         # still answering after all that
         ok = await _exchange(port, b"GET /.well-known/acme-challenge/tok-1 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert ok.startswith(b"HTTP/1.1 200")
+        with pytest.raises(ConfigError, match="cannot answer HTTP-01 challenges"):  # the port is taken
+            await acmecert.serve_challenges(f"127.0.0.1:{port}", challenges)
         nursery.cancel_scope.cancel()
