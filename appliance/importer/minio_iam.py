@@ -53,6 +53,8 @@ MAX_ENTRIES = 100_000  # per file
 MAX_SECRET = 1024
 
 CONSOLE_ADMIN = "consoleAdmin"  # MinIO's built-in administrator policy: Stowage's canned `admin`
+# MinIO's built-ins that grant what a canned policy grants (MinIO's readonly cannot list: not here)
+BUILTIN_AS_CANNED = {"readwrite": "readwrite", "writeonly": "writeonly", CONSOLE_ADMIN: "admin"}
 RENAMED_PREFIX = "minio-"
 
 Item = dict[str, Any]  # one identity item for appliance/iam/imports.py (JSON over the control socket)
@@ -249,8 +251,8 @@ class _Planner:
                 out.append(self.policy_map[p])
             elif p in self.refused:
                 self.plan.skip(f"{label}: policy {_shown(p)}", "not attached: the policy was not imported")
-            elif p in CANNED:
-                out.append(p)
+            elif p in BUILTIN_AS_CANNED:  # a built-in the export left out, known to grant the same
+                out.append(BUILTIN_AS_CANNED[p])
             else:
                 self.plan.skip(f"{label}: policy {_shown(p)}", "not attached: no such policy in the export")
         return sorted(set(out))

@@ -188,6 +188,11 @@ def test_hostile_members_and_entries_are_skipped(tmp_path: Path) -> None:
     assert why["service account SVCNOTDICT0000000000"] == "not a service account object"
     assert "differs" in why["service account MISMATCH000000000000"]
     assert why["policy p"] == "not a policy document"
+    # built-ins left out of an export: those known to grant what a canned one grants are mapped
+    plan = plan_import({"users.json": {"user1": {"secretKey": "u1-secret-123"}},
+                        "user_mappings.json": {"user1": _mapping("readwrite,consoleAdmin,readonly")}})
+    assert plan.items[0]["policies"] == ["admin", "readwrite"]
+    assert "no such policy" in reasons(plan.skipped)["user user1: policy readonly"]
     assert "never extracted" in why["zip member iam-assets/../../../tmp/evil.json"]
     assert not Path("/tmp/evil.json").exists()
 
