@@ -232,6 +232,7 @@ def test_import_into_the_daemon(daemon: DaemonProc, tmp_path: Path) -> None:
         f"(service account {SVC_KEY})" in report["identities"]
     assert "policy team-rw" in report["identities"] and "group team" in report["identities"]
     assert SVC_SECRET not in json.dumps(report) and "alice-secret-123" not in json.dumps(report)
+    assert SVC_SECRET not in daemon.log_tail(100_000)  # the audit log of the op redacts secret_key
     root = daemon.s3()
     root.create_bucket(Bucket="team")
     root.put_object(Bucket="team", Key="hello", Body=b"hi")
