@@ -63,8 +63,9 @@ class _Run:
         self.imported.append(f"policy {name} (updated: a new default version)")
 
     def user(self, it: Item) -> None:
-        name = _str(it, "name")
-        self._check_key(name, name, f"user {name}")  # before anything is written for the item
+        # every field is checked before anything is written for the item
+        name, secret, policies = _str(it, "name"), _secret(it), _list(it, "policies")
+        self._check_key(name, name)
         note = " (existed: updated)"
         if self.view.user(name) is None:
             if any(u.name.lower() == name.lower() for u in self.view.users()):
@@ -72,46 +73,46 @@ class _Run:
             users.create_user(self.view, name)
             note = ""
         users.set_user_disabled(self.view, name, not bool(it.get("enabled", True)))
-        self._key(name, name, _str(it, "secret_key"), True, f"user {name}")
-        self._attach("user", name, it)
+        self._key(name, name, secret, True)
+        self._attach("user", name, policies)
         self.imported.append(f"user {name}{note}")
 
     def group(self, it: Item) -> None:
-        name = _str(it, "name")
+        name, members, policies = _str(it, "name"), _list(it, "members"), _list(it, "policies")
         if self.view.group(name) is None:
             users.create_group(self.view, name)
-        for member in _list(it, "members"):
+        for member in members:
             try:
                 users.add_member(self.view, name, member)
             except StowageError as exc:
                 self.skip(f"group {name}: member {member}", exc.message)
-        self._attach("group", name, it)
+        self._attach("group", name, policies)
         self.imported.append(f"group {name}")
 
     def key(self, it: Item) -> None:
-        ak, user = _str(it, "access_key"), _str(it, "user")
+        ak, user, secret, source = _str(it, "access_key"), _str(it, "user"), _secret(it), _str(it, "source")
         if self.view.user(user) is None:
             raise InvalidInput(f"its user {user} is not here")
-        self._key(ak, user, _str(it, "secret_key"), bool(it.get("active", True)), _str(it, "source"))
-        self.imported.append(f"access key {ak} of user {user} ({_str(it, 'source')})")
+        self._key(ak, user, secret, bool(it.get("active", True)))
+        self.imported.append(f"access key {ak} of user {user}" + (f" ({source})" if source else ""))
 
-    def _check_key(self, ak: str, user: str, label: str) -> CredentialRecord | None:
+    def _check_key(self, ak: str, user: str) -> CredentialRecord | None:
         if ak in self.reserved or ak.lower() == ROOT_USER:
-            raise InvalidInput(f"{label}: its access key is this appliance's root key")
+            raise InvalidInput("its access key is this appliance's root key")
         rec = self.view.credential(ak)
         if rec is not None and rec.user != user:
-            raise InvalidInput(f"{label}: access key {ak} belongs to user {rec.user} here")
+            raise InvalidInput(f"access key {ak} belongs to user {rec.user} here")
         return rec
 
-    def _key(self, ak: str, user: str, secret: str, active: bool, label: str) -> None:
-        rec = self._check_key(ak, user, label)
+    def _key(self, ak: str, user: str, secret: str, active: bool) -> None:
+        rec = self._check_key(ak, user)
         if rec is not None and rec.active == active and not rec.legacy_secret and unseal(self.master, rec) == secret:
             return
         created = rec.created_ns if rec is not None else time.time_ns()
         self.view.put_credential(CredentialRecord(ak, user, created, active, seal(self.master, ak, secret)))
 
-    def _attach(self, kind: managed.EntityKind, name: str, it: Item) -> None:
-        for policy in _list(it, "policies"):
+    def _attach(self, kind: managed.EntityKind, name: str, policies: list[str]) -> None:
+        for policy in policies:
             try:
                 managed.attach(self.view, kind, name, policy)
             except StowageError as exc:
@@ -125,6 +126,13 @@ def _str(it: Item, name: str) -> str:
     return value
 
 
+def _secret(it: Item) -> str:
+    value = _str(it, "secret_key")
+    if not 0 < len(value) <= 1024:
+        raise InvalidInput("secret_key: expected 1 to 1024 characters")
+    return value
+
+
 def _list(it: Item, name: str) -> list[str]:
     value = it.get(name) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -135,8 +143,8 @@ def _list(it: Item, name: str) -> list[str]:
 def _label(it: Item) -> str:
     kind = it.get("kind")
     if kind == "key":
-        return f"access key {it.get('access_key')}"
-    return f"{kind} {it.get('name')}"
+        return f"access key {str(it.get('access_key'))[:128]}"
+    return f"{str(kind)[:16]} {str(it.get('name'))[:128]}"
 
 
 def import_items(view: IdentityView, master: MasterKey, items: list[Item], reserved: set[str]) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def import_items(view: IdentityView, master: MasterKey, items: list[Item], reser
     for it in items:
         fn = apply.get(str(it.get("kind"))) if isinstance(it, Mapping) else None
         if fn is None:
-            run.skip(str(it)[:80], "not an identity item")
+            run.skip(_label(it) if isinstance(it, Mapping) else str(it)[:80], "not an identity item")
             continue
         try:
             fn(it)

@@ -337,3 +337,55 @@ def _notification_rules_where_targets_exist(daemon: DaemonProc, tmp_path: Path) 
     assert [(r["Id"], r["QueueArn"]) for r in got] == [("here", "arn:stowage:sqs::events:file")]
     assert report.configuration[-1] == "notified: notification rules (1)"
     assert "notified: notification rule missing" in reasons(report.skipped)
+
+
+def test_import_items_take_malformed_and_conflicting_items(tmp_path: Path) -> None:
+    """The `iam.import` op's items (from the CLI, or anyone on the control socket): each is
+    applied on its own or skipped with its reason, and a skipped one writes nothing."""
+    from appliance.engine.offline import identity_session
+    from appliance.iam import users
+    from appliance.iam.imports import import_items
+    from appliance.iam.masterkey import load_or_create
+    from appliance.iam.sealing import prepare, unseal
+
+    master = load_or_create(tmp_path / "master.key")
+
+    def run(items: list[Any], reserved: tuple[str, ...] = ()) -> dict[str, Any]:
+        def fn(view: Any) -> dict[str, Any]:
+            prepare(view, master)
+            return import_items(view, master, items, set(reserved))
+
+        return identity_session(tmp_path / "meta", fn)
+
+    identity_session(tmp_path / "meta", lambda v: (prepare(v, master), users.create_user(v, "Existing")))
+    out = run(["not an item", {"kind": "bucket", "name": "x"}, {"kind": "user", "name": 7},
+               {"kind": "user", "name": "existing", "secret_key": "s" * 12},  # another case of Existing
+               {"kind": "user", "name": "mallory", "secret_key": "s" * 12, "policies": "readwrite"},
+               {"kind": "user", "name": "ROOTKEY0000", "secret_key": "s" * 12},
+               {"kind": "key", "access_key": "ORPHAN00000000000000", "user": "nobody", "secret_key": "s" * 12},
+               {"kind": "policy", "name": "bad", "document": "{not json"},
+               {"kind": "group", "name": "g", "members": ["nobody"], "policies": ["no-such-policy"]},
+               {"kind": "user", "name": "dave", "secret_key": "dave-secret-1", "policies": ["readwrite"]},
+               {"kind": "key", "access_key": "dave", "user": "Existing", "secret_key": "x" * 12},
+               {"kind": "user", "name": "eve", "secret_key": ""}],
+              reserved=("ROOTKEY0000",))
+    why = reasons(out["skipped"])
+    assert why["not an item"] == "not an identity item" and why["bucket x"] == "not an identity item"
+    assert why["user 7"] == "name: expected text"
+    assert "another case" in why["user existing"]
+    assert why["user mallory"] == "policies: expected a list of names"
+    assert "root key" in why["user ROOTKEY0000"]
+    assert "not here" in why["access key ORPHAN00000000000000"]
+    assert why["policy bad"].startswith("Policies must be valid JSON")
+    assert "nobody" in why["group g: member nobody"] and "group g: policy no-such-policy" in why
+    assert why["access key dave"] == "access key dave belongs to user dave here"
+    assert why["user eve"] == "secret_key: expected 1 to 1024 characters"
+    assert out["imported"] == ["group g", "user dave"]
+
+    def state(view: Any) -> tuple[list[str], list[str], str]:
+        cred = view.credential("dave")
+        return sorted(u.name for u in view.users()), sorted(c.access_key for c in view.credentials()), \
+            unseal(master, cred)
+
+    names, keys, secret = identity_session(tmp_path / "meta", state)
+    assert names == ["Existing", "dave"] and keys == ["dave"] and secret == "dave-secret-1"
