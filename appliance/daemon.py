@@ -239,6 +239,10 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
             if d.events.replication is not None:
                 await nursery.start(d.events.replication.serve)
             await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
+            if cfg.tls.mode == "acme" and d.tls is not None:
+                from . import acmecert
+
+                await nursery.start(acmecert.serve, cfg, d.tls, d.identities.master)
             op = d.operator
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(
