@@ -120,6 +120,9 @@ class ReplicationService:
     _workers: dict[str, trio.CancelScope] = field(default_factory=dict)
     _configs: dict[str, _Cached] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
+    # site replication's implicit rules of a bucket (services/site.py): every versioned bucket
+    # replicates to the same bucket on every other box of the site
+    site_rules: Callable[[Txn, str], list[ReplicationRule]] | None = None
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -191,6 +194,9 @@ class ReplicationService:
             if ch.kind != events.PUT and not tagging:
                 continue
             rules = self.rules(t, v.bucket)
+            site = self.site_rules(t, v.bucket) if self.site_rules is not None else []
+            if site:
+                rules = ReplicationRules(rules.role if rules else "", [*(rules.rules if rules else []), *site])
             if rules is None:
                 continue
             if tagging:  # new tags of a replicated version (Stowage targets: the same version id)
@@ -463,6 +469,18 @@ class ReplicationService:
         self._stats(name)
         self._start_worker(name)
         return target.describe()
+
+    def attach(self, target: RemoteTarget) -> None:
+        """A target kept by another service (site replication's peers), not stored here."""
+        self.targets[target.name] = target
+        self._stats(target.name)
+        self._start_worker(target.name)
+
+    def detach(self, name: str) -> None:
+        scope = self._workers.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        self.targets.pop(name, None)
 
     def target_list(self) -> list[dict[str, Any]]:
         return [dict(t.describe(), arn=f"arn:stowage:s3::{name}:BUCKET") for name, t in sorted(self.targets.items())]
