@@ -60,17 +60,16 @@ def secret_context(peer: str) -> bytes:
 class PeerState:
     rec: SitePeerRecord
     client: PeerClient
-    queued: int = 0
     sent: int = 0
     conflicts: int = 0
     last_error: str = ""
     last_sent_ns: int = 0
     retrying_since_ns: int = 0
 
-    def to_json(self, oldest_ns: int) -> dict[str, Any]:
+    def to_json(self, queued: int, oldest_ns: int) -> dict[str, Any]:
         now = time.time_ns()
         return {"name": self.rec.name, "url": self.rec.url, "access_key": self.rec.access_key,
-                "queued": self.queued, "sent": self.sent, "lag_seconds": round((now - oldest_ns) / 1e9, 3)
+                "queued": queued, "sent": self.sent, "lag_seconds": round((now - oldest_ns) / 1e9, 3)
                 if oldest_ns else 0.0, "retrying": bool(self.retrying_since_ns), "last_error": self.last_error,
                 "last_sent_ns": self.last_sent_ns, "object_target": TARGET_PREFIX + self.rec.name}
 
@@ -109,9 +108,6 @@ class SiteService:
             self._install(rec)
         for k, raw in db.scan(keys.SITE_QUEUE):
             self.log.seq = max(self.log.seq, sitekeys.queued_seq(k))
-            name = k[1:].split(keys.SEP, 1)[0].decode()
-            if name in self.peers:
-                self.peers[name].queued += 1
             # this box's clock stays past what it stamped before a restart, whatever the wall clock says
             self.clock.last = max(self.clock.last, SiteChange.decode(raw).hlc)
         db.write_hooks.append(self.log.hook)
@@ -217,8 +213,7 @@ class SiteService:
             for k, _ in self.store.db.scan(sitekeys.queue_prefix(rec.name)):
                 t.batch.delete(k)  # a re-join sends everything again
             queued = self.log.queue_state(t.batch, rec.name)
-        st = self._install(rec)
-        st.queued = queued
+        self._install(rec)
         return queued
 
     # --- leaving --------------------------------------------------------------------------------------
@@ -288,7 +283,6 @@ class SiteService:
                 async with self.store.txn() as t:
                     for k, _ in entries:
                         t.batch.delete(k)
-                st.queued = max(0, st.queued - len(entries))
                 st.sent += len(entries)
                 st.last_sent_ns = time.time_ns()
                 c = answer.get("conflicts")
@@ -344,15 +338,21 @@ class SiteService:
         return [{"name": st.rec.name, "url": st.rec.url, "access_key": st.rec.access_key,
                  "tls_verify": st.rec.tls_verify, "added_ns": st.rec.added_ns} for _, st in sorted(self.peers.items())]
 
-    def _oldest_ns(self, name: str) -> int:
-        for _, raw in self.store.db.scan(sitekeys.queue_prefix(name)):
-            return SiteChange.decode(raw).queued_ns
-        return 0
+    def _backlog(self, name: str) -> tuple[int, int]:
+        """(changes queued for the peer, when the oldest was queued)."""
+        prefix = sitekeys.queue_prefix(name)
+        n, oldest = 0, 0
+        with self.store.db.iterator(start=prefix, stop=keys.prefix_successor(prefix)) as it:
+            for _, raw in it:
+                if not n:
+                    oldest = SiteChange.decode(raw).queued_ns
+                n += 1
+        return n, oldest
 
     def status(self) -> dict[str, Any]:
         conflicts = [SiteConflict.decode(raw) for _, raw in self.store.db.scan(sitekeys.CONFLICT)]
         return {"name": self.name, "hlc": describe(self.clock.now()), "received": self.received,
-                "peers": [st.to_json(self._oldest_ns(n)) for n, st in sorted(self.peers.items())],
+                "peers": [st.to_json(*self._backlog(n)) for n, st in sorted(self.peers.items())],
                 "conflicts": [{"key": c.key, "winner": c.winner, "reason": c.reason, "at_ns": c.at_ns,
                                "local": {"site": c.local_origin, "hlc": describe(c.local_hlc)},
                                "remote": {"site": c.remote_origin, "hlc": describe(c.remote_hlc)}}
