@@ -12,7 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
+import urllib3
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.conftest import DaemonProc
@@ -154,3 +158,22 @@ def test_concurrent_edits_and_a_queue_that_survives_kill_and_recovery(site: tupl
     assert sb.get_bucket_tagging(Bucket="photos")["TagSet"] == [{"Key": "side", "Value": "b"}]
     assert [c["key"] for c in status(b)["conflicts"]] == ["Bphotos"]
     assert "conflicts (the last writer won)" in b.cli("site", "status").stdout
+
+
+def test_the_site_endpoint_wants_a_signed_body_of_an_allowed_principal(site: tuple[DaemonProc, DaemonProc]) -> None:
+    a, _ = site
+    url = a.endpoint + "/_stowage/v1/site/changes"
+    body = json.dumps({"origin": "nobody", "changes": []}).encode()
+    assert urllib3.request("POST", url, body=body).status == 403  # unsigned
+    alice = json.loads(a.cli("user", "add", "mallory", "--json").stdout)  # no policy: not allowed
+    assert _signed(url, body, body, alice["access_key"], alice["secret_key"]).status == 403
+    assert _signed(url, body, body + b" ", a.access_key, a.secret_key).status == 400  # not the signed body
+    r = _signed(url, body, body, a.access_key, a.secret_key)
+    assert r.status == 409 and b"not a peer" in r.data
+    assert urllib3.request("GET", url).status == 405
+
+
+def _signed(url: str, signed: bytes, sent: bytes, ak: str, sk: str) -> urllib3.BaseHTTPResponse:
+    req = AWSRequest(method="POST", url=url, data=signed, headers={"Content-Type": "application/json"})
+    S3SigV4Auth(Credentials(ak, sk), "s3", "us-east-1").add_auth(req)
+    return urllib3.request("POST", url, body=sent, headers=dict(req.headers.items()))
