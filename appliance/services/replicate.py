@@ -422,6 +422,8 @@ class ReplicationService:
         cursor is committed with each page)."""
         rules = self.get_rules(bucket)
         existing = [r for r in (rules.rules if rules else []) if r.existing_objects and r.enabled]
+        if self.site_rules is not None:
+            existing += self.site_rules(Txn(self.store), bucket)
         if not existing:
             raise TargetError(f"bucket {bucket!r} has no enabled replication rule with ExistingObjectReplication")
         chosen = ReplicationRules(rules.role if rules else "", existing)

@@ -58,6 +58,8 @@ def test_join_then_users_policies_and_buckets_follow(site: tuple[DaemonProc, Dae
     a, b = site
     sa, sb = a.s3(), b.s3()
     sa.create_bucket(Bucket="before")  # made before the join: the state transfer carries it
+    sa.put_bucket_versioning(Bucket="before", VersioningConfiguration={"Status": "Enabled"})
+    sa.put_object(Bucket="before", Key="early", Body=b"early")  # replicated by a resync
     bad = a.cli("site", "add", b.endpoint, "--access-key", b.access_key, "--secret-key", "wrong",
                 "--self-url", a.endpoint, check=False)
     assert bad.returncode != 0 and "403" in bad.stderr + bad.stdout
@@ -119,6 +121,9 @@ def test_objects_replicate_both_ways(site: tuple[DaemonProc, DaemonProc]) -> Non
     poll(lambda: has(sb, "from-a", va))
     assert sa.get_object(Bucket="photos", Key="from-b")["Body"].read() == b"B" * 100
     assert sb.head_object(Bucket="photos", Key="from-b", VersionId=vb)["ReplicationStatus"] == "COMPLETED"
+    # an object older than the join: `stowage replication resync` sends it to the peers too
+    assert json.loads(a.cli("replication", "resync", "before", "--json").stdout)["queued"] == 1
+    poll(lambda: [o["Key"] for o in sb.list_objects_v2(Bucket="before").get("Contents", [])] == ["early"])
 
 
 def test_concurrent_edits_and_a_queue_that_survives_kill_and_recovery(site: tuple[DaemonProc, DaemonProc]) -> None:
