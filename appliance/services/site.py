@@ -47,7 +47,7 @@ from .sitewire import BadDocument, JoinRequest, PeerClient, SiteError, change_js
 log = logging.getLogger("stowage.site")
 BATCH = 256
 FIRST_RETRY = 0.2
-RETRY_MAX = 30.0
+RETRY_MAX = 5.0
 KEEP_CONFLICTS = 100
 TARGET_PREFIX = "site:"
 
