@@ -105,7 +105,10 @@ class SiteService:
     def load(self) -> None:
         db = self.store.db
         for _, rec in db.scan_records(SitePeerRecord, sitekeys.PEER):
-            self._install(rec)
+            try:
+                self._install(rec)
+            except StowageError as exc:  # its key no longer opens (another master key): the box still serves
+                log.error("site peer %s (%s) cannot be used: %s", rec.name, rec.url, exc)
         for k, raw in db.scan(keys.SITE_QUEUE):
             self.log.seq = max(self.log.seq, sitekeys.queued_seq(k))
             # this box's clock stays past what it stamped before a restart, whatever the wall clock says

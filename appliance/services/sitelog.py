@@ -16,9 +16,10 @@ or a join's state transfer): the hook leaves it alone, so nothing is sent back.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance.engine import keys
 from appliance.engine.journal import Writes
@@ -43,6 +44,14 @@ class SiteLog:
     peers: tuple[str, ...] = ()  # replaced whole (never mutated) by the service
     seq: int = 0  # of the last queued change
     on_queued: Callable[[], None] | None = None  # wakes the senders (called from any thread)
+    # commits run the hook in worker threads under the DB's commit order, a join's state
+    # transfer in the loop: both take queue positions
+    _seq_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def next_seq(self) -> int:
+        with self._seq_lock:
+            self.seq += 1
+            return self.seq
 
     def hook(self, writes: Writes) -> None:
         peers = self.peers
@@ -62,8 +71,7 @@ class SiteLog:
             writes[sitekeys.stamp(k)] = SiteStamp(hlc, self.name).encode()
             change = SiteChange(b64(k), b64(value) if value is not None else None, hlc, self.name, prev, now).encode()
             for p in peers:
-                self.seq += 1
-                writes[sitekeys.queued(p, self.seq)] = change
+                writes[sitekeys.queued(p, self.next_seq())] = change
         if self.on_queued is not None:
             self.on_queued()
 
@@ -79,9 +87,8 @@ class SiteLog:
                 if st is None:
                     st = SiteStamp(self.clock.now(), self.name)
                     batch.put(sitekeys.stamp(k), st)
-                self.seq += 1
                 n += 1
-                batch.put(sitekeys.queued(peer, self.seq),
+                batch.put(sitekeys.queued(peer, self.next_seq()),
                           SiteChange(b64(k), b64(value), st.hlc, st.origin, STATE_TRANSFER, now))
         return n
 

@@ -84,7 +84,7 @@ def check_url(url: str) -> str:
 def load(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body.decode())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadDocument("not JSON") from None
     if not isinstance(doc, dict):
         raise BadDocument("expected a JSON object")
