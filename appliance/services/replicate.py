@@ -41,6 +41,7 @@ from appliance.engine.errors import NoSuchBucket, NoSuchKey, NoSuchVersion, Stow
 from appliance.engine.eventrules import ReplicationRule, ReplicationRules
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import EventConfigRecord, EventTargetRecord, ObjectVersion, QueuedEvent, ReplicationState
+from appliance.engine.sealed import NotSealable
 from appliance.engine.storecore import Txn
 
 from . import replicatargets
@@ -48,14 +49,15 @@ from .notify import live_config, update_config
 from .notifytargets import SecretWrapper, TargetError
 from .replicatargets import RemoteTarget
 from .s3push import REPLICA_VERSION_HEADER, PushFailed, put_streamed
+from .sealedpush import put_sealed
 
 log = logging.getLogger("stowage.replication")
 PENDING, COMPLETED, FAILED, REPLICA = "PENDING", "COMPLETED", "FAILED", "REPLICA"
 FIRST_RETRY = 0.2
 SCAN_BATCH = 256
 RESYNC_PAGE = 500
-SSE_C_REASON = ("SSE-C object: its customer key is never stored, so it cannot be decrypted here or written "
-                "to the target without it")
+SSE_C_REASON = ("SSE-C object: its customer key is never stored, so it cannot be decrypted here, and a "
+                "non-Stowage S3 service cannot take its ciphertext")
 
 
 class Unreplicable(Exception):
@@ -357,12 +359,18 @@ class ReplicationService:
         if v.delete_marker:
             return 0
         mode = (v.sse or {}).get("mode", "")
-        if mode == "SSE-C":
+        if mode == "SSE-C" and not target.keeps_versions:
             raise Unreplicable(SSE_C_REASON)
         if maybe_sent and target.keeps_versions and await self._has_version(target, dest, v):
             return 0
         rc = self.cfg.replication
         headers = replica_headers(v, str(ev.payload.get("storage_class", "")))
+        if mode == "SSE-C":  # to a Stowage box: the ciphertext with its key check value (sealedpush.py)
+            try:
+                return await put_sealed(self.store, target.endpoint, dest, v,
+                                        {**headers, REPLICA_VERSION_HEADER: v.version_id}, rc.multipart_threshold)
+            except NotSealable as exc:
+                raise Unreplicable(str(exc)) from None
         complete: dict[str, str] = {REPLICA_VERSION_HEADER: v.version_id} if target.keeps_versions else {}
         single = v.size <= rc.multipart_threshold and len(v.parts) <= 1
         if single and v.checksum_type == "FULL_OBJECT":
