@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= ./stowage-data
+# Test files run on parallel workers: most of the suite's time is waiting on daemons, disks and
+# clients, so more workers than cores pays; a file's tests stay on one worker (module fixtures).
+TEST_WORKERS ?= 2
 
 # What running the appliance needs; `make run` installs only these.
 RUN_APT := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
@@ -58,7 +61,7 @@ run: setup
 	$(BIN)/stowage serve --data $(DATA) --banner
 
 test: setup-test
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 lint: setup-test
 	$(BIN)/ruff check .
