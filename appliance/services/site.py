@@ -71,7 +71,8 @@ class PeerState:
         return {"name": self.rec.name, "url": self.rec.url, "access_key": self.rec.access_key,
                 "queued": queued, "sent": self.sent, "lag_seconds": round((now - oldest_ns) / 1e9, 3)
                 if oldest_ns else 0.0, "retrying": bool(self.retrying_since_ns), "last_error": self.last_error,
-                "last_sent_ns": self.last_sent_ns, "object_target": TARGET_PREFIX + self.rec.name}
+                "last_sent_ns": self.last_sent_ns, "conflicts_at_peer": self.conflicts,
+                "object_target": TARGET_PREFIX + self.rec.name}
 
 
 @dataclass
@@ -173,7 +174,7 @@ class SiteService:
             answer = await client.acall("join", {
                 "name": self.name, "url": self_url, "access_key": site_ak,
                 "wrapped_secret": base64.b64encode(self.master.wrap(site_sk.encode(), b"stowage-site-join")).decode(),
-                "root_canonical_id": self.root_canonical_id})
+                "root_canonical_id": self.root_canonical_id, "region": region, "tls_verify": tls_verify})
             name, root = answer.get("name"), answer.get("root_canonical_id", "")
             if not isinstance(name, str) or not name or not isinstance(root, str):
                 raise SiteError(f"{url} answered the join without its site name")
@@ -195,8 +196,8 @@ class SiteService:
         if req.name == self.name:
             raise BadDocument("a box cannot join itself")
         async with self._lock:
-            rec = SitePeerRecord(req.name, req.url, req.access_key, self._wrap(req.name, secret), "us-east-1", True,
-                                 req.root_canonical_id, time.time_ns())
+            rec = SitePeerRecord(req.name, req.url, req.access_key, self._wrap(req.name, secret), req.region,
+                                 req.tls_verify, req.root_canonical_id, time.time_ns())
             await self._admit(rec)
         log.info("site: %s (%s) joined", req.name, req.url)
         return {"name": self.name, "root_canonical_id": self.root_canonical_id}

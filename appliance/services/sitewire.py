@@ -2,7 +2,7 @@
 its S3 port, SigV4-signed (service "s3", the body's SHA-256 signed in x-amz-content-sha256) with
 the key this box holds for the peer; the peer authorizes `stowage:SiteReplicate`.
 
-    join     {"name", "url", "access_key", "wrapped_secret", "root_canonical_id"}
+    join     {"name", "url", "access_key", "wrapped_secret", "root_canonical_id", "region", "tls_verify"}
              -> {"name", "root_canonical_id"}
     changes  {"origin", "changes": [{"key", "value", "hlc", "origin", "prev"}, ...]}
              -> {"applied", "conflicts"}
@@ -98,6 +98,8 @@ class JoinRequest:
     access_key: str
     wrapped_secret: str
     root_canonical_id: str
+    region: str = "us-east-1"  # the site's SigV4 region, and whether its certificates are verified
+    tls_verify: bool = True
 
 
 def parse_join(doc: dict[str, Any]) -> JoinRequest:
@@ -106,8 +108,13 @@ def parse_join(doc: dict[str, Any]) -> JoinRequest:
         check_url(url)
     except SiteError as exc:
         raise BadDocument(str(exc)) from None
+    verify = doc.get("tls_verify", True)
+    if not isinstance(verify, bool):
+        raise BadDocument("tls_verify: expected true or false")
+    region = _text(doc, "region", 64) if "region" in doc else "us-east-1"
     return JoinRequest(_text(doc, "name", MAX_NAME), url, _text(doc, "access_key", 128),
-                       _b64(doc, "wrapped_secret", 1024), _text(doc, "root_canonical_id", 128, empty=True))
+                       _b64(doc, "wrapped_secret", 1024), _text(doc, "root_canonical_id", 128, empty=True), region,
+                       verify)
 
 
 def parse_changes(doc: dict[str, Any]) -> tuple[str, list[SiteChange]]:

@@ -133,3 +133,14 @@ def test_a_good_change_document() -> None:
 def test_hostile_join_documents(body: bytes) -> None:
     with pytest.raises(BadDocument):
         parse_join(load(body))
+
+
+def test_join_defaults_and_refusals() -> None:
+    base = {"name": "n", "url": "https://box:9000", "access_key": "a", "wrapped_secret": "AA==",
+            "root_canonical_id": ""}
+    j = parse_join(base)
+    assert (j.region, j.tls_verify) == ("us-east-1", True)
+    assert parse_join(dict(base, region="eu-1", tls_verify=False)).tls_verify is False
+    for bad in ({"tls_verify": "no"}, {"region": 5}, {"region": "r" * 65}):
+        with pytest.raises(BadDocument):
+            parse_join(dict(base, **bad))
