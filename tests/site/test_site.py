@@ -95,6 +95,14 @@ def test_join_then_users_policies_and_buckets_follow(site: tuple[DaemonProc, Dae
         alice_b.create_bucket(Bucket="not-alice")
     poll(lambda: sb.get_bucket_versioning(Bucket="photos").get("Status") == "Enabled")
     poll(lambda: _lifecycle(sb) == lifecycle["Rules"][0]["ID"])
+    # a bucket policy and a KMS key (its material wrapped by the shared master key) follow too
+    public = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+                                                                 "Action": "s3:GetObject",
+                                                                 "Resource": "arn:aws:s3:::photos/pub/*"}]})
+    sa.put_bucket_policy(Bucket="photos", Policy=public)
+    a.cli("kms", "key", "create", "sitekey")
+    poll(lambda: "sitekey" in b.cli("kms", "key", "list").stdout)
+    assert json.loads(sb.get_bucket_policy(Bucket="photos")["Policy"]) == json.loads(public)
 
 
 def _lifecycle(s3: Any) -> str:
