@@ -59,6 +59,13 @@ class Hlc:
             self.last = max(self.last + 1, pack(self.clock()))
             return self.last
 
+    def after(self, ts: int) -> int:
+        """A local event that must order after `ts` (a record's stamp this box accepted earlier:
+        a wall clock set back across a restart must not make a new write lose to an old one)."""
+        with self._lock:
+            self.last = max(self.last + 1, ts + 1, pack(self.clock()))
+            return self.last
+
     def observe(self, remote: int) -> int:
         """Take in a remote event's timestamp; returns the local timestamp after it."""
         with self._lock:

@@ -67,7 +67,7 @@ class SiteLog:
                 continue  # rewritten unchanged (update_bucket, ...): nothing to tell
             prev_raw = self.db.get(sitekeys.stamp(k))
             prev = SiteStamp.decode(prev_raw).hlc if prev_raw else 0
-            hlc = self.clock.now()
+            hlc = self.clock.after(prev)
             writes[sitekeys.stamp(k)] = SiteStamp(hlc, self.name).encode()
             change = SiteChange(b64(k), b64(value) if value is not None else None, hlc, self.name, prev, now).encode()
             for p in peers:

@@ -47,3 +47,9 @@ def test_a_remote_clock_far_ahead_is_refused() -> None:
 
 def test_describe() -> None:
     assert describe(pack(0, 3)) == "1970-01-01T00:00:00.000Z+3"
+
+
+def test_after_orders_past_a_stamp_from_before_a_clock_step_back() -> None:
+    c = Hlc(FakeClock(1000))  # a restart with the wall clock set back: the last stamp was at 5000
+    assert c.after(pack(5000, 7)) == pack(5000, 8)
+    assert c.after(pack(10)) == pack(5000, 9)  # and stays monotonic
