@@ -62,7 +62,7 @@ class SiteLog:
             return
         now = time.time_ns()
         for k in changed:
-            value = writes[k]
+            value = writes[k] = versioned(k, writes[k])
             if value == self.db.get(k):
                 continue  # rewritten unchanged (update_bucket, ...): nothing to tell
             prev_raw = self.db.get(sitekeys.stamp(k))
@@ -84,13 +84,29 @@ class SiteLog:
                 if not sitekeys.replicated(k):
                     continue
                 st = batch.get_record(SiteStamp, sitekeys.stamp(k))
-                if st is None:
-                    st = SiteStamp(self.clock.now(), self.name)
+                fixed = versioned(k, value) or value
+                if st is None or fixed != value:
+                    st = SiteStamp(self.clock.after(st.hlc if st else 0), self.name)
                     batch.put(sitekeys.stamp(k), st)
+                if fixed != value:
+                    batch.put(k, fixed)
+                    value = fixed
                 n += 1
                 batch.put(sitekeys.queued(peer, self.next_seq()),
                           SiteChange(b64(k), b64(value), st.hlc, st.origin, STATE_TRANSFER, now))
         return n
+
+
+def versioned(k: bytes, value: bytes | None) -> bytes | None:
+    """A bucket that never had versioning gets it Enabled while this box is in a site (as MinIO's
+    site replication does): objects replicate between boxes as versions."""
+    if value is None or not k.startswith(keys.BUCKET):
+        return value
+    rec = BucketRecord.decode(value)
+    if rec.versioning:
+        return value
+    rec.versioning = "Enabled"
+    return rec.encode()
 
 
 @dataclass

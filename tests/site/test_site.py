@@ -59,6 +59,7 @@ def test_join_then_users_policies_and_buckets_follow(site: tuple[DaemonProc, Dae
     sa, sb = a.s3(), b.s3()
     sa.create_bucket(Bucket="before")  # made before the join: the state transfer carries it
     sa.put_bucket_versioning(Bucket="before", VersioningConfiguration={"Status": "Enabled"})
+    sa.create_bucket(Bucket="unversioned")  # the join enables its versioning
     sa.put_object(Bucket="before", Key="early", Body=b"early")  # replicated by a resync
     bad = a.cli("site", "add", b.endpoint, "--access-key", b.access_key, "--secret-key", "wrong",
                 "--self-url", a.endpoint, check=False)
@@ -70,14 +71,16 @@ def test_join_then_users_policies_and_buckets_follow(site: tuple[DaemonProc, Dae
     assert [p["name"] for p in json.loads(a.cli("site", "list", "--json").stdout)] == [name_b]
     assert [p["name"] for p in json.loads(b.cli("site", "list", "--json").stdout)] == [name_a]
     poll(lambda: "before" in [x["Name"] for x in sb.list_buckets()["Buckets"]])
+    assert sa.get_bucket_versioning(Bucket="unversioned").get("Status") == "Enabled"
+    poll(lambda: sb.get_bucket_versioning(Bucket="unversioned").get("Status") == "Enabled")
 
     # a managed policy and a user with a key, made on A, work on B
     policy = a.data_dir.parent / "readall.json"
     policy.write_text(READ_ALL)
     a.cli("policy", "create", "readall", str(policy))
     alice = json.loads(a.cli("user", "add", "alice", "--policy", "readall", "--json").stdout)
-    sa.create_bucket(Bucket="photos")
-    sa.put_bucket_versioning(Bucket="photos", VersioningConfiguration={"Status": "Enabled"})
+    sa.create_bucket(Bucket="photos")  # in a site, a new bucket is versioned (as MinIO does)
+    assert sa.get_bucket_versioning(Bucket="photos").get("Status") == "Enabled"
     lifecycle = {"Rules": [{"ID": "old", "Status": "Enabled", "Filter": {"Prefix": "tmp/"},
                             "Expiration": {"Days": 7}}]}
     sa.put_bucket_lifecycle_configuration(Bucket="photos", LifecycleConfiguration=lifecycle)

@@ -144,3 +144,12 @@ def test_join_defaults_and_refusals() -> None:
     for bad in ({"tls_verify": "no"}, {"region": 5}, {"region": "r" * 65}):
         with pytest.raises(BadDocument):
             parse_join(dict(base, **bad))
+
+
+def test_in_a_site_a_new_bucket_is_versioned_and_a_suspended_one_stays_so(db: MetaDB) -> None:
+    log = SiteLog(db, "me", Hlc(), ("p1",))
+    db.write_hooks.append(log.hook)
+    commit(db, Bnew=BucketRecord("new", 1).encode(), Bsusp=BucketRecord("susp", 1, versioning="Suspended").encode())
+    assert [db.get_record(BucketRecord, k).versioning for k in (b"Bnew", b"Bsusp")] == ["Enabled", "Suspended"]
+    sent = {base64.b64decode(c.key): BucketRecord.decode(base64.b64decode(c.value or "")) for c in queued(db, "p1")}
+    assert sent[b"Bnew"].versioning == "Enabled"
