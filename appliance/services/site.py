@@ -356,6 +356,7 @@ class SiteService:
     def status(self) -> dict[str, Any]:
         conflicts = [SiteConflict.decode(raw) for _, raw in self.store.db.scan(sitekeys.CONFLICT)]
         return {"name": self.name, "hlc": describe(self.clock.now()), "received": self.received,
+                "conflicts_since_start": self.conflicts_seen,
                 "peers": [st.to_json(*self._backlog(n)) for n, st in sorted(self.peers.items())],
                 "conflicts": [{"key": c.key, "winner": c.winner, "reason": c.reason, "at_ns": c.at_ns,
                                "local": {"site": c.local_origin, "hlc": describe(c.local_hlc)},
