@@ -46,12 +46,14 @@ from appliance.services.notify import NotifyService
 from appliance.services.notifytargets import rewrap_targets
 from appliance.services.replicate import ReplicationService
 from appliance.services.restore import RestoreWorker, serve_restore
+from appliance.services.site import SiteService, rewrap_peers
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
 from s3gw.adminserver import serve_admin
 from s3gw.service import Endpoint, serve_s3
+from s3gw.siteapi import SiteEndpoint
 
 from . import __version__, migrate
 from . import tls as tls_setup
@@ -66,6 +68,7 @@ from .ops import kms as kms_ops
 from .ops import notify as notify_ops
 from .ops import operator as operator_ops
 from .ops import replication as replication_ops
+from .ops import site as site_ops
 from .ops import usage as usage_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
@@ -91,6 +94,7 @@ class Daemon:
     mount_path: str = ""
     admin_port: int = 0  # the admin listen address's bound port (admin.listen), 0 = none
     tls: tls_setup.TlsContexts | None = None  # the gateway's certificate, reloaded on SIGHUP
+    site: SiteService | None = None  # site replication (stowage site add)
 
     def __post_init__(self) -> None:
         self.keys = ObjectKeys(self.kms)
@@ -215,6 +219,9 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
                         EventHub(notify, replication), LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
         daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)
+        daemon.site = SiteService(store, identities.master, replication, site_ops.site_key(identities),
+                                  identities.refresh, identities.identities.root.canonical_id)
+        await trio.to_thread.run_sync(daemon.site.load)
         await _serve(daemon, on_ready)
     finally:
         db.close()
@@ -238,6 +245,8 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
             await nursery.start(d.events.notify.serve)
             if d.events.replication is not None:
                 await nursery.start(d.events.replication.serve)
+            if d.site is not None:
+                await nursery.start(d.site.serve)
             await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
             if cfg.tls.mode == "acme" and d.tls is not None:
                 from . import acmecert
@@ -318,6 +327,9 @@ def register_control_ops(d: Daemon) -> None:
     notify_ops.register(d.control, d.events.notify)
     if d.events.replication is not None:
         replication_ops.register(d.control, d.events.replication)
+    if d.site is not None:
+        site_ops.register(d.control, d.site)
+        d.operator.admin.register("site", SiteEndpoint(d.site, d.operator.admin).handle)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
@@ -327,4 +339,5 @@ def register_control_ops(d: Daemon) -> None:
         return await rewrap_targets(d.store, master)
 
     kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
-                     [rewrap_secrets, d.operator.alerter.rewrap, rewrap_event_targets])
+                     [rewrap_secrets, d.operator.alerter.rewrap, rewrap_event_targets,
+                      partial(rewrap_peers, d.store)])

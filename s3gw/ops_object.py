@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from . import copychecksum, replica, sse
+from . import copychecksum, replica, sealedreplica, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -54,6 +54,8 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
+    if sealedreplica.SEALED_HEADER in ctx.req.headers:  # an SSE-C replica sent as ciphertext
+        return await sealedreplica.put_sealed_replica(ctx)
     meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
     protection = await sse.for_write(ctx)

@@ -69,6 +69,7 @@ from .records import (
     UploadRecord,
     UserRecord,
 )
+from .sealed import SealedObject, SealedSegment, put_sealed
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
@@ -111,6 +112,8 @@ __all__ = [
     "ReplicationRule",
     "ReplicationRules",
     "RuleFilter",
+    "SealedObject",
+    "SealedSegment",
     "SegmentKey",
     "SegmentRef",
     "Transition",
@@ -124,6 +127,7 @@ __all__ = [
     "multipart_etag",
     "parse_target_arn",
     "put_cors",
+    "put_sealed",
     "remaining_retention_days",
     "unquote_etag",
 ]

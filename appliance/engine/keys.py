@@ -46,6 +46,9 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     z!ready                         the usage counters are complete (set by their first count)
     zA<bucket>\\0<key>\\0<version id>  last read of an INTELLIGENT_TIERING version (8-byte ns)
     u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
+    e<kind><name>                   site replication (services/sitekeys.py): p<peer> SitePeerRecord,
+                                    s<replicated key> SiteStamp, c<hlc:8> SiteConflict
+    f<peer>\\0<seq:8>                SiteChange: a change of a replicated record waiting for a peer
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ QUOTA_USER = USAGE + b"u"
 USAGE_READY = USAGE + b"!ready"
 ACCESS = USAGE + b"A"
 UPGRADE = b"u"
+SITE = b"e"
+SITE_QUEUE = b"f"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
