@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,8 @@ def minio_iam(cfg: Config, export_file: str | None, endpoint: str | None, access
 def _describe(it: dict[str, Any]) -> str:
     if it["kind"] == "key":
         limits = (", with its session policy" if it["session_policy"] else "") + \
-            (f", expiring {it['expires_ns'] // 10**9} (Unix time)" if it["expires_ns"] else "")
+            (f", expiring {datetime.fromtimestamp(it['expires_ns'] // 10**9, UTC):%Y-%m-%dT%H:%M:%SZ}"
+             if it["expires_ns"] else "")
         return f"access key {it['access_key']} of user {it['user']} ({it['source']}{limits})"
     return f"{it['kind']} {it['name']}"
 
