@@ -147,6 +147,19 @@ class ScrubConfig:
 
 
 @dataclass(frozen=True)
+class RebalanceConfig:
+    """Moving existing shards onto disks added to a pool (docs/storage-classes.md)."""
+
+    enabled: bool = True
+    rate_bytes_per_sec: int = 32 * MIB  # shard bytes read and written by the moves
+    # balanced: every disk within this fraction of the mean share (and at least one shard) of its share
+    tolerance: float = 0.05
+    # a pool is measured once its set of disks has not changed for this long after a disk joined
+    # (an operator adding several disks one after another gets one rebalance)
+    settle_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class GcConfig:
     grace_seconds: float = 60.0  # readers in flight may still hold a replaced version
     interval_seconds: float = 5.0
@@ -280,6 +293,7 @@ class Config:
     mount: MountConfig = field(default_factory=MountConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     gc: GcConfig = field(default_factory=GcConfig)
+    rebalance: RebalanceConfig = field(default_factory=RebalanceConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -413,6 +427,10 @@ def validate(cfg: Config) -> Config:
         if pool.block_size < 4096 or pool.block_size > 64 * MIB or pool.block_size % 4096:
             raise ConfigError(f"pools.{name}.block_size: must be a multiple of 4096 between 4 KiB and 64 MiB")
     _validate_classes(cfg)
+    if cfg.rebalance.rate_bytes_per_sec <= 0 or cfg.rebalance.settle_seconds < 0 \
+            or not 0 < cfg.rebalance.tolerance < 1:
+        raise ConfigError("rebalance: rate must be positive, settle_seconds not negative, tolerance between 0 "
+                          "and 1")
     if cfg.lifecycle.debug_day_seconds < 0 or cfg.lifecycle.interval_seconds <= 0 \
             or cfg.lifecycle.max_actions_per_second <= 0 or cfg.lifecycle.transition_bytes_per_second <= 0:
         raise ConfigError("lifecycle: rates and intervals must be positive (debug_day_seconds 0 = off)")

@@ -45,6 +45,7 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     zq<bucket> / zu<user>           QuotaRecord: a hard quota of a bucket / of a user's buckets
     z!ready                         the usage counters are complete (set by their first count)
     zA<bucket>\\0<key>\\0<version id>  last read of an INTELLIGENT_TIERING version (8-byte ns)
+    b<pool>                         RebalanceCursor: where the rebalance of a pool stands
     u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
 """
 
@@ -94,6 +95,7 @@ QUOTA_USER = USAGE + b"u"
 USAGE_READY = USAGE + b"!ready"
 ACCESS = USAGE + b"A"
 UPGRADE = b"u"
+REBALANCE = b"b"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -311,6 +313,10 @@ def bucket_quota(bucket_name: str) -> bytes:
 
 def user_quota(user: str) -> bytes:
     return QUOTA_USER + user.encode()
+
+
+def rebalance(pool: str) -> bytes:
+    return REBALANCE + pool.encode()
 
 
 def access(bucket_name: str, key: str, version_id: str) -> bytes:

@@ -11,6 +11,7 @@ services).
 
 from __future__ import annotations
 
+from .balancestore import BalanceStore
 from .lifecyclestore import LifecycleStore
 from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
@@ -26,7 +27,7 @@ from .usagestore import UsageStore
 
 
 class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore, LifecycleStore,
-                  RestoreStore, UsageStore):
+                  RestoreStore, UsageStore, BalanceStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

@@ -677,3 +677,19 @@ class QuotaRecord(Record):
     name: str
     max_bytes: int = 0
     max_objects: int = 0
+
+
+@dataclass(slots=True)
+class RebalanceCursor(Record):
+    """Where the rebalance of a pool stands (keys.rebalance): saved every few seconds through a
+    commit (so the journal, and recover-metadata, keep it), so a restarted daemon resumes the
+    walk after the last segment it looked at."""
+
+    pool: str
+    pass_started_ns: int = 0  # 0: no rebalance in progress
+    after: str = ""  # the last segment id looked at in this pass
+    disks: list[str] = field(default_factory=list)  # the pool's writable disks when last balanced
+    last_complete_ns: int = 0
+    # totals since the pool was first rebalanced (what `stowage status` shows)
+    moved_shards: int = 0
+    moved_bytes: int = 0

@@ -53,8 +53,9 @@ async def transcode_segment(store: StoreCore, rec: SegmentRecord, place: Placeme
     geo = Geometry(geo.k, geo.m, rec.block_size)
     cipher_id = (rec.cipher_id or rec.segment_id) if rec.enc is not None else ""
     identity = {"transcode_of": rec.segment_id, **({"cipher_id": cipher_id} if cipher_id else {})}
-    new, _ = await store.seg.write(store.seg.read_stored(rec), geo, store.disks.pool(place.pool), identity,
-                                 sealed=dict(rec.enc) if rec.enc is not None else None)
+    with store.reading(rec.segment_id):
+        new, _ = await store.seg.write(store.seg.read_stored(rec), geo, store.disks.pool(place.pool), identity,
+                                     sealed=dict(rec.enc) if rec.enc is not None else None)
     if new is None or new.length != rec.length:
         await store.discard_segment(new)
         raise StowageError(f"re-encoding segment {rec.segment_id} produced {new.length if new else 0} "
