@@ -24,6 +24,16 @@ class RestoreStore(StoreCore):
     def restore_state(self, v: ObjectVersion) -> RestoreRecord | None:
         return restore_of(self, v)
 
+    def restore_statuses(self, bucket: str, versions: list[tuple[str, str, int]]) -> dict[int, RestoreRecord]:
+        """The restores of the archived versions among (key, version id, seq) of a listing, by seq
+        (blocking: a read per version)."""
+        out: dict[int, RestoreRecord] = {}
+        for key, version_id, seq in versions:
+            rec = self.db.get_record(RestoreRecord, keys.restore(bucket, key, version_id))
+            if rec is not None and rec.seq == seq:
+                out[seq] = rec
+        return out
+
     def readable_refs(self, v: ObjectVersion) -> list[SegmentRef]:
         """What a read of `v` reads; InvalidObjectState for an archived version not restored."""
         return readable_refs(self, v)
