@@ -66,6 +66,7 @@ from .records import (
     PolicyRecord,
     PolicyVersion,
     SegmentRef,
+    TieringConfigRecord,
     UploadRecord,
     UserRecord,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "RuleFilter",
     "SegmentKey",
     "SegmentRef",
+    "TieringConfigRecord",
     "Transition",
     "UploadPage",
     "UploadRecord",

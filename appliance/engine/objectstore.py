@@ -22,12 +22,13 @@ from .patch import PatchStore, ReadRange
 from .restorestore import RestoreStore
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
+from .tieringstore import TieringConfigStore
 from .upkeep import UpkeepStore
 from .usagestore import UsageStore
 
 
 class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore, LifecycleStore,
-                  RestoreStore, UsageStore, BalanceStore):
+                  RestoreStore, UsageStore, BalanceStore, TieringConfigStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

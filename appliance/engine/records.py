@@ -693,3 +693,28 @@ class RebalanceCursor(Record):
     # totals since the pool was first rebalanced (what `stowage status` shows)
     moved_shards: int = 0
     moved_bytes: int = 0
+
+
+@dataclass(slots=True)
+class TieringConfigRecord(Record):
+    """One S3 Intelligent-Tiering configuration of a bucket (keys.tiering_config): the opt-in
+    archive tiers for the INTELLIGENT_TIERING objects its filter selects (0 days: that tier is
+    not asked for)."""
+
+    bucket: str
+    config_id: str
+    status: str  # Enabled | Disabled
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    archive_days: int = 0  # ARCHIVE_ACCESS after this many days without access (90..730)
+    deep_archive_days: int = 0  # DEEP_ARCHIVE_ACCESS after this many (180..730)
+
+
+@dataclass(slots=True)
+class ArchiveTierRecord(Record):
+    """An INTELLIGENT_TIERING version in an archive tier (keys.archive_tier): its data is in the
+    archive placement and reads are refused until a RestoreObject brings it back."""
+
+    seq: int  # the version's: a record outliving its version (or a reused id) is ignored
+    tier: str  # ARCHIVE_ACCESS | DEEP_ARCHIVE_ACCESS
+    since_ns: int

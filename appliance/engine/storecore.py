@@ -523,6 +523,8 @@ class StoreCore:
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
             t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
+            for k, _ in t.batch.scan(keys.tiering_config_prefix(name)):  # and its tiering configurations
+                t.batch.delete(k)
             for k in (keys.lifecycle(name), keys.usage(name), keys.bucket_quota(name)):
                 t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))

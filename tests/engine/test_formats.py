@@ -142,7 +142,7 @@ GOLDEN_NAMES = {
     "CorsRecord": "cors", "EventConfigRecord": "event_config", "EventTargetRecord": "event_target",
     "QueuedEvent": "queued_event", "ReplicationState": "replication_state", "LifecycleRecord": "lifecycle",
     "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
-    "RebalanceCursor": "rebalance_cursor",
+    "RebalanceCursor": "rebalance_cursor", "TieringConfigRecord": "tiering_config", "ArchiveTierRecord": "archive_tier",
 }
 
 

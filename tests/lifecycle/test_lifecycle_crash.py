@@ -1,7 +1,8 @@
 """The lifecycle worker against crashes: kill -9 in the middle of a transition batch loses and
 duplicates nothing, and the lifecycle state (rules, cursor, re-encoded segments with their
-cipher ids, restore records) comes back from `stowage recover-metadata`, with usage counters
-recounted (a version it must drop is no longer counted) and quotas kept."""
+cipher ids, restore records, Intelligent-Tiering configurations) comes back from
+`stowage recover-metadata`, with usage counters recounted (a version it must drop is no longer
+counted) and quotas kept."""
 
 from __future__ import annotations
 
@@ -92,6 +93,10 @@ def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
         s3.put_object(Bucket="counted", Key="lost", Body=os.urandom(300_000), StorageClass="STANDARD_IA")
         d.cli("quota", "set", "--bucket", "counted", "--bytes", "10M", "--objects", "5")
         kept_usage = _usage(d, "kept")
+        tiering = {"Id": "arc", "Filter": {"Prefix": "old/"}, "Status": "Enabled",
+                   "Tierings": [{"AccessTier": "DEEP_ARCHIVE_ACCESS", "Days": 180}]}
+        s3.put_bucket_intelligent_tiering_configuration(Bucket="kept", Id="arc",
+                                                        IntelligentTieringConfiguration=tiering)
         assert _usage(d, "counted")["objects"] == 2
         d.stop()
         for path in _shard_files(d, "counted", "lost"):  # its data gone with more disks than 5+1 survives
@@ -101,6 +106,8 @@ def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
         d.start()
         s3 = d.s3()
         assert s3.get_bucket_lifecycle_configuration(Bucket="kept")["Rules"] == [rule]
+        got = s3.get_bucket_intelligent_tiering_configuration(Bucket="kept", Id="arc")
+        assert got["IntelligentTieringConfiguration"] == tiering
         assert s3.head_object(Bucket="kept", Key="cold")["StorageClass"] == "GLACIER_IR"
         assert s3.get_object(Bucket="kept", Key="cold")["Body"].read() == body  # the ciphertext's cipher id kept
         assert s3.head_object(Bucket="kept", Key="archived")["Restore"] == restored  # the restore record
