@@ -37,6 +37,10 @@ class PoolConfig:
     k: int = 0
     m: int = 0
     block_size: int = MIB
+    # spin the pool's disks down after this long idle (`hdparm -S`; real block devices only,
+    # directory and loop disks skip it); SMART polling, scrubbing and placement then leave
+    # sleeping disks asleep (docs/storage-classes.md). 0 = never.
+    spin_down_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -420,6 +424,8 @@ def validate(cfg: Config) -> Config:
     if bool(cfg.s3.access_key) != bool(cfg.s3.secret_key):
         raise ConfigError("s3.access_key and s3.secret_key must be given together")
     for name, pool in cfg.pools.items():
+        if pool.spin_down_seconds < 0:
+            raise ConfigError(f"pools.{name}: spin_down_seconds must not be negative")
         if pool.k < 0 or pool.m < 0:
             raise ConfigError(f"pools.{name}: k and m must not be negative")
         if pool.k > 0 and pool.k + pool.m > 32:
