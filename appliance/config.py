@@ -281,6 +281,21 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class AcmeConfig:
+    """[acme]: the certificate of [tls] mode = "acme", from an ACME CA by HTTP-01
+    (appliance/acmecert.py), for a box whose public names resolve to it."""
+
+    directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    email: str = ""  # the account's contact (optional)
+    names: list[str] = field(default_factory=list)  # the public DNS names of the certificate (required)
+    http_listen: str = "0.0.0.0:80"  # where /.well-known/acme-challenge/ is answered (the CA connects to :80)
+    ca_bundle: str = ""  # CA certificates for the directory's HTTPS (a private ACME CA); default: the system's
+    renew_days: int = 30  # renew when the certificate has fewer days left
+    check_interval: float = 3600.0  # seconds between checks of the certificate's end
+    retry_interval: float = 600.0  # seconds before a failed order is tried again
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -307,6 +322,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
     log_level: str = "info"
 
     @property
@@ -376,7 +392,7 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected an array of tables")
         return [_build(DiskConfig, d, f"{where}[{i}]") for i, d in enumerate(value)]
-    if cls is TlsConfig and name == "names":
+    if cls in (TlsConfig, AcmeConfig) and name == "names":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"{where}: expected an array of host names or addresses")
         return list(value)
@@ -406,6 +422,18 @@ def parse_listen(listen: str, where: str = "s3.listen") -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _validate_acme(cfg: Config) -> None:
+    if cfg.s3.tls_cert:
+        raise ConfigError("tls.mode = \"acme\" obtains the certificate itself: remove s3.tls_cert/s3.tls_key")
+    if not cfg.acme.names:
+        raise ConfigError("acme.names: the public DNS names of the certificate are required with tls.mode = \"acme\"")
+    if not cfg.acme.directory.startswith("https://"):
+        raise ConfigError("acme.directory: expected an https:// URL")
+    parse_listen(cfg.acme.http_listen, "acme.http_listen")
+    if cfg.acme.renew_days < 1 or cfg.acme.check_interval <= 0 or cfg.acme.retry_interval <= 0:
+        raise ConfigError("acme: renew_days, check_interval and retry_interval must be positive")
+
+
 def validate(cfg: Config) -> Config:
     if not cfg.state_dir:
         raise ConfigError("state_dir: must not be empty")
@@ -417,8 +445,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
     if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):
         raise ConfigError("s3.tls_cert and s3.tls_key must be given together")
-    if cfg.tls.mode not in ("auto", "on", "off"):
-        raise ConfigError(f"tls.mode: expected auto, on or off, got {cfg.tls.mode!r}")
+    if cfg.tls.mode not in ("auto", "on", "off", "acme"):
+        raise ConfigError(f"tls.mode: expected auto, on, off or acme, got {cfg.tls.mode!r}")
+    if cfg.tls.mode == "acme":
+        _validate_acme(cfg)
     if cfg.tls.reload_interval <= 0:
         raise ConfigError("tls.reload_interval: must be positive")
     if bool(cfg.s3.access_key) != bool(cfg.s3.secret_key):

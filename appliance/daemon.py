@@ -56,6 +56,7 @@ from s3gw.service import Endpoint, serve_s3
 from . import __version__, migrate
 from . import tls as tls_setup
 from .config import Config, ConfigError, fuse_usable
+from .consoleadmin import ConsoleAdmin, counter_total
 from .control import ControlServer, Emit
 from .operator import Operator
 from .ops import disks as disk_ops
@@ -84,6 +85,7 @@ class Daemon:
     restore: RestoreWorker  # makes and expires the copies RestoreObject asks for
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     operator: Operator = field(init=False)  # metrics, health, logs, alerts
+    console_admin: ConsoleAdmin = field(init=False)  # the web console's disks, durability, version, charts
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
@@ -93,6 +95,8 @@ class Daemon:
     def __post_init__(self) -> None:
         self.keys = ObjectKeys(self.kms)
         self.operator = Operator(self.cfg, self.store, self.healing, self.keys, self.identities.master)
+        self.console_admin = ConsoleAdmin(self.cfg, self.store, self.healing, self.control, self.operator.auditor.log,
+                                          lambda: counter_total(self.operator.gateway.requests))
 
     @property
     def disks(self) -> DiskSet:
@@ -230,16 +234,21 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
                 await nursery.start(worker)
             for worker in d.operator.workers():
                 await nursery.start(worker)
+            await nursery.start(d.console_admin.serve)
             await nursery.start(d.events.notify.serve)
             if d.events.replication is not None:
                 await nursery.start(d.events.replication.serve)
             await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
+            if cfg.tls.mode == "acme" and d.tls is not None:
+                from . import acmecert
+
+                await nursery.start(acmecert.serve, cfg, d.tls, d.identities.master)
             op = d.operator
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(
                     serve_s3, d.store, cfg, d.identities, d.keys, admin=op.admin, observers=op.observers,
-                    state=op.server, iam_changes=op.auditor.iam_change, events=d.events,
-                    tls_context=d.tls.current if d.tls else None))
+                    state=op.server, iam_changes=op.auditor.iam, events=d.events,
+                    tls_context=d.tls.current if d.tls else None, console_admin=d.console_admin))
                 d.s3_endpoint = endpoint.url
             if cfg.admin.listen:
                 d.admin_port = await nursery.start(serve_admin, op.admin, cfg)
@@ -295,7 +304,7 @@ def register_backlogs(d: Daemon) -> None:
 
 
 def register_control_ops(d: Daemon) -> None:
-    d.control.on_call = d.operator.auditor.control_call
+    d.operator.auditor.attach(d.identities, d.store, d.control)
     register_backlogs(d)
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         counts = await trio.to_thread.run_sync(d.store.count_objects)
