@@ -261,6 +261,7 @@ class Txn:
         # Object lock: every removal and in-place replacement of a version passes here.
         lock.check_removable(v, time.time_ns(), bypass_governance=self.bypass_governance)
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
+        self.batch.delete(keys.archive_tier(v.bucket, v.key, v.version_id))  # an intelligent-tiering archive tier
         self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
         self.usage.add(v, -1)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # A step a transition's commit also takes (transcode.transition_version's `also`).
 TxnStep = Callable[["Txn", ObjectVersion], None]
 
+IT_CLASS = "INTELLIGENT_TIERING"  # tiering.CLASS (which imports this module)
 ARCHIVE_ACCESS = "ARCHIVE_ACCESS"
 DEEP_ARCHIVE_ACCESS = "DEEP_ARCHIVE_ACCESS"
 # the placement (storage class) each archive tier's data goes to
@@ -59,7 +60,10 @@ def archive_days(configs: list[TieringConfigRecord], v: ObjectVersion) -> Archiv
 
 
 def tier_of(store: StoreCore, v: ObjectVersion) -> ArchiveTierRecord | None:
-    """The archive tier of exactly this version (same seq), if it is in one."""
+    """The archive tier of exactly this version (same seq), if it is in one (a version a
+    lifecycle rule moved to another class meanwhile is in none: that class says what it is)."""
+    if v.storage_class != IT_CLASS:
+        return None
     rec = store.db.get_record(ArchiveTierRecord, keys.archive_tier(v.bucket, v.key, v.version_id))
     return rec if rec is not None and rec.seq == v.seq else None
 
