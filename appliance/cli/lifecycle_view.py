@@ -18,6 +18,8 @@ def lifecycle_line(name: str, svc: Any) -> str | None:
                 f"{svc.get('expired', 0)} expired since start")
     if name == "rebalance":
         return rebalance_lines(svc)
+    if name == "spindown":  # per disk of a pool that spins down: applied, failed (hdparm's words) or skipped
+        return "spin-down: " + ("; ".join(f"{d} {how}" for d, how in sorted(svc.items())) or "no pool asks for it")
     if name != "lifecycle":
         return None
     if svc.get("running") or svc.get("pass_started_ns"):

@@ -50,4 +50,4 @@ class Healing:
     def progress_json(self) -> dict[str, Json]:
         return {"heal": self.healer.progress.to_json(), "scrub": self.scrubber.progress.to_json(),
                 "drain": self.drainer.progress_json(), "snapshot": self.snapshotter.progress.to_json(),
-                "rebalance": self.rebalancer.progress_json()}
+                "rebalance": self.rebalancer.progress_json(), "spindown": self.monitor.spin.status()}
