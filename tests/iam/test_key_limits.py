@@ -123,7 +123,9 @@ def test_limited_and_expiring_keys_through_the_gateway_and_recover_metadata(daem
         root.create_bucket(Bucket=bucket)
         root.put_object(Bucket=bucket, Key="k", Body=b"v")
     root.put_object(Bucket="aaa", Key="secret/k", Body=b"s")
-    daemon.cli("user", "add", "alice", "--policy", "readwrite", "--no-key")
+    first = json.loads(daemon.cli("user", "add", "alice", "--policy", "readwrite", "--json").stdout)
+    _client(daemon, first["access_key"], first["secret_key"]).create_bucket(Bucket="alice-own")  # alice owns it
+    daemon.cli("key", "delete", first["access_key"])  # room for two more keys (IAM's quota)
     policy = tmp_path / "session.json"
     policy.write_text(READ_A)
     later = time.time_ns() + 3600 * 10**9
@@ -138,6 +140,8 @@ def test_limited_and_expiring_keys_through_the_gateway_and_recover_metadata(daem
         assert _code(lambda: key.get_object(Bucket="bbb", Key="k")) == "AccessDenied"
         assert _code(lambda: key.get_object(Bucket="aaa", Key="secret/k")) == "AccessDenied"  # session's Deny
         assert _code(lambda: key.create_bucket(Bucket="ccc")) == "AccessDenied"
+        # the owner's rights over its bucket are narrowed too, as the policies' Allow is
+        assert _code(lambda: key.put_object(Bucket="alice-own", Key="x", Body=b"x")) == "AccessDenied"
 
     limited = _client(daemon, made["access_key"], made["secret_key"])
     limited_as_its_session_policy_says(limited)
