@@ -21,6 +21,8 @@ from diskmgr.durable import fsync_dir
 from diskmgr.latency import LatencyHistogram
 from diskmgr.state import READABLE, WRITABLE, DiskState
 
+from . import fssync
+
 FANOUT = [f"{i:02x}" for i in range(256)]
 
 
@@ -70,10 +72,11 @@ class Disk:
         return f"{self.path}/tmp/{segment_id}.{shard}.{secrets.token_hex(4)}"
 
     @functools.cached_property
-    def own_filesystem(self) -> bool:
+    def group_syncable(self) -> bool:
         """The disk is the root of a filesystem of its own (a mounted data disk), not a
-        directory of a filesystem shared with other software (the embedded mode)."""
-        return os.path.ismount(self.path)
+        directory of a filesystem shared with other software (the embedded mode), and one that
+        syncfs makes durable (fssync.py: not a FUSE filesystem)."""
+        return os.path.ismount(self.path) and fssync.syncfs_reaches(str(self.path))
 
     @property
     def writable(self) -> bool:

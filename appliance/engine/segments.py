@@ -285,7 +285,7 @@ class SegmentIO:
             if disk is None:
                 return
             t0 = time.perf_counter()
-            grouped = self.group_sync if self.group_sync is not None else disk.own_filesystem
+            grouped = self.group_sync if self.group_sync is not None else disk.group_syncable
             group = fssync.for_path(str(disk.path)).sync_after if grouped else None
             try:
                 # not under the disk's limiter: a few KiB, and the thread mostly waits for the
