@@ -66,7 +66,7 @@ def restart_and_check(d: Any, acked: dict[str, bytes]) -> Any:
 
 
 def test_every_point_is_covered() -> None:
-    from .test_power_cuts import MOMENTS  # the points only a power cut reaches (lifecycle, snapshot)
+    from .powercuts import MOMENTS  # the points only a power cut reaches (lifecycle, snapshot)
 
     assert set(POINTS) == set(CASES) | set(MOMENTS)
 
