@@ -8,7 +8,7 @@ A real daemon whose six data disks and metadata directory are fault-injecting FU
 mount writes + fsync + renames from a third (tests/faultmatrix/appliance.py: the fault matrix's
 workload), while a scheduler injects one fault at a time, every few seconds: EIO on a data disk
 (all operations, or 30 % of them), a full data disk, 50 ms of latency on every operation of a
-data disk, a data disk whose reads hang for a few seconds, and a power cut of every disk at once
+data disk, a data disk whose every operation hangs for a few seconds, and a power cut of every disk at once
 (the daemon is killed with them and restarted). At the end every write acknowledged in the run
 is read back: the figures are the operations done, the faults injected and the writes lost
 (must be 0), beside the raw disk speed of the machine (bench/raw.py) measured in the same run.
@@ -38,7 +38,7 @@ from tests.faultfs import usable
 from tests.faultmatrix.appliance import BUCKET, FaultAppliance, Workload, fault_appliance
 from tests.faultmatrix.powercuts import MOMENTS, nothing, plan, power_cut_run
 
-CONFIG = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.5\n[snapshot]\ninterval_seconds = 10\n"
+CONFIG = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.5\n[snapshot]\ninterval_seconds = 10\n[stall]\nseconds = 1.5\n"
 FAULT_SECONDS = (2.0, 6.0)  # how long one fault lasts
 QUIET_SECONDS = (1.0, 4.0)  # between two faults
 
@@ -56,7 +56,7 @@ def _disk_fault(a: FaultAppliance, rnd: random.Random, kind: str) -> Callable[[]
     elif kind == "latency":
         c.latency(0.05)
     elif kind == "stall":
-        c.hang("reads")
+        c.hang("all")
     else:
         raise ValueError(kind)
     return c.clear
