@@ -38,7 +38,7 @@ from tests.faultfs import usable
 from tests.faultmatrix.appliance import BUCKET, FaultAppliance, Workload, fault_appliance
 from tests.faultmatrix.powercuts import MOMENTS, nothing, plan, power_cut_run
 
-CONFIG = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.5\n[snapshot]\ninterval_seconds = 10\n[stall]\nseconds = 1.5\n"
+CONFIG = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.5\n[snapshot]\ninterval_seconds = 10\n[stall]\nseconds = 3\n"
 FAULT_SECONDS = (2.0, 6.0)  # how long one fault lasts
 QUIET_SECONDS = (1.0, 4.0)  # between two faults
 

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.skipif(not usable(), reason="needs root and /dev/fuse")
 
 @pytest.fixture
 def app(tmp_path: Path) -> Any:
-    # a disk unanswered for 1.5 s is stalled (the default, 10 s, would only make the case slower)
-    config = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.2\n[stall]\nseconds = 1.5\n"
+    # a disk unanswered for 3 s is stalled (the default, 10 s, would only make the case slower;
+    # much less and a healthy fault disk of a loaded machine can look stalled)
+    config = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.2\n[stall]\nseconds = 3\n"
     with fault_appliance(tmp_path, config=config) as a:
         a.daemon.s3().create_bucket(Bucket=BUCKET)
         yield a
