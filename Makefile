@@ -5,13 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= ./stowage-data
+# Test files run on parallel workers: most of the suite's time is waiting on daemons, disks and
+# clients, so more workers than cores pays; a file's tests stay on one worker (module fixtures).
+TEST_WORKERS ?= 2
 
 # What running the appliance needs; `make run` installs only these.
 RUN_APT := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
 	xfsprogs e2fsprogs smartmontools util-linux attr
-# What the test suite drives besides: S3 clients, a FUSE S3 client, fio, and the image tests' tools.
+# What the test suite drives besides: S3 clients, a FUSE S3 client, fio, the image tests' tools, and
+# pebble (an ACME test CA for [tls] mode = "acme").
 TEST_APT := sqlite3 rsync git tar s3cmd rclone restic s3fs fio debootstrap systemd-container \
-	chromium chromium-driver duplicity python3-boto3 dpkg-dev debhelper fakeroot
+	chromium chromium-driver duplicity python3-boto3 dpkg-dev debhelper fakeroot pebble
 # Where `stowage` is linked so that it is on PATH after set-up.
 BINDIR ?= $(if $(filter 0,$(shell id -u)),/usr/local/bin,$(HOME)/.local/bin)
 
@@ -58,7 +62,7 @@ run: setup
 	$(BIN)/stowage serve --data $(DATA) --banner
 
 test: setup-test
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 lint: setup-test
 	$(BIN)/ruff check .

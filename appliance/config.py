@@ -37,6 +37,10 @@ class PoolConfig:
     k: int = 0
     m: int = 0
     block_size: int = MIB
+    # spin the pool's disks down after this long idle (`hdparm -S`; real block devices only,
+    # directory and loop disks skip it); SMART polling, scrubbing and placement then leave
+    # sleeping disks asleep (docs/storage-classes.md). 0 = never.
+    spin_down_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,19 @@ class ScrubConfig:
     rate_bytes_per_sec: int = 64 * MIB
     interval_hours: float = 24.0 * 7
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class RebalanceConfig:
+    """Moving existing shards onto disks added to a pool (docs/storage-classes.md)."""
+
+    enabled: bool = True
+    rate_bytes_per_sec: int = 32 * MIB  # shard bytes read and written by the moves
+    # balanced: every disk within this fraction of the mean share (and at least one shard) of its share
+    tolerance: float = 0.05
+    # a pool is measured once its set of disks has not changed for this long after a disk joined
+    # (an operator adding several disks one after another gets one rebalance)
+    settle_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -273,6 +290,21 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class AcmeConfig:
+    """[acme]: the certificate of [tls] mode = "acme", from an ACME CA by HTTP-01
+    (appliance/acmecert.py), for a box whose public names resolve to it."""
+
+    directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    email: str = ""  # the account's contact (optional)
+    names: list[str] = field(default_factory=list)  # the public DNS names of the certificate (required)
+    http_listen: str = "0.0.0.0:80"  # where /.well-known/acme-challenge/ is answered (the CA connects to :80)
+    ca_bundle: str = ""  # CA certificates for the directory's HTTPS (a private ACME CA); default: the system's
+    renew_days: int = 30  # renew when the certificate has fewer days left
+    check_interval: float = 3600.0  # seconds between checks of the certificate's end
+    retry_interval: float = 600.0  # seconds before a failed order is tried again
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = str(DEFAULT_STATE_DIR)
     meta_dir: str = ""  # default <state_dir>/meta
@@ -289,6 +321,7 @@ class Config:
     mount: MountConfig = field(default_factory=MountConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     gc: GcConfig = field(default_factory=GcConfig)
+    rebalance: RebalanceConfig = field(default_factory=RebalanceConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     stall: StallConfig = field(default_factory=StallConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
@@ -299,6 +332,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
     log_level: str = "info"
 
     @property
@@ -368,7 +402,7 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected an array of tables")
         return [_build(DiskConfig, d, f"{where}[{i}]") for i, d in enumerate(value)]
-    if cls is TlsConfig and name == "names":
+    if cls in (TlsConfig, AcmeConfig) and name == "names":
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"{where}: expected an array of host names or addresses")
         return list(value)
@@ -398,6 +432,18 @@ def parse_listen(listen: str, where: str = "s3.listen") -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _validate_acme(cfg: Config) -> None:
+    if cfg.s3.tls_cert:
+        raise ConfigError("tls.mode = \"acme\" obtains the certificate itself: remove s3.tls_cert/s3.tls_key")
+    if not cfg.acme.names:
+        raise ConfigError("acme.names: the public DNS names of the certificate are required with tls.mode = \"acme\"")
+    if not cfg.acme.directory.startswith("https://"):
+        raise ConfigError("acme.directory: expected an https:// URL")
+    parse_listen(cfg.acme.http_listen, "acme.http_listen")
+    if cfg.acme.renew_days < 1 or cfg.acme.check_interval <= 0 or cfg.acme.retry_interval <= 0:
+        raise ConfigError("acme: renew_days, check_interval and retry_interval must be positive")
+
+
 def validate(cfg: Config) -> Config:
     if not cfg.state_dir:
         raise ConfigError("state_dir: must not be empty")
@@ -411,13 +457,17 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
     if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):
         raise ConfigError("s3.tls_cert and s3.tls_key must be given together")
-    if cfg.tls.mode not in ("auto", "on", "off"):
-        raise ConfigError(f"tls.mode: expected auto, on or off, got {cfg.tls.mode!r}")
+    if cfg.tls.mode not in ("auto", "on", "off", "acme"):
+        raise ConfigError(f"tls.mode: expected auto, on, off or acme, got {cfg.tls.mode!r}")
+    if cfg.tls.mode == "acme":
+        _validate_acme(cfg)
     if cfg.tls.reload_interval <= 0:
         raise ConfigError("tls.reload_interval: must be positive")
     if bool(cfg.s3.access_key) != bool(cfg.s3.secret_key):
         raise ConfigError("s3.access_key and s3.secret_key must be given together")
     for name, pool in cfg.pools.items():
+        if pool.spin_down_seconds < 0:
+            raise ConfigError(f"pools.{name}: spin_down_seconds must not be negative")
         if pool.k < 0 or pool.m < 0:
             raise ConfigError(f"pools.{name}: k and m must not be negative")
         if pool.k > 0 and pool.k + pool.m > 32:
@@ -425,6 +475,10 @@ def validate(cfg: Config) -> Config:
         if pool.block_size < 4096 or pool.block_size > 64 * MIB or pool.block_size % 4096:
             raise ConfigError(f"pools.{name}.block_size: must be a multiple of 4096 between 4 KiB and 64 MiB")
     _validate_classes(cfg)
+    if cfg.rebalance.rate_bytes_per_sec <= 0 or cfg.rebalance.settle_seconds < 0 \
+            or not 0 < cfg.rebalance.tolerance < 1:
+        raise ConfigError("rebalance: rate must be positive, settle_seconds not negative, tolerance between 0 "
+                          "and 1")
     if cfg.lifecycle.debug_day_seconds < 0 or cfg.lifecycle.interval_seconds <= 0 \
             or cfg.lifecycle.max_actions_per_second <= 0 or cfg.lifecycle.transition_bytes_per_second <= 0:
         raise ConfigError("lifecycle: rates and intervals must be positive (debug_day_seconds 0 = off)")

@@ -29,8 +29,11 @@ log = logging.getLogger("stowage.control")
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[dict[str, Any], Emit], Awaitable[Any]]
-# (op, args, caller's uid, caller's pid, result or None, error code or "") after each request
-CallHook = Callable[[str, dict[str, Any], int, int, Any, str], None]
+# (op, args) before each request -> what the audit log keeps as its "before" state
+BeforeHook = Callable[[str, dict[str, Any]], Awaitable[Any]]
+# (op, args, caller's uid, caller's pid, result or None, error code or "", BeforeHook's answer)
+# after each request
+CallHook = Callable[[str, dict[str, Any], int, int, Any, str, Any], None]
 
 
 class ControlError(StowageError):
@@ -42,6 +45,7 @@ class ControlServer:
         self.path = path
         self.handlers: dict[str, Handler] = {}
         self.on_call: CallHook | None = None  # the audit log of administrative changes
+        self.before_call: BeforeHook | None = None
 
     def register(self, op: str, handler: Handler) -> None:
         self.handlers[op] = handler
@@ -98,6 +102,7 @@ class ControlServer:
             async def emit(progress: dict[str, Any]) -> None:
                 await self._send(stream, {"progress": progress})
 
+            before = await self.before_call(op, args) if self.before_call is not None else None
             try:
                 result = await handler(args, emit)
                 reply: dict[str, Any] = {"ok": True, "result": result}
@@ -109,7 +114,8 @@ class ControlServer:
                 log.exception("control op %s failed", op)
                 reply = {"ok": False, "error": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
             if self.on_call is not None:
-                self.on_call(op, args, uid, pid, reply.get("result"), "" if reply["ok"] else str(reply["error"]))
+                self.on_call(op, args, uid, pid, reply.get("result"), "" if reply["ok"] else str(reply["error"]),
+                             before)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._send(stream, reply)
 

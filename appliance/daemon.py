@@ -46,16 +46,19 @@ from appliance.services.notify import NotifyService
 from appliance.services.notifytargets import rewrap_targets
 from appliance.services.replicate import ReplicationService
 from appliance.services.restore import RestoreWorker, serve_restore
+from appliance.services.site import SiteService, rewrap_peers
 from diskmgr.durable import write_atomic
 from diskmgr.state import DiskState
 from fusefs.access import BucketDefaults
 from fusefs.service import serve_fuse
 from s3gw.adminserver import serve_admin
 from s3gw.service import Endpoint, serve_s3
+from s3gw.siteapi import SiteEndpoint
 
 from . import __version__, migrate
 from . import tls as tls_setup
 from .config import Config, ConfigError, fuse_usable
+from .consoleadmin import ConsoleAdmin, counter_total
 from .control import ControlServer, Emit
 from .operator import Operator
 from .ops import disks as disk_ops
@@ -65,6 +68,7 @@ from .ops import kms as kms_ops
 from .ops import notify as notify_ops
 from .ops import operator as operator_ops
 from .ops import replication as replication_ops
+from .ops import site as site_ops
 from .ops import usage as usage_ops
 from .sdnotify import Notifier, run_debug_wedge, run_status, run_watchdog
 
@@ -84,15 +88,19 @@ class Daemon:
     restore: RestoreWorker  # makes and expires the copies RestoreObject asks for
     keys: ObjectKeys = field(init=False)  # what the frontends encrypt and decrypt object data with
     operator: Operator = field(init=False)  # metrics, health, logs, alerts
+    console_admin: ConsoleAdmin = field(init=False)  # the web console's disks, durability, version, charts
     started: float = field(default_factory=time.time)
     s3_endpoint: str = ""
     mount_path: str = ""
     admin_port: int = 0  # the admin listen address's bound port (admin.listen), 0 = none
     tls: tls_setup.TlsContexts | None = None  # the gateway's certificate, reloaded on SIGHUP
+    site: SiteService | None = None  # site replication (stowage site add)
 
     def __post_init__(self) -> None:
         self.keys = ObjectKeys(self.kms)
         self.operator = Operator(self.cfg, self.store, self.healing, self.keys, self.identities.master)
+        self.console_admin = ConsoleAdmin(self.cfg, self.store, self.healing, self.control, self.operator.auditor.log,
+                                          lambda: counter_total(self.operator.gateway.requests))
 
     @property
     def disks(self) -> DiskSet:
@@ -211,6 +219,9 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
         daemon = Daemon(cfg, store, identities, ControlServer(cfg.control_path), notifier, healing, kms,
                         EventHub(notify, replication), LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
         daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)
+        daemon.site = SiteService(store, identities.master, replication, site_ops.site_key(identities),
+                                  identities.refresh, identities.identities.root.canonical_id)
+        await trio.to_thread.run_sync(daemon.site.load)
         await _serve(daemon, on_ready)
     finally:
         db.close()
@@ -230,16 +241,23 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
                 await nursery.start(worker)
             for worker in d.operator.workers():
                 await nursery.start(worker)
+            await nursery.start(d.console_admin.serve)
             await nursery.start(d.events.notify.serve)
             if d.events.replication is not None:
                 await nursery.start(d.events.replication.serve)
+            if d.site is not None:
+                await nursery.start(d.site.serve)
             await nursery.start(tls_setup.serve_reload, d.tls, cfg.tls.reload_interval)
+            if cfg.tls.mode == "acme" and d.tls is not None:
+                from . import acmecert
+
+                await nursery.start(acmecert.serve, cfg, d.tls, d.identities.master)
             op = d.operator
             if cfg.s3.enabled:
                 endpoint: Endpoint = await nursery.start(partial(
                     serve_s3, d.store, cfg, d.identities, d.keys, admin=op.admin, observers=op.observers,
-                    state=op.server, iam_changes=op.auditor.iam_change, events=d.events,
-                    tls_context=d.tls.current if d.tls else None))
+                    state=op.server, iam_changes=op.auditor.iam, events=d.events,
+                    tls_context=d.tls.current if d.tls else None, console_admin=d.console_admin))
                 d.s3_endpoint = endpoint.url
             if cfg.admin.listen:
                 d.admin_port = await nursery.start(serve_admin, op.admin, cfg)
@@ -295,7 +313,7 @@ def register_backlogs(d: Daemon) -> None:
 
 
 def register_control_ops(d: Daemon) -> None:
-    d.control.on_call = d.operator.auditor.control_call
+    d.operator.auditor.attach(d.identities, d.store, d.control)
     register_backlogs(d)
     async def status(args: dict[str, Any], emit: Emit) -> Any:
         counts = await trio.to_thread.run_sync(d.store.count_objects)
@@ -309,6 +327,9 @@ def register_control_ops(d: Daemon) -> None:
     notify_ops.register(d.control, d.events.notify)
     if d.events.replication is not None:
         replication_ops.register(d.control, d.events.replication)
+    if d.site is not None:
+        site_ops.register(d.control, d.site)
+        d.operator.admin.register("site", SiteEndpoint(d.site, d.operator.admin).handle)
 
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
@@ -318,4 +339,5 @@ def register_control_ops(d: Daemon) -> None:
         return await rewrap_targets(d.store, master)
 
     kms_ops.register(d.control, d.kms, d.store, lambda: d.healing.snapshotter.take(force=True),
-                     [rewrap_secrets, d.operator.alerter.rewrap, rewrap_event_targets])
+                     [rewrap_secrets, d.operator.alerter.rewrap, rewrap_event_targets,
+                      partial(rewrap_peers, d.store)])

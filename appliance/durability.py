@@ -23,8 +23,10 @@ pool's data back at the rebuild speed (the remote assumed as durable as the pool
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 HOURS_PER_YEAR = 8760.0
@@ -77,6 +79,25 @@ class PoolEstimate:
     annual_loss_one_more_parity: float
     nines_one_more_parity: float
     disk_rates: list[DiskRate]
+
+
+def shard_bytes(path: Path) -> int:
+    """The bytes of the shard files on a disk: what rebuilding it rewrites."""
+    total = 0
+    try:
+        fans = list(os.scandir(path / "shards"))
+    except OSError:
+        return 0
+    for fan in fans:
+        try:
+            for e in os.scandir(fan.path):
+                try:
+                    total += e.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return total
 
 
 def wear_afr(base: float, disk: DiskInput) -> DiskRate:
@@ -170,7 +191,11 @@ class Estimate:
 
 
 def _combine(ps: Sequence[float]) -> float:
-    return 1.0 - math.prod(1.0 - p for p in ps)
+    """P(at least one of independent events): 1 - prod(1 - p), in logs so that probabilities
+    far below the float epsilon are not rounded to 0."""
+    if any(p >= 1.0 for p in ps):
+        return 1.0
+    return -math.expm1(sum(math.log1p(-p) for p in ps))
 
 
 def estimate(pools: Sequence[tuple[str, int, int, Sequence[DiskInput]]], base_afr: float, rate: float,

@@ -9,6 +9,7 @@
   keep the context they were accepted with and nothing is dropped. `serve_reload` reloads on
   SIGHUP (`systemctl reload stowage`) and when the certificate or key file changes.
 - `client_env(cfg)`: AWS_CA_BUNDLE (and the endpoint) for `stowage credentials --env`.
+- [tls] mode = "acme": the certificate comes from an ACME CA (appliance/acmecert.py).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def tls_wanted(cfg: Config) -> bool:
     if cfg.s3.tls_cert:
         return True
     if cfg.tls.mode != "auto":
-        return cfg.tls.mode == "on"
+        return cfg.tls.mode in ("on", "acme")
     host, _ = parse_listen(cfg.s3.listen)
     return not cfg.embedded or not is_loopback(host)
 
@@ -126,12 +127,12 @@ def generate(cert_path: Path, key_path: Path, names: list[str], addrs: list[IPAd
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
             .sign(key, hashes.SHA256()))
     cert_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
-    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -155,6 +156,8 @@ def prepare(cfg: Config) -> CertFiles | None:
         return CertFiles(Path(cfg.s3.tls_cert), Path(cfg.s3.tls_key), generated=False)
     if not tls_wanted(cfg):
         return None
+    if cfg.tls.mode == "acme":
+        return acme_placeholder(cfg)
     d = generated_dir(cfg)
     files = CertFiles(d / "cert.pem", d / "key.pem", generated=True)
     if not files.key.exists() or _needs_renewal(files.cert):
@@ -162,6 +165,23 @@ def prepare(cfg: Config) -> CertFiles | None:
         generate(files.cert, files.key, names, addrs)
         log.warning("generated a self-signed TLS certificate %s for %s", files.cert,
                     ", ".join([*names, *map(str, addrs)]))
+    return files
+
+
+def acme_dir(cfg: Config) -> Path:
+    """Where [tls] mode = "acme" keeps its certificate and account (appliance/acmecert.py)."""
+    return generated_dir(cfg) / "acme"
+
+
+def acme_placeholder(cfg: Config) -> CertFiles:
+    """The files the gateway serves in mode "acme": until the CA's certificate is there, a
+    self-signed placeholder for [acme] names, so the gateway starts at once."""
+    d = acme_dir(cfg)
+    files = CertFiles(d / "cert.pem", d / "key.pem", generated=False)
+    if not files.cert.exists() or not files.key.exists():
+        generate(files.cert, files.key, list(cfg.acme.names), [])
+        log.warning("ACME: serving a self-signed placeholder for %s until the certificate is issued",
+                    ", ".join(cfg.acme.names))
     return files
 
 
@@ -234,8 +254,12 @@ async def serve_reload(contexts: TlsContexts | None, interval: float, *,
 def ca_bundle(cfg: Config) -> Path | None:
     """The file a client should trust: the generated certificate, or a configured one that is
     self-signed (one issued by a public CA needs no bundle)."""
-    files = CertFiles(Path(cfg.s3.tls_cert), Path(cfg.s3.tls_key), False) if cfg.s3.tls_cert else \
-        CertFiles(generated_dir(cfg) / "cert.pem", generated_dir(cfg) / "key.pem", True)
+    if cfg.s3.tls_cert:
+        files = CertFiles(Path(cfg.s3.tls_cert), Path(cfg.s3.tls_key), False)
+    elif cfg.tls.mode == "acme":  # the CA's certificate needs no bundle; the placeholder does
+        files = CertFiles(acme_dir(cfg) / "cert.pem", acme_dir(cfg) / "key.pem", False)
+    else:
+        files = CertFiles(generated_dir(cfg) / "cert.pem", generated_dir(cfg) / "key.pem", True)
     try:
         cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
     except (OSError, ValueError):

@@ -1,6 +1,6 @@
 """The optional admin listen address (admin.listen): the same /_stowage/v1/ endpoints as the S3
-port, and nothing else, on an address of their own (for a scraper on a management network).
-Plain HTTP with the gateway's HTTP shell and limits."""
+port, and nothing else, on an address of their own (for a scraper on a management network);
+its `/` leads to the web console. Plain HTTP with the gateway's HTTP shell and limits."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import trio
 
 from appliance.config import Config, parse_listen
 
-from .adminpaths import AdminPaths, text_response
-from .http import Response, ServerState, serve_connection
+from .adminpaths import PREFIX, AdminPaths, text_response
+from .http import Request, Response, ServerState, serve_connection
 
 log = logging.getLogger("stowage.admin")
 
@@ -27,6 +27,11 @@ async def serve_admin(admin: AdminPaths, cfg: Config, *,
     def refused(code: str) -> Response:
         return text_response(400, f"{code}\n", headers=[("Connection", "close")])
 
+    async def route(req: Request) -> Response:
+        if req.target.partition("?")[0] == "/" and "console" in admin.handlers:
+            return text_response(308, "the console\n", headers=[("Location", PREFIX + "console/")])
+        return await admin.handle(req)
+
     async def handle(stream: trio.SocketStream) -> None:
         try:
             peer = stream.socket.getpeername()
@@ -37,7 +42,7 @@ async def serve_admin(admin: AdminPaths, cfg: Config, *,
             await trio.aclose_forcefully(stream)
             return
         try:
-            await serve_connection(stream, admin.handle, refused, state, max_header=s3.max_header_bytes,
+            await serve_connection(stream, route, refused, state, max_header=s3.max_header_bytes,
                                    header_timeout=s3.header_timeout, request_timeout=s3.request_timeout,
                                    idle_timeout=s3.idle_timeout, remote=remote)
         finally:

@@ -107,6 +107,7 @@ class S3App:
         included."""
         request_id = _request_id()
         ex = begin(req, request_id)
+        ex.via = "console"
         resp = await self._handle(req, request_id, ex, (principal, auth))
         return finish(self.observers, ex, req, resp)
 

@@ -42,6 +42,7 @@ class Exchange:
     host: str = ""
     # the bucket's settings before a bucket-setting request ran (the audit log's "before")
     bucket_before: dict[str, object] | None = None
+    via: str = ""  # "console" for the web console's requests (the audit log's source)
 
 
 class Observer(Protocol):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 import trio
@@ -67,8 +68,14 @@ def is_iam_request(headers: Mapping[str, str]) -> bool:
     return iam_scope_region(headers) is not None
 
 
-# (caller, Action, the call's parameters, "address:port" of the client) after a change succeeded
-ChangeHook = Callable[[Principal, str, dict[str, str], str], None]
+class ChangeHook(Protocol):
+    """The audit log's view of IAM changes: the state of what a call names before it runs, and
+    the call's outcome ("ok" or its error code) with that state."""
+
+    def before(self, action: str, params: Mapping[str, str]) -> object: ...
+
+    def changed(self, principal: Principal, action: str, params: dict[str, str], remote: str, *, console: bool,
+                before: object, outcome: str) -> None: ...
 
 
 class IamApi:
@@ -140,9 +147,18 @@ class IamApi:
         context = {"aws:SourceIp": _client_address(req.remote),
                    "aws:SecureTransport": "true" if req.tls else "false", **time_context(datetime.now(UTC))}
         call = Call(self.admin, found[-1][1], params, context)
-        result = await handler(call)
-        if self.on_change is not None and not action.startswith(("Get", "List")):
-            self.on_change(call.principal, action, params, req.remote)
+        audit = self.on_change if not action.startswith(("Get", "List")) else None
+        before = audit.before(action, params) if audit is not None else None
+        try:
+            result = await handler(call)
+        except (IamError, StowageError) as exc:
+            if audit is not None:
+                audit.changed(call.principal, action, params, req.remote, console=caller is not None, before=before,
+                              outcome=exc.code)
+            raise
+        if audit is not None:
+            audit.changed(call.principal, action, params, req.remote, console=caller is not None, before=before,
+                          outcome="ok")
         return response_xml(action, result, request_id)
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from appliance.engine import KeyResolver, ObjectVersion, PutMeta
 from appliance.engine.errors import MethodNotAllowed
 
-from . import copychecksum, replica, sse
+from . import copychecksum, replica, sealedreplica, sse
 from .body import ObjectBody, read_xml
 from .checksums import header_name
 from .ctx import Ctx, OpHandler
@@ -27,6 +27,7 @@ from .ops_access import new_object_acl
 from .ops_lifecycle import expiration_headers
 from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
 from .ops_restore import restore_headers
+from .ops_tiering import archive_status_headers
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
@@ -54,6 +55,8 @@ def _checksum_headers(checksums: dict[str, str]) -> list[tuple[str, str]]:
 
 
 async def put_object(ctx: Ctx) -> Response:
+    if sealedreplica.SEALED_HEADER in ctx.req.headers:  # an SSE-C replica sent as ciphertext
+        return await sealedreplica.put_sealed_replica(ctx)
     meta = with_lock(ctx, vouch(ctx, put_meta(ctx.req.headers)))
     meta.owner, meta.acl = new_object_acl(ctx)
     protection = await sse.for_write(ctx)
@@ -131,7 +134,7 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     headers = _object_headers(ctx, v) + sse.headers(ctx, protection) + await lock_headers(ctx, v)
     if _version_id(ctx) is None:  # the current version: the Expiration a lifecycle rule gives it
         headers += expiration_headers(ctx, v)
-    headers += restore_headers(ctx, v)
+    headers += restore_headers(ctx, v) + archive_status_headers(ctx, v)
     if not head:
         ctx.store.readable_refs(v)  # an archived version not restored: 403 InvalidObjectState
     if "partNumber" in ctx.query:

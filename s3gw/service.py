@@ -25,6 +25,7 @@ from appliance.services.eventhub import EventHub
 from .adminpaths import AdminPaths
 from .app import S3App
 from .console import Console
+from .console.admin import ApplianceAdmin
 from .exchange import Observer
 from .http import ServerState, refuse_connection, serve_connection
 from .iamapi import ChangeHook, IamApi
@@ -87,18 +88,20 @@ async def serve_s3(
     iam_changes: ChangeHook | None = None,
     events: EventHub | None = None,
     tls_context: Callable[[], ssl.SSLContext] | None = None,
+    console_admin: ApplianceAdmin | None = None,
     task_status: trio.TaskStatus[Endpoint] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`admin`: the /_stowage/v1/ endpoints; `observers`: told of every request (metrics, access
     logs); `state`: the connection and in-flight bookkeeping, when the caller wants to read it;
     `iam_changes`: told of every change made through the IAM API (the audit log); `tls_context`:
     the daemon's current server context (appliance/tls.py), asked per connection so a reloaded
-    certificate serves new connections while those in flight keep theirs."""
+    certificate serves new connections while those in flight keep theirs; `console_admin`: the
+    daemon's side of the console's appliance pages (disks, durability, version, charts)."""
     host, port = parse_listen(cfg.s3.listen)
     app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities, iam_changes), admin, observers,
                 events)
     if "console" not in app.admin.handlers:  # the web console acts through this application
-        app.admin.register("console", Console(app).handle)
+        app.admin.register("console", Console(app, console_admin).handle)
     if tls_context is None:
         fixed = _tls_context(cfg)
         tls_context = None if fixed is None else (lambda: fixed)

@@ -21,6 +21,11 @@ REPO = Path(__file__).resolve().parent.parent
 STOWAGE = [sys.executable, "-m", "appliance"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow files first: xdist hands files to workers in order, so a long one left last is the tail."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @dataclass
 class DaemonProc:
     """A running `stowage serve --data DIR` process and how to reach it."""

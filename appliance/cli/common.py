@@ -75,8 +75,10 @@ T = TypeVar("T")
 
 def daemon_or_offline(cfg: Config, op: str, args: dict[str, Any], offline: Callable[[], T]) -> Any:
     """Ask the running daemon to do `op`; when no daemon answers, do it with `offline()` (which
-    opens the metadata DB itself: only possible while the daemon is stopped). A daemon that
-    answers with an error is not retried offline."""
+    opens the metadata DB itself: only possible while the daemon is stopped; it may answer an
+    `Audited` to give the audit log the state it changed). A daemon that answers with an error
+    is not retried offline."""
+    from appliance.auditing import Audited, record_offline
     from appliance.control import ControlError, call
 
     try:
@@ -84,4 +86,12 @@ def daemon_or_offline(cfg: Config, op: str, args: dict[str, Any], offline: Calla
     except ControlError as exc:
         if not exc.context.get("unreachable"):
             raise
-    return offline()
+    # the daemon audits what it is asked; with it stopped, the CLI writes the audit entry itself
+    try:
+        done = offline()
+    except StowageError as exc:
+        record_offline(cfg.state_dir, op, args, exc.code, None)
+        raise
+    change = done if isinstance(done, Audited) else None
+    record_offline(cfg.state_dir, op, args, "ok", change)
+    return change.result if change is not None else done

@@ -14,30 +14,12 @@ import click
 
 from appliance.config import Config
 from appliance.control import ControlError, call
-from appliance.durability import DiskInput, Estimate, estimate
+from appliance.durability import DiskInput, Estimate, estimate, shard_bytes
 from appliance.engine.codec import auto_geometry
 
 from .common import appliance_options, run_guarded
 
 MEASURE_BYTES = 32 << 20
-
-
-def _shard_bytes(path: Path) -> int:
-    total = 0
-    try:
-        fans = list(os.scandir(path / "shards"))
-    except OSError:
-        return 0
-    for fan in fans:
-        try:
-            for e in os.scandir(fan.path):
-                try:
-                    total += e.stat(follow_symlinks=False).st_size
-                except OSError:
-                    continue
-        except OSError:
-            continue
-    return total
 
 
 def measure_write_rate(disk_paths: list[Path]) -> float | None:
@@ -87,7 +69,7 @@ def gather(cfg: Config, measure: bool) -> Estimate:
         path = Path(d["path"])
         paths.append(path)
         by_pool.setdefault(d["pool"], []).append(DiskInput(
-            d["disk_id"], d["pool"], str(d["state"]), _shard_bytes(path), row.get("errors") or {},
+            d["disk_id"], d["pool"], str(d["state"]), shard_bytes(path), row.get("errors") or {},
             row.get("power_on_hours")))
     pools = []
     for name, disks in sorted(by_pool.items()):

@@ -14,10 +14,10 @@ from typing import Any, TextIO
 
 import click
 
+from appliance.auditing import offline_identity_change
 from appliance.config import Config
 from appliance.engine import offline
 from appliance.iam.admin import load_master_key
-from appliance.iam.commands import run_offline
 
 from .common import appliance_options, daemon_or_offline, run_guarded
 
@@ -26,7 +26,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="machine-read
 
 def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:
     return daemon_or_offline(cfg, op, args, lambda: offline.identity_session(
-        cfg.meta_path, lambda view: run_offline(view, load_master_key(cfg.master_key_path, view), op, args)))
+        cfg.meta_path, lambda view: offline_identity_change(view, load_master_key(cfg.master_key_path, view), op,
+                                                            args)))
 
 
 def _do(cfg: Config, op: str, args: dict[str, Any], as_json: bool, render: Callable[[Any], None]) -> None:

@@ -16,6 +16,7 @@ from appliance.config import Config
 from appliance.importer.report import ImportReport
 
 from .common import appliance_options, fail
+from .import_minio import minio_iam
 from .sizes import human_size
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(i?)[bB]?(?:/s)?\s*$")
@@ -139,4 +140,5 @@ def _print_report(report: ImportReport, as_json: bool) -> None:
         click.echo(f"  FAILED {s['item']}: {s['reason']}")
 
 
+import_group.add_command(minio_iam)
 commands = [import_group]

@@ -26,6 +26,8 @@ from . import kms as cli_kms
 from . import notify as cli_notify
 from . import operator as cli_operator
 from . import replication as cli_replication
+from . import site as cli_site
+from . import tls_cmd as cli_tls
 from . import upgrade as cli_upgrade
 from . import usage as cli_usage
 from .common import appliance_options, run_guarded
@@ -97,5 +99,6 @@ def status(cfg: Config, as_json: bool) -> None:
 
 for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_operator.commands,
              *cli_durability.commands, *cli_notify.commands, *cli_replication.commands, *cli_credentials.commands,
-             *cli_export.commands, *cli_import.commands, *cli_upgrade.commands, *cli_usage.commands]:
+             *cli_export.commands, *cli_import.commands, *cli_upgrade.commands, *cli_usage.commands,
+             *cli_tls.commands, *cli_site.commands]:
     main.add_command(_cmd)

@@ -66,9 +66,11 @@ from .records import (
     PolicyRecord,
     PolicyVersion,
     SegmentRef,
+    TieringConfigRecord,
     UploadRecord,
     UserRecord,
 )
+from .sealed import SealedObject, SealedSegment, put_sealed
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
@@ -111,8 +113,11 @@ __all__ = [
     "ReplicationRule",
     "ReplicationRules",
     "RuleFilter",
+    "SealedObject",
+    "SealedSegment",
     "SegmentKey",
     "SegmentRef",
+    "TieringConfigRecord",
     "Transition",
     "UploadPage",
     "UploadRecord",
@@ -124,6 +129,7 @@ __all__ = [
     "multipart_etag",
     "parse_target_arn",
     "put_cors",
+    "put_sealed",
     "remaining_retention_days",
     "unquote_etag",
 ]

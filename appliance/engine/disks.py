@@ -59,6 +59,9 @@ class Disk:
     counters: DiskCounters = field(default_factory=DiskCounters)
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
     reserve_bytes: int = 64 << 20  # keep this much free so the filesystem itself stays healthy
+    # spun down (seen by the disk monitor with `hdparm -C`, which does not wake it): new
+    # segments and the scrubber leave it asleep while they can
+    asleep: bool = False
     _space_read: tuple[int, int, int | None] | None = field(default=None, init=False, repr=False)
     _space_at: float = field(default=0.0, init=False, repr=False)
     _space_reading: bool = field(default=False, init=False, repr=False)

@@ -28,7 +28,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -119,6 +119,9 @@ class MetaDB:
         self.journal: Journal | None = None
         self._held: list[tuple[int, bytes]] | None = []
         self.failed = ""
+        # run on every commit's writes, under the commit order, before the lsn is taken: what a
+        # hook adds commits with them (site replication stamps and queues its records' changes)
+        self.write_hooks: list[Callable[[Writes], None]] = []
 
     def _check_format(self) -> None:
         raw = self.db.get(keys.appliance("format"))
@@ -180,6 +183,8 @@ class MetaDB:
         if self.failed:
             raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
                                       "commits are refused until the daemon is restarted")
+        for hook in self.write_hooks:
+            hook(writes)
         lsn = self.lsn + 1
         writes[keys.JOURNAL_LSN] = keys.pack_seq(lsn)
         record = encode(lsn, writes, time.time_ns())

@@ -677,3 +677,99 @@ class QuotaRecord(Record):
     name: str
     max_bytes: int = 0
     max_objects: int = 0
+
+
+@dataclass(slots=True)
+class SitePeerRecord(Record):
+    """Another box of this box's site (services/site.py): where it is and the key this box signs
+    its requests with (`wrapped`: base64 of the secret wrapped by the master key, which every box
+    of a site shares). `root_canonical_id`: that box's root user, whose buckets are this box's
+    root's here."""
+
+    name: str  # the peer's site name (its appliance id)
+    url: str
+    access_key: str
+    wrapped: str
+    region: str = "us-east-1"
+    tls_verify: bool = True
+    root_canonical_id: str = ""
+    added_ns: int = 0
+
+
+@dataclass(slots=True)
+class SiteStamp(Record):
+    """The last write of one replicated record (keys e s<key>): its hybrid logical clock and the
+    site that made it; kept after a delete (the tombstone a later, older write loses to)."""
+
+    hlc: int
+    origin: str
+
+
+@dataclass(slots=True)
+class SiteChange(Record):
+    """A change of a replicated record queued for a peer (keys f<peer>\\0<seq>): the record's key
+    and new value (base64; None: deleted) as written, its stamp, and `prev`, the stamp the writer
+    replaced (-1: a state transfer of a join, not a write)."""
+
+    key: str
+    value: str | None
+    hlc: int
+    origin: str
+    prev: int = 0
+    queued_ns: int = 0
+
+
+@dataclass(slots=True)
+class SiteConflict(Record):
+    """Two sites changed one record concurrently (neither had seen the other's write): the
+    higher hybrid logical clock won (the site name breaks a tie)."""
+
+    key: str
+    local_hlc: int
+    local_origin: str
+    remote_hlc: int
+    remote_origin: str
+    winner: str
+    reason: str = ""
+    at_ns: int = 0
+
+
+@dataclass(slots=True)
+class RebalanceCursor(Record):
+    """Where the rebalance of a pool stands (keys.rebalance): saved every few seconds through a
+    commit (so the journal, and recover-metadata, keep it), so a restarted daemon resumes the
+    walk after the last segment it looked at."""
+
+    pool: str
+    pass_started_ns: int = 0  # 0: no rebalance in progress
+    after: str = ""  # the last segment id looked at in this pass
+    disks: list[str] = field(default_factory=list)  # the pool's writable disks when last balanced
+    last_complete_ns: int = 0
+    # totals since the pool was first rebalanced (what `stowage status` shows)
+    moved_shards: int = 0
+    moved_bytes: int = 0
+
+
+@dataclass(slots=True)
+class TieringConfigRecord(Record):
+    """One S3 Intelligent-Tiering configuration of a bucket (keys.tiering_config): the opt-in
+    archive tiers for the INTELLIGENT_TIERING objects its filter selects (0 days: that tier is
+    not asked for)."""
+
+    bucket: str
+    config_id: str
+    status: str  # Enabled | Disabled
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    archive_days: int = 0  # ARCHIVE_ACCESS after this many days without access (90..730)
+    deep_archive_days: int = 0  # DEEP_ARCHIVE_ACCESS after this many (180..730)
+
+
+@dataclass(slots=True)
+class ArchiveTierRecord(Record):
+    """An INTELLIGENT_TIERING version in an archive tier (keys.archive_tier): its data is in the
+    archive placement and reads are refused until a RestoreObject brings it back."""
+
+    seq: int  # the version's: a record outliving its version (or a reused id) is ignored
+    tier: str  # ARCHIVE_ACCESS | DEEP_ARCHIVE_ACCESS
+    since_ns: int

@@ -17,7 +17,7 @@ from typing import Any
 from appliance.engine.identity import IdentityView
 from appliance.engine.records import CredentialRecord, GroupRecord, PolicyRecord, UserRecord
 
-from . import managed, users
+from . import imports, managed, users
 from .canned import CANNED
 from .errors import InvalidInput, NoSuchEntity
 from .managed import EntityKind
@@ -241,6 +241,13 @@ def policy_remove(view: IdentityView, env: Env, a: Args) -> Json:
     return {"policy": r.policy.name, "detached_from": r.detached_from}
 
 
+def iam_import(view: IdentityView, env: Env, a: Args) -> Json:
+    items = a.get("items")
+    if not isinstance(items, list):
+        raise InvalidInput("items: expected a list")
+    return imports.import_items(view, env.master, items, set(_texts(a, "reserved_keys")))
+
+
 COMMANDS: dict[str, Command] = {
     "user.add": Command(user_add, True),
     "user.list": Command(user_list, False),
@@ -264,6 +271,7 @@ COMMANDS: dict[str, Command] = {
     "policy.attach": Command(policy_attach, True),
     "policy.detach": Command(policy_detach, True),
     "policy.remove": Command(policy_remove, True),
+    "iam.import": Command(iam_import, True),  # `stowage import minio-iam` (imports.py)
 }
 
 

@@ -41,6 +41,7 @@ from appliance.engine.errors import NoSuchBucket, NoSuchKey, NoSuchVersion, Stow
 from appliance.engine.eventrules import ReplicationRule, ReplicationRules
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import EventConfigRecord, EventTargetRecord, ObjectVersion, QueuedEvent, ReplicationState
+from appliance.engine.sealed import NotSealable
 from appliance.engine.storecore import Txn
 
 from . import replicatargets
@@ -48,14 +49,15 @@ from .notify import live_config, update_config
 from .notifytargets import SecretWrapper, TargetError
 from .replicatargets import RemoteTarget
 from .s3push import REPLICA_VERSION_HEADER, PushFailed, put_streamed
+from .sealedpush import put_sealed
 
 log = logging.getLogger("stowage.replication")
 PENDING, COMPLETED, FAILED, REPLICA = "PENDING", "COMPLETED", "FAILED", "REPLICA"
 FIRST_RETRY = 0.2
 SCAN_BATCH = 256
 RESYNC_PAGE = 500
-SSE_C_REASON = ("SSE-C object: its customer key is never stored, so it cannot be decrypted here or written "
-                "to the target without it")
+SSE_C_REASON = ("SSE-C object: its customer key is never stored, so it cannot be decrypted here, and a "
+                "non-Stowage S3 service cannot take its ciphertext")
 
 
 class Unreplicable(Exception):
@@ -120,6 +122,9 @@ class ReplicationService:
     _workers: dict[str, trio.CancelScope] = field(default_factory=dict)
     _configs: dict[str, _Cached] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
+    # site replication's implicit rules of a bucket (services/site.py): every versioned bucket
+    # replicates to the same bucket on every other box of the site
+    site_rules: Callable[[Txn, str], list[ReplicationRule]] | None = None
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -191,6 +196,9 @@ class ReplicationService:
             if ch.kind != events.PUT and not tagging:
                 continue
             rules = self.rules(t, v.bucket)
+            site = self.site_rules(t, v.bucket) if self.site_rules is not None else []
+            if site:
+                rules = ReplicationRules(rules.role if rules else "", [*(rules.rules if rules else []), *site])
             if rules is None:
                 continue
             if tagging:  # new tags of a replicated version (Stowage targets: the same version id)
@@ -351,12 +359,18 @@ class ReplicationService:
         if v.delete_marker:
             return 0
         mode = (v.sse or {}).get("mode", "")
-        if mode == "SSE-C":
+        if mode == "SSE-C" and not target.keeps_versions:
             raise Unreplicable(SSE_C_REASON)
         if maybe_sent and target.keeps_versions and await self._has_version(target, dest, v):
             return 0
         rc = self.cfg.replication
         headers = replica_headers(v, str(ev.payload.get("storage_class", "")))
+        if mode == "SSE-C":  # to a Stowage box: the ciphertext with its key check value (sealedpush.py)
+            try:
+                return await put_sealed(self.store, target.endpoint, dest, v,
+                                        {**headers, REPLICA_VERSION_HEADER: v.version_id}, rc.multipart_threshold)
+            except NotSealable as exc:
+                raise Unreplicable(str(exc)) from None
         complete: dict[str, str] = {REPLICA_VERSION_HEADER: v.version_id} if target.keeps_versions else {}
         single = v.size <= rc.multipart_threshold and len(v.parts) <= 1
         if single and v.checksum_type == "FULL_OBJECT":
@@ -416,6 +430,8 @@ class ReplicationService:
         cursor is committed with each page)."""
         rules = self.get_rules(bucket)
         existing = [r for r in (rules.rules if rules else []) if r.existing_objects and r.enabled]
+        if self.site_rules is not None:
+            existing += self.site_rules(Txn(self.store), bucket)
         if not existing:
             raise TargetError(f"bucket {bucket!r} has no enabled replication rule with ExistingObjectReplication")
         chosen = ReplicationRules(rules.role if rules else "", existing)
@@ -463,6 +479,18 @@ class ReplicationService:
         self._stats(name)
         self._start_worker(name)
         return target.describe()
+
+    def attach(self, target: RemoteTarget) -> None:
+        """A target kept by another service (site replication's peers), not stored here."""
+        self.targets[target.name] = target
+        self._stats(target.name)
+        self._start_worker(target.name)
+
+    def detach(self, name: str) -> None:
+        scope = self._workers.pop(name, None)
+        if scope is not None:
+            scope.cancel()
+        self.targets.pop(name, None)
 
     def target_list(self) -> list[dict[str, Any]]:
         return [dict(t.describe(), arn=f"arn:stowage:s3::{name}:BUCKET") for name, t in sorted(self.targets.items())]

@@ -7,7 +7,13 @@
     *    /api/s3/<path>     an S3 request (path style) performed as the session's user
     POST /api/iam           an IAM query API call (form body) performed as the session's user
     POST /api/presign       {"bucket", "key", "version_id"?, "expires"?, "download"?} -> {"url"}
-    GET  /api/disks         disks, pool capacity and the heal backlog (stowage:GetDiskStatus)
+    GET  /api/disks         disks, pool capacity, the heal backlog and, from the daemon, SMART,
+                            shards held and heal/scrub/drain progress (stowage:GetDiskStatus)
+    POST /api/disks/action  {"action": drain|replace|check|scrub|heal, "disk"?, "new"?}
+                            (stowage:ManageDisks): the CLI's control operation, audited
+    GET  /api/durability    the `stowage durability --json` estimate (stowage:GetDiskStatus)
+    GET  /api/version       the `stowage version --json` report (stowage:GetDiskStatus)
+    GET  /api/history       recent capacity and request-count samples (stowage:GetMetrics)
 
 Every /api/ call but login needs the session cookie AND the request token in the
 X-Stowage-Console-Token header (sessions.py says why); S3 and IAM calls then go through the very
@@ -29,12 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from appliance.engine.errors import StowageError
 from appliance.iam.policy import AuthzRequest, Principal, authorize
 
 from ..adminpaths import PREFIX
 from ..errors import S3Error
 from ..http import Request, Response
+from ..metrics import METRICS_ACTION
 from ..sigv4 import ALGORITHM, AuthResult, declared_payload
+from .admin import ApplianceAdmin
 from .presign import presign_get
 from .sessions import ABSOLUTE, Session, Sessions
 
@@ -48,6 +57,7 @@ COOKIE = "stowage_console"
 TOKEN_HEADER = "x-stowage-console-token"
 MAX_JSON = 16 * 1024
 DISKS_ACTION = "stowage:GetDiskStatus"
+MANAGE_DISKS_ACTION = "stowage:ManageDisks"
 STATIC = Path(__file__).parent / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
@@ -90,8 +100,9 @@ class _Failures:
 
 
 class Console:
-    def __init__(self, app: S3App) -> None:
+    def __init__(self, app: S3App, admin: ApplianceAdmin | None = None) -> None:
         self.app = app
+        self.admin = admin  # the daemon's side of the appliance pages; None: disks show what the store knows
         self.sessions = Sessions()
         self.failures: dict[str, _Failures] = {}
         self.files = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES}
@@ -142,6 +153,8 @@ class Console:
             return await self._presign(req, session)
         if path == "disks" and req.method == "GET":
             return await self._disks(principal)
+        if path in ("disks/action", "durability", "version", "history"):
+            return await self._appliance(req, path, principal)
         raise ConsoleError(404, "NotFound", "No such console call.")
 
     def _cookie(self, value: str, tls: bool, max_age: int) -> str:
@@ -250,11 +263,13 @@ class Console:
                           version_id=version, attachment=attachment)
         return _json(200, {"url": url})
 
-    async def _disks(self, principal: Principal) -> Response:
-        decision = authorize(AuthzRequest(principal, DISKS_ACTION, "*"),
-                             self.app.authz.identity_policies(principal), None)
+    def _require(self, principal: Principal, action: str, what: str) -> None:
+        decision = authorize(AuthzRequest(principal, action, "*"), self.app.authz.identity_policies(principal), None)
         if not decision.allowed:
-            raise ConsoleError(403, "AccessDenied", f"Viewing the disks needs {DISKS_ACTION}.")
+            raise ConsoleError(403, "AccessDenied", f"{what} needs {action}.")
+
+    async def _disks(self, principal: Principal) -> Response:
+        self._require(principal, DISKS_ACTION, "Viewing the disks")
         store = self.app.store
         cap = store.capacity()
         disks = [{"disk_id": d.disk_id, "path": str(d.path), "pool": d.pool, "role": d.role, "state": str(d.state),
@@ -262,6 +277,40 @@ class Console:
                   "io_errors": d.counters.io_errors, "checksum_failures": d.counters.checksum_failures,
                   "latency_p99_ms": d.counters.latency_p99_ms()} for d in store.disks]
         backlog = await trio.to_thread.run_sync(store.heal_backlog)
-        return _json(200, {"disks": disks, "heal_backlog": backlog,
+        services = None
+        if self.admin is not None:
+            detail = await self.admin.disk_detail()
+            for d in disks:
+                d |= detail["disks"].get(d["disk_id"], {})
+            services = detail["services"]
+        return _json(200, {"disks": disks, "heal_backlog": backlog, "services": services,
                            "capacity": {"raw_total": cap.raw_total, "raw_free": cap.raw_free,
                                         "usable_total": cap.usable_total, "usable_free": cap.usable_free}})
+
+    async def _appliance(self, req: Request, path: str, principal: Principal) -> Response:
+        if self.admin is None:
+            raise ConsoleError(404, "NotFound", "Not served here (the daemon's console only).")
+        if path == "disks/action":
+            if req.method != "POST":
+                raise ConsoleError(405, "MethodNotAllowed", "Act with POST.")
+            self._require(principal, MANAGE_DISKS_ACTION, "Acting on the disks")
+            doc = await self._read_json(req)
+            action = doc.get("action")
+            if not isinstance(action, str):
+                raise ConsoleError(400, "BadRequest", "Give the action.")
+            try:
+                result = await self.admin.disk_action(action, doc, principal.arn or principal.kind, req.remote)
+            except StowageError as exc:
+                raise ConsoleError(409 if exc.code != "InvalidArgument" else 400, exc.code, exc.message) from None
+            return _json(200, result)
+        if req.method != "GET":
+            raise ConsoleError(405, "MethodNotAllowed", "Read with GET.")
+        if path == "history":
+            self._require(principal, METRICS_ACTION, "The charts")
+            return _json(200, self.admin.history())
+        self._require(principal, DISKS_ACTION, "The appliance's status")
+        try:
+            doc = await (self.admin.durability() if path == "durability" else self.admin.version())
+        except StowageError as exc:
+            raise ConsoleError(503, exc.code, exc.message) from None
+        return _json(200, doc)

@@ -5,10 +5,9 @@ is kept for `stowage rollback`), remove, purge (config and /opt/stowage gone, da
 key kept).
 
 Slow: building the package takes a few minutes (pip installs every dependency into the venv),
-so this runs only where the Debian base root of images/build.sh is cached already
-($STOWAGE_IMAGE_CACHE/base-*, made by tests/systemd/test_nspawn_boot.py or `images/build.sh
---base-only`); bench/deb-nspawn.sh runs the whole path, base included, for CI. STOWAGE_DEB=FILE
-tests a package built already instead of building one.
+and on a cold cache the Debian base root of images/build.sh ($STOWAGE_IMAGE_CACHE/base-*, shared
+with tests/systemd/test_nspawn_boot.py under build.sh's lock) is debootstrapped first.
+STOWAGE_DEB=FILE tests a package built already instead of building one.
 """
 
 from __future__ import annotations
@@ -30,10 +29,14 @@ from tests.conftest import REPO
 from tests.systemd.test_nspawn_boot import CACHE, Container, _unavailable, boot, free_port, poweroff, wait_active
 
 
-def _base_root() -> Path | None:
-    found = sorted(CACHE.glob("base-*/"), key=lambda p: p.stat().st_mtime) if CACHE.is_dir() else []
-    found = [p for p in found if (p / "usr/bin/python3").exists()]
-    return found[-1] if found else None
+def _base_root() -> Path:
+    """The cached Debian base root, debootstrapped by images/build.sh when the cache is cold."""
+    out = subprocess.run(["bash", str(REPO / "images/build.sh"), "--cache", str(CACHE), "--base-only"],
+                         capture_output=True, text=True, timeout=3600, check=False)
+    assert out.returncode == 0, f"images/build.sh --base-only failed:\n{out.stderr[-4000:]}"
+    base = Path(out.stdout.strip().splitlines()[-1])
+    assert (base / "usr/bin/python3").exists(), f"{base} is not a Debian root with python3"
+    return base
 
 
 def _why_not() -> str | None:
@@ -41,8 +44,6 @@ def _why_not() -> str | None:
         return _unavailable()
     if shutil.which("dpkg-deb") is None:
         return "dpkg-deb is not installed (apt-get install dpkg-dev)"
-    if _base_root() is None:
-        return f"no cached Debian base root under {CACHE} (images/build.sh --base-only makes one)"
     return None
 
 
@@ -88,7 +89,6 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     deb2 = _rebuild_with_version(deb1, VERSION2, work)
     root = work / "rootfs"
     base = _base_root()
-    assert base is not None
     subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
     try:
         yield Rig(root, free_port(), deb1, deb2)

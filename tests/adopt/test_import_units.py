@@ -86,3 +86,25 @@ def test_split_covers_the_object() -> None:
     assert _split(11, 5) == [5, 5, 1]
     assert _split(0, 5) == [0]
     assert sum(_split(10**9 + 3, 16 << 20)) == 10**9 + 3
+
+
+def test_notification_rules_map_to_targets_that_can_exist() -> None:
+    from appliance.importer.notifications import document, map_rules
+
+    config = {
+        "QueueConfigurations": [
+            {"Id": "hook", "QueueArn": "arn:minio:sqs::primary:webhook", "Events": ["s3:ObjectCreated:*"]},
+            {"Id": "kafka", "QueueArn": "arn:minio:sqs::primary:kafka", "Events": ["s3:ObjectCreated:*"]},
+            {"Id": "aws", "QueueArn": "arn:aws:sqs:us-east-1:123456789012:q", "Events": ["s3:ObjectRemoved:*"]},
+            {"Id": "mangled", "QueueArn": "arn:minio:sqs:::", "Events": []},
+        ],
+        "TopicConfigurations": [{"Id": "log", "TopicArn": "arn:stowage:sns::audit:file", "Events": ["s3:*"]}],
+        "EventBridgeConfiguration": {},
+    }
+    rules, skipped = map_rules(config)
+    assert document(rules) == {
+        "QueueConfigurations": [{"Id": "hook", "QueueArn": "arn:stowage:sqs::primary:webhook",
+                                 "Events": ["s3:ObjectCreated:*"]}],
+        "TopicConfigurations": [{"Id": "log", "TopicArn": "arn:stowage:sns::audit:file", "Events": ["s3:*"]}]}
+    assert sorted(label for label, _ in skipped) == ["notification rule aws", "notification rule kafka",
+                                                      "notification rule mangled"]

@@ -158,6 +158,17 @@ def test_upload_20_mib_through_the_page(page: Page, cd: DaemonProc, tmp_path: Pa
     target.unlink()
 
 
+def test_object_tags_and_versions(page: Page, cd: DaemonProc) -> None:
+    page.go(f"#/object/{BUCKET}/big-upload.bin", "#tags")
+    assert "(latest)" in page.text("#versions")
+    page.el("#tags .tag-key").send_keys("team")
+    page.el("#tags .tag-value").send_keys("<ops>")
+    page.el("#tags ~ button:not(.secondary)").click()
+    wait_for(lambda: "Tags saved" in page.text("#flash"), 30, "the tags saved")
+    assert s3_of(cd).get_object_tagging(Bucket=BUCKET, Key="big-upload.bin")["TagSet"] == [
+        {"Key": "team", "Value": "<ops>"}]
+
+
 def test_an_upload_resumes_after_a_page_reload(page: Page, cd: DaemonProc, tmp_path: Path) -> None:
     """The page keeps a multipart upload's id in localStorage: choosing the same file again
     after a reload completes that upload, sending only the parts it lacks."""
@@ -219,11 +230,54 @@ def test_iam_page_and_policy_editor(page: Page, cd: DaemonProc) -> None:
     page.shot("06-users-and-policies")
 
 
-def test_disks_page(page: Page) -> None:
+def test_disks_page_and_a_disk_action(page: Page, cd: DaemonProc) -> None:
     page.go("#/disks", "#disks")
     wait_for(lambda: "ok" in page.text("#disks"), 30, "disk states")
     assert "Usable capacity" in page.text("#capacity")
+    assert "n/a" in page.text("#disks")  # SMART: the test's disks are directories
+    assert "scrub:" in page.text("#services")
+    page.el("#disks-check").click()  # the action `stowage disks` runs as disks.check, as the console's user
+    wait_for(lambda: "check: done" in page.text("#flash"), 60, "the disk check")
+    entry = json.loads((cd.data_dir / "log" / "audit.log").read_text().splitlines()[-1])
+    assert (entry["source"], entry["action"], entry["outcome"]) == ("console", "disks.check", "ok")
+    assert entry["who"].endswith(":root") and entry["before"]["disks"]
     page.shot("07-disks")
+
+
+def test_bucket_lifecycle_replication_and_notification_settings(page: Page, cd: DaemonProc) -> None:
+    page.go(f"#/bucket/{BUCKET}", "#lifecycle-panel")
+    assert "None set" in page.text("#replication-rules") and "None set" in page.text("#notification-rules")
+    page.el("#lifecycle-panel summary").click()
+    page.el("#lifecycle-xml").send_keys(
+        "<LifecycleConfiguration><Rule><ID>old-logs</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status>"
+        "<Expiration><Days>30</Days></Expiration></Rule></LifecycleConfiguration>")
+    page.el("#lifecycle-save").click()
+    wait_for(lambda: "expire after 30 days" in page.text("#lifecycle-rules"), 30, "the lifecycle rule")
+    assert "prefix logs/" in page.text("#lifecycle-rules")
+    rules = s3_of(cd).get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert [(r["ID"], r["Expiration"]["Days"]) for r in rules] == [("old-logs", 30)]
+    entry = json.loads((cd.data_dir / "log" / "audit.log").read_text().splitlines()[-1])
+    assert (entry["source"], entry["action"], entry["target"]) == ("console", "PutBucketLifecycleConfiguration", BUCKET)
+    page.shot("08-bucket-lifecycle")
+
+
+def test_status_page_version_and_charts(page: Page) -> None:
+    from appliance import __version__
+
+    page.go("#/status", "#version-line")
+    assert page.text("#version-line") == f"Stowage {__version__}"
+    assert page.text("#formats-status").startswith("On-disk formats: current")
+    assert "metadata DB" in page.text("#formats")
+    page.el("#capacity-chart")
+    page.el("#requests-chart")
+    page.shot("09-status-charts")
+
+
+def test_durability_page(page: Page) -> None:
+    page.go("#/durability", "#durability-nines")
+    assert "nines" in page.text("#durability-nines") and "default" in page.text("#durability-pools")
+    assert "MTTDL" in page.text("#page")
+    page.shot("10-durability")
 
 
 def test_a_user_without_permission_sees_an_error(page: Page, cd: DaemonProc) -> None:
@@ -234,9 +288,11 @@ def test_a_user_without_permission_sees_an_error(page: Page, cd: DaemonProc) -> 
     assert "AccessDenied" in page.text("#page-error")
     assert not page.driver.find_elements(page.By.CSS_SELECTOR, "a.object-link")
     assert "big-upload.bin" not in page.driver.page_source
-    page.shot("08-denied")
-    page.go("#/disks", "#page-error")
-    assert "AccessDenied" in page.text("#page-error")
+    page.shot("11-denied")
+    for where in ("#/disks", "#/status", "#/durability"):
+        page.go(where, "#page-error")
+        assert "AccessDenied" in page.text("#page-error"), where
+    assert not page.driver.find_elements(page.By.CSS_SELECTOR, "#disks, #version-line, #durability-nines")
     page.logout()
 
 
@@ -304,7 +360,7 @@ def test_cors_preflight_from_a_browser_page(page: Page, cd: DaemonProc, other_or
     page.driver.get(origin + "/cors.html")
     wait_for(lambda: page.driver.title == "done", 60, "the page's requests")
     results = json.loads(page.text("#out"))
-    page.shot("09-cors-page")
+    page.shot("12-cors-page")
     # the preflight for PUT with Content-Type passed, the PUT ran and its ETag was readable
     assert results["put"]["status"] == 200, results
     assert results["put"]["etag"] == f'"{hashlib.md5(b"from the browser").hexdigest()}"'
@@ -340,7 +396,7 @@ def test_post_object_from_a_real_html_form(page: Page, cd: DaemonProc, other_ori
     src.write_bytes(data)
     page.driver.get(origin + "/form.html")
     page.el("#file").send_keys(str(src))
-    page.shot("10-post-form")
+    page.shot("13-post-form")
     page.el("#go").click()
     wait_for(lambda: page.driver.title == "uploaded", 60, "the redirect after the upload")
     assert "key=forms%2Fform-file.bin" in page.driver.current_url and "bucket=browser-form" in page.driver.current_url

@@ -130,6 +130,65 @@ def test_disks(cd: DaemonProc, root: ConsoleClient) -> None:
     assert {"disk_id", "pool", "free_bytes", "total_bytes", "io_errors", "latency_p99_ms"} <= d["disks"][0].keys()
 
 
+def _audit(d: DaemonProc) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (d.data_dir / "log" / "audit.log").read_text().splitlines()]
+
+
+def test_appliance_pages(cd: DaemonProc, root: ConsoleClient) -> None:
+    """Disks in detail, a disk action (audited as the console's user), the durability estimate,
+    the version and the charts' history; refused to a user without the stowage:* permissions."""
+    from appliance import __version__
+
+    d = root("GET", "disks").json()
+    assert all({"shards", "smart", "drain"} <= x.keys() for x in d["disks"])
+    assert {"heal", "scrub", "drain"} <= d["services"].keys()
+    v = root("GET", "version").json()
+    assert v["version"] == __version__ and v["current"] is True and v["formats"]["metadata DB"] >= 1
+    est = root("GET", "durability").json()
+    assert est["pools"] and est["pools"][0]["disks"] == len(d["disks"]) and 0 <= est["annual_loss"] < 1
+    root("GET", "s3/")  # one S3 request at least, for the request counter
+    h = root("GET", "history").json()
+    assert h["samples"] and {"time", "usable_total", "usable_used", "requests"} <= h["samples"][-1].keys()
+    assert h["samples"][-1]["requests"] > 0
+
+    r = root("POST", "disks/action", json={"action": "check"})
+    assert r.status_code == 200 and r.json()["done"] is True, r.text
+    entry = _audit(cd)[-1]
+    assert entry["source"] == "console" and entry["action"] == "disks.check" and entry["who"].endswith(":root")
+    assert entry["from"].startswith("127.0.0.1:") and entry["outcome"] == "ok"
+    assert set(entry["before"]["disks"]) == {x["disk_id"] for x in d["disks"]} == set(entry["after"]["disks"])
+    r = root("POST", "disks/action", json={"action": "scrub"})
+    assert r.status_code == 200 and "running" in r.json()["result"]
+    for bad, code in (({"action": "format-everything"}, 400), ({"action": ["check"]}, 400), ({"action": "drain"}, 400),
+                      ({"action": "drain", "disk": "no-such-disk"}, 400), ({"action": "replace", "disk": "x"}, 400)):
+        assert root("POST", "disks/action", json=bad).status_code == code, bad
+    assert root("POST", "disks/action", data=b"{not json", headers={"Content-Type": "application/json"}
+                ).status_code == 400
+    assert root("GET", "disks/action").status_code == 405
+
+    # allowed to look, not to act; and a user with no stowage:* permission at all
+    ak, sk = add_user(cd, "console-looker")
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+        "stowage:GetDiskStatus"], "Resource": "*"}]})
+    arn = root.iam("CreatePolicy", PolicyName="disk-looker", PolicyDocument=policy).text.split("<Arn>")[1].split("<")[0]
+    assert root.iam("AttachUserPolicy", UserName="console-looker", PolicyArn=arn).status_code == 200
+    created, attached = [e for e in _audit(cd) if e["action"] in ("iam:CreatePolicy", "iam:AttachUserPolicy")][-2:]
+    assert created["source"] == attached["source"] == "console" and created["who"].endswith(":root")
+    assert created["before"] == {"policy/disk-looker": None} and created["after"]["state"]["policy/disk-looker"]
+    assert attached["before"]["user/console-looker"]["policies"] == []
+    assert attached["after"]["state"]["user/console-looker"]["policies"] == ["disk-looker"]
+    looker = ConsoleClient(cd, ak, sk)
+    assert looker("GET", "disks").status_code == 200 and looker("GET", "version").status_code == 200
+    r = looker("POST", "disks/action", json={"action": "check"})
+    assert r.status_code == 403 and "stowage:ManageDisks" in r.json()["message"]
+    assert looker("GET", "history").status_code == 403
+    nobody = ConsoleClient(cd, *add_user(cd, "console-nobody"))
+    for path in ("disks", "durability", "version", "history"):
+        r = nobody("GET", path)
+        assert r.status_code == 403 and r.json()["error"] == "AccessDenied", path
+    assert nobody("POST", "disks/action", json={"action": "scrub"}).status_code == 403
+
+
 def test_same_data_through_boto3(cd: DaemonProc, root: ConsoleClient) -> None:
     root("PUT", "s3/console-boto")
     root("PUT", "s3/console-boto/k", data=b"\x00\x01" * 1000)

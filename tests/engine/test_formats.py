@@ -142,6 +142,9 @@ GOLDEN_NAMES = {
     "CorsRecord": "cors", "EventConfigRecord": "event_config", "EventTargetRecord": "event_target",
     "QueuedEvent": "queued_event", "ReplicationState": "replication_state", "LifecycleRecord": "lifecycle",
     "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
+    "SitePeerRecord": "site_peer", "SiteStamp": "site_stamp", "SiteChange": "site_change",
+    "SiteConflict": "site_conflict",
+    "RebalanceCursor": "rebalance_cursor", "TieringConfigRecord": "tiering_config", "ArchiveTierRecord": "archive_tier",
 }
 
 

@@ -117,29 +117,55 @@ def test_one_way_replication_byte_for_byte(pair: tuple[DaemonProc, DaemonProc]) 
     assert st["failed"] == 0 and st["completed"] == 6
 
 
-def test_sse_c_objects_fail_with_the_reason(tmp_path: Path, daemon_factory: Any) -> None:
+def test_sse_c_objects_replicate_as_ciphertext_to_stowage_and_fail_elsewhere(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     a = tls_daemon(tmp_path, f'\n[notify.targets.log]\ntype = "file"\npath = "{events}"\n')
     a.start()
+    (tmp_path / "b").mkdir()
+    b = tls_daemon(tmp_path / "b")  # SSE-C needs TLS on both sides
+    b.start()
     try:
-        b = daemon_factory(["--no-mount"], name="b")
-        sa, sb = client(a), b.s3()
-        versioned(sa, "src")
-        versioned(sb, "dst")
-        add_target(a, "boxb", b)
+        sa, sb = client(a), client(b)
+        for s3, bucket in ((sa, "src"), (sa, "src2"), (sb, "dst"), (sb, "dst2")):
+            versioned(s3, bucket)
+        for name, kind in (("boxb", "stowage"), ("anys3", "s3")):  # the same box, seen as another S3 service
+            a.cli("replication", "target", "add", name, "--endpoint", b.endpoint, "--access-key", b.access_key,
+                  "--secret-key", b.secret_key, "--kind", kind, "--no-tls-verify")
         sa.put_bucket_replication(Bucket="src", ReplicationConfiguration={"Role": "", "Rules": [rule("boxb", "dst")]})
-        sa.put_bucket_notification_configuration(Bucket="src", NotificationConfiguration={"QueueConfigurations": [
+        sa.put_bucket_replication(Bucket="src2", ReplicationConfiguration={"Role": "",
+                                                                           "Rules": [rule("anys3", "dst2")]})
+        sa.put_bucket_notification_configuration(Bucket="src2", NotificationConfiguration={"QueueConfigurations": [
             {"QueueArn": "arn:stowage:sqs::log:file", "Events": ["s3:Replication:*"]}]})
         key_c = os.urandom(32)
-        vid = sa.put_object(Bucket="src", Key="ssec", Body=b"c", SSECustomerAlgorithm="AES256",
-                            SSECustomerKey=key_c)["VersionId"]
-        plain = sa.put_object(Bucket="src", Key="plain", Body=b"p")["VersionId"]
         args = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key_c}
+        data = os.urandom(200_000)  # several sealed blocks
+        vid = sa.put_object(Bucket="src", Key="ssec", Body=data, Metadata={"m": "1"}, **args)["VersionId"]
+        vid2 = sa.put_object(Bucket="src2", Key="ssec", Body=b"c", **args)["VersionId"]
+
+        # to a Stowage box: the ciphertext with its key check value, readable there with the same key
         poll(lambda: sa.head_object(Bucket="src", Key="ssec", VersionId=vid, **args).get("ReplicationStatus")
+             == "COMPLETED")
+        got = sb.get_object(Bucket="dst", Key="ssec", VersionId=vid, **args)
+        assert got["Body"].read() == data and got["ReplicationStatus"] == "REPLICA" and got["Metadata"] == {"m": "1"}
+        assert got["ETag"] == sa.head_object(Bucket="src", Key="ssec", VersionId=vid, **args)["ETag"]
+        for wrong in ({}, {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": os.urandom(32)}):
+            with pytest.raises(ClientError):
+                sb.get_object(Bucket="dst", Key="ssec", VersionId=vid, **wrong)
+        # sealed bytes are taken from a replica only (its version id authorized by s3:ReplicateObject)
+        def forge(request: Any, **_: Any) -> None:
+            request.headers["x-stowage-replica-sealed"] = "e30="
+
+        sb.meta.events.register("before-sign.s3.PutObject", forge)
+        with pytest.raises(ClientError) as err:
+            sb.put_object(Bucket="dst", Key="forged", Body=b"x")
+        assert err.value.response["Error"]["Code"] == "AccessDenied"
+
+        # to any other S3 service: FAILED with the reason, and an OperationFailedReplication event
+        poll(lambda: sa.head_object(Bucket="src2", Key="ssec", VersionId=vid2, **args).get("ReplicationStatus")
              == "FAILED")
-        wait_status(sa, "src", "plain", plain, "COMPLETED")
-        st = json.loads(a.cli("replication", "status", "--json").stdout)["targets"]["boxb"]
-        assert st["failed"] == 1 and "SSE-C" in st["last_error"]
+        st = json.loads(a.cli("replication", "status", "--json").stdout)["targets"]
+        assert st["anys3"]["failed"] == 1 and "SSE-C" in st["anys3"]["last_error"]
+        assert st["boxb"]["failed"] == 0 and st["boxb"]["completed"] == 1
 
         def failure_events() -> list[str]:
             lines = [json.loads(x) for x in events.read_text().splitlines()] if events.exists() else []
@@ -148,6 +174,7 @@ def test_sse_c_objects_fail_with_the_reason(tmp_path: Path, daemon_factory: Any)
         poll(lambda: failure_events() == ["Replication:OperationFailedReplication"])
     finally:
         a.stop()
+        b.stop()
 
 
 def test_target_down_then_back_and_kill_of_the_source(pair: tuple[DaemonProc, DaemonProc]) -> None:

@@ -161,10 +161,13 @@ class Workload:
                                                  MultipartUpload={"Parts": parts})
                     self._record(key, body, True)
                 elif op < 0.8:
-                    src = rnd.choice(list(self.acked) or [key])
+                    # copy from this writer's own keys: another writer could overwrite its key
+                    # while the copy runs, and the copy would then hold a body never put here
+                    mine = f"s3/{self.seed}/{w}/"
                     with self.lock:
+                        src = rnd.choice([k for k in self.acked if k.startswith(mine)] or [key])
                         body_src = self.acked.get(src)
-                    if body_src is None or not src.startswith("s3/"):
+                    if body_src is None:
                         continue
                     self._pending(key, body_src)
                     s3.copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": src})

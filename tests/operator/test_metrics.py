@@ -127,6 +127,10 @@ def test_public_metrics_and_an_admin_address(daemon_factory: Any, tmp_path: Any)
     assert status == 200 and b"stowage_disk_state" in body
     assert http_get(admin, "/_stowage/v1/health/ready")[0] == 200
     assert http_get(admin, "/mixed/key")[0] == 404  # S3 is not served there
+    status, headers, _ = http_get(admin, "/")  # the console, at / of the admin address
+    assert status == 308 and headers["location"] == "/_stowage/v1/console/"
+    status, _, body = http_get(admin, headers["location"])
+    assert status == 200 and b"static/app.js" in body
 
 
 def test_health_endpoints(daemon: Any) -> None:

@@ -207,6 +207,8 @@ async function render() {
     else if (what === "object") await pageObject(rest[0], rest.slice(1).join("/"));
     else if (what === "iam") await pageIam();
     else if (what === "disks") await pageDisks();
+    else if (what === "status") await pageStatus();
+    else if (what === "durability") await pageDurability();
     else page("Not found", h("p", { text: "No such page." }));
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) {
@@ -324,12 +326,99 @@ async function pageBucket(bucket) {
     await render();
   }) }, corsText, h("button", {}, "Save CORS rules (empty: delete)"));
 
+  // a setting the user may not read shows the refusal in its own panel; the others still show
+  const readable = async (sub) => {
+    try { return await s3xml("GET", `${b}?${sub}`, { allow404: true }); } catch (e) {
+      if (e instanceof ApiError && e.status === 403) return e;
+      throw e;
+    }
+  };
+  const lifecycle = await readable("lifecycle");
+  const replication = await readable("replication");
+  const notification = await readable("notification");
+
   page("Bucket " + bucket,
     h("p", {}, link(browseHash(bucket, ""), "Browse objects")),
     h("div", { class: "panel" }, h("h2", { text: "Versioning" }), vForm),
     h("div", { class: "panel" }, h("h2", { text: "Object lock" }), lockPanel),
     h("div", { class: "panel" }, h("h2", { text: "Encryption" }), encForm),
-    h("div", { class: "panel" }, h("h2", { text: "CORS" }), corsForm));
+    h("div", { class: "panel" }, h("h2", { text: "CORS" }), corsForm),
+    xmlSetting(b, "lifecycle", "Lifecycle", lifecycle, lifecycleRows, LIFECYCLE_EXAMPLE, true),
+    xmlSetting(b, "replication", "Replication", replication, replicationRows, REPLICATION_EXAMPLE, true),
+    xmlSetting(b, "notification", "Notifications", notification, notificationRows, NOTIFICATION_EXAMPLE, false));
+}
+
+// Lifecycle, replication and notification settings: a summary of the rules and the XML document
+// itself to edit (what PutBucketLifecycleConfiguration etc. take; the server validates it).
+const LIFECYCLE_EXAMPLE = "<LifecycleConfiguration><Rule><ID>expire-logs</ID><Filter><Prefix>logs/</Prefix></Filter>" +
+  "<Status>Enabled</Status><Expiration><Days>30</Days></Expiration></Rule></LifecycleConfiguration>";
+const REPLICATION_EXAMPLE = "<ReplicationConfiguration><Role>arn:aws:iam::000000000000:role/replication</Role><Rule>" +
+  "<ID>all</ID><Status>Enabled</Status><Priority>1</Priority><Filter/><DeleteMarkerReplication><Status>Disabled</Status>" +
+  "</DeleteMarkerReplication><Destination><Bucket>arn:stowage:s3::TARGET:BUCKET</Bucket></Destination></Rule></ReplicationConfiguration>";
+const NOTIFICATION_EXAMPLE = "<NotificationConfiguration><QueueConfiguration><Id>new-objects</Id>" +
+  "<Queue>arn:stowage:sqs::TARGET:webhook</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>";
+
+function ruleFilter(r) {
+  const prefix = all(r, "Prefix").map((p) => p.textContent).filter(Boolean);
+  const tags = all(r, "Tag").map((t) => `${first(t, "Key")}=${first(t, "Value")}`);
+  return [...prefix.map((p) => "prefix " + p), ...tags.map((t) => "tag " + t)].join(", ") || "every object";
+}
+
+function lifecycleRows(doc) {
+  return all(doc, "Rule").map((r) => {
+    const actions = [];
+    for (const e of all(r, "Expiration")) actions.push("expire after " + (first(e, "Days") ? first(e, "Days") + " days" : first(e, "Date") || "delete markers"));
+    for (const t of all(r, "Transition")) actions.push(`to ${first(t, "StorageClass")} after ${first(t, "Days") || first(t, "Date")} days`);
+    for (const e of all(r, "NoncurrentVersionExpiration")) actions.push(`noncurrent versions expire after ${first(e, "NoncurrentDays")} days`);
+    for (const e of all(r, "AbortIncompleteMultipartUpload")) actions.push(`abort uploads after ${first(e, "DaysAfterInitiation")} days`);
+    return [first(r, "ID"), first(r, "Status"), ruleFilter(r), actions.join("; ")];
+  });
+}
+
+function replicationRows(doc) {
+  return all(doc, "Rule").map((r) => [first(r, "ID"), first(r, "Status"), ruleFilter(r),
+    "to " + first(r.getElementsByTagNameNS("*", "Destination")[0] || r, "Bucket")]);
+}
+
+function notificationRows(doc) {
+  const rows = [];
+  for (const [kind, target] of [["QueueConfiguration", "Queue"], ["TopicConfiguration", "Topic"], ["CloudFunctionConfiguration", "CloudFunction"], ["LambdaFunctionConfiguration", "LambdaFunction"]]) {
+    for (const c of all(doc, kind)) {
+      rows.push([first(c, "Id"), all(c, "Event").map((e) => e.textContent).join(", "), ruleFilter(c), "to " + first(c, target)]);
+    }
+  }
+  return rows;
+}
+
+function xmlSetting(b, sub, title, doc, summarize, example, deletable) {
+  if (doc instanceof ApiError) {
+    return h("div", { class: "panel", id: sub + "-panel" }, h("h2", { text: title }), h("p", { class: "error", id: sub + "-rules", text: doc.message }));
+  }
+  const rows = doc ? summarize(doc) : [];
+  const area = h("textarea", { id: sub + "-xml", spellcheck: false });
+  area.value = doc && rows.length ? new XMLSerializer().serializeToString(doc) : "";
+  area.placeholder = example;
+  const save = guarded(async () => {
+    const text = area.value.trim();
+    if (text) {
+      await s3("PUT", `${b}?${sub}`, { body: text, headers: { "Content-Type": "application/xml" } });
+    } else if (deletable) {
+      await s3("DELETE", `${b}?${sub}`);
+    } else {
+      await s3("PUT", `${b}?${sub}`, { body: `<${example.slice(1, example.indexOf(">"))}/>`, headers: { "Content-Type": "application/xml" } });
+    }
+    flash(title + " settings saved.", "ok");
+    await render();
+  });
+  return h("div", { class: "panel", id: sub + "-panel" }, h("h2", { text: title }),
+    rows.length
+      ? h("table", { id: sub + "-rules" }, h("tr", {}, ["Id", sub === "notification" ? "Events" : "Status", "Applies to", "Does"].map((t) => h("th", { text: t }))),
+        rows.map((r) => h("tr", {}, r.map((c) => h("td", { text: c })))))
+      : h("p", { class: "muted", id: sub + "-rules", text: "None set." }),
+    h("details", {}, h("summary", { text: "Edit the XML document (empty: remove every rule)" }),
+      h("form", { onsubmit: save }, area, h("p", {},
+        h("button", { type: "button", class: "secondary", onclick: () => { area.value = example; } }, "Start from an example"), " ",
+        h("button", { id: sub + "-save" }, "Save " + title.toLowerCase())))));
 }
 
 // --- the object browser --------------------------------------------------------------------------
@@ -698,26 +787,190 @@ function usageBar(used, total) {
   return h("span", { class: "bar" }, fill);
 }
 
+function progressBar(done, total, id) {
+  return h("progress", { id, max: total || 1, value: total ? done : 0 });
+}
+
+function serviceLine(name, p) {
+  if (!p || !Object.keys(p).length) return h("li", { text: `${name}: nothing yet` });
+  const total = p.total ?? p.segments_total ?? 0;
+  const done = p.done ?? p.segments_done ?? 0;
+  const parts = [`${name}: ${p.running ? "running" : "idle"}`];
+  if (total) parts.push(`${done} of ${total} segments`);
+  if (p.op) parts.push(`${p.op} of ${p.disk_id}${p.target ? " onto " + p.target : ""}, ${p.moved_shards} shards moved`);
+  if (p.rebuilt_shards) parts.push(`${p.rebuilt_shards} shards rebuilt`);
+  if (name === "scrub") {
+    parts.push(`${p.segments || 0} segments and ${size(p.bytes_read || 0)} verified in the ${p.pass_started_ns ? "current" : "last"} pass`);
+    if (p.found) parts.push(`${p.found} damaged, ${p.repaired} repaired, ${p.unrecoverable} unrecoverable`);
+    if (p.last_complete_ns) parts.push("last complete " + new Date(p.last_complete_ns / 1e6).toISOString().replace(/\.\d+Z$/, "Z"));
+  }
+  if (p.last_error) parts.push("last error: " + p.last_error);
+  return h("li", { id: "service-" + name }, parts.join(", "), " ", p.running && total ? progressBar(done, total) : null);
+}
+
+function smartCell(x) {
+  if (!x.smart) return h("td", { class: "muted", title: "not a block device, or not read yet", text: "n/a" });
+  const sm = x.smart;
+  const details = [["model", sm.model], ["serial", sm.serial], ["temperature", sm.temperature_c !== null ? sm.temperature_c + " °C" : null],
+    ["power-on hours", sm.power_on_hours], ["reallocated sectors", sm.reallocated_sectors], ["pending sectors", sm.pending_sectors],
+    ["offline uncorrectable", sm.offline_uncorrectable], ["media errors", sm.media_errors], ["percentage used", sm.percentage_used],
+    ["failing now", (sm.failing_now || []).join(", ")], ["why unavailable", sm.unavailable_reason]]
+    .filter(([, v]) => v !== null && v !== undefined && v !== "");
+  return h("td", {}, h("details", { class: "smart" }, h("summary", { text: sm.verdict }),
+    h("table", {}, details.map(([k, v]) => h("tr", {}, h("th", { text: k }), h("td", { text: String(v) }))))));
+}
+
+async function diskAction(action, args, question) {
+  if (question && !confirm(question)) return;
+  const r = await jsonCall("POST", "disks/action", Object.assign({ action }, args));
+  flash(r.done ? `${action}: done.` : `${action}: started; its progress shows below.`, "ok");
+}
+
 async function pageDisks() {
   const show = async () => {
     const d = await jsonCall("GET", "disks");
     const c = d.capacity;
-    const rows = d.disks.map((x) => h("tr", {},
-      h("td", { text: x.disk_id }), h("td", { text: x.pool + " / " + x.role }),
-      h("td", { class: "state-" + x.state, text: x.state + (x.reasons.length ? ": " + x.reasons.join("; ") : "") }),
-      h("td", {}, usageBar(x.total_bytes - x.free_bytes, x.total_bytes), " ", size(x.total_bytes - x.free_bytes) + " of " + size(x.total_bytes)),
-      h("td", { class: "num", text: String(x.io_errors) }), h("td", { class: "num", text: String(x.checksum_failures) }),
-      h("td", { class: "num", text: x.latency_p99_ms === null ? "–" : x.latency_p99_ms.toFixed(1) + " ms" }),
-      h("td", { class: "muted", text: x.path })));
+    const ids = d.disks.map((x) => x.disk_id);
+    const rows = d.disks.map((x) => {
+      const others = ids.filter((i) => i !== x.disk_id);
+      const target = h("select", { class: "replace-target" }, others.map((i) => h("option", { value: i }, i)));
+      return h("tr", { id: "disk-" + x.disk_id },
+        h("td", { text: x.disk_id }), h("td", { text: x.pool + " / " + x.role }),
+        h("td", { class: "state-" + x.state, text: x.state + (x.reasons.length ? ": " + x.reasons.join("; ") : "") }),
+        h("td", {}, usageBar(x.total_bytes - x.free_bytes, x.total_bytes), " ", size(x.total_bytes - x.free_bytes) + " of " + size(x.total_bytes)),
+        h("td", { class: "num", text: x.shards === undefined ? "–" : String(x.shards) }),
+        h("td", { class: "num", text: String(x.io_errors) }), h("td", { class: "num", text: String(x.checksum_failures) }),
+        h("td", { class: "num", text: x.latency_p99_ms === null ? "–" : x.latency_p99_ms.toFixed(1) + " ms" }),
+        smartCell(x),
+        h("td", {}, x.drain ? h("span", {}, `${x.drain.op}: `, progressBar(x.drain.done, x.drain.total)) : null,
+          h("button", { class: "danger", onclick: guarded(() => diskAction("drain", { disk: x.disk_id },
+            `Drain ${x.disk_id}: move every shard off it, then release it?`)) }, "Drain"), " ",
+          others.length ? h("span", { class: "inline" }, h("button", { class: "secondary", onclick: guarded(() => diskAction("replace",
+            { disk: x.disk_id, new: target.value }, `Rebuild ${x.disk_id}'s shards onto ${target.value}, then release ${x.disk_id}?`)) }, "Replace with"), " ", target) : null),
+        h("td", { class: "muted", text: x.path }));
+    });
+    const sv = d.services || {};
     page("Disks",
       h("div", { class: "panel", id: "capacity" },
         h("p", {}, "Usable capacity: ", usageBar(c.usable_total - c.usable_free, c.usable_total), " ",
           `${size(c.usable_total - c.usable_free)} used of ${size(c.usable_total)} (raw ${size(c.raw_total)})`),
         h("p", { id: "heal-backlog", text: d.heal_backlog ? `Healing: ${d.heal_backlog} segments queued for repair` : "Healing: nothing queued" })),
-      h("table", { id: "disks" }, h("tr", {}, ["Disk", "Pool / role", "Health", "Usage", "I/O errors", "Checksum failures", "p99 latency", "Path"].map((t) => h("th", { text: t }))), rows));
+      h("div", { class: "panel", id: "services" }, h("h2", { text: "Heal, scrub, drain" }),
+        h("ul", {}, serviceLine("heal", sv.heal), serviceLine("scrub", sv.scrub), serviceLine("drain", sv.drain)),
+        h("p", {},
+          h("button", { id: "disks-check", class: "secondary", onclick: guarded(() => diskAction("check", {})) }, "Check the disks now"), " ",
+          h("button", { id: "disks-scrub", class: "secondary", onclick: guarded(() => diskAction("scrub", {})) }, "Scrub now"), " ",
+          h("button", { id: "disks-heal", class: "secondary", onclick: guarded(() => diskAction("heal", {})) }, "Heal now"))),
+      h("table", { id: "disks" }, h("tr", {}, ["Disk", "Pool / role", "Health", "Usage", "Shards", "I/O errors", "Checksum failures",
+        "p99 latency", "SMART", "Actions", "Path"].map((t) => h("th", { text: t }))), rows),
+      h("p", { class: "muted", text: "A drained disk is released by the daemon; unmounting a managed disk's device is left to `stowage disks remove` on the box. Adding a disk needs the box too (`stowage disks add`)." }));
   };
   await show();
-  refreshTimer = setInterval(() => { show().catch((e) => flash(e.message)); }, 5000);
+  refreshTimer = setInterval(() => { if (!document.querySelector("#disks details[open]")) show().catch((e) => flash(e.message)); }, 5000);
+}
+
+// --- status: charts, version ---------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v);
+  }
+  for (const kid of kids) el.append(kid);
+  return el;
+}
+
+// A line chart of [time (s), value] points, drawn as SVG in the page (no library, nothing fetched).
+function lineChart(id, title, points, format, top) {
+  const W = 560, H = 180, L = 70, R = 10, T = 24, B = 26;
+  const chart = svg("svg", { id, viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", "aria-label": title, class: "chart" });
+  chart.append(svg("text", { x: L, y: 15, class: "chart-title", text: title }));
+  if (points.length < 2) {
+    chart.append(svg("text", { x: L, y: H / 2, class: "chart-empty", text: "collecting samples (one every 10 s)…" }));
+    return chart;
+  }
+  const t0 = points[0][0], t1 = points[points.length - 1][0];
+  const vmax = top || Math.max(...points.map((p) => p[1])) || 1;
+  const x = (t) => L + ((t - t0) / ((t1 - t0) || 1)) * (W - L - R);
+  const y = (v) => H - B - (v / vmax) * (H - T - B);
+  chart.append(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "chart-axis" }));
+  chart.append(svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "chart-axis" }));
+  chart.append(svg("text", { x: L - 4, y: T + 4, "text-anchor": "end", class: "chart-label", text: format(vmax) }));
+  chart.append(svg("text", { x: L - 4, y: H - B, "text-anchor": "end", class: "chart-label", text: format(0) }));
+  const minutes = Math.round((t1 - t0) / 60);
+  chart.append(svg("text", { x: L, y: H - 6, class: "chart-label", text: minutes ? `${minutes} min ago` : `${Math.round(t1 - t0)} s ago` }));
+  chart.append(svg("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "chart-label", text: "now: " + format(points[points.length - 1][1]) }));
+  chart.append(svg("polyline", { points: points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "), class: "chart-line" }));
+  return chart;
+}
+
+async function pageStatus() {
+  const v = await jsonCall("GET", "version");
+  const formats = h("table", { id: "formats" }, Object.entries(v.formats).map(([k, n]) => h("tr", {}, h("th", { text: k }), h("td", { text: "format " + n }))));
+  const up = v.upgrade;
+  const versionPanel = h("div", { class: "panel", id: "version" }, h("h2", { text: "Version" }),
+    h("p", { id: "version-line", text: `Stowage ${v.version}` }),
+    h("p", { id: "formats-status", class: v.current ? "json-ok" : "json-bad", text: v.current
+      ? "On-disk formats: current" + (v.data_version ? ` (data directory last run by ${v.data_version})` : "")
+      : "On-disk formats: NOT current; the next start migrates: " + v.pending.map((m) => m.name).join(", ") }),
+    formats,
+    up ? h("p", { id: "upgrade-state", text: up.committed ? `Last upgrade ${up.from_version || "unstamped"} → ${up.to_version}: committed`
+      : `Upgrade ${up.from_version || "unstamped"} → ${up.to_version} is not committed: \`stowage upgrade --commit\` keeps it, \`stowage rollback\` returns to the previous version` }) : null);
+  const charts = h("div", { class: "panel", id: "charts" }, h("h2", { text: "Capacity and requests" }));
+  page("Status", versionPanel, charts);
+  const draw = async () => {
+    let hist;
+    try { hist = await jsonCall("GET", "history"); } catch (e) {
+      charts.replaceChildren(h("h2", { text: "Capacity and requests" }), h("p", { class: "error", id: "charts-error", text: e.message }));
+      return;
+    }
+    const sm = hist.samples;
+    const used = sm.map((p) => [p.time, p.usable_used]);
+    const rate = [];
+    for (let i = 1; i < sm.length; i++) {
+      const dt = sm[i].time - sm[i - 1].time;
+      if (dt > 0) rate.push([sm[i].time, Math.max(0, sm[i].requests - sm[i - 1].requests) / dt]);
+    }
+    const total = sm.length ? sm[sm.length - 1].usable_total : 0;
+    charts.replaceChildren(h("h2", { text: "Capacity and requests" }),
+      lineChart("capacity-chart", `Usable capacity used (of ${size(total)})`, used, size, total),
+      lineChart("requests-chart", "S3 and IAM requests per second", rate, (n) => (n >= 10 ? n.toFixed(0) : n.toFixed(2)) + "/s"));
+  };
+  await draw();
+  refreshTimer = setInterval(() => { draw().catch((e) => flash(e.message)); }, 10000);
+}
+
+// --- durability --------------------------------------------------------------------------------
+
+function pct(p) { return p === null || p === undefined ? "–" : p === 0 ? "0" : p.toPrecision(3); }
+function ninesText(n) { return n === null || n === undefined ? "∞ (no loss modelled)" : n.toFixed(1); }
+
+async function pageDurability() {
+  const e = await jsonCall("GET", "durability");
+  const rows = e.pools.map((p) => h("tr", {},
+    h("td", { text: p.pool }), h("td", { class: "num", text: `${p.disks} (${p.failed} failed)` }), h("td", { text: `${p.k}+${p.m}` }),
+    h("td", { class: "num", text: (p.afr_mean * 100).toPrecision(2) + " %" }), h("td", { class: "num", text: p.rebuild_hours.toFixed(1) + " h" }),
+    h("td", { class: "num", text: pct(p.annual_loss) }), h("td", { class: "num", text: ninesText(p.nines) }),
+    h("td", { class: "num", text: `${pct(p.annual_loss_one_more_parity)} (${ninesText(p.nines_one_more_parity)} nines)` }),
+    h("td", { class: "num", text: p.annual_loss_with_replication === null ? "no target" : `${pct(p.annual_loss_with_replication)} (${ninesText(p.nines_with_replication)} nines)` })));
+  const wear = e.pools.flatMap((p) => p.disk_rates.filter((r) => r.reasons.length)
+    .map((r) => h("li", { text: `${r.disk_id}: annual failure rate ${(r.afr * 100).toPrecision(2)} % (${r.reasons.join("; ")})` })));
+  page("Durability estimate",
+    h("div", { class: "panel", id: "durability" },
+      h("p", { id: "durability-nines", class: "big", text: `${ninesText(e.nines)} nines: a ${pct(e.annual_loss)} chance of losing data in a year` }),
+      h("p", { text: e.annual_loss_with_replication === null ? "No replication target is configured (durability.replication_sites = 0)."
+        : `With the replication target: ${pct(e.annual_loss_with_replication)} (${ninesText(e.nines_with_replication)} nines).` }),
+      h("p", { text: `With one more parity disk: ${pct(e.annual_loss_one_more_parity)} (${ninesText(e.nines_one_more_parity)} nines).` }),
+      h("table", { id: "durability-pools" }, h("tr", {}, ["Pool", "Disks", "Geometry", "Mean AFR", "Rebuild", "P(loss)/year", "Nines",
+        "One more parity", "With replication"].map((t) => h("th", { text: t }))), rows),
+      wear.length ? h("ul", { id: "durability-wear" }, wear) : h("p", { class: "muted", text: "No disk shows wear: every disk has the base failure rate." })),
+    h("div", { class: "panel" }, h("h2", { text: "How it is computed" }),
+      h("p", { text: `Per pool of N disks coded k+m, with a per-disk failure rate λ = AFR / 8760 h (base AFR ${(e.base_afr * 100).toPrecision(2)} %, raised for SMART wear) and a rebuild time R (detection plus writing one disk's data at ${size(e.rebuild_bytes_per_sec)}/s, ${e.rebuild_source}):` }),
+      h("pre", { text: "MTTDL = (1/R)^m / (λ^(m+1) · N · (N−1) · … · (N−m))   hours\nP(loss in a year) = 1 − exp(−8760 / MTTDL)\nnines = −log10 P" }),
+      h("p", { class: "muted", text: "Assumptions and the wear mapping: docs/durability.md. `stowage durability --measure` measures the rebuild speed instead of using the configured one." })));
 }
 
 // --- start ---------------------------------------------------------------------------------------
