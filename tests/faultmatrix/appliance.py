@@ -164,9 +164,9 @@ class Workload:
                     # copy from this writer's own keys: another writer could overwrite its key
                     # while the copy runs, and the copy would then hold a body never put here
                     mine = f"s3/{self.seed}/{w}/"
-                    with self.lock:
-                        src = rnd.choice([k for k in self.acked if k.startswith(mine)] or [key])
-                        body_src = self.acked.get(src)
+                    with self.lock:  # not onto itself: S3 refuses that copy (InvalidRequest)
+                        src = rnd.choice([k for k in self.acked if k.startswith(mine) and k != key] or [key])
+                        body_src = self.acked.get(src) if src != key else None
                     if body_src is None:
                         continue
                     self._pending(key, body_src)

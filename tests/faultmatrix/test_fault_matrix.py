@@ -49,7 +49,7 @@ def test_eio_on_one_data_disk(app: FaultAppliance) -> None:
     w = run_workload(app, lambda w: w.ops >= 10)
     app.data[0].control.eio("all")
     w2 = run_workload(app, lambda w: w.ops >= 30, seed=1)
-    assert w2.failures == 0  # one disk of k=4, m=2: the daemon serves every request
+    assert w2.failures == 0, w2.why_failed  # one disk of k=4, m=2: the daemon serves every request
     w.check(app.daemon.s3())
     w2.check(app.daemon.s3())
     wait_disk_flagged(app, [app.data[0]])  # by the I/O errors the requests met, or the monitor's probe
@@ -99,7 +99,7 @@ def test_enospc_on_a_data_disk(app: FaultAppliance) -> None:
     w = run_workload(app, lambda w: w.ops >= 10)
     app.data[0].control.fill()
     w2 = run_workload(app, lambda w: w.ops >= 30, seed=1)
-    assert w2.failures == 0  # placement and the shard writers go around the full disk
+    assert w2.failures == 0, w2.why_failed  # placement and the shard writers go around the full disk
     s3 = app.daemon.s3()
     w.check(s3)
     w2.check(s3)
