@@ -22,6 +22,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from appliance import diskregistry as registry
 from appliance.config import Config
 from appliance.engine.errors import InvalidArgument, StowageError
 from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
@@ -30,7 +31,6 @@ from diskmgr.label import ForeignDisk, is_mounted, mount_at, read_label, verify_
 from diskmgr.smart import SmartReport, read_smart
 from diskmgr.state import ADMINISTRATIVE, DiskState
 
-from . import registry
 from .common import appliance_options, resolve_config, run_guarded
 from .progress import op_progress
 from .sizes import human_size

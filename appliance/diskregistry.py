@@ -11,6 +11,9 @@
   start-up loader only opens managed disks that have a record).
 - `add_disk(cfg, ...)`: `stowage disks add` — diskmgr.prepare.add_disk given this appliance's
   disks directory, pools, id and hand-over.
+
+Below the CLI (which is a composition root nothing imports) so that the web console's "add"
+(appliance/consoleadmin.py) runs this very code in the daemon, hand-over op included.
 """
 
 from __future__ import annotations
