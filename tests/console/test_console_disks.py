@@ -17,17 +17,11 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import DaemonProc
-from tests.diskmgr.conftest import GIB, _can_loop, _detach
+from tests.diskmgr.conftest import GIB
 from tests.healing.test_disk_failure import seven_disk_config
 from tests.polling import wait_for
 
 from .conftest import ConsoleClient, add_user
-
-
-@pytest.fixture(scope="module")
-def sysroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the added disks' boot mounts are written instead of the live /etc."""
-    return tmp_path_factory.mktemp("sysroot")
 
 
 @pytest.fixture(scope="module")
@@ -46,27 +40,6 @@ def d7(tmp_path_factory: pytest.TempPathFactory, sysroot: Path) -> Iterator[Daem
 @pytest.fixture(scope="module")
 def admin(d7: DaemonProc) -> ConsoleClient:
     return ConsoleClient(d7, d7.access_key, d7.secret_key)
-
-
-@pytest.fixture(scope="module")
-def loops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
-    """Sparse 1 GiB loop devices, detached (and unmounted) after the module."""
-    if not _can_loop():
-        pytest.skip("needs root and loop devices")
-    tmp = tmp_path_factory.mktemp("loops")
-    made: list[str] = []
-
-    def make() -> str:
-        img = tmp / f"{len(made)}.img"
-        with open(img, "wb") as f:
-            f.truncate(GIB)
-        made.append(subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True,
-                                   check=True).stdout.strip())
-        return made[-1]
-
-    yield make
-    for dev in made:
-        _detach(dev)
 
 
 def _audit(d: DaemonProc) -> list[dict[str, Any]]:
