@@ -106,6 +106,10 @@ def test_add_refusals(d7: DaemonProc, admin: ConsoleClient, loops: Callable[[], 
     r = _add(admin, dev)
     assert r.status_code == 409 and "not blank" in r.json()["message"]
     assert _add(admin, dev, force="yes").status_code == 400
+    for bad in ({"device": 5, "confirm": 5}, {"role": "boot"}, {"pool": "nope"}, {"pool": "../x"},
+                {"device": "/etc/passwd", "confirm": "/etc/passwd"}, {"device": dev + "p1", "confirm": dev + "p1"}):
+        r = _add(admin, dev, **bad)
+        assert r.status_code == 400 and r.json()["error"] == "InvalidArgument", (bad, r.text)
     assert all(x["path"] != str(mnt) for x in _disks(admin).values())
 
 
