@@ -27,8 +27,10 @@ from .conftest import ConsoleClient, add_user
 @pytest.fixture(scope="module")
 def d7(tmp_path_factory: pytest.TempPathFactory, sysroot: Path) -> Iterator[DaemonProc]:
     tmp = tmp_path_factory.mktemp("console7")
-    d = DaemonProc(tmp / "data", ["--no-mount", "--config", str(seven_disk_config(tmp, "data"))],
-                   {"STOWAGE_SYSCONF_ROOT": str(sysroot)})
+    cfg = seven_disk_config(tmp, "data")
+    # shard counts are compared before and after each move: no rebalance onto the added disks meanwhile
+    cfg.write_text(cfg.read_text() + "\n[rebalance]\nenabled = false\n")
+    d = DaemonProc(tmp / "data", ["--no-mount", "--config", str(cfg)], {"STOWAGE_SYSCONF_ROOT": str(sysroot)})
     d.start()
     yield d
     try:
