@@ -105,6 +105,7 @@ class ConsoleAdmin:
     _nursery: trio.Nursery | None = None
     _shards: tuple[float, dict[str, int]] = (-math.inf, {})
     _durability: tuple[float, Json] = (-math.inf, {})
+    _adding: trio.Lock = field(default_factory=trio.Lock)  # one add at a time: each preflight sees the last's disk
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Samples the metrics for the charts, and holds the background disk actions."""
@@ -228,19 +229,20 @@ class ConsoleAdmin:
             raise InvalidArgument(f"add: everything on {device[:64]} will be erased; confirm by giving the device "
                                   "again as confirm")
         op_args: Json = {"device": device, "role": role, "pool": pool, "force": "yes" if force else "no"}
-        before = disk_states(self.store.disks)
-        try:
-            # confirm=: the console's confirmation was checked above; --force still gates a device with data
-            added: AddResult = await trio.to_thread.run_sync(lambda: diskregistry.add_disk(
-                self.cfg, device, role, pool, force=force, confirm=lambda _pf: True))
-        except StowageError as exc:
-            self._record("disks.add", op_args, who, where, exc.code, before, None)
-            raise
+        async with self._adding:
+            before = disk_states(self.store.disks)
+            try:
+                # confirm=: the console's confirmation was checked above; --force still gates a device with data
+                added: AddResult = await trio.to_thread.run_sync(lambda: diskregistry.add_disk(
+                    self.cfg, device, role, pool, force=force, confirm=lambda _pf: True))
+            except StowageError as exc:
+                self._record("disks.add", op_args, who, where, exc.code, before, None)
+                raise
+            after = disk_states(self.store.disks)
         result = {"disk_id": added.disk_id, "device": added.device, "by_id": added.by_id, "fstype": added.fstype,
                   "fs_uuid": added.fs_uuid, "mount_point": str(added.mount_point), "role": added.role,
                   "pool": added.pool, "boot": added.boot, "handed_over": added.handed_over}
-        self._record("disks.add", op_args, who, where, "ok", before, {"disks": disk_states(self.store.disks),
-                                                                      "result": result})
+        self._record("disks.add", op_args, who, where, "ok", before, {"disks": after, "result": result})
         return {"done": True, "result": result}
 
     def _record(self, op: str, args: Json, who: str, where: str, outcome: str, before: Json, after: Json | None
