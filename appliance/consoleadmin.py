@@ -8,6 +8,9 @@ nothing the CLI could not, and each is written to the audit log with the console
 address and the disks' states before and after. A drain or replace takes as long as moving the
 disk's shards: it runs in the background and its progress shows on the disks page.
 
+A drain or replace that ends well then releases the drained disk's device as `stowage disks
+remove|replace` do (diskregistry.release: a managed disk is unmounted, its boot mount removed).
+
 "add" is `stowage disks add` itself (appliance/diskregistry.py: the same preflight refusals,
 mkfs, mount, label, boot mount, and the hand-over through the "disks.attach" control op), run
 in a worker thread of the daemon; the candidates it offers come from the same discovery as
@@ -68,6 +71,8 @@ ACTIONS: dict[str, Action] = {
     "scrub": Action("scrub.start", (), (), False),
     "heal": Action("heal.run", (), (), True),
 }
+
+RELEASING = ("disks.remove", "disks.replace")  # the drained disk's device is released on the host
 
 
 def wear_of(smart: SmartReport | None) -> dict[str, int | None]:
@@ -194,6 +199,12 @@ class ConsoleAdmin:
         async def run() -> Json:
             try:
                 result = await handler(op_args, emit)
+                if spec.op in RELEASING and isinstance(result, dict):  # and then `stowage disks remove`'s host side
+                    try:
+                        result["unmounted"] = await trio.to_thread.run_sync(
+                            diskregistry.release, self.cfg, result["disk_id"], result["path"])
+                    except OSError as exc:  # the drain itself succeeded: say so, and what is left to do
+                        result["unmounted"], result["release_error"] = False, str(exc)
             except StowageError as exc:
                 self._record(spec.op, op_args, who, where, exc.code, before, None)
                 raise

@@ -1,7 +1,8 @@
 """The console's disk actions against a real daemon with a 4+2 pool on seven directory disks:
 adding a real loop device (root only) through the console runs `stowage disks add`'s own code
 (preflight refusals included) and is audited; a drain and a replace started from the console
-move the shards and every object still reads back byte for byte through boto3."""
+move the shards, a drained added disk is unmounted, and every object still reads back byte for
+byte through boto3."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from diskmgr.label import is_mounted
 from tests.conftest import DaemonProc
 from tests.diskmgr.conftest import GIB
 from tests.healing.test_disk_failure import seven_disk_config
@@ -48,6 +50,12 @@ def _audit(d: DaemonProc) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (d.data_dir / "log" / "audit.log").read_text().splitlines()]
 
 
+def _ended(d: DaemonProc, op: str, disk_id: str) -> dict[str, Any] | None:
+    """The audit entry of a console drain/replace of `disk_id` once it ended (not "started")."""
+    return next((e for e in reversed(_audit(d)) if e["source"] == "console" and e["action"] == op
+                 and f"={disk_id}" in e["target"] and e["outcome"] != "started"), None)
+
+
 def _disks(c: ConsoleClient) -> dict[str, dict[str, Any]]:
     return {x["disk_id"]: x for x in c("GET", "disks").json()["disks"]}
 
@@ -61,6 +69,12 @@ def _candidate(c: ConsoleClient, dev: str) -> dict[str, Any] | None:
 def _add(c: ConsoleClient, dev: str, **extra: Any) -> Any:
     return c("POST", "disks/action", json={"action": "add", "device": dev, "role": "data", "pool": "default",
                                            "confirm": dev, **extra})
+
+
+def _boot_entries(sysroot: Path) -> str:
+    """What the added disks wrote for boot (fstab lines or mount units) under the scratch root."""
+    etc = sysroot / "etc"
+    return "".join(p.read_text() for p in etc.rglob("*") if p.is_file()) if etc.exists() else ""
 
 
 def _shards(path: str) -> int:
@@ -130,7 +144,7 @@ def test_add_needs_manage_disks(d7: DaemonProc, admin: ConsoleClient) -> None:
     assert nobody("GET", "disks/candidates").status_code == 403
 
 
-def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable[[], str]) -> None:
+def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable[[], str], sysroot: Path) -> None:
     s3 = boto3.client("s3", endpoint_url=d7.endpoint, aws_access_key_id=d7.access_key,
                       aws_secret_access_key=d7.secret_key, region_name="us-east-1",
                       config=Config(s3={"addressing_style": "path"}))
@@ -143,17 +157,16 @@ def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable
         for k, v in objs.items():
             assert s3.get_object(Bucket="console-drain", Key=k)["Body"].read() == v, k
 
-    def idle() -> bool:
-        drain = admin("GET", "disks").json()["services"]["drain"]
-        return not drain.get("running")
-
     disks = _disks(admin)
     total = sum(_shards(x["path"]) for x in disks.values())
     victim = next(x for x in disks.values() if x["path"].endswith("disk0"))
     assert _shards(victim["path"]) > 0
     r = admin("POST", "disks/action", json={"action": "drain", "disk": victim["disk_id"]})
     assert r.status_code == 200 and r.json() == {"done": False, "started": "disks.remove"}, r.text
-    wait_for(lambda: victim["disk_id"] not in _disks(admin) and idle(), timeout=60, what="the drain")
+    wait_for(lambda: _ended(d7, "disks.remove", victim["disk_id"]), timeout=60, what="the drain")
+    ended = _ended(d7, "disks.remove", victim["disk_id"])
+    assert ended is not None and ended["outcome"] == "ok"
+    assert victim["disk_id"] not in _disks(admin)
     assert _shards(victim["path"]) == 0
     assert sum(_shards(x["path"]) for x in _disks(admin).values()) == total  # moved, none lost or doubled
     intact()
@@ -167,8 +180,20 @@ def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable
     assert held > 0
     r = admin("POST", "disks/action", json={"action": "replace", "disk": old["disk_id"], "new": new["disk_id"]})
     assert r.status_code == 200 and r.json()["started"] == "disks.replace", r.text
-    wait_for(lambda: old["disk_id"] not in _disks(admin) and idle(), timeout=60, what="the replace")
+    wait_for(lambda: _ended(d7, "disks.replace", old["disk_id"]), timeout=60, what="the replace")
+    ended = _ended(d7, "disks.replace", old["disk_id"])
+    assert ended is not None and ended["outcome"] == "ok" and old["disk_id"] not in _disks(admin)
+    assert ended["after"]["result"]["unmounted"] is False  # a configured directory: nothing to release
     assert _shards(old["path"]) == 0 and _shards(new["mount_point"]) == before + held
     intact()
-    outcomes = [(e["action"], e["outcome"]) for e in _audit(d7) if e["source"] == "console"]
-    assert ("disks.remove", "ok") in outcomes and ("disks.replace", "ok") in outcomes
+
+    # draining a disk that `add` prepared releases its device as `stowage disks remove` does
+    assert is_mounted(new["mount_point"]) and new["mount_point"] in _boot_entries(sysroot)
+    r = admin("POST", "disks/action", json={"action": "drain", "disk": new["disk_id"]})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: _ended(d7, "disks.remove", new["disk_id"]), timeout=60, what="the drain of the added disk")
+    ended = _ended(d7, "disks.remove", new["disk_id"])
+    assert ended is not None and ended["outcome"] == "ok" and ended["after"]["result"]["unmounted"] is True
+    assert not is_mounted(new["mount_point"]) and new["mount_point"] not in _boot_entries(sysroot)
+    assert new["disk_id"] not in _disks(admin)
+    intact()

@@ -900,7 +900,7 @@ async function pageDisks() {
       h("table", { id: "disks" }, h("tr", {}, ["Disk", "Pool / role", "Health", "Usage", "Shards", "I/O errors", "Checksum failures",
         "p99 latency", "SMART", "Actions", "Path"].map((t) => h("th", { text: t }))), rows),
       addPanel,
-      h("p", { class: "muted", text: "A drained disk is released by the daemon; unmounting a managed disk's device is left to `stowage disks remove` on the box." }));
+      h("p", { class: "muted", text: "A drained or replaced disk leaves the daemon; a disk added with \"Add a disk\" (or `stowage disks add`) is also unmounted and its boot-time mount removed, so it can be pulled." }));
   };
   const candidates = h("div", {}, h("p", { class: "muted", text: "Looking for devices…" }));
   const addPanel = h("details", { class: "panel", id: "disk-add" }, h("summary", { text: "Add a disk (formats a block device)" }), candidates);
