@@ -72,9 +72,8 @@ def pool_space(members: list[Disk]) -> tuple[int, int]:
     size: dict[int, int] = {}
     free: dict[int, int] = {}
     for d in members:
-        try:
-            dev = d.path.stat().st_dev
-        except OSError:
+        dev = d.device()  # as last read: a stalled disk must not hold the loop
+        if dev is None:
             continue
         if dev not in size:
             size[dev], free[dev] = d.total_bytes(), 0

@@ -170,6 +170,15 @@ class GcConfig:
 
 
 @dataclass(frozen=True)
+class StallConfig:
+    """A data disk that leaves an operation unanswered this long is stalled: a write goes on
+    with the other shards (never fewer than k+1), the disk monitor shows the disk offline, and
+    reads go around it (docs/fault-matrix.md)."""
+
+    seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class SnapshotConfig:
     interval_seconds: float = 3600.0
     keep: int = 3
@@ -314,6 +323,7 @@ class Config:
     gc: GcConfig = field(default_factory=GcConfig)
     rebalance: RebalanceConfig = field(default_factory=RebalanceConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    stall: StallConfig = field(default_factory=StallConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     access_log: AccessLogConfig = field(default_factory=AccessLogConfig)
@@ -441,6 +451,8 @@ def validate(cfg: Config) -> Config:
     if cfg.mount.enabled not in ("auto", "yes", "no"):
         raise ConfigError(f"mount.enabled: expected auto, yes or no, got {cfg.mount.enabled!r}")
     _validate_mount_access(cfg.mount)
+    if not 0 < cfg.stall.seconds <= 600:
+        raise ConfigError("stall.seconds: must be more than 0 and at most 600")
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
     if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):

@@ -1,17 +1,24 @@
 """Soak: a bounded mixed workload on fault disks, with faults injected on a schedule.
 
     python -m bench.soak [--seconds 600] [--dir /var/tmp/stowage-soak] [--seed 1] [--raw-mib 256]
+    python -m bench.soak --power-cuts 20 [--seed 1]
 
 A real daemon whose six data disks and metadata directory are fault-injecting FUSE disks
 (tests/faultfs) takes S3 PUT/GET/DELETE/multipart/copy from two threads and, when FUSE is usable,
 mount writes + fsync + renames from a third (tests/faultmatrix/appliance.py: the fault matrix's
 workload), while a scheduler injects one fault at a time, every few seconds: EIO on a data disk
 (all operations, or 30 % of them), a full data disk, 50 ms of latency on every operation of a
-data disk, a data disk whose reads hang for a few seconds, and a power cut of every disk at once
+data disk, a data disk whose every operation hangs for a few seconds, and a power cut of every disk at once
 (the daemon is killed with them and restarted). At the end every write acknowledged in the run
 is read back: the figures are the operations done, the faults injected and the writes lost
 (must be 0), beside the raw disk speed of the machine (bench/raw.py) measured in the same run.
 Needs root and /dev/fuse (as the fault matrix does).
+
+`--power-cuts N` runs N power cuts of every disk instead, at the named moments of the write,
+multipart, mount rename, GC, heal, lifecycle transition and metadata snapshot paths (each at
+least once when N >= 8) and at random moments of the workload (tests/faultmatrix/powercuts.py;
+the fault matrix runs each named moment once), the daemon restarted after each, and checks every
+write acknowledged in any round at the end.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from pathlib import Path
 from bench.raw import measure
 from tests.faultfs import usable
 from tests.faultmatrix.appliance import BUCKET, FaultAppliance, Workload, fault_appliance
+from tests.faultmatrix.powercuts import MOMENTS, nothing, plan, power_cut_run
 
-CONFIG = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.5\n[snapshot]\ninterval_seconds = 10\n"
+CONFIG = "[gc]\ngrace_seconds = 0\ninterval_seconds = 0.5\n[snapshot]\ninterval_seconds = 10\n[stall]\nseconds = 3\n"
 FAULT_SECONDS = (2.0, 6.0)  # how long one fault lasts
 QUIET_SECONDS = (1.0, 4.0)  # between two faults
 
@@ -48,7 +56,7 @@ def _disk_fault(a: FaultAppliance, rnd: random.Random, kind: str) -> Callable[[]
     elif kind == "latency":
         c.latency(0.05)
     elif kind == "stall":
-        c.hang("reads")
+        c.hang("all")
     else:
         raise ValueError(kind)
     return c.clear
@@ -104,16 +112,33 @@ def soak(seconds: float, work: Path, seed: int) -> int:
     return 1 if problems else 0
 
 
+def power_cuts(cuts: int, work: Path, seed: int) -> int:
+    print(f"power cuts: {cuts}, seed {seed}")
+    with power_cut_run(work, seed) as run:
+        for point in plan(run.rnd, cuts):
+            run.cut_at(point, MOMENTS[point] if point else nothing)
+        run.check_all()
+        acked = sum(len(w.acked) for w in run.workloads) + len(run.acked)
+    print(f"acknowledged writes: {acked} (every one read back after its cut and at the end); writes lost: 0")
+    return 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=600.0, help="how long the workload runs (default 600)")
     p.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--raw-mib", type=int, default=256, help="size of the raw disk speed test file")
+    p.add_argument("--power-cuts", type=int, default=0, help="run this many power cuts at named and random moments")
     args = p.parse_args()
     if not usable():
         sys.exit("bench.soak needs root and /dev/fuse (the fault disks are FUSE mounts)")
     work = Path(tempfile.mkdtemp(prefix="stowage-soak-", dir=args.dir))
+    if args.power_cuts:
+        try:
+            sys.exit(power_cuts(args.power_cuts, work, args.seed))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     try:
         raw = measure(work / "raw", size=args.raw_mib << 20)
         for line in raw.lines():

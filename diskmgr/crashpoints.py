@@ -6,6 +6,10 @@ so that tests can check recovery from a crash at exactly that step.
 itself SIGKILL (no cleanup, no atexit, no buffered output: as a power cut or an OOM kill leaves
 it). Unset, `crash_point` is one failed dict lookup. Here in diskmgr, the lowest layer, so that
 the engine and the services can both call it.
+
+`STOWAGE_CRASH_AT=file:<path>` arms them at run time instead: the file, when it exists, holds
+`<point>[@<n>]`, read again whenever it changes (one stat per point reached), so that a test can
+arm a running daemon for the next step, as the power-cut matrix does.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ POINTS = {
     "gc.files_deleted": "GC: one segment's shard files are deleted, the next is not started",
     "heal.shards_sealed": "heal: rebuilt shards are sealed, the new placement is not committed",
     "heal.committed": "heal: the new placement is committed, the replaced shard files are not deleted",
+    "transition.committed": "lifecycle transition: the re-encoded version is committed, the old data is not freed",
+    "snapshot.committed": "metadata snapshot: stored and committed, the journal is not compacted",
 }
 
 
-def _armed() -> dict[str, int]:
-    raw = os.environ.get(ENV, "").strip()
+def _parse(raw: str) -> dict[str, int]:
     if not raw:
         return {}
     name, _, nth = raw.partition("@")
@@ -38,11 +43,30 @@ def _armed() -> dict[str, int]:
     return {name: int(nth) if nth else 1}
 
 
-_ARMED = _armed()
+_RAW = os.environ.get(ENV, "").strip()
+_FILE = _RAW.removeprefix("file:") if _RAW.startswith("file:") else ""
+_ARMED = {} if _FILE else _parse(_RAW)
+_file_seen: tuple[int, int] | None = None  # (mtime_ns, size) of the arming file last read
+
+
+def _rearm() -> None:
+    """Arm what the arming file says, if it changed since it was last read."""
+    global _ARMED, _file_seen
+    try:
+        st = os.stat(_FILE)
+    except FileNotFoundError:
+        _ARMED, _file_seen = {}, None
+        return
+    if (st.st_mtime_ns, st.st_size) != _file_seen:
+        with open(_FILE) as f:
+            _ARMED = _parse(f.read().strip())
+        _file_seen = (st.st_mtime_ns, st.st_size)
 
 
 def crash_point(name: str) -> None:
     """Die here if this point is armed (and reached its count)."""
+    if _FILE:
+        _rearm()
     left = _ARMED.get(name)
     if left is None:
         return

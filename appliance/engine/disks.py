@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,10 @@ from diskmgr.durable import fsync_dir
 from diskmgr.latency import LatencyHistogram
 from diskmgr.state import READABLE, WRITABLE, DiskState
 
+from . import fssync
+
 FANOUT = [f"{i:02x}" for i in range(256)]
+SPACE_SECONDS = 1.0  # free and total space are read again when older than this
 
 
 @dataclass
@@ -57,6 +62,9 @@ class Disk:
     # spun down (seen by the disk monitor with `hdparm -C`, which does not wake it): new
     # segments and the scrubber leave it asleep while they can
     asleep: bool = False
+    _space_read: tuple[int, int, int | None] | None = field(default=None, init=False, repr=False)
+    _space_at: float = field(default=0.0, init=False, repr=False)
+    _space_reading: bool = field(default=False, init=False, repr=False)
 
     @property
     def shards_dir(self) -> Path:
@@ -73,10 +81,11 @@ class Disk:
         return f"{self.path}/tmp/{segment_id}.{shard}.{secrets.token_hex(4)}"
 
     @functools.cached_property
-    def own_filesystem(self) -> bool:
+    def group_syncable(self) -> bool:
         """The disk is the root of a filesystem of its own (a mounted data disk), not a
-        directory of a filesystem shared with other software (the embedded mode)."""
-        return os.path.ismount(self.path)
+        directory of a filesystem shared with other software (the embedded mode), and one that
+        syncfs makes durable (fssync.py: not a FUSE filesystem)."""
+        return os.path.ismount(self.path) and fssync.syncfs_reaches(str(self.path))
 
     @property
     def writable(self) -> bool:
@@ -87,18 +96,37 @@ class Disk:
         return self.state in READABLE
 
     def free_bytes(self) -> int:
-        try:
-            st = os.statvfs(self.path)
-        except OSError:
-            return 0
-        return max(0, st.f_bavail * st.f_frsize - self.reserve_bytes)
+        return max(0, self._space()[0] - self.reserve_bytes)
 
     def total_bytes(self) -> int:
+        return self._space()[1]
+
+    def device(self) -> int | None:
+        """The filesystem's device number (disks sharing one count once); None if unreadable."""
+        return self._space()[2]
+
+    def _space(self) -> tuple[int, int, int | None]:
+        """(free bytes, total bytes, device) as last read. Callers run in the event loop (placement, status),
+        and a stalled disk would hold it in statvfs: the figures are read again in a thread of
+        their own when older than SPACE_SECONDS, at most one at a time; only the first waits."""
+        space = self._space_read
+        if space is None:
+            self._space_reading = True
+            return self._read_space()
+        if time.monotonic() - self._space_at > SPACE_SECONDS and not self._space_reading:
+            self._space_reading = True
+            threading.Thread(target=self._read_space, daemon=True, name=f"statvfs {self.disk_id}").start()
+        return space
+
+    def _read_space(self) -> tuple[int, int, int | None]:
+        space: tuple[int, int, int | None]
         try:
             st = os.statvfs(self.path)
+            space = (st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, os.stat(self.path).st_dev)
         except OSError:
-            return 0
-        return st.f_blocks * st.f_frsize
+            space = (0, 0, None)
+        self._space_read, self._space_at, self._space_reading = space, time.monotonic(), False
+        return space
 
     def initialise(self) -> None:
         """Create the directory skeleton (blocking; once, when the disk joins)."""

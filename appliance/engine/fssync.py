@@ -13,6 +13,11 @@ keeps its own file open and, after the group sync, fdatasyncs it: the data is cl
 that costs no journal commit, and it reports any writeback error of that file's pages since the
 writer opened it. A failed sync fails every write that waited on it (their PUTs fail and their
 files are removed: nothing unsynced is acknowledged).
+
+syncfs does not reach a FUSE filesystem's server: the kernel writes back its page cache and
+returns without asking the server to sync (only virtiofs forwards it), so a file "synced" that
+way is lost with the server's cache at a power cut. `syncfs_reaches` tells such disks apart;
+their shard files are fsync'd one by one.
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ def syncfs(fd: int) -> None:
     if _libc.syncfs(fd) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"syncfs: {os.strerror(err)}")
+
+
+FUSE_SUPER_MAGIC = 0x65735546
+
+
+def syncfs_reaches(path: str) -> bool:
+    """syncfs(2) of the filesystem holding `path` makes its files durable (not a FUSE one)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type, a C long, comes first
+    if _libc.statfs(os.fsencode(path), buf) != 0:
+        return True  # cannot tell: the caller's syncfs then fails the way it would
+    return ctypes.c_long.from_buffer(buf).value != FUSE_SUPER_MAGIC
 
 
 class FilesystemSync:

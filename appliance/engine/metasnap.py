@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import trio
 from awscrt.checksums import crc32c
 
+from diskmgr.crashpoints import crash_point
 from diskmgr.durable import fsync_dir
 
 from . import keys
@@ -206,6 +207,7 @@ async def take_snapshot(store: StoreCore, keep: int) -> tuple[SnapshotInfo, list
     except BaseException:
         await store.discard_segment(rec)
         raise
+    crash_point("snapshot.committed")
     # the journal is kept back to the previous snapshot, so that recovery falling back to it (the
     # newest one damaged beyond repair) still replays every commit since
     await _compact_journal(store, kept[-2].journal_lsn if len(kept) > 1 else ser.journal_lsn)
@@ -235,7 +237,9 @@ async def _write_manifests(store: StoreCore, kept: list[SnapshotInfo]) -> None:
 
         def work(root: Path = disk.path) -> None:
             d = root / MANIFEST_DIR
-            d.mkdir(exist_ok=True)
+            if not d.is_dir():
+                d.mkdir()
+                fsync_dir(str(root))  # the new directory's name, durable before the file in it is
             tmp = d / "manifest.json.tmp"
             with open(tmp, "wb") as f:
                 f.write(doc)

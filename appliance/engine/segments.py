@@ -59,6 +59,7 @@ MAX_POOLED_BUFFER = 16 << 20
 # and the block is decoded from the first k chunks in. A disk whose read was read around counts
 # as slow until one of its reads completes: its shards are read around at once meanwhile.
 HEDGE_SECONDS = 1.0
+STALL_SECONDS = 10.0  # the default of config [stall] seconds
 
 DamageCallback = Callable[[str, list[int], str], None]
 Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
@@ -79,6 +80,7 @@ class _ShardState:
     disk: Disk | None
     writer: ShardWriter | None = None
     failed: bool = False
+    stalled: bool = False  # given up on while its disk still holds the operation: left alone
     error: str = ""
     sent: list[int] = field(default_factory=list)
 
@@ -169,6 +171,9 @@ class SegmentIO:
         # buffers encrypted blocks are assembled in (reused: a fresh one costs page faults)
         self._buffers: list[bytearray] = []
         self.slow_disks: set[str] = set()  # disks with a read outstanding past HEDGE_SECONDS
+        # a shard write unanswered this long, once the others make the quorum, is given up
+        # (config [stall] seconds; docs/fault-matrix.md)
+        self.stall_seconds = STALL_SECONDS
 
     # --- write ------------------------------------------------------------------------------
 
@@ -246,7 +251,7 @@ class SegmentIO:
                 return None, summary
             self._check_quorum(shards, geo)
             identity = dict(identity, etag=summary.etag, size=length)
-            await self._seal(segment_id, shards, header, stored, identity)
+            await self._seal(segment_id, shards, geo, header, stored, identity)
             self._check_quorum(shards, geo)
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -285,14 +290,17 @@ class SegmentIO:
             if disk is None:
                 return
             t0 = time.perf_counter()
-            grouped = self.group_sync if self.group_sync is not None else disk.own_filesystem
-            group = fssync.for_path(str(disk.path)).sync_after if grouped else None
+
+            def work() -> None:  # all of it in the thread: a stalled disk holds even its stat
+                grouped = self.group_sync if self.group_sync is not None else disk.group_syncable
+                group = fssync.for_path(str(disk.path)).sync_after if grouped else None
+                write_whole(disk.tmp_path(segment_id, i), disk.shard_path(segment_id, i), _with_shard(header, i),
+                            [chunks[i]], group)
+
             try:
                 # not under the disk's limiter: a few KiB, and the thread mostly waits for the
                 # group sync, which the more writers join the better
-                await trio.to_thread.run_sync(write_whole, disk.tmp_path(segment_id, i),
-                                              disk.shard_path(segment_id, i), _with_shard(header, i),
-                                              [chunks[i]], group)
+                await trio.to_thread.run_sync(work, abandon_on_cancel=True)
             except OSError as exc:
                 self._fail(st, disk, exc)
                 return
@@ -301,13 +309,50 @@ class SegmentIO:
             disk.counters.write_bytes += len(chunks[i])
 
         try:
-            await gather(*[(lambda i=i, st=st: write_one(i, st)) for i, st in enumerate(shards)])
+            await self._quorum_or_stall(shards, geo, write_one)
             self._check_quorum(shards, geo)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._discard(segment_id, shards)
             raise
         return _record(segment_id, geo, stored, shards, created, pool, enc), summary
+
+    async def _quorum_or_stall(self, shards: list[_ShardState], geo: Geometry,
+                               job: Callable[[int, _ShardState], Awaitable[None]]) -> None:
+        """`job` for every shard side by side. Once `quorum` of them succeeded, the others get
+        stall_seconds more; those still unanswered then are given up as stalled: the write goes
+        on without them (never below the quorum, which _check_quorum enforces), their shards are
+        recorded damaged for the healer, and their disk is left holding the abandoned thread."""
+        done: set[int] = set()
+        wake = trio.Event()
+
+        async def run(i: int, st: _ShardState) -> None:
+            await job(i, st)
+            done.add(i)
+            wake.set()
+
+        async with trio.open_nursery() as nursery:
+            for i, st in enumerate(shards):
+                nursery.start_soon(run, i, st)
+            deadline = float("inf")
+            while len(done) < len(shards):
+                ok = sum(1 for i in done if shards[i].disk is not None and not shards[i].failed)
+                if ok >= geo.quorum and deadline == float("inf"):
+                    deadline = trio.current_time() + self.stall_seconds
+                with trio.move_on_at(deadline):
+                    await wake.wait()
+                wake = trio.Event()
+                if trio.current_time() >= deadline:
+                    break
+            for i, st in enumerate(shards):
+                if i not in done and st.disk is not None:
+                    self._stalled(st, st.disk)
+            nursery.cancel_scope.cancel()
+
+    def _stalled(self, st: _ShardState, disk: Disk) -> None:
+        st.failed = st.stalled = True
+        st.error = f"{disk.disk_id}: no answer within {self.stall_seconds:g} s (stalled)"
+        disk.record_error()
 
     @staticmethod
     def _check_quorum(shards: list[_ShardState], geo: Geometry) -> None:
@@ -329,9 +374,12 @@ class SegmentIO:
                 return
             hdr = _with_shard(header, i)
             try:
-                st.writer = await trio.to_thread.run_sync(
-                    ShardWriter, disk.tmp_path(header.segment_id, i), hdr, limiter=disk.limiter
-                )
+                with trio.move_on_after(self.stall_seconds):
+                    st.writer = await trio.to_thread.run_sync(
+                        ShardWriter, disk.tmp_path(header.segment_id, i), hdr, limiter=disk.limiter,
+                        abandon_on_cancel=True)
+                if st.writer is None:
+                    self._stalled(st, disk)  # the other shards' writers must not wait for it
             except OSError as exc:
                 self._fail(st, disk, exc)
             async for chunk in recv:
@@ -339,7 +387,12 @@ class SegmentIO:
                     continue
                 t0 = time.perf_counter()
                 try:
-                    await trio.to_thread.run_sync(st.writer.append, chunk, limiter=disk.limiter)
+                    with trio.move_on_after(self.stall_seconds) as waited:
+                        await trio.to_thread.run_sync(st.writer.append, chunk, limiter=disk.limiter,
+                                                      abandon_on_cancel=True)
+                    if waited.cancelled_caught:
+                        self._stalled(st, disk)
+                        continue
                 except OSError as exc:
                     self._fail(st, disk, exc)
                     await trio.to_thread.run_sync(st.writer.discard)
@@ -355,7 +408,7 @@ class SegmentIO:
         disk.record_error()
 
     async def _seal(
-        self, segment_id: str, shards: list[_ShardState], header: ShardHeader, length: int,
+        self, segment_id: str, shards: list[_ShardState], geo: Geometry, header: ShardHeader, length: int,
         identity: dict[str, Any],
     ) -> None:
         async def seal_one(i: int, st: _ShardState) -> None:
@@ -372,17 +425,17 @@ class SegmentIO:
                 fsync_dir(path.rsplit("/", 1)[0])
 
             try:
-                await trio.to_thread.run_sync(work, limiter=disk.limiter)
+                await trio.to_thread.run_sync(work, limiter=disk.limiter, abandon_on_cancel=True)
             except OSError as exc:
                 self._fail(st, disk, exc)
                 await trio.to_thread.run_sync(writer.discard)
 
-        await gather(*[(lambda i=i, st=st: seal_one(i, st)) for i, st in enumerate(shards)])
+        await self._quorum_or_stall(shards, geo, seal_one)
 
     async def _discard(self, segment_id: str, shards: list[_ShardState]) -> None:
         """Remove every file of an uncommitted segment (temporary or sealed)."""
         for i, st in enumerate(shards):
-            if st.disk is None:
+            if st.disk is None or st.stalled:  # a stalled disk's tmp file goes at the next start
                 continue
             disk, writer = st.disk, st.writer
 

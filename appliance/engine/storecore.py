@@ -13,7 +13,6 @@ import collections
 import contextlib
 import contextvars
 import logging
-import os
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
@@ -326,6 +325,7 @@ class StoreCore:
         raw = db.get(keys.appliance("seq"))
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
+        self.seg.stall_seconds = cfg.stall.seconds
         self.geometries: dict[str, Geometry] = {}
         self.access = tiering.AccessLog()  # reads of INTELLIGENT_TIERING versions, flushed in batches
         # segment id -> reads in progress that took its record: a moved shard's old file stays
@@ -1086,9 +1086,8 @@ class StoreCore:
         for d in self.disks:
             if d.role != "data":
                 continue
-            try:
-                dev = os.stat(d.path).st_dev
-            except OSError:
+            dev = d.device()  # as last read: a stalled disk must not hold the loop
+            if dev is None:
                 continue
             if dev in seen:
                 continue

@@ -19,6 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from diskmgr.crashpoints import crash_point
+
 from . import events, keys
 from .classes import Placement
 from .codec import Geometry
@@ -123,4 +125,5 @@ async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: 
             log.info("transition of %s/%s %s skipped: the version changed", v.bucket, v.key, v.version_id)
             return None
         raise
+    crash_point("transition.committed")
     return TranscodeResult(sum(s.length for s in fresh), len(fresh))

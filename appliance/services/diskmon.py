@@ -1,7 +1,8 @@
 """The disk monitor: periodic per-disk checks combined into a health state (diskmgr.health).
 
 Every CHECK_SECONDS each data disk is observed in a worker thread (a hung disk cannot stall the
-loop; a check that takes longer than PROBE_TIMEOUT marks the disk offline):
+loop; a check unanswered for config [stall] seconds marks the disk offline, "stalled", and the
+checks then come that often):
 - the directory (or mount point) is still there, and a managed disk is still mounted;
 - the identity label is readable and names this appliance and this disk;
 - the shard directory skeleton is still there (a wiped directory is not our disk any more);
@@ -43,7 +44,6 @@ from .spindown import SpinDown
 log = logging.getLogger("stowage.diskmon")
 
 CHECK_SECONDS = 5.0
-PROBE_TIMEOUT = 20.0
 SMART_SECONDS = 600.0
 
 
@@ -82,6 +82,7 @@ class DiskMonitor:
         self.store = store
         self.healer = healer
         self.static_paths = static_paths
+        self.probe_timeout = store.cfg.stall.seconds
         self.transitions = TransitionLog(logger=logging.getLogger("stowage.disks"))
         self.smart: dict[str, tuple[float, SmartReport]] = {}
         self.spin = SpinDown(store)
@@ -110,14 +111,14 @@ class DiskMonitor:
         managed = str(disk.path) not in self.static_paths
         obs: DiskObservation | None = None
         try:
-            with trio.move_on_after(PROBE_TIMEOUT):
+            with trio.move_on_after(self.probe_timeout):
                 obs = await trio.to_thread.run_sync(_probe, disk, self.store.appliance_id, managed,
                                                     abandon_on_cancel=True)
         except OSError as exc:  # EIO on the disk's own directory: it is not usable
             obs = DiskObservation(io_errors=disk.counters.io_errors, present=False,
                                   offline_reason=f"{disk.path}: {exc.strerror or exc}")
         if obs is None:
-            obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
+            obs = DiskObservation(present=False, offline_reason=f"stalled: no answer within {self.probe_timeout:g} s")
         if obs.present and obs.mounted:
             await self.spin.observe(disk, rec)
         smart = await self._smart_for(disk, rec) if obs.present and obs.mounted else None
@@ -154,5 +155,6 @@ class DiskMonitor:
                 for d in self.store.disks]
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await run_periodically(self.check_all, lambda: CHECK_SECONDS, log=log, what="disk check",
+        await run_periodically(self.check_all, lambda: min(CHECK_SECONDS, self.probe_timeout), log=log,
+                               what="disk check",
                                task_status=task_status)

@@ -35,6 +35,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ class Durability:
         # What an earlier run left in limbo is garbage: everything visible at start is durable.
         shutil.rmtree(self.limbo, ignore_errors=True)
         self.limbo.mkdir()
-        for stale in ("tree.new", "tree.old"):
+        for stale in ("tree.new", "tree.old", *(p.name for p in base.glob("trash.*"))):
             shutil.rmtree(base / stale, ignore_errors=True)
         self._check_dirent_inodes()
         self.files: dict[int, FileUndo] = {}
@@ -268,12 +269,14 @@ class Durability:
                 os.ftruncate(fd, u.durable_size)
             finally:
                 os.close(fd)
-        old = self.base / "tree.old"
-        os.rename(self.tree, old)
+        trash = self.base / f"trash.{next(self._names)}"
+        trash.mkdir()
+        os.rename(self.tree, trash / "tree")
         os.rename(new, self.tree)
-        shutil.rmtree(old)
-        shutil.rmtree(self.limbo)
+        os.rename(self.limbo, trash / "limbo")
         self.limbo.mkdir()
+        # what the cut threw away is deleted behind it: the disk is back at once
+        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True).start()
         self.files.clear()
         self.dirs.clear()
         self.refs.clear()

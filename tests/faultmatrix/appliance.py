@@ -12,6 +12,7 @@ import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,8 @@ class FaultAppliance:
             disk.control.power_off()
         if self.daemon.proc is not None:
             self.daemon.proc.kill()
-        for disk in self.disks:  # fails the operations the killed daemon still waits for
-            disk.control.power_cut()
+        with ThreadPoolExecutor(len(self.disks)) as pool:  # fails what the killed daemon still waits for
+            list(pool.map(lambda disk: disk.control.power_cut(), self.disks))
         if self.daemon.proc is not None:
             self.daemon.proc.wait(60)
         if self.daemon.info.get("mount"):
@@ -79,8 +80,8 @@ def fault_appliance(tmp: Path, *, mount: bool = False, config: str = "",
         # directory after a rename of CURRENT or a new log). The data disks stay strict POSIX.
         meta.control.ordered_names()
         # the mount points' own directory entries must be there after a power cut (an installer's job)
-        for d in (data_dir / "disks", data_dir):
-            fd = os.open(d, os.O_RDONLY)
+        for parent in (data_dir / "disks", data_dir):
+            fd = os.open(parent, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
         cfg = tmp / "stowage.toml"
@@ -163,9 +164,9 @@ class Workload:
                     # copy from this writer's own keys: another writer could overwrite its key
                     # while the copy runs, and the copy would then hold a body never put here
                     mine = f"s3/{self.seed}/{w}/"
-                    with self.lock:
-                        src = rnd.choice([k for k in self.acked if k.startswith(mine)] or [key])
-                        body_src = self.acked.get(src)
+                    with self.lock:  # not onto itself: S3 refuses that copy (InvalidRequest)
+                        src = rnd.choice([k for k in self.acked if k.startswith(mine) and k != key] or [key])
+                        body_src = self.acked.get(src) if src != key else None
                     if body_src is None:
                         continue
                     self._pending(key, body_src)
@@ -214,6 +215,11 @@ class Workload:
                     f.flush()
                     os.fsync(f.fileno())
                 os.rename(root / tmp, root / key)
+                dirfd = os.open(root / "fs" / str(self.seed), os.O_RDONLY)
+                try:  # the rename is acknowledged by the directory's fsync (fusefs/SEMANTICS.md)
+                    os.fsync(dirfd)
+                finally:
+                    os.close(dirfd)
                 self._record(key, body, True)
             except OSError as exc:
                 self._record(key, None, False, f"mount {errno.errorcode.get(exc.errno or 0, exc.errno)}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,7 +198,7 @@ def test_disconnect_mid_upload_leaves_nothing(raw: Any, s3: Any, bucket: str) ->
         body = os.urandom(8 * 1024 * 1024)
         head = raw.head("PUT", f"/{bucket}/{key}", body, length=len(body))
         send_raw(raw, head + body[: 3 * 1024 * 1024], read=False)
-    time.sleep(0.5)  # let the daemon notice the closed connections (correctness does not depend on it)
+    # cut short: neither upload is ever committed, whenever the daemon notices the closed connections
     assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == b"original"
     assert raw.request("HEAD", f"/{bucket}/fresh")[0] == 404
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["victim"]

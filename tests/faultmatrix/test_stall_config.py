@@ -1,0 +1,37 @@
+"""The [stall] section: its default, its documentation, and one clear error per bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import ConfigError, load_config
+
+
+def _load(tmp_path: Path, text: str) -> float:
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return load_config(p).stall.seconds
+
+
+def test_default_and_documented(tmp_path: Path) -> None:
+    assert _load(tmp_path, "") == 10.0
+    assert _load(tmp_path, "[stall]\nseconds = 1.5\n") == 1.5
+    shipped = (Path(__file__).resolve().parents[2] / "systemd" / "stowage.toml").read_text()
+    assert "[stall]" in shipped and "#seconds = 10.0" in shipped
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[stall]\nseconds = 0\n", "stall.seconds: must be more than 0 and at most 600"),
+    ("[stall]\nseconds = -3\n", "stall.seconds: must be more than 0 and at most 600"),
+    ("[stall]\nseconds = 1e9\n", "stall.seconds: must be more than 0 and at most 600"),
+    ("[stall]\nseconds = nan\n", "stall.seconds: must be more than 0 and at most 600"),
+    ('[stall]\nseconds = "10"\n', "stall.seconds"),
+    ("[stall]\nbogus = 1\n", "stall.bogus: unknown setting"),
+    ("stall = 3\n", "stall"),
+])
+def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    assert message in err.value.message
