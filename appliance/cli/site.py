@@ -61,9 +61,11 @@ def listing(cfg: Config, as_json: bool) -> None:
 @appliance_options
 @click.argument("name")
 def remove(cfg: Config, name: str) -> None:
-    """Stop replicating with peer NAME (`stowage site list`); the peer is not told."""
+    """Stop replicating with peer NAME (`stowage site list`); the peer is told and stops too."""
     r = _call(cfg, "site.remove", {"name": name})
     click.echo(f"removed {name}" + (f" ({r['dropped']} queued changes dropped)" if r["dropped"] else ""))
+    if not r["told"]:
+        click.echo(f"warning: {name} could not be told ({r['error']}): run `stowage site remove` there", err=True)
 
 
 @site.command("status")
@@ -80,6 +82,10 @@ def status(cfg: Config, as_json: bool) -> None:
         state = f"retrying: {p['last_error']}" if p["retrying"] else "ok"
         click.echo(f"  {p['name']:<34} {p['url']}  backlog {p['queued']}  lag {p['lag_seconds']}s  "
                    f"sent {p['sent']}  {state}")
+    if r["missing_targets"]:
+        click.echo("rules naming a target this box does not have (they do nothing here until it is added):")
+    for m in r["missing_targets"]:
+        click.echo(f"  bucket {m['bucket']}: {m['kind']} rule {m['rule'] or '(no id)'} -> target {m['target']!r}")
     if r["conflicts"]:
         click.echo("conflicts (the last writer won):")
     for c in r["conflicts"]:

@@ -22,20 +22,21 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from appliance.engine import keys
+from appliance.engine import events_keys, keys
 from appliance.engine.errors import StowageError
 from appliance.engine.eventrules import ReplicationRule
 from appliance.engine.objectstore import ObjectStore
-from appliance.engine.records import BucketRecord, SiteChange, SiteConflict, SitePeerRecord
+from appliance.engine.records import BucketRecord, EventConfigRecord, SiteChange, SiteConflict, SitePeerRecord
 from appliance.engine.storecore import Txn
 
 from . import sitekeys
+from .notify import live_config
 from .notifytargets import SecretWrapper
 from .replicatargets import RemoteTarget
 from .replicate import ReplicationService
@@ -48,6 +49,7 @@ log = logging.getLogger("stowage.site")
 BATCH = 256
 FIRST_RETRY = 0.2
 RETRY_MAX = 5.0
+LEAVE_TIMEOUT = 10.0
 KEEP_CONFLICTS = 100
 TARGET_PREFIX = "site:"
 
@@ -84,6 +86,9 @@ class SiteService:
     site_key: Callable[[], Awaitable[tuple[str, str]]]
     refresh_identities: Callable[[], Awaitable[None]]  # after a peer changed users, groups, policies, keys
     root_canonical_id: str
+    # the notification targets this box has (targets are per box: a replicated rule may name
+    # one it lacks, a problem `status` shows)
+    notify_targets: Callable[[], Collection[str]] = tuple
     clock: Hlc = field(default_factory=Hlc)
     peers: dict[str, PeerState] = field(default_factory=dict)
     received: int = 0
@@ -223,18 +228,41 @@ class SiteService:
     # --- leaving --------------------------------------------------------------------------------------
 
     async def remove(self, name: str) -> dict[str, Any]:
-        """Stop replicating with peer `name` (its queue is dropped; the peer is not told)."""
+        """Stop replicating with peer `name` (its queue is dropped) and tell it, so it stops too;
+        a peer that cannot be reached is removed here all the same (`told` is False: run
+        `site remove` there)."""
         async with self._lock:
-            if name not in self.peers:
+            st = self.peers.get(name)
+            if st is None:
                 raise SiteError(f"no site peer named {name!r} (stowage site list)")
-            self._forget(name)
-            dropped = 0
-            async with self.store.txn() as t:
-                t.batch.delete(sitekeys.peer(name))
-                for k, _ in self.store.db.scan(sitekeys.queue_prefix(name)):
-                    t.batch.delete(k)
-                    dropped += 1
-            return {"name": name, "dropped": dropped}
+            told, why = True, ""
+            try:
+                with trio.fail_after(LEAVE_TIMEOUT):
+                    await st.client.acall("leave", {"origin": self.name})
+            except (SiteError, trio.TooSlowError) as exc:
+                told, why = False, str(exc) or "no answer"
+                log.warning("site: %s was not told it left the site: %s", name, why)
+            out = await self._drop(name)
+        return dict(out, told=told, error=why)
+
+    async def receive_leave(self, origin: str) -> dict[str, Any]:
+        """A peer left the site (authorized by the caller: stowage:SiteReplicate)."""
+        async with self._lock:
+            if origin not in self.peers:
+                raise SiteError(f"{origin!r} is not a peer of this box's site")
+            await self._drop(origin)
+        log.info("site: %s left the site", origin)
+        return {"name": self.name}
+
+    async def _drop(self, name: str) -> dict[str, Any]:
+        self._forget(name)
+        dropped = 0
+        async with self.store.txn() as t:
+            t.batch.delete(sitekeys.peer(name))
+            for k, _ in self.store.db.scan(sitekeys.queue_prefix(name)):
+                t.batch.delete(k)
+                dropped += 1
+        return {"name": name, "dropped": dropped}
 
     def _forget(self, name: str) -> None:
         scope = self._senders.pop(name, None)
@@ -353,10 +381,28 @@ class SiteService:
                 n += 1
         return n, oldest
 
+    def problems(self) -> list[dict[str, str]]:
+        """The notification and replication rules (replicated from a peer, or made here) that
+        name a target this box does not have: targets are per box, so such a rule delivers or
+        replicates nothing from this box until a target of that name is added here."""
+        replication = set(self.replication.targets) if self.replication is not None else set()
+        notify = set(self.notify_targets())
+        out: list[dict[str, str]] = []
+        view = Txn(self.store)
+        for _, raw in self.store.db.scan(events_keys.CONFIGS):
+            rec = live_config(view, EventConfigRecord.decode(raw).bucket, raw)
+            if rec is None:
+                continue
+            rules = [("replication", r, replication) for r in (rec.replication or {}).get("rules", [])]
+            rules += [("notification", n, notify) for n in rec.notifications]
+            out.extend({"bucket": rec.bucket, "kind": kind, "rule": str(r.get("id", "")),
+                        "target": str(r.get("target", ""))} for kind, r, have in rules if r.get("target") not in have)
+        return out
+
     def status(self) -> dict[str, Any]:
         conflicts = [SiteConflict.decode(raw) for _, raw in self.store.db.scan(sitekeys.CONFLICT)]
         return {"name": self.name, "hlc": describe(self.clock.now()), "received": self.received,
-                "conflicts_since_start": self.conflicts_seen,
+                "conflicts_since_start": self.conflicts_seen, "missing_targets": self.problems(),
                 "peers": [st.to_json(*self._backlog(n)) for n, st in sorted(self.peers.items())],
                 "conflicts": [{"key": c.key, "winner": c.winner, "reason": c.reason, "at_ns": c.at_ns,
                                "local": {"site": c.local_origin, "hlc": describe(c.local_hlc)},

@@ -6,6 +6,7 @@ the key this box holds for the peer; the peer authorizes `stowage:SiteReplicate`
              -> {"name", "root_canonical_id"}
     changes  {"origin", "changes": [{"key", "value", "hlc", "origin", "prev"}, ...]}
              -> {"applied", "conflicts"}
+    leave    {"origin"} -> {"name"}: the origin left the site (`stowage site remove` there)
 
 Secrets travel wrapped by the master key the boxes of a site share (never in plain text), inside
 SigV4 and, with an https:// URL, TLS. `parse_*` check every field of what a peer sent.
@@ -130,6 +131,10 @@ def parse_changes(doc: dict[str, Any]) -> tuple[str, list[SiteChange]]:
         out.append(SiteChange(_b64(c, "key", 2048), value, _int(c, "hlc", 1), _text(c, "origin", MAX_NAME),
                               _int(c, "prev", -1)))
     return origin, out
+
+
+def parse_leave(doc: dict[str, Any]) -> str:
+    return _text(doc, "origin", MAX_NAME)
 
 
 def change_json(ch: SiteChange) -> dict[str, Any]:

@@ -193,3 +193,26 @@ def _signed(url: str, signed: bytes, sent: bytes, ak: str, sk: str) -> urllib3.B
     req = AWSRequest(method="POST", url=url, data=signed, headers={"Content-Type": "application/json"})
     S3SigV4Auth(Credentials(ak, sk), "s3", "us-east-1").add_auth(req)
     return urllib3.request("POST", url, body=sent, headers=dict(req.headers.items()))
+
+
+def test_a_rule_without_its_target_is_a_problem_and_remove_tells_the_peer(
+        site: tuple[DaemonProc, DaemonProc]) -> None:
+    a, b = site
+    sa = a.s3()
+    a.cli("replication", "target", "add", "ext", "--endpoint", b.endpoint, "--access-key", b.access_key,
+          "--secret-key", b.secret_key, "--kind", "s3")
+    sa.create_bucket(Bucket="ruled")
+    sa.put_bucket_replication(Bucket="ruled", ReplicationConfiguration={"Role": "", "Rules": [{
+        "ID": "r1", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": ""},
+        "DeleteMarkerReplication": {"Status": "Disabled"}, "Destination": {"Bucket": "arn:stowage:s3::ext:copy"}}]})
+    # targets are per box: the rule arrives on B, which has no target "ext", and says so
+    want = [{"bucket": "ruled", "kind": "replication", "rule": "r1", "target": "ext"}]
+    poll(lambda: status(b)["missing_targets"] == want, what=lambda: json.dumps(status(b)))
+    assert status(a)["missing_targets"] == []
+    assert "target 'ext'" in b.cli("site", "status").stdout
+
+    name_b = status(b)["name"]
+    out = a.cli("site", "remove", name_b)
+    assert f"removed {name_b}" in out.stdout and "could not be told" not in out.stderr
+    assert json.loads(b.cli("site", "list", "--json").stdout) == []  # B was told: it stopped too
+    assert json.loads(a.cli("site", "list", "--json").stdout) == []
