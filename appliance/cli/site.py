@@ -37,11 +37,19 @@ def site() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def add(cfg: Config, url: str, access_key: str, secret_key: str, self_url: str, region: str, no_tls_verify: bool,
         as_json: bool) -> None:
-    """Join the box at URL to this box's site (both must hold the same master key)."""
+    """Join the box at URL to this box's site (both must hold the same master key); it is asked
+    to join this box's other peers too."""
     r = _call(cfg, "site.add", {"url": url, "access_key": access_key, "secret_key": secret_key,
                                 "self_url": self_url, "region": region, "tls_verify": not no_tls_verify})
-    click.echo(json.dumps(r, indent=2) if as_json else
-               f"joined {r['name']} ({r['url']}): {r['queued']} records queued for it")
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"joined {r['name']} ({r['url']}): {r['queued']} records queued for it")
+    for name in r["introduced"]:
+        click.echo(f"  {r['name']} joined {name} too")
+    for name, why in r["not_introduced"].items():
+        click.echo(f"warning: {r['name']} could not join {name} ({why}): run `stowage site add` for that pair",
+                   err=True)
 
 
 @site.command("list")

@@ -43,13 +43,15 @@ from .replicate import ReplicationService
 from .s3push import Endpoint
 from .sitehlc import ClockSkew, Hlc, describe
 from .sitelog import Applied, SiteLog, apply_change
-from .sitewire import BadDocument, JoinRequest, PeerClient, SiteError, change_json, check_url
+from .sitewire import BadDocument, Introduction, JoinRequest, PeerClient, SiteError, change_json, check_url
 
 log = logging.getLogger("stowage.site")
 BATCH = 256
 FIRST_RETRY = 0.2
 RETRY_MAX = 5.0
 LEAVE_TIMEOUT = 10.0
+IDLE_RESCAN = 1.0
+INTRODUCE_CONTEXT = b"stowage-site-introduce"
 KEEP_CONFLICTS = 100
 TARGET_PREFIX = "site:"
 
@@ -170,8 +172,9 @@ class SiteService:
     # --- joining ----------------------------------------------------------------------------------------
 
     async def add(self, url: str, access_key: str, secret_key: str, self_url: str, region: str = "us-east-1",
-                  tls_verify: bool = True) -> dict[str, Any]:
-        """Join the box at `url` (signed with its admin key) to this box's site."""
+                  tls_verify: bool = True, *, introduce: bool = True) -> dict[str, Any]:
+        """Join the box at `url` (signed with its admin key) to this box's site; with
+        `introduce`, then ask it to join each of this box's other peers too (a full mesh)."""
         url, self_url = check_url(url), check_url(self_url)
         async with self._lock:
             site_ak, site_sk = await self.site_key()
@@ -189,7 +192,44 @@ class SiteService:
                                  time.time_ns())
             queued = await self._admit(rec)
         log.info("site: joined %s (%s); %d records queued for it", name, url, queued)
-        return {"name": name, "url": url, "queued": queued}
+        out: dict[str, Any] = {"name": name, "url": url, "queued": queued}
+        if introduce:
+            out["introduced"], out["not_introduced"] = await self._introduce(name, url)
+        return out
+
+    async def _introduce(self, new: str, new_url: str) -> tuple[list[str], dict[str, str]]:
+        """Ask the new peer to join every other peer of this box, with the key this box holds for
+        it (wrapped by the shared master key); returns who was joined and why others were not."""
+        joined: list[str] = []
+        failed: dict[str, str] = {}
+        target = self.peers.get(new)
+        for name, st in sorted(self.peers.items()):
+            if name == new or target is None:
+                continue
+            wrapped = self.master.wrap(st.client.secret_key.encode(), INTRODUCE_CONTEXT)
+            try:
+                await target.client.acall("introduce", {
+                    "name": name, "url": st.rec.url, "access_key": st.rec.access_key,
+                    "wrapped_secret": base64.b64encode(wrapped).decode(), "region": st.rec.region,
+                    "tls_verify": st.rec.tls_verify, "self_url": new_url})
+                joined.append(name)
+            except SiteError as exc:
+                failed[name] = str(exc)
+                log.warning("site: %s could not join %s: %s (run `stowage site add` for that pair)", new, name, exc)
+        return joined, failed
+
+    async def receive_introduce(self, intro: Introduction) -> dict[str, Any]:
+        """A peer asks this box to join one of its peers (authorized by the caller:
+        stowage:SiteReplicate); the join is not introduced further."""
+        if intro.name == self.name or intro.name in self.peers:
+            return {"name": self.name, "joined": False}
+        try:
+            secret = self.master.unwrap(base64.b64decode(intro.wrapped_secret), INTRODUCE_CONTEXT).decode()
+        except StowageError:
+            raise SiteError("this box cannot open the key it was introduced with (another master key)") from None
+        await self.add(intro.url, intro.access_key, secret, intro.self_url, intro.region, intro.tls_verify,
+                       introduce=False)
+        return {"name": self.name, "joined": True}
 
     async def receive_join(self, req: JoinRequest) -> dict[str, Any]:
         """A box joins this one (authorized by the caller: stowage:SiteReplicate)."""
@@ -294,7 +334,10 @@ class SiteService:
                 wake = self._wakes[name] = trio.Event()
                 entries = await trio.to_thread.run_sync(self._scan, name)
                 if not entries:
-                    await wake.wait()
+                    # the hook wakes this before its commit reaches LevelDB: a scan in between
+                    # sees nothing, so an idle sender looks again now and then
+                    with trio.move_on_after(IDLE_RESCAN):
+                        await wake.wait()
                     continue
                 await self.store.db.durable(self.store.db.written)  # only durable changes leave
                 try:
