@@ -37,6 +37,10 @@ class PoolConfig:
     k: int = 0
     m: int = 0
     block_size: int = MIB
+    # spin the pool's disks down after this long idle (`hdparm -S`; real block devices only,
+    # directory and loop disks skip it); SMART polling, scrubbing and placement then leave
+    # sleeping disks asleep (docs/storage-classes.md). 0 = never.
+    spin_down_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,19 @@ class ScrubConfig:
     rate_bytes_per_sec: int = 64 * MIB
     interval_hours: float = 24.0 * 7
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class RebalanceConfig:
+    """Moving existing shards onto disks added to a pool (docs/storage-classes.md)."""
+
+    enabled: bool = True
+    rate_bytes_per_sec: int = 32 * MIB  # shard bytes read and written by the moves
+    # balanced: every disk within this fraction of the mean share (and at least one shard) of its share
+    tolerance: float = 0.05
+    # a pool is measured once its set of disks has not changed for this long after a disk joined
+    # (an operator adding several disks one after another gets one rebalance)
+    settle_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -295,6 +312,7 @@ class Config:
     mount: MountConfig = field(default_factory=MountConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
     gc: GcConfig = field(default_factory=GcConfig)
+    rebalance: RebalanceConfig = field(default_factory=RebalanceConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -436,6 +454,8 @@ def validate(cfg: Config) -> Config:
     if bool(cfg.s3.access_key) != bool(cfg.s3.secret_key):
         raise ConfigError("s3.access_key and s3.secret_key must be given together")
     for name, pool in cfg.pools.items():
+        if pool.spin_down_seconds < 0:
+            raise ConfigError(f"pools.{name}: spin_down_seconds must not be negative")
         if pool.k < 0 or pool.m < 0:
             raise ConfigError(f"pools.{name}: k and m must not be negative")
         if pool.k > 0 and pool.k + pool.m > 32:
@@ -443,6 +463,10 @@ def validate(cfg: Config) -> Config:
         if pool.block_size < 4096 or pool.block_size > 64 * MIB or pool.block_size % 4096:
             raise ConfigError(f"pools.{name}.block_size: must be a multiple of 4096 between 4 KiB and 64 MiB")
     _validate_classes(cfg)
+    if cfg.rebalance.rate_bytes_per_sec <= 0 or cfg.rebalance.settle_seconds < 0 \
+            or not 0 < cfg.rebalance.tolerance < 1:
+        raise ConfigError("rebalance: rate must be positive, settle_seconds not negative, tolerance between 0 "
+                          "and 1")
     if cfg.lifecycle.debug_day_seconds < 0 or cfg.lifecycle.interval_seconds <= 0 \
             or cfg.lifecycle.max_actions_per_second <= 0 or cfg.lifecycle.transition_bytes_per_second <= 0:
         raise ConfigError("lifecycle: rates and intervals must be positive (debug_day_seconds 0 = off)")

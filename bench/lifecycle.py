@@ -7,7 +7,9 @@ Prints, beside the raw disk speed measured in the same run:
   by the engine's transition (what the lifecycle worker calls), unpaced;
 - expiration rate: versions/s the lifecycle worker removes in one pass over a bucket of N
   objects whose Expiration is due (empty objects: the metadata path alone), unpaced;
-- the latency of a 4 KiB GET (median and 99th percentile) idle and while transitions run.
+- the latency of a 4 KiB GET (median and 99th percentile) idle and while transitions run;
+- rebalance throughput: MiB/s of shard files moved onto two disks added to a six-disk pool
+  (services/rebalance.py, unpaced; each move reads the segment's k+m shards).
 The worker's pacing (lifecycle.max_actions_per_second, transition_bytes_per_second) is lifted
 for the measurement: those settings are what an operator would then choose between.
 """
@@ -24,22 +26,26 @@ from pathlib import Path
 
 import trio
 
-from appliance.config import DiskConfig, LifecycleConfig, embedded_config
+from appliance.config import DiskConfig, LifecycleConfig, RebalanceConfig, embedded_config
 from appliance.engine.diskload import load_disks
 from appliance.engine.lifecycle_rules import Rule, RuleFilter
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
+from appliance.engine.records import RebalanceCursor
+from appliance.services.heal import Healer
 from appliance.services.lifecycle import LifecycleWorker
+from appliance.services.rebalance import Rebalancer
 from bench.raw import MIB, measure
 
 DAY = 0.01  # a lifecycle day in seconds: every rule below is due at once
 
 
-def open_store(root: Path) -> ObjectStore:
+def open_store(root: Path, ndisks: int = 6) -> ObjectStore:
     cfg = embedded_config(root)
-    cfg = replace(cfg, disks=[DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(6)],
+    cfg = replace(cfg, disks=[DiskConfig(path=str(root / "disks" / f"disk{i}")) for i in range(ndisks)],
                   lifecycle=LifecycleConfig(debug_day_seconds=DAY, max_actions_per_second=1e9,
-                                            transition_bytes_per_second=1 << 50))
+                                            transition_bytes_per_second=1 << 50),
+                  rebalance=RebalanceConfig(rate_bytes_per_sec=1 << 50))
     db = MetaDB(cfg.meta_path)
     return ObjectStore(cfg, db, load_disks(cfg, db))
 
@@ -95,6 +101,29 @@ async def expirations(store: ObjectStore, count: int) -> tuple[float, int]:
     return worker.cur.expired / elapsed, worker.cur.expired
 
 
+async def rebalance(root: Path, size: int, count: int) -> tuple[float, int]:
+    """Fill a six-disk pool, add two disks, and time the rebalance: (MiB/s moved, shards moved)."""
+    store = open_store(root)
+    try:
+        await store.create_bucket("grow")
+        body = bytes(range(256)) * (size // 256)
+        for i in range(count):
+            await store.put_object("grow", f"o{i}", body)
+        six = sorted(d.disk_id for d in store.disks)
+    finally:
+        store.db.close()
+    store = open_store(root, 8)
+    try:
+        worker = Rebalancer(store, Healer(store))
+        t = time.perf_counter()
+        await worker.balance("default", RebalanceCursor("default", disks=six))
+        elapsed = time.perf_counter() - t
+        p = worker.pools["default"]
+        return p.moved_bytes / MIB / elapsed, p.moved_shards
+    finally:
+        store.db.close()
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
@@ -111,6 +140,7 @@ async def main(directory: Path, objects: int, quick: bool) -> None:
         exp_rate, expired = await expirations(store, objects)
     finally:
         store.db.close()
+    reb_rate, reb_shards = await rebalance(directory / "grow", size, count)
     print("lifecycle benchmark (6 directory disks on one filesystem; other work may share the machine)")
     for line in raw.lines():
         print("  " + line)
@@ -120,6 +150,8 @@ async def main(directory: Path, objects: int, quick: bool) -> None:
           f"p99 {pct(idle, 0.99):6.2f} ms")
     print(f"  4 KiB GET during transits: median {statistics.median(during) * 1000:6.2f} ms, "
           f"p99 {pct(during, 0.99):6.2f} ms ({len(during)} reads)")
+    print(f"  rebalance 6 -> 8 disks (unpaced):         {reb_rate:8.1f} MiB/s of shards moved ({reb_shards} shards, "
+          f"{count} x {size // MIB} MiB stored)")
 
 
 if __name__ == "__main__":

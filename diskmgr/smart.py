@@ -283,17 +283,31 @@ def _scsi(doc: dict[str, Any], r: SmartReport) -> None:
         i += 1
 
 
-def read_smart(device: str, *, smartctl: str = "smartctl", timeout: float = SMARTCTL_TIMEOUT) -> SmartReport:
-    """Run `smartctl --json -a DEVICE` and parse it. Never raises for a device without SMART."""
+# What read_smart(standby=True) reports for a drive it left asleep (smartctl -n standby).
+IN_STANDBY = "the disk is spun down; smartctl -n standby left it asleep"
+
+
+def smartctl_command(device: str, *, standby: bool = False, smartctl: str = "smartctl") -> list[str]:
+    """`-n standby`: smartctl does not wake a spun-down drive, it exits with status 2 instead."""
+    return [smartctl, "--json", "-a", *(["-n", "standby"] if standby else []), device]
+
+
+def read_smart(device: str, *, smartctl: str = "smartctl", timeout: float = SMARTCTL_TIMEOUT,
+               standby: bool = False) -> SmartReport:
+    """Run `smartctl --json -a DEVICE` and parse it. Never raises for a device without SMART.
+    `standby`: leave a spun-down drive asleep (the report is then unavailable, IN_STANDBY)."""
     try:
-        proc = subprocess.run([smartctl, "--json", "-a", device], capture_output=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(smartctl_command(device, standby=standby, smartctl=smartctl), capture_output=True,
+                              timeout=timeout, check=False)
     except FileNotFoundError:
         return SmartReport(device=device, available=False,
                            unavailable_reason="smartctl is not installed (apt install smartmontools)")
     except subprocess.TimeoutExpired:
         return SmartReport(device=device, available=False,
                            unavailable_reason=f"smartctl did not answer within {timeout:.0f} s")
+    if standby and proc.returncode == EXIT_OPEN_FAILED:
+        return SmartReport(device=device, available=False, unavailable_reason=IN_STANDBY,
+                           exit_status=proc.returncode)
     try:
         return parse_smartctl_text(proc.stdout, device)
     except SmartParseError as exc:

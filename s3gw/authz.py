@@ -103,6 +103,11 @@ BUCKET_ACTIONS: Mapping[Op, str] = {
     Op.GetBucketLifecycleConfiguration: "s3:GetLifecycleConfiguration",
     Op.PutBucketLifecycleConfiguration: "s3:PutLifecycleConfiguration",
     Op.DeleteBucketLifecycle: "s3:PutLifecycleConfiguration",  # AWS has no s3:DeleteLifecycleConfiguration
+    Op.PutBucketIntelligentTieringConfiguration: "s3:PutIntelligentTieringConfiguration",
+    Op.GetBucketIntelligentTieringConfiguration: "s3:GetIntelligentTieringConfiguration",
+    Op.ListBucketIntelligentTieringConfigurations: "s3:GetIntelligentTieringConfiguration",
+    # AWS has no s3:DeleteIntelligentTieringConfiguration
+    Op.DeleteBucketIntelligentTieringConfiguration: "s3:PutIntelligentTieringConfiguration",
 }
 
 # Object-scoped operations: (action, action when the request names a versionId).

@@ -117,6 +117,7 @@ TABLE: dict[str, ErrorSpec] = {
     "NoSuchTagSet": ErrorSpec(404, "The TagSet does not exist"),
     "ReplicationConfigurationNotFoundError": ErrorSpec(404, "The replication configuration was not found"),
     "NoSuchLifecycleConfiguration": ErrorSpec(404, "The lifecycle configuration does not exist"),
+    "NoSuchConfiguration": ErrorSpec(404, "The specified configuration does not exist."),
     "InvalidObjectState": ErrorSpec(403, "The operation is not valid for the object's storage class"),
     "RestoreAlreadyInProgress": ErrorSpec(409, "Object restore is already in progress"),
     "QuotaExceeded": ErrorSpec(403, "The write would exceed a hard quota of the bucket or its owner."),

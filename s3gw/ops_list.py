@@ -52,20 +52,42 @@ def encoder(ctx: Ctx) -> Encoder:
     return url_encode
 
 
-# x-amz-optional-object-attributes: what a listing may be asked to add to each object. Nothing
-# is ever archived here, so no object has a RestoreStatus to add (AWS omits it likewise for
-# objects that are not archived); the header is checked and accepted.
+# x-amz-optional-object-attributes: what a listing may be asked to add to each object. The only
+# one AWS has, RestoreStatus, is added to the archived versions that have a restore (queued or
+# done); AWS omits it for every other object, and so do we.
 OPTIONAL_ATTRIBUTES = frozenset({"RestoreStatus"})
 
 
-def check_optional_attributes(ctx: Ctx) -> None:
+def optional_attributes(ctx: Ctx) -> frozenset[str]:
     raw = ctx.req.headers.get("x-amz-optional-object-attributes")
     if raw is None:
-        return
-    for name in (a.strip() for a in raw.split(",")):
-        if name not in OPTIONAL_ATTRIBUTES:
-            raise S3Error("InvalidArgument", "Invalid attribute name specified.",
-                          ArgumentName="x-amz-optional-object-attributes", ArgumentValue=raw)
+        return frozenset()
+    names = frozenset(a.strip() for a in raw.split(","))
+    if not names <= OPTIONAL_ATTRIBUTES:
+        raise S3Error("InvalidArgument", "Invalid attribute name specified.",
+                      ArgumentName="x-amz-optional-object-attributes", ArgumentValue=raw)
+    return names
+
+
+RestoreXml = Callable[[str, str, int], str]  # (key, version id, seq) -> its <RestoreStatus> or ""
+
+
+async def restore_renderer(ctx: Ctx, wanted: frozenset[str], versions: list[tuple[str, str, int]]) -> RestoreXml:
+    """<RestoreStatus> of each listed version that has a restore, when the client asked for it."""
+    if "RestoreStatus" not in wanted or not versions:
+        return lambda key, vid, seq: ""
+    found = await trio.to_thread.run_sync(ctx.store.restore_statuses, ctx.bucket, versions)
+
+    def render(key: str, vid: str, seq: int) -> str:
+        rec = found.get(seq)
+        if rec is None:
+            return ""
+        if rec.ongoing:
+            return "<RestoreStatus><IsRestoreInProgress>true</IsRestoreInProgress></RestoreStatus>"
+        return ("<RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress>"
+                f"<RestoreExpiryDate>{iso_time(rec.expiry_ns)}</RestoreExpiryDate></RestoreStatus>")
+
+    return render
 
 
 OwnerXml = Callable[[str], str]  # an owner field -> its <Owner> element
@@ -76,7 +98,7 @@ def owner_renderer(ctx: Ctx) -> OwnerXml:
     return functools.cache(ctx.directory.owner_xml)
 
 
-def _contents(v: ListEntry, enc: Encoder, owner_xml: OwnerXml | None) -> str:
+def _contents(v: ListEntry, enc: Encoder, owner_xml: OwnerXml | None, restore_xml: RestoreXml) -> str:
     # one f-string per key rather than an el() call per field: a page has a thousand of these
     out = (f"<Contents><Key>{esc(enc(v.key))}</Key><LastModified>{iso_time(v.last_modified_ns)}</LastModified>"
            f"<ETag>\"{esc(v.etag)}\"</ETag>")
@@ -87,7 +109,7 @@ def _contents(v: ListEntry, enc: Encoder, owner_xml: OwnerXml | None) -> str:
     out += f"<Size>{int(v.size)}</Size><StorageClass>{esc(v.storage_class or 'STANDARD')}</StorageClass>"
     if owner_xml is not None:
         out += owner_xml(v.owner)
-    return out + "</Contents>"
+    return out + restore_xml(v.key, v.version_id, v.seq) + "</Contents>"
 
 
 def _prefixes(prefixes: list[str], enc: Encoder) -> str:
@@ -109,7 +131,7 @@ def _untoken(token: str) -> str:
 async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     q = ctx.query
     enc = encoder(ctx)
-    check_optional_attributes(ctx)
+    wanted = optional_attributes(ctx)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     if v2:
@@ -149,7 +171,8 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     if truncated:
         parts.append(el("NextContinuationToken", _token(next_marker)) if v2 else el("NextMarker", enc(next_marker)))
     owners = owner_renderer(ctx) if fetch_owner else None
-    parts += [_contents(v, enc, owners) for v in entries]
+    restores = await restore_renderer(ctx, wanted, [(v.key, v.version_id, v.seq) for v in entries])
+    parts += [_contents(v, enc, owners, restores) for v in entries]
     parts.append(_prefixes(prefixes, enc))
     return Response(200, [XML], doc("ListBucketResult", parts))
 
@@ -161,7 +184,7 @@ async def list_objects_v2(ctx: Ctx) -> Response:
 async def list_object_versions(ctx: Ctx) -> Response:
     q = ctx.query
     enc = encoder(ctx)
-    check_optional_attributes(ctx)
+    wanted = optional_attributes(ctx)
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, vid_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
     if vid_marker and not key_marker:
@@ -184,6 +207,8 @@ async def list_object_versions(ctx: Ctx) -> Response:
         parts.append(el("NextKeyMarker", enc(page.next_key_marker)))
         parts.append(el("NextVersionIdMarker", page.next_version_id_marker))
     owner_xml = owner_renderer(ctx)
+    restores = await restore_renderer(ctx, wanted, [(v.key, v.version_id, v.seq) for v, _ in page.entries
+                                                    if not v.delete_marker])
     for v, latest in page.entries:
         common = [el("Key", enc(v.key)), el("VersionId", v.version_id), el("IsLatest", latest),
                   el("LastModified", iso_time(v.last_modified_ns))]
@@ -191,7 +216,8 @@ async def list_object_versions(ctx: Ctx) -> Response:
             parts.append("<DeleteMarker>" + "".join(common) + owner_xml(v.owner) + "</DeleteMarker>")
         else:
             extra = [el("ETag", f'"{v.etag}"'), el("Size", v.size),
-                     el("StorageClass", v.storage_class or "STANDARD"), owner_xml(v.owner)]
+                     el("StorageClass", v.storage_class or "STANDARD"), owner_xml(v.owner),
+                     restores(v.key, v.version_id, v.seq)]
             parts.append("<Version>" + "".join(common + extra) + "</Version>")
     parts.append(_prefixes(page.common_prefixes, enc))
     return Response(200, [XML], doc("ListVersionsResult", parts))

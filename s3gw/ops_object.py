@@ -27,6 +27,7 @@ from .ops_access import new_object_acl
 from .ops_lifecycle import expiration_headers
 from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass, with_lock
 from .ops_restore import restore_headers
+from .ops_tiering import archive_status_headers
 from .posixtrust import vouch, vouch_copy
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
@@ -133,7 +134,7 @@ async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
     headers = _object_headers(ctx, v) + sse.headers(ctx, protection) + await lock_headers(ctx, v)
     if _version_id(ctx) is None:  # the current version: the Expiration a lifecycle rule gives it
         headers += expiration_headers(ctx, v)
-    headers += restore_headers(ctx, v)
+    headers += restore_headers(ctx, v) + archive_status_headers(ctx, v)
     if not head:
         ctx.store.readable_refs(v)  # an archived version not restored: 403 InvalidObjectState
     if "partNumber" in ctx.query:

@@ -23,17 +23,20 @@ TIERS = ("Expedited", "Standard", "Bulk")
 
 
 def parse_restore(body: bytes) -> tuple[int, str]:
-    """(Days, Tier) of a RestoreRequest."""
+    """(Days, Tier) of a RestoreRequest (Days 0: none given, as for an INTELLIGENT_TIERING object)."""
     root = parse(body, "RestoreRequest")
     if any(c.tag in ("Type", "SelectParameters", "OutputLocation") for c in root):
         raise S3Error("NotImplemented", "Select requests and restores to an output location are not implemented.")
     if any(c.tag not in ("Days", "GlacierJobParameters", "Tier", "Description") for c in root):
         raise S3Error("MalformedXML")
     raw = text(root, "Days")
-    if raw is None or not raw.strip().isdigit() or len(raw.strip()) > 9:
+    if raw is None:
+        days = 0
+    elif not raw.strip().isdigit() or len(raw.strip()) > 9:
         raise S3Error("MalformedXML")
-    days = int(raw)
-    if not 1 <= days <= MAX_DAYS:
+    else:
+        days = int(raw)
+    if raw is not None and not 1 <= days <= MAX_DAYS:
         raise S3Error("InvalidArgument", "Days must be a positive integer")
     tier = text(root, "Tier")
     for job in children(root, "GlacierJobParameters"):
@@ -52,6 +55,8 @@ async def restore_object(ctx: Ctx) -> Response:
     v = ctx.store.head_object(ctx.bucket, ctx.key, vid)
     if v.delete_marker:
         raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"})
+    if not days and v.storage_class != "INTELLIGENT_TIERING":  # an archive class's copy needs its Days
+        raise S3Error("MalformedXML")
     queued = await ctx.store.request_restore(v, days, tier)
     return Response(202 if queued else 200)
 

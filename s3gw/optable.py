@@ -27,6 +27,7 @@ from . import (
     ops_object,
     ops_replication,
     ops_restore,
+    ops_tiering,
     postobject,
 )
 from .authz import AUTHORIZED
@@ -62,5 +63,5 @@ def build_table(groups: Iterable[Mapping[str, OpHandler]], refused: Mapping[Op, 
 OPERATIONS = build_table((ops_access.OPS, ops_attributes.OPS, ops_bucket.OPS, ops_bucket_tagging.OPS, ops_cors.OPS,
                           ops_encryption.OPS, ops_lifecycle.OPS, ops_list.OPS, ops_lock.OPS, ops_logging.OPS,
                           ops_multipart.OPS, ops_notification.OPS, ops_object.OPS, ops_replication.OPS,
-                          ops_restore.OPS, postobject.OPS),
+                          ops_restore.OPS, ops_tiering.OPS, postobject.OPS),
                          REFUSED)

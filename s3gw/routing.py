@@ -63,6 +63,11 @@ class Op(StrEnum):
     PutBucketLifecycleConfiguration = "PutBucketLifecycleConfiguration"
     DeleteBucketLifecycle = "DeleteBucketLifecycle"
     RestoreObject = "RestoreObject"
+    # intelligent tiering's archive tiers
+    PutBucketIntelligentTieringConfiguration = "PutBucketIntelligentTieringConfiguration"
+    GetBucketIntelligentTieringConfiguration = "GetBucketIntelligentTieringConfiguration"
+    DeleteBucketIntelligentTieringConfiguration = "DeleteBucketIntelligentTieringConfiguration"
+    ListBucketIntelligentTieringConfigurations = "ListBucketIntelligentTieringConfigurations"
     GetObjectRetention = "GetObjectRetention"
     PutObjectRetention = "PutObjectRetention"
     GetObjectLegalHold = "GetObjectLegalHold"
@@ -119,7 +124,7 @@ class Op(StrEnum):
 # rather than a wrong answer from the operation the request would otherwise reach.
 UNSUPPORTED_SUBRESOURCES = frozenset({
     "website",
-    "accelerate", "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering",
+    "accelerate", "requestPayment", "analytics", "metrics", "inventory",
     "select", "torrent",
     # newer operations whose requests would otherwise reach another handler (RenameObject a
     # PutObject of an empty body, DeleteObjectAnnotation a DeleteObject, PutBucketAbac and the
@@ -129,7 +134,8 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
-                                 "object-lock", "logging", "notification", "replication", "lifecycle"})
+                                 "object-lock", "logging", "notification", "replication", "lifecycle",
+                                 "intelligent-tiering"})
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).
@@ -272,6 +278,12 @@ def operation(method: str, bucket: str, key: str, q: dict[str, str], copy_source
 
 
 def _bucket_operation(method: str, q: dict[str, str]) -> Op:
+    if "intelligent-tiering" in q:  # GET with an id gets one configuration, without lists them all
+        if method == "GET":
+            return (Op.GetBucketIntelligentTieringConfiguration if "id" in q
+                    else Op.ListBucketIntelligentTieringConfigurations)
+        return {"PUT": Op.PutBucketIntelligentTieringConfiguration,
+                "DELETE": Op.DeleteBucketIntelligentTieringConfiguration}.get(method, Op.MethodNotAllowed)
     if method == "GET":
         for sub, op in _BUCKET_GETS:
             if sub in q:

@@ -66,6 +66,7 @@ from .records import (
     PolicyRecord,
     PolicyVersion,
     SegmentRef,
+    TieringConfigRecord,
     UploadRecord,
     UserRecord,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "SealedSegment",
     "SegmentKey",
     "SegmentRef",
+    "TieringConfigRecord",
     "Transition",
     "UploadPage",
     "UploadRecord",

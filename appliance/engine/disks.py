@@ -54,6 +54,9 @@ class Disk:
     counters: DiskCounters = field(default_factory=DiskCounters)
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
     reserve_bytes: int = 64 << 20  # keep this much free so the filesystem itself stays healthy
+    # spun down (seen by the disk monitor with `hdparm -C`, which does not wake it): new
+    # segments and the scrubber leave it asleep while they can
+    asleep: bool = False
 
     @property
     def shards_dir(self) -> Path:

@@ -45,6 +45,9 @@ delimiter listing seeks past a whole common prefix with `prefix_successor`.
     zq<bucket> / zu<user>           QuotaRecord: a hard quota of a bucket / of a user's buckets
     z!ready                         the usage counters are complete (set by their first count)
     zA<bucket>\\0<key>\\0<version id>  last read of an INTELLIGENT_TIERING version (8-byte ns)
+    b<pool>                         RebalanceCursor: where the rebalance of a pool stands
+    ac<bucket>\\0<id>                 TieringConfigRecord: an S3 Intelligent-Tiering configuration
+    at<bucket>\\0<key>\\0<version id>  ArchiveTierRecord: an INTELLIGENT_TIERING version in an archive tier
     u<name>                         upgrades: the version that last ran this data dir (appliance/migrate.py)
     e<kind><name>                   site replication (services/sitekeys.py): p<peer> SitePeerRecord,
                                     s<replicated key> SiteStamp, c<hlc:8> SiteConflict
@@ -99,6 +102,10 @@ ACCESS = USAGE + b"A"
 UPGRADE = b"u"
 SITE = b"e"
 SITE_QUEUE = b"f"
+REBALANCE = b"b"
+TIERING = b"a"
+TIERING_CONFIG = TIERING + b"c"
+ARCHIVE_TIER = TIERING + b"t"
 
 
 def prefix_successor(prefix: bytes) -> bytes | None:
@@ -316,6 +323,22 @@ def bucket_quota(bucket_name: str) -> bytes:
 
 def user_quota(user: str) -> bytes:
     return QUOTA_USER + user.encode()
+
+
+def rebalance(pool: str) -> bytes:
+    return REBALANCE + pool.encode()
+
+
+def tiering_config(bucket_name: str, config_id: str) -> bytes:
+    return TIERING_CONFIG + bucket_name.encode() + SEP + config_id.encode()
+
+
+def tiering_config_prefix(bucket_name: str) -> bytes:
+    return TIERING_CONFIG + bucket_name.encode() + SEP
+
+
+def archive_tier(bucket_name: str, key: str, version_id: str) -> bytes:
+    return ARCHIVE_TIER + bucket_name.encode() + SEP + key.encode() + SEP + version_id.encode()
 
 
 def access(bucket_name: str, key: str, version_id: str) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from . import keys, lock, tiering, transcode, usage
+from . import keys, lock, tiering, tieringconfig, transcode, usage
 from .errors import NoSuchBucket
 from .lifecycle_rules import DAY, Due, Rule, current_expiration
 from .records import BucketRecord, LifecycleCursor, LifecycleRecord, ObjectVersion, UploadRecord
@@ -155,17 +155,19 @@ class LifecycleStore(StoreCore):
                     out.expired += 1
         return out
 
-    async def transition(self, v: ObjectVersion, storage_class: str, *, label: str | None = None
-                         ) -> TranscodeResult | None:
+    async def transition(self, v: ObjectVersion, storage_class: str, *, label: str | None = None,
+                         archive_tier: str | None = None) -> TranscodeResult | None:
         """Re-encode the version's data into `storage_class`'s placement, keeping its identity
-        (transcode.py); `label`: the class it is then reported in (intelligent tiering's moves)."""
-        return await transcode.transition_version(self, v, storage_class, label=label)
+        (transcode.py); `label`: the class it is then reported in (intelligent tiering's moves),
+        `archive_tier`: the intelligent-tiering archive tier it then is in."""
+        also = tieringconfig.enter_tier(archive_tier) if archive_tier else None
+        return await transcode.transition_version(self, v, storage_class, label=label, also=also)
 
     async def flush_access(self) -> int:
         """Write the reads of INTELLIGENT_TIERING versions noted since the last flush."""
         return await tiering.flush(self)
 
-    def tiering_move(self, v: ObjectVersion, now_ns: int) -> str | None:
+    def tiering_move(self, v: ObjectVersion, now_ns: int) -> tiering.TierMove | None:
         """The placement an INTELLIGENT_TIERING version moves to now (tiering.py), if any."""
         return tiering.move_for(self, v, self.lifecycle_day, now_ns)
 

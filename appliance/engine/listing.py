@@ -37,6 +37,8 @@ class ListEntry:
     checksums: dict[str, str]
     checksum_type: str
     owner: str
+    version_id: str = ""
+    seq: int = 0
 
     @classmethod
     def decode(cls, value: bytes) -> ListEntry:
@@ -47,14 +49,15 @@ class ListEntry:
                 d = json.loads(value[1:].decode())
                 return cls(d["key"], d["last_modified_ns"], d.get("etag", ""), d.get("size", 0),
                            d.get("storage_class", "STANDARD"), d.get("checksums") or {}, d.get("checksum_type", ""),
-                           d.get("owner", ""))
+                           d.get("owner", ""), d.get("version_id", ""), d.get("seq", 0))
             except (ValueError, TypeError, KeyError, AttributeError):
                 pass
         return cls.of(ObjectVersion.decode(value))
 
     @classmethod
     def of(cls, v: ObjectVersion) -> ListEntry:
-        return cls(v.key, v.last_modified_ns, v.etag, v.size, v.storage_class, v.checksums, v.checksum_type, v.owner)
+        return cls(v.key, v.last_modified_ns, v.etag, v.size, v.storage_class, v.checksums, v.checksum_type, v.owner,
+                   v.version_id, v.seq)
 
 
 @dataclass

@@ -11,6 +11,7 @@ services).
 
 from __future__ import annotations
 
+from .balancestore import BalanceStore
 from .lifecyclestore import LifecycleStore
 from .links import LinkStore
 from .listing import ListPage, UploadPage, VersionPage
@@ -21,12 +22,13 @@ from .patch import PatchStore, ReadRange
 from .restorestore import RestoreStore
 from .segments import BodySummary
 from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
+from .tieringstore import TieringConfigStore
 from .upkeep import UpkeepStore
 from .usagestore import UsageStore
 
 
 class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore, LoggingStore, LifecycleStore,
-                  RestoreStore, UsageStore):
+                  RestoreStore, UsageStore, BalanceStore, TieringConfigStore):
     """Everything the frontends and the services call. See docs/engine-api.md."""
 
 

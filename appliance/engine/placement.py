@@ -2,8 +2,9 @@
 
 Efraimidis-Spirakis weighted sampling without replacement: key = u ** (1 / weight). A disk with
 twice the free space is twice as likely to get a shard, so disks fill evenly even when mixed
-sizes are installed. A pool that cannot take `quorum` shards raises InsufficientStorage before
-any data is written.
+sizes are installed. Spun-down disks (an archive pool's, `Disk.asleep`) come after every awake
+one: they are woken only when the awake disks cannot take the segment. A pool that cannot take
+`quorum` shards raises InsufficientStorage before any data is written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def choose(
         if free <= per_shard or free <= 0:
             continue
         candidates.append((random.random() ** (1.0 / free), d))
-    candidates.sort(key=lambda t: t[0], reverse=True)
+    candidates.sort(key=lambda t: (not t[1].asleep, t[0]), reverse=True)
     chosen: list[Disk | None] = [d for _, d in candidates[: geo.n]]
     if len(chosen) < geo.quorum:
         raise InsufficientStorage(

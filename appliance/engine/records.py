@@ -732,3 +732,44 @@ class SiteConflict(Record):
     winner: str
     reason: str = ""
     at_ns: int = 0
+
+
+@dataclass(slots=True)
+class RebalanceCursor(Record):
+    """Where the rebalance of a pool stands (keys.rebalance): saved every few seconds through a
+    commit (so the journal, and recover-metadata, keep it), so a restarted daemon resumes the
+    walk after the last segment it looked at."""
+
+    pool: str
+    pass_started_ns: int = 0  # 0: no rebalance in progress
+    after: str = ""  # the last segment id looked at in this pass
+    disks: list[str] = field(default_factory=list)  # the pool's writable disks when last balanced
+    last_complete_ns: int = 0
+    # totals since the pool was first rebalanced (what `stowage status` shows)
+    moved_shards: int = 0
+    moved_bytes: int = 0
+
+
+@dataclass(slots=True)
+class TieringConfigRecord(Record):
+    """One S3 Intelligent-Tiering configuration of a bucket (keys.tiering_config): the opt-in
+    archive tiers for the INTELLIGENT_TIERING objects its filter selects (0 days: that tier is
+    not asked for)."""
+
+    bucket: str
+    config_id: str
+    status: str  # Enabled | Disabled
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    archive_days: int = 0  # ARCHIVE_ACCESS after this many days without access (90..730)
+    deep_archive_days: int = 0  # DEEP_ARCHIVE_ACCESS after this many (180..730)
+
+
+@dataclass(slots=True)
+class ArchiveTierRecord(Record):
+    """An INTELLIGENT_TIERING version in an archive tier (keys.archive_tier): its data is in the
+    archive placement and reads are refused until a RestoreObject brings it back."""
+
+    seq: int  # the version's: a record outliving its version (or a reused id) is ignored
+    tier: str  # ARCHIVE_ACCESS | DEEP_ARCHIVE_ACCESS
+    since_ns: int

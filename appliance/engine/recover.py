@@ -23,8 +23,9 @@
      never committed (a write that failed or lost its race) and is left to the orphan sweep, so
      nothing deleted or never acknowledged comes back;
    - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
-   - latest pointers, refcounts, disk records and the sequence counter are recomputed; a hard
-     link stays one while its key's current version still carries the file's identity.
+   - latest pointers, refcounts, disk records, usage counters and the sequence counter are
+     recomputed; a hard link stays one while its key's current version still carries the
+     file's identity.
 Refused while another process journals to the disks (journal.own_disk: a running daemon, even
 one the CLI cannot reach, or a `stowage` command); the disks stay owned until it ends.
 Resumable: the DB is built in the meta dir behind a marker file (metadb.RECOVERY_MARKER) that the
@@ -59,7 +60,7 @@ from diskmgr import label as labels
 from diskmgr.durable import fsync_dir
 from diskmgr.state import DiskState
 
-from . import diskrecords, keys, lock
+from . import diskrecords, keys, lock, usage
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
 from .journal import DiskOwned, FileScan, decode_body, list_files, merged_records, own_disk, release_disks
@@ -650,7 +651,8 @@ def _reconcile(db: MetaDB, cfg: Config, found: dict[str, Found], disks: list[tup
         ("writes the journal lacks", lambda: r.add_new(known)),
         ("snapshot segments", lambda: r.snapshots(max(1, cfg.snapshot.keep))),
         ("current versions", r.latest_pointers), ("hard links", r.inodes),
-        ("reference counts", r.refcounts), ("disk records", lambda: r.disk_records(disks))]
+        ("reference counts", r.refcounts), ("disk records", lambda: r.disk_records(disks)),
+        ("usage counters", lambda: db.load(usage.recount_writes(db)))]
     for i, (what, step) in enumerate(steps):
         progress(RecoveryStep("reconcile", f"reconciling with the shard headers: {what}", i, len(steps)))
         step()

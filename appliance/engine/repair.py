@@ -211,8 +211,13 @@ class SegmentRepair:
         entry = self.store.db.get_record(HealEntry, keys.heal(rec.segment_id))
         return {i for i in entry.shards if i < len(rec.shards)} if entry is not None else set()
 
-    async def move(self, segment_id: str, indices: set[int], prefer: Disk | None = None) -> RepairResult | None:
-        """Move (copy verified chunks, rebuild the rest) the given shards to other disks."""
+    async def move(self, segment_id: str, indices: set[int], prefer: Disk | None = None,
+                   throttle: Throttle | None = None, linger: list[tuple[int, Disk]] | None = None
+                   ) -> RepairResult | None:
+        """Move (copy verified chunks, rebuild the rest) the given shards to other disks.
+        `linger`: the old file of a moved shard that a read in progress may still open
+        (store.open_reads) is left in place and listed there as (shard index, old disk), for
+        the caller to remove with `drop_moved` once those reads are done."""
         async with self._lock(segment_id):
             rec = self.store.db.get_record(SegmentRecord, keys.segment(segment_id))
             if rec is None:
@@ -220,7 +225,16 @@ class SegmentRepair:
             wanted = {i for i in indices if i < len(rec.shards)} | set(self.shards_to_replace(rec))
             if not wanted:
                 return None
-            return await self._repair_locked(rec, wanted, None, prefer)
+            return await self._repair_locked(rec, wanted, throttle, prefer, linger=linger)
+
+    async def drop_moved(self, segment_id: str, i: int, old: Disk) -> None:
+        """Remove a moved shard's old file, unless shard i has been put back on that disk since
+        (under the segment's lock: no move can rename a new file onto that path meanwhile)."""
+        async with self._lock(segment_id):
+            rec = self.store.db.get_record(SegmentRecord, keys.segment(segment_id))
+            if rec is not None and i < len(rec.shards) and rec.shards[i] == old.disk_id:
+                return
+            await self._unlink(old.shard_path(segment_id, i))
 
     def _choose_target(self, rec: SegmentRecord, i: int, chosen: dict[int, Disk], prefer: Disk | None) -> Disk | None:
         disks = self.store.disks
@@ -255,7 +269,8 @@ class SegmentRepair:
                            self.store.db.appliance_id, {})
 
     async def _repair_locked(self, rec: SegmentRecord, bad: set[int], throttle: Throttle | None,
-                             prefer: Disk | None, untrusted: set[int] | None = None) -> RepairResult:
+                             prefer: Disk | None, untrusted: set[int] | None = None,
+                             linger: list[tuple[int, Disk]] | None = None) -> RepairResult:
         res = RepairResult(rec.segment_id)
         geo = Geometry(rec.k, rec.m, rec.block_size)
         targets: dict[int, Disk] = {}
@@ -296,7 +311,7 @@ class SegmentRepair:
             return await self._unrecoverable(rec, bad)
         sealed = await self._seal(rec, targets, writers, res)
         crash_point("heal.shards_sealed")
-        await self._commit(rec, sealed, res)
+        await self._commit(rec, sealed, res, linger)
         return res
 
     async def _copy_blocks(self, rec: SegmentRecord, geo: Geometry, targets: dict[int, Disk],
@@ -372,7 +387,8 @@ class SegmentRepair:
         for i, w in writers.items():
             await trio.to_thread.run_sync(w.discard, limiter=targets[i].limiter)
 
-    async def _commit(self, rec: SegmentRecord, sealed: dict[int, Disk], res: RepairResult) -> None:
+    async def _commit(self, rec: SegmentRecord, sealed: dict[int, Disk], res: RepairResult,
+                      linger: list[tuple[int, Disk]] | None = None) -> None:
         store = self.store
         stale: list[str] = []  # shard files to delete after the commit
         async with store.lock:
@@ -392,7 +408,10 @@ class SegmentRepair:
                         continue
                     old = store.disks.get(cur.shards[i])
                     if old is not None and old.disk_id != d.disk_id:
-                        stale.append(old.shard_path(rec.segment_id, i))
+                        if linger is not None and old.readable and store.open_reads[rec.segment_id]:
+                            linger.append((i, old))
+                        else:
+                            stale.append(old.shard_path(rec.segment_id, i))
                     if cur.shards[i] != d.disk_id:
                         res.moved.append(i)
                     cur.shards[i] = d.disk_id

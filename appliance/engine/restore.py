@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from . import keys
+from . import keys, tieringconfig
 from .classes import ARCHIVE_CLASSES
 from .errors import InvalidObjectState
 from .records import ObjectVersion, RestoreRecord, SegmentRecord, SegmentRef
@@ -48,6 +48,7 @@ def readable_refs(store: StoreCore, v: ObjectVersion, now_ns: int | None = None)
     """What a read of `v` reads: its own segments, or for an archived version its restore copy
     (InvalidObjectState when there is none, or it is not finished, or it expired)."""
     if not is_archived(v):
+        tieringconfig.check_readable(store, v)  # an intelligent-tiering archive tier
         return v.segments
     rec = restore_of(store, v)
     now = time.time_ns() if now_ns is None else now_ns

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from . import events, keys, transcode
+from . import events, keys, tiering, tieringconfig, transcode
 from .errors import InvalidObjectState, NoSuchBucket, NoSuchKey, NoSuchVersion, RestoreAlreadyInProgress
 from .lifecycle_rules import DAY, due_ns
 from .records import ObjectVersion, RestoreRecord, SegmentRef
@@ -24,6 +24,16 @@ class RestoreStore(StoreCore):
     def restore_state(self, v: ObjectVersion) -> RestoreRecord | None:
         return restore_of(self, v)
 
+    def restore_statuses(self, bucket: str, versions: list[tuple[str, str, int]]) -> dict[int, RestoreRecord]:
+        """The restores of the archived versions among (key, version id, seq) of a listing, by seq
+        (blocking: a read per version)."""
+        out: dict[int, RestoreRecord] = {}
+        for key, version_id, seq in versions:
+            rec = self.db.get_record(RestoreRecord, keys.restore(bucket, key, version_id))
+            if rec is not None and rec.seq == seq:
+                out[seq] = rec
+        return out
+
     def readable_refs(self, v: ObjectVersion) -> list[SegmentRef]:
         """What a read of `v` reads; InvalidObjectState for an archived version not restored."""
         return readable_refs(self, v)
@@ -31,7 +41,7 @@ class RestoreStore(StoreCore):
     async def request_restore(self, v: ObjectVersion, days: int, tier: str) -> bool:
         """Queue a restore of `v` (True), or extend a finished one's expiry (False).
         InvalidObjectState when `v` is not archived; RestoreAlreadyInProgress while one runs."""
-        if not is_archived(v):
+        if not is_archived(v) and tieringconfig.tier_of(self, v) is None:
             raise InvalidObjectState("Restore is not allowed for the object's current storage class",
                                      storage_class=v.storage_class)
         now = time.time_ns()
@@ -64,6 +74,10 @@ class RestoreStore(StoreCore):
         if v is None:
             await self.drop_restore(rec)
             return None
+        if tieringconfig.tier_of(self, v) is not None:
+            # an intelligent-tiering archive tier: the data goes back to the frequent tier, and the
+            # restore record with the tier record in the same commit (no temporary copy, no expiry)
+            return await transcode.transition_version(self, v, tiering.CLASS, also=tieringconfig.leave_tier)
         refs, fresh = await transcode.refs_in_class(self, v.segments, HOT_CLASS)
         try:
             async with self.txn() as t:
@@ -104,7 +118,8 @@ class RestoreStore(StoreCore):
             v = self.head_object(rec.bucket, rec.key, rec.version_id)
         except (NoSuchBucket, NoSuchKey, NoSuchVersion):
             return None
-        return v if v.seq == rec.seq and is_archived(v) else None
+        archived = is_archived(v) or tieringconfig.tier_of(self, v) is not None
+        return v if v.seq == rec.seq and archived else None
 
 
 class _Stale(Exception):

@@ -9,6 +9,7 @@ concurrent writers to one key resolve last-commit-wins and exactly one condition
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import logging
@@ -260,6 +261,7 @@ class Txn:
         # Object lock: every removal and in-place replacement of a version passes here.
         lock.check_removable(v, time.time_ns(), bypass_governance=self.bypass_governance)
         self.batch.delete(keys.version(v.bucket, v.key, v.seq))
+        self.batch.delete(keys.archive_tier(v.bucket, v.key, v.version_id))  # an intelligent-tiering archive tier
         self.batch.put(keys.vid_expiry(time.time_ns(), v.bucket, v.key, v.version_id), b"")
         self.decref(v.segments)
         self.usage.add(v, -1)
@@ -326,6 +328,9 @@ class StoreCore:
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
         self.geometries: dict[str, Geometry] = {}
         self.access = tiering.AccessLog()  # reads of INTELLIGENT_TIERING versions, flushed in batches
+        # segment id -> reads in progress that took its record: a moved shard's old file stays
+        # until they are done (repair.SegmentRepair.move's `linger`)
+        self.open_reads: collections.Counter[str] = collections.Counter()
         self.configure_pools()
         if journal:
             db.open_journal(self.journal_targets(), self.journal_quorum())
@@ -519,6 +524,8 @@ class StoreCore:
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
             t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
+            for k, _ in t.batch.scan(keys.tiering_config_prefix(name)):  # and its tiering configurations
+                t.batch.delete(k)
             for k in (keys.lifecycle(name), keys.usage(name), keys.bucket_quota(name)):
                 t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))
@@ -827,8 +834,21 @@ class StoreCore:
                 data_key = keys_.get(rec.segment_id)
                 if data_key is None:
                     data_key = keys_[rec.segment_id] = decrypt_with(rec.enc)
-            async for piece in self.seg.read(rec, ref.offset, ref.offset + ref.length, data_key):
-                yield piece
+            with self.reading(rec.segment_id):
+                async for piece in self.seg.read(rec, ref.offset, ref.offset + ref.length, data_key):
+                    yield piece
+
+    @contextlib.contextmanager
+    def reading(self, segment_id: str) -> Iterator[None]:
+        """A read of the segment's placement as just fetched is in progress (taken with no await
+        between fetching the record and entering, so a move committed meanwhile sees it)."""
+        self.open_reads[segment_id] += 1
+        try:
+            yield
+        finally:
+            self.open_reads[segment_id] -= 1
+            if not self.open_reads[segment_id]:
+                del self.open_reads[segment_id]
 
     def segment_envelopes(self, refs: list[SegmentRef]) -> list[dict[str, Any] | None]:
         """The envelope of each distinct segment of a ref list, in order (None: unencrypted)."""

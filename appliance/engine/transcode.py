@@ -24,6 +24,7 @@ from .classes import Placement
 from .codec import Geometry
 from .errors import NoSuchKey, StowageError
 from .records import ObjectVersion, SegmentRecord, SegmentRef
+from .tieringconfig import TxnStep
 
 if TYPE_CHECKING:
     from .storecore import StoreCore
@@ -53,8 +54,9 @@ async def transcode_segment(store: StoreCore, rec: SegmentRecord, place: Placeme
     geo = Geometry(geo.k, geo.m, rec.block_size)
     cipher_id = (rec.cipher_id or rec.segment_id) if rec.enc is not None else ""
     identity = {"transcode_of": rec.segment_id, **({"cipher_id": cipher_id} if cipher_id else {})}
-    new, _ = await store.seg.write(store.seg.read_stored(rec), geo, store.disks.pool(place.pool), identity,
-                                 sealed=dict(rec.enc) if rec.enc is not None else None)
+    with store.reading(rec.segment_id):
+        new, _ = await store.seg.write(store.seg.read_stored(rec), geo, store.disks.pool(place.pool), identity,
+                                     sealed=dict(rec.enc) if rec.enc is not None else None)
     if new is None or new.length != rec.length:
         await store.discard_segment(new)
         raise StowageError(f"re-encoding segment {rec.segment_id} produced {new.length if new else 0} "
@@ -86,9 +88,10 @@ async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class:
 
 
 async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: str, *,
-                             label: str | None = None) -> TranscodeResult | None:
+                             label: str | None = None, also: TxnStep | None = None) -> TranscodeResult | None:
     """Move one version's data into `storage_class`'s placement and relabel it `label` (default
-    that class), in place: the same version id, ETag, checksums and Last-Modified. None when the
+    that class), in place: the same version id, ETag, checksums and Last-Modified. `also`: a step
+    the same commit takes (an intelligent-tiering archive tier entered or left). None when the
     version changed or went meanwhile (nothing is changed then)."""
     if v.delete_marker:
         return None
@@ -111,6 +114,8 @@ async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: 
                 t.batch.put(keys.latest(cur.bucket, cur.key), cur)
             t.changed.append((cur.bucket, cur.key))
             t.changes.append(events.Change(events.IN_PLACE, cur))  # s3:LifecycleTransition (its cause)
+            if also is not None:
+                also(t, cur)
     except BaseException as exc:
         for s in fresh:
             await store.discard_segment(s)

@@ -9,7 +9,9 @@ with QuotaExceeded before anything is written; commits that only shrink always p
 bucket over its quota (a quota set below its usage) can still be cleaned.
 
 Counters start with the first daemon start of a version that has them: `count_all` scans every
-version once and marks them complete (keys.USAGE_READY).
+version once and marks them complete (keys.USAGE_READY). `recover-metadata` recounts them
+(`recount_writes`) after its reconciliation, which adds and drops versions outside any commit;
+quotas are journaled records and come back as they were.
 """
 
 from __future__ import annotations
@@ -107,6 +109,16 @@ def count_all(db: MetaDB) -> int:
     before the store takes writes). Returns the buckets counted (0: already complete)."""
     if db.get(keys.USAGE_READY) is not None:
         return 0
+    counted = _count(db)
+    batch = db.batch()
+    for name, rec in counted.items():
+        batch.put(keys.usage(name), rec)
+    batch.put(keys.USAGE_READY, b"1")
+    db.commit_now(batch, sync=True)
+    return len(counted)
+
+
+def _count(db: MetaDB) -> dict[str, UsageRecord]:
     counted: dict[str, UsageRecord] = {}
     for _, b in db.scan_records(BucketRecord, keys.BUCKET):
         rec = counted[b.name] = UsageRecord(b.name)
@@ -114,12 +126,18 @@ def count_all(db: MetaDB) -> int:
             if not v.delete_marker:
                 c = rec.classes.setdefault(v.storage_class or "STANDARD", [0, 0])
                 c[0], c[1] = c[0] + 1, c[1] + v.size
-    batch = db.batch()
-    for name, rec in counted.items():
-        batch.put(keys.usage(name), rec)
-    batch.put(keys.USAGE_READY, b"1")
-    db.commit_now(batch, sync=True)
-    return len(counted)
+    return counted
+
+
+def recount_writes(db: MetaDB) -> list[tuple[bytes, bytes | None]]:
+    """The writes that replace every usage record by a full count (blocking; for a DB being
+    rebuilt, whose writes are loaded as they are): counters of buckets that are gone go too.
+    Nothing while the counters were never complete: the daemon's next start counts them."""
+    if db.get(keys.USAGE_READY) is None:
+        return []
+    counted = _count(db)
+    writes: list[tuple[bytes, bytes | None]] = [(k, None) for k, _ in db.scan(keys.USAGE_BUCKET)]
+    return writes + [(keys.usage(name), rec.encode()) for name, rec in counted.items()]
 
 
 def usage_of(db: MetaDB, bucket: str) -> UsageRecord:

@@ -8,7 +8,9 @@ loop; a check that takes longer than PROBE_TIMEOUT marks the disk offline):
 - whether the filesystem is read-only (a kernel that remounted it after errors);
 - the daemon's own I/O-error / checksum-failure counters and p99 latency (disk.counters);
 - SMART (`smartctl --json`) when the disk's DiskRecord names a real block device, every
-  SMART_SECONDS (it is slow and wakes sleeping disks).
+  SMART_SECONDS (it is slow and wakes sleeping disks; `-n standby` for the disks of a pool
+  that spins down, which keep their last report while asleep: spindown.py);
+- for such a pool: the standby timeout set once (`hdparm -S`) and `Disk.asleep` (`hdparm -C`).
 `diskmgr.health.assess` turns that into ok/warning/failing/failed/offline. Placement obeys
 `disk.state` (failing: no new shards); failed/offline wake the healer with a full scan. Every
 transition is logged (TransitionLog) and persisted to the disk's DiskRecord. Administrative
@@ -21,6 +23,7 @@ import logging
 import os
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -30,11 +33,12 @@ from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import DiskRecord
 from diskmgr import label as labels
 from diskmgr.health import DiskObservation, Health, TransitionLog, assess
-from diskmgr.smart import SmartReport, read_smart
+from diskmgr.smart import IN_STANDBY, SmartReport, read_smart
 from diskmgr.state import DiskState
 
 from .heal import Healer
 from .loop import Json, run_periodically
+from .spindown import SpinDown
 
 log = logging.getLogger("stowage.diskmon")
 
@@ -80,6 +84,7 @@ class DiskMonitor:
         self.static_paths = static_paths
         self.transitions = TransitionLog(logger=logging.getLogger("stowage.disks"))
         self.smart: dict[str, tuple[float, SmartReport]] = {}
+        self.spin = SpinDown(store)
         for d in store.disks:
             self.transitions.last[d.disk_id] = d.state
 
@@ -93,7 +98,10 @@ class DiskMonitor:
         cached = self.smart.get(disk.disk_id)
         if cached and time.monotonic() - cached[0] < SMART_SECONDS:
             return cached[1]
-        report = await trio.to_thread.run_sync(read_smart, dev, abandon_on_cancel=True)
+        standby = self.spin.watches(disk, rec)
+        report = await trio.to_thread.run_sync(partial(read_smart, dev, standby=standby), abandon_on_cancel=True)
+        if report.unavailable_reason == IN_STANDBY:
+            return cached[1] if cached else None  # asleep: the last report stands, it is not woken for it
         self.smart[disk.disk_id] = (time.monotonic(), report)
         return report
 
@@ -110,6 +118,8 @@ class DiskMonitor:
                                   offline_reason=f"{disk.path}: {exc.strerror or exc}")
         if obs is None:
             obs = DiskObservation(present=False, offline_reason=f"no answer within {PROBE_TIMEOUT:.0f} s")
+        if obs.present and obs.mounted:
+            await self.spin.observe(disk, rec)
         smart = await self._smart_for(disk, rec) if obs.present and obs.mounted else None
         return assess(smart, obs)
 

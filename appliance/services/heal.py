@@ -93,9 +93,12 @@ class Healer:
         """Verify a segment and repair whatever is wrong. None: nothing to do."""
         return self._tally(await self.repair.check(segment_id, extra, throttle, prefer))
 
-    async def move_shards(self, segment_id: str, indices: set[int], prefer: Disk | None = None) -> RepairResult | None:
-        """Move (copy verified chunks, rebuild the rest) the given shards to other disks."""
-        return self._tally(await self.repair.move(segment_id, indices, prefer))
+    async def move_shards(self, segment_id: str, indices: set[int], prefer: Disk | None = None,
+                          throttle: Throttle | None = None, linger: list[tuple[int, Disk]] | None = None
+                          ) -> RepairResult | None:
+        """Move (copy verified chunks, rebuild the rest) the given shards to other disks
+        (`linger`: see SegmentRepair.move)."""
+        return self._tally(await self.repair.move(segment_id, indices, prefer, throttle, linger))
 
     def _writable_set(self) -> frozenset[str]:
         return frozenset(d.disk_id for d in self.store.disks if d.writable)

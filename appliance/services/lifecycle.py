@@ -180,7 +180,8 @@ class LifecycleWorker:
             tier = self.store.tiering_move(v, now)
             if tier is not None:
                 await self.bytes.take(max(v.size, 1))
-                if await self.store.transition(v, tier, label=v.storage_class) is not None:
+                if await self.store.transition(v, tier.placement, label=v.storage_class,
+                                               archive_tier=tier.archive_tier) is not None:
                     cur.tiered += 1
 
     def _look_ahead(self, rules: list[Rule], versions: list[ObjectVersion], day: float, then: int) -> None:

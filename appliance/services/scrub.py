@@ -5,7 +5,8 @@ A pass walks the segment records (S keys) in key order. Each segment is verified
 charged to a token bucket at `scrub.rate_bytes_per_sec`, so a pass never takes the disks from
 the clients. The cursor (progress.ScrubCursor: last segment id done, counters) is saved under
 `X scrub` every few seconds, so a restarted daemon resumes the pass where it stopped instead of
-starting over.
+starting over. Segments with a shard on a spun-down disk (`Disk.asleep`, an archive pool that
+spins down) are skipped, counted in `asleep_skipped`: a pass when the disks are awake verifies them.
 
 Background passes start every `scrub.interval_hours` (when `scrub.enabled`). `request_pass()`
 (`stowage scrub`) cancels a background pass in progress and starts a full pass from the start.
@@ -21,6 +22,7 @@ import trio
 
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.progress import SCRUB_CURSOR, ScrubCursor
+from appliance.engine.records import SegmentRecord
 
 from .heal import Healer
 from .loop import Emit, Json, Passes, Wakeup, run_periodically
@@ -55,9 +57,11 @@ class ScrubProgress:
     cursor: ScrubCursor  # a copy, as of the last publication
     rate_bytes_per_sec: int
     running: bool = False
+    asleep_skipped: int = 0  # segments of the current/last pass left for a pass when their disks are awake
 
     def to_json(self) -> Json:
-        return {**self.cursor.to_json(), "rate_bytes_per_sec": self.rate_bytes_per_sec, "running": self.running}
+        return {**self.cursor.to_json(), "rate_bytes_per_sec": self.rate_bytes_per_sec, "running": self.running,
+                "asleep_skipped": self.asleep_skipped}
 
 
 class Scrubber:
@@ -70,10 +74,16 @@ class Scrubber:
         self._requested = False
         self._wakeup = Wakeup()
         self._scope: trio.CancelScope | None = None
+        self._asleep_skipped = 0
         self.progress = ScrubProgress(replace(self.cur), self.cfg.rate_bytes_per_sec)
 
     def _publish(self, running: bool) -> None:
-        self.progress = ScrubProgress(replace(self.cur), self.cfg.rate_bytes_per_sec, running)
+        self.progress = ScrubProgress(replace(self.cur), self.cfg.rate_bytes_per_sec, running, self._asleep_skipped)
+
+    def _wakes_a_disk(self, rec: SegmentRecord) -> bool:
+        """Would verifying the segment spin up a sleeping disk (an archive pool's)?"""
+        return any((d := self.store.disks.get(disk_id)) is not None and d.asleep
+                   for disk_id in rec.shards if disk_id is not None)
 
     def request_pass(self) -> int:
         """Start a full pass now (cancelling a background one). Returns the pass number to wait for."""
@@ -106,6 +116,7 @@ class Scrubber:
         else:
             log.info("scrub pass resumed after segment %s", self.cur.cursor)
         bucket = TokenBucket(self.cfg.rate_bytes_per_sec)
+        self._asleep_skipped = 0
 
         async def throttle(n: int) -> None:
             self.cur.bytes_read += n
@@ -119,7 +130,9 @@ class Scrubber:
                 break
             for seg_id in ids:
                 rec = self.store.find_segment(seg_id)
-                if rec is not None and rec.refcount > 0:
+                if rec is not None and rec.refcount > 0 and self._wakes_a_disk(rec):
+                    self._asleep_skipped += 1  # left asleep: verified by a pass when they are awake
+                elif rec is not None and rec.refcount > 0:
                     try:
                         res = await self.healer.heal_segment(seg_id, throttle=throttle)
                     except Exception:

@@ -144,6 +144,7 @@ GOLDEN_NAMES = {
     "LifecycleCursor": "lifecycle_cursor", "RestoreRecord": "restore", "UsageRecord": "usage", "QuotaRecord": "quota",
     "SitePeerRecord": "site_peer", "SiteStamp": "site_stamp", "SiteChange": "site_change",
     "SiteConflict": "site_conflict",
+    "RebalanceCursor": "rebalance_cursor", "TieringConfigRecord": "tiering_config", "ArchiveTierRecord": "archive_tier",
 }
 
 

@@ -1,6 +1,7 @@
 """Archive classes and RestoreObject through S3 and the mount (lifecycle day 0.2 s, restores
 taking at least 1 s): GET refused before a restore, the restore in progress, readable after,
-the restored copy expiring, a restore extended; the mount answering ENODATA meanwhile."""
+the restored copy expiring, a restore extended; the mount answering ENODATA meanwhile; listings
+reporting RestoreStatus when asked (x-amz-optional-object-attributes)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ BODY = os.urandom(300 * 1024)
 def code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
     r = exc.value.response
     return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"]
+
+
+def listed_restores(s3: Any) -> dict[str, Any]:
+    """Key -> the RestoreStatus ListObjectsV2 gives it when asked (None: none)."""
+    got = s3.list_objects_v2(Bucket="vault", OptionalObjectAttributes=["RestoreStatus"])["Contents"]
+    return {o["Key"]: o.get("RestoreStatus") for o in got}
 
 
 @pytest.fixture
@@ -65,6 +72,7 @@ def test_archive_get_restore_expiry_and_extension(archive_daemon: DaemonProc) ->
                           RestoreRequest={"Days": 100, "GlacierJobParameters": {"Tier": "Bulk"}})
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 202
     assert s3.head_object(Bucket="vault", Key="cold.bin")["Restore"] == 'ongoing-request="true"'
+    assert listed_restores(s3) == {"cold.bin": {"IsRestoreInProgress": True}, "hot.bin": None}
     with pytest.raises(ClientError) as e:
         s3.restore_object(Bucket="vault", Key="cold.bin", RestoreRequest={"Days": 5})
     assert code(e) == (409, "RestoreAlreadyInProgress")
@@ -74,6 +82,13 @@ def test_archive_get_restore_expiry_and_extension(archive_daemon: DaemonProc) ->
     restored = s3.head_object(Bucket="vault", Key="cold.bin")
     assert 'expiry-date="' in restored["Restore"] and restored["StorageClass"] == "DEEP_ARCHIVE"
     assert s3.get_object(Bucket="vault", Key="cold.bin")["Body"].read() == BODY
+    listed = listed_restores(s3)
+    assert listed["hot.bin"] is None and listed["cold.bin"]["IsRestoreInProgress"] is False
+    assert set(listed["cold.bin"]) == {"IsRestoreInProgress", "RestoreExpiryDate"}
+    assert listed["cold.bin"]["RestoreExpiryDate"].strftime("%a, %d %b %Y %H:%M:%S GMT") in restored["Restore"]
+    versions = s3.list_object_versions(Bucket="vault", OptionalObjectAttributes=["RestoreStatus"])["Versions"]
+    assert {v["Key"]: v.get("RestoreStatus") for v in versions} == listed
+    assert all("RestoreStatus" not in o for o in s3.list_objects_v2(Bucket="vault")["Contents"])  # not asked
     if d.mount:
         assert (Path(d.mount) / "vault" / "cold.bin").read_bytes() == BODY
     status = d.cli("status", "--json").stdout

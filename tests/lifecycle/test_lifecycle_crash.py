@@ -1,15 +1,19 @@
 """The lifecycle worker against crashes: kill -9 in the middle of a transition batch loses and
 duplicates nothing, and the lifecycle state (rules, cursor, re-encoded segments with their
-cipher ids, restore records) comes back from `stowage recover-metadata`."""
+cipher ids, restore records, Intelligent-Tiering configurations) comes back from
+`stowage recover-metadata`, with usage counters recounted (a version it must drop is no longer
+counted) and quotas kept."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from appliance.engine.shardfile import read_header
 from tests.conftest import DaemonProc
 
 from .conftest import lifecycle_config, lifecycle_status, shard_geometries, start, wait_for
@@ -55,6 +59,16 @@ def test_kill_9_mid_transition_loses_and_duplicates_nothing(tmp_path: Path) -> N
         d.stop()
 
 
+def _usage(d: DaemonProc, bucket: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(d.cli("usage", "--json", "--bucket", bucket).stdout)["buckets"][0]
+    return doc
+
+
+def _shard_files(d: DaemonProc, bucket: str, key: str) -> list[Path]:
+    return [p for p in (d.data_dir / "disks").glob("*/shards/*/*")
+            if (lambda i: (i.get("bucket"), i.get("key")))(read_header(str(p)).identity) == (bucket, key)]
+
+
 def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
     d = start(tmp_path, lifecycle_config(tmp_path / "lc.toml"))
     try:
@@ -74,17 +88,37 @@ def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
         wait_for(lambda: 'ongoing-request="false"' in s3.head_object(Bucket="kept", Key="archived").get("Restore", ""),
                  "the restore")
         restored = s3.head_object(Bucket="kept", Key="archived")["Restore"]
+        s3.create_bucket(Bucket="counted")
+        s3.put_object(Bucket="counted", Key="a", Body=b"a" * 1000)
+        s3.put_object(Bucket="counted", Key="lost", Body=os.urandom(300_000), StorageClass="STANDARD_IA")
+        d.cli("quota", "set", "--bucket", "counted", "--bytes", "10M", "--objects", "5")
+        kept_usage = _usage(d, "kept")
+        tiering = {"Id": "arc", "Filter": {"Prefix": "old/"}, "Status": "Enabled",
+                   "Tierings": [{"AccessTier": "DEEP_ARCHIVE_ACCESS", "Days": 180}]}
+        s3.put_bucket_intelligent_tiering_configuration(Bucket="kept", Id="arc",
+                                                        IntelligentTieringConfiguration=tiering)
+        assert _usage(d, "counted")["objects"] == 2
         d.stop()
+        for path in _shard_files(d, "counted", "lost"):  # its data gone with more disks than 5+1 survives
+            path.unlink()
         shutil.rmtree(d.data_dir / "meta")
         d.cli("recover-metadata", "--json")
         d.start()
         s3 = d.s3()
         assert s3.get_bucket_lifecycle_configuration(Bucket="kept")["Rules"] == [rule]
+        got = s3.get_bucket_intelligent_tiering_configuration(Bucket="kept", Id="arc")
+        assert got["IntelligentTieringConfiguration"] == tiering
         assert s3.head_object(Bucket="kept", Key="cold")["StorageClass"] == "GLACIER_IR"
         assert s3.get_object(Bucket="kept", Key="cold")["Body"].read() == body  # the ciphertext's cipher id kept
         assert s3.head_object(Bucket="kept", Key="archived")["Restore"] == restored  # the restore record
         assert s3.get_object(Bucket="kept", Key="archived")["Body"].read() == body
         after = lifecycle_status(d)
         assert after["transitioned"] >= before["transitioned"] >= 1
+        # the counters are recounted over what recovery kept; the quota is a journaled record
+        counted = _usage(d, "counted")
+        assert (counted["objects"], counted["bytes"], set(counted["classes"])) == (1, 1000, {"STANDARD"})
+        assert counted["quota"] == {"bytes": 10 << 20, "objects": 5}
+        assert {k: _usage(d, "kept")[k] for k in ("objects", "bytes", "classes")} == \
+            {k: kept_usage[k] for k in ("objects", "bytes", "classes")}
     finally:
         d.stop()
