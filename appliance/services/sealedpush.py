@@ -119,10 +119,10 @@ class StreamedBody(io.RawIOBase):
     async def _next(self) -> bytes:
         if self._stream is None:
             self._stream = self._open()
-        try:
-            return await self._stream.__anext__()
-        except StopAsyncIteration:
-            return b""
+        async for piece in self._stream:
+            if piece:  # b"" is the end for readinto
+                return piece
+        return b""
 
     async def _close(self) -> None:
         stream, self._stream = self._stream, None
