@@ -14,7 +14,11 @@ versioned bucket's objects both ways (docs/site-replication.md).
 - Join: the box running `site add` proves to the peer (signed by the peer's admin key, given to
   `site add`) that it holds the same master key (it sends the key the peer will call back with,
   wrapped by it), then both queue their whole state for each other; conflicting records (the
-  same name made on both boxes before the join) are resolved and reported like any other.
+  same name made on both boxes before the join) are resolved and reported like any other. The
+  new box is then asked to join each other peer of this box (introduce), so a site is a full
+  mesh; `remove` tells the peer, which drops this box too (leave).
+- Notification and replication targets stay per box: `problems` lists the rules naming a target
+  this box lacks (shown by `stowage site status`).
 """
 
 from __future__ import annotations
