@@ -15,6 +15,8 @@ import contextlib
 import json
 import os
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from appliance.config import Config
 from appliance.engine.errors import InvalidArgument, StowageError
 from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
 from diskmgr.health import DiskObservation, Health, assess
-from diskmgr.label import ForeignDisk, is_mounted, mount_at, read_label, verify_label
+from diskmgr.label import DiskLabel, is_mounted, mount_at, read_label, read_mounts, verify_label
 from diskmgr.smart import SmartReport, read_smart
 from diskmgr.state import ADMINISTRATIVE, DiskState
 
@@ -105,8 +107,75 @@ def _managed_dirs(cfg: Config) -> list[Path]:
     return dirs
 
 
-def _device_of(path: Path, devices: list[BlockDevice]) -> BlockDevice | None:
-    entry = mount_at(path)
+def _candidate_dirs(cfg: Config) -> list[Path]:
+    """The configured disks and the entries of the disks directory, without touching them: a
+    stalled disk mounted there would hang even a stat (its view is taken with a deadline)."""
+    dirs = [Path(d.path) for d in cfg.disks]
+    with contextlib.suppress(OSError):
+        dirs += sorted(p for p in cfg.disks_dir.iterdir() if p not in dirs)
+    return dirs
+
+
+@dataclass
+class _PathView:
+    """What the host sees at one managed disk's directory (read in a thread, with a deadline)."""
+
+    exists: bool = False
+    is_dir: bool = False
+    mounted: bool = False
+    label: DiskLabel | None = None
+    label_error: str = ""
+    space: tuple[int, int, int] | None = None  # size, free for us, used (bytes)
+
+
+def _look_at(path: Path, static: bool, appliance_id: str | None) -> _PathView:
+    view = _PathView(exists=path.exists(), is_dir=path.is_dir())
+    view.mounted = static or is_mounted(path)
+    try:
+        view.label = read_label(path) if view.mounted else None
+        if view.label is not None and appliance_id:
+            verify_label(view.label, appliance_id)
+    except StowageError as exc:  # ForeignDisk among them
+        view.label_error = exc.message
+    if view.mounted:
+        with contextlib.suppress(OSError):
+            st = os.statvfs(path)
+            view.space = (st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize,
+                          (st.f_blocks - st.f_bfree) * st.f_frsize)
+    return view
+
+
+def _look_at_all(paths: list[tuple[Path, bool]], appliance_id: str | None,
+                 deadline_s: float) -> list[_PathView | None]:
+    """Every path's view, read side by side; None for a disk that gave no answer in time (a stalled
+    disk). Plain daemon threads, not an executor: its threads are joined at exit, and a thread
+    stuck in a stalled disk's syscall would keep the command from ever returning."""
+    views: list[_PathView | None] = [None] * len(paths)
+    errors: list[BaseException] = []
+
+    def look(i: int, path: Path, static: bool) -> None:
+        try:
+            views[i] = _look_at(path, static, appliance_id)
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look, args=(i, path, static), daemon=True)
+               for i, (path, static) in enumerate(paths)]
+    for t in threads:
+        t.start()
+    end = time.monotonic() + deadline_s
+    for t in threads:
+        t.join(max(0.0, end - time.monotonic()))
+    if errors:
+        raise errors[0]
+    return views
+
+
+def _device_of(path: Path, devices: list[BlockDevice], resolve: bool = True) -> BlockDevice | None:
+    # resolve=False: match the path as written, without the lstat calls of resolving it (a
+    # stalled disk mounted there would never answer them)
+    entry = mount_at(path) if resolve else next(
+        (m for m in reversed(read_mounts()) if m.mount_point == os.path.abspath(path)), None)
     if entry is None:
         return None
     for d in devices:
@@ -138,43 +207,37 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
         appliance_id = None
     rows: list[DiskRow] = []
     used_devices: set[str] = set()
-    for path in _managed_dirs(cfg):
-        static = any(Path(d.path) == path for d in cfg.disks)
+    static_dirs = {Path(d.path) for d in cfg.disks}
+    paths = [(path, path in static_dirs) for path in _candidate_dirs(cfg)]
+    views = _look_at_all(paths, appliance_id, cfg.stall.seconds)
+    for (path, static), view in zip(paths, views, strict=True):
+        if view is not None and not static and not view.is_dir:
+            continue  # a file in the disks directory, not a disk
         row = DiskRow(managed=True, mount_point=str(path), kind="directory" if static else "")
-        mounted = static or is_mounted(path)
-        label_ok, offline_reason = True, ""
-        try:
-            label = read_label(path) if mounted else None
-            if label is not None:
-                row.disk_id, row.role, row.pool = label.disk_id, label.role, label.pool
-                if appliance_id:
-                    verify_label(label, appliance_id)
-        except ForeignDisk as exc:
-            label_ok, offline_reason = False, exc.message
-        except StowageError as exc:
-            label_ok, offline_reason = False, exc.message
+        stalled = view is None
+        if view is None:  # described from what needs no answer from the disk
+            view = _PathView(exists=True, mounted=True,
+                             label_error=f"stalled: no answer within {cfg.stall.seconds:g} s")
+        mounted, label_ok, offline_reason = view.mounted, not view.label_error, view.label_error
+        if view.label is not None:
+            row.disk_id, row.role, row.pool = view.label.disk_id, view.label.role, view.label.pool
         if row.disk_id is None:
             row.disk_id = path.name if not static else None
-        dev = None if static else _device_of(path, devices)
+        dev = None if static else _device_of(path, devices, resolve=not stalled)
         if dev is not None:
             used_devices.add(dev.path)
             row.device, row.by_id, row.kind = dev.path, dev.by_id or None, dev.kind
             row.model, row.serial, row.size_bytes = dev.model, dev.serial, dev.size
-        if mounted:
-            try:
-                st = os.statvfs(path)
-                row.size_bytes = row.size_bytes or st.f_blocks * st.f_frsize
-                row.free_bytes = st.f_bavail * st.f_frsize
-                row.used_bytes = (st.f_blocks - st.f_bfree) * st.f_frsize
-            except OSError:
-                pass
+        if view.space is not None:
+            row.size_bytes = row.size_bytes or view.space[0]
+            row.free_bytes, row.used_bytes = view.space[1], view.space[2]
         daemon = counters.get(row.disk_id or "", {})
         smart = smart_of(dev)
-        if not path.exists():
+        if not view.exists:
             offline_reason = (f"{path} does not exist (the daemon creates it at its first start)" if static
                               else f"{path} does not exist")
         obs = DiskObservation(
-            present=path.exists(), mounted=mounted, label_ok=label_ok,
+            present=view.exists, mounted=mounted, label_ok=label_ok,
             io_errors=int(daemon.get("io_errors") or 0), checksum_failures=int(daemon.get("checksum_failures") or 0),
             rotational=dev.rotational if dev else None,
             offline_reason=offline_reason or ("" if mounted else f"{path} is not mounted: its disk is missing"),

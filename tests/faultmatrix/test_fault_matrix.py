@@ -6,6 +6,7 @@ allowed, and `stowage status` shows the fault. Longer and random variants: bench
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,13 @@ def test_stalled_disk_does_not_block_the_service(app: FaultAppliance) -> None:
         wait_disk_flagged(app, [stalled])  # the monitor's probe got no answer
         assert any("stalled" in r for d in app.ctl_status()["disks"] if d["path"] == str(stalled.mountpoint)
                    for r in d.get("reasons", []))
+        # the host-side view answers too: the stalled disk is offline, the others are read
+        config = app.daemon.extra_args[app.daemon.extra_args.index("--config"):][:2]
+        rows = json.loads(app.daemon.cli("disks", "--json", "--no-smart", *config).stdout)["disks"]
+        by_path = {r["mount_point"]: r for r in rows if r["managed"]}
+        assert by_path[str(stalled.mountpoint)]["state"] == "offline"
+        assert any("stalled" in r for r in by_path[str(stalled.mountpoint)]["reasons"]), by_path
+        assert all(by_path[str(d.mountpoint)]["free_bytes"] for d in app.data[1:])
     finally:
         stalled.control.release(rule)
     w.check(app.daemon.s3())

@@ -87,7 +87,8 @@ def offline_changes(daemon: Any) -> None:
     assert add["after"]["result"]["secret_key"] == "[redacted]"
     assert revoke["before"] == {"key/" + made["access_key"]: {
         "access_key": made["access_key"], "user": "frank", "active": True,
-        "created_ns": revoke["before"]["key/" + made["access_key"]]["created_ns"]}}
+        "created_ns": revoke["before"]["key/" + made["access_key"]]["created_ns"],
+        "expires_ns": 0, "session_policy": ""}}
     assert revoke["after"]["state"]["key/" + made["access_key"]]["active"] is False
     assert failed["action"] == "user.remove" and failed["outcome"] == "NoSuchEntity"
     assert made["secret_key"] not in (daemon.data_dir / "log" / "audit.log").read_text()

@@ -9,7 +9,15 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from appliance.config import Config, DiskConfig, MountBucketConfig, NotifyTargetConfig, StorageClassConfig, load_config
+from appliance.config import (
+    Config,
+    DiskConfig,
+    MountBucketConfig,
+    NotifyTargetConfig,
+    PoolConfig,
+    StorageClassConfig,
+    load_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "systemd/stowage.toml"
@@ -56,7 +64,7 @@ def config_settings() -> set[str]:
         elif f.name in EXAMPLE_TYPES:
             names |= {f"{f.name}.*.{sub.name}" for sub in dataclasses.fields(EXAMPLE_TYPES[f.name])}
         elif f.name == "pools":
-            names |= {f"pools.default.{sub}" for sub in ("k", "m", "block_size")}
+            names |= {f"pools.default.{sub.name}" for sub in dataclasses.fields(PoolConfig)}
         elif f.name == "disks":
             names |= {f"disks.{sub.name}" for sub in dataclasses.fields(DiskConfig)}
         else:

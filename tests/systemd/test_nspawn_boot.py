@@ -78,6 +78,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _comm(pid: int) -> str:
+    """A process's name, or "" once it is gone (children() saw it a moment ago)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 @dataclass
 class Image:
     root: Path
@@ -111,7 +119,7 @@ def boot(root: Path, console: Path) -> Container:
         )
     deadline = time.monotonic() + BOOT_DEADLINE
     while True:
-        kids = [k for k in children(proc.pid) if Path(f"/proc/{k}/comm").read_text().strip() == "systemd"]
+        kids = [k for k in children(proc.pid) if _comm(k) == "systemd"]
         if kids:
             return Container(proc, kids[0], console)
         if proc.poll() is not None or time.monotonic() > deadline:
