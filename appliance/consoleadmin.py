@@ -7,6 +7,14 @@ operations `stowage disks|heal|scrub` run (appliance/ops/healing.py), so the con
 nothing the CLI could not, and each is written to the audit log with the console's user, their
 address and the disks' states before and after. A drain or replace takes as long as moving the
 disk's shards: it runs in the background and its progress shows on the disks page.
+
+A drain or replace that ends well then releases the drained disk's device as `stowage disks
+remove|replace` do (diskregistry.release: a managed disk is unmounted, its boot mount removed).
+
+"add" is `stowage disks add` itself (appliance/diskregistry.py: the same preflight refusals,
+mkfs, mount, label, boot mount, and the hand-over through the "disks.attach" control op), run
+in a worker thread of the daemon; the candidates it offers come from the same discovery as
+`stowage disks list`, each with what the preflight would refuse or want erased.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ from appliance.engine import ObjectStore
 from appliance.engine.codec import auto_geometry
 from appliance.engine.errors import InvalidArgument, StowageError
 from appliance.services.healing import Healing
+from diskmgr.discovery import DiscoveryError, discover, suggest_roles
+from diskmgr.label import mount_at
+from diskmgr.prepare import AddResult, preflight
 from diskmgr.smart import SmartReport
 from diskmgr.state import DiskState
 
-from . import __version__, migrate
+from . import __version__, diskregistry, migrate
 from .audit import AuditLog
 from .auditing import disk_states
 from .durability import DiskInput, Estimate, estimate, shard_bytes
@@ -60,6 +71,8 @@ ACTIONS: dict[str, Action] = {
     "scrub": Action("scrub.start", (), (), False),
     "heal": Action("heal.run", (), (), True),
 }
+
+RELEASING = ("disks.remove", "disks.replace")  # the drained disk's device is released on the host
 
 
 def wear_of(smart: SmartReport | None) -> dict[str, int | None]:
@@ -97,6 +110,7 @@ class ConsoleAdmin:
     _nursery: trio.Nursery | None = None
     _shards: tuple[float, dict[str, int]] = (-math.inf, {})
     _durability: tuple[float, Json] = (-math.inf, {})
+    _adding: trio.Lock = field(default_factory=trio.Lock)  # one add at a time: each preflight sees the last's disk
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Samples the metrics for the charts, and holds the background disk actions."""
@@ -134,10 +148,35 @@ class ConsoleAdmin:
                 "smart": (smart.to_json() | {"verdict": smart.verdict}) if smart is not None else None}
         return {"disks": out, "services": self.healing.progress_json()}
 
+    async def disk_candidates(self) -> Json:
+        """The block devices not (yet) in the appliance, as `stowage disks list` finds them."""
+
+        def scan() -> Json:
+            try:
+                devices = discover(io_counters=False)
+            except DiscoveryError as exc:
+                return {"devices": [], "pools": sorted(self.cfg.pools), "error": str(exc)}
+            ours = {e.majmin for d in self.store.disks if (e := mount_at(d.path)) is not None}
+            suggested = {s.path: s for s in suggest_roles(devices)}
+            out = []
+            for dev in devices:
+                if dev.majmin in ours:
+                    continue
+                pf, s = preflight(dev), suggested.get(dev.path)
+                out.append({"device": dev.path, "by_id": dev.by_id, "kind": dev.kind, "model": dev.model,
+                            "serial": dev.serial, "size_bytes": dev.size, "system": dev.system,
+                            "blockers": pf.blockers, "data": pf.data,
+                            "suggested_role": s.role if s else "", "suggestion_reason": s.reason if s else ""})
+            return {"devices": out, "pools": sorted(self.cfg.pools)}
+
+        return await trio.to_thread.run_sync(scan)
+
     async def disk_action(self, action: str, args: Json, who: str, where: str) -> Json:
+        if action == "add":
+            return await self._add(args, who, where)
         spec = ACTIONS.get(action)
         if spec is None:
-            raise InvalidArgument(f"no disk action {action[:32]!r} (there are {', '.join(ACTIONS)})")
+            raise InvalidArgument(f"no disk action {action[:32]!r} (there are add, {', '.join(ACTIONS)})")
         op_args: Json = {}
         for param, name in zip(spec.params, spec.args, strict=True):
             value = args.get(param)
@@ -160,6 +199,12 @@ class ConsoleAdmin:
         async def run() -> Json:
             try:
                 result = await handler(op_args, emit)
+                if spec.op in RELEASING and isinstance(result, dict):  # and then `stowage disks remove`'s host side
+                    try:
+                        result["unmounted"] = await trio.to_thread.run_sync(
+                            diskregistry.release, self.cfg, result["disk_id"], result["path"])
+                    except OSError as exc:  # the drain itself succeeded: say so, and what is left to do
+                        result["unmounted"], result["release_error"] = False, str(exc)
             except StowageError as exc:
                 self._record(spec.op, op_args, who, where, exc.code, before, None)
                 raise
@@ -180,6 +225,36 @@ class ConsoleAdmin:
 
         self._nursery.start_soon(background)
         return {"done": False, "started": spec.op}
+
+    async def _add(self, args: Json, who: str, where: str) -> Json:
+        """`stowage disks add DEVICE --role ROLE --pool POOL [--force]`; `confirm` must repeat the
+        device: the console's answer to the CLI's "type the device to confirm" (asked for every
+        add here, since every add formats the device)."""
+        device, role, pool = args.get("device"), args.get("role", "data"), args.get("pool", "default")
+        force, confirm = args.get("force", False), args.get("confirm")
+        if not isinstance(device, str) or not device or not isinstance(role, str) or not isinstance(pool, str):
+            raise InvalidArgument("add: give device (and role, pool as strings)")
+        if not isinstance(force, bool):
+            raise InvalidArgument("add: force is true or false")
+        if confirm != device:
+            raise InvalidArgument(f"add: everything on {device[:64]} will be erased; confirm by giving the device "
+                                  "again as confirm")
+        op_args: Json = {"device": device, "role": role, "pool": pool, "force": "yes" if force else "no"}
+        async with self._adding:
+            before = disk_states(self.store.disks)
+            try:
+                # confirm=: the console's confirmation was checked above; --force still gates a device with data
+                added: AddResult = await trio.to_thread.run_sync(lambda: diskregistry.add_disk(
+                    self.cfg, device, role, pool, force=force, confirm=lambda _pf: True))
+            except StowageError as exc:
+                self._record("disks.add", op_args, who, where, exc.code, before, None)
+                raise
+            after = disk_states(self.store.disks)
+        result = {"disk_id": added.disk_id, "device": added.device, "by_id": added.by_id, "fstype": added.fstype,
+                  "fs_uuid": added.fs_uuid, "mount_point": str(added.mount_point), "role": added.role,
+                  "pool": added.pool, "boot": added.boot, "handed_over": added.handed_over}
+        self._record("disks.add", op_args, who, where, "ok", before, {"disks": after, "result": result})
+        return {"done": True, "result": result}
 
     def _record(self, op: str, args: Json, who: str, where: str, outcome: str, before: Json, after: Json | None
                 ) -> None:

@@ -220,7 +220,8 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
                         EventHub(notify, replication), LifecycleWorker(store, cfg), RestoreWorker(store, cfg))
         daemon.tls = await trio.to_thread.run_sync(_prepare_tls, cfg)
         daemon.site = SiteService(store, identities.master, replication, site_ops.site_key(identities),
-                                  identities.refresh, identities.identities.root.canonical_id)
+                                  identities.refresh, identities.identities.root.canonical_id,
+                                  notify_targets=notify.targets.keys)
         await trio.to_thread.run_sync(daemon.site.load)
         await _serve(daemon, on_ready)
     finally:

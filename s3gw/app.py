@@ -207,8 +207,8 @@ class S3App:
     def _authenticate(self, req: Request, r: Route) -> tuple[Principal, AuthResult]:
         """Who sent the request: anonymous when it carries no authentication at all, else SigV4
         (or SigV2, unless s3.allow_sigv2 is off) with the identities' keys. An active key of a
-        disabled user is AccessDenied; a deleted or inactive key is InvalidAccessKeyId, as AWS
-        answers."""
+        disabled user is AccessDenied; a deleted or inactive key is InvalidAccessKeyId, an expired
+        one ExpiredToken, as AWS answers."""
         # A CORS preflight is never authenticated: the browser sends it without credentials, for
         # a presigned URL with that URL's query, whose signature is for the request that follows.
         if r.op is Op.PreflightRequest or is_anonymous(r.query, req.headers):
@@ -220,8 +220,11 @@ class S3App:
             if hit is not None:
                 found.append(hit[1])
                 return hit[0]
-            if self.identities.refusal(access_key) == "AccessDenied":
+            refusal = self.identities.refusal(access_key)
+            if refusal == "AccessDenied":
                 raise S3Error("AccessDenied", "The user of this access key is disabled.")
+            if refusal == "ExpiredToken":
+                raise S3Error("ExpiredToken")
             return None
 
         if self.cfg.s3.allow_sigv2 and is_sigv2(r.query, req.headers):

@@ -39,6 +39,7 @@ from appliance.iam.policy import (
     authorize,
     parse_policy,
     s3_arn,
+    session_allows,
     time_context,
 )
 from appliance.iam.public import is_public
@@ -442,7 +443,8 @@ class Authorizer:
         acl_action = check.acl_as or check.action
         if check.key is not None and acl_action in acls.OBJECT_ACL_ACTIONS and not fetched:
             obj = self._object(check)
-        return self.acl_allows(principal, acl_action, check.key, view, obj)
+        # an ACL grant (or ownership) is narrowed by the key's session policy as a policy's Allow is
+        return self.acl_allows(principal, acl_action, check.key, view, obj) and session_allows(request)
 
     def acl_allows(self, principal: Principal, action: str, key: str | None, view: BucketView,
                    obj: ObjectVersion | None) -> bool:

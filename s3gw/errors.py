@@ -25,6 +25,7 @@ TABLE: dict[str, ErrorSpec] = {
     "InvalidAccessKeyId": ErrorSpec(
         403, "The AWS Access Key Id you provided does not exist in our records."
     ),
+    "ExpiredToken": ErrorSpec(400, "The provided token has expired."),  # an access key past its expiry
     "SignatureDoesNotMatch": ErrorSpec(
         403,
         "The request signature we calculated does not match the signature you provided. "

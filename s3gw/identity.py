@@ -30,12 +30,12 @@ class IdentitySource(Protocol):
     root: Principal
 
     def authenticate(self, access_key: str) -> tuple[str, Principal] | None:
-        """(secret key, principal) of an active key of an enabled user; None otherwise."""
+        """(secret key, principal) of an active, unexpired key of an enabled user; None otherwise."""
         ...
 
     def refusal(self, access_key: str) -> str:
         """Why a key that does not authenticate is refused: "AccessDenied" (its user is
-        disabled) or "InvalidAccessKeyId"."""
+        disabled), "ExpiredToken" (the key is past its expiry) or "InvalidAccessKeyId"."""
         ...
 
     def identity_policies(self, principal: Principal) -> Sequence[Policy]: ...

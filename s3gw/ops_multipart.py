@@ -11,7 +11,7 @@ from appliance.engine import BodySummary, UploadRecord
 from appliance.engine.errors import NoSuchUpload
 from appliance.iam.objectkeys import Protection
 
-from . import sse
+from . import sealedreplica, sse
 from .body import ObjectBody, read_xml
 from .checksums import BodyChecks, header_name
 from .ctx import Ctx, OpHandler
@@ -62,6 +62,8 @@ async def create_multipart(ctx: Ctx) -> Response:
 
 async def upload_part(ctx: Ctx) -> Response:
     n = _part_number(ctx)
+    if sealedreplica.SEALED_HEADER in ctx.req.headers:  # a segment of an SSE-C replica sent as ciphertext
+        return await sealedreplica.upload_sealed_part(ctx, n)
     up = _upload(ctx)
     protection = sse.for_part(ctx, up)
     body = ObjectBody(ctx)
@@ -130,6 +132,8 @@ async def upload_part_copy(ctx: Ctx) -> Response:
 
 
 async def complete_multipart(ctx: Ctx) -> Response:
+    if sealedreplica.SEALED_HEADER in ctx.req.headers:  # an SSE-C replica sent as ciphertext
+        return await sealedreplica.complete_sealed_upload(ctx)
     upload_id = ctx.query.get("uploadId", "")
     try:
         up: UploadRecord | None = _upload(ctx)

@@ -2,7 +2,8 @@
 
 A replica write carries the version id it keeps in x-stowage-replica-version-id: a PutObject or
 CompleteMultipartUpload (the version it makes gets that id) or a DeleteObject without a version
-id (the delete marker it adds does). Such a request needs, beyond its own action, the permission
+id (the delete marker it adds does); an UploadPart of an SSE-C replica's ciphertext carries it too
+(sealedreplica.py). Such a request needs, beyond its own action, the permission
 AWS defines for replication — s3:ReplicateObject, s3:ReplicateDelete — on the object, so that no
 other principal can choose version ids or make a REPLICA. The engine is told through the event
 cause (Cause.replica): the version keeps its id, is marked REPLICA, and is never replicated again.
@@ -25,6 +26,7 @@ from .routing import Op
 VERSION_HEADER = "x-stowage-replica-version-id"  # the same name as appliance/services/s3push.py's
 _VERSION_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _ACTIONS = {Op.PutObject: "s3:ReplicateObject", Op.CompleteMultipartUpload: "s3:ReplicateObject",
+            Op.UploadPart: "s3:ReplicateObject",  # a sealed part (sealedreplica.py)
             Op.DeleteObject: "s3:ReplicateDelete", Op.PutObjectTagging: "s3:ReplicateTags",
             Op.DeleteObjectTagging: "s3:ReplicateTags"}
 _NEW_VERSION = frozenset({Op.PutObject, Op.CompleteMultipartUpload, Op.DeleteObject})
@@ -39,7 +41,7 @@ async def authorize(ctx: Ctx, authz: Authorizer, conditions: Conditions, view: B
     action = _ACTIONS.get(ctx.route.op)
     if action is None or (ctx.route.op is Op.DeleteObject and "versionId" in ctx.query):
         raise S3Error("InvalidRequest", f"{VERSION_HEADER} applies to PutObject, CompleteMultipartUpload, "
-                      "DeleteObject without a version id and object tagging only.")
+                      "DeleteObject without a version id, object tagging and UploadPart only.")
     if not _VERSION_ID.match(vid) or vid == "null":
         raise S3Error("InvalidArgument", "Invalid replica version id.", ArgumentName=VERSION_HEADER,
                       ArgumentValue=vid)

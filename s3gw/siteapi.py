@@ -1,4 +1,4 @@
-"""POST /_stowage/v1/site/{join,changes}: site replication's endpoint on the S3 port
+"""POST /_stowage/v1/site/{join,changes,leave,introduce}: site replication's endpoint on the S3 port
 (appliance/services/sitewire.py has the documents).
 
 Authorized before the body is read: the request must be SigV4-signed (or SigV2 where allowed)
@@ -16,7 +16,17 @@ import logging
 from dataclasses import dataclass
 
 from appliance.services.site import SiteService
-from appliance.services.sitewire import ACTION, MAX_BODY, BadDocument, SiteError, load, parse_changes, parse_join
+from appliance.services.sitewire import (
+    ACTION,
+    MAX_BODY,
+    BadDocument,
+    SiteError,
+    load,
+    parse_changes,
+    parse_introduce,
+    parse_join,
+    parse_leave,
+)
 
 from .adminpaths import AdminPaths, text_response
 from .errors import S3Error
@@ -36,7 +46,7 @@ class SiteEndpoint:
     admin: AdminPaths  # its `authorize` is the S3 application's (set when the gateway starts)
 
     async def handle(self, req: Request, rest: str) -> Response:
-        if rest not in ("/join", "/changes"):
+        if rest not in ("/join", "/changes", "/leave", "/introduce"):
             return text_response(404, "not found\n")
         if req.method != "POST":
             return text_response(405, "method not allowed\n", headers=[("Allow", "POST")])
@@ -53,6 +63,10 @@ class SiteEndpoint:
             doc = load(body)
             if rest == "/join":
                 return _json(200, await self.site.receive_join(parse_join(doc)))
+            if rest == "/introduce":
+                return _json(200, await self.site.receive_introduce(parse_introduce(doc)))
+            if rest == "/leave":
+                return _json(200, await self.site.receive_leave(parse_leave(doc)))
             origin, changes = parse_changes(doc)
             return _json(200, await self.site.receive_changes(origin, changes))
         except BadDocument as exc:

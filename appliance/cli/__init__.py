@@ -7,7 +7,6 @@ appliance.engine.recover).
     iam.py          `user`, `key`, `group`, `policy`
     heal.py         `scrub`, `heal`, `snapshot-metadata`, `recover-metadata`
     disks.py        `disks list|smart|add|remove|replace` (the host-side disk tools of diskmgr)
-    registry.py     where the disk tools meet the appliance: its id, handing a new disk over
     offline.py      status without a daemon; status_view.py renders status with rich
     progress.py     rich progress of streamed control operations; sizes.py human-readable sizes
 

@@ -22,6 +22,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from appliance import diskregistry as registry
 from appliance.config import Config
 from appliance.engine.errors import InvalidArgument, StowageError
 from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
@@ -30,7 +31,6 @@ from diskmgr.label import ForeignDisk, is_mounted, mount_at, read_label, verify_
 from diskmgr.smart import SmartReport, read_smart
 from diskmgr.state import ADMINISTRATIVE, DiskState
 
-from . import registry
 from .common import appliance_options, resolve_config, run_guarded
 from .progress import op_progress
 from .sizes import human_size
@@ -423,7 +423,7 @@ def add_cmd(cfg: Config, device: str, role: str, pool: str, force: bool, yes: bo
 
 
 # --- remove / replace: thin callers of the daemon's drain ops (appliance/services/drain.py); the
-# host-side release of a managed disk reuses bootmount/prepare ---------------------------------
+# host-side release of a managed disk is diskregistry.release --------------------------------
 
 
 def _drain_line(p: dict[str, Any]) -> str:
@@ -431,16 +431,8 @@ def _drain_line(p: dict[str, Any]) -> str:
 
 
 def _release_host_side(cfg: Config, res: dict[str, Any]) -> None:
-    """A managed disk (mounted under the state dir) is unmounted and its boot mount removed."""
-    from diskmgr import bootmount
-    from diskmgr.prepare import unmount
-
-    where = Path(res["path"])
-    if where.parent != cfg.disks_dir or not is_mounted(where):
-        return
-    bootmount.uninstall(bootmount.host_boot_config(), res["disk_id"], str(where))
-    unmount(where)
-    click.echo(f"  unmounted {where}; its boot-time mount was removed; the device can be pulled")
+    if registry.release(cfg, res["disk_id"], res["path"]):
+        click.echo(f"  unmounted {res['path']}; its boot-time mount was removed; the device can be pulled")
 
 
 @disks.command("remove")

@@ -232,11 +232,10 @@ class Exporter:
 def export_offline(cfg: Config, dest: Path, *, versions: bool = False, from_disks: bool = False,
                    master_key: Path | None = None, buckets: list[str] | None = None,
                    progress: Callable[[str, int], None] = lambda _b, _n: None) -> ExportReport:
+    from appliance.diskregistry import daemon_running
     from appliance.engine.recover import find_disks
     from appliance.iam import masterkey
     from appliance.iam.kms import Kms
-
-    from .registry import daemon_running
 
     if daemon_running(cfg):
         raise ExportError("the daemon is running; stop it first (or copy out through S3)")

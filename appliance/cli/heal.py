@@ -212,11 +212,10 @@ def recover_metadata_cmd(cfg: Config, as_json: bool, master_key: Path | None) ->
     from its usual place or --master-key FILE (then added to the usual place). Interrupted, it
     resumes when run again. See docs/metadata-recovery.md for what cannot come back.
     """
+    from appliance.diskregistry import daemon_running
     from appliance.engine.recover import RecoveryError, recover_metadata
     from appliance.iam import masterkey
     from appliance.iam.kms import envelope_check
-
-    from .registry import daemon_running
 
     def recover(view: _RecoveryView) -> RecoveryReport:
         if daemon_running(cfg):

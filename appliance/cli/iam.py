@@ -9,7 +9,9 @@ command takes --json; a new secret key is printed once and never stored in plain
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import click
@@ -142,13 +144,52 @@ def key() -> None:
     """Manage users' access keys."""
 
 
+def _expiry_ns(value: str) -> int:
+    """An ISO 8601 time (with a zone, or UTC when it has none) in Unix ns."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (2027-01-31T12:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
+
+
+def _expiry_text(expires_ns: int) -> str:
+    if not expires_ns:
+        return "never"
+    when = datetime.fromtimestamp(expires_ns / 1e9, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return when + (" (expired)" if expires_ns <= time.time_ns() else "")
+
+
+def _key_state(k: dict[str, Any]) -> str:
+    state = "active" if k["active"] else "revoked"
+    if k["expires_ns"]:
+        state += f", expires {_expiry_text(k['expires_ns'])}"
+    return state + (", session policy" if k["session_policy"] else "")
+
+
 @key.command("create")
 @appliance_options
 @click.argument("user_name", metavar="USER")
+@click.option("--policy-file", type=click.File("r"), default=None,
+              help="a session policy (JSON): the key may do only what both USER's policies and this allow")
+@click.option("--expires", default=None, metavar="ISO8601",
+              help="refuse the key after this time (ExpiredToken), e.g. 2027-01-31T12:00:00Z")
 @json_option
-def key_create(cfg: Config, user_name: str, as_json: bool) -> None:
+def key_create(cfg: Config, user_name: str, policy_file: TextIO | None, expires: str | None, as_json: bool) -> None:
     """Create another access key for USER (two at most, as IAM allows)."""
-    _do(cfg, "key.create", {"user": user_name}, as_json, _show_secret)
+    args: dict[str, Any] = {"user": user_name, "policy": policy_file.read() if policy_file else "",
+                            "expires_ns": _expiry_ns(expires) if expires else 0}
+
+    def render(r: dict[str, Any]) -> None:
+        _show_secret(r)
+        if r["expires_ns"]:
+            click.echo(f"expires:    {_expiry_text(r['expires_ns'])}")
+        if r["session_policy"]:
+            click.echo("limited by its session policy (`stowage key show` prints it)")
+
+    _do(cfg, "key.create", args, as_json, render)
 
 
 @key.command("list")
@@ -160,9 +201,28 @@ def key_list(cfg: Config, user_name: str, as_json: bool) -> None:
 
     def render(r: list[dict[str, Any]]) -> None:
         for k in r:
-            click.echo(f"{k['access_key']:<24} {k['user']:<24} {'active' if k['active'] else 'revoked'}")
+            click.echo(f"{k['access_key']:<24} {k['user']:<24} {_key_state(k)}")
 
     _do(cfg, "key.list", {"user": user_name}, as_json, render)
+
+
+@key.command("show")
+@appliance_options
+@click.argument("access_key")
+@json_option
+def key_show(cfg: Config, access_key: str, as_json: bool) -> None:
+    """Show an access key: its user, state, expiry and session policy (never its secret)."""
+
+    def render(k: dict[str, Any]) -> None:
+        click.echo(f"access key: {k['access_key']}")
+        click.echo(f"user:       {k['user']}")
+        click.echo(f"state:      {'active' if k['active'] else 'revoked'}")
+        click.echo(f"expires:    {_expiry_text(k['expires_ns'])}")
+        click.echo("session policy:" + ("" if k["session_policy"] else " none (the user's policies apply as they are)"))
+        if k["session_policy"]:
+            click.echo(k["session_policy"])
+
+    _do(cfg, "key.show", {"access_key": access_key}, as_json, render)
 
 
 def _key_command(name: str, op: str, verb: str, doc: str) -> click.Command:

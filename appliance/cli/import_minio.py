@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,27 @@ def _read(export_file: str | None, endpoint: str | None, access_key: str | None,
 @click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CA certificates for a MinIO with its own certificate")
 @click.option("--no-verify-ssl", is_flag=True, help="do not check MinIO's certificate")
+@click.option("--root-user", default="minio-root", show_default=True,
+              help="the Stowage user (created with the canned admin policy) that gets the keys of MinIO's root "
+                   "user's service accounts")
 @click.option("--dry-run", is_flag=True, help="print what would be imported (from the export alone); write nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the final report as JSON")
 def minio_iam(cfg: Config, export_file: str | None, endpoint: str | None, access_key: str | None,
-              secret_key: str | None, region: str, ca_bundle: str | None, no_verify_ssl: bool, dry_run: bool,
-              as_json: bool) -> None:
+              secret_key: str | None, region: str, ca_bundle: str | None, no_verify_ssl: bool, root_user: str,
+              dry_run: bool, as_json: bool) -> None:
     """Import MinIO's users, groups, policies and service accounts."""
+    from appliance.engine.errors import StowageError
     from appliance.importer.minio_iam import batches, plan_import
 
     verify: bool | str = False if no_verify_ssl else (ca_bundle or True)
+    if root_user.lower() == "root":
+        fail("--root-user: 'root' is reserved for the appliance's root key")
     files, ignored = _read(export_file, endpoint, access_key, secret_key, region, verify)
-    plan = plan_import(files, ignored)
+    try:
+        plan = plan_import(files, ignored, root_user=root_user)
+    except StowageError as exc:
+        fail(f"--root-user: {exc.message}")
+        raise  # unreachable: fail exits
     report = ImportReport(dry_run=dry_run, identities=list(plan.mapped))
     for s in plan.skipped:
         report.skip(s["item"], s["reason"])
@@ -103,7 +114,10 @@ def minio_iam(cfg: Config, export_file: str | None, endpoint: str | None, access
 
 def _describe(it: dict[str, Any]) -> str:
     if it["kind"] == "key":
-        return f"access key {it['access_key']} of user {it['user']} ({it['source']})"
+        limits = (", with its session policy" if it["session_policy"] else "") + \
+            (f", expiring {datetime.fromtimestamp(it['expires_ns'] // 10**9, UTC):%Y-%m-%dT%H:%M:%SZ}"
+             if it["expires_ns"] else "")
+        return f"access key {it['access_key']} of user {it['user']} ({it['source']}{limits})"
     return f"{it['kind']} {it['name']}"
 
 

@@ -19,13 +19,13 @@ import click
 
 from appliance.config import Config
 from appliance.control import call
+from appliance.diskregistry import daemon_running
 from appliance.engine import offline
 from appliance.iam import kms as iam_kms
 from appliance.iam import masterkey
 
 from .common import appliance_options, daemon_or_offline, run_guarded
 from .progress import op_progress
-from .registry import daemon_running
 
 
 def _run(cfg: Config, op: str, args: dict[str, Any]) -> Any:

@@ -37,11 +37,19 @@ def site() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def add(cfg: Config, url: str, access_key: str, secret_key: str, self_url: str, region: str, no_tls_verify: bool,
         as_json: bool) -> None:
-    """Join the box at URL to this box's site (both must hold the same master key)."""
+    """Join the box at URL to this box's site (both must hold the same master key); it is asked
+    to join this box's other peers too."""
     r = _call(cfg, "site.add", {"url": url, "access_key": access_key, "secret_key": secret_key,
                                 "self_url": self_url, "region": region, "tls_verify": not no_tls_verify})
-    click.echo(json.dumps(r, indent=2) if as_json else
-               f"joined {r['name']} ({r['url']}): {r['queued']} records queued for it")
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"joined {r['name']} ({r['url']}): {r['queued']} records queued for it")
+    for name in r["introduced"]:
+        click.echo(f"  {r['name']} joined {name} too")
+    for name, why in r["not_introduced"].items():
+        click.echo(f"warning: {r['name']} could not join {name} ({why}): run `stowage site add` for that pair",
+                   err=True)
 
 
 @site.command("list")
@@ -61,9 +69,11 @@ def listing(cfg: Config, as_json: bool) -> None:
 @appliance_options
 @click.argument("name")
 def remove(cfg: Config, name: str) -> None:
-    """Stop replicating with peer NAME (`stowage site list`); the peer is not told."""
+    """Stop replicating with peer NAME (`stowage site list`); the peer is told and stops too."""
     r = _call(cfg, "site.remove", {"name": name})
     click.echo(f"removed {name}" + (f" ({r['dropped']} queued changes dropped)" if r["dropped"] else ""))
+    if not r["told"]:
+        click.echo(f"warning: {name} could not be told ({r['error']}): run `stowage site remove` there", err=True)
 
 
 @site.command("status")
@@ -80,6 +90,10 @@ def status(cfg: Config, as_json: bool) -> None:
         state = f"retrying: {p['last_error']}" if p["retrying"] else "ok"
         click.echo(f"  {p['name']:<34} {p['url']}  backlog {p['queued']}  lag {p['lag_seconds']}s  "
                    f"sent {p['sent']}  {state}")
+    if r["missing_targets"]:
+        click.echo("rules naming a target this box does not have (they do nothing here until it is added):")
+    for m in r["missing_targets"]:
+        click.echo(f"  bucket {m['bucket']}: {m['kind']} rule {m['rule'] or '(no id)'} -> target {m['target']!r}")
     if r["conflicts"]:
         click.echo("conflicts (the last writer won):")
     for c in r["conflicts"]:

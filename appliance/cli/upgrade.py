@@ -13,6 +13,7 @@ import click
 
 from appliance import __version__
 from appliance.config import Config
+from appliance.diskregistry import daemon_running
 from appliance.migrate import (
     DEFAULT_INSTALL_DIR,
     FORMATS,
@@ -25,7 +26,6 @@ from appliance.migrate import (
 )
 
 from .common import appliance_options, fail, run_guarded
-from .registry import daemon_running
 
 
 def _when(ns: int) -> str:

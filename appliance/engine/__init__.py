@@ -70,7 +70,7 @@ from .records import (
     UploadRecord,
     UserRecord,
 )
-from .sealed import SealedObject, SealedSegment, put_sealed
+from .sealed import SealedObject, SealedSegment, complete_sealed, put_sealed, put_sealed_part
 from .storecore import CONTENT_HEADERS
 
 __all__ = [
@@ -124,12 +124,14 @@ __all__ = [
     "UserRecord",
     "VersionPage",
     "caused_by",
+    "complete_sealed",
     "find_cors",
     "get_cors",
     "multipart_etag",
     "parse_target_arn",
     "put_cors",
     "put_sealed",
+    "put_sealed_part",
     "remaining_retention_days",
     "unquote_etag",
 ]

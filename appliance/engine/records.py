@@ -404,23 +404,29 @@ class CredentialRecord(Record):
     (`wrapped_secret`: base64 of appliance.iam.masterkey's blob, bound to the access key), so the
     secret is never stored in plain text.
 
+    Format 3 added the key's own limits: `session_policy` (an identity policy document, "" for
+    none: the key may do only what both its user's policies and this allow) and `expires_ns`
+    (Unix ns after which the key is refused; 0 for never). Format 2 decodes with neither.
+
     Format 1 (round 1) stored `secret_key` in plain text. It decodes with the secret in
     `legacy_secret` (never printed by repr) and cannot be encoded again: the identity layer
     re-wraps it (appliance/iam/sealing.py) and the engine compacts the key range afterwards so the
     plain text leaves the LevelDB files (identity.py)."""
 
-    FORMAT: ClassVar[int] = 2
+    FORMAT: ClassVar[int] = 3
 
     access_key: str
     user: str
     created_ns: int
     active: bool = True
     wrapped_secret: str = ""
+    session_policy: str = ""
+    expires_ns: int = 0
     legacy_secret: str = field(default="", repr=False, compare=False)
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], CredentialRecord]]:
-        return {1: cls._from_v1, 2: cls._from_json}
+        return {1: cls._from_v1, 2: cls._from_json, 3: cls._from_json}
 
     @classmethod
     def _from_v1(cls, raw: dict[str, Any]) -> CredentialRecord:
@@ -431,7 +437,8 @@ class CredentialRecord(Record):
         if self.legacy_secret:
             raise FormatError(f"access key {self.access_key}: a plain-text secret must be wrapped before it is stored")
         return {"access_key": self.access_key, "user": self.user, "created_ns": self.created_ns,
-                "active": self.active, "wrapped_secret": self.wrapped_secret}
+                "active": self.active, "wrapped_secret": self.wrapped_secret, "session_policy": self.session_policy,
+                "expires_ns": self.expires_ns}
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from appliance.engine.records import CredentialRecord, GroupRecord, PolicyRecord
 from . import imports, managed, users
 from .canned import CANNED
 from .errors import InvalidInput, NoSuchEntity
+from .keylimits import check_expiry
 from .managed import EntityKind
 from .masterkey import MasterKey
 from .naming import canned_policy_arn, group_arn, policy_arn, user_arn
@@ -56,7 +57,8 @@ def _texts(args: Args, name: str) -> list[str]:
 
 
 def _key_json(c: CredentialRecord) -> Json:
-    return {"access_key": c.access_key, "user": c.user, "active": c.active, "created_ns": c.created_ns}
+    return {"access_key": c.access_key, "user": c.user, "active": c.active, "created_ns": c.created_ns,
+            "expires_ns": c.expires_ns, "session_policy": c.session_policy}
 
 
 def _user_json(view: IdentityView, env: Env, u: UserRecord) -> Json:
@@ -129,8 +131,15 @@ def user_remove(view: IdentityView, env: Env, a: Args) -> Json:
 
 
 def key_create(view: IdentityView, env: Env, a: Args) -> Json:
-    cred, secret = users.create_key(view, env.master, _existing_user(view, _text(a, "user", "")).name)
-    return {"user": cred.user, "access_key": cred.access_key, "secret_key": secret}
+    cred, secret = users.create_key(view, env.master, _existing_user(view, _text(a, "user", "")).name,
+                                    session_policy=_text(a, "policy", ""),
+                                    expires_ns=check_expiry(a.get("expires_ns", 0), future=True))
+    return {"user": cred.user, "access_key": cred.access_key, "secret_key": secret, "expires_ns": cred.expires_ns,
+            "session_policy": cred.session_policy}
+
+
+def key_show(view: IdentityView, env: Env, a: Args) -> Json:
+    return _key_json(users.get_key(view, _text(a, "access_key", "")))
 
 
 def key_list(view: IdentityView, env: Env, a: Args) -> Json:
@@ -257,6 +266,7 @@ COMMANDS: dict[str, Command] = {
     "user.remove": Command(user_remove, True),
     "key.create": Command(key_create, True),
     "key.list": Command(key_list, False),
+    "key.show": Command(key_show, False),
     "key.revoke": Command(_key_active(False), True),
     "key.enable": Command(_key_active(True), True),
     "key.delete": Command(key_delete, True),

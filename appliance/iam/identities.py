@@ -14,8 +14,9 @@ Allow.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from appliance.engine.errors import StowageError
 from appliance.engine.identity import IdentityState
@@ -37,13 +38,17 @@ _DENY_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*",
 class KeyEntry:
     access_key: str
     secret: str
-    principal: Principal
+    principal: Principal  # the user's, with the key's session policy if it has one
     active: bool
     user_disabled: bool
+    expires_ns: int = 0  # 0: never
 
     @property
     def usable(self) -> bool:
         return self.active and not self.user_disabled
+
+    def expired(self, now_ns: int) -> bool:
+        return self.expires_ns != 0 and now_ns >= self.expires_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class Identities:
         if access_key == self._root_key.access_key:
             return self._root_key.secret_key, self.root
         entry = self._index.keys.get(access_key)
-        if entry is None or not entry.usable:
+        if entry is None or not entry.usable or entry.expired(time.time_ns()):
             return None
         return entry.secret, entry.principal
 
@@ -132,10 +137,15 @@ class Identities:
 
     def refusal(self, access_key: str) -> str:
         """The error for a key `authenticate` refused: an active key of a disabled user is denied
-        access (AccessDenied); any other is unknown (InvalidAccessKeyId), as AWS answers for a
-        deleted or deactivated key."""
+        access (AccessDenied); an active key past its expiry is ExpiredToken, as AWS answers for
+        expired temporary credentials; any other is unknown (InvalidAccessKeyId), as AWS answers
+        for a deleted or deactivated key."""
         entry = self._index.keys.get(access_key)
-        return "AccessDenied" if entry is not None and entry.active and entry.user_disabled else "InvalidAccessKeyId"
+        if entry is None or not entry.active:
+            return "InvalidAccessKeyId"
+        if entry.user_disabled:
+            return "AccessDenied"
+        return "ExpiredToken" if entry.expired(time.time_ns()) else "InvalidAccessKeyId"
 
     def user_disabled(self, name: str) -> bool:
         entry = self._index.users.get(name)
@@ -207,6 +217,11 @@ def build_index(state: IdentityState, account: str, master: MasterKey, previous:
         owner = users.get(cred.user)
         secret = b.secret(cred) if owner is not None else None
         if owner is not None and secret is not None:
-            keys[cred.access_key] = KeyEntry(cred.access_key, secret, owner.principal, cred.active, owner.disabled)
+            principal = owner.principal
+            if cred.session_policy:  # unparseable: deny-all, as any stored policy
+                principal = replace(principal, session=b.policy(f"{cred.access_key} (session policy)",
+                                                                cred.session_policy))
+            keys[cred.access_key] = KeyEntry(cred.access_key, secret, principal, cred.active, owner.disabled,
+                                             cred.expires_ns)
     by_canonical = {e.principal.canonical_id: e for e in users.values() if e.principal.canonical_id}
     return Index(keys, users, by_canonical, b.parsed, b.secrets)

@@ -6,9 +6,13 @@ policy gets the imported document as a new default version when it differs.
 
 Items (JSON):
     {"kind": "policy", "name", "document", "source"}
-    {"kind": "user", "name", "secret_key", "enabled", "policies": [...]}
+    {"kind": "user", "name", "secret_key", "enabled", "policies": [...], "keyless"}
     {"kind": "group", "name", "members": [...], "policies": [...]}
-    {"kind": "key", "access_key", "user", "secret_key", "active", "source"}
+    {"kind": "key", "access_key", "user", "secret_key", "active", "source", "session_policy", "expires_ns"}
+
+A "keyless" user gets no key of its own name (the user the MinIO root's service accounts are
+imported to). A key's "session_policy" (a policy document, "" for none) and "expires_ns" (Unix
+ns, 0 for never) are its limits (keylimits.py); an imported key may have expired already.
 
 A user's key is the user's own name (a MinIO user is its access key); secrets are sealed with the
 master key as every secret is. Keys are imported beyond IAM's quota of two per user (a MinIO user
@@ -28,6 +32,7 @@ from appliance.engine.records import CredentialRecord
 from . import managed, users
 from .credentials import ROOT_USER
 from .errors import InvalidInput
+from .keylimits import check_expiry, check_session_policy
 from .masterkey import MasterKey
 from .sealing import seal, unseal
 
@@ -64,8 +69,11 @@ class _Run:
 
     def user(self, it: Item) -> None:
         # every field is checked before anything is written for the item
-        name, secret, policies = _str(it, "name"), _secret(it), _list(it, "policies")
-        self._check_key(name, name)
+        keyless = bool(it.get("keyless", False))
+        name, policies = _str(it, "name"), _list(it, "policies")
+        secret = "" if keyless else _secret(it)
+        if not keyless:
+            self._check_key(name, name)
         note = " (existed: updated)"
         if self.view.user(name) is None:
             if any(u.name.lower() == name.lower() for u in self.view.users()):
@@ -73,7 +81,8 @@ class _Run:
             users.create_user(self.view, name)
             note = ""
         users.set_user_disabled(self.view, name, not bool(it.get("enabled", True)))
-        self._key(name, name, secret, True)
+        if not keyless:
+            self._key(name, name, secret, True)
         self._attach("user", name, policies)
         self.imported.append(f"user {name}{note}")
 
@@ -91,10 +100,15 @@ class _Run:
 
     def key(self, it: Item) -> None:
         ak, user, secret, source = _str(it, "access_key"), _str(it, "user"), _secret(it), _str(it, "source")
+        session_policy = _str(it, "session_policy")
+        if session_policy:
+            check_session_policy(session_policy)
+        expires_ns = check_expiry(it.get("expires_ns", 0), future=False)
         if self.view.user(user) is None:
             raise InvalidInput(f"its user {user} is not here")
-        self._key(ak, user, secret, bool(it.get("active", True)))
-        self.imported.append(f"access key {ak} of user {user}" + (f" ({source})" if source else ""))
+        self._key(ak, user, secret, bool(it.get("active", True)), session_policy, expires_ns)
+        limits = (" with its session policy" if session_policy else "") + (" with an expiry" if expires_ns else "")
+        self.imported.append(f"access key {ak} of user {user}" + (f" ({source})" if source else "") + limits)
 
     def _check_key(self, ak: str, user: str) -> CredentialRecord | None:
         if ak in self.reserved or ak.lower() == ROOT_USER:
@@ -104,12 +118,15 @@ class _Run:
             raise InvalidInput(f"access key {ak} belongs to user {rec.user} here")
         return rec
 
-    def _key(self, ak: str, user: str, secret: str, active: bool) -> None:
+    def _key(self, ak: str, user: str, secret: str, active: bool, session_policy: str = "",
+             expires_ns: int = 0) -> None:
         rec = self._check_key(ak, user)
-        if rec is not None and rec.active == active and not rec.legacy_secret and unseal(self.master, rec) == secret:
+        if (rec is not None and (rec.active, rec.session_policy, rec.expires_ns) == (active, session_policy, expires_ns)
+                and not rec.legacy_secret and unseal(self.master, rec) == secret):
             return
         created = rec.created_ns if rec is not None else time.time_ns()
-        self.view.put_credential(CredentialRecord(ak, user, created, active, seal(self.master, ak, secret)))
+        self.view.put_credential(CredentialRecord(ak, user, created, active, seal(self.master, ak, secret),
+                                                  session_policy, expires_ns))
 
     def _attach(self, kind: managed.EntityKind, name: str, policies: list[str]) -> None:
         for policy in policies:

@@ -10,6 +10,11 @@ applies the root user's rules and otherwise `evaluate`:
    the bucket's or object's ACL (`acl_allows`, worked out by the caller) decides: allowed;
 3. else the request is implicitly denied.
 
+A principal signed with an access key that carries a session policy (`Principal.session`) is
+limited by it too, as AWS limits a session and MinIO a service account: an explicit Deny in it
+denies, and whatever the steps above allow is allowed only if the session policy allows it as well
+(`session_allows`; the caller applies it to its ACL grants).
+
 Element semantics follow AWS's "IAM JSON policy elements reference"; Condition is in
 conditions.py, wildcards and policy variables in patterns.py, reading the JSON in document.py.
 """
@@ -55,6 +60,8 @@ class Principal:
     name: str = ""  # the IAM user name (kind "user")
     user_id: str = ""  # aws:userid; defaults to the account id (root) or the user name
     canonical_id: str = ""  # the ACL canonical user id, matched by {"CanonicalUser": ...}
+    # the session policy of the access key the request was signed with: it narrows what is allowed
+    session: Policy | None = field(default=None, repr=False, compare=False)
     arn: str = field(init=False, repr=False, compare=False)  # empty for anonymous, who has none
     account_arn: str = field(init=False, repr=False, compare=False)
     context_keys: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
@@ -529,12 +536,28 @@ def authorize(request: AuthzRequest, identity_policies: Sequence[Policy], resour
     The root user is allowed everything no policy explicitly denies it, and may always get, put
     and delete a bucket policy, even one that denies it.
     """
+    session = request.principal.session
+    if session is not None:
+        st = _first_applying(request, session, deny=True)
+        if st is not None:
+            return _decided(Outcome.EXPLICIT_DENY, "session", session, st)
     if request.principal.kind != "root":
-        return evaluate(request, identity_policies, resource_policy, acl_allows,
-                        restrict_public_policy=restrict_public_policy)
-    if request.action_key in _ROOT_POLICY_ACTIONS_LOWER:
-        return Decision(Outcome.ALLOW, "root")
-    return _first_deny(request, identity_policies, resource_policy) or Decision(Outcome.ALLOW, "root")
+        decision = evaluate(request, identity_policies, resource_policy, acl_allows,
+                            restrict_public_policy=restrict_public_policy)
+    elif request.action_key in _ROOT_POLICY_ACTIONS_LOWER:
+        decision = Decision(Outcome.ALLOW, "root")
+    else:
+        decision = _first_deny(request, identity_policies, resource_policy) or Decision(Outcome.ALLOW, "root")
+    if decision.allowed and not session_allows(request):
+        return Decision(Outcome.IMPLICIT_DENY, "session")
+    return decision
+
+
+def session_allows(request: AuthzRequest) -> bool:
+    """Whether the session policy of the request's key (if it has one) allows the request: the
+    intersection's second half, which a caller granting by ACL applies itself."""
+    session = request.principal.session
+    return session is None or _first_applying(request, session, deny=False) is not None
 
 
 _ROOT_POLICY_ACTIONS_LOWER = frozenset(a.lower() for a in ROOT_POLICY_ACTIONS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from dataclasses import replace
 
 from appliance.engine.errors import FormatError
 from appliance.engine.identity import IdentityView
@@ -52,8 +53,8 @@ def rewrap_plaintext(view: IdentityView, master: MasterKey) -> int:
     n = 0
     for rec in view.credentials():
         if rec.legacy_secret:
-            view.put_credential(CredentialRecord(rec.access_key, rec.user, rec.created_ns, rec.active,
-                                                 seal(master, rec.access_key, rec.legacy_secret)))
+            view.put_credential(replace(rec, wrapped_secret=seal(master, rec.access_key, rec.legacy_secret),
+                                        legacy_secret=""))
             n += 1
     return n
 
@@ -70,7 +71,6 @@ def rewrap_all(view: IdentityView, master: MasterKey) -> int:
     n = 0
     for rec in view.credentials():
         if rec.wrapped_secret and not master.wrapped_by_current(base64.b64decode(rec.wrapped_secret)):
-            view.put_credential(CredentialRecord(rec.access_key, rec.user, rec.created_ns, rec.active,
-                                                 seal(master, rec.access_key, unseal(master, rec))))
+            view.put_credential(replace(rec, wrapped_secret=seal(master, rec.access_key, unseal(master, rec))))
             n += 1
     return n

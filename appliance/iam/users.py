@@ -16,6 +16,7 @@ from appliance.engine.records import CredentialRecord, GroupRecord, UserRecord
 
 from .credentials import ROOT_USER, new_access_key, new_secret_key
 from .errors import DeleteConflict, EntityAlreadyExists, InvalidInput, LimitExceeded, NoSuchEntity
+from .keylimits import check_expiry, check_session_policy
 from .masterkey import MasterKey
 from .naming import (
     MAX_USER_NAME,
@@ -106,16 +107,22 @@ def keys_of(view: IdentityView, user: str) -> list[CredentialRecord]:
     return sorted((c for c in view.credentials() if c.user == user), key=lambda c: c.created_ns)
 
 
-def create_key(view: IdentityView, master: MasterKey, user: str) -> tuple[CredentialRecord, str]:
-    """A new active key for the user: (its record, the secret, shown this once)."""
+def create_key(view: IdentityView, master: MasterKey, user: str, *, session_policy: str = "",
+               expires_ns: int = 0) -> tuple[CredentialRecord, str]:
+    """A new active key for the user: (its record, the secret, shown this once). It may carry a
+    session policy and an expiry (keylimits.py)."""
     get_user(view, user)
+    if session_policy:
+        check_session_policy(session_policy)
+    check_expiry(expires_ns, future=True)
     if len(keys_of(view, user)) >= MAX_KEYS_PER_USER:
         raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {MAX_KEYS_PER_USER}")
     access_key = new_access_key()
     while view.credential(access_key) is not None:
         access_key = new_access_key()
     secret = new_secret_key()
-    rec = CredentialRecord(access_key, user, time.time_ns(), True, seal(master, access_key, secret))
+    rec = CredentialRecord(access_key, user, time.time_ns(), True, seal(master, access_key, secret),
+                           session_policy, expires_ns)
     view.put_credential(rec)
     return rec, secret
 

@@ -16,11 +16,17 @@ whose members are `iam-assets/<file>`, each one JSON object keyed by name:
 
 A MinIO user is its access key: it becomes a Stowage user of that name with that access key and
 secret (so its clients keep working). A service account becomes an access key of its parent
-user, unless it carries a session policy (a Stowage key has none: it would get everything its
-user has), expires (Stowage keys do not), or its parent is not a user of the export (MinIO's root
-user, or an LDAP/OIDC identity): those are skipped with the reason. Policies are validated as
-Stowage validates any policy; MinIO's built-ins whose names Stowage's canned policies take are
-mapped onto them when they grant the same, else imported as `minio-NAME`.
+user with the same limits (appliance/iam/keylimits.py): its session policy (the key may do only
+what both its parent's policies and the session policy allow, as in MinIO) and its expiry. A
+service account of MinIO's root user becomes a key of the Stowage user `minio-root` (or the one
+`--root-user` names), which the import creates with the canned `admin` policy: not of Stowage's
+root key, whose principal skips policy evaluation in places (bucket ownership, the admin API,
+ROOT_POLICY_ACTIONS) and so could not be narrowed by a session policy, and which is one key from
+the config that an imported key must not share the fate of. A service account whose parent is an
+LDAP/OIDC identity is skipped with the reason, as is one whose session policy Stowage refuses
+(importing it without would widen its rights). Policies are validated as Stowage validates any
+policy; MinIO's built-ins whose names Stowage's canned policies take are mapped onto them when
+they grant the same, else imported as `minio-NAME`.
 
 The zip is hostile input: only the members above are read, each with a bounded read (a zip bomb
 stops at the limit, whatever its header claims), nothing is ever extracted to disk, and every
@@ -39,6 +45,7 @@ from typing import Any, BinaryIO
 
 from appliance.engine.errors import StowageError
 from appliance.iam.canned import CANNED
+from appliance.iam.keylimits import MAX_EXPIRES_NS, check_session_policy
 from appliance.iam.managed import validate_document
 from appliance.iam.naming import check_name, check_user_name
 
@@ -56,6 +63,10 @@ CONSOLE_ADMIN = "consoleAdmin"  # MinIO's built-in administrator policy: Stowage
 # MinIO's built-ins that grant what a canned policy grants (MinIO's readonly cannot list: not here)
 BUILTIN_AS_CANNED = {"readwrite": "readwrite", "writeonly": "writeonly", CONSOLE_ADMIN: "admin"}
 RENAMED_PREFIX = "minio-"
+ROOT_USER = "minio-root"  # the default user MinIO's root user's service accounts are imported to
+ROOT_POLICY = "admin"  # what MinIO's root may do, as Stowage's canned policy says it
+# claims MinIO keeps on a service account of an LDAP or OIDC identity (its root's have none of them)
+EXTERNAL_CLAIMS = frozenset({"ldapUser", "ldapUsername", "sub", "iss", "aud"})
 
 Item = dict[str, Any]  # one identity item for appliance/iam/imports.py (JSON over the control socket)
 
@@ -193,6 +204,20 @@ def _mappings(files: Mapping[str, Any], name: str, plan: Plan) -> dict[str, list
     return out
 
 
+def _expires_ns(value: object) -> int | None:
+    """A service account's expiration in Unix ns (0: never); None if it cannot be read."""
+    if _no_expiry(value):
+        return 0
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    ns = int(when.timestamp()) * 10**9 + when.microsecond * 1000
+    return ns if 0 < ns <= MAX_EXPIRES_NS else None
+
+
 def _no_expiry(value: object) -> bool:
     """MinIO writes the zero time or the Unix epoch (its timeSentinel) for "never expires"."""
     if value in (None, ""):
@@ -213,9 +238,10 @@ def _secret(value: object) -> str | None:
 
 
 class _Planner:
-    def __init__(self, files: Mapping[str, Any], plan: Plan) -> None:
+    def __init__(self, files: Mapping[str, Any], plan: Plan, root_user: str) -> None:
         self.files = files
         self.plan = plan
+        self.root_user = root_user
         self.policy_map: dict[str, str] = {}  # MinIO name -> Stowage name, for the ones imported
         self.refused: dict[str, str] = {}  # MinIO name -> why it is not imported
         self.users: set[str] = set()
@@ -308,36 +334,67 @@ class _Planner:
                                     "policies": policies})
 
     def plan_service_accounts(self) -> None:
+        keys: list[Item] = []
         for ak, sa in sorted(self.files.get("svcaccts.json", {}).items()):
             label = f"service account {_shown(ak)}"
-            reason = self._service_account_problem(ak, sa)
-            if reason is not None:
-                self.plan.skip(label, reason)
-                continue
-            self.plan.items.append({"kind": "key", "access_key": ak, "user": sa["parent"],
-                                    "secret_key": _secret(sa.get("secretKey")),
-                                    "active": sa.get("status", "on") not in ("off", "disabled"),
-                                    "source": f"service account {sa.get('name') or ak}"})
+            try:
+                keys.append(self._service_account(ak, sa))
+            except _Skip as why:
+                self.plan.skip(label, str(why))
+        if any(k["user"] == self.root_user for k in keys):  # its user goes before the keys and groups
+            at = next((i for i, it in enumerate(self.plan.items) if it["kind"] in ("group", "key")),
+                      len(self.plan.items))
+            self.plan.items.insert(at, {"kind": "user", "name": self.root_user, "keyless": True, "enabled": True,
+                                        "policies": [ROOT_POLICY]})
+        self.plan.items += keys
 
-    def _service_account_problem(self, ak: str, sa: object) -> str | None:
+    def _service_account(self, ak: str, sa: object) -> Item:
         if not isinstance(sa, dict):
-            return "not a service account object"
-        if _access_key_problem(ak) is not None:
-            return _access_key_problem(ak)
+            raise _Skip("not a service account object")
+        problem = _access_key_problem(ak)
+        if problem is not None:
+            raise _Skip(problem)
         if sa.get("accessKey", ak) != ak:
-            return "its accessKey differs from its name in the export"
-        if _secret(sa.get("secretKey")) is None:
-            return "no usable secret key in the export"
-        parent = sa.get("parent")
-        if not isinstance(parent, str) or parent not in self.users:
-            return (f"its parent {_shown(str(parent))} is not a user imported from the export (MinIO's root "
-                    "user, or an LDAP/OIDC identity): create a user for it and a key with `stowage key create`")
-        if sa.get("sessionPolicy") not in (None, "", {}):
-            return ("it has a session policy that narrows its parent's rights; a Stowage access key has none "
-                    "and would get all of them")
-        if not _no_expiry(sa.get("expiration")):
-            return f"it expires ({_shown(str(sa.get('expiration')))}); Stowage access keys do not"
-        return None
+            raise _Skip("its accessKey differs from its name in the export")
+        secret = _secret(sa.get("secretKey"))
+        if secret is None:
+            raise _Skip("no usable secret key in the export")
+        user = self._owner(sa.get("parent"), sa.get("claims"))
+        expires_ns = _expires_ns(sa.get("expiration"))
+        if expires_ns is None:
+            raise _Skip(f"its expiration {_shown(str(sa.get('expiration')))} is not a time Stowage can keep")
+        return {"kind": "key", "access_key": ak, "user": user, "secret_key": secret,
+                "active": sa.get("status", "on") not in ("off", "disabled"),
+                "session_policy": self._session_policy(sa.get("sessionPolicy")), "expires_ns": expires_ns,
+                "source": f"service account {_shown(str(sa.get('name') or ak))}"}
+
+    def _owner(self, parent: object, claims: object) -> str:
+        """The Stowage user a service account's key belongs to: its parent, or for MinIO's root
+        user's service accounts the root user's stand-in."""
+        if isinstance(parent, str) and parent in self.users:
+            return parent
+        external = (isinstance(claims, dict) and not EXTERNAL_CLAIMS.isdisjoint(claims)) or \
+            parent in self.files.get("stsuser_mappings.json", {}) or parent in self.files.get("users.json", {})
+        if not isinstance(parent, str) or external:
+            raise _Skip(f"its parent {_shown(str(parent))} is not a user imported from the export (an LDAP/OIDC "
+                        "identity, or a user that was skipped): create a user for it and a key with "
+                        "`stowage key create`")
+        if self.root_user in self.users:
+            raise _Skip(f"its parent {_shown(parent)} is MinIO's root user, whose keys go to the user "
+                        f"{self.root_user}, a MinIO user of the export too: choose another with --root-user")
+        return self.root_user
+
+    @staticmethod
+    def _session_policy(value: object) -> str:
+        """The session policy as a document Stowage enforces; "" for none."""
+        if value in (None, "", {}):
+            return ""
+        text = value if isinstance(value, str) else json.dumps(value, indent=2)
+        try:
+            return check_session_policy(text)
+        except StowageError as exc:
+            raise _Skip(f"its session policy is refused by Stowage ({exc.message}); imported without it "
+                        "the key would get all its parent's rights") from None
 
     def plan_sts(self) -> None:
         for who in sorted(self.files.get("stsuser_mappings.json", {})):
@@ -361,11 +418,18 @@ def _user_name_problem(ak: str) -> str | None:
     return _access_key_problem(ak)
 
 
-def plan_import(files: Mapping[str, Any], ignored: list[str] | None = None) -> Plan:
+class _Skip(Exception):
+    """A service account that is not imported, with the reason."""
+
+
+def plan_import(files: Mapping[str, Any], ignored: list[str] | None = None, root_user: str = ROOT_USER) -> Plan:
+    """The plan; `root_user`: the Stowage user that gets the keys of MinIO's root user's service
+    accounts (created, with the canned `admin` policy, unless a MinIO user takes its name)."""
+    check_user_name(root_user)
     plan = Plan(ignored_members=list(ignored or []))
     for name in plan.ignored_members:
         plan.skip(f"zip member {name}", "not a file of a MinIO IAM export: ignored (never extracted)")
-    p = _Planner(files, plan)
+    p = _Planner(files, plan, root_user)
     p.plan_policies()
     p.plan_users()
     p.plan_groups()

@@ -1,9 +1,11 @@
 """Control ops of site replication (registered by the daemon), and the site user.
 
     site.add {"url", "access_key", "secret_key", "self_url", "region", "tls_verify"}
-                            -> {"name", "url", "queued"}: join the box at url to this box's site
+                            -> {"name", "url", "queued", "introduced", "not_introduced"}: join the box
+                               at url to this box's site, and it to this box's other peers
     site.list {}            -> [{"name", "url", "access_key", ...}]
-    site.remove {"name"}    -> {"name", "dropped"}: stop replicating with that peer
+    site.remove {"name"}    -> {"name", "dropped", "told", "error"}: stop replicating with that peer,
+                               and tell it (told: it stopped too; error: why it could not be told)
     site.status {}          -> this box's site name and clock, per peer backlog, lag, errors, and
                                the conflicts resolved lately
 

@@ -14,7 +14,11 @@ versioned bucket's objects both ways (docs/site-replication.md).
 - Join: the box running `site add` proves to the peer (signed by the peer's admin key, given to
   `site add`) that it holds the same master key (it sends the key the peer will call back with,
   wrapped by it), then both queue their whole state for each other; conflicting records (the
-  same name made on both boxes before the join) are resolved and reported like any other.
+  same name made on both boxes before the join) are resolved and reported like any other. The
+  new box is then asked to join each other peer of this box (introduce), so a site is a full
+  mesh; `remove` tells the peer, which drops this box too (leave).
+- Notification and replication targets stay per box: `problems` lists the rules naming a target
+  this box lacks (shown by `stowage site status`).
 """
 
 from __future__ import annotations
@@ -22,32 +26,36 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from appliance.engine import keys
+from appliance.engine import events_keys, keys
 from appliance.engine.errors import StowageError
 from appliance.engine.eventrules import ReplicationRule
 from appliance.engine.objectstore import ObjectStore
-from appliance.engine.records import BucketRecord, SiteChange, SiteConflict, SitePeerRecord
+from appliance.engine.records import BucketRecord, EventConfigRecord, SiteChange, SiteConflict, SitePeerRecord
 from appliance.engine.storecore import Txn
 
 from . import sitekeys
+from .notify import live_config
 from .notifytargets import SecretWrapper
 from .replicatargets import RemoteTarget
 from .replicate import ReplicationService
 from .s3push import Endpoint
 from .sitehlc import ClockSkew, Hlc, describe
 from .sitelog import Applied, SiteLog, apply_change
-from .sitewire import BadDocument, JoinRequest, PeerClient, SiteError, change_json, check_url
+from .sitewire import BadDocument, Introduction, JoinRequest, PeerClient, SiteError, change_json, check_url
 
 log = logging.getLogger("stowage.site")
 BATCH = 256
 FIRST_RETRY = 0.2
 RETRY_MAX = 5.0
+LEAVE_TIMEOUT = 10.0
+IDLE_RESCAN = 1.0
+INTRODUCE_CONTEXT = b"stowage-site-introduce"
 KEEP_CONFLICTS = 100
 TARGET_PREFIX = "site:"
 
@@ -84,6 +92,9 @@ class SiteService:
     site_key: Callable[[], Awaitable[tuple[str, str]]]
     refresh_identities: Callable[[], Awaitable[None]]  # after a peer changed users, groups, policies, keys
     root_canonical_id: str
+    # the notification targets this box has (targets are per box: a replicated rule may name
+    # one it lacks, a problem `status` shows)
+    notify_targets: Callable[[], Collection[str]] = tuple
     clock: Hlc = field(default_factory=Hlc)
     peers: dict[str, PeerState] = field(default_factory=dict)
     received: int = 0
@@ -165,8 +176,9 @@ class SiteService:
     # --- joining ----------------------------------------------------------------------------------------
 
     async def add(self, url: str, access_key: str, secret_key: str, self_url: str, region: str = "us-east-1",
-                  tls_verify: bool = True) -> dict[str, Any]:
-        """Join the box at `url` (signed with its admin key) to this box's site."""
+                  tls_verify: bool = True, *, introduce: bool = True) -> dict[str, Any]:
+        """Join the box at `url` (signed with its admin key) to this box's site; with
+        `introduce`, then ask it to join each of this box's other peers too (a full mesh)."""
         url, self_url = check_url(url), check_url(self_url)
         async with self._lock:
             site_ak, site_sk = await self.site_key()
@@ -184,7 +196,44 @@ class SiteService:
                                  time.time_ns())
             queued = await self._admit(rec)
         log.info("site: joined %s (%s); %d records queued for it", name, url, queued)
-        return {"name": name, "url": url, "queued": queued}
+        out: dict[str, Any] = {"name": name, "url": url, "queued": queued}
+        if introduce:
+            out["introduced"], out["not_introduced"] = await self._introduce(name, url)
+        return out
+
+    async def _introduce(self, new: str, new_url: str) -> tuple[list[str], dict[str, str]]:
+        """Ask the new peer to join every other peer of this box, with the key this box holds for
+        it (wrapped by the shared master key); returns who was joined and why others were not."""
+        joined: list[str] = []
+        failed: dict[str, str] = {}
+        target = self.peers.get(new)
+        for name, st in sorted(self.peers.items()):
+            if name == new or target is None:
+                continue
+            wrapped = self.master.wrap(st.client.secret_key.encode(), INTRODUCE_CONTEXT)
+            try:
+                await target.client.acall("introduce", {
+                    "name": name, "url": st.rec.url, "access_key": st.rec.access_key,
+                    "wrapped_secret": base64.b64encode(wrapped).decode(), "region": st.rec.region,
+                    "tls_verify": st.rec.tls_verify, "self_url": new_url})
+                joined.append(name)
+            except SiteError as exc:
+                failed[name] = str(exc)
+                log.warning("site: %s could not join %s: %s (run `stowage site add` for that pair)", new, name, exc)
+        return joined, failed
+
+    async def receive_introduce(self, intro: Introduction) -> dict[str, Any]:
+        """A peer asks this box to join one of its peers (authorized by the caller:
+        stowage:SiteReplicate); the join is not introduced further."""
+        if intro.name == self.name or intro.name in self.peers:
+            return {"name": self.name, "joined": False}
+        try:
+            secret = self.master.unwrap(base64.b64decode(intro.wrapped_secret), INTRODUCE_CONTEXT).decode()
+        except StowageError:
+            raise SiteError("this box cannot open the key it was introduced with (another master key)") from None
+        await self.add(intro.url, intro.access_key, secret, intro.self_url, intro.region, intro.tls_verify,
+                       introduce=False)
+        return {"name": self.name, "joined": True}
 
     async def receive_join(self, req: JoinRequest) -> dict[str, Any]:
         """A box joins this one (authorized by the caller: stowage:SiteReplicate)."""
@@ -223,18 +272,41 @@ class SiteService:
     # --- leaving --------------------------------------------------------------------------------------
 
     async def remove(self, name: str) -> dict[str, Any]:
-        """Stop replicating with peer `name` (its queue is dropped; the peer is not told)."""
+        """Stop replicating with peer `name` (its queue is dropped) and tell it, so it stops too;
+        a peer that cannot be reached is removed here all the same (`told` is False: run
+        `site remove` there)."""
         async with self._lock:
-            if name not in self.peers:
+            st = self.peers.get(name)
+            if st is None:
                 raise SiteError(f"no site peer named {name!r} (stowage site list)")
-            self._forget(name)
-            dropped = 0
-            async with self.store.txn() as t:
-                t.batch.delete(sitekeys.peer(name))
-                for k, _ in self.store.db.scan(sitekeys.queue_prefix(name)):
-                    t.batch.delete(k)
-                    dropped += 1
-            return {"name": name, "dropped": dropped}
+            told, why = True, ""
+            try:
+                with trio.fail_after(LEAVE_TIMEOUT):
+                    await st.client.acall("leave", {"origin": self.name})
+            except (SiteError, trio.TooSlowError) as exc:
+                told, why = False, str(exc) or "no answer"
+                log.warning("site: %s was not told it left the site: %s", name, why)
+            out = await self._drop(name)
+        return dict(out, told=told, error=why)
+
+    async def receive_leave(self, origin: str) -> dict[str, Any]:
+        """A peer left the site (authorized by the caller: stowage:SiteReplicate)."""
+        async with self._lock:
+            if origin not in self.peers:
+                raise SiteError(f"{origin!r} is not a peer of this box's site")
+            await self._drop(origin)
+        log.info("site: %s left the site", origin)
+        return {"name": self.name}
+
+    async def _drop(self, name: str) -> dict[str, Any]:
+        self._forget(name)
+        dropped = 0
+        async with self.store.txn() as t:
+            t.batch.delete(sitekeys.peer(name))
+            for k, _ in self.store.db.scan(sitekeys.queue_prefix(name)):
+                t.batch.delete(k)
+                dropped += 1
+        return {"name": name, "dropped": dropped}
 
     def _forget(self, name: str) -> None:
         scope = self._senders.pop(name, None)
@@ -266,7 +338,10 @@ class SiteService:
                 wake = self._wakes[name] = trio.Event()
                 entries = await trio.to_thread.run_sync(self._scan, name)
                 if not entries:
-                    await wake.wait()
+                    # the hook wakes this before its commit reaches LevelDB: a scan in between
+                    # sees nothing, so an idle sender looks again now and then
+                    with trio.move_on_after(IDLE_RESCAN):
+                        await wake.wait()
                     continue
                 await self.store.db.durable(self.store.db.written)  # only durable changes leave
                 try:
@@ -353,10 +428,28 @@ class SiteService:
                 n += 1
         return n, oldest
 
+    def problems(self) -> list[dict[str, str]]:
+        """The notification and replication rules (replicated from a peer, or made here) that
+        name a target this box does not have: targets are per box, so such a rule delivers or
+        replicates nothing from this box until a target of that name is added here."""
+        replication = set(self.replication.targets) if self.replication is not None else set()
+        notify = set(self.notify_targets())
+        out: list[dict[str, str]] = []
+        view = Txn(self.store)
+        for _, raw in self.store.db.scan(events_keys.CONFIGS):
+            rec = live_config(view, EventConfigRecord.decode(raw).bucket, raw)
+            if rec is None:
+                continue
+            rules = [("replication", r, replication) for r in (rec.replication or {}).get("rules", [])]
+            rules += [("notification", n, notify) for n in rec.notifications]
+            out.extend({"bucket": rec.bucket, "kind": kind, "rule": str(r.get("id", "")),
+                        "target": str(r.get("target", ""))} for kind, r, have in rules if r.get("target") not in have)
+        return out
+
     def status(self) -> dict[str, Any]:
         conflicts = [SiteConflict.decode(raw) for _, raw in self.store.db.scan(sitekeys.CONFLICT)]
         return {"name": self.name, "hlc": describe(self.clock.now()), "received": self.received,
-                "conflicts_since_start": self.conflicts_seen,
+                "conflicts_since_start": self.conflicts_seen, "missing_targets": self.problems(),
                 "peers": [st.to_json(*self._backlog(n)) for n, st in sorted(self.peers.items())],
                 "conflicts": [{"key": c.key, "winner": c.winner, "reason": c.reason, "at_ns": c.at_ns,
                                "local": {"site": c.local_origin, "hlc": describe(c.local_hlc)},

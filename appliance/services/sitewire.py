@@ -6,6 +6,10 @@ the key this box holds for the peer; the peer authorizes `stowage:SiteReplicate`
              -> {"name", "root_canonical_id"}
     changes  {"origin", "changes": [{"key", "value", "hlc", "origin", "prev"}, ...]}
              -> {"applied", "conflicts"}
+    leave    {"origin"} -> {"name"}: the origin left the site (`stowage site remove` there)
+    introduce {"name", "url", "access_key", "wrapped_secret", "region", "tls_verify", "self_url"}
+             -> {"name", "joined"}: join the named peer of the caller (with the key the caller
+             holds for it), so that every pair of the site is joined
 
 Secrets travel wrapped by the master key the boxes of a site share (never in plain text), inside
 SigV4 and, with an https:// URL, TLS. `parse_*` check every field of what a peer sent.
@@ -130,6 +134,35 @@ def parse_changes(doc: dict[str, Any]) -> tuple[str, list[SiteChange]]:
         out.append(SiteChange(_b64(c, "key", 2048), value, _int(c, "hlc", 1), _text(c, "origin", MAX_NAME),
                               _int(c, "prev", -1)))
     return origin, out
+
+
+@dataclass(frozen=True)
+class Introduction:
+    name: str  # a peer of the caller, to be joined
+    url: str
+    access_key: str  # the key the caller holds for it, its secret wrapped by the master key
+    wrapped_secret: str
+    region: str
+    tls_verify: bool
+    self_url: str  # the URL of the box introduced, as the caller reaches it
+
+
+def parse_introduce(doc: dict[str, Any]) -> Introduction:
+    urls = [_text(doc, n, 2048) for n in ("url", "self_url")]
+    try:
+        for u in urls:
+            check_url(u)
+    except SiteError as exc:
+        raise BadDocument(str(exc)) from None
+    verify = doc.get("tls_verify", True)
+    if not isinstance(verify, bool):
+        raise BadDocument("tls_verify: expected true or false")
+    return Introduction(_text(doc, "name", MAX_NAME), urls[0], _text(doc, "access_key", 128),
+                        _b64(doc, "wrapped_secret", 1024), _text(doc, "region", 64), verify, urls[1])
+
+
+def parse_leave(doc: dict[str, Any]) -> str:
+    return _text(doc, "origin", MAX_NAME)
 
 
 def change_json(ch: SiteChange) -> dict[str, Any]:

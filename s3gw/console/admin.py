@@ -17,9 +17,16 @@ class ApplianceAdmin(Protocol):
     async def disk_detail(self) -> Json:
         """{"disks": {disk_id: {"smart", "shards", "progress"}}, "services": heal/scrub/drain progress}"""
 
+    async def disk_candidates(self) -> Json:
+        """{"devices": [{"device", "by_id", "kind", "model", "serial", "size_bytes", "system",
+        "blockers", "data", "suggested_role", "suggestion_reason"}], "pools": [...]}: block devices
+        not in the appliance, with what `stowage disks add` would refuse (blockers) or want
+        --force for (data)."""
+
     async def disk_action(self, action: str, args: Json, who: str, where: str) -> Json:
         """Run one of the `stowage disks` / `heal` / `scrub` actions as `who` (audited); long ones
-        (drain, replace) start and return at once, their progress shows in disk_detail()."""
+        (drain, replace) start and return at once, their progress shows in disk_detail(); "add"
+        ({"device", "role", "pool", "force", "confirm"}) formats and attaches before it returns."""
 
     async def durability(self) -> Json:
         """The `stowage durability --json` document for this box."""

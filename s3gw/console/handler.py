@@ -9,8 +9,11 @@
     POST /api/presign       {"bucket", "key", "version_id"?, "expires"?, "download"?} -> {"url"}
     GET  /api/disks         disks, pool capacity, the heal backlog and, from the daemon, SMART,
                             shards held and heal/scrub/drain progress (stowage:GetDiskStatus)
-    POST /api/disks/action  {"action": drain|replace|check|scrub|heal, "disk"?, "new"?}
-                            (stowage:ManageDisks): the CLI's control operation, audited
+    GET  /api/disks/candidates  block devices not in the appliance, with what adding each would
+                            refuse or erase (stowage:GetDiskStatus)
+    POST /api/disks/action  {"action": drain|replace|check|scrub|heal, "disk"?, "new"?}, or
+                            {"action": "add", "device", "role", "pool", "force", "confirm"}
+                            (stowage:ManageDisks): the CLI's own code, audited
     GET  /api/durability    the `stowage durability --json` estimate (stowage:GetDiskStatus)
     GET  /api/version       the `stowage version --json` report (stowage:GetDiskStatus)
     GET  /api/history       recent capacity and request-count samples (stowage:GetMetrics)
@@ -153,7 +156,7 @@ class Console:
             return await self._presign(req, session)
         if path == "disks" and req.method == "GET":
             return await self._disks(principal)
-        if path in ("disks/action", "durability", "version", "history"):
+        if path in ("disks/action", "disks/candidates", "durability", "version", "history"):
             return await self._appliance(req, path, principal)
         raise ConsoleError(404, "NotFound", "No such console call.")
 
@@ -309,6 +312,8 @@ class Console:
             self._require(principal, METRICS_ACTION, "The charts")
             return _json(200, self.admin.history())
         self._require(principal, DISKS_ACTION, "The appliance's status")
+        if path == "disks/candidates":
+            return _json(200, await self.admin.disk_candidates())
         try:
             doc = await (self.admin.durability() if path == "durability" else self.admin.version())
         except StowageError as exc:

@@ -81,7 +81,13 @@ def minio_files() -> dict[str, Any]:
                                          session=BUILTIN["readonly"]),
             "EXPIRING0000000KEY02": _svc("bob", "EXPIRING0000000KEY02", "e" * 40,
                                          expiration="2030-01-01T00:00:00Z"),
+            "EXPIRED00000000KEY04": _svc("bob", "EXPIRED00000000KEY04", "x" * 40,
+                                         expiration="2020-01-01T00:00:00Z"),
             "ROOTSVC00000000KEY03": _svc("minioadmin", "ROOTSVC00000000KEY03", "r" * 40),
+            "LDAPSVC00000000KEY05": {**_svc("uid=dave,ou=people,dc=example,dc=org", "LDAPSVC00000000KEY05", "l" * 40),
+                                     "claims": {"ldapUser": "uid=dave,ou=people,dc=example,dc=org"}},
+            "WIDENS000000000KEY06": _svc("alice", "WIDENS000000000KEY06", "w" * 40,
+                                         session=BUILTIN["diagnostics"]),  # admin: actions Stowage refuses
         },
         "user_mappings.json": {"alice": _mapping("readwrite"), "bob": _mapping("readonly"),
                                "carol": _mapping("consoleAdmin,diagnostics")},
@@ -132,11 +138,20 @@ def test_plan_maps_minio_identities(tmp_path: Path) -> None:
     assert items[("group", "team")]["members"] == ["bob"] and items[("group", "team")]["policies"] == ["team-rw"]
     assert "group team: member ghost" in why
     assert items[("group", "off")]["policies"] == [] and "disabled in MinIO" in why["group off: policies admin"]
-    # service accounts: keys of their parent, or skipped with the reason
+    # service accounts: keys of their parent with its limits, or skipped with the reason
     assert items[("key", SVC_KEY)]["user"] == "alice" and items[("key", SVC_KEY)]["secret_key"] == SVC_SECRET
-    assert "session policy" in why["service account NARROWED00000000KEY1"]
-    assert "expires" in why["service account EXPIRING0000000KEY02"]
-    assert "root" in why["service account ROOTSVC00000000KEY03"]
+    assert (items[("key", SVC_KEY)]["session_policy"], items[("key", SVC_KEY)]["expires_ns"]) == ("", 0)
+    narrowed = items[("key", "NARROWED00000000KEY1")]
+    assert narrowed["user"] == "alice" and json.loads(narrowed["session_policy"]) == BUILTIN["readonly"]
+    assert items[("key", "EXPIRING0000000KEY02")]["expires_ns"] == 1893456000 * 10**9  # 2030-01-01
+    # MinIO's root user's service accounts: keys of a user standing in for it, with the admin policy
+    assert items[("key", "ROOTSVC00000000KEY03")]["user"] == "minio-root"
+    assert items[("user", "minio-root")] == {"kind": "user", "name": "minio-root", "keyless": True, "enabled": True,
+                                             "policies": ["admin"]}
+    assert "LDAP/OIDC" in why["service account LDAPSVC00000000KEY05"]
+    assert "session policy is refused" in why["service account WIDENS000000000KEY06"]
+    assert "choose another with --root-user" in reasons(plan_import(files, root_user="alice").skipped)[
+        "service account ROOTSVC00000000KEY03"]
     assert "LDAP/OIDC" in why["STS identity uid=dave,ou=people,dc=example,dc=org"]
     assert [it["kind"] for it in plan.items] == sorted((it["kind"] for it in plan.items),
                                                        key=["policy", "user", "group", "key"].index)
@@ -249,10 +264,25 @@ def test_import_into_the_daemon(daemon: DaemonProc, tmp_path: Path) -> None:
     assert _code(lambda: carol.list_buckets()) == "AccessDenied"
     assert _code(lambda: _client(daemon, "alice", "wrong-secret-00").list_buckets()) == "SignatureDoesNotMatch"
 
+    # service accounts with their limits: alice's readwrite narrowed to MinIO's readonly
+    narrowed = _client(daemon, "NARROWED00000000KEY1", "s" * 40)
+    assert narrowed.get_object(Bucket="team", Key="hello")["Body"].read() == b"hi"
+    assert _code(lambda: narrowed.put_object(Bucket="team", Key="n", Body=b"n")) == "AccessDenied"
+    expiring = _client(daemon, "EXPIRING0000000KEY02", "e" * 40)  # bob's rights until 2030
+    assert expiring.get_object(Bucket="team", Key="hello")["Body"].read() == b"hi"
+    assert _code(lambda: _client(daemon, "EXPIRED00000000KEY04", "x" * 40).list_buckets()) == "ExpiredToken"
+    rootsvc = _client(daemon, "ROOTSVC00000000KEY03", "r" * 40)  # MinIO root's: the admin policy
+    rootsvc.create_bucket(Bucket="by-root-svc")
+    shown = json.loads(daemon.cli("key", "show", "EXPIRING0000000KEY02", "--json").stdout)
+    assert shown["user"] == "bob" and shown["expires_ns"] == 1893456000 * 10**9
+    assert "session policy" in daemon.cli("key", "list", "alice").stdout
+
     users = {u["user"]: u for u in json.loads(daemon.cli("user", "list", "--json").stdout)}
-    assert sorted(users) == ["alice", "bob", "carol"]
+    assert sorted(users) == ["alice", "bob", "carol", "minio-root"]
+    assert users["minio-root"]["policies"] == ["admin"]
+    assert [k["access_key"] for k in users["minio-root"]["keys"]] == ["ROOTSVC00000000KEY03"]
     assert "root key" in reasons(report["skipped"])[f"user {daemon.access_key}"]
-    assert sorted(k["access_key"] for k in users["alice"]["keys"]) == sorted(["alice", SVC_KEY])
+    assert sorted(k["access_key"] for k in users["alice"]["keys"]) == sorted(["alice", "NARROWED00000000KEY1", SVC_KEY])
     assert users["bob"]["groups"] == ["team"] and users["carol"]["disabled"]
     daemon.cli("key", "revoke", "alice")  # a short MinIO key is managed as any other
     assert _code(lambda: alice.list_buckets()) == "InvalidAccessKeyId"
@@ -367,7 +397,11 @@ def test_import_items_take_malformed_and_conflicting_items(tmp_path: Path) -> No
                {"kind": "group", "name": "g", "members": ["nobody"], "policies": ["no-such-policy"]},
                {"kind": "user", "name": "dave", "secret_key": "dave-secret-1", "policies": ["readwrite"]},
                {"kind": "key", "access_key": "dave", "user": "Existing", "secret_key": "x" * 12},
-               {"kind": "user", "name": "eve", "secret_key": ""}],
+               {"kind": "user", "name": "eve", "secret_key": ""},
+               {"kind": "key", "access_key": "HOSTILE0000000000001", "user": "dave", "secret_key": "h" * 12,
+                "session_policy": '{"Statement": [{"Effect": "Allow", "Action": "*", "Principal": "*"}]}'},
+               {"kind": "key", "access_key": "HOSTILE0000000000002", "user": "dave", "secret_key": "h" * 12,
+                "expires_ns": "tomorrow"}],
               reserved=("ROOTKEY0000",))
     why = reasons(out["skipped"])
     assert why["not an item"] == "not an identity item" and why["bucket x"] == "not an identity item"
@@ -380,6 +414,8 @@ def test_import_items_take_malformed_and_conflicting_items(tmp_path: Path) -> No
     assert "nobody" in why["group g: member nobody"] and "group g: policy no-such-policy" in why
     assert why["access key dave"] == "access key dave belongs to user dave here"
     assert why["user eve"] == "secret_key: expected 1 to 1024 characters"
+    assert why["access key HOSTILE0000000000001"].startswith("session policy:")
+    assert why["access key HOSTILE0000000000002"].startswith("expires_ns:")
     assert out["imported"] == ["group g", "user dave"]
 
     def state(view: Any) -> tuple[list[str], list[str], str]:

@@ -1,12 +1,14 @@
 """Console fixtures: one real daemon per module, a logged-in `requests` session, users with
-chosen policies, and headless Chromium (Debian's `chromium` + `chromium-driver`, driven by
-Selenium) for the browser tests, with screenshots saved under tmp/artifacts/console/."""
+chosen policies, loop devices for adding disks (root only), and headless Chromium (Debian's
+`chromium` + `chromium-driver`, driven by Selenium) for the browser tests, with
+screenshots saved under tmp/artifacts/console/."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +16,48 @@ import pytest
 import requests
 
 from tests.conftest import REPO, DaemonProc
+from tests.diskmgr.conftest import GIB, _can_loop, _detach
 
 ARTIFACTS = REPO / "tmp" / "artifacts" / "console"
 TOKEN = "X-Stowage-Console-Token"
 
 
 @pytest.fixture(scope="module")
-def cd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
-    d = DaemonProc(tmp_path_factory.mktemp("console") / "data", ["--no-mount"])
+def sysroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where disks added through the console write their boot mounts, instead of the live /etc."""
+    return tmp_path_factory.mktemp("sysroot")
+
+
+@pytest.fixture(scope="module")
+def cd(tmp_path_factory: pytest.TempPathFactory, sysroot: Path) -> Iterator[DaemonProc]:
+    d = DaemonProc(tmp_path_factory.mktemp("console") / "data", ["--no-mount"], {"STOWAGE_SYSCONF_ROOT": str(sysroot)})
     d.start()
     yield d
     try:
         d.stop(timeout=30)
     except Exception:
         d.kill()
+
+
+@pytest.fixture(scope="module")
+def loops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
+    """Sparse 1 GiB loop devices, unmounted and detached after the module."""
+    if not _can_loop():
+        pytest.skip("needs root and loop devices")
+    tmp = tmp_path_factory.mktemp("loops")
+    made: list[str] = []
+
+    def make() -> str:
+        img = tmp / f"{len(made)}.img"
+        with open(img, "wb") as f:
+            f.truncate(GIB)
+        made.append(subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True,
+                                   check=True).stdout.strip())
+        return made[-1]
+
+    yield make
+    for dev in made:
+        _detach(dev)
 
 
 def console_url(d: DaemonProc) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -242,6 +243,23 @@ def test_disks_page_and_a_disk_action(page: Page, cd: DaemonProc) -> None:
     assert (entry["source"], entry["action"], entry["outcome"]) == ("console", "disks.check", "ok")
     assert entry["who"].endswith(":root") and entry["before"]["disks"]
     page.shot("07-disks")
+
+
+def test_add_a_disk_through_the_page(page: Page, cd: DaemonProc, loops: Callable[[], str]) -> None:
+    """`stowage disks add` from the disks page: a blank loop device, confirmed by typing its path."""
+    dev = loops()
+    page.go("#/disks", "#disks")
+    page.el("#disk-add summary").click()
+    row = "#cand-" + re.sub(r"[^A-Za-z0-9]", "_", dev)
+    assert "blank" in page.text(row)
+    page.el(row + " .add-confirm").send_keys(dev)
+    page.shot("07b-disks-add")
+    page.el(row + " .add-disk").click()
+    wait_for(lambda: "add: done" in page.text("#flash"), 120, "the disk add")
+    entry = json.loads((cd.data_dir / "log" / "audit.log").read_text().splitlines()[-1])
+    assert (entry["source"], entry["action"], entry["outcome"]) == ("console", "disks.add", "ok")
+    disk_id = entry["after"]["result"]["disk_id"]
+    wait_for(lambda: disk_id in page.text("#disks"), 30, "the new disk in the table")
 
 
 def test_bucket_lifecycle_replication_and_notification_settings(page: Page, cd: DaemonProc) -> None:

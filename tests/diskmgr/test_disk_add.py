@@ -65,8 +65,8 @@ def test_add_formats_mounts_by_uuid_labels_and_records(make_loop, appliance):
 
     label = read_label(where)
     assert (label.disk_id, label.role, label.pool, label.fs_uuid) == (disk_id, "data", "default", uuid)
-    from appliance.cli.registry import appliance_id
     from appliance.config import embedded_config
+    from appliance.diskregistry import appliance_id
 
     assert label.appliance_id == appliance_id(embedded_config(data))
     # the daemon was not running: the disk is recorded for its next start
@@ -137,8 +137,8 @@ def test_force_needs_confirmation(make_loop, appliance):
     assert r.returncode == 1 and "not confirmed" in r.stderr and "--force --yes" in r.stderr
     assert blkid(dev)["UUID"] == uuid
     # the library-level confirmation callback decides as well
-    from appliance.cli.registry import add_disk
     from appliance.config import embedded_config
+    from appliance.diskregistry import add_disk
     from diskmgr.prepare import Aborted
 
     with pytest.raises(Aborted):

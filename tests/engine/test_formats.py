@@ -170,7 +170,7 @@ def test_golden_records_decode_and_re_encode(cls: type[records.Record]) -> None:
         assert raw[0] == version
         if version == cls.FORMAT:
             assert rec.encode() == raw  # the current format writes exactly the golden bytes
-        elif isinstance(rec, records.CredentialRecord):
+        elif isinstance(rec, records.CredentialRecord) and rec.legacy_secret:
             # its plain secret must be wrapped first: the identity layer's job (test_identity_formats)
             with pytest.raises(FormatError, match="wrapped"):
                 rec.encode()
@@ -201,6 +201,9 @@ def test_identity_records() -> None:
     assert "golden-secret" not in repr(cred1)
     cred2 = records.CredentialRecord.decode((GOLDEN / "credential.v2").read_bytes())
     assert not cred2.active and not cred2.legacy_secret and cred2.wrapped_secret
+    assert (cred2.session_policy, cred2.expires_ns) == ("", 0)  # format 2 had no limits: none, never expires
+    cred3 = records.CredentialRecord.decode((GOLDEN / "credential.v3").read_bytes())
+    assert ':::photos/*"' in cred3.session_policy and cred3.expires_ns == 1893456000000000000 and cred3.active
 
     policy = records.PolicyRecord.decode((GOLDEN / "policy.v1").read_bytes())
     assert policy.default_version == "v3" and '"s3:*"' in policy.document and policy.version("v2") is None

@@ -119,7 +119,9 @@ def test_one_way_replication_byte_for_byte(pair: tuple[DaemonProc, DaemonProc]) 
 
 def test_sse_c_objects_replicate_as_ciphertext_to_stowage_and_fail_elsewhere(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    a = tls_daemon(tmp_path, f'\n[notify.targets.log]\ntype = "file"\npath = "{events}"\n')
+    # a small multipart threshold: larger SSE-C objects go as sealed parts (one per segment)
+    a = tls_daemon(tmp_path, f'\n[notify.targets.log]\ntype = "file"\npath = "{events}"\n'
+                   f'[replication]\nmultipart_threshold = {5 << 20}\npart_size = {5 << 20}\n')
     a.start()
     (tmp_path / "b").mkdir()
     b = tls_daemon(tmp_path / "b")  # SSE-C needs TLS on both sides
@@ -159,13 +161,41 @@ def test_sse_c_objects_replicate_as_ciphertext_to_stowage_and_fail_elsewhere(tmp
         with pytest.raises(ClientError) as err:
             sb.put_object(Bucket="dst", Key="forged", Body=b"x")
         assert err.value.response["Error"]["Code"] == "AccessDenied"
+        sb.meta.events.register("before-sign.s3.UploadPart", forge)
+        up = sb.create_multipart_upload(Bucket="dst", Key="forged")["UploadId"]
+        with pytest.raises(ClientError) as err:
+            sb.upload_part(Bucket="dst", Key="forged", UploadId=up, PartNumber=1, Body=b"x")
+        assert err.value.response["Error"]["Code"] == "AccessDenied"
+
+        # over the threshold, and a multipart object holding a range of another (a ranged part
+        # copy): sealed parts, one per segment, streamed from the shards
+        big = os.urandom(6 << 20)
+        vids = {"big": sa.put_object(Bucket="src", Key="big", Body=big, **args)["VersionId"]}
+        up = sa.create_multipart_upload(Bucket="src", Key="mp", **args)["UploadId"]
+        e1 = sa.upload_part_copy(Bucket="src", Key="mp", UploadId=up, PartNumber=1,
+                                 CopySourceRange="bytes=4096-5246975",
+                                 CopySource={"Bucket": "src", "Key": "big", "VersionId": vids["big"]},
+                                 CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=key_c,
+                                 **args)["CopyPartResult"]["ETag"]
+        e2 = sa.upload_part(Bucket="src", Key="mp", UploadId=up, PartNumber=2, Body=b"tail" * 100, **args)["ETag"]
+        vids["mp"] = sa.complete_multipart_upload(Bucket="src", Key="mp", UploadId=up, MultipartUpload={"Parts": [
+            {"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})["VersionId"]
+        for key, vid in vids.items():
+            poll(lambda k=key, i=vid: sa.head_object(Bucket="src", Key=k, VersionId=i, **args)  # type: ignore[misc]
+                 .get("ReplicationStatus") == "COMPLETED", 60, lambda: a.cli("replication", "status").stdout)
+            got = sb.get_object(Bucket="dst", Key=key, VersionId=vid, **args)
+            want = big if key == "big" else big[4096:5246976] + b"tail" * 100
+            assert got["Body"].read() == want and got["ReplicationStatus"] == "REPLICA"
+            assert got["ETag"] == sa.head_object(Bucket="src", Key=key, VersionId=vid, **args)["ETag"]
+        # the sealed uploads were completed: only the forged one is left
+        assert [u["Key"] for u in sb.list_multipart_uploads(Bucket="dst").get("Uploads", [])] == ["forged"]
 
         # to any other S3 service: FAILED with the reason, and an OperationFailedReplication event
         poll(lambda: sa.head_object(Bucket="src2", Key="ssec", VersionId=vid2, **args).get("ReplicationStatus")
              == "FAILED")
         st = json.loads(a.cli("replication", "status", "--json").stdout)["targets"]
         assert st["anys3"]["failed"] == 1 and "SSE-C" in st["anys3"]["last_error"]
-        assert st["boxb"]["failed"] == 0 and st["boxb"]["completed"] == 1
+        assert st["boxb"]["failed"] == 0 and st["boxb"]["completed"] == 3
 
         def failure_events() -> list[str]:
             lines = [json.loads(x) for x in events.read_text().splitlines()] if events.exists() else []

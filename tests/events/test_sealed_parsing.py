@@ -11,7 +11,7 @@ import pytest
 
 from appliance.engine.errors import InvalidArgument
 from s3gw.errors import S3Error
-from s3gw.sealedreplica import parse_sealed
+from s3gw.sealedreplica import parse_sealed, parse_sealed_part
 
 SEG = {"cipher_id": "ab" * 16, "length": 65536 + 100, "block_size": 65536, "plain": 65536 + 100 - 32,
        "enc": {"mode": "SSE-C", "salt": "x", "hmac": "y", "wrapped": "z"}}
@@ -50,3 +50,27 @@ def test_malformed_descriptions(raw: str) -> None:
 def test_inconsistent_descriptions(doc: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument):
         parse_sealed(enc(doc)).check()
+
+
+def test_a_sealed_part_and_a_sealed_completion() -> None:
+    part = dict(SEG, offset=4096, used=1000)
+    seg = parse_sealed_part(enc({"v": 1, "segment": part}))
+    seg.check()
+    assert (seg.offset, seg.size) == (4096, 1000)
+    done = parse_sealed(enc(dict(GOOD, segments=None)), with_segments=False)  # its segments are the parts'
+    assert done.segments == [] and done.size == SEG["plain"]
+
+
+@pytest.mark.parametrize("raw", ["%%%", enc({"v": 1}), enc({"v": 1, "segment": []}), enc({"v": 2, "segment": SEG}),
+                                 enc({"v": 1, "segment": dict(SEG, offset="1")}),
+                                 enc({"v": 1, "segment": dict(SEG, used=True)})])
+def test_malformed_sealed_parts(raw: str) -> None:
+    with pytest.raises(S3Error):
+        parse_sealed_part(raw)
+
+
+@pytest.mark.parametrize("seg", [dict(SEG, offset=-1), dict(SEG, used=-1), dict(SEG, offset=1, used=SEG["plain"]),
+                                 dict(SEG, offset=SEG["plain"])])
+def test_inconsistent_slices(seg: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument):
+        parse_sealed_part(enc({"v": 1, "segment": seg})).check()

@@ -193,3 +193,49 @@ def _signed(url: str, signed: bytes, sent: bytes, ak: str, sk: str) -> urllib3.B
     req = AWSRequest(method="POST", url=url, data=signed, headers={"Content-Type": "application/json"})
     S3SigV4Auth(Credentials(ak, sk), "s3", "us-east-1").add_auth(req)
     return urllib3.request("POST", url, body=sent, headers=dict(req.headers.items()))
+
+
+def test_a_rule_without_its_target_is_a_problem_and_remove_tells_the_peer(
+        site: tuple[DaemonProc, DaemonProc]) -> None:
+    a, b = site
+    sa = a.s3()
+    a.cli("replication", "target", "add", "ext", "--endpoint", b.endpoint, "--access-key", b.access_key,
+          "--secret-key", b.secret_key, "--kind", "s3")
+    sa.create_bucket(Bucket="ruled")
+    sa.put_bucket_replication(Bucket="ruled", ReplicationConfiguration={"Role": "", "Rules": [{
+        "ID": "r1", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": ""},
+        "DeleteMarkerReplication": {"Status": "Disabled"}, "Destination": {"Bucket": "arn:stowage:s3::ext:copy"}}]})
+    # targets are per box: the rule arrives on B, which has no target "ext", and says so
+    want = [{"bucket": "ruled", "kind": "replication", "rule": "r1", "target": "ext"}]
+    poll(lambda: status(b)["missing_targets"] == want, what=lambda: json.dumps(status(b)))
+    assert status(a)["missing_targets"] == []
+    assert "target 'ext'" in b.cli("site", "status").stdout
+
+    name_b = status(b)["name"]
+    out = a.cli("site", "remove", name_b)
+    assert f"removed {name_b}" in out.stdout and "could not be told" not in out.stderr
+    assert json.loads(b.cli("site", "list", "--json").stdout) == []  # B was told: it stopped too
+    assert json.loads(a.cli("site", "list", "--json").stdout) == []
+
+
+def test_a_third_box_joins_every_box_of_the_site(site: tuple[DaemonProc, DaemonProc], tmp_path: Any) -> None:
+    a, b = site
+    c = DaemonProc(tmp_path / "c", ["--no-mount"])
+    (c.data_dir / "keys").mkdir(parents=True, mode=0o700)
+    shutil.copy2(a.data_dir / "keys" / "master.key", c.data_dir / "keys" / "master.key")
+    c.start()
+    try:
+        b.cli("site", "add", a.endpoint, "--access-key", a.access_key, "--secret-key", a.secret_key,
+              "--self-url", b.endpoint)
+        names = {d.endpoint: status(d)["name"] for d in (a, b, c)}
+        joined = json.loads(a.cli("site", "add", c.endpoint, "--access-key", c.access_key, "--secret-key",
+                                  c.secret_key, "--self-url", a.endpoint, "--json").stdout)
+        # A asked C to join B with the key A holds for B: every pair is joined
+        assert joined["introduced"] == [names[b.endpoint]] and joined["not_introduced"] == {}
+        for d in (a, b, c):
+            peers = {p["name"] for p in json.loads(d.cli("site", "list", "--json").stdout)}
+            assert peers == set(names.values()) - {names[d.endpoint]}, d.endpoint
+        b.s3().create_bucket(Bucket="from-b")  # B's changes reach C directly
+        poll(lambda: "from-b" in [x["Name"] for x in c.s3().list_buckets()["Buckets"]])
+    finally:
+        c.stop(timeout=30)

@@ -17,7 +17,7 @@ from appliance.engine.records import BucketRecord, SiteChange, SiteStamp
 from appliance.services import sitekeys
 from appliance.services.sitehlc import Hlc
 from appliance.services.sitelog import STATE_TRANSFER, SiteLog, apply_change
-from appliance.services.sitewire import BadDocument, load, parse_changes, parse_join
+from appliance.services.sitewire import BadDocument, load, parse_changes, parse_introduce, parse_join, parse_leave
 
 
 @pytest.fixture
@@ -144,6 +144,21 @@ def test_join_defaults_and_refusals() -> None:
     for bad in ({"tls_verify": "no"}, {"region": 5}, {"region": "r" * 65}):
         with pytest.raises(BadDocument):
             parse_join(dict(base, **bad))
+
+
+def test_introduce_and_leave_documents() -> None:
+    base = {"name": "n", "url": "https://box:9000", "access_key": "a", "wrapped_secret": "AA==", "region": "r",
+            "tls_verify": False, "self_url": "https://new:9000"}
+    intro = parse_introduce(base)
+    assert (intro.url, intro.self_url, intro.tls_verify) == ("https://box:9000", "https://new:9000", False)
+    for bad in ({"self_url": "ftp://x"}, {"url": 5}, {"tls_verify": "no"}, {"wrapped_secret": "%%"}, {"name": ""},
+                {"region": None}, {"access_key": "a" * 129}):
+        with pytest.raises(BadDocument):
+            parse_introduce(dict(base, **bad))
+    assert parse_leave({"origin": "p"}) == "p"
+    for doc in ({}, {"origin": ""}, {"origin": 5}, {"origin": "p" * 65}):
+        with pytest.raises(BadDocument):
+            parse_leave(doc)
 
 
 def test_in_a_site_a_new_bucket_is_versioned_and_a_suspended_one_stays_so(db: MetaDB) -> None:

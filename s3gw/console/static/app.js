@@ -826,6 +826,42 @@ async function diskAction(action, args, question) {
   flash(r.done ? `${action}: done.` : `${action}: started; its progress shows below.`, "ok");
 }
 
+// Adding a disk is `stowage disks add`: the candidates are the devices that command would find,
+// each with what its preflight refuses (blockers) or erases only with force (data). The device
+// must be typed again to confirm, since every add formats it.
+function candidateRow(x, pools, done) {
+  const what = [x.kind, x.model, size(x.size_bytes)].filter(Boolean).join(" ");
+  const status = x.blockers.length ? "cannot be used: " + x.blockers.join("; ")
+    : x.data.length ? "holds data: " + x.data.join("; ") : "blank";
+  const id = "cand-" + x.device.replace(/[^A-Za-z0-9]/g, "_");
+  if (x.blockers.length) {
+    return h("tr", { id }, h("td", { text: x.device }), h("td", { text: what }), h("td", { class: "state-failed", text: status }), h("td"));
+  }
+  const role = h("select", { class: "add-role" }, ["data", "meta"].map((r) => h("option", { value: r, selected: r === (x.suggested_role || "data") }, r)));
+  const pool = h("select", { class: "add-pool" }, pools.map((p) => h("option", { value: p }, p)));
+  const force = x.data.length ? h("input", { type: "checkbox", class: "add-force" }) : null;
+  const confirmText = h("input", { type: "text", class: "add-confirm", placeholder: `type ${x.device} to format it`, autocomplete: "off" });
+  const add = async () => {
+    await diskAction("add", { device: x.device, role: role.value, pool: pool.value, force: force ? force.checked : false,
+      confirm: confirmText.value });
+    await done();
+  };
+  return h("tr", { id },
+    h("td", { text: x.device }), h("td", { text: what }),
+    h("td", { class: x.data.length ? "state-warning" : "state-ok", text: status + (x.suggestion_reason ? ` (suggested: ${x.suggested_role || "none"}, ${x.suggestion_reason})` : "") }),
+    h("td", {}, "role ", role, " pool ", pool, " ", force ? h("label", {}, force, " erase its data") : null, " ", confirmText, " ",
+      h("button", { class: "danger add-disk", onclick: guarded(add) }, "Format and add")));
+}
+
+async function showCandidates(body, done) {
+  const c = await jsonCall("GET", "disks/candidates");
+  const rows = c.devices.map((x) => candidateRow(x, c.pools, done));
+  body.replaceChildren(
+    c.error ? h("p", { class: "error", text: "Device discovery failed: " + c.error }) : "",
+    rows.length ? h("table", { id: "disk-candidates" }, h("tr", {}, ["Device", "What", "Status", "Add"].map((t) => h("th", { text: t }))), rows)
+      : h("p", { class: "muted", text: "No block device outside the appliance was found." }));
+}
+
 async function pageDisks() {
   const show = async () => {
     const d = await jsonCall("GET", "disks");
@@ -863,10 +899,15 @@ async function pageDisks() {
           h("button", { id: "disks-heal", class: "secondary", onclick: guarded(() => diskAction("heal", {})) }, "Heal now"))),
       h("table", { id: "disks" }, h("tr", {}, ["Disk", "Pool / role", "Health", "Usage", "Shards", "I/O errors", "Checksum failures",
         "p99 latency", "SMART", "Actions", "Path"].map((t) => h("th", { text: t }))), rows),
-      h("p", { class: "muted", text: "A drained disk is released by the daemon; unmounting a managed disk's device is left to `stowage disks remove` on the box. Adding a disk needs the box too (`stowage disks add`)." }));
+      addPanel,
+      h("p", { class: "muted", text: "A drained or replaced disk leaves the daemon; a disk added with \"Add a disk\" (or `stowage disks add`) is also unmounted and its boot-time mount removed, so it can be pulled." }));
   };
+  const candidates = h("div", {}, h("p", { class: "muted", text: "Looking for devices…" }));
+  const addPanel = h("details", { class: "panel", id: "disk-add" }, h("summary", { text: "Add a disk (formats a block device)" }), candidates);
+  const look = guarded(() => showCandidates(candidates, async () => { addPanel.open = false; await show(); }));
+  addPanel.addEventListener("toggle", () => { if (addPanel.open) look(); });  // closing must not clear the flash
   await show();
-  refreshTimer = setInterval(() => { if (!document.querySelector("#disks details[open]")) show().catch((e) => flash(e.message)); }, 5000);
+  refreshTimer = setInterval(() => { if (!document.querySelector("#disks details[open], #disk-add[open]")) show().catch((e) => flash(e.message)); }, 5000);
 }
 
 // --- status: charts, version ---------------------------------------------------------------------

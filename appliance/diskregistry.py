@@ -11,6 +11,12 @@
   start-up loader only opens managed disks that have a record).
 - `add_disk(cfg, ...)`: `stowage disks add` — diskmgr.prepare.add_disk given this appliance's
   disks directory, pools, id and hand-over.
+- `release(cfg, disk_id, path)`: after a drain or replace, the host side of `stowage disks
+  remove`: a managed disk is unmounted and its boot-time mount removed.
+
+Below the CLI (which is a composition root nothing imports) so that the web console's "add" and
+"drain"/"replace" (appliance/consoleadmin.py) run this very code in the daemon, hand-over op
+included.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from appliance.config import Config
 from appliance.engine import diskrecords, offline
 from appliance.engine.errors import DiskError, StowageError
 from diskmgr import bootmount
-from diskmgr.label import LabelFormatError, read_label
-from diskmgr.prepare import AddResult, Preflight, PreparedDisk
+from diskmgr.label import LabelFormatError, is_mounted, read_label
+from diskmgr.prepare import AddResult, Preflight, PreparedDisk, unmount
 from diskmgr.prepare import add_disk as prepare_disk
 
 ATTACH_OP = "disks.attach"
@@ -128,6 +134,17 @@ def add_disk(cfg: Config, spec: str, role: str, pool: str = "default", *, force:
     return prepare_disk(spec, role, pool, disks_dir=cfg.disks_dir, pools=cfg.pools,
                         appliance_id=lambda: appliance_id(cfg), hand_over=lambda disk: hand_over(cfg, disk),
                         force=force, confirm=confirm, boot=boot, progress=progress)
+
+
+def release(cfg: Config, disk_id: str, path: str) -> bool:
+    """A drained managed disk (mounted under the state dir) is unmounted and its boot mount
+    removed: True. Any other disk (a configured directory, already unmounted) is left: False."""
+    where = Path(path)
+    if where.parent != cfg.disks_dir or not is_mounted(where):
+        return False
+    bootmount.uninstall(bootmount.host_boot_config(), disk_id, str(where))
+    unmount(where)
+    return True
 
 
 def appliance_id_readonly(cfg: Config) -> str | None:
