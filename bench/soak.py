@@ -15,9 +15,9 @@ is read back: the figures are the operations done, the faults injected and the w
 Needs root and /dev/fuse (as the fault matrix does).
 
 `--power-cuts N` runs N power cuts of every disk instead, at the named moments of the write,
-multipart, mount rename, GC, heal, lifecycle transition and metadata snapshot paths (each at
-least once when N >= 8) and at random moments of the workload (tests/faultmatrix/powercuts.py;
-the fault matrix runs each named moment once), the daemon restarted after each, and checks every
+multipart, mount rename, GC, heal, lifecycle transition, replication and metadata snapshot paths
+(each at least once when N >= 9) and at random moments of the workload
+(tests/faultmatrix/powercuts.py; the fault matrix runs 20 cuts), the daemon restarted after each, and checks every
 write acknowledged in any round at the end.
 """
 

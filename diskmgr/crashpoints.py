@@ -1,4 +1,4 @@
-"""Crash points: named steps of the write, GC, heal and rename paths where the daemon kills itself,
+"""Crash points: named steps of the write, GC, heal, rename and replication paths where the daemon kills itself,
 so that tests can check recovery from a crash at exactly that step.
 
 `STOWAGE_CRASH_AT=<point>[@<n>]` in the environment at start arms one point: the n-th time
@@ -31,6 +31,7 @@ POINTS = {
     "heal.committed": "heal: the new placement is committed, the replaced shard files are not deleted",
     "transition.committed": "lifecycle transition: the re-encoded version is committed, the old data is not freed",
     "snapshot.committed": "metadata snapshot: stored and committed, the journal is not compacted",
+    "replication.sent": "replication: the target acknowledged the version, the source's COMPLETED is not committed",
 }
 
 

@@ -43,6 +43,7 @@ from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import EventConfigRecord, EventTargetRecord, ObjectVersion, QueuedEvent, ReplicationState
 from appliance.engine.sealed import NotSealable
 from appliance.engine.storecore import Txn
+from diskmgr.crashpoints import crash_point
 
 from . import replicatargets
 from .notify import live_config, update_config
@@ -290,6 +291,7 @@ class ReplicationService:
             try:
                 maybe_sent = delay > FIRST_RETRY or events_keys.queued_seq(k) <= self.loaded_seq
                 sent = await self._replicate(target, ev, maybe_sent)
+                crash_point("replication.sent")
                 st.sent(sent)
                 st.completed += 1
             except PushFailed as exc:

@@ -27,6 +27,8 @@ from .appliance import BUCKET, FaultAppliance, Workload, fault_appliance
 from .checks import read_back
 
 COLD = "cold"  # the bucket whose lifecycle rule transitions every object
+SRC, DST = "repl-src", "repl-dst"  # replicated to the same daemon, through its own S3 endpoint
+REPLICA_DEADLINE = 60.0
 CONFIG = ("[gc]\ngrace_seconds = 0\ninterval_seconds = 0.2\n[snapshot]\ninterval_seconds = 1\n"
           "[lifecycle]\ndebug_day_seconds = 0.2\n")
 
@@ -55,8 +57,20 @@ class Run:
         s3 = self.s3()
         for w in workloads:
             w.check(s3)
-        for bucket in (BUCKET, COLD):
+        for bucket in (BUCKET, COLD, SRC):
             read_back(s3, bucket, {k: v for (b, k), v in self.acked.items() if b == bucket})
+        self.check_replicas()
+
+    def check_replicas(self) -> None:
+        """Every acknowledged write to SRC reaches DST byte-exact and is COMPLETED at the source,
+        whatever cut fell between the target's answer and the source's commit (sent twice is fine)."""
+        s3 = self.s3()
+        for key, body in ((k, v) for (b, k), v in self.acked.items() if b == SRC):
+            def replicated(key: str = key, body: bytes = body) -> bool:
+                if s3.head_object(Bucket=SRC, Key=key).get("ReplicationStatus") != "COMPLETED":
+                    return False
+                return bool(s3.get_object(Bucket=DST, Key=key)["Body"].read() == body)
+            wait_for(replicated, timeout=REPLICA_DEADLINE, what=f"the replica of {SRC}/{key}")
 
     def cut_at(self, point: str | None, drive: Callable[[Run], None]) -> None:
         """Arm `point`, run the workload and `drive` until the daemon dies there (or, with no
@@ -140,6 +154,11 @@ def transition(r: Run) -> None:
         r.put(COLD, f"t/{r.n}/{i}", 200_000)  # transitions skip objects under 128 KiB
 
 
+def replicate(r: Run) -> None:
+    for i in range(3):
+        r.put(SRC, f"r/{r.n}/{i}", 50_000)
+
+
 MOMENTS: dict[str, Callable[[Run], None]] = {
     "write.data_stored": nothing,
     "write.committed": nothing,
@@ -149,6 +168,7 @@ MOMENTS: dict[str, Callable[[Run], None]] = {
     "heal.committed": heal,
     "transition.committed": transition,
     "snapshot.committed": nothing,
+    "replication.sent": replicate,
 }
 
 
@@ -165,6 +185,23 @@ def plan(rnd: random.Random, cuts: int) -> list[str | None]:
     return out
 
 
+def replicate_to_self(a: FaultAppliance) -> None:
+    """SRC replicates to DST on the same daemon: a target of kind stowage at its own endpoint with
+    its root keys. The daemon restarts on the same port after each cut, where the target points."""
+    d = a.daemon
+    d.extra_args += ["--listen", d.endpoint.removeprefix("http://")]
+    s3 = d.s3()
+    for bucket in (SRC, DST):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    d.cli("replication", "target", "add", "self", "--endpoint", d.endpoint, "--access-key", d.access_key,
+          "--secret-key", d.secret_key, "--kind", "stowage")
+    rule = {"ID": "all", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": ""},
+            "DeleteMarkerReplication": {"Status": "Enabled"},
+            "Destination": {"Bucket": f"arn:stowage:s3::self:{DST}"}}
+    s3.put_bucket_replication(Bucket=SRC, ReplicationConfiguration={"Role": "", "Rules": [rule]})
+
+
 @contextlib.contextmanager
 def power_cut_run(tmp: Path, seed: int) -> Iterator[Run]:
     arm = tmp / "crash-arm"
@@ -175,4 +212,5 @@ def power_cut_run(tmp: Path, seed: int) -> Iterator[Run]:
         rule = {"ID": "cold", "Status": "Enabled", "Filter": {},
                 "Transitions": [{"Days": 1, "StorageClass": "GLACIER_IR"}]}
         s3.put_bucket_lifecycle_configuration(Bucket=COLD, LifecycleConfiguration={"Rules": [rule]})
+        replicate_to_self(a)
         yield Run(a, arm, random.Random(seed))

@@ -1,7 +1,8 @@
 """Power cuts: every disk (six data disks and the metadata one, all fault disks) loses power at
-once, at each named moment of the write, multipart, mount rename, GC, heal, lifecycle transition
-and metadata snapshot paths and at a random moment of the workload (powercuts.py), then the
-daemon starts again and every acknowledged write is there. The seed is printed
+once, 20 times: at each named moment of the write, multipart, mount rename, GC, heal, lifecycle
+transition, replication and metadata snapshot paths, the rest by turns at a random moment of the
+workload and at a named one drawn again (powercuts.py); each time the daemon starts again and
+every acknowledged write is there, and every acknowledged replicated write reaches its replica. The seed is printed
 (STOWAGE_POWER_SEED repeats a run); `python -m bench.soak --power-cuts 20` is the long version."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from tests.faultfs import usable
 
 from .powercuts import MOMENTS, Run, nothing, plan, power_cut_run
 
-pytestmark = pytest.mark.skipif(not usable(), reason="needs root and /dev/fuse")
+pytestmark = [pytest.mark.skipif(not usable(), reason="needs root and /dev/fuse"), pytest.mark.slow]
+CUTS = 20  # the issue's count
 
 
 @pytest.fixture
@@ -29,6 +31,6 @@ def run(tmp_path: Path) -> Iterator[Run]:
 
 
 def test_power_cuts_at_named_and_random_moments(run: Run) -> None:
-    for point in plan(run.rnd, len(MOMENTS) + 1):  # each named moment once, and a random one
+    for point in plan(run.rnd, CUTS):
         run.cut_at(point, MOMENTS[point] if point else nothing)
     run.check_all()
