@@ -12,8 +12,10 @@ documented in docs/disks-json.md and versioned by its "format" field.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import select
 import sys
 import threading
 import time
@@ -29,7 +31,7 @@ from appliance.config import Config
 from appliance.engine.errors import InvalidArgument, StowageError
 from diskmgr.discovery import BlockDevice, DiscoveryError, discover, find_device, suggest_roles
 from diskmgr.health import DiskObservation, Health, assess
-from diskmgr.label import DiskLabel, is_mounted, mount_at, read_label, read_mounts, verify_label
+from diskmgr.label import is_mounted, mount_at, read_label, read_mounts, verify_label
 from diskmgr.smart import SmartReport, read_smart
 from diskmgr.state import ADMINISTRATIVE, DiskState
 
@@ -118,56 +120,86 @@ def _candidate_dirs(cfg: Config) -> list[Path]:
 
 @dataclass
 class _PathView:
-    """What the host sees at one managed disk's directory (read in a thread, with a deadline)."""
+    """What the host sees at one managed disk's directory (read with a deadline)."""
 
     exists: bool = False
     is_dir: bool = False
     mounted: bool = False
-    label: DiskLabel | None = None
+    disk_id: str | None = None
+    role: str | None = None
+    pool: str | None = None
     label_error: str = ""
-    space: tuple[int, int, int] | None = None  # size, free for us, used (bytes)
+    space: list[int] | None = None  # size, free for us, used (bytes)
 
 
 def _look_at(path: Path, static: bool, appliance_id: str | None) -> _PathView:
     view = _PathView(exists=path.exists(), is_dir=path.is_dir())
     view.mounted = static or is_mounted(path)
     try:
-        view.label = read_label(path) if view.mounted else None
-        if view.label is not None and appliance_id:
-            verify_label(view.label, appliance_id)
+        label = read_label(path) if view.mounted else None
+        if label is not None:
+            view.disk_id, view.role, view.pool = label.disk_id, label.role, label.pool
+            if appliance_id:
+                verify_label(label, appliance_id)
     except StowageError as exc:  # ForeignDisk among them
         view.label_error = exc.message
     if view.mounted:
         with contextlib.suppress(OSError):
             st = os.statvfs(path)
-            view.space = (st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize,
-                          (st.f_blocks - st.f_bfree) * st.f_frsize)
+            view.space = [st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize,
+                          (st.f_blocks - st.f_bfree) * st.f_frsize]
     return view
 
 
 def _look_at_all(paths: list[tuple[Path, bool]], appliance_id: str | None,
                  deadline_s: float) -> list[_PathView | None]:
-    """Every path's view, read side by side; None for a disk that gave no answer in time (a stalled
-    disk). Plain daemon threads, not an executor: its threads are joined at exit, and a thread
-    stuck in a stalled disk's syscall would keep the command from ever returning."""
+    """Every path's view; None for a disk that gave no answer in time (a stalled disk).
+
+    The looking happens in a forked child, one thread per path, each answering on a pipe as soon
+    as it can: a thread blocked on a stalled FUSE or NFS disk sits in an uninterruptible wait
+    that not even process exit ends, so in this process it would hold the command's stdout open
+    for ever. The child is left to finish (or be reaped by init) once the disk answers."""
     views: list[_PathView | None] = [None] * len(paths)
-    errors: list[BaseException] = []
-
-    def look(i: int, path: Path, static: bool) -> None:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
         try:
-            views[i] = _look_at(path, static, appliance_id)
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
+            os.close(r)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            lock = threading.Lock()
 
-    threads = [threading.Thread(target=look, args=(i, path, static), daemon=True)
-               for i, (path, static) in enumerate(paths)]
-    for t in threads:
-        t.start()
+            def look(i: int, path: Path, static: bool) -> None:
+                line = json.dumps([i, dataclasses.asdict(_look_at(path, static, appliance_id))]) + "\n"
+                with lock:
+                    os.write(w, line.encode())
+
+            threads = [threading.Thread(target=look, args=(i, p, st), daemon=True)
+                       for i, (p, st) in enumerate(paths)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(deadline_s)
+        finally:
+            os._exit(0)
+    os.close(w)
     end = time.monotonic() + deadline_s
-    for t in threads:
-        t.join(max(0.0, end - time.monotonic()))
-    if errors:
-        raise errors[0]
+    buf = b""
+    with os.fdopen(r, "rb", buffering=0) as pipe:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, end - time.monotonic()))
+            if not ready:
+                break
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            buf += chunk
+    for line in buf.splitlines():
+        i, fields = json.loads(line)
+        views[i] = _PathView(**fields)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     return views
 
 
@@ -219,8 +251,7 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
             view = _PathView(exists=True, mounted=True,
                              label_error=f"stalled: no answer within {cfg.stall.seconds:g} s")
         mounted, label_ok, offline_reason = view.mounted, not view.label_error, view.label_error
-        if view.label is not None:
-            row.disk_id, row.role, row.pool = view.label.disk_id, view.label.role, view.label.pool
+        row.disk_id, row.role, row.pool = view.disk_id, view.role, view.pool
         if row.disk_id is None:
             row.disk_id = path.name if not static else None
         dev = None if static else _device_of(path, devices, resolve=not stalled)
