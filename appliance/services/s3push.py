@@ -50,8 +50,16 @@ class Endpoint:
     pool: int = 8
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _client: Any = field(default=None, repr=False)
+    _client_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self) -> Any:
+        # One client, made once: lanes call this from several threads at once, and botocore's
+        # client creation is not thread-safe (a race here is the suspected cause of a run in
+        # which every later request to one target failed SignatureDoesNotMatch).
+        with self._client_lock:
+            return self._make_client()
+
+    def _make_client(self) -> Any:
         if self._client is None:
             session = botocore.session.Session()
             self._client = session.create_client(
