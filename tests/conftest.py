@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -19,6 +20,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 STOWAGE = [sys.executable, "-m", "appliance"]
+
+
+@contextlib.contextmanager
+def running(d: DaemonProc) -> Iterator[DaemonProc]:
+    """`d` started; stopped at the end (killed if it will not stop): a module fixture's daemon."""
+    d.start()
+    try:
+        yield d
+    finally:
+        try:
+            d.stop(timeout=30)
+        except Exception:
+            d.kill()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

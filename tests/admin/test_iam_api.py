@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, running
 
 AWS = str(Path(sys.executable).parent / "aws")
 NS = "{https://iam.amazonaws.com/doc/2010-05-08/}"
@@ -39,12 +39,8 @@ def doc(effect: str, action: str | list[str], resource: str | list[str] = "*") -
 @pytest.fixture(scope="module")
 def d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProc]:
     proc = DaemonProc(tmp_path_factory.mktemp("iam") / "data", ["--no-mount"])
-    proc.start()
-    yield proc
-    try:
-        proc.stop(timeout=30)
-    except Exception:
-        proc.kill()
+    with running(proc):
+        yield proc
 
 
 def client(d: DaemonProc, service: str, ak: str | None = None, sk: str | None = None) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import REPO, DaemonProc
+from tests.conftest import REPO, DaemonProc, running
 from tests.diskmgr.conftest import GIB, _can_loop, _detach
 
 ARTIFACTS = REPO / "tmp" / "artifacts" / "console"
@@ -31,12 +31,8 @@ def sysroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cd(tmp_path_factory: pytest.TempPathFactory, sysroot: Path) -> Iterator[DaemonProc]:
     d = DaemonProc(tmp_path_factory.mktemp("console") / "data", ["--no-mount"], {"STOWAGE_SYSCONF_ROOT": str(sysroot)})
-    d.start()
-    yield d
-    try:
-        d.stop(timeout=30)
-    except Exception:
-        d.kill()
+    with running(d):
+        yield d
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 
 from diskmgr.label import is_mounted
-from tests.conftest import DaemonProc
+from tests.conftest import DaemonProc, running
 from tests.diskmgr.conftest import GIB
 from tests.healing.test_disk_failure import seven_disk_config
 from tests.polling import wait_for
@@ -33,12 +33,8 @@ def d7(tmp_path_factory: pytest.TempPathFactory, sysroot: Path) -> Iterator[Daem
     # shard counts are compared before and after each move: no rebalance onto the added disks meanwhile
     cfg.write_text(cfg.read_text() + "\n[rebalance]\nenabled = false\n")
     d = DaemonProc(tmp / "data", ["--no-mount", "--config", str(cfg)], {"STOWAGE_SYSCONF_ROOT": str(sysroot)})
-    d.start()
-    yield d
-    try:
-        d.stop(timeout=30)
-    except Exception:
-        d.kill()
+    with running(d):
+        yield d
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import create_test_bucket
+from tests.conftest import create_test_bucket, running
 
 _spec = importlib.util.spec_from_file_location("stowage_tests_root", Path(__file__).parent.parent / "conftest.py")
 assert _spec and _spec.loader
@@ -30,12 +30,8 @@ DaemonProc = _root.DaemonProc
 @pytest.fixture(scope="module")
 def s3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     d = DaemonProc(tmp_path_factory.mktemp("s3") / "data", ["--no-mount"])
-    d.start()
-    yield d
-    try:
-        d.stop(timeout=30)
-    except Exception:
-        d.kill()
+    with running(d):
+        yield d
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.conftest import running
+
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 
@@ -423,12 +425,8 @@ def aws_defaults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     cfg.write_text('[s3]\nregion = "eu-west-1"\ndefault_object_ownership = "BucketOwnerEnforced"\n'
                    "default_public_access_block = true\n")
     d = DaemonProc(root / "data", ["--no-mount", "--config", str(cfg)])
-    d.start()
-    yield d
-    try:
-        d.stop(timeout=30)
-    except Exception:
-        d.kill()
+    with running(d):
+        yield d
 
 
 def test_aws_current_defaults_from_the_toml(aws_defaults: Any) -> None:

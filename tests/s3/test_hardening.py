@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import REPO, STOWAGE
+from tests.conftest import REPO, STOWAGE, running
 
 from .conftest import DaemonProc, aws_chunked, error_code, sign_v4
 from .test_malformed import STREAMING, now_amz
@@ -45,12 +45,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     config.write_text("[s3]\nheader_timeout = 3.0\nmax_connections = 10\nmax_connections_per_client = 4\n"
                       "max_object_size = 1048576\n")
     d = DaemonProc(base / "data", ["--no-mount", "--config", str(config)])
-    d.start()
-    yield d
-    try:
-        d.stop(timeout=30)
-    except Exception:
-        d.kill()
+    with running(d):
+        yield d
 
 
 def _client(d: Any, region: str) -> Any:
