@@ -104,7 +104,9 @@ async def get_bucket_versioning(ctx: Ctx) -> Response:
 
 async def put_bucket_versioning(ctx: Ctx) -> Response:
     status = await read_xml(ctx, parse_versioning, 64 * 1024)
-    await ctx.store.set_versioning(ctx.bucket, status)
+    replication = ctx.events.replication if ctx.events is not None else None
+    await ctx.store.set_versioning(ctx.bucket, status, suspendable=(
+        None if replication is None else lambda t: replication.pins_versioning(t, ctx.bucket)))
     return Response(200)
 
 

@@ -530,7 +530,10 @@ class StoreCore:
                 t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))
 
-    async def set_versioning(self, name: str, status: str) -> BucketRecord:
+    async def set_versioning(self, name: str, status: str,
+                             suspendable: Callable[[Txn], str] | None = None) -> BucketRecord:
+        """`suspendable(t)`: why versioning must stay Enabled, from settings the engine does not
+        know (replication, site replication), read in the same transaction; "" when it may change."""
         if status not in ("Enabled", "Suspended"):
             raise InvalidArgument(f"versioning status must be Enabled or Suspended, not {status!r}")
         async with self.txn() as t:
@@ -540,6 +543,9 @@ class StoreCore:
             if status != "Enabled" and lock.enabled(rec):
                 raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the "
                                          "versioning state cannot be changed.", bucket=name)
+            reason = suspendable(t) if status != "Enabled" and suspendable is not None else ""
+            if reason:
+                raise InvalidBucketState(reason, bucket=name)
             rec.versioning = status
             t.batch.put(keys.bucket(name), rec)
         return rec

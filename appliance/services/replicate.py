@@ -421,6 +421,18 @@ class ReplicationService:
                 raise NoSuchBucket(bucket=bucket)
             update_config(t, bucket, change)
 
+    def pins_versioning(self, t: Txn, bucket: str) -> str:
+        """Why `bucket`'s versioning may not be suspended ("" if it may): a suspended bucket's new
+        objects (version "null") would silently stop replicating, so, as MinIO does, the change is
+        refused while a replication configuration or a site replication rule names the bucket."""
+        raw = t.batch.get(events_keys.config(bucket))
+        rec = live_config(t, bucket, raw) if raw is not None else None
+        if rec is not None and rec.replication:
+            return "A replication configuration is present on this bucket, so the versioning state cannot be changed."
+        if self.site_rules is not None and self.site_rules(t, bucket):
+            return "Site replication is enabled on this box, so the versioning state of a bucket cannot be changed."
+        return ""
+
     def state_of_key(self, bucket: str, key: str, version_id: str) -> ReplicationState | None:
         return self.store.db.get_record(ReplicationState, events_keys.state(bucket, key, version_id))
 

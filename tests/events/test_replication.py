@@ -279,9 +279,27 @@ def test_resync_of_existing_objects(pair: tuple[DaemonProc, DaemonProc]) -> None
         pages = sb.get_paginator("list_objects_v2").paginate(Bucket="copy")
         return sum(len(p.get("Contents", [])) for p in pages) == 1000
 
-    poll(all_there, 240)
+    poll(all_there, 240, lambda: a.cli("replication", "status", "--json").stdout + b.log_tail())
     again = json.loads(a.cli("replication", "resync", "old", "--json").stdout)
     assert again["queued"] == 0  # everything COMPLETED: nothing queued twice
+
+
+def test_versioning_of_a_replicating_bucket_cannot_be_suspended(daemon_factory: Any) -> None:
+    a = daemon_factory(["--no-mount"], name="a")
+    s3 = a.s3()
+    versioned(s3, "src")
+    versioned(s3, "dst")
+    add_target(a, "self", a)
+    s3.put_bucket_replication(Bucket="src", ReplicationConfiguration={"Role": "", "Rules": [rule("self", "dst")]})
+    with pytest.raises(ClientError) as err:
+        s3.put_bucket_versioning(Bucket="src", VersioningConfiguration={"Status": "Suspended"})
+    assert err.value.response["Error"]["Code"] == "InvalidBucketState"
+    assert "replication configuration" in err.value.response["Error"]["Message"]
+    s3.put_bucket_versioning(Bucket="src", VersioningConfiguration={"Status": "Enabled"})  # no change: allowed
+    s3.put_bucket_versioning(Bucket="dst", VersioningConfiguration={"Status": "Suspended"})  # not a source
+    s3.delete_bucket_replication(Bucket="src")
+    s3.put_bucket_versioning(Bucket="src", VersioningConfiguration={"Status": "Suspended"})
+    assert s3.get_bucket_versioning(Bucket="src")["Status"] == "Suspended"
 
 
 def _user(d: DaemonProc, name: str, actions: list[str], bucket: str) -> tuple[str, str]:

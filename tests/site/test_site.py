@@ -135,6 +135,12 @@ def test_objects_replicate_both_ways(site: tuple[DaemonProc, DaemonProc]) -> Non
     # an object older than the join: `stowage replication resync` sends it to the peers too
     assert json.loads(a.cli("replication", "resync", "before", "--json").stdout)["queued"] == 1
     poll(lambda: [o["Key"] for o in sb.list_objects_v2(Bucket="before").get("Contents", [])] == ["early"])
+    # a suspended bucket would stop replicating its new objects: refused while the site replicates it
+    with pytest.raises(ClientError) as err:
+        sa.put_bucket_versioning(Bucket="photos", VersioningConfiguration={"Status": "Suspended"})
+    assert err.value.response["Error"]["Code"] == "InvalidBucketState"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert sa.get_bucket_versioning(Bucket="photos")["Status"] == "Enabled"
 
 
 def test_concurrent_edits_and_a_queue_that_survives_kill_and_recovery(site: tuple[DaemonProc, DaemonProc]) -> None:
