@@ -140,7 +140,9 @@ class Daemon:
             "disks": [{"disk_id": d.disk_id, "path": str(d.path), "pool": d.pool, "state": d.state,
                        "reasons": d.reasons} for d in self.disks],
             # a metadata DB that failed a write refuses every commit (S3 503) until a restart
-            "metadata": {"writable": not store.db.failed, "error": store.db.failed or None},
+            "metadata": {"writable": not store.db.failed, "error": store.db.failed or None,
+                         # the mount's closed files not yet durable (durable within mount.durability_seconds)
+                         "undurable_commits": store.has_undurable},
             "buckets": len(buckets),
             "objects": sum(object_counts.values()) if object_counts is not None else None,
             "objects_per_bucket": object_counts,
