@@ -217,7 +217,7 @@ async def list_object_versions(ctx: Ctx) -> Response:
                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     ctx.store.get_bucket(ctx.bucket)
-    page = await trio.to_thread.run_sync(ctx.store.list_versions, ctx.bucket, prefix, delimiter, key_marker,
+    page = await trio.to_thread.run_sync(ctx.store.list_version_entries, ctx.bucket, prefix, delimiter, key_marker,
                                          vid_marker, max_keys or 1)
     if max_keys == 0:
         page.entries, page.common_prefixes, page.is_truncated = [], [], False
@@ -235,15 +235,16 @@ async def list_object_versions(ctx: Ctx) -> Response:
     restores = await restore_renderer(ctx, wanted, lambda: [(v.key, v.version_id, v.seq) for v, _ in page.entries
                                                             if not v.delete_marker])
     for v, latest in page.entries:
-        common = [el("Key", enc(v.key)), el("VersionId", v.version_id), el("IsLatest", latest),
-                  el("LastModified", iso_time(v.last_modified_ns))]
+        common = (f"<Key>{esc(enc(v.key))}</Key><VersionId>{esc(v.version_id)}</VersionId>"
+                  f"<IsLatest>{'true' if latest else 'false'}</IsLatest>"
+                  f"<LastModified>{iso_time(v.last_modified_ns)}</LastModified>")
         if v.delete_marker:
-            parts.append("<DeleteMarker>" + "".join(common) + owner_xml(v.owner) + "</DeleteMarker>")
+            parts.append(f"<DeleteMarker>{common}{owner_xml(v.owner)}</DeleteMarker>")
         else:
-            extra = [el("ETag", f'"{v.etag}"'), el("Size", v.size),
-                     el("StorageClass", v.storage_class or "STANDARD"), owner_xml(v.owner),
-                     restores(v.key, v.version_id, v.seq) if restores is not None else ""]
-            parts.append("<Version>" + "".join(common + extra) + "</Version>")
+            restore = restores(v.key, v.version_id, v.seq) if restores is not None else ""
+            parts.append(f"<Version>{common}<ETag>\"{esc(v.etag)}\"</ETag><Size>{v.size}</Size>"
+                         f"<StorageClass>{esc(v.storage_class or 'STANDARD')}</StorageClass>"
+                         f"{owner_xml(v.owner)}{restore}</Version>")
     parts.append(_prefixes(page.common_prefixes, enc))
     return Response(200, [XML], doc("ListVersionsResult", parts))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -50,6 +50,7 @@ class ListEntry(msgspec.Struct, frozen=True, gc=False):
     checksums: dict[str, str] = {}
     checksum_type: str = ""
     owner: str = ""
+    delete_marker: bool = False  # (only in a listing of versions: the latest version never is one)
 
     @classmethod
     def decode(cls, value: bytes) -> ListEntry:
@@ -65,7 +66,7 @@ class ListEntry(msgspec.Struct, frozen=True, gc=False):
     @classmethod
     def of(cls, v: ObjectVersion) -> ListEntry:
         return cls(v.bucket, v.key, v.version_id, v.seq, v.last_modified_ns, v.etag, int(v.size), v.storage_class,
-                   v.checksums or {}, v.checksum_type, v.owner)
+                   v.checksums or {}, v.checksum_type, v.owner, v.delete_marker)
 
 
 _decode_entry = msgspec.json.Decoder(ListEntry).decode
@@ -82,6 +83,15 @@ class EntryPage:
 @dataclass
 class VersionPage:
     entries: list[tuple[ObjectVersion, bool]] = field(default_factory=list)  # (version, is_latest)
+    common_prefixes: list[str] = field(default_factory=list)
+    is_truncated: bool = False
+    next_key_marker: str = ""
+    next_version_id_marker: str = ""
+
+
+@dataclass
+class VersionEntryPage:
+    entries: list[tuple[ListEntry, bool]] = field(default_factory=list)  # (version, is_latest)
     common_prefixes: list[str] = field(default_factory=list)
     is_truncated: bool = False
     next_key_marker: str = ""
@@ -225,6 +235,17 @@ def _latest(db: MetaDB, bucket: str, prefix: str, delimiter: str, start_after: s
     return prefixes, truncated, last[len(base):].decode() if truncated else ""
 
 
+class _Versioned(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def version_id(self) -> str: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
 def list_versions(
     db: MetaDB,
     bucket: str,
@@ -234,6 +255,33 @@ def list_versions(
     version_id_marker: str = "",
     max_keys: int = 1000,
 ) -> VersionPage:
+    page = VersionPage()
+    page.common_prefixes, page.is_truncated, page.next_key_marker, page.next_version_id_marker = _versions(
+        db, bucket, prefix, delimiter, key_marker, version_id_marker, max_keys, ObjectVersion.decode, page.entries)
+    return page
+
+
+def list_version_entries(
+    db: MetaDB,
+    bucket: str,
+    prefix: str = "",
+    delimiter: str = "",
+    key_marker: str = "",
+    version_id_marker: str = "",
+    max_keys: int = 1000,
+) -> VersionEntryPage:
+    """list_versions with ListEntry items: what ListObjectVersions shows."""
+    page = VersionEntryPage()
+    page.common_prefixes, page.is_truncated, page.next_key_marker, page.next_version_id_marker = _versions(
+        db, bucket, prefix, delimiter, key_marker, version_id_marker, max_keys, ListEntry.decode, page.entries)
+    return page
+
+
+def _versions(db: MetaDB, bucket: str, prefix: str, delimiter: str, key_marker: str, version_id_marker: str,
+              max_keys: int, decode: Callable[[bytes], V],
+              out: list[tuple[V, bool]]) -> tuple[list[str], bool, str, str]:
+    """A page of versions into `out` as (version, is latest): (common prefixes, truncated, next
+    key marker, next version id marker)."""
     base = keys.version_bucket_prefix(bucket)
     if key_marker and version_id_marker:
         raw_seq = db.get(keys.vid(bucket, key_marker, version_id_marker))
@@ -245,26 +293,24 @@ def list_versions(
         start = keys.prefix_successor(keys.version_key_prefix(bucket, key_marker)) or base
     else:
         start = base
-    page = VersionPage()
     seen_key: list[str] = [key_marker if version_id_marker else ""]
 
     def on_entry(raw: bytes, value: bytes, key: str) -> None:
-        v = ObjectVersion.decode(value)
+        v = decode(value)
         is_latest = key != seen_key[0]
         seen_key[0] = key
-        page.entries.append((v, is_latest))
+        out.append((v, is_latest))
 
     def key_of(raw: bytes) -> str:
         return keys.split_version(raw, bucket)[0]
 
-    page.common_prefixes, page.is_truncated, last = _scan(
-        db, base, prefix, delimiter, start, key_of, key_marker, max_keys, on_entry
-    )
-    if page.is_truncated:
-        page.next_key_marker = last
-        if page.entries and page.entries[-1][0].key == last:
-            page.next_version_id_marker = page.entries[-1][0].version_id
-    return page
+    prefixes, truncated, last = _scan(db, base, prefix, delimiter, start, key_of, key_marker, max_keys, on_entry)
+    next_key = next_vid = ""
+    if truncated:
+        next_key = last
+        if out and out[-1][0].key == last:
+            next_vid = out[-1][0].version_id
+    return prefixes, truncated, next_key, next_vid
 
 
 def list_uploads(

@@ -83,3 +83,27 @@ async def test_records_of_every_format_list_identically(store, version: int) -> 
                 break
             marker = full.next_marker
     assert [e.key for e in listing.list_entries(store.db, "bkt").entries] == sorted(names, key=str.encode)
+
+
+async def test_version_entries_match_list_versions(store) -> None:  # type: ignore[no-untyped-def]
+    """ListObjectVersions' pages (ListEntry, with delete markers) show what list_versions does."""
+    await store.set_versioning("bkt", "Enabled")
+    for name in ("a/1", "a/2", "b", "c&<"):
+        for body in (b"one", b"two"):
+            await store.put_object("bkt", name, body)
+    await store.delete_object("bkt", "a/2")
+    await store.delete_object("bkt", "b")
+    for delimiter in ("", "/"):
+        key_marker = vid_marker = ""
+        seen = 0
+        while True:
+            full = store.list_versions("bkt", "", delimiter, key_marker, vid_marker, 3)
+            fast = store.list_version_entries("bkt", "", delimiter, key_marker, vid_marker, 3)
+            assert fast.entries == [(ListEntry.of(v), latest) for v, latest in full.entries]
+            assert (fast.common_prefixes, fast.is_truncated, fast.next_key_marker, fast.next_version_id_marker) == (
+                full.common_prefixes, full.is_truncated, full.next_key_marker, full.next_version_id_marker)
+            seen += sum(1 for v, _ in fast.entries if v.delete_marker)
+            if not full.is_truncated:
+                break
+            key_marker, vid_marker = full.next_key_marker, full.next_version_id_marker
+        assert seen == (2 if not delimiter else 1)  # with "/", a/2's marker is under the a/ prefix
