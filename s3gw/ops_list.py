@@ -20,7 +20,7 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .routing import Op
-from .xmlio import doc, el, esc, iso_time, url_encode
+from .xmlio import doc, el, esc, iso_seconds, iso_time, needs_escape, url_encode
 
 XML = ("Content-Type", "application/xml")
 MAX_KEYS = 1000
@@ -72,11 +72,16 @@ def optional_attributes(ctx: Ctx) -> frozenset[str]:
 RestoreXml = Callable[[str, str, int], str]  # (key, version id, seq) -> its <RestoreStatus> or ""
 
 
-async def restore_renderer(ctx: Ctx, wanted: frozenset[str], versions: list[tuple[str, str, int]]) -> RestoreXml:
-    """<RestoreStatus> of each listed version that has a restore, when the client asked for it."""
-    if "RestoreStatus" not in wanted or not versions:
-        return lambda key, vid, seq: ""
-    found = await trio.to_thread.run_sync(ctx.store.restore_statuses, ctx.bucket, versions)
+async def restore_renderer(ctx: Ctx, wanted: frozenset[str],
+                           versions: Callable[[], list[tuple[str, str, int]]]) -> RestoreXml | None:
+    """<RestoreStatus> of each listed version that has a restore, when the client asked for it
+    (None: it did not). `versions`: the page's (key, version id, seq), listed only then."""
+    if "RestoreStatus" not in wanted:
+        return None
+    listed = versions()
+    if not listed:
+        return None
+    found = await trio.to_thread.run_sync(ctx.store.restore_statuses, ctx.bucket, listed)
 
     def render(key: str, vid: str, seq: int) -> str:
         rec = found.get(seq)
@@ -98,18 +103,38 @@ def owner_renderer(ctx: Ctx) -> OwnerXml:
     return functools.cache(ctx.directory.owner_xml)
 
 
-def _contents(v: ListEntry, enc: Encoder, owner_xml: OwnerXml | None, restore_xml: RestoreXml) -> str:
-    # one f-string per key rather than an el() call per field: a page has a thousand of these
-    out = (f"<Contents><Key>{esc(enc(v.key))}</Key><LastModified>{iso_time(v.last_modified_ns)}</LastModified>"
-           f"<ETag>\"{esc(v.etag)}\"</ETag>")
-    if v.checksums:
-        out += "".join(f"<ChecksumAlgorithm>{esc(alg)}</ChecksumAlgorithm>" for alg in v.checksums)
-    if v.checksum_type:
-        out += f"<ChecksumType>{esc(v.checksum_type)}</ChecksumType>"
-    out += f"<Size>{int(v.size)}</Size><StorageClass>{esc(v.storage_class or 'STANDARD')}</StorageClass>"
-    if owner_xml is not None:
-        out += owner_xml(v.owner)
-    return out + restore_xml(v.key, v.version_id, v.seq) + "</Contents>"
+def _contents(entries: list[ListEntry], url: bool, owner_xml: OwnerXml | None,
+              restore_xml: RestoreXml | None) -> list[bytes]:
+    """The <Contents> of a page, each encoded (see xmlio.doc). A page has a thousand: one
+    f-string each, the seconds of LastModified formatted once per distinct second (iso_time's
+    text), and the escaping scan done once over all of the page's text instead of per field;
+    a url-encoded key has nothing to escape."""
+    names = [url_encode(e.key) for e in entries] if url else [e.key for e in entries]
+    escape = needs_escape("".join([f"{e.etag}{e.storage_class}{e.checksum_type}" for e in entries])
+                          + ("" if url else "".join(names)))
+    out: list[bytes] = []
+    append = out.append
+    stamp_s, stamp = -1, ""
+    for e, name in zip(entries, names, strict=True):
+        seconds, ns = divmod(e.last_modified_ns, 1_000_000_000)
+        if seconds != stamp_s:
+            stamp_s, stamp = seconds, iso_seconds(seconds)
+        etag, storage_class = e.etag, e.storage_class or "STANDARD"
+        if escape:
+            name, etag, storage_class = esc(name), esc(etag), esc(storage_class)
+        middle = ""
+        if e.checksums or e.checksum_type:
+            middle = "".join(f"<ChecksumAlgorithm>{esc(alg)}</ChecksumAlgorithm>" for alg in e.checksums)
+            if e.checksum_type:
+                middle += f"<ChecksumType>{esc(e.checksum_type)}</ChecksumType>"
+        tail = "</Contents>"
+        if owner_xml is not None or restore_xml is not None:
+            tail = (f"{owner_xml(e.owner) if owner_xml is not None else ''}"
+                    f"{restore_xml(e.key, e.version_id, e.seq) if restore_xml is not None else ''}</Contents>")
+        append(f"<Contents><Key>{name}</Key><LastModified>{stamp}{ns // 1_000_000:03d}Z</LastModified>"
+               f"<ETag>\"{etag}\"</ETag>{middle}<Size>{e.size}</Size>"
+               f"<StorageClass>{storage_class}</StorageClass>{tail}".encode())
+    return out
 
 
 def _prefixes(prefixes: list[str], enc: Encoder) -> str:
@@ -153,7 +178,7 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
         entries, prefixes = page.entries, page.common_prefixes
         truncated, next_marker = page.is_truncated, page.next_marker
     fetch_owner = not v2 or q.get("fetch-owner", "").lower() == "true"
-    parts = [el("Name", ctx.bucket), el("Prefix", enc(prefix))]
+    parts: list[str | bytes] = [el("Name", ctx.bucket), el("Prefix", enc(prefix))]
     if v2:
         if "continuation-token" in q:
             parts.append(el("ContinuationToken", q["continuation-token"]))
@@ -171,8 +196,8 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     if truncated:
         parts.append(el("NextContinuationToken", _token(next_marker)) if v2 else el("NextMarker", enc(next_marker)))
     owners = owner_renderer(ctx) if fetch_owner else None
-    restores = await restore_renderer(ctx, wanted, [(v.key, v.version_id, v.seq) for v in entries])
-    parts += [_contents(v, enc, owners, restores) for v in entries]
+    restores = await restore_renderer(ctx, wanted, lambda: [(v.key, v.version_id, v.seq) for v in entries])
+    parts += _contents(entries, enc is url_encode, owners, restores)
     parts.append(_prefixes(prefixes, enc))
     return Response(200, [XML], doc("ListBucketResult", parts))
 
@@ -192,7 +217,7 @@ async def list_object_versions(ctx: Ctx) -> Response:
                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     ctx.store.get_bucket(ctx.bucket)
-    page = await trio.to_thread.run_sync(ctx.store.list_versions, ctx.bucket, prefix, delimiter, key_marker,
+    page = await trio.to_thread.run_sync(ctx.store.list_version_entries, ctx.bucket, prefix, delimiter, key_marker,
                                          vid_marker, max_keys or 1)
     if max_keys == 0:
         page.entries, page.common_prefixes, page.is_truncated = [], [], False
@@ -207,18 +232,19 @@ async def list_object_versions(ctx: Ctx) -> Response:
         parts.append(el("NextKeyMarker", enc(page.next_key_marker)))
         parts.append(el("NextVersionIdMarker", page.next_version_id_marker))
     owner_xml = owner_renderer(ctx)
-    restores = await restore_renderer(ctx, wanted, [(v.key, v.version_id, v.seq) for v, _ in page.entries
-                                                    if not v.delete_marker])
+    restores = await restore_renderer(ctx, wanted, lambda: [(v.key, v.version_id, v.seq) for v, _ in page.entries
+                                                            if not v.delete_marker])
     for v, latest in page.entries:
-        common = [el("Key", enc(v.key)), el("VersionId", v.version_id), el("IsLatest", latest),
-                  el("LastModified", iso_time(v.last_modified_ns))]
+        common = (f"<Key>{esc(enc(v.key))}</Key><VersionId>{esc(v.version_id)}</VersionId>"
+                  f"<IsLatest>{'true' if latest else 'false'}</IsLatest>"
+                  f"<LastModified>{iso_time(v.last_modified_ns)}</LastModified>")
         if v.delete_marker:
-            parts.append("<DeleteMarker>" + "".join(common) + owner_xml(v.owner) + "</DeleteMarker>")
+            parts.append(f"<DeleteMarker>{common}{owner_xml(v.owner)}</DeleteMarker>")
         else:
-            extra = [el("ETag", f'"{v.etag}"'), el("Size", v.size),
-                     el("StorageClass", v.storage_class or "STANDARD"), owner_xml(v.owner),
-                     restores(v.key, v.version_id, v.seq)]
-            parts.append("<Version>" + "".join(common + extra) + "</Version>")
+            restore = restores(v.key, v.version_id, v.seq) if restores is not None else ""
+            parts.append(f"<Version>{common}<ETag>\"{esc(v.etag)}\"</ETag><Size>{v.size}</Size>"
+                         f"<StorageClass>{esc(v.storage_class or 'STANDARD')}</StorageClass>"
+                         f"{owner_xml(v.owner)}{restore}</Version>")
     parts.append(_prefixes(page.common_prefixes, enc))
     return Response(200, [XML], doc("ListVersionsResult", parts))
 

@@ -31,6 +31,19 @@ _INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _NEEDS_ESCAPE = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
+_ESCAPED_BYTES = b"&<>" + bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+
+
+def needs_escape(value: str) -> bool:
+    """Whether esc() would change `value`: the one check a listing makes over all the text of a
+    page. On its UTF-8 bytes, where deleting a set of bytes is ~5x faster than _NEEDS_ESCAPE's
+    scan of the text: ASCII bytes stand only for themselves in UTF-8, and U+FFFE/U+FFFF have
+    one encoding each."""
+    raw = value.encode("utf-8", "surrogatepass")
+    return (len(raw.translate(None, _ESCAPED_BYTES)) != len(raw)
+            or b"\xef\xbf\xbe" in raw or b"\xef\xbf\xbf" in raw)
+
+
 def esc(value: str) -> str:
     if not _NEEDS_ESCAPE.search(value):  # most values: one scan instead of four
         return value
@@ -46,7 +59,8 @@ def url_encode(value: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _iso_seconds(seconds: int) -> str:
+def iso_seconds(seconds: int) -> str:
+    """iso_time's text up to the milliseconds, for a whole second since the epoch."""
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
 
 
@@ -54,7 +68,7 @@ def iso_time(ns: int) -> str:
     """ISO 8601 with milliseconds, UTC (a listing formats one per key: the seconds part of
     objects written together is formatted once)."""
     seconds, rest = divmod(ns, 1_000_000_000)
-    return f"{_iso_seconds(seconds)}{rest // 1_000_000:03d}Z"
+    return f"{iso_seconds(seconds)}{rest // 1_000_000:03d}Z"
 
 
 def http_date(ns: int) -> str:
@@ -69,8 +83,14 @@ def el(name: str, value: str | int | bool | None) -> str:
     return f"<{name}>{esc(str(value))}</{name}>"
 
 
-def doc(root: str, parts: Iterable[str]) -> bytes:
-    return (f'{HEAD}<{root} xmlns="{NS}">' + "".join(parts) + f"</{root}>").encode()
+def doc(root: str, parts: Iterable[str | bytes]) -> bytes:
+    """The document of these elements (text, or already encoded). Encoded piece by piece and
+    joined once: a listing's document is a few hundred kilobytes, and joining it as text and
+    then encoding that took 4x as long (two such buffers at once: fresh pages every time)."""
+    out = [f'{HEAD}<{root} xmlns="{NS}">'.encode()]
+    out += [p.encode() if isinstance(p, str) else p for p in parts]
+    out.append(f"</{root}>".encode())
+    return b"".join(out)
 
 
 # --- input --------------------------------------------------------------------------------------

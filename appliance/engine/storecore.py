@@ -1074,6 +1074,13 @@ class StoreCore:
         self.get_bucket(bucket)
         return listing.list_versions(self.db, bucket, prefix, delimiter, key_marker, version_id_marker, max_keys)
 
+    def list_version_entries(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
+                             version_id_marker: str = "", max_keys: int = 1000) -> listing.VersionEntryPage:
+        """list_versions with only what an S3 listing shows of each version (listing.ListEntry)."""
+        self.get_bucket(bucket)
+        return listing.list_version_entries(self.db, bucket, prefix, delimiter, key_marker, version_id_marker,
+                                            max_keys)
+
     def count_objects(self) -> dict[str, int]:
         """Current objects per bucket (a key-only scan; blocking, run it in a thread)."""
         counts: dict[str, int] = {}

@@ -96,3 +96,33 @@ def test_bad_listing_arguments(s3: Any, raw: Any, bucket: str) -> None:
     assert status == 400 and b"InvalidArgument" in body
     status, _, body = raw.request("GET", f"/{bucket}?list-type=2&encoding-type=base64")
     assert status == 400 and b"InvalidArgument" in body
+
+
+def test_raw_listing_escapes_each_page_that_needs_it(raw: Any, s3: Any, bucket: str) -> None:
+    """Without encoding-type, a page's text is escaped when any of it needs escaping (a listing
+    checks the whole page at once) and the fields match HEAD's: a page of plain keys, a page
+    mixing them with keys holding markup, checksums and a storage class."""
+    import xml.etree.ElementTree as ET
+
+    plain = [f"plain/{i:02d}" for i in range(4)]
+    odd = ["odd/a&b", "odd/c<d>e", "odd/quote\"'", "odd/ключ€"]
+    for k in plain + odd:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    s3.put_object(Bucket=bucket, Key="odd/sum", Body=b"x", ChecksumAlgorithm="CRC32", StorageClass="STANDARD_IA")
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    for prefix, expect in (("plain/", plain), ("", sorted(plain + odd + ["odd/sum"], key=str.encode))):
+        query = f"list-type=2&prefix={prefix.replace('/', '%2F')}&fetch-owner=true"
+        status, _, body = raw.request("GET", f"/{bucket}?{query}")
+        assert status == 200
+        contents = ET.fromstring(body).findall(f"{ns}Contents")
+        assert [c.findtext(f"{ns}Key") for c in contents] == expect
+        for c in contents:
+            head = s3.head_object(Bucket=bucket, Key=c.findtext(f"{ns}Key"))
+            assert c.findtext(f"{ns}ETag") == head["ETag"]
+            assert int(c.findtext(f"{ns}Size") or -1) == head["ContentLength"]
+            modified = head["LastModified"].strftime("%Y-%m-%dT%H:%M:%S")
+            assert (c.findtext(f"{ns}LastModified") or "").startswith(modified)
+            assert c.findtext(f"{ns}StorageClass") == head.get("StorageClass", "STANDARD")
+            assert c.find(f"{ns}Owner") is not None
+    r = s3.list_objects_v2(Bucket=bucket, Prefix="odd/sum")["Contents"][0]
+    assert (r["ChecksumAlgorithm"], r["StorageClass"]) == (["CRC32"], "STANDARD_IA")
