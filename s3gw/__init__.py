@@ -1,7 +1,7 @@
 """The S3 gateway: a sans-IO core in a thin trio shell.
 
     service.py   serve_s3(): bind cfg.s3.listen (TLS optional), connection cap, drain on cancel
-    http.py      h11 over trio: keep-alive, 100-continue, timeouts, header cap, bounded streaming
+    http.py      httptools (llhttp) over trio: keep-alive, 100-continue, timeouts, header cap, bounded streaming
     app.py       one request -> route -> SigV4, SigV2 or anonymous -> authorization -> operation;
                  every failure becomes S3 XML here
     identity.py  the identity source the gateway authenticates against; owners and canonical ids

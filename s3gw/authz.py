@@ -275,8 +275,11 @@ class PublicAccessBlock:
 
     @classmethod
     def of(cls, stored: Mapping[str, bool] | None) -> PublicAccessBlock:
-        s = stored or {}
-        return cls(*(bool(s.get(f, False)) for f in PAB_FIELDS))
+        if not stored:  # most buckets: every request's view, so no generator for it
+            return _NO_BLOCK
+        g = stored.get
+        return cls(bool(g("BlockPublicAcls", False)), bool(g("IgnorePublicAcls", False)),
+                   bool(g("BlockPublicPolicy", False)), bool(g("RestrictPublicBuckets", False)))
 
     @classmethod
     def all_on(cls) -> PublicAccessBlock:
@@ -288,6 +291,9 @@ class PublicAccessBlock:
     def values(self) -> tuple[bool, bool, bool, bool]:
         return (self.block_public_acls, self.ignore_public_acls, self.block_public_policy,
                 self.restrict_public_buckets)
+
+
+_NO_BLOCK = PublicAccessBlock()  # frozen: shared by every bucket without the settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The request-body pipeline for data-carrying operations (PutObject, UploadPart).
 
-raw HTTP body (h11 already removed Transfer-Encoding: chunked)
+raw HTTP body (llhttp already removed Transfer-Encoding: chunked)
   -> aws-chunked decoding + chunk/trailer signature checks (when x-amz-content-sha256 says so)
   -> integrity hashes (x-amz-content-sha256, x-amz-checksum-*, Content-MD5 via the engine's MD5)
   -> the engine, as an async iterator of bounded pieces.

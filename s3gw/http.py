@@ -1,10 +1,20 @@
-"""The trio shell: HTTP/1.1 with h11 over TCP (or TLS), one task per connection.
+"""The trio shell: HTTP/1.1 over TCP (or TLS), one task per connection; requests are parsed
+by httptools (llhttp, C) and response heads are written here.
 
-Keep-alive, `Expect: 100-continue` (the 100 goes out when a handler first reads the body, so a
-request refused on its headers never uploads), chunked request bodies (h11 de-chunks), an idle
-timeout between requests, one deadline for a request's line and headers (slowloris), a timeout
-for each body read, a cap on the size of the whole header block, and connection caps (global
-and per client address). Bodies stream in both directions in bounded pieces.
+Keep-alive, pipelining, `Expect: 100-continue` (the 100 goes out when a handler first reads
+the body, so a request refused on its headers never uploads), chunked request bodies (llhttp
+de-chunks), an idle timeout between requests, one deadline for a request's line and headers
+(slowloris), a timeout for each body read, a cap on the size of the whole header block, and
+connection caps (global and per client address). Bodies stream in both directions in bounded
+pieces.
+
+Why llhttp and a hand-written response head, where h11 did both: on a 4 KiB GET, h11's parsing
+and framing were a quarter of the event loop's time (bench/README.md "Profile findings").
+llhttp is strict where it matters (it refuses Content-Length beside Transfer-Encoding, bad
+chunk sizes, duplicate lengths, control characters in the request line and header values).
+A response head is a status line and `name: value` lines; what h11 checked there (no CR, LF
+or NUL in a value, a body as long as its Content-Length) is checked in `_head` and
+`_send_response`.
 
 Each request runs in a shielded cancel scope registered with the server: on shutdown the
 server gives in-flight requests a short grace deadline while idle connections go at once.
@@ -15,13 +25,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-import h11
+import httptools
 import trio
 
 from .errors import S3Error
@@ -33,7 +43,9 @@ DRAIN_LIMIT = 256 * 1024  # an unread body this small is drained to keep the con
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 8 * 1024 * 1024
 ANSWER_TIMEOUT = 5.0  # to send an error the shell answers on its own
-_BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a header block, as h11 finds it
+# with its reason phrase: botocore before 1.31 (Debian 12's, under duplicity) takes a
+# two-field "HTTP/1.1 100" for the final response and the upload never starts
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class IdleTimeout(Exception):
@@ -50,6 +62,14 @@ class ClientGone(Exception):
 
 class BodyTimeout(Exception):
     """The client stopped sending the body."""
+
+
+class BadRequest(Exception):
+    """A request head llhttp refused, or one over the header cap (`too_large`)."""
+
+    def __init__(self, why: str, *, too_large: bool = False) -> None:
+        super().__init__(why)
+        self.too_large = too_large
 
 
 @dataclass
@@ -73,6 +93,20 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+@dataclass
+class _Head:
+    """A parsed request line and header block."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    keep_alive: bool  # the client's wish: HTTP/1.1 without "Connection: close", or 1.0 with keep-alive
+    http11: bool
+
+
+_END = object()  # the event of a message's end, in _Conn.events beside heads and body pieces
+
+
 class Body:
     """The request body as an async stream of raw (transfer-decoded) bytes."""
 
@@ -85,20 +119,17 @@ class Body:
         c = self._conn
         if self.done:
             return
-        if c.h11.they_are_waiting_for_100_continue:
-            # with its reason phrase: botocore before 1.31 (Debian 12's, under duplicity) takes a
-            # two-field "HTTP/1.1 100" for the final response and the upload never starts
-            await c.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+        if c.expect_100:
+            c.expect_100 = False
+            await c.stream.send_all(CONTINUE)
         while True:
             event = await c.next_body_event()
-            if isinstance(event, h11.Data):
-                self.bytes_read += len(event.data)
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
+            if event is _END:
                 self.done = True
                 return
-            else:
-                raise ClientGone("unexpected event in body")
+            assert isinstance(event, bytes)
+            self.bytes_read += len(event)
+            yield event
 
     async def read_all(self, limit: int) -> bytes:
         """A small body (XML documents), refused past `limit` bytes."""
@@ -111,24 +142,93 @@ class Body:
 
 
 class _Conn:
+    """One connection's parser state. llhttp parses everything it is fed and calls back, so
+    the callbacks queue events (a head, body pieces, a message's end) that the serving task
+    takes in order; a pipelined next request waits in the queue. At most one read
+    (RECV_SIZE) is fed at a time, and only when the queue is empty, so the queue is bounded."""
+
     def __init__(self, stream: trio.abc.Stream, max_header: int, request_timeout: float) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header)
+        self.parser = httptools.HttpRequestParser(self)
         self.max_header = max_header
         self.request_timeout = request_timeout
-        self.held = b""  # bytes of a held event (send(hold=True)), not yet written
+        self.events: deque[object] = deque()
+        self.in_head = False  # a request line has begun and its header block has not ended
+        self.in_body = False  # a request head was taken and its end was not (h11's SEND_BODY)
+        self.expect_100 = False  # the current request waits for "100 Continue" (nothing sent yet)
+        self.upgraded = False  # llhttp stopped at an Upgrade/CONNECT request: nothing after it is read
+        self.eof = False
+        self.error: BadRequest | None = None  # llhttp refused bytes after the queued events
+        self._head_size = 0
+        self._url: list[bytes] = []
+        self._headers: dict[str, str] = {}
+        self._too_large = False
+        self._ended_in_feed = False
 
-    async def send(self, event: h11.Event, *, hold: bool = False) -> None:
-        """Send an event; `hold`: keep its bytes to go out with the next event's (a response's
-        head and its first body piece in one write)."""
-        data = self.h11.send(event)
-        if self.held:
-            data = self.held + (data or b"")
-            self.held = b""
-        if hold:
-            self.held = data or b""
-        elif data:
-            await self.stream.send_all(data)
+    # --- llhttp callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_head = True
+        self._head_size = 0
+        self._url = []
+        self._headers = {}
+
+    def _grow(self, n: int) -> None:
+        self._head_size += n
+        if self._head_size > self.max_header:
+            self._too_large = True
+            raise BadRequest("request header section too large", too_large=True)
+
+    def on_url(self, url: bytes) -> None:
+        self._grow(len(url) + 16)  # the method, spaces, version and line end
+        self._url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._grow(len(name) + len(value) + 4)
+        k = name.decode("latin-1").lower()
+        v = value.decode("latin-1")
+        h = self._headers
+        h[k] = f"{h[k]},{v}" if k in h else v
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        p = self.parser
+        self.events.append(_Head(p.get_method().decode("ascii", "replace"), b"".join(self._url).decode("latin-1"),
+                                 self._headers, p.should_keep_alive(), p.get_http_version() == "1.1"))
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append(body)
+
+    def on_message_complete(self) -> None:
+        self.events.append(_END)
+        self._ended_in_feed = True
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data` into events. The header cap holds for a block that arrives whole (the
+        callbacks count it) and for one still incomplete: the bytes of every read taken while
+        a head is unfinished count against it (llhttp itself buffers a header being read)."""
+        began = self.in_head
+        self._ended_in_feed = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.upgraded = True  # the request is queued whole; the connection ends after it
+        except httptools.HttpParserError as exc:
+            error = BadRequest("request header section too large", too_large=True) if self._too_large \
+                else BadRequest(str(exc) or type(exc).__name__)
+            if not self.events:
+                raise error from None
+            # the requests before the bad bytes are served first (an HTTP/1.0 request followed
+            # by more bytes, say); the error is raised when the queue reaches it
+            self.error = error
+            return
+        if self.in_head:
+            # the whole read counts when this head began before it or at its start
+            self._head_size += len(data) if began or not self._ended_in_feed else 0
+            if self._head_size > self.max_header:
+                raise BadRequest("request header section too large", too_large=True)
 
     async def _receive(self) -> bytes:
         try:
@@ -136,20 +236,8 @@ class _Conn:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ClientGone(str(exc)) from exc
 
-    def _check_head_size(self) -> None:
-        """h11's max_incomplete_event_size caps only a head still incomplete: a header block
-        that arrives whole in one read would be parsed at any size. So the cap is applied here
-        to the buffered head, request line included, before h11 parses it."""
-        buffered, _ = self.h11.trailing_data
-        if len(buffered) <= self.max_header:
-            return
-        end = _BLANK_LINE.search(buffered, 0, self.max_header + 3)
-        if end is None or end.end() > self.max_header:
-            raise h11.RemoteProtocolError("request header section too large", error_status_hint=431)
-
-    async def next_request(self, idle_timeout: float, header_timeout: float, *,
-                           first: bool) -> h11.Event | type[h11.PAUSED]:
-        """The next request head (or the end of the connection).
+    async def next_request(self, idle_timeout: float, header_timeout: float, *, first: bool) -> _Head | None:
+        """The next request head, or None at the end of the connection.
 
         Waiting for the first byte of a request on a kept-alive connection is bounded by
         `idle_timeout`. From that byte on (from the accept, for a connection's first request,
@@ -157,16 +245,25 @@ class _Conn:
         all headers must arrive before one deadline, `header_timeout` later: a timeout per read
         would let a client hold the connection for ever by sending a byte now and then."""
         deadline: float | None = None
-        if first or self.h11.trailing_data[0]:
+        if first or self.in_head:
             deadline = trio.current_time() + header_timeout
         while True:
-            if self.h11.their_state is h11.IDLE:
-                self._check_head_size()
-            event = self.h11.next_event()
-            if isinstance(event, h11.Event):
+            if self.events:
+                event = self.events.popleft()
+                if not isinstance(event, _Head):
+                    raise ClientGone("body bytes where a request was expected")
+                self.in_body = True
+                self.expect_100 = event.http11 and event.headers.get("expect", "").lower() == "100-continue"
+                if self.events and self.events[0] is _END:  # no body at all (RFC 9112 6.3)
+                    self.events.popleft()
+                    self.in_body = self.expect_100 = False
                 return event
-            if event is h11.PAUSED:
-                return h11.PAUSED
+            if self.error is not None:
+                raise self.error
+            if self.eof or self.upgraded:
+                if self.in_head:
+                    raise ClientGone("connection closed inside a request head")
+                return None
             if deadline is None:
                 with trio.move_on_after(idle_timeout) as scope:
                     data = await self._receive()
@@ -178,26 +275,36 @@ class _Conn:
                     data = await self._receive()
                 if scope.cancelled_caught:
                     raise HeaderTimeout()
-            self.h11.receive_data(data)
+            if not data:
+                self.eof = True
+            else:
+                self._feed(data)
 
-    async def next_body_event(self) -> h11.Event | type[h11.PAUSED]:
-        """The next event of a request body; `request_timeout` bounds each wait for bytes."""
+    async def next_body_event(self) -> object:
+        """The next body piece (bytes) or _END; `request_timeout` bounds each wait for bytes."""
         while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise ClientGone(str(exc)) from exc
-            if isinstance(event, h11.Event):
+            if self.events:
+                event = self.events.popleft()
+                if event is _END:
+                    self.in_body = False
+                elif isinstance(event, _Head):
+                    raise ClientGone("a request head inside a body")
+                else:
+                    self.expect_100 = False  # the client sent body bytes without waiting
                 return event
-            if event is h11.PAUSED:
-                return h11.PAUSED
+            if self.eof or self.upgraded or self.error is not None:
+                raise ClientGone(str(self.error or "connection closed mid-body"))
             with trio.move_on_after(self.request_timeout) as scope:
                 data = await self._receive()
             if scope.cancelled_caught:
                 raise BodyTimeout()
             if not data:
+                self.eof = True
                 raise ClientGone("connection closed mid-body")
-            self.h11.receive_data(data)
+            try:
+                self._feed(data)
+            except BadRequest as exc:
+                raise ClientGone(str(exc)) from exc
 
 
 class ServerState:
@@ -257,73 +364,113 @@ def _date() -> bytes:
     return _date_cache[1]
 
 
-async def _send_response(conn: _Conn, req_method: str, resp: Response) -> None:
-    headers = [(k.encode(), v.encode("latin-1", "replace")) for k, v in resp.headers]
-    names = {k.lower() for k, _ in resp.headers}
-    headers.append((b"Date", _date()))
-    headers.append((b"Server", b"Stowage"))
-    if isinstance(resp.body, bytes | bytearray) and "content-length" not in names:
-        headers.append((b"Content-Length", str(len(resp.body)).encode()))
-    if resp.close:
-        headers.append((b"Connection", b"close"))
-    # a reason phrase matters: botocore's 100-continue handling needs three status-line fields
-    head = h11.Response(status_code=resp.status, headers=headers, reason=_reason(resp.status))
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    """A response head. A value with CR, LF or NUL would split or end the head (response
+    splitting); h11 refused one, and so does this: one count per character over the whole
+    block rather than a scan per value."""
+    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
+    n = len(headers)
+    if lines.count("\n") != n or lines.count("\r") != n or "\0" in lines:
+        raise ValueError("a response header holds CR, LF or NUL")
+    return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, _reason(status), lines.encode("latin-1", "replace"))
+
+
+async def _send_response(conn: _Conn, req_method: str, resp: Response, *, http11: bool = True) -> None:
+    headers = list(resp.headers)
+    length: int | None = None
+    for k, v in headers:
+        if k.lower() == "content-length":
+            length = int(v)
+    headers.append(("Date", _date().decode()))
+    headers.append(("Server", "Stowage"))
+    whole = resp.body if isinstance(resp.body, bytes | bytearray) else None
+    streamed = whole is None
+    chunked = False
     bodyless = req_method == "HEAD" or resp.status in (204, 304)
-    # the head waits for the first body piece: one write for a small response, not two
-    await conn.send(head, hold=not bodyless and (bool(resp.body) or not isinstance(resp.body, bytes | bytearray)))
+    if whole is not None and length is None:
+        length = len(whole)
+        headers.append(("Content-Length", str(length)))
+    elif streamed and length is None and not bodyless:
+        if http11:
+            chunked = True
+            headers.append(("Transfer-Encoding", "chunked"))
+        else:
+            resp.close = True  # an HTTP/1.0 body without a length ends with the connection
+    if resp.close:
+        headers.append(("Connection", "close"))
+    # a reason phrase matters: botocore's 100-continue handling needs three status-line fields
+    head = _head(resp.status, headers)
+    conn.expect_100 = False  # a final response ends any wait for 100 Continue
+    send = conn.stream.send_all
     if bodyless:
-        if not isinstance(resp.body, bytes | bytearray):
-            await resp.body.aclose()
-        await conn.send(h11.EndOfMessage())
+        if streamed:
+            await resp.body.aclose()  # type: ignore[union-attr]
+        await send(head)
         return
-    if isinstance(resp.body, bytes | bytearray):
-        if resp.body:
-            await conn.send(h11.Data(data=resp.body))
-    else:
-        try:
-            async for piece in resp.body:
-                await conn.send(h11.Data(data=piece))
-        finally:
-            await resp.body.aclose()
-    await conn.send(h11.EndOfMessage())
+    if whole is not None:
+        if len(whole) != length:
+            raise ValueError(f"a body of {len(whole)} bytes under Content-Length {length}")
+        # the head and a small body in one write, not two
+        await send(head + whole if len(whole) <= 64 * 1024 else head)
+        if len(whole) > 64 * 1024:
+            await send(whole)
+        return
+    gen = resp.body
+    assert not isinstance(gen, bytes | bytearray)
+    sent = 0
+    pending = head  # the head waits for the first body piece: one write, not two
+    try:
+        async for piece in gen:
+            if not piece:
+                continue
+            sent += len(piece)
+            if length is not None and sent > length:
+                raise ValueError(f"more than Content-Length {length} bytes of body")
+            data = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+            if pending:
+                data = pending + data
+                pending = b""
+            await send(data)
+    finally:
+        await gen.aclose()
+    if length is not None and sent != length:
+        raise ValueError(f"{sent} bytes of body under Content-Length {length}")
+    tail = b"0\r\n\r\n" if chunked else b""
+    if pending or tail:
+        await send(pending + tail)
 
 
 async def _finish_body(conn: _Conn, body: Body, resp: Response) -> bool:
     """After the response: drain a small unread body so the connection can be reused."""
-    if conn.h11.their_state is not h11.SEND_BODY:
+    if not conn.in_body:
         return True
-    if conn.h11.they_are_waiting_for_100_continue or resp.close:
+    if conn.expect_100 or resp.close:
         return False
     try:
         with trio.move_on_after(conn.request_timeout):
             n = 0
             while True:
                 event = await conn.next_body_event()
-                if isinstance(event, h11.EndOfMessage):
+                if event is _END:
                     return True
-                if isinstance(event, h11.Data):
-                    n += len(event.data)
-                    if n > DRAIN_LIMIT:
-                        return False
+                assert isinstance(event, bytes)
+                n += len(event)
+                if n > DRAIN_LIMIT:
+                    return False
     except (ClientGone, BodyTimeout):
         return False
     return False
 
 
-def _will_reuse(conn: _Conn, body: Body, req: h11.Request) -> bool:
+def _will_reuse(conn: _Conn, body: Body, req: Request) -> bool:
     """Decide before responding whether the connection survives (to say Connection: close)."""
-    if conn.h11.their_state is not h11.SEND_BODY:
+    if not conn.in_body:
         return True
-    if conn.h11.they_are_waiting_for_100_continue:
+    if conn.expect_100:
         return False
-    framing = dict(req.headers)
-    length = framing.get(b"content-length")
-    if length is None:
-        # neither header: the request has no body (RFC 9112 6.3), which h11 reports only once
-        # read; a GET must not cost its connection
-        return b"transfer-encoding" not in framing
-    if not length.isdigit():
-        return False
+    length = req.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return False  # chunked: its length is unknown
     return int(length) - body.bytes_read <= DRAIN_LIMIT
 
 
@@ -347,31 +494,27 @@ async def serve_connection(
     try:
         while not state.draining:
             try:
-                event = await conn.next_request(idle_timeout, header_timeout, first=first)
+                head = await conn.next_request(idle_timeout, header_timeout, first=first)
             except IdleTimeout:
                 return
             except HeaderTimeout:
                 # a partial head hears why it is dropped; a connection that sent nothing does not
-                if conn.h11.trailing_data[0]:
+                if conn.in_head:
                     refused = True
                     await _answer_and_close(conn, error_response("RequestTimeout"))
                 return
-            except h11.RemoteProtocolError as exc:
-                code = "RequestHeaderSectionTooLarge" if exc.error_status_hint == 431 else "InvalidRequest"
+            except BadRequest as exc:
                 refused = True
-                await _answer_and_close(conn, error_response(code))
+                await _answer_and_close(conn, error_response(
+                    "RequestHeaderSectionTooLarge" if exc.too_large else "InvalidRequest"))
                 return
             except ClientGone:
                 return
             first = False
-            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+            if head is None:
                 return
-            if not isinstance(event, h11.Request):
+            if not await _serve_one(conn, head, handler, state, remote, tls) or conn.in_body:
                 return
-            keep = await _serve_one(conn, event, handler, state, remote, tls)
-            if not keep or conn.h11.our_state is not h11.DONE or conn.h11.their_state is not h11.DONE:
-                return
-            conn.h11.start_next_cycle()
     except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone, BodyTimeout, OSError):
         return
     except Exception:
@@ -379,7 +522,7 @@ async def serve_connection(
         log.exception("S3 connection from %s failed", remote)
         return
     finally:
-        if refused or conn.h11.their_state is h11.SEND_BODY:
+        if refused or conn.in_body:
             await _linger_close(stream)
         else:
             await trio.aclose_forcefully(stream)
@@ -387,15 +530,14 @@ async def serve_connection(
 
 async def _answer_and_close(conn: _Conn, resp: Response) -> None:
     """An error the shell answers before any request was routed (the caller then closes)."""
-    if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-        with trio.move_on_after(ANSWER_TIMEOUT):
-            await _send_response(conn, "GET", resp)
+    resp.close = True
+    with trio.move_on_after(ANSWER_TIMEOUT):
+        await _send_response(conn, "GET", resp)
 
 
 async def refuse_connection(stream: trio.abc.Stream, resp: Response) -> None:
     """Answer `resp` on a connection we will not serve, without reading its request, and close.
-    h11 lets a server respond before a request arrives (as for a 408), so even this response is
-    framed by h11 like every other one. The caller bounds the time it may take."""
+    The caller bounds the time it may take."""
     conn = _Conn(stream, max_header=0, request_timeout=0)  # it never reads
     resp.close = True
     try:
@@ -425,29 +567,19 @@ async def _linger_close(stream: trio.abc.Stream) -> None:
     await trio.aclose_forcefully(stream)
 
 
-async def _serve_one(
-    conn: _Conn,
-    event: h11.Request,
-    handler: Handler,
-    state: ServerState,
-    remote: str,
-    tls: bool,
-) -> bool:
-    headers: dict[str, str] = {}
-    for name, value in event.headers:
-        k = name.decode("latin-1").lower()
-        v = value.decode("latin-1")
-        headers[k] = f"{headers[k]},{v}" if k in headers else v
+async def _serve_one(conn: _Conn, head: _Head, handler: Handler, state: ServerState, remote: str,
+                     tls: bool) -> bool:
+    """One request and its response; whether the connection may carry another."""
     body = Body(conn)
-    req = Request(event.method.decode("ascii", "replace"), event.target.decode("latin-1"), headers, body,
-                  remote, tls)
+    body.done = not conn.in_body  # a request without a body has ended with its head
+    req = Request(head.method, head.target, head.headers, body, remote, tls)
     with trio.CancelScope(shield=True) as scope:
         state.inflight.add(scope)
         try:
             resp = await handler(req)
-            if not _will_reuse(conn, body, event) or state.draining:
+            if not head.keep_alive or not _will_reuse(conn, body, req) or state.draining or conn.upgraded:
                 resp.close = True
-            await _send_response(conn, req.method, resp)
+            await _send_response(conn, req.method, resp, http11=head.http11)
             return await _finish_body(conn, body, resp) and not resp.close
         finally:
             state.inflight.discard(scope)

@@ -60,7 +60,10 @@ _AUTH_ERRORS: dict[str, tuple[str, str]] = {
 
 def iam_scope_region(headers: Mapping[str, str]) -> str | None:
     """The region of an Authorization header's credential scope if it is IAM's, else None."""
-    m = _SCOPE.search(headers.get("authorization", ""))
+    auth = headers.get("authorization", "")
+    if "/iam/" not in auth:  # every S3 request: a substring test, not a regex search
+        return None
+    m = _SCOPE.search(auth)
     return m.group(1) if m else None
 
 

@@ -54,7 +54,12 @@ _NEEDS_TLS = ("Requests specifying Server Side Encryption with Customer provided
 
 
 def _has_customer_headers(headers: Mapping[str, str], prefix: str = OWN) -> bool:
-    return any(prefix + name in headers for name in _C_NAMES)
+    # asked by every GET and HEAD: names joined once, no generator
+    a, b, c = _PREFIXED.get(prefix) or tuple(prefix + name for name in _C_NAMES)
+    return a in headers or b in headers or c in headers
+
+
+_PREFIXED = {p: tuple(p + name for name in _C_NAMES) for p in (OWN, COPY_SOURCE)}
 
 
 def _customer_key(ctx: Ctx, prefix: str = OWN) -> tuple[bytes, str] | None:

@@ -72,7 +72,13 @@ def iso_time(ns: int) -> str:
 
 
 def http_date(ns: int) -> str:
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(ns // 1_000_000_000))
+    return _http_date(ns // 1_000_000_000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    """Last-Modified of every GET and HEAD: objects written in one second share one strftime."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(seconds))
 
 
 def el(name: str, value: str | int | bool | None) -> str:
