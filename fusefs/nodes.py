@@ -259,7 +259,11 @@ class NodeOps(pyfuse3.Operations):
         be streamed anyway (streaming.py); the caller holds st.lock."""
         if st.stream is not None or not st.in_order or st.size < STREAM_START or self.nursery is None:
             return
-        protection = await self.keys.for_write(node.bucket, node.path, st.base)
+        try:
+            protection = await self.keys.for_write(node.bucket, node.path, st.base)
+        except Exception:  # (e.g. a disabled KMS key): not streamed; the commit reports the error
+            st.in_order = False
+            return
         stream = SegmentStream(self.store, st.read_staged, {"bucket": node.bucket, "key": node.path},
                                self.keys.new_key(protection), protection.report())
         await self.nursery.start(stream.run)

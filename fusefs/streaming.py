@@ -65,7 +65,8 @@ class SegmentStream:
                 self.result = stored
         except Exception:
             # write_segment discarded what it had stored; the commit stores the staged bytes
-            log.exception("streaming %s/%s failed", self.identity.get("bucket"), self.identity.get("key"))
+            if not self.stopped:  # (a stopped stream's staging file may be closed under it)
+                log.exception("streaming %s/%s failed", self.identity.get("bucket"), self.identity.get("key"))
         finally:
             self.finished.set()
 
@@ -75,11 +76,10 @@ class SegmentStream:
             while self.end - pos < CHUNK and not self.done and not self.stopped:
                 await self._more.wait()
                 self._more = trio.Event()
-            if self.stopped or pos >= self.end:
+            if self.stopped or pos >= self.end:  # stopped, or done and everything read
                 # stopped: the body just ends early (a short segment, released by run()), which
                 # the engine handles like any body; a failing or cancelled one leaves more to undo
                 return
-                return  # done, and everything read
             hi = min(self.end, pos + CHUNK)
             yield await self.read(pos, hi)
             pos = hi
