@@ -152,10 +152,11 @@ def suite(base: Path, args: argparse.Namespace, dropping: bool) -> dict[str, flo
     return r
 
 
-def start_daemon(data: Path) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
-    log = open(data.parent / "daemon.log", "wb")  # noqa: SIM115
+def start_daemon(data: Path, code: Path | None = None) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """`code`: the source tree to run the daemon from (bench.fusecompare's "before"); default this one."""
+    log = open(data.parent / "daemon.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--listen",
-                             "127.0.0.1:0"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+                             "127.0.0.1:0"], cwd=code or REPO, stdout=log, stderr=subprocess.STDOUT)
     runfile = data / "run" / "daemon.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pyfuse3
+import trio
 from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.config import Config
@@ -30,6 +31,7 @@ from .handles import DirHandle
 from .inodes import BUCKET, DIR, DIR_KINDS, ROOT, InodeTable, Node
 from .paths import check_key_length, decode_name, marker_key
 from .staging import FileState
+from .streaming import STREAM_START, SegmentStream
 from .tree import Found, Tree
 
 log = logging.getLogger("stowage.fuse")
@@ -75,6 +77,8 @@ class NodeOps(pyfuse3.Operations):
         self._quiet: list[tuple[str, str, bool]] = []
         self.pending: dict[tuple[str, str], None] = {}
         self.pending_inodes: dict[int, None] = {}
+        # where files written in order are streamed to the store (service.py); None: not streamed
+        self.nursery: trio.Nursery | None = None
 
     def _fh(self) -> int:
         self._next_fh += 1
@@ -249,6 +253,22 @@ class NodeOps(pyfuse3.Operations):
             with self.quiet_keys(node.bucket, self._names(node)):
                 v = await st.commit(node.bucket, node.path, meta, self.keys.new_key(protection))
             self.inodes.set_inode(node, v.inode)
+
+    async def stream_if_in_order(self, node: Node, st: FileState) -> None:
+        """Start storing a file written in order from its first byte once it is big enough to
+        be streamed anyway (streaming.py); the caller holds st.lock."""
+        if st.stream is not None or not st.in_order or st.size < STREAM_START or self.nursery is None:
+            return
+        try:
+            protection = await self.keys.for_write(node.bucket, node.path, st.base)
+        except Exception:  # (e.g. a disabled KMS key): not streamed; the commit reports the error
+            st.in_order = False
+            return
+        stream = SegmentStream(self.store, st.read_staged, {"bucket": node.bucket, "key": node.path},
+                               self.keys.new_key(protection), protection.report())
+        await self.nursery.start(stream.run)
+        st.stream = stream
+        stream.appended(st.size)
 
     # --- directories --------------------------------------------------------------------------
 

@@ -201,10 +201,11 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
 
     @fuse_op
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        _, st = self._file(fh)
+        node, st = self._file(fh)
         async with st.lock:
             n = await st.write(off, buf)
             st.posix.mtime_ns = st.posix.ctime_ns = now_ns()
+            await self.stream_if_in_order(node, st)
         return n
 
     @fuse_op

@@ -91,6 +91,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
     _active = ops.mounted = True
     try:
         async with trio.open_nursery() as nursery:
+            ops.nursery = nursery  # files written in order are streamed to the store from here
             nursery.start_soon(_main_loop, path)
             nursery.start_soon(ops.flush_times_forever)
             nursery.start_soon(ops.durability_forever)

@@ -7,13 +7,16 @@ whatever the file size); `dirty` records which byte ranges live there. Everythin
 
 Commit (fsync, close) hands the store the size, the dirty ranges and a reader of the staging
 file; the engine decides how the new version is laid out and what its ETag is
-(appliance/engine/patch.py). The mount deals in bytes and versions only; committed bytes are
-read with `decrypt_with` and new ones written with the key the commit is given (encryption.py).
+(appliance/engine/patch.py). A file written in order from its first byte is stored while it is
+written instead (streaming.py), and its commit only adds the version. The mount deals in bytes
+and versions only; committed bytes are read with `decrypt_with` and new ones written with the
+key the commit is given (encryption.py).
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -21,11 +24,13 @@ from pathlib import Path
 
 import trio
 
-from appliance.engine import KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey
+from appliance.engine import KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey, SegmentRef
 
 from .attrs import Posix
+from .streaming import SegmentStream
 
 CHUNK = 1 << 20
+EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 READ_WINDOW = 4 << 20
 IO_LIMIT = trio.CapacityLimiter(8)
 
@@ -93,6 +98,7 @@ class FileState:
         self.changed = False  # data or size differs from the committed version
         self.meta_changed = False  # attributes to commit with the data
         self.stale = False  # the committed version was replaced from outside
+        self.stream: SegmentStream | None = None  # only while in_order
         self.user_meta: dict[str, str] = dict(base.user_meta) if base else {}
         self.set_base(base)
 
@@ -101,6 +107,7 @@ class FileState:
         self._cache: tuple[int, bytes] = (0, b"")
         self.base_limit = self.size = base.size if base else 0
         self.stale = False
+        self.in_order = self.size == 0  # [0, size) was written in order, from an empty file
 
     # --- staging file -------------------------------------------------------------------
 
@@ -113,9 +120,44 @@ class FileState:
         return self.fd
 
     def close_staging(self) -> None:
+        if self.stream is not None:  # (what it stored is staged: collected as abandoned)
+            self.stream.cancel()
+            self.stream = None
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    async def _end_stream(self) -> None:
+        """The content is no longer written in order: the stream's work is dropped."""
+        self.in_order = False
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            await stream.abort()
+
+    async def _commit_whole(self, bucket: str, key: str, meta: PutMeta,
+                            encrypt_with: SegmentKey | None) -> ObjectVersion:
+        """A file written in order from empty: the staging file holds its whole content, stored
+        as one new segment (written whole when it fits one block) and committed in the same
+        transaction as the version, as an S3 PUT is (commit_patch would add a staged-segment
+        record and its release: a transaction more per file)."""
+        seg, summary = await self.store.write_body(self._staged(), {"bucket": bucket, "key": key},
+                                                   size_hint=self.size, encrypt_with=encrypt_with)
+        refs = [SegmentRef(seg.segment_id, 0, seg.plain_length)] if seg is not None else []
+        try:
+            etag = summary.etag if self.size else EMPTY_MD5
+            return await self.store.put_object_segments(bucket, key, refs, self.size, etag, meta, long_key=True,
+                                                        new_segments=[seg] if seg is not None else [])
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.store.discard_segment(seg)
+            raise
+
+    async def _staged(self) -> AsyncIterator[bytes]:
+        for c in range(0, self.size, CHUNK):
+            yield await self._pread(c, min(self.size, c + CHUNK))
+
+    async def read_staged(self, s: int, e: int) -> bytes:
+        return await self._pread(s, e)
 
     async def _pread(self, s: int, e: int) -> bytes:
         fd = self.fd
@@ -128,17 +170,22 @@ class FileState:
 
     async def write(self, off: int, data: bytes) -> int:
         fd = self._open_staging()
+        if off != self.size:
+            await self._end_stream()
         await trio.to_thread.run_sync(os.pwrite, fd, data, off, limiter=IO_LIMIT)
         if off > self.size:
             self.dirty.add(self.size, off)  # the hole reads as zeros from the sparse file
         self.dirty.add(off, off + len(data))
         self.size = max(self.size, off + len(data))
         self.changed = True
+        if self.stream is not None:
+            self.stream.appended(self.size)
         return len(data)
 
     async def truncate(self, size: int) -> None:
         if size == self.size:
             return
+        await self._end_stream()
         if size < self.size:
             self.dirty.clip(size)
             self.base_limit = min(self.base_limit, size)
@@ -149,6 +196,7 @@ class FileState:
             self.dirty.add(self.size, size)
         self.size = size
         self.changed = True
+        self.in_order = size == 0
 
     async def read(self, off: int, size: int) -> bytes:
         end = min(self.size, off + size)
@@ -188,9 +236,26 @@ class FileState:
 
     async def commit(self, bucket: str, key: str, meta: PutMeta, encrypt_with: SegmentKey | None) -> ObjectVersion:
         """Store the current content as the new version of bucket/key, new bytes encrypted with
-        `encrypt_with` (caller holds the lock)."""
-        v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread, meta,
-                                          encrypt_with=encrypt_with, decrypt_with=self.decrypt_with)
+        `encrypt_with` (caller holds the lock); a streamed file, with the segment stored for it."""
+        stream, self.stream = self.stream, None
+        stored = await stream.finish() if stream is not None else None
+        seg, summary = stored if stored is not None else (None, None)
+        if stream is not None and seg is not None and summary is not None and summary.size == self.size:
+            meta.sse = stream.sse  # what the segment was written under
+            try:
+                v = await self.store.put_object_segments(bucket, key, [seg], self.size, summary.etag, meta,
+                                                         release_staged=[seg.segment_id], long_key=True)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self.store.release_staged([seg.segment_id])
+                raise
+        elif self.in_order and stream is None:
+            v = await self._commit_whole(bucket, key, meta, encrypt_with)
+        else:
+            if stream is not None:
+                await stream.abort()  # (cannot be short: every write since it started reached it)
+            v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread,
+                                              meta, encrypt_with=encrypt_with, decrypt_with=self.decrypt_with)
         self.set_base(v)
         self.dirty.clear()
         self.changed = self.meta_changed = False

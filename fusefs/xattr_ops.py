@@ -33,8 +33,11 @@ class XattrOps(NodeOps):
 
     @staticmethod
     def _xname(name: bytes) -> str:
+        # Other namespaces are not supported at all: ENOTSUP (not ENODATA) lets `ls -l` and
+        # coreutils stop asking for security.selinux and system.posix_acl_* on this file system
+        # after the first file (they remember it per device), instead of two requests per file.
         if not name.startswith(b"user."):
-            raise fail(pyfuse3.ENOATTR)
+            raise fail(errno.ENOTSUP)
         try:
             return name.decode("utf-8")
         except UnicodeDecodeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -88,3 +89,45 @@ def test_stale_mount_after_crash_is_cleaned(mount_daemon: Any) -> None:
     mount_daemon.start()
     wait_for(lambda: Path(m / "crash" / "f").exists(), timeout=30, what="the file in the new mount")
     assert (m / "crash" / "f").read_bytes() == b"durable"
+
+
+def test_streamed_file_and_small_files_over_s3(mount_daemon: Any) -> None:
+    """A file written in order past STREAM_START is stored while written (fusefs/streaming.py);
+    small files are stored whole: both are plain S3 objects with an MD5 ETag once closed."""
+    m = mounted(mount_daemon)
+    s3 = mount_daemon.s3()
+    os.mkdir(m / "stream")
+    block = os.urandom(1 << 20)
+    data = block * 12 + b"tail"
+    with open(m / "stream" / "big.bin", "wb", buffering=0) as f:
+        for _ in range(12):
+            f.write(block)
+        f.write(b"tail")
+        os.fsync(f.fileno())
+        assert s3.head_object(Bucket="stream", Key="big.bin")["ContentLength"] == len(data)
+    head = s3.head_object(Bucket="stream", Key="big.bin")
+    assert head["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+    assert s3.get_object(Bucket="stream", Key="big.bin")["Body"].read() == data
+    assert (m / "stream" / "big.bin").read_bytes() == data
+    for i in range(3):
+        (m / "stream" / f"s{i}").write_bytes(b"x" * (i + 1) * 1000)
+        assert s3.get_object(Bucket="stream", Key=f"s{i}")["Body"].read() == b"x" * (i + 1) * 1000
+    with open(m / "stream" / "big.bin", "r+b") as f:  # an overwrite after a streamed commit
+        f.write(b"HEAD")
+    assert s3.get_object(Bucket="stream", Key="big.bin")["Body"].read() == b"HEAD" + data[4:]
+
+
+def test_only_user_xattrs_are_supported(mount_daemon: Any) -> None:
+    """Other namespaces answer ENOTSUP, so `ls -l` stops asking for SELinux labels and ACLs."""
+    m = mounted(mount_daemon)
+    os.mkdir(m / "xattrs")
+    f = m / "xattrs" / "f"
+    f.write_bytes(b"1")
+    for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        try:
+            os.getxattr(f, name)
+            raise AssertionError(f"{name} answered")
+        except OSError as exc:
+            assert exc.errno == errno.EOPNOTSUPP, (name, exc)
+    os.setxattr(f, "user.k", b"v")
+    assert os.getxattr(f, "user.k") == b"v"
