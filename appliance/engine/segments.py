@@ -49,6 +49,7 @@ from .shardfile import ShardHeader, ShardWriter, block_count, block_len, read_ch
 
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
+STAGE_DEPTH = 1  # blocks buffered before the MD5 and the encoding stage of a write
 INLINE_WHOLE_BYTES = 64 << 10  # a one-block body this small is hashed and encoded in the loop
 INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
@@ -83,6 +84,61 @@ class _ShardState:
     stalled: bool = False  # given up on while its disk still holds the operation: left alone
     error: str = ""
     sent: list[int] = field(default_factory=list)
+
+
+class _ReadAhead:
+    """One shard read per data shard (a batch's chunks), running in plain worker threads.
+
+    A read streams through an async generator, which cannot keep a task running across its
+    yields; threads started with `trio.lowlevel.start_thread_soon` can, so the next batch is read
+    from the disks while the consumer sends the current one. Each read holds a token of its
+    disk's limiter, given back when it ends, as a `trio.to_thread` call would. A read that is
+    never waited for (the stream was closed) just ends; its chunks are dropped."""
+
+    def __init__(self, disks: list[Disk]) -> None:
+        self.disks = disks
+        self.results: list[list[bytes | None] | None] = [None] * len(disks)  # None: not done or failed
+        self.seconds = [0.0] * len(disks)
+        self.done = trio.Event()
+        self._left = len(disks)
+        self._token = trio.lowlevel.current_trio_token()
+
+    @classmethod
+    def start(cls, jobs: list[tuple[Disk, Callable[[], list[bytes | None]]]]) -> _ReadAhead | None:
+        ahead = cls([disk for disk, _ in jobs])
+        taken: list[int] = []
+        for i, (disk, _) in enumerate(jobs):
+            try:
+                disk.limiter.acquire_on_behalf_of_nowait((ahead, i))
+            except trio.WouldBlock:  # the disk is busy: this batch is read when it is needed
+                for j in taken:
+                    jobs[j][0].limiter.release_on_behalf_of((ahead, j))
+                return None
+            taken.append(i)
+        for i, (_, fn) in enumerate(jobs):
+            trio.lowlevel.start_thread_soon(functools.partial(ahead._run, i, fn), functools.partial(ahead._deliver, i))
+        return ahead
+
+    def _run(self, i: int, fn: Callable[[], list[bytes | None]]) -> list[bytes | None] | None:
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        except OSError:
+            return None  # read again by _fetch, which records the error
+        finally:
+            self.seconds[i] = time.perf_counter() - t0
+
+    def _deliver(self, i: int, result: Any) -> None:  # in the worker thread
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._finished, i, result)
+
+    def _finished(self, i: int, result: Any) -> None:  # back in trio's thread
+        self.disks[i].limiter.release_on_behalf_of((self, i))
+        with contextlib.suppress(BaseException):  # _run catches OSError; anything else: not usable
+            self.results[i] = result.unwrap()
+        self._left -= 1
+        if not self._left:
+            self.done.set()
 
 
 async def gather(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
@@ -133,25 +189,30 @@ async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator
 
 
 async def iter_blocks(body: bytes | AsyncIterable[bytes], block_size: int) -> AsyncIterator[bytes]:
-    """Re-chunk a body into block_size pieces (the last may be shorter)."""
+    """Re-chunk a body into block_size pieces (the last may be shorter), each copied once: the
+    pieces that make a block are joined, and a piece that straddles two blocks is cut as a view."""
     if isinstance(body, bytes | bytearray | memoryview):
         data = bytes(body)
         for off in range(0, len(data), block_size):
             yield data[off : off + block_size]
         return
-    pieces: list[bytes] = []
+    pieces: list[bytes | memoryview] = []
     have = 0
     async for piece in body:
         if not piece:
             continue
-        pieces.append(bytes(piece))
-        have += len(piece)
-        while have >= block_size:
-            joined = b"".join(pieces)
-            yield joined[:block_size]
-            rest = joined[block_size:]
-            pieces = [rest] if rest else []
-            have = len(rest)
+        if not isinstance(piece, bytes):
+            piece = bytes(piece)  # a snapshot: the body's producer may reuse its buffer
+        view: bytes | memoryview = memoryview(piece) if have + len(piece) > block_size else piece
+        while have + len(view) >= block_size:
+            cut = block_size - have
+            pieces.append(view[:cut])
+            yield b"".join(pieces)
+            view = view[cut:]
+            pieces, have = [], 0
+        if len(view):
+            pieces.append(view)
+            have += len(view)
     if have:
         yield b"".join(pieces)
 
@@ -215,17 +276,31 @@ class SegmentIO:
             sealed = cipher.seal(index, block, final) if cipher is not None else block
             return codec.encode_block(geo, sealed)
 
-        async def encode(index: int, block: bytes, final: bool) -> list[memoryview]:
-            # MD5 and zfec (after AES-GCM, ~10x faster) each take ~1.5 ms per MiB; on two
-            # threads they overlap.
-            _, chunks = await gather(lambda: trio.to_thread.run_sync(md5.update, block),
-                                     lambda: trio.to_thread.run_sync(seal_and_encode, index, block, final))
-            encoded: list[memoryview] = chunks
-            return encoded
+        # Three stages overlap, each in its own thread while the loop reads the next block: the
+        # ETag's MD5 (sequential by nature), sealing + erasure coding, and the shard writers. MD5
+        # and zfec (after AES-GCM, ~10x faster) take ~1.5-3 ms per MiB each and drop the GIL, so
+        # they use both cores. Every channel is bounded: a stream holds a fixed number of blocks.
+        hash_send, hash_recv = trio.open_memory_channel[bytes](STAGE_DEPTH)
+        code_send, code_recv = trio.open_memory_channel[tuple[int, bytes, bool]](STAGE_DEPTH)
+
+        async def hasher() -> None:
+            async with hash_recv:
+                async for block in hash_recv:
+                    await trio.to_thread.run_sync(md5.update, block)
+
+        async def coder() -> None:
+            async with code_recv:
+                async for index, block, final in code_recv:
+                    chunks = await trio.to_thread.run_sync(seal_and_encode, index, block, final)
+                    for i, send in enumerate(sends):
+                        await send.send(chunks[i])
+                    self._check_quorum(shards, geo)
+            for send in sends:
+                await send.aclose()
 
         plain_block = geo.block_size - (TAG if cipher is not None else 0)
         try:
-            async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as nursery, hash_send, code_send:
                 index = 0
                 async for block, final in with_last(iter_blocks(body, plain_block)):
                     if not shards:
@@ -235,15 +310,13 @@ class SegmentIO:
                             send, recv = trio.open_memory_channel[memoryview](CHANNEL_DEPTH)
                             sends.append(send)
                             nursery.start_soon(self._shard_writer, i, st, header, recv)
-                    chunks = await encode(index, block, final)
+                        nursery.start_soon(hasher)
+                        nursery.start_soon(coder)
+                    await hash_send.send(block)
+                    await code_send.send((index, block, final))
                     index += 1
                     length += len(block)
                     stored += len(block) + (TAG if cipher is not None else 0)
-                    for i, send in enumerate(sends):
-                        await send.send(chunks[i])
-                    self._check_quorum(shards, geo)
-                for send in sends:
-                    await send.aclose()
             digest = md5.hexdigest()
             etag = cipher.opaque_etag(digest) if cipher is not None and key is not None and key.opaque_etag else digest
             summary = BodySummary(length, digest, etag)
@@ -385,10 +458,14 @@ class SegmentIO:
             async for chunk in recv:
                 if st.failed or st.writer is None:
                     continue
+                chunks = [chunk]
+                with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+                    while len(chunks) < CHANNEL_DEPTH:  # whatever else is queued goes in the same write
+                        chunks.append(recv.receive_nowait())
                 t0 = time.perf_counter()
                 try:
                     with trio.move_on_after(self.stall_seconds) as waited:
-                        await trio.to_thread.run_sync(st.writer.append, chunk, limiter=disk.limiter,
+                        await trio.to_thread.run_sync(st.writer.append, *chunks, limiter=disk.limiter,
                                                       abandon_on_cancel=True)
                     if waited.cancelled_caught:
                         self._stalled(st, disk)
@@ -399,7 +476,7 @@ class SegmentIO:
                     continue
                 disk.counters.observe(time.perf_counter() - t0)
                 disk.counters.writes += 1
-                disk.counters.write_bytes += len(chunk)
+                disk.counters.write_bytes += sum(len(c) for c in chunks)
 
     @staticmethod
     def _fail(st: _ShardState, disk: Disk, exc: OSError) -> None:
@@ -482,40 +559,51 @@ class SegmentIO:
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
         batches = [(b0, min(last, b0 + per_batch - 1)) for b0 in range(first, last + 1, per_batch)]
-        if cipher is None:
-            for b0, b1 in batches:
-                blocks = await self._read_blocks(rec, geo, b0, b1)
-                for piece in _pieces(blocks, b0, step, start, end):
-                    yield piece
-            return
-        got = await self._fetch(rec, geo, *batches[0])
-        for n, (b0, _b1) in enumerate(batches):
-            if n + 1 < len(batches):  # decrypt this batch while the next one is read
-                blocks, got = await self._open_and_fetch(rec, geo, b0, got, cipher, batches[n + 1])
+        ahead: _ReadAhead | None = None
+        for n, (b0, b1) in enumerate(batches):
+            got = await self._take_ahead(ahead, rec, b1 - b0 + 1) if ahead is not None else None
+            if got is None:
+                got = await self._fetch(rec, geo, b0, b1)
+            # the next batch is read while this one is assembled (decrypted) and consumed
+            ahead = self._read_ahead(rec, geo, *batches[n + 1]) if n + 1 < len(batches) else None
+            if cipher is None:
+                blocks = await self._assemble(rec, geo, b0, got)
             else:
                 blocks = await self._open_blocks(rec, geo, b0, got, cipher)
             for piece in _pieces(blocks, b0, step, start, end):
                 yield piece
 
-    async def _open_and_fetch(self, rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks,
-                              cipher: SegmentCipher, following: tuple[int, int]) -> tuple[list[bytes], Chunks]:
-        """Decrypt a batch while the next one is read (the disks and AES-GCM overlap)."""
-        opened: list[bytes] = []
-        nxt: Chunks | None = None
+    def _read_ahead(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> _ReadAhead | None:
+        """Start reading the data shards' chunks of blocks b0..b1 in worker threads, each under
+        a token of its disk's limiter; None (the batch is fetched when needed) when a data
+        shard's disk is missing, unreadable, slow or has no token free."""
+        jobs: list[tuple[Disk, Callable[[], list[bytes | None]]]] = []
+        for i in range(geo.k):
+            disk = self.disks.get(rec.shards[i])
+            if disk is None or not disk.readable or disk.disk_id in self.slow_disks:
+                return None
+            jobs.append((disk, functools.partial(read_chunks, disk.shard_path(rec.segment_id, i), geo, rec.length,
+                                                 b0, b1)))
+        return _ReadAhead.start(jobs)
 
-        async def open_batch() -> None:
-            nonlocal opened
-            opened = await self._open_blocks(rec, geo, b0, got, cipher)
-
-        async def fetch() -> None:
-            nonlocal nxt
-            nxt = await self._fetch(rec, geo, *following)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(open_batch)
-            nursery.start_soon(fetch)
-        assert nxt is not None
-        return opened, nxt
+    async def _take_ahead(self, ahead: _ReadAhead, rec: SegmentRecord, blocks: int) -> Chunks | None:
+        """The chunks read ahead, or None when the batch must be fetched with `_fetch` instead:
+        a read failed, a chunk failed its CRC (`_fetch` reads it again, reads around it and
+        reports the damage) or a read is slow (its disk is then read around at once)."""
+        with trio.move_on_after(HEDGE_SECONDS):
+            await ahead.done.wait()
+        if not ahead.done.is_set():
+            self.slow_disks.update(d.disk_id for d, r in zip(ahead.disks, ahead.results, strict=True) if r is None)
+            return None
+        got: Chunks = {}
+        for i, (disk, chunks, seconds) in enumerate(zip(ahead.disks, ahead.results, ahead.seconds, strict=True)):
+            if chunks is None or len(chunks) != blocks or any(c is None for c in chunks):
+                return None
+            self.slow_disks.discard(disk.disk_id)
+            disk.counters.observe(seconds)
+            disk.counters.reads += 1
+            got[i] = chunks
+        return got
 
     async def _read_shard(self, rec: SegmentRecord, geo: Geometry, i: int, b0: int, b1: int) -> list[bytes | None]:
         disk = self.disks.get(rec.shards[i])
@@ -599,9 +687,13 @@ class SegmentIO:
 
     async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> list[bytes]:
         """Stored blocks b0..b1: data chunks concatenated, decoded around damage."""
-        got = await self._fetch(rec, geo, b0, b1)
+        return await self._assemble(rec, geo, b0, await self._fetch(rec, geo, b0, b1))
+
+    @staticmethod
+    async def _assemble(rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks) -> list[bytes]:
+        """The stored blocks of a fetched batch: data chunks concatenated, decoded around damage."""
         out: list[bytes] = []
-        for j in range(b1 - b0 + 1):
+        for j in range(len(next(iter(got.values())))):
             blen = block_len(rec.length, geo.block_size, b0 + j)
             avail = _available(got, j)
             if all(i in avail for i in range(geo.k)):

@@ -37,6 +37,7 @@ HEADER_SIZE = 8192
 CRC_SIZE = 4
 _PREFIX = struct.Struct("<8sHI")
 SYNC_EVERY = 8 << 20
+_IOV_MAX = 1024  # buffers per writev (Linux's UIO_MAXIOV)
 
 
 @dataclass(slots=True)
@@ -149,10 +150,13 @@ class ShardWriter:
             self.discard()
             raise
 
-    def append(self, chunk: bytes | memoryview) -> None:
-        self.f.write(chunk)
-        self.f.write(struct.pack("<I", checksum(chunk)))
-        self.unsynced += len(chunk) + CRC_SIZE
+    def append(self, *chunks: bytes | memoryview) -> None:
+        """Append the chunks of consecutive blocks, each followed by its CRC, in one writev."""
+        parts: list[bytes | memoryview] = []
+        for chunk in chunks:
+            parts += [chunk, struct.pack("<I", checksum(chunk))]
+        _write_all(self.f.fileno(), parts)
+        self.unsynced += sum(len(c) + CRC_SIZE for c in chunks)
         if self.unsynced >= SYNC_EVERY:
             # Flush as we go: the disk writes while later blocks are being encoded, and the
             # final fsync in seal() has little left to do.
@@ -173,6 +177,19 @@ class ShardWriter:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp_path)
+
+
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    """os.writev until every byte is written (a regular file takes a short write only near
+    ENOSPC or on a signal; the next call then reports the error or goes on)."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        n = os.writev(fd, views[:_IOV_MAX])
+        while views and n >= views[0].nbytes:
+            n -= views[0].nbytes
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
 
 
 def write_whole(tmp_path: str, final_path: str, header: ShardHeader, chunks: Sequence[bytes | memoryview],
