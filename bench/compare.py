@@ -16,12 +16,10 @@ clients, a full ListObjectsV2 (pages of 1,000) keys/s, the daemon's CPU time per
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from typing import TypeVar
 
 import psutil
 
+from bench.pss import PssWatch
 from bench.raw import MIB, RawSpeeds, measure
 from bench.s3 import KIB, Client, full_listing, populate_listing, small_ops, start_daemon, stop_daemon, throughput
 
@@ -47,36 +46,6 @@ class Side:
 
     def median(self, name: str) -> float:
         return statistics.median(self.figures[name]) if name in self.figures else float("nan")
-
-
-class PssWatch:
-    """Peak PSS of a process and its children, sampled every 0.2 s in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _pss(self) -> int:
-        total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += p.memory_full_info().pss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                self.peak = max(self.peak, self._pss())
-            except psutil.NoSuchProcess:
-                return
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def cpu_seconds(pid: int) -> float:

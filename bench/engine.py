@@ -28,6 +28,7 @@ from appliance.engine.objectstore import ObjectStore
 from appliance.iam.kms import Kms
 from appliance.iam.masterkey import load_or_create
 from bench.raw import MIB, drop_cache, measure
+from bench.readme import readme
 
 
 def open_store(root: Path) -> ObjectStore:
@@ -145,15 +146,17 @@ async def main(directory: Path, quick: bool) -> None:
             label = f"{size // MIB} MiB" if size < 1024 * MIB else "1 GiB"
             for name, sse in (("plain ", None), ("SSE-S3", kms)):
                 put, get = await throughput(store, size, count, sse)
-                print(f"  {label:>7} objects x{count:<3} {name} put {put:8.1f} MiB/s   get (cold) {get:8.1f} MiB/s")
+                print(f"  {label:>7} objects x{count:<3} {name} put {put:8.1f} MiB/s   get (cold) {get:8.1f} MiB/s"
+                      f"   ({readme('engine put')}; get {readme('engine get')[8:]})")
         for conc in (1, 16):
             for name, sse in (("plain ", None), ("SSE-S3", kms)):
                 puts, gets = await small_ops(store, 400 if quick else 2000, conc, sse)
-                print(f"  4 KiB objects, {conc:>2} concurrent, {name}: put {puts:8.1f} ops/s   get {gets:8.1f} ops/s")
+                print(f"  4 KiB objects, {conc:>2} concurrent, {name}: put {puts:8.1f} ops/s   get {gets:8.1f} ops/s"
+                      f"   ({readme('engine 4 KiB')}, 16 concurrent)")
         n = 100_000 if quick else 1_000_000
         one_page, full = await listing(store, n, 1000)
         print(f"  listing {n:,} keys under 1,000 prefixes: delimiter page of 1,000 in {one_page:.1f} ms; "
-              f"full paginated listing {full:,.0f} keys/s")
+              f"full paginated listing {full:,.0f} keys/s   ({readme('delimiter listing')})")
     finally:
         store.db.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.readme import readme
+
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 
@@ -199,10 +201,18 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
     print(f"page caches dropped before reads: {'yes' if dropping else 'no (warm reads)'}")
-    print(f"{'metric':<24}{'stowage mount':>16}{'plain dir':>14}   issue 15 target")
+    print(f"{'metric':<24}{'stowage mount':>16}{'plain dir':>14}   issue 15 target; README's figure")
     for k in plain_r:
-        print(f"{k:<24}{mount_r[k]:>16.1f}{plain_r[k]:>14.1f}   {TARGETS.get(k, '')}")
+        print(f"{k:<24}{mount_r[k]:>16.1f}{plain_r[k]:>14.1f}   {TARGETS.get(k, '')}"
+              f"{'; ' + readme(README_ROWS[k]) if k in README_ROWS else ''}")
 
+
+# the README performance table's row for a metric
+README_ROWS = {
+    "seq_write_MiBps": "mount: sequential write", "seq_read_MiBps": "mount: sequential write",
+    "rand_4k_writes_per_s": "mount: random 4 KiB", "creates_empty_per_s": "mount: creates",
+    "creates_4k_per_s": "mount: creates", "ls_l_10k_cold_s": "mount: `ls -l`",
+}
 
 # issue 15's targets for the mount, beside the plain directory of the same run
 TARGETS = {
