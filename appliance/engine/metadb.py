@@ -19,6 +19,15 @@ a new log is still in the old one until its memtable is flushed to a (synced) ta
 is open (the disk records written at start-up) are held in memory and appended when it opens.
 A LevelDB write that fails leaves the DB refusing commits (LevelDB itself refuses every write
 after one failed): the daemon stops accepting writes and says why.
+
+A commit is first staged (`stage`: numbered, queued for the journal and for LevelDB, no I/O),
+then written to LevelDB by a worker thread (`flushed`, or `durable`, whose first thread call
+writes every staged commit as one WriteBatch before syncing). Until written, `get` and `scan`
+read a staged commit's writes from an overlay (newest per key); LevelDB's own iterators and
+snapshots see it once written. The store stages a small PUT's commit under its commit lock and
+writes it after releasing the lock (StoreCore.txn(staged=True)); any other transaction has
+every staged commit written before it starts, so its direct scans miss nothing. No caller
+returns before its commit is written; an acknowledged one is also synced, as before.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import trio
 
 from . import keys
 from .errors import FormatError, MetadataUnavailable
-from .groupsync import GroupSync
+from .groupsync import GroupSync, LoopGroup
 from .journal import (
     Journal,
     JournalStart,
@@ -144,10 +153,9 @@ class MetaDB:
         self._drain_lock = threading.Lock()  # LevelDB writes of staged commits, in lsn order
         self._flush_running: trio.Event | None = None
         self.log_sync = GroupSync(self._sync_logs, lambda: self.written)
-        # durable(): the loop's side of the group (every lsn up to _durable_lsn is durable)
-        self._durable_lsn = 0  # the first wait syncs, whatever the DB held when opened
-        self._durable_running: trio.Event | None = None
-        self._durable_failed: tuple[int, Exception] | None = None
+        # durable()'s two stages (the first wait syncs, whatever the DB held when opened)
+        self._synced = LoopGroup(self._flush_and_sync, lambda: self.lsn)
+        self._journaled = LoopGroup(self._wait_journal, lambda: self._synced.done)
         self.journal: Journal | None = None
         self._held: list[tuple[int, bytes]] | None = []
         self.failed = ""
@@ -328,44 +336,31 @@ class MetaDB:
         return lsn
 
     async def durable(self, lsn: int) -> None:
-        """Until commit `lsn` is synced in LevelDB and on the journal's quorum of disks
-        (MetadataUnavailable if LevelDB's sync fails or no disk takes the journal).
+        """Until commit `lsn` is written and synced in LevelDB and on the journal's quorum of
+        disks (MetadataUnavailable if LevelDB's write or sync fails or no disk takes the
+        journal).
 
-        Grouped on the loop's side too: one task at a time makes the worker-thread call that
-        waits for everything written so far (`_wait_durable` of `written` as it starts); tasks
-        arriving meanwhile wait for it to end, then the next of them leads. A thread call per
+        Grouped on the loop's side (LoopGroup), in two stages so that groups overlap: one
+        thread call writes what was staged and syncs LevelDB's logs for every commit staged
+        when it began, then another waits for the journal to cover what that sync covered;
+        while a group waits for the journal, the next one writes and syncs. A thread call per
         commit, each waking on the journal's condition at every disk's fsync, cost more CPU
-        than the syncs. The rule is GroupSync's: nobody returns before a wait that began after
-        its write had completed, and a failed wait fails every commit it covered."""
-        while lsn > self._durable_lsn:
-            running = self._durable_running
-            if running is not None:
-                await running.wait()
-                failed = self._durable_failed
-                if failed is not None and failed[0] >= lsn:
-                    raise failed[1]
-                continue
-            done = self._durable_running = trio.Event()
-            upto = self.lsn
-            try:
-                # not abandoned on cancel: the waiting tasks need the wait to end, not the leader
-                await trio.to_thread.run_sync(self._flush_and_wait, upto)
-            except Exception as exc:
-                self._durable_failed = (upto, exc)
-                raise
-            else:
-                self._durable_failed = None
-                self._durable_lsn = max(self._durable_lsn, upto)
-            finally:
-                self._durable_running = None
-                done.set()
+        than the syncs."""
+        if lsn:
+            await self._synced.wait(lsn)
+            await self._journaled.wait(lsn)
 
-    def _flush_and_wait(self, lsn: int) -> None:
-        """Staged commits written to LevelDB, then `_wait_durable(lsn)`: one thread call."""
+    def _flush_and_sync(self, lsn: int) -> None:
+        """Staged commits written to LevelDB, then its logs synced up to `lsn` (one thread call)."""
         self._drain()
         if self.written < lsn:
             raise MetadataUnavailable(f"the metadata DB failed a write ({self.failed})")
-        self._wait_durable(lsn)
+        self.log_sync.wait(lsn)
+
+    def _wait_journal(self, lsn: int) -> None:
+        j = self.journal
+        if j is not None:
+            j.wait(lsn)
 
     def _wait_durable(self, lsn: int) -> None:
         self.log_sync.wait(lsn)
