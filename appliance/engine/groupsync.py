@@ -17,6 +17,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import trio
+
 
 class GroupSync:
     def __init__(self, sync: Callable[[], None], written: Callable[[], int]) -> None:
@@ -61,3 +63,42 @@ class GroupSync:
                 self._synced = max(self._synced, upto)
                 self._running = False
                 self._cond.notify_all()
+
+
+class LoopGroup:
+    """GroupSync's rule on the trio loop's side: one task at a time makes the worker-thread call
+    `work(upto)`, `upto` being `target()` as it starts (everything the call must cover); tasks
+    arriving meanwhile wait for it to end, then the next of them leads. One thread call per
+    group instead of one per writer, each of which would wake at every sync. A failed call
+    raises in every task whose number it covered; later ones try again."""
+
+    def __init__(self, work: Callable[[int], None], target: Callable[[], int]) -> None:
+        self._work = work
+        self._target = target
+        self.done = 0  # every number up to this is covered
+        self._running: trio.Event | None = None
+        self._failed: tuple[int, Exception] | None = None
+
+    async def wait(self, n: int) -> None:
+        while n > self.done:
+            running = self._running
+            if running is not None:
+                await running.wait()
+                failed = self._failed
+                if failed is not None and failed[0] >= n:
+                    raise failed[1]
+                continue
+            finished = self._running = trio.Event()
+            upto = self._target()
+            try:
+                # not abandoned on cancel: the waiting tasks need the call to end, not the leader
+                await trio.to_thread.run_sync(self._work, upto)
+            except Exception as exc:
+                self._failed = (upto, exc)
+                raise
+            else:
+                self._failed = None
+                self.done = max(self.done, upto)
+            finally:
+                self._running = None
+                finished.set()

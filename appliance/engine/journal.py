@@ -367,6 +367,10 @@ class _DiskLog:
         self.path: Path | None = None
         self.file_last = 0
         self.closed: list[tuple[Path, int]] = list(old_files)  # (file, last lsn) no longer written
+        # what this disk's thread waits on for work, under the journal's lock: an append wakes
+        # only the threads with nothing queued, and a disk's fsync wakes only the commits
+        # waiting on `cond`, not the other disks' threads
+        self.wake = threading.Condition(journal.lock)
         self.thread = threading.Thread(target=self._run, name=f"journal-{target.disk_id}", daemon=True)
 
     def fail(self, why: str) -> None:
@@ -376,13 +380,14 @@ class _DiskLog:
             self.items, self.pending_bytes = [], 0
             log.warning("metadata journal on disk %s stopped: %s", self.target.disk_id, why)
             self.j.cond.notify_all()
+            self.wake.notify()
 
     def _run(self) -> None:
         cond = self.j.cond
         while True:
             with cond:
                 while not self.items and not self.j.closing and not self.failed:
-                    cond.wait()
+                    self.wake.wait()
                 if self.failed or not self.items:
                     break
                 items, self.items, self.pending_bytes = self.items, [], 0
@@ -492,7 +497,8 @@ class Journal:
                  old_files: dict[str, list[tuple[Path, int]]] | None = None) -> None:
         self.appliance_id = appliance_id
         self.quorum = max(1, quorum)
-        self.cond = threading.Condition()
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)  # commits waiting for durability (and state)
         self.closing = False
         self.last_lsn = 0
         self.bytes_since_roll = 0
@@ -526,13 +532,14 @@ class Journal:
         """Queue a framed record (`encode`) for every disk; never blocks on a disk."""
         with self.cond:
             for dl in self._live():
+                if not dl.items:  # its thread may be waiting for work (else it takes these too)
+                    dl.wake.notify()
                 dl.items.append((lsn, record))
                 dl.pending_bytes += len(record)
                 if dl.pending_bytes > LAG_BYTES:
                     dl.fail(f"more than {LAG_BYTES >> 20} MiB behind the other disks")
             self.last_lsn = lsn
             self.bytes_since_roll += len(record)
-            self.cond.notify_all()
 
     def wait(self, lsn: int) -> None:
         """Block until record `lsn` is durable on `quorum` disks (on every disk left, when fewer
@@ -558,6 +565,7 @@ class Journal:
         with self.cond:
             for dl in self._live():
                 dl.items.append(_ROLL)
+                dl.wake.notify()
             self.bytes_since_roll = 0
             if targets is not None:
                 wanted = {t.disk_id for t in targets}
@@ -608,6 +616,8 @@ class Journal:
         with self.cond:
             self.closing = True
             self.cond.notify_all()
+            for dl in self.logs.values():
+                dl.wake.notify()
         deadline = time.monotonic() + timeout
         for dl in list(self.logs.values()):
             dl.thread.join(max(0.0, deadline - time.monotonic()))

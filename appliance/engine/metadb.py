@@ -19,6 +19,15 @@ a new log is still in the old one until its memtable is flushed to a (synced) ta
 is open (the disk records written at start-up) are held in memory and appended when it opens.
 A LevelDB write that fails leaves the DB refusing commits (LevelDB itself refuses every write
 after one failed): the daemon stops accepting writes and says why.
+
+A commit is first staged (`stage`: numbered, queued for the journal and for LevelDB, no I/O),
+then written to LevelDB by a worker thread (`flushed`, or `durable`, whose first thread call
+writes every staged commit as one WriteBatch before syncing). Until written, `get` and `scan`
+read a staged commit's writes from an overlay (newest per key); LevelDB's own iterators and
+snapshots see it once written. The store stages a small PUT's commit under its commit lock and
+writes it after releasing the lock (StoreCore.txn(staged=True)); any other transaction has
+every staged commit written before it starts, so its direct scans miss nothing. No caller
+returns before its commit is written; an acknowledged one is also synced, as before.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import trio
 
 from . import keys
 from .errors import FormatError, MetadataUnavailable
-from .groupsync import GroupSync
+from .groupsync import GroupSync, LoopGroup
 from .journal import (
     Journal,
     JournalStart,
@@ -59,6 +68,28 @@ DB_FORMAT = 1
 RECOVERY_MARKER = "RECOVERING"  # in the DB's directory while recover-metadata builds it
 HELD_MAX = 10_000  # commits held for a journal not yet open; beyond, a snapshot is due instead
 R = TypeVar("R", bound=Record)
+
+
+def _merged(it: Iterable[tuple[bytes, bytes]],
+            extra: list[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
+    """Two key-ordered streams merged, `extra` winning on equal keys (None there: deleted)."""
+    i = 0
+    for k, v in it:
+        while i < len(extra) and extra[i][0] < k:
+            ek, ev = extra[i]
+            if ev is not None:
+                yield ek, ev
+            i += 1
+        if i < len(extra) and extra[i][0] == k:
+            ek, ev = extra[i]
+            if ev is not None:
+                yield ek, ev
+            i += 1
+            continue
+        yield k, v
+    for ek, ev in extra[i:]:
+        if ev is not None:
+            yield ek, ev
 
 
 class Batch:
@@ -115,7 +146,16 @@ class MetaDB:
         self.lsn_known = raw is not None or not self._holds_data()
         self._order = threading.Lock()  # commit order: lsn, journal queue and LevelDB write agree
         self.written = self.lsn  # the highest lsn whose LevelDB write has completed
+        # Staged commits (`stage`): numbered and journaled, not yet written to LevelDB, in lsn
+        # order; their writes, newest per key, are what `get` and `scan` read first.
+        self._queue: list[tuple[int, Writes]] = []
+        self._overlay: dict[bytes, tuple[int, bytes | None]] = {}
+        self._drain_lock = threading.Lock()  # LevelDB writes of staged commits, in lsn order
+        self._flush_running: trio.Event | None = None
         self.log_sync = GroupSync(self._sync_logs, lambda: self.written)
+        # durable()'s two stages (the first wait syncs, whatever the DB held when opened)
+        self._synced = LoopGroup(self._flush_and_sync, lambda: self.lsn)
+        self._journaled = LoopGroup(self._wait_journal, lambda: self._synced.done)
         self.journal: Journal | None = None
         self._held: list[tuple[int, bytes]] | None = []
         self.failed = ""
@@ -143,16 +183,28 @@ class MetaDB:
         return (self.db.get(keys.appliance("id")) or b"").decode()
 
     def get(self, key: bytes) -> bytes | None:
+        if self._overlay:
+            hit = self._overlay.get(key)
+            if hit is not None:
+                return hit[1]
         value: bytes | None = self.db.get(key)
         return value
 
     def get_record(self, cls: type[R], key: bytes) -> R | None:
-        raw = self.db.get(key)
+        raw = self.get(key)
         return cls.decode(raw) if raw is not None else None
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) under prefix in key order, staged commits included."""
         with self.db.iterator(prefix=prefix) as it:
-            yield from it
+            # the overlay is read after the iterator's snapshot is taken: what it holds is at
+            # least as new as anything the snapshot has (module doc)
+            extra = sorted((k, v) for k, (_lsn, v) in list(self._overlay.items())
+                           if k.startswith(prefix)) if self._overlay else []
+            if not extra:
+                yield from it
+            else:
+                yield from _merged(it, extra)
 
     def scan_records(self, cls: type[R], prefix: bytes) -> Iterator[tuple[bytes, R]]:
         for k, v in self.scan(prefix):
@@ -179,7 +231,7 @@ class MetaDB:
             log.error("the metadata DB failed a write: %s; commits are refused from now on", exc)
             raise MetadataUnavailable(f"the metadata DB failed a write: {exc}") from exc
 
-    def _write_locked(self, writes: Writes, sync: bool) -> int:
+    def _stage_locked(self, writes: Writes) -> int:
         if self.failed:
             raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
                                       "commits are refused until the daemon is restarted")
@@ -197,32 +249,118 @@ class MetaDB:
             self._held.append((lsn, record))
             if len(self._held) > HELD_MAX:
                 self._held = None
-        self._leveldb_write(writes.items(), sync)
-        self.written = lsn
+        self._queue.append((lsn, writes))
+        for k, v in writes.items():
+            self._overlay[k] = (lsn, v)
         return lsn
 
-    def _write(self, writes: Writes, sync: bool) -> int:
+    def stage(self, writes: Writes) -> int:
+        """Number a commit and queue it for the journal and for LevelDB, without writing
+        anything (no I/O: the loop may call it); returns its lsn (0: nothing to write). `get`
+        and `scan` read it at once; LevelDB iterators and snapshots once `flushed(lsn)` returns.
+        Durable once `durable(lsn)` returns, which writes it to LevelDB first."""
         if not writes:
             return 0
         with self._order:
-            return self._write_locked(writes, sync)
+            return self._stage_locked(writes)
+
+    @property
+    def has_staged(self) -> bool:
+        """Some staged commit is not in LevelDB yet."""
+        return self.written < self.lsn
+
+    def _drain(self) -> None:
+        """Write every staged commit to LevelDB, unsynced, in lsn order, as one WriteBatch
+        (blocking; a commit staged by another caller meanwhile may be written by either)."""
+        with self._drain_lock:
+            with self._order:
+                items, self._queue = self._queue, []
+                if not items:
+                    # every commit staged so far is written (under this lock, no drain is
+                    # half done); numbers taken by no write (open_journal skips some) count too
+                    if not self.failed:
+                        self.written = max(self.written, self.lsn)
+                    return
+            try:
+                if self.failed:
+                    raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
+                                              "commits are refused until the daemon is restarted")
+                self._leveldb_write((kv for _lsn, writes in items for kv in writes.items()), False)
+            finally:
+                last = items[-1][0]
+                with self._order:
+                    if not self.failed:
+                        self.written = last
+                    for lsn, writes in items:  # read from LevelDB from now on (or, failed: not at all)
+                        for k in writes:
+                            hit = self._overlay.get(k)
+                            if hit is not None and hit[0] <= lsn:
+                                del self._overlay[k]
+
+    def _write(self, writes: Writes, sync: bool) -> int:
+        """Stage and write a commit (blocking)."""
+        lsn = self.stage(writes)
+        if lsn:
+            self._drain()
+            if self.written < lsn:  # an earlier drain failed and took it
+                raise MetadataUnavailable(f"the metadata DB failed a write ({self.failed})")
+        return lsn
+
+    async def flushed(self, lsn: int) -> None:
+        """Until staged commit `lsn` is written to LevelDB (grouped like `durable`: one thread
+        call writes what every waiting task staged)."""
+        while self.written < lsn:
+            if self.failed:
+                raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
+                                          "commits are refused until the daemon is restarted")
+            running = self._flush_running
+            if running is not None:
+                await running.wait()
+                continue
+            done = self._flush_running = trio.Event()
+            try:
+                # in a worker thread even when small: an unsynced write usually takes tens of
+                # microseconds, but waits for the filesystem's journal while other files are
+                # fsync'd (milliseconds on a busy disk), and the loop must not wait for a disk
+                await trio.to_thread.run_sync(self._drain)
+            finally:
+                self._flush_running = None
+                done.set()
 
     async def apply(self, batch: Batch, sync: bool = True) -> int:
         """Write the batch atomically to LevelDB, unsynced, and queue it for the journal;
         returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns (`sync` is
         kept for callers that say they will not wait for that)."""
-        if not batch.writes:
-            return 0
-        # in a worker thread even when small: an unsynced write usually takes tens of
-        # microseconds, but waits for the filesystem's journal while other files are fsync'd
-        # (milliseconds on a busy disk), and the loop must not wait for a disk
-        return await trio.to_thread.run_sync(self._write, batch.writes, False)
+        lsn = self.stage(batch.writes)
+        await self.flushed(lsn)
+        return lsn
 
     async def durable(self, lsn: int) -> None:
-        """Until commit `lsn` is synced in LevelDB and on the journal's quorum of disks
-        (MetadataUnavailable if LevelDB's sync fails or no disk takes the journal)."""
+        """Until commit `lsn` is written and synced in LevelDB and on the journal's quorum of
+        disks (MetadataUnavailable if LevelDB's write or sync fails or no disk takes the
+        journal).
+
+        Grouped on the loop's side (LoopGroup), in two stages so that groups overlap: one
+        thread call writes what was staged and syncs LevelDB's logs for every commit staged
+        when it began, then another waits for the journal to cover what that sync covered;
+        while a group waits for the journal, the next one writes and syncs. A thread call per
+        commit, each waking on the journal's condition at every disk's fsync, cost more CPU
+        than the syncs."""
         if lsn:
-            await trio.to_thread.run_sync(self._wait_durable, lsn)
+            await self._synced.wait(lsn)
+            await self._journaled.wait(lsn)
+
+    def _flush_and_sync(self, lsn: int) -> None:
+        """Staged commits written to LevelDB, then its logs synced up to `lsn` (one thread call)."""
+        self._drain()
+        if self.written < lsn:
+            raise MetadataUnavailable(f"the metadata DB failed a write ({self.failed})")
+        self.log_sync.wait(lsn)
+
+    def _wait_journal(self, lsn: int) -> None:
+        j = self.journal
+        if j is not None:
+            j.wait(lsn)
 
     def _wait_durable(self, lsn: int) -> None:
         self.log_sync.wait(lsn)
@@ -271,6 +409,7 @@ class MetaDB:
         """Write exactly these writes: no lsn of their own, not journaled (recovery rebuilding
         a DB from a snapshot and the journal, whose records carry their lsn)."""
         pairs = list(writes)
+        self._drain()
         with self._order:
             self._leveldb_write(pairs, sync)
             for k, v in pairs:
@@ -290,6 +429,7 @@ class MetaDB:
         if not targets:
             self._held = None
             return start
+        self._drain()
         found = scan_targets(targets, self.opened_lsn)
         redo, highest = records_after(found, self.opened_lsn)
         top = self.opened_lsn + len(redo)
@@ -313,13 +453,14 @@ class MetaDB:
                 self.lsn = highest
                 for _lsn, rec in held or []:
                     writes: Writes = dict(decode_record(rec).writes)
-                    self._write_locked(writes, sync=False)
+                    self._stage_locked(writes)
             else:
                 for lsn, rec in held or []:
                     journal.append(lsn, rec)
             due = self.db.get(keys.CHECKPOINT_DUE) is not None
             if reasons and not due:
-                self._write_locked({keys.CHECKPOINT_DUE: b"1"}, sync=True)
+                self._stage_locked({keys.CHECKPOINT_DUE: b"1"})
+        self._drain()
         start.redone = len(redo)
         start.checkpoint_due = due or bool(reasons)
         start.reason = "; ".join(reasons) or ("a snapshot was due already" if due else "")

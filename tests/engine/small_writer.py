@@ -1,7 +1,10 @@
 """Child process for the group-commit kill -9 test: 16 concurrent small PUTs (and overwrites)
 through the facade, printing "ACK key md5" only after put_object returned (the durable commit).
 
-    python -m tests.engine.small_writer ROOT GROUP_SYNC   (GROUP_SYNC: on | auto)
+    python -m tests.engine.small_writer ROOT GROUP_SYNC [mixed]   (GROUP_SYNC: on | auto)
+
+`mixed`: every fourth writer deletes each key after its PUT ("DEL key" once delete_object
+returned): transactions that scan LevelDB directly, among the staged commits of the PUTs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from tests.engine.conftest import open_store
 WRITERS = 16
 
 
-async def main(root: Path, group_sync: str) -> None:
+async def main(root: Path, group_sync: str, mixed: bool) -> None:
     store = open_store(root)
     if group_sync == "on":  # shard files synced by a shared syncfs, as on disks of their own
         store.seg.group_sync = True
@@ -35,6 +38,10 @@ async def main(root: Path, group_sync: str) -> None:
                 await store.put_object("bkt", key, body)
                 sys.stdout.write(f"ACK {key} {hashlib.md5(body).hexdigest()}\n")
                 sys.stdout.flush()
+            if mixed and w % 4 == 3:
+                await store.delete_object("bkt", key)
+                sys.stdout.write(f"DEL {key}\n")
+                sys.stdout.flush()
             i += 1
 
     async with trio.open_nursery() as n:
@@ -43,4 +50,4 @@ async def main(root: Path, group_sync: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, Path(sys.argv[1]), sys.argv[2])
+    trio.run(main, Path(sys.argv[1]), sys.argv[2], sys.argv[3:] == ["mixed"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.engine.errors import NoSuchKey
 from appliance.engine.groupsync import GroupSync
 
 from .conftest import open_store, read_all
@@ -23,11 +24,20 @@ from .conftest import open_store, read_all
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_and_kill(root: Path, group_sync: str, want: int) -> dict[str, list[str]]:
-    """Start the writer, SIGKILL it once `want` ACKs were read; every ACKed md5 per key."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.engine.small_writer", str(root), group_sync],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True)
+def run_and_kill(root: Path, group_sync: str, want: int, mixed: bool = False) -> dict[str, list[str]]:
+    """Start the writer, SIGKILL it once `want` ACKs were read; every ACKed md5 per key, in
+    order ("" for an acknowledged delete)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.engine.small_writer", str(root), group_sync,
+                             *(["mixed"] if mixed else [])], cwd=REPO, stdout=subprocess.PIPE, text=True)
     acked: dict[str, list[str]] = {}
+
+    def note(line: str) -> None:
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "ACK":
+            acked.setdefault(parts[1], []).append(parts[2])
+        elif len(parts) == 2 and parts[0] == "DEL":
+            acked.setdefault(parts[1], []).append("")
+
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     n = 0
@@ -35,33 +45,42 @@ def run_and_kill(root: Path, group_sync: str, want: int) -> dict[str, list[str]]
         line = proc.stdout.readline()
         if not line:
             break
-        _, key, md5 = line.split()
-        acked.setdefault(key, []).append(md5)
+        note(line)
         n += 1
     os.kill(proc.pid, signal.SIGKILL)
     for line in proc.stdout.read().splitlines():  # printed before the kill: acknowledged too
-        parts = line.split()
-        if len(parts) == 3:
-            acked.setdefault(parts[1], []).append(parts[2])
+        note(line)
     proc.stdout.close()
     proc.wait()
     return acked
 
 
-@pytest.mark.parametrize("group_sync", ["on", "auto"])
-async def test_kill_9_under_16_small_puts(tmp_path: Path, group_sync: str) -> None:
+@pytest.mark.parametrize(("group_sync", "mixed"), [("on", False), ("auto", False), ("auto", True)])
+async def test_kill_9_under_16_small_puts(tmp_path: Path, group_sync: str, mixed: bool) -> None:
     root = tmp_path / "app"
-    acked = run_and_kill(root, group_sync, 300)
+    acked = run_and_kill(root, group_sync, 300, mixed)
     assert sum(len(v) for v in acked.values()) >= 50, "the writer made too little progress"
     store = open_store(root)
     try:
+        deleted = 0
         for key, md5s in acked.items():
-            # the last ACKed body, or the un-ACKed overwrite that may have committed after it
-            v = store.head_object("bkt", key)
+            if md5s[-1] == "":  # deleted once acknowledged: gone, whatever was staged around it
+                deleted += 1
+                with pytest.raises(NoSuchKey):
+                    store.head_object("bkt", key)
+                continue
+            # the last ACKed body, or the un-ACKed overwrite or delete that may have committed after it
+            overwrite_pending = int(key.split("/obj")[1]) % 3 == 0 and len(md5s) == 1
+            delete_pending = mixed and int(key[1:].split("/")[0]) % 4 == 3  # key "w<writer>/obj<i>"
+            try:
+                v = store.head_object("bkt", key)
+            except NoSuchKey:
+                assert delete_pending, key
+                continue
             data = await read_all(store, "bkt", key)
             assert hashlib.md5(data).hexdigest() == v.etag
-            overwrite_pending = int(key.split("/obj")[1]) % 3 == 0 and len(md5s) == 1
             assert v.etag == md5s[-1] or overwrite_pending, key
+        assert deleted or not mixed, "no delete was acknowledged"
         listed = store.list_objects("bkt", max_keys=100_000).entries
         for v in listed:  # nothing torn: every listed object reads back whole with its own ETag
             assert hashlib.md5(await read_all(store, "bkt", v.key)).hexdigest() == v.etag
