@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -183,10 +184,21 @@ def _warn_if_open(cfg: Config) -> None:
         log.warning("data directory %s is open to other users (mode %03o); chmod 700 it", cfg.state_dir, mode)
 
 
+def _raise_open_files() -> None:
+    """Open-file soft limit up to the hard one (Debian's login default is 1,024, the unit's
+    1,048,576): shard files of concurrent requests, client sockets and LevelDB's tables share it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[[Daemon], None] | None = None
               ) -> None:
     """`on_ready`: called once every service is up (`stowage serve --banner` prints where things are)."""
     os.umask(PRIVATE_UMASK)  # in every mode, not only under the systemd unit's UMask=
+    _raise_open_files()
     _warn_if_open(cfg)
     if _mount_wanted(cfg):
         BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now

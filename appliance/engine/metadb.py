@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import secrets
 import threading
 import time
@@ -126,6 +127,13 @@ class Batch:
         return sorted(merged.items())
 
 
+def _table_files() -> int:
+    """LevelDB's open tables: up to 5,000, at most a quarter of the open-file limit (the daemon
+    raises its soft limit at start; recover-metadata and the CLI may run under 1,024)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 5000 if soft == resource.RLIM_INFINITY else max(100, min(5000, soft // 4))
+
+
 class MetaDB:
     def __init__(self, path: Path, *, recovering: bool = False) -> None:
         """`recovering`: opened by recover-metadata, which may find its own unfinished DB."""
@@ -134,7 +142,12 @@ class MetaDB:
             raise FormatError(f"{path} holds the metadata DB of an unfinished `stowage recover-metadata`: "
                               "run it again to finish it")
         try:
-            self.db = plyvel.DB(str(path), create_if_missing=True)
+            # A bloom filter per table (a HEAD of a missing key reads no block), a 32 MiB block
+            # cache and more open tables than LevelDB's default 1,000: at 10M records these halved
+            # HEAD's median and cut the first delimiter page's seeks by ~40% (bench/README.md,
+            # listings), for ~13 MiB. Tables written before keep working (filters are per table).
+            self.db = plyvel.DB(str(path), create_if_missing=True, bloom_filter_bits=10,
+                                lru_cache_size=32 << 20, max_open_files=_table_files())
         except plyvel.Error as exc:
             raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         self.path = path
