@@ -191,7 +191,15 @@ function page(title, ...content) {
   return p;
 }
 
-async function render() {
+// Renders run one after another: a page still loading when the address changes (a slow listing,
+// a reload's first render) would otherwise finish last and cover the page asked for after it.
+let renderChain = Promise.resolve();
+function render() {
+  renderChain = renderChain.then(renderNow, renderNow);
+  return renderChain;
+}
+
+async function renderNow() {
   if (!me) return;
   if (refreshTimer) { clearInterval(refreshTimer); refreshTimer = null; }
   const parts = location.hash.replace(/^#\/?/, "").split("/");
