@@ -90,7 +90,11 @@ def test_grown_pool_is_rebalanced_through_kill_and_recovery(tmp_path: Path) -> N
             t.join()
         assert errors == []
         assert "rebalance resumed" in d.log_tail(400)
-        assert done["balanced"] and done["disks"] == 8 and done["spread"] <= 0.15
+        # "balanced" (every disk within 5% of its share) is not always in reach: a shard may only
+        # go to a disk holding no other shard of its segment (2 of 8 here), and one shard is ~6% of
+        # a share, so the walk may end "as even as whole shards allow", depending on what moved
+        # before the kill. Even within 15% it always is.
+        assert done["disks"] == 8 and done["spread"] <= 0.15, done
         # the old files of moved shards go after GC's grace period; then the disks are even
         wait_for(lambda: even(data, 8), f"even disks: {shard_bytes_per_disk(data, 8)}")
         moved = done["moved_shards"]
