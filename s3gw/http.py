@@ -121,7 +121,10 @@ class Body:
             return
         if c.expect_100:
             c.expect_100 = False
-            await c.stream.send_all(CONTINUE)
+            # no 100 once body bytes are here (the client stopped waiting: botocore sends the
+            # body after 1 s): a late interim response is one more thing a client can misread
+            if not c.events:
+                await c.stream.send_all(CONTINUE)
         while True:
             event = await c.next_body_event()
             if event is _END:
