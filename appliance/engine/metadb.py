@@ -310,7 +310,7 @@ class MetaDB:
                             if hit is not None and hit[0] <= lsn:
                                 del self._overlay[k]
 
-    def _write(self, writes: Writes, sync: bool) -> int:
+    def _write(self, writes: Writes) -> int:
         """Stage and write a commit (blocking)."""
         lsn = self.stage(writes)
         if lsn:
@@ -377,9 +377,7 @@ class MetaDB:
 
     def _wait_durable(self, lsn: int) -> None:
         self.log_sync.wait(lsn)
-        j = self.journal
-        if j is not None:
-            j.wait(lsn)
+        self._wait_journal(lsn)
 
     def _sync_logs(self) -> None:
         """fdatasync every LevelDB log file (the group sync; see the module doc). A log file
@@ -410,13 +408,13 @@ class MetaDB:
 
     def commit_now(self, batch: Batch, sync: bool = True) -> None:
         """Blocking commit, for start-up and tools outside the loop."""
-        lsn = self._write(batch.writes, False)
+        lsn = self._write(batch.writes)
         if sync and lsn:
             self._wait_durable(lsn)
 
     def put_hint(self, key: bytes, value: bytes | Record) -> None:
         """A non-synced single write, for hints that may be lost (heal queue entries)."""
-        self._write({key: value.encode() if isinstance(value, Record) else value}, sync=False)
+        self._write({key: value.encode() if isinstance(value, Record) else value})
 
     def load(self, writes: Iterable[tuple[bytes, bytes | None]], sync: bool = False) -> None:
         """Write exactly these writes: no lsn of their own, not journaled (recovery rebuilding
