@@ -159,6 +159,9 @@ class _Conn:
         self.in_head = False  # a request line has begun and its header block has not ended
         self.in_body = False  # a request head was taken and its end was not (h11's SEND_BODY)
         self.expect_100 = False  # the current request waits for "100 Continue" (nothing sent yet)
+        # a request that asked for 100 Continue and whose framing says no body follows: its
+        # final response goes out behind a 100 all the same (see next_request)
+        self.continue_owed = False
         self.upgraded = False  # llhttp stopped at an Upgrade/CONNECT request: nothing after it is read
         self.eof = False
         self.error: BadRequest | None = None  # llhttp refused bytes after the queued events
@@ -257,8 +260,14 @@ class _Conn:
                     raise ClientGone("body bytes where a request was expected")
                 self.in_body = True
                 self.expect_100 = event.http11 and event.headers.get("expect", "").lower() == "100-continue"
+                self.continue_owed = False
                 if self.events and self.events[0] is _END:  # no body at all (RFC 9112 6.3)
                     self.events.popleft()
+                    # RFC 9110 10.1.1 lets a server skip the 100 here, but botocore (urllib3 2)
+                    # then keeps the early final response's status line on the connection and
+                    # reads it again as the next request's: an aws CLI upload of an empty file
+                    # made the next upload on that connection wait 60 s and lose its ETag
+                    self.continue_owed = self.expect_100
                     self.in_body = self.expect_100 = False
                 return event
             if self.error is not None:
@@ -403,6 +412,9 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response, *, http11
         headers.append(("Connection", "close"))
     # a reason phrase matters: botocore's 100-continue handling needs three status-line fields
     head = _head(resp.status, headers)
+    if conn.continue_owed:
+        head = CONTINUE + head
+        conn.continue_owed = False
     conn.expect_100 = False  # a final response ends any wait for 100 Continue
     send = conn.stream.send_all
     if bodyless:

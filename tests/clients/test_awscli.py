@@ -239,6 +239,22 @@ def test_sync_up_down_then_nothing_to_do(aws: Aws, bkt: str, tmp_path: Path) -> 
 
 
 @http_only
+def test_empty_files_do_not_poison_the_connection(aws: Aws, bkt: str, tmp_path: Path) -> None:
+    """An upload of an empty file (Expect: 100-continue, Content-Length: 0) answered without a 100
+    made botocore read that response's status line again for the next request on the connection:
+    the next upload waited for the read timeout and came back without its ETag (multipart failed
+    with 'ETag'). One connection, empty and non-empty files interleaved, a short read timeout."""
+    src = tmp_path / "src"
+    files = make_tree(src, {f"f{i:02d}-{'empty' if i % 2 else 'data'}": 0 if i % 2 else 100 + i for i in range(12)})
+    cfg = tmp_path / "aws.cfg"
+    cfg.write_text("[default]\ns3 =\n    addressing_style = path\n    max_concurrent_requests = 1\n")
+    one_conn = Aws(aws.exe, aws.endpoint, aws.env | {"AWS_CONFIG_FILE": str(cfg)}, aws.ca, aws.s3)
+    up = one_conn("--cli-read-timeout", "15", "s3", "sync", str(src), f"s3://{bkt}/t").stdout
+    assert up.count("upload: ") == len(files), up
+    assert bucket_contents(aws.s3, bkt, "t/") == files
+
+
+@http_only
 def test_ls_recursive_and_rm_recursive(aws: Aws, bkt: str) -> None:
     keys = {"x/1": b"1", "x/y/2": b"22", "x/y/z/3": b"333", "other/4": b"4444", "top": b""}
     for k, v in keys.items():

@@ -147,6 +147,19 @@ def test_expect_100_is_sent_only_when_the_body_is_read() -> None:
     assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200") and served.requests[0][2] == b"hello"
 
 
+def test_expect_100_without_a_body_still_gets_its_100_and_keeps_the_connection() -> None:
+    # RFC 9110 lets a server skip the 100 when the framing says no body follows, but botocore then
+    # misreads the next response on the connection (an aws CLI sync of an empty file stalled 60 s)
+    out, served = exchange([b"PUT /e HTTP/1.1\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+                            b"PUT /f HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n", b"xy"])
+    assert served.requests == [("PUT", "/e", b""), ("PUT", "/f", b"xy")]
+    assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")
+    assert out.count(b"HTTP/1.1 100 Continue\r\n\r\n") == 2 and _statuses(out) == [b"100", b"200"] * 2
+    # without the expectation, no interim response
+    out, _ = exchange([b"PUT /e HTTP/1.1\r\nContent-Length: 0\r\n\r\n"])
+    assert out.startswith(b"HTTP/1.1 200") and b"100 Continue" not in out
+
+
 def test_http10_and_connection_close_end_the_connection() -> None:
     for raw in (b"GET / HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n",
                 b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"):
