@@ -1,0 +1,62 @@
+"""What a directory listing shows of each file, kept between listings.
+
+A readdir answers with every entry's attributes (readdirplus), and building them from whole
+ObjectVersion records is most of an `ls -l`'s cost (decoding a record is ~10x the cost of the
+listing's light ListEntry). So a listing reads the light entries first and takes each file's
+attributes from here when the entry's `seq` is the one they were computed from: every new version
+of a key has a new seq, and the store's listener drops a key on any change (in-place ones
+included), so an entry here is never older than what the store holds. A listing with many keys
+not here reads the whole records as before and fills this in.
+
+Bounded (MAX_ENTRIES, oldest dropped first): a few MB; a directory larger than that is listed
+from whole records, as without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.engine import ObjectVersion
+
+from .attrs import Posix
+
+MAX_ENTRIES = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A file as a listing shows it: its kind, attributes and size, and the engine's identity of
+    its hard links ("" for a file with one name)."""
+
+    seq: int
+    kind: str
+    posix: Posix  # shared: read-only for its users (readdir builds its reply from it)
+    size: int
+    inode_id: str = ""
+
+
+class ListCache:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._items: dict[tuple[str, str], Listed] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, bucket: str, key: str, seq: int) -> Listed | None:
+        item = self._items.get((bucket, key))
+        return item if item is not None and item.seq == seq else None
+
+    def put(self, v: ObjectVersion, item: Listed) -> None:
+        """Keep `item`, computed from v; files with hard links are not kept (their identity can
+        change with no new version of this key)."""
+        if v.inode or item.inode_id:
+            return
+        k = (v.bucket, v.key)
+        self._items.pop(k, None)
+        if len(self._items) >= self.max_entries:
+            del self._items[next(iter(self._items))]
+        self._items[k] = item
+
+    def drop(self, bucket: str, key: str) -> None:
+        self._items.pop((bucket, key), None)
