@@ -37,7 +37,7 @@ BLOCK = 4096
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
 
 
-@dataclass
+@dataclass(slots=True)  # many are kept (listcache.py)
 class Posix:
     mode: int
     uid: int = 0

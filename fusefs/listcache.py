@@ -8,8 +8,8 @@ of a key has a new seq, and the store's listener drops a key on any change (in-p
 included), so an entry here is never older than what the store holds. A listing with many keys
 not here reads the whole records as before and fills this in.
 
-Bounded (MAX_ENTRIES, oldest dropped first): a few MB; a directory larger than that is listed
-from whole records, as without it.
+Bounded (MAX_ENTRIES, oldest dropped first; ~500 bytes an entry, so ~16 MB at most): a
+directory larger than that is listed from whole records, as without it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from appliance.engine import ObjectVersion
 
 from .attrs import Posix
 
-MAX_ENTRIES = 50_000
+MAX_ENTRIES = 32_768
 
 
 @dataclass(frozen=True, slots=True)
