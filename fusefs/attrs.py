@@ -23,6 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyfuse3
 
@@ -146,7 +147,26 @@ def kill_privileges(p: Posix, *, outsider: bool, chown: bool = False) -> None:
         p.mode &= ~stat.S_ISGID
 
 
-def entry(ino: int, p: Posix, size: int, timeout: float, nlink: int = 1,
+class PosixView(Protocol):
+    """What a reply's attributes are read from: a Posix, or a listed file (listcache.Listed)."""
+
+    @property
+    def mode(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def rdev(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def atime_ns(self) -> int: ...
+    @property
+    def ctime_ns(self) -> int: ...
+
+
+def entry(ino: int, p: PosixView, size: int, timeout: float, nlink: int = 1,
           attr_timeout: float | None = None) -> pyfuse3.EntryAttributes:
     e = pyfuse3.EntryAttributes()
     e.st_ino = ino

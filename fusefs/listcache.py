@@ -8,13 +8,13 @@ of a key has a new seq, and the store's listener drops a key on any change (in-p
 included), so an entry here is never older than what the store holds. A listing with many keys
 not here reads the whole records as before and fills this in.
 
-Bounded (MAX_ENTRIES, oldest dropped first; ~500 bytes an entry, so ~16 MB at most): a
+Bounded (MAX_ENTRIES, oldest dropped first; ~430 bytes an entry with its key, ~14 MB at most): a
 directory larger than that is listed from whole records, as without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from appliance.engine import ObjectVersion
 
@@ -23,16 +23,26 @@ from .attrs import Posix
 MAX_ENTRIES = 32_768
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """A file as a listing shows it: its kind, attributes and size, and the engine's identity of
-    its hard links ("" for a file with one name)."""
+class Listed(msgspec.Struct, frozen=True, gc=False):
+    """A file as a listing shows it: its kind, attributes (attrs.Posix's, flat) and size, and the
+    engine's identity of its hard links ("" for a file with one name). Not tracked by the cyclic
+    GC (ints and strings only): a full collection need not walk the thousands kept."""
 
     seq: int
     kind: str
-    posix: Posix  # shared: read-only for its users (readdir builds its reply from it)
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    atime_ns: int
+    ctime_ns: int
+    rdev: int
     size: int
     inode_id: str = ""
+
+    @classmethod
+    def of(cls, seq: int, kind: str, p: Posix, size: int, inode_id: str = "") -> Listed:
+        return cls(seq, kind, p.mode, p.uid, p.gid, p.mtime_ns, p.atime_ns, p.ctime_ns, p.rdev, size, inode_id)
 
 
 class ListCache:

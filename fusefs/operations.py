@@ -290,7 +290,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
                 p, size = self.tree.posix(node, None)
                 e = entry(node.ino, p, size, self.timeout, self._nlink(node))
             else:
-                e = entry(node.ino, listed.posix, listed.size, self.timeout, self._nlink(node))
+                e = entry(node.ino, listed, listed.size, self.timeout, self._nlink(node))
             yield off, name.encode(), node, e, True
             off += 1
 

@@ -132,8 +132,8 @@ class Tree:
         """What a listing shows of the file whose version is v (kept for the next listing)."""
         kind = kind_of_version(v)
         rec = self.store.inode_of(v) if v.inode else None
-        item = Listed(v.seq, kind, posix_of(v, FILE_TYPE[kind], self.defaults.of(v.bucket), self.started_ns),
-                      v.size if kind in (FILE, LINK) else 0, rec.inode_id if rec is not None else "")
+        item = Listed.of(v.seq, kind, posix_of(v, FILE_TYPE[kind], self.defaults.of(v.bucket), self.started_ns),
+                         v.size if kind in (FILE, LINK) else 0, rec.inode_id if rec is not None else "")
         self.cache.put(v, item)
         return item
 

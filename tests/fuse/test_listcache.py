@@ -117,7 +117,7 @@ def test_bounded_oldest_dropped_first() -> None:
     cache = ListCache(max_entries=3)
     p = Posix(stat.S_IFREG | 0o644)
     for i in range(5):
-        cache.put(ObjectVersion("b", f"k{i}", "null", i, 0), Listed(i, "file", p, 0))
+        cache.put(ObjectVersion("b", f"k{i}", "null", i, 0), Listed.of(i, "file", p, 0))
     assert len(cache) == 3
     assert cache.get("b", "k0", 0) is None and cache.get("b", "k1", 1) is None
     assert cache.get("b", "k4", 4) is not None
