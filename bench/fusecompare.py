@@ -11,7 +11,8 @@ first, and measures on it, beside a plain directory on the same disk in the same
 * a sequential write of --size-mib (1 MiB writes, fsync, close) through the mount, and an S3
   PUT of the same size to the same daemon: the target is the mount at >= 90% of the PUT;
 * `ls -l` of a directory of --list files with the kernel's caches dropped (cold), against the
-  plain directory's (target <= 3x).
+  plain directory's (target <= 3x); then again after a restart of the daemon, which then keeps
+  none of the files' attributes (fusefs/listcache.py) either.
 
 The table shows each side's median over the rounds.
 """
@@ -105,6 +106,14 @@ def mount_round(side: Side, work: Path, small: Path, empty: Path, files: int, si
         c0 = cpu_seconds(proc.pid)
         side.add("ls -l cold s", ls_cold(mnt / "many" / "d"))
         side.add("daemon CPU ms per ls -l", (cpu_seconds(proc.pid) - c0) * 1000)
+        # the same after a restart: nothing of the files is in the daemon's memory either
+        proc.terminate()
+        proc.wait(120)
+        proc, info = start_daemon(data, side.code)
+        d = Path(str(info["mount"])) / "bench" / "many" / "d"
+        c0 = cpu_seconds(proc.pid)
+        side.add("ls -l after restart s", ls_cold(d))
+        side.add("daemon CPU ms, after restart", (cpu_seconds(proc.pid) - c0) * 1000)
     finally:
         proc.terminate()
         proc.wait(120)
@@ -137,6 +146,8 @@ def main() -> None:
     print(f"\n{'figure':<32}{'before':>12}{'after':>12}{'plain dir':>12}")
     for name in sides[0].figures:
         p = statistics.median(plain.figures[name]) if name in plain.figures else float("nan")
+        if name == "ls -l after restart s":
+            p = statistics.median(plain.figures["ls -l cold s"])
         print(f"{name:<32}{sides[0].median(name):>12.2f}{sides[1].median(name):>12.2f}{p:>12.2f}")
 
 

@@ -16,12 +16,14 @@ version's last-modified time.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import stat
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyfuse3
 
@@ -36,7 +38,7 @@ BLOCK = 4096
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
 
 
-@dataclass
+@dataclass(slots=True)  # many are kept (listcache.py)
 class Posix:
     mode: int
     uid: int = 0
@@ -64,9 +66,14 @@ def default_mode(ftype: int, d: Defaults) -> int:
     return ftype | d.file_perm  # regular files and the special files a trusted mode made
 
 
+# A directory's files mostly share a few modes and owners: their parses are memoized (pure
+# functions of short strings), which a listing of many files feels.
+_mode_of = functools.lru_cache(maxsize=1024)(parse_mode)
+
+
 def trusted_mode(v: ObjectVersion) -> int | None:
     """The mode the version's metadata sets, when it may set one."""
-    return parse_mode(v.user_meta.get("mode")) if v.posix_trusted else None
+    return _mode_of(v.user_meta.get("mode")) if v.posix_trusted else None
 
 
 def parse_time_ns(text: str | None) -> int | None:
@@ -87,6 +94,7 @@ def format_time(ns: int) -> str:
     return f"{sec}.{nsec:09d}" if nsec else str(sec)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_id(text: str | None) -> int | None:
     try:
         n = int(text) if text else None
@@ -101,9 +109,9 @@ def posix_of(v: ObjectVersion | None, ftype: int, d: Defaults, default_ns: int) 
     if v is None:
         return Posix(default_mode(ftype, d), d.uid, d.gid, default_ns, default_ns, default_ns)
     um = v.user_meta
-    mode = trusted_mode(v)
-    uid = parse_id(um.get("uid")) if v.posix_trusted else None
-    gid = parse_id(um.get("gid")) if v.posix_trusted else None
+    mode = uid = gid = None
+    if v.posix_trusted:
+        mode, uid, gid = _mode_of(um.get("mode")), parse_id(um.get("uid")), parse_id(um.get("gid"))
     mtime = parse_time_ns(um.get("mtime")) or v.last_modified_ns
     return Posix(
         mode=default_mode(ftype, d) if mode is None else ftype | (mode & 0o7777),
@@ -139,7 +147,26 @@ def kill_privileges(p: Posix, *, outsider: bool, chown: bool = False) -> None:
         p.mode &= ~stat.S_ISGID
 
 
-def entry(ino: int, p: Posix, size: int, timeout: float, nlink: int = 1,
+class PosixView(Protocol):
+    """What a reply's attributes are read from: a Posix, or a listed file (listcache.Listed)."""
+
+    @property
+    def mode(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def rdev(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def atime_ns(self) -> int: ...
+    @property
+    def ctime_ns(self) -> int: ...
+
+
+def entry(ino: int, p: PosixView, size: int, timeout: float, nlink: int = 1,
           attr_timeout: float | None = None) -> pyfuse3.EntryAttributes:
     e = pyfuse3.EntryAttributes()
     e.st_ino = ino

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from appliance.engine import ObjectVersion
-
 from .inodes import Node
-from .tree import Tree
+from .tree import Entry, Tree
 
 WINDOW = 4096
-
-Entry = tuple[str, str, ObjectVersion | None]
 
 
 @dataclass
@@ -28,15 +24,16 @@ class DirHandle:
     base: int = 0  # index of entries[0] among all entries listed
     after: str = ""  # listing marker for the next page
     done: bool = False
+    light: bool = True  # the next page is tried from the light listing (Tree.page)
 
     def entry(self, tree: Tree, index: int) -> Entry | None:
         """The index-th entry of the directory (0-based, without . and ..)."""
         if index < self.base:
-            self.entries, self.base, self.after, self.done = [], 0, "", False
+            self.entries, self.base, self.after, self.done, self.light = [], 0, "", False, True
         while index >= self.base + len(self.entries):
             if self.done:
                 return None
-            items, self.after, more = tree.page(self.node, self.after)
+            items, self.after, more, self.light = tree.page(self.node, self.after, self.light)
             self.done = not more
             self.entries.extend(items)
             if len(self.entries) > WINDOW:

@@ -46,6 +46,7 @@ class NamespaceOps(NodeOps):
         with self.quiet(bucket, path):
             v = await self.store.put_object(bucket, path, body, meta, long_key=True,
                                             encrypt_with=self.keys.new_key(protection))
+        self.tree.listed(v)  # kept for the next listing of the directory (listcache.py)
         node = self.inodes.intern(bucket, path, KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE))
         self._entries_changed(parent, p.ctime_ns)
         return node, v
@@ -271,11 +272,12 @@ class NamespaceOps(NodeOps):
         with self.quiet_keys(bucket, [*names, dst]):
             if st is not None:
                 async with st.lock:  # no commit to the old name can slip in between
-                    await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
+                    moved = await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
                     self._moved(bucket, src, dst, victim)
             else:
-                await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
+                moved = await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
                 self._moved(bucket, src, dst, victim)
+        self.tree.listed(moved)
         if node is not None:
             self._rebase(node, p)
         if victim is not None and len(victim.links) > 1:  # the replaced file lives on, one name less

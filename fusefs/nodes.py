@@ -101,6 +101,7 @@ class NodeOps(pyfuse3.Operations):
                 self._quiet.remove(item)
 
     def _on_change(self, bucket: str, key: str) -> None:
+        self.tree.cache.drop(bucket, key)  # (our own changes too: it may have been kept from before)
         for b, k, prefix in self._quiet:
             if b == bucket and (key == k or (prefix and key.startswith(k))):
                 return
@@ -138,7 +139,8 @@ class NodeOps(pyfuse3.Operations):
     def _intern(self, bucket: str, path: str, found: Found) -> Node:
         """The node of what `found` says is at (bucket, path): hard links of one file share it."""
         v = found.version
-        rec = self.store.inode_of(v) if v is not None and found.kind not in DIR_KINDS else None
+        # (a file with one name, most of them, needs no read of an InodeRecord)
+        rec = self.store.inode_of(v) if v is not None and v.inode and found.kind not in DIR_KINDS else None
         return self.inodes.intern(bucket, path, found.kind, rec.inode_id if rec is not None else "")
 
     def _names(self, node: Node) -> list[str]:
@@ -253,6 +255,7 @@ class NodeOps(pyfuse3.Operations):
             with self.quiet_keys(node.bucket, self._names(node)):
                 v = await st.commit(node.bucket, node.path, meta, self.keys.new_key(protection))
             self.inodes.set_inode(node, v.inode)
+            self.tree.listed(v)  # kept: the next listing of its directory need not read it back
 
     async def stream_if_in_order(self, node: Node, st: FileState) -> None:
         """Start storing a file written in order from its first byte once it is big enough to
@@ -318,6 +321,7 @@ class NodeOps(pyfuse3.Operations):
         with self.quiet_keys(node.bucket, self._names(node)):
             nv = await self.store.update_meta(node.bucket, node.path, self._meta(node.path, node.inode_id, v, p, um))
         self.inodes.set_inode(node, nv.inode)
+        self.tree.listed(nv)
         if st is not None:
             async with st.lock:
                 if not st.changed:

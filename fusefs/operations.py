@@ -277,18 +277,20 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
             item = h.entry(self.tree, off - 2)
             if item is None:
                 return
-            name, kind, v = item
+            name, kind, listed = item
             bucket, path = self.tree.child_path(h.node, name)
-            node = self._intern(bucket, path, Found(kind, v))
+            node = self.inodes.intern(bucket, path, kind, listed.inode_id if listed is not None else "")
             st = node.state
             if st is not None and (st.changed or st.meta_changed):
                 e = entry(node.ino, st.posix, st.size, self.timeout, self._nlink(node))
             elif kind == DIR:
                 p, size = self.tree.posix(node, Found(DIR, self.tree.head(bucket, marker_key(path))))
                 e = entry(node.ino, self.dirtimes.apply(bucket, path, p), size, self.timeout, 2, 0)
-            else:
-                p, size = self.tree.posix(node, Found(kind, v))
+            elif listed is None:  # a bucket
+                p, size = self.tree.posix(node, None)
                 e = entry(node.ino, p, size, self.timeout, self._nlink(node))
+            else:
+                e = entry(node.ino, listed, listed.size, self.timeout, self._nlink(node))
             yield off, name.encode(), node, e, True
             off += 1
 

@@ -12,14 +12,22 @@ from appliance.engine.errors import NoSuchBucket, NoSuchKey
 
 from .access import BucketDefaults
 from .attrs import Posix, posix_of, trusted_mode
-from .inodes import BUCKET, DIR, FILE, KIND_OF_TYPE, LINK, ROOT, Node
+from .inodes import BUCKET, DIR, FILE, FILE_TYPE, KIND_OF_TYPE, LINK, ROOT, Node
+from .listcache import ListCache, Listed
 from .paths import dir_prefix, join, marker_key, segment_visible
 
 PAGE = 1000
+# A light page is used when at most one file in this many has no kept attributes (each of those
+# is a point read and a whole record; past that, one whole-record page costs less).
+MISSING_SHARE = 4
 MAX_COUNTS = 100_000  # subdirectory counts kept (a few MB)
 # The mount's root: anyone may pass through to a bucket opened to them; only root lists buckets
 # (bucket names are something S3's ListBuckets may keep from a user).
 ROOT_MODE = stat.S_IFDIR | 0o711
+
+
+# A directory entry: (name, kind, what a listing shows of it: None for a directory)
+Entry = tuple[str, str, Listed | None]
 
 
 @dataclass
@@ -35,6 +43,7 @@ class Tree:
         self.started_ns = time.time_ns()
         # subdirectory counts (a scan of the directory's keys), kept until a change could move them
         self.counts: dict[tuple[str, str], int] = {}
+        self.cache = ListCache()  # what listings showed of files, for the next listing
 
     def head(self, bucket: str, key: str) -> ObjectVersion | None:
         try:
@@ -119,35 +128,72 @@ class Tree:
         for k in [k for k in self.counts if k[0] == bucket and (k[1] == path or k[1].startswith(below))]:
             del self.counts[k]
 
-    def page(self, node: Node, after: str) -> tuple[list[tuple[str, str, ObjectVersion | None]], str, bool]:
-        """One page of a directory: ([(name, kind, version)], next marker, more?)."""
+    def listed(self, v: ObjectVersion) -> Listed:
+        """What a listing shows of the file whose version is v (kept for the next listing)."""
+        kind = kind_of_version(v)
+        rec = self.store.inode_of(v) if v.inode else None
+        item = Listed.of(v.seq, kind, posix_of(v, FILE_TYPE[kind], self.defaults.of(v.bucket), self.started_ns),
+                         v.size if kind in (FILE, LINK) else 0, rec.inode_id if rec is not None else "")
+        self.cache.put(v, item)
+        return item
+
+    def page(self, node: Node, after: str, light: bool = True) -> tuple[list[Entry], str, bool, bool]:
+        """One page of a directory: ([(name, kind, listed file or None)], next marker, more?, and
+        whether the next page should be tried `light`: from the light listing and the files'
+        attributes kept from earlier listings (listcache.py), when most of them are kept."""
         if node.kind == ROOT:
             names = [b.name for b in self.store.list_buckets() if b.name > after]
-            return [(n, BUCKET, None) for n in names], "", False
+            return [(n, BUCKET, None) for n in names], "", False, False
         prefix = dir_prefix(node.path)
-        page = self.store.list_objects(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
-        items: list[tuple[str, str, ObjectVersion | None]] = [(cp, DIR, None) for cp in page.common_prefixes]
-        items += [(obj.key, FILE, obj) for obj in page.entries]
+        files: list[tuple[str, Listed]] | None = None
+        if light:
+            lp = self.store.list_entries(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
+            # (the directory's own marker is skipped below: neither kept nor read)
+            files = self._kept(node.bucket, [(e.key, e.seq) for e in lp.entries if e.key != prefix])
+            cps, truncated, marker = lp.common_prefixes, lp.is_truncated, lp.next_marker
+        if files is None:
+            page = self.store.list_objects(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
+            files = [(v.key, self.listed(v)) for v in page.entries if v.key != prefix]
+            cps, truncated, marker = page.common_prefixes, page.is_truncated, page.next_marker
+            light = False
+        items: list[tuple[str, Listed | None]] = [(cp, None) for cp in cps]
+        items += files
         items.sort(key=lambda t: t[0])
-        cps = set(page.common_prefixes)
+        cp_set = set(cps)
         last = items[-1][0] if items else ""
-        out: list[tuple[str, str, ObjectVersion | None]] = []
-        for key, kind, v in items:
+        out: list[Entry] = []
+        for key, item in items:
             name = key[len(prefix):]
-            if kind == DIR:
+            if item is None:
                 name = name[:-1]
                 if segment_visible(name):
                     out.append((name, DIR, None))
                 continue
-            if key == prefix or not segment_visible(name):
-                continue  # this directory's own marker, or an unrepresentable key
-            if key + "/" in cps:
+            if not segment_visible(name):
+                continue  # an unrepresentable key
+            if key + "/" in cp_set:
                 continue  # the directory of the same name wins
-            if page.is_truncated and last.startswith(key) and self.has_children(node.bucket, key):
+            if truncated and last.startswith(key) and self.has_children(node.bucket, key):
                 continue
-            assert v is not None
-            out.append((name, kind_of_version(v), v))
-        return out, page.next_marker, page.is_truncated
+            out.append((name, item.kind, item))
+        return out, marker, truncated, light
+
+    def _kept(self, bucket: str, listed: list[tuple[str, int]]) -> list[tuple[str, Listed]] | None:
+        """The files of a light page with their kept attributes, those not kept read one by one;
+        None when too many are not kept (a whole-record page is then cheaper)."""
+        found = [(key, self.cache.get(bucket, key, seq)) for key, seq in listed]
+        missing = [key for key, item in found if item is None]
+        if len(missing) > len(found) // MISSING_SHARE:
+            return None
+        out: list[tuple[str, Listed]] = []
+        for key, item in found:
+            if item is None:
+                v = self.head(bucket, key)
+                if v is None:
+                    continue  # removed since the listing
+                item = self.listed(v)
+            out.append((key, item))
+        return out
 
     def child_path(self, node: Node, name: str) -> tuple[str, str]:
         if node.kind == ROOT:
