@@ -59,6 +59,7 @@ MAX_POOLED_BUFFER = 16 << 20
 # Buffers shard batches are read into, kept for reuse (~2 MiB each at 4+2): a fresh buffer per
 # read cost ~16,000 page faults per 64 MiB GET. A stream holds 2k of them (its batch and the next).
 READ_BUFFERS = 16
+POOLED_READ_MIN = 256 << 10  # smaller reads allocate: pymalloc and small mallocs reuse memory anyway
 # A data shard not read after this long is read around (hedged): the parity shards are read too
 # and the block is decoded from the first k chunks in. A disk whose read was read around counts
 # as slow until one of its reads completes: its shards are read around at once meanwhile.
@@ -789,11 +790,12 @@ class SegmentIO:
         the pool only through `_recycle`, once the batch's blocks are assembled: a read given up
         on (hedged, or a stream closed mid-read) may still be writing into its buffer, which is
         then never reused."""
-        try:
-            buf: bytearray | None = self._read_buffers.pop()  # atomic: one pool for every thread
-        except IndexError:
-            buf = None
-        if buf is not None and len(buf) < batch_bytes(geo, length, b0, b1):
+        size = batch_bytes(geo, length, b0, b1)
+        buf: bytearray | None = None
+        if size >= POOLED_READ_MIN:
+            with contextlib.suppress(IndexError):
+                buf = self._read_buffers.pop()  # atomic: one pool for every thread
+        if buf is not None and len(buf) < size:
             buf = None
         return read_chunk_views(path, geo, length, b0, b1, buf)
 
@@ -802,8 +804,9 @@ class SegmentIO:
         decoded or decrypted into buffers of their own) and its chunks are not used again."""
         for chunks in got.values():
             view = next((c for c in chunks if c is not None), None)
-            if view is not None and isinstance(view.obj, bytearray) and len(self._read_buffers) < READ_BUFFERS:
-                self._read_buffers.append(view.obj)
+            buf = None if view is None else view.obj
+            if isinstance(buf, bytearray) and len(buf) >= POOLED_READ_MIN and len(self._read_buffers) < READ_BUFFERS:
+                self._read_buffers.append(buf)
 
     def _take_buffer(self, size: int) -> bytearray:
         try:
