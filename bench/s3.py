@@ -57,6 +57,7 @@ class Client:
         self.netloc = u.netloc
         self.conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=300)
         self.ak, self.sk = access_key, secret
+        self.sink = memoryview(bytearray(4 * MIB))  # GET bodies are read into it and dropped
 
     def _headers(self, method: str, path: str, query: str) -> dict[str, str]:
         amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -75,9 +76,10 @@ class Client:
         self.conn.request(method, target, body=body, headers=self._headers(method, path, query))
         r = self.conn.getresponse()
         if method == "GET" and r.status == 200 and "list-type" not in query:
-            n = 0
-            while piece := r.read(4 * MIB):
-                n += len(piece)
+            # into one reused buffer: a load generator that allocates 4 MiB per read spends its
+            # CPU on page faults, and shares the two cores with the daemon it measures
+            while r.readinto(self.sink):
+                pass
             return r.status, b""
         data = r.read()
         if r.status >= 300:

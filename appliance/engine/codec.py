@@ -7,6 +7,7 @@ free) so a read verifies exactly the bytes it touches.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -72,7 +73,7 @@ def encode_block(geo: Geometry, block: bytes) -> list[memoryview]:
     return data + [memoryview(p) for p in parity]
 
 
-def decode_block(geo: Geometry, chunks: dict[int, bytes], block_len: int) -> bytes:
+def decode_block(geo: Geometry, chunks: Mapping[int, bytes | memoryview], block_len: int) -> bytes:
     """Rebuild a block from any k verified chunks (index -> bytes)."""
     if len(chunks) < geo.k:
         raise InsufficientShards(f"only {len(chunks)} of the {geo.k} chunks needed are readable")
@@ -83,7 +84,8 @@ def decode_block(geo: Geometry, chunks: dict[int, bytes], block_len: int) -> byt
     return b"".join(bytes(c) for c in out)[:block_len]
 
 
-def rebuild_chunks(geo: Geometry, chunks: dict[int, bytes], block_len: int, want: list[int]) -> dict[int, bytes]:
+def rebuild_chunks(geo: Geometry, chunks: Mapping[int, bytes | memoryview], block_len: int,
+                   want: list[int]) -> dict[int, bytes]:
     """Recompute the chunks `want` of a block from any k of its chunks (for healing)."""
     block = decode_block(geo, chunks, block_len)
     full = encode_block(geo, block)

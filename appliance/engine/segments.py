@@ -45,7 +45,7 @@ from .disks import Disk, DiskSet
 from .errors import DataIntegrityError, EncryptionKeyRequired, InsufficientShards, InsufficientStorage
 from .placement import choose
 from .records import SegmentRecord
-from .shardfile import ShardHeader, ShardWriter, block_count, block_len, read_chunks, write_whole
+from .shardfile import ShardHeader, ShardWriter, batch_bytes, block_count, block_len, read_chunk_views, write_whole
 
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
@@ -54,8 +54,12 @@ INLINE_WHOLE_BYTES = 64 << 10  # a one-block body this small is hashed and encod
 INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 CIPHER_CACHE = 1024  # segment ciphers kept for reads
-BUFFER_POOL = 8  # assembly buffers kept for encrypted reads
+BUFFER_POOL = 24  # block buffers kept for encrypted reads (assembly, plaintext: 1 + a batch per stream)
 MAX_POOLED_BUFFER = 16 << 20
+# Buffers shard batches are read into, kept for reuse (~2 MiB each at 4+2): a fresh buffer per
+# read cost ~16,000 page faults per 64 MiB GET. A stream holds 2k of them (its batch and the next).
+READ_BUFFERS = 16
+POOLED_READ_MIN = 256 << 10  # smaller reads allocate: pymalloc and small mallocs reuse memory anyway
 # A data shard not read after this long is read around (hedged): the parity shards are read too
 # and the block is decoded from the first k chunks in. A disk whose read was read around counts
 # as slow until one of its reads completes: its shards are read around at once meanwhile.
@@ -63,7 +67,9 @@ HEDGE_SECONDS = 1.0
 STALL_SECONDS = 10.0  # the default of config [stall] seconds
 
 DamageCallback = Callable[[str, list[int], str], None]
-Chunks = dict[int, list[bytes | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
+# A chunk as read: a view of the buffer its shard's batch was read into (copied once, into its block).
+Chunk = memoryview
+Chunks = dict[int, list[Chunk | None]]  # shard index -> the chunks of a batch's blocks (None: unreadable)
 
 
 @dataclass
@@ -97,14 +103,14 @@ class _ReadAhead:
 
     def __init__(self, disks: list[Disk]) -> None:
         self.disks = disks
-        self.results: list[list[bytes | None] | None] = [None] * len(disks)  # None: not done or failed
+        self.results: list[list[Chunk | None] | None] = [None] * len(disks)  # None: not done or failed
         self.seconds = [0.0] * len(disks)
         self.done = trio.Event()
         self._left = len(disks)
         self._token = trio.lowlevel.current_trio_token()
 
     @classmethod
-    def start(cls, jobs: list[tuple[Disk, Callable[[], list[bytes | None]]]]) -> _ReadAhead | None:
+    def start(cls, jobs: list[tuple[Disk, Callable[[], list[Chunk | None]]]]) -> _ReadAhead | None:
         ahead = cls([disk for disk, _ in jobs])
         taken: list[int] = []
         for i, (disk, _) in enumerate(jobs):
@@ -119,7 +125,7 @@ class _ReadAhead:
             trio.lowlevel.start_thread_soon(functools.partial(ahead._run, i, fn), functools.partial(ahead._deliver, i))
         return ahead
 
-    def _run(self, i: int, fn: Callable[[], list[bytes | None]]) -> list[bytes | None] | None:
+    def _run(self, i: int, fn: Callable[[], list[Chunk | None]]) -> list[Chunk | None] | None:
         t0 = time.perf_counter()
         try:
             return fn()
@@ -231,6 +237,7 @@ class SegmentIO:
         self._cipher = functools.lru_cache(maxsize=CIPHER_CACHE)(SegmentCipher)
         # buffers encrypted blocks are assembled in (reused: a fresh one costs page faults)
         self._buffers: list[bytearray] = []
+        self._read_buffers: list[bytearray] = []  # shard batches are read into these (_read_chunks)
         self.slow_disks: set[str] = set()  # disks with a read outstanding past HEDGE_SECONDS
         # a shard write unanswered this long, once the others make the quorum, is given up
         # (config [stall] seconds; docs/fault-matrix.md)
@@ -570,6 +577,7 @@ class SegmentIO:
                 blocks = await self._assemble(rec, geo, b0, got)
             else:
                 blocks = await self._open_blocks(rec, geo, b0, got, cipher)
+            self._recycle(got)
             for piece in _pieces(blocks, b0, step, start, end):
                 yield piece
 
@@ -577,13 +585,13 @@ class SegmentIO:
         """Start reading the data shards' chunks of blocks b0..b1 in worker threads, each under
         a token of its disk's limiter; None (the batch is fetched when needed) when a data
         shard's disk is missing, unreadable, slow or has no token free."""
-        jobs: list[tuple[Disk, Callable[[], list[bytes | None]]]] = []
+        jobs: list[tuple[Disk, Callable[[], list[Chunk | None]]]] = []
         for i in range(geo.k):
             disk = self.disks.get(rec.shards[i])
             if disk is None or not disk.readable or disk.disk_id in self.slow_disks:
                 return None
-            jobs.append((disk, functools.partial(read_chunks, disk.shard_path(rec.segment_id, i), geo, rec.length,
-                                                 b0, b1)))
+            jobs.append((disk, functools.partial(self._read_chunks, disk.shard_path(rec.segment_id, i), geo,
+                                                 rec.length, b0, b1)))
         return _ReadAhead.start(jobs)
 
     async def _take_ahead(self, ahead: _ReadAhead, rec: SegmentRecord, blocks: int) -> Chunks | None:
@@ -605,7 +613,7 @@ class SegmentIO:
             got[i] = chunks
         return got
 
-    async def _read_shard(self, rec: SegmentRecord, geo: Geometry, i: int, b0: int, b1: int) -> list[bytes | None]:
+    async def _read_shard(self, rec: SegmentRecord, geo: Geometry, i: int, b0: int, b1: int) -> list[Chunk | None]:
         disk = self.disks.get(rec.shards[i])
         n = b1 - b0 + 1
         if disk is None or not disk.readable:
@@ -614,8 +622,8 @@ class SegmentIO:
         t0 = time.perf_counter()
         try:
             # abandoned when a hedged read no longer needs it (a stalled disk may hold it for long)
-            chunks = await trio.to_thread.run_sync(read_chunks, path, geo, rec.length, b0, b1, limiter=disk.limiter,
-                                                   abandon_on_cancel=True)
+            chunks = await trio.to_thread.run_sync(self._read_chunks, path, geo, rec.length, b0, b1,
+                                                   limiter=disk.limiter, abandon_on_cancel=True)
         except OSError:
             self.slow_disks.discard(disk.disk_id)
             disk.record_error()
@@ -640,7 +648,7 @@ class SegmentIO:
         chunk is missing or damaged (the damage is reported) or a data shard is slow to come
         (hedged: then the first k chunks of each block do, and the slow reads are abandoned)."""
         got: Chunks = {}
-        send, recv = trio.open_memory_channel[tuple[int, list[bytes | None]]](geo.n)
+        send, recv = trio.open_memory_channel[tuple[int, list[Chunk | None]]](geo.n)
         launched: set[int] = set()
 
         async def one(i: int) -> None:
@@ -687,18 +695,22 @@ class SegmentIO:
 
     async def _read_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> list[bytes]:
         """Stored blocks b0..b1: data chunks concatenated, decoded around damage."""
-        return await self._assemble(rec, geo, b0, await self._fetch(rec, geo, b0, b1))
+        got = await self._fetch(rec, geo, b0, b1)
+        blocks = await self._assemble(rec, geo, b0, got)
+        self._recycle(got)
+        return blocks
 
     @staticmethod
     async def _assemble(rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks) -> list[bytes]:
-        """The stored blocks of a fetched batch: data chunks concatenated, decoded around damage."""
+        """The stored blocks of a fetched batch: data chunks concatenated, decoded around damage.
+        The join stays on the event loop: a block joined in a worker thread is allocated in that
+        thread's malloc arena and freed by the loop, which made twice the page faults."""
         out: list[bytes] = []
         for j in range(len(next(iter(got.values())))):
             blen = block_len(rec.length, geo.block_size, b0 + j)
             avail = _available(got, j)
             if all(i in avail for i in range(geo.k)):
-                block = b"".join(avail[i] for i in range(geo.k))
-                out.append(block[:blen] if len(block) != blen else block)
+                out.append(_join(avail, geo.k, blen))
             else:
                 out.append(await trio.to_thread.run_sync(codec.decode_block, geo, avail, blen))
         return out
@@ -709,33 +721,47 @@ class SegmentIO:
         last = block_count(rec.length, geo.block_size) - 1
         blens = [block_len(rec.length, geo.block_size, b0 + j) for j in range(len(next(iter(got.values()))))]
 
-        def open_all() -> list[bytes | None]:
-            # Data chunks are assembled in a reused buffer: a fresh one per block would cost page
-            # faults on top of the plaintext's own allocation.
+        def open_all(plain: list[bytearray] | None) -> list[bytes | memoryview | None]:
+            # Data chunks are assembled in a reused buffer, and a large batch is decrypted into
+            # reused buffers (`plain`) that the loop copies out: a fresh buffer per block, made
+            # in a worker thread and freed by the loop, costs ~200 page faults a block.
             size = geo.chunk_size(max(blens)) * geo.k  # the chunks with their padding
             buf = self._take_buffer(size)
             try:
                 view = memoryview(buf)
-                out: list[bytes | None] = []
+                out: list[bytes | memoryview | None] = []
                 for j, blen in enumerate(blens):
                     index = b0 + j
                     avail = _available(got, j)
-                    if all(i in avail for i in range(geo.k)):
-                        pos = 0
-                        for i in range(geo.k):
-                            chunk = avail[i]
-                            view[pos:pos + len(chunk)] = chunk
-                            pos += len(chunk)
+                    if not all(i in avail for i in range(geo.k)):
+                        out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
+                        continue
+                    pos = 0
+                    for i in range(geo.k):
+                        chunk = avail[i]
+                        view[pos:pos + len(chunk)] = chunk
+                        pos += len(chunk)
+                    if plain is None:
                         out.append(cipher.open(index, view[:blen], index == last))
                     else:
-                        out.append(cipher.open(index, codec.decode_block(geo, avail, blen), index == last))
+                        dst = memoryview(plain[j])[:blen - TAG]
+                        out.append(dst if cipher.open_into(index, view[:blen], index == last, dst) else None)
                 view.release()
                 return out
             finally:
                 self._give_back(buf)
 
-        small = sum(blens) <= INLINE_OPEN_BYTES
-        opened = open_all() if small else await trio.to_thread.run_sync(open_all)
+        plains: list[bytearray] = []
+        try:
+            if sum(blens) <= INLINE_OPEN_BYTES:
+                results = open_all(None)
+            else:
+                plains = [self._take_buffer(blen - TAG) for blen in blens]
+                results = await trio.to_thread.run_sync(open_all, plains)
+            opened = [bytes(p) if isinstance(p, memoryview) else p for p in results]
+        finally:
+            for p_buf in plains:
+                self._give_back(p_buf)
         if all(p is not None for p in opened):
             return [p for p in opened if p is not None]
         await self._read_parity(rec, geo, b0, b0 + len(blens) - 1, got)
@@ -758,6 +784,29 @@ class SegmentIO:
         if tampered:
             self.on_damage(rec.segment_id, sorted(tampered), "authentication failed")
         return out
+
+    def _read_chunks(self, path: str, geo: Geometry, length: int, b0: int, b1: int) -> list[Chunk | None]:
+        """read_chunk_views into a pooled buffer (in a worker thread). The buffer goes back to
+        the pool only through `_recycle`, once the batch's blocks are assembled: a read given up
+        on (hedged, or a stream closed mid-read) may still be writing into its buffer, which is
+        then never reused."""
+        size = batch_bytes(geo, length, b0, b1)
+        buf: bytearray | None = None
+        if size >= POOLED_READ_MIN:
+            with contextlib.suppress(IndexError):
+                buf = self._read_buffers.pop()  # atomic: one pool for every thread
+        if buf is not None and len(buf) < size:
+            buf = None
+        return read_chunk_views(path, geo, length, b0, b1, buf)
+
+    def _recycle(self, got: Chunks) -> None:
+        """Give a batch's read buffers back to the pool: its blocks are assembled (copied out,
+        decoded or decrypted into buffers of their own) and its chunks are not used again."""
+        for chunks in got.values():
+            view = next((c for c in chunks if c is not None), None)
+            buf = None if view is None else view.obj
+            if isinstance(buf, bytearray) and len(buf) >= POOLED_READ_MIN and len(self._read_buffers) < READ_BUFFERS:
+                self._read_buffers.append(buf)
 
     def _take_buffer(self, size: int) -> bytearray:
         try:
@@ -785,7 +834,7 @@ class SegmentIO:
         geo = Geometry(rec.k, rec.m, rec.block_size)
         idx = list(range(geo.n))
         results = await gather(*[(lambda i=i: self._read_shard(rec, geo, i, b0, b1)) for i in idx])
-        return dict(zip(idx, results, strict=True))
+        return {i: [None if c is None else bytes(c) for c in chunks] for i, chunks in zip(idx, results, strict=True)}
 
     def block_count(self, rec: SegmentRecord) -> int:
         return block_count(rec.length, rec.block_size)
@@ -805,14 +854,22 @@ def _pieces(blocks: list[bytes], b0: int, step: int, start: int, end: int) -> It
         yield data[lo:hi] if (lo, hi) != (0, len(data)) else data
 
 
-def _enough(got: dict[int, list[bytes | None]], k: int, blocks: int) -> bool:
+def _join(chunks: dict[int, Chunk], k: int, blen: int) -> bytes:
+    """A block from its k data chunks in one copy, without the last chunk's zero padding."""
+    cs = len(chunks[0])
+    if cs * k == blen:
+        return b"".join(chunks[i] for i in range(k))
+    return b"".join(memoryview(chunks[i])[: max(0, min(cs, blen - i * cs))] for i in range(k))
+
+
+def _enough(got: Chunks, k: int, blocks: int) -> bool:
     """Whether every block has k chunks among those read."""
     return all(sum(1 for chunks in got.values() if chunks[j] is not None) >= k for j in range(blocks))
 
 
-def _available(got: dict[int, list[bytes | None]], j: int) -> dict[int, bytes]:
+def _available(got: Chunks, j: int) -> dict[int, Chunk]:
     """The chunks of the batch's j-th block that passed their CRC, by shard index."""
-    avail: dict[int, bytes] = {}
+    avail: dict[int, Chunk] = {}
     for i, chunks in got.items():
         chunk = chunks[j]
         if chunk is not None:
@@ -820,7 +877,7 @@ def _available(got: dict[int, list[bytes | None]], j: int) -> dict[int, bytes]:
     return avail
 
 
-def authentic_block(geo: Geometry, chunks: dict[int, bytes], blen: int, cipher: SegmentCipher, index: int,
+def authentic_block(geo: Geometry, chunks: dict[int, Chunk], blen: int, cipher: SegmentCipher, index: int,
                     final: bool) -> tuple[bytes, set[int]]:
     """Find k chunks whose block authenticates: (its plaintext, the shards whose chunks differ).
 

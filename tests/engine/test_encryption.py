@@ -22,6 +22,7 @@ from appliance.engine.errors import DataIntegrityError, EncryptionKeyRequired
 from appliance.engine.objectstore import ObjectStore, PutMeta
 from appliance.engine.records import HealEntry, ObjectVersion, SegmentRecord
 from appliance.engine.repair import SegmentRepair
+from appliance.engine.segments import INLINE_OPEN_BYTES
 from appliance.engine.shardfile import CRC_SIZE, HEADER_SIZE, read_header
 
 from .conftest import open_store
@@ -369,3 +370,18 @@ async def test_geometries_whose_chunks_are_padded(tmp_path: Path, k: int, m: int
             assert await read(s, v, keys_.resolve) == body
     finally:
         s.db.close()
+
+
+async def test_altered_ciphertext_in_a_large_batch(estore: ObjectStore) -> None:
+    """A batch past INLINE_OPEN_BYTES is decrypted in a worker thread into reused buffers: a
+    block failing authentication there is still rebuilt, and the blocks around it are intact."""
+    k = Keys()
+    body = random.Random(9).randbytes(10 * PLAIN + 777)
+    assert len(body) > INLINE_OPEN_BYTES
+    v = await estore.put_object("bkt", "obj", body, encrypt_with=k.new())
+    rec = segment_of(estore, v)
+    flip_chunk_byte(shard_path(estore, rec, 2), 6, BLOCK // 4, fix_crc=True)
+    assert await read(estore, v, k.resolve) == body
+    assert await read(estore, v, k.resolve, 5 * PLAIN + 3, 9 * PLAIN) == body[5 * PLAIN + 3 : 9 * PLAIN]
+    entry = estore.db.get_record(HealEntry, keys.heal(rec.segment_id))
+    assert entry is not None and entry.shards == [2]
