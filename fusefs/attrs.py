@@ -27,7 +27,7 @@ from typing import Protocol
 
 import pyfuse3
 
-from appliance.engine import ObjectVersion
+from appliance.engine import ObjectVersion, PosixEntry
 from appliance.iam.posixattrs import parse_mode
 
 from .access import Defaults
@@ -53,6 +53,9 @@ def is_device(mode: int) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
+# A version as far as its attributes go: whole, or as a directory listing decodes it
+Version = ObjectVersion | PosixEntry
+
 # A change of a node's attributes: edits its Posix and user metadata in place (chmod, xattrs, ...).
 Mutate = Callable[[Posix, dict[str, str]], None]
 
@@ -71,7 +74,7 @@ def default_mode(ftype: int, d: Defaults) -> int:
 _mode_of = functools.lru_cache(maxsize=1024)(parse_mode)
 
 
-def trusted_mode(v: ObjectVersion) -> int | None:
+def trusted_mode(v: Version) -> int | None:
     """The mode the version's metadata sets, when it may set one."""
     return _mode_of(v.user_meta.get("mode")) if v.posix_trusted else None
 
@@ -103,7 +106,7 @@ def parse_id(text: str | None) -> int | None:
     return n if n is not None and 0 <= n <= MAX_ID else None
 
 
-def posix_of(v: ObjectVersion | None, ftype: int, d: Defaults, default_ns: int) -> Posix:
+def posix_of(v: Version | None, ftype: int, d: Defaults, default_ns: int) -> Posix:
     """Attributes of a node of file type `ftype` whose object (file, symlink, special file or
     directory marker) is `v`; an implicit directory has none."""
     if v is None:

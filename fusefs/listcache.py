@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import msgspec
 
-from appliance.engine import ObjectVersion
-
-from .attrs import Posix
+from .attrs import Posix, Version
 
 MAX_ENTRIES = 32_768
 
@@ -57,7 +55,7 @@ class ListCache:
         item = self._items.get((bucket, key))
         return item if item is not None and item.seq == seq else None
 
-    def put(self, v: ObjectVersion, item: Listed) -> None:
+    def put(self, v: Version, item: Listed) -> None:
         """Keep `item`, computed from v; files with hard links are not kept (their identity can
         change with no new version of this key)."""
         if v.inode or item.inode_id:

@@ -11,7 +11,7 @@ from appliance.engine import ObjectStore, ObjectVersion
 from appliance.engine.errors import NoSuchBucket, NoSuchKey
 
 from .access import BucketDefaults
-from .attrs import Posix, posix_of, trusted_mode
+from .attrs import Posix, Version, posix_of, trusted_mode
 from .inodes import BUCKET, DIR, FILE, FILE_TYPE, KIND_OF_TYPE, LINK, ROOT, Node
 from .listcache import ListCache, Listed
 from .paths import dir_prefix, join, marker_key, segment_visible
@@ -128,7 +128,7 @@ class Tree:
         for k in [k for k in self.counts if k[0] == bucket and (k[1] == path or k[1].startswith(below))]:
             del self.counts[k]
 
-    def listed(self, v: ObjectVersion) -> Listed:
+    def listed(self, v: Version) -> Listed:
         """What a listing shows of the file whose version is v (kept for the next listing)."""
         kind = kind_of_version(v)
         rec = self.store.inode_of(v) if v.inode else None
@@ -152,7 +152,8 @@ class Tree:
             files = self._kept(node.bucket, [(e.key, e.seq) for e in lp.entries if e.key != prefix])
             cps, truncated, marker = lp.common_prefixes, lp.is_truncated, lp.next_marker
         if files is None:
-            page = self.store.list_objects(node.bucket, prefix=prefix, delimiter="/", start_after=after, max_keys=PAGE)
+            page = self.store.list_posix_entries(node.bucket, prefix=prefix, delimiter="/", start_after=after,
+                                                 max_keys=PAGE)
             files = [(v.key, self.listed(v)) for v in page.entries if v.key != prefix]
             cps, truncated, marker = page.common_prefixes, page.is_truncated, page.next_marker
             light = False
@@ -201,7 +202,7 @@ class Tree:
         return node.bucket, join(node.path, name)
 
 
-def kind_of_version(v: ObjectVersion) -> str:
+def kind_of_version(v: Version) -> str:
     """An object is a symlink or a special file only when its trusted mode says so (S3 writers
     that may not set POSIX attributes cannot make one)."""
     mode = trusted_mode(v)

@@ -37,7 +37,7 @@ from .events import Cause, caused_by
 from .identity import IdentityView
 from .lifecycle_rules import NoncurrentTransition, RuleFilter, Transition
 from .lifecycle_rules import Rule as LifecycleRule
-from .listing import EntryPage, ListEntry, ListPage, UploadPage, VersionPage
+from .listing import EntryPage, ListEntry, ListPage, PosixEntry, PosixPage, UploadPage, VersionPage
 from .lock import MAX_DAYS as MAX_RETENTION_DAYS
 from .lock import MAX_YEARS as MAX_RETENTION_YEARS
 from .lock import MODES as LOCK_MODES
@@ -108,6 +108,8 @@ __all__ = [
     "PartRecord",
     "PolicyRecord",
     "PolicyVersion",
+    "PosixEntry",
+    "PosixPage",
     "PutMeta",
     "ReadRange",
     "ReplicationRule",

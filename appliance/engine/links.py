@@ -27,7 +27,7 @@ class LinkStore(StoreCore):
     def get_inode(self, bucket: str, inode_id: str) -> InodeRecord | None:
         return self.db.get_record(InodeRecord, keys.inode(bucket, inode_id)) if inode_id else None
 
-    def inode_of(self, v: ObjectVersion) -> InodeRecord | None:
+    def inode_of(self, v: ObjectVersion | listing.PosixEntry) -> InodeRecord | None:
         """The file whose hard link v's key is, while it is one (None: a file with one name)."""
         rec = self.get_inode(v.bucket, v.inode)
         return rec if rec is not None and v.key in rec.links else None

@@ -72,9 +72,53 @@ class ListEntry(msgspec.Struct, frozen=True, gc=False):
 _decode_entry = msgspec.json.Decoder(ListEntry).decode
 
 
+class PosixEntry(msgspec.Struct, frozen=True, gc=False):
+    """What the mount's directory listing shows of a file (its attributes come from user
+    metadata, fusefs/attrs.py), decoded like ListEntry: ~3 us a record against ~24 us for a whole
+    ObjectVersion of a mount-written file, which was most of a cold `ls -l`. Untracked by the
+    cyclic GC for the same reason."""
+
+    bucket: str
+    key: str
+    version_id: str
+    seq: int
+    last_modified_ns: int
+    size: int = 0
+    user_meta: dict[str, str] = {}
+    posix_trusted: bool = True  # (format 1 had no such field: its versions are trusted)
+    inode: str = ""
+    delete_marker: bool = False
+
+    @classmethod
+    def decode(cls, value: bytes) -> PosixEntry:
+        """As ListEntry.decode: anything the fast decoder refuses goes through ObjectVersion."""
+        if value and value[0] in FAST_FORMATS:
+            try:
+                return _decode_posix(value[1:])
+            except msgspec.DecodeError:
+                pass
+        return cls.of(ObjectVersion.decode(value))
+
+    @classmethod
+    def of(cls, v: ObjectVersion) -> PosixEntry:
+        return cls(v.bucket, v.key, v.version_id, v.seq, v.last_modified_ns, int(v.size), v.user_meta,
+                   v.posix_trusted, v.inode, v.delete_marker)
+
+
+_decode_posix = msgspec.json.Decoder(PosixEntry).decode
+
+
 @dataclass
 class EntryPage:
     entries: list[ListEntry] = field(default_factory=list)
+    common_prefixes: list[str] = field(default_factory=list)
+    is_truncated: bool = False
+    next_marker: str = ""
+
+
+@dataclass
+class PosixPage:
+    entries: list[PosixEntry] = field(default_factory=list)
     common_prefixes: list[str] = field(default_factory=list)
     is_truncated: bool = False
     next_marker: str = ""
@@ -172,6 +216,16 @@ def list_entries(
     page = EntryPage()
     page.common_prefixes, page.is_truncated, page.next_marker = _latest(
         db, bucket, prefix, delimiter, start_after, max_keys, ListEntry.decode, page.entries)
+    return page
+
+
+def list_posix_entries(
+    db: MetaDB, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", max_keys: int = 1000
+) -> PosixPage:
+    """list_objects with PosixEntry items: what the mount's directory listing needs."""
+    page = PosixPage()
+    page.common_prefixes, page.is_truncated, page.next_marker = _latest(
+        db, bucket, prefix, delimiter, start_after, max_keys, PosixEntry.decode, page.entries)
     return page
 
 

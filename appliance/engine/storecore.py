@@ -1085,6 +1085,12 @@ class StoreCore:
         self.get_bucket(bucket)
         return listing.list_entries(self.db, bucket, prefix, delimiter, start_after, max_keys)
 
+    def list_posix_entries(self, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "",
+                           max_keys: int = 1000) -> listing.PosixPage:
+        """list_objects with only what the mount's listing shows of each file (listing.PosixEntry)."""
+        self.get_bucket(bucket)
+        return listing.list_posix_entries(self.db, bucket, prefix, delimiter, start_after, max_keys)
+
     def list_versions(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
                       version_id_marker: str = "", max_keys: int = 1000) -> listing.VersionPage:
         self.get_bucket(bucket)

@@ -1,5 +1,6 @@
-"""ListEntry (what ListObjects shows of an object, decoded without an ObjectVersion) agrees with
-ObjectVersion on every record format, and a damaged record fails as ObjectVersion's does."""
+"""ListEntry (what ListObjects shows of an object, decoded without an ObjectVersion) and
+PosixEntry (what the mount's listing shows of a file) agree with ObjectVersion on every record
+format, and a damaged record fails as ObjectVersion's does."""
 
 from __future__ import annotations
 
@@ -10,16 +11,32 @@ import pytest
 
 from appliance.engine import keys, listing
 from appliance.engine.errors import FormatError
-from appliance.engine.listing import FAST_FORMATS, ListEntry
+from appliance.engine.listing import FAST_FORMATS, ListEntry, PosixEntry
 from appliance.engine.records import ObjectVersion
 
 GOLDEN = Path(__file__).parent / "golden"
+KINDS = [ListEntry, PosixEntry]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("version", sorted(ObjectVersion.decoders()))
-def test_list_entry_matches_object_version_on_every_format(version: int) -> None:
+def test_list_entry_matches_object_version_on_every_format(version: int, kind: type[ListEntry | PosixEntry]) -> None:
     raw = (GOLDEN / f"object_version.v{version}").read_bytes()
-    assert ListEntry.decode(raw) == ListEntry.of(ObjectVersion.decode(raw))
+    assert kind.decode(raw) == kind.of(ObjectVersion.decode(raw))
+
+
+def test_posix_entry_of_a_mount_written_file() -> None:
+    """What the mount reads of a file: its user metadata, trust, link identity (and the format-1
+    default: trusted, as ObjectVersion decodes it)."""
+    v = ObjectVersion("b", "d/f", "null", 7, 1_700_000_000_123_456_789, size=4096,
+                      user_meta={"mode": "33188", "uid": "1000", "mtime": "1700000000.5"},
+                      posix_trusted=False, inode="abc")
+    e = PosixEntry.decode(v.encode())
+    assert e == PosixEntry.of(v)
+    assert (e.user_meta, e.posix_trusted, e.inode, e.size, e.seq) == (v.user_meta, False, "abc", 4096, 7)
+    v1 = json.loads((GOLDEN / "object_version.v1").read_bytes()[1:].decode())
+    assert "posix_trusted" not in v1
+    assert PosixEntry.decode((GOLDEN / "object_version.v1").read_bytes()).posix_trusted is True
 
 
 def test_list_entry_of_a_current_record_with_checksums() -> None:
@@ -28,10 +45,11 @@ def test_list_entry_of_a_current_record_with_checksums() -> None:
     assert ListEntry.decode(v.encode()) == ListEntry.of(v)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("raw", [b"", b"\x05", b"\x05[1]", b"\x05{\"key\": 5", b"\x09{}", b"\x05{\"bucket\":\"b\"}"])
-def test_damaged_records_raise_format_error(raw: bytes) -> None:
+def test_damaged_records_raise_format_error(raw: bytes, kind: type[ListEntry | PosixEntry]) -> None:
     with pytest.raises(FormatError):
-        ListEntry.decode(raw)
+        kind.decode(raw)
 
 
 def test_fast_formats_are_checked_formats() -> None:
@@ -41,21 +59,23 @@ def test_fast_formats_are_checked_formats() -> None:
     assert set(ObjectVersion.decoders()) == FAST_FORMATS
 
 
-def test_a_field_of_another_type_goes_through_object_version() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_field_of_another_type_goes_through_object_version(kind: type[ListEntry | PosixEntry]) -> None:
     """msgspec checks types; ObjectVersion.decode does not: such a record lists as it did."""
     body = json.loads((GOLDEN / "object_version.v5").read_bytes()[1:].decode())
     body["size"] = "5"
     raw = b"\x05" + json.dumps(body).encode()
-    assert ListEntry.decode(raw) == ListEntry.of(ObjectVersion.decode(raw))
-    assert ListEntry.decode(raw).size == 5
+    assert kind.decode(raw) == kind.of(ObjectVersion.decode(raw))
+    assert kind.decode(raw).size == 5
 
 
-def test_unknown_format_byte_is_never_read_by_the_fast_decoder() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_format_byte_is_never_read_by_the_fast_decoder(kind: type[ListEntry | PosixEntry]) -> None:
     """A record of a format byte outside FAST_FORMATS goes to ObjectVersion.decode even when its
     JSON would decode (here: refused, as ObjectVersion has no format 6)."""
     body = (GOLDEN / "object_version.v5").read_bytes()[1:]
     with pytest.raises(FormatError):
-        ListEntry.decode(b"\x06" + body)
+        kind.decode(b"\x06" + body)
 
 
 @pytest.mark.parametrize("version", sorted(ObjectVersion.decoders()))
@@ -76,9 +96,12 @@ async def test_records_of_every_format_list_identically(store, version: int) -> 
         while True:
             full = listing.list_objects(store.db, "bkt", "", delimiter, marker, 3)
             fast = listing.list_entries(store.db, "bkt", "", delimiter, marker, 3)
+            posix = listing.list_posix_entries(store.db, "bkt", "", delimiter, marker, 3)
             assert fast.entries == [ListEntry.of(v) for v in full.entries]
-            assert (fast.common_prefixes, fast.is_truncated, fast.next_marker) == (
-                full.common_prefixes, full.is_truncated, full.next_marker)
+            assert posix.entries == [PosixEntry.of(v) for v in full.entries]
+            for page in (fast, posix):
+                assert (page.common_prefixes, page.is_truncated, page.next_marker) == (
+                    full.common_prefixes, full.is_truncated, full.next_marker)
             if not full.is_truncated:
                 break
             marker = full.next_marker

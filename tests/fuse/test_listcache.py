@@ -25,14 +25,14 @@ async def listing(fs: FS, path: str) -> dict[str, EntryAttributes]:
 
 def count_whole_pages(monkeypatch: pytest.MonkeyPatch, fs: FS) -> list[str]:
     calls: list[str] = []
-    whole = fs.store.list_objects
+    whole = fs.store.list_posix_entries  # the listing's record pages (light decode of each record)
 
     def counted(*args: Any, **kw: Any) -> Any:
         if kw.get("delimiter") == "/":  # a directory page (not a lookup's look for children)
             calls.append(kw.get("prefix", ""))
         return whole(*args, **kw)
 
-    monkeypatch.setattr(fs.store, "list_objects", counted)
+    monkeypatch.setattr(fs.store, "list_posix_entries", counted)
     return calls
 
 
