@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -18,13 +18,20 @@ from . import keys
 from .metadb import MetaDB
 from .records import ObjectVersion, UploadRecord
 
+T = TypeVar("T")
+
 
 @dataclass
-class ListPage:
-    entries: list[ObjectVersion] = field(default_factory=list)
+class Page(Generic[T]):
+    """A page of a listing of the latest versions, items of the type the caller decodes to."""
+
+    entries: list[T] = field(default_factory=list)
     common_prefixes: list[str] = field(default_factory=list)
     is_truncated: bool = False
     next_marker: str = ""
+
+
+ListPage = Page[ObjectVersion]
 
 
 # The ObjectVersion formats ListEntry.decode reads directly: each keeps the fields below under
@@ -107,21 +114,8 @@ class PosixEntry(msgspec.Struct, frozen=True, gc=False):
 
 _decode_posix = msgspec.json.Decoder(PosixEntry).decode
 
-
-@dataclass
-class EntryPage:
-    entries: list[ListEntry] = field(default_factory=list)
-    common_prefixes: list[str] = field(default_factory=list)
-    is_truncated: bool = False
-    next_marker: str = ""
-
-
-@dataclass
-class PosixPage:
-    entries: list[PosixEntry] = field(default_factory=list)
-    common_prefixes: list[str] = field(default_factory=list)
-    is_truncated: bool = False
-    next_marker: str = ""
+EntryPage = Page[ListEntry]
+PosixPage = Page[PosixEntry]
 
 
 @dataclass
@@ -203,33 +197,29 @@ def _scan(
 def list_objects(
     db: MetaDB, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", max_keys: int = 1000
 ) -> ListPage:
-    page = ListPage()
-    page.common_prefixes, page.is_truncated, page.next_marker = _latest(
-        db, bucket, prefix, delimiter, start_after, max_keys, ObjectVersion.decode, page.entries)
-    return page
+    return _page(ListPage(), ObjectVersion.decode, db, bucket, prefix, delimiter, start_after, max_keys)
 
 
 def list_entries(
     db: MetaDB, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", max_keys: int = 1000
 ) -> EntryPage:
     """list_objects with ListEntry items: what ListObjects(V2) needs, at a fraction of the cost."""
-    page = EntryPage()
-    page.common_prefixes, page.is_truncated, page.next_marker = _latest(
-        db, bucket, prefix, delimiter, start_after, max_keys, ListEntry.decode, page.entries)
-    return page
+    return _page(EntryPage(), ListEntry.decode, db, bucket, prefix, delimiter, start_after, max_keys)
 
 
 def list_posix_entries(
     db: MetaDB, bucket: str, prefix: str = "", delimiter: str = "", start_after: str = "", max_keys: int = 1000
 ) -> PosixPage:
     """list_objects with PosixEntry items: what the mount's directory listing needs."""
-    page = PosixPage()
+    return _page(PosixPage(), PosixEntry.decode, db, bucket, prefix, delimiter, start_after, max_keys)
+
+
+def _page(page: Page[T], decode: Callable[[bytes], T], db: MetaDB, bucket: str, prefix: str, delimiter: str,
+          start_after: str, max_keys: int) -> Page[T]:
+    """One page of the latest versions, each record decoded by `decode` (the page's item type)."""
     page.common_prefixes, page.is_truncated, page.next_marker = _latest(
-        db, bucket, prefix, delimiter, start_after, max_keys, PosixEntry.decode, page.entries)
+        db, bucket, prefix, delimiter, start_after, max_keys, decode, page.entries)
     return page
-
-
-T = TypeVar("T")
 
 
 def _latest(db: MetaDB, bucket: str, prefix: str, delimiter: str, start_after: str, max_keys: int,
