@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
@@ -18,7 +17,7 @@ from diskmgr.crashpoints import crash_point
 from . import completions, keys, listing, lock
 from .crypto import KeyResolver, SegmentKey
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
-from .names import check_key, check_new_key
+from .names import check_key, check_new_key, cli_safe_token
 from .records import ObjectVersion, PartRecord, UploadRecord
 from .refs import slice_refs
 from .segments import BodySummary
@@ -45,7 +44,7 @@ class MultipartStore(StoreCore):
         self.placement(meta.storage_class)  # InvalidStorageClass before the upload exists
         lock.check_settings(b, meta.lock_mode, meta.legal_hold)  # the default retention applies at completion
         up = UploadRecord(
-            upload_id=secrets.token_urlsafe(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
+            upload_id=cli_safe_token(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type, owner=meta.owner or b.owner, acl=copy_grants(meta.acl),

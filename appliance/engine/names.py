@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 
 from .errors import InvalidBucketName, InvalidKey, KeyTooLong
 
@@ -56,3 +57,14 @@ def check_new_key(key: str, exists: bool, long_key: bool) -> None:
     """A write's key: S3's limit for a key it creates, the store's for the mount (`long_key`)
     and for overwriting a key that exists (one only the mount could have made)."""
     check_key(key, MAX_KEY_BYTES if long_key or exists else S3_MAX_KEY_BYTES)
+
+
+def cli_safe_token(nbytes: int) -> str:
+    """secrets.token_urlsafe(nbytes) that never begins with "-". Command-line clients read an
+    argument that begins with one as an option (`aws s3api upload-part --upload-id -dU0…` fails
+    with "expected one argument"), so 1 in 64 upload and version IDs and secret keys could not be
+    passed the usual way. Redrawing keeps the rest of the alphabet uniform."""
+    while True:
+        token = secrets.token_urlsafe(nbytes)
+        if not token.startswith("-"):
+            return token

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .journal import JournalTarget
 from .metadb import Batch, MetaDB
-from .names import check_bucket_name, check_key, check_new_key
+from .names import check_bucket_name, check_key, check_new_key, cli_safe_token
 from .records import BucketRecord, GcEntry, HealEntry, InodeRecord, ObjectVersion, SegmentRecord, SegmentRef
 from .refs import slice_refs
 from .segments import BodySummary, SegmentIO
@@ -139,7 +139,7 @@ def whole_ref(seg: SegmentRecord | None) -> list[SegmentRef]:
 
 
 def new_version_id() -> str:
-    return secrets.token_urlsafe(24)
+    return cli_safe_token(24)
 
 
 def new_inode_id() -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Config, ConfigError
+from appliance.engine.names import cli_safe_token
 from diskmgr.durable import write_atomic
 
 ROOT_USER = "root"  # the root key's user: reserved, never an IAM user
@@ -23,7 +24,7 @@ def new_access_key() -> str:
 
 
 def new_secret_key() -> str:
-    return secrets.token_urlsafe(30)[:40]
+    return cli_safe_token(30)[:40]
 
 
 @dataclass
