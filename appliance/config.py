@@ -179,6 +179,18 @@ class StallConfig:
 
 
 @dataclass(frozen=True)
+class VolumesConfig:
+    """Small shards packed into per-disk volume files (engine/volumes.py): an unencrypted
+    object of at most `pack_bytes` is appended to volumes, group-synced, instead of one file
+    per shard (0: every shard a file). A volume is closed at `volume_bytes`; the garbage
+    collector compacts closed volumes once `compact_dead_ratio` of their bytes are dead."""
+
+    pack_bytes: int = 1 << 20
+    volume_bytes: int = 256 << 20
+    compact_dead_ratio: float = 0.5
+
+
+@dataclass(frozen=True)
 class SnapshotConfig:
     interval_seconds: float = 3600.0
     keep: int = 3
@@ -324,6 +336,7 @@ class Config:
     rebalance: RebalanceConfig = field(default_factory=RebalanceConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     stall: StallConfig = field(default_factory=StallConfig)
+    volumes: VolumesConfig = field(default_factory=VolumesConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     access_log: AccessLogConfig = field(default_factory=AccessLogConfig)
@@ -453,6 +466,12 @@ def validate(cfg: Config) -> Config:
     _validate_mount_access(cfg.mount)
     if not 0 < cfg.stall.seconds <= 600:
         raise ConfigError("stall.seconds: must be more than 0 and at most 600")
+    if not 0 <= cfg.volumes.pack_bytes <= 64 << 20:
+        raise ConfigError("volumes.pack_bytes: must be between 0 and 67108864")
+    if not 1 << 20 <= cfg.volumes.volume_bytes <= 16 << 30:
+        raise ConfigError("volumes.volume_bytes: must be between 1 MiB and 16 GiB")
+    if not 0 < cfg.volumes.compact_dead_ratio <= 1:
+        raise ConfigError("volumes.compact_dead_ratio: must be more than 0 and at most 1")
     if cfg.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"log_level: expected debug, info, warning or error, got {cfg.log_level!r}")
     if bool(cfg.s3.tls_cert) != bool(cfg.s3.tls_key):

@@ -14,7 +14,7 @@ from . import lock
 from .errors import FormatError, InvalidBucketState, ObjectLockNotEnabled, StowageError
 from .lock import LockConfig
 from .records import BucketRecord, ObjectVersion, SegmentRecord
-from .shardfile import read_header
+from .segments import shard_header
 from .storecore import StoreCore
 
 log = logging.getLogger("stowage.lock")
@@ -93,7 +93,7 @@ class LockStore(StoreCore):
             if disk is None or not disk.readable:
                 continue
             try:
-                return read_header(disk.shard_path(rec.segment_id, index)).identity
+                return shard_header(disk, rec, index).identity
             except (OSError, FormatError):
                 continue
         return None

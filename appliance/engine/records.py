@@ -210,9 +210,10 @@ class SegmentRecord(Record):
     an encrypted segment's data key (engine/crypto.py); format-1 segments are unencrypted.
     Format 3 added `cipher_id`: a segment re-encoded into another geometry (a storage-class
     change, transcode.py) holds the blocks of the segment it was copied from as they were
-    sealed, and block keys derive from that segment's id."""
+    sealed, and block keys derive from that segment's id. Format 4 added `packs`: where the
+    shards packed into volume files lie (volumes.py); a shard without a place is a shard file."""
 
-    FORMAT: ClassVar[int] = 3
+    FORMAT: ClassVar[int] = 4
 
     segment_id: str
     k: int
@@ -226,10 +227,27 @@ class SegmentRecord(Record):
     damaged: list[int] = field(default_factory=list)  # shard indices known missing/corrupt
     enc: dict[str, Any] | None = None  # opaque envelope (wrapped data key, mode, key id); None = plaintext
     cipher_id: str = ""  # the segment id the blocks were sealed under; "" = segment_id
+    # per shard index: [volume, record offset, data offset] of a packed shard, None for a shard
+    # file; an empty list: every shard is a file
+    packs: list[list[int] | None] = field(default_factory=list)
 
     @classmethod
     def decoders(cls) -> dict[int, Callable[[dict[str, Any]], SegmentRecord]]:
-        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json}
+        return {1: cls._from_json, 2: cls._from_json, 3: cls._from_json, 4: cls._from_json}
+
+    def pack_of(self, i: int) -> list[int] | None:
+        """Where shard i lies in its disk's volumes, or None: a shard file."""
+        return self.packs[i] if i < len(self.packs) else None
+
+    def set_pack(self, i: int, place: list[int] | None) -> None:
+        """Shard i is now packed at `place`, or (None) a shard file (rebuilt or moved)."""
+        if place is None and not self.packs:
+            return
+        if not self.packs:
+            self.packs = [None] * len(self.shards)
+        self.packs[i] = place
+        if not any(self.packs):
+            self.packs = []
 
     @property
     def plain_length(self) -> int:

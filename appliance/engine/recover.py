@@ -1,7 +1,9 @@
 """`stowage recover-metadata`: rebuild the metadata DB from the data disks (daemon stopped).
 
 1. Find the data disks (configured directories, and managed disks mounted under the state
-   dir), check their labels agree on one appliance id, and read the header of every shard file.
+   dir), check their labels agree on one appliance id, and read the header of every shard file
+   and of every live record packed in a volume file (volumes.py: a record is a shard like a file;
+   a dead one, of a deleted segment or a replaced shard, is not).
 2. Restore the newest metadata snapshot that decodes completely (metasnap.py; segments whose
    headers say {"meta_snapshot": 1}), into a new DB in the empty meta dir. Without any, start
    from an empty DB carrying the disks' appliance id.
@@ -79,6 +81,8 @@ from .records import (
 )
 from .segments import SegmentIO
 from .shardfile import ShardHeader, read_header
+from .volumes import scan as scan_volume
+from .volumes import volume_numbers, volume_path
 
 log = logging.getLogger("stowage.recover")
 
@@ -113,6 +117,7 @@ def _quiet(_step: RecoveryStep) -> None:
 class Found:
     header: ShardHeader
     shards: dict[int, str] = field(default_factory=dict)  # shard index -> disk id
+    packs: dict[int, list[int]] = field(default_factory=dict)  # shard index -> packed place (none: a file)
     envelopes: list[dict[str, Any]] = field(default_factory=list)  # distinct ones of its headers
     enc: dict[str, Any] | None = None  # the one the master key opens (set by _unlock)
 
@@ -150,40 +155,89 @@ def find_disks(cfg: Config) -> tuple[str, list[tuple[Disk, labels.DiskLabel]]]:
     return appliance_id, [(d, lab) for d, lab in found if lab.appliance_id == appliance_id]
 
 
-def scan_headers(disks: list[Disk]) -> tuple[dict[str, Found], int]:
-    """Read the header of every shard file on every disk (one thread per disk)."""
+@dataclass(frozen=True)
+class HeaderCount:
+    """The shard headers `scan_headers` read."""
 
-    def one(disk: Disk) -> list[tuple[str, int, ShardHeader]]:
-        out = []
+    files: int = 0  # shard files
+    records: int = 0  # live records in volume files
+
+    @property
+    def total(self) -> int:
+        return self.files + self.records
+
+
+# (segment id, shard index, header, packed place or None for a shard file)
+_Shard = tuple[str, int, ShardHeader, list[int] | None]
+
+
+def _packed_shards(disk: Disk) -> list[_Shard]:
+    """The live records of a disk's volumes (blocking). A shard may lie in more than one volume:
+    the compactor copies live records to the current (higher-numbered) volume before it removes
+    the old one. The newest copy decides: had it been marked dead since (its segment deleted, or
+    the shard rebuilt elsewhere), an older copy still live must not bring it back."""
+    newest: dict[tuple[str, int], tuple[ShardHeader, list[int], bool]] = {}
+    for n in volume_numbers(disk.path):
+        try:
+            for r in scan_volume(volume_path(disk.path, n), n):  # stops at a torn tail
+                newest[(r.header.segment_id, r.header.shard)] = (r.header, [n, r.offset, r.data_start], r.live)
+        except (OSError, FormatError) as exc:  # what came before is kept
+            log.warning("disk %s: volume %d: %s", disk.disk_id, n, exc)
+    return [(seg, idx, hdr, place) for (seg, idx), (hdr, place, live) in newest.items() if live]
+
+
+def scan_headers(disks: list[Disk]) -> tuple[dict[str, Found], HeaderCount]:
+    """Read the header of every shard file and every packed record on every disk (one thread per
+    disk). Where a disk holds a shard both as a file and as a live record, the file wins: a
+    shard is rebuilt as a file (repair.py), never packed again."""
+
+    def one(disk: Disk) -> tuple[list[_Shard], int]:
+        out = _packed_shards(disk)
+        records = len(out)
         for seg, idx, path in disk.iter_shard_files():
             try:
                 hdr = read_header(path)
             except (OSError, FormatError):
                 continue
             if hdr.segment_id == seg and hdr.shard == idx:
-                out.append((seg, idx, hdr))
-        return out
+                out.append((seg, idx, hdr, None))
+        return out, records
 
     found: dict[str, Found] = {}
-    files = 0
+    files = records = 0
     with ThreadPoolExecutor(max_workers=max(1, len(disks))) as ex:
-        for disk, results in zip(disks, ex.map(one, disks), strict=True):
-            for seg, idx, hdr in results:
-                files += 1
+        for disk, (results, packed) in zip(disks, ex.map(one, disks), strict=True):
+            records += packed
+            files += len(results) - packed
+            for seg, idx, hdr, place in results:  # later ones win: in disk order, files last
                 f = found.setdefault(seg, Found(hdr))
                 if idx < hdr.k + hdr.m:
                     f.shards[idx] = disk.disk_id
+                    if place is None:
+                        f.packs.pop(idx, None)
+                    else:
+                        f.packs[idx] = place
                 if hdr.enc is not None and hdr.enc not in f.envelopes:
                     f.envelopes.append(hdr.enc)
-    return found, files
+    return found, HeaderCount(files, records)
+
+
+def _set_packs(rec: SegmentRecord, f: Found) -> None:
+    """Where the disks hold each shard: packed at the place found, else a shard file."""
+    rec.packs = []
+    for i, place in sorted(f.packs.items()):
+        if i < len(rec.shards):
+            rec.set_pack(i, list(place))
 
 
 def _record_from(seg: str, f: Found, pool: str) -> SegmentRecord:
     h = f.header
     shards: list[str | None] = [f.shards.get(i) for i in range(h.k + h.m)]
-    return SegmentRecord(seg, h.k, h.m, h.block_size, h.length, shards, 0, h.created_ns, pool,
-                         [i for i, d in enumerate(shards) if d is None], f.enc,
-                         cipher_id=str(h.identity.get("cipher_id", "")))
+    rec = SegmentRecord(seg, h.k, h.m, h.block_size, h.length, shards, 0, h.created_ns, pool,
+                        [i for i, d in enumerate(shards) if d is None], f.enc,
+                        cipher_id=str(h.identity.get("cipher_id", "")))
+    _set_packs(rec, f)
+    return rec
 
 
 def _unlock(cfg: Config, found: dict[str, Found], check: EnvelopeCheck | None) -> int:
@@ -320,6 +374,7 @@ class _Rebuilder:
                 continue
             rec.shards = [f.shards.get(i) for i in range(rec.k + rec.m)]
             rec.damaged = [i for i, d in enumerate(rec.shards) if d is None]
+            _set_packs(rec, f)  # the journal's places may be stale (compacted, rebuilt as a file)
             if f.enc is not None:
                 rec.enc = f.enc
             self.b.put(k, rec)
@@ -700,9 +755,11 @@ def _recover(cfg: Config, appliance_id: str, disks: list[tuple[Disk, labels.Disk
     meta = cfg.meta_path
     progress(RecoveryStep("disks", f"appliance {appliance_id}: {len(disks)} data disks", len(disks), len(disks)))
     data_disks = [d for d, _ in disks]
-    progress(RecoveryStep("headers", "reading the header of every shard file"))
-    found, shard_files = scan_headers(data_disks)
-    progress(RecoveryStep("headers", f"read {shard_files} shard headers ({len(found)} segments)",
+    progress(RecoveryStep("headers", "reading the header of every shard file and packed record"))
+    found, count = scan_headers(data_disks)
+    shard_files = count.total  # the report's one count: every shard header read, file or record
+    progress(RecoveryStep("headers", f"read {shard_files} shard headers ({count.files} shard files, "
+                                     f"{count.records} packed records; {len(found)} segments)",
                           shard_files, shard_files))
     encrypted = _unlock(cfg, found, check_envelope)  # refuses before anything is written
     if encrypted:

@@ -49,9 +49,10 @@ from .disks import Disk
 from .errors import FormatError
 from .progress import LOST_PREFIX, LostSegment, ObjectRef, describe_ref
 from .records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
-from .segments import READ_BATCH_BYTES
+from .segments import READ_BATCH_BYTES, shard_header
 from .shardfile import ShardHeader, ShardWriter, block_len, read_header, rewrite_header
 from .storecore import StoreCore
+from .volumes import mark_dead, volume_path
 
 log = logging.getLogger("stowage.heal")
 
@@ -260,7 +261,7 @@ class SegmentRepair:
             if d is None or not d.readable or i in bad:
                 continue
             try:
-                hdr = await trio.to_thread.run_sync(read_header, d.shard_path(rec.segment_id, i), limiter=d.limiter)
+                hdr = await trio.to_thread.run_sync(shard_header, d, rec, i, limiter=d.limiter)
             except Exception:  # unreadable or damaged header: try another survivor
                 continue
             if hdr.segment_id == rec.segment_id:
@@ -391,6 +392,7 @@ class SegmentRepair:
                       linger: list[tuple[int, Disk]] | None = None) -> None:
         store = self.store
         stale: list[str] = []  # shard files to delete after the commit
+        dead: list[tuple[Disk, list[int]]] = []  # packed records replaced: marked dead after it
         async with store.lock:
             cur = store.db.get_record(SegmentRecord, keys.segment(rec.segment_id))
             b = store.db.batch()
@@ -407,7 +409,15 @@ class SegmentRepair:
                             stale.append(d.shard_path(rec.segment_id, i))
                         continue
                     old = store.disks.get(cur.shards[i])
-                    if old is not None and old.disk_id != d.disk_id:
+                    place = cur.pack_of(i)
+                    if place is not None:
+                        # the rebuilt shard is a file; the record stays readable (a read in
+                        # progress checks only its segment id) until the compactor, which
+                        # waits for open reads, removes its volume
+                        if old is not None:
+                            dead.append((old, place))
+                        cur.set_pack(i, None)
+                    elif old is not None and old.disk_id != d.disk_id:
                         if linger is not None and old.readable and store.open_reads[rec.segment_id]:
                             linger.append((i, old))
                         else:
@@ -429,6 +439,8 @@ class SegmentRepair:
         self._forget_lost(rec.segment_id)
         for path in stale:
             await self._unlink(path)
+        for disk, place in dead:
+            await self._mark_dead(disk, place)
         if res.rebuilt:
             log.info("healed segment %s: rebuilt shards %s (%d moved)%s", rec.segment_id, res.rebuilt,
                      len(res.moved), f", pending {res.pending}" if res.pending else "")
@@ -447,6 +459,15 @@ class SegmentRepair:
                 await trio.to_thread.run_sync(work, limiter=d.limiter)
             except (OSError, FormatError) as exc:  # the other shards carry the new envelope
                 log.warning("heal %s: updating the envelope of shard %d failed: %s", rec.segment_id, i, exc)
+
+    @staticmethod
+    async def _mark_dead(disk: Disk, place: list[int]) -> None:
+        try:
+            with trio.move_on_after(30):
+                await trio.to_thread.run_sync(mark_dead, volume_path(disk.path, place[0]), place[1],
+                                              abandon_on_cancel=True)
+        except OSError:
+            pass  # the disk is gone; its volumes go with it
 
     @staticmethod
     async def _unlink(path: str) -> None:

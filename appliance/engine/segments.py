@@ -42,10 +42,21 @@ from . import codec, fssync
 from .codec import Geometry
 from .crypto import TAG, SegmentCipher, SegmentKey
 from .disks import Disk, DiskSet
-from .errors import DataIntegrityError, EncryptionKeyRequired, InsufficientShards, InsufficientStorage
+from .errors import DataIntegrityError, EncryptionKeyRequired, FormatError, InsufficientShards, InsufficientStorage
 from .placement import choose
 from .records import SegmentRecord
-from .shardfile import ShardHeader, ShardWriter, batch_bytes, block_count, block_len, read_chunk_views, write_whole
+from .shardfile import (
+    HEADER_SIZE,
+    ShardHeader,
+    ShardWriter,
+    batch_bytes,
+    block_count,
+    block_len,
+    read_chunk_views,
+    read_header,
+    write_whole,
+)
+from .volumes import VOLUME_BYTES, VolumeWriter, encode_record, mark_dead, owner_of, read_record_header, volume_path
 
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
@@ -65,6 +76,9 @@ POOLED_READ_MIN = 256 << 10  # smaller reads allocate: pymalloc and small malloc
 # as slow until one of its reads completes: its shards are read around at once meanwhile.
 HEDGE_SECONDS = 1.0
 STALL_SECONDS = 10.0  # the default of config [stall] seconds
+# unencrypted one-block segments up to this size are packed into volume files (volumes.py);
+# the default of config [volumes] pack_bytes (0: every shard is a file)
+PACK_BYTES = 1 << 20
 
 DamageCallback = Callable[[str, list[int], str], None]
 # A chunk as read: a view of the buffer its shard's batch was read into (copied once, into its block).
@@ -90,6 +104,7 @@ class _ShardState:
     stalled: bool = False  # given up on while its disk still holds the operation: left alone
     error: str = ""
     sent: list[int] = field(default_factory=list)
+    place: list[int] | None = None  # a packed shard's [volume, offset, data offset]
 
 
 class _ReadAhead:
@@ -242,6 +257,26 @@ class SegmentIO:
         # a shard write unanswered this long, once the others make the quorum, is given up
         # (config [stall] seconds; docs/fault-matrix.md)
         self.stall_seconds = STALL_SECONDS
+        self.pack_bytes = PACK_BYTES
+        self.volume_bytes = VOLUME_BYTES
+        self._volumes: dict[tuple[str, str], VolumeWriter] = {}  # (disk id, path) -> its appends
+
+    def volume_writer(self, disk: Disk) -> VolumeWriter:
+        key = (disk.disk_id, str(disk.path))
+        writer = self._volumes.get(key)
+        if writer is None:
+            writer = self._volumes[key] = VolumeWriter(str(disk.path), self.volume_bytes)
+        return writer
+
+    def current_volume(self, disk: Disk) -> int | None:
+        """The volume a disk's packed shards are being appended to (the compactor leaves it)."""
+        writer = self._volumes.get((disk.disk_id, str(disk.path)))
+        return writer.current if writer is not None else None
+
+    def close(self) -> None:
+        for writer in self._volumes.values():
+            writer.close()
+        self._volumes.clear()
 
     # --- write ------------------------------------------------------------------------------
 
@@ -364,12 +399,25 @@ class SegmentIO:
         header = ShardHeader(segment_id, 0, geo.k, geo.m, geo.block_size, stored, created, self.appliance_id,
                              dict(identity, etag=etag, size=len(data)), enc)
         shards = [_ShardState(d) for d in choose(pool, geo)]
+        packed = cipher is None and 0 < stored <= self.pack_bytes
 
         async def write_one(i: int, st: _ShardState) -> None:
             disk = st.disk
             if disk is None:
                 return
             t0 = time.perf_counter()
+            if packed:
+                parts = encode_record(_with_shard(header, i), [chunks[i]])
+                try:
+                    volume, offset = await self.volume_writer(disk).append(parts)
+                except OSError as exc:
+                    self._fail(st, disk, exc)
+                    return
+                st.place = [volume, offset, offset + len(parts[0]) + len(parts[1])]
+                disk.counters.observe(time.perf_counter() - t0)
+                disk.counters.writes += 1
+                disk.counters.write_bytes += len(chunks[i])
+                return
 
             def work() -> None:  # all of it in the thread: a stalled disk holds even its stat
                 grouped = self.group_sync if self.group_sync is not None else disk.group_syncable
@@ -521,25 +569,34 @@ class SegmentIO:
         for i, st in enumerate(shards):
             if st.disk is None or st.stalled:  # a stalled disk's tmp file goes at the next start
                 continue
-            disk, writer = st.disk, st.writer
+            disk, writer, place = st.disk, st.writer, st.place
 
-            def work(disk: Disk = disk, writer: ShardWriter | None = writer, i: int = i) -> None:
+            def work(disk: Disk = disk, writer: ShardWriter | None = writer, i: int = i,
+                     place: list[int] | None = place) -> None:
                 if writer is not None:
                     writer.discard()
                 with contextlib.suppress(OSError):
-                    os.unlink(disk.shard_path(segment_id, i))
+                    if place is not None:
+                        mark_dead(volume_path(disk.path, place[0]), place[1])
+                    else:
+                        os.unlink(disk.shard_path(segment_id, i))
 
             await trio.to_thread.run_sync(work, limiter=disk.limiter)
 
     async def delete(self, rec: SegmentRecord) -> None:
-        """Remove the shard files of a segment (GC of an unreferenced segment)."""
+        """Remove the shard files of a segment (GC of an unreferenced segment); a packed shard's
+        record is marked dead, its space left to the compactor."""
         for i, disk_id in enumerate(rec.shards):
             disk = self.disks.get(disk_id)
             if disk is None:
                 continue
-            path = disk.shard_path(rec.segment_id, i)
+            place = rec.pack_of(i)
+            path = disk.shard_path(rec.segment_id, i) if place is None else volume_path(disk.path, place[0])
 
-            def work(path: str = path) -> None:
+            def work(path: str = path, place: list[int] | None = place) -> None:
+                if place is not None:
+                    mark_dead(path, place[1])
+                    return
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
 
@@ -590,7 +647,7 @@ class SegmentIO:
             disk = self.disks.get(rec.shards[i])
             if disk is None or not disk.readable or disk.disk_id in self.slow_disks:
                 return None
-            jobs.append((disk, functools.partial(self._read_chunks, disk.shard_path(rec.segment_id, i), geo,
+            jobs.append((disk, functools.partial(self._read_chunks, *shard_location(disk, rec, i), geo,
                                                  rec.length, b0, b1)))
         return _ReadAhead.start(jobs)
 
@@ -618,12 +675,12 @@ class SegmentIO:
         n = b1 - b0 + 1
         if disk is None or not disk.readable:
             return [None] * n
-        path = disk.shard_path(rec.segment_id, i)
+        path, data_start, owner = shard_location(disk, rec, i)
         t0 = time.perf_counter()
         try:
             # abandoned when a hedged read no longer needs it (a stalled disk may hold it for long)
-            chunks = await trio.to_thread.run_sync(self._read_chunks, path, geo, rec.length, b0, b1,
-                                                   limiter=disk.limiter, abandon_on_cancel=True)
+            chunks = await trio.to_thread.run_sync(self._read_chunks, path, data_start, owner, geo, rec.length,
+                                                   b0, b1, limiter=disk.limiter, abandon_on_cancel=True)
         except OSError:
             self.slow_disks.discard(disk.disk_id)
             disk.record_error()
@@ -785,7 +842,8 @@ class SegmentIO:
             self.on_damage(rec.segment_id, sorted(tampered), "authentication failed")
         return out
 
-    def _read_chunks(self, path: str, geo: Geometry, length: int, b0: int, b1: int) -> list[Chunk | None]:
+    def _read_chunks(self, path: str, data_start: int, owner: tuple[int, bytes] | None, geo: Geometry,
+                     length: int, b0: int, b1: int) -> list[Chunk | None]:
         """read_chunk_views into a pooled buffer (in a worker thread). The buffer goes back to
         the pool only through `_recycle`, once the batch's blocks are assembled: a read given up
         on (hedged, or a stream closed mid-read) may still be writing into its buffer, which is
@@ -797,7 +855,7 @@ class SegmentIO:
                 buf = self._read_buffers.pop()  # atomic: one pool for every thread
         if buf is not None and len(buf) < size:
             buf = None
-        return read_chunk_views(path, geo, length, b0, b1, buf)
+        return read_chunk_views(path, geo, length, b0, b1, buf, data_start, owner)
 
     def _recycle(self, got: Chunks) -> None:
         """Give a batch's read buffers back to the pool: its blocks are assembled (copied out,
@@ -909,6 +967,29 @@ def _record(segment_id: str, geo: Geometry, stored: int, shards: list[_ShardStat
     """The uncommitted record of a segment just written: where each shard landed (None where its
     disk failed, and then listed as damaged for the healer)."""
     disk_ids = [st.disk.disk_id if st.disk and not st.failed else None for st in shards]
+    packs = [st.place if d is not None else None for st, d in zip(shards, disk_ids, strict=True)]
     return SegmentRecord(segment_id, geo.k, geo.m, geo.block_size, stored, disk_ids, refcount=0,
                          created_ns=created, pool=pool[0].pool if pool else "default",
-                         damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc)
+                         damaged=[i for i, d in enumerate(disk_ids) if d is None], enc=enc,
+                         packs=packs if any(packs) else [])
+
+
+def shard_location(disk: Disk, rec: SegmentRecord, i: int) -> tuple[str, int, tuple[int, bytes] | None]:
+    """(file, offset of block 0's chunk, owner check) of shard i of a segment on `disk`: its
+    shard file, or its record in a volume (read_chunk_views checks the record is that shard's)."""
+    place = rec.pack_of(i)
+    if place is None:
+        return disk.shard_path(rec.segment_id, i), HEADER_SIZE, None
+    return volume_path(disk.path, place[0]), place[2], owner_of(place, rec.segment_id)
+
+
+def shard_header(disk: Disk, rec: SegmentRecord, i: int) -> ShardHeader:
+    """The header of shard i on `disk`, from its file or its packed record (blocking).
+    FormatError when what lies there is not that shard's."""
+    place = rec.pack_of(i)
+    if place is None:
+        return read_header(disk.shard_path(rec.segment_id, i))
+    hdr = read_record_header(volume_path(disk.path, place[0]), place[1])
+    if hdr.segment_id != rec.segment_id or hdr.shard != i:
+        raise FormatError(f"the packed record at {place} is not shard {i} of {rec.segment_id}")
+    return hdr

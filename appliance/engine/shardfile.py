@@ -57,17 +57,22 @@ class ShardHeader:
     def geometry(self) -> Geometry:
         return Geometry(self.k, self.m, self.block_size)
 
-    def encode(self) -> bytes:
+    def json_body(self, limit: int) -> bytes:
+        """The header's JSON, at most `limit` bytes (also a packed record's header: volumes.py)."""
         doc = asdict(self)
         if self.enc is None:
             del doc["enc"]
         body = json.dumps(doc, separators=(",", ":")).encode()
-        if _PREFIX.size + len(body) > HEADER_SIZE:
+        if len(body) > limit:
             # identity carries user metadata; drop it rather than fail the write.
             doc["identity"] = {k: v for k, v in self.identity.items() if k != "user_meta"}
             body = json.dumps(doc, separators=(",", ":")).encode()
-        if _PREFIX.size + len(body) > HEADER_SIZE:
-            raise FormatError(f"shard header of segment {self.segment_id} does not fit in {HEADER_SIZE} bytes")
+        if len(body) > limit:
+            raise FormatError(f"shard header of segment {self.segment_id} does not fit in {limit} bytes")
+        return body
+
+    def encode(self) -> bytes:
+        body = self.json_body(HEADER_SIZE - _PREFIX.size)
         version = SHARD_FORMAT if self.enc is None else ENCRYPTED_FORMAT
         raw = _PREFIX.pack(MAGIC, version, len(body)) + body
         return raw + bytes(HEADER_SIZE - len(raw))
@@ -114,9 +119,10 @@ def block_len(length: int, block_size: int, b: int) -> int:
     return min(block_size, length - b * block_size)
 
 
-def chunk_offset(geo: Geometry, b: int) -> int:
-    """File offset of block b's chunk (all blocks before the last are full size)."""
-    return HEADER_SIZE + b * (geo.chunk_size(geo.block_size) + CRC_SIZE)
+def chunk_offset(geo: Geometry, b: int, data_start: int = HEADER_SIZE) -> int:
+    """File offset of block b's chunk (all blocks before the last are full size); `data_start`:
+    block 0's (a shard file's header size, or a packed record's data offset: volumes.py)."""
+    return data_start + b * (geo.chunk_size(geo.block_size) + CRC_SIZE)
 
 
 def read_header(path: str) -> ShardHeader:
@@ -245,13 +251,24 @@ def batch_bytes(geo: Geometry, length: int, first: int, last: int) -> int:
 
 
 def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: int,
-                     buf: bytearray | None = None) -> list[memoryview | None]:
+                     buf: bytearray | None = None, data_start: int = HEADER_SIZE,
+                     owner: tuple[int, bytes] | None = None) -> list[memoryview | None]:
     """`read_chunks` as views of the one buffer the file was read into (`buf` when given and
     large enough: a reused buffer costs no page faults): a read that joins the chunks into
-    blocks anyway (segments.py) copies each byte once instead of twice."""
-    start = chunk_offset(geo, first)
+    blocks anyway (segments.py) copies each byte once instead of twice. `data_start`: where
+    block 0's chunk lies. `owner`: (record offset, bytes at the record's start) of a packed
+    shard (volumes.py): read in the same pread, and every chunk reads as damaged unless they
+    match, so a wrong place can never return another object's bytes, checksums and all."""
+    start = chunk_offset(geo, first, data_start)
     sizes = [geo.chunk_size(block_len(length, geo.block_size, b)) for b in range(first, last + 1)]
     total = sum(sizes) + CRC_SIZE * len(sizes)
+    head = 0
+    if owner is not None:
+        head = start - owner[0]
+        if head < len(owner[1]):
+            return [None] * len(sizes)
+        start = owner[0]
+        total += head
     if buf is None or len(buf) < total:
         buf = bytearray(total)
     fd = os.open(path, os.O_RDONLY)
@@ -259,9 +276,11 @@ def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: in
         got = os.preadv(fd, [memoryview(buf)[:total]], start)
     finally:
         os.close(fd)
-    out: list[memoryview | None] = []
-    pos = 0
     mv = memoryview(buf)[:got]
+    if owner is not None and mv[: len(owner[1])] != owner[1]:
+        return [None] * len(sizes)
+    out: list[memoryview | None] = []
+    pos = head
     for cs in sizes:
         chunk = mv[pos : pos + cs]
         crc_raw = mv[pos + cs : pos + cs + CRC_SIZE]

@@ -326,6 +326,8 @@ class StoreCore:
         self.last_seq = keys.unpack_seq(raw) if raw else 0
         self.seg = SegmentIO(disks, db.appliance_id, self._record_damage)
         self.seg.stall_seconds = cfg.stall.seconds
+        self.seg.pack_bytes = cfg.volumes.pack_bytes
+        self.seg.volume_bytes = cfg.volumes.volume_bytes
         self.geometries: dict[str, Geometry] = {}
         self.access = tiering.AccessLog()  # reads of INTELLIGENT_TIERING versions, flushed in batches
         # segment id -> reads in progress that took its record: a moved shard's old file stays

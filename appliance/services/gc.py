@@ -1,7 +1,8 @@
 """The GC service: every `gc.interval_seconds`, collect the segments unreferenced for longer
 than `gc.grace_seconds` (the mechanism, and why the grace period, in appliance/engine/gc.py),
 forget the ids of versions removed long enough ago that no listing resumes after them, and the
-completed multipart uploads old enough that no client still retries their completion."""
+completed multipart uploads old enough that no client still retries their completion; every few
+minutes, compact the packed-shard volumes that are dead enough (appliance/engine/compact.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 
 import trio
 
+from appliance.engine.compact import compact_if_due
 from appliance.engine.gc import collect_once, expire_completions, expire_version_markers
 from appliance.engine.objectstore import ObjectStore
 
@@ -24,6 +26,7 @@ async def serve_gc(store: ObjectStore, *, task_status: trio.TaskStatus[None] = t
             log.info("gc: removed %d unreferenced segments", n)
         await expire_version_markers(store)
         await expire_completions(store)
+        await compact_if_due(store)  # packed volumes' dead space (engine/compact.py), every few minutes
 
     await run_periodically(collect, lambda: store.cfg.gc.interval_seconds, log=log, what="gc pass",
                            task_status=task_status)

@@ -3,6 +3,9 @@ through the facade, printing "ACK key md5" only after put_object returned (the d
 
     python -m tests.engine.small_writer ROOT GROUP_SYNC [mixed]   (GROUP_SYNC: on | auto)
 
+`on`: one shard file per shard, synced by a shared syncfs; `auto`: the default, small bodies
+packed into volume files (volumes.py) with group-committed appends.
+
 `mixed`: every fourth writer deletes each key after its PUT ("DEL key" once delete_object
 returned): transactions that scan LevelDB directly, among the staged commits of the PUTs.
 """
@@ -26,6 +29,7 @@ async def main(root: Path, group_sync: str, mixed: bool) -> None:
     store = open_store(root)
     if group_sync == "on":  # shard files synced by a shared syncfs, as on disks of their own
         store.seg.group_sync = True
+        store.seg.pack_bytes = 0  # (by default, bodies this small are packed into volumes)
     with contextlib.suppress(Exception):
         await store.create_bucket("bkt")
 

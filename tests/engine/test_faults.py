@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from appliance.engine import keys
+from appliance.engine.codec import Geometry
 from appliance.engine.errors import InsufficientShards, InsufficientStorage
 from appliance.engine.records import HealEntry
+from appliance.engine.segments import shard_location
+from appliance.engine.shardfile import batch_bytes, block_count
 
 from .conftest import open_store, read_all
 
@@ -88,11 +91,12 @@ async def test_flipped_bits_detected_and_corrected(store) -> None:
             for idx in rng.sample(range(len(rec.shards)), rec.m):
                 disk = store.disks.get(rec.shards[idx])
                 assert disk is not None
-                path = disk.shard_path(rec.segment_id, idx)
-                size = os.path.getsize(path)
+                path, data_start, _ = shard_location(disk, rec, idx)  # a shard file, or a packed record
+                geo = Geometry(rec.k, rec.m, rec.block_size)
+                size = data_start + batch_bytes(geo, rec.length, 0, block_count(rec.length, rec.block_size) - 1)
                 with open(path, "r+b") as f:
                     for _ in range(5):
-                        pos = rng.randrange(8192, size)
+                        pos = rng.randrange(data_start, size)
                         f.seek(pos)
                         b = f.read(1)
                         f.seek(pos)

@@ -65,6 +65,16 @@ def test_segment_v3_transcoded() -> None:
     assert SegmentRecord.decode((GOLDEN / "segment.v2").read_bytes()).cipher_id == ""
 
 
+def test_segment_v4_packed() -> None:
+    s = SegmentRecord.decode((GOLDEN / "segment.v4").read_bytes())
+    assert s.packs == [[1, 64, 400], None, [3, 8256, 8600]]
+    assert (s.pack_of(0), s.pack_of(1), s.pack_of(2)) == ([1, 64, 400], None, [3, 8256, 8600])
+    s.set_pack(0, None)
+    s.set_pack(2, None)
+    assert s.packs == []  # every shard a file again: the record reads as before format 4
+    assert SegmentRecord.decode((GOLDEN / "segment.v3").read_bytes()).packs == []
+
+
 def test_unknown_record_version_refused() -> None:
     raw = b"\x09" + (GOLDEN / "segment.v1").read_bytes()[1:]
     with pytest.raises(FormatError, match="format 9"):

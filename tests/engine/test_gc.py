@@ -11,16 +11,24 @@ from appliance.engine import keys
 from appliance.engine.errors import NoSuchKey
 from appliance.engine.gc import collect_once
 from appliance.engine.records import SegmentRecord
+from appliance.engine.volumes import scan, volume_numbers, volume_path
 
 from .conftest import read_all
 
 
 def _files(store, seg_id: str) -> list[str]:
-    return [p for d in store.disks for s, _i, p in d.iter_shard_files() if s == seg_id]
+    """Where a segment's shards still lie: shard files, and live packed records (volumes.py)."""
+    files = [p for d in store.disks for s, _i, p in d.iter_shard_files() if s == seg_id]
+    for d in store.disks:
+        for n in volume_numbers(d.path):
+            files += [f"{volume_path(d.path, n)}@{r.offset}" for r in scan(volume_path(d.path, n), n)
+                      if r.live and r.header.segment_id == seg_id]
+    return files
 
 
-async def test_gc_removes_unreferenced_and_keeps_shared(store) -> None:
-    old = await store.put_object("bkt", "k", os.urandom(300_000))
+@pytest.mark.parametrize("size", [300_000, 3 << 20])  # packed into volumes, and shard files
+async def test_gc_removes_unreferenced_and_keeps_shared(store, size: int) -> None:
+    old = await store.put_object("bkt", "k", os.urandom(size))
     shared = await store.put_object("bkt", "s", os.urandom(300_000))
     await store.copy_object(shared, "bkt", "s2")
     await store.put_object("bkt", "k", b"new")
@@ -43,4 +51,4 @@ async def test_copy_of_a_collected_version_fails_cleanly(store) -> None:
     with pytest.raises(NoSuchKey):
         await store.copy_object(held, "bkt", "dst")
     assert store.list_objects("bkt").entries == []
-    assert src.segments[0].segment_id not in {s for d in store.disks for s, _i, _p in d.iter_shard_files()}
+    assert not _files(store, src.segments[0].segment_id)

@@ -1,6 +1,6 @@
-"""Group commit (groupsync.py, fssync.py, MetaDB.durable) keeps every guarantee of a commit
-made alone: kill -9 under 16 concurrent small PUTs loses no acknowledged write and leaves no
-torn object, and any m lost disks still read back."""
+"""Group commit (groupsync.py, fssync.py, volumes.py, MetaDB.durable) keeps every guarantee of a
+commit made alone: kill -9 under 16 concurrent small PUTs loses no acknowledged write and leaves
+no torn object, and any m lost disks still read back; with shard files and with packed volumes."""
 
 from __future__ import annotations
 
@@ -62,6 +62,8 @@ async def test_kill_9_under_16_small_puts(tmp_path: Path, group_sync: str, mixed
     assert sum(len(v) for v in acked.values()) >= 50, "the writer made too little progress"
     store = open_store(root)
     try:
+        packed = [p for d in store.disks for p in (Path(d.path) / "volumes").glob("*.vol")]
+        assert bool(packed) == (group_sync == "auto"), packed  # the path meant was the path taken
         deleted = 0
         for key, md5s in acked.items():
             if md5s[-1] == "":  # deleted once acknowledged: gone, whatever was staged around it
@@ -87,6 +89,7 @@ async def test_kill_9_under_16_small_puts(tmp_path: Path, group_sync: str, mixed
         m = store.geometry().m
         for d in list(store.disks)[:m]:  # any m disks lost: every object still reads back
             shutil.rmtree(d.shards_dir)
+            shutil.rmtree(Path(d.path) / "volumes", ignore_errors=True)
         for v in listed:
             assert hashlib.md5(await read_all(store, "bkt", v.key)).hexdigest() == v.etag
     finally:

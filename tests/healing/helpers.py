@@ -10,6 +10,7 @@ from typing import Any
 
 from appliance.control import call
 from appliance.engine.shardfile import HEADER_SIZE, read_header
+from appliance.engine.volumes import PackedRecord, scan
 from tests import polling
 
 BUCKET = "heal"
@@ -53,10 +54,25 @@ def shard_files(data_dir: Path) -> dict[str, list[Path]]:
     return out
 
 
+def packed_shards(data_dir: Path) -> dict[str, list[tuple[Path, PackedRecord]]]:
+    """segment id -> its live packed records (engine/volumes.py), over every disk directory."""
+    out: dict[str, list[tuple[Path, PackedRecord]]] = {}
+    for p in sorted(data_dir.glob("disks/*/volumes/*.vol")):
+        for r in scan(str(p), int(p.stem)):
+            if r.live:
+                out.setdefault(r.header.segment_id, []).append((p, r))
+    return out
+
+
 def data_segments(data_dir: Path) -> dict[str, list[Path]]:
-    """Like shard_files, without metadata-snapshot segments."""
-    return {seg: files for seg, files in shard_files(data_dir).items()
-            if not read_header(str(files[0])).identity.get("meta_snapshot")}
+    """segment id -> the files holding its shards (shard files, or the volumes its packed
+    records lie in), without metadata-snapshot segments."""
+    out = {seg: files for seg, files in shard_files(data_dir).items()
+           if not read_header(str(files[0])).identity.get("meta_snapshot")}
+    for seg, records in packed_shards(data_dir).items():
+        if not records[0][1].header.identity.get("meta_snapshot"):
+            out.setdefault(seg, []).extend(p for p, _ in records)
+    return out
 
 
 def corrupt_chunk(path: Path, rnd: random.Random) -> None:

@@ -21,7 +21,7 @@ from appliance.engine.objectstore import ObjectStore
 from appliance.engine.progress import MASTER_ROTATION, MasterRotation
 from appliance.engine.records import ObjectVersion, SegmentRecord
 from appliance.engine.recover import RecoveryError, recover_metadata
-from appliance.engine.shardfile import read_header
+from appliance.engine.segments import shard_header
 from appliance.iam import rotation
 from appliance.iam.kms import (
     CustomerKeyMismatch,
@@ -148,7 +148,7 @@ def _wrapping_keys(store: ObjectStore) -> set[str]:
     found: set[str] = set()
     for _, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
         disks = [(i, store.disks.get(d)) for i, d in enumerate(rec.shards)]
-        envs = [rec.enc] + [read_header(disk.shard_path(rec.segment_id, i)).enc for i, disk in disks if disk]
+        envs = [rec.enc] + [shard_header(disk, rec, i).enc for i, disk in disks if disk]
         for e in envs:
             if e and e["mode"] == "AES256":
                 found.add(wrapping_key(base64.b64decode(e["wrapped"])))

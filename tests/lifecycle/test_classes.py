@@ -17,7 +17,7 @@ from appliance.engine.errors import InvalidObjectState, InvalidStorageClass
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore, PutMeta
 from appliance.engine.records import ObjectVersion
-from appliance.engine.shardfile import read_header
+from appliance.engine.segments import shard_header
 from appliance.engine.transcode import transition_version
 
 BODY = os.urandom(3 << 20)
@@ -37,14 +37,15 @@ def _store(root: Path, pools: dict[str, int], classes: dict[str, str | StorageCl
 
 
 def on_disk(store: ObjectStore, v: ObjectVersion) -> set[tuple[str, int, int]]:
-    """(pool, k, m) of every shard file of the version, read from the shard headers on disk."""
+    """(pool, k, m) of every shard of the version, read from the shard headers on disk (shard
+    files, or packed records)."""
     found = set()
     for ref in v.segments:
         rec = store.get_segment(ref.segment_id)
         for i, disk_id in enumerate(rec.shards):
             disk = store.disks.get(disk_id)
             assert disk is not None
-            h = read_header(disk.shard_path(rec.segment_id, i))
+            h = shard_header(disk, rec, i)
             found.add((disk.pool, h.k, h.m))
     return found
 

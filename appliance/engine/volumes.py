@@ -1,0 +1,312 @@
+"""Packed shards: small shards appended to per-disk volume files, one shared fdatasync per group.
+
+A small object's shards were one file each (m+1 file creations, fsyncs, renames and directory
+fsyncs per PUT: the cost that bound small PUTs). A whole-written small shard is instead a
+*record* appended to the disk's current volume file (as Haystack's and SeaweedFS's needles);
+concurrent appends to one disk are written with one pwritev and made durable by one fdatasync,
+and each writer is answered only after that sync (group commit). The segment record keeps each
+packed shard's place: [volume number, record offset, data offset].
+
+    volume file   <disk>/volumes/NNNNNNNN.vol
+      [0, 64)     b"STWVOLUM" | u16 format | u32 volume number | zero padding
+      records     one after another, each self-describing:
+        prefix    magic (b"STWNEEDL" live, b"STWDEAD!" deleted) | u16 format | u32 JSON length
+                  | u32 CRC32C of the JSON
+        JSON      the shard header (shardfile.ShardHeader: segment id, shard index, geometry,
+                  length, object identity): what `recover-metadata` rebuilds a segment from
+        chunks    as in a shard file: per block, the chunk then its CRC32C
+
+A record never changes after its sync but for its magic: deleting a segment flips it to
+b"STWDEAD!" in place, so a deleted object is not brought back by `recover-metadata`, and the
+compactor (compact.py) knows the dead bytes without asking the metadata. Each daemon start
+appends to a new volume, so nothing is ever appended after a torn tail; a torn tail (records of
+writes never acknowledged) is skipped by the scan. Volumes are never rewritten: the compactor
+copies a volume's live records to the current volume and removes the old file.
+
+Encrypted segments keep shard files: `rotate-master` rewrites their header in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from diskmgr.durable import fsync_dir
+
+from .codec import checksum
+from .errors import FormatError
+from .shardfile import ShardHeader, _write_all, batch_bytes, block_count
+
+VOLUME_MAGIC = b"STWVOLUM"
+VOLUME_FORMAT = 1
+VOLUME_HEADER = 64
+_VOLUME_PREFIX = struct.Struct("<8sHI")
+LIVE = b"STWNEEDL"
+DEAD = b"STWDEAD!"
+RECORD_FORMAT = 1
+_RECORD_PREFIX = struct.Struct("<8sHII")
+MAX_HEADER_JSON = 8192  # as a shard file's header
+VOLUME_BYTES = 256 << 20  # a volume is closed once this full; the next record starts a new one
+SCAN_READ = 4 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PackedRecord:
+    """One record found in a volume by `scan`."""
+
+    volume: int
+    offset: int  # of the record's prefix
+    data_start: int  # of block 0's chunk
+    size: int  # the whole record, prefix to last CRC
+    live: bool
+    header: ShardHeader
+
+
+def volumes_dir(disk_path: str | os.PathLike[str]) -> str:
+    return f"{disk_path}/volumes"
+
+
+def volume_path(disk_path: str | os.PathLike[str], volume: int) -> str:
+    return f"{disk_path}/volumes/{volume:08d}.vol"
+
+
+def volume_numbers(disk_path: str | os.PathLike[str]) -> list[int]:
+    """The volumes on a disk, oldest first (blocking)."""
+    try:
+        names = os.listdir(volumes_dir(disk_path))
+    except FileNotFoundError:
+        return []
+    return sorted(int(n[:-4]) for n in names if n.endswith(".vol") and n[:-4].isdigit())
+
+
+def encode_record(header: ShardHeader, chunks: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+    """A record's bytes as parts for one writev: prefix, header JSON, then each chunk + CRC."""
+    body = header.json_body(MAX_HEADER_JSON)
+    parts: list[bytes | memoryview] = [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body]
+    for chunk in chunks:
+        parts += [chunk, struct.pack("<I", checksum(chunk))]
+    return parts
+
+
+def _decode_header(raw: bytes | memoryview) -> ShardHeader:
+    try:
+        d = json.loads(bytes(raw))
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        return ShardHeader(**d)
+    except (ValueError, TypeError) as exc:
+        raise FormatError(f"damaged packed header: {exc}") from exc
+
+
+def owner_of(place: list[int], segment_id: str) -> tuple[int, bytes]:
+    """What the record at `place` must begin its header with to be shard of `segment_id`
+    (the header JSON's first field): checked by every packed read (shardfile.read_chunk_views)."""
+    return place[1] + _RECORD_PREFIX.size, b'{"segment_id":"' + segment_id.encode() + b'"'
+
+
+def read_record_header(path: str, offset: int) -> ShardHeader:
+    """The shard header of the record at `offset` (blocking; FormatError if it is not one)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        prefix = os.pread(fd, _RECORD_PREFIX.size, offset)
+        if len(prefix) < _RECORD_PREFIX.size:
+            raise FormatError("packed record truncated")
+        magic, fmt, n, crc = _RECORD_PREFIX.unpack(prefix)
+        if magic not in (LIVE, DEAD) or fmt != RECORD_FORMAT or n > MAX_HEADER_JSON:
+            raise FormatError(f"no packed record at {path}:{offset}")
+        body = os.pread(fd, n, offset + _RECORD_PREFIX.size)
+    finally:
+        os.close(fd)
+    if len(body) < n or checksum(body) != crc:
+        raise FormatError(f"damaged packed header at {path}:{offset}")
+    return _decode_header(body)
+
+
+def record_size(header: ShardHeader, json_len: int) -> int:
+    geo = header.geometry
+    return _RECORD_PREFIX.size + json_len + batch_bytes(geo, header.length, 0, block_count(header.length,
+                                                                                           geo.block_size) - 1)
+
+
+def scan(path: str, volume: int) -> Iterator[PackedRecord]:
+    """Every record of a volume, in order (blocking). Stops at the first thing that is not a
+    whole record: the torn tail of a crash, or damage (what follows a damaged prefix cannot be
+    found; its shards are rebuilt by the healer from their other copies)."""
+    with open(path, "rb") as f:
+        head = f.read(VOLUME_HEADER)
+        if len(head) < _VOLUME_PREFIX.size or _VOLUME_PREFIX.unpack_from(head)[0] != VOLUME_MAGIC:
+            raise FormatError(f"{path} is not a stowage volume")
+        size = os.fstat(f.fileno()).st_size
+        offset = VOLUME_HEADER
+        while offset + _RECORD_PREFIX.size <= size:
+            f.seek(offset)
+            prefix = f.read(_RECORD_PREFIX.size)
+            magic, fmt, n, crc = _RECORD_PREFIX.unpack(prefix)
+            if magic not in (LIVE, DEAD) or fmt != RECORD_FORMAT or n > MAX_HEADER_JSON:
+                return
+            body = f.read(n)
+            if len(body) < n or checksum(body) != crc:
+                return
+            try:
+                header = _decode_header(body)
+                total = record_size(header, n)
+            except (FormatError, ValueError, ZeroDivisionError):
+                return
+            if offset + total > size:
+                return
+            yield PackedRecord(volume, offset, offset + _RECORD_PREFIX.size + n, total, magic == LIVE, header)
+            offset += total
+
+
+def read_record(path: str, offset: int, size: int) -> bytes:
+    """A whole record's bytes (the compactor copies them as they are: nothing in a record
+    depends on where it lies)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+    if len(data) < size:
+        raise FormatError(f"packed record at {path}:{offset} truncated")
+    return data
+
+
+def mark_dead(path: str, offset: int) -> None:
+    """Flip a record's magic to DEAD and make it durable (blocking). A record already gone
+    with its volume (compacted away) is fine."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        if os.pread(fd, len(LIVE), offset) == LIVE:
+            os.pwrite(fd, DEAD, offset)
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Append:
+    parts: list[bytes | memoryview]
+    size: int
+    done: trio.Event = field(default_factory=trio.Event)
+    place: tuple[int, int] | None = None  # (volume, offset)
+    error: OSError | None = None
+
+
+class VolumeWriter:
+    """The appends of one disk: whoever arrives while a group is being written and synced goes
+    in the next group. Each group is one worker-thread call (`start_thread_soon`, owned by no
+    task: a writer that gives up waiting, e.g. a stalled disk, leaves the group to finish and
+    its record becomes dead space). One group at a time, so records land in order."""
+
+    def __init__(self, disk_path: str, max_bytes: int = VOLUME_BYTES) -> None:
+        self.disk_path = disk_path
+        self.max_bytes = max_bytes
+        self.volume: int | None = None  # the volume appended to (None: the next group opens one)
+        self._fd: int | None = None
+        self._end = 0
+        self._queue: list[_Append] = []
+        self._busy = False
+        self.groups = 0  # groups written (the benchmark divides appends by it)
+
+    async def append(self, parts: list[bytes | memoryview]) -> tuple[int, int]:
+        """Append one record; (volume, offset) once it is durable. OSError if it could not be."""
+        job = _Append(parts, sum(len(p) for p in parts))
+        self._queue.append(job)
+        if not self._busy:
+            self._launch()
+        await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.place is not None
+        return job.place
+
+    @property
+    def current(self) -> int | None:
+        """The volume being appended to: the compactor leaves it alone."""
+        return self.volume
+
+    def _launch(self) -> None:
+        batch, self._queue = self._queue, []
+        self._busy = True
+        token = trio.lowlevel.current_trio_token()
+        trio.lowlevel.start_thread_soon(functools.partial(self._write, batch),
+                                        functools.partial(self._deliver, token, batch))
+
+    def _write(self, batch: list[_Append]) -> None:  # in the worker thread
+        total = sum(j.size for j in batch)
+        if self._fd is None or (self._end > VOLUME_HEADER and self._end + total > self.max_bytes):
+            self._open_next()
+        assert self._fd is not None and self.volume is not None
+        offset = self._end
+        parts: list[bytes | memoryview] = []
+        for job in batch:
+            job.place = (self.volume, offset)
+            offset += job.size
+            parts += job.parts
+        try:
+            os.lseek(self._fd, self._end, os.SEEK_SET)
+            _write_all(self._fd, parts)
+            os.fdatasync(self._fd)
+        except OSError:
+            # what was written may be partial: never append after it (a new volume next time)
+            self._close()
+            raise
+        self._end = offset
+        self.groups += 1
+
+    def _open_next(self) -> None:
+        self._close()
+        os.makedirs(volumes_dir(self.disk_path), mode=0o700, exist_ok=True)
+        numbers = volume_numbers(self.disk_path)
+        volume = max([*numbers, self.volume or 0]) + 1
+        path = volume_path(self.disk_path, volume)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            head = _VOLUME_PREFIX.pack(VOLUME_MAGIC, VOLUME_FORMAT, volume)
+            os.pwrite(fd, head + bytes(VOLUME_HEADER - len(head)), 0)
+            os.fsync(fd)
+            fsync_dir(volumes_dir(self.disk_path))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self.volume, self._end = fd, volume, VOLUME_HEADER
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = None
+
+    def _deliver(self, token: trio.lowlevel.TrioToken, batch: list[_Append], outcome: Any) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(self._finished, batch, outcome)
+
+    def _finished(self, batch: list[_Append], outcome: Any) -> None:  # back in trio's thread
+        error: OSError | None = None
+        try:
+            outcome.unwrap()
+        except OSError as exc:
+            error = exc
+        except BaseException as exc:  # reported to the writers as an I/O failure
+            error = OSError(f"volume append failed: {exc!r}")
+        for job in batch:
+            job.error = error
+            job.done.set()
+        self._busy = False
+        if self._queue:
+            self._launch()
+
+    def close(self) -> None:
+        self._close()
+
