@@ -94,11 +94,16 @@ def _dead_enough(store: ObjectStore, ratio: float = 0.5) -> list[tuple[str, int]
     return out
 
 
+def _packed(rec: SegmentRecord) -> list[tuple[str, list[int]]]:
+    """(disk id, [volume, record offset, data offset]) of each packed shard of a segment."""
+    return [(d, p) for i, d in enumerate(rec.shards) if d is not None and (p := rec.pack_of(i)) is not None]
+
+
 def _placements(store: ObjectStore) -> list[tuple[str, int]]:
     """(disk id, volume) of every packed shard the metadata places."""
     out = []
     for _k, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
-        out += [(d, p[0]) for i, d in enumerate(rec.shards) if d is not None and (p := rec.pack_of(i)) is not None]
+        out += [(d, p[0]) for d, p in _packed(rec)]
     return out
 
 
@@ -271,7 +276,7 @@ async def test_a_read_in_progress_keeps_the_old_volume_until_it_ends(tmp_path: P
         shared = set()  # volumes holding some of the new objects (deleted next), to share with a kept one
         for k in new:
             rec = store.get_segment(store.head_object("bkt", k).segments[0].segment_id)
-            shared |= {(d, p[0]) for i, d in enumerate(rec.shards) if d is not None and (p := rec.pack_of(i))}
+            shared |= {(d, p[0]) for d, p in _packed(rec)}
         key, old, disk, volume = _closed_shard0(store, names[::4], shared)
         await _delete_and_collect(store, [f"o3-{i:04d}" for i in range(150)])
         done = trio.Event()
@@ -301,7 +306,7 @@ def _placed_at(store: ObjectStore) -> set[tuple[str, int, int]]:
     """(disk id, volume, record offset) of every packed shard the metadata places."""
     out = set()
     for _k, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
-        out |= {(d, p[0], p[1]) for i, d in enumerate(rec.shards) if d is not None and (p := rec.pack_of(i))}
+        out |= {(d, p[0], p[1]) for d, p in _packed(rec)}
     return out
 
 
