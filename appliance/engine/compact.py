@@ -23,7 +23,7 @@ volume is kept too, so the writer never reuses the number of a removed volume.
 Finding candidates costs no volume reads: one pass over the segment records gives each volume's
 placed bytes (record size = data offset - record offset + the chunks and their CRCs); only the
 volumes dead enough by that count are scanned. The GC service runs a pass every
-COMPACT_SECONDS (`compact_if_due`).
+COMPACT_SECONDS (`compact_if_due`) when a packed record may have died since the last one.
 """
 
 from __future__ import annotations
@@ -70,7 +70,19 @@ READ_POLL_SECONDS = 0.1
 COPY_BATCH_BYTES = 8 << 20  # records copied (read, appended, committed) together
 COPY_BATCH_RECORDS = 256
 
-_last_pass: weakref.WeakKeyDictionary[ObjectStore, float] = weakref.WeakKeyDictionary()
+# a pass is skipped while nothing died, but not for longer than this (a safety net for dead
+# space nothing counted)
+IDLE_PASS_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class _Pass:
+    at: float  # time.monotonic() when it began
+    marks: int  # SegmentIO.dead_marks then
+    clean: bool  # nothing was left for a later pass
+
+
+_last_pass: weakref.WeakKeyDictionary[ObjectStore, _Pass] = weakref.WeakKeyDictionary()
 _running: weakref.WeakSet[ObjectStore] = weakref.WeakSet()
 
 
@@ -247,6 +259,7 @@ async def _copy(store: ObjectStore, disk: Disk, volume: int, batch: list[PackedR
         if b.writes:
             lsn = await store.db.apply(b)
     await store.db.durable(lsn)
+    store.seg.dead_marks += len(stale) + (not complete)  # dead copies, or a failed append's bytes
     if stale:
         def kill() -> None:
             for v, off in stale:
@@ -370,11 +383,22 @@ async def compact_once(store: ObjectStore, ratio: float | None = None, *, settle
     return result
 
 
-async def compact_if_due(store: ObjectStore, every: float = COMPACT_SECONDS) -> Compaction | None:
-    """A compaction pass if none ran in the last `every` seconds (the GC service's hook)."""
+async def compact_if_due(store: ObjectStore, every: float = COMPACT_SECONDS,
+                         idle_every: float = IDLE_PASS_SECONDS) -> Compaction | None:
+    """A compaction pass if none ran in the last `every` seconds (the GC service's hook). Its
+    candidate survey reads every segment record, so a pass is skipped while no packed record
+    can have died since the last one that finished with nothing left for later
+    (SegmentIO.dead_marks), except once every `idle_every` seconds; the first pass after a
+    start always runs (a crash leaves dead space nothing counted)."""
     now = time.monotonic()
     last = _last_pass.get(store)
-    if last is not None and now - last < every:
-        return None
-    _last_pass[store] = now
-    return await compact_once(store)
+    if last is not None:
+        if now - last.at < every:
+            return None
+        if last.clean and last.marks == store.seg.dead_marks and now - last.at < idle_every:
+            return None
+    marks = store.seg.dead_marks  # deaths during the pass make the next one run
+    _last_pass[store] = _Pass(now, marks, False)  # a pass that fails is retried `every` later
+    result = await compact_once(store)
+    _last_pass[store] = _Pass(now, marks, not result.skipped)
+    return result

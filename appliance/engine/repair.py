@@ -441,6 +441,7 @@ class SegmentRepair:
             await self._unlink(path)
         for disk, place in dead:
             await self._mark_dead(disk, place)
+        store.seg.dead_marks += len(dead)
         if res.rebuilt:
             log.info("healed segment %s: rebuilt shards %s (%d moved)%s", rec.segment_id, res.rebuilt,
                      len(res.moved), f", pending {res.pending}" if res.pending else "")

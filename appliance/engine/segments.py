@@ -260,6 +260,9 @@ class SegmentIO:
         self.pack_bytes = PACK_BYTES
         self.volume_bytes = VOLUME_BYTES
         self._volumes: dict[tuple[str, str], VolumeWriter] = {}  # (disk id, path) -> its appends
+        # packed records that may have become dead space since the start (marked dead, or a
+        # write given up): the compactor's pass is skipped while this has not moved (compact.py)
+        self.dead_marks = 0
 
     def volume_writer(self, disk: Disk) -> VolumeWriter:
         key = (disk.disk_id, str(disk.path))
@@ -443,6 +446,8 @@ class SegmentIO:
             with trio.CancelScope(shield=True):
                 await self._discard(segment_id, shards)
             raise
+        if packed and any(st.failed or st.stalled for st in shards):
+            self.dead_marks += 1  # a record given up on, or a volume left after a failed append
         return _record(segment_id, geo, stored, shards, created, pool, enc), summary
 
     async def _quorum_or_stall(self, shards: list[_ShardState], geo: Geometry,
@@ -582,6 +587,7 @@ class SegmentIO:
                         os.unlink(disk.shard_path(segment_id, i))
 
             await trio.to_thread.run_sync(work, limiter=disk.limiter)
+        self.dead_marks += 1  # its records, or what a failed append left in a volume
 
     async def delete(self, rec: SegmentRecord) -> None:
         """Remove the shard files of a segment (GC of an unreferenced segment); a packed shard's
@@ -604,6 +610,7 @@ class SegmentIO:
                 await trio.to_thread.run_sync(work, limiter=disk.limiter)
             except OSError:
                 disk.record_error()
+            self.dead_marks += place is not None
 
     # --- read -------------------------------------------------------------------------------
 

@@ -412,6 +412,28 @@ async def test_the_current_volume_is_never_removed(tmp_path: Path) -> None:
         _close(store)
 
 
+async def test_a_pass_is_skipped_while_no_packed_record_died(tmp_path: Path) -> None:
+    """The GC service's hook: the survey reads every segment record, so it runs only when a
+    record may have died since the last clean pass (or once in `idle_every`)."""
+    store = _new_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        bodies = await _fill(store, 150)
+        assert await compact.compact_if_due(store, every=0) is not None  # the first after a start runs
+        assert await compact.compact_if_due(store, every=0) is None  # nothing died since
+        doomed = sorted(bodies)[1::2] + sorted(bodies)[2::4]  # three of four go
+        await _delete_and_collect(store, doomed)
+        result = await compact.compact_if_due(store, every=0)
+        assert result is not None and result.volumes > 0 and result.skipped == []
+        assert await compact.compact_if_due(store, every=0) is None
+        assert await compact.compact_if_due(store, every=0, idle_every=0) is not None  # the safety net
+        await _delete_and_collect(store, sorted(bodies)[:1])
+        assert await compact.compact_if_due(store, every=0) is not None
+        await _check(store, {k: v for k, v in bodies.items() if k not in doomed and k != sorted(bodies)[0]})
+    finally:
+        _close(store)
+
+
 async def test_without_a_writer_the_newest_volume_stays(tmp_path: Path) -> None:
     """After a restart nothing has been appended yet: the newest volume is kept even when dead,
     so the next volume opened never takes the number of one that was removed."""
