@@ -8,6 +8,8 @@ object sizes per bucket) is cached for CACHE_SECONDS so frequent scrapes stay ch
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from appliance.engine import keys
 from appliance.engine.journal import BATCH_BOUNDS
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import ObjectVersion
+from appliance.engine.volumes import volume_numbers, volume_path
 from appliance.services.healing import Healing
 from diskmgr.latency import BOUNDS_MS, LatencyHistogram
 from diskmgr.state import DiskState
@@ -86,10 +89,22 @@ class ApplianceCollector(Collector):
         # service name -> its backlog; services register here (Operator.register_backlog)
         self.backlogs: dict[str, Backlog] = {}
         self._shards = _Cached(self._count_shards)
+        self._volumes = _Cached(self._volume_bytes)
         self._buckets = _Cached(self._bucket_usage)
 
     def _count_shards(self) -> dict[str, int]:
         return {d.disk_id: sum(1 for _ in d.iter_shard_files()) for d in list(self.store.disks)}
+
+    def _volume_bytes(self) -> dict[str, int]:
+        """Disk id -> bytes of its volume files (small objects' packed shards: engine/volumes.py)."""
+        out: dict[str, int] = {}
+        for d in list(self.store.disks):
+            total = 0
+            for n in volume_numbers(d.path):
+                with contextlib.suppress(FileNotFoundError):  # compacted away meanwhile
+                    total += os.stat(volume_path(d.path, n)).st_size
+            out[d.disk_id] = total
+        return out
 
     def _bucket_usage(self) -> dict[tuple[str, str], tuple[int, int]]:
         """(bucket, storage class) -> (current objects, their bytes)."""
@@ -120,6 +135,9 @@ class ApplianceCollector(Collector):
         free = GaugeMetricFamily("stowage_disk_free_bytes", "Free bytes usable for shards", labels=["disk", "pool"])
         shards = GaugeMetricFamily("stowage_disk_shards", "Shard files held (counted at most once a minute)",
                                    labels=["disk"])
+        volume_bytes = GaugeMetricFamily("stowage_disk_volume_bytes", "Bytes of the volume files holding small "
+                                         "objects' packed shards, dead records included until compacted (counted "
+                                         "at most once a minute)", labels=["disk"])
         counters = {
             "reads": CounterMetricFamily("stowage_disk_reads", "Shard reads", labels=["disk"]),
             "writes": CounterMetricFamily("stowage_disk_writes", "Shard writes", labels=["disk"]),
@@ -130,7 +148,8 @@ class ApplianceCollector(Collector):
                                                      "checksum", labels=["disk"]),
         }
         held = self._shards.get()
-        assert isinstance(held, dict)
+        packed = self._volumes.get()
+        assert isinstance(held, dict) and isinstance(packed, dict)
         for d in disks:
             for s in DiskState:
                 state.add_metric([d.disk_id, d.pool, s.value], 1.0 if d.state == s else 0.0)
@@ -139,9 +158,10 @@ class ApplianceCollector(Collector):
             total.add_metric([d.disk_id, d.pool], float(d.total_bytes()))
             free.add_metric([d.disk_id, d.pool], float(d.free_bytes()))
             shards.add_metric([d.disk_id], float(held.get(d.disk_id, 0)))
+            volume_bytes.add_metric([d.disk_id], float(packed.get(d.disk_id, 0)))
             for name, fam in counters.items():
                 fam.add_metric([d.disk_id], float(getattr(d.counters, name)))
-        yield from (state, reasons, total, free, shards, *counters.values())
+        yield from (state, reasons, total, free, shards, volume_bytes, *counters.values())
         yield _hist("stowage_disk_io_latency_seconds", "Shard read and write latency (waiting for the disk's "
                     "limiter included)", ["disk"], (([d.disk_id], d.counters.latency) for d in disks))
 

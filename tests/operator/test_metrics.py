@@ -162,3 +162,22 @@ def test_fuse_operations_are_counted(daemon_factory: Any) -> None:
     for op in ("create", "write", "read", "readdir"):
         assert value(m, "stowage_fuse_operation_duration_seconds_count", operation=op) >= 1, op
     assert value(m, "stowage_fuse_errors_total", operation="lookup") >= 0
+
+
+def test_packed_small_objects_show_as_volume_bytes(daemon_factory: Any, tmp_path: Any) -> None:
+    """A small unencrypted object's shards are records in a volume file on each disk, not shard
+    files: stowage_disk_volume_bytes shows them (encrypted ones, the default, stay files)."""
+    config = tmp_path / "stowage.toml"
+    config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
+    d = daemon_factory(["--no-mount", "--config", str(config)])
+    token = d.cli("metrics-token").stdout.strip()
+    s3 = d.s3()
+    s3.create_bucket(Bucket="plain")
+    s3.put_object(Bucket="plain", Key="small", Body=b"y" * 5000)
+    m = _scrape(d, token)
+    disks = {dict(labels)["disk"] for (name, labels) in m if name == "stowage_disk_state"}
+    assert len(disks) == 6
+    packed = {disk: value(m, "stowage_disk_volume_bytes", disk=disk) for disk in disks}
+    assert sum(packed.values()) > 5000  # the data, its parity, and the records' headers
+    assert sum(1 for v in packed.values() if v) >= 2  # a record on each disk the segment spans
+    assert all(value(m, "stowage_disk_shards", disk=disk) == 0 for disk in disks)
