@@ -154,11 +154,19 @@ def suite(base: Path, args: argparse.Namespace, dropping: bool) -> dict[str, flo
     return r
 
 
-def start_daemon(data: Path, code: Path | None = None) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
-    """`code`: the source tree to run the daemon from (bench.fusecompare's "before"); default this one."""
+def start_daemon(data: Path, code: Path | None = None,
+                 unencrypted: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """`code`: the source tree to run the daemon from (bench.fusecompare's "before"); default this one.
+    `unencrypted`: new buckets (a mkdir in the mount's root) get no default encryption, as in
+    bench.s3; by default they get the shipped default, SSE-S3."""
     log = open(data.parent / "daemon.log", "ab")  # noqa: SIM115
+    extra: list[str] = []
+    if unencrypted:
+        config = data.parent / "stowage.toml"
+        config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
+        extra = ["--config", str(config)]
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--listen",
-                             "127.0.0.1:0"], cwd=code or REPO, stdout=log, stderr=subprocess.STDOUT)
+                             "127.0.0.1:0", *extra], cwd=code or REPO, stdout=log, stderr=subprocess.STDOUT)
     runfile = data / "run" / "daemon.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

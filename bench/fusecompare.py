@@ -1,7 +1,7 @@
 """Before/after, side by side in one run: the mount's figures of issue 15 for two source trees.
 
     python -m bench.fusecompare --before /path/to/old/tree [--dir DIR] [--rounds 2]
-                                [--files 2000] [--size-mib 512] [--list 10000]
+                                [--files 2000] [--size-mib 512] [--list 10000] [--unencrypted]
 
 Each round starts a daemon (mount on, S3 on) from each tree in turn, alternating which goes
 first, and measures on it, beside a plain directory on the same disk in the same minutes:
@@ -86,10 +86,11 @@ def plain_round(plain: Side, work: Path, small: Path, empty: Path, files: int, s
         shutil.rmtree(base, ignore_errors=True)
 
 
-def mount_round(side: Side, work: Path, small: Path, empty: Path, files: int, size: int) -> None:
+def mount_round(side: Side, work: Path, small: Path, empty: Path, files: int, size: int,
+                unencrypted: bool = False) -> None:
     data = work / f"{side.name}-data"
     data.mkdir()
-    proc, info = start_daemon(data, side.code)
+    proc, info = start_daemon(data, side.code, unencrypted)
     try:
         mnt = Path(str(info["mount"])) / "bench"
         mnt.mkdir()
@@ -109,7 +110,7 @@ def mount_round(side: Side, work: Path, small: Path, empty: Path, files: int, si
         # the same after a restart: nothing of the files is in the daemon's memory either
         proc.terminate()
         proc.wait(120)
-        proc, info = start_daemon(data, side.code)
+        proc, info = start_daemon(data, side.code, unencrypted)
         d = Path(str(info["mount"])) / "bench" / "many" / "d"
         c0 = cpu_seconds(proc.pid)
         side.add("ls -l after restart s", ls_cold(d))
@@ -129,6 +130,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--size-mib", type=int, default=512)
     ap.add_argument("--list", type=int, default=10000)
+    ap.add_argument("--unencrypted", action="store_true",
+                    help="the mount's bucket without default encryption (small files then packed: engine/volumes.py)")
     args = ap.parse_args()
     size = args.size_mib * MIB
     sides = [Side("before", args.before.resolve()), Side("after", None)]
@@ -139,7 +142,7 @@ def main() -> None:
         empty = tarball(work / "empty.tar", args.list, 0)
         for r in range(args.rounds):
             for side in sides if r % 2 == 0 else sides[::-1]:
-                mount_round(side, work, small, empty, args.files, size)
+                mount_round(side, work, small, empty, args.files, size, args.unencrypted)
                 print(f"round {r + 1} {side.name}: {({k: round(v[-1], 2) for k, v in side.figures.items()})}",
                       flush=True)
             plain_round(plain, work, small, empty, args.files, size)
