@@ -17,17 +17,12 @@ from dataclasses import dataclass, field
 
 from .codec import Geometry
 from .records import SegmentRecord
-from .shardfile import CRC_SIZE, HEADER_SIZE, block_count, block_len
+from .shardfile import HEADER_SIZE, chunks_bytes
 
 
 def shard_bytes(rec: SegmentRecord) -> int:
     """The size of each shard file of a segment (header, chunks and their CRCs)."""
-    geo = Geometry(rec.k, rec.m, rec.block_size)
-    n = block_count(rec.length, rec.block_size)
-    if n == 0:
-        return HEADER_SIZE
-    full = (n - 1) * (geo.chunk_size(rec.block_size) + CRC_SIZE)
-    return HEADER_SIZE + full + geo.chunk_size(block_len(rec.length, rec.block_size, n - 1)) + CRC_SIZE
+    return HEADER_SIZE + chunks_bytes(Geometry(rec.k, rec.m, rec.block_size), rec.length)
 
 
 @dataclass

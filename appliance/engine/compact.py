@@ -47,7 +47,7 @@ from .disks import Disk
 from .errors import FormatError
 from .objectstore import ObjectStore
 from .records import SegmentRecord
-from .shardfile import batch_bytes, block_count
+from .shardfile import chunks_bytes
 from .volumes import (
     LIVE,
     VOLUME_HEADER,
@@ -118,8 +118,7 @@ def _placed(rec: SegmentRecord | None, disk_id: str, volume: int, offset: int, s
 
 def _record_bytes(rec: SegmentRecord, place: list[int]) -> int:
     """The size of the record at `place` holding a shard of `rec`."""
-    geo = Geometry(rec.k, rec.m, rec.block_size)
-    return place[2] - place[1] + batch_bytes(geo, rec.length, 0, block_count(rec.length, rec.block_size) - 1)
+    return place[2] - place[1] + chunks_bytes(Geometry(rec.k, rec.m, rec.block_size), rec.length)
 
 
 def placed_bytes(store: ObjectStore) -> dict[tuple[str, int], int]:
@@ -127,12 +126,8 @@ def placed_bytes(store: ObjectStore) -> dict[tuple[str, int], int]:
     one pass over the segment records)."""
     out: dict[tuple[str, int], int] = defaultdict(int)
     for _k, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
-        if not rec.packs:
-            continue
-        for i, disk_id in enumerate(rec.shards):
-            place = rec.pack_of(i)
-            if place is not None and disk_id is not None:
-                out[(disk_id, place[0])] += _record_bytes(rec, place)
+        for _i, disk_id, place in rec.packed():
+            out[(disk_id, place[0])] += _record_bytes(rec, place)
     return out
 
 
@@ -144,9 +139,8 @@ def _placed_past(store: ObjectStore, disk: Disk, volume: int, end: int, size: in
     path = volume_path(disk.path, volume)
     out: list[PackedRecord] = []
     for _k, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
-        for i, disk_id in enumerate(rec.shards):
-            place = rec.pack_of(i)
-            if disk_id != disk.disk_id or place is None or place[0] != volume or place[1] < end:
+        for i, disk_id, place in rec.packed():
+            if disk_id != disk.disk_id or place[0] != volume or place[1] < end:
                 continue
             try:
                 hdr = read_record_header(path, place[1])

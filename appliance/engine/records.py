@@ -239,6 +239,11 @@ class SegmentRecord(Record):
         """Where shard i lies in its disk's volumes, or None: a shard file."""
         return self.packs[i] if i < len(self.packs) else None
 
+    def packed(self) -> list[tuple[int, str, list[int]]]:
+        """(shard index, disk id, place) of each packed shard that has a disk."""
+        return [(i, d, p) for i, (d, p) in enumerate(zip(self.shards, self.packs, strict=False))
+                if d is not None and p is not None]
+
     def set_pack(self, i: int, place: list[int] | None) -> None:
         """Shard i is now packed at `place`, or (None) a shard file (rebuilt or moved)."""
         if place is None and not self.packs:

@@ -87,11 +87,18 @@ class ShardHeader:
         decoder = _HEADER_DECODERS.get(version)
         if decoder is None:
             raise FormatError(f"shard format {version} is not supported by this version")
+        return cls.from_json(raw[_PREFIX.size : _PREFIX.size + n], decoder)
+
+    @classmethod
+    def from_json(cls, body: bytes | memoryview,
+                  decoder: Callable[[dict[str, Any]], ShardHeader] | None = None) -> ShardHeader:
+        """The header from its JSON alone (a shard file's, after its prefix, or a packed
+        record's: volumes.py); `decoder`: its format's, the first format's by default."""
         try:
-            d = json.loads(raw[_PREFIX.size : _PREFIX.size + n])
+            d = json.loads(bytes(body))
             if not isinstance(d, dict):
                 raise ValueError("not a JSON object")
-            return decoder(d)
+            return (decoder or _header_v1)(d)
         except (ValueError, TypeError) as exc:
             raise FormatError(f"damaged shard header: {exc}") from exc
 
@@ -158,10 +165,7 @@ class ShardWriter:
 
     def append(self, *chunks: bytes | memoryview) -> None:
         """Append the chunks of consecutive blocks, each followed by its CRC, in one writev."""
-        parts: list[bytes | memoryview] = []
-        for chunk in chunks:
-            parts += [chunk, struct.pack("<I", checksum(chunk))]
-        _write_all(self.f.fileno(), parts)
+        _write_all(self.f.fileno(), chunk_parts(chunks))
         self.unsynced += sum(len(c) + CRC_SIZE for c in chunks)
         if self.unsynced >= SYNC_EVERY:
             # Flush as we go: the disk writes while later blocks are being encoded, and the
@@ -207,10 +211,7 @@ def write_whole(tmp_path: str, final_path: str, header: ShardHeader, chunks: Seq
     or, given `group_sync` (fssync.py), by the group sync of its filesystem, waited for with
     the file's directory, then an fdatasync of the file (no journal commit left to do; it
     reports a writeback error of the file's pages)."""
-    parts: list[bytes | memoryview] = [header.encode()]
-    for chunk in chunks:
-        parts += [chunk, struct.pack("<I", checksum(chunk))]
-    data = memoryview(b"".join(parts))
+    data = memoryview(b"".join([header.encode(), *chunk_parts(chunks)]))
     directory = final_path.rsplit("/", 1)[0]
     fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -243,6 +244,24 @@ def read_chunks(path: str, geo: Geometry, length: int, first: int, last: int) ->
     Raises OSError if the file cannot be read at all (missing disk, missing file).
     """
     return [None if c is None else bytes(c) for c in read_chunk_views(path, geo, length, first, last)]
+
+
+def chunk_parts(chunks: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
+    """The chunks of consecutive blocks as written: each followed by its CRC32C."""
+    parts: list[bytes | memoryview] = []
+    for chunk in chunks:
+        parts += [chunk, struct.pack("<I", checksum(chunk))]
+    return parts
+
+
+def chunks_bytes(geo: Geometry, length: int) -> int:
+    """Bytes of every chunk of a shard with their CRCs (a shard file less its header, or a
+    packed record less its prefix and header). All blocks but the last are full."""
+    n = block_count(length, geo.block_size)
+    if n == 0:
+        return 0
+    full = (n - 1) * (geo.chunk_size(geo.block_size) + CRC_SIZE)
+    return full + geo.chunk_size(block_len(length, geo.block_size, n - 1)) + CRC_SIZE
 
 
 def batch_bytes(geo: Geometry, length: int, first: int, last: int) -> int:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import struct
 from collections.abc import Iterator, Sequence
@@ -43,7 +42,7 @@ from diskmgr.durable import fsync_dir
 
 from .codec import checksum
 from .errors import FormatError
-from .shardfile import ShardHeader, _write_all, batch_bytes, block_count
+from .shardfile import ShardHeader, _write_all, chunk_parts, chunks_bytes
 
 VOLUME_MAGIC = b"STWVOLUM"
 VOLUME_FORMAT = 1
@@ -55,7 +54,6 @@ RECORD_FORMAT = 1
 _RECORD_PREFIX = struct.Struct("<8sHII")
 MAX_HEADER_JSON = 8192  # as a shard file's header
 VOLUME_BYTES = 256 << 20  # a volume is closed once this full; the next record starts a new one
-SCAN_READ = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +88,17 @@ def volume_numbers(disk_path: str | os.PathLike[str]) -> list[int]:
 def encode_record(header: ShardHeader, chunks: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
     """A record's bytes as parts for one writev: prefix, header JSON, then each chunk + CRC."""
     body = header.json_body(MAX_HEADER_JSON)
-    parts: list[bytes | memoryview] = [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body]
-    for chunk in chunks:
-        parts += [chunk, struct.pack("<I", checksum(chunk))]
-    return parts
+    return [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body, *chunk_parts(chunks)]
 
 
-def _decode_header(raw: bytes | memoryview) -> ShardHeader:
-    try:
-        d = json.loads(bytes(raw))
-        if not isinstance(d, dict):
-            raise ValueError("not a JSON object")
-        return ShardHeader(**d)
-    except (ValueError, TypeError) as exc:
-        raise FormatError(f"damaged packed header: {exc}") from exc
+def _prefix(raw: bytes) -> tuple[bool, int, int] | None:
+    """(live, header JSON length, its CRC) of a record's prefix; None if it is not one."""
+    if len(raw) < _RECORD_PREFIX.size:
+        return None
+    magic, fmt, n, crc = _RECORD_PREFIX.unpack(raw)
+    if magic not in (LIVE, DEAD) or fmt != RECORD_FORMAT or n > MAX_HEADER_JSON:
+        return None
+    return magic == LIVE, n, crc
 
 
 def owner_of(place: list[int], segment_id: str) -> tuple[int, bytes]:
@@ -119,21 +114,20 @@ def read_record_header(path: str, offset: int) -> ShardHeader:
         prefix = os.pread(fd, _RECORD_PREFIX.size, offset)
         if len(prefix) < _RECORD_PREFIX.size:
             raise FormatError("packed record truncated")
-        magic, fmt, n, crc = _RECORD_PREFIX.unpack(prefix)
-        if magic not in (LIVE, DEAD) or fmt != RECORD_FORMAT or n > MAX_HEADER_JSON:
+        parsed = _prefix(prefix)
+        if parsed is None:
             raise FormatError(f"no packed record at {path}:{offset}")
+        _live, n, crc = parsed
         body = os.pread(fd, n, offset + _RECORD_PREFIX.size)
     finally:
         os.close(fd)
     if len(body) < n or checksum(body) != crc:
         raise FormatError(f"damaged packed header at {path}:{offset}")
-    return _decode_header(body)
+    return ShardHeader.from_json(body)
 
 
 def record_size(header: ShardHeader, json_len: int) -> int:
-    geo = header.geometry
-    return _RECORD_PREFIX.size + json_len + batch_bytes(geo, header.length, 0, block_count(header.length,
-                                                                                           geo.block_size) - 1)
+    return _RECORD_PREFIX.size + json_len + chunks_bytes(header.geometry, header.length)
 
 
 def scan(path: str, volume: int) -> Iterator[PackedRecord]:
@@ -148,21 +142,21 @@ def scan(path: str, volume: int) -> Iterator[PackedRecord]:
         offset = VOLUME_HEADER
         while offset + _RECORD_PREFIX.size <= size:
             f.seek(offset)
-            prefix = f.read(_RECORD_PREFIX.size)
-            magic, fmt, n, crc = _RECORD_PREFIX.unpack(prefix)
-            if magic not in (LIVE, DEAD) or fmt != RECORD_FORMAT or n > MAX_HEADER_JSON:
+            parsed = _prefix(f.read(_RECORD_PREFIX.size))
+            if parsed is None:
                 return
+            live, n, crc = parsed
             body = f.read(n)
             if len(body) < n or checksum(body) != crc:
                 return
             try:
-                header = _decode_header(body)
+                header = ShardHeader.from_json(body)
                 total = record_size(header, n)
             except (FormatError, ValueError, ZeroDivisionError):
                 return
             if offset + total > size:
                 return
-            yield PackedRecord(volume, offset, offset + _RECORD_PREFIX.size + n, total, magic == LIVE, header)
+            yield PackedRecord(volume, offset, offset + _RECORD_PREFIX.size + n, total, live, header)
             offset += total
 
 

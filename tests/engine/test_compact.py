@@ -94,16 +94,11 @@ def _dead_enough(store: ObjectStore, ratio: float = 0.5) -> list[tuple[str, int]
     return out
 
 
-def _packed(rec: SegmentRecord) -> list[tuple[str, list[int]]]:
-    """(disk id, [volume, record offset, data offset]) of each packed shard of a segment."""
-    return [(d, p) for i, d in enumerate(rec.shards) if d is not None and (p := rec.pack_of(i)) is not None]
-
-
 def _placements(store: ObjectStore) -> list[tuple[str, int]]:
     """(disk id, volume) of every packed shard the metadata places."""
     out = []
     for _k, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
-        out += [(d, p[0]) for d, p in _packed(rec)]
+        out += [(d, p[0]) for _i, d, p in rec.packed()]
     return out
 
 
@@ -128,6 +123,16 @@ async def _delete_and_collect(store: ObjectStore, keys_: list[str]) -> None:
     for key in keys_:
         await store.delete_object("bkt", key)
     await gc.collect_once(store, 0)
+
+
+async def _keep_a_quarter(store: ObjectStore) -> dict[str, bytes]:
+    """A bucket of 200 packed objects of which three in four are deleted and collected: the
+    bodies kept, in key order."""
+    await store.create_bucket("bkt")
+    bodies = await _fill(store, 200)
+    names = sorted(bodies)
+    await _delete_and_collect(store, [k for i, k in enumerate(names) if i % 4])
+    return {k: bodies[k] for k in names[::4]}
 
 
 async def test_compaction_gives_back_dead_space_and_keeps_every_object(tmp_path: Path) -> None:
@@ -252,22 +257,19 @@ async def test_a_read_in_progress_keeps_the_old_volume_until_it_ends(tmp_path: P
     only once that read is done (or left for the next pass when it lasts too long)."""
     store = _new_store(tmp_path / "app")
     try:
-        await store.create_bucket("bkt")
-        bodies = await _fill(store, 200)
-        names = sorted(bodies)
-        await _delete_and_collect(store, [k for i, k in enumerate(names) if i % 4])
-        key, old, disk, volume = _closed_shard0(store, names[::4])
+        kept = await _keep_a_quarter(store)
+        key, old, disk, volume = _closed_shard0(store, list(kept))
         damage = _damage_log(store)
 
         async def read_old() -> bytes:  # reads shard 0 only: its old place
-            return b"".join([p async for p in store.seg.read(old, 0, len(bodies[key]))])
+            return b"".join([p async for p in store.seg.read(old, 0, len(kept[key]))])
 
         with store.reading(old.segment_id):
             result = await compact_once(store, settle_seconds=0, read_wait=0.3)  # too long a read: left
             assert result.records > 0 and f"{disk.disk_id}/{volume}: reads in progress" in result.skipped
             assert volume in volume_numbers(disk.path)
             assert store.get_segment(old.segment_id).pack_of(0) != old.pack_of(0)  # moved all the same
-            assert await read_old() == bodies[key]
+            assert await read_old() == kept[key]
         assert await compact_once(store, settle_seconds=0)  # nothing placed there now: it goes
         assert volume not in volume_numbers(disk.path)
 
@@ -276,8 +278,8 @@ async def test_a_read_in_progress_keeps_the_old_volume_until_it_ends(tmp_path: P
         shared = set()  # volumes holding some of the new objects (deleted next), to share with a kept one
         for k in new:
             rec = store.get_segment(store.head_object("bkt", k).segments[0].segment_id)
-            shared |= {(d, p[0]) for d, p in _packed(rec)}
-        key, old, disk, volume = _closed_shard0(store, names[::4], shared)
+            shared |= {(d, p[0]) for _i, d, p in rec.packed()}
+        key, old, disk, volume = _closed_shard0(store, list(kept), shared)
         await _delete_and_collect(store, [f"o3-{i:04d}" for i in range(150)])
         done = trio.Event()
         outcome: list[compact.Compaction] = []
@@ -294,10 +296,10 @@ async def test_a_read_in_progress_keeps_the_old_volume_until_it_ends(tmp_path: P
                         await trio.sleep(0.05)
                 await trio.sleep(0.3)
                 assert not done.is_set() and volume in volume_numbers(disk.path)
-                assert await read_old() == bodies[key]
+                assert await read_old() == kept[key]
         assert outcome[0].records > 0 and volume not in volume_numbers(disk.path)
         assert damage == []
-        await _check(store, {k: bodies[k] for k in names[::4]})
+        await _check(store, kept)
     finally:
         _close(store)
 
@@ -306,7 +308,7 @@ def _placed_at(store: ObjectStore) -> set[tuple[str, int, int]]:
     """(disk id, volume, record offset) of every packed shard the metadata places."""
     out = set()
     for _k, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT):
-        out |= {(d, p[0], p[1]) for d, p in _packed(rec)}
+        out |= {(d, p[0], p[1]) for _i, d, p in rec.packed()}
     return out
 
 
@@ -321,11 +323,7 @@ async def test_placed_records_past_a_damaged_record_are_moved(tmp_path: Path) ->
     found from the metadata and moved. A placed record that is itself damaged keeps its volume."""
     store = _new_store(tmp_path / "app")
     try:
-        await store.create_bucket("bkt")
-        bodies = await _fill(store, 200)
-        names = sorted(bodies)
-        await _delete_and_collect(store, [k for i, k in enumerate(names) if i % 4])
-        kept = {k: bodies[k] for k in names[::4]}
+        kept = await _keep_a_quarter(store)
         placed = _placed_at(store)
         target = None
         for d in store.disks:
@@ -369,10 +367,7 @@ async def test_compacted_placements_survive_a_restart(tmp_path: Path) -> None:
     root = tmp_path / "app"
     store = _new_store(root)
     try:
-        await store.create_bucket("bkt")
-        bodies = await _fill(store, 200)
-        doomed = [k for i, k in enumerate(sorted(bodies)) if i % 4]
-        await _delete_and_collect(store, doomed)
+        kept = await _keep_a_quarter(store)
         result = await compact_once(store, settle_seconds=0)
         assert result.volumes > 0 and result.records > 0
         places = sorted(_placements(store))
@@ -380,7 +375,6 @@ async def test_compacted_placements_survive_a_restart(tmp_path: Path) -> None:
         _close(store)
     store = open_store(root, grace=0)
     try:
-        kept = {k: bodies[k] for k in bodies if k not in doomed}
         assert sorted(_placements(store)) == places
         damage = _damage_log(store)
         await _check(store, kept)
@@ -492,11 +486,7 @@ async def test_a_write_still_to_commit_keeps_its_volume(tmp_path: Path) -> None:
 async def _crash_child(root: Path, step: str) -> None:
     """Write, delete most, collect, then compact and SIGKILL ourselves at `step`."""
     store = _new_store(root)
-    await store.create_bucket("bkt")
-    bodies = await _fill(store, 200)
-    doomed = [k for i, k in enumerate(sorted(bodies)) if i % 4]
-    await _delete_and_collect(store, doomed)
-    kept = {k: hashlib.md5(bodies[k]).hexdigest() for k in bodies if k not in doomed}
+    kept = {k: hashlib.md5(body).hexdigest() for k, body in (await _keep_a_quarter(store)).items()}
     (root / "kept.json").write_text(json.dumps({"kept": kept, "used": _usage(store)}))
     compact.COPY_BATCH_RECORDS = 4
 
