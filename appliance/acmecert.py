@@ -237,6 +237,10 @@ async def serve_challenges(listen: str, challenges: Challenges, *,
     await trio.serve_listeners(handler, listeners)
 
 
+BAD_NONCE_RETRIES = 3  # orders retried after BAD_NONCE_PAUSE in a row before retry_interval applies
+BAD_NONCE_PAUSE = 2.0
+
+
 async def serve(cfg: Config, contexts: TlsContexts, master: MasterKey, *,
                 task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The challenge responder and the renewal loop."""
@@ -245,6 +249,7 @@ async def serve(cfg: Config, contexts: TlsContexts, master: MasterKey, *,
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_challenges, cfg.acme.http_listen, challenges)
         task_status.started()
+        quick_retries = 0
         while True:
             why = due(files.cert, list(cfg.acme.names), cfg.acme.renew_days)
             wait = cfg.acme.check_interval
@@ -254,9 +259,14 @@ async def serve(cfg: Config, contexts: TlsContexts, master: MasterKey, *,
                 try:
                     await trio.to_thread.run_sync(order, cfg, master, challenges)
                 except Exception as exc:  # any failure of the CA, the network or the library: retried
-                    log.error("ACME: the order failed (retried in %.0f s): %s", cfg.acme.retry_interval, exc)
-                    wait = cfg.acme.retry_interval
+                    # a rejected anti-replay nonce (RFC 8555 6.5: CAs may reject any, pebble 5%) is
+                    # the CA's, not ours: the library retries once, and the order is retried soon
+                    quick = getattr(exc, "code", None) == "badNonce" and quick_retries < BAD_NONCE_RETRIES
+                    quick_retries = quick_retries + 1 if quick else 0
+                    wait = BAD_NONCE_PAUSE if quick else cfg.acme.retry_interval
+                    log.error("ACME: the order failed (retried in %.0f s): %s", wait, exc)
                 else:
+                    quick_retries = 0
                     await trio.to_thread.run_sync(contexts.reload)
                     log.warning("ACME: certificate issued for %s (SHA-256 %s)", ", ".join(cfg.acme.names),
                                 contexts.fingerprint)
