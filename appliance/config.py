@@ -180,8 +180,8 @@ class StallConfig:
 
 @dataclass(frozen=True)
 class VolumesConfig:
-    """Small shards packed into per-disk volume files (engine/volumes.py): an unencrypted
-    object of at most `pack_bytes` is appended to volumes, group-synced, instead of one file
+    """Small shards packed into per-disk volume files (engine/volumes.py): an object
+    (encrypted or not) of at most `pack_bytes` is appended to volumes, group-synced, instead of one file
     per shard (0: every shard a file). A volume is closed at `volume_bytes`; the garbage
     collector compacts closed volumes once `compact_dead_ratio` of their bytes are dead."""
 

@@ -1,6 +1,6 @@
 """Before/after, side by side in one run: the S3 figures of issue 15 for two source trees.
 
-    python -m bench.compare --before /path/to/old/tree [--dir DIR] [--rounds 2] [--quick]
+    python -m bench.compare --before /path/to/old/tree [--dir DIR] [--rounds 2] [--quick] [--sse-s3]
 
 Other work on the machine moves absolute figures from minute to minute, so a before/after table
 is only fair when both sides share the minutes: each round starts a daemon from each tree in
@@ -10,7 +10,8 @@ figure of this machine it is judged against (bench.raw, measured at the start of
 
 Per side: 4 KiB and 256 KiB PUT/GET ops/s at 16 clients with p99, 64 MiB PUT/GET MiB/s at 4
 clients, a full ListObjectsV2 (pages of 1,000) keys/s, the daemon's CPU time per small op
-(user + system, from /proc) and its peak PSS summed over its process tree.
+(user + system, from /proc) and its peak PSS summed over its process tree. Buckets have no
+default encryption, unless `--sse-s3`: the shipped default, every new bucket SSE-S3.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def measured(pid: int, fn: Callable[[], T]) -> tuple[T, float]:
     return out, cpu_seconds(pid) - c0
 
 
-def one_round(side: Side, work: Path, quick: bool, list_keys: int) -> None:
+def one_round(side: Side, work: Path, quick: bool, list_keys: int, sse_s3: bool) -> None:
     data = work / f"{side.name}-data"
-    proc, d = start_daemon(data, side.code)
+    proc, d = start_daemon(data, side.code, sse_s3)
     try:
         watch = PssWatch(proc.pid)
         Client(d["endpoint"], d["access_key"], d["secret_key"]).call("PUT", "/bench")
@@ -87,7 +88,7 @@ def one_round(side: Side, work: Path, quick: bool, list_keys: int) -> None:
     finally:
         stop_daemon(proc)
     populate_listing(data, list_keys)
-    proc, d = start_daemon(data, side.code)
+    proc, d = start_daemon(data, side.code, sse_s3)
     try:
         (listed, secs), cpu = measured(proc.pid, lambda: full_listing(d))
         side.add("ListObjectsV2 keys/s", listed / secs)
@@ -117,7 +118,7 @@ def targets(raw: RawSpeeds) -> dict[str, tuple[str, str]]:
     }
 
 
-def main(before: Path, directory: Path, rounds: int, quick: bool, list_keys: int) -> None:
+def main(before: Path, directory: Path, rounds: int, quick: bool, list_keys: int, sse_s3: bool = False) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     raw = measure(directory, (256 if quick else 1024) * MIB)
     sides = [Side("before", before.resolve()), Side("after", None)]
@@ -125,11 +126,12 @@ def main(before: Path, directory: Path, rounds: int, quick: bool, list_keys: int
     try:
         for r in range(rounds):
             for side in (sides if r % 2 == 0 else sides[::-1]):
-                one_round(side, work, quick, list_keys)
+                one_round(side, work, quick, list_keys, sse_s3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"Stowage before/after, side by side — {rounds} rounds alternating, medians; dir {directory}"
-          f"{' (quick)' if quick else ''}; before = {before}")
+          f"{' (quick)' if quick else ''}{'; buckets SSE-S3 (the shipped default)' if sse_s3 else ''}"
+          f"; before = {before}")
     for line in raw.lines():
         print("  " + line)
     print(f"  {'figure':<32} {'before':>10} {'after':>10} {'change':>8}   target (raw figure)")
@@ -147,5 +149,6 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--list-keys", type=int, default=100_000)
+    ap.add_argument("--sse-s3", action="store_true", help="buckets SSE-S3 by default, as shipped")
     args = ap.parse_args()
-    main(args.before, args.dir, args.rounds, args.quick, args.list_keys)
+    main(args.before, args.dir, args.rounds, args.quick, args.list_keys, args.sse_s3)

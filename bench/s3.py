@@ -87,13 +87,15 @@ class Client:
         return r.status, data
 
 
-def start_daemon(data: Path, code: Path | None = None) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """`code`: the source tree to run the daemon from (bench.compare's "before"); default this one."""
+def start_daemon(data: Path, code: Path | None = None,
+                 sse_s3: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """`code`: the source tree to run the daemon from (bench.compare's "before"); default this one.
+    `sse_s3`: the shipped default (new buckets SSE-S3), else buckets without default encryption."""
     runfile = data / "run" / "daemon.json"
     if runfile.exists():
         runfile.unlink()
     config = data.parent / "stowage.toml"
-    config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
+    config.write_text("" if sse_s3 else '[s3]\ndefault_bucket_encryption = "none"\n')
     log = open(data.parent / "daemon.log", "ab")  # noqa: SIM115 - owned by the process
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--config", str(config),
                              "--listen", "127.0.0.1:0", "--no-mount"], stdout=log, stderr=subprocess.STDOUT,

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from . import keys
+from .disks import Disk
 from .errors import FormatError
 from .metadb import MetaDB
 from .records import CredentialRecord, KmsKeyRecord, SegmentRecord
 from .segments import gather
 from .shardfile import read_header, rewrite_header
 from .storecore import StoreCore
+from .volumes import mark_dead, rewrapped_record, volume_path
 
 log = logging.getLogger("stowage.keys")
 
@@ -94,11 +97,22 @@ def encrypted_segments_after(db: MetaDB, after: str, limit: int) -> tuple[list[S
     return found, last, scanned
 
 
+@dataclass(frozen=True)
+class _Copy:
+    """A packed shard re-appended with its new envelope, placed by the commit if still current."""
+
+    disk: Disk
+    old: list[int]  # [volume, record offset, data offset]
+    new: list[int]
+
+
 async def replace_envelopes(store: StoreCore, recs: list[SegmentRecord], rewrap: Rewrap) -> int:
     """Give segments new envelopes (`rotate-master`): every shard header first, then the
-    records, so an interrupted run leaves records the next run still re-wraps. A record changed
-    meanwhile (collected, re-wrapped by another run) is left as it is. Returns the records
-    changed. Object data is not touched."""
+    records, so an interrupted run leaves records the next run still re-wraps. A shard file's
+    header is rewritten in place; a packed shard is appended again with the new header and the
+    record points at the copy (the old record is then marked dead, as compaction does). A record
+    changed meanwhile (collected, re-wrapped by another run) is left as it is, and the copies
+    made for it are dead. Returns the records changed. Object data is not touched."""
     changes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     for rec in recs:
         new = rewrap(rec.enc) if rec.enc is not None else None
@@ -106,19 +120,24 @@ async def replace_envelopes(store: StoreCore, recs: list[SegmentRecord], rewrap:
             changes[rec.segment_id] = (rec.enc, new)
     if not changes:
         return 0
+    copies: dict[tuple[str, int], _Copy] = {}
 
     async def header(rec: SegmentRecord, i: int, enc: dict[str, Any]) -> None:
         disk = store.disks.get(rec.shards[i])
         if disk is None or not disk.writable:
             return  # a lost shard: the healer rebuilds it with the record's envelope
-        path = disk.shard_path(rec.segment_id, i)
-
-        def work() -> None:
-            hdr = read_header(path)
-            hdr.enc = enc
-            rewrite_header(path, hdr)
-
+        place = rec.pack_of(i)
         try:
+            if place is not None:
+                copies[(rec.segment_id, i)] = await _repack(store, disk, rec, i, place, enc)
+                return
+            path = disk.shard_path(rec.segment_id, i)
+
+            def work() -> None:
+                hdr = read_header(path)
+                hdr.enc = enc
+                rewrite_header(path, hdr)
+
             await trio.to_thread.run_sync(work, limiter=disk.limiter)
         except FileNotFoundError:
             pass  # collected or moved meanwhile
@@ -128,13 +147,37 @@ async def replace_envelopes(store: StoreCore, recs: list[SegmentRecord], rewrap:
     await gather(*[(lambda rec=rec, i=i: header(rec, i, changes[rec.segment_id][1]))
                    for rec in recs if rec.segment_id in changes for i in range(len(rec.shards))])
     changed = 0
+    dead: list[tuple[Disk, list[int]]] = []
     async with store.lock:
         b = store.db.batch()
         for seg_id, (old, new) in changes.items():
             cur = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-            if cur is not None and cur.enc == old:
+            ours = cur is not None and cur.enc == old
+            for (s, i), c in copies.items():
+                if s != seg_id:
+                    continue
+                if cur is not None and ours and cur.shards[i] == c.disk.disk_id and cur.pack_of(i) == c.old:
+                    cur.set_pack(i, c.new)
+                    dead.append((c.disk, c.old))
+                else:  # moved (compaction, healing) or collected meanwhile: the copy is surplus
+                    dead.append((c.disk, c.new))
+            if cur is not None and ours:
                 cur.enc = new
                 b.put(keys.segment(seg_id), cur)
                 changed += 1
         await store.db.commit(b, sync=True)
+    store.seg.dead_marks += len(dead)
+    for disk, place in dead:
+        try:
+            await trio.to_thread.run_sync(mark_dead, volume_path(disk.path, place[0]), place[1], limiter=disk.limiter)
+        except OSError as exc:  # dead space the next recover-metadata may still see: the newest copy wins
+            log.warning("disk %s: marking a replaced packed record dead failed: %s", disk.disk_id, exc)
     return changed
+
+
+async def _repack(store: StoreCore, disk: Disk, rec: SegmentRecord, i: int, place: list[int],
+                  enc: dict[str, Any]) -> _Copy:
+    parts = await trio.to_thread.run_sync(rewrapped_record, volume_path(disk.path, place[0]), place[1],
+                                          rec.segment_id, i, enc, limiter=disk.limiter)
+    volume, offset = await store.seg.volume_writer(disk).append(parts)  # durable when it returns
+    return _Copy(disk, list(place), [volume, offset, offset + len(parts[0]) + len(parts[1])])

@@ -76,7 +76,7 @@ POOLED_READ_MIN = 256 << 10  # smaller reads allocate: pymalloc and small malloc
 # as slow until one of its reads completes: its shards are read around at once meanwhile.
 HEDGE_SECONDS = 1.0
 STALL_SECONDS = 10.0  # the default of config [stall] seconds
-# unencrypted one-block segments up to this size are packed into volume files (volumes.py);
+# one-block segments (encrypted or not) up to this size are packed into volume files (volumes.py);
 # the default of config [volumes] pack_bytes (0: every shard is a file)
 PACK_BYTES = 1 << 20
 
@@ -402,7 +402,7 @@ class SegmentIO:
         header = ShardHeader(segment_id, 0, geo.k, geo.m, geo.block_size, stored, created, self.appliance_id,
                              dict(identity, etag=etag, size=len(data)), enc)
         shards = [_ShardState(d) for d in choose(pool, geo)]
-        packed = cipher is None and 0 < stored <= self.pack_bytes
+        packed = 0 < stored <= self.pack_bytes
 
         async def write_one(i: int, st: _ShardState) -> None:
             disk = st.disk

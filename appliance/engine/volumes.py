@@ -23,7 +23,9 @@ appends to a new volume, so nothing is ever appended after a torn tail; a torn t
 writes never acknowledged) is skipped by the scan. Volumes are never rewritten: the compactor
 copies a volume's live records to the current volume and removes the old file.
 
-Encrypted segments keep shard files: `rotate-master` rewrites their header in place.
+An encrypted segment's records carry its envelope in their header, as shard files do. A
+record's header cannot be rewritten in place, so `rotate-master` appends a copy with the new
+envelope and points the segment at it (rewrapped_record, engine/keystore.py).
 """
 
 from __future__ import annotations
@@ -107,23 +109,51 @@ def owner_of(place: list[int], segment_id: str) -> tuple[int, bytes]:
     return place[1] + _RECORD_PREFIX.size, b'{"segment_id":"' + segment_id.encode() + b'"'
 
 
+def _read_header(fd: int, path: str, offset: int) -> tuple[ShardHeader, int]:
+    """(header, its JSON length) of the record at `offset` of an open volume."""
+    prefix = os.pread(fd, _RECORD_PREFIX.size, offset)
+    if len(prefix) < _RECORD_PREFIX.size:
+        raise FormatError("packed record truncated")
+    parsed = _prefix(prefix)
+    if parsed is None:
+        raise FormatError(f"no packed record at {path}:{offset}")
+    _live, n, crc = parsed
+    body = os.pread(fd, n, offset + _RECORD_PREFIX.size)
+    if len(body) < n or checksum(body) != crc:
+        raise FormatError(f"damaged packed header at {path}:{offset}")
+    return ShardHeader.from_json(body), n
+
+
 def read_record_header(path: str, offset: int) -> ShardHeader:
     """The shard header of the record at `offset` (blocking; FormatError if it is not one)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        prefix = os.pread(fd, _RECORD_PREFIX.size, offset)
-        if len(prefix) < _RECORD_PREFIX.size:
-            raise FormatError("packed record truncated")
-        parsed = _prefix(prefix)
-        if parsed is None:
-            raise FormatError(f"no packed record at {path}:{offset}")
-        _live, n, crc = parsed
-        body = os.pread(fd, n, offset + _RECORD_PREFIX.size)
+        return _read_header(fd, path, offset)[0]
     finally:
         os.close(fd)
-    if len(body) < n or checksum(body) != crc:
-        raise FormatError(f"damaged packed header at {path}:{offset}")
-    return ShardHeader.from_json(body)
+
+
+def rewrapped_record(path: str, offset: int, segment_id: str, shard: int,
+                     enc: dict[str, Any] | None) -> list[bytes | memoryview]:
+    """The record at `offset` again, as parts for an append, with `enc` as its header's envelope
+    (blocking). A record cannot be rewritten in place (its header would change length):
+    `rotate-master` appends this copy and points the segment at it (engine/keystore.py). The
+    chunks and their CRCs are copied as they are. FormatError if the record there is not that
+    shard's."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        header, n = _read_header(fd, path, offset)
+        if header.segment_id != segment_id or header.shard != shard:
+            raise FormatError(f"the packed record at {path}:{offset} is not shard {shard} of {segment_id}")
+        size = chunks_bytes(header.geometry, header.length)
+        data = os.pread(fd, size, offset + _RECORD_PREFIX.size + n)
+    finally:
+        os.close(fd)
+    if len(data) < size:
+        raise FormatError(f"packed record at {path}:{offset} truncated")
+    header.enc = enc
+    body = header.json_body(MAX_HEADER_JSON)
+    return [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body, data]
 
 
 def record_size(header: ShardHeader, json_len: int) -> int:
@@ -239,8 +269,16 @@ class VolumeWriter:
 
     def _write(self, batch: list[_Append]) -> None:  # in the worker thread
         total = sum(j.size for j in batch)
-        if self._fd is None or (self._end > VOLUME_HEADER and self._end + total > self.max_bytes):
+        if self.volume is None or (self._end > VOLUME_HEADER and self._end + total > self.max_bytes):
             self._open_next()
+        else:
+            # the volume is open only while a group is written: a disk with no write in
+            # progress holds no file open for writing (`mount -o remount,ro`, a release)
+            try:
+                self._fd = os.open(volume_path(self.disk_path, self.volume), os.O_WRONLY)
+            except OSError:
+                self.volume = None
+                raise
         assert self._fd is not None and self.volume is not None
         offset = self._end
         parts: list[bytes | memoryview] = []
@@ -255,13 +293,19 @@ class VolumeWriter:
         except OSError:
             # what was written may be partial: never append after it (a new volume next time)
             self._close()
+            self.volume = None
             raise
+        self._close()
         self._end = offset
         self.groups += 1
 
     def _open_next(self) -> None:
         self._close()
         os.makedirs(volumes_dir(self.disk_path), mode=0o700, exist_ok=True)
+        # the directory's own name is durable only once its parent is synced (a power cut
+        # would take every volume with it); once per volume, and a mkdir done before a crash
+        # is covered too
+        fsync_dir(self.disk_path)
         numbers = volume_numbers(self.disk_path)
         volume = max([*numbers, self.volume or 0]) + 1
         path = volume_path(self.disk_path, volume)

@@ -6,7 +6,8 @@ without rewriting object data. Runs in the daemon (control op "kms.rotate-master
 2. secrets: the KMS keys' material and the other kinds of secret wrapped by the master key
    (the `rewrappers`, e.g. IAM secret keys) are re-wrapped.
 3. segments: every SSE-S3 envelope, in segment-id order from a persisted cursor, in its shard
-   headers and then its record (engine/keystore.replace_envelopes). SSE-KMS and SSE-C data keys
+   headers (a packed shard: appended again with it) and then its record
+   (engine/keystore.replace_envelopes). SSE-KMS and SSE-C data keys
    are wrapped by other keys and stay as they are.
 4. finish: wait until no write holds a data key wrapped by an old master key (such a write
    commits its envelope after the scan may have passed it), sweep the segments once more, take

@@ -16,19 +16,18 @@ from botocore.exceptions import ClientError
 from appliance.engine import keys, recover
 from appliance.engine.metasnap import stored_snapshots, take_snapshot
 from appliance.engine.recover import RecoveryError, RecoveryStep, recover_metadata
-from appliance.engine.shardfile import read_header
 from tests.engine.conftest import open_store, read_all
-from tests.healing.helpers import shard_files
+from tests.healing.helpers import Shard, all_shards
 
 from .recovery_world import db_dump, describe_diff
 
 
-def _files_of(data_dir: Path, bucket: str, key: str) -> list[Path]:
-    for files in shard_files(data_dir).values():
-        ident = read_header(str(files[0])).identity
+def _shards_of(data_dir: Path, bucket: str, key: str) -> list[Shard]:
+    for shards in all_shards(data_dir).values():
+        ident = shards[0].header.identity
         if (ident.get("bucket"), ident.get("key")) == (bucket, key):
-            return files
-    raise AssertionError(f"no shard files for {bucket}/{key}")
+            return shards
+    raise AssertionError(f"no shards for {bucket}/{key}")
 
 
 def test_refused_while_the_daemon_owns_the_disks_then_progress_and_report(daemon: Any) -> None:
@@ -52,8 +51,8 @@ def test_refused_while_the_daemon_owns_the_disks_then_progress_and_report(daemon
     assert not meta.exists()  # refused before writing anything
 
     daemon.kill()  # SIGKILL: the kernel drops its locks
-    for path in _files_of(daemon.data_dir, "bkt", "lost"):
-        path.unlink()  # its data gone with more disks than the geometry survives
+    for shard in _shards_of(daemon.data_dir, "bkt", "lost"):
+        shard.remove()  # its data gone with more disks than the geometry survives
     r = daemon.cli("recover-metadata")
     for line in ("data disks", "reading the header of every shard file", "replaying the metadata journal",
                  "reconciling with the shard headers", "metadata DB rebuilt"):
@@ -160,8 +159,8 @@ def test_a_damaged_newest_snapshot_falls_back_to_the_previous_with_the_journal_c
     store.db.close()
     lost = db_dump(cfg.meta_path)
     shutil.rmtree(cfg.meta_path)
-    for path in shard_files(root)[newest][:2]:  # more than m shards: it cannot be decoded
-        path.unlink()
+    for shard in all_shards(root)[newest][:2]:  # more than m shards: it cannot be decoded
+        shard.remove()
 
     report = recover_metadata(cfg)
     assert report.snapshot and report.snapshot["segment_id"] == older

@@ -20,7 +20,7 @@ from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import SegmentRecord
 from appliance.iam.kms import Kms
 from appliance.iam.masterkey import open_for
-from tests.healing.helpers import shard_files
+from tests.healing.helpers import all_shards
 
 from .recovery_world import KMS_KEY
 
@@ -73,7 +73,7 @@ def test_no_secret_in_plain_text_in_the_journal_or_the_snapshots(daemon: Any) ->
     assert len(materials) == 2 and streams
     needles = [f for s in materials + secrets for f in _forms(s)]
     journal = sorted(daemon.data_dir.glob("disks/*/journal/*.jnl"))
-    shards = [p for files in shard_files(daemon.data_dir).values() for p in files]  # snapshots' and data's
+    shards = sorted({s.path for found in all_shards(daemon.data_dir).values() for s in found})  # files, volumes
     meta_files = [p for p in (daemon.data_dir / "meta").iterdir() if p.is_file()]
     assert journal and meta_files
     haystacks = {str(p): p.read_bytes() for p in journal + shards + meta_files}

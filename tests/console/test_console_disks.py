@@ -20,6 +20,7 @@ from botocore.config import Config
 from diskmgr.label import is_mounted
 from tests.conftest import DaemonProc, running
 from tests.diskmgr.conftest import GIB
+from tests.healing.helpers import shards_on
 from tests.healing.test_disk_failure import seven_disk_config
 from tests.polling import wait_for
 
@@ -71,10 +72,6 @@ def _boot_entries(sysroot: Path) -> str:
     """What the added disks wrote for boot (fstab lines or mount units) under the scratch root."""
     etc = sysroot / "etc"
     return "".join(p.read_text() for p in etc.rglob("*") if p.is_file()) if etc.exists() else ""
-
-
-def _shards(path: str) -> int:
-    return len(list(Path(path).glob("shards/*/*")))
 
 
 def test_add_a_loop_device(d7: DaemonProc, admin: ConsoleClient, loops: Callable[[], str]) -> None:
@@ -154,17 +151,17 @@ def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable
             assert s3.get_object(Bucket="console-drain", Key=k)["Body"].read() == v, k
 
     disks = _disks(admin)
-    total = sum(_shards(x["path"]) for x in disks.values())
+    total = sum(shards_on(x["path"]) for x in disks.values())
     victim = next(x for x in disks.values() if x["path"].endswith("disk0"))
-    assert _shards(victim["path"]) > 0
+    assert shards_on(victim["path"]) > 0
     r = admin("POST", "disks/action", json={"action": "drain", "disk": victim["disk_id"]})
     assert r.status_code == 200 and r.json() == {"done": False, "started": "disks.remove"}, r.text
     wait_for(lambda: _ended(d7, "disks.remove", victim["disk_id"]), timeout=60, what="the drain")
     ended = _ended(d7, "disks.remove", victim["disk_id"])
     assert ended is not None and ended["outcome"] == "ok"
     assert victim["disk_id"] not in _disks(admin)
-    assert _shards(victim["path"]) == 0
-    assert sum(_shards(x["path"]) for x in _disks(admin).values()) == total  # moved, none lost or doubled
+    assert shards_on(victim["path"]) == 0
+    assert sum(shards_on(x["path"]) for x in _disks(admin).values()) == total  # moved, none lost or doubled
     intact()
 
     # replace a directory disk by a loop disk added through the console: its shards are rebuilt there
@@ -172,7 +169,7 @@ def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable
     assert r.status_code == 200, r.text
     new = r.json()["result"]
     old = next(x for x in _disks(admin).values() if x["path"].endswith("disk1"))
-    held, before = _shards(old["path"]), _shards(new["mount_point"])
+    held, before = shards_on(old["path"]), shards_on(new["mount_point"])
     assert held > 0
     r = admin("POST", "disks/action", json={"action": "replace", "disk": old["disk_id"], "new": new["disk_id"]})
     assert r.status_code == 200 and r.json()["started"] == "disks.replace", r.text
@@ -180,7 +177,7 @@ def test_drain_and_replace(d7: DaemonProc, admin: ConsoleClient, loops: Callable
     ended = _ended(d7, "disks.replace", old["disk_id"])
     assert ended is not None and ended["outcome"] == "ok" and old["disk_id"] not in _disks(admin)
     assert ended["after"]["result"]["unmounted"] is False  # a configured directory: nothing to release
-    assert _shards(old["path"]) == 0 and _shards(new["mount_point"]) == before + held
+    assert shards_on(old["path"]) == 0 and shards_on(new["mount_point"]) == before + held
     intact()
 
     # draining a disk that `add` prepared releases its device as `stowage disks remove` does

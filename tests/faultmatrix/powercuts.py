@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.engine.shardfile import read_header
+from appliance.engine.volumes import scan
 from diskmgr.crashpoints import ENV
 from tests.faultfs import FaultDisk
 from tests.polling import wait_for
@@ -128,24 +129,36 @@ def multipart(r: Run) -> None:
 
 
 def heal(r: Run) -> None:
-    """A shard of a fresh object is lost; the degraded read reports it, `stowage heal` rebuilds it."""
+    """A shard of a fresh object is lost; the degraded read reports it, `stowage heal` rebuilds it
+    (a small object's shard is a packed record: rebuilt as a file, the record marked dead)."""
     key = f"heal/{r.n}"
     since = time.time() - 1
-    r.put(BUCKET, key, 300_000)  # k=4, m=2 on six disks: a shard on each
-    first_shard(r.a.data, key, since).unlink()  # a data shard: the read notices it
+    r.put(BUCKET, key, 300_000 if r.rnd.random() < 0.5 else 1_500_000)  # k=4, m=2 on six disks: a shard on each
+    lose_first_shard(r.a.data, key, since)  # a data shard: the read notices it
     assert r.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read() == r.acked[(BUCKET, key)]
     r.a.daemon.cli("heal", check=False)
 
 
-def first_shard(disks: list[FaultDisk], key: str, since: float) -> Path:
-    """`key`'s shard 0, written after `since` (other files come and go meanwhile: GC runs). Found
-    in the disks' backing trees (fast, no FUSE round trips); the path returned is the mount's."""
+def lose_first_shard(disks: list[FaultDisk], key: str, since: float) -> None:
+    """Make `key`'s shard 0, written after `since`, unreadable (other files come and go
+    meanwhile: GC runs): its shard file unlinked, or a byte of its packed record's chunk flipped.
+    Found in the disks' backing trees (fast, no FUSE round trips); changed through the mount."""
     for disk in disks:
         for sub in sorted((disk.tree / "shards").iterdir()):
             for f in sub.glob("*.0"):
                 with contextlib.suppress(FileNotFoundError):
                     if f.stat().st_mtime >= since and read_header(str(f)).identity.get("key") == key:
-                        return disk.mountpoint / f.relative_to(disk.tree)
+                        (disk.mountpoint / f.relative_to(disk.tree)).unlink()
+                        return
+        for v in sorted((disk.tree / "volumes").glob("*.vol")):
+            for rec in scan(str(v), int(v.stem)):
+                if rec.live and rec.header.shard == 0 and rec.header.identity.get("key") == key:
+                    with open(disk.mountpoint / v.relative_to(disk.tree), "r+b") as fh:
+                        fh.seek(rec.data_start)
+                        b = fh.read(1)
+                        fh.seek(rec.data_start)
+                        fh.write(bytes([b[0] ^ 0xFF]))
+                    return
     raise AssertionError(f"no shard 0 of {key}")
 
 

@@ -111,8 +111,8 @@ def crash_in_gc(d: Any, point: str, acked: dict[str, bytes]) -> None:
 def crash_in_heal(d: Any, point: str, acked: dict[str, bytes]) -> None:
     segs = data_segments(d.data_dir)
     assert segs
-    first = next(f for files in segs.values() for f in files if f.name.endswith(".0"))
-    first.unlink()  # a data shard of an object gone (a read notices it)
+    first = next(s for shards in segs.values() for s in shards if s.header.shard == 0)
+    first.destroy(random.Random(0))  # a data shard of an object gone or damaged (a read notices it)
     with contextlib.suppress(BotoCoreError, ClientError):
         read_back(d.s3(), BUCKET, acked)  # the degraded read reports the damage: heal rebuilds it
     d.cli("heal", check=False)  # the daemon dies under the command (or before it)

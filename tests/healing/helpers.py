@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from appliance.control import call
-from appliance.engine.shardfile import HEADER_SIZE, read_header
-from appliance.engine.volumes import PackedRecord, scan
+from appliance.engine.shardfile import HEADER_SIZE, ShardHeader, read_header
+from appliance.engine.volumes import PackedRecord, mark_dead, scan
 from tests import polling
 
 BUCKET = "heal"
@@ -64,21 +65,65 @@ def packed_shards(data_dir: Path) -> dict[str, list[tuple[Path, PackedRecord]]]:
     return out
 
 
-def data_segments(data_dir: Path) -> dict[str, list[Path]]:
-    """segment id -> the files holding its shards (shard files, or the volumes its packed
-    records lie in), without metadata-snapshot segments."""
-    out = {seg: files for seg, files in shard_files(data_dir).items()
-           if not read_header(str(files[0])).identity.get("meta_snapshot")}
+@dataclass(frozen=True)
+class Shard:
+    """One shard of a segment on a disk directory: a shard file, or a live packed record in a
+    volume file (small objects, engine/volumes.py)."""
+
+    path: Path
+    header: ShardHeader
+    record: PackedRecord | None = None
+
+    @property
+    def disk(self) -> str:
+        return self.path.parts[-4 if self.record is None else -3]
+
+    def destroy(self, rnd: random.Random, unlink: bool = True) -> None:
+        """Make the shard unreadable: a file unlinked (or one chunk byte flipped), a record's
+        chunk byte flipped (records share their volume file: it is never removed here)."""
+        if self.record is None:
+            if unlink:
+                self.path.unlink()
+            else:
+                corrupt_chunk(self.path, rnd)
+            return
+        r = self.record
+        _flip(self.path, rnd.randrange(r.data_start, r.offset + r.size))
+
+
+    def remove(self) -> None:
+        """Take the shard away: a file unlinked, a record marked dead (as a deleted object's:
+        recover-metadata no longer finds it)."""
+        if self.record is None:
+            self.path.unlink()
+        else:
+            mark_dead(str(self.path), self.record.offset)
+
+
+def shards_on(disk_path: str | Path) -> int:
+    """How many shards a disk directory holds: shard files and live packed records."""
+    root = Path(disk_path)
+    files = sum(1 for _ in root.glob("shards/*/*"))
+    return files + sum(r.live for p in root.glob("volumes/*.vol") for r in scan(str(p), int(p.stem)))
+
+
+def all_shards(data_dir: Path) -> dict[str, list[Shard]]:
+    """segment id -> its shards (shard files and live packed records) on every disk directory."""
+    out: dict[str, list[Shard]] = {}
+    for seg, files in shard_files(data_dir).items():
+        out[seg] = [Shard(p, read_header(str(p))) for p in files]
     for seg, records in packed_shards(data_dir).items():
-        if not records[0][1].header.identity.get("meta_snapshot"):
-            out.setdefault(seg, []).extend(p for p, _ in records)
+        out.setdefault(seg, []).extend(Shard(p, r.header, r) for p, r in records)
     return out
 
 
-def corrupt_chunk(path: Path, rnd: random.Random) -> None:
-    """Flip a byte inside the chunk area (past the header) of a shard file."""
-    size = path.stat().st_size
-    off = rnd.randrange(HEADER_SIZE, size)
+def data_segments(data_dir: Path) -> dict[str, list[Shard]]:
+    """all_shards without metadata-snapshot segments."""
+    return {seg: shards for seg, shards in all_shards(data_dir).items()
+            if not shards[0].header.identity.get("meta_snapshot")}
+
+
+def _flip(path: Path, off: int) -> None:
     with open(path, "r+b") as f:
         f.seek(off)
         b = f.read(1)
@@ -88,15 +133,23 @@ def corrupt_chunk(path: Path, rnd: random.Random) -> None:
         os.fsync(f.fileno())
 
 
-def full_redundancy(data_dir: Path) -> bool:
-    """Every data segment has all k+m shard files (geometry from its header; small objects
-    may use another one than 4+2), each on a distinct disk."""
-    for files in data_segments(data_dir).values():
-        hdr = read_header(str(files[0]))
-        n = hdr.k + hdr.m
-        idx = {int(p.name.rpartition(".")[2]) for p in files}
-        disks = {p.parts[-4] for p in files}
-        if idx != set(range(n)) or len(disks) != n or len(files) != n:
+def corrupt_chunk(path: Path, rnd: random.Random) -> None:
+    """Flip a byte inside the chunk area (past the header) of a shard file."""
+    _flip(path, rnd.randrange(HEADER_SIZE, path.stat().st_size))
+
+
+def full_redundancy(data_dir: Path, moved_records: bool = False) -> bool:
+    """Every data segment has all k+m shards (geometry from its header; small objects may use
+    another one than 4+2), each on a distinct disk. `moved_records`: a live packed record of a
+    shard that is also a file elsewhere is not counted (a kill -9 between a move's commit and
+    marking its old record dead leaves it live; nothing places it, compaction reclaims it)."""
+    for shards in data_segments(data_dir).values():
+        if moved_records:
+            files = {s.header.shard for s in shards if s.record is None}
+            shards = [s for s in shards if s.record is None or s.header.shard not in files]
+        n = shards[0].header.k + shards[0].header.m
+        if {s.header.shard for s in shards} != set(range(n)) or len({s.disk for s in shards}) != n \
+                or len(shards) != n:
             return False
     return True
 

@@ -5,14 +5,13 @@ And a segment that lost more than m shards is reported by bucket/key, never drop
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-
-from appliance.engine.shardfile import read_header
 
 from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, wait_for
 
@@ -60,9 +59,9 @@ def test_unrecoverable_object_is_listed(daemon: Any) -> None:
     head = s3.head_object(Bucket=BUCKET, Key="obj/003")
     segs = data_segments(daemon.data_dir)
     # find obj/003's segment by its shard header identity, delete three of its six shards
-    seg = next(s for s, files in segs.items() if read_header(str(files[0])).identity.get("key") == "obj/003")
-    for p in segs[seg][:3]:
-        p.unlink()
+    seg = next(s for s, shards in segs.items() if shards[0].header.identity.get("key") == "obj/003")
+    for shard in segs[seg][:3]:
+        shard.destroy(random.Random(3))
     with pytest.raises(ClientError) as err:  # a segment missing 3 of 4+2 shards cannot be read
         s3.get_object(Bucket=BUCKET, Key="obj/003")["Body"].read()
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 500

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from appliance.engine.shardfile import read_header
-
-from .helpers import shard_files
+from .helpers import Shard, all_shards
 
 FAR = datetime(2099, 1, 1, tzinfo=UTC)
 GOV30 = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}}}
@@ -28,12 +26,12 @@ def _code(call: Any, **kw: Any) -> str:
     return str(exc.value.response["Error"]["Code"])
 
 
-def _segment_files(data_dir: Path, bucket: str, key: str) -> list[Path]:
-    for files in shard_files(data_dir).values():
-        ident = read_header(str(files[0])).identity
+def _segment_shards(data_dir: Path, bucket: str, key: str) -> list[Shard]:
+    for shards in all_shards(data_dir).values():
+        ident = shards[0].header.identity
         if ident.get("bucket") == bucket and ident.get("key") == key:
-            return files
-    raise AssertionError(f"no shard files for {bucket}/{key}")
+            return shards
+    raise AssertionError(f"no shards for {bucket}/{key}")
 
 
 def _check_locked(s3: Any, bucket: str, key: str, vid: str, mode: str, *, hold: bool = False) -> None:
@@ -74,8 +72,8 @@ def test_object_lock_survives_restart_and_metadata_recovery(daemon: Any) -> None
 
     daemon.stop()
     # the data of a locked version, and of an unlocked one, gone with their disks
-    for path in _segment_files(daemon.data_dir, "vault", "lost") + _segment_files(daemon.data_dir, "plain", "gone"):
-        path.unlink()
+    for shard in _segment_shards(daemon.data_dir, "vault", "lost") + _segment_shards(daemon.data_dir, "plain", "gone"):
+        shard.remove()
     shutil.rmtree(daemon.data_dir / "meta")
     report = json.loads(daemon.cli("recover-metadata", "--json").stdout)
     assert "plain/gone (null)" in report["versions_dropped"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from diskmgr.label import is_mounted
 
-from .helpers import check_all, ctl, full_redundancy, populate, wait_for
+from .helpers import check_all, ctl, full_redundancy, populate, shards_on, wait_for
 
 GIB = 1 << 30
 BIG = 128 * GIB  # sparse: weighted placement (free space) favours it over the embedded disks
@@ -30,10 +30,6 @@ def add_disk(d: Any, dev: str, etc: Path) -> str:
     r = disks_cli(d, etc, "add", dev, "--role", "data")
     assert "attached to the running daemon" in r.stdout, r.stdout + r.stderr
     return r.stdout.split()[2].rstrip(":")
-
-
-def shards_on(path: Path) -> int:
-    return len(list(path.glob("shards/*/*")))
 
 
 def disk_path(d: Any, disk_id: str) -> Path:

@@ -7,7 +7,7 @@ import json
 import random
 from typing import Any
 
-from .helpers import check_all, corrupt_chunk, ctl, data_segments, full_redundancy, populate
+from .helpers import check_all, ctl, data_segments, full_redundancy, populate
 
 
 def test_scrub_repairs_everything_then_finds_nothing(daemon: Any) -> None:
@@ -17,12 +17,9 @@ def test_scrub_repairs_everything_then_finds_nothing(daemon: Any) -> None:
     assert len(segs) >= 20
     damaged = rnd.sample(sorted(segs), 14)
     for i, seg in enumerate(damaged):
-        files = rnd.sample(segs[seg], rnd.choice([1, 2]))  # at most m=2 shards per segment
-        for p in files:
-            if i % 2:
-                p.unlink()
-            else:
-                corrupt_chunk(p, rnd)
+        for shard in rnd.sample(segs[seg], rnd.choice([1, 2])):  # at most m=2 shards per segment
+            shard.destroy(rnd, unlink=bool(i % 2))
+    assert any(segs[seg][0].record for seg in damaged)  # small objects' packed records too
 
     progress: list[dict[str, Any]] = []
     first = ctl(daemon, "scrub.start", {"wait": True}, progress)

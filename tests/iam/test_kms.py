@@ -22,6 +22,7 @@ from appliance.engine.progress import MASTER_ROTATION, MasterRotation
 from appliance.engine.records import ObjectVersion, SegmentRecord
 from appliance.engine.recover import RecoveryError, recover_metadata
 from appliance.engine.segments import shard_header
+from appliance.engine.volumes import scan, volume_numbers, volume_path
 from appliance.iam import rotation
 from appliance.iam.kms import (
     CustomerKeyMismatch,
@@ -90,6 +91,8 @@ async def test_no_plaintext_and_no_plaintext_key_on_disk(env: Any, tmp_path: Pat
     data_keys = [k.data_key for k in seg_keys]
     for i, sk in enumerate(seg_keys):
         await store.put_object("bkt", f"o{i}", body, encrypt_with=sk)
+        await store.put_object("bkt", f"small{i}", MARKER * 20, encrypt_with=sk)  # packed in a volume
+    assert len(_packed_segments(store)) == 3
     needles = [MARKER] + data_keys + [base64.b64encode(k) for k in data_keys]
     for p in files_under(tmp_path / "app" / "disks") + files_under(tmp_path / "app" / "meta"):
         raw = p.read_bytes()
@@ -155,10 +158,22 @@ def _wrapping_keys(store: ObjectStore) -> set[str]:
     return found
 
 
+def _packed_segments(store: ObjectStore) -> dict[str, SegmentRecord]:
+    """The encrypted segments whose shards are records in volumes (small objects)."""
+    return {rec.segment_id: rec for _, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT)
+            if rec.enc is not None and rec.packs}
+
+
+def _volume_records(store: ObjectStore) -> list[Any]:
+    return [r for d in store.disks for n in volume_numbers(d.path) for r in scan(volume_path(d.path, n), n)]
+
+
 async def test_rotate_master_rewraps_everything(env: Any, tmp_path: Path) -> None:
     store, kms = env
     objs = await _populate(store, kms)
     old = kms.master.current
+    packed = _packed_segments(store)
+    assert len(packed) >= 2  # small encrypted objects are packed: their records are re-appended
     progress: list[dict[str, Any]] = []
 
     async def emit(p: dict[str, Any]) -> None:
@@ -178,6 +193,12 @@ async def test_rotate_master_rewraps_everything(env: Any, tmp_path: Path) -> Non
     assert _wrapping_keys(store) == {ring.current}
     assert store.load_progress(MasterRotation, MASTER_ROTATION) is None
     await _check(store, Kms(store.db, ring), objs)  # a fresh KMS with only the new key opens everything
+    after = _packed_segments(store)
+    sse_s3 = [s for s, rec in packed.items() if rec.enc and rec.enc["mode"] == "AES256"]
+    assert sse_s3 and all(after[s].packs != packed[s].packs for s in sse_s3)  # placed at their copies
+    for r in _volume_records(store):  # the replaced records are dead: no live one holds a retired key
+        if r.live and r.header.enc and r.header.enc["mode"] == "AES256":
+            assert wrapping_key(base64.b64decode(r.header.enc["wrapped"])) == ring.current
     assert keystore.master_mark(store.db) == ring.current
 
 
@@ -228,9 +249,34 @@ async def test_rotate_master_waits_for_writes_in_flight(env: Any, tmp_path: Path
     await _check(store, Kms(store.db, ring), objs)
 
 
+async def test_rewrapping_a_record_changed_meanwhile_leaves_it(env: Any) -> None:
+    """A segment re-wrapped by another run (or collected) between the scan and the commit keeps
+    its record; the copies of its packed shards made meanwhile are dead, not placed."""
+    store, kms = env
+    await store.put_object("bkt", "small", b"s" * 3000, encrypt_with=kms.sse_s3_key())
+    [rec] = _packed_segments(store).values()
+    other = dict(rec.enc or {}, wrapped="changed-by-another-run")
+    cur = store.db.get_record(SegmentRecord, keys.segment(rec.segment_id))
+    assert cur is not None
+    cur.enc = other
+    b = store.db.batch()
+    b.put(keys.segment(rec.segment_id), cur)
+    await store.db.commit(b, sync=True)
+    before = len(_volume_records(store))
+    assert await keystore.replace_envelopes(store, [rec], lambda enc: dict(enc, wrapped="new")) == 0
+    now = store.db.get_record(SegmentRecord, keys.segment(rec.segment_id))
+    assert now is not None and now.enc == other and now.packs == rec.packs
+    records = _volume_records(store)
+    copies = [r for r in records if r.header.segment_id == rec.segment_id and r.header.enc
+              and r.header.enc["wrapped"] == "new"]
+    assert len(records) == before + len(rec.shards) and len(copies) == len(rec.shards)
+    assert not any(r.live for r in copies)
+
+
 async def test_recover_metadata_needs_the_master_key(env: Any, tmp_path: Path) -> None:
     store, kms = env
     objs = await _populate(store, kms, 8)
+    assert _packed_segments(store)  # packed records, re-appended by the rotation, are recovered too
     await rotation.rotate_master(kms, store)  # headers were rewritten: recovery must use theirs
     cfg = store.cfg
     master = load_or_create(tmp_path / "keys" / "master.key", create=False)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from appliance.engine.shardfile import read_header
 from tests.conftest import DaemonProc
+from tests.healing.helpers import all_shards
 
 DAY = 0.2  # seconds in a lifecycle day (lifecycle.debug_day_seconds)
 
@@ -56,11 +56,10 @@ def lifecycle_status(d: DaemonProc) -> dict[str, Any]:
 
 
 def shard_geometries(d: DaemonProc) -> dict[str, tuple[int, int, dict[str, Any]]]:
-    """Segment id -> (k, m, identity) of every shard file on the data disks (from the headers)."""
+    """Segment id -> (k, m, identity) of every shard on the data disks (from the headers of
+    shard files and packed records)."""
     found: dict[str, tuple[int, int, dict[str, Any]]] = {}
-    for path in (d.data_dir / "disks").glob("*/shards/*/*"):
-        seg = path.name.rpartition(".")[0]
-        if seg not in found:
-            h = read_header(str(path))
-            found[seg] = (h.k, h.m, h.identity)
+    for seg, shards in all_shards(d.data_dir).items():
+        h = shards[0].header
+        found[seg] = (h.k, h.m, h.identity)
     return found

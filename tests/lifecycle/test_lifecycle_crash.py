@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from appliance.engine.shardfile import read_header
 from tests.conftest import DaemonProc
+from tests.healing.helpers import all_shards
 
 from .conftest import lifecycle_config, lifecycle_status, shard_geometries, start, wait_for
 
@@ -64,11 +64,6 @@ def _usage(d: DaemonProc, bucket: str) -> dict[str, Any]:
     return doc
 
 
-def _shard_files(d: DaemonProc, bucket: str, key: str) -> list[Path]:
-    return [p for p in (d.data_dir / "disks").glob("*/shards/*/*")
-            if (lambda i: (i.get("bucket"), i.get("key")))(read_header(str(p)).identity) == (bucket, key)]
-
-
 def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
     d = start(tmp_path, lifecycle_config(tmp_path / "lc.toml"))
     try:
@@ -99,8 +94,10 @@ def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
                                                         IntelligentTieringConfiguration=tiering)
         assert _usage(d, "counted")["objects"] == 2
         d.stop()
-        for path in _shard_files(d, "counted", "lost"):  # its data gone with more disks than 5+1 survives
-            path.unlink()
+        for shards in all_shards(d.data_dir).values():  # its data gone with more disks than 5+1 survives
+            for shard in shards:
+                if (shard.header.identity.get("bucket"), shard.header.identity.get("key")) == ("counted", "lost"):
+                    shard.remove()
         shutil.rmtree(d.data_dir / "meta")
         d.cli("recover-metadata", "--json")
         d.start()

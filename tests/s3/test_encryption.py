@@ -378,7 +378,7 @@ def test_no_plaintext_on_disk(tlsd: Any, s3c: Any, ebucket: str) -> None:
     before = set(data_segments(tlsd.data_dir))
     s3c.put_object(Bucket=ebucket, Key="marker-plain", Body=body)
     seg = new_data_segments(tlsd, before).pop()
-    assert any(MARKER in p.read_bytes() for p in data_segments(tlsd.data_dir)[seg])
+    assert any(MARKER in s.path.read_bytes() for s in data_segments(tlsd.data_dir)[seg])
 
 
 def _flip_in_chunk(path: Path, block: int, crc_too: bool) -> None:
@@ -400,7 +400,7 @@ def test_tampered_ciphertext_is_detected_and_healed(tlsd: Any, s3c: Any, ebucket
     before = set(data_segments(tlsd.data_dir))
     s3c.put_object(Bucket=ebucket, Key=f"tamper-{mode}", Body=body, **WRITE[mode])
     seg = new_data_segments(tlsd, before).pop()
-    files = {read_header(str(p)).shard: p for p in data_segments(tlsd.data_dir)[seg]}
+    files = {s.header.shard: s.path for s in data_segments(tlsd.data_dir)[seg]}  # 3 blocks: shard files
     original = files[0].read_bytes()
     _flip_in_chunk(files[0], 1, crc_too=True)  # a data shard: a healthy read uses it
     got = s3c.get_object(Bucket=ebucket, Key=f"tamper-{mode}", **read_args(mode))["Body"].read()
