@@ -164,12 +164,10 @@ def test_fuse_operations_are_counted(daemon_factory: Any) -> None:
     assert value(m, "stowage_fuse_errors_total", operation="lookup") >= 0
 
 
-def test_packed_small_objects_show_as_volume_bytes(daemon_factory: Any, tmp_path: Any) -> None:
-    """A small unencrypted object's shards are records in a volume file on each disk, not shard
-    files: stowage_disk_volume_bytes shows them (encrypted ones, the default, stay files)."""
-    config = tmp_path / "stowage.toml"
-    config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
-    d = daemon_factory(["--no-mount", "--config", str(config)])
+def test_packed_small_objects_show_as_volume_bytes(daemon_factory: Any) -> None:
+    """A small object's shards (SSE-S3, the default) are records in a volume file on each disk,
+    not shard files: stowage_disk_volume_bytes shows them."""
+    d = daemon_factory(["--no-mount"])
     token = d.cli("metrics-token").stdout.strip()
     s3 = d.s3()
     s3.create_bucket(Bucket="plain")
