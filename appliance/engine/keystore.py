@@ -120,7 +120,7 @@ async def replace_envelopes(store: StoreCore, recs: list[SegmentRecord], rewrap:
             changes[rec.segment_id] = (rec.enc, new)
     if not changes:
         return 0
-    copies: dict[tuple[str, int], _Copy] = {}
+    copies: dict[str, dict[int, _Copy]] = {}  # segment id -> shard index -> its re-appended record
 
     async def header(rec: SegmentRecord, i: int, enc: dict[str, Any]) -> None:
         disk = store.disks.get(rec.shards[i])
@@ -129,7 +129,7 @@ async def replace_envelopes(store: StoreCore, recs: list[SegmentRecord], rewrap:
         place = rec.pack_of(i)
         try:
             if place is not None:
-                copies[(rec.segment_id, i)] = await _repack(store, disk, rec, i, place, enc)
+                copies.setdefault(rec.segment_id, {})[i] = await _repack(store, disk, rec, i, place, enc)
                 return
             path = disk.shard_path(rec.segment_id, i)
 
@@ -152,19 +152,19 @@ async def replace_envelopes(store: StoreCore, recs: list[SegmentRecord], rewrap:
         b = store.db.batch()
         for seg_id, (old, new) in changes.items():
             cur = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-            ours = cur is not None and cur.enc == old
-            for (s, i), c in copies.items():
-                if s != seg_id:
-                    continue
-                if cur is not None and ours and cur.shards[i] == c.disk.disk_id and cur.pack_of(i) == c.old:
+            made = copies.get(seg_id, {})
+            if cur is None or cur.enc != old:  # collected or re-wrapped meanwhile: every copy is surplus
+                dead += [(c.disk, c.new) for c in made.values()]
+                continue
+            for i, c in made.items():
+                if cur.shards[i] == c.disk.disk_id and cur.pack_of(i) == c.old:
                     cur.set_pack(i, c.new)
                     dead.append((c.disk, c.old))
-                else:  # moved (compaction, healing) or collected meanwhile: the copy is surplus
+                else:  # moved (compaction, healing) meanwhile: the copy is surplus
                     dead.append((c.disk, c.new))
-            if cur is not None and ours:
-                cur.enc = new
-                b.put(keys.segment(seg_id), cur)
-                changed += 1
+            cur.enc = new
+            b.put(keys.segment(seg_id), cur)
+            changed += 1
         await store.db.commit(b, sync=True)
     store.seg.dead_marks += len(dead)
     for disk, place in dead:

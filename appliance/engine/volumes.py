@@ -87,10 +87,15 @@ def volume_numbers(disk_path: str | os.PathLike[str]) -> list[int]:
     return sorted(int(n[:-4]) for n in names if n.endswith(".vol") and n[:-4].isdigit())
 
 
+def _record_head(header: ShardHeader) -> list[bytes | memoryview]:
+    """A live record's prefix and header JSON."""
+    body = header.json_body(MAX_HEADER_JSON)
+    return [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body]
+
+
 def encode_record(header: ShardHeader, chunks: Sequence[bytes | memoryview]) -> list[bytes | memoryview]:
     """A record's bytes as parts for one writev: prefix, header JSON, then each chunk + CRC."""
-    body = header.json_body(MAX_HEADER_JSON)
-    return [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body, *chunk_parts(chunks)]
+    return [*_record_head(header), *chunk_parts(chunks)]
 
 
 def _prefix(raw: bytes) -> tuple[bool, int, int] | None:
@@ -152,8 +157,7 @@ def rewrapped_record(path: str, offset: int, segment_id: str, shard: int,
     if len(data) < size:
         raise FormatError(f"packed record at {path}:{offset} truncated")
     header.enc = enc
-    body = header.json_body(MAX_HEADER_JSON)
-    return [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body, data]
+    return [*_record_head(header), data]
 
 
 def record_size(header: ShardHeader, json_len: int) -> int:
