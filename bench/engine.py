@@ -25,6 +25,7 @@ from appliance.config import DiskConfig, embedded_config
 from appliance.engine.diskload import load_disks
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
+from appliance.engine.volumes import volume_numbers, volume_path
 from appliance.iam.kms import Kms
 from appliance.iam.masterkey import load_or_create
 from bench.raw import MIB, drop_cache, measure
@@ -38,9 +39,12 @@ def open_store(root: Path) -> ObjectStore:
 
 
 def drop_store_cache(store: ObjectStore) -> None:
+    """Shard files and volumes (packed small objects) out of the page cache: cold reads."""
     for d in store.disks:
         for _s, _i, path in d.iter_shard_files():
             drop_cache(Path(path))
+        for n in volume_numbers(d.path):
+            drop_cache(Path(volume_path(d.path, n)))
 
 
 async def throughput(store: ObjectStore, size: int, count: int, kms: Kms | None = None) -> tuple[float, float]:

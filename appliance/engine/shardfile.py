@@ -20,6 +20,7 @@ worker thread under the disk's limiter.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import struct
@@ -271,13 +272,16 @@ def batch_bytes(geo: Geometry, length: int, first: int, last: int) -> int:
 
 def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: int,
                      buf: bytearray | None = None, data_start: int = HEADER_SIZE,
-                     owner: tuple[int, bytes] | None = None) -> list[memoryview | None]:
+                     owner: tuple[int, bytes] | None = None, *, cached_only: bool = False) -> list[memoryview | None]:
     """`read_chunks` as views of the one buffer the file was read into (`buf` when given and
     large enough: a reused buffer costs no page faults): a read that joins the chunks into
     blocks anyway (segments.py) copies each byte once instead of twice. `data_start`: where
     block 0's chunk lies. `owner`: (record offset, bytes at the record's start) of a packed
     shard (volumes.py): read in the same pread, and every chunk reads as damaged unless they
-    match, so a wrong place can never return another object's bytes, checksums and all."""
+    match, so a wrong place can never return another object's bytes, checksums and all.
+    `cached_only`: a read that must not wait for the disk (preadv2 RWF_NOWAIT): BlockingIOError
+    when any of the bytes is not in the page cache (or lies past the end of the file), and
+    OSError EOPNOTSUPP where the filesystem cannot tell."""
     start = chunk_offset(geo, first, data_start)
     sizes = [geo.chunk_size(block_len(length, geo.block_size, b)) for b in range(first, last + 1)]
     total = sum(sizes) + CRC_SIZE * len(sizes)
@@ -292,7 +296,12 @@ def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: in
         buf = bytearray(total)
     fd = os.open(path, os.O_RDONLY)
     try:
-        got = os.preadv(fd, [memoryview(buf)[:total]], start)
+        if cached_only:
+            got = os.preadv(fd, [memoryview(buf)[:total]], start, os.RWF_NOWAIT)
+            if got < total:  # partly cached, or a truncated file: the waiting read decides
+                raise BlockingIOError(errno.EAGAIN, "not all in the page cache")
+        else:
+            got = os.preadv(fd, [memoryview(buf)[:total]], start)
     finally:
         os.close(fd)
     mv = memoryview(buf)[:got]

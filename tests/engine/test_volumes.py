@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from appliance.engine.errors import FormatError
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import SegmentRecord
 from appliance.engine.repair import SegmentRepair
-from appliance.engine.shardfile import ShardHeader
+from appliance.engine.shardfile import ShardHeader, read_chunk_views
 from appliance.engine.volumes import (
     DEAD,
     LIVE,
@@ -226,3 +227,161 @@ async def test_record_marked_dead_is_not_resurrected_by_a_second_delete(tmp_path
     with open(path, "rb") as f:
         f.seek(off)
         assert f.read(8) == DEAD
+
+
+# --- reads the page cache answers on the event loop (segments._read_cached) ------------------
+
+def _drop_cache(store: ObjectStore) -> None:
+    """Evict every volume file from the page cache (its pages are clean: written and synced)."""
+    for d in store.disks:
+        for n in volume_numbers(d.path):
+            fd = os.open(volume_path(d.path, n), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def _cached_reads_work(where: Path) -> bool:
+    probe = where / "probe"
+    probe.write_bytes(b"x" * 4096)
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        probe.unlink()
+
+
+def _count_threaded_reads(store: ObjectStore) -> list[int]:
+    calls = [0]
+    threaded = store.seg._read_chunks
+
+    def counted(*args: object) -> object:
+        calls[0] += 1
+        return threaded(*args)  # type: ignore[arg-type]
+
+    store.seg._read_chunks = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_cached_packed_read_needs_no_worker_thread_and_an_uncached_one_waits(tmp_path: Path) -> None:
+    if not _cached_reads_work(tmp_path):
+        pytest.skip("this filesystem does not answer RWF_NOWAIT reads")
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        bodies = {f"k{i}": os.urandom(size) for i, size in enumerate((1, 4096, 300_000, 900_000))}
+        for key, body in bodies.items():
+            await store.put_object("bkt", key, body)
+        calls = _count_threaded_reads(store)
+        for key, body in bodies.items():
+            assert await read_all(store, "bkt", key) == body
+        assert calls[0] == 0  # just written: in the page cache, read in the loop
+        for key, body in bodies.items():
+            _drop_cache(store)
+            before = calls[0]
+            assert await read_all(store, "bkt", key, start=len(body) // 2) == body[len(body) // 2:]
+            assert calls[0] - before == _segment(store, key).k  # not cached: each data shard read in a thread
+            assert await read_all(store, "bkt", key) == body
+            assert calls[0] - before == _segment(store, key).k  # and now cached again
+        assert not store.seg.no_cached_reads
+    finally:
+        store.db.close()
+
+
+async def test_reads_the_cache_answers_still_let_other_tasks_run(tmp_path: Path) -> None:
+    """A read that never waits is still a trio checkpoint: a task reading in a loop (a reader
+    under compaction, a client streaming many small objects) must not starve the others."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        await store.put_object("bkt", "obj", b"x" * 3000)
+        ran_during: list[int] = []
+        other_runs = [0]
+
+        async def reader() -> None:
+            for _ in range(50):
+                assert await read_all(store, "bkt", "obj") == b"x" * 3000
+            ran_during.append(other_runs[0])
+
+        async def other() -> None:
+            while not ran_during:
+                other_runs[0] += 1
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as n:
+            n.start_soon(other)
+            n.start_soon(reader)
+        assert ran_during[0] > 0
+    finally:
+        store.db.close()
+
+
+async def test_damage_in_a_cached_record_is_read_around_and_reported(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        body = os.urandom(9000)
+        await store.put_object("bkt", "obj", body)
+        rec = _segment(store, "obj")
+        assert await read_all(store, "bkt", "obj") == body  # now cached
+        disk = store.disks.get(rec.shards[0])
+        assert disk is not None
+        vol, _, data = rec.packs[0] or [0, 0, 0]
+        with open(volume_path(disk.path, vol), "r+b") as f:  # a data shard, through the page cache
+            f.seek(data + 3)
+            b = f.read(1)
+            f.seek(data + 3)
+            f.write(bytes([b[0] ^ 0x01]))
+        reported: list[tuple[str, list[int], str]] = []
+        store.seg.on_damage = lambda seg, shards, why: reported.append((seg, shards, why))
+        assert await read_all(store, "bkt", "obj") == body
+        assert reported == [(rec.segment_id, [0], "read")]
+    finally:
+        store.db.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no tmpfs at /dev/shm")
+async def test_a_filesystem_without_nowait_reads_takes_the_threaded_path(tmp_path: Path) -> None:
+    """tmpfs (and FUSE) refuse RWF_NOWAIT with EOPNOTSUPP: such a disk is remembered and read
+    in worker threads, as before."""
+    root = Path(tempfile.mkdtemp(prefix="stowage-test-", dir="/dev/shm"))
+    store = open_store(root / "app")
+    try:
+        await store.create_bucket("bkt")
+        body = os.urandom(5000)
+        await store.put_object("bkt", "obj", body)
+        calls = _count_threaded_reads(store)
+        for _ in range(3):
+            assert await read_all(store, "bkt", "obj") == body
+        assert store.seg.no_cached_reads
+        assert calls[0] == 3 * _segment(store, "obj").k
+    finally:
+        store.db.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_cached_only_read_refuses_what_is_not_cached_or_not_there(tmp_path: Path) -> None:
+    if not _cached_reads_work(tmp_path):
+        pytest.skip("this filesystem does not answer RWF_NOWAIT reads")
+    geo = Geometry(1, 0, 1 << 20)
+    path = str(tmp_path / "shard")
+    with open(path, "wb") as f:
+        f.write(b"\0" * 4096 + os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    with pytest.raises(BlockingIOError):
+        read_chunk_views(path, geo, 1000, 0, 0, data_start=4096, cached_only=True)
+    read_chunk_views(path, geo, 1000, 0, 0, data_start=4096)  # the waiting read brings it in
+    assert read_chunk_views(path, geo, 1000, 0, 0, data_start=4096, cached_only=True) == [None]  # random CRC
+    with pytest.raises(BlockingIOError):  # past the end of the file: not "damage" here
+        read_chunk_views(path, geo, 1000, 0, 0, data_start=(1 << 20) + 4000, cached_only=True)
