@@ -44,10 +44,15 @@ FUSE_SUPER_MAGIC = 0x65735546
 
 def syncfs_reaches(path: str) -> bool:
     """syncfs(2) of the filesystem holding `path` makes its files durable (not a FUSE one)."""
+    return is_fuse(path) is not True  # cannot tell: the caller's syncfs then fails the way it would
+
+
+def is_fuse(path: str) -> bool | None:
+    """Whether `path` lies on a FUSE filesystem (None: statfs failed)."""
     buf = ctypes.create_string_buffer(256)  # struct statfs; f_type, a C long, comes first
     if _libc.statfs(os.fsencode(path), buf) != 0:
-        return True  # cannot tell: the caller's syncfs then fails the way it would
-    return ctypes.c_long.from_buffer(buf).value != FUSE_SUPER_MAGIC
+        return None
+    return ctypes.c_long.from_buffer(buf).value == FUSE_SUPER_MAGIC
 
 
 class FilesystemSync:

@@ -257,7 +257,9 @@ class SegmentIO:
         self._buffers: list[bytearray] = []
         self._read_buffers: list[bytearray] = []  # shard batches are read into these (_read_chunks)
         self.slow_disks: set[str] = set()  # disks with a read outstanding past HEDGE_SECONDS
-        self.no_cached_reads: set[str] = set()  # disks whose filesystem refuses RWF_NOWAIT (tmpfs, FUSE)
+        # disk id -> whether the loop may read its volumes (`_read_cached`); decided off the loop
+        # by `_probe_cached_reads` at a disk's first threaded read of a packed shard
+        self.cached_reads: dict[str, bool] = {}
         # a shard write unanswered this long, once the others make the quorum, is given up
         # (config [stall] seconds; docs/fault-matrix.md)
         self.stall_seconds = STALL_SECONDS
@@ -661,8 +663,9 @@ class SegmentIO:
         channel cost more than the reads: a pread the page cache answers takes microseconds.
         Only when the cache holds every byte (RWF_NOWAIT: a read that would wait for a disk
         fails instead of blocking the loop) and only volume files, whose few names stay in the
-        dentry cache, so the open does not wait either. Damage, a missing disk or a slow one
-        takes the threaded path, which reads again, hedges and reports."""
+        dentry cache, so the open does not wait either; never on a FUSE filesystem, whose open
+        waits for a userspace server (`_probe_cached_reads`). Damage, a missing disk or a slow
+        one takes the threaded path, which reads again, hedges and reports."""
         if batch_bytes(geo, rec.length, b0, b1) * geo.k > INLINE_READ_BYTES:
             return None
         places: list[tuple[Disk, list[int]]] = []
@@ -670,7 +673,7 @@ class SegmentIO:
             place = rec.pack_of(i)
             disk = self.disks.get(rec.shards[i])
             if (place is None or disk is None or not disk.readable or disk.disk_id in self.slow_disks
-                    or disk.disk_id in self.no_cached_reads):
+                    or self.cached_reads.get(disk.disk_id) is not True):
                 return None
             places.append((disk, place))
         got: Chunks = {}
@@ -683,7 +686,7 @@ class SegmentIO:
                 return None
             except OSError as exc:
                 if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
-                    self.no_cached_reads.add(disk.disk_id)
+                    self.cached_reads[disk.disk_id] = False
                 return None
             if any(c is None for c in chunks):
                 return None
@@ -691,6 +694,31 @@ class SegmentIO:
         for disk, _place in places:
             disk.counters.reads += 1
         return got
+
+    def _probe_cached_reads(self, disk_id: str, volume: str) -> None:
+        """Whether the loop may read the volumes of this disk (in a worker thread: the answer
+        must not cost the loop a wait): not on FUSE, and only where the filesystem answers
+        RWF_NOWAIT reads (tmpfs refuses them). Undecided when the disk cannot be asked now."""
+        fuse = fssync.is_fuse(volume)
+        if fuse is None:
+            return
+        ok = not fuse
+        if ok:
+            try:
+                fd = os.open(volume, os.O_RDONLY)
+            except OSError:
+                return
+            try:
+                os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+            except BlockingIOError:
+                pass  # supported; that byte is just not cached
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    return
+                ok = False
+            finally:
+                os.close(fd)
+        self.cached_reads[disk_id] = ok  # one store: atomic for the loop that reads it
 
     def _read_ahead(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> _ReadAhead | None:
         """Start reading the data shards' chunks of blocks b0..b1 in worker threads, each under
@@ -730,11 +758,18 @@ class SegmentIO:
         if disk is None or not disk.readable:
             return [None] * n
         path, data_start, owner = shard_location(disk, rec, i)
+        probe = owner is not None and disk.disk_id not in self.cached_reads
+
+        def work() -> list[Chunk | None]:
+            chunks = self._read_chunks(path, data_start, owner, geo, rec.length, b0, b1)
+            if probe:
+                self._probe_cached_reads(disk.disk_id, path)
+            return chunks
+
         t0 = time.perf_counter()
         try:
             # abandoned when a hedged read no longer needs it (a stalled disk may hold it for long)
-            chunks = await trio.to_thread.run_sync(self._read_chunks, path, data_start, owner, geo, rec.length,
-                                                   b0, b1, limiter=disk.limiter, abandon_on_cancel=True)
+            chunks = await trio.to_thread.run_sync(work, limiter=disk.limiter, abandon_on_cancel=True)
         except OSError:
             self.slow_disks.discard(disk.disk_id)
             disk.record_error()

@@ -31,6 +31,8 @@ from appliance.engine.volumes import (
     volume_numbers,
     volume_path,
 )
+from tests.faultfs import FaultDisk
+from tests.faultfs import usable as faultfs_usable
 
 from .conftest import open_store, read_all
 
@@ -138,8 +140,12 @@ async def test_a_place_that_names_another_segment_reads_as_damage(tmp_path: Path
     try:
         await store.create_bucket("bkt")
         await store.put_object("bkt", "a", b"A" * 1000)
-        await store.put_object("bkt", "b", b"B" * 1000)
-        ra, rb = _segment(store, "a"), _segment(store, "b")
+        ra = _segment(store, "a")
+        for n in range(100):  # an object with a shard on a disk of a's (3 of 6 disks each)
+            await store.put_object("bkt", f"b{n}", b"B" * 1000)
+            rb = _segment(store, f"b{n}")
+            if set(rb.shards) & set(ra.shards):
+                break
         disk_of_b = {d: i for i, d in enumerate(rb.shards)}
         i = next(i for i, d in enumerate(ra.shards) if d in disk_of_b)
         ra.packs[i] = rb.packs[disk_of_b[ra.shards[i]]]  # shard i of a now "lies" at b's record
@@ -278,9 +284,13 @@ async def test_a_cached_packed_read_needs_no_worker_thread_and_an_uncached_one_w
         for key, body in bodies.items():
             await store.put_object("bkt", key, body)
         calls = _count_threaded_reads(store)
+        for key, body in bodies.items():  # a disk's first read is threaded: it decides
+            assert await read_all(store, "bkt", key) == body
+        assert calls[0] > 0 and store.seg.cached_reads and all(store.seg.cached_reads.values())
+        calls[0] = 0
         for key, body in bodies.items():
             assert await read_all(store, "bkt", key) == body
-        assert calls[0] == 0  # just written: in the page cache, read in the loop
+        assert calls[0] == 0  # just written and read: in the page cache, read in the loop
         for key, body in bodies.items():
             _drop_cache(store)
             before = calls[0]
@@ -288,7 +298,6 @@ async def test_a_cached_packed_read_needs_no_worker_thread_and_an_uncached_one_w
             assert calls[0] - before == _segment(store, key).k  # not cached: each data shard read in a thread
             assert await read_all(store, "bkt", key) == body
             assert calls[0] - before == _segment(store, key).k  # and now cached again
-        assert not store.seg.no_cached_reads
     finally:
         store.db.close()
 
@@ -300,6 +309,7 @@ async def test_reads_the_cache_answers_still_let_other_tasks_run(tmp_path: Path)
     try:
         await store.create_bucket("bkt")
         await store.put_object("bkt", "obj", b"x" * 3000)
+        assert await read_all(store, "bkt", "obj") == b"x" * 3000  # the disks are probed
         ran_during: list[int] = []
         other_runs = [0]
 
@@ -328,7 +338,10 @@ async def test_damage_in_a_cached_record_is_read_around_and_reported(tmp_path: P
         body = os.urandom(9000)
         await store.put_object("bkt", "obj", body)
         rec = _segment(store, "obj")
-        assert await read_all(store, "bkt", "obj") == body  # now cached
+        for _ in range(2):
+            assert await read_all(store, "bkt", "obj") == body  # now cached, the disks probed
+        if _cached_reads_work(tmp_path):  # the damaged shard's disk is read in the loop first
+            assert store.seg.cached_reads.get(rec.shards[0]) is True
         disk = store.disks.get(rec.shards[0])
         assert disk is not None
         vol, _, data = rec.packs[0] or [0, 0, 0]
@@ -345,11 +358,7 @@ async def test_damage_in_a_cached_record_is_read_around_and_reported(tmp_path: P
         store.db.close()
 
 
-@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no tmpfs at /dev/shm")
-async def test_a_filesystem_without_nowait_reads_takes_the_threaded_path(tmp_path: Path) -> None:
-    """tmpfs (and FUSE) refuse RWF_NOWAIT with EOPNOTSUPP: such a disk is remembered and read
-    in worker threads, as before."""
-    root = Path(tempfile.mkdtemp(prefix="stowage-test-", dir="/dev/shm"))
+async def _only_threaded_reads(root: Path) -> None:
     store = open_store(root / "app")
     try:
         await store.create_bucket("bkt")
@@ -358,11 +367,28 @@ async def test_a_filesystem_without_nowait_reads_takes_the_threaded_path(tmp_pat
         calls = _count_threaded_reads(store)
         for _ in range(3):
             assert await read_all(store, "bkt", "obj") == body
-        assert store.seg.no_cached_reads
+        assert store.seg.cached_reads and not any(store.seg.cached_reads.values())
         assert calls[0] == 3 * _segment(store, "obj").k
     finally:
         store.db.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no tmpfs at /dev/shm")
+async def test_a_filesystem_without_nowait_reads_takes_the_threaded_path(tmp_path: Path) -> None:
+    """tmpfs refuses RWF_NOWAIT with EOPNOTSUPP: its disks are read in worker threads, as before."""
+    root = Path(tempfile.mkdtemp(prefix="stowage-test-", dir="/dev/shm"))
+    try:
+        await _only_threaded_reads(root)
+    finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(not faultfs_usable(), reason="needs root and /dev/fuse")
+async def test_a_fuse_disk_is_never_read_in_the_loop(tmp_path: Path) -> None:
+    """An open on FUSE waits for its server (a stalled one: for ever), so the loop never opens
+    a volume there, whatever the filesystem says of RWF_NOWAIT."""
+    with FaultDisk.start(tmp_path / "base", tmp_path / "mnt") as disk:
+        await _only_threaded_reads(disk.mountpoint)
 
 
 def test_a_cached_only_read_refuses_what_is_not_cached_or_not_there(tmp_path: Path) -> None:
