@@ -61,6 +61,7 @@ from .journal import (
     records_after,
     scan_targets,
 )
+from .readcache import ReadCache
 from .records import Record
 
 log = logging.getLogger("stowage.metadb")
@@ -166,6 +167,7 @@ class MetaDB:
         self._drain_lock = threading.Lock()  # LevelDB writes of staged commits, in lsn order
         self._flush_running: trio.Event | None = None
         self.log_sync = GroupSync(self._sync_logs, lambda: self.written)
+        self.cache = ReadCache()  # what `get` read from LevelDB (readcache.py)
         # durable()'s two stages (the first wait syncs, whatever the DB held when opened)
         self._synced = LoopGroup(self._flush_and_sync, lambda: self.lsn)
         self._journaled = LoopGroup(self._wait_journal, lambda: self._synced.done)
@@ -200,7 +202,12 @@ class MetaDB:
             hit = self._overlay.get(key)
             if hit is not None:
                 return hit[1]
+        found, cached = self.cache.lookup(key)
+        if found:
+            return cached
+        generation = self.cache.generation
         value: bytes | None = self.db.get(key)
+        self.cache.store(key, value, generation)
         return value
 
     def get_record(self, cls: type[R], key: bytes) -> R | None:
@@ -232,17 +239,21 @@ class MetaDB:
     # --- commits -----------------------------------------------------------------------------
 
     def _leveldb_write(self, writes: Iterable[tuple[bytes, bytes | None]], sync: bool) -> None:
+        written: list[bytes] = []
         try:
             with self.db.write_batch(sync=sync) as wb:
                 for k, v in writes:
+                    written.append(k)
                     if v is None:
                         wb.delete(k)
                     else:
                         wb.put(k, v)
         except plyvel.Error as exc:
+            self.cache.clear()  # what LevelDB holds now is not known
             self.failed = str(exc)
             log.error("the metadata DB failed a write: %s; commits are refused from now on", exc)
             raise MetadataUnavailable(f"the metadata DB failed a write: {exc}") from exc
+        self.cache.written(written)
 
     def _stage_locked(self, writes: Writes) -> int:
         if self.failed:

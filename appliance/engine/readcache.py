@@ -1,0 +1,85 @@
+"""The metadata DB's read cache: recently read LevelDB values (and misses), kept in memory.
+
+Why: plyvel releases the GIL for every `get`, and a worker thread waiting for the GIL (one back
+from an fsync, a read, a journal write) then takes it and runs until it blocks again, so a get
+of one microsecond cost the event loop 55 us on average under 16 concurrent small PUTs (~9
+gets each: the bucket record several times over, the key's latest version, ...), and up to the
+interpreter's 5 ms switch interval. A dict lookup does not release the GIL.
+
+Correctness: every LevelDB write of the MetaDB goes through `MetaDB._leveldb_write`, which calls
+`written(keys)` once the write is done; a value read from LevelDB is only stored if no write
+completed between the read's start and the store (`generation`, checked under the lock that
+`written` takes), so a reader in a worker thread racing a write can never leave the old value
+behind. Staged commits are read from MetaDB's overlay before this cache, so what a commit
+wrote is seen from the moment it is staged. Bounded by bytes (FIFO eviction, no reordering on
+a hit: a hit takes no lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+DEFAULT_BYTES = 8 << 20
+MAX_VALUE = 16 << 10  # larger values are read from LevelDB each time
+ENTRY_OVERHEAD = 100  # dict slot, key and bytes object headers: a rough per-entry cost
+
+
+class ReadCache:
+    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._values: dict[bytes, bytes | None] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.generation = 0  # bumped by every completed write
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
+        """(found, value): value None with found=True is a cached miss (no such key)."""
+        try:
+            value = self._values[key]
+        except KeyError:
+            self.misses += 1
+            return False, None
+        self.hits += 1
+        return True, value
+
+    def store(self, key: bytes, value: bytes | None, generation: int) -> None:
+        """Keep what LevelDB returned for `key` in a read that began at `generation`."""
+        size = len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
+        if value is not None and len(value) > MAX_VALUE:
+            return
+        with self._lock:
+            if generation != self.generation or key in self._values:
+                return
+            self._values[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._values:
+                old = next(iter(self._values))
+                self._drop(old)
+
+    def written(self, keys: Iterable[bytes]) -> None:
+        """These keys were just written to LevelDB: forget them, and any read in flight."""
+        with self._lock:
+            self.generation += 1
+            for key in keys:
+                if key in self._values:
+                    self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._values.clear()
+            self._bytes = 0
+
+    def _drop(self, key: bytes) -> None:
+        value = self._values.pop(key)
+        self._bytes -= len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._values)
