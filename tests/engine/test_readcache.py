@@ -14,6 +14,12 @@ from appliance.engine.metadb import MetaDB
 from appliance.engine.readcache import MAX_VALUE, ReadCache
 
 
+def _commit(db: MetaDB, key: bytes, value: bytes) -> None:
+    b = db.batch()
+    b.put(key, value)
+    db.commit_now(b)
+
+
 def test_a_stored_read_is_served_until_its_key_is_written() -> None:
     cache = ReadCache()
     cache.store(b"a", b"1", cache.generation)
@@ -58,9 +64,7 @@ def test_memory_is_bounded_and_large_values_are_not_kept() -> None:
 def test_metadb_reads_every_kind_of_write_at_once(tmp_path: Path) -> None:
     db = MetaDB(tmp_path / "meta")
     try:
-        b = db.batch()
-        b.put(b"k", b"v1")
-        db.commit_now(b)
+        _commit(db, b"k", b"v1")
         assert db.get(b"k") == b"v1" and db.get(b"k") == b"v1"  # the second from the cache
         assert db.cache.lookup(b"k") == (True, b"v1")
         assert db.get(b"absent") is None and db.cache.lookup(b"absent") == (True, None)
@@ -95,9 +99,7 @@ class _WriteDuringGet:
         value: bytes | None = self.real.get(key)
         if key == self.key and not self.raced:
             self.raced = True
-            b = self.meta.batch()
-            b.put(key, self.new)
-            self.meta.commit_now(b)
+            _commit(self.meta, key, self.new)
         return value
 
     def __getattr__(self, name: str) -> object:
@@ -107,9 +109,7 @@ class _WriteDuringGet:
 def test_a_get_racing_a_write_returns_the_old_value_once_and_never_caches_it(tmp_path: Path) -> None:
     db = MetaDB(tmp_path / "meta")
     try:
-        b = db.batch()
-        b.put(b"k", b"old")
-        db.commit_now(b)
+        _commit(db, b"k", b"old")
         racer = _WriteDuringGet(db, b"k", b"new")
         db.db = racer  # type: ignore[assignment]
         assert db.get(b"k") == b"old"  # read before the write completed: fine for that read

@@ -15,6 +15,7 @@ import trio
 
 from appliance.engine import gc, keys
 from appliance.engine.codec import Geometry
+from appliance.engine.disks import Disk
 from appliance.engine.errors import FormatError
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import SegmentRecord
@@ -42,6 +43,20 @@ def _segment(store: ObjectStore, key: str) -> SegmentRecord:
     rec = store.db.get_record(SegmentRecord, keys.segment(v.segments[0].segment_id))
     assert rec is not None
     return rec
+
+
+def _flip_packed_byte(store: ObjectStore, rec: SegmentRecord, shard: int, at: int) -> Disk:
+    """Flip one byte `at` bytes into the chunk of a packed shard (written through the page
+    cache, as a disk's silent corruption would read); its disk."""
+    disk = store.disks.get(rec.shards[shard] or "")
+    assert disk is not None
+    vol, _, data = rec.packs[shard] or [0, 0, 0]
+    with open(volume_path(disk.path, vol), "r+b") as f:
+        f.seek(data + at)
+        b = f.read(1)
+        f.seek(data + at)
+        f.write(bytes([b[0] ^ 0xFF]))
+    return disk
 
 
 def _header(seg: str, shard: int = 0, length: int = 5) -> ShardHeader:
@@ -183,14 +198,8 @@ async def test_scrub_rebuilds_a_damaged_packed_shard_as_a_file(tmp_path: Path) -
         body = os.urandom(7000)
         await store.put_object("bkt", "obj", body)
         rec = _segment(store, "obj")
-        disk = store.disks.get(rec.shards[0])
-        assert disk is not None
-        vol, _, data = rec.packs[0] or [0, 0, 0]
-        with open(volume_path(disk.path, vol), "r+b") as f:  # flip a byte of shard 0's chunk
-            f.seek(data + 10)
-            b = f.read(1)
-            f.seek(data + 10)
-            f.write(bytes([b[0] ^ 0xFF]))
+        disk = _flip_packed_byte(store, rec, 0, 10)  # in shard 0's chunk
+        vol = (rec.packs[0] or [0])[0]
         repair = SegmentRepair(store)
         res = await repair.check(rec.segment_id)
         assert res is not None and 0 in res.rebuilt
@@ -274,88 +283,67 @@ def _count_threaded_reads(store: ObjectStore) -> list[int]:
     return calls
 
 
-async def test_a_cached_packed_read_needs_no_worker_thread_and_an_uncached_one_waits(tmp_path: Path) -> None:
+async def test_a_cached_packed_read_needs_no_worker_thread_and_an_uncached_one_waits(
+        store: ObjectStore, tmp_path: Path) -> None:
     if not _cached_reads_work(tmp_path):
         pytest.skip("this filesystem does not answer RWF_NOWAIT reads")
-    store = open_store(tmp_path / "app")
-    try:
-        await store.create_bucket("bkt")
-        bodies = {f"k{i}": os.urandom(size) for i, size in enumerate((1, 4096, 300_000, 900_000))}
-        for key, body in bodies.items():
-            await store.put_object("bkt", key, body)
-        calls = _count_threaded_reads(store)
-        for key, body in bodies.items():  # a disk's first read is threaded: it decides
-            assert await read_all(store, "bkt", key) == body
-        assert calls[0] > 0 and store.seg.cached_reads and all(store.seg.cached_reads.values())
-        calls[0] = 0
-        for key, body in bodies.items():
-            assert await read_all(store, "bkt", key) == body
-        assert calls[0] == 0  # just written and read: in the page cache, read in the loop
-        for key, body in bodies.items():
-            _drop_cache(store)
-            before = calls[0]
-            assert await read_all(store, "bkt", key, start=len(body) // 2) == body[len(body) // 2:]
-            assert calls[0] - before == _segment(store, key).k  # not cached: each data shard read in a thread
-            assert await read_all(store, "bkt", key) == body
-            assert calls[0] - before == _segment(store, key).k  # and now cached again
-    finally:
-        store.db.close()
+    bodies = {f"k{i}": os.urandom(size) for i, size in enumerate((1, 4096, 300_000, 900_000))}
+    for key, body in bodies.items():
+        await store.put_object("bkt", key, body)
+    calls = _count_threaded_reads(store)
+    for key, body in bodies.items():  # a disk's first read is threaded: it decides
+        assert await read_all(store, "bkt", key) == body
+    assert calls[0] > 0 and store.seg.cached_reads and all(store.seg.cached_reads.values())
+    calls[0] = 0
+    for key, body in bodies.items():
+        assert await read_all(store, "bkt", key) == body
+    assert calls[0] == 0  # just written and read: in the page cache, read in the loop
+    for key, body in bodies.items():
+        _drop_cache(store)
+        before = calls[0]
+        assert await read_all(store, "bkt", key, start=len(body) // 2) == body[len(body) // 2:]
+        assert calls[0] - before == _segment(store, key).k  # not cached: each data shard read in a thread
+        assert await read_all(store, "bkt", key) == body
+        assert calls[0] - before == _segment(store, key).k  # and now cached again
 
 
-async def test_reads_the_cache_answers_still_let_other_tasks_run(tmp_path: Path) -> None:
+async def test_reads_the_cache_answers_still_let_other_tasks_run(store: ObjectStore, tmp_path: Path) -> None:
     """A read that never waits is still a trio checkpoint: a task reading in a loop (a reader
     under compaction, a client streaming many small objects) must not starve the others."""
-    store = open_store(tmp_path / "app")
-    try:
-        await store.create_bucket("bkt")
-        await store.put_object("bkt", "obj", b"x" * 3000)
-        assert await read_all(store, "bkt", "obj") == b"x" * 3000  # the disks are probed
-        ran_during: list[int] = []
-        other_runs = [0]
+    await store.put_object("bkt", "obj", b"x" * 3000)
+    assert await read_all(store, "bkt", "obj") == b"x" * 3000  # the disks are probed
+    ran_during: list[int] = []
+    other_runs = [0]
 
-        async def reader() -> None:
-            for _ in range(50):
-                assert await read_all(store, "bkt", "obj") == b"x" * 3000
-            ran_during.append(other_runs[0])
+    async def reader() -> None:
+        for _ in range(50):
+            assert await read_all(store, "bkt", "obj") == b"x" * 3000
+        ran_during.append(other_runs[0])
 
-        async def other() -> None:
-            while not ran_during:
-                other_runs[0] += 1
-                await trio.lowlevel.checkpoint()
+    async def other() -> None:
+        while not ran_during:
+            other_runs[0] += 1
+            await trio.lowlevel.checkpoint()
 
-        async with trio.open_nursery() as n:
-            n.start_soon(other)
-            n.start_soon(reader)
-        assert ran_during[0] > 0
-    finally:
-        store.db.close()
+    async with trio.open_nursery() as n:
+        n.start_soon(other)
+        n.start_soon(reader)
+    assert ran_during[0] > 0
 
 
-async def test_damage_in_a_cached_record_is_read_around_and_reported(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "app")
-    try:
-        await store.create_bucket("bkt")
-        body = os.urandom(9000)
-        await store.put_object("bkt", "obj", body)
-        rec = _segment(store, "obj")
-        for _ in range(2):
-            assert await read_all(store, "bkt", "obj") == body  # now cached, the disks probed
-        if _cached_reads_work(tmp_path):  # the damaged shard's disk is read in the loop first
-            assert store.seg.cached_reads.get(rec.shards[0]) is True
-        disk = store.disks.get(rec.shards[0])
-        assert disk is not None
-        vol, _, data = rec.packs[0] or [0, 0, 0]
-        with open(volume_path(disk.path, vol), "r+b") as f:  # a data shard, through the page cache
-            f.seek(data + 3)
-            b = f.read(1)
-            f.seek(data + 3)
-            f.write(bytes([b[0] ^ 0x01]))
-        reported: list[tuple[str, list[int], str]] = []
-        store.seg.on_damage = lambda seg, shards, why: reported.append((seg, shards, why))
-        assert await read_all(store, "bkt", "obj") == body
-        assert reported == [(rec.segment_id, [0], "read")]
-    finally:
-        store.db.close()
+async def test_damage_in_a_cached_record_is_read_around_and_reported(store: ObjectStore, tmp_path: Path) -> None:
+    body = os.urandom(9000)
+    await store.put_object("bkt", "obj", body)
+    rec = _segment(store, "obj")
+    for _ in range(2):
+        assert await read_all(store, "bkt", "obj") == body  # now cached, the disks probed
+    if _cached_reads_work(tmp_path):  # the damaged shard's disk is read in the loop first
+        assert store.seg.cached_reads.get(rec.shards[0]) is True
+    _flip_packed_byte(store, rec, 0, 3)  # a data shard's, through the page cache
+    reported: list[tuple[str, list[int], str]] = []
+    store.seg.on_damage = lambda seg, shards, why: reported.append((seg, shards, why))
+    assert await read_all(store, "bkt", "obj") == body
+    assert reported == [(rec.segment_id, [0], "read")]
 
 
 async def _only_threaded_reads(root: Path) -> None:
