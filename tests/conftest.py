@@ -153,6 +153,17 @@ def create_test_bucket(s3: Any, request: pytest.FixtureRequest, tag: str) -> str
     return name
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _deletable_temp_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the run, after every loop device is detached: the mount points the
+    appliance made immutable (console tests add disks) are released, so that pytest can delete
+    this run's directories later; otherwise each run leaves its loop images behind for good."""
+    yield
+    from tests.diskmgr.conftest import release_mount_points
+
+    release_mount_points(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
 def daemon_factory(tmp_path: Path) -> Iterator[Any]:
     """Start daemons on demand: factory(extra_args=[...], env={...}, name="d")."""

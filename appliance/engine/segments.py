@@ -40,6 +40,7 @@ import trio
 from diskmgr.durable import fsync_dir
 
 from . import codec, fssync
+from .cachedopen import open_cached
 from .codec import Geometry
 from .crypto import TAG, SegmentCipher, SegmentKey
 from .disks import Disk, DiskSet
@@ -662,9 +663,10 @@ class SegmentIO:
         worker threads (`_fetch`). Profiled on a 4 KiB GET, the k thread hops, their nursery and
         channel cost more than the reads: a pread the page cache answers takes microseconds.
         Only when the cache holds every byte (RWF_NOWAIT: a read that would wait for a disk
-        fails instead of blocking the loop) and only volume files, whose few names stay in the
-        dentry cache, so the open does not wait either; never on a FUSE filesystem, whose open
-        waits for a userspace server (`_probe_cached_reads`). Damage, a missing disk or a slow
+        fails instead of blocking the loop), opened from the dentry cache alone (cachedopen.py:
+        a path not cached fails too, so a stalled disk cannot stop the loop), volume files only
+        (their few names stay cached); never on a FUSE filesystem, whose open waits for a
+        userspace server (`_probe_cached_reads`). Damage, a missing disk or a slow
         one takes the threaded path, which reads again, hedges and reports."""
         if batch_bytes(geo, rec.length, b0, b1) * geo.k > INLINE_READ_BYTES:
             return None
@@ -685,7 +687,7 @@ class SegmentIO:
             except BlockingIOError:
                 return None
             except OSError as exc:
-                if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                     self.cached_reads[disk.disk_id] = False
                 return None
             if any(c is None for c in chunks):
@@ -705,19 +707,24 @@ class SegmentIO:
         ok = not fuse
         if ok:
             try:
-                fd = os.open(volume, os.O_RDONLY)
-            except OSError:
-                return
-            try:
-                os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+                fd = open_cached(volume)
             except BlockingIOError:
-                pass  # supported; that byte is just not cached
+                return  # evicted meanwhile: ask again at the next threaded read
             except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
                     return
-                ok = False
-            finally:
-                os.close(fd)
+                fd, ok = -1, False  # no openat2 with RESOLVE_CACHED (Linux < 5.12)
+            if fd >= 0:
+                try:
+                    os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+                except BlockingIOError:
+                    pass  # supported; that byte is just not cached
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                        return
+                    ok = False
+                finally:
+                    os.close(fd)
         self.cached_reads[disk_id] = ok  # one store: atomic for the loop that reads it
 
     def _read_ahead(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> _ReadAhead | None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .cachedopen import open_cached
 from .codec import Geometry, checksum
 from .errors import FormatError
 
@@ -279,9 +280,10 @@ def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: in
     block 0's chunk lies. `owner`: (record offset, bytes at the record's start) of a packed
     shard (volumes.py): read in the same pread, and every chunk reads as damaged unless they
     match, so a wrong place can never return another object's bytes, checksums and all.
-    `cached_only`: a read that must not wait for the disk (preadv2 RWF_NOWAIT): BlockingIOError
-    when any of the bytes is not in the page cache (or lies past the end of the file), and
-    OSError EOPNOTSUPP where the filesystem cannot tell."""
+    `cached_only`: a read that must not wait for the disk (opened from the dentry cache alone,
+    read with preadv2 RWF_NOWAIT): BlockingIOError when the path or any of the bytes is not
+    cached (or the bytes lie past the end of the file), and OSError EOPNOTSUPP where the
+    filesystem cannot tell (ENOSYS where the kernel has no openat2)."""
     start = chunk_offset(geo, first, data_start)
     sizes = [geo.chunk_size(block_len(length, geo.block_size, b)) for b in range(first, last + 1)]
     total = sum(sizes) + CRC_SIZE * len(sizes)
@@ -294,7 +296,7 @@ def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: in
         total += head
     if buf is None or len(buf) < total:
         buf = bytearray(total)
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_cached(path) if cached_only else os.open(path, os.O_RDONLY)
     try:
         if cached_only:
             got = os.preadv(fd, [memoryview(buf)[:total]], start, os.RWF_NOWAIT)

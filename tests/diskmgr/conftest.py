@@ -67,10 +67,16 @@ def make_loop(tmp_path: Path) -> Iterator[Callable[..., str]]:
     finally:
         for dev in made:
             _detach(dev)
-        # mount points prepared by the appliance are made immutable while empty; let pytest clean up
-        for p in tmp_path.rglob("*"):
-            if p.is_dir():
-                subprocess.run(["chattr", "-i", str(p)], capture_output=True)
+        release_mount_points(tmp_path)
+
+
+def release_mount_points(root: Path) -> None:
+    """Mount points the appliance prepared are made immutable while empty (diskmgr/prepare.py):
+    clear that under `root`, or pytest cannot delete the test's directory (and every run would
+    leave it behind, loop images and all)."""
+    for p in root.rglob("disk-*"):
+        if p.parent.name == "disks" and p.is_dir() and not p.is_symlink():
+            subprocess.run(["chattr", "-i", str(p)], capture_output=True)
 
 
 @pytest.fixture

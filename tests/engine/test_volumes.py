@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from appliance.engine import gc, keys
+from appliance.engine.cachedopen import open_cached
 from appliance.engine.codec import Geometry
 from appliance.engine.disks import Disk
 from appliance.engine.errors import FormatError
@@ -399,3 +400,48 @@ def test_a_cached_only_read_refuses_what_is_not_cached_or_not_there(tmp_path: Pa
     assert read_chunk_views(path, geo, 1000, 0, 0, data_start=4096, cached_only=True) == [None]  # random CRC
     with pytest.raises(BlockingIOError):  # past the end of the file: not "damage" here
         read_chunk_views(path, geo, 1000, 0, 0, data_start=(1 << 20) + 4000, cached_only=True)
+
+
+def _drop_dentries() -> bool:
+    """Evict the kernel's unused dentries and inodes (root, where /proc/sys/vm is writable)."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2")
+        return True
+    except OSError:
+        return False
+
+
+def test_open_cached_refuses_a_path_the_dentry_cache_lost(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "file"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x")
+    os.close(open_cached(str(path)))  # just made: cached
+    if not _drop_dentries():
+        pytest.skip("cannot drop the kernel's caches here")
+    with pytest.raises(BlockingIOError):
+        open_cached(str(path))
+    assert path.read_bytes() == b"x"  # a waiting open brings it back
+    os.close(open_cached(str(path)))
+    missing = tmp_path / "missing"
+    assert not missing.exists()  # the lookup leaves a negative dentry: "no such file", cached
+    with pytest.raises(FileNotFoundError):
+        open_cached(str(missing))
+
+
+async def test_a_volume_whose_name_is_not_cached_is_read_in_a_thread(store: ObjectStore, tmp_path: Path) -> None:
+    """A volume the kernel evicted (its name and its pages) is opened and read in a worker
+    thread, as an uncached byte is (that the loop's open alone refuses an uncached name is
+    test_open_cached_refuses_a_path_the_dentry_cache_lost: eviction takes the pages too)."""
+    if not _cached_reads_work(tmp_path):
+        pytest.skip("this filesystem does not answer RWF_NOWAIT reads")
+    body = os.urandom(5000)
+    await store.put_object("bkt", "obj", body)
+    for _ in range(2):
+        assert await read_all(store, "bkt", "obj") == body  # the disks probed, the record cached
+    calls = _count_threaded_reads(store)
+    assert await read_all(store, "bkt", "obj") == body and calls[0] == 0
+    if not _drop_dentries():
+        pytest.skip("cannot drop the kernel's caches here")
+    assert await read_all(store, "bkt", "obj") == body
+    assert calls[0] == _segment(store, "obj").k
