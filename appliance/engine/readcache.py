@@ -32,24 +32,19 @@ class ReadCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self.generation = 0  # bumped by every completed write
-        self.hits = 0
-        self.misses = 0
 
     def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
         """(found, value): value None with found=True is a cached miss (no such key)."""
         try:
-            value = self._values[key]
+            return True, self._values[key]
         except KeyError:
-            self.misses += 1
             return False, None
-        self.hits += 1
-        return True, value
 
     def store(self, key: bytes, value: bytes | None, generation: int) -> None:
         """Keep what LevelDB returned for `key` in a read that began at `generation`."""
-        size = len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
         if value is not None and len(value) > MAX_VALUE:
             return
+        size = len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
         with self._lock:
             if generation != self.generation or key in self._values:
                 return

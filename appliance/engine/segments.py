@@ -670,20 +670,19 @@ class SegmentIO:
         one takes the threaded path, which reads again, hedges and reports."""
         if batch_bytes(geo, rec.length, b0, b1) * geo.k > INLINE_READ_BYTES:
             return None
-        places: list[tuple[Disk, list[int]]] = []
+        disks: list[Disk] = []
         for i in range(geo.k):
-            place = rec.pack_of(i)
             disk = self.disks.get(rec.shards[i])
-            if (place is None or disk is None or not disk.readable or disk.disk_id in self.slow_disks
+            if (rec.pack_of(i) is None or disk is None or not disk.readable or disk.disk_id in self.slow_disks
                     or self.cached_reads.get(disk.disk_id) is not True):
                 return None
-            places.append((disk, place))
+            disks.append(disk)
         got: Chunks = {}
-        for i, (disk, place) in enumerate(places):
+        for i, disk in enumerate(disks):
+            path, data_start, owner = shard_location(disk, rec, i)
             try:
                 chunks: list[Chunk | None] = list(read_chunk_views(
-                    volume_path(disk.path, place[0]), geo, rec.length, b0, b1, None, place[2],
-                    owner_of(place, rec.segment_id), cached_only=True))
+                    path, geo, rec.length, b0, b1, None, data_start, owner, cached_only=True))
             except BlockingIOError:
                 return None
             except OSError as exc:
@@ -693,7 +692,7 @@ class SegmentIO:
             if any(c is None for c in chunks):
                 return None
             got[i] = chunks
-        for disk, _place in places:
+        for disk in disks:
             disk.counters.reads += 1
         return got
 
