@@ -8,7 +8,11 @@ journal disk. A durable commit (sync=True) is acknowledged once `quorum` disks (
 of disk losses the data survives plus one) have fsync'd it: each disk has a writer thread that
 writes everything queued since its last fsync and then fsyncs once, so concurrent commits share
 one fsync per disk (group commit). A disk that fails, or stalls longer than STALL_SECONDS, is
-dropped from the journal until the next roll; commits go on with the others.
+dropped from the journal until the next roll; commits go on with the others. A commit nobody
+waits for yet (the mount's close, durable at fsync or within mount.durability_seconds) is a
+lazy record: queued without waking the writers, it goes out with the next urgent record, when a
+commit waits for it, once LAZY_BYTES are queued, or after LAZY_SECONDS, so a run of closes
+shares one fsync per disk instead of costing one each.
 
 A metadata snapshot holds every record up to the lsn in its copy of the DB: after one is
 stored, the journal rolls to new files and the files holding only older records are deleted.
@@ -69,6 +73,10 @@ SUFFIX = ".jnl"
 OWNER_LOCK = "owner.lock"
 STALL_SECONDS = 10.0  # a disk whose write or fsync takes longer leaves the journal
 LAG_BYTES = 64 << 20  # ... and so does one that falls this far behind the others
+# A lazy record (a commit nobody waits for yet: the mount's close, within its durability
+# interval) is written with the next urgent one, when a commit waits for it, or after this long
+LAZY_SECONDS = 1.0
+LAZY_BYTES = 1 << 20  # ... or once this much is queued
 MAX_BODY = 1 << 30
 _HDR = struct.Struct("<8sHI")
 _FRAME = struct.Struct("<II")
@@ -360,6 +368,8 @@ class _DiskLog:
         self.dir = target.path / JOURNAL_DIR
         self.items: list[tuple[int, bytes] | _Roll] = []
         self.pending_bytes = 0
+        self.kick = False  # some queued item is urgent (else all are lazy: see LAZY_SECONDS)
+        self.queued_since = 0.0  # monotonic time the oldest queued item was
         self.durable = 0  # the highest lsn fsync'd here
         self.failed = ""
         self.busy_since = 0.0  # monotonic time the current write began (0: idle)
@@ -386,11 +396,17 @@ class _DiskLog:
         cond = self.j.cond
         while True:
             with cond:
-                while not self.items and not self.j.closing and not self.failed:
-                    self.wake.wait()
+                while not self.j.closing and not self.failed:
+                    if not self.items:
+                        self.wake.wait()
+                        continue
+                    due = self.queued_since + LAZY_SECONDS - time.monotonic()
+                    if self.kick or due <= 0:
+                        break
+                    self.wake.wait(due)
                 if self.failed or not self.items:
                     break
-                items, self.items, self.pending_bytes = self.items, [], 0
+                items, self.items, self.pending_bytes, self.kick = self.items, [], 0, False
                 self.busy_since = time.monotonic()
                 self.j.batches.observe(len(items))
             try:
@@ -528,16 +544,24 @@ class Journal:
     def _live(self) -> list[_DiskLog]:
         return [dl for dl in self.logs.values() if not dl.failed]
 
-    def append(self, lsn: int, record: bytes) -> None:
-        """Queue a framed record (`encode`) for every disk; never blocks on a disk."""
+    def append(self, lsn: int, record: bytes, lazy: bool = False) -> None:
+        """Queue a framed record (`encode`) for every disk; never blocks on a disk. `lazy`: no
+        commit waits for it yet, so it need not cost an fsync of its own (LAZY_SECONDS)."""
         with self.cond:
             for dl in self._live():
-                if not dl.items:  # its thread may be waiting for work (else it takes these too)
-                    dl.wake.notify()
+                first = not dl.items
+                if first:  # its thread may be waiting for work, untimed (else it takes these too)
+                    dl.queued_since = time.monotonic()
                 dl.items.append((lsn, record))
                 dl.pending_bytes += len(record)
                 if dl.pending_bytes > LAG_BYTES:
                     dl.fail(f"more than {LAG_BYTES >> 20} MiB behind the other disks")
+                    continue
+                if not dl.kick and (not lazy or dl.pending_bytes > LAZY_BYTES):
+                    dl.kick = True
+                elif not first:
+                    continue
+                dl.wake.notify()
             self.last_lsn = lsn
             self.bytes_since_roll += len(record)
 
@@ -554,6 +578,10 @@ class Journal:
                 live = self._live()
                 if not live:
                     raise MetadataUnavailable("no data disk accepts the metadata journal: commits are refused")
+                for dl in live:
+                    if dl.items and not dl.kick and dl.durable < lsn:  # a lazy record is waited for
+                        dl.kick = True
+                        dl.wake.notify()
                 if sum(1 for dl in live if dl.durable >= lsn) >= min(self.quorum, len(live)):
                     return
                 self.cond.wait(timeout=1.0)
@@ -564,7 +592,10 @@ class Journal:
         the snapshot just stored holds what they missed)."""
         with self.cond:
             for dl in self._live():
+                if not dl.items:
+                    dl.queued_since = time.monotonic()
                 dl.items.append(_ROLL)
+                dl.kick = True
                 dl.wake.notify()
             self.bytes_since_roll = 0
             if targets is not None:

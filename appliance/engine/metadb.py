@@ -255,7 +255,7 @@ class MetaDB:
             raise MetadataUnavailable(f"the metadata DB failed a write: {exc}") from exc
         self.cache.written(written)
 
-    def _stage_locked(self, writes: Writes) -> int:
+    def _stage_locked(self, writes: Writes, lazy: bool = False) -> int:
         if self.failed:
             raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
                                       "commits are refused until the daemon is restarted")
@@ -268,7 +268,7 @@ class MetaDB:
         # queued first, so the disks' fsyncs overlap LevelDB's; a record whose LevelDB write
         # then fails is a complete commit that was not acknowledged (open_journal applies it)
         if self.journal is not None:
-            self.journal.append(lsn, record)
+            self.journal.append(lsn, record, lazy)
         elif self._held is not None:
             self._held.append((lsn, record))
             if len(self._held) > HELD_MAX:
@@ -278,15 +278,17 @@ class MetaDB:
             self._overlay[k] = (lsn, v)
         return lsn
 
-    def stage(self, writes: Writes) -> int:
+    def stage(self, writes: Writes, lazy: bool = False) -> int:
         """Number a commit and queue it for the journal and for LevelDB, without writing
         anything (no I/O: the loop may call it); returns its lsn (0: nothing to write). `get`
         and `scan` read it at once; LevelDB iterators and snapshots once `flushed(lsn)` returns.
-        Durable once `durable(lsn)` returns, which writes it to LevelDB first."""
+        Durable once `durable(lsn)` returns, which writes it to LevelDB first. `lazy`: nobody
+        waits for it to be durable yet, so the journal need not sync it on its own
+        (journal.LAZY_SECONDS)."""
         if not writes:
             return 0
         with self._order:
-            return self._stage_locked(writes)
+            return self._stage_locked(writes, lazy)
 
     @property
     def has_staged(self) -> bool:
@@ -353,9 +355,9 @@ class MetaDB:
 
     async def apply(self, batch: Batch, sync: bool = True) -> int:
         """Write the batch atomically to LevelDB, unsynced, and queue it for the journal;
-        returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns (`sync` is
-        kept for callers that say they will not wait for that)."""
-        lsn = self.stage(batch.writes)
+        returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns; `sync=False`:
+        the caller will not wait for that now (a lazy journal record, see `stage`)."""
+        lsn = self.stage(batch.writes, lazy=not sync)
         await self.flushed(lsn)
         return lsn
 

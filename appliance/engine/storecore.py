@@ -444,10 +444,10 @@ class StoreCore:
                     hook(t)
             t.finish()
             if staged:
-                lsn = self.db.stage(t.batch.writes)
+                lsn = self.db.stage(t.batch.writes, lazy=_DEFERRED.get())
             else:
                 with trio.CancelScope(shield=True):
-                    lsn = await self.db.apply(t.batch, sync=True)
+                    lsn = await self.db.apply(t.batch, sync=not _DEFERRED.get())
         if staged and _DEFERRED.get():
             with trio.CancelScope(shield=True):
                 await self.db.flushed(lsn)  # visible to every reader before it returns

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.engine import journal
 from appliance.engine.errors import NoSuchKey
 from appliance.engine.groupsync import GroupSync
 
@@ -157,9 +158,12 @@ def test_group_sync_failure_reaches_every_writer_it_covered() -> None:
     assert calls == 2 and group.synced == 0
 
 
-async def test_deferred_commit_is_visible_at_once_and_durable_at_make_durable(tmp_path: Path) -> None:
+async def test_deferred_commit_is_visible_at_once_and_durable_at_make_durable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The mount's close: durability_deferred() commits are readable when they return, counted
-    as not yet durable, and make_durable() syncs them (LevelDB's log sync covers their lsn)."""
+    as not yet durable, and make_durable() syncs them (LevelDB's log sync covers their lsn, the
+    journal's disks have them: until then they are lazy records, no fsync of their own)."""
+    monkeypatch.setattr(journal, "LAZY_SECONDS", 3600.0)
     store = open_store(tmp_path / "app")
     try:
         await store.create_bucket("bkt")
@@ -169,9 +173,13 @@ async def test_deferred_commit_is_visible_at_once_and_durable_at_make_durable(tm
         assert await read_all(store, "bkt", "k") == b"x" * 100
         assert store.has_undurable
         lsn = store.db.written
+        assert store.db.journal is not None
+        logs = store.db.journal.logs.values()
+        assert logs and all(dl.durable < lsn for dl in logs)
         await store.make_durable()
         assert not store.has_undurable
         assert store.db.log_sync.synced >= lsn
+        assert sum(dl.durable >= lsn for dl in logs) >= store.db.journal.quorum
         await store.put_object("bkt", "k2", b"y")  # outside: durable on return, nothing deferred
         assert not store.has_undurable and store.db.log_sync.synced >= store.db.written
     finally:

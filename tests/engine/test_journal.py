@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from appliance.engine import keys
+from appliance.engine import journal, keys
 from appliance.engine.journal import (
     DiskOwned,
     FileScan,
@@ -127,3 +129,57 @@ def test_start_up_applies_a_record_the_db_lost(tmp_path: Path) -> None:
         assert db.lsn == lsn + 2
     finally:
         db.close()
+
+
+def _on_disk(t: JournalTarget) -> list[int]:
+    [(first, path)] = list_files(t.path)
+    return [lsn for lsn, _ in read_file(path, first, FileScan(path, first))]
+
+
+def _until(cond: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not cond():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_lazy_record_is_synced_when_waited_for_or_with_the_next_urgent_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lazy record (the mount's close) costs no fsync of its own: it stays queued until a
+    commit waits for it or an urgent record is written, and then shares that write and fsync."""
+    monkeypatch.setattr(journal, "LAZY_SECONDS", 3600.0)
+    [t] = _targets(tmp_path, 1)
+    j = Journal("app", [t], 1)
+    try:
+        dl = j.logs["d0"]
+        j.append(1, encode(1, {b"a": b"1"}, 1), lazy=True)
+        assert dl.durable == 0 and len(dl.items) == 1  # queued, nothing written
+        j.wait(1)  # a waiter has it written
+        assert dl.durable == 1 and _on_disk(t) == [1]
+        j.append(2, encode(2, {b"b": b"2"}, 2), lazy=True)
+        j.append(3, encode(3, {b"c": b"3"}, 3))  # urgent: takes the lazy one along
+        j.wait(3)
+        assert _on_disk(t) == [1, 2, 3]
+        assert j.batches.total == 3 and j.batches.counts[1] == 1  # one write carried 2 and 3
+    finally:
+        j.close()
+
+
+def test_a_lazy_record_is_written_within_the_interval_or_at_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    [t] = _targets(tmp_path, 1)
+    monkeypatch.setattr(journal, "LAZY_SECONDS", 0.05)
+    j = Journal("app", [t], 1)
+    try:
+        j.append(1, encode(1, {b"a": b"1"}, 1), lazy=True)
+        _until(lambda: j.logs["d0"].durable == 1)  # nobody waits: written after LAZY_SECONDS
+        monkeypatch.setattr(journal, "LAZY_SECONDS", 3600.0)
+        big = b"x" * (journal.LAZY_BYTES // 2)
+        j.append(2, encode(2, {b"b": big}, 2), lazy=True)
+        assert j.logs["d0"].durable == 1
+        j.append(3, encode(3, {b"c": big}, 3), lazy=True)  # more than LAZY_BYTES queued
+        _until(lambda: j.logs["d0"].durable == 3)
+        j.append(4, encode(4, {b"d": b"4"}, 4), lazy=True)
+    finally:
+        j.close()  # writes what is queued, lazy or not
+    assert _on_disk(t) == [1, 2, 3, 4]
