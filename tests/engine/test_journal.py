@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -183,3 +184,38 @@ def test_a_lazy_record_is_written_within_the_interval_or_at_close(
     finally:
         j.close()  # writes what is queued, lazy or not
     assert _on_disk(t) == [1, 2, 3, 4]
+
+
+def test_spare_disks_sync_lazily_and_step_in_when_a_quorum_disk_lags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit needs `quorum` disks: those fsync every group, the spares write with the lazy
+    records (fewer fsyncs and thread wake-ups per commit); a commit whose quorum disk does not
+    answer within SPARE_AFTER has the spares sync it instead."""
+    monkeypatch.setattr(journal, "LAZY_SECONDS", 3600.0)
+    monkeypatch.setattr(journal, "SPARE_AFTER", 3600.0)  # however slow this machine's fsyncs
+    targets = _targets(tmp_path, 3)
+    j = Journal("app", targets, 2)
+    try:
+        j.append(1, encode(1, {b"a": b"1"}, 1))
+        j.wait(1)
+        assert [j.logs[d].durable for d in ("d0", "d1", "d2")] == [1, 1, 0]
+        assert len(j.logs["d2"].items) == 1  # queued on the spare, not yet written
+
+        stuck = threading.Event()
+        flush = journal._DiskLog._flush
+
+        def slow_d0(self: journal._DiskLog, buf: list[bytes]) -> None:
+            if self.target.disk_id == "d0" and buf:
+                stuck.wait(30)
+            flush(self, buf)
+
+        monkeypatch.setattr(journal._DiskLog, "_flush", slow_d0)
+        monkeypatch.setattr(journal, "SPARE_AFTER", 0.05)
+        j.append(2, encode(2, {b"b": b"2"}, 2))
+        j.wait(2)  # d0 hangs: d1 and the spare d2 make the quorum
+        assert j.logs["d0"].durable == 1 and j.logs["d2"].durable == 2
+        stuck.set()
+        _until(lambda: j.logs["d0"].durable == 2)
+    finally:
+        j.close()
+    assert [_on_disk(t) for t in targets] == [[1, 2]] * 3
