@@ -34,6 +34,7 @@ from .storecore import PutMeta, StoreCore
 CHUNK = 1 << 20  # dirty bytes are read from the writer this much at a time
 REWRITE_LIMIT = 8 << 20
 MAX_REFS = 512
+WINDOW = 8 << 20  # a whole rewrite reads the base this much at a time (_content)
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 ReadRange = Callable[[int, int], Awaitable[bytes]]
@@ -83,21 +84,19 @@ class PatchStore(StoreCore):
         def content() -> AsyncIterator[bytes]:
             return self._content(runs, base, read_dirty, decrypt_with)
 
-        if size <= REWRITE_LIMIT or all(d for d, _, _ in runs):
+        base_refs = base.segments if base else []
+        dirty_bytes = sum(e - s for d, s, e in runs if d)
+        # too fragmented (counted with a stand-in for the dirty segment, before writing it):
+        # rewritten whole, like small files
+        if (size <= REWRITE_LIMIT or all(d for d, _, _ in runs)
+                or len(self._splice(runs, base_refs, SegmentRef("", 0, dirty_bytes))) > MAX_REFS):
             seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with, size_hint=size)
             refs, etag = self._whole(seg, summary)
         else:
             seg, summary = await self.write_segment(self._dirty(runs, read_dirty), identity,
                                                     encrypt_with=encrypt_with)
-            refs = self._splice(runs, base.segments if base else [], seg)
-            if len(refs) > MAX_REFS:  # too fragmented: rewrite whole (base refs still readable)
-                if seg is not None:
-                    with trio.CancelScope(shield=True):
-                        await self.release_staged([seg.segment_id])
-                seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with, size_hint=size)
-                refs, etag = self._whole(seg, summary)
-            else:
-                etag = composite_etag(base.etag if base else "", refs, summary.etag)
+            refs = self._splice(runs, base_refs, seg)
+            etag = composite_etag(base.etag if base else "", refs, summary.etag)
         staged = [seg.segment_id] if seg else []
         try:
             return await self.put_object_segments(bucket, key, refs, size, etag if size else EMPTY_MD5, meta,
@@ -127,15 +126,43 @@ class PatchStore(StoreCore):
 
     async def _content(self, runs: list[Run], base: ObjectVersion | None, read_dirty: ReadRange,
                        decrypt_with: KeyResolver | None) -> AsyncIterator[bytes]:
-        """The whole new content, in order."""
-        for dirty, s, e in runs:
-            if dirty:
-                async for piece in _read_range(read_dirty, s, e):
-                    yield piece
+        """The whole new content, in order. Runs that fit in a WINDOW together are read as one:
+        the base once over the window, the dirty runs laid over it. Read one by one, a file
+        rewritten because thousands of small writes fragmented it read each base block (1 MiB,
+        decoded and decrypted whole) once per clean gap in it: 16 times over for 4,000 random
+        4 KiB writes into 256 MiB (10 s for its fsync)."""
+        i = 0
+        while i < len(runs):
+            j = i
+            while j + 1 < len(runs) and runs[j + 1][2] - runs[i][1] <= WINDOW:
+                j += 1
+            dirty, s, e = runs[i]
+            if j == i:
+                if dirty:
+                    async for piece in _read_range(read_dirty, s, e):
+                        yield piece
+                else:
+                    assert base is not None  # clean runs lie below base.size
+                    async for piece in self.read_object(base, s, e, decrypt_with=decrypt_with):
+                        yield piece
+                i += 1
                 continue
-            assert base is not None  # clean runs lie below base.size
-            async for piece in self.read_object(base, s, e, decrypt_with=decrypt_with):
-                yield piece
+            window = runs[i:j + 1]
+            end = window[-1][2]
+            buf = bytearray()
+            clean_end = max((ce for d, _cs, ce in window if not d), default=s)
+            if clean_end > s:
+                assert base is not None
+                async for piece in self.read_object(base, s, clean_end, decrypt_with=decrypt_with):
+                    buf += piece
+            buf.extend(bytes(end - s - len(buf)))
+            for d, rs, re_ in window:
+                if d:
+                    async for piece in _read_range(read_dirty, rs, re_):
+                        buf[rs - s:rs - s + len(piece)] = piece
+                        rs += len(piece)
+            yield bytes(buf)
+            i = j + 1
 
     @staticmethod
     async def _dirty(runs: list[Run], read_dirty: ReadRange) -> AsyncIterator[bytes]:

@@ -288,6 +288,37 @@ async def test_commit_patch_layout_and_etags(store, monkeypatch: pytest.MonkeyPa
     assert store.get_segment(new).refcount == 0  # no version uses the patch segment any more
 
 
+async def test_a_fragmented_rewrite_reads_the_base_once_per_window(store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rewritten whole (too many refs), a file is read from its base a window at a time, the
+    dirty runs laid over it: not one base read per clean gap, each decoding whole blocks."""
+    monkeypatch.setattr(patch, "REWRITE_LIMIT", 64 << 10)
+    monkeypatch.setattr(patch, "MAX_REFS", 8)
+    monkeypatch.setattr(patch, "WINDOW", 256 << 10)
+    size = 1_000_000
+    f = Staged(os.urandom(size))
+    v1 = await store.commit_patch("bkt", "f", None, size, [(0, size)], f.read, PutMeta())
+    dirty = [(off, off + 100) for off in range(5_000, size - 200, 9_973)]  # 100 gaps
+    dirty.append((size - 50, size + 30))  # past the old end too
+    for s, e in dirty:
+        f.data[s:e] = os.urandom(e - s)
+    size += 30
+    base_reads: list[tuple[int, int]] = []
+    read_object = store.read_object
+
+    def counted(v, start=0, end=None, **kw):  # type: ignore[no-untyped-def]
+        base_reads.append((start, end))
+        return read_object(v, start, end, **kw)
+
+    monkeypatch.setattr(store, "read_object", counted)
+    f.reads.clear()
+    v2 = await store.commit_patch("bkt", "f", v1, size, dirty, f.read, PutMeta())
+    monkeypatch.setattr(store, "read_object", read_object)
+    assert len(v2.segments) == 1 and v2.etag == hashlib.md5(f.data).hexdigest()
+    assert await read_all(store, "bkt", "f") == bytes(f.data)
+    assert len(base_reads) <= size // (256 << 10) + 1  # a read per window, not per gap (~100)
+    assert sorted(f.reads) == sorted([*dirty[:-1], (size - 80, size)])  # only the dirty bytes
+
+
 async def test_commit_patch_failure_releases_the_staged_segment(store) -> None:
     f = Staged(os.urandom(1000))
     with pytest.raises(NoSuchBucket):
