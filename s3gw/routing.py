@@ -131,6 +131,9 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     # metadata tables a CreateBucket, CreateSession a listing)
     "renameObject", "annotation", "abac", "session", "metadataConfiguration", "metadataTable",
     "metadataAnnotationTable", "metadataInventoryTable", "metadataJournalTable",
+    # botocore 1.44.18: GetPart (GET /key?part) would be a GetObject, the bucket's default storage
+    # class a GetBucket listing or a CreateBucket
+    "part", "default-storage-class",
 })
 # Subresources of buckets only: on an object they name nothing we serve.
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
