@@ -570,6 +570,16 @@ class Journal:
             self.last_lsn = lsn
             self.bytes_since_roll += len(record)
 
+    def covers(self, lsn: int) -> bool:
+        """Whether record `lsn` is durable already, as `wait` would find it (never blocks on a
+        disk: the event loop asks, and skips a thread call when it is)."""
+        with self.cond:
+            live = self._live()
+            return bool(live) and self._quorum_has(live, lsn)
+
+    def _quorum_has(self, live: list[_DiskLog], lsn: int) -> bool:
+        return sum(1 for dl in live if dl.durable >= lsn) >= min(self.quorum, len(live))
+
     def wait(self, lsn: int) -> None:
         """Block until record `lsn` is durable on `quorum` disks (on every disk left, when fewer
         remain). MetadataUnavailable when no disk takes the journal any more."""
@@ -584,7 +594,7 @@ class Journal:
                 live = self._live()
                 if not live:
                     raise MetadataUnavailable("no data disk accepts the metadata journal: commits are refused")
-                if sum(1 for dl in live if dl.durable >= lsn) >= min(self.quorum, len(live)):
+                if self._quorum_has(live, lsn):
                     return
                 # the quorum disks first; the spares too once the wait takes longer than SPARE_AFTER
                 spares_too = now - began >= SPARE_AFTER

@@ -210,9 +210,14 @@ def test_spare_disks_sync_lazily_and_step_in_when_a_quorum_disk_lags(
             flush(self, buf)
 
         monkeypatch.setattr(journal._DiskLog, "_flush", slow_d0)
-        monkeypatch.setattr(journal, "SPARE_AFTER", 0.05)
         j.append(2, encode(2, {b"b": b"2"}, 2))
+        _until(lambda: j.logs["d1"].durable == 2)
+        # the loop's check (MetaDB.durable): one disk is not a quorum, and asking neither
+        # blocks on the hung disk nor has the spare step in (only a waiter does)
+        assert j.covers(1) and not j.covers(2)
+        monkeypatch.setattr(journal, "SPARE_AFTER", 0.05)
         j.wait(2)  # d0 hangs: d1 and the spare d2 make the quorum
+        assert j.covers(2)
         assert j.logs["d0"].durable == 1 and j.logs["d2"].durable == 2
         stuck.set()
         _until(lambda: j.logs["d0"].durable == 2)
