@@ -387,6 +387,15 @@ class _DiskLog:
         self.wake = threading.Condition(journal.lock)
         self.thread = threading.Thread(target=self._run, name=f"journal-{target.disk_id}", daemon=True)
 
+    def enqueue(self, item: tuple[int, bytes] | _Roll) -> bool:
+        """(under the journal's condition) queue `item`; True if the queue was empty (the
+        thread may then be waiting for work, untimed: it must be woken)."""
+        first = not self.items
+        if first:
+            self.queued_since = time.monotonic()
+        self.items.append(item)
+        return first
+
     def fail(self, why: str) -> None:
         """(under the journal's condition) leave the journal."""
         if not self.failed:
@@ -554,10 +563,7 @@ class Journal:
         with self.cond:
             for i, dl in enumerate(self._live()):
                 spare = i >= self.quorum  # a spare disk's fsync is needed only if a quorum disk lags
-                first = not dl.items
-                if first:  # its thread may be waiting for work, untimed (else it takes these too)
-                    dl.queued_since = time.monotonic()
-                dl.items.append((lsn, record))
+                first = dl.enqueue((lsn, record))
                 dl.pending_bytes += len(record)
                 if dl.pending_bytes > LAG_BYTES:
                     dl.fail(f"more than {LAG_BYTES >> 20} MiB behind the other disks")
@@ -610,9 +616,7 @@ class Journal:
         the snapshot just stored holds what they missed)."""
         with self.cond:
             for dl in self._live():
-                if not dl.items:
-                    dl.queued_since = time.monotonic()
-                dl.items.append(_ROLL)
+                dl.enqueue(_ROLL)
                 dl.kick = True
                 dl.wake.notify()
             self.bytes_since_roll = 0
