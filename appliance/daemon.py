@@ -10,6 +10,7 @@ mount is unmounted) and the DB is closed last.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -287,6 +288,10 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
                                  "tls_certificate": str(d.tls.files.cert) if d.tls else None,
                                  "tls_fingerprint": d.tls.fingerprint if d.tls else None})
             op.readiness.phase = "serving"
+            # what start-up built (modules, configuration, the store's state) lives as long as
+            # the process: kept out of the collector's full passes, each of which held the
+            # event loop ~32 ms (every request in flight waited), ~2 ms once frozen
+            gc.freeze()
             log.info("ready: %s", d.summary())
             d.notifier.ready(d.summary())
             if on_ready is not None:
