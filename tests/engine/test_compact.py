@@ -349,9 +349,15 @@ async def test_placed_records_past_a_damaged_record_are_moved(tmp_path: Path) ->
         # a damaged record the metadata places: its volume stays (the healer's business)
         placed = _placed_at(store)  # kept objects only
         more = await _fill(store, 150, seed=4)
-        current = store.seg.current_volume(disk)
-        shared = {v for d, v, _o in _placed_at(store) - placed if d == disk.disk_id}  # some of it goes next
-        victim = next((v, o) for d, v, o in sorted(placed) if d == disk.disk_id and v != current and v in shared)
+        # a closed volume holding kept records and new ones (those go next); which disks and
+        # volumes they share depends on placement and on the order concurrent appends land in,
+        # so any disk's will do
+        shared = {(d, v) for d, v, _o in _placed_at(store) - placed}
+        by_id = {d.disk_id: d for d in store.disks}
+        disk_id, victim_volume, victim_offset = next(
+            (d, v, o) for d, v, o in sorted(placed)
+            if (d, v) in shared and v != store.seg.current_volume(by_id[d]))
+        disk, victim = by_id[disk_id], (victim_volume, victim_offset)
         _break_header(volume_path(disk.path, victim[0]), victim[1])
         await _delete_and_collect(store, list(more))
         result = await compact_once(store, 1e-6, settle_seconds=0)
