@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,16 @@ from appliance.engine.volumes import PackedRecord, mark_dead, scan
 from tests import polling
 
 BUCKET = "heal"
+
+
+def vanish(disk: Path, graveyard: Path) -> None:
+    """A disk's directory gone at once, as a pulled disk is: renamed out of the data dir in one
+    step, then deleted. rmtree in place raced the running daemon, which may create a file in it
+    meanwhile (ENOTEMPTY); what it writes through descriptors still open lands in the moved tree."""
+    graveyard.mkdir(parents=True, exist_ok=True)
+    gone = graveyard / disk.name
+    os.rename(disk, gone)
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def ctl(d: Any, op: str, args: dict[str, Any] | None = None, progress: list[dict[str, Any]] | None = None) -> Any:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, wait_for
+from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, vanish, wait_for
 
 
 def seven_disk_config(tmp: Path, name: str) -> Path:
@@ -30,7 +29,7 @@ def test_vanished_disk_is_healed_without_operator(daemon_factory: Any, tmp_path:
     victim = max((d.data_dir / "disks").iterdir(), key=lambda p: len(list(p.glob("shards/*/*"))))
     held = len(list(victim.glob("shards/*/*")))
     assert held > 0
-    shutil.rmtree(victim)
+    vanish(victim, tmp_path / "pulled")
 
     check_all(d, objs)  # degraded reads decode around the missing disk
 

@@ -5,7 +5,6 @@ password wrapped, never in a log. In process on a real store, and end to end on 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
@@ -27,6 +26,7 @@ from appliance.opstate import OperatorState
 from diskmgr.state import DiskState
 
 from ..engine.conftest import store_factory  # noqa: F401 - the fixture
+from ..healing.helpers import vanish
 
 
 class Inbox:
@@ -173,7 +173,7 @@ def test_a_vanished_disk_is_announced(daemon_factory: Any, tmp_path: Path, smtp:
     d.s3().create_bucket(Bucket="alerted")
     d.s3().put_object(Bucket="alerted", Key="k", Body=b"x" * 100000)
     victim = sorted((d.data_dir / "disks").iterdir())[0]
-    shutil.rmtree(victim)
+    vanish(victim, tmp_path / "pulled")
     fired = _poll(lambda: [h for h in hooks if h["alert"].startswith("disk:") and h["status"] == "firing"])
     assert fired[0]["severity"] == "critical" and str(victim) in fired[0]["summary"]
     _poll(lambda: any(h["alert"] == "redundancy:default" for h in hooks))
