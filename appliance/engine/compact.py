@@ -110,10 +110,7 @@ class _Survey:
 
 def _placed(rec: SegmentRecord | None, disk_id: str, volume: int, offset: int, shard: int) -> bool:
     """Whether `rec` places shard `shard` on `disk_id` at (volume, offset)."""
-    if rec is None or shard >= len(rec.shards) or rec.shards[shard] != disk_id:
-        return False
-    place = rec.pack_of(shard)
-    return place is not None and place[:2] == [volume, offset]
+    return rec is not None and rec.places(disk_id, volume, offset, shard)
 
 
 def _record_bytes(rec: SegmentRecord, place: list[int]) -> int:

@@ -14,7 +14,10 @@ still references it and is protected (lockstore.protected_writer); that is logge
 Orphans: shard files that no committed segment record places on that disk: left by a crash
 between sealing shards and the commit, or by a write that lost its commit race. Swept only at
 start-up, before any write can be in flight, so a file being written is never mistaken for
-one.
+one. The packed records such a crash leaves lie in the volume the last run appended to (each
+start appends to a new one): the sweep marks that volume's unplaced live records dead, so the
+compactor counts them and `recover-metadata` never meets them. Older volumes are not scanned
+(start-up would read them all); the compactor reclaims what a record left there once it settles.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from diskmgr.crashpoints import crash_point
 from . import keys
 from .completions import COMPLETION_SECONDS
 from .disks import Disk
+from .errors import FormatError
 from .objectstore import ObjectStore
 from .records import SegmentRecord
+from .volumes import mark_dead, scan, volume_numbers, volume_path
 
 log = logging.getLogger("stowage.gc")
 
@@ -134,7 +139,7 @@ def sweep_orphans(store: ObjectStore) -> int:
     The disks are swept side by side: each mostly waits for its own directory reads."""
 
     def sweep(disk: Disk) -> int:
-        removed = disk.clear_tmp()
+        removed = disk.clear_tmp() + _sweep_last_volume(store, disk)
         for seg_id, idx, path in disk.iter_shard_files():
             rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
             if rec is None or idx >= len(rec.shards) or rec.shards[idx] != disk.disk_id:
@@ -146,8 +151,33 @@ def sweep_orphans(store: ObjectStore) -> int:
         return removed
 
     disks = [d for d in store.disks if d.role == "data" and d.readable]
+    if any(store.seg.current_volume(d) is not None for d in disks):
+        raise RuntimeError("the orphan sweep runs at start-up, before any packed write")
     with ThreadPoolExecutor(max(1, len(disks))) as pool:
         removed = sum(pool.map(sweep, disks))
     if removed:
-        log.info("swept %d orphan shard/tmp files", removed)
+        log.info("swept %d orphan shard/tmp files and packed records", removed)
     return removed
+
+
+def _sweep_last_volume(store: ObjectStore, disk: Disk) -> int:
+    """Mark dead the live records of a disk's newest volume that no committed segment places
+    there (blocking): the packed writes a crash cut off before their commit."""
+    numbers = volume_numbers(str(disk.path))
+    if not numbers:
+        return 0
+    volume = numbers[-1]
+    path = volume_path(disk.path, volume)
+    try:
+        orphans = [r.offset for r in scan(path, volume) if r.live and not _places(store, disk, r.header.segment_id,
+                                                                                    volume, r.offset, r.header.shard)]
+        mark_dead(path, *orphans)
+    except (OSError, FormatError) as exc:  # left to the compactor (or the healer, for damage)
+        log.warning("orphan sweep: disk %s: volume %d: %s", disk.disk_id, volume, exc)
+        return 0
+    return len(orphans)
+
+
+def _places(store: ObjectStore, disk: Disk, seg_id: str, volume: int, offset: int, shard: int) -> bool:
+    rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
+    return rec is not None and rec.places(disk.disk_id, volume, offset, shard)

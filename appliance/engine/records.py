@@ -239,6 +239,13 @@ class SegmentRecord(Record):
         """Where shard i lies in its disk's volumes, or None: a shard file."""
         return self.packs[i] if i < len(self.packs) else None
 
+    def places(self, disk_id: str, volume: int, offset: int, shard: int) -> bool:
+        """Whether this record places shard `shard` on `disk_id` at (volume, record offset)."""
+        if shard >= len(self.shards) or self.shards[shard] != disk_id:
+            return False
+        place = self.pack_of(shard)
+        return place is not None and place[:2] == [volume, offset]
+
     def packed(self) -> list[tuple[int, str, list[int]]]:
         """(shard index, disk id, place) of each packed shard that has a disk."""
         return [(i, d, p) for i, (d, p) in enumerate(zip(self.shards, self.packs, strict=False))

@@ -207,16 +207,20 @@ def read_record(path: str, offset: int, size: int) -> bytes:
     return data
 
 
-def mark_dead(path: str, offset: int) -> None:
-    """Flip a record's magic to DEAD and make it durable (blocking). A record already gone
-    with its volume (compacted away) is fine."""
+def mark_dead(path: str, *offsets: int) -> None:
+    """Flip records' magic to DEAD and make that durable, one sync for them all (blocking). A
+    record already gone with its volume (compacted away) is fine."""
     try:
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return
     try:
-        if os.pread(fd, len(LIVE), offset) == LIVE:
-            os.pwrite(fd, DEAD, offset)
+        flipped = False
+        for offset in offsets:
+            if os.pread(fd, len(LIVE), offset) == LIVE:
+                os.pwrite(fd, DEAD, offset)
+                flipped = True
+        if flipped:
             os.fdatasync(fd)
     finally:
         os.close(fd)
