@@ -42,6 +42,7 @@ RECV_SIZE = 256 * 1024
 DRAIN_LIMIT = 256 * 1024  # an unread body this small is drained to keep the connection
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 8 * 1024 * 1024
+COALESCE_BYTES = 64 * 1024  # a body piece this small is copied behind the head (one write); larger: written apart
 ANSWER_TIMEOUT = 5.0  # to send an error the shell answers on its own
 # with its reason phrase: botocore before 1.31 (Debian 12's, under duplicity) takes a
 # two-field "HTTP/1.1 100" for the final response and the upload never starts
@@ -426,8 +427,8 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response, *, http11
         if len(whole) != length:
             raise ValueError(f"a body of {len(whole)} bytes under Content-Length {length}")
         # the head and a small body in one write, not two
-        await send(head + whole if len(whole) <= 64 * 1024 else head)
-        if len(whole) > 64 * 1024:
+        await send(head + whole if len(whole) <= COALESCE_BYTES else head)
+        if len(whole) > COALESCE_BYTES:
             await send(whole)
         return
     gen = resp.body
@@ -441,11 +442,16 @@ async def _send_response(conn: _Conn, req_method: str, resp: Response, *, http11
             sent += len(piece)
             if length is not None and sent > length:
                 raise ValueError(f"more than Content-Length {length} bytes of body")
-            data = b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
-            if pending:
-                data = pending + data
+            prefix = pending + b"%x\r\n" % len(piece) if chunked else pending
+            suffix = b"\r\n" if chunked else b""
+            if len(piece) <= COALESCE_BYTES:
                 pending = b""
-            await send(data)
+                await send(b"".join((prefix, piece, suffix)) if prefix or suffix else piece)
+            else:  # a large piece goes as it is: copying it behind the head cost more than a write
+                if prefix:
+                    await send(prefix)
+                await send(piece)
+                pending = suffix  # goes ahead of the next piece, or with the tail
     finally:
         await gen.aclose()
     if length is not None and sent != length:

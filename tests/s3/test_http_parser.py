@@ -184,6 +184,27 @@ def test_head_has_no_body_and_streamed_bodies_are_framed() -> None:
     assert b"Transfer-Encoding: chunked" in heads[2] and heads[2].endswith(b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
 
 
+def test_large_streamed_pieces_are_framed_as_small_ones() -> None:
+    # a piece over http.COALESCE_BYTES is written apart from the head and the chunk framing
+    big, small = bytes(range(256)) * 400, b"tail"
+
+    async def stream(req: http.Request) -> http.Response:
+        async def gen() -> AsyncGenerator[bytes, None]:
+            yield big
+            yield small
+            yield big
+        if req.target == "/sized":
+            return http.Response(200, [("Content-Length", str(2 * len(big) + len(small)))], gen())
+        return http.Response(200, [], gen())
+
+    assert len(big) > http.COALESCE_BYTES
+    out, _ = exchange([b"GET /sized HTTP/1.1\r\n\r\nGET /chunked HTTP/1.1\r\n\r\n"], stream)
+    heads = out.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert heads[0].split(b"\r\n\r\n", 1)[1] == big + small + big
+    framed = b"%x\r\n%s\r\n4\r\ntail\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(big), big, len(big), big)
+    assert heads[1].split(b"\r\n\r\n", 1)[1] == framed
+
+
 def test_a_response_header_with_a_line_break_is_never_sent() -> None:
     async def inject(req: http.Request) -> http.Response:
         return http.Response(200, [("X-Meta", "a\r\nSet-Cookie: evil=1")], b"x")
