@@ -15,9 +15,13 @@ Orphans: shard files that no committed segment record places on that disk: left 
 between sealing shards and the commit, or by a write that lost its commit race. Swept only at
 start-up, before any write can be in flight, so a file being written is never mistaken for
 one. The packed records such a crash leaves lie in the volume the last run appended to (each
-start appends to a new one): the sweep marks that volume's unplaced live records dead, so the
-compactor counts them and `recover-metadata` never meets them. Older volumes are not scanned
-(start-up would read them all); the compactor reclaims what a record left there once it settles.
+start appends to a new one): the start-up sweep notes that volume, and the GC service's first
+pass scans it and marks its unplaced live records dead (`sweep_unplaced_records`), so the
+compactor counts them and `recover-metadata` never meets them. That scan (~50 us a record: a
+full volume of small records takes seconds per disk) runs while the daemon serves, which is safe
+because nothing of this run appends to that volume or places a record in it (appends, the
+compactor's copies and rebuilt shards go to the current volume). Older volumes are not scanned;
+the compactor reclaims what a record left there once it settles.
 """
 
 from __future__ import annotations
@@ -139,7 +143,7 @@ def sweep_orphans(store: ObjectStore) -> int:
     The disks are swept side by side: each mostly waits for its own directory reads."""
 
     def sweep(disk: Disk) -> int:
-        removed = disk.clear_tmp() + _sweep_last_volume(store, disk)
+        removed = disk.clear_tmp()
         for seg_id, idx, path in disk.iter_shard_files():
             rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
             if rec is None or idx >= len(rec.shards) or rec.shards[idx] != disk.disk_id:
@@ -155,23 +159,39 @@ def sweep_orphans(store: ObjectStore) -> int:
         raise RuntimeError("the orphan sweep runs at start-up, before any packed write")
     with ThreadPoolExecutor(max(1, len(disks))) as pool:
         removed = sum(pool.map(sweep, disks))
+    for disk in disks:
+        numbers = volume_numbers(str(disk.path))
+        if numbers:
+            store.seg.unswept[disk.disk_id] = numbers[-1]
     if removed:
-        log.info("swept %d orphan shard/tmp files and packed records", removed)
+        log.info("swept %d orphan shard/tmp files", removed)
     return removed
 
 
-def _sweep_last_volume(store: ObjectStore, disk: Disk) -> int:
-    """Mark dead the live records of a disk's newest volume that no committed segment places
-    there (blocking): the packed writes a crash cut off before their commit."""
-    numbers = volume_numbers(str(disk.path))
-    if not numbers:
-        return 0
-    volume = numbers[-1]
+async def sweep_unplaced_records(store: ObjectStore) -> int:
+    """Mark dead the unplaced live records of the volumes the start-up sweep noted (once; the
+    GC service's first pass). A disk that fails the scan is left to the compactor."""
+    marked = 0
+    while store.seg.unswept:
+        disk_id, volume = store.seg.unswept.popitem()
+        disk = store.disks.get(disk_id)
+        if disk is not None and disk.readable and disk.writable:
+            marked += await trio.to_thread.run_sync(_sweep_volume, store, disk, volume, limiter=disk.limiter)
+    if marked:
+        store.seg.dead_marks += 1
+        log.info("marked dead %d packed records no committed write places (a crash's)", marked)
+    return marked
+
+
+def _sweep_volume(store: ObjectStore, disk: Disk, volume: int) -> int:
+    """Mark dead a volume's live records that no committed segment places there (blocking)."""
     path = volume_path(disk.path, volume)
     try:
-        orphans = [r.offset for r in scan(path, volume) if r.live and not _places(store, disk, r.header.segment_id,
-                                                                                    volume, r.offset, r.header.shard)]
+        orphans = [r.offset for r in scan(path, volume)
+                   if r.live and not _places(store, disk, r.header.segment_id, volume, r.offset, r.header.shard)]
         mark_dead(path, *orphans)
+    except FileNotFoundError:  # compacted away meanwhile
+        return 0
     except (OSError, FormatError) as exc:  # left to the compactor (or the healer, for damage)
         log.warning("orphan sweep: disk %s: volume %d: %s", disk.disk_id, volume, exc)
         return 0

@@ -270,6 +270,9 @@ class SegmentIO:
         # packed records that may have become dead space since the start (marked dead, or a
         # write given up): the compactor's pass is skipped while this has not moved (compact.py)
         self.dead_marks = 0
+        # disk id -> the volume the last run appended to, whose unplaced records (writes a crash
+        # cut off before their commit) are still to be marked dead (gc.sweep_unplaced_records)
+        self.unswept: dict[str, int] = {}
 
     def volume_writer(self, disk: Disk) -> VolumeWriter:
         key = (disk.disk_id, str(disk.path))

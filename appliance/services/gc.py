@@ -2,7 +2,8 @@
 than `gc.grace_seconds` (the mechanism, and why the grace period, in appliance/engine/gc.py),
 forget the ids of versions removed long enough ago that no listing resumes after them, and the
 completed multipart uploads old enough that no client still retries their completion; every few
-minutes, compact the packed-shard volumes that are dead enough (appliance/engine/compact.py)."""
+minutes, compact the packed-shard volumes that are dead enough (appliance/engine/compact.py).
+Its first pass marks dead the packed records a crash left uncommitted (gc.sweep_unplaced_records)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 import trio
 
 from appliance.engine.compact import compact_if_due
-from appliance.engine.gc import collect_once, expire_completions, expire_version_markers
+from appliance.engine.gc import collect_once, expire_completions, expire_version_markers, sweep_unplaced_records
 from appliance.engine.objectstore import ObjectStore
 
 from .loop import run_periodically
@@ -21,6 +22,7 @@ log = logging.getLogger("stowage.gc")
 
 async def serve_gc(store: ObjectStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     async def collect() -> None:
+        await sweep_unplaced_records(store)  # the first pass: what a crash left in the last volume
         n = await collect_once(store, store.cfg.gc.grace_seconds)
         if n:
             log.info("gc: removed %d unreferenced segments", n)

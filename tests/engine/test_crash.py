@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from appliance.engine import keys
-from appliance.engine.gc import sweep_orphans
+from appliance.engine.gc import sweep_orphans, sweep_unplaced_records
 from appliance.engine.records import SegmentRecord
 from appliance.engine.volumes import scan, volume_numbers, volume_path
 
@@ -53,6 +53,7 @@ async def test_kill_9_during_concurrent_writes(tmp_path: Path) -> None:
         try:
             store.drop_stale_staging()
             sweep_orphans(store)
+            await sweep_unplaced_records(store)  # the GC service's first pass
             assert sum(len(os.listdir(d.tmp_dir)) for d in store.disks) == 0
             for key, md5 in acked.items():
                 # An acknowledged key holds its last acknowledged body or a later committed one
