@@ -108,9 +108,10 @@ class _Survey:
         return sum(r.size for r in self.live)
 
 
-def _placed(rec: SegmentRecord | None, disk_id: str, volume: int, offset: int, shard: int) -> bool:
-    """Whether `rec` places shard `shard` on `disk_id` at (volume, offset)."""
-    return rec is not None and rec.places(disk_id, volume, offset, shard)
+def is_placed(store: ObjectStore, disk: Disk, volume: int, r: PackedRecord) -> bool:
+    """Whether the committed metadata places record `r` of `disk`'s volume where it lies (blocking)."""
+    rec = store.db.get_record(SegmentRecord, keys.segment(r.header.segment_id))
+    return rec is not None and rec.places(disk.disk_id, volume, r.offset, r.header.shard)
 
 
 def _record_bytes(rec: SegmentRecord, place: list[int]) -> int:
@@ -162,8 +163,7 @@ def _survey(store: ObjectStore, disk: Disk, volume: int, settle_seconds: float) 
     for r in records:
         if not r.live:
             continue
-        rec = store.db.get_record(SegmentRecord, keys.segment(r.header.segment_id))
-        if _placed(rec, disk.disk_id, volume, r.offset, r.header.shard):
+        if is_placed(store, disk, volume, r):
             live.append(r)
         elif r.header.created_ns > young:
             recent += 1
@@ -179,11 +179,7 @@ def _survey(store: ObjectStore, disk: Disk, volume: int, settle_seconds: float) 
 
 def _still_placed(store: ObjectStore, disk: Disk, volume: int, records: Iterable[PackedRecord]) -> int:
     """How many of a volume's records the committed metadata still places there (blocking)."""
-    n = 0
-    for r in records:
-        rec = store.db.get_record(SegmentRecord, keys.segment(r.header.segment_id))
-        n += _placed(rec, disk.disk_id, volume, r.offset, r.header.shard)
-    return n
+    return sum(is_placed(store, disk, volume, r) for r in records)
 
 
 def _read_batch(path: str, batch: list[PackedRecord]) -> list[bytes]:
@@ -241,7 +237,7 @@ async def _copy(store: ObjectStore, disk: Disk, volume: int, batch: list[PackedR
                 continue
             key = keys.segment(r.header.segment_id)
             rec = b.get_record(SegmentRecord, key)  # the batch's own writes: shards of one segment
-            if rec is None or not _placed(rec, disk.disk_id, volume, r.offset, r.header.shard):
+            if rec is None or not rec.places(disk.disk_id, volume, r.offset, r.header.shard):
                 stale.append(place)
                 continue
             rec.set_pack(r.header.shard, [place[0], place[1], place[1] + (r.data_start - r.offset)])

@@ -37,6 +37,7 @@ import trio
 from diskmgr.crashpoints import crash_point
 
 from . import keys
+from .compact import is_placed
 from .completions import COMPLETION_SECONDS
 from .disks import Disk
 from .errors import FormatError
@@ -143,6 +144,9 @@ def sweep_orphans(store: ObjectStore) -> int:
     The disks are swept side by side: each mostly waits for its own directory reads."""
 
     def sweep(disk: Disk) -> int:
+        numbers = volume_numbers(str(disk.path))
+        if numbers:  # the volume the last run appended to: its records are swept while serving
+            store.seg.unswept[disk.disk_id] = numbers[-1]
         removed = disk.clear_tmp()
         for seg_id, idx, path in disk.iter_shard_files():
             rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
@@ -159,10 +163,6 @@ def sweep_orphans(store: ObjectStore) -> int:
         raise RuntimeError("the orphan sweep runs at start-up, before any packed write")
     with ThreadPoolExecutor(max(1, len(disks))) as pool:
         removed = sum(pool.map(sweep, disks))
-    for disk in disks:
-        numbers = volume_numbers(str(disk.path))
-        if numbers:
-            store.seg.unswept[disk.disk_id] = numbers[-1]
     if removed:
         log.info("swept %d orphan shard/tmp files", removed)
     return removed
@@ -187,8 +187,7 @@ def _sweep_volume(store: ObjectStore, disk: Disk, volume: int) -> int:
     """Mark dead a volume's live records that no committed segment places there (blocking)."""
     path = volume_path(disk.path, volume)
     try:
-        orphans = [r.offset for r in scan(path, volume)
-                   if r.live and not _places(store, disk, r.header.segment_id, volume, r.offset, r.header.shard)]
+        orphans = [r.offset for r in scan(path, volume) if r.live and not is_placed(store, disk, volume, r)]
         mark_dead(path, *orphans)
     except FileNotFoundError:  # compacted away meanwhile
         return 0
@@ -197,7 +196,3 @@ def _sweep_volume(store: ObjectStore, disk: Disk, volume: int) -> int:
         return 0
     return len(orphans)
 
-
-def _places(store: ObjectStore, disk: Disk, seg_id: str, volume: int, offset: int, shard: int) -> bool:
-    rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-    return rec is not None and rec.places(disk.disk_id, volume, offset, shard)
