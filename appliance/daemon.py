@@ -40,6 +40,7 @@ from appliance.iam.kms import Kms
 from appliance.iam.masterkey import MasterKey, mark_master
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.sealing import rewrap_all
+from appliance.malloctune import tune_malloc
 from appliance.services.eventhub import EventHub
 from appliance.services.gc import serve_gc
 from appliance.services.healing import Healing
@@ -200,6 +201,7 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
     """`on_ready`: called once every service is up (`stowage serve --banner` prints where things are)."""
     os.umask(PRIVATE_UMASK)  # in every mode, not only under the systemd unit's UMask=
     _raise_open_files()
+    tune_malloc()
     _warn_if_open(cfg)
     if _mount_wanted(cfg):
         BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now
