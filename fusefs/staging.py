@@ -152,7 +152,7 @@ class FileState:
                 await self.store.discard_segment(seg)
             raise
 
-    async def _staged(self) -> AsyncIterator[bytes]:
+    async def _staged(self) -> AsyncIterator[bytes | bytearray]:
         for c in range(0, self.size, CHUNK):
             yield await self._pread(c, min(self.size, c + CHUNK))
 
@@ -204,7 +204,7 @@ class FileState:
             return b""
         return b"".join([piece async for piece in self._content(off, end)])
 
-    async def _content(self, start: int, end: int) -> AsyncIterator[bytes]:
+    async def _content(self, start: int, end: int) -> AsyncIterator[bytes | bytearray]:
         for dirty, s, e in self.dirty.runs(start, end):
             if dirty:
                 for c in range(s, e, CHUNK):
@@ -217,7 +217,7 @@ class FileState:
             if hi < e:  # cannot happen while [base_limit, size) is dirty; zeros to be safe
                 yield bytes(e - max(s, hi))
 
-    async def _base(self, base: ObjectVersion, s: int, e: int) -> AsyncIterator[bytes]:
+    async def _base(self, base: ObjectVersion, s: int, e: int) -> AsyncIterator[bytes | bytearray]:
         """Committed bytes [s, e), through a one-window read-ahead cache: the kernel asks for
         128 KiB at a time, the store reads whole erasure-coded blocks."""
         if e - s > READ_WINDOW:

@@ -34,18 +34,19 @@ def header_name(algorithm: str) -> str:
 class Hasher(Protocol):
     """What the body checks need of a digest: hashlib's objects and the CRCs below."""
 
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | bytearray, /) -> None: ...
 
     def digest(self) -> bytes: ...
 
 
 class _Crc:
-    def __init__(self, fn: Callable[[bytes, int], int], size: int) -> None:
+    # awscrt's functions take any buffer (a read's piece may be a bytearray); typed for bytes
+    def __init__(self, fn: Callable[..., int], size: int) -> None:
         self._fn = fn
         self._size = size
         self._value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray) -> None:
         self._value = self._fn(data, self._value)
 
     def digest(self) -> bytes:
@@ -128,7 +129,7 @@ class BodyChecks:
         if self.payload_sha256_hex is not None:
             self._sha256 = self.hashers.get("SHA256") or hashlib.sha256()
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | bytearray) -> None:
         """Feed decoded body bytes (may run in a worker thread: hashlib drops the GIL)."""
         self.size += len(data)
         for h in self.hashers.values():

@@ -74,8 +74,8 @@ def finish(observers: Sequence[Observer], ex: Exchange, req: Request, resp: Resp
     return resp
 
 
-async def _counted(body: AsyncGenerator[bytes, None], observers: Sequence[Observer], ex: Exchange,
-                   req: Request) -> AsyncGenerator[bytes, None]:
+async def _counted(body: AsyncGenerator[bytes | bytearray, None], observers: Sequence[Observer], ex: Exchange,
+                   req: Request) -> AsyncGenerator[bytes | bytearray, None]:
     try:
         async for piece in body:
             ex.bytes_out += len(piece)

@@ -90,7 +90,7 @@ class Request:
 class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes | AsyncGenerator[bytes, None] = b""  # a generator is closed once sent
+    body: bytes | AsyncGenerator[bytes | bytearray, None] = b""  # a generator is closed once sent
     close: bool = False  # close the connection after this response
 
 

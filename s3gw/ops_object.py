@@ -77,7 +77,7 @@ async def put_object(ctx: Ctx) -> Response:
     return Response(200, headers)
 
 
-async def _primed(gen: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+async def _primed(gen: AsyncIterator[bytes | bytearray]) -> AsyncGenerator[bytes | bytearray, None]:
     """Read the first piece before the status line goes out, so early read failures
     (missing shards, a vanished segment) still become proper S3 errors."""
     try:
@@ -91,7 +91,7 @@ async def _primed(gen: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
 
         return empty()
 
-    async def rest() -> AsyncGenerator[bytes, None]:
+    async def rest() -> AsyncGenerator[bytes | bytearray, None]:
         try:
             yield first
             async for piece in gen:
@@ -102,7 +102,7 @@ async def _primed(gen: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     return rest()
 
 
-async def _close(stream: AsyncIterator[bytes]) -> None:
+async def _close(stream: AsyncIterator[bytes | bytearray]) -> None:
     """End the engine's read now (its shard reads stop) rather than when it is garbage-collected."""
     if isinstance(stream, AsyncGenerator):
         await stream.aclose()

@@ -87,7 +87,7 @@ class MultipartStore(StoreCore):
         key: str,
         upload_id: str,
         part_number: int,
-        body: bytes | AsyncIterable[bytes],
+        body: bytes | AsyncIterable[bytes | bytearray],
         finalize: Callable[[BodySummary], dict[str, str] | None] | None = None,
         size_hint: int | None = None,
         *,
@@ -112,7 +112,7 @@ class MultipartStore(StoreCore):
     async def upload_part_copy(self, bucket: str, key: str, upload_id: str, part_number: int,
                                src: ObjectVersion, start: int, end: int, *, decrypt_with: KeyResolver | None = None,
                                rewrite: bool = False, encrypt_with: SegmentKey | None = None,
-                               observe: Callable[[bytes], None] | None = None,
+                               observe: Callable[[bytes | bytearray], None] | None = None,
                                finalize: Callable[[BodySummary], dict[str, str] | None] | None = None) -> PartRecord:
         """A part that references a byte range of another object. The range is read once to
         compute its MD5 (the part's ETag), but no data is written. `observe` sees every byte of
@@ -140,8 +140,8 @@ class MultipartStore(StoreCore):
         return part
 
     @staticmethod
-    async def _observed(stream: AsyncIterator[bytes], observe: Callable[[bytes], None] | None
-                        ) -> AsyncIterator[bytes]:
+    async def _observed(stream: AsyncIterator[bytes | bytearray], observe: Callable[[bytes | bytearray], None] | None
+                        ) -> AsyncIterator[bytes | bytearray]:
         async for piece in stream:
             if observe is not None:
                 observe(piece)

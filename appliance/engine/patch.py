@@ -81,7 +81,7 @@ class PatchStore(StoreCore):
         runs = layout(size, base.size if base else 0, dirty)
         identity = {"bucket": bucket, "key": key}
 
-        def content() -> AsyncIterator[bytes]:
+        def content() -> AsyncIterator[bytes | bytearray]:
             return self._content(runs, base, read_dirty, decrypt_with)
 
         base_refs = base.segments if base else []
@@ -125,7 +125,7 @@ class PatchStore(StoreCore):
         return merge_refs(refs)
 
     async def _content(self, runs: list[Run], base: ObjectVersion | None, read_dirty: ReadRange,
-                       decrypt_with: KeyResolver | None) -> AsyncIterator[bytes]:
+                       decrypt_with: KeyResolver | None) -> AsyncIterator[bytes | bytearray]:
         """The whole new content, in order. Runs that fit in a WINDOW together are read as one:
         the base once over the window, the dirty runs laid over it. Read one by one, a file
         rewritten because thousands of small writes fragmented it read each base block (1 MiB,
@@ -143,8 +143,8 @@ class PatchStore(StoreCore):
                         yield piece
                 else:
                     assert base is not None  # clean runs lie below base.size
-                    async for piece in self.read_object(base, s, e, decrypt_with=decrypt_with):
-                        yield piece
+                    async for block in self.read_object(base, s, e, decrypt_with=decrypt_with):
+                        yield block
                 i += 1
                 continue
             window = runs[i:j + 1]
@@ -153,8 +153,8 @@ class PatchStore(StoreCore):
             clean_end = max((ce for d, _cs, ce in window if not d), default=s)
             if clean_end > s:
                 assert base is not None
-                async for piece in self.read_object(base, s, clean_end, decrypt_with=decrypt_with):
-                    buf += piece
+                async for block in self.read_object(base, s, clean_end, decrypt_with=decrypt_with):
+                    buf += block
             buf.extend(bytes(end - s - len(buf)))
             for d, rs, re_ in window:
                 if d:

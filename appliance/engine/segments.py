@@ -31,7 +31,7 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +192,7 @@ async def with_last(blocks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes, 
         yield held, True
 
 
-async def _collect(body: AsyncIterable[bytes], limit: int) -> bytes | AsyncIterable[bytes]:
+async def _collect(body: AsyncIterable[bytes | bytearray], limit: int) -> bytes | AsyncIterable[bytes | bytearray]:
     """The body as bytes when it is at most `limit` long; else an iterable of it all (what was
     read so far, then the rest), for the streaming path."""
     pieces: list[bytes] = []
@@ -206,14 +206,14 @@ async def _collect(body: AsyncIterable[bytes], limit: int) -> bytes | AsyncItera
     return b"".join(pieces)
 
 
-async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _chain(head: list[bytes], rest: AsyncIterator[bytes | bytearray]) -> AsyncIterator[bytes | bytearray]:
     for piece in head:
         yield piece
-    async for piece in rest:
-        yield piece
+    async for more in rest:
+        yield more
 
 
-async def iter_blocks(body: bytes | AsyncIterable[bytes], block_size: int) -> AsyncIterator[bytes]:
+async def iter_blocks(body: bytes | AsyncIterable[bytes | bytearray], block_size: int) -> AsyncIterator[bytes]:
     """Re-chunk a body into block_size pieces (the last may be shorter), each copied once: the
     pieces that make a block are joined, and a piece that straddles two blocks is cut as a view."""
     if isinstance(body, bytes | bytearray | memoryview):
@@ -295,7 +295,7 @@ class SegmentIO:
 
     async def write(
         self,
-        body: bytes | AsyncIterable[bytes],
+        body: bytes | AsyncIterable[bytes | bytearray],
         geo: Geometry,
         pool: list[Disk],
         identity: dict[str, Any],
@@ -625,7 +625,7 @@ class SegmentIO:
     # --- read -------------------------------------------------------------------------------
 
     async def read(self, rec: SegmentRecord, start: int, end: int,
-                   data_key: bytes | None = None) -> AsyncIterator[bytes]:
+                   data_key: bytes | None = None) -> AsyncIterator[bytes | bytearray]:
         """Content bytes [start, end) of the segment, verified (and decrypted: an encrypted
         segment needs its data key); decodes around damaged chunks."""
         if start >= end:
@@ -653,6 +653,7 @@ class SegmentIO:
                 got = await self._fetch(rec, geo, b0, b1)
             # the next batch is read while this one is assembled (decrypted) and consumed
             ahead = self._read_ahead(rec, geo, *batches[n + 1]) if n + 1 < len(batches) else None
+            blocks: list[bytes] | list[bytes | bytearray]
             if cipher is None:
                 blocks = await self._assemble(rec, geo, b0, got)
             else:
@@ -871,20 +872,19 @@ class SegmentIO:
         return out
 
     async def _open_blocks(self, rec: SegmentRecord, geo: Geometry, b0: int, got: Chunks,
-                           cipher: SegmentCipher) -> list[bytes]:
+                           cipher: SegmentCipher) -> list[bytes | bytearray]:
         """Decrypt a batch; a block that fails authentication is rebuilt from chunks that do."""
         last = block_count(rec.length, geo.block_size) - 1
         blens = [block_len(rec.length, geo.block_size, b0 + j) for j in range(len(next(iter(got.values()))))]
 
-        def open_all(plain: list[bytearray] | None) -> list[bytes | memoryview | None]:
-            # Data chunks are assembled in a reused buffer, and a large batch is decrypted into
-            # reused buffers (`plain`) that the loop copies out: a fresh buffer per block, made
-            # in a worker thread and freed by the loop, costs ~200 page faults a block.
+        def open_all(plain: list[bytearray] | None) -> list[bytes | bytearray | None]:
+            # Data chunks are assembled in a reused buffer; a large batch is decrypted into the
+            # buffers (`plain`) the stream then yields as they are: no copy out of a pooled one.
             size = geo.chunk_size(max(blens)) * geo.k  # the chunks with their padding
             buf = self._take_buffer(size)
             try:
                 view = memoryview(buf)
-                out: list[bytes | memoryview | None] = []
+                out: list[bytes | bytearray | None] = []
                 for j, blen in enumerate(blens):
                     index = b0 + j
                     avail = _available(got, j)
@@ -899,28 +899,24 @@ class SegmentIO:
                     if plain is None:
                         out.append(cipher.open(index, view[:blen], index == last))
                     else:
-                        dst = memoryview(plain[j])[:blen - TAG]
-                        out.append(dst if cipher.open_into(index, view[:blen], index == last, dst) else None)
+                        dst = plain[j]
+                        opened = cipher.open_into(index, view[:blen], index == last, memoryview(dst))
+                        out.append(dst if opened else None)
                 view.release()
                 return out
             finally:
                 self._give_back(buf)
 
-        plains: list[bytearray] = []
-        try:
-            if sum(blens) <= INLINE_OPEN_BYTES:
-                results = open_all(None)
-            else:
-                plains = [self._take_buffer(blen - TAG) for blen in blens]
-                results = await trio.to_thread.run_sync(open_all, plains)
-            opened = [bytes(p) if isinstance(p, memoryview) else p for p in results]
-        finally:
-            for p_buf in plains:
-                self._give_back(p_buf)
+        if sum(blens) <= INLINE_OPEN_BYTES:
+            opened = open_all(None)
+        else:
+            # fresh buffers, each the block's plaintext size: the daemon's malloc settings
+            # (malloctune.py) keep freed blocks for reuse, so they cost no page faults
+            opened = await trio.to_thread.run_sync(open_all, [bytearray(blen - TAG) for blen in blens])
         if all(p is not None for p in opened):
             return [p for p in opened if p is not None]
         await self._read_parity(rec, geo, b0, b0 + len(blens) - 1, got)
-        out: list[bytes] = []
+        out: list[bytes | bytearray] = []
         tampered: set[int] = set()
         for j, plain in enumerate(opened):
             if plain is not None:
@@ -1001,7 +997,8 @@ def _with_shard(header: ShardHeader, i: int) -> ShardHeader:
                        header.created_ns, header.appliance_id, dict(header.identity), header.enc)
 
 
-def _pieces(blocks: list[bytes], b0: int, step: int, start: int, end: int) -> Iterator[bytes]:
+def _pieces(blocks: Sequence[bytes | bytearray], b0: int, step: int, start: int,
+            end: int) -> Iterator[bytes | bytearray]:
     """The parts of consecutive content blocks (from block b0, `step` bytes each) in [start, end)."""
     for j, data in enumerate(blocks):
         base = (b0 + j) * step

@@ -632,7 +632,7 @@ class StoreCore:
         return replace(meta, lock_mode=mode, retain_until_ns=until, legal_hold=hold)
 
     async def write_body(
-        self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any], pool: str = "default",
+        self, body: bytes | AsyncIterable[bytes | bytearray], identity: dict[str, Any], pool: str = "default",
         size_hint: int | None = None, encrypt_with: SegmentKey | None = None, *, geometry: Geometry | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as a new, not yet committed segment (encrypted with `encrypt_with`).
@@ -652,7 +652,7 @@ class StoreCore:
         self,
         bucket: str,
         key: str,
-        body: bytes | AsyncIterable[bytes],
+        body: bytes | AsyncIterable[bytes | bytearray],
         meta: PutMeta | None = None,
         *,
         if_match: str | None = None,
@@ -759,7 +759,7 @@ class StoreCore:
     # --- staged segments (FUSE write-back) -----------------------------------------------------
 
     async def write_segment(
-        self, body: bytes | AsyncIterable[bytes], identity: dict[str, Any] | None = None,
+        self, body: bytes | AsyncIterable[bytes | bytearray], identity: dict[str, Any] | None = None,
         *, encrypt_with: SegmentKey | None = None, size_hint: int | None = None,
     ) -> tuple[SegmentRef | None, BodySummary]:
         """Store bytes as a staged segment: durable, held by a staging reference until a version
@@ -837,7 +837,7 @@ class StoreCore:
         return rec
 
     async def read_object(self, version: ObjectVersion, start: int = 0, end: int | None = None,
-                          *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes]:
+                          *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes | bytearray]:
         """Bytes [start, end) of an object version, streamed (`decrypt_with` opens the data keys
         of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
@@ -848,8 +848,9 @@ class StoreCore:
             yield piece
 
     async def read_refs(self, refs: list[SegmentRef], start: int, end: int,
-                        *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of an object made of `refs`, streamed."""
+                        *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes | bytearray]:
+        """Bytes [start, end) of an object made of `refs`, streamed (a piece may be a bytearray:
+        a decrypted block is yielded in the buffer it was decrypted into, owned by the reader)."""
         keys_: dict[str, bytes] = {}  # data key per segment: a ref list often slices one segment many times
         for ref in slice_refs(refs, start, end):
             rec = self.get_segment(ref.segment_id)

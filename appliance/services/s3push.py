@@ -99,7 +99,7 @@ class Endpoint:
         return await trio.to_thread.run_sync(lambda: self.call(op, headers, **params), abandon_on_cancel=True)
 
 
-async def read_exactly(stream: AsyncIterator[bytes], n: int, pending: bytearray) -> bytes:
+async def read_exactly(stream: AsyncIterator[bytes | bytearray], n: int, pending: bytearray) -> bytes:
     """The next n bytes of the stream (fewer at its end), `pending` holding what was read beyond."""
     while len(pending) < n:
         try:
@@ -122,7 +122,7 @@ def part_plan(size: int, source_parts: list[int], part_size: int) -> list[int]:
     return sizes
 
 
-async def put_streamed(ep: Endpoint, bucket: str, key: str, size: int, body: AsyncIterator[bytes],
+async def put_streamed(ep: Endpoint, bucket: str, key: str, size: int, body: AsyncIterator[bytes | bytearray],
                        headers: dict[str, str], complete_headers: dict[str, str], *, threshold: int,
                        part_size: int, source_parts: list[int]) -> dict[str, Any]:
     """Write one object: a PUT, or a multipart upload for more than `threshold` bytes (or a
