@@ -67,7 +67,7 @@ INLINE_WHOLE_BYTES = 64 << 10  # a one-block body this small is hashed and encod
 INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 CIPHER_CACHE = 1024  # segment ciphers kept for reads
-BUFFER_POOL = 24  # block buffers kept for encrypted reads (assembly, plaintext: 1 + a batch per stream)
+BUFFER_POOL = 24  # block buffers kept for assembling encrypted reads (one per batch being opened)
 MAX_POOLED_BUFFER = 16 << 20
 # Buffers shard batches are read into, kept for reuse (~2 MiB each at 4+2): a fresh buffer per
 # read cost ~16,000 page faults per 64 MiB GET. A stream holds 2k of them (its batch and the next).
