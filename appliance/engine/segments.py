@@ -64,7 +64,8 @@ READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
 STAGE_DEPTH = 1  # blocks buffered before the MD5 and the encoding stage of a write
 INLINE_WHOLE_BYTES = 64 << 10  # a one-block body this small is hashed and encoded in the loop
-INLINE_OPEN_BYTES = 256 << 10  # batches this small are decrypted in the loop (a thread hop costs more)
+INLINE_OPEN_BYTES = 512 << 10  # batches this small are decrypted in the loop (a thread hop costs more;
+# 256 KiB objects with their tags included: A/B 256 KiB GET 988 -> 1,384/s)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
 CIPHER_CACHE = 1024  # segment ciphers kept for reads
 BUFFER_POOL = 24  # block buffers kept for assembling encrypted reads (one per batch being opened)
