@@ -654,7 +654,7 @@ class SegmentIO:
                 got = await self._fetch(rec, geo, b0, b1)
             # the next batch is read while this one is assembled (decrypted) and consumed
             ahead = self._read_ahead(rec, geo, *batches[n + 1]) if n + 1 < len(batches) else None
-            blocks: list[bytes] | list[bytes | bytearray]
+            blocks: Sequence[bytes | bytearray]
             if cipher is None:
                 blocks = await self._assemble(rec, geo, b0, got)
             else:
