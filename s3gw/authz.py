@@ -308,7 +308,7 @@ class ParsedPolicy:
 class BucketView:
     """A bucket's access-control settings, as evaluation needs them."""
 
-    record: BucketRecord
+    record: BucketRecord  # shared by concurrent requests (store.shared_bucket): never modified here
     owner: str  # canonical id
     ownership: str  # the effective Object Ownership
     pab: PublicAccessBlock
@@ -393,7 +393,7 @@ class Authorizer:
                           PublicAccessBlock.of(rec.public_access_block), await self.policy_of(rec))
 
     async def bucket_view(self, name: str) -> BucketView:
-        return await self.view(self.store.get_bucket(name))
+        return await self.view(self.store.shared_bucket(name))  # read-only, as is every view's record
 
     # evaluation
 

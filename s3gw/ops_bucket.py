@@ -84,12 +84,12 @@ async def delete_bucket(ctx: Ctx) -> Response:
 
 
 async def head_bucket(ctx: Ctx) -> Response:
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     return Response(200, [("x-amz-bucket-region", ctx.cfg.s3.region)])
 
 
 async def get_bucket_location(ctx: Ctx) -> Response:
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     region = ctx.cfg.s3.region
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint '
             f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{esc(region) if region != "us-east-1" else ""}'
@@ -112,7 +112,7 @@ async def put_bucket_versioning(ctx: Ctx) -> Response:
 
 async def delete_objects(ctx: Ctx) -> Response:
     quiet, objects = await read_xml(ctx, parse_delete, 2 * 1024 * 1024)
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     out: list[str] = []
     for key, vid in objects:
         try:

@@ -39,7 +39,7 @@ async def get_bucket_lifecycle(ctx: Ctx) -> Response:
 
 
 async def delete_bucket_lifecycle(ctx: Ctx) -> Response:
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     await ctx.store.delete_lifecycle(ctx.bucket)
     return Response(204)
 

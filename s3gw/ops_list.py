@@ -167,7 +167,7 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
         start = _untoken(token) if token else q.get("start-after", "")
     else:
         start = q.get("marker", "")
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     if max_keys == 0:
         entries: list[ListEntry] = []
         prefixes: list[str] = []
@@ -216,7 +216,7 @@ async def list_object_versions(ctx: Ctx) -> Response:
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     page = await trio.to_thread.run_sync(ctx.store.list_version_entries, ctx.bucket, prefix, delimiter, key_marker,
                                          vid_marker, max_keys or 1)
     if max_keys == 0:

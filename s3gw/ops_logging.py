@@ -62,7 +62,7 @@ async def put_bucket_logging(ctx: Ctx) -> Response:
         return Response(200)
     target, prefix = wanted
     try:
-        ctx.store.get_bucket(target)
+        ctx.store.require_bucket(target)
     except NoSuchBucket:
         raise S3Error("InvalidTargetBucketForLogging", "The target bucket for logging does not exist",
                       TargetBucket=target) from None

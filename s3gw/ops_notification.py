@@ -122,7 +122,7 @@ def render(rules: list[NotificationRule]) -> bytes:
 
 async def get_notification(ctx: Ctx) -> Response:
     notify = _hub_notify(ctx)
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     return Response(200, [XML], render(notify.get_rules(ctx.bucket)))
 
 

@@ -178,7 +178,7 @@ async def put_replication(ctx: Ctx) -> Response:
 
 async def get_replication(ctx: Ctx) -> Response:
     svc = _service(ctx)
-    ctx.store.get_bucket(ctx.bucket)
+    ctx.store.require_bucket(ctx.bucket)
     cfg = svc.get_rules(ctx.bucket)
     if cfg is None:
         raise S3Error("ReplicationConfigurationNotFoundError", BucketName=ctx.bucket)

@@ -18,7 +18,7 @@ from .storecore import StoreCore
 
 def get_cors(store: StoreCore, bucket: str) -> CorsRecord | None:
     """The bucket's CORS rules (None: none configured). NoSuchBucket when it does not exist."""
-    store.get_bucket(bucket)
+    store.require_bucket(bucket)
     return store.db.get_record(CorsRecord, keys.cors(bucket))
 
 

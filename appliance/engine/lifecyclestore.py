@@ -41,7 +41,7 @@ class LifecycleStore(StoreCore):
 
     def get_lifecycle(self, bucket: str) -> list[Rule] | None:
         """The bucket's rules; None when it has no lifecycle configuration."""
-        self.get_bucket(bucket)
+        self.require_bucket(bucket)
         rec = self.db.get_record(LifecycleRecord, keys.lifecycle(bucket))
         return None if rec is None else [Rule.from_json(r) for r in rec.rules]
 

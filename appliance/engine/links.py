@@ -99,5 +99,5 @@ class LinkStore(StoreCore):
         A key-only scan that seeks past each one (blocking for a directory of very many files)."""
         if prefix and not prefix.endswith("/"):
             raise InvalidArgument("prefix must end with '/'")
-        self.get_bucket(bucket)
+        self.require_bucket(bucket)
         return listing.count_prefixes(self.db, bucket, prefix, accept)

@@ -41,7 +41,7 @@ class LoggingStore(StoreCore):
 
     async def set_bucket_logging(self, rec: BucketLoggingRecord) -> None:
         """Store the settings (a record with nothing on is deleted)."""
-        self.get_bucket(rec.bucket)  # NoSuchBucket
+        self.require_bucket(rec.bucket)
         on = rec.access_log or bool(rec.target_bucket)
         b = self.db.batch()
         if on:

@@ -57,7 +57,7 @@ class MultipartStore(StoreCore):
         return up
 
     def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadRecord:
-        self.get_bucket(bucket)
+        self.require_bucket(bucket)
         up = self.db.get_record(UploadRecord, keys.upload(bucket, key, upload_id)) if "\x00" not in upload_id else None
         if up is None:
             raise NoSuchUpload(upload_id=upload_id)
@@ -228,5 +228,5 @@ class MultipartStore(StoreCore):
 
     def list_uploads(self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "",
                      upload_id_marker: str = "", max_uploads: int = 1000) -> listing.UploadPage:
-        self.get_bucket(bucket)
+        self.require_bucket(bucket)
         return listing.list_uploads(self.db, bucket, prefix, delimiter, key_marker, upload_id_marker, max_uploads)

@@ -22,11 +22,11 @@ class TieringConfigStore(StoreCore):
             t.batch.put(k, rec)
 
     def get_tiering_config(self, bucket: str, config_id: str) -> TieringConfigRecord | None:
-        self.get_bucket(bucket)
+        self.require_bucket(bucket)
         return self.db.get_record(TieringConfigRecord, keys.tiering_config(bucket, config_id))
 
     def list_tiering_configs(self, bucket: str) -> list[TieringConfigRecord]:
-        self.get_bucket(bucket)
+        self.require_bucket(bucket)
         return configs_of(self, bucket)
 
     async def delete_tiering_config(self, bucket: str, config_id: str) -> bool:

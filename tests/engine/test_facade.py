@@ -336,3 +336,31 @@ async def test_commit_patch_failure_releases_the_staged_segment(store) -> None:
         short_reads.extend(group.exceptions)
     assert [str(e) for e in short_reads] == ["read_dirty(0, 1000) returned 1 bytes"]
     assert staged_left(store) == []
+
+
+async def test_shared_records_follow_every_change(store) -> None:
+    """shared_bucket and a read's segment records are decoded once and reused only while the
+    stored value is unchanged: a change, a delete and a re-create are each seen at once."""
+    first = store.shared_bucket("bkt")
+    assert store.shared_bucket("bkt") is first  # reused while unchanged
+
+    def tag(rec) -> None:
+        rec.tags = {"team": "a"}
+
+    await store.update_bucket("bkt", tag)
+    assert store.shared_bucket("bkt").tags == {"team": "a"}
+    assert first.tags == {}  # the shared record was not the one changed
+    await store.create_bucket("gone")
+    store.shared_bucket("gone")
+    await store.delete_bucket("gone")
+    with pytest.raises(NoSuchBucket):
+        store.shared_bucket("gone")
+    with pytest.raises(NoSuchBucket):
+        store.require_bucket("gone")
+    await store.create_bucket("gone")
+    assert store.shared_bucket("gone").tags == {}
+
+    await store.put_object("bkt", "k", b"one")
+    assert await read_all(store, "bkt", "k") == b"one"
+    await store.put_object("bkt", "k", b"two")  # a new segment: its own record
+    assert await read_all(store, "bkt", "k") == b"two"

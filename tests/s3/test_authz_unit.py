@@ -188,7 +188,7 @@ class _Store:
     def __init__(self, rec: Any) -> None:
         self.rec = rec
 
-    def get_bucket(self, name: str) -> Any:
+    def shared_bucket(self, name: str) -> Any:
         return self.rec
 
     def head_object(self, bucket: str, key: str, version_id: str | None = None) -> Any:
