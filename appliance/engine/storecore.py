@@ -864,8 +864,11 @@ class StoreCore:
             return v
         return None
 
-    def get_segment(self, segment_id: str) -> SegmentRecord:
-        rec = self.db.get_record(SegmentRecord, keys.segment(segment_id))
+    def get_segment(self, segment_id: str, *, shared: bool = False) -> SegmentRecord:
+        """The segment's record; shared=True: the one decoded copy readers share while it is
+        unchanged (_shared_record), never to be modified (a read only looks at its placement)."""
+        k = keys.segment(segment_id)
+        rec = self._shared_record(SegmentRecord, k) if shared else self.db.get_record(SegmentRecord, k)
         if rec is None:
             raise StowageError(f"segment {segment_id} is missing from the metadata DB")
         return rec
@@ -887,10 +890,7 @@ class StoreCore:
         a decrypted block is yielded in the buffer it was decrypted into, owned by the reader)."""
         keys_: dict[str, bytes] = {}  # data key per segment: a ref list often slices one segment many times
         for ref in slice_refs(refs, start, end):
-            # shared: a read only looks at the record (its placement as committed)
-            rec = self._shared_record(SegmentRecord, keys.segment(ref.segment_id))
-            if rec is None:
-                raise StowageError(f"segment {ref.segment_id} is missing from the metadata DB")
+            rec = self.get_segment(ref.segment_id, shared=True)
             data_key = None
             if rec.enc is not None and decrypt_with is not None:
                 data_key = keys_.get(rec.segment_id)
