@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ from diskmgr.durable import fsync_dir
 from .codec import checksum
 from .errors import FormatError
 from .shardfile import ShardHeader, _write_all, chunk_parts, chunks_bytes
+
+log = logging.getLogger("stowage.volumes")
 
 VOLUME_MAGIC = b"STWVOLUM"
 VOLUME_FORMAT = 1
@@ -227,12 +230,13 @@ def mark_dead(path: str, *offsets: int) -> None:
 
 
 @dataclass
-class _Append:
+class Append:
     parts: list[bytes | memoryview]
     size: int
     done: trio.Event = field(default_factory=trio.Event)
     place: tuple[int, int] | None = None  # (volume, offset)
     error: OSError | None = None
+    notify: Callable[[Append], None] | None = None  # called (in trio's thread) once done
 
 
 class VolumeWriter:
@@ -247,21 +251,27 @@ class VolumeWriter:
         self.volume: int | None = None  # the volume appended to (None: the next group opens one)
         self._fd: int | None = None
         self._end = 0
-        self._queue: list[_Append] = []
+        self._queue: list[Append] = []
         self._busy = False
         self.groups = 0  # groups written (the benchmark divides appends by it)
 
     async def append(self, parts: list[bytes | memoryview]) -> tuple[int, int]:
         """Append one record; (volume, offset) once it is durable. OSError if it could not be."""
-        job = _Append(parts, sum(len(p) for p in parts))
-        self._queue.append(job)
-        if not self._busy:
-            self._launch()
+        job = self.submit(parts)
         await job.done.wait()
         if job.error is not None:
             raise job.error
         assert job.place is not None
         return job.place
+
+    def submit(self, parts: list[bytes | memoryview], notify: Callable[[Append], None] | None = None) -> Append:
+        """Queue one record without waiting: `notify(job)` runs once it is durable (job.place)
+        or failed (job.error), whether or not anyone still waits for it."""
+        job = Append(parts, sum(len(p) for p in parts), notify=notify)
+        self._queue.append(job)
+        if not self._busy:
+            self._launch()
+        return job
 
     @property
     def current(self) -> int | None:
@@ -275,7 +285,7 @@ class VolumeWriter:
         trio.lowlevel.start_thread_soon(functools.partial(self._write, batch),
                                         functools.partial(self._deliver, token, batch))
 
-    def _write(self, batch: list[_Append]) -> None:  # in the worker thread
+    def _write(self, batch: list[Append]) -> None:  # in the worker thread
         total = sum(j.size for j in batch)
         if self.volume is None or (self._end > VOLUME_HEADER and self._end + total > self.max_bytes):
             self._open_next()
@@ -334,11 +344,11 @@ class VolumeWriter:
                 os.close(self._fd)
         self._fd = None
 
-    def _deliver(self, token: trio.lowlevel.TrioToken, batch: list[_Append], outcome: Any) -> None:
+    def _deliver(self, token: trio.lowlevel.TrioToken, batch: list[Append], outcome: Any) -> None:
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(self._finished, batch, outcome)
 
-    def _finished(self, batch: list[_Append], outcome: Any) -> None:  # back in trio's thread
+    def _finished(self, batch: list[Append], outcome: Any) -> None:  # back in trio's thread
         error: OSError | None = None
         try:
             outcome.unwrap()
@@ -349,6 +359,11 @@ class VolumeWriter:
         for job in batch:
             job.error = error
             job.done.set()
+            if job.notify is not None:
+                try:
+                    job.notify(job)
+                except Exception:
+                    log.exception("a volume append's completion callback failed")
         self._busy = False
         if self._queue:
             self._launch()

@@ -387,3 +387,22 @@ async def test_altered_ciphertext_in_a_large_batch(estore: ObjectStore) -> None:
     assert await read(estore, v, k.resolve, 5 * PLAIN + 3, 9 * PLAIN) == body[5 * PLAIN + 3 : 9 * PLAIN]
     entry = estore.db.get_record(HealEntry, keys.heal(rec.segment_id))
     assert entry is not None and entry.shards == [2]
+
+
+async def test_empty_bodies_store_nothing_and_answer_as_before(estore: ObjectStore, tmp_path: Path) -> None:
+    """An empty body (every creat in the mount) takes a short cut past the streaming writer: no
+    segment, no file, the MD5 of nothing as ETag, plain or encrypted; an opaque-ETag key (SSE-C)
+    still gets its keyed ETag, which must not be the plaintext MD5."""
+    k = Keys()
+    before = files_under(tmp_path / "app")
+    empty_md5 = hashlib.md5(b"").hexdigest()
+    for name, key in (("plain", None), ("sse", k.new()), ("view", k.new())):
+        body: bytes | bytearray | memoryview = {"plain": b"", "sse": bytearray(), "view": memoryview(b"")}[name]
+        v = await estore.put_object("bkt", name, body, encrypt_with=key)
+        assert (v.size, v.segments, v.etag) == (0, [], empty_md5), name
+        assert await read(estore, v, k.resolve) == b""
+    opaque = await estore.put_object("bkt", "opaque", b"", encrypt_with=k.new(opaque=True))
+    assert opaque.size == 0 and opaque.segments == []
+    assert len(opaque.etag) == 32 and opaque.etag != empty_md5
+    grown = {p for p in files_under(tmp_path / "app") if "/volumes/" in str(p) or "/shards/" in str(p)}
+    assert grown <= set(before)  # no shard file or volume was written for any of them

@@ -4,16 +4,18 @@ shards, and m lost disks."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import struct
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
-from appliance.engine import gc, keys
+from appliance.engine import gc, keys, segments, volumes
 from appliance.engine.cachedopen import open_cached
 from appliance.engine.codec import Geometry
 from appliance.engine.disks import Disk
@@ -445,3 +447,51 @@ async def test_a_volume_whose_name_is_not_cached_is_read_in_a_thread(store: Obje
         pytest.skip("cannot drop the kernel's caches here")
     assert await read_all(store, "bkt", "obj") == body
     assert calls[0] == _segment(store, "obj").k
+
+
+class _StuckWriter:
+    """A disk's volume writer that never answers (a hung disk), or fails every append."""
+
+    def __init__(self, error: OSError | None = None) -> None:
+        self.error = error
+        self.jobs: list[tuple[volumes.Append, Any]] = []
+        self.current = None
+
+    def submit(self, parts: list[bytes | memoryview], notify: Any = None) -> volumes.Append:
+        job = volumes.Append(parts, sum(len(p) for p in parts), notify=notify)
+        self.jobs.append((job, notify))
+        if self.error is not None:
+            job.error = self.error
+            trio.lowlevel.current_trio_token().run_sync_soon(notify, job)
+        return job
+
+    def close(self) -> None:
+        pass
+
+
+async def test_small_put_goes_on_past_a_hung_or_failing_disk(store: ObjectStore,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packed append of a small PUT (three copies, two needed): a copy whose disk fails is
+    left out at once, one whose disk hangs is given up after stall_seconds; both are recorded
+    damaged for the healer, the object reads back, and a hung append answering later changes
+    nothing."""
+    disks = list(store.disks)
+    monkeypatch.setattr(segments, "choose", lambda pool, geo, *a, **kw: disks[: geo.n])
+    store.seg.stall_seconds = 0.3
+    hung, failing = _StuckWriter(), _StuckWriter(OSError(errno.EIO, "Input/output error"))
+    store.seg._volumes[(disks[0].disk_id, str(disks[0].path))] = hung  # type: ignore[assignment]
+    body = os.urandom(4096)
+    v = await store.put_object("bkt", "hung", body)
+    rec = store.get_segment(v.segments[0].segment_id)
+    assert (rec.k, rec.shards[0], rec.damaged) == (1, None, [0])
+    assert await read_all(store, "bkt", "hung") == body
+    job, notify = hung.jobs[0]
+    job.place = (1, 4096)
+    notify(job)  # the hung disk answers after all: too late to count
+    assert store.get_segment(rec.segment_id) == rec
+    store.seg._volumes[(disks[0].disk_id, str(disks[0].path))] = failing  # type: ignore[assignment]
+    errors = disks[0].counters.io_errors
+    v = await store.put_object("bkt", "failing", body)
+    rec = store.get_segment(v.segments[0].segment_id)
+    assert (rec.shards[0], rec.damaged, disks[0].counters.io_errors) == (None, [0], errors + 1)
+    assert await read_all(store, "bkt", "failing") == body
