@@ -7,7 +7,7 @@
     tree.py         lookups and directory listings over the facade (markers, implicit dirs)
     inodes.py       the inode table (a hard-linked file is one node with several names);
                     handles.py open directory handles; dirtimes.py directory mtime/ctime
-    staging.py      open-file state: writes staged in a local file, committed by commit_patch
+    staging.py      open-file state: writes staged in a local file (small files in memory), committed by commit_patch
     encryption.py   which keys new data is written with (the bucket default, or the file's own)
     attrs.py        POSIX attributes <-> object metadata; xattr_ops.py extended attributes
     access.py       the configured owner, group and modes per bucket, for what S3 did not set
