@@ -76,7 +76,7 @@ def apply(t: Txn) -> None:
         why = _over(t.batch.get_record(QuotaRecord, keys.bucket_quota(bucket)), rec.objects, rec.bytes)
         if why:
             raise QuotaExceeded(f"Bucket quota exceeded: {why}", bucket=bucket)
-        owner = _owner(t.batch, bucket)
+        owner = _owner(t, bucket)
         quota = t.batch.get_record(QuotaRecord, keys.user_quota(owner)) if owner else None
         if quota is not None:
             objects, size = _owner_totals(t.batch, owner, records)
@@ -87,9 +87,10 @@ def apply(t: Txn) -> None:
         t.batch.put(keys.usage(bucket), rec)
 
 
-def _owner(batch: Batch, bucket: str) -> str:
-    b = batch.get_record(BucketRecord, keys.bucket(bucket))
-    return b.owner if b is not None else ""
+def _owner(t: Txn, bucket: str) -> str:
+    key = keys.bucket(bucket)
+    raw = t.batch.get(key)  # the shared decode: every commit that adds an object asks
+    return t.store.shared_decode(BucketRecord, key, raw).owner if raw is not None else ""
 
 
 def _owner_totals(batch: Batch, owner: str, pending: dict[str, UsageRecord]) -> tuple[int, int]:

@@ -364,3 +364,32 @@ async def test_shared_records_follow_every_change(store) -> None:
     assert await read_all(store, "bkt", "k") == b"one"
     await store.put_object("bkt", "k", b"two")  # a new segment: its own record
     assert await read_all(store, "bkt", "k") == b"two"
+
+
+async def test_writes_follow_bucket_changes_through_the_shared_record(store) -> None:
+    """A PUT and a commit of existing segments read their bucket through the shared decode: a
+    change of versioning, owner or existence between two writes is seen by the next one."""
+    assert (await store.put_object("bkt", "a", b"1")).version_id == "null"
+    await store.set_versioning("bkt", "Enabled")
+    v = await store.put_object("bkt", "a", b"2")
+    assert v.version_id != "null"
+    w = await store.put_object_segments("bkt", "b", list(v.segments), v.size, v.etag)
+    assert w.version_id not in ("null", v.version_id)
+    await store.set_versioning("bkt", "Suspended")
+    assert (await store.put_object("bkt", "a", b"3")).version_id == "null"
+    assert (await store.put_object_segments("bkt", "b", list(v.segments), v.size, v.etag)).version_id == "null"
+
+    def give(rec) -> None:
+        rec.owner = "someone-else"
+
+    await store.update_bucket("bkt", give)
+    assert (await store.put_object("bkt", "c", b"x")).owner == "someone-else"
+    assert (await store.put_object_segments("bkt", "d", list(v.segments), v.size, v.etag)).owner == "someone-else"
+    await store.create_bucket("brief")
+    await store.put_object("brief", "k", b"x")
+    await store.delete_object("brief", "k")
+    await store.delete_bucket("brief")
+    with pytest.raises(NoSuchBucket):
+        await store.put_object("brief", "k", b"x")
+    with pytest.raises(NoSuchBucket):
+        await store.put_object_segments("brief", "k", list(v.segments), v.size, v.etag)
