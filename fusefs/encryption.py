@@ -27,7 +27,7 @@ class MountKeys:
 
     async def for_new(self, bucket: str, key: str) -> Protection:
         """The protection of a new object: its bucket's default."""
-        return await self.keys.bucket_default(self.store.get_bucket(bucket), key)
+        return await self.keys.bucket_default(self.store.shared_bucket(bucket), key)  # read only
 
     async def for_write(self, bucket: str, key: str, base: ObjectVersion | None) -> Protection:
         """The protection new data of `base` (the version a write started from) is written with."""

@@ -159,13 +159,14 @@ class NodeOps(pyfuse3.Operations):
                 raise fail(errno.ENOENT)
             p, size = self.tree.posix(node, None)
             return self.dirtimes.apply(node.bucket, node.path, p), size
+        # peek: the versions are only read here (a create stats its directory and its file)
         if node.kind == DIR:
-            marker = self.tree.head(node.bucket, marker_key(node.path))
+            marker = self.tree.peek(node.bucket, marker_key(node.path))
             if marker is None and not self.tree.has_children(node.bucket, node.path):
                 raise fail(errno.ENOENT)
             p, size = self.tree.posix(node, Found(DIR, marker))
             return self.dirtimes.apply(node.bucket, node.path, p), size
-        v = self.tree.head(node.bucket, node.path)
+        v = self.tree.peek(node.bucket, node.path)
         if v is None:
             if st is not None:
                 return st.posix, st.size

@@ -51,9 +51,16 @@ class Tree:
         except (NoSuchKey, NoSuchBucket):
             return None
 
+    def peek(self, bucket: str, key: str) -> ObjectVersion | None:
+        """head() for a caller that only reads the version (ObjectStore.shared_latest)."""
+        try:
+            return self.store.shared_latest(bucket, key)
+        except NoSuchBucket:
+            return None
+
     def bucket_exists(self, name: str) -> bool:
         try:
-            self.store.get_bucket(name)
+            self.store.require_bucket(name)
             return True
         except NoSuchBucket:
             return False
@@ -90,7 +97,7 @@ class Tree:
         d = self.defaults.of(node.bucket)
         if node.kind == BUCKET:
             try:
-                created = self.store.get_bucket(node.bucket).created_ns
+                created = self.store.shared_bucket(node.bucket).created_ns
             except NoSuchBucket:
                 created = self.started_ns
             return posix_of(None, stat.S_IFDIR, d, created), 0

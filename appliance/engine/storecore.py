@@ -559,6 +559,13 @@ class StoreCore:
         self._shared[key] = (raw, rec)
         return rec
 
+    def shared_latest(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The key's current version (None: none, or a delete marker), decoded once and shared
+        while unchanged: read only (head_object gives one of one's own). NoSuchBucket. The
+        mount's attribute requests read a file's and its directory's on every create."""
+        self.require_bucket(bucket)
+        return self._shared_record(ObjectVersion, keys.latest(bucket, key))
+
     def require_bucket(self, name: str) -> None:
         """NoSuchBucket unless the bucket exists: get_bucket without decoding its record (a
         GET or HEAD checks this on every request; the decode was ~2% of a 4 KiB GET's loop time)."""

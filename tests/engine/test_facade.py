@@ -393,3 +393,28 @@ async def test_writes_follow_bucket_changes_through_the_shared_record(store) -> 
         await store.put_object("brief", "k", b"x")
     with pytest.raises(NoSuchBucket):
         await store.put_object_segments("brief", "k", list(v.segments), v.size, v.etag)
+
+
+async def test_shared_latest_follows_writes_deletes_and_markers(store) -> None:
+    """shared_latest answers as head_object does (None for NoSuchKey), from a shared decode that
+    a new version, a delete, a delete marker and a bucket's removal are each seen through."""
+    assert store.shared_latest("bkt", "k") is None
+    v1 = await store.put_object("bkt", "k", b"one")
+    first = store.shared_latest("bkt", "k")
+    assert first == store.head_object("bkt", "k") == v1
+    assert store.shared_latest("bkt", "k") is first  # reused while unchanged
+    v2 = await store.put_object("bkt", "k", b"two!")
+    assert store.shared_latest("bkt", "k") == v2 and first.size == 3
+    await store.delete_object("bkt", "k")
+    assert store.shared_latest("bkt", "k") is None
+    await store.set_versioning("bkt", "Enabled")
+    v3 = await store.put_object("bkt", "k", b"three")
+    assert store.shared_latest("bkt", "k") == v3
+    await store.delete_object("bkt", "k")  # a delete marker: NoSuchKey for head_object
+    assert store.shared_latest("bkt", "k") is None
+    with pytest.raises(NoSuchKey):
+        store.head_object("bkt", "k")
+    await store.create_bucket("brief")
+    await store.delete_bucket("brief")
+    with pytest.raises(NoSuchBucket):
+        store.shared_latest("brief", "k")
