@@ -147,14 +147,14 @@ class FileState:
 
     async def _spill(self) -> None:
         """Move the in-memory content to the staging file (which is empty meanwhile: the content
-        went to memory only from size 0, after any staged bytes were truncated away)."""
+        went to memory only from size 0, after any staged bytes were truncated away). Memory
+        stays the content's home until the file holds it: a failed write loses nothing."""
         if self.mem is None:
             return
-        data = bytes(self.mem)
-        self._release_mem()
-        if data:
+        if self.mem:
             fd = self._open_staging()
-            await trio.to_thread.run_sync(os.pwrite, fd, data, 0, limiter=IO_LIMIT)
+            await trio.to_thread.run_sync(os.pwrite, fd, bytes(self.mem), 0, limiter=IO_LIMIT)
+        self._release_mem()
 
     # --- staging file -------------------------------------------------------------------
 

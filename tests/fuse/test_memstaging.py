@@ -5,9 +5,11 @@ on disk would, and the memory taken must all be given back."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
+import pyfuse3
 import pytest
 
 from fusefs import staging
@@ -75,3 +77,25 @@ async def test_o_trunc_rewrite_and_the_total_budget(fs: FS, monkeypatch: pytest.
     await fs.close(b)
     assert staging.MEM.held == 0
     assert await fs.read_file("/bkt/a") == b"a" * 5000 and await fs.read_file("/bkt/b") == b"b" * 5000
+
+
+async def test_a_failed_move_to_the_staging_file_loses_nothing(fs: FS, monkeypatch: pytest.MonkeyPatch) -> None:
+    fh = await fs.open("/bkt/full", create=True)
+    await fs.ops.write(fh, 0, b"a" * 100)
+    real = os.pwrite
+    calls = []
+
+    def no_space(fd: int, data: bytes, off: int) -> int:
+        calls.append(off)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", no_space)
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        await fs.ops.write(fh, 10, b"b")  # not at the end: the content must move to the staging file
+    assert info.value.errno == errno.ENOSPC and calls == [0]
+    assert fs.ops.files[fh].state.mem == bytearray(b"a" * 100)  # still in memory, whole
+    monkeypatch.setattr(os, "pwrite", real)
+    await fs.ops.write(fh, 10, b"b")
+    await fs.close(fh)
+    assert await fs.read_file("/bkt/full") == b"a" * 10 + b"b" + b"a" * 89
+    assert staging.MEM.held == 0
