@@ -26,13 +26,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from bench.compare import cpu_seconds
 from bench.raw import measure
-from bench.s3 import KIB, Client, parallel, start_daemon, stop_daemon
+from bench.s3 import KIB, Client, phase, start_daemon, stop_daemon
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_replay.lua")
 
@@ -114,18 +113,9 @@ def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
                 out[method] = (rate, p99, cpu * 1000 / max(total, 1))
             return out
         for method in ("PUT", "GET"):
-            lat: list[list[float]] = [[] for _ in range(CLIENTS)]
-
-            def client(c: int, method: str = method, lat: list[list[float]] = lat) -> None:
-                for j in range(per_client):
-                    t = time.perf_counter()
-                    conns[c].call(method, f"/bench/c{c}/{j}", body if method == "PUT" else None)
-                    lat[c].append(time.perf_counter() - t)
-
             cpu0 = sum(cpu_seconds(p.pid) for p in procs)
-            wall = parallel(CLIENTS, client)
+            wall, flat = phase(conns, method, lambda c, j: f"/bench/c{c}/{j}", body, per_client)
             cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
-            flat = sorted(x for per in lat for x in per)
             out[method] = (len(flat) / wall, flat[int(len(flat) * 0.99) - 1] * 1000, cpu * 1000 / len(flat))
         return out
     finally:

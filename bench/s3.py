@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -170,22 +171,29 @@ def throughput(d: dict[str, str], clients: int, per_client: int, body: bytes,
     return put, get
 
 
+def phase(conns: list[Client], method: str, path_of: Callable[[int, int], str], body: bytes,
+          per_client: int) -> tuple[float, list[float]]:
+    """One PUT or GET phase, each connection in a thread of its own making `per_client` requests
+    to path_of(connection, n): (wall seconds, every latency in seconds, sorted)."""
+    lat: list[list[float]] = [[] for _ in conns]
+
+    def work(i: int) -> None:
+        for j in range(per_client):
+            t = time.perf_counter()
+            conns[i].call(method, path_of(i, j), body if method == "PUT" else None)
+            lat[i].append(time.perf_counter() - t)
+
+    wall = parallel(len(conns), work)
+    return wall, sorted(x for per in lat for x in per)
+
+
 def small_ops(d: dict[str, str], size: int, clients: int, per_client: int,
               prefix: str = "", bucket: str = "bench") -> dict[str, tuple[float, float, float]]:
     conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
     body = os.urandom(size)
     out = {}
     for method in ("PUT", "GET"):
-        lat: list[list[float]] = [[] for _ in range(clients)]
-
-        def work(i: int, method: str = method, lat: list[list[float]] = lat) -> None:
-            for j in range(per_client):
-                t = time.perf_counter()
-                conns[i].call(method, f"/{bucket}/{prefix}s{size}/{i}/{j}", body if method == "PUT" else None)
-                lat[i].append(time.perf_counter() - t)
-
-        wall = parallel(clients, work)
-        flat = sorted(x for per in lat for x in per)
+        wall, flat = phase(conns, method, lambda i, j: f"/{bucket}/{prefix}s{size}/{i}/{j}", body, per_client)
         out[method] = (len(flat) / wall, statistics.median(flat) * 1000, flat[int(len(flat) * 0.99) - 1] * 1000)
     return out
 
