@@ -57,14 +57,16 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
 
-def wrk_phase(infos: list[dict[str, str]], reqs: list[Path], seconds: int) -> tuple[int, float, float]:
-    """One wrk per daemon (16/n connections each), side by side: (requests, ops/s, worst p99 ms)."""
+def wrk_phase(infos: list[dict[str, str]], reqs: list[Path], seconds: int) -> tuple[list[int], float, float]:
+    """One wrk per daemon (16/n connections each), side by side: (requests answered by each
+    daemon, ops/s, worst p99 ms)."""
     n = len(infos)
     runs = [subprocess.Popen(["wrk", "-t1", f"-c{CLIENTS // n}", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT),
                               d["endpoint"], "--", str(r)], stdout=subprocess.PIPE, text=True)
             for d, r in zip(infos, reqs, strict=True)]
     outs = [run.communicate()[0] for run in runs]
-    total, rate, p99 = 0, 0.0, 0.0
+    answered: list[int] = []
+    rate, p99 = 0.0, 0.0
     for out in outs:
         done = re.search(r"(\d+) requests in", out)
         per_s = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -73,10 +75,10 @@ def wrk_phase(infos: list[dict[str, str]], reqs: list[Path], seconds: int) -> tu
             raise RuntimeError(f"wrk failed:\n{out}")
         if "Non-2xx" in out:
             raise RuntimeError(f"the daemon refused requests wrk replayed:\n{out}")
-        total += int(done.group(1))
+        answered.append(int(done.group(1)))
         rate += float(per_s.group(1))
         p99 = max(p99, _ms(tail.group(1)))
-    return total, rate, p99
+    return answered, rate, p99
 
 
 def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
@@ -85,33 +87,44 @@ def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
     connections when `wrk_seconds`, else the threaded client)."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        infos = []
+        infos: list[dict[str, str]] = []
+        admins: list[Client] = []  # one connection per daemon: its bucket, and wrk's signatures
         for i in range(n):
             base = work / f"d{n}-{i}"
             base.mkdir(parents=True)
             proc, d = start_daemon(base / "data", None, sse_s3)
             procs.append(proc)
             infos.append(d)
-            Client(d["endpoint"], d["access_key"], d["secret_key"]).call("PUT", "/bench")
-        conns = [Client(infos[c % n]["endpoint"], infos[c % n]["access_key"], infos[c % n]["secret_key"])
-                 for c in range(CLIENTS)]
+            admins.append(Client(d["endpoint"], d["access_key"], d["secret_key"]))
+            admins[-1].call("PUT", "/bench")
         body = os.urandom(SIZE)
         out: dict[str, tuple[float, float, float]] = {}
         if wrk_seconds:
+            per_daemon = per_client * CLIENTS // n
+            # wrk sends a list's requests in order, cycling, after drawing one it does not send
+            # (the first): what the PUT phase surely stored is its whole list once it wrapped,
+            # else (a short phase) the objects after the first, less what may still have been in
+            # flight at its end; the GETs read those, over and over
+            stored = [range(per_daemon)] * n
             for method in ("PUT", "GET"):
                 reqs = []
-                for i, d in enumerate(infos):
-                    c = Client(d["endpoint"], d["access_key"], d["secret_key"])
+                for i, c in enumerate(admins):
                     path = work / f"d{n}-{i}" / f"{method}.reqs"
-                    # GETs read the objects the PUT phase wrote, over and over
                     path.write_bytes(b"".join(signed(c, method, f"/bench/w{j}", body if method == "PUT" else b"")
-                                              for j in range(per_client * CLIENTS // n)))
+                                              for j in stored[i]))
                     reqs.append(path)
                 cpu0 = sum(cpu_seconds(p.pid) for p in procs)
-                total, rate, p99 = wrk_phase(infos, reqs, wrk_seconds)
+                answered, rate, p99 = wrk_phase(infos, reqs, wrk_seconds)
                 cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
-                out[method] = (rate, p99, cpu * 1000 / max(total, 1))
+                out[method] = (rate, p99, cpu * 1000 / max(sum(answered), 1))
+                if method == "PUT":
+                    stored = [range(per_daemon) if a >= per_daemon + CLIENTS // n else range(1, a - CLIENTS // n)
+                              for a in answered]
+                    if min(len(r) for r in stored) < 1:
+                        raise RuntimeError(f"the PUT phase stored too little to read back: {answered}")
             return out
+        conns = [Client(infos[c % n]["endpoint"], infos[c % n]["access_key"], infos[c % n]["secret_key"])
+                 for c in range(CLIENTS)]
         for method in ("PUT", "GET"):
             cpu0 = sum(cpu_seconds(p.pid) for p in procs)
             wall, flat = phase(conns, method, lambda c, j: f"/bench/c{c}/{j}", body, per_client)
