@@ -27,10 +27,13 @@ from appliance.engine.shardfile import ShardHeader, read_chunk_views
 from appliance.engine.volumes import (
     DEAD,
     LIVE,
+    MAX_HEADER_JSON,
     VOLUME_HEADER,
     VolumeWriter,
+    _record_head,
     encode_record,
     read_record_header,
+    record_heads,
     scan,
     volume_numbers,
     volume_path,
@@ -64,6 +67,33 @@ def _flip_packed_byte(store: ObjectStore, rec: SegmentRecord, shard: int, at: in
 
 def _header(seg: str, shard: int = 0, length: int = 5) -> ShardHeader:
     return ShardHeader(seg, shard, 1, 2, 1 << 20, length, 1, "app", {"bucket": "b", "key": "k"})
+
+
+@pytest.mark.parametrize("identity, enc, count", [
+    ({"bucket": "b", "key": "k"}, None, 6),
+    ({"bucket": "b", "key": 'q"uote\\,"shard":0,\u00e9\ud83d\ude00', "user_meta": {"x-amz-meta-a": "\u00fc"}},
+     {"alg": "AES256-GCM", "wrapped": "w" * 60}, 6),
+    ({"bucket": "b", "key": "k", "user_meta": {"m": "v" * 100}}, None, 20),  # two-digit shards
+    # at the size limit with shard 0-9: shards 10+ (one byte longer) drop their user metadata
+    ({"bucket": "b", "key": "k", "user_meta": {"m": "<fill>"}}, None, 12),
+    ({"bucket": "b", "key": "k", "user_meta": {"m": "v" * 9000}}, None, 12),  # all of them drop it
+])
+def test_record_heads_match_one_encode_per_shard(identity: dict[str, Any], enc: dict[str, Any] | None,
+                                                 count: int) -> None:
+    """The heads encoded once for every shard are byte for byte the heads encoded per shard,
+    user metadata dropped (or not) for exactly the same shards."""
+    def header(shard: int) -> ShardHeader:
+        return ShardHeader("ab" * 16, shard, count - 2, 2, 1 << 20, 5, 7, "app", identity, enc)
+
+    fill = identity.get("user_meta", {}).get("m") == "<fill>"
+    if fill:  # shard 0's JSON exactly MAX_HEADER_JSON long
+        identity = dict(identity, user_meta={"m": ""})
+        identity["user_meta"]["m"] = "v" * (MAX_HEADER_JSON - len(header(0).json_body(1 << 20)))
+        assert len(header(9).json_body(1 << 20)) == MAX_HEADER_JSON
+    heads = record_heads(header(0), count)
+    assert heads == [_record_head(header(i)) for i in range(count)]
+    if fill:  # the boundary this case is built to straddle
+        assert [b"user_meta" in bytes(h[1]) for h in heads] == [True] * 10 + [False] * 2
 
 
 async def test_records_scan_back_and_a_torn_tail_is_skipped(tmp_path: Path) -> None:
