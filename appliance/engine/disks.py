@@ -43,6 +43,12 @@ class DiskCounters:
         """One shard read or write took `seconds` (waiting for the disk's limiter included)."""
         self.latency.observe(seconds)
 
+    def wrote(self, seconds: float, nbytes: int) -> None:
+        """One shard write of `nbytes` landed after `seconds`."""
+        self.observe(seconds)
+        self.writes += 1
+        self.write_bytes += nbytes
+
     def latency_p99_ms(self) -> float | None:
         """The 99th percentile over the last minute; None while too few operations were seen."""
         return self.latency.p99_ms()

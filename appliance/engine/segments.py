@@ -466,9 +466,7 @@ class SegmentIO:
             except OSError as exc:
                 self._fail(st, disk, exc)
                 return
-            disk.counters.observe(time.perf_counter() - t0)
-            disk.counters.writes += 1
-            disk.counters.write_bytes += len(chunks[i])
+            disk.counters.wrote(time.perf_counter() - t0, len(chunks[i]))
 
         try:
             if packed:
@@ -523,9 +521,7 @@ class SegmentIO:
                 elif job.place is not None:
                     volume, offset = job.place
                     st.place = [volume, offset, offset + head]  # where its data begins
-                    disk.counters.observe(time.perf_counter() - t0)
-                    disk.counters.writes += 1
-                    disk.counters.write_bytes += len(chunks[i])
+                    disk.counters.wrote(time.perf_counter() - t0, len(chunks[i]))
                 q.finished(i)
 
             self.volume_writer(disk).submit(parts, landed)
@@ -606,9 +602,7 @@ class SegmentIO:
                     self._fail(st, disk, exc)
                     await trio.to_thread.run_sync(st.writer.discard)
                     continue
-                disk.counters.observe(time.perf_counter() - t0)
-                disk.counters.writes += 1
-                disk.counters.write_bytes += sum(len(c) for c in chunks)
+                disk.counters.wrote(time.perf_counter() - t0, sum(len(c) for c in chunks))
 
     @staticmethod
     def _fail(st: _ShardState, disk: Disk, exc: OSError) -> None:

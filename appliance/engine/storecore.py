@@ -192,6 +192,13 @@ class Txn:
     def latest(self, bucket: str, key: str) -> ObjectVersion | None:
         return self.batch.get_record(ObjectVersion, keys.latest(bucket, key))
 
+    def shared_bucket(self, bucket: str) -> BucketRecord | None:
+        """The bucket as this transaction sees it, decoded once and shared while unchanged: read
+        only (StoreCore.shared_bucket). A small PUT decoded it twice, a mount's close once more."""
+        key = keys.bucket(bucket)
+        raw = self.batch.get(key)
+        return None if raw is None else self.store.shared_decode(BucketRecord, key, raw)
+
     def newest(self, bucket: str, key: str) -> ObjectVersion | None:
         """Newest version of a key, delete markers included."""
         items = self.batch.scan(keys.version_key_prefix(bucket, key))
@@ -764,14 +771,13 @@ class StoreCore:
         if t.batch.get(keys.bucket(bucket)) is None:
             raise NoSuchBucket(bucket=bucket)
 
-    def _shared_bucket_in(self, t: Txn, bucket: str) -> BucketRecord:
-        """The bucket as the transaction sees it, decoded once and shared while unchanged: read
-        only (shared_bucket). A small PUT decoded it twice, a mount's close once more."""
-        key = keys.bucket(bucket)
-        raw = t.batch.get(key)
-        if raw is None:
+    @staticmethod
+    def _shared_bucket_in(t: Txn, bucket: str) -> BucketRecord:
+        """Txn.shared_bucket, NoSuchBucket if there is none."""
+        b = t.shared_bucket(bucket)
+        if b is None:
             raise NoSuchBucket(bucket=bucket)
-        return self.shared_decode(BucketRecord, key, raw)
+        return b
 
     async def put_object_segments(
         self,

@@ -88,9 +88,8 @@ def apply(t: Txn) -> None:
 
 
 def _owner(t: Txn, bucket: str) -> str:
-    key = keys.bucket(bucket)
-    raw = t.batch.get(key)  # the shared decode: every commit that adds an object asks
-    return t.store.shared_decode(BucketRecord, key, raw).owner if raw is not None else ""
+    b = t.shared_bucket(bucket)  # the shared decode: every commit that adds an object asks
+    return b.owner if b is not None else ""
 
 
 def _owner_totals(batch: Batch, owner: str, pending: dict[str, UsageRecord]) -> tuple[int, int]:

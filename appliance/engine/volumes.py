@@ -110,10 +110,13 @@ def record_heads(header: ShardHeader, count: int) -> list[list[bytes | memoryvie
     # the second field: no JSON string can hold this unescaped, so the first match is it
     marker = b',"shard":0,'
     at = body0.find(marker)
+    if at < 0:  # not the layout this relies on: every head encoded on its own
+        return [_record_head(replace(header, shard=i)) for i in range(count)]
+    head, tail = body0[:at], body0[at + len(marker):]
     heads: list[list[bytes | memoryview]] = []
     for i in range(count):
-        body = body0[:at] + b',"shard":%d,' % i + body0[at + len(marker):]
-        if at < 0 or len(body) > MAX_HEADER_JSON:
+        body = head + b',"shard":%d,' % i + tail
+        if len(body) > MAX_HEADER_JSON:
             heads.append(_record_head(replace(header, shard=i)))
             continue
         heads.append([_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body])
