@@ -331,6 +331,41 @@ async def test_reads_of_many_batches(estore: ObjectStore, monkeypatch: pytest.Mo
     assert entry is not None and entry.shards == [2]
 
 
+async def test_batches_decrypted_while_read_ahead(estore: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch is decrypted in the read-ahead's thread, before its turn: the bytes are
+    the same; a block failing authentication there is rebuilt when its turn comes; a batch
+    whose read found damage (a lost shard) is fetched and decrypted as before."""
+    from appliance.engine import segments
+
+    monkeypatch.setattr(segments, "READ_BATCH_BYTES", 3 * BLOCK)
+    monkeypatch.setattr(segments, "INLINE_OPEN_BYTES", BLOCK)  # every batch of 3 blocks goes to a thread
+    opened_ahead: list[int] = []
+    then_finished = segments._ReadAhead._then_finished
+
+    def spy(self: Any, result: Any) -> None:
+        then_finished(self, result)
+        opened_ahead.append(len(self.opened or []))
+
+    monkeypatch.setattr(segments._ReadAhead, "_then_finished", spy)
+    k = Keys()
+    body = random.Random(12).randbytes(10 * PLAIN + 5)  # 11 blocks: batches 0-2, 3-5, 6-8, 9-10
+    v = await estore.put_object("bkt", "obj", body, encrypt_with=k.new())
+    assert await read(estore, v, k.resolve) == body
+    assert opened_ahead == [3, 3, 2]  # every batch after the first
+    assert await read(estore, v, k.resolve, PLAIN + 1, 8 * PLAIN - 1) == body[PLAIN + 1:8 * PLAIN - 1]
+    rec = segment_of(estore, v)
+    flip_chunk_byte(shard_path(estore, rec, 1), 4, BLOCK // 4, fix_crc=True)  # the second batch
+    opened_ahead.clear()
+    assert await read(estore, v, k.resolve) == body
+    assert opened_ahead == [3, 3, 2]  # opened ahead, one block None: rebuilt in its turn
+    entry = estore.db.get_record(HealEntry, keys.heal(rec.segment_id))
+    assert entry is not None and entry.shards == [1]
+    shard_path(estore, rec, 0).unlink()  # every read ahead now misses a shard: fetched, decoded
+    opened_ahead.clear()
+    assert await read(estore, v, k.resolve) == body
+    assert opened_ahead == []
+
+
 async def test_scrubber_and_healer_repair_encrypted_segments(estore: ObjectStore) -> None:
     """The services, without any key: the scrubber finds a chunk whose CRC fails, the healer
     rebuilds a shard a reader found altered (its CRC recomputed)."""
