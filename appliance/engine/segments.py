@@ -825,11 +825,12 @@ class SegmentIO:
             jobs.append((disk, functools.partial(self._read_chunks, *shard_location(disk, rec, i), geo,
                                                  rec.length, b0, b1)))
         then = None
-        blens = [block_len(rec.length, geo.block_size, b) for b in range(b0, b1 + 1)]
-        if cipher is not None and sum(blens) > INLINE_OPEN_BYTES:
-            # the plaintext buffers are made here, in the loop, as `_open_blocks` makes its own
-            plain = [bytearray(blen - TAG) for blen in blens]
-            then = functools.partial(self._open_batch, rec, geo, b0, cipher, plain)
+        if cipher is not None:
+            blens = [block_len(rec.length, geo.block_size, b) for b in range(b0, b1 + 1)]
+            if sum(blens) > INLINE_OPEN_BYTES:
+                # the plaintext buffers are made here, in the loop, as `_open_blocks` makes its own
+                plain = [bytearray(blen - TAG) for blen in blens]
+                then = functools.partial(self._open_batch, rec, geo, b0, cipher, plain)
         return _ReadAhead.start(jobs, then)
 
     async def _take_ahead(self, ahead: _ReadAhead, rec: SegmentRecord, blocks: int) -> Chunks | None:
