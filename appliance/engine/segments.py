@@ -177,7 +177,8 @@ class _ReadAhead:
                 return None
             taken.append(i)
         for i, (_, fn) in enumerate(jobs):
-            trio.lowlevel.start_thread_soon(functools.partial(ahead._run, i, fn), functools.partial(ahead._deliver, i))
+            trio.lowlevel.start_thread_soon(functools.partial(ahead._run, i, fn),
+                                            functools.partial(ahead._deliver, ahead._finished, i))
         return ahead
 
     def _run(self, i: int, fn: Callable[[], list[Chunk | None]]) -> list[Chunk | None] | None:
@@ -189,9 +190,9 @@ class _ReadAhead:
         finally:
             self.seconds[i] = time.perf_counter() - t0
 
-    def _deliver(self, i: int, result: Any) -> None:  # in the worker thread
+    def _deliver(self, finished: Callable[..., None], *args: Any) -> None:  # in the worker thread
         with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._finished, i, result)
+            self._token.run_sync_soon(finished, *args)
 
     def _finished(self, i: int, result: Any) -> None:  # back in trio's thread
         self.disks[i].limiter.release_on_behalf_of((self, i))
@@ -204,11 +205,8 @@ class _ReadAhead:
         if self._then is None or len(got) < len(self.results):
             self.done.set()
             return
-        trio.lowlevel.start_thread_soon(functools.partial(self._then, got), self._then_deliver)
-
-    def _then_deliver(self, result: Any) -> None:  # in the worker thread
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._then_finished, result)
+        trio.lowlevel.start_thread_soon(functools.partial(self._then, got),
+                                        functools.partial(self._deliver, self._then_finished))
 
     def _then_finished(self, result: Any) -> None:  # back in trio's thread
         with contextlib.suppress(BaseException):  # a failure leaves `opened` None: the reader opens it
@@ -828,9 +826,7 @@ class SegmentIO:
         if cipher is not None:
             blens = [block_len(rec.length, geo.block_size, b) for b in range(b0, b1 + 1)]
             if sum(blens) > INLINE_OPEN_BYTES:
-                # the plaintext buffers are made here, in the loop, as `_open_blocks` makes its own
-                plain = [bytearray(blen - TAG) for blen in blens]
-                then = functools.partial(self._open_batch, rec, geo, b0, cipher, plain)
+                then = functools.partial(self._open_batch, rec, geo, b0, cipher, _plaintext_buffers(blens))
         return _ReadAhead.start(jobs, then)
 
     async def _take_ahead(self, ahead: _ReadAhead, rec: SegmentRecord, blocks: int) -> Chunks | None:
@@ -1002,15 +998,12 @@ class SegmentIO:
         authentication is rebuilt from chunks that do."""
         last = block_count(rec.length, geo.block_size) - 1
         blens = [block_len(rec.length, geo.block_size, b0 + j) for j in range(len(next(iter(got.values()))))]
-        if opened is not None and len(opened) == len(blens):
-            pass
-        elif sum(blens) <= INLINE_OPEN_BYTES:
-            opened = self._open_batch(rec, geo, b0, cipher, None, got)
-        else:
-            # fresh buffers, each the block's plaintext size: the daemon's malloc settings
-            # (malloctune.py) keep freed blocks for reuse, so they cost no page faults
-            opened = await trio.to_thread.run_sync(
-                self._open_batch, rec, geo, b0, cipher, [bytearray(blen - TAG) for blen in blens], got)
+        if opened is None or len(opened) != len(blens):
+            if sum(blens) <= INLINE_OPEN_BYTES:
+                opened = self._open_batch(rec, geo, b0, cipher, None, got)
+            else:
+                opened = await trio.to_thread.run_sync(
+                    self._open_batch, rec, geo, b0, cipher, _plaintext_buffers(blens), got)
         if all(p is not None for p in opened):
             return [p for p in opened if p is not None]
         await self._read_parity(rec, geo, b0, b0 + len(blens) - 1, got)
@@ -1088,6 +1081,14 @@ class SegmentIO:
 
     def block_count(self, rec: SegmentRecord) -> int:
         return block_count(rec.length, rec.block_size)
+
+
+def _plaintext_buffers(blens: list[int]) -> list[bytearray]:
+    """Fresh buffers a large batch is decrypted into, each its block's plaintext size, made on
+    the loop (a block allocated in a worker thread and freed by the loop comes from another malloc
+    arena): the daemon's malloc settings (malloctune.py) keep freed blocks for reuse, so they cost
+    no page faults."""
+    return [bytearray(blen - TAG) for blen in blens]
 
 
 def _with_shard(header: ShardHeader, i: int) -> ShardHeader:

@@ -92,7 +92,10 @@ def volume_numbers(disk_path: str | os.PathLike[str]) -> list[int]:
 
 def _record_head(header: ShardHeader) -> list[bytes | memoryview]:
     """A live record's prefix and header JSON."""
-    body = header.json_body(MAX_HEADER_JSON)
+    return _head_parts(header.json_body(MAX_HEADER_JSON))
+
+
+def _head_parts(body: bytes) -> list[bytes | memoryview]:
     return [_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body]
 
 
@@ -119,7 +122,7 @@ def record_heads(header: ShardHeader, count: int) -> list[list[bytes | memoryvie
         if len(body) > MAX_HEADER_JSON:
             heads.append(_record_head(replace(header, shard=i)))
             continue
-        heads.append([_RECORD_PREFIX.pack(LIVE, RECORD_FORMAT, len(body), checksum(body)), body])
+        heads.append(_head_parts(body))
     return heads
 
 
