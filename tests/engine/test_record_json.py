@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.engine.records import ObjectVersion, SegmentRef, json_dumps, json_loads
+from appliance.engine.records import ObjectVersion, SegmentRef, _json_default, json_dumps, json_loads
 from appliance.engine.shardfile import ShardHeader, _ascii_json
 
 # what records hold: no floats (none of their fields is one); any text, a mount's undecodable
@@ -28,7 +28,6 @@ def values(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
 
 
 def old_dumps(obj: Any, ascii_only: bool = False) -> bytes:
-    from appliance.engine.records import _json_default
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only, default=_json_default).encode()
 
 
@@ -64,8 +63,8 @@ def test_header_round_trip_with_undecodable_names() -> None:
     name = b"dir/\xff\xfe-\x7f-\xc3\xa9".decode("utf-8", "surrogateescape")
     h = ShardHeader("a" * 32, 1, 4, 2, 65536, 10, 5, identity={"key": name, "user_meta": {"m": "\u2028"}})
     body = h.json_body(8192)
-    assert body.isascii() and body == old_dumps({**{k: getattr(h, k) for k in (
-        "segment_id", "shard", "k", "m", "block_size", "length", "created_ns", "appliance_id", "identity")}},
+    assert body.isascii() and body == old_dumps({k: getattr(h, k) for k in (
+        "segment_id", "shard", "k", "m", "block_size", "length", "created_ns", "appliance_id", "identity")},
         ascii_only=True)
     assert ShardHeader.from_json(body).identity["key"] == name
 
