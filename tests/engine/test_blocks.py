@@ -1,4 +1,5 @@
-"""Re-cutting a streamed body into blocks (segments.iter_blocks) and the multi-chunk shard append."""
+"""Re-cutting a streamed body into blocks (segments.iter_blocks), a write stage taking what is
+queued in one call (segments._with_queued) and the multi-chunk shard append."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import trio
 
 from appliance.engine.codec import checksum
-from appliance.engine.segments import iter_blocks
+from appliance.engine.segments import _with_queued, iter_blocks
 from appliance.engine.shardfile import HEADER_SIZE, ShardHeader, ShardWriter
 
 
@@ -34,6 +35,21 @@ def test_iter_blocks_keeps_every_byte_in_order() -> None:
             assert b"".join(blocks) == data
             assert all(isinstance(b, bytes) and len(b) == size for b in blocks[:-1])
             assert not blocks or 0 < len(blocks[-1]) <= size
+
+    trio.run(main)
+
+
+def test_a_stage_takes_what_is_queued_up_to_its_depth() -> None:
+    async def main() -> None:
+        send, recv = trio.open_memory_channel[int](10)
+        for i in range(1, 7):
+            send.send_nowait(i)
+        assert _with_queued(recv, 0, 4) == [0, 1, 2, 3]  # never more than the depth
+        assert _with_queued(recv, 9, 4) == [9, 4, 5, 6]
+        assert _with_queued(recv, 7, 4) == [7]  # nothing queued: the one item alone
+        send.send_nowait(8)
+        await send.aclose()
+        assert _with_queued(recv, 5, 4) == [5, 8]  # a closed channel ends the batch, not the stage
 
     trio.run(main)
 
