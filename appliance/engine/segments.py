@@ -73,8 +73,9 @@ from .volumes import (
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
 # Blocks buffered before the MD5 and the encoding stage of a write; each stage takes whatever is
-# queued (up to this many) in one worker-thread call. One block per call was ~10 thread hops per
-# MiB, whose GIL hand-offs (futex waits and wake-ups) were ~20% of a large PUT's CPU (perf).
+# queued (up to this many) in one worker-thread call. At one block per call the GIL hand-offs of
+# a large write's thread hops (futex waits and wake-ups) were ~20% of its CPU (perf); a stream
+# holds up to ~7 MiB more for it (queued blocks and one encoded batch).
 STAGE_DEPTH = 4
 # A one-block body this small is hashed, sealed and encoded in the loop (~0.6 ms at 256 KiB: MD5
 # 0.34, zfec 0.22, AES-GCM 0.03). A worker thread's round trip on a busy loop took ~9 ms of a 256 KiB
