@@ -385,10 +385,6 @@ class SegmentIO:
         sends: list[trio.MemorySendChannel[memoryview]] = []
         length = stored = 0
 
-        def seal_and_encode(index: int, block: bytes, final: bool) -> list[memoryview]:
-            sealed = cipher.seal(index, block, final) if cipher is not None else block
-            return codec.encode_block(geo, sealed)
-
         # Three stages overlap, each in its own thread while the loop reads the next block: the
         # ETag's MD5 (sequential by nature), sealing + erasure coding, and the shard writers. MD5
         # and zfec (after AES-GCM, ~10x faster) take ~1.5-3 ms per MiB each and drop the GIL, so
@@ -400,8 +396,9 @@ class SegmentIO:
             for block in blocks:
                 md5.update(block)
 
-        def code_all(items: list[tuple[int, bytes, bool]]) -> list[list[memoryview]]:
-            return [seal_and_encode(*item) for item in items]
+        def seal_and_encode(items: list[tuple[int, bytes, bool]]) -> list[list[memoryview]]:
+            return [codec.encode_block(geo, cipher.seal(index, block, final) if cipher is not None else block)
+                    for index, block, final in items]
 
         async def hasher() -> None:
             async with hash_recv:
@@ -412,7 +409,7 @@ class SegmentIO:
             async with code_recv:
                 async for item in code_recv:
                     batch = _with_queued(code_recv, item, STAGE_DEPTH)
-                    for chunks in await trio.to_thread.run_sync(code_all, batch):
+                    for chunks in await trio.to_thread.run_sync(seal_and_encode, batch):
                         for i, send in enumerate(sends):
                             await send.send(chunks[i])
                         self._check_quorum(shards, geo)
