@@ -12,9 +12,10 @@ DATA ?= ./stowage-data
 # power-cut file, the longest, for the end of the run.
 TEST_WORKERS ?= 2
 
-# What running the appliance needs; `make run` installs only these.
+# What running the appliance needs; `make run` installs only these. libisal2: ISA-L's SIMD
+# parity (appliance/engine/isal.py; zfec computes the same bytes without it).
 RUN_APT := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
-	xfsprogs e2fsprogs smartmontools util-linux attr
+	xfsprogs e2fsprogs smartmontools util-linux attr libisal2
 # What the test suite drives besides: S3 clients, a FUSE S3 client, fio, the image tests' tools, and
 # pebble (an ACME test CA for [tls] mode = "acme").
 TEST_APT := sqlite3 rsync git tar s3cmd rclone restic s3fs fio debootstrap systemd-container \

@@ -14,6 +14,7 @@ from functools import lru_cache
 import zfec
 from awscrt.checksums import crc32c
 
+from . import isal
 from .errors import InsufficientShards
 
 
@@ -56,19 +57,32 @@ def checksum(chunk: bytes | memoryview) -> int:
     return int(crc32c(chunk))
 
 
+def _padded(geo: Geometry, block: bytes) -> tuple[bytes, int]:
+    """The block zero-padded to k equal chunks, and the chunk size."""
+    cs = geo.chunk_size(len(block))
+    return (block if len(block) == cs * geo.k else block + bytes(cs * geo.k - len(block))), cs
+
+
+def _cut(buf: bytes | bytearray, cs: int, count: int) -> list[memoryview]:
+    mv = memoryview(buf)
+    return [mv[i * cs : (i + 1) * cs] for i in range(count)]
+
+
 def split_block(geo: Geometry, block: bytes) -> tuple[list[memoryview], int]:
     """Cut a block into k equal chunks (last one zero-padded), as views: no copies."""
-    cs = geo.chunk_size(len(block))
-    padded = block if len(block) == cs * geo.k else block + bytes(cs * geo.k - len(block))
-    mv = memoryview(padded)
-    return [mv[i * cs : (i + 1) * cs] for i in range(geo.k)], cs
+    padded, cs = _padded(geo, block)
+    return _cut(padded, cs, geo.k), cs
 
 
 def encode_block(geo: Geometry, block: bytes) -> list[memoryview]:
     """All k+m chunks of a block, in shard order (views; valid while the block lives)."""
-    data, _ = split_block(geo, block)
+    padded, cs = _padded(geo, block)
+    data = _cut(padded, cs, geo.k)
     if geo.m == 0:
         return data
+    coder = isal.parity_coder(geo.k, geo.m) if cs else None
+    if coder is not None:  # zfec's bytes, with SIMD (engine/isal.py)
+        return data + _cut(coder.parity(padded, cs), cs, geo.m)
     parity = _encoder(geo.k, geo.n).encode(tuple(data), tuple(range(geo.k, geo.n)))
     return data + [memoryview(p) for p in parity]
 

@@ -85,7 +85,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: Stowage developers <stowage@localhost>
 Installed-Size: $SIZE
-Depends: python3 (>= $PYVER), python3 (<< $NEXT), fuse3, libfuse3-3, smartmontools, xfsprogs, e2fsprogs, util-linux, systemd
+Depends: python3 (>= $PYVER), python3 (<< $NEXT), fuse3, libfuse3-3, smartmontools, xfsprogs, e2fsprogs, util-linux, systemd, libisal2
 Section: admin
 Priority: optional
 Homepage: https://github.com/stowage/stowage
