@@ -44,11 +44,6 @@ def auto_geometry(disks: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _encoder(k: int, n: int) -> zfec.Encoder:
-    return zfec.Encoder(k, n)
-
-
-@lru_cache(maxsize=64)
 def _decoder(k: int, n: int) -> zfec.Decoder:
     return zfec.Decoder(k, n)
 
@@ -83,8 +78,7 @@ def encode_block(geo: Geometry, block: bytes) -> list[memoryview]:
     coder = isal.parity_coder(geo.k, geo.m) if cs else None
     if coder is not None:  # zfec's bytes, with SIMD (engine/isal.py)
         return data + _cut(coder.parity(padded, cs), cs, geo.m)
-    parity = _encoder(geo.k, geo.n).encode(tuple(data), tuple(range(geo.k, geo.n)))
-    return data + [memoryview(p) for p in parity]
+    return data + [memoryview(p) for p in isal.zfec_parity(geo.k, geo.m, data)]
 
 
 def decode_block(geo: Geometry, chunks: Mapping[int, bytes | memoryview], block_len: int) -> bytes:

@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import zfec
 
@@ -49,9 +49,15 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
+@lru_cache(maxsize=64)
+def _zfec_encoder(k: int, n: int) -> zfec.Encoder:
+    return zfec.Encoder(k, n)
+
+
 def zfec_parity(k: int, m: int, chunks: Sequence[bytes | memoryview]) -> list[bytes]:
-    """zfec's m parity chunks of k equal data chunks."""
-    return list(zfec.Encoder(k, k + m).encode(tuple(chunks), tuple(range(k, k + m))))
+    """zfec's m parity chunks of k equal data chunks (codec.encode_block's fallback, and what
+    ISA-L's coder is read off and checked against)."""
+    return list(_zfec_encoder(k, k + m).encode(tuple(chunks), tuple(range(k, k + m))))
 
 
 def zfec_matrix(k: int, m: int) -> bytes:
