@@ -250,7 +250,7 @@ class NodeOps(pyfuse3.Operations):
         async with st.lock:
             if node.detached or not (st.changed or st.meta_changed):
                 return
-            protection = await self.keys.for_write(node.bucket, node.path, st.base)
+            protection = st.pinned or await self.keys.for_write(node.bucket, node.path, st.base)
             meta = self._meta(node.path, node.inode_id, st.base, st.posix, st.user_meta, st.content_type)
             meta.sse = protection.report()
             with self.quiet_keys(node.bucket, self._names(node)):
@@ -268,11 +268,10 @@ class NodeOps(pyfuse3.Operations):
         except Exception:  # (e.g. a disabled KMS key): not streamed; the commit reports the error
             st.in_order = False
             return
-        stream = SegmentStream(self.store, st.read_staged, {"bucket": node.bucket, "key": node.path},
-                               self.keys.new_key(protection), protection.report())
+        stream = SegmentStream(self.store, st.read_staged, st.size, {"bucket": node.bucket, "key": node.path},
+                               self.keys.new_key(protection))
         await self.nursery.start(stream.run)
-        st.stream = stream
-        stream.appended(st.size)
+        st.start_stream(stream, protection)
 
     # --- directories --------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
                 st.meta_changed = True
             if node.opens == 0:
                 await self.commit(node)
-                self._drop_state(node)
+                await self._drop_state(node)
         else:
             await self._set_meta(node, mutate)
         return self._entry(node)
@@ -232,13 +232,13 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
         finally:
             self.inodes.closed(node)
             if node.opens == 0:
-                self._drop_state(node)
+                await self._drop_state(node)
 
-    def _drop_state(self, node: Node) -> None:
+    async def _drop_state(self, node: Node) -> None:
         st = node.state
         if st is not None and node.opens == 0 and (node.detached or not (st.changed or st.meta_changed)):
-            st.close_staging()
             node.state = None
+            await st.close_staging()
 
     # --- directories --------------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ MEM_TOTAL_BYTES for all of them (`MemBudget`); anything else moves it to the sta
 Commit (fsync, close) hands the store the size, the dirty ranges and a reader of the staging
 file; the engine decides how the new version is laid out and what its ETag is
 (appliance/engine/patch.py). A file written in order from its first byte is stored while it is
-written instead (streaming.py), and its commit only adds the version. The mount deals in bytes
+written instead (streaming.py), and its commit only adds the version; the bytes it was handed
+are not staged. When the file stops being written in order the stream settles: its segment
+(`prefix`, still staged) becomes the `origin` the dirty ranges patch, where the committed
+version is otherwise. The mount deals in bytes
 and versions only; committed bytes are read with `decrypt_with` and new ones written with the
 key the commit is given (encryption.py).
 """
@@ -18,18 +21,23 @@ key the commit is given (encryption.py).
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from appliance.engine import KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey, SegmentRef
 
 from .attrs import Posix
-from .streaming import SegmentStream
+from .streaming import SegmentStream, StreamLost
+
+if TYPE_CHECKING:
+    from appliance.iam.objectkeys import Protection
 
 CHUNK = 1 << 20
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
@@ -127,11 +135,17 @@ class FileState:
         self.meta_changed = False  # attributes to commit with the data
         self.stale = False  # the committed version was replaced from outside
         self.stream: SegmentStream | None = None  # only while in_order
+        self.origin: ObjectVersion | None = None  # where the clean bytes below base_limit are
+        self.prefix: SegmentRef | None = None  # a settled stream's staged segment (then origin's)
+        self.pinned: Protection | None = None  # what a stream (and so this content) is written under
         self.user_meta: dict[str, str] = dict(base.user_meta) if base else {}
         self.set_base(base)
 
     def set_base(self, base: ObjectVersion | None) -> None:
-        self.base = base
+        """(Any prefix is released: by the commit of `base`, or never taken.)"""
+        self.base = self.origin = base
+        self.prefix = None
+        self.pinned = None
         self._cache: tuple[int, bytes] = (0, b"")
         self.base_limit = self.size = base.size if base else 0
         self.stale = False
@@ -166,21 +180,58 @@ class FileState:
             os.unlink(path)  # the descriptor keeps it; a crash leaves nothing behind
         return self.fd
 
-    def close_staging(self) -> None:
+    async def close_staging(self) -> None:
         self._release_mem()
-        if self.stream is not None:  # (what it stored is staged: collected as abandoned)
+        if self.stream is not None:  # (it releases what it stored)
             self.stream.cancel()
             self.stream = None
+        await self._drop_prefix()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
-    async def _end_stream(self) -> None:
-        """The content is no longer written in order: the stream's work is dropped."""
+    async def _drop_prefix(self) -> None:
+        if self.prefix is not None:
+            ids, self.prefix, self.origin = [self.prefix.segment_id], None, self.base
+            with trio.CancelScope(shield=True):
+                await self.store.release_staged(ids)
+
+    async def _settle(self) -> None:
+        """The content is no longer written in order: what the stream stored becomes the origin
+        later changes patch (all of [0, size) was handed to it). A stream that failed leaves
+        the staged bytes to fall back on, unless it was handed more (then they are lost)."""
         self.in_order = False
-        if self.stream is not None:
-            stream, self.stream = self.stream, None
-            await stream.abort()
+        stream, self.stream = self.stream, None
+        if stream is None:
+            return
+        stored = await stream.finish()
+        seg, summary = stored if stored is not None else (None, None)
+        if seg is None or summary is None or summary.size != self.size:  # (short: not expected)
+            await self._lost_unless_staged(stream)
+            return
+        self.prefix = seg
+        self.origin = ObjectVersion(bucket="", key="", version_id="", seq=0, last_modified_ns=0, size=summary.size,
+                                    etag=summary.etag, segments=[seg])
+        self.base_limit = self.size
+        self._cache = (0, b"")
+        self.dirty.clear()
+        if self.fd is not None:  # the staged share is in the segment too
+            await trio.to_thread.run_sync(os.ftruncate, self.fd, 0, limiter=IO_LIMIT)
+
+    async def _lost_unless_staged(self, stream: SegmentStream) -> None:
+        """A failed stream: EIO, and the file back to its committed version, if it held bytes
+        the staging file lacks (as a local file system drops pages whose writeback failed)."""
+        await stream.abort()  # (drops whatever it stored)
+        if not stream.pushed:
+            return
+        await self._drop_prefix()
+        meta_changed = self.meta_changed
+        self.set_base(self.base)
+        self.dirty.clear()
+        self.changed, self.meta_changed = False, meta_changed
+        if self.fd is not None:
+            await trio.to_thread.run_sync(os.ftruncate, self.fd, 0, limiter=IO_LIMIT)
+        raise OSError(errno.EIO, "the file's data could not be stored")
 
     async def _commit_whole(self, bucket: str, key: str, meta: PutMeta,
                             encrypt_with: SegmentKey | None) -> ObjectVersion:
@@ -230,27 +281,41 @@ class FileState:
                 self.changed = True
                 return len(data)
             await self._spill()
-        fd = self._open_staging()
         if off != self.size:
-            await self._end_stream()
-        await trio.to_thread.run_sync(os.pwrite, fd, data, off, limiter=IO_LIMIT)
+            await self._settle()
+        if self.stream is not None:
+            try:
+                await self.stream.push(data)
+            except StreamLost:
+                await self._settle()  # (raises: the stream was handed bytes)
+                raise
+        else:
+            await trio.to_thread.run_sync(os.pwrite, self._open_staging(), data, off, limiter=IO_LIMIT)
         if off > self.size:
             self.dirty.add(self.size, off)  # the hole reads as zeros from the sparse file
         self.dirty.add(off, off + len(data))
         self.size = max(self.size, off + len(data))
         self.changed = True
-        if self.stream is not None:
-            self.stream.appended(self.size)
         return len(data)
+
+    def start_stream(self, stream: SegmentStream, protection: Protection) -> None:
+        """From now on, appended bytes go to `stream` (started on [0, size) of the staging file)."""
+        self.stream = stream
+        self.pinned = protection
 
     async def truncate(self, size: int) -> None:
         if size == self.size:
             return
         if size == 0:
             self._release_mem()  # the content goes; memory takes the next one (below)
+            if self.stream is not None:
+                stream, self.stream = self.stream, None
+                await stream.abort()
+            await self._drop_prefix()
+            self.in_order = False  # (True again below)
         else:
             await self._spill()
-        await self._end_stream()
+            await self._settle()
         if size < self.size:
             self.dirty.clip(size)
             self.base_limit = min(self.base_limit, size)
@@ -269,6 +334,8 @@ class FileState:
         end = min(self.size, off + size)
         if off >= end:
             return b""
+        if self.stream is not None and end > self.stream.staged_end:
+            await self._settle()  # the bytes are in the stream only
         return b"".join([piece async for piece in self._content(off, end)])
 
     async def _content(self, start: int, end: int) -> AsyncIterator[bytes | bytearray]:
@@ -278,8 +345,8 @@ class FileState:
                     yield await self._pread(c, min(e, c + CHUNK))
                 continue
             hi = min(e, self.base_limit)
-            if s < hi and self.base is not None:  # (base_limit is 0 without a base)
-                async for piece in self._base(self.base, s, hi):
+            if s < hi and self.origin is not None:  # (base_limit is 0 without an origin)
+                async for piece in self._base(self.origin, s, hi):
                     yield piece
             if hi < e:  # cannot happen while [base_limit, size) is dirty; zeros to be safe
                 yield bytes(e - max(s, hi))
@@ -307,8 +374,9 @@ class FileState:
         stream, self.stream = self.stream, None
         stored = await stream.finish() if stream is not None else None
         seg, summary = stored if stored is not None else (None, None)
+        if stream is not None and (seg is None or summary is None or summary.size != self.size):
+            await self._lost_unless_staged(stream)
         if stream is not None and seg is not None and summary is not None and summary.size == self.size:
-            meta.sse = stream.sse  # what the segment was written under
             try:
                 v = await self.store.put_object_segments(bucket, key, [seg], self.size, summary.etag, meta,
                                                          release_staged=[seg.segment_id], long_key=True)
@@ -321,8 +389,9 @@ class FileState:
         else:
             if stream is not None:
                 await stream.abort()  # (cannot be short: every write since it started reached it)
-            v = await self.store.commit_patch(bucket, key, self.base, self.size, self.dirty.ranges(), self._pread,
-                                              meta, encrypt_with=encrypt_with, decrypt_with=self.decrypt_with)
+            v = await self.store.commit_patch(bucket, key, self.origin, self.size, self.dirty.ranges(), self._pread,
+                                              meta, encrypt_with=encrypt_with, decrypt_with=self.decrypt_with,
+                                              release=[self.prefix.segment_id] if self.prefix else [])
         self.set_base(v)
         self.dirty.clear()
         self.changed = self.meta_changed = False

@@ -1,15 +1,21 @@
-"""Sequential writes stored while they happen, instead of read back and encoded at commit.
+"""Sequential writes stored while they happen, not staged whole and read back at commit.
 
 A file written from its first byte in order (a new file, or one truncated to zero: `cp`, `dd`,
 `tar -x`, a download) used to be staged whole and then read back and erasure-coded when it was
-fsynced or closed, so the writer waited for both, one after the other. Once such a file has
-STREAM_START bytes, a task of the mount's nursery stores it as a new segment
-(ObjectStore.write_segment: a staged segment, held until a version references it), reading the
-staging file just behind the writer; a commit then waits only for the tail and commits that
-segment. The staging file still holds every byte (reads of
-the open file, and the fallback): a write that is not an append, a truncate, or a stream that
-failed ends the stream (its shards are discarded) and the commit stores the staged bytes as
-before. Smaller files keep the whole-write path, whose geometry follows their size.
+fsynced or closed. Once such a file has STREAM_START bytes, a task of the mount's nursery stores
+it as a new segment (ObjectStore.write_segment: a staged segment, held until a version references
+it): first the bytes already in the staging file, then each later write, handed over in memory
+(push) without touching the staging file. A commit then waits only for the tail and commits that
+segment; smaller files keep the whole-write path, whose geometry follows their size.
+
+Later bytes are not staged because staging them cost as much as storing them: a page-cache copy
+of every byte (the mount wrote 1 GiB at 66% of an S3 PUT's rate, with twice its CPU), a read
+back, and as much free space on the staging file system as the file's size. At most
+QUEUE_LIMIT bytes per file wait in memory: a write waits for the store (as an S3 PUT's socket
+does). Whatever needs the bytes back before the commit (a write that is not an append, a
+truncate, a read past the staging file's share) settles the stream: its segment becomes the
+content those changes patch (staging.py). A stream that fails loses the bytes only it held:
+the write, fsync or close then fails with EIO, as a local file system's failed writeback does.
 
 Durability is that of an S3 PUT: write_segment returns once the segment is durable, and only
 then does the version that points at it get committed.
@@ -18,6 +24,7 @@ then does the version that points at it get committed.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
@@ -28,31 +35,50 @@ log = logging.getLogger("stowage.fuse")
 
 STREAM_START = 8 << 20  # the size from which commit_patch streams a body anyway (REWRITE_LIMIT)
 CHUNK = 1 << 20
+QUEUE_LIMIT = 4 << 20  # bytes handed over and not yet taken by the store, per file
 
 ReadRange = Callable[[int, int], Awaitable[bytes]]
 Stored = tuple[SegmentRef | None, BodySummary]
 
 
-class SegmentStream:
-    """One file's bytes [0, end) streamed into a segment as `end` grows (see the module doc)."""
+class StreamLost(Exception):
+    """The stream ended without storing its bytes; those it held alone are gone."""
 
-    def __init__(self, store: ObjectStore, read: ReadRange, identity: dict[str, str],
-                 encrypt_with: SegmentKey | None, sse: dict[str, str] | None) -> None:
+
+class SegmentStream:
+    """One file's bytes streamed into a segment: [0, staged_end) read from the staging file,
+    then whatever push() hands over (see the module doc)."""
+
+    def __init__(self, store: ObjectStore, read: ReadRange, staged_end: int, identity: dict[str, str],
+                 encrypt_with: SegmentKey | None) -> None:
         self.store = store
         self.read = read
+        self.staged_end = staged_end  # the bytes in the staging file; later ones exist only here
         self.identity = identity
         self.encrypt_with = encrypt_with
-        self.sse = sse  # the protection the segment is written under, for the version's metadata
-        self.end = 0  # bytes written in order so far (all in the staging file)
         self.done = False  # no more bytes: the file is being committed
         self.result: Stored | None = None
         self.stopped = False  # the stream's bytes are not wanted: its body ends at the next step
         self.finished = trio.Event()
         self._more = trio.Event()
+        self._room = trio.Event()
+        self._queue: deque[bytes] = deque()
+        self.queued = 0  # bytes in _queue
+        self.pushed = 0  # bytes handed over: a failure loses them (the staging file lacks them)
 
-    def appended(self, end: int) -> None:
-        self.end = end
+    async def push(self, data: bytes) -> None:
+        """Hand over the file's next bytes; returns once at most QUEUE_LIMIT bytes wait."""
+        if self.finished.is_set():
+            raise StreamLost
+        self._queue.append(data)
+        self.queued += len(data)
+        self.pushed += len(data)
         self._more.set()
+        while self.queued > QUEUE_LIMIT and not self.finished.is_set():
+            self._room = trio.Event()
+            await self._room.wait()
+        if self.finished.is_set() and self.result is None:
+            raise StreamLost
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -64,29 +90,36 @@ class SegmentStream:
             else:
                 self.result = stored
         except Exception:
-            # write_segment discarded what it had stored; the commit stores the staged bytes
+            # write_segment discarded what it had stored
             if not self.stopped:  # (a stopped stream's staging file may be closed under it)
                 log.exception("streaming %s/%s failed", self.identity.get("bucket"), self.identity.get("key"))
         finally:
+            self._queue.clear()
+            self.queued = 0
             self.finished.set()
+            self._room.set()
 
     async def _body(self) -> AsyncIterator[bytes]:
-        pos = 0
+        for pos in range(0, self.staged_end, CHUNK):
+            if self.stopped:
+                return
+            yield await self.read(pos, min(self.staged_end, pos + CHUNK))
         while True:
-            while self.end - pos < CHUNK and not self.done and not self.stopped:
+            while not self._queue and not self.done and not self.stopped:
                 await self._more.wait()
                 self._more = trio.Event()
-            if self.stopped or pos >= self.end:  # stopped, or done and everything read
+            if self.stopped or not self._queue:  # stopped, or done and everything taken
                 # stopped: the body just ends early (a short segment, released by run()), which
                 # the engine handles like any body; a failing or cancelled one leaves more to undo
                 return
-            hi = min(self.end, pos + CHUNK)
-            yield await self.read(pos, hi)
-            pos = hi
+            data = self._queue.popleft()
+            self.queued -= len(data)
+            self._room.set()
+            yield data
 
     async def finish(self) -> Stored | None:
-        """The stored segment of [0, end), once written and durable; None if the stream failed
-        or was cancelled (the caller stores the staged bytes instead)."""
+        """The stored segment of everything handed over, once written and durable; None if the
+        stream failed or was cancelled."""
         self.done = True
         self._more.set()
         await self.finished.wait()
@@ -97,6 +130,7 @@ class SegmentStream:
         step and run() releases what was stored."""
         self.stopped = True
         self._more.set()
+        self._room.set()
 
     async def abort(self) -> None:
         """Stop and drop what was stored."""

@@ -76,8 +76,10 @@ class PatchStore(StoreCore):
     async def commit_patch(self, bucket: str, key: str, base: ObjectVersion | None, size: int,
                            dirty: Iterable[tuple[int, int]], read_dirty: ReadRange,
                            meta: PutMeta, *, encrypt_with: SegmentKey | None = None,
-                           decrypt_with: KeyResolver | None = None) -> ObjectVersion:
-        """Commit `size` bytes: base's bytes outside `dirty`, read_dirty's inside (module doc)."""
+                           decrypt_with: KeyResolver | None = None, release: Iterable[str] = ()) -> ObjectVersion:
+        """Commit `size` bytes: base's bytes outside `dirty`, read_dirty's inside (module doc).
+        `release`: staged segments of `base` (a stream's, not yet a version's), released in the
+        commit (referenced by the new version or not)."""
         runs = layout(size, base.size if base else 0, dirty)
         identity = {"bucket": bucket, "key": key}
 
@@ -100,7 +102,7 @@ class PatchStore(StoreCore):
         staged = [seg.segment_id] if seg else []
         try:
             return await self.put_object_segments(bucket, key, refs, size, etag if size else EMPTY_MD5, meta,
-                                                  release_staged=staged, long_key=True)
+                                                  release_staged=[*staged, *release], long_key=True)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.release_staged(staged)
