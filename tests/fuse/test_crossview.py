@@ -117,6 +117,31 @@ def test_streamed_file_and_small_files_over_s3(mount_daemon: Any) -> None:
     assert s3.get_object(Bucket="stream", Key="big.bin")["Body"].read() == b"HEAD" + data[4:]
 
 
+def test_streamed_file_read_and_rewritten_while_open(mount_daemon: Any) -> None:
+    """A streamed file's bytes are not staged past its first part (fusefs/streaming.py): a read
+    of them through another descriptor, then a header written back at offset 0 (as zip and
+    tar writers do) and more appended, all land in the one object S3 serves."""
+    m = mounted(mount_daemon)
+    s3 = mount_daemon.s3()
+    os.mkdir(m / "settle")
+    path = m / "settle" / "archive.bin"
+    body = bytearray(os.urandom(12 << 20))
+    with open(path, "wb", buffering=0) as f:
+        for off in range(0, len(body), 1 << 20):
+            f.write(body[off : off + (1 << 20)])
+        with open(path, "rb", buffering=0) as r:
+            r.seek(10 << 20)
+            assert r.read(1 << 20) == body[10 << 20 : 11 << 20]
+        f.seek(0)
+        f.write(b"HDR!")
+        body[:4] = b"HDR!"
+        f.seek(len(body))
+        f.write(b"trailer")
+        body += b"trailer"
+    assert s3.get_object(Bucket="settle", Key="archive.bin")["Body"].read() == bytes(body)
+    assert path.read_bytes() == bytes(body)
+
+
 def test_only_user_xattrs_are_supported(mount_daemon: Any) -> None:
     """Other namespaces answer ENOTSUP, so `ls -l` stops asking for SELinux labels and ACLs."""
     m = mounted(mount_daemon)
