@@ -36,6 +36,7 @@ log = logging.getLogger("stowage.fuse")
 STREAM_START = 8 << 20  # the size from which commit_patch streams a body anyway (REWRITE_LIMIT)
 CHUNK = 1 << 20
 QUEUE_LIMIT = 4 << 20  # bytes handed over and not yet taken by the store, per file
+QUEUE_TOTAL = 32 << 20  # and for all the mount's streams together
 
 ReadRange = Callable[[int, int], Awaitable[bytes]]
 Stored = tuple[SegmentRef | None, BodySummary]
@@ -43,6 +44,29 @@ Stored = tuple[SegmentRef | None, BodySummary]
 
 class StreamLost(Exception):
     """The stream ended without storing its bytes; those it held alone are gone."""
+
+
+class Queued:
+    """The bytes all streams hold (one per mount process): a push waits while over the total,
+    and any stream's store taking bytes wakes every waiting push to check again."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._room: trio.Event | None = None
+
+    def taken(self, n: int) -> None:
+        self.held -= n
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+    async def room(self) -> None:
+        if self._room is None:
+            self._room = trio.Event()
+        await self._room.wait()
+
+
+QUEUED = Queued()
 
 
 class SegmentStream:
@@ -61,22 +85,23 @@ class SegmentStream:
         self.stopped = False  # the stream's bytes are not wanted: its body ends at the next step
         self.finished = trio.Event()
         self._more = trio.Event()
-        self._room = trio.Event()
         self._queue: deque[bytes] = deque()
         self.queued = 0  # bytes in _queue
         self.pushed = 0  # bytes handed over: a failure loses them (the staging file lacks them)
 
     async def push(self, data: bytes) -> None:
-        """Hand over the file's next bytes; returns once at most QUEUE_LIMIT bytes wait."""
+        """Hand over the file's next bytes; returns once at most QUEUE_LIMIT bytes wait (and
+        QUEUE_TOTAL for all streams, unless this one waits for nothing else)."""
         if self.finished.is_set():
             raise StreamLost
         self._queue.append(data)
         self.queued += len(data)
+        QUEUED.held += len(data)
         self.pushed += len(data)
         self._more.set()
-        while self.queued > QUEUE_LIMIT and not self.finished.is_set():
-            self._room = trio.Event()
-            await self._room.wait()
+        while (self.queued > QUEUE_LIMIT or (QUEUED.held > QUEUE_TOTAL and self.queued > len(data))) \
+                and not self.finished.is_set():
+            await QUEUED.room()
         if self.finished.is_set() and self.result is None:
             raise StreamLost
 
@@ -95,9 +120,8 @@ class SegmentStream:
                 log.exception("streaming %s/%s failed", self.identity.get("bucket"), self.identity.get("key"))
         finally:
             self._queue.clear()
-            self.queued = 0
             self.finished.set()
-            self._room.set()
+            self._drop(self.queued)
 
     async def _body(self) -> AsyncIterator[bytes]:
         for pos in range(0, self.staged_end, CHUNK):
@@ -113,9 +137,12 @@ class SegmentStream:
                 # the engine handles like any body; a failing or cancelled one leaves more to undo
                 return
             data = self._queue.popleft()
-            self.queued -= len(data)
-            self._room.set()
+            self._drop(len(data))
             yield data
+
+    def _drop(self, n: int) -> None:
+        self.queued -= n
+        QUEUED.taken(n)
 
     async def finish(self) -> Stored | None:
         """The stored segment of everything handed over, once written and durable; None if the
@@ -130,7 +157,7 @@ class SegmentStream:
         step and run() releases what was stored."""
         self.stopped = True
         self._more.set()
-        self._room.set()
+        QUEUED.taken(0)  # (a push waiting on this stream checks again)
 
     async def abort(self) -> None:
         """Stop and drop what was stored."""

@@ -137,7 +137,7 @@ async def test_a_stream_failing_after_it_was_handed_bytes_is_eio_and_keeps_the_c
     assert node.state is not None and not node.state.changed and node.state.size == len(old)
     await sfs.close(fh)
     assert await sfs.read_file("bkt/x.bin") == old
-    assert staged_segments(sfs) == 0
+    assert staged_segments(sfs) == 0 and streaming.QUEUED.held == 0
 
 
 async def test_the_staging_file_holds_only_what_came_before_the_stream(
@@ -158,6 +158,28 @@ async def test_the_staging_file_holds_only_what_came_before_the_stream(
     v = sfs.store.head_object("bkt", "s.bin")
     assert (v.size, v.etag, len(v.segments)) == (len(data), md5(data), 1)
     assert await sfs.read_file("bkt/s.bin") == data
+    assert streaming.QUEUED.held == 0  # every byte handed over was accounted back
+
+
+async def test_streams_share_a_memory_bound(sfs: FS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "QUEUE_TOTAL", 2 * MIB)
+    datas = [os.urandom(6 * MIB) for _ in range(3)]
+    fhs = [await sfs.open(f"bkt/m{i}.bin", create=True) for i in range(3)]
+
+    async def writer(fh: int, data: bytes) -> None:
+        for off in range(0, len(data), MIB):
+            await sfs.ops.write(fh, off, data[off : off + MIB])
+            # over the total, a push waits unless its own stream holds nothing else
+            assert streaming.QUEUED.held <= 2 * MIB + 3 * MIB
+
+    async with trio.open_nursery() as nursery:
+        for fh, data in zip(fhs, datas, strict=True):
+            nursery.start_soon(writer, fh, data)
+    for fh in fhs:
+        await sfs.close(fh)
+    for i, data in enumerate(datas):
+        assert await sfs.read_file(f"bkt/m{i}.bin") == data
+    assert streaming.QUEUED.held == 0
 
 
 async def write_streamed(sfs: FS, path: str, data: bytes) -> tuple[int, FileState]:
