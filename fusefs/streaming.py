@@ -11,7 +11,7 @@ segment; smaller files keep the whole-write path, whose geometry follows their s
 Later bytes are not staged because staging them cost as much as storing them: a page-cache copy
 of every byte (the mount wrote 1 GiB at 66% of an S3 PUT's rate, with twice its CPU), a read
 back, and as much free space on the staging file system as the file's size. At most
-QUEUE_LIMIT bytes per file wait in memory: a write waits for the store (as an S3 PUT's socket
+QUEUE_LIMIT bytes per file (QUEUE_TOTAL for all) wait in memory: a write waits for the store (as an S3 PUT's socket
 does). Whatever needs the bytes back before the commit (a write that is not an append, a
 truncate, a read past the staging file's share) settles the stream: its segment becomes the
 content those changes patch (staging.py). A stream that fails loses the bytes only it held:
