@@ -34,7 +34,11 @@ from .access import Defaults
 
 XATTR_KEY = "xattr"
 XATTR_MAX_BYTES = 64 * 1024
-BLOCK = 4096
+# st_blksize, the preferred I/O size: cp, cat and Python's open() size their buffers by it. 1 MiB
+# is the largest write the kernel sends the mount in one request; at 4 KiB, cp wrote in 128 KiB
+# requests (1 GiB: 240 MiB/s and 5.1 s of daemon CPU, against ~330 MiB/s and 3.7 s at 1 MiB).
+# NFS (wsize) and CephFS (object size) report theirs likewise.
+BLOCK = 1 << 20
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
 
 

@@ -140,6 +140,7 @@ def test_streamed_file_read_and_rewritten_while_open(mount_daemon: Any) -> None:
         body += b"trailer"
     assert s3.get_object(Bucket="settle", Key="archive.bin")["Body"].read() == bytes(body)
     assert path.read_bytes() == bytes(body)
+    assert os.stat(path).st_blksize == 1 << 20  # cp and cat write in pieces of this size (fusefs/attrs.py)
 
 
 def test_only_user_xattrs_are_supported(mount_daemon: Any) -> None:
