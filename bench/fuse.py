@@ -5,9 +5,10 @@
 
 Starts `stowage serve --data DIR` (six directory disks, 4+2) with the mount at DIR/mnt and
 measures, for the mount and for DIR/plain: sequential write (1 GiB, 1 MiB writes, fsync, close)
-and read MiB/s, random 4 KiB writes/s into a 256 MiB file (including the final fsync), file
-creates/s (empty and 4 KiB), `ls -l` of a 10,000-file directory, and metadata operations per
-second on --meta-ops files each: mkfifo, link, chmod, chown, utimensat, rename. Page caches are
+and read MiB/s, `cp` of a local file of that size, random 4 KiB writes/s into a 256 MiB file
+(including the final fsync), file creates/s (empty and 4 KiB), `ls -l` of a 10,000-file
+directory, and metadata operations per second on --meta-ops files each: mkfifo, link, chmod,
+chown, utimensat, rename. Page caches are
 dropped before reads when /proc/sys/vm/drop_caches is writable (noted in the output).
 """
 
@@ -127,7 +128,14 @@ def metadata_ops(root: Path, n: int) -> dict[str, float]:
     }
 
 
-def suite(base: Path, args: argparse.Namespace, dropping: bool) -> dict[str, float]:
+def cp_into(src: Path, dst: Path) -> float:
+    """`cp` of a local file (cp sizes its writes by the target's st_blksize)."""
+    secs = timed(lambda: subprocess.run(["cp", str(src), str(dst)], check=True))
+    dst.unlink()
+    return src.stat().st_size / MIB / secs
+
+
+def suite(base: Path, args: argparse.Namespace, dropping: bool, src: Path) -> dict[str, float]:
     r: dict[str, float] = {}
     if args.only != "data":
         r.update(metadata_ops(base / "meta", args.meta_ops))
@@ -139,6 +147,7 @@ def suite(base: Path, args: argparse.Namespace, dropping: bool) -> dict[str, flo
         drop_caches()
     r["seq_read_MiBps"] = seq_read(big)
     big.unlink()
+    r["cp_MiBps"] = cp_into(src, base / "copy.bin")
     r["rand_4k_writes_per_s"] = random_writes(base / "rand.bin", 256 * MIB, args.random_writes)
     (base / "rand.bin").unlink()
     r["creates_empty_per_s"] = creates(base / "empty", args.creates, b"")
@@ -199,12 +208,15 @@ def main() -> None:
         dropping = drop_caches()
         plain = root / "plain"
         plain.mkdir()
-        plain_r = suite(plain, args, dropping)
+        src = root / "src.bin"  # what cp copies in, read from the page cache
+        if args.only != "meta":
+            seq_write(src, args.size_mib * MIB)
+        plain_r = suite(plain, args, dropping, src)
         proc, info = start_daemon(root / "data")
         try:
             mnt = Path(str(info["mount"]))
             (mnt / "bench").mkdir()
-            mount_r = suite(mnt / "bench", args, dropping)
+            mount_r = suite(mnt / "bench", args, dropping, src)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)

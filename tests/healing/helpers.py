@@ -122,7 +122,14 @@ def all_shards(data_dir: Path) -> dict[str, list[Shard]]:
     """segment id -> its shards (shard files and live packed records) on every disk directory."""
     out: dict[str, list[Shard]] = {}
     for seg, files in shard_files(data_dir).items():
-        out[seg] = [Shard(p, read_header(str(p))) for p in files]
+        shards = []
+        for p in files:
+            try:
+                shards.append(Shard(p, read_header(str(p))))
+            except FileNotFoundError:  # collected since it was listed: a running daemon's GC
+                continue
+        if shards:
+            out[seg] = shards
     for seg, records in packed_shards(data_dir).items():
         out.setdefault(seg, []).extend(Shard(p, r.header, r) for p, r in records)
     return out
