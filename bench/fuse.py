@@ -230,7 +230,7 @@ def main() -> None:
 # the README performance table's row for a metric
 README_ROWS = {
     "seq_write_MiBps": "mount: sequential write", "seq_read_MiBps": "mount: sequential write",
-    "rand_4k_writes_per_s": "mount: random 4 KiB", "creates_empty_per_s": "mount: creates",
+    "cp_MiBps": "mount: `cp`", "rand_4k_writes_per_s": "mount: random 4 KiB", "creates_empty_per_s": "mount: creates",
     "creates_4k_per_s": "mount: creates", "ls_l_10k_cold_s": "mount: `ls -l`",
 }
 
