@@ -96,7 +96,8 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
             nursery.start_soon(ops.flush_times_forever)
             nursery.start_soon(ops.durability_forever)
             # the kernel's INIT and our first GETATTR go through the loop we just started
-            await trio.to_thread.run_sync(os.stat, path)
+            st = await trio.to_thread.run_sync(os.stat, path)
+            await trio.to_thread.run_sync(widen_read_ahead, st.st_dev)
             log.info("mounted at %s", path)
             task_status.started(str(path))
             await trio.sleep_forever()
@@ -114,6 +115,22 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
                 await trio.to_thread.run_sync(_detach, path)
             _active = False
             log.info("unmounted %s", path)
+
+
+# The kernel gives a FUSE connection 128 KiB of read-ahead, so a sequential read reached the mount
+# in 128 KiB requests; at 1 MiB (the largest read request, as for writes) a 1 GiB read ran at
+# 455-489 MiB/s against 366-419 (4 alternating rounds, caches dropped).
+READ_AHEAD_KB = 1024
+
+
+def widen_read_ahead(dev: int, sysfs: Path = Path("/sys/class/bdi")) -> None:
+    """Set the mount's read-ahead (its backing device info, gone with the mount); where sysfs is
+    not writable (no root, a container) the kernel's default stays."""
+    knob = sysfs / f"{os.major(dev)}:{os.minor(dev)}" / "read_ahead_kb"
+    try:
+        knob.write_text(f"{READ_AHEAD_KB}\n")
+    except OSError as exc:
+        log.info("the mount's read-ahead stays the kernel's default (%s)", exc)
 
 
 async def _main_loop(path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sqlite3
 import subprocess
@@ -146,3 +147,21 @@ def test_sqlite_database_on_the_mount(mnt: Path) -> None:
     con.close()
     out = run("sqlite3", str(db), "select count(*), sum(body = 'changed') from t; pragma integrity_check;")
     assert out.split() == ["1819|260", "ok"]
+
+
+def test_sequential_reads_get_a_wide_read_ahead(mount_daemon: Any) -> None:
+    """The mount's read-ahead is READ_AHEAD_KB, not the kernel's 128 KiB for FUSE (service.py)."""
+    from fusefs.service import READ_AHEAD_KB
+
+    st = os.stat(mounted(mount_daemon))
+    knob = Path(f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb")
+    assert int(knob.read_text()) == READ_AHEAD_KB == 1024
+
+
+def test_read_ahead_left_alone_where_sysfs_is_not_writable(tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from fusefs.service import widen_read_ahead
+
+    caplog.set_level(logging.INFO, logger="stowage.fuse")
+    widen_read_ahead(os.makedev(0, 4242), sysfs=tmp_path / "absent")
+    assert "stays the kernel's default" in caplog.text
