@@ -90,8 +90,13 @@ class SegmentStream:
         self.pushed = 0  # bytes handed over: a failure loses them (the staging file lacks them)
 
     async def push(self, data: bytes) -> None:
-        """Hand over the file's next bytes; returns once at most QUEUE_LIMIT bytes wait (and
-        QUEUE_TOTAL for all streams, unless this one waits for nothing else)."""
+        """Hand over the file's next bytes once there is room: QUEUE_LIMIT bytes for this stream,
+        QUEUE_TOTAL for all, but always room for one piece in an empty queue. So the mount's
+        streams hold at most QUEUE_TOTAL plus one write each, and a store never waits for bytes
+        a push holds back."""
+        while self._queue and not self.finished.is_set() and (
+                self.queued + len(data) > QUEUE_LIMIT or QUEUED.held + len(data) > QUEUE_TOTAL):
+            await QUEUED.room()
         if self.finished.is_set():
             raise StreamLost
         self._queue.append(data)
@@ -99,11 +104,6 @@ class SegmentStream:
         QUEUED.held += len(data)
         self.pushed += len(data)
         self._more.set()
-        while (self.queued > QUEUE_LIMIT or (QUEUED.held > QUEUE_TOTAL and self.queued > len(data))) \
-                and not self.finished.is_set():
-            await QUEUED.room()
-        if self.finished.is_set() and self.result is None:
-            raise StreamLost
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -169,7 +169,8 @@ async def test_streams_share_a_memory_bound(sfs: FS, monkeypatch: pytest.MonkeyP
     async def writer(fh: int, data: bytes) -> None:
         for off in range(0, len(data), MIB):
             await sfs.ops.write(fh, off, data[off : off + MIB])
-            # over the total, a push waits unless its own stream holds nothing else
+            # a push waits for room in the total, unless its own stream holds nothing: at most
+            # the total and one write per stream
             assert streaming.QUEUED.held <= 2 * MIB + 3 * MIB
 
     async with trio.open_nursery() as nursery:
