@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from appliance.engine import KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey, SegmentRef
+from appliance.engine import BodySummary, KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey, SegmentRef
 
 from .attrs import Posix
 from .streaming import SegmentStream, StreamLost
@@ -202,13 +202,10 @@ class FileState:
         the staged bytes to fall back on, unless it was handed more (then they are lost)."""
         self.in_order = False
         stream, self.stream = self.stream, None
-        if stream is None:
+        stored = await self._stored(stream) if stream is not None else None
+        if stored is None:
             return
-        stored = await stream.finish()
-        seg, summary = stored if stored is not None else (None, None)
-        if seg is None or summary is None or summary.size != self.size:  # (short: not expected)
-            await self._lost_unless_staged(stream)
-            return
+        seg, summary = stored
         self.prefix = seg
         self.origin = ObjectVersion(bucket="", key="", version_id="", seq=0, last_modified_ns=0, size=summary.size,
                                     etag=summary.etag, segments=[seg])
@@ -217,6 +214,15 @@ class FileState:
         self.dirty.clear()
         if self.fd is not None:  # the staged share is in the segment too
             await trio.to_thread.run_sync(os.ftruncate, self.fd, 0, limiter=IO_LIMIT)
+
+    async def _stored(self, stream: SegmentStream) -> tuple[SegmentRef, BodySummary] | None:
+        """The stream's segment of [0, size), once durable; None when it failed holding nothing
+        the staging file lacks (the staged bytes are then the content), EIO when it did."""
+        seg, summary = await stream.finish() or (None, None)
+        if seg is not None and summary is not None and summary.size == self.size:  # (short: not expected)
+            return seg, summary
+        await self._lost_unless_staged(stream)
+        return None
 
     async def _lost_unless_staged(self, stream: SegmentStream) -> None:
         """A failed stream: EIO, and the file back to its committed version, if it held bytes
@@ -372,11 +378,9 @@ class FileState:
         """Store the current content as the new version of bucket/key, new bytes encrypted with
         `encrypt_with` (caller holds the lock); a streamed file, with the segment stored for it."""
         stream, self.stream = self.stream, None
-        stored = await stream.finish() if stream is not None else None
-        seg, summary = stored if stored is not None else (None, None)
-        if stream is not None and (seg is None or summary is None or summary.size != self.size):
-            await self._lost_unless_staged(stream)
-        if stream is not None and seg is not None and summary is not None and summary.size == self.size:
+        stored = await self._stored(stream) if stream is not None else None
+        if stored is not None:
+            seg, summary = stored
             try:
                 v = await self.store.put_object_segments(bucket, key, [seg], self.size, summary.etag, meta,
                                                          release_staged=[seg.segment_id], long_key=True)
@@ -386,9 +390,7 @@ class FileState:
                 raise
         elif self.in_order and stream is None:
             v = await self._commit_whole(bucket, key, meta, encrypt_with)
-        else:
-            if stream is not None:
-                await stream.abort()  # (cannot be short: every write since it started reached it)
+        else:  # (a failed stream, if any, was aborted by _stored)
             v = await self.store.commit_patch(bucket, key, self.origin, self.size, self.dirty.ranges(), self._pread,
                                               meta, encrypt_with=encrypt_with, decrypt_with=self.decrypt_with,
                                               release=[self.prefix.segment_id] if self.prefix else [])
