@@ -289,13 +289,14 @@ class FileState:
             await self._spill()
         if off != self.size:
             await self._settle()
+        pushed = False
         if self.stream is not None:
             try:
                 await self.stream.push(data)
-            except StreamLost:
-                await self._settle()  # (raises: the stream was handed bytes)
-                raise
-        else:
+                pushed = True
+            except StreamLost:  # EIO if it held bytes the staging file lacks; else staged from here on
+                await self._settle()
+        if not pushed:
             await trio.to_thread.run_sync(os.pwrite, self._open_staging(), data, off, limiter=IO_LIMIT)
         if off > self.size:
             self.dirty.add(self.size, off)  # the hole reads as zeros from the sparse file

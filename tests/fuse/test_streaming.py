@@ -113,6 +113,23 @@ async def test_a_stream_failing_before_it_was_handed_bytes_falls_back_to_the_sta
     assert staged_segments(sfs) == 0
 
 
+async def test_writes_after_a_stream_failed_holding_only_staged_bytes_are_staged(
+        sfs: FS, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken_staging(monkeypatch)
+    data = os.urandom(3 * MIB + 100)
+    more = os.urandom(MIB)
+    fh = await sfs.open("bkt/y.bin", create=True)
+    node = sfs.ops.files[fh]
+    await sfs.ops.write(fh, 0, data)  # one write: all of it staged when the stream starts
+    stream = node.state.stream if node.state is not None else None
+    assert stream is not None
+    await stream.finished.wait()  # failed on the staging file, before it was handed anything
+    assert await sfs.ops.write(fh, len(data), more) == len(more)  # nothing was lost: no EIO
+    await sfs.close(fh)
+    assert await sfs.read_file("bkt/y.bin") == data + more
+    assert staged_segments(sfs) == 0 and streaming.QUEUED.held == 0
+
+
 async def test_a_stream_failing_after_it_was_handed_bytes_is_eio_and_keeps_the_committed_version(
         sfs: FS, monkeypatch: pytest.MonkeyPatch) -> None:
     old = os.urandom(MIB + 7)
