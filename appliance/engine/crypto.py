@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import hmac
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 TAG = 16
@@ -76,7 +77,8 @@ class SegmentCipher:
 
     def __init__(self, data_key: bytes, segment_id: str) -> None:
         self.segment_id = segment_id
-        self._aead = AESGCM(_derive(data_key, _INFO, segment_id))
+        self._block_key = _derive(data_key, _INFO, segment_id)
+        self._aead = AESGCM(self._block_key)
         self._data_key = data_key
         self._aad_head = FORMAT_TAG + segment_id.encode() + b"\x00"
 
@@ -97,12 +99,30 @@ class SegmentCipher:
         except InvalidTag:
             return None
 
-    def open_into(self, index: int, block: bytes | memoryview, final: bool, out: memoryview) -> bool:
-        """`open` into `out` (len(block) - TAG bytes): a reused buffer costs no page faults.
-        False when the block fails authentication (`out` then holds no plaintext)."""
+    def open_parts_into(self, index: int, parts: Sequence[memoryview], final: bool, out: memoryview) -> bool:
+        """`open` of a stored block held in pieces (its data chunks, as read: concatenated they
+        are the block, ciphertext then tag, and nothing after) into `out` (the block's length
+        less TAG): the pieces are decrypted where they lie, not first joined into one buffer
+        (a copy of every byte a large GET sends). False when the block fails authentication;
+        `out` is then zeroed, so it never holds plaintext that was not authentic."""
+        size = sum(len(p) for p in parts) - TAG
+        if size < 0 or len(out) != size:
+            raise ValueError(f"block pieces of {size + TAG} bytes for a {len(out)}-byte plaintext")
+        tail = b"".join(bytes(p) for p in _last_bytes(parts, TAG))
+        dec = Cipher(algorithms.AES(self._block_key), modes.GCM(self._nonce(index), tail)).decryptor()
+        dec.authenticate_additional_data(self._aad(index, final))
+        pos = 0
         try:
-            self._aead.decrypt_into(self._nonce(index), block, self._aad(index, final), out)
+            for part in parts:
+                take = min(len(part), size - pos)
+                if take <= 0:
+                    break
+                # GCM is a stream mode: the output is exactly as long as the input (cryptography
+                # >= 44 accepts an output buffer of that length)
+                pos += dec.update_into(part[:take], out[pos:pos + take])
+            dec.finalize()
         except InvalidTag:
+            out[:] = bytes(len(out))
             return False
         return True
 
@@ -110,6 +130,17 @@ class SegmentCipher:
         """A 32-hex-digit ETag that is not the plaintext MD5 and does not reveal it."""
         key = _derive(self._data_key, _ETAG_INFO, self.segment_id)
         return hmac.digest(key, bytes.fromhex(md5_hex), "sha256").hex()[:32]
+
+
+def _last_bytes(parts: Sequence[memoryview], n: int) -> list[memoryview]:
+    """The views holding the last `n` bytes of the pieces, in order."""
+    out: list[memoryview] = []
+    for part in reversed(parts):
+        if n <= 0:
+            break
+        out.append(part[max(0, len(part) - n):])
+        n -= len(out[-1])
+    return out[::-1]
 
 
 def plain_block_size(block_size: int) -> int:

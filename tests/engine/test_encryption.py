@@ -17,7 +17,7 @@ import pytest
 
 from appliance.engine import keys
 from appliance.engine.codec import checksum
-from appliance.engine.crypto import TAG, SegmentKey
+from appliance.engine.crypto import TAG, SegmentCipher, SegmentKey
 from appliance.engine.errors import DataIntegrityError, EncryptionKeyRequired
 from appliance.engine.objectstore import ObjectStore, PutMeta
 from appliance.engine.records import HealEntry, ObjectVersion, SegmentRecord
@@ -422,6 +422,37 @@ async def test_altered_ciphertext_in_a_large_batch(estore: ObjectStore) -> None:
     assert await read(estore, v, k.resolve, 5 * PLAIN + 3, 9 * PLAIN) == body[5 * PLAIN + 3 : 9 * PLAIN]
     entry = estore.db.get_record(HealEntry, keys.heal(rec.segment_id))
     assert entry is not None and entry.shards == [2]
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, PLAIN, 5 * PLAIN + 3])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 6])
+def test_blocks_open_from_their_pieces(size: int, k: int) -> None:
+    """open_parts_into (large GETs) decrypts a block where its chunks lie, the tag split across
+    chunks or not: the plaintext `open` gives; any altered byte of any piece, tag included, or a
+    block opened as another index or finality, fails, and leaves the output zeroed, not holding
+    unauthenticated plaintext."""
+    cipher = SegmentCipher(os.urandom(32), "seg-parts")
+    plain = random.Random(size * 7 + k).randbytes(size)
+    block = cipher.seal(3, plain, True)
+    cs = -(-len(block) // k)
+    padded = block + b"\xaa" * (cs * k - len(block))  # padding past the block is never read
+    pieces = [memoryview(bytearray(padded[i * cs:(i + 1) * cs]))[: max(0, min(cs, len(block) - i * cs))]
+              for i in range(k)]
+    out = bytearray(os.urandom(size))
+    assert cipher.open_parts_into(3, pieces, True, memoryview(out)) and bytes(out) == plain
+    assert not cipher.open_parts_into(4, pieces, True, memoryview(out)) and out == bytes(size)
+    assert not cipher.open_parts_into(3, pieces, False, memoryview(out)) and out == bytes(size)
+    for i in range(k):
+        if not len(pieces[i]):
+            continue
+        for at in {0, len(pieces[i]) - 1}:
+            pieces[i][at] ^= 1
+            out[:] = os.urandom(size)
+            assert not cipher.open_parts_into(3, pieces, True, memoryview(out)) and out == bytes(size)
+            pieces[i][at] ^= 1
+    assert cipher.open_parts_into(3, pieces, True, memoryview(out)) and bytes(out) == plain
+    with pytest.raises(ValueError):
+        cipher.open_parts_into(3, pieces, True, memoryview(bytearray(size + 1)))
 
 
 async def test_empty_bodies_store_nothing_and_answer_as_before(estore: ObjectStore, tmp_path: Path) -> None:
