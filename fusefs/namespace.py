@@ -45,7 +45,7 @@ class NamespaceOps(NodeOps):
         meta = PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True, sse=protection.report())
         with self.quiet(bucket, path):
             v = await self.store.put_object(bucket, path, body, meta, long_key=True,
-                                            encrypt_with=self.keys.new_key(protection))
+                                            encrypt_with=self.keys.key_for(protection, body))
         self.tree.listed(v)  # kept for the next listing of the directory (listcache.py)
         node = self.inodes.intern(bucket, path, KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE))
         self._entries_changed(parent, p.ctime_ns)

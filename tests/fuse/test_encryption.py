@@ -46,6 +46,14 @@ def test_encrypted_files_through_the_mount(enc_mount: Any) -> None:
     assert s3.head_object(Bucket="vault", Key="new.bin")["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket="vault", Key="new.bin")["Body"].read() == data
     assert (mnt / "new.bin").read_bytes() == data
+    # an empty file stores no data (and makes no data key): still SSE-S3, and so is what it gets
+    (mnt / "empty").touch()
+    assert s3.head_object(Bucket="vault", Key="empty")["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket="vault", Key="empty")["Body"].read() == b""
+    with open(mnt / "empty", "ab") as f:
+        f.write(b"filled later")
+    assert s3.head_object(Bucket="vault", Key="empty")["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket="vault", Key="empty")["Body"].read() == b"filled later"
     with open(mnt / "new.bin", "r+b") as f:  # a write in the middle of a large file
         f.seek(1 << 20)
         f.write(b"patched")
