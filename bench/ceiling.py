@@ -152,6 +152,7 @@ def main() -> None:
         ap.error("--wrk needs wrk on the PATH (apt-get install wrk)")
     sides = (1, args.processes)
     results: dict[int, dict[str, list[tuple[float, float, float]]]] = {n: {"PUT": [], "GET": []} for n in sides}
+    Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir not made yet
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-ceiling-") as tmp:
         work = Path(tmp)
         raw = measure(work / "raw", 256 << 20)

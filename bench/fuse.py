@@ -203,6 +203,7 @@ def main() -> None:
     ap.add_argument("--meta-ops", type=int, default=1000)
     ap.add_argument("--only", choices=["data", "meta"], default=None)
     args = ap.parse_args()
+    Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir not made yet
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-bench-") as tmp:
         root = Path(tmp)
         dropping = drop_caches()

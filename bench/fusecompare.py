@@ -136,6 +136,7 @@ def main() -> None:
     size = args.size_mib * MIB
     sides = [Side("before", args.before.resolve()), Side("after", None)]
     plain = Side("plain", None)
+    Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir not made yet
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-fusecmp-") as tmp:
         work = Path(tmp)
         small = tarball(work / "small.tar", args.files, 4096)
