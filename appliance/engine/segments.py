@@ -1148,7 +1148,7 @@ def _join(chunks: dict[int, Chunk], k: int, blen: int) -> bytes:
     cs = len(chunks[0])
     if cs * k == blen:
         return b"".join(chunks[i] for i in range(k))
-    return b"".join(memoryview(chunks[i])[: max(0, min(cs, blen - i * cs))] for i in range(k))
+    return b"".join(_parts(chunks, k, blen))
 
 
 def _parts(chunks: dict[int, Chunk], k: int, blen: int) -> list[memoryview]:
