@@ -208,12 +208,17 @@ class ShardWriter:
                 os.unlink(self.tmp_path)
 
 
-def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
-    """os.writev until every byte is written (a regular file takes a short write only near
-    ENOSPC or on a signal; the next call then reports the error or goes on)."""
+def _write_all(fd: int, parts: list[bytes | memoryview], offset: int | None = None) -> None:
+    """os.writev (os.pwritev at `offset`: no lseek first, one system call and one GIL hand-off
+    less per write in a worker thread) until every byte is written (a regular file takes a short
+    write only near ENOSPC or on a signal; the next call then reports the error or goes on)."""
     views = [memoryview(p).cast("B") for p in parts]
     while views:
-        n = os.writev(fd, views[:_IOV_MAX])
+        if offset is None:
+            n = os.writev(fd, views[:_IOV_MAX])
+        else:
+            n = os.pwritev(fd, views[:_IOV_MAX], offset)
+            offset += n
         while views and n >= views[0].nbytes:
             n -= views[0].nbytes
             views.pop(0)

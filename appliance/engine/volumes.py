@@ -109,7 +109,7 @@ def record_heads(header: ShardHeader, count: int) -> list[list[bytes | memoryvie
     encode: the headers differ only in their shard number (a small PUT encoded k+m headers on
     the loop, ~50 us per 4+2 PUT). A header that a longer number pushes over the size limit is
     encoded on its own (json_body then drops its user metadata)."""
-    body0 = replace(header, shard=0).json_body(MAX_HEADER_JSON)
+    body0 = (header if header.shard == 0 else replace(header, shard=0)).json_body(MAX_HEADER_JSON)
     # the second field: no JSON string can hold this unescaped, so the first match is it
     marker = b',"shard":0,'
     at = body0.find(marker)
@@ -330,8 +330,7 @@ class VolumeWriter:
             offset += job.size
             parts += job.parts
         try:
-            os.lseek(self._fd, self._end, os.SEEK_SET)
-            _write_all(self._fd, parts)
+            _write_all(self._fd, parts, self._end)
             os.fdatasync(self._fd)
         except OSError:
             # what was written may be partial: never append after it (a new volume next time)
