@@ -25,12 +25,11 @@ import re
 import shutil
 import statistics
 import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 from bench.compare import cpu_seconds
-from bench.raw import measure
+from bench.raw import work_dir
 from bench.s3 import KIB, Client, phase, start_daemon, stop_daemon
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_replay.lua")
@@ -152,12 +151,7 @@ def main() -> None:
         ap.error("--wrk needs wrk on the PATH (apt-get install wrk)")
     sides = (1, args.processes)
     results: dict[int, dict[str, list[tuple[float, float, float]]]] = {n: {"PUT": [], "GET": []} for n in sides}
-    Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir not made yet
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-ceiling-") as tmp:
-        work = Path(tmp)
-        raw = measure(work / "raw", 256 << 20)
-        for line in raw.lines():
-            print(line)
+    with work_dir(args.dir, "stowage-ceiling-", 256 << 20) as (work, raw):
         for r in range(args.rounds):
             for n in (sides if r % 2 == 0 else sides[::-1]):
                 got = one_round(n, work / f"r{r}", args.per_client, not args.unencrypted,

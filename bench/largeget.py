@@ -8,8 +8,8 @@ also crosses loopback TCP to a client on the same two cores, so each round measu
 other in alternating order:
 
 - the *send ceiling*: a bare trio server (this module, `--send-server`) answering every request
-  with 64 MiB from memory in 1 MiB `send_all`s, as the gateway sends a body: nothing read,
-  checked or decrypted; what one event loop can push through loopback with wrk receiving;
+  with the same 64 MiB of memory in 1 MiB `send_all`s, as the gateway sends a body: nothing
+  read, checked or decrypted; what one event loop can push through loopback with wrk receiving;
 - the daemon: four 64 MiB objects (SSE-S3, the shipped default, unless --unencrypted) read over
   and over, its CPU split between the event loop's thread and the worker threads (shard reads,
   CRC checks, decryption), wrk's own CPU, and the machine's idle share (/proc/stat).
@@ -27,13 +27,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.ceiling import WRK_SCRIPT, signed
-from bench.raw import measure
+from bench.raw import work_dir
 from bench.s3 import Client, start_daemon, stop_daemon
 
 MIB = 1 << 20
@@ -96,7 +95,9 @@ def send_server(port_file: Path) -> None:
     """The send ceiling's server: each request answered with OBJECT_MIB MiB from memory."""
     import trio
 
-    block = os.urandom(MIB)
+    # 64 MiB of distinct bytes, as a GET's are: a 1 MiB block sent over and over would stay in
+    # the CPU's caches and make every copy cheaper than the daemon's
+    body = memoryview(os.urandom(OBJECT_MIB * MIB))
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (OBJECT_MIB * MIB)
 
     async def handle(stream: trio.SocketStream) -> None:
@@ -110,8 +111,8 @@ def send_server(port_file: Path) -> None:
                     buf += data
                 _, buf = buf.split(b"\r\n\r\n", 1)  # wrk's GETs carry no body
                 await stream.send_all(head)
-                for _ in range(OBJECT_MIB):
-                    await stream.send_all(block)
+                for i in range(OBJECT_MIB):
+                    await stream.send_all(body[i * MIB:(i + 1) * MIB])
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
 
@@ -173,13 +174,8 @@ def main() -> None:
         ap.error("--rounds and --seconds must be at least 1, --clients 1..64")
     if shutil.which("wrk") is None:
         ap.error("this benchmark needs wrk on the PATH (apt-get install wrk)")
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[Run]] = {"send ceiling": [], "daemon GET": []}
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-largeget-") as tmp:
-        work = Path(tmp)
-        raw = measure(work / "raw", 1 << 30)
-        for line in raw.lines():
-            print(line)
+    with work_dir(args.dir, "stowage-largeget-", 1 << 30) as (work, raw):
         for r in range(args.rounds):
             order = list(runs) if r % 2 == 0 else list(runs)[::-1]
             for name in order:

@@ -8,8 +8,11 @@ memcpy; durable small files: write + fsync + rename + dir fsync per second.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +85,16 @@ def measure(directory: Path, size: int = 1 << 30) -> RawSpeeds:
         p.unlink()
     small.rmdir()
     return RawSpeeds(write, read, memcpy, files)
+
+
+@contextlib.contextmanager
+def work_dir(directory: str, prefix: str, raw_bytes: int) -> Iterator[tuple[Path, RawSpeeds]]:
+    """A scratch directory under `directory` (made if missing), removed afterwards, and the raw
+    speeds measured in it first (printed), for a benchmark to print its figures beside."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=prefix) as tmp:
+        work = Path(tmp)
+        raw = measure(work / "raw", raw_bytes)
+        for line in raw.lines():
+            print(line)
+        yield work, raw
