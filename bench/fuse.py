@@ -21,11 +21,11 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.raw import scratch_dir
 from bench.readme import readme
 
 REPO = Path(__file__).resolve().parent.parent
@@ -203,9 +203,7 @@ def main() -> None:
     ap.add_argument("--meta-ops", type=int, default=1000)
     ap.add_argument("--only", choices=["data", "meta"], default=None)
     args = ap.parse_args()
-    Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir not made yet
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-bench-") as tmp:
-        root = Path(tmp)
+    with scratch_dir(args.dir, "stowage-bench-") as root:
         dropping = drop_caches()
         plain = root / "plain"
         plain.mkdir()

@@ -26,12 +26,12 @@ import shutil
 import statistics
 import subprocess
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 from bench.compare import Side, cpu_seconds
 from bench.fuse import MIB, drop_caches, seq_write, start_daemon
+from bench.raw import scratch_dir
 from bench.s3 import Client
 
 
@@ -136,9 +136,7 @@ def main() -> None:
     size = args.size_mib * MIB
     sides = [Side("before", args.before.resolve()), Side("after", None)]
     plain = Side("plain", None)
-    Path(args.dir).mkdir(parents=True, exist_ok=True)  # a --dir not made yet
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="stowage-fusecmp-") as tmp:
-        work = Path(tmp)
+    with scratch_dir(args.dir, "stowage-fusecmp-") as work:
         small = tarball(work / "small.tar", args.files, 4096)
         empty = tarball(work / "empty.tar", args.list, 0)
         for r in range(args.rounds):

@@ -88,12 +88,19 @@ def measure(directory: Path, size: int = 1 << 30) -> RawSpeeds:
 
 
 @contextlib.contextmanager
-def work_dir(directory: str, prefix: str, raw_bytes: int) -> Iterator[tuple[Path, RawSpeeds]]:
-    """A scratch directory under `directory` (made if missing), removed afterwards, and the raw
-    speeds measured in it first (printed), for a benchmark to print its figures beside."""
+def scratch_dir(directory: str, prefix: str) -> Iterator[Path]:
+    """A benchmark's scratch directory under `directory` (made if missing: a --dir not made
+    yet), removed afterwards."""
     Path(directory).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory, prefix=prefix) as tmp:
-        work = Path(tmp)
+        yield Path(tmp)
+
+
+@contextlib.contextmanager
+def work_dir(directory: str, prefix: str, raw_bytes: int) -> Iterator[tuple[Path, RawSpeeds]]:
+    """`scratch_dir`, and the raw speeds measured in it first (printed), for a benchmark to
+    print its figures beside."""
+    with scratch_dir(directory, prefix) as work:
         raw = measure(work / "raw", raw_bytes)
         for line in raw.lines():
             print(line)
