@@ -20,6 +20,8 @@ RUN_APT := fuse3 libfuse3-dev pkg-config python3-venv python3-dev gcc \
 # pebble (an ACME test CA for [tls] mode = "acme").
 TEST_APT := sqlite3 rsync git tar s3cmd rclone restic s3fs fio debootstrap systemd-container \
 	chromium chromium-driver duplicity python3-boto3 dpkg-dev debhelper fakeroot pebble
+# What the benchmarks add: wrk, the low-overhead load generator (bench/wrkload.py).
+BENCH_APT := wrk
 # Where `stowage` is linked so that it is on PATH after set-up.
 BINDIR ?= $(if $(filter 0,$(shell id -u)),/usr/local/bin,$(HOME)/.local/bin)
 
@@ -45,6 +47,9 @@ endef
 
 .stamp-apt-test: Makefile
 	$(call apt_install,$(TEST_APT))
+
+.stamp-apt-bench: Makefile
+	$(call apt_install,$(BENCH_APT))
 
 $(VENV)/.stamp-pip: pyproject.toml .stamp-apt-run
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
@@ -72,7 +77,7 @@ lint: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: setup-test
+bench: setup-test .stamp-apt-bench
 	$(BIN)/python -m bench.engine
 
 # Install or upgrade Stowage on this (Debian 12) box as a systemd service; see images/install.sh.

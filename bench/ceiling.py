@@ -21,63 +21,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 from pathlib import Path
-from urllib.parse import quote
 
+from bench import wrkload
 from bench.compare import cpu_seconds
 from bench.raw import work_dir
 from bench.s3 import KIB, Client, phase, start_daemon, stop_daemon
-
-WRK_SCRIPT = Path(__file__).with_name("wrk_replay.lua")
 
 CLIENTS = 16
 SIZE = 4 * KIB
 TARGETS = {"PUT": ">= 1,000 /s", "GET": ">= 2,500 /s"}
 
 
-def signed(c: Client, method: str, path: str, body: bytes = b"") -> bytes:
-    """One request for wrk_replay.lua: signed now (valid for the 15 minutes SigV4 allows)."""
-    h = c._headers(method, path, "")
-    if method == "PUT":
-        h["content-length"] = str(len(body))
-    head = f"{method} {quote(path)} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
-    raw = head.encode() + body
-    return b"%d\n" % len(raw) + raw
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    if m is None:
-        raise RuntimeError(f"wrk printed a latency this benchmark cannot read: {text!r}")
-    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-
-
 def wrk_phase(infos: list[dict[str, str]], reqs: list[Path], seconds: int) -> tuple[list[int], float, float]:
     """One wrk per daemon (16/n connections each), side by side: (requests answered by each
     daemon, ops/s, worst p99 ms)."""
-    n = len(infos)
-    runs = [subprocess.Popen(["wrk", "-t1", f"-c{CLIENTS // n}", f"-d{seconds}s", "--latency", "-s", str(WRK_SCRIPT),
-                              d["endpoint"], "--", str(r)], stdout=subprocess.PIPE, text=True)
-            for d, r in zip(infos, reqs, strict=True)]
-    outs = [run.communicate()[0] for run in runs]
-    answered: list[int] = []
-    rate, p99 = 0.0, 0.0
-    for out in outs:
-        done = re.search(r"(\d+) requests in", out)
-        per_s = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        tail = re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE)  # the latency distribution's line
-        if done is None or per_s is None or tail is None:
-            raise RuntimeError(f"wrk failed:\n{out}")
-        if "Non-2xx" in out:
-            raise RuntimeError(f"the daemon refused requests wrk replayed:\n{out}")
-        answered.append(int(done.group(1)))
-        rate += float(per_s.group(1))
-        p99 = max(p99, _ms(tail.group(1)))
-    return answered, rate, p99
+    runs = [wrkload.start(d["endpoint"], r, CLIENTS // len(infos), seconds) for d, r in zip(infos, reqs, strict=True)]
+    got = [wrkload.parse(run.communicate()[0]) for run in runs]
+    return [g.answered for g in got], sum(g.per_s for g in got), max(g.p99_ms for g in got)
 
 
 def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
@@ -109,8 +73,8 @@ def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
                 reqs = []
                 for i, c in enumerate(admins):
                     path = work / f"d{n}-{i}" / f"{method}.reqs"
-                    path.write_bytes(b"".join(signed(c, method, f"/bench/w{j}", body if method == "PUT" else b"")
-                                              for j in stored[i]))
+                    path.write_bytes(b"".join(wrkload.signed(c, method, f"/bench/w{j}",
+                                                             body if method == "PUT" else b"") for j in stored[i]))
                     reqs.append(path)
                 cpu0 = sum(cpu_seconds(p.pid) for p in procs)
                 answered, rate, p99 = wrk_phase(infos, reqs, wrk_seconds)
@@ -147,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     if not 2 <= args.processes <= CLIENTS or args.rounds < 1 or args.per_client < 1 or args.seconds < 1:
         ap.error("--processes must be 2..16; --rounds, --per-client and --seconds at least 1")
-    if args.wrk and shutil.which("wrk") is None:
+    if args.wrk and not wrkload.available():
         ap.error("--wrk needs wrk on the PATH (apt-get install wrk)")
     sides = (1, args.processes)
     results: dict[int, dict[str, list[tuple[float, float, float]]]] = {n: {"PUT": [], "GET": []} for n in sides}

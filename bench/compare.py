@@ -1,6 +1,7 @@
 """Before/after, side by side in one run: the S3 figures of issue 15 for two source trees.
 
     python -m bench.compare --before /path/to/old/tree [--dir DIR] [--rounds 2] [--quick] [--sse-s3]
+                            [--client wrk|threads]
 
 Other work on the machine moves absolute figures from minute to minute, so a before/after table
 is only fair when both sides share the minutes: each round starts a daemon from each tree in
@@ -11,7 +12,9 @@ figure of this machine it is judged against (bench.raw, measured at the start of
 Per side: 4 KiB and 256 KiB PUT/GET ops/s at 16 clients with p99, 64 MiB PUT/GET MiB/s at 4
 clients, a full ListObjectsV2 (pages of 1,000) keys/s, the daemon's CPU time per small op
 (user + system, from /proc) and its peak PSS summed over its process tree. Buckets have no
-default encryption, unless `--sse-s3`: the shipped default, every new bucket SSE-S3.
+default encryption, unless `--sse-s3`: the shipped default, every new bucket SSE-S3. The small
+objects' load comes from wrk's 16 connections when wrk is installed (bench.wrkload), else from
+16 client threads (`--client threads`).
 """
 
 from __future__ import annotations
@@ -29,9 +32,20 @@ from typing import TypeVar
 
 import psutil
 
+from bench import wrkload
 from bench.pss import PssWatch
 from bench.raw import MIB, RawSpeeds, measure
-from bench.s3 import KIB, Client, full_listing, populate_listing, small_ops, start_daemon, stop_daemon, throughput
+from bench.s3 import (
+    KIB,
+    Client,
+    full_listing,
+    populate_listing,
+    small_ops,
+    small_ops_wrk,
+    start_daemon,
+    stop_daemon,
+    throughput,
+)
 
 K, M = 4, 2  # the bench daemons' geometry (6 disks)
 
@@ -63,20 +77,27 @@ def measured(pid: int, fn: Callable[[], T]) -> tuple[T, float]:
     return out, cpu_seconds(pid) - c0
 
 
-def one_round(side: Side, work: Path, quick: bool, list_keys: int, sse_s3: bool) -> None:
+def one_round(side: Side, work: Path, quick: bool, list_keys: int, sse_s3: bool, use_wrk: bool) -> None:
     data = work / f"{side.name}-data"
     proc, d = start_daemon(data, side.code, sse_s3)
     try:
         watch = PssWatch(proc.pid)
         Client(d["endpoint"], d["access_key"], d["secret_key"]).call("PUT", "/bench")
         per = 30 if quick else 100
-        res, cpu = measured(proc.pid, lambda: small_ops(d, 4 * KIB, 16, per, prefix=f"r{time.monotonic_ns()}-"))
+        prefix = f"r{time.monotonic_ns()}-"
+        if use_wrk:
+            res, cpu = measured(proc.pid, lambda: small_ops_wrk(d, work, 4 * KIB, 16, 1600, 3 if quick else 8, prefix))
+        else:
+            res, cpu = measured(proc.pid, lambda: small_ops(d, 4 * KIB, 16, per, prefix))
         for method in ("PUT", "GET"):
-            ops, _p50, p99 = res[method]
+            ops, _p50, p99, _n = res[method]
             side.add(f"4 KiB {method} ops/s", ops)
             side.add(f"4 KiB {method} p99 ms", p99)
-        side.add("daemon CPU ms per 4 KiB op", cpu * 1000 / (2 * 16 * per))
-        res = small_ops(d, 256 * KIB, 16, 8 if quick else 25)
+        side.add("daemon CPU ms per 4 KiB op", cpu * 1000 / (res["PUT"][3] + res["GET"][3]))
+        if use_wrk:
+            res = small_ops_wrk(d, work, 256 * KIB, 16, 640, 3 if quick else 8)
+        else:
+            res = small_ops(d, 256 * KIB, 16, 8 if quick else 25)
         for method in ("PUT", "GET"):
             side.add(f"256 KiB {method} ops/s", res[method][0])
         big = os.urandom(64 * MIB)
@@ -118,7 +139,8 @@ def targets(raw: RawSpeeds) -> dict[str, tuple[str, str]]:
     }
 
 
-def main(before: Path, directory: Path, rounds: int, quick: bool, list_keys: int, sse_s3: bool = False) -> None:
+def main(before: Path, directory: Path, rounds: int, quick: bool, list_keys: int, sse_s3: bool = False,
+         use_wrk: bool = False) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     raw = measure(directory, (256 if quick else 1024) * MIB)
     sides = [Side("before", before.resolve()), Side("after", None)]
@@ -126,12 +148,12 @@ def main(before: Path, directory: Path, rounds: int, quick: bool, list_keys: int
     try:
         for r in range(rounds):
             for side in (sides if r % 2 == 0 else sides[::-1]):
-                one_round(side, work, quick, list_keys, sse_s3)
+                one_round(side, work, quick, list_keys, sse_s3, use_wrk)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"Stowage before/after, side by side — {rounds} rounds alternating, medians; dir {directory}"
           f"{' (quick)' if quick else ''}{'; buckets SSE-S3 (the shipped default)' if sse_s3 else ''}"
-          f"; before = {before}")
+          f"; before = {before}; small objects from {'wrk' if use_wrk else 'the threaded client'}")
     for line in raw.lines():
         print("  " + line)
     print(f"  {'figure':<32} {'before':>10} {'after':>10} {'change':>8}   target (raw figure)")
@@ -150,5 +172,9 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--list-keys", type=int, default=100_000)
     ap.add_argument("--sse-s3", action="store_true", help="buckets SSE-S3 by default, as shipped")
+    ap.add_argument("--client", choices=("wrk", "threads"), default="wrk" if wrkload.available() else "threads",
+                    help="small objects' load: wrk (the default when installed) or the threaded Python client")
     args = ap.parse_args()
-    main(args.before, args.dir, args.rounds, args.quick, args.list_keys, args.sse_s3)
+    if args.client == "wrk" and not wrkload.available():
+        ap.error("--client wrk needs wrk on the PATH (apt-get install wrk)")
+    main(args.before, args.dir, args.rounds, args.quick, args.list_keys, args.sse_s3, args.client == "wrk")

@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.ceiling import WRK_SCRIPT, signed
 from bench.raw import work_dir
 from bench.s3 import Client, start_daemon, stop_daemon
+from bench.wrkload import WRK_SCRIPT, signed
 
 MIB = 1 << 20
 OBJECT_MIB = 64

@@ -1,13 +1,16 @@
 """S3 gateway benchmark: the real daemon, driven over HTTP, beside the raw disk and the engine.
 
-    python -m bench.s3 [--dir /var/tmp/stowage-bench] [--quick]
+    python -m bench.s3 [--dir /var/tmp/stowage-bench] [--quick] [--client wrk|threads]
 
 Measures, in one run: raw disk speed (bench.raw: dd-style write+fsync, cold read); the engine
 in-process (bench.engine: 64 MiB put/get, 4 KiB ops at 16 tasks); and through the gateway of a
 `stowage serve` subprocess: 64 MiB PUT/GET MiB/s with 1 and 8 concurrent clients, 4 KiB and
 256 KiB PUT/GET ops/s with p50/p99 at 16 concurrent clients, and a full paginated ListObjectsV2
 of a 100,000-key bucket. The client is deliberately lean (http.client, keep-alive, SigV4 with
-UNSIGNED-PAYLOAD) so the figures show the gateway, not boto3's own hashing.
+UNSIGNED-PAYLOAD) so the figures show the gateway, not boto3's own hashing. The 4 KiB and
+256 KiB figures come from wrk's 16 connections when wrk is installed (bench.wrkload: the
+low-overhead generator issue 15's figures came from; the threaded client spends CPU the daemon
+then cannot use), else from 16 client threads (`--client threads`).
 
 Authorization's cost: 4 KiB PUT/GET ops/s of the root user beside an IAM user with a realistic
 policy set (3 attached managed policies of 10 statements each, and a bucket policy with
@@ -42,6 +45,7 @@ from urllib.parse import quote, urlsplit
 
 import trio
 
+from bench import wrkload
 from bench.pss import PssWatch
 from bench.raw import MIB, measure
 from bench.readme import readme
@@ -188,14 +192,27 @@ def phase(conns: list[Client], method: str, path_of: Callable[[int, int], str], 
 
 
 def small_ops(d: dict[str, str], size: int, clients: int, per_client: int,
-              prefix: str = "", bucket: str = "bench") -> dict[str, tuple[float, float, float]]:
+              prefix: str = "", bucket: str = "bench") -> dict[str, tuple[float, float, float, int]]:
+    """PUTs then GETs of `size` bytes from `clients` threads: per method (ops/s, p50 ms, p99 ms,
+    requests)."""
     conns = [Client(d["endpoint"], d["access_key"], d["secret_key"]) for _ in range(clients)]
     body = os.urandom(size)
     out = {}
     for method in ("PUT", "GET"):
         wall, flat = phase(conns, method, lambda i, j: f"/{bucket}/{prefix}s{size}/{i}/{j}", body, per_client)
-        out[method] = (len(flat) / wall, statistics.median(flat) * 1000, flat[int(len(flat) * 0.99) - 1] * 1000)
+        out[method] = (len(flat) / wall, statistics.median(flat) * 1000, flat[int(len(flat) * 0.99) - 1] * 1000,
+                       len(flat))
     return out
+
+
+def small_ops_wrk(d: dict[str, str], work: Path, size: int, clients: int, keys: int, seconds: int,
+                  prefix: str = "", bucket: str = "bench") -> dict[str, tuple[float, float, float, int]]:
+    """small_ops' figures with wrk's connections as the clients (bench.wrkload): `keys` objects
+    PUT for `seconds` (cycling), then read back for as long."""
+    c = Client(d["endpoint"], d["access_key"], d["secret_key"])
+    paths = [f"/{bucket}/{prefix}w{size}/{j}" for j in range(keys)]
+    put, get = wrkload.put_then_get(c, d["endpoint"], work, paths, os.urandom(size), clients, seconds)
+    return {m: (r.per_s, r.p50_ms, r.p99_ms, r.answered) for m, r in (("PUT", put), ("GET", get))}
 
 
 # --- authorization: root beside a user with a realistic policy set ------------------------------
@@ -374,7 +391,7 @@ def engine_figures(root: Path, quick: bool) -> tuple[float, float, float, float]
         store.db.close()
 
 
-def main(directory: Path, quick: bool, list_keys: int) -> None:
+def main(directory: Path, quick: bool, list_keys: int, use_wrk: bool) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     raw = measure(directory, (256 if quick else 1024) * MIB)
     work = Path(tempfile.mkdtemp(prefix="s3bench-", dir=directory))
@@ -390,8 +407,12 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
             tp8 = throughput(d, 8, 1 if quick else 2, big)
             sse = sse_figures(d, 2 if quick else 6, big, 1 if quick else 2, 25 if quick else 60)
             del big
-            small4 = small_ops(d, 4 * KIB, 16, 25 if quick else 100)
-            small256 = small_ops(d, 256 * KIB, 16, 10 if quick else 40)
+            if use_wrk:
+                small4 = small_ops_wrk(d, work, 4 * KIB, 16, 1600, 3 if quick else 8)
+                small256 = small_ops_wrk(d, work, 256 * KIB, 16, 640, 3 if quick else 8)
+            else:
+                small4 = small_ops(d, 4 * KIB, 16, 25 if quick else 100)
+                small256 = small_ops(d, 256 * KIB, 16, 10 if quick else 40)
             authz = authz_figures(d, setup_authz_user(data, d), 2 if quick else 12, 25 if quick else 40)
         finally:
             stop_daemon(proc)
@@ -421,9 +442,11 @@ def main(directory: Path, quick: bool, list_keys: int) -> None:
           f"({readme('S3 64 MiB PUT / GET, 8 clients')})")
     small_targets = {("4 KiB", "PUT"): ">= 1,000 ops/s, p99 <= 50 ms", ("4 KiB", "GET"): ">= 2,500 ops/s, p99 <= 50 ms",
                      ("256 KiB", "PUT"): ">= 400 ops/s", ("256 KiB", "GET"): ">= 1,200 ops/s"}
+    load = "wrk, 16 connections" if use_wrk else "16 threaded Python clients"
+    print(f"  small objects: {load}")
     for label, res in (("4 KiB", small4), ("256 KiB", small256)):
         for method in ("PUT", "GET"):
-            ops, p50, p99 = res[method]
+            ops, p50, p99, _n = res[method]
             print(f"  S3 {label:>7} {method}, 16 clients: {ops:8.1f} ops/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
                   f"   (target {small_targets[label, method]}; {readme(f'S3 {label} PUT / GET')})")
     for name, (plain, enc, diff) in sse.items():
@@ -445,5 +468,10 @@ if __name__ == "__main__":
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp/stowage-bench"))
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--list-keys", type=int, default=100_000)
+    ap.add_argument("--client", choices=("wrk", "threads"), default="wrk" if wrkload.available() else "threads",
+                    help="small objects' load: wrk (the default when installed: `make bench` installs it) "
+                         "or the threaded Python client")
     args = ap.parse_args()
-    main(args.dir, args.quick, args.list_keys)
+    if args.client == "wrk" and not wrkload.available():
+        ap.error("--client wrk needs wrk on the PATH (apt-get install wrk)")
+    main(args.dir, args.quick, args.list_keys, args.client == "wrk")
