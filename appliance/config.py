@@ -191,6 +191,17 @@ class VolumesConfig:
 
 
 @dataclass(frozen=True)
+class MemoryConfig:
+    """What all large streams together may hold in flight (engine/budget.py): uploads their
+    queued and encoded blocks (`write_buffer_bytes`; a write waits for its share), downloads
+    their batches (`read_buffer_bytes`; a read without a share goes a block at a time). More
+    streams share these instead of each adding its own ~20-35 MiB to the daemon's memory."""
+
+    write_buffer_bytes: int = 64 << 20
+    read_buffer_bytes: int = 128 << 20
+
+
+@dataclass(frozen=True)
 class SnapshotConfig:
     interval_seconds: float = 3600.0
     keep: int = 3
@@ -337,6 +348,7 @@ class Config:
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     stall: StallConfig = field(default_factory=StallConfig)
     volumes: VolumesConfig = field(default_factory=VolumesConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     kms: KmsConfig = field(default_factory=KmsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     access_log: AccessLogConfig = field(default_factory=AccessLogConfig)
@@ -466,6 +478,9 @@ def validate(cfg: Config) -> Config:
     _validate_mount_access(cfg.mount)
     if not 0 < cfg.stall.seconds <= 600:
         raise ConfigError("stall.seconds: must be more than 0 and at most 600")
+    for name in ("write_buffer_bytes", "read_buffer_bytes"):
+        if not 8 << 20 <= getattr(cfg.memory, name) <= 64 << 30:
+            raise ConfigError(f"memory.{name}: must be between 8 MiB and 64 GiB")
     if not 0 <= cfg.volumes.pack_bytes <= 64 << 20:
         raise ConfigError("volumes.pack_bytes: must be between 0 and 67108864")
     if not 1 << 20 <= cfg.volumes.volume_bytes <= 16 << 30:

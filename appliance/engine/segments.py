@@ -23,6 +23,7 @@ bytes are never returned.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import errno
@@ -32,7 +33,7 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,6 +42,7 @@ import trio
 from diskmgr.durable import fsync_dir
 
 from . import codec, fssync
+from .budget import ByteBudget
 from .cachedopen import open_cached
 from .codec import Geometry
 from .crypto import TAG, SegmentCipher, SegmentKey
@@ -71,6 +73,10 @@ from .volumes import (
     volume_path,
 )
 
+# what large writes and large reads may hold in flight, all of them together (budget.py); the
+# defaults of config [memory] write_buffer_bytes and read_buffer_bytes
+WRITE_BUFFER_BYTES = 64 << 20
+READ_BUFFER_BYTES = 128 << 20
 READ_BATCH_BYTES = 8 << 20  # data bytes fetched per batch (per read, ~1.5x this in flight)
 CHANNEL_DEPTH = 4  # encoded blocks buffered per shard writer
 # Blocks buffered before the MD5 and the encoding stage of a write; each stage takes whatever is
@@ -317,6 +323,8 @@ class SegmentIO:
         # a shard write unanswered this long, once the others make the quorum, is given up
         # (config [stall] seconds; docs/fault-matrix.md)
         self.stall_seconds = STALL_SECONDS
+        self.write_budget = ByteBudget(WRITE_BUFFER_BYTES)
+        self.read_budget = ByteBudget(READ_BUFFER_BYTES)
         self.pack_bytes = PACK_BYTES
         self.volume_bytes = VOLUME_BYTES
         self._volumes: dict[tuple[str, str], VolumeWriter] = {}  # (disk id, path) -> its appends
@@ -385,6 +393,7 @@ class SegmentIO:
         shards: list[_ShardState] = []
         sends: list[trio.MemorySendChannel[memoryview]] = []
         length = stored = 0
+        flow = _Flow(self.write_budget, geo.n)
 
         # Three stages overlap, each in its own thread while the loop reads the next block: the
         # ETag's MD5 (sequential by nature), sealing + erasure coding, and the shard writers. MD5
@@ -404,7 +413,9 @@ class SegmentIO:
         async def hasher() -> None:
             async with hash_recv:
                 async for block in hash_recv:
-                    await trio.to_thread.run_sync(hash_all, _with_queued(hash_recv, block, STAGE_DEPTH))
+                    blocks = _with_queued(hash_recv, block, STAGE_DEPTH)
+                    await trio.to_thread.run_sync(hash_all, blocks)
+                    flow.hashed(len(blocks))
 
         async def coder() -> None:
             async with code_recv:
@@ -428,9 +439,13 @@ class SegmentIO:
                         for i, st in enumerate(shards):
                             send, recv = trio.open_memory_channel[memoryview](CHANNEL_DEPTH)
                             sends.append(send)
-                            nursery.start_soon(self._shard_writer, i, st, header, recv)
+                            nursery.start_soon(self._shard_writer, i, st, header, recv, flow)
                         nursery.start_soon(hasher)
                         nursery.start_soon(coder)
+                    # the block's share of the budget, given back once every stage is done with
+                    # it: its encoded size (n/k of it), what it holds as plain bytes before the
+                    # coder and as chunks after
+                    await flow.enter(len(block) * geo.n // geo.k)
                     await hash_send.send(block)
                     await code_send.send((index, block, final))
                     index += 1
@@ -449,6 +464,8 @@ class SegmentIO:
             with trio.CancelScope(shield=True):
                 await self._discard(segment_id, shards)
             raise
+        finally:
+            flow.close()
         return _record(segment_id, geo, stored, shards, created, pool, enc), summary
 
     async def _write_whole(self, data: bytes, geo: Geometry, pool: list[Disk], identity: dict[str, Any],
@@ -596,13 +613,14 @@ class SegmentIO:
             )
 
     async def _shard_writer(
-        self, i: int, st: _ShardState, header: ShardHeader, recv: trio.MemoryReceiveChannel[memoryview]
+        self, i: int, st: _ShardState, header: ShardHeader, recv: trio.MemoryReceiveChannel[memoryview],
+        flow: _Flow,
     ) -> None:
         disk = st.disk
         async with recv:
             if disk is None:
                 async for _ in recv:
-                    pass
+                    flow.wrote(i, 1)
                 return
             hdr = _with_shard(header, i)
             try:
@@ -616,6 +634,7 @@ class SegmentIO:
                 self._fail(st, disk, exc)
             async for chunk in recv:
                 if st.failed or st.writer is None:
+                    flow.wrote(i, 1)
                     continue
                 chunks = _with_queued(recv, chunk, CHANNEL_DEPTH)  # what else is queued: the same write
                 t0 = time.perf_counter()
@@ -630,6 +649,10 @@ class SegmentIO:
                     self._fail(st, disk, exc)
                     await trio.to_thread.run_sync(st.writer.discard)
                     continue
+                finally:
+                    # done with, for the budget, even when given up on (a stalled disk's thread
+                    # may hold these chunks a while): the write must not wait for that disk
+                    flow.wrote(i, len(chunks))
                 disk.counters.wrote(time.perf_counter() - t0, sum(len(c) for c in chunks))
 
     @staticmethod
@@ -709,7 +732,7 @@ class SegmentIO:
     # --- read -------------------------------------------------------------------------------
 
     async def read(self, rec: SegmentRecord, start: int, end: int,
-                   data_key: bytes | None = None) -> AsyncIterator[bytes | bytearray]:
+                   data_key: bytes | None = None) -> AsyncGenerator[bytes | bytearray, None]:
         """Content bytes [start, end) of the segment, verified (and decrypted: an encrypted
         segment needs its data key); decodes around damaged chunks."""
         if start >= end:
@@ -723,30 +746,71 @@ class SegmentIO:
         step = geo.block_size - (TAG if cipher is not None else 0)  # content bytes per block
         first, last = start // step, (end - 1) // step
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
-        batches = [(b0, min(last, b0 + per_batch - 1)) for b0 in range(first, last + 1, per_batch)]
-        ahead: _ReadAhead | None = None
-        for n, (b0, b1) in enumerate(batches):
-            got = self._read_cached(rec, geo, b0, b1) if len(batches) == 1 else None
-            opened: list[bytes | bytearray | None] | None = None
-            if got is not None:
-                # read without waiting: still a checkpoint, or a task that reads in a loop
-                # would never let another run (trio schedules only at checkpoints)
-                await trio.lowlevel.checkpoint()
-            elif ahead is not None:
-                got = await self._take_ahead(ahead, rec, b1 - b0 + 1)
-                opened = ahead.opened if got is not None else None
-            if got is None:
-                got = await self._fetch(rec, geo, b0, b1)
-            # the next batch is read (and decrypted) while this one is assembled and consumed
-            ahead = self._read_ahead(rec, geo, *batches[n + 1], cipher) if n + 1 < len(batches) else None
-            blocks: Sequence[bytes | bytearray]
-            if cipher is None:
-                blocks = await self._assemble(rec, geo, b0, got)
-            else:
-                blocks = await self._open_blocks(rec, geo, b0, got, cipher, opened)
-            self._recycle(got)
-            for piece in _pieces(blocks, b0, step, start, end):
-                yield piece
+        budget = self.read_budget
+
+        def cost(b0: int, b1: int) -> int:
+            # a batch as read, and half again for its blocks joined or decrypted: a stream holds
+            # about three batches' bytes at a time (the batch read ahead, the batch being sent,
+            # and one of them as read until it is joined or decrypted)
+            return 3 * geo.k * batch_bytes(geo, rec.length, b0, b1) // 2
+
+        # A batch of more than one block takes its share of the read budget (budget.py): with
+        # too little free, a batch of half as many blocks, and so on down to one block (a few
+        # MiB outside the budget). A whole next batch is read ahead only while a share stays
+        # free after it, so that another stream's batch comes before this one's read-ahead.
+        # Never waited for: a reader holds its share while its client takes the batch, and a
+        # slow client must not stall the others.
+        held = ahead_held = 0
+        ahead: _ReadAhead | None = None  # the read-ahead of blocks b0..ahead_last
+        ahead_last = 0
+        b0 = first
+        try:
+            while b0 <= last:
+                if ahead is not None:
+                    b1, held, ahead_held = ahead_last, ahead_held, 0
+                else:
+                    size = per_batch
+                    while True:
+                        b1 = min(last, b0 + size - 1)
+                        if b1 == b0 or (held := budget.try_take(cost(b0, b1))):
+                            break
+                        size //= 2
+                got = self._read_cached(rec, geo, b0, b1) if (b0, b1) == (first, last) else None
+                opened: list[bytes | bytearray | None] | None = None
+                if got is not None:
+                    # read without waiting: still a checkpoint, or a task that reads in a loop
+                    # would never let another run (trio schedules only at checkpoints)
+                    await trio.lowlevel.checkpoint()
+                elif ahead is not None:
+                    got = await self._take_ahead(ahead, rec, b1 - b0 + 1)
+                    opened = ahead.opened if got is not None else None
+                if got is None:
+                    got = await self._fetch(rec, geo, b0, b1)
+                # the next batch is read (and decrypted) while this one is assembled and consumed
+                ahead = None
+                if b1 < last:
+                    ahead_last = min(last, b1 + per_batch)
+                    share = cost(b1 + 1, ahead_last)
+                    ahead_held = budget.try_take(share, spare=share)
+                    if ahead_held:
+                        ahead = self._read_ahead(rec, geo, b1 + 1, ahead_last, cipher)
+                        if ahead is None:
+                            budget.give(ahead_held)
+                            ahead_held = 0
+                blocks: Sequence[bytes | bytearray]
+                if cipher is None:
+                    blocks = await self._assemble(rec, geo, b0, got)
+                else:
+                    blocks = await self._open_blocks(rec, geo, b0, got, cipher, opened)
+                self._recycle(got)
+                for piece in _pieces(blocks, b0, step, start, end):
+                    yield piece
+                del blocks
+                budget.give(held)
+                held = 0
+                b0 = b1 + 1
+        finally:
+            budget.give(held + ahead_held)
 
     def _read_cached(self, rec: SegmentRecord, geo: Geometry, b0: int, b1: int) -> Chunks | None:
         """The data chunks of a small packed batch read on the event loop, or None: then read in
@@ -1117,6 +1181,41 @@ def _uninitialised(size: int) -> bytearray:
 
 
 T = TypeVar("T")
+
+
+class _Flow:
+    """A streamed write's blocks in flight and the budget each took (budget.py): a block's share
+    is given back, in order, once the MD5 stage has hashed it and every shard writer is done
+    with its chunk (written, failed or skipped); whatever is still held when the write ends
+    (`close`), however it ends."""
+
+    def __init__(self, budget: ByteBudget, shards: int) -> None:
+        self.budget = budget
+        self.held: collections.deque[int] = collections.deque()  # per block not yet given back
+        self.given = 0  # blocks given back
+        self._hashed = 0
+        self._written = [0] * shards
+
+    async def enter(self, cost: int) -> None:
+        self.held.append(await self.budget.take(cost))
+
+    def hashed(self, blocks: int) -> None:
+        self._hashed += blocks
+        self._settle()
+
+    def wrote(self, shard: int, blocks: int) -> None:
+        self._written[shard] += blocks
+        self._settle()
+
+    def _settle(self) -> None:
+        done = min(self._hashed, *self._written)
+        while self.given < done and self.held:
+            self.budget.give(self.held.popleft())
+            self.given += 1
+
+    def close(self) -> None:
+        while self.held:
+            self.budget.give(self.held.popleft())
 
 
 def _with_queued(recv: trio.MemoryReceiveChannel[T], first: T, most: int) -> list[T]:

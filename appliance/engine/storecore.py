@@ -15,7 +15,7 @@ import contextvars
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from appliance.config import Config, ConfigError
 from diskmgr.crashpoints import crash_point
 
 from . import classes, events, keys, listing, lock, restore, tiering, transcode, usage
+from .budget import ByteBudget
 from .classes import Placement
 from .codec import Geometry, auto_geometry
 from .crypto import KeyResolver, SegmentKey
@@ -337,6 +338,8 @@ class StoreCore:
         self.seg.stall_seconds = cfg.stall.seconds
         self.seg.pack_bytes = cfg.volumes.pack_bytes
         self.seg.volume_bytes = cfg.volumes.volume_bytes
+        self.seg.write_budget = ByteBudget(cfg.memory.write_buffer_bytes)
+        self.seg.read_budget = ByteBudget(cfg.memory.read_buffer_bytes)
         self.geometries: dict[str, Geometry] = {}
         self.access = tiering.AccessLog()  # reads of INTELLIGENT_TIERING versions, flushed in batches
         # segment id -> reads in progress that took its record: a moved shard's old file stays
@@ -918,18 +921,21 @@ class StoreCore:
         return rec
 
     async def read_object(self, version: ObjectVersion, start: int = 0, end: int | None = None,
-                          *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes | bytearray]:
+                          *, decrypt_with: KeyResolver | None = None) -> AsyncGenerator[bytes | bytearray, None]:
         """Bytes [start, end) of an object version, streamed (`decrypt_with` opens the data keys
         of encrypted segments)."""
         end = version.size if end is None else min(end, version.size)
         refs = restore.readable_refs(self, version)  # an archived version: its restore copy, or refused
         if version.storage_class == tiering.CLASS:
             self.access.note(version, time.time_ns())
-        async for piece in self.read_refs(refs, start, end, decrypt_with=decrypt_with):
-            yield piece
+        # closed with this stream, not when collected: its reads stop and its shares of the
+        # read budget are given back at once (as the inner reads below)
+        async with contextlib.aclosing(self.read_refs(refs, start, end, decrypt_with=decrypt_with)) as pieces:
+            async for piece in pieces:
+                yield piece
 
     async def read_refs(self, refs: list[SegmentRef], start: int, end: int,
-                        *, decrypt_with: KeyResolver | None = None) -> AsyncIterator[bytes | bytearray]:
+                        *, decrypt_with: KeyResolver | None = None) -> AsyncGenerator[bytes | bytearray, None]:
         """Bytes [start, end) of an object made of `refs`, streamed (a piece may be a bytearray:
         a decrypted block is yielded in the buffer it was decrypted into, owned by the reader)."""
         keys_: dict[str, bytes] = {}  # data key per segment: a ref list often slices one segment many times
@@ -941,8 +947,10 @@ class StoreCore:
                 if data_key is None:
                     data_key = keys_[rec.segment_id] = decrypt_with(rec.enc)
             with self.reading(rec.segment_id):
-                async for piece in self.seg.read(rec, ref.offset, ref.offset + ref.length, data_key):
-                    yield piece
+                async with contextlib.aclosing(self.seg.read(rec, ref.offset, ref.offset + ref.length,
+                                                             data_key)) as pieces:
+                    async for piece in pieces:
+                        yield piece
 
     @contextlib.contextmanager
     def reading(self, segment_id: str) -> Iterator[None]:

@@ -382,7 +382,7 @@ class ReplicationService:
             await put_streamed(ep, dest, v.key, v.size, body, headers, complete, threshold=rc.multipart_threshold,
                                part_size=rc.part_size, source_parts=v.parts)
         finally:
-            await body.aclose()  # type: ignore[attr-defined]
+            await body.aclose()
         return v.size
 
     async def _has_version(self, target: RemoteTarget, dest: str, v: ObjectVersion) -> bool:
