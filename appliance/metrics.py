@@ -124,6 +124,7 @@ class ApplianceCollector(Collector):
         yield from self._objects()
         yield from self._fuse()
         yield from self._journal()
+        yield from self._buffers()
 
     def _disks(self) -> Iterator[Metric]:
         disks = list(self.store.disks)
@@ -263,6 +264,21 @@ class ApplianceCollector(Collector):
         yield fam
         yield GaugeMetricFamily("stowage_journal_last_lsn", "The last metadata commit's sequence number",
                                 value=float(j.last_lsn))
+
+
+    def _buffers(self) -> Iterator[Metric]:
+        seg = self.store.seg
+        budgets = (("write", seg.write_budget), ("read", seg.read_budget))
+        for name, what, help_ in (
+                ("stowage_stream_buffer_bytes", "used", "Bytes large uploads (write) and downloads (read) hold "
+                 "in flight now, all of them together"),
+                ("stowage_stream_buffer_limit_bytes", "total", "The budget of those bytes ([memory] "
+                 "write_buffer_bytes, read_buffer_bytes)"),
+                ("stowage_stream_buffer_peak_bytes", "peak", "The most bytes held in flight at once since the start")):
+            fam = GaugeMetricFamily(name, help_, labels=["budget"])
+            for label, budget in budgets:
+                fam.add_metric([label], float(getattr(budget, what)))
+            yield fam
 
 
 class ProcessCollector(Collector):

@@ -5,6 +5,7 @@ requests made; who may read the metrics; health in each state."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -81,6 +82,17 @@ def test_metrics_count_a_mixed_workload(daemon: Any) -> None:
     assert value(m, "stowage_heal_backlog_segments") == 0
     assert value(m, "stowage_service_backlog", service="notifications") == 0
     assert ("stowage_event_loop_lag_seconds_count", ()) in m
+    # small bodies take nothing from the stream budgets; a 3 MiB body (three blocks) does
+    for budget in ("write", "read"):
+        assert value(m, "stowage_stream_buffer_limit_bytes", budget=budget) >= 64 << 20
+        assert value(m, "stowage_stream_buffer_peak_bytes", budget=budget) == 0
+    big = os.urandom(3 << 20)
+    s3.put_object(Bucket="mixed", Key="big", Body=big)
+    assert s3.get_object(Bucket="mixed", Key="big")["Body"].read() == big
+    after = _scrape(daemon, token)
+    for budget in ("write", "read"):
+        assert value(after, "stowage_stream_buffer_peak_bytes", budget=budget) > 0
+        assert value(after, "stowage_stream_buffer_bytes", budget=budget) == 0
     # the Grafana dashboard and the Prometheus rules in docs/ use only names the endpoint serves
     names = {name for name, _ in m} | {"stowage_fuse_operation_duration_seconds_count",
                                        "stowage_fuse_operation_duration_seconds_bucket"}  # no mount here
