@@ -419,6 +419,7 @@ def main(directory: Path, quick: bool, list_keys: int, use_wrk: bool) -> None:
         populate_listing(data, list_keys)
         proc, d = start_daemon(data)
         try:
+            _, first_secs = full_listing(d)  # beside the daemon's start-up passes (bench.compare)
             listed, secs = full_listing(d)
         finally:
             stop_daemon(proc)
@@ -458,7 +459,8 @@ def main(directory: Path, quick: bool, list_keys: int, use_wrk: bool) -> None:
         print(f"  S3   4 KiB {method}, 16 clients, authorization: root {r:8.1f} ops/s   user with 3x10-statement "
               f"policies + bucket policy {u:8.1f} ops/s   (user {diff * 100:+.1f}%, median of paired rounds)")
     print(f"  S3 full ListObjectsV2 of {listed:,} keys (pages of 1,000): {secs:6.2f} s = {listed / secs:,.0f} keys/s"
-          f"   (target >= 100,000 keys/s; {readme('S3 full ListObjectsV2')})")
+          f"   (target >= 100,000 keys/s; {readme('S3 full ListObjectsV2')}); the first after the daemon's start "
+          f"{listed / first_secs:,.0f} keys/s")
     print(f"  daemon peak PSS (process tree) over every daemon of this run: {max(PEAKS, default=0) / MIB:6.1f} MiB"
           "   (target <= 300 MiB)")
 
