@@ -7,9 +7,9 @@ transfers (bench/README.md, round 24: 16 concurrent 64 MiB PUTs, 494 MiB of PSS)
 per process bound it (config [memory]): writes take a block's share of `write_buffer_bytes`
 before the block enters the pipeline, waiting while it is spent (the shard writers give it back
 at the disks' speed, never at a client's); reads take a batch's share of `read_buffer_bytes`
-only when it is free, and otherwise go a block at a time (a reader holds its share while its
-client takes the batch, so a slow client must not make others wait). With few streams each runs
-at full depth; with many they share the budgets.
+only when it is free, and otherwise take smaller batches, down to a block at a time outside the
+budget (a reader holds its share while its client takes the batch, so a slow client must not
+make others wait). With few streams each runs at full depth; with many they share the budgets.
 
 Hand-written: trio's semaphores count units one at a time, and taking a block's share as several
 units could leave streams each holding part of what they need while none can go on; a take here
