@@ -194,8 +194,9 @@ class VolumesConfig:
 class MemoryConfig:
     """What all large streams together may hold in flight (engine/budget.py): uploads their
     queued and encoded blocks (`write_buffer_bytes`; a write waits for its share), downloads
-    their batches (`read_buffer_bytes`; a read without a share goes a block at a time). More
-    streams share these instead of each adding its own ~20-35 MiB to the daemon's memory."""
+    their batches (`read_buffer_bytes`; a read without a share takes smaller batches, down to a
+    block at a time). More streams share these instead of each adding its own ~20-35 MiB to the
+    daemon's memory."""
 
     write_buffer_bytes: int = 64 << 20
     read_buffer_bytes: int = 128 << 20

@@ -265,7 +265,6 @@ class ApplianceCollector(Collector):
         yield GaugeMetricFamily("stowage_journal_last_lsn", "The last metadata commit's sequence number",
                                 value=float(j.last_lsn))
 
-
     def _buffers(self) -> Iterator[Metric]:
         seg = self.store.seg
         budgets = (("write", seg.write_budget), ("read", seg.read_budget))
