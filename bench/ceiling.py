@@ -64,10 +64,7 @@ def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
         out: dict[str, tuple[float, float, float]] = {}
         if wrk_seconds:
             per_daemon = per_client * CLIENTS // n
-            # wrk sends a list's requests in order, cycling, after drawing one it does not send
-            # (the first): what the PUT phase surely stored is its whole list once it wrapped,
-            # else (a short phase) the objects after the first, less what may still have been in
-            # flight at its end; the GETs read those, over and over
+            # the GETs read what the PUT phase surely stored (wrkload.landed), over and over
             stored = [range(per_daemon)] * n
             for method in ("PUT", "GET"):
                 reqs = []
@@ -81,8 +78,7 @@ def one_round(n: int, work: Path, per_client: int, sse_s3: bool,
                 cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
                 out[method] = (rate, p99, cpu * 1000 / max(sum(answered), 1))
                 if method == "PUT":
-                    stored = [range(per_daemon) if a >= per_daemon + CLIENTS // n else range(1, a - CLIENTS // n)
-                              for a in answered]
+                    stored = [wrkload.landed(per_daemon, a, CLIENTS // n) for a in answered]
                     if min(len(r) for r in stored) < 1:
                         raise RuntimeError(f"the PUT phase stored too little to read back: {answered}")
             return out

@@ -87,7 +87,7 @@ def one_round(side: Side, work: Path, quick: bool, list_keys: int, sse_s3: bool,
         per = 30 if quick else 100
         prefix = f"r{time.monotonic_ns()}-"
         if use_wrk:
-            res, cpu = measured(proc.pid, lambda: small_ops_wrk(d, work, 4 * KIB, 16, 1600, 3 if quick else 8, prefix))
+            res, cpu = measured(proc.pid, lambda: small_ops_wrk(d, work, 4 * KIB, 16, quick, prefix))
         else:
             res, cpu = measured(proc.pid, lambda: small_ops(d, 4 * KIB, 16, per, prefix))
         for method in ("PUT", "GET"):
@@ -96,7 +96,7 @@ def one_round(side: Side, work: Path, quick: bool, list_keys: int, sse_s3: bool,
             side.add(f"4 KiB {method} p99 ms", p99)
         side.add("daemon CPU ms per 4 KiB op", cpu * 1000 / (res["PUT"][3] + res["GET"][3]))
         if use_wrk:
-            res = small_ops_wrk(d, work, 256 * KIB, 16, 640, 3 if quick else 8)
+            res = small_ops_wrk(d, work, 256 * KIB, 16, quick)
         else:
             res = small_ops(d, 256 * KIB, 16, 8 if quick else 25)
         for method in ("PUT", "GET"):
@@ -179,9 +179,6 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--list-keys", type=int, default=100_000)
     ap.add_argument("--sse-s3", action="store_true", help="buckets SSE-S3 by default, as shipped")
-    ap.add_argument("--client", choices=("wrk", "threads"), default="wrk" if wrkload.available() else "threads",
-                    help="small objects' load: wrk (the default when installed) or the threaded Python client")
+    wrkload.add_client_option(ap)
     args = ap.parse_args()
-    if args.client == "wrk" and not wrkload.available():
-        ap.error("--client wrk needs wrk on the PATH (apt-get install wrk)")
-    main(args.before, args.dir, args.rounds, args.quick, args.list_keys, args.sse_s3, args.client == "wrk")
+    main(args.before, args.dir, args.rounds, args.quick, args.list_keys, args.sse_s3, wrkload.chose_wrk(ap, args))

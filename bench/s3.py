@@ -205,13 +205,14 @@ def small_ops(d: dict[str, str], size: int, clients: int, per_client: int,
     return out
 
 
-def small_ops_wrk(d: dict[str, str], work: Path, size: int, clients: int, keys: int, seconds: int,
+def small_ops_wrk(d: dict[str, str], work: Path, size: int, clients: int, quick: bool,
                   prefix: str = "", bucket: str = "bench") -> dict[str, tuple[float, float, float, int]]:
-    """small_ops' figures with wrk's connections as the clients (bench.wrkload): `keys` objects
-    PUT for `seconds` (cycling), then read back for as long."""
+    """small_ops' figures with wrk's connections as the clients (bench.wrkload): 1,600 objects of
+    4 KiB or less, 640 larger ones, PUT for 8 s (3 when quick, cycling), then read back for as
+    long."""
     c = Client(d["endpoint"], d["access_key"], d["secret_key"])
-    paths = [f"/{bucket}/{prefix}w{size}/{j}" for j in range(keys)]
-    put, get = wrkload.put_then_get(c, d["endpoint"], work, paths, os.urandom(size), clients, seconds)
+    paths = [f"/{bucket}/{prefix}w{size}/{j}" for j in range(1600 if size <= 4 * KIB else 640)]
+    put, get = wrkload.put_then_get(c, d["endpoint"], work, paths, os.urandom(size), clients, 3 if quick else 8)
     return {m: (r.per_s, r.p50_ms, r.p99_ms, r.answered) for m, r in (("PUT", put), ("GET", get))}
 
 
@@ -408,8 +409,8 @@ def main(directory: Path, quick: bool, list_keys: int, use_wrk: bool) -> None:
             sse = sse_figures(d, 2 if quick else 6, big, 1 if quick else 2, 25 if quick else 60)
             del big
             if use_wrk:
-                small4 = small_ops_wrk(d, work, 4 * KIB, 16, 1600, 3 if quick else 8)
-                small256 = small_ops_wrk(d, work, 256 * KIB, 16, 640, 3 if quick else 8)
+                small4 = small_ops_wrk(d, work, 4 * KIB, 16, quick)
+                small256 = small_ops_wrk(d, work, 256 * KIB, 16, quick)
             else:
                 small4 = small_ops(d, 4 * KIB, 16, 25 if quick else 100)
                 small256 = small_ops(d, 256 * KIB, 16, 10 if quick else 40)
@@ -470,10 +471,6 @@ if __name__ == "__main__":
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp/stowage-bench"))
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--list-keys", type=int, default=100_000)
-    ap.add_argument("--client", choices=("wrk", "threads"), default="wrk" if wrkload.available() else "threads",
-                    help="small objects' load: wrk (the default when installed: `make bench` installs it) "
-                         "or the threaded Python client")
+    wrkload.add_client_option(ap)
     args = ap.parse_args()
-    if args.client == "wrk" and not wrkload.available():
-        ap.error("--client wrk needs wrk on the PATH (apt-get install wrk)")
-    main(args.dir, args.quick, args.list_keys, args.client == "wrk")
+    main(args.dir, args.quick, args.list_keys, wrkload.chose_wrk(ap, args))

@@ -8,6 +8,7 @@ requests signed in advance (wrk_replay.lua), in order, cycling, over keep-alive 
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
@@ -24,6 +25,28 @@ WRK_SCRIPT = Path(__file__).with_name("wrk_replay.lua")
 
 def available() -> bool:
     return shutil.which("wrk") is not None
+
+
+def add_client_option(ap: argparse.ArgumentParser) -> None:
+    """`--client wrk|threads` for the small objects' load: wrk by default when installed."""
+    ap.add_argument("--client", choices=("wrk", "threads"), default="wrk" if available() else "threads",
+                    help="small objects' load: wrk (the default when installed: `make bench` installs it) "
+                         "or the threaded Python client")
+
+
+def chose_wrk(ap: argparse.ArgumentParser, args: argparse.Namespace) -> bool:
+    """Whether `--client` chose wrk (a usage error if it did and wrk is not installed)."""
+    if args.client == "wrk" and not available():
+        ap.error("--client wrk needs wrk on the PATH (apt-get install wrk)")
+    return bool(args.client == "wrk")
+
+
+def landed(keys: int, answered: int, connections: int) -> range:
+    """Which of a PUT list's `keys` (by index) a replay surely stored, given the requests wrk
+    answered. wrk sends a list's requests in order, cycling, after drawing one it does not send
+    (the first), and may stop with `connections` still in flight: the whole list once it
+    wrapped, else the objects after the first, less what may still have been in flight."""
+    return range(keys) if answered >= keys + connections else range(1, answered - connections)
 
 
 def signed(c: Client, method: str, path: str, body: bytes = b"") -> bytes:
@@ -73,17 +96,13 @@ def start(endpoint: str, reqs: Path, connections: int, seconds: int) -> subproce
 
 def put_then_get(c: Client, endpoint: str, work: Path, keys: list[str], body: bytes, connections: int,
                  seconds: int) -> tuple[WrkResult, WrkResult]:
-    """PUTs of `body` to `keys` (paths, cycling) for `seconds`, then GETs of what surely landed.
-
-    wrk draws one request it does not send (the first) and may stop with some in flight: what
-    the PUT phase surely stored is its whole list once it wrapped, else the objects after the
-    first, less what may still have been in flight at its end; the GETs read those, over and
-    over."""
+    """PUTs of `body` to `keys` (paths, cycling) for `seconds`, then GETs of what surely landed
+    (`landed`), over and over."""
     put_reqs = work / "wrk-PUT.reqs"
     put_reqs.write_bytes(b"".join(signed(c, "PUT", k, body) for k in keys))
     run = start(endpoint, put_reqs, connections, seconds)
     put = parse(run.communicate()[0])
-    stored = keys if put.answered >= len(keys) + connections else keys[1:put.answered - connections]
+    stored = [keys[i] for i in landed(len(keys), put.answered, connections)]
     if not stored:
         raise RuntimeError(f"the PUT phase stored too little to read back: {put.answered} answered")
     get_reqs = work / "wrk-GET.reqs"
