@@ -283,12 +283,6 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
                 d.mount_path = str(await nursery.start(serve_fuse, d.store, cfg, d.keys))
             await nursery.start(d.control.serve)
             await nursery.start(run_watchdog, d.notifier)
-            _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
-                                 "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
-                                 "admin_port": d.admin_port or None,
-                                 "state_dir": cfg.state_dir,
-                                 "tls_certificate": str(d.tls.files.cert) if d.tls else None,
-                                 "tls_fingerprint": d.tls.fingerprint if d.tls else None})
             op.readiness.phase = "serving"
             # what start-up built (modules, configuration, the store's state) lives as long as
             # the process: kept out of the collector's full passes, each of which held the
@@ -298,6 +292,13 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
             d.notifier.ready(d.summary())
             if on_ready is not None:
                 on_ready(d)
+            # last: whoever waits on the run file (the CLI, tests) finds the banner already printed
+            _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
+                                 "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
+                                 "admin_port": d.admin_port or None,
+                                 "state_dir": cfg.state_dir,
+                                 "tls_certificate": str(d.tls.files.cert) if d.tls else None,
+                                 "tls_fingerprint": d.tls.fingerprint if d.tls else None})
             await nursery.start(run_status, d.notifier, d.summary)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
