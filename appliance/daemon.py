@@ -288,17 +288,18 @@ async def _serve(d: Daemon, on_ready: Callable[[Daemon], None] | None = None) ->
             # the process: kept out of the collector's full passes, each of which held the
             # event loop ~32 ms (every request in flight waited), ~2 ms once frozen
             gc.freeze()
-            log.info("ready: %s", d.summary())
-            d.notifier.ready(d.summary())
             if on_ready is not None:
                 on_ready(d)
-            # last: whoever waits on the run file (the CLI, tests) finds the banner already printed
+            # after the banner, so whoever waits on the run file (the CLI, tests) finds it
+            # printed; before READY, so systemd's "started" means the run file is there
             _write_runfile(cfg, {"pid": os.getpid(), "version": __version__, "s3_endpoint": d.s3_endpoint,
                                  "mount": d.mount_path or None, "control_socket": str(cfg.control_path),
                                  "admin_port": d.admin_port or None,
                                  "state_dir": cfg.state_dir,
                                  "tls_certificate": str(d.tls.files.cert) if d.tls else None,
                                  "tls_fingerprint": d.tls.fingerprint if d.tls else None})
+            log.info("ready: %s", d.summary())
+            d.notifier.ready(d.summary())
             await nursery.start(run_status, d.notifier, d.summary)
             async for signum in signals:
                 log.info("received %s: stopping", signal.Signals(signum).name)
