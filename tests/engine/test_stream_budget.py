@@ -14,12 +14,13 @@ import trio
 import trio.lowlevel
 import trio.testing
 
-from appliance.config import ConfigError, embedded_config, load_config
+from appliance.config import ConfigError, embedded_config
 from appliance.engine.budget import ByteBudget
 from appliance.engine.diskload import load_disks
 from appliance.engine.metadb import MetaDB
 from appliance.engine.objectstore import ObjectStore
 
+from ..configtext import load_text
 from .conftest import read_all
 
 MIB = 1 << 20
@@ -198,17 +199,13 @@ async def test_a_read_closed_early_gives_its_shares_back(store: ObjectStore) -> 
     ("[memory]\nstream_bytes = 1\n", "memory.stream_bytes: unknown setting"),
 ])
 def test_memory_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
-    p = tmp_path / "s.toml"
-    p.write_text(text)
     with pytest.raises(ConfigError) as err:
-        load_config(p)
+        load_text(tmp_path, text)
     assert message in err.value.message
 
 
 def test_memory_settings_reach_the_store(tmp_path: Path) -> None:
-    p = tmp_path / "s.toml"
-    p.write_text("[memory]\nwrite_buffer_bytes = 16777216\nread_buffer_bytes = 33554432\n")
-    memory = load_config(p).memory
+    memory = load_text(tmp_path, "[memory]\nwrite_buffer_bytes = 16777216\nread_buffer_bytes = 33554432\n").memory
     cfg = replace(embedded_config(tmp_path / "app"), memory=memory)
     db = MetaDB(cfg.meta_path)
     try:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import ConfigError, load_config
+from appliance.config import ConfigError
+
+from ..configtext import load_text
 
 
 def _load(tmp_path: Path, text: str) -> float:
-    p = tmp_path / "s.toml"
-    p.write_text(text)
-    return load_config(p).stall.seconds
+    return load_text(tmp_path, text).stall.seconds
 
 
 def test_default_and_documented(tmp_path: Path) -> None:

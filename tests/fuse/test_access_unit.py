@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from appliance.config import ConfigError, MountBucketConfig, load_config
+from appliance.config import ConfigError, MountBucketConfig
 from appliance.engine import PutMeta
 from fusefs.operations import StowageFS
 
+from ..configtext import load_text
 from .conftest import CTX, FS, object_keys
 
 
@@ -66,7 +67,5 @@ async def test_unknown_user_or_group_stops_the_mount(fs: FS) -> None:
     ('[mount]\nbuckets = 3\n', "mount.buckets: expected a table of buckets"),
 ])
 def test_bad_settings_are_refused_with_their_name(tmp_path: Path, toml: str, error: str) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text(toml)
     with pytest.raises(ConfigError, match=error):
-        load_config(path)
+        load_text(tmp_path, toml)

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import ConfigError, load_config
+from appliance.config import ConfigError
 
-
-def _load(tmp_path: Path, text: str) -> object:
-    p = tmp_path / "s.toml"
-    p.write_text(text)
-    return load_config(p)
+from ..configtext import load_text
 
 
 def test_defaults(tmp_path: Path) -> None:
-    cfg = load_config((tmp_path / "s.toml", (tmp_path / "s.toml").write_text(""))[0])
+    cfg = load_text(tmp_path, "")
     assert cfg.admin.listen == "" and not cfg.admin.metrics_public
     assert not cfg.access_log.enabled and cfg.access_log.target == "file"
     assert cfg.alerts.pool_full_percent == 85.0 and cfg.alerts.smtp_to == []
@@ -40,7 +36,7 @@ def test_defaults(tmp_path: Path) -> None:
 ])
 def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
-        _load(tmp_path, text)
+        load_text(tmp_path, text)
     assert message in err.value.message and "\n" not in err.value.message
 
 

@@ -1,0 +1,14 @@
+"""A config file's text loaded as the daemon loads it: what the config tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.config import Config, load_config
+
+
+def load_text(tmp_path: Path, text: str) -> Config:
+    """`text` written to a file under `tmp_path`, then loaded (ConfigError if it is refused)."""
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return load_config(p)
