@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.config import Config, load_config
+import pytest
+
+from appliance.config import Config, ConfigError, load_config
 
 
 def load_text(tmp_path: Path, text: str) -> Config:
@@ -12,3 +14,10 @@ def load_text(tmp_path: Path, text: str) -> Config:
     p = tmp_path / "s.toml"
     p.write_text(text)
     return load_config(p)
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    """The message `text` is refused with (the test fails if it loads)."""
+    with pytest.raises(ConfigError) as err:
+        load_text(tmp_path, text)
+    return err.value.message
