@@ -11,7 +11,9 @@ zfec's bytes on a self-test; otherwise zfec encodes as before (codec.encode_bloc
 ctypes rather than a binding package: no maintained package on PyPI exposes ISA-L's erasure
 code (python-isal wraps its compression; pyeclib needs liberasurecode and brings other
 matrices), and the two C functions used take plain pointers. A ctypes call drops the GIL, so
-encoding in worker threads still overlaps the loop.
+encoding in worker threads still overlaps the loop; a small block, encoded in the loop, goes
+through a second handle of the library that keeps the GIL (ctypes.PyDLL): at ~17 GB/s its
+parity takes microseconds, and a release on a busy loop costs a wait for the GIL's return.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ log = logging.getLogger("stowage.isal")
 
 LIBRARY = "libisal.so.2"  # Debian's libisal2
 _SELF_TEST_BYTES = 4099  # odd: the SIMD loops' tails are checked too
+HELD_BYTES = 256 << 10  # blocks up to this size are encoded without releasing the GIL
 
 
 @cache
-def _library() -> ctypes.CDLL | None:
+def _library(held: bool = False) -> ctypes.CDLL | None:
+    """The library through a handle whose calls release the GIL, or (`held`) keep it."""
     try:
-        lib = ctypes.CDLL(LIBRARY)
+        lib = ctypes.PyDLL(LIBRARY) if held else ctypes.CDLL(LIBRARY)
     except OSError:
         log.info("%s not found: zfec computes parity", LIBRARY)
         return None
@@ -87,6 +91,7 @@ class ParityCoder:
     k: int
     m: int
     _lib: ctypes.CDLL
+    _held: ctypes.CDLL  # the same functions, called without releasing the GIL
     _tables: ctypes.Array[ctypes.c_char]  # ec_init_tables' expansion of zfec's matrix
 
     def parity(self, padded: bytes | bytearray | memoryview, chunk_size: int) -> bytearray:
@@ -98,7 +103,8 @@ class ParityCoder:
         out_base, out_keep = _address(out)
         data = (ctypes.c_void_p * self.k)(*(base + i * chunk_size for i in range(self.k)))
         coding = (ctypes.c_void_p * self.m)(*(out_base + i * chunk_size for i in range(self.m)))
-        self._lib.ec_encode_data(chunk_size, self.k, self.m, self._tables, data, coding)
+        lib = self._held if len(padded) <= HELD_BYTES else self._lib
+        lib.ec_encode_data(chunk_size, self.k, self.m, self._tables, data, coding)
         del keep, out_keep
         return out
 
@@ -106,12 +112,12 @@ class ParityCoder:
 @cache
 def parity_coder(k: int, m: int) -> ParityCoder | None:
     """ISA-L's coder of zfec's k+m parity, or None: no libisal, or it disagrees with zfec."""
-    lib = _library()
-    if lib is None or m <= 0 or k <= 0 or k + m > 256:
+    lib, held = _library(), _library(held=True)
+    if lib is None or held is None or m <= 0 or k <= 0 or k + m > 256:
         return None
     tables = ctypes.create_string_buffer(32 * k * m)
     lib.ec_init_tables(k, m, zfec_matrix(k, m), tables)
-    coder = ParityCoder(k, m, lib, tables)
+    coder = ParityCoder(k, m, lib, held, tables)
     sample = os.urandom(_SELF_TEST_BYTES * k)
     expect = b"".join(zfec_parity(k, m, [sample[i * _SELF_TEST_BYTES:(i + 1) * _SELF_TEST_BYTES]
                                          for i in range(k)]))

@@ -164,7 +164,7 @@ class MetaDB:
         # order; their writes, newest per key, are what `get` and `scan` read first.
         self._queue: list[tuple[int, Writes]] = []
         self._overlay: dict[bytes, tuple[int, bytes | None]] = {}
-        self._drain_lock = threading.Lock()  # LevelDB writes of staged commits, in lsn order
+        self._drain_lock = threading.Lock()  # every LevelDB write: staged commits' in lsn order
         self._flush_running: trio.Event | None = None
         self.log_sync = GroupSync(self._sync_logs, lambda: self.written)
         self.cache = ReadCache()  # what `get` read from LevelDB (readcache.py)
@@ -238,12 +238,14 @@ class MetaDB:
 
     # --- commits -----------------------------------------------------------------------------
 
-    def _leveldb_write(self, writes: Iterable[tuple[bytes, bytes | None]], sync: bool) -> None:
-        written: list[bytes] = []
+    def _leveldb_write(self, writes: Iterable[tuple[bytes, bytes | None]], sync: bool, through: bool = False) -> None:
+        """`through`: the caller is the one drain writing staged commits in order, so the read
+        cache may keep the values written (readcache.py); other writers make it forget them."""
+        written: list[tuple[bytes, bytes | None]] = []
         try:
             with self.db.write_batch(sync=sync) as wb:
                 for k, v in writes:
-                    written.append(k)
+                    written.append((k, v))
                     if v is None:
                         wb.delete(k)
                     else:
@@ -253,7 +255,10 @@ class MetaDB:
             self.failed = str(exc)
             log.error("the metadata DB failed a write: %s; commits are refused from now on", exc)
             raise MetadataUnavailable(f"the metadata DB failed a write: {exc}") from exc
-        self.cache.written(written)
+        if through:
+            self.cache.written_through(written)
+        else:
+            self.cache.written(k for k, _v in written)
 
     def _stage_locked(self, writes: Writes, lazy: bool = False) -> int:
         if self.failed:
@@ -311,7 +316,7 @@ class MetaDB:
                 if self.failed:
                     raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
                                               "commits are refused until the daemon is restarted")
-                self._leveldb_write((kv for _lsn, writes in items for kv in writes.items()), False)
+                self._leveldb_write((kv for _lsn, writes in items for kv in writes.items()), False, through=True)
             finally:
                 last = items[-1][0]
                 with self._order:
@@ -438,7 +443,7 @@ class MetaDB:
         a DB from a snapshot and the journal, whose records carry their lsn)."""
         pairs = list(writes)
         self._drain()
-        with self._order:
+        with self._drain_lock, self._order:  # no drain's write-through overlaps this write
             self._leveldb_write(pairs, sync)
             for k, v in pairs:
                 if k == keys.JOURNAL_LSN and v is not None:
@@ -470,7 +475,7 @@ class MetaDB:
         if covering < min(quorum, len(targets)):
             reasons.append(f"only {covering} disks hold the journal up to record {top}")
         journal = Journal(self.appliance_id, targets, quorum, old_files_of(found))
-        with self._order:
+        with self._drain_lock, self._order:  # no drain's write-through overlaps the redo's writes
             held, self._held = self._held, None
             if held is None:
                 reasons.append("too many commits were made before the journal opened")

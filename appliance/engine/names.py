@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 
+from . import entropy
 from .errors import InvalidBucketName, InvalidKey, KeyTooLong
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -65,6 +65,6 @@ def cli_safe_token(nbytes: int) -> str:
     with "expected one argument"), so 1 in 64 upload and version IDs and secret keys could not be
     passed the usual way. Redrawing keeps the rest of the alphabet uniform."""
     while True:
-        token = secrets.token_urlsafe(nbytes)
+        token = entropy.token_urlsafe(nbytes)
         if not token.startswith("-"):
             return token

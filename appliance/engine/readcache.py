@@ -10,9 +10,13 @@ Correctness: every LevelDB write of the MetaDB goes through `MetaDB._leveldb_wri
 `written(keys)` once the write is done; a value read from LevelDB is only stored if no write
 completed between the read's start and the store (`generation`, checked under the lock that
 `written` takes), so a reader in a worker thread racing a write can never leave the old value
-behind. Staged commits are read from MetaDB's overlay before this cache, so what a commit
-wrote is seen from the moment it is staged. Bounded by bytes (FIFO eviction, no reordering on
-a hit: a hit takes no lock).
+behind. The writes of staged commits, which one drain at a time applies in commit order, are
+kept as written (`written_through`): the next PUT of a key, or a GET after a PUT, reads the
+version and pointers its last write left without going to LevelDB (an overwrite's three reads
+missed the cache each time, ~45 us of loop time apiece under 16 concurrent PUTs).
+Staged commits are read from MetaDB's overlay before this cache, so what a commit wrote is
+seen from the moment it is staged. Bounded by bytes (FIFO eviction, no reordering on a hit: a
+hit takes no lock).
 """
 
 from __future__ import annotations
@@ -61,6 +65,21 @@ class ReadCache:
             for key in keys:
                 if key in self._values:
                     self._drop(key)
+
+    def written_through(self, pairs: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """These writes were just applied to LevelDB, in this order, by the only writer at the
+        time: keep what each key now holds (a deletion as a cached miss)."""
+        with self._lock:
+            self.generation += 1
+            for key, value in pairs:
+                if key in self._values:
+                    self._drop(key)
+                if value is not None and len(value) > MAX_VALUE:
+                    continue
+                self._values[key] = value
+                self._bytes += len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
+            while self._bytes > self.max_bytes and self._values:
+                self._drop(next(iter(self._values)))
 
     def clear(self) -> None:
         with self._lock:

@@ -31,7 +31,6 @@ import functools
 import hashlib
 import itertools
 import os
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ import trio
 
 from diskmgr.durable import fsync_dir
 
-from . import codec, fssync
+from . import codec, entropy, fssync
 from .budget import ByteBudget
 from .cachedopen import open_cached
 from .codec import Geometry
@@ -88,6 +87,10 @@ STAGE_DEPTH = 4
 # 0.34, zfec 0.22, AES-GCM 0.03). A worker thread's round trip on a busy loop took ~9 ms of a 256 KiB
 # PUT's ~50 (threads wait for the GIL and for a core); a larger body blocks the loop too long for it.
 INLINE_WHOLE_BYTES = 256 << 10
+# hashlib releases the GIL for an update of 2 KiB or more, and on the loop under load each release
+# waited ~40 us for its return (a 4 KiB MD5 takes 6); bodies this small are hashed in pieces below it
+HELD_MD5_BYTES = 16 << 10
+_MD5_PIECE = 2047
 INLINE_OPEN_BYTES = 512 << 10  # batches this small are decrypted in the loop (a thread hop costs more;
 # 256 KiB objects with their tags included: A/B 256 KiB GET 988 -> 1,384/s)
 MAX_COMBINATIONS = 256  # k-chunk combinations tried for a block that fails authentication
@@ -251,6 +254,16 @@ async def with_last(blocks: AsyncIterator[bytes]) -> AsyncIterator[tuple[bytes, 
         yield held, True
 
 
+def _md5_hex(data: bytes) -> str:
+    if len(data) > HELD_MD5_BYTES:
+        return hashlib.md5(data).hexdigest()
+    h = hashlib.md5()
+    view = memoryview(data)
+    for at in range(0, len(view), _MD5_PIECE):
+        h.update(view[at:at + _MD5_PIECE])
+    return h.hexdigest()
+
+
 async def _collect(body: AsyncIterable[bytes | bytearray], limit: int) -> bytes | AsyncIterable[bytes | bytearray]:
     """The body as bytes when it is at most `limit` long; else an iterable of it all (what was
     read so far, then the rest), for the streaming path."""
@@ -383,7 +396,7 @@ class SegmentIO:
                 body = await _collect(body, whole)
             if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= whole:
                 return await self._write_whole(bytes(body), geo, pool, identity, key)
-        segment_id = secrets.token_hex(16)
+        segment_id = entropy.token_hex(16)
         md5 = hashlib.md5()
         created = time.time_ns()
         cipher = SegmentCipher(key.data_key, segment_id) if key is not None else None
@@ -474,14 +487,14 @@ class SegmentIO:
         each shard file written complete in one worker-thread call (shardfile.write_whole)
         rather than streamed through the writer tasks, whose thread hops cost more than the
         write itself. The same files, checks and failure handling as the streaming path."""
-        segment_id = secrets.token_hex(16)
+        segment_id = entropy.token_hex(16)
         created = time.time_ns()
         cipher = SegmentCipher(key.data_key, segment_id) if key is not None else None
         enc = dict(key.envelope) if key is not None else None
 
         def hash_and_encode() -> tuple[str, list[memoryview]]:
             sealed = cipher.seal(0, data, True) if cipher is not None else data
-            return hashlib.md5(data).hexdigest(), codec.encode_block(geo, sealed)
+            return _md5_hex(data), codec.encode_block(geo, sealed)
 
         if len(data) <= INLINE_WHOLE_BYTES:
             digest, chunks = hash_and_encode()

@@ -13,7 +13,6 @@ import collections
 import contextlib
 import contextvars
 import logging
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,7 @@ import trio
 from appliance.config import Config, ConfigError
 from diskmgr.crashpoints import crash_point
 
-from . import classes, events, keys, listing, lock, restore, tiering, transcode, usage
+from . import classes, entropy, events, keys, listing, lock, restore, tiering, transcode, usage
 from .budget import ByteBudget
 from .classes import Placement
 from .codec import Geometry, auto_geometry
@@ -146,7 +145,7 @@ def new_version_id() -> str:
 
 
 def new_inode_id() -> str:
-    return secrets.token_hex(12)
+    return entropy.token_hex(12)
 
 
 def unquote_etag(etag: str) -> str:

@@ -41,7 +41,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from appliance.engine import keystore
+from appliance.engine import entropy, keystore
 from appliance.engine.crypto import KEY_BYTES, KeyResolver, SegmentKey
 from appliance.engine.errors import FormatError, InvalidArgument, StowageError
 from appliance.engine.metadb import MetaDB
@@ -200,7 +200,7 @@ def sse_c_key(customer_key: bytes) -> SegmentKey:
     """A fresh data key wrapped by an SSE-C customer key (32 bytes, already checked against its MD5)."""
     if len(customer_key) != KEY_BYTES:
         raise InvalidArgument("The secret key was invalid for the specified algorithm.")
-    data_key = secrets.token_bytes(KEY_BYTES)
+    data_key = entropy.token_bytes(KEY_BYTES)
     env = {"v": ENVELOPE_VERSION, "mode": MODE_C, **customer_key_proof(customer_key),
            "wrapped": _b64(_seal(customer_key, data_key, _SSEC_AAD))}
     return SegmentKey(data_key, env, opaque_etag=True)
@@ -321,7 +321,7 @@ class Kms:
 
     def sse_s3_key(self) -> SegmentKey:
         """A fresh data key wrapped by the master key (SSE-S3)."""
-        data_key = secrets.token_bytes(KEY_BYTES)
+        data_key = entropy.token_bytes(KEY_BYTES)
         env = {"v": ENVELOPE_VERSION, "mode": MODE_S3, "wrapped": _b64(self.master.wrap(data_key, _S3_CONTEXT))}
         key = SegmentKey(data_key, env)
         self._live.add(key)
@@ -331,7 +331,7 @@ class Kms:
         """A fresh data key wrapped by a named key (None: `aws/s3`), bound to the encryption context."""
         rec = self._usable(self.find(ref).key_id if ref else self.default_key().key_id)
         version = rec.versions[-1].version
-        data_key = secrets.token_bytes(KEY_BYTES)
+        data_key = entropy.token_bytes(KEY_BYTES)
         ctx = {str(k): str(v) for k, v in (context or {}).items()}
         wrapped = _seal(self._material_of(rec, version), data_key, _kms_aad(rec.key_id, version, ctx))
         env = {"v": ENVELOPE_VERSION, "mode": MODE_KMS, "key_id": rec.key_id, "key_version": version,

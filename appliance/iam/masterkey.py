@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from appliance.config import Config
-from appliance.engine import keystore
+from appliance.engine import entropy, keystore
 from appliance.engine.errors import FormatError, StowageError
 from appliance.engine.metadb import MetaDB
 from diskmgr.durable import write_atomic
@@ -73,7 +73,7 @@ class MasterKey:
 
     def wrap(self, secret: bytes, context: bytes) -> bytes:
         entry = self.entries[self.current]
-        nonce = secrets.token_bytes(NONCE_BYTES)
+        nonce = entropy.token_bytes(NONCE_BYTES)
         kid = entry.key_id.encode()
         return bytes([WRAP_FORMAT, len(kid)]) + kid + nonce + _aead(entry.key).encrypt(nonce, secret, context)
 

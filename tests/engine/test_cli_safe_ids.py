@@ -3,10 +3,9 @@ reads `--upload-id -dU0…` as a missing argument; a CI run failed that way on 1
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
+from appliance.engine import entropy
 from appliance.engine.names import cli_safe_token
 from appliance.engine.objectstore import PutMeta, new_version_id
 from appliance.iam.credentials import new_secret_key
@@ -14,7 +13,7 @@ from appliance.iam.credentials import new_secret_key
 
 def test_a_token_beginning_with_a_dash_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn = iter(["-dU0srNs", "_x-y", "unused"])
-    monkeypatch.setattr(secrets, "token_urlsafe", lambda nbytes: next(drawn))
+    monkeypatch.setattr(entropy, "token_urlsafe", lambda nbytes: next(drawn))
     assert cli_safe_token(24) == "_x-y"
 
 
@@ -26,9 +25,9 @@ def test_version_ids_and_secret_keys_never_begin_with_a_dash() -> None:
 
 
 async def test_upload_and_version_ids_never_begin_with_a_dash(store, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = secrets.token_urlsafe
+    real = entropy.token_urlsafe
     dashes = iter(["-up", "-ver"])  # each ID's first draw begins with "-"
-    monkeypatch.setattr(secrets, "token_urlsafe", lambda nbytes: next(dashes, None) or real(nbytes))
+    monkeypatch.setattr(entropy, "token_urlsafe", lambda nbytes: next(dashes, None) or real(nbytes))
     up = await store.create_multipart("bkt", "mp", PutMeta())
     await store.set_versioning("bkt", "Enabled")
     v = await store.put_object("bkt", "k", b"x")

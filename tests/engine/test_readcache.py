@@ -71,8 +71,8 @@ def test_metadb_reads_every_kind_of_write_at_once(tmp_path: Path) -> None:
 
         lsn = db.stage({b"k": b"v2", b"absent": b"now here"})  # staged: read at once
         assert db.get(b"k") == b"v2" and db.get(b"absent") == b"now here"
-        trio.run(db.flushed, lsn)  # written to LevelDB: the cache forgot the old values
-        assert db.cache.lookup(b"k") == (False, None)
+        trio.run(db.flushed, lsn)  # written to LevelDB: the cache holds what was written
+        assert db.cache.lookup(b"k") == (True, b"v2")
         assert db.get(b"k") == b"v2" and db.get(b"absent") == b"now here"
 
         db.load([(b"k", b"v3"), (b"absent", None)])  # recovery's writes
@@ -110,11 +110,61 @@ def test_a_get_racing_a_write_returns_the_old_value_once_and_never_caches_it(tmp
     db = MetaDB(tmp_path / "meta")
     try:
         _commit(db, b"k", b"old")
+        db.cache.clear()  # the commit left its value cached: this read must go to LevelDB
         racer = _WriteDuringGet(db, b"k", b"new")
         db.db = racer  # type: ignore[assignment]
         assert db.get(b"k") == b"old"  # read before the write completed: fine for that read
         assert racer.raced
         assert db.get(b"k") == b"new"  # but never kept: every later read sees the write
         db.db = racer.real
+    finally:
+        db.close()
+
+
+def test_written_through_keeps_the_last_write_of_each_key_and_stays_bounded() -> None:
+    cache = ReadCache(max_bytes=64 << 10)
+    cache.store(b"a", b"old", cache.generation)
+    began = cache.generation
+    cache.written_through([(b"a", b"1"), (b"b", b"x"), (b"a", b"2"), (b"gone", None),
+                           (b"big", os.urandom(MAX_VALUE + 1))])
+    assert cache.lookup(b"a") == (True, b"2")  # the later write of a batch wins
+    assert cache.lookup(b"b") == (True, b"x")
+    assert cache.lookup(b"gone") == (True, None)  # a deletion: a cached "no such key"
+    assert cache.lookup(b"big") == (False, None)  # too large to keep, read from LevelDB
+    cache.store(b"a", b"old", began)  # a read that began before the write is turned away
+    assert cache.lookup(b"a") == (True, b"2")
+    for i in range(5_000):
+        cache.written_through([(b"key%05d" % i, os.urandom(100))])
+        assert cache.size_bytes <= 64 << 10
+    assert cache.lookup(b"key04999")[0] and not cache.lookup(b"key00000")[0]
+
+
+def test_the_cache_agrees_with_leveldb_through_interleaved_writes(tmp_path: Path) -> None:
+    """Staged commits (written through), blocking commits, recovery's load and deletions of the
+    same few keys, in random order: every read, from the cache or not, is what LevelDB holds."""
+    import random
+
+    rng = random.Random(7)
+    db = MetaDB(tmp_path / "meta")
+    try:
+        model: dict[bytes, bytes | None] = {}
+        for step in range(600):
+            key = b"k%d" % rng.randrange(8)
+            value = None if rng.random() < 0.2 else b"v%d" % step
+            how = rng.randrange(3)
+            if how == 0:
+                trio.run(db.flushed, db.stage({key: value}))
+            elif how == 1:
+                b = db.batch()
+                if value is None:
+                    b.delete(key)
+                else:
+                    b.put(key, value)
+                db.commit_now(b)
+            else:
+                db.load([(key, value)])
+            model[key] = value
+            probe = b"k%d" % rng.randrange(8)
+            assert db.get(probe) == model.get(probe) == db.db.get(probe), (step, probe)
     finally:
         db.close()

@@ -60,7 +60,7 @@ def test_a_failed_write_fails_its_commits_and_leaves_none_readable(tmp_path: Pat
     try:
         db.commit_now(_batch(db, {b"k": b"before"}))
 
-        def broken(writes: object, sync: bool) -> None:
+        def broken(writes: object, sync: bool, through: bool = False) -> None:
             db.failed = "injected"
             raise MetadataUnavailable("injected")
 
