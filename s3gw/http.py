@@ -241,13 +241,8 @@ class _Conn:
             if self._head_size > self.max_header:
                 raise BadRequest("request header section too large", too_large=True)
 
-    async def _receive(self, size: int = RECV_SIZE, idle: bool = False) -> bytes:
-        """`idle`: between requests. A kept-alive client sends its next request only after
-        reading our response, so a recv at once would fail (EAGAIN) and release the GIL for
-        nothing; the socket is waited on first (one system call less per request)."""
+    async def _receive(self, size: int = RECV_SIZE) -> bytes:
         try:
-            if idle and isinstance(self.stream, trio.SocketStream):
-                await trio.lowlevel.wait_readable(self.stream.socket)
             return bytes(await self.stream.receive_some(size))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ClientGone(str(exc)) from exc
@@ -288,7 +283,7 @@ class _Conn:
                 return None
             if deadline is None:
                 with trio.move_on_after(idle_timeout) as scope:
-                    data = await self._receive(idle=True)
+                    data = await self._receive()
                 if scope.cancelled_caught:
                     raise IdleTimeout()
                 deadline = trio.current_time() + header_timeout
