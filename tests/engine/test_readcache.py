@@ -1,11 +1,12 @@
 """The metadata DB's read cache (readcache.py): a value read from LevelDB is served from memory
 until that key is written again, whichever way it is written (a staged commit, a blocking
-commit, recovery's load, the journal applied at start-up); a read racing a write never leaves
-the old value behind; memory stays bounded."""
+commit, recovery's load, the journal applied at start-up); what the drain writes is kept as
+written; a read racing a write never leaves the old value behind; memory stays bounded."""
 
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import trio
@@ -142,8 +143,6 @@ def test_written_through_keeps_the_last_write_of_each_key_and_stays_bounded() ->
 def test_the_cache_agrees_with_leveldb_through_interleaved_writes(tmp_path: Path) -> None:
     """Staged commits (written through), blocking commits, recovery's load and deletions of the
     same few keys, in random order: every read, from the cache or not, is what LevelDB holds."""
-    import random
-
     rng = random.Random(7)
     db = MetaDB(tmp_path / "meta")
     try:
