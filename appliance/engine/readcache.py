@@ -29,6 +29,14 @@ MAX_VALUE = 16 << 10  # larger values are read from LevelDB each time
 ENTRY_OVERHEAD = 100  # dict slot, key and bytes object headers: a rough per-entry cost
 
 
+def _keepable(value: bytes | None) -> bool:
+    return value is None or len(value) <= MAX_VALUE
+
+
+def _entry_bytes(key: bytes, value: bytes | None) -> int:
+    return len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
+
+
 class ReadCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -46,17 +54,13 @@ class ReadCache:
 
     def store(self, key: bytes, value: bytes | None, generation: int) -> None:
         """Keep what LevelDB returned for `key` in a read that began at `generation`."""
-        if value is not None and len(value) > MAX_VALUE:
+        if not _keepable(value):
             return
-        size = len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
         with self._lock:
             if generation != self.generation or key in self._values:
                 return
-            self._values[key] = value
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._values:
-                old = next(iter(self._values))
-                self._drop(old)
+            self._add(key, value)
+            self._evict()
 
     def written(self, keys: Iterable[bytes]) -> None:
         """These keys were just written to LevelDB: forget them, and any read in flight."""
@@ -74,12 +78,9 @@ class ReadCache:
             for key, value in pairs:
                 if key in self._values:
                     self._drop(key)
-                if value is not None and len(value) > MAX_VALUE:
-                    continue
-                self._values[key] = value
-                self._bytes += len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
-            while self._bytes > self.max_bytes and self._values:
-                self._drop(next(iter(self._values)))
+                if _keepable(value):
+                    self._add(key, value)
+            self._evict()
 
     def clear(self) -> None:
         with self._lock:
@@ -87,9 +88,18 @@ class ReadCache:
             self._values.clear()
             self._bytes = 0
 
+    # the three below: under the lock
+    def _add(self, key: bytes, value: bytes | None) -> None:
+        self._values[key] = value
+        self._bytes += _entry_bytes(key, value)
+
     def _drop(self, key: bytes) -> None:
-        value = self._values.pop(key)
-        self._bytes -= len(key) + (len(value) if value is not None else 0) + ENTRY_OVERHEAD
+        self._bytes -= _entry_bytes(key, self._values.pop(key))
+
+    def _evict(self) -> None:
+        """Oldest entries out until the cache is within its bound."""
+        while self._bytes > self.max_bytes and self._values:
+            self._drop(next(iter(self._values)))
 
     @property
     def size_bytes(self) -> int:
