@@ -76,6 +76,32 @@ def json_loads(data: bytes | memoryview) -> Any:
 
 R = TypeVar("R", bound="Record")
 
+# (class, format) -> msgspec's decoder straight into the dataclass, for the formats whose
+# decoder is the plain `Record._from_json`; None: decode through the dict (_typed_decoder)
+_TYPED: dict[tuple[type, int], msgspec.json.Decoder[Any] | None] = {}
+
+
+def _typed_decoder(cls: type[Record], version: int) -> msgspec.json.Decoder[Any] | None:
+    """A decoder that builds `cls` in C (~2.5x faster than a dict and `cls(**raw)`: a small PUT
+    decodes a few records on the event loop), when the format is read by the plain field-wise
+    `_from_json`: same fields, same defaults for the missing, unknown names ignored. A body it
+    refuses (a value of another type than the field's annotation) goes the dict's way, so
+    what that path read before reads the same."""
+    try:
+        return _TYPED[cls, version]
+    except KeyError:
+        pass
+    dec: msgspec.json.Decoder[Any] | None = None
+    plain = Record._from_json.__func__  # type: ignore[attr-defined]
+    decoder = cls.decoders().get(version)
+    if getattr(decoder, "__func__", None) is plain and getattr(cls._from_json, "__func__", None) is plain:
+        try:
+            dec = msgspec.json.Decoder(cls)
+        except (TypeError, NameError):  # a field type msgspec cannot build: the dict path
+            dec = None
+    _TYPED[cls, version] = dec
+    return dec
+
 
 class Record:
     """Mixin: encode/decode with a leading format byte."""
@@ -88,6 +114,10 @@ class Record:
         return {1: cls._from_json}
 
     def encode(self) -> bytes:
+        if type(self)._to_json is Record._to_json:
+            # msgspec writes a dataclass's fields itself, in order: the bytes of json_dumps(
+            # fields_dict(self)) without the dict (tests/engine/test_records_codec.py)
+            return bytes([self.FORMAT]) + _ENCODER.encode(self)
         return bytes([self.FORMAT]) + json_dumps(self._to_json())
 
     def _to_json(self) -> dict[str, Any]:
@@ -98,6 +128,13 @@ class Record:
         if not data:
             raise FormatError(f"empty {cls.__name__} record")
         version = data[0]
+        typed = _typed_decoder(cls, version)
+        if typed is not None:
+            try:
+                rec: R = typed.decode(memoryview(data)[1:])
+                return rec
+            except msgspec.DecodeError:
+                pass  # the dict path below reads it as before, or names what is wrong
         decoder = cls.decoders().get(version)
         if decoder is None:
             raise FormatError(f"{cls.__name__} record format {version} is not supported by this version")
@@ -106,7 +143,7 @@ class Record:
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
             return decoder(raw)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
             raise FormatError(f"damaged {cls.__name__} record: {exc}") from exc
 
     @classmethod

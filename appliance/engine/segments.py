@@ -129,16 +129,31 @@ class BodySummary:
 
 
 class _Landed:
-    """The shards whose writes have finished (success or failure), and the waiter's wake-up."""
+    """The shards whose writes have finished (success or failure), and the waiter's wake-up.
+    The waiter is woken only when what it decides changes: the quorum's success (its stall
+    deadline starts) and the last shard. Waking it at every landing cost a task step and a
+    cancel scope per group of shards landing, ~3.5 per small PUT on the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, shards: list[_ShardState], quorum: int) -> None:
+        self.shards = shards
+        self.quorum = quorum
         self.done: set[int] = set()
+        self.ok = 0  # shards landed with success (a disk, no failure)
         self.wake = trio.Event()
         self.over = False  # the wait has ended: a write landing now was given up on
 
     def finished(self, i: int) -> None:
+        """Shard i's write is over; a failure is recorded on its state before this is called."""
+        if i in self.done:
+            return
         self.done.add(i)
-        self.wake.set()
+        st = self.shards[i]
+        if st.disk is not None and not st.failed:
+            self.ok += 1
+            if self.ok == self.quorum:
+                self.wake.set()
+        if len(self.done) == len(self.shards):
+            self.wake.set()
 
 
 @dataclass
@@ -547,7 +562,7 @@ class SegmentIO:
                                job: Callable[[int, _ShardState], Awaitable[None]]) -> None:
         """`job` for every shard side by side, until `_await_quorum` is satisfied; the jobs of
         shards given up on are cancelled (their disk is left holding the abandoned thread)."""
-        q = _Landed()
+        q = _Landed(shards, geo.quorum)
 
         async def run(i: int, st: _ShardState) -> None:
             await job(i, st)
@@ -564,7 +579,7 @@ class SegmentIO:
         """_write_whole's packed shards: each record queued on its disk's volume writer at once,
         its outcome noted by the writer's callback, then the same wait as _quorum_or_stall. No
         task per shard: a nursery and its three tasks were ~7% of a 4 KiB PUT's loop time."""
-        q = _Landed()
+        q = _Landed(shards, geo.quorum)
         heads = record_heads(header, len(shards))
         for i, st in enumerate(shards):
             disk = st.disk
@@ -598,11 +613,13 @@ class SegmentIO:
         damaged for the healer."""
         deadline = float("inf")
         while len(q.done) < len(shards):
-            ok = sum(1 for i in q.done if shards[i].disk is not None and not shards[i].failed)
-            if ok >= geo.quorum and deadline == float("inf"):
+            if q.ok >= q.quorum and deadline == float("inf"):
                 deadline = trio.current_time() + self.stall_seconds
-            with trio.move_on_at(deadline):
-                await q.wake.wait()
+            if deadline == float("inf"):
+                await q.wake.wait()  # no deadline yet: no cancel scope either
+            else:
+                with trio.move_on_at(deadline):
+                    await q.wake.wait()
             q.wake = trio.Event()
             if trio.current_time() >= deadline:
                 break
