@@ -66,6 +66,7 @@ from awscrt.checksums import crc32c
 from diskmgr.durable import fsync_dir
 
 from .errors import FormatError, MetadataUnavailable, StowageError
+from .shardfile import write_durable
 
 log = logging.getLogger("stowage.journal")
 
@@ -455,11 +456,7 @@ class _DiskLog:
     def _flush(self, buf: list[bytes]) -> None:
         if not buf:
             return
-        data = memoryview(b"".join(buf))
-        while data:
-            n = os.write(self.fd, data)
-            data = data[n:]
-        os.fdatasync(self.fd)
+        write_durable(self.fd, buf, -1)  # at the file's end (opened for appending or truncated)
 
     def _open(self, first: int) -> None:
         if not self.dir.is_dir():

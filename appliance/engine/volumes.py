@@ -45,7 +45,7 @@ from diskmgr.durable import fsync_dir
 
 from .codec import checksum
 from .errors import FormatError
-from .shardfile import ShardHeader, _write_all, chunk_parts, chunks_bytes
+from .shardfile import ShardHeader, chunk_parts, chunks_bytes, write_durable
 
 log = logging.getLogger("stowage.volumes")
 
@@ -314,9 +314,10 @@ class VolumeWriter:
         total = sum(j.size for j in batch)
         if self.volume is None or (self._end > VOLUME_HEADER and self._end + total > self.max_bytes):
             self._open_next()
-        else:
-            # the volume is open only while a group is written: a disk with no write in
-            # progress holds no file open for writing (`mount -o remount,ro`, a release)
+        elif self._fd is None:
+            # the volume is open only while appends keep coming (closed below when none waits):
+            # a disk with no write in progress holds no file open for writing (`mount -o
+            # remount,ro`, a release)
             try:
                 self._fd = os.open(volume_path(self.disk_path, self.volume), os.O_WRONLY)
             except OSError:
@@ -330,16 +331,19 @@ class VolumeWriter:
             offset += job.size
             parts += job.parts
         try:
-            _write_all(self._fd, parts, self._end)
-            os.fdatasync(self._fd)
+            write_durable(self._fd, parts, self._end)
         except OSError:
             # what was written may be partial: never append after it (a new volume next time)
             self._close()
             self.volume = None
             raise
-        self._close()
         self._end = offset
         self.groups += 1
+        if not self._queue:
+            # nothing queued behind this group (a list read racing the loop's append: seen
+            # late, the next group opens the file again): close. Open and close per group were
+            # two more system calls, each a GIL hand-off of this thread, under a run of appends
+            self._close()
 
     def _open_next(self) -> None:
         self._close()
