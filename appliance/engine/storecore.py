@@ -238,15 +238,22 @@ class Txn:
         """Add a version (the newest); a "null" version replaces the previous null version. A
         version whose `inode` names an InodeRecord makes its key one of that file's links; any
         other write to a link (an S3 PUT, copy or delete marker) takes the key out of it."""
-        cur = self.linked(self.latest(v.bucket, v.key))
+        latest = self.latest(v.bucket, v.key)
+        cur = self.linked(latest)
         if cur is not None and cur.inode_id != v.inode:
             self._leave(v.bucket, v.key, cur.inode_id)
         if v.inode:
             self._join(v)
         if v.version_id == "null":
-            old = self.version_at(v.bucket, v.key, "null")
-            if old is not None:
-                self._drop(old)
+            raw = self.batch.get(keys.vid(v.bucket, v.key, "null"))
+            if raw is not None:
+                seq = keys.unpack_seq(raw)
+                # the current version is the null one (an unversioned overwrite): the L record
+                # is its V record's copy (every writer keeps the two in step), decoded already
+                old = latest if latest is not None and latest.seq == seq else self.batch.get_record(
+                    ObjectVersion, keys.version(v.bucket, v.key, seq))
+                if old is not None:
+                    self._drop(old)
         v.seq = self.store.next_seq()
         self.batch.put(keys.version(v.bucket, v.key, v.seq), v)
         self.batch.put(keys.vid(v.bucket, v.key, v.version_id), keys.pack_seq(v.seq))
