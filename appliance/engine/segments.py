@@ -581,30 +581,50 @@ class SegmentIO:
         task per shard: a nursery and its three tasks were ~7% of a 4 KiB PUT's loop time."""
         q = _Landed(shards, geo.quorum)
         heads = record_heads(header, len(shards))
-        for i, st in enumerate(shards):
-            disk = st.disk
-            if disk is None:
-                q.finished(i)
-                continue
-            parts = [*heads[i], *chunk_parts([chunks[i]])]
-
-            def landed(job: Append, i: int = i, st: _ShardState = st, disk: Disk = disk,
-                       head: int = len(parts[0]) + len(parts[1]), t0: float = time.perf_counter()) -> None:
-                if q.over:
-                    return  # given up on (stalled, or the write was cancelled): dead space
-                if job.error is not None:
-                    self._fail(st, disk, job.error)
-                elif job.place is not None:
-                    volume, offset = job.place
-                    st.place = [volume, offset, offset + head]  # where its data begins
-                    disk.counters.wrote(time.perf_counter() - t0, len(chunks[i]))
-                q.finished(i)
-
-            self.volume_writer(disk).submit(parts, landed)
+        writers: list[VolumeWriter] = []
+        try:
+            for i, st in enumerate(shards):
+                self._submit_packed(q, i, st, heads[i], chunks, writers)
+            if any(w.idle_with_queue for w in writers):
+                # Queued, not yet written: the other small PUTs of this turn of the event loop
+                # queue theirs meanwhile, and one group per disk carries them all. A group is a
+                # worker-thread call, ~10 context switches (GIL hand-offs among them); launched
+                # at once, the first PUT of a burst went alone: 4 KiB PUTs at 16 connections
+                # -18% context switches, +8% PUT/s.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            for w in writers:
+                w.launch_if_idle()
         try:
             await self._await_quorum(shards, geo, q)
         finally:
             q.over = True
+
+    def _submit_packed(self, q: _Landed, i: int, st: _ShardState, head: list[bytes | memoryview],
+                       chunks: list[memoryview], writers: list[VolumeWriter]) -> None:
+        """Queue shard i's record on its disk's volume writer (not launched: `writers` gets the
+        writer); its outcome goes to `q` and `st`."""
+        if st.disk is None:
+            q.finished(i)
+            return
+        disk = st.disk
+        parts = [*head, *chunk_parts([chunks[i]])]
+        head_bytes, t0 = len(parts[0]) + len(parts[1]), time.perf_counter()
+
+        def landed(job: Append) -> None:
+            if q.over:
+                return  # given up on (stalled, or the write was cancelled): dead space
+            if job.error is not None:
+                self._fail(st, disk, job.error)
+            elif job.place is not None:
+                volume, offset = job.place
+                st.place = [volume, offset, offset + head_bytes]  # where its data begins
+                disk.counters.wrote(time.perf_counter() - t0, len(chunks[i]))
+            q.finished(i)
+
+        writer = self.volume_writer(disk)
+        writer.submit(parts, landed, launch=False)
+        writers.append(writer)
 
     async def _await_quorum(self, shards: list[_ShardState], geo: Geometry, q: _Landed) -> None:
         """Until every shard's write has landed, or, once `quorum` of them succeeded, stall_seconds

@@ -289,14 +289,27 @@ class VolumeWriter:
         assert job.place is not None
         return job.place
 
-    def submit(self, parts: list[bytes | memoryview], notify: Callable[[Append], None] | None = None) -> Append:
+    def submit(self, parts: list[bytes | memoryview], notify: Callable[[Append], None] | None = None,
+               launch: bool = True) -> Append:
         """Queue one record without waiting: `notify(job)` runs once it is durable (job.place)
-        or failed (job.error), whether or not anyone still waits for it."""
+        or failed (job.error), whether or not anyone still waits for it. `launch` False: the
+        caller calls `launch_if_idle` soon (after letting other tasks queue theirs)."""
         job = Append(parts, sum(len(p) for p in parts), notify=notify)
         self._queue.append(job)
-        if not self._busy:
+        if launch and not self._busy:
             self._launch()
         return job
+
+    @property
+    def idle_with_queue(self) -> bool:
+        """Records are queued and no group is being written: `launch_if_idle` would start one."""
+        return not self._busy and bool(self._queue)
+
+    def launch_if_idle(self) -> None:
+        """Start writing the queued records as a group, unless a group is being written (the
+        records then go with the next one, as always)."""
+        if not self._busy and self._queue:
+            self._launch()
 
     @property
     def current(self) -> int | None:

@@ -181,6 +181,34 @@ async def test_small_objects_are_packed_and_read_back(tmp_path: Path) -> None:
         store.db.close()
 
 
+async def test_small_puts_started_together_share_one_group_per_disk(tmp_path: Path) -> None:
+    """Records queued in one turn of the event loop go out together: the first small PUT of a
+    burst does not launch a group of its own (one worker-thread call, fdatasync included, per
+    disk for the lot), and every PUT still waits for its own records to be durable."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        bodies = {f"k{i}": os.urandom(100 + i) for i in range(12)}
+
+        async def put(key: str) -> None:
+            await store.put_object("bkt", key, bodies[key])
+
+        async with trio.open_nursery() as n:
+            for key in bodies:
+                n.start_soon(put, key)
+        writers = list(store.seg._volumes.values())
+        assert writers and all(w.groups == 1 for w in writers)
+        for key, body in bodies.items():
+            assert await read_all(store, "bkt", key) == body
+        await store.put_object("bkt", "alone", b"one more")  # an idle writer still gets going
+        placed = set(_segment(store, "alone").shards)
+        assert {disk_id: w.groups for (disk_id, _path), w in store.seg._volumes.items() if disk_id in placed} == {
+            disk_id: 2 for disk_id in placed}
+        assert await read_all(store, "bkt", "alone") == b"one more"
+    finally:
+        store.db.close()
+
+
 async def test_a_place_that_names_another_segment_reads_as_damage(tmp_path: Path) -> None:
     """Even with a wrong place in the metadata, a read never returns another object's bytes
     (whose chunk checksums are valid): the record's segment id is checked in the same pread."""
@@ -487,13 +515,18 @@ class _StuckWriter:
         self.jobs: list[tuple[volumes.Append, Any]] = []
         self.current = None
 
-    def submit(self, parts: list[bytes | memoryview], notify: Any = None) -> volumes.Append:
+    def submit(self, parts: list[bytes | memoryview], notify: Any = None, launch: bool = True) -> volumes.Append:
         job = volumes.Append(parts, sum(len(p) for p in parts), notify=notify)
         self.jobs.append((job, notify))
         if self.error is not None:
             job.error = self.error
             trio.lowlevel.current_trio_token().run_sync_soon(notify, job)
         return job
+
+    idle_with_queue = False
+
+    def launch_if_idle(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
