@@ -590,7 +590,7 @@ class SegmentIO:
                 # queue theirs meanwhile, and one group per disk carries them all. A group is a
                 # worker-thread call, ~10 context switches (GIL hand-offs among them); launched
                 # at once, the first PUT of a burst went alone: 4 KiB PUTs at 16 connections
-                # -18% context switches, +8% PUT/s.
+                # 33 -> 26 context switches each, +8% PUT/s.
                 await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             for w in writers:

@@ -238,9 +238,9 @@ def write_durable(fd: int, parts: Sequence[bytes | memoryview], offset: int) -> 
     (the data and what reading it back needs, the file size among it). A worker thread appending
     a group of records made three system calls for this (write, fdatasync), each a GIL hand-off
     when it returns; the flag makes it one. Where the flag is refused (EOPNOTSUPP, EINVAL: an
-    old kernel), the two calls as before."""
+    old kernel), or the parts need more than one call, the two calls as before."""
     global _dsync_refused
-    if _RWF_DSYNC and not _dsync_refused:
+    if _RWF_DSYNC and not _dsync_refused and len(parts) <= _IOV_MAX:  # more: a sync per call, so one at the end
         try:
             _write_all(fd, parts, offset, _RWF_DSYNC)
             return

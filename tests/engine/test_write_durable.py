@@ -76,3 +76,18 @@ def test_other_errors_are_raised_not_retried(tmp_path: Path, monkeypatch: pytest
         os.close(fd)
     assert exc.value.errno == errno.ENOSPC and seen == [("pwritev", os.RWF_DSYNC)]
     assert not shardfile._dsync_refused
+
+
+def test_more_parts_than_one_call_takes_are_synced_once_at_the_end(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """RWF_DSYNC syncs at every call: a group longer than one call's buffers is written plain
+    and synced once."""
+    seen = _calls(monkeypatch)
+    parts = [bytes([i % 256]) * 3 for i in range(shardfile._IOV_MAX + 5)]
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        shardfile.write_durable(fd, parts, 0)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"".join(parts)
+    assert seen == [("pwritev", 0), ("pwritev", 0), ("fdatasync", None)]
