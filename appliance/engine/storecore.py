@@ -183,11 +183,17 @@ class Txn:
     def add_segment(self, rec: SegmentRecord) -> None:
         self.new_segments[rec.segment_id] = rec
 
-    def version_at(self, bucket: str, key: str, version_id: str) -> ObjectVersion | None:
+    def version_at(self, bucket: str, key: str, version_id: str,
+                   current: ObjectVersion | None = None) -> ObjectVersion | None:
+        """`current`: the key's current version, already decoded, returned when it is the one
+        asked for (the L record is its V record's copy: every writer keeps the two in step)."""
         raw = self.batch.get(keys.vid(bucket, key, version_id))
         if raw is None:
             return None
-        return self.batch.get_record(ObjectVersion, keys.version(bucket, key, keys.unpack_seq(raw)))
+        seq = keys.unpack_seq(raw)
+        if current is not None and current.seq == seq:
+            return current
+        return self.batch.get_record(ObjectVersion, keys.version(bucket, key, seq))
 
     def latest(self, bucket: str, key: str) -> ObjectVersion | None:
         return self.batch.get_record(ObjectVersion, keys.latest(bucket, key))
@@ -245,15 +251,10 @@ class Txn:
         if v.inode:
             self._join(v)
         if v.version_id == "null":
-            raw = self.batch.get(keys.vid(v.bucket, v.key, "null"))
-            if raw is not None:
-                seq = keys.unpack_seq(raw)
-                # the current version is the null one (an unversioned overwrite): the L record
-                # is its V record's copy (every writer keeps the two in step), decoded already
-                old = latest if latest is not None and latest.seq == seq else self.batch.get_record(
-                    ObjectVersion, keys.version(v.bucket, v.key, seq))
-                if old is not None:
-                    self._drop(old)
+            # an unversioned overwrite: the null version is the current one, decoded already
+            old = self.version_at(v.bucket, v.key, "null", current=latest)
+            if old is not None:
+                self._drop(old)
         v.seq = self.store.next_seq()
         self.batch.put(keys.version(v.bucket, v.key, v.seq), v)
         self.batch.put(keys.vid(v.bucket, v.key, v.version_id), keys.pack_seq(v.seq))

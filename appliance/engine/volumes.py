@@ -296,8 +296,8 @@ class VolumeWriter:
         caller calls `launch_if_idle` soon (after letting other tasks queue theirs)."""
         job = Append(parts, sum(len(p) for p in parts), notify=notify)
         self._queue.append(job)
-        if launch and not self._busy:
-            self._launch()
+        if launch:
+            self.launch_if_idle()
         return job
 
     @property
@@ -406,8 +406,7 @@ class VolumeWriter:
                 except Exception:
                     log.exception("a volume append's completion callback failed")
         self._busy = False
-        if self._queue:
-            self._launch()
+        self.launch_if_idle()
 
     def close(self) -> None:
         self._close()
