@@ -260,7 +260,7 @@ class MetaDB:
         else:
             self.cache.written(k for k, _v in written)
 
-    def _stage_locked(self, writes: Writes, lazy: bool = False) -> int:
+    def _stage_locked(self, writes: Writes) -> int:
         if self.failed:
             raise MetadataUnavailable(f"the metadata DB failed a write earlier ({self.failed}); "
                                       "commits are refused until the daemon is restarted")
@@ -271,9 +271,10 @@ class MetaDB:
         record = encode(lsn, writes, time.time_ns())
         self.lsn = lsn
         # queued first, so the disks' fsyncs overlap LevelDB's; a record whose LevelDB write
-        # then fails is a complete commit that was not acknowledged (open_journal applies it)
+        # then fails is a complete commit that was not acknowledged (open_journal applies it).
+        # Queued as lazy: the group that makes it durable kicks the journal (_flush_and_sync)
         if self.journal is not None:
-            self.journal.append(lsn, record, lazy)
+            self.journal.append(lsn, record, lazy=True)
         elif self._held is not None:
             self._held.append((lsn, record))
             if len(self._held) > HELD_MAX:
@@ -283,17 +284,17 @@ class MetaDB:
             self._overlay[k] = (lsn, v)
         return lsn
 
-    def stage(self, writes: Writes, lazy: bool = False) -> int:
+    def stage(self, writes: Writes) -> int:
         """Number a commit and queue it for the journal and for LevelDB, without writing
         anything (no I/O: the loop may call it); returns its lsn (0: nothing to write). `get`
         and `scan` read it at once; LevelDB iterators and snapshots once `flushed(lsn)` returns.
-        Durable once `durable(lsn)` returns, which writes it to LevelDB first. `lazy`: nobody
-        waits for it to be durable yet, so the journal need not sync it on its own
-        (journal.LAZY_SECONDS)."""
+        Durable once `durable(lsn)` returns, which writes it to LevelDB first; until someone
+        waits for that, the journal syncs it only with other records or after
+        journal.LAZY_SECONDS (a lazy record)."""
         if not writes:
             return 0
         with self._order:
-            return self._stage_locked(writes, lazy)
+            return self._stage_locked(writes)
 
     @property
     def has_staged(self) -> bool:
@@ -358,11 +359,10 @@ class MetaDB:
                 self._flush_running = None
                 done.set()
 
-    async def apply(self, batch: Batch, sync: bool = True) -> int:
+    async def apply(self, batch: Batch) -> int:
         """Write the batch atomically to LevelDB, unsynced, and queue it for the journal;
-        returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns; `sync=False`:
-        the caller will not wait for that now (a lazy journal record, see `stage`)."""
-        lsn = self.stage(batch.writes, lazy=not sync)
+        returns its lsn (0: nothing to write). Durable once `durable(lsn)` returns."""
+        lsn = self.stage(batch.writes)
         await self.flushed(lsn)
         return lsn
 
@@ -386,7 +386,10 @@ class MetaDB:
                 await self._journaled.wait(lsn)
 
     def _flush_and_sync(self, lsn: int) -> None:
-        """Staged commits written to LevelDB, then its logs synced up to `lsn` (one thread call)."""
+        """Staged commits written to LevelDB, then its logs synced up to `lsn` (one thread call).
+        The journal's quorum disks start on the same commits first, so both syncs overlap."""
+        if self.journal is not None:
+            self.journal.kick(lsn)
         self._drain()
         if self.written < lsn:
             raise MetadataUnavailable(f"the metadata DB failed a write ({self.failed})")
@@ -424,7 +427,7 @@ class MetaDB:
     async def commit(self, batch: Batch, sync: bool = True) -> None:
         """Write the batch atomically; with sync=True this is the durability point (LevelDB
         synced and the journal on its quorum of disks)."""
-        lsn = await self.apply(batch, sync)
+        lsn = await self.apply(batch)
         if sync:
             await self.durable(lsn)
 

@@ -479,10 +479,10 @@ class StoreCore:
                     hook(t)
             t.finish()
             if staged:
-                lsn = self.db.stage(t.batch.writes, lazy=_DEFERRED.get())
+                lsn = self.db.stage(t.batch.writes)
             else:
                 with trio.CancelScope(shield=True):
-                    lsn = await self.db.apply(t.batch, sync=not _DEFERRED.get())
+                    lsn = await self.db.apply(t.batch)
         finally:
             self.lock.release()
         if not lsn:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from appliance.engine import journal
 from appliance.engine.errors import NoSuchKey
@@ -212,5 +213,36 @@ async def test_deferred_commits_announce_durability_only_at_make_durable(tmp_pat
         assert fired == ["durable"]
         await store.put_object("bkt", "k2", b"y")  # not deferred: announced when it returns
         assert fired == ["durable", "durable"]
+    finally:
+        store.db.close()
+
+
+async def test_staged_commits_reach_the_journal_with_their_group_in_one_write_per_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A staged commit wakes no journal writer: its record waits for the group that makes it
+    durable (MetaDB.durable), so a burst of commits costs each quorum disk one write and one
+    fsync, and the spares none (their records are lazy)."""
+    monkeypatch.setattr(journal, "LAZY_SECONDS", 3600.0)
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("bkt")
+        db = store.db
+        j = db.journal
+        assert j is not None
+        before = j.batches.total, sum(j.batches.counts)
+        lsns = []
+        for i in range(8):
+            b = db.batch()
+            b.put(f"test-key-{i}".encode(), b"v")
+            lsns.append(db.stage(b.writes))
+        await trio.sleep(0.2)  # what a writer woken at staging would have written by now
+        assert j.batches.total == before[0]
+        assert all(not dl.items or dl.durable < lsns[0] for dl in j.logs.values())
+        await db.durable(lsns[-1])
+        live = [dl for dl in j.logs.values() if not dl.failed]
+        assert sum(dl.durable >= lsns[-1] for dl in live) >= j.quorum
+        writes = sum(j.batches.counts) - before[1]
+        assert writes == min(j.quorum, len(live))  # one write per quorum disk, all 8 records in it
+        assert j.batches.total - before[0] == 8 * writes
     finally:
         store.db.close()
