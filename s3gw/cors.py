@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import S3Error
+from .numbers import digits
 from .xmlio import children, doc, el, parse, text
 
 METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE")
@@ -100,9 +101,9 @@ def parse_cors(body: bytes) -> list[CorsRule]:
         raw_age = text(node, "MaxAgeSeconds")
         max_age: int | None = None
         if raw_age is not None:
-            if not raw_age.strip().isdigit() or len(raw_age.strip()) > 10:
+            max_age = digits(raw_age.strip(), 10)
+            if max_age is None:
                 raise S3Error("MalformedXML")
-            max_age = int(raw_age.strip())
         rules.append(CorsRule(rule_id, tuple(origins), tuple(methods), tuple(headers), tuple(expose), max_age))
     return rules
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .http import Request, Response
+from .numbers import digits
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ def finish(observers: Sequence[Observer], ex: Exchange, req: Request, resp: Resp
     ex.status = resp.status
     if ex.key and req.method in ("GET", "HEAD") and resp.status < 300:
         size = next((v for k, v in resp.headers if k.lower() == "content-length"), "")
-        ex.object_size = int(size) if size.isdigit() else None
+        ex.object_size = digits(size)
     if isinstance(resp.body, bytes | bytearray):
         ex.bytes_out = len(resp.body) if req.method != "HEAD" else 0
         _done(observers, ex, req)

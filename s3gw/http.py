@@ -35,6 +35,7 @@ import httptools
 import trio
 
 from .errors import S3Error
+from .numbers import digits
 
 log = logging.getLogger("stowage.s3")
 
@@ -493,10 +494,10 @@ def _will_reuse(conn: _Conn, body: Body, req: Request) -> bool:
         return True
     if conn.expect_100:
         return False
-    length = req.headers.get("content-length")
-    if length is None or not length.isdigit():
+    length = digits(req.headers.get("content-length", ""))
+    if length is None:
         return False  # chunked: its length is unknown
-    return int(length) - body.bytes_read <= DRAIN_LIMIT
+    return length - body.bytes_read <= DRAIN_LIMIT
 
 
 async def serve_connection(

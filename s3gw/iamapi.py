@@ -109,6 +109,10 @@ class IamApi:
             if err.code == "ServiceFailure":
                 log.error("IAM request failed: %s: %s", exc.code, exc.message)
                 err.message = "The request processing has failed because of an unknown error."
+        except Exception:  # a bug: answered as one, the connection kept (S3App does the same)
+            log.exception("IAM request %s failed", request_id)
+            err = IamError("ServiceFailure", "The request processing has failed because of an unknown error.")
+            close = False
         return Response(err.status, headers, err.xml(request_id), close=close)
 
     async def _dispatch(self, req: Request, request_id: str, caller: Principal | None) -> bytes:

@@ -16,6 +16,7 @@ from appliance.iam.admin import IdentityAdmin
 from appliance.iam.errors import ValidationError
 from appliance.iam.policy import AuthzRequest, Outcome, Principal, authorize
 
+from .numbers import digits
 from .xmlio import HEAD, el, esc
 
 NS = "https://iam.amazonaws.com/doc/2010-05-08/"
@@ -127,10 +128,10 @@ class Call:
         """Marker/MaxItems paging over items in key order: the page, and its <IsTruncated> (with
         <Marker>, the last key returned, when truncated)."""
         raw = self.param("MaxItems", str(DEFAULT_MAX_ITEMS))
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_ITEMS:
+        limit = digits(raw)
+        if limit is None or not 1 <= limit <= MAX_ITEMS:
             raise ValidationError(f"1 validation error detected: Value {raw[:20]!r} at 'maxItems' failed to "
                                   f"satisfy constraint: Member must have value between 1 and {MAX_ITEMS}")
-        limit = int(raw)
         marker = self.param("Marker")
         ordered = sorted(items, key=key)
         if marker:

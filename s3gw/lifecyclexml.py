@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from appliance.engine import LifecycleRule, NoncurrentTransition, RuleFilter, Transition
 
 from .errors import S3Error
+from .numbers import digits
 from .xmlio import children, doc, el, parse, text
 
 MAX_RULES = 1000
@@ -44,9 +45,10 @@ def _int(node: ET.Element, name: str) -> int | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if not raw.lstrip("-").isdigit() or len(raw) > 19:
+    value = digits(raw.removeprefix("-"), 18)
+    if value is None:
         raise _malformed()
-    return int(raw)
+    return -value if raw.startswith("-") else value
 
 
 def _positive(value: int | None, what: str) -> int | None:
@@ -59,11 +61,9 @@ def _date(raw: str) -> str:
     """AWS's Date: ISO 8601 at midnight UTC; stored as AWS answers it."""
     try:
         t = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
+        t = (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # Overflow: 9999-12-31 at -14:00 is past year 9999 in UTC
         raise S3Error("InvalidArgument", "Invalid date: the Date must be in ISO 8601 format") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    t = t.astimezone(UTC)
     if (t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0):
         raise S3Error("InvalidArgument", "'Date' must be at midnight GMT")
     return t.strftime("%Y-%m-%dT00:00:00.000Z")

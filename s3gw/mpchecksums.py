@@ -27,6 +27,7 @@ from appliance.engine import ObjectVersion, PartRecord, UploadRecord
 
 from .checksums import ALGORITHMS, CRC_ALGORITHMS, checksum_b64, combined_crc_b64, header_name, valid_b64
 from .errors import S3Error
+from .numbers import digits
 from .xmlio import CompletedPart
 
 COMPOSITE = "COMPOSITE"
@@ -65,7 +66,7 @@ def _object_checksum(headers: Mapping[str, str]) -> tuple[str, str] | None:
         return None
     alg, value = found[0]
     digest, dash, count = value.partition("-")
-    if not valid_b64(digest, alg) or (dash and not count.isdigit()):
+    if not valid_b64(digest, alg) or (dash and digits(count) is None):
         raise S3Error("InvalidRequest", f"Value for {header_name(alg)} header is invalid.")
     return alg, value
 

@@ -14,6 +14,7 @@ from appliance.engine import ObjectVersion
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .numbers import digits
 from .routing import Op
 from .xmlio import doc, el, http_date
 
@@ -37,8 +38,8 @@ def requested(value: str | None) -> set[str]:
 
 def _header_int(ctx: Ctx, name: str, default: int) -> int:
     """A paging header; AWS ignores one that is not a non-negative number."""
-    raw = ctx.req.headers.get(name, "").strip()
-    return int(raw) if raw.isdigit() else default
+    value = digits(ctx.req.headers.get(name, "").strip())
+    return default if value is None else value
 
 
 def checksum_xml(v: ObjectVersion) -> str:

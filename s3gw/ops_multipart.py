@@ -18,6 +18,7 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .mpchecksums import Completion, upload_checksum, upload_headers
+from .numbers import digits
 from .objmeta import put_meta
 from .ops_access import new_object_acl
 from .ops_list import encoder, int_param
@@ -92,10 +93,11 @@ def _copy_range(ctx: Ctx, size: int) -> tuple[int, int]:
     spec = raw.strip()
     if not spec.startswith("bytes="):
         raise bad
-    first, _, last = spec[6:].partition("-")
-    if not first.isdigit() or not last.isdigit() or int(last) < int(first):
+    raw_first, _, raw_last = spec[6:].partition("-")
+    first, last = digits(raw_first), digits(raw_last)
+    if first is None or last is None or last < first:
         raise bad
-    start, end = int(first), int(last) + 1
+    start, end = first, last + 1
     if end > size:
         raise S3Error("InvalidRange", "The specified copy source range is not satisfiable",
                       RangeRequested=raw, ActualObjectSize=str(size))

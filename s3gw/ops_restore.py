@@ -14,6 +14,7 @@ from .body import read_xml
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .numbers import digits
 from .routing import Op
 from .xmlio import children, http_date, parse, text
 
@@ -32,10 +33,11 @@ def parse_restore(body: bytes) -> tuple[int, str]:
     raw = text(root, "Days")
     if raw is None:
         days = 0
-    elif not raw.strip().isdigit() or len(raw.strip()) > 9:
-        raise S3Error("MalformedXML")
     else:
-        days = int(raw)
+        value = digits(raw.strip(), 9)
+        if value is None:
+            raise S3Error("MalformedXML")
+        days = value
     if raw is not None and not 1 <= days <= MAX_DAYS:
         raise S3Error("InvalidArgument", "Days must be a positive integer")
     tier = text(root, "Tier")

@@ -175,7 +175,9 @@ async def post_object(ctx: Ctx) -> Response:
         out.append(("x-amz-version-id", v.version_id))
     out += sse.headers(ctx, protection, context=True)
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
-    if redirect and urlsplit(redirect).scheme in ("http", "https"):
+    # a URL a Location header can carry (no CR, LF or other control character), else ignored as
+    # AWS ignores an invalid one: checked before the 303 is built, the object being stored already
+    if redirect and redirect.isascii() and redirect.isprintable() and urlsplit(redirect).scheme in ("http", "https"):
         sep = "&" if "?" in redirect else "?"
         target = redirect + sep + urlencode({"bucket": ctx.bucket, "key": key, "etag": etag})
         return Response(303, [*[h for h in out if h[0] != "Location"], ("Location", target)])

@@ -82,7 +82,7 @@ def _condition(raw: Any) -> Condition:
             raise _invalid("Invalid content-length-range: it has two integer bounds.")
         try:
             low, high = int(raw[1]), int(raw[2])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # Overflow: 1e400 is a float infinity
             raise _invalid("Invalid content-length-range: its bounds must be integers.") from None
         if low < 0 or high < low:
             raise _invalid("Invalid content-length-range: bounds out of order.")

@@ -11,7 +11,6 @@ cause (Cause.replica): the version keeps its id, is marked REPLICA, and is never
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from appliance.engine import Cause
@@ -21,10 +20,9 @@ from .authz import Authorizer, BucketView, Check, Conditions
 from .ctx import Ctx
 from .errors import S3Error
 from .http import Response
-from .routing import Op
+from .routing import VERSION_ID, Op
 
 VERSION_HEADER = "x-stowage-replica-version-id"  # the same name as appliance/services/s3push.py's
-_VERSION_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _ACTIONS = {Op.PutObject: "s3:ReplicateObject", Op.CompleteMultipartUpload: "s3:ReplicateObject",
             Op.UploadPart: "s3:ReplicateObject",  # a sealed part (sealedreplica.py)
             Op.DeleteObject: "s3:ReplicateDelete", Op.PutObjectTagging: "s3:ReplicateTags",
@@ -42,7 +40,7 @@ async def authorize(ctx: Ctx, authz: Authorizer, conditions: Conditions, view: B
     if action is None or (ctx.route.op is Op.DeleteObject and "versionId" in ctx.query):
         raise S3Error("InvalidRequest", f"{VERSION_HEADER} applies to PutObject, CompleteMultipartUpload, "
                       "DeleteObject without a version id, object tagging and UploadPart only.")
-    if not _VERSION_ID.match(vid) or vid == "null":
+    if not VERSION_ID.fullmatch(vid) or vid == "null":
         raise S3Error("InvalidArgument", "Invalid replica version id.", ArgumentName=VERSION_HEADER,
                       ArgumentValue=vid)
     await authz.require(ctx.principal, [Check(action, ctx.bucket, ctx.key)], conditions, view)

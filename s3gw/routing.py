@@ -135,10 +135,14 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
     # class a GetBucket listing or a CreateBucket
     "part", "default-storage-class",
 })
-# Subresources of buckets only: on an object they name nothing we serve.
+# Subresources of buckets only: on an object they name nothing we serve (and must not fall
+# through to PutObject or DeleteObject: `PUT /b/k?cors` would store the CORS document as k)
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
                                  "object-lock", "logging", "notification", "replication", "lifecycle",
-                                 "intelligent-tiering"})
+                                 "intelligent-tiering", "cors", "versioning", "location", "versions"})
+# Every version id this store holds: its own (secrets.token_urlsafe, or "null") and the ids
+# replicas keep from their source (replica.py)
+VERSION_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).
@@ -203,6 +207,9 @@ def route(method: str, target: str, host: str, domain: str, copy_source: bool) -
         bucket, _, key = path[1:].partition("/")
         virtual = False
     query = parse_query(raw_query)
+    vid = query.get("versionId")
+    if vid and not VERSION_ID.fullmatch(vid):  # "" has its own answer (ops_object._version_id)
+        raise S3Error("InvalidArgument", "Invalid version id specified")
     return Route(bucket, key, raw_path, raw_query, query, operation(method, bucket, key, query, copy_source), virtual)
 
 

@@ -31,6 +31,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from .errors import S3Error
+from .numbers import digits
 from .sigv4 import AMZ_DATE_FORMAT, MAX_SKEW, AuthResult, as_sent, declared_payload, uri_encode
 
 ALGORITHM = "AWS"  # the value of s3:signatureversion for SigV2
@@ -82,7 +83,7 @@ def _sign(secret: str, text: str) -> str:
 def _when(value: str) -> datetime | None:
     try:
         return parsedate_to_datetime(value).astimezone(UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # Overflow: year 9999 at -1400
         pass
     try:
         return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
@@ -113,10 +114,11 @@ def _query_claims(query: Mapping[str, str], now: datetime) -> tuple[str, str, li
         raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires and "
                       "AWSAccessKeyId parameters")
     expires = query["Expires"]
-    if not expires.isdigit():
+    at = digits(expires)
+    if at is None:
         raise S3Error("AccessDenied", "Invalid date (should be seconds since epoch): " + expires[:32])
-    if now.timestamp() > int(expires):
-        raise S3Error("AccessDenied", "Request has expired", Expires=datetime.fromtimestamp(int(expires), UTC)
+    if now.timestamp() > at:
+        raise S3Error("AccessDenied", "Request has expired", Expires=datetime.fromtimestamp(at, UTC)
                       .strftime("%Y-%m-%dT%H:%M:%SZ"), ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     # a '+' of the base64 signature that was not percent-encoded arrives as a space
     return query["AWSAccessKeyId"], query["Signature"].replace(" ", "+"), [expires]

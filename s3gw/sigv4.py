@@ -162,7 +162,7 @@ def _parse_header_auth(auth: str, headers: Mapping[str, str], service: str, body
             raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
         try:
             amz_date = parsedate_to_datetime(raw).astimezone(UTC).strftime(AMZ_DATE_FORMAT)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # Overflow: year 9999 at -1400
             raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from None
     # S3 signs the payload hash its client states; every other service signs the body's hash
     payload = headers.get("x-amz-content-sha256") if body_sha256 is None else body_sha256

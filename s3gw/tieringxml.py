@@ -17,6 +17,7 @@ from appliance.engine import TieringConfigRecord
 
 from .errors import S3Error
 from .lifecyclexml import _tag
+from .numbers import digits
 from .xmlio import children, el, esc, parse, text
 
 MAX_ID = 64
@@ -82,16 +83,16 @@ def parse_tiering(body: bytes, bucket: str, config_id: str) -> TieringConfigReco
         raise _malformed()
     for node in tierings:
         _only(node, ("AccessTier", "Days"))
-        tier, raw = text(node, "AccessTier"), (text(node, "Days") or "").strip()
-        if tier not in DAYS or not raw.isdigit() or len(raw) > 9:
+        tier, value = text(node, "AccessTier"), digits((text(node, "Days") or "").strip(), 9)
+        if tier not in DAYS or value is None:
             raise _malformed()
         if tier in days:
             raise S3Error("InvalidArgument", f"AccessTier {tier} is specified more than once")
         lo, hi = DAYS[tier]
-        if not lo <= int(raw) <= hi:
+        if not lo <= value <= hi:
             raise S3Error("InvalidArgument", f"Days for {tier} must be between {lo} and {hi}",
-                          ArgumentName="Days", ArgumentValue=raw)
-        days[tier] = int(raw)
+                          ArgumentName="Days", ArgumentValue=str(value))
+        days[tier] = value
     archive, deep = days.get("ARCHIVE_ACCESS", 0), days.get("DEEP_ARCHIVE_ACCESS", 0)
     if archive and deep and deep <= archive:
         raise S3Error("InvalidArgument", "Days for DEEP_ARCHIVE_ACCESS must be greater than for ARCHIVE_ACCESS")

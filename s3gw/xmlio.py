@@ -141,7 +141,7 @@ def parse(body: bytes, root: str) -> ET.Element:
         raise S3Error("MalformedXML")
     try:
         tree = _tree(body)
-    except (expat.ExpatError, _Forbidden, ValueError):
+    except (expat.ExpatError, _Forbidden, ValueError, LookupError):  # Lookup: encoding="bogus"
         raise S3Error("MalformedXML") from None
     for node in tree.iter():
         if isinstance(node.tag, str):
@@ -238,4 +238,9 @@ def parse_location(body: bytes) -> str:
     if not body.strip():
         return ""
     root = parse(body, "CreateBucketConfiguration")
+    for child in root:
+        if child.tag in ("Tags", "Bucket", "Location"):  # tags at creation; directory buckets
+            raise S3Error("NotImplemented", f"CreateBucketConfiguration's {child.tag} is not implemented.")
+        if child.tag != "LocationConstraint":
+            raise S3Error("MalformedXML")
     return (text(root, "LocationConstraint") or "").strip()

@@ -102,8 +102,11 @@ class DaemonProc:
         return ""
 
     def stop(self, timeout: float = 60.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is not None:
+            self._unmount_left()
+            return self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -111,11 +114,18 @@ class DaemonProc:
             self.proc.kill()
             self.proc.wait()
             raise
+        finally:
+            self._unmount_left()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        self._unmount_left()
+
+    def _unmount_left(self) -> None:
+        """A daemon that died, or could not unmount (a full disk), leaves a dead FUSE mount
+        (ENOTCONN) that breaks every later walk of the test's directory."""
         mount = self.info.get("mount")
         if mount:
             subprocess.run(["umount", "-l", mount], capture_output=True)

@@ -188,6 +188,8 @@ class MultipartStore(StoreCore):
         if not parts:
             raise InvalidArgument("You must specify at least one part", code_hint="MalformedXML")
         numbers = [n for n, _ in parts]
+        for n in numbers:
+            self._check_part_number(n)
         if any(b <= a for a, b in itertools.pairwise(numbers)):
             raise InvalidPartOrder()
         async with self.txn() as t:

@@ -62,7 +62,7 @@ def decode_context(value: str) -> dict[str, str] | None:
     JSON object of strings."""
     try:
         doc = json.loads(base64.b64decode(value, validate=True).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError):  # Recursion: [[[[...
         return None
     if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
         return None

@@ -329,6 +329,8 @@ def test_boto3_iam_surface_and_error_codes(d: DaemonProc) -> None:
     ({"Action": "UpdateAccessKey", "AccessKeyId": "STWNOSUCHKEY00000000", "Status": "Sleeping"}, "ValidationError"),
     ({"Action": "ListUsers", "MaxItems": "0"}, "ValidationError"),
     ({"Action": "ListUsers", "MaxItems": "99999999999999999999"}, "ValidationError"),
+    ({"Action": "ListUsers", "MaxItems": "\u00b2"}, "ValidationError"),  # isdigit(), yet no int()
+    ({"Action": "ListGroups", "MaxItems": "9" * 5000}, "ValidationError"),
     ({"Action": "ListPolicies", "Scope": "Everything"}, "ValidationError"),
     ({"Action": "ListPolicies", "OnlyAttached": "maybe"}, "ValidationError"),
     ({"Action": "FrobnicateUser"}, "InvalidAction"),

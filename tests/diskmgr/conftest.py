@@ -74,9 +74,11 @@ def release_mount_points(root: Path) -> None:
     """Mount points the appliance prepared are made immutable while empty (diskmgr/prepare.py):
     clear that under `root`, or pytest cannot delete the test's directory (and every run would
     leave it behind, loop images and all)."""
-    for p in root.rglob("disk-*"):
-        if p.parent.name == "disks" and p.is_dir() and not p.is_symlink():
-            subprocess.run(["chattr", "-i", str(p)], capture_output=True)
+    for top, dirs, _files in os.walk(root):  # os.walk skips what it cannot read (a dead mount)
+        if Path(top).name == "disks":
+            for name in dirs:
+                if name.startswith("disk-") and not (Path(top) / name).is_symlink():
+                    subprocess.run(["chattr", "-i", str(Path(top) / name)], capture_output=True)
 
 
 @pytest.fixture

@@ -1,0 +1,169 @@
+"""Hostile values in fields the gateway parses (found by fuzzing the real daemon): numbers that
+`str.isdigit()` takes and `int()` refuses, dates whose conversion to UTC overflows, XML that
+names an encoding that is not one, nesting that exhausts the recursion limit, values a response
+header cannot carry, and bucket subresources sent to an object. Each gets its S3 error (or is
+ignored, where AWS ignores it), never a 500 or a connection closed without an answer, and no
+request of them changes an object."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from tests.s3.conftest import error_code
+from tests.s3.test_post_object import multipart, signed_form
+
+SUP2 = "\u00b2"  # SUPERSCRIPT TWO: str.isdigit() is true, int() raises ValueError
+
+
+def _expect(got: tuple[int, dict[str, str], bytes], status: int, code: str) -> None:
+    assert got[0] == status, got
+    assert error_code(got[2]) == code, got
+
+
+def test_dates_past_year_9999_in_utc_are_refused_not_500(raw: Any, bucket: str) -> None:
+    """No credentials needed: the date is read before the key is looked up."""
+    late = "Fri, 31 Dec 9999 23:59:59 -1400"
+    v4 = ("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261207/us-east-1/s3/aws4_request, "
+          f"SignedHeaders=date;host, Signature={'0' * 64}")
+    for auth in (v4, "AWS AKIDEXAMPLE:c2lnbmF0dXJl"):
+        status, _, body = raw.request("GET", f"/{bucket}", headers={"Date": late, "Authorization": auth},
+                                      sign=False)
+        assert status == 403 and error_code(body) in ("AccessDenied", "InvalidAccessKeyId"), body
+    status, _, body = raw.request("GET", f"/{bucket}", sign=False, headers={
+        "x-amz-date": late, "Authorization": "AWS AKIDEXAMPLE:c2lnbmF0dXJl"})
+    assert status == 403, body
+
+
+def test_sigv2_query_expires_must_be_ascii_digits(raw: Any, bucket: str) -> None:
+    for expires in ("%C2%B2", "1_0", "9" * 5000):
+        status, _, body = raw.request(
+            "GET", f"/{bucket}?AWSAccessKeyId=AKIDEXAMPLE&Expires={expires}&Signature=abc", sign=False)
+        assert (status, error_code(body)) == (403, "AccessDenied"), body
+
+
+@pytest.mark.parametrize("encoding", ["bogus", "rot13", "base64", "zlib_codec", "utf-7"])
+def test_xml_naming_a_non_text_encoding_is_malformed(raw: Any, bucket: str, encoding: str) -> None:
+    body = f'<?xml version="1.0" encoding="{encoding}"?><Tagging><TagSet/></Tagging>'.encode()
+    _expect(raw.request("PUT", f"/{bucket}?tagging", body), 400, "MalformedXML")
+
+
+@pytest.mark.parametrize(("query", "doc"), [
+    ("lifecycle", "<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter>"
+                  "<Status>Enabled</Status><Expiration><Days>{n}</Days></Expiration></Rule>"
+                  "</LifecycleConfiguration>"),
+    ("cors", "<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
+             "<MaxAgeSeconds>{n}</MaxAgeSeconds></CORSRule></CORSConfiguration>"),
+    ("intelligent-tiering&id=t", "<IntelligentTieringConfiguration><Id>t</Id><Status>Enabled</Status>"
+                                 "<Tiering><Days>{n}</Days><AccessTier>ARCHIVE_ACCESS</AccessTier></Tiering>"
+                                 "</IntelligentTieringConfiguration>"),
+])
+def test_xml_numbers_must_be_ascii_digits(raw: Any, bucket: str, query: str, doc: str) -> None:
+    for n in (SUP2, "9" * 5000):
+        _expect(raw.request("PUT", f"/{bucket}?{query}", doc.format(n=n).encode()), 400, "MalformedXML")
+
+
+def test_restore_days_must_be_ascii_digits(raw: Any, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    body = f"<RestoreRequest><Days>{SUP2}</Days></RestoreRequest>".encode()
+    _expect(raw.request("POST", f"/{bucket}/k?restore", body), 400, "MalformedXML")
+
+
+def test_lifecycle_date_that_overflows_in_utc(raw: Any, bucket: str) -> None:
+    for date in ("9999-12-31T10:00:00-14:00", "0001-01-01T10:00:00+14:00"):
+        doc = ("<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>"
+               f"<Expiration><Date>{date}</Date></Expiration></Rule></LifecycleConfiguration>").encode()
+        _expect(raw.request("PUT", f"/{bucket}?lifecycle", doc), 400, "InvalidArgument")
+
+
+def test_odd_numbers_in_headers(raw: Any, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="src", Body=b"0123456789")
+    # GetObjectAttributes' paging headers: AWS ignores one that is not a number
+    for value in ("\xb2", "9" * 5000):
+        status, _, body = raw.request("GET", f"/{bucket}/src?attributes", headers={
+            "x-amz-object-attributes": "ObjectSize", "x-amz-max-parts": value})
+        assert status == 200 and b"<ObjectSize>10</ObjectSize>" in body, body
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+    for value in ("bytes=\xb2-\xb2", f"bytes=0-{'9' * 5000}"):
+        _expect(raw.request("PUT", f"/{bucket}/dst?partNumber=1&uploadId={upload}", headers={
+            "x-amz-copy-source": f"/{bucket}/src", "x-amz-copy-source-range": value}), 400, "InvalidArgument")
+    s3.abort_multipart_upload(Bucket=bucket, Key="dst", UploadId=upload)
+
+
+def test_complete_with_part_numbers_out_of_range(raw: Any, s3: Any, bucket: str) -> None:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"part")
+    for n in ("-1", "4294967296", "0", "10001"):
+        doc = (f"<CompleteMultipartUpload><Part><PartNumber>{n}</PartNumber><ETag>x</ETag></Part>"
+               "</CompleteMultipartUpload>").encode()
+        _expect(raw.request("POST", f"/{bucket}/mp?uploadId={upload}", doc), 400, "InvalidArgument")
+    assert s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload)["Parts"][0]["PartNumber"] == 1
+
+
+def test_version_ids_are_checked_before_use(raw: Any, s3: Any, bucket: str) -> None:
+    """A version id is echoed in x-amz-version-id: one holding CR, LF or NUL closed the
+    connection without an answer, and `garbage!` was deleted with a 204."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    for vid in ("%00", "a%0D%0AX-Injected:%201", "garbage!", "x" * 129):
+        _expect(raw.request("DELETE", f"/{bucket}/k?versionId={vid}"), 400, "InvalidArgument")
+        _expect(raw.request("GET", f"/{bucket}/k?versionId={vid}"), 400, "InvalidArgument")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+    status, _, body = raw.request("GET", f"/{bucket}/k?versionId=null")
+    assert (status, body) == (200, b"kept")
+
+
+def test_deeply_nested_encryption_context(raw: Any, bucket: str) -> None:
+    context = base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()
+    status, _, body = raw.request("PUT", f"/{bucket}/k", b"x", headers={
+        "x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-context": context})
+    assert status == 400 and error_code(body) == "InvalidArgument", body
+
+
+def test_bucket_subresources_on_a_key_change_nothing(raw: Any, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    cors = (b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
+            b"</CORSRule></CORSConfiguration>")
+    for method, query, body in (("PUT", "cors", cors), ("DELETE", "cors", b""), ("DELETE", "versioning", b""),
+                                ("PUT", "versioning", b""), ("GET", "location", b""), ("GET", "versions", b"")):
+        _expect(raw.request(method, f"/{bucket}/k?{query}", body), 501, "NotImplemented")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+
+
+def test_create_bucket_configuration_features_not_built_are_refused(raw: Any, s3: Any) -> None:
+    tags = (b"<CreateBucketConfiguration><Tags><Tag><Key>k</Key><Value>v</Value></Tag></Tags>"
+            b"</CreateBucketConfiguration>")
+    directory = (b"<CreateBucketConfiguration><Location><Type>AvailabilityZone</Type><Name>z</Name></Location>"
+                 b"<Bucket><Type>Directory</Type><DataRedundancy>SingleAvailabilityZone</DataRedundancy></Bucket>"
+                 b"</CreateBucketConfiguration>")
+    for body in (tags, directory):
+        _expect(raw.request("PUT", "/hostile-create-config", body), 501, "NotImplemented")
+    _expect(raw.request("PUT", "/hostile-create-config", b"<CreateBucketConfiguration><Colour>blue</Colour>"
+                                                         b"</CreateBucketConfiguration>"), 400, "MalformedXML")
+    assert "hostile-create-config" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    status, _, _ = raw.request("PUT", "/hostile-create-config", b"<CreateBucketConfiguration><LocationConstraint>"
+                                                               b"eu-west-1</LocationConstraint></CreateBucketConfiguration>")
+    assert status == 200
+    s3.delete_bucket(Bucket="hostile-create-config")
+
+
+def test_post_policy_bound_that_overflows(raw: Any, s3d: Any, bucket: str) -> None:
+    fields = signed_form(s3d.access_key, s3d.secret_key,
+                         [{"bucket": bucket}, {"key": "up"}, ["content-length-range", 0, float("inf")]], {"key": "up"})
+    body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"hello")])
+    status, _, answer = raw.request("POST", f"/{bucket}", body, headers, sign=False)
+    assert status == 400 and error_code(answer) == "InvalidPolicyDocument", answer
+
+
+def test_post_redirect_a_header_cannot_carry_is_ignored(raw: Any, s3d: Any, s3: Any, bucket: str) -> None:
+    """The object is stored before the answer is built: a redirect with CR/LF closed the
+    connection without one, so the client saw a failure for an upload that had succeeded."""
+    redirect = "http://example.com/done\r\nX-Injected: 1"
+    fields = signed_form(s3d.access_key, s3d.secret_key,
+                         [{"bucket": bucket}, {"key": "up"}, ["starts-with", "$success_action_redirect", ""]],
+                         {"key": "up", "success_action_redirect": redirect})
+    body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"uploaded")])
+    status, answer_headers, _ = raw.request("POST", f"/{bucket}", body, headers, sign=False)
+    assert status == 204 and "x-injected" not in answer_headers
+    assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
