@@ -453,7 +453,7 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
 
 def parse_listen(listen: str, where: str = "s3.listen") -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+    if not sep or not (port.isascii() and port.isdigit()) or not (0 <= int(port) <= 65535):
         raise ConfigError(f"{where}: expected HOST:PORT, got {listen!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 

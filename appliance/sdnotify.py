@@ -45,10 +45,10 @@ def socket_address(value: str) -> str | None:
 def watchdog_interval(environ: Mapping[str, str], pid: int) -> float | None:
     """The watchdog timeout in seconds, or None when there is none for process `pid`."""
     raw = environ.get("WATCHDOG_USEC", "")
-    if not raw.isdigit() or int(raw) == 0:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) == 0:
         return None
     owner = environ.get("WATCHDOG_PID", "")
-    if owner and (not owner.isdigit() or int(owner) != pid):
+    if owner and (not (owner.isascii() and owner.isdigit()) or int(owner) != pid):
         return None
     return int(raw) / 1_000_000
 

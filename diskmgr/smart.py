@@ -331,6 +331,6 @@ def _int(v: Any) -> int | None:
         return v
     if isinstance(v, float):
         return int(v)
-    if isinstance(v, str) and v.strip().isdigit():
+    if isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():
         return int(v.strip())
     return None

@@ -24,7 +24,7 @@ class Defaults:
 
 
 def _uid(name: str, where: str) -> int:
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         return int(name)
     try:
         return pwd.getpwnam(name).pw_uid
@@ -33,7 +33,7 @@ def _uid(name: str, where: str) -> int:
 
 
 def _gid(name: str, where: str) -> int:
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         return int(name)
     try:
         return grp.getgrnam(name).gr_gid

@@ -170,7 +170,7 @@ class Disk:
                 continue
             for e in entries:
                 seg, _, idx = e.name.rpartition(".")
-                if seg and idx.isdigit():
+                if seg and idx.isascii() and idx.isdigit():
                     yield seg, int(idx), e.path
 
     def record_error(self, checksum: bool = False) -> None:

@@ -87,7 +87,7 @@ def volume_numbers(disk_path: str | os.PathLike[str]) -> list[int]:
         names = os.listdir(volumes_dir(disk_path))
     except FileNotFoundError:
         return []
-    return sorted(int(n[:-4]) for n in names if n.endswith(".vol") and n[:-4].isdigit())
+    return sorted(int(n[:-4]) for n in names if n.endswith(".vol") and n[:-4].isascii() and n[:-4].isdigit())
 
 
 def _record_head(header: ShardHeader) -> list[bytes | memoryview]:

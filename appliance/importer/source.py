@@ -40,7 +40,7 @@ class SourceVersion:
     def parts(self) -> int:
         """Parts of a multipart object, from its ETag ("...-N"); 0 for a single PUT."""
         tail = self.etag.strip('"').rpartition("-")[2]
-        return int(tail) if "-" in self.etag and tail.isdigit() else 0
+        return int(tail) if "-" in self.etag and tail.isascii() and tail.isdigit() else 0
 
 
 def error_code(exc: ClientError) -> str:

@@ -20,6 +20,7 @@ def test_defaults(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ('[admin]\nlisten = "nowhere"\n', "admin.listen: expected HOST:PORT"),
+    ('[admin]\nlisten = "127.0.0.1:80\u00b2"\n', "admin.listen: expected HOST:PORT"),  # isdigit(), not int()
     ('[admin]\nmetrics_public = "yes"\n', "admin.metrics_public: expected true or false"),
     ('[access_log]\ntarget = "syslog"\n', "access_log.target: expected file or journal"),
     ("[access_log]\nmax_bytes = 0\n", "access_log.max_bytes must be positive"),

@@ -167,3 +167,12 @@ def test_post_redirect_a_header_cannot_carry_is_ignored(raw: Any, s3d: Any, s3: 
     status, answer_headers, _ = raw.request("POST", f"/{bucket}", body, headers, sign=False)
     assert status == 204 and "x-injected" not in answer_headers
     assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
+
+
+def test_digits_takes_plain_ascii_numbers_only() -> None:
+    from s3gw.numbers import digits
+
+    assert digits("0") == 0 and digits("0042") == 42 and digits("9" * 19) == int("9" * 19)
+    for raw in ("", SUP2, "\u0663", "1_000", " 1", "1 ", "-1", "+1", "1.0", "9" * 20, "x"):
+        assert digits(raw) is None, raw
+    assert digits("12345", max_digits=4) is None

@@ -56,6 +56,8 @@ def test_watchdog_interval_parsing() -> None:
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "8"}, 7) is None
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "0"}, 7) is None
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "soon"}, 7) is None
+    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "3\u00b2"}, 7) is None  # isdigit(), not int()
+    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "\u00b2"}, 7) is None
     assert sdnotify.watchdog_interval({}, 7) is None
 
 
