@@ -10,8 +10,8 @@ writes everything queued since its last fsync and then fsyncs once, so concurren
 one fsync per disk (group commit). Queueing a record wakes no writer: MetaDB kicks the quorum
 disks (`kick`) when the group that writes and syncs LevelDB begins, so the journal's groups are
 LevelDB's groups (a writer woken at every staged commit wrote groups of one or two records, at
-~3 thread switches each: 7% fewer small PUTs/s). A disk that fails, or stalls longer than STALL_SECONDS, is
-dropped from the journal until the next roll; commits go on with the others. A commit nobody
+~3 thread switches each: 7% fewer small PUTs/s). A disk that fails, or stalls longer than
+STALL_SECONDS, is dropped from the journal until the next roll; commits go on with the others. A commit nobody
 waits for yet (the mount's close, durable at fsync or within mount.durability_seconds) is a
 lazy record: no group kicks it; it goes out with the next kicked record, when a commit waits
 for it, once LAZY_BYTES are queued, or after LAZY_SECONDS, so a run of closes
