@@ -40,6 +40,8 @@ XATTR_MAX_BYTES = 64 * 1024
 # NFS (wsize) and CephFS (object size) report theirs likewise.
 BLOCK = 1 << 20
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to chown
+MAX_RDEV = 2**32 - 1  # FUSE carries a device number in 32 bits
+MAX_TIME_NS = 2**63  # a timestamp in signed 64-bit nanoseconds (until 2262)
 
 
 @dataclass(slots=True)  # many are kept (listcache.py)
@@ -90,10 +92,14 @@ def parse_time_ns(text: str | None) -> int | None:
     try:
         if "." in text:
             sec, _, frac = text.partition(".")
-            return int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-        return int(text) * 1_000_000_000
+            ns = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
+        else:
+            ns = int(text) * 1_000_000_000
     except ValueError:
         return None
+    # what a kernel timestamp holds (any S3 writer sets these: one beyond made the whole
+    # directory's listing fail with EIO, pyfuse3 raising OverflowError)
+    return ns if -MAX_TIME_NS <= ns < MAX_TIME_NS else None
 
 
 def format_time(ns: int) -> str:
@@ -102,12 +108,17 @@ def format_time(ns: int) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def parse_id(text: str | None) -> int | None:
+def parse_id(text: str | None, limit: int = MAX_ID) -> int | None:
     try:
         n = int(text) if text else None
     except ValueError:
         return None
-    return n if n is not None and 0 <= n <= MAX_ID else None
+    return n if n is not None and 0 <= n <= limit else None
+
+
+def _or(value: int | None, default: int) -> int:
+    """`value` unless it is missing: 0 (the epoch, device 0) is a value, not an absence."""
+    return default if value is None else value
 
 
 def posix_of(v: Version | None, ftype: int, d: Defaults, default_ns: int) -> Posix:
@@ -119,15 +130,15 @@ def posix_of(v: Version | None, ftype: int, d: Defaults, default_ns: int) -> Pos
     mode = uid = gid = None
     if v.posix_trusted:
         mode, uid, gid = _mode_of(um.get("mode")), parse_id(um.get("uid")), parse_id(um.get("gid"))
-    mtime = parse_time_ns(um.get("mtime")) or v.last_modified_ns
+    mtime = _or(parse_time_ns(um.get("mtime")), v.last_modified_ns)
     return Posix(
         mode=default_mode(ftype, d) if mode is None else ftype | (mode & 0o7777),
         uid=d.uid if uid is None else uid,
         gid=d.gid if gid is None else gid,
         mtime_ns=mtime,
-        atime_ns=parse_time_ns(um.get("atime")) or mtime,
-        ctime_ns=parse_time_ns(um.get("ctime")) or v.last_modified_ns,
-        rdev=(parse_id(um.get("rdev")) or 0) if is_device(ftype) else 0,
+        atime_ns=_or(parse_time_ns(um.get("atime")), mtime),
+        ctime_ns=_or(parse_time_ns(um.get("ctime")), v.last_modified_ns),
+        rdev=_or(parse_id(um.get("rdev"), MAX_RDEV), 0) if is_device(ftype) else 0,
     )
 
 

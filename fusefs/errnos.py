@@ -50,6 +50,11 @@ ERRNO_BY_CODE: dict[str, int] = {
 
 
 def errno_for(exc: BaseException) -> int:
+    if isinstance(exc, BaseExceptionGroup):
+        # a failure inside an engine nursery (a full disk during a streamed write) arrives
+        # wrapped: its own errno, not EIO, when one of its members has one
+        codes = [errno_for(e) for e in exc.exceptions]
+        return next((c for c in codes if c != errno.EIO), errno.EIO)
     if isinstance(exc, pyfuse3.FUSEError):
         return exc.errno
     if isinstance(exc, StowageError):
@@ -84,6 +89,11 @@ def fuse_op(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]
         except OSError as exc:
             log.warning("%s failed: %s", fn.__name__, exc)
             raise pyfuse3.FUSEError(errno_for(exc)) from None
+        except ExceptionGroup as group:
+            code = errno_for(group)
+            if code == errno.EIO:
+                log.exception("%s failed unexpectedly", fn.__name__)
+            raise pyfuse3.FUSEError(code) from None
         except Exception:
             log.exception("%s failed unexpectedly", fn.__name__)
             raise pyfuse3.FUSEError(errno.EIO) from None

@@ -6,9 +6,11 @@ a file's names moves the file's ctime, as on ext4. Rules in SEMANTICS.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import stat
+from collections.abc import AsyncIterator
 
 import pyfuse3
 from pyfuse3 import EntryAttributes, RequestContext
@@ -136,24 +138,25 @@ class NamespaceOps(NodeOps):
         if parent.kind == ROOT:
             raise fail(errno.EISDIR)
         bucket, path = self._child(parent, name)
-        found = self._found(bucket, path)
-        if found.kind == DIR:
-            raise fail(errno.EISDIR)
         node = self.inodes.find(bucket, path)
-        now = now_ns()
-        rec = self.store.inode_of(found.version) if found.version is not None else None
-        names = list(rec.links) if rec is not None else [path]
-        others: PutMeta | None = None
-        if rec is not None and len(rec.links) > 1:  # the file lives on under its other names, changed
-            p, um = self._file_posix(node, found)
-            p.ctime_ns = now
-            others = self._meta(path, rec.inode_id, found.version, p, um)
-        with self.quiet_keys(bucket, names):
-            left = await self.store.unlink_object(bucket, path, others)
-        if node is not None:
-            if left and node.state is not None:
-                node.state.posix.ctime_ns = now
-            self.inodes.unname(node, path, [n for n in names if n != path] if left else [])
+        async with _after_commits(node):
+            found = self._found(bucket, path)
+            if found.kind == DIR:
+                raise fail(errno.EISDIR)
+            now = now_ns()
+            rec = self.store.inode_of(found.version) if found.version is not None else None
+            names = list(rec.links) if rec is not None else [path]
+            others: PutMeta | None = None
+            if rec is not None and len(rec.links) > 1:  # the file lives on under its other names, changed
+                p, um = self._file_posix(node, found)
+                p.ctime_ns = now
+                others = self._meta(path, rec.inode_id, found.version, p, um)
+            with self.quiet_keys(bucket, names):
+                left = await self.store.unlink_object(bucket, path, others)
+            if node is not None:
+                if left and node.state is not None:
+                    node.state.posix.ctime_ns = now
+                self.inodes.unname(node, path, [n for n in names if n != path] if left else [])
         self._entries_changed(parent, now)
         await self._keep_dir(bucket, split(path)[0])
 
@@ -267,14 +270,13 @@ class NamespaceOps(NodeOps):
         p.ctime_ns = now  # the renamed file's status changed (on ext4 too)
         meta = self._meta(src, rec.inode_id if rec is not None else "", v, p, um)
         names = list(rec.links) if rec is not None else [src]
-        replaced = self.tree.head(bucket, dst)
-        victim = self.store.inode_of(replaced) if replaced is not None else None
-        with self.quiet_keys(bucket, [*names, dst]):
-            if st is not None:
-                async with st.lock:  # no commit to the old name can slip in between
-                    moved = await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
-                    self._moved(bucket, src, dst, victim)
-            else:
+        target = self.inodes.find(bucket, dst)
+        # no commit to the old name can slip in between, and the file replaced at dst finishes
+        # its commit first (a close racing the rename would store it over the renamed file)
+        async with _after_commits(node, target if target is not node else None):
+            replaced = self.tree.head(bucket, dst)
+            victim = self.store.inode_of(replaced) if replaced is not None else None
+            with self.quiet_keys(bucket, [*names, dst]):
                 moved = await self.store.rename_object(bucket, src, dst, noreplace=noreplace, meta=meta)
                 self._moved(bucket, src, dst, victim)
         self.tree.listed(moved)
@@ -304,3 +306,15 @@ class NamespaceOps(NodeOps):
             await self.store.update_meta(bucket, key, self._meta(key, rec.inode_id, v, p, um))
         if node is not None:
             self._rebase(node, p)
+
+
+@contextlib.asynccontextmanager
+async def _after_commits(*nodes: Node | None) -> AsyncIterator[None]:
+    """Hold the file states' locks of `nodes` (those with one): a commit of theirs under way
+    (close, which the kernel does not serialize with unlink or rename) ends first, and none
+    starts until the block is done; taken in one order, so two callers cannot deadlock."""
+    states = {id(n.state): n.state for n in nodes if n is not None and n.state is not None}
+    async with contextlib.AsyncExitStack() as stack:
+        for key in sorted(states):
+            await stack.enter_async_context(states[key].lock)
+        yield

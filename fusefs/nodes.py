@@ -308,10 +308,20 @@ class NodeOps(pyfuse3.Operations):
             await self._put_marker(node.bucket, node.path, p, um)
             return
         st = node.state
-        if st is not None and (st.changed or st.meta_changed or node.detached):
-            mutate(st.posix, st.user_meta)
-            st.meta_changed = True
+        if st is None:
+            await self._store_meta(node, None, mutate)
             return
+        # after a commit of the file under way (close): it built its metadata before this
+        # change and then marks the metadata clean, so a chmod made meanwhile was lost
+        async with st.lock:
+            if st.changed or st.meta_changed or node.detached:
+                mutate(st.posix, st.user_meta)
+                st.meta_changed = True
+                return
+            await self._store_meta(node, st, mutate)
+
+    async def _store_meta(self, node: Node, st: FileState | None, mutate: Mutate) -> None:
+        """The file's attributes changed in its stored version (the caller holds st.lock)."""
         v = self.tree.head(node.bucket, node.path)
         if v is None:
             raise fail(errno.ENOENT)
@@ -323,7 +333,6 @@ class NodeOps(pyfuse3.Operations):
         self.inodes.set_inode(node, nv.inode)
         self.tree.listed(nv)
         if st is not None:
-            async with st.lock:
-                if not st.changed:
-                    st.set_base(nv)
-                st.posix, st.user_meta = p, dict(nv.user_meta)
+            if not st.changed:
+                st.set_base(nv)
+            st.posix, st.user_meta = p, dict(nv.user_meta)

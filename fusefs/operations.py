@@ -38,6 +38,9 @@ from .xattr_ops import XattrOps
 
 log = logging.getLogger("stowage.fuse")
 TIMES_FLUSH_SECONDS = 1.0
+PATH_MAX = 4096  # Linux, its NUL included: a symlink's target is at most 4095 bytes
+MAX_FILE_BYTES = 5 * 1024**4  # AWS's largest object: a longer file could not be stored as one
+GROWTH_CHECK_BYTES = 64 << 20  # a file growing by more at once is checked against the free space
 
 
 class StowageFS(NamespaceOps, XattrOps, Invalidation):
@@ -115,6 +118,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
             st = await self._state(node)
             self.keys.check_writable(st.base)
             async with st.lock:
+                self._check_growth(st, attr.st_size)
                 await st.truncate(attr.st_size)
                 st.posix.mtime_ns = now
                 mutate(st.posix, st.user_meta)
@@ -134,6 +138,8 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
         v = self.tree.head(node.bucket, node.path)
         if v is None:
             raise fail(errno.ENOENT)
+        if v.size >= PATH_MAX:  # the kernel takes no longer target (an S3 writer can store one)
+            raise fail(errno.ENAMETOOLONG)
         return b"".join([piece async for piece in self.store.read_object(v, decrypt_with=self.keys.resolver)])
 
     @fuse_op
@@ -185,6 +191,15 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
                 st.meta_changed = True
         return pyfuse3.FileInfo(fh=self._open(node))
 
+    def _check_growth(self, st: FileState, end: int) -> None:
+        """A hole is stored as zeros (SEMANTICS.md), so `truncate -s 1T` or a write at a far
+        offset made the close write zeros until the disks were full: EFBIG past the largest
+        object, ENOSPC for a jump past the end the disks cannot hold, refused before anything."""
+        if end > MAX_FILE_BYTES:
+            raise fail(errno.EFBIG)
+        if end - st.size > GROWTH_CHECK_BYTES and end - st.size > self.store.capacity().usable_free:
+            raise fail(errno.ENOSPC)
+
     def _file(self, fh: int) -> tuple[Node, FileState]:
         node = self.files.get(fh)
         if node is None or node.state is None:
@@ -203,6 +218,9 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         node, st = self._file(fh)
         async with st.lock:
+            if st.stale:  # an S3 write since: patch that version, not the one it replaced
+                self._refresh(node, st)
+            self._check_growth(st, off + len(buf))
             n = await st.write(off, buf)
             st.posix.mtime_ns = st.posix.ctime_ns = now_ns()
             await self.stream_if_in_order(node, st)
