@@ -238,7 +238,9 @@ class NotifyService:
                 continue
             try:
                 await target.send(notifyevents.message(ev.payload))
-            except DeliveryFailed as exc:
+            except Exception as exc:  # any failure is a failed delivery, never the daemon's end
+                if not isinstance(exc, DeliveryFailed) and not st.retrying_since_ns:
+                    log.exception("notification target %r: delivery failed unexpectedly", name)
                 st.failed_attempts += 1
                 if not st.retrying_since_ns:
                     st.retrying_since_ns = time.time_ns()

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import trio
 import urllib3
@@ -84,7 +85,7 @@ class Webhook:
         try:
             r = self._pool.request("POST", self.url, body=body, headers=headers,
                                    timeout=urllib3.Timeout(total=self.timeout), redirect=False)
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:  # Value: a header http.client refuses
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
         if not 200 <= r.status < 300:
             raise DeliveryFailed(f"the webhook answered {r.status}")
@@ -130,7 +131,8 @@ def from_config(name: str, t: NotifyTargetConfig, timeout: float) -> Target:
 def check_definition(kind: str, settings: dict[str, Any]) -> None:
     if kind == "webhook":
         url = settings.get("url", "")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048 \
+                or not _parses(url):
             raise TargetError("a webhook target needs an http:// or https:// URL")
     elif kind == "file":
         path = settings.get("path", "")
@@ -145,9 +147,29 @@ def check_name(name: str) -> None:
         raise TargetError("a target name is 1-64 letters, digits, '-', '_' or '.'")
 
 
+def _parses(url: str) -> bool:
+    """A URL a request can be sent to: a host, a valid port, no whitespace or control character."""
+    if not url.isascii() or not url.isprintable() or " " in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when out of range or not a number)
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
+def check_header_value(value: str, what: str) -> None:
+    """A value sent as an HTTP header: one with a line break would be refused by http.client at
+    every delivery (and, before it was caught there, stopped the daemon)."""
+    if not value.isascii() or not value.isprintable():
+        raise TargetError(f"{what} must be printable ASCII, without line breaks or control characters")
+
+
 def new_record(name: str, kind: str, settings: dict[str, Any], secret: str, master: SecretWrapper) -> EventTargetRecord:
     check_name(name)
     check_definition(kind, settings)
+    check_header_value(secret, "the auth header")
     wrapped = base64.b64encode(master.wrap(secret.encode(), secret_context(name))).decode() if secret else ""
     return EventTargetRecord(name, kind, dict(settings), wrapped, time.time_ns())
 
