@@ -363,6 +363,8 @@ def discover(*, probe: bool = True, io_counters: bool = True) -> list[BlockDevic
 
 def find_device(devices: Iterable[BlockDevice], spec: str) -> BlockDevice | None:
     """Look a device up by /dev path (symlinks such as by-id resolved), kernel name or serial."""
+    if not spec.strip():
+        return None  # "" matched the first device without a by-id link (or a serial)
     real = os.path.realpath(spec) if spec.startswith("/") else ""
     for d in devices:
         if spec in (d.path, d.name, d.by_id) or (real and real == d.path) or (d.serial and spec == d.serial):

@@ -132,7 +132,7 @@ def check_definition(kind: str, settings: dict[str, Any]) -> None:
     if kind == "webhook":
         url = settings.get("url", "")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048 \
-                or not _parses(url):
+                or not url_parses(url):
             raise TargetError("a webhook target needs an http:// or https:// URL")
     elif kind == "file":
         path = settings.get("path", "")
@@ -147,7 +147,7 @@ def check_name(name: str) -> None:
         raise TargetError("a target name is 1-64 letters, digits, '-', '_' or '.'")
 
 
-def _parses(url: str) -> bool:
+def url_parses(url: str) -> bool:
     """A URL a request can be sent to: a host, a valid port, no whitespace or control character."""
     if not url.isascii() or not url.isprintable() or " " in url:
         return False

@@ -14,7 +14,7 @@ from typing import Any
 
 from appliance.engine.records import EventTargetRecord
 
-from .notifytargets import SecretWrapper, TargetError, check_name, secret_context
+from .notifytargets import SecretWrapper, TargetError, check_name, secret_context, url_parses
 from .s3push import Endpoint
 
 KINDS = ("stowage", "s3")
@@ -42,7 +42,8 @@ def new_record(name: str, kind: str, settings: dict[str, Any], secret_key: str,
     if kind not in KINDS:
         raise TargetError(f"unknown replication target kind {kind!r}: expected stowage or s3")
     url = settings.get("endpoint", "")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048:
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048 \
+            or not url_parses(url):
         raise TargetError("a replication target needs an http:// or https:// endpoint URL")
     if not settings.get("access_key") or not secret_key:
         raise TargetError("a replication target needs an access key and a secret key")

@@ -38,6 +38,8 @@ def test_loop_device_blank_then_filesystem_then_partition_table(make_loop, write
     assert d.backing_file.endswith("disk.img")
     assert d.io is not None  # psutil counters for the device
     assert find_device(discover(), os.path.basename(dev)) is not None  # by kernel name too
+    # a loop device has no by-id link and no serial: "" matched it (and `disks add ''` took it)
+    assert find_device(discover(), "") is None and find_device(discover(), "  ") is None
     s = {x.path: x for x in suggest_roles(discover())}[dev]
     assert s.role in ("data", "meta")
 

@@ -35,3 +35,12 @@ def test_a_stored_target_with_a_bad_header_fails_its_deliveries_not_the_daemon()
     hook = Webhook("hook", "http://127.0.0.1:9/", "Bearer a\r\nX-Injected: 1", timeout=1.0)
     with pytest.raises(DeliveryFailed):
         hook._post(b"{}")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://host:99999/", "https://"])
+def test_a_replication_endpoint_that_does_not_parse_is_refused(url: str) -> None:
+    from appliance.services.replicatargets import new_record as new_replication_target
+
+    with pytest.raises(TargetError, match="endpoint"):
+        new_replication_target("peer", "s3", {"endpoint": url, "access_key": "AK", "bucket": "b"}, "secret",
+                               _Plain())  # type: ignore[arg-type]
