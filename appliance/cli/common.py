@@ -86,6 +86,11 @@ def daemon_or_offline(cfg: Config, op: str, args: dict[str, Any], offline: Calla
     except ControlError as exc:
         if not exc.context.get("unreachable"):
             raise
+    # a mistyped --data (or STOWAGE_DATA) must not become a new, empty appliance (an offline
+    # session creates the metadata DB, and `user add` printed a secret for that phantom)
+    if not cfg.meta_path.is_dir():
+        raise StowageError(f"no appliance at {cfg.state_dir}: no daemon answers and its metadata dir "
+                           f"{cfg.meta_path} does not exist (check --data or STOWAGE_DATA)")
     # the daemon audits what it is asked; with it stopped, the CLI writes the audit entry itself
     try:
         done = offline()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 
 def test_status_running_and_stopped(daemon) -> None:
@@ -40,3 +43,23 @@ def test_status_without_an_appliance(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "appliance", "status", "--config", str(tmp_path / "missing.toml")],
                        capture_output=True, text=True)
     assert r.returncode == 78 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [("user", "add", "alice"), ("user", "list"), ("kms", "key", "create", "k1"),
+                                  ("policy", "list"), ("metrics-token",)])
+def test_offline_commands_refuse_a_mistyped_data_dir(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """With no daemon answering, these run on the metadata DB themselves: on a path holding no
+    appliance they created one (and `user add` printed a secret for it)."""
+    import subprocess
+    import sys
+
+    typo = tmp_path / "typo"
+    r = subprocess.run([sys.executable, "-m", "appliance", *args, "--data", str(typo)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and "no appliance at" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not typo.exists() or not any(typo.rglob("*"))
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    r = subprocess.run([sys.executable, "-m", "appliance", *args, "--data", str(afile)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
