@@ -78,6 +78,24 @@ def changed_fields(before: Mapping[str, Any] | None, after: Mapping[str, Any] | 
     return {k: before.get(k) for k in names}, {k: after.get(k) for k in names}
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(value: object) -> str:
+    """`value` for the daemon log's summary line: what UTF-8 cannot carry and control characters
+    (a NUL, a line break that would forge a second line) as escapes."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable() and _utf8(text):
+        return text
+    return "".join(c if c.isprintable() and _utf8(c) else c.encode("unicode_escape", "backslashreplace").decode()
+                   for c in text)
+
+
 @dataclass
 class AuditLog:
     path: Path
@@ -97,12 +115,15 @@ class AuditLog:
         entry = {"time": _now(), "source": source, "who": who, "from": where, "action": action, "target": target,
                  "outcome": outcome, "before": redact(before), "after": redact(after)}
         line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)
+        if not _utf8(line):  # a lone surrogate (from a JSON \ud800, a non-UTF-8 argv): escaped, never lost
+            line = json.dumps(entry, ensure_ascii=True, separators=(",", ":"), default=str)
         old = os.umask(0o077)
         try:
             self._handler.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
         finally:
             os.umask(old)
-        log.info("audit: %s %s %s by %s from %s: %s", source, action, target, who, where, outcome)
+        log.info("audit: %s %s %s by %s from %s: %s", *(_printable(v) for v in (source, action, target, who, where,
+                                                                                 outcome)))
 
     def close(self) -> None:
         self._handler.close()

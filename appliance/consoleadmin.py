@@ -192,6 +192,12 @@ class ConsoleAdmin:
             known = ", ".join(d.disk_id for d in self.store.disks)
             raise InvalidArgument(f"{action}: no such disk (there are {known})")
         before = disk_states(disks)
+        if action == "replace":
+            try:
+                self._check_replace(op_args["old"], op_args["new"])
+            except StowageError as exc:
+                self._record(spec.op, op_args, who, where, exc.code, before, None)
+                raise
 
         async def emit(progress: Json) -> None:
             pass  # the disks page polls the services' progress instead
@@ -226,6 +232,21 @@ class ConsoleAdmin:
         self._nursery.start_soon(background)
         return {"done": False, "started": spec.op}
 
+    def _check_replace(self, old_id: str, new_id: str) -> None:
+        """What the drain service refuses a replace for (appliance/services/drain.py, where
+        `stowage disks replace` learns it), checked before the background work starts so the
+        console answers the refusal instead of "started"."""
+        old, new = self.store.disks.get(old_id), self.store.disks.get(new_id)
+        if old is None or new is None:
+            return  # disk_action answered "no such disk" already
+        if new.disk_id == old.disk_id:
+            raise InvalidArgument("replace: OLD and NEW are the same disk")
+        if not new.writable:
+            raise InvalidArgument(f"replace: disk {new.disk_id} is {new.state}, not writable")
+        if new.pool != old.pool:
+            raise InvalidArgument(f"replace: disk {new.disk_id} is in pool {new.pool}, "
+                                  f"{old.disk_id} in pool {old.pool}")
+
     async def _add(self, args: Json, who: str, where: str) -> Json:
         """`stowage disks add DEVICE --role ROLE --pool POOL [--force]`; `confirm` must repeat the
         device: the console's answer to the CLI's "type the device to confirm" (asked for every
@@ -249,6 +270,9 @@ class ConsoleAdmin:
             except StowageError as exc:
                 self._record("disks.add", op_args, who, where, exc.code, before, None)
                 raise
+            except ValueError as exc:  # a device name no file name can hold (NUL, ...): the caller's
+                self._record("disks.add", op_args, who, where, InvalidArgument.code, before, None)
+                raise InvalidArgument(f"add: {exc}") from None
             after = disk_states(self.store.disks)
         result = {"disk_id": added.disk_id, "device": added.device, "by_id": added.by_id, "fstype": added.fstype,
                   "fs_uuid": added.fs_uuid, "mount_point": str(added.mount_point), "role": added.role,

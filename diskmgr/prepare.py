@@ -125,7 +125,20 @@ def wipefs_signatures(dev: str) -> list[str]:
     return [f"{s.get('type', '?')} at {s.get('offset', '?')}" for s in sigs if isinstance(s, dict)]
 
 
+def check_device_spec(spec: str) -> None:
+    """A device as the user gave it can name a file at all: no NUL, no control character, and
+    encodable as a file name (a lone surrogate from a JSON \ud800 is not); InvalidDiskArgument
+    otherwise (os.stat and realpath would raise ValueError or UnicodeEncodeError)."""
+    try:
+        os.fsencode(spec)
+    except UnicodeEncodeError:
+        raise InvalidDiskArgument(f"{spec!r}: not a valid device name") from None
+    if not spec.isprintable():
+        raise InvalidDiskArgument(f"{spec!r}: not a valid device name (it holds a NUL or a control character)")
+
+
 def resolve_device(spec: str, devices: list[BlockDevice]) -> BlockDevice:
+    check_device_spec(spec)
     dev = find_device(devices, spec)
     if dev is not None:
         return dev
@@ -254,6 +267,7 @@ def add_disk(
     `appliance_id` is called only once the device passed the preflight: finding the id may
     create the metadata DB of a brand-new appliance, and a refused device must change nothing.
     """
+    check_device_spec(spec)
     if role not in ROLES:
         raise InvalidDiskArgument(f"role {role!r}: expected one of {', '.join(ROLES)}")
     try:

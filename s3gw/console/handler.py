@@ -172,6 +172,13 @@ class Console:
             raise ConsoleError(400, "BadRequest", "The body is not JSON.") from None
         if not isinstance(doc, dict):
             raise ConsoleError(400, "BadRequest", "The body is not a JSON object.")
+        # JSON's \ud800 escapes give lone surrogates, which no UTF-8 text (a secret compared as
+        # bytes, a URL, a path, a log line) can hold: refused here, keys and values at any depth
+        try:
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            raise ConsoleError(400, "BadRequest", "The body holds a string that is not valid Unicode text "
+                               "(a lone surrogate).") from None
         return doc
 
     def _throttled(self, client: str) -> bool:
@@ -205,10 +212,10 @@ class Console:
         hit = identities.authenticate(access_key)
         if hit is None or not secrets.compare_digest(hit[0].encode(), secret.encode()):
             self._failed(client)
-            disabled = hit is None and identities.refusal(access_key) == "AccessDenied"
-            log.info("console: failed login for access key %s from %s", access_key[:32], client)
-            raise ConsoleError(401, "InvalidCredentials", "This user is disabled." if disabled
-                               else "The access key or the secret key is wrong.")
+            log.info("console: failed login for access key %r from %s", access_key[:32], client)
+            # one answer for every failure: "this user is disabled" told anyone, without the
+            # secret, that the key exists and what state its user is in
+            raise ConsoleError(401, "InvalidCredentials", "The access key or the secret key is wrong.")
         principal = hit[1]
         user = principal.name or principal.kind
         new = self.sessions.create(access_key, user)
