@@ -28,6 +28,7 @@ async def serve_admin(admin: AdminPaths, cfg: Config, *,
         return text_response(400, f"{code}\n", headers=[("Connection", "close")])
 
     async def route(req: Request) -> Response:
+        req.via_admin = True
         if req.target.partition("?")[0] == "/" and "console" in admin.handlers:
             return text_response(308, "the console\n", headers=[("Location", PREFIX + "console/")])
         return await admin.handle(req)

@@ -85,6 +85,7 @@ class Request:
     body: Body
     remote: str = ""
     tls: bool = False
+    via_admin: bool = False  # came through the admin listen address (adminserver.py), not the S3 port
 
 
 @dataclass

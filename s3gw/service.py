@@ -100,8 +100,10 @@ async def serve_s3(
     host, port = parse_listen(cfg.s3.listen)
     app = S3App(store, cfg, identities.identities, keys, IamApi(cfg, identities, iam_changes), admin, observers,
                 events)
+    console: Console | None = None
     if "console" not in app.admin.handlers:  # the web console acts through this application
-        app.admin.register("console", Console(app, console_admin).handle)
+        console = Console(app, console_admin)
+        app.admin.register("console", console.handle)
     if tls_context is None:
         fixed = _tls_context(cfg)
         tls_context = None if fixed is None else (lambda: fixed)
@@ -109,6 +111,8 @@ async def serve_s3(
     state = state or ServerState(cfg.s3.max_connections, cfg.s3.max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound: int = listeners[0].socket.getsockname()[1]
+    if console is not None:  # its links from the admin address must point here
+        console.s3_scheme, console.s3_port = ("https" if tls else "http"), bound
     s3 = cfg.s3
 
     async def handle(stream: trio.SocketStream) -> None:

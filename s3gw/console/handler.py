@@ -106,6 +106,9 @@ class Console:
     def __init__(self, app: S3App, admin: ApplianceAdmin | None = None) -> None:
         self.app = app
         self.admin = admin  # the daemon's side of the appliance pages; None: disks show what the store knows
+        # the S3 port's scheme and bound port (service.py): a share link made through the admin
+        # address points at the S3 port of the same host, since the admin address serves no S3
+        self.s3_scheme, self.s3_port = "http", 0
         self.sessions = Sessions()
         self.failures: dict[str, _Failures] = {}
         self.files = {p.name: p for p in STATIC.iterdir() if p.suffix in _TYPES}
@@ -268,7 +271,11 @@ class Console:
         if hit is None:
             raise ConsoleError(401, "NotLoggedIn", "The key of this session is no longer valid.")
         attachment = key.rsplit("/", 1)[-1] if doc.get("download") else None
-        url = presign_get("https" if req.tls else "http", req.headers.get("host", ""), bucket, key,
+        scheme, host = "https" if req.tls else "http", req.headers.get("host", "")
+        if req.via_admin and self.s3_port:
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host  # [v6] or name, port dropped
+            scheme, host = self.s3_scheme, f"{name or '127.0.0.1'}:{self.s3_port}"
+        url = presign_get(scheme, host, bucket, key,
                           session.access_key, hit[0], self.app.cfg.s3.region, expires, datetime.now(UTC),
                           version_id=version, attachment=attachment)
         return _json(200, {"url": url})
