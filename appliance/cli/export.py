@@ -259,10 +259,14 @@ def export_offline(cfg: Config, dest: Path, *, versions: bool = False, from_disk
         resolver = Kms(db, master).resolver() if master is not None else None
         exporter = Exporter(store, dest, resolver, versions, report, progress)
 
+        chosen = [b for b in store.list_buckets() if buckets is None or b.name in buckets]
+        missing = sorted(set(buckets or ()) - {b.name for b in chosen})
+        if missing:  # a mistyped name exported nothing and said "0 buckets", exit 0
+            raise StowageError(f"no such bucket: {', '.join(missing)}")
+
         async def run() -> None:
-            for b in store.list_buckets():
-                if buckets is None or b.name in buckets:
-                    await exporter.bucket(b)
+            for b in chosen:
+                await exporter.bucket(b)
 
         trio.run(run)
     _write_json(dest / "%export.json", asdict(report))

@@ -165,3 +165,10 @@ def test_export_refuses_a_running_daemon_and_a_full_destination(written: Any, tm
         assert r.returncode == 1 and "daemon is running" in r.stderr
     finally:
         d.stop()
+
+
+def test_export_of_a_bucket_that_does_not_exist_fails(written: Any, tmp_path: Path) -> None:
+    """A mistyped --bucket exported nothing, said "0 buckets" and exited 0."""
+    d, _, _ = written
+    r = _export(d, tmp_path / "out", "--bucket", "docs", "--bucket", "DOCS-typo", check=False)
+    assert r.returncode != 0 and "no such bucket: DOCS-typo" in r.stderr and "Traceback" not in r.stderr, r.stderr
