@@ -8,6 +8,7 @@ with one line that names the offending setting.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -447,6 +448,8 @@ def _convert(cls: type, name: str, value: Any, where: str) -> Any:
     if isinstance(current, str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
+        if "\x00" in value:  # no path, name or URL holds one; os calls refuse it with a ValueError
+            raise ConfigError(f"{where}: must not contain a NUL character")
         return value
     return value
 
@@ -534,9 +537,74 @@ def validate(cfg: Config) -> Config:
     if cfg.s3.default_bucket_encryption not in ("AES256", "none"):
         raise ConfigError(f"s3.default_bucket_encryption: expected AES256 or none, "
                           f"got {cfg.s3.default_bucket_encryption!r}")
+    _validate_intervals(cfg)
     _validate_operator(cfg)
     _validate_events(cfg)
+    _validate_header_values(cfg)
+    _validate_finite(cfg, "")  # last: a range check above names its range (`not 0 < nan` holds)
     return cfg
+
+
+def _validate_finite(value: Any, where: str) -> None:
+    """Every float setting, in every section, table and array, is a finite number: TOML has nan
+    and inf, and `nan <= 0` is False, so a range check alone lets nan by to the services."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    elif is_dataclass(value):
+        for f in fields(value):
+            _validate_finite(getattr(value, f.name), f"{where}.{f.name}" if where else f.name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _validate_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _validate_finite(item, f"{where}[{i}]")
+
+
+def _validate_intervals(cfg: Config) -> None:
+    """The periods and timeouts the services sleep or wait on (a negative one makes trio.sleep
+    raise; 0 would spin). nan and inf are left to _validate_finite."""
+    positive = {"gc.interval_seconds": cfg.gc.interval_seconds,
+                "snapshot.interval_seconds": cfg.snapshot.interval_seconds,
+                "scrub.interval_hours": cfg.scrub.interval_hours,
+                "notify.retry_max_seconds": cfg.notify.retry_max_seconds,
+                "notify.timeout_seconds": cfg.notify.timeout_seconds,
+                "replication.retry_max_seconds": cfg.replication.retry_max_seconds}
+    for where, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{where}: must be positive")
+    not_negative = {"gc.grace_seconds": cfg.gc.grace_seconds,
+                    "lifecycle.restore_min_seconds": cfg.lifecycle.restore_min_seconds}
+    for where, value in not_negative.items():
+        if value < 0:
+            raise ConfigError(f"{where}: must not be negative")
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
+def _validate_header_values(cfg: Config) -> None:
+    """Settings that end up in an HTTP request or response line or header (or a mail header):
+    a CR or LF would split it, and http.client refuses any control character with a ValueError
+    at the first request (the notify worker, the alerts sender), so they are refused here."""
+    texts: dict[str, str] = {"s3.region": cfg.s3.region, "s3.domain": cfg.s3.domain,
+                             "alerts.webhook_url": cfg.alerts.webhook_url, "alerts.smtp_from": cfg.alerts.smtp_from,
+                             "acme.directory": cfg.acme.directory, "acme.email": cfg.acme.email}
+    texts.update({f"alerts.smtp_to[{i}]": v for i, v in enumerate(cfg.alerts.smtp_to)})
+    for name, t in cfg.notify.targets.items():
+        texts[f"notify.targets.{name}.url"] = t.url
+        texts[f"notify.targets.{name}.auth_header"] = t.auth_header
+    for where, value in texts.items():
+        if _has_control(value):
+            raise ConfigError(f"{where}: must not contain control characters (CR, LF, tab, ...)")
+    for name, t in cfg.notify.targets.items():
+        # the Authorization header goes out as latin-1; refuse what cannot
+        if not t.auth_header.isascii():
+            raise ConfigError(f"notify.targets.{name}.auth_header: must be ASCII text")
+    if not cfg.s3.region.isascii():
+        raise ConfigError("s3.region: must be ASCII text")
 
 
 def _validate_operator(cfg: Config) -> None:
@@ -632,6 +700,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: no such file (give --config FILE or --data DIR)") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except UnicodeDecodeError as exc:  # a ValueError, not a TOMLDecodeError
+        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from exc
     try:

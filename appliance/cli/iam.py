@@ -144,6 +144,15 @@ def key() -> None:
     """Manage users' access keys."""
 
 
+def read_document(file: TextIO, param: str) -> str:
+    """The text of a JSON document FILE; one usage error (not a traceback) when it is not UTF-8."""
+    try:
+        return file.read()
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{getattr(file, 'name', '-')}: not UTF-8 text (invalid byte at offset {exc.start})",
+                                 param_hint=param) from None
+
+
 def _expiry_ns(value: str) -> int:
     """An ISO 8601 time (with a zone, or UTC when it has none) in Unix ns."""
     try:
@@ -172,14 +181,15 @@ def _key_state(k: dict[str, Any]) -> str:
 @key.command("create")
 @appliance_options
 @click.argument("user_name", metavar="USER")
-@click.option("--policy-file", type=click.File("r"), default=None,
+@click.option("--policy-file", type=click.File("r", encoding="utf-8"), default=None,
               help="a session policy (JSON): the key may do only what both USER's policies and this allow")
 @click.option("--expires", default=None, metavar="ISO8601",
               help="refuse the key after this time (ExpiredToken), e.g. 2027-01-31T12:00:00Z")
 @json_option
 def key_create(cfg: Config, user_name: str, policy_file: TextIO | None, expires: str | None, as_json: bool) -> None:
     """Create another access key for USER (two at most, as IAM allows)."""
-    args: dict[str, Any] = {"user": user_name, "policy": policy_file.read() if policy_file else "",
+    policy = read_document(policy_file, "--policy-file") if policy_file else ""
+    args: dict[str, Any] = {"user": user_name, "policy": policy,
                             "expires_ns": _expiry_ns(expires) if expires else 0}
 
     def render(r: dict[str, Any]) -> None:
@@ -312,13 +322,13 @@ def policy() -> None:
 def _document_args(file: TextIO | None, canned: str | None) -> dict[str, str]:
     if (file is None) == (canned is None):
         raise click.UsageError("give a policy FILE (- for standard input) or --canned NAME")
-    return {"canned": canned} if canned is not None else {"document": file.read() if file else ""}
+    return {"canned": canned} if canned is not None else {"document": read_document(file, "FILE") if file else ""}
 
 
 @policy.command("create")
 @appliance_options
 @click.argument("name")
-@click.argument("file", type=click.File("r"), required=False)
+@click.argument("file", type=click.File("r", encoding="utf-8"), required=False)
 @click.option("--canned", metavar="NAME", help="copy a canned policy's document instead of reading FILE")
 @click.option("--description", default="", help="a line about what the policy is for")
 @click.option("--path", default="/", show_default=True, help="IAM path")
@@ -333,7 +343,7 @@ def policy_create(cfg: Config, name: str, file: TextIO | None, canned: str | Non
 @policy.command("update")
 @appliance_options
 @click.argument("name")
-@click.argument("file", type=click.File("r"), required=False)
+@click.argument("file", type=click.File("r", encoding="utf-8"), required=False)
 @click.option("--canned", metavar="NAME", help="use a canned policy's document")
 @json_option
 def policy_update(cfg: Config, name: str, file: TextIO | None, canned: str | None, as_json: bool) -> None:

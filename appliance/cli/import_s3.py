@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -29,6 +30,20 @@ def parse_rate(text: str) -> int:
         raise click.BadParameter(f"expected a rate such as 50M or 1GiB/s, got {text!r}")
     base = 1024 if m.group(3) else 1000
     return int(float(m.group(1)) * base ** " kmg".index(m.group(2).lower() or " "))
+
+
+def check_endpoint(endpoint: str) -> str:
+    """An http:// or https:// URL with a host (and a port that is a number), else a usage error."""
+    try:
+        url = urlsplit(endpoint)
+        url.port  # noqa: B018 -- raises ValueError for a port that is not a number or out of range
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname \
+            or any(ord(c) < 0x21 or ord(c) == 0x7F for c in endpoint):
+        raise click.BadParameter(f"expected an http:// or https:// URL such as https://minio.lan:9000, "
+                                 f"got {endpoint!r}", param_hint="--endpoint")
+    return endpoint
 
 
 def _client(endpoint: str, access_key: str, secret_key: str, region: str, verify: bool | str, parallel: int) -> Any:
@@ -80,14 +95,19 @@ def import_s3(cfg: Config, endpoint: str, access_key: str, secret_key: str, regi
               as_json: bool) -> None:
     """Copy buckets from any S3 service: every version in order (delete markers included) with
     metadata, tags, checksums, storage class and object lock, and the buckets' configuration."""
+    from botocore.exceptions import BotoCoreError, ClientError
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     from appliance.importer.cursor import Cursor, cursor_path
     from appliance.importer.run import ImportOptions, Plan, run_import
 
+    check_endpoint(endpoint)
     rate = parse_rate(rate_limit)
     verify: bool | str = False if no_verify_ssl else (ca_bundle or True)
-    clients = _clients(cfg, endpoint, access_key, secret_key, region, verify, parallel)
+    try:
+        clients = _clients(cfg, endpoint, access_key, secret_key, region, verify, parallel)
+    except ValueError as exc:  # botocore refuses an endpoint it cannot use
+        fail(f"error: --endpoint {endpoint}: {exc}")
     cursor = Cursor(cursor_path(cfg.state_dir, endpoint), readonly=dry_run)
     report = ImportReport()
     opts = ImportOptions(list(buckets), prefix, parallel, rate, dry_run)
@@ -105,10 +125,15 @@ def import_s3(cfg: Config, endpoint: str, access_key: str, secret_key: str, regi
             if versions:
                 bar.update(count, advance=versions)
 
+        stopped = ""
         try:
             run_import(clients, cursor, opts, report, on_plan, progress)
         except LookupError as exc:
             fail(str(exc))
+        except (ClientError, BotoCoreError) as exc:  # the source (or this appliance) cannot be listed
+            stopped = str(exc)
+    if stopped:  # after the progress bars are closed
+        fail(f"error: import stopped: {stopped}")
     _print_report(report, as_json)
     if report.failed:
         fail(f"{len(report.failed)} items failed; run the import again to retry them")

@@ -7,6 +7,7 @@ and quotas").
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from appliance.control import call
 from .common import appliance_options, run_guarded
 from .sizes import human_size
 
+MAX_SIZE = (1 << 63) - 1  # what the quota records hold
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
@@ -29,9 +31,14 @@ def parse_size(text: str) -> int:
         value = float(number)
     except ValueError:
         raise click.BadParameter(f"not a size: {text!r} (try 10G, 512M or a number of bytes)") from None
+    if not math.isfinite(value):  # float() takes "nan", "inf" and overflows "1e999" to inf
+        raise click.BadParameter(f"not a size: {text!r} (try 10G, 512M or a number of bytes)")
     if value < 0:
         raise click.BadParameter("a size cannot be negative")
-    return int(value * UNITS[unit])
+    size = value * UNITS[unit]
+    if size > MAX_SIZE:
+        raise click.BadParameter(f"{text!r} is too large (at most 8 EiB)")
+    return int(size)
 
 
 @click.command("usage")
@@ -82,11 +89,16 @@ def _target(bucket: str | None, user: str | None) -> tuple[str, str]:
 @click.option("--bucket", default=None)
 @click.option("--user", default=None, help="the owner of buckets: their total counts")
 @click.option("--bytes", "max_bytes", default="0", help="e.g. 10G, 512M (0: no limit)")
-@click.option("--objects", "max_objects", default=0, type=click.IntRange(min=0), help="0: no limit")
+@click.option("--objects", "max_objects", default=0, type=click.IntRange(0, MAX_SIZE), help="0: no limit")
 def quota_set(cfg: Config, bucket: str | None, user: str | None, max_bytes: str, max_objects: int) -> None:
     """Set a hard quota (both limits 0 clears it)."""
     kind, name = _target(bucket, user)
-    args = {"kind": kind, "name": name, "bytes": parse_size(max_bytes), "objects": max_objects}
+    try:
+        size = parse_size(max_bytes)
+    except click.BadParameter as exc:
+        exc.param_hint = "--bytes"
+        raise
+    args = {"kind": kind, "name": name, "bytes": size, "objects": max_objects}
     r = run_guarded(lambda: call(cfg.control_path, "quota.set", args))
     click.echo(f"{kind} {name}: " + (f"quota {human_size(r['bytes']) if r['bytes'] else '-'} / "
                                      f"{r['objects'] or '-'} objects" if r else "no quota"))

@@ -211,7 +211,12 @@ def export_to(key: MasterKey, dest: Path, force: bool = False) -> None:
     """Write a backup of the key ring (`stowage kms export-master FILE`), mode 0600."""
     if dest.exists() and not force:
         raise MasterKeyError(f"{dest} exists; not overwritten")
-    write_atomic(dest, key.to_json() + "\n", 0o600)
+    if not dest.parent.is_dir():
+        raise MasterKeyError(f"{dest.parent}: no such directory (create it first)")
+    try:
+        write_atomic(dest, key.to_json() + "\n", 0o600)
+    except OSError as exc:
+        raise MasterKeyError(f"{dest}: cannot write the backup ({exc.strerror or exc})") from exc
 
 
 def import_from(path: Path, backup: Path) -> tuple[MasterKey, list[str]]:

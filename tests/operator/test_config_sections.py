@@ -32,6 +32,34 @@ def test_defaults(tmp_path: Path) -> None:
     ("[alerts]\npool_full_percent = 250\n", "alerts: pool_full_percent in (0, 100]"),
     ("[durability]\nafr_percent = 0\n", "durability: afr_percent in (0, 100)"),
     ("[durability]\nbogus = 1\n", "durability.bogus: unknown setting"),
+    # every float is finite (TOML has nan and inf; `nan <= 0` is False, so range checks let it by)
+    ("[gc]\ninterval_seconds = nan\n", "gc.interval_seconds: expected a finite number"),
+    ("[s3]\nidle_timeout = nan\n", "s3.idle_timeout: expected a finite number"),
+    ("[s3]\nheader_timeout = inf\n", "s3.header_timeout: expected a finite number"),
+    ("[lifecycle]\nrestore_min_seconds = inf\n", "lifecycle.restore_min_seconds: expected a finite number"),
+    ("[rebalance]\nsettle_seconds = inf\n", "rebalance.settle_seconds: expected a finite number"),
+    ("[access_log]\ndelivery_interval_seconds = nan\n", "access_log.delivery_interval_seconds: expected a finite"),
+    # the periods and timeouts the services sleep on
+    ("[gc]\ninterval_seconds = 0\n", "gc.interval_seconds: must be positive"),
+    ("[gc]\ngrace_seconds = -1\n", "gc.grace_seconds: must not be negative"),
+    ("[snapshot]\ninterval_seconds = -5\n", "snapshot.interval_seconds: must be positive"),
+    ("[scrub]\ninterval_hours = -1\n", "scrub.interval_hours: must be positive"),
+    ("[notify]\ntimeout_seconds = 0\n", "notify.timeout_seconds: must be positive"),
+    ("[notify]\nretry_max_seconds = -1\n", "notify.retry_max_seconds: must be positive"),
+    ("[replication]\nretry_max_seconds = 0\n", "replication.retry_max_seconds: must be positive"),
+    ("[lifecycle]\nrestore_min_seconds = -1\n", "lifecycle.restore_min_seconds: must not be negative"),
+    # what goes into an HTTP (or mail) header or request line: no CR, LF or other control characters
+    ('[notify.targets.h]\nurl = "http://127.0.0.1:9/"\nauth_header = "Bearer a\\r\\nX: 1"\n',
+     "notify.targets.h.auth_header: must not contain control characters"),
+    ('[notify.targets.h]\nurl = "http://127.0.0.1:9/"\nauth_header = "Bearer\\ta"\n',
+     "notify.targets.h.auth_header: must not contain control characters"),
+    ('[notify.targets.h]\nurl = "http://127.0.0.1:9/"\nauth_header = "Bearer \u20ac"\n',
+     "notify.targets.h.auth_header: must be ASCII text"),
+    ('[notify.targets.h]\nurl = "http://127.0.0.1:9/\\nX: 1"\n',
+     "notify.targets.h.url: must not contain control characters"),
+    ('[alerts]\nwebhook_url = "http://x/\\r\\nHost: y"\n', "alerts.webhook_url: must not contain control characters"),
+    ('[s3]\nregion = "us-east-1\\r\\nX: 1"\n', "s3.region: must not contain control characters"),
+    ('state_dir = "/srv/a\\u0000b"\n', "state_dir: must not contain a NUL character"),
 ])
 def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
     got = refused(tmp_path, text)
