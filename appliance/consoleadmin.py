@@ -35,6 +35,7 @@ from appliance.control import ControlServer
 from appliance.engine import ObjectStore
 from appliance.engine.codec import auto_geometry
 from appliance.engine.errors import InvalidArgument, StowageError
+from appliance.services.drain import check_replace
 from appliance.services.healing import Healing
 from diskmgr.discovery import DiscoveryError, discover, suggest_roles
 from diskmgr.label import mount_at
@@ -237,15 +238,8 @@ class ConsoleAdmin:
         `stowage disks replace` learns it), checked before the background work starts so the
         console answers the refusal instead of "started"."""
         old, new = self.store.disks.get(old_id), self.store.disks.get(new_id)
-        if old is None or new is None:
-            return  # disk_action answered "no such disk" already
-        if new.disk_id == old.disk_id:
-            raise InvalidArgument("replace: OLD and NEW are the same disk")
-        if not new.writable:
-            raise InvalidArgument(f"replace: disk {new.disk_id} is {new.state}, not writable")
-        if new.pool != old.pool:
-            raise InvalidArgument(f"replace: disk {new.disk_id} is in pool {new.pool}, "
-                                  f"{old.disk_id} in pool {old.pool}")
+        if old is not None and new is not None:  # else disk_action answered "no such disk" already
+            check_replace(old, new)
 
     async def _add(self, args: Json, who: str, where: str) -> Json:
         """`stowage disks add DEVICE --role ROLE --pool POOL [--force]`; `confirm` must repeat the

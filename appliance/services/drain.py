@@ -78,13 +78,7 @@ class Drainer:
         disk = self._disk(disk_id, op)
         target = self._disk(target_id, op) if target_id else None
         if target is not None:
-            if target.disk_id == disk.disk_id:
-                raise InvalidArgument("replace: OLD and NEW are the same disk")
-            if not target.writable:
-                raise InvalidArgument(f"replace: disk {target.disk_id} is {target.state}, not writable")
-            if target.pool != disk.pool:
-                raise InvalidArgument(f"replace: disk {target.disk_id} is in pool {target.pool}, "
-                                      f"{disk.disk_id} in pool {disk.pool}")
+            check_replace(disk, target)
         async with self.lock:
             if not disk.state.lost:
                 await self.store.set_disk_state(disk, DiskState.DRAINING)
@@ -124,3 +118,14 @@ class Drainer:
             return {"disk_id": disk.disk_id, "path": str(disk.path), "moved_shards": p.moved_shards,
                     "segments": len(work), "state": disk.state, "released": release,
                     "target": target.disk_id if target else None}
+
+
+def check_replace(old: Disk, new: Disk) -> None:
+    """Why disk `new` cannot replace `old` (InvalidArgument), if it cannot: the CLI learns it from
+    `drain`, the console before it starts the background work (consoleadmin.py)."""
+    if new.disk_id == old.disk_id:
+        raise InvalidArgument("replace: OLD and NEW are the same disk")
+    if not new.writable:
+        raise InvalidArgument(f"replace: disk {new.disk_id} is {new.state}, not writable")
+    if new.pool != old.pool:
+        raise InvalidArgument(f"replace: disk {new.disk_id} is in pool {new.pool}, {old.disk_id} in pool {old.pool}")
