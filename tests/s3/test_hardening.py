@@ -231,11 +231,11 @@ def test_data_directory_and_everything_in_it_is_private(daemon_factory: Any, tmp
         d.stop()
         d.cli("user", "add", "bob")  # offline: the CLI writes the DB itself
         assert _open_to_others(d.data_dir) == []
-        fresh = tmp_path / "offline"  # and creates a new data directory just as privately
+        fresh = tmp_path / "offline"  # but makes no appliance where there is none (the daemon does)
         r = subprocess.run([*STOWAGE, "user", "add", "carol", "--data", str(fresh)], capture_output=True,
                            text=True, cwd=REPO)
-        assert r.returncode == 0, r.stderr
-        assert (fresh / "meta").is_dir() and _open_to_others(fresh) == []
+        assert r.returncode != 0 and "no appliance at" in r.stderr, r.stderr
+        assert not fresh.exists() or not any(fresh.rglob("*"))
     finally:
         os.umask(old)
 
