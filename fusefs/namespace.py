@@ -259,9 +259,8 @@ class NamespaceOps(NodeOps):
 
     async def _rename_file(self, bucket: str, src: str, dst: str, found: Found, now: int, noreplace: bool) -> None:
         node = self.inodes.find(bucket, src)
-        st = node.state if node is not None else None
-        if node is not None and st is not None:
-            await self.commit(node)
+        if node is not None:
+            await self.commit(node)  # nothing to do without a file state
         v = self.tree.head(bucket, src)
         if v is None:
             raise fail(errno.ENOENT)

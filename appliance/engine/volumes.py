@@ -308,7 +308,7 @@ class VolumeWriter:
     def launch_if_idle(self) -> None:
         """Start writing the queued records as a group, unless a group is being written (the
         records then go with the next one, as always)."""
-        if not self._busy and self._queue:
+        if self.idle_with_queue:
             self._launch()
 
     @property
