@@ -358,7 +358,7 @@ def register_control_ops(d: Daemon) -> None:
     async def rewrap_secrets(master: MasterKey) -> int:
         return await d.identities.write(lambda view: rewrap_all(view, master))
 
-    usage_ops.register(d.control, d.store, d.lifecycle)
+    usage_ops.register(d.control, d.store, d.lifecycle, d.identities.identities)
     async def rewrap_event_targets(master: MasterKey) -> int:
         return await rewrap_targets(d.store, master)
 

@@ -69,7 +69,7 @@ def usage(cfg: Config, bucket: str | None, as_json: bool) -> None:
                        f"moves {human_size(outlook['transition_bytes'])}")
         click.echo(f"  recommendation: {b['recommendation']}")
     for u in report.get("user_quotas", []):
-        click.echo(f"user {u['user']}: quota {human_size(u['bytes']) if u['bytes'] else '-'} / "
+        click.echo(f"user {u.get('name') or u['user']}: quota {human_size(u['bytes']) if u['bytes'] else '-'} / "
                    f"{u['objects'] or '-'} objects")
 
 
@@ -87,7 +87,7 @@ def _target(bucket: str | None, user: str | None) -> tuple[str, str]:
 @quota.command("set")
 @appliance_options
 @click.option("--bucket", default=None)
-@click.option("--user", default=None, help="the owner of buckets: their total counts")
+@click.option("--user", default=None, help="a user name, root, or a canonical id: the buckets they own count together")
 @click.option("--bytes", "max_bytes", default="0", help="e.g. 10G, 512M (0: no limit)")
 @click.option("--objects", "max_objects", default=0, type=click.IntRange(0, MAX_SIZE), help="0: no limit")
 def quota_set(cfg: Config, bucket: str | None, user: str | None, max_bytes: str, max_objects: int) -> None:

@@ -10,7 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from appliance.engine import keys
@@ -142,3 +144,35 @@ def test_quotas_and_usage_through_s3_cli_and_mount(qd: DaemonProc) -> None:
     with pytest.raises(ClientError) as e:
         s3.put_object(Bucket="quo", Key="d", Body=b"x")
     assert _code(e) == (403, "QuotaExceeded")
+
+
+def test_user_quota_by_name(tmp_path: Path) -> None:
+    """`quota set --user NAME` applies to the buckets NAME owns (buckets record a canonical id);
+    a name no identity holds is refused rather than stored as a quota of no one."""
+    d = DaemonProc(tmp_path / "data", ["--no-mount"]).start()
+    try:
+        r = json.loads(d.cli("user", "add", "alice", "--policy", "readwrite", "--json").stdout)
+        alice = boto3.client("s3", endpoint_url=d.endpoint, aws_access_key_id=r["access_key"],
+                             aws_secret_access_key=r["secret_key"], region_name="us-east-1",
+                             config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        alice.create_bucket(Bucket="alice-a")
+        alice.create_bucket(Bucket="alice-b")
+        alice.put_object(Bucket="alice-a", Key="1", Body=b"x")
+        alice.put_object(Bucket="alice-b", Key="2", Body=b"x")
+        assert d.cli("quota", "set", "--user", "alice", "--objects", "2").stdout.startswith("user alice: quota")
+        with pytest.raises(ClientError) as e:
+            alice.put_object(Bucket="alice-a", Key="3", Body=b"x")
+        assert _code(e) == (403, "QuotaExceeded")
+        d.s3().create_bucket(Bucket="roots")
+        d.s3().put_object(Bucket="roots", Key="3", Body=b"x")  # root's buckets are not alice's
+        assert "user alice: quota - / 2 objects" in d.cli("usage").stdout
+
+        bad = d.cli("quota", "set", "--user", "nobody", "--objects", "1", check=False)
+        assert bad.returncode != 0 and "nobody" in bad.stderr and "Traceback" not in bad.stderr
+        assert "nobody" not in d.cli("usage").stdout
+
+        d.cli("quota", "clear", "--user", "alice")
+        alice.put_object(Bucket="alice-a", Key="3", Body=b"x")
+        d.cli("quota", "clear", "--user", "nobody")  # clearing what is not set is not an error
+    finally:
+        d.stop(timeout=30)
