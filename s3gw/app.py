@@ -39,7 +39,7 @@ from .ctx import Ctx
 from .errors import S3Error, error_xml, from_exception
 from .eventcause import cause_of
 from .exchange import Exchange, Observer, begin, finish
-from .http import BodyTimeout, ClientGone, Request, Response
+from .http import BodyTimeout, ClientGone, MalformedBody, Request, Response
 from .iamapi import IamApi, is_iam_request
 from .identity import IdentitySource
 from .objmeta import validate_tags
@@ -120,6 +120,9 @@ class S3App:
                 resp = await self._dispatch(req, request_id, ex, caller)
             except BaseExceptionGroup as group:
                 raise _leaf(group) from group
+        except MalformedBody:
+            return self._error(S3Error("InvalidRequest", "The request body's framing is malformed.", close=True),
+                               resource, request_id)
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
         except BodyTimeout:

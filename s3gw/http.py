@@ -65,6 +65,11 @@ class ClientGone(Exception):
     """The client closed the connection or broke the protocol while we were reading."""
 
 
+class MalformedBody(ClientGone):
+    """The body's HTTP framing broke (a chunk size that is not hex, say): the request is answered
+    400 and the connection closed, since nothing after the bad bytes can be framed again."""
+
+
 class BodyTimeout(Exception):
     """The client stopped sending the body."""
 
@@ -311,8 +316,10 @@ class _Conn:
                 else:
                     self.expect_100 = False  # the client sent body bytes without waiting
                 return event
-            if self.eof or self.upgraded or self.error is not None:
-                raise ClientGone(str(self.error or "connection closed mid-body"))
+            if self.error is not None:
+                raise MalformedBody(str(self.error))
+            if self.eof or self.upgraded:
+                raise ClientGone("connection closed mid-body")
             with trio.move_on_after(self.request_timeout) as scope:
                 data = await self._receive(BODY_RECV_SIZE)
             if scope.cancelled_caught:
@@ -323,7 +330,7 @@ class _Conn:
             try:
                 self._feed(data)
             except BadRequest as exc:
-                raise ClientGone(str(exc)) from exc
+                raise MalformedBody(str(exc)) from exc
 
 
 class ServerState:
@@ -540,7 +547,7 @@ async def serve_connection(
             first = False
             if head is None:
                 return
-            if not await _serve_one(conn, head, handler, state, remote, tls) or conn.in_body:
+            if not await _serve_one(conn, head, handler, error_response, state, remote, tls) or conn.in_body:
                 return
     except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone, BodyTimeout, OSError):
         return
@@ -594,8 +601,8 @@ async def _linger_close(stream: trio.abc.Stream) -> None:
     await trio.aclose_forcefully(stream)
 
 
-async def _serve_one(conn: _Conn, head: _Head, handler: Handler, state: ServerState, remote: str,
-                     tls: bool) -> bool:
+async def _serve_one(conn: _Conn, head: _Head, handler: Handler, error_response: Callable[[str], Response],
+                     state: ServerState, remote: str, tls: bool) -> bool:
     """One request and its response; whether the connection may carry another."""
     body = Body(conn)
     body.done = not conn.in_body  # a request without a body has ended with its head
@@ -603,7 +610,11 @@ async def _serve_one(conn: _Conn, head: _Head, handler: Handler, state: ServerSt
     with trio.CancelScope(shield=True) as scope:
         state.inflight.add(scope)
         try:
-            resp = await handler(req)
+            try:
+                resp = await handler(req)
+            except MalformedBody:  # a handler that does not answer it itself (the admin port's)
+                resp = error_response("InvalidRequest")
+                resp.close = True
             if not head.keep_alive or not _will_reuse(conn, body, req) or state.draining or conn.upgraded:
                 resp.close = True
             await _send_response(conn, req.method, resp, http11=head.http11)

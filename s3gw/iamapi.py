@@ -31,7 +31,7 @@ from appliance.iam.admin import IdentityAdmin
 from appliance.iam.policy import Principal, time_context
 
 from .errors import S3Error
-from .http import BodyTimeout, ClientGone, Request, Response
+from .http import BodyTimeout, ClientGone, MalformedBody, Request, Response
 from .iamactions import ACTIONS
 from .iamcall import API_VERSION, Call, IamError, response_xml
 from .sigv4 import authenticate
@@ -95,6 +95,8 @@ class IamApi:
         try:
             body = await self._dispatch(req, request_id, caller)
             return Response(200, headers, body)
+        except MalformedBody:
+            err, close = IamError("InvalidInput", "The request body's framing is malformed."), True
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError):
             raise
         except BodyTimeout:

@@ -8,7 +8,9 @@ client library would hide the behaviour (header timing, header size, source addr
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import http.client
 import os
 import select
@@ -371,6 +373,38 @@ def test_object_size_cap_is_configurable_and_holds_while_streaming(limited: Any)
         code = error_code(out.split(b"\r\n\r\n", 1)[1])
         assert code == ("EntityTooLarge" if declared > cap else "InvalidRequest"), out
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="capped").get("Contents", [])] == ["at-cap"]
+
+
+@pytest.mark.parametrize("bad", [b"zz\r\n", b"fffffffffffffffffffff\r\n", b"3\r\nabcdef\r\n"])
+def test_malformed_chunked_framing_is_answered_400_and_closed(s3d: Any, s3: Any, bucket: str, bad: bytes) -> None:
+    """A chunk size that is not one, past 64 bits, or a chunk longer than its size: the request
+    is answered (400 InvalidRequest, Connection: close), not dropped without a word, and
+    nothing is stored."""
+    host, port = _addr(s3d)
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"v")
+    doc = b"<Delete><Object><Key>kept</Key></Object></Delete>"
+    h = _signed(s3d, "POST", f"/{bucket}?delete", "us-east-1", doc,
+                {"Content-MD5": base64.b64encode(hashlib.md5(doc).digest()).decode()})
+    h = {k: v for k, v in h.items() if k.lower() != "content-length"}
+    out = _send(s3d, _head(s3d, "POST", f"/{bucket}?delete", {**h, "Transfer-Encoding": "chunked"}),
+                b"%x\r\n%s\r\n" % (10, doc[:10]) + bad)
+    assert out.startswith(b"HTTP/1.1 400"), out[:200]
+    assert b"Connection: close" in out.split(b"\r\n\r\n", 1)[0]
+    assert error_code(out.split(b"\r\n\r\n", 1)[1]) == "InvalidRequest"
+
+    data = os.urandom(70_000)
+    amz_date = now_amz()
+    headers = {"host": f"{host}:{port}", "content-encoding": "aws-chunked",
+               "x-amz-decoded-content-length": str(len(data))}
+    h = sign_v4("PUT", f"/{bucket}/torn", headers, STREAMING, s3d.access_key, s3d.secret_key, amz_date)
+    body = aws_chunked(data, 64 * 1024, h.pop("_signature"), s3d.secret_key, amz_date)
+    out = _send(s3d, _head(s3d, "PUT", f"/{bucket}/torn", {**h, "Transfer-Encoding": "chunked"}),
+                b"%x\r\n%s\r\n" % (1000, body[:1000]) + bad)
+    assert out.startswith(b"HTTP/1.1 400"), out[:200]
+    assert error_code(out.split(b"\r\n\r\n", 1)[1]) == "InvalidRequest"
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"v"
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="torn")
 
 
 # --- 7. the credential scope names the configured region ----------------------------------------

@@ -124,9 +124,10 @@ def test_ambiguous_framing_is_refused(raw: bytes) -> None:
     b"3\r\nabcdef\r\n0\r\n\r\n",  # longer than its size
     b"fffffffffffffffffffff\r\n",  # a size past 64 bits
 ])
-def test_bad_chunk_sizes_never_reach_a_200(chunks: bytes) -> None:
+def test_bad_chunk_sizes_are_answered_400_never_200(chunks: bytes) -> None:
     out, _ = exchange([b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", chunks])
-    assert b"200" not in _statuses(out), out[:200]
+    assert _statuses(out) == [b"400"], out[:200]
+    assert b"X-Code: InvalidRequest" in out and b"Connection: close" in out
 
 
 def test_chunked_body_and_pipelining() -> None:
