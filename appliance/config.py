@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from diskmgr.errors import StowageError
 
@@ -585,6 +586,24 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
 
 
+def header_value_ok(value: str) -> bool:
+    """A value sent as an HTTP header (an Authorization header, say): printable ASCII only, since
+    http.client refuses a line break or control character at every request and encodes latin-1."""
+    return value.isascii() and value.isprintable()
+
+
+def url_parses(url: str) -> bool:
+    """A URL a request can be sent to: a host, a valid port, no whitespace or control character."""
+    if not url.isascii() or not url.isprintable() or " " in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when out of range or not a number)
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
 def _validate_header_values(cfg: Config) -> None:
     """Settings that end up in an HTTP request or response line or header (or a mail header):
     a CR or LF would split it, and http.client refuses any control character with a ValueError
@@ -600,9 +619,8 @@ def _validate_header_values(cfg: Config) -> None:
         if _has_control(value):
             raise ConfigError(f"{where}: must not contain control characters (CR, LF, tab, ...)")
     for name, t in cfg.notify.targets.items():
-        # the Authorization header goes out as latin-1; refuse what cannot
-        if not t.auth_header.isascii():
-            raise ConfigError(f"notify.targets.{name}.auth_header: must be ASCII text")
+        if not header_value_ok(t.auth_header):
+            raise ConfigError(f"notify.targets.{name}.auth_header: must be printable ASCII text")
     if not cfg.s3.region.isascii():
         raise ConfigError("s3.region: must be ASCII text")
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from appliance.config import Config
+from appliance.config import Config, url_parses
 from appliance.importer.report import ImportReport
 
 from .common import appliance_options, fail
@@ -34,13 +34,7 @@ def parse_rate(text: str) -> int:
 
 def check_endpoint(endpoint: str) -> str:
     """An http:// or https:// URL with a host (and a port that is a number), else a usage error."""
-    try:
-        url = urlsplit(endpoint)
-        url.port  # noqa: B018 -- raises ValueError for a port that is not a number or out of range
-    except ValueError:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.hostname \
-            or any(ord(c) < 0x21 or ord(c) == 0x7F for c in endpoint):
+    if not url_parses(endpoint) or urlsplit(endpoint).scheme not in ("http", "https"):
         raise click.BadParameter(f"expected an http:// or https:// URL such as https://minio.lan:9000, "
                                  f"got {endpoint!r}", param_hint="--endpoint")
     return endpoint

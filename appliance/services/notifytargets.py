@@ -16,12 +16,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import trio
 import urllib3
 
-from appliance.config import NotifyTargetConfig
+from appliance.config import NotifyTargetConfig, header_value_ok, url_parses
 from appliance.engine import events_keys
 from appliance.engine.errors import StowageError
 from appliance.engine.objectstore import ObjectStore
@@ -147,22 +146,10 @@ def check_name(name: str) -> None:
         raise TargetError("a target name is 1-64 letters, digits, '-', '_' or '.'")
 
 
-def url_parses(url: str) -> bool:
-    """A URL a request can be sent to: a host, a valid port, no whitespace or control character."""
-    if not url.isascii() or not url.isprintable() or " " in url:
-        return False
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError when out of range or not a number)
-    except ValueError:
-        return False
-    return bool(parts.hostname)
-
-
 def check_header_value(value: str, what: str) -> None:
     """A value sent as an HTTP header: one with a line break would be refused by http.client at
     every delivery (and, before it was caught there, stopped the daemon)."""
-    if not value.isascii() or not value.isprintable():
+    if not header_value_ok(value):
         raise TargetError(f"{what} must be printable ASCII, without line breaks or control characters")
 
 

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.config import url_parses
 from appliance.engine.records import EventTargetRecord
 
-from .notifytargets import SecretWrapper, TargetError, check_name, secret_context, url_parses
+from .notifytargets import SecretWrapper, TargetError, check_name, secret_context
 from .s3push import Endpoint
 
 KINDS = ("stowage", "s3")
