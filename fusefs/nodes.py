@@ -224,6 +224,12 @@ class NodeOps(pyfuse3.Operations):
         if st.changed or st.meta_changed or node.detached:
             return
         v = self.tree.head(node.bucket, node.path)
+        if v is None and st.base is not None:
+            # deleted over S3 since: as after an unlink, the open descriptors keep the old
+            # content, discarded at the last close (a write must not bring the object back)
+            self.inodes.unname(node, node.path, self._names(node))
+            st.stale = False
+            return
         if v is not None and (st.base is None or v.seq != st.base.seq):
             st.set_base(v)
             st.posix = self._posix(node, v)

@@ -1,7 +1,8 @@
 """What fuzzing the real mount found, held fixed: a close (FUSE flush, which the kernel does not
 serialize with unlink, rename or setattr) racing those calls undid them; a file could grow by a
 hole the disks cannot hold, and the close then wrote zeros until they were full; a write after
-an S3 PUT patched the replaced version; attributes any S3 writer can store (a time past 2262,
+an S3 PUT patched the replaced version, and one after an S3 DELETE brought the object back;
+attributes any S3 writer can store (a time past 2262,
 the epoch, the largest device number, a 4 KiB symlink target) broke listings or read back wrong;
 a full disk inside an engine nursery was EIO, not ENOSPC."""
 
@@ -103,6 +104,27 @@ def test_a_write_after_an_s3_put_patches_the_new_version(mount_daemon: Any) -> N
     finally:
         os.close(fd)
     assert s3.get_object(Bucket="fzb", Key="k")["Body"].read() == b"shoXY"
+
+
+def test_an_s3_delete_acts_on_open_clean_files_as_an_unlink(mount_daemon: Any) -> None:
+    """A write through a descriptor opened before an S3 DELETE (nothing pending) goes to the
+    unlinked file, as after `unlink`: it used to bring the deleted object back at close, its
+    old content patched."""
+    b, s3 = _bucket(mount_daemon)
+    f = b / "gone"
+    f.write_bytes(b"0123456789" * 1000)
+    fd = os.open(f, os.O_RDWR)
+    try:
+        s3.delete_object(Bucket="fzb", Key="gone")
+        os.pwrite(fd, b"XY", 3)
+        assert os.pread(fd, 6, 0) == b"012XY5"  # the open file keeps its content
+        assert os.fstat(fd).st_nlink == 0
+    finally:
+        os.close(fd)
+    assert "Contents" not in s3.list_objects_v2(Bucket="fzb", Prefix="gone")
+    assert not f.exists()
+    f.write_bytes(b"new")  # the name is free for a new file
+    assert s3.get_object(Bucket="fzb", Key="gone")["Body"].read() == b"new"
 
 
 def test_attributes_any_s3_writer_can_store(mount_daemon: Any) -> None:
