@@ -21,7 +21,7 @@ from .names import check_key, check_new_key, cli_safe_token
 from .records import ObjectVersion, PartRecord, UploadRecord
 from .refs import slice_refs
 from .segments import BodySummary
-from .storecore import PutMeta, StoreCore, Txn, copy_grants, unquote_etag, whole_ref
+from .storecore import PutMeta, StoreCore, copy_grants, unquote_etag, whole_ref
 
 MIN_PART_SIZE = 5 << 20
 MAX_PART_NUMBER = 10000
@@ -157,14 +157,6 @@ class MultipartStore(StoreCore):
                     return parts, True
                 parts.append(PartRecord.decode(raw))
         return parts, False
-
-    def _drop_upload_in(self, t: Txn, bucket: str, key: str, upload_id: str) -> list[PartRecord]:
-        parts = [PartRecord.decode(v) for _, v in t.batch.scan(keys.part_prefix(upload_id))]
-        for p in parts:
-            t.decref(p.segments)
-            t.batch.delete(keys.part(upload_id, p.part_number))
-        t.batch.delete(keys.upload(bucket, key, upload_id))
-        return parts
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         self.get_upload(bucket, key, upload_id)

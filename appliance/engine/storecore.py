@@ -44,7 +44,17 @@ from .errors import (
 from .journal import JournalTarget
 from .metadb import Batch, MetaDB
 from .names import check_bucket_name, check_key, check_new_key, cli_safe_token
-from .records import BucketRecord, GcEntry, HealEntry, InodeRecord, ObjectVersion, Record, SegmentRecord, SegmentRef
+from .records import (
+    BucketRecord,
+    GcEntry,
+    HealEntry,
+    InodeRecord,
+    ObjectVersion,
+    PartRecord,
+    Record,
+    SegmentRecord,
+    SegmentRef,
+)
 from .refs import slice_refs
 from .segments import BodySummary, SegmentIO
 
@@ -614,10 +624,14 @@ class StoreCore:
         async with self.txn() as t:
             if t.batch.get(keys.bucket(name)) is None:
                 raise NoSuchBucket(bucket=name)
-            for prefix in (keys.version_bucket_prefix(name), keys.upload_bucket_prefix(name)):
-                with self.db.iterator(start=prefix, stop=keys.prefix_successor(prefix)) as it:
-                    for _ in it:
-                        raise BucketNotEmpty(bucket=name)
+            prefix = keys.version_bucket_prefix(name)
+            with self.db.iterator(start=prefix, stop=keys.prefix_successor(prefix)) as it:
+                for _ in it:
+                    raise BucketNotEmpty(bucket=name)
+            # unfinished uploads do not keep a general purpose bucket (AWS, RGW): they go with it
+            for k, _ in t.batch.scan(keys.upload_bucket_prefix(name)):
+                key, upload_id = keys.split_upload(k, name)
+                self._drop_upload_in(t, name, key, upload_id)
             for k, _ in t.batch.scan(keys.inode_prefix(name)):  # none should be left: no key links them
                 t.batch.delete(k)
             t.batch.delete(keys.cors(name))  # its CORS rules go with it (bucketcors.py)
@@ -626,6 +640,15 @@ class StoreCore:
             for k in (keys.lifecycle(name), keys.usage(name), keys.bucket_quota(name)):
                 t.batch.delete(k)  # a bucket made again under the name starts without them
             t.batch.delete(keys.bucket(name))
+
+    def _drop_upload_in(self, t: Txn, bucket: str, key: str, upload_id: str) -> list[PartRecord]:
+        """An upload and its parts leave the metadata; their segments go to the collector."""
+        parts = [PartRecord.decode(v) for _, v in t.batch.scan(keys.part_prefix(upload_id))]
+        for p in parts:
+            t.decref(p.segments)
+            t.batch.delete(keys.part(upload_id, p.part_number))
+        t.batch.delete(keys.upload(bucket, key, upload_id))
+        return parts
 
     async def set_versioning(self, name: str, status: str,
                              suspendable: Callable[[Txn], str] | None = None) -> BucketRecord:

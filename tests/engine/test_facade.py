@@ -49,6 +49,26 @@ async def test_buckets(store) -> None:
         await store.put_object("nope", "k", b"")
 
 
+async def test_unfinished_uploads_go_with_their_bucket(store) -> None:
+    """AWS and RGW delete a general purpose bucket holding only unfinished multipart uploads
+    (`aws s3 rb --force` relies on it); their parts' segments go to the collector."""
+    await store.create_bucket("mpb")
+    up = await store.create_multipart("mpb", "big", PutMeta())
+    part = await store.upload_part("mpb", "big", up.upload_id, 1, b"p" * 1000)
+    await store.create_multipart("mpb", "empty", PutMeta())
+    await store.delete_bucket("mpb")
+    with pytest.raises(NoSuchBucket):
+        store.get_bucket("mpb")
+    assert not list(store.db.scan(keys.upload_bucket_prefix("mpb")))
+    assert not list(store.db.scan(keys.part_prefix(up.upload_id)))
+    seg = store.db.get_record(SegmentRecord, keys.segment(part.segments[0].segment_id))
+    assert seg is not None and seg.refcount == 0
+    await store.create_bucket("mpb")  # the name starts empty again
+    assert not store.list_uploads("mpb").uploads
+    with pytest.raises(NoSuchUpload):
+        await store.upload_part("mpb", "big", up.upload_id, 2, b"late")
+
+
 async def test_metadata_and_overwrite_frees_segments(store) -> None:
     meta = PutMeta("text/plain", {"cache-control": "no-cache", "x-bogus": "dropped"}, {"color": "blue"}, {"t": "1"})
     v1 = await store.put_object("bkt", "k", b"hello", meta)

@@ -54,6 +54,21 @@ def test_invalid_bucket_names(s3: Any, name: str) -> None:
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
+def test_delete_bucket_holding_only_unfinished_uploads(s3: Any) -> None:
+    """As AWS and RGW: unfinished multipart uploads do not keep a bucket (`aws s3 rb --force`
+    deletes the objects, then the bucket); they go with it."""
+    s3.create_bucket(Bucket="mp-only")
+    uid = s3.create_multipart_upload(Bucket="mp-only", Key="k")["UploadId"]
+    s3.upload_part(Bucket="mp-only", Key="k", UploadId=uid, PartNumber=1, Body=b"x" * 1000)
+    s3.delete_bucket(Bucket="mp-only")
+    with pytest.raises(ClientError) as exc:
+        s3.head_bucket(Bucket="mp-only")
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    s3.create_bucket(Bucket="mp-only")
+    assert s3.list_multipart_uploads(Bucket="mp-only").get("Uploads", []) == []
+    s3.delete_bucket(Bucket="mp-only")
+
+
 def test_delete_nonempty_and_missing(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     with pytest.raises(ClientError) as exc:
