@@ -841,17 +841,26 @@ class StoreCore:
         checksums: dict[str, str] | None = None,
         long_key: bool = False,
         new_segments: list[SegmentRecord] | None = None,
+        copy_of: ObjectVersion | None = None,
     ) -> ObjectVersion:
         """Commit a version made of existing segment ranges (copy, FUSE close), and of
         `new_segments` written for it. With meta.inode, every hard link of that file gets it
-        (see put_file_in)."""
+        (see put_file_in). `copy_of`: the version whose bytes these are, in its parts (a copy
+        by reference keeps its "-N" ETag, so it keeps the parts and their checksums too;
+        `checksums`, when given, replace the object's)."""
         check_key(key)
+        if copy_of is not None:
+            src = Content.of(copy_of)
+            content = replace(src, segments=list(segments)) if checksums is None else \
+                replace(src, segments=list(segments), checksums=dict(checksums), checksum_type="FULL_OBJECT",
+                        part_checksums=[])
+        else:
+            content = Content(size, etag, list(segments), dict(checksums or {}), "FULL_OBJECT" if checksums else "")
         async with self.txn() as t:
             for seg in new_segments or []:
                 t.add_segment(seg)
             b = self._shared_bucket_in(t, bucket)  # read only: put_file_in takes its name, owner, lock
             self._check_write(t.batch.get, bucket, key, long_key, if_match, if_none_match)
-            content = Content(size, etag, list(segments), dict(checksums or {}), "FULL_OBJECT" if checksums else "")
             v = self.put_file_in(t, b, key, meta or PutMeta(), content)
             self._release_staged_in(t, release_staged or [])
         return v
@@ -1065,7 +1074,6 @@ class StoreCore:
         copy to another key (another SSE-C or KMS key, plaintext to encrypted and back). Memory
         stays bounded by a few blocks whatever the size. The copy is a single-part object.
         """
-        keep = meta is None
         restore.readable_refs(self, src)  # an archived source must be restored first, as on AWS
         new_meta = replace(PutMeta.of(src) if meta is None else meta, owner=owner, acl=copy_grants(acl),
                            lock_mode=lock_mode, retain_until_ns=retain_until_ns, legal_hold=legal_hold)
@@ -1083,18 +1091,14 @@ class StoreCore:
         # geometry first (as it is stored: the same keys still open it).
         refs, fresh = await transcode.refs_in_class(self, src.segments, new_meta.storage_class)
         try:
-            v = await self.put_object_segments(
+            return await self.put_object_segments(
                 dst_bucket, dst_key, refs, src.size, src.etag, new_meta, if_match=if_match,
-                if_none_match=if_none_match, checksums=src.checksums if checksums is None else checksums,
-                new_segments=fresh,
+                if_none_match=if_none_match, checksums=checksums, new_segments=fresh, copy_of=src,
             )
         except BaseException:
             for seg in fresh:
                 await self.discard_segment(seg)
             raise
-        if src.parts and keep:
-            v.parts = list(src.parts)
-        return v
 
     async def update_meta(self, bucket: str, key: str, meta: PutMeta) -> ObjectVersion:
         """Same data, new metadata (FUSE chmod/chown/utimens/xattr; with meta.inode, of every

@@ -45,6 +45,28 @@ def test_multipart_roundtrip_etag_and_no_upload_left(s3: Any, bucket: str) -> No
     assert code(exc) == "NoSuchUpload"
 
 
+def test_a_copy_keeps_the_parts_its_etag_names(s3: Any, bucket: str) -> None:
+    """A copy by reference keeps the source's "-N" ETag, so it keeps its parts (partNumber
+    reads, PartsCount, ObjectParts) and their checksums, with the metadata copied or replaced."""
+    data = [os.urandom(5 * MIB), b"tail" * 10]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp", ChecksumAlgorithm="CRC32")["UploadId"]
+    parts = [{"PartNumber": i, "ETag": s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=i, Body=d,
+                                                       ChecksumAlgorithm="CRC32")["ETag"],
+              "ChecksumCRC32": s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)["Parts"][i - 1]["ChecksumCRC32"]}
+             for i, d in enumerate(data, 1)]
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={"Parts": parts})
+    src = s3.head_object(Bucket=bucket, Key="mp", ChecksumMode="ENABLED")
+    for key, extra in (("copy", {}), ("replaced", {"MetadataDirective": "REPLACE", "Metadata": {"n": "1"}})):
+        s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": "mp"}, **extra)
+        head = s3.head_object(Bucket=bucket, Key=key, PartNumber=2, ChecksumMode="ENABLED")
+        assert head["ETag"] == src["ETag"] and head["PartsCount"] == 2 and head["ContentLength"] == len(data[1])
+        assert s3.get_object(Bucket=bucket, Key=key, PartNumber=1)["Body"].read() == data[0]
+        whole = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        assert whole["ChecksumCRC32"] == src["ChecksumCRC32"]  # the composite "-2" checksum
+        attrs = s3.get_object_attributes(Bucket=bucket, Key=key, ObjectAttributes=["ObjectParts"])
+        assert attrs["ObjectParts"]["TotalPartsCount"] == 2
+
+
 def test_complete_errors(s3: Any, bucket: str) -> None:
     uid = s3.create_multipart_upload(Bucket=bucket, Key="e")["UploadId"]
     small = [s3.upload_part(Bucket=bucket, Key="e", UploadId=uid, PartNumber=n, Body=b"x" * 100)["ETag"]
