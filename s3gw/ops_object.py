@@ -219,7 +219,7 @@ def source_version(ctx: Ctx) -> tuple[ObjectVersion, str | None]:
 
 async def copy_object(ctx: Ctx) -> Response:
     h = ctx.req.headers
-    src, _ = source_version(ctx)
+    src, source_vid = source_version(ctx)
     stored, resolver = sse.for_read(ctx, src, source=True)
     protection = await sse.for_write(ctx)
     directive = h.get("x-amz-metadata-directive", "COPY").upper()
@@ -242,7 +242,7 @@ async def copy_object(ctx: Ctx) -> Response:
             meta.tags = dict(src.tags)
     algorithm = copychecksum.requested(h)
     new_checksum = copychecksum.changes(src, algorithm)
-    if (same and meta is None and not new_checksum and "versionId" not in h.get("x-amz-copy-source", "")
+    if (same and meta is None and not new_checksum and source_vid is None
             and not sse.changes_encryption(ctx)):
         raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to "
                       "itself without changing the object's metadata, storage class, website redirect location or "

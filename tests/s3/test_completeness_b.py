@@ -490,6 +490,11 @@ def test_copy_onto_itself_with_changes(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as exc:  # COPY of everything is no change either
         s3.copy_object(Bucket=bucket, Key="k", CopySource=src, MetadataDirective="COPY", TaggingDirective="COPY")
     assert code(exc) == "InvalidRequest"
+    s3.put_object(Bucket=bucket, Key="report-versionId.txt", Body=b"x")  # the key's name is not a version id
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="report-versionId.txt",
+                       CopySource={"Bucket": bucket, "Key": "report-versionId.txt"})
+    assert code(exc) == "InvalidRequest"
 
     s3.copy_object(Bucket=bucket, Key="k", CopySource=src, MetadataDirective="REPLACE", Metadata={"b": "2"},
                    ContentType="application/json")
