@@ -195,8 +195,8 @@ def _parse_http_date(value: str | None) -> datetime | None:
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    wanted = [unquote_etag(e) for e in header.split(",")]
+def _etag_matches(header: str, etag: str, *, strong: bool = False) -> bool:
+    wanted = [unquote_etag(e, strong=strong) for e in header.split(",")]
     return "*" in wanted or etag in wanted
 
 
@@ -210,7 +210,7 @@ def check_conditions(headers: dict[str, str], v: ObjectVersion, *, prefix: str =
     not_modified = "PreconditionFailed" if prefix else "NotModified"
     extra = {} if prefix else {"ETag": f'"{v.etag}"', "Last-Modified": http_date(v.last_modified_ns)}
     if if_match is not None:
-        if not _etag_matches(if_match, v.etag):
+        if not _etag_matches(if_match, v.etag, strong=True):
             raise S3Error("PreconditionFailed", Condition="If-Match")
     elif if_unmod is not None and modified > if_unmod:
         raise S3Error("PreconditionFailed", Condition="If-Unmodified-Since")

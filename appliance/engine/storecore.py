@@ -158,9 +158,13 @@ def new_inode_id() -> str:
     return entropy.token_hex(12)
 
 
-def unquote_etag(etag: str) -> str:
+def unquote_etag(etag: str, *, strong: bool = False) -> str:
+    """An ETag of a header, unquoted. `strong` (If-Match's comparison, RFC 9110 13.1.1): a weak
+    tag keeps its W/ and so matches no stored ETag; If-None-Match compares weakly."""
     etag = etag.strip()
     if etag.startswith("W/"):
+        if strong:
+            return etag
         etag = etag[2:]
     return etag.strip('"')
 
@@ -717,7 +721,7 @@ class StoreCore:
         if if_match is not None:
             if current is None:
                 raise NoSuchKey(condition="If-Match")
-            wanted = [unquote_etag(e) for e in if_match.split(",")]
+            wanted = [unquote_etag(e, strong=True) for e in if_match.split(",")]
             if "*" not in wanted and current.etag not in wanted:
                 raise PreconditionFailed(condition="If-Match")
 

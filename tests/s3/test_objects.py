@@ -127,6 +127,18 @@ def test_conditional_get_and_head(s3: Any, bucket: str) -> None:
     # If-Match true wins over a failing If-Unmodified-Since; If-None-Match false beats If-Modified-Since
     assert s3.get_object(Bucket=bucket, Key="c", IfMatch=etag, IfUnmodifiedSince=past)["Body"].read() == b"data"
     s3.get_object(Bucket=bucket, Key="c", IfNoneMatch='"other"', IfModifiedSince=past)
+    # If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches; If-None-Match weakly
+    weak = "W/" + etag
+    for call in (s3.get_object, s3.head_object):
+        with pytest.raises(ClientError) as exc:
+            call(Bucket=bucket, Key="c", IfMatch=weak)
+        assert status(exc) == 412
+        with pytest.raises(ClientError) as exc:
+            call(Bucket=bucket, Key="c", IfNoneMatch=weak)
+        assert status(exc) == 304
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="c2", CopySource={"Bucket": bucket, "Key": "c"}, CopySourceIfMatch=weak)
+    assert status(exc) == 412
 
 
 def test_conditional_put(s3: Any, bucket: str) -> None:
@@ -137,6 +149,9 @@ def test_conditional_put(s3: Any, bucket: str) -> None:
     assert code(exc) == "PreconditionFailed"
     with pytest.raises(ClientError) as exc:
         s3.put_object(Bucket=bucket, Key="p", Body=b"two", IfMatch='"0123"')
+    assert status(exc) == 412
+    with pytest.raises(ClientError) as exc:  # a weak tag never satisfies If-Match
+        s3.put_object(Bucket=bucket, Key="p", Body=b"two", IfMatch="W/" + etag)
     assert status(exc) == 412
     s3.put_object(Bucket=bucket, Key="p", Body=b"three", IfMatch=etag)
     assert s3.get_object(Bucket=bucket, Key="p")["Body"].read() == b"three"
