@@ -32,6 +32,13 @@ def multipart_etag(part_etags: list[str]) -> str:
     return f"{digest}-{len(part_etags)}"
 
 
+def upload_id_at(initiated_ns: int) -> str:
+    """A new upload id: its initiation time in fixed-width hex, then 32 random bytes. Uploads
+    are keyed by key and upload id, so those of one key list in initiation order, as S3 lists
+    them, and the upload-id marker stays a plain lexicographic one."""
+    return f"{initiated_ns:016x}{cli_safe_token(32)}"
+
+
 class MultipartStore(StoreCore):
     """StoreCore plus multipart uploads."""
 
@@ -43,8 +50,9 @@ class MultipartStore(StoreCore):
         meta = meta or PutMeta()
         self.placement(meta.storage_class)  # InvalidStorageClass before the upload exists
         lock.check_settings(b, meta.lock_mode, meta.legal_hold)  # the default retention applies at completion
+        now = time.time_ns()
         up = UploadRecord(
-            upload_id=cli_safe_token(32), bucket=bucket, key=key, initiated_ns=time.time_ns(),
+            upload_id=upload_id_at(now), bucket=bucket, key=key, initiated_ns=now,
             content_type=meta.content_type, headers=dict(meta.headers), user_meta=dict(meta.user_meta),
             tags=dict(meta.tags), storage_class=meta.storage_class, checksum_algorithm=checksum_algorithm,
             checksum_type=checksum_type, owner=meta.owner or b.owner, acl=copy_grants(meta.acl),

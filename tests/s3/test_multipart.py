@@ -120,6 +120,17 @@ def test_abort_and_list_uploads(s3: Any, bucket: str) -> None:
         s3.abort_multipart_upload(Bucket=bucket, Key="u/a", UploadId=ids["u/a"])
     assert code(exc) == "NoSuchUpload"
     assert "u/a" not in [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]]
+    # several uploads of one key list in initiation order (S3's order), page by page too
+    same = [s3.create_multipart_upload(Bucket=bucket, Key="same")["UploadId"] for _ in range(8)]
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket, Prefix="same")["Uploads"]] == same
+    paged, marker = [], {}
+    while True:
+        r = s3.list_multipart_uploads(Bucket=bucket, Prefix="same", MaxUploads=3, **marker)
+        paged += [u["UploadId"] for u in r.get("Uploads", [])]
+        if not r["IsTruncated"]:
+            break
+        marker = {"KeyMarker": r["NextKeyMarker"], "UploadIdMarker": r["NextUploadIdMarker"]}
+    assert paged == same
 
 
 def test_upload_part_copy_with_range(s3: Any, bucket: str) -> None:
