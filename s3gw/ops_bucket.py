@@ -131,10 +131,9 @@ async def delete_objects(ctx: Ctx) -> Response:
         if quiet:
             continue
         parts = [el("Key", key), el("VersionId", vid)]
-        if res.delete_marker:
+        if res.delete_marker:  # a marker made, or one deleted by its version id (AWS names it then too)
             parts.append(el("DeleteMarker", True))
-            if vid is None:
-                parts.append(el("DeleteMarkerVersionId", res.version_id))
+            parts.append(el("DeleteMarkerVersionId", res.version_id))
         out.append("<Deleted>" + "".join(parts) + "</Deleted>")
     return Response(200, [XML], doc("DeleteResult", out))
 

@@ -96,6 +96,11 @@ def test_copy_from_version_and_delete_objects_with_versions(s3: Any, bucket: str
     got = {x["Key"]: x for x in d["Deleted"]}
     assert got["s"]["VersionId"] == v1
     assert got["copy"]["DeleteMarker"] is True and got["copy"]["DeleteMarkerVersionId"]
+    marker = got["copy"]["DeleteMarkerVersionId"]  # deleting the marker by its id names it too
+    d = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "copy", "VersionId": marker}]})
+    assert d["Deleted"] == [{"Key": "copy", "VersionId": marker, "DeleteMarker": True,
+                             "DeleteMarkerVersionId": marker}]
+    assert s3.get_object(Bucket=bucket, Key="copy")["Body"].read() == b"first"
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="s", VersionId=v1)
     assert code(exc) == "NoSuchVersion"
