@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +147,11 @@ def new_label(appliance_id: str, role: str, pool: str = "default", *, disk_id: s
 def read_label(path: str | os.PathLike[str]) -> DiskLabel:
     file = Path(path) / LABEL_NAME
     try:
-        with open(file, "rb") as f:
+        # O_NONBLOCK: a FIFO put where the label belongs must not hang the daemon's start
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LabelFormatError(f"{file}: damaged label: not a regular file")
             data = f.read(MAX_LABEL_BYTES + 1)
     except FileNotFoundError as exc:
         raise UnlabelledDisk(f"{path}: no Stowage label ({LABEL_NAME}); this disk was not added to an "

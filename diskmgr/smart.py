@@ -15,6 +15,7 @@ verify errors as `uncorrected_errors`.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -99,8 +100,11 @@ class SmartParseError(ValueError):
 
 def parse_smartctl_text(text: str | bytes, device: str = "") -> SmartReport:
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
+        # smartctl writes UTF-8; json.loads would guess UTF-16/32 from binary garbage's first bytes
+        doc = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except UnicodeDecodeError:
+        raise SmartParseError("smartctl output is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
         raise SmartParseError(f"smartctl output is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise SmartParseError("smartctl output is not a JSON object")
@@ -329,8 +333,8 @@ def _int(v: Any) -> int | None:
         return None
     if isinstance(v, int):
         return v
-    if isinstance(v, float):
-        return int(v)
+    if isinstance(v, float):  # JSON's 1e400 is inf, and nan is no number: neither is a reading
+        return int(v) if math.isfinite(v) else None
     if isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():
         return int(v.strip())
     return None

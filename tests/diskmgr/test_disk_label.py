@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from diskmgr.errors import DiskError
 from diskmgr.label import (
     LABEL_NAME,
     DiskLabel,
@@ -78,6 +79,17 @@ def test_foreign_appliance_and_wrong_disk(tmp_path: Path):
 def test_damaged_or_unknown_labels_are_refused(tmp_path: Path, content: bytes, match: str):
     (tmp_path / LABEL_NAME).write_bytes(content)
     with pytest.raises(LabelFormatError, match=match):
+        read_label(tmp_path)
+
+
+def test_a_label_that_is_no_regular_file_is_refused_at_once(tmp_path: Path):
+    """A FIFO where the label belongs hung the daemon's start (found by fuzzing)."""
+    os.mkfifo(tmp_path / LABEL_NAME)
+    with pytest.raises(LabelFormatError, match="not a regular file"):
+        read_label(tmp_path)
+    os.unlink(tmp_path / LABEL_NAME)
+    (tmp_path / LABEL_NAME).mkdir()
+    with pytest.raises(DiskError):
         read_label(tmp_path)
 
 

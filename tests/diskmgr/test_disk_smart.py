@@ -99,6 +99,13 @@ def test_garbage_is_a_parse_error_not_a_crash():
     r = parse_smartctl({"smart_status": {"passed": "yes"}, "temperature": {"current": "hot"},
                         "ata_smart_attributes": {"table": [None, {"id": "x"}]}})
     assert r.available and r.passed is None and r.temperature_c is None
+    # numbers JSON allows and int() refuses (1e400 is inf), and binary garbage: found by fuzzing
+    r = parse_smartctl_text(b'{"temperature": {"current": 1e400}, "power_on_time": {"hours": -1e400},'
+                            b' "smartctl": {"exit_status": 1e400}}')
+    assert r.temperature_c is None and r.power_on_hours is None
+    for garbage in (b"\x00\xfe\x80\x81garbage", b"\xff\xfe{\x00}\x00", b"[" * 100_000):
+        with pytest.raises(SmartParseError):
+            parse_smartctl_text(garbage)
 
 
 def test_to_json_is_serialisable():
