@@ -32,7 +32,7 @@ from appliance.engine import diskrecords, offline
 from appliance.engine.errors import DiskError, StowageError
 from diskmgr import bootmount
 from diskmgr.label import LabelFormatError, is_mounted, read_label
-from diskmgr.prepare import AddResult, Preflight, PreparedDisk, unmount
+from diskmgr.prepare import AddResult, Preflight, PreparedDisk, remove_mount_point, unmount
 from diskmgr.prepare import add_disk as prepare_disk
 
 ATTACH_OP = "disks.attach"
@@ -137,14 +137,17 @@ def add_disk(cfg: Config, spec: str, role: str, pool: str = "default", *, force:
 
 
 def release(cfg: Config, disk_id: str, path: str) -> bool:
-    """A drained managed disk (mounted under the state dir) is unmounted and its boot mount
-    removed: True. Any other disk (a configured directory, already unmounted) is left: False."""
+    """A drained managed disk (under the state dir) loses its boot mount and its mount point,
+    and is unmounted if it was mounted: whether it was. A configured directory is left: False."""
     where = Path(path)
-    if where.parent != cfg.disks_dir or not is_mounted(where):
+    if where.parent != cfg.disks_dir:
         return False
-    bootmount.uninstall(bootmount.host_boot_config(), disk_id, str(where))
-    unmount(where)
-    return True
+    released = is_mounted(where)
+    bootmount.uninstall(bootmount.host_boot_config(), disk_id, str(where))  # (an offline disk's too)
+    if released:
+        unmount(where)
+    remove_mount_point(where)  # else `disks list` shows the removed disk as a missing one
+    return released
 
 
 def appliance_id_readonly(cfg: Config) -> str | None:

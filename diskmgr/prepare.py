@@ -135,6 +135,8 @@ def check_device_spec(spec: str) -> None:
         raise InvalidDiskArgument(f"{spec!r}: not a valid device name") from None
     if not spec.isprintable():
         raise InvalidDiskArgument(f"{spec!r}: not a valid device name (it holds a NUL or a control character)")
+    if not spec.strip():
+        raise InvalidDiskArgument("no device given: name one, such as /dev/sdb, sdb or a /dev/disk/by-id/ link")
 
 
 def resolve_device(spec: str, devices: list[BlockDevice]) -> BlockDevice:
@@ -142,7 +144,10 @@ def resolve_device(spec: str, devices: list[BlockDevice]) -> BlockDevice:
     dev = find_device(devices, spec)
     if dev is not None:
         return dev
-    path = os.path.realpath(spec) if spec.startswith("/") else f"/dev/{spec}"
+    path = os.path.realpath(spec if spec.startswith("/") else f"/dev/{spec}")  # (sdb, ../dev/loop3)
+    dev = find_device(devices, path)
+    if dev is not None:
+        return dev
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -242,6 +247,32 @@ def mount_by_uuid(uuid: str, where: Path, fstype: str, expect_majmin: str) -> No
                         f"({expect_majmin}); another device has the same UUID")
 
 
+def remove_mount_point(where: Path) -> None:
+    """The empty (immutable) mount point of a disk that is no longer the appliance's."""
+    if not is_mounted(where):
+        _chattr(where, "-i")
+        with contextlib.suppress(OSError):
+            where.rmdir()
+
+
+def member_of(dev: BlockDevice, disks_dir: Path) -> str | None:
+    """The id of this appliance's disk whose filesystem `dev` holds while its mount point under
+    `disks_dir` is empty (a boot-time mount that failed, a cable pulled and put back): formatting
+    it would turn a disk holding shards into a new, empty one. Known by the filesystem label
+    `add_disk` gave it (stw- and the disk id's last 8 characters)."""
+    suffix = dev.fs_label[4:] if dev.fs_label.startswith("stw-") else ""
+    if len(suffix) != 8:
+        return None
+    try:
+        names = sorted(os.listdir(disks_dir))
+    except OSError:
+        return None
+    for name in names:
+        if name.endswith(suffix) and not is_mounted(disks_dir / name):
+            return name
+    return None
+
+
 def unmount(where: Path) -> None:
     if is_mounted(where) and subprocess.run(["umount", str(where)], capture_output=True,
                                             timeout=120).returncode != 0:
@@ -285,6 +316,13 @@ def add_disk(
     if pf.blockers:
         raise DeviceRefused(f"{dev.path} cannot be used: " + "; ".join(pf.blockers) +
                             ". Nothing was changed.")
+    member = member_of(dev, disks_dir)
+    if member is not None:  # not even with --force: the way to give it up is `disks remove`
+        raise DeviceRefused(f"{dev.path} holds disk {member} of this appliance, which is not mounted at "
+                            f"{disks_dir / member}: mount it there again (the daemon's boot-time mount does, "
+                            f"or `mount UUID={dev.fs_uuid or '...'} {disks_dir / member}`) instead of formatting "
+                            f"it. To give that disk up, run `stowage disks remove {member}` first. Nothing was "
+                            "changed.")
     if pf.data:
         if not force:
             raise DeviceRefused(f"{dev.path} is not blank: " + "; ".join(pf.data) + ". Nothing was "
@@ -319,9 +357,7 @@ def add_disk(
             bootmount.uninstall(boot, disk_id, str(where))
         if mounted:
             unmount(where)
-        _chattr(where, "-i")
-        with contextlib.suppress(OSError):
-            where.rmdir()
+        remove_mount_point(where)
         raise
     return AddResult(disk_id, dev.path, dev.by_id, fstype, uuid, where, role, label.pool, boot_text, handed)
 

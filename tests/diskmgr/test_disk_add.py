@@ -104,6 +104,14 @@ def test_add_formats_mounts_by_uuid_labels_and_records(make_loop, appliance):
     row = next(x for x in json.loads(r.stdout)["disks"] if x["mount_point"] == str(where))
     assert row["state"] == "offline" and "is not mounted" in row["reasons"][0]
 
+    # that offline member is never formatted as a new disk, not even with --force (found by
+    # fuzzing: the "not blank ... --force" message led the operator to wipe it)
+    for name in (dev, "../" + dev.lstrip("/")):
+        r = stowage("disks", "add", name, "--role", "data", "--force", "--yes", "--data", str(data), etc=etc)
+        assert r.returncode == 1 and f"holds disk {disk_id} of this appliance" in r.stderr, r.stderr
+        assert f"stowage disks remove {disk_id}" in r.stderr
+    assert blkid(dev)["UUID"] == uuid
+
 
 def test_refuses_a_device_with_a_filesystem(make_loop, appliance):
     data, etc = appliance
@@ -177,6 +185,7 @@ def test_refuses_a_mounted_device_even_with_force(make_loop, appliance, tmp_path
         (["disks", "add", "/dev/loop0", "--role", "cache"], 2, "Invalid value for '--role'"),
         (["disks", "add", "/dev/loop0", "--role", "data", "--yes"], 2, "--yes only confirms --force"),
         (["disks", "add", "/dev/no-such-disk", "--role", "data"], 1, "/dev/no-such-disk: no such device"),
+        (["disks", "add", "", "--role", "data"], 1, "no device given"),
         (["disks", "add", "/etc/hostname", "--role", "data"], 1, "/etc/hostname: not a block device"),
         (["disks", "add", "/dev/loop0", "--role", "data", "--pool", "archive"], 1,
          "pool 'archive' is not configured"),

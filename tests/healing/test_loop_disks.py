@@ -4,6 +4,7 @@ daemon runs -> reads keep working and the healer restores full redundancy on its
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +51,10 @@ def test_drain_remove_replace_and_yank(daemon: Any, make_loop: Callable[..., str
     r = disks_cli(daemon, etc, "remove", new)
     assert f"disk {new} drained ({held} shards" in r.stdout, r.stdout
     assert "unmounted" in r.stdout and not is_mounted(new_path)
-    assert os.listdir(new_path) == []  # released: the empty mount point is left behind
+    # released: its mount point goes too (`disks list` showed a leftover one as a missing disk)
+    assert not new_path.exists()
+    listed = json.loads(disks_cli(daemon, etc, "list", "--json", "--no-smart").stdout)["disks"]
+    assert new not in [x["disk_id"] for x in listed]
     assert new not in [x["disk_id"] for x in ctl(daemon, "status")["disks"]]
     assert full_redundancy(daemon.data_dir)
     check_all(daemon, objs)
