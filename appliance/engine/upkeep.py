@@ -50,6 +50,16 @@ class UpkeepStore(StoreCore):
                 out.append((rec.segment_id, idx))
         return out
 
+    def stranded_on(self, disk_id: str, targets: set[str]) -> int:
+        """Live segments with a shard on the disk that could not move it: fewer of `targets`
+        (the disks a drain may write) than it has shards there lie outside its other shards."""
+        stranded = 0
+        for _, rec in self.db.scan_records(SegmentRecord, keys.SEGMENT):
+            n = sum(1 for d in rec.shards if d == disk_id)
+            if n and rec.refcount > 0 and len(targets - set(rec.shards)) < n:
+                stranded += 1
+        return stranded
+
     def heal_backlog(self) -> int:
         """Segments queued for healing (H keys): the console's and the metrics' backlog figure."""
         return sum(1 for _ in self.db.scan(keys.HEAL))

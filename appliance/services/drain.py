@@ -4,8 +4,10 @@ drain(disk): the disk becomes `draining` (still read, never written), every segm
 shard on it has that shard moved (verified chunks copied, damaged ones rebuilt from the other
 shards) to another writable disk of the pool, then the disk is `removed`: its DiskRecord says so
 (a managed disk is not loaded again) and it leaves the running DiskSet. If some shard cannot be
-moved (the pool has no other disk for it) the drain stops with an error and the disk stays
-`draining`; nothing is lost.
+moved (the pool has no other disk for it) the drain stops with an error and the disk is
+`draining` only until the drain ends: a drain that fails gives the disk back the state it had, so
+new segments keep every shard, and nothing is lost. A drain that could not finish (the pool has
+too few other writable disks for a segment's shards) is refused before it starts.
 
 replace(old, new): the same, with `new` (already attached) as the preferred target of every
 shard; it works whether `old` is still readable (copy) or dead (rebuild from the survivors).
@@ -80,6 +82,9 @@ class Drainer:
         if target is not None:
             check_replace(disk, target)
         async with self.lock:
+            if target is None:
+                await self._check_room(disk)
+            before = disk.state
             if not disk.state.lost:
                 await self.store.set_disk_state(disk, DiskState.DRAINING)
                 log.warning("disk %s: draining", disk.disk_id)
@@ -105,9 +110,15 @@ class Drainer:
             p.running = False
             if left:
                 p.remaining = len(left)
+                if disk.state == DiskState.DRAINING and before != DiskState.DRAINING:
+                    # a disk left draining takes no shard of new segments: give it back its use
+                    # (a warning or failing one as ok: the health policy judges it again)
+                    back = before if DiskState.DRAINING.can_become(before) else DiskState.OK
+                    await self.store.set_disk_state(disk, back)
+                    log.warning("disk %s: %s failed, back to %s", disk.disk_id, op, back)
                 raise InsufficientStorage(
                     f"{op}: {len(left)} segments still have shards on {disk.disk_id} (no other writable disk "
-                    f"could take them); the disk stays {disk.state}. Add a disk and retry.")
+                    f"could take them); the disk is {disk.state}. Add a disk and retry.")
             if release:
                 await self.store.set_disk_state(disk, DiskState.REMOVED)
                 log.warning("disk %s: removed", disk.disk_id)
@@ -118,6 +129,17 @@ class Drainer:
             return {"disk_id": disk.disk_id, "path": str(disk.path), "moved_shards": p.moved_shards,
                     "segments": len(work), "state": disk.state, "released": release,
                     "target": target.disk_id if target else None}
+
+
+    async def _check_room(self, disk: Disk) -> None:
+        """Refuse a drain that cannot finish, before the disk stops taking new shards."""
+        targets = {d.disk_id for d in self.store.disks.pool(disk.pool) if d.writable and d.disk_id != disk.disk_id}
+        stranded = await trio.to_thread.run_sync(self.store.stranded_on, disk.disk_id, targets)
+        if stranded:
+            raise InsufficientStorage(
+                f"drain: {stranded} segments with a shard on {disk.disk_id} have nowhere to move it: pool "
+                f"{disk.pool} has {len(targets)} other writable disks, too few for their shards. Add a disk "
+                f"first, or replace {disk.disk_id} by a new one (`stowage disks replace`). Nothing was changed.")
 
 
 def check_replace(old: Disk, new: Disk) -> None:

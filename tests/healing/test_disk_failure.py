@@ -72,3 +72,17 @@ def test_unrecoverable_object_is_listed(daemon: Any) -> None:
     assert head["ContentLength"] == len(objs["obj/003"])
     # the other objects are untouched
     check_all(daemon, {k: v for k, v in objs.items() if k != "obj/003"})
+
+
+def test_a_drain_that_cannot_finish_is_refused_before_it_starts(daemon: Any) -> None:
+    """Six disks, 4+2: a drain has nowhere to move a shard. It used to start, fail, and leave
+    the disk draining for good, so every new segment had a shard less (found by fuzzing)."""
+    objs = populate(daemon, n=4)
+    disk = ctl(daemon, "status")["disks"][0]
+    r = daemon.cli("disks", "remove", disk["disk_id"], check=False)
+    assert r.returncode != 0 and "nowhere to move" in r.stderr and "Nothing was changed" in r.stderr, r.stderr
+    after = next(d for d in ctl(daemon, "status")["disks"] if d["disk_id"] == disk["disk_id"])
+    assert after["state"] == disk["state"] == "ok"
+    objs.update(populate(daemon, n=4, seed=2, prefix="after/"))
+    check_all(daemon, objs)
+    assert full_redundancy(daemon.data_dir)  # new segments got all six shards
