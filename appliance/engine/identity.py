@@ -161,7 +161,7 @@ def load_state(db: MetaDB) -> IdentityState:
     snap = db.snapshot()
 
     def scan(cls: type[R], prefix: bytes) -> list[R]:
-        with snap.iterator(prefix=prefix) as it:
+        with snap.iterator(prefix=prefix, verify_checksums=True) as it:
             return [cls.decode(v) for _, v in it]
 
     raw = snap.get(keys.ACCOUNT)

@@ -17,6 +17,10 @@ it began, and for the journal's quorum, whose fsyncs concurrent commits share as
 log file is synced, not only the current one: a commit written just before LevelDB switched to
 a new log is still in the old one until its memtable is flushed to a (synced) table. Commits made before a journal
 is open (the disk records written at start-up) are held in memory and appended when it opens.
+Reads verify LevelDB's block checksums (a block read from a table file, not from its cache): a
+flipped bit in a table was otherwise read as a different value, a segment offset served as
+other bytes. The DB is opened without `paranoid_checks`: with it, a record torn by a power cut at
+the end of the log would refuse the whole DB instead of being dropped, as LevelDB drops it.
 A LevelDB write that fails leaves the DB refusing commits (LevelDB itself refuses every write
 after one failed): the daemon stops accepting writes and says why.
 
@@ -128,6 +132,12 @@ class Batch:
         return sorted(merged.items())
 
 
+def damaged(path: Path, exc: Exception) -> FormatError:
+    return FormatError(f"cannot open metadata DB at {path}: {exc}. It is damaged: with the daemon stopped, "
+                       f"move it aside (mv {path} {path}.broken) and rebuild it from the data disks with "
+                       "`stowage recover-metadata` (docs/metadata-recovery.md)")
+
+
 def _table_files() -> int:
     """LevelDB's open tables: up to 5,000, at most a quarter of the open-file limit (the daemon
     raises its soft limit at start; recover-metadata and the CLI may run under 1,024)."""
@@ -149,15 +159,21 @@ class MetaDB:
             # listings), for ~13 MiB. Tables written before keep working (filters are per table).
             self.db = plyvel.DB(str(path), create_if_missing=True, bloom_filter_bits=10,
                                 lru_cache_size=32 << 20, max_open_files=_table_files())
+        except plyvel.CorruptionError as exc:
+            raise damaged(path, exc) from exc
         except plyvel.Error as exc:
             raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         self.path = path
-        self._check_format()
-        raw = self.db.get(keys.JOURNAL_LSN)
+        try:
+            self._check_format()
+            raw = self.db.get(keys.JOURNAL_LSN, verify_checksums=True)
+            # a DB from before the journal holds changes no journal record has: not so an empty one
+            self.lsn_known = raw is not None or not self._holds_data()
+        except plyvel.CorruptionError as exc:
+            self.db.close()
+            raise damaged(path, exc) from exc
         self.lsn = keys.unpack_seq(raw) if raw else 0
         self.opened_lsn = self.lsn
-        # a DB from before the journal holds changes no journal record has: not so an empty one
-        self.lsn_known = raw is not None or not self._holds_data()
         self._order = threading.Lock()  # commit order: lsn, journal queue and LevelDB write agree
         self.written = self.lsn  # the highest lsn whose LevelDB write has completed
         # Staged commits (`stage`): numbered and journaled, not yet written to LevelDB, in lsn
@@ -179,7 +195,7 @@ class MetaDB:
         self.write_hooks: list[Callable[[Writes], None]] = []
 
     def _check_format(self) -> None:
-        raw = self.db.get(keys.appliance("format"))
+        raw = self.db.get(keys.appliance("format"), verify_checksums=True)
         if raw is None:
             self.db.put(keys.appliance("format"), str(DB_FORMAT).encode(), sync=True)
             self.db.put(keys.appliance("id"), secrets.token_hex(8).encode(), sync=True)
@@ -190,12 +206,12 @@ class MetaDB:
             )
 
     def _holds_data(self) -> bool:
-        with self.db.iterator(start=keys.BUCKET, include_value=False) as it:
+        with self.db.iterator(start=keys.BUCKET, include_value=False, verify_checksums=True) as it:
             return next(it, None) is not None
 
     @property
     def appliance_id(self) -> str:
-        return (self.db.get(keys.appliance("id")) or b"").decode()
+        return (self.db.get(keys.appliance("id"), verify_checksums=True) or b"").decode()
 
     def get(self, key: bytes) -> bytes | None:
         if self._overlay:
@@ -206,7 +222,7 @@ class MetaDB:
         if found:
             return cached
         generation = self.cache.generation
-        value: bytes | None = self.db.get(key)
+        value: bytes | None = self.db.get(key, verify_checksums=True)
         self.cache.store(key, value, generation)
         return value
 
@@ -216,7 +232,7 @@ class MetaDB:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) under prefix in key order, staged commits included."""
-        with self.db.iterator(prefix=prefix) as it:
+        with self.db.iterator(prefix=prefix, verify_checksums=True) as it:
             # the overlay is read after the iterator's snapshot is taken: what it holds is at
             # least as new as anything the snapshot has (module doc)
             extra = sorted((k, v) for k, (_lsn, v) in list(self._overlay.items())
@@ -231,7 +247,7 @@ class MetaDB:
             yield k, cls.decode(v)
 
     def iterator(self, start: bytes, stop: bytes | None) -> plyvel.Iterator:
-        return self.db.iterator(start=start, stop=stop)
+        return self.db.iterator(start=start, stop=stop, verify_checksums=True)
 
     def batch(self) -> Batch:
         return Batch(self)
@@ -493,7 +509,7 @@ class MetaDB:
             else:
                 for lsn, rec in held or []:
                     journal.append(lsn, rec)
-            due = self.db.get(keys.CHECKPOINT_DUE) is not None
+            due = self.db.get(keys.CHECKPOINT_DUE, verify_checksums=True) is not None
             if reasons and not due:
                 self._stage_locked({keys.CHECKPOINT_DUE: b"1"})
         self._drain()
@@ -510,7 +526,7 @@ class MetaDB:
         return self.journal.status() if self.journal is not None else None
 
     def checkpoint_due(self) -> bool:
-        return self.db.get(keys.CHECKPOINT_DUE) is not None
+        return self.db.get(keys.CHECKPOINT_DUE, verify_checksums=True) is not None
 
     def compact(self, prefix: bytes) -> None:
         """Compact the files holding the keys under `prefix` (blocking): overwritten and deleted

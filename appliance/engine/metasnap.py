@@ -159,7 +159,7 @@ def _serialise(store: StoreCore, path: Path, created_ns: int) -> _Serialised:
     due = snap.get(keys.CHECKPOINT_DUE) is not None
     meta = {"appliance_id": db.appliance_id, "created_ns": created_ns, "seq": seq, "db_format": DB_FORMAT,
             "journal_lsn": lsn}
-    with open(path, "wb") as f, snap.iterator() as it:
+    with open(path, "wb") as f, snap.iterator(verify_checksums=True) as it:
         n = write_stream(((k, v) for k, v in it if k != keys.CHECKPOINT_DUE), f, meta)
         f.flush()
         os.fsync(f.fileno())

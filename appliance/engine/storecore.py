@@ -1248,7 +1248,7 @@ class StoreCore:
         counts: dict[str, int] = {}
         for b in self.list_buckets():
             prefix = keys.latest_prefix(b.name)
-            with self.db.db.iterator(prefix=prefix, include_value=False) as it:
+            with self.db.db.iterator(prefix=prefix, include_value=False, verify_checksums=True) as it:
                 counts[b.name] = sum(1 for _ in it)
         return counts
 

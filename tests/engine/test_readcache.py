@@ -96,8 +96,8 @@ class _WriteDuringGet:
         self.real, self.meta, self.key, self.new = db.db, db, key, new
         self.raced = False
 
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self.real.get(key)
+    def get(self, key: bytes, **options: bool) -> bytes | None:
+        value: bytes | None = self.real.get(key, **options)
         if key == self.key and not self.raced:
             self.raced = True
             _commit(self.meta, key, self.new)

@@ -1,0 +1,61 @@
+"""A flipped bit in a metadata table file is an error on read, never a different value: reads
+verify LevelDB's block checksums (found by fuzzing: a version's segment offset 0 read as 1
+served other bytes with 206); a damaged DB that cannot be opened says how to rebuild it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from appliance.engine.errors import FormatError
+from appliance.engine.metadb import MetaDB
+
+KEY = b"Vtest-key"
+VALUE = b'{"segments":[["9f3c1a7e52b04d86e1f7a2c95b3d0e48",0,3145728]]}'
+
+
+def _table_with_value(path: Path) -> Path:
+    db = MetaDB(path)
+    b = db.batch()
+    b.put(KEY, VALUE)
+    for i in range(300):  # other blocks around it: what the open reads lies elsewhere
+        b.put(b"Vfill%04d" % i, os.urandom(100))
+    db.commit_now(b)
+    db.db.compact_range()  # the value leaves the log for a table file
+    db.close()
+    tables = sorted(path.glob("*.ldb"))
+    return next(t for t in tables if b'",0,3145728' in t.read_bytes())  # stored literally
+
+
+def test_a_flipped_bit_in_a_table_is_an_error_on_read(tmp_path: Path) -> None:
+    table = _table_with_value(tmp_path / "meta")
+    raw = bytearray(table.read_bytes())
+    at = raw.index(b'",0,3145728') + 2
+    raw[at] ^= 0x01  # '0' -> '1': still valid JSON, another offset
+    table.write_bytes(bytes(raw))
+    try:
+        db = MetaDB(tmp_path / "meta")
+    except FormatError as exc:
+        raise AssertionError("the damaged block should hold none of what the open reads") from exc
+    try:
+        with pytest.raises(plyvel.CorruptionError):
+            db.get(KEY)
+        with pytest.raises(plyvel.CorruptionError):  # again: a damaged block is never cached
+            db.get(KEY)
+        # (plyvel's iterators end at a damaged block without an error: a scan misses its keys
+        # but returns no altered value; docs/metadata-recovery.md)
+        assert all(v != VALUE.replace(b",0,", b",1,") for _, v in db.scan(b"V"))
+    finally:
+        db.close()
+
+
+def test_a_damaged_db_that_cannot_open_points_at_recover_metadata(tmp_path: Path) -> None:
+    _table_with_value(tmp_path / "meta")
+    manifest = next((tmp_path / "meta").glob("MANIFEST-*"))
+    manifest.write_bytes(b"\x00garbage" * 64)
+    with pytest.raises(FormatError) as exc:
+        MetaDB(tmp_path / "meta")
+    assert "cannot open metadata DB" in str(exc.value)
