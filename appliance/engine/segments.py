@@ -57,6 +57,7 @@ from .shardfile import (
     block_count,
     block_len,
     chunk_parts,
+    file_owner,
     read_chunk_views,
     read_header,
     write_whole,
@@ -1362,10 +1363,11 @@ def _record(segment_id: str, geo: Geometry, stored: int, shards: list[_ShardStat
 
 def shard_location(disk: Disk, rec: SegmentRecord, i: int) -> tuple[str, int, tuple[int, bytes] | None]:
     """(file, offset of block 0's chunk, owner check) of shard i of a segment on `disk`: its
-    shard file, or its record in a volume (read_chunk_views checks the record is that shard's)."""
+    shard file, or its record in a volume (read_chunk_views checks the file or the record is
+    that shard's)."""
     place = rec.pack_of(i)
     if place is None:
-        return disk.shard_path(rec.segment_id, i), HEADER_SIZE, None
+        return disk.shard_path(rec.segment_id, i), HEADER_SIZE, file_owner(rec.segment_id, i)
     return volume_path(disk.path, place[0]), place[2], owner_of(place, rec.segment_id)
 
 

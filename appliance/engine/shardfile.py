@@ -319,15 +319,24 @@ def batch_bytes(geo: Geometry, length: int, first: int, last: int) -> int:
     return sum(geo.chunk_size(block_len(length, geo.block_size, b)) + CRC_SIZE for b in range(first, last + 1))
 
 
+def file_owner(segment_id: str, shard: int) -> tuple[int, bytes]:
+    """What a shard file of shard `shard` of `segment_id` begins its header JSON with (field
+    order and separators are those of every format): read_chunk_views checks it, so another
+    file at a shard's path (a misplaced or swapped file) never returns its bytes."""
+    return _PREFIX.size, b'{"segment_id":"%s","shard":%d,' % (segment_id.encode(), shard)
+
+
 def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: int,
                      buf: bytearray | None = None, data_start: int = HEADER_SIZE,
                      owner: tuple[int, bytes] | None = None, *, cached_only: bool = False) -> list[memoryview | None]:
     """`read_chunks` as views of the one buffer the file was read into (`buf` when given and
     large enough: a reused buffer costs no page faults): a read that joins the chunks into
     blocks anyway (segments.py) copies each byte once instead of twice. `data_start`: where
-    block 0's chunk lies. `owner`: (record offset, bytes at the record's start) of a packed
-    shard (volumes.py): read in the same pread, and every chunk reads as damaged unless they
-    match, so a wrong place can never return another object's bytes, checksums and all.
+    block 0's chunk lies. `owner`: (offset, the bytes there) of a packed shard's
+    record (volumes.py) or of a shard file's header (file_owner): read in the same pread when
+    they lie within a header's size before the chunks, in one small pread before them
+    otherwise; every chunk reads as damaged unless they match, so a wrong place or a wrong
+    file can never return another object's bytes, checksums and all.
     `cached_only`: a read that must not wait for the disk (opened from the dentry cache alone,
     read with preadv2 RWF_NOWAIT): BlockingIOError when the path or any of the bytes is not
     cached (or the bytes lie past the end of the file), and OSError EOPNOTSUPP where the
@@ -336,16 +345,27 @@ def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: in
     sizes = [geo.chunk_size(block_len(length, geo.block_size, b)) for b in range(first, last + 1)]
     total = sum(sizes) + CRC_SIZE * len(sizes)
     head = 0
+    apart: tuple[int, bytes] | None = None  # an owner checked by a pread of its own
     if owner is not None:
         head = start - owner[0]
         if head < len(owner[1]):
             return [None] * len(sizes)
-        start = owner[0]
-        total += head
+        if head > HEADER_SIZE:  # a later block of a shard file: not a read of everything before it
+            apart, owner, head = owner, None, 0
+        else:
+            start = owner[0]
+            total += head
     if buf is None or len(buf) < total:
         buf = bytearray(total)
     fd = open_cached(path) if cached_only else os.open(path, os.O_RDONLY)
     try:
+        if apart is not None:
+            want = bytearray(len(apart[1]))
+            got = os.preadv(fd, [want], apart[0], os.RWF_NOWAIT) if cached_only else os.preadv(fd, [want], apart[0])
+            if cached_only and got < len(want):
+                raise BlockingIOError(errno.EAGAIN, "not all in the page cache")
+            if want[:got] != apart[1]:
+                return [None] * len(sizes)
         if cached_only:
             got = os.preadv(fd, [memoryview(buf)[:total]], start, os.RWF_NOWAIT)
             if got < total:  # partly cached, or a truncated file: the waiting read decides

@@ -5,12 +5,16 @@ And a segment that lost more than m shards is reported by bucket/key, never drop
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
+from appliance.engine.shardfile import read_header
 
 from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, vanish, wait_for
 
@@ -86,3 +90,29 @@ def test_a_drain_that_cannot_finish_is_refused_before_it_starts(daemon: Any) -> 
     objs.update(populate(daemon, n=4, seed=2, prefix="after/"))
     check_all(daemon, objs)
     assert full_redundancy(daemon.data_dir)  # new segments got all six shards
+
+
+def test_another_file_at_a_shards_path_is_a_damaged_shard(daemon_factory: Any, tmp_path: Path) -> None:
+    """Another segment's shard file put where a shard's file belongs (a misplaced or swapped
+    file): its chunks' CRCs are its own, so they passed. It was served as that shard's (wrong
+    bytes, unencrypted data), scrub saw nothing and heal rebuilt parity from it (found by
+    fuzzing). Now the header must name the segment and the shard: otherwise it is damaged."""
+    config = tmp_path / "noenc.toml"
+    config.write_text('[s3]\ndefault_bucket_encryption = "none"\n')
+    d = daemon_factory(["--no-mount", "--config", str(config)])
+    s3 = d.s3()
+    s3.create_bucket(Bucket=BUCKET)
+    a, b = os.urandom(2 << 20), os.urandom(2 << 20)
+    s3.put_object(Bucket=BUCKET, Key="a", Body=a)
+    s3.put_object(Bucket=BUCKET, Key="b", Body=b)
+    segs = {s[0].header.identity.get("key"): s for s in data_segments(d.data_dir).values()}
+    target = next(s for s in segs["a"] if s.record is None and s.header.shard == 0)
+    other = next(s for s in segs["b"] if s.record is None and s.header.shard == 0)
+    shutil.copyfile(other.path, target.path)  # b's data shard 0 where a's belongs
+    for _ in range(2):
+        assert s3.get_object(Bucket=BUCKET, Key="a")["Body"].read() == a
+        assert s3.get_object(Bucket=BUCKET, Key="a", Range="bytes=0-65535")["Body"].read() == a[:65536]
+    d.cli("scrub", check=False)  # finds it (a read found it already) and heal rewrites it
+    wait_for(lambda: read_header(str(target.path)).segment_id == target.header.segment_id, timeout=60)
+    assert s3.get_object(Bucket=BUCKET, Key="a")["Body"].read() == a
+    assert s3.get_object(Bucket=BUCKET, Key="b")["Body"].read() == b
