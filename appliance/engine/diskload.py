@@ -2,9 +2,12 @@
 
 Two kinds of disks:
 - static directories from the config (the embedded `--data DIR` mode's six disks): created and
-  labelled on first start. If one later comes back without a label (its directory was wiped or
-  replaced by an empty one) it joins as a *new* disk and the old disk id is marked failed, so
-  the healer rebuilds its shards; it is never mistaken for the old disk.
+  labelled on first start. If one later comes back empty and without a label (its directory was
+  wiped or replaced by an empty one) it joins as a *new* disk and the old disk id is marked
+  failed, so the healer rebuilds its shards; it is never mistaken for the old disk. One that
+  lost only its label file (its files are there) gets the label of the disk recorded at its
+  path back: as a new disk, the orphan sweep would delete its shards. A non-empty unlabelled
+  directory no record names is refused.
 - managed disks (`stowage disks add`): a filesystem mounted under the state dir. It must be
   mounted and carry our label, or it stays offline: nothing is ever written into an empty
   mount point.
@@ -42,19 +45,29 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             lab = labels.read_label(path)
             labels.verify_label(lab, appliance_id)
         except labels.UnlabelledDisk:
-            if not cfg.embedded and any(path.iterdir()):
+            holds = any(p.name != "lost+found" for p in path.iterdir())  # (a fresh ext4 holds nothing)
+            here = next((rec for rec in known.values() if rec.path == str(path) and rec.role == "data"
+                         and rec.state not in (DiskState.FAILED, DiskState.REMOVED)), None)
+            if holds and here is not None:
+                # the label file alone is gone, the disk's files are there: it is the disk recorded
+                # at this path. As a new disk, the orphan sweep would delete every shard on it.
+                lab = labels.new_label(appliance_id, "data", here.pool, disk_id=here.disk_id)
+                log.warning("disk %s at %s lost its label but not its files: label restored", here.disk_id, path)
+                labels.write_label(path, lab)
+            elif holds:
                 # a configured directory with someone else's files in it: never adopt it silently
                 raise labels.UnlabelledDisk(
                     f"{path} is not empty and carries no Stowage label; refusing to use it as a data disk "
                     "(give an empty directory, or add a real disk with `stowage disks add`)") from None
-            lab = labels.new_label(appliance_id, "data", dc.pool)
-            for rec in known.values():
-                if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED):
-                    log.warning("disk %s at %s lost its label: marking it failed, joining %s as a new disk",
-                                rec.disk_id, path, lab.disk_id)
-                    diskrecords.change_state(rec, DiskState.FAILED)
-                    diskrecords.save_now(db, rec)
-            labels.write_label(path, lab)
+            else:
+                lab = labels.new_label(appliance_id, "data", dc.pool)
+                for rec in known.values():
+                    if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED):
+                        log.warning("disk %s at %s lost its label and its files: marking it failed, joining "
+                                    "%s as a new disk", rec.disk_id, path, lab.disk_id)
+                        diskrecords.change_state(rec, DiskState.FAILED)
+                        diskrecords.save_now(db, rec)
+                labels.write_label(path, lab)
         prior = known.get(lab.disk_id)
         if prior is not None and prior.state == DiskState.REMOVED:
             # drained and released by `stowage disks remove`: it holds nothing we need

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from appliance.engine import keys
 from appliance.engine.records import DiskRecord
 from diskmgr.label import LABEL_NAME, ForeignDisk
 
-from .conftest import open_store
+from .conftest import open_store, read_all
 
 
 def _records(store) -> dict[str, DiskRecord]:
@@ -24,13 +26,39 @@ def test_wiped_disk_joins_as_new_and_old_id_is_failed(tmp_path: Path) -> None:
     disk0 = tmp_path / "disks" / "disk0"
     old_id = json.loads((disk0 / LABEL_NAME).read_text())["disk_id"]
     s.db.close()
-    (disk0 / LABEL_NAME).unlink()
+    shutil.rmtree(disk0)  # wiped: an empty directory in its place
+    disk0.mkdir()
     s = open_store(tmp_path)
     try:
         new_id = json.loads((disk0 / LABEL_NAME).read_text())["disk_id"]
         assert new_id != old_id and s.disks.get(new_id) is not None and s.disks.get(old_id) is None
         states = {r.disk_id: r.state for _, r in s.db.scan_records(DiskRecord, keys.DISK)}
         assert states[old_id] == "failed" and states[new_id] == "ok"
+    finally:
+        s.db.close()
+
+
+async def test_a_disk_that_lost_only_its_label_gets_it_back(tmp_path: Path) -> None:
+    """As a new disk, the orphan sweep deleted every shard on it (found by fuzzing: three
+    labels lost, every object lost though every byte was on disk)."""
+    s = open_store(tmp_path)
+    await s.create_bucket("bkt2")
+    body = os.urandom(3 << 20)
+    await s.put_object("bkt2", "k", body)
+    ids = {}
+    for i in range(3):
+        label = tmp_path / "disks" / f"disk{i}" / LABEL_NAME
+        ids[i] = json.loads(label.read_text())["disk_id"]
+    s.db.close()
+    for i in range(3):
+        (tmp_path / "disks" / f"disk{i}" / LABEL_NAME).unlink()
+    s = open_store(tmp_path)
+    try:
+        for i in range(3):
+            assert json.loads((tmp_path / "disks" / f"disk{i}" / LABEL_NAME).read_text())["disk_id"] == ids[i]
+        states = {r.disk_id: r.state for _, r in s.db.scan_records(DiskRecord, keys.DISK)}
+        assert all(states[ids[i]] == "ok" for i in range(3)) and len(states) == 6
+        assert await read_all(s, "bkt2", "k") == body
     finally:
         s.db.close()
 
