@@ -149,7 +149,7 @@ TABLE: dict[str, ErrorSpec] = {
     # server side
     "NotImplemented": ErrorSpec(501, "A header you provided implies functionality that is not implemented"),
     "InternalError": ErrorSpec(500, "We encountered an internal error. Please try again."),
-    "ServiceUnavailable": ErrorSpec(503, "Please reduce your request rate."),
+    "ServiceUnavailable": ErrorSpec(503, "Service is unable to handle request."),
     "SlowDown": ErrorSpec(503, "Please reduce your request rate."),
     "InsufficientStorage": ErrorSpec(507, "The pool does not have enough free space or healthy disks."),
 }
@@ -163,6 +163,14 @@ CORE_ALIASES: dict[str, str] = {
     "ConfigError": "InternalError",
     "SseCustomerKeyRequired": "InvalidRequest",
     "SseCustomerKeyMismatch": "AccessDenied",
+}
+
+
+# Core errors whose message is not for clients (it names segments and disks), said plainly:
+# "reduce your request rate" made clients retry unreadable data as if throttled.
+CORE_MESSAGES: dict[str, str] = {
+    "InsufficientShards": "The object's data cannot be read now: too many of the disks holding it are "
+                          "missing or damaged.",
 }
 
 
@@ -198,7 +206,7 @@ def from_exception(exc: BaseException) -> S3Error:
             code = "InternalError"
         spec = TABLE[code]
         message = exc.message if code not in ("InternalError", "ServiceUnavailable") else spec.message
-        return S3Error(code, message)
+        return S3Error(code, CORE_MESSAGES.get(exc.code, message))
     return S3Error("InternalError")
 
 
