@@ -69,7 +69,7 @@ from awscrt.checksums import crc32c
 from diskmgr.durable import fsync_dir
 
 from .errors import FormatError, MetadataUnavailable, StowageError
-from .shardfile import write_durable
+from .shardfile import open_regular, write_durable
 
 log = logging.getLogger("stowage.journal")
 
@@ -210,8 +210,8 @@ def read_file(path: Path, first: int, scan: FileScan, after: int = 0) -> Iterato
     file is read (complete once the iterator is exhausted)."""
     scan.last = first - 1
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below, the generator may be abandoned
-    except OSError as exc:
+        f = open_regular(path)  # closed below, the generator may be abandoned
+    except (OSError, FormatError) as exc:
         scan.torn = f"unreadable: {exc}"
         return
     with f:

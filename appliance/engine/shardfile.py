@@ -23,10 +23,11 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from .cachedopen import open_cached
 from .codec import Geometry, checksum
@@ -151,8 +152,18 @@ def chunk_offset(geo: Geometry, b: int, data_start: int = HEADER_SIZE) -> int:
     return data_start + b * (geo.chunk_size(geo.block_size) + CRC_SIZE)
 
 
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """`open(path, "rb")` that never waits on what is not a regular file (a FIFO put where a
+    shard, volume or journal file belongs hung scrub and stopped shutdown): FormatError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FormatError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def read_header(path: str) -> ShardHeader:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         return ShardHeader.decode(f.read(HEADER_SIZE))
 
 
@@ -357,7 +368,7 @@ def read_chunk_views(path: str, geo: Geometry, length: int, first: int, last: in
             total += head
     if buf is None or len(buf) < total:
         buf = bytearray(total)
-    fd = open_cached(path) if cached_only else os.open(path, os.O_RDONLY)
+    fd = open_cached(path) if cached_only else os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         if apart is not None:
             want = bytearray(len(apart[1]))

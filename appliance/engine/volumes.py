@@ -45,7 +45,7 @@ from diskmgr.durable import fsync_dir
 
 from .codec import checksum
 from .errors import FormatError
-from .shardfile import ShardHeader, chunk_parts, chunks_bytes, write_durable
+from .shardfile import ShardHeader, chunk_parts, chunks_bytes, open_regular, write_durable
 
 log = logging.getLogger("stowage.volumes")
 
@@ -159,7 +159,7 @@ def _read_header(fd: int, path: str, offset: int) -> tuple[ShardHeader, int]:
 
 def read_record_header(path: str, offset: int) -> ShardHeader:
     """The shard header of the record at `offset` (blocking; FormatError if it is not one)."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO here must not hang the reader
     try:
         return _read_header(fd, path, offset)[0]
     finally:
@@ -173,7 +173,7 @@ def rewrapped_record(path: str, offset: int, segment_id: str, shard: int,
     `rotate-master` appends this copy and points the segment at it (engine/keystore.py). The
     chunks and their CRCs are copied as they are. FormatError if the record there is not that
     shard's."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO here must not hang the reader
     try:
         header, n = _read_header(fd, path, offset)
         if header.segment_id != segment_id or header.shard != shard:
@@ -196,7 +196,7 @@ def scan(path: str, volume: int) -> Iterator[PackedRecord]:
     """Every record of a volume, in order (blocking). Stops at the first thing that is not a
     whole record: the torn tail of a crash, or damage (what follows a damaged prefix cannot be
     found; its shards are rebuilt by the healer from their other copies)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(VOLUME_HEADER)
         if len(head) < _VOLUME_PREFIX.size or _VOLUME_PREFIX.unpack_from(head)[0] != VOLUME_MAGIC:
             raise FormatError(f"{path} is not a stowage volume")
@@ -225,7 +225,7 @@ def scan(path: str, volume: int) -> Iterator[PackedRecord]:
 def read_record(path: str, offset: int, size: int) -> bytes:
     """A whole record's bytes (the compactor copies them as they are: nothing in a record
     depends on where it lies)."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO here must not hang the reader
     try:
         data = os.pread(fd, size, offset)
     finally:

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from appliance.engine.shardfile import read_header
+from tests.conftest import REPO, STOWAGE
 
 from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, vanish, wait_for
 
@@ -118,3 +120,28 @@ def test_another_file_at_a_shards_path_is_a_damaged_shard(daemon_factory: Any, t
     wait_for(lambda: read_header(str(target.path)).segment_id == target.header.segment_id, timeout=60)
     assert s3.get_object(Bucket=BUCKET, Key="a")["Body"].read() == a
     assert s3.get_object(Bucket=BUCKET, Key="b")["Body"].read() == b
+
+
+@pytest.mark.parametrize("kind", ["shard", "volume"])
+def test_a_fifo_where_a_shard_or_volume_file_belongs(daemon_factory: Any, kind: str) -> None:
+    """Opening it waited for a writer for ever: scrub never returned and, for a volume, the
+    daemon did not stop on SIGTERM (found by fuzzing). It is a damaged shard like any other."""
+    d = daemon_factory(["--no-mount"])
+    s3 = d.s3()
+    s3.create_bucket(Bucket=BUCKET)
+    big, small = os.urandom(3 << 20), os.urandom(4096)
+    s3.put_object(Bucket=BUCKET, Key="big", Body=big)
+    s3.put_object(Bucket=BUCKET, Key="small", Body=small)
+    d.stop()
+    pattern = "disks/*/shards/*/*" if kind == "shard" else "disks/*/volumes/*.vol"
+    victim = sorted(d.data_dir.glob(pattern))[0]
+    victim.unlink()
+    os.mkfifo(victim)
+    d.start()
+    s3 = d.s3()
+    assert s3.get_object(Bucket=BUCKET, Key="big")["Body"].read() == big
+    assert s3.get_object(Bucket=BUCKET, Key="small")["Body"].read() == small
+    r = subprocess.run([*STOWAGE, "scrub", "--json", "--data", str(d.data_dir)], capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode in (0, 1), r.stdout + r.stderr  # 1: damage found (and queued for healing)
+    assert d.stop(timeout=60) == 0
