@@ -139,10 +139,16 @@ class FileState:
         self.prefix: SegmentRef | None = None  # a settled stream's staged segment (then origin's)
         self.pinned: Protection | None = None  # what a stream (and so this content) is written under
         self.user_meta: dict[str, str] = dict(base.user_meta) if base else {}
+        self._pinned_ids: set[str] = set()
         self.set_base(base)
 
     def set_base(self, base: ObjectVersion | None) -> None:
-        """(Any prefix is released: by the commit of `base`, or never taken.)"""
+        """(Any prefix is released: by the commit of `base`, or never taken.) The base's
+        segments are pinned while this state holds it: after an unlink, or a replace over S3,
+        the open file still reads them, and the collector must leave them be."""
+        self.store.unpin(self._pinned_ids)
+        self._pinned_ids = {r.segment_id for r in base.segments} if base else set()
+        self.store.pin(self._pinned_ids)
         self.base = self.origin = base
         self.prefix = None
         self.pinned = None
@@ -181,6 +187,8 @@ class FileState:
         return self.fd
 
     async def close_staging(self) -> None:
+        self.store.unpin(self._pinned_ids)
+        self._pinned_ids = set()
         self._release_mem()
         if self.stream is not None:  # (it releases what it stored)
             self.stream.cancel()

@@ -62,6 +62,8 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
     done = 0
     for k in due:
         seg_id = k[9:].decode()
+        if store.pins[seg_id] or store.open_reads[seg_id]:
+            continue  # a reader still streams it (a slow GET, a file open after an unlink): next pass
         if await _locked(store, seg_id):
             async with store.lock:
                 b = store.db.batch()
@@ -76,7 +78,10 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
             b = store.db.batch()
             b.delete(k)
             rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-            doomed = rec is not None and rec.refcount == 0
+            # (pins checked again under the lock: a read may have begun while _locked waited)
+            doomed = rec is not None and rec.refcount == 0 and not store.pins[seg_id] and not store.open_reads[seg_id]
+            if not doomed and rec is not None and rec.refcount == 0:
+                continue  # pinned since: the entry stays for the next pass
             if doomed:
                 b.delete(keys.segment(seg_id))
                 b.delete(keys.heal(seg_id))

@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -372,6 +372,9 @@ class StoreCore:
         # segment id -> reads in progress that took its record: a moved shard's old file stays
         # until they are done (repair.SegmentRepair.move's `linger`)
         self.open_reads: collections.Counter[str] = collections.Counter()
+        # segments a reader still needs whole, past a replace or delete (a GET streaming to a slow
+        # client, a file open in the mount after an unlink): the collector leaves them be
+        self.pins: collections.Counter[str] = collections.Counter()
         # records decoded once and shared by readers until they change (shared_bucket, read_refs)
         self._shared: dict[bytes, tuple[bytes, Any]] = {}
         self.configure_pools()
@@ -983,9 +986,30 @@ class StoreCore:
             self.access.note(version, time.time_ns())
         # closed with this stream, not when collected: its reads stop and its shares of the
         # read budget are given back at once (as the inner reads below)
-        async with contextlib.aclosing(self.read_refs(refs, start, end, decrypt_with=decrypt_with)) as pieces:
-            async for piece in pieces:
-                yield piece
+        with self.pinned(r.segment_id for r in refs):
+            async with contextlib.aclosing(self.read_refs(refs, start, end, decrypt_with=decrypt_with)) as pieces:
+                async for piece in pieces:
+                    yield piece
+
+    def pin(self, segment_ids: Iterable[str]) -> None:
+        """The collector keeps these segments (each pin is taken back by `unpin`)."""
+        for seg_id in segment_ids:
+            self.pins[seg_id] += 1
+
+    def unpin(self, segment_ids: Iterable[str]) -> None:
+        for seg_id in segment_ids:
+            self.pins[seg_id] -= 1
+            if self.pins[seg_id] <= 0:
+                del self.pins[seg_id]
+
+    @contextlib.contextmanager
+    def pinned(self, segment_ids: Iterable[str]) -> Iterator[None]:
+        ids = set(segment_ids)
+        self.pin(ids)
+        try:
+            yield
+        finally:
+            self.unpin(ids)
 
     async def read_refs(self, refs: list[SegmentRef], start: int, end: int,
                         *, decrypt_with: KeyResolver | None = None) -> AsyncGenerator[bytes | bytearray, None]:
