@@ -81,7 +81,13 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
 
     @fuse_op
     async def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
-        return self._entry(self.inodes.get(inode))
+        try:
+            return self._entry(self.inodes.get(inode))
+        except pyfuse3.FUSEError as exc:
+            # gone over S3 since the kernel looked it up: ESTALE makes the kernel look the path
+            # up again (stat answers ENOENT, open(O_CREAT) creates it), as ENOENT here did not:
+            # an open(O_CREAT) of a name S3 had just deleted failed with ENOENT
+            raise fail(errno.ESTALE if exc.errno == errno.ENOENT else exc.errno) from None
 
     @fuse_op
     async def setattr(self, inode: int, attr: EntryAttributes, fields: pyfuse3.SetattrFields, fh: int | None,
@@ -170,7 +176,14 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: RequestContext) -> tuple[pyfuse3.FileInfo, EntryAttributes]:
         with self.store.durability_deferred():  # as close: durable at fsync or within the interval
-            node = await self._create(parent_inode, name, mode, ctx)
+            try:
+                node = await self._create(parent_inode, name, mode, ctx)
+            except pyfuse3.FUSEError as exc:
+                if exc.errno == errno.EEXIST and not flags & os.O_EXCL:
+                    # created over S3 since the kernel's lookup: ESTALE makes the kernel look the
+                    # name up again and open what is there, as open(O_CREAT) does on ext4
+                    raise fail(errno.ESTALE) from None
+                raise
         fh = self._open(node)
         e = self._entry(node)
         node.lookups += 1
@@ -178,18 +191,27 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
 
     @fuse_op
     async def open(self, inode: int, flags: int, ctx: RequestContext) -> pyfuse3.FileInfo:
-        node = self.inodes.get(inode)
-        st = await self._state(node)
-        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
-            self.keys.check_writable(st.base)
-        if flags & os.O_TRUNC:  # the kernel passes it on (atomic O_TRUNC): truncate, as ext4 does
-            async with st.lock:
-                await st.truncate(0)
-                st.posix.mtime_ns = st.posix.ctime_ns = now_ns()
-                if ctx.uid != 0:
-                    kill_privileges(st.posix, outsider=st.posix.gid not in caller_groups(ctx))
-                st.meta_changed = True
-        return pyfuse3.FileInfo(fh=self._open(node))
+        while True:
+            try:
+                node = self.inodes.get(inode)
+                st = await self._state(node)
+            except pyfuse3.FUSEError as exc:
+                # deleted over S3 since the kernel's lookup: ESTALE makes the kernel look the
+                # name up again and retry, so an open(O_CREAT) creates the file (as on ext4)
+                # and a plain open answers ENOENT
+                raise fail(errno.ESTALE if exc.errno == errno.ENOENT else exc.errno) from None
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+                self.keys.check_writable(st.base)
+            if flags & os.O_TRUNC:  # the kernel passes it on (atomic O_TRUNC): truncate, as ext4 does
+                async with st.lock:
+                    if node.state is not st:
+                        continue  # the last descriptor closed while we waited: its state is gone
+                    await st.truncate(0)
+                    st.posix.mtime_ns = st.posix.ctime_ns = now_ns()
+                    if ctx.uid != 0:
+                        kill_privileges(st.posix, outsider=st.posix.gid not in caller_groups(ctx))
+                    st.meta_changed = True
+            return pyfuse3.FileInfo(fh=self._open(node))
 
     def _check_growth(self, st: FileState, end: int) -> None:
         """A hole is stored as zeros (SEMANTICS.md), so `truncate -s 1T` or a write at a far

@@ -8,6 +8,7 @@ a full disk inside an engine nursery was EIO, not ENOSPC."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -125,6 +126,69 @@ def test_an_s3_delete_acts_on_open_clean_files_as_an_unlink(mount_daemon: Any) -
     assert not f.exists()
     f.write_bytes(b"new")  # the name is free for a new file
     assert s3.get_object(Bucket="fzb", Key="gone")["Body"].read() == b"new"
+
+
+def _churn(seconds: float, *workers: Any) -> None:
+    stop = time.monotonic() + seconds
+    threads = [threading.Thread(target=w, args=(stop,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_open_trunc_racing_the_last_close_and_an_unlink(mount_daemon: Any) -> None:
+    """open(O_TRUNC) waiting for the file's lock while the last descriptor closed kept the
+    state that close dropped: the new descriptor's close (or the open) failed EBADF."""
+    b, _ = _bucket(mount_daemon)
+    f = b / "churn"
+    errors: list[int] = []
+
+    def writer(stop: float) -> None:
+        while time.monotonic() < stop:
+            try:
+                fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.pwrite(fd, b"x" * 100, 0)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                errors.append(exc.errno)
+
+    def unlinker(stop: float) -> None:
+        while time.monotonic() < stop:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+            time.sleep(0.01)
+
+    _churn(8, writer, writer, writer, unlinker)
+    assert errno.EBADF not in errors and not errors, errors
+
+
+def test_open_o_creat_racing_s3_puts_and_deletes_of_the_name(mount_daemon: Any) -> None:
+    """open(O_CREAT) without O_EXCL never fails EEXIST on ext4, nor ENOENT: the mount answered
+    both when S3 created or deleted the name after the kernel's lookup. It now answers ESTALE
+    there, and the kernel looks the name up again (once: a second change inside that window
+    still fails, ESTALE)."""
+    b, _ = _bucket(mount_daemon)
+    f = b / "o"
+    errors: list[int] = []
+
+    def opener(stop: float) -> None:
+        while time.monotonic() < stop:
+            try:
+                os.close(os.open(f, os.O_WRONLY | os.O_CREAT, 0o644))
+            except OSError as exc:
+                errors.append(exc.errno)
+
+    def s3_churn(stop: float) -> None:
+        c = mount_daemon.s3()
+        while time.monotonic() < stop:
+            c.put_object(Bucket="fzb", Key="o", Body=b"s3")
+            c.delete_object(Bucket="fzb", Key="o")
+
+    _churn(5, opener, opener, s3_churn, s3_churn)
+    assert set(errors) <= {errno.ESTALE}, errors  # (two changes within one open's retry)
 
 
 def test_attributes_any_s3_writer_can_store(mount_daemon: Any) -> None:
