@@ -208,7 +208,9 @@ def _header(f: BinaryIO) -> tuple[int, str]:
 def read_file(path: Path, first: int, scan: FileScan, after: int = 0) -> Iterator[tuple[int, bytes]]:
     """(lsn, body) of every valid record with lsn > after, in order; `scan` is filled in as the
     file is read (complete once the iterator is exhausted)."""
-    scan.last = first - 1
+    # a file whose header does not back its name says nothing of the lsns: a stray
+    # ffffffffffffffff.jnl made the next lsn 2^64 (struct.error at every start)
+    scan.last = 0
     try:
         f = open_regular(path)  # closed below, the generator may be abandoned
     except (OSError, FormatError) as exc:
@@ -223,6 +225,7 @@ def read_file(path: Path, first: int, scan: FileScan, after: int = 0) -> Iterato
         if head_first != first:
             scan.torn = f"header says first record {head_first}, name says {first}"
             return
+        scan.last = first - 1
         expected = first
         while True:
             at = f.tell()

@@ -169,7 +169,7 @@ class MetaDB:
             raw = self.db.get(keys.JOURNAL_LSN, verify_checksums=True)
             # a DB from before the journal holds changes no journal record has: not so an empty one
             self.lsn_known = raw is not None or not self._holds_data()
-        except plyvel.CorruptionError as exc:
+        except plyvel.Error as exc:  # (a truncated table is an IOError)
             self.db.close()
             raise damaged(path, exc) from exc
         self.lsn = keys.unpack_seq(raw) if raw else 0

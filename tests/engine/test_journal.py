@@ -224,3 +224,14 @@ def test_spare_disks_sync_lazily_and_step_in_when_a_quorum_disk_lags(
     finally:
         j.close()
     assert [_on_disk(t) for t in targets] == [[1, 2]] * 3
+
+
+def test_a_stray_file_named_like_a_journal_says_nothing_of_the_lsns(tmp_path: Path) -> None:
+    """Its name was taken as its first lsn before its header was read: ffffffffffffffff.jnl made
+    the next lsn 2^64 and every start failed (struct.error); found by fuzzing."""
+    d = tmp_path / journal.JOURNAL_DIR
+    d.mkdir()
+    (d / "ffffffffffffffff.jnl").write_bytes(b"not a journal")
+    (d / "0000000100000000.jnl").write_bytes(b"")
+    dj = journal.scan_disk("disk-x", tmp_path, 0)
+    assert dj.max_lsn == 0 and not dj.ahead
