@@ -50,9 +50,9 @@ def resolve_root_key(cfg: Config) -> RootKey:
     path = Path(cfg.credentials_file)
     if path.exists():
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
             return RootKey(str(raw["access_key"]), str(raw["secret_key"]))
-        except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, KeyError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: unreadable credentials file ({exc})") from exc
     key = RootKey(new_access_key(), new_secret_key(), generated=True)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,3 +66,14 @@ def test_bad_cli_arguments(tmp_path: Path) -> None:
                  ["frobnicate"]):
         r = subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and r.stderr.strip() and "Traceback" not in r.stderr, args
+
+
+def test_credentials_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path) -> None:
+    """It ended the daemon's start with a UnicodeDecodeError traceback (found by fuzzing)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "credentials.toml").write_bytes(b'access_key = "\xff\xfe"\nsecret_key = "x"\n')
+    r = subprocess.run([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--no-mount",
+                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78, r.stderr
+    assert "unreadable credentials file" in r.stderr and "Traceback" not in r.stderr
