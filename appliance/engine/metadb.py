@@ -148,7 +148,10 @@ def _table_files() -> int:
 class MetaDB:
     def __init__(self, path: Path, *, recovering: bool = False) -> None:
         """`recovering`: opened by recover-metadata, which may find its own unfinished DB."""
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # (a file where the directory belongs: FileExistsError)
+            raise FormatError(f"cannot open metadata DB at {path}: {exc.strerror or exc}") from exc
         if (path / RECOVERY_MARKER).exists() and not recovering:
             raise FormatError(f"{path} holds the metadata DB of an unfinished `stowage recover-metadata`: "
                               "run it again to finish it")

@@ -77,3 +77,13 @@ def test_credentials_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path) -> 
                         "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 78, r.stderr
     assert "unreadable credentials file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_file_where_the_metadata_directory_belongs_is_one_clear_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "meta").write_text("not a directory")
+    r = subprocess.run([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--no-mount",
+                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78, r.stderr
+    assert "cannot open metadata DB" in r.stderr and "Traceback" not in r.stderr
