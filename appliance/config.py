@@ -620,7 +620,7 @@ def _validate_header_values(cfg: Config) -> None:
             raise ConfigError(f"{where}: must not contain control characters (CR, LF, tab, ...)")
     for name, t in cfg.notify.targets.items():
         if not header_value_ok(t.auth_header):
-            raise ConfigError(f"notify.targets.{name}.auth_header: must be printable ASCII text")
+            raise ConfigError(f"notify.targets.{name}.auth_header: must be ASCII text")
     if not cfg.s3.region.isascii():
         raise ConfigError("s3.region: must be ASCII text")
 
