@@ -18,9 +18,10 @@ disk from the orphan sweep of a daemon that does not know its segments.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-from appliance.config import Config
+from appliance.config import Config, ConfigError
 from diskmgr import label as labels
 from diskmgr.state import DiskState
 
@@ -37,10 +38,15 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
     known = diskrecords.known(db)
     disks = DiskSet()
     static_paths = set()
+    real_paths: dict[str, Path] = {}
     for dc in cfg.disks:
         path = Path(dc.path)
         static_paths.add(str(path))
         path.mkdir(parents=True, exist_ok=True)
+        other = real_paths.setdefault(os.path.realpath(path), path)
+        if other != path:  # (a symlink to another): it was loaded once and reported as all disks
+            raise ConfigError(f"disks: {path} is the same directory as {other}; each configured disk must "
+                              "be a directory of its own")
         try:
             lab = labels.read_label(path)
             labels.verify_label(lab, appliance_id)
@@ -74,6 +80,10 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             log.warning("disk %s at %s was removed from the pool; not using it (wipe the directory "
                         "to add it back as a new disk, or drop it from the configuration)", lab.disk_id, path)
             continue
+        twin = disks.get(lab.disk_id)
+        if twin is not None:
+            raise ConfigError(f"disks: {path} and {twin.path} carry the label of the same disk {lab.disk_id} "
+                              "(a copied disk?); refusing to use either until one is removed")
         disk = Disk(lab.disk_id, path, pool=lab.pool, role="data")
         if not disk.is_initialised():
             disk.initialise()

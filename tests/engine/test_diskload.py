@@ -107,3 +107,28 @@ def test_configured_non_empty_unlabelled_directory_is_refused(tmp_path: Path) ->
         assert (tmp_path / "d1" / "somebodys-file").read_text() == "keep me"
     finally:
         db.close()
+
+
+def test_two_configured_disks_on_one_directory_are_refused(tmp_path: Path) -> None:
+    """A symlink to another disk, or a copied label: it was loaded once, `status` lost the sixth
+    disk and the log said 'ready: 5/5 disks ok' (found by fuzzing)."""
+    from appliance.config import ConfigError, DiskConfig, embedded_config
+    from appliance.engine.diskload import load_disks
+    from appliance.engine.metadb import MetaDB
+
+    base = embedded_config(tmp_path)
+    (tmp_path / "d0").mkdir()
+    os.symlink(tmp_path / "d0", tmp_path / "d1")
+    db = MetaDB(base.meta_path)
+    try:
+        same_dir = replace(base, disks=[DiskConfig(path=str(tmp_path / "d0")), DiskConfig(path=str(tmp_path / "d1"))])
+        with pytest.raises(ConfigError, match="same directory"):
+            load_disks(same_dir, db)
+        (tmp_path / "d1").unlink()
+        (tmp_path / "d1").mkdir()
+        load_disks(replace(base, disks=[DiskConfig(path=str(tmp_path / "d0"))]), db)  # d0 gets its label
+        shutil.copy(tmp_path / "d0" / LABEL_NAME, tmp_path / "d1" / LABEL_NAME)
+        with pytest.raises(ConfigError, match="same disk"):
+            load_disks(same_dir, db)
+    finally:
+        db.close()
