@@ -31,12 +31,11 @@ import json
 import os
 import re
 import secrets
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .durable import write_atomic
+from .durable import open_regular, write_atomic
 from .errors import DiskError, FormatError
 
 LABEL_NAME = ".stowage-disk.json"
@@ -147,12 +146,10 @@ def new_label(appliance_id: str, role: str, pool: str = "default", *, disk_id: s
 def read_label(path: str | os.PathLike[str]) -> DiskLabel:
     file = Path(path) / LABEL_NAME
     try:
-        # O_NONBLOCK: a FIFO put where the label belongs must not hang the daemon's start
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise LabelFormatError(f"{file}: damaged label: not a regular file")
+        with open_regular(file, follow=False) as f:
             data = f.read(MAX_LABEL_BYTES + 1)
+    except FormatError:
+        raise LabelFormatError(f"{file}: damaged label: not a regular file") from None
     except FileNotFoundError as exc:
         raise UnlabelledDisk(f"{path}: no Stowage label ({LABEL_NAME}); this disk was not added to an "
                              "appliance (use `stowage disks add`)") from exc

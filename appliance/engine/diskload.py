@@ -52,8 +52,9 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             labels.verify_label(lab, appliance_id)
         except labels.UnlabelledDisk:
             holds = any(p.name != "lost+found" for p in path.iterdir())  # (a fresh ext4 holds nothing)
-            here = next((rec for rec in known.values() if rec.path == str(path) and rec.role == "data"
-                         and rec.state not in (DiskState.FAILED, DiskState.REMOVED)), None)
+            at_path = [rec for rec in known.values()
+                       if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED)]
+            here = next((rec for rec in at_path if rec.role == "data"), None)
             if holds and here is not None:
                 # the label file alone is gone, the disk's files are there: it is the disk recorded
                 # at this path. As a new disk, the orphan sweep would delete every shard on it.
@@ -67,12 +68,11 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
                     "(give an empty directory, or add a real disk with `stowage disks add`)") from None
             else:
                 lab = labels.new_label(appliance_id, "data", dc.pool)
-                for rec in known.values():
-                    if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED):
-                        log.warning("disk %s at %s lost its label and its files: marking it failed, joining "
-                                    "%s as a new disk", rec.disk_id, path, lab.disk_id)
-                        diskrecords.change_state(rec, DiskState.FAILED)
-                        diskrecords.save_now(db, rec)
+                for rec in at_path:
+                    log.warning("disk %s at %s lost its label and its files: marking it failed, joining "
+                                "%s as a new disk", rec.disk_id, path, lab.disk_id)
+                    diskrecords.change_state(rec, DiskState.FAILED)
+                    diskrecords.save_now(db, rec)
                 labels.write_label(path, lab)
         prior = known.get(lab.disk_id)
         if prior is not None and prior.state == DiskState.REMOVED:

@@ -62,8 +62,8 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
     done = 0
     for k in due:
         seg_id = k[9:].decode()
-        if store.pins[seg_id] or store.open_reads[seg_id]:
-            continue  # a reader still streams it (a slow GET, a file open after an unlink): next pass
+        if _being_read(store, seg_id):
+            continue  # next pass
         if await _locked(store, seg_id):
             async with store.lock:
                 b = store.db.batch()
@@ -75,13 +75,12 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
         # committing a reference to files that are about to go. A crash before the files are
         # deleted leaves orphans, which the start-up sweep removes.
         async with store.lock:
+            if _being_read(store, seg_id):
+                continue  # a read began while _locked waited: the entry stays for the next pass
             b = store.db.batch()
             b.delete(k)
             rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-            # (pins checked again under the lock: a read may have begun while _locked waited)
-            doomed = rec is not None and rec.refcount == 0 and not store.pins[seg_id] and not store.open_reads[seg_id]
-            if not doomed and rec is not None and rec.refcount == 0:
-                continue  # pinned since: the entry stays for the next pass
+            doomed = rec is not None and rec.refcount == 0
             if doomed:
                 b.delete(keys.segment(seg_id))
                 b.delete(keys.heal(seg_id))
@@ -93,6 +92,12 @@ async def collect_once(store: ObjectStore, grace_seconds: float) -> int:
             crash_point("gc.files_deleted")
             done += 1
     return done
+
+
+def _being_read(store: ObjectStore, seg_id: str) -> bool:
+    """A reader still streams the segment (a slow GET of a replaced version, a file read in the
+    mount after an unlink: StoreCore.pins), or still reads its placement (open_reads)."""
+    return bool(store.pins[seg_id] or store.open_reads[seg_id])
 
 
 async def _locked(store: ObjectStore, seg_id: str) -> bool:

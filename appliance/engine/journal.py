@@ -66,10 +66,10 @@ from typing import BinaryIO
 
 from awscrt.checksums import crc32c
 
-from diskmgr.durable import fsync_dir
+from diskmgr.durable import fsync_dir, open_regular
 
 from .errors import FormatError, MetadataUnavailable, StowageError
-from .shardfile import open_regular, write_durable
+from .shardfile import write_durable
 
 log = logging.getLogger("stowage.journal")
 

@@ -23,11 +23,12 @@ import contextlib
 import errno
 import json
 import os
-import stat
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
+
+from diskmgr.durable import open_regular
 
 from .cachedopen import open_cached
 from .codec import Geometry, checksum
@@ -150,16 +151,6 @@ def chunk_offset(geo: Geometry, b: int, data_start: int = HEADER_SIZE) -> int:
     """File offset of block b's chunk (all blocks before the last are full size); `data_start`:
     block 0's (a shard file's header size, or a packed record's data offset: volumes.py)."""
     return data_start + b * (geo.chunk_size(geo.block_size) + CRC_SIZE)
-
-
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """`open(path, "rb")` that never waits on what is not a regular file (a FIFO put where a
-    shard, volume or journal file belongs hung scrub and stopped shutdown): FormatError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise FormatError(f"{path} is not a regular file")
-    return os.fdopen(fd, "rb")
 
 
 def read_header(path: str) -> ShardHeader:

@@ -9,6 +9,7 @@ scan may be long (segments_on, shards_per_disk).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TypeVar
 
 from diskmgr.state import DiskState
@@ -41,24 +42,21 @@ class UpkeepStore(StoreCore):
                     break
         return out
 
-    def segments_on(self, disk_id: str) -> list[tuple[str, list[int]]]:
-        """(segment id, shard indices) of every live segment with a shard on the disk."""
-        out = []
+    def _live_on(self, disk_id: str) -> Iterator[tuple[SegmentRecord, list[int]]]:
+        """(record, shard indices on the disk) of every live segment with a shard on the disk."""
         for _, rec in self.db.scan_records(SegmentRecord, keys.SEGMENT):
             idx = [i for i, d in enumerate(rec.shards) if d == disk_id]
             if idx and rec.refcount > 0:
-                out.append((rec.segment_id, idx))
-        return out
+                yield rec, idx
+
+    def segments_on(self, disk_id: str) -> list[tuple[str, list[int]]]:
+        """(segment id, shard indices) of every live segment with a shard on the disk."""
+        return [(rec.segment_id, idx) for rec, idx in self._live_on(disk_id)]
 
     def stranded_on(self, disk_id: str, targets: set[str]) -> int:
         """Live segments with a shard on the disk that could not move it: fewer of `targets`
         (the disks a drain may write) than it has shards there lie outside its other shards."""
-        stranded = 0
-        for _, rec in self.db.scan_records(SegmentRecord, keys.SEGMENT):
-            n = sum(1 for d in rec.shards if d == disk_id)
-            if n and rec.refcount > 0 and len(targets - set(rec.shards)) < n:
-                stranded += 1
-        return stranded
+        return sum(1 for rec, idx in self._live_on(disk_id) if len(targets - set(rec.shards)) < len(idx))
 
     def heal_backlog(self) -> int:
         """Segments queued for healing (H keys): the console's and the metrics' backlog figure."""

@@ -41,11 +41,11 @@ from typing import Any
 
 import trio
 
-from diskmgr.durable import fsync_dir
+from diskmgr.durable import fsync_dir, open_regular
 
 from .codec import checksum
 from .errors import FormatError
-from .shardfile import ShardHeader, chunk_parts, chunks_bytes, open_regular, write_durable
+from .shardfile import ShardHeader, chunk_parts, chunks_bytes, write_durable
 
 log = logging.getLogger("stowage.volumes")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from diskmgr.errors import DiskError
 from diskmgr.label import (
     LABEL_NAME,
     DiskLabel,
@@ -89,7 +88,7 @@ def test_a_label_that_is_no_regular_file_is_refused_at_once(tmp_path: Path):
         read_label(tmp_path)
     os.unlink(tmp_path / LABEL_NAME)
     (tmp_path / LABEL_NAME).mkdir()
-    with pytest.raises(DiskError):
+    with pytest.raises(LabelFormatError, match="not a regular file"):
         read_label(tmp_path)
 
 
