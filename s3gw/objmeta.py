@@ -16,6 +16,7 @@ from appliance.engine import CONTENT_HEADERS, ObjectVersion, PutMeta, unquote_et
 
 from .checksums import header_name
 from .errors import S3Error
+from .numbers import MAX_DIGITS
 from .xmlio import http_date
 
 MAX_USER_META = 2048
@@ -223,27 +224,35 @@ def check_conditions(headers: dict[str, str], v: ObjectVersion, *, prefix: str =
             "PreconditionFailed", Condition="If-Modified-Since")
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# RFC 9110 14.1-14.2: the unit is case-insensitive, and the range set (a list) may have
+# whitespace around it; [0-9], not \d, which also matches other scripts' digits
+_RANGE = re.compile(r"bytes=[ \t]*([0-9]*)-([0-9]*)[ \t]*", re.IGNORECASE)
+_BEYOND = 1 << 64  # a position with more digits than any object size has: past its end
+
+
+def _position(raw: str) -> int:
+    """A range's byte position; int() refuses more than 4,300 digits, and no object is that large."""
+    return _BEYOND if len(raw) > MAX_DIGITS else int(raw)
 
 
 def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     """A single byte range -> [start, end) or None (whole object); unsatisfiable -> InvalidRange."""
     if not value:
         return None
-    m = _RANGE.match(value.strip())
+    m = _RANGE.fullmatch(value.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return None  # multiple or malformed ranges: ignored, the whole object is returned
     first, last = m.group(1), m.group(2)
     if first:
-        start = int(first)
-        end = int(last) + 1 if last else size
-        if last and int(last) < start:
+        start = _position(first)
+        end = _position(last) + 1 if last else size
+        if last and end <= start:
             return None
         if start >= size:
             raise S3Error("InvalidRange", headers={"Content-Range": f"bytes */{size}"},
                           RangeRequested=value, ActualObjectSize=str(size))
         return start, min(end, size)
-    suffix = int(last)
+    suffix = _position(last)
     if suffix == 0 or size == 0:
         raise S3Error("InvalidRange", headers={"Content-Range": f"bytes */{size}"},
                       RangeRequested=value, ActualObjectSize=str(size))
