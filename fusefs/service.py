@@ -6,7 +6,8 @@ trio coroutine (it reads /dev/fuse with trio.lowlevel.wait_readable and runs eac
 task), so it runs as a task of our own nursery beside the invalidation worker. On cancellation
 (daemon shutdown) open files are committed, then the session is closed with unmount.
 
-A mount left by a crashed daemon answers ENOTCONN; it is detached (`fusermount3 -u -z`, then
+A mount left by a crashed daemon answers ENOTCONN (the mount guard, fusefs/guard.py, makes sure
+of it when a thread of the dead daemon is stuck in the kernel); it is detached (`fusermount3 -u -z`, then
 `umount -l`) before mounting again. A live mount at the path (another daemon) is refused.
 """
 
@@ -26,6 +27,7 @@ from appliance.config import Config, ConfigError
 from appliance.engine import ObjectStore
 from appliance.iam.objectkeys import ObjectKeys
 
+from .guard import MountGuard
 from .operations import StowageFS
 from .opstats import instrument
 
@@ -89,6 +91,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
     instrument(ops)  # per-operation counts and latencies for the metrics endpoint
     pyfuse3.init(ops, str(path), mount_options(cfg))
     _active = ops.mounted = True
+    guard = MountGuard(path)
     try:
         async with trio.open_nursery() as nursery:
             ops.nursery = nursery  # files written in order are streamed to the store from here
@@ -98,6 +101,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
             # the kernel's INIT and our first GETATTR go through the loop we just started
             st = await trio.to_thread.run_sync(os.stat, path)
             await trio.to_thread.run_sync(widen_read_ahead, st.st_dev)
+            guard.start(os.getpid())  # here, on the loop's thread: see fusefs/guard.py
             log.info("mounted at %s", path)
             task_status.started(str(path))
             await trio.sleep_forever()
@@ -107,6 +111,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
                 await ops.commit_all()
                 await store.make_durable()
             ops.mounted = False
+            await trio.to_thread.run_sync(guard.release)
             try:
                 pyfuse3.close(unmount=True)
             except Exception:
