@@ -7,9 +7,11 @@ a read or fsync on a data disk that hangs waits the same way. After a kill -9 (a
 killer) such a thread cannot die, so the process keeps /dev/fuse open, the kernel never aborts
 the connection, and the request is never answered: the daemon stays a zombie and every process
 touching the mount hangs until someone runs `umount -f` (found by fuzzing: 1 kill in 20 under
-mount and S3 load). Nothing inside the dying process can help, so the guard does that
-`umount -f` (MNT_FORCE aborts a FUSE connection): the mount then answers ENOTCONN, the stuck
-thread is released, and the next start detaches the dead mount as after any crash.
+mount and S3 load). Nothing inside the dying process can help, so the guard aborts the
+connection (fusectl's `abort`, what `umount -f` does first): the mount stays and answers
+ENOTCONN, the stuck thread is released, and the next start detaches the dead mount as after any
+crash. The mount is not unmounted: writes into the mount point would then land, "acknowledged",
+on the filesystem below it.
 
 The guard learns of the death from PR_SET_PDEATHSIG, which the kernel sends when the thread that
 started it exits. That is the event loop's thread: it dies with a kill -9 even while another
@@ -22,16 +24,16 @@ the guard first ("done" on its stdin), so the guard never touches a mount being 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
-from pathlib import Path
 
 log = logging.getLogger("stowage.fuse")
 
 # Run with `python -I -S`: the standard library only, nothing of the daemon's (a few MiB).
 _SCRIPT = r"""
 import ctypes, os, signal, sys
-mount, parent = os.fsencode(sys.argv[1]), int(sys.argv[2])
+conn, parent = sys.argv[1], int(sys.argv[2])
 libc = ctypes.CDLL(None, use_errno=True)
 class Died(Exception):
     pass
@@ -51,20 +53,28 @@ try:
         if not got:
             raise Died  # every descriptor of the daemon is closed: it is gone
 except Died:
-    libc.umount2(mount, 1)  # MNT_FORCE: the kernel aborts the FUSE connection
+    ctl = "/sys/fs/fuse/connections"
+    if not os.path.ismount(ctl):  # systemd mounts it at boot; a bare system may not
+        libc.mount(b"fusectl", ctl.encode(), b"fusectl", 0, None)
+    try:
+        with open(f"{ctl}/{conn}/abort", "w") as f:
+            f.write("1")
+    except OSError:
+        pass  # the connection is gone: the daemon's last thread has exited after all
 """
 
 
 class MountGuard:
     """The guard of one mount; `start` from the event loop's thread, `release` at a clean stop."""
 
-    def __init__(self, mount: Path) -> None:
-        self.mount = mount
+    def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, daemon_pid: int) -> None:
+    def start(self, mount_dev: int, daemon_pid: int) -> None:
+        """`mount_dev`: the mount's st_dev, which names its connection under fusectl."""
+        conn = str(os.minor(mount_dev))  # FUSE mounts have anonymous devices: major 0
         try:
-            self.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SCRIPT, str(self.mount), str(daemon_pid)],
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SCRIPT, conn, str(daemon_pid)],
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError as exc:  # the mount works without it; only a crash's clean-up is at stake
             log.warning("the mount guard did not start (%s): after a crash the mount may need `umount -f`", exc)

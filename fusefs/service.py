@@ -91,7 +91,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
     instrument(ops)  # per-operation counts and latencies for the metrics endpoint
     pyfuse3.init(ops, str(path), mount_options(cfg))
     _active = ops.mounted = True
-    guard = MountGuard(path)
+    guard = MountGuard()
     try:
         async with trio.open_nursery() as nursery:
             ops.nursery = nursery  # files written in order are streamed to the store from here
@@ -101,7 +101,7 @@ async def serve_fuse(store: ObjectStore, cfg: Config, keys: ObjectKeys, *,
             # the kernel's INIT and our first GETATTR go through the loop we just started
             st = await trio.to_thread.run_sync(os.stat, path)
             await trio.to_thread.run_sync(widen_read_ahead, st.st_dev)
-            guard.start(os.getpid())  # here, on the loop's thread: see fusefs/guard.py
+            guard.start(st.st_dev, os.getpid())  # here, on the loop's thread: see fusefs/guard.py
             log.info("mounted at %s", path)
             task_status.started(str(path))
             await trio.sleep_forever()
