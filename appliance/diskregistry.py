@@ -6,7 +6,8 @@
   exactly what the first `stowage serve` would do). When the daemon holds the DB's lock, the id
   is read from the label of any disk the daemon already labelled.
 - `hand_over(cfg, disk)`: give a freshly prepared disk to the appliance. With the daemon running
-  this is the control-socket op "disks.attach" {"path", "disk_id", "role", "pool"}; with the
+  this is the control-socket op "disks.attach" {"path", "disk_id", "role", "pool", "device",
+  "fs_uuid"}; with the
   daemon stopped a DiskRecord is written to the metadata DB so the next start loads it (the
   start-up loader only opens managed disks that have a record).
 - `add_disk(cfg, ...)`: `stowage disks add` — diskmgr.prepare.add_disk given this appliance's
@@ -110,7 +111,7 @@ def attach_live(cfg: Config, disk: PreparedDisk) -> object:
 
     return control.call(cfg.control_path, ATTACH_OP,
                         {"path": str(disk.mount_point), "disk_id": disk.disk_id, "role": disk.role,
-                         "pool": disk.pool}, timeout=120.0)
+                         "pool": disk.pool, "device": disk.device, "fs_uuid": disk.fs_uuid}, timeout=120.0)
 
 
 def hand_over(cfg: Config, disk: PreparedDisk) -> str:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .label import MountEntry, read_mounts
+from .label import MountEntry, mount_at, read_mounts
 
 SYSTEM_MOUNTS = ("/", "/boot", "/boot/efi", "/efi", "/usr", "/var", "/etc", "/home")
 _SKIP_PREFIXES = ("zram", "ram", "fd")
@@ -192,6 +193,15 @@ def _majmin_of(path: str) -> str | None:
     except OSError:
         return None
     return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+
+def _block_majmin(path: str) -> str | None:
+    """major:minor of a block device node; None for anything else (a stale name, a file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if stat.S_ISBLK(st.st_mode) else None
 
 
 def _io_counters() -> dict[str, IoCounters]:
@@ -405,3 +415,24 @@ def suggest_roles(devices: Iterable[BlockDevice]) -> list[RoleSuggestion]:
             out[d.path] = RoleSuggestion(d.path, "data",
                                          f"blank {d.kind} (metadata already has a faster one)")
     return [out[d.path] for d in devs]
+
+
+def mounted_device(path: str | os.PathLike[str], recorded: str = "") -> str:
+    """The block device whose filesystem is mounted at `path`, for SMART and hdparm: `recorded`
+    when it still names that device (a /dev/disk/by-id link stays), else its by-id link or its
+    /dev node now; "" when no block device is mounted there. Device names move between boots
+    (and a by-id link may be missing), so a recorded name alone may point at another disk.
+    Cheap: mountinfo, one /sys link and /dev/disk/by-id, no subprocess."""
+    entry = mount_at(path)
+    if entry is None:
+        return ""
+    if recorded and _block_majmin(recorded) == entry.majmin:
+        return recorded
+    try:
+        name = os.path.basename(os.readlink(f"/sys/dev/block/{entry.majmin}"))
+    except OSError:  # not a block device (a bind mount of a directory, tmpfs, overlay)
+        return ""
+    dev = f"/dev/{name}"
+    if _block_majmin(dev) != entry.majmin:
+        return ""
+    return read_by_id().get(dev, dev)

@@ -10,7 +10,8 @@ Two kinds of disks:
   directory no record names is refused.
 - managed disks (`stowage disks add`): a filesystem mounted under the state dir. It must be
   mounted and carry our label, or it stays offline: nothing is ever written into an empty
-  mount point.
+  mount point. Its record then names the block device mounted there (SMART and spin-down
+  use it; /dev/sdX names move between boots).
 A label naming another appliance is refused outright (ForeignDisk): that protects a populated
 disk from the orphan sweep of a daemon that does not know its segments.
 """
@@ -23,11 +24,13 @@ from pathlib import Path
 
 from appliance.config import Config, ConfigError
 from diskmgr import label as labels
+from diskmgr.discovery import mounted_device
 from diskmgr.state import DiskState
 
 from . import diskrecords
 from .disks import Disk, DiskSet
 from .metadb import MetaDB
+from .records import DiskRecord
 
 log = logging.getLogger("stowage.disks")
 
@@ -99,7 +102,7 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             continue
         disk = Disk(rec.disk_id, Path(rec.path), pool=rec.pool, role="data")
         try:
-            labels.open_disk(rec.path, appliance_id, rec.disk_id, require_mount=True)
+            lab = labels.open_disk(rec.path, appliance_id, rec.disk_id, require_mount=True)
             if not disk.is_initialised():
                 disk.initialise()
             # offline was only its absence; any other state (failing, draining...) still holds
@@ -109,6 +112,28 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, exc)
             disk.state = DiskState.OFFLINE
             disk.reasons = [str(exc)]
+        else:
+            _follow_device(db, rec, lab)
         disks.add(disk)
     return disks
+
+
+def _follow_device(db: MetaDB, rec: DiskRecord, lab: labels.DiskLabel) -> None:
+    """Record the block device a managed disk is mounted from now: /dev/sdX names move between
+    boots, and SMART or hdparm sent to the recorded name would reach another disk. Also fills
+    what a record written without them lacks (the device, the filesystem UUID). Never stops
+    the start: the disk works without it, only its SMART and spin-down would wait."""
+    try:
+        device = mounted_device(rec.path, rec.device)
+    except OSError as exc:
+        log.warning("disk %s: cannot tell which device is mounted at %s (%s); keeping %r for SMART",
+                    rec.disk_id, rec.path, exc, rec.device)
+        return
+    fs_uuid = rec.uuid or lab.fs_uuid
+    if (device or rec.device) == rec.device and fs_uuid == rec.uuid:
+        return
+    if device and rec.device and device != rec.device:
+        log.info("disk %s: its device is now %s (recorded %s)", rec.disk_id, device, rec.device)
+    rec.device, rec.uuid = device or rec.device, fs_uuid
+    diskrecords.save_now(db, rec)
 

@@ -1,10 +1,14 @@
 """Daemon-side control ops of disk management (registered by appliance.daemon).
 
-    disks.attach {"path", "disk_id", "role", "pool"} -> {"disk_id", "path", "pool", "state"}
+    disks.attach {"path", "disk_id", "role", "pool"[, "device", "fs_uuid"]}
+            -> {"disk_id", "path", "pool", "state"}
         Take a disk that `stowage disks add` prepared (mounted, labelled for this appliance)
         into the running daemon: the label is checked exactly as at start-up (mounted, ours,
         the expected disk id), the shard directories are created, the disk joins its pool and
-        its DiskRecord is committed so it is loaded again after a restart. Idempotent.
+        its DiskRecord is committed so it is loaded again after a restart. Idempotent. The
+        record names the block device (SMART and spin-down read it there): `device` when it is
+        the one mounted at `path`, else the mounted one; the filesystem UUID is `fs_uuid` or
+        the label's.
     disks.counters {} -> {"disks": [{"disk_id", "path", "pool", "state", "reasons", "io_errors",
                                      "checksum_failures", "latency_p99_ms", "shards", "heal_progress"}]}
         The daemon's own per-disk observations, for `stowage disks` and the health policy
@@ -23,7 +27,9 @@ from appliance.control import ControlServer, Emit
 from appliance.engine import ObjectStore, diskrecords
 from appliance.engine.disks import Disk
 from appliance.engine.errors import InvalidArgument
+from appliance.engine.records import DiskRecord
 from appliance.services.healing import Healing
+from diskmgr.discovery import mounted_device
 from diskmgr.label import ROLES, open_disk, validate_name
 from diskmgr.state import LOST
 
@@ -35,11 +41,19 @@ def _arg(args: dict[str, Any], name: str) -> str:
     return v
 
 
+def _optional(args: dict[str, Any], name: str) -> str:
+    v = args.get(name, "")
+    if not isinstance(v, str):
+        raise InvalidArgument(f"disks.attach: {name} must be a string")
+    return v
+
+
 def register(control: ControlServer, store: ObjectStore, pools: Collection[str], healing: Healing) -> None:
     """`pools`: the configured pool names; `healing`: the services whose progress each disk shows."""
 
     async def attach(args: dict[str, Any], emit: Emit) -> Any:
         path, disk_id, role, pool = (_arg(args, n) for n in ("path", "disk_id", "role", "pool"))
+        device, fs_uuid = _optional(args, "device"), _optional(args, "fs_uuid")
         if role not in ROLES:
             raise InvalidArgument(f"disks.attach: role {role!r} is not one of {', '.join(ROLES)}")
         if role != "data":
@@ -57,15 +71,17 @@ def register(control: ControlServer, store: ObjectStore, pools: Collection[str],
         if existing is not None:
             raise InvalidArgument(f"disks.attach: disk {disk_id} is already attached at {existing.path}")
 
-        def prepare() -> Disk:
+        def prepare() -> tuple[Disk, DiskRecord]:
             label = open_disk(path, store.db.appliance_id, disk_id, require_mount=True)
             disk = Disk(disk_id, Path(path), pool=label.pool, role="data")
             if not disk.is_initialised():
                 disk.initialise()
-            return disk
+            rec = diskrecords.new(disk_id, path, "data", disk.pool, device=mounted_device(path, device),
+                                  fs_uuid=fs_uuid or label.fs_uuid)
+            return disk, rec
 
-        disk = await trio.to_thread.run_sync(prepare)
-        await diskrecords.save(store.db, diskrecords.new(disk_id, path, "data", disk.pool))
+        disk, rec = await trio.to_thread.run_sync(prepare)
+        await diskrecords.save(store.db, rec)
         store.disks.add(disk)
         return {"disk_id": disk_id, "path": path, "pool": disk.pool, "state": disk.state}
 

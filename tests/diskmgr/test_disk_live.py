@@ -115,3 +115,57 @@ def test_live_attach_then_missing_disk_stays_offline(make_loop, daemon: Daemon, 
     row = next(x for x in rows(data, etc)["disks"] if x["mount_point"] == str(where))
     assert row["state"] == "offline"
     assert "offline" in (data.parent / "daemon.log").read_text()
+
+
+def records(data: Path) -> dict:
+    from appliance.engine import diskrecords, offline
+
+    with offline.session(data / "meta") as db:
+        return diskrecords.known(db)
+
+
+def fs_uuid(dev: str) -> str:
+    return subprocess.run(["blkid", "-p", "-s", "UUID", "-o", "value", dev], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_live_attached_disk_records_its_device_and_uuid(make_loop, daemon: Daemon, tmp_path: Path):
+    """SMART and spin-down reach a disk only through the device of its DiskRecord: a disk added
+    while the daemon runs needs it as much as one added while it is stopped."""
+    etc = tmp_path / "root"
+    etc.mkdir()
+    daemon.start()
+    dev = make_loop(GIB)
+    r = cli("disks", "add", dev, "--role", "data", "--data", str(daemon.data), etc=etc)
+    assert r.returncode == 0, r.stderr
+    assert "attached to the running daemon" in r.stdout
+    disk_id = r.stdout.split()[2].rstrip(":")
+    daemon.stop()
+    rec = records(daemon.data)[disk_id]
+    assert (rec.device, rec.uuid) == (dev, fs_uuid(dev))
+
+
+def test_start_follows_a_renamed_device(make_loop, daemon: Daemon, tmp_path: Path):
+    """The kernel names devices anew at each boot: the record names what is mounted at the disk's
+    mount point now, not another disk that took the old name. A record without device or UUID
+    (written live by an older version) gets them."""
+    from appliance.engine import diskrecords, offline
+
+    etc = tmp_path / "root"
+    etc.mkdir()
+    dev, other = make_loop(GIB), make_loop(GIB)
+    r = cli("disks", "add", dev, "--role", "data", "--data", str(daemon.data), etc=etc)
+    assert r.returncode == 0, r.stderr
+    disk_id = r.stdout.split()[2].rstrip(":")
+    assert records(daemon.data)[disk_id].device == dev
+    for stale, uuid in ((other, fs_uuid(dev)), ("", "")):
+        with offline.session(daemon.data / "meta") as db:
+            rec = diskrecords.known(db)[disk_id]
+            rec.device, rec.uuid = stale, uuid
+            diskrecords.save_now(db, rec)
+        daemon.start()
+        row = next(x for x in rows(daemon.data, etc)["disks"] if x["disk_id"] == disk_id)
+        assert row["state"] == "ok"
+        daemon.stop()
+        rec = records(daemon.data)[disk_id]
+        assert (rec.device, rec.uuid) == (dev, fs_uuid(dev))
