@@ -140,7 +140,9 @@ def _look_at(path: Path, static: bool, appliance_id: str | None) -> _PathView:
         if label is not None:
             view.disk_id, view.role, view.pool = label.disk_id, label.role, label.pool
             if appliance_id:
-                verify_label(label, appliance_id)
+                # a managed disk's mount point is named after the disk recorded there: another
+                # disk's label (mounts swapped) keeps it offline in the daemon, so here too
+                verify_label(label, appliance_id, None if static else path.name)
     except StowageError as exc:  # ForeignDisk among them
         view.label_error = exc.message
     if view.mounted:
@@ -252,8 +254,8 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
                              label_error=f"stalled: no answer within {cfg.stall.seconds:g} s")
         mounted, label_ok, offline_reason = view.mounted, not view.label_error, view.label_error
         row.disk_id, row.role, row.pool = view.disk_id, view.role, view.pool
-        if row.disk_id is None:
-            row.disk_id = path.name if not static else None
+        if not static and row.disk_id != path.name:  # none, or another disk's label: the recorded one
+            row.disk_id, row.role, row.pool = path.name, None, None
         dev = None if static else _device_of(path, devices, resolve=not stalled)
         if dev is not None:
             used_devices.add(dev.path)
@@ -276,8 +278,7 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
         _apply_health(row, assess(smart, obs), smart)
         if dev is None:
             row.notes = [n for n in row.notes if n != "SMART not read"]
-        if daemon.get("state") in ADMINISTRATIVE:  # the operator's word beats the host-side view
-            row.state = DiskState(daemon["state"])
+        _merge_daemon_state(row, daemon)
         row.errors = _errors(smart, obs.io_errors if daemon else None, obs.checksum_failures if daemon else None)
         if isinstance(daemon.get("shards"), int):
             row.shards = daemon["shards"]
@@ -309,6 +310,22 @@ def collect(cfg: Config, *, with_smart: bool = True) -> dict[str, Any]:
     if discovery_error:
         out["discovery_error"] = discovery_error
     return out
+
+
+def _merge_daemon_state(row: DiskRow, daemon: dict[str, Any]) -> None:
+    """The daemon's state where it says more than the host-side view: the operator's word
+    (draining, removed), and a disk it does not use (offline, failed: the reason it found at
+    start or in its last check, which a look at the host may not see)."""
+    state = daemon.get("state")
+    if state in ADMINISTRATIVE:
+        row.state = DiskState(state)
+    elif state in (DiskState.OFFLINE, DiskState.FAILED):
+        if not row.state.lost:
+            row.state = DiskState(state)
+        theirs = daemon.get("reasons")
+        for reason in theirs if isinstance(theirs, list) else []:
+            if isinstance(reason, str) and reason not in row.reasons:
+                row.reasons.append(reason)
 
 
 def _apply_health(row: DiskRow, h: Health, smart: SmartReport | None) -> None:

@@ -169,3 +169,59 @@ def test_start_follows_a_renamed_device(make_loop, daemon: Daemon, tmp_path: Pat
         daemon.stop()
         rec = records(daemon.data)[disk_id]
         assert (rec.device, rec.uuid) == (dev, fs_uuid(dev))
+
+
+def test_list_shows_swapped_disks_offline(make_loop, daemon: Daemon, tmp_path: Path):
+    """Two disks mounted at each other's mount points: the daemon refuses both ("expected disk A
+    here but found disk B"), and `disks list` says so under the ids recorded there, with or
+    without the daemon."""
+    etc = tmp_path / "root"
+    etc.mkdir()
+    devs = [make_loop(GIB), make_loop(GIB)]
+    ids = []
+    for dev in devs:
+        r = cli("disks", "add", dev, "--role", "data", "--data", str(daemon.data), etc=etc)
+        assert r.returncode == 0, r.stderr
+        ids.append(r.stdout.split()[2].rstrip(":"))
+    where = [daemon.data / "disks" / i for i in ids]
+    for w in where:
+        subprocess.run(["umount", str(w)], check=True)
+    for dev, w in zip(devs, reversed(where), strict=True):
+        subprocess.run(["mount", dev, str(w)], check=True)
+
+    def swapped() -> dict:
+        by_mount = {x["mount_point"]: x for x in rows(daemon.data, etc)["disks"] if x["managed"]}
+        for disk_id, other, w in ((ids[0], ids[1], where[0]), (ids[1], ids[0], where[1])):
+            row = by_mount[str(w)]
+            assert row["disk_id"] == disk_id and row["state"] == "offline", row
+            assert f"expected disk {disk_id} here but found disk {other}" in row["reasons"], row
+        return by_mount
+
+    swapped()  # daemon stopped
+    daemon.start()
+    doc = swapped()
+    assert doc[str(where[0])]["reasons"].count(f"expected disk {ids[0]} here but found disk {ids[1]}") == 1
+
+
+def test_list_shows_the_daemons_offline_disk(make_loop, daemon: Daemon, tmp_path: Path):
+    """A disk the daemon took offline for what a look at the host does not check (its shard
+    directories are gone) is offline in `disks list`, with the daemon's reason."""
+    from appliance.control import call
+    from tests.polling import wait_for
+
+    etc = tmp_path / "root"
+    etc.mkdir()
+    daemon.start()
+    r = cli("disks", "add", make_loop(GIB), "--role", "data", "--data", str(daemon.data), etc=etc)
+    assert r.returncode == 0, r.stderr
+    disk_id = r.stdout.split()[2].rstrip(":")
+    (daemon.data / "disks" / disk_id / "shards" / "ff").rmdir()
+
+    def daemon_state() -> str:
+        held = call(daemon.data / "control.sock", "disks.counters", timeout=10.0)["disks"]
+        return next(x["state"] for x in held if x["disk_id"] == disk_id)
+
+    wait_for(lambda: daemon_state() == "offline", what="the disk monitor to take the disk offline")
+    row = next(x for x in rows(daemon.data, etc)["disks"] if x["disk_id"] == disk_id)
+    assert row["state"] == "offline"
+    assert any("is missing (disk wiped?)" in reason for reason in row["reasons"]), row
