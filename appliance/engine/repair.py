@@ -10,8 +10,11 @@ the wanted chunks (codec.rebuild_chunks), append them to a new shard file per wa
 (temporary name, fsync, rename, directory fsync), then commit the new placement under the commit
 lock with a synced batch, and only then delete the old file. A shard damaged on a disk that is
 still writable is rebuilt in place (rename over the old file); otherwise it goes to a writable
-disk of the pool that holds no other shard of the segment, chosen with weight = free space. The
-new file keeps the header identity of the survivors, so `recover-metadata` still sees who wrote it.
+disk of the pool that holds no other shard of the segment, chosen with weight = free space. A
+shard whose write fails on the disk chosen (a directory at its path that is not empty, a full
+disk) is written again, in the same repair, on such a disk not tried yet; only when none is left
+does it stay pending. The new file keeps the header identity of the survivors, so
+`recover-metadata` still sees who wrote it.
 
 Encrypted segments are repaired as ciphertext, without their key. Their chunks can be altered
 on a disk with the CRC recomputed, which only a reader holding the key notices (a block fails
@@ -237,20 +240,24 @@ class SegmentRepair:
                 return
             await self._unlink(old.shard_path(segment_id, i))
 
-    def _choose_target(self, rec: SegmentRecord, i: int, chosen: dict[int, Disk], prefer: Disk | None) -> Disk | None:
+    def _choose_target(self, rec: SegmentRecord, i: int, chosen: dict[int, Disk], prefer: Disk | None,
+                       failed: set[str]) -> Disk | None:
+        """Where shard i is rebuilt. `failed`: disks a write of this shard failed on during this
+        repair (a directory at its path, a full disk): not tried again, so the shard goes to another."""
         disks = self.store.disks
         cur = disks.get(rec.shards[i])
         forced = self.shards_to_replace(rec)
-        if cur is not None and cur.writable and i not in forced and prefer is None:
+        in_place = cur is not None and cur.writable and i not in forced and cur.disk_id not in failed
+        if in_place and prefer is None:
             return cur  # content damage on a healthy disk: rebuild in place
         holders = {d for j, d in enumerate(rec.shards) if d is not None and j != i} | {
-            d.disk_id for d in chosen.values()}
+            d.disk_id for d in chosen.values()} | failed
         if cur is not None:
             holders.add(cur.disk_id)
         if prefer is not None and prefer.writable and prefer.disk_id not in holders:
             return prefer
         target = weighted_pick(disks.pool(rec.pool), holders)
-        if target is None and cur is not None and cur.writable and i not in forced:
+        if target is None and in_place:
             return cur
         return target
 
@@ -274,17 +281,48 @@ class SegmentRepair:
                              linger: list[tuple[int, Disk]] | None = None) -> RepairResult:
         res = RepairResult(rec.segment_id)
         geo = Geometry(rec.k, rec.m, rec.block_size)
-        targets: dict[int, Disk] = {}
-        for i in sorted(bad):
-            t = self._choose_target(rec, i, targets, prefer)
-            if t is None:
-                res.pending.append(i)
-            else:
-                targets[i] = t
+        failed: dict[int, set[str]] = {i: set() for i in bad}  # disks a write of shard i failed on
+        targets = self._targets(rec, bad, {}, prefer, failed, res)
         if not targets:
             await self._keep_entry(rec.segment_id, res.pending, "no disk to rebuild on")
             return res
         tmpl = await self._template(rec, bad)
+        sealed: dict[int, Disk] = {}
+        while targets:
+            ok = await self._write_shards(rec, geo, tmpl, targets, res, throttle, untrusted or set(), sealed)
+            if not ok:
+                if sealed:  # a retry found the segment short of chunks: keep what was written
+                    res.pending = sorted(set(res.pending) | set(targets))
+                    break
+                return await self._unrecoverable(rec, bad)
+            # a write that failed (a directory at the shard's path, a full disk) is tried once more
+            # on a disk not tried yet for that shard; none left: the shard stays pending
+            retry = {i for i in targets if i not in sealed}
+            for i in retry:
+                failed[i].add(targets[i].disk_id)
+            res.pending = [i for i in res.pending if i not in retry]
+            targets = self._targets(rec, retry, sealed, prefer, failed, res)
+        crash_point("heal.shards_sealed")
+        await self._commit(rec, sealed, res, linger)
+        return res
+
+    def _targets(self, rec: SegmentRecord, wanted: set[int], sealed: dict[int, Disk], prefer: Disk | None,
+                 failed: dict[int, set[str]], res: RepairResult) -> dict[int, Disk]:
+        """A disk for each wanted shard; those without one are added to res.pending."""
+        targets: dict[int, Disk] = {}
+        for i in sorted(wanted):
+            t = self._choose_target(rec, i, {**sealed, **targets}, prefer, failed[i])
+            if t is None:
+                res.pending.append(i)
+            else:
+                targets[i] = t
+        return targets
+
+    async def _write_shards(self, rec: SegmentRecord, geo: Geometry, tmpl: ShardHeader, targets: dict[int, Disk],
+                            res: RepairResult, throttle: Throttle | None, untrusted: set[int],
+                            sealed: dict[int, Disk]) -> bool:
+        """Write and seal the target shards (those sealed are added to `sealed`); False: the
+        segment has fewer than k readable chunks in some block (nothing was sealed)."""
         writers: dict[int, ShardWriter] = {}
 
         async def open_writer(i: int, d: Disk) -> None:
@@ -300,20 +338,18 @@ class SegmentRepair:
 
         for i, d in list(targets.items()):
             await open_writer(i, d)
-        targets = {i: d for i, d in targets.items() if i in writers}
+        open_targets = {i: d for i, d in targets.items() if i in writers}
         try:
-            ok = await self._copy_blocks(rec, geo, targets, writers, res, throttle, untrusted or set())
+            ok = await self._copy_blocks(rec, geo, open_targets, writers, res, throttle, untrusted)
         except BaseException:
             with trio.CancelScope(shield=True):
-                await self._discard(targets, writers)
+                await self._discard(open_targets, writers)
             raise
         if not ok:
-            await self._discard(targets, writers)
-            return await self._unrecoverable(rec, bad)
-        sealed = await self._seal(rec, targets, writers, res)
-        crash_point("heal.shards_sealed")
-        await self._commit(rec, sealed, res, linger)
-        return res
+            await self._discard(open_targets, writers)
+            return False
+        sealed.update(await self._seal(rec, open_targets, writers, res))
+        return True
 
     async def _copy_blocks(self, rec: SegmentRecord, geo: Geometry, targets: dict[int, Disk],
                            writers: dict[int, ShardWriter], res: RepairResult, throttle: Throttle | None,
@@ -371,7 +407,14 @@ class SegmentRepair:
             path = d.shard_path(rec.segment_id, i)
 
             def work(w: ShardWriter = w, path: str = path) -> None:
-                w.seal(path, w.header)
+                try:
+                    w.seal(path, w.header)
+                except IsADirectoryError:
+                    # a directory where the shard file belongs (a damaged shard): an empty one
+                    # holds nothing and gives way; one that holds anything stays (ENOTEMPTY)
+                    # and the shard goes to another disk
+                    os.rmdir(path)
+                    os.rename(w.tmp_path, path)
                 fsync_dir(path.rsplit("/", 1)[0])
 
             try:
