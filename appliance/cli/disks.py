@@ -572,5 +572,9 @@ def replace_cmd(cfg: Config, old: str, new: str) -> None:
     with op_progress(_drain_line) as progress:
         res = run_guarded(lambda: control.call(cfg.control_path, "disks.replace", {"old": old, "new": new},
                                                on_progress=progress))
-    click.echo(f"disk {res['disk_id']} replaced by {res['target']}: {res['moved_shards']} shards rebuilt")
+    line = f"disk {res['disk_id']} replaced by {res['target']}: {res['moved_shards']} shards rebuilt"
+    if res.get("elsewhere"):
+        why = f" ({res['target']} had no room for them)" if res["target"] in res.get("full", []) else ""
+        line += f", {res['elsewhere']} of them on other disks{why}"
+    click.echo(line)
     _release_host_side(cfg, res)

@@ -344,7 +344,7 @@ async def _compact_disk(store: ObjectStore, disk: Disk, placed: dict[tuple[str, 
             log.warning("compact: disk %s: volume %d: %s", disk.disk_id, volume, exc)
             result.skipped.append(f"{disk.disk_id}/{volume}: {exc}")
             if isinstance(exc, OSError):
-                disk.record_error()
+                disk.record_write_error(exc)  # a copy on a full disk is no I/O error
 
 
 async def compact_once(store: ObjectStore, ratio: float | None = None, *, settle_seconds: float = SETTLE_SECONDS,

@@ -8,6 +8,7 @@ and leaves an empty mount point, writes fail instead of filling the root filesys
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import secrets
@@ -178,6 +179,20 @@ class Disk:
             self.counters.checksum_failures += 1
         else:
             self.counters.io_errors += 1
+
+    def record_write_error(self, exc: OSError) -> None:
+        """A write failed: an I/O error of the disk, unless its filesystem is full (a full disk
+        is not a failing one: its health must not suffer, diskmgr/health.py); its free space
+        is then read again at the next look."""
+        if is_full(exc):
+            self._space_at = 0.0
+        else:
+            self.record_error()
+
+
+def is_full(exc: OSError) -> bool:
+    """The write failed for lack of space (the filesystem's, or a quota's)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class DiskSet:

@@ -11,6 +11,8 @@ the wanted chunks (codec.rebuild_chunks), append them to a new shard file per wa
 lock with a synced batch, and only then delete the old file. A shard damaged on a disk that is
 still writable is rebuilt in place (rename over the old file); otherwise it goes to a writable
 disk of the pool that holds no other shard of the segment, chosen with weight = free space. A
+disk without room for the shard (Disk.free_bytes: less the reserve) is passed over, the
+preferred target of a replace too; running out of space is not an I/O error of the disk. A
 shard whose write fails on the disk chosen (a directory at its path that is not empty, a full
 disk) is written again, in the same repair, on such a disk not tried yet; only when none is left
 does it stay pending. The new file keeps the header identity of the survivors, so
@@ -47,8 +49,9 @@ from diskmgr.durable import fsync_dir
 from diskmgr.state import LOST, MOVING
 
 from . import keys
+from .balance import shard_bytes
 from .codec import Geometry, rebuild_chunks
-from .disks import Disk
+from .disks import Disk, is_full
 from .errors import FormatError
 from .progress import LOST_PREFIX, LostSegment, ObjectRef, describe_ref
 from .records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
@@ -71,17 +74,20 @@ class RepairResult:
     moved: list[int] = field(default_factory=list)  # rebuilt onto another disk
     pending: list[int] = field(default_factory=list)  # could not be placed (no target disk, I/O error)
     unrecoverable: bool = False
+    full: set[str] = field(default_factory=set)  # disks that had no room for a shard (not taken, or out of space)
+    placed: dict[int, str] = field(default_factory=dict)  # rebuilt shard -> the disk it is on now
     gone: bool = False  # the segment was collected meanwhile
 
 
-def weighted_pick(disks: list[Disk], exclude: set[str]) -> Disk | None:
-    """A writable disk not in `exclude`, chosen with probability proportional to free space."""
+def weighted_pick(disks: list[Disk], exclude: set[str], need: int = 1) -> Disk | None:
+    """A writable disk not in `exclude` with `need` bytes free, chosen with probability
+    proportional to free space."""
     best: tuple[float, Disk] | None = None
     for d in disks:
         if not d.writable or d.disk_id in exclude:
             continue
         free = d.free_bytes()
-        if free <= 0:
+        if free < max(need, 1):
             continue
         key = random.random() ** (1.0 / free)
         if best is None or key > best[0]:
@@ -241,24 +247,38 @@ class SegmentRepair:
             await self._unlink(old.shard_path(segment_id, i))
 
     def _choose_target(self, rec: SegmentRecord, i: int, chosen: dict[int, Disk], prefer: Disk | None,
-                       failed: set[str]) -> Disk | None:
+                       failed: set[str], full: set[str]) -> Disk | None:
         """Where shard i is rebuilt. `failed`: disks a write of this shard failed on during this
-        repair (a directory at its path, a full disk): not tried again, so the shard goes to another."""
+        repair (a directory at its path, a full disk): not tried again, so the shard goes to another.
+        A disk without room for the shard is passed over (and added to `full`), `prefer` too."""
         disks = self.store.disks
+        need = shard_bytes(rec)
+
+        def room(d: Disk) -> bool:
+            if d.free_bytes() >= need:
+                return True
+            full.add(d.disk_id)
+            return False
+
         cur = disks.get(rec.shards[i])
         forced = self.shards_to_replace(rec)
         in_place = cur is not None and cur.writable and i not in forced and cur.disk_id not in failed
-        if in_place and prefer is None:
+        if cur is not None and in_place and prefer is None and room(cur):
             return cur  # content damage on a healthy disk: rebuild in place
         holders = {d for j, d in enumerate(rec.shards) if d is not None and j != i} | {
             d.disk_id for d in chosen.values()} | failed
         if cur is not None:
             holders.add(cur.disk_id)
-        if prefer is not None and prefer.writable and prefer.disk_id not in holders:
+        if prefer is not None and prefer.writable and prefer.disk_id not in holders and room(prefer):
             return prefer
-        target = weighted_pick(disks.pool(rec.pool), holders)
-        if target is None and in_place:
-            return cur
+        pool = disks.pool(rec.pool)
+        target = weighted_pick(pool, holders, need)
+        if target is None:
+            for d in pool:
+                if d.writable and d.disk_id not in holders:
+                    room(d)  # each one short of room: said so
+            if in_place:
+                return cur  # last resort: the old file's space comes back when the new one replaces it
         return target
 
     async def _template(self, rec: SegmentRecord, bad: set[int]) -> ShardHeader:
@@ -311,7 +331,7 @@ class SegmentRepair:
         """A disk for each wanted shard; those without one are added to res.pending."""
         targets: dict[int, Disk] = {}
         for i in sorted(wanted):
-            t = self._choose_target(rec, i, {**sealed, **targets}, prefer, failed[i])
+            t = self._choose_target(rec, i, {**sealed, **targets}, prefer, failed[i], res.full)
             if t is None:
                 res.pending.append(i)
             else:
@@ -333,7 +353,7 @@ class SegmentRepair:
                                                            limiter=d.limiter)
             except OSError as exc:
                 log.warning("heal %s: cannot write shard %d on %s: %s", rec.segment_id, i, d.disk_id, exc)
-                d.record_error()
+                self._write_failed(d, exc, res)
                 res.pending.append(i)
 
         for i, d in list(targets.items()):
@@ -390,7 +410,7 @@ class SegmentRepair:
                     await trio.to_thread.run_sync(append, limiter=d.limiter)
                 except OSError as exc:
                     log.warning("heal %s: writing shard %d on %s failed: %s", rec.segment_id, i, d.disk_id, exc)
-                    d.record_error()
+                    self._write_failed(d, exc, res)
                     await trio.to_thread.run_sync(w.discard)
                     del writers[i]
                     del targets[i]
@@ -422,10 +442,16 @@ class SegmentRepair:
                 sealed[i] = d
             except OSError as exc:
                 log.warning("heal %s: sealing shard %d on %s failed: %s", rec.segment_id, i, d.disk_id, exc)
-                d.record_error()
+                self._write_failed(d, exc, res)
                 await trio.to_thread.run_sync(w.discard)
                 res.pending.append(i)
         return sealed
+
+    @staticmethod
+    def _write_failed(d: Disk, exc: OSError, res: RepairResult) -> None:
+        d.record_write_error(exc)  # out of space: not counted against the disk's health
+        if is_full(exc):
+            res.full.add(d.disk_id)
 
     async def _discard(self, targets: dict[int, Disk], writers: dict[int, ShardWriter]) -> None:
         for i, w in writers.items():
@@ -469,6 +495,7 @@ class SegmentRepair:
                         res.moved.append(i)
                     cur.shards[i] = d.disk_id
                     res.rebuilt.append(i)
+                    res.placed[i] = d.disk_id
                 cur.damaged = sorted(set(cur.damaged) - set(res.rebuilt))
                 b.put(keys.segment(rec.segment_id), cur)
                 if res.pending:

@@ -710,7 +710,7 @@ class SegmentIO:
     def _fail(st: _ShardState, disk: Disk, exc: OSError) -> None:
         st.failed = True
         st.error = f"{disk.disk_id}: {exc.strerror or exc}"
-        disk.record_error()
+        disk.record_write_error(exc)
 
     async def _seal(
         self, segment_id: str, shards: list[_ShardState], geo: Geometry, header: ShardHeader, length: int,

@@ -10,7 +10,10 @@ new segments keep every shard, and nothing is lost. A drain that could not finis
 too few other writable disks for a segment's shards) is refused before it starts.
 
 replace(old, new): the same, with `new` (already attached) as the preferred target of every
-shard; it works whether `old` is still readable (copy) or dead (rebuild from the survivors).
+shard; it works whether `old` is still readable (copy) or dead (rebuild from the survivors). A
+shard `new` has no room for (a smaller or fuller disk) goes to another disk of the pool, as in
+a drain; the result counts those (`elsewhere`). A full disk is not a failing one: running out
+of space is not counted as an I/O error.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class DrainProgress:
     total: int  # segments with a shard on the disk when it started
     done: int = 0
     moved_shards: int = 0
+    elsewhere: int = 0  # replace: shards moved to another disk than the new one
     running: bool = True
     failed: int = 0  # segments whose shards could not all be moved
     last_error: str | None = None
@@ -91,6 +95,7 @@ class Drainer:
             work = await trio.to_thread.run_sync(self.store.segments_on, disk.disk_id)
             p = self.progress = DrainProgress(op, disk.disk_id, target.disk_id if target else None, len(work))
             last_emit = 0.0
+            full: set[str] = set()  # disks that had no room for a shard
             for seg_id, idx in work:
                 try:
                     res = await self.healer.move_shards(seg_id, set(idx), prefer=target)
@@ -100,6 +105,9 @@ class Drainer:
                     res = None
                 if res is not None:
                     p.moved_shards += len([i for i in res.rebuilt if i in idx])
+                    if target is not None:
+                        p.elsewhere += len([i for i in idx if res.placed.get(i, target.disk_id) != target.disk_id])
+                    full |= res.full
                     if res.pending or res.unrecoverable:
                         p.failed += 1
                 p.done += 1
@@ -116,9 +124,13 @@ class Drainer:
                     back = before if DiskState.DRAINING.can_become(before) else DiskState.OK
                     await self.store.set_disk_state(disk, back)
                     log.warning("disk %s: %s failed, back to %s", disk.disk_id, op, back)
+                why, fix = "no other writable disk could take them", "Add a disk and retry."
+                if full:
+                    why = f"out of space on {', '.join(sorted(full))}, and no other writable disk could take them"
+                    fix = "Free some space or add a disk and retry."
                 raise InsufficientStorage(
-                    f"{op}: {len(left)} segments still have shards on {disk.disk_id} (no other writable disk "
-                    f"could take them); the disk is {disk.state}. Add a disk and retry.")
+                    f"{op}: {len(left)} segments still have shards on {disk.disk_id} ({why}); the disk is "
+                    f"{disk.state}. {fix}")
             if release:
                 await self.store.set_disk_state(disk, DiskState.REMOVED)
                 log.warning("disk %s: removed", disk.disk_id)
@@ -128,7 +140,8 @@ class Drainer:
                 await emit(p.to_json())
             return {"disk_id": disk.disk_id, "path": str(disk.path), "moved_shards": p.moved_shards,
                     "segments": len(work), "state": disk.state, "released": release,
-                    "target": target.disk_id if target else None}
+                    "target": target.disk_id if target else None, "elsewhere": p.elsewhere,
+                    "full": sorted(full)}
 
 
     async def _check_room(self, disk: Disk) -> None:

@@ -4,7 +4,11 @@ degraded for good."""
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +16,9 @@ import pytest
 
 from appliance.engine.shardfile import read_header
 
-from .helpers import BUCKET, ctl, data_segments
+from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, shards_on
 from .test_disk_failure import seven_disk_config
+from .test_loop_disks import BIG, add_disk, disk_path, disks_cli
 
 
 def shard_disks(data_dir: Path, segment_id: str) -> dict[int, str]:
@@ -62,3 +67,82 @@ def test_a_directory_at_a_shards_path_does_not_keep_its_segment_degraded(
     else:
         assert victim.path.is_file() and moved == {}  # rebuilt in place
     assert d.s3().get_object(Bucket=BUCKET, Key="k")["Body"].read() == body
+
+
+def test_a_full_disk_is_not_a_failing_disk(daemon_factory: Any, tmp_path: Path) -> None:
+    """A disk whose filesystem is full (here a tmpfs out of inodes: its free bytes still draw
+    placement and heal to it, so every write there gets ENOSPC). Each ENOSPC was counted as an
+    I/O error: the disk went `warning`, then `failing`, on the way to `failed` and a rebuild of
+    all it holds (found by fuzzing). Now its health is untouched, and heal puts the shards its
+    writes missed on the disk that has room."""
+    cfg = seven_disk_config(tmp_path, "data")
+    full = tmp_path / "data" / "disks" / "disk6"
+    full.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64T,nr_inodes=600", "tmpfs", str(full)], check=True)
+    try:
+        d = daemon_factory(["--no-mount", "--config", str(cfg)])
+        filler = full / "filler"
+        filler.mkdir()
+        with pytest.raises(OSError) as err:
+            for n in range(1000):
+                (filler / str(n)).touch()
+        assert err.value.errno == errno.ENOSPC
+        disk_id = next(x["disk_id"] for x in ctl(d, "status")["disks"] if x["path"] == str(full))
+        objs = populate(d, n=8, seed=5)
+        check_all(d, objs)
+        heal = ctl(d, "heal.run")["heal"]
+        assert heal["pending"] == 0 and heal["rebuilt_shards"] > 0  # writes missed the full disk
+        assert full_redundancy(d.data_dir)
+        assert not list(full.glob("shards/*/*"))
+        counters = next(x for x in ctl(d, "disks.counters")["disks"] if x["disk_id"] == disk_id)
+        assert counters["io_errors"] == 0, counters
+        assert ctl(d, "disks.check")  # the disk monitor looks now: nothing against the disk
+        status = next(x for x in ctl(d, "status")["disks"] if x["disk_id"] == disk_id)
+        assert status["state"] == "ok", status
+        check_all(d, objs)
+        d.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(full)], check=True)
+
+
+def test_replace_onto_a_disk_without_room(daemon: Any, make_loop: Callable[..., str], tmp_path: Path) -> None:
+    """`disks replace OLD NEW` with NEW smaller or fuller than OLD's shards need: every shard was
+    written to NEW whatever its free space, each ENOSPC counted against NEW's health (`warning`,
+    `failing`, ...), and the replace failed saying "no other writable disk could take them" while
+    other disks had room (found by fuzzing). NEW is the preferred target only: what it has no
+    room for goes to another disk, and if none can take it the error says NEW is out of space."""
+    etc = tmp_path / "sysroot"
+    etc.mkdir()
+    objs = populate(daemon, n=8, seed=21)
+    new = add_disk(daemon, make_loop(512 << 20), etc)
+    new_path = disk_path(daemon, new)
+    st = os.statvfs(new_path)
+    subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (256 << 10)), str(new_path / "filler")],
+                   check=True)
+    old = next(x["disk_id"] for x in ctl(daemon, "status")["disks"] if x["path"].endswith("disk0"))
+
+    def health(disk_id: str) -> tuple[str, int]:
+        row = next(x for x in ctl(daemon, "disks.check")["disks"] if x["disk_id"] == disk_id)
+        return row["state"], row["io_errors"]
+
+    # the six embedded disks hold a shard of every segment: only NEW could take OLD's
+    r = subprocess.run([sys.executable, "-m", "appliance", "disks", "replace", old, new, "--data",
+                        str(daemon.data_dir)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, STOWAGE_SYSCONF_ROOT=str(etc)))
+    assert r.returncode != 0
+    assert f"out of space on {new}, and no other writable disk could take them" in r.stderr, r.stderr
+    assert health(new) == ("ok", 0)
+    assert health(old)[0] == "ok"  # given back its use
+    check_all(daemon, objs)
+    on_new = shards_on(new_path)  # a small shard that fit (its free space was read before the filler)
+
+    # a disk with room: it takes what NEW cannot
+    other = add_disk(daemon, make_loop(BIG), etc)
+    held = shards_on(disk_path(daemon, old))
+    r = disks_cli(daemon, etc, "replace", old, new)
+    assert f"disk {old} replaced by {new}: {held} shards rebuilt, {held} of them on other disks " \
+           f"({new} had no room for them)" in r.stdout, r.stdout
+    assert shards_on(new_path) == on_new and shards_on(disk_path(daemon, other)) == held
+    assert health(new) == ("ok", 0)
+    assert full_redundancy(daemon.data_dir)
+    check_all(daemon, objs)
