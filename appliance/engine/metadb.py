@@ -138,6 +138,24 @@ def damaged(path: Path, exc: Exception) -> FormatError:
                        "`stowage recover-metadata` (docs/metadata-recovery.md)")
 
 
+DAMAGED_KEY = keys.appliance("damaged")  # why the DB must be rebuilt (see _refuse_dropped_log)
+
+
+def _dropped_log_records(info_log: Path) -> str | None:
+    """The line of LevelDB's info LOG, written by the open just made, that reports records of
+    its log skipped as damaged ("000003.log: dropping 28129 bytes; Corruption: checksum
+    mismatch"); None when it reports none, or there is no LOG."""
+    try:
+        with open(info_log, "rb") as f:
+            text = f.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if ".log: dropping " in line:
+            return line.split(" ", 2)[-1].strip()  # without LevelDB's time stamp and thread id
+    return None
+
+
 def _table_files() -> int:
     """LevelDB's open tables: up to 5,000, at most a quarter of the open-file limit (the daemon
     raises its soft limit at start; recover-metadata and the CLI may run under 1,024)."""
@@ -168,6 +186,7 @@ class MetaDB:
             raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         self.path = path
         try:
+            self._refuse_dropped_log(recovering)
             self._check_format()
             raw = self.db.get(keys.JOURNAL_LSN, verify_checksums=True)
             # a DB from before the journal holds changes no journal record has: not so an empty one
@@ -175,6 +194,9 @@ class MetaDB:
         except plyvel.Error as exc:  # (a truncated table is an IOError)
             self.db.close()
             raise damaged(path, exc) from exc
+        except FormatError:
+            self.db.close()
+            raise
         self.lsn = keys.unpack_seq(raw) if raw else 0
         self.opened_lsn = self.lsn
         self._order = threading.Lock()  # commit order: lsn, journal queue and LevelDB write agree
@@ -196,6 +218,27 @@ class MetaDB:
         # run on every commit's writes, under the commit order, before the lsn is taken: what a
         # hook adds commits with them (site replication stamps and queues its records' changes)
         self.write_hooks: list[Callable[[Writes], None]] = []
+
+    def _refuse_dropped_log(self, recovering: bool) -> None:
+        """A damaged record in LevelDB's log (a flipped bit) is skipped by the open, with the
+        block of commits around it, and only its info LOG says so. Those commits are in the
+        journal, but the DB's journal position (from a later commit) is current, so nothing
+        would replay them, and the orphan sweep would delete their data (found by fuzzing). The
+        open has already written what it read to a table and deleted the log, so the next open
+        would find nothing wrong: the finding is kept in the DB, and every open refuses it
+        until recover-metadata has rebuilt it. (A zeroed block is dropped without a word, as
+        a power cut's torn tail is; that case is not caught here.)"""
+        found = self.db.get(DAMAGED_KEY, verify_checksums=True)
+        if found is None:
+            line = _dropped_log_records(self.path / "LOG")
+            if line is None:
+                return
+            self.db.put(DAMAGED_KEY, line.encode(), sync=True)
+            found = line.encode()
+        if not recovering:
+            raise damaged(self.path, FormatError(
+                f"LevelDB skipped a damaged part of its log ({found.decode(errors='replace')}), "
+                "and the commits in it are missing"))
 
     def _check_format(self) -> None:
         raw = self.db.get(keys.appliance("format"), verify_checksums=True)

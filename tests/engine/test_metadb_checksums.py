@@ -59,3 +59,39 @@ def test_a_damaged_db_that_cannot_open_points_at_recover_metadata(tmp_path: Path
     with pytest.raises(FormatError) as exc:
         MetaDB(tmp_path / "meta")
     assert "cannot open metadata DB" in str(exc.value)
+
+
+def test_a_flipped_bit_in_leveldbs_log_refuses_the_db_until_it_is_rebuilt(tmp_path: Path) -> None:
+    """LevelDB skips a damaged log record, with its block of commits, and only its info LOG
+    said so: the daemon served without those commits, and the orphan sweep deleted their data
+    (found by fuzzing). The open that skipped them writes the rest to a table and deletes the
+    log, so every later open must refuse the DB as well."""
+    path = tmp_path / "meta"
+    db = MetaDB(path)
+    for i in range(40):
+        b = db.batch()
+        b.put(b"Vkey%04d" % i, os.urandom(1000))
+        db.commit_now(b, sync=False)
+    db.close()
+    log = max(path.glob("*.log"), key=lambda p: p.stat().st_size)
+    raw = bytearray(log.read_bytes())
+    raw[len(raw) // 3] ^= 0x01
+    log.write_bytes(bytes(raw))
+    for _ in range(2):
+        with pytest.raises(FormatError) as exc:
+            MetaDB(path)
+        assert "dropping" in str(exc.value) and "recover-metadata" in str(exc.value)
+    MetaDB(path, recovering=True).close()  # recover-metadata may still read it
+
+
+def test_a_clean_db_opens_again_and_again(tmp_path: Path) -> None:
+    path = tmp_path / "meta"
+    for i in range(3):
+        db = MetaDB(path)
+        b = db.batch()
+        b.put(b"Vkey%04d" % i, b"x")
+        db.commit_now(b)
+        db.close()
+    db = MetaDB(path)
+    assert [k for k, _ in db.scan(b"Vkey")] == [b"Vkey0000", b"Vkey0001", b"Vkey0002"]
+    db.close()
