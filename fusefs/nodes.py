@@ -13,6 +13,7 @@ import mimetypes
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pyfuse3
 import trio
@@ -56,6 +57,10 @@ def caller_groups(ctx: RequestContext) -> set[int]:
     return groups
 
 
+
+# (bucket, key, prefix) of the commits the current task makes for the mount (quiet_keys)
+_OWN_COMMITS: ContextVar[tuple[tuple[str, str, bool], ...]] = ContextVar("stowage_mount_commits", default=())
+
 class NodeOps(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
@@ -74,7 +79,6 @@ class NodeOps(pyfuse3.Operations):
         self.files: dict[int, Node] = {}
         self.dirs: dict[int, DirHandle] = {}
         self._next_fh = 1
-        self._quiet: list[tuple[str, str, bool]] = []
         self.pending: dict[tuple[str, str], None] = {}
         self.pending_inodes: dict[int, None] = {}
         # where files written in order are streamed to the store (service.py); None: not streamed
@@ -92,17 +96,21 @@ class NodeOps(pyfuse3.Operations):
 
     @contextmanager
     def quiet_keys(self, bucket: str, keys: list[str], prefix: bool = False) -> Iterator[None]:
-        items = [(bucket, k, prefix) for k in keys]
-        self._quiet.extend(items)
+        """The mount's own commits of these keys, made in this task (and tasks it starts), are
+        not outside changes. Per task, not for everyone for as long as the commit lasts: an S3
+        PUT of one of the keys landing meanwhile is an outside change (a PUT to one name of a
+        hard-linked file while the mount committed the file kept the two names one inode in
+        the kernel's cache; found by fuzzing)."""
+        token = _OWN_COMMITS.set((*_OWN_COMMITS.get(), *((bucket, k, prefix) for k in keys)))
         try:
             yield
         finally:
-            for item in items:
-                self._quiet.remove(item)
+            _OWN_COMMITS.reset(token)
 
     def _on_change(self, bucket: str, key: str) -> None:
+        """Store listener, called by the committing task (storecore.txn)."""
         self.tree.cache.drop(bucket, key)  # (our own changes too: it may have been kept from before)
-        for b, k, prefix in self._quiet:
+        for b, k, prefix in _OWN_COMMITS.get():
             if b == bucket and (key == k or (prefix and key.startswith(k))):
                 return
         self.tree.dirs_changed(bucket, key)
