@@ -55,7 +55,7 @@ from .disks import Disk, is_full
 from .errors import FormatError
 from .progress import LOST_PREFIX, LostSegment, ObjectRef, describe_ref
 from .records import HealEntry, ObjectVersion, PartRecord, SegmentRecord
-from .segments import READ_BATCH_BYTES, shard_header
+from .segments import READ_BATCH_BYTES, check_shard_header, shard_header
 from .shardfile import ShardHeader, ShardWriter, block_len, read_header, rewrite_header
 from .storecore import StoreCore
 from .volumes import mark_dead, volume_path
@@ -157,7 +157,8 @@ class SegmentRepair:
     # --- verification ------------------------------------------------------------------------
 
     async def verify(self, rec: SegmentRecord, throttle: Throttle | None = None) -> tuple[set[int], bool]:
-        """Read and check every chunk: (shard indices with any bad chunk, recoverable)."""
+        """Read and check every chunk and every shard's header: (shard indices with any bad
+        chunk or a bad header, recoverable). A bad header alone leaves the chunks usable."""
         geo = Geometry(rec.k, rec.m, rec.block_size)
         nblocks = self.store.seg.block_count(rec)
         per_batch = max(1, READ_BATCH_BYTES // geo.block_size)
@@ -178,7 +179,28 @@ class SegmentRepair:
                     recoverable = False
             if throttle is not None:
                 await throttle(nbytes)
-        return bad, recoverable
+        return bad | await self._bad_headers(rec, bad), recoverable
+
+    async def _bad_headers(self, rec: SegmentRecord, skip: set[int]) -> set[int]:
+        """Shards (not in `skip`) whose header does not decode or does not describe them: reads
+        check only its owner prefix, but `recover-metadata` places the shard by it, so a bad
+        one is damage that heal rewrites (a shard file, or a packed record as a file)."""
+        bad: set[int] = set()
+
+        async def one(i: int, d: Disk) -> None:
+            try:
+                await trio.to_thread.run_sync(check_shard_header, d, rec, i, limiter=d.limiter,
+                                              abandon_on_cancel=True)
+            except (OSError, FormatError) as exc:
+                log.warning("verify %s: shard %d on %s: bad header: %s", rec.segment_id, i, d.disk_id, exc)
+                bad.add(i)
+
+        async with trio.open_nursery() as nursery:
+            for i, disk_id in enumerate(rec.shards):
+                d = self.store.disks.get(disk_id)
+                if i not in skip and d is not None and d.readable:
+                    nursery.start_soon(one, i, d)
+        return bad
 
     # --- repair ------------------------------------------------------------------------------
 

@@ -1381,3 +1381,15 @@ def shard_header(disk: Disk, rec: SegmentRecord, i: int) -> ShardHeader:
     if hdr.segment_id != rec.segment_id or hdr.shard != i:
         raise FormatError(f"the packed record at {place} is not shard {i} of {rec.segment_id}")
     return hdr
+
+
+def check_shard_header(disk: Disk, rec: SegmentRecord, i: int) -> None:
+    """FormatError unless the header of shard i on `disk` decodes and describes that shard of
+    `rec` (segment, index, geometry, length, encrypted or not): what `recover-metadata` rebuilds
+    the segment's record from, which no read needs past its owner prefix (blocking: the scrub's
+    one small read per shard, of bytes the chunk read before it has just cached)."""
+    hdr = shard_header(disk, rec, i)
+    got = (hdr.segment_id, hdr.shard, hdr.k, hdr.m, hdr.block_size, hdr.length, hdr.enc is not None)
+    want = (rec.segment_id, i, rec.k, rec.m, rec.block_size, rec.length, rec.enc is not None)
+    if got != want:
+        raise FormatError(f"the header of shard {i} of {rec.segment_id} on {disk.disk_id} does not describe it")

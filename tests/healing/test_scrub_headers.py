@@ -1,0 +1,83 @@
+"""Shard headers are what `recover-metadata` places shards by, though no read needs them past
+their owner prefix: a scrub finds a header that no longer decodes (a shard file's, a packed
+record's) as damage and heal rewrites it, so a later metadata loss still finds every shard."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from appliance.engine.shardfile import HEADER_SIZE, read_header
+
+from .helpers import BUCKET, check_all, ctl, data_segments
+
+
+def _zero(path: Path, offset: int, n: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(bytes(n))
+
+
+def _owner_end(path: Path) -> int:
+    """Where a shard file's owner prefix ({"segment_id":...,"shard":N,) ends: reads check it."""
+    with open(path, "rb") as f:
+        raw = f.read(HEADER_SIZE)
+    return raw.index(b'"shard":') + 16
+
+
+def _recover(daemon: Any) -> dict[str, Any]:
+    daemon.stop()
+    shutil.rmtree(daemon.data_dir / "meta")
+    report: dict[str, Any] = json.loads(daemon.cli("recover-metadata", "--json").stdout)
+    daemon.start()
+    return report
+
+
+def test_scrub_rewrites_shard_headers_that_do_not_decode(daemon: Any) -> None:
+    s3 = daemon.s3()
+    s3.create_bucket(Bucket=BUCKET)
+    objs = {"big": os.urandom(3 << 20), "small": os.urandom(4096)}
+    for key, body in objs.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    daemon.stop()
+    segs = data_segments(daemon.data_dir)
+    (big,) = [s for s in segs.values() if s[0].record is None]
+    (small,) = [s for s in segs.values() if s[0].record is not None]
+    k, m = big[0].header.k, big[0].header.m
+    damaged = big[: m + 1]  # more than m: recovery would have lost the object
+    inodes = {}
+    for shard in damaged:
+        _zero(shard.path, _owner_end(shard.path) + 10, 40)  # inside the JSON, past the owner prefix
+        inodes[shard.path] = shard.path.stat().st_ino
+    rec = small[0].record
+    assert rec is not None
+    with open(small[0].path, "r+b") as f:  # one byte of a packed record's JSON (its CRC fails)
+        at = rec.data_start - 5
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0xFF]))
+    daemon.start()
+    check_all(daemon, objs)  # reads never looked past the owner prefix
+
+    first = ctl(daemon, "scrub.start", {"wait": True})
+    assert first["found"] == 2 and first["repaired"] == 2, first
+    for shard in damaged:  # replaced by a file whose header decodes and names its shard
+        assert shard.path.stat().st_ino != inodes[shard.path]
+        hdr = read_header(str(shard.path))
+        assert (hdr.segment_id, hdr.shard, hdr.k, hdr.m) == (shard.header.segment_id, shard.header.shard, k, m)
+        assert hdr.identity == shard.header.identity
+    # the packed shard is rebuilt as a file, its record marked dead
+    seg, i = small[0].header.segment_id, small[0].header.shard
+    (rebuilt,) = daemon.data_dir.glob(f"disks/*/shards/*/{seg}.{i}")
+    assert read_header(str(rebuilt)).identity == small[1].header.identity
+    second = ctl(daemon, "scrub.start", {"wait": True})
+    assert second["found"] == 0, second
+
+    report = _recover(daemon)
+    assert report["not_restored"] == [], report["not_restored"]
+    check_all(daemon, objs)
+
