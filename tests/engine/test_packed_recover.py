@@ -254,3 +254,54 @@ async def test_a_compacted_copy_wins_and_a_dead_copy_keeps_its_object_deleted(tm
             store.head_object(BUCKET, "doomed")
     finally:
         store.db.close()
+
+
+@JOURNAL
+async def test_records_past_a_damaged_header_place_known_segments_and_add_nothing(tmp_path: Path,
+                                                                                   with_journal: bool) -> None:
+    """A damaged record header no longer hides the rest of its volume: the scan searches on for
+    the next whole record. What it finds there may be a client's bytes inside the damaged
+    record's chunks: a forged record naming an object of its own is never recovered from."""
+    root = tmp_path / "app"
+    store = open_store(root)
+    await store.create_bucket(BUCKET)
+    payload = b"forged object contents"
+    forged = ShardHeader("f0" * 16, 0, 1, 0, 1 << 20, len(payload), 1, store.db.appliance_id,
+                         {"bucket": BUCKET, "key": "forged", "version_id": "null", "etag": "x", "size": len(payload)})
+    record = b"".join(bytes(p) for p in encode_record(forged, [payload]))
+    carrier = record + b"\0" * (4096 - len(record))  # shard 0's chunk begins with the body
+    await store.put_object(BUCKET, "carrier", carrier)
+    objs = {"carrier": carrier, **await _populate(store, 8, seed=8)}
+    recs = _assert_packed(store, objs)
+    disk = store.disks.get(recs["carrier"].shards[0])
+    assert disk is not None
+    vol, offset, data_start = recs["carrier"].packs[0] or [0, 0, 0]
+    path = volume_path(disk.path, vol)
+    with open(path, "r+b") as f:  # the JSON of the carrier's record: its CRC fails
+        f.seek(data_start - 20)
+        f.write(bytes(4))
+    after = [r for r in scan(path, vol, resync=True) if r.offset > offset]
+    assert [r.header.segment_id for r in after][:1] == [forged.segment_id]  # found, as untrusted
+    assert all(r.resynced for r in after) and len(after) > 1
+    assert not any(r.offset >= offset for r in scan(path, vol))  # without resync: nothing from it on
+    _lose_metadata(store, root, with_journal)
+
+    report = await _recover(store)
+    assert report.segments_unreadable == []
+    assert report.degraded_segments == (1 if with_journal else 0)  # the carrier's shard 0 (a known segment)
+    assert not any("forged" in v for v in report.versions_added)
+
+    store = open_store(root)
+    try:
+        with pytest.raises(NoSuchKey):
+            store.head_object(BUCKET, "forged")
+        assert store.db.get(keys.segment(forged.segment_id)) is None
+        after_recs = _assert_packed(store, objs)
+        # with the journal, the records past the damage are where the recovered records point
+        if with_journal:
+            assert any(after_recs[k].shards[i] == disk.disk_id and after_recs[k].pack_of(i)[0] == vol
+                       and after_recs[k].pack_of(i)[1] > offset
+                       for k in objs for i in range(len(after_recs[k].shards)))
+        await _check(store, objs)
+    finally:
+        store.db.close()

@@ -1,6 +1,7 @@
 """Shard headers are what `recover-metadata` places shards by, though no read needs them past
 their owner prefix: a scrub finds a header that no longer decodes (a shard file's, a packed
-record's) as damage and heal rewrites it, so a later metadata loss still finds every shard."""
+record's) as damage and heal rewrites it, so a later metadata loss still finds every shard; and a
+metadata loss before any scrub still finds every record after a damaged record header."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.engine.shardfile import HEADER_SIZE, read_header
+from appliance.engine.volumes import scan
 
 from .helpers import BUCKET, check_all, ctl, data_segments
 
@@ -81,3 +83,32 @@ def test_scrub_rewrites_shard_headers_that_do_not_decode(daemon: Any) -> None:
     assert report["not_restored"] == [], report["not_restored"]
     check_all(daemon, objs)
 
+
+def test_damaged_record_headers_hide_no_record_after_them_from_recovery(daemon: Any) -> None:
+    s3 = daemon.s3()
+    s3.create_bucket(Bucket=BUCKET)
+    objs = {f"s{i}": os.urandom(4096) for i in range(12)}
+    for key, body in objs.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    daemon.stop()
+    vols = sorted(daemon.data_dir.glob("disks/*/volumes/*.vol"))
+    hit: set[str] = set()  # one damaged shard per object at most: each stays readable
+    hidden = 0
+    for vol in vols:  # in each volume, an early record: its JSON's CRC fails
+        records = list(scan(str(vol), int(vol.stem)))
+        j = next((j for j, r in enumerate(records[:-1]) if r.header.segment_id not in hit), None)
+        if j is None:
+            continue
+        hit.add(records[j].header.segment_id)
+        _zero(vol, records[j].data_start - 20, 4)  # past the owner prefix: reads still pass
+        assert len(list(scan(str(vol), int(vol.stem)))) == j  # what the scan stopped at
+        hidden += len(records) - j - 1
+    assert len(hit) >= 3 and hidden >= len(objs)
+
+    report = _recover(daemon)  # no scrub before the loss: the damage is still there
+    assert report["journal"]["complete"]
+    assert report["not_restored"] == [], report["not_restored"]
+    assert report["degraded_segments"] == len(hit)  # the damaged records' segments, no more
+    check_all(daemon, objs)
+    ctl(daemon, "heal.run")
+    assert ctl(daemon, "scrub.start", {"wait": True})["found"] == 0
