@@ -66,6 +66,7 @@ from .volumes import (
     VOLUME_BYTES,
     Append,
     VolumeWriter,
+    check_volume_head,
     mark_dead,
     owner_of,
     read_record_header,
@@ -1387,7 +1388,11 @@ def check_shard_header(disk: Disk, rec: SegmentRecord, i: int) -> None:
     """FormatError unless the header of shard i on `disk` decodes and describes that shard of
     `rec` (segment, index, geometry, length, encrypted or not): what `recover-metadata` rebuilds
     the segment's record from, which no read needs past its owner prefix (blocking: the scrub's
-    one small read per shard, of bytes the chunk read before it has just cached)."""
+    one small read per shard, of bytes the chunk read before it has just cached). A packed
+    shard's volume head too (recovery ignores a volume without it): one more 64-byte read."""
+    place = rec.pack_of(i)
+    if place is not None:
+        check_volume_head(volume_path(disk.path, place[0]), place[0])
     hdr = shard_header(disk, rec, i)
     got = (hdr.segment_id, hdr.shard, hdr.k, hdr.m, hdr.block_size, hdr.length, hdr.enc is not None)
     want = (rec.segment_id, i, rec.k, rec.m, rec.block_size, rec.length, rec.enc is not None)

@@ -158,6 +158,18 @@ def _read_header(fd: int, path: str, offset: int) -> tuple[ShardHeader, int]:
     return ShardHeader.from_json(body), n
 
 
+def check_volume_head(path: str, volume: int) -> None:
+    """FormatError unless the volume file at `path` begins with volume `volume`'s head (blocking).
+    No read needs it, but `recover-metadata` ignores a volume without it (scan)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO here must not hang the reader
+    try:
+        head = os.pread(fd, _VOLUME_PREFIX.size, 0)
+    finally:
+        os.close(fd)
+    if len(head) < _VOLUME_PREFIX.size or _VOLUME_PREFIX.unpack(head) != (VOLUME_MAGIC, VOLUME_FORMAT, volume):
+        raise FormatError(f"{path}: damaged volume head")
+
+
 def read_record_header(path: str, offset: int) -> ShardHeader:
     """The shard header of the record at `offset` (blocking; FormatError if it is not one)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO here must not hang the reader
