@@ -14,6 +14,8 @@ Two kinds of disks:
   use it; /dev/sdX names move between boots).
 A label naming another appliance is refused outright (ForeignDisk): that protects a populated
 disk from the orphan sweep of a daemon that does not know its segments.
+A disk whose directory, or an entry of its skeleton (shards/, tmp/, volumes/), is something else
+(a file) is held offline with that reason, like a missing managed disk: the others serve.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
     for dc in cfg.disks:
         path = Path(dc.path)
         static_paths.add(str(path))
+        if path.exists() and not path.is_dir():  # (a file): its label cannot be read, its record says who it is
+            _hold_offline(disks, known, path, f"{path} is not a directory")
+            continue
         path.mkdir(parents=True, exist_ok=True)
         other = real_paths.setdefault(os.path.realpath(path), path)
         if other != path:  # (a symlink to another): it was loaded once and reported as all disks
@@ -88,8 +93,17 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             raise ConfigError(f"disks: {path} and {twin.path} carry the label of the same disk {lab.disk_id} "
                               "(a copied disk?); refusing to use either until one is removed")
         disk = Disk(lab.disk_id, path, pool=lab.pool, role="data")
-        if not disk.is_initialised():
-            disk.initialise()
+        try:
+            fault = disk.skeleton_fault()
+            if fault is None and not disk.is_initialised():
+                disk.initialise()
+        except OSError as exc:
+            fault = f"{exc.filename or path}: {exc.strerror or exc}"
+        if fault is not None:  # one damaged disk is a disk offline, not a box that cannot start
+            log.error("disk %s at %s is offline: %s", disk.disk_id, path, fault)
+            disk.state, disk.reasons = DiskState.OFFLINE, [fault]
+            disks.add(disk)
+            continue
         disks.add(disk)
         rec = prior or diskrecords.new(lab.disk_id, str(path), "data", lab.pool)
         if rec.path != str(path) or rec.state in (DiskState.FAILED, DiskState.OFFLINE):
@@ -98,22 +112,26 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
         diskrecords.save_now(db, rec)
         known[rec.disk_id] = rec
     for rec in known.values():
-        if rec.path in static_paths or rec.role != "data" or rec.state == DiskState.REMOVED:
+        if (rec.path in static_paths or rec.role != "data" or rec.state == DiskState.REMOVED
+                or disks.get(rec.disk_id) is not None):  # (held offline above, its record naming an older path)
             continue
         disk = Disk(rec.disk_id, Path(rec.path), pool=rec.pool, role="data")
         try:
             lab = labels.open_disk(rec.path, appliance_id, rec.disk_id, require_mount=True)
-            if not disk.is_initialised():
+            fault = disk.skeleton_fault()
+            if fault is None and not disk.is_initialised():
                 disk.initialise()
+        except Exception as exc:  # a missing disk is a state, not a reason to stay down
+            fault = str(exc)
+        if fault is None:
             # offline was only its absence; any other state (failing, draining...) still holds
             state = diskrecords.state_of(rec)
             disk.state = DiskState.OK if state == DiskState.OFFLINE else state
-        except Exception as exc:  # a missing disk is a state, not a reason to stay down
-            log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, exc)
-            disk.state = DiskState.OFFLINE
-            disk.reasons = [str(exc)]
-        else:
             _follow_device(db, rec, lab)
+        else:
+            log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, fault)
+            disk.state = DiskState.OFFLINE
+            disk.reasons = [fault]
         disks.add(disk)
     return disks
 
@@ -137,3 +155,14 @@ def _follow_device(db: MetaDB, rec: DiskRecord, lab: labels.DiskLabel) -> None:
     rec.device, rec.uuid = device or rec.device, fs_uuid
     diskrecords.save_now(db, rec)
 
+
+def _hold_offline(disks: DiskSet, known: dict[str, DiskRecord], path: Path, fault: str) -> None:
+    """A configured path that is not a directory: the disk recorded there is offline (its record
+    is kept: it is the disk's again once the path is mended). One never recorded is a
+    configuration error: there is no disk to hold."""
+    here = next((rec for rec in known.values() if rec.path == str(path) and rec.role == "data"
+                 and rec.state not in (DiskState.FAILED, DiskState.REMOVED)), None)
+    if here is None:
+        raise ConfigError(f"disks: {fault}")
+    log.error("disk %s at %s is offline: %s", here.disk_id, path, fault)
+    disks.add(Disk(here.disk_id, path, pool=here.pool, role="data", state=DiskState.OFFLINE, reasons=[fault]))

@@ -12,6 +12,7 @@ import errno
 import functools
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,22 @@ from . import fssync
 
 FANOUT = [f"{i:02x}" for i in range(256)]
 SPACE_SECONDS = 1.0  # free and total space are read again when older than this
+# what a disk's directory holds besides its label (volumes/ is made by the first packed write)
+SKELETON = ("shards", "tmp", "volumes")
+
+
+def skeleton_fault(path: Path) -> str | None:
+    """Why the disk at `path` cannot be used as it is: the path, or one of the entries of its
+    skeleton, is not a directory (a file left where one belongs); None when each is a directory
+    or not made yet (blocking; OSError if one cannot be looked at)."""
+    for p in (path, *(path / sub for sub in SKELETON)):
+        try:
+            mode = os.stat(p).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(mode):
+            return f"{p} is not a directory"
+    return None
 
 
 @dataclass
@@ -143,6 +160,9 @@ class Disk:
             (self.shards_dir / d).mkdir(exist_ok=True)
         fsync_dir(str(self.shards_dir))
         fsync_dir(str(self.path))
+
+    def skeleton_fault(self) -> str | None:
+        return skeleton_fault(self.path)
 
     def is_initialised(self) -> bool:
         return (self.shards_dir / "ff").is_dir() and self.tmp_dir.is_dir()

@@ -5,7 +5,8 @@ loop; a check unanswered for config [stall] seconds marks the disk offline, "sta
 checks then come that often):
 - the directory (or mount point) is still there, and a managed disk is still mounted;
 - the identity label is readable and names this appliance and this disk;
-- the shard directory skeleton is still there (a wiped directory is not our disk any more);
+- the shard directory skeleton is still there (a wiped directory is not our disk any more), and
+  none of its entries is something else (a file where volumes/ belongs);
 - whether the filesystem is read-only (a kernel that remounted it after errors);
 - the daemon's own I/O-error / checksum-failure counters and p99 latency (disk.counters);
 - SMART (`smartctl --json`) when the disk's DiskRecord names a real block device, every
@@ -54,13 +55,16 @@ def _probe(disk: Disk, appliance_id: str, managed: bool) -> DiskObservation:
                            latency_p99_ms=c.latency_p99_ms())
     path = disk.path
     if not path.is_dir():
-        return replace(base, present=False, offline_reason=f"{path} has vanished")
+        return replace(base, present=False, offline_reason=disk.skeleton_fault() or f"{path} has vanished")
     if managed and not labels.is_mounted(path):
         return replace(base, mounted=False, offline_reason=f"{path} is no longer a mounted filesystem")
     try:
         labels.open_disk(path, appliance_id, disk.disk_id, require_mount=False)
     except Exception as exc:  # any label problem: not (any more) our disk
         return replace(base, label_ok=False, offline_reason=str(exc))
+    fault = disk.skeleton_fault()  # (a file where shards/, tmp/ or volumes/ belongs)
+    if fault is not None:
+        return replace(base, label_ok=False, offline_reason=fault)
     if not disk.is_initialised():
         return replace(base, label_ok=False, offline_reason=f"{disk.shards_dir} is missing (disk wiped?)")
     try:

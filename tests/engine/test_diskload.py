@@ -132,3 +132,20 @@ def test_two_configured_disks_on_one_directory_are_refused(tmp_path: Path) -> No
             load_disks(same_dir, db)
     finally:
         db.close()
+
+
+def test_a_configured_disk_path_that_is_a_file_and_was_never_a_disk_is_a_config_error(tmp_path: Path) -> None:
+    """No disk recorded there to hold offline (one recorded there is held offline:
+    tests/healing/test_disk_failure.py); it was a FileExistsError traceback."""
+    from appliance.config import ConfigError, DiskConfig, embedded_config
+    from appliance.engine.diskload import load_disks
+    from appliance.engine.metadb import MetaDB
+
+    cfg = replace(embedded_config(tmp_path), disks=[DiskConfig(path=str(tmp_path / "d0"))])
+    (tmp_path / "d0").write_text("a file")
+    db = MetaDB(cfg.meta_path)
+    try:
+        with pytest.raises(ConfigError, match=f"{tmp_path / 'd0'} is not a directory"):
+            load_disks(cfg, db)
+    finally:
+        db.close()

@@ -145,3 +145,28 @@ def test_a_fifo_where_a_shard_or_volume_file_belongs(daemon_factory: Any, kind: 
                        cwd=REPO, timeout=120)
     assert r.returncode in (0, 1), r.stdout + r.stderr  # 1: damage found (and queued for healing)
     assert d.stop(timeout=60) == 0
+
+
+@pytest.mark.parametrize("entry", ["volumes", "shards", "tmp", "."])
+def test_a_file_where_a_disks_directory_belongs_holds_that_disk_offline(daemon_factory: Any, entry: str) -> None:
+    """A file at one disk's volumes/, shards/ or tmp/, or at the disk's own directory, stopped
+    the whole appliance's start with a traceback (found by fuzzing). That disk is offline, saying
+    why, and the other five serve every object and take new ones."""
+    d = daemon_factory(["--no-mount"])
+    objs = populate(d, n=6)
+    d.stop()
+    bad = (d.data_dir / "disks" / "disk1" / entry).resolve()
+    if bad.is_dir():
+        shutil.rmtree(bad)
+    bad.write_text("not a directory")
+    d.start()
+    ctl(d, "disks.check")  # the disk monitor's verdict too, not only the loader's
+    st = json.loads(d.cli("status", "--json").stdout)
+    disk = next(x for x in st["disks"] if x["path"] == str(d.data_dir / "disks" / "disk1"))
+    assert disk["state"] == "offline" and disk["reasons"] == [f"{bad} is not a directory"]
+    assert sum(x["state"] == "ok" for x in st["disks"]) == 5
+    check_all(d, objs)
+    objs.update(populate(d, n=2, seed=2, prefix="new/"))
+    check_all(d, objs)
+    assert d.stop() == 0
+    assert "Traceback" not in d.log_tail(10_000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -119,3 +120,22 @@ def test_read_only_disk_gets_no_new_shards(daemon: Any, make_loop: Callable[...,
         return next(x for x in ctl(daemon, "status")["disks"] if x["disk_id"] == ro)["state"] == "ok"
 
     wait_for(ok_again, what="the disk to be writable again")
+
+
+def test_a_file_where_an_added_disks_volumes_belongs_holds_it_offline(daemon: Any, make_loop: Callable[..., str],
+                                                                      tmp_path: Path) -> None:
+    """The start-up orphan sweep met it with a NotADirectoryError traceback and the appliance
+    did not start (found by fuzzing, on an embedded disk: tests/healing/test_disk_failure.py)."""
+    etc = tmp_path / "sysroot"
+    etc.mkdir()
+    added = add_disk(daemon, make_loop(BIG), etc)
+    objs = populate(daemon, n=8, seed=41)
+    path = disk_path(daemon, added)
+    daemon.stop()
+    shutil.rmtree(path / "volumes", ignore_errors=True)
+    (path / "volumes").write_text("not a directory")
+    daemon.start()
+    ctl(daemon, "disks.check")  # the disk monitor's verdict too, not only the loader's
+    disk = next(x for x in ctl(daemon, "status")["disks"] if x["disk_id"] == added)
+    assert disk["state"] == "offline" and disk["reasons"] == [f"{path / 'volumes'} is not a directory"]
+    check_all(daemon, objs)
