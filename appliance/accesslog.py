@@ -44,6 +44,11 @@ def entry(ex: Exchange) -> dict[str, Any]:
             "user_agent": ex.user_agent}
 
 
+def file_path(cfg: Config) -> Path:
+    """Where the access log is written when its target is "file"."""
+    return Path(cfg.access_log.path or os.path.join(cfg.state_dir, "log", "access.log"))
+
+
 def _file_writer(path: Path, max_bytes: int, backups: int) -> Callable[[dict[str, Any]], None]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
@@ -79,7 +84,7 @@ class AccessLog:
         self.all = cfg.access_log.enabled
         self.store = store
         c = cfg.access_log
-        self.path = Path(c.path or os.path.join(cfg.state_dir, "log", "access.log"))
+        self.path = file_path(cfg)
         self.write = _journal_writer() if c.target == "journal" else _file_writer(self.path, c.max_bytes, c.backups)
 
     def wanted(self, ex: Exchange) -> bool:

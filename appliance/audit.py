@@ -106,9 +106,13 @@ class AuditLog:
                                                              encoding="utf-8", delay=True)
         self._handler.setFormatter(logging.Formatter("%(message)s"))
 
+    @staticmethod
+    def path_for(state_dir: str) -> Path:
+        return Path(state_dir) / "log" / "audit.log"
+
     @classmethod
     def for_state_dir(cls, state_dir: str) -> AuditLog:
-        return cls(Path(state_dir) / "log" / "audit.log")
+        return cls(cls.path_for(state_dir))
 
     def record(self, *, source: str, who: str, where: str, action: str, target: str = "", outcome: str = "ok",
                before: Any = None, after: Any = None) -> None:

@@ -17,6 +17,7 @@ import os
 import resource
 import signal
 import ssl
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from appliance.engine.usage import count_all as count_usage
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.credentials import resolve_root_key
 from appliance.iam.kms import Kms
-from appliance.iam.masterkey import MasterKey, mark_master
+from appliance.iam.masterkey import MasterKey, credential_path, mark_master
 from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.sealing import rewrap_all
 from appliance.malloctune import tune_malloc
@@ -58,8 +59,9 @@ from s3gw.adminserver import serve_admin
 from s3gw.service import Endpoint, serve_s3
 from s3gw.siteapi import SiteEndpoint
 
-from . import __version__, migrate
+from . import __version__, accesslog, migrate
 from . import tls as tls_setup
+from .audit import AuditLog
 from .config import Config, ConfigError, fuse_usable
 from .consoleadmin import ConsoleAdmin, counter_total
 from .control import ControlServer, Emit
@@ -164,6 +166,39 @@ def _write_runfile(cfg: Config, info: dict[str, Any]) -> Path:
     return path
 
 
+def _state_entries(cfg: Config) -> list[tuple[Path, bool, str]]:
+    """(path, is a directory, what it holds) of what the daemon makes or opens besides the
+    metadata DB and the disks; a directory before what is in it."""
+    state = Path(cfg.state_dir)
+    audit = AuditLog.path_for(cfg.state_dir)
+    out = [(state / "run", True, "the daemon's run file"), (state / "appliance-id", False, "the appliance id"),
+           (audit.parent, True, "the audit log"), (audit, False, "the audit log"),
+           (cfg.control_path, False, "the control socket")]
+    if cfg.access_log.target == "file":
+        access = accesslog.file_path(cfg)
+        out += [(access.parent, True, "the access log"), (access, False, "the access log")]
+    if credential_path() is None:  # (systemd's credential, when given, is the key: the file is not read)
+        key = cfg.master_key_path
+        out += [(key.parent, True, "the master key"), (key, False, "the master key")]
+    return out
+
+
+def _check_state_entries(cfg: Config) -> None:
+    """A file where one of them is a directory, or the reverse, is one clear line at start (it
+    was a traceback from wherever it was first met, some from inside the running services)."""
+    for path, is_dir, holds in _state_entries(cfg):
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue  # made when needed
+        except OSError as exc:
+            raise ConfigError(f"{path} ({holds}): {exc.strerror or exc}") from exc
+        if is_dir and not stat.S_ISDIR(mode):
+            raise ConfigError(f"{path} is not a directory (it is where {holds} goes): move it away")
+        if not is_dir and stat.S_ISDIR(mode):
+            raise ConfigError(f"{path} is a directory (it is where {holds} goes): move it away")
+
+
 def _mount_wanted(cfg: Config) -> bool:
     if cfg.mount.enabled == "no" or not cfg.mount.path:
         return False
@@ -203,6 +238,7 @@ async def run(cfg: Config, notifier: Notifier | None = None, on_ready: Callable[
     _raise_open_files()
     tune_malloc()
     _warn_if_open(cfg)
+    _check_state_entries(cfg)
     if _mount_wanted(cfg):
         BucketDefaults(cfg.mount)  # an unknown owner or group is a config error (exit 78), found now
     notifier = notifier or Notifier.from_environ()

@@ -87,3 +87,31 @@ def test_a_file_where_the_metadata_directory_belongs_is_one_clear_line(tmp_path:
                         "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 78, r.stderr
     assert "cannot open metadata DB" in r.stderr and "Traceback" not in r.stderr
+
+
+# an entry of the data directory of the wrong kind: (its path, made a directory rather than a file)
+WRONG_KIND_ENTRIES = {
+    "run": ("run", False), "control.sock": ("control.sock", True), "log": ("log", False),
+    "access.log": ("log/access.log", True), "audit.log": ("log/audit.log", True), "keys": ("keys", False),
+    "master.key": ("keys/master.key", True), "appliance-id": ("appliance-id", True),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_KIND_ENTRIES))
+def test_a_state_entry_of_the_wrong_kind_is_one_clear_line(tmp_path: Path, name: str) -> None:
+    """Each was a traceback from where it was first met, some from inside the running services
+    (a trio ExceptionGroup after the gateway was up) (found by fuzzing)."""
+    rel, as_dir = WRONG_KIND_ENTRIES[name]
+    data = tmp_path / "data"
+    bad = data / rel
+    data.mkdir(mode=0o700)
+    bad.parent.mkdir(exist_ok=True)
+    if as_dir:
+        bad.mkdir()
+    else:
+        bad.write_text("junk")
+    r = subprocess.run([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--no-mount",
+                        "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78, r.stderr
+    kind = "is a directory" if as_dir else "is not a directory"
+    assert r.stderr.startswith(f"stowage: error: {bad} {kind} (") and len(r.stderr.splitlines()) == 1, r.stderr
