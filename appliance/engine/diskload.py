@@ -12,8 +12,10 @@ Two kinds of disks:
   mounted and carry our label, or it stays offline: nothing is ever written into an empty
   mount point. Its record then names the block device mounted there (SMART and spin-down
   use it; /dev/sdX names move between boots).
-A label naming another appliance is refused outright (ForeignDisk): that protects a populated
-disk from the orphan sweep of a daemon that does not know its segments.
+A label naming another appliance (ForeignDisk), a damaged or unreadable label: the disk recorded
+at that path is held offline with the reason (never used, so never swept: that protects a
+populated disk from the orphan sweep of a daemon that does not know its segments); where no
+disk was ever recorded, the start is refused (a configuration error).
 A disk whose directory, or an entry of its skeleton (shards/, tmp/, volumes/), is something else
 (a file) is held offline with that reason, like a missing managed disk: the others serve.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 from appliance.config import Config, ConfigError
 from diskmgr import label as labels
 from diskmgr.discovery import mounted_device
+from diskmgr.errors import DiskError
 from diskmgr.state import DiskState
 
 from . import diskrecords
@@ -82,6 +85,11 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
                     diskrecords.change_state(rec, DiskState.FAILED)
                     diskrecords.save_now(db, rec)
                 labels.write_label(path, lab)
+        except (labels.LabelFormatError, DiskError) as exc:  # damaged, unreadable, another appliance's
+            # the disk recorded here is offline, as a managed disk with the same label is: one bad
+            # label stopped the whole appliance, and recover-metadata could not help (it ignores it)
+            _hold_offline(disks, known, path, str(exc))
+            continue
         prior = known.get(lab.disk_id)
         if prior is not None and prior.state == DiskState.REMOVED:
             # drained and released by `stowage disks remove`: it holds nothing we need
@@ -157,9 +165,9 @@ def _follow_device(db: MetaDB, rec: DiskRecord, lab: labels.DiskLabel) -> None:
 
 
 def _hold_offline(disks: DiskSet, known: dict[str, DiskRecord], path: Path, fault: str) -> None:
-    """A configured path that is not a directory: the disk recorded there is offline (its record
-    is kept: it is the disk's again once the path is mended). One never recorded is a
-    configuration error: there is no disk to hold."""
+    """A configured path that is not a directory, or whose label cannot be used: the disk
+    recorded there is offline (its record is kept: it is the disk's again once the path is
+    mended). One never recorded is a configuration error: there is no disk to hold."""
     here = next((rec for rec in known.values() if rec.path == str(path) and rec.role == "data"
                  and rec.state not in (DiskState.FAILED, DiskState.REMOVED)), None)
     if here is None:

@@ -170,3 +170,42 @@ def test_a_file_where_a_disks_directory_belongs_holds_that_disk_offline(daemon_f
     check_all(d, objs)
     assert d.stop() == 0
     assert "Traceback" not in d.log_tail(10_000)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "directory"])
+def test_one_disks_unusable_label_holds_that_disk_offline(daemon_factory: Any, damage: str) -> None:
+    """A damaged label, a label that is a directory, or one naming another appliance on one
+    disk refused the whole appliance's start, and recover-metadata, which ignores such a disk,
+    could not help (found by fuzzing). That disk is offline, saying why, and the other five
+    serve; with its label mended it is back."""
+    d = daemon_factory(["--no-mount"])
+    objs = populate(d, n=6)
+    d.stop()
+    label = d.data_dir / "disks" / "disk1" / ".stowage-disk.json"
+    good = label.read_bytes()
+    label.unlink()
+    if damage == "garbage":
+        label.write_bytes(b"{not json")
+    elif damage == "directory":
+        label.mkdir()
+    else:
+        doc = json.loads(good)
+        doc["appliance_id"] = "0123456789abcdef"
+        label.write_text(json.dumps(doc))
+    d.start()
+    st = json.loads(d.cli("status", "--json").stdout)
+    disk = next(x for x in st["disks"] if x["path"] == str(d.data_dir / "disks" / "disk1"))
+    assert disk["state"] == "offline", disk
+    assert sum(x["state"] == "ok" for x in st["disks"]) == 5
+    check_all(d, objs)
+    objs.update(populate(d, n=2, seed=2, prefix="new/"))
+    check_all(d, objs)
+    assert d.stop() == 0
+    assert "Traceback" not in d.log_tail(10_000)
+    if label.is_dir():
+        label.rmdir()
+    label.write_bytes(good)
+    d.start()
+    st = json.loads(d.cli("status", "--json").stdout)
+    assert all(x["state"] == "ok" for x in st["disks"]), st["disks"]
+    check_all(d, objs)
