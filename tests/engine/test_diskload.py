@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from appliance.config import ConfigError
 from appliance.engine import keys
 from appliance.engine.records import DiskRecord
-from diskmgr.label import LABEL_NAME, ForeignDisk
+from diskmgr.label import LABEL_NAME
+from diskmgr.state import DiskState
 
 from .conftest import open_store, read_all
 
@@ -78,15 +80,33 @@ def test_removed_disk_is_not_loaded_again(tmp_path: Path) -> None:
         s.db.close()
 
 
-def test_foreign_disk_is_refused(tmp_path: Path) -> None:
+def test_a_foreign_disk_is_held_offline_where_a_disk_was_recorded(tmp_path: Path) -> None:
+    """One disk carrying another appliance's label is never used (so never swept), and the other
+    disks serve; it refused the whole appliance's start (found by fuzzing)."""
     a = open_store(tmp_path / "a")
     a.db.close()
     b = open_store(tmp_path / "b")
     b.db.close()
     # move one of b's disks into a: it belongs to another appliance
-    label = (tmp_path / "b" / "disks" / "disk0" / LABEL_NAME).read_text()
-    (tmp_path / "a" / "disks" / "disk0" / LABEL_NAME).write_text(label)
-    with pytest.raises(ForeignDisk):
+    ours = tmp_path / "a" / "disks" / "disk0" / LABEL_NAME
+    disk_id = json.loads(ours.read_text())["disk_id"]
+    ours.write_text((tmp_path / "b" / "disks" / "disk0" / LABEL_NAME).read_text())
+    s = open_store(tmp_path / "a")
+    try:
+        disk = s.disks.get(disk_id)
+        assert disk is not None and disk.state == DiskState.OFFLINE
+        assert "belongs to appliance" in disk.reasons[0]
+        assert sum(d.state == DiskState.OK for d in s.disks) == 5
+    finally:
+        s.db.close()
+
+
+def test_a_foreign_disk_where_none_was_recorded_is_refused(tmp_path: Path) -> None:
+    b = open_store(tmp_path / "b")
+    b.db.close()
+    (tmp_path / "a" / "disks" / "disk0").mkdir(parents=True)
+    shutil.copy(tmp_path / "b" / "disks" / "disk0" / LABEL_NAME, tmp_path / "a" / "disks" / "disk0" / LABEL_NAME)
+    with pytest.raises(ConfigError, match="belongs to appliance"):
         open_store(tmp_path / "a")
 
 

@@ -38,13 +38,18 @@ def _recover(daemon: Any) -> dict[str, Any]:
     return report
 
 
-def test_scrub_rewrites_shard_headers_that_do_not_decode(daemon: Any) -> None:
+def _stored(daemon: Any, objs: dict[str, bytes]) -> dict[str, bytes]:
+    """The objects PUT into a new bucket, then the daemon stopped (its files can be damaged)."""
     s3 = daemon.s3()
     s3.create_bucket(Bucket=BUCKET)
-    objs = {"big": os.urandom(3 << 20), "small": os.urandom(4096)}
     for key, body in objs.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     daemon.stop()
+    return objs
+
+
+def test_scrub_rewrites_shard_headers_that_do_not_decode(daemon: Any) -> None:
+    objs = _stored(daemon, {"big": os.urandom(3 << 20), "small": os.urandom(4096)})
     segs = data_segments(daemon.data_dir)
     (big,) = [s for s in segs.values() if s[0].record is None]
     (small,) = [s for s in segs.values() if s[0].record is not None]
@@ -85,12 +90,7 @@ def test_scrub_rewrites_shard_headers_that_do_not_decode(daemon: Any) -> None:
 
 
 def test_damaged_record_headers_hide_no_record_after_them_from_recovery(daemon: Any) -> None:
-    s3 = daemon.s3()
-    s3.create_bucket(Bucket=BUCKET)
-    objs = {f"s{i}": os.urandom(4096) for i in range(12)}
-    for key, body in objs.items():
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    daemon.stop()
+    objs = _stored(daemon, {f"s{i}": os.urandom(4096) for i in range(12)})
     vols = sorted(daemon.data_dir.glob("disks/*/volumes/*.vol"))
     hit: set[str] = set()  # one damaged shard per object at most: each stays readable
     hidden = 0
@@ -117,12 +117,7 @@ def test_damaged_record_headers_hide_no_record_after_them_from_recovery(daemon: 
 def test_scrub_finds_a_damaged_volume_head(daemon: Any) -> None:
     """Garbage in a volume's 64-byte head: reads never look at it, but recovery ignores the whole
     volume; the scrub finds each record there damaged and heal rebuilds them as shard files."""
-    s3 = daemon.s3()
-    s3.create_bucket(Bucket=BUCKET)
-    objs = {f"s{i}": os.urandom(4096) for i in range(8)}
-    for key, body in objs.items():
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    daemon.stop()
+    objs = _stored(daemon, {f"s{i}": os.urandom(4096) for i in range(8)})
     vol = sorted(daemon.data_dir.glob("disks/*/volumes/*.vol"))[0]
     held = {r.header.segment_id: r.header.shard for r in scan(str(vol), int(vol.stem)) if r.live}
     assert held
