@@ -120,10 +120,6 @@ class Found:
     packs: dict[int, list[int]] = field(default_factory=dict)  # shard index -> packed place (none: a file)
     envelopes: list[dict[str, Any]] = field(default_factory=list)  # distinct ones of its headers
     enc: dict[str, Any] | None = None  # the one the master key opens (set by _unlock)
-    # a shard file or a record reached from its volume's start holds it: else only records found
-    # past damage (volumes.scan resync), which may be a client's bytes inside another record's
-    # chunks, so they place segments the metadata knows but add nothing of their own
-    trusted: bool = False
 
 
 def _disk_dirs(cfg: Config) -> list[tuple[Path, bool]]:
@@ -171,30 +167,23 @@ class HeaderCount:
         return self.files + self.records
 
 
-# (segment id, shard index, header, packed place or None for a shard file, trusted: see Found)
-_Shard = tuple[str, int, ShardHeader, list[int] | None, bool]
+# (segment id, shard index, header, packed place or None for a shard file)
+_Shard = tuple[str, int, ShardHeader, list[int] | None]
 
 
 def _packed_shards(disk: Disk) -> list[_Shard]:
     """The live records of a disk's volumes (blocking). A shard may lie in more than one volume:
     the compactor copies live records to the current (higher-numbered) volume before it removes
     the old one. The newest copy decides: had it been marked dead since (its segment deleted, or
-    the shard rebuilt elsewhere), an older copy still live must not bring it back. A damaged
-    record does not hide the rest of its volume: the scan searches on past it (resync)."""
-    newest: dict[tuple[str, int], tuple[ShardHeader, list[int], bool, bool]] = {}
+    the shard rebuilt elsewhere), an older copy still live must not bring it back."""
+    newest: dict[tuple[str, int], tuple[ShardHeader, list[int], bool]] = {}
     for n in volume_numbers(disk.path):
         try:
-            damaged = False
-            for r in scan_volume(volume_path(disk.path, n), n, resync=True):  # stops at a torn tail
-                newest[(r.header.segment_id, r.header.shard)] = (r.header, [n, r.offset, r.data_start], r.live,
-                                                                 not r.resynced)
-                if r.resynced and not damaged:
-                    damaged = True
-                    log.warning("disk %s: volume %d: damaged bytes before offset %d skipped", disk.disk_id, n,
-                                r.offset)
+            for r in scan_volume(volume_path(disk.path, n), n):  # stops at a torn tail
+                newest[(r.header.segment_id, r.header.shard)] = (r.header, [n, r.offset, r.data_start], r.live)
         except (OSError, FormatError) as exc:  # what came before is kept
             log.warning("disk %s: volume %d: %s", disk.disk_id, n, exc)
-    return [(seg, idx, hdr, place, trusted) for (seg, idx), (hdr, place, live, trusted) in newest.items() if live]
+    return [(seg, idx, hdr, place) for (seg, idx), (hdr, place, live) in newest.items() if live]
 
 
 def scan_headers(disks: list[Disk]) -> tuple[dict[str, Found], HeaderCount]:
@@ -211,7 +200,7 @@ def scan_headers(disks: list[Disk]) -> tuple[dict[str, Found], HeaderCount]:
             except (OSError, FormatError):
                 continue
             if hdr.segment_id == seg and hdr.shard == idx:
-                out.append((seg, idx, hdr, None, True))
+                out.append((seg, idx, hdr, None))
         return out, records
 
     found: dict[str, Found] = {}
@@ -220,10 +209,8 @@ def scan_headers(disks: list[Disk]) -> tuple[dict[str, Found], HeaderCount]:
         for disk, (results, packed) in zip(disks, ex.map(one, disks), strict=True):
             records += packed
             files += len(results) - packed
-            for seg, idx, hdr, place, trusted in results:  # later ones win: in disk order, files last
+            for seg, idx, hdr, place in results:  # later ones win: in disk order, files last
                 f = found.setdefault(seg, Found(hdr))
-                if trusted and not f.trusted:  # its header then speaks for the segment
-                    f.header, f.trusted = hdr, True
                 if idx < hdr.k + hdr.m:
                     f.shards[idx] = disk.disk_id
                     if place is None:
@@ -255,8 +242,7 @@ def _record_from(seg: str, f: Found, pool: str) -> SegmentRecord:
 
 def _unlock(cfg: Config, found: dict[str, Found], check: EnvelopeCheck | None) -> int:
     """Choose each encrypted segment's envelope; refuse unless the master key opens them all."""
-    # an untrusted segment keeps the envelope of its metadata: one it carries cannot refuse the recovery
-    encrypted = {seg: f for seg, f in found.items() if f.envelopes and f.trusted}
+    encrypted = {seg: f for seg, f in found.items() if f.envelopes}
     if not encrypted:
         return 0
     if check is None:
@@ -441,9 +427,6 @@ class _Rebuilder:
                      key=lambda t: t[1].header.created_ns)
         for seg, f in new:
             ident = f.header.identity
-            if not f.trusted:  # seen only past damage in volumes: nothing to add on its word
-                self.report.segments_ignored += 1
-                continue
             if ident.get("meta_snapshot"):
                 continue  # handled by snapshots()
             if ident.get("staged") or "bucket" not in ident or "key" not in ident:
@@ -520,7 +503,7 @@ class _Rebuilder:
     def snapshots(self, keep: int) -> None:
         """Keep the snapshot segments found on the disks referenced (else the sweep removes them)."""
         snaps = sorted(((s, f) for s, f in self.found.items() if f.header.identity.get("meta_snapshot")
-                        and f.trusted and len(f.shards) >= f.header.k), key=lambda t: t[1].header.created_ns)[-keep:]
+                        and len(f.shards) >= f.header.k), key=lambda t: t[1].header.created_ns)[-keep:]
         listed = []
         for seg, f in snaps:
             rec = _record_from(seg, f, self._pool_of(f))
@@ -669,7 +652,7 @@ def _begin(meta: Path) -> bool:
 
 def _restore_newest(db: MetaDB, cfg: Config, found: dict[str, Found], diskset: DiskSet, appliance_id: str,
                     report: RecoveryReport, progress: Progress) -> None:
-    snaps = sorted(((s, f) for s, f in found.items() if f.header.identity.get("meta_snapshot") and f.trusted),
+    snaps = sorted(((s, f) for s, f in found.items() if f.header.identity.get("meta_snapshot")),
                    key=lambda t: t[1].header.created_ns, reverse=True)
     for i, (seg, f) in enumerate(snaps):
         rec = _record_from(seg, f, "default")

@@ -37,7 +37,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO
+from typing import Any
 
 import trio
 
@@ -71,7 +71,6 @@ class PackedRecord:
     size: int  # the whole record, prefix to last CRC
     live: bool
     header: ShardHeader
-    resynced: bool = False  # found by searching past damage (scan(resync=True)): see there
 
 
 def volumes_dir(disk_path: str | os.PathLike[str]) -> str:
@@ -205,71 +204,34 @@ def record_size(header: ShardHeader, json_len: int) -> int:
     return _RECORD_PREFIX.size + json_len + chunks_bytes(header.geometry, header.length)
 
 
-def scan(path: str, volume: int, resync: bool = False) -> Iterator[PackedRecord]:
+def scan(path: str, volume: int) -> Iterator[PackedRecord]:
     """Every record of a volume, in order (blocking). Stops at the first thing that is not a
-    whole record: the torn tail of a crash, or damage. What follows damaged bytes has no length
-    to reach it by; `resync` (recover-metadata) searches on for the next record magic whose
-    prefix, header CRC and size check out, and goes on from there, each record found so marked
-    `resynced`. Such a record may be bytes a client wrote inside another record's chunks, so it
-    is evidence only where the metadata already names its segment (recover.py); the healer and
-    the compactor never act on one (they scan without `resync`)."""
+    whole record: the torn tail of a crash, or damage (what follows a damaged prefix cannot be
+    found; its shards are rebuilt by the healer from their other copies)."""
     with open_regular(path) as f:
         head = f.read(VOLUME_HEADER)
         if len(head) < _VOLUME_PREFIX.size or _VOLUME_PREFIX.unpack_from(head)[0] != VOLUME_MAGIC:
             raise FormatError(f"{path} is not a stowage volume")
         size = os.fstat(f.fileno()).st_size
         offset = VOLUME_HEADER
-        damaged = False
         while offset + _RECORD_PREFIX.size <= size:
-            found = _record_at(f, volume, offset, size)
-            if found is None:
-                if not resync:
-                    return
-                nxt = _next_magic(f, offset + 1, size)
-                if nxt is None:
-                    return
-                offset, damaged = nxt, True
-                continue
-            yield replace(found, resynced=True) if damaged else found
-            offset += found.size
-
-
-def _record_at(f: BinaryIO, volume: int, offset: int, size: int) -> PackedRecord | None:
-    """The whole record at `offset` of an open volume of `size` bytes; None if there is none."""
-    f.seek(offset)
-    parsed = _prefix(f.read(_RECORD_PREFIX.size))
-    if parsed is None:
-        return None
-    live, n, crc = parsed
-    body = f.read(n)
-    if len(body) < n or checksum(body) != crc:
-        return None
-    try:
-        header = ShardHeader.from_json(body)
-        total = record_size(header, n)
-    except (FormatError, ValueError, ZeroDivisionError):
-        return None
-    if offset + total > size:
-        return None
-    return PackedRecord(volume, offset, offset + _RECORD_PREFIX.size + n, total, live, header)
-
-
-_SEARCH_BYTES = 1 << 20
-
-
-def _next_magic(f: BinaryIO, start: int, size: int) -> int | None:
-    """The offset of the first record magic (live or dead) at or after `start`; None if none."""
-    pos = start
-    while pos < size:
-        f.seek(pos)
-        buf = f.read(_SEARCH_BYTES)
-        if len(buf) < len(LIVE):
-            return None
-        hits = [at for at in (buf.find(LIVE), buf.find(DEAD)) if at >= 0]
-        if hits:
-            return pos + min(hits)
-        pos += len(buf) - len(LIVE) + 1  # a magic across the boundary is found by the next read
-    return None
+            f.seek(offset)
+            parsed = _prefix(f.read(_RECORD_PREFIX.size))
+            if parsed is None:
+                return
+            live, n, crc = parsed
+            body = f.read(n)
+            if len(body) < n or checksum(body) != crc:
+                return
+            try:
+                header = ShardHeader.from_json(body)
+                total = record_size(header, n)
+            except (FormatError, ValueError, ZeroDivisionError):
+                return
+            if offset + total > size:
+                return
+            yield PackedRecord(volume, offset, offset + _RECORD_PREFIX.size + n, total, live, header)
+            offset += total
 
 
 def read_record(path: str, offset: int, size: int) -> bytes:

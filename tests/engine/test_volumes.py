@@ -147,8 +147,6 @@ async def test_hostile_volume_bytes_stop_the_scan_cleanly(tmp_path: Path, damage
             f.write(os.urandom(4096))
     found = list(scan(path, 1))
     assert [r.header.segment_id for r in found] == ["aa" * 16]
-    # searching on past the damage (recover-metadata) finds nothing more, and ends cleanly
-    assert [r.header.segment_id for r in scan(path, 1, resync=True)] == ["aa" * 16]
     if damage in ("magic", "json_crc", "json", "garbage"):
         with pytest.raises(FormatError):
             read_record_header(path, off)
