@@ -187,14 +187,6 @@ def read_swaps(path: str = "/proc/swaps") -> list[str]:
         return []
 
 
-def _majmin_of(path: str) -> str | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-
-
 def _block_majmin(path: str) -> str | None:
     """major:minor of a block device node; None for anything else (a stale name, a file)."""
     try:
@@ -264,7 +256,7 @@ def build_devices(
     by_majmin: dict[str, list[str]] = {}
     for m in mounts:
         by_majmin.setdefault(m.majmin, []).append(m.mount_point)
-    swap_majmins = {mm for mm in (_majmin_of(s) for s in swaps) if mm}
+    swap_majmins = {mm for mm in (_block_majmin(s) for s in swaps) if mm}
     by_id = by_id or {}
     io = io or {}
 
