@@ -63,8 +63,7 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             labels.verify_label(lab, appliance_id)
         except labels.UnlabelledDisk:
             holds = any(p.name != "lost+found" for p in path.iterdir())  # (a fresh ext4 holds nothing)
-            at_path = [rec for rec in known.values()
-                       if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED)]
+            at_path = _recorded_at(known, path)
             here = next((rec for rec in at_path if rec.role == "data"), None)
             if holds and here is not None:
                 # the label file alone is gone, the disk's files are there: it is the disk recorded
@@ -108,9 +107,7 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
         except OSError as exc:
             fault = f"{exc.filename or path}: {exc.strerror or exc}"
         if fault is not None:  # one damaged disk is a disk offline, not a box that cannot start
-            log.error("disk %s at %s is offline: %s", disk.disk_id, path, fault)
-            disk.state, disk.reasons = DiskState.OFFLINE, [fault]
-            disks.add(disk)
+            disks.add(_offline(disk, fault))
             continue
         disks.add(disk)
         rec = prior or diskrecords.new(lab.disk_id, str(path), "data", lab.pool)
@@ -137,9 +134,7 @@ def load_disks(cfg: Config, db: MetaDB) -> DiskSet:
             disk.state = DiskState.OK if state == DiskState.OFFLINE else state
             _follow_device(db, rec, lab)
         else:
-            log.error("disk %s at %s is offline: %s", rec.disk_id, rec.path, fault)
-            disk.state = DiskState.OFFLINE
-            disk.reasons = [fault]
+            _offline(disk, fault)
         disks.add(disk)
     return disks
 
@@ -168,9 +163,20 @@ def _hold_offline(disks: DiskSet, known: dict[str, DiskRecord], path: Path, faul
     """A configured path that is not a directory, or whose label cannot be used: the disk
     recorded there is offline (its record is kept: it is the disk's again once the path is
     mended). One never recorded is a configuration error: there is no disk to hold."""
-    here = next((rec for rec in known.values() if rec.path == str(path) and rec.role == "data"
-                 and rec.state not in (DiskState.FAILED, DiskState.REMOVED)), None)
+    here = next((rec for rec in _recorded_at(known, path) if rec.role == "data"), None)
     if here is None:
         raise ConfigError(f"disks: {fault}")
-    log.error("disk %s at %s is offline: %s", here.disk_id, path, fault)
-    disks.add(Disk(here.disk_id, path, pool=here.pool, role="data", state=DiskState.OFFLINE, reasons=[fault]))
+    disks.add(_offline(Disk(here.disk_id, path, pool=here.pool, role="data"), fault))
+
+
+def _recorded_at(known: dict[str, DiskRecord], path: Path) -> list[DiskRecord]:
+    """The records of the disks at `path` that are neither failed nor removed."""
+    return [rec for rec in known.values()
+            if rec.path == str(path) and rec.state not in (DiskState.FAILED, DiskState.REMOVED)]
+
+
+def _offline(disk: Disk, fault: str) -> Disk:
+    """`disk`, held offline for `fault` (logged): the others serve."""
+    log.error("disk %s at %s is offline: %s", disk.disk_id, disk.path, fault)
+    disk.state, disk.reasons = DiskState.OFFLINE, [fault]
+    return disk
