@@ -57,9 +57,9 @@ def caller_groups(ctx: RequestContext) -> set[int]:
     return groups
 
 
-
 # (bucket, key, prefix) of the commits the current task makes for the mount (quiet_keys)
 _OWN_COMMITS: ContextVar[tuple[tuple[str, str, bool], ...]] = ContextVar("stowage_mount_commits", default=())
+
 
 class NodeOps(pyfuse3.Operations):
     supports_dot_lookup = False

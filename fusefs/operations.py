@@ -43,6 +43,14 @@ MAX_FILE_BYTES = 5 * 1024**4  # AWS's largest object: a longer file could not be
 GROWTH_CHECK_BYTES = 64 << 20  # a file growing by more at once is checked against the free space
 
 
+def _stale_if_gone(exc: pyfuse3.FUSEError) -> pyfuse3.FUSEError:
+    """An inode gone over S3 since the kernel looked its name up: ESTALE, not ENOENT, makes the
+    kernel look the name up again and retry (stat then answers ENOENT, and open(O_CREAT)
+    creates the file, as on ext4: with ENOENT an open(O_CREAT) of a name S3 had just deleted
+    failed). Any other error stays as it is."""
+    return fail(errno.ESTALE) if exc.errno == errno.ENOENT else exc
+
+
 class StowageFS(NamespaceOps, XattrOps, Invalidation):
     def __init__(self, store: ObjectStore, cfg: Config, keys: ObjectKeys, timeout: float = 5.0) -> None:
         super().__init__(store, cfg, keys, timeout)
@@ -84,10 +92,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
         try:
             return self._entry(self.inodes.get(inode))
         except pyfuse3.FUSEError as exc:
-            # gone over S3 since the kernel looked it up: ESTALE makes the kernel look the path
-            # up again (stat answers ENOENT, open(O_CREAT) creates it), as ENOENT here did not:
-            # an open(O_CREAT) of a name S3 had just deleted failed with ENOENT
-            raise fail(errno.ESTALE if exc.errno == errno.ENOENT else exc.errno) from None
+            raise _stale_if_gone(exc) from None
 
     @fuse_op
     async def setattr(self, inode: int, attr: EntryAttributes, fields: pyfuse3.SetattrFields, fh: int | None,
@@ -196,10 +201,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
                 node = self.inodes.get(inode)
                 st = await self._state(node)
             except pyfuse3.FUSEError as exc:
-                # deleted over S3 since the kernel's lookup: ESTALE makes the kernel look the
-                # name up again and retry, so an open(O_CREAT) creates the file (as on ext4)
-                # and a plain open answers ENOENT
-                raise fail(errno.ESTALE if exc.errno == errno.ENOENT else exc.errno) from None
+                raise _stale_if_gone(exc) from None
             if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
                 self.keys.check_writable(st.base)
             if flags & os.O_TRUNC:  # the kernel passes it on (atomic O_TRUNC): truncate, as ext4 does
