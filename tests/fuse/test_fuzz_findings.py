@@ -137,6 +137,17 @@ def _churn(seconds: float, *workers: Any) -> None:
         t.join()
 
 
+def _repeating(op: Any, errors: list[int]) -> Any:
+    """A worker for _churn: `op()` again and again until the stop time, each OSError's errno kept."""
+    def work(stop: float) -> None:
+        while time.monotonic() < stop:
+            try:
+                op()
+            except OSError as exc:
+                errors.append(exc.errno)
+    return work
+
+
 def test_open_trunc_racing_the_last_close_and_an_unlink(mount_daemon: Any) -> None:
     """open(O_TRUNC) waiting for the file's lock while the last descriptor closed kept the
     state that close dropped: the new descriptor's close (or the open) failed EBADF."""
@@ -144,16 +155,12 @@ def test_open_trunc_racing_the_last_close_and_an_unlink(mount_daemon: Any) -> No
     f = b / "churn"
     errors: list[int] = []
 
-    def writer(stop: float) -> None:
-        while time.monotonic() < stop:
-            try:
-                fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                try:
-                    os.pwrite(fd, b"x" * 100, 0)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                errors.append(exc.errno)
+    def write() -> None:
+        fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.pwrite(fd, b"x" * 100, 0)
+        finally:
+            os.close(fd)
 
     def unlinker(stop: float) -> None:
         while time.monotonic() < stop:
@@ -161,6 +168,7 @@ def test_open_trunc_racing_the_last_close_and_an_unlink(mount_daemon: Any) -> No
                 f.unlink()
             time.sleep(0.01)
 
+    writer = _repeating(write, errors)
     _churn(8, writer, writer, writer, unlinker)
     assert errno.EBADF not in errors and not errors, errors
 
@@ -174,12 +182,6 @@ def test_open_o_creat_racing_s3_puts_and_deletes_of_the_name(mount_daemon: Any) 
     f = b / "o"
     errors: list[int] = []
 
-    def opener(stop: float) -> None:
-        while time.monotonic() < stop:
-            try:
-                os.close(os.open(f, os.O_WRONLY | os.O_CREAT, 0o644))
-            except OSError as exc:
-                errors.append(exc.errno)
 
     def s3_churn(stop: float) -> None:
         c = mount_daemon.s3()
@@ -187,6 +189,7 @@ def test_open_o_creat_racing_s3_puts_and_deletes_of_the_name(mount_daemon: Any) 
             c.put_object(Bucket="fzb", Key="o", Body=b"s3")
             c.delete_object(Bucket="fzb", Key="o")
 
+    opener = _repeating(lambda: os.close(os.open(f, os.O_WRONLY | os.O_CREAT, 0o644)), errors)
     _churn(5, opener, opener, s3_churn, s3_churn)
     assert set(errors) <= {errno.ESTALE}, errors  # (two changes within one open's retry)
 
