@@ -83,6 +83,7 @@ class Disk:
     counters: DiskCounters = field(default_factory=DiskCounters)
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
     reserve_bytes: int = 64 << 20  # keep this much free so the filesystem itself stays healthy
+    reserve_inodes: int = 256  # and this many inodes (a shard file, its temporary, a directory each)
     # spun down (seen by the disk monitor with `hdparm -C`, which does not wake it): new
     # segments and the scrubber leave it asleep while they can
     asleep: bool = False
@@ -146,7 +147,13 @@ class Disk:
         space: tuple[int, int, int | None]
         try:
             st = os.statvfs(self.path)
-            space = (st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, os.stat(self.path).st_dev)
+            free = st.f_bavail * st.f_frsize
+            # A filesystem out of inodes (many small files on ext4, a tmpfs's nr_inodes) refuses
+            # every new shard file whatever its free bytes: its room is none. f_files == 0 means
+            # no inode limit (btrfs, and XFS allocates them as it goes).
+            if st.f_files and st.f_favail < self.reserve_inodes:
+                free = 0
+            space = (free, st.f_blocks * st.f_frsize, os.stat(self.path).st_dev)
         except OSError:
             space = (0, 0, None)
         self._space_read, self._space_at, self._space_reading = space, time.monotonic(), False

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from appliance.engine.shardfile import read_header
+from tests.faultfs import FaultDisk
+from tests.faultfs.rules import GROWING
 
 from .helpers import BUCKET, check_all, ctl, data_segments, full_redundancy, populate, shards_on
 from .test_disk_failure import seven_disk_config
@@ -70,23 +72,20 @@ def test_a_directory_at_a_shards_path_does_not_keep_its_segment_degraded(
 
 
 def test_a_full_disk_is_not_a_failing_disk(daemon_factory: Any, tmp_path: Path) -> None:
-    """A disk whose filesystem is full (here a tmpfs out of inodes: its free bytes still draw
-    placement and heal to it, so every write there gets ENOSPC). Each ENOSPC was counted as an
-    I/O error: the disk went `warning`, then `failing`, on the way to `failed` and a rebuild of
-    all it holds (found by fuzzing). Now its health is untouched, and heal puts the shards its
-    writes missed on the disk that has room."""
+    """A disk that refuses growth with ENOSPC while its statfs still shows room (reserved blocks,
+    a quota, another writer between two reads of its free space; here a fault disk): placement and
+    heal draw to it, and every write there fails. Each ENOSPC was counted as an I/O error: the
+    disk went `warning`, then `failing`, on the way to `failed` and a rebuild of all it holds
+    (found by fuzzing). Now its health is untouched, and heal puts the shards its writes missed on
+    the disk that has room."""
     cfg = seven_disk_config(tmp_path, "data")
     full = tmp_path / "data" / "disks" / "disk6"
-    full.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64T,nr_inodes=600", "tmpfs", str(full)], check=True)
-    try:
+    with FaultDisk.start(tmp_path / "fault", full) as fault:
         d = daemon_factory(["--no-mount", "--config", str(cfg)])
-        filler = full / "filler"
-        filler.mkdir()
+        fault.control.enospc(ops=sorted(GROWING))
         with pytest.raises(OSError) as err:
-            for n in range(1000):
-                (filler / str(n)).touch()
-        assert err.value.errno == errno.ENOSPC
+            (full / "filler").touch()
+        assert err.value.errno == errno.ENOSPC and os.statvfs(full).f_bavail > 0
         disk_id = next(x["disk_id"] for x in ctl(d, "status")["disks"] if x["path"] == str(full))
         objs = populate(d, n=8, seed=5)
         check_all(d, objs)
@@ -100,6 +99,38 @@ def test_a_full_disk_is_not_a_failing_disk(daemon_factory: Any, tmp_path: Path) 
         status = next(x for x in ctl(d, "status")["disks"] if x["disk_id"] == disk_id)
         assert status["state"] == "ok", status
         check_all(d, objs)
+        d.stop()
+
+
+def test_a_disk_out_of_inodes_draws_no_new_shards(daemon_factory: Any, tmp_path: Path) -> None:
+    """A filesystem out of inodes (a tmpfs's nr_inodes here; many small files on ext4) refuses
+    every new file whatever its free bytes. Placement counted only the bytes, so each new segment
+    put a shard there, the write failed, and the segment stayed one shard short until heal
+    rebuilt it elsewhere. Its room is now none: new segments go to the disks that can take them,
+    and nothing is left for heal to do."""
+    cfg = seven_disk_config(tmp_path, "data")
+    full = tmp_path / "data" / "disks" / "disk6"
+    full.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64T,nr_inodes=600", "tmpfs", str(full)], check=True)
+    try:
+        d = daemon_factory(["--no-mount", "--config", str(cfg)])  # lays out the disk's directories
+        d.stop()
+        filler = full / "filler"
+        filler.mkdir()
+        with pytest.raises(OSError) as err:
+            for n in range(1000):
+                (filler / str(n)).touch()
+        assert err.value.errno == errno.ENOSPC and os.statvfs(full).f_bavail > 0
+        d.start()  # its first placement reads the free space afresh
+        disk_id = next(x["disk_id"] for x in ctl(d, "status")["disks"] if x["path"] == str(full))
+        objs = populate(d, n=8, seed=5)
+        check_all(d, objs)
+        assert full_redundancy(d.data_dir)  # no segment waits for heal
+        heal = ctl(d, "heal.run")["heal"]
+        assert heal["pending"] == 0 and heal["rebuilt_shards"] == 0, heal
+        assert not list(full.glob("shards/*/*"))
+        status = next(x for x in ctl(d, "status")["disks"] if x["disk_id"] == disk_id)
+        assert status["state"] == "ok", status
         d.stop()
     finally:
         subprocess.run(["umount", "-l", str(full)], check=True)
