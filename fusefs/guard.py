@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -62,6 +63,42 @@ except Died:
     except OSError:
         pass  # the connection is gone: the daemon's last thread has exited after all
 """
+
+
+CONNECTIONS = "/sys/fs/fuse/connections"
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are written as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def stowage_connection(mount: str) -> str | None:
+    """The fusectl connection of the Stowage mount at `mount` (an absolute path), read from
+    /proc/self/mountinfo: never from a stat of the mount, which waits for as long as a hung
+    connection does. The last match is the top of a stack of mounts."""
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, fstype = left.split(), right.split()[:1]
+            if len(fields) >= 5 and _unescape(fields[4]) == mount and fstype == ["fuse.stowage"]:
+                found = fields[2].partition(":")[2]  # FUSE mounts have anonymous devices: major 0
+    return found
+
+
+def abort_connection(conn: str) -> bool:
+    """Abort a FUSE connection through fusectl (what `umount -f` does first): the mount stays and
+    answers ENOTCONN; its waiting requests fail. False if the connection is gone. The guard's
+    script does the same in its own words: it runs without the daemon's modules (`python -I -S`)."""
+    if not os.path.ismount(CONNECTIONS):  # systemd mounts it at boot; a bare system may not
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", CONNECTIONS], capture_output=True, check=False)
+    try:
+        with open(f"{CONNECTIONS}/{conn}/abort", "w") as f:
+            f.write("1")
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class MountGuard:

@@ -7,6 +7,7 @@ appliance.engine.recover).
     iam.py          `user`, `key`, `group`, `policy`
     heal.py         `scrub`, `heal`, `snapshot-metadata`, `recover-metadata`
     disks.py        `disks list|smart|add|remove|replace` (the host-side disk tools of diskmgr)
+    mountcmd.py     `abort-mount`: free a mount a dead daemon left hanging (systemd's ExecStopPost)
     offline.py      status without a daemon; status_view.py renders status with rich
     progress.py     rich progress of streamed control operations; sizes.py human-readable sizes
 

@@ -23,6 +23,7 @@ from . import heal as cli_heal
 from . import iam as cli_iam
 from . import import_s3 as cli_import
 from . import kms as cli_kms
+from . import mountcmd as cli_mount
 from . import notify as cli_notify
 from . import operator as cli_operator
 from . import replication as cli_replication
@@ -100,5 +101,5 @@ def status(cfg: Config, as_json: bool) -> None:
 for _cmd in [disks, *cli_iam.commands, *cli_heal.commands, *cli_kms.commands, *cli_operator.commands,
              *cli_durability.commands, *cli_notify.commands, *cli_replication.commands, *cli_credentials.commands,
              *cli_export.commands, *cli_import.commands, *cli_upgrade.commands, *cli_usage.commands,
-             *cli_tls.commands, *cli_site.commands]:
+             *cli_tls.commands, *cli_site.commands, *cli_mount.commands]:
     main.add_command(_cmd)
