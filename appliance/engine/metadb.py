@@ -50,7 +50,7 @@ import plyvel
 import trio
 
 from . import keys
-from .errors import FormatError, MetadataUnavailable
+from .errors import FormatError, MetadataUnavailable, StowageError
 from .groupsync import GroupSync, LoopGroup
 from .journal import (
     Journal,
@@ -163,6 +163,14 @@ def _table_files() -> int:
     return 5000 if soft == resource.RLIM_INFINITY else max(100, min(5000, soft // 4))
 
 
+class MetadataInUse(StowageError):
+    """Another process holds the metadata DB. Not a configuration error (exit 78, which systemd
+    does not restart): a killed daemon with a thread stuck in the kernel holds it until that
+    thread returns, and a later start then succeeds."""
+
+    code = "MetadataInUse"
+
+
 class MetaDB:
     def __init__(self, path: Path, *, recovering: bool = False) -> None:
         """`recovering`: opened by recover-metadata, which may find its own unfinished DB."""
@@ -182,6 +190,11 @@ class MetaDB:
                                 lru_cache_size=32 << 20, max_open_files=_table_files())
         except plyvel.CorruptionError as exc:
             raise damaged(path, exc) from exc
+        except plyvel.IOError as exc:
+            if "/LOCK: " in str(exc):  # LevelDB's lock file, held by another process
+                raise MetadataInUse(f"the metadata DB at {path} is in use by another process (the daemon, "
+                                    "running or still exiting, or a `stowage` command); stop it first") from exc
+            raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         except plyvel.Error as exc:
             raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         self.path = path

@@ -115,3 +115,21 @@ def test_a_state_entry_of_the_wrong_kind_is_one_clear_line(tmp_path: Path, name:
     assert r.returncode == 78, r.stderr
     kind = "is a directory" if as_dir else "is not a directory"
     assert r.stderr.startswith(f"stowage: error: {bad} {kind} (") and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_a_metadata_db_held_by_another_process_is_not_a_configuration_error(tmp_path: Path) -> None:
+    """A second start while another process holds the metadata DB (a daemon killed with a thread
+    stuck in the kernel holds it until that thread returns) exited 78, a configuration error,
+    which systemd never restarts: the box stayed down after the stuck disk answered. It is one
+    line and exit 1 (systemd retries)."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    db = plyvel.DB(str(data / "meta"), create_if_missing=True)
+    try:
+        r = subprocess.run([sys.executable, "-m", "appliance", "serve", "--data", str(data), "--no-mount",
+                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    finally:
+        db.close()
+    assert r.returncode == 1, r.stderr
+    assert f"the metadata DB at {data / 'meta'} is in use by another process" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
