@@ -12,13 +12,19 @@ took an old placement is still in progress (store.open_reads), the old volume is
 Crash safety: the old volume goes only after the metadata pointing at the copies is durable. A
 crash before that leaves a copy nothing places (dead space for the next pass; recover-metadata
 takes the newest copy of a shard, the same bytes) or an old volume nothing places any more
-(compacted again by the next pass).
+(compacted again by the next pass). Recovery ignores a volume whose head is damaged, so after
+a crash there it sees only the copies: the same bytes, in a volume it reads.
 
 What is live is decided by the committed metadata, so a packed write whose commit is still to
 come would look dead: a volume holding an unplaced live record created less than
 `settle_seconds` ago is left for a later pass. The current volume (SegmentIO.current_volume) is
 never touched, and when a disk has none yet (nothing appended since the start) its newest
 volume is kept too, so the writer never reuses the number of a removed volume.
+
+A volume's 64-byte head is not needed here: the survey scans the records past it whatever it
+holds (each record carries its own magic and CRC, and only records the metadata places are
+copied), so a volume whose head is damaged (which recovery ignores, and whose records scrub
+and heal therefore rebuild elsewhere) is compacted like any other, and its space comes back.
 
 Finding candidates costs no volume reads: one pass over the segment records gives each volume's
 placed bytes (record size = data offset - record offset + the chunks and their CRCs); only the
@@ -156,7 +162,7 @@ def _survey(store: ObjectStore, disk: Disk, volume: int, settle_seconds: float) 
     a placed record past damage that cannot be checked (left to the healer)."""
     path = volume_path(disk.path, volume)
     size = os.stat(path).st_size
-    records = list(scan(path, volume))
+    records = list(scan(path, volume, need_head=False))  # a damaged head must not keep dead space forever
     live: list[PackedRecord] = []
     recent = 0
     young = time.time_ns() - int(settle_seconds * 1e9)

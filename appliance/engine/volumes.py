@@ -204,13 +204,16 @@ def record_size(header: ShardHeader, json_len: int) -> int:
     return _RECORD_PREFIX.size + json_len + chunks_bytes(header.geometry, header.length)
 
 
-def scan(path: str, volume: int) -> Iterator[PackedRecord]:
+def scan(path: str, volume: int, *, need_head: bool = True) -> Iterator[PackedRecord]:
     """Every record of a volume, in order (blocking). Stops at the first thing that is not a
     whole record: the torn tail of a crash, or damage (what follows a damaged prefix cannot be
-    found; its shards are rebuilt by the healer from their other copies)."""
+    found; its shards are rebuilt by the healer from their other copies). FormatError if the
+    file does not begin with a volume's magic, unless `need_head` is False: the compactor,
+    which moves only what the metadata places and needs nothing else from the file, reads the
+    records of a volume whose head is damaged too (each record is checked on its own)."""
     with open_regular(path) as f:
         head = f.read(VOLUME_HEADER)
-        if len(head) < _VOLUME_PREFIX.size or _VOLUME_PREFIX.unpack_from(head)[0] != VOLUME_MAGIC:
+        if need_head and (len(head) < _VOLUME_PREFIX.size or _VOLUME_PREFIX.unpack_from(head)[0] != VOLUME_MAGIC):
             raise FormatError(f"{path} is not a stowage volume")
         size = os.fstat(f.fileno()).st_size
         offset = VOLUME_HEADER

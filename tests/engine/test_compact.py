@@ -20,11 +20,19 @@ import trio
 from appliance.engine import compact, gc, keys, volumes
 from appliance.engine.compact import compact_once, placed_bytes
 from appliance.engine.disks import Disk
-from appliance.engine.errors import NoSuchKey
+from appliance.engine.errors import FormatError, NoSuchKey
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.records import SegmentRecord
+from appliance.engine.repair import SegmentRepair
 from appliance.engine.shardfile import ShardHeader
-from appliance.engine.volumes import VOLUME_HEADER, encode_record, scan, volume_numbers, volume_path
+from appliance.engine.volumes import (
+    VOLUME_HEADER,
+    check_volume_head,
+    encode_record,
+    scan,
+    volume_numbers,
+    volume_path,
+)
 from tests.healing.helpers import packed_shards
 
 from .conftest import open_store, read_all
@@ -370,6 +378,75 @@ async def test_placed_records_past_a_damaged_record_are_moved(tmp_path: Path) ->
         _close(store)
 
 
+def _damage_head(path: str) -> None:
+    with open(path, "r+b") as f:  # garbage over the 64-byte head (reads never look at it)
+        f.write(b"\xa5" * VOLUME_HEADER)
+
+
+def _kept_by_volume(store: ObjectStore, kept: dict[str, bytes]) -> dict[tuple[str, int], set[str]]:
+    """(disk id, closed volume) -> the kept keys with a shard placed there."""
+    out: dict[tuple[str, int], set[str]] = {}
+    by_id = {d.disk_id: d for d in store.disks}
+    for key in kept:
+        rec = store.get_segment(store.head_object("bkt", key).segments[0].segment_id)
+        for _i, d, p in rec.packed():
+            if p[0] != store.seg.current_volume(by_id[d]):
+                out.setdefault((d, p[0]), set()).add(key)
+    return out
+
+
+async def test_a_volume_with_a_damaged_head_is_compacted(tmp_path: Path) -> None:
+    """No read needs a volume's head, and the compactor finds the records past it without it:
+    a volume whose head is damaged gives its space back once its records are dead (deleted, or
+    moved out by heal, which finds the damage), and its live records are moved like any others
+    (to a volume with a good head, which recovery reads again)."""
+    store = _new_store(tmp_path / "app")
+    try:
+        kept = await _keep_a_quarter(store)
+        by_volume = _kept_by_volume(store, kept)
+        picked: list[tuple[str, int]] = []
+        taken: set[str] = set()
+        for where, held in sorted(by_volume.items()):  # three volumes sharing no object
+            if not held & taken:
+                picked.append(where)
+                taken |= held
+            if len(picked) == 3:
+                break
+        assert len(picked) == 3, by_volume
+        by_id = {d.disk_id: d for d in store.disks}
+        for d, v in picked:
+            _damage_head(volume_path(by_id[d].path, v))
+            with pytest.raises(FormatError):
+                check_volume_head(volume_path(by_id[d].path, v), v)
+        deleted, healed, live = picked
+        # every record of one made dead by deleting its objects
+        await _delete_and_collect(store, sorted(by_volume[deleted]))
+        kept = {k: b for k, b in kept.items() if k not in by_volume[deleted]}
+        # and of another by heal: the scrub finds each shard there damaged and rebuilds it as a file
+        repair = SegmentRepair(store)
+        for key in sorted(by_volume[healed]):
+            res = await repair.check(store.head_object("bkt", key).segments[0].segment_id)
+            assert res is not None and res.rebuilt, key
+        placed = placed_bytes(store)
+        assert placed.get(deleted, 0) == placed.get(healed, 0) == 0 and placed[live] > 0
+        damage = _damage_log(store)
+
+        result = await compact_once(store, 1e-6, settle_seconds=0)
+
+        for d, v in picked:
+            assert v not in volume_numbers(by_id[d].path), (d, v, result.skipped)
+        assert not any(s.startswith(f"{d}/{v}:") for d, v in picked for s in result.skipped), result.skipped
+        assert result.records >= len(by_volume[live])
+        await _check(store, kept)
+        assert damage == []
+        for d, v in set(_placements(store)):  # every packed shard now in a volume recovery reads
+            check_volume_head(volume_path(by_id[d].path, v), v)
+        for key in kept:
+            assert await repair.check(store.head_object("bkt", key).segments[0].segment_id) is None, key
+    finally:
+        _close(store)
+
+
 async def test_compacted_placements_survive_a_restart(tmp_path: Path) -> None:
     root = tmp_path / "app"
     store = _new_store(root)
@@ -491,11 +568,18 @@ async def test_a_write_still_to_commit_keeps_its_volume(tmp_path: Path) -> None:
 
 
 async def _crash_child(root: Path, step: str) -> None:
-    """Write, delete most, collect, then compact and SIGKILL ourselves at `step`."""
+    """Write, delete most, collect, then compact and SIGKILL ourselves at `step` (`+head`: with
+    the head of every closed volume damaged first)."""
     store = _new_store(root)
     kept = {k: hashlib.md5(body).hexdigest() for k, body in (await _keep_a_quarter(store)).items()}
     (root / "kept.json").write_text(json.dumps({"kept": kept, "used": _usage(store)}))
     compact.COPY_BATCH_RECORDS = 4
+    step, heads, _ = step.partition("+head")
+    if heads:
+        for d in store.disks:
+            for v in volume_numbers(d.path):
+                if v != store.seg.current_volume(d):
+                    _damage_head(volume_path(d.path, v))
 
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -576,7 +660,7 @@ async def test_the_sweep_marks_a_crashed_writes_records_dead(tmp_path: Path) -> 
         _close(store)
 
 
-@pytest.mark.parametrize("step", ["append@5", "batch@3", "moved", "removed@2"])
+@pytest.mark.parametrize("step", ["append@5", "batch@3", "moved", "removed@2", "batch@3+head", "removed@2+head"])
 async def test_kill_9_during_compaction_loses_nothing(tmp_path: Path, step: str) -> None:
     root = tmp_path / "app"
     proc = await trio.run_process([sys.executable, "-m", "tests.engine.test_compact", str(root), step],
