@@ -42,7 +42,7 @@ from .engine.errors import StowageError
 from .engine.journal import JOURNAL_DIR, JOURNAL_FORMAT
 from .engine.metadb import DB_FORMAT, MetaDB
 from .engine.records import CredentialRecord
-from .engine.shardfile import ENCRYPTED_FORMAT
+from .engine.shardfile import CHECKSUM_FORMAT
 
 log = logging.getLogger("stowage.upgrade")
 
@@ -77,7 +77,7 @@ MIGRATIONS = [
 ]
 
 # What this version writes; every older format of each is still read.
-FORMATS = {"metadata DB": DB_FORMAT, "shard files": ENCRYPTED_FORMAT, "metadata journal": JOURNAL_FORMAT}
+FORMATS = {"metadata DB": DB_FORMAT, "shard files": CHECKSUM_FORMAT, "metadata journal": JOURNAL_FORMAT}
 
 
 @dataclass

@@ -1,13 +1,20 @@
 """The shard file format: one file per (segment, shard index) on a data disk.
 
-    [0, 8192)        header: b"STWSHARD" | u16 format | u32 json length | JSON | zero padding
+    [0, 8192)        header: b"STWSHARD" | u16 format | u32 json length | JSON
+                             | u32 CRC32C of all before it (format 3) | zero padding
     then per block:  chunk bytes (ceil(block_len / k)) | u32 CRC32C (little endian)
 
 Format 2 is format 1 plus the header field `enc`: the envelope of an encrypted segment's data
-key (engine/crypto.py), so `recover-metadata` can rebuild encrypted segments. It is written only
-for encrypted segments: unencrypted shards stay format 1, readable by every version, and a
-version that predates encryption refuses an encrypted shard instead of reading ciphertext as
-data. The envelope is the one piece of a header `rotate-master` rewrites in place.
+key (engine/crypto.py), so `recover-metadata` can rebuild encrypted segments; a version that
+predates encryption refuses it instead of reading ciphertext as data. Format 3, what every
+header is written as now (encrypted or not, `enc` optional), adds the header's own CRC32C after
+its JSON: no read uses a header past its owner prefix (file_owner), so a flipped bit in a key,
+a bucket name or a length that still parses was found by nothing, and `recover-metadata` would
+have restored from it. A header whose CRC fails is damaged like one that does not decode. The
+JSON starts where it always did, so the owner prefix is the same in every format. Formats 1
+and 2 (no CRC) are still read. The envelope is the one piece of a header `rotate-master`
+rewrites in place (rewritten as format 3, CRC and all; a header that fails its CRC is not
+rewritten: it could not be read).
 
 The header is self-describing (segment id, shard index, k, m, block size, data length, and the
 object identity at write time) so the metadata DB can be rebuilt from shard files alone. It is
@@ -36,8 +43,9 @@ from .errors import FormatError
 from .records import fields_dict, json_dumps, json_loads
 
 MAGIC = b"STWSHARD"
-SHARD_FORMAT = 1  # unencrypted segments
-ENCRYPTED_FORMAT = 2  # with the `enc` header field
+SHARD_FORMAT = 1  # unencrypted segments (read only)
+ENCRYPTED_FORMAT = 2  # with the `enc` header field (read only)
+CHECKSUM_FORMAT = 3  # the header's own CRC32C after its JSON: every header written now
 HEADER_SIZE = 8192
 CRC_SIZE = 4
 _PREFIX = struct.Struct("<8sHI")
@@ -93,9 +101,9 @@ class ShardHeader:
         return body
 
     def encode(self) -> bytes:
-        body = self.json_body(HEADER_SIZE - _PREFIX.size)
-        version = SHARD_FORMAT if self.enc is None else ENCRYPTED_FORMAT
-        raw = _PREFIX.pack(MAGIC, version, len(body)) + body
+        body = self.json_body(HEADER_SIZE - _PREFIX.size - CRC_SIZE)
+        raw = _PREFIX.pack(MAGIC, CHECKSUM_FORMAT, len(body)) + body
+        raw += struct.pack("<I", checksum(raw))
         return raw + bytes(HEADER_SIZE - len(raw))
 
     @classmethod
@@ -108,7 +116,12 @@ class ShardHeader:
         decoder = _HEADER_DECODERS.get(version)
         if decoder is None:
             raise FormatError(f"shard format {version} is not supported by this version")
-        return cls.from_json(raw[_PREFIX.size : _PREFIX.size + n], decoder)
+        end = _PREFIX.size + n
+        if version in _CHECKSUMMED:
+            crc = raw[end : end + CRC_SIZE]
+            if len(crc) < CRC_SIZE or struct.unpack("<I", crc)[0] != checksum(raw[:end]):
+                raise FormatError("damaged shard header: its checksum does not match")
+        return cls.from_json(raw[_PREFIX.size : end], decoder)
 
     @classmethod
     def from_json(cls, body: bytes | memoryview,
@@ -134,9 +147,16 @@ def _header_v2(d: dict[str, Any]) -> ShardHeader:
     return ShardHeader(**d)
 
 
+def _header_v3(d: dict[str, Any]) -> ShardHeader:
+    if d.get("enc") is not None and not isinstance(d["enc"], dict):
+        raise ValueError("an envelope that is not an object")
+    return ShardHeader(**d)
+
+
 # Shard format version -> header decoder. A new format adds an entry; old ones are never edited,
 # because shard files written by every earlier version stay on the disks for years.
-_HEADER_DECODERS: dict[int, Callable[[dict[str, Any]], ShardHeader]] = {1: _header_v1, 2: _header_v2}
+_HEADER_DECODERS: dict[int, Callable[[dict[str, Any]], ShardHeader]] = {1: _header_v1, 2: _header_v2, 3: _header_v3}
+_CHECKSUMMED = frozenset({3})  # formats whose header ends with its own CRC32C
 
 
 def block_count(length: int, block_size: int) -> int:

@@ -103,7 +103,10 @@ def test_shard_file_v2_encrypted() -> None:
     h = read_header(str(path))
     assert (h.segment_id, h.shard, h.k, h.m, h.block_size, h.length) == ("cd" * 16, 1, 4, 2, 65536, 100032)
     assert h.enc == {"v": 1, "mode": "AES256", "wrapped": "AQ5tay0wMTIzNDU2Nzg5YWJjZGVm"}
-    assert h.encode() == path.read_bytes()[:8192]
+    # re-encoded (rotate-master's rewrite_header): format 3, the same JSON where it always was
+    raw = path.read_bytes()[:8192]
+    n = int.from_bytes(raw[10:14], "little")
+    assert h.encode()[:8] + h.encode()[10:14 + n] == raw[:8] + raw[10:14 + n]
     rnd = random.Random(1)
     data = bytes(rnd.randrange(256) for _ in range(100000))
     geo = Geometry(4, 2, 65536)
@@ -115,16 +118,48 @@ def test_shard_file_v2_encrypted() -> None:
         assert chunks[b] == full[1] and data[lo:lo + 100] not in chunks[b]
         rebuilt = decode_block(geo, {1: chunks[b], 0: full[0], 4: full[4], 5: full[5]}, len(sealed))
         assert cipher.open(b, rebuilt, b == 1) == data[lo:hi]
-    # an unencrypted header is still written as format 1
-    assert ShardHeader(**{**asdict(h), "enc": None}).encode()[8:10] == b"\x01\x00"
+    # encrypted or not, a header is written as format 3 (checksummed)
+    assert h.encode()[8:10] == ShardHeader(**{**asdict(h), "enc": None}).encode()[8:10] == b"\x03\x00"
+
+
+def test_shard_file_v3_checksummed() -> None:
+    """Format 3: format 1/2's header with its own CRC32C after the JSON (the chunks as before)."""
+    path = GOLDEN / "shard.v3"
+    h = read_header(str(path))
+    assert (h.segment_id, h.shard, h.k, h.m, h.block_size, h.length) == ("ab" * 16, 1, 4, 2, 65536, 100000)
+    assert h.identity == {"bucket": "bkt", "key": "k", "version_id": "null"} and h.enc is None
+    raw = path.read_bytes()
+    assert h.encode() == raw[:8192]  # the current format writes exactly the golden bytes
+    assert raw[8192:] == (GOLDEN / "shard.v1").read_bytes()[8192:]
+    enc = {"v": 1, "mode": "AES256", "wrapped": "AQ5tay0wMTIzNDU2Nzg5YWJjZGVm"}
+    assert ShardHeader.decode(ShardHeader(**{**asdict(h), "enc": enc}).encode()).enc == enc
+
+
+def test_shard_header_checksum_catches_a_change_that_still_decodes() -> None:
+    """A changed letter of the key, or digit of the length: the JSON still parses (format 1
+    reads it as another object); format 3's CRC finds it."""
+    def changed(raw: bytes) -> list[bytes]:
+        at = raw.index(b'"key":"k"') + 7
+        return [raw[:at] + b"j" + raw[at + 1:], raw.replace(b'"length":100000', b'"length":100001')]
+
+    v1 = (GOLDEN / "shard.v1").read_bytes()[:8192]
+    key, length = changed(v1)  # what an old header cannot tell
+    assert ShardHeader.decode(key).identity["key"] == "j" and ShardHeader.decode(length).length == 100001
+    v3 = (GOLDEN / "shard.v3").read_bytes()[:8192]
+    n = int.from_bytes(v3[10:14], "little")
+    no_crc = v3[:14 + n] + bytes(4) + v3[18 + n:]
+    too_long = v3[:10] + (8192).to_bytes(4, "little") + v3[14:]  # a length past the header's end
+    for bad in [*changed(v3), no_crc, too_long]:
+        with pytest.raises(FormatError, match="checksum"):
+            ShardHeader.decode(bad)
 
 
 def test_shard_header_rejects_foreign_and_future() -> None:
     raw = (GOLDEN / "shard.v1").read_bytes()[:8192]
     with pytest.raises(FormatError):
         ShardHeader.decode(b"NOTSHARD" + raw[8:])
-    with pytest.raises(FormatError, match="format 3"):
-        ShardHeader.decode(raw[:8] + b"\x03" + raw[9:])
+    with pytest.raises(FormatError, match="format 4"):
+        ShardHeader.decode(raw[:8] + b"\x04" + raw[9:])
     with pytest.raises(FormatError, match="envelope"):  # format 2 without its envelope
         ShardHeader.decode(raw[:8] + b"\x02" + raw[9:])
 

@@ -1,6 +1,7 @@
 """Shard headers are what `recover-metadata` places shards by, though no read needs them past
-their owner prefix: a scrub finds a header that no longer decodes (a shard file's, a packed
-record's) as damage and heal rewrites it, so a later metadata loss still finds every shard."""
+their owner prefix: a scrub finds a header that no longer decodes, or whose checksum fails (a
+shard file's, a packed record's), as damage and heal rewrites it, so a later metadata loss still
+finds every shard; recovery restores nothing from such a header."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from appliance.config import embedded_config
+from appliance.engine.recover import find_disks
 from appliance.engine.shardfile import HEADER_SIZE, read_header
 from appliance.engine.volumes import scan
 
@@ -27,6 +30,17 @@ def _owner_end(path: Path) -> int:
     with open(path, "rb") as f:
         raw = f.read(HEADER_SIZE)
     return raw.index(b'"shard":') + 16
+
+
+def _flip_key(path: Path) -> None:
+    """One bit of the first letter of the object key in a shard file's header: the JSON still
+    decodes, and names another key."""
+    with open(path, "r+b") as f:
+        at = f.read(HEADER_SIZE).index(b'"key":"') + 7
+        f.seek(at)
+        b = f.read(1)
+        f.seek(at)
+        f.write(bytes([b[0] ^ 0x01]))
 
 
 def _recover(daemon: Any) -> dict[str, Any]:
@@ -85,6 +99,44 @@ def test_scrub_rewrites_shard_headers_that_do_not_decode(daemon: Any) -> None:
 
     report = _recover(daemon)
     assert report["not_restored"] == [], report["not_restored"]
+    check_all(daemon, objs)
+
+
+def test_scrub_rewrites_a_shard_header_whose_checksum_fails(daemon: Any) -> None:
+    """A flipped bit in the key: the header decodes and describes its shard (segment, index,
+    geometry, length), but names another object; its checksum finds it, and heal rewrites it."""
+    objs = _stored(daemon, {"checked": os.urandom(3 << 20)})
+    (big,) = data_segments(daemon.data_dir).values()
+    shard = big[0]
+    _flip_key(shard.path)
+    inode = shard.path.stat().st_ino
+    daemon.start()
+    check_all(daemon, objs)  # reads never looked past the owner prefix
+
+    first = ctl(daemon, "scrub.start", {"wait": True})
+    assert first["found"] == 1 and first["repaired"] == 1, first
+    assert shard.path.stat().st_ino != inode
+    assert read_header(str(shard.path)).identity == shard.header.identity
+    assert shard.header.identity["key"] == "checked"
+    assert ctl(daemon, "scrub.start", {"wait": True})["found"] == 0
+
+
+def test_recover_restores_nothing_from_a_header_whose_checksum_fails(daemon: Any) -> None:
+    """Metadata and journal lost: the object comes back from its shard headers alone. The header
+    recovery reads first (the first disk's) names another key by one flipped bit: the object
+    is restored under its own key from the other headers (that shard is left out, as one whose
+    header does not decode)."""
+    objs = _stored(daemon, {"checked": os.urandom(3 << 20)})
+    (big,) = data_segments(daemon.data_dir).values()
+    first_disk = find_disks(embedded_config(daemon.data_dir))[1][0][0]
+    (shard,) = [s for s in big if Path(first_disk.path).resolve() in s.path.resolve().parents]
+    _flip_key(shard.path)
+    for journal in daemon.data_dir.glob("disks/*/journal"):
+        shutil.rmtree(journal)
+
+    report = _recover(daemon)
+    assert report["snapshot"] is None and report["versions_added"] == [f"{BUCKET}/checked"], report
+    assert [o["Key"] for o in daemon.s3().list_objects_v2(Bucket=BUCKET)["Contents"]] == ["checked"]
     check_all(daemon, objs)
 
 
