@@ -1,0 +1,229 @@
+"""What docs/metadata-recovery.md says comes back, checked claim by claim on a real daemon (TLS,
+the mount): objects packed in volumes (under `volumes.pack_bytes`) and large erasure-coded ones,
+SSE-S3 (the shipped default), SSE-C and unencrypted, 0-byte objects, keys with unicode, spaces,
+`%` and 1024 bytes, tags, user metadata and content type, several versions and a delete
+marker, completed and in-progress multipart uploads, and through the mount files (packed and
+large), directories, symlinks, hard links, a FIFO and a rename. The daemon is stopped cleanly,
+its DB removed and `recover-metadata` run; after a start everything reads back as before. The
+appliance is then used (new versions, deletions, overwrites), killed, its DB moved aside and
+recovered a second time: a recovery's result is as recoverable as anything else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import DaemonProc
+from tests.fuse.conftest import fuse_available
+
+from .recovery_world import SSEC, SSEC_RAW, _pages, _try, _walk, client, db_dump, describe_diff
+from .test_recover_everything import _differences
+
+needs_fuse = pytest.mark.skipif(not fuse_available(), reason="/dev/fuse is not usable here")
+
+MIB = 1 << 20
+ODD_KEYS = ("ключ/日本語 ✓.txt", "with space/and  two  spaces .txt", "100%/a%20b%2Fc%", "plus+and&amp=?.txt",
+            "long/" + "é" * 200 + "x" * 619)  # 1024 bytes of UTF-8: the longest key S3 allows
+
+
+def _daemon(base: Path, encryption: str) -> DaemonProc:
+    from tests.tlscert import self_signed_cert
+
+    cert, key = self_signed_cert(base)
+    config = base / "stowage.toml"
+    config.write_text(f'[s3]\ntls_cert = "{cert}"\ntls_key = "{key}"\ndefault_bucket_encryption = "{encryption}"\n')
+    d = DaemonProc(base / "data", ["--config", str(config)])
+    d.cert = cert  # type: ignore[attr-defined]
+    return d
+
+
+def _body(n: int, seed: int) -> bytes:
+    return (seed.to_bytes(4, "big") * (n // 4 + 1))[:n]
+
+
+def _write(d: DaemonProc) -> None:
+    s3 = client(d)
+    s3.create_bucket(Bucket="raw")  # the daemon runs with default_bucket_encryption = "none"
+    assert _try(s3.get_bucket_encryption, Bucket="raw") == {"error": "ServerSideEncryptionConfigurationNotFoundError"}
+    for b in ("enc", "raw"):
+        for i, key in enumerate(ODD_KEYS):
+            s3.put_object(Bucket=b, Key=key, Body=_body(100 + i, i), ContentType="text/plain; charset=utf-8",
+                          Metadata={"idx": str(i)}, Tagging=f"k{i}=v%20{i}")
+        s3.put_object(Bucket=b, Key="small", Body=_body(50_000, 1), ContentType="application/x-small",
+                      Metadata={"colour": "green"}, Tagging="size=small")
+        s3.put_object(Bucket=b, Key="large", Body=_body(3 * MIB + 17, 2), ContentType="application/x-large",
+                      Metadata={"colour": "red"}, Tagging="size=large")
+        s3.put_object(Bucket=b, Key="empty", Body=b"", ContentType="application/x-empty", Metadata={"e": "1"})
+        s3.put_object(Bucket=b, Key="ssec/small", Body=_body(4000, 3), **SSEC)
+        s3.put_object(Bucket=b, Key="ssec/large", Body=_body(2 * MIB + 5, 4), **SSEC)
+        s3.put_object(Bucket=b, Key="ssec/empty", Body=b"", **SSEC)
+        uid = s3.create_multipart_upload(Bucket=b, Key="mp/done", ContentType="video/x-mp",
+                                         Metadata={"mp": "done"}, Tagging="mp=1")["UploadId"]
+        parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=b, Key="mp/done", UploadId=uid, PartNumber=n,
+                                                          Body=body)["ETag"]}
+                 for n, body in ((1, _body(5 * MIB, 5)), (2, _body(300, 6)))]
+        s3.complete_multipart_upload(Bucket=b, Key="mp/done", UploadId=uid, MultipartUpload={"Parts": parts})
+        uid = s3.create_multipart_upload(Bucket=b, Key="mp/open é %", Metadata={"mp": "open"})["UploadId"]
+        s3.upload_part(Bucket=b, Key="mp/open é %", UploadId=uid, PartNumber=1, Body=_body(5 * MIB, 7))
+        s3.upload_part(Bucket=b, Key="mp/open é %", UploadId=uid, PartNumber=3, Body=_body(10, 8))
+        s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+        for i in range(4):
+            body = _body(10 + 2 * MIB * (i == 1), 10 + i)  # one of them erasure-coded, not packed
+            s3.put_object(Bucket=b, Key="ver/doc ✓", Body=body, Metadata={"v": str(i)})
+        s3.delete_object(Bucket=b, Key="ver/doc ✓")  # a delete marker on top
+        s3.put_object(Bucket=b, Key="ver/doc ✓", Body=b"after the marker")
+        s3.put_object(Bucket=b, Key="ver/gone", Body=b"x")
+        s3.delete_object(Bucket=b, Key="ver/gone")
+        vids = [v["VersionId"] for v in s3.list_object_versions(Bucket=b, Prefix="ver/doc")["Versions"]]
+        s3.delete_object(Bucket=b, Key="ver/doc ✓", VersionId=vids[-1])  # the oldest version removed
+        s3.put_object_tagging(Bucket=b, Key="small", Tagging={"TagSet": [{"Key": "retagged", "Value": "yes"}]})
+
+        m = Path(d.mount or "") / b / "fs"
+        m.mkdir()
+        (m / "dir é").mkdir(mode=0o750)
+        (m / "dir é" / "file 100%").write_bytes(_body(30_000, 20))
+        (m / "big").write_bytes(_body(2 * MIB + 3, 21))
+        (m / "empty").write_bytes(b"")
+        os.chmod(m / "big", 0o640)
+        os.symlink("dir é/file 100%", m / "link")
+        os.link(m / "dir é" / "file 100%", m / "hard")
+        os.mkfifo(m / "fifo", 0o600)
+        (m / "before").write_bytes(b"renamed")
+        os.rename(m / "before", m / "dir é" / "after")
+        for p in (m / "dir é", m, m.parent):  # the mount's acknowledgement (fusefs/SEMANTICS.md)
+            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _dump(d: DaemonProc) -> dict[str, Any]:
+    """What a client sees: every version's body, headers, tags and attributes, listings (url
+    encoded, with a delimiter), uploads and their parts, and the mount's namespace."""
+    s3 = client(d)
+    out: dict[str, Any] = {"buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"])}
+    for b in out["buckets"]:
+        bd: dict[str, Any] = {name: _try(getattr(s3, name), Bucket=b)
+                              for name in ("get_bucket_versioning", "get_bucket_encryption")}
+        bd["list"] = _pages(s3.list_objects_v2, "Contents", Bucket=b, EncodingType="url")
+        bd["prefixes"] = _pages(s3.list_objects_v2, "CommonPrefixes", Bucket=b, Delimiter="/")
+        listing = [(v, False) for v in _pages(s3.list_object_versions, "Versions", Bucket=b)]
+        listing += [(v, True) for v in _pages(s3.list_object_versions, "DeleteMarkers", Bucket=b)]
+        versions = []
+        for v, marker in sorted(listing, key=lambda t: (t[0]["Key"], t[0]["VersionId"])):
+            entry: dict[str, Any] = {"listed": v, "marker": marker}
+            if not marker:
+                ident = {"Bucket": b, "Key": v["Key"], "VersionId": v["VersionId"]}
+                ssec = v["Key"].startswith("ssec/")
+                entry["get"] = _try(s3.get_object, **ident, **(SSEC if ssec else {}))
+                entry["head"] = _try(s3.head_object, **ident, **(SSEC if ssec else {}))
+                entry["tags"] = _try(s3.get_object_tagging, **ident)
+                entry["attributes"] = _try(s3.get_object_attributes, ObjectAttributes=[
+                    "ETag", "ObjectParts", "StorageClass", "ObjectSize"], **ident, **(SSEC_RAW if ssec else {}))
+            versions.append(entry)
+        bd["versions"] = versions
+        bd["uploads"] = [{"upload": u, "parts": _try(s3.list_parts, Bucket=b, Key=u["Key"], UploadId=u["UploadId"])}
+                         for u in _pages(s3.list_multipart_uploads, "Uploads", Bucket=b)]
+        if d.mount:
+            bd["mount"] = _walk(Path(d.mount) / b / "fs")
+        out[f"bucket {b}"] = bd
+    return out
+
+
+def _check(state: dict[str, Any]) -> None:
+    """The dump holds what _write wrote (so that comparing two dumps means something)."""
+    assert state["buckets"] == ["enc", "raw"]
+    for b, sse in (("enc", "AES256"), ("raw", None)):
+        bd = state[f"bucket {b}"]
+        gets = {(v["listed"]["Key"], v["listed"]["VersionId"]): v["get"] for v in bd["versions"] if not v["marker"]}
+        assert all("error" not in g for g in gets.values()), gets
+        s3_keys = sorted(k for k, _ in gets if not k.startswith("fs/"))  # fs/: the mount's
+        assert len(s3_keys) == len(ODD_KEYS) + 12, s3_keys  # 7 keys, 4 versions of ver/doc, ver/gone
+        assert {k for k, _ in gets} >= set(ODD_KEYS)
+        plain = [g for (k, _), g in gets.items() if not k.startswith(("ssec/", "fs/"))]
+        assert {g.get("ServerSideEncryption") for g in plain} == {sse}
+        assert all(g["SSECustomerAlgorithm"] == "AES256" for (k, _), g in gets.items() if k.startswith("ssec/"))
+        markers = sorted(v["listed"]["Key"] for v in bd["versions"] if v["marker"])
+        assert markers == ["fs/before", "ver/doc ✓", "ver/gone"]  # fs/before: renamed (versioned bucket)
+        assert [(u["upload"]["Key"], [p["PartNumber"] for p in u["parts"]["Parts"]]) for u in bd["uploads"]] == [
+            ("mp/open é %", [1, 3])]
+        fs = bd["mount"]
+        assert fs["dir é/file 100%"]["same_file_as"] == "hard" and fs["hard"]["nlink"] == 2  # walked first
+        assert fs["link"]["target"] == "dir é/file 100%" and stat.S_ISFIFO(int(fs["fifo"]["mode"], 8))
+        assert fs["big"]["size"] == 2 * MIB + 3 and "before" not in fs and fs["dir é/after"]["size"] == 7
+
+
+def _use(d: DaemonProc) -> None:
+    """Ordinary use after a recovery: it must behave as before one."""
+    s3 = client(d)
+    for b in ("enc", "raw"):
+        s3.put_object(Bucket=b, Key="ver/doc ✓", Body=b"newest", Metadata={"after": "recovery"})
+        s3.delete_object(Bucket=b, Key=ODD_KEYS[0])  # a delete marker (versioned now)
+        for k in ("small", "large"):
+            vid = s3.head_object(Bucket=b, Key=k)["VersionId"]
+            s3.delete_object(Bucket=b, Key=k, VersionId=vid)  # a version removed: its data goes
+        s3.put_object(Bucket=b, Key="small", Body=_body(60_000, 30), ContentType="text/x-new")
+        s3.put_object(Bucket=b, Key="new large", Body=_body(MIB * 3 // 2, 31), **SSEC)
+        m = Path(d.mount or "") / b / "fs"
+        (m / "dir é" / "file 100%").write_bytes(_body(1000, 32))  # through the hard link too
+        os.unlink(m / "fifo")
+        (m / "new").write_bytes(b"new file")
+        for p in (m / "dir é", m):
+            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _recover(d: DaemonProc) -> dict[str, Any]:
+    report = json.loads(d.cli("recover-metadata", "--json").stdout)
+    assert report["journal"]["complete"], report
+    assert report["not_restored"] == [] and report["versions_added"] == [] and report["versions_dropped"] == []
+    return report
+
+
+@needs_fuse
+def test_every_promised_kind_of_object_and_file_comes_back(tmp_path: Path) -> None:
+    d = _daemon(tmp_path, "AES256")  # the shipped default: new buckets encrypt with SSE-S3
+    d.start()
+    try:
+        client(d).create_bucket(Bucket="enc")
+        d.stop(timeout=30)
+        d = _daemon(tmp_path, "none")  # same data dir and certificate name, unencrypted buckets now
+        d.start()
+        _write(d)
+        before = _dump(d)
+        _check(before)
+
+        d.stop(timeout=30)  # a clean stop
+        lost = db_dump(d.data_dir / "meta")
+        shutil.rmtree(d.data_dir / "meta")
+        _recover(d)
+        diff = describe_diff(lost, db_dump(d.data_dir / "meta"))
+        assert not diff, "\n".join(diff[:40])
+        d.start()
+        after = _dump(d)
+        assert after == before, "\n".join(_differences(before, after)[:40])
+
+        _use(d)  # then used, killed, and its DB lost again
+        before = _dump(d)
+        d.kill()
+        lost = db_dump(d.data_dir / "meta")
+        (d.data_dir / "meta").rename(d.data_dir / "meta.broken")
+        _recover(d)
+        diff = describe_diff(lost, db_dump(d.data_dir / "meta"))
+        assert not diff, "\n".join(diff[:40])
+        d.start()
+        after = _dump(d)
+        assert after == before, "\n".join(_differences(before, after)[:40])
+    finally:
+        d.stop(timeout=30) if d.proc and d.proc.poll() is None else d.kill()
+
