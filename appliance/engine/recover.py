@@ -20,7 +20,7 @@
    - only when the journal is incomplete (a gap, or an appliance from before the journal): a
      segment written since with an object identity (bucket/key/version_id/etag/size: a single
      PUT) becomes that object version, with the object lock the headers record (bucket created
-     if needed, with object lock if the headers say so); a multipart part (upload_id/part) is
+     if needed, versioned or with object lock if the headers say so); a multipart part (upload_id/part) is
      added to its upload if the upload is known. With a complete journal such a segment was
      never committed (a write that failed or lost its race) and is left to the orphan sweep, so
      nothing deleted or never acknowledged comes back;
@@ -474,6 +474,9 @@ class _Rebuilder:
         brec = self.db.get_record(BucketRecord, keys.bucket(bucket))
         if brec is None:
             brec = BucketRecord(bucket, rec.created_ns, versioning="Enabled" if version_id != "null" else "")
+            self.b.put(keys.bucket(bucket), brec)
+        if version_id != "null" and not brec.versioning:  # enabled after the snapshot or the bucket's first PUT
+            brec.versioning = "Enabled"  # (never back to "": Suspended is a state the headers cannot show)
             self.b.put(keys.bucket(bucket), brec)
         if ident.get("object_lock") and not lock.enabled(brec):  # enabled after the snapshot
             brec.versioning, brec.object_lock = "Enabled", lock.LockConfig().to_record()
