@@ -622,10 +622,14 @@ def _save(db: MetaDB, report: RecoveryReport) -> None:
     db.load([(keys.progress(RECOVERED), report.encode())], sync=True)
 
 
+# what a freshly made ext4 filesystem holds: the meta dir may be a new SSD mounted there (the doc's procedure)
+FRESH_FS = "lost+found"
+
+
 def _wipe(meta: Path) -> None:
-    """Remove an unfinished snapshot restore (everything but the marker)."""
+    """Remove an unfinished snapshot restore (everything but the marker and the filesystem's own)."""
     for p in meta.iterdir():
-        if p.name == RECOVERY_MARKER:
+        if p.name in (RECOVERY_MARKER, FRESH_FS):
             continue
         if p.is_dir():
             shutil.rmtree(p)
@@ -638,7 +642,7 @@ def _resumable(meta: Path) -> bool:
     or missing."""
     if (meta / RECOVERY_MARKER).exists():
         return True
-    if meta.exists() and any(meta.iterdir()):
+    if meta.exists() and any(p.name != FRESH_FS for p in meta.iterdir()):
         raise RecoveryError(f"{meta} is not empty; move the old metadata away first (recovery never overwrites)")
     return False
 

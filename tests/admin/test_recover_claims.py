@@ -5,9 +5,10 @@ SSE-S3 (the shipped default), SSE-C and unencrypted, 0-byte objects, keys with u
 marker, completed and in-progress multipart uploads, and through the mount files (packed and
 large), directories, symlinks, hard links, a FIFO and a rename. The daemon is stopped cleanly,
 its DB removed and `recover-metadata` run; after a start everything reads back as before. The
-appliance is then used (new versions, deletions, overwrites), killed, its DB moved aside and
-recovered a second time: a recovery's result is as recoverable as anything else. Without the
-journal, the doc's table of what the shard headers alone bring back is checked too."""
+appliance is then used (new versions, deletions, overwrites), killed, its DB moved aside, a new
+(ext4: lost+found) SSD "mounted" there and recovered a second time: a recovery's result is as
+recoverable as anything else. Without the journal, the doc's table of what the shard headers
+alone bring back is checked too."""
 
 from __future__ import annotations
 
@@ -219,6 +220,7 @@ def test_every_promised_kind_of_object_and_file_comes_back(tmp_path: Path) -> No
         d.kill()
         lost = db_dump(d.data_dir / "meta")
         (d.data_dir / "meta").rename(d.data_dir / "meta.broken")
+        (d.data_dir / "meta" / "lost+found").mkdir(parents=True)  # a new SSD mounted there: a fresh ext4
         _recover(d)
         diff = describe_diff(lost, db_dump(d.data_dir / "meta"))
         assert not diff, "\n".join(diff[:40])
