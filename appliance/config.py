@@ -474,6 +474,16 @@ def _validate_acme(cfg: Config) -> None:
         raise ConfigError("acme: renew_days, check_interval and retry_interval must be positive")
 
 
+NO_DEFAULT_ENCRYPTION = "none"  # [s3] default_bucket_encryption: new buckets get no default encryption
+
+
+def default_bucket_encryption(cfg: Config) -> dict[str, str] | None:
+    """BucketRecord.encryption of a new bucket ([s3] default_bucket_encryption): made by the
+    gateway, the mount's mkdir, and recover-metadata for a bucket rebuilt from shard headers."""
+    algorithm = cfg.s3.default_bucket_encryption
+    return None if algorithm == NO_DEFAULT_ENCRYPTION else {"algorithm": algorithm}
+
+
 def validate(cfg: Config) -> Config:
     if not cfg.state_dir:
         raise ConfigError("state_dir: must not be empty")
@@ -535,7 +545,7 @@ def validate(cfg: Config) -> Config:
     if cfg.s3.default_object_ownership not in OBJECT_OWNERSHIP:
         raise ConfigError(f"s3.default_object_ownership: expected {', '.join(OBJECT_OWNERSHIP)}, "
                           f"got {cfg.s3.default_object_ownership!r}")
-    if cfg.s3.default_bucket_encryption not in ("AES256", "none"):
+    if cfg.s3.default_bucket_encryption not in ("AES256", NO_DEFAULT_ENCRYPTION):
         raise ConfigError(f"s3.default_bucket_encryption: expected AES256 or none, "
                           f"got {cfg.s3.default_bucket_encryption!r}")
     _validate_intervals(cfg)

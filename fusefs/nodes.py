@@ -19,9 +19,9 @@ import pyfuse3
 import trio
 from pyfuse3 import EntryAttributes, RequestContext
 
-from appliance.config import Config
+from appliance.config import Config, default_bucket_encryption
 from appliance.engine import ObjectStore, ObjectVersion, PutMeta
-from appliance.iam.objectkeys import ObjectKeys, default_bucket_encryption
+from appliance.iam.objectkeys import ObjectKeys
 
 from .access import BucketDefaults
 from .attrs import Mutate, Posix, entry, meta_of, now_ns, posix_of

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from appliance.config import default_bucket_encryption
 from appliance.engine import BucketRecord
 from appliance.engine.errors import BucketAlreadyOwnedByYou, StowageError
-from appliance.iam.objectkeys import default_bucket_encryption
 
 from . import acl as acls
 from . import bucketpages

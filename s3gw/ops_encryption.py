@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.config import default_bucket_encryption
 from appliance.engine import BucketRecord
 from appliance.iam.kms import MODE_KMS, MODE_S3, key_arn
-from appliance.iam.objectkeys import default_bucket_encryption
 
 from .body import read_xml
 from .ctx import Ctx, OpHandler

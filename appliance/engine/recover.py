@@ -57,7 +57,7 @@ from typing import Any
 
 import trio
 
-from appliance.config import Config
+from appliance.config import Config, default_bucket_encryption
 from diskmgr import label as labels
 from diskmgr.durable import fsync_dir
 from diskmgr.state import DiskState
@@ -342,8 +342,9 @@ class _Rebuilder:
     """The reconciliation of step 3, on an open DB (blocking)."""
 
     def __init__(self, db: MetaDB, found: dict[str, Found], pools: dict[str, str], report: RecoveryReport,
-                 complete: bool) -> None:
+                 complete: bool, encryption: dict[str, str] | None) -> None:
         self.db = db
+        self.encryption = encryption  # what a bucket rebuilt from headers starts with, as a new one does
         self.found = found
         self.pools = pools  # disk id -> pool
         self.report = report
@@ -473,7 +474,8 @@ class _Rebuilder:
         bucket, key, version_id = str(ident["bucket"]), str(ident["key"]), str(ident["version_id"])
         brec = self.db.get_record(BucketRecord, keys.bucket(bucket))
         if brec is None:
-            brec = BucketRecord(bucket, rec.created_ns, versioning="Enabled" if version_id != "null" else "")
+            brec = BucketRecord(bucket, rec.created_ns, versioning="Enabled" if version_id != "null" else "",
+                                encryption=self.encryption)
             self.b.put(keys.bucket(bucket), brec)
         if version_id != "null" and not brec.versioning:  # enabled after the snapshot or the bucket's first PUT
             brec.versioning = "Enabled"  # (never back to "": Suspended is a state the headers cannot show)
@@ -701,7 +703,8 @@ def _reconcile(db: MetaDB, cfg: Config, found: dict[str, Found], disks: list[tup
     report.versions_added, report.parts_added, report.versions_dropped = [], 0, []
     report.segments_unreadable, report.segments_ignored, report.segments_uncommitted = [], 0, 0
     report.degraded_segments = 0
-    r = _Rebuilder(db, found, {d.disk_id: d.pool for d, _ in disks}, report, complete)
+    r = _Rebuilder(db, found, {d.disk_id: d.pool for d, _ in disks}, report, complete,
+                   default_bucket_encryption(cfg))
     known = {k[1:].decode() for k, _ in db.scan(keys.SEGMENT)}
     gone: set[str] = set()
 

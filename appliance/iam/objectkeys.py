@@ -24,7 +24,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from appliance.config import Config
 from appliance.engine import BucketRecord, KeyResolver, ObjectStore, ObjectVersion, SegmentKey
 
 from .kms import (
@@ -41,7 +40,6 @@ from .kms import (
 )
 
 ARN_CONTEXT = "aws:s3:arn"  # the default encryption context of SSE-KMS: the object's ARN
-NO_DEFAULT = "none"  # [s3] default_bucket_encryption: new buckets get no default encryption
 
 
 def default_context(bucket: str, key: str) -> dict[str, str]:
@@ -147,12 +145,6 @@ def protection_of(store: ObjectStore, v: ObjectVersion) -> Protection:
     if info.mode == MODE_C:
         return Protection(MODE_C, proof={"salt": str(env.get("salt", "")), "hmac": str(env.get("hmac", ""))})
     return Protection(info.mode, info.kms_key_id, info.context)
-
-
-def default_bucket_encryption(cfg: Config) -> dict[str, str] | None:
-    """BucketRecord.encryption of a new bucket ([s3] default_bucket_encryption)."""
-    algorithm = cfg.s3.default_bucket_encryption
-    return None if algorithm == NO_DEFAULT else {"algorithm": algorithm}
 
 
 class ObjectKeys:
