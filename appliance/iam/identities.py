@@ -206,7 +206,7 @@ def build_index(state: IdentityState, account: str, master: MasterKey, previous:
     managed.update((p.name, p) for p in state.policies)
     users: dict[str, UserEntry] = {}
     for u in state.users:
-        principal = Principal.user(u.name, account, user_id=u.user_id, canonical_id=u.canonical_id)
+        principal = Principal.user(u.name, account, user_id=u.user_id, canonical_id=u.canonical_id, path=u.path)
         policies = b.policies_of(u, managed)
         for g in state.groups:
             if u.name in g.members:

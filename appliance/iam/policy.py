@@ -60,6 +60,7 @@ class Principal:
     name: str = ""  # the IAM user name (kind "user")
     user_id: str = ""  # aws:userid; defaults to the account id (root) or the user name
     canonical_id: str = ""  # the ACL canonical user id, matched by {"CanonicalUser": ...}
+    path: str = "/"  # the IAM user's path ("/team/"): part of its ARN, so of what Principal matches
     # the session policy of the access key the request was signed with: it narrows what is allowed
     session: Policy | None = field(default=None, repr=False, compare=False)
     arn: str = field(init=False, repr=False, compare=False)  # empty for anonymous, who has none
@@ -69,7 +70,8 @@ class Principal:
     def __post_init__(self) -> None:
         # Derived once: a gateway that keeps its Principal per access key pays for this once.
         account_arn = f"arn:aws:iam::{self.account}:root"
-        arn = {"user": f"arn:aws:iam::{self.account}:user/{self.name}", "root": account_arn}.get(self.kind, "")
+        user_arn = f"arn:aws:iam::{self.account}:user{self.path}{self.name}"  # as IAM's GetUser shows it
+        arn = {"user": user_arn, "root": account_arn}.get(self.kind, "")
         object.__setattr__(self, "account_arn", account_arn)
         object.__setattr__(self, "arn", arn)
         object.__setattr__(self, "context_keys", self._derive_context_keys())
@@ -79,8 +81,9 @@ class Principal:
         return cls("root", account, canonical_id=canonical_id)
 
     @classmethod
-    def user(cls, name: str, account: str = DEFAULT_ACCOUNT, user_id: str = "", canonical_id: str = "") -> Principal:
-        return cls("user", account, name, user_id, canonical_id)
+    def user(cls, name: str, account: str = DEFAULT_ACCOUNT, user_id: str = "", canonical_id: str = "",
+             path: str = "/") -> Principal:
+        return cls("user", account, name, user_id, canonical_id, path=path)
 
     @classmethod
     def anonymous(cls, account: str = DEFAULT_ACCOUNT) -> Principal:

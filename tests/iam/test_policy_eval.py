@@ -87,6 +87,8 @@ def B(effect: str, principal: object, action: str | list[str] = "s3:*", resource
 
 
 USER_ARN = f"arn:aws:iam::{ACCT}:user/alice"
+CAROL = Principal.user("carol", path="/team/")
+CAROL_ARN = f"arn:aws:iam::{ACCT}:user/team/carol"
 
 CASES = [
     # --- allow / deny precedence --------------------------------------------------------------
@@ -99,6 +101,13 @@ CASES = [
     Case("bucket-allow-alone", "allow", [], [B("Allow", {"AWS": USER_ARN}, "s3:GetObject", "arn:aws:s3:::b/*")]),
     Case("bucket-allow-other-user", "implicit", [], [B("Allow", {"AWS": f"arn:aws:iam::{ACCT}:user/bob"})]),
     Case("identity-deny-over-bucket-allow", "deny", [[deny()]], [B("Allow", "*")]),
+    # a user with a path is named by its whole ARN, as IAM shows it (user/PATH/NAME)
+    Case("bucket-allow-user-with-path", "allow", [], [B("Allow", {"AWS": CAROL_ARN})],
+         principal=CAROL),
+    Case("bucket-deny-user-with-path", "deny", [[allow()]], [B("Deny", {"AWS": CAROL_ARN})],
+         principal=CAROL),
+    Case("bucket-deny-path-needed", "allow", [[allow()]], [B("Deny", {"AWS": f"arn:aws:iam::{ACCT}:user/carol"})],
+         principal=CAROL),
     Case("acl-alone", "allow", acl=True),
     Case("acl-vs-bucket-deny", "deny", bucket=[B("Deny", "*")], acl=True),
     Case("acl-vs-identity-deny", "deny", [[deny("s3:Get*")]], acl=True),
@@ -486,6 +495,7 @@ def test_context_derived_from_principal() -> None:
     assert ctx["aws:userid"] == ("AIDAEXAMPLE",)
     assert ctx["aws:principaltype"] == ("User",)
     assert ctx["aws:principalarn"] == (USER_ARN,)
+    assert AuthzRequest(CAROL, "s3:GetObject", "x").ctx["aws:principalarn"] == (CAROL_ARN,)
     root = AuthzRequest(ROOT, "s3:GetObject", "x").ctx
     assert root["aws:principaltype"] == ("Account",) and root["aws:userid"] == (ACCT,)
     assert "aws:username" not in root
