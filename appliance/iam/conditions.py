@@ -295,6 +295,9 @@ class Condition:
     negate: bool
     matcher: _Matcher | None  # None for Null
     null_when: frozenset[bool] = frozenset()
+    # the values that hold policy variables (${aws:username}): for a negated operator, a value
+    # whose variable has no value must not make the condition true (policy.Statement.applies)
+    templates: tuple[Pattern, ...] = ()
 
     def holds(self, ctx: Context) -> bool:
         values = ctx.get(self.key)
@@ -396,6 +399,10 @@ def _matcher(spec: _OpSpec, values: tuple[str, ...], variables: bool, where: str
     raise AssertionError(fam)
 
 
+# The operator families whose values may hold policy variables.
+_TEMPLATED = frozenset({Family.STRING, Family.STRING_LIKE, Family.ARN})
+
+
 def parse_conditions(raw: object, *, variables: bool) -> tuple[Condition, ...]:
     """The statement's Condition element; `variables` is False for Version 2008-10-17."""
     block = object_of(raw, "Condition")
@@ -419,6 +426,10 @@ def parse_conditions(raw: object, *, variables: bool) -> tuple[Condition, ...]:
                                      frozenset(v.lower() == "true" for v in values)))
                 continue
             matcher = _matcher(spec, values, variables, where)
+            templates: tuple[Pattern, ...] = ()
+            if variables and spec.family in _TEMPLATED:
+                parsed = (Pattern.parse(v, wildcards=False, variables=True) for v in values)
+                templates = tuple(p for p in parsed if p.has_vars)
             out.append(Condition(op_text, spec.family, key.lower(), values, qualifier, if_exists, spec.negate,
-                                 matcher))
+                                 matcher, templates=templates))
     return tuple(out)

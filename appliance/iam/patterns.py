@@ -102,6 +102,8 @@ class Pattern:
     def resolve(self, ctx: Context) -> tuple[str | Wild, ...] | None:
         """Substitute the variables; None when one has no single value and no default, which
         makes this pattern match nothing (AWS: the Resource or condition value does not match).
+        In a negated element (NotResource, StringNotEquals, ...) an Allow statement with such a
+        pattern does not apply at all (policy.Statement.applies).
         """
         out: list[str | Wild] = []
         for it in self.items:

@@ -186,6 +186,11 @@ class Statement:
     resources: GlobSet  # case-sensitive
     not_resource: bool
     conditions: tuple[Condition, ...]
+    # Patterns with policy variables in a negated element (NotResource, StringNotEquals, ...). A
+    # variable without a value makes its pattern match nothing, which a negation would turn into
+    # "matches everything": AWS then holds the statement invalid. An Allow does not apply; a Deny
+    # still does, so that a missing value never widens access.
+    negated_templates: tuple[Pattern, ...] = ()
 
     def covers_action(self, action_key: str) -> bool:
         return self.actions.matches(action_key, _NO_CONTEXT) != self.not_action
@@ -194,6 +199,9 @@ class Statement:
         """Whether the statement applies to the request, its action apart: callers take the
         statement from Policy.candidates, which has matched the action already."""
         ctx = request.ctx
+        if self.negated_templates and self.effect == "Allow" and any(
+                p.resolve(ctx) is None for p in self.negated_templates):
+            return False
         if self.resources.matches(request.resource, ctx) == self.not_resource:
             return False
         if self.principal is not None and self.principal.matches(request.principal) == self.not_principal:
@@ -347,8 +355,10 @@ def _parse_statement(index: int, raw: object, kind: PolicyKind, variables: bool,
     resources = GlobSet(_parse_resource(r, kind, variables, bucket) for r in texts_of(st[field_name], field_name))
 
     conditions = parse_conditions(st["Condition"], variables=variables) if "Condition" in st else ()
+    negated = [p for p in resources.patterns if p.has_vars] if not_resource else []
+    negated += [p for c in conditions if c.negate for p in c.templates]
     return Statement(index, sid, effect, principal, not_principal, actions, not_action, resources, not_resource,
-                     conditions)
+                     conditions, tuple(negated))
 
 
 def _one_of(st: Mapping[str, object], name: str, negated: str, missing: str) -> tuple[str, bool]:

@@ -89,6 +89,7 @@ def B(effect: str, principal: object, action: str | list[str] = "s3:*", resource
 USER_ARN = f"arn:aws:iam::{ACCT}:user/alice"
 CAROL = Principal.user("carol", path="/team/")
 CAROL_ARN = f"arn:aws:iam::{ACCT}:user/team/carol"
+OWN_HOME = "arn:aws:s3:::b/${aws:username}/*"
 
 CASES = [
     # --- allow / deny precedence --------------------------------------------------------------
@@ -404,9 +405,25 @@ CASES = [
          principal=Principal.user("a*"), resource="arn:aws:s3:::home/a*/x"),
     Case("var-multivalued-key-cannot-substitute", "implicit", [[allow("s3:*", "arn:aws:s3:::b/${s3:tags}")]],
          resource="arn:aws:s3:::b/x", context={"s3:tags": ["x", "y"]}),
-    Case("var-missing-negated-condition", "allow",
+    # A variable without a value would turn a negated element into "matches everything"; AWS
+    # holds such a statement invalid: an Allow grants nothing, a Deny here still denies.
+    Case("var-missing-negated-condition", "implicit",
          bucket=[B("Allow", "*", when=cond(StringNotEquals={"s3:prefix": "${aws:username}"}))], principal=ANON,
          context={"s3:prefix": "x"}),
+    Case("var-missing-negated-condition-default", "allow",
+         bucket=[B("Allow", "*", when=cond(StringNotEquals={"s3:prefix": "${aws:username, 'x'}"}))], principal=ANON,
+         context={"s3:prefix": "y"}),
+    Case("var-missing-notresource-allow", "implicit",
+         bucket=[{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "NotResource": OWN_HOME}],
+         principal=ANON),
+    Case("var-missing-notresource-deny", "deny", [[allow()]],
+         bucket=[{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "NotResource": OWN_HOME}],
+         principal=ANON, acl=True),
+    Case("var-missing-not-like-deny", "deny",
+         bucket=[B("Deny", "*", when=cond(StringNotLike={"s3:prefix": "${aws:username}/*"}))], principal=ANON,
+         context={"s3:prefix": "x"}, acl=True),
+    Case("var-present-notresource", "allow",
+         [[{"Effect": "Allow", "Action": "s3:*", "NotResource": OWN_HOME}]]),
     Case("escape-star", "allow", [[allow("s3:*", "arn:aws:s3:::b/${*}")]], resource="arn:aws:s3:::b/*"),
     Case("escape-star-is-not-wildcard", "implicit", [[allow("s3:*", "arn:aws:s3:::b/${*}")]],
          resource="arn:aws:s3:::b/x"),

@@ -247,6 +247,12 @@ CASES = [
                                                                           f"{ARN}/home/${{aws:username}}/*")]),
     Case("var-resource-other", "alice", get("home/carol/c"), DENIED, identity=[allow(
         "s3:GetObject", f"{ARN}/home/${{aws:username}}/*")]),
+    Case("var-unresolved-notresource", "anon", get("x"), DENIED, bucket=[everyone({
+        "Effect": "Allow", "Action": "s3:GetObject", "NotResource": f"{ARN}/home/${{aws:username}}/*"})]),
+    Case("var-unresolved-not-equals", "anon", get("x"), DENIED, bucket=[everyone({
+        **allow("s3:GetObject", OBJ), "Condition": {"StringNotEquals": {"aws:PrincipalArn": "${aws:username}"}}})]),
+    Case("var-unresolved-not-like", "anon", get("x"), DENIED, bucket=[everyone({
+        **allow("s3:GetObject", OBJ), "Condition": {"StringNotLike": {"aws:userid": "${aws:username}*"}}})]),
     Case("var-unresolved-deny-still-denies", "anon", get("x"), DENIED, bucket=[
         everyone(allow("s3:GetObject", OBJ)),
         everyone({"Effect": "Deny", "Action": "s3:GetObject", "NotResource": f"{ARN}/home/${{aws:username}}/*"})]),
