@@ -32,7 +32,16 @@ from appliance.services.eventhub import EventHub
 
 from . import replica
 from .adminpaths import AdminPaths, is_admin_path
-from .authz import Authorizer, BucketView, Check, copy_source_of, request_context, request_tags, required
+from .authz import (
+    Authorizer,
+    BucketView,
+    Check,
+    copy_source_of,
+    global_context,
+    request_context,
+    request_tags,
+    required,
+)
 from .body import read_xml
 from .cors import CorsRule, actual_headers
 from .ctx import Ctx
@@ -252,7 +261,7 @@ class S3App:
             return False
         if principal.kind == "root":
             return True
-        return await self.authz.decide(principal, Check(action, "", bucket_policy=False), {}, None)
+        return await self.authz.decide(principal, Check(action, "", bucket_policy=False), global_context(req), None)
 
     async def _may_list(self, ctx: Ctx, view: BucketView | None) -> bool:
         return ctx.principal.kind == "root" or await self.authz.decide(

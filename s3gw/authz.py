@@ -239,12 +239,19 @@ def _now_keys() -> dict[str, str]:
     return _clock[1]
 
 
+def global_context(req: Request) -> Conditions:
+    """The global condition keys of any request: aws:SourceIp, aws:SecureTransport, the time.
+    Every evaluation of a request needs them, the stowage:* actions of the admin paths and the
+    console as much as S3's: without them a Deny on a source range or on plain HTTP never applies."""
+    return {"aws:SourceIp": req.remote.rpartition(":")[0], "aws:SecureTransport": "true" if req.tls else "false",
+            **_now_keys()}
+
+
 def request_context(req: Request, route: Route, op: Op, *, signed: bool, presigned: bool,
                     tags: Mapping[str, str] | None, signature_version: str = "AWS4-HMAC-SHA256") -> Conditions:
     """The condition keys the request itself supplies (the principal's are added by the policy
     module, s3:VersionId and s3:ExistingObjectTag per check)."""
-    ctx: Conditions = {"aws:SourceIp": req.remote.rpartition(":")[0],
-                       "aws:SecureTransport": "true" if req.tls else "false", **_now_keys()}
+    ctx = global_context(req)
     if signed:
         ctx["s3:signatureversion"] = signature_version  # "AWS" for SigV2
         ctx["s3:authType"] = "REST-QUERY-STRING" if presigned else "REST-HEADER"

@@ -42,6 +42,7 @@ from appliance.engine.errors import StowageError
 from appliance.iam.policy import AuthzRequest, Principal, authorize
 
 from ..adminpaths import PREFIX
+from ..authz import global_context
 from ..errors import S3Error
 from ..http import Request, Response
 from ..metrics import METRICS_ACTION
@@ -158,7 +159,7 @@ class Console:
         if path == "presign" and req.method == "POST":
             return await self._presign(req, session)
         if path == "disks" and req.method == "GET":
-            return await self._disks(principal)
+            return await self._disks(req, principal)
         if path in ("disks/action", "disks/candidates", "durability", "version", "history"):
             return await self._appliance(req, path, principal)
         raise ConsoleError(404, "NotFound", "No such console call.")
@@ -280,13 +281,14 @@ class Console:
                           version_id=version, attachment=attachment)
         return _json(200, {"url": url})
 
-    def _require(self, principal: Principal, action: str, what: str) -> None:
-        decision = authorize(AuthzRequest(principal, action, "*"), self.app.authz.identity_policies(principal), None)
+    def _require(self, req: Request, principal: Principal, action: str, what: str) -> None:
+        request = AuthzRequest(principal, action, "*", global_context(req))  # aws:SourceIp and the like
+        decision = authorize(request, self.app.authz.identity_policies(principal), None)
         if not decision.allowed:
             raise ConsoleError(403, "AccessDenied", f"{what} needs {action}.")
 
-    async def _disks(self, principal: Principal) -> Response:
-        self._require(principal, DISKS_ACTION, "Viewing the disks")
+    async def _disks(self, req: Request, principal: Principal) -> Response:
+        self._require(req, principal, DISKS_ACTION, "Viewing the disks")
         store = self.app.store
         cap = store.capacity()
         disks = [{"disk_id": d.disk_id, "path": str(d.path), "pool": d.pool, "role": d.role, "state": str(d.state),
@@ -310,7 +312,7 @@ class Console:
         if path == "disks/action":
             if req.method != "POST":
                 raise ConsoleError(405, "MethodNotAllowed", "Act with POST.")
-            self._require(principal, MANAGE_DISKS_ACTION, "Acting on the disks")
+            self._require(req, principal, MANAGE_DISKS_ACTION, "Acting on the disks")
             doc = await self._read_json(req)
             action = doc.get("action")
             if not isinstance(action, str):
@@ -323,9 +325,9 @@ class Console:
         if req.method != "GET":
             raise ConsoleError(405, "MethodNotAllowed", "Read with GET.")
         if path == "history":
-            self._require(principal, METRICS_ACTION, "The charts")
+            self._require(req, principal, METRICS_ACTION, "The charts")
             return _json(200, self.admin.history())
-        self._require(principal, DISKS_ACTION, "The appliance's status")
+        self._require(req, principal, DISKS_ACTION, "The appliance's status")
         if path == "disks/candidates":
             return _json(200, await self.admin.disk_candidates())
         try:

@@ -189,6 +189,24 @@ def test_appliance_pages(cd: DaemonProc, root: ConsoleClient) -> None:
     assert nobody("POST", "disks/action", json={"action": "scrub"}).status_code == 403
 
 
+def test_console_actions_see_the_request_context(cd: DaemonProc, root: ConsoleClient) -> None:
+    """stowage:* actions are judged with aws:SourceIp, aws:SecureTransport and the time, as S3's
+    are: a Deny of plain HTTP binds the console too."""
+    looker = ConsoleClient(cd, *add_user(cd, "console-plain-http"))
+    statements = [{"Effect": "Allow", "Action": "stowage:GetDiskStatus", "Resource": "*",
+                   "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]
+
+    def put(extra: list[dict[str, Any]]) -> None:
+        doc = json.dumps({"Version": "2012-10-17", "Statement": statements + extra})
+        assert root.iam("PutUserPolicy", UserName="console-plain-http", PolicyName="p",
+                        PolicyDocument=doc).status_code == 200
+
+    put([])
+    assert looker("GET", "version").status_code == 200
+    put([{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}])
+    assert looker("GET", "version").status_code == 403
+
+
 def test_same_data_through_boto3(cd: DaemonProc, root: ConsoleClient) -> None:
     root("PUT", "s3/console-boto")
     root("PUT", "s3/console-boto/k", data=b"\x00\x01" * 1000)

@@ -360,3 +360,24 @@ def test_presigned_url_is_judged_when_used(world: World) -> None:
     world.iam.delete_access_key(UserName="presigner", AccessKeyId=key)
     assert _fetch(url) == 403
     assert outcome(lambda: get("x")(c)) == "InvalidAccessKeyId"
+
+
+@pytest.mark.parametrize(("statements", "status"), [
+    ([allow("stowage:GetMetrics")], 200),
+    # the global condition keys count for the stowage:* actions of the admin paths as for S3's
+    ([allow("stowage:GetMetrics"), deny("*", Condition={"Bool": {"aws:SecureTransport": "false"}})], 401),
+    ([allow("stowage:GetMetrics"), deny("*", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})], 401),
+    ([allow("stowage:GetMetrics", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})], 200),
+    ([allow("stowage:GetMetrics", Condition={"DateLessThan": {"aws:CurrentTime": "2999-01-01T00:00:00Z"}})], 200),
+], ids=["allowed", "deny-plain-http", "deny-source-range", "allow-source-range", "allow-until"])
+def test_admin_paths_see_the_request_context(world: World, statements: list[dict[str, Any]], status: int) -> None:
+    from tests.operator.helpers import http_get, signed_headers
+
+    if "watcher" not in world.keys:
+        world.add_user("watcher")
+        world.current["watcher"] = None
+    world.set_policies("watcher", statements, None)
+    endpoint, key = world.root.meta.endpoint_url, world.keys["watcher"]
+    path = "/_stowage/v1/metrics"
+    signed = signed_headers(endpoint, path, key["AccessKeyId"], key["SecretAccessKey"])
+    assert http_get(endpoint, path, signed)[0] == status
