@@ -288,7 +288,8 @@ def test_without_the_journal_what_the_shard_headers_hold_comes_back(tmp_path: Pa
         assert not (m / "file").exists() and not (m / "empty").exists()
         assert not (m / "link").is_symlink() and (m / "link").read_bytes() == b"file"
         new = s3.put_object(Bucket="hdr", Key="first é %", Body=b"a new version")
-        assert new["VersionId"] != "null" and len(s3.list_object_versions(Bucket="hdr", Prefix="first")["Versions"]) == 2
+        assert new["VersionId"] != "null"
+        assert len(s3.list_object_versions(Bucket="hdr", Prefix="first")["Versions"]) == 2
         # the bucket starts with the configured default encryption, as a new one does: it came
         # back with none, and new writes there were stored in the clear on an SSE-S3 appliance
         assert new["ServerSideEncryption"] == "AES256"
