@@ -156,15 +156,19 @@ class PrincipalSpec:
     canonical_ids: frozenset[str]
     services: frozenset[str]  # service principals: valid, but no request here comes from one
 
-    def matches(self, p: Principal) -> bool:
+    def matches(self, p: Principal, *, delegated: bool = False) -> bool:
+        """`delegated`: the account principal (its id, or its `:root` ARN) delegates to the
+        account, as on AWS: it names the account itself (root), and the account's other
+        identities only by their own identity policies. That is how an Allow reads it; a Deny,
+        or a NotPrincipal, naming the account binds every identity of it."""
         if self.everyone:
             return True
         if p.kind == "anonymous":
             return False
-        # The account principal stands for every identity of the account, root included.
-        if p.account in self.accounts:
+        account = p.account in self.accounts or self.arns.matches(p.account_arn, _NO_CONTEXT)
+        if account and (p.kind == "root" or not delegated):
             return True
-        if self.arns.matches(p.arn, _NO_CONTEXT) or self.arns.matches(p.account_arn, _NO_CONTEXT):
+        if self.arns.matches(p.arn, _NO_CONTEXT):
             return True
         return bool(p.canonical_id) and p.canonical_id in self.canonical_ids
 
@@ -204,7 +208,9 @@ class Statement:
             return False
         if self.resources.matches(request.resource, ctx) == self.not_resource:
             return False
-        if self.principal is not None and self.principal.matches(request.principal) == self.not_principal:
+        delegated = self.effect == "Allow" and not self.not_principal
+        if self.principal is not None and \
+                self.principal.matches(request.principal, delegated=delegated) == self.not_principal:
             return False
         return all(c.holds(ctx) for c in self.conditions)
 

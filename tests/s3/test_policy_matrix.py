@@ -98,6 +98,7 @@ def world(s3d: Any, s3: Any) -> Iterator[World]:
         s3.put_object(Bucket=B, Key=key, Body=b"data")
     w.add_user("alice")
     w.add_user("carol", path="/team/")  # ARN arn:aws:iam::ACCOUNT:user/team/carol
+    w.arns["account"] = w.arns["alice"].split(":user/")[0] + ":root"  # the account principal
     w.clients["anon"] = s3_client(s3d.endpoint)
     w.current.update({"alice": None, "carol": None, B: None})
     yield w
@@ -189,6 +190,14 @@ CASES = [
         everyone({**deny("s3:GetObject", OBJ), "Condition": {"StringEquals": {"aws:PrincipalArn": "{carol}"}}})]),
     Case("path-user-arnlike", "carol", get(), OK, identity=[{**allow("s3:GetObject", OBJ), "Condition": {
         "ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:user/team/*"}}}]),
+    # the account principal delegates to the account (AWS): an Allow naming it grants the
+    # account's users nothing their identity policies do not; a Deny naming it binds them all
+    Case("account-principal-allow-grants-no-user", "alice", get(), DENIED,
+         bucket=[{**allow("s3:GetObject", OBJ), "Principal": {"AWS": "{account}"}}]),
+    Case("account-principal-allow-with-identity", "alice", get(), OK, identity=[allow("s3:GetObject", OBJ)],
+         bucket=[{**allow("s3:GetObject", OBJ), "Principal": {"AWS": "{account}"}}]),
+    Case("account-principal-deny-binds-users", "carol", get(), DENIED, identity=[allow("s3:*")],
+         bucket=[{**deny("s3:GetObject", OBJ), "Principal": {"AWS": "{account}"}}]),
     # conditions: operators, several values OR, several keys AND, missing keys
     Case("prefix-like", "alice", listing(Prefix="home/alice/"), OK, identity=[{
         **allow("s3:ListBucket", ARN), "Condition": {"StringLike": {"s3:prefix": "home/${aws:username}/*"}}}]),
@@ -280,7 +289,7 @@ CASES = [
 
 
 def _fill(value: Any, arns: dict[str, str]) -> Any:
-    """The "{alice}" / "{carol}" placeholders of a policy, as the users' ARNs."""
+    """The "{alice}" / "{carol}" / "{account}" placeholders of a policy, as the users' (the account's) ARNs."""
     if isinstance(value, str):
         return arns.get(value[1:-1], value) if value.startswith("{") and value.endswith("}") else value
     if isinstance(value, list):
