@@ -55,7 +55,9 @@ def cause(base: Cause, vid: str) -> Cause:
 
 def existing(ctx: Ctx, vid: str) -> Response | None:
     """The answer to a replica of a version the bucket holds already (the source retried after a
-    crash): the same version again is never written twice. (Tagging changes a version in place.)"""
+    crash): the same version again is never written twice. (Tagging changes a version in place.)
+    This answers before the body is read; a copy that commits meanwhile is refused by the engine
+    at commit (Txn.put_version: VersionExists, the same answer)."""
     if ctx.route.op not in _NEW_VERSION:
         return None
     try:

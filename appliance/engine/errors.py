@@ -57,6 +57,13 @@ class MethodNotAllowed(StowageError):
     code = "MethodNotAllowed"
 
 
+class VersionExists(StowageError):
+    """A replica write names a version id the key holds already (version ids are unique per key:
+    writing it again would hide the version under it, a locked one too)."""
+
+    code = "InvalidRequest"
+
+
 class KeyTooLong(StowageError):
     """Your key is too long."""
 

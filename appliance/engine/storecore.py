@@ -40,6 +40,7 @@ from .errors import (
     NoSuchVersion,
     PreconditionFailed,
     StowageError,
+    VersionExists,
 )
 from .journal import JournalTarget
 from .metadb import Batch, MetaDB
@@ -259,6 +260,13 @@ class Txn:
         version whose `inode` names an InodeRecord makes its key one of that file's links; any
         other write to a link (an S3 PUT, copy or delete marker) takes the key out of it."""
         latest = self.latest(v.bucket, v.key)
+        if v.version_id != "null" and v.version_id == events.replica_version_id() \
+                and self.version_at(v.bucket, v.key, v.version_id, current=latest) is not None:
+            # A replica keeps its source's id; two copies of it (a retry racing the first, which
+            # the gateway's check before the body cannot see) would point the id at the newer
+            # and orphan the older, object lock or not. Our own ids are random: never checked.
+            raise VersionExists("This version exists on the destination already.", bucket=v.bucket,
+                                key=v.key, version_id=v.version_id)
         cur = self.linked(latest)
         if cur is not None and cur.inode_id != v.inode:
             self._leave(v.bucket, v.key, cur.inode_id)

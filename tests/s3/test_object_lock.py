@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -294,6 +296,41 @@ def test_a_locked_bucket_cannot_be_emptied_or_deleted(s3: Any, lock_bucket: str)
     s3.put_object(Bucket=lock_bucket, Key="x", Body=b"x", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=FAR)
     s3.delete_object(Bucket=lock_bucket, Key="x")
     assert err(s3.delete_bucket, Bucket=lock_bucket) == (409, "BucketNotEmpty")
+
+
+def test_a_racing_replica_cannot_hide_a_locked_version_under_its_id(raw: Any, s3: Any, lock_bucket: str) -> None:
+    """Two replicas of one version id (a source retrying while its first attempt is still
+    uploading) both pass the gateway's 'exists already' check, made before the body is read. The
+    one that commits second used to take the id: a GET of that id answered its bytes, unlocked,
+    and the locked version was left orphaned under it."""
+    from .conftest import error_code
+
+    vid = "R" * 32
+    slow_body, locked_body = b"arrives second", b"the locked original"
+
+    def headers(body: bytes, **extra: str) -> dict[str, str]:
+        return {"x-stowage-replica-version-id": vid,
+                "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(), **extra}
+
+    with socket.create_connection((raw.host, raw.port), timeout=30) as slow:
+        slow.sendall(raw.head("PUT", f"/{lock_bucket}/k", slow_body, headers(slow_body, Expect="100-continue"),
+                              length=len(slow_body)))
+        replies = slow.makefile("rb")
+        assert replies.readline().startswith(b"HTTP/1.1 100")  # checked, and waiting for its body
+        assert replies.readline() == b"\r\n"
+        status, got, _ = raw.request("PUT", f"/{lock_bucket}/k", locked_body, headers(
+            locked_body, **{"x-amz-object-lock-mode": "COMPLIANCE",
+                            "x-amz-object-lock-retain-until-date": "2099-01-01T00:00:00Z"}))
+        assert status == 200 and got["x-amz-version-id"] == vid
+        slow.sendall(slow_body)
+        response = http.client.HTTPResponse(slow)
+        response.fp = replies
+        response.begin()
+        assert response.status == 400  # the version exists already
+        assert error_code(response.read()) == "InvalidRequest"
+    assert s3.get_object(Bucket=lock_bucket, Key="k", VersionId=vid)["Body"].read() == locked_body
+    assert s3.head_object(Bucket=lock_bucket, Key="k", VersionId=vid)["ObjectLockMode"] == "COMPLIANCE"
+    assert [v["VersionId"] for v in s3.list_object_versions(Bucket=lock_bucket)["Versions"]] == [vid]
 
 
 @pytest.fixture(scope="module")
