@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from appliance.engine import keys
+from appliance.engine import keys, lock
 from appliance.engine.journal import Writes
 from appliance.engine.metadb import Batch, MetaDB
 from appliance.engine.records import BucketRecord, SiteChange, SiteConflict, SiteStamp
@@ -142,6 +142,10 @@ def apply_change(batch: Batch, ch: SiteChange, *, peer_root: str, local_root: st
             conflict = SiteConflict(k.decode(errors="replace"), cur.hlc, cur.origin, ch.hlc, ch.origin,
                                     ch.origin if wins else cur.origin, "concurrent writes", time.time_ns())
         if not wins:
+            kept = _object_lock_kept(k, batch.get(k), value)
+            if kept is not None:  # theirs brought object lock to a bucket ours lacks it on
+                batch.put(k, kept)
+                batch.put(sitekeys.stamp(k), cur)  # still our write: the stamp says so, and nothing is sent
             return Applied(False, conflict)
     if value is None and k.startswith(keys.BUCKET) and _bucket_holds_versions(batch.db, k[1:].decode()):
         return Applied(False, SiteConflict(k.decode(errors="replace"), cur.hlc if cur else 0,
@@ -154,9 +158,25 @@ def apply_change(batch: Batch, ch: SiteChange, *, peer_root: str, local_root: st
             batch.delete(keys.usage(name))
             batch.delete(keys.bucket_quota(name))
     else:
-        batch.put(k, value)
+        batch.put(k, _object_lock_kept(k, value, batch.get(k)) or value)
     batch.put(sitekeys.stamp(k), SiteStamp(ch.hlc, ch.origin))
     return Applied(True, conflict)
+
+
+def _object_lock_kept(k: bytes, kept: bytes | None, other: bytes | None) -> bytes | None:
+    """For a bucket's key: `kept` (the record a conflict keeps) with the object lock of `other`
+    (the one it replaces), when only `other` has it; None when nothing is to change. Object lock
+    is never disabled (docs/object-lock.md), so losing it to a concurrent write or a join would
+    turn a bucket's WORM promise off without a word: versioning could then be suspended and new
+    versions get no default retention. Both boxes of a conflict keep it, whichever wins, so they
+    end with the same record."""
+    if kept is None or other is None or not k.startswith(keys.BUCKET):
+        return None
+    rec, theirs = BucketRecord.decode(kept), BucketRecord.decode(other)
+    if lock.enabled(rec) or not lock.enabled(theirs):
+        return None
+    rec.object_lock, rec.versioning = theirs.object_lock, "Enabled"
+    return rec.encode()
 
 
 def _local_owner(value: bytes, peer_root: str, local_root: str) -> bytes:

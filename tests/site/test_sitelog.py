@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance.engine import keys
-from appliance.engine.metadb import MetaDB
+from appliance.engine.metadb import Batch, MetaDB
 from appliance.engine.records import BucketRecord, SiteChange, SiteStamp
 from appliance.services import sitekeys
 from appliance.services.sitehlc import Hlc
@@ -168,3 +168,39 @@ def test_in_a_site_a_new_bucket_is_versioned_and_a_suspended_one_stays_so(db: Me
     assert [db.get_record(BucketRecord, k).versioning for k in (b"Bnew", b"Bsusp")] == ["Enabled", "Suspended"]
     sent = {base64.b64decode(c.key): BucketRecord.decode(base64.b64decode(c.value or "")) for c in queued(db, "p1")}
     assert sent[b"Bnew"].versioning == "Enabled"
+
+
+def test_a_conflict_never_takes_object_lock_off_a_bucket(db: MetaDB) -> None:
+    """A peer's record of the bucket made before (or concurrently with) object lock being
+    enabled here used to replace ours when it won: object lock off, versioning Suspended, the
+    default retention gone. Both boxes now keep the lock, whichever record wins."""
+    lock_on = {"enabled": True, "mode": "COMPLIANCE", "days": 30, "years": 0}
+    ours = BucketRecord("vault", 1, versioning="Enabled", object_lock=lock_on)
+    theirs = BucketRecord("vault", 1, versioning="Suspended", tags={"team": "x"})
+
+    def on(b: Batch) -> BucketRecord:
+        got = b.get_record(BucketRecord, b"Bvault")
+        assert got is not None
+        return got
+
+    # theirs wins here (later): their settings, our object lock
+    b = db.batch()
+    b.put(b"Bvault", ours)
+    b.put(sitekeys.stamp(b"Bvault"), SiteStamp(10, "me"))
+    r = apply_change(b, change(b"Bvault", theirs.encode(), 20, "peer", 0), peer_root="", local_root="")
+    assert r.applied and r.conflict is not None
+    got = on(b)
+    assert (got.object_lock, got.versioning, got.tags) == (lock_on, "Enabled", {"team": "x"})
+    # the peer's side of the same conflict: ours loses there, and it takes our object lock too
+    b = db.batch()
+    b.put(b"Bvault", theirs)
+    b.put(sitekeys.stamp(b"Bvault"), SiteStamp(20, "peer"))
+    r = apply_change(b, change(b"Bvault", ours.encode(), 10, "me", 0), peer_root="", local_root="")
+    assert not r.applied and r.conflict is not None
+    got = on(b)
+    assert (got.object_lock, got.versioning, got.tags) == (lock_on, "Enabled", {"team": "x"})
+    assert b.get_record(SiteStamp, sitekeys.stamp(b"Bvault")) == SiteStamp(20, "peer")
+    # a record with object lock that wins replaces ours as before (a new default retention)
+    shorter = BucketRecord("vault", 1, versioning="Enabled", object_lock=dict(lock_on, days=1))
+    assert apply_change(b, change(b"Bvault", shorter.encode(), 30, "peer", 20), peer_root="", local_root="").applied
+    assert on(b).object_lock == shorter.object_lock
