@@ -34,6 +34,7 @@ MODES = (GOVERNANCE, COMPLIANCE)
 MAX_DAYS = 36500  # AWS's limit: 100 years
 MAX_YEARS = 100
 DAY_NS = 86_400 * 10**9
+MS_NS = 10**6  # S3 shows retain-until dates to the millisecond (GetObjectRetention, HEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +133,18 @@ def check_retention_change(v: ObjectVersion, mode: str, until_ns: int, at_ns: in
         raise InvalidArgument("The retain until date must be in the future!")
     if not retained(v, at_ns):
         return
-    extends = mode == v.lock_mode and until_ns >= v.retain_until_ns
+    extends = mode == v.lock_mode and (until_ns >= v.retain_until_ns or same_date(until_ns, v.retain_until_ns))
     if extends or (v.lock_mode == GOVERNANCE and bypass_governance):
         return
     raise ObjectLocked("Access Denied because object protected by object lock.", bucket=v.bucket, key=v.key,
                        version_id=v.version_id, protection=v.lock_mode)
+
+
+def same_date(a_ns: int, b_ns: int) -> bool:
+    """Whether two retain-until dates are one date as S3 shows it (to the millisecond): a client
+    putting back the date GetObjectRetention showed asks for no change, not a shorter retention
+    (a default retention's date has nanoseconds the client never sees)."""
+    return a_ns // MS_NS == b_ns // MS_NS
 
 
 def check_settings(bucket: BucketRecord, mode: str, legal_hold: bool) -> LockConfig | None:

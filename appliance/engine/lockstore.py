@@ -47,6 +47,8 @@ class LockStore(StoreCore):
 
         def change(v: ObjectVersion) -> None:
             lock.check_retention_change(v, mode, until_ns, time.time_ns(), bypass_governance=bypass_governance)
+            if mode and mode == v.lock_mode and lock.same_date(until_ns, v.retain_until_ns):
+                return  # the date it has: kept to the nanosecond, never shortened by the rounding
             v.lock_mode, v.retain_until_ns = mode, until_ns if mode else 0
 
         return await self._change_in_place(bucket, key, version_id, change)

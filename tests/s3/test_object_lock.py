@@ -146,6 +146,20 @@ def test_compliance_retention_can_only_grow(s3: Any, lock_bucket: str) -> None:
     assert s3.get_object(Bucket=lock_bucket, Key="c")["Body"].read() == b"kept"
 
 
+def test_the_retention_date_read_back_can_be_put_back(s3: Any, lock_bucket: str) -> None:
+    """A default retention's date has nanoseconds; GetObjectRetention shows milliseconds. Putting
+    back the date it showed (a tool setting 'at least this date') was refused as a shortening."""
+    s3.put_object_lock_configuration(Bucket=lock_bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
+    vid = s3.put_object(Bucket=lock_bucket, Key="d", Body=b"x")["VersionId"]
+    shown = s3.get_object_retention(Bucket=lock_bucket, Key="d", VersionId=vid)["Retention"]
+    s3.put_object_retention(Bucket=lock_bucket, Key="d", VersionId=vid, Retention=shown)
+    assert s3.get_object_retention(Bucket=lock_bucket, Key="d", VersionId=vid)["Retention"] == shown
+    earlier = dict(shown, RetainUntilDate=shown["RetainUntilDate"] - timedelta(milliseconds=1))
+    assert err(s3.put_object_retention, Bucket=lock_bucket, Key="d", VersionId=vid,
+               Retention=earlier) == (403, "AccessDenied")
+
+
 def test_governance_retention_changes_need_the_bypass(s3: Any, lock_bucket: str) -> None:
     s3.put_object(Bucket=lock_bucket, Key="g", Body=b"x", ObjectLockMode="GOVERNANCE",
                   ObjectLockRetainUntilDate=LATER)
