@@ -21,7 +21,8 @@ record, the master key mark); each says, reading only, whether a data directory 
   snapshot is marked due. The previous software comes back when the installation kept it
   (<install_dir>/venv.previous: the Debian package's preinst keeps it). What was written after
   the upgrade is lost: its metadata is not in the snapshot, and the orphan sweep removes its
-  shard files.
+  shard files. So a rollback that would lose a version object lock protects, or its lock, is
+  refused (naming them) unless asked with `discard_locked` (`--discard-locked-versions`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .engine import keys, keystore
+from .engine import keys, keystore, lock
 from .engine.errors import StowageError
 from .engine.journal import JOURNAL_DIR, JOURNAL_FORMAT
 from .engine.metadb import DB_FORMAT, MetaDB
-from .engine.records import CredentialRecord
+from .engine.records import CredentialRecord, ObjectVersion
 from .engine.shardfile import CHECKSUM_FORMAT
 
 log = logging.getLogger("stowage.upgrade")
@@ -238,14 +239,58 @@ def _journal_dirs(cfg: Config) -> list[Path]:
     return [d.path / JOURNAL_DIR for d, _ in found if (d.path / JOURNAL_DIR).is_dir()]
 
 
-def rollback(cfg: Config, install_dir: Path = DEFAULT_INSTALL_DIR) -> RollbackResult:
-    """Return to the state before the last upgrade (module doc). The daemon must be stopped."""
+def locked_since(current: MetaDB, snapshot: MetaDB, now_ns: int) -> list[ObjectVersion]:
+    """The versions object lock protects now (engine/lock.py) that a return to `snapshot` would
+    lose or protect less: written since it, or given a legal hold or another retention since
+    (blocking: reads every version record)."""
+    out = []
+    for k, v in current.scan_records(ObjectVersion, keys.VERSION):
+        if lock.protection(v, now_ns):
+            old = snapshot.get_record(ObjectVersion, k)
+            if old is None or _protects_less(old, v, now_ns):
+                out.append(v)
+    return out
+
+
+def _protects_less(old: ObjectVersion, v: ObjectVersion, now_ns: int) -> bool:
+    if v.legal_hold and not old.legal_hold:
+        return True
+    if not lock.retained(v, now_ns):
+        return False
+    return not lock.retained(old, now_ns) or old.retain_until_ns < v.retain_until_ns or (
+        old.lock_mode == lock.GOVERNANCE and v.lock_mode == lock.COMPLIANCE)
+
+
+def _refuse_locked(cfg: Config, snap: Path) -> None:
+    """UpgradeError while a rollback to `snap` would undo object lock (docs/object-lock.md): the
+    orphan sweep would then delete the data of versions nobody may delete."""
+    current, snapshot = MetaDB(cfg.meta_path), MetaDB(snap / "meta")
+    try:
+        found = locked_since(current, snapshot, time.time_ns())
+    finally:
+        current.close()
+        snapshot.close()
+    if found:
+        named = ", ".join(f"{v.bucket}/{v.key} {v.version_id}" for v in found[:5])
+        raise UpgradeError(f"{len(found)} object version(s) written or locked since the upgrade are protected by "
+                           f"object lock (a retention or a legal hold), and a rollback would lose them or their "
+                           f"lock: {named}{', ...' if len(found) > 5 else ''}. Commit the upgrade instead, or roll "
+                           "back with --discard-locked-versions to lose them anyway")
+
+
+def rollback(cfg: Config, install_dir: Path = DEFAULT_INSTALL_DIR, *,
+             discard_locked: bool = False) -> RollbackResult:
+    """Return to the state before the last upgrade (module doc). The daemon must be stopped.
+    UpgradeError, changing nothing, while it would lose versions object lock protects (or their
+    lock), unless `discard_locked`."""
     st = load_state(cfg)
     if st is None:
         raise UpgradeError("no upgrade to roll back (nothing recorded in "
                            f"{upgrade_dir(cfg) / STATE_FILE})")
     if st.committed:
         raise UpgradeError(f"the upgrade to {st.to_version} was committed; its snapshot is gone")
+    if st.snapshot and not discard_locked and (Path(st.snapshot) / "meta" / "CURRENT").exists():
+        _refuse_locked(cfg, Path(st.snapshot))
     now = time.time_ns()
     aside = upgrade_dir(cfg) / f"rolled-back-{st.to_version}-{now}"
     aside.mkdir(mode=0o700, parents=True)

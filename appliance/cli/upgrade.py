@@ -129,9 +129,13 @@ def upgrade_cmd(cfg: Config, check: bool, do_commit: bool, as_json: bool) -> Non
 @click.option("--install-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INSTALL_DIR,
               show_default=True, help="where the software is installed (venv, venv.previous)")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
-def rollback_cmd(cfg: Config, install_dir: Path, yes: bool) -> None:
+@click.option("--discard-locked-versions", "discard_locked", is_flag=True,
+              help="roll back even though object versions written or locked since the upgrade are protected by "
+                   "object lock: they (or their lock) are lost")
+def rollback_cmd(cfg: Config, install_dir: Path, yes: bool, discard_locked: bool) -> None:
     """Return to the version before the last upgrade and its metadata snapshot (daemon stopped,
-    upgrade not committed). What was written since the upgrade is lost."""
+    upgrade not committed). What was written since the upgrade is lost; refused while that
+    includes versions object lock protects, unless --discard-locked-versions."""
     if daemon_running(cfg):
         fail("the daemon is running; stop it first (systemctl stop stowage)")
     st = run_guarded(lambda: load_state(cfg))
@@ -140,7 +144,7 @@ def rollback_cmd(cfg: Config, install_dir: Path, yes: bool) -> None:
     if st.snapshot and not yes:
         click.confirm(f"Return the metadata to its state of {_when(st.taken_ns)} (before the upgrade to "
                       f"{st.to_version})? Objects and changes made since are lost.", abort=True)
-    result = run_guarded(lambda: rollback(cfg, install_dir))
+    result = run_guarded(lambda: rollback(cfg, install_dir, discard_locked=discard_locked))
     if st.snapshot:
         click.echo(f"metadata DB restored from the pre-upgrade snapshot; the upgraded one is kept in {result.aside}")
         for j in result.journals_moved:

@@ -7,6 +7,7 @@ be rolled back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -47,6 +48,9 @@ def test_upgrade_round1_data_dir_and_roll_back(daemon_factory: Any, tmp_path: Pa
     assert "pre-upgrade metadata snapshot" in d.log_tail(200)
     s3 = d.s3()
     s3.put_object(Bucket="plain", Key="written-after-the-upgrade", Body=b"new")
+    s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+    locked = s3.put_object(Bucket="vault", Key="ledger", Body=b"kept", ObjectLockMode="COMPLIANCE",
+                           ObjectLockRetainUntilDate=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))["VersionId"]
     d.stop()
     version = json.loads(d.cli("version", "--json").stdout)
     assert version["current"] and version["data_version"] == version["version"]
@@ -62,7 +66,13 @@ def test_upgrade_round1_data_dir_and_roll_back(daemon_factory: Any, tmp_path: Pa
     (install / "venv" / "VERSION").write_text("new")
     (install / "venv.previous").mkdir()
     (install / "venv.previous" / "VERSION").write_text("previous")
-    r = d.cli("rollback", "--yes", "--install-dir", str(install))
+    # a rollback would lose a version written since under object lock (the orphan sweep deletes
+    # its data): refused, naming it, and nothing changes, until asked to discard it
+    r = d.cli("rollback", "--yes", "--install-dir", str(install), check=False)
+    assert r.returncode == 1 and "protected by object lock" in r.stderr and f"vault/ledger {locked}" in r.stderr
+    assert snapshot.exists() and (install / "venv" / "VERSION").read_text() == "new"
+    assert "NOT committed" in d.cli("version").stdout
+    r = d.cli("rollback", "--yes", "--discard-locked-versions", "--install-dir", str(install))
     assert "restored from the pre-upgrade snapshot" in r.stdout and "journal moved aside" in r.stdout
     assert (install / "venv" / "VERSION").read_text() == "previous"
     assert not snapshot.exists()
