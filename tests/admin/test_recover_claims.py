@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from diskmgr.durable import fsync_dir
 from tests.conftest import DaemonProc
 from tests.fuse.conftest import fuse_available
 
@@ -98,12 +99,13 @@ def _write(d: DaemonProc) -> None:
         os.mkfifo(m / "fifo", 0o600)
         (m / "before").write_bytes(b"renamed")
         os.rename(m / "before", m / "dir é" / "after")
-        for p in (m / "dir é", m, m.parent):  # the mount's acknowledgement (fusefs/SEMANTICS.md)
-            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        _fsync_dirs(m / "dir é", m, m.parent)
+
+
+def _fsync_dirs(*dirs: Path) -> None:
+    """The mount's acknowledgement of what was written in them (fusefs/SEMANTICS.md)."""
+    for p in dirs:
+        fsync_dir(p)
 
 
 def _dump(d: DaemonProc) -> dict[str, Any]:
@@ -177,12 +179,18 @@ def _use(d: DaemonProc) -> None:
         (m / "dir é" / "file 100%").write_bytes(_body(1000, 32))  # through the hard link too
         os.unlink(m / "fifo")
         (m / "new").write_bytes(b"new file")
-        for p in (m / "dir é", m):
-            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        _fsync_dirs(m / "dir é", m)
+
+
+def _recover_as_before(d: DaemonProc, lost: Any, before: dict[str, Any]) -> None:
+    """Recover, check the DB record for record against the lost one, start, and check what a
+    client sees against what it saw before."""
+    _recover(d)
+    diff = describe_diff(lost, db_dump(d.data_dir / "meta"))
+    assert not diff, "\n".join(diff[:40])
+    d.start()
+    after = _dump(d)
+    assert after == before, "\n".join(_differences(before, after)[:40])
 
 
 def _recover(d: DaemonProc) -> dict[str, Any]:
@@ -208,12 +216,7 @@ def test_every_promised_kind_of_object_and_file_comes_back(tmp_path: Path) -> No
         d.stop(timeout=30)  # a clean stop
         lost = db_dump(d.data_dir / "meta")
         shutil.rmtree(d.data_dir / "meta")
-        _recover(d)
-        diff = describe_diff(lost, db_dump(d.data_dir / "meta"))
-        assert not diff, "\n".join(diff[:40])
-        d.start()
-        after = _dump(d)
-        assert after == before, "\n".join(_differences(before, after)[:40])
+        _recover_as_before(d, lost, before)
 
         _use(d)  # then used, killed, and its DB lost again
         before = _dump(d)
@@ -221,12 +224,7 @@ def test_every_promised_kind_of_object_and_file_comes_back(tmp_path: Path) -> No
         lost = db_dump(d.data_dir / "meta")
         (d.data_dir / "meta").rename(d.data_dir / "meta.broken")
         (d.data_dir / "meta" / "lost+found").mkdir(parents=True)  # a new SSD mounted there: a fresh ext4
-        _recover(d)
-        diff = describe_diff(lost, db_dump(d.data_dir / "meta"))
-        assert not diff, "\n".join(diff[:40])
-        d.start()
-        after = _dump(d)
-        assert after == before, "\n".join(_differences(before, after)[:40])
+        _recover_as_before(d, lost, before)
     finally:
         d.stop(timeout=30) if d.proc and d.proc.poll() is None else d.kill()
 
