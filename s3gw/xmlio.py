@@ -192,11 +192,19 @@ def parse_versioning(body: bytes) -> str:
     return status
 
 
+# An Object's conditions (DeleteObjects' conditional deletes, as If-Match and x-amz-if-match-* on
+# DeleteObject): not implemented, so refused rather than deleting what the client meant to keep.
+DELETE_CONDITIONS = ("ETag", "LastModifiedTime", "Size")
+
+
 def parse_delete(body: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
     root = parse(body, "Delete")
     quiet = (text(root, "Quiet") or "false").strip().lower() == "true"
     objects: list[tuple[str, str | None]] = []
     for obj in children(root, "Object"):
+        for name in DELETE_CONDITIONS:
+            if children(obj, name):
+                raise S3Error("NotImplemented", f"Conditional deletes ({name} in DeleteObjects) are not implemented.")
         key = text(obj, "Key")
         if key is None:
             raise S3Error("MalformedXML")
