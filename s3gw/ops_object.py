@@ -15,6 +15,7 @@ from .errors import S3Error
 from .http import Response
 from .mpchecksums import part_checksum_headers
 from .objmeta import (
+    RESPONSE_OVERRIDES,
     check_conditions,
     parse_copy_source,
     parse_range,
@@ -128,6 +129,11 @@ def _object_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
 
 
 async def get_object(ctx: Ctx, *, head: bool = False) -> Response:
+    if ctx.principal.kind == "anonymous" and any(name in ctx.query for name in RESPONSE_OVERRIDES):
+        # AWS serves the response-* overrides to signed requests only: an unsigned link must not
+        # make a public object answer with a Content-Type (or disposition) of its sender's choosing
+        raise S3Error("InvalidRequest", "Request specific response headers cannot be used for anonymous GET "
+                      "requests.")
     v = _lookup(ctx)
     protection, resolver = sse.for_read(ctx, v)  # before the conditions: no ETag without the key
     check_conditions(ctx.req.headers, v)

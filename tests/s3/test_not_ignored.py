@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from .conftest import Raw, error_code
+
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
     r = exc.value.response
@@ -27,3 +29,20 @@ def test_conditional_delete_objects_is_refused_and_deletes_nothing(s3: Any, buck
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "other"}, {"Key": "keep", **condition}]})
     assert _code(exc) == (501, "NotImplemented")
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == ["keep", "other"]
+
+
+def test_response_overrides_are_refused_on_anonymous_requests(s3: Any, raw: Raw, bucket: str) -> None:
+    """As on AWS, response-* overrides are for signed (or presigned) requests: an unsigned link
+    cannot make a public object answer with a Content-Type of its author's choosing."""
+    s3.put_object(Bucket=bucket, Key="pub", Body=b"<b>hi</b>", ContentType="text/plain", ACL="public-read")
+    status, headers, _ = raw.request("GET", f"/{bucket}/pub", sign=False)
+    assert (status, headers["content-type"]) == (200, "text/plain")
+    for method in ("GET", "HEAD"):
+        status, headers, body = raw.request(method, f"/{bucket}/pub?response-content-type=text%2Fhtml", sign=False)
+        assert status == 400
+        assert "text/html" not in headers.get("content-type", "")
+        if method == "GET":
+            assert error_code(body) == "InvalidRequest"
+    # signed, the override applies
+    got = s3.get_object(Bucket=bucket, Key="pub", ResponseContentType="text/html")
+    assert got["ContentType"] == "text/html"
