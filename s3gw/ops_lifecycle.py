@@ -25,7 +25,24 @@ LIFECYCLE_DOC = 2 << 20  # 1000 rules with their filters and tags, with room for
 MIN_SIZE_HEADER = ("x-amz-transition-default-minimum-object-size", "all_storage_classes_128K")
 
 
+# The other value AWS takes, varies_by_storage_class (small objects do move to GLACIER and
+# DEEP_ARCHIVE), is a per-bucket setting this store does not keep: refused, never ignored.
+OTHER_MIN_SIZE = "varies_by_storage_class"
+
+
+def _check_min_size(headers: dict[str, str]) -> None:
+    name, supported = MIN_SIZE_HEADER
+    value = headers.get(name)
+    if value is None or value.strip() == supported:
+        return
+    if value.strip() == OTHER_MIN_SIZE:
+        raise S3Error("NotImplemented", f"{name}: {OTHER_MIN_SIZE} is not implemented; objects under 128 KiB "
+                      f"transition only when a rule's filter names a size ({supported}).")
+    raise S3Error("InvalidArgument", f"Invalid value for {name}", ArgumentName=name, ArgumentValue=value)
+
+
 async def put_bucket_lifecycle(ctx: Ctx) -> Response:
+    _check_min_size(ctx.req.headers)
     rules = await read_xml(ctx, parse_lifecycle, LIFECYCLE_DOC)
     await ctx.store.put_lifecycle(ctx.bucket, rules)
     return Response(200, [MIN_SIZE_HEADER])

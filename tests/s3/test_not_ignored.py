@@ -46,3 +46,27 @@ def test_response_overrides_are_refused_on_anonymous_requests(s3: Any, raw: Raw,
     # signed, the override applies
     got = s3.get_object(Bucket=bucket, Key="pub", ResponseContentType="text/html")
     assert got["ContentType"] == "text/html"
+
+
+LIFECYCLE = {"Rules": [{"ID": "r", "Filter": {}, "Status": "Enabled",
+                        "Transitions": [{"Days": 1, "StorageClass": "GLACIER"}]}]}
+
+
+def test_transition_minimum_size_other_than_the_default_is_refused(s3: Any, bucket: str) -> None:
+    """x-amz-transition-default-minimum-object-size: varies_by_storage_class would move objects
+    under 128 KiB to GLACIER; this store keeps only the default, so the other value is refused."""
+    r = s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=LIFECYCLE,
+                                              TransitionDefaultMinimumObjectSize="all_storage_classes_128K")
+    assert r["TransitionDefaultMinimumObjectSize"] == "all_storage_classes_128K"
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=LIFECYCLE,
+                                              TransitionDefaultMinimumObjectSize="varies_by_storage_class")
+    assert _code(exc) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert _code(exc) == (404, "NoSuchLifecycleConfiguration")
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=LIFECYCLE,
+                                              TransitionDefaultMinimumObjectSize="everything_1K")
+    assert _code(exc) == (400, "InvalidArgument")
