@@ -182,11 +182,26 @@ class BodyChecks:
         return stored
 
 
+# x-amz-checksum-* headers that are not a checksum value
+_NOT_VALUES = frozenset({"x-amz-checksum-algorithm", "x-amz-checksum-type", "x-amz-checksum-mode"})
+
+
+def refuse_other_algorithms(headers: dict[str, str]) -> None:
+    """A checksum value of an algorithm this gateway does not compute (AWS's SHA512, MD5 and
+    XXHASH*, or any newer one) is refused as an unsupported algorithm is, rather than accepted
+    without the integrity check it asks for."""
+    for name in headers:
+        if name.startswith("x-amz-checksum-") and name not in _NOT_VALUES \
+                and name[len("x-amz-checksum-"):].upper() not in ALGORITHMS:
+            raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
+
+
 def checks_from_headers(headers: dict[str, str], payload_sha256: str | None, *,
                         checksum_headers: bool = True) -> BodyChecks:
     """Build the checks for a body from request headers (lower-case names). `checksum_headers`
     False: the x-amz-checksum-* headers are not the body's (CompleteMultipartUpload's describe
     the object its parts make), so only Content-MD5 and the payload hash apply."""
+    refuse_other_algorithms(headers)
     checks = BodyChecks(content_md5_hex=parse_content_md5(headers.get("content-md5")))
     checks.payload_sha256_hex = payload_sha256
     if not checksum_headers:

@@ -70,3 +70,27 @@ def test_transition_minimum_size_other_than_the_default_is_refused(s3: Any, buck
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=LIFECYCLE,
                                               TransitionDefaultMinimumObjectSize="everything_1K")
     assert _code(exc) == (400, "InvalidArgument")
+
+
+OTHER_ALGORITHMS = ["sha512", "md5", "xxhash64", "xxhash3", "xxhash128"]
+
+
+@pytest.mark.parametrize("alg", OTHER_ALGORITHMS)
+def test_checksums_of_algorithms_not_computed_are_refused(s3: Any, raw: Raw, bucket: str, alg: str) -> None:
+    """A checksum header asks for an integrity check: one of an algorithm the gateway does not
+    compute is refused as an unsupported algorithm, never stored without the check."""
+    wrong = {f"x-amz-checksum-{alg}": "AAAAAAAAAAAAAAAAAAAAAA=="}
+    status, _, body = raw.request("PUT", f"/{bucket}/k", b"data", wrong)
+    assert (status, error_code(body)) == (400, "InvalidRequest")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    up = s3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    status, _, body = raw.request("PUT", f"/{bucket}/m?partNumber=1&uploadId={up}", b"part", wrong)
+    assert (status, error_code(body)) == (400, "InvalidRequest")
+    assert "Parts" not in s3.list_parts(Bucket=bucket, Key="m", UploadId=up)
+    etag = s3.upload_part(Bucket=bucket, Key="m", UploadId=up, PartNumber=1, Body=b"part")["ETag"]
+    done = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>"
+            "</CompleteMultipartUpload>").encode()
+    status, _, body = raw.request("POST", f"/{bucket}/m?uploadId={up}", done, wrong)
+    assert (status, error_code(body)) == (400, "InvalidRequest")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    s3.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=up)
