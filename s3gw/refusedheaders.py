@@ -33,6 +33,13 @@ REFUSED_HEADERS: Mapping[str, tuple[frozenset[Op], str]] = MappingProxyType({
     "if-match": (_ops(Op.DeleteObject), "Conditional deletes (If-Match on DeleteObject) are not implemented."),
     "x-amz-if-match-last-modified-time": (_ops(Op.DeleteObject), "Conditional deletes are not implemented."),
     "x-amz-if-match-size": (_ops(Op.DeleteObject), "Conditional deletes are not implemented."),
+    # a conditional abort, answered unconditionally, would abort the upload the client meant to keep
+    "x-amz-if-match-initiated-time": (_ops(Op.AbortMultipartUpload), "Conditional aborts "
+                                      "(x-amz-if-match-initiated-time) are not implemented."),
+    # event-based holds: a write asking for one must not be stored without it
+    "x-amz-object-lock-event-hold": (_WRITES, "Object Lock event holds are not implemented."),
+    "x-amz-object-lock-event-hold-duration-days": (_WRITES, "Object Lock event holds are not implemented."),
+    "x-amz-object-lock-event-hold-duration-years": (_WRITES, "Object Lock event holds are not implemented."),
 })
 
 

@@ -94,3 +94,21 @@ def test_checksums_of_algorithms_not_computed_are_refused(s3: Any, raw: Raw, buc
     assert (status, error_code(body)) == (400, "InvalidRequest")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     s3.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=up)
+
+
+@pytest.mark.parametrize("header", ["x-amz-object-lock-event-hold", "x-amz-object-lock-event-hold-duration-days",
+                                    "x-amz-object-lock-event-hold-duration-years"])
+def test_event_holds_are_refused(s3: Any, raw: Raw, bucket: str, header: str) -> None:
+    """An Object Lock event hold is a promise to keep the object: a write asking for one is not
+    stored without it (s3gw/refusedheaders.py)."""
+    status, _, body = raw.request("PUT", f"/{bucket}/held", b"data", {header: "ON" if header.endswith("hold") else "1"})
+    assert (status, error_code(body)) == (501, "NotImplemented")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_conditional_abort_is_refused_and_the_upload_kept(s3: Any, raw: Raw, bucket: str) -> None:
+    up = s3.create_multipart_upload(Bucket=bucket, Key="m")["UploadId"]
+    status, _, body = raw.request("DELETE", f"/{bucket}/m?uploadId={up}", b"",
+                                  {"x-amz-if-match-initiated-time": "Wed, 01 Jan 2020 00:00:00 GMT"})
+    assert (status, error_code(body)) == (501, "NotImplemented")
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [up]

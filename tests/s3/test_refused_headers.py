@@ -22,9 +22,12 @@ SHAPES = {
     Op.CopyObject: ("PUT", "", {"x-amz-copy-source": "{bucket}/src"}),
     Op.CreateMultipartUpload: ("POST", "?uploads", {}),
     Op.DeleteObject: ("DELETE", "", {}),
+    Op.AbortMultipartUpload: ("DELETE", "?uploadId={upload}", {}),
 }
 VALUES = {"x-amz-website-redirect-location": "/elsewhere", "x-amz-write-offset-bytes": "0", "if-match": '"abc"',
-          "x-amz-if-match-last-modified-time": "Wed, 01 Jan 2025 00:00:00 GMT", "x-amz-if-match-size": "3"}
+          "x-amz-if-match-last-modified-time": "Wed, 01 Jan 2025 00:00:00 GMT", "x-amz-if-match-size": "3",
+          "x-amz-if-match-initiated-time": "Wed, 01 Jan 2025 00:00:00 GMT", "x-amz-object-lock-event-hold": "ON",
+          "x-amz-object-lock-event-hold-duration-days": "1", "x-amz-object-lock-event-hold-duration-years": "1"}
 CASES = [(h, op) for h, (ops, _) in REFUSED_HEADERS.items() for op in sorted(ops)]
 
 
@@ -39,11 +42,13 @@ def test_a_refused_header_answers_501_and_changes_nothing(raw: Raw, s3: Any, buc
     s3.put_object(Bucket=bucket, Key="src", Body=b"source")
     s3.put_object(Bucket=bucket, Key="k", Body=b"before")
     method, suffix, extra = SHAPES[op]
+    uploads = [s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]] if "{upload}" in suffix else []
+    suffix = suffix.format(upload=uploads[0] if uploads else "")
     headers = {k: v.format(bucket=bucket) for k, v in extra.items()} | {header: VALUES[header]}
     status, _, body = raw.request(method, f"/{bucket}/k{suffix}", b"after" if method == "PUT" else b"", headers)
     assert (status, error_code(body)) == (501, "NotImplemented")
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"before"
-    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == uploads
 
 
 def _account(d: Any) -> str:
