@@ -39,6 +39,7 @@ async def create_bucket(ctx: Ctx) -> Response:
     bucket's ACL reset to private, or BucketAlreadyOwnedByYou in any other region."""
     await read_xml(ctx, parse_location, 64 * 1024)  # any region is accepted: one appliance serves them all
     h = ctx.req.headers
+    _check_namespace(h)
     default_ownership, pab = new_bucket_settings(ctx.cfg)
     ownership = ownership_of_header(h)
     stored_ownership = default_ownership if ownership is None else ownership
@@ -67,6 +68,21 @@ async def create_bucket(ctx: Ctx) -> Response:
 
         await ctx.store.update_bucket(ctx.bucket, reset)
     return Response(200, [("Location", f"/{ctx.bucket}")])
+
+
+NAMESPACE_HEADER = "x-amz-bucket-namespace"
+
+
+def _check_namespace(headers: dict[str, str]) -> None:
+    """x-amz-bucket-namespace: every bucket here is in the one (global) namespace; an account
+    regional bucket, with its naming rules, is not implemented."""
+    value = headers.get(NAMESPACE_HEADER)
+    if value is None or value.strip() == "global":
+        return
+    if value.strip() == "account-regional":
+        raise S3Error("NotImplemented", "Account regional bucket namespaces are not implemented.")
+    raise S3Error("InvalidArgument", f"Invalid {NAMESPACE_HEADER} header", ArgumentName=NAMESPACE_HEADER,
+                  ArgumentValue=value)
 
 
 def _lock_header(headers: dict[str, str]) -> bool:

@@ -112,3 +112,15 @@ def test_conditional_abort_is_refused_and_the_upload_kept(s3: Any, raw: Raw, buc
                                   {"x-amz-if-match-initiated-time": "Wed, 01 Jan 2020 00:00:00 GMT"})
     assert (status, error_code(body)) == (501, "NotImplemented")
     assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [up]
+
+
+def test_account_regional_bucket_namespace_is_refused(s3: Any, raw: Raw, request: pytest.FixtureRequest) -> None:
+    """CreateBucket in an account regional namespace (its own naming rules) is not implemented:
+    refused, not created as an ordinary bucket; the global namespace is what every bucket is in."""
+    name = f"ns-{abs(hash(request.node.name)) % 10**8}-111122223333-us-east-1-an"
+    status, _, body = raw.request("PUT", f"/{name}", b"", {"x-amz-bucket-namespace": "account-regional"})
+    assert (status, error_code(body)) == (501, "NotImplemented")
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    status, _, _ = raw.request("PUT", "/ns-global-ok", b"", {"x-amz-bucket-namespace": "global"})
+    assert status == 200
+    s3.delete_bucket(Bucket="ns-global-ok")
