@@ -6,8 +6,9 @@ ExistingObjectReplication, SourceSelectionCriteria/SseKmsEncryptedObjects and a 
 whose Bucket ARN names a replication target and the bucket there:
 `arn:stowage:s3::TARGET:BUCKET` (`stowage replication target list`). What Stowage does not do
 (Replication Time Control, metrics, replica modification sync, owner translation, a replica KMS
-key) is refused with NotImplemented rather than stored and ignored. The source bucket must have
-versioning enabled, as on AWS. Replication itself: appliance/services/replicate.py.
+key, a Filter's exclusions in Not) is refused with NotImplemented rather than stored and ignored.
+The source bucket must have versioning enabled, as on AWS. Replication itself:
+appliance/services/replicate.py.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def _filter(rule: ET.Element) -> tuple[str, dict[str, str], bool]:
     f = filters[0]
     ands = children(f, "And")
     scope = ands[0] if ands else f
+    if children(f, "Not") or children(scope, "Not"):  # stored without its exclusions, a rule replicates them
+        raise S3Error("NotImplemented", "Replication filters with Not (excluded prefixes and tags) are not "
+                      "implemented.")
     if ands and len(list(f)) != 1:
+        raise S3Error("MalformedXML")
+    if any(c.tag not in ("Prefix", "Tag") for c in scope):
         raise S3Error("MalformedXML")
     tags: dict[str, str] = {}
     for tag in children(scope, "Tag"):

@@ -51,6 +51,7 @@ def test_round_trip() -> None:
     doc(rule(dest="")),
     doc(rule(priority="one")),
     doc(rule(filt="<Filter><Prefix>a</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></Filter>")),  # needs And
+    doc(rule(filt="<Filter><ObjectSizeGreaterThan>1</ObjectSizeGreaterThan></Filter>")),  # not in the schema
 ])
 def test_malformed(body: bytes) -> None:
     assert code(body) == "MalformedXML"
@@ -67,6 +68,10 @@ def test_malformed(body: bytes) -> None:
     (doc(rule("<SourceSelectionCriteria><ReplicaModifications><Status>Enabled</Status></ReplicaModifications>"
               "</SourceSelectionCriteria>")), "NotImplemented"),
     (doc(*[rule(rid=str(i), priority=str(i)) for i in range(MAX_RULES + 1)]), "InvalidRequest"),
+    # exclusions (Not) are not implemented: a rule stored without them would replicate what they exclude
+    (doc(rule(filt="<Filter><Not><Prefix>tmp/</Prefix></Not></Filter>")), "NotImplemented"),
+    (doc(rule(filt="<Filter><And><Prefix>a/</Prefix><Not><Or><Prefixes>a/tmp/</Prefixes></Or></Not></And>"
+                   "</Filter>")), "NotImplemented"),
 ])
 def test_refused(body: bytes, expected: str) -> None:
     assert code(body) == expected

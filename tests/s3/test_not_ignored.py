@@ -124,3 +124,25 @@ def test_account_regional_bucket_namespace_is_refused(s3: Any, raw: Raw, request
     status, _, _ = raw.request("PUT", "/ns-global-ok", b"", {"x-amz-bucket-namespace": "global"})
     assert status == 200
     s3.delete_bucket(Bucket="ns-global-ok")
+
+
+def test_replication_filter_exclusions_are_refused(s3d: Any, s3: Any, bucket: str) -> None:
+    """A replication Filter's Not excludes prefixes and tags; stored without it, the rule would
+    replicate exactly what the owner kept out."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.create_bucket(Bucket=f"{bucket}-dst")
+    s3.put_bucket_versioning(Bucket=f"{bucket}-dst", VersioningConfiguration={"Status": "Enabled"})
+    s3d.cli("replication", "target", "add", "self", "--endpoint", s3d.endpoint, "--access-key", s3d.access_key,
+            "--secret-key", s3d.secret_key, "--kind", "stowage")
+    rule = {"ID": "r", "Priority": 1, "Status": "Enabled", "DeleteMarkerReplication": {"Status": "Disabled"},
+            "Destination": {"Bucket": f"arn:stowage:s3::self:{bucket}-dst"}}
+    config = {"Role": "", "Rules": [{**rule, "Filter": {"Prefix": "public/"}}]}
+    s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration=config)  # the target is good
+    s3.delete_bucket_replication(Bucket=bucket)
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={
+            "Role": "", "Rules": [{**rule, "Filter": {"Not": {"Prefix": "private/"}}}]})
+    assert _code(exc) == (501, "NotImplemented")
+    with pytest.raises(ClientError) as exc:
+        s3.get_bucket_replication(Bucket=bucket)
+    assert _code(exc)[1] == "ReplicationConfigurationNotFoundError"
