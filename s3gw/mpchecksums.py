@@ -91,6 +91,9 @@ class Completion:
         if self.stated is not None and self.stated[0] != alg:
             raise S3Error("InvalidRequest", f"Checksum Type mismatch occurred, expected checksum Type: {alg.lower()}, "
                           f"actual checksum Type: {self.stated[0].lower()}")
+        for part in listed:  # a part's checksum of an algorithm never computed could not be checked
+            if not part.checksums.keys() <= set(ALGORITHMS):
+                raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
         if ctype == COMPOSITE:
             for part in listed:
                 if alg not in part.checksums:

@@ -92,6 +92,10 @@ def test_checksums_of_algorithms_not_computed_are_refused(s3: Any, raw: Raw, buc
             "</CompleteMultipartUpload>").encode()
     status, _, body = raw.request("POST", f"/{bucket}/m?uploadId={up}", done, wrong)
     assert (status, error_code(body)) == (400, "InvalidRequest")
+    # nor a part's checksum of such an algorithm in the completion's document
+    listed = done.replace(b"</ETag>", f"</ETag><Checksum{alg.upper()}>AAAAAAAAAAA=</Checksum{alg.upper()}>".encode())
+    status, _, body = raw.request("POST", f"/{bucket}/m?uploadId={up}", listed)
+    assert (status, error_code(body)) == (400, "InvalidRequest")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     s3.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=up)
 
