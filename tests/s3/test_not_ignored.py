@@ -118,10 +118,10 @@ def test_conditional_abort_is_refused_and_the_upload_kept(s3: Any, raw: Raw, buc
     assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [up]
 
 
-def test_account_regional_bucket_namespace_is_refused(s3: Any, raw: Raw, request: pytest.FixtureRequest) -> None:
+def test_account_regional_bucket_namespace_is_refused(s3: Any, raw: Raw) -> None:
     """CreateBucket in an account regional namespace (its own naming rules) is not implemented:
     refused, not created as an ordinary bucket; the global namespace is what every bucket is in."""
-    name = f"ns-{abs(hash(request.node.name)) % 10**8}-111122223333-us-east-1-an"
+    name = "ns-refused-111122223333-us-east-1-an"
     status, _, body = raw.request("PUT", f"/{name}", b"", {"x-amz-bucket-namespace": "account-regional"})
     assert (status, error_code(body)) == (501, "NotImplemented")
     assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
@@ -150,3 +150,21 @@ def test_replication_filter_exclusions_are_refused(s3d: Any, s3: Any, bucket: st
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_replication(Bucket=bucket)
     assert _code(exc)[1] == "ReplicationConfigurationNotFoundError"
+
+
+@pytest.mark.parametrize("event", ["s3:IntelligentTiering", "s3:ObjectRestore:Delete"])
+def test_notification_events_never_emitted_are_refused(s3d: Any, s3: Any, bucket: str, tmp_path: Any,
+                                                       event: str) -> None:
+    """Event types whose cause happens here (archive tier moves, restored copies expiring) but
+    that are never emitted: a configuration naming one is refused, not saved to stay silent."""
+    name = "never-" + event.rsplit(":", 1)[-1].lower()
+    s3d.cli("notify", "target", "add", name, "--type", "file", "--path", str(tmp_path / "events.jsonl"))
+    arn = f"arn:stowage:sqs::{name}:file"
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectRestore:*"]}]})  # the target is good
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": [event]}]})
+    assert _code(exc) == (501, "NotImplemented")
+    got = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    assert [c["Events"] for c in got] == [["s3:ObjectRestore:*"]]
