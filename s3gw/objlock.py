@@ -118,6 +118,9 @@ def require_integrity(checks: BodyChecks) -> None:
 # --- documents ---------------------------------------------------------------------------------
 
 
+EVENT_HOLDS = "Object Lock event holds are not implemented."
+
+
 def parse_configuration(body: bytes) -> LockConfig:
     """An ObjectLockConfiguration document: ObjectLockEnabled and an optional default retention."""
     root = parse(body, "ObjectLockConfiguration")
@@ -132,6 +135,8 @@ def parse_configuration(body: bytes) -> LockConfig:
     if len(found) != 1:
         raise S3Error("MalformedXML")
     default = found[0]
+    if children(default, "DefaultEventHold"):
+        raise S3Error("NotImplemented", EVENT_HOLDS)
     mode, days, years = text(default, "Mode"), text(default, "Days"), text(default, "Years")
     if mode not in LOCK_MODES or (days is None) == (years is None):
         raise S3Error("MalformedXML")
@@ -159,6 +164,9 @@ def configuration_xml(config: LockConfig) -> bytes:
 def parse_retention(body: bytes, now_ns: int) -> LockRequest:
     """A Retention document: a mode and a date, or neither (remove the retention)."""
     root = parse(body, "Retention")
+    if children(root, "EventHold") or children(root, "EventHoldDuration"):
+        # (an EventHold alone would otherwise read as "remove the retention")
+        raise S3Error("NotImplemented", EVENT_HOLDS)
     mode, date = text(root, "Mode"), text(root, "RetainUntilDate")
     if mode is None and date is None:
         return LockRequest()

@@ -168,3 +168,28 @@ def test_notification_events_never_emitted_are_refused(s3d: Any, s3: Any, bucket
     assert _code(exc) == (501, "NotImplemented")
     got = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
     assert [c["Events"] for c in got] == [["s3:ObjectRestore:*"]]
+
+
+def test_object_lock_event_holds_in_documents_are_refused(s3: Any, bucket: str) -> None:
+    """A DefaultEventHold in the bucket's default retention and an EventHold (or its duration) in
+    PutObjectRetention were accepted and ignored; a Retention holding only EventHold read as
+    "remove the retention", and removed it."""
+    locked = f"{bucket}-lock"
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    v = s3.put_object(Bucket=locked, Key="k", Body=b"kept", ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate="2099-01-01T00:00:00Z")["VersionId"]
+    with pytest.raises(ClientError) as exc:
+        s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1, "DefaultEventHold": {"Days": 3}}}})
+    assert _code(exc) == (501, "NotImplemented")
+    assert "Rule" not in s3.get_object_lock_configuration(Bucket=locked)["ObjectLockConfiguration"]
+    later = {"Mode": "GOVERNANCE", "RetainUntilDate": "2099-06-01T00:00:00Z"}
+    for retention in ({"EventHold": "ON"}, {"EventHold": "OFF"}, {**later, "EventHoldDuration": {"Days": 2}}):
+        with pytest.raises(ClientError) as exc:
+            s3.put_object_retention(Bucket=locked, Key="k", VersionId=v, Retention=retention,
+                                    BypassGovernanceRetention=True)
+        assert _code(exc) == (501, "NotImplemented"), retention
+    kept = s3.get_object_retention(Bucket=locked, Key="k", VersionId=v)["Retention"]
+    assert kept["Mode"] == "GOVERNANCE" and kept["RetainUntilDate"].year == 2099
+    assert kept["RetainUntilDate"].month == 1
