@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import subprocess
 import sys
+
+from diskmgr.label import read_mounts
 
 log = logging.getLogger("stowage.fuse")
 
@@ -68,22 +69,14 @@ except Died:
 CONNECTIONS = "/sys/fs/fuse/connections"
 
 
-def _unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are written as octal escapes."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def stowage_connection(mount: str) -> str | None:
-    """The fusectl connection of the Stowage mount at `mount` (an absolute path), read from
-    /proc/self/mountinfo: never from a stat of the mount, which waits for as long as a hung
-    connection does. The last match is the top of a stack of mounts."""
+    """The fusectl connection of the Stowage mount at `mount` (an absolute path), from
+    /proc/self/mountinfo: never from a stat of the mount (nor label.mount_at's realpath), which
+    waits for as long as a hung connection does. The last match is the top of a stack of mounts."""
     found = None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields, fstype = left.split(), right.split()[:1]
-            if len(fields) >= 5 and _unescape(fields[4]) == mount and fstype == ["fuse.stowage"]:
-                found = fields[2].partition(":")[2]  # FUSE mounts have anonymous devices: major 0
+    for entry in read_mounts():
+        if entry.mount_point == mount and entry.fstype == "fuse.stowage":
+            found = entry.majmin.partition(":")[2]  # FUSE mounts have anonymous devices: major 0
     return found
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import click
+import psutil
 
 from appliance.config import Config
 from appliance.control import ControlError, call
@@ -23,44 +25,32 @@ from fusefs.guard import abort_connection, stowage_connection
 from .common import appliance_options, fail
 
 
-def _state(pid: int) -> str | None:
-    """The process's state letter (R, S, D, Z, ...), None if there is no such process."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("State:"):
-            return line.split()[1]
-    return None
-
-
-def _live_daemon(cfg: Config) -> str | None:
-    """Why the daemon looks alive (None: it is gone). A daemon killed while one of its threads
-    waits in the kernel is a zombie (its main thread has exited) that still holds the mount."""
+def _run_file(cfg: Config) -> dict[str, Any]:
+    """The daemon's run file (run/daemon.json: its pid, where it mounted); {} if there is none."""
     try:
         info = json.loads((Path(cfg.state_dir) / "run" / "daemon.json").read_text())
-        pid = int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pid = 0
-    if pid:
-        state = _state(pid)
-        return f"the daemon (pid {pid}) is running" if state not in (None, "Z") else None
-    try:  # no run file: a daemon still starting has none yet
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _live_daemon(cfg: Config, info: dict[str, Any]) -> str | None:
+    """Why the daemon looks alive (None: it is gone). A daemon killed while one of its threads
+    waits in the kernel is a zombie (its main thread has exited) that still holds the mount."""
+    pid = info.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        try:
+            alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            alive = False
+        return f"the daemon (pid {pid}) is running" if alive else None
+    # No run file: a daemon still starting has none yet. It must answer (a connect alone is not
+    # enough, as diskregistry.daemon_running takes it: a zombie still holds the listening socket).
+    try:
         call(cfg.control_path, "status", timeout=2.0)
     except (ControlError, OSError):
         return None
     return "the daemon answers on its control socket"
-
-
-def _mount_path(cfg: Config) -> str:
-    """Where the daemon mounted (its run file says, `serve --mount` included), else the config's."""
-    try:
-        mount = json.loads((Path(cfg.state_dir) / "run" / "daemon.json").read_text()).get("mount")
-    except (OSError, ValueError, AttributeError):
-        mount = None
-    # abspath, not realpath: resolving the path would stat the hung mount
-    return os.path.abspath(mount or cfg.mount.path) if (mount or cfg.mount.path) else ""
 
 
 @click.command("abort-mount")
@@ -69,12 +59,15 @@ def abort_mount(cfg: Config) -> None:
     """Abort the FUSE connection of a mount left by a daemon that is gone (systemd's
     ExecStopPost): the mount then answers ENOTCONN instead of hanging, and the next start
     detaches it."""
-    path = _mount_path(cfg)
+    info = _run_file(cfg)
+    mount = info.get("mount") or cfg.mount.path  # where it mounted (`serve --mount` included), else the config's
+    # abspath, not realpath: resolving the path would stat the hung mount
+    path = os.path.abspath(mount) if isinstance(mount, str) and mount else ""
     conn = stowage_connection(path) if path else None
     if conn is None:
         click.echo(f"no Stowage mount at {path or '(mount not configured)'}: nothing to do")
         return
-    why = _live_daemon(cfg)
+    why = _live_daemon(cfg, info)
     if why:
         fail(f"error: {why} and serves {path}; stop it first")
     if abort_connection(conn):
