@@ -190,12 +190,10 @@ class MetaDB:
                                 lru_cache_size=32 << 20, max_open_files=_table_files())
         except plyvel.CorruptionError as exc:
             raise damaged(path, exc) from exc
-        except plyvel.IOError as exc:
-            if "/LOCK: " in str(exc):  # LevelDB's lock file, held by another process
+        except plyvel.Error as exc:
+            if isinstance(exc, plyvel.IOError) and "/LOCK: " in str(exc):  # LevelDB's lock, held by another process
                 raise MetadataInUse(f"the metadata DB at {path} is in use by another process (the daemon, "
                                     "running or still exiting, or a `stowage` command); stop it first") from exc
-            raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
-        except plyvel.Error as exc:
             raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         self.path = path
         try:
