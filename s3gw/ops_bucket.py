@@ -15,6 +15,7 @@ from .errors import S3Error, from_exception
 from .http import Response
 from .objlock import BUCKET_LOCK_HEADER
 from .ops_lock import may_bypass
+from .refusedheaders import one_value_served
 from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_delete, parse_location, parse_versioning
 
@@ -70,19 +71,11 @@ async def create_bucket(ctx: Ctx) -> Response:
     return Response(200, [("Location", f"/{ctx.bucket}")])
 
 
-NAMESPACE_HEADER = "x-amz-bucket-namespace"
-
-
 def _check_namespace(headers: dict[str, str]) -> None:
     """x-amz-bucket-namespace: every bucket here is in the one (global) namespace; an account
     regional bucket, with its naming rules, is not implemented."""
-    value = headers.get(NAMESPACE_HEADER)
-    if value is None or value.strip() == "global":
-        return
-    if value.strip() == "account-regional":
-        raise S3Error("NotImplemented", "Account regional bucket namespaces are not implemented.")
-    raise S3Error("InvalidArgument", f"Invalid {NAMESPACE_HEADER} header", ArgumentName=NAMESPACE_HEADER,
-                  ArgumentValue=value)
+    one_value_served(headers, "x-amz-bucket-namespace", "global", "account-regional",
+                     "Account regional bucket namespaces are not implemented.")
 
 
 def _lock_header(headers: dict[str, str]) -> bool:

@@ -15,6 +15,7 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .lifecyclexml import lifecycle_xml, parse_lifecycle
+from .refusedheaders import one_value_served
 from .routing import Op
 from .xmlio import http_date
 
@@ -32,13 +33,9 @@ OTHER_MIN_SIZE = "varies_by_storage_class"
 
 def _check_min_size(headers: dict[str, str]) -> None:
     name, supported = MIN_SIZE_HEADER
-    value = headers.get(name)
-    if value is None or value.strip() == supported:
-        return
-    if value.strip() == OTHER_MIN_SIZE:
-        raise S3Error("NotImplemented", f"{name}: {OTHER_MIN_SIZE} is not implemented; objects under 128 KiB "
-                      f"transition only when a rule's filter names a size ({supported}).")
-    raise S3Error("InvalidArgument", f"Invalid value for {name}", ArgumentName=name, ArgumentValue=value)
+    one_value_served(headers, name, supported, OTHER_MIN_SIZE,
+                     f"{name}: {OTHER_MIN_SIZE} is not implemented; objects under 128 KiB transition only "
+                     f"when a rule's filter names a size ({supported}).")
 
 
 async def put_bucket_lifecycle(ctx: Ctx) -> Response:

@@ -50,6 +50,18 @@ def refuse_unimplemented(op: Op, headers: Mapping[str, str]) -> None:
             raise S3Error("NotImplemented", why)
 
 
+def one_value_served(headers: Mapping[str, str], name: str, served: str, refused: str, why: str) -> None:
+    """A header with a listed set of values, of which the gateway serves one: absent or `served`
+    goes on; `refused`, a value AWS takes and this gateway does not implement, is 501 with `why`
+    (never served as `served`); any other value is 400 InvalidArgument, as AWS answers it."""
+    value = headers.get(name)
+    if value is None or value.strip() == served:
+        return
+    if value.strip() == refused:
+        raise S3Error("NotImplemented", why)
+    raise S3Error("InvalidArgument", f"Invalid value for {name}", ArgumentName=name, ArgumentValue=value)
+
+
 def expected_owner(headers: Mapping[str, str], account_id: str) -> None:
     """x-amz-expected-bucket-owner and x-amz-source-expected-bucket-owner name the account that
     must own the bucket (the copy source's): every bucket here is the appliance account's, so a
