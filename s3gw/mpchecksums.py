@@ -34,6 +34,7 @@ COMPOSITE = "COMPOSITE"
 FULL_OBJECT = "FULL_OBJECT"
 COMPOSITE_ALGORITHMS = frozenset({"CRC32", "CRC32C", "SHA1", "SHA256"})
 ALLOWED = {COMPOSITE: COMPOSITE_ALGORITHMS, FULL_OBJECT: CRC_ALGORITHMS}
+_COMPUTED = frozenset(ALGORITHMS)  # what a listed part may name (one set, not one per part)
 
 
 def upload_checksum(headers: Mapping[str, str]) -> tuple[str, str]:
@@ -92,7 +93,7 @@ class Completion:
             raise S3Error("InvalidRequest", f"Checksum Type mismatch occurred, expected checksum Type: {alg.lower()}, "
                           f"actual checksum Type: {self.stated[0].lower()}")
         for part in listed:  # a part's checksum of an algorithm never computed could not be checked
-            if not part.checksums.keys() <= set(ALGORITHMS):
+            if not part.checksums.keys() <= _COMPUTED:
                 raise S3Error("InvalidRequest", "Checksum algorithm provided is unsupported.")
         if ctype == COMPOSITE:
             for part in listed:
