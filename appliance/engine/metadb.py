@@ -65,6 +65,7 @@ from .journal import (
     records_after,
     scan_targets,
 )
+from .leveldblog import first_zeroed_hole
 from .readcache import ReadCache
 from .records import Record
 
@@ -181,6 +182,7 @@ class MetaDB:
         if (path / RECOVERY_MARKER).exists() and not recovering:
             raise FormatError(f"{path} holds the metadata DB of an unfinished `stowage recover-metadata`: "
                               "run it again to finish it")
+        hole = first_zeroed_hole(path)  # before the open, which replays the log and deletes it
         try:
             # A bloom filter per table (a HEAD of a missing key reads no block), a 32 MiB block
             # cache and more open tables than LevelDB's default 1,000: at 10M records these halved
@@ -197,7 +199,7 @@ class MetaDB:
             raise FormatError(f"cannot open metadata DB at {path}: {exc}") from exc
         self.path = path
         try:
-            self._refuse_dropped_log(recovering)
+            self._refuse_dropped_log(recovering, hole)
             self._check_format()
             raw = self.db.get(keys.JOURNAL_LSN, verify_checksums=True)
             # a DB from before the journal holds changes no journal record has: not so an empty one
@@ -230,18 +232,18 @@ class MetaDB:
         # hook adds commits with them (site replication stamps and queues its records' changes)
         self.write_hooks: list[Callable[[Writes], None]] = []
 
-    def _refuse_dropped_log(self, recovering: bool) -> None:
+    def _refuse_dropped_log(self, recovering: bool, hole: str | None) -> None:
         """A damaged record in LevelDB's log (a flipped bit) is skipped by the open, with the
         block of commits around it, and only its info LOG says so. Those commits are in the
         journal, but the DB's journal position (from a later commit) is current, so nothing
         would replay them, and the orphan sweep would delete their data (found by fuzzing). The
         open has already written what it read to a table and deleted the log, so the next open
         would find nothing wrong: the finding is kept in the DB, and every open refuses it
-        until recover-metadata has rebuilt it. (A zeroed block is dropped without a word, as
-        a power cut's torn tail is; that case is not caught here.)"""
+        until recover-metadata has rebuilt it. A zeroed block LevelDB drops without a word:
+        `hole` is the one leveldblog found before the open, if any."""
         found = self.db.get(DAMAGED_KEY, verify_checksums=True)
         if found is None:
-            line = _dropped_log_records(self.path / "LOG")
+            line = _dropped_log_records(self.path / "LOG") or hole
             if line is None:
                 return
             self.db.put(DAMAGED_KEY, line.encode(), sync=True)
