@@ -121,6 +121,10 @@ class ShardHeader:
             crc = raw[end : end + CRC_SIZE]
             if len(crc) < CRC_SIZE or struct.unpack("<I", crc)[0] != checksum(raw[:end]):
                 raise FormatError("damaged shard header: its checksum does not match")
+        elif any(raw[end : end + CRC_SIZE]):
+            # formats 1 and 2 pad with zeros: a CRC here is format 3's, its format number damaged
+            # (read as format 1 or 2, the header's JSON would go unchecked)
+            raise FormatError("damaged shard header: a checksum follows the JSON of a format without one")
         return cls.from_json(raw[_PREFIX.size : end], decoder)
 
     @classmethod

@@ -152,6 +152,10 @@ def test_shard_header_checksum_catches_a_change_that_still_decodes() -> None:
     for bad in [*changed(v3), no_crc, too_long]:
         with pytest.raises(FormatError, match="checksum"):
             ShardHeader.decode(bad)
+    for old in (1, 2):  # the format number damaged too: read as an old format, the JSON went unchecked
+        key_flipped = changed(v3)[0]
+        with pytest.raises(FormatError, match="checksum"):
+            ShardHeader.decode(key_flipped[:8] + bytes([old]) + key_flipped[9:])
 
 
 def test_shard_header_rejects_foreign_and_future() -> None:
