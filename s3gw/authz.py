@@ -159,6 +159,9 @@ _HEADER_KEYS = ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-
                 "x-amz-server-side-encryption-customer-algorithm", "x-amz-copy-source", "x-amz-metadata-directive",
                 "x-amz-storage-class", "x-amz-content-sha256", *acls.GRANT_HEADERS)
 _LISTINGS = frozenset({Op.ListObjects, Op.ListObjectsV2, Op.ListObjectVersions})
+# The conditional writes and deletes, whose If-Match / If-None-Match are the s3:if-match and
+# s3:if-none-match keys a bucket policy can require (AWS); a GET's conditions are not.
+_CONDITIONAL = frozenset({Op.PutObject, Op.CopyObject, Op.CompleteMultipartUpload, Op.DeleteObject})
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,8 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
         return (Check(BUCKET_ACTIONS[op], b),)
     if op in OBJECT_ACTIONS:
         pairs = [OBJECT_ACTIONS[op], *([ALSO_REQUIRED[op]] if op in ALSO_REQUIRED else [])]
+        if op is Op.DeleteObject and headers.get("if-match", "*").strip() != "*":
+            pairs.append(("s3:GetObject", "s3:GetObject"))  # a conditional delete's ETag is a read (AWS)
         return tuple(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs)
     if op is Op.CreateBucket:
         checks = [Check("s3:CreateBucket", b, bucket_policy=False)]
@@ -259,6 +264,10 @@ def request_context(req: Request, route: Route, op: Op, *, signed: bool, presign
     for name in _HEADER_KEYS:
         if name in h:
             ctx["s3:" + name] = h[name]
+    if op in _CONDITIONAL:
+        for name in ("if-match", "if-none-match"):
+            if name in h:
+                ctx["s3:" + name] = h[name]
     if op in _LISTINGS:
         for param, key in _LIST_KEYS:
             if param in route.query:

@@ -123,15 +123,23 @@ async def delete_objects(ctx: Ctx) -> Response:
     quiet, objects = await read_xml(ctx, parse_delete, 2 * 1024 * 1024)
     ctx.store.require_bucket(ctx.bucket)
     out: list[str] = []
-    for key, vid in objects:
+    for entry in objects:
+        key, vid = entry.key, entry.version_id
         try:
             if vid == "":
                 raise S3Error("InvalidArgument", "Version id cannot be the empty string")
-            check = Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid)
-            if not await ctx.authz.decide(ctx.principal, check, ctx.conditions, ctx.view):
-                raise S3Error("AccessDenied")
+            if entry.etag is not None and vid is not None:  # as If-Match beside a versionId on DeleteObject
+                raise S3Error("NotImplemented", "Conditional deletes of a version (ETag with VersionId) are not "
+                              "implemented.")
+            conditions = ctx.conditions if entry.etag is None else {**ctx.conditions, "s3:if-match": entry.etag}
+            checks = [Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid)]
+            if entry.etag is not None and entry.etag.strip() != "*":  # an ETag compared is an ETag read
+                checks.append(Check("s3:GetObject", ctx.bucket, key))
+            for check in checks:
+                if not await ctx.authz.decide(ctx.principal, check, conditions, ctx.view):
+                    raise S3Error("AccessDenied")
             bypass = vid is not None and await may_bypass(ctx, key, vid)
-            res = await ctx.store.delete_object(ctx.bucket, key, vid, bypass_governance=bypass)
+            res = await ctx.store.delete_object(ctx.bucket, key, vid, bypass_governance=bypass, if_match=entry.etag)
         except (StowageError, S3Error) as exc:
             err = from_exception(exc)
             out.append(f"<Error>{el('Key', key)}{el('VersionId', vid)}{el('Code', err.code)}"

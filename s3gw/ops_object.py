@@ -201,8 +201,14 @@ async def head_object(ctx: Ctx) -> Response:
 
 async def delete_object(ctx: Ctx) -> Response:
     vid = _version_id(ctx)
+    if_match = ctx.req.headers.get("if-match")
+    if if_match is not None and vid is not None:
+        # AWS evaluates a conditional delete against the current version only; what it means
+        # beside a versionId it does not say, so it is refused rather than guessed
+        raise S3Error("NotImplemented", "Conditional deletes of a version (If-Match with versionId) are not "
+                      "implemented.")
     bypass = vid is not None and await may_bypass(ctx, ctx.key, vid)
-    res = await ctx.store.delete_object(ctx.bucket, ctx.key, vid, bypass_governance=bypass)
+    res = await ctx.store.delete_object(ctx.bucket, ctx.key, vid, bypass_governance=bypass, if_match=if_match)
     headers: list[tuple[str, str]] = []
     if res.version_id:
         headers.append(("x-amz-version-id", res.version_id))

@@ -29,10 +29,11 @@ REFUSED_HEADERS: Mapping[str, tuple[frozenset[Op], str]] = MappingProxyType({
     "x-amz-website-redirect-location": (_WRITES, "Website redirects (x-amz-website-redirect-location) are not "
                                                  "implemented."),
     "x-amz-write-offset-bytes": (_ops(Op.PutObject), "Appends (x-amz-write-offset-bytes) are not implemented."),
-    # conditional deletes: answered as if unconditional would delete what the client meant to keep
-    "if-match": (_ops(Op.DeleteObject), "Conditional deletes (If-Match on DeleteObject) are not implemented."),
-    "x-amz-if-match-last-modified-time": (_ops(Op.DeleteObject), "Conditional deletes are not implemented."),
-    "x-amz-if-match-size": (_ops(Op.DeleteObject), "Conditional deletes are not implemented."),
+    # conditional deletes on a key's time or size (AWS: directory buckets only; If-Match is served):
+    # answered as if unconditional would delete what the client meant to keep
+    "x-amz-if-match-last-modified-time": (_ops(Op.DeleteObject), "Conditional deletes on the last-modified "
+                                          "time are not implemented."),
+    "x-amz-if-match-size": (_ops(Op.DeleteObject), "Conditional deletes on the size are not implemented."),
     # a conditional abort, answered unconditionally, would abort the upload the client meant to keep
     "x-amz-if-match-initiated-time": (_ops(Op.AbortMultipartUpload), "Conditional aborts "
                                       "(x-amz-if-match-initiated-time) are not implemented."),

@@ -192,15 +192,25 @@ def parse_versioning(body: bytes) -> str:
     return status
 
 
-# An Object's conditions (DeleteObjects' conditional deletes, as If-Match and x-amz-if-match-* on
-# DeleteObject): not implemented, so refused rather than deleting what the client meant to keep.
-DELETE_CONDITIONS = ("ETag", "LastModifiedTime", "Size")
+# An Object's conditions on its time and size (as x-amz-if-match-* on DeleteObject; AWS: directory
+# buckets only): not implemented, so refused rather than deleting what the client meant to keep.
+# Its ETag (as If-Match on DeleteObject) is served.
+DELETE_CONDITIONS = ("LastModifiedTime", "Size")
 
 
-def parse_delete(body: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
+@dataclass(frozen=True, slots=True)
+class DeleteEntry:
+    """An <Object> of DeleteObjects: its key, version id and ETag condition (If-Match)."""
+
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+
+
+def parse_delete(body: bytes) -> tuple[bool, list[DeleteEntry]]:
     root = parse(body, "Delete")
     quiet = (text(root, "Quiet") or "false").strip().lower() == "true"
-    objects: list[tuple[str, str | None]] = []
+    objects: list[DeleteEntry] = []
     for obj in children(root, "Object"):
         for name in DELETE_CONDITIONS:
             if children(obj, name):
@@ -208,7 +218,7 @@ def parse_delete(body: bytes) -> tuple[bool, list[tuple[str, str | None]]]:
         key = text(obj, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        objects.append((key, text(obj, "VersionId")))
+        objects.append(DeleteEntry(key, text(obj, "VersionId"), text(obj, "ETag")))
     if not objects or len(objects) > 1000:
         raise S3Error("MalformedXML")
     return quiet, objects

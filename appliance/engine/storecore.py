@@ -1057,13 +1057,18 @@ class StoreCore:
     # --- objects: delete, copy, metadata -------------------------------------------------------
 
     async def delete_object(self, bucket: str, key: str, version_id: str | None = None, *,
-                            bypass_governance: bool = False) -> DeleteResult:
+                            bypass_governance: bool = False, if_match: str | None = None) -> DeleteResult:
         """Without a version id: the current version goes (unversioned bucket) or a delete marker is
         added. With one: that version goes, unless object lock protects it (ObjectLocked;
-        `bypass_governance`: the caller may lift GOVERNANCE retention)."""
+        `bypass_governance`: the caller may lift GOVERNANCE retention). `if_match` (a conditional
+        delete, without a version id): "*" or ETags the current version must have, checked in
+        the commit that deletes (NoSuchKey when there is none, or a delete marker)."""
         async with self.txn() as t:
             t.bypass_governance = bypass_governance
             b = self._bucket_in(t, bucket)
+            if if_match is not None:
+                cur = t.latest(bucket, key)
+                self._check_conditions(None if cur is None or cur.delete_marker else cur, if_match, None)
             if version_id is not None:
                 v = t.version_at(bucket, key, version_id)
                 if v is None:

@@ -24,7 +24,7 @@ SHAPES = {
     Op.DeleteObject: ("DELETE", "", {}),
     Op.AbortMultipartUpload: ("DELETE", "?uploadId={upload}", {}),
 }
-VALUES = {"x-amz-website-redirect-location": "/elsewhere", "x-amz-write-offset-bytes": "0", "if-match": '"abc"',
+VALUES = {"x-amz-website-redirect-location": "/elsewhere", "x-amz-write-offset-bytes": "0",
           "x-amz-if-match-last-modified-time": "Wed, 01 Jan 2025 00:00:00 GMT", "x-amz-if-match-size": "3",
           "x-amz-if-match-initiated-time": "Wed, 01 Jan 2025 00:00:00 GMT", "x-amz-object-lock-event-hold": "ON",
           "x-amz-object-lock-event-hold-duration-days": "1", "x-amz-object-lock-event-hold-duration-years": "1"}
