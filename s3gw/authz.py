@@ -191,9 +191,8 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
         return (Check(BUCKET_ACTIONS[op], b),)
     if op in OBJECT_ACTIONS:
         pairs = [OBJECT_ACTIONS[op], *([ALSO_REQUIRED[op]] if op in ALSO_REQUIRED else [])]
-        if op is Op.DeleteObject and headers.get("if-match", "*").strip() != "*":
-            pairs.append(("s3:GetObject", "s3:GetObject"))  # a conditional delete's ETag is a read (AWS)
-        return tuple(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs)
+        return (*(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs),
+                *_etag_read(op, b, k, headers))
     if op is Op.CreateBucket:
         checks = [Check("s3:CreateBucket", b, bucket_policy=False)]
         if acls.has_acl_headers(headers):
@@ -216,10 +215,21 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             if "x-amz-tagging" in headers and tags_replaced:
                 checks.append(Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject"))
             checks += [Check(action, b, k) for action in objlock.write_actions(headers)]
-        return tuple(checks)
+        return (*checks, *_etag_read(op, b, k, headers))
     if op in HANDLER_CHECKED:
         return ()
     raise S3Error("AccessDenied")  # an operation nobody named the actions of: never reached (optable)
+
+
+def _etag_read(op: Op, bucket: str, key: str | None, headers: Mapping[str, str]) -> tuple[Check, ...]:
+    """s3:GetObject for a write or delete conditional on the current version's ETag: comparing
+    it reads it (AWS: If-Match writes need s3:PutObject and s3:GetObject; deletes with an ETag,
+    not "*", s3:DeleteObject and s3:GetObject)."""
+    if op not in _CONDITIONAL or "if-match" not in headers:
+        return ()
+    if op is Op.DeleteObject and headers["if-match"].strip() == "*":
+        return ()
+    return (Check("s3:GetObject", bucket, key),)
 
 
 def request_tags(op: Op, headers: Mapping[str, str], body_tags: Mapping[str, str] | None) -> Mapping[str, str] | None:

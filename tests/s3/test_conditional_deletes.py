@@ -104,11 +104,13 @@ def test_delete_objects_etag_in_hostile_xml(raw: Raw, s3: Any, bucket: str) -> N
 
 @pytest.fixture(scope="module")
 def users(s3d: Any) -> dict[str, Any]:
-    """Two IAM users: `deleter` may only DeleteObject, `reader` may DeleteObject and GetObject."""
+    """IAM users: `deleter` may only DeleteObject, `reader` DeleteObject and GetObject, `writer`
+    only PutObject."""
     iam = boto3.client("iam", endpoint_url=s3d.endpoint, aws_access_key_id=s3d.access_key,
                        aws_secret_access_key=s3d.secret_key, region_name="us-east-1")
     out = {}
-    for name, actions in (("deleter", ["s3:DeleteObject"]), ("reader", ["s3:DeleteObject", "s3:GetObject"])):
+    for name, actions in (("deleter", ["s3:DeleteObject"]), ("reader", ["s3:DeleteObject", "s3:GetObject"]),
+                          ("writer", ["s3:PutObject"])):
         iam.create_user(UserName=name)
         iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
@@ -159,3 +161,15 @@ def test_a_conditional_put_key_is_in_the_policy_context(s3: Any, bucket: str, us
     assert _err(exc) == (403, "AccessDenied")
     s3.put_object(Bucket=bucket, Key="k", Body=b"x", IfNoneMatch="*")
     assert _keys(s3, bucket) == ["k"]
+
+
+def test_a_conditional_write_on_an_etag_needs_get_object(s3: Any, bucket: str, users: dict[str, Any]) -> None:
+    """AWS: a write with If-Match needs s3:PutObject and s3:GetObject (the ETag compared is read);
+    If-None-Match s3:PutObject alone."""
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["ETag"]
+    with pytest.raises(ClientError) as exc:
+        users["writer"].put_object(Bucket=bucket, Key="k", Body=b"two", IfMatch=etag)
+    assert _err(exc) == (403, "AccessDenied")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"one"
+    users["writer"].put_object(Bucket=bucket, Key="new", Body=b"x", IfNoneMatch="*")
+    assert _keys(s3, bucket) == ["k", "new"]
