@@ -32,13 +32,13 @@ def _unmask(masked: int) -> int:
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
-def _intact(block: bytes, pos: int) -> tuple[bool, int]:
-    """(is the record at `pos` whole with a matching checksum, its length)."""
+def _intact(block: bytes, pos: int, checked: bool) -> tuple[bool, int]:
+    """(is the record at `pos` whole, with a matching checksum when `checked`, its length)."""
     masked, length, rtype = struct.unpack_from("<IHB", block, pos)
     end = pos + HEADER + length
     if rtype == 0 or end > len(block):
         return False, length
-    return crc32c(block[pos + HEADER - 1:end]) == _unmask(masked), length
+    return not checked or crc32c(block[pos + HEADER - 1:end]) == _unmask(masked), length
 
 
 def zeroed_hole(log: Path) -> str | None:
@@ -55,7 +55,9 @@ def zeroed_hole(log: Path) -> str | None:
                     if hole is None:
                         hole = offset + pos
                     break  # LevelDB drops the rest of the block, as this does
-                ok, length = _intact(block, pos)
+                # checksums only past a hole: before it, a damaged record is LevelDB's to
+                # report, and walking by lengths alone is ~10x faster (a 4 MiB log at each open)
+                ok, length = _intact(block, pos, checked=hole is not None)
                 if not ok:
                     break  # torn or damaged: LevelDB reports that one in its info LOG
                 if hole is not None:
