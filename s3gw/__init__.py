@@ -32,6 +32,7 @@
                  bucket default encryption; lock: object lock operations, the GOVERNANCE bypass;
                  attributes: GetObjectAttributes)
     bucketpages.py ListBuckets' paging and filters (max-buckets, continuation-token, prefix, region)
+    pagetoken.py the continuation tokens of ListObjectsV2 and ListBuckets, taken only as given out
     copychecksum.py CopyObject's x-amz-checksum-algorithm: the copy's checksum, computed once
     cors.py      CORS rules: PutBucketCors's document, preflight and actual-request matching;
                  ops_cors.py its operations and the preflight (OPTIONS)

@@ -2,19 +2,18 @@
 
 Applied to the buckets the caller may see (authz.visible_buckets), in name order. Every bucket
 is in the one configured region (s3.region), so bucket-region keeps all of them or none. A
-continuation token is the last name of the page before, base64url-encoded: opaque to clients,
-as on AWS, and a listing resumes after that name even when the bucket has gone since.
+continuation token is the last name of the page before (pagetoken.py), and a listing resumes
+after that name even when the bucket has gone since.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from appliance.engine import BucketRecord
 
+from . import pagetoken
 from .errors import S3Error
 
 MAX_BUCKETS = 10000  # AWS's largest page (and its default quota of buckets per account)
@@ -40,22 +39,11 @@ def _max_buckets(raw: str | None) -> int:
     return value
 
 
-def _after(token: str) -> str:
-    try:
-        name = base64.urlsafe_b64decode(token.encode("ascii")).decode()
-    except (binascii.Error, ValueError, UnicodeError):
-        name = ""
-    if not name:
-        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
-                      ArgumentName="continuation-token", ArgumentValue=token)
-    return name
-
-
 def page(buckets: Sequence[BucketRecord], query: Mapping[str, str], region: str) -> BucketPage:
     """The page of `buckets` (sorted by name) the ListBuckets query asks for."""
     limit = _max_buckets(query.get("max-buckets"))
     prefix = query.get("prefix")
-    after = _after(query["continuation-token"]) if "continuation-token" in query else ""
+    after = pagetoken.decode(query["continuation-token"]) if "continuation-token" in query else ""
     wanted_region = query.get("bucket-region")
     chosen = [b for b in buckets if b.name.startswith(prefix or "") and b.name > after]
     if wanted_region is not None and wanted_region != region:
@@ -63,4 +51,4 @@ def page(buckets: Sequence[BucketRecord], query: Mapping[str, str], region: str)
     if len(chosen) <= limit:
         return BucketPage(chosen, None, prefix)
     shown = chosen[:limit]
-    return BucketPage(shown, base64.urlsafe_b64encode(shown[-1].name.encode()).decode(), prefix)
+    return BucketPage(shown, pagetoken.encode(shown[-1].name), prefix)

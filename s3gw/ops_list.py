@@ -1,14 +1,12 @@
 """Listings: ListObjects (v1), ListObjectsV2, ListObjectVersions.
 
-Pages come from the engine's range scans; a continuation token is the engine's next_marker,
-base64url-encoded (opaque to clients, as on AWS). With encoding-type=url every key-like field
-is URL-encoded so keys with any character survive XML.
+Pages come from the engine's range scans; a continuation token is the engine's next_marker
+(pagetoken.py). With encoding-type=url every key-like field is URL-encoded so keys with any
+character survive XML.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 from collections.abc import Callable
 
@@ -16,6 +14,7 @@ import trio
 
 from appliance.engine import ListEntry
 
+from . import pagetoken
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
@@ -141,18 +140,6 @@ def _prefixes(prefixes: list[str], enc: Encoder) -> str:
     return "".join(f"<CommonPrefixes>{el('Prefix', enc(p))}</CommonPrefixes>" for p in prefixes)
 
 
-def _token(marker: str) -> str:
-    return base64.urlsafe_b64encode(marker.encode()).decode()
-
-
-def _untoken(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
-                      ArgumentName="continuation-token", ArgumentValue=token) from None
-
-
 async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     q = ctx.query
     enc = encoder(ctx)
@@ -161,10 +148,7 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     if v2:
         token = q.get("continuation-token")
-        if token is not None and token == "":
-            raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
-                          ArgumentName="continuation-token", ArgumentValue="")
-        start = _untoken(token) if token else q.get("start-after", "")
+        start = pagetoken.decode(token) if token is not None else q.get("start-after", "")
     else:
         start = q.get("marker", "")
     ctx.store.require_bucket(ctx.bucket)
@@ -194,7 +178,8 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
         parts.append(el("EncodingType", "url"))
     parts.append(el("IsTruncated", truncated))
     if truncated:
-        parts.append(el("NextContinuationToken", _token(next_marker)) if v2 else el("NextMarker", enc(next_marker)))
+        parts.append(el("NextContinuationToken", pagetoken.encode(next_marker)) if v2
+                     else el("NextMarker", enc(next_marker)))
     owners = owner_renderer(ctx) if fetch_owner else None
     restores = await restore_renderer(ctx, wanted, lambda: [(v.key, v.version_id, v.seq) for v in entries])
     parts += _contents(entries, enc is url_encode, owners, restores)

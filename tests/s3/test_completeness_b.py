@@ -376,7 +376,8 @@ def test_list_buckets_pages_and_filters(s3: Any) -> None:
     assert [b["Name"] for b in s3.list_buckets(Prefix="lbp-", BucketRegion="us-east-1")["Buckets"]] == names
     assert s3.list_buckets(Prefix="lbp-", BucketRegion="eu-west-1")["Buckets"] == []
     assert s3.list_buckets(Prefix="nothing-starts-like-this")["Buckets"] == []
-    for bad in ({"MaxBuckets": 10001}, {"ContinuationToken": "%%%not-a-token"}, {"ContinuationToken": ""}):
+    for bad in ({"MaxBuckets": 10001}, {"ContinuationToken": "%%%not-a-token"}, {"ContinuationToken": ""},
+                {"ContinuationToken": "bGJwLWE=!"}):  # a token with junk after it is no token
         with pytest.raises(ClientError) as exc:
             s3.list_buckets(**bad)
         assert code(exc) == "InvalidArgument", bad
