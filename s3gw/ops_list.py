@@ -177,7 +177,7 @@ async def list_objects(ctx: Ctx, *, v2: bool = False) -> Response:
     if "encoding-type" in q:
         parts.append(el("EncodingType", "url"))
     parts.append(el("IsTruncated", truncated))
-    if truncated:
+    if truncated:  # v1: NextMarker with or without a delimiter (docs/s3-compatibility.md, rclone)
         parts.append(el("NextContinuationToken", pagetoken.encode(next_marker)) if v2
                      else el("NextMarker", enc(next_marker)))
     owners = owner_renderer(ctx) if fetch_owner else None
