@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from appliance.config import Config
 from appliance.engine import ObjectStore
@@ -63,6 +64,14 @@ class Ctx:
     @property
     def query(self) -> dict[str, str]:
         return self.route.query
+
+    def object_url(self, key: str) -> str:
+        """The URL of an object of the request's bucket, addressed as the request addressed it
+        (the Location of CompleteMultipartUpload and POST Object): its scheme and Host, the
+        bucket in the host name (virtual-hosted style) or in the path, the key URL-encoded."""
+        scheme = "https" if self.req.tls else "http"
+        path = quote(key) if self.route.virtual_host else f"{quote(self.bucket)}/{quote(key)}"
+        return f"{scheme}://{self.req.headers.get('host', '')}/{path}"
 
 
 OpHandler = Callable[[Ctx], Awaitable[Response]]

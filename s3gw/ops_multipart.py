@@ -152,8 +152,7 @@ async def complete_multipart(ctx: Ctx) -> Response:
     if v.version_id != "null" or ctx.store.get_bucket(ctx.bucket).versioning:
         headers.append(("x-amz-version-id", v.version_id))
     headers += sse.headers(ctx, Protection.of_report(v.sse), customer=False)
-    host = h.get("host", "")
-    body = [el("Location", f"http://{host}/{ctx.bucket}/{ctx.key}"), el("Bucket", ctx.bucket), el("Key", ctx.key),
+    body = [el("Location", ctx.object_url(ctx.key)), el("Bucket", ctx.bucket), el("Key", ctx.key),
             el("ETag", f'"{v.etag}"')]
     body += [el(f"Checksum{alg}", value) for alg, value in v.checksums.items()]
     if v.checksums:

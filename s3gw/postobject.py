@@ -99,11 +99,6 @@ def _principal_of(ctx: Ctx, fields: dict[str, str], now: datetime) -> tuple[Ctx,
     return dataclasses.replace(ctx, principal=found[-1]), policy, signer.algorithm
 
 
-def _location(ctx: Ctx, key: str) -> str:
-    scheme = "https" if ctx.req.tls else "http"
-    return f"{scheme}://{ctx.req.headers.get('host', '')}/{quote(ctx.bucket)}/{quote(key)}"
-
-
 async def post_object(ctx: Ctx) -> Response:
     form = FormReader(boundary_of(ctx.req.headers.get("content-type", "")), ctx.req.body.chunks())
     await form.read_fields()
@@ -169,7 +164,7 @@ async def post_object(ctx: Ctx) -> Response:
     v = await ctx.store.put_object(ctx.bucket, key, file_body(), meta, finalize=finalize,
                                    encrypt_with=ctx.keys.new_key(protection))
     etag = f'"{v.etag}"'
-    location = _location(ctx, key)
+    location = ctx.object_url(key)
     out = [("ETag", etag), ("Location", location)]
     if v.version_id != "null" or (ctx.view is not None and ctx.view.record.versioning):
         out.append(("x-amz-version-id", v.version_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -65,6 +66,20 @@ def test_a_copy_keeps_the_parts_its_etag_names(s3: Any, bucket: str) -> None:
         assert whole["ChecksumCRC32"] == src["ChecksumCRC32"]  # the composite "-2" checksum
         attrs = s3.get_object_attributes(Bucket=bucket, Key=key, ObjectAttributes=["ObjectParts"])
         assert attrs["ObjectParts"]["TotalPartsCount"] == 2
+
+
+def test_complete_location_is_the_url_of_the_object(s3: Any, s3d: Any, raw: Any, bucket: str) -> None:
+    """CompleteMultipartUpload's Location is a URL that names the new object: the key URL-encoded
+    (it was put in raw: a key with a space, '%' or '#' made no URL, or another object's)."""
+    key = "dir/a b+c%41d#e\u00e9"
+    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1, Body=b"located")["ETag"]
+    done = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert done["Key"] == key
+    assert done["Location"] == f"{s3d.endpoint}/{bucket}/{quote(key)}"
+    status, _, body = raw.request("GET", urlsplit(done["Location"]).path)
+    assert (status, body) == (200, b"located")
 
 
 def test_complete_errors(s3: Any, bucket: str) -> None:

@@ -62,9 +62,10 @@ def test_https_put_uses_aws_chunked_trailer_and_stores_payload_only(tls_daemon: 
     assert "ContentEncoding" not in g
     uid = s3.create_multipart_upload(Bucket="tls-bucket", Key="mp")["UploadId"]
     part = s3.upload_part(Bucket="tls-bucket", Key="mp", UploadId=uid, PartNumber=1, Body=data)
-    s3.complete_multipart_upload(Bucket="tls-bucket", Key="mp", UploadId=uid,
-                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    done = s3.complete_multipart_upload(Bucket="tls-bucket", Key="mp", UploadId=uid,
+                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
     assert s3.get_object(Bucket="tls-bucket", Key="mp")["Body"].read() == data
+    assert done["Location"] == f"{tls_daemon.endpoint}/tls-bucket/mp"  # https, as it was sent
 
 
 def test_virtual_hosted_style(tls_daemon: Any) -> None:
@@ -85,6 +86,20 @@ def test_virtual_hosted_style(tls_daemon: Any) -> None:
     c.request("GET", "/dir/file.txt", headers={**dict(req.headers), "Host": host})
     r = c.getresponse()
     assert (r.status, r.read()) == (200, b"virtual")
+    # a multipart upload completed through the bucket's host name: its Location names the
+    # object on that host (the bucket is not in the path too, which names key "vhost/up")
+    uid = s3.create_multipart_upload(Bucket="vhost", Key="up")["UploadId"]
+    etag = s3.upload_part(Bucket="vhost", Key="up", UploadId=uid, PartNumber=1, Body=b"parts")["ETag"]
+    body = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>"
+            "</CompleteMultipartUpload>").encode()
+    req = AWSRequest(method="POST", url=f"https://{host}/up?uploadId={uid}", data=body)
+    S3SigV4Auth(Credentials(tls_daemon.access_key, tls_daemon.secret_key), "s3", "us-east-1").add_auth(req)
+    c.request("POST", f"/up?uploadId={uid}", body=body, headers={**dict(req.headers), "Host": host})
+    r = c.getresponse()
+    answer = r.read()
+    assert r.status == 200, answer
+    assert f"<Location>https://{host}/up</Location>".encode() in answer
+    assert s3.get_object(Bucket="vhost", Key="up")["Body"].read() == b"parts"
     c.close()
 
 
