@@ -4,8 +4,10 @@ For every routed operation, `required` names the checks it needs: the S3 action 
 Version form when a versionId is given), the bucket and key it acts on, and the actions the
 request implies (CopyObject and UploadPartCopy read their source with s3:GetObject; an ACL on a
 write needs s3:PutObjectAcl, tags s3:PutObjectTagging, an ownership header on CreateBucket
-s3:PutBucketOwnershipControls). DeleteObjects is checked key by key by its handler (a refused key
-is an AccessDenied entry of the result), and ListBuckets filters what it lists (`visible_buckets`).
+s3:PutBucketOwnershipControls; a CopyObject that copies its source's tags, when it has some,
+s3:GetObjectTagging on the source and s3:PutObjectTagging on the destination). DeleteObjects is
+checked key by key by its handler (a refused key is an AccessDenied entry of the result), and
+ListBuckets filters what it lists (`visible_buckets`).
 
 `Authorizer.require` runs before the handler: for each check it builds the condition context
 (`request_context` for what the request says, plus s3:VersionId and, only when some applicable
@@ -176,6 +178,8 @@ class Check:
     # The action whose ACL grant answers for this one, when not itself: the ACL and tags a write
     # sets are the writer's to set when the write is (it will own what it creates).
     acl_as: str | None = None
+    # Asked only when this object (bucket, key, versionId) has tags: a copy's copying of them.
+    if_tagged: tuple[str, str, str | None] | None = None
 
     @property
     def resource(self) -> str:
@@ -214,6 +218,14 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
             tags_replaced = op is not Op.CopyObject or headers.get("x-amz-tagging-directive", "").upper() == "REPLACE"
             if "x-amz-tagging" in headers and tags_replaced:
                 checks.append(Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject"))
+            if copy_source is not None and not tags_replaced:
+                # COPY (the default) reads the source's tags and writes them: AWS asks s3:GetObjectTagging
+                # of the source and s3:PutObjectTagging of the destination when the source has tags
+                # (knowledge center, "s3-troubleshoot-copy-between-buckets").
+                sb, sk, svid = copy_source
+                checks += [Check("s3:GetObjectVersionTagging" if svid is not None else "s3:GetObjectTagging",
+                                 sb, sk, svid, if_tagged=copy_source),
+                           Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject", if_tagged=copy_source)]
             checks += [Check(action, b, k) for action in objlock.write_actions(headers)]
         return (*checks, *_etag_read(op, b, k, headers))
     if op in HANDLER_CHECKED:
@@ -440,13 +452,20 @@ class Authorizer:
                 return True
         return False
 
-    def _object(self, check: Check) -> ObjectVersion | None:
-        if check.key is None:
+    def _version(self, bucket: str, key: str | None, version_id: str | None) -> ObjectVersion | None:
+        if key is None:
             return None
         try:
-            return self.store.head_object(check.bucket, check.key, check.version_id)
+            return self.store.head_object(bucket, key, version_id)
         except (NoSuchKey, NoSuchVersion):
-            return None
+            return None  # the handler answers for a missing object
+
+    def _object(self, check: Check) -> ObjectVersion | None:
+        return self._version(check.bucket, check.key, check.version_id)
+
+    def _has_tags(self, bucket: str, key: str, version_id: str | None) -> bool:
+        v = self._version(bucket, key, version_id)
+        return v is not None and bool(v.tags)
 
     async def decide(self, principal: Principal, check: Check, conditions: Conditions,
                      view: BucketView | None = None) -> bool:
@@ -507,7 +526,13 @@ class Authorizer:
     async def require(self, principal: Principal, checks: Sequence[Check], conditions: Conditions,
                       view: BucketView | None) -> None:
         """AccessDenied unless every check is allowed. `view`: the request's bucket, if it has one."""
+        tagged: dict[tuple[str, str, str | None], bool] = {}
         for check in checks:
+            if check.if_tagged is not None:
+                if check.if_tagged not in tagged:
+                    tagged[check.if_tagged] = self._has_tags(*check.if_tagged)
+                if not tagged[check.if_tagged]:
+                    continue
             own = view if view is not None and check.bucket == view.record.name else None
             if not await self.decide(principal, check, conditions, own):
                 raise S3Error("AccessDenied")

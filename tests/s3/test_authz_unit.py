@@ -24,7 +24,9 @@ ANON = Principal.anonymous()
 def checks(method: str, target: str, headers: dict[str, str] | None = None) -> list[tuple[str, str]]:
     h = {"host": "x", **(headers or {})}
     r = route(method, target, "x", "", "x-amz-copy-source" in h)
-    return [(c.action, c.resource) for c in required(r.op, r, h, copy_source_of(r.op, h))]
+    # a check asked only when the copy source has tags is marked so
+    return [(c.action + (" if tagged" if c.if_tagged else ""), c.resource)
+            for c in required(r.op, r, h, copy_source_of(r.op, h))]
 
 
 @pytest.mark.parametrize(("method", "target", "headers", "expected"), [
@@ -35,9 +37,15 @@ def checks(method: str, target: str, headers: dict[str, str] | None = None) -> l
      [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:PutObjectAcl", "arn:aws:s3:::b/k"),
       ("s3:PutObjectTagging", "arn:aws:s3:::b/k")]),
     ("PUT", "/b/k", {"x-amz-copy-source": "/src/a%20b?versionId=v9"},
-     [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObjectVersion", "arn:aws:s3:::src/a b")]),
-    ("PUT", "/b/k", {"x-amz-copy-source": "src/x", "x-amz-tagging": "a=b"},  # COPY directive: no new tags
-     [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObject", "arn:aws:s3:::src/x")]),
+     [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObjectVersion", "arn:aws:s3:::src/a b"),
+      ("s3:GetObjectVersionTagging if tagged", "arn:aws:s3:::src/a b"),
+      ("s3:PutObjectTagging if tagged", "arn:aws:s3:::b/k")]),
+    ("PUT", "/b/k", {"x-amz-copy-source": "src/x", "x-amz-tagging": "a=b"},  # COPY directive: the source's tags
+     [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObject", "arn:aws:s3:::src/x"),
+      ("s3:GetObjectTagging if tagged", "arn:aws:s3:::src/x"), ("s3:PutObjectTagging if tagged", "arn:aws:s3:::b/k")]),
+    ("PUT", "/b/k", {"x-amz-copy-source": "src/x", "x-amz-tagging-directive": "REPLACE", "x-amz-tagging": "a=b"},
+     [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObject", "arn:aws:s3:::src/x"),
+      ("s3:PutObjectTagging", "arn:aws:s3:::b/k")]),
     ("PUT", "/b/k?partNumber=1&uploadId=u", {"x-amz-copy-source": "src/x"},
      [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObject", "arn:aws:s3:::src/x")]),
     ("PUT", "/b/k?partNumber=1&uploadId=u", {}, [("s3:PutObject", "arn:aws:s3:::b/k")]),

@@ -96,6 +96,7 @@ def world(s3d: Any, s3: Any) -> Iterator[World]:
     s3.create_bucket(Bucket=B)
     for key in ("x", "home/alice/a", "home/carol/c", "pub/p", "Cap/k1"):
         s3.put_object(Bucket=B, Key=key, Body=b"data")
+    s3.put_object(Bucket=B, Key="pub/tagged", Body=b"data", Tagging="class=secret")
     w.add_user("alice")
     w.add_user("carol", path="/team/")  # ARN arn:aws:iam::ACCOUNT:user/team/carol
     w.arns["account"] = w.arns["alice"].split(":user/")[0] + ":root"  # the account principal
@@ -123,17 +124,27 @@ def listing(**kw: Any) -> Op:
     return lambda c: c.list_objects_v2(Bucket=B, **kw)
 
 
-def copy(src: str, dst: str = "new/copy") -> Op:
-    return lambda c: c.copy_object(Bucket=B, Key=dst, CopySource=f"{B}/{src}")
+def copy(src: str, dst: str = "new/copy", version: str | None = None, **kw: Any) -> Op:
+    source = {"Bucket": B, "Key": src, **({"VersionId": version} if version is not None else {})}
+    return lambda c: c.copy_object(Bucket=B, Key=dst, CopySource=source, **kw)
 
 
-def multipart(key: str = "new/mpu") -> Op:
+def multipart(key: str = "new/mpu", copy_from: str | None = None, **create: Any) -> Op:
+    """Create, one part (uploaded, or copied from `copy_from`), complete."""
     def run(c: Any) -> None:
-        up = c.create_multipart_upload(Bucket=B, Key=key)["UploadId"]
-        etag = c.upload_part(Bucket=B, Key=key, UploadId=up, PartNumber=1, Body=b"part")["ETag"]
+        up = c.create_multipart_upload(Bucket=B, Key=key, **create)["UploadId"]
+        if copy_from is None:
+            etag = c.upload_part(Bucket=B, Key=key, UploadId=up, PartNumber=1, Body=b"part")["ETag"]
+        else:
+            etag = c.upload_part_copy(Bucket=B, Key=key, UploadId=up, PartNumber=1,
+                                      CopySource=f"{B}/{copy_from}")["CopyPartResult"]["ETag"]
         c.complete_multipart_upload(Bucket=B, Key=key, UploadId=up,
                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     return run
+
+
+# Reading pub/* and writing new/*: what a copy of an untagged object needs.
+COPIER = [allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObject", f"{ARN}/pub/*")]
 
 
 @dataclass(frozen=True)
@@ -285,6 +296,27 @@ CASES = [
         allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObject", f"{ARN}/pub/*")]),
     Case("copy-needs-dest-write", "alice", copy("pub/p", "x2"), DENIED, identity=[
         allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObject", f"{ARN}/pub/*")]),
+    # copying a source's tags (COPY, the default) reads and writes tags: AWS asks
+    # s3:GetObjectTagging of the source and s3:PutObjectTagging of the destination
+    Case("copy-tags-needs-source-tagging", "alice", copy("pub/tagged"), DENIED,
+         identity=[*COPIER, allow("s3:PutObjectTagging", f"{ARN}/new/*")]),
+    Case("copy-tags-needs-dest-tagging", "alice", copy("pub/tagged"), DENIED,
+         identity=[*COPIER, allow("s3:GetObjectTagging", f"{ARN}/pub/*")]),
+    Case("copy-tags-ok", "alice", copy("pub/tagged"), OK, identity=[
+        *COPIER, allow("s3:GetObjectTagging", f"{ARN}/pub/*"), allow("s3:PutObjectTagging", f"{ARN}/new/*")]),
+    Case("copy-tags-bucket-deny", "alice", copy("pub/tagged"), DENIED, identity=[allow("s3:*")],
+         bucket=[everyone(deny("s3:GetObjectTagging", OBJ))]),
+    Case("copy-tags-explicit-copy", "alice", copy("pub/tagged", TaggingDirective="COPY"), DENIED,
+         identity=[*COPIER, allow("s3:PutObjectTagging", f"{ARN}/new/*")]),
+    Case("copy-tags-replaced-reads-none", "alice", copy("pub/tagged", TaggingDirective="REPLACE", Tagging="a=b"),
+         OK, identity=[*COPIER, allow("s3:PutObjectTagging", f"{ARN}/new/*")]),
+    Case("copy-version-tags-need-version-tagging", "alice", copy("pub/tagged", version="null"), DENIED, identity=[
+        allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObjectVersion", f"{ARN}/pub/*"),
+        allow(["s3:GetObjectTagging", "s3:PutObjectTagging"], OBJ)]),
+    Case("copy-version-tags-ok", "alice", copy("pub/tagged", version="null"), OK, identity=[
+        allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObjectVersion", f"{ARN}/pub/*"),
+        allow(["s3:GetObjectVersionTagging", "s3:PutObjectTagging"], OBJ)]),
+    Case("part-copy-copies-no-tags", "alice", multipart(copy_from="pub/tagged"), OK, identity=COPIER),
 ]
 
 
