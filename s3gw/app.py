@@ -30,7 +30,7 @@ from appliance.iam.objectkeys import ObjectKeys
 from appliance.iam.policy import Principal
 from appliance.services.eventhub import EventHub
 
-from . import replica
+from . import replica, sse
 from .adminpaths import AdminPaths, is_admin_path
 from .authz import (
     Authorizer,
@@ -196,6 +196,9 @@ class S3App:
         conditions = request_context(req, r, r.op, signed=bool(auth.access_key), presigned=auth.presigned,
                                      tags=request_tags(r.op, req.headers, body_tags),
                                      signature_version=auth.algorithm)
+        if r.op in sse.UPLOAD_PART_OPS:
+            for name, value in sse.upload_condition_keys(ctx).items():
+                conditions.setdefault(name, value)
         body_lock = await read_lock_document(ctx)  # its settings are condition keys (s3:object-lock-*)
         conditions.update(lock_conditions(ctx, body_lock))
         ctx = Ctx(self.store, self.cfg, req, r, auth, principal, request_id, self.authz, view, conditions,

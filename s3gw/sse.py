@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from appliance.engine import KeyResolver, ObjectVersion, UploadRecord
+from appliance.engine.errors import NoSuchUpload
 from appliance.iam.kms import MODE_C, MODE_KMS, MODE_S3, key_arn
 from appliance.iam.objectkeys import Protection, decode_context, default_context, protection_of
 
 from .ctx import Ctx
 from .errors import S3Error
+from .routing import Op
 
 SSE = "x-amz-server-side-encryption"
 KMS_KEY = "x-amz-server-side-encryption-aws-kms-key-id"
@@ -219,3 +221,28 @@ def headers(ctx: Ctx, p: Protection, *, customer: bool = True, context: bool = F
 def _context_header(p: Protection) -> str:
     report = p.report()
     return report.get("context", "") if report else ""
+
+
+# The requests about an upload's parts: the upload's encryption was asked in its
+# CreateMultipartUpload; clients send no x-amz-server-side-encryption(-aws-kms-key-id) with them
+# (AWS answers the first with 400 InvalidArgument "not supported for this operation").
+UPLOAD_PART_OPS = frozenset({Op.UploadPart, Op.UploadPartCopy, Op.CompleteMultipartUpload})
+
+
+def upload_condition_keys(ctx: Ctx) -> dict[str, str]:
+    """s3:x-amz-server-side-encryption and s3:x-amz-server-side-encryption-aws-kms-key-id of a
+    request of UPLOAD_PART_OPS: the upload's encryption, as its responses report it (none for
+    SSE-C, whose parts bring their own customer-algorithm header, nor for a missing upload).
+
+    AWS's documented "require SSE" bucket policy (Deny s3:PutObject on Null or StringNotEquals
+    s3:x-amz-server-side-encryption) sits beside its statement that a multipart upload asks for
+    SSE in CreateMultipartUpload alone: with the keys absent from the parts' requests no
+    multipart upload (`aws s3 cp --sse` of a large file) could pass that policy. The value is the
+    upload's effective encryption, a bucket default included (under such a policy an upload
+    created without the header was refused at CreateMultipartUpload)."""
+    try:
+        up = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.query.get("uploadId", ""))
+    except NoSuchUpload:
+        return {}
+    return {"s3:" + name: value for name, value in headers(ctx, Protection.of_report(up.sse), customer=False)
+            if name in (SSE, KMS_KEY)}

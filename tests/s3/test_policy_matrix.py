@@ -8,10 +8,14 @@ keys"). Presigned URLs and access keys changed after signing are at the end."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -145,6 +149,9 @@ def multipart(key: str = "new/mpu", copy_from: str | None = None, **create: Any)
 
 # Reading pub/* and writing new/*: what a copy of an untagged object needs.
 COPIER = [allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObject", f"{ARN}/pub/*")]
+# AWS's documented bucket policy requiring SSE-S3 on every upload ("Protecting data with SSE-S3").
+REQUIRE_SSE = [everyone({**deny("s3:PutObject", OBJ), "Condition": {"StringNotEquals": {SSE: "AES256"}}}),
+               everyone({**deny("s3:PutObject", OBJ), "Condition": {"Null": {SSE: "true"}}})]
 
 
 @dataclass(frozen=True)
@@ -317,6 +324,16 @@ CASES = [
         allow("s3:PutObject", f"{ARN}/new/*"), allow("s3:GetObjectVersion", f"{ARN}/pub/*"),
         allow(["s3:GetObjectVersionTagging", "s3:PutObjectTagging"], OBJ)]),
     Case("part-copy-copies-no-tags", "alice", multipart(copy_from="pub/tagged"), OK, identity=COPIER),
+    # the parts of an upload created with SSE pass a policy requiring SSE (their requests cannot
+    # carry the header: the upload's encryption fills the condition keys)
+    Case("require-sse-multipart", "alice", multipart(ServerSideEncryption="AES256"), OK, identity=[allow("s3:*")],
+         bucket=REQUIRE_SSE),
+    Case("require-sse-part-copy", "alice", multipart(copy_from="pub/p", ServerSideEncryption="AES256"), OK,
+         identity=[allow("s3:*")], bucket=REQUIRE_SSE),
+    Case("require-sse-multipart-unencrypted", "alice", multipart(), DENIED, identity=[allow("s3:*")],
+         bucket=REQUIRE_SSE),
+    Case("require-sse-multipart-other-mode", "alice", multipart(ServerSideEncryption="aws:kms"), DENIED,
+         identity=[allow("s3:*")], bucket=REQUIRE_SSE),
 ]
 
 
@@ -364,12 +381,54 @@ def test_group_deny_beats_user_and_bucket_allow(world: World) -> None:
 
 
 def test_delete_objects_asks_per_key(world: World) -> None:
+    world.set_policies("alice", None, None)  # no bucket policy left by a matrix row refuses the root's put
     world.root.put_object(Bucket=B, Key="new/d1", Body=b"1")
     world.set_policies("alice", [allow("s3:DeleteObject", f"{ARN}/new/*")], None)
     try:
         r = world.clients["alice"].delete_objects(Bucket=B, Delete={"Objects": [{"Key": "new/d1"}, {"Key": "x"}]})
         assert [o["Key"] for o in r["Deleted"]] == ["new/d1"]
         assert [(o["Key"], o["Code"]) for o in r["Errors"]] == [("x", DENIED)]
+    finally:
+        world.set_policies("alice", None, None)
+
+
+def test_require_kms_key_multipart(world: World) -> None:
+    """A policy requiring one KMS key: the parts of an upload created with that key pass (the
+    key id is the upload's, as its ARN), an upload created without naming it does not."""
+    world.set_policies("alice", None, None)  # no bucket policy left by a matrix row refuses the probe
+    arn = world.root.put_object(Bucket=B, Key="new/kms-probe", Body=b"k", ServerSideEncryption="aws:kms")[
+        "SSEKMSKeyId"]
+    world.set_policies("alice", [allow("s3:*")], [everyone({**deny("s3:PutObject", OBJ), "Condition": {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": arn}}})])
+    alice = world.clients["alice"]
+    try:
+        assert outcome(lambda: multipart(ServerSideEncryption="aws:kms", SSEKMSKeyId=arn)(alice)) == OK
+        assert outcome(lambda: multipart(ServerSideEncryption="aws:kms")(alice)) == DENIED
+    finally:
+        world.set_policies("alice", None, None)
+
+
+def test_aws_cli_large_upload_under_require_sse(world: World, tmp_path: Path) -> None:
+    """`aws s3 cp --sse AES256` of a file above the CLI's 8 MiB multipart threshold, under AWS's
+    documented policy requiring SSE: it uploads (multipart, encrypted); without --sse it is refused."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(9 * 2**20))
+    (tmp_path / "aws.cfg").write_text("[default]\ns3 =\n    addressing_style = path\n")
+    key = world.keys["alice"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "aws.cfg"),
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_MAX_ATTEMPTS": "1"}
+    cp = [str(Path(sys.executable).parent / "aws"), "--endpoint-url", world.root.meta.endpoint_url, "s3", "cp",
+          str(big), f"s3://{B}/new/big"]
+    world.set_policies("alice", [allow("s3:*")], REQUIRE_SSE)
+    try:
+        r = subprocess.run([*cp, "--sse", "AES256"], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        head = world.root.head_object(Bucket=B, Key="new/big")
+        assert head["ServerSideEncryption"] == "AES256" and head["ETag"].endswith('-2"')
+        r = subprocess.run(cp, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode != 0 and "AccessDenied" in r.stderr
     finally:
         world.set_policies("alice", None, None)
 
