@@ -207,7 +207,9 @@ class NamespaceOps(NodeOps):
     @fuse_op
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes,
                      flags: int, ctx: RequestContext) -> None:
-        if flags & pyfuse3.RENAME_EXCHANGE:
+        if flags & ~pyfuse3.RENAME_NOREPLACE:
+            # RENAME_EXCHANGE and RENAME_WHITEOUT (the kernel passes both on): EINVAL, as file
+            # systems without them answer; a whiteout ignored would bring back what overlayfs hid
             raise fail(errno.EINVAL)
         old_parent, new_parent = self._dir(parent_inode_old), self._dir(parent_inode_new)
         if ROOT in (old_parent.kind, new_parent.kind):

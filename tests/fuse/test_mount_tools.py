@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -79,6 +80,29 @@ def test_os_level_semantics(mnt: Path) -> None:
         os.mkdir(mnt.parent / "Not_A_Bucket")
     assert info.value.errno == errno.EINVAL
     assert sorted(os.listdir(mnt)) == ["c", "f.txt"]
+
+
+def renameat2(src: Path, dst: Path, flags: int) -> int:
+    """renameat2(2), which the os module lacks: 0 or the errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    if libc.renameat2(at_fdcwd, bytes(src), at_fdcwd, bytes(dst), flags) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
+def test_rename_flags_the_mount_cannot_honour_are_refused(mnt: Path) -> None:
+    noreplace, exchange, whiteout = 1, 2, 4
+    (mnt / "a").write_bytes(b"a")
+    (mnt / "b").write_bytes(b"b")
+    assert renameat2(mnt / "a", mnt / "b", noreplace) == errno.EEXIST
+    assert renameat2(mnt / "a", mnt / "b", exchange) == errno.EINVAL
+    # RENAME_WHITEOUT (overlayfs asks it of its upper layer) must not pass for a plain rename:
+    # the whiteout it promised would be missing, and a file overlayfs deleted would reappear
+    assert renameat2(mnt / "a", mnt / "c", whiteout) == errno.EINVAL
+    assert sorted(os.listdir(mnt)) == ["a", "b"]
+    assert renameat2(mnt / "a", mnt / "c", noreplace) == 0
+    assert (mnt / "c").read_bytes() == b"a"
 
 
 def test_cp_a_and_diff(mnt: Path, tmp_path: Path) -> None:
