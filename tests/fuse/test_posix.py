@@ -205,6 +205,19 @@ def test_sticky_directory(sides: tuple[Side, Side]) -> None:
     ], ["t", "t/a", "t/a2", "t/a3", "t/b", "t/b2", "t/ad"])
 
 
+def test_xattr_names(sides: tuple[Side, Side]) -> None:
+    compare(sides, [
+        (ROOT, "creat", "f", 0o644),
+        (ROOT, "setxattr", "f", "user.", "v"),  # a namespace without a name
+        (ROOT, "getxattr", "f", "user."),
+        (ROOT, "removexattr", "f", "user."),
+        (ROOT, "setxattr", "f", "user.k", "v"),
+        (ROOT, "getxattr", "f", "user.k"),
+        (ROOT, "removexattr", "f", "user.k"),
+        (ROOT, "getxattr", "f", "user.k"),
+    ], ["f"])
+
+
 def test_ctime_moves_on_every_metadata_change_and_never_on_reads(sides: tuple[Side, Side]) -> None:
     compare(sides, [
         (ROOT, "mkdir", "d", 0o755),
