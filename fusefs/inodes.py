@@ -22,6 +22,7 @@ import pyfuse3
 from .paths import split
 
 if TYPE_CHECKING:
+    from .attrs import Posix
     from .staging import FileState
 
 ROOT = "root"
@@ -40,6 +41,16 @@ FILE_TYPE = {ROOT: stat.S_IFDIR, BUCKET: stat.S_IFDIR, DIR: stat.S_IFDIR, FILE: 
 KIND_OF_TYPE = {stat.S_IFLNK: LINK, stat.S_IFIFO: FIFO, stat.S_IFCHR: CHR, stat.S_IFBLK: BLK, stat.S_IFSOCK: SOCK}
 
 
+@dataclass
+class Removed:
+    """A directory removed through the mount that the kernel still holds (a shell's working
+    directory, an open descriptor): what fstat, fchmod and the xattr calls act on until the last
+    reference goes, as ext4 keeps a removed directory's inode (nlink 0). Never stored."""
+
+    posix: Posix
+    user_meta: dict[str, str]
+
+
 @dataclass(eq=False)
 class Node:
     ino: int
@@ -52,6 +63,7 @@ class Node:
     detached: bool = False
     inode_id: str = ""  # the engine's identity of a file with hard links
     names: set[str] = field(default_factory=set)  # every path the table knows this node by
+    removed: Removed | None = None  # a directory rmdir took away while the kernel held it
 
     @property
     def is_dir(self) -> bool:

@@ -19,7 +19,7 @@ from appliance.engine import InodeRecord, ObjectVersion, PutMeta
 
 from .attrs import Posix, is_device, meta_of, now_ns, posix_of
 from .errnos import fail, fuse_op
-from .inodes import BUCKET, DIR, FILE, FILE_TYPE, KIND_OF_TYPE, ROOT, Node
+from .inodes import BUCKET, DIR, FILE, FILE_TYPE, KIND_OF_TYPE, ROOT, Node, Removed
 from .nodes import NodeOps, guess_type
 from .paths import check_key_length, marker_key, split
 from .staging import FileState
@@ -108,6 +108,7 @@ class NamespaceOps(NodeOps):
         if found.kind not in (DIR, BUCKET):
             raise fail(errno.ENOTDIR)
         node = self.inodes.find(bucket, path)
+        gone = self._removed(node) if node is not None else None
         if parent.kind == ROOT:
             await self.store.delete_bucket(bucket)
             self.tree.tree_moved(bucket, "")
@@ -120,8 +121,18 @@ class NamespaceOps(NodeOps):
             self.dirtimes.forget(bucket, path)
             await self._keep_dir(bucket, split(path)[0])
         if node is not None:
+            node.removed = gone
             self.inodes.detach(node)
         self._entries_changed(parent)
+
+    def _removed(self, node: Node) -> Removed:
+        """What a directory about to be removed shows from then on (its ctime moves, as ext4's)."""
+        p, _ = self._stat(node)
+        p = dataclasses.replace(p, ctime_ns=now_ns())
+        if node.kind != DIR:
+            return Removed(p, {})
+        marker = self.tree.head(node.bucket, marker_key(node.path))
+        return Removed(p, dict(marker.user_meta) if marker is not None else {})
 
     def _file_posix(self, node: Node | None, found: Found) -> tuple[Posix, dict[str, str]]:
         """A copy of the attributes and user metadata a file shows (staged ones when pending)."""
@@ -237,8 +248,12 @@ class NamespaceOps(NodeOps):
             if is_dir:
                 if self.tree.has_children(bucket, dst, ignore_marker=True):
                     raise fail(errno.ENOTEMPTY)
+                victim = self.inodes.find(bucket, dst)
+                gone = self._removed(victim) if victim is not None else None
                 with self.quiet(bucket, marker_key(dst)):
                     await self.store.delete_keys(bucket, [marker_key(dst)])
+                if victim is not None:
+                    victim.removed = gone
         now = now_ns()
         if is_dir:
             for n in list(self.inodes.by_path.values()):

@@ -162,6 +162,8 @@ class NodeOps(pyfuse3.Operations):
         st = node.state
         if st is not None and (node.detached or st.changed or st.meta_changed):
             return st.posix, st.size
+        if node.removed is not None:
+            return node.removed.posix, 0
         if node.kind in (ROOT, BUCKET):
             if node.kind == BUCKET and not self.tree.bucket_exists(node.bucket):
                 raise fail(errno.ENOENT)
@@ -184,6 +186,8 @@ class NodeOps(pyfuse3.Operations):
     def _nlink(self, node: Node) -> int:
         """As ext4 counts: a directory 2 plus its subdirectories; a file its names; an open
         file whose last name was removed 0."""
+        if node.removed is not None:
+            return 0
         if node.is_dir:
             return 2 + self.tree.subdirs(node)
         if node.detached:
@@ -312,6 +316,9 @@ class NodeOps(pyfuse3.Operations):
     # --- attribute changes --------------------------------------------------------------------
 
     async def _set_meta(self, node: Node, mutate: Mutate) -> None:
+        if node.removed is not None:
+            mutate(node.removed.posix, node.removed.user_meta)
+            return
         if node.kind in (ROOT, BUCKET):
             return  # buckets keep no POSIX attributes; accepted and not stored (SEMANTICS.md)
         if node.kind == DIR:

@@ -18,6 +18,8 @@ class XattrOps(NodeOps):
     """Mixin of StowageFS: the xattr handlers."""
 
     def _user_meta(self, node: Node) -> dict[str, str]:
+        if node.removed is not None:
+            return dict(node.removed.user_meta)
         if node.kind in (ROOT, BUCKET):
             return {}
         if node.kind == DIR:

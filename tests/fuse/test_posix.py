@@ -218,6 +218,31 @@ def test_xattr_names(sides: tuple[Side, Side]) -> None:
     ], ["f"])
 
 
+def test_removed_directories_still_held_open(sides: tuple[Side, Side]) -> None:
+    # a shell whose working directory was removed runs `ls`: fstat must not fail (it was ESTALE)
+    compare(sides, [
+        (ROOT, "mkdir", "d", 0o755),
+        (ROOT, "setxattr", "d", "user.k", "v"),
+        (ROOT, "open", "d", "d", ["O_RDONLY"]),
+        (ROOT, "rmdir", "d"),
+        (ROOT, "fstat", "@d"),
+        (ROOT, "listdir", "@d"),
+        (ROOT, "getxattr", "@d", "user.k"),
+        (ROOT, "fchmod", "@d", 0o700),
+        (ROOT, "fchown", "@d", A, A),
+        (ROOT, "fstat", "@d"),
+        (ROOT, "mkdir", "d", 0o711),  # a new directory of the name has attributes of its own
+        (ROOT, "mkdir", "e", 0o755),
+        (ROOT, "open", "e", "e", ["O_RDONLY"]),
+        (ROOT, "rename", "d", "e"),  # replaced by a rename
+        (ROOT, "fstat", "@e"),
+        (ROOT, "fchmod", "@e", 0o750),
+        (ROOT, "fstat", "@e"),
+        (ROOT, "close", "@d"),
+        (ROOT, "close", "@e"),
+    ], ["d", "e"])
+
+
 def test_ctime_moves_on_every_metadata_change_and_never_on_reads(sides: tuple[Side, Side]) -> None:
     compare(sides, [
         (ROOT, "mkdir", "d", 0o755),
