@@ -13,6 +13,7 @@ import stat
 from collections.abc import AsyncIterator
 
 import pyfuse3
+import trio
 from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.engine import InodeRecord, ObjectVersion, PutMeta
@@ -259,11 +260,21 @@ class NamespaceOps(NodeOps):
             for n in list(self.inodes.by_path.values()):
                 if n.bucket == bucket and n.path.startswith(src + "/") and n.state is not None:
                     await self.commit(n)
-            with self.quiet(bucket, src + "/", prefix=True), self.quiet(bucket, dst + "/", prefix=True):
-                await self.store.rename_prefix(bucket, src + "/", dst + "/")
-            self.tree.tree_moved(bucket, src)
-            self.tree.tree_moved(bucket, dst)
-            self.inodes.move(bucket, src, dst)
+            # A commit that started meanwhile, or starts now, would store at its old path after
+            # the keys moved (a stale copy bringing the old directory back): those under way end
+            # first (their locks), later ones wait until the nodes have their new paths.
+            done = self.renaming[(bucket, src + "/")] = trio.Event()
+            try:
+                below = [n for n in self.inodes.by_path.values() if n.bucket == bucket and n.path.startswith(src + "/")]
+                async with _after_commits(*below):
+                    with self.quiet(bucket, src + "/", prefix=True), self.quiet(bucket, dst + "/", prefix=True):
+                        await self.store.rename_prefix(bucket, src + "/", dst + "/")
+                    self.tree.tree_moved(bucket, src)
+                    self.tree.tree_moved(bucket, dst)
+                    self.inodes.move(bucket, src, dst)
+            finally:
+                del self.renaming[(bucket, src + "/")]
+                done.set()
             self.dirtimes.forget(bucket, dst)
             self.dirtimes.move(bucket, src, dst)
             moved = self.inodes.find(bucket, dst) or Node(0, bucket, dst, DIR)

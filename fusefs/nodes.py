@@ -83,6 +83,9 @@ class NodeOps(pyfuse3.Operations):
         self.pending_inodes: dict[int, None] = {}
         # where files written in order are streamed to the store (service.py); None: not streamed
         self.nursery: trio.Nursery | None = None
+        # directories being renamed, as (bucket, "path/"): a commit of a file below waits for the
+        # rename to end, so that it stores under the new name (namespace.rename)
+        self.renaming: dict[tuple[str, str], trio.Event] = {}
 
     def _fh(self) -> int:
         self._next_fh += 1
@@ -235,6 +238,8 @@ class NodeOps(pyfuse3.Operations):
         """Pick up a version committed from outside while nothing is pending here."""
         if st.changed or st.meta_changed or node.detached:
             return
+        if self._renaming(node) is not None:
+            return  # its key has moved and node.path not yet: not a deletion (the next call looks)
         v = self.tree.head(node.bucket, node.path)
         if v is None and st.base is not None:
             # deleted over S3 since: as after an unlink, the open descriptors keep the old
@@ -265,6 +270,7 @@ class NodeOps(pyfuse3.Operations):
         st = node.state
         if st is None or node.detached:
             return
+        await self._after_renames(node)
         async with st.lock:
             if node.detached or not (st.changed or st.meta_changed):
                 return
@@ -275,6 +281,17 @@ class NodeOps(pyfuse3.Operations):
                 v = await st.commit(node.bucket, node.path, meta, self.keys.new_key(protection))
             self.inodes.set_inode(node, v.inode)
             self.tree.listed(v)  # kept: the next listing of its directory need not read it back
+
+    def _renaming(self, node: Node) -> trio.Event | None:
+        """Set when the rename of a directory above the node ends; None: none under way."""
+        return next((e for (b, prefix), e in self.renaming.items()
+                     if b == node.bucket and node.path.startswith(prefix)), None)
+
+    async def _after_renames(self, node: Node) -> None:
+        """Wait, holding no lock, while a directory above the node is being renamed (the rename
+        takes the locks of the commits under way, so one must not wait for it holding its own)."""
+        while (done := self._renaming(node)) is not None:
+            await done.wait()
 
     async def stream_if_in_order(self, node: Node, st: FileState) -> None:
         """Start storing a file written in order from its first byte once it is big enough to

@@ -8,6 +8,7 @@ import stat
 
 import pyfuse3
 import pytest
+import trio
 
 from appliance.engine import patch as engine_patch
 from appliance.engine.errors import InsufficientShards, InsufficientStorage, KeyTooLong, NoSuchKey
@@ -173,6 +174,54 @@ async def test_rename_of_open_dirty_file_commits_to_new_name(fs: FS) -> None:
     assert await fs.read_file("bkt/final.txt") == b"payload!"
     with pytest.raises(NoSuchKey):
         fs.store.head_object("bkt", "tmp.part")
+
+
+async def test_a_commit_racing_a_directory_rename_lands_under_the_new_name(fs: FS) -> None:
+    # The rename commits the open file first; a write and fsync queued behind that commit
+    # started the next one at the old path while the keys moved: it stored a stale copy there,
+    # bringing the old directory back (and the next rename back onto it failed with ENOTEMPTY).
+    await fs.mkdir("bkt/d1")
+    fh = await fs.open("bkt/d1/f", create=True)
+    await fs.ops.write(fh, 0, b"one")
+    bkt = await fs.ino("bkt")
+
+    async def write_and_fsync() -> None:
+        await fs.ops.write(fh, 3, b"two")
+        await fs.ops.fsync(fh, False)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fs.ops.rename, bkt, b"d1", bkt, b"d2", 0, CTX)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(write_and_fsync)
+    await fs.close(fh)
+    assert [o.key for o in fs.store.list_objects("bkt").entries] == ["d2/", "d2/f"]
+    assert await fs.read_file("bkt/d2/f") == b"onetwo"
+
+
+async def test_an_open_while_its_directory_is_renamed_does_not_take_the_file_for_deleted(fs: FS) -> None:
+    # An open (or read) of a clean file checks the store for outside changes at the node's
+    # path. Between the rename's commit and the nodes' new paths (the kernel invalidations the
+    # commit waits for run there) that path was empty: the file counted as deleted over S3,
+    # its open descriptors were cut loose, and what they wrote next was silently dropped.
+    await fs.mkdir("bkt/d1")
+    fh = await fs.open("bkt/d1/f", create=True)
+    await fs.ops.write(fh, 0, b"one")
+    await fs.ops.fsync(fh, False)
+    ino = await fs.ino("bkt/d1/f")
+    opened: list[int] = []
+
+    async def open_meanwhile(changed: list[tuple[str, str]]) -> None:
+        if ("bkt", "d2/f") in changed and not opened:
+            opened.append((await fs.ops.open(ino, os.O_RDONLY, CTX)).fh)
+
+    fs.store.add_commit_hook(open_meanwhile)
+    bkt = await fs.ino("bkt")
+    await fs.ops.rename(bkt, b"d1", bkt, b"d2", 0, CTX)
+    assert opened
+    await fs.ops.write(fh, 3, b"two")
+    await fs.close(fh)
+    await fs.close(opened[0])
+    assert await fs.read_file("bkt/d2/f") == b"onetwo"
 
 
 async def test_unlinked_open_file_keeps_reading_and_is_not_recreated(fs: FS) -> None:
