@@ -233,6 +233,7 @@ def test_removed_directories_still_held_open(sides: tuple[Side, Side]) -> None:
         (ROOT, "fstat", "@d"),
         (ROOT, "mkdir", "d", 0o711),  # a new directory of the name has attributes of its own
         (ROOT, "mkdir", "e", 0o755),
+        (ROOT, "utimens", "d", [1, 0], [2, 0]),  # "e" then names d: times compared as values
         (ROOT, "open", "e", "e", ["O_RDONLY"]),
         (ROOT, "rename", "d", "e"),  # replaced by a rename
         (ROOT, "fstat", "@e"),
