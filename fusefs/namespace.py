@@ -38,21 +38,22 @@ class NamespaceOps(NodeOps):
         parent = self._dir(parent_inode)
         if parent.kind == ROOT:
             raise fail(errno.EPERM)  # only directories (buckets) live at the top level
-        bucket, path = self._child(parent, name)
-        if self.tree.lookup(bucket, path) is not None:
-            raise fail(errno.EEXIST)
-        p = self._new_owner(parent, mode, ctx)
-        p.rdev = rdev if is_device(mode) else 0
-        ctype = "" if stat.S_ISLNK(mode) else guess_type(path)
-        protection = await self.keys.for_new(bucket, path)
-        meta = PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True, sse=protection.report())
-        with self.quiet(bucket, path):
-            v = await self.store.put_object(bucket, path, body, meta, long_key=True,
-                                            encrypt_with=self.keys.key_for(protection, body))
-        self.tree.listed(v)  # kept for the next listing of the directory (listcache.py)
-        node = self.inodes.intern(bucket, path, KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE))
-        self._entries_changed(parent, p.ctime_ns)
-        return node, v
+        async with self._using_path(parent):
+            bucket, path = self._child(parent, name)
+            if self.tree.lookup(bucket, path) is not None:
+                raise fail(errno.EEXIST)
+            p = self._new_owner(parent, mode, ctx)
+            p.rdev = rdev if is_device(mode) else 0
+            ctype = "" if stat.S_ISLNK(mode) else guess_type(path)
+            protection = await self.keys.for_new(bucket, path)
+            meta = PutMeta(ctype, user_meta=meta_of(p), posix_trusted=True, sse=protection.report())
+            with self.quiet(bucket, path):
+                v = await self.store.put_object(bucket, path, body, meta, long_key=True,
+                                                encrypt_with=self.keys.key_for(protection, body))
+            self.tree.listed(v)  # kept for the next listing of the directory (listcache.py)
+            node = self.inodes.intern(bucket, path, KIND_OF_TYPE.get(stat.S_IFMT(mode), FILE))
+            self._entries_changed(parent, p.ctime_ns)
+            return node, v
 
     async def _create(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> Node:
         node, v = await self._new_object(parent_inode, name, stat.S_IFREG | (mode & 0o7777), ctx)
@@ -92,39 +93,42 @@ class NamespaceOps(NodeOps):
             self.tree.tree_moved(bucket, "")
             node = self.inodes.intern(bucket, "", BUCKET)
         else:
-            check_key_length(path, is_dir=True)
-            if self.tree.lookup(bucket, path) is not None:
-                raise fail(errno.EEXIST)
-            await self._put_marker(bucket, path, self._new_owner(parent, stat.S_IFDIR | (mode & 0o7777), ctx), {})
-            self.tree.tree_moved(bucket, path)
-            node = self.inodes.intern(bucket, path, DIR)
+            async with self._using_path(parent):
+                bucket, path = self._child(parent, name)  # its path once no rename above is under way
+                check_key_length(path, is_dir=True)
+                if self.tree.lookup(bucket, path) is not None:
+                    raise fail(errno.EEXIST)
+                await self._put_marker(bucket, path, self._new_owner(parent, stat.S_IFDIR | (mode & 0o7777), ctx), {})
+                self.tree.tree_moved(bucket, path)
+                node = self.inodes.intern(bucket, path, DIR)
         self._entries_changed(parent)
         return self._looked_up(node)
 
     @fuse_op
     async def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         parent = self._dir(parent_inode)
-        bucket, path = self._child(parent, name)
-        found = self._found(bucket, path)
-        if found.kind not in (DIR, BUCKET):
-            raise fail(errno.ENOTDIR)
-        node = self.inodes.find(bucket, path)
-        gone = self._removed(node) if node is not None else None
-        if parent.kind == ROOT:
-            await self.store.delete_bucket(bucket)
-            self.tree.tree_moved(bucket, "")
-        else:
-            if self.tree.has_children(bucket, path, ignore_marker=True):
-                raise fail(errno.ENOTEMPTY)
-            with self.quiet(bucket, marker_key(path)):
-                await self.store.delete_keys(bucket, [marker_key(path)])
-            self.tree.tree_moved(bucket, path)
-            self.dirtimes.forget(bucket, path)
-            await self._keep_dir(bucket, split(path)[0])
-        if node is not None:
-            node.removed = gone
-            self.inodes.detach(node)
-        self._entries_changed(parent)
+        async with self._using_path(parent):
+            bucket, path = self._child(parent, name)
+            found = self._found(bucket, path)
+            if found.kind not in (DIR, BUCKET):
+                raise fail(errno.ENOTDIR)
+            node = self.inodes.find(bucket, path)
+            gone = self._removed(node) if node is not None else None
+            if parent.kind == ROOT:
+                await self.store.delete_bucket(bucket)
+                self.tree.tree_moved(bucket, "")
+            else:
+                if self.tree.has_children(bucket, path, ignore_marker=True):
+                    raise fail(errno.ENOTEMPTY)
+                with self.quiet(bucket, marker_key(path)):
+                    await self.store.delete_keys(bucket, [marker_key(path)])
+                self.tree.tree_moved(bucket, path)
+                self.dirtimes.forget(bucket, path)
+                await self._keep_dir(bucket, split(path)[0])
+            if node is not None:
+                node.removed = gone
+                self.inodes.detach(node)
+            self._entries_changed(parent)
 
     def _removed(self, node: Node) -> Removed:
         """What a directory about to be removed shows from then on (its ctime moves, as ext4's)."""
@@ -149,28 +153,29 @@ class NamespaceOps(NodeOps):
         parent = self._dir(parent_inode)
         if parent.kind == ROOT:
             raise fail(errno.EISDIR)
-        bucket, path = self._child(parent, name)
-        node = self.inodes.find(bucket, path)
-        async with _after_commits(node):
-            found = self._found(bucket, path)
-            if found.kind == DIR:
-                raise fail(errno.EISDIR)
-            now = now_ns()
-            rec = self.store.inode_of(found.version) if found.version is not None else None
-            names = list(rec.links) if rec is not None else [path]
-            others: PutMeta | None = None
-            if rec is not None and len(rec.links) > 1:  # the file lives on under its other names, changed
-                p, um = self._file_posix(node, found)
-                p.ctime_ns = now
-                others = self._meta(path, rec.inode_id, found.version, p, um)
-            with self.quiet_keys(bucket, names):
-                left = await self.store.unlink_object(bucket, path, others)
-            if node is not None:
-                if left and node.state is not None:
-                    node.state.posix.ctime_ns = now
-                self.inodes.unname(node, path, [n for n in names if n != path] if left else [])
-        self._entries_changed(parent, now)
-        await self._keep_dir(bucket, split(path)[0])
+        async with self._using_path(parent):
+            bucket, path = self._child(parent, name)
+            node = self.inodes.find(bucket, path)
+            async with _after_commits(node):
+                found = self._found(bucket, path)
+                if found.kind == DIR:
+                    raise fail(errno.EISDIR)
+                now = now_ns()
+                rec = self.store.inode_of(found.version) if found.version is not None else None
+                names = list(rec.links) if rec is not None else [path]
+                others: PutMeta | None = None
+                if rec is not None and len(rec.links) > 1:  # the file lives on under its other names, changed
+                    p, um = self._file_posix(node, found)
+                    p.ctime_ns = now
+                    others = self._meta(path, rec.inode_id, found.version, p, um)
+                with self.quiet_keys(bucket, names):
+                    left = await self.store.unlink_object(bucket, path, others)
+                if node is not None:
+                    if left and node.state is not None:
+                        node.state.posix.ctime_ns = now
+                    self.inodes.unname(node, path, [n for n in names if n != path] if left else [])
+            self._entries_changed(parent, now)
+            await self._keep_dir(bucket, split(path)[0])
 
     @fuse_op
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext) -> EntryAttributes:
@@ -265,6 +270,7 @@ class NamespaceOps(NodeOps):
             # first (their locks), later ones wait until the nodes have their new paths.
             done = self.renaming[(bucket, src + "/")] = trio.Event()
             try:
+                await self._after_changes_in(bucket, src + "/")
                 below = [n for n in self.inodes.by_path.values() if n.bucket == bucket and n.path.startswith(src + "/")]
                 async with _after_commits(*below):
                     with self.quiet(bucket, src + "/", prefix=True), self.quiet(bucket, dst + "/", prefix=True):

@@ -8,11 +8,12 @@ made, removed and renamed) and xattr_ops.py; they all build on NodeOps.
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import mimetypes
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 
 import pyfuse3
@@ -86,6 +87,11 @@ class NodeOps(pyfuse3.Operations):
         # directories being renamed, as (bucket, "path/"): a commit of a file below waits for the
         # rename to end, so that it stores under the new name (namespace.rename)
         self.renaming: dict[tuple[str, str], trio.Event] = {}
+        # changes under way that name keys by a node's path (_using_path): (bucket, path) by
+        # operation, which a directory rename above waits for
+        self.in_dirs: dict[int, tuple[str, str]] = {}
+        self.in_dirs_left = trio.Event()
+        self._op_ids = itertools.count()
 
     def _fh(self) -> int:
         self._next_fh += 1
@@ -282,10 +288,32 @@ class NodeOps(pyfuse3.Operations):
             self.inodes.set_inode(node, v.inode)
             self.tree.listed(v)  # kept: the next listing of its directory need not read it back
 
-    def _renaming(self, node: Node) -> trio.Event | None:
-        """Set when the rename of a directory above the node ends; None: none under way."""
+    def _renaming(self, node: Node, path: str | None = None) -> trio.Event | None:
+        """Set when the rename of a directory above the node (or `path`) ends; None: none under way."""
+        path = node.path if path is None else path
         return next((e for (b, prefix), e in self.renaming.items()
-                     if b == node.bucket and node.path.startswith(prefix)), None)
+                     if b == node.bucket and path.startswith(prefix)), None)
+
+    @asynccontextmanager
+    async def _using_path(self, node: Node) -> AsyncIterator[None]:
+        """Around a change that names keys by the node's path (its own key, a directory's marker
+        and entries): not while a directory above is being renamed (the keys would land at the
+        old path and bring it back), and a rename that starts meanwhile waits for it to end."""
+        while (done := self._renaming(node, node.path + "/")) is not None:
+            await done.wait()
+        op = next(self._op_ids)
+        self.in_dirs[op] = (node.bucket, node.path)
+        try:
+            yield
+        finally:
+            del self.in_dirs[op]
+            self.in_dirs_left.set()
+            self.in_dirs_left = trio.Event()
+
+    async def _after_changes_in(self, bucket: str, prefix: str) -> None:
+        """Wait until no change below the directory `prefix` (with its slash) is under way."""
+        while any(b == bucket and (p + "/").startswith(prefix) for b, p in self.in_dirs.values()):
+            await self.in_dirs_left.wait()
 
     async def _after_renames(self, node: Node) -> None:
         """Wait, holding no lock, while a directory above the node is being renamed (the rename
@@ -338,25 +366,26 @@ class NodeOps(pyfuse3.Operations):
             return
         if node.kind in (ROOT, BUCKET):
             return  # buckets keep no POSIX attributes; accepted and not stored (SEMANTICS.md)
-        if node.kind == DIR:
-            marker = self.tree.head(node.bucket, marker_key(node.path))
-            p, _ = self._stat(node)
-            um = dict(marker.user_meta) if marker else {}
-            mutate(p, um)
-            await self._put_marker(node.bucket, node.path, p, um)
-            return
-        st = node.state
-        if st is None:
-            await self._store_meta(node, None, mutate)
-            return
-        # after a commit of the file under way (close): it built its metadata before this
-        # change and then marks the metadata clean, so a chmod made meanwhile was lost
-        async with st.lock:
-            if st.changed or st.meta_changed or node.detached:
-                mutate(st.posix, st.user_meta)
-                st.meta_changed = True
+        async with self._using_path(node):
+            if node.kind == DIR:
+                marker = self.tree.head(node.bucket, marker_key(node.path))
+                p, _ = self._stat(node)
+                um = dict(marker.user_meta) if marker else {}
+                mutate(p, um)
+                await self._put_marker(node.bucket, node.path, p, um)
                 return
-            await self._store_meta(node, st, mutate)
+            st = node.state
+            if st is None:
+                await self._store_meta(node, None, mutate)
+                return
+            # after a commit of the file under way (close): it built its metadata before this
+            # change and then marks the metadata clean, so a chmod made meanwhile was lost
+            async with st.lock:
+                if st.changed or st.meta_changed or node.detached:
+                    mutate(st.posix, st.user_meta)
+                    st.meta_changed = True
+                    return
+                await self._store_meta(node, st, mutate)
 
     async def _store_meta(self, node: Node, st: FileState | None, mutate: Mutate) -> None:
         """The file's attributes changed in its stored version (the caller holds st.lock)."""

@@ -224,6 +224,40 @@ async def test_an_open_while_its_directory_is_renamed_does_not_take_the_file_for
     assert await fs.read_file("bkt/d2/f") == b"onetwo"
 
 
+async def test_entries_made_while_their_directory_is_renamed_land_under_the_new_name(fs: FS) -> None:
+    # A create, mkdir or chmod in d1 names its key by d1's path, and the kernel does not
+    # serialize it with the rename of d1's entry. Made while d1 was being renamed, it failed
+    # with ENOENT (d1's path was empty), or, past that check, landed at d1/... after the keys
+    # had moved: d1 came back, holding only what was made meanwhile (seen on a real mount).
+    # Now it waits for the rename, and the rename for those under way.
+    await fs.mkdir("bkt/d1")
+    await fs.mkdir("bkt/d1/sub")
+    d1, sub = await fs.ino("bkt/d1"), await fs.ino("bkt/d1/sub")
+    made: list[str] = []
+
+    async def make_entries() -> None:
+        fi, _ = await fs.ops.create(d1, b"new", 0o644, os.O_RDWR, CTX)
+        await fs.ops.release(fi.fh)
+        await fs.ops.mkdir(d1, b"newdir", 0o755, CTX)
+        e = pyfuse3.EntryAttributes()
+        e.st_mode = stat.S_IFDIR | 0o711
+        await fs.ops.setattr(sub, e, Fields(update_mode=True), None, CTX)
+        made.append("done")
+
+    async with trio.open_nursery() as nursery:
+        async def meanwhile(changed: list[tuple[str, str]]) -> None:
+            if ("bkt", "d2/") in changed and not made:
+                nursery.start_soon(make_entries)
+                await trio.testing.wait_all_tasks_blocked()
+
+        fs.store.add_commit_hook(meanwhile)
+        bkt = await fs.ino("bkt")
+        await fs.ops.rename(bkt, b"d1", bkt, b"d2", 0, CTX)
+    assert made
+    assert [o.key for o in fs.store.list_objects("bkt").entries] == ["d2/", "d2/new", "d2/newdir/", "d2/sub/"]
+    assert stat.S_IMODE((await fs.ops.getattr(sub, CTX)).st_mode) == 0o711
+
+
 async def test_unlinked_open_file_keeps_reading_and_is_not_recreated(fs: FS) -> None:
     await fs.write_file("bkt/gone", b"still here")
     fh = await fs.open("bkt/gone")
