@@ -487,7 +487,9 @@ class SegmentIO:
             if not shards:
                 return None, summary
             self._check_quorum(shards, geo)
-            identity = dict(identity, etag=summary.etag, size=length)
+            # a re-encoding's body is stored blocks (ciphertext, when encrypted): the ETag and
+            # size of the object it holds come with its identity (shardident.of_transcoded)
+            identity = {"etag": summary.etag, "size": length, **identity}
             await self._seal(segment_id, shards, geo, header, stored, identity)
             self._check_quorum(shards, geo)
         except BaseException:

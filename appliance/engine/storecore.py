@@ -23,7 +23,7 @@ import trio
 from appliance.config import Config, ConfigError
 from diskmgr.crashpoints import crash_point
 
-from . import classes, entropy, events, keys, listing, lock, restore, tiering, transcode, usage
+from . import classes, entropy, events, keys, listing, lock, restore, shardident, tiering, transcode, usage
 from .budget import ByteBudget
 from .classes import Placement
 from .codec import Geometry, auto_geometry
@@ -798,8 +798,8 @@ class StoreCore:
         # Fail fast before storing data; the authoritative check is repeated at commit.
         self._check_write(self.db.get, bucket, key, long_key, if_match, if_none_match)
         version_id = self._version_id_for(b)
-        identity = {"bucket": bucket, "key": key, "version_id": version_id,
-                    **lock.identity_fields(b, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)}
+        identity = shardident.of_new_version(b, key, version_id, meta.storage_class, meta.lock_mode,
+                                             meta.retain_until_ns, meta.legal_hold)
         place = self.placement(meta.storage_class)
         seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
                                              geometry=place.geometry)

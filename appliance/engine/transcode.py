@@ -5,7 +5,9 @@ decoded around damage) and erasure-coded again with the new k+m into a new segme
 target pool's disks. Encrypted blocks are never opened: the ciphertext moves as it is, and the
 new segment keeps the old one's envelope and records in `cipher_id` the segment id its block
 keys derive from. So a transition needs no key and changes no byte of the content: ETag,
-checksums, version id and Last-Modified stay what they were.
+checksums, version id and Last-Modified stay what they were. The new segment's headers name the
+version it now holds, as a PUT's do (shardident.py): the GC's object-lock safety net and a
+`recover-metadata` without the journal see it as that version's data, in its new class.
 
 The version's segment references are swapped in one commit that re-checks the version is still
 the one that was read; a crash before it leaves only an uncommitted segment, which the start-up
@@ -17,15 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from diskmgr.crashpoints import crash_point
 
-from . import events, keys
+from . import events, keys, shardident
 from .classes import Placement
 from .codec import Geometry
 from .errors import NoSuchKey, StowageError
-from .records import ObjectVersion, SegmentRecord, SegmentRef
+from .records import BucketRecord, ObjectVersion, SegmentRecord, SegmentRef
 from .tieringconfig import TxnStep
 
 if TYPE_CHECKING:
@@ -49,13 +51,26 @@ def segment_fits(rec: SegmentRecord, place: Placement, small: Geometry) -> bool:
     return rec.pool == place.pool and (rec.k, rec.m) == (small.k, small.m)
 
 
-async def transcode_segment(store: StoreCore, rec: SegmentRecord, place: Placement) -> SegmentRecord:
+async def transcode_segment(store: StoreCore, rec: SegmentRecord, place: Placement,
+                            owner: ObjectVersion | None = None, label: str | None = None) -> SegmentRecord:
     """A new, uncommitted segment holding `rec`'s stored blocks in `place`'s geometry (the
-    block size stays: an encrypted block is sealed whole)."""
+    block size stays: an encrypted block is sealed whole). `owner`: the version whose data it
+    becomes (in class `label`, default the placement's), which its headers then name."""
     geo = store.geometry_for(place.pool, rec.plain_length, place.geometry)
     geo = Geometry(geo.k, geo.m, rec.block_size)
     cipher_id = (rec.cipher_id or rec.segment_id) if rec.enc is not None else ""
-    identity = {"transcode_of": rec.segment_id, **({"cipher_id": cipher_id} if cipher_id else {})}
+    # The new segment is referenced by `owner` alone, even when `rec` is shared (a copy by
+    # reference keeps the old segment, which still names the version that wrote it): so it
+    # names `owner`. Without one (a class-changing copy, whose version id is not chosen yet; a
+    # temporary restore copy, which is no version's data) only its origin is recorded, and
+    # recovery leaves it to the orphan sweep as before.
+    identity: dict[str, Any] = {"transcode_of": rec.segment_id}
+    if owner is not None:
+        bucket = store.db.get_record(BucketRecord, keys.bucket(owner.bucket))
+        if bucket is not None:
+            identity = shardident.of_transcoded(bucket, owner, rec, label or place.storage_class)
+    if cipher_id:
+        identity["cipher_id"] = cipher_id
     with store.reading(rec.segment_id):
         new, _ = await store.seg.write(store.seg.read_stored(rec), geo, store.disks.pool(place.pool), identity,
                                      sealed=dict(rec.enc) if rec.enc is not None else None)
@@ -67,10 +82,12 @@ async def transcode_segment(store: StoreCore, rec: SegmentRecord, place: Placeme
     return new
 
 
-async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class: str
+async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class: str,
+                        owner: ObjectVersion | None = None, label: str | None = None
                         ) -> tuple[list[SegmentRef], list[SegmentRecord]]:
     """`refs` with every segment not yet in the class's placement re-encoded into it: (the
-    new refs, the new uncommitted segments: the caller commits or discards them)."""
+    new refs, the new uncommitted segments: the caller commits or discards them). `owner`,
+    `label`: as for transcode_segment."""
     place = store.placement(storage_class)
     fresh: dict[str, SegmentRecord] = {}
     try:
@@ -79,7 +96,7 @@ async def refs_in_class(store: StoreCore, refs: list[SegmentRef], storage_class:
             if rec is None:  # a version collected while a copier held it, as Txn.finish reports
                 raise NoSuchKey("a segment of the source object no longer exists", segment=seg_id)
             if not segment_fits(rec, place, store.geometry_for(place.pool, rec.plain_length, place.geometry)):
-                fresh[seg_id] = await transcode_segment(store, rec, place)
+                fresh[seg_id] = await transcode_segment(store, rec, place, owner, label)
     except BaseException:
         for s in fresh.values():
             await store.discard_segment(s)
@@ -97,7 +114,7 @@ async def transition_version(store: StoreCore, v: ObjectVersion, storage_class: 
     version changed or went meanwhile (nothing is changed then)."""
     if v.delete_marker:
         return None
-    new_refs, fresh = await refs_in_class(store, v.segments, storage_class)
+    new_refs, fresh = await refs_in_class(store, v.segments, storage_class, v, label or storage_class)
     try:
         async with store.txn() as t:
             cur = t.version_at(v.bucket, v.key, v.version_id)

@@ -1,0 +1,52 @@
+"""What a segment's shard headers record of the object version it holds (their `identity`).
+
+Two readers depend on it: `recover-metadata`, which rebuilds a version from the headers when
+the journal is incomplete (recover.py), and the GC's object-lock safety net, which keeps a
+segment whose headers name a version that still references it and is protected
+(lockstore.protected_writer). A PUT's segment names its version when it is written; the
+segment writer adds the ETag and size it computed (segments.py). A segment re-encoded into
+another storage class (transcode.py) replaces that segment in exactly one version, so it names
+that same version, with what the move changed (the class) and what the original write could not
+know yet (the checksums, computed after the data was sealed; its Last-Modified).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import lock
+from .records import BucketRecord, ObjectVersion, SegmentRecord
+
+DEFAULT_CLASS = "STANDARD"  # left out of a header: what a version without a class is
+
+
+def of_new_version(bucket: BucketRecord, key: str, version_id: str, storage_class: str, lock_mode: str,
+                   retain_until_ns: int, legal_hold: bool) -> dict[str, Any]:
+    """The identity of a new version's segment (the writer adds "etag" and "size")."""
+    out: dict[str, Any] = {"bucket": bucket.name, "key": key, "version_id": version_id,
+                           **lock.identity_fields(bucket, lock_mode, retain_until_ns, legal_hold)}
+    if storage_class != DEFAULT_CLASS:
+        out["storage_class"] = storage_class
+    return out
+
+
+def of_transcoded(bucket: BucketRecord, v: ObjectVersion, old: SegmentRecord, storage_class: str) -> dict[str, Any]:
+    """The identity of the segment re-encoding `old` for version `v`, which is then in
+    `storage_class`. Its lock fields are the version's now (a retention may have been extended
+    since the PUT). `transcode_of` names the segment it replaces: recovery swaps it in where a
+    version it knows still uses `old`. Only a segment that is the whole version (a single PUT's)
+    carries the version's ETag and size; one holding a piece of it (a multipart part, a ranged
+    copy's slice) is marked `partial`, so that recovery never takes it for the whole object,
+    while the GC still sees which version it belongs to."""
+    out = of_new_version(bucket, v.key, v.version_id, storage_class, v.lock_mode, v.retain_until_ns, v.legal_hold)
+    out["transcode_of"] = old.segment_id
+    out["last_modified_ns"] = v.last_modified_ns
+    whole = (not v.parts and len(v.segments) == 1 and v.segments[0].segment_id == old.segment_id
+             and v.segments[0].offset == 0 and v.segments[0].length == old.plain_length == v.size)
+    if not whole:
+        out["partial"] = True
+        return out
+    out.update(etag=v.etag, size=v.size)
+    if v.checksums:
+        out.update(checksums=dict(v.checksums), checksum_type=v.checksum_type)
+    return out
