@@ -19,7 +19,9 @@
      it is kept (unreadable, reported);
    - only when the journal is incomplete (a gap, or an appliance from before the journal): a
      segment written since with an object identity (bucket/key/version_id/etag/size: a single
-     PUT) becomes that object version, with the object lock the headers record (bucket created
+     PUT, or its data re-encoded into another class: shardident.py; a re-encoding takes the
+     place of the segment it replaces in a version already known, even one gone from the
+     disks) becomes that object version, with the object lock the headers record (bucket created
      if needed, versioned or with object lock if the headers say so); a multipart part (upload_id/part) is
      added to its upload if the upload is known. With a complete journal such a segment was
      never committed (a write that failed or lost its race) and is left to the orphan sweep, so
@@ -62,7 +64,7 @@ from diskmgr import label as labels
 from diskmgr.durable import fsync_dir
 from diskmgr.state import DiskState
 
-from . import diskrecords, keys, lock, usage
+from . import diskrecords, keys, lock, shardident, usage
 from .disks import Disk, DiskSet
 from .errors import FormatError, StowageError
 from .journal import DiskOwned, FileScan, decode_body, list_files, merged_records, own_disk, release_disks
@@ -350,6 +352,15 @@ class _Rebuilder:
         self.report = report
         self.complete = complete  # the journal holds every commit after the snapshot
         self.b: Batch = db.batch()
+        self.gone: set[str] = set()  # segments the DB has and no disk holds
+        # (bucket, key, version id) -> [(segment, identity)]: the readable re-encodings naming a
+        # version (transcode.py). With a complete journal one the DB lacks was never committed.
+        self.moves: dict[tuple[str, str, str], list[tuple[str, dict[str, Any]]]] = {}
+        for seg, f in ([] if complete else found.items()):
+            ident = f.header.identity
+            if ident.get("transcode_of") and "version_id" in ident and len(f.shards) >= f.header.k:
+                self.moves.setdefault((str(ident["bucket"]), str(ident["key"]), str(ident["version_id"])),
+                                      []).append((seg, ident))
         self.max_seq = keys.unpack_seq(db.get(keys.appliance("seq")) or keys.pack_seq(0))
 
     def flush(self) -> None:
@@ -394,10 +405,13 @@ class _Rebuilder:
     def drop_gone(self, gone: set[str]) -> None:
         if not gone:
             return
+        self.gone = gone
         now = lock.now_ns()
         for k, raw in list(self.db.scan(keys.VERSION)):
             v = ObjectVersion.decode(raw)
             lost = [s.segment_id for s in v.segments if s.segment_id in gone]
+            if lost and all(any(self._replaces(v, ident, s) for _, ident in self._moves_of(v)) for s in lost):
+                continue  # moved to another class after the snapshot: add_new swaps the data in
             if lost and lock.protection(v, now):
                 # never collected (the GC cannot remove a protected version's data): lost with
                 # its disks. The version stays, unreadable, as an object with lost shards does.
@@ -424,8 +438,12 @@ class _Rebuilder:
 
     def add_new(self, known: set[str]) -> None:
         """Segments written since the snapshot: versions of single PUTs, multipart parts."""
+        # in the order the versions were written: a segment re-encoded later (a transition)
+        # carries its version's Last-Modified, so it neither outranks newer versions of its key
+        # nor comes before the segment it replaced
         new = sorted(((s, f) for s, f in self.found.items() if s not in known),
-                     key=lambda t: t[1].header.created_ns)
+                     key=lambda t: (int(t[1].header.identity.get("last_modified_ns", t[1].header.created_ns)),
+                                    t[1].header.created_ns))
         for seg, f in new:
             ident = f.header.identity
             if ident.get("meta_snapshot"):
@@ -447,10 +465,11 @@ class _Rebuilder:
                     self.report.segments_ignored += 1
                 self.flush()
                 continue
-            if "version_id" not in ident or "etag" not in ident:
-                self.report.segments_ignored += 1
-                continue
-            self._add_version(seg, rec, ident)
+            if not self._swap_in(seg, ident):
+                if "version_id" not in ident or "etag" not in ident or ident.get("partial"):
+                    self.report.segments_ignored += 1
+                    continue
+                self._add_version(seg, rec, ident)
             self.b.put(keys.segment(seg), rec)
             if rec.damaged:
                 self.b.put(keys.heal(seg), HealEntry(seg, rec.created_ns, rec.damaged, "metadata recovery"))
@@ -468,6 +487,40 @@ class _Rebuilder:
                                                              str(ident.get("etag", "")), rec.created_ns,
                                                              [SegmentRef(seg, 0, rec.plain_length)]))
         self.report.parts_added += 1
+        return True
+
+    def _moves_of(self, v: ObjectVersion) -> list[tuple[str, dict[str, Any]]]:
+        return self.moves.get((v.bucket, v.key, v.version_id), [])
+
+    def _replaces(self, v: ObjectVersion, ident: dict[str, Any], old_id: str) -> bool:
+        """Whether a re-encoding naming `v` takes the place of its segment `old_id`: the one it
+        was made from, or, for a version whose every segment is gone (moved more than once, the
+        segments in between collected too), one that holds the whole version."""
+        if ident.get("transcode_of") == old_id:
+            return True
+        return (not ident.get("partial") and str(ident.get("etag")) == v.etag and int(ident.get("size", -1)) == v.size
+                and all(r.segment_id in self.gone for r in v.segments))
+
+    def _swap_in(self, seg: str, ident: dict[str, Any]) -> bool:
+        """A re-encoding (transcode.py) of data that the version it names still uses here (from
+        the snapshot, or rebuilt from the older segment's headers just before): it takes that
+        data's place in the version, which is now in the class the headers say. Whether the
+        version has it (its record is then kept)."""
+        if not ident.get("transcode_of") or "version_id" not in ident:
+            return False
+        bucket, key = str(ident["bucket"]), str(ident["key"])
+        raw = self.db.get(keys.vid(bucket, key, str(ident["version_id"])))
+        v = None if raw is None else self.db.get_record(ObjectVersion, keys.version(bucket, key, keys.unpack_seq(raw)))
+        if v is None:
+            return False
+        if any(r.segment_id == seg for r in v.segments):
+            return True
+        old = {r.segment_id for r in v.segments if self._replaces(v, ident, r.segment_id)}
+        if not old:
+            return False
+        v.segments = [SegmentRef(seg, r.offset, r.length) if r.segment_id in old else r for r in v.segments]
+        v.storage_class = str(ident.get("storage_class", shardident.DEFAULT_CLASS))
+        self.b.put(keys.version(bucket, key, v.seq), v)
         return True
 
     def _add_version(self, seg: str, rec: SegmentRecord, ident: dict[str, Any]) -> None:
@@ -494,10 +547,14 @@ class _Rebuilder:
                 return  # a protected version cannot have been replaced: this write lost its commit
             if old is not None:  # a newer PUT replaced the "null" version
                 self.b.delete(keys.version(bucket, key, old.seq))
-        seq = self._next_seq(max(rec.created_ns, self._newest_seq(bucket, key) + 1))
-        v = ObjectVersion(bucket=bucket, key=key, version_id=version_id, seq=seq, last_modified_ns=rec.created_ns,
+        written = int(ident.get("last_modified_ns", rec.created_ns))  # a re-encoded segment keeps it
+        seq = self._next_seq(max(written, self._newest_seq(bucket, key) + 1))
+        v = ObjectVersion(bucket=bucket, key=key, version_id=version_id, seq=seq, last_modified_ns=written,
                           size=int(ident.get("size", rec.plain_length)), etag=str(ident["etag"]),
                           segments=[SegmentRef(seg, 0, rec.plain_length)], owner=brec.owner,
+                          storage_class=str(ident.get("storage_class", shardident.DEFAULT_CLASS)),
+                          checksums=dict(ident.get("checksums") or {}),
+                          checksum_type=str(ident.get("checksum_type", "")),
                           lock_mode=str(ident.get("lock_mode", "")),
                           retain_until_ns=int(ident.get("retain_until_ns", 0)),
                           legal_hold=bool(ident.get("legal_hold", False)))

@@ -10,8 +10,12 @@ import hashlib
 import json
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
 
 from tests.conftest import DaemonProc
 from tests.healing.helpers import all_shards
@@ -20,6 +24,8 @@ from .conftest import lifecycle_config, lifecycle_status, shard_geometries, star
 
 N = 30
 SIZE = 256 * 1024
+MIB = 1 << 20
+FAR = datetime(2099, 1, 1, tzinfo=UTC)
 
 
 def _classes(s3: Any, bucket: str) -> dict[str, str]:
@@ -117,5 +123,82 @@ def test_lifecycle_state_survives_recover_metadata(tmp_path: Path) -> None:
         assert counted["quota"] == {"bytes": 10 << 20, "objects": 5}
         assert {k: _usage(d, "kept")[k] for k in ("objects", "bytes", "classes")} == \
             {k: kept_usage[k] for k in ("objects", "bytes", "classes")}
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize("snapshot", [False, True], ids=["headers-only", "snapshot-before-the-moves"])
+def test_transitioned_versions_come_back_from_their_shard_headers(tmp_path: Path, snapshot: bool) -> None:
+    """The DB and the journal lost: a version moved to another class lives in re-encoded
+    segments only (the old ones collected), whose headers name the version like a PUT's do.
+    Without a snapshot a single PUT's version comes back from them with its version id, new
+    class, object lock, ETag, checksum, Last-Modified and content; a noncurrent version moved
+    after a newer PUT stays noncurrent; a PUT's class comes back with it; a multipart object is
+    lost, as one that never moved. With a snapshot taken before the moves, the versions it holds
+    (the multipart one too) get their re-encoded segments in place of the collected ones."""
+    d = start(tmp_path, lifecycle_config(tmp_path / "lc.toml"))
+    try:
+        s3 = d.s3()
+        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)  # versioned, SSE-S3 by default
+        bodies = {n: os.urandom(SIZE) for n in ("m/locked", "m/free", "nc1", "nc2", "ia")}
+        bodies["m/mp"] = os.urandom(5 * MIB + 1000)
+        put = s3.put_object
+        vids = {"m/locked": put(Bucket="vault", Key="m/locked", Body=bodies["m/locked"], ChecksumAlgorithm="SHA256",
+                                ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=FAR)["VersionId"],
+                "m/free": put(Bucket="vault", Key="m/free", Body=bodies["m/free"])["VersionId"],
+                "nc1": put(Bucket="vault", Key="nc", Body=bodies["nc1"], ObjectLockLegalHoldStatus="ON")["VersionId"],
+                "nc2": put(Bucket="vault", Key="nc", Body=bodies["nc2"])["VersionId"],
+                "ia": put(Bucket="vault", Key="ia", Body=bodies["ia"], StorageClass="STANDARD_IA")["VersionId"]}
+        up = s3.create_multipart_upload(Bucket="vault", Key="m/mp")["UploadId"]
+        parts = [{"PartNumber": n, "ETag": s3.upload_part(Bucket="vault", Key="m/mp", UploadId=up, PartNumber=n,
+                                                          Body=body)["ETag"]}
+                 for n, body in ((1, bodies["m/mp"][:5 * MIB]), (2, bodies["m/mp"][5 * MIB:]))]
+        vids["m/mp"] = s3.complete_multipart_upload(Bucket="vault", Key="m/mp", UploadId=up,
+                                                    MultipartUpload={"Parts": parts})["VersionId"]
+        if snapshot:
+            d.cli("snapshot-metadata")
+        rules = [{"ID": "moved", "Status": "Enabled", "Filter": {"Prefix": "m/"},
+                  "Transitions": [{"Days": 1, "StorageClass": "GLACIER_IR"}]},
+                 {"ID": "nc", "Status": "Enabled", "Filter": {"Prefix": "nc"},
+                  "NoncurrentVersionTransitions": [{"NoncurrentDays": 1, "StorageClass": "GLACIER_IR"}]}]
+        s3.put_bucket_lifecycle_configuration(Bucket="vault", LifecycleConfiguration={"Rules": rules})
+
+        def key_of(name: str) -> str:
+            return "nc" if name.startswith("nc") else name
+
+        def head(name: str) -> dict[str, Any]:
+            got: dict[str, Any] = s3.head_object(Bucket="vault", Key=key_of(name), VersionId=vids[name],
+                                                 ChecksumMode="ENABLED")
+            return {f: got.get(f) for f in ("ETag", "LastModified", "ContentLength", "StorageClass", "ChecksumSHA256",
+                                            "ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus")}
+
+        moved = ("m/locked", "m/free", "m/mp", "nc1")
+        wait_for(lambda: {head(n)["StorageClass"] for n in moved} == {"GLACIER_IR"}, "the transitions")
+        before = {name: head(name) for name in vids}
+        assert before["m/locked"]["ChecksumSHA256"] and before["nc2"]["StorageClass"] is None
+        # once collected, the segments written by the PUTs of the moved versions are gone
+        wait_for(lambda: len(_live_segments(d)) == len(vids) + 1, "the old segments' collection")  # 2 parts
+        d.stop()
+        shutil.rmtree(d.data_dir / "meta")
+        for journal in d.data_dir.glob("disks/*/journal"):
+            shutil.rmtree(journal)
+        report = json.loads(d.cli("recover-metadata", "--json").stdout)
+        assert (report["snapshot"] is not None) == snapshot and not report["journal"]["complete"]
+        assert not report["segments_unreadable"] and not report["versions_dropped"]
+        d.start()
+        s3 = d.s3()
+        back = [name for name in vids if snapshot or name != "m/mp"]
+        assert {name: head(name) for name in back} == {name: before[name] for name in back}
+        for name in back:
+            got = s3.get_object(Bucket="vault", Key=key_of(name), VersionId=vids[name])["Body"].read()
+            assert got == bodies[name], name
+        assert s3.get_object(Bucket="vault", Key="nc")["Body"].read() == bodies["nc2"]  # still the current one
+        if not snapshot:  # the parts' headers name an upload, not a version: as before it moved
+            with pytest.raises(ClientError):
+                s3.head_object(Bucket="vault", Key="m/mp")
+        for name in ("m/locked", "nc1"):  # COMPLIANCE, and a legal hold: nobody removes them
+            with pytest.raises(ClientError) as e:
+                s3.delete_object(Bucket="vault", Key=key_of(name), VersionId=vids[name], BypassGovernanceRetention=True)
+            assert e.value.response["Error"]["Code"] == "AccessDenied"
     finally:
         d.stop()
