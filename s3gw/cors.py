@@ -14,20 +14,19 @@ response, error or not, so the page can read the error too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import S3Error
 from .numbers import digits
+from .objmeta import HEADER_NAME
 from .xmlio import children, doc, el, parse, text
 
 METHODS = ("GET", "PUT", "HEAD", "POST", "DELETE")
 MAX_RULES = 100  # AWS's limit
 DOC_LIMIT = 64 * 1024  # AWS's limit on the size of a CORS configuration
 MAX_ID = 255
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110 token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +91,7 @@ def parse_cors(body: bytes) -> list[CorsRule]:
             if header.count("*") > 1:
                 raise S3Error("InvalidRequest", f'AllowedHeader "{header[:256]}" can not have more than one wildcard.')
         expose = _values(node, "ExposeHeader")
-        if any(not _TOKEN.match(h) for h in expose):
+        if any(not HEADER_NAME.fullmatch(h) for h in expose):
             raise S3Error("MalformedXML")
         rule_id = (text(node, "ID") or "").strip()
         if len(rule_id) > MAX_ID:

@@ -152,38 +152,40 @@ RESPONSE_OVERRIDES = {
     "response-content-disposition": "Content-Disposition",
     "response-content-encoding": "Content-Encoding",
 }
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 # what a header value may not hold: controls other than tab (CR/LF would split the response)
 _HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
+def header_value(name: str, value: str) -> str:
+    """`value`, which is to be a response header, if a header can carry it; else InvalidArgument
+    (naming `name`), as AWS refuses it, rather than failing (and dropping the connection) when
+    the response is sent."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise S3Error("InvalidArgument", "Header value cannot be represented using ISO-8859-1.",
+                      ArgumentName=name, ArgumentValue=value) from None
+    if _HEADER_UNSAFE.search(value):
+        # not echoed: a control character cannot be written in the XML error either
+        raise S3Error("InvalidArgument", "Header value contains a control character.", ArgumentName=name)
+    return value
+
+
 def response_overrides(query: dict[str, str]) -> dict[str, str]:
-    """The response-* query parameters of a GET/HEAD as header name -> value. A value that
-    cannot be a header value is refused here, as AWS refuses it, rather than failing (and
-    dropping the connection) when the response is sent."""
-    out: dict[str, str] = {}
-    for param, header in RESPONSE_OVERRIDES.items():
-        value = query.get(param)
-        if value is None:
-            continue
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise S3Error("InvalidArgument", "Header value cannot be represented using ISO-8859-1.",
-                          ArgumentName=param, ArgumentValue=value) from None
-        if _HEADER_UNSAFE.search(value):
-            # not echoed: a control character cannot be written in the XML error either
-            raise S3Error("InvalidArgument", "Header value contains a control character.", ArgumentName=param)
-        out[header] = value
-    return out
+    """The response-* query parameters of a GET/HEAD as header name -> value."""
+    return {header: header_value(param, query[param]) for param, header in RESPONSE_OVERRIDES.items()
+            if param in query}
 
 
 def _header_safe(value: str) -> str:
-    """Non-ASCII metadata goes out RFC 2047-encoded, as AWS does."""
-    try:
-        value.encode("ascii")
+    """Metadata that is not ASCII goes out RFC 2047-encoded, as AWS does; so does metadata holding
+    a control character, which a stored value may: an encoded-word (=?UTF-8?B?DQo=?=) is decoded
+    before it is stored. Sent as it is, a CR or LF would split the response head, and every GET
+    and HEAD of the object would drop the connection."""
+    if value.isascii() and not _HEADER_UNSAFE.search(value):
         return value
-    except UnicodeEncodeError:
-        return "=?UTF-8?Q?" + quote(value, safe="").replace("%", "=") + "?="
+    return "=?UTF-8?Q?" + quote(value, safe="").replace("%", "=") + "?="
 
 
 def _parse_http_date(value: str | None) -> datetime | None:

@@ -31,7 +31,7 @@ from .authz import Check, request_context
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Request, Response
-from .objmeta import put_meta, validate_tags
+from .objmeta import HEADER_NAME, header_value, put_meta, validate_tags
 from .ops_access import new_object_acl
 from .ops_lock import with_lock
 from .posixtrust import vouch
@@ -61,8 +61,17 @@ def _basename(filename: str) -> str:
 
 
 def _object_headers(fields: dict[str, str]) -> dict[str, str]:
-    headers = {name: fields[name] for name in _HEADER_FIELDS if name in fields}
-    headers.update({name: value for name, value in fields.items() if name.startswith("x-amz-meta-")})
+    """The fields that are the object's headers. A form field can hold any text, and these are
+    sent back as headers: one a header cannot carry (a CR or LF would split the response head
+    and make every GET of the object drop the connection) is refused here, as the header would
+    have been. x-amz-meta-* values are stored as any text (RFC 2047-encoded on the way out)."""
+    headers = {name: header_value(name, fields[name]) for name in _HEADER_FIELDS if name in fields}
+    for name, value in fields.items():
+        if name.startswith("x-amz-meta-"):
+            if not HEADER_NAME.fullmatch(name):
+                raise S3Error("InvalidArgument", "A metadata field name is not a valid header name.",
+                              ArgumentName=name[:64].encode("ascii", "replace").decode())
+            headers[name] = value
     if "acl" in fields:
         headers["x-amz-acl"] = fields["acl"]
     return headers

@@ -8,6 +8,7 @@ request of them changes an object."""
 from __future__ import annotations
 
 import base64
+from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
@@ -167,6 +168,47 @@ def test_post_redirect_a_header_cannot_carry_is_ignored(raw: Any, s3d: Any, s3: 
     status, answer_headers, _ = raw.request("POST", f"/{bucket}", body, headers, sign=False)
     assert status == 204 and "x-injected" not in answer_headers
     assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
+
+
+def _post(raw: Any, s3d: Any, bucket: str, fields: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    form = signed_form(s3d.access_key, s3d.secret_key,
+                       [{"bucket": bucket}, *(["starts-with", f"${k}", ""] for k in fields)], fields)
+    body, headers = multipart([*((k, v.encode()) for k, v in form.items()), ("file", b"uploaded")])
+    return raw.request("POST", f"/{bucket}", body, headers, sign=False)
+
+
+def test_metadata_that_decodes_to_control_characters_stays_readable(raw: Any, s3d: Any, bucket: str) -> None:
+    """An encoded-word is decoded before it is stored (as AWS does): one that decodes to CR, LF or
+    NUL, or a POST form's x-amz-meta-* field holding them, was stored and then sent back as it
+    was, so every GET and HEAD of the object dropped the connection without an answer. It goes
+    out RFC 2047-encoded, as non-ASCII metadata does."""
+    injected = "a\r\nX-Injected: 1"
+    sent = {"crlf": "=?UTF-8?B?" + base64.b64encode(injected.encode()).decode() + "?=", "nul": "=?UTF-8?Q?a=00b?="}
+    for key, value in sent.items():
+        assert raw.request("PUT", f"/{bucket}/{key}", b"kept", {"x-amz-meta-a": value})[0] == 200
+    assert _post(raw, s3d, bucket, {"key": "form", "x-amz-meta-a": injected})[0] == 204
+    for key, text in (("crlf", injected), ("nul", "a\0b"), ("form", injected)):
+        for method in ("GET", "HEAD"):
+            status, headers, _ = raw.request(method, f"/{bucket}/{key}")
+            assert status == 200 and "x-injected" not in headers, (key, headers)
+            assert str(make_header(decode_header(headers["x-amz-meta-a"]))) == text
+
+
+@pytest.mark.parametrize("field", [
+    {"Content-Type": "text/plain\r\nX-Injected: 1"},
+    {"Cache-Control": "no-cache\x00"},
+    {"Content-Disposition": "inline\x01"},
+    {"x-amz-meta-a b": "v"},
+    {"x-amz-meta-a:b": "v"},
+])
+def test_post_fields_a_header_cannot_carry_are_refused(raw: Any, s3d: Any, s3: Any, bucket: str,
+                                                       field: dict[str, str]) -> None:
+    """A form field can hold any text; these become the object's headers, sent back on every GET.
+    One a header cannot carry was stored, and the object could then never be read (the response
+    head could not be written): refused as the header itself would have been."""
+    status, _, body = _post(raw, s3d, bucket, {"key": "up", **field})
+    assert (status, error_code(body)) == (400, "InvalidArgument"), body
+    assert raw.request("HEAD", f"/{bucket}/up")[0] == 404
 
 
 def test_digits_takes_plain_ascii_numbers_only() -> None:
