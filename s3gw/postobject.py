@@ -77,6 +77,17 @@ def _object_headers(fields: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+def _redirectable(url: str) -> bool:
+    """An http(s) URL a Location header can carry (no CR, LF or other control character); urlsplit
+    raises on some that are not URLs at all (http://[::1)."""
+    if not (url.isascii() and url.isprintable()):
+        return False
+    try:
+        return urlsplit(url).scheme in ("http", "https")
+    except ValueError:
+        return False
+
+
 def _tags(fields: dict[str, str]) -> dict[str, str] | None:
     raw = fields.get("tagging")
     if raw is None:
@@ -179,9 +190,9 @@ async def post_object(ctx: Ctx) -> Response:
         out.append(("x-amz-version-id", v.version_id))
     out += sse.headers(ctx, protection, context=True)
     redirect = fields.get("success_action_redirect") or fields.get("redirect")
-    # a URL a Location header can carry (no CR, LF or other control character), else ignored as
-    # AWS ignores an invalid one: checked before the 303 is built, the object being stored already
-    if redirect and redirect.isascii() and redirect.isprintable() and urlsplit(redirect).scheme in ("http", "https"):
+    # else ignored as AWS ignores an invalid one: checked before the 303 is built, the object
+    # being stored already
+    if redirect and _redirectable(redirect):
         sep = "&" if "?" in redirect else "?"
         target = redirect + sep + urlencode({"bucket": ctx.bucket, "key": key, "etag": etag})
         return Response(303, [*[h for h in out if h[0] != "Location"], ("Location", target)])
