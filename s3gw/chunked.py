@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 
 from .errors import S3Error
@@ -29,6 +30,7 @@ from .sigv4 import (
 )
 
 MAX_LINE = 4096
+_CHUNK_SIZE = re.compile("[0-9a-fA-F]{1,16}")  # 16 hex digits: 2**64, far past any object
 MAX_TRAILER_BYTES = 16 * 1024
 
 _SIZE, _DATA, _DATA_END, _FINAL_END, _TRAILER, _DONE = range(6)
@@ -128,12 +130,11 @@ class AwsChunkedDecoder:
         except UnicodeDecodeError:
             raise S3Error("InvalidRequest", "Malformed aws-chunked chunk header.") from None
         size_text, _, ext = text.partition(";")
-        try:
-            size = int(size_text.strip(), 16)
-        except ValueError:
-            raise S3Error("InvalidRequest", "Malformed aws-chunked chunk size.") from None
-        if size < 0:
+        # hex digits only: int(_, 16) also takes "0x10", "+10", "1_0" and "-0" (a chunk
+        # signature covers the data, not this line, so any of them passed)
+        if not _CHUNK_SIZE.fullmatch(size_text.strip()):
             raise S3Error("InvalidRequest", "Malformed aws-chunked chunk size.")
+        size = int(size_text, 16)
         if self.signed:
             name, _, sig = ext.partition("=")
             if name.strip() != "chunk-signature" or len(sig.strip()) != 64:

@@ -256,3 +256,42 @@ def test_unknown_method_and_subresources(raw: Any, bucket: str) -> None:
     assert (status, error_code(resp)) == (405, "MethodNotAllowed")
     status, _, resp = raw.request("GET", f"/{bucket}?accelerate")
     assert (status, error_code(resp)) == (501, "NotImplemented")
+
+
+@pytest.mark.parametrize("size", [b"0x10000", b"+10000", b"1_0000", b"00000000000000010000"])
+def test_streaming_chunk_size_must_be_hex_digits(raw: Any, s3d: Any, s3: Any, bucket: str, size: bytes) -> None:
+    """A chunk signature covers the chunk's data, not its size line: a size Python's int(_, 16)
+    reads but that is not plain hex (a 0x prefix, a sign, an underscore, more digits than any
+    size needs) was taken, and the upload stored."""
+    s3.put_object(Bucket=bucket, Key="victim", Body=b"original")
+    data = os.urandom(100_000)
+    amz_date = now_amz()
+    framed = len(aws_chunked(data, 64 * 1024, "0" * 64, s3d.secret_key, amz_date))
+    headers = {"host": raw.netloc, "content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+               "content-length": str(framed - len(b"10000") + len(size))}
+    h = sign_v4("PUT", f"/{bucket}/victim", headers, STREAMING, s3d.access_key, s3d.secret_key, amz_date)
+    body = aws_chunked(data, 64 * 1024, h.pop("_signature"), s3d.secret_key, amz_date)
+    assert body.startswith(b"10000;")
+    body = size + body[len(b"10000"):]
+    status, _, resp = raw.request("PUT", f"/{bucket}/victim", body, headers=h, sign=False)
+    assert (status, error_code(resp)) == (400, "InvalidRequest"), resp
+    assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == b"original"
+
+
+def test_trailer_not_announced_in_x_amz_trailer_is_refused(raw: Any, s3d: Any, s3: Any, bucket: str) -> None:
+    """x-amz-trailer can announce only a checksum; a trailer of another name was ignored."""
+    amz_date = now_amz()
+    data = b"0123456789"
+    for trailers, announced in ((b"x-amz-meta-evil:1\r\n", {}),
+                                (b"x-amz-meta-evil:1\r\n", {"x-amz-trailer": "x-amz-meta-evil"}),
+                                (b"x-evil:1\r\n", {})):
+        headers = {"host": raw.netloc, "content-encoding": "aws-chunked",
+                   "x-amz-decoded-content-length": str(len(data)), **announced}
+        body = b"a\r\n" + data + b"\r\n0\r\n" + trailers + b"\r\n"
+        headers["content-length"] = str(len(body))
+        h = sign_v4("PUT", f"/{bucket}/t", headers, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", s3d.access_key,
+                    s3d.secret_key, amz_date)
+        h.pop("_signature")
+        status, _, resp = raw.request("PUT", f"/{bucket}/t", body, headers=h, sign=False)
+        assert (status, error_code(resp)) == (400, "InvalidRequest"), resp
+    assert raw.request("HEAD", f"/{bucket}/t")[0] == 404
