@@ -8,6 +8,8 @@ The put and the delete are both s3:PutLifecycleConfiguration, as on AWS.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from appliance.engine import ObjectVersion
 
 from .body import read_xml
@@ -63,7 +65,10 @@ def expiration_headers(ctx: Ctx, v: ObjectVersion) -> list[tuple[str, str]]:
     due = ctx.store.expiration_of(v)
     if due is None:
         return []
-    rule_id = due.rule_id.replace("\\", "\\\\").replace('"', '\\"')
+    # URL-encoded, as AWS documents it: a rule's ID is any text, and a CR or LF in it sent as it
+    # is would split the response head (every GET and HEAD the rule covers would drop the
+    # connection); a quote would end the value early
+    rule_id = quote(due.rule_id, safe="")
     return [("x-amz-expiration", f'expiry-date="{http_date(due.at_ns)}", rule-id="{rule_id}"')]
 
 

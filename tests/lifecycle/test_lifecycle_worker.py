@@ -50,7 +50,7 @@ def test_configuration_round_trip_and_expiration_header(lcd: DaemonProc, request
     s3.put_object(Bucket=b, Key="docs/a", Body=b"x")
     s3.put_object(Bucket=b, Key="other", Body=b"x")
     h = s3.head_object(Bucket=b, Key="docs/a")
-    assert h["Expiration"].startswith('expiry-date="') and h["Expiration"].endswith('rule-id="far future"')
+    assert h["Expiration"].startswith('expiry-date="') and h["Expiration"].endswith('rule-id="far%20future"')
     assert "Expiration" in s3.get_object(Bucket=b, Key="docs/a")
     assert "Expiration" not in s3.head_object(Bucket=b, Key="other")
     with pytest.raises(ClientError) as e:

@@ -220,3 +220,17 @@ def test_digits_takes_plain_ascii_numbers_only() -> None:
     for raw in ("", SUP2, "\u0663", "1_000", " 1", "1 ", "-1", "+1", "1.0", "9" * 20, "x"):
         assert digits(raw) is None, raw
     assert digits("12345", max_digits=4) is None
+
+
+def test_lifecycle_rule_id_is_url_encoded_in_x_amz_expiration(raw: Any, s3: Any, bucket: str) -> None:
+    """A rule's ID is any text and is echoed in x-amz-expiration on every GET and HEAD the rule
+    covers: one holding CR/LF made each of them drop the connection. AWS documents the
+    rule-id as URL-encoded."""
+    doc = ("<LifecycleConfiguration><Rule><ID>r&#13;&#10;X-Injected: 1&quot;</ID><Filter><Prefix></Prefix></Filter>"
+           "<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>")
+    assert raw.request("PUT", f"/{bucket}?lifecycle", doc.encode())[0] == 200
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    for method in ("GET", "HEAD"):
+        status, headers, _ = raw.request(method, f"/{bucket}/k")
+        assert status == 200 and "x-injected" not in headers, headers
+        assert headers["x-amz-expiration"].endswith('rule-id="r%0D%0AX-Injected%3A%201%22"')
