@@ -8,6 +8,7 @@ then either `\\r\\n` or trailer lines and `\\r\\n`:
 - STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER: the same, plus trailer lines and a trailer signature.
 - STREAMING-UNSIGNED-PAYLOAD-TRAILER: bare chunks and trailer lines (what boto3 sends over TLS).
 
+Every chunk but the last holds at least 8 KiB, as AWS requires (InvalidChunkSizeError).
 Chunk data is passed on as it arrives (memory stays bounded whatever the chunk size); a bad
 signature surfaces at the chunk's end, which is always before the store's commit point.
 """
@@ -32,6 +33,9 @@ from .sigv4 import (
 MAX_LINE = 4096
 _CHUNK_SIZE = re.compile("[0-9a-fA-F]{1,16}")  # 16 hex digits: 2**64, far past any object
 MAX_TRAILER_BYTES = 16 * 1024
+# AWS: every chunk but the last holds at least 8 KiB (InvalidChunkSizeError). Tiny chunks would
+# otherwise cost a signature check (and a pass of this parser) per few bytes of body.
+MIN_CHUNK = 8192
 
 _SIZE, _DATA, _DATA_END, _FINAL_END, _TRAILER, _DONE = range(6)
 
@@ -60,6 +64,8 @@ class AwsChunkedDecoder:
     _hash: hashlib._Hash | None = None  # over the current chunk's data (signed modes)
     _trailer_lines: list[str] = field(default_factory=list)
     _trailer_bytes: int = 0
+    _chunks: int = 0  # data chunks begun
+    _last_size: int = MIN_CHUNK  # the previous data chunk's size
 
     def __post_init__(self) -> None:
         if self.mode not in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER):
@@ -135,6 +141,11 @@ class AwsChunkedDecoder:
         if not _CHUNK_SIZE.fullmatch(size_text.strip()):
             raise S3Error("InvalidRequest", "Malformed aws-chunked chunk size.")
         size = int(size_text, 16)
+        if size and self._last_size < MIN_CHUNK:  # the previous chunk was small and not the last
+            raise S3Error("InvalidChunkSizeError", Chunk=str(self._chunks), BadChunkSize=str(self._last_size))
+        if size:
+            self._chunks += 1
+            self._last_size = size
         if self.signed:
             name, _, sig = ext.partition("=")
             if name.strip() != "chunk-signature" or len(sig.strip()) != 64:

@@ -55,6 +55,7 @@ TABLE: dict[str, ErrorSpec] = {
     "IncompleteBody": ErrorSpec(
         400, "You did not provide the number of bytes specified by the Content-Length HTTP header."
     ),
+    "InvalidChunkSizeError": ErrorSpec(400, "Only the last chunk is allowed to have a size less than 8192 bytes"),
     "MissingContentLength": ErrorSpec(411, "You must provide the Content-Length HTTP header."),
     "RequestTimeout": ErrorSpec(
         400,

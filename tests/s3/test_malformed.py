@@ -295,3 +295,30 @@ def test_trailer_not_announced_in_x_amz_trailer_is_refused(raw: Any, s3d: Any, s
         status, _, resp = raw.request("PUT", f"/{bucket}/t", body, headers=h, sign=False)
         assert (status, error_code(resp)) == (400, "InvalidRequest"), resp
     assert raw.request("HEAD", f"/{bucket}/t")[0] == 404
+
+
+def test_chunks_under_8_kib_before_the_last_are_refused(raw: Any, s3d: Any, s3: Any, bucket: str) -> None:
+    """AWS refuses a chunk under 8 KiB that is not the last (InvalidChunkSizeError); taken, a
+    body of tiny chunks costs a signature check per few bytes. The last may be smaller."""
+    s3.put_object(Bucket=bucket, Key="victim", Body=b"original")
+    h, body = _streaming_put(raw, s3d, f"/{bucket}/victim", os.urandom(20_000), chunk=4096)
+    status, _, resp = raw.request("PUT", f"/{bucket}/victim", body, headers=h, sign=False)
+    assert (status, error_code(resp)) == (400, "InvalidChunkSizeError"), resp
+    assert b"<Chunk>1</Chunk><BadChunkSize>4096</BadChunkSize>" in resp
+    # the unsigned kind (what SDKs send over TLS) too
+    amz_date = now_amz()
+    data = b"x" * 10_000
+    framed = b"10\r\n" + data[:16] + b"\r\n" + f"{len(data) - 16:x}\r\n".encode() + data[16:] + b"\r\n0\r\n\r\n"
+    headers = {"host": raw.netloc, "content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+               "content-length": str(len(framed))}
+    h = sign_v4("PUT", f"/{bucket}/victim", headers, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", s3d.access_key,
+                s3d.secret_key, amz_date)
+    h.pop("_signature")
+    status, _, resp = raw.request("PUT", f"/{bucket}/victim", framed, headers=h, sign=False)
+    assert (status, error_code(resp)) == (400, "InvalidChunkSizeError"), resp
+    assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == b"original"
+    # 8 KiB chunks and a smaller last one are what clients send
+    data = os.urandom(20_000)
+    h, body = _streaming_put(raw, s3d, f"/{bucket}/victim", data, chunk=8192)
+    assert raw.request("PUT", f"/{bucket}/victim", body, headers=h, sign=False)[0] == 200
+    assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == data
