@@ -25,13 +25,15 @@ from .errors import S3Error
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
-_INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Characters written as a reference: those XML 1.0 cannot hold, and CR, which a parser reads
+# back as LF (a key "a\r\nb" would be listed as "a\nb", a key that does not exist).
+_INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 
 
-_NEEDS_ESCAPE = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NEEDS_ESCAPE = re.compile("[&<>\x00-\x08\x0b-\x1f\ufffe\uffff]")
 
 
-_ESCAPED_BYTES = b"&<>" + bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_ESCAPED_BYTES = b"&<>" + bytes([*range(0x00, 0x09), *range(0x0B, 0x20)])
 
 
 def needs_escape(value: str) -> bool:

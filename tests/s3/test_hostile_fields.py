@@ -8,11 +8,13 @@ request of them changes an object."""
 from __future__ import annotations
 
 import base64
+import xml.etree.ElementTree as ET
 from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
 
+from s3gw.xmlio import NS
 from tests.s3.conftest import error_code
 from tests.s3.test_post_object import multipart, signed_form
 
@@ -234,3 +236,17 @@ def test_lifecycle_rule_id_is_url_encoded_in_x_amz_expiration(raw: Any, s3: Any,
         status, headers, _ = raw.request(method, f"/{bucket}/k")
         assert status == 200 and "x-injected" not in headers, headers
         assert headers["x-amz-expiration"].endswith('rule-id="r%0D%0AX-Injected%3A%201%22"')
+
+
+def test_carriage_return_in_xml_text_survives_a_parser(raw: Any, s3: Any, bucket: str) -> None:
+    """XML parsers read a raw CR (and CR LF) back as LF: a key holding one was listed as another
+    key, one that does not exist. CR goes out as a character reference."""
+    assert raw.request("PUT", f"/{bucket}/a%0D%0Ab%0Dc", b"x")[0] == 200
+    status, _, body = raw.request("GET", f"/{bucket}?list-type=2")
+    assert status == 200
+    keys = [e.text for e in ET.fromstring(body).iter(f"{{{NS}}}Key")]
+    assert keys == ["a\r\nb\rc"], body
+    doc = ("<LifecycleConfiguration><Rule><ID>r&#13;&#10;1</ID><Filter><Prefix></Prefix></Filter>"
+           "<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>")
+    assert raw.request("PUT", f"/{bucket}?lifecycle", doc.encode())[0] == 200
+    assert s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["ID"] == "r\r\n1"

@@ -19,4 +19,5 @@ def test_needs_escape_on_long_text() -> None:
     assert needs_escape(page + "&")
     assert needs_escape("<" + page)
     assert needs_escape(page[:100] + "\x1f" + page)
-    assert not needs_escape(page + "\t\n\r ключ €")
+    assert not needs_escape(page + "\t\n ключ €")
+    assert needs_escape(page + "\r")  # a parser would read it back as LF
