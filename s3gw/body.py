@@ -27,6 +27,7 @@ from .checksums import BodyChecks, checks_from_headers
 from .chunked import AwsChunkedDecoder
 from .ctx import Ctx
 from .errors import S3Error
+from .numbers import digits
 from .sigv4 import STREAMING_MODES, UNSIGNED
 
 THREAD_MIN = 64 * 1024  # hash pieces at least this big in a worker thread (hashlib drops the GIL)
@@ -36,12 +37,9 @@ def _int_header(ctx: Ctx, name: str) -> int | None:
     raw = ctx.req.headers.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise S3Error("InvalidArgument", f"{name} is not a number", ArgumentName=name, ArgumentValue=raw) from None
-    if value < 0:
-        raise S3Error("InvalidArgument", f"{name} is negative", ArgumentName=name, ArgumentValue=raw)
+    value = digits(raw)
+    if value is None:
+        raise S3Error("InvalidArgument", f"{name} is not a number", ArgumentName=name, ArgumentValue=raw)
     return value
 
 

@@ -15,6 +15,7 @@ from appliance.engine import BucketRecord
 
 from . import pagetoken
 from .errors import S3Error
+from .numbers import digits
 
 MAX_BUCKETS = 10000  # AWS's largest page (and its default quota of buckets per account)
 
@@ -29,10 +30,7 @@ class BucketPage:
 def _max_buckets(raw: str | None) -> int:
     if raw is None:
         return MAX_BUCKETS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
+    value = digits(raw) or 0
     if not 1 <= value <= MAX_BUCKETS:
         raise S3Error("InvalidArgument", f"max-buckets must be an integer between 1 and {MAX_BUCKETS}",
                       ArgumentName="max-buckets", ArgumentValue=raw)

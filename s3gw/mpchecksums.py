@@ -104,11 +104,10 @@ class Completion:
         raw_size = headers.get("x-amz-mp-object-size")
         self.object_size: int | None = None
         if raw_size is not None:
-            try:
-                self.object_size = int(raw_size)
-            except ValueError:
+            self.object_size = digits(raw_size)
+            if self.object_size is None:
                 raise S3Error("InvalidArgument", "x-amz-mp-object-size is not a number",
-                              ArgumentName="x-amz-mp-object-size", ArgumentValue=raw_size) from None
+                              ArgumentName="x-amz-mp-object-size", ArgumentValue=raw_size)
 
     def __call__(self, chosen: list[PartRecord]) -> dict[str, str] | None:
         for part, record in zip(self.listed, chosen, strict=True):

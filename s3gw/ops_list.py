@@ -18,6 +18,7 @@ from . import pagetoken
 from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
+from .numbers import digits
 from .routing import Op
 from .xmlio import doc, el, esc, iso_seconds, iso_time, needs_escape, url_encode
 
@@ -30,13 +31,12 @@ def int_param(ctx: Ctx, name: str, default: int, cap: int) -> int:
     raw = ctx.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    value = digits(raw)
+    if value is None:
+        if raw.startswith("-") and digits(raw[1:]) is not None:
+            raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647",
+                          ArgumentName=name, ArgumentValue=raw)
         raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range",
-                      ArgumentName=name, ArgumentValue=raw) from None
-    if value < 0:
-        raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647",
                       ArgumentName=name, ArgumentValue=raw)
     return min(value, cap)
 

@@ -33,10 +33,7 @@ XML = ("Content-Type", "application/xml")
 
 def _part_number(ctx: Ctx) -> int:
     raw = ctx.query.get("partNumber", "")
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
+    n = digits(raw, 5) or 0
     if not 1 <= n <= 10000:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
                       ArgumentName="partNumber", ArgumentValue=raw)

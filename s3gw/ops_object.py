@@ -14,6 +14,7 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .mpchecksums import part_checksum_headers
+from .numbers import digits
 from .objmeta import (
     RESPONSE_OVERRIDES,
     check_conditions,
@@ -165,10 +166,7 @@ async def _get_part(ctx: Ctx, v: ObjectVersion, headers: list[tuple[str, str]], 
                     resolver: KeyResolver) -> Response:
     """One part of the object, as a ranged read (206). An object uploaded in one piece has one
     part, the whole object, and no x-amz-mp-parts-count, as on AWS."""
-    try:
-        n = int(ctx.query["partNumber"])
-    except ValueError:
-        n = 0
+    n = digits(ctx.query["partNumber"], 5) or 0
     if not 1 <= n <= 10000:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
                       ArgumentName="partNumber", ArgumentValue=ctx.query["partNumber"])

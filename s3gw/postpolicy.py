@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import S3Error
+from .numbers import digits
 from .sigv4 import ALGORITHM, signing_key
 
 MAX_POLICY = 16 * 1024  # decoded; the whole pre-file form is capped at 20 KiB anyway
@@ -66,6 +67,16 @@ def _invalid(why: str) -> S3Error:
     return S3Error("InvalidPolicyDocument", f"Invalid Policy: {why}")
 
 
+def _bound(raw: Any) -> int | None:
+    """A content-length-range bound: a JSON integer or a string of digits. int() would also take
+    a float (0.5 became 0), true and false, and strings such as " 1_0 "."""
+    if isinstance(raw, str):
+        return digits(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    return None
+
+
 def _condition(raw: Any) -> Condition:
     if isinstance(raw, dict):
         if len(raw) != 1:
@@ -80,11 +91,10 @@ def _condition(raw: Any) -> Condition:
     if op == "content-length-range":
         if len(raw) != 3:
             raise _invalid("Invalid content-length-range: it has two integer bounds.")
-        try:
-            low, high = int(raw[1]), int(raw[2])
-        except (TypeError, ValueError, OverflowError):  # Overflow: 1e400 is a float infinity
-            raise _invalid("Invalid content-length-range: its bounds must be integers.") from None
-        if low < 0 or high < low:
+        low, high = _bound(raw[1]), _bound(raw[2])
+        if low is None or high is None:
+            raise _invalid("Invalid content-length-range: its bounds must be integers.")
+        if high < low:
             raise _invalid("Invalid content-length-range: bounds out of order.")
         return Condition(op, "", low=low, high=high)
     if op not in _EQ_NAMES or len(raw) != 3 or not all(isinstance(x, str) for x in raw[1:]):

@@ -21,6 +21,7 @@ from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from .errors import S3Error
+from .numbers import digits
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -189,12 +190,12 @@ def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str], servi
                       "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
                       "X-Amz-Expires parameters.")
     access_key, date, region, service = _parse_credential(query["X-Amz-Credential"], err, service)
-    try:
-        expires = int(query["X-Amz-Expires"])
-    except ValueError:
-        raise S3Error(err, "X-Amz-Expires should be a number") from None
-    if expires < 0:
-        raise S3Error(err, "X-Amz-Expires must be non-negative")
+    raw_expires = query["X-Amz-Expires"]
+    expires = digits(raw_expires)
+    if expires is None:
+        if raw_expires.startswith("-") and digits(raw_expires[1:]) is not None:
+            raise S3Error(err, "X-Amz-Expires must be non-negative")
+        raise S3Error(err, "X-Amz-Expires should be a number")
     if expires > MAX_PRESIGN_EXPIRES:
         raise S3Error(err, "X-Amz-Expires must be less than a week (in seconds) that is 604800")
     payload = query.get("X-Amz-Content-Sha256") or UNSIGNED

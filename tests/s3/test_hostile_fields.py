@@ -250,3 +250,45 @@ def test_carriage_return_in_xml_text_survives_a_parser(raw: Any, s3: Any, bucket
            "<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>")
     assert raw.request("PUT", f"/{bucket}?lifecycle", doc.encode())[0] == 200
     assert s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["ID"] == "r\r\n1"
+
+
+@pytest.mark.parametrize("number", ["1_0", "+1", " 1", "\u0661"])
+def test_numbers_in_headers_and_queries_are_ascii_digits(raw: Any, s3d: Any, s3: Any, bucket: str,
+                                                         number: str) -> None:
+    """int() takes 1_0, +1, surrounding spaces and other scripts' digits, and these fields
+    went through it: a part number, max-keys or x-amz-decoded-content-length no S3 accepts was
+    taken (1_0 as 10, an Arabic-Indic one as 1)."""
+    from urllib.parse import quote
+
+    from tests.s3.conftest import aws_chunked, sign_v4
+    from tests.s3.test_malformed import now_amz
+
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    q = quote(number)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    _expect(raw.request("PUT", f"/{bucket}/mp?partNumber={q}&uploadId={upload}", b"part"), 400, "InvalidArgument")
+    assert "Parts" not in s3.list_parts(Bucket=bucket, Key="mp", UploadId=upload)
+    _expect(raw.request("GET", f"/{bucket}/k?partNumber={q}"), 400, "InvalidArgument")
+    _expect(raw.request("GET", f"/{bucket}?list-type=2&max-keys={q}"), 400, "InvalidArgument")
+    _expect(raw.request("GET", f"/{bucket}?max-keys={q}"), 400, "InvalidArgument")
+    if number != number.strip():
+        return  # a header value's surrounding spaces are not part of it (HTTP)
+    # an aws-chunked body of 1 byte declared as `number`
+    amz_date = now_amz()
+    headers = {"host": raw.netloc, "content-encoding": "aws-chunked", "x-amz-decoded-content-length": number}
+    headers["content-length"] = str(len(aws_chunked(b"x", 8192, "0" * 64, s3d.secret_key, amz_date)))
+    h = sign_v4("PUT", f"/{bucket}/k", headers, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", s3d.access_key,
+                s3d.secret_key, amz_date)
+    body = aws_chunked(b"x", 8192, h.pop("_signature"), s3d.secret_key, amz_date)
+    h = {k: v.encode().decode("latin-1") for k, v in h.items()}  # sent as its UTF-8 bytes, as signed
+    _expect(raw.request("PUT", f"/{bucket}/k", body, headers=h, sign=False), 400, "InvalidArgument")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+
+
+@pytest.mark.parametrize("bounds", [[0.5, 10.9], [False, True], [" 1", "10"], ["0", "1_0"]])
+def test_post_policy_length_bounds_are_integers(raw: Any, s3d: Any, bucket: str, bounds: list[Any]) -> None:
+    fields = signed_form(s3d.access_key, s3d.secret_key,
+                         [{"bucket": bucket}, {"key": "up"}, ["content-length-range", *bounds]], {"key": "up"})
+    body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"hello")])
+    _expect(raw.request("POST", f"/{bucket}", body, headers, sign=False), 400, "InvalidPolicyDocument")
+    assert raw.request("HEAD", f"/{bucket}/up")[0] == 404

@@ -136,3 +136,14 @@ def test_presign_expiry_limit() -> None:
     with pytest.raises(S3Error) as exc:
         verify(req, when)
     assert exc.value.code == "AuthorizationQueryParametersError"
+
+
+@pytest.mark.parametrize("expires", ["6_0", "%2B60", "%20%2060", "%D9%A6%D9%A0"])
+def test_presign_expiry_must_be_ascii_digits(expires: str) -> None:
+    """int() takes 6_0, +60, " 60" and Arabic-Indic digits; X-Amz-Expires is plain digits."""
+    req, when = _presign("http://127.0.0.1:9000/bucket/key", 60)
+    bent = AWSRequest(method="GET", url=req.url.replace("X-Amz-Expires=60", f"X-Amz-Expires={expires}"))
+    assert bent.url != req.url
+    with pytest.raises(S3Error) as exc:
+        verify(bent, when)
+    assert exc.value.code == "AuthorizationQueryParametersError"
