@@ -186,12 +186,7 @@ async def test_gc_keeps_a_protected_segment_even_with_a_wrong_refcount(store, ca
     await _lock_bucket(store)
     v = await store.put_object("lkb", "g", os.urandom(200_000), PutMeta(lock_mode=COMPLIANCE, retain_until_ns=FAR))
     seg_id = v.segments[0].segment_id
-    rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-    rec.refcount = 0  # a refcount bug: the GC would collect the locked data
-    b = store.db.batch()
-    b.put(keys.segment(seg_id), rec)
-    b.put(keys.gc(1, seg_id), GcEntry(seg_id, 1))
-    await store.db.commit(b)
+    await _wrong_refcount(store, seg_id)  # a refcount bug: the GC would collect the locked data
     with caplog.at_level(logging.ERROR, "stowage.gc"):
         assert await collect_once(store, 0) == 0
     assert "object lock protects" in caplog.text
@@ -199,14 +194,18 @@ async def test_gc_keeps_a_protected_segment_even_with_a_wrong_refcount(store, ca
     assert len(await read_all(store, "lkb", "g")) == 200_000
     # an unprotected version's segment with the same wrong refcount is collected as before
     free = await store.put_object("lkb", "f", os.urandom(1000))
-    free_id = free.segments[0].segment_id
-    rec = store.db.get_record(SegmentRecord, keys.segment(free_id))
+    await _wrong_refcount(store, free.segments[0].segment_id)
+    assert await collect_once(store, 0) == 1
+
+
+async def _wrong_refcount(store, seg_id: str) -> None:
+    """The segment's refcount set to 0 and its GC entry queued, as a refcount bug would."""
+    rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
     rec.refcount = 0
     b = store.db.batch()
-    b.put(keys.segment(free_id), rec)
-    b.put(keys.gc(1, free_id), GcEntry(free_id, 1))
+    b.put(keys.segment(seg_id), rec)
+    b.put(keys.gc(1, seg_id), GcEntry(seg_id, 1))
     await store.db.commit(b)
-    assert await collect_once(store, 0) == 1
 
 
 async def test_gc_keeps_a_protected_version_s_transcoded_segment(store, caplog: pytest.LogCaptureFixture) -> None:
@@ -220,12 +219,7 @@ async def test_gc_keeps_a_protected_version_s_transcoded_segment(store, caplog: 
     seg_id = moved.segments[0].segment_id
     assert seg_id != v.segments[0].segment_id and moved.storage_class == "STANDARD_IA"
     assert await collect_once(store, 0) == 1  # the segment it replaced
-    rec = store.db.get_record(SegmentRecord, keys.segment(seg_id))
-    rec.refcount = 0  # a refcount bug: the GC would collect the locked data
-    b = store.db.batch()
-    b.put(keys.segment(seg_id), rec)
-    b.put(keys.gc(1, seg_id), GcEntry(seg_id, 1))
-    await store.db.commit(b)
+    await _wrong_refcount(store, seg_id)
     with caplog.at_level(logging.ERROR, "stowage.gc"):
         assert await collect_once(store, 0) == 0
     assert "object lock protects" in caplog.text
