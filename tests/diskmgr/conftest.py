@@ -79,6 +79,9 @@ def release_mount_points(root: Path) -> None:
             for name in dirs:
                 if name.startswith("disk-") and not (Path(top) / name).is_symlink():
                     subprocess.run(["chattr", "-i", str(Path(top) / name)], capture_output=True)
+            # a disk's shards, volumes and journal hold no mount point: not walked (the whole
+            # run's tree, ~850,000 entries, took each worker 4 minutes at the session's end)
+            dirs[:] = [d for d in dirs if not d.startswith("disk-")]
 
 
 @pytest.fixture
