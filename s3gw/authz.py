@@ -196,7 +196,7 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
     if op in OBJECT_ACTIONS:
         pairs = [OBJECT_ACTIONS[op], *([ALSO_REQUIRED[op]] if op in ALSO_REQUIRED else [])]
         return (*(Check(versioned if vid is not None else plain, b, k, vid) for plain, versioned in pairs),
-                *_etag_read(op, b, k, headers))
+                *etag_read(op, b, k, headers.get("if-match")))
     if op is Op.CreateBucket:
         checks = [Check("s3:CreateBucket", b, bucket_policy=False)]
         if acls.has_acl_headers(headers):
@@ -227,19 +227,19 @@ def required(op: Op, route: Route, headers: Mapping[str, str], copy_source: tupl
                                  sb, sk, svid, if_tagged=copy_source),
                            Check("s3:PutObjectTagging", b, k, acl_as="s3:PutObject", if_tagged=copy_source)]
             checks += [Check(action, b, k) for action in objlock.write_actions(headers)]
-        return (*checks, *_etag_read(op, b, k, headers))
+        return (*checks, *etag_read(op, b, k, headers.get("if-match")))
     if op in HANDLER_CHECKED:
         return ()
     raise S3Error("AccessDenied")  # an operation nobody named the actions of: never reached (optable)
 
 
-def _etag_read(op: Op, bucket: str, key: str | None, headers: Mapping[str, str]) -> tuple[Check, ...]:
-    """s3:GetObject for a write or delete conditional on the current version's ETag: comparing
-    it reads it (AWS: If-Match writes need s3:PutObject and s3:GetObject; deletes with an ETag,
-    not "*", s3:DeleteObject and s3:GetObject)."""
-    if op not in _CONDITIONAL or "if-match" not in headers:
+def etag_read(op: Op, bucket: str, key: str | None, if_match: str | None) -> tuple[Check, ...]:
+    """s3:GetObject for a write or delete conditional on the current version's ETag (`if_match`:
+    If-Match, or a DeleteObjects Object's ETag): comparing it reads it (AWS: If-Match writes need
+    s3:PutObject and s3:GetObject; deletes with an ETag, not "*", s3:DeleteObject and s3:GetObject)."""
+    if op not in _CONDITIONAL or if_match is None:
         return ()
-    if op is Op.DeleteObject and headers["if-match"].strip() == "*":
+    if op is Op.DeleteObject and if_match.strip() == "*":
         return ()
     return (Check("s3:GetObject", bucket, key),)
 

@@ -8,7 +8,7 @@ from appliance.engine.errors import BucketAlreadyOwnedByYou, StowageError
 
 from . import acl as acls
 from . import bucketpages
-from .authz import BUCKET_OWNER_ENFORCED, Check, new_bucket_settings, ownership_of_header
+from .authz import BUCKET_OWNER_ENFORCED, Check, etag_read, new_bucket_settings, ownership_of_header
 from .body import read_xml
 from .ctx import Ctx, OpHandler
 from .errors import S3Error, from_exception
@@ -132,9 +132,8 @@ async def delete_objects(ctx: Ctx) -> Response:
                 raise S3Error("NotImplemented", "Conditional deletes of a version (ETag with VersionId) are not "
                               "implemented.")
             conditions = ctx.conditions if entry.etag is None else {**ctx.conditions, "s3:if-match": entry.etag}
-            checks = [Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid)]
-            if entry.etag is not None and entry.etag.strip() != "*":  # an ETag compared is an ETag read
-                checks.append(Check("s3:GetObject", ctx.bucket, key))
+            checks = (Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid),
+                      *etag_read(Op.DeleteObject, ctx.bucket, key, entry.etag))
             for check in checks:
                 if not await ctx.authz.decide(ctx.principal, check, conditions, ctx.view):
                     raise S3Error("AccessDenied")
