@@ -24,6 +24,7 @@ from awscrt.checksums import crc32c
 
 BLOCK = 32768
 HEADER = 7
+_ZERO_HEADER = bytes(HEADER)
 _MASK_DELTA = 0xA282EAD8
 
 
@@ -51,7 +52,7 @@ def zeroed_hole(log: Path) -> str | None:
         while block := f.read(BLOCK):
             pos = 0
             while pos + HEADER <= len(block):
-                if block[pos:pos + HEADER] == bytes(HEADER):
+                if block[pos:pos + HEADER] == _ZERO_HEADER:
                     if hole is None:
                         hole = offset + pos
                     break  # LevelDB drops the rest of the block, as this does
