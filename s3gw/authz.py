@@ -164,6 +164,9 @@ _LISTINGS = frozenset({Op.ListObjects, Op.ListObjectsV2, Op.ListObjectVersions})
 # The conditional writes and deletes, whose If-Match / If-None-Match are the s3:if-match and
 # s3:if-none-match keys a bucket policy can require (AWS); a GET's conditions are not.
 _CONDITIONAL = frozenset({Op.PutObject, Op.CopyObject, Op.CompleteMultipartUpload, Op.DeleteObject})
+# Actions that only a policy grants, never an ACL or owning the bucket: AWS's GOVERNANCE bypass
+# needs the permission explicitly, and the owner's users hold only what their policies give.
+POLICY_ONLY_ACTIONS = frozenset({"s3:BypassGovernanceRetention"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +507,10 @@ class Authorizer:
         The bucket owner may do everything to its bucket, as the owning account may on AWS, and
         write and delete any key in it; reading an object takes a grant of the object's ACL,
         whose owner has FULL_CONTROL unless the ACL was changed. With BucketOwnerEnforced the
-        ACLs are ignored and the bucket owner owns every object."""
+        ACLs are ignored and the bucket owner owns every object. Ownership never grants
+        POLICY_ONLY_ACTIONS (the root user holds them through authorize, as the account does)."""
+        if action in POLICY_ONLY_ACTIONS:
+            return False
         who = canonical_id(principal)
         is_owner = principal.kind != "anonymous" and who == view.owner
         object_read = action in acls.OBJECT_ACL_ACTIONS

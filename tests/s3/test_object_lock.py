@@ -388,6 +388,38 @@ def test_the_bypass_takes_the_bypass_permission(s3: Any, lock_users: Users, lock
         403, "AccessDenied")
 
 
+@pytest.mark.parametrize("ownership", ["ObjectWriter", "BucketOwnerEnforced"])
+def test_owning_the_bucket_does_not_grant_the_bypass(s3: Any, lock_users: Users, ownership: str) -> None:
+    """AWS: the bypass needs s3:BypassGovernanceRetention explicitly. A user who owns the bucket
+    (so may write, delete and set retention in it without a policy) has it only when a policy
+    gives it; root has it as the account."""
+    name = f"lockowner{ownership.lower()}"
+    bucket = f"lk-owned-{ownership.lower()}"
+    lock_users.policy(name, policy(allow(["s3:CreateBucket", "s3:PutBucketObjectLockConfiguration",
+                                          "s3:PutBucketVersioning", "s3:PutBucketOwnershipControls"], "*")))
+    owner = lock_users.add(name, name)
+    owner.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, ObjectOwnership=ownership)
+    vids = {key: owner.put_object(Bucket=bucket, Key=key, Body=b"x", ObjectLockMode="GOVERNANCE",
+                                  ObjectLockRetainUntilDate=FAR)["VersionId"] for key in ("one", "two")}
+    assert err(owner.delete_object, Bucket=bucket, Key="one", VersionId=vids["one"],
+               BypassGovernanceRetention=True) == (403, "AccessDenied")
+    assert err(owner.put_object_retention, Bucket=bucket, Key="one", VersionId=vids["one"], Retention={},
+               BypassGovernanceRetention=True) == (403, "AccessDenied")
+    out = owner.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "two", "VersionId": vids["two"]}]},
+                               BypassGovernanceRetention=True)
+    assert [e["Code"] for e in out["Errors"]] == ["AccessDenied"]
+    assert len(s3.list_object_versions(Bucket=bucket)["Versions"]) == 2  # nothing lifted, nothing lost
+    # a bucket policy naming the user grants it, as an identity policy would
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy(allow("s3:BypassGovernanceRetention", f"arn:aws:s3:::{bucket}/*",
+                                                            Principal={"AWS": lock_users.arn(name)})))
+    owner.delete_object(Bucket=bucket, Key="one", VersionId=vids["one"], BypassGovernanceRetention=True)
+    owner.put_object_retention(Bucket=bucket, Key="two", VersionId=vids["two"], Retention={},
+                               BypassGovernanceRetention=True)
+    owner.delete_object(Bucket=bucket, Key="two", VersionId=vids["two"])
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket)
+    owner.delete_bucket(Bucket=bucket)
+
+
 def test_lock_headers_show_only_to_callers_allowed_to_read_them(s3: Any, lock_users: Users,
                                                                 lock_bucket: str) -> None:
     arn = f"arn:aws:s3:::{lock_bucket}"
