@@ -178,6 +178,38 @@ def test_conditional_put(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="p")["Body"].read() == b"three"
 
 
+def test_conditional_writes_over_a_delete_marker(s3: Any, bucket: str) -> None:
+    """A delete marker as current version is no object (GET is 404 NoSuchKey; the engine's
+    current-version record never holds a marker), as conditional deletes read it: If-Match is
+    404 NoSuchKey for "*" and for the ETag under the marker, as for a key that never existed;
+    If-None-Match: * writes. PutObject, CopyObject and CompleteMultipartUpload alike, and a
+    refused one writes nothing."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    etag = s3.put_object(Bucket=bucket, Key="src", Body=b"source")["ETag"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"one")
+    s3.delete_object(Bucket=bucket, Key="k")
+    up = s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="k", UploadId=up, PartNumber=1, Body=b"part")["ETag"]
+    writes = {
+        "put": lambda **kw: s3.put_object(Bucket=bucket, Body=b"two", **kw),
+        "copy": lambda **kw: s3.copy_object(Bucket=bucket, CopySource={"Bucket": bucket, "Key": "src"}, **kw),
+        "complete": lambda **kw: s3.complete_multipart_upload(
+            Bucket=bucket, UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part}]}, **kw),
+    }
+    for key in ("k", "never-written"):
+        for name, write in writes.items():
+            if name == "complete" and key != "k":
+                continue  # the upload is k's
+            for cond in ("*", etag):
+                with pytest.raises(ClientError) as exc:
+                    write(Key=key, IfMatch=cond)
+                assert (status(exc), code(exc)) == (404, "NoSuchKey"), (key, name, cond)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix="k")
+    assert len(versions["Versions"]) == 1 and len(versions["DeleteMarkers"]) == 1
+    s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfNoneMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"two"
+
+
 async def test_concurrent_conditional_puts_one_winner(s3d: Any, bucket: str) -> None:
     clients = [s3d.s3() for _ in range(8)]
     outcomes: list[int] = []
