@@ -15,7 +15,7 @@ from .errors import S3Error, from_exception
 from .http import Response
 from .objlock import BUCKET_LOCK_HEADER
 from .ops_lock import may_bypass
-from .refusedheaders import one_value_served
+from .refusedheaders import one_value_served, refuse_version_condition
 from .routing import Op
 from .xmlio import doc, el, esc, iso_time, parse_delete, parse_location, parse_versioning
 
@@ -128,9 +128,7 @@ async def delete_objects(ctx: Ctx) -> Response:
         try:
             if vid == "":
                 raise S3Error("InvalidArgument", "Version id cannot be the empty string")
-            if entry.etag is not None and vid is not None:  # as If-Match beside a versionId on DeleteObject
-                raise S3Error("NotImplemented", "Conditional deletes of a version (ETag with VersionId) are not "
-                              "implemented.")
+            refuse_version_condition(entry.etag, vid)  # as If-Match beside a versionId on DeleteObject
             conditions = ctx.conditions if entry.etag is None else {**ctx.conditions, "s3:if-match": entry.etag}
             checks = (Check("s3:DeleteObjectVersion" if vid is not None else "s3:DeleteObject", ctx.bucket, key, vid),
                       *etag_read(Op.DeleteObject, ctx.bucket, key, entry.etag))

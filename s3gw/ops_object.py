@@ -31,6 +31,7 @@ from .ops_lock import asked_lock, check_put_integrity, lock_headers, may_bypass,
 from .ops_restore import restore_headers
 from .ops_tiering import archive_status_headers
 from .posixtrust import vouch, vouch_copy
+from .refusedheaders import refuse_version_condition
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_tagging
 
@@ -200,11 +201,7 @@ async def head_object(ctx: Ctx) -> Response:
 async def delete_object(ctx: Ctx) -> Response:
     vid = _version_id(ctx)
     if_match = ctx.req.headers.get("if-match")
-    if if_match is not None and vid is not None:
-        # AWS evaluates a conditional delete against the current version only; what it means
-        # beside a versionId it does not say, so it is refused rather than guessed
-        raise S3Error("NotImplemented", "Conditional deletes of a version (If-Match with versionId) are not "
-                      "implemented.")
+    refuse_version_condition(if_match, vid)
     bypass = vid is not None and await may_bypass(ctx, ctx.key, vid)
     res = await ctx.store.delete_object(ctx.bucket, ctx.key, vid, bypass_governance=bypass, if_match=if_match)
     headers: list[tuple[str, str]] = []

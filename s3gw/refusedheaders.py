@@ -51,6 +51,17 @@ def refuse_unimplemented(op: Op, headers: Mapping[str, str]) -> None:
             raise S3Error("NotImplemented", why)
 
 
+def refuse_version_condition(if_match: str | None, version_id: str | None) -> None:
+    """NotImplemented for a conditional delete of a named version: If-Match beside a versionId
+    on DeleteObject, or an ETag beside a VersionId in a DeleteObjects Object. AWS evaluates a
+    conditional delete against the current version only and does not say what it means beside
+    a version id, so it is refused rather than guessed (deleting the version unconditionally
+    could delete what the client meant to keep)."""
+    if if_match is not None and version_id is not None:
+        raise S3Error("NotImplemented", "Conditional deletes of a version (If-Match or an ETag beside a version id) "
+                      "are not implemented.")
+
+
 def one_value_served(headers: Mapping[str, str], name: str, served: str, refused: str, why: str) -> None:
     """A header with a listed set of values, of which the gateway serves one: absent or `served`
     goes on; `refused`, a value AWS takes and this gateway does not implement, is 501 with `why`

@@ -69,11 +69,17 @@ def test_versioned_bucket_a_conditional_delete_adds_a_marker_once(s3: Any, bucke
 
 
 def test_if_match_beside_a_version_id_is_refused(s3: Any, bucket: str) -> None:
+    """DeleteObject's If-Match beside a versionId, and a DeleteObjects Object's ETag beside its
+    VersionId, are the same request: refused with the same error, and nothing is deleted."""
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     r = s3.put_object(Bucket=bucket, Key="k", Body=b"v1")
     with pytest.raises(ClientError) as exc:
         s3.delete_object(Bucket=bucket, Key="k", VersionId=r["VersionId"], IfMatch=r["ETag"])
     assert _err(exc) == (501, "NotImplemented")
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k", "VersionId": r["VersionId"],
+                                                                "ETag": r["ETag"]}]})
+    assert [(e["Code"], e["Message"]) for e in out["Errors"]] == [
+        ("NotImplemented", exc.value.response["Error"]["Message"])]
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v1"
 
 
