@@ -22,7 +22,9 @@ record, the master key mark); each says, reading only, whether a data directory 
   (<install_dir>/venv.previous: the Debian package's preinst keeps it). What was written after
   the upgrade is lost: its metadata is not in the snapshot, and the orphan sweep removes its
   shard files. So a rollback that would lose a version object lock protects, or its lock, is
-  refused (naming them) unless asked with `discard_locked` (`--discard-locked-versions`).
+  refused (naming them) unless asked with `discard_locked` (`--discard-locked-versions`), and
+  refused even then when what it would lose is COMPLIANCE retention (a version under it, an
+  earlier date, or the mode): as on AWS, nobody, root included, lifts that before its date.
 """
 
 from __future__ import annotations
@@ -239,7 +241,20 @@ def _journal_dirs(cfg: Config) -> list[Path]:
     return [d.path / JOURNAL_DIR for d, _ in found if (d.path / JOURNAL_DIR).is_dir()]
 
 
-def locked_since(current: MetaDB, snapshot: MetaDB, now_ns: int) -> list[ObjectVersion]:
+@dataclass(frozen=True)
+class LockLoss:
+    """A protected version a rollback would lose, or protect less. `compliance`: what it would
+    lose is COMPLIANCE retention (the version under it, an earlier date, or the mode), which no
+    flag discards."""
+
+    version: ObjectVersion
+    compliance: bool
+
+    def __str__(self) -> str:
+        return f"{self.version.bucket}/{self.version.key} {self.version.version_id}"
+
+
+def locked_since(current: MetaDB, snapshot: MetaDB, now_ns: int) -> list[LockLoss]:
     """The versions object lock protects now (engine/lock.py) that a return to `snapshot` would
     lose or protect less: written since it, or given a legal hold or another retention since
     (blocking: reads every version record)."""
@@ -248,8 +263,14 @@ def locked_since(current: MetaDB, snapshot: MetaDB, now_ns: int) -> list[ObjectV
         if lock.protection(v, now_ns):
             old = snapshot.get_record(ObjectVersion, k)
             if old is None or _protects_less(old, v, now_ns):
-                out.append(v)
+                out.append(LockLoss(v, _loses_compliance(old, v, now_ns)))
     return out
+
+
+def _loses_compliance(old: ObjectVersion | None, v: ObjectVersion, now_ns: int) -> bool:
+    if v.lock_mode != lock.COMPLIANCE or not lock.retained(v, now_ns):
+        return False
+    return old is None or old.lock_mode != lock.COMPLIANCE or old.retain_until_ns < v.retain_until_ns
 
 
 def _protects_less(old: ObjectVersion, v: ObjectVersion, now_ns: int) -> bool:
@@ -261,36 +282,48 @@ def _protects_less(old: ObjectVersion, v: ObjectVersion, now_ns: int) -> bool:
         old.lock_mode == lock.GOVERNANCE and v.lock_mode == lock.COMPLIANCE)
 
 
-def _refuse_locked(cfg: Config, snap: Path) -> None:
+def _named(found: list[LockLoss]) -> str:
+    return ", ".join(map(str, found[:5])) + (", ..." if len(found) > 5 else "")
+
+
+def _refuse_locked(cfg: Config, snap: Path, *, discard_locked: bool) -> None:
     """UpgradeError while a rollback to `snap` would undo object lock (docs/object-lock.md): the
-    orphan sweep would then delete the data of versions nobody may delete."""
+    orphan sweep would then delete the data of versions nobody may delete. `discard_locked`
+    gives up GOVERNANCE retention and legal holds (an operator may lift those), never
+    COMPLIANCE retention: nobody may, before its date."""
     current, snapshot = MetaDB(cfg.meta_path), MetaDB(snap / "meta")
     try:
         found = locked_since(current, snapshot, time.time_ns())
     finally:
         current.close()
         snapshot.close()
-    if found:
-        named = ", ".join(f"{v.bucket}/{v.key} {v.version_id}" for v in found[:5])
+    compliance = [x for x in found if x.compliance]
+    if compliance:
+        raise UpgradeError(f"{len(compliance)} object version(s) written or locked since the upgrade are under "
+                           f"COMPLIANCE retention, which nobody may lift or shorten before its date, and a rollback "
+                           f"would lose them or shorten their retention: {_named(compliance)}. Commit the upgrade "
+                           "instead (--discard-locked-versions does not discard COMPLIANCE retention)")
+    if found and not discard_locked:
         raise UpgradeError(f"{len(found)} object version(s) written or locked since the upgrade are protected by "
-                           f"object lock (a retention or a legal hold), and a rollback would lose them or their "
-                           f"lock: {named}{', ...' if len(found) > 5 else ''}. Commit the upgrade instead, or roll "
-                           "back with --discard-locked-versions to lose them anyway")
+                           f"object lock (GOVERNANCE retention or a legal hold), and a rollback would lose them or "
+                           f"their lock: {_named(found)}. Commit the upgrade instead, or roll back with "
+                           "--discard-locked-versions to lose them anyway")
 
 
 def rollback(cfg: Config, install_dir: Path = DEFAULT_INSTALL_DIR, *,
              discard_locked: bool = False) -> RollbackResult:
     """Return to the state before the last upgrade (module doc). The daemon must be stopped.
     UpgradeError, changing nothing, while it would lose versions object lock protects (or their
-    lock), unless `discard_locked`."""
+    lock), unless `discard_locked`; whatever `discard_locked` says, while it would lose
+    COMPLIANCE retention."""
     st = load_state(cfg)
     if st is None:
         raise UpgradeError("no upgrade to roll back (nothing recorded in "
                            f"{upgrade_dir(cfg) / STATE_FILE})")
     if st.committed:
         raise UpgradeError(f"the upgrade to {st.to_version} was committed; its snapshot is gone")
-    if st.snapshot and not discard_locked and (Path(st.snapshot) / "meta" / "CURRENT").exists():
-        _refuse_locked(cfg, Path(st.snapshot))
+    if st.snapshot and (Path(st.snapshot) / "meta" / "CURRENT").exists():
+        _refuse_locked(cfg, Path(st.snapshot), discard_locked=discard_locked)
     now = time.time_ns()
     aside = upgrade_dir(cfg) / f"rolled-back-{st.to_version}-{now}"
     aside.mkdir(mode=0o700, parents=True)

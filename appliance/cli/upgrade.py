@@ -131,11 +131,13 @@ def upgrade_cmd(cfg: Config, check: bool, do_commit: bool, as_json: bool) -> Non
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--discard-locked-versions", "discard_locked", is_flag=True,
               help="roll back even though object versions written or locked since the upgrade are protected by "
-                   "object lock: they (or their lock) are lost")
+                   "GOVERNANCE retention or a legal hold: they (or their lock) are lost. COMPLIANCE retention is "
+                   "never discarded: such a rollback is refused")
 def rollback_cmd(cfg: Config, install_dir: Path, yes: bool, discard_locked: bool) -> None:
     """Return to the version before the last upgrade and its metadata snapshot (daemon stopped,
     upgrade not committed). What was written since the upgrade is lost; refused while that
-    includes versions object lock protects, unless --discard-locked-versions."""
+    includes versions object lock protects, unless --discard-locked-versions (never for
+    COMPLIANCE retention)."""
     if daemon_running(cfg):
         fail("the daemon is running; stop it first (systemctl stop stowage)")
     st = run_guarded(lambda: load_state(cfg))

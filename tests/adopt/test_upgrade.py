@@ -49,7 +49,7 @@ def test_upgrade_round1_data_dir_and_roll_back(daemon_factory: Any, tmp_path: Pa
     s3 = d.s3()
     s3.put_object(Bucket="plain", Key="written-after-the-upgrade", Body=b"new")
     s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
-    locked = s3.put_object(Bucket="vault", Key="ledger", Body=b"kept", ObjectLockMode="COMPLIANCE",
+    locked = s3.put_object(Bucket="vault", Key="ledger", Body=b"kept", ObjectLockMode="GOVERNANCE",
                            ObjectLockRetainUntilDate=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))["VersionId"]
     d.stop()
     version = json.loads(d.cli("version", "--json").stdout)
@@ -98,6 +98,38 @@ def test_upgrade_round1_data_dir_and_roll_back(daemon_factory: Any, tmp_path: Pa
     d.stop()
     # a start of the same version migrates nothing and takes no new snapshot
     assert json.loads(d.cli("version", "--json").stdout)["upgrade"]["committed"]
+
+
+def test_a_rollback_never_discards_compliance_retention(daemon_factory: Any, tmp_path: Path) -> None:
+    """COMPLIANCE retention gives way to nobody before its date (AWS: root included), so a
+    rollback that would lose a version under it is refused even with --discard-locked-versions,
+    and changes nothing; GOVERNANCE retention is what the flag may discard."""
+    _unpack(tmp_path)
+    d = daemon_factory(["--no-mount"], name="data", start=False)
+    d.start()
+    s3 = d.s3()
+    s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+    until = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    kept = s3.put_object(Bucket="vault", Key="ledger", Body=b"kept", ObjectLockMode="COMPLIANCE",
+                         ObjectLockRetainUntilDate=until)["VersionId"]
+    governed = s3.put_object(Bucket="vault", Key="draft", Body=b"draft", ObjectLockMode="GOVERNANCE",
+                             ObjectLockRetainUntilDate=until)["VersionId"]
+    d.stop()
+    snapshot = Path(json.loads(d.cli("version", "--json").stdout)["upgrade"]["snapshot"])
+    install = tmp_path / "opt"
+    (install / "venv").mkdir(parents=True)
+    (install / "venv" / "VERSION").write_text("new")
+    (install / "venv.previous").mkdir()
+    (install / "venv.previous" / "VERSION").write_text("previous")
+    for flags in (("--discard-locked-versions",), ()):
+        r = d.cli("rollback", "--yes", *flags, "--install-dir", str(install), check=False)
+        assert r.returncode == 1 and "COMPLIANCE" in r.stderr and f"vault/ledger {kept}" in r.stderr, flags
+        assert f"vault/draft {governed}" not in r.stderr
+        assert snapshot.exists() and (install / "venv" / "VERSION").read_text() == "new"
+        assert "NOT committed" in d.cli("version").stdout
+    d.start()
+    assert d.s3().get_object(Bucket="vault", Key="ledger", VersionId=kept)["Body"].read() == b"kept"
+    d.stop()
 
 
 def test_fresh_data_dir_needs_no_snapshot(daemon: Any) -> None:
