@@ -23,7 +23,7 @@ from .objmeta import put_meta
 from .ops_access import new_object_acl
 from .ops_list import encoder, int_param
 from .ops_lock import check_part_integrity, with_lock
-from .ops_object import source_version
+from .ops_object import check_copy_size, source_version
 from .posixtrust import vouch
 from .routing import Op
 from .xmlio import doc, el, iso_time, parse_complete
@@ -108,6 +108,7 @@ async def upload_part_copy(ctx: Ctx) -> Response:
     src, _ = source_version(ctx)
     stored, resolver = sse.for_read(ctx, src, source=True)
     start, end = _copy_range(ctx, src.size)
+    check_copy_size(ctx, end - start)
     # the copied range gets the upload's checksum like any part, computed as it is read
     checks = BodyChecks(compute={up.checksum_algorithm} if up.checksum_algorithm else set())
     checks.start()

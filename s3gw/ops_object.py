@@ -224,9 +224,20 @@ def source_version(ctx: Ctx) -> tuple[ObjectVersion, str | None]:
     return src, vid
 
 
+def check_copy_size(ctx: Ctx, size: int) -> None:
+    """What one copy request may copy: a CopyObject's source, an UploadPartCopy's range. AWS
+    caps both at its 5 GiB single-request limit (s3.max_object_size here, the same bound as a
+    PUT's body or a part): a larger object is copied by a multipart copy of ranges."""
+    cap = ctx.cfg.s3.max_object_size
+    if size > cap:
+        raise S3Error("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a "
+                      f"copy source: {cap}")
+
+
 async def copy_object(ctx: Ctx) -> Response:
     h = ctx.req.headers
     src, source_vid = source_version(ctx)
+    check_copy_size(ctx, src.size)
     stored, resolver = sse.for_read(ctx, src, source=True)
     protection = await sse.for_write(ctx)
     directive = h.get("x-amz-metadata-directive", "COPY").upper()

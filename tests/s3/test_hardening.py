@@ -375,6 +375,50 @@ def test_object_size_cap_is_configurable_and_holds_while_streaming(limited: Any)
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="capped").get("Contents", [])] == ["at-cap"]
 
 
+def test_copy_source_over_the_object_size_cap_is_refused(daemon_factory: Any, tmp_path: Path) -> None:
+    """AWS copies at most 5 GiB in one request: CopyObject of a larger source, and an
+    UploadPartCopy of a larger range, are 400 InvalidRequest; a bigger object is copied by a
+    multipart copy of ranges. The same s3.max_object_size bounds both here: the objects are
+    written under a 3 MiB cap, which the restarted daemon lowers to 1 MiB."""
+    cap = 1024 * 1024
+    config = tmp_path / "copycap.toml"
+    config.write_text(f"[s3]\nmax_object_size = {3 * cap}\n")
+    d = daemon_factory(["--no-mount", "--config", str(config)], name="copycap")
+    s3 = d.s3()
+    s3.create_bucket(Bucket="copies")
+    big, small = os.urandom(2 * cap), os.urandom(cap)
+    s3.put_object(Bucket="copies", Key="big", Body=big)
+    s3.put_object(Bucket="copies", Key="small", Body=small)
+    config.write_text(f"[s3]\nmax_object_size = {cap}\n")
+    d.restart()
+    s3 = d.s3()
+    message = f"The specified copy source is larger than the maximum allowable size for a copy source: {cap}"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket="copies", Key="copy", CopySource={"Bucket": "copies", "Key": "big"})
+    assert exc.value.response["Error"]["Code"] == "InvalidRequest"
+    assert exc.value.response["Error"]["Message"] == message
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    s3.copy_object(Bucket="copies", Key="copy", CopySource={"Bucket": "copies", "Key": "small"})  # at the cap: copied
+    assert s3.get_object(Bucket="copies", Key="copy")["Body"].read() == small
+    up = s3.create_multipart_upload(Bucket="copies", Key="mp")["UploadId"]
+    for copy_range in (None, f"bytes=0-{cap}"):  # the whole source; one byte over the cap
+        extra = {"CopySourceRange": copy_range} if copy_range else {}
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part_copy(Bucket="copies", Key="mp", UploadId=up, PartNumber=1,
+                                CopySource={"Bucket": "copies", "Key": "big"}, **extra)
+        assert (exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]) == (
+            "InvalidRequest", message)
+    # the same source in ranges of at most the cap: what a client does with a large object
+    # (1 MiB parts are under AWS's 5 MiB minimum for all but the last: the upload is not completed)
+    source = {"Bucket": "copies", "Key": "big"}
+    for n, first in ((1, 0), (2, cap)):
+        s3.upload_part_copy(Bucket="copies", Key="mp", UploadId=up, PartNumber=n, CopySource=source,
+                            CopySourceRange=f"bytes={first}-{first + cap - 1}")
+    parts = s3.list_parts(Bucket="copies", Key="mp", UploadId=up)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, cap), (2, cap)]
+    s3.abort_multipart_upload(Bucket="copies", Key="mp", UploadId=up)
+
+
 @pytest.mark.parametrize("bad", [b"zz\r\n", b"fffffffffffffffffffff\r\n", b"3\r\nabcdef\r\n"])
 def test_malformed_chunked_framing_is_answered_400_and_closed(s3d: Any, s3: Any, bucket: str, bad: bytes) -> None:
     """A chunk size that is not one, past 64 bits, or a chunk longer than its size: the request
