@@ -140,9 +140,11 @@ UNSUPPORTED_SUBRESOURCES = frozenset({
 BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", "publicAccessBlock", "encryption",
                                  "object-lock", "logging", "notification", "replication", "lifecycle",
                                  "intelligent-tiering", "cors", "versioning", "location", "versions"})
-# Every version id this store holds: its own (secrets.token_urlsafe, or "null") and the ids
-# replicas keep from their source (replica.py)
-VERSION_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+# Every version id this store holds: "null" and its own (storecore.new_version_id: 24 random
+# bytes, 32 characters of base64url), which a replica from another Stowage keeps (replica.py).
+# Anything else cannot name a version here: AWS answers such an id 400 InvalidArgument ("Invalid
+# version id specified"), not 404 NoSuchVersion, and so do we.
+VERSION_ID = re.compile(r"null|[A-Za-z0-9_\-]{32}")
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).

@@ -152,6 +152,7 @@ def whole_ref(seg: SegmentRecord | None) -> list[SegmentRef]:
 
 
 def new_version_id() -> str:
+    # 32 characters of base64url: the shape the gateway takes as a version id (s3gw/routing.py)
     return cli_safe_token(24)
 
 

@@ -338,10 +338,10 @@ def test_only_a_replicating_principal_sets_version_ids(pair: tuple[DaemonProc, D
             vid)
 
     with pytest.raises(ClientError) as err:
-        as_user(writer, "ChosenByTheWriter").put_object(Bucket="dst", Key="k", Body=b"x")
+        as_user(writer, "ChosenByTheWriter".ljust(32, "x")).put_object(Bucket="dst", Key="k", Body=b"x")
     assert err.value.response["Error"]["Code"] == "AccessDenied"
     with pytest.raises(ClientError) as err:
-        as_user(writer, "ChosenByTheWriter").delete_object(Bucket="dst", Key="k")
+        as_user(writer, "ChosenByTheWriter".ljust(32, "x")).delete_object(Bucket="dst", Key="k")
     assert err.value.response["Error"]["Code"] == "AccessDenied"
     assert "Versions" not in sb.list_object_versions(Bucket="dst")
     with pytest.raises(ClientError) as err:  # not a version id

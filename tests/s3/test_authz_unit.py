@@ -16,6 +16,7 @@ from s3gw.http import Request
 from s3gw.optable import OPERATIONS
 from s3gw.routing import Op, route
 
+VID = "V" * 32  # the shape of a version id this store issues
 ALICE = Principal.user("alice", canonical_id="a" * 64)
 BOB = Principal.user("bob", canonical_id="b" * 64)
 ANON = Principal.anonymous()
@@ -31,7 +32,7 @@ def checks(method: str, target: str, headers: dict[str, str] | None = None) -> l
 
 @pytest.mark.parametrize(("method", "target", "headers", "expected"), [
     ("GET", "/b/k", {}, [("s3:GetObject", "arn:aws:s3:::b/k")]),
-    ("HEAD", "/b/k?versionId=v1", {}, [("s3:GetObjectVersion", "arn:aws:s3:::b/k")]),
+    ("HEAD", f"/b/k?versionId={VID}", {}, [("s3:GetObjectVersion", "arn:aws:s3:::b/k")]),
     ("PUT", "/b/k", {}, [("s3:PutObject", "arn:aws:s3:::b/k")]),
     ("PUT", "/b/k", {"x-amz-acl": "public-read", "x-amz-tagging": "a=b"},
      [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:PutObjectAcl", "arn:aws:s3:::b/k"),
@@ -55,11 +56,11 @@ def checks(method: str, target: str, headers: dict[str, str] | None = None) -> l
     ("DELETE", "/b/k?uploadId=u", {}, [("s3:AbortMultipartUpload", "arn:aws:s3:::b/k")]),
     ("GET", "/b/k?uploadId=u", {}, [("s3:ListMultipartUploadParts", "arn:aws:s3:::b/k")]),
     ("DELETE", "/b/k", {}, [("s3:DeleteObject", "arn:aws:s3:::b/k")]),
-    ("DELETE", "/b/k?versionId=v", {}, [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")]),
+    ("DELETE", f"/b/k?versionId={VID}", {}, [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")]),
     ("GET", "/b/k?tagging", {}, [("s3:GetObjectTagging", "arn:aws:s3:::b/k")]),
-    ("PUT", "/b/k?tagging&versionId=v", {}, [("s3:PutObjectVersionTagging", "arn:aws:s3:::b/k")]),
+    ("PUT", f"/b/k?tagging&versionId={VID}", {}, [("s3:PutObjectVersionTagging", "arn:aws:s3:::b/k")]),
     ("DELETE", "/b/k?tagging", {}, [("s3:DeleteObjectTagging", "arn:aws:s3:::b/k")]),
-    ("GET", "/b/k?acl&versionId=v", {}, [("s3:GetObjectVersionAcl", "arn:aws:s3:::b/k")]),
+    ("GET", f"/b/k?acl&versionId={VID}", {}, [("s3:GetObjectVersionAcl", "arn:aws:s3:::b/k")]),
     ("PUT", "/b/k?acl", {}, [("s3:PutObjectAcl", "arn:aws:s3:::b/k")]),
     ("PUT", "/b", {}, [("s3:CreateBucket", "arn:aws:s3:::b")]),
     ("PUT", "/b", {"x-amz-acl": "private", "x-amz-object-ownership": "ObjectWriter"},

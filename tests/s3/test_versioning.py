@@ -32,7 +32,7 @@ def test_versions_and_delete_markers(s3: Any, bucket: str) -> None:
         s3.get_object(Bucket=bucket, Key="k", VersionId=marker)
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 405
     with pytest.raises(ClientError) as exc:
-        s3.get_object(Bucket=bucket, Key="k", VersionId="no-such-version")
+        s3.get_object(Bucket=bucket, Key="k", VersionId="N" * 32)  # our ids' shape, but none of them
     assert code(exc) == "NoSuchVersion"
     assert s3.get_object(Bucket=bucket, Key="k", VersionId=v2)["Body"].read() == b"two"
     # removing the marker brings the object back
@@ -41,6 +41,26 @@ def test_versions_and_delete_markers(s3: Any, bucket: str) -> None:
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"two"
     s3.delete_object(Bucket=bucket, Key="k", VersionId=v2)
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"one"
+
+
+def test_a_version_id_that_cannot_be_ours_is_invalid_not_missing(s3: Any, bucket: str) -> None:
+    """AWS answers a version id it could not have issued 400 InvalidArgument, one it could have
+    but does not hold 404 NoSuchVersion. Ours are "null" or 32 characters of base64url."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    vid = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["VersionId"]
+    assert len(vid) == 32
+    for bogus in ("bogus", vid[:-1], vid + "A", vid[:-1] + "."):
+        for op in ("get_object", "head_object", "delete_object", "get_object_tagging"):
+            with pytest.raises(ClientError) as exc:
+                getattr(s3, op)(Bucket=bucket, Key="k", VersionId=bogus)
+            assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, (bogus, op)
+            if op != "head_object":  # (a HEAD answer has no body to name the error)
+                assert code(exc) == "InvalidArgument"
+                assert exc.value.response["Error"]["Message"] == "Invalid version id specified"
+    with pytest.raises(ClientError) as exc:  # "null" is valid: there is no null version of k
+        s3.get_object(Bucket=bucket, Key="k", VersionId="null")
+    assert code(exc) == "NoSuchVersion"
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=vid)["Body"].read() == b"one"
 
 
 def test_list_object_versions_with_markers(s3: Any, bucket: str) -> None:
