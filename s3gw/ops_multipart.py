@@ -95,9 +95,9 @@ def _copy_range(ctx: Ctx, size: int) -> tuple[int, int]:
     if first is None or last is None or last < first:
         raise bad
     start, end = first, last + 1
-    if end > size:
-        raise S3Error("InvalidRange", "The specified copy source range is not satisfiable",
-                      RangeRequested=raw, ActualObjectSize=str(size))
+    if end > size:  # AWS: 400 InvalidArgument here, where a GET's unsatisfiable Range is 416 InvalidRange
+        raise S3Error("InvalidArgument", f"Range specified is not valid for source object of size: {size}",
+                      ArgumentName="x-amz-copy-source-range", ArgumentValue=raw)
     return start, end
 
 

@@ -169,7 +169,11 @@ def test_upload_part_copy_with_range(s3: Any, bucket: str) -> None:
         s3.upload_part_copy(Bucket=bucket, Key="assembled2", UploadId=s3.create_multipart_upload(
             Bucket=bucket, Key="assembled2")["UploadId"], PartNumber=1, CopySource={"Bucket": bucket, "Key": "src"},
             CopySourceRange=f"bytes=0-{20 * MIB}")
-    assert code(exc) == "InvalidRange"
+    # AWS: 400 InvalidArgument, not the 416 InvalidRange of a GET
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert (code(exc), exc.value.response["Error"]["Message"]) == (
+        "InvalidArgument", f"Range specified is not valid for source object of size: {16 * MIB}")
+    assert exc.value.response["Error"]["ArgumentValue"] == f"bytes=0-{20 * MIB}"
 
 
 def test_multipart_with_checksums(s3: Any, bucket: str) -> None:
