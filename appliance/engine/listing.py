@@ -328,6 +328,12 @@ def _versions(db: MetaDB, bucket: str, prefix: str, delimiter: str, key_marker: 
     key marker, next version id marker)."""
     base = keys.version_bucket_prefix(bucket)
     if key_marker and version_id_marker:
+        # The I key resolves the marker, also for a version removed since (Txn._drop keeps it).
+        # "null" is the one id that moves: a null version replaced between two pages is the key's
+        # newest, so the next page resumes above the one the client saw and lists again the
+        # versions between the two (duplicates, never a skip). Which null the client saw cannot
+        # be told from the marker; resuming at the old one would skip those versions for a client
+        # that saw the new one.
         raw_seq = db.get(keys.vid(bucket, key_marker, version_id_marker))
         if raw_seq is not None:
             start = keys.version(bucket, key_marker, keys.unpack_seq(raw_seq)) + b"\x00"
