@@ -17,6 +17,7 @@ from appliance.engine import CONTENT_HEADERS, ObjectVersion, PutMeta, unquote_et
 from .checksums import header_name
 from .errors import S3Error
 from .numbers import MAX_DIGITS
+from .routing import check_version_id
 from .xmlio import http_date
 
 MAX_USER_META = 2048
@@ -280,4 +281,6 @@ def parse_copy_source(value: str) -> tuple[str, str, str | None]:
             k, _, v = item.partition("=")
             if k == "versionId":
                 version_id = unquote(v)
+    if version_id:
+        check_version_id(version_id)
     return bucket, key, version_id

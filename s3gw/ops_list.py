@@ -19,7 +19,7 @@ from .ctx import Ctx, OpHandler
 from .errors import S3Error
 from .http import Response
 from .numbers import digits
-from .routing import Op
+from .routing import Op, check_version_id
 from .xmlio import doc, el, esc, iso_seconds, iso_time, needs_escape, url_encode
 
 XML = ("Content-Type", "application/xml")
@@ -200,6 +200,8 @@ async def list_object_versions(ctx: Ctx) -> Response:
     if vid_marker and not key_marker:
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
+    if vid_marker:  # (an empty one is none: the listing resumes after every version of key-marker)
+        check_version_id(vid_marker)
     max_keys = int_param(ctx, "max-keys", MAX_KEYS, MAX_KEYS)
     ctx.store.require_bucket(ctx.bucket)
     page = await trio.to_thread.run_sync(ctx.store.list_version_entries, ctx.bucket, prefix, delimiter, key_marker,

@@ -145,6 +145,15 @@ BUCKET_SUBRESOURCES = frozenset({"policy", "policyStatus", "ownershipControls", 
 # Anything else cannot name a version here: AWS answers such an id 400 InvalidArgument ("Invalid
 # version id specified"), not 404 NoSuchVersion, and so do we.
 VERSION_ID = re.compile(r"null|[A-Za-z0-9_\-]{32}")
+
+
+def check_version_id(vid: str) -> str:
+    """`vid` when it can name a version here, else AWS's InvalidArgument: the versionId of an
+    object request, of a copy source, a ListObjectVersions version-id-marker."""
+    if not VERSION_ID.fullmatch(vid):
+        raise S3Error("InvalidArgument", "Invalid version id specified")
+    return vid
+
 # Subresources of objects only: on a bucket they name nothing we serve.
 OBJECT_SUBRESOURCES = frozenset({"retention", "legal-hold", "attributes", "restore"})
 # Object subresources with a GET and a PUT operation (and no other method).
@@ -210,8 +219,8 @@ def route(method: str, target: str, host: str, domain: str, copy_source: bool) -
         virtual = False
     query = parse_query(raw_query)
     vid = query.get("versionId")
-    if vid and not VERSION_ID.fullmatch(vid):  # "" has its own answer (ops_object._version_id)
-        raise S3Error("InvalidArgument", "Invalid version id specified")
+    if vid:  # "" has its own answer (ops_object._version_id)
+        check_version_id(vid)
     return Route(bucket, key, raw_path, raw_query, query, operation(method, bucket, key, query, copy_source), virtual)
 
 

@@ -37,7 +37,7 @@ def checks(method: str, target: str, headers: dict[str, str] | None = None) -> l
     ("PUT", "/b/k", {"x-amz-acl": "public-read", "x-amz-tagging": "a=b"},
      [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:PutObjectAcl", "arn:aws:s3:::b/k"),
       ("s3:PutObjectTagging", "arn:aws:s3:::b/k")]),
-    ("PUT", "/b/k", {"x-amz-copy-source": "/src/a%20b?versionId=v9"},
+    ("PUT", "/b/k", {"x-amz-copy-source": f"/src/a%20b?versionId={VID}"},
      [("s3:PutObject", "arn:aws:s3:::b/k"), ("s3:GetObjectVersion", "arn:aws:s3:::src/a b"),
       ("s3:GetObjectVersionTagging if tagged", "arn:aws:s3:::src/a b"),
       ("s3:PutObjectTagging if tagged", "arn:aws:s3:::b/k")]),

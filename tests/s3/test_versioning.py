@@ -61,6 +61,22 @@ def test_a_version_id_that_cannot_be_ours_is_invalid_not_missing(s3: Any, bucket
         s3.get_object(Bucket=bucket, Key="k", VersionId="null")
     assert code(exc) == "NoSuchVersion"
     assert s3.get_object(Bucket=bucket, Key="k", VersionId=vid)["Body"].read() == b"one"
+    # the same for a copy source's versionId and a ListObjectVersions version-id-marker
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    bad_source = {"Bucket": bucket, "Key": "k", "VersionId": "bogus"}
+    calls = [lambda: s3.copy_object(Bucket=bucket, Key="c", CopySource=bad_source),
+             lambda: s3.upload_part_copy(Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, CopySource=bad_source),
+             lambda: s3.list_object_versions(Bucket=bucket, KeyMarker="k", VersionIdMarker="bogus")]
+    for call in calls:
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert code(exc) == "InvalidArgument"
+        assert exc.value.response["Error"]["Message"] == "Invalid version id specified"
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "k", "VersionId": "N" * 32})
+    assert code(exc) == "NoSuchVersion"
+    # a well-formed marker that names no version: the listing resumes after the key
+    assert "Versions" not in s3.list_object_versions(Bucket=bucket, KeyMarker="k", VersionIdMarker="N" * 32)
 
 
 def test_list_object_versions_with_markers(s3: Any, bucket: str) -> None:
