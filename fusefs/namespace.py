@@ -13,7 +13,6 @@ import stat
 from collections.abc import AsyncIterator
 
 import pyfuse3
-import trio
 from pyfuse3 import EntryAttributes, RequestContext
 
 from appliance.engine import InodeRecord, ObjectVersion, PutMeta
@@ -185,27 +184,31 @@ class NamespaceOps(NodeOps):
         parent = self._dir(new_parent_inode)
         if parent.kind == ROOT:
             raise fail(errno.EPERM)
-        bucket, path = self._child(parent, new_name)
-        if bucket != node.bucket:
-            raise fail(errno.EXDEV)
-        if node.detached:
-            raise fail(errno.ENOENT)
-        if self.tree.lookup(bucket, path) is not None:
-            raise fail(errno.EEXIST)
-        await self.commit(node)  # what is staged reaches every name
-        v = self.tree.head(bucket, node.path)
-        if v is None:
-            raise fail(errno.ENOENT)
-        now = now_ns()
-        p, um = self._file_posix(node, Found(node.kind, v))
-        p.ctime_ns = now
-        with self.quiet_keys(bucket, [*self._names(node), path]):
-            nv = await self.store.link_object(bucket, node.path, path, self._meta(node.path, node.inode_id, v, p, um))
-        self.inodes.set_inode(node, nv.inode)
-        self.inodes.add_name(node, path)
-        self._rebase(node, p)
-        self._entries_changed(parent, now)
-        return self._looked_up(node)
+        # named by the file's and the directory's paths: not while a directory above either
+        # is being renamed (ENOENT, or the new name stored under the directory's old path)
+        async with self._using_path(node, parent):
+            bucket, path = self._child(parent, new_name)
+            if bucket != node.bucket:
+                raise fail(errno.EXDEV)
+            if node.detached:
+                raise fail(errno.ENOENT)
+            if self.tree.lookup(bucket, path) is not None:
+                raise fail(errno.EEXIST)
+            await self._commit_now(node)  # what is staged reaches every name
+            v = self.tree.head(bucket, node.path)
+            if v is None:
+                raise fail(errno.ENOENT)
+            now = now_ns()
+            p, um = self._file_posix(node, Found(node.kind, v))
+            p.ctime_ns = now
+            with self.quiet_keys(bucket, [*self._names(node), path]):
+                nv = await self.store.link_object(bucket, node.path, path,
+                                                  self._meta(node.path, node.inode_id, v, p, um))
+            self.inodes.set_inode(node, nv.inode)
+            self.inodes.add_name(node, path)
+            self._rebase(node, p)
+            self._entries_changed(parent, now)
+            return self._looked_up(node)
 
     def _rebase(self, node: Node, p: Posix) -> None:
         """The node's committed version changed under its open state (new metadata only)."""
@@ -231,6 +234,15 @@ class NamespaceOps(NodeOps):
         old_parent, new_parent = self._dir(parent_inode_old), self._dir(parent_inode_new)
         if ROOT in (old_parent.kind, new_parent.kind):
             raise fail(errno.EXDEV)  # buckets cannot be renamed
+        # staged writes below are stored before this rename holds back the changes there
+        await self._commit_at(*self._child(old_parent, name_old))
+        # Renames and links below a directory being renamed wait for it, as creates do: named
+        # by their directories' old paths, they found nothing there (ENOENT) or brought the
+        # old directory back. A directory's rename waits for those under way below it.
+        async with self._using_path(old_parent, new_parent):
+            await self._rename(old_parent, name_old, new_parent, name_new, flags)
+
+    async def _rename(self, old_parent: Node, name_old: bytes, new_parent: Node, name_new: bytes, flags: int) -> None:
         bucket, src = self._child(old_parent, name_old)
         dbucket, dst = self._child(new_parent, name_new)
         if bucket != dbucket:
@@ -251,26 +263,22 @@ class NamespaceOps(NodeOps):
                 raise fail(errno.ENOTDIR)
             if not is_dir and dfound.kind == DIR:
                 raise fail(errno.EISDIR)
-            if is_dir:
-                if self.tree.has_children(bucket, dst, ignore_marker=True):
-                    raise fail(errno.ENOTEMPTY)
-                victim = self.inodes.find(bucket, dst)
-                gone = self._removed(victim) if victim is not None else None
-                with self.quiet(bucket, marker_key(dst)):
-                    await self.store.delete_keys(bucket, [marker_key(dst)])
-                if victim is not None:
-                    victim.removed = gone
+            if is_dir and self.tree.has_children(bucket, dst, ignore_marker=True):
+                raise fail(errno.ENOTEMPTY)
         now = now_ns()
         if is_dir:
-            for n in list(self.inodes.by_path.values()):
-                if n.bucket == bucket and n.path.startswith(src + "/") and n.state is not None:
-                    await self.commit(n)
-            # A commit that started meanwhile, or starts now, would store at its old path after
-            # the keys moved (a stale copy bringing the old directory back): those under way end
-            # first (their locks), later ones wait until the nodes have their new paths.
-            done = self.renaming[(bucket, src + "/")] = trio.Event()
-            try:
-                await self._after_changes_in(bucket, src + "/")
+            # (entered with no wait since _using_path found the directories free: _renaming_below)
+            async with self._renaming_below(bucket, src):
+                if dfound is not None:
+                    victim = self.inodes.find(bucket, dst)
+                    gone = self._removed(victim) if victim is not None else None
+                    with self.quiet(bucket, marker_key(dst)):
+                        await self.store.delete_keys(bucket, [marker_key(dst)])
+                    if victim is not None:
+                        victim.removed = gone
+                # A commit under way below would store at its old path after the keys moved (a
+                # stale copy bringing the old directory back): it ends first (its lock), and
+                # later ones wait until the nodes have their new paths (commit).
                 below = [n for n in self.inodes.by_path.values() if n.bucket == bucket and n.path.startswith(src + "/")]
                 async with _after_commits(*below):
                     with self.quiet(bucket, src + "/", prefix=True), self.quiet(bucket, dst + "/", prefix=True):
@@ -278,9 +286,6 @@ class NamespaceOps(NodeOps):
                     self.tree.tree_moved(bucket, src)
                     self.tree.tree_moved(bucket, dst)
                     self.inodes.move(bucket, src, dst)
-            finally:
-                del self.renaming[(bucket, src + "/")]
-                done.set()
             self.dirtimes.forget(bucket, dst)
             self.dirtimes.move(bucket, src, dst)
             moved = self.inodes.find(bucket, dst) or Node(0, bucket, dst, DIR)
@@ -291,10 +296,21 @@ class NamespaceOps(NodeOps):
         self._entries_changed(new_parent, now)
         await self._keep_dir(bucket, split(src)[0])
 
+    async def _commit_at(self, bucket: str, path: str) -> None:
+        """Store what is staged for the file at `path`, or for the files below the directory there."""
+        found = self.tree.lookup(bucket, path)
+        if found is None or found.kind != DIR:
+            node = self.inodes.find(bucket, path)
+            if node is not None:
+                await self.commit(node)
+            return
+        for n in [n for n in self.inodes.by_path.values() if n.bucket == bucket and n.path.startswith(path + "/")]:
+            await self.commit(n)
+
     async def _rename_file(self, bucket: str, src: str, dst: str, found: Found, now: int, noreplace: bool) -> None:
         node = self.inodes.find(bucket, src)
         if node is not None:
-            await self.commit(node)  # nothing to do without a file state
+            await self._commit_now(node)  # (inside _using_path of its directory)
         v = self.tree.head(bucket, src)
         if v is None:
             raise fail(errno.ENOENT)

@@ -84,12 +84,12 @@ class NodeOps(pyfuse3.Operations):
         self.pending_inodes: dict[int, None] = {}
         # where files written in order are streamed to the store (service.py); None: not streamed
         self.nursery: trio.Nursery | None = None
-        # directories being renamed, as (bucket, "path/"): a commit of a file below waits for the
-        # rename to end, so that it stores under the new name (namespace.rename)
+        # directories being renamed, as (bucket, "path/"): a commit or change below waits for
+        # the rename to end, so that it acts under the new name (namespace.rename)
         self.renaming: dict[tuple[str, str], trio.Event] = {}
-        # changes under way that name keys by a node's path (_using_path): (bucket, path) by
-        # operation, which a directory rename above waits for
-        self.in_dirs: dict[int, tuple[str, str]] = {}
+        # changes under way that name keys by nodes' paths (_using_path): the (bucket, path)s
+        # each operation uses, which a directory rename above waits for
+        self.in_dirs: dict[int, list[tuple[str, str]]] = {}
         self.in_dirs_left = trio.Event()
         self._op_ids = itertools.count()
 
@@ -273,10 +273,18 @@ class NodeOps(pyfuse3.Operations):
         return m
 
     async def commit(self, node: Node) -> None:
+        if node.state is None or node.detached:
+            return
+        await self._after_renames(node)
+        await self._commit_now(node)
+
+    async def _commit_now(self, node: Node) -> None:
+        """A commit that does not wait for renames above the node: for the callers inside
+        _using_path of it or its directory (no rename above can start moving keys then, and one
+        waiting to would wait for the caller: waiting for it in turn would never end)."""
         st = node.state
         if st is None or node.detached:
             return
-        await self._after_renames(node)
         async with st.lock:
             if node.detached or not (st.changed or st.meta_changed):
                 return
@@ -295,14 +303,16 @@ class NodeOps(pyfuse3.Operations):
                      if b == node.bucket and path.startswith(prefix)), None)
 
     @asynccontextmanager
-    async def _using_path(self, node: Node) -> AsyncIterator[None]:
-        """Around a change that names keys by the node's path (its own key, a directory's marker
-        and entries): not while a directory above is being renamed (the keys would land at the
-        old path and bring it back), and a rename that starts meanwhile waits for it to end."""
-        while (done := self._renaming(node, node.path + "/")) is not None:
-            await done.wait()
+    async def _using_path(self, *nodes: Node) -> AsyncIterator[None]:
+        """Around a change that names keys by the nodes' paths (their own keys, a directory's
+        marker and entries): not while a directory above one of them is being renamed (the keys
+        would land at the old path and bring it back), and a rename that starts meanwhile waits
+        for it to end. The paths are taken all at once, once none is being renamed: holding one
+        while waiting for another could close a cycle of renames waiting for each other."""
+        while pending := [e for n in nodes if (e := self._renaming(n, n.path + "/")) is not None]:
+            await pending[0].wait()
         op = next(self._op_ids)
-        self.in_dirs[op] = (node.bucket, node.path)
+        self.in_dirs[op] = [(n.bucket, n.path) for n in nodes]
         try:
             yield
         finally:
@@ -310,10 +320,21 @@ class NodeOps(pyfuse3.Operations):
             self.in_dirs_left.set()
             self.in_dirs_left = trio.Event()
 
-    async def _after_changes_in(self, bucket: str, prefix: str) -> None:
-        """Wait until no change below the directory `prefix` (with its slash) is under way."""
-        while any(b == bucket and (p + "/").startswith(prefix) for b, p in self.in_dirs.values()):
-            await self.in_dirs_left.wait()
+    @asynccontextmanager
+    async def _renaming_below(self, bucket: str, path: str) -> AsyncIterator[None]:
+        """Around the move of the keys below the directory `path`: later commits and changes
+        below wait for it, and it waits for the changes under way below (_using_path). Entered
+        inside _using_path of its directories with no wait in between: its paths and this claim
+        are taken at one instant, so no rename below that it waits for can wait for it in turn."""
+        prefix = path + "/"
+        done = self.renaming[(bucket, prefix)] = trio.Event()
+        try:
+            while any(b == bucket and (p + "/").startswith(prefix) for op in self.in_dirs.values() for b, p in op):
+                await self.in_dirs_left.wait()
+            yield
+        finally:
+            del self.renaming[(bucket, prefix)]
+            done.set()
 
     async def _after_renames(self, node: Node) -> None:
         """Wait, holding no lock, while a directory above the node is being renamed (the rename

@@ -258,6 +258,94 @@ async def test_entries_made_while_their_directory_is_renamed_land_under_the_new_
     assert stat.S_IMODE((await fs.ops.getattr(sub, CTX)).st_mode) == 0o711
 
 
+async def _racing_the_rename_of_d1(fs: FS, make: object, after: str = "d2/") -> list[str]:
+    """Rename bkt/d1 to bkt/d2 and run `make` (an async callable) once the rename's commit of
+    `after` is made (keys moved, names not yet): what it made, or the errno it got."""
+    got: list[str] = []
+
+    async def run() -> None:
+        try:
+            await make()  # type: ignore[operator]
+            got.append("done")
+        except pyfuse3.FUSEError as e:
+            got.append(errno.errorcode[e.errno])
+
+    async with trio.open_nursery() as nursery:
+        async def meanwhile(changed: list[tuple[str, str]]) -> None:
+            if ("bkt", after) in changed and not got and not nursery.child_tasks - {trio.lowlevel.current_task()}:
+                nursery.start_soon(run)
+                await trio.testing.wait_all_tasks_blocked()
+
+        fs.store.add_commit_hook(meanwhile)
+        bkt = await fs.ino("bkt")
+        await fs.ops.rename(bkt, b"d1", bkt, b"d2", 0, CTX)
+    return got
+
+
+@pytest.mark.parametrize("what", ["subdir", "file within", "file out", "file in", "link within", "link in"])
+async def test_renames_and_links_below_a_directory_being_renamed_act_under_its_new_name(fs: FS, what: str) -> None:
+    # The kernel does not serialize a rename or link below d1 with the rename of d1's own
+    # entry (only d1's parent is locked). Made while d1 was being renamed, they looked for their
+    # source at d1/... after the keys had moved (ENOENT, where ext4 succeeds), or stored their
+    # key at d1/...: d1 came back holding only that entry. Now they wait for the rename.
+    await fs.mkdir("bkt/d1")
+    await fs.write_file("bkt/d1/sub/inner", b"inner")
+    await fs.write_file("bkt/d1/f", b"eff")
+    await fs.write_file("bkt/x/g", b"gee")
+    d1, x = await fs.ino("bkt/d1"), await fs.ino("bkt/x")
+    f, g = await fs.ino("bkt/d1/f"), await fs.ino("bkt/x/g")
+
+    make, keys = {
+        "subdir": (lambda: fs.ops.rename(d1, b"sub", d1, b"sub2", 0, CTX), {"d2/sub2/inner", "d2/f", "x/g"}),
+        "file within": (lambda: fs.ops.rename(d1, b"f", d1, b"f2", 0, CTX), {"d2/sub/inner", "d2/f2", "x/g"}),
+        "file out": (lambda: fs.ops.rename(d1, b"f", x, b"f", 0, CTX), {"d2/sub/inner", "x/f", "x/g"}),
+        "file in": (lambda: fs.ops.rename(x, b"g", d1, b"g", 0, CTX), {"d2/sub/inner", "d2/f", "d2/g"}),
+        "link within": (lambda: fs.ops.link(f, d1, b"f2", CTX), {"d2/sub/inner", "d2/f", "d2/f2", "x/g"}),
+        "link in": (lambda: fs.ops.link(g, d1, b"g", CTX), {"d2/sub/inner", "d2/f", "d2/g", "x/g"}),
+    }[what]
+    assert await _racing_the_rename_of_d1(fs, make) == ["done"]
+    assert {o.key for o in fs.store.list_objects("bkt").entries if not o.key.endswith("/")} == keys
+    assert not any(o.key.startswith("d1/") for o in fs.store.list_objects("bkt").entries)
+    for key in keys:
+        assert await fs.read_file(f"bkt/{key}") == {"i": b"inner", "f": b"eff", "g": b"gee"}[key.split("/")[-1][0]]
+
+
+async def test_a_rename_of_a_directory_waits_for_a_rename_below_it_under_way(fs: FS) -> None:
+    # The other order: d1/sub is being renamed to d1/sub2 (its keys moved, its nodes not yet)
+    # when the rename of d1 starts. That rename moved what it found under d1/ and took the
+    # nodes along; the rename below then gave its nodes their d1/sub2 paths, under no key.
+    await fs.write_file("bkt/d1/sub/inner", b"inner")
+    d1 = await fs.ino("bkt/d1")
+    inner = await fs.ino("bkt/d1/sub/inner")
+    bkt = await fs.ino("bkt")
+    got: list[str] = []
+
+    def held_back() -> bool:  # the rename of d1 waits for this one, which holds d1
+        return ("bkt", "d1/") in fs.ops.renaming and any(use == ("bkt", "d1") for op in fs.ops.in_dirs.values()
+                                                          for use in op)
+
+    async def rename_d1() -> None:
+        await fs.ops.rename(bkt, b"d1", bkt, b"d2", 0, CTX)
+        got.append("renamed")
+
+    async with trio.open_nursery() as nursery:
+        async def meanwhile(changed: list[tuple[str, str]]) -> None:
+            if ("bkt", "d1/sub2/") in changed and not got:
+                got.append("started")
+                nursery.start_soon(rename_d1)
+                while got == ["started"] and not held_back():  # (its store commits run in threads)
+                    await trio.sleep(0.001)
+
+        fs.store.add_commit_hook(meanwhile)
+        await fs.ops.rename(d1, b"sub", d1, b"sub2", 0, CTX)
+    assert got == ["started", "renamed"]
+    assert [o.key for o in fs.store.list_objects("bkt").entries] == ["d2/", "d2/sub2/", "d2/sub2/inner"]
+    assert await fs.read_file("bkt/d2/sub2/inner") == b"inner"
+    fh = (await fs.ops.open(inner, os.O_RDONLY, CTX)).fh  # the node kept its file
+    assert await fs.ops.read(fh, 0, 10) == b"inner"
+    await fs.close(fh)
+
+
 async def test_unlinked_open_file_keeps_reading_and_is_not_recreated(fs: FS) -> None:
     await fs.write_file("bkt/gone", b"still here")
     fh = await fs.open("bkt/gone")
