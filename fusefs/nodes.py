@@ -84,8 +84,8 @@ class NodeOps(pyfuse3.Operations):
         self.pending_inodes: dict[int, None] = {}
         # where files written in order are streamed to the store (service.py); None: not streamed
         self.nursery: trio.Nursery | None = None
-        # directories being renamed, as (bucket, "path/"): a commit or change below waits for
-        # the rename to end, so that it acts under the new name (namespace.rename)
+        # directories being renamed, as (bucket, "path/"): a commit, change or stat below waits
+        # for the rename to end, so that it acts under the new name (namespace.rename)
         self.renaming: dict[tuple[str, str], trio.Event] = {}
         # changes under way that name keys by nodes' paths (_using_path): the (bucket, path)s
         # each operation uses, which a directory rename above waits for
@@ -337,9 +337,12 @@ class NodeOps(pyfuse3.Operations):
             done.set()
 
     async def _after_renames(self, node: Node) -> None:
-        """Wait, holding no lock, while a directory above the node is being renamed (the rename
-        takes the locks of the commits under way, so one must not wait for it holding its own)."""
-        while (done := self._renaming(node)) is not None:
+        """Wait, holding no lock, while the node or a directory above it is being renamed (the
+        rename takes the locks of the commits under way, so one must not wait for it holding its
+        own). Between the keys' move and the nodes' the node's path names nothing: a stat or
+        lookup there answered ENOENT (or ESTALE) where ext4 answers, and a commit stored there
+        brought the old directory back."""
+        while self.renaming and (done := self._renaming(node, node.path + "/")) is not None:
             await done.wait()
 
     async def stream_if_in_order(self, node: Node, st: FileState) -> None:

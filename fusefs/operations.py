@@ -77,6 +77,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     @fuse_op
     async def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
         parent = self._dir(parent_inode)
+        await self._after_renames(parent)
         bucket, path = self._child(parent, name)
         known = self.inodes.find(bucket, path)
         if known is not None and known.state is not None and (known.state.changed or known.state.meta_changed):
@@ -90,7 +91,9 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
     @fuse_op
     async def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
         try:
-            return self._entry(self.inodes.get(inode))
+            node = self.inodes.get(inode)
+            await self._after_renames(node)
+            return self._entry(node)
         except pyfuse3.FUSEError as exc:
             raise _stale_if_gone(exc) from None
 
@@ -146,6 +149,7 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
         node = self.inodes.get(inode)
         if node.kind != LINK:
             raise fail(errno.EINVAL)
+        await self._after_renames(node)
         v = self.tree.head(node.bucket, node.path)
         if v is None:
             raise fail(errno.ENOENT)
@@ -293,6 +297,8 @@ class StowageFS(NamespaceOps, XattrOps, Invalidation):
 
     @fuse_op
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        if (h := self.dirs.get(fh)) is not None:
+            await self._after_renames(h.node)
         for off, name, node, e, counted in self.dir_entries(fh, start_id):
             if not pyfuse3.readdir_reply(token, name, e, off + 1):
                 if counted:

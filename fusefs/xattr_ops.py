@@ -50,7 +50,9 @@ class XattrOps(NodeOps):
     @fuse_op
     async def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
         xname = self._xname(name)
-        value = xattrs_of(self._user_meta(self.inodes.get(inode))).get(xname)
+        node = self.inodes.get(inode)
+        await self._after_renames(node)
+        value = xattrs_of(self._user_meta(node)).get(xname)
         if value is None:
             raise fail(pyfuse3.ENOATTR)
         return value
@@ -58,7 +60,9 @@ class XattrOps(NodeOps):
     @fuse_op
     async def listxattr(self, inode: int, ctx: RequestContext) -> list[bytes]:
         # only the user. namespace: names of others an S3 writer put there are not ours to show
-        return [k.encode() for k in xattrs_of(self._user_meta(self.inodes.get(inode))) if k.startswith("user.")]
+        node = self.inodes.get(inode)
+        await self._after_renames(node)
+        return [k.encode() for k in xattrs_of(self._user_meta(node)) if k.startswith("user.")]
 
     @fuse_op
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
@@ -68,6 +72,7 @@ class XattrOps(NodeOps):
         node = self.inodes.get(inode)
         if node.kind in (ROOT, BUCKET):
             raise fail(errno.ENOTSUP)
+        await self._after_renames(node)
         xattrs = xattrs_of(self._user_meta(node))
         xattrs[xname] = bytes(value)
         if len(with_xattrs({}, xattrs).get("xattr", "")) > XATTR_MAX_BYTES:
@@ -83,6 +88,7 @@ class XattrOps(NodeOps):
     async def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
         xname = self._xname(name)
         node = self.inodes.get(inode)
+        await self._after_renames(node)
         xattrs = xattrs_of(self._user_meta(node))
         if xattrs.pop(xname, None) is None:
             raise fail(pyfuse3.ENOATTR)

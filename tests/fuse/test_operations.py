@@ -282,7 +282,8 @@ async def _racing_the_rename_of_d1(fs: FS, make: object, after: str = "d2/") -> 
     return got
 
 
-@pytest.mark.parametrize("what", ["subdir", "file within", "file out", "file in", "link within", "link in"])
+@pytest.mark.parametrize("what", ["subdir", "file within", "file out", "file in", "link within", "link in",
+                                  "stat and lookup"])
 async def test_renames_and_links_below_a_directory_being_renamed_act_under_its_new_name(fs: FS, what: str) -> None:
     # The kernel does not serialize a rename or link below d1 with the rename of d1's own
     # entry (only d1's parent is locked). Made while d1 was being renamed, they looked for their
@@ -295,6 +296,15 @@ async def test_renames_and_links_below_a_directory_being_renamed_act_under_its_n
     d1, x = await fs.ino("bkt/d1"), await fs.ino("bkt/x")
     f, g = await fs.ino("bkt/d1/f"), await fs.ino("bkt/x/g")
 
+    async def look() -> None:  # (these only read: in the window they found nothing, ENOENT/ESTALE)
+        await fs.ops.getattr(d1, CTX)
+        await fs.ops.lookup(d1, b"f", CTX)
+        await fs.ops.getattr(f, CTX)
+        await fs.ops.listxattr(f, CTX)
+        fh = await fs.ops.opendir(d1, CTX)
+        assert sorted(name for _, name, _, _, _ in fs.ops.dir_entries(fh, 0)) == [b".", b"..", b"f", b"sub"]
+        await fs.ops.releasedir(fh)
+
     make, keys = {
         "subdir": (lambda: fs.ops.rename(d1, b"sub", d1, b"sub2", 0, CTX), {"d2/sub2/inner", "d2/f", "x/g"}),
         "file within": (lambda: fs.ops.rename(d1, b"f", d1, b"f2", 0, CTX), {"d2/sub/inner", "d2/f2", "x/g"}),
@@ -302,6 +312,7 @@ async def test_renames_and_links_below_a_directory_being_renamed_act_under_its_n
         "file in": (lambda: fs.ops.rename(x, b"g", d1, b"g", 0, CTX), {"d2/sub/inner", "d2/f", "d2/g"}),
         "link within": (lambda: fs.ops.link(f, d1, b"f2", CTX), {"d2/sub/inner", "d2/f", "d2/f2", "x/g"}),
         "link in": (lambda: fs.ops.link(g, d1, b"g", CTX), {"d2/sub/inner", "d2/f", "d2/g", "x/g"}),
+        "stat and lookup": (lambda: look(), {"d2/sub/inner", "d2/f", "x/g"}),
     }[what]
     assert await _racing_the_rename_of_d1(fs, make) == ["done"]
     assert {o.key for o in fs.store.list_objects("bkt").entries if not o.key.endswith("/")} == keys
