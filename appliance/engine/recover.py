@@ -19,7 +19,8 @@
      it is kept (unreadable, reported);
    - only when the journal is incomplete (a gap, or an appliance from before the journal): a
      segment written since with an object identity (bucket/key/version_id/etag/size: a single
-     PUT, or its data re-encoded into another class: shardident.py; a re-encoding takes the
+     PUT, an SSE-C replica stored sealed in one segment, or its data re-encoded into another
+     class: shardident.py; a re-encoding takes the
      place of the segment it replaces in a version already known, even one gone from the
      disks) becomes that object version, with the object lock the headers record (bucket created
      if needed, versioned or with object lock if the headers say so); a multipart part (upload_id/part) is

@@ -9,7 +9,10 @@ and the key check value), exactly as a storage-class transition re-encodes a seg
 (transcode.py). The version (`put_sealed`) gets the source's size, ETag, checksums, parts and
 SSE settings: it reads back with the same customer key, and a block altered on the way fails
 authentication. A version that holds part of a segment (a ranged part copy) moves the whole
-segment and keeps its slice (offset, used).
+segment and keeps its slice (offset, used). The new segments' headers name the replica's version
+as a PUT's do (shardident.py), with the source's ETag and size when one segment holds it whole:
+the GC's object-lock safety net covers them, and `recover-metadata` without the journal brings
+such a replica back.
 
 A large version moves as a multipart upload of sealed parts, one per segment
 (`put_sealed_part`, each written as it streams in), completed by `complete_sealed` into the
@@ -23,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import events, keys
+from . import events, keys, shardident
 from .codec import Geometry
 from .crypto import plain_length
 from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload, StowageError
@@ -127,6 +130,14 @@ def _replica_only() -> None:
         raise InvalidArgument("sealed bytes are taken from replicas only", code_hint="AccessDenied")
 
 
+def _identity(b: BucketRecord, key: str, storage_class: str, lock_mode: str, retain_until_ns: int,
+              legal_hold: bool) -> dict[str, Any]:
+    """What the headers of a replica's segments say of it: the version a PUT's name, with the
+    replica's version id."""
+    return shardident.of_new_version(b, key, events.replica_version_id(), storage_class,
+                                     lock_mode, retain_until_ns, legal_hold)
+
+
 async def _write(store: StoreCore, s: SealedSegment, storage_class: str, identity: dict[str, Any],
                  body: AsyncIterator[bytes], pending: bytearray) -> tuple[SegmentRecord, str]:
     """One sealed segment stored as it is (not committed: discard it on failure), and the MD5
@@ -154,11 +165,20 @@ async def put_sealed(store: StoreCore, bucket: str, key: str, meta: PutMeta, obj
     _replica_only()
     obj.check()
     meta.sse = dict(obj.sse)
+    # the segments name the version they hold, as a PUT's do (shardident.py): the GC's object
+    # lock safety net covers them, and recover-metadata without the journal brings back a
+    # replica held in one whole segment
+    shared = store.shared_bucket(bucket)
+    meta = store._lock_fixed(shared, meta)
+    identity = _identity(shared, key, meta.storage_class, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)
+    s0 = obj.segments[0]
+    whole = len(obj.segments) == 1 and not obj.parts and s0.offset == 0 and s0.size == s0.plain
+    identity = shardident.with_content(identity, whole, obj.etag, obj.size, obj.checksums, obj.checksum_type)
     pending = bytearray()
     written: list[SegmentRecord] = []
     try:
         for s in obj.segments:
-            seg, _ = await _write(store, s, meta.storage_class, {"bucket": bucket, "key": key}, body, pending)
+            seg, _ = await _write(store, s, meta.storage_class, identity, body, pending)
             written.append(seg)
         if pending or await _more(body):
             raise InvalidArgument("the body is longer than its sealed segments")
@@ -186,9 +206,13 @@ async def put_sealed_part(store: MultipartStore, bucket: str, key: str, upload_i
     if not 1 <= part_number <= MAX_SEGMENTS:
         raise InvalidArgument(f"Part number must be an integer between 1 and {MAX_SEGMENTS}, inclusive")
     up = store.get_upload(bucket, key, upload_id)
+    # the version the completion makes (its id is the replica's, known now) is named too, for
+    # the GC's safety net; recovery takes the segment for the part it is, of its size in plain
+    identity = _identity(store.shared_bucket(bucket), key, up.storage_class, up.lock_mode, up.retain_until_ns,
+                         up.legal_hold)
+    identity.update(upload_id=upload_id, part=part_number, size=s.size, partial=True)
     pending = bytearray()
-    seg, md5 = await _write(store, s, up.storage_class,
-                       {"bucket": bucket, "key": key, "upload_id": upload_id, "part": part_number}, body, pending)
+    seg, md5 = await _write(store, s, up.storage_class, identity, body, pending)
     try:
         if pending or await _more(body):
             raise InvalidArgument("the body is longer than its sealed segment")

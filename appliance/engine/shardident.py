@@ -7,7 +7,9 @@ segment whose headers name a version that still references it and is protected
 segment writer adds the ETag and size it computed (segments.py). A segment re-encoded into
 another storage class (transcode.py) replaces that segment in exactly one version, so it names
 that same version, with what the move changed (the class) and what the original write could not
-know yet (the checksums, computed after the data was sealed; its Last-Modified).
+know yet (the checksums, computed after the data was sealed; its Last-Modified). An SSE-C
+replica's segments (sealed.py) name the replica's version, whose id is its source's and known
+before the write, with the source's ETag and size when one segment holds it whole.
 """
 
 from __future__ import annotations
@@ -43,10 +45,17 @@ def of_transcoded(bucket: BucketRecord, v: ObjectVersion, old: SegmentRecord, st
     out["last_modified_ns"] = v.last_modified_ns
     whole = (not v.parts and len(v.segments) == 1 and v.segments[0].segment_id == old.segment_id
              and v.segments[0].offset == 0 and v.segments[0].length == old.plain_length == v.size)
+    return with_content(out, whole, v.etag, v.size, v.checksums, v.checksum_type)
+
+
+def with_content(out: dict[str, Any], whole: bool, etag: str, size: int, checksums: dict[str, str],
+                 checksum_type: str) -> dict[str, Any]:
+    """`out` with the version's ETag, size and checksums when its segment holds the whole version
+    (recovery can then rebuild the version from it alone), else marked `partial`."""
     if not whole:
         out["partial"] = True
         return out
-    out.update(etag=v.etag, size=v.size)
-    if v.checksums:
-        out.update(checksums=dict(v.checksums), checksum_type=v.checksum_type)
+    out.update(etag=etag, size=size)
+    if checksums:
+        out.update(checksums=dict(checksums), checksum_type=checksum_type)
     return out

@@ -1,0 +1,141 @@
+"""The shard headers of the engine's other writers name the version they hold, as a PUT's do
+(shardident.py): an SSE-C replica stored as ciphertext (sealed.py) and a file changed in place
+through the mount (patch.py). So such a version comes back from its headers alone
+(`recover-metadata` with the DB and the journal lost), and the GC's object-lock safety net
+keeps its data when a refcount is wrong."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from appliance.engine import keys
+from appliance.engine.crypto import SegmentKey
+from appliance.engine.events import Cause, caused_by
+from appliance.engine.gc import collect_once
+from appliance.engine.lock import COMPLIANCE
+from appliance.engine.objectstore import ObjectStore
+from appliance.engine.progress import RecoveryReport
+from appliance.engine.records import ObjectVersion
+from appliance.engine.recover import recover_metadata
+from appliance.engine.sealed import complete_sealed, put_sealed, put_sealed_part, sealed_object
+from appliance.engine.storecore import PutMeta
+
+from .conftest import open_store
+from .test_lock import FAR, _wrong_refcount
+
+BLOCK = 64 * 1024
+CUSTOMER_KEY = os.urandom(32)
+SSEC = {"mode": "SSE-C", "customer_key_md5": "test"}
+
+
+def _ssec_key() -> SegmentKey:
+    return SegmentKey(CUSTOMER_KEY, {"mode": "SSE-C", "test": 1}, opaque_etag=True)
+
+
+def _customer_key(env: dict[str, Any]) -> bytes:
+    return CUSTOMER_KEY
+
+
+async def _lose_metadata_and_journal(store: ObjectStore, root: Path) -> RecoveryReport:
+    store.seg.close()
+    store.db.close()
+    shutil.rmtree(store.cfg.meta_path)
+    for journal in root.glob("disks/*/journal"):
+        shutil.rmtree(journal)
+    # the SSE-C envelopes open with the customer's key only: the master key has nothing to check
+    return await trio.to_thread.run_sync(lambda: recover_metadata(store.cfg, check_envelope=lambda env: None))
+
+
+async def _read(store: ObjectStore, bucket: str, key: str, version_id: str | None = None) -> bytes:
+    v = store.head_object(bucket, key, version_id)
+    return b"".join([p async for p in store.read_object(v, decrypt_with=_customer_key)])
+
+
+async def _replicate(store: ObjectStore, src: ObjectVersion, bucket: str, meta: PutMeta,
+                     checksums: dict[str, str] | None = None) -> ObjectVersion:
+    """`src` replicated as ciphertext into `bucket`, as a replication target stores it (with
+    `checksums` as the source's)."""
+    obj, segs = sealed_object(store, src)
+    if checksums:
+        obj = replace(obj, checksums=checksums, checksum_type="FULL_OBJECT")
+
+    async def stored() -> AsyncIterator[bytes]:
+        for rec in segs:
+            async for block in store.seg.read_stored(rec):
+                yield bytes(block)
+
+    with caused_by(Cause(replica=True, replica_version_id=src.version_id)):
+        return await put_sealed(store, bucket, src.key, meta, obj, stored())
+
+
+async def test_a_sealed_replica_comes_back_from_its_shard_headers(tmp_path: Path) -> None:
+    """A replica of an SSE-C version, stored as the source's ciphertext, is a version of its
+    own bucket with the source's version id, ETag and size; before its headers named it, it was
+    ignored, and the replica was lost."""
+    root = tmp_path / "app"
+    store = open_store(root, ndisks=6, k=4, m=2, block_size=BLOCK)
+    await store.create_bucket("src")
+    await store.create_bucket("dst")
+    await store.set_versioning("src", "Enabled")
+    await store.set_versioning("dst", "Enabled")
+    body = os.urandom(3 * BLOCK + 123)
+    src = await store.put_object("src", "k", body, PutMeta(sse=dict(SSEC)), encrypt_with=_ssec_key())
+    replica = await _replicate(store, src, "dst", PutMeta(), {"CRC32": "AAAAAA=="})
+    assert replica.version_id == src.version_id and replica.etag == src.etag
+    assert await _read(store, "dst", "k") == body
+
+    report = await _lose_metadata_and_journal(store, root)
+    assert sorted(report.versions_added) == [f"dst/k ({src.version_id})", f"src/k ({src.version_id})"]
+    store = open_store(root, ndisks=6, k=4, m=2, block_size=BLOCK)
+    try:
+        back = store.head_object("dst", "k")
+        assert (back.version_id, back.etag, back.size) == (src.version_id, src.etag, len(body))
+        assert (back.checksums, back.checksum_type) == ({"CRC32": "AAAAAA=="}, "FULL_OBJECT")
+        assert await _read(store, "dst", "k") == body
+        assert store.db.get(keys.vid("dst", "k", src.version_id)) is not None
+    finally:
+        store.db.close()
+
+
+async def _replicate_in_parts(store: ObjectStore, src: ObjectVersion, bucket: str, meta: PutMeta) -> ObjectVersion:
+    """`src` replicated as ciphertext into `bucket` as a large one moves: one sealed part per
+    segment, then the completion."""
+    obj, segs = sealed_object(store, src)
+    with caused_by(Cause(replica=True, replica_version_id=src.version_id)):
+        up = await store.create_multipart(bucket, src.key, meta)
+        for n, (s, rec) in enumerate(zip(obj.segments, segs, strict=True), 1):
+            await put_sealed_part(store, bucket, src.key, up.upload_id, n, s, store.seg.read_stored(rec))
+        return await complete_sealed(store, bucket, src.key, up.upload_id, obj)
+
+
+@pytest.mark.parametrize("replicate", [_replicate, _replicate_in_parts], ids=["whole", "in-parts"])
+async def test_the_gc_keeps_a_protected_sealed_replica_s_segment(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                 replicate: Any) -> None:
+    """A replica under COMPLIANCE retention whose segment's refcount is wrong: the GC asks the
+    headers whose data it is and keeps it (collected before they named the version)."""
+    store = open_store(tmp_path / "app", ndisks=6, k=4, m=2, block_size=BLOCK)
+    try:
+        await store.create_bucket("src")
+        await store.set_versioning("src", "Enabled")
+        await store.create_bucket("dst", object_lock=True)
+        body = os.urandom(2 * BLOCK)
+        src = await store.put_object("src", "k", body, PutMeta(sse=dict(SSEC)), encrypt_with=_ssec_key())
+        replica = await replicate(store, src, "dst", PutMeta(lock_mode=COMPLIANCE, retain_until_ns=FAR))
+        assert replica.version_id == src.version_id and replica.lock_mode == COMPLIANCE
+        seg_id = replica.segments[0].segment_id
+        await _wrong_refcount(store, seg_id)
+        with caplog.at_level(logging.ERROR, "stowage.gc"):
+            assert await collect_once(store, 0) == 0
+        assert "object lock protects" in caplog.text
+        assert await _read(store, "dst", "k") == body
+    finally:
+        store.db.close()
