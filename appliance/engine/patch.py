@@ -14,6 +14,10 @@ rewritten whole) it is the MD5 of the content (computed by write_segment as the 
 past); otherwise a composite "<md5>-<refs>" that S3 clients recognise as not-an-MD5 (like a
 multipart ETag). The staged segment is released by the commit itself, or on failure.
 
+The new segment's headers name the version the commit makes (its id chosen before the write),
+as a PUT's do (shardident.py), so the GC's object-lock safety net covers it; one holding only
+the dirty runs is marked partial.
+
 Encryption: the new segment is written with `encrypt_with` and base bytes are read with
 `decrypt_with`; the spliced version mixes base segments (their own keys) with the new one.
 """
@@ -25,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import trio
 
+from . import shardident
 from .crypto import KeyResolver, SegmentKey
 from .records import ObjectVersion, SegmentRef
 from .refs import merge_refs, slice_refs
@@ -81,7 +86,12 @@ class PatchStore(StoreCore):
         `release`: staged segments of `base` (a stream's, not yet a version's), released in the
         commit (referenced by the new version or not)."""
         runs = layout(size, base.size if base else 0, dirty)
-        identity = {"bucket": bucket, "key": key}
+        # the new segment names the version it is written for, as a PUT's does (shardident.py)
+        b = self.shared_bucket(bucket)
+        meta = self._lock_fixed(b, meta)
+        version_id = self._version_id_for(b)
+        identity = shardident.of_new_version(b, key, version_id, meta.storage_class, meta.lock_mode,
+                                             meta.retain_until_ns, meta.legal_hold)
 
         def content() -> AsyncIterator[bytes | bytearray]:
             return self._content(runs, base, read_dirty, decrypt_with)
@@ -95,14 +105,16 @@ class PatchStore(StoreCore):
             seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with, size_hint=size)
             refs, etag = self._whole(seg, summary)
         else:
-            seg, summary = await self.write_segment(self._dirty(runs, read_dirty), identity,
+            assert base is not None  # a clean run is the base's
+            seg, summary = await self.write_segment(self._dirty(runs, read_dirty), dict(identity, partial=True),
                                                     encrypt_with=encrypt_with)
             refs = self._splice(runs, base_refs, seg)
-            etag = composite_etag(base.etag if base else "", refs, summary.etag)
+            etag = composite_etag(base.etag, refs, summary.etag)
         staged = [seg.segment_id] if seg else []
         try:
             return await self.put_object_segments(bucket, key, refs, size, etag if size else EMPTY_MD5, meta,
-                                                  release_staged=[*staged, *release], long_key=True)
+                                                  release_staged=[*staged, *release], long_key=True,
+                                                  version_id=version_id)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.release_staged(staged)

@@ -9,7 +9,8 @@ another storage class (transcode.py) replaces that segment in exactly one versio
 that same version, with what the move changed (the class) and what the original write could not
 know yet (the checksums, computed after the data was sealed; its Last-Modified). An SSE-C
 replica's segments (sealed.py) name the replica's version, whose id is its source's and known
-before the write, with the source's ETag and size when one segment holds it whole.
+before the write, with the source's ETag and size when one segment holds it whole. A file
+changed in place through the mount (patch.py) names the version its commit makes.
 """
 
 from __future__ import annotations

@@ -858,12 +858,14 @@ class StoreCore:
         long_key: bool = False,
         new_segments: list[SegmentRecord] | None = None,
         copy_of: ObjectVersion | None = None,
+        version_id: str | None = None,
     ) -> ObjectVersion:
         """Commit a version made of existing segment ranges (copy, FUSE close), and of
         `new_segments` written for it. With meta.inode, every hard link of that file gets it
         (see put_file_in). `copy_of`: the version whose bytes these are, in its parts (a copy
         by reference keeps its "-N" ETag, so it keeps the parts and their checksums too;
-        `checksums`, when given, replace the object's)."""
+        `checksums`, when given, replace the object's). `version_id`: the one `key`'s new version
+        gets, chosen before its data was written (whose headers name it); else a new one."""
         check_key(key)
         if copy_of is not None:
             src = Content.of(copy_of)
@@ -877,30 +879,32 @@ class StoreCore:
                 t.add_segment(seg)
             b = self._shared_bucket_in(t, bucket)  # read only: put_file_in takes its name, owner, lock
             self._check_write(t.batch.get, bucket, key, long_key, if_match, if_none_match)
-            v = self.put_file_in(t, b, key, meta or PutMeta(), content)
+            v = self.put_file_in(t, b, key, meta or PutMeta(), content, version_id)
             self._release_staged_in(t, release_staged or [])
         return v
 
     def put_content_in(self, t: Txn, b: BucketRecord, key: str, meta: PutMeta, c: Content,
-                       inode_id: str = "") -> ObjectVersion:
-        """A new version of `key` holding `c` (a hard link of inode_id when given)."""
-        v = self._new_version(b, key, meta, c.size, c.etag, list(c.segments))
+                       inode_id: str = "", version_id: str | None = None) -> ObjectVersion:
+        """A new version of `key` holding `c` (a hard link of inode_id when given), with
+        `version_id` when given."""
+        v = self._new_version(b, key, meta, c.size, c.etag, list(c.segments), version_id)
         v.checksums, v.checksum_type, v.parts = dict(c.checksums), c.checksum_type, list(c.parts)
         v.part_checksums = [dict(pc) for pc in c.part_checksums]
         v.inode = inode_id
         return t.put_version(v)
 
-    def put_file_in(self, t: Txn, b: BucketRecord, key: str, meta: PutMeta, c: Content) -> ObjectVersion:
+    def put_file_in(self, t: Txn, b: BucketRecord, key: str, meta: PutMeta, c: Content,
+                    version_id: str | None = None) -> ObjectVersion:
         """New versions holding `c`: of every hard link of meta.inode while `key` is one of them (a
         write through the mount reaches every name of the file), else of `key` alone, as a file
-        with one name. Returns the version of `key`."""
+        with one name. Returns the version of `key` (`version_id`, when given, is its)."""
         rec = t.linked(t.latest(b.name, key)) if meta.inode else None
         if rec is None or rec.inode_id != meta.inode:
-            return self.put_content_in(t, b, key, meta, c)
+            return self.put_content_in(t, b, key, meta, c, version_id=version_id)
         for k in rec.links:
             if k != key:
                 self.put_content_in(t, b, k, meta, c, rec.inode_id)
-        return self.put_content_in(t, b, key, meta, c, rec.inode_id)
+        return self.put_content_in(t, b, key, meta, c, rec.inode_id, version_id)
 
     # --- staged segments (FUSE write-back) -----------------------------------------------------
 

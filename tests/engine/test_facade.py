@@ -341,8 +341,18 @@ async def test_a_fragmented_rewrite_reads_the_base_once_per_window(store, monkey
 
 async def test_commit_patch_failure_releases_the_staged_segment(store) -> None:
     f = Staged(os.urandom(1000))
-    with pytest.raises(NoSuchBucket):
+    with pytest.raises(NoSuchBucket):  # refused before anything is stored
         await store.commit_patch("nope", "f", None, 1000, [(0, 1000)], f.read, PutMeta())
+    assert f.reads == [] and list(store.db.scan(keys.SEGMENT)) == []
+
+    await store.create_bucket("gone")
+
+    async def read_as_the_bucket_goes(start: int, end: int) -> bytes:
+        await store.delete_bucket("gone")  # while the data is written: the commit fails
+        return await f.read(start, end)
+
+    with pytest.raises(NoSuchBucket):
+        await store.commit_patch("gone", "f", None, 1000, [(0, 1000)], read_as_the_bucket_goes, PutMeta())
     assert staged_left(store) == []
     assert [rec.refcount for _, rec in store.db.scan_records(SegmentRecord, keys.SEGMENT)] == [0]
 

@@ -139,3 +139,40 @@ async def test_the_gc_keeps_a_protected_sealed_replica_s_segment(tmp_path: Path,
         assert await _read(store, "dst", "k") == body
     finally:
         store.db.close()
+
+
+class _File:
+    """What the mount hands commit_patch: the file's bytes, changed in place."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytearray(data)
+
+    def write(self, at: int, data: bytes) -> tuple[int, int]:
+        self.data[at:at + len(data)] = data
+        return at, at + len(data)
+
+    async def read(self, start: int, end: int) -> bytes:
+        return bytes(self.data[start:end])
+
+
+@pytest.mark.parametrize("size", [300_000, 9 << 20], ids=["rewritten-whole", "spliced"])
+async def test_the_gc_keeps_a_protected_patched_version_s_segment(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                  size: int) -> None:
+    """A file changed in place under COMPLIANCE retention: the new segment's refcount is wrong,
+    and the GC keeps it for the version its headers name (collected before they named one)."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("lkb", object_lock=True)
+        locked = PutMeta(lock_mode=COMPLIANCE, retain_until_ns=FAR)
+        f = _File(os.urandom(size))
+        base = await store.put_object("lkb", "f", bytes(f.data), locked)
+        v = await store.commit_patch("lkb", "f", base, size, [f.write(size // 2, b"changed")], f.read, locked)
+        new = {s.segment_id for s in v.segments} - {s.segment_id for s in base.segments}
+        assert len(new) == 1
+        await _wrong_refcount(store, *new)
+        with caplog.at_level(logging.ERROR, "stowage.gc"):
+            assert await collect_once(store, 0) == 0
+        assert "object lock protects" in caplog.text
+        assert await _read(store, "lkb", "f") == bytes(f.data)
+    finally:
+        store.db.close()
