@@ -15,8 +15,9 @@ past); otherwise a composite "<md5>-<refs>" that S3 clients recognise as not-an-
 multipart ETag). The staged segment is released by the commit itself, or on failure.
 
 The new segment's headers name the version the commit makes (its id chosen before the write),
-as a PUT's do (shardident.py), so the GC's object-lock safety net covers it; one holding only
-the dirty runs is marked partial.
+as a PUT's do (shardident.py): the GC's object-lock safety net covers it, and `recover-metadata`
+without the journal rebuilds the version: a segment holding it whole like a PUT's, a spliced one
+from the base version and the dirty runs its headers list (shardident.of_patch, `splice`).
 
 Encryption: the new segment is written with `encrypt_with` and base bytes are read with
 `decrypt_with`; the spliced version mixes base segments (their own keys) with the new one.
@@ -66,6 +67,21 @@ def layout(size: int, base_size: int, dirty: Iterable[tuple[int, int]]) -> list[
     return runs
 
 
+def splice(runs: list[Run], base_refs: list[SegmentRef], seg: SegmentRef | None) -> list[SegmentRef]:
+    """The new ref list: base slices for clean runs, consecutive ranges of seg for dirty ones
+    (also how recover-metadata rebuilds a patched version from its segment's headers)."""
+    refs: list[SegmentRef] = []
+    seg_off = 0
+    for dirty, s, e in runs:
+        if dirty:
+            assert seg is not None  # the dirty runs are what seg holds
+            refs.append(SegmentRef(seg.segment_id, seg_off, e - s))
+            seg_off += e - s
+        else:
+            refs.extend(slice_refs(base_refs, s, e))
+    return merge_refs(refs)
+
+
 def composite_etag(base_etag: str, refs: list[SegmentRef], new_md5: str) -> str:
     """Not an MD5 of the content (which nobody read whole): a digest of what the version is made
     of, "-<number of refs>" like a multipart ETag."""
@@ -101,14 +117,15 @@ class PatchStore(StoreCore):
         # too fragmented (counted with a stand-in for the dirty segment, before writing it):
         # rewritten whole, like small files
         if (size <= REWRITE_LIMIT or all(d for d, _, _ in runs)
-                or len(self._splice(runs, base_refs, SegmentRef("", 0, dirty_bytes))) > MAX_REFS):
+                or len(splice(runs, base_refs, SegmentRef("", 0, dirty_bytes))) > MAX_REFS):
             seg, summary = await self.write_segment(content(), identity, encrypt_with=encrypt_with, size_hint=size)
             refs, etag = self._whole(seg, summary)
         else:
             assert base is not None  # a clean run is the base's
-            seg, summary = await self.write_segment(self._dirty(runs, read_dirty), dict(identity, partial=True),
+            seg, summary = await self.write_segment(self._dirty(runs, read_dirty),
+                                                    shardident.of_patch(identity, base, runs, size),
                                                     encrypt_with=encrypt_with)
-            refs = self._splice(runs, base_refs, seg)
+            refs = splice(runs, base_refs, seg)
             etag = composite_etag(base.etag, refs, summary.etag)
         staged = [seg.segment_id] if seg else []
         try:
@@ -123,20 +140,6 @@ class PatchStore(StoreCore):
     @staticmethod
     def _whole(seg: SegmentRef | None, summary: BodySummary) -> tuple[list[SegmentRef], str]:
         return ([seg] if seg else []), summary.etag
-
-    @staticmethod
-    def _splice(runs: list[Run], base_refs: list[SegmentRef], seg: SegmentRef | None) -> list[SegmentRef]:
-        """The new ref list: base slices for clean runs, consecutive ranges of seg for dirty ones."""
-        refs: list[SegmentRef] = []
-        seg_off = 0
-        for dirty, s, e in runs:
-            if dirty:
-                assert seg is not None  # the dirty runs are what seg holds
-                refs.append(SegmentRef(seg.segment_id, seg_off, e - s))
-                seg_off += e - s
-            else:
-                refs.extend(slice_refs(base_refs, s, e))
-        return merge_refs(refs)
 
     async def _content(self, runs: list[Run], base: ObjectVersion | None, read_dirty: ReadRange,
                        decrypt_with: KeyResolver | None) -> AsyncIterator[bytes | bytearray]:

@@ -19,15 +19,18 @@
      it is kept (unreadable, reported);
    - only when the journal is incomplete (a gap, or an appliance from before the journal): a
      segment written since with an object identity (bucket/key/version_id/etag/size: a single
-     PUT, an SSE-C replica stored sealed in one segment, or its data re-encoded into another
-     class: shardident.py; a re-encoding takes the
+     PUT, an SSE-C replica stored sealed in one segment, a file the mount changed in place and
+     rewrote whole, or its data re-encoded into another class: shardident.py; a patch's segment
+     holding only the changed runs is spliced into the version it changed, when that is known
+     with the ETag the headers name; a re-encoding takes the
      place of the segment it replaces in a version already known, even one gone from the
      disks) becomes that object version, with the object lock the headers record (bucket created
      if needed, versioned or with object lock if the headers say so); a multipart part (upload_id/part) is
      added to its upload if the upload is known. With a complete journal such a segment was
      never committed (a write that failed or lost its race) and is left to the orphan sweep, so
      nothing deleted or never acknowledged comes back;
-   - staged (FUSE) segments and segments with too few shards are left to the orphan sweep;
+   - staged (FUSE) segments that name no version and segments with too few shards are left
+     to the orphan sweep;
    - latest pointers, refcounts, disk records, usage counters and the sequence counter are
      recomputed; a hard link stays one while its key's current version still carries the
      file's identity.
@@ -71,6 +74,7 @@ from .errors import FormatError, StowageError
 from .journal import DiskOwned, FileScan, decode_body, list_files, merged_records, own_disk, release_disks
 from .metadb import RECOVERY_MARKER, Batch, MetaDB
 from .metasnap import LIST_KEY, read_stream, stored_snapshots
+from .patch import composite_etag, layout, splice
 from .progress import RECOVERED, RECOVERY_DONE, SCRUB_CURSOR, RecoveryReport, SnapshotInfo, SnapshotList
 from .records import (
     BucketRecord,
@@ -449,7 +453,9 @@ class _Rebuilder:
             ident = f.header.identity
             if ident.get("meta_snapshot"):
                 continue  # handled by snapshots()
-            if ident.get("staged") or "bucket" not in ident or "key" not in ident:
+            # a staged segment (the mount's) that names no version was never one's, or its
+            # version is not known from it (a stream's, an older patch's): the sweep takes it
+            if (ident.get("staged") and "version_id" not in ident) or "bucket" not in ident or "key" not in ident:
                 self.report.segments_ignored += 1
                 continue
             if self.complete:  # the journal has every commit: this write was never one (a crash
@@ -466,7 +472,11 @@ class _Rebuilder:
                     self.report.segments_ignored += 1
                 self.flush()
                 continue
-            if not self._swap_in(seg, ident):
+            if "patch_of" in ident:
+                if not self._add_patched(seg, rec, ident):
+                    self.report.segments_ignored += 1
+                    continue
+            elif not self._swap_in(seg, ident):
                 if "version_id" not in ident or "etag" not in ident or ident.get("partial"):
                     self.report.segments_ignored += 1
                     continue
@@ -524,7 +534,33 @@ class _Rebuilder:
         self.b.put(keys.version(bucket, key, v.seq), v)
         return True
 
-    def _add_version(self, seg: str, rec: SegmentRecord, ident: dict[str, Any]) -> None:
+    def _add_patched(self, seg: str, rec: SegmentRecord, ident: dict[str, Any]) -> bool:
+        """A patch's segment (patch.py: the runs of a file the mount changed in place), spliced
+        into its base version as the commit did, if that version is known here (from the
+        snapshot, or rebuilt from older headers just before) and is the one the patch was made
+        on (its ETag). Whether the version was added."""
+        bucket = str(ident["bucket"])
+        base_key = str(ident.get("patch_key", ident["key"]))
+        raw = self.db.get(keys.vid(bucket, base_key, str(ident["patch_of"])))
+        base = None if raw is None else self.db.get_record(ObjectVersion,
+                                                           keys.version(bucket, base_key, keys.unpack_seq(raw)))
+        if base is None or base.delete_marker or base.etag != ident.get("patch_base_etag"):
+            return False
+        size = int(ident["patch_size"])
+        flat = [int(x) for x in ident["patch_dirty"]]
+        if len(flat) % 2:
+            return False
+        runs = layout(size, base.size, zip(flat[::2], flat[1::2], strict=True))
+        if sum(e - s for d, s, e in runs if d) != rec.plain_length:
+            return False  # not the layout this segment was written for
+        refs = splice(runs, base.segments, SegmentRef(seg, 0, rec.plain_length))
+        self._add_version(seg, rec, ident, refs, composite_etag(base.etag, refs, str(ident["etag"])), size)
+        return True
+
+    def _add_version(self, seg: str, rec: SegmentRecord, ident: dict[str, Any],
+                     refs: list[SegmentRef] | None = None, etag: str = "", size: int = -1) -> None:
+        """The version a segment's headers name: the segment whole, or `refs` (a patch's), with
+        the ETag and size given, else the headers'."""
         bucket, key, version_id = str(ident["bucket"]), str(ident["key"]), str(ident["version_id"])
         brec = self.db.get_record(BucketRecord, keys.bucket(bucket))
         if brec is None:
@@ -551,8 +587,9 @@ class _Rebuilder:
         written = int(ident.get("last_modified_ns", rec.created_ns))  # a re-encoded segment keeps it
         seq = self._next_seq(max(written, self._newest_seq(bucket, key) + 1))
         v = ObjectVersion(bucket=bucket, key=key, version_id=version_id, seq=seq, last_modified_ns=written,
-                          size=int(ident.get("size", rec.plain_length)), etag=str(ident["etag"]),
-                          segments=[SegmentRef(seg, 0, rec.plain_length)], owner=brec.owner,
+                          size=size if size >= 0 else int(ident.get("size", rec.plain_length)),
+                          etag=etag or str(ident["etag"]),
+                          segments=refs or [SegmentRef(seg, 0, rec.plain_length)], owner=brec.owner,
                           storage_class=str(ident.get("storage_class", shardident.DEFAULT_CLASS)),
                           checksums=dict(ident.get("checksums") or {}),
                           checksum_type=str(ident.get("checksum_type", "")),

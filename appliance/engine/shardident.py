@@ -10,11 +10,13 @@ that same version, with what the move changed (the class) and what the original 
 know yet (the checksums, computed after the data was sealed; its Last-Modified). An SSE-C
 replica's segments (sealed.py) name the replica's version, whose id is its source's and known
 before the write, with the source's ETag and size when one segment holds it whole. A file
-changed in place through the mount (patch.py) names the version its commit makes.
+changed in place through the mount (patch.py) names the version its commit makes: rewritten
+whole, like a PUT's; spliced into its base version, with how to splice it again (of_patch).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import lock
@@ -59,4 +61,29 @@ def with_content(out: dict[str, Any], whole: bool, etag: str, size: int, checksu
     out.update(etag=etag, size=size)
     if checksums:
         out.update(checksums=dict(checksums), checksum_type=checksum_type)
+    return out
+
+
+# what a patch's identity may take of its header's 8 KiB (the rest: the envelope, the geometry):
+# one with more dirty runs (or a very long key) names its version, for the GC, but cannot be
+# rebuilt from its headers
+PATCH_IDENTITY_BYTES = 4096
+
+
+def of_patch(out: dict[str, Any], base: ObjectVersion, runs: list[tuple[bool, int, int]], size: int
+             ) -> dict[str, Any]:
+    """`out` (of_new_version's) for the segment of a patch (patch.py) that holds only the new
+    version's dirty runs, the rest being `base`'s: how to splice the version again from `base`
+    (its version id, key when another, and ETag, so that recovery never splices into another
+    version of that id), the new size and the dirty runs [start, end) as one flat list. The
+    ETag the writer adds is the segment's, from which the version's composite one is computed."""
+    out["partial"] = True
+    how = {"patch_of": base.version_id, "patch_base_etag": base.etag, "patch_size": size,
+           "patch_dirty": [x for d, s, e in runs if d for x in (s, e)]}
+    if base.key != out["key"]:
+        how["patch_key"] = base.key
+    # a base without a version id is the mount's stream, no version's yet: nothing to splice into.
+    # (json.dumps escapes to ASCII, as the header's JSON does.)
+    if base.version_id and len(json.dumps({**out, **how})) <= PATCH_IDENTITY_BYTES:
+        out.update(how)
     return out

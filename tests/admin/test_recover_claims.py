@@ -295,3 +295,57 @@ def test_without_the_journal_what_the_shard_headers_hold_comes_back(tmp_path: Pa
         assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     finally:
         d.stop(timeout=30) if d.proc and d.proc.poll() is None else d.kill()
+
+
+@needs_fuse
+@pytest.mark.parametrize("versioned", [False, True], ids=["unversioned", "versioned"])
+def test_without_the_journal_files_changed_in_place_through_the_mount_come_back(tmp_path: Path,
+                                                                                versioned: bool) -> None:
+    """The table's row for files changed in place through the mount (patch.py): a small file
+    (rewritten whole) and a large one (stored as its changed ranges, spliced into the version
+    before) come back from their shard headers with their bytes, size and ETag, the versions
+    before them too when the bucket keeps them."""
+    d = _daemon(tmp_path, "AES256")
+    d.start()
+    try:
+        s3 = client(d)
+        s3.create_bucket(Bucket="inplace")
+        if versioned:
+            s3.put_bucket_versioning(Bucket="inplace", VersioningConfiguration={"Status": "Enabled"})
+        want = {"small": bytearray(_body(300_000, 1)), "large": bytearray(_body(9 * MIB + 5, 2))}
+        for key, body in want.items():
+            s3.put_object(Bucket="inplace", Key=key, Body=bytes(body))
+        m = Path(d.mount or "") / "inplace"
+        for key, body in want.items():
+            changes = [(100, b"changed"), (len(body) // 2, os.urandom(4096)), (len(body), b"appended")]
+            fd = os.open(m / key, os.O_RDWR)
+            try:
+                for at, data in changes:
+                    os.pwrite(fd, data, at)
+                    body[at:at + len(data)] = data
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        before = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
+                        for v in s3.list_object_versions(Bucket="inplace")["Versions"])
+        assert len(before) == (4 if versioned else 2)
+        assert "-" in s3.head_object(Bucket="inplace", Key="large")["ETag"]  # spliced (a composite ETag)
+
+        d.stop(timeout=30)
+        shutil.rmtree(d.data_dir / "meta")
+        for journal in d.data_dir.glob("disks/*/journal"):
+            shutil.rmtree(journal)
+        report = json.loads(d.cli("recover-metadata", "--json").stdout)
+        assert not report["journal"]["complete"]
+        d.start()
+
+        s3 = client(d)
+        after = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
+                       for v in s3.list_object_versions(Bucket="inplace")["Versions"])
+        assert after == before
+        m = Path(d.mount or "") / "inplace"
+        for key, body in want.items():
+            assert s3.get_object(Bucket="inplace", Key=key)["Body"].read() == bytes(body), key
+            assert (m / key).read_bytes() == bytes(body), key
+    finally:
+        d.stop(timeout=30) if d.proc and d.proc.poll() is None else d.kill()

@@ -24,9 +24,10 @@ from appliance.engine.gc import collect_once
 from appliance.engine.lock import COMPLIANCE
 from appliance.engine.objectstore import ObjectStore
 from appliance.engine.progress import RecoveryReport
-from appliance.engine.records import ObjectVersion
+from appliance.engine.records import ObjectVersion, SegmentRecord
 from appliance.engine.recover import recover_metadata
 from appliance.engine.sealed import complete_sealed, put_sealed, put_sealed_part, sealed_object
+from appliance.engine.segments import shard_header
 from appliance.engine.storecore import PutMeta
 
 from .conftest import open_store
@@ -155,6 +156,45 @@ class _File:
         return bytes(self.data[start:end])
 
 
+@pytest.mark.parametrize("versioning", ["Enabled", ""], ids=["versioned", "unversioned"])
+@pytest.mark.parametrize("size", [300_000, 9 << 20], ids=["rewritten-whole", "spliced"])
+async def test_files_changed_in_place_come_back_from_their_shard_headers(tmp_path: Path, versioning: str,
+                                                                         size: int) -> None:
+    """A file written through the mount, then changed in place twice (random writes: patch.py).
+    A small file is rewritten whole, a large one is stored as its changed runs spliced into the
+    version before. Every version comes back with its version id, ETag, size and bytes; before
+    the headers named it, a patch's segment was ignored and the file came back as its first
+    version (unversioned) or without the changes (versioned)."""
+    root = tmp_path / "app"
+    store = open_store(root)
+    await store.create_bucket("bkt")
+    if versioning:
+        await store.set_versioning("bkt", versioning)
+    f = _File(os.urandom(size))
+    base = await store.put_object("bkt", "f", bytes(f.data))
+    dirty = [f.write(100, b"x" * 50), f.write(size // 2, os.urandom(4096)), f.write(size, b"appended")]
+    v1 = await store.commit_patch("bkt", "f", base, len(f.data), dirty, f.read, PutMeta())
+    first = bytes(f.data)
+    v2 = await store.commit_patch("bkt", "f", v1, len(f.data), [f.write(size // 3, b"again")], f.read, PutMeta())
+    spliced = len(v2.segments) > 1
+    assert spliced == (size > 8 << 20)  # (else this tests nothing new for the large file)
+    want = {v.version_id: (v.etag, v.size) for v in (base, v1, v2)}
+    if not versioning:
+        want = {"null": (v2.etag, v2.size)}
+
+    report = await _lose_metadata_and_journal(store, root)
+    assert report.segments_ignored == 0
+    store = open_store(root)
+    try:
+        got = {v.version_id: (v.etag, v.size) for v, _ in store.list_versions("bkt", "f").entries}
+        assert got == want
+        assert await _read(store, "bkt", "f") == bytes(f.data)
+        if versioning:
+            assert await _read(store, "bkt", "f", v1.version_id) == first
+    finally:
+        store.db.close()
+
+
 @pytest.mark.parametrize("size", [300_000, 9 << 20], ids=["rewritten-whole", "spliced"])
 async def test_the_gc_keeps_a_protected_patched_version_s_segment(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                                   size: int) -> None:
@@ -174,5 +214,36 @@ async def test_the_gc_keeps_a_protected_patched_version_s_segment(tmp_path: Path
             assert await collect_once(store, 0) == 0
         assert "object lock protects" in caplog.text
         assert await _read(store, "lkb", "f") == bytes(f.data)
+    finally:
+        store.db.close()
+
+
+async def test_a_patch_of_too_many_runs_for_its_headers_is_lost_but_protected(tmp_path: Path) -> None:
+    """A large file changed in 250 places: the layout does not fit the headers (shardident.
+    PATCH_IDENTITY_BYTES), so the write still succeeds, its headers name the version (the GC's
+    net), and a recovery without the journal does not rebuild it (the version before stays)."""
+    root = tmp_path / "app"
+    store = open_store(root)
+    await store.create_bucket("bkt")
+    await store.set_versioning("bkt", "Enabled")
+    size = 9 << 20
+    f = _File(os.urandom(size))
+    base = await store.put_object("bkt", "f", bytes(f.data))
+    before = bytes(f.data)
+    v = await store.commit_patch("bkt", "f", base, size, [f.write(i * 36_000, b"y") for i in range(1, 251)],
+                                 f.read, PutMeta())
+    assert await _read(store, "bkt", "f") == bytes(f.data)
+    (new,) = {s.segment_id for s in v.segments} - {s.segment_id for s in base.segments}
+    rec = store.db.get_record(SegmentRecord, keys.segment(new))
+    assert rec is not None and rec.shards[0] is not None
+    ident = shard_header(store.disks.get(rec.shards[0]), rec, 0).identity
+    assert ident["version_id"] == v.version_id and ident["partial"] and "patch_of" not in ident
+
+    report = await _lose_metadata_and_journal(store, root)
+    assert report.segments_ignored == 1
+    store = open_store(root)
+    try:
+        assert [x.version_id for x, _ in store.list_versions("bkt", "f").entries] == [base.version_id]
+        assert await _read(store, "bkt", "f") == before
     finally:
         store.db.close()
