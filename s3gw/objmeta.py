@@ -124,11 +124,11 @@ def version_headers(v: ObjectVersion, *, versioned: bool, checksum_mode: bool) -
     out = [
         ("ETag", f'"{v.etag}"'),
         ("Last-Modified", http_date(v.last_modified_ns)),
-        ("Content-Type", v.content_type or DEFAULT_CONTENT_TYPE),
+        ("Content-Type", _stored_header(v.content_type or DEFAULT_CONTENT_TYPE)),
         ("Accept-Ranges", "bytes"),
     ]
     for name, value in v.headers.items():
-        out.append((name.title(), value))
+        out.append((name.title(), _stored_header(value)))
     for name, value in v.user_meta.items():
         out.append((f"x-amz-meta-{name}", _header_safe(value)))
     if versioned or v.version_id != "null":
@@ -186,6 +186,24 @@ def _header_safe(value: str) -> str:
     and HEAD of the object would drop the connection."""
     if value.isascii() and not _HEADER_UNSAFE.search(value):
         return value
+    return _encoded_word(value)
+
+
+def _stored_header(value: str) -> str:
+    """A stored Content-Type, Cache-Control, ... as it was sent (latin-1 passes, byte for byte).
+    Versions written before POST form fields were checked (header_value) may hold a control
+    character or text outside latin-1: such a value goes out RFC 2047-encoded, as metadata does,
+    rather than splitting the response head and making every GET and HEAD drop the connection."""
+    if not _HEADER_UNSAFE.search(value):
+        try:
+            value.encode("latin-1")
+            return value
+        except UnicodeEncodeError:
+            pass
+    return _encoded_word(value)
+
+
+def _encoded_word(value: str) -> str:
     return "=?UTF-8?Q?" + quote(value, safe="").replace("%", "=") + "?="
 
 

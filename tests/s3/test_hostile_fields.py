@@ -292,3 +292,46 @@ def test_post_policy_length_bounds_are_integers(raw: Any, s3d: Any, bucket: str,
     body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"hello")])
     _expect(raw.request("POST", f"/{bucket}", body, headers, sign=False), 400, "InvalidPolicyDocument")
     assert raw.request("HEAD", f"/{bucket}/up")[0] == 404
+
+
+def test_stored_header_fields_a_header_cannot_carry_stay_readable(daemon_factory: Any) -> None:
+    """Before POST form fields were checked, a form's Content-Type, Cache-Control, ... were stored
+    whatever they held, and every GET and HEAD of such an object dropped the connection. The
+    record is rewritten here, with the daemon stopped, as such a POST left it; the values go out
+    RFC 2047-encoded, as metadata does."""
+    import trio
+
+    from appliance.config import embedded_config
+    from appliance.engine import PutMeta
+    from appliance.engine.diskload import load_disks
+    from appliance.engine.metadb import MetaDB
+    from appliance.engine.objectstore import ObjectStore
+    from tests.s3.conftest import Raw
+
+    d = daemon_factory(["--no-mount"])
+    d.s3().create_bucket(Bucket="old")
+    d.s3().put_object(Bucket="old", Key="k", Body=b"kept")
+    d.stop()
+    stored = {"content-type": "text/plain\r\nX-Injected: 1", "cache-control": "no-cache\x00",
+              "content-disposition": "inline\x01", "content-language": "\u20ac\n"}
+
+    async def rewrite() -> None:
+        cfg = embedded_config(d.data_dir)
+        db = MetaDB(cfg.meta_path)
+        try:
+            store = ObjectStore(cfg, db, load_disks(cfg, db))
+            headers = {k: v for k, v in stored.items() if k != "content-type"}
+            await store.update_meta("old", "k", PutMeta(content_type=stored["content-type"], headers=headers))
+        finally:
+            db.close()
+
+    trio.run(rewrite)
+    d.start()
+    raw = Raw(d)
+    for method in ("GET", "HEAD"):
+        status, headers, body = raw.request(method, "/old/k")
+        assert status == 200 and "x-injected" not in headers, headers
+        assert body == (b"kept" if method == "GET" else b"")
+        for name, value in stored.items():
+            assert str(make_header(decode_header(headers[name]))) == value, name
+    assert d.s3().head_object(Bucket="old", Key="k")["ContentLength"] == 4
