@@ -113,10 +113,15 @@ class ObjectBody:
         return self.finalize
 
 
-async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024, *, checksum_headers: bool = True) -> bytes:
+async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024, *, checksum_headers: bool = True,
+                          digest_required: bool = False) -> bytes:
     """An XML request document: decoded, size-capped, payload hash and Content-MD5 checked (and
-    the x-amz-checksum-* headers, unless they describe something else: checksums.checks_from_headers)."""
+    the x-amz-checksum-* headers, unless they describe something else: checksums.checks_from_headers).
+    `digest_required`: the operations AWS refuses without Content-MD5 or an x-amz-checksum-*
+    value (DeleteObjects, lifecycle and object lock documents); refused before the body is read."""
     ob = ObjectBody(ctx, require_length=False, checksum_headers=checksum_headers)
+    if digest_required and not ob.checks.declared:
+        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5")
     out = bytearray()
     async for piece in ob.stream():
         out += piece
@@ -129,8 +134,9 @@ async def read_small_body(ctx: Ctx, limit: int = 4 * 1024 * 1024, *, checksum_he
 T = TypeVar("T")
 
 
-async def read_xml(ctx: Ctx, parse: Callable[[bytes], T], limit: int, *, checksum_headers: bool = True) -> T:
+async def read_xml(ctx: Ctx, parse: Callable[[bytes], T], limit: int, *, checksum_headers: bool = True,
+                   digest_required: bool = False) -> T:
     """Read a request document and parse it in a worker thread: a few MiB of XML take the
     parser long enough to stall every other connection if it ran on the event loop."""
-    body = await read_small_body(ctx, limit, checksum_headers=checksum_headers)
+    body = await read_small_body(ctx, limit, checksum_headers=checksum_headers, digest_required=digest_required)
     return await trio.to_thread.run_sync(parse, body)

@@ -121,6 +121,12 @@ class BodyChecks:
     _sha256: Hasher | None = None  # over the decoded body, when x-amz-content-sha256 is signed
     size: int = 0
 
+    @property
+    def declared(self) -> bool:
+        """The client sent a digest of the body to check (Content-MD5, or an x-amz-checksum-*
+        value in a header or a trailer); a signed x-amz-content-sha256 does not count for AWS."""
+        return self.content_md5_hex is not None or bool(self.expected) or bool(self.trailer_algorithm)
+
     def start(self) -> None:
         algs = set(self.expected) | self.compute
         if self.trailer_algorithm:

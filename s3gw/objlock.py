@@ -110,7 +110,7 @@ def bypass_asked(headers: Mapping[str, str]) -> bool:
 
 def require_integrity(checks: BodyChecks) -> None:
     """AWS refuses a body that will be locked without Content-MD5 or an x-amz-checksum-* value."""
-    if checks.content_md5_hex is None and not checks.expected and not checks.trailer_algorithm:
+    if not checks.declared:
         raise S3Error("InvalidRequest", "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object "
                       "requests with Object Lock parameters")
 

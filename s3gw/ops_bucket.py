@@ -120,7 +120,7 @@ async def put_bucket_versioning(ctx: Ctx) -> Response:
 
 
 async def delete_objects(ctx: Ctx) -> Response:
-    quiet, objects = await read_xml(ctx, parse_delete, 2 * 1024 * 1024)
+    quiet, objects = await read_xml(ctx, parse_delete, 2 * 1024 * 1024, digest_required=True)
     ctx.store.require_bucket(ctx.bucket)
     out: list[str] = []
     for entry in objects:

@@ -42,7 +42,7 @@ def _check_min_size(headers: dict[str, str]) -> None:
 
 async def put_bucket_lifecycle(ctx: Ctx) -> Response:
     _check_min_size(ctx.req.headers)
-    rules = await read_xml(ctx, parse_lifecycle, LIFECYCLE_DOC)
+    rules = await read_xml(ctx, parse_lifecycle, LIFECYCLE_DOC, digest_required=True)
     await ctx.store.put_lifecycle(ctx.bucket, rules)
     return Response(200, [MIN_SIZE_HEADER])
 

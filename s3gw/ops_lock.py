@@ -108,9 +108,9 @@ async def read_lock_document(ctx: Ctx) -> objlock.LockRequest | None:
     since its settings are condition keys, and hands it to the handler (Ctx.body_lock)."""
     if ctx.route.op is Op.PutObjectRetention:
         now = time.time_ns()
-        return await read_xml(ctx, lambda body: objlock.parse_retention(body, now), LOCK_DOC)
+        return await read_xml(ctx, lambda body: objlock.parse_retention(body, now), LOCK_DOC, digest_required=True)
     if ctx.route.op is Op.PutObjectLegalHold:
-        return await read_xml(ctx, objlock.parse_legal_hold, LOCK_DOC)
+        return await read_xml(ctx, objlock.parse_legal_hold, LOCK_DOC, digest_required=True)
     return None
 
 
@@ -129,7 +129,7 @@ def lock_conditions(ctx: Ctx, body_lock: objlock.LockRequest | None) -> dict[str
 
 
 async def put_lock_configuration(ctx: Ctx) -> Response:
-    config = await read_xml(ctx, objlock.parse_configuration, LOCK_DOC)
+    config = await read_xml(ctx, objlock.parse_configuration, LOCK_DOC, digest_required=True)
     await ctx.store.set_object_lock(ctx.bucket, config)
     return Response(200)
 

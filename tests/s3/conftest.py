@@ -3,6 +3,8 @@ suite's time), a boto3 client, fresh buckets, and a raw signed-request helper fo
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import importlib.util
 import sys
@@ -44,6 +46,15 @@ def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
     return create_test_bucket(s3, request, "t")
 
 
+# The subresources whose documents S3 refuses without Content-MD5 or an x-amz-checksum-* value
+_DIGEST_SUBRESOURCES = frozenset({"delete", "lifecycle", "object-lock", "retention", "legal-hold"})
+
+
+def _digest_required(path: str) -> bool:
+    query = urlsplit(path).query
+    return any(field.partition("=")[0] in _DIGEST_SUBRESOURCES for field in query.split("&"))
+
+
 class Raw:
     """Signed (or deliberately broken) HTTP requests straight to the gateway."""
 
@@ -54,8 +65,14 @@ class Raw:
         self.netloc = u.netloc
 
     def sign(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-             secret: str | None = None) -> dict[str, str]:
-        req = AWSRequest(method=method, url=f"http://{self.netloc}{path}", data=body, headers=headers or {})
+             secret: str | None = None, digest: bool = True) -> dict[str, str]:
+        """`digest`: send Content-MD5 where S3 requires a digest of the body, as every SDK does
+        (unless the caller sent a digest of its own)."""
+        headers = dict(headers or {})
+        if digest and _digest_required(path) and not any(
+                k.lower() == "content-md5" or k.lower().startswith("x-amz-checksum-") for k in headers):
+            headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+        req = AWSRequest(method=method, url=f"http://{self.netloc}{path}", data=body, headers=headers)
         S3SigV4Auth(Credentials(self.d.access_key, secret or self.d.secret_key), "s3", "us-east-1").add_auth(req)
         return {k: v.decode() if isinstance(v, bytes) else v for k, v in req.headers.items()}
 

@@ -335,3 +335,61 @@ def test_stored_header_fields_a_header_cannot_carry_stay_readable(daemon_factory
         for name, value in stored.items():
             assert str(make_header(decode_header(headers[name]))) == value, name
     assert d.s3().head_object(Bucket="old", Key="k")["ContentLength"] == 4
+
+
+def test_documents_s3_requires_a_digest_of_are_refused_without_one(raw: Any, s3: Any) -> None:
+    """AWS refuses DeleteObjects, PutBucketLifecycleConfiguration and the object lock documents
+    without Content-MD5 or an x-amz-checksum-* value (InvalidRequest "Missing required header for
+    this request: Content-MD5"); they were taken, and acted on, without either. Every SDK sends
+    one, so boto3 itself is the check that clients keep working."""
+    import binascii
+    import zlib
+    from datetime import UTC, datetime, timedelta
+
+    bucket = "hostile-digest"
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    until = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    docs = {
+        "POST /?delete": b"<Delete><Object><Key>k</Key></Object></Delete>",
+        "PUT /?lifecycle": b"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter>"
+                           b"<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>"
+                           b"</LifecycleConfiguration>",
+        "PUT /?object-lock": b"<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule>"
+                             b"<DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention>"
+                             b"</Rule></ObjectLockConfiguration>",
+        "PUT /k?retention": f"<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{until}</RetainUntilDate>"
+                            "</Retention>".encode(),
+        "PUT /k?legal-hold": b"<LegalHold><Status>ON</Status></LegalHold>",
+    }
+    for what, doc in docs.items():
+        method, path = what.split(" ")
+        status, _, body = raw.request(method, f"/{bucket}{path}", doc, digest=False)
+        assert (status, error_code(body)) == (400, "InvalidRequest"), (what, body)
+        assert b"Missing required header for this request: Content-MD5" in body
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+    head = s3.head_object(Bucket=bucket, Key="k")
+    assert "ObjectLockMode" not in head and "ObjectLockLegalHoldStatus" not in head, head
+    assert "Rule" not in s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    assert error_code(raw.request("GET", f"/{bucket}?lifecycle")[2]) == "NoSuchLifecycleConfiguration"
+    # an x-amz-checksum-* value in place of Content-MD5 does
+    for what, doc in docs.items():
+        if what == "POST /?delete":
+            continue  # the object is under legal hold and retention now
+        method, path = what.split(" ")
+        crc = base64.b64encode(binascii.unhexlify(f"{zlib.crc32(doc):08x}")).decode()
+        status, _, body = raw.request(method, f"/{bucket}{path}", doc, {"x-amz-checksum-crc32": crc}, digest=False)
+        assert status == 200, (what, body)
+    assert s3.head_object(Bucket=bucket, Key="k")["ObjectLockLegalHoldStatus"] == "ON"
+    # boto3 (which sends its own checksum) keeps working
+    s3.put_object_legal_hold(Bucket=bucket, Key="k", LegalHold={"Status": "OFF"})
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "r", "Filter": {"Prefix": ""}, "Status": "Enabled", "Expiration": {"Days": 2}}]})
+    s3.put_object(Bucket=bucket, Key="free", Body=b"x")
+    vid = s3.put_object(Bucket=bucket, Key="gone", Body=b"x", ObjectLockMode="GOVERNANCE",
+                        ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=1))["VersionId"]
+    s3.put_object_retention(Bucket=bucket, Key="gone", VersionId=vid, BypassGovernanceRetention=True,
+                            Retention={"Mode": "GOVERNANCE",
+                                       "RetainUntilDate": datetime.now(UTC) + timedelta(days=2)})
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "free"}]})
+    assert [d["Key"] for d in out["Deleted"]] == ["free"], out
