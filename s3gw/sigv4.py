@@ -32,6 +32,10 @@ STREAMING_MODES = (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNE
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_SKEW = timedelta(minutes=15)
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
+# The query parameters of a presigned URL that authenticate it: each may appear once
+_PRESIGN_PARAMS = frozenset({"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
+                             "X-Amz-SignedHeaders", "X-Amz-Expires", "X-Amz-Security-Token",
+                             "X-Amz-Content-Sha256"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SPACES = re.compile(r"\s+")
 _UNRESERVED = "-_.~"
@@ -179,8 +183,26 @@ def _parse_header_auth(auth: str, headers: Mapping[str, str], service: str, body
                    fields["Signature"].lower(), amz_date, payload, presigned=False)
 
 
-def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str], service: str) -> _Claims:
+def _repeated_presign_param(raw_query: str) -> str | None:
+    """The first authentication parameter the query holds twice. The query dict keeps one of
+    them, and the canonical query drops every X-Amz-Signature: a second signature appended to a
+    valid URL was ignored, and a second X-Amz-Date or X-Amz-Expires is ambiguous."""
+    seen: set[str] = set()
+    for item in raw_query.split("&"):
+        name = unquote(item.partition("=")[0].replace("+", " "))
+        if name in _PRESIGN_PARAMS:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
+
+
+def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str], service: str,
+                     raw_query: str) -> _Claims:
     err = "AuthorizationQueryParametersError"
+    repeated = _repeated_presign_param(raw_query)
+    if repeated:
+        raise S3Error(err, f"The {repeated} query parameter may only be given once.")
     if query.get("X-Amz-Algorithm") != ALGORITHM:
         raise S3Error(err, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
     missing = [p for p in ("X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date", "X-Amz-SignedHeaders",
@@ -274,7 +296,7 @@ def authenticate(
     if auth is not None:
         claims = _parse_header_auth(auth, headers, service, body_sha256)
     elif is_presigned(query):
-        claims = _parse_presigned(query, headers, service)
+        claims = _parse_presigned(query, headers, service, raw_query)
     elif "Signature" in query and "AWSAccessKeyId" in query:
         # A SigV2 presigned URL (what aws CLI v1 `s3 presign` and s3cmd `signurl` make by default):
         # answered as a SigV4-only AWS region does, not as an anonymous request.

@@ -393,3 +393,21 @@ def test_documents_s3_requires_a_digest_of_are_refused_without_one(raw: Any, s3:
                                        "RetainUntilDate": datetime.now(UTC) + timedelta(days=2)})
     out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "free"}]})
     assert [d["Key"] for d in out["Deleted"]] == ["free"], out
+
+
+def test_presigned_url_with_a_repeated_auth_parameter_is_refused(raw: Any, s3d: Any, s3: Any, bucket: str) -> None:
+    """The query keeps the first of two values, and the canonical query drops every
+    X-Amz-Signature: a second signature appended to a valid URL was ignored, so the URL answered
+    whatever was appended. A repeated authentication parameter is refused."""
+    from urllib.parse import urlsplit
+
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    presigner = s3d.s3(signature_version="s3v4")
+    u = urlsplit(presigner.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=300))
+    target = f"{u.path}?{u.query}"
+    assert raw.request("GET", target, sign=False)[:3:2] == (200, b"kept")
+    params = dict(p.split("=", 1) for p in u.query.split("&"))
+    for extra in (f"X-Amz-Signature={'0' * 64}", f"X-Amz-Signature={params['X-Amz-Signature']}",
+                  f"X-Amz-Date={params['X-Amz-Date']}", "X-Amz-Expires=604800", "X-Amz-Credential=x",
+                  f"X%2DAmz%2DSignature={'0' * 64}"):
+        _expect(raw.request("GET", f"{target}&{extra}", sign=False), 400, "AuthorizationQueryParametersError")
