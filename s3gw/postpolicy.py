@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import S3Error
 from .numbers import digits
-from .sigv4 import ALGORITHM, signing_key
+from .sigv4 import ALGORITHM, amz_datetime, signing_key
 
 MAX_POLICY = 16 * 1024  # decoded; the whole pre-file form is capped at 20 KiB anyway
 MAX_CONDITIONS = 100
@@ -216,7 +216,7 @@ def verify_signature(fields: Mapping[str, str], region: str, secret_for: Callabl
         raise S3Error("AuthorizationQueryParametersError", f"Error parsing the X-Amz-Credential parameter; the "
                       f"region '{scope_region[:32]}' is wrong; expecting '{region}'", Region=region)
     try:
-        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        signed_at = amz_datetime(amz_date)
     except ValueError:
         raise S3Error("InvalidArgument", "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
                       ArgumentName="X-Amz-Date", ArgumentValue=amz_date[:32]) from None

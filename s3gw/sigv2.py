@@ -32,7 +32,7 @@ from urllib.parse import unquote
 
 from .errors import S3Error
 from .numbers import digits
-from .sigv4 import AMZ_DATE_FORMAT, MAX_SKEW, AuthResult, as_sent, declared_payload, uri_encode
+from .sigv4 import MAX_SKEW, AuthResult, amz_datetime, as_sent, declared_payload, uri_encode
 
 ALGORITHM = "AWS"  # the value of s3:signatureversion for SigV2
 # The query parameters that are part of the signed resource: AWS's list as botocore and s3cmd sign it.
@@ -86,7 +86,7 @@ def _when(value: str) -> datetime | None:
     except (TypeError, ValueError, OverflowError):  # Overflow: year 9999 at -1400
         pass
     try:
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        return amz_datetime(value)
     except ValueError:
         return None
 

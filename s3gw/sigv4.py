@@ -40,6 +40,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SPACES = re.compile(r"\s+")
 _UNRESERVED = "-_.~"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE = re.compile("[0-9]{8}T[0-9]{6}Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +227,18 @@ def _parse_presigned(query: Mapping[str, str], headers: Mapping[str, str], servi
                    expires=expires)
 
 
+def amz_datetime(value: str) -> datetime:
+    """An X-Amz-Date (yyyyMMdd'T'HHmmss'Z'), or ValueError. Its fields must have all their
+    digits: strptime takes one-digit fields, so 20261208T2500Z read as 02:50:00."""
+    if not _AMZ_DATE.fullmatch(value):
+        raise ValueError(f"not an X-Amz-Date: {value[:32]!r}")
+    return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+
+
 @lru_cache(maxsize=64)
 def _amz_date(value: str) -> datetime:
     """Requests of one second carry the same X-Amz-Date: parsed once (strptime costs ~20 us)."""
-    return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    return amz_datetime(value)
 
 
 def _parse_amz_date(value: str, presigned: bool) -> datetime:

@@ -411,3 +411,31 @@ def test_presigned_url_with_a_repeated_auth_parameter_is_refused(raw: Any, s3d: 
                   f"X-Amz-Date={params['X-Amz-Date']}", "X-Amz-Expires=604800", "X-Amz-Credential=x",
                   f"X%2DAmz%2DSignature={'0' * 64}"):
         _expect(raw.request("GET", f"{target}&{extra}", sign=False), 400, "AuthorizationQueryParametersError")
+
+
+def _presigned(s3d: Any, netloc: str, path: str, amz_date: str) -> str:
+    """A presigned GET of `path` dated `amz_date` (botocore dates its URLs itself), valid a week."""
+    from s3gw.sigv4 import canonical_query, sign, signing_key, string_to_sign, uri_encode
+
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    params = {"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": f"{s3d.access_key}/{scope}",
+              "X-Amz-Date": amz_date, "X-Amz-Expires": "604800", "X-Amz-SignedHeaders": "host"}
+    query = "&".join(f"{k}={uri_encode(v, keep_slash=False)}" for k, v in params.items())
+    creq = (f"GET\n{path}\n{canonical_query(query, drop_signature=True)}\nhost:{netloc}\n\nhost\n"
+            "UNSIGNED-PAYLOAD")
+    sig = sign(signing_key(s3d.secret_key, amz_date[:8], "us-east-1", "s3"), string_to_sign(amz_date, scope, creq))
+    return f"{path}?{query}&X-Amz-Signature={sig}"
+
+
+def test_x_amz_date_fields_must_have_all_their_digits(raw: Any, s3d: Any, s3: Any, bucket: str) -> None:
+    """strptime takes one-digit fields: an X-Amz-Date of ...T2500Z (hour 25) was read as 02:50:00
+    and the request it dated was served."""
+    from datetime import UTC, datetime, timedelta
+
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y%m%d")
+    status, _, body = raw.request("GET", _presigned(s3d, raw.netloc, f"/{bucket}/k", f"{day}T025000Z"), sign=False)
+    assert (status, body) == (200, b"kept")
+    for odd in ("T2500Z", "T1234Z", "T12345Z", "T1Z"):
+        got = raw.request("GET", _presigned(s3d, raw.netloc, f"/{bucket}/k", day + odd), sign=False)
+        _expect(got, 400, "AuthorizationQueryParametersError")

@@ -147,3 +147,15 @@ def test_presign_expiry_must_be_ascii_digits(expires: str) -> None:
     with pytest.raises(S3Error) as exc:
         verify(bent, when)
     assert exc.value.code == "AuthorizationQueryParametersError"
+
+
+@pytest.mark.parametrize("amz_date", ["20261208T2500Z", "20261208T25000Z", "20261208T2500000Z"])
+def test_x_amz_date_needs_every_digit(amz_date: str) -> None:
+    """strptime reads 20261208T2500Z as 02:50:00 (one-digit fields): refused, as AWS does."""
+    from tests.s3.conftest import sign_v4
+
+    h = sign_v4("GET", "/bucket/key", {"host": "127.0.0.1:9000"}, "UNSIGNED-PAYLOAD", AK, SK, amz_date)
+    h.pop("_signature")
+    with pytest.raises(S3Error) as e:
+        authenticate("GET", "/bucket/key", "", {}, h, secret_for, datetime(2026, 12, 8, 2, 50, tzinfo=UTC))
+    assert (e.value.code, e.value.status) == ("AccessDenied", 403)
