@@ -181,6 +181,7 @@ class _Conn:
         self._url: list[bytes] = []
         self._headers: dict[str, str] = {}
         self._too_large = False
+        self._bad_host = ""  # why the head's Host is refused (a callback's error reaches _feed wrapped)
         self._ended_in_feed = False
 
     # --- llhttp callbacks -----------------------------------------------------------------
@@ -188,6 +189,7 @@ class _Conn:
     def on_message_begin(self) -> None:
         self.in_head = True
         self._head_size = 0
+        self._bad_host = ""
         self._url = []
         self._headers = {}
 
@@ -206,11 +208,19 @@ class _Conn:
         k = name.decode("latin-1").lower()
         v = value.decode("latin-1")
         h = self._headers
+        if k == "host" and k in h:
+            self._bad_host = "more than one Host header"
         h[k] = f"{h[k]},{v}" if k in h else v
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         p = self.parser
+        # RFC 9112 3.2: an HTTP/1.1 request without a Host, or with two, is answered 400; the
+        # host chooses the bucket (virtual-hosted style) and is signed, so it must be one
+        if not self._bad_host and p.get_http_version() == "1.1" and "host" not in self._headers:
+            self._bad_host = "no Host header"
+        if self._bad_host:
+            raise BadRequest(self._bad_host)
         self.events.append(_Head(p.get_method().decode("ascii", "replace"), b"".join(self._url).decode("latin-1"),
                                  self._headers, p.should_keep_alive(), p.get_http_version() == "1.1"))
 
@@ -235,7 +245,7 @@ class _Conn:
             self.upgraded = True  # the request is queued whole; the connection ends after it
         except httptools.HttpParserError as exc:
             error = BadRequest("request header section too large", too_large=True) if self._too_large \
-                else BadRequest(str(exc) or type(exc).__name__)
+                else BadRequest(self._bad_host or str(exc) or type(exc).__name__)
             if not self.events:
                 raise error from None
             # the requests before the bad bytes are served first (an HTTP/1.0 request followed

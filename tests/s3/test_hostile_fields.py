@@ -439,3 +439,17 @@ def test_x_amz_date_fields_must_have_all_their_digits(raw: Any, s3d: Any, s3: An
     for odd in ("T2500Z", "T1234Z", "T12345Z", "T1Z"):
         got = raw.request("GET", _presigned(s3d, raw.netloc, f"/{bucket}/k", day + odd), sign=False)
         _expect(got, 400, "AuthorizationQueryParametersError")
+
+
+def test_one_host_header_per_http11_request(raw: Any, bucket: str) -> None:
+    """The Host chooses the bucket (virtual-hosted style) and is signed: two of them were joined
+    into one value, and an HTTP/1.1 request without one was served. RFC 9112: 400 for both."""
+    from tests.s3.test_malformed import send_raw
+
+    for head in (f"GET /{bucket} HTTP/1.1\r\nHost: {raw.netloc}\r\nHost: other\r\n\r\n",
+                 f"GET /{bucket} HTTP/1.1\r\nConnection: close\r\n\r\n"):
+        out = send_raw(raw, head.encode())
+        assert out.startswith(b"HTTP/1.1 400") and b"<Code>InvalidRequest</Code>" in out, out[:300]
+    out = send_raw(raw, f"GET /{bucket} HTTP/1.0\r\n\r\n".encode())
+    assert out.startswith(b"HTTP/1.1 403"), out[:300]  # anonymous, but served
+
