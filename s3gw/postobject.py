@@ -136,6 +136,11 @@ async def post_object(ctx: Ctx) -> Response:
     if not key:
         raise S3Error("InvalidArgument", "User key must have a length greater than 0.", ArgumentName="key",
                       ArgumentValue="")
+    if fields.get("bucket", ctx.bucket) != ctx.bucket:
+        # The upload goes to the URL's bucket, and the policy's $bucket is that bucket: a field
+        # naming another would be ignored, so it is refused
+        raise S3Error("InvalidArgument", "The bucket form field does not name the bucket of the request.",
+                      ArgumentName="bucket", ArgumentValue=fields["bucket"][:256])
     ctx, policy, algorithm = _principal_of(ctx, fields, datetime.now(UTC))
 
     # the object's request, as a PutObject of the same bucket and key would carry it

@@ -453,3 +453,17 @@ def test_one_host_header_per_http11_request(raw: Any, bucket: str) -> None:
     out = send_raw(raw, f"GET /{bucket} HTTP/1.0\r\n\r\n".encode())
     assert out.startswith(b"HTTP/1.1 403"), out[:300]  # anonymous, but served
 
+
+def test_post_bucket_field_must_name_the_url_bucket(raw: Any, s3d: Any, s3: Any, bucket: str) -> None:
+    """The upload goes to the URL's bucket and the policy's $bucket is that bucket: a `bucket`
+    field naming another was ignored (and passed ["starts-with", "$bucket", ""])."""
+    fields = signed_form(s3d.access_key, s3d.secret_key, [["starts-with", "$bucket", ""], {"key": "up"}],
+                         {"key": "up", "bucket": "someone-elses"})
+    body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"uploaded")])
+    _expect(raw.request("POST", f"/{bucket}", body, headers, sign=False), 400, "InvalidArgument")
+    assert raw.request("HEAD", f"/{bucket}/up")[0] == 404
+    fields = signed_form(s3d.access_key, s3d.secret_key, [["starts-with", "$bucket", ""], {"key": "up"}],
+                         {"key": "up", "bucket": bucket})
+    body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"uploaded")])
+    assert raw.request("POST", f"/{bucket}", body, headers, sign=False)[0] == 204
+    assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
