@@ -196,17 +196,19 @@ def _grantee(kind: str, value: str, permission: str, known: Callable[[str], bool
 
 @dataclass(frozen=True)
 class AccessControlPolicy:
-    owner: str | None  # the Owner/ID the document names, if any
+    owner: str  # the Owner/ID the document names
     grants: ACL
 
 
 def parse_acp(body: bytes, known: Callable[[str], bool]) -> AccessControlPolicy:
     """A PutBucketAcl/PutObjectAcl body. Grantees: CanonicalUser (ID), Group (URI); email
-    grantees are refused (there are no e-mail addresses to resolve)."""
+    grantees are refused (there are no e-mail addresses to resolve). The Owner and its ID are
+    required, as on AWS (the schema's minOccurs; Ceph RGW refuses a policy without them too)."""
     root = parse(body, "AccessControlPolicy")
-    owner: str | None = None
-    for o in children(root, "Owner"):
-        owner = (text(o, "ID") or "").strip()
+    owners = children(root, "Owner")
+    owner = (text(owners[0], "ID") or "").strip() if len(owners) == 1 else ""
+    if not owner:
+        raise S3Error("MalformedACLError")
     lists = children(root, "AccessControlList")
     if len(lists) > 1:
         raise S3Error("MalformedACLError")

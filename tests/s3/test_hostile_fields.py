@@ -467,3 +467,22 @@ def test_post_bucket_field_must_name_the_url_bucket(raw: Any, s3d: Any, s3: Any,
     body, headers = multipart([*((k, v.encode()) for k, v in fields.items()), ("file", b"uploaded")])
     assert raw.request("POST", f"/{bucket}", body, headers, sign=False)[0] == 204
     assert s3.get_object(Bucket=bucket, Key="up")["Body"].read() == b"uploaded"
+
+
+def test_access_control_policy_needs_its_owner(raw: Any, s3: Any, bucket: str) -> None:
+    """An AccessControlPolicy without <Owner> (or an Owner without an ID) was taken: AWS's schema
+    requires it, and AWS and Ceph RGW answer MalformedACLError."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    acl = ("<AccessControlList><Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+           "xsi:type=\"Group\"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>"
+           "<Permission>READ</Permission></Grant></AccessControlList>")
+    for path in (f"/{bucket}?acl", f"/{bucket}/k?acl"):
+        for owner_part in ("", "<Owner></Owner>", "<Owner><ID> </ID></Owner>",
+                           f"<Owner><ID>{owner}</ID></Owner><Owner><ID>{owner}</ID></Owner>"):
+            doc = f"<AccessControlPolicy>{owner_part}{acl}</AccessControlPolicy>".encode()
+            _expect(raw.request("PUT", path, doc), 400, "MalformedACLError")
+    assert raw.request("GET", f"/{bucket}/k", sign=False)[0] == 403  # still private
+    doc = f"<AccessControlPolicy><Owner><ID>{owner}</ID></Owner>{acl}</AccessControlPolicy>".encode()
+    assert raw.request("PUT", f"/{bucket}/k?acl", doc)[0] == 200
+    assert raw.request("GET", f"/{bucket}/k", sign=False)[:3:2] == (200, b"kept")
