@@ -21,6 +21,11 @@ from .routing import check_version_id
 from .xmlio import http_date
 
 MAX_USER_META = 2048
+# AWS: "The PUT request header is limited to 8 KB in size" (of which user metadata 2 KB). The
+# shell's cap ([s3] max_header_bytes, 64 KiB) bounds every request; the headers a write stores,
+# which go back out on every GET and HEAD, are held to AWS's. Only those count: a replica's
+# own headers (a sealed replica's segment list) are not the object's.
+MAX_PUT_HEADERS = 8 * 1024
 MAX_TAGS = 10
 # What a storage class name may look like; which names exist is the engine's to say (AWS's and
 # the configured ones: appliance/engine/classes.py), and it answers InvalidStorageClass.
@@ -92,7 +97,14 @@ def header_text(value: str) -> str:
     return text
 
 
+_STORED_HEADERS = frozenset({"content-type", "x-amz-tagging", *CONTENT_HEADERS})
+
+
 def put_meta(headers: dict[str, str], *, with_tags: bool = True) -> PutMeta:
+    stored = sum(len(k) + len(v) + 4 for k, v in headers.items()  # "name: value\r\n"
+                 if k in _STORED_HEADERS or k.startswith("x-amz-meta-"))
+    if stored > MAX_PUT_HEADERS:
+        raise S3Error("RequestHeaderSectionTooLarge", MaxSizeAllowed=str(MAX_PUT_HEADERS))
     meta = PutMeta(content_type=headers.get("content-type", ""))
     for name in CONTENT_HEADERS:
         if name in headers:

@@ -486,3 +486,21 @@ def test_access_control_policy_needs_its_owner(raw: Any, s3: Any, bucket: str) -
     doc = f"<AccessControlPolicy><Owner><ID>{owner}</ID></Owner>{acl}</AccessControlPolicy>".encode()
     assert raw.request("PUT", f"/{bucket}/k?acl", doc)[0] == 200
     assert raw.request("GET", f"/{bucket}/k", sign=False)[:3:2] == (200, b"kept")
+
+
+def test_write_headers_are_held_to_8_kib(raw: Any, s3: Any, bucket: str) -> None:
+    """AWS limits a PUT's request header to 8 KB (user metadata to 2 KB, which MetadataTooLarge
+    already held): a Cache-Control or Content-Disposition of up to the shell's 64 KiB cap was
+    stored, and sent back on every GET and HEAD."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    big = {"Cache-Control": "a" * 9000}
+    _expect(raw.request("PUT", f"/{bucket}/k", b"new", big), 400, "RequestHeaderSectionTooLarge")
+    _expect(raw.request("POST", f"/{bucket}/mp?uploads", b"", big), 400, "RequestHeaderSectionTooLarge")
+    _expect(raw.request("PUT", f"/{bucket}/copy", b"", {**big, "x-amz-copy-source": f"/{bucket}/k",
+                                                         "x-amz-metadata-directive": "REPLACE"}),
+            400, "RequestHeaderSectionTooLarge")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+    assert raw.request("HEAD", f"/{bucket}/copy")[0] == 404
+    assert raw.request("PUT", f"/{bucket}/k", b"new", {"Cache-Control": "a" * 6000})[0] == 200
+    assert s3.head_object(Bucket=bucket, Key="k")["CacheControl"] == "a" * 6000
