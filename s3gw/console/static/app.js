@@ -107,7 +107,32 @@ async function call(method, path, { body, headers, allow404 } = {}) {
   return resp;
 }
 
-const s3 = (method, path, opts) => call(method, "s3/" + path, opts);
+// CRC-32 (IEEE) of a settings document, sent as x-amz-checksum-crc32: AWS refuses lifecycle and
+// object lock documents that carry no digest, and Web Crypto offers no MD5 (nor anything outside
+// a secure context, as a console reached over plain HTTP on a LAN address is)
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32Base64(text) {
+  let c = 0xFFFFFFFF;
+  for (const b of new TextEncoder().encode(text)) c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >>> 8);
+  c = (c ^ 0xFFFFFFFF) >>> 0;
+  return btoa(String.fromCharCode(c >>> 24, (c >>> 16) & 0xFF, (c >>> 8) & 0xFF, c & 0xFF));
+}
+
+// A PUT of a subresource document carries its digest (a POST's x-amz-checksum-* would describe
+// something else: CompleteMultipartUpload's names the whole object's)
+const s3 = (method, path, opts = {}) => call(method, "s3/" + path,
+  method === "PUT" && path.includes("?") && typeof opts.body === "string"
+    ? Object.assign({}, opts, { headers: Object.assign({ "x-amz-checksum-crc32": crc32Base64(opts.body) }, opts.headers) })
+    : opts);
 
 async function s3xml(method, path, opts) {
   const resp = await s3(method, path, opts);
