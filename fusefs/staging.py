@@ -13,7 +13,9 @@ file; the engine decides how the new version is laid out and what its ETag is
 written instead (streaming.py), and its commit only adds the version; the bytes it was handed
 are not staged. When the file stops being written in order the stream settles: its segment
 (`prefix`, still staged) becomes the `origin` the dirty ranges patch, where the committed
-version is otherwise. The mount deals in bytes
+version is otherwise. A segment holding a committed version whole (a file written in order,
+stored at its close or streamed) names that version in its shard headers, as a PUT's does, its
+id chosen before the segment is sealed (StoreCore.new_version). The mount deals in bytes
 and versions only; committed bytes are read with `decrypt_with` and new ones written with the
 key the commit is given (encryption.py).
 """
@@ -31,7 +33,16 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from appliance.engine import BodySummary, KeyResolver, ObjectStore, ObjectVersion, PutMeta, SegmentKey, SegmentRef
+from appliance.engine import (
+    BodySummary,
+    KeyResolver,
+    NewVersion,
+    ObjectStore,
+    ObjectVersion,
+    PutMeta,
+    SegmentKey,
+    SegmentRef,
+)
 
 from .attrs import Posix
 from .streaming import SegmentStream, StreamLost
@@ -223,10 +234,12 @@ class FileState:
         if self.fd is not None:  # the staged share is in the segment too
             await trio.to_thread.run_sync(os.ftruncate, self.fd, 0, limiter=IO_LIMIT)
 
-    async def _stored(self, stream: SegmentStream) -> tuple[SegmentRef, BodySummary] | None:
-        """The stream's segment of [0, size), once durable; None when it failed holding nothing
-        the staging file lacks (the staged bytes are then the content), EIO when it did."""
-        seg, summary = await stream.finish() or (None, None)
+    async def _stored(self, stream: SegmentStream, version: NewVersion | None = None
+                      ) -> tuple[SegmentRef, BodySummary] | None:
+        """The stream's segment of [0, size), once durable, naming `version` when it is
+        committed as that (streaming.py); None when it failed holding nothing the staging file
+        lacks (the staged bytes are then the content), EIO when it did."""
+        seg, summary = await stream.finish(version.identity if version else None) or (None, None)
         if seg is not None and summary is not None and summary.size == self.size:  # (short: not expected)
             return seg, summary
         await self._lost_unless_staged(stream)
@@ -247,20 +260,21 @@ class FileState:
             await trio.to_thread.run_sync(os.ftruncate, self.fd, 0, limiter=IO_LIMIT)
         raise OSError(errno.EIO, "the file's data could not be stored")
 
-    async def _commit_whole(self, bucket: str, key: str, meta: PutMeta,
+    async def _commit_whole(self, bucket: str, key: str, new: NewVersion,
                             encrypt_with: SegmentKey | None) -> ObjectVersion:
         """A file written in order from empty: the staging file holds its whole content, stored
         as one new segment (written whole when it fits one block) and committed in the same
         transaction as the version, as an S3 PUT is (commit_patch would add a staged-segment
-        record and its release: a transaction more per file)."""
+        record and its release: a transaction more per file). Its headers name `new`, as a
+        PUT's do."""
         body = bytes(self.mem) if self.mem is not None else self._staged()
-        seg, summary = await self.store.write_body(body, {"bucket": bucket, "key": key},
-                                                   size_hint=self.size, encrypt_with=encrypt_with)
+        seg, summary = await self.store.write_body(body, new.identity, size_hint=self.size, encrypt_with=encrypt_with)
         refs = [SegmentRef(seg.segment_id, 0, seg.plain_length)] if seg is not None else []
         try:
             etag = summary.etag if self.size else EMPTY_MD5
-            return await self.store.put_object_segments(bucket, key, refs, self.size, etag, meta, long_key=True,
-                                                        new_segments=[seg] if seg is not None else [])
+            return await self.store.put_object_segments(bucket, key, refs, self.size, etag, new.meta, long_key=True,
+                                                        new_segments=[seg] if seg is not None else [],
+                                                        version_id=new.version_id)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.store.discard_segment(seg)
@@ -385,20 +399,24 @@ class FileState:
 
     async def commit(self, bucket: str, key: str, meta: PutMeta, encrypt_with: SegmentKey | None) -> ObjectVersion:
         """Store the current content as the new version of bucket/key, new bytes encrypted with
-        `encrypt_with` (caller holds the lock); a streamed file, with the segment stored for it."""
+        `encrypt_with` (caller holds the lock); a streamed file, with the segment stored for it.
+        A new segment holding the whole content names the version it is committed as (its id
+        chosen first, as a PUT's); commit_patch names its own."""
+        new = self.store.new_version(bucket, key, meta) if self.stream is not None or self.in_order else None
         stream, self.stream = self.stream, None
-        stored = await self._stored(stream) if stream is not None else None
-        if stored is not None:
+        stored = await self._stored(stream, new) if stream is not None else None
+        if stored is not None and new is not None:
             seg, summary = stored
             try:
-                v = await self.store.put_object_segments(bucket, key, [seg], self.size, summary.etag, meta,
-                                                         release_staged=[seg.segment_id], long_key=True)
+                v = await self.store.put_object_segments(bucket, key, [seg], self.size, summary.etag, new.meta,
+                                                         release_staged=[seg.segment_id], long_key=True,
+                                                         version_id=new.version_id)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self.store.release_staged([seg.segment_id])
                 raise
-        elif self.in_order and stream is None:
-            v = await self._commit_whole(bucket, key, meta, encrypt_with)
+        elif new is not None and stream is None:  # (in order)
+            v = await self._commit_whole(bucket, key, new, encrypt_with)
         else:  # (a failed stream, if any, was aborted by _stored)
             v = await self.store.commit_patch(bucket, key, self.origin, self.size, self.dirty.ranges(), self._pread,
                                               meta, encrypt_with=encrypt_with, decrypt_with=self.decrypt_with,

@@ -19,6 +19,12 @@ the write, fsync or close then fails with EIO, as a local file system's failed w
 
 Durability is that of an S3 PUT: write_segment returns once the segment is durable, and only
 then does the version that points at it get committed.
+
+Which version the segment holds, if any, is known only when the file is committed: a commit
+hands the stream that version's identity as it finishes, and the segment's headers, sealed
+after its last byte, name it as a PUT's do (so `recover-metadata` without the journal and the
+GC's object-lock safety net see it). A stream that settles holds no version of its own (the
+commit_patch that follows makes one from it and the changes), so its headers name none.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -88,6 +95,7 @@ class SegmentStream:
         self._queue: deque[bytes] = deque()
         self.queued = 0  # bytes in _queue
         self.pushed = 0  # bytes handed over: a failure loses them (the staging file lacks them)
+        self.version: dict[str, Any] = {}  # the identity of the version it holds, once known (finish)
 
     async def push(self, data: bytes) -> None:
         """Hand over the file's next bytes once there is room: QUEUE_LIMIT bytes for this stream,
@@ -108,7 +116,8 @@ class SegmentStream:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         try:
-            stored = await self.store.write_segment(self._body(), self.identity, encrypt_with=self.encrypt_with)
+            stored = await self.store.write_segment(self._body(), self.identity, encrypt_with=self.encrypt_with,
+                                                    named=lambda: self.version)
             if self.stopped:  # it ended early: not wanted
                 if stored[0] is not None:
                     await self.store.release_staged([stored[0].segment_id])
@@ -144,9 +153,12 @@ class SegmentStream:
         self.queued -= n
         QUEUED.taken(n)
 
-    async def finish(self) -> Stored | None:
+    async def finish(self, version: dict[str, Any] | None = None) -> Stored | None:
         """The stored segment of everything handed over, once written and durable; None if the
-        stream failed or was cancelled."""
+        stream failed or was cancelled. `version`: the identity of the version the segment is
+        committed as (StoreCore.new_version), which its headers then name (the body ends after
+        this, so they are sealed with it)."""
+        self.version = dict(version or {})
         self.done = True
         self._more.set()
         await self.finished.wait()

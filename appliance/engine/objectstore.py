@@ -21,7 +21,7 @@ from .multipart import MultipartStore, multipart_etag
 from .patch import PatchStore, ReadRange
 from .restorestore import RestoreStore
 from .segments import BodySummary
-from .storecore import Capacity, DeleteResult, PutMeta, Txn, new_version_id, unquote_etag
+from .storecore import Capacity, DeleteResult, NewVersion, PutMeta, Txn, new_version_id, unquote_etag
 from .tieringstore import TieringConfigStore
 from .upkeep import UpkeepStore
 from .usagestore import UsageStore
@@ -33,6 +33,6 @@ class ObjectStore(MultipartStore, PatchStore, LinkStore, LockStore, UpkeepStore,
 
 
 __all__ = [
-    "BodySummary", "Capacity", "DeleteResult", "ListPage", "ObjectStore", "PutMeta", "ReadRange", "Txn",
+    "BodySummary", "Capacity", "DeleteResult", "ListPage", "NewVersion", "ObjectStore", "PutMeta", "ReadRange", "Txn",
     "UploadPage", "VersionPage", "multipart_etag", "new_version_id", "unquote_etag",
 ]

@@ -103,11 +103,8 @@ class PatchStore(StoreCore):
         commit (referenced by the new version or not)."""
         runs = layout(size, base.size if base else 0, dirty)
         # the new segment names the version it is written for, as a PUT's does (shardident.py)
-        b = self.shared_bucket(bucket)
-        meta = self._lock_fixed(b, meta)
-        version_id = self._version_id_for(b)
-        identity = shardident.of_new_version(b, key, version_id, meta.storage_class, meta.lock_mode,
-                                             meta.retain_until_ns, meta.legal_hold)
+        new = self.new_version(bucket, key, meta)
+        meta, version_id, identity = new.meta, new.version_id, new.identity
 
         def content() -> AsyncIterator[bytes | bytearray]:
             return self._content(runs, base, read_dirty, decrypt_with)

@@ -19,8 +19,9 @@
      it is kept (unreadable, reported);
    - only when the journal is incomplete (a gap, or an appliance from before the journal): a
      segment written since with an object identity (bucket/key/version_id/etag/size: a single
-     PUT, an SSE-C replica stored sealed in one segment, a file the mount changed in place and
-     rewrote whole, or its data re-encoded into another class: shardident.py; a patch's segment
+     PUT, an SSE-C replica stored sealed in one segment, a file the mount wrote in order or
+     changed in place and rewrote whole, or its data re-encoded into another class:
+     shardident.py; a patch's segment
      holding only the changed runs is spliced into the version it changed, when that is known
      with the ETag the headers name; a re-encoding takes the
      place of the segment it replaces in a version already known, even one gone from the
@@ -454,7 +455,8 @@ class _Rebuilder:
             if ident.get("meta_snapshot"):
                 continue  # handled by snapshots()
             # a staged segment (the mount's) that names no version was never one's, or its
-            # version is not known from it (a stream's, an older patch's): the sweep takes it
+            # version is not known from it (a stream's that settled, an older version's of
+            # Stowage): the sweep takes it
             if (ident.get("staged") and "version_id" not in ident) or "bucket" not in ident or "key" not in ident:
                 self.report.segments_ignored += 1
                 continue

@@ -394,12 +394,15 @@ class SegmentIO:
         size_hint: int | None = None,
         *,
         sealed: dict[str, Any] | None = None,
+        named: Callable[[], dict[str, Any]] | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as one new segment (None for an empty body), encrypted when given a key.
         Not yet committed. `size_hint`: the length the body announced (a streamed body that
         short is gathered and written whole; one that turns out longer is streamed). `sealed`:
         the body is another segment's stored blocks, already encrypted under this envelope (a
-        re-encoding: transcode.py); they are stored as they are."""
+        re-encoding: transcode.py); they are stored as they are. `named`: what the sealed
+        headers add to `identity`, asked once the body has ended (the mount's stream: which
+        version it holds is known only when its file is committed)."""
         whole = geo.block_size - TAG  # a body this long fits one block, encrypted or not
         if sealed is None and isinstance(body, bytes | bytearray | memoryview) and not body and not (
                 key is not None and key.opaque_etag):
@@ -412,7 +415,8 @@ class SegmentIO:
                     and 0 < size_hint <= whole):
                 body = await _collect(body, whole)
             if isinstance(body, bytes | bytearray | memoryview) and 0 < len(body) <= whole:
-                return await self._write_whole(bytes(body), geo, pool, identity, key)
+                return await self._write_whole(bytes(body), geo, pool, {**identity, **(named() if named else {})},
+                                               key)
         segment_id = entropy.token_hex(16)
         md5 = hashlib.md5()
         created = time.time_ns()
@@ -489,7 +493,7 @@ class SegmentIO:
             self._check_quorum(shards, geo)
             # a re-encoding's body is stored blocks (ciphertext, when encrypted): the ETag and
             # size of the object it holds come with its identity (shardident.of_transcoded)
-            identity = {"etag": summary.etag, "size": length, **identity}
+            identity = {"etag": summary.etag, "size": length, **identity, **(named() if named else {})}
             await self._seal(segment_id, shards, geo, header, stored, identity)
             self._check_quorum(shards, geo)
         except BaseException:

@@ -11,7 +11,10 @@ know yet (the checksums, computed after the data was sealed; its Last-Modified).
 replica's segments (sealed.py) name the replica's version, whose id is its source's and known
 before the write, with the source's ETag and size when one segment holds it whole. A file
 changed in place through the mount (patch.py) names the version its commit makes: rewritten
-whole, like a PUT's; spliced into its base version, with how to splice it again (of_patch).
+whole, like a PUT's; spliced into its base version, with how to splice it again (of_patch). So
+does one written in order (fusefs/staging.py), like a PUT's, also when streamed while written
+(fusefs/streaming.py: the version is chosen at the commit, before its segment is sealed:
+SegmentIO.write's `named`); a stream's segment that did not become a version names none.
 """
 
 from __future__ import annotations

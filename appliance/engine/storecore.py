@@ -132,6 +132,17 @@ class Content:
                    [dict(c) for c in v.part_checksums])
 
 
+@dataclass(frozen=True)
+class NewVersion:
+    """A version about to be written, settled before its data is (StoreCore.new_version): its
+    id, its meta with the object lock fixed, and the identity its segment's headers record
+    (shardident.of_new_version; the writer adds the ETag and size)."""
+
+    meta: PutMeta
+    version_id: str
+    identity: dict[str, Any]
+
+
 @dataclass
 class DeleteResult:
     version_id: str
@@ -710,6 +721,15 @@ class StoreCore:
         """A new version's id; a replica keeps its source's (events.caused_by, authorized by the frontend)."""
         return events.replica_version_id() or (new_version_id() if bucket.versioning == "Enabled" else "null")
 
+    def new_version(self, b: BucketRecord | str, key: str, meta: PutMeta) -> NewVersion:
+        """The version a write of `key` makes, settled before its data is stored so that its
+        segment's headers name it (a PUT, the mount's commits): its id and object lock."""
+        b = self.shared_bucket(b) if isinstance(b, str) else b
+        meta = self._lock_fixed(b, meta)
+        version_id = self._version_id_for(b)
+        return NewVersion(meta, version_id, shardident.of_new_version(
+            b, key, version_id, meta.storage_class, meta.lock_mode, meta.retain_until_ns, meta.legal_hold))
+
     def _check_write(self, get: Callable[[bytes], bytes | None], bucket: str, key: str, long_key: bool,
                      if_match: str | None, if_none_match: str | None) -> None:
         """check_new_key and _check_conditions against the key's current version as `get` (a
@@ -764,14 +784,15 @@ class StoreCore:
     async def write_body(
         self, body: bytes | AsyncIterable[bytes | bytearray], identity: dict[str, Any], pool: str = "default",
         size_hint: int | None = None, encrypt_with: SegmentKey | None = None, *, geometry: Geometry | None = None,
+        named: Callable[[], dict[str, Any]] | None = None,
     ) -> tuple[SegmentRecord | None, BodySummary]:
         """Store a body as a new, not yet committed segment (encrypted with `encrypt_with`).
         `size_hint`: the body's length when known up front (bytes bodies are measured here);
-        `geometry`: a storage class's (placement()), else the pool's."""
+        `geometry`: a storage class's (placement()), else the pool's; `named`: SegmentIO.write's."""
         if isinstance(body, bytes | bytearray | memoryview):
             size_hint = len(body)
         geo = self.geometry_for(pool, size_hint, geometry)
-        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with, size_hint)
+        return await self.seg.write(body, geo, self.disks.pool(pool), identity, encrypt_with, size_hint, named=named)
 
     async def discard_segment(self, rec: SegmentRecord | None) -> None:
         if rec is not None:
@@ -795,14 +816,12 @@ class StoreCore:
         """`long_key`: the key may be longer than S3 allows a new key to be (the mount's)."""
         check_key(key)
         b = self.shared_bucket(bucket)  # read only: its versioning and lock settings
-        meta = self._lock_fixed(b, meta or PutMeta())
+        new = self.new_version(b, key, meta or PutMeta())
+        meta, version_id = new.meta, new.version_id
         # Fail fast before storing data; the authoritative check is repeated at commit.
         self._check_write(self.db.get, bucket, key, long_key, if_match, if_none_match)
-        version_id = self._version_id_for(b)
-        identity = shardident.of_new_version(b, key, version_id, meta.storage_class, meta.lock_mode,
-                                             meta.retain_until_ns, meta.legal_hold)
         place = self.placement(meta.storage_class)
-        seg, summary = await self.write_body(body, identity, place.pool, size_hint, encrypt_with,
+        seg, summary = await self.write_body(body, new.identity, place.pool, size_hint, encrypt_with,
                                              geometry=place.geometry)
         try:
             crash_point("write.data_stored")
@@ -911,12 +930,14 @@ class StoreCore:
     async def write_segment(
         self, body: bytes | AsyncIterable[bytes | bytearray], identity: dict[str, Any] | None = None,
         *, encrypt_with: SegmentKey | None = None, size_hint: int | None = None,
+        named: Callable[[], dict[str, Any]] | None = None,
     ) -> tuple[SegmentRef | None, BodySummary]:
         """Store bytes as a staged segment: durable, held by a staging reference until a version
         references it (put_object_segments(release_staged=...)) or release_staged drops it.
-        Staging references do not survive a restart, so abandoned segments are collected."""
+        Staging references do not survive a restart, so abandoned segments are collected.
+        `named`: SegmentIO.write's."""
         seg, summary = await self.write_body(body, dict(identity or {}, staged=True), size_hint=size_hint,
-                                             encrypt_with=encrypt_with)
+                                             encrypt_with=encrypt_with, named=named)
         if seg is None:
             return None, summary
         refs = whole_ref(seg)

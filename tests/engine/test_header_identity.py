@@ -1,6 +1,7 @@
 """The shard headers of the engine's other writers name the version they hold, as a PUT's do
-(shardident.py): an SSE-C replica stored as ciphertext (sealed.py) and a file changed in place
-through the mount (patch.py). So such a version comes back from its headers alone
+(shardident.py): an SSE-C replica stored as ciphertext (sealed.py), a file changed in place
+through the mount (patch.py) and one written in order through it (fusefs/staging.py, committed
+whole or streamed: fusefs/streaming.py). So such a version comes back from its headers alone
 (`recover-metadata` with the DB and the journal lost), and the GC's object-lock safety net
 keeps its data when a refcount is wrong."""
 
@@ -29,6 +30,9 @@ from appliance.engine.recover import recover_metadata
 from appliance.engine.sealed import complete_sealed, put_sealed, put_sealed_part, sealed_object
 from appliance.engine.segments import shard_header
 from appliance.engine.storecore import PutMeta
+from fusefs.attrs import Posix
+from fusefs.staging import FileState
+from fusefs.streaming import STREAM_START, SegmentStream
 
 from .conftest import open_store
 from .test_lock import FAR, _wrong_refcount
@@ -245,5 +249,38 @@ async def test_a_patch_of_too_many_runs_for_its_headers_is_lost_but_protected(tm
     try:
         assert [x.version_id for x, _ in store.list_versions("bkt", "f").entries] == [base.version_id]
         assert await _read(store, "bkt", "f") == before
+    finally:
+        store.db.close()
+
+
+@pytest.mark.parametrize("size", [300_000, STREAM_START + 5], ids=["committed-whole", "streamed"])
+async def test_the_gc_keeps_a_protected_file_written_in_order_through_the_mount(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, size: int) -> None:
+    """A new file written in order through the mount (FileState, as the mount drives it: a
+    large one streamed from STREAM_START on) under COMPLIANCE retention, whose segment's
+    refcount is wrong: the GC keeps it for the version its headers name (collected before they
+    named one)."""
+    store = open_store(tmp_path / "app")
+    try:
+        await store.create_bucket("lkb", object_lock=True)
+        locked = PutMeta(lock_mode=COMPLIANCE, retain_until_ns=FAR)
+        body = os.urandom(size)
+        st = FileState(store, tmp_path / "staging", None, Posix(0o100644), "", _customer_key)
+        async with trio.open_nursery() as nursery:
+            for at in range(0, size, 128 << 10):
+                await st.write(at, body[at:at + (128 << 10)])
+                if st.stream is None and st.size >= STREAM_START:  # (FuseNodes.stream_if_in_order)
+                    stream = SegmentStream(store, st.read_staged, st.size, {"bucket": "lkb", "key": "f"}, None)
+                    await nursery.start(stream.run)
+                    st.start_stream(stream, None)  # type: ignore[arg-type]  # (unencrypted)
+            assert (st.stream is not None) == (size >= STREAM_START)
+            v = await st.commit("lkb", "f", locked, None)
+        await st.close_staging()
+        assert v.lock_mode == COMPLIANCE and len(v.segments) == 1
+        await _wrong_refcount(store, v.segments[0].segment_id)
+        with caplog.at_level(logging.ERROR, "stowage.gc"):
+            assert await collect_once(store, 0) == 0
+        assert "object lock protects" in caplog.text
+        assert await _read(store, "lkb", "f") == body
     finally:
         store.db.close()
