@@ -202,18 +202,19 @@ class AccessControlPolicy:
 
 def parse_acp(body: bytes, known: Callable[[str], bool]) -> AccessControlPolicy:
     """A PutBucketAcl/PutObjectAcl body. Grantees: CanonicalUser (ID), Group (URI); email
-    grantees are refused (there are no e-mail addresses to resolve). The Owner and its ID are
-    required, as on AWS (the schema's minOccurs; Ceph RGW refuses a policy without them too)."""
+    grantees are refused (there are no e-mail addresses to resolve). The Owner with its ID, and
+    the AccessControlList (which may be empty), are required, as on AWS (the schema's minOccurs;
+    Ceph RGW refuses a policy without them too)."""
     root = parse(body, "AccessControlPolicy")
     owners = children(root, "Owner")
     owner = (text(owners[0], "ID") or "").strip() if len(owners) == 1 else ""
     if not owner:
         raise S3Error("MalformedACLError")
     lists = children(root, "AccessControlList")
-    if len(lists) > 1:
+    if len(lists) != 1:
         raise S3Error("MalformedACLError")
     acl: ACL = []
-    for g in children(lists[0], "Grant") if lists else []:
+    for g in children(lists[0], "Grant"):
         permission = (text(g, "Permission") or "").strip()
         grantees = children(g, "Grantee")
         if permission not in PERMISSIONS or len(grantees) != 1:

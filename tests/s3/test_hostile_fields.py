@@ -504,3 +504,24 @@ def test_write_headers_are_held_to_8_kib(raw: Any, s3: Any, bucket: str) -> None
     assert raw.request("HEAD", f"/{bucket}/copy")[0] == 404
     assert raw.request("PUT", f"/{bucket}/k", b"new", {"Cache-Control": "a" * 6000})[0] == 200
     assert s3.head_object(Bucket=bucket, Key="k")["CacheControl"] == "a" * 6000
+
+
+def test_access_control_policy_needs_its_access_control_list(raw: Any, s3: Any, bucket: str) -> None:
+    """A policy without <AccessControlList> was taken as an empty grant list, wiping every grant
+    (the owner's FULL_CONTROL included): AWS's schema requires the list (it may be empty), and
+    AWS and Ceph RGW answer MalformedACLError."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept", ACL="public-read")
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    for path in (f"/{bucket}?acl", f"/{bucket}/k?acl"):
+        before = raw.request("GET", path)[2]
+        for acl_part in ("", "<AccessControlList/><AccessControlList/>"):
+            doc = f"<AccessControlPolicy><Owner><ID>{owner}</ID></Owner>{acl_part}</AccessControlPolicy>".encode()
+            _expect(raw.request("PUT", path, doc), 400, "MalformedACLError")
+        assert raw.request("GET", path)[2] == before
+    assert raw.request("GET", f"/{bucket}/k", sign=False)[:3:2] == (200, b"kept")  # still public
+    # an empty list is a valid document: no grants
+    doc = f"<AccessControlPolicy><Owner><ID>{owner}</ID></Owner><AccessControlList/></AccessControlPolicy>".encode()
+    assert raw.request("PUT", f"/{bucket}/k?acl", doc)[0] == 200
+    assert s3.get_object_acl(Bucket=bucket, Key="k")["Grants"] == []
+    assert raw.request("GET", f"/{bucket}/k", sign=False)[0] == 403
