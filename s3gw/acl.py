@@ -39,6 +39,9 @@ AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 GROUPS = frozenset({ALL_USERS, AUTHENTICATED_USERS, LOG_DELIVERY})
 PUBLIC_GROUPS = frozenset({ALL_USERS, AUTHENTICATED_USERS})
+# An ACL holds at most 100 grants (S3's "Access control list (ACL) overview"); AWS, and Ceph RGW
+# after it, refuse more with MalformedACLError, from a document or from x-amz-grant-* headers.
+MAX_GRANTS = 100
 PERMISSIONS = ("FULL_CONTROL", "WRITE", "WRITE_ACP", "READ", "READ_ACP")
 CANONICAL_USER = "CanonicalUser"
 GROUP = "Group"
@@ -174,7 +177,13 @@ def header_acl(headers: Mapping[str, str], owner: str, bucket_owner: str, *, for
     for header, permission in granted:
         for kind, value in _grantees(header, headers[header]):
             acl.append(_grantee(kind.lower(), value, permission, known, header))
+    _check_grant_count(len(acl))
     return acl
+
+
+def _check_grant_count(count: int) -> None:
+    if count > MAX_GRANTS:
+        raise S3Error("MalformedACLError", f"An ACL may hold at most {MAX_GRANTS} grants; this one has {count}")
 
 
 def _grantee(kind: str, value: str, permission: str, known: Callable[[str], bool], where: str) -> Grant:
@@ -213,8 +222,10 @@ def parse_acp(body: bytes, known: Callable[[str], bool]) -> AccessControlPolicy:
     lists = children(root, "AccessControlList")
     if len(lists) != 1:
         raise S3Error("MalformedACLError")
+    grants = children(lists[0], "Grant")
+    _check_grant_count(len(grants))
     acl: ACL = []
-    for g in children(lists[0], "Grant"):
+    for g in grants:
         permission = (text(g, "Permission") or "").strip()
         grantees = children(g, "Grantee")
         if permission not in PERMISSIONS or len(grantees) != 1:

@@ -525,3 +525,32 @@ def test_access_control_policy_needs_its_access_control_list(raw: Any, s3: Any, 
     assert raw.request("PUT", f"/{bucket}/k?acl", doc)[0] == 200
     assert s3.get_object_acl(Bucket=bucket, Key="k")["Grants"] == []
     assert raw.request("GET", f"/{bucket}/k", sign=False)[0] == 403
+
+
+def test_an_acl_holds_at_most_100_grants(raw: Any, s3: Any, bucket: str) -> None:
+    """An ACL of 101 or thousands of grants (a 1 MiB document, or x-amz-grant-* headers listing
+    the same grantee 500 times) was stored on the bucket or object and walked on every check:
+    AWS allows 100 grants and answers MalformedACLError past them, as Ceph RGW does."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    one = ("<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">"
+           f"<ID>{owner}</ID></Grantee><Permission>READ</Permission></Grant>")
+
+    def doc(n: int) -> bytes:
+        return (f"<AccessControlPolicy><Owner><ID>{owner}</ID></Owner><AccessControlList>{one * n}"
+                "</AccessControlList></AccessControlPolicy>").encode()
+
+    many = {"x-amz-grant-read": ", ".join([f'id="{owner}"'] * 51),
+            "x-amz-grant-full-control": ", ".join([f'id="{owner}"'] * 50)}
+    for path in (f"/{bucket}?acl", f"/{bucket}/k?acl"):
+        for n in (101, 4000):
+            _expect(raw.request("PUT", path, doc(n)), 400, "MalformedACLError")
+        _expect(raw.request("PUT", path, b"", many), 400, "MalformedACLError")
+    _expect(raw.request("PUT", f"/{bucket}/new", b"x", many), 400, "MalformedACLError")
+    assert raw.request("HEAD", f"/{bucket}/new")[0] == 404
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 1
+    assert len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 1
+    assert raw.request("PUT", f"/{bucket}/k?acl", doc(100))[0] == 200
+    assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 100
+    del many["x-amz-grant-read"]
+    assert raw.request("PUT", f"/{bucket}/new", b"x", many)[0] == 200
