@@ -7,6 +7,7 @@ in the IAM namespace, with IAM's codes and statuses (IAM_STATUS).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -25,6 +26,10 @@ DEFAULT_MAX_ITEMS = 100
 MAX_ITEMS = 1000
 
 T = TypeVar("T")
+
+# Characters XML 1.0 cannot hold, not even as a character reference: botocore refuses a whole
+# error answer that has one (ResponseParserError instead of the error IAM meant).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 # IAM's error codes and their HTTP statuses (AWS's IAM API reference and common errors)
 IAM_STATUS: dict[str, int] = {
@@ -56,7 +61,8 @@ class IamError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code if code in IAM_STATUS else "ServiceFailure"
         self.status = IAM_STATUS[self.code]
-        self.message = message
+        # a message may quote what the request sent (a name, an Action, a Version)
+        self.message = _NOT_XML.sub(lambda m: m.group().encode("unicode_escape").decode(), message)
 
     def xml(self, request_id: str) -> bytes:
         kind = "Receiver" if self.status >= 500 else "Sender"

@@ -406,3 +406,17 @@ def test_unsupported_parameters_are_refused_not_ignored(d: DaemonProc) -> None:
     with pytest.raises(ClientError) as exc:
         iam.get_user(UserName="tagged")
     assert error(exc) == ("NoSuchEntity", 404)
+
+
+def test_error_messages_quoting_the_request_stay_xml(d: DaemonProc) -> None:
+    """An error message that quoted a control character of the request (a Version or Action of
+    \\x00, a user name in NoSuchEntity) went out as `&#x0;`, which XML 1.0 cannot hold: botocore
+    refused the whole answer (ResponseParserError instead of the error)."""
+    for params in ({"Action": "ListUsers", "Version": "\x00\x01"}, {"Action": "ListUsers\x00", "Version": "2010-05-08"},
+                   {"Action": "DeleteGroup", "Version": "2010-05-08", "GroupName": "g\x00\x1f"}):
+        status, tree, data = raw(d, urlencode(params).encode())
+        assert tree is not None and status in (400, 404), data
+        assert code_of(tree) in ("InvalidAction", "ValidationError", "NoSuchEntity"), data
+    with pytest.raises(ClientError) as exc:
+        client(d, "iam").get_group(GroupName="g\x00")
+    assert error(exc)[0] in ("ValidationError", "NoSuchEntity")
