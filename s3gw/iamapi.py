@@ -8,7 +8,8 @@ with) or the configured S3 region (what a client configured with this endpoint's
 with). Answers are IAM's XML (iamcall.py) in the namespace https://iam.amazonaws.com/doc/2010-05-08/.
 
 Order per request: the body (at most MAX_BODY bytes) -> SigV4 -> the parameters (strict UTF-8,
-well-formed, no duplicates, at most MAX_PARAMS) -> Action and Version -> the handler
+well-formed, no duplicates, at most MAX_PARAMS) -> Action and Version -> the names and ids
+IAM constrains (iamcall.check_parameters) -> the handler
 (iamactions.py), which authorizes `iam:<Action>` before anything else. Nothing here logs a
 parameter: a CreateAccessKey answer or a policy is never in the log.
 """
@@ -33,7 +34,7 @@ from appliance.iam.policy import Principal, time_context
 from .errors import S3Error
 from .http import BodyTimeout, ClientGone, MalformedBody, Request, Response
 from .iamactions import ACTIONS
-from .iamcall import API_VERSION, Call, IamError, response_xml
+from .iamcall import API_VERSION, Call, IamError, check_parameters, response_xml
 from .sigv4 import authenticate
 
 log = logging.getLogger("stowage.iam")
@@ -159,6 +160,7 @@ class IamApi:
         audit = self.on_change if not action.startswith(("Get", "List")) else None
         before = audit.before(action, params) if audit is not None else None
         try:
+            check_parameters(params)
             result = await handler(call)
         except (IamError, StowageError) as exc:
             if audit is not None:

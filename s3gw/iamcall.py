@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from appliance.iam.admin import IdentityAdmin
 from appliance.iam.errors import ValidationError
+from appliance.iam.naming import MAX_USER_NAME, check_access_key_id, check_name, check_version_id
 from appliance.iam.policy import AuthzRequest, Outcome, Principal, authorize
 
 from .numbers import digits
@@ -69,6 +70,24 @@ class IamError(Exception):
         return (f'{HEAD}<ErrorResponse xmlns="{NS}"><Error><Type>{kind}</Type><Code>{self.code}</Code>'
                 f"<Message>{esc(self.message)}</Message></Error><RequestId>{request_id}</RequestId>"
                 "</ErrorResponse>").encode()
+
+
+# Parameters IAM constrains for every action that takes them: a malformed name is a
+# ValidationError before anything is looked up (not NoSuchEntity, which is a statement about
+# what exists), as AWS answers.
+_CONSTRAINED: dict[str, Callable[[str], object]] = {
+    "UserName": lambda v: check_name(v, "userName", MAX_USER_NAME),
+    "GroupName": lambda v: check_name(v, "groupName"),
+    "PolicyName": lambda v: check_name(v, "policyName"),
+    "AccessKeyId": check_access_key_id,
+    "VersionId": check_version_id,
+}
+
+
+def check_parameters(params: Mapping[str, str]) -> None:
+    for name, check in _CONSTRAINED.items():
+        if name in params:
+            check(params[name])
 
 
 def response_xml(action: str, result: str | None, request_id: str) -> bytes:

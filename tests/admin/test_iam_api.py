@@ -420,3 +420,27 @@ def test_error_messages_quoting_the_request_stay_xml(d: DaemonProc) -> None:
     with pytest.raises(ClientError) as exc:
         client(d, "iam").get_group(GroupName="g\x00")
     assert error(exc)[0] in ("ValidationError", "NoSuchEntity")
+
+
+@pytest.mark.parametrize(("params", "member"), [
+    ({"Action": "GetUser", "UserName": "has space"}, "userName"),
+    ({"Action": "DeleteUser", "UserName": "u" * 65}, "userName"),
+    ({"Action": "GetUser", "UserName": ""}, "userName"),
+    ({"Action": "CreateAccessKey", "UserName": "<script>"}, "userName"),
+    ({"Action": "ListAccessKeys", "UserName": "a/b"}, "userName"),
+    ({"Action": "GetGroup", "GroupName": "g" * 5000}, "groupName"),
+    ({"Action": "AddUserToGroup", "GroupName": "g", "UserName": "a\tb"}, "userName"),
+    ({"Action": "GetUserPolicy", "UserName": "validname", "PolicyName": "p q"}, "policyName"),
+    ({"Action": "DeleteAccessKey", "AccessKeyId": "A" * 5000}, "accessKeyId"),
+    ({"Action": "UpdateAccessKey", "AccessKeyId": "STW!", "Status": "Active"}, "accessKeyId"),
+    ({"Action": "GetPolicyVersion", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess", "VersionId": "1"},
+     "versionId"),
+])
+def test_malformed_names_are_validation_errors_for_every_action(d: DaemonProc, params: dict[str, str],
+                                                                member: str) -> None:
+    """A name or id IAM's constraints refuse was looked up anyway and answered 404 NoSuchEntity
+    (a statement about what exists) by every action but the Create ones; AWS answers 400
+    ValidationError, naming the member, before it looks anything up."""
+    status, tree, data = raw(d, urlencode({"Version": "2010-05-08", **params}).encode())
+    assert (status, code_of(tree)) == (400, "ValidationError"), data
+    assert f"at '{member}'".encode() in data
