@@ -148,8 +148,9 @@ async def create_access_key(call: Call) -> str:
 
 async def list_access_keys(call: Call) -> str:
     if not call.param("UserName") and call.principal.kind == "root":
-        root_key = el("AccessKeyId", call.admin.identities.root_access_key) + el("Status", "Active")
-        return members("AccessKeyMetadata", [root_key]) + el("IsTruncated", False)
+        # paged like any list, so a bad MaxItems is refused and a Marker past the key honoured
+        keys, tail = call.page([call.admin.identities.root_access_key], lambda k: k)
+        return members("AccessKeyMetadata", [el("AccessKeyId", k) + el("Status", "Active") for k in keys]) + tail
     name = _subject(call)
     call.allow("ListAccessKeys", _user_arn(call, name))
 

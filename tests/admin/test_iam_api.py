@@ -444,3 +444,17 @@ def test_malformed_names_are_validation_errors_for_every_action(d: DaemonProc, p
     status, tree, data = raw(d, urlencode({"Version": "2010-05-08", **params}).encode())
     assert (status, code_of(tree)) == (400, "ValidationError"), data
     assert f"at '{member}'".encode() in data
+
+
+def test_root_list_access_keys_pages_like_every_list(d: DaemonProc) -> None:
+    """ListAccessKeys by the root user without UserName answered its key whatever MaxItems and
+    Marker said: MaxItems=0 or "lots" was accepted and ignored, and a Marker past the key listed
+    it again. It now pages as every IAM list does."""
+    for max_items in ("0", "lots", "1001"):
+        status, tree, _ = raw(d, urlencode({"Action": "ListAccessKeys", "Version": "2010-05-08",
+                                            "MaxItems": max_items}).encode())
+        assert (status, code_of(tree)) == (400, "ValidationError")
+    iam = client(d, "iam")
+    keys = iam.list_access_keys(MaxItems=1)["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] == [d.access_key]
+    assert iam.list_access_keys(Marker=d.access_key)["AccessKeyMetadata"] == []
