@@ -22,6 +22,7 @@ included; AuthenticatedUsers everyone who signed the request; LogDelivery nobody
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -215,6 +216,7 @@ def parse_acp(body: bytes, known: Callable[[str], bool]) -> AccessControlPolicy:
     the AccessControlList (which may be empty), are required, as on AWS (the schema's minOccurs;
     Ceph RGW refuses a policy without them too)."""
     root = parse(body, "AccessControlPolicy")
+    _holds_only(root, "Owner", "AccessControlList")
     owners = children(root, "Owner")
     owner = (text(owners[0], "ID") or "").strip() if len(owners) == 1 else ""
     if not owner:
@@ -222,10 +224,13 @@ def parse_acp(body: bytes, known: Callable[[str], bool]) -> AccessControlPolicy:
     lists = children(root, "AccessControlList")
     if len(lists) != 1:
         raise S3Error("MalformedACLError")
+    _holds_only(owners[0], "ID", "DisplayName")
+    _holds_only(lists[0], "Grant")
     grants = children(lists[0], "Grant")
     _check_grant_count(len(grants))
     acl: ACL = []
     for g in grants:
+        _holds_only(g, "Grantee", "Permission")
         permission = (text(g, "Permission") or "").strip()
         grantees = children(g, "Grantee")
         if permission not in PERMISSIONS or len(grantees) != 1:
@@ -233,14 +238,24 @@ def parse_acp(body: bytes, known: Callable[[str], bool]) -> AccessControlPolicy:
         who = grantees[0]
         kind = who.get(f"{{{XSI}}}type", "")
         if kind == CANONICAL_USER:
+            _holds_only(who, "ID", "DisplayName")
             acl.append(_grantee("id", (text(who, "ID") or "").strip(), permission, known, "Grantee"))
         elif kind == GROUP:
+            _holds_only(who, "URI")
             acl.append(_grantee("uri", (text(who, "URI") or "").strip(), permission, known, "Grantee"))
         elif kind == "AmazonCustomerByEmail":
             raise S3Error("UnresolvableGrantByEmailAddress")
         else:
             raise S3Error("MalformedACLError")
     return AccessControlPolicy(owner, acl)
+
+
+def _holds_only(node: ET.Element, *names: str) -> None:
+    """An element the schema does not allow here is refused, not ignored: a Group grantee with
+    an <ID> as well, or a grant with a <Condition>, would otherwise be stored as something the
+    sender did not write."""
+    if any(isinstance(c.tag, str) and c.tag not in names for c in node):
+        raise S3Error("MalformedACLError")
 
 
 def acp_xml(owner_fields: str, acl: ACL, grantee_fields: Callable[[str], str]) -> bytes:

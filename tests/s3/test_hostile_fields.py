@@ -554,3 +554,34 @@ def test_an_acl_holds_at_most_100_grants(raw: Any, s3: Any, bucket: str) -> None
     assert len(s3.get_object_acl(Bucket=bucket, Key="k")["Grants"]) == 100
     del many["x-amz-grant-read"]
     assert raw.request("PUT", f"/{bucket}/new", b"x", many)[0] == 200
+
+
+def test_access_control_policy_elements_the_schema_does_not_allow(raw: Any, s3: Any, bucket: str) -> None:
+    """Elements AWS's schema does not allow were ignored: a Group grantee that also named an
+    <ID>, a CanonicalUser that also named a <URI>, a <Condition> in a grant, anything beside the
+    Owner and the list. AWS answers MalformedACLError (the document does not validate)."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    xsi = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    group = f'<Grantee {xsi} xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>'
+    user = f'<Grantee {xsi} xsi:type="CanonicalUser"><ID>{owner}</ID><DisplayName>root</DisplayName>'
+
+    def doc(grant: str, owner_extra: str = "", policy_extra: str = "", list_extra: str = "") -> bytes:
+        return (f"<AccessControlPolicy><Owner><ID>{owner}</ID>{owner_extra}</Owner>{policy_extra}"
+                f"<AccessControlList><Grant>{grant}</Grant>{list_extra}</AccessControlList>"
+                "</AccessControlPolicy>").encode()
+
+    bad = [doc(f"{group}<ID>{owner}</ID></Grantee><Permission>READ</Permission>"),
+           doc(f"{user}<URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>"
+               "<Permission>READ</Permission>"),
+           doc(f"{group}</Grantee><Permission>READ</Permission><Condition/>"),
+           doc(f"{group}</Grantee><Permission>READ</Permission>", owner_extra="<Email>a@b</Email>"),
+           doc(f"{group}</Grantee><Permission>READ</Permission>", policy_extra="<Junk/>"),
+           doc(f"{group}</Grantee><Permission>READ</Permission>", list_extra="<Deny/>")]
+    for path in (f"/{bucket}?acl", f"/{bucket}/k?acl"):
+        for body in bad:
+            _expect(raw.request("PUT", path, body), 400, "MalformedACLError")
+    assert raw.request("GET", f"/{bucket}/k", sign=False)[0] == 403  # still private
+    good = doc(f"{group}</Grantee><Permission>READ</Permission>", owner_extra="<DisplayName>root</DisplayName>")
+    assert raw.request("PUT", f"/{bucket}/k?acl", good)[0] == 200
+    assert raw.request("PUT", f"/{bucket}/k?acl", doc(f"{user}</Grantee><Permission>READ</Permission>"))[0] == 200
