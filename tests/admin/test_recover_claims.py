@@ -200,6 +200,24 @@ def _recover(d: DaemonProc) -> dict[str, Any]:
     return report
 
 
+def _versions(s3: Any, bucket: str) -> list[tuple[str, str, str, int]]:
+    return sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
+                  for v in s3.list_object_versions(Bucket=bucket).get("Versions", []))
+
+
+def _recovered_from_headers(d: DaemonProc) -> Any:
+    """Stop the daemon, lose the metadata DB and every journal, rebuild from the shard headers
+    (recover-metadata, journal incomplete), start again: a new client."""
+    d.stop(timeout=30)
+    shutil.rmtree(d.data_dir / "meta")
+    for journal in d.data_dir.glob("disks/*/journal"):
+        shutil.rmtree(journal)
+    report = json.loads(d.cli("recover-metadata", "--json").stdout)
+    assert not report["journal"]["complete"]
+    d.start()
+    return client(d)
+
+
 @needs_fuse
 def test_every_promised_kind_of_object_and_file_comes_back(tmp_path: Path) -> None:
     d = _daemon(tmp_path, "AES256")  # the shipped default: new buckets encrypt with SSE-S3
@@ -327,23 +345,12 @@ def test_without_the_journal_files_changed_in_place_through_the_mount_come_back(
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        before = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
-                        for v in s3.list_object_versions(Bucket="inplace")["Versions"])
+        before = _versions(s3, "inplace")
         assert len(before) == (4 if versioned else 2)
         assert "-" in s3.head_object(Bucket="inplace", Key="large")["ETag"]  # spliced (a composite ETag)
 
-        d.stop(timeout=30)
-        shutil.rmtree(d.data_dir / "meta")
-        for journal in d.data_dir.glob("disks/*/journal"):
-            shutil.rmtree(journal)
-        report = json.loads(d.cli("recover-metadata", "--json").stdout)
-        assert not report["journal"]["complete"]
-        d.start()
-
-        s3 = client(d)
-        after = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
-                       for v in s3.list_object_versions(Bucket="inplace")["Versions"])
-        assert after == before
+        s3 = _recovered_from_headers(d)
+        assert _versions(s3, "inplace") == before
         m = Path(d.mount or "") / "inplace"
         for key, body in want.items():
             assert s3.get_object(Bucket="inplace", Key=key)["Body"].read() == bytes(body), key
@@ -385,22 +392,11 @@ def test_without_the_journal_files_written_in_order_through_the_mount_come_back(
                 os.close(fd)
         # (a versioned bucket also keeps the empty version each new file's creat committed: 0-byte
         # objects are not in the headers, as the table says)
-        before = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
-                        for v in s3.list_object_versions(Bucket="inorder")["Versions"] if v["Size"])
+        before = [v for v in _versions(s3, "inorder") if v[3]]
         assert len(before) == (9 if versioned else 6)
 
-        d.stop(timeout=30)
-        shutil.rmtree(d.data_dir / "meta")
-        for journal in d.data_dir.glob("disks/*/journal"):
-            shutil.rmtree(journal)
-        report = json.loads(d.cli("recover-metadata", "--json").stdout)
-        assert not report["journal"]["complete"]
-        d.start()
-
-        s3 = client(d)
-        after = sorted((v["Key"], v["VersionId"], v["ETag"], v["Size"])
-                       for v in s3.list_object_versions(Bucket="inorder")["Versions"])
-        assert after == before
+        s3 = _recovered_from_headers(d)
+        assert _versions(s3, "inorder") == before
         m = Path(d.mount or "") / "inorder"
         for key, body in want.items():
             assert s3.get_object(Bucket="inorder", Key=key)["Body"].read() == body, key

@@ -65,6 +65,15 @@ async def _read(store: ObjectStore, bucket: str, key: str, version_id: str | Non
     return b"".join([p async for p in store.read_object(v, decrypt_with=_customer_key)])
 
 
+async def _kept_by_the_gc(store: ObjectStore, caplog: pytest.LogCaptureFixture, *segment_ids: str) -> None:
+    """Given a wrong refcount, the GC keeps the segments all the same: their headers name a
+    version object lock protects."""
+    await _wrong_refcount(store, *segment_ids)
+    with caplog.at_level(logging.ERROR, "stowage.gc"):
+        assert await collect_once(store, 0) == 0
+    assert "object lock protects" in caplog.text
+
+
 async def _replicate(store: ObjectStore, src: ObjectVersion, bucket: str, meta: PutMeta,
                      checksums: dict[str, str] | None = None) -> ObjectVersion:
     """`src` replicated as ciphertext into `bucket`, as a replication target stores it (with
@@ -137,10 +146,7 @@ async def test_the_gc_keeps_a_protected_sealed_replica_s_segment(tmp_path: Path,
         replica = await replicate(store, src, "dst", PutMeta(lock_mode=COMPLIANCE, retain_until_ns=FAR))
         assert replica.version_id == src.version_id and replica.lock_mode == COMPLIANCE
         seg_id = replica.segments[0].segment_id
-        await _wrong_refcount(store, seg_id)
-        with caplog.at_level(logging.ERROR, "stowage.gc"):
-            assert await collect_once(store, 0) == 0
-        assert "object lock protects" in caplog.text
+        await _kept_by_the_gc(store, caplog, seg_id)
         assert await _read(store, "dst", "k") == body
     finally:
         store.db.close()
@@ -213,10 +219,7 @@ async def test_the_gc_keeps_a_protected_patched_version_s_segment(tmp_path: Path
         v = await store.commit_patch("lkb", "f", base, size, [f.write(size // 2, b"changed")], f.read, locked)
         new = {s.segment_id for s in v.segments} - {s.segment_id for s in base.segments}
         assert len(new) == 1
-        await _wrong_refcount(store, *new)
-        with caplog.at_level(logging.ERROR, "stowage.gc"):
-            assert await collect_once(store, 0) == 0
-        assert "object lock protects" in caplog.text
+        await _kept_by_the_gc(store, caplog, *new)
         assert await _read(store, "lkb", "f") == bytes(f.data)
     finally:
         store.db.close()
@@ -277,10 +280,7 @@ async def test_the_gc_keeps_a_protected_file_written_in_order_through_the_mount(
             v = await st.commit("lkb", "f", locked, None)
         await st.close_staging()
         assert v.lock_mode == COMPLIANCE and len(v.segments) == 1
-        await _wrong_refcount(store, v.segments[0].segment_id)
-        with caplog.at_level(logging.ERROR, "stowage.gc"):
-            assert await collect_once(store, 0) == 0
-        assert "object lock protects" in caplog.text
+        await _kept_by_the_gc(store, caplog, v.segments[0].segment_id)
         assert await _read(store, "lkb", "f") == body
     finally:
         store.db.close()
