@@ -130,14 +130,6 @@ def _replica_only() -> None:
         raise InvalidArgument("sealed bytes are taken from replicas only", code_hint="AccessDenied")
 
 
-def _identity(b: BucketRecord, key: str, storage_class: str, lock_mode: str, retain_until_ns: int,
-              legal_hold: bool) -> dict[str, Any]:
-    """What the headers of a replica's segments say of it: the version a PUT's name, with the
-    replica's version id."""
-    return shardident.of_new_version(b, key, events.replica_version_id(), storage_class,
-                                     lock_mode, retain_until_ns, legal_hold)
-
-
 async def _write(store: StoreCore, s: SealedSegment, storage_class: str, identity: dict[str, Any],
                  body: AsyncIterator[bytes], pending: bytearray) -> tuple[SegmentRecord, str]:
     """One sealed segment stored as it is (not committed: discard it on failure), and the MD5
@@ -165,15 +157,14 @@ async def put_sealed(store: StoreCore, bucket: str, key: str, meta: PutMeta, obj
     _replica_only()
     obj.check()
     meta.sse = dict(obj.sse)
-    # the segments name the version they hold, as a PUT's do (shardident.py): the GC's object
-    # lock safety net covers them, and recover-metadata without the journal brings back a
-    # replica held in one whole segment
-    shared = store.shared_bucket(bucket)
-    meta = store._lock_fixed(shared, meta)
-    identity = _identity(shared, key, meta.storage_class, meta.lock_mode, meta.retain_until_ns, meta.legal_hold)
+    # the segments name the version they hold, as a PUT's do (StoreCore.new_version: the id is
+    # the replica's): the GC's object lock safety net covers them, and recover-metadata without
+    # the journal brings back a replica held in one whole segment
+    new = store.new_version(bucket, key, meta)
+    meta = new.meta
     s0 = obj.segments[0]
     whole = len(obj.segments) == 1 and not obj.parts and s0.offset == 0 and s0.size == s0.plain
-    identity = shardident.with_content(identity, whole, obj.etag, obj.size, obj.checksums, obj.checksum_type)
+    identity = shardident.with_content(new.identity, whole, obj.etag, obj.size, obj.checksums, obj.checksum_type)
     pending = bytearray()
     written: list[SegmentRecord] = []
     try:
@@ -208,8 +199,8 @@ async def put_sealed_part(store: MultipartStore, bucket: str, key: str, upload_i
     up = store.get_upload(bucket, key, upload_id)
     # the version the completion makes (its id is the replica's, known now) is named too, for
     # the GC's safety net; recovery takes the segment for the part it is, of its size in plain
-    identity = _identity(store.shared_bucket(bucket), key, up.storage_class, up.lock_mode, up.retain_until_ns,
-                         up.legal_hold)
+    identity = shardident.of_new_version(store.shared_bucket(bucket), key, events.replica_version_id(),
+                                         up.storage_class, up.lock_mode, up.retain_until_ns, up.legal_hold)
     identity.update(upload_id=upload_id, part=part_number, size=s.size, partial=True)
     pending = bytearray()
     seg, md5 = await _write(store, s, up.storage_class, identity, body, pending)
